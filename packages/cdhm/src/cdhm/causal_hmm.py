@@ -1,0 +1,380 @@
+"""CDHM: the causal disentanglement hidden Markov model, in Pyro (reconstruction).
+
+Only the abstract of Chang et al. (arXiv 2308.03027) is confirmed; the design below follows the
+Causal Hidden Markov Model of Li et al. (CVPR 2021) that the abstract's wording follows, and is a
+**reconstruction**. A window x is cut into T segments x_1..x_T. Each step carries a
+fault-relevant latent s_t and a fault-irrelevant latent z_t (speed, load, path, noise). Causal
+graph: y -> s_t -> x_t <- z_t <- c, with s_{t-1} -> s_t and z_{t-1} -> z_t (c = working condition).
+
+Generative model (``CDHMNet.model``)::
+
+    p(x, s, z | c) = prod_t N(x_t | g(s_t, z_t), sigma_x^2) N(s_t | mu_s(h^s_t), sd_s(h^s_t))
+                            N(z_t | mu_z(h^z_t), sd_z(h^z_t)),
+    h^s_t = GRU(s_{t-1}, h^s_{t-1}),   h^z_t = GRU([z_{t-1}, onehot c], h^z_{t-1}),
+
+plus the fault head p(y | s_T) = softmax(f(s_T)) (observed on source windows) and the condition
+head softmax(h(z_T)) (observed for every window). Guide (``CDHMNet.guide``)::
+
+    q(s_t | x_t, s_{t-1}) = N(MLP_s([e_t, m^s_{t-1}])),  q(z_t | x_t, z_{t-1}, c) = N(MLP_z([e_t, m^z_{t-1}, c]))
+
+with e_t = CNN(x_t) a shared 1-D CNN segment encoder and m_{t-1} the previous posterior mean
+(posterior means are passed forward, as in the causal HMM). Training minimises
+
+    L = [ -ELBO_beta + lambda_y CE(y, f(s_T)) + lambda_c CE(c, h(z_T)) ] / (T D) + lambda_a A(s)
+
+where ELBO_beta scales both KL terms by the warm-up weight beta = min(1, step / warmup) (via
+``poutine.scale`` on the latent sites of model and guide), the label and condition sites are
+scaled by lambda (``poutine.scale``) and A(s) aligns the posterior means of s_T between source
+and target: DANN (a domain classifier behind a gradient-reversal layer with the Ganin schedule)
+or MK-MMD. z is never aligned: it is meant to carry the domain. Prediction is
+argmax f(E_q[s_T]) with no sampling.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from pyro.infer import Trace_ELBO
+from torch import nn
+
+from cdhm.estimator import DomainAdaptiveClassifier, _check_float, _check_int
+from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, mk_mmd
+
+__all__ = ["CDHMClassifier", "CDHMNet"]
+
+
+def _mlp(i: int, h: int, o: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(i, h), nn.ReLU(), nn.Linear(h, o))
+
+
+def _loc_scale(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    loc, raw = out.chunk(2, dim=-1)
+    return loc, F.softplus(raw) + 1e-3
+
+
+class CDHMNet(nn.Module):
+    """The networks of CDHM plus its Pyro ``model`` and ``guide``.
+
+    ``z_dim=0`` gives the entangled ablation (one latent, no condition head);
+    ``temporal_prior=False`` replaces the GRU Markov priors with N(0, I) for s and N(W c, I) for z.
+    """
+
+    def __init__(
+        self,
+        segment_length: int,
+        n_segments: int,
+        n_classes: int,
+        n_conditions: int,
+        s_dim: int = 8,
+        z_dim: int = 8,
+        hidden: int = 64,
+        feat_dim: int = 64,
+        temporal_prior: bool = True,
+    ) -> None:
+        super().__init__()
+        self.D, self.T = segment_length, n_segments
+        self.s_dim, self.z_dim, self.n_cond = s_dim, z_dim, n_conditions
+        self.temporal_prior = temporal_prior
+        self.encoder = SegmentEncoder(segment_length, feat_dim)
+        self.q_s = nn.GRUCell(feat_dim + s_dim, hidden)
+        self.q_s_out = nn.Linear(hidden, 2 * s_dim)
+        self.p_s_gru = nn.GRUCell(s_dim, hidden)
+        self.p_s_out = nn.Linear(hidden, 2 * s_dim)
+        if z_dim:
+            self.q_z = nn.GRUCell(feat_dim + z_dim + n_conditions, hidden)
+            self.q_z_out = nn.Linear(hidden, 2 * z_dim)
+            self.p_z_gru = nn.GRUCell(z_dim + n_conditions, hidden)
+            self.p_z_out = nn.Linear(hidden, 2 * z_dim)
+            self.p_z_cond = nn.Linear(n_conditions, z_dim)
+            self.cond_head = _mlp(z_dim, hidden, n_conditions)
+        self.decoder = _mlp(s_dim + z_dim, 2 * hidden, segment_length)
+        self.x_log_scale = nn.Parameter(torch.zeros(segment_length))
+        self.fault_head = _mlp(s_dim, hidden, n_classes)
+        self.domain_head = _mlp(s_dim, hidden, 1)
+        self._cache: dict[str, torch.Tensor] = {}
+
+    # -------------------------------------------------------------------------- inference net
+    def encode(self, x: torch.Tensor, c: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Posterior parameters (B, T, dim) of q(s_t | ...) and q(z_t | ...), means passed forward."""
+        b = x.shape[0]
+        e = self.encoder(x)
+        onehot = F.one_hot(c, self.n_cond).float()
+        m_s = x.new_zeros(b, self.s_dim)
+        m_z = x.new_zeros(b, self.z_dim)
+        g_s = x.new_zeros(b, self.q_s.hidden_size)
+        g_z = x.new_zeros(b, self.q_s.hidden_size)
+        out: dict[str, list[torch.Tensor]] = {"s_loc": [], "s_scale": [], "z_loc": [], "z_scale": []}
+        for t in range(self.T):
+            g_s = self.q_s(torch.cat([e[:, t], m_s], -1), g_s)
+            loc, scale = _loc_scale(self.q_s_out(g_s))
+            out["s_loc"].append(loc)
+            out["s_scale"].append(scale)
+            m_s = loc
+            if self.z_dim:
+                g_z = self.q_z(torch.cat([e[:, t], m_z, onehot], -1), g_z)
+                loc, scale = _loc_scale(self.q_z_out(g_z))
+                out["z_loc"].append(loc)
+                out["z_scale"].append(scale)
+                m_z = loc
+        return {k: torch.stack(v, 1) for k, v in out.items() if v}
+
+    # -------------------------------------------------------------------------- pyro model
+    def model(
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        y: torch.Tensor | None = None,
+        label_mask: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
+        label_scale: float = 1.0,
+        cond_scale: float = 1.0,
+    ) -> None:
+        """p(y | s_T) prod_t p(x_t | s_t, z_t) p(s_t | s_{t-1}) p(z_t | z_{t-1}, c)."""
+        b = x.shape[0]
+        onehot = F.one_hot(c, self.n_cond).float()
+        x_scale = F.softplus(self.x_log_scale) + 1e-3
+        with pyro.plate("windows", b):
+            s_prev = x.new_zeros(b, self.s_dim)
+            z_prev = x.new_zeros(b, self.z_dim)
+            hs = x.new_zeros(b, self.p_s_gru.hidden_size)
+            hz = x.new_zeros(b, self.p_s_gru.hidden_size)
+            for t in pyro.markov(range(self.T)):
+                if self.temporal_prior:
+                    hs = self.p_s_gru(s_prev, hs)
+                    s_loc, s_sd = _loc_scale(self.p_s_out(hs))
+                else:
+                    s_loc, s_sd = x.new_zeros(b, self.s_dim), x.new_ones(b, self.s_dim)
+                with poutine.scale(scale=kl_weight):
+                    s_t = pyro.sample(f"s_{t}", dist.Normal(s_loc, s_sd).to_event(1))
+                parts = [s_t]
+                if self.z_dim:
+                    if self.temporal_prior:
+                        hz = self.p_z_gru(torch.cat([z_prev, onehot], -1), hz)
+                        z_loc, z_sd = _loc_scale(self.p_z_out(hz))
+                    else:
+                        z_loc, z_sd = self.p_z_cond(onehot), x.new_ones(b, self.z_dim)
+                    with poutine.scale(scale=kl_weight):
+                        z_t = pyro.sample(f"z_{t}", dist.Normal(z_loc, z_sd).to_event(1))
+                    parts.append(z_t)
+                    z_prev = z_t
+                x_loc = self.decoder(torch.cat(parts, -1))
+                pyro.sample(f"x_{t}", dist.Normal(x_loc, x_scale).to_event(1), obs=x[:, t])
+                s_prev = s_t
+            if y is not None and label_scale > 0:
+                mask = label_mask if label_mask is not None else torch.ones_like(y, dtype=torch.bool)
+                with poutine.scale(scale=label_scale), poutine.mask(mask=mask):
+                    pyro.sample("y", dist.Categorical(logits=self.fault_head(s_prev)), obs=y)
+            if self.z_dim and cond_scale > 0:
+                with poutine.scale(scale=cond_scale):
+                    pyro.sample("c", dist.Categorical(logits=self.cond_head(z_prev)), obs=c)
+
+    def guide(
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        y: torch.Tensor | None = None,
+        label_mask: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
+        label_scale: float = 1.0,
+        cond_scale: float = 1.0,
+    ) -> None:
+        """q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c) from the CNN encoder; caches the means."""
+        post = self.encode(x, c)
+        self._cache = post
+        with pyro.plate("windows", x.shape[0]):
+            for t in pyro.markov(range(self.T)):
+                with poutine.scale(scale=kl_weight):
+                    pyro.sample(
+                        f"s_{t}", dist.Normal(post["s_loc"][:, t], post["s_scale"][:, t]).to_event(1)
+                    )
+                    if self.z_dim:
+                        pyro.sample(
+                            f"z_{t}",
+                            dist.Normal(post["z_loc"][:, t], post["z_scale"][:, t]).to_event(1),
+                        )
+
+    @torch.no_grad()
+    def elbo_terms(self, x: torch.Tensor, c: torch.Tensor) -> dict[str, float]:
+        """Per-block ELBO pieces (one-sample estimate, beta = 1), to detect posterior collapse.
+
+        Returns recon (E_q log p(x_t | s_t, z_t) per segment sample), kl_s and kl_z
+        (log q - log p per window and step, nats) and elbo per window.
+        """
+        g = poutine.trace(self.guide).get_trace(x, c)
+        m = poutine.trace(poutine.replay(self.model, trace=g)).get_trace(x, c)
+        b = x.shape[0]
+        rec = sum(m.nodes[f"x_{t}"]["fn"].log_prob(x[:, t]).sum() for t in range(self.T))
+        kl = {"s": 0.0, "z": 0.0}
+        for name in ("s", "z"):
+            if name == "z" and not self.z_dim:
+                continue
+            for t in range(self.T):
+                v = g.nodes[f"{name}_{t}"]["value"]
+                kl[name] += float(
+                    (g.nodes[f"{name}_{t}"]["fn"].log_prob(v) - m.nodes[f"{name}_{t}"]["fn"].log_prob(v))
+                    .sum()
+                )
+        rec_f = float(rec)
+        return {
+            "recon_per_sample": rec_f / (b * self.T * self.D),
+            "kl_s_per_step": kl["s"] / (b * self.T),
+            "kl_z_per_step": kl["z"] / (b * self.T),
+            "elbo_per_window": (rec_f - kl["s"] - kl["z"]) / b,
+        }
+
+
+class CDHMClassifier(DomainAdaptiveClassifier):
+    """Causal disentanglement HMM classifier with unsupervised domain adaptation (reconstruction).
+
+    ``fit(source_x, source_y, target_x, source_c=None, target_c=None)`` trains the Pyro model by
+    ``Trace_ELBO().differentiable_loss`` (+ the label, condition and alignment terms) with Adam.
+    ``predict``/``predict_proba`` use f(E_q[s_T]); ``transform`` returns [E_q s_T, E_q z_T].
+
+    Ablations are options: ``alignment=None`` (no domain alignment), ``temporal_prior=False``,
+    ``lambda_c=0`` (no condition head), ``entangled=True`` (one latent of size s_dim + z_dim).
+    """
+
+    _params: ClassVar[tuple[str, ...]] = (
+        *DomainAdaptiveClassifier._params,
+        "s_dim",
+        "z_dim",
+        "hidden",
+        "alignment",
+        "lambda_y",
+        "lambda_c",
+        "lambda_align",
+        "kl_warmup",
+        "temporal_prior",
+        "entangled",
+    )
+
+    def __init__(
+        self,
+        n_segments: int = 8,
+        s_dim: int = 8,
+        z_dim: int = 8,
+        hidden: int = 64,
+        alignment: str | None = "dann",
+        lambda_y: float = 1.0,
+        lambda_c: float = 0.5,
+        lambda_align: float = 0.3,
+        kl_warmup: float = 0.3,
+        temporal_prior: bool = True,
+        entangled: bool = False,
+        epochs: int = 30,
+        batch_size: int = 32,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        standardize: str = "window",
+        classes: list | tuple | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(
+            n_segments, epochs, batch_size, lr, weight_decay, standardize, classes, seed, progress
+        )
+        self.s_dim = _check_int("s_dim", s_dim)
+        self.z_dim = _check_int("z_dim", z_dim)
+        self.hidden = _check_int("hidden", hidden, 4)
+        if alignment not in ("dann", "mmd", None):
+            raise ValueError(f"alignment must be 'dann', 'mmd' or None, got {alignment!r}")
+        self.alignment = alignment
+        self.lambda_y = _check_float("lambda_y", lambda_y)
+        self.lambda_c = _check_float("lambda_c", lambda_c)
+        self.lambda_align = _check_float("lambda_align", lambda_align)
+        self.kl_warmup = _check_float("kl_warmup", kl_warmup)
+        if self.kl_warmup > 1:
+            raise ValueError(f"kl_warmup is a fraction of training in [0, 1], got {kl_warmup!r}")
+        self.temporal_prior = bool(temporal_prior)
+        self.entangled = bool(entangled)
+        self._elbo = Trace_ELBO(max_plate_nesting=1)
+
+    def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> CDHMNet:
+        s, z = (self.s_dim + self.z_dim, 0) if self.entangled else (self.s_dim, self.z_dim)
+        return CDHMNet(
+            segment_length, self.n_segments, n_classes, n_conditions, s, z, self.hidden,
+            temporal_prior=self.temporal_prior,
+        )
+
+    def _step(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict]:
+        net: CDHMNet = self.net_  # type: ignore[assignment]
+        xs, ys, cs = batch["xs"], batch["ys"], batch["cs"]
+        ns = len(xs)
+        if "xt" in batch:
+            x = torch.cat([xs, batch["xt"]])
+            c = torch.cat([cs, batch["ct"]])
+            y = torch.cat([ys, torch.zeros(len(batch["xt"]), dtype=torch.long)])
+            mask = torch.arange(len(x)) < ns
+        else:
+            x, c, y, mask = xs, cs, ys, torch.ones(ns, dtype=torch.bool)
+        per = net.T * net.D
+        beta = max(1e-3, min(1.0, progress / self.kl_warmup)) if self.kl_warmup > 0 else 1.0
+        with pyro.validation_enabled(False):
+            neg_elbo = self._elbo.differentiable_loss(
+                net.model, net.guide, x, c, y, mask, beta,
+                self.lambda_y * per * len(x) / ns, self.lambda_c * per,
+            )
+        loss = neg_elbo / (len(x) * per)
+        logs = {"loss_pyro": float(loss.detach())}
+        s_T = net._cache["s_loc"][:, -1]
+        if self.alignment is not None and "xt" in batch:
+            lam = ganin_lambda(progress)
+            if self.alignment == "dann":
+                d_logit = net.domain_head(grad_reverse(s_T, lam)).squeeze(-1)
+                d_true = (~mask).float()
+                align = F.binary_cross_entropy_with_logits(d_logit, d_true)
+                loss = loss + self.lambda_align * align
+            else:
+                align = mk_mmd(s_T[:ns], s_T[ns:])
+                loss = loss + self.lambda_align * lam * align
+            logs["align"] = float(align.detach())
+        with torch.no_grad():
+            logs["source_acc"] = float((net.fault_head(s_T[:ns]).argmax(-1) == ys).float().mean())
+        logs["loss"] = float(loss.detach())
+        logs["beta"] = beta
+        return loss, logs
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        net: CDHMNet = self.net_  # type: ignore[assignment]
+        c = torch.zeros(len(x), dtype=torch.long)
+        return net.fault_head(net.encode(x, c)["s_loc"][:, -1])
+
+    def _features(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        net: CDHMNet = self.net_  # type: ignore[assignment]
+        post = net.encode(x, c)
+        parts = [post["s_loc"][:, -1]]
+        if "z_loc" in post:
+            parts.append(post["z_loc"][:, -1])
+        return torch.cat(parts, -1)
+
+    def transform(self, x: Any, c: Any = None, part: str = "both", batch_size: int = 256) -> np.ndarray:
+        """Posterior means at the last step: ``part='s'`` (fault), ``'z'`` (nuisance) or ``'both'``.
+
+        `c` is the working condition of each window (it enters q(z)); default 0.
+        """
+        if part not in ("s", "z", "both"):
+            raise ValueError(f"part must be 's', 'z' or 'both', got {part!r}")
+        f = super().transform(x, c, batch_size)
+        s = self.s_dim + self.z_dim if self.entangled else self.s_dim
+        if part == "s":
+            return f[:, :s]
+        if part == "z":
+            if self.entangled:
+                raise ValueError("part='z' is not available for the entangled ablation")
+            return f[:, s:]
+        return f
+
+    def elbo_terms(self, x: Any, c: Any = None) -> dict[str, float]:
+        """ELBO reconstruction and KL per block (s, z) on windows `x`; see CDHMNet.elbo_terms."""
+        net: CDHMNet = self._check_fitted()  # type: ignore[assignment]
+        net.eval()
+        xt = self._tensor(x)
+        ct = torch.from_numpy(self._conditions(c, len(xt), 0, "c"))
+        with pyro.validation_enabled(False):
+            return net.elbo_terms(xt, ct)

@@ -1,0 +1,475 @@
+"""Bearing vibration data: a physics-based 6205-2RS simulator and a CWRU `.mat` loader.
+
+Both produce a :class:`BearingData` of fixed-length windows with a label, a working-condition
+(domain) index, the shaft speed and a *recording* id. Train/test splits are made by recording
+(:func:`split_by_recording`), never by random windows: neighbouring windows of one recording
+share the same noise realisation and slip pattern, so a random-window split leaks.
+
+Simulator model (envelope-of-impacts model used throughout the bearing literature):
+
+    x(t) = gain * [ sum_k a_k h(t - t_k) + sum_m A_m sin(2 pi m f_r t + phi_m) ] + n(t)
+
+with impact times t_k spaced by 1 / (order * f_r) with 1-2 % slip jitter, the impulse response
+h(t) = exp(-zeta 2 pi f_n t) sin(2 pi f_n sqrt(1 - zeta^2) t) of a structural resonance f_n,
+inner-race amplitudes modulated at the shaft rate f_r, ball amplitudes at the cage rate
+(FTF * f_r), severity scaling the amplitude and white noise n(t) at a given SNR.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from scipy import signal as sps
+
+__all__ = [
+    "BEARING_6205_ORDERS",
+    "CLASSES_4",
+    "CLASSES_10",
+    "CWRU_FILES",
+    "CWRU_RPM",
+    "DOMAIN_TIERS",
+    "BearingData",
+    "DomainSpec",
+    "cwru_transfer_tasks",
+    "envelope_order_spectrum",
+    "load_cwru",
+    "segment_windows",
+    "simulate_domain",
+    "simulate_recording",
+    "split_by_recording",
+    "transfer_tasks",
+]
+
+#: Fault characteristic orders (multiples of the shaft frequency) of an SKF 6205-2RS bearing
+#: (9 balls, ball diameter 7.94 mm, pitch diameter 39.04 mm, contact angle 0).
+BEARING_6205_ORDERS: dict[str, float] = {
+    "outer": 3.5848,  # BPFO
+    "inner": 5.4152,  # BPFI
+    "ball": 4.7135,  # 2 x BSF: a spalled ball strikes both races once per spin
+    "cage": 0.3983,  # FTF
+}
+
+#: 4-class problem: healthy and one fault per location.
+CLASSES_4: tuple[str, ...] = ("normal", "inner", "ball", "outer")
+#: The CWRU 10-class problem: healthy plus 3 locations x 3 fault diameters (inches).
+CLASSES_10: tuple[str, ...] = (
+    "normal",
+    "inner_007",
+    "ball_007",
+    "outer_007",
+    "inner_014",
+    "ball_014",
+    "outer_014",
+    "inner_021",
+    "ball_021",
+    "outer_021",
+)
+_SEVERITY = {"007": 0.6, "014": 1.0, "021": 1.4}
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """One working condition of the simulator: speed, resonance, damping, gain and SNR."""
+
+    name: str
+    rpm: float
+    resonance_hz: float
+    zeta: float
+    gain: float
+    snr_db: float
+
+    def __post_init__(self) -> None:
+        if self.rpm <= 0:
+            raise ValueError(f"rpm must be > 0, got {self.rpm!r}")
+        if not 0 < self.zeta < 1:
+            raise ValueError(f"zeta must be in (0, 1), got {self.zeta!r}")
+        if self.resonance_hz <= 0 or self.gain <= 0:
+            raise ValueError(
+                f"resonance_hz and gain must be > 0, got {self.resonance_hz!r}, {self.gain!r}"
+            )
+
+
+#: Two tiers of four working conditions each (12 ordered transfer tasks i -> j per tier).
+#: "mild" mimics CWRU loads 0-3 (1797-1730 rpm, one test rig); "hard" changes speed by 2.5x,
+#: the structural resonance, damping, sensor gain and noise level.
+DOMAIN_TIERS: dict[str, tuple[DomainSpec, ...]] = {
+    "mild": (
+        DomainSpec("L0", 1797, 3000.0, 0.07, 1.00, 10.0),
+        DomainSpec("L1", 1772, 3050.0, 0.07, 1.05, 9.5),
+        DomainSpec("L2", 1750, 3100.0, 0.07, 1.10, 9.0),
+        DomainSpec("L3", 1730, 3150.0, 0.07, 1.15, 8.5),
+    ),
+    "hard": (
+        DomainSpec("A", 1000, 2500.0, 0.05, 1.0, 10.0),
+        DomainSpec("B", 1400, 3000.0, 0.07, 1.8, 6.0),
+        DomainSpec("C", 1800, 3500.0, 0.09, 0.6, 3.0),
+        DomainSpec("D", 2300, 4000.0, 0.10, 2.5, 0.0),
+    ),
+}
+
+
+@dataclass
+class BearingData:
+    """Windows of vibration with labels and metadata.
+
+    Attributes: ``x`` (N, L) float32 windows; ``y`` (N,) class indices into ``classes``;
+    ``domain`` (N,) working-condition index; ``recording`` (N,) recording id (split unit);
+    ``rpm`` (N,) shaft speed; ``fs`` sampling rate in Hz.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    domain: np.ndarray
+    recording: np.ndarray
+    rpm: np.ndarray
+    fs: float
+    classes: tuple[str, ...] = field(default=CLASSES_4)
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        for name in ("y", "domain", "recording", "rpm"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} rows, x has {n}")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, idx: np.ndarray) -> BearingData:
+        """Rows `idx` (indices or boolean mask)."""
+        return replace(
+            self,
+            x=self.x[idx],
+            y=self.y[idx],
+            domain=self.domain[idx],
+            recording=self.recording[idx],
+            rpm=self.rpm[idx],
+        )
+
+
+def _check_window(window: int, n_segments: int | None = None) -> None:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 16:
+        raise ValueError(f"window must be an int >= 16, got {window!r}")
+    if n_segments is not None:
+        if isinstance(n_segments, bool) or not isinstance(n_segments, (int, np.integer)):
+            raise TypeError(f"n_segments must be an int, got {n_segments!r}")
+        if n_segments < 1 or window % n_segments:
+            raise ValueError(
+                f"n_segments={n_segments!r} must be >= 1 and divide the window length {window}"
+            )
+
+
+def segment_windows(x: np.ndarray, n_segments: int) -> np.ndarray:
+    """Split windows (N, L) into T = `n_segments` consecutive segments, shape (N, T, L / T)."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n_windows, window_length), got shape {x.shape}")
+    _check_window(x.shape[1], n_segments)
+    return x.reshape(x.shape[0], n_segments, x.shape[1] // n_segments)
+
+
+def _resonance(fs: float, f_n: float, zeta: float) -> np.ndarray:
+    """Impulse response h(t) = exp(-zeta w_n t) sin(w_d t) until it decays to 0.1 %."""
+    wn = 2 * np.pi * f_n
+    dur = np.log(1000.0) / (zeta * wn)
+    t = np.arange(int(np.ceil(dur * fs)) + 1) / fs
+    return np.exp(-zeta * wn * t) * np.sin(wn * np.sqrt(1 - zeta**2) * t)
+
+
+def _parse_class(name: str) -> tuple[str, float]:
+    if name == "normal":
+        return "normal", 0.0
+    loc, _, size = name.partition("_")
+    if loc not in ("inner", "ball", "outer") or (size and size not in _SEVERITY):
+        raise ValueError(
+            f"unknown class {name!r}; allowed: 'normal', 'inner'/'ball'/'outer' optionally with "
+            f"a size suffix _007/_014/_021"
+        )
+    return loc, _SEVERITY.get(size, 1.0)
+
+
+def simulate_recording(
+    fault: str,
+    domain: DomainSpec,
+    seconds: float,
+    fs: float = 12000.0,
+    severity: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Simulate one recording (float64, `seconds * fs` samples) of class `fault` in `domain`.
+
+    `fault` is 'normal', 'inner', 'ball', 'outer' or one of those with a CWRU size suffix
+    ('inner_014'); `severity` overrides the size-implied impact amplitude.
+    """
+    if seconds <= 0 or fs <= 0:
+        raise ValueError(f"seconds and fs must be > 0, got {seconds!r}, {fs!r}")
+    if 2 * domain.resonance_hz >= fs:
+        raise ValueError(f"resonance {domain.resonance_hz} Hz is above Nyquist for fs={fs}")
+    loc, sev = _parse_class(fault)
+    if severity is not None:
+        sev = float(severity)
+    rng = rng if rng is not None else np.random.default_rng()
+    n = int(round(seconds * fs))
+    t = np.arange(n) / fs
+    fr = domain.rpm / 60.0
+    # f_n varies a little between recordings (mounting), impacts excite it.
+    f_n = domain.resonance_hz * (1 + 0.03 * rng.standard_normal())
+    h = _resonance(fs, f_n, domain.zeta)
+    impulses = np.zeros(n + len(h))
+    if loc == "normal":
+        # Rare weak random impacts (debris, rolling-element noise).
+        k = rng.poisson(3.0 * seconds)
+        pos = rng.integers(0, n, size=k)
+        impulses[pos] += 0.15 * rng.uniform(0.5, 1.0, size=k)
+    else:
+        f_fault = BEARING_6205_ORDERS[loc] * fr
+        jitter = rng.uniform(0.01, 0.02)
+        intervals = (1.0 / f_fault) * (1 + jitter * rng.standard_normal(int(seconds * f_fault) + 4))
+        times = rng.uniform(0, 1 / f_fault) + np.cumsum(intervals)
+        times = times[times < seconds]
+        amp = np.full(times.shape, sev)
+        if loc == "inner":  # the defect rotates with the shaft through the load zone
+            amp *= 0.6 + 0.4 * np.cos(2 * np.pi * fr * times + rng.uniform(0, 2 * np.pi))
+        elif loc == "ball":  # the ball circulates with the cage
+            fc = BEARING_6205_ORDERS["cage"] * fr
+            amp *= 0.6 + 0.4 * np.cos(2 * np.pi * fc * times + rng.uniform(0, 2 * np.pi))
+        amp *= 1 + 0.1 * rng.standard_normal(times.shape)
+        np.add.at(impulses, np.round(times * fs).astype(int), amp)
+    impacts = sps.fftconvolve(impulses, h)[:n]
+    harmonics = np.zeros(n)
+    for m, a in ((1, 0.3), (2, 0.15), (3, 0.07)):
+        harmonics += a * rng.uniform(0.7, 1.3) * np.sin(2 * np.pi * m * fr * t + rng.uniform(0, 6.3))
+    clean = domain.gain * (impacts + harmonics)
+    ref = domain.gain * np.sqrt(np.mean(harmonics**2) + 0.05)  # class-independent noise level
+    noise = ref / (10 ** (domain.snr_db / 20)) * rng.standard_normal(n)
+    return clean + noise
+
+
+def simulate_domain(
+    domain: DomainSpec | str,
+    domain_index: int = 0,
+    classes: Sequence[str] = CLASSES_4,
+    recordings_per_class: int = 4,
+    windows_per_recording: int = 20,
+    window: int = 2048,
+    fs: float = 12000.0,
+    seed: int = 0,
+    tier: str = "hard",
+) -> BearingData:
+    """Simulate `recordings_per_class` recordings per class in `domain` and cut them into windows.
+
+    `domain` is a :class:`DomainSpec` or the name of one in ``DOMAIN_TIERS[tier]``. Fault classes
+    without a size suffix draw a severity in [0.6, 1.4] per recording.
+    """
+    if isinstance(domain, str):
+        if tier not in DOMAIN_TIERS:
+            raise ValueError(f"tier must be one of {sorted(DOMAIN_TIERS)}, got {tier!r}")
+        names = [d.name for d in DOMAIN_TIERS[tier]]
+        if domain not in names:
+            raise ValueError(f"domain {domain!r} is not in tier {tier!r}: {names}")
+        domain = DOMAIN_TIERS[tier][names.index(domain)]
+    _check_window(window)
+    classes = tuple(classes)
+    if not classes:
+        raise ValueError("classes must not be empty")
+    for c in classes:
+        _parse_class(c)
+    if recordings_per_class < 1 or windows_per_recording < 1:
+        raise ValueError(
+            "recordings_per_class and windows_per_recording must be >= 1, got "
+            f"{recordings_per_class!r}, {windows_per_recording!r}"
+        )
+    rng = np.random.default_rng([seed, domain_index, 7919])
+    xs, ys, recs = [], [], []
+    seconds = window * windows_per_recording / fs
+    for ci, c in enumerate(classes):
+        for r in range(recordings_per_class):
+            sev = rng.uniform(0.6, 1.4) if "_" not in c and c != "normal" else None
+            sig = simulate_recording(c, domain, seconds, fs, severity=sev, rng=rng)
+            w = sig[: window * windows_per_recording].reshape(windows_per_recording, window)
+            xs.append(w)
+            ys.append(np.full(windows_per_recording, ci))
+            recs.append(np.full(windows_per_recording, ci * recordings_per_class + r))
+    x = np.concatenate(xs).astype(np.float32)
+    nwin = len(x)
+    return BearingData(
+        x=x,
+        y=np.concatenate(ys).astype(np.int64),
+        domain=np.full(nwin, domain_index, dtype=np.int64),
+        recording=np.concatenate(recs).astype(np.int64) + 100000 * domain_index,
+        rpm=np.full(nwin, domain.rpm, dtype=np.float64),
+        fs=fs,
+        classes=classes,
+    )
+
+
+def split_by_recording(
+    data: BearingData, test_fraction: float = 0.5, seed: int = 0
+) -> tuple[BearingData, BearingData]:
+    """Split into (train, test) by whole recordings, stratified by class.
+
+    Every class keeps at least one recording on each side when it has two or more.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(data), dtype=bool)
+    for c in np.unique(data.y):
+        recs = np.unique(data.recording[data.y == c])
+        if len(recs) < 2:
+            raise ValueError(
+                f"class {data.classes[c]!r} has {len(recs)} recording(s); a split by recording "
+                "needs >= 2 per class"
+            )
+        k = min(len(recs) - 1, max(1, int(round(test_fraction * len(recs)))))
+        chosen = rng.choice(recs, size=k, replace=False)
+        test |= np.isin(data.recording, chosen)
+    return data.subset(~test), data.subset(test)
+
+
+def transfer_tasks(n_domains: int = 4) -> list[tuple[int, int]]:
+    """All ordered source -> target pairs i -> j, i != j (12 for four conditions)."""
+    return [(i, j) for i in range(n_domains) for j in range(n_domains) if i != j]
+
+
+def envelope_order_spectrum(
+    x: np.ndarray,
+    fs: float,
+    rpm: float | np.ndarray,
+    orders: np.ndarray | None = None,
+    highpass_hz: float = 1000.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Order-normalised envelope spectrum of windows `x` (N, L) or one signal (L,).
+
+    High-pass (removes shaft harmonics), Hilbert envelope, remove its mean, |FFT| and read it at
+    `orders` (multiples of the shaft frequency rpm / 60) by linear interpolation. Returns
+    (orders, spectrum) with spectrum shape (N, len(orders)) or (len(orders),).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    single = x.ndim == 1
+    x2 = x[None] if single else x
+    if x2.ndim != 2:
+        raise ValueError(f"x must be 1-D or 2-D, got shape {x.shape}")
+    if orders is None:
+        orders = np.arange(0.5, 12.0, 0.05)
+    sos = sps.butter(4, highpass_hz, "highpass", fs=fs, output="sos")
+    env = np.abs(sps.hilbert(sps.sosfiltfilt(sos, x2, axis=1), axis=1))
+    env = env - env.mean(axis=1, keepdims=True)
+    nfft = max(x2.shape[1], 8192)
+    spec = np.abs(np.fft.rfft(env * np.hanning(x2.shape[1]), n=nfft, axis=1)) / x2.shape[1]
+    freqs = np.fft.rfftfreq(nfft, 1 / fs)
+    fr = np.broadcast_to(np.asarray(rpm, dtype=np.float64) / 60.0, (x2.shape[0],))
+    out = np.stack([np.interp(orders * fr[i], freqs, spec[i]) for i in range(x2.shape[0])])
+    return orders, (out[0] if single else out)
+
+
+# ----------------------------------------------------------------------------------------------
+# CWRU
+# ----------------------------------------------------------------------------------------------
+
+#: Shaft speed per motor load (hp) of the CWRU drive-end data.
+CWRU_RPM: dict[int, int] = {0: 1797, 1: 1772, 2: 1750, 3: 1730}
+
+#: File numbers of the 12 kHz drive-end set per (class, load); outer race at 6 o'clock.
+#: The normal baselines (97-100) are recorded at 48 kHz only.
+CWRU_FILES: dict[str, tuple[int, int, int, int]] = {
+    "normal": (97, 98, 99, 100),
+    "inner_007": (105, 106, 107, 108),
+    "ball_007": (118, 119, 120, 121),
+    "outer_007": (130, 131, 132, 133),
+    "inner_014": (169, 170, 171, 172),
+    "ball_014": (185, 186, 187, 188),
+    "outer_014": (197, 198, 199, 200),
+    "inner_021": (209, 210, 211, 212),
+    "ball_021": (222, 223, 224, 225),
+    "outer_021": (234, 235, 236, 237),
+}
+
+
+def _read_de_signal(path: Path, number: int) -> np.ndarray:
+    from scipy.io import loadmat
+
+    mat = loadmat(str(path))
+    key = f"X{number:03d}_DE_time"
+    if key not in mat:
+        # A few real files name the variable after a neighbouring number (e.g. 174 -> X173).
+        cands = [k for k in mat if re.fullmatch(r"X\d{3}_DE_time", k)]
+        if len(cands) != 1:
+            found = sorted(k for k in mat if not k.startswith("__"))
+            raise KeyError(f"{path}: no drive-end key {key!r} (variables found: {found})")
+        key = cands[0]
+    sig = np.asarray(mat[key], dtype=np.float64).ravel()
+    if not np.all(np.isfinite(sig)):
+        raise ValueError(f"{path}: {key} contains NaN or inf")
+    return sig
+
+
+def load_cwru(
+    root: str | Path,
+    loads: Sequence[int] = (0, 1, 2, 3),
+    window: int = 2048,
+    chunks_per_file: int = 4,
+    max_windows_per_file: int | None = None,
+) -> BearingData:
+    """Load the CWRU 12 kHz drive-end 10-class set from `root` (files named ``<number>.mat``).
+
+    Windows do not overlap. Each file is cut into `chunks_per_file` contiguous chunks that act as
+    recordings, so :func:`split_by_recording` keeps whole chunks apart (no window leakage). The
+    48 kHz normal files are low-pass filtered and decimated by 4 to 12 kHz. ``domain`` is the
+    load index (0-3 hp); use :func:`cwru_transfer_tasks` for the 12 tasks.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"CWRU root {str(root)!r} is not a directory")
+    _check_window(window)
+    loads = list(loads)
+    for ld in loads:
+        if ld not in CWRU_RPM:
+            raise ValueError(f"load {ld!r} is not a CWRU load; allowed: {sorted(CWRU_RPM)}")
+    if chunks_per_file < 2:
+        raise ValueError(f"chunks_per_file must be >= 2, got {chunks_per_file!r}")
+    xs, ys, ds, recs, rpms = [], [], [], [], []
+    rec_id = 0
+    for ci, cname in enumerate(CLASSES_10):
+        for ld in loads:
+            number = CWRU_FILES[cname][ld]
+            path = root / f"{number}.mat"
+            if not path.exists():
+                raise FileNotFoundError(f"missing CWRU file {str(path)!r} ({cname}, load {ld})")
+            sig = _read_de_signal(path, number)
+            if cname == "normal":
+                sig = sps.decimate(sig, 4, ftype="fir", zero_phase=True)  # 48 kHz -> 12 kHz
+            per_chunk = len(sig) // chunks_per_file // window
+            if per_chunk < 1:
+                raise ValueError(
+                    f"{path}: signal of {len(sig)} samples (at 12 kHz) is too short for "
+                    f"{chunks_per_file} chunks of at least one {window}-sample window"
+                )
+            if max_windows_per_file is not None:
+                per_chunk = min(per_chunk, max(1, max_windows_per_file // chunks_per_file))
+            clen = len(sig) // chunks_per_file
+            for k in range(chunks_per_file):
+                seg = sig[k * clen : k * clen + per_chunk * window].reshape(per_chunk, window)
+                xs.append(seg)
+                ys.append(np.full(per_chunk, ci))
+                ds.append(np.full(per_chunk, ld))
+                recs.append(np.full(per_chunk, rec_id))
+                rpms.append(np.full(per_chunk, float(CWRU_RPM[ld])))
+                rec_id += 1
+    return BearingData(
+        x=np.concatenate(xs).astype(np.float32),
+        y=np.concatenate(ys).astype(np.int64),
+        domain=np.concatenate(ds).astype(np.int64),
+        recording=np.concatenate(recs).astype(np.int64),
+        rpm=np.concatenate(rpms),
+        fs=12000.0,
+        classes=CLASSES_10,
+    )
+
+
+def cwru_transfer_tasks() -> list[tuple[int, int]]:
+    """The 12 CWRU load-transfer tasks i -> j (i != j, loads 0-3 hp)."""
+    return transfer_tasks(4)

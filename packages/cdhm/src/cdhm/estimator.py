@@ -1,0 +1,292 @@
+"""The scikit-learn-style estimator base shared by CDHM and the neural baselines.
+
+It owns what every unsupervised domain-adaptation classifier here needs: input validation,
+label encoding, working-condition indices, per-window standardisation, the source/target batch
+sampler, prediction in batches, and save/load as safetensors weights plus a JSON config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from cdhm.models import check_signals, standardize_windows
+
+__all__ = ["DomainAdaptiveClassifier"]
+
+
+def _check_int(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_float(name: str, value: Any, low: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)) or float(value) < low:
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+    return float(value)
+
+
+class DomainAdaptiveClassifier:
+    """Base class: ``fit(source_x, source_y, target_x, source_c, target_c)``, ``predict``, ...
+
+    Subclasses implement ``_build(segment_length, n_classes, n_conditions) -> nn.Module``,
+    ``_step(batch, progress) -> (loss, logs)``, ``_logits(x)`` and ``_features(x, c)``.
+    Windows are (N, L) arrays, cut into ``n_segments`` segments of L / n_segments samples.
+    Working conditions ``c`` are small non-negative ints (default 0 for source, 1 for target).
+    """
+
+    #: constructor arguments saved in the JSON config (subclasses extend).
+    _params: ClassVar[tuple[str, ...]] = (
+        "n_segments",
+        "epochs",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "standardize",
+        "classes",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        n_segments: int = 8,
+        epochs: int = 30,
+        batch_size: int = 32,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        standardize: str = "window",
+        classes: list | tuple | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        self.n_segments = _check_int("n_segments", n_segments)
+        self.epochs = _check_int("epochs", epochs)
+        self.batch_size = _check_int("batch_size", batch_size, 2)
+        self.lr = _check_float("lr", lr)
+        self.weight_decay = _check_float("weight_decay", weight_decay)
+        if standardize not in ("window", "none"):
+            raise ValueError(f"standardize must be 'window' or 'none', got {standardize!r}")
+        self.standardize = standardize
+        self.classes = None if classes is None else list(classes)
+        self.seed = _check_int("seed", seed, 0)
+        self.progress = bool(progress)
+        self.net_: nn.Module | None = None
+        self.history_: dict[str, list[float]] = {}
+
+    # ----------------------------------------------------------------------------- inputs
+    def _tensor(self, x: Any, name: str = "x") -> torch.Tensor:
+        arr = check_signals(x, self.n_segments, name)
+        if self.net_ is not None and arr.shape[1] != self.window_length_:
+            raise ValueError(
+                f"{name} has windows of {arr.shape[1]} samples; the model was fit on "
+                f"{self.window_length_}"
+            )
+        if self.standardize == "window":
+            arr = standardize_windows(arr)
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        return t.reshape(t.shape[0], self.n_segments, -1)
+
+    def _encode_labels(self, y: Any) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"source_y must be 1-D, got shape {y.shape}")
+        classes = self.classes if self.classes is not None else sorted(np.unique(y).tolist())
+        if len(classes) < 2:
+            raise ValueError(f"source_y must contain >= 2 classes, got {classes}")
+        lookup = {c: i for i, c in enumerate(classes)}
+        unknown = sorted({v for v in y.tolist() if v not in lookup}, key=str)
+        if unknown:
+            raise ValueError(f"source_y contains unknown class labels {unknown}; allowed: {classes}")
+        self.classes_ = np.asarray(classes)
+        return np.asarray([lookup[v] for v in y.tolist()], dtype=np.int64)
+
+    @staticmethod
+    def _conditions(c: Any, n: int, default: int, name: str) -> np.ndarray:
+        if c is None:
+            return np.full(n, default, dtype=np.int64)
+        c = np.asarray(c)
+        if c.ndim == 0:
+            c = np.full(n, c)
+        if c.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {c.shape}")
+        if not np.issubdtype(c.dtype, np.integer) or (c < 0).any():
+            raise ValueError(f"{name} must hold non-negative int condition indices, got {c[:5]}")
+        return c.astype(np.int64)
+
+    # ----------------------------------------------------------------------------- training
+    def fit(
+        self,
+        source_x: Any,
+        source_y: Any,
+        target_x: Any = None,
+        source_c: Any = None,
+        target_c: Any = None,
+    ) -> DomainAdaptiveClassifier:
+        """Train on labelled source windows and (if given) unlabelled target windows.
+
+        Target labels are never an argument: model selection cannot see them. The budget is fixed
+        (``epochs`` passes over the source set); the final weights are kept.
+        """
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        xs = self._tensor(source_x, "source_x")
+        ys = self._encode_labels(source_y)
+        if len(ys) != len(xs):
+            raise ValueError(f"source_y has {len(ys)} labels for {len(xs)} source windows")
+        cs = self._conditions(source_c, len(xs), 0, "source_c")
+        if target_x is not None:
+            xt = self._tensor(target_x, "target_x")
+            if xt.shape[1:] != xs.shape[1:]:
+                raise ValueError(
+                    f"target_x windows {tuple(xt.shape[1:])} differ from source {tuple(xs.shape[1:])}"
+                )
+            ct = self._conditions(target_c, len(xt), 1, "target_c")
+        else:
+            xt, ct = None, None
+        self.window_length_ = xs.shape[1] * xs.shape[2]
+        self.n_conditions_ = int(max(cs.max(), ct.max() if ct is not None else 0)) + 1
+        self.n_classes_ = len(self.classes_)
+        self.net_ = self._build(xs.shape[2], self.n_classes_, self.n_conditions_)
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        bs = min(self.batch_size, len(xs))
+        steps_per_epoch = max(1, math.ceil(len(xs) / bs))
+        total = self.epochs * steps_per_epoch
+        ys_t, cs_t = torch.from_numpy(ys), torch.from_numpy(cs)
+        ct_t = torch.from_numpy(ct) if ct is not None else None
+        self.history_ = {}
+        self.net_.train()
+        step = 0
+        bar = tqdm(
+            range(self.epochs), desc=type(self).__name__, disable=not self.progress, leave=False
+        )
+        for _ in bar:
+            perm = rng.permutation(len(xs))
+            logs_sum: dict[str, float] = {}
+            for b in range(steps_per_epoch):
+                idx = perm[b * bs : (b + 1) * bs]
+                if len(idx) < 2:
+                    continue
+                batch = {"xs": xs[idx], "ys": ys_t[idx], "cs": cs_t[idx]}
+                if xt is not None:
+                    tidx = rng.choice(len(xt), size=len(idx), replace=len(xt) < len(idx))
+                    batch.update(xt=xt[tidx], ct=ct_t[tidx])
+                loss, logs = self._step(batch, step / max(1, total - 1))
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.net_.parameters(), 10.0)
+                opt.step()
+                step += 1
+                for k, v in logs.items():
+                    logs_sum[k] = logs_sum.get(k, 0.0) + v
+            for k, v in logs_sum.items():
+                self.history_.setdefault(k, []).append(v / steps_per_epoch)
+            if "loss" in logs_sum:
+                bar.set_postfix(loss=f"{logs_sum['loss'] / steps_per_epoch:.3f}")
+        self.net_.eval()
+        return self
+
+    # subclass hooks -----------------------------------------------------------------------
+    def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _step(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _features(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------- inference
+    def _check_fitted(self) -> nn.Module:
+        if self.net_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(...) first")
+        return self.net_
+
+    @torch.no_grad()
+    def predict_proba(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, n_classes) from posterior means (no sampling)."""
+        net = self._check_fitted()
+        net.eval()
+        xt = self._tensor(x)
+        out = [torch.softmax(self._logits(xt[i : i + batch_size]), -1) for i in
+               range(0, len(xt), batch_size)]
+        return torch.cat(out).numpy()
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Predicted class labels (values of ``classes_``)."""
+        return self.classes_[self.predict_proba(x).argmax(1)]
+
+    @torch.no_grad()
+    def transform(self, x: Any, c: Any = None, batch_size: int = 256) -> np.ndarray:
+        """Learned features (N, F); see the subclass for their layout."""
+        net = self._check_fitted()
+        net.eval()
+        xt = self._tensor(x)
+        ct = torch.from_numpy(self._conditions(c, len(xt), 0, "c"))
+        if (ct >= self.n_conditions_).any():
+            raise ValueError(f"c holds conditions >= n_conditions ({self.n_conditions_})")
+        out = [
+            self._features(xt[i : i + batch_size], ct[i : i + batch_size])
+            for i in range(0, len(xt), batch_size)
+        ]
+        return torch.cat(out).numpy()
+
+    def score(self, x: Any, y: Any) -> float:
+        """Accuracy of ``predict(x)`` against labels `y`."""
+        return float(np.mean(self.predict(x) == np.asarray(y)))
+
+    # ----------------------------------------------------------------------------- persistence
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-able)."""
+        return {k: getattr(self, k) for k in self._params}
+
+    def save(self, path: str | Path) -> Path:
+        """Save to directory `path`: ``model.safetensors`` (weights) + ``config.json``."""
+        net = self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+        save_file(state, str(path / "model.safetensors"))
+        cfg = {
+            "class": type(self).__name__,
+            "params": self.get_params(),
+            "classes_": self.classes_.tolist(),
+            "window_length_": self.window_length_,
+            "n_conditions_": self.n_conditions_,
+        }
+        (path / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> DomainAdaptiveClassifier:
+        """Load an estimator written by :meth:`save` (weights via safetensors, no pickle)."""
+        path = Path(path)
+        cfg_file = path / "config.json"
+        if not cfg_file.exists():
+            raise FileNotFoundError(f"{str(cfg_file)!r} not found; was it written by save()?")
+        cfg = json.loads(cfg_file.read_text())
+        if cfg.get("class") != cls.__name__:
+            raise ValueError(f"{path} holds a {cfg.get('class')!r}, not a {cls.__name__}")
+        est = cls(**cfg["params"])
+        est.classes_ = np.asarray(cfg["classes_"])
+        est.n_classes_ = len(est.classes_)
+        est.window_length_ = int(cfg["window_length_"])
+        est.n_conditions_ = int(cfg["n_conditions_"])
+        seg = est.window_length_ // est.n_segments
+        est.net_ = est._build(seg, est.n_classes_, est.n_conditions_)
+        est.net_.load_state_dict(load_file(str(path / "model.safetensors")))
+        est.net_.eval()
+        return est

@@ -1,0 +1,154 @@
+"""Shared neural pieces: the 1-D CNN segment encoder, gradient reversal and alignment losses.
+
+Every method of the package (CDHM and the baselines) uses the same :class:`SegmentEncoder`, so a
+comparison measures the objective, not the architecture.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "GradientReversal",
+    "SegmentEncoder",
+    "check_signals",
+    "coral_loss",
+    "ganin_lambda",
+    "grad_reverse",
+    "mk_mmd",
+    "standardize_windows",
+]
+
+
+def check_signals(x: object, n_segments: int, name: str = "x") -> np.ndarray:
+    """Validate windows `x` (N, L): a finite float array with L divisible by `n_segments`."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as err:  # pragma: no cover - numpy raises many types here
+            raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from err
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+        raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape (n_windows, window_length), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has no windows (shape {x.shape})")
+    if x.shape[1] % n_segments:
+        raise ValueError(
+            f"n_segments={n_segments} must divide the window length of {name} "
+            f"({x.shape[1]}); allowed: divisors of {x.shape[1]}"
+        )
+    if not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.isfinite(x)))
+        raise ValueError(f"{name} contains {bad} NaN/inf values; clean the signals first")
+    return x.astype(np.float32, copy=False)
+
+
+def standardize_windows(x: np.ndarray) -> np.ndarray:
+    """Per-window z-score (removes sensor gain; keeps waveform shape)."""
+    x = x - x.mean(axis=1, keepdims=True)
+    return x / (x.std(axis=1, keepdims=True) + 1e-8)
+
+
+class SegmentEncoder(nn.Module):
+    """1-D CNN mapping one segment (D samples) to a feature vector.
+
+    A wide first kernel with stride (the "WDCNN" recipe for raw vibration) followed by two small
+    convolutions; global average and max pooling make it independent of impact position.
+    """
+
+    def __init__(self, segment_length: int, out_dim: int = 64, channels: int = 16) -> None:
+        super().__init__()
+        if segment_length < 16:
+            raise ValueError(f"segment_length must be >= 16, got {segment_length!r}")
+        k1 = max(8, min(64, segment_length // 8))
+        self.net = nn.Sequential(
+            nn.Conv1d(1, channels, k1, stride=max(1, k1 // 4), padding=k1 // 2),
+            nn.BatchNorm1d(channels),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(channels, 2 * channels, 5, padding=2),
+            nn.BatchNorm1d(2 * channels),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(2 * channels, 2 * channels, 3, padding=1),
+            nn.BatchNorm1d(2 * channels),
+            nn.ReLU(),
+        )
+        self.proj = nn.Sequential(nn.Linear(4 * channels, out_dim), nn.ReLU())
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D) -> features (B, T, out_dim)."""
+        b, t, d = x.shape
+        h = self.net(x.reshape(b * t, 1, d))
+        h = torch.cat([h.mean(-1), h.amax(-1)], dim=-1)
+        return self.proj(h).reshape(b, t, -1)
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lam: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.lam = lam
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return -ctx.lam * grad, None
+
+
+def grad_reverse(x: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+    """Identity forward, gradient multiplied by -lam backward (Ganin & Lempitsky, 2015)."""
+    return _GradReverse.apply(x, lam)
+
+
+class GradientReversal(nn.Module):
+    """Module form of :func:`grad_reverse`; set ``.lam`` during training (Ganin schedule)."""
+
+    def __init__(self, lam: float = 1.0) -> None:
+        super().__init__()
+        self.lam = lam
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return grad_reverse(x, self.lam)
+
+
+def ganin_lambda(progress: float, gamma: float = 10.0) -> float:
+    """Ganin schedule lambda_p = 2 / (1 + exp(-gamma p)) - 1 for training progress p in [0, 1]."""
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+def mk_mmd(
+    a: torch.Tensor, b: torch.Tensor, scales: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)
+) -> torch.Tensor:
+    """Multi-kernel MMD^2 (biased estimate) with Gaussian kernels.
+
+    MMD^2 = E k(a,a') + E k(b,b') - 2 E k(a,b), k = (1/m) sum_m exp(-||u-v||^2 / (s_m * sigma^2)),
+    sigma^2 the median pairwise squared distance (detached). Reconstruction: DAN learns the kernel
+    weights; uniform weights are used here.
+    """
+    x = torch.cat([a, b], dim=0)
+    d2 = torch.cdist(x, x).pow(2)
+    sigma2 = d2.detach()[d2.detach() > 0].median() if (d2 > 0).any() else d2.new_tensor(1.0)
+    k = sum(torch.exp(-d2 / (s * sigma2)) for s in scales) / len(scales)
+    n = a.shape[0]
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
+def coral_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Deep CORAL: ||C_a - C_b||_F^2 / (4 d^2) with C the feature covariance (Sun & Saenko, 2016)."""
+    d = a.shape[1]
+
+    def cov(x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(0, keepdim=True)
+        return x.T @ x / max(1, x.shape[0] - 1)
+
+    return (cov(a) - cov(b)).pow(2).sum() / (4 * d * d)

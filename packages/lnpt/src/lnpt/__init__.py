@@ -1,0 +1,54 @@
+"""LNPT: label-free pruning before training guided by a teacher's learning gap.
+
+A reconstruction of Xiao et al., "LNPT: Label-free Network Pruning and Training" (arXiv 2403.12690):
+the learning gap on penultimate features, LG-based connection sensitivity at initialisation on
+unlabeled batches, label-free training against an online teacher, the baselines (random, magnitude,
+SNIP, GraSP, SynFlow) and the learning-gap diagnostic. Masks are `maskloop.WeightMask`s.
+"""
+
+from lnpt.baselines import (
+    BASELINES,
+    baseline_mask,
+    grasp_scores,
+    magnitude_scores,
+    random_scores,
+    snip_scores,
+    synflow_prune,
+    synflow_scores,
+)
+from lnpt.data import DigitsSplit, InputsOnly, load_digits_split
+from lnpt.diagnostic import LearningGapDiagnostic, spearman
+from lnpt.features import Adaptor, FeatureExtractor
+from lnpt.learning_gap import LearningGap, density_schedule, prune, score
+from lnpt.models import MLP, SmallCNN
+from lnpt.training import DynamicMask, LabelFreeLoss, LabelFreeTrainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BASELINES",
+    "MLP",
+    "Adaptor",
+    "DigitsSplit",
+    "DynamicMask",
+    "FeatureExtractor",
+    "InputsOnly",
+    "LabelFreeLoss",
+    "LabelFreeTrainer",
+    "LearningGap",
+    "LearningGapDiagnostic",
+    "SmallCNN",
+    "__version__",
+    "baseline_mask",
+    "density_schedule",
+    "grasp_scores",
+    "load_digits_split",
+    "magnitude_scores",
+    "prune",
+    "random_scores",
+    "score",
+    "snip_scores",
+    "spearman",
+    "synflow_prune",
+    "synflow_scores",
+]

@@ -1,0 +1,170 @@
+"""Penultimate features of a network and the adaptor that maps student features onto the teacher's.
+
+LNPT measures the *learning gap* on the feature maps of the penultimate layer. Features are read with a
+forward hook (`maskloop.FeatureHook`), picked by module name or module; by default the input of the last
+`nn.Linear` (the classifier head), which for torchvision ResNet/VGG and plain MLPs is the penultimate
+representation. Convolutional maps (N, C, H, W) are globally average-pooled to (N, C) unless pooling is
+switched off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import torch
+from maskloop import FeatureHook
+from torch import nn
+
+__all__ = ["Adaptor", "FeatureExtractor", "batch_inputs", "iter_inputs"]
+
+
+def batch_inputs(batch: Any) -> torch.Tensor:
+    """The input tensor of a batch: the batch itself, or the first element of a tuple/list.
+
+    Only element 0 is ever touched, so a `(inputs, labels)` batch gives its inputs and its labels are
+    never read; an inputs-only dataset (`TensorDataset(x)` yields `(x,)`) works the same.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and len(batch) >= 1 and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    if isinstance(batch, Mapping):
+        raise TypeError(
+            "batches must be an input tensor or a tuple/list whose first element is the input "
+            f"tensor; got a mapping with keys {sorted(batch)}"
+        )
+    raise TypeError(
+        "batches must be an input tensor or a tuple/list whose first element is the input tensor; "
+        f"got {type(batch).__name__}"
+    )
+
+
+def iter_inputs(
+    data: Iterable[Any], name: str = "unlabeled", max_batches: int | None = None
+) -> Iterator[torch.Tensor]:
+    """Yield the input tensors of `data` (at most `max_batches`); raise if it yields none."""
+    if isinstance(data, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a DataLoader or an iterable of batches, not a bare tensor; "
+            "wrap it as [tensor] for a single batch"
+        )
+    if data is None or not isinstance(data, Iterable):
+        raise TypeError(f"{name} must be a DataLoader or an iterable of batches, got {data!r}")
+    if max_batches is not None and (
+        isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
+    ):
+        raise ValueError(f"max_batches must be a positive int or None, got {max_batches!r}")
+    count = 0
+    for batch in data:
+        x = batch_inputs(batch)
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} yielded an empty batch (shape {tuple(x.shape)})")
+        yield x
+        count += 1
+        if max_batches is not None and count >= max_batches:
+            break
+    if count == 0:
+        raise ValueError(f"{name} is empty: it yields no batches")
+
+
+class FeatureExtractor:
+    """Run a model and return (penultimate features, logits).
+
+    `layer` is a module name (as in `model.named_modules()`), a module, or None for the input of the last
+    `nn.Linear`. `which` picks the module's "input" or "output". `pool="avg"` globally averages 4-D maps
+    to (N, C) (the paper's feature maps, pooled so that widths compare); `pool=None` keeps them, and any
+    other shape is flattened to (N, -1) except 4-D maps kept for a 1x1-conv adaptor.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | nn.Module | None = None,
+        which: str = "input",
+        pool: str | None = "avg",
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if pool not in ("avg", None):
+            raise ValueError(f"pool must be 'avg' or None, got {pool!r}")
+        self.model = model
+        self.layer = layer
+        self.which = which
+        self.pool = pool
+        # Validate the layer name now (FeatureHook raises a clear ValueError), then detach.
+        FeatureHook(model, layer, which).remove()
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with FeatureHook(self.model, self.layer, self.which) as hook:
+            out = self.model(x)
+        logits = out.logits if hasattr(out, "logits") else out
+        feats = hook.features
+        if feats is None:
+            raise RuntimeError(
+                f"the feature layer {self.layer!r} of {type(self.model).__name__} did not run in "
+                "the forward pass"
+            )
+        return self.reduce(feats), logits
+
+    def reduce(self, feats: torch.Tensor) -> torch.Tensor:
+        """Pool 4-D maps (if `pool="avg"`) and flatten everything else to (N, D)."""
+        if feats.ndim == 4 and self.pool == "avg":
+            return feats.mean(dim=(2, 3))
+        if feats.ndim == 4:
+            return feats
+        return feats.reshape(feats.shape[0], -1)
+
+
+class Adaptor(nn.Module):
+    """A: student features -> teacher feature space (identity, or a learned linear / 1x1-conv map).
+
+    `kind="identity"` needs equal widths. `kind="linear"` is `nn.Linear(d_s, d_t)` on (N, D) features
+    or a 1x1 `nn.Conv2d` on unpooled (N, C, H, W) maps (with global average pooling the two are the same
+    map, as pooling is linear). `fit_` initialises it by ridge least squares (reconstruction: the paper
+    does not say how A starts; a random A would make the gap at initialisation meaningless).
+    """
+
+    def __init__(self, kind: str, student_dim: int, teacher_dim: int, maps: bool = False) -> None:
+        super().__init__()
+        if kind not in ("identity", "linear"):
+            raise ValueError(f"adaptor must be 'identity', 'linear' or 'auto', got {kind!r}")
+        if kind == "identity" and student_dim != teacher_dim:
+            raise ValueError(
+                f"adaptor='identity' needs equal feature widths, got student {student_dim} and "
+                f"teacher {teacher_dim}; use adaptor='linear' (or 'auto')"
+            )
+        self.kind = kind
+        self.maps = maps
+        self.map: nn.Module | None = None
+        if kind == "linear":
+            self.map = (
+                nn.Conv2d(student_dim, teacher_dim, kernel_size=1)
+                if maps
+                else nn.Linear(student_dim, teacher_dim)
+            )
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Map student features into the teacher's space."""
+        return feats if self.map is None else self.map(feats)
+
+    @torch.no_grad()
+    def fit_(self, student: torch.Tensor, teacher: torch.Tensor, ridge: float = 1e-3) -> Adaptor:
+        """Set a linear adaptor to the ridge least-squares map student -> teacher features."""
+        if self.map is None:
+            return self
+        s, t = student.detach(), teacher.detach()
+        if s.ndim == 4:  # (N, C, H, W) -> (N*H*W, C)
+            s = s.permute(0, 2, 3, 1).reshape(-1, s.shape[1])
+            t = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
+        s64, t64 = s.to(torch.float64), t.to(torch.float64)
+        ones = torch.ones(s64.shape[0], 1, dtype=torch.float64, device=s64.device)
+        a = torch.cat([s64, ones], dim=1)
+        reg = ridge * torch.eye(a.shape[1], dtype=torch.float64, device=a.device)
+        reg[-1, -1] = 0.0
+        sol = torch.linalg.solve(a.T @ a + reg, a.T @ t64)  # (d_s + 1, d_t)
+        w, b = sol[:-1].T, sol[-1]
+        weight = self.map.weight
+        weight.copy_(w.reshape(weight.shape).to(weight.dtype))
+        self.map.bias.copy_(b.to(weight.dtype))
+        return self

@@ -1,0 +1,368 @@
+"""The learning gap and LNPT's label-free pruning at initialisation (reconstruction).
+
+Only the abstract of LNPT (Xiao et al., arXiv 2403.12690) is public. It says the *learning gap*, measured
+on the penultimate feature maps, tracks generalisation, and that a mature teacher guides pruning and
+learning on a device with unlabeled data only. The objective and the scores below are a reconstruction:
+
+    LG(theta, M) = E_{x in U} || phi_T(x) - A(phi_S(x; theta * M)) ||^2                      (1)
+    J = feature_weight * LG + kd_weight * tau^2 * KL(p_T^tau || p_S^tau)                    (2)
+    score_j = | theta_j * dJ/dtheta_j |  at M = 1 (or the current mask when iterating)        (3)
+
+phi are penultimate features (globally pooled for CNN maps), A is the identity when the widths match and
+a learned linear adaptor otherwise. (3) is SNIP's connection sensitivity with the label-free objective
+(2) in place of the labelled loss; the global top (1 - sparsity) of the scores is kept. Iterative
+pruning runs K rounds with the exponential density schedule d_k = (1 - sparsity)^(k / K).
+
+The logit term (2) is on by default (kd_weight=1): parameters after the feature layer (the classifier
+head) do not influence (1), so without it they would score zero and be pruned first, and label-free
+training would never train the head.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from maskloop import WeightMask, prunable_parameters
+from torch import nn
+
+from lnpt.features import Adaptor, FeatureExtractor, iter_inputs
+
+__all__ = ["LearningGap", "density_schedule", "prune", "score"]
+
+
+def _check_sparsity(sparsity: object) -> float:
+    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
+        raise TypeError(f"sparsity must be a real number in [0, 1), got {sparsity!r}")
+    s = float(sparsity)
+    if math.isnan(s) or not 0.0 <= s < 1.0:
+        raise ValueError(
+            f"sparsity must be in [0, 1) (the fraction of weights removed), got {sparsity!r}"
+        )
+    return s
+
+
+def _check_nonneg(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {value!r}")
+    v = float(value)
+    if math.isnan(v) or v < 0 or math.isinf(v):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def density_schedule(sparsity: float, rounds: int, kind: str = "exponential") -> list[float]:
+    """Sparsities of the K pruning rounds, ending exactly at `sparsity`.
+
+    `"exponential"`: density d_k = (1 - sparsity)^(k / K) (SynFlow's schedule); `"linear"`: sparsity
+    grows linearly. The last entry is always `sparsity`.
+    """
+    s = _check_sparsity(sparsity)
+    k = _check_positive_int("rounds", rounds)
+    if kind == "exponential":
+        out = [1.0 - (1.0 - s) ** (i / k) for i in range(1, k + 1)]
+    elif kind == "linear":
+        out = [s * i / k for i in range(1, k + 1)]
+    else:
+        raise ValueError(f"schedule must be 'exponential' or 'linear', got {kind!r}")
+    out[-1] = s
+    return out
+
+
+class LearningGap(nn.Module):
+    """The label-free objective (2): feature gap to the teacher plus optional logit distillation.
+
+    Call `setup(x)` once (done by `score`, `prune` and the trainer) to check the pair on a batch,
+    build the adaptor A and, for a linear A, fit it by ridge least squares. `per_sample(x)` returns
+    per-sample objective values with gradients to the student (the teacher runs under `no_grad`).
+
+    Args:
+        student, teacher: the networks; the teacher may be another architecture.
+        feature_layer: student module name / module / None (input of the last Linear).
+        teacher_layer: teacher feature layer; `"same"` reuses a string `feature_layer`, else the
+            teacher's last Linear input.
+        which: read the layer's "input" or "output".
+        pool: `"avg"` (global average pooling of maps) or None.
+        adaptor: `"auto"` (identity when widths match, else linear), `"identity"` or `"linear"`.
+        normalize: L2-normalise both feature vectors per sample before the gap.
+        feature_weight, kd_weight, temperature: the weights and tau of (2).
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        *,
+        feature_layer: str | nn.Module | None = None,
+        teacher_layer: str | nn.Module | None = "same",
+        which: str = "input",
+        pool: str | None = "avg",
+        adaptor: str = "auto",
+        normalize: bool = False,
+        feature_weight: float = 1.0,
+        kd_weight: float = 1.0,
+        temperature: float = 4.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(student, nn.Module):
+            raise TypeError(f"student must be a torch.nn.Module, got {type(student).__name__}")
+        if not isinstance(teacher, nn.Module):
+            raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+        if adaptor not in ("auto", "identity", "linear"):
+            raise ValueError(f"adaptor must be 'auto', 'identity' or 'linear', got {adaptor!r}")
+        if not isinstance(normalize, bool):
+            raise TypeError(f"normalize must be a bool, got {normalize!r}")
+        self.feature_weight = _check_nonneg("feature_weight", feature_weight)
+        self.kd_weight = _check_nonneg("kd_weight", kd_weight)
+        self.temperature = _check_nonneg("temperature", temperature)
+        if self.temperature == 0:
+            raise ValueError("temperature must be > 0, got 0")
+        if self.feature_weight == 0 and self.kd_weight == 0:
+            raise ValueError("feature_weight and kd_weight are both 0: the objective would be empty")
+        if teacher_layer == "same":
+            teacher_layer = feature_layer if isinstance(feature_layer, str) else None
+        # Stored outside nn.Module's registry so that the student/teacher are not sub-modules.
+        self.__dict__["student"] = student
+        self.__dict__["teacher"] = teacher
+        self.student_features = FeatureExtractor(student, feature_layer, which, pool)
+        self.teacher_features = FeatureExtractor(teacher, teacher_layer, which, pool)
+        self.adaptor_kind = adaptor
+        self.normalize = normalize
+        self.adaptor: Adaptor | None = None
+
+    # ------------------------------------------------------------------ setup
+    @torch.no_grad()
+    def teacher_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher features and logits (eval mode, no gradients: queried online)."""
+        teacher = self.__dict__["teacher"]
+        was = teacher.training
+        teacher.eval()
+        try:
+            return self.teacher_features(x)
+        finally:
+            teacher.train(was)
+
+    def setup(self, x: torch.Tensor | Sequence[torch.Tensor], refit: bool = True) -> LearningGap:
+        """Check shapes on inputs `x`, build the adaptor and (linear) fit it by ridge least squares."""
+        xs = [x] if isinstance(x, torch.Tensor) else list(x)
+        if not xs:
+            raise ValueError("setup needs at least one input batch")
+        with torch.no_grad():
+            fs, ls, ft, lt = [], [], [], []
+            for xb in xs:
+                f_s, l_s = self.student_features(xb)
+                f_t, l_t = self.teacher_outputs(xb)
+                fs.append(f_s)
+                ls.append(l_s)
+                ft.append(f_t)
+                lt.append(l_t)
+        f_s, f_t = torch.cat(fs), torch.cat(ft)
+        l_s, l_t = ls[0], lt[0]
+        if l_s.shape[1:] != l_t.shape[1:]:
+            raise ValueError(
+                f"teacher and student outputs do not match: student gives {tuple(l_s.shape[1:])}, "
+                f"teacher {tuple(l_t.shape[1:])}; both must predict the same classes"
+            )
+        if f_s.ndim != f_t.ndim or (f_s.ndim == 4 and f_s.shape[2:] != f_t.shape[2:]):
+            raise ValueError(
+                f"student features {tuple(f_s.shape[1:])} and teacher features "
+                f"{tuple(f_t.shape[1:])} cannot be compared; use pool='avg'"
+            )
+        d_s, d_t = f_s.shape[1], f_t.shape[1]
+        kind = self.adaptor_kind
+        if kind == "auto":
+            kind = "identity" if d_s == d_t else "linear"
+        if self.adaptor is None or refit:
+            device = f_s.device
+            self.adaptor = Adaptor(kind, d_s, d_t, maps=f_s.ndim == 4).to(device=device)
+            self.adaptor.to(dtype=f_s.dtype)
+            self.adaptor.fit_(f_s, f_t)
+        return self
+
+    # ------------------------------------------------------------------ objective
+    def _check_ready(self) -> Adaptor:
+        if self.adaptor is None:
+            raise RuntimeError("call LearningGap.setup(x) on an input batch first")
+        return self.adaptor
+
+    def gap_terms(
+        self, f_s: torch.Tensor, l_s: torch.Tensor, f_t: torch.Tensor, l_t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample feature gap ||phi_T - A(phi_S)||^2 and tau^2 KL(p_T^tau || p_S^tau)."""
+        adaptor = self._check_ready()
+        z = adaptor(f_s)
+        if z.ndim == 4:  # unpooled maps: per-sample sum over channels, mean over positions
+            z, f_t = z.flatten(2), f_t.flatten(2)
+            if self.normalize:
+                z, f_t = F.normalize(z, dim=1), F.normalize(f_t, dim=1)
+            gap = (z - f_t).pow(2).sum(1).mean(-1)
+        else:
+            if self.normalize:
+                z, f_t = F.normalize(z, dim=1), F.normalize(f_t, dim=1)
+            gap = (z - f_t).pow(2).sum(1)
+        if self.kd_weight > 0:
+            tau = self.temperature
+            log_ps = F.log_softmax(l_s / tau, dim=-1)
+            log_pt = F.log_softmax(l_t / tau, dim=-1)
+            kd = (log_pt.exp() * (log_pt - log_ps)).sum(-1) * tau**2
+        else:
+            kd = torch.zeros_like(gap)
+        return gap, kd
+
+    def per_sample(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample objective (2) on inputs `x`; differentiable in the student (and adaptor)."""
+        f_s, l_s = self.student_features(x)
+        f_t, l_t = self.teacher_outputs(x)
+        gap, kd = self.gap_terms(f_s, l_s, f_t, l_t)
+        return self.feature_weight * gap + self.kd_weight * kd
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean objective (2) over the batch."""
+        return self.per_sample(x).mean()
+
+    @torch.no_grad()
+    def feature_gap(self, data: Iterable[Any], max_batches: int | None = None) -> float:
+        """LG (1) alone, averaged over the samples of `data` (inputs only; labels never read)."""
+        student = self.__dict__["student"]
+        was = student.training
+        student.eval()
+        total, n = 0.0, 0
+        try:
+            for x in iter_inputs(data, "data", max_batches):
+                f_s, l_s = self.student_features(x)
+                f_t, l_t = self.teacher_outputs(x)
+                gap, _ = self.gap_terms(f_s, l_s, f_t, l_t)
+                total += float(gap.sum())
+                n += x.shape[0]
+        finally:
+            student.train(was)
+        return total / n
+
+
+def _params(model: nn.Module, params: Mapping[str, torch.Tensor] | None) -> dict[str, nn.Parameter]:
+    if params is None:
+        return prunable_parameters(model)
+    if not isinstance(params, Mapping) or not params:
+        raise ValueError("params must be a non-empty mapping name -> parameter of the student")
+    named = dict(model.named_parameters())
+    missing = [n for n in params if n not in named]
+    if missing:
+        raise ValueError(f"params names {missing[:5]} that the student does not have")
+    return {n: named[n] for n in params}
+
+
+def score(
+    student: nn.Module,
+    teacher: nn.Module,
+    unlabeled: Iterable[Any],
+    *,
+    feature_layer: str | nn.Module | None = None,
+    teacher_layer: str | nn.Module | None = "same",
+    mask: WeightMask | None = None,
+    params: Mapping[str, torch.Tensor] | None = None,
+    max_batches: int | None = None,
+    **gap_options: Any,
+) -> dict[str, torch.Tensor]:
+    """LNPT connection sensitivity (3): |theta * dJ/dtheta| on unlabeled batches, at M = `mask` or 1.
+
+    The gradient is averaged over up to `max_batches` batches of `unlabeled` (a DataLoader of inputs,
+    or of (inputs, labels) whose labels are ignored). The student is not modified: scores are taken
+    on a copy (with `mask` applied when given). `gap_options` go to `LearningGap` (adaptor, normalize,
+    pool, which, feature_weight, kd_weight, temperature).
+
+    Returns a dict name -> non-negative score tensor for `params` (default: prunable weights).
+    """
+    if not isinstance(student, nn.Module):
+        raise TypeError(f"student must be a torch.nn.Module, got {type(student).__name__}")
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    names = list(_params(student, params))
+    work = copy.deepcopy(student)
+    if mask is not None:
+        if not isinstance(mask, WeightMask):
+            raise TypeError(f"mask must be a WeightMask, got {type(mask).__name__}")
+        mask.apply_(work)
+    if isinstance(feature_layer, nn.Module):  # map a module of the student to its copy
+        found = [n for n, m in student.named_modules() if m is feature_layer]
+        if not found:
+            raise ValueError("feature_layer is a module that is not part of the student")
+        feature_layer = found[0]
+    gap = LearningGap(
+        work, teacher, feature_layer=feature_layer, teacher_layer=teacher_layer, **gap_options
+    )
+    xs = list(iter_inputs(unlabeled, "unlabeled", max_batches))
+    gap.setup(xs)
+    named = dict(work.named_parameters())
+    plist = [named[n] for n in names]
+    grads = [torch.zeros_like(p) for p in plist]
+    for x in xs:
+        loss = gap(x)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the learning-gap objective is {loss.item()} on a batch")
+        gs = torch.autograd.grad(loss, plist, allow_unused=True)
+        for acc, g in zip(grads, gs):
+            if g is not None:
+                acc.add_(g)
+    out = {n: (p.detach() * g / len(xs)).abs() for n, p, g in zip(names, plist, grads)}
+    dead = [n for n, s in out.items() if not bool((s > 0).any())]
+    if dead:
+        warnings.warn(
+            f"parameters {dead} do not influence the label-free objective (all scores 0) and will be "
+            "pruned first; set kd_weight > 0 or leave them out of params",
+            UserWarning,
+            stacklevel=2,
+        )
+    return out
+
+
+def prune(
+    student: nn.Module,
+    teacher: nn.Module,
+    unlabeled: Iterable[Any],
+    sparsity: float,
+    *,
+    rounds: int = 1,
+    schedule: str = "exponential",
+    scope: str = "global",
+    feature_layer: str | nn.Module | None = None,
+    teacher_layer: str | nn.Module | None = "same",
+    params: Mapping[str, torch.Tensor] | None = None,
+    max_batches: int | None = None,
+    **gap_options: Any,
+) -> WeightMask:
+    """LNPT pruning before training: keep the top (1 - sparsity) of the scores (3).
+
+    `rounds=1` is one-shot. `rounds=K > 1` re-scores the masked student K times, pruning to the
+    `density_schedule(sparsity, K, schedule)` sparsities; pruned weights never return. The returned
+    `WeightMask` has exactly `round(sparsity * numel)` pruned entries; apply it with `mask.apply_`.
+    """
+    s = _check_sparsity(sparsity)
+    targets = density_schedule(s, rounds, schedule)
+    mask: WeightMask | None = None
+    for s_k in targets:
+        scores = score(
+            student,
+            teacher,
+            unlabeled,
+            feature_layer=feature_layer,
+            teacher_layer=teacher_layer,
+            mask=mask,
+            params=params,
+            max_batches=max_batches,
+            **gap_options,
+        )
+        mask = WeightMask.from_scores(scores, s_k, scope=scope, previous=mask)
+    assert mask is not None
+    return mask

@@ -1,0 +1,228 @@
+"""``RowCentric``: train a CNN's convolutional trunk strip by strip (LR-CNN).
+
+Standard training runs layer by layer and keeps every layer's feature maps for backward. LR-CNN
+reorganises the early, high-resolution part of the trunk into horizontal row strips that flow through
+all its layers, forward and backward: the segment's forward keeps only its input and output, and its
+backward recomputes one strip at a time (with the halo rows its receptive field needs) and
+back-propagates it at once, so only strip-sized intermediates ever exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint_sequential
+
+from lrcnn.graph import TrunkGraph, find_trunk
+from lrcnn.strips import Layout, StripRunner
+
+__all__ = ["POLICIES", "RowCentric", "row_centric"]
+
+POLICIES = ("overlap", "two_phase")
+
+
+class _RowFunction(torch.autograd.Function):
+    """Custom autograd function: strip-wise forward, strip-wise recompute-and-backward."""
+
+    @staticmethod
+    def forward(ctx, runner: StripRunner, flags: dict[int, bool], x: torch.Tensor, *params):  # type: ignore[override]
+        st = runner.new_state(flags)
+        out, tails = runner.forward(x.detach(), st)
+        keys: list[tuple[int, tuple[int, int], int]] = []
+        tensors: list[torch.Tensor] = []
+        if runner.layout.policy == "two_phase":
+            for i, d in enumerate(tails):
+                for e, (t, lo) in d.items():
+                    keys.append((i, e, lo))
+                    tensors.append(t)
+        ctx.save_for_backward(x, *tensors)
+        ctx.runner, ctx.st, ctx.keys = runner, st, keys
+        return out
+
+    @staticmethod
+    def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
+        x, *tensors = ctx.saved_tensors
+        runner: StripRunner = ctx.runner
+        tails: list[dict] = []
+        if runner.layout.policy == "two_phase":
+            tails = [{} for _ in range(runner.layout.n)]
+            for (i, e, lo), t in zip(ctx.keys, tensors):
+                tails[i][e] = (t, lo)
+        gx, gparams = runner.backward(
+            x.detach(), gout.contiguous(), ctx.st, tails, need_x=ctx.needs_input_grad[2]
+        )
+        return (None, None, gx, *gparams)
+
+
+def _parse_budget(budget: int | float | str) -> int:
+    """Bytes from ``1.5GB``, ``512MiB``, ``2e9`` or an int."""
+    if isinstance(budget, bool):
+        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
+    if isinstance(budget, (int, float)):
+        value = float(budget)
+    elif isinstance(budget, str):
+        s = budget.strip().replace(" ", "")
+        units = {
+            "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
+            "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "K": 2**10, "M": 2**20, "G": 2**30,
+            "B": 1,
+        }
+        mult = 1.0
+        for u, f in units.items():
+            if s.upper().endswith(u):
+                mult, s = float(f), s[: -len(u)]
+                break
+        try:
+            value = float(s) * mult
+        except ValueError:
+            raise ValueError(
+                f"memory_budget must look like '1.5GB', '512MiB' or a number of bytes, "
+                f"got {budget!r}"
+            ) from None
+    else:
+        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
+    if not value > 0:
+        raise ValueError(f"memory_budget must be positive, got {budget!r}")
+    return int(value)
+
+
+class RowCentric(nn.Module):
+    """Wrap a CNN so its convolutional trunk trains in row strips with exact gradients.
+
+    Args:
+        model: a torchvision VGG or ResNet (unmodified), an ``nn.Sequential`` (trunk = the layers
+            before the first adaptive pool / Flatten / Linear) or a single supported block.
+        rows: number of horizontal strips the row-centric segment's output is split into.
+        memory_budget: instead of ``rows``: bytes or ``"1.5GB"``; the planner picks the fewest
+            strips (and the segment depth when ``depth="auto"``) whose predicted peak activation
+            memory fits, planned per input shape at the first call.
+        policy: ``"overlap"`` (OverL: halos recomputed, strips independent) or ``"two_phase"``
+            (2PS: no overlap, boundary rows carried to the next strip and saved for backward).
+        depth: how many trunk units (top-level layers/blocks) run row-centric: an int, ``None``
+            for the whole trunk, or ``"auto"`` (the planner picks the depth with the lowest
+            predicted peak). The remaining trunk layers run normally.
+        checkpoint_segments: if > 0, the remaining trunk layers run under
+            ``torch.utils.checkpoint.checkpoint_sequential`` with this many segments.
+
+    The parameters are the model's own (``rc.parameters()`` are ``model.parameters()``); the
+    wrapped model still works on its own.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        rows: int | None = None,
+        *,
+        memory_budget: int | float | str | None = None,
+        policy: str = "overlap",
+        depth: int | str | None = "auto",
+        checkpoint_segments: int = 0,
+    ) -> None:
+        super().__init__()
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        if rows is None and memory_budget is None:
+            raise ValueError("give rows=<number of strips> or memory_budget=<bytes or '1.5GB'>")
+        if rows is not None and memory_budget is not None:
+            raise ValueError(
+                f"give rows or memory_budget, not both (got rows={rows!r}, "
+                f"memory_budget={memory_budget!r})"
+            )
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int)):
+            raise TypeError(f"rows must be an int, got {rows!r}")
+        if rows is not None and rows < 1:
+            raise ValueError(f"rows must be >= 1, got {rows}")
+        if isinstance(checkpoint_segments, bool) or not isinstance(checkpoint_segments, int):
+            raise TypeError(f"checkpoint_segments must be an int, got {checkpoint_segments!r}")
+        if checkpoint_segments < 0:
+            raise ValueError(f"checkpoint_segments must be >= 0, got {checkpoint_segments}")
+        self.model = model
+        units, head = find_trunk(model)
+        self._units = units
+        self._head = head
+        self._full_graph = TrunkGraph(units)  # validates every trunk layer up front
+        if depth is not None and depth != "auto":
+            if isinstance(depth, bool) or not isinstance(depth, int):
+                raise TypeError(f"depth must be an int, None or 'auto', got {depth!r}")
+            if not 1 <= depth <= len(units):
+                raise ValueError(
+                    f"depth must be between 1 and the trunk's {len(units)} units, got {depth}"
+                )
+        self.rows = rows
+        self.memory_budget = None if memory_budget is None else _parse_budget(memory_budget)
+        self.policy = policy
+        self.depth = depth
+        self.checkpoint_segments = checkpoint_segments
+        self._graphs: dict[int, TrunkGraph] = {}
+        self._runners: dict[tuple, tuple[int, StripRunner]] = {}
+
+    @property
+    def trunk_units(self) -> list[str]:
+        """Names of the trunk's top-level units (what ``depth`` counts)."""
+        return [n for n, _ in self._units]
+
+    def configure(self, input_shape: tuple[int, ...]) -> tuple[int, int]:
+        """The ``(depth, rows)`` used for inputs of ``input_shape`` (N, C, H, W)."""
+        return self._runner(tuple(input_shape), torch.float32)[0], self._runner(
+            tuple(input_shape), torch.float32
+        )[1].layout.n
+
+    def _graph(self, depth: int) -> TrunkGraph:
+        if depth not in self._graphs:
+            self._graphs[depth] = TrunkGraph(self._units[:depth])
+        return self._graphs[depth]
+
+    def _runner(self, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[int, StripRunner]:
+        key = (shape, dtype)
+        if key in self._runners:
+            return self._runners[key]
+        depth, rows = self.depth, self.rows
+        if self.memory_budget is not None or depth == "auto":
+            from lrcnn.planner import plan
+
+            p = plan(
+                self.model, shape, rows=rows, memory_budget=self.memory_budget,
+                policy=self.policy, depth=depth, dtype=dtype,
+            )
+            depth, rows = p.depth, p.rows
+        if depth is None:
+            depth = len(self._units)
+        graph = self._graph(depth)
+        layout = Layout(graph, tuple(shape[1:]), rows, self.policy)  # type: ignore[arg-type]
+        self._runners[key] = (depth, StripRunner(graph, layout))
+        return self._runners[key]
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's output: row-centric segment, then the remaining trunk layers."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4:
+            raise ValueError(f"input must be (N, C, H, W), got shape {tuple(x.shape)}")
+        depth, runner = self._runner(tuple(x.shape), x.dtype)
+        flags = {
+            n.id: n.module.training
+            for n in runner.graph.nodes
+            if n.kind in ("bn", "drop", "drop2d")
+        }
+        y = _RowFunction.apply(runner, flags, x, *runner.params)
+        rest = [m for _, m in self._units[depth:]]
+        if rest:
+            if self.checkpoint_segments > 0 and torch.is_grad_enabled():
+                segs = min(self.checkpoint_segments, len(rest))
+                y = checkpoint_sequential(rest, segs, y, use_reentrant=False)
+            else:
+                for m in rest:
+                    y = m(y)
+        return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the model with its trunk row-centric."""
+        y = self.trunk(x)
+        return self._head(y) if self._head is not None else y
+
+
+def row_centric(model: nn.Module, **kwargs: object) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Functional shorthand: ``row_centric(model, rows=4)(x)``."""
+    return RowCentric(model, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,68 @@
+"""SEVEN: transformer weight pruning that keeps consistently sensitive weights ("sentinels").
+
+`SevenPruner` (SEVEN_dyn as in the official code; SEVEN_pre, a reconstruction), its baselines with the
+same interface, a Hugging Face `Trainer` callback (`SevenCallback`, imported lazily), data loaders,
+reference models and the benchmark behind `seven-prune bench`.
+"""
+
+from typing import Any
+
+from seven_prune.baselines import (
+    PRUNERS,
+    GraspPruner,
+    MagnitudePruner,
+    MovementPruner,
+    PlatonPruner,
+    RandomPruner,
+    SevenNoConsistencyPruner,
+    SnipPruner,
+    TaylorPruner,
+    make_pruner,
+)
+from seven_prune.pruning import (
+    DEFAULT_TARGETS,
+    GradualPruner,
+    OneShotPruner,
+    Pruner,
+    batch_loss,
+    layer_type,
+    select_global,
+    sparsity_by_layer_type,
+    target_parameters,
+)
+from seven_prune.seven import SevenPruner
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TARGETS",
+    "PRUNERS",
+    "GradualPruner",
+    "GraspPruner",
+    "MagnitudePruner",
+    "MovementPruner",
+    "OneShotPruner",
+    "PlatonPruner",
+    "Pruner",
+    "RandomPruner",
+    "SevenCallback",
+    "SevenNoConsistencyPruner",
+    "SevenPruner",
+    "SnipPruner",
+    "TaylorPruner",
+    "__version__",
+    "batch_loss",
+    "layer_type",
+    "make_pruner",
+    "select_global",
+    "sparsity_by_layer_type",
+    "target_parameters",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SevenCallback":  # lazy: importing it loads transformers' Trainer machinery
+        from seven_prune.hf import SevenCallback
+
+        return SevenCallback
+    raise AttributeError(f"module 'seven_prune' has no attribute {name!r}")

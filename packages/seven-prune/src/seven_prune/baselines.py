@@ -1,0 +1,239 @@
+"""What SEVEN is compared against, with the same interface as `SevenPruner`.
+
+One-shot, before fine-tuning (`prune_before_training(batches)`, then `step()` keeps the mask):
+magnitude |W|, random, SNIP |W * g| (Lee et al. 2019), GraSP -W * Hg (Wang et al. 2020).
+
+Gradual, during fine-tuning, on the same window and cubic schedule as SEVEN_dyn (`step()` after each
+`optimizer.step()`): Taylor |W * g| recomputed every step (the official SEVEN code calls this
+"movement"; it is not), real movement pruning (Sanh et al. 2020, first-order: S <- S - W * g
+accumulated), PLATON (Zhang et al. 2022: smoothed importance times its uncertainty), and the ablation
+SEVEN without its consistency factor (accumulated Taylor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seven_prune.pruning import (
+    GradualPruner,
+    OneShotPruner,
+    Pruner,
+    _check_alpha,
+    _check_int,
+    _cycle,
+)
+from seven_prune.seven import SevenPruner
+
+__all__ = [
+    "PRUNERS",
+    "GraspPruner",
+    "MagnitudePruner",
+    "MovementPruner",
+    "PlatonPruner",
+    "RandomPruner",
+    "SevenNoConsistencyPruner",
+    "SnipPruner",
+    "TaylorPruner",
+    "make_pruner",
+]
+
+
+# ---------------------------------------------------------------------- one-shot, before fine-tuning
+class MagnitudePruner(OneShotPruner):
+    """Global magnitude pruning before fine-tuning: keep the largest |W|. Needs no data."""
+
+    needs_batches = False
+
+    def compute_scores(
+        self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
+    ) -> list[torch.Tensor]:
+        return [p.detach().abs().float() for p in self.params.values()]
+
+
+class RandomPruner(OneShotPruner):
+    """Uniformly random global pruning before fine-tuning (seeded by `seed`). Needs no data."""
+
+    needs_batches = False
+
+    def __init__(self, model: nn.Module, sparsity: float, *, seed: int = 0, **kwargs: Any) -> None:
+        self.seed = _check_int("seed", seed, 0)
+        super().__init__(model, sparsity, **kwargs)
+
+    def compute_scores(
+        self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
+    ) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.seed)
+        return [torch.rand(p.shape, generator=gen) for p in self.params.values()]
+
+
+class SnipPruner(OneShotPruner):
+    """SNIP (Lee et al. 2019) before fine-tuning: keep the largest |W * g|, g averaged over
+    `n_batches` batches at the pretrained weights."""
+
+    def compute_scores(
+        self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
+    ) -> list[torch.Tensor]:
+        grads = self._accumulated_grads(batches, loss_fn)
+        return [(p.detach().float() * g).abs() for p, g in zip(self.params.values(), grads)]
+
+
+class GraspPruner(OneShotPruner):
+    """GraSP (Wang et al. 2020) before fine-tuning: prune the largest -W * (H g).
+
+    g is the gradient of the temperature-scaled cross-entropy (logits / T, T = 200 as in the GraSP
+    code) averaged over `n_batches` batches; H g is the Hessian-gradient product by double
+    backpropagation. Weights whose removal would least reduce gradient flow are pruned first, so the
+    kept score is W * (H g). Needs a model whose attention supports double backward (on CPU load
+    Hugging Face models with `attn_implementation="eager"` if SDPA refuses).
+    """
+
+    def __init__(
+        self, model: nn.Module, sparsity: float, *, temperature: float = 200.0, **kwargs: Any
+    ) -> None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            temperature > 0
+        ):
+            raise ValueError(f"temperature must be a float > 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        super().__init__(model, sparsity, **kwargs)
+
+    def _loss(self, batch: Any, loss_fn: Callable[..., torch.Tensor] | None) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        if isinstance(batch, dict):
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            if "labels" not in batch:
+                raise ValueError(f"GraSP needs 'labels' in a mapping batch; got {sorted(batch)}")
+            inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
+            y = batch["labels"]
+            out = self.model(**inputs)
+        elif isinstance(batch, (list, tuple)) and len(batch) in (2, 3):
+            y = batch[1].to(device)
+            out = self.model(batch[0].to(device))
+        else:
+            raise TypeError(f"a batch must be a mapping or (inputs, targets), got {type(batch).__name__}")
+        logits = (out.logits if hasattr(out, "logits") else out) / self.temperature
+        if loss_fn is None:
+            return F.cross_entropy(logits, y)
+        return loss_fn(logits, y).mean()
+
+    def compute_scores(
+        self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
+    ) -> list[torch.Tensor]:
+        params = list(self.params.values())
+        self.model.train()
+        it = _cycle(batches, "batches")
+        taken = [next(it) for _ in range(self.n_batches)]
+        g = [torch.zeros_like(p) for p in params]
+        for b in taken:
+            gi = torch.autograd.grad(self._loss(b, loss_fn), params, allow_unused=True)
+            torch._foreach_add_(g, [torch.zeros_like(p) if x is None else x for x, p in zip(gi, params)])
+        torch._foreach_div_(g, float(self.n_batches))
+        hg = [torch.zeros_like(p) for p in params]
+        for b in taken:
+            gi = torch.autograd.grad(
+                self._loss(b, loss_fn), params, create_graph=True, allow_unused=True
+            )
+            z = sum((x * gd).sum() for x, gd in zip(gi, g) if x is not None)
+            hi = torch.autograd.grad(z, params, allow_unused=True)
+            torch._foreach_add_(hg, [torch.zeros_like(p) if x is None else x for x, p in zip(hi, params)])
+        torch._foreach_div_(hg, float(self.n_batches))
+        self.model.zero_grad(set_to_none=True)
+        return [(p.detach() * h).float() for p, h in zip(params, hg)]
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "temperature": self.temperature}
+
+
+# ---------------------------------------------------------------------- gradual, during fine-tuning
+class TaylorPruner(GradualPruner):
+    """First-order Taylor pruning recomputed every step: S = |W * g| of this step only.
+
+    The official SEVEN code names this criterion "movement"; it is not movement pruning.
+    """
+
+    def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
+        s = self.state["S"]
+        torch._foreach_mul_(s, 0.0)
+        torch._foreach_addcmul_(s, [w.float() for w in weights], [g.float() for g in grads])
+        torch._foreach_abs_(s)
+
+
+class MovementPruner(GradualPruner):
+    """Movement pruning (Sanh, Wolf, Rush 2020), first-order form: S <- S - W * g, accumulated over
+    the window; the weights moving away from zero are kept."""
+
+    def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
+        torch._foreach_addcmul_(
+            self.state["S"], [w.float() for w in weights], [g.float() for g in grads], value=-1.0
+        )
+
+
+class PlatonPruner(GradualPruner):
+    """PLATON (Zhang et al. 2022): importance smoothed by an EMA times its uncertainty.
+
+        I = |W * g|;  I_bar <- b1 I_bar + (1 - b1) I;  U <- b2 U + (1 - b2) |I - I_bar|
+        score = I_bar * U          (b1 = 0.85, b2 = 0.95; same window and cubic schedule as SEVEN_dyn)
+    """
+
+    state_names = ("I_bar", "U", "S")
+
+    def __init__(
+        self, model: nn.Module, sparsity: float, *, beta1: float = 0.85, beta2: float = 0.95,
+        **kwargs: Any,
+    ) -> None:
+        self.beta1 = _check_alpha("beta1", beta1)
+        self.beta2 = _check_alpha("beta2", beta2)
+        super().__init__(model, sparsity, **kwargs)
+
+    def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
+        i_bar, u, s = self.state["I_bar"], self.state["U"], self.state["S"]
+        imp = torch._foreach_mul([w.float() for w in weights], [g.float() for g in grads])
+        torch._foreach_abs_(imp)
+        torch._foreach_mul_(i_bar, self.beta1)
+        torch._foreach_add_(i_bar, imp, alpha=1.0 - self.beta1)
+        dev = torch._foreach_sub(imp, i_bar)
+        torch._foreach_abs_(dev)
+        torch._foreach_mul_(u, self.beta2)
+        torch._foreach_add_(u, dev, alpha=1.0 - self.beta2)
+        torch._foreach_mul_(s, 0.0)
+        torch._foreach_addcmul_(s, i_bar, u)
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "beta1": self.beta1, "beta2": self.beta2}
+
+
+class SevenNoConsistencyPruner(SevenPruner):
+    """Ablation: SEVEN with the consistency factor m_hat / sqrt(v_hat) set to 1, i.e. accumulated
+    Taylor scores S <- S + |W * g| on the same window and schedule."""
+
+    def __init__(self, model: nn.Module, sparsity: float, mode: str = "dyn", **kwargs: Any) -> None:
+        if "consistency" in kwargs:
+            raise TypeError("SevenNoConsistencyPruner fixes consistency=False; do not pass it")
+        super().__init__(model, sparsity, mode, consistency=False, **kwargs)
+
+
+#: name -> pruner class, as used by the benchmark and `make_pruner`
+PRUNERS: dict[str, type[Pruner]] = {
+    "seven": SevenPruner,
+    "seven_noconsistency": SevenNoConsistencyPruner,
+    "magnitude": MagnitudePruner,
+    "random": RandomPruner,
+    "snip": SnipPruner,
+    "grasp": GraspPruner,
+    "taylor": TaylorPruner,
+    "movement": MovementPruner,
+    "platon": PlatonPruner,
+}
+
+
+def make_pruner(name: str, model: nn.Module, sparsity: float, **kwargs: Any) -> Pruner:
+    """Build the pruner registered as `name` (see `PRUNERS`) with `kwargs` for its constructor."""
+    if name not in PRUNERS:
+        raise ValueError(f"name must be one of {sorted(PRUNERS)}, got {name!r}")
+    return PRUNERS[name](model, sparsity, **kwargs)
+

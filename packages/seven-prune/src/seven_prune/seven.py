@@ -1,0 +1,148 @@
+"""SEVEN: pruning transformers by reserving sentinels (Xiao, Li, Nie, Tang; arXiv 2403.12688).
+
+Transformer gradients are noisy, so first-order scores such as |W * g| keep weights whose large
+gradients are mostly noise. SEVEN reads training as sign descent: the bias-corrected ratio
+m_hat / sqrt(v_hat) of the gradient's first and second moments is near 1 for a weight whose gradient is
+consistent ("a sentinel") and small for a noise-dominated one, and multiplies the Taylor score by it.
+
+SEVEN_dyn (during fine-tuning) follows the official code exactly; SEVEN_pre (before fine-tuning) is not
+in the official code and is a reconstruction (see `SevenPruner`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from seven_prune.pruning import GradualPruner, _check_alpha
+
+__all__ = ["SevenPruner"]
+
+
+class SevenPruner(GradualPruner):
+    """SEVEN weight pruning, global over the encoder Linears, with the cubic schedule.
+
+    Each update k = t - t_i (t = training step, t_i = `start`, K = `window`), with W the weights after
+    `optimizer.step()` and g this step's gradient:
+
+        m <- a1 * m + (1 - a1) * |g|            v <- a2 * v + (1 - a2) * g^2
+        m_hat = m / (1 - a1^(k+1))              v_hat = v / (1 - a2^(k+1))
+        S <- S + | W * g * m_hat / (sqrt(v_hat) + eps) |          (accumulated; m, v, S start at 0)
+        S[M == 0] <- 0
+        M <- top floor(r_k N) of S globally,   r_k = r_f + (1 - r_f)(1 - (k+1)/K)^3,   W <- W * M
+
+    for t_i <= t < t_i + K - 1 (the official code's window), then the mask is frozen. Defaults are the
+    official ones: a1 = 0.8, a2 = 0.9, eps = 1e-9, `moments="abs"`. `moments="signed"` takes the
+    moments of the signed gradient, so a weight whose gradient flips sign also scores low (the paper's
+    wording allows both). `delta_t > 1` cuts the mask only every `delta_t` updates (and on the last
+    one) while the moments and S are still updated every step: a global selection over millions of
+    scores is costly on a CPU; `delta_t=1` is the official behaviour. `consistency=False` drops the
+    m_hat / sqrt(v_hat) factor (the ablation: accumulated Taylor scores).
+
+    `mode="dyn"` (SEVEN_dyn, confirmed by the official code): call `step()` after every
+    `optimizer.step()` of fine-tuning. `mode="pre"` (SEVEN_pre, **reconstruction**: the official code
+    does not contain it): `prune_before_training(batches)` feeds `window` batches of gradients at the
+    pretrained weights, with no weight update, through the same moment and accumulation rule and prunes
+    along the cubic schedule over those batches (exactly the target after the last), after which the
+    mask stays fixed while fine-tuning.
+
+    Ties at the threshold are broken deterministically so each cut keeps exactly floor(r_k N) weights
+    (the official code keeps every weight with S >= the threshold, which can keep more on ties).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        sparsity: float,
+        mode: str = "dyn",
+        *,
+        start: int = 0,
+        window: int = 100,
+        alpha1: float = 0.8,
+        alpha2: float = 0.9,
+        moments: str = "abs",
+        consistency: bool = True,
+        eps: float = 1e-9,
+        delta_t: int = 1,
+        final_exact: bool = False,
+        targets: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+    ) -> None:
+        self.alpha1 = _check_alpha("alpha1", alpha1)
+        self.alpha2 = _check_alpha("alpha2", alpha2)
+        if moments not in ("abs", "signed"):
+            raise ValueError(f"moments must be 'abs' (official code) or 'signed', got {moments!r}")
+        self.moments = moments
+        self.consistency = bool(consistency)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+            raise ValueError(f"eps must be a float >= 0, got {eps!r}")
+        self.eps = float(eps)
+        self.state_names = ("m", "v", "S") if self.consistency else ("S",)
+        super().__init__(
+            model,
+            sparsity,
+            mode=mode,
+            start=start,
+            window=window,
+            delta_t=delta_t,
+            final_exact=final_exact,
+            targets=targets,
+            exclude=exclude,
+            optimizer=optimizer,
+        )
+
+    @torch.no_grad()
+    def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
+        """One SEVEN update of m, v and S from post-step weights and this step's gradients."""
+        w = [x.float() for x in weights]
+        g = [x.float() for x in grads]
+        if not self.consistency:  # ablation: S <- S + |W g|
+            term = torch._foreach_mul(w, g)
+            torch._foreach_abs_(term)
+            torch._foreach_add_(self.state["S"], term)
+            return
+        m, v, s = self.state["m"], self.state["v"], self.state["S"]
+        g_m = torch._foreach_abs(g) if self.moments == "abs" else g
+        torch._foreach_mul_(m, self.alpha1)
+        torch._foreach_add_(m, g_m, alpha=1.0 - self.alpha1)
+        torch._foreach_mul_(v, self.alpha2)
+        torch._foreach_addcmul_(v, g, g, value=1.0 - self.alpha2)
+        bc1 = 1.0 - self.alpha1 ** (k + 1)
+        bc2 = 1.0 - self.alpha2 ** (k + 1)
+        # sqrt(v_hat) + eps = sqrt(v) / sqrt(bc2) + eps
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, math.sqrt(bc2))
+        torch._foreach_add_(denom, self.eps)
+        term = torch._foreach_div(m, denom)  # m / (sqrt(v_hat) + eps)
+        torch._foreach_div_(term, bc1)  # m_hat / (sqrt(v_hat) + eps)
+        torch._foreach_mul_(term, g)
+        torch._foreach_mul_(term, w)
+        torch._foreach_abs_(term)
+        torch._foreach_add_(s, term)
+
+    def consistency_factor(self) -> list[torch.Tensor]:
+        """The current m_hat / (sqrt(v_hat) + eps) per target (near 1 for sentinels)."""
+        if not self.consistency or not self.state or self.updates == 0:
+            raise RuntimeError("no moments yet: the consistency factor exists after the first update")
+        k = self.updates - 1
+        bc1 = 1.0 - self.alpha1 ** (k + 1)
+        bc2 = 1.0 - self.alpha2 ** (k + 1)
+        return [
+            (m / bc1) / ((v / bc2).sqrt() + self.eps)
+            for m, v in zip(self.state["m"], self.state["v"])
+        ]
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            **super()._config(),
+            "alpha1": self.alpha1,
+            "alpha2": self.alpha2,
+            "moments": self.moments,
+            "consistency": self.consistency,
+            "eps": self.eps,
+        }

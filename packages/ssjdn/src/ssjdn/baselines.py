@@ -1,0 +1,37 @@
+"""Baselines and the ablation ladder, all on the same backbone and text encoder.
+
+The dual-encoder baseline is VSE++ (Faghri et al., 2018) as used by the remote-sensing retrieval
+papers: the last backbone map mean-pooled, a Bi-GRU caption encoder, the hinge triplet loss with the
+hardest negative. Each rung of the ladder switches on one more SSJDN component.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ssjdn.ssjdn import SSJDNConfig
+
+__all__ = ["ABLATION_LADDER", "ablation_config", "dual_encoder_config"]
+
+# name -> the switches that differ from the dual encoder (cumulative)
+ABLATION_LADDER: dict[str, dict[str, Any]] = {
+    "dual-encoder": {},
+    "+SFE": {"multiscale": True, "sfe": True},
+    "+SGS (one direction)": {"multiscale": True, "sfe": True, "sgs": "fine_to_coarse"},
+    "+bidirectional": {"multiscale": True, "sfe": True, "sgs": "both"},
+    "+LSD": {"multiscale": True, "sfe": True, "sgs": "both", "lsd": True},
+    "+STL (full SSJDN)": {"multiscale": True, "sfe": True, "sgs": "both", "lsd": True, "stl": True},
+}
+
+
+def dual_encoder_config(**overrides: Any) -> SSJDNConfig:
+    """VSE++-style dual encoder: single scale, mean pooling, no SGS, no LSD, plain hinge."""
+    base = {"multiscale": False, "sfe": False, "sgs": "none", "lsd": False, "stl": False}
+    return SSJDNConfig(**{**base, **overrides})
+
+
+def ablation_config(name: str, **overrides: Any) -> SSJDNConfig:
+    """The config of rung ``name`` of `ABLATION_LADDER` (plus shared ``overrides``)."""
+    if name not in ABLATION_LADDER:
+        raise ValueError(f"name must be one of {list(ABLATION_LADDER)}, got {name!r}")
+    return dual_encoder_config(**{**ABLATION_LADDER[name], **overrides})

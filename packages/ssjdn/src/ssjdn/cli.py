@@ -1,0 +1,24 @@
+"""Command line: `ssjdn demo` and `ssjdn bench` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ssjdn` console script."""
+    parser = argparse.ArgumentParser(prog="ssjdn", description=__doc__)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    args = parser.parse_args(argv)
+    if args.version:
+        from ssjdn import __version__
+
+        print(__version__)
+        return 0
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,502 @@
+"""SSJDN: Scale-Semantic Joint Decoupling Network (Zheng et al., arXiv 2212.05752 / ACM TOMM 2024).
+
+Confirmed from the abstract: Bidirectional Scale Decoupling (BSD) built from Salience Feature
+Extraction (SFE) and Salience-Guided Suppression (SGS) units, Label-supervised Semantic Decoupling
+(LSD), and a Semantic-guided Triple Loss (STL) with an adaptively generated constant. The equations
+below are a **reconstruction** (the paper body was not available); every part is an option so that
+ablations can switch it off.
+
+Image branch (reconstruction)::
+
+    F_1..F_4 = backbone(x)                     multi-scale maps, fine -> coarse
+    P_i      = conv1x1(F_i)                    project to d channels
+    SFE:  A_i = sigmoid(conv1x1(P_i)),  f_i = sum_hw A_i P_i / sum_hw A_i
+    SGS:  M   = 1 - beta * resize(A_i)          (soft; hard: 1 - beta * 1[resize(A_i) > tau])
+          P_j <- P_j * M                        before SFE at the next scale j of the chain
+    chains: fine->coarse (1,2,3,4) and coarse->fine (4,3,2,1); v = W_f [f^fwd ; f^bwd]
+
+Text branch: embedding + Bi-GRU + mean pooling (or a transformers encoder) -> t.
+
+LSD (reconstruction): v_sem = MLP_v(v), t_sem = MLP_t(t), a shared K-way classifier W;
+L_LSD = CE(W v_sem, c) + CE(W t_sem, c); the final embeddings are l2norm(v + v_sem), l2norm(t + t_sem).
+
+STL (reconstruction): bidirectional VSE++ hinge with a semantic-adaptive margin
+
+    L = sum_{j != i} [m_ij + s(i, t_j) - s(i, t_i)]_+ + [m_ji + s(v_j, t_i) - s(v_i, t_i)]_+
+    m_ij = m * (1 - kappa * rho_ij),  rho_ij = 1[c_i = c_j]  ("label")
+                                    or  <softmax(W v_sem_i), softmax(W t_sem_j)>  ("predicted")
+
+(sum over negatives or only the hardest one). Loss = L_STL + lambda * L_LSD; inference is cosine
+similarity without re-ranking.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssjdn.data import RetrievalData, Vocabulary
+from ssjdn.models import GRUTextEncoder, ResNetBackbone, SmallCNN, TransformerTextEncoder
+
+__all__ = [
+    "SFE",
+    "SSJDN",
+    "BidirectionalScaleDecoupling",
+    "SSJDNConfig",
+    "SemanticDecoupling",
+    "SemanticGuidedTripletLoss",
+    "salience_suppression",
+]
+
+SGSDirection = Literal["none", "fine_to_coarse", "coarse_to_fine", "both"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Scale decoupling: SFE and SGS
+# --------------------------------------------------------------------------------------------------
+
+
+class SFE(nn.Module):
+    """Salience Feature Extraction: A = sigmoid(conv1x1(P)); f = sum_hw A P / sum_hw A.
+
+    With ``enabled=False`` A is all ones, i.e. plain mean pooling (the ablation without SFE).
+    """
+
+    def __init__(self, dim: int, enabled: bool = True) -> None:
+        super().__init__()
+        self.enabled = enabled
+        self.score = nn.Conv2d(dim, 1, 1) if enabled else None
+
+    def forward(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(salience map A (B, 1, h, w), pooled feature f (B, d))."""
+        if self.score is None:
+            a = p.new_ones(p.shape[0], 1, *p.shape[2:])
+        else:
+            a = torch.sigmoid(self.score(p))
+        f = (a * p).sum((2, 3)) / a.sum((2, 3)).clamp(min=1e-6)
+        return a, f
+
+
+def salience_suppression(
+    salience: torch.Tensor,
+    size: Sequence[int],
+    beta: float = 0.5,
+    mode: Literal["soft", "hard"] = "soft",
+    threshold: float = 0.5,
+) -> torch.Tensor:
+    """SGS suppression map for the next scale: M = 1 - beta * resize(A) (soft) or
+    M = 1 - beta * 1[resize(A) > threshold] (hard). Multiplying P_j by M damps the places the
+    previous scale already found salient, so scale j has to find its own clues."""
+    if salience.ndim != 4 or salience.shape[1] != 1:
+        raise ValueError(f"salience must have shape (B, 1, h, w), got {tuple(salience.shape)}")
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta!r}")
+    if mode not in ("soft", "hard"):
+        raise ValueError(f"mode must be 'soft' or 'hard', got {mode!r}")
+    a = F.interpolate(salience, size=tuple(size), mode="bilinear", align_corners=False)
+    if mode == "hard":
+        a = (a > threshold).to(a.dtype)
+    return 1.0 - beta * a
+
+
+class BidirectionalScaleDecoupling(nn.Module):
+    """BSD: SFE at every scale, chained through SGS fine->coarse and/or coarse->fine, then fused.
+
+    ``sgs`` picks the chains: ``"none"`` (one chain, no suppression), ``"fine_to_coarse"``,
+    ``"coarse_to_fine"`` or ``"both"`` (the bidirectional pattern; the two chains have their own SFE
+    units and are concatenated before the fusion layer).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_scales: int = 4,
+        sfe: bool = True,
+        sgs: SGSDirection = "both",
+        beta: float = 0.5,
+        mode: Literal["soft", "hard"] = "soft",
+        threshold: float = 0.5,
+        out_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        if sgs not in ("none", "fine_to_coarse", "coarse_to_fine", "both"):
+            raise ValueError(
+                f"sgs must be 'none', 'fine_to_coarse', 'coarse_to_fine' or 'both', got {sgs!r}"
+            )
+        self.sgs, self.beta, self.mode, self.threshold = sgs, beta, mode, threshold
+        order = list(range(num_scales))
+        if sgs == "none" or sgs == "fine_to_coarse":
+            self.orders = [order]
+        elif sgs == "coarse_to_fine":
+            self.orders = [order[::-1]]
+        else:
+            self.orders = [order, order[::-1]]
+        self.chains = nn.ModuleList(
+            nn.ModuleList(SFE(dim, sfe) for _ in range(num_scales)) for _ in self.orders
+        )
+        self.fuse = nn.Linear(dim * num_scales * len(self.orders), out_dim or dim)
+
+    def forward(self, projected: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Fused image vector v (B, d) and the salience maps of every chain (in chain order)."""
+        parts, maps = [], []
+        for order, units in zip(self.orders, self.chains):
+            prev: torch.Tensor | None = None
+            feats: list[torch.Tensor] = [None] * len(order)  # type: ignore[list-item]
+            chain_maps = []
+            for i in order:
+                p = projected[i]
+                if prev is not None and self.sgs != "none":
+                    p = p * salience_suppression(prev, p.shape[2:], self.beta, self.mode, self.threshold)
+                a, f = units[i](p)
+                feats[i] = f
+                chain_maps.append(a)
+                prev = a
+            parts.extend(feats)
+            maps.append(chain_maps)
+        return self.fuse(torch.cat(parts, dim=1)), maps
+
+
+# --------------------------------------------------------------------------------------------------
+# Semantic decoupling and the loss
+# --------------------------------------------------------------------------------------------------
+
+
+class SemanticDecoupling(nn.Module):
+    """LSD: modality-specific semantic heads with one shared K-way classifier.
+
+    v_sem = MLP_v(v), t_sem = MLP_t(t); logits = W v_sem, W t_sem (W shared, so both modalities are
+    pushed into one label-aligned space); embeddings = l2norm(v + v_sem), l2norm(t + t_sem).
+    """
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 for LSD, got {num_classes!r}")
+
+        def mlp() -> nn.Sequential:
+            return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+
+        self.mlp_v, self.mlp_t = mlp(), mlp()
+        self.classifier = nn.Linear(dim, num_classes)
+
+    def forward(self, v: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Combined (un-normalised) embeddings and class logits of both modalities."""
+        vs, ts = self.mlp_v(v), self.mlp_t(t)
+        return {"v": v + vs, "t": t + ts, "v_logits": self.classifier(vs), "t_logits": self.classifier(ts)}
+
+    @staticmethod
+    def loss(v_logits: torch.Tensor, t_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """L_LSD = CE(W v_sem, c) + CE(W t_sem, c) per sample; 0 for unlabelled (label -1) samples."""
+        known = labels >= 0
+        safe = labels.clamp(min=0)
+        ce = F.cross_entropy(v_logits, safe, reduction="none") + F.cross_entropy(
+            t_logits, safe, reduction="none"
+        )
+        return ce * known.to(ce.dtype)
+
+
+class SemanticGuidedTripletLoss(nn.Module):
+    """STL: bidirectional hinge triplet loss with the semantic-adaptive constant m_ij.
+
+    m_ij = margin * (1 - kappa * rho_ij). ``rho="label"``: rho_ij = 1[c_i = c_j] (0 when either is
+    unlabelled); ``"predicted"``: the agreement <p_i, q_j> of the predicted label distributions of
+    image i and caption j (needs LSD logits; falls back to labels without them); ``"none"``: rho = 0,
+    i.e. plain VSE++. ``negatives="hardest"`` keeps the hardest negative per anchor (VSE++ max
+    violation), ``"sum"`` sums all of them. ``forward`` returns per-sample losses.
+    """
+
+    def __init__(
+        self,
+        margin: float = 0.2,
+        kappa: float = 0.5,
+        rho: Literal["label", "predicted", "none"] = "label",
+        negatives: Literal["hardest", "sum"] = "hardest",
+    ) -> None:
+        super().__init__()
+        if margin <= 0:
+            raise ValueError(f"margin must be > 0, got {margin!r}")
+        if not 0.0 <= kappa <= 1.0:
+            raise ValueError(f"kappa must be in [0, 1], got {kappa!r}")
+        if rho not in ("label", "predicted", "none"):
+            raise ValueError(f"rho must be 'label', 'predicted' or 'none', got {rho!r}")
+        if negatives not in ("hardest", "sum"):
+            raise ValueError(f"negatives must be 'hardest' or 'sum', got {negatives!r}")
+        self.margin, self.kappa, self.rho, self.negatives = margin, kappa, rho, negatives
+
+    def agreement(
+        self,
+        labels: torch.Tensor | None,
+        v_logits: torch.Tensor | None = None,
+        t_logits: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """rho_ij (B, B) for image i and caption j, or None for ``rho="none"``."""
+        if self.rho == "none":
+            return None
+        if self.rho == "predicted" and v_logits is not None and t_logits is not None:
+            return (v_logits.softmax(-1) @ t_logits.softmax(-1).T).detach()
+        if labels is None:
+            raise ValueError(f"rho={self.rho!r} needs labels (or LSD logits for 'predicted')")
+        known = labels >= 0
+        same = (labels[:, None] == labels[None, :]) & known[:, None] & known[None, :]
+        return same.float()
+
+    def margins(self, rho: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
+        """m_ij = margin * (1 - kappa * rho_ij)."""
+        if rho is None:
+            return torch.full((n, n), self.margin, device=device)
+        return self.margin * (1.0 - self.kappa * rho)
+
+    def forward(
+        self,
+        img: torch.Tensor,
+        txt: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        image_ids: torch.Tensor | None = None,
+        v_logits: torch.Tensor | None = None,
+        t_logits: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Per-pair loss (B,) for L2-normalised image/caption embeddings, row i a positive pair.
+
+        ``image_ids`` marks pairs that share an image, which are not treated as negatives.
+        """
+        if img.shape != txt.shape or img.ndim != 2:
+            raise ValueError(f"img and txt must both be (B, d); got {tuple(img.shape)} and {tuple(txt.shape)}")
+        n = img.shape[0]
+        s = img @ txt.T
+        pos = s.diag()
+        m = self.margins(self.agreement(labels, v_logits, t_logits), n, s.device)
+        neg = torch.eye(n, dtype=torch.bool, device=s.device)
+        if image_ids is not None:
+            neg = neg | (image_ids[:, None] == image_ids[None, :])
+        cost_t = (m + s - pos[:, None]).clamp(min=0).masked_fill(neg, 0.0)  # image i vs captions j
+        cost_i = (m + s - pos[None, :]).clamp(min=0).masked_fill(neg, 0.0)  # caption j vs images i
+        if self.negatives == "hardest":
+            return cost_t.max(1).values + cost_i.max(0).values
+        return cost_t.sum(1) + cost_i.sum(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SSJDNConfig:
+    """Every switch of SSJDN. The defaults are the full model on the built-in data.
+
+    ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
+    last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
+    """
+
+    embed_dim: int = 128
+    proj_dim: int = 32
+    backbone: Literal["small", "resnet18", "resnet50"] = "small"
+    backbone_weights: str | None = None
+    small_channels: tuple[int, ...] = (16, 32, 48, 64)
+    multiscale: bool = True
+    sfe: bool = True
+    sgs: SGSDirection = "both"
+    sgs_beta: float = 0.5
+    sgs_mode: Literal["soft", "hard"] = "soft"
+    sgs_threshold: float = 0.5
+    text: Literal["gru", "transformer"] = "gru"
+    text_model: str | None = None
+    word_dim: int = 128
+    max_len: int = 32
+    lsd: bool = True
+    lsd_weight: float = 0.5
+    num_classes: int = 10
+    stl: bool = True
+    stl_rho: Literal["label", "predicted"] = "label"
+    stl_kappa: float = 0.5
+    margin: float = 0.2
+    negatives: Literal["hardest", "sum"] = "hardest"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("embed_dim", "proj_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+                raise ValueError(f"{name} must be an int >= 2, got {v!r}")
+        if self.backbone not in ("small", "resnet18", "resnet50"):
+            raise ValueError(f"backbone must be 'small', 'resnet18' or 'resnet50', got {self.backbone!r}")
+        if self.text not in ("gru", "transformer"):
+            raise ValueError(f"text must be 'gru' or 'transformer', got {self.text!r}")
+        if self.sgs not in ("none", "fine_to_coarse", "coarse_to_fine", "both"):
+            raise ValueError(
+                f"sgs must be 'none', 'fine_to_coarse', 'coarse_to_fine' or 'both', got {self.sgs!r}"
+            )
+        if not self.multiscale and self.sgs != "none":
+            raise ValueError(f"sgs={self.sgs!r} needs multiscale=True (SGS links scales)")
+        if self.stl_rho not in ("label", "predicted"):
+            raise ValueError(f"stl_rho must be 'label' or 'predicted', got {self.stl_rho!r}")
+        if self.lsd_weight < 0:
+            raise ValueError(f"lsd_weight must be >= 0, got {self.lsd_weight!r}")
+        self.small_channels = tuple(self.small_channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+class SSJDN(nn.Module):
+    """The retrieval network: image branch (backbone + BSD), text branch, LSD heads, STL loss.
+
+    Build it with `SSJDN.from_data(train, config)` (vocabulary from the training captions) or pass a
+    text encoder. ``forward(images, ids, mask)`` returns the L2-normalised embeddings and the LSD
+    logits; ``loss(out, labels, image_ids)`` the per-pair training loss L_STL + lambda * L_LSD.
+    """
+
+    def __init__(
+        self,
+        config: SSJDNConfig,
+        text_encoder: GRUTextEncoder | TransformerTextEncoder | nn.Module,
+    ) -> None:
+        super().__init__()
+        if not isinstance(config, SSJDNConfig):
+            raise TypeError(f"config must be an SSJDNConfig, got {type(config).__name__}")
+        if not hasattr(text_encoder, "tokenize"):
+            raise TypeError("text_encoder must have a tokenize(list[str]) method")
+        self.config = c = config
+        if c.backbone == "small":
+            self.backbone: nn.Module = SmallCNN(c.small_channels)
+        else:
+            self.backbone = ResNetBackbone(c.backbone, c.backbone_weights)
+        chans = self.backbone.channels
+        d, dp = c.embed_dim, c.proj_dim
+        used = range(4) if c.multiscale else [3]
+        self.scales = list(used)
+        self.proj = nn.ModuleList(nn.Conv2d(chans[i], dp, 1) for i in self.scales)
+        if c.multiscale:
+            self.bsd: nn.Module | None = BidirectionalScaleDecoupling(
+                dp, 4, c.sfe, c.sgs, c.sgs_beta, c.sgs_mode, c.sgs_threshold, out_dim=d
+            )
+            self.pool = None
+        else:
+            self.bsd = None
+            self.pool = SFE(dp, c.sfe)
+            self.fuse = nn.Linear(dp, d)
+        self.text = text_encoder
+        if getattr(text_encoder, "out_dim", d) != d:
+            raise ValueError(f"text_encoder.out_dim must equal embed_dim {d}, got {text_encoder.out_dim}")
+        self.lsd = SemanticDecoupling(d, c.num_classes) if c.lsd else None
+        self.criterion = SemanticGuidedTripletLoss(
+            margin=c.margin,
+            kappa=c.stl_kappa if c.stl else 0.0,
+            rho=c.stl_rho if c.stl else "none",
+            negatives=c.negatives,
+        )
+
+    @classmethod
+    def from_data(cls, data: RetrievalData, config: SSJDNConfig | None = None, **overrides: Any) -> SSJDN:
+        """Build the network for ``data``: vocabulary from its captions (GRU) or the transformers
+        model in ``config.text_model``; ``num_classes`` from its class names."""
+        config = config or SSJDNConfig()
+        if overrides:
+            config = SSJDNConfig(**{**config.to_dict(), **overrides})
+        if config.num_classes != max(2, len(data.class_names)):
+            config = SSJDNConfig(**{**config.to_dict(), "num_classes": max(2, len(data.class_names))})
+        if config.text == "gru":
+            vocab = Vocabulary.build(data.flat_captions)
+            text = GRUTextEncoder(vocab, config.embed_dim, config.word_dim, config.embed_dim, config.max_len)
+        else:
+            if config.text_model is None:
+                raise ValueError("config.text_model must name a local transformers model directory")
+            text = TransformerTextEncoder(config.text_model, out_dim=config.embed_dim, max_len=config.max_len)
+        return cls(config, text)
+
+    # -- encoders ---------------------------------------------------------------------------------
+
+    def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Un-normalised image vector v and the salience maps (empty without BSD)."""
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"images must be a (B, 3, H, W) tensor, got {shape}")
+        if images.shape[-1] < 16 or images.shape[-2] < 16:
+            raise ValueError(f"images must be at least 16x16 pixels, got {tuple(images.shape[-2:])}")
+        feats = self.backbone(images)
+        projected = [self.proj[k](feats[i]) for k, i in enumerate(self.scales)]
+        if self.bsd is not None:
+            return self.bsd(projected)
+        a, f = self.pool(projected[0])
+        return self.fuse(f), [[a]]
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Embeddings ``img``/``txt`` (L2-normalised) and, with LSD, ``v_logits``/``t_logits``."""
+        if images.shape[0] != ids.shape[0]:
+            raise ValueError(
+                f"images and captions must pair up: {images.shape[0]} images, {ids.shape[0]} captions"
+            )
+        v, _ = self.image_features(images)
+        t = self.text(ids, mask)
+        out: dict[str, torch.Tensor] = {}
+        if self.lsd is not None:
+            sem = self.lsd(v, t)
+            v, t = sem["v"], sem["t"]
+            out["v_logits"], out["t_logits"] = sem["v_logits"], sem["t_logits"]
+        out["img"], out["txt"] = F.normalize(v, dim=-1), F.normalize(t, dim=-1)
+        return out
+
+    def loss(
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor | None, image_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-pair loss L_STL + lambda * L_LSD (B,)."""
+        loss = self.criterion(
+            out["img"], out["txt"], labels, image_ids, out.get("v_logits"), out.get("t_logits")
+        )
+        if self.lsd is not None and labels is not None and self.config.lsd_weight > 0:
+            loss = loss + self.config.lsd_weight * SemanticDecoupling.loss(
+                out["v_logits"], out["t_logits"], labels
+            )
+        return loss
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """L2-normalised image embeddings (N, d), in eval mode."""
+        was = self.training
+        self.eval()
+        try:
+            out = []
+            for k in range(0, images.shape[0], batch_size):
+                v, _ = self.image_features(images[k : k + batch_size])
+                if self.lsd is not None:
+                    v = v + self.lsd.mlp_v(v)
+                out.append(F.normalize(v, dim=-1))
+            return torch.cat(out)
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def encode_texts(self, captions: Sequence[str], batch_size: int = 512) -> torch.Tensor:
+        """L2-normalised caption embeddings (M, d), in eval mode."""
+        if isinstance(captions, str) or len(captions) == 0:
+            raise ValueError("captions must be a non-empty sequence of strings")
+        was = self.training
+        self.eval()
+        try:
+            out = []
+            for k in range(0, len(captions), batch_size):
+                ids, mask = self.text.tokenize(captions[k : k + batch_size])
+                t = self.text(ids, mask)
+                if self.lsd is not None:
+                    t = t + self.lsd.mlp_t(t)
+                out.append(F.normalize(t, dim=-1))
+            return torch.cat(out)
+        finally:
+            self.train(was)
+
+    def similarity(self, images: torch.Tensor, captions: Sequence[str]) -> torch.Tensor:
+        """Cosine similarity matrix (n_images, n_captions)."""
+        return self.encode_images(images) @ self.encode_texts(captions).T
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Weights as safetensors (the config and vocabulary are not included)."""
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path))

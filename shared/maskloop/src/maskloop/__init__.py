@@ -1,0 +1,37 @@
+"""maskloop: the minimal core shared by the method packages.
+
+Weight masks (`WeightMask`, `MaskedTraining`), data selections (`Selection`), schedules, the training
+loop (`fit`, `evaluate`, `Callback`, `Checkpoint`), a feature hook, and benchmark reporting (`report`).
+It depends on torch, numpy, safetensors and tqdm only.
+"""
+
+from maskloop import report, schedules
+from maskloop.checkpoint import Checkpoint
+from maskloop.features import FeatureHook, last_linear
+from maskloop.loop import Callback, History, LoopState, accuracy, evaluate, fit, seed_everything
+from maskloop.masks import MaskedTraining, WeightMask, prunable_parameters
+from maskloop.selection import IndexedDataset, Selection, SelectionSampler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Callback",
+    "Checkpoint",
+    "FeatureHook",
+    "History",
+    "IndexedDataset",
+    "LoopState",
+    "MaskedTraining",
+    "Selection",
+    "SelectionSampler",
+    "WeightMask",
+    "__version__",
+    "accuracy",
+    "evaluate",
+    "fit",
+    "last_linear",
+    "prunable_parameters",
+    "report",
+    "schedules",
+    "seed_everything",
+]

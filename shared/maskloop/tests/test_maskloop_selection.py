@@ -1,0 +1,91 @@
+"""Selection, SelectionSampler and IndexedDataset."""
+
+import math
+
+import pytest
+import torch
+from maskloop import IndexedDataset, Selection
+from torch.utils.data import DataLoader, TensorDataset
+
+
+@pytest.mark.parametrize("keep", [0.01, 0.3, 0.5, 0.7, 1.0])
+def test_from_scores_keeps_scheduled_size_and_the_top(keep: float) -> None:
+    scores = torch.randn(101, generator=torch.Generator().manual_seed(0))
+    sel = Selection.from_scores(scores, keep)
+    assert len(sel) == max(1, math.floor(keep * 101 + 0.5)) == Selection.kept_count(101, keep)
+    kept = sel.mask()
+    assert scores[kept].min() >= scores[~kept].max() if (~kept).any() else True
+    low = Selection.from_scores(scores, keep, largest=False)
+    if (~low.mask()).any():
+        assert scores[low.mask()].max() <= scores[~low.mask()].min()
+
+
+def test_ties_keep_lower_index() -> None:
+    sel = Selection.from_scores(torch.zeros(10), 0.3)
+    assert sel.indices.tolist() == [0, 1, 2]
+
+
+def test_random_is_seeded_and_sized() -> None:
+    a = Selection.random(50, 0.4, generator=torch.Generator().manual_seed(1))
+    b = Selection.random(50, 0.4, generator=torch.Generator().manual_seed(1))
+    assert a == b and len(a) == 20 and a.keep == pytest.approx(0.4)
+
+
+def test_subset_and_sampler_cover_exactly_the_selection() -> None:
+    ds = TensorDataset(torch.arange(20).float(), torch.arange(20))
+    sel = Selection([1, 3, 5, 19], 20)
+    assert [int(ds_y) for _, ds_y in sel.subset(ds)] == [1, 3, 5, 19]
+    seen = sorted(
+        DataLoader(ds, batch_size=2, sampler=sel.sampler(seed=3)).dataset[i][1].item()
+        for i in sel.sampler(seed=3)
+    )
+    assert seen == [1, 3, 5, 19]
+
+
+def test_sampler_shards_across_ranks() -> None:
+    sel = Selection(torch.arange(0, 30, 3), 30)  # 10 kept
+    shards = [list(sel.sampler(num_replicas=3, rank=r, seed=7)) for r in range(3)]
+    assert all(len(s) == 4 for s in shards)  # ceil(10 / 3), padded by wrap-around
+    union = set().union(*map(set, shards))
+    assert union == set(sel.indices.tolist())
+    s0 = sel.sampler(num_replicas=3, rank=0, seed=7)
+    s0.set_epoch(1)
+    assert list(s0) != shards[0] or len(sel) == 1  # a new permutation each epoch
+
+
+def test_indexed_dataset_yields_indices() -> None:
+    ds = IndexedDataset(TensorDataset(torch.randn(5, 2), torch.arange(5)))
+    x, y, i = ds[3]
+    assert i == 3 and int(y) == 3
+    batch = next(iter(DataLoader(ds, batch_size=5)))
+    assert batch[2].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_state_dict_roundtrip() -> None:
+    sel = Selection([2, 4], 9)
+    assert Selection.from_state_dict(sel.state_dict()) == sel
+
+
+@pytest.mark.parametrize("keep", [0.0, -0.5, 1.01])
+def test_bad_keep(keep: float) -> None:
+    with pytest.raises(ValueError, match=r"keep must be in \(0, 1\]"):
+        Selection.from_scores(torch.rand(5), keep)
+    with pytest.raises(ValueError, match=r"keep must be in \(0, 1\]"):
+        Selection.random(5, keep)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        Selection([], 4)
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        Selection([0, 4], 4)
+    with pytest.raises(ValueError, match="duplicates"):
+        Selection([1, 1], 4)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        Selection.full(0)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        Selection.from_scores(torch.zeros(0), 0.5)
+    with pytest.raises(ValueError, match="dataset has 3"):
+        Selection([0], 4).subset(TensorDataset(torch.zeros(3)))
+    with pytest.raises(ValueError, match="rank must be"):
+        Selection([0], 4).sampler(num_replicas=2, rank=2)
