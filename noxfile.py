@@ -138,7 +138,8 @@ def build(session: nox.Session) -> None:
         tmp = Path(tmpdir)
         dist = tmp / "dist"
         session.run("uv", "build", "--all-packages", "--no-sources", "--out-dir", str(dist))
-        session.run("twine", "check", "--strict", *map(str, sorted(dist.iterdir())))
+        artifacts = sorted([*dist.glob("*.whl"), *dist.glob("*.tar.gz")])
+        session.run("twine", "check", "--strict", *map(str, artifacts))
         constraints, exclude_newer = _constraints(tmp)
         core = next(dist.glob("maskloop-*.whl"))
         for package in METHODS:
@@ -156,8 +157,9 @@ def build(session: nox.Session) -> None:
                 f"import importlib, {module}; "
                 f"[getattr({module}, n) for n in getattr({module}, '__all__', [])]; "
                 f"importlib.import_module('{module}.cli'); print('{package}', {module}.__version__)",
+                external=True,
             )  # fmt: skip
-            session.run(str(venv / "bin" / package), "--help", silent=True)
+            session.run(str(venv / "bin" / package), "--help", silent=True, external=True)
             session.log(f"{package}: installs and imports alone from its wheel")
 
 
