@@ -12,10 +12,10 @@ import os
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 import nox
+import tomllib
 
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "uv"

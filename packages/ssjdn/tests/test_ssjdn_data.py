@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from ssjdn.data import (
     SCENE_CLASSES,
     RetrievalData,
@@ -24,7 +23,7 @@ def test_scenes_shapes_deterministic_and_flags() -> None:
     b = make_scenes(40, image_size=32, seed=3)
     assert a.images.shape == (40, 3, 32, 32)
     assert torch.equal(a.images, b.images) and a.captions == b.captions
-    assert 0.0 <= float(a.images.min()) and float(a.images.max()) <= 1.0
+    assert float(a.images.min()) >= 0.0 and float(a.images.max()) <= 1.0
     assert all(len(c) == 5 for c in a.captions)
     assert a.caption_small.shape == (200,) and a.image_small.shape == (40,)
     assert 0 < a.caption_small.mean() < 1 and 0 < a.image_small.mean() < 1  # scales vary
@@ -42,10 +41,32 @@ def test_captions_are_tied_to_content() -> None:
             words = set(tokenize(c))
             assert words & colours, c  # every caption names a colour it drew
             scene_words += cls.split()[-1] in words or any(
-                w in words for w in ("airport", "airfield", "port", "harbour", "harbor", "neighbourhood",
-                                     "suburb", "factory", "farmland", "fields", "farm", "beach", "seaside",
-                                     "coast", "playground", "stadium", "sports", "forest", "woods", "parking",
-                                     "car", "industrial", "residential")
+                w in words
+                for w in (
+                    "airport",
+                    "airfield",
+                    "port",
+                    "harbour",
+                    "harbor",
+                    "neighbourhood",
+                    "suburb",
+                    "factory",
+                    "farmland",
+                    "fields",
+                    "farm",
+                    "beach",
+                    "seaside",
+                    "coast",
+                    "playground",
+                    "stadium",
+                    "sports",
+                    "forest",
+                    "woods",
+                    "parking",
+                    "car",
+                    "industrial",
+                    "residential",
+                )
             )
     frac = scene_words / (5 * len(d))
     assert 0.3 < frac < 0.8  # the scene word appears in only about half of the captions
@@ -115,7 +136,9 @@ def test_karpathy_json_and_images(tmp_path: Path) -> None:
     assert entries[1].captions[0] == "many planes"
     test = load_karpathy_json(path, split="test")
     assert len(test) == 3
-    data = load_karpathy_dataset(path, tmp_path, split="test", image_size=16, class_names=["airport", "beach"])
+    data = load_karpathy_dataset(
+        path, tmp_path, split="test", image_size=16, class_names=["airport", "beach"]
+    )
     assert data.images.shape == (3, 3, 16, 16)
     assert data.labels.tolist() == [0, 1, -1]  # numeric name -> unlabelled
     assert data.images[1].mean().item() == pytest.approx(80 / 255, abs=1e-3)
@@ -128,9 +151,20 @@ def test_karpathy_json_and_images(tmp_path: Path) -> None:
         ({"imgs": []}, "'images' list"),
         ({"images": [{"split": "test", "sentences": [{"raw": "a"}]}]}, r"images\[0\]\.filename"),
         ({"images": [{"filename": "a.jpg", "sentences": [{"raw": "a"}]}]}, r"images\[0\]\.split"),
-        ({"images": [{"filename": "a.jpg", "split": "test", "sentences": []}]}, r"images\[0\]\.sentences"),
         (
-            {"images": [{"filename": "a.jpg", "split": "test", "sentences": [{"raw": "a"}, {"raw": " "}]}]},
+            {"images": [{"filename": "a.jpg", "split": "test", "sentences": []}]},
+            r"images\[0\]\.sentences",
+        ),
+        (
+            {
+                "images": [
+                    {
+                        "filename": "a.jpg",
+                        "split": "test",
+                        "sentences": [{"raw": "a"}, {"raw": " "}],
+                    }
+                ]
+            },
             r"sentences\[1\]",
         ),
         ({"images": ["a.jpg"]}, r"images\[0\] must be an object"),

@@ -5,26 +5,28 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from ssjdn.metrics import retrieval_metrics, retrieval_ranks
 
 
 def brute_force(sims: np.ndarray, cap_img: np.ndarray, ties: str) -> dict[str, float]:
     """Sort candidates one query at a time; a tie puts wrong candidates first (pessimistic) or last."""
     n_img, n_cap = sims.shape
+    wrong_first = ties == "pessimistic"
     r_i2t, r_t2i = [], []
     for i in range(n_img):
-        cands = list(range(n_cap))
-        gt = [cap_img[j] == i for j in cands]
-        key = (lambda j: (-sims[i, j], gt[j])) if ties == "pessimistic" else (lambda j: (-sims[i, j], not gt[j]))
-        order = sorted(cands, key=key)
-        r_i2t.append(next(pos for pos, j in enumerate(order, 1) if gt[j]))
+        keyed = []
+        for j in range(n_cap):
+            right = bool(cap_img[j] == i)
+            keyed.append((-sims[i, j], right if wrong_first else not right, j, right))
+        keyed.sort()
+        r_i2t.append(next(pos for pos, item in enumerate(keyed, 1) if item[3]))
     for j in range(n_cap):
-        key = (lambda i: (-sims[i, j], i == cap_img[j])) if ties == "pessimistic" else (
-            lambda i: (-sims[i, j], i != cap_img[j])
-        )
-        order = sorted(range(n_img), key=key)
-        r_t2i.append(order.index(cap_img[j]) + 1)
+        keyed = []
+        for i in range(n_img):
+            right = bool(cap_img[j] == i)
+            keyed.append((-sims[i, j], right if wrong_first else not right, i, right))
+        keyed.sort()
+        r_t2i.append(next(pos for pos, item in enumerate(keyed, 1) if item[3]))
     out = {}
     for k in (1, 5, 10):
         out[f"i2t_R@{k}"] = 100.0 * np.mean([r <= k for r in r_i2t])
@@ -76,7 +78,9 @@ def test_perfect_and_subset() -> None:
     capsub = cap_img == 0
     m = retrieval_metrics(sims, cap_img, image_subset=sub, caption_subset=capsub)
     assert m["i2t_R@1"] == 0.0
-    assert retrieval_metrics(sims, cap_img, image_subset=~sub, caption_subset=~capsub)["mR"] == 100.0
+    assert (
+        retrieval_metrics(sims, cap_img, image_subset=~sub, caption_subset=~capsub)["mR"] == 100.0
+    )
 
 
 def test_rsicd_sized_evaluation_is_fast() -> None:

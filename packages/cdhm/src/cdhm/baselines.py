@@ -29,7 +29,14 @@ from torch import nn
 from cdhm.causal_hmm import CDHMClassifier
 from cdhm.data import envelope_order_spectrum
 from cdhm.estimator import DomainAdaptiveClassifier, _check_float, _check_int
-from cdhm.models import SegmentEncoder, check_signals, coral_loss, ganin_lambda, grad_reverse, mk_mmd
+from cdhm.models import (
+    SegmentEncoder,
+    check_signals,
+    coral_loss,
+    ganin_lambda,
+    grad_reverse,
+    mk_mmd,
+)
 
 __all__ = [
     "ABLATIONS",
@@ -44,7 +51,9 @@ class _CNNGRU(nn.Module):
         super().__init__()
         self.encoder = SegmentEncoder(segment_length, 64)
         self.gru = nn.GRU(64, hidden, batch_first=True)
-        self.classifier = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
+        )
         self.domain_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

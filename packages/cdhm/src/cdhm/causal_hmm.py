@@ -109,7 +109,12 @@ class CDHMNet(nn.Module):
         m_z = x.new_zeros(b, self.z_dim)
         g_s = x.new_zeros(b, self.q_s.hidden_size)
         g_z = x.new_zeros(b, self.q_s.hidden_size)
-        out: dict[str, list[torch.Tensor]] = {"s_loc": [], "s_scale": [], "z_loc": [], "z_scale": []}
+        out: dict[str, list[torch.Tensor]] = {
+            "s_loc": [],
+            "s_scale": [],
+            "z_loc": [],
+            "z_scale": [],
+        }
         for t in range(self.T):
             g_s = self.q_s(torch.cat([e[:, t], m_s], -1), g_s)
             loc, scale = _loc_scale(self.q_s_out(g_s))
@@ -167,7 +172,9 @@ class CDHMNet(nn.Module):
                 pyro.sample(f"x_{t}", dist.Normal(x_loc, x_scale).to_event(1), obs=x[:, t])
                 s_prev = s_t
             if y is not None and label_scale > 0:
-                mask = label_mask if label_mask is not None else torch.ones_like(y, dtype=torch.bool)
+                mask = (
+                    label_mask if label_mask is not None else torch.ones_like(y, dtype=torch.bool)
+                )
                 with poutine.scale(scale=label_scale), poutine.mask(mask=mask):
                     pyro.sample("y", dist.Categorical(logits=self.fault_head(s_prev)), obs=y)
             if self.z_dim and cond_scale > 0:
@@ -191,7 +198,8 @@ class CDHMNet(nn.Module):
             for t in pyro.markov(range(self.T)):
                 with poutine.scale(scale=kl_weight):
                     pyro.sample(
-                        f"s_{t}", dist.Normal(post["s_loc"][:, t], post["s_scale"][:, t]).to_event(1)
+                        f"s_{t}",
+                        dist.Normal(post["s_loc"][:, t], post["s_scale"][:, t]).to_event(1),
                     )
                     if self.z_dim:
                         pyro.sample(
@@ -217,8 +225,10 @@ class CDHMNet(nn.Module):
             for t in range(self.T):
                 v = g.nodes[f"{name}_{t}"]["value"]
                 kl[name] += float(
-                    (g.nodes[f"{name}_{t}"]["fn"].log_prob(v) - m.nodes[f"{name}_{t}"]["fn"].log_prob(v))
-                    .sum()
+                    (
+                        g.nodes[f"{name}_{t}"]["fn"].log_prob(v)
+                        - m.nodes[f"{name}_{t}"]["fn"].log_prob(v)
+                    ).sum()
                 )
         rec_f = float(rec)
         return {
@@ -298,7 +308,13 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> CDHMNet:
         s, z = (self.s_dim + self.z_dim, 0) if self.entangled else (self.s_dim, self.z_dim)
         return CDHMNet(
-            segment_length, self.n_segments, n_classes, n_conditions, s, z, self.hidden,
+            segment_length,
+            self.n_segments,
+            n_classes,
+            n_conditions,
+            s,
+            z,
+            self.hidden,
             temporal_prior=self.temporal_prior,
         )
 
@@ -317,8 +333,15 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         beta = max(1e-3, min(1.0, progress / self.kl_warmup)) if self.kl_warmup > 0 else 1.0
         with pyro.validation_enabled(False):
             neg_elbo = self._elbo.differentiable_loss(
-                net.model, net.guide, x, c, y, mask, beta,
-                self.lambda_y * per * len(x) / ns, self.lambda_c * per,
+                net.model,
+                net.guide,
+                x,
+                c,
+                y,
+                mask,
+                beta,
+                self.lambda_y * per * len(x) / ns,
+                self.lambda_c * per,
             )
         loss = neg_elbo / (len(x) * per)
         logs = {"loss_pyro": float(loss.detach())}
@@ -353,7 +376,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             parts.append(post["z_loc"][:, -1])
         return torch.cat(parts, -1)
 
-    def transform(self, x: Any, c: Any = None, part: str = "both", batch_size: int = 256) -> np.ndarray:
+    def transform(
+        self, x: Any, c: Any = None, part: str = "both", batch_size: int = 256
+    ) -> np.ndarray:
         """Posterior means at the last step: ``part='s'`` (fault), ``'z'`` (nuisance) or ``'both'``.
 
         `c` is the working condition of each window (it enters q(z)); default 0.

@@ -94,7 +94,7 @@ class DomainSpec:
 
 
 #: Two tiers of four working conditions each (12 ordered transfer tasks i -> j per tier).
-#: "mild" mimics CWRU loads 0-3 (1797-1730 rpm, one test rig); "hard" changes speed by 2.5x,
+#: "mild" mimics CWRU loads 0-3 (1797-1730 rpm, one test rig); "hard" changes speed by 30 %,
 #: the structural resonance, damping, sensor gain and noise level.
 DOMAIN_TIERS: dict[str, tuple[DomainSpec, ...]] = {
     "mild": (
@@ -104,10 +104,10 @@ DOMAIN_TIERS: dict[str, tuple[DomainSpec, ...]] = {
         DomainSpec("L3", 1730, 3150.0, 0.07, 1.15, 8.5),
     ),
     "hard": (
-        DomainSpec("A", 1000, 2500.0, 0.05, 1.0, 10.0),
-        DomainSpec("B", 1400, 3000.0, 0.07, 1.8, 6.0),
+        DomainSpec("A", 1500, 2500.0, 0.05, 1.0, 10.0),
+        DomainSpec("B", 1650, 3000.0, 0.07, 1.8, 6.0),
         DomainSpec("C", 1800, 3500.0, 0.09, 0.6, 3.0),
-        DomainSpec("D", 2300, 4000.0, 0.10, 2.5, 0.0),
+        DomainSpec("D", 1950, 4000.0, 0.10, 2.5, 0.0),
     ),
 }
 
@@ -241,7 +241,9 @@ def simulate_recording(
     impacts = sps.fftconvolve(impulses, h)[:n]
     harmonics = np.zeros(n)
     for m, a in ((1, 0.3), (2, 0.15), (3, 0.07)):
-        harmonics += a * rng.uniform(0.7, 1.3) * np.sin(2 * np.pi * m * fr * t + rng.uniform(0, 6.3))
+        harmonics += (
+            a * rng.uniform(0.7, 1.3) * np.sin(2 * np.pi * m * fr * t + rng.uniform(0, 6.3))
+        )
     clean = domain.gain * (impacts + harmonics)
     ref = domain.gain * np.sqrt(np.mean(harmonics**2) + 0.05)  # class-independent noise level
     noise = ref / (10 ** (domain.snr_db / 20)) * rng.standard_normal(n)

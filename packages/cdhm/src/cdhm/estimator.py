@@ -107,7 +107,9 @@ class DomainAdaptiveClassifier:
         lookup = {c: i for i, c in enumerate(classes)}
         unknown = sorted({v for v in y.tolist() if v not in lookup}, key=str)
         if unknown:
-            raise ValueError(f"source_y contains unknown class labels {unknown}; allowed: {classes}")
+            raise ValueError(
+                f"source_y contains unknown class labels {unknown}; allowed: {classes}"
+            )
         self.classes_ = np.asarray(classes)
         return np.asarray([lookup[v] for v in y.tolist()], dtype=np.int64)
 
@@ -221,12 +223,15 @@ class DomainAdaptiveClassifier:
         net = self._check_fitted()
         net.eval()
         xt = self._tensor(x)
-        out = [torch.softmax(self._logits(xt[i : i + batch_size]), -1) for i in
-               range(0, len(xt), batch_size)]
+        out = [
+            torch.softmax(self._logits(xt[i : i + batch_size]), -1)
+            for i in range(0, len(xt), batch_size)
+        ]
         return torch.cat(out).numpy()
 
     def predict(self, x: Any) -> np.ndarray:
         """Predicted class labels (values of ``classes_``)."""
+        self._check_fitted()
         return self.classes_[self.predict_proba(x).argmax(1)]
 
     @torch.no_grad()
@@ -260,9 +265,12 @@ class DomainAdaptiveClassifier:
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
         save_file(state, str(path / "model.safetensors"))
+        params = self.get_params()
+        if params.get("classes") is not None:
+            params["classes"] = np.asarray(params["classes"]).tolist()
         cfg = {
             "class": type(self).__name__,
-            "params": self.get_params(),
+            "params": params,
             "classes_": self.classes_.tolist(),
             "window_length_": self.window_length_,
             "n_conditions_": self.n_conditions_,

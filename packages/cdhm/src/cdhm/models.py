@@ -61,7 +61,8 @@ class SegmentEncoder(nn.Module):
     """1-D CNN mapping one segment (D samples) to a feature vector.
 
     A wide first kernel with stride (the "WDCNN" recipe for raw vibration) followed by two small
-    convolutions; global average and max pooling make it independent of impact position.
+    convolutions; max pooling to 8 positions keeps the coarse timing of impacts (their spacing
+    is what separates fault types).
     """
 
     def __init__(self, segment_length: int, out_dim: int = 64, channels: int = 16) -> None:
@@ -82,14 +83,15 @@ class SegmentEncoder(nn.Module):
             nn.BatchNorm1d(2 * channels),
             nn.ReLU(),
         )
-        self.proj = nn.Sequential(nn.Linear(4 * channels, out_dim), nn.ReLU())
+        self.pool = nn.AdaptiveMaxPool1d(8)
+        self.proj = nn.Sequential(nn.Linear(16 * channels, out_dim), nn.ReLU())
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, D) -> features (B, T, out_dim)."""
         b, t, d = x.shape
         h = self.net(x.reshape(b * t, 1, d))
-        h = torch.cat([h.mean(-1), h.amax(-1)], dim=-1)
+        h = self.pool(h).flatten(1)
         return self.proj(h).reshape(b, t, -1)
 
 

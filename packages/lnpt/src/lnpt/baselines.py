@@ -39,7 +39,9 @@ __all__ = [
 ]
 
 
-def _labelled(data: Iterable[Any], max_batches: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _labelled(
+    data: Iterable[Any], max_batches: int | None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     if data is None or isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
         raise TypeError(f"data must be a DataLoader of (inputs, labels) batches, got {data!r}")
     if max_batches is not None:
@@ -49,7 +51,8 @@ def _labelled(data: Iterable[Any], max_batches: int | None) -> list[tuple[torch.
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ValueError(
                 "this baseline needs labelled batches (inputs, labels); got "
-                f"{type(batch).__name__}" + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+                f"{type(batch).__name__}"
+                + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
             )
         out.append((batch[0], batch[1]))
         if max_batches is not None and len(out) >= max_batches:
@@ -220,12 +223,16 @@ def baseline_mask(
     s = _check_sparsity(sparsity)
     if method == "synflow":
         if input_shape is None:
-            raise ValueError("method='synflow' needs input_shape (one input without the batch axis)")
+            raise ValueError(
+                "method='synflow' needs input_shape (one input without the batch axis)"
+            )
         return synflow_prune(
             model, input_shape, s, rounds=synflow_rounds, params=params, scope=scope
         )
     if method in ("snip", "grasp") and data is None:
-        raise ValueError(f"method={method!r} needs labelled data (a DataLoader of (inputs, labels))")
+        raise ValueError(
+            f"method={method!r} needs labelled data (a DataLoader of (inputs, labels))"
+        )
     if method == "random":
         scores = random_scores(model, generator, params)
     elif method == "magnitude":
@@ -235,4 +242,3 @@ def baseline_mask(
     else:
         scores = grasp_scores(model, data, params=params, max_batches=max_batches)
     return WeightMask.from_scores(scores, s, scope=scope)
-

@@ -49,11 +49,13 @@ class BenchConfig:
     epochs: dict[str, int] = field(default_factory=lambda: {"mlp": 40, "cnn": 30})
     teacher_epochs: dict[str, int] = field(default_factory=lambda: {"mlp": 60, "cnn": 40})
     cnn_channels: tuple[int, int, int] = (16, 32, 64)
-    lr: float = 1e-3
+    lr: float = 1e-2
     batch_size: int = 64
     kd_weight: float = 1.0
+    score_kd_weight: float = 5.0
     temperature: float = 4.0
     synflow_rounds: int = 100
+    lnpt_rounds: int = 1
     diagnostic_sparsity: float = 0.95
 
     @classmethod
@@ -80,8 +82,14 @@ def _ce(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def _train_supervised(
-    model: nn.Module, data: DigitsSplit, part: str, epochs: int, cfg: BenchConfig, seed: int,
-    mask: WeightMask | None = None, callbacks: Sequence[Any] = (),
+    model: nn.Module,
+    data: DigitsSplit,
+    part: str,
+    epochs: int,
+    cfg: BenchConfig,
+    seed: int,
+    mask: WeightMask | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> None:
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -89,22 +97,48 @@ def _train_supervised(
     if mask is not None:
         cbs.insert(0, MaskedTraining(model, mask, opt))
     try:
-        fit(model, data.loader(part, cfg.batch_size, shuffle=True, generator=gen), epochs=epochs,
-            optimizer=opt, loss_fn=_ce, callbacks=cbs, progress=False)
+        fit(
+            model,
+            data.loader(part, cfg.batch_size, shuffle=True, generator=gen),
+            epochs=epochs,
+            optimizer=opt,
+            loss_fn=_ce,
+            callbacks=cbs,
+            progress=False,
+        )
     finally:
         for cb in cbs:
             if isinstance(cb, MaskedTraining):
                 cb.remove()
 
 
-def _mask(method: str, student: nn.Module, teacher: nn.Module, data: DigitsSplit, sparsity: float,
-          cfg: BenchConfig, seed: int, input_shape: tuple[int, ...]) -> WeightMask:
+def _mask(
+    method: str,
+    student: nn.Module,
+    teacher: nn.Module,
+    data: DigitsSplit,
+    sparsity: float,
+    cfg: BenchConfig,
+    seed: int,
+    input_shape: tuple[int, ...],
+) -> WeightMask:
     if method == "lnpt":
-        return prune(student, teacher, data.loader("student", 128, labels=False), sparsity,
-                     kd_weight=cfg.kd_weight, temperature=cfg.temperature)
+        return prune(
+            student,
+            teacher,
+            data.loader("student", 128, labels=False),
+            sparsity,
+            rounds=cfg.lnpt_rounds,
+            kd_weight=cfg.score_kd_weight,
+            temperature=cfg.temperature,
+        )
     return baseline_mask(
-        method, student, sparsity, data=data.loader("student", 128),
-        input_shape=input_shape, generator=torch.Generator().manual_seed(seed + 1000),
+        method,
+        student,
+        sparsity,
+        data=data.loader("student", 128),
+        input_shape=input_shape,
+        generator=torch.Generator().manual_seed(seed + 1000),
         synflow_rounds=cfg.synflow_rounds,
     )
 
@@ -113,7 +147,9 @@ def _accuracy(model: nn.Module, data: DigitsSplit) -> float:
     return evaluate(model, data.loader("test", 256))["accuracy"]
 
 
-def run_bench(cfg: BenchConfig, out: str | Path, command: str, progress: bool = True) -> report.Results:
+def run_bench(
+    cfg: BenchConfig, out: str | Path, command: str, progress: bool = True
+) -> report.Results:
     """Run the factorial, write `lnpt.{md,json,png}` under `out`, and return the results."""
     from tqdm.auto import tqdm
 
@@ -133,14 +169,24 @@ def run_bench(cfg: BenchConfig, out: str | Path, command: str, progress: bool = 
         teacher = _model(model_name, cfg)
         _train_supervised(teacher, data, "teacher", cfg.teacher_epochs[model_name], cfg, seed)
         teacher.eval()
-        res.add("teacher (dense, other half)", seed, {"accuracy": _accuracy(teacher, data)},
-                model=model_name, sparsity=0.0)
+        res.add(
+            "teacher (dense, other half)",
+            seed,
+            {"accuracy": _accuracy(teacher, data)},
+            model=model_name,
+            sparsity=0.0,
+        )
         seed_everything(seed)
         init = _model(model_name, cfg)
         dense = copy.deepcopy(init)
         _train_supervised(dense, data, "student", cfg.epochs[model_name], cfg, seed)
-        res.add("dense supervised", seed, {"accuracy": _accuracy(dense, data)},
-                model=model_name, sparsity=0.0)
+        res.add(
+            "dense supervised",
+            seed,
+            {"accuracy": _accuracy(dense, data)},
+            model=model_name,
+            sparsity=0.0,
+        )
         finals: list[tuple[float, float, float]] = []  # (lg, weight distance, accuracy)
         probe = LearningGap(init, teacher, kd_weight=0.0)
         for sparsity in cfg.sparsities:
@@ -155,49 +201,80 @@ def run_bench(cfg: BenchConfig, out: str | Path, command: str, progress: bool = 
                     )
                     if want_diag:
                         diag = LearningGapDiagnostic(
-                            student, teacher, data.loader("test", 256, labels=False),
+                            student,
+                            teacher,
+                            data.loader("test", 256, labels=False),
                             data.loader("test", 256),
                         )
                     cbs = [diag] if diag is not None else []
                     if training == "supervised":
-                        _train_supervised(student, data, "student", cfg.epochs[model_name], cfg,
-                                          seed, mask, cbs)
+                        _train_supervised(
+                            student, data, "student", cfg.epochs[model_name], cfg, seed, mask, cbs
+                        )
                     else:
                         gen = torch.Generator().manual_seed(seed)
                         LabelFreeTrainer(
-                            student, teacher, mask, lr=cfg.lr, kd_weight=cfg.kd_weight,
+                            student,
+                            teacher,
+                            mask,
+                            lr=cfg.lr,
+                            kd_weight=cfg.kd_weight,
                             temperature=cfg.temperature,
-                        ).fit(data.loader("student", cfg.batch_size, shuffle=True, labels=False,
-                                          generator=gen),
-                              cfg.epochs[model_name], callbacks=cbs, progress=False)
+                        ).fit(
+                            data.loader(
+                                "student", cfg.batch_size, shuffle=True, labels=False, generator=gen
+                            ),
+                            cfg.epochs[model_name],
+                            callbacks=cbs,
+                            progress=False,
+                        )
                     acc = _accuracy(student, data)
                     zeros = sum(int((student.get_parameter(n) == 0).sum()) for n in mask.names)
-                    metrics = {"accuracy": acc, "surviving": float(mask.numel - mask.num_pruned),
-                               "zeros_ok": float(zeros >= mask.num_pruned)}
+                    metrics = {
+                        "accuracy": acc,
+                        "surviving": float(mask.numel - mask.num_pruned),
+                        "zeros_ok": float(zeros >= mask.num_pruned),
+                    }
                     probe_s = LearningGap(student, teacher, kd_weight=0.0)
                     probe_s.setup([data.test_x])
                     lg = probe_s.feature_gap([data.test_x])
-                    wd = math.sqrt(sum(float((p.detach() - q.detach()).pow(2).sum())
-                                       for p, q in zip(student.parameters(), init.parameters())))
+                    wd = math.sqrt(
+                        sum(
+                            float((p.detach() - q.detach()).pow(2).sum())
+                            for p, q in zip(student.parameters(), init.parameters())
+                        )
+                    )
                     metrics["learning_gap"] = lg
                     metrics["weight_distance"] = wd
                     finals.append((lg, wd, acc))
-                    res.add(f"{method}+{training}", seed, metrics, model=model_name,
-                            sparsity=sparsity)
+                    res.add(
+                        f"{method}+{training}", seed, metrics, model=model_name, sparsity=sparsity
+                    )
                     if diag is not None:
                         corr = diag.correlations()
-                        curves.setdefault((model_name, f"{method}+{training}"), []).append(diag.rows)
+                        curves.setdefault((model_name, f"{method}+{training}"), []).append(
+                            diag.rows
+                        )
                         clean = {f"rho_{k}": v for k, v in corr.items() if math.isfinite(v)}
                         if clean:
-                            res.add(f"diagnostic {method}+{training}", seed, clean,
-                                    model=model_name, sparsity=sparsity)
+                            res.add(
+                                f"diagnostic {method}+{training}",
+                                seed,
+                                clean,
+                                model=model_name,
+                                sparsity=sparsity,
+                            )
         del probe
         lgs, wds, accs = zip(*finals)
-        across = {"rho_learning_gap": spearman(lgs, accs), "rho_weight_distance": spearman(wds, accs)}
+        across = {
+            "rho_learning_gap": spearman(lgs, accs),
+            "rho_weight_distance": spearman(wds, accs),
+        }
         across = {k: v for k, v in across.items() if math.isfinite(v)}
         if across:
-            res.add("diagnostic across final students", seed, across, model=model_name,
-                    sparsity=-1.0)
+            res.add(
+                "diagnostic across final students", seed, across, model=model_name, sparsity=-1.0
+            )
         bar.write(f"{model_name} seed {seed}: {time.perf_counter() - t0:.1f}s")
     _write(res, cfg, curves, out)
     return res
@@ -207,17 +284,28 @@ def _table_sections(res: report.Results, cfg: BenchConfig) -> list[str]:
     sections = []
     for model_name in cfg.models:
         sub = report.Results("lnpt", res.command, res.config)
-        sub.records = [r for r in res.records
-                       if r.setting.get("model") == model_name and r.setting.get("sparsity", 0) >= 0
-                       and not r.method.startswith("diagnostic")]
+        sub.records = [
+            r
+            for r in res.records
+            if r.setting.get("model") == model_name
+            and r.setting.get("sparsity", 0) >= 0
+            and not r.method.startswith("diagnostic")
+        ]
         methods = [m for m in sub.methods]
         sections.append(f"## {model_name.upper()}: test accuracy (%)\n")
         sections.append(
             "Mean ± std over paired seeds; Δ is the paired difference to SNIP with supervised "
             "training (95% bootstrap CI). Every mask at a sparsity keeps the same number of weights.\n"
         )
-        sections.append(sub.table("accuracy", baseline="snip+supervised",
-                                  setting_keys=["sparsity"], scale=100.0, methods=methods))
+        sections.append(
+            sub.table(
+                "accuracy",
+                baseline="snip+supervised" if "snip+supervised" in methods else None,
+                setting_keys=["sparsity"],
+                scale=100.0,
+                methods=methods,
+            )
+        )
         dense = sub.values("accuracy", "dense supervised")
         lf = sub.values("accuracy", "lnpt+label-free", sparsity=0.95)
         snip = sub.values("accuracy", "snip+supervised", sparsity=0.95)
@@ -225,24 +313,38 @@ def _table_sections(res: report.Results, cfg: BenchConfig) -> list[str]:
         if dense and lf:
             shared = sorted(set(dense) & set(lf))
             d = report.paired_difference([lf[s] for s in shared], [dense[s] for s in shared])
-            lines.append(f"- LNPT label-free at 95% minus dense supervised: {d.format(2, 100)} points "
-                         f"(goal: > -2) -> {'met' if d.mean > -0.02 else 'missed'}")
+            lines.append(
+                f"- LNPT label-free at 95% minus dense supervised: {d.format(2, 100)} points "
+                f"(goal: > -2) -> {'met' if d.mean > -0.02 else 'missed'}"
+            )
         if snip and lf:
             shared = sorted(set(snip) & set(lf))
             d = report.paired_difference([lf[s] for s in shared], [snip[s] for s in shared])
-            lines.append(f"- LNPT label-free at 95% minus SNIP supervised at 95%: {d.format(2, 100)} "
-                         f"points (goal: > 0) -> {'met' if d.mean > 0 else 'missed'}")
+            lines.append(
+                f"- LNPT label-free at 95% minus SNIP supervised at 95%: {d.format(2, 100)} "
+                f"points (goal: > 0) -> {'met' if d.mean > 0 else 'missed'}"
+            )
         if lines:
             sections.append("Goals at 95% sparsity:\n\n" + "\n".join(lines) + "\n")
     diag_rows = []
     for model_name in cfg.models:
-        for r_method in dict.fromkeys(r.method for r in res.records if r.method.startswith("diagnostic")
-                                      and r.setting.get("model") == model_name):
+        for r_method in dict.fromkeys(
+            r.method
+            for r in res.records
+            if r.method.startswith("diagnostic") and r.setting.get("model") == model_name
+        ):
             for key in ("rho_learning_gap", "rho_weight_distance"):
                 vals = res.values(key, r_method, model=model_name)
                 if vals:
-                    diag_rows.append([model_name, r_method.removeprefix("diagnostic "), key[4:],
-                                      len(vals), report.format_mean_std(vals.values(), 2)])
+                    diag_rows.append(
+                        [
+                            model_name,
+                            r_method.removeprefix("diagnostic "),
+                            key[4:],
+                            len(vals),
+                            report.format_mean_std(vals.values(), 2),
+                        ]
+                    )
     if diag_rows:
         sections.append("## Learning-gap diagnostic: Spearman(metric, test accuracy)\n")
         sections.append(
@@ -251,8 +353,9 @@ def _table_sections(res: report.Results, cfg: BenchConfig) -> list[str]:
             "correlation for the learning gap (smaller gap, higher accuracy) and a weak one for the "
             "weight distance.\n"
         )
-        sections.append(report.markdown_table(["model", "run", "metric", "n", "Spearman ρ"],
-                                              diag_rows))
+        sections.append(
+            report.markdown_table(["model", "run", "metric", "n", "Spearman ρ"], diag_rows)
+        )
     return sections
 
 
@@ -264,7 +367,9 @@ def _write(res: report.Results, cfg: BenchConfig, curves: dict, out: Path) -> No
         "Sparsity counts zeros in the masked Linear/Conv weights only; unstructured zeros save no "
         "time on dense kernels.\n"
     )
-    report.write_report(out / "lnpt.md", "lnpt benchmark: label-free pruning on digits", sections, res)
+    report.write_report(
+        out / "lnpt.md", "lnpt benchmark: label-free pruning on digits", sections, res
+    )
     try:
         _plot(res, cfg, curves, out / "lnpt.png")
     except ImportError:
@@ -303,8 +408,11 @@ def _plot(res: report.Results, cfg: BenchConfig, curves: dict, path: Path) -> No
         for (m_name, run), rows_list in curves.items():
             if m_name != model_name:
                 continue
-            for key, color in (("learning_gap", "C0"), ("weight_distance", "C1"),
-                               ("test_accuracy", "C2")):
+            for key, color in (
+                ("learning_gap", "C0"),
+                ("weight_distance", "C1"),
+                ("test_accuracy", "C2"),
+            ):
                 arr = np.array([[r[key] for r in rows] for rows in rows_list])
                 span = arr.max(axis=1, keepdims=True) - arr.min(axis=1, keepdims=True)
                 norm = (arr - arr.min(axis=1, keepdims=True)) / np.where(span == 0, 1, span)

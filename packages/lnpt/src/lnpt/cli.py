@@ -1,21 +1,130 @@
-"""Command line: `lnpt demo` and `lnpt bench` (not implemented yet)."""
+"""Command line: `lnpt demo` (under a minute) and `lnpt bench [--quick] [--out DIR] [--seeds N]`."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
+import time
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import torch
+    from maskloop import MaskedTraining, evaluate, fit, report, seed_everything
+
+    from lnpt.baselines import baseline_mask
+    from lnpt.data import load_digits_split
+    from lnpt.learning_gap import prune
+    from lnpt.models import MLP
+    from lnpt.training import LabelFreeTrainer
+
+    start = time.perf_counter()
+    torch.set_num_threads(2)
+    data = load_digits_split(0)
+    seed_everything(1)
+    teacher = MLP()
+    opt = torch.optim.Adam(teacher.parameters(), lr=1e-2)
+    ce = torch.nn.CrossEntropyLoss(reduction="none")
+    fit(
+        teacher,
+        data.loader("teacher", 64, shuffle=True),
+        epochs=30,
+        optimizer=opt,
+        loss_fn=ce,
+        progress=False,
+    )
+    teacher.eval()
+    seed_everything(0)
+    init = MLP()
+    unlabeled = data.loader("student", 128, labels=False)
+    rows = [["teacher (dense, labels, other half)", "0.00", f"{_acc(teacher, data, evaluate):.2f}"]]
+    sparsity = 0.95
+    for name in ("snip", "lnpt"):
+        if name == "lnpt":
+            mask = prune(init, teacher, unlabeled, sparsity)
+        else:
+            mask = baseline_mask("snip", init, sparsity, data=data.loader("student", 128))
+        student = copy.deepcopy(init)
+        mask.apply_(student)
+        if name == "lnpt":
+            LabelFreeTrainer(student, teacher, mask, lr=1e-2).fit(
+                data.loader("student", 64, shuffle=True, labels=False), 30, progress=False
+            )
+            label = "LNPT mask + label-free training (no labels)"
+        else:
+            opt = torch.optim.Adam(student.parameters(), lr=1e-2)
+            with MaskedTraining(student, mask, opt):
+                fit(
+                    student,
+                    data.loader("student", 64, shuffle=True),
+                    epochs=30,
+                    optimizer=opt,
+                    loss_fn=ce,
+                    progress=False,
+                )
+            label = "SNIP mask + supervised training"
+        rows.append([label, f"{mask.sparsity:.2f}", f"{_acc(student, data, evaluate):.2f}"])
+    seconds = time.perf_counter() - start
+    print(report.markdown_table(["student (digits MLP)", "sparsity", "test accuracy (%)"], rows))
+    print(f"({seconds:.1f} s)")
+    if args.summary_json:
+        report.write_demo_summary(
+            args.summary_json,
+            "lnpt",
+            "label-free pruning at 95% sparsity of a digits MLP, guided by a teacher",
+            f"LNPT label-free {rows[2][2]}% vs SNIP supervised {rows[1][2]}% at 95% sparsity",
+            seconds,
+        )
+    return 0
+
+
+def _acc(model, data, evaluate) -> float:  # noqa: ANN001
+    return 100 * evaluate(model, data.loader("test", 256))["accuracy"]
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from lnpt.bench import BenchConfig, run_bench
+
+    if args.seeds is not None and args.seeds < 1:
+        raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
+    seeds = args.seeds if args.seeds is not None else 5
+    cfg = BenchConfig.quick(seeds) if args.quick else BenchConfig(seeds=seeds)
+    command = (
+        "lnpt bench"
+        + (" --quick" if args.quick else "")
+        + (f" --seeds {args.seeds}" if args.seeds is not None else "")
+    )
+    start = time.perf_counter()
+    run_bench(cfg, args.out, command)
+    print(args.out.rstrip("/") + "/lnpt.md")
+    with open(args.out.rstrip("/") + "/lnpt.md") as f:
+        print(f.read())
+    print(f"bench took {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lnpt` console script."""
     parser = argparse.ArgumentParser(prog="lnpt", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="cmd")
+    demo = sub.add_parser("demo", help="prune a digits MLP at 95%% without labels (< 1 minute)")
+    demo.add_argument("--out", default=None, help="unused; accepted for a uniform CLI")
+    demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
+    bench = sub.add_parser("bench", help="the factorial benchmark on digits")
+    bench.add_argument("--quick", action="store_true", help="CI-sized run (< 10 minutes)")
+    bench.add_argument("--out", default="docs/benchmarks", help="output folder")
+    bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 5)")
     args = parser.parse_args(argv)
     if args.version:
         from lnpt import __version__
 
         print(__version__)
         return 0
+    if args.cmd == "demo":
+        return _demo(args)
+    if args.cmd == "bench":
+        return _bench(args)
     parser.print_help()
     return 0
 

@@ -42,8 +42,14 @@ class DigitsSplit:
     test_x: torch.Tensor
     test_y: torch.Tensor
 
-    def loader(self, part: str, batch_size: int = 64, shuffle: bool = False, labels: bool = True,
-               generator: torch.Generator | None = None) -> DataLoader:
+    def loader(
+        self,
+        part: str,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        labels: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> DataLoader:
         """A DataLoader over `part` in {"teacher", "student", "test"}; labels=False gives inputs only."""
         if part not in ("teacher", "student", "test"):
             raise ValueError(f"part must be 'teacher', 'student' or 'test', got {part!r}")
@@ -52,7 +58,9 @@ class DigitsSplit:
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
-def load_digits_split(seed: int = 0, test_fraction: float = 0.2, image: bool = False) -> DigitsSplit:
+def load_digits_split(
+    seed: int = 0, test_fraction: float = 0.2, image: bool = False
+) -> DigitsSplit:
     """Digits scaled to [0, 1], a stratified test split, and the rest halved teacher / student."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -65,11 +73,19 @@ def load_digits_split(seed: int = 0, test_fraction: float = 0.2, image: bool = F
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=test_fraction, random_state=seed, stratify=y
     )
-    x_t, x_s, y_t, y_s = train_test_split(x_tr, y_tr, test_size=0.5, random_state=seed, stratify=y_tr)
+    x_t, x_s, y_t, y_s = train_test_split(
+        x_tr, y_tr, test_size=0.5, random_state=seed, stratify=y_tr
+    )
 
     def t(a: np.ndarray) -> torch.Tensor:
         out = torch.from_numpy(a)
         return out.reshape(-1, 1, 8, 8) if image and out.ndim == 2 else out
 
-    return DigitsSplit(t(x_t), torch.from_numpy(y_t), t(x_s), torch.from_numpy(y_s), t(x_te),
-                       torch.from_numpy(y_te))
+    return DigitsSplit(
+        t(x_t),
+        torch.from_numpy(y_t),
+        t(x_s),
+        torch.from_numpy(y_s),
+        t(x_te),
+        torch.from_numpy(y_te),
+    )

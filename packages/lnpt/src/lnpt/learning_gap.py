@@ -96,7 +96,9 @@ class LearningGap(nn.Module):
         which: read the layer's "input" or "output".
         pool: `"avg"` (global average pooling of maps) or None.
         adaptor: `"auto"` (identity when widths match, else linear), `"identity"` or `"linear"`.
-        normalize: L2-normalise both feature vectors per sample before the gap.
+        normalize: L2-normalise both feature vectors per sample before the gap (default; a
+            reconstruction choice: the raw gap of (1) scales with the teacher's feature norm, which
+            on a trained teacher is hundreds of times the logit term and swamps it).
         feature_weight, kd_weight, temperature: the weights and tau of (2).
     """
 
@@ -110,7 +112,7 @@ class LearningGap(nn.Module):
         which: str = "input",
         pool: str | None = "avg",
         adaptor: str = "auto",
-        normalize: bool = False,
+        normalize: bool = True,
         feature_weight: float = 1.0,
         kd_weight: float = 1.0,
         temperature: float = 4.0,
@@ -130,7 +132,9 @@ class LearningGap(nn.Module):
         if self.temperature == 0:
             raise ValueError("temperature must be > 0, got 0")
         if self.feature_weight == 0 and self.kd_weight == 0:
-            raise ValueError("feature_weight and kd_weight are both 0: the objective would be empty")
+            raise ValueError(
+                "feature_weight and kd_weight are both 0: the objective would be empty"
+            )
         if teacher_layer == "same":
             teacher_layer = feature_layer if isinstance(feature_layer, str) else None
         # Stored outside nn.Module's registry so that the student/teacher are not sub-modules.
@@ -316,7 +320,13 @@ def score(
             if g is not None:
                 acc.add_(g)
     out = {n: (p.detach() * g / len(xs)).abs() for n, p, g in zip(names, plist, grads)}
-    dead = [n for n, s in out.items() if not bool((s > 0).any())]
+    dead = [
+        n
+        for n, s in out.items()
+        if not bool((s > 0).any())
+        and (mask is None or n not in mask or bool(mask[n].any()))
+        and bool((dict(work.named_parameters())[n] != 0).any())
+    ]
     if dead:
         warnings.warn(
             f"parameters {dead} do not influence the label-free objective (all scores 0) and will be "

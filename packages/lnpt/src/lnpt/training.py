@@ -124,7 +124,9 @@ class LabelFreeTrainer:
         if mask is not None and not isinstance(mask, WeightMask):
             raise TypeError(f"mask must be a WeightMask or None, got {type(mask).__name__}")
         if dynamic_mask is not None and not isinstance(dynamic_mask, DynamicMask):
-            raise TypeError(f"dynamic_mask must be a DynamicMask, got {type(dynamic_mask).__name__}")
+            raise TypeError(
+                f"dynamic_mask must be a DynamicMask, got {type(dynamic_mask).__name__}"
+            )
         if dynamic_mask is not None and mask is None:
             raise ValueError("dynamic_mask needs a mask to update; pass mask=...")
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
@@ -135,7 +137,11 @@ class LabelFreeTrainer:
         self.teacher = teacher
         self.mask = mask
         self.gap = LearningGap(
-            student, teacher, feature_layer=feature_layer, teacher_layer=teacher_layer, **gap_options
+            student,
+            teacher,
+            feature_layer=feature_layer,
+            teacher_layer=teacher_layer,
+            **gap_options,
         )
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
@@ -150,7 +156,9 @@ class LabelFreeTrainer:
         if self.optimizer_factory is not None:
             opt = self.optimizer_factory(params)
             if not isinstance(opt, torch.optim.Optimizer):
-                raise TypeError(f"optimizer factory returned {type(opt).__name__}, not an Optimizer")
+                raise TypeError(
+                    f"optimizer factory returned {type(opt).__name__}, not an Optimizer"
+                )
             return opt
         return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
@@ -168,7 +176,9 @@ class LabelFreeTrainer:
         epochs = _check_positive_int("epochs", epochs)
         for cb in callbacks:
             if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be maskloop.Callback instances, got {type(cb).__name__}")
+                raise TypeError(
+                    f"callbacks must be maskloop.Callback instances, got {type(cb).__name__}"
+                )
         first = next(iter_inputs(unlabeled, "unlabeled", 1))
         self.gap.setup(first, refit=self.gap.adaptor is None)
         opt = self.optimizer = self._make_optimizer()
@@ -229,7 +239,9 @@ class LabelFreeTrainer:
                     and state.epoch + 1 < epochs
                 ):
                     masked.remove()
-                    xs = [x.to(device) for x in iter_inputs(unlabeled, "unlabeled", dyn.max_batches)]
+                    xs = [
+                        x.to(device) for x in iter_inputs(unlabeled, "unlabeled", dyn.max_batches)
+                    ]
                     self.mask = dyn.update(
                         self.gap, self.student, self.mask, xs, dyn.fraction_at(state.epoch, epochs)
                     )

@@ -1,4 +1,23 @@
-"""LR-CNN: row-centric CNN training with exact gradients and far less activation memory."""
+"""LR-CNN: row-centric CNN training with exact gradients and far less activation memory.
+
+``RowCentric`` wraps a CNN so the early, high-resolution part of its convolutional trunk trains in
+horizontal row strips (forward and backward), ``plan`` predicts peak activation memory from shapes
+and picks strip counts for a budget.
+"""
+
+from lrcnn.graph import Residual, TrunkGraph, find_trunk
+from lrcnn.planner import Plan, Strip, plan
+from lrcnn.rowcentric import POLICIES, RowCentric
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "POLICIES",
+    "Plan",
+    "Residual",
+    "RowCentric",
+    "Strip",
+    "TrunkGraph",
+    "__version__",
+    "find_trunk",
+    "plan",
+]

@@ -171,8 +171,22 @@ class TrunkGraph:
             dh, dw = _pair(m.dilation)
             pl, pr, pt, pb = (int(v) for v in m._reversed_padding_repeated_twice)
             return self._new(
-                "conv", (cur,), name=name, module=m, k=kh, s=sh, d=dh, pt=pt, pb=pb, kw=kw, sw=sw,
-                dw=dw, pl=pl, pr=pr, mode=m.padding_mode, unit=unit,
+                "conv",
+                (cur,),
+                name=name,
+                module=m,
+                k=kh,
+                s=sh,
+                d=dh,
+                pt=pt,
+                pb=pb,
+                kw=kw,
+                sw=sw,
+                dw=dw,
+                pl=pl,
+                pr=pr,
+                mode=m.padding_mode,
+                unit=unit,
             )
         if isinstance(m, nn.MaxPool2d):
             if m.return_indices:
@@ -182,16 +196,42 @@ class TrunkGraph:
             ph, pw = _pair(m.padding)
             dh, dw = _pair(m.dilation)
             return self._new(
-                "maxpool", (cur,), name=name, module=m, k=kh, s=sh, d=dh, pt=ph, pb=ph, kw=kw,
-                sw=sw, dw=dw, pl=pw, pr=pw, ceil=bool(m.ceil_mode), unit=unit,
+                "maxpool",
+                (cur,),
+                name=name,
+                module=m,
+                k=kh,
+                s=sh,
+                d=dh,
+                pt=ph,
+                pb=ph,
+                kw=kw,
+                sw=sw,
+                dw=dw,
+                pl=pw,
+                pr=pw,
+                ceil=bool(m.ceil_mode),
+                unit=unit,
             )
         if isinstance(m, nn.AvgPool2d):
             kh, kw = _pair(m.kernel_size)
             sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
             ph, pw = _pair(m.padding)
             return self._new(
-                "avgpool", (cur,), name=name, module=m, k=kh, s=sh, pt=ph, pb=ph, kw=kw, sw=sw,
-                pl=pw, pr=pw, ceil=bool(m.ceil_mode), unit=unit,
+                "avgpool",
+                (cur,),
+                name=name,
+                module=m,
+                k=kh,
+                s=sh,
+                pt=ph,
+                pb=ph,
+                kw=kw,
+                sw=sw,
+                pl=pw,
+                pr=pw,
+                ceil=bool(m.ceil_mode),
+                unit=unit,
             )
         if type(m) is nn.BatchNorm2d:
             return self._new("bn", (cur,), name=name, module=m, unit=unit)

@@ -9,16 +9,13 @@ back-propagates it at once, so only strip-sized intermediates ever exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint_sequential
 
 from lrcnn.graph import TrunkGraph, find_trunk
 from lrcnn.strips import Layout, StripRunner
 
-__all__ = ["POLICIES", "RowCentric", "row_centric"]
+__all__ = ["POLICIES", "RowCentric"]
 
 POLICIES = ("overlap", "two_phase")
 
@@ -65,8 +62,17 @@ def _parse_budget(budget: int | float | str) -> int:
     elif isinstance(budget, str):
         s = budget.strip().replace(" ", "")
         units = {
-            "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
-            "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "K": 2**10, "M": 2**20, "G": 2**30,
+            "KIB": 2**10,
+            "MIB": 2**20,
+            "GIB": 2**30,
+            "TIB": 2**40,
+            "KB": 1e3,
+            "MB": 1e6,
+            "GB": 1e9,
+            "TB": 1e12,
+            "K": 2**10,
+            "M": 2**20,
+            "G": 2**30,
             "B": 1,
         }
         mult = 1.0
@@ -163,11 +169,10 @@ class RowCentric(nn.Module):
         """Names of the trunk's top-level units (what ``depth`` counts)."""
         return [n for n, _ in self._units]
 
-    def configure(self, input_shape: tuple[int, ...]) -> tuple[int, int]:
-        """The ``(depth, rows)`` used for inputs of ``input_shape`` (N, C, H, W)."""
-        return self._runner(tuple(input_shape), torch.float32)[0], self._runner(
-            tuple(input_shape), torch.float32
-        )[1].layout.n
+    def configure(self, input_shape: tuple[int, int, int, int]) -> tuple[int, int]:
+        """The ``(depth, rows)`` used for float32 inputs of ``input_shape`` (N, C, H, W)."""
+        depth, runner = self._runner(tuple(input_shape), torch.float32)
+        return depth, runner.layout.n
 
     def _graph(self, depth: int) -> TrunkGraph:
         if depth not in self._graphs:
@@ -183,8 +188,13 @@ class RowCentric(nn.Module):
             from lrcnn.planner import plan
 
             p = plan(
-                self.model, shape, rows=rows, memory_budget=self.memory_budget,
-                policy=self.policy, depth=depth, dtype=dtype,
+                self.model,
+                shape,
+                rows=rows,
+                memory_budget=self.memory_budget,
+                policy=self.policy,
+                depth=depth,
+                dtype=dtype,
             )
             depth, rows = p.depth, p.rows
         if depth is None:
@@ -210,8 +220,9 @@ class RowCentric(nn.Module):
         rest = [m for _, m in self._units[depth:]]
         if rest:
             if self.checkpoint_segments > 0 and torch.is_grad_enabled():
-                segs = min(self.checkpoint_segments, len(rest))
-                y = checkpoint_sequential(rest, segs, y, use_reentrant=False)
+                from lrcnn.baselines import checkpoint_units
+
+                y = checkpoint_units(rest, self.checkpoint_segments, y)
             else:
                 for m in rest:
                     y = m(y)
@@ -221,8 +232,3 @@ class RowCentric(nn.Module):
         """Run the model with its trunk row-centric."""
         y = self.trunk(x)
         return self._head(y) if self._head is not None else y
-
-
-def row_centric(model: nn.Module, **kwargs: object) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Functional shorthand: ``row_centric(model, rows=4)(x)``."""
-    return RowCentric(model, **kwargs)  # type: ignore[arg-type]

@@ -82,10 +82,14 @@ class Layout:
                 continue
             mine = part[node.id]
             for u in node.inputs:
-                ends = [0] + [
-                    graph.needed(node, 0, mine[i], hs[u])[1] if mine[i] > 0 else 0
-                    for i in range(1, rows)
-                ] + [hs[u]]
+                ends = (
+                    [0]
+                    + [
+                        graph.needed(node, 0, mine[i], hs[u])[1] if mine[i] > 0 else 0
+                        for i in range(1, rows)
+                    ]
+                    + [hs[u]]
+                )
                 old = part.get(u)
                 new = ends if old is None else [max(x, y) for x, y in zip(old, ends)]
                 for i in range(1, rows + 1):  # monotone, clipped
@@ -120,9 +124,7 @@ class Layout:
                         ]
                         los.append(min(nxt[0], part[u][i + 1]) if nxt else part[u][i + 1])
                     self.cache_lo[(node.id, u)] = los
-        self.last_use = {
-            n.id: max(n.consumers) if n.consumers else len(nodes) for n in nodes
-        }
+        self.last_use = {n.id: max(n.consumers) if n.consumers else len(nodes) for n in nodes}
 
     def strip_rows(self, i: int, node: int) -> Interval:
         """Rows of tensor ``node`` that strip ``i`` computes."""
@@ -144,6 +146,7 @@ class _State:
     seeds: dict[int, int] = field(default_factory=dict)
     drop_on: dict[int, bool] = field(default_factory=dict)
     count: dict[int, int] = field(default_factory=dict)
+    own_iv: tuple[int, int] = (0, 0)  # rows the current strip owns at the current node
 
 
 class _BNApply(torch.autograd.Function):
@@ -192,6 +195,14 @@ class _BNApply(torch.autograd.Function):
 def _vslice(
     t: torch.Tensor, start: int, lo: int, hi: int, h: int, mode: str, fill: float
 ) -> torch.Tensor:
+    """Contiguous padded-coordinate rows (see ``_vrows``): contiguous so convolution and pooling
+    take their fast kernels."""
+    return _vrows(t, start, lo, hi, h, mode, fill).contiguous()
+
+
+def _vrows(
+    t: torch.Tensor, start: int, lo: int, hi: int, h: int, mode: str, fill: float
+) -> torch.Tensor:
     """Padded-coordinate rows ``[lo, hi)`` of a tensor of height ``h``, from ``t`` holding real
     rows ``[start, start + t.shape[2])``."""
     if mode == "zeros":
@@ -209,7 +220,20 @@ def _vslice(
     return t.index_select(2, torch.tensor(idx, device=t.device))
 
 
-def _avg_counts(n_out: int, a: int, b: int, k: int, s: int, p: int, n: int, incl: bool) -> list[int]:
+def _adder(offset: int, g_rows: torch.Tensor):  # type: ignore[no-untyped-def]
+    """Tensor hook adding ``g_rows`` to rows ``[offset, offset + len)`` of a gradient."""
+
+    def hook(g: torch.Tensor) -> torch.Tensor:
+        g = g.clone()
+        g.narrow(2, offset, g_rows.shape[2]).add_(g_rows)
+        return g
+
+    return hook
+
+
+def _avg_counts(
+    n_out: int, a: int, b: int, k: int, s: int, p: int, n: int, incl: bool
+) -> list[int]:
     out = []
     for i in range(a, b):
         start = i * s - p
@@ -271,8 +295,11 @@ class StripRunner:
             if node.mode == "zeros" and node.pl == node.pr:
                 padw = node.pl
             else:
-                x = F.pad(x, (node.pl, node.pr, 0, 0), mode="constant" if node.mode == "zeros"
-                          else node.mode)
+                x = F.pad(
+                    x,
+                    (node.pl, node.pr, 0, 0),
+                    mode="constant" if node.mode == "zeros" else node.mode,
+                )
                 padw = 0
             return F.conv2d(
                 x, m.weight, m.bias, (node.s, node.sw), (0, padw), (node.d, node.dw), m.groups
@@ -280,14 +307,23 @@ class StripRunner:
         if node.kind == "maxpool":
             x = _vslice(t, start, lo, hi, h_in, "zeros", -math.inf)
             return F.max_pool2d(
-                x, (node.k, node.kw), (node.s, node.sw), (0, node.pl), (node.d, node.dw),
+                x,
+                (node.k, node.kw),
+                (node.s, node.sw),
+                (0, node.pl),
+                (node.d, node.dw),
                 ceil_mode=node.ceil,
             )
         # avgpool: window sums, divided by PyTorch's divisor (separable in rows and columns)
         x = _vslice(t, start, lo, hi, h_in, "zeros", 0.0)
         sums = F.avg_pool2d(
-            x, (node.k, node.kw), (node.s, node.sw), (0, node.pl), ceil_mode=node.ceil,
-            count_include_pad=True, divisor_override=1,
+            x,
+            (node.k, node.kw),
+            (node.s, node.sw),
+            (0, node.pl),
+            ceil_mode=node.ceil,
+            count_include_pad=True,
+            divisor_override=1,
         )
         if m.divisor_override:
             return sums / m.divisor_override
@@ -303,17 +339,18 @@ class StripRunner:
     def _bn(self, node: Node, x: torch.Tensor, a: int, b: int, st: _State) -> torch.Tensor:
         m = node.module
         if node.id not in st.batch_bn:
-            return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0,
-                                m.eps)
+            return F.batch_norm(
+                x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps
+            )
         if node.id not in st.stats:  # statistics sweep: sum the owned rows, stop the strip
-            oa, ob = st.own_iv  # type: ignore[attr-defined]
+            oa, ob = st.own_iv
             own = x.narrow(2, oa - a, ob - oa).to(torch.float64)
             s = st.sums.setdefault(node.id, [0.0, 0.0])  # type: ignore[list-item]
             s[0] = s[0] + own.sum((0, 2, 3))
             s[1] = s[1] + (own * own).sum((0, 2, 3))
             raise _Stop
         mean, invstd = st.stats[node.id]
-        oa, ob = st.own_iv  # type: ignore[attr-defined]
+        oa, ob = st.own_iv
         return _BNApply.apply(
             x, m.weight, m.bias, mean, invstd, st.corr.get(node.id), (oa - a, ob - a)
         )
@@ -351,6 +388,7 @@ class StripRunner:
         tails_in: dict[tuple[int, int], tuple[torch.Tensor, int]] | None = None,
         capture: int | None = None,
         carry_out: dict[tuple[int, int], tuple[torch.Tensor, int]] | None = None,
+        inject: dict[tuple[int, int], torch.Tensor] | None = None,
     ) -> dict[str, object]:
         """Compute strip ``i``; returns its output, leaves, carried rows and captured tensors."""
         lay = self.layout
@@ -386,8 +424,13 @@ class StripRunner:
                     if end > clo:
                         sl = t.narrow(2, clo - lo, end - clo)
                         carry[e] = (sl if grad else sl.clone(), clo)
+                        if inject and e in inject and t.requires_grad:
+                            # the next strip's gradient for these carried rows joins this
+                            # strip's gradient of t when autograd reaches t (a hook, not an
+                            # extra output: that would hold a full-size zero-padded gradient)
+                            t.register_hook(_adder(clo - lo, inject[e]))
                 ins.append((t, lo))
-            st.own_iv = lay.owned[i][node.id]  # type: ignore[attr-defined]
+            st.own_iv = lay.owned[i][node.id]
             if capture == node.id:
                 captured["bn_in"] = ins[0][0].narrow(2, iv[0] - ins[0][1], iv[1] - iv[0])
             y = self._apply(node, ins, iv, st)
@@ -414,8 +457,9 @@ class StripRunner:
                     st.seeds[n.id] = int(torch.randint(0, 2**62, (1,)).item())
         return st
 
-    def _sweep(self, x: torch.Tensor, st: _State, keep_out: bool) -> tuple[torch.Tensor | None,
-                                                                           list]:
+    def _sweep(
+        self, x: torch.Tensor, st: _State, keep_out: bool
+    ) -> tuple[torch.Tensor | None, list]:
         lay = self.layout
         c, h, w = lay.shapes[self.graph.out]
         out = x.new_empty((x.shape[0], c, h, w)) if keep_out else None
@@ -424,6 +468,7 @@ class StripRunner:
         for i in range(lay.n):
             tails.append(carried)
             made: dict[tuple[int, int], tuple[torch.Tensor, int]] = {}
+            res = None  # free the previous strip before computing this one
             try:
                 res = self.run_strip(i, x, st, grad=False, tails_in=carried, carry_out=made)
             except _Stop:
@@ -473,20 +518,21 @@ class StripRunner:
             g1 = g2 = None
             gcarry: dict[tuple[int, int], torch.Tensor] = {}
             for i in order:
+                res = outs = inputs = grads = dy = xhat = None  # free the previous strip
                 with torch.enable_grad():
                     res = self.run_strip(
-                        i, x, st, grad=True, tails_in=tails[i] if tails else None, capture=bn
+                        i,
+                        x,
+                        st,
+                        grad=True,
+                        tails_in=tails[i] if tails else None,
+                        capture=bn,
+                        inject=gcarry,
                     )
                 a, b = lay.owned[i][out_id]
                 outs = [res["out"]]
                 gouts = [gout[:, :, a:b]]
-                for e, (sl, _) in res["carry"].items():
-                    if e in gcarry:
-                        outs.append(sl)
-                        gouts.append(gcarry[e])
-                tail_keys = [
-                    e for e in res["leaves"] if isinstance(e, tuple) and e[1] in down
-                ]
+                tail_keys = [e for e in res["leaves"] if isinstance(e, tuple) and e[1] in down]
                 inputs = [res["cap"]["bn_out"]] + [res["leaves"][e] for e in tail_keys]
                 grads = torch.autograd.grad(outs, inputs, gouts, allow_unused=True)
                 dy = grads[0]
@@ -511,17 +557,20 @@ class StripRunner:
         gx = torch.zeros_like(x) if need_x else None
         gcarry = {}
         for i in order:
+            res = outs = inputs = grads = live = gw = rest = None  # free the previous strip
             with torch.enable_grad():
                 res = self.run_strip(
-                    i, x, st, grad=True, need_x=need_x, tails_in=tails[i] if tails else None
+                    i,
+                    x,
+                    st,
+                    grad=True,
+                    need_x=need_x,
+                    tails_in=tails[i] if tails else None,
+                    inject=gcarry,
                 )
             a, b = lay.owned[i][out_id]
             outs = [res["out"]]
             gouts = [gout[:, :, a:b]]
-            for e, (sl, _) in res["carry"].items():
-                if e in gcarry and sl.requires_grad:
-                    outs.append(sl)
-                    gouts.append(gcarry[e])
             keys = [k for k in res["leaves"] if k != "x"]
             want = [p for p in params if p.requires_grad]
             inputs = list(want) + [res["leaves"][k] for k in keys]
@@ -540,7 +589,7 @@ class StripRunner:
                 g = next(gw)
                 if g is not None:
                     gparams[j] = g if gparams[j] is None else gparams[j] + g
-            rest = grads[len(want):]
+            rest = grads[len(want) :]
             gcarry = {k: g for k, g in zip(keys, rest[: len(keys)]) if g is not None}
             if need_x:
                 gxi = rest[len(keys)]

@@ -1,11 +1,9 @@
 """SEVEN: transformer weight pruning that keeps consistently sensitive weights ("sentinels").
 
 `SevenPruner` (SEVEN_dyn as in the official code; SEVEN_pre, a reconstruction), its baselines with the
-same interface, a Hugging Face `Trainer` callback (`SevenCallback`, imported lazily), data loaders,
+same interface, a Hugging Face `Trainer` callback (`SevenCallback`, which never imports the Trainer), data loaders,
 reference models and the benchmark behind `seven-prune bench`.
 """
-
-from typing import Any
 
 from seven_prune.baselines import (
     PRUNERS,
@@ -19,6 +17,7 @@ from seven_prune.baselines import (
     TaylorPruner,
     make_pruner,
 )
+from seven_prune.hf import SevenCallback
 from seven_prune.pruning import (
     DEFAULT_TARGETS,
     GradualPruner,
@@ -58,11 +57,3 @@ __all__ = [
     "sparsity_by_layer_type",
     "target_parameters",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "SevenCallback":  # lazy: importing it loads transformers' Trainer machinery
-        from seven_prune.hf import SevenCallback
-
-        return SevenCallback
-    raise AttributeError(f"module 'seven_prune' has no attribute {name!r}")

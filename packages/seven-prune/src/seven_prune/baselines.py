@@ -95,8 +95,10 @@ class GraspPruner(OneShotPruner):
     def __init__(
         self, model: nn.Module, sparsity: float, *, temperature: float = 200.0, **kwargs: Any
     ) -> None:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            temperature > 0
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not (temperature > 0)
         ):
             raise ValueError(f"temperature must be a float > 0, got {temperature!r}")
         self.temperature = float(temperature)
@@ -105,7 +107,9 @@ class GraspPruner(OneShotPruner):
     def _loss(self, batch: Any, loss_fn: Callable[..., torch.Tensor] | None) -> torch.Tensor:
         device = next(self.model.parameters()).device
         if isinstance(batch, dict):
-            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            batch = {
+                k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+            }
             if "labels" not in batch:
                 raise ValueError(f"GraSP needs 'labels' in a mapping batch; got {sorted(batch)}")
             inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
@@ -115,7 +119,9 @@ class GraspPruner(OneShotPruner):
             y = batch[1].to(device)
             out = self.model(batch[0].to(device))
         else:
-            raise TypeError(f"a batch must be a mapping or (inputs, targets), got {type(batch).__name__}")
+            raise TypeError(
+                f"a batch must be a mapping or (inputs, targets), got {type(batch).__name__}"
+            )
         logits = (out.logits if hasattr(out, "logits") else out) / self.temperature
         if loss_fn is None:
             return F.cross_entropy(logits, y)
@@ -131,7 +137,9 @@ class GraspPruner(OneShotPruner):
         g = [torch.zeros_like(p) for p in params]
         for b in taken:
             gi = torch.autograd.grad(self._loss(b, loss_fn), params, allow_unused=True)
-            torch._foreach_add_(g, [torch.zeros_like(p) if x is None else x for x, p in zip(gi, params)])
+            torch._foreach_add_(
+                g, [torch.zeros_like(p) if x is None else x for x, p in zip(gi, params)]
+            )
         torch._foreach_div_(g, float(self.n_batches))
         hg = [torch.zeros_like(p) for p in params]
         for b in taken:
@@ -140,7 +148,9 @@ class GraspPruner(OneShotPruner):
             )
             z = sum((x * gd).sum() for x, gd in zip(gi, g) if x is not None)
             hi = torch.autograd.grad(z, params, allow_unused=True)
-            torch._foreach_add_(hg, [torch.zeros_like(p) if x is None else x for x, p in zip(hi, params)])
+            torch._foreach_add_(
+                hg, [torch.zeros_like(p) if x is None else x for x, p in zip(hi, params)]
+            )
         torch._foreach_div_(hg, float(self.n_batches))
         self.model.zero_grad(set_to_none=True)
         return [(p.detach() * h).float() for p, h in zip(params, hg)]
@@ -176,14 +186,19 @@ class MovementPruner(GradualPruner):
 class PlatonPruner(GradualPruner):
     """PLATON (Zhang et al. 2022): importance smoothed by an EMA times its uncertainty.
 
-        I = |W * g|;  I_bar <- b1 I_bar + (1 - b1) I;  U <- b2 U + (1 - b2) |I - I_bar|
-        score = I_bar * U          (b1 = 0.85, b2 = 0.95; same window and cubic schedule as SEVEN_dyn)
+    I = |W * g|;  I_bar <- b1 I_bar + (1 - b1) I;  U <- b2 U + (1 - b2) |I - I_bar|
+    score = I_bar * U          (b1 = 0.85, b2 = 0.95; same window and cubic schedule as SEVEN_dyn)
     """
 
     state_names = ("I_bar", "U", "S")
 
     def __init__(
-        self, model: nn.Module, sparsity: float, *, beta1: float = 0.85, beta2: float = 0.95,
+        self,
+        model: nn.Module,
+        sparsity: float,
+        *,
+        beta1: float = 0.85,
+        beta2: float = 0.95,
         **kwargs: Any,
     ) -> None:
         self.beta1 = _check_alpha("beta1", beta1)
@@ -236,4 +251,3 @@ def make_pruner(name: str, model: nn.Module, sparsity: float, **kwargs: Any) -> 
     if name not in PRUNERS:
         raise ValueError(f"name must be one of {sorted(PRUNERS)}, got {name!r}")
     return PRUNERS[name](model, sparsity, **kwargs)
-

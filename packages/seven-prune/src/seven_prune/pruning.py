@@ -99,7 +99,9 @@ def target_parameters(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     include = DEFAULT_TARGETS if targets is None else targets
     if not isinstance(include, str) and (
-        not isinstance(include, Sequence) or not include or not all(isinstance(t, str) for t in include)
+        not isinstance(include, Sequence)
+        or not include
+        or not all(isinstance(t, str) for t in include)
     ):
         raise TypeError(
             f"targets must be a regex string or a non-empty sequence of regex strings, got {targets!r}"
@@ -129,12 +131,13 @@ def select_global(
     """
     names = list(scores)
     flat = [scores[n].detach().reshape(-1).float() for n in names]
+    allflat = torch.cat([f.cpu() for f in flat])  # a fresh tensor: safe to edit in place
     if previous is not None:
-        flat = [
-            f.masked_fill(~previous[n].reshape(-1).to(f.device), -math.inf)
-            for f, n in zip(flat, names)
-        ]
-    allflat = torch.cat([f.cpu() for f in flat]) if len(flat) > 1 else flat[0].cpu()
+        for n, f in zip(names, flat):
+            if n not in previous or previous[n].numel() != f.numel():
+                raise ValueError(f"previous mask has no entry of {f.numel()} elements for {n!r}")
+        pruned = ~torch.cat([previous[n].reshape(-1).cpu() for n in names])
+        allflat.masked_fill_(pruned, -math.inf)
     total = allflat.numel()
     if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
         raise ValueError(f"n_keep must be an int in [0, {total}], got {n_keep!r}")
@@ -180,7 +183,9 @@ def batch_loss(
                 )
             return loss
         if "labels" not in batch:
-            raise ValueError(f"a mapping batch needs 'labels' when loss_fn is given; got {sorted(batch)}")
+            raise ValueError(
+                f"a mapping batch needs 'labels' when loss_fn is given; got {sorted(batch)}"
+            )
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
         out = model(**inputs)
         logits = out.logits if hasattr(out, "logits") else out
@@ -218,7 +223,9 @@ def _check_alpha(name: str, value: object) -> float:
 
 def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} ({value!r})")
+        raise TypeError(
+            f"{name} must be an int >= {minimum}, got {type(value).__name__} ({value!r})"
+        )
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return value
@@ -331,8 +338,11 @@ class Pruner(Callback):
             raise TypeError("state must be a mapping returned by Pruner.state_dict()")
         mine, theirs = self._config(), dict(state["config"])
         if mine != theirs:
-            diff = {k: (theirs.get(k), mine.get(k)) for k in set(mine) | set(theirs)
-                    if mine.get(k) != theirs.get(k)}
+            diff = {
+                k: (theirs.get(k), mine.get(k))
+                for k in set(mine) | set(theirs)
+                if mine.get(k) != theirs.get(k)
+            }
             raise ValueError(f"state was saved by a differently configured pruner: {diff}")
         self.t = int(state["t"])
         self.pruned_before_training = bool(state["pruned_before_training"])
@@ -385,7 +395,9 @@ class GradualPruner(Pruner):
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         if mode not in ("dyn", "pre"):
-            raise ValueError(f"mode must be 'dyn' (during fine-tuning) or 'pre' (before), got {mode!r}")
+            raise ValueError(
+                f"mode must be 'dyn' (during fine-tuning) or 'pre' (before), got {mode!r}"
+            )
         self.mode = mode
         self.start = _check_int("start", start, 0)
         self.window = _check_int("window", window, 1)
@@ -445,9 +457,9 @@ class GradualPruner(Pruner):
     @torch.no_grad()
     def _cut(self, k: int) -> None:
         scores = self.current_scores()
-        m = [self.mask[n].to(s.dtype) for n, s in zip(self.names, scores)]
-        # S[M == 0] <- 0: pruned weights never come back (also excluded by `previous`)
-        torch._foreach_mul_(scores, m)
+        for n, s in zip(self.names, scores):
+            # S[M == 0] <- 0: pruned weights never come back (also excluded by `previous`)
+            s.masked_fill_(~self.mask[n], 0.0)
         keep = self.n_keep(k)
         if k == self.window - 1:  # the schedule's end: exactly round(sparsity * N) pruned
             keep = self.numel - math.floor(self.sparsity * self.numel + 0.5)
@@ -506,7 +518,9 @@ class GradualPruner(Pruner):
         `window` are given.
         """
         if self.mode != "pre":
-            raise RuntimeError(f"prune_before_training needs mode='pre', this pruner has {self.mode!r}")
+            raise RuntimeError(
+                f"prune_before_training needs mode='pre', this pruner has {self.mode!r}"
+            )
         from tqdm.auto import tqdm
 
         tic = time.perf_counter()
@@ -642,7 +656,9 @@ class OneShotPruner(Pruner):
 def _cycle(batches: Iterable[Any], name: str) -> Any:
     """Iterate `batches` forever (re-iterating when exhausted); error if it yields nothing."""
     if batches is None or not isinstance(batches, Iterable):
-        raise TypeError(f"{name} must be an iterable of batches (e.g. a DataLoader), got {batches!r}")
+        raise TypeError(
+            f"{name} must be an iterable of batches (e.g. a DataLoader), got {batches!r}"
+        )
 
     def gen() -> Any:
         while True:

@@ -79,8 +79,8 @@ class SevenPruner(GradualPruner):
             raise ValueError(f"moments must be 'abs' (official code) or 'signed', got {moments!r}")
         self.moments = moments
         self.consistency = bool(consistency)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
-            raise ValueError(f"eps must be a float >= 0, got {eps!r}")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"eps must be a float > 0, got {eps!r}")
         self.eps = float(eps)
         self.state_names = ("m", "v", "S") if self.consistency else ("S",)
         super().__init__(
@@ -108,27 +108,27 @@ class SevenPruner(GradualPruner):
             return
         m, v, s = self.state["m"], self.state["v"], self.state["S"]
         g_m = torch._foreach_abs(g) if self.moments == "abs" else g
-        torch._foreach_mul_(m, self.alpha1)
-        torch._foreach_add_(m, g_m, alpha=1.0 - self.alpha1)
+        torch._foreach_lerp_(m, g_m, 1.0 - self.alpha1)  # m <- a1 m + (1 - a1) g_m
         torch._foreach_mul_(v, self.alpha2)
         torch._foreach_addcmul_(v, g, g, value=1.0 - self.alpha2)
         bc1 = 1.0 - self.alpha1 ** (k + 1)
         bc2 = 1.0 - self.alpha2 ** (k + 1)
-        # sqrt(v_hat) + eps = sqrt(v) / sqrt(bc2) + eps
+        # sqrt(v_hat) + eps = sqrt(v) / sqrt(bc2) + eps  (> 0)
         denom = torch._foreach_sqrt(v)
-        torch._foreach_div_(denom, math.sqrt(bc2))
+        torch._foreach_mul_(denom, 1.0 / math.sqrt(bc2))
         torch._foreach_add_(denom, self.eps)
-        term = torch._foreach_div(m, denom)  # m / (sqrt(v_hat) + eps)
-        torch._foreach_div_(term, bc1)  # m_hat / (sqrt(v_hat) + eps)
-        torch._foreach_mul_(term, g)
-        torch._foreach_mul_(term, w)
-        torch._foreach_abs_(term)
-        torch._foreach_add_(s, term)
+        # |W g m_hat / (sqrt(v_hat) + eps)| = |W g m| / (sqrt(v_hat) + eps) / bc1
+        num = torch._foreach_mul(w, g)
+        torch._foreach_mul_(num, m)
+        torch._foreach_abs_(num)
+        torch._foreach_addcdiv_(s, num, denom, value=1.0 / bc1)
 
     def consistency_factor(self) -> list[torch.Tensor]:
         """The current m_hat / (sqrt(v_hat) + eps) per target (near 1 for sentinels)."""
         if not self.consistency or not self.state or self.updates == 0:
-            raise RuntimeError("no moments yet: the consistency factor exists after the first update")
+            raise RuntimeError(
+                "no moments yet: the consistency factor exists after the first update"
+            )
         k = self.updates - 1
         bc1 = 1.0 - self.alpha1 ** (k + 1)
         bc2 = 1.0 - self.alpha2 ** (k + 1)

@@ -1,4 +1,69 @@
-"""SSJDN: remote-sensing image-text retrieval with scale and semantic decoupling."""
+"""SSJDN: remote-sensing image-text retrieval with scale and semantic decoupling.
+
+A reconstruction of the Scale-Semantic Joint Decoupling Network (Zheng et al., arXiv 2212.05752):
+multi-scale salience extraction and suppression chains (SFE/SGS, bidirectional), label-supervised
+semantic heads (LSD) and a semantic-guided triplet loss (STL), with vectorised retrieval metrics, a
+procedural scene + caption generator and loaders for the RSICD/RSITMD/UCM/Sydney JSON files.
+"""
+
+from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config, dual_encoder_config
+from ssjdn.data import (
+    SCENE_CLASSES,
+    KarpathyEntry,
+    RetrievalData,
+    Vocabulary,
+    label_from_filename,
+    load_image_folder,
+    load_karpathy_dataset,
+    load_karpathy_json,
+    make_scenes,
+    tokenize,
+)
+from ssjdn.metrics import retrieval_metrics, retrieval_ranks
+from ssjdn.models import GRUTextEncoder, ResNetBackbone, SmallCNN, TransformerTextEncoder
+from ssjdn.ssjdn import (
+    SFE,
+    SSJDN,
+    BidirectionalScaleDecoupling,
+    SemanticDecoupling,
+    SemanticGuidedTripletLoss,
+    SSJDNConfig,
+    salience_suppression,
+)
+from ssjdn.train import TrainHistory, evaluate_retrieval, train_retrieval
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+__all__ = [
+    "ABLATION_LADDER",
+    "SCENE_CLASSES",
+    "SFE",
+    "SSJDN",
+    "BidirectionalScaleDecoupling",
+    "GRUTextEncoder",
+    "KarpathyEntry",
+    "ResNetBackbone",
+    "RetrievalData",
+    "SSJDNConfig",
+    "SemanticDecoupling",
+    "SemanticGuidedTripletLoss",
+    "SmallCNN",
+    "TrainHistory",
+    "TransformerTextEncoder",
+    "VARIANTS",
+    "Vocabulary",
+    "__version__",
+    "ablation_config",
+    "dual_encoder_config",
+    "evaluate_retrieval",
+    "label_from_filename",
+    "load_image_folder",
+    "load_karpathy_dataset",
+    "load_karpathy_json",
+    "make_scenes",
+    "retrieval_metrics",
+    "retrieval_ranks",
+    "salience_suppression",
+    "tokenize",
+    "train_retrieval",
+]

@@ -11,7 +11,7 @@ from typing import Any
 
 from ssjdn.ssjdn import SSJDNConfig
 
-__all__ = ["ABLATION_LADDER", "ablation_config", "dual_encoder_config"]
+__all__ = ["ABLATION_LADDER", "VARIANTS", "ablation_config", "dual_encoder_config"]
 
 # name -> the switches that differ from the dual encoder (cumulative)
 ABLATION_LADDER: dict[str, dict[str, Any]] = {
@@ -23,6 +23,15 @@ ABLATION_LADDER: dict[str, dict[str, Any]] = {
     "+STL (full SSJDN)": {"multiscale": True, "sfe": True, "sgs": "both", "lsd": True, "stl": True},
 }
 
+# alternative readings of the reconstructed parts, run beside the ladder: name -> (rung, overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "SSJDN, SGS on salience": ("+STL (full SSJDN)", {"sgs_target": "salience"}),
+    "SSJDN, SGS on salience, LSD aux only": (
+        "+STL (full SSJDN)",
+        {"sgs_target": "salience", "lsd_mix": 0.0},
+    ),
+}
+
 
 def dual_encoder_config(**overrides: Any) -> SSJDNConfig:
     """VSE++-style dual encoder: single scale, mean pooling, no SGS, no LSD, plain hinge."""
@@ -31,7 +40,12 @@ def dual_encoder_config(**overrides: Any) -> SSJDNConfig:
 
 
 def ablation_config(name: str, **overrides: Any) -> SSJDNConfig:
-    """The config of rung ``name`` of `ABLATION_LADDER` (plus shared ``overrides``)."""
+    """The config of rung ``name`` of `ABLATION_LADDER` or of a `VARIANTS` entry (plus ``overrides``)."""
+    if name in VARIANTS:
+        rung, extra = VARIANTS[name]
+        return dual_encoder_config(**{**ABLATION_LADDER[rung], **extra, **overrides})
     if name not in ABLATION_LADDER:
-        raise ValueError(f"name must be one of {list(ABLATION_LADDER)}, got {name!r}")
+        raise ValueError(
+            f"name must be one of {list(ABLATION_LADDER) + list(VARIANTS)}, got {name!r}"
+        )
     return dual_encoder_config(**{**ABLATION_LADDER[name], **overrides})

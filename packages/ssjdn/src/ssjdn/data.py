@@ -63,7 +63,11 @@ class Vocabulary:
     PAD, UNK = "<pad>", "<unk>"
 
     def __init__(self, words: Sequence[str]) -> None:
-        self.itos: list[str] = [self.PAD, self.UNK, *[w for w in words if w not in (self.PAD, self.UNK)]]
+        self.itos: list[str] = [
+            self.PAD,
+            self.UNK,
+            *[w for w in words if w not in (self.PAD, self.UNK)],
+        ]
         self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
             raise ValueError("words must not repeat")
@@ -76,7 +80,9 @@ class Vocabulary:
         counts = Counter(tok for c in captions for tok in tokenize(c))
         if not counts:
             raise ValueError("captions must contain at least one word")
-        words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w)
+        )
         return cls(words)
 
     def __len__(self) -> int:
@@ -93,7 +99,9 @@ class Vocabulary:
         ids = [self.encode(t)[:max_len] for t in texts]
         for i, x in enumerate(ids):
             if not x:
-                raise ValueError(f"caption {i} ({texts[i]!r}) has no words; captions must not be empty")
+                raise ValueError(
+                    f"caption {i} ({texts[i]!r}) has no words; captions must not be empty"
+                )
         L = max(len(x) for x in ids)
         out = torch.zeros(len(ids), L, dtype=torch.long)
         for i, x in enumerate(ids):
@@ -137,9 +145,7 @@ class RetrievalData:
         if not isinstance(self.images, torch.Tensor):
             raise TypeError(f"images must be a torch.Tensor, got {type(self.images).__name__}")
         if self.images.ndim != 4 or self.images.shape[1] != 3:
-            raise ValueError(
-                f"images must have shape (N, 3, H, W), got {tuple(self.images.shape)}"
-            )
+            raise ValueError(f"images must have shape (N, 3, H, W), got {tuple(self.images.shape)}")
         n = self.images.shape[0]
         if n == 0:
             raise ValueError("images must not be empty")
@@ -220,10 +226,18 @@ _COLOURS: dict[str, tuple[float, float, float]] = {
 
 # noun -> (synonyms (singular, plural), shape, aspect)
 _OBJECTS: dict[str, tuple[list[tuple[str, str]], str, float]] = {
-    "plane": ([("plane", "planes"), ("airplane", "airplanes"), ("aircraft", "aircraft")], "cross", 1.0),
+    "plane": (
+        [("plane", "planes"), ("airplane", "airplanes"), ("aircraft", "aircraft")],
+        "cross",
+        1.0,
+    ),
     "ship": ([("ship", "ships"), ("boat", "boats"), ("vessel", "vessels")], "rect", 2.5),
     "house": ([("house", "houses"), ("building", "buildings"), ("home", "homes")], "rect", 1.0),
-    "tank": ([("tank", "tanks"), ("storage tank", "storage tanks"), ("oil tank", "oil tanks")], "disc", 1.0),
+    "tank": (
+        [("tank", "tanks"), ("storage tank", "storage tanks"), ("oil tank", "oil tanks")],
+        "disc",
+        1.0,
+    ),
     "car": ([("car", "cars"), ("vehicle", "vehicles")], "rect", 1.8),
     "tree": ([("tree", "trees"), ("bush", "bushes")], "disc", 1.0),
     "court": ([("court", "courts"), ("tennis court", "tennis courts")], "ring", 1.6),
@@ -232,33 +246,74 @@ _OBJECTS: dict[str, tuple[list[tuple[str, str]], str, float]] = {
 
 # class -> (background colour, layout, object kinds, phrases naming the scene)
 _SCENES: dict[str, tuple[tuple[float, float, float], str, list[str], list[str]]] = {
-    "airport": ((0.62, 0.6, 0.55), "runway", ["plane"], ["an airport", "the airport", "an airfield"]),
+    "airport": (
+        (0.62, 0.6, 0.55),
+        "runway",
+        ["plane"],
+        ["an airport", "the airport", "an airfield"],
+    ),
     "port": ((0.55, 0.52, 0.48), "water_half", ["ship"], ["a port", "the harbour", "a harbor"]),
     "dense residential": (
-        (0.7, 0.62, 0.5), "grid", ["house", "car"],
+        (0.7, 0.62, 0.5),
+        "grid",
+        ["house", "car"],
         ["a dense residential area", "a crowded neighbourhood", "a dense residential district"],
     ),
     "sparse residential": (
-        (0.35, 0.6, 0.3), "none", ["house", "tree"],
+        (0.35, 0.6, 0.3),
+        "none",
+        ["house", "tree"],
         ["a sparse residential area", "a quiet suburb", "a sparse residential district"],
     ),
     "industrial": (
-        (0.5, 0.5, 0.52), "blocks", ["tank", "house"], ["an industrial area", "a factory zone", "an industrial park"],
+        (0.5, 0.5, 0.52),
+        "blocks",
+        ["tank", "house"],
+        ["an industrial area", "a factory zone", "an industrial park"],
     ),
-    "farmland": ((0.55, 0.65, 0.25), "fields", ["tree", "house"], ["farmland", "the fields", "a farm"]),
-    "beach": ((0.9, 0.82, 0.6), "water_side", ["umbrella", "ship"], ["a beach", "the seaside", "the coast"]),
+    "farmland": (
+        (0.55, 0.65, 0.25),
+        "fields",
+        ["tree", "house"],
+        ["farmland", "the fields", "a farm"],
+    ),
+    "beach": (
+        (0.9, 0.82, 0.6),
+        "water_side",
+        ["umbrella", "ship"],
+        ["a beach", "the seaside", "the coast"],
+    ),
     "playground": (
-        (0.25, 0.6, 0.3), "track", ["court", "tree"], ["a playground", "a sports field", "a stadium"],
+        (0.25, 0.6, 0.3),
+        "track",
+        ["court", "tree"],
+        ["a playground", "a sports field", "a stadium"],
     ),
-    "forest": ((0.1, 0.35, 0.12), "noise", ["tree", "house"], ["a forest", "the woods", "a dense forest"]),
-    "parking": ((0.4, 0.4, 0.42), "lines", ["car"], ["a parking lot", "a car park", "a parking area"]),
+    "forest": (
+        (0.1, 0.35, 0.12),
+        "noise",
+        ["tree", "house"],
+        ["a forest", "the woods", "a dense forest"],
+    ),
+    "parking": (
+        (0.4, 0.4, 0.42),
+        "lines",
+        ["car"],
+        ["a parking lot", "a car park", "a parking area"],
+    ),
 }
 
 _COUNT_WORDS = ["one", "two", "three", "four", "five", "six"]
 _REGIONS = {
-    (0, 0): "upper left", (0, 1): "top", (0, 2): "upper right",
-    (1, 0): "left", (1, 1): "middle", (1, 2): "right",
-    (2, 0): "lower left", (2, 1): "bottom", (2, 2): "lower right",
+    (0, 0): "upper left",
+    (0, 1): "top",
+    (0, 2): "upper right",
+    (1, 0): "left",
+    (1, 1): "middle",
+    (1, 2): "right",
+    (2, 0): "lower left",
+    (2, 1): "bottom",
+    (2, 2): "lower right",
 }
 
 
@@ -319,7 +374,9 @@ def _paint_background(img: np.ndarray, cls: str, rng: np.random.Generator) -> No
         img[:, ::step] = (0.9, 0.9, 0.9)
 
 
-def _draw(img: np.ndarray, shape: str, r: float, c: float, size: float, aspect: float, colour) -> None:
+def _draw(
+    img: np.ndarray, shape: str, r: float, c: float, size: float, aspect: float, colour
+) -> None:
     H, W, _ = img.shape
     h = max(1.0, size / (aspect**0.5))
     w = max(1.0, size * (aspect**0.5))
@@ -363,18 +420,28 @@ def _phrase(g: _Group, rng: np.random.Generator, with_size: bool = True) -> str:
     sing, plur = _OBJECTS[g.kind][0][rng.integers(len(_OBJECTS[g.kind][0]))]
     noun = sing if g.count == 1 else plur
     size = ("small" if g.small else rng.choice(["large", "big"])) if with_size else ""
-    count = ("a" if g.count == 1 and rng.random() < 0.5 else _COUNT_WORDS[g.count - 1])
+    count = "a" if g.count == 1 and rng.random() < 0.5 else _COUNT_WORDS[g.count - 1]
     return " ".join(w for w in (count, size, g.colour, noun) if w)
 
 
-def _captions(cls: str, groups: list[_Group], rng: np.random.Generator) -> tuple[list[str], list[bool]]:
+def _captions(
+    cls: str, groups: list[_Group], rng: np.random.Generator
+) -> tuple[list[str], list[bool]]:
     """Five captions tied to the drawn content, and whether each mentions only small objects."""
     scene_names = _SCENES[cls][3]
     caps, small = [], []
     for k in range(5):
         with_scene = k % 2 == 0 if rng.random() < 0.5 else k % 2 == 1
-        scene = str(rng.choice(scene_names)) if with_scene else str(rng.choice(["the area", "the image", "this scene"]))
-        use = groups if len(groups) == 1 or rng.random() < 0.5 else [groups[rng.integers(len(groups))]]
+        scene = (
+            str(rng.choice(scene_names))
+            if with_scene
+            else str(rng.choice(["the area", "the image", "this scene"]))
+        )
+        use = (
+            groups
+            if len(groups) == 1 or rng.random() < 0.5
+            else [groups[rng.integers(len(groups))]]
+        )
         g = use[0]
         templ = rng.integers(4)
         if len(use) == 2:
@@ -415,7 +482,9 @@ def make_scenes(
     classes = list(classes)
     unknown = [c for c in classes if c not in _SCENES]
     if not classes or unknown:
-        raise ValueError(f"classes must be a non-empty subset of {list(SCENE_CLASSES)}, got unknown {unknown}")
+        raise ValueError(
+            f"classes must be a non-empty subset of {list(SCENE_CLASSES)}, got unknown {unknown}"
+        )
     if not 0.0 <= small_fraction <= 1.0:
         raise ValueError(f"small_fraction must be in [0, 1], got {small_fraction!r}")
     rng = np.random.default_rng(seed)
@@ -515,7 +584,9 @@ class KarpathyEntry:
     label: str | None
 
 
-def load_karpathy_json(path: str | os.PathLike[str], split: str | None = None) -> list[KarpathyEntry]:
+def load_karpathy_json(
+    path: str | os.PathLike[str], split: str | None = None
+) -> list[KarpathyEntry]:
     """Read ``dataset_rsicd.json``-style files (also RSITMD, UCM-Captions, Sydney-Captions).
 
     Expected: ``{"images": [{"filename": str, "split": str, "sentences": [{"raw": str} or
@@ -524,7 +595,9 @@ def load_karpathy_json(path: str | os.PathLike[str], split: str | None = None) -
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"Karpathy JSON not found: {p} (pass the path of e.g. dataset_rsicd.json)")
+        raise FileNotFoundError(
+            f"Karpathy JSON not found: {p} (pass the path of e.g. dataset_rsicd.json)"
+        )
     try:
         doc = json.loads(p.read_text())
     except json.JSONDecodeError as err:
@@ -551,7 +624,9 @@ def load_karpathy_json(path: str | os.PathLike[str], split: str | None = None) -
             if raw is None and isinstance(s, dict) and isinstance(s.get("tokens"), list):
                 raw = " ".join(str(t) for t in s["tokens"])
             if not isinstance(raw, str) or not tokenize(raw):
-                raise ValueError(f"{where}.sentences[{j}] needs a non-empty 'raw' or 'tokens', got {s!r}")
+                raise ValueError(
+                    f"{where}.sentences[{j}] needs a non-empty 'raw' or 'tokens', got {s!r}"
+                )
             caps.append(raw.strip())
         if split is None or sp == split:
             out.append(KarpathyEntry(fn, sp, tuple(caps), label_from_filename(fn)))
@@ -575,7 +650,9 @@ def load_image_folder(
     for i, fn in enumerate(filenames):
         f = root / fn
         if not f.is_file():
-            raise FileNotFoundError(f"image {fn!r} listed in the captions file is missing from {root}")
+            raise FileNotFoundError(
+                f"image {fn!r} listed in the captions file is missing from {root}"
+            )
         with Image.open(f) as im:
             arr = np.asarray(im.convert("RGB").resize((image_size, image_size)), dtype=np.float32)
         out[i] = torch.from_numpy(arr / 255.0).permute(2, 0, 1)
@@ -595,11 +672,15 @@ def load_karpathy_dataset(
     ``class_names`` fixes the label ids (pass the train split's names when loading the test split).
     """
     entries = load_karpathy_json(json_path, split=split)
-    names = list(class_names) if class_names is not None else sorted(
-        {e.label for e in entries if e.label is not None}
+    names = (
+        list(class_names)
+        if class_names is not None
+        else sorted({e.label for e in entries if e.label is not None})
     )
     index = {c: k for k, c in enumerate(names)}
-    labels = [index.get(e.label, UNLABELLED) if e.label is not None else UNLABELLED for e in entries]
+    labels = [
+        index.get(e.label, UNLABELLED) if e.label is not None else UNLABELLED for e in entries
+    ]
     images = load_image_folder(image_dir, [e.filename for e in entries], image_size)
     return RetrievalData(
         images=images,

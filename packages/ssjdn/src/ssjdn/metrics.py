@@ -38,7 +38,9 @@ def _check(
 ) -> tuple[np.ndarray, np.ndarray]:
     s = _as_numpy(sims, "sims")
     if s.ndim != 2 or s.shape[0] == 0 or s.shape[1] == 0:
-        raise ValueError(f"sims must be a non-empty (n_images, n_captions) matrix, got shape {s.shape}")
+        raise ValueError(
+            f"sims must be a non-empty (n_images, n_captions) matrix, got shape {s.shape}"
+        )
     if not np.all(np.isfinite(s)):
         raise ValueError("sims contains NaN or inf")
     if not isinstance(caption_image, np.ndarray | torch.Tensor):

@@ -86,7 +86,9 @@ class ResNetBackbone(nn.Module):
     with the ImageNet mean/std inside, so inputs stay in [0, 1].
     """
 
-    def __init__(self, arch: str = "resnet18", weights: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, arch: str = "resnet18", weights: str | os.PathLike[str] | None = None
+    ) -> None:
         super().__init__()
         import torchvision
 
@@ -106,8 +108,12 @@ class ResNetBackbone(nn.Module):
         self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
         w = 1 if arch == "resnet18" else 4
         self.channels = (64 * w, 128 * w, 256 * w, 512 * w)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps F_1..F_4 (strides 4, 8, 16, 32)."""
@@ -123,7 +129,12 @@ class GRUTextEncoder(nn.Module):
     """Word embedding + bidirectional GRU + masked mean pooling + linear projection to ``out_dim``."""
 
     def __init__(
-        self, vocab: Vocabulary, out_dim: int = 128, word_dim: int = 128, hidden: int = 128, max_len: int = 32
+        self,
+        vocab: Vocabulary,
+        out_dim: int = 128,
+        word_dim: int = 128,
+        hidden: int = 128,
+        max_len: int = 32,
     ) -> None:
         super().__init__()
         if not isinstance(vocab, Vocabulary):
@@ -173,7 +184,9 @@ class TransformerTextEncoder(nn.Module):
         try:
             import transformers
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError("TransformerTextEncoder needs transformers: pip install 'ssjdn[text]'") from err
+            raise ImportError(
+                "TransformerTextEncoder needs transformers: pip install 'ssjdn[text]'"
+            ) from err
         if isinstance(model, str | os.PathLike):
             path = Path(model)
             if not path.is_dir():
@@ -182,9 +195,13 @@ class TransformerTextEncoder(nn.Module):
                 tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
             model = transformers.AutoModel.from_pretrained(str(path))
         if not isinstance(model, nn.Module) or not hasattr(model, "config"):
-            raise TypeError(f"model must be a transformers model or a directory, got {type(model).__name__}")
+            raise TypeError(
+                f"model must be a transformers model or a directory, got {type(model).__name__}"
+            )
         if tokenizer is None:
-            raise ValueError("tokenizer is required when model is an already-built transformers model")
+            raise ValueError(
+                "tokenizer is required when model is an already-built transformers model"
+            )
         self.encoder = model
         self.tokenizer = tokenizer
         self.max_len = max_len

@@ -73,12 +73,20 @@ class SFE(nn.Module):
         self.enabled = enabled
         self.score = nn.Conv2d(dim, 1, 1) if enabled else None
 
-    def forward(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(salience map A (B, 1, h, w), pooled feature f (B, d))."""
+    def forward(
+        self, p: torch.Tensor, suppress: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(salience map A (B, 1, h, w), pooled feature f (B, d)).
+
+        ``suppress`` (an SGS map M, same size) multiplies the salience, A <- A * M, for SGS acting on
+        the salience instead of the features.
+        """
         if self.score is None:
             a = p.new_ones(p.shape[0], 1, *p.shape[2:])
         else:
             a = torch.sigmoid(self.score(p))
+        if suppress is not None:
+            a = a * suppress
         f = (a * p).sum((2, 3)) / a.sum((2, 3)).clamp(min=1e-6)
         return a, f
 
@@ -110,7 +118,9 @@ class BidirectionalScaleDecoupling(nn.Module):
 
     ``sgs`` picks the chains: ``"none"`` (one chain, no suppression), ``"fine_to_coarse"``,
     ``"coarse_to_fine"`` or ``"both"`` (the bidirectional pattern; the two chains have their own SFE
-    units and are concatenated before the fusion layer).
+    units and are concatenated before the fusion layer). ``target="features"`` applies the SGS map
+    to the next scale's features (P_j <- P_j * M, the spec's reading); ``"salience"`` applies it to
+    the next scale's salience (A_j <- A_j * M), which leaves feature magnitudes untouched.
     """
 
     def __init__(
@@ -123,8 +133,12 @@ class BidirectionalScaleDecoupling(nn.Module):
         mode: Literal["soft", "hard"] = "soft",
         threshold: float = 0.5,
         out_dim: int | None = None,
+        target: Literal["features", "salience"] = "features",
     ) -> None:
         super().__init__()
+        if target not in ("features", "salience"):
+            raise ValueError(f"target must be 'features' or 'salience', got {target!r}")
+        self.target = target
         if sgs not in ("none", "fine_to_coarse", "coarse_to_fine", "both"):
             raise ValueError(
                 f"sgs must be 'none', 'fine_to_coarse', 'coarse_to_fine' or 'both', got {sgs!r}"
@@ -142,7 +156,9 @@ class BidirectionalScaleDecoupling(nn.Module):
         )
         self.fuse = nn.Linear(dim * num_scales * len(self.orders), out_dim or dim)
 
-    def forward(self, projected: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+    def forward(
+        self, projected: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Fused image vector v (B, d) and the salience maps of every chain (in chain order)."""
         parts, maps = [], []
         for order, units in zip(self.orders, self.chains):
@@ -151,9 +167,14 @@ class BidirectionalScaleDecoupling(nn.Module):
             chain_maps = []
             for i in order:
                 p = projected[i]
+                m = None
                 if prev is not None and self.sgs != "none":
-                    p = p * salience_suppression(prev, p.shape[2:], self.beta, self.mode, self.threshold)
-                a, f = units[i](p)
+                    m = salience_suppression(
+                        prev, p.shape[2:], self.beta, self.mode, self.threshold
+                    )
+                    if self.target == "features":
+                        p, m = p * m, None
+                a, f = units[i](p, m)
                 feats[i] = f
                 chain_maps.append(a)
                 prev = a
@@ -174,8 +195,9 @@ class SemanticDecoupling(nn.Module):
     pushed into one label-aligned space); embeddings = l2norm(v + v_sem), l2norm(t + t_sem).
     """
 
-    def __init__(self, dim: int, num_classes: int) -> None:
+    def __init__(self, dim: int, num_classes: int, mix: float = 1.0) -> None:
         super().__init__()
+        self.mix = mix
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 for LSD, got {num_classes!r}")
 
@@ -188,7 +210,12 @@ class SemanticDecoupling(nn.Module):
     def forward(self, v: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """Combined (un-normalised) embeddings and class logits of both modalities."""
         vs, ts = self.mlp_v(v), self.mlp_t(t)
-        return {"v": v + vs, "t": t + ts, "v_logits": self.classifier(vs), "t_logits": self.classifier(ts)}
+        return {
+            "v": v + self.mix * vs,
+            "t": t + self.mix * ts,
+            "v_logits": self.classifier(vs),
+            "t_logits": self.classifier(ts),
+        }
 
     @staticmethod
     def loss(v_logits: torch.Tensor, t_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -208,7 +235,10 @@ class SemanticGuidedTripletLoss(nn.Module):
     unlabelled); ``"predicted"``: the agreement <p_i, q_j> of the predicted label distributions of
     image i and caption j (needs LSD logits; falls back to labels without them); ``"none"``: rho = 0,
     i.e. plain VSE++. ``negatives="hardest"`` keeps the hardest negative per anchor (VSE++ max
-    violation), ``"sum"`` sums all of them. ``forward`` returns per-sample losses.
+    violation), ``"sum"`` sums all of them. ``variant="relax"`` (the spec's reading) shrinks the
+    margin of same-semantic negatives so that they may stay close; ``"sharpen"`` (alternative reading)
+    enlarges it, m_ij = margin * (1 + kappa * rho_ij), to separate same-class hard negatives.
+    ``forward`` returns per-sample losses.
     """
 
     def __init__(
@@ -217,8 +247,11 @@ class SemanticGuidedTripletLoss(nn.Module):
         kappa: float = 0.5,
         rho: Literal["label", "predicted", "none"] = "label",
         negatives: Literal["hardest", "sum"] = "hardest",
+        variant: Literal["relax", "sharpen"] = "relax",
     ) -> None:
         super().__init__()
+        if variant not in ("relax", "sharpen"):
+            raise ValueError(f"variant must be 'relax' or 'sharpen', got {variant!r}")
         if margin <= 0:
             raise ValueError(f"margin must be > 0, got {margin!r}")
         if not 0.0 <= kappa <= 1.0:
@@ -228,6 +261,7 @@ class SemanticGuidedTripletLoss(nn.Module):
         if negatives not in ("hardest", "sum"):
             raise ValueError(f"negatives must be 'hardest' or 'sum', got {negatives!r}")
         self.margin, self.kappa, self.rho, self.negatives = margin, kappa, rho, negatives
+        self.variant = variant
 
     def agreement(
         self,
@@ -247,10 +281,11 @@ class SemanticGuidedTripletLoss(nn.Module):
         return same.float()
 
     def margins(self, rho: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-        """m_ij = margin * (1 - kappa * rho_ij)."""
+        """m_ij = margin * (1 - kappa * rho_ij) ("relax"), or margin * (1 + kappa * rho_ij) ("sharpen")."""
         if rho is None:
             return torch.full((n, n), self.margin, device=device)
-        return self.margin * (1.0 - self.kappa * rho)
+        sign = -1.0 if self.variant == "relax" else 1.0
+        return self.margin * (1.0 + sign * self.kappa * rho)
 
     def forward(
         self,
@@ -266,7 +301,9 @@ class SemanticGuidedTripletLoss(nn.Module):
         ``image_ids`` marks pairs that share an image, which are not treated as negatives.
         """
         if img.shape != txt.shape or img.ndim != 2:
-            raise ValueError(f"img and txt must both be (B, d); got {tuple(img.shape)} and {tuple(txt.shape)}")
+            raise ValueError(
+                f"img and txt must both be (B, d); got {tuple(img.shape)} and {tuple(txt.shape)}"
+            )
         n = img.shape[0]
         s = img @ txt.T
         pos = s.diag()
@@ -305,16 +342,19 @@ class SSJDNConfig:
     sgs_beta: float = 0.5
     sgs_mode: Literal["soft", "hard"] = "soft"
     sgs_threshold: float = 0.5
+    sgs_target: Literal["features", "salience"] = "features"
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
     word_dim: int = 128
     max_len: int = 32
     lsd: bool = True
     lsd_weight: float = 0.5
+    lsd_mix: float = 1.0
     num_classes: int = 10
     stl: bool = True
     stl_rho: Literal["label", "predicted"] = "label"
     stl_kappa: float = 0.5
+    stl_variant: Literal["relax", "sharpen"] = "relax"
     margin: float = 0.2
     negatives: Literal["hardest", "sum"] = "hardest"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -325,7 +365,9 @@ class SSJDNConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 2:
                 raise ValueError(f"{name} must be an int >= 2, got {v!r}")
         if self.backbone not in ("small", "resnet18", "resnet50"):
-            raise ValueError(f"backbone must be 'small', 'resnet18' or 'resnet50', got {self.backbone!r}")
+            raise ValueError(
+                f"backbone must be 'small', 'resnet18' or 'resnet50', got {self.backbone!r}"
+            )
         if self.text not in ("gru", "transformer"):
             raise ValueError(f"text must be 'gru' or 'transformer', got {self.text!r}")
         if self.sgs not in ("none", "fine_to_coarse", "coarse_to_fine", "both"):
@@ -375,7 +417,15 @@ class SSJDN(nn.Module):
         self.proj = nn.ModuleList(nn.Conv2d(chans[i], dp, 1) for i in self.scales)
         if c.multiscale:
             self.bsd: nn.Module | None = BidirectionalScaleDecoupling(
-                dp, 4, c.sfe, c.sgs, c.sgs_beta, c.sgs_mode, c.sgs_threshold, out_dim=d
+                dp,
+                4,
+                c.sfe,
+                c.sgs,
+                c.sgs_beta,
+                c.sgs_mode,
+                c.sgs_threshold,
+                out_dim=d,
+                target=c.sgs_target,
             )
             self.pool = None
         else:
@@ -384,31 +434,42 @@ class SSJDN(nn.Module):
             self.fuse = nn.Linear(dp, d)
         self.text = text_encoder
         if getattr(text_encoder, "out_dim", d) != d:
-            raise ValueError(f"text_encoder.out_dim must equal embed_dim {d}, got {text_encoder.out_dim}")
-        self.lsd = SemanticDecoupling(d, c.num_classes) if c.lsd else None
+            raise ValueError(
+                f"text_encoder.out_dim must equal embed_dim {d}, got {text_encoder.out_dim}"
+            )
+        self.lsd = SemanticDecoupling(d, c.num_classes, c.lsd_mix) if c.lsd else None
         self.criterion = SemanticGuidedTripletLoss(
             margin=c.margin,
             kappa=c.stl_kappa if c.stl else 0.0,
             rho=c.stl_rho if c.stl else "none",
             negatives=c.negatives,
+            variant=c.stl_variant,
         )
 
     @classmethod
-    def from_data(cls, data: RetrievalData, config: SSJDNConfig | None = None, **overrides: Any) -> SSJDN:
+    def from_data(
+        cls, data: RetrievalData, config: SSJDNConfig | None = None, **overrides: Any
+    ) -> SSJDN:
         """Build the network for ``data``: vocabulary from its captions (GRU) or the transformers
         model in ``config.text_model``; ``num_classes`` from its class names."""
         config = config or SSJDNConfig()
         if overrides:
             config = SSJDNConfig(**{**config.to_dict(), **overrides})
         if config.num_classes != max(2, len(data.class_names)):
-            config = SSJDNConfig(**{**config.to_dict(), "num_classes": max(2, len(data.class_names))})
+            config = SSJDNConfig(
+                **{**config.to_dict(), "num_classes": max(2, len(data.class_names))}
+            )
         if config.text == "gru":
             vocab = Vocabulary.build(data.flat_captions)
-            text = GRUTextEncoder(vocab, config.embed_dim, config.word_dim, config.embed_dim, config.max_len)
+            text = GRUTextEncoder(
+                vocab, config.embed_dim, config.word_dim, config.embed_dim, config.max_len
+            )
         else:
             if config.text_model is None:
                 raise ValueError("config.text_model must name a local transformers model directory")
-            text = TransformerTextEncoder(config.text_model, out_dim=config.embed_dim, max_len=config.max_len)
+            text = TransformerTextEncoder(
+                config.text_model, out_dim=config.embed_dim, max_len=config.max_len
+            )
         return cls(config, text)
 
     # -- encoders ---------------------------------------------------------------------------------
@@ -416,10 +477,14 @@ class SSJDN(nn.Module):
     def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Un-normalised image vector v and the salience maps (empty without BSD)."""
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            shape = (
+                tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            )
             raise ValueError(f"images must be a (B, 3, H, W) tensor, got {shape}")
         if images.shape[-1] < 16 or images.shape[-2] < 16:
-            raise ValueError(f"images must be at least 16x16 pixels, got {tuple(images.shape[-2:])}")
+            raise ValueError(
+                f"images must be at least 16x16 pixels, got {tuple(images.shape[-2:])}"
+            )
         feats = self.backbone(images)
         projected = [self.proj[k](feats[i]) for k, i in enumerate(self.scales)]
         if self.bsd is not None:
@@ -427,7 +492,9 @@ class SSJDN(nn.Module):
         a, f = self.pool(projected[0])
         return self.fuse(f), [[a]]
 
-    def forward(self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Embeddings ``img``/``txt`` (L2-normalised) and, with LSD, ``v_logits``/``t_logits``."""
         if images.shape[0] != ids.shape[0]:
             raise ValueError(
@@ -444,7 +511,10 @@ class SSJDN(nn.Module):
         return out
 
     def loss(
-        self, out: dict[str, torch.Tensor], labels: torch.Tensor | None, image_ids: torch.Tensor | None = None
+        self,
+        out: dict[str, torch.Tensor],
+        labels: torch.Tensor | None,
+        image_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-pair loss L_STL + lambda * L_LSD (B,)."""
         loss = self.criterion(
@@ -466,7 +536,7 @@ class SSJDN(nn.Module):
             for k in range(0, images.shape[0], batch_size):
                 v, _ = self.image_features(images[k : k + batch_size])
                 if self.lsd is not None:
-                    v = v + self.lsd.mlp_v(v)
+                    v = v + self.lsd.mix * self.lsd.mlp_v(v)
                 out.append(F.normalize(v, dim=-1))
             return torch.cat(out)
         finally:
@@ -485,7 +555,7 @@ class SSJDN(nn.Module):
                 ids, mask = self.text.tokenize(captions[k : k + batch_size])
                 t = self.text(ids, mask)
                 if self.lsd is not None:
-                    t = t + self.lsd.mlp_t(t)
+                    t = t + self.lsd.mix * self.lsd.mlp_t(t)
                 out.append(F.normalize(t, dim=-1))
             return torch.cat(out)
         finally:

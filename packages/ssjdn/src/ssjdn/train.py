@@ -48,12 +48,15 @@ def evaluate_retrieval(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     about small objects only, full gallery)."""
     sims = model.encode_images(data.images) @ model.encode_texts(data.flat_captions).T
     out = retrieval_metrics(sims, data.caption_image)
-    if data.caption_small is not None and data.image_small is not None:
-        if data.caption_small.any() and data.image_small.any():
-            small = retrieval_metrics(
-                sims, data.caption_image, image_subset=data.image_small, caption_subset=data.caption_small
-            )
-            out["small_mR"] = small["mR"]
+    flags = data.caption_small, data.image_small
+    if flags[0] is not None and flags[1] is not None and flags[0].any() and flags[1].any():
+        small = retrieval_metrics(
+            sims,
+            data.caption_image,
+            image_subset=data.image_small,
+            caption_subset=data.caption_small,
+        )
+        out["small_mR"] = small["mR"]
     return out
 
 
@@ -84,7 +87,9 @@ def train_retrieval(
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if batch_size < 2:
-        raise ValueError(f"batch_size must be >= 2 (negatives come from the batch), got {batch_size}")
+        raise ValueError(
+            f"batch_size must be >= 2 (negatives come from the batch), got {batch_size}"
+        )
     from maskloop import seed_everything
 
     gen = seed_everything(seed)

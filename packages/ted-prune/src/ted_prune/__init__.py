@@ -1,4 +1,56 @@
-"""TED: dynamic data pruning during training by Internal Generalization Distance."""
+"""TED: dynamic data pruning during training by Internal Generalization Distance.
+
+`TEDPruner` gives one `maskloop.Selection` per epoch from EMA alignment scores
+a_i = <g_target, g_i> (a reconstruction of the paper's mask-Taylor IGD estimate), with a progressive
+keep-ratio schedule and budget accounting. Baselines (`ted_prune.baselines`) share the interface.
+Integrations: `PrunerCallback` (maskloop.fit), `PrunedLoader` + `DataPruner.update` (your own loop),
+`ted_prune.hf.PrunedTrainer` (Hugging Face Trainer; needs the `hf` extra).
+"""
+
+from ted_prune.baselines import (
+    EL2N,
+    Forgetting,
+    FullData,
+    GraNd,
+    InfoBatch,
+    RandomDynamic,
+    RandomStatic,
+    static_keep_for_budget,
+)
+from ted_prune.callbacks import PrunedLoader, PrunerCallback, indexed
+from ted_prune.pruner import DataPruner, ProgressiveSchedule, ScheduledPruner, keep_for_budget
+from ted_prune.ted import (
+    TEDPruner,
+    alignment_full,
+    alignment_last_layer,
+    last_layer_factors,
+    per_sample_grads,
+    predicted_igd,
+)
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+__all__ = [
+    "EL2N",
+    "DataPruner",
+    "Forgetting",
+    "FullData",
+    "GraNd",
+    "InfoBatch",
+    "ProgressiveSchedule",
+    "PrunedLoader",
+    "PrunerCallback",
+    "RandomDynamic",
+    "RandomStatic",
+    "ScheduledPruner",
+    "TEDPruner",
+    "__version__",
+    "alignment_full",
+    "alignment_last_layer",
+    "indexed",
+    "keep_for_budget",
+    "last_layer_factors",
+    "per_sample_grads",
+    "predicted_igd",
+    "static_keep_for_budget",
+]

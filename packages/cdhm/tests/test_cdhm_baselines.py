@@ -1,0 +1,107 @@
+"""Baselines, alignment losses and the bench/CLI plumbing."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from cdhm import (
+    ABLATIONS,
+    AlignedCNNClassifier,
+    PhysicsReference,
+    coral_loss,
+    ganin_lambda,
+    grad_reverse,
+    make_ablation,
+    mk_mmd,
+    simulate_domain,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pyro.*")
+
+
+@pytest.fixture(scope="module")
+def toy():
+    kw = {"recordings_per_class": 2, "windows_per_recording": 6, "window": 512}
+    return simulate_domain("A", 0, **kw), simulate_domain("B", 1, **kw)
+
+
+def test_alignment_losses_and_grl():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 5, generator=g)
+    b = torch.randn(64, 5, generator=g)
+    assert float(mk_mmd(a, a)) == pytest.approx(0.0, abs=1e-6)
+    assert float(mk_mmd(a, b + 3)) > 10 * abs(float(mk_mmd(a, b)))
+    assert float(coral_loss(a, a)) == pytest.approx(0.0, abs=1e-9)
+    assert float(coral_loss(a, 3 * b)) > float(coral_loss(a, b))
+    x = torch.ones(3, requires_grad=True)
+    grad_reverse(x, 0.5).sum().backward()
+    assert torch.allclose(x.grad, torch.full((3,), -0.5))
+    assert ganin_lambda(0) == 0.0 and 0.99 < ganin_lambda(1) < 1.0
+
+
+@pytest.mark.parametrize("alignment", [None, "dann", "mmd", "coral"])
+def test_neural_baselines_fit_predict(toy, alignment):
+    a, b = toy
+    est = AlignedCNNClassifier(alignment, n_segments=4, epochs=2, hidden=16)
+    est.fit(a.x, a.y, b.x)
+    pred = est.predict(b.x)
+    assert pred.shape == (len(b),) and set(pred) <= set(a.y)
+    assert est.transform(b.x).shape == (len(b), 16)
+    if alignment is not None:
+        assert "align" in est.history_
+    with pytest.raises(ValueError, match="alignment"):
+        AlignedCNNClassifier("adabn")
+
+
+def test_ablations_are_configured():
+    assert set(ABLATIONS) == {
+        "CDHM-entangled",
+        "CDHM-no-align",
+        "CDHM-no-temporal",
+        "CDHM-no-cond-head",
+    }
+    assert make_ablation("CDHM-entangled").entangled
+    assert make_ablation("CDHM-no-align").alignment is None
+    assert not make_ablation("CDHM-no-temporal").temporal_prior
+    with pytest.raises(ValueError, match="unknown ablation"):
+        make_ablation("nope")
+
+
+def test_physics_reference(toy):
+    a, b = toy
+    ref = PhysicsReference().fit(a.x, a.y, a.rpm)
+    assert ref.score(a.x, a.y, a.rpm) > 0.9
+    assert ref.predict_proba(b.x, b.rpm).shape == (len(b), 4)
+    with pytest.raises(ValueError, match="rpm"):
+        ref.predict(b.x, -1.0)
+
+
+def test_bench_tiny_writes_report(tmp_path):
+    from cdhm.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(
+        tasks=[(0, 1)],
+        seeds=[0, 1],
+        epochs=1,
+        recordings_per_class=2,
+        windows_per_recording=2,
+        window=512,
+        n_segments=4,
+        ablations=False,
+    )
+    res, text = run_bench(out=tmp_path, config=cfg, command="test", progress=False)
+    for ext in ("md", "json", "png"):
+        assert (tmp_path / f"cdhm.{ext}").exists()
+    doc = json.loads((tmp_path / "cdhm.json").read_text())
+    assert doc["package"] == "cdhm"
+    assert "probe_s_domain" in res.records[0].metrics
+    assert "Goals of the issue" in text
+    assert np.isfinite([r.metrics["acc_target"] for r in res.records]).all()
+
+
+def test_cli_version(capsys):
+    from cdhm.cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == "0.1.0"

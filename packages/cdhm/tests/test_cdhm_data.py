@@ -1,0 +1,104 @@
+"""Simulator physics, splits and the CWRU loader (on .mat files written here)."""
+
+import numpy as np
+import pytest
+from cdhm.data import (
+    BEARING_6205_ORDERS,
+    CLASSES_10,
+    CWRU_FILES,
+    DOMAIN_TIERS,
+    cwru_transfer_tasks,
+    envelope_order_spectrum,
+    load_cwru,
+    segment_windows,
+    simulate_domain,
+    simulate_recording,
+    split_by_recording,
+)
+from scipy.io import savemat
+
+
+@pytest.mark.parametrize("fault", ["outer", "inner", "ball"])
+@pytest.mark.parametrize("tier", ["mild", "hard"])
+def test_envelope_peak_at_fault_order(fault, tier):
+    for dom in (DOMAIN_TIERS[tier][0], DOMAIN_TIERS[tier][-1]):
+        x = simulate_recording(fault, dom, 4.0, rng=np.random.default_rng(1))
+        orders, spec = envelope_order_spectrum(x, 12000.0, dom.rpm)
+        band = (orders > 2) & (orders < 7)
+        peak = orders[band][np.argmax(spec[band])]
+        assert abs(peak - BEARING_6205_ORDERS[fault]) < 0.1, (fault, dom.name, peak)
+
+
+def test_normal_has_no_fault_peak():
+    dom = DOMAIN_TIERS["hard"][0]
+    x_n = simulate_recording("normal", dom, 1.5, rng=np.random.default_rng(0))
+    x_o = simulate_recording("outer", dom, 1.5, rng=np.random.default_rng(0))
+    o, s_n = envelope_order_spectrum(x_n, 12000.0, dom.rpm)
+    _, s_o = envelope_order_spectrum(x_o, 12000.0, dom.rpm)
+    k = np.argmin(np.abs(o - BEARING_6205_ORDERS["outer"]))
+    assert s_o[k] > 5 * s_n[k]
+
+
+def test_simulate_domain_and_split_by_recording():
+    d = simulate_domain("B", 1, recordings_per_class=4, windows_per_recording=3, window=512)
+    assert d.x.shape == (4 * 4 * 3, 512) and d.x.dtype == np.float32
+    assert set(d.domain) == {1}
+    tr, te = split_by_recording(d, 0.5, seed=0)
+    assert not set(tr.recording) & set(te.recording)
+    assert len(tr) + len(te) == len(d)
+    assert set(tr.y) == set(te.y) == {0, 1, 2, 3}
+
+
+def test_segment_windows_and_bad_inputs():
+    x = np.zeros((3, 64))
+    assert segment_windows(x, 4).shape == (3, 4, 16)
+    with pytest.raises(ValueError, match="n_segments=5 must be >= 1 and divide"):
+        segment_windows(x, 5)
+    with pytest.raises(ValueError, match="shape"):
+        segment_windows(np.zeros(64), 4)
+    with pytest.raises(ValueError, match="unknown class 'cage'"):
+        simulate_domain("A", classes=("normal", "cage"))
+    with pytest.raises(ValueError, match="not in tier"):
+        simulate_domain("Z")
+
+
+def _write_cwru(root, n12=1200, n48=4800, skip_key=None, short=None):
+    rng = np.random.default_rng(0)
+    for cname, nums in CWRU_FILES.items():
+        for num in nums:
+            n = n48 if cname == "normal" else n12
+            if num == short:
+                n = 100
+            data = {f"X{num:03d}_FE_time": rng.standard_normal((n, 1)), f"X{num:03d}RPM": 1797}
+            if num != skip_key:
+                data[f"X{num:03d}_DE_time"] = rng.standard_normal((n, 1))
+            savemat(root / f"{num}.mat", data)
+
+
+def test_cwru_loader_reads_real_key_names(tmp_path):
+    _write_cwru(tmp_path)
+    d = load_cwru(tmp_path, window=256, chunks_per_file=2)
+    assert d.classes == CLASSES_10
+    assert set(d.y) == set(range(10)) and set(d.domain) == {0, 1, 2, 3}
+    # 1200 samples -> 2 chunks of 600 -> 2 windows of 256; normal 4800 @48k -> 1200 @12k.
+    assert len(d) == 10 * 4 * 2 * 2
+    assert d.x.shape[1] == 256
+    assert set(d.rpm[d.domain == 3]) == {1730.0}
+    tr, te = split_by_recording(d, 0.5)
+    assert not set(tr.recording) & set(te.recording)
+    assert len(cwru_transfer_tasks()) == 12
+
+
+def test_cwru_loader_rejects_missing_key_and_short_signal(tmp_path):
+    (tmp_path / "a").mkdir()
+    _write_cwru(tmp_path / "a", skip_key=118)
+    with pytest.raises(KeyError, match="X118_DE_time"):
+        load_cwru(tmp_path / "a", window=256, chunks_per_file=2)
+    (tmp_path / "b").mkdir()
+    _write_cwru(tmp_path / "b", short=105)
+    with pytest.raises(ValueError, match="too short"):
+        load_cwru(tmp_path / "b", window=256, chunks_per_file=2)
+    with pytest.raises(FileNotFoundError):
+        load_cwru(tmp_path / "missing")
+    with pytest.raises(ValueError, match="load 7"):
+        load_cwru(tmp_path / "a", loads=(7,))

@@ -1,0 +1,463 @@
+"""``plan``: strip layouts and predicted peak activation memory, from shapes alone.
+
+The memory model counts the tensors autograd saves for backward (by storage, so an in-place ReLU
+and the convolution reading its output share one buffer), plus the transient gradient maps of the
+layer being back-propagated:
+
+* plain training: peak over layers of (saved tensors alive) + (gradient of the layer's output and
+  input);
+* ``checkpoint_sequential`` with ``k`` segments: the segment inputs it keeps, plus one segment's
+  plain peak while it is recomputed; the best ``k`` is reported;
+* row-centric: the segment keeps its input (and, for ``two_phase``, the carried boundary rows); its
+  backward holds the gradient of the segment output, one strip's recompute graph (plain peak on the
+  strip's rows, halo included), and the segment's parameter gradients twice; the layers after the
+  segment are modelled as plain (or checkpointed).
+
+Weights, their gradients and optimizer state are not activations and are left out. All
+predictions are multiplied by ``OVERHEAD`` (allocator and kernel workspace, calibrated on CPU). The relative
+step time is estimated from convolution FLOPs (backward = 2x forward), including the recomputed
+halos and the extra sweeps exact BatchNorm needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lrcnn.graph import TrunkGraph, find_trunk
+from lrcnn.strips import Layout
+
+__all__ = ["Plan", "Strip", "plan"]
+
+_SAVE_OUTPUT = (nn.ReLU, nn.Sigmoid, nn.Tanh)
+MAX_ROWS = 64
+#: Allocator and kernel-workspace overhead on top of the modelled tensors, calibrated against
+#: peak RSS of plain training of VGG-16 and ResNet-50 (``lrcnn bench --quick``, CPU, oneDNN).
+OVERHEAD = 1.1
+
+
+@dataclass(frozen=True)
+class Strip:
+    """One strip: output rows of the segment and the segment-input rows it reads (with halo)."""
+
+    index: int
+    out_rows: tuple[int, int]
+    in_rows: tuple[int, int]
+    halo: tuple[int, int]
+
+
+@dataclass
+class Plan:
+    """A strip layout plus predicted peak activation bytes (see the module docstring)."""
+
+    input_shape: tuple[int, int, int, int]
+    policy: str
+    depth: int
+    rows: int
+    units: list[str]
+    strips: list[Strip]
+    plain_bytes: int
+    checkpoint_bytes: int
+    checkpoint_segments: int
+    policy_bytes: dict[str, int]
+    time_ratio: dict[str, float]
+    checkpoint_time_ratio: float
+    floor_bytes: int
+    memory_budget: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def predicted_bytes(self) -> int:
+        """Predicted peak activation bytes of the chosen policy."""
+        return self.policy_bytes[self.policy]
+
+    def covers_output_once(self) -> bool:
+        """True when the strips' output rows tile the segment output exactly once."""
+        rows = [r for s in self.strips for r in range(*s.out_rows)]
+        return rows == list(range(self.strips[-1].out_rows[1])) if self.strips else False
+
+    def summary(self) -> str:
+        """A short human-readable table of the predictions."""
+        mib = 2**20
+        lines = [
+            f"input {self.input_shape}, row-centric units {self.units[0]}..{self.units[-1]} "
+            f"(depth {self.depth}), {self.rows} strips, policy {self.policy}",
+            f"  plain training          {self.plain_bytes / mib:9.1f} MiB",
+            f"  checkpoint ({self.checkpoint_segments:2d} segs)    "
+            f"{self.checkpoint_bytes / mib:9.1f} MiB  ~{self.checkpoint_time_ratio:.2f}x time",
+        ]
+        for pol, b in self.policy_bytes.items():
+            lines.append(
+                f"  row-centric {pol:<11} {b / mib:9.1f} MiB  ~{self.time_ratio[pol]:.2f}x time"
+            )
+        lines.append(f"  floor (best rows)       {self.floor_bytes / mib:9.1f} MiB")
+        return "\n".join(lines)
+
+
+class _Model:
+    """Shape-level memory and FLOP model of one trunk for one input shape."""
+
+    def __init__(self, graph: TrunkGraph, shape: tuple[int, int, int, int], elem: int) -> None:
+        self.g = graph
+        self.n = shape[0]
+        self.elem = elem
+        self.shapes = graph.shapes(shape[1:])
+        key: dict[int, int] = {0: 0}
+        for node in graph.nodes[1:]:
+            share = node.inplace and node.kind in ("act", "add")
+            key[node.id] = key[node.inputs[0]] if share else node.id
+        self.key = key
+
+    def numel(self, t: int, rows: int | None = None) -> int:
+        c, h, w = self.shapes[t]
+        return self.n * c * (h if rows is None else rows) * w
+
+    def saves(self, node, rows: dict[int, int] | None = None) -> tuple[list[int], int]:  # type: ignore[no-untyped-def]
+        """(storage keys saved, extra bytes) of a node under plain autograd."""
+        u = node.inputs[0] if node.inputs else 0
+        r_out = None if rows is None else rows[node.id]
+        if node.kind in ("conv", "bn", "avgpool"):
+            return [self.key[u]], 0
+        if node.kind == "maxpool":
+            return [self.key[u]], self.numel(node.id, r_out) * 8
+        if node.kind == "act":
+            return (
+                [self.key[node.id]] if isinstance(node.module, _SAVE_OUTPUT) else [self.key[u]]
+            ), 0
+        if node.kind == "drop":
+            return [], self.numel(node.id, r_out) if node.module.p > 0 else 0
+        return [], 0
+
+    def sim(
+        self,
+        ids: list[int],
+        rows: dict[int, int] | None = None,
+        external: set[int] | None = None,
+        copies: set[int] | None = None,
+    ) -> tuple[int, int]:
+        """(saved bytes, peak bytes) of plain training over nodes ``ids`` (rows override heights).
+
+        ``copies``: nodes whose saved input is a private copy (a padded or concatenated strip).
+        A convolution's backward also holds a copy of its input and output gradient in the
+        kernel's layout (oneDNN reorders), which calibrates the transient term.
+        """
+        external = {0} if external is None else external
+        copies = copies or set()
+        size: dict[object, int] = {}
+
+        def rws(t: int) -> int | None:
+            return None if rows is None else rows.get(t)
+
+        for t in [0, *ids]:
+            size.setdefault(self.key[t], self.numel(t, rws(t)))
+        for i in ids:
+            for u in self.g.nodes[i].inputs:
+                size.setdefault(self.key[u], self.numel(u, rws(u)))
+            if i in copies:
+                size[("copy", i)] = self.numel(
+                    self.g.nodes[i].inputs[0], rws(self.g.nodes[i].inputs[0])
+                )
+        saved: set[object] = set()
+        extra = 0
+        peak = 0
+        steps = []
+        for i in ids:
+            node = self.g.nodes[i]
+            u = node.inputs[0]
+            live = saved | {self.key[u], self.key[i]}
+            peak = max(peak, sum(size[k] for k in live - external) * self.elem + extra)
+            keys, ex = self.saves(node, rows)
+            if i in copies and node.kind in ("conv", "maxpool", "avgpool"):
+                keys = [("copy", i)]
+            saved |= set(keys)
+            extra += ex
+            steps.append((set(saved), extra, i, u))
+        total = sum(size[k] for k in saved - external) * self.elem + extra
+        for sv, ex, i, u in reversed(steps):
+            grads = (self.numel(i, rws(i)) + self.numel(u, rws(u))) * self.elem
+            if self.g.nodes[i].kind == "conv":
+                grads *= 2  # reordered copies of the input and the output gradient
+            if i in copies:  # two_phase: the carried-row gradient is added to a copy
+                grads += self.numel(u, rws(u)) * self.elem
+            peak = max(peak, sum(size[k] for k in sv - external) * self.elem + ex + grads)
+        return total, max(peak, total)
+
+    def flops(self, node, rows: int | None = None) -> float:  # type: ignore[no-untyped-def]
+        c, h, w = self.shapes[node.id]
+        r = h if rows is None else rows
+        if node.kind == "conv":
+            m = node.module
+            return 2.0 * self.n * c * r * w * m.in_channels / m.groups * node.k * node.kw
+        return float(self.n * c * r * w)
+
+
+def _unit_nodes(graph: TrunkGraph, lo: int, hi: int) -> list[int]:
+    first = graph.unit_end[lo - 1] + 1 if lo > 0 else 1
+    last = graph.unit_end[hi - 1] if hi > 0 else 0
+    return [n.id for n in graph.nodes[first : last + 1]]
+
+
+def _checkpoint(model: _Model, lo: int, hi: int, k: int) -> tuple[int, float]:
+    """Peak bytes and recompute FLOPs of checkpoint_sequential(units[lo:hi], k)."""
+    g = model.g
+    n_units = hi - lo
+    k = max(1, min(k, n_units))
+    size = n_units // k
+    segs = [(lo + s, lo + s + size) for s in range(0, size * (k - 1), size)]
+    segs.append((lo + size * (k - 1), hi))
+    kept = 0
+    peak = 0
+    recompute = 0.0
+    for j, (a, b) in enumerate(segs):
+        ids = _unit_nodes(g, a, b)
+        if not ids:
+            continue
+        inp = g.nodes[ids[0]].inputs[0]
+        ext = {model.key[inp]} | {0}
+        saved, pk = model.sim(ids, external=ext)
+        if j < len(segs) - 1:
+            peak = max(peak, kept + pk)
+            if inp != 0:
+                kept += model.numel(inp) * model.elem
+            recompute += sum(model.flops(g.nodes[i]) for i in ids)
+        else:
+            peak = max(peak, kept + pk)
+    return peak, recompute
+
+
+def _row_centric(
+    model: _Model, full: TrunkGraph, depth: int, rows: int, policy: str, ckpt: int = 0
+) -> tuple[int, float, Layout]:
+    """Predicted peak bytes, relative step time and layout of a row-centric segment."""
+    seg = TrunkGraph.__new__(TrunkGraph)
+    seg.nodes = full.nodes[: full.unit_end[depth - 1] + 1]
+    seg.unit_end = full.unit_end[:depth]
+    seg.out = full.unit_end[depth - 1]
+    lay = Layout(seg, model.shapes[0], rows, policy)
+    e = model.elem
+    out = seg.out
+    ids = [n.id for n in seg.nodes[1:]]
+    tails = 0
+    strip_peak = 0
+    fwd_t = 0
+    if policy == "two_phase":  # concatenated (carried + new) rows are a private copy
+        copies = {
+            n.id
+            for n in seg.nodes
+            if n.kind in ("conv", "maxpool", "avgpool") and n.d * (n.k - 1) + 1 > n.s
+        }
+    else:  # first and last strips pad explicitly
+        copies = {
+            n.id for n in seg.nodes if n.kind in ("conv", "maxpool", "avgpool") and (n.pt or n.pb)
+        }
+    for i in range(rows):
+        r = {t: iv[1] - iv[0] for t, iv in lay.comp[i].items()}
+        if policy == "two_phase":
+            for node in seg.nodes[1:]:
+                for u in node.inputs:
+                    if i + 1 < rows:
+                        lo = lay.cache_lo[(node.id, u)][i]
+                        tails += (lay.part[u][i + 1] - lo) * model.numel(u, 1) * e
+            for node in seg.nodes[1:]:  # carried rows enlarge the strip's inputs
+                for u in node.inputs:
+                    if i > 0:
+                        extra = lay.part[u][i] - lay.cache_lo[(node.id, u)][i - 1]
+                        r[u] = r[u] + max(extra, 0)
+        _, pk = model.sim(ids, rows=r, copies=copies)
+        strip_peak = max(strip_peak, pk)
+        fwd_t = max(
+            fwd_t,
+            max(
+                (model.numel(n.inputs[0], r[n.inputs[0]]) + model.numel(n.id, r[n.id])) * e
+                for n in seg.nodes[1:]
+            ),
+        )
+    params = (
+        sum(
+            p.numel()
+            for n in seg.nodes
+            if n.module is not None
+            for p in n.module.parameters(recurse=False)
+        )
+        * e
+    )
+    seg_out = model.numel(out) * e
+    rest = list(range(out + 1, len(full.nodes)))
+    if rest and ckpt > 0:
+        rest_peak, rest_recompute = _checkpoint(model, depth, len(full.unit_end), ckpt)
+    elif rest:
+        _, rest_peak = model.sim(rest)
+        rest_recompute = 0.0
+    else:
+        rest_peak, rest_recompute = seg_out, 0.0
+    bwd = tails + seg_out + strip_peak + 2 * params
+    fwd = tails + seg_out + fwd_t
+    peak = max(fwd, tails + rest_peak, bwd)
+    # time: FLOPs of sweeps over strips vs plain (backward = 2x forward)
+    batch_bn = [n.id for n in seg.nodes if n.kind == "bn"]
+    strip_f = [
+        sum(model.flops(n, lay.comp[i][n.id][1] - lay.comp[i][n.id][0]) for n in seg.nodes[1:])
+        for i in range(rows)
+    ]
+    seg_plain = sum(model.flops(n) for n in seg.nodes[1:])
+    total_plain = sum(model.flops(n) for n in full.nodes[1:])
+    sf = sum(strip_f)
+    sweeps_f = 0.0
+    for bn in batch_bn:
+        sweeps_f += sf * (bn / len(seg.nodes))  # forward statistics sweep up to the BatchNorm
+        sweeps_f += sf + 2 * sf * (1 - bn / len(seg.nodes))  # backward reduction sweep
+    seg_t = sf + sf + 2 * sf + sweeps_f  # forward, recompute, backward, BN sweeps
+    t = (seg_t + 3 * (total_plain - seg_plain) + rest_recompute) / (3 * total_plain)
+    return peak, t, lay
+
+
+def plan(
+    model: nn.Module,
+    input_shape: tuple[int, int, int, int],
+    rows: int | None = None,
+    memory_budget: int | float | str | None = None,
+    policy: str = "overlap",
+    *,
+    depth: int | str | None = "auto",
+    dtype: torch.dtype = torch.float32,
+    checkpoint_segments: int = 0,
+) -> Plan:
+    """Plan row-centric training of ``model`` for inputs of ``input_shape`` (N, C, H, W).
+
+    From shapes alone: the strip layout, predicted peak activation memory of plain training, of
+    the best ``torch.utils.checkpoint.checkpoint_sequential`` and of each policy, and, with
+    ``memory_budget``, the fewest strips whose prediction fits (``ValueError`` when even the floor
+    does not). ``depth="auto"`` picks how many trunk units run row-centric: the lowest product of
+    predicted peak and predicted step time (with a budget: the fastest depth that fits).
+    """
+    from lrcnn.rowcentric import POLICIES, _parse_budget
+
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if (
+        not isinstance(input_shape, (tuple, list, torch.Size))
+        or len(input_shape) != 4
+        or not all(isinstance(v, int) and v > 0 for v in input_shape)
+    ):
+        raise ValueError(f"input_shape must be (N, C, H, W) positive ints, got {input_shape!r}")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int)):
+        raise TypeError(f"rows must be an int, got {rows!r}")
+    if rows is not None and rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    budget = None if memory_budget is None else _parse_budget(memory_budget)
+    units, _ = find_trunk(model)
+    full = TrunkGraph(units)
+    shape = tuple(int(v) for v in input_shape)
+    m = _Model(full, shape, torch.empty((), dtype=dtype).element_size())  # type: ignore[arg-type]
+    n_units = len(units)
+    if depth == "auto":
+        depths = list(range(1, n_units + 1))
+    elif depth is None:
+        depths = [n_units]
+    elif isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= n_units:
+        raise ValueError(f"depth must be 'auto', None or 1..{n_units}, got {depth!r}")
+    else:
+        depths = [depth]
+    out_rows = {d: m.shapes[full.unit_end[d - 1]][1] for d in depths}
+    if rows is not None and all(rows > out_rows[d] for d in depths):
+        raise ValueError(
+            f"rows must be between 1 and the segment's output rows "
+            f"({max(out_rows[d] for d in depths)} at most here), got {rows}"
+        )
+    cache: dict[tuple[int, int, str], tuple[int, float, Layout]] = {}
+
+    def rc(d: int, r: int, pol: str) -> tuple[int, float, Layout]:
+        if (d, r, pol) not in cache:
+            pk, t, lay = _row_centric(m, full, d, r, pol, checkpoint_segments)
+            cache[(d, r, pol)] = (int(pk * OVERHEAD), t, lay)
+        return cache[(d, r, pol)]
+
+    def best_depth(r: int) -> int | None:
+        cands = [(rc(d, r, policy)[0], rc(d, r, policy)[1], d) for d in depths if r <= out_rows[d]]
+        if not cands:
+            return None
+        if budget is not None and rows is None:  # budget mode: fastest depth that fits
+            fit = [c for c in cands if c[0] <= budget]
+            if fit:
+                return min(fit, key=lambda c: (c[1], c[0]))[2]
+        return min(cands, key=lambda c: (c[0] * c[1], c[0]))[2]  # peak x time
+
+    def row_choices(d_list: list[int]) -> list[int]:
+        top = min(MAX_ROWS, max(out_rows[d] for d in d_list))
+        return list(range(1, top + 1))
+
+    notes = []
+    if rows is not None:
+        chosen_rows = rows
+        d = best_depth(rows)
+        assert d is not None
+    else:
+        chosen_rows, d = None, None  # type: ignore[assignment]
+        for r in row_choices(depths):
+            dd = best_depth(r)
+            if dd is None:
+                continue
+            if budget is not None and rc(dd, r, policy)[0] <= budget:
+                chosen_rows, d = r, dd
+                break
+        if chosen_rows is None:
+            # no budget, or none fits: the lowest predicted peak
+            cands = [
+                (rc(dd, r, policy)[0], r, dd)
+                for r in row_choices(depths)
+                for dd in [best_depth(r)]
+                if dd is not None
+            ]
+            floor, r, dd = min(cands)
+            if budget is not None:
+                raise ValueError(
+                    f"memory_budget {budget} bytes ({budget / 2**20:.1f} MiB) is below the "
+                    f"predicted floor {floor} bytes ({floor / 2**20:.1f} MiB) of row-centric "
+                    f"training for input {shape} with policy {policy!r}"
+                )
+            chosen_rows, d = r, dd
+    # floor over rows for the reported depth choices
+    floor = min(rc(dd, r, policy)[0] for r in row_choices([d]) for dd in [d] if r <= out_rows[dd])
+    pol_bytes = {}
+    pol_time = {}
+    for pol in POLICIES:
+        try:
+            pk, t, _ = rc(d, chosen_rows, pol)
+        except ValueError as err:  # e.g. circular padding under two_phase
+            notes.append(str(err))
+            continue
+        pol_bytes[pol], pol_time[pol] = pk, t
+    _, _, lay = rc(d, chosen_rows, policy)
+    _, plain = m.sim([n.id for n in full.nodes[1:]])
+    best_ck = min(
+        ((_checkpoint(m, 0, n_units, k), k) for k in range(1, n_units + 1)),
+        key=lambda v: v[0][0],
+    )
+    (ck_bytes, ck_re), ck_k = best_ck
+    total_f = sum(m.flops(n) for n in full.nodes[1:])
+    out_id = full.unit_end[d - 1]
+    strips = []
+    for i in range(chosen_rows):
+        a, b = lay.owned[i][out_id]
+        lo, hi = lay.comp[i][0]
+        olo, ohi = lay.owned[i][0]
+        strips.append(Strip(i, (a, b), (lo, hi), (max(olo - lo, 0), max(hi - ohi, 0))))
+    return Plan(
+        input_shape=shape,  # type: ignore[arg-type]
+        policy=policy,
+        depth=d,
+        rows=chosen_rows,
+        units=[n for n, _ in units[:d]],
+        strips=strips,
+        plain_bytes=int(plain * OVERHEAD),
+        checkpoint_bytes=int(ck_bytes * OVERHEAD),
+        checkpoint_segments=ck_k,
+        policy_bytes=pol_bytes,
+        time_ratio=pol_time,
+        checkpoint_time_ratio=(3 * total_f + ck_re) / (3 * total_f),
+        floor_bytes=floor,
+        memory_budget=budget,
+        notes=notes,
+    )

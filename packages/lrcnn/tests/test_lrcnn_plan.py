@@ -1,0 +1,109 @@
+"""Planner layouts and predictions, and bad inputs."""
+
+from __future__ import annotations
+
+import lrcnn
+import pytest
+import torch
+import torchvision
+from lrcnn.models import small_cnn
+from torch import nn
+
+
+def meta_vgg16() -> nn.Module:
+    with torch.device("meta"):
+        return torchvision.models.vgg16()
+
+
+@pytest.mark.parametrize("policy", ["overlap", "two_phase"])
+def test_layout_covers_every_output_row_once(policy: str) -> None:
+    net = small_cnn(width=4)
+    for rows in (1, 2, 5, 11):
+        p = lrcnn.plan(net, (2, 3, 45, 43), rows=rows, policy=policy, depth=None)
+        assert p.rows == rows and len(p.strips) == rows
+        assert p.covers_output_once()
+        out = [r for s in p.strips for r in range(*s.out_rows)]
+        assert out == list(range(p.strips[-1].out_rows[1]))
+        assert p.strips[0].in_rows[0] == 0 and p.strips[-1].in_rows[1] == 45
+        if policy == "two_phase":
+            assert all(s.halo == (0, 0) for s in p.strips)
+
+
+def test_vgg16_prediction_matches_the_paper_accounting() -> None:
+    """Shapes only (meta device): ~69-70 MiB per 224x224 image saved for backward, 2/3 saved."""
+    from lrcnn.planner import _Model
+
+    model = meta_vgg16()
+    graph = lrcnn.TrunkGraph(lrcnn.find_trunk(model)[0])
+    saved, peak = _Model(graph, (1, 3, 224, 224), 4).sim([n.id for n in graph.nodes[1:]])
+    assert 65 * 2**20 < saved < 72 * 2**20  # the spec's accounting: 69.8 MiB per image
+    p = lrcnn.plan(model, (1, 3, 224, 224), rows=4)
+    assert saved < p.plain_bytes < 1.3 * saved
+    assert p.policy_bytes["overlap"] < 0.5 * p.plain_bytes
+    assert p.checkpoint_bytes < p.plain_bytes
+    # blocks 1-2 (features.0..9) are row-centric: halo of 6 rows per side -> 12 on one side
+    assert p.units[-1] == "features.9"
+    assert max(sum(s.halo) for s in p.strips) == 12
+
+
+def test_budget_picks_fewest_strips() -> None:
+    model = meta_vgg16()
+    shape = (4, 3, 224, 224)
+    p = lrcnn.plan(model, shape, memory_budget="150MiB", depth=10)
+    assert p.predicted_bytes <= 150 * 2**20
+    if p.rows > 1:
+        fewer = lrcnn.plan(model, shape, rows=p.rows - 1, depth=10)
+        assert fewer.predicted_bytes > 150 * 2**20
+    with pytest.raises(ValueError, match="below the predicted floor"):
+        lrcnn.plan(model, shape, memory_budget="1MiB")
+
+
+def test_memory_budget_in_rowcentric() -> None:
+    net = small_cnn(width=4)
+    rc = lrcnn.RowCentric(net, memory_budget=10**9)
+    depth, rows = rc.configure((2, 3, 32, 32))
+    assert rows == 1 and 1 <= depth <= len(rc.trunk_units)
+    y = rc(torch.randn(2, 3, 32, 32))
+    assert y.shape == (2, 10)
+
+
+def test_bad_inputs() -> None:
+    net = small_cnn(width=4)
+    with pytest.raises(ValueError, match="rows must be >= 1"):
+        lrcnn.RowCentric(net, rows=0)
+    with pytest.raises(ValueError, match="rows must be between 1 and"):
+        lrcnn.RowCentric(net, rows=999, depth=None)(torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="policy must be one of"):
+        lrcnn.RowCentric(net, rows=2, policy="diagonal")
+    with pytest.raises(ValueError, match="give rows="):
+        lrcnn.RowCentric(net)
+    with pytest.raises(ValueError, match="not both"):
+        lrcnn.RowCentric(net, rows=2, memory_budget="1GB")
+    with pytest.raises(TypeError, match="rows must be an int"):
+        lrcnn.RowCentric(net, rows=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="depth must be between"):
+        lrcnn.RowCentric(net, rows=2, depth=99)
+    with pytest.raises(ValueError, match="memory_budget must look like"):
+        lrcnn.RowCentric(net, memory_budget="lots")
+    bad = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2), nn.Conv2d(4, 4, 3))
+    with pytest.raises(TypeError, match=r"layer '1' of type Upsample"):
+        lrcnn.RowCentric(bad, rows=2)
+    valid = lrcnn.RowCentric(
+        nn.Sequential(nn.Conv2d(3, 4, 5), nn.ReLU(), nn.Conv2d(4, 4, 5)), rows=1, depth=None
+    )
+    with pytest.raises(ValueError, match="input too small"):
+        valid(torch.randn(1, 3, 7, 7))
+    with pytest.raises(ValueError, match=r"input must be \(N, C, H, W\)"):
+        lrcnn.RowCentric(net, rows=1)(torch.randn(3, 32, 32))
+    circ = lrcnn.RowCentric(
+        nn.Sequential(nn.Conv2d(3, 3, 3, padding=1, padding_mode="circular")),
+        rows=2,
+        policy="two_phase",
+        depth=None,
+    )
+    with pytest.raises(ValueError, match="circular"):
+        circ(torch.randn(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="input_shape"):
+        lrcnn.plan(net, (3, 32, 32))
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        lrcnn.plan("vgg", (1, 3, 32, 32))  # type: ignore[arg-type]

@@ -1,0 +1,184 @@
+"""Baselines: each score equals its definition, and every pruner reaches the target sparsity."""
+
+import math
+
+import pytest
+import torch
+from seven_prune import (
+    PRUNERS,
+    GradualPruner,
+    GraspPruner,
+    MagnitudePruner,
+    MovementPruner,
+    PlatonPruner,
+    RandomPruner,
+    SevenNoConsistencyPruner,
+    SnipPruner,
+    TaylorPruner,
+    make_pruner,
+)
+from seven_prune.models import tiny_bert
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models are overhead-bound; one thread avoids oversubscribing a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _batches(n: int = 3, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        {
+            "input_ids": torch.randint(0, 64, (6, 9), generator=g),
+            "attention_mask": torch.ones(6, 9, dtype=torch.long),
+            "labels": torch.randint(0, 2, (6,), generator=g),
+        }
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(PRUNERS))
+def test_every_pruner_reaches_target_and_keeps_zeros(name: str) -> None:
+    model = tiny_bert(seed=5)
+    batches = _batches()
+    kw = {"window": 4, "final_exact": True} if issubclass(PRUNERS[name], GradualPruner) else {}
+    pruner = make_pruner(name, model, 0.75, **kw)
+    if pruner.needs_pre_pruning:
+        pruner.prune_before_training(batches)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for i in range(6):
+        opt.zero_grad()
+        model(**batches[i % 3]).loss.backward()
+        opt.step()
+        pruner.step()
+    assert pruner.mask.num_pruned == round(0.75 * pruner.numel)
+    for n, p in pruner.params.items():
+        assert bool((p.detach()[~pruner.mask[n]] == 0).all())
+
+
+def test_magnitude_keeps_largest_weights() -> None:
+    model = tiny_bert(seed=6)
+    pruner = MagnitudePruner(model, 0.5)
+    weights = {n: p.detach().abs().clone() for n, p in pruner.params.items()}
+    pruner.prune_before_training()
+    kept = torch.cat([weights[n][pruner.mask[n]] for n in pruner.names])
+    gone = torch.cat([weights[n][~pruner.mask[n]] for n in pruner.names])
+    assert float(kept.min()) >= float(gone.max())
+
+
+def test_random_is_seeded_and_roughly_uniform() -> None:
+    a = RandomPruner(tiny_bert(seed=7), 0.6, seed=3)
+    b = RandomPruner(tiny_bert(seed=7), 0.6, seed=3)
+    c = RandomPruner(tiny_bert(seed=7), 0.6, seed=4)
+    for p in (a, b, c):
+        p.prune_before_training()
+    assert a.mask == b.mask
+    assert a.mask != c.mask
+    per_layer = [r["sparsity"] for r in a.mask.report()]
+    assert max(abs(s - 0.6) for s in per_layer) < 0.1
+
+
+def test_snip_score_is_abs_weight_times_mean_gradient() -> None:
+    model = tiny_bert(seed=8)
+    batches = _batches(2)
+    pruner = SnipPruner(model, 0.5, n_batches=2)
+    grads = {n: torch.zeros_like(p) for n, p in pruner.params.items()}
+    for b in batches:
+        model.zero_grad()
+        model(**b).loss.backward()
+        for n, p in pruner.params.items():
+            grads[n] += p.grad / 2
+    model.zero_grad()
+    scores = pruner.compute_scores(batches, None)
+    for s, (n, p) in zip(scores, pruner.params.items()):
+        torch.testing.assert_close(s, (p.detach() * grads[n]).abs())
+
+
+def test_grasp_score_is_weight_times_hessian_gradient_product() -> None:
+    torch.manual_seed(0)
+    model = tiny_bert(seed=9, hidden_size=16, intermediate_size=16)
+    batches = _batches(1)
+    pruner = GraspPruner(model, 0.5, temperature=2.0, targets=r"layer\.0\.intermediate")
+    ((name, w),) = pruner.params.items()
+
+    def loss_of(weight: torch.Tensor) -> torch.Tensor:
+        out = torch.func.functional_call(
+            model, {name: weight}, kwargs={k: v for k, v in batches[0].items() if k != "labels"}
+        )
+        return torch.nn.functional.cross_entropy(out.logits / 2.0, batches[0]["labels"])
+
+    wd = w.detach().clone()
+    g = torch.autograd.grad(loss_of(wd.requires_grad_()), wd)[0]
+    _, hg = torch.autograd.functional.hvp(loss_of, w.detach().clone(), g)
+    (score,) = pruner.compute_scores(batches, None)
+    torch.testing.assert_close(score, w.detach() * hg, rtol=1e-4, atol=1e-8)
+
+
+def _manual(pruner: GradualPruner, steps: int, seed: int = 0):
+    """Feed hand-made weights and gradients; return them."""
+    gen = torch.Generator().manual_seed(seed)
+    hist = []
+    for _ in range(steps):
+        ws, gs = [], []
+        for n, p in pruner.params.items():
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=gen) * pruner.mask[n])
+            p.grad = torch.randn(p.shape, generator=gen)
+            ws.append(p.detach().clone())
+            gs.append(p.grad.clone())
+        pruner.step()
+        hist.append((ws, gs))
+    return hist
+
+
+def test_taylor_uses_only_the_current_step() -> None:
+    pruner = TaylorPruner(tiny_bert(seed=10), 0.5, window=50)
+    hist = _manual(pruner, 3)
+    ws, gs = hist[-1]
+    for s, w, g, n in zip(pruner.state["S"], ws, gs, pruner.names):
+        keep = pruner.mask[n]
+        torch.testing.assert_close(s[keep], (w * g).abs()[keep])
+
+
+def test_movement_accumulates_minus_w_times_g() -> None:
+    pruner = MovementPruner(tiny_bert(seed=11), 0.5, window=50)
+    hist = _manual(pruner, 3)
+    for i, n in enumerate(pruner.names):
+        ref = -sum(w[i] * g[i] for w, g in hist)
+        keep = pruner.mask[n]
+        torch.testing.assert_close(pruner.state["S"][i][keep], ref[keep], rtol=1e-5, atol=1e-6)
+
+
+def test_platon_matches_its_equations() -> None:
+    b1, b2 = 0.85, 0.95
+    pruner = PlatonPruner(tiny_bert(seed=12), 0.5, window=50)
+    hist = _manual(pruner, 4)
+    for i, n in enumerate(pruner.names):
+        i_bar = torch.zeros_like(hist[0][0][i])
+        u = torch.zeros_like(i_bar)
+        for w, g in hist:
+            imp = (w[i] * g[i]).abs()
+            i_bar = b1 * i_bar + (1 - b1) * imp
+            u = b2 * u + (1 - b2) * (imp - i_bar).abs()
+        keep = pruner.mask[n]
+        torch.testing.assert_close(
+            pruner.state["S"][i][keep], (i_bar * u)[keep], rtol=1e-5, atol=1e-8
+        )
+
+
+def test_ablation_has_no_moments() -> None:
+    p = SevenNoConsistencyPruner(tiny_bert(seed=13), 0.5, window=10)
+    assert p.state_names == ("S",)
+    with pytest.raises(TypeError, match="consistency"):
+        SevenNoConsistencyPruner(tiny_bert(seed=13), 0.5, consistency=True)
+
+
+def test_gradual_schedule_is_shared() -> None:
+    a = TaylorPruner(tiny_bert(seed=14), 0.8, window=7)
+    assert [a.n_keep(k) for k in range(6)] == [
+        math.floor(((0.2) + 0.8 * (1 - (k + 1) / 7) ** 3) * a.numel + 1e-9) for k in range(6)
+    ]

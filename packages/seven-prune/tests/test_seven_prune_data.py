@@ -1,0 +1,184 @@
+"""Loaders on files the tests write; tokenisation; built-in data; CLI wiring."""
+
+import pytest
+import torch
+from seven_prune import cli
+from seven_prune.data import (
+    TokenizedDataset,
+    collate_trim,
+    digits_datasets,
+    load_movie_reviews,
+    read_glue_tsv,
+    split_indices,
+    synthetic_sentiment,
+    tokenize,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models are overhead-bound; one thread avoids oversubscribing a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _write(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_glue_sst2_and_pairs(tmp_path) -> None:
+    sst = _write(tmp_path / "sst.tsv", ["sentence\tlabel", "a fine film \t1", 'dull "and" slow\t0'])
+    texts, labels = read_glue_tsv(sst, "sst2")
+    assert texts == ["a fine film ", 'dull "and" slow']
+    assert labels == [1, 0]
+    mrpc = _write(
+        tmp_path / "mrpc.tsv",
+        [
+            "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+            "1\t1\t2\tHe said.\tHe told.",
+            "0\t3\t4\tA\tB",
+        ],
+    )
+    texts, labels = read_glue_tsv(mrpc, "mrpc")
+    assert texts == [("He said.", "He told."), ("A", "B")]
+    assert labels == [1, 0]
+
+
+def test_glue_string_labels_and_headerless(tmp_path) -> None:
+    mnli = _write(
+        tmp_path / "mnli.tsv",
+        ["index\tsentence1\tsentence2\tgold_label", "0\tx\ty\tneutral", "1\tx\tz\tentailment"],
+    )
+    texts, labels = read_glue_tsv(mnli, "mnli")
+    assert labels == [2, 1]
+    rte = _write(
+        tmp_path / "rte.tsv",
+        ["index\tsentence1\tsentence2\tlabel", "0\ta\tb\tnot_entailment", "1\tc\td\tentailment"],
+    )
+    assert read_glue_tsv(rte, "rte")[1] == [1, 0]  # sorted label names
+    cola = _write(
+        tmp_path / "cola.tsv", ["gj04\t1\t\tThe book is red.", "gj04\t0\t*\tBook red the is."]
+    )
+    texts, labels = read_glue_tsv(cola, "cola")
+    assert texts == ["The book is red.", "Book red the is."]
+    assert labels == [1, 0]
+
+
+def test_glue_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="no TSV file"):
+        read_glue_tsv(tmp_path / "missing.tsv", "sst2")
+    bad = _write(tmp_path / "bad.tsv", ["text\tlabel", "a\t1"])
+    with pytest.raises(ValueError, match="not all in header"):
+        read_glue_tsv(bad, "sst2")
+    with pytest.raises(ValueError, match="task must be one of"):
+        read_glue_tsv(bad, "squad")
+    with pytest.raises(ValueError, match="give task= or both"):
+        read_glue_tsv(bad)
+    short = _write(tmp_path / "short.tsv", ["sentence\tlabel", "only-one-field"])
+    with pytest.raises(ValueError, match="has 1 fields"):
+        read_glue_tsv(short, "sst2")
+    odd = _write(tmp_path / "odd.tsv", ["sentence\tlabel", "a\tyes"])
+    with pytest.raises(ValueError, match="not in label_names"):
+        read_glue_tsv(odd, "sst2", label_names=["no"])
+
+
+def test_movie_reviews_csv(tmp_path) -> None:
+    path = _write(
+        tmp_path / "reviews.csv",
+        [
+            "text,label,source",
+            '"great, really",1,rotten_tomatoes',
+            "awful,0,imdb",
+            "meh,0,rotten_tomatoes",
+        ],
+    )
+    assert load_movie_reviews("rotten_tomatoes", path) == (["great, really", "meh"], [1, 0])
+    assert load_movie_reviews("imdb", path) == (["awful"], [0])
+    with pytest.raises(ValueError, match="source must be"):
+        load_movie_reviews("yelp", path)
+    with pytest.raises(FileNotFoundError):
+        load_movie_reviews("imdb", tmp_path / "nope.csv")
+    bad = _write(tmp_path / "bad.csv", ["review,label", "x,1"])
+    with pytest.raises(ValueError, match="lacks the columns"):
+        load_movie_reviews("imdb", bad)
+
+
+def test_tokenize_with_model_tokenizer_and_trim(tmp_path) -> None:
+    from transformers import BertTokenizer
+
+    vocab = _write(
+        tmp_path / "vocab.txt", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "film"]
+    )
+    tok = BertTokenizer(vocab_file=str(vocab))
+    ds = tokenize(["good film", "film"], [1, 0], tok, max_len=8)
+    assert isinstance(ds, TokenizedDataset)
+    assert ds.tensors["input_ids"].shape == (2, 8)
+    assert ds[1]["labels"].item() == 0
+    batch = collate_trim([ds[0], ds[1]])
+    assert batch["input_ids"].shape[1] == int(ds.tensors["attention_mask"].sum(1).max())
+    pairs = tokenize([("good", "film")], [1], tok, max_len=8)
+    assert int(pairs.tensors["token_type_ids"].sum()) > 0
+    with pytest.raises(ValueError, match="same length"):
+        tokenize(["a"], [1, 0], tok)
+    with pytest.raises(ValueError, match="max_len"):
+        tokenize(["a"], [1], tok, max_len=1)
+
+
+def test_builtin_data() -> None:
+    ds = synthetic_sentiment(200, seq_len=12, seed=3)
+    assert len(ds) == 200
+    assert 0.3 < float(ds.tensors["labels"].float().mean()) < 0.7
+    assert torch.equal(
+        ds.tensors["input_ids"], synthetic_sentiment(200, seq_len=12, seed=3).tensors["input_ids"]
+    )
+    tr, te = split_indices(10, 3, seed=0)
+    assert len(tr) == 7 and len(te) == 3 and not set(tr) & set(te)
+    train, test = digits_datasets(test=100)
+    assert len(train) + len(test) == 1797
+    assert train[0]["pixel_values"].shape == (1, 8, 8)
+    assert float(train.tensors["pixel_values"].max()) <= 1.0
+
+
+def test_cli_version_and_help(capsys) -> None:
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == "0.1.0"
+    assert cli.main([]) == 0
+
+
+def test_readme_usage_example_runs(capsys) -> None:
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    code = text.split("## Usage", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, str(readme), "exec"), {})
+    out = capsys.readouterr().out
+    assert 0.79 < float(out.split()[0]) <= 0.8  # the printed achieved sparsity
+
+
+def test_cli_bench_wiring(tmp_path, monkeypatch, capsys) -> None:
+    import seven_prune.bench as bench
+
+    seen = {}
+
+    def fake(quick, out, seeds, tasks, command):
+        seen.update(quick=quick, seeds=seeds, tasks=tasks, command=command)
+        (out / "seven-prune.md").write_text("table\n")
+
+    monkeypatch.setattr(bench, "run_bench", fake)
+    assert (
+        cli.main(["bench", "--quick", "--seeds", "3", "--tasks", "vision", "--out", str(tmp_path)])
+        == 0
+    )
+    assert seen == {
+        "quick": True,
+        "seeds": 3,
+        "tasks": ("vision",),
+        "command": "seven-prune bench --quick --seeds 3 --tasks vision",
+    }
+    assert "table" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--seeds", "0", "--out", str(tmp_path)])

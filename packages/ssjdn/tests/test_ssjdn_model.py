@@ -1,0 +1,278 @@
+"""SFE/SGS, STL, LSD, the ablation ladder, encoders and training."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from ssjdn import (
+    ABLATION_LADDER,
+    SFE,
+    SSJDN,
+    BidirectionalScaleDecoupling,
+    SemanticDecoupling,
+    SemanticGuidedTripletLoss,
+    SSJDNConfig,
+    ablation_config,
+    evaluate_retrieval,
+    make_scenes,
+    salience_suppression,
+    train_retrieval,
+)
+from ssjdn.models import GRUTextEncoder, ResNetBackbone, SmallCNN
+
+
+@pytest.fixture(scope="module")
+def tiny() -> object:
+    return make_scenes(24, image_size=32, seed=0)
+
+
+def test_sgs_suppresses_where_salience_is_high() -> None:
+    a = torch.zeros(1, 1, 8, 8)
+    a[0, 0, :4, :4] = 1.0  # salient top-left quadrant
+    m = salience_suppression(a, (4, 4), beta=0.6)
+    assert m.shape == (1, 1, 4, 4)
+    assert m[0, 0, 0, 0].item() == pytest.approx(0.4)  # 1 - beta where A = 1
+    assert m[0, 0, 3, 3].item() == pytest.approx(1.0)  # untouched where A = 0
+    hard = salience_suppression(a * 0.7, (8, 8), beta=1.0, mode="hard", threshold=0.5)
+    assert hard[0, 0, 0, 0].item() == 0.0 and hard[0, 0, 7, 7].item() == 1.0
+    with pytest.raises(ValueError, match="beta"):
+        salience_suppression(a, (4, 4), beta=1.5)
+
+
+def test_sgs_in_chain_damps_next_scale_at_salient_location() -> None:
+    torch.manual_seed(0)
+    bsd = BidirectionalScaleDecoupling(4, num_scales=2, sgs="fine_to_coarse", beta=1.0)
+    seen = {}
+    unit = bsd.chains[0][1]
+    unit.register_forward_hook(lambda mod, inp, out: seen.__setitem__("p", inp[0].detach()))
+    with torch.no_grad():
+        bsd.chains[0][0].score.weight.zero_()
+        bsd.chains[0][0].score.bias.fill_(0.0)
+        bsd.chains[0][0].score.weight[0, 0] = 50.0  # salience follows channel 0
+    p1 = torch.zeros(1, 4, 8, 8)
+    p1[0, 0, :4, :4] = 1.0  # salient at the fine scale, top-left
+    p2 = torch.ones(1, 4, 4, 4)
+    bsd([p1, p2])
+    p2_seen = seen["p"][0, 0]
+    assert p2_seen[0, 0] < 0.1 * p2_seen[3, 3]
+
+
+def test_sfe_is_salience_weighted_mean() -> None:
+    sfe = SFE(3)
+    p = torch.rand(2, 3, 5, 5)
+    a, f = sfe(p)
+    assert torch.allclose(f, (a * p).sum((2, 3)) / a.sum((2, 3)))
+    _, f_mean = SFE(3, enabled=False)(p)
+    assert torch.allclose(f_mean, p.mean((2, 3)))
+
+
+def test_stl_constant_moves_with_label_agreement() -> None:
+    stl = SemanticGuidedTripletLoss(margin=0.2, kappa=0.5, rho="label")
+    labels = torch.tensor([0, 0, 1, -1])
+    m = stl.margins(stl.agreement(labels), 4, torch.device("cpu"))
+    assert m[0, 1].item() == pytest.approx(0.1)  # same class: m (1 - kappa)
+    assert m[0, 2].item() == pytest.approx(0.2)  # different class: m
+    assert m[3, 3].item() == pytest.approx(0.2)  # unlabelled: no agreement
+    pred = SemanticGuidedTripletLoss(margin=0.2, kappa=1.0, rho="predicted")
+    logits_v = torch.tensor([[10.0, -10.0], [10.0, -10.0]])
+    logits_t = torch.tensor([[10.0, -10.0], [-10.0, 10.0]])
+    mp = pred.margins(pred.agreement(None, logits_v, logits_t), 2, torch.device("cpu"))
+    assert mp[0, 0].item() == pytest.approx(0.0, abs=1e-6)  # agreeing predictions: constant -> 0
+    assert mp[0, 1].item() == pytest.approx(0.2, abs=1e-6)  # disagreeing: full margin
+    plain = SemanticGuidedTripletLoss(margin=0.2, rho="none")
+    assert torch.all(plain.margins(plain.agreement(labels), 4, torch.device("cpu")) == 0.2)
+
+
+def test_stl_loss_smaller_for_same_class_negative() -> None:
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.8, 0.6]]), dim=-1)
+    txt = img.clone()
+    stl = SemanticGuidedTripletLoss(margin=0.5, kappa=0.8, rho="label", negatives="sum")
+    same = stl(img, txt, torch.tensor([0, 0]))
+    diff = stl(img, txt, torch.tensor([0, 1]))
+    assert (same < diff).all()
+    # pairs that share an image are not negatives
+    assert stl(img, txt, torch.tensor([0, 1]), image_ids=torch.tensor([7, 7])).sum() == 0
+    with pytest.raises(ValueError, match="kappa"):
+        SemanticGuidedTripletLoss(kappa=2.0)
+    with pytest.raises(ValueError, match="negatives"):
+        SemanticGuidedTripletLoss(negatives="all")  # type: ignore[arg-type]
+
+
+def test_lsd_loss_ignores_unlabelled() -> None:
+    lsd = SemanticDecoupling(8, 3)
+    out = lsd(torch.randn(4, 8), torch.randn(4, 8))
+    loss = SemanticDecoupling.loss(out["v_logits"], out["t_logits"], torch.tensor([0, 2, -1, -1]))
+    assert loss[2:].eq(0).all() and loss[:2].gt(0).all()
+    assert out["v"].shape == (4, 8)
+
+
+@pytest.mark.parametrize("name", list(ABLATION_LADDER))
+def test_ladder_forward_and_step(tiny, name: str) -> None:
+    torch.manual_seed(0)
+    model = SSJDN.from_data(
+        tiny, ablation_config(name, embed_dim=16, proj_dim=8, small_channels=(4, 8, 8, 8))
+    )
+    ids, mask = model.text.tokenize([c[0] for c in tiny.captions[:6]])
+    out = model(tiny.images[:6], ids, mask)
+    assert out["img"].shape == out["txt"].shape == (6, 16)
+    assert torch.allclose(out["img"].norm(dim=-1), torch.ones(6))
+    assert ("v_logits" in out) == ("LSD" in name or "STL" in name)
+    loss = model.loss(out, tiny.labels[:6]).mean()
+    loss.backward()
+    assert all(p.grad is not None for p in model.backbone.parameters())
+
+
+def test_training_reduces_loss_and_evaluates(tiny) -> None:
+    model = SSJDN.from_data(
+        tiny, SSJDNConfig(embed_dim=16, proj_dim=8, small_channels=(4, 8, 8, 8))
+    )
+    hist = train_retrieval(
+        model, tiny, epochs=6, batch_size=8, lr=3e-3, eval_data=tiny, progress=False
+    )
+    assert hist.loss[-1] < hist.loss[1]
+    m = evaluate_retrieval(model, tiny)
+    assert set(m) >= {"i2t_R@1", "t2i_R@10", "mR", "small_mR"}
+    assert 1 <= hist.epochs_to_fraction(0.9) <= 6
+    sims = model.similarity(tiny.images[:3], ["two red cars", "a beach"])
+    assert sims.shape == (3, 2) and sims.abs().max() <= 1.0 + 1e-5
+
+
+def test_model_bad_inputs(tiny) -> None:
+    model = SSJDN.from_data(
+        tiny, SSJDNConfig(embed_dim=16, proj_dim=8, small_channels=(4, 8, 8, 8))
+    )
+    ids, mask = model.text.tokenize(["a red car", "a blue ship"])
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        model(torch.rand(2, 1, 32, 32), ids, mask)
+    with pytest.raises(ValueError, match="3 images, 2 captions"):
+        model(torch.rand(3, 3, 32, 32), ids, mask)
+    with pytest.raises(ValueError, match="at least 16x16"):
+        model.encode_images(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="empty"):
+        model.encode_texts(["a red car", ""])
+    with pytest.raises(ValueError, match="non-empty"):
+        model.encode_texts([])
+    with pytest.raises(ValueError, match="sgs"):
+        SSJDNConfig(sgs="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs multiscale"):
+        SSJDNConfig(multiscale=False, sgs="both")
+    with pytest.raises(ValueError, match="name must be one of"):
+        ablation_config("+magic")
+    with pytest.raises(TypeError, match="RetrievalData"):
+        train_retrieval(model, [1, 2], epochs=1)  # type: ignore[arg-type]
+
+
+def test_resnet_backbone_loads_local_weights(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    ref = ResNetBackbone("resnet18")
+    import torchvision
+
+    net = torchvision.models.resnet18(weights=None)
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "r18.safetensors")
+    )
+    torch.save(net.state_dict(), tmp_path / "r18.pth")
+    a = ResNetBackbone("resnet18", tmp_path / "r18.safetensors").eval()
+    b = ResNetBackbone("resnet18", tmp_path / "r18.pth").eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        fa, fb = a(x), b(x)
+        fref = ref.eval()(x)
+    assert [f.shape[1] for f in fa] == [64, 128, 256, 512]
+    assert all(torch.equal(p, q) for p, q in zip(fa, fb))
+    assert not torch.equal(fa[-1], fref[-1])  # the file's weights, not a fresh init
+    with pytest.raises(FileNotFoundError, match="weights file"):
+        ResNetBackbone("resnet18", tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="arch"):
+        ResNetBackbone("vgg16")
+    bad = {"conv1.weight": torch.zeros(1)}
+    save_file(bad, str(tmp_path / "bad.safetensors"))
+    with pytest.raises((ValueError, RuntimeError)):
+        ResNetBackbone("resnet18", tmp_path / "bad.safetensors")
+
+
+def test_resnet_config_builds(tiny) -> None:
+    model = SSJDN.from_data(tiny, SSJDNConfig(backbone="resnet18", embed_dim=16, proj_dim=8))
+    assert model.encode_images(tiny.images[:2]).shape == (2, 16)
+
+
+def test_transformer_text_encoder_tiny_bert(tiny, tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    from ssjdn.models import TransformerTextEncoder
+
+    words = sorted({w for c in tiny.flat_captions for w in c.lower().replace(".", "").split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = transformers.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    cfg = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    bert = transformers.BertModel(cfg)
+    enc = TransformerTextEncoder(bert, tok, out_dim=16)
+    config = SSJDNConfig(embed_dim=16, proj_dim=8, small_channels=(4, 8, 8, 8), text="transformer")
+    model = SSJDN(SSJDNConfig(**{**config.to_dict(), "num_classes": 10}), enc)
+    hist = train_retrieval(model, tiny, epochs=2, batch_size=8, progress=False)
+    assert len(hist.loss) == 2
+    assert model.encode_texts(["a red car", "two blue ships"]).shape == (2, 16)
+    # a saved directory loads through from_data
+    bert.save_pretrained(tmp_path / "bert")
+    tok.save_pretrained(tmp_path / "bert")
+    m2 = SSJDN.from_data(tiny, config, text_model=str(tmp_path / "bert"))
+    assert isinstance(m2.text, TransformerTextEncoder)
+    with pytest.raises(ValueError, match="tokenizer is required"):
+        TransformerTextEncoder(bert)
+
+
+def test_small_cnn_scales() -> None:
+    feats = SmallCNN((4, 8, 8, 8))(torch.rand(1, 3, 64, 64))
+    assert [f.shape[-1] for f in feats] == [32, 16, 8, 4]
+    with pytest.raises(ValueError, match="channels"):
+        SmallCNN((4, 8))
+    with pytest.raises(TypeError, match="Vocabulary"):
+        GRUTextEncoder(["a"])  # type: ignore[arg-type]
+
+
+def test_sgs_on_salience_keeps_features_and_damps_salience() -> None:
+    bsd = BidirectionalScaleDecoupling(
+        4, num_scales=2, sgs="fine_to_coarse", beta=1.0, target="salience"
+    )
+    with torch.no_grad():
+        for unit in bsd.chains[0]:
+            unit.score.weight.zero_()
+            unit.score.bias.fill_(0.0)
+        bsd.chains[0][0].score.weight[0, 0] = 50.0
+    p1 = torch.zeros(1, 4, 8, 8)
+    p1[0, 0, :4, :4] = 1.0
+    p2 = torch.ones(1, 4, 4, 4)
+    _, maps = bsd([p1, p2])
+    a2 = maps[0][1][0, 0]  # salience of the coarse scale after suppression
+    assert a2[0, 0] < 0.1 * a2[3, 3]
+    with pytest.raises(ValueError, match="target"):
+        BidirectionalScaleDecoupling(4, target="both")  # type: ignore[arg-type]
+
+
+def test_stl_sharpen_variant_and_lsd_mix() -> None:
+    stl = SemanticGuidedTripletLoss(margin=0.2, kappa=0.5, variant="sharpen")
+    m = stl.margins(stl.agreement(torch.tensor([1, 1])), 2, torch.device("cpu"))
+    assert m[0, 1].item() == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="variant"):
+        SemanticGuidedTripletLoss(variant="flip")  # type: ignore[arg-type]
+    lsd = SemanticDecoupling(8, 3, mix=0.0)
+    v, t = torch.randn(2, 8), torch.randn(2, 8)
+    out = lsd(v, t)
+    assert torch.equal(out["v"], v) and torch.equal(out["t"], t)
+
+
+def test_variants_build() -> None:
+    from ssjdn import VARIANTS
+
+    for name in VARIANTS:
+        cfg = ablation_config(name)
+        assert cfg.lsd and cfg.stl and cfg.sgs == "both"

@@ -1,0 +1,293 @@
+"""Baselines TED is compared against, with the same interface and budget accounting.
+
+- `FullData`: every sample every epoch (f = 1).
+- `RandomStatic`: one random subset of size `keep * N`, fixed for the whole run.
+- `RandomDynamic`: a fresh random subset each epoch, on TED's own `ProgressiveSchedule` (the key
+  control: same spent budget, no scoring).
+- `InfoBatch` (Qin et al., ICLR 2024, reimplemented): samples whose last loss is below the mean are
+  pruned at random with probability r, kept ones get their loss scaled by 1/(1 - r); the last
+  `anneal` fraction of epochs use all data. Its `prune_ratio` only applies to below-mean samples, so
+  here r is set per epoch from a target keep ratio (r = (1 - k) N / #below-mean, capped at 1) to
+  match budgets by sample-gradient count.
+- `EL2N`, `GraNd` (Paul et al., NeurIPS 2021) and `Forgetting` (Toneva et al., ICLR 2019): static
+  scores from the first `score_epochs` full-data epochs (from the training forward pass), then the
+  highest-scored `keep * N` samples for the rest of the run. GraNd uses the closed-form last-layer
+  gradient norm ||p - y|| * ||[h, 1]|| (an approximation of the full gradient norm).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from maskloop import Selection
+from torch.nn import functional as F
+
+from ted_prune.pruner import DataPruner, ScheduledPruner, _all_reduce_, _check_int, _check_keep
+
+__all__ = [
+    "EL2N",
+    "Forgetting",
+    "FullData",
+    "GraNd",
+    "InfoBatch",
+    "RandomDynamic",
+    "RandomStatic",
+    "static_keep_for_budget",
+]
+
+
+def static_keep_for_budget(budget: float, epochs: int, score_epochs: int) -> float:
+    """Keep ratio k of a static method with `score_epochs` full epochs first: (w + (E-w) k)/E = f."""
+    budget = _check_keep("budget", budget)
+    if epochs <= score_epochs:
+        raise ValueError(f"epochs ({epochs}) must exceed score_epochs ({score_epochs})")
+    k = (budget * epochs - score_epochs) / (epochs - score_epochs)
+    if k <= 0:
+        raise ValueError(
+            f"budget={budget} is below the {score_epochs} full scoring epochs out of {epochs}"
+        )
+    return min(1.0, k)
+
+
+class FullData(DataPruner):
+    """No pruning: the full dataset every epoch."""
+
+    name = "full"
+
+
+class RandomStatic(DataPruner):
+    """One uniformly random subset of `keep * N` samples, used in every epoch."""
+
+    name = "random_static"
+
+    def __init__(self, dataset: Any, epochs: int, keep: float = 0.7, **kw: Any) -> None:
+        super().__init__(dataset, epochs, **kw)
+        self.keep = _check_keep("keep", keep)
+
+    def keep_ratio(self, epoch: int | None = None) -> float:
+        return self.keep
+
+    def _select(self, epoch: int) -> Selection:
+        g = torch.Generator().manual_seed(self.seed)
+        return Selection.random(self.n, self.keep, generator=g)
+
+
+class RandomDynamic(ScheduledPruner):
+    """A new uniformly random subset each epoch, with TED's keep-ratio schedule."""
+
+    name = "random_dynamic"
+
+    def _select(self, epoch: int) -> Selection:
+        k = self.keep_ratio(epoch)
+        if k >= 1.0:
+            return Selection.full(self.n)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return Selection.random(self.n, k, generator=g)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.state_dict()}
+
+
+class InfoBatch(DataPruner):
+    """InfoBatch: unbiased soft random pruning of below-mean-loss samples with loss rescaling.
+
+    Epoch e (not in the final `anneal` fraction): well-learned = {i : s_i < mean(s)} with s_i the
+    sample's last training loss (initialised to 1, so epoch 0 prunes nothing); each is dropped with
+    probability r_e, and kept well-learned samples have their loss multiplied by 1 / (1 - r_e).
+    `prune_ratio` fixes r (the paper's form); `keep` instead sets r_e = min(1, (1-keep) N / |W_e|)
+    so the expected kept fraction is `keep` (budget matching by sample-gradient count).
+    """
+
+    name = "infobatch"
+
+    def __init__(
+        self,
+        dataset: Any,
+        epochs: int,
+        keep: float | None = 0.7,
+        *,
+        prune_ratio: float | None = None,
+        anneal: float = 0.125,
+        **kw: Any,
+    ) -> None:
+        super().__init__(dataset, epochs, **kw)
+        if (keep is None) == (prune_ratio is None):
+            raise ValueError("give exactly one of keep (target kept fraction) and prune_ratio")
+        self.keep = None if keep is None else _check_keep("keep", keep)
+        self.prune_ratio = None if prune_ratio is None else float(prune_ratio)
+        if self.prune_ratio is not None and not 0 <= self.prune_ratio < 1:
+            raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio!r}")
+        if not isinstance(anneal, (int, float)) or not 0 <= anneal <= 1:
+            raise ValueError(f"anneal must be a fraction of epochs in [0, 1], got {anneal!r}")
+        self.anneal = float(anneal)
+        self.stop_epoch = self.epochs - math.ceil(self.anneal * self.epochs)
+        self.loss = torch.ones(self.n, dtype=torch.float64)
+        self._pending = torch.zeros(self.n, dtype=torch.float64)
+        self._seen = torch.zeros(self.n, dtype=torch.bool)
+        self.weight = torch.ones(self.n, dtype=torch.float64)
+        self.ratio = 0.0
+
+    def keep_ratio(self, epoch: int | None = None) -> float:
+        epoch = self.epoch if epoch is None else epoch
+        if epoch >= self.stop_epoch:
+            return 1.0
+        return self.keep if self.keep is not None else 1.0 - float(self.prune_ratio or 0.0)
+
+    def _select(self, epoch: int) -> Selection:
+        self.weight = torch.ones(self.n, dtype=torch.float64)
+        if epoch >= self.stop_epoch:
+            self.ratio = 0.0
+            return Selection.full(self.n)
+        well = self.loss < self.loss.mean()
+        nw = int(well.sum())
+        if nw == 0:
+            self.ratio = 0.0
+            return Selection.full(self.n)
+        if self.prune_ratio is not None:
+            r = self.prune_ratio
+        else:
+            r = min(1.0, (1.0 - self.keep) * self.n / nw)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        drop = well & (torch.rand(self.n, generator=g, dtype=torch.float64) < r)
+        if bool(drop.all()):
+            drop[torch.nonzero(drop)[0]] = False
+        if r < 1.0:
+            self.weight[well] = 1.0 / (1.0 - r)
+        self.ratio = r
+        return Selection.from_mask(~drop)
+
+    def weights(self, indices: torch.Tensor) -> torch.Tensor:
+        self.select(self.epoch)
+        return self.weight[torch.as_tensor(indices).long().cpu()].float()
+
+    def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
+        if losses is None:
+            losses = F.cross_entropy(logits, targets, reduction="none")
+        self._pending[indices] = losses.double()
+        self._seen[indices] = True
+
+    def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
+        cnt = self._seen.double()
+        val = torch.where(self._seen, self._pending, torch.zeros_like(self._pending))
+        _all_reduce_(cnt)
+        _all_reduce_(val)
+        upd = cnt > 0
+        self.loss[upd] = val[upd] / cnt[upd]
+        self._seen[:] = False
+        return 0
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"loss": self.loss.clone()}
+
+    def _load_extra(self, extra: Mapping[str, Any]) -> None:
+        self.loss = extra["loss"].clone()
+
+
+class _StaticScore(DataPruner):
+    """Full data for `score_epochs` epochs while scoring, then the top `keep * N` samples, fixed."""
+
+    def __init__(
+        self, dataset: Any, epochs: int, keep: float = 0.7, *, score_epochs: int = 2, **kw: Any
+    ) -> None:
+        super().__init__(dataset, epochs, **kw)
+        self.keep = _check_keep("keep", keep)
+        self.score_epochs = _check_int("score_epochs", score_epochs, 1)
+        self.scores = torch.zeros(self.n, dtype=torch.float64)
+        self._acc = torch.zeros(self.n, dtype=torch.float64)
+        self._cnt = torch.zeros(self.n, dtype=torch.float64)
+
+    def keep_ratio(self, epoch: int | None = None) -> float:
+        epoch = self.epoch if epoch is None else epoch
+        return 1.0 if epoch < self.score_epochs else self.keep
+
+    def _select(self, epoch: int) -> Selection:
+        if epoch < self.score_epochs:
+            return Selection.full(self.n)
+        return Selection.from_scores(self.scores, self.keep, largest=True)
+
+    def _record(self, indices: torch.Tensor, value: torch.Tensor) -> None:
+        if self.epoch < self.score_epochs:
+            self._acc.index_add_(0, indices, value.double())
+            self._cnt.index_add_(0, indices, torch.ones(len(indices), dtype=torch.float64))
+
+    def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
+        if self.epoch == self.score_epochs - 1:
+            acc, cnt = self._acc.clone(), self._cnt.clone()
+            _all_reduce_(acc)
+            _all_reduce_(cnt)
+            self.scores = self._finish(acc, cnt)
+        return 0
+
+    def _finish(self, acc: torch.Tensor, cnt: torch.Tensor) -> torch.Tensor:
+        return acc / cnt.clamp_min(1)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"scores": self.scores.clone(), "acc": self._acc.clone(), "cnt": self._cnt.clone()}
+
+    def _load_extra(self, extra: Mapping[str, Any]) -> None:
+        self.scores = extra["scores"].clone()
+        self._acc = extra["acc"].clone()
+        self._cnt = extra["cnt"].clone()
+
+
+class EL2N(_StaticScore):
+    """EL2N: mean over the scoring epochs of ||softmax(f(x_i)) - y_i||_2; keep the largest."""
+
+    name = "el2n"
+
+    def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
+        e = torch.softmax(logits.double(), 1) - F.one_hot(targets, logits.shape[1]).double()
+        self._record(indices, e.norm(dim=1))
+
+
+class GraNd(_StaticScore):
+    """GraNd: mean per-sample gradient norm, closed-form last layer ||p - y|| * ||[h, 1]||."""
+
+    name = "grand"
+    uses_features = True
+
+    def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
+        e = torch.softmax(logits.double(), 1) - F.one_hot(targets, logits.shape[1]).double()
+        hn = torch.sqrt(features.double().pow(2).sum(1) + 1.0)
+        self._record(indices, e.norm(dim=1) * hn)
+
+
+class Forgetting(_StaticScore):
+    """Forgetting events (correct -> incorrect) counted over the scoring epochs; never-learned
+    samples count as unforgettable-hard (score = score_epochs + 1). Keep the most forgotten."""
+
+    name = "forgetting"
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.prev = torch.zeros(self.n, dtype=torch.bool)
+        self.learned = torch.zeros(self.n, dtype=torch.bool)
+
+    def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
+        if self.epoch >= self.score_epochs:
+            return
+        correct = logits.argmax(1) == targets
+        forgot = self.prev[indices] & ~correct
+        self._acc.index_add_(0, indices, forgot.double())
+        self.prev[indices] = correct
+        self.learned[indices] |= correct
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            **super()._extra_state(),
+            "prev": self.prev.clone(),
+            "learned": self.learned.clone(),
+        }
+
+    def _load_extra(self, extra: Mapping[str, Any]) -> None:
+        super()._load_extra(extra)
+        self.prev = extra["prev"].clone()
+        self.learned = extra["learned"].clone()
+
+    def _finish(self, acc: torch.Tensor, cnt: torch.Tensor) -> torch.Tensor:
+        learned = self.learned.double()
+        _all_reduce_(learned)
+        return torch.where(learned > 0, acc, torch.full_like(acc, self.score_epochs + 1.0))

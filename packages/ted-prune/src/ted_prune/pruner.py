@@ -1,0 +1,493 @@
+"""The interface every data pruner here shares, and its budget accounting.
+
+A pruner decides, once per epoch, which samples are trained on (a `maskloop.Selection`), learns from
+the training forward pass (`observe`: indices, logits, penultimate features, targets, per-sample
+losses), and may re-score samples it did not train on at the end of the epoch (`end_epoch`). Every
+epoch records how many samples received a gradient and how many were only scored (forward pass), so
+methods are compared at the same *spent* budget, not at the same nominal keep ratio.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from maskloop import Selection, SelectionSampler
+from maskloop.schedules import Schedule, constant, cubic
+from torch import nn
+
+__all__ = [
+    "DataPruner",
+    "ProgressiveSchedule",
+    "keep_for_budget",
+]
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if int(value) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_keep(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in (0, 1], got {value!r}")
+    v = float(value)
+    if math.isnan(v) or not 0.0 < v <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return v
+
+
+def _dataset_size(dataset: Any) -> int:
+    if isinstance(dataset, bool):
+        raise TypeError("dataset must be a map-style dataset or its length (int), got a bool")
+    if isinstance(dataset, numbers.Integral):
+        return _check_int("dataset", dataset, 1)
+    try:
+        n = len(dataset)
+    except TypeError as err:
+        raise TypeError(
+            f"dataset must be a map-style dataset (with len) or an int, got {type(dataset).__name__}"
+        ) from err
+    if n < 1:
+        raise ValueError(f"dataset must hold at least one sample, got length {n}")
+    return int(n)
+
+
+class ProgressiveSchedule:
+    """TED's keep-ratio schedule k_e over epochs (reconstruction).
+
+    k_e = 1 for the first `warmup` epochs, then a cubic ramp (`maskloop.schedules.cubic`) from 1 down
+    to `keep` over `ramp` epochs, `keep` afterwards, and 1 again for the last `anneal` epochs
+    (InfoBatch-style annealing). `kind="constant"` skips the ramp (keep from the end of warm-up on).
+    """
+
+    def __init__(
+        self,
+        epochs: int,
+        keep: float,
+        warmup: int = 1,
+        ramp: int = 0,
+        anneal: int = 0,
+        kind: str = "cubic",
+    ) -> None:
+        self.epochs = _check_int("epochs", epochs, 1)
+        self.keep = _check_keep("keep", keep)
+        self.warmup = _check_int("warmup", warmup, 0)
+        self.ramp = _check_int("ramp", ramp, 0)
+        self.anneal = _check_int("anneal", anneal, 0)
+        if kind not in ("cubic", "constant"):
+            raise ValueError(f"kind must be 'cubic' or 'constant', got {kind!r}")
+        self.kind = kind
+        if self.warmup + self.anneal > self.epochs:
+            raise ValueError(
+                f"warmup + anneal must be <= epochs, got warmup={warmup}, anneal={anneal}, "
+                f"epochs={epochs}"
+            )
+        if kind == "cubic" and self.ramp > 0:
+            self._ramp: Schedule = cubic(1.0, self.keep, self.warmup, self.warmup + self.ramp)
+        else:
+            self._ramp = constant(self.keep)
+
+    def __call__(self, epoch: int) -> float:
+        epoch = _check_int("epoch", epoch, 0)
+        if epoch < self.warmup or epoch >= self.epochs - self.anneal:
+            return 1.0
+        return float(self._ramp(epoch))
+
+    def fractions(self) -> list[float]:
+        """k_e for every epoch."""
+        return [self(e) for e in range(self.epochs)]
+
+    def mean(self) -> float:
+        """Nominal trained fraction sum_e k_e / E."""
+        return sum(self.fractions()) / self.epochs
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's parameters."""
+        return {
+            "epochs": self.epochs,
+            "keep": self.keep,
+            "warmup": self.warmup,
+            "ramp": self.ramp,
+            "anneal": self.anneal,
+            "kind": self.kind,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            "ProgressiveSchedule("
+            + ", ".join(f"{k}={v}" for k, v in self.state_dict().items())
+            + ")"
+        )
+
+
+def keep_for_budget(
+    budget: float,
+    epochs: int,
+    warmup: int = 1,
+    ramp: int = 0,
+    anneal: int = 0,
+    kind: str = "cubic",
+) -> float:
+    """The final keep ratio rho whose `ProgressiveSchedule` spends a `budget` fraction on average.
+
+    Solves mean_e k_e(rho) = budget by bisection (the mean is increasing in rho). Raises if the
+    warm-up and annealing epochs alone already exceed the budget.
+    """
+    budget = _check_keep("budget", budget)
+    lo_sched = ProgressiveSchedule(epochs, 1e-9, warmup, ramp, anneal, kind)
+    if lo_sched.mean() > budget + 1e-12:
+        raise ValueError(
+            f"budget={budget} is below what warm-up/ramp/anneal alone spend "
+            f"({lo_sched.mean():.3f}); shorten them or raise the budget"
+        )
+    lo, hi = 1e-9, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if ProgressiveSchedule(epochs, mid, warmup, ramp, anneal, kind).mean() < budget:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+class DataPruner:
+    """Base class: per-epoch `Selection`, observation hooks, budget accounting, state_dict.
+
+    Subclasses implement `_select(epoch) -> Selection` and, if they learn from training, `_observe`
+    and `_end_epoch`. Usage in any loop::
+
+        sel = pruner.select()                  # this epoch's kept samples
+        loader = DataLoader(ds, sampler=sel.sampler(), ...)
+        ...  loss = pruner.update(losses, idx, logits, features, targets)  # per batch
+        pruner.end_epoch(model, ds)            # re-scoring (if any), advance the epoch
+
+    `forward_cost` is the cost of a forward-only scoring pass relative to a training step on the
+    same sample (about 1/3: one forward of forward + backward); it converts scored samples into
+    sample-gradient equivalents in `budget()`.
+    """
+
+    name = "pruner"
+    uses_features = False
+
+    def __init__(self, dataset: Any, epochs: int, *, forward_cost: float = 1 / 3, seed: int = 0):
+        self.n = _dataset_size(dataset)
+        self.epochs = _check_int("epochs", epochs, 1)
+        self.forward_cost = _check_keep("forward_cost", forward_cost)
+        self.seed = _check_int("seed", seed, 0)
+        self.epoch = 0
+        self.log: list[dict[str, float]] = []
+        self._current: Selection | None = None
+        self._current_epoch = -1
+        self._trained = 0
+        self._scored = 0
+        self.score_seconds = 0.0
+
+    # --- selection -----------------------------------------------------------------------------
+    def keep_ratio(self, epoch: int | None = None) -> float:
+        """Nominal keep ratio of `epoch` (default: the current epoch)."""
+        return 1.0
+
+    def _select(self, epoch: int) -> Selection:
+        return Selection.full(self.n)
+
+    def select(self, epoch: int | None = None) -> Selection:
+        """This epoch's `maskloop.Selection` (computed once per epoch, then cached)."""
+        epoch = self.epoch if epoch is None else _check_int("epoch", epoch, 0)
+        if epoch != self.epoch:
+            self.epoch = epoch
+        if self._current is None or self._current_epoch != epoch:
+            self._current = self._select(epoch)
+            self._current_epoch = epoch
+        return self._current
+
+    def sampler(
+        self,
+        epoch: int | None = None,
+        shuffle: bool = True,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> SelectionSampler:
+        """A DDP-aware sampler over this epoch's selection (every rank shards the same selection)."""
+        epoch = self.epoch if epoch is None else epoch
+        s = self.select(epoch).sampler(
+            shuffle=shuffle, num_replicas=num_replicas, rank=rank, seed=self.seed
+        )
+        s.set_epoch(epoch)
+        return s
+
+    # --- observation ---------------------------------------------------------------------------
+    def weights(self, indices: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss weights for `indices` (1 here; InfoBatch rescales kept easy samples)."""
+        return torch.ones(len(indices))
+
+    def observe(
+        self,
+        indices: torch.Tensor,
+        logits: torch.Tensor,
+        features: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        losses: torch.Tensor | None = None,
+    ) -> None:
+        """Record a training batch: dataset `indices` (B,), `logits` (B, C), penultimate
+        `features` (B, D; needed by feature-based scores), class `targets` (B,), per-sample `losses`."""
+        indices = torch.as_tensor(indices).detach().long().flatten().cpu()
+        if logits.ndim != 2 or logits.shape[0] != indices.numel():
+            raise ValueError(
+                f"logits must have shape (batch, classes) with batch={indices.numel()}, "
+                f"got {tuple(logits.shape)}"
+            )
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.n):
+            raise ValueError(
+                f"indices must lie in [0, {self.n}) (the dataset length); got "
+                f"[{int(indices.min())}, {int(indices.max())}]: does the dataset match the pruner?"
+            )
+        if self.uses_features:
+            if features is None:
+                raise ValueError(
+                    f"{type(self).__name__} needs the penultimate features (features=None): read "
+                    "them with maskloop.FeatureHook(model) (the input of the last nn.Linear)"
+                )
+            if features.ndim != 2 or features.shape[0] != indices.numel():
+                raise ValueError(
+                    "features must be (batch, dim) penultimate activations, got shape "
+                    f"{tuple(features.shape)}; point FeatureHook at the classifier head"
+                )
+        if targets is None:
+            raise ValueError("targets must be given (class indices, shape (batch,))")
+        targets = torch.as_tensor(targets).detach().long().flatten().cpu()
+        if targets.numel() != indices.numel():
+            raise ValueError(f"targets has {targets.numel()} entries, indices {indices.numel()}")
+        self._trained += indices.numel()
+        import time
+
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            self._observe(
+                indices,
+                logits.detach().float().cpu(),
+                None if features is None else features.detach().float().cpu(),
+                targets,
+                None if losses is None else losses.detach().float().cpu(),
+            )
+        self.score_seconds += time.perf_counter() - t0
+
+    def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
+        """Subclass hook (tensors on the CPU, detached)."""
+
+    def update(
+        self,
+        losses: torch.Tensor,
+        indices: torch.Tensor,
+        logits: torch.Tensor,
+        features: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The per-sample loss hook (InfoBatch-style): observe the batch, return the weighted mean loss."""
+        if losses.ndim != 1:
+            raise ValueError(
+                f"losses must be per-sample (reduction='none'), got shape {tuple(losses.shape)}"
+            )
+        self.observe(indices, logits, features, targets, losses)
+        w = self.weights(torch.as_tensor(indices).cpu()).to(losses.device, losses.dtype)
+        return (losses * w).mean()
+
+    # --- epoch end -----------------------------------------------------------------------------
+    def end_epoch(
+        self,
+        model: nn.Module | None = None,
+        dataset: Any = None,
+        *,
+        batch_size: int = 256,
+        collate_fn: Callable | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, float]:
+        """Close the epoch: sync across DDP ranks, update scores (re-scoring with `model` over
+        `dataset` where the method needs it), record the epoch's budget, advance the epoch."""
+        import time
+
+        sel = self.select(self.epoch)
+        t0 = time.perf_counter()
+        scored = self._end_epoch(model, dataset, batch_size, collate_fn, device)
+        self.score_seconds += time.perf_counter() - t0
+        self._scored += int(scored)
+        trained = self._trained
+        world = _world_size()
+        if world > 1:
+            t = torch.tensor([float(trained)])
+            torch.distributed.all_reduce(t)
+            trained = int(t.item())
+        if trained == 0:  # no observe() calls: count the selection as trained
+            trained = len(sel)
+        rec = {
+            "epoch": float(self.epoch),
+            "keep": self.keep_ratio(self.epoch),
+            "selected": float(len(sel)),
+            "trained": float(trained),
+            "scored": float(self._scored),
+            "score_seconds": self.score_seconds,
+        }
+        self.log.append(rec)
+        self._trained = 0
+        self._scored = 0
+        self.score_seconds = 0.0
+        self.epoch += 1
+        return rec
+
+    def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
+        """Subclass hook; returns how many samples were scored with extra forward passes."""
+        return 0
+
+    # --- accounting ----------------------------------------------------------------------------
+    def budget(self) -> dict[str, float]:
+        """Spent budget so far, as fractions of `epochs * n` sample-gradients.
+
+        trained = sum_e |trained_e| / (E n); scored = sum_e |scored_e| / (E n);
+        f = trained + forward_cost * scored (the achieved fraction of sample-gradients spent).
+        `selected` uses the selection sizes (equals `trained` up to DDP padding).
+        """
+        denom = self.epochs * self.n
+        tr = sum(r["trained"] for r in self.log) / denom
+        sc = sum(r["scored"] for r in self.log) / denom
+        se = sum(r["selected"] for r in self.log) / denom
+        return {
+            "epochs_done": float(len(self.log)),
+            "selected": se,
+            "trained": tr,
+            "scored": sc,
+            "f": tr + self.forward_cost * sc,
+            "score_seconds": sum(r["score_seconds"] for r in self.log),
+        }
+
+    # --- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: epoch, log, and the subclass's scores."""
+        return {
+            "name": self.name,
+            "n": self.n,
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "log": [dict(r) for r in self.log],
+            "extra": self._extra_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore `state_dict()` output (the pruner must be built with the same arguments)."""
+        for key in ("n", "epochs"):
+            if int(state[key]) != getattr(self, key):
+                raise ValueError(
+                    f"state_dict has {key}={state[key]} but this pruner has {key}={getattr(self, key)}"
+                )
+        if state.get("name") != self.name:
+            raise ValueError(
+                f"state_dict is from a {state.get('name')!r} pruner, not {self.name!r}"
+            )
+        self.epoch = int(state["epoch"])
+        self.log = [dict(r) for r in state["log"]]
+        self._current = None
+        self._current_epoch = -1
+        self._trained = 0
+        self._scored = 0
+        self._load_extra(state["extra"])
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra(self, extra: Mapping[str, Any]) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n={self.n}, epochs={self.epochs}, epoch={self.epoch})"
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def _all_reduce_(t: torch.Tensor) -> torch.Tensor:
+    """Sum `t` over DDP ranks in place (no-op on one process)."""
+    if _world_size() > 1:
+        torch.distributed.all_reduce(t)
+    return t
+
+
+def split_batch(batch: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+    """(inputs, targets, indices) from an (x, y), (x, y, index) or mapping batch with 'labels'."""
+    if isinstance(batch, Mapping):
+        if "labels" not in batch:
+            raise ValueError(f"a mapping batch needs a 'labels' entry; got keys {sorted(batch)}")
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
+        return inputs, batch["labels"], batch.get("index")
+    if isinstance(batch, (list, tuple)) and len(batch) in (2, 3):
+        return batch[0], batch[1], batch[2] if len(batch) == 3 else None
+    raise ValueError(
+        "a batch must be (inputs, targets), (inputs, targets, indices) or a mapping with 'labels'"
+    )
+
+
+def forward_logits(model: nn.Module, inputs: Any, device: torch.device) -> torch.Tensor:
+    """Run `model` on `inputs` (tensor or mapping) and return its logits."""
+    if isinstance(inputs, Mapping):
+        out = model(**{k: v.to(device) for k, v in inputs.items()})
+    else:
+        out = model(inputs.to(device))
+    return out.logits if hasattr(out, "logits") else out
+
+
+class ScheduledPruner(DataPruner):
+    """A pruner whose keep ratio follows a `ProgressiveSchedule` (TED and random-dynamic share it).
+
+    Give either `keep` (the final ratio rho) or `budget` (the average fraction of sample-gradients
+    to spend; rho is then solved with `keep_for_budget`). Schedule defaults: `warmup = round(0.1 E)`,
+    `ramp = round(0.2 E)`, `anneal = 0`; or pass a ready `schedule=ProgressiveSchedule(...)`.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        epochs: int,
+        keep: float | None = 0.7,
+        *,
+        budget: float | None = None,
+        schedule: ProgressiveSchedule | None = None,
+        warmup: int | None = None,
+        ramp: int | None = None,
+        anneal: int = 0,
+        forward_cost: float = 1 / 3,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(dataset, epochs, forward_cost=forward_cost, seed=seed)
+        if schedule is not None:
+            if not isinstance(schedule, ProgressiveSchedule):
+                raise TypeError(
+                    f"schedule must be a ProgressiveSchedule, got {type(schedule).__name__}"
+                )
+            if schedule.epochs != self.epochs:
+                raise ValueError(
+                    f"schedule.epochs={schedule.epochs} differs from epochs={self.epochs}"
+                )
+            self.schedule = schedule
+        else:
+            warmup = round(0.1 * self.epochs) if warmup is None else warmup
+            ramp = round(0.2 * self.epochs) if ramp is None else ramp
+            if budget is not None:
+                keep = keep_for_budget(budget, self.epochs, warmup, ramp, anneal)
+            if keep is None:
+                raise ValueError("give keep (final keep ratio in (0, 1]) or budget")
+            self.schedule = ProgressiveSchedule(self.epochs, keep, warmup, ramp, anneal)
+        self.keep = self.schedule.keep
+
+    def keep_ratio(self, epoch: int | None = None) -> float:
+        """k_e of the schedule."""
+        return self.schedule(self.epoch if epoch is None else epoch)

@@ -1,0 +1,66 @@
+"""Under torchrun (2 gloo ranks) every rank computes the same selection and trains on its share."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys, torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    from maskloop import fit, seed_everything, Callback
+    from ted_prune import TEDPruner, PrunerCallback
+
+    seed_everything(0)
+    x = torch.randn(64, 4); y = (x[:, 0] > 0).long()
+    ds = TensorDataset(x, y)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    pruner = TEDPruner(ds, epochs=4, keep=0.5, warmup=1, ramp=0, rescore_every=1)
+    seen, sels = {}, []
+
+    class Record(Callback):
+        order = 50
+        def on_epoch_start(self, state):
+            sels.append(pruner.select(state.epoch).mask())
+        def on_loss(self, state):
+            seen.setdefault(state.epoch, []).extend(state.indices.tolist())
+
+    fit(model, DataLoader(ds, batch_size=8), epochs=4,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        loss_fn=lambda o, t: nn.functional.cross_entropy(o, t, reduction="none"),
+        callbacks=[PrunerCallback(pruner, ds, batch_size=8), Record()], progress=False)
+    rank = int(os.environ["RANK"])
+    torch.save({"scores": pruner.scores, "sels": torch.stack(sels[1:]),
+                "seen": {e: torch.tensor(v) for e, v in seen.items()},
+                "trained": torch.tensor([r["trained"] for r in pruner.log])},
+               sys.argv[1] + f"/rank{rank}.pt")
+    """
+)
+
+
+@pytest.mark.distributed
+def test_ranks_share_one_selection(tmp_path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=240, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert torch.equal(a["scores"], b["scores"])
+    assert torch.equal(a["sels"], b["sels"])
+    assert a["sels"].sum(1).tolist() == [32, 32, 32]
+    for e in (1, 2, 3):
+        sa, sb = set(a["seen"][e].tolist()), set(b["seen"][e].tolist())
+        assert not sa & sb  # disjoint shards of 32 samples (16 each)
+        assert sa | sb == set(torch.nonzero(a["sels"][e - 1]).flatten().tolist())
+    assert a["trained"].tolist() == [64.0, 32.0, 32.0, 32.0]  # summed over ranks
