@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ted-prune", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="cmd")
-    d = sub.add_parser("demo", help="under a minute: digits, TED vs random at 70%")
+    d = sub.add_parser("demo", help="under a minute: digits, TED vs random at 70%%")
     d.add_argument("--out", type=Path, default=None)
     d.add_argument("--summary-json", type=Path, default=None)
     b = sub.add_parser("bench", help="the benchmark (docs/benchmarks/ted-prune.*)")
