@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from maskloop import FeatureHook, report, seed_everything
+from maskloop import FeatureHook, report, seed_everything, split_batch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -31,7 +31,7 @@ from ted_prune.baselines import (
 from ted_prune.callbacks import PrunedLoader
 from ted_prune.data import digits
 from ted_prune.models import DigitsCNN, DigitsMLP
-from ted_prune.pruner import DataPruner, split_batch
+from ted_prune.pruner import DataPruner
 from ted_prune.ted import TEDPruner, alignment_full, alignment_last_layer
 
 __all__ = ["make_pruner", "run_bench", "taylor_check", "train_digits"]

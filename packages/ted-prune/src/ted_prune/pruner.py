@@ -422,20 +422,6 @@ def _all_reduce_(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def split_batch(batch: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-    """(inputs, targets, indices) from an (x, y), (x, y, index) or mapping batch with 'labels'."""
-    if isinstance(batch, Mapping):
-        if "labels" not in batch:
-            raise ValueError(f"a mapping batch needs a 'labels' entry; got keys {sorted(batch)}")
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
-        return inputs, batch["labels"], batch.get("index")
-    if isinstance(batch, (list, tuple)) and len(batch) in (2, 3):
-        return batch[0], batch[1], batch[2] if len(batch) == 3 else None
-    raise ValueError(
-        "a batch must be (inputs, targets), (inputs, targets, indices) or a mapping with 'labels'"
-    )
-
-
 def forward_logits(model: nn.Module, inputs: Any, device: torch.device) -> torch.Tensor:
     """Run `model` on `inputs` (tensor or mapping) and return its logits."""
     if isinstance(inputs, Mapping):

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from maskloop import FeatureHook, Selection
+from maskloop import FeatureHook, Selection, split_batch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset
@@ -39,7 +39,6 @@ from ted_prune.pruner import (
     _all_reduce_,
     _world_size,
     forward_logits,
-    split_batch,
 )
 
 __all__ = [

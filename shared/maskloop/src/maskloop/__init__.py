@@ -8,7 +8,16 @@ It depends on torch, numpy, safetensors and tqdm only.
 from maskloop import report, schedules
 from maskloop.checkpoint import Checkpoint
 from maskloop.features import FeatureHook, last_linear
-from maskloop.loop import Callback, History, LoopState, accuracy, evaluate, fit, seed_everything
+from maskloop.loop import (
+    Callback,
+    History,
+    LoopState,
+    accuracy,
+    evaluate,
+    fit,
+    seed_everything,
+    split_batch,
+)
 from maskloop.masks import MaskedTraining, WeightMask, prunable_parameters
 from maskloop.selection import IndexedDataset, Selection, SelectionSampler
 
@@ -34,4 +43,5 @@ __all__ = [
     "report",
     "schedules",
     "seed_everything",
+    "split_batch",
 ]

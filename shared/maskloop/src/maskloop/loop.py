@@ -29,6 +29,7 @@ __all__ = [
     "evaluate",
     "fit",
     "seed_everything",
+    "split_batch",
 ]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -145,8 +146,11 @@ def _to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _split_batch(batch: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-    """(inputs, targets, indices) from an (x, y), (x, y, index) or mapping batch."""
+def split_batch(batch: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+    """(inputs, targets, indices) from an (x, y), (x, y, index) or mapping batch with 'labels'.
+
+    The batch convention of `fit`, public so methods reading batches in their own passes agree.
+    """
     if isinstance(batch, Mapping):
         if "labels" not in batch:
             raise ValueError(f"a mapping batch needs a 'labels' entry; got keys {sorted(batch)}")
@@ -327,7 +331,7 @@ def _run(
         )
         for state.batch_idx, batch in enumerate(bar):
             state.batch = _to_device(batch, state.device)
-            state.inputs, state.targets, state.indices = _split_batch(state.batch)
+            state.inputs, state.targets, state.indices = split_batch(state.batch)
             for cb in cbs:
                 cb.on_batch_start(state)
             state.optimizer.zero_grad(set_to_none=True)
@@ -399,7 +403,7 @@ def evaluate(
     count = 0
     try:
         for batch in data:
-            inputs, targets, _ = _split_batch(_to_device(batch, torch.device(device)))
+            inputs, targets, _ = split_batch(_to_device(batch, torch.device(device)))
             outputs = _forward(model, inputs)
             for name, fn in metrics.items():
                 sums[name] += float(fn(outputs, targets).sum())
