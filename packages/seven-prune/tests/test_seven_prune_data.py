@@ -15,15 +15,6 @@ from seven_prune.data import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models are overhead-bound; one thread avoids oversubscribing a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _write(path, lines):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -15,15 +15,6 @@ from seven_prune import (
 from seven_prune.models import tiny_bert
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models are overhead-bound; one thread avoids oversubscribing a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
     return tiny_bert(seed=0)

@@ -14,15 +14,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models are overhead-bound; one thread avoids oversubscribing a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _loader(n: int = 64, batch_size: int = 8) -> DataLoader:
     return DataLoader(synthetic_sentiment(n, seq_len=10, seed=0), batch_size=batch_size)
 

@@ -11,15 +11,6 @@ from seven_prune.models import tiny_bert
 from torch import nn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models are overhead-bound; one thread avoids oversubscribing a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Toy(nn.Module):
     """Two Linear layers named like an encoder block."""
 
