@@ -117,27 +117,75 @@ def test_diagnostic_records_and_correlates():
     assert lnpt.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
 
 
+def _small_vgg(num_classes=4):
+    """A torchvision VGG (built without weights) with small conv widths and head."""
+    from torchvision.models.vgg import make_layers
+
+    vgg = torchvision.models.VGG(make_layers([8, "M", 16, "M"]), num_classes=num_classes)
+    vgg.classifier = nn.Sequential(nn.Linear(16 * 7 * 7, 32), nn.ReLU(), nn.Linear(32, num_classes))
+    return vgg
+
+
 def test_torchvision_resnet_student_vgg_teacher():
     torch.manual_seed(0)
     student = torchvision.models.resnet18(num_classes=4)
-    teacher = torchvision.models.vgg11(num_classes=4)
-    teacher.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 32), nn.ReLU(), nn.Linear(32, 4))
+    teacher = _small_vgg()
     x = torch.randn(2, 3, 32, 32)
     mask = lnpt.prune(student, teacher, [x], 0.9)
     assert isinstance(mask, WeightMask) and "conv1.weight" in mask and "fc.weight" in mask
+    assert mask.num_pruned == round(0.9 * mask.numel)
     gap = lnpt.LearningGap(student, teacher).setup(x)
     assert isinstance(gap.adaptor.map, nn.Linear)  # 512 -> 32: learned adaptor
+    assert gap.adaptor.map.weight.shape == (32, 512)
     # CNN maps by module name are pooled; unpooled maps use a 1x1 conv adaptor
     g2 = lnpt.LearningGap(
         student,
         teacher,
-        feature_layer="layer4",
-        teacher_layer="features",
+        feature_layer="layer1",  # 64 x 16 x 16 maps
+        teacher_layer="features",  # 16 x 16 x 16 maps
         which="output",
         pool=None,
         adaptor="linear",
-    ).setup(torch.randn(2, 3, 32, 32))
+    ).setup(torch.randn(2, 3, 64, 64))
     assert isinstance(g2.adaptor.map, nn.Conv2d)
+    assert g2.adaptor.map.weight.shape == (16, 64, 1, 1)
+    assert g2(torch.randn(2, 3, 64, 64)).ndim == 0
+
+
+def test_torchvision_vgg_student_resnet_teacher_trains_label_free():
+    torch.manual_seed(0)
+    student = _small_vgg()
+    teacher = torchvision.models.resnet18(num_classes=4).eval()
+    x = torch.randn(8, 3, 32, 32)
+    opts = {"feature_layer": "features", "teacher_layer": "layer4", "which": "output"}
+    mask = lnpt.prune(student, teacher, [x[:4], x[4:]], 0.8, **opts)
+    assert set(mask.names) == {
+        "features.0.weight",
+        "features.3.weight",
+        "classifier.0.weight",
+        "classifier.2.weight",
+    }
+    mask.apply_(student)
+    trainer = lnpt.LabelFreeTrainer(student, teacher, mask, lr=1e-2, **opts)
+    hist = trainer.fit([x[:4], x[4:]], 3, progress=False)
+    assert trainer.gap.adaptor.map.weight.shape == (512, 16)  # pooled 16 channels -> 512
+    assert hist["train_loss"][-1] < hist["train_loss"][0]
+    for n in mask.names:
+        assert (student.get_parameter(n)[~mask[n]] == 0).all()
+
+
+def test_cnn_feature_maps_are_globally_pooled():
+    torch.manual_seed(0)
+    net = lnpt.SmallCNN((4, 4, 8))
+    x = torch.randn(3, 1, 8, 8)
+    feats, logits = lnpt.FeatureExtractor(net, "features", which="output")(x)
+    torch.testing.assert_close(feats, net.features(x).mean(dim=(2, 3)))
+    torch.testing.assert_close(logits, net(x))
+    maps, _ = lnpt.FeatureExtractor(net, "features", which="output", pool=None)(x)
+    assert maps.shape == (3, 8, 4, 4)
+    # the default layer (input of the last Linear) is the same pooled vector here
+    default, _ = lnpt.FeatureExtractor(net)(x)
+    torch.testing.assert_close(default, feats)
 
 
 def test_small_cnn_scores_all_layers():
@@ -155,6 +203,38 @@ def test_small_cnn_scores_all_layers():
     opt = torch.optim.SGD(student.parameters(), lr=0.1)
     with MaskedTraining(student, mask, opt):
         lnpt.LabelFreeTrainer(student, teacher, mask).fit([x], 2, progress=False)
+
+
+def test_teacher_is_queried_online_and_linear_adaptor_is_learned():
+    torch.manual_seed(0)
+    student, teacher = lnpt.MLP(8, (16, 12), 3), lnpt.MLP(8, (16, 20), 3)
+    calls = []
+    teacher.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[0]))
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    batches = [torch.randn(5, 8), torch.randn(7, 8), torch.randn(6, 8)]
+    trainer = lnpt.LabelFreeTrainer(student, teacher, lr=1e-2)
+    trainer.gap.setup(batches)
+    a0 = trainer.gap.adaptor.map.weight.detach().clone()
+    calls.clear()
+    trainer.fit(batches, 2, progress=False)
+    assert calls[-6:] == [5, 7, 6, 5, 7, 6]  # one teacher forward per batch, every epoch
+    assert not torch.equal(trainer.gap.adaptor.map.weight, a0)  # A trained with the student
+    for k, v in teacher.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_logit_distillation_term_is_tau2_kl_and_optional():
+    student, teacher = _nets()
+    x = torch.randn(10, 8)
+    gap = lnpt.LearningGap(student, teacher, feature_weight=0.0, kd_weight=1.0, temperature=3.0)
+    gap.setup(x)
+    p_t = torch.softmax(teacher(x) / 3.0, -1)
+    log_p_s = torch.log_softmax(student(x) / 3.0, -1)
+    kl = torch.nn.functional.kl_div(log_p_s, p_t, reduction="batchmean")
+    assert gap(x).item() == pytest.approx(9.0 * kl.item(), rel=1e-5)
+    feat_only = lnpt.LearningGap(student, teacher, kd_weight=0.0).setup(x)
+    both = lnpt.LearningGap(student, teacher, kd_weight=1.0, temperature=3.0).setup(x)
+    assert both(x).item() == pytest.approx(feat_only(x).item() + gap(x).item(), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -212,3 +292,7 @@ def test_bad_types_and_options():
         lnpt.DynamicMask(fraction=1.0)
     with pytest.raises(TypeError, match="mapping"):
         lnpt.score(student, teacher, [{"x": x}])
+    with pytest.raises(TypeError, match="sync must be True, False or None"):
+        lnpt.score(student, teacher, [x], sync="yes")
+    with pytest.raises(ValueError, match="sync=True needs an initialised torch.distributed"):
+        lnpt.prune(student, teacher, [x], 0.5, sync=True)

@@ -19,7 +19,14 @@ from lnpt.baselines import (
 from lnpt.data import DigitsSplit, InputsOnly, load_digits_split
 from lnpt.diagnostic import LearningGapDiagnostic, spearman
 from lnpt.features import Adaptor, FeatureExtractor
-from lnpt.learning_gap import LearningGap, density_schedule, prune, score
+from lnpt.learning_gap import (
+    LearningGap,
+    density_schedule,
+    head_pattern,
+    prune,
+    score,
+    select_mask,
+)
 from lnpt.models import MLP, SmallCNN
 from lnpt.training import DynamicMask, LabelFreeLoss, LabelFreeTrainer
 
@@ -42,11 +49,13 @@ __all__ = [
     "baseline_mask",
     "density_schedule",
     "grasp_scores",
+    "head_pattern",
     "load_digits_split",
     "magnitude_scores",
     "prune",
     "random_scores",
     "score",
+    "select_mask",
     "snip_scores",
     "spearman",
     "synflow_prune",

@@ -25,7 +25,14 @@ import torch.nn.functional as F
 from maskloop import WeightMask
 from torch import nn
 
-from lnpt.learning_gap import _check_positive_int, _check_sparsity, _params, density_schedule
+from lnpt.learning_gap import (
+    _check_min_density,
+    _check_positive_int,
+    _check_sparsity,
+    _params,
+    density_schedule,
+    select_mask,
+)
 
 __all__ = [
     "BASELINES",
@@ -188,12 +195,17 @@ def synflow_prune(
     rounds: int = 100,
     params: Mapping[str, torch.Tensor] | None = None,
     scope: str = "global",
+    min_density: float = 0.0,
 ) -> WeightMask:
-    """Iterative SynFlow: `rounds` re-scorings on the exponential density schedule (data-free)."""
+    """Iterative SynFlow: `rounds` re-scorings on the exponential density schedule (data-free).
+
+    `min_density` keeps at least that fraction of every tensor in each round (`lnpt.select_mask`).
+    """
+    _check_min_density(min_density)
     mask: WeightMask | None = None
     for s_k in density_schedule(sparsity, rounds, "exponential"):
         scores = synflow_scores(model, input_shape, mask=mask, params=params)
-        mask = WeightMask.from_scores(scores, s_k, scope=scope, previous=mask)
+        mask = select_mask(scores, s_k, scope=scope, previous=mask, min_density=min_density)
     assert mask is not None
     return mask
 
@@ -213,21 +225,34 @@ def baseline_mask(
     synflow_rounds: int = 100,
     scope: str = "global",
     params: Mapping[str, torch.Tensor] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    min_density: float = 0.0,
 ) -> WeightMask:
     """The mask of a baseline `method` in `BASELINES` at `sparsity` (fraction removed).
 
     SNIP and GraSP need labelled `data`; SynFlow needs `input_shape`; random takes a `generator`.
+    `exclude` (regexes of parameter names left dense, e.g. `lnpt.head_pattern(model)`) and
+    `min_density` (a per-tensor floor of kept weights) work as in `lnpt.prune`.
     """
     if method not in BASELINES:
         raise ValueError(f"method must be one of {BASELINES}, got {method!r}")
     s = _check_sparsity(sparsity)
+    _check_min_density(min_density)
+    if exclude is not None:
+        params = _params(model, params, exclude)
     if method == "synflow":
         if input_shape is None:
             raise ValueError(
                 "method='synflow' needs input_shape (one input without the batch axis)"
             )
         return synflow_prune(
-            model, input_shape, s, rounds=synflow_rounds, params=params, scope=scope
+            model,
+            input_shape,
+            s,
+            rounds=synflow_rounds,
+            params=params,
+            scope=scope,
+            min_density=min_density,
         )
     if method in ("snip", "grasp") and data is None:
         raise ValueError(
@@ -241,4 +266,4 @@ def baseline_mask(
         scores = snip_scores(model, data, params=params, max_batches=max_batches)
     else:
         scores = grasp_scores(model, data, params=params, max_batches=max_batches)
-    return WeightMask.from_scores(scores, s, scope=scope)
+    return select_mask(scores, s, scope=scope, min_density=min_density)

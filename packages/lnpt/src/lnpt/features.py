@@ -16,7 +16,47 @@ import torch
 from maskloop import FeatureHook
 from torch import nn
 
-__all__ = ["Adaptor", "FeatureExtractor", "batch_inputs", "iter_inputs"]
+__all__ = [
+    "Adaptor",
+    "FeatureExtractor",
+    "all_reduce_mean",
+    "batch_inputs",
+    "distributed_active",
+    "iter_inputs",
+]
+
+
+def distributed_active(sync: bool | None = None) -> bool:
+    """Whether to all-reduce across ranks: `sync=None` means "if a process group of > 1 rank runs"."""
+    if sync is not None and not isinstance(sync, bool):
+        raise TypeError(f"sync must be True, False or None, got {sync!r}")
+    if sync is False:
+        return False
+    import torch.distributed as dist
+
+    active = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if sync and not active:
+        raise ValueError("sync=True needs an initialised torch.distributed process group")
+    return active
+
+
+def all_reduce_mean(
+    tensors: list[torch.Tensor], count: int, sync: bool | None = None
+) -> list[torch.Tensor]:
+    """sum(tensors) / count, with sums and counts all-reduced over ranks when distributed."""
+    if not distributed_active(sync):
+        return [t / count for t in tensors]
+    import torch.distributed as dist
+
+    flat = torch.cat([t.detach().flatten().to(torch.float64) for t in tensors])
+    flat = torch.cat([flat, torch.tensor([float(count)], dtype=torch.float64, device=flat.device)])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    total, out, offset = flat[-1], [], 0
+    for t in tensors:
+        k = t.numel()
+        out.append((flat[offset : offset + k] / total).reshape(t.shape).to(t.dtype))
+        offset += k
+    return out
 
 
 def batch_inputs(batch: Any) -> torch.Tensor:
@@ -149,8 +189,18 @@ class Adaptor(nn.Module):
         return feats if self.map is None else self.map(feats)
 
     @torch.no_grad()
-    def fit_(self, student: torch.Tensor, teacher: torch.Tensor, ridge: float = 1e-3) -> Adaptor:
-        """Set a linear adaptor to the ridge least-squares map student -> teacher features."""
+    def fit_(
+        self,
+        student: torch.Tensor,
+        teacher: torch.Tensor,
+        ridge: float = 1e-3,
+        sync: bool | None = None,
+    ) -> Adaptor:
+        """Set a linear adaptor to the ridge least-squares map student -> teacher features.
+
+        Under torch.distributed (`sync`, see `distributed_active`) the normal equations are summed
+        over ranks, so all ranks fit the map of the union of their samples.
+        """
         if self.map is None:
             return self
         s, t = student.detach(), teacher.detach()
@@ -160,9 +210,15 @@ class Adaptor(nn.Module):
         s64, t64 = s.to(torch.float64), t.to(torch.float64)
         ones = torch.ones(s64.shape[0], 1, dtype=torch.float64, device=s64.device)
         a = torch.cat([s64, ones], dim=1)
+        ata, att = a.T @ a, a.T @ t64
+        if distributed_active(sync):
+            import torch.distributed as dist
+
+            dist.all_reduce(ata, op=dist.ReduceOp.SUM)
+            dist.all_reduce(att, op=dist.ReduceOp.SUM)
         reg = ridge * torch.eye(a.shape[1], dtype=torch.float64, device=a.device)
         reg[-1, -1] = 0.0
-        sol = torch.linalg.solve(a.T @ a + reg, a.T @ t64)  # (d_s + 1, d_t)
+        sol = torch.linalg.solve(ata + reg, att)  # (d_s + 1, d_t)
         w, b = sol[:-1].T, sol[-1]
         weight = self.map.weight
         weight.copy_(w.reshape(weight.shape).to(weight.dtype))

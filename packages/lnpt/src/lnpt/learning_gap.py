@@ -23,18 +23,19 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from maskloop import WeightMask, prunable_parameters
+from maskloop import WeightMask, last_linear, prunable_parameters
 from torch import nn
 
-from lnpt.features import Adaptor, FeatureExtractor, iter_inputs
+from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_inputs
 
-__all__ = ["LearningGap", "density_schedule", "prune", "score"]
+__all__ = ["LearningGap", "density_schedule", "head_pattern", "prune", "score", "select_mask"]
 
 
 def _check_sparsity(sparsity: object) -> float:
@@ -158,8 +159,17 @@ class LearningGap(nn.Module):
         finally:
             teacher.train(was)
 
-    def setup(self, x: torch.Tensor | Sequence[torch.Tensor], refit: bool = True) -> LearningGap:
-        """Check shapes on inputs `x`, build the adaptor and (linear) fit it by ridge least squares."""
+    def setup(
+        self,
+        x: torch.Tensor | Sequence[torch.Tensor],
+        refit: bool = True,
+        sync: bool | None = None,
+    ) -> LearningGap:
+        """Check shapes on inputs `x`, build the adaptor and (linear) fit it by ridge least squares.
+
+        `sync` (None: when torch.distributed runs more than one rank) all-reduces the least-squares
+        normal equations so that every rank fits the same adaptor from its own inputs.
+        """
         xs = [x] if isinstance(x, torch.Tensor) else list(x)
         if not xs:
             raise ValueError("setup needs at least one input batch")
@@ -192,7 +202,7 @@ class LearningGap(nn.Module):
             device = f_s.device
             self.adaptor = Adaptor(kind, d_s, d_t, maps=f_s.ndim == 4).to(device=device)
             self.adaptor.to(dtype=f_s.dtype)
-            self.adaptor.fit_(f_s, f_t)
+            self.adaptor.fit_(f_s, f_t, sync=sync)
         return self
 
     # ------------------------------------------------------------------ objective
@@ -255,16 +265,91 @@ class LearningGap(nn.Module):
         return total / n
 
 
-def _params(model: nn.Module, params: Mapping[str, torch.Tensor] | None) -> dict[str, nn.Parameter]:
+def _params(
+    model: nn.Module,
+    params: Mapping[str, torch.Tensor] | None,
+    exclude: str | Sequence[str] | None = None,
+) -> dict[str, nn.Parameter]:
+    """The parameters to score: `params` (default: prunable weights) minus names matching `exclude`."""
     if params is None:
-        return prunable_parameters(model)
+        return prunable_parameters(model, exclude=exclude)
     if not isinstance(params, Mapping) or not params:
         raise ValueError("params must be a non-empty mapping name -> parameter of the student")
     named = dict(model.named_parameters())
     missing = [n for n in params if n not in named]
     if missing:
         raise ValueError(f"params names {missing[:5]} that the student does not have")
-    return {n: named[n] for n in params}
+    out = {n: named[n] for n in params}
+    if exclude is not None:
+        pats = [exclude] if isinstance(exclude, str) else list(exclude)
+        for pat in pats:
+            if not isinstance(pat, str):
+                raise TypeError(
+                    f"exclude must be a regex string or a sequence of them, got {pat!r}"
+                )
+        out = {n: p for n, p in out.items() if not any(re.search(pat, n) for pat in pats)}
+        if not out:
+            raise ValueError(f"exclude={exclude!r} leaves none of params to prune")
+    return out
+
+
+def head_pattern(model: nn.Module) -> str:
+    """A regex (for `exclude=`) matching exactly the weight of `model`'s last `nn.Linear` (the head)."""
+    return rf"^{re.escape(last_linear(model))}\.weight$"
+
+
+def _check_min_density(min_density: object) -> float:
+    if isinstance(min_density, bool) or not isinstance(min_density, numbers.Real):
+        raise TypeError(f"min_density must be a real number in [0, 1), got {min_density!r}")
+    d = float(min_density)
+    if math.isnan(d) or not 0.0 <= d < 1.0:
+        raise ValueError(
+            f"min_density must be in [0, 1) (the least fraction kept in every tensor), "
+            f"got {min_density!r}"
+        )
+    return d
+
+
+def select_mask(
+    scores: Mapping[str, torch.Tensor],
+    sparsity: float,
+    *,
+    scope: str = "global",
+    previous: WeightMask | None = None,
+    min_density: float = 0.0,
+) -> WeightMask:
+    """`WeightMask.from_scores` with an optional per-tensor floor against layer collapse.
+
+    With `min_density = d > 0`, every tensor first keeps its `ceil(d * numel)` highest-scored entries
+    (among those `previous` kept); the rest of the budget `numel_total - round(sparsity *
+    numel_total)` goes to the global top of the remaining scores, so the overall sparsity is still
+    exact. `d = 0` is plain global (or per-layer) selection. Raises ValueError when the floors alone
+    exceed the budget.
+    """
+    s = _check_sparsity(sparsity)
+    d = _check_min_density(min_density)
+    if d == 0.0:
+        return WeightMask.from_scores(scores, s, scope=scope, previous=previous)
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError("scores must be a non-empty mapping name -> tensor")
+    total = sum(t.numel() for t in scores.values())
+    budget = total - math.floor(s * total + 0.5)
+    floors = {n: min(math.ceil(d * t.numel()), t.numel()) for n, t in scores.items()}
+    if sum(floors.values()) > budget:
+        raise ValueError(
+            f"min_density={d} keeps {sum(floors.values())} weights in floors alone, more than the "
+            f"{budget} that sparsity={s} leaves; lower min_density"
+        )
+    lifted = {}
+    for n, t in scores.items():
+        flat = t.detach().to(torch.float64).flatten().clone()
+        if previous is not None and n in previous:
+            flat = flat.masked_fill(~previous[n].flatten().to(flat.device), -math.inf)
+        if floors[n]:
+            top = torch.argsort(flat, descending=True, stable=True)[: floors[n]]
+            flat[top] = math.inf  # always within the kept budget
+        lifted[n] = flat.reshape(t.shape)
+    return WeightMask.from_scores(lifted, s, scope=scope, previous=previous)
 
 
 def score(
@@ -276,7 +361,9 @@ def score(
     teacher_layer: str | nn.Module | None = "same",
     mask: WeightMask | None = None,
     params: Mapping[str, torch.Tensor] | None = None,
+    exclude: str | Sequence[str] | None = None,
     max_batches: int | None = None,
+    sync: bool | None = None,
     **gap_options: Any,
 ) -> dict[str, torch.Tensor]:
     """LNPT connection sensitivity (3): |theta * dJ/dtheta| on unlabeled batches, at M = `mask` or 1.
@@ -286,13 +373,20 @@ def score(
     on a copy (with `mask` applied when given). `gap_options` go to `LearningGap` (adaptor, normalize,
     pool, which, feature_weight, kd_weight, temperature).
 
-    Returns a dict name -> non-negative score tensor for `params` (default: prunable weights).
+    Under `torch.distributed` (`sync=None`: whenever a process group of more than one rank is
+    initialised) each rank may score its own shard of the unlabeled data: the linear adaptor's normal
+    equations and the gradient sums are all-reduced, so every rank gets the scores of the union of
+    the shards (the mean over all ranks' batches) and hence the same mask. The model must start
+    identical on every rank (same seed).
+
+    Returns a dict name -> non-negative score tensor for `params` (default: prunable weights) minus
+    the names matching the regex(es) `exclude` (e.g. `head_pattern(student)` keeps the head dense).
     """
     if not isinstance(student, nn.Module):
         raise TypeError(f"student must be a torch.nn.Module, got {type(student).__name__}")
     if not isinstance(teacher, nn.Module):
         raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
-    names = list(_params(student, params))
+    names = list(_params(student, params, exclude))
     work = copy.deepcopy(student)
     if mask is not None:
         if not isinstance(mask, WeightMask):
@@ -307,7 +401,7 @@ def score(
         work, teacher, feature_layer=feature_layer, teacher_layer=teacher_layer, **gap_options
     )
     xs = list(iter_inputs(unlabeled, "unlabeled", max_batches))
-    gap.setup(xs)
+    gap.setup(xs, sync=sync)
     named = dict(work.named_parameters())
     plist = [named[n] for n in names]
     grads = [torch.zeros_like(p) for p in plist]
@@ -319,7 +413,8 @@ def score(
         for acc, g in zip(grads, gs):
             if g is not None:
                 acc.add_(g)
-    out = {n: (p.detach() * g / len(xs)).abs() for n, p, g in zip(names, plist, grads)}
+    grads = all_reduce_mean(grads, len(xs), sync)
+    out = {n: (p.detach() * g).abs() for n, p, g in zip(names, plist, grads)}
     dead = [
         n
         for n, s in out.items()
@@ -349,7 +444,10 @@ def prune(
     feature_layer: str | nn.Module | None = None,
     teacher_layer: str | nn.Module | None = "same",
     params: Mapping[str, torch.Tensor] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    min_density: float = 0.0,
     max_batches: int | None = None,
+    sync: bool | None = None,
     **gap_options: Any,
 ) -> WeightMask:
     """LNPT pruning before training: keep the top (1 - sparsity) of the scores (3).
@@ -357,8 +455,13 @@ def prune(
     `rounds=1` is one-shot. `rounds=K > 1` re-scores the masked student K times, pruning to the
     `density_schedule(sparsity, K, schedule)` sparsities; pruned weights never return. The returned
     `WeightMask` has exactly `round(sparsity * numel)` pruned entries; apply it with `mask.apply_`.
+
+    Against layer collapse (not in the paper's abstract; off by default): `exclude` leaves tensors
+    out of the mask (e.g. `exclude=head_pattern(student)` keeps the classifier dense) and
+    `min_density` keeps at least that fraction of every masked tensor (`select_mask`).
     """
     s = _check_sparsity(sparsity)
+    _check_min_density(min_density)
     targets = density_schedule(s, rounds, schedule)
     mask: WeightMask | None = None
     for s_k in targets:
@@ -370,9 +473,11 @@ def prune(
             teacher_layer=teacher_layer,
             mask=mask,
             params=params,
+            exclude=exclude,
             max_batches=max_batches,
+            sync=sync,
             **gap_options,
         )
-        mask = WeightMask.from_scores(scores, s_k, scope=scope, previous=mask)
+        mask = select_mask(scores, s_k, scope=scope, previous=mask, min_density=min_density)
     assert mask is not None
     return mask

@@ -19,7 +19,7 @@ import torch
 from maskloop import Callback, FeatureHook, History, LoopState, MaskedTraining, WeightMask
 from torch import nn
 
-from lnpt.features import iter_inputs
+from lnpt.features import all_reduce_mean, distributed_active, iter_inputs
 from lnpt.learning_gap import LearningGap, _check_positive_int
 
 __all__ = ["DynamicMask", "LabelFreeLoss", "LabelFreeTrainer"]
@@ -73,6 +73,7 @@ class DynamicMask:
             for acc, g in zip(grads, gs):
                 if g is not None:
                     acc.add_(g)
+        grads = all_reduce_mean(grads, len(inputs))  # ranks agree under torch.distributed
         keep = torch.cat([mask[n].flatten().cpu() for n in names])
         theta = torch.cat([p.detach().flatten().cpu() for p in plist]).double()
         grad = torch.cat([g.flatten().cpu() for g in grads]).double()
@@ -265,6 +266,10 @@ class LabelFreeLoss(Callback):
     `fit` needs (inputs, targets) batches: pass any placeholder targets (they are not read by this
     callback; `loss_fn` may return zeros). Call `gap.setup(x)` first, and give the optimizer the
     adaptor's parameters too when it is linear.
+
+    Under torchrun `fit` wraps the student in DDP, which averages the student's gradients; the
+    adaptor is not part of the student, so this callback averages its gradients over the ranks
+    (`on_after_backward`) and every rank keeps the same adaptor.
     """
 
     order = 10
@@ -285,6 +290,18 @@ class LabelFreeLoss(Callback):
         f_t, l_t = self.gap.teacher_outputs(state.inputs)
         gap, kd = self.gap.gap_terms(f_s, state.outputs, f_t, l_t)
         state.losses = self.gap.feature_weight * gap + self.gap.kd_weight * kd
+
+    def on_after_backward(self, state: LoopState) -> None:
+        adaptor = self.gap.adaptor
+        if adaptor is None or state.world_size < 2 or not distributed_active():
+            return
+        import torch.distributed as dist
+
+        for p in adaptor.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(state.world_size)
 
     def on_fit_end(self, state: LoopState) -> None:
         if self._hook is not None:
