@@ -52,7 +52,8 @@ def test_lnpt_pruned_cnn_trains_with_ted_data_pruning(digits, lnpt_cnn) -> None:
     mask.apply_(student)
     dataset = TensorDataset(digits.student_x, digits.student_y)
     epochs = 10
-    pruner = TEDPruner(dataset, epochs, keep=0.6)
+    # the package's options against class collapse (its spec-literal defaults prune whole classes)
+    pruner = TEDPruner(dataset, epochs, keep=0.6, normalize=True, balance="class")
     opt = torch.optim.Adam(student.parameters(), 1e-2)
     cbs = [MaskedTraining(student, mask, opt), PrunerCallback(pruner, dataset, batch_size=64)]
     fit(student, DataLoader(dataset, batch_size=64), epochs=epochs, optimizer=opt, loss_fn=ce,

@@ -45,7 +45,8 @@ SCRIPT = textwrap.dedent(
     # TED data pruning + masked training in one fit
     ds = TensorDataset(d.student_x, d.student_y)
     epochs = 6
-    ted = TEDPruner(ds, epochs, keep=0.5, warmup=1, ramp=2, rescore_every=1)
+    ted = TEDPruner(ds, epochs, keep=0.5, warmup=1, ramp=2, rescore_every=1,
+                     normalize=True, balance="class")
     selections = []
 
     class Record(Callback):

@@ -92,7 +92,9 @@ def test_ted_selects_data_for_seven_finetuning_in_hf_trainer(tmp_path) -> None:
     test = synthetic_sentiment(300, seq_len=16, seed=1)
     model = tiny_bert(num_labels=2, seed=0)
     epochs, batch = 6, 16
-    data_pruner = TEDPruner(train, epochs, keep=0.5, warmup=1, ramp=2, rescore_every=1)
+    data_pruner = TEDPruner(
+        train, epochs, keep=0.5, warmup=1, ramp=2, rescore_every=1, normalize=True, balance="class"
+    )
     # steps actually taken follow TED's schedule: ceil(kept / batch) per epoch
     steps = [
         -(-Selection.kept_count(data_pruner.n, data_pruner.keep_ratio(e)) // batch)

@@ -25,7 +25,7 @@ class _Toks(torch.utils.data.Dataset):
         }
 
 
-def _trainer(pruner, ds, tmp_path):
+def _trainer(pruner, ds, tmp_path, callbacks=None, **extra):
     from ted_prune.hf import PrunedTrainer, WithIndex
     from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
 
@@ -45,13 +45,14 @@ def _trainer(pruner, ds, tmp_path):
         num_train_epochs=pruner.epochs,
         per_device_train_batch_size=8,
         learning_rate=1e-3,
-        save_strategy="no",
         report_to=[],
         use_cpu=True,
         disable_tqdm=True,
         logging_strategy="no",
+        **{"save_strategy": "no", **extra},
     )
     return PrunedTrainer(
+        callbacks=callbacks,
         pruner=pruner,
         model=model,
         args=args,
@@ -92,3 +93,61 @@ def test_trainer_rejects_epoch_mismatch(tmp_path):
     with pytest.raises(ValueError, match="num_train_epochs"):
         PrunedTrainer(pruner=p, model=BertForSequenceClassification(cfg), args=args,
                       train_dataset=WithIndex(ds))  # fmt: skip
+    args = TrainingArguments(
+        output_dir=str(tmp_path), num_train_epochs=3, max_steps=5, report_to=[], use_cpu=True
+    )
+    with pytest.raises(ValueError, match="max_steps"):
+        PrunedTrainer(pruner=p, model=BertForSequenceClassification(cfg), args=args,
+                      train_dataset=WithIndex(ds))  # fmt: skip
+
+
+def test_lr_schedule_reaches_its_end_at_the_last_pruned_step(tmp_path):
+    """Linear decay sized from the pruner's plan: LR hits 0 exactly at the last optimizer step,
+    including the partial gradient-accumulation step that ends each pruned epoch."""
+    ds = _Toks()
+    p = TEDPruner(ds, epochs=4, keep=0.5, warmup=1, ramp=0, rescore_every=1)
+    lrs = []
+
+    class Record(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            lrs.append(kw["lr_scheduler"].get_last_lr()[0])
+
+    tr = _trainer(p, ds, tmp_path, callbacks=[Record()], gradient_accumulation_steps=2)
+    # 48 samples / batch 8 = 6 batches -> 3 steps; 24 samples = 3 batches -> 2 steps (2 + 1)
+    assert tr.planned_optimizer_steps() == 3 + 2 + 2 + 2
+    tr.train()
+    assert tr.state.global_step == 9 == len(lrs)
+    assert lrs[-1] == 0.0 and all(v > 0 for v in lrs[:-1])
+    assert lrs == sorted(lrs, reverse=True)
+    assert [int(r["trained"]) for r in p.log] == [48, 24, 24, 24]
+
+
+def test_trainer_resume_reproduces_uninterrupted_run(tmp_path):
+    ds = _Toks(seed=2)
+
+    def make():
+        return TEDPruner(ds, epochs=4, keep=0.5, warmup=1, ramp=1, rescore_every=1)
+
+    p1 = make()
+    t1 = _trainer(p1, ds, tmp_path / "a", save_strategy="epoch")
+    t1.train()
+
+    # interrupt after epoch 2: a fresh trainer resumes from the checkpoint written then
+    import shutil
+
+    step2 = int(p1.log[1]["global_step"])
+    shutil.copytree(tmp_path / "a" / f"checkpoint-{step2}", tmp_path / "b" / f"checkpoint-{step2}")
+    p3 = make()
+    t3 = _trainer(p3, ds, tmp_path / "b", save_strategy="epoch")
+    t3.train(resume_from_checkpoint=True)
+    assert p3.log[:2] == p1.log[:2]  # restored from the checkpoint
+    assert p3.epoch == 4 and t3.state.global_step == t1.state.global_step
+    torch.testing.assert_close(p3.scores, p1.scores)
+    assert [r["selected"] for r in p3.log] == [r["selected"] for r in p1.log]
+    assert t3.lr_scheduler.get_last_lr() == t1.lr_scheduler.get_last_lr()
+    for a, b in zip(t1.model.parameters(), t3.model.parameters()):
+        torch.testing.assert_close(a, b)
+    (tmp_path / "c" / "checkpoint-1").mkdir(parents=True)
+    t4 = _trainer(make(), ds, tmp_path / "c")
+    with pytest.raises(ValueError, match="pruner_state"):
+        t4.train(resume_from_checkpoint=str(tmp_path / "c" / "checkpoint-1"))

@@ -63,10 +63,11 @@ def test_full_alignment_matches_autograd_loop():
     torch.testing.assert_close(alignment_full(model, x, y), g @ g.mean(0), rtol=1e-5, atol=1e-7)
 
 
-def test_pruner_scores_equal_closed_form_after_one_epoch():
+@pytest.mark.parametrize("normalize", [False, True])
+def test_pruner_scores_equal_closed_form_after_one_epoch(normalize):
     """observe() over the whole data at fixed weights, then end_epoch: scores = alignment."""
     model, x, y = _tiny(2)
-    p = TEDPruner(12, epochs=3, keep=0.5, warmup=1, ramp=0, rescore_every=0)
+    p = TEDPruner(12, epochs=3, keep=0.5, warmup=1, ramp=0, rescore_every=0, normalize=normalize)
     with torch.no_grad():
         feats = model[1](model[0](x))
         logits = model(x)
@@ -74,10 +75,74 @@ def test_pruner_scores_equal_closed_form_after_one_epoch():
         idx = torch.arange(12)[s]
         p.observe(idx, logits[s], feats[s], y[s])
     p.end_epoch()
-    torch.testing.assert_close(p.scores, alignment_last_layer(feats, logits, y, normalize=True))
-    # epoch 1 keeps 6 samples: per class the top half by score
+    expect = alignment_last_layer(feats, logits, y, normalize=normalize)
+    torch.testing.assert_close(p.scores, expect)
+    # epoch 1 keeps the 6 most aligned samples (spec default: global ranking)
     sel = p.select()
     assert len(sel) == 6 and p.epoch == 1
+    if not normalize:
+        assert set(sel.indices.tolist()) == set(torch.topk(expect, 6).indices.tolist())
+
+
+def test_ema_over_epochs_with_stale_pruned_factors():
+    """Epoch 1 observes only the kept samples: their scores become beta*old + (1-beta)*new, with
+    g_D formed from the new factors of kept samples and the stored ones of pruned samples."""
+    model, x, y = _tiny(3)
+    p = TEDPruner(12, epochs=3, keep=0.5, warmup=1, ramp=0, rescore_every=0, beta=0.25)
+    with torch.no_grad():
+        f0, l0 = model[1](model[0](x)), model(x)
+    p.observe(torch.arange(12), l0, f0, y)
+    p.end_epoch()
+    a0 = p.scores.clone()
+    keep = p.select().indices
+    with torch.no_grad():
+        for w in model.parameters():
+            w.add_(0.3 * torch.randn_like(w))
+        f1, l1 = model[1](model[0](x)), model(x)
+    p.observe(keep, l1[keep], f1[keep], y[keep])
+    p.end_epoch()
+    fc, lc = f0.clone(), l0.clone()
+    fc[keep], lc[keep] = f1[keep], l1[keep]
+    a1 = alignment_last_layer(fc, lc, y)
+    expect = a0.clone()
+    expect[keep] = 0.25 * a0[keep] + 0.75 * a1[keep]
+    torch.testing.assert_close(p.scores, expect)
+    torch.testing.assert_close(p.last_alignment[keep], a1[keep])
+
+
+def test_pruner_with_exact_per_sample_grads_matches_alignment_full():
+    """grads='full': end_epoch(model, dataset) scores every sample by torch.func gradients."""
+    from torch.utils.data import TensorDataset
+
+    model, x, y = _tiny(4)
+    ds = TensorDataset(x, y)
+    p = TEDPruner(ds, epochs=2, keep=0.5, warmup=1, ramp=0, grads="full")
+    assert not p.uses_features
+    p.observe(torch.arange(12), model(x).detach(), None, y)
+    rec = p.end_epoch(model, ds, batch_size=5)
+    torch.testing.assert_close(p.scores, alignment_full(model, x, y))
+    assert rec["scored"] == 36  # N per-sample backward passes = N / forward_cost forwards
+    assert p.budget()["f"] == pytest.approx(12 / 24 + 12 / 24)
+    with pytest.raises(ValueError, match="grads='full'"):
+        TEDPruner(ds, epochs=2, grads="full").end_epoch()
+
+
+def test_class_quantile_scores_match_per_class_loop():
+    from ted_prune.ted import class_quantile_scores
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(50, generator=g, dtype=torch.float64)
+    s[3] = float("inf")
+    s[7] = s[8]
+    lab = torch.randint(-1, 4, (50,), generator=g)
+    got = class_quantile_scores(s, lab)
+    for c in lab.unique():
+        idx = torch.nonzero(lab == c).flatten()
+        order = torch.argsort(-s[idx], stable=True)
+        q = (torch.arange(idx.numel(), dtype=torch.float64) + 0.5) / idx.numel()
+        expect = torch.empty(idx.numel(), dtype=torch.float64)
+        expect[order] = -q
+        torch.testing.assert_close(got[idx], expect, atol=2e-9, rtol=0)
 
 
 def test_predicted_igd_is_mean_over_pruned():

@@ -102,6 +102,8 @@ class InfoBatch(DataPruner):
     """
 
     name = "infobatch"
+    exact_plan = False  # kept counts are random (below-mean samples dropped with probability r)
+    reweights = True  # kept below-mean samples get 1 / (1 - r)
 
     def __init__(
         self,
@@ -135,6 +137,15 @@ class InfoBatch(DataPruner):
         if epoch >= self.stop_epoch:
             return 1.0
         return self.keep if self.keep is not None else 1.0 - float(self.prune_ratio or 0.0)
+
+    def planned_sizes(self) -> list[int]:
+        """Expected selection sizes: epoch 0 and the annealing epochs keep all samples (all losses
+        start equal), the others about `keep * N` (with `prune_ratio`, `(1 - r) N`, an estimate:
+        r applies to the below-mean samples only)."""
+        return [
+            self.n if e == 0 else Selection.kept_count(self.n, self.keep_ratio(e))
+            for e in range(self.epochs)
+        ]
 
     def _select(self, epoch: int) -> Selection:
         self.weight = torch.ones(self.n, dtype=torch.float64)

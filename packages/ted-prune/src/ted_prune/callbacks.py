@@ -125,8 +125,9 @@ class PrunerCallback(Callback):
             raise ValueError("loss_fn must return per-sample losses (reduction='none')")
         feats = self.hook.features if self.hook is not None else None
         self.pruner.observe(state.indices, state.outputs, feats, state.targets, state.losses)
-        w = self.pruner.weights(state.indices.cpu()).to(state.losses.device, state.losses.dtype)
-        state.losses = state.losses * w
+        if self.pruner.reweights:
+            w = self.pruner.weights(state.indices.cpu())
+            state.losses = state.losses * w.to(state.losses.device, state.losses.dtype)
 
     def on_epoch_end(self, state: LoopState) -> None:
         rec = self.pruner.end_epoch(

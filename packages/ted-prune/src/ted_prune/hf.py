@@ -4,13 +4,21 @@ a per-sample loss hook (`PrunedTrainer.compute_loss`) and a `TrainerCallback` th
 The training dataset's items are mappings with 'labels' and 'index' (the sample's position; see
 `WithIndex`). `PrunedTrainer` removes 'index' before the model call, computes per-sample
 cross-entropy, feeds logits and penultimate features (a `maskloop.FeatureHook` on the classifier
-head, the last `nn.Linear` by default) to the pruner, and returns the weighted mean. Note: the
-Trainer sizes its LR schedule from the first (full) epoch, so with pruning the schedule does not
-reach its end; pass `max_steps` or a constant schedule if that matters.
+head, the last `nn.Linear` by default) to the pruner, and returns the weighted mean.
+
+Steps and LR schedule: the stock `Trainer` sizes everything from the first (full) epoch.
+`PrunedTrainer` instead creates the LR scheduler for the number of optimizer steps the pruner's plan
+takes (`planned_optimizer_steps()`: the sum over epochs of the optimizer steps of that epoch's
+selection), runs each epoch with its own batch count (so the last, partial gradient-accumulation
+step of a pruned epoch is taken), saves the pruner's state into every checkpoint
+(`pruner_state.pt`) and, on `train(resume_from_checkpoint=...)`, restores it and resumes at the
+right epoch and batch.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -23,6 +31,8 @@ from transformers import Trainer, TrainerCallback
 from ted_prune.pruner import DataPruner
 
 __all__ = ["PrunedTrainer", "PrunerSampler", "PrunerTrainerCallback", "WithIndex"]
+
+PRUNER_STATE = "pruner_state.pt"
 
 
 class WithIndex(Dataset):
@@ -79,9 +89,18 @@ class PrunerTrainerCallback(TrainerCallback):
             collate_fn=self.collate_fn,
             device=getattr(model, "device", None),
         )
+        self.pruner.log[-1]["global_step"] = float(state.global_step)  # for resuming
         state.log_history.append(
             {"epoch": state.epoch, **{f"prune_{k}": v for k, v in rec.items()}}
         )
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Write the pruner's state into the checkpoint folder the Trainer just saved."""
+        if not state.is_world_process_zero:
+            return
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if os.path.isdir(folder):
+            torch.save(self.pruner.state_dict(), os.path.join(folder, PRUNER_STATE))
 
 
 class PrunedTrainer(Trainer):
@@ -105,6 +124,11 @@ class PrunedTrainer(Trainer):
             raise ValueError(
                 f"args.num_train_epochs={self.args.num_train_epochs} but pruner.epochs={pruner.epochs}"
             )
+        if self.args.max_steps is not None and self.args.max_steps > 0:
+            raise ValueError(
+                f"args.max_steps={self.args.max_steps}: leave it unset (-1); the pruner's epochs "
+                "and schedule fix the number of steps"
+            )
         self.pruner = pruner
         layer = feature_layer if feature_layer is not None else getattr(pruner, "layer", None)
         self.feature_hook = FeatureHook(self.model, layer) if pruner.uses_features else None
@@ -117,6 +141,82 @@ class PrunedTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Sampler:
         return PrunerSampler(self.pruner)
+
+    # --- steps and LR schedule ---------------------------------------------------------------
+    def _steps_for(self, size: int) -> tuple[int, int]:
+        """(batches per process, optimizer steps) of an epoch training on `size` samples."""
+        bs = self._train_batch_size
+        batches = size // bs if self.args.dataloader_drop_last else math.ceil(size / bs)
+        per_rank = math.ceil(batches / max(self.args.world_size, 1))  # accelerate's batch shards
+        return per_rank, math.ceil(per_rank / self.args.gradient_accumulation_steps)
+
+    def planned_optimizer_steps(self) -> int:
+        """Optimizer steps of the whole run: sum over epochs of ceil(batches_e / grad_accum), with
+        batches_e = ceil(|S_e| / (batch * world)) from the pruner's planned selection sizes
+        (exact for TED and the schedule-driven/static baselines; expected sizes for InfoBatch)."""
+        return max(1, sum(self._steps_for(size)[1] for size in self.pruner.planned_sizes()))
+
+    def set_initial_training_values(self, args: Any, dataloader: Any) -> Any:
+        # max_steps (the Trainer stops there) from the pruner's plan, not E x the first epoch's
+        # steps (which the current, possibly pruned, epoch would give, e.g. on resume); for a
+        # pruner with only expected sizes (InfoBatch), the full-data count bounds it from above.
+        vals = list(super().set_initial_training_values(args, dataloader))
+        plan = self.planned_optimizer_steps()
+        if not self.pruner.exact_plan:
+            plan = max(plan, self.pruner.epochs * self._steps_for(self.pruner.n)[1])
+        vals[-1] = plan
+        vals[3] = sum(self.pruner.planned_sizes())  # num_train_samples
+        return tuple(vals)
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> Any:
+        """The LR scheduler, sized for `planned_optimizer_steps()` (not the full-epoch count the
+        stock Trainer uses), so the schedule reaches its end at the last step of the pruned run."""
+        return super().create_scheduler(self.planned_optimizer_steps(), optimizer)
+
+    def _run_epoch(self, *args: Any, **kw: Any) -> Any:
+        # The Trainer passes the first epoch's batch count to every epoch; give each epoch its own
+        # (the selection's), so the last partial accumulation step of a pruned epoch is taken.
+        if {"epoch", "train_dataloader", "steps_in_epoch"} <= kw.keys():
+            self.pruner.select(int(kw["epoch"]))
+            batches = len(kw["train_dataloader"])
+            kw["steps_in_epoch"] = batches
+            kw["num_update_steps_per_epoch"] = math.ceil(
+                batches / self.args.gradient_accumulation_steps
+            )
+        return super()._run_epoch(*args, **kw)
+
+    # --- resume ----------------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kw: Any) -> Any:
+        """`Trainer.train`; on resume, the pruner's state is loaded from the checkpoint first."""
+        if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
+            if resume_from_checkpoint is True:
+                from transformers.trainer_utils import get_last_checkpoint
+
+                resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+                if resume_from_checkpoint is None:
+                    raise ValueError(f"no checkpoint found in {self.args.output_dir}")
+            path = os.path.join(str(resume_from_checkpoint), PRUNER_STATE)
+            if not os.path.isfile(path):
+                raise ValueError(
+                    f"checkpoint {resume_from_checkpoint} has no {PRUNER_STATE}: it was not "
+                    "written by a PrunedTrainer"
+                )
+            self.pruner.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kw)
+
+    def _init_training_state(self, *args: Any, **kw: Any) -> tuple[int, int]:
+        epochs_trained, steps_in_epoch = super()._init_training_state(*args, **kw)
+        resumed = self.state.global_step > 0
+        if resumed:  # the Trainer divides by the full epoch's steps; use the pruner's record
+            epochs_trained = self.pruner.epoch
+            done = self.pruner.log[-1].get("global_step", 0.0) if self.pruner.log else 0.0
+            steps_in_epoch = 0
+            if not self.args.ignore_data_skip:
+                steps_in_epoch = int(self.state.global_step - done)
+                steps_in_epoch *= self.args.gradient_accumulation_steps
+        return epochs_trained, steps_in_epoch
 
     def compute_loss(
         self,

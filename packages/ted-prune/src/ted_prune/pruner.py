@@ -9,9 +9,11 @@ methods are compared at the same *spent* budget, not at the same nominal keep ra
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -57,6 +59,20 @@ def _dataset_size(dataset: Any) -> int:
     if n < 1:
         raise ValueError(f"dataset must hold at least one sample, got length {n}")
     return int(n)
+
+
+def _as_cpu(t: Any, dtype: torch.dtype) -> torch.Tensor:
+    """`t` as a detached 1-D/2-D CPU tensor of `dtype`, without copies or dispatches when it
+    already is one (this runs for every training batch)."""
+    if not isinstance(t, torch.Tensor):
+        return torch.as_tensor(t, dtype=dtype)
+    if t.requires_grad:
+        t = t.detach()
+    if t.dtype != dtype:
+        t = t.to(dtype)
+    if t.device.type != "cpu":
+        t = t.cpu()
+    return t
 
 
 class ProgressiveSchedule:
@@ -175,6 +191,8 @@ class DataPruner:
 
     name = "pruner"
     uses_features = False
+    exact_plan = True  # planned_sizes() are the exact selection sizes
+    reweights = False  # whether weights() can differ from 1 (InfoBatch)
 
     def __init__(self, dataset: Any, epochs: int, *, forward_cost: float = 1 / 3, seed: int = 0):
         self.n = _dataset_size(dataset)
@@ -197,14 +215,28 @@ class DataPruner:
     def _select(self, epoch: int) -> Selection:
         return Selection.full(self.n)
 
+    def planned_sizes(self) -> list[int]:
+        """Selection size of every epoch as planned before training (used to size LR schedules).
+
+        Exact for schedule-driven and static methods; `InfoBatch` gives its expected sizes."""
+        return [Selection.kept_count(self.n, self.keep_ratio(e)) for e in range(self.epochs)]
+
+    def planned_budget(self) -> dict[str, float]:
+        """The budget the plan spends: trained fraction and f (no scoring passes by default)."""
+        tr = sum(self.planned_sizes()) / (self.epochs * self.n)
+        return {"trained": tr, "scored": 0.0, "f": tr}
+
     def select(self, epoch: int | None = None) -> Selection:
         """This epoch's `maskloop.Selection` (computed once per epoch, then cached)."""
         epoch = self.epoch if epoch is None else _check_int("epoch", epoch, 0)
         if epoch != self.epoch:
             self.epoch = epoch
         if self._current is None or self._current_epoch != epoch:
-            self._current = self._select(epoch)
+            t0 = time.perf_counter()
+            with single_thread():
+                self._current = self._select(epoch)
             self._current_epoch = epoch
+            self.score_seconds += time.perf_counter() - t0  # selecting is part of scoring
         return self._current
 
     def sampler(
@@ -237,17 +269,22 @@ class DataPruner:
     ) -> None:
         """Record a training batch: dataset `indices` (B,), `logits` (B, C), penultimate
         `features` (B, D; needed by feature-based scores), class `targets` (B,), per-sample `losses`."""
-        indices = torch.as_tensor(indices).detach().long().flatten().cpu()
+        t0 = time.perf_counter()
+        indices = _as_cpu(indices, torch.long)
+        if indices.ndim != 1:
+            indices = indices.flatten()
         if logits.ndim != 2 or logits.shape[0] != indices.numel():
             raise ValueError(
                 f"logits must have shape (batch, classes) with batch={indices.numel()}, "
                 f"got {tuple(logits.shape)}"
             )
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.n):
-            raise ValueError(
-                f"indices must lie in [0, {self.n}) (the dataset length); got "
-                f"[{int(indices.min())}, {int(indices.max())}]: does the dataset match the pruner?"
-            )
+        if indices.numel():
+            lo, hi = torch.aminmax(indices)
+            if int(lo) < 0 or int(hi) >= self.n:
+                raise ValueError(
+                    f"indices must lie in [0, {self.n}) (the dataset length); got "
+                    f"[{int(lo)}, {int(hi)}]: does the dataset match the pruner?"
+                )
         if self.uses_features:
             if features is None:
                 raise ValueError(
@@ -261,20 +298,19 @@ class DataPruner:
                 )
         if targets is None:
             raise ValueError("targets must be given (class indices, shape (batch,))")
-        targets = torch.as_tensor(targets).detach().long().flatten().cpu()
+        targets = _as_cpu(targets, torch.long)
+        if targets.ndim != 1:
+            targets = targets.flatten()
         if targets.numel() != indices.numel():
             raise ValueError(f"targets has {targets.numel()} entries, indices {indices.numel()}")
         self._trained += indices.numel()
-        import time
-
-        t0 = time.perf_counter()
         with torch.no_grad():
             self._observe(
                 indices,
-                logits.detach().float().cpu(),
-                None if features is None else features.detach().float().cpu(),
+                _as_cpu(logits, torch.float32),
+                None if features is None else _as_cpu(features, torch.float32),
                 targets,
-                None if losses is None else losses.detach().float().cpu(),
+                None if losses is None else _as_cpu(losses, torch.float32),
             )
         self.score_seconds += time.perf_counter() - t0
 
@@ -295,6 +331,8 @@ class DataPruner:
                 f"losses must be per-sample (reduction='none'), got shape {tuple(losses.shape)}"
             )
         self.observe(indices, logits, features, targets, losses)
+        if not self.reweights:
+            return losses.mean()
         w = self.weights(torch.as_tensor(indices).cpu()).to(losses.device, losses.dtype)
         return (losses * w).mean()
 
@@ -310,8 +348,6 @@ class DataPruner:
     ) -> dict[str, float]:
         """Close the epoch: sync across DDP ranks, update scores (re-scoring with `model` over
         `dataset` where the method needs it), record the epoch's budget, advance the epoch."""
-        import time
-
         sel = self.select(self.epoch)
         t0 = time.perf_counter()
         scored = self._end_epoch(model, dataset, batch_size, collate_fn, device)
@@ -375,6 +411,7 @@ class DataPruner:
             "seed": self.seed,
             "epoch": self.epoch,
             "log": [dict(r) for r in self.log],
+            "in_epoch": {"trained": self._trained, "scored": self._scored},
             "extra": self._extra_state(),
         }
 
@@ -393,8 +430,9 @@ class DataPruner:
         self.log = [dict(r) for r in state["log"]]
         self._current = None
         self._current_epoch = -1
-        self._trained = 0
-        self._scored = 0
+        in_epoch = state.get("in_epoch", {})
+        self._trained = int(in_epoch.get("trained", 0))
+        self._scored = int(in_epoch.get("scored", 0))
         self._load_extra(state["extra"])
 
     def _extra_state(self) -> dict[str, Any]:
@@ -405,6 +443,24 @@ class DataPruner:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, epochs={self.epochs}, epoch={self.epoch})"
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run small CPU tensor work on one thread (restored afterwards).
+
+    Scoring and selection touch N x (C + D) numbers once per epoch: too little to gain from
+    intra-op parallelism, while on a busy machine a parallel region can wait milliseconds for its
+    second thread. Model forward passes are never run inside this."""
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _world_size() -> int:

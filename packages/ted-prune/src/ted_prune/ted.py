@@ -31,7 +31,7 @@ import torch
 from maskloop import FeatureHook, Selection, split_batch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from ted_prune.pruner import (
     ProgressiveSchedule,
@@ -39,6 +39,7 @@ from ted_prune.pruner import (
     _all_reduce_,
     _world_size,
     forward_logits,
+    single_thread,
 )
 
 __all__ = [
@@ -75,11 +76,19 @@ def last_layer_factors(
 def _align_factors(
     e: torch.Tensor, h: torch.Tensor, target: torch.Tensor, normalize: bool = False
 ) -> torch.Tensor:
-    """a_i = e_i^T G h~_i with G = mean_{j in target} e_j h~_j^T (unit-norm g_j with `normalize`)."""
+    """a_i = e_i^T G h~_i with G = mean_{j in target} e_j h~_j^T (unit-norm g_j with `normalize`).
+
+    Two small matrix products over all samples, no per-sample gradient is formed."""
     if normalize:  # ||e h~^T||_F = ||e|| ||h~||: normalising both factors normalises g
-        e = e / e.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        h = h / h.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    g = e[target].T @ h[target] / max(int(target.sum()), 1)
+        e = e / torch.linalg.vector_norm(e, dim=1, keepdim=True).clamp_min(1e-12)
+        h = h / torch.linalg.vector_norm(h, dim=1, keepdim=True).clamp_min(1e-12)
+    count = int(target.sum())
+    if count == target.numel():  # target = all samples: no masked copies
+        g = e.T @ h
+    else:
+        w = target.to(e.dtype)[:, None]
+        g = (e * w).T @ h
+    g /= max(count, 1)
     return ((e @ g) * h).sum(1)
 
 
@@ -147,17 +156,22 @@ def class_quantile_scores(scores: torch.Tensor, labels: torch.Tensor) -> torch.T
     """Replace each score by minus its rank quantile within its class (best of each class -> 0).
 
     Keeping the top-k of these keeps about the same fraction of every class (exact total size);
-    ties within a quantile are broken by the raw score.
+    ties within a quantile are broken by the raw score. Vectorised: one stable sort by score, one
+    stable sort by label (labels < 0, i.e. never observed, form one group of their own).
     """
-    out = torch.empty_like(scores, dtype=torch.float64)
-    for c in torch.unique(labels):
-        idx = torch.nonzero(labels == c).flatten()
-        order = torch.argsort(-scores[idx].double(), stable=True)
-        q = torch.empty(idx.numel(), dtype=torch.float64)
-        q[order] = (torch.arange(idx.numel(), dtype=torch.float64) + 0.5) / idx.numel()
-        out[idx] = -q
+    scores = torch.as_tensor(scores).double()
+    labels = torch.as_tensor(labels).long()
+    n = scores.numel()
+    by_score = torch.argsort(-scores, stable=True)
+    order = by_score[torch.argsort(labels[by_score], stable=True)]
+    group = labels[order] - int(labels.min()) if n else labels[order]
+    counts = torch.bincount(group)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(n, dtype=torch.float64) - starts[group].double()
+    out = torch.empty(n, dtype=torch.float64)
+    out[order] = -(rank + 0.5) / counts[group].double()
     finite = torch.isfinite(scores)
-    tie = torch.where(finite, scores.double(), torch.zeros_like(out))
+    tie = torch.where(finite, scores, torch.zeros_like(out))
     span = tie.abs().max().clamp_min(1e-300)
     return out + 1e-9 * tie / span
 
@@ -179,7 +193,12 @@ class TEDPruner(ScheduledPruner):
     Scores come from the training forward pass (`observe`, which needs the penultimate features:
     the input of the last `nn.Linear`, read with `maskloop.FeatureHook`), and samples pruned in an
     epoch are re-scored with a forward-only pass every `rescore_every` epochs (`end_epoch(model,
-    dataset)`; counted in `budget()["scored"]`).
+    dataset)`; counted in `budget()["scored"]`). With `budget=`, the final keep ratio is solved so
+    that the *achieved* f, re-scoring included, equals the budget (`planned_budget()`).
+
+    The per-batch work of `observe` is three indexed copies (logits, features, labels) into
+    preallocated buffers; the closed-form gradient factors and the alignment are computed once per
+    epoch, vectorised over all samples, in `end_epoch`.
 
     Args:
         dataset: the training dataset (or its length).
@@ -189,13 +208,14 @@ class TEDPruner(ScheduledPruner):
         grads: "last_layer" (closed form, default) or "full" (`torch.func`, small models).
         beta: EMA factor of the scores, in [0, 1).
         rescore_every: re-score pruned samples every this many epochs (0: never).
-        normalize: score with unit per-sample gradients, a_i = <mean_j u_j, u_i>, u = g/||g||
-            (reconstruction choice, default True). With raw gradients (False, the literal
-            a_i = <g_D, g_i>) the mean gradient is dominated late in training by the samples not
-            yet fit, mislabelled ones included, so they score highest; unit gradients make g_T the
-            consensus direction of the data and push mislabelled samples out.
-        balance: "class" (default) keeps about the top `k_e` fraction of each (observed) class,
-            so a global gradient direction cannot prune whole classes; "none" ranks globally.
+        normalize: False (default, the spec's a_i = <g_D, g_i>) or True: score with unit per-sample
+            gradients, a_i = <mean_j u_j, u_i>, u = g/||g|| (our choice, not the spec's; labelled
+            reconstruction). With raw gradients the mean gradient late in training is dominated by
+            the samples not yet fit, mislabelled ones included, so they score highest; unit
+            gradients make g_T the consensus direction of the data.
+        balance: "none" (default, the spec's global ranking) or "class": keep about the top `k_e`
+            fraction of each (observed) class, so one global gradient direction cannot prune
+            whole classes (our choice, not the spec's).
         layer: feature layer for the integrations' `FeatureHook` (None: last nn.Linear).
     """
 
@@ -217,8 +237,8 @@ class TEDPruner(ScheduledPruner):
         grads: str = "last_layer",
         beta: float = 0.5,
         rescore_every: int = 5,
-        normalize: bool = True,
-        balance: str = "class",
+        normalize: bool = False,
+        balance: str = "none",
         layer: str | nn.Module | None = None,
         forward_cost: float = 1 / 3,
         seed: int = 0,
@@ -257,68 +277,146 @@ class TEDPruner(ScheduledPruner):
         if balance not in ("class", "none"):
             raise ValueError(f"balance must be 'class' or 'none', got {balance!r}")
         self.balance = balance
-        self.labels: torch.Tensor | None = None  # (N,) training labels as observed
         self.rescore_every = rescore_every
         self.layer = layer
         n = self.n
+        self.labels: torch.Tensor | None = None  # (N,) training labels as observed (-1: never)
         self.scores = torch.zeros(n, dtype=torch.float64)
         self.has_score = torch.zeros(n, dtype=torch.bool)
         self.fresh = torch.zeros(n, dtype=torch.bool)
-        self.e: torch.Tensor | None = None  # (N, C) p_i - y_i at the last observation
-        self.h: torch.Tensor | None = None  # (N, D + 1) [h_i, 1] at the last observation
+        self.logits: torch.Tensor | None = None  # (N, C) logits at the last observation
+        self.features: torch.Tensor | None = None  # (N, D) penultimate features, idem
         self.last_alignment = torch.zeros(n, dtype=torch.float64)
+        if budget is not None and schedule is None and self._rescore_epochs():
+            self._solve_budget(float(budget))
+
+    # -- budget planning --------------------------------------------------------------------------
+    def _rescore_epochs(self, schedule: ProgressiveSchedule | None = None) -> list[int]:
+        """Epochs at whose end the pruned samples are re-scored (forward-only pass)."""
+        sched = self.schedule if schedule is None else schedule
+        if self.grads != "last_layer" or self.rescore_every == 0:
+            return []
+        return [
+            e
+            for e in range(self.epochs - 1)
+            if (e + 1) % self.rescore_every == 0 and sched(e + 1) < 1.0
+        ]
+
+    def planned_budget(self, schedule: ProgressiveSchedule | None = None) -> dict[str, float]:
+        """The budget the schedule will spend: trained and re-scored fractions and f.
+
+        Re-scoring at the end of epoch e scores the samples not trained in e (N - |S_e|).
+        `grads="full"` scores every sample with a per-sample backward pass each epoch (f += 1).
+        """
+        sched = self.schedule if schedule is None else schedule
+        sizes = [Selection.kept_count(self.n, sched(e)) for e in range(self.epochs)]
+        denom = self.epochs * self.n
+        scored = sum(self.n - sizes[e] for e in self._rescore_epochs(sched))
+        trained = sum(sizes) / denom
+        f = trained + self.forward_cost * scored / denom
+        if self.grads == "full":
+            f += 1.0
+        return {"trained": trained, "scored": scored / denom, "f": f}
+
+    def _solve_budget(self, budget: float) -> None:
+        s = self.schedule
+        lo, hi = 1e-9, 1.0
+
+        def make(rho: float) -> ProgressiveSchedule:
+            return ProgressiveSchedule(self.epochs, rho, s.warmup, s.ramp, s.anneal, s.kind)
+
+        if self.planned_budget(make(lo))["f"] > budget + 1e-12:
+            raise ValueError(
+                f"budget={budget} is below what warm-up/ramp/anneal and re-scoring alone spend "
+                f"({self.planned_budget(make(lo))['f']:.3f}); shorten them or raise the budget"
+            )
+        if self.planned_budget(make(hi))["f"] <= budget:
+            lo = hi
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            if self.planned_budget(make(mid))["f"] <= budget:
+                lo = mid
+            else:
+                hi = mid
+        self.schedule = make(lo)
+        self.keep = self.schedule.keep
+
+    def planned_sizes(self) -> list[int]:
+        """Selection size of every epoch (exact: the schedule fixes it)."""
+        return [Selection.kept_count(self.n, self.schedule(e)) for e in range(self.epochs)]
 
     # -- scoring --------------------------------------------------------------------------------
-    def _store(self, indices: torch.Tensor, e: torch.Tensor, h: torch.Tensor) -> None:
-        if self.e is None or self.h is None:
-            self.e = torch.zeros(self.n, e.shape[1], dtype=torch.float64)
-            self.h = torch.zeros(self.n, h.shape[1], dtype=torch.float64)
-        if e.shape[1] != self.e.shape[1] or h.shape[1] != self.h.shape[1]:
-            raise ValueError(
-                f"feature/class sizes changed: got {h.shape[1] - 1} features and {e.shape[1]} "
-                f"classes, expected {self.h.shape[1] - 1} and {self.e.shape[1]}"
-            )
-        self.e[indices] = e
-        self.h[indices] = h
-        self.fresh[indices] = True
-
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
-        if self.grads != "last_layer":
-            self.fresh[indices] = True
-            self._store_labels(indices, targets)
-            return
-        self._store_labels(indices, targets)
-        e, h = last_layer_factors(features, logits, targets)
-        self._store(indices, e, h)
-
-    def _store_labels(self, indices: torch.Tensor, targets: torch.Tensor) -> None:
         if self.labels is None:
             self.labels = torch.full((self.n,), -1, dtype=torch.long)
-        self.labels[indices] = targets
+        # index_copy_/index_fill_: on CPU, `buf[idx] = x` (index_put) of a (B, D) block can be
+        # orders of magnitude slower (a parallel path), and this runs once per training batch
+        self.labels.index_copy_(0, indices, targets)
+        self.fresh.index_fill_(0, indices, True)
+        if self.grads != "last_layer":
+            return
+        self._store(indices, logits, features)
+
+    def _store(self, indices: torch.Tensor, logits: torch.Tensor, features: torch.Tensor) -> None:
+        if self.logits is None or self.features is None:
+            self.logits = torch.zeros(self.n, logits.shape[1], dtype=torch.float32)
+            self.features = torch.zeros(self.n, features.shape[1], dtype=torch.float32)
+        if logits.shape[1] != self.logits.shape[1] or features.shape[1] != self.features.shape[1]:
+            raise ValueError(
+                f"feature/class sizes changed: got {features.shape[1]} features and "
+                f"{logits.shape[1]} classes, expected {self.features.shape[1]} and "
+                f"{self.logits.shape[1]}"
+            )
+        self.logits.index_copy_(0, indices, logits)
+        self.features.index_copy_(0, indices, features)
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Closed-form last-layer gradient factors (e, h~) of every sample (float64), from the
+        stored logits/features/labels (zeros for never-observed samples)."""
+        if self.logits is None or self.features is None or self.labels is None:
+            raise ValueError("no observations yet: call observe() during training first")
+        seen = self.labels >= 0
+        e = torch.softmax(self.logits.double(), dim=1)
+        e[torch.arange(self.n)[seen], self.labels[seen]] -= 1.0
+        e[~seen] = 0.0
+        h = torch.cat([self.features.double(), torch.ones(self.n, 1, dtype=torch.float64)], 1)
+        return e, h
 
     def _needs_rescore(self) -> bool:
-        if self.rescore_every == 0 or (self.epoch + 1) % self.rescore_every != 0:
+        if self.grads != "last_layer" or self.rescore_every == 0:
+            return False
+        if (self.epoch + 1) % self.rescore_every != 0:
             return False
         return self.epoch + 1 < self.epochs and self.keep_ratio(self.epoch + 1) < 1.0
 
     @torch.no_grad()
     def _forward_scores(self, model, dataset, idx, batch_size, collate_fn, device) -> None:  # noqa: ANN001
-        """Forward-only pass over `idx` reading logits and features (eval mode)."""
+        """Forward-only pass over `idx` reading logits and features (eval mode).
+
+        A `TensorDataset` without `collate_fn` is sliced directly (no per-sample collation)."""
         if device is None:
             device = next((p.device for p in model.parameters()), torch.device("cpu"))
         device = torch.device(device)
-        loader = DataLoader(
-            Subset(dataset, idx.tolist()),
-            batch_size=batch_size,
-            shuffle=False,
-            collate_fn=collate_fn,
-        )
+        if isinstance(dataset, TensorDataset) and collate_fn is None and len(dataset.tensors) >= 2:
+            xs, ys = dataset.tensors[0], dataset.tensors[1]
+            batches = (
+                (xs.index_select(0, idx[i : i + batch_size]),
+                 ys.index_select(0, idx[i : i + batch_size]))
+                for i in range(0, idx.numel(), batch_size)
+            )  # fmt: skip
+        else:
+            batches = DataLoader(
+                Subset(dataset, idx.tolist()),
+                batch_size=batch_size,
+                shuffle=False,
+                collate_fn=collate_fn,
+            )
         was = model.training
         model.eval()
         pos = 0
         try:
             with FeatureHook(model, self.layer) as hook:
-                for batch in loader:
+                for batch in batches:
                     inputs, targets, _ = split_batch(batch)
                     logits = forward_logits(model, inputs, device)
                     feats = hook.features
@@ -328,10 +426,10 @@ class TEDPruner(ScheduledPruner):
                             f"{hook.name!r}; pass layer= naming the classifier head"
                         )
                     b = logits.shape[0]
-                    e, h = last_layer_factors(
-                        feats.float().cpu(), logits.float().cpu(), torch.as_tensor(targets).cpu()
-                    )
-                    self._store(idx[pos : pos + b], e, h)
+                    sl = idx[pos : pos + b]
+                    self.labels[sl] = torch.as_tensor(targets).long().cpu()
+                    self._store(sl, logits.float().cpu(), feats.float().cpu())
+                    self.fresh[sl] = True
                     pos += b
         finally:
             model.train(was)
@@ -347,7 +445,12 @@ class TEDPruner(ScheduledPruner):
                 inputs, targets, _ = split_batch(batch)
                 if isinstance(inputs, Mapping):
                     raise ValueError("grads='full' supports tensor inputs only")
-                rows.append(per_sample_grads(model, inputs, torch.as_tensor(targets)).double())
+                if device is not None:
+                    inputs = inputs.to(device)
+                    targets = torch.as_tensor(targets).to(device)
+                rows.append(
+                    per_sample_grads(model, inputs, torch.as_tensor(targets)).double().cpu()
+                )
         finally:
             model.train(was)
         return torch.cat(rows)
@@ -374,30 +477,34 @@ class TEDPruner(ScheduledPruner):
                     rank = torch.distributed.get_rank()
                     idx = idx[rank::world]
                 if idx.numel():
+                    if self.labels is None:
+                        self.labels = torch.full((self.n,), -1, dtype=torch.long)
                     self._forward_scores(model, dataset, idx, batch_size, collate_fn, device)
                 scored = idx.numel()
             self._sync()
-            if self.e is None or self.h is None:
+            if self.logits is None:
                 self.epoch_fresh_reset()
                 return scored
             have = self.has_score | self.fresh
             tmask = have & ~sel_mask if self.target == "pruned" else have
             if not tmask.any():
                 tmask = have
-            a = _align_factors(self.e, self.h, tmask, self.normalize)
+            with single_thread():
+                e, h = self.factors()
+                a = _align_factors(e, h, tmask, self.normalize)
         upd = self.fresh
         self.last_alignment[upd] = a[upd]
         old = self.has_score & upd
-        new = ~self.has_score & upd
-        self.scores[old] = self.beta * self.scores[old] + (1 - self.beta) * a[old]
-        self.scores[new] = a[new]
+        self.scores = torch.where(
+            old, self.beta * self.scores + (1 - self.beta) * a, torch.where(upd, a, self.scores)
+        )
         self.has_score |= upd
         self.epoch_fresh_reset()
         return scored
 
     def epoch_fresh_reset(self) -> None:
         """Mark every sample as not observed in the (new) epoch."""
-        self.fresh[:] = False
+        self.fresh = torch.zeros(self.n, dtype=torch.bool)
 
     def _sync(self) -> None:
         """Average this epoch's observations over DDP ranks so every rank holds the same scores."""
@@ -406,22 +513,25 @@ class TEDPruner(ScheduledPruner):
         cnt = self.fresh.double()
         _all_reduce_(cnt)
         dims = torch.tensor(
-            [0.0, 0.0] if self.e is None else [float(self.e.shape[1]), float(self.h.shape[1])]
+            [0.0, 0.0]
+            if self.logits is None
+            else [float(self.logits.shape[1]), float(self.features.shape[1])]
         )
         torch.distributed.all_reduce(dims, op=torch.distributed.ReduceOp.MAX)
-        if self.e is None:
-            self.e = torch.zeros(self.n, int(dims[0]), dtype=torch.float64)
-            self.h = torch.zeros(self.n, int(dims[1]), dtype=torch.float64)
-        es = torch.where(self.fresh[:, None], self.e, torch.zeros_like(self.e))
-        hs = torch.where(self.fresh[:, None], self.h, torch.zeros_like(self.h))
-        _all_reduce_(es)
-        _all_reduce_(hs)
+        if self.logits is None:
+            self.logits = torch.zeros(self.n, int(dims[0]), dtype=torch.float32)
+            self.features = torch.zeros(self.n, int(dims[1]), dtype=torch.float32)
+        ls = torch.where(self.fresh[:, None], self.logits, torch.zeros_like(self.logits)).double()
+        fs = torch.where(self.fresh[:, None], self.features, torch.zeros_like(self.features))
+        fs = fs.double()
+        _all_reduce_(ls)
+        _all_reduce_(fs)
         if self.labels is None:
             self.labels = torch.full((self.n,), -1, dtype=torch.long)
         torch.distributed.all_reduce(self.labels, op=torch.distributed.ReduceOp.MAX)
         upd = cnt > 0
-        self.e[upd] = es[upd] / cnt[upd, None]
-        self.h[upd] = hs[upd] / cnt[upd, None]
+        self.logits[upd] = (ls[upd] / cnt[upd, None]).float()
+        self.features[upd] = (fs[upd] / cnt[upd, None]).float()
         self.fresh = upd
 
     def _select(self, epoch: int) -> Selection:
@@ -439,8 +549,8 @@ class TEDPruner(ScheduledPruner):
             "scores": self.scores.clone(),
             "has_score": self.has_score.clone(),
             "fresh": self.fresh.clone(),
-            "e": None if self.e is None else self.e.clone(),
-            "h": None if self.h is None else self.h.clone(),
+            "logits": None if self.logits is None else self.logits.clone(),
+            "features": None if self.features is None else self.features.clone(),
             "last_alignment": self.last_alignment.clone(),
             "labels": None if self.labels is None else self.labels.clone(),
             "schedule": self.schedule.state_dict(),
@@ -449,6 +559,8 @@ class TEDPruner(ScheduledPruner):
                 "grads": self.grads,
                 "beta": self.beta,
                 "normalize": self.normalize,
+                "balance": self.balance,
+                "rescore_every": self.rescore_every,
             },
         }
 
@@ -460,7 +572,7 @@ class TEDPruner(ScheduledPruner):
         self.scores = extra["scores"].clone()
         self.has_score = extra["has_score"].clone()
         self.fresh = extra["fresh"].clone()
-        self.e = None if extra["e"] is None else extra["e"].clone()
-        self.h = None if extra["h"] is None else extra["h"].clone()
+        self.logits = None if extra["logits"] is None else extra["logits"].clone()
+        self.features = None if extra["features"] is None else extra["features"].clone()
         self.last_alignment = extra["last_alignment"].clone()
         self.labels = None if extra["labels"] is None else extra["labels"].clone()
