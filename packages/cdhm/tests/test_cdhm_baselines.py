@@ -50,6 +50,9 @@ def test_neural_baselines_fit_predict(toy, alignment):
     assert est.transform(b.x).shape == (len(b), 16)
     if alignment is not None:
         assert "align" in est.history_
+    if alignment == "dann":  # the domain classifier's accuracy and the GRL weight are logged
+        assert all(0.0 <= v <= 1.0 for v in est.history_["domain_acc"])
+        assert est.history_["grl_lambda"][-1] > est.history_["grl_lambda"][0]
     with pytest.raises(ValueError, match="alignment"):
         AlignedCNNClassifier("adabn")
 
@@ -86,17 +89,27 @@ def test_bench_tiny_writes_report(tmp_path):
         epochs=1,
         recordings_per_class=2,
         windows_per_recording=2,
-        window=512,
+        window=1024,
         n_segments=4,
         ablations=False,
     )
+    assert cfg.front_end == "order-envelope"
     res, text = run_bench(out=tmp_path, config=cfg, command="test", progress=False)
     for ext in ("md", "json", "png"):
         assert (tmp_path / f"cdhm.{ext}").exists()
     doc = json.loads((tmp_path / "cdhm.json").read_text())
     assert doc["package"] == "cdhm"
+    assert doc["config"]["front_end"] == "order-envelope"
     assert "probe_s_domain" in res.records[0].metrics
-    assert "Goals of the issue" in text
+    assert "source-only (raw)" in res.methods
+    dann = [r for r in res.records if r.method == "DANN"]
+    assert all("domain_clf_acc_last_epoch" in r.metrics for r in dann)
+    assert all("acc_source" in r.metrics for r in res.records)
+    assert "Goals of the issue" in text and "source-test acc" in text
+    with pytest.raises(ValueError, match="front_end must be one of"):
+        BenchConfig(front_end="stft")
+    with pytest.raises(ValueError, match="must divide the window"):
+        BenchConfig(window=1000, n_segments=3)
     assert np.isfinite([r.metrics["acc_target"] for r in res.records]).all()
 
 

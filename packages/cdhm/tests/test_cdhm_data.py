@@ -7,9 +7,13 @@ from cdhm.data import (
     CLASSES_10,
     CWRU_FILES,
     DOMAIN_TIERS,
+    FRONT_ENDS,
+    SEGMENT_ORDERS,
+    apply_front_end,
     cwru_transfer_tasks,
     envelope_order_spectrum,
     load_cwru,
+    order_envelope_segments,
     segment_windows,
     simulate_domain,
     simulate_recording,
@@ -102,3 +106,40 @@ def test_cwru_loader_rejects_missing_key_and_short_signal(tmp_path):
         load_cwru(tmp_path / "missing")
     with pytest.raises(ValueError, match="load 7"):
         load_cwru(tmp_path / "a", loads=(7,))
+
+
+@pytest.mark.parametrize("fault", ["outer", "inner", "ball"])
+def test_order_envelope_front_end_peaks_at_fault_order_for_any_speed(fault):
+    peaks = []
+    for dom in (DOMAIN_TIERS["hard"][0], DOMAIN_TIERS["hard"][-1]):  # 1500 and 1950 rpm
+        sig = simulate_recording(fault, dom, 8192 * 8 / 12000.0, rng=np.random.default_rng(3))
+        x = sig[: 8 * 8192].reshape(8, 8192)
+        feats = order_envelope_segments(x, 12000.0, dom.rpm, 4)
+        assert feats.shape == (8, 4 * len(SEGMENT_ORDERS)) and feats.dtype == np.float32
+        spec = feats.reshape(8, 4, -1).mean(axis=(0, 1))  # mean over windows and segments
+        band = (SEGMENT_ORDERS > 2) & (SEGMENT_ORDERS < 7)
+        peaks.append(SEGMENT_ORDERS[band][np.argmax(spec[band])])
+    # Order normalisation: the same peak at 1500 and 1950 rpm, at the fault order.
+    for p in peaks:
+        assert abs(p - BEARING_6205_ORDERS[fault]) < 0.15, (fault, peaks)
+
+
+def test_apply_front_end_and_bad_inputs():
+    d = simulate_domain("A", 0, recordings_per_class=2, windows_per_recording=2, window=1024)
+    assert apply_front_end(d, "raw", 4) is d
+    oe = apply_front_end(d, "order-envelope", 4)
+    assert oe.x.shape == (len(d), 4 * len(SEGMENT_ORDERS)) and np.isfinite(oe.x).all()
+    np.testing.assert_array_equal(oe.y, d.y)
+    assert "order-envelope" in FRONT_ENDS
+    with pytest.raises(ValueError, match="front_end must be one of"):
+        apply_front_end(d, "wavelet", 4)
+    with pytest.raises(ValueError, match="n_segments=3 must be >= 1 and divide"):
+        order_envelope_segments(d.x, 12000.0, 1500.0, 3)
+    with pytest.raises(ValueError, match="rpm must be > 0"):
+        order_envelope_segments(d.x, 12000.0, 0.0, 4)
+    bad = d.x.copy()
+    bad[1, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        order_envelope_segments(bad, 12000.0, 1500.0, 4)
+    with pytest.raises(ValueError, match="shape"):
+        order_envelope_segments(d.x[0], 12000.0, 1500.0, 4)

@@ -99,3 +99,28 @@ def test_bad_inputs(toy, fitted):
         CDHMClassifier().predict(a.x)
     with pytest.raises(TypeError, match="numeric"):
         est.fit(np.array([["a"] * 512]), [0])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"alignment": "mmd"},
+        {"alignment": "dann", "temporal_prior": False},
+        {"alignment": "dann", "entangled": True, "lambda_c": 0.0},
+    ],
+)
+def test_alignment_options_and_ablations_train(toy, kwargs):
+    a, b = toy
+    est = CDHMClassifier(n_segments=4, epochs=2, s_dim=4, z_dim=4, hidden=16, **kwargs)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["align"]).all()  # alignment on s is active
+    if kwargs["alignment"] == "dann":  # domain classifier accuracy and GRL weight are logged
+        assert all(0.0 <= v <= 1.0 for v in est.history_["domain_acc"])
+        assert est.history_["grl_lambda"][-1] > est.history_["grl_lambda"][0]
+    s = est.transform(b.x, 1, part="s")
+    assert s.shape == (len(b), 8 if kwargs.get("entangled") else 4)
+    if kwargs.get("entangled"):
+        with pytest.raises(ValueError, match="entangled"):
+            est.transform(b.x, 1, part="z")
+    else:
+        assert est.transform(b.x, 1, part="z").shape == (len(b), 4)

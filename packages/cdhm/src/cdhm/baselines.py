@@ -108,8 +108,10 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         x = torch.cat([xs, batch["xt"]]) if use_target else xs
         h = net.features(x)
         ns = len(xs)
-        ce = F.cross_entropy(net.classifier(h[:ns]), ys)
+        logits = net.classifier(h[:ns])
+        ce = F.cross_entropy(logits, ys)
         loss, logs = ce, {"ce": float(ce.detach())}
+        logs["source_acc"] = float((logits.detach().argmax(-1) == ys).float().mean())
         if use_target:
             lam = ganin_lambda(progress)
             if self.alignment == "dann":
@@ -117,6 +119,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
                 target = (torch.arange(len(x)) >= ns).float()
                 align = F.binary_cross_entropy_with_logits(d, target)
                 loss = loss + self.lambda_align * align
+                logs["domain_acc"] = float(((d.detach() > 0).float() == target).float().mean())
+                logs["grl_lambda"] = lam
             elif self.alignment == "mmd":
                 align = mk_mmd(h[:ns], h[ns:])
                 loss = loss + self.lambda_align * lam * align

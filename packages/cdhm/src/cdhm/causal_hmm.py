@@ -353,6 +353,10 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 d_true = (~mask).float()
                 align = F.binary_cross_entropy_with_logits(d_logit, d_true)
                 loss = loss + self.lambda_align * align
+                logs["domain_acc"] = float(
+                    ((d_logit.detach() > 0).float() == d_true).float().mean()
+                )
+                logs["grl_lambda"] = lam
             else:
                 align = mk_mmd(s_T[:ns], s_T[ns:])
                 loss = loss + self.lambda_align * lam * align

@@ -15,18 +15,26 @@ def demo(out: str | None = None, summary_json: str | None = None) -> dict[str, f
 
     from cdhm.baselines import AlignedCNNClassifier
     from cdhm.causal_hmm import CDHMClassifier
-    from cdhm.data import DOMAIN_TIERS, simulate_domain, split_by_recording
+    from cdhm.data import DOMAIN_TIERS, apply_front_end, simulate_domain, split_by_recording
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     a, c = DOMAIN_TIERS["hard"][0], DOMAIN_TIERS["hard"][2]
-    kw = {"recordings_per_class": 6, "windows_per_recording": 16}
-    s_tr, s_te = split_by_recording(simulate_domain(a, 0, **kw))
-    t_tr, t_te = split_by_recording(simulate_domain(c, 1, **kw))
+    kw = {"recordings_per_class": 6, "windows_per_recording": 6, "window": 8192}
+    T = 4
+    # The order-envelope front end (per-segment log envelope order spectra), as in the bench.
+    s_tr, s_te = (
+        apply_front_end(d, "order-envelope", T)
+        for d in split_by_recording(simulate_domain(a, 0, **kw))
+    )
+    t_tr, t_te = (
+        apply_front_end(d, "order-envelope", T)
+        for d in split_by_recording(simulate_domain(c, 1, **kw))
+    )
     rows, acc = [], {}
     for name, est in (
-        ("CDHM (DANN on s)", CDHMClassifier(epochs=20, progress=True)),
-        ("source-only CNN", AlignedCNNClassifier(None, epochs=20, progress=True)),
+        ("CDHM (DANN on s)", CDHMClassifier(n_segments=T, epochs=40, progress=True)),
+        ("source-only CNN", AlignedCNNClassifier(None, n_segments=T, epochs=40, progress=True)),
     ):
         t1 = time.perf_counter()
         est.fit(s_tr.x, s_tr.y, t_tr.x, s_tr.domain, t_tr.domain)
@@ -43,7 +51,8 @@ def demo(out: str | None = None, summary_json: str | None = None) -> dict[str, f
             est.save(Path(out) / "cdhm_model")
     print(
         f"Simulated 6205-2RS bearing, task {a.name} ({a.rpm:.0f} rpm) -> {c.name} "
-        f"({c.rpm:.0f} rpm), 4 classes, split by recording, {len(t_te)} target test windows"
+        f"({c.rpm:.0f} rpm), 4 classes, split by recording, {len(t_te)} target test windows, "
+        "order-envelope front end"
     )
     print(markdown_table(["method", "source acc %", "target acc %", "train s"], rows))
     secs = time.perf_counter() - t0
@@ -73,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--quick", action="store_true", help="3 tasks instead of all 12")
     p_bench.add_argument("--out", default="docs/benchmarks", help="output directory")
     p_bench.add_argument("--seeds", type=int, default=3, help="number of seeds (>= 1)")
+    p_bench.add_argument(
+        "--front-end",
+        default="order-envelope",
+        choices=["order-envelope", "raw"],
+        help="input of every neural method (default: per-segment log envelope order spectra)",
+    )
     args = parser.parse_args(argv)
     if args.version:
         from cdhm import __version__
@@ -89,8 +104,15 @@ def main(argv: list[str] | None = None) -> int:
             "cdhm bench"
             + (" --quick" if args.quick else "")
             + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
+            + (f" --front-end {args.front_end}" if args.front_end != "order-envelope" else "")
         )
-        _, text = run_bench(quick=args.quick, out=args.out, seeds=args.seeds, command=cmd)
+        _, text = run_bench(
+            quick=args.quick,
+            out=args.out,
+            seeds=args.seeds,
+            command=cmd,
+            front_end=args.front_end,
+        )
         print(text)
         return 0
     parser.print_help()

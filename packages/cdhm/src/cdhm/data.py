@@ -35,8 +35,11 @@ __all__ = [
     "BearingData",
     "DomainSpec",
     "cwru_transfer_tasks",
+    "FRONT_ENDS",
+    "apply_front_end",
     "envelope_order_spectrum",
     "load_cwru",
+    "order_envelope_segments",
     "segment_windows",
     "simulate_domain",
     "simulate_recording",
@@ -366,6 +369,81 @@ def envelope_order_spectrum(
     fr = np.broadcast_to(np.asarray(rpm, dtype=np.float64) / 60.0, (x2.shape[0],))
     out = np.stack([np.interp(orders * fr[i], freqs, spec[i]) for i in range(x2.shape[0])])
     return orders, (out[0] if single else out)
+
+
+#: Order grid of :func:`order_envelope_segments` (0.5 to 12.4 in steps of 0.1: 120 bins).
+SEGMENT_ORDERS: np.ndarray = np.round(0.5 + 0.1 * np.arange(120), 10)
+
+#: Input representations every neural method can be given (see :func:`apply_front_end`).
+FRONT_ENDS: tuple[str, ...] = ("raw", "order-envelope")
+
+
+def order_envelope_segments(
+    x: np.ndarray,
+    fs: float,
+    rpm: float | np.ndarray,
+    n_segments: int,
+    orders: np.ndarray | None = None,
+    highpass_hz: float = 1000.0,
+) -> np.ndarray:
+    """Per-segment log envelope order spectra of windows `x` (N, L): shape (N, T * len(orders)).
+
+    The "order-envelope" front end (standard envelope analysis plus order normalisation by the
+    known shaft speed, as in :class:`cdhm.PhysicsReference`, but kept per segment so the T steps
+    of the sequence model remain). Each window is high-passed at `highpass_hz` (removes the shaft
+    harmonics), its Hilbert envelope is cut into T = `n_segments` consecutive segments, and each
+    segment gives log(|FFT(envelope - mean)| / mean + 1e-3) read at `orders` of the shaft
+    frequency rpm / 60 (default :data:`SEGMENT_ORDERS`). The result is flat (T blocks of
+    len(orders) values) so every estimator cuts it back into the same T segments.
+
+    Needs the shaft speed of every window (the working condition is known in this setting) and
+    segments of several revolutions for the order resolution (about 1 / revolutions per segment).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n_windows, window_length), got shape {x.shape}")
+    _check_window(x.shape[1], n_segments)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x contains NaN/inf values; clean the signals first")
+    if fs <= 0 or not 0 < highpass_hz < fs / 2:
+        raise ValueError(f"need fs > 0 and 0 < highpass_hz < fs / 2, got {fs!r}, {highpass_hz!r}")
+    orders = SEGMENT_ORDERS if orders is None else np.asarray(orders, dtype=np.float64)
+    rpm_arr = np.broadcast_to(np.asarray(rpm, dtype=np.float64), (x.shape[0],))
+    if not np.all(rpm_arr > 0):
+        raise ValueError(f"rpm must be > 0 for every window, got min {rpm_arr.min()!r}")
+    sos = sps.butter(4, highpass_hz, "highpass", fs=fs, output="sos")
+    env = np.abs(sps.hilbert(sps.sosfiltfilt(sos, x, axis=1), axis=1))
+    d = x.shape[1] // n_segments
+    seg = env.reshape(x.shape[0], n_segments, d)
+    seg = seg - seg.mean(axis=2, keepdims=True)
+    nfft = max(d, 4096)
+    spec = np.abs(np.fft.rfft(seg * np.hanning(d), n=nfft, axis=2))
+    spec = spec / (spec.mean(axis=2, keepdims=True) + 1e-12)
+    freqs = np.fft.rfftfreq(nfft, 1 / fs)
+    fr = rpm_arr / 60.0
+    out = np.empty((x.shape[0], n_segments, len(orders)))
+    for i in range(x.shape[0]):
+        f = orders * fr[i]
+        for t in range(n_segments):
+            out[i, t] = np.interp(f, freqs, spec[i, t])
+    return np.log(out + 1e-3).reshape(x.shape[0], -1).astype(np.float32)
+
+
+def apply_front_end(
+    data: BearingData, front_end: str, n_segments: int, **kwargs: object
+) -> BearingData:
+    """`data` with its windows replaced by the input representation `front_end`.
+
+    'raw' returns `data` unchanged (waveform segments); 'order-envelope' applies
+    :func:`order_envelope_segments` with the recorded shaft speeds. Benchmarks give every
+    neural method the same front end.
+    """
+    if front_end not in FRONT_ENDS:
+        raise ValueError(f"front_end must be one of {FRONT_ENDS}, got {front_end!r}")
+    if front_end == "raw":
+        return data
+    x = order_envelope_segments(data.x, data.fs, data.rpm, n_segments, **kwargs)  # type: ignore[arg-type]
+    return replace(data, x=x)
 
 
 # ----------------------------------------------------------------------------------------------
