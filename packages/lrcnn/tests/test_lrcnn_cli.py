@@ -18,12 +18,26 @@ def test_demo_writes_summary(tmp_path: Path, capsys) -> None:  # type: ignore[no
 
 
 def test_bench_configs_compare_all_methods() -> None:
-    quick = _configs(True)
-    methods = {(c["method"], c.get("rows"), c.get("ckpt", False)) for c in quick}
-    assert ("plain", None, False) in methods and ("checkpoint", None, False) in methods
-    assert any(m[0] == "overlap" and m[2] for m in methods)
-    assert {c["model"] for c in quick} == {"vgg16", "resnet50"}
-    assert {c["res"] for c in _configs(False)} == {224, 512}
+    for quick in (True, False):
+        cfgs = _configs(quick)
+        for model in ("vgg16", "resnet50"):
+            for res in {c["res"] for c in cfgs}:
+                mine = [c for c in cfgs if c["model"] == model and c["res"] == res]
+                methods = {(c["method"], c.get("rows"), c.get("ckpt", False)) for c in mine}
+                assert ("plain", None, False) in methods and ("checkpoint", None, False) in methods
+                plain_rc = {m for m in methods if m[1] is not None and not m[2]}
+                if model == "vgg16":
+                    assert len({m[1] for m in plain_rc}) >= 2  # several strip counts
+                assert {m[0] for m in plain_rc} == {"overlap", "two_phase"}
+                assert any(m[1] is not None and m[2] for m in methods)  # row-centric + ckpt
+    full = _configs(False)
+    # the setting: VGG-16 / ResNet-50 at 224x224 batch 8, and a high resolution
+    assert {(c["model"], c["res"], c["batch"]) for c in full} >= {
+        ("vgg16", 224, 8),
+        ("resnet50", 224, 8),
+        ("vgg16", 512, 1),
+        ("resnet50", 512, 1),
+    }
 
 
 def test_version() -> None:

@@ -284,3 +284,26 @@ def test_saved_memory_is_strip_sized() -> None:
     plain = saved_bytes(net)
     rc = saved_bytes(lrcnn.RowCentric(net, rows=4, depth=None))
     assert rc < 0.3 * plain
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_dilated_max_pool_and_divisor_override(policy: str) -> None:
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, stride=2, padding=1, dilation=2),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.AvgPool2d(3, 2, 1, divisor_override=5),
+    )
+    for rows in (1, 2, 5):
+        assert compare(copy.deepcopy(net), (2, 3, 31, 23), rows=rows, policy=policy) < 1e-10
+
+
+def test_float32_geometry_net() -> None:
+    """The odd-size / stride / dilation / padding-mode / ceil_mode net in float32 (<= 1e-5)."""
+    for policy in POLICIES:
+        for rows in (1, 3, 4):
+            err = compare(
+                geometry_net(), (2, 3, 53, 29), rows=rows, policy=policy, dtype=torch.float32
+            )
+            assert err <= 1e-5, (policy, rows, err)

@@ -107,3 +107,30 @@ def test_bad_inputs() -> None:
         lrcnn.plan(net, (3, 32, 32))
     with pytest.raises(TypeError, match="model must be an nn.Module"):
         lrcnn.plan("vgg", (1, 3, 32, 32))  # type: ignore[arg-type]
+
+
+def test_budget_string_and_predictions_per_policy() -> None:
+    from lrcnn.rowcentric import _parse_budget
+
+    assert _parse_budget("1.5GB") == 1_500_000_000
+    assert _parse_budget("512MiB") == 512 * 2**20
+    assert _parse_budget(2e9) == 2_000_000_000
+    model = meta_vgg16()
+    shape = (32, 3, 224, 224)  # plain training needs ~2.5 GB of activations
+    p = lrcnn.plan(model, shape, memory_budget="1.5GB")
+    # every method is predicted, both policies, with a step-time estimate each
+    assert set(p.policy_bytes) == {"overlap", "two_phase"} == set(p.time_ratio)
+    assert 0 < p.floor_bytes <= p.predicted_bytes <= 1_500_000_000 < p.plain_bytes
+    assert p.checkpoint_segments >= 1 and p.checkpoint_time_ratio > 1.0
+    assert all(t >= 1.0 for t in p.time_ratio.values())
+    # the fewest strips that fit: one strip fewer (at the depth the planner would pick) does not
+    if p.rows > 1:
+        assert lrcnn.plan(model, shape, rows=p.rows - 1).predicted_bytes > 1_500_000_000
+    # RowCentric(memory_budget="1.5GB") uses that plan
+    rc = lrcnn.RowCentric(small_cnn(width=4), memory_budget="1.5GB")
+    assert rc.memory_budget == 1_500_000_000
+    assert rc.configure((2, 3, 32, 32))[1] >= 1
+    # a budget below the floor fails at the first call, naming the floor
+    tight = lrcnn.RowCentric(small_cnn(width=4), memory_budget="1KiB")
+    with pytest.raises(ValueError, match="below the predicted floor"):
+        tight(torch.randn(2, 3, 32, 32))

@@ -139,10 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default=None, help="folder for the demo table")
     d.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
     b = sub.add_parser("bench", help="VGG-16 / ResNet-50: plain vs checkpoint vs row-centric")
-    b.add_argument("--quick", action="store_true", help="batch 2 at 224x224, fewer strip counts")
+    b.add_argument("--quick", action="store_true", help="batch 2 at 224x224 only")
     b.add_argument("--out", default="docs/benchmarks", help="where lrcnn.{md,json,png} go")
     b.add_argument("--seeds", type=int, default=1, help="repeats per configuration")
-    b.add_argument("--threads", type=int, default=2, help="torch threads per worker")
+    b.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per worker (1: on a shared machine, OpenMP barriers of the many "
+        "strip-sized ops make 2-thread step times noise)",
+    )
+    b.add_argument("--cache", default=None, help="JSON-lines file of finished configurations")
+    b.add_argument(
+        "--max-minutes", type=float, default=None, help="start no new configuration after this"
+    )
     args = parser.parse_args(argv)
     if args.version:
         from lrcnn import __version__
@@ -158,7 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         cmd = "lrcnn bench" + (" --quick" if args.quick else "")
         print(
             run_bench(
-                args.out, quick=args.quick, seeds=args.seeds, threads=args.threads, command=cmd
+                args.out,
+                quick=args.quick,
+                seeds=args.seeds,
+                threads=args.threads,
+                command=cmd,
+                cache=args.cache,
+                max_minutes=args.max_minutes,
             )
         )
         return 0

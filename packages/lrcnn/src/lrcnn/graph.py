@@ -92,6 +92,31 @@ def pool_len(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
     return out
 
 
+_WINDOWED: tuple[tuple[type[nn.Module], str], ...] = (
+    (nn.Conv2d, "conv"),
+    (nn.MaxPool2d, "maxpool"),
+    (nn.AvgPool2d, "avgpool"),
+)
+
+
+def _window(m: nn.Module) -> dict[str, object]:
+    """Vertical and horizontal window geometry of a convolution or pooling layer."""
+    kh, kw = _pair(m.kernel_size)
+    if isinstance(m, nn.Conv2d):
+        sh, sw = _pair(m.stride)
+        dh, dw = _pair(m.dilation)
+        pl, pr, pt, pb = (int(v) for v in m._reversed_padding_repeated_twice)
+        return dict(
+            k=kh, s=sh, d=dh, pt=pt, pb=pb, kw=kw, sw=sw, dw=dw, pl=pl, pr=pr, mode=m.padding_mode
+        )
+    sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
+    ph, pw = _pair(m.padding)
+    dh, dw = _pair(getattr(m, "dilation", 1))  # AvgPool2d has no dilation
+    return dict(
+        k=kh, s=sh, d=dh, pt=ph, pb=ph, kw=kw, sw=sw, dw=dw, pl=pw, pr=pw, ceil=bool(m.ceil_mode)
+    )
+
+
 @dataclass
 class Node:
     """One row-local operation of the trunk graph (a tensor is identified with the node making it)."""
@@ -165,74 +190,11 @@ class TrunkGraph:
             return cur
         if isinstance(m, nn.Identity):
             return cur
-        if isinstance(m, nn.Conv2d):
-            kh, kw = _pair(m.kernel_size)
-            sh, sw = _pair(m.stride)
-            dh, dw = _pair(m.dilation)
-            pl, pr, pt, pb = (int(v) for v in m._reversed_padding_repeated_twice)
-            return self._new(
-                "conv",
-                (cur,),
-                name=name,
-                module=m,
-                k=kh,
-                s=sh,
-                d=dh,
-                pt=pt,
-                pb=pb,
-                kw=kw,
-                sw=sw,
-                dw=dw,
-                pl=pl,
-                pr=pr,
-                mode=m.padding_mode,
-                unit=unit,
-            )
-        if isinstance(m, nn.MaxPool2d):
-            if m.return_indices:
-                raise TypeError(f"layer {name!r}: MaxPool2d(return_indices=True) is not supported")
-            kh, kw = _pair(m.kernel_size)
-            sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
-            ph, pw = _pair(m.padding)
-            dh, dw = _pair(m.dilation)
-            return self._new(
-                "maxpool",
-                (cur,),
-                name=name,
-                module=m,
-                k=kh,
-                s=sh,
-                d=dh,
-                pt=ph,
-                pb=ph,
-                kw=kw,
-                sw=sw,
-                dw=dw,
-                pl=pw,
-                pr=pw,
-                ceil=bool(m.ceil_mode),
-                unit=unit,
-            )
-        if isinstance(m, nn.AvgPool2d):
-            kh, kw = _pair(m.kernel_size)
-            sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
-            ph, pw = _pair(m.padding)
-            return self._new(
-                "avgpool",
-                (cur,),
-                name=name,
-                module=m,
-                k=kh,
-                s=sh,
-                pt=ph,
-                pb=ph,
-                kw=kw,
-                sw=sw,
-                pl=pw,
-                pr=pw,
-                ceil=bool(m.ceil_mode),
-                unit=unit,
-            )
+        if isinstance(m, nn.MaxPool2d) and m.return_indices:
+            raise TypeError(f"layer {name!r}: MaxPool2d(return_indices=True) is not supported")
+        kind = next((k for t, k in _WINDOWED if isinstance(m, t)), None)
+        if kind is not None:
+            return self._new(kind, (cur,), name=name, module=m, unit=unit, **_window(m))
         if type(m) is nn.BatchNorm2d:
             return self._new("bn", (cur,), name=name, module=m, unit=unit)
         if type(m) is nn.Dropout:

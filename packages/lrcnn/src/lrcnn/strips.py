@@ -192,6 +192,14 @@ class _BNApply(torch.autograd.Function):
         return gx, gw, gb, None, None, None, None
 
 
+def _rows(t: torch.Tensor, offset: int, n: int) -> torch.Tensor:
+    """Rows ``[offset, offset + n)`` of ``t``; ``t`` itself when that is all of it (a narrow in
+    the recompute graph would cost a full-size zero-filled gradient in backward)."""
+    if offset == 0 and n == t.shape[2]:
+        return t
+    return t.narrow(2, offset, n)
+
+
 def _vslice(
     t: torch.Tensor, start: int, lo: int, hi: int, h: int, mode: str, fill: float
 ) -> torch.Tensor:
@@ -209,14 +217,14 @@ def _vrows(
         rlo, rhi = max(lo, 0), min(hi, h)
         if rhi <= rlo:
             return t.new_full((t.shape[0], t.shape[1], hi - lo, t.shape[3]), fill)
-        part = t.narrow(2, rlo - start, rhi - rlo)
+        part = _rows(t, rlo - start, rhi - rlo)
         top, bottom = rlo - lo, hi - rhi
         if top or bottom:
             part = F.pad(part, (0, 0, top, bottom), value=fill)
         return part
     idx = [map_row(r, h, mode) - start for r in range(lo, hi)]
     if idx == list(range(idx[0], idx[0] + len(idx))):
-        return t.narrow(2, idx[0], len(idx))
+        return _rows(t, idx[0], len(idx))
     return t.index_select(2, torch.tensor(idx, device=t.device))
 
 
@@ -265,21 +273,39 @@ class StripRunner:
                 s |= desc[c] | {c}
             desc[node.id] = s
         self.desc = desc
+        # in-place activations (as in the original layer) where the input is a fresh strip tensor
+        # nobody else reads: never a view of the saved segment input or of carried rows
+        fresh = ("conv", "bn", "add", "maxpool", "avgpool")
+        self.inplace_ok = {
+            n.id
+            for n in nodes
+            if n.kind == "act"
+            and n.inplace
+            and nodes[n.inputs[0]].kind in fresh
+            and nodes[n.inputs[0]].consumers == [n.id]
+        }
 
     # -- one operation on one strip ------------------------------------------------------------
     def _apply(
-        self, node: Node, ins: list[tuple[torch.Tensor, int]], out: Interval, st: _State
+        self,
+        node: Node,
+        ins: list[tuple[torch.Tensor, int]],
+        out: Interval,
+        st: _State,
+        inplace: bool = False,
     ) -> torch.Tensor:
         a, b = out
         shapes = self.layout.shapes
         if node.kind == "add":
             (x, xs), (y, ys) = ins
-            return x.narrow(2, a - xs, b - a) + y.narrow(2, a - ys, b - a)
+            return _rows(x, a - xs, b - a) + _rows(y, a - ys, b - a)
         t, start = ins[0]
         c_in, h_in, w_in = shapes[node.inputs[0]]
         if node.kind in ("act", "bn", "drop", "drop2d"):
-            x = t.narrow(2, a - start, b - a)
+            x = _rows(t, a - start, b - a)
             if node.kind == "act":
+                if inplace and x is t:
+                    return node.module(x)  # the layer's own in-place form
                 return node.fn(x)  # type: ignore[misc]
             if node.kind == "bn":
                 return self._bn(node, x, a, b, st)
@@ -433,7 +459,9 @@ class StripRunner:
             st.own_iv = lay.owned[i][node.id]
             if capture == node.id:
                 captured["bn_in"] = ins[0][0].narrow(2, iv[0] - ins[0][1], iv[1] - iv[0])
-            y = self._apply(node, ins, iv, st)
+            y = self._apply(
+                node, ins, iv, st, inplace=node.id in self.inplace_ok and capture != node.inputs[0]
+            )
             if capture == node.id:
                 captured["bn_out"] = y
             vals[node.id] = (y, iv[0])
