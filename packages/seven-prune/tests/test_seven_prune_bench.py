@@ -1,8 +1,17 @@
 """The benchmark's report writer and goal checks on synthetic records (no model is trained)."""
 
+from dataclasses import replace
+
 import pytest
 from maskloop import report
-from seven_prune.bench import build_pruner, goals, text_config, vision_config, write_outputs
+from seven_prune.bench import (
+    METHODS,
+    build_pruner,
+    goals,
+    text_config,
+    vision_config,
+    write_outputs,
+)
 from seven_prune.models import tiny_bert
 
 
@@ -64,10 +73,72 @@ def test_write_outputs(tmp_path) -> None:
 
 def test_bench_labels_build_the_right_pruners() -> None:
     cfg = text_config(True, None)
-    assert cfg.seeds == 2 and cfg.sparsities == (0.8,)
-    assert text_config(False, None).seeds == 3
+    assert cfg.seeds == 3 and cfg.sparsities == (0.8,)
+    full = text_config(False, None)
+    assert full.seeds == 3 and full.sparsities == (0.5, 0.7, 0.8, 0.9)
+    assert set(full.methods) == set(METHODS) and set(cfg.methods) < set(METHODS)
+    assert vision_config(True, None).seeds == vision_config(False, None).seeds == 3
     for label in cfg.methods[1:]:
         p = build_pruner(label, tiny_bert(), 0.5, cfg, 0)
         p.remove()
     with pytest.raises(ValueError, match="method must be one of"):
         build_pruner("OBD", tiny_bert(), 0.5, cfg, 0)
+
+
+def test_train_and_evaluate_records_overhead_and_sparsity() -> None:
+    import torch
+    from seven_prune import SevenPruner
+    from seven_prune.bench import BenchConfig, _accuracy, train_and_evaluate
+    from seven_prune.data import collate_trim, synthetic_sentiment
+    from torch.utils.data import DataLoader
+
+    train, test = synthetic_sentiment(128, seed=0), synthetic_sentiment(64, seed=1)
+    test.tensors["attention_mask"][::3, 9:] = 0  # uneven lengths: evaluation sorts by length
+    cfg = BenchConfig("toy", (), (0.8,), 1, 12, 16, 1e-3, 2, 8, 2, 2)
+    model = tiny_bert(seed=0)
+    pruner = SevenPruner(model, 0.8, start=cfg.start, window=cfg.window, delta_t=cfg.delta_t)
+    met = train_and_evaluate(model, pruner, train, test, cfg, seed=0)
+    assert pruner.t == 12 and 0.79 < met["sparsity_all"] <= 0.8
+    assert met["overhead_window"] > 0 and met["overhead_run"] > 0
+    model.eval()
+    with torch.no_grad():
+        correct = 0
+        for b in DataLoader(test, batch_size=5, collate_fn=collate_trim):
+            y = b.pop("labels")
+            correct += int((model(**b).logits.argmax(-1) == y).sum())
+    assert met["accuracy"] == correct / len(test) == _accuracy(model, test)
+
+
+def test_resume_runs_only_what_the_partial_file_lacks(tmp_path, monkeypatch) -> None:
+    import seven_prune.bench as bench
+    from seven_prune.data import synthetic_sentiment
+
+    ran = []
+
+    def fake_train(model, pruner, train, test, cfg, seed, steps=None, lr=None):
+        ran.append((cfg.task, seed, "dense" if pruner is None else type(pruner).__name__))
+        return {"accuracy": 0.5 + 0.01 * seed, "overhead_run": 0.0}
+
+    def fake_data():
+        return synthetic_sentiment(32, seed=0), synthetic_sentiment(16, seed=1)
+
+    monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
+    monkeypatch.setattr("seven_prune.data.digits_datasets", fake_data)
+    monkeypatch.setattr(bench, "_vit_pretrained", lambda cfg, tr, te: lambda s: tiny_bert(seed=s))
+    cfg = replace(vision_config(True, 2), methods=("dense", "magnitude"))
+    monkeypatch.setattr(bench, "vision_config", lambda quick, seeds: cfg)
+    partial = report.Results("seven-prune", "seven-prune bench --quick --seeds 2 --tasks vision")
+    partial.config = {"seconds": 120.0}
+    partial.add("dense", 0, {"accuracy": 0.9}, task="digits_vit", sparsity=0.0)
+    partial.add("magnitude", 0, {"accuracy": 0.8}, task="digits_vit", sparsity=0.8)
+    partial.add("dense", 1, {"accuracy": 0.9}, task="digits_vit", sparsity=0.0)
+    partial.save(tmp_path / "seven-prune.partial.json")
+    res = bench.run_bench(True, tmp_path, 2, ("vision",), resume=True, log=lambda m: None)
+    assert ran == [("digits_vit", 1, "MagnitudePruner")]
+    assert len(res.records) == 4
+    assert not (tmp_path / "seven-prune.partial.json").exists()
+    assert "Total benchmark time: 2." in (tmp_path / "seven-prune.md").read_text()
+    partial.command = "seven-prune bench"
+    partial.save(tmp_path / "seven-prune.partial.json")
+    with pytest.raises(ValueError, match="resume: .* was written by"):
+        bench.run_bench(True, tmp_path, 2, ("vision",), resume=True, log=lambda m: None)

@@ -155,8 +155,8 @@ def test_cli_bench_wiring(tmp_path, monkeypatch, capsys) -> None:
 
     seen = {}
 
-    def fake(quick, out, seeds, tasks, command):
-        seen.update(quick=quick, seeds=seeds, tasks=tasks, command=command)
+    def fake(quick, out, seeds, tasks, command=None, resume=False):
+        seen.update(quick=quick, seeds=seeds, tasks=tasks, command=command, resume=resume)
         (out / "seven-prune.md").write_text("table\n")
 
     monkeypatch.setattr(bench, "run_bench", fake)
@@ -168,8 +168,14 @@ def test_cli_bench_wiring(tmp_path, monkeypatch, capsys) -> None:
         "quick": True,
         "seeds": 3,
         "tasks": ("vision",),
-        "command": "seven-prune bench --quick --seeds 3 --tasks vision",
+        "command": None,  # run_bench records bench_command(quick, seeds, tasks)
+        "resume": False,
     }
+    assert bench.bench_command(True, 3, ("vision",)) == (
+        "seven-prune bench --quick --seeds 3 --tasks vision"
+    )
+    assert bench.bench_command(False) == "seven-prune bench"
+    assert cli.TASKS == bench.TASKS
     assert "table" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["bench", "--seeds", "0", "--out", str(tmp_path)])

@@ -116,3 +116,46 @@ def test_mode_misuse(model) -> None:
     with pytest.raises(ValueError, match="yielded no batches"):
         SnipPruner(model, 0.5).prune_before_training([])
     mag.remove()
+
+
+def _roberta():
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    cfg = RobertaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=40,
+    )
+    return RobertaForSequenceClassification(cfg)
+
+
+def _distilbert():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    cfg = DistilBertConfig(
+        vocab_size=50, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=40
+    )
+    return DistilBertForSequenceClassification(cfg)
+
+
+@pytest.mark.parametrize("family", ["roberta", "vit", "distilbert"])
+def test_default_targets_cover_roberta_vit_and_distilbert(family) -> None:
+    """Every encoder block's six Linears, each with a known layer role; heads stay dense."""
+    from seven_prune import layer_type
+    from seven_prune.models import tiny_vit
+
+    model = {"roberta": _roberta, "vit": lambda: tiny_vit(num_layers=2), "distilbert": _distilbert}[
+        family
+    ]()
+    names = list(target_parameters(model))
+    assert len(names) == 2 * 6
+    roles = [layer_type(n) for n in names]
+    assert sorted(set(roles)) == sorted(["query", "key", "value", "attn_out", "ffn_in", "ffn_out"])
+    assert all(roles.count(r) == 2 for r in set(roles))
+    assert not any("classifier" in n or "embeddings" in n or "pre_classifier" in n for n in names)
+    pruner = SevenPruner(model, 0.5, start=0, window=2, final_exact=True)
+    assert set(pruner.sparsity_by_layer_type()) == {*roles, "all"}
+    pruner.remove()

@@ -59,25 +59,31 @@ def test_fit_runs_pre_pruning_at_fit_start() -> None:
         assert bool((p.detach()[~pruner.mask[n]] == 0).all())
 
 
+def _hf_args(out_dir, **overrides):
+    """TrainingArguments for tiny CPU runs: sequential batches of 8, no logging, no reporting."""
+    from transformers import TrainingArguments
+
+    kw = {
+        "output_dir": str(out_dir),
+        "per_device_train_batch_size": 8,
+        "num_train_epochs": 1,
+        "learning_rate": 1e-3,
+        "train_sampling_strategy": "sequential",
+        "use_cpu": True,
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_strategy": "no",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+    return TrainingArguments(**(kw | overrides))
+
+
 def _trainer(model, dataset, pruner, opt, tmp_path):
     from seven_prune import SevenCallback
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        num_train_epochs=1,
-        learning_rate=1e-3,
-        lr_scheduler_type="constant",
-        max_grad_norm=0.0,
-        train_sampling_strategy="sequential",
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
+    args = _hf_args(tmp_path, lr_scheduler_type="constant", max_grad_norm=0.0)
     return Trainer(
         model=model,
         args=args,
@@ -162,3 +168,99 @@ def test_maskloop_checkpoint_resumes_the_pruner(tmp_path) -> None:
     assert resumed.mask == full.mask
     for a, b in zip(resumed.state["S"], full.state["S"]):
         torch.testing.assert_close(a, b)
+
+
+def _ckpt_trainer(out_dir, pruner, model, data, extra_callbacks=()):
+    from seven_prune import SevenCallback
+    from transformers import Trainer
+
+    args = _hf_args(out_dir, num_train_epochs=2, save_strategy="steps", save_steps=3, seed=0)
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        callbacks=[SevenCallback(pruner), *extra_callbacks],
+    )
+
+
+class _StopAt:
+    """Interrupt training after optimizer step `step` (the checkpoint of that step is saved)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def __getattr__(self, name):
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+        return control
+
+
+@pytest.mark.parametrize("mode", ["dyn", "pre"])
+def test_hf_trainer_resume_from_checkpoint_restores_the_pruner(tmp_path, mode) -> None:
+    """Interrupted at checkpoint-6 and resumed == uninterrupted: same mask, scores, moments, step."""
+    pytest.importorskip("accelerate")
+    from seven_prune.hf import PRUNER_STATE_NAME
+
+    data = synthetic_sentiment(64, seq_len=10, seed=0)  # 8 steps an epoch, 16 in all
+    kw = {"start": 2, "window": 12, "delta_t": 2} if mode == "dyn" else {"window": 3}
+
+    def parts():
+        model = tiny_bert(seed=5)
+        return model, SevenPruner(model, 0.7, mode, **kw)
+
+    m_full, p_full = parts()
+    _ckpt_trainer(tmp_path / "full", p_full, m_full, data).train()
+
+    m_cut, p_cut = parts()
+    _ckpt_trainer(tmp_path / "cut", p_cut, m_cut, data, [_StopAt(6)]).train()
+    assert p_cut.t == 6 and not (tmp_path / "cut" / "checkpoint-9").exists()
+    saved = torch.load(
+        tmp_path / "cut" / "checkpoint-6" / PRUNER_STATE_NAME, map_location="cpu", weights_only=True
+    )
+    assert saved["global_step"] == 6 and saved["pruner"]["t"] == 6
+
+    m_res, p_res = parts()  # a fresh process: new model and pruner
+    trainer = _ckpt_trainer(tmp_path / "cut", p_res, m_res, data)
+    trainer.train(resume_from_checkpoint=True)
+    cb = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "restored_from"))
+    assert cb.restored_from == tmp_path / "cut" / "checkpoint-6" / PRUNER_STATE_NAME
+    assert p_res.t == p_full.t == 16
+    assert p_res.mask == p_full.mask
+    assert p_res.achieved_sparsity > 0.69
+    assert set(p_res.state) == set(p_full.state) == {"m", "v", "S"}
+    for key in p_full.state:
+        for a, b in zip(p_res.state[key], p_full.state[key]):
+            torch.testing.assert_close(a, b)
+    for (n, a), b in zip(m_res.named_parameters(), m_full.parameters()):
+        torch.testing.assert_close(a, b, msg=n)
+
+
+def test_hf_trainer_resume_without_pruner_state_is_an_error(tmp_path) -> None:
+    pytest.importorskip("accelerate")
+    from seven_prune import SevenCallback
+    from transformers import Trainer
+
+    data = synthetic_sentiment(32, seq_len=10, seed=0)
+    model = tiny_bert(seed=6)
+    args = _hf_args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+    Trainer(model=model, args=args, train_dataset=data).train()  # dense, no pruner state saved
+    args.max_steps = 4
+    pruner = SevenPruner(model, 0.5, start=0, window=2, final_exact=True)
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[SevenCallback(pruner)])
+    with pytest.raises(RuntimeError, match="no checkpoint holds the pruner state"):
+        trainer.train(resume_from_checkpoint=True)
+    fresh = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        callbacks=[SevenCallback(pruner, resume_from_checkpoint=False)],
+    )
+    fresh.train(resume_from_checkpoint=True)  # start the pruner afresh on purpose
+    assert pruner.t == 2 and pruner.achieved_sparsity == pytest.approx(0.5, abs=1e-3)
+    with pytest.raises(TypeError, match="resume_from_checkpoint must be"):
+        SevenCallback(pruner, resume_from_checkpoint=3)

@@ -204,3 +204,91 @@ def test_retrieval_data_bad_inputs() -> None:
         make_scenes(0)
     with pytest.raises(ValueError, match="classes"):
         make_scenes(3, classes=["volcano"])
+
+
+def _write_precomp(tmp_path: Path, split: str = "test", suffix: str = "") -> Path:
+    from PIL import Image
+
+    folder = tmp_path / "rsitmd_precomp"
+    folder.mkdir(exist_ok=True)
+    names = ["airport_3.tif", "00017.tif", "beach_9.tif"]
+    for k, fn in enumerate(names):
+        Image.new("RGB", (20, 20), (40 * k, 0, 0)).save(tmp_path / fn)
+    caps = [f"caption {c} of image {k} with planes" for k in range(3) for c in range(5)]
+    (folder / f"{split}_caps{suffix}.txt").write_text("\n".join(caps) + "\n")
+    (folder / f"{split}_filename{suffix}.txt").write_text("\n".join(names) + "\n")
+    return folder
+
+
+def test_precomp_split_and_dataset(tmp_path: Path) -> None:
+    from ssjdn import load_precomp_dataset, load_precomp_split
+
+    folder = _write_precomp(tmp_path)
+    entries = load_precomp_split(folder, "test")
+    assert [n for n, _ in entries] == ["airport_3.tif", "00017.tif", "beach_9.tif"]
+    assert all(len(c) == 5 for _, c in entries)
+    assert entries[1][1][0] == "caption 0 of image 1 with planes"
+    data = load_precomp_dataset(folder, tmp_path, "test", image_size=16)
+    assert data.class_names == ["airport", "beach"]
+    assert data.labels.tolist() == [0, -1, 1]  # numeric name -> unlabelled
+    assert data.caption_image.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    # a label mapping (e.g. a UCM/Sydney class list) overrides filename prefixes
+    mapped = load_precomp_dataset(
+        folder,
+        tmp_path,
+        "test",
+        image_size=16,
+        labels={"00017.tif": "port", "airport_3.tif": "airport"},
+    )
+    assert mapped.class_names == ["airport", "port"]
+    assert mapped.labels.tolist() == [0, 1, -1]
+    # AMFMN's train/val "_verify" files, and one filename line per caption (im_div = 1)
+    _write_precomp(tmp_path, "train", "_verify")
+    assert len(load_precomp_split(folder, "train")) == 3
+    (folder / "val_caps.txt").write_text("a red car\na red car too\na blue ship\n")
+    (folder / "val_filename.txt").write_text("a_1.tif\na_1.tif\nb_2.tif\n")
+    assert load_precomp_split(folder, "val") == [
+        ("a_1.tif", ["a red car", "a red car too"]),
+        ("b_2.tif", ["a blue ship"]),
+    ]
+
+
+def test_precomp_rejects_malformed(tmp_path: Path) -> None:
+    from ssjdn import load_precomp_dataset, load_precomp_split
+
+    folder = _write_precomp(tmp_path)
+    with pytest.raises(FileNotFoundError, match="train_caps.txt"):
+        load_precomp_split(folder, "train")
+    with pytest.raises(FileNotFoundError, match="precomp folder"):
+        load_precomp_split(tmp_path / "nope", "test")
+    (folder / "test_caps.txt").write_text("a\nb\nc\nd\n")
+    with pytest.raises(ValueError, match="multiple of the image count"):
+        load_precomp_split(folder, "test")
+    (folder / "test_caps.txt").write_text("a\n...\nc\n")
+    with pytest.raises(ValueError, match="line 2 holds no caption words"):
+        load_precomp_split(folder, "test")
+    (folder / "test_caps.txt").write_text("a\nb\nc\n")
+    (folder / "test_filename.txt").write_text("x.tif\n\ny.tif\n")
+    with pytest.raises(ValueError, match="line 2 is empty"):
+        load_precomp_split(folder, "test")
+    _write_precomp(tmp_path)  # valid files again
+    with pytest.raises(TypeError, match="labels must be a mapping"):
+        load_precomp_dataset(folder, tmp_path, "test", labels=3)  # type: ignore[arg-type]
+
+
+def test_image_folder_without_a_list(tmp_path: Path) -> None:
+    from PIL import Image
+    from ssjdn import image_files, load_image_folder
+
+    for fn in ("b_2.png", "a_1.jpg", "00003.tif"):
+        Image.new("RGB", (10, 12), (255, 0, 0)).save(tmp_path / fn)
+    (tmp_path / "notes.txt").write_text("not an image")
+    names = image_files(tmp_path)
+    assert names == ["00003.tif", "a_1.jpg", "b_2.png"]
+    assert [label_from_filename(n) for n in names] == [None, "a", "b"]
+    imgs = load_image_folder(tmp_path, image_size=8)
+    assert imgs.shape == (3, 3, 8, 8) and imgs[:, 0].min().item() == pytest.approx(1.0, abs=0.02)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        load_image_folder(empty)

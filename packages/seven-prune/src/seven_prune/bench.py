@@ -38,7 +38,16 @@ from seven_prune.data import TokenizedDataset, collate_trim
 from seven_prune.pruning import GradualPruner, Pruner, sparsity_by_layer_type
 from seven_prune.seven import SevenPruner
 
-__all__ = ["METHODS", "BenchConfig", "build_pruner", "run_bench", "train_and_evaluate"]
+__all__ = [
+    "METHODS",
+    "QUICK_METHODS",
+    "TASKS",
+    "BenchConfig",
+    "bench_command",
+    "build_pruner",
+    "run_bench",
+    "train_and_evaluate",
+]
 
 #: benchmark labels, in table order (SEVEN_pre is a reconstruction; Taylor is per-step |W g|)
 METHODS: tuple[str, ...] = (
@@ -54,7 +63,19 @@ METHODS: tuple[str, ...] = (
     "PLATON",
     "SEVEN w/o consistency",
 )
+#: the methods of `bench --quick` on text: the ones the issue's goals name
+QUICK_METHODS: tuple[str, ...] = (
+    "dense",
+    "SEVEN_dyn",
+    "SEVEN_pre (recon.)",
+    "magnitude",
+    "SNIP",
+    "Taylor (per step)",
+    "PLATON",
+)
 LAYER_TYPES = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out", "pooler")
+#: benchmark tasks: text (MiniLM), vision (tiny ViT), overhead (pruner time at the pilot's batch)
+TASKS: tuple[str, ...] = ("text", "vision", "overhead")
 
 
 @dataclass
@@ -82,32 +103,15 @@ class BenchConfig:
 
 
 def text_config(quick: bool, seeds: int | None) -> BenchConfig:
-    """MiniLM + Rotten Tomatoes. Quick: 0.8 only, 7 methods, 150 steps of 16 sentences of <= 32
-    word-pieces; full: every method at {0.5, 0.7, 0.8, 0.9}, 450 steps of 32 x 48 (the pilot's size)."""
-    if quick:
-        return BenchConfig(
-            task="rotten_tomatoes",
-            methods=(
-                "dense",
-                "SEVEN_dyn",
-                "SEVEN_pre (recon.)",
-                "magnitude",
-                "SNIP",
-                "Taylor (per step)",
-                "PLATON",
-            ),
-            sparsities=(0.8,),
-            seeds=seeds or 2,
-            steps=150,
-            batch_size=16,
-            lr=1e-4,
-            start=15,
-            window=90,
-            delta_t=10,
-            pre_batches=16,
-            max_len=32,
-        )
-    return BenchConfig(
+    """MiniLM + Rotten Tomatoes.
+
+    Full (the default `bench`): every method at {0.5, 0.7, 0.8, 0.9}, 3 seeds, 450 steps of 32
+    sentences x 48 word-pieces (the pilot's size), window t_i=50, K=250. Quick (`--quick`, about 10
+    minutes on 2 free cores with the vision path and the overhead probe): 0.8 only, the 7 methods the
+    goals name (dense, both SEVEN modes, magnitude, SNIP, Taylor, PLATON), 3 seeds, 80 steps of 16 x 32,
+    window t_i=8, K=50, 8 scoring batches for the pre-training methods, 800 test sentences.
+    """
+    full = BenchConfig(
         task="rotten_tomatoes",
         methods=METHODS,
         sparsities=(0.5, 0.7, 0.8, 0.9),
@@ -121,29 +125,61 @@ def text_config(quick: bool, seeds: int | None) -> BenchConfig:
         pre_batches=32,
         max_len=48,
     )
+    if not quick:
+        return full
+    return replace(
+        full,
+        methods=QUICK_METHODS,
+        sparsities=(0.8,),
+        steps=80,
+        batch_size=16,
+        lr=1e-4,
+        start=8,
+        window=50,
+        pre_batches=8,
+        max_len=32,
+        n_test=800,
+    )
 
 
 def vision_config(quick: bool, seeds: int | None) -> BenchConfig:
-    """Tiny ViT on digits: dense pre-training, then pruning + fine-tuning per method."""
-    return BenchConfig(
+    """Tiny ViT on digits: dense pre-training, then pruning + fine-tuning per method (3 seeds;
+    quick: 0.8 only, 5 methods, shorter runs)."""
+    full = BenchConfig(
         task="digits_vit",
-        methods=(
-            ("dense", "SEVEN_dyn", "SEVEN_pre (recon.)", "magnitude", "Taylor (per step)")
-            if quick
-            else METHODS
-        ),
-        sparsities=(0.8,) if quick else (0.5, 0.7, 0.8, 0.9),
-        seeds=seeds or (2 if quick else 3),
-        steps=120 if quick else 300,
+        methods=METHODS,
+        sparsities=(0.5, 0.7, 0.8, 0.9),
+        seeds=seeds or 3,
+        steps=300,
         batch_size=64,
         lr=3e-4,
         start=10,
-        window=80 if quick else 200,
+        window=200,
         delta_t=5,
         pre_batches=16,
-        pretrain_steps=300 if quick else 600,
+        pretrain_steps=600,
         pretrain_lr=1e-3,
     )
+    if not quick:
+        return full
+    return replace(
+        full,
+        methods=("dense", "SEVEN_dyn", "SEVEN_pre (recon.)", "magnitude", "Taylor (per step)"),
+        sparsities=(0.8,),
+        steps=120,
+        window=80,
+        pretrain_steps=300,
+    )
+
+
+def bench_command(quick: bool, seeds: int | None = None, tasks: Sequence[str] = TASKS) -> str:
+    """The command line that reproduces a benchmark run (recorded in the report)."""
+    cmd = "seven-prune bench" + (" --quick" if quick else "")
+    if seeds is not None:
+        cmd += f" --seeds {seeds}"
+    if sorted(tasks) != sorted(TASKS):
+        cmd += " --tasks " + " ".join(tasks)
+    return cmd
 
 
 def build_pruner(
@@ -173,10 +209,34 @@ def _forever(loader: DataLoader) -> Iterator[Any]:
         yield from loader
 
 
+def _loader(data: TokenizedDataset, batch_size: int, seed: int) -> DataLoader:
+    """Shuffled training batches (seeded), padding trimmed per batch."""
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        data, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=collate_trim
+    )
+
+
+def _timed_step(
+    model: nn.Module, batch: Any, opt: torch.optim.Optimizer, pruner: Pruner | None
+) -> tuple[float, float]:
+    """One training step, then `pruner.step()`: (seconds of the step, seconds of the pruner)."""
+    tic = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    model(**batch).loss.backward()
+    opt.step()
+    mid = time.perf_counter()
+    if pruner is not None:
+        pruner.step()
+    return mid - tic, time.perf_counter() - mid
+
+
 @torch.no_grad()
 def _accuracy(model: nn.Module, data: TokenizedDataset, batch_size: int = 128) -> float:
     model.eval()
     correct = 0
+    if "attention_mask" in data.tensors:  # length-sorted batches: less padding, same predictions
+        data = data.subset(torch.argsort(data.tensors["attention_mask"].sum(1), stable=True))
     for b in DataLoader(data, batch_size=batch_size, collate_fn=collate_trim):
         labels = b.pop("labels")
         correct += int((model(**b).logits.argmax(-1) == labels).sum())
@@ -196,42 +256,23 @@ def train_and_evaluate(
 ) -> dict[str, float]:
     """Fine-tune with a plain loop (pruner.step() after each optimizer.step()) and evaluate."""
     steps = cfg.steps if steps is None else steps
-    gen = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        train, batch_size=cfg.batch_size, shuffle=True, generator=gen, collate_fn=collate_trim
-    )
     metrics: dict[str, float] = {}
     if pruner is not None and pruner.needs_pre_pruning:
-        pre_loader = DataLoader(
-            train,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(seed + 10_000),
-            collate_fn=collate_trim,
-        )
         tic = time.perf_counter()
-        pruner.prune_before_training(pre_loader)
+        pruner.prune_before_training(_loader(train, cfg.batch_size, seed + 10_000))
         metrics["pre_seconds"] = time.perf_counter() - tic
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr if lr is None else lr)
     model.train()
     step_time = prune_time = win_step = win_prune = 0.0
-    it = _forever(loader)
+    it = _forever(_loader(train, cfg.batch_size, seed))
     for _ in range(steps):
-        batch = next(it)
-        tic = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        model(**batch).loss.backward()
-        opt.step()
-        mid = time.perf_counter()
         in_window = isinstance(pruner, GradualPruner) and pruner.in_window
-        if pruner is not None:
-            pruner.step()
-        toc = time.perf_counter()
-        step_time += mid - tic
-        prune_time += toc - mid
+        dt_step, dt_prune = _timed_step(model, next(it), opt, pruner)
+        step_time += dt_step
+        prune_time += dt_prune
         if in_window:
-            win_step += mid - tic
-            win_prune += toc - mid
+            win_step += dt_step
+            win_prune += dt_prune
     metrics["accuracy"] = _accuracy(model, test)
     metrics["train_seconds"] = step_time + prune_time
     metrics["overhead_run"] = prune_time / step_time
@@ -263,29 +304,44 @@ def _run_task(
     test: TokenizedDataset,
     progress: Callable[[str], None],
     save_to: Path | None = None,
+    seconds_before: float = 0.0,
 ) -> None:
+    """Every (seed, method, sparsity) run of one task not yet in `results` (runs are independent:
+    each starts from the seed's own model and RNG state, so skipping recorded ones changes nothing)."""
+    done = {
+        (r.method, r.seed, r.setting.get("sparsity"))
+        for r in results.records
+        if r.setting.get("task") == cfg.task
+    }
+    tic0 = time.perf_counter()
     for seed in range(cfg.seeds):
+        todo = [
+            (method, sparsity)
+            for method in cfg.methods
+            for sparsity in ((0.0,) if method == "dense" else cfg.sparsities)
+            if (method, seed, sparsity) not in done
+        ]
+        if not todo:
+            continue
         seed_everything(seed)
         base = make_model(seed)
         init = copy.deepcopy(base.state_dict())
-        for method in cfg.methods:
-            for sparsity in (0.0,) if method == "dense" else cfg.sparsities:
-                seed_everything(seed)
-                base.load_state_dict(init)
-                pruner = (
-                    None if method == "dense" else build_pruner(method, base, sparsity, cfg, seed)
-                )
-                tic = time.perf_counter()
-                metrics = train_and_evaluate(base, pruner, train, test, cfg, seed)
-                if pruner is not None:
-                    pruner.remove()
-                results.add(method, seed, metrics, task=cfg.task, sparsity=sparsity)
-                if save_to is not None:  # keep what is measured even if a later run fails
-                    results.save(save_to)
-                progress(
-                    f"{cfg.task} seed {seed} {method} @ {sparsity:.1f}: "
-                    f"acc {metrics['accuracy']:.4f} ({time.perf_counter() - tic:.0f}s)"
-                )
+        for method, sparsity in todo:
+            seed_everything(seed)
+            base.load_state_dict(init)
+            pruner = None if method == "dense" else build_pruner(method, base, sparsity, cfg, seed)
+            tic = time.perf_counter()
+            metrics = train_and_evaluate(base, pruner, train, test, cfg, seed)
+            if pruner is not None:
+                pruner.remove()
+            results.add(method, seed, metrics, task=cfg.task, sparsity=sparsity)
+            if save_to is not None:  # keep what is measured even if a later run fails
+                results.config["seconds"] = seconds_before + time.perf_counter() - tic0
+                results.save(save_to)
+            progress(
+                f"{cfg.task} seed {seed} {method} @ {sparsity:.1f}: "
+                f"acc {metrics['accuracy']:.4f} ({time.perf_counter() - tic:.0f}s)"
+            )
 
 
 def overhead_probe(
@@ -315,31 +371,16 @@ def overhead_probe(
         pr = build_pruner(
             method, model, 0.8, replace(cfg, start=0, window=10_000, delta_t=delta_t), 0
         )
-        loader = _forever(
-            DataLoader(
-                train,
-                batch_size=batch_size,
-                shuffle=True,
-                collate_fn=collate_trim,
-                generator=torch.Generator().manual_seed(0),
-            )
-        )
+        loader = _forever(_loader(train, batch_size, 0))
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
         runs.append((method, model, pr, opt, loader, {"step": [], "update": [], "cut": []}))
     # round-robin over the methods, so that a busy CPU slows them alike; medians resist spikes
     for i in range(steps):
         for _, model, pr, opt, loader, times in runs:
-            batch = next(loader)
-            tic = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            model(**batch).loss.backward()
-            opt.step()
-            mid = time.perf_counter()
-            pr.step()
-            toc = time.perf_counter()
+            dt_step, dt_prune = _timed_step(model, next(loader), opt, pr)
             if i >= 2:  # skip warm-up steps
-                times["step"].append(mid - tic)
-                times["cut" if (i + 1) % delta_t == 0 else "update"].append(toc - mid)
+                times["step"].append(dt_step)
+                times["cut" if (i + 1) % delta_t == 0 else "update"].append(dt_prune)
     for method, _, pr, _, _, times in runs:
         pr.remove()
         s, u = statistics.median(times["step"]), statistics.median(times["update"])
@@ -350,6 +391,7 @@ def overhead_probe(
             "cut_seconds": c,
             "overhead": (u + c / delta_t) / s,
             "overhead_cut_every_step": (u + c) / s,
+            "timed_steps": float(len(times["step"])),
         }
         results.add(method, 0, metrics, task="overhead_probe", sparsity=0.8)
         log(f"overhead probe {method}: step {s:.3f}s update {u:.3f}s cut {c:.3f}s")
@@ -382,21 +424,25 @@ def run_bench(
     quick: bool = False,
     out: str | Path = "docs/benchmarks",
     seeds: int | None = None,
-    tasks: Sequence[str] = ("text", "vision", "overhead"),
+    tasks: Sequence[str] = TASKS,
     command: str | None = None,
     log: Callable[[str], None] = print,
+    resume: bool = False,
 ) -> report.Results:
-    """Run the benchmark and write `seven-prune.{md,json,png}` into `out`; return the results."""
+    """Run the benchmark and write `seven-prune.{md,json,png}` into `out`; return the results.
+
+    Each finished run is also saved to `out/seven-prune.partial.json`; with `resume=True` a run of
+    the same command picks that file up and only runs what it lacks (e.g. after the time limit of a
+    shared machine stopped it), and the total time adds up both parts.
+    """
     if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
-    bad = set(tasks) - {"text", "vision", "overhead"}
+    bad = set(tasks) - set(TASKS)
     if bad or not tasks:
-        raise ValueError(
-            f"tasks must be a non-empty subset of ('text', 'vision', 'overhead'), got {tasks!r}"
-        )
+        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks!r}")
     torch.set_num_threads(2)
     out = Path(out)
-    command = command or ("seven-prune bench" + (" --quick" if quick else ""))
+    command = command or bench_command(quick, seeds, tasks)
     cfgs = []
     if "text" in tasks:
         cfgs.append(text_config(quick, seeds))
@@ -407,22 +453,50 @@ def run_bench(
     )
     tic = time.perf_counter()
     partial = out / "seven-prune.partial.json"
+    before = 0.0
+    if resume and partial.is_file():
+        old = report.Results.load(partial)
+        if old.command != command:
+            raise ValueError(
+                f"resume: {partial} was written by {old.command!r}, not by {command!r}"
+            )
+        results.records = old.records
+        before = float(old.config.get("seconds", 0.0))
+        log(f"resuming from {partial}: {len(old.records)} runs done ({before / 60:.1f} min)")
     for cfg in cfgs:
         if cfg.task == "rotten_tomatoes":
             from seven_prune.models import load_minilm_classifier
 
             train, test = _text_data(cfg)
             _run_task(
-                cfg, results, lambda s: load_minilm_classifier(seed=s), train, test, log, partial
+                cfg,
+                results,
+                lambda s: load_minilm_classifier(seed=s),
+                train,
+                test,
+                log,
+                partial,
+                before + time.perf_counter() - tic,
             )
         else:
             from seven_prune.data import digits_datasets
 
             train, test = digits_datasets()
-            _run_task(cfg, results, _vit_pretrained(cfg, train, test), train, test, log, partial)
-    if "overhead" in tasks:
-        overhead_probe(results, log=log)
-    seconds = time.perf_counter() - tic
+            _run_task(
+                cfg,
+                results,
+                _vit_pretrained(cfg, train, test),
+                train,
+                test,
+                log,
+                partial,
+                before + time.perf_counter() - tic,
+            )
+    if "overhead" in tasks and not any(
+        r.setting.get("task") == "overhead_probe" for r in results.records
+    ):
+        overhead_probe(results, steps=20 if quick else 32, log=log)
+    seconds = before + time.perf_counter() - tic
     write_outputs(results, cfgs, out, seconds)
     partial.unlink(missing_ok=True)
     return results
@@ -594,7 +668,8 @@ def write_outputs(
         sections.append(
             "## Pruner overhead at the pilot's batch (MiniLM, 32 sentences x 48 word-pieces)\n\n"
             "One training step (forward + backward + AdamW) against the pruner's per-step score "
-            "update and its global cut (10.7M scores), 2 CPU threads; medians over 30 steps, "
+            "update and its global cut (10.7M scores), 2 CPU threads; medians over "
+            f"{int(probe[0].metrics.get('timed_steps', 30))} steps, "
             "the methods taking turns step by step.\n\n"
             + report.markdown_table(
                 [

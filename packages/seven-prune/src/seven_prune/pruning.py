@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from maskloop import Callback, LoopState, MaskedTraining, WeightMask, prunable_parameters, schedules
 from torch import nn
@@ -126,8 +127,8 @@ def select_global(
 
     Entries pruned in `previous` stay pruned (score -inf). Ties at the threshold are broken like
     `WeightMask.from_scores`: among equal scores, the entry earlier in the mapping order and in
-    flattened order is pruned first. Uses one `kthvalue` instead of a full sort, which matters for
-    millions of weights on a CPU.
+    flattened order is pruned first. Uses one partial selection (`numpy.partition`) instead of a full
+    sort, which matters for millions of weights on a CPU.
     """
     names = list(scores)
     flat = [scores[n].detach().reshape(-1).float() for n in names]
@@ -149,7 +150,9 @@ def select_global(
     elif n_keep == 0:
         keep = torch.zeros(total, dtype=torch.bool)
     else:
-        thr = torch.kthvalue(allflat, n_prune).values
+        # the n_prune-th smallest score: numpy's introselect (SIMD-sorted partitions) is an order
+        # of magnitude faster than torch.kthvalue over millions of floats on a CPU
+        thr = float(np.partition(allflat.numpy(), n_prune - 1)[n_prune - 1])
         keep = allflat > thr
         extra = n_keep - int(keep.sum())
         if extra > 0:  # ties at the threshold: keep the last `extra` of them (earlier ones pruned)

@@ -25,11 +25,11 @@ ABLATION_LADDER: dict[str, dict[str, Any]] = {
 
 # alternative readings of the reconstructed parts, run beside the ladder: name -> (rung, overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "SSJDN, SGS on salience": ("+STL (full SSJDN)", {"sgs_target": "salience"}),
-    "SSJDN, SGS on salience, LSD aux only": (
+    "SSJDN, LSD v1 (residual sum, CE into encoders)": (
         "+STL (full SSJDN)",
-        {"sgs_target": "salience", "lsd_mix": 0.0},
+        {"lsd_combine": "residual", "lsd_detach": False, "lsd_weight": 0.5, "lsd_mix": 1.0},
     ),
+    "SSJDN, SGS on salience": ("+STL (full SSJDN)", {"sgs_target": "salience"}),
 }
 
 

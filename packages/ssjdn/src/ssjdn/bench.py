@@ -21,9 +21,9 @@ from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config
 from ssjdn.data import RetrievalData, make_scenes
 from ssjdn.metrics import retrieval_metrics
 from ssjdn.ssjdn import SSJDN
-from ssjdn.train import train_retrieval
+from ssjdn.train import TrainHistory, train_retrieval
 
-__all__ = ["BenchSettings", "evaluation_seconds", "plot_retrievals", "run_bench"]
+__all__ = ["BenchSettings", "evaluation_seconds", "plot_retrievals", "run_bench", "train_rung"]
 
 BASELINE = "dual-encoder"
 FULL = "+STL (full SSJDN)"
@@ -62,6 +62,32 @@ def evaluation_seconds(n_images: int = 1000, n_captions: int = 5000, repeats: in
         retrieval_metrics(sims, cap_img)
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def train_rung(
+    name: str,
+    train: RetrievalData,
+    test: RetrievalData | None,
+    settings: BenchSettings,
+    seed: int,
+    progress: bool = False,
+    **overrides: Any,
+) -> tuple[SSJDN, TrainHistory]:
+    """Build rung/variant ``name`` with its initialisation seeded by ``seed`` and train it with the
+    benchmark's budget (evaluating on ``test`` after every epoch when given). The result depends
+    only on the arguments, not on what the process ran before."""
+    model = SSJDN.from_data(train, ablation_config(name, **overrides), seed=seed)
+    hist = train_retrieval(
+        model,
+        train,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        eval_data=test,
+        seed=seed,
+        progress=progress,
+    )
+    return model, hist
 
 
 def plot_retrievals(
@@ -163,17 +189,7 @@ def run_bench(
         train = make_scenes(s.n_train, s.image_size, seed=1000 + seed)
         test = make_scenes(s.n_test, s.image_size, seed=2000 + seed)
         for name in methods:
-            model = SSJDN.from_data(train, ablation_config(name))
-            hist = train_retrieval(
-                model,
-                train,
-                epochs=s.epochs,
-                batch_size=s.batch_size,
-                lr=s.lr,
-                eval_data=test,
-                seed=seed,
-                progress=progress,
-            )
+            model, hist = train_rung(name, train, test, s, seed, progress=progress)
             final = hist.metrics[-1]
             res.add(
                 name,

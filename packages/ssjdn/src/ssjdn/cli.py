@@ -26,7 +26,7 @@ def demo(
     test = make_scenes(150, 48, seed=2)
     rows, finals = [], {}
     for name in ("dual-encoder", "+STL (full SSJDN)"):
-        model = SSJDN.from_data(train, ablation_config(name))
+        model = SSJDN.from_data(train, ablation_config(name), seed=0)
         hist = train_retrieval(model, train, epochs=6, eval_data=test, seed=0, progress=progress)
         m = hist.metrics[-1]
         finals[name] = m["mR"]

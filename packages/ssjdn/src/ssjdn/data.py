@@ -10,9 +10,10 @@ relations, synonyms); the scene word appears in only about half of them, so capt
 share little text and images of the same class are hard negatives that differ in detail only.
 
 Real data (RSICD, RSITMD, UCM-Captions, Sydney-Captions) come as a "Karpathy-style" JSON
-(``images[].filename``, ``split``, ``sentences[].raw/tokens``) plus an image folder; class labels are the
-filename prefix (``airport_12.jpg`` -> ``airport``); purely numeric names (RSICD's ``00012.jpg``) are
-unlabelled and get label -1.
+(``images[].filename``, ``split``, ``sentences[].raw/tokens``) or as AMFMN's "precomp" split text files
+(``{split}_caps.txt`` + ``{split}_filename.txt``), plus an image folder; class labels are the filename
+prefix (``airport_12.jpg`` -> ``airport``); purely numeric names (RSICD's ``00012.jpg``, UCM's and
+Sydney's ``12.tif``) are unlabelled and get label -1 unless a ``labels`` mapping names their class.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +34,13 @@ __all__ = [
     "KarpathyEntry",
     "RetrievalData",
     "Vocabulary",
+    "image_files",
     "label_from_filename",
     "load_image_folder",
     "load_karpathy_json",
     "load_karpathy_dataset",
+    "load_precomp_dataset",
+    "load_precomp_split",
     "make_scenes",
     "tokenize",
 ]
@@ -635,10 +639,19 @@ def load_karpathy_json(
     return out
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+
+
 def load_image_folder(
-    folder: str | os.PathLike[str], filenames: Sequence[str], image_size: int = 224
+    folder: str | os.PathLike[str],
+    filenames: Sequence[str] | None = None,
+    image_size: int = 224,
 ) -> torch.Tensor:
-    """Load ``filenames`` from ``folder`` as RGB, resized to ``image_size``; (N, 3, S, S) in [0, 1]."""
+    """Load ``filenames`` from ``folder`` as RGB, resized to ``image_size``; (N, 3, S, S) in [0, 1].
+
+    ``filenames=None`` loads every image file of the folder (``IMAGE_SUFFIXES``, sorted by name;
+    `image_files` lists them, and `label_from_filename` gives their classes).
+    """
     from PIL import Image
 
     root = Path(folder)
@@ -646,6 +659,8 @@ def load_image_folder(
         raise FileNotFoundError(f"image folder not found: {root}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
+    if filenames is None:
+        filenames = image_files(root)
     out = torch.empty(len(filenames), 3, image_size, image_size)
     for i, fn in enumerate(filenames):
         f = root / fn
@@ -659,33 +674,161 @@ def load_image_folder(
     return out
 
 
+def image_files(folder: str | os.PathLike[str]) -> list[str]:
+    """Names of the image files (``IMAGE_SUFFIXES``) directly in ``folder``, sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    names = sorted(
+        f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not names:
+        raise ValueError(f"{root} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return names
+
+
 def load_karpathy_dataset(
     json_path: str | os.PathLike[str],
     image_dir: str | os.PathLike[str],
     split: str = "test",
     image_size: int = 224,
     class_names: Sequence[str] | None = None,
+    labels: Mapping[str, str] | Callable[[str], str | None] | None = None,
 ) -> RetrievalData:
     """A split of a Karpathy-style dataset as `RetrievalData` (labels from filename prefixes).
 
     Unlabelled images (numeric names) get label -1; the label-based parts of SSJDN skip them.
-    ``class_names`` fixes the label ids (pass the train split's names when loading the test split).
+    ``class_names`` fixes the label ids (pass the train split's names when loading the test split);
+    images whose class is not among them are unlabelled too. ``labels`` (a filename -> class-name
+    mapping or function, e.g. from a UCM/Sydney class list) overrides the filename prefixes.
     """
     entries = load_karpathy_json(json_path, split=split)
+    return _build_dataset(
+        [e.filename for e in entries],
+        [list(e.captions) for e in entries],
+        image_dir,
+        image_size,
+        class_names,
+        labels,
+    )
+
+
+def _resolve_labels(
+    filenames: Sequence[str],
+    labels: Mapping[str, str] | Callable[[str], str | None] | None,
+) -> list[str | None]:
+    if labels is None:
+        return [label_from_filename(f) for f in filenames]
+    if isinstance(labels, Mapping):
+        return [labels.get(f) for f in filenames]
+    if callable(labels):
+        return [labels(f) for f in filenames]
+    raise TypeError(
+        f"labels must be a mapping or a function of the filename, got {type(labels).__name__}"
+    )
+
+
+def _build_dataset(
+    filenames: list[str],
+    captions: list[list[str]],
+    image_dir: str | os.PathLike[str],
+    image_size: int,
+    class_names: Sequence[str] | None,
+    labels: Mapping[str, str] | Callable[[str], str | None] | None,
+) -> RetrievalData:
+    names_per_image = _resolve_labels(filenames, labels)
     names = (
         list(class_names)
         if class_names is not None
-        else sorted({e.label for e in entries if e.label is not None})
+        else sorted({c for c in names_per_image if c is not None})
     )
     index = {c: k for k, c in enumerate(names)}
-    labels = [
-        index.get(e.label, UNLABELLED) if e.label is not None else UNLABELLED for e in entries
-    ]
-    images = load_image_folder(image_dir, [e.filename for e in entries], image_size)
+    ids = [index.get(c, UNLABELLED) if c is not None else UNLABELLED for c in names_per_image]
+    images = load_image_folder(image_dir, filenames, image_size)
     return RetrievalData(
         images=images,
-        captions=[list(e.captions) for e in entries],
-        labels=torch.as_tensor(labels, dtype=torch.long),
+        captions=captions,
+        labels=torch.as_tensor(ids, dtype=torch.long),
         class_names=names,
-        filenames=[e.filename for e in entries],
+        filenames=list(filenames),
+    )
+
+
+def load_precomp_split(
+    folder: str | os.PathLike[str], split: str = "test"
+) -> list[tuple[str, list[str]]]:
+    """Read AMFMN's "precomp" split files: ``(filename, captions)`` per image, in file order.
+
+    ``folder`` (e.g. ``data/rsitmd_precomp``) holds ``{split}_caps.txt`` (one caption per line, the
+    captions of one image on consecutive lines) and ``{split}_filename.txt`` (one image per line); the
+    ``{split}_caps_verify.txt`` / ``{split}_filename_verify.txt`` pair that AMFMN reads for train/val
+    is used when the plain pair is missing. As in AMFMN, with N captions and M filenames each image has
+    N / M captions (5 in the released files); when N = M every line names its caption's image and
+    consecutive repeats of a filename are grouped into one image.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"precomp folder not found: {root}")
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"split must be a non-empty str, got {split!r}")
+    for suffix in ("", "_verify"):
+        caps_f, names_f = root / f"{split}_caps{suffix}.txt", root / f"{split}_filename{suffix}.txt"
+        if caps_f.is_file() and names_f.is_file():
+            break
+    else:
+        raise FileNotFoundError(
+            f"{root} has no {split}_caps.txt + {split}_filename.txt (nor the _verify pair)"
+        )
+    caps = [x.strip() for x in caps_f.read_text(encoding="utf-8").splitlines()]
+    names = [x.strip() for x in names_f.read_text(encoding="utf-8").splitlines()]
+    while caps and not caps[-1]:  # trailing blank lines
+        caps.pop()
+    while names and not names[-1]:
+        names.pop()
+    if not caps or not names:
+        raise ValueError(f"{caps_f.name} and {names_f.name} must not be empty")
+    for i, c in enumerate(caps):
+        if not tokenize(c):
+            raise ValueError(f"{caps_f}: line {i + 1} holds no caption words ({c!r})")
+    for i, n in enumerate(names):
+        if not n:
+            raise ValueError(f"{names_f}: line {i + 1} is empty; every line must name an image")
+    if len(caps) == len(names):
+        out: list[tuple[str, list[str]]] = []
+        for n, c in zip(names, caps):
+            if out and out[-1][0] == n:
+                out[-1][1].append(c)
+            else:
+                out.append((n, [c]))
+        return out
+    if len(caps) % len(names):
+        raise ValueError(
+            f"{caps_f.name} has {len(caps)} captions for {len(names)} images in {names_f.name}: "
+            "the caption count must be a multiple of the image count (AMFMN: 5 per image)"
+        )
+    k = len(caps) // len(names)
+    return [(n, caps[i * k : (i + 1) * k]) for i, n in enumerate(names)]
+
+
+def load_precomp_dataset(
+    folder: str | os.PathLike[str],
+    image_dir: str | os.PathLike[str],
+    split: str = "test",
+    image_size: int = 224,
+    class_names: Sequence[str] | None = None,
+    labels: Mapping[str, str] | Callable[[str], str | None] | None = None,
+) -> RetrievalData:
+    """A split of AMFMN's precomp files (`load_precomp_split`) with its images as `RetrievalData`.
+
+    Labels as in `load_karpathy_dataset` (filename prefixes; numeric names unlabelled; ``labels``
+    overrides; ``class_names`` fixes the ids).
+    """
+    entries = load_precomp_split(folder, split)
+    return _build_dataset(
+        [n for n, _ in entries],
+        [c for _, c in entries],
+        image_dir,
+        image_size,
+        class_names,
+        labels,
     )

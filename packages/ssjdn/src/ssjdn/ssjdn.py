@@ -18,7 +18,8 @@ Image branch (reconstruction)::
 Text branch: embedding + Bi-GRU + mean pooling (or a transformers encoder) -> t.
 
 LSD (reconstruction): v_sem = MLP_v(v), t_sem = MLP_t(t), a shared K-way classifier W;
-L_LSD = CE(W v_sem, c) + CE(W t_sem, c); the final embeddings are l2norm(v + v_sem), l2norm(t + t_sem).
+L_LSD = CE(W v_sem, c) + CE(W t_sem, c); the final embeddings concatenate the unit-normalised
+residual and semantic parts, e = [l2norm(v) ; w l2norm(v_sem)] / sqrt(1 + w^2) (``lsd_combine``).
 
 STL (reconstruction): bidirectional VSE++ hinge with a semantic-adaptive margin
 
@@ -192,14 +193,38 @@ class SemanticDecoupling(nn.Module):
     """LSD: modality-specific semantic heads with one shared K-way classifier.
 
     v_sem = MLP_v(v), t_sem = MLP_t(t); logits = W v_sem, W t_sem (W shared, so both modalities are
-    pushed into one label-aligned space); embeddings = l2norm(v + v_sem), l2norm(t + t_sem).
+    pushed into one label-aligned space). How the semantic part enters the retrieval embedding
+    (``combine``, reconstruction; the spec only says "combine the semantic and residual parts"):
+
+    - ``"concat"``: e = [l2norm(v) ; w * l2norm(v_sem)] / sqrt(1 + w^2), so the cosine similarity is
+      (s_residual + w^2 s_semantic) / (1 + w^2) and ``w = mix`` really sets the semantic share.
+    - ``"residual"``: e = v + w * v_sem (un-normalised sum, the first version). The cross-entropy
+      grows the norm of v_sem without bound, so the class-level semantic part swamps the instance
+      part of the embedding whatever ``w`` is (measured: this lost ~9 mR on the built-in data).
+
+    ``mix = 0`` keeps LSD as an auxiliary loss only (embedding = l2norm(v) under ``"concat"``).
+    ``detach=True`` stops the cross-entropy at the encoders' outputs: it trains the semantic heads
+    and the shared classifier only, while the encoders learn from the retrieval loss (which also
+    flows through the semantic part of the embedding).
     """
 
-    def __init__(self, dim: int, num_classes: int, mix: float = 1.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        mix: float = 1.0,
+        combine: Literal["concat", "residual"] = "concat",
+        detach: bool = False,
+    ) -> None:
         super().__init__()
-        self.mix = mix
+        self.detach = bool(detach)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 for LSD, got {num_classes!r}")
+        if combine not in ("concat", "residual"):
+            raise ValueError(f"combine must be 'concat' or 'residual', got {combine!r}")
+        if mix < 0:
+            raise ValueError(f"mix must be >= 0, got {mix!r}")
+        self.mix, self.combine = mix, combine
 
         def mlp() -> nn.Sequential:
             return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
@@ -207,15 +232,32 @@ class SemanticDecoupling(nn.Module):
         self.mlp_v, self.mlp_t = mlp(), mlp()
         self.classifier = nn.Linear(dim, num_classes)
 
+    @property
+    def out_dim_factor(self) -> int:
+        """Embedding width relative to ``dim`` (2 for ``"concat"`` with a semantic part)."""
+        return 2 if self.combine == "concat" and self.mix > 0 else 1
+
+    def embed(self, x: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
+        """The retrieval embedding (L2-normalised) from the residual part ``x`` and semantic ``sem``."""
+        if self.combine == "residual":
+            return F.normalize(x + self.mix * sem, dim=-1)
+        x = F.normalize(x, dim=-1)
+        if self.mix == 0:
+            return x
+        w = self.mix
+        return torch.cat([x, w * F.normalize(sem, dim=-1)], dim=-1) / (1.0 + w * w) ** 0.5
+
     def forward(self, v: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Combined (un-normalised) embeddings and class logits of both modalities."""
+        """L2-normalised embeddings ``v``/``t`` and class logits of both modalities."""
         vs, ts = self.mlp_v(v), self.mlp_t(t)
-        return {
-            "v": v + self.mix * vs,
-            "t": t + self.mix * ts,
-            "v_logits": self.classifier(vs),
-            "t_logits": self.classifier(ts),
-        }
+        if self.detach:  # the cross-entropy reaches the heads and W, not the encoders
+            lv, lt = (
+                self.classifier(self.mlp_v(v.detach())),
+                self.classifier(self.mlp_t(t.detach())),
+            )
+        else:
+            lv, lt = self.classifier(vs), self.classifier(ts)
+        return {"v": self.embed(v, vs), "t": self.embed(t, ts), "v_logits": lv, "t_logits": lt}
 
     @staticmethod
     def loss(v_logits: torch.Tensor, t_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -327,6 +369,11 @@ class SemanticGuidedTripletLoss(nn.Module):
 class SSJDNConfig:
     """Every switch of SSJDN. The defaults are the full model on the built-in data.
 
+    The LSD defaults (``lsd_combine="concat"``, ``lsd_detach=True``, ``lsd_weight=0.1``,
+    ``lsd_mix=0.25``) were chosen on a validation draw of the built-in scenes (training seeds
+    4000+s, validation seeds 5000+s, never the benchmark's test draws); the first version's
+    reading is ``lsd_combine="residual", lsd_detach=False, lsd_weight=0.5, lsd_mix=1.0``.
+
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
     """
@@ -348,8 +395,10 @@ class SSJDNConfig:
     word_dim: int = 128
     max_len: int = 32
     lsd: bool = True
-    lsd_weight: float = 0.5
-    lsd_mix: float = 1.0
+    lsd_weight: float = 0.1
+    lsd_mix: float = 0.25
+    lsd_combine: Literal["concat", "residual"] = "concat"
+    lsd_detach: bool = True
     num_classes: int = 10
     stl: bool = True
     stl_rho: Literal["label", "predicted"] = "label"
@@ -380,6 +429,12 @@ class SSJDNConfig:
             raise ValueError(f"stl_rho must be 'label' or 'predicted', got {self.stl_rho!r}")
         if self.lsd_weight < 0:
             raise ValueError(f"lsd_weight must be >= 0, got {self.lsd_weight!r}")
+        if self.lsd_mix < 0:
+            raise ValueError(f"lsd_mix must be >= 0, got {self.lsd_mix!r}")
+        if self.lsd_combine not in ("concat", "residual"):
+            raise ValueError(
+                f"lsd_combine must be 'concat' or 'residual', got {self.lsd_combine!r}"
+            )
         self.small_channels = tuple(self.small_channels)
 
     def to_dict(self) -> dict[str, Any]:
@@ -437,7 +492,11 @@ class SSJDN(nn.Module):
             raise ValueError(
                 f"text_encoder.out_dim must equal embed_dim {d}, got {text_encoder.out_dim}"
             )
-        self.lsd = SemanticDecoupling(d, c.num_classes, c.lsd_mix) if c.lsd else None
+        self.lsd = (
+            SemanticDecoupling(d, c.num_classes, c.lsd_mix, c.lsd_combine, c.lsd_detach)
+            if c.lsd
+            else None
+        )
         self.criterion = SemanticGuidedTripletLoss(
             margin=c.margin,
             kappa=c.stl_kappa if c.stl else 0.0,
@@ -446,12 +505,35 @@ class SSJDN(nn.Module):
             variant=c.stl_variant,
         )
 
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the retrieval embeddings: ``embed_dim``, doubled by LSD's ``"concat"``."""
+        factor = self.lsd.out_dim_factor if self.lsd is not None else 1
+        return self.config.embed_dim * factor
+
     @classmethod
     def from_data(
-        cls, data: RetrievalData, config: SSJDNConfig | None = None, **overrides: Any
+        cls,
+        data: RetrievalData,
+        config: SSJDNConfig | None = None,
+        *,
+        seed: int | None = None,
+        **overrides: Any,
     ) -> SSJDN:
         """Build the network for ``data``: vocabulary from its captions (GRU) or the transformers
-        model in ``config.text_model``; ``num_classes`` from its class names."""
+        model in ``config.text_model``; ``num_classes`` from its class names.
+
+        ``seed`` makes the weight initialisation reproducible: the parameters are drawn from a torch
+        RNG seeded with it (the global RNG state is saved and restored around the build). Without it
+        the initialisation depends on the process's global torch RNG, which torch seeds randomly at
+        start-up, so the first model of a process would differ from run to run.
+        """
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return cls.from_data(data, config, **overrides)
         config = config or SSJDNConfig()
         if overrides:
             config = SSJDNConfig(**{**config.to_dict(), **overrides})
@@ -466,7 +548,9 @@ class SSJDN(nn.Module):
             )
         else:
             if config.text_model is None:
-                raise ValueError("config.text_model must name a local transformers model directory")
+                raise ValueError(
+                    "config.text_model must name a local transformers model directory or 'minilm'"
+                )
             text = TransformerTextEncoder(
                 config.text_model, out_dim=config.embed_dim, max_len=config.max_len
             )
@@ -536,8 +620,9 @@ class SSJDN(nn.Module):
             for k in range(0, images.shape[0], batch_size):
                 v, _ = self.image_features(images[k : k + batch_size])
                 if self.lsd is not None:
-                    v = v + self.lsd.mix * self.lsd.mlp_v(v)
-                out.append(F.normalize(v, dim=-1))
+                    out.append(self.lsd.embed(v, self.lsd.mlp_v(v)))
+                else:
+                    out.append(F.normalize(v, dim=-1))
             return torch.cat(out)
         finally:
             self.train(was)
@@ -555,8 +640,9 @@ class SSJDN(nn.Module):
                 ids, mask = self.text.tokenize(captions[k : k + batch_size])
                 t = self.text(ids, mask)
                 if self.lsd is not None:
-                    t = t + self.lsd.mix * self.lsd.mlp_t(t)
-                out.append(F.normalize(t, dim=-1))
+                    out.append(self.lsd.embed(t, self.lsd.mlp_t(t)))
+                else:
+                    out.append(F.normalize(t, dim=-1))
             return torch.cat(out)
         finally:
             self.train(was)
