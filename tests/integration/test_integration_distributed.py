@@ -1,14 +1,12 @@
 """TED + LNPT under torchrun: two gloo processes on the CPU agree on the mask, on every selection, and
 end with identical weights."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 from maskloop import WeightMask
+from maskloop.testing import run_torchrun
 
 SCRIPT = textwrap.dedent(
     """
@@ -72,16 +70,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.distributed
 def test_ted_and_lnpt_under_torchrun_ranks_agree(tmp_path) -> None:
-    script = tmp_path / "train.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(tmp_path)],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    ranks = run_torchrun(SCRIPT, tmp_path)
     masks = [WeightMask.load(tmp_path / f"mask{r}.safetensors") for r in (0, 1)]
     # one mask from two shards of scoring data, at the exact sparsity
     assert masks[0] == masks[1]

@@ -1,13 +1,11 @@
 """Under torchrun (2 gloo ranks): LNPT scores on sharded unlabeled data agree, and label-free
 training under `maskloop.fit` (DDP) ends with identical weights and an exact mask on both ranks."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from maskloop.testing import run_torchrun
 
 SCRIPT = textwrap.dedent(
     """
@@ -54,17 +52,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.distributed
 def test_lnpt_ranks_agree_on_mask_and_weights(tmp_path) -> None:
-    script = tmp_path / "lnpt_ddp.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(tmp_path)],
-        capture_output=True, text=True, timeout=240, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    a, b = run_torchrun(SCRIPT, tmp_path)
     # each rank scored its own shard: alone the scores differ, all-reduced they agree and equal
     # the scores of the union of the shards
     assert any(not torch.allclose(a["local"][n], b["local"][n]) for n in a["local"])

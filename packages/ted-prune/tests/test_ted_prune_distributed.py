@@ -1,12 +1,10 @@
 """Under torchrun (2 gloo ranks) every rank computes the same selection and trains on its share."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from maskloop.testing import run_torchrun
 
 SCRIPT = textwrap.dedent(
     """
@@ -45,17 +43,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.distributed
 def test_ranks_share_one_selection(tmp_path) -> None:
-    script = tmp_path / "train.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(tmp_path)],
-        capture_output=True, text=True, timeout=240, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    a, b = run_torchrun(SCRIPT, tmp_path)
     assert torch.equal(a["scores"], b["scores"])
     assert torch.equal(a["sels"], b["sels"])
     assert a["sels"].sum(1).tolist() == [32, 32, 32]

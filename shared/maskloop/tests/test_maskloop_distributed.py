@@ -1,12 +1,10 @@
 """fit under torchrun with two gloo processes on the CPU: ranks end with identical weights."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from maskloop.testing import run_torchrun
 
 SCRIPT = textwrap.dedent(
     """
@@ -34,27 +32,15 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.distributed
 def test_fit_under_torchrun_two_ranks_agree(tmp_path) -> None:
-    script = tmp_path / "train.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(script),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    a, b = run_torchrun(SCRIPT, tmp_path)
     assert torch.equal(a, b)
     # and training happened (not the initial weights), with the mask held
     assert a.abs().sum() > 0
+
+
+@pytest.mark.distributed
+def test_run_torchrun_reports_a_failing_script(tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="torchrun failed"):
+        run_torchrun("import sys\nraise SystemExit(3)\n", tmp_path)
+    with pytest.raises(ValueError, match="nproc"):
+        run_torchrun("", tmp_path, nproc=0)

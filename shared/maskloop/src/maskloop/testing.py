@@ -1,0 +1,44 @@
+"""Test helpers shared by the packages: run a script under `torchrun` and read what each rank saved.
+
+Every package tests its distributed path the same way (a script, two gloo ranks on the CPU, one file
+per rank); this keeps the launch in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["run_torchrun"]
+
+
+def run_torchrun(
+    script: str, out: str | os.PathLike[str], nproc: int = 2, timeout: float = 300
+) -> list[Any]:
+    """Run `script` (source text) under `torchrun --standalone` with `nproc` CPU processes.
+
+    The script gets the folder `out` as `sys.argv[1]` and must write `out/rank{r}.pt` on each rank
+    (loaded here with `weights_only=True`). Returns those objects in rank order; a failing run
+    raises `RuntimeError` with the end of its stderr.
+    """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"nproc must be a positive int, got {nproc!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "torchrun_script.py"
+    path.write_text(textwrap.dedent(script))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         f"--nproc_per_node={nproc}", str(path), str(out)],
+        capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchrun failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(nproc)]
