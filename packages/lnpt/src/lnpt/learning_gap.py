@@ -38,15 +38,18 @@ from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_input
 __all__ = ["LearningGap", "density_schedule", "head_pattern", "prune", "score", "select_mask"]
 
 
+def _check_fraction(name: str, value: object, meaning: str) -> float:
+    """`value` as a float in [0, 1); the errors name the argument and what it means."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1), got {value!r}")
+    v = float(value)
+    if math.isnan(v) or not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be in [0, 1) ({meaning}), got {value!r}")
+    return v
+
+
 def _check_sparsity(sparsity: object) -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
-        raise TypeError(f"sparsity must be a real number in [0, 1), got {sparsity!r}")
-    s = float(sparsity)
-    if math.isnan(s) or not 0.0 <= s < 1.0:
-        raise ValueError(
-            f"sparsity must be in [0, 1) (the fraction of weights removed), got {sparsity!r}"
-        )
-    return s
+    return _check_fraction("sparsity", sparsity, "the fraction of weights removed")
 
 
 def _check_nonneg(name: str, value: object) -> float:
@@ -299,15 +302,7 @@ def head_pattern(model: nn.Module) -> str:
 
 
 def _check_min_density(min_density: object) -> float:
-    if isinstance(min_density, bool) or not isinstance(min_density, numbers.Real):
-        raise TypeError(f"min_density must be a real number in [0, 1), got {min_density!r}")
-    d = float(min_density)
-    if math.isnan(d) or not 0.0 <= d < 1.0:
-        raise ValueError(
-            f"min_density must be in [0, 1) (the least fraction kept in every tensor), "
-            f"got {min_density!r}"
-        )
-    return d
+    return _check_fraction("min_density", min_density, "the least fraction kept in every tensor")
 
 
 def select_mask(
