@@ -8,6 +8,7 @@ from seven_prune.bench import (
     METHODS,
     build_pruner,
     goals,
+    grid_table,
     text_config,
     vision_config,
     write_outputs,
@@ -77,6 +78,10 @@ def test_bench_labels_build_the_right_pruners() -> None:
     full = text_config(False, None)
     assert full.seeds == 3 and full.sparsities == (0.5, 0.7, 0.8, 0.9)
     assert set(full.methods) == set(METHODS) and set(cfg.methods) < set(METHODS)
+    # quick is the full grid's 0.8 column for some methods: every run's own settings are the same
+    assert replace(cfg, methods=full.methods, sparsities=full.sparsities) == full
+    vq, vf = vision_config(True, None), vision_config(False, None)
+    assert replace(vq, methods=vf.methods, sparsities=vf.sparsities) == vf
     assert vision_config(True, None).seeds == vision_config(False, None).seeds == 3
     for label in cfg.methods[1:]:
         p = build_pruner(label, tiny_bert(), 0.5, cfg, 0)
@@ -142,3 +147,21 @@ def test_resume_runs_only_what_the_partial_file_lacks(tmp_path, monkeypatch) -> 
     partial.save(tmp_path / "seven-prune.partial.json")
     with pytest.raises(ValueError, match="resume: .* was written by"):
         bench.run_bench(True, tmp_path, 2, ("vision",), resume=True, log=lambda m: None)
+
+
+def test_grid_table_pivots_sparsities_and_pairs_seven_with_each_method() -> None:
+    res = report.Results("seven-prune", "seven-prune bench")
+    for seed in range(3):
+        res.add("dense", seed, {"accuracy": 0.8}, task="t", sparsity=0.0)
+        for sp in (0.5, 0.9):
+            res.add("SEVEN_dyn", seed, {"accuracy": 0.78 - sp / 10}, task="t", sparsity=sp)
+            res.add(
+                "magnitude", seed, {"accuracy": 0.70 - sp / 10 + 0.01 * seed}, task="t", sparsity=sp
+            )
+    text = grid_table(res, "t")
+    assert "| method | 0.5 | 0.9 |" in text
+    assert "| dense | 80.00 ± 0.00 | 80.00 ± 0.00 |" in text
+    assert "| SEVEN_dyn | 73.00 ± 0.00 | 69.00 ± 0.00 |" in text
+    # SEVEN leads magnitude by 8, 7, 6 points over the three seeds: mean +7
+    assert "| magnitude | +7.00 [" in text
+    assert grid_table(res, "other task") == ""

@@ -58,6 +58,16 @@ def test_write_report_plot_and_demo_summary(tmp_path) -> None:
     assert (tmp_path / "out.json").is_file()
     png = report.plot_metric(res, "acc", "sparsity", tmp_path / "out.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert int.from_bytes(png.read_bytes()[16:20], "big") == 720  # 6 in at 120 dpi
+    many = report.Results("demo", "cmd")
+    for i in range(8):  # more lines than colours: markers differ, legend beside the axes
+        many.add(f"m{i}", 0, {"acc": 0.5 + i / 100}, sparsity=0.5)
+    wide = report.plot_metric(many, "acc", "sparsity", tmp_path / "many.png")
+    assert int.from_bytes(wide.read_bytes()[16:20], "big") == 1020
+    many.add("dense", 0, {"acc": 0.9}, sparsity=0.0)
+    report.plot_metric(many, "acc", "sparsity", tmp_path / "ref.png", reference="dense")
+    with pytest.raises(ValueError, match="reference 'full'"):
+        report.plot_metric(many, "acc", "sparsity", tmp_path / "x.png", reference="full")
     s = report.write_demo_summary(tmp_path / "s.json", "demo", "x", "acc 0.9", 1.234)
     assert json.loads(s.read_text())["seconds"] == 1.23
 

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument(
         "--quick",
         action="store_true",
-        help="0.8 sparsity only, the goals' 7 methods, 80 short steps, 3 seeds (~10 min on 2 cores)",
+        help="0.8 sparsity only, the goals' 7 methods, 80 short steps, 3 seeds (~11 min on 2 cores)",
     )
     p_bench.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     p_bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 3)")

@@ -306,6 +306,9 @@ def write_report(
     return path
 
 
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h")
+
+
 def plot_metric(
     results: Results,
     metric: str,
@@ -317,11 +320,13 @@ def plot_metric(
     xlabel: str | None = None,
     ylabel: str | None = None,
     scale: float = 1.0,
+    reference: str | None = None,
     **fixed: Any,
 ) -> Path:
     """Line plot of `metric` against setting `x`, one line per method, mean ± std over seeds.
 
-    Records are restricted to those whose setting matches `fixed`. Needs matplotlib (`plot` extra).
+    Records are restricted to those whose setting matches `fixed`. `reference` (e.g. "dense") is
+    drawn as a dashed horizontal line at its mean instead of a point. Needs matplotlib (`plot` extra).
     """
     try:
         import matplotlib
@@ -331,9 +336,17 @@ def plot_metric(
     except ImportError as err:
         raise ImportError("plot_metric needs matplotlib: pip install 'maskloop[plot]'") from err
     methods = list(methods) if methods is not None else results.methods
-    fig, ax = plt.subplots(figsize=(6, 4))
+    ref = None
+    if reference is not None:
+        ref_vals = results.values(metric, reference, **fixed)
+        if not ref_vals:
+            raise ValueError(f"reference {reference!r} has no {metric!r} records matching {fixed}")
+        ref = mean_std(v * scale for v in ref_vals.values())[0]
+        methods = [m for m in methods if m != reference]
+    many = len(methods) > 6  # many lines: distinct markers too, and the legend beside the axes
+    fig, ax = plt.subplots(figsize=(8.5, 4.5) if many else (6, 4))
     plotted = 0
-    for m in methods:
+    for i, m in enumerate(methods):
         xs = sorted(
             {r.setting[x] for r in results.records if r.method == m and x in r.setting},
             key=lambda v: (isinstance(v, str), v),
@@ -349,11 +362,13 @@ def plot_metric(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
                 yerr=[p[2] for p in pts],
-                marker="o",
+                marker=_MARKERS[i % len(_MARKERS)] if many else "o",
                 capsize=3,
                 label=m,
             )
             plotted += 1
+    if ref is not None:
+        ax.axhline(ref, color="0.3", linestyle="--", linewidth=1, label=f"{reference} ({ref:.2f})")
     if not plotted:
         plt.close(fig)
         raise ValueError(f"no records with metric {metric!r} and setting {x!r} match {fixed}")
@@ -361,7 +376,10 @@ def plot_metric(
     ax.set_ylabel(ylabel or metric)
     ax.set_title(title or f"{results.package}: {metric}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if many:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
