@@ -347,15 +347,19 @@ class TEDPruner(ScheduledPruner):
 
     # -- scoring --------------------------------------------------------------------------------
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
-        if self.labels is None:
-            self.labels = torch.full((self.n,), -1, dtype=torch.long)
         # index_copy_/index_fill_: on CPU, `buf[idx] = x` (index_put) of a (B, D) block can be
         # orders of magnitude slower (a parallel path), and this runs once per training batch
-        self.labels.index_copy_(0, indices, targets)
+        self._label_buffer().index_copy_(0, indices, targets)
         self.fresh.index_fill_(0, indices, True)
         if self.grads != "last_layer":
             return
         self._store(indices, logits, features)
+
+    def _label_buffer(self) -> torch.Tensor:
+        """The (N,) observed-label buffer, created on first use (-1: never observed)."""
+        if self.labels is None:
+            self.labels = torch.full((self.n,), -1, dtype=torch.long)
+        return self.labels
 
     def _store(self, indices: torch.Tensor, logits: torch.Tensor, features: torch.Tensor) -> None:
         if self.logits is None or self.features is None:
@@ -375,11 +379,8 @@ class TEDPruner(ScheduledPruner):
         stored logits/features/labels (zeros for never-observed samples)."""
         if self.logits is None or self.features is None or self.labels is None:
             raise ValueError("no observations yet: call observe() during training first")
-        seen = self.labels >= 0
-        e = torch.softmax(self.logits.double(), dim=1)
-        e[torch.arange(self.n)[seen], self.labels[seen]] -= 1.0
-        e[~seen] = 0.0
-        h = torch.cat([self.features.double(), torch.ones(self.n, 1, dtype=torch.float64)], 1)
+        e, h = last_layer_factors(self.features, self.logits, self.labels.clamp_min(0))
+        e[self.labels < 0] = 0.0
         return e, h
 
     def _needs_rescore(self) -> bool:
@@ -427,7 +428,7 @@ class TEDPruner(ScheduledPruner):
                         )
                     b = logits.shape[0]
                     sl = idx[pos : pos + b]
-                    self.labels[sl] = torch.as_tensor(targets).long().cpu()
+                    self._label_buffer()[sl] = torch.as_tensor(targets).long().cpu()
                     self._store(sl, logits.float().cpu(), feats.float().cpu())
                     self.fresh[sl] = True
                     pos += b
@@ -477,8 +478,6 @@ class TEDPruner(ScheduledPruner):
                     rank = torch.distributed.get_rank()
                     idx = idx[rank::world]
                 if idx.numel():
-                    if self.labels is None:
-                        self.labels = torch.full((self.n,), -1, dtype=torch.long)
                     self._forward_scores(model, dataset, idx, batch_size, collate_fn, device)
                 scored = idx.numel()
             self._sync()
@@ -526,9 +525,7 @@ class TEDPruner(ScheduledPruner):
         fs = fs.double()
         _all_reduce_(ls)
         _all_reduce_(fs)
-        if self.labels is None:
-            self.labels = torch.full((self.n,), -1, dtype=torch.long)
-        torch.distributed.all_reduce(self.labels, op=torch.distributed.ReduceOp.MAX)
+        torch.distributed.all_reduce(self._label_buffer(), op=torch.distributed.ReduceOp.MAX)
         upd = cnt > 0
         self.logits[upd] = (ls[upd] / cnt[upd, None]).float()
         self.features[upd] = (fs[upd] / cnt[upd, None]).float()
