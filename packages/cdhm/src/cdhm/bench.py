@@ -51,6 +51,16 @@ from cdhm.data import (
 __all__ = ["BenchConfig", "linear_probe", "run_bench", "run_task"]
 
 QUICK_TASKS: tuple[tuple[int, int], ...] = ((0, 2), (1, 3), (3, 0))
+#: the compared methods (ablations of CDHM are added by `BenchConfig.ablations`)
+METHODS: tuple[str, ...] = (
+    "CDHM",
+    "source-only",
+    "DANN",
+    "MK-MMD",
+    "Deep CORAL",
+    "physics",
+    "source-only (raw)",
+)
 
 
 @dataclass
@@ -67,15 +77,7 @@ class BenchConfig:
     n_segments: int = 4
     front_end: str = "order-envelope"
     ablations: bool = True
-    methods: tuple[str, ...] = (
-        "CDHM",
-        "source-only",
-        "DANN",
-        "MK-MMD",
-        "Deep CORAL",
-        "physics",
-        "source-only (raw)",
-    )
+    methods: tuple[str, ...] = METHODS
 
     def __post_init__(self) -> None:
         if self.front_end not in FRONT_ENDS:
@@ -181,12 +183,7 @@ def _figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = [
-        m
-        for m in res.methods
-        if m
-        in ("CDHM", "source-only", "DANN", "MK-MMD", "Deep CORAL", "physics", "source-only (raw)")
-    ]
+    methods = [m for m in res.methods if m in METHODS]
     fig, axes = plt.subplots(1, 1 + len(cms), figsize=(6 + 3.6 * len(cms), 4))
     ax = axes[0]
     width = 0.8 / max(1, len(methods))
