@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 import torch
-from maskloop import MaskedTraining, WeightMask, prunable_parameters
+from maskloop import MaskedTraining, WeightMask, filter_names, prunable_parameters
 from torch import nn
 
 
@@ -188,6 +188,17 @@ def test_prunable_parameters_selection() -> None:
     assert list(prunable_parameters(model, types=(nn.Linear,))) == ["3.weight", "5.weight"]
     assert list(prunable_parameters(model, exclude=r"^5\.")) == ["0.weight", "3.weight"]
     assert list(prunable_parameters(model, include=[r"^3\."])) == ["3.weight"]
+
+
+def test_filter_names_selects_like_prunable_parameters() -> None:
+    names = ["0.weight", "3.weight", "3.bias", "5.weight"]
+    assert filter_names(names) == names
+    assert filter_names(names, exclude=r"^5\.") == ["0.weight", "3.weight", "3.bias"]
+    assert filter_names(names, include=r"weight$", exclude=[r"^0\.", r"^5\."]) == ["3.weight"]
+    with pytest.raises(TypeError, match="exclude must be a regex string"):
+        filter_names(names, exclude=[3])
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        filter_names(names, include="(")
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, float("nan")])

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from maskloop import WeightMask, last_linear, prunable_parameters
+from maskloop import WeightMask, filter_names, last_linear, prunable_parameters
 from torch import nn
 
 from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_inputs
@@ -282,17 +282,9 @@ def _params(
     missing = [n for n in params if n not in named]
     if missing:
         raise ValueError(f"params names {missing[:5]} that the student does not have")
-    out = {n: named[n] for n in params}
-    if exclude is not None:
-        pats = [exclude] if isinstance(exclude, str) else list(exclude)
-        for pat in pats:
-            if not isinstance(pat, str):
-                raise TypeError(
-                    f"exclude must be a regex string or a sequence of them, got {pat!r}"
-                )
-        out = {n: p for n, p in out.items() if not any(re.search(pat, n) for pat in pats)}
-        if not out:
-            raise ValueError(f"exclude={exclude!r} leaves none of params to prune")
+    out = {n: named[n] for n in filter_names(params, exclude=exclude)}
+    if not out:
+        raise ValueError(f"exclude={exclude!r} leaves none of params to prune")
     return out
 
 

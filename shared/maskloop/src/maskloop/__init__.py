@@ -18,7 +18,7 @@ from maskloop.loop import (
     seed_everything,
     split_batch,
 )
-from maskloop.masks import MaskedTraining, WeightMask, prunable_parameters
+from maskloop.masks import MaskedTraining, WeightMask, filter_names, prunable_parameters
 from maskloop.selection import IndexedDataset, Selection, SelectionSampler
 
 __version__ = "0.1.0"
@@ -37,6 +37,7 @@ __all__ = [
     "__version__",
     "accuracy",
     "evaluate",
+    "filter_names",
     "fit",
     "last_linear",
     "prunable_parameters",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from torch import nn
 from maskloop._checks import check_fraction
 from maskloop.loop import Callback, LoopState
 
-__all__ = ["DEFAULT_TYPES", "MaskedTraining", "WeightMask", "prunable_parameters"]
+__all__ = ["DEFAULT_TYPES", "MaskedTraining", "WeightMask", "filter_names", "prunable_parameters"]
 
 DEFAULT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -41,6 +41,21 @@ def _patterns(value: str | Sequence[str] | None, name: str) -> list[re.Pattern[s
         except re.error as err:
             raise ValueError(f"{name}={v!r} is not a valid regular expression: {err}") from err
     return out
+
+
+def _matches(name: str, inc: list[re.Pattern[str]], exc: list[re.Pattern[str]]) -> bool:
+    return (not inc or any(p.search(name) for p in inc)) and not any(p.search(name) for p in exc)
+
+
+def filter_names(
+    names: Iterable[str],
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+) -> list[str]:
+    """The `names`, in order, that match one `include` regex (when given) and no `exclude` regex
+    (searched in the name), as `prunable_parameters` selects parameters."""
+    inc, exc = _patterns(include, "include"), _patterns(exclude, "exclude")
+    return [n for n in names if _matches(n, inc, exc)]
 
 
 def prunable_parameters(
@@ -73,11 +88,7 @@ def prunable_parameters(
             if p_name != "weight" and not (include_bias and p_name == "bias"):
                 continue
             full = f"{mod_name}.{p_name}" if mod_name else p_name
-            if id(param) in seen:
-                continue
-            if inc and not any(p.search(full) for p in inc):
-                continue
-            if any(p.search(full) for p in exc):
+            if id(param) in seen or not _matches(full, inc, exc):
                 continue
             seen.add(id(param))
             out[full] = param
