@@ -69,7 +69,15 @@ def test_write_report_plot_and_demo_summary(tmp_path) -> None:
     with pytest.raises(ValueError, match="reference 'full'"):
         report.plot_metric(many, "acc", "sparsity", tmp_path / "x.png", reference="full")
     s = report.write_demo_summary(tmp_path / "s.json", "demo", "x", "acc 0.9", 1.234)
-    assert json.loads(s.read_text())["seconds"] == 1.23
+    doc = json.loads(s.read_text())
+    assert doc["seconds"] == 1.23 and doc["beat_baseline"] is None
+    s = report.write_demo_summary(
+        tmp_path / "b.json", "demo", "x", "acc 0.9", 1.0, baseline="random", beat_baseline=False
+    )
+    doc = json.loads(s.read_text())
+    assert (doc["baseline"], doc["beat_baseline"]) == ("random", False)
+    with pytest.raises(TypeError, match="beat_baseline"):
+        report.write_demo_summary(tmp_path / "c.json", "demo", "x", "h", 1.0, beat_baseline=1)
 
 
 def test_markdown_table_checks_rows() -> None:

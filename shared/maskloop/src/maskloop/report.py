@@ -389,9 +389,23 @@ def plot_metric(
 
 
 def write_demo_summary(
-    path: str | os.PathLike[str], package: str, what: str, headline: str, seconds: float
+    path: str | os.PathLike[str],
+    package: str,
+    what: str,
+    headline: str,
+    seconds: float,
+    *,
+    baseline: str | None = None,
+    beat_baseline: bool | None = None,
 ) -> Path:
-    """Write a package demo's one-line summary as JSON (read by the monorepo's `nox -s demo`)."""
+    """Write a package demo's one-line summary as JSON (read by the monorepo's `nox -s demo`).
+
+    `baseline` names the simplest control the demo compares the method with and `beat_baseline`
+    says whether the method beat it in this run (None: the demo does not decide it), so the demo
+    table tells at a glance whether the method earned its place.
+    """
+    if beat_baseline is not None and not isinstance(beat_baseline, bool):
+        raise TypeError(f"beat_baseline must be a bool or None, got {type(beat_baseline).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -399,6 +413,8 @@ def write_demo_summary(
         "what": what,
         "headline": headline,
         "seconds": round(float(seconds), 2),
+        "baseline": baseline,
+        "beat_baseline": beat_baseline,
     }
     path.write_text(json.dumps(doc, indent=1) + "\n")
     return path
