@@ -14,6 +14,7 @@ SCRIPT = textwrap.dedent(
     from torch.utils.data import DataLoader, TensorDataset
     from maskloop import fit, seed_everything, MaskedTraining, WeightMask, prunable_parameters
 
+    dist.init_process_group("gloo")  # two fits in one script: one process group for both
     seed_everything(0)
     x = torch.randn(64, 4); y = (x[:, 0] > 0).long()
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -23,8 +24,15 @@ SCRIPT = textwrap.dedent(
     fit(model, DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True), epochs=3, optimizer=opt,
         loss_fn=lambda o, t: nn.functional.cross_entropy(o, t, reduction="none"),
         callbacks=[MaskedTraining(model, mask, opt)], progress=False)
+    # a label-free objective (regress a fixed random projection of x) through the same loop:
+    # it calls model(...) (the DDP wrapper), so gradients are all-reduced across ranks
+    proj = torch.randn(4, 2)
+    student = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    fit(student, DataLoader(TensorDataset(x), batch_size=8, shuffle=True), epochs=2,
+        optimizer=torch.optim.SGD(student.parameters(), lr=0.1),
+        objective=lambda m, b: ((m(b[0]) - b[0] @ proj) ** 2).sum(-1), progress=False)
     rank = int(__import__("os").environ["RANK"])
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    flat = torch.cat([p.detach().flatten() for p in [*model.parameters(), *student.parameters()]])
     torch.save(flat, sys.argv[1] + f"/rank{rank}.pt")
     """
 )
