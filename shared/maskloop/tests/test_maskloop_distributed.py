@@ -31,19 +31,32 @@ SCRIPT = textwrap.dedent(
     fit(student, DataLoader(TensorDataset(x), batch_size=8, shuffle=True), epochs=2,
         optimizer=torch.optim.SGD(student.parameters(), lr=0.1),
         objective=lambda m, b: ((m(b[0]) - b[0] @ proj) ** 2).sum(-1), progress=False)
-    rank = int(__import__("os").environ["RANK"])
+    from maskloop import distributed
+    rank = distributed.rank()
     flat = torch.cat([p.detach().flatten() for p in [*model.parameters(), *student.parameters()]])
-    torch.save(flat, sys.argv[1] + f"/rank{rank}.pt")
+    stats = torch.tensor([rank + 1.0, 10.0 * rank])
+    torch.save({"flat": flat, "world": distributed.world_size(), "rank": rank,
+                "sum": distributed.all_reduce_(stats.clone()),
+                "mean": distributed.all_reduce_(stats.clone(), "mean"),
+                "max": distributed.all_reduce_(stats.clone(), "max"),
+                "bcast": distributed.broadcast_(stats.clone(), src=1)},
+               sys.argv[1] + f"/rank{rank}.pt")
     """
 )
 
 
 @pytest.mark.distributed
 def test_fit_under_torchrun_two_ranks_agree(tmp_path) -> None:
-    a, b = run_torchrun(SCRIPT, tmp_path)
+    ra, rb = run_torchrun(SCRIPT, tmp_path)
+    a, b = ra["flat"], rb["flat"]
     assert torch.equal(a, b)
     # and training happened (not the initial weights), with the mask held
     assert a.abs().sum() > 0
+    # maskloop.distributed: rank, world size and reductions over the two ranks
+    assert (ra["rank"], rb["rank"], ra["world"], rb["world"]) == (0, 1, 2, 2)
+    for r in (ra, rb):
+        assert r["sum"].tolist() == [3.0, 10.0] and r["mean"].tolist() == [1.5, 5.0]
+        assert r["max"].tolist() == [2.0, 10.0] and r["bcast"].tolist() == [2.0, 10.0]
 
 
 @pytest.mark.distributed

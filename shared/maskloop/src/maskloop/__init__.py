@@ -5,7 +5,7 @@ loop (`fit` with a pluggable objective, `evaluate`, `Callback`, `Checkpoint`), a
 It depends on torch, numpy, safetensors and tqdm only.
 """
 
-from maskloop import objectives, report, schedules
+from maskloop import checks, distributed, objectives, report, schedules, scores
 from maskloop.checkpoint import Checkpoint
 from maskloop.features import FeatureHook, last_linear
 from maskloop.loop import (
@@ -40,6 +40,8 @@ __all__ = [
     "SelectionSampler",
     "WeightMask",
     "__version__",
+    "checks",
+    "distributed",
     "accuracy",
     "classification",
     "evaluate",
@@ -51,6 +53,7 @@ __all__ = [
     "prunable_parameters",
     "report",
     "schedules",
+    "scores",
     "seed_everything",
     "split_batch",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskloop._checks import check_positive_int
+from maskloop.checks import check_positive_int
 from maskloop.loop import Callback, History, LoopState
 
 __all__ = ["Checkpoint"]

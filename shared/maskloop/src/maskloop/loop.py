@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from maskloop._checks import check_positive_int
 from maskloop.batches import forward as _forward
 from maskloop.batches import split_batch
 from maskloop.batches import to_device as _to_device
+from maskloop.checks import check_positive_int
 from maskloop.objectives import Classification, classification
 
 __all__ = [
