@@ -17,10 +17,8 @@ inner-race amplitudes modulated at the shaft rate f_r, ball amplitudes at the ca
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 from scipy import signal as sps
@@ -446,110 +444,9 @@ def apply_front_end(
     return replace(data, x=x)
 
 
-# ----------------------------------------------------------------------------------------------
-# CWRU
-# ----------------------------------------------------------------------------------------------
-
-#: Shaft speed per motor load (hp) of the CWRU drive-end data.
-CWRU_RPM: dict[int, int] = {0: 1797, 1: 1772, 2: 1750, 3: 1730}
-
-#: File numbers of the 12 kHz drive-end set per (class, load); outer race at 6 o'clock.
-#: The normal baselines (97-100) are recorded at 48 kHz only.
-CWRU_FILES: dict[str, tuple[int, int, int, int]] = {
-    "normal": (97, 98, 99, 100),
-    "inner_007": (105, 106, 107, 108),
-    "ball_007": (118, 119, 120, 121),
-    "outer_007": (130, 131, 132, 133),
-    "inner_014": (169, 170, 171, 172),
-    "ball_014": (185, 186, 187, 188),
-    "outer_014": (197, 198, 199, 200),
-    "inner_021": (209, 210, 211, 212),
-    "ball_021": (222, 223, 224, 225),
-    "outer_021": (234, 235, 236, 237),
-}
-
-
-def _read_de_signal(path: Path, number: int) -> np.ndarray:
-    from scipy.io import loadmat
-
-    mat = loadmat(str(path))
-    key = f"X{number:03d}_DE_time"
-    if key not in mat:
-        # A few real files name the variable after a neighbouring number (e.g. 174 -> X173).
-        cands = [k for k in mat if re.fullmatch(r"X\d{3}_DE_time", k)]
-        if len(cands) != 1:
-            found = sorted(k for k in mat if not k.startswith("__"))
-            raise KeyError(f"{path}: no drive-end key {key!r} (variables found: {found})")
-        key = cands[0]
-    sig = np.asarray(mat[key], dtype=np.float64).ravel()
-    if not np.all(np.isfinite(sig)):
-        raise ValueError(f"{path}: {key} contains NaN or inf")
-    return sig
-
-
-def load_cwru(
-    root: str | Path,
-    loads: Sequence[int] = (0, 1, 2, 3),
-    window: int = 2048,
-    chunks_per_file: int = 4,
-    max_windows_per_file: int | None = None,
-) -> BearingData:
-    """Load the CWRU 12 kHz drive-end 10-class set from `root` (files named ``<number>.mat``).
-
-    Windows do not overlap. Each file is cut into `chunks_per_file` contiguous chunks that act as
-    recordings, so :func:`split_by_recording` keeps whole chunks apart (no window leakage). The
-    48 kHz normal files are low-pass filtered and decimated by 4 to 12 kHz. ``domain`` is the
-    load index (0-3 hp); use :func:`cwru_transfer_tasks` for the 12 tasks.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"CWRU root {str(root)!r} is not a directory")
-    _check_window(window)
-    loads = list(loads)
-    for ld in loads:
-        if ld not in CWRU_RPM:
-            raise ValueError(f"load {ld!r} is not a CWRU load; allowed: {sorted(CWRU_RPM)}")
-    if chunks_per_file < 2:
-        raise ValueError(f"chunks_per_file must be >= 2, got {chunks_per_file!r}")
-    xs, ys, ds, recs, rpms = [], [], [], [], []
-    rec_id = 0
-    for ci, cname in enumerate(CLASSES_10):
-        for ld in loads:
-            number = CWRU_FILES[cname][ld]
-            path = root / f"{number}.mat"
-            if not path.exists():
-                raise FileNotFoundError(f"missing CWRU file {str(path)!r} ({cname}, load {ld})")
-            sig = _read_de_signal(path, number)
-            if cname == "normal":
-                sig = sps.decimate(sig, 4, ftype="fir", zero_phase=True)  # 48 kHz -> 12 kHz
-            per_chunk = len(sig) // chunks_per_file // window
-            if per_chunk < 1:
-                raise ValueError(
-                    f"{path}: signal of {len(sig)} samples (at 12 kHz) is too short for "
-                    f"{chunks_per_file} chunks of at least one {window}-sample window"
-                )
-            if max_windows_per_file is not None:
-                per_chunk = min(per_chunk, max(1, max_windows_per_file // chunks_per_file))
-            clen = len(sig) // chunks_per_file
-            for k in range(chunks_per_file):
-                seg = sig[k * clen : k * clen + per_chunk * window].reshape(per_chunk, window)
-                xs.append(seg)
-                ys.append(np.full(per_chunk, ci))
-                ds.append(np.full(per_chunk, ld))
-                recs.append(np.full(per_chunk, rec_id))
-                rpms.append(np.full(per_chunk, float(CWRU_RPM[ld])))
-                rec_id += 1
-    return BearingData(
-        x=np.concatenate(xs).astype(np.float32),
-        y=np.concatenate(ys).astype(np.int64),
-        domain=np.concatenate(ds).astype(np.int64),
-        recording=np.concatenate(recs).astype(np.int64),
-        rpm=np.concatenate(rpms),
-        fs=12000.0,
-        classes=CLASSES_10,
-    )
-
-
-def cwru_transfer_tasks() -> list[tuple[int, int]]:
-    """The 12 CWRU load-transfer tasks i -> j (i != j, loads 0-3 hp)."""
-    return transfer_tasks(4)
+from cdhm.cwru import (  # noqa: E402  (re-exported: the CWRU reader lives in cdhm.cwru)
+    CWRU_FILES,
+    CWRU_RPM,
+    cwru_transfer_tasks,
+    load_cwru,
+)
