@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config
-from ssjdn.data import RetrievalData, make_scenes
+from ssjdn.data import RetrievalData
 from ssjdn.metrics import retrieval_metrics
+from ssjdn.scenes import make_scenes
 from ssjdn.ssjdn import SSJDN
 from ssjdn.train import TrainHistory, train_retrieval
 

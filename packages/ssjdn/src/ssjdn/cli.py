@@ -16,7 +16,7 @@ def demo(
     from maskloop.report import markdown_table, write_demo_summary
 
     from ssjdn.baselines import ablation_config
-    from ssjdn.data import make_scenes
+    from ssjdn.scenes import make_scenes
     from ssjdn.ssjdn import SSJDN
     from ssjdn.train import train_retrieval
 

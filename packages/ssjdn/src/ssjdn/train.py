@@ -7,6 +7,7 @@ a batch in one loss. The loop still uses maskloop's seeding.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -46,7 +47,9 @@ class TrainHistory:
 def evaluate_retrieval(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     """R@1/5/10 both ways and mR on ``data``; with small-object flags also ``small_mR`` (queries
     about small objects only, full gallery)."""
-    sims = model.encode_images(data.images) @ model.encode_texts(data.flat_captions).T
+    sims = model.similarity_of(
+        model.encode_images(data.images), model.encode_texts(data.flat_captions)
+    )
     out = retrieval_metrics(sims, data.caption_image)
     flags = data.caption_small, data.image_small
     if flags[0] is not None and flags[1] is not None and flags[0].any() and flags[1].any():
@@ -90,6 +93,17 @@ def train_retrieval(
         raise ValueError(
             f"batch_size must be >= 2 (negatives come from the batch), got {batch_size}"
         )
+    for name, v in (("lr", lr), ("weight_decay", weight_decay)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if lr == 0:
+        raise ValueError("lr must be > 0")
+    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be an int >= 0, got {warmup_epochs!r}")
+    if eval_data is not None and not isinstance(eval_data, RetrievalData):
+        raise TypeError(
+            f"eval_data must be a RetrievalData or None, got {type(eval_data).__name__}"
+        )
     from maskloop import seed_everything
 
     gen = seed_everything(seed)
@@ -122,9 +136,21 @@ def train_retrieval(
             out = model(train.images[torch.as_tensor(img_idx)], c_ids[:, :L], c_mask[:, :L])
             labels = train.labels[torch.as_tensor(img_idx)]
             loss = model.loss(out, labels, torch.as_tensor(cap_img[cap_idx])).mean()
+            step = epoch * steps_per_epoch + k // batch_size
+            if not bool(torch.isfinite(loss)):
+                raise ValueError(
+                    f"training loss is {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} "
+                    f"(images {img_idx[:5].tolist()}...): stopped before the update; lower lr "
+                    f"(now {lr}) or check the data"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 2.0)
+            norm = torch.nn.utils.clip_grad_norm_(params, 2.0)
+            if not bool(torch.isfinite(norm)):
+                raise ValueError(
+                    f"gradient norm is {float(norm)} at epoch {epoch + 1}, step {step + 1}: "
+                    "stopped before the update"
+                )
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(img_idx)
