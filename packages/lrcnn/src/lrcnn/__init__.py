@@ -6,8 +6,8 @@ and picks strip counts for a budget.
 """
 
 from lrcnn.graph import Residual, TrunkGraph, find_trunk
-from lrcnn.planner import Plan, Strip, plan
-from lrcnn.rowcentric import POLICIES, RowCentric
+from lrcnn.planner import POLICIES, Plan, Strip, plan
+from lrcnn.rowcentric import RowCentric
 
 __version__ = "0.1.0"
 __all__ = [

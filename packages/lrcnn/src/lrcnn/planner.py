@@ -29,7 +29,10 @@ from torch import nn
 from lrcnn.graph import TrunkGraph, find_trunk
 from lrcnn.strips import Layout
 
-__all__ = ["Plan", "Strip", "plan"]
+__all__ = ["POLICIES", "Plan", "Strip", "parse_budget", "plan"]
+
+#: Strip partitioning policies: LR-CNN's OverL (``overlap``) and 2PS (``two_phase``).
+POLICIES = ("overlap", "two_phase")
 
 _SAVE_OUTPUT = (nn.ReLU, nn.Sigmoid, nn.Tanh)
 MAX_ROWS = 64
@@ -94,6 +97,47 @@ class Plan:
             )
         lines.append(f"  floor (best rows)       {self.floor_bytes / mib:9.1f} MiB")
         return "\n".join(lines)
+
+
+def parse_budget(budget: int | float | str) -> int:
+    """Bytes from ``1.5GB``, ``512MiB``, ``2e9`` or an int."""
+    if isinstance(budget, bool):
+        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
+    if isinstance(budget, (int, float)):
+        value = float(budget)
+    elif isinstance(budget, str):
+        s = budget.strip().replace(" ", "")
+        units = {
+            "KIB": 2**10,
+            "MIB": 2**20,
+            "GIB": 2**30,
+            "TIB": 2**40,
+            "KB": 1e3,
+            "MB": 1e6,
+            "GB": 1e9,
+            "TB": 1e12,
+            "K": 2**10,
+            "M": 2**20,
+            "G": 2**30,
+            "B": 1,
+        }
+        mult = 1.0
+        for u, f in units.items():
+            if s.upper().endswith(u):
+                mult, s = float(f), s[: -len(u)]
+                break
+        try:
+            value = float(s) * mult
+        except ValueError:
+            raise ValueError(
+                f"memory_budget must look like '1.5GB', '512MiB' or a number of bytes, "
+                f"got {budget!r}"
+            ) from None
+    else:
+        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
+    if not value > 0:
+        raise ValueError(f"memory_budget must be positive, got {budget!r}")
+    return int(value)
 
 
 class _Model:
@@ -332,8 +376,6 @@ def plan(
     does not). ``depth="auto"`` picks how many trunk units run row-centric: the lowest product of
     predicted peak and predicted step time (with a budget: the fastest depth that fits).
     """
-    from lrcnn.rowcentric import POLICIES, _parse_budget
-
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     if (
@@ -346,7 +388,7 @@ def plan(
         raise TypeError(f"rows must be an int, got {rows!r}")
     if rows is not None and rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
-    budget = None if memory_budget is None else _parse_budget(memory_budget)
+    budget = None if memory_budget is None else parse_budget(memory_budget)
     units, _ = find_trunk(model)
     full = TrunkGraph(units)
     shape = tuple(int(v) for v in input_shape)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lrcnn.baselines import checkpoint_units
 from lrcnn.graph import TrunkGraph, find_trunk
+from lrcnn.planner import POLICIES, parse_budget, plan
 from lrcnn.strips import Layout, StripRunner
 
-__all__ = ["POLICIES", "RowCentric"]
-
-POLICIES = ("overlap", "two_phase")
+__all__ = ["RowCentric"]
 
 
 class _RowFunction(torch.autograd.Function):
@@ -51,47 +51,6 @@ class _RowFunction(torch.autograd.Function):
             x.detach(), gout.contiguous(), ctx.st, tails, need_x=ctx.needs_input_grad[2]
         )
         return (None, None, gx, *gparams)
-
-
-def _parse_budget(budget: int | float | str) -> int:
-    """Bytes from ``1.5GB``, ``512MiB``, ``2e9`` or an int."""
-    if isinstance(budget, bool):
-        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
-    if isinstance(budget, (int, float)):
-        value = float(budget)
-    elif isinstance(budget, str):
-        s = budget.strip().replace(" ", "")
-        units = {
-            "KIB": 2**10,
-            "MIB": 2**20,
-            "GIB": 2**30,
-            "TIB": 2**40,
-            "KB": 1e3,
-            "MB": 1e6,
-            "GB": 1e9,
-            "TB": 1e12,
-            "K": 2**10,
-            "M": 2**20,
-            "G": 2**30,
-            "B": 1,
-        }
-        mult = 1.0
-        for u, f in units.items():
-            if s.upper().endswith(u):
-                mult, s = float(f), s[: -len(u)]
-                break
-        try:
-            value = float(s) * mult
-        except ValueError:
-            raise ValueError(
-                f"memory_budget must look like '1.5GB', '512MiB' or a number of bytes, "
-                f"got {budget!r}"
-            ) from None
-    else:
-        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
-    if not value > 0:
-        raise ValueError(f"memory_budget must be positive, got {budget!r}")
-    return int(value)
 
 
 class RowCentric(nn.Module):
@@ -157,7 +116,7 @@ class RowCentric(nn.Module):
                     f"depth must be between 1 and the trunk's {len(units)} units, got {depth}"
                 )
         self.rows = rows
-        self.memory_budget = None if memory_budget is None else _parse_budget(memory_budget)
+        self.memory_budget = None if memory_budget is None else parse_budget(memory_budget)
         self.policy = policy
         self.depth = depth
         self.checkpoint_segments = checkpoint_segments
@@ -185,8 +144,6 @@ class RowCentric(nn.Module):
             return self._runners[key]
         depth, rows = self.depth, self.rows
         if self.memory_budget is not None or depth == "auto":
-            from lrcnn.planner import plan
-
             p = plan(
                 self.model,
                 shape,
@@ -220,8 +177,6 @@ class RowCentric(nn.Module):
         rest = [m for _, m in self._units[depth:]]
         if rest:
             if self.checkpoint_segments > 0 and torch.is_grad_enabled():
-                from lrcnn.baselines import checkpoint_units
-
                 y = checkpoint_units(rest, self.checkpoint_segments, y)
             else:
                 for m in rest:
