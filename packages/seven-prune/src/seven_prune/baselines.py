@@ -4,9 +4,10 @@ One-shot, before fine-tuning (`prune_before_training(batches)`, then `step()` ke
 magnitude |W|, random, SNIP |W * g| (Lee et al. 2019), GraSP -W * Hg (Wang et al. 2020).
 
 Gradual, during fine-tuning, on the same window and cubic schedule as SEVEN_dyn (`step()` after each
-`optimizer.step()`): Taylor |W * g| recomputed every step (the official SEVEN code calls this
-"movement"; it is not), real movement pruning (Sanh et al. 2020, first-order: S <- S - W * g
-accumulated), PLATON (Zhang et al. 2022: smoothed importance times its uncertainty), and the ablation
+`optimizer.step()`): gradual magnitude pruning (Zhu & Gupta 2017; global or per layer), Taylor
+|W * g| recomputed every step (the official SEVEN code calls this "movement"; it is not), real
+movement pruning (Sanh et al. 2020, first-order: S <- S - W * g accumulated at the weights the
+gradient was computed at), PLATON (Zhang et al. 2022: smoothed importance times its uncertainty), and the ablation
 SEVEN without its consistency factor (accumulated Taylor).
 """
 
@@ -31,6 +32,7 @@ from seven_prune.seven import SevenPruner
 
 __all__ = [
     "PRUNERS",
+    "GradualMagnitudePruner",
     "GraspPruner",
     "MagnitudePruner",
     "MovementPruner",
@@ -174,8 +176,17 @@ class TaylorPruner(GradualPruner):
 
 
 class MovementPruner(GradualPruner):
-    """Movement pruning (Sanh, Wolf, Rush 2020), first-order form: S <- S - W * g, accumulated over
-    the window; the weights moving away from zero are kept."""
+    """Movement pruning (Sanh, Wolf, Rush 2020), first-order hard form, scored as its authors do.
+
+        S <- S - W_t * g_t      (accumulated over the window; keep the highest S)
+
+    where g_t = dL/dW at W_t, i.e. `W_t` are the weights **before** `optimizer.step()` (the weights the
+    gradient was computed at; Sanh et al. accumulate -dL/dW * W in the forward pass of step t). The
+    pruner records them at the end of the previous `step()` (or at construction when `start=0`), so
+    it must be built before the step that precedes its window. Weights moving away from zero are kept.
+    """
+
+    weights_at = "pre"
 
     def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
         torch._foreach_addcmul_(
@@ -183,11 +194,37 @@ class MovementPruner(GradualPruner):
         )
 
 
+class GradualMagnitudePruner(GradualPruner):
+    """Gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune"): keep the largest
+    |W| on the same window and cubic schedule as SEVEN_dyn,
+
+        s_t = s_f + (s_i - s_f) (1 - (t - t_0) / (n dt))^3,   the mask cut every `delta_t` steps,
+
+    with `scope="global"` (one threshold over all targets, guarded by `min_density`) or
+    `scope="layer"` (every target tensor cut to the same sparsity: the paper's uniform per-layer
+    rule). Embeddings are not targets (only the encoder Linears and the pooler are). The score is
+    |W| at the cut (after `optimizer.step()`); no gradients are read.
+    """
+
+    needs_grads = False
+
+    def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
+        pass  # the score is read from the weights at each cut
+
+    def current_flat_scores(self) -> torch.Tensor:
+        s = self.flat["S"]
+        torch._foreach_copy_(self.state["S"], self._weights())
+        return s.abs_()
+
+
 class PlatonPruner(GradualPruner):
     """PLATON (Zhang et al. 2022): importance smoothed by an EMA times its uncertainty.
 
     I = |W * g|;  I_bar <- b1 I_bar + (1 - b1) I;  U <- b2 U + (1 - b2) |I - I_bar|
-    score = I_bar * U          (b1 = 0.85, b2 = 0.95; same window and cubic schedule as SEVEN_dyn)
+    score = I_bar * U          (same window and cubic schedule as SEVEN_dyn)
+
+    b1 = 0.85, b2 = 0.95 are the PLATON paper's defaults (the SEVEN repository runs PLATON at
+    0.8 / 0.9). As in the PLATON code, I is taken after `optimizer.step()` with this step's gradient.
     """
 
     state_names = ("I_bar", "U", "S")
@@ -237,6 +274,7 @@ PRUNERS: dict[str, type[Pruner]] = {
     "seven": SevenPruner,
     "seven_noconsistency": SevenNoConsistencyPruner,
     "magnitude": MagnitudePruner,
+    "gradual_magnitude": GradualMagnitudePruner,
     "random": RandomPruner,
     "snip": SnipPruner,
     "grasp": GraspPruner,

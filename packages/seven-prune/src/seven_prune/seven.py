@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seven_prune.pruning import GradualPruner, _check_alpha
+from seven_prune.pruning import DEFAULT_MIN_DENSITY, GradualPruner, _check_alpha
 
 __all__ = ["SevenPruner"]
 
@@ -69,6 +69,9 @@ class SevenPruner(GradualPruner):
         eps: float = 1e-9,
         delta_t: int = 1,
         final_exact: bool = False,
+        scope: str = "global",
+        min_density: float = DEFAULT_MIN_DENSITY,
+        pattern: str | None = None,
         targets: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
@@ -91,6 +94,9 @@ class SevenPruner(GradualPruner):
             window=window,
             delta_t=delta_t,
             final_exact=final_exact,
+            scope=scope,
+            min_density=min_density,
+            pattern=pattern,
             targets=targets,
             exclude=exclude,
             optimizer=optimizer,
