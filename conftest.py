@@ -46,18 +46,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.numerical)
 
 
+def _own_numerics(path: str | Path) -> bool:
+    return any(part in OWN_NUMERICS for part in Path(path).parts)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread_session(request: pytest.FixtureRequest):
+    """One torch thread from the start, so module- and session-scoped fixtures run like tests."""
+    if all(_own_numerics(arg) for arg in request.config.args):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic(request: pytest.FixtureRequest):
     """torch.set_num_threads(1) and seed 0 for random, numpy and torch; threads restored after."""
-    if any(part in OWN_NUMERICS for part in Path(request.node.path).parts):
-        yield
-        return
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - every member depends on torch
+    if _own_numerics(request.node.path):
         yield
         return
     import numpy as np
+    import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -114,6 +114,15 @@ def stress(session: nox.Session) -> None:
     """
     args = list(session.posargs)
     repeats = int(args.pop(0)) if args and args[0].isdigit() else 5
+    tree = ast.parse((ROOT / "conftest.py").read_text())
+    listed = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "NUMERICAL"
+    )
+    present = {p.name for d in _all_tests() for p in (ROOT / d).glob("test_*.py")}
+    if missing := sorted(listed - present):
+        session.error(f"conftest.py NUMERICAL lists files that do not exist: {missing}")
     env = _shared(session)
     for i in range(1, repeats + 1):
         session.log(f"stress: repetition {i}/{repeats}")
