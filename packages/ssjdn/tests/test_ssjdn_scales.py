@@ -104,3 +104,42 @@ def test_amfmn_style_trains_and_reloads(tmp_path) -> None:
         SSJDN.load(tmp_path / "m")
     with pytest.raises(ValueError, match="AMFMNStyle needs"):
         AMFMNStyle.from_data(d, SSJDNConfig(**TINY), seed=0)
+
+
+def test_sgs_normalize_spans_one_minus_beta_to_one() -> None:
+    from ssjdn import salience_suppression
+
+    a = 0.5 + 0.01 * torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    plain = salience_suppression(a, (8, 8), beta=0.6)
+    assert float(plain.max() - plain.min()) < 0.01  # a flat salience map suppresses uniformly
+    m = salience_suppression(a, (8, 8), beta=0.6, normalize=True)
+    for k in range(2):
+        assert float(m[k].min()) == pytest.approx(0.4, abs=1e-6)
+        assert float(m[k].max()) == pytest.approx(1.0, abs=1e-6)
+    assert torch.equal(m.flatten(1).argmin(1), a.flatten(1).argmax(1))  # most salient: most damped
+    cfg = SSJDNConfig(**TINY, sgs_normalize=True)
+    assert SSJDN.from_data(make_multiscale_scenes(8, 32, seed=0), cfg, seed=0).bsd.normalize
+
+
+def test_diagnostics_report_labels_passes_and_contrast() -> None:
+    from ssjdn.diagnostics import chain_agreement, label_accuracy, salience_contrast
+
+    d = make_multiscale_scenes(12, 32, seed=0)
+    model = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0)
+    acc = label_accuracy(model, d)
+    assert set(acc) == {"lsd_img_acc", "lsd_txt_acc", "lsd_txt_acc_small", "lsd_txt_acc_large"}
+    assert all(0 <= v <= 100 for v in acc.values())
+    agree = chain_agreement(model, d)
+    assert all(-1 - 1e-6 <= agree[f"corr_s{i}"] <= 1 + 1e-6 for i in range(1, 5))
+    assert model.bsd.drop_chain is None  # restored after the probe
+    full = model.similarity(d.images, d.flat_captions)
+    model.bsd.drop_chain = 0
+    assert not torch.allclose(model.similarity(d.images, d.flat_captions), full)
+    model.bsd.drop_chain = None
+    contrast = salience_contrast(model, d)
+    assert set(contrast) == {"sal_std_s1", "sal_std_s2", "sal_std_s3", "sal_std_s4", "sal_mean"}
+    dual = SSJDN.from_data(d, SSJDNConfig(**TINY, multiscale=False, sgs="none", lsd=False), seed=0)
+    with pytest.raises(ValueError, match="no LSD"):
+        label_accuracy(dual, d)
+    with pytest.raises(ValueError, match="no bidirectional BSD"):
+        chain_agreement(dual, d)
