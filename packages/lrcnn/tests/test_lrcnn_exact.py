@@ -33,14 +33,21 @@ def compare(
     train=True,
     x_grad=True,
     seed=0,
+    eval_in_ref=(),
     **kw,
 ) -> float:
-    """Max relative error over output, input gradient, parameter gradients and BN buffers."""
+    """Max relative error over output, input gradient, parameter gradients and BN buffers.
+
+    ``eval_in_ref``: names of submodules the reference runs in eval mode (what
+    ``batch_norm="frozen"`` computes for the BatchNorms of the row-centric segment).
+    """
     torch.manual_seed(seed)
     model = model.to(dtype).train(train)
     for p in model.parameters():
         p.grad = None
     ref = copy.deepcopy(model)
+    for name in eval_in_ref:
+        ref.get_submodule(name).eval()
     x = torch.randn(*shape, dtype=dtype)
     x1 = x.clone().requires_grad_(x_grad)
     x2 = x.clone().requires_grad_(x_grad)
@@ -428,3 +435,48 @@ def test_float32_within_rounding_bound(case: str, policy: str) -> None:
         )
         assert err_plain <= tol, (rows, err_plain, tol)
         assert err_rc <= tol, (rows, err_rc, tol)
+
+
+def _depth_to(model: nn.Module, layer: str) -> int:
+    units = lrcnn.RowCentric(model, rows=1).trunk_units
+    return max(i for i, n in enumerate(units) if n.startswith(layer + ".")) + 1
+
+
+RESNET_STAGES = [
+    # (architecture, last stage in strips, policy): stride-2 transitions with 1x1 downsample
+    # shortcuts at layer2.0 / layer3.0, BasicBlock (18, 34) and Bottleneck (50)
+    ("resnet18", "layer3", "two_phase"),
+    ("resnet34", "layer2", "overlap"),
+    ("resnet50", "layer2", "two_phase"),
+]
+
+
+@pytest.mark.parametrize(("arch", "stage", "policy"), RESNET_STAGES)
+def test_resnet_residual_stages_train_mode_bn_exact(arch: str, stage: str, policy: str) -> None:
+    """Strips through BasicBlock/Bottleneck chains incl. stride-2 downsample shortcuts, with
+    exact train-mode BatchNorm (statistics sweeps), odd input size, float64."""
+    net = getattr(torchvision.models, arch)(num_classes=3)
+    depth = _depth_to(net, stage)
+    assert compare(net, (2, 3, 45, 37), rows=2, policy=policy, depth=depth) < 1e-10
+
+
+@pytest.mark.parametrize(
+    ("arch", "policy"),
+    [("resnet18", "overlap"), ("resnet34", "two_phase"), ("resnet50", "overlap")],
+)
+def test_resnet_frozen_batch_norm_equals_eval_mode_segment(arch: str, policy: str) -> None:
+    """batch_norm="frozen" through layer1-layer3 equals plain training with the segment's
+    BatchNorms in eval mode (and the rest in train mode), float64, odd input size."""
+    net = getattr(torchvision.models, arch)(num_classes=3)
+    depth = _depth_to(net, "layer3")
+    rc = lrcnn.RowCentric(copy.deepcopy(net), rows=1, depth=depth, batch_norm="frozen")
+    shape = (2, 3, 67, 59)
+    frozen = {id(m) for m in rc.frozen_batch_norms(shape, torch.float64)}
+    names = [n for n, m in rc.model.named_modules() if id(m) in frozen]
+    assert len(names) == sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) - (
+        3 if arch == "resnet50" else 2
+    ) * len(net.layer4) - 1 * (net.layer4[0].downsample is not None)
+    err = compare(
+        net, shape, rows=2, policy=policy, depth=depth, batch_norm="frozen", eval_in_ref=names
+    )
+    assert err < 1e-10

@@ -41,3 +41,14 @@ def test_no_import_cycle() -> None:
     for m in sorted(deps):
         visit(m, [])
     assert "rowcentric" not in deps["planner"]
+
+
+def test_readme_usage_runs() -> None:
+    """The README's usage example runs as written."""
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).parents[1] / "README.md"
+    block = re.search(r"## Usage\n\n```python\n(.*?)```", readme.read_text(), re.S)
+    assert block is not None
+    exec(compile(block.group(1), str(readme), "exec"), {})

@@ -29,10 +29,12 @@ from torch import nn
 from lrcnn.graph import TrunkGraph, find_trunk
 from lrcnn.strips import Layout
 
-__all__ = ["POLICIES", "Plan", "Strip", "parse_budget", "plan"]
+__all__ = ["BATCH_NORM_MODES", "POLICIES", "Plan", "Strip", "parse_budget", "plan"]
 
 #: Strip partitioning policies: LR-CNN's OverL (``overlap``) and 2PS (``two_phase``).
 POLICIES = ("overlap", "two_phase")
+#: How BatchNorm runs inside the row-centric segment (see ``RowCentric``).
+BATCH_NORM_MODES = ("exact", "frozen")
 
 _SAVE_OUTPUT = (nn.ReLU, nn.Sigmoid, nn.Tanh)
 MAX_ROWS = 64
@@ -272,7 +274,13 @@ def _checkpoint(model: _Model, lo: int, hi: int, k: int) -> tuple[int, float]:
 
 
 def _row_centric(
-    model: _Model, full: TrunkGraph, depth: int, rows: int, policy: str, ckpt: int = 0
+    model: _Model,
+    full: TrunkGraph,
+    depth: int,
+    rows: int,
+    policy: str,
+    ckpt: int = 0,
+    batch_norm: str = "exact",
 ) -> tuple[int, float, Layout]:
     """Predicted peak bytes, relative step time and layout of a row-centric segment."""
     seg = TrunkGraph.__new__(TrunkGraph)
@@ -340,7 +348,7 @@ def _row_centric(
     fwd = tails + seg_out + fwd_t
     peak = max(fwd, tails + rest_peak, bwd)
     # time: FLOPs of sweeps over strips vs plain (backward = 2x forward)
-    batch_bn = [n.id for n in seg.nodes if n.kind == "bn"]
+    batch_bn = [n.id for n in seg.nodes if n.kind == "bn"] if batch_norm == "exact" else []
     strip_f = [
         sum(model.flops(n, lay.comp[i][n.id][1] - lay.comp[i][n.id][0]) for n in seg.nodes[1:])
         for i in range(rows)
@@ -367,6 +375,7 @@ def plan(
     depth: int | str | None = "auto",
     dtype: torch.dtype = torch.float32,
     checkpoint_segments: int = 0,
+    batch_norm: str = "exact",
 ) -> Plan:
     """Plan row-centric training of ``model`` for inputs of ``input_shape`` (N, C, H, W).
 
@@ -375,7 +384,11 @@ def plan(
     ``memory_budget``, the fewest strips whose prediction fits (``ValueError`` when even the floor
     does not). ``depth="auto"`` picks how many trunk units run row-centric: the lowest product of
     predicted peak and predicted step time (with a budget: the fastest depth that fits).
+    ``batch_norm`` as in ``RowCentric``: ``"exact"`` BatchNorms cost a statistics sweep each,
+    ``"frozen"`` ones none.
     """
+    if batch_norm not in BATCH_NORM_MODES:
+        raise ValueError(f"batch_norm must be one of {BATCH_NORM_MODES}, got {batch_norm!r}")
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     if (
@@ -412,7 +425,7 @@ def plan(
 
     def rc(d: int, r: int, pol: str) -> tuple[int, float, Layout]:
         if (d, r, pol) not in cache:
-            pk, t, lay = _row_centric(m, full, d, r, pol, checkpoint_segments)
+            pk, t, lay = _row_centric(m, full, d, r, pol, checkpoint_segments, batch_norm)
             cache[(d, r, pol)] = (int(pk * OVERHEAD), t, lay)
         return cache[(d, r, pol)]
 

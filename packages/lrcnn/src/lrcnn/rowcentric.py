@@ -14,7 +14,7 @@ from torch import nn
 
 from lrcnn.baselines import checkpoint_units
 from lrcnn.graph import TrunkGraph, find_trunk
-from lrcnn.planner import POLICIES, parse_budget, plan
+from lrcnn.planner import BATCH_NORM_MODES, POLICIES, parse_budget, plan
 from lrcnn.strips import Layout, StripRunner
 
 __all__ = ["RowCentric"]
@@ -70,6 +70,16 @@ class RowCentric(nn.Module):
             predicted peak). The remaining trunk layers run normally.
         checkpoint_segments: if > 0, the remaining trunk layers run under
             ``torch.utils.checkpoint.checkpoint_sequential`` with this many segments.
+        batch_norm: how BatchNorm layers inside the row-centric segment run in training mode.
+            ``"exact"`` (default): full-batch statistics, exactly as plain training: one forward
+            statistics sweep and one backward reduction sweep over the strips per BatchNorm
+            (the two global reductions of its backward, see ``lrcnn.strips``); exact, but each
+            BatchNorm adds a sweep, which is what makes deep ResNet segments slow. ``"frozen"``:
+            the segment's BatchNorms use their running statistics and do not update them (as
+            ``torchvision.ops.FrozenBatchNorm2d`` in detection fine-tuning; the affine weights
+            still train). A named approximation, not plain training: gradients equal plain
+            training with those BatchNorms in eval mode. The LR-CNN prototype normalises each
+            strip with its own statistics, which is neither (and not offered).
 
     The parameters are the model's own (``rc.parameters()`` are ``model.parameters()``); the
     wrapped model still works on its own.
@@ -84,8 +94,11 @@ class RowCentric(nn.Module):
         policy: str = "overlap",
         depth: int | str | None = "auto",
         checkpoint_segments: int = 0,
+        batch_norm: str = "exact",
     ) -> None:
         super().__init__()
+        if batch_norm not in BATCH_NORM_MODES:
+            raise ValueError(f"batch_norm must be one of {BATCH_NORM_MODES}, got {batch_norm!r}")
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if rows is None and memory_budget is None:
@@ -120,6 +133,18 @@ class RowCentric(nn.Module):
         self.policy = policy
         self.depth = depth
         self.checkpoint_segments = checkpoint_segments
+        self.batch_norm = batch_norm
+        if batch_norm == "frozen":
+            bad = [
+                n.name
+                for n in self._full_graph.nodes
+                if n.kind == "bn" and n.module.running_mean is None  # type: ignore[union-attr]
+            ]
+            if bad:
+                raise ValueError(
+                    f"batch_norm='frozen' needs running statistics; BatchNorm {bad[0]!r} has "
+                    "track_running_stats=False"
+                )
         self._graphs: dict[int, TrunkGraph] = {}
         self._runners: dict[tuple, tuple[int, StripRunner]] = {}
 
@@ -132,6 +157,16 @@ class RowCentric(nn.Module):
         """The ``(depth, rows)`` used for float32 inputs of ``input_shape`` (N, C, H, W)."""
         depth, runner = self._runner(tuple(input_shape), torch.float32)
         return depth, runner.layout.n
+
+    def frozen_batch_norms(
+        self, input_shape: tuple[int, int, int, int], dtype: torch.dtype = torch.float32
+    ) -> list[nn.Module]:
+        """The BatchNorm modules that ``batch_norm="frozen"`` freezes for this input shape
+        (those in the row-centric segment); empty for ``"exact"``."""
+        if self.batch_norm != "frozen":
+            return []
+        _, runner = self._runner(tuple(input_shape), dtype)
+        return [n.module for n in runner.graph.nodes if n.kind == "bn"]  # type: ignore[misc]
 
     def _graph(self, depth: int) -> TrunkGraph:
         if depth not in self._graphs:
@@ -152,6 +187,8 @@ class RowCentric(nn.Module):
                 policy=self.policy,
                 depth=depth,
                 dtype=dtype,
+                batch_norm=self.batch_norm,
+                checkpoint_segments=self.checkpoint_segments,
             )
             depth, rows = p.depth, p.rows
         if depth is None:
@@ -167,9 +204,13 @@ class RowCentric(nn.Module):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4:
             raise ValueError(f"input must be (N, C, H, W), got shape {tuple(x.shape)}")
+        if x.numel() == 0:
+            raise ValueError(f"input is empty: shape {tuple(x.shape)}")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError("input contains NaN or inf values")
         depth, runner = self._runner(tuple(x.shape), x.dtype)
         flags = {
-            n.id: n.module.training
+            n.id: n.module.training and not (n.kind == "bn" and self.batch_norm == "frozen")
             for n in runner.graph.nodes
             if n.kind in ("bn", "drop", "drop2d")
         }
