@@ -112,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_bench.add_argument(
         "--budget",
-        choices=("short", "epoch"),
+        choices=("short", "epoch", "overhead"),
         default="short",
         help="short: the 80-step grid (text, vision, overhead); epoch: the one-epoch MiniLM grid "
-        "of issue 17 (about 2 hours on 2 cores; run it in chunks with --max-minutes and --resume)",
+        "of issue 17 (about 2 hours on 2 cores; run it in chunks with --max-minutes and --resume); "
+        "overhead: each pruner's cost beside a plain MiniLM step at 16 x 32 and 32 x 64",
     )
     p_bench.add_argument(
         "--out",
@@ -170,6 +171,19 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.max_minutes is not None:
             parser.error("--max-minutes applies to --budget epoch")
+        if args.budget == "overhead":
+            import time
+
+            import torch
+
+            from seven_prune.bench import OVERHEAD_STEM, overhead_compare, write_overhead_outputs
+
+            torch.set_num_threads(2)
+            tic = time.perf_counter()
+            res = overhead_compare()
+            write_overhead_outputs(res, args.out, time.perf_counter() - tic)
+            print((args.out / f"{OVERHEAD_STEM}.md").read_text())
+            return 0
         run_bench(args.quick, args.out, args.seeds, tuple(args.tasks), resume=args.resume)
         print((args.out / "seven-prune.md").read_text())
         return 0

@@ -755,6 +755,7 @@ class GradualPruner(Pruner):
         self.flat: dict[str, torch.Tensor] = {}
         self.state: dict[str, list[torch.Tensor]] = {}
         self.updates = 0  # number of score updates so far (k of the next update)
+        self._scratch_bufs: dict[str, torch.Tensor] = {}
         self._w_before: torch.Tensor | None = None  # weights before this step (weights_at="pre")
         if self.weights_at == "pre" and self.mode == "dyn" and self.start == 0:
             self._snapshot_weights()
@@ -788,8 +789,9 @@ class GradualPruner(Pruner):
     @property
     def last_k(self) -> int:
         """The last update index: K - 2 during fine-tuning (official rule), K - 1 before it (and
-        with `final_exact`, or K = 1, where the single update cuts straight to the target)."""
-        if self.mode == "pre" or self.final_exact or self.window == 1:
+        with `final_exact`, an N:M `pattern`, or K = 1, where the last update cuts exactly to the
+        target)."""
+        if self.mode == "pre" or self.final_exact or self.window == 1 or self._nm is not None:
             return self.window - 1
         return self.window - 2
 
@@ -800,6 +802,14 @@ class GradualPruner(Pruner):
                 for s in self.state_names
             }
             self.state = {s: self._flat_views(f) for s, f in self.flat.items()}
+
+    def _scratch(self, name: str) -> torch.Tensor:
+        """A flat float32 work buffer of the targets' size, allocated once (freed after the window)."""
+        buf = self._scratch_bufs.get(name)
+        if buf is None:
+            buf = torch.empty(self.numel, dtype=torch.float32, device=self.device)
+            self._scratch_bufs[name] = buf
+        return buf
 
     def current_flat_scores(self) -> torch.Tensor:
         """`current_scores()` as one flat buffer (a view of the state when the rule allows)."""
@@ -828,6 +838,8 @@ class GradualPruner(Pruner):
         if (k + 1) % self.delta_t == 0 or k == self.last_k:
             self._cut(k)
         self.updates = k + 1
+        if k == self.last_k:
+            self._scratch_bufs.clear()  # the window is over: free the work buffers
 
     @torch.no_grad()
     def _cut(self, k: int) -> None:
