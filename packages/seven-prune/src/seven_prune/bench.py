@@ -514,15 +514,16 @@ def overhead_probe(
 
 OVERHEAD_STEM = "seven-prune-overhead"
 #: the pruners the overhead comparison times beside a plain training step
-OVERHEAD_METHODS: tuple[str, ...] = ("SEVEN_dyn", "SEVEN_dyn (fused)", "PLATON")
+OVERHEAD_METHODS: tuple[str, ...] = ("SEVEN_dyn", "SEVEN_dyn (fused)")
 
 
 def overhead_compare(
     shapes: Sequence[tuple[int, int]] = ((16, 32), (32, 64)),
     methods: Sequence[str] = OVERHEAD_METHODS,
-    steps: int = 10,
+    steps: int = 6,
     delta_t: int = 10,
     log: Callable[[str], None] = print,
+    save: Callable[[report.Results], None] | None = None,
 ) -> report.Results:
     """Each pruner's per-step cost against a plain training step of MiniLM, in one process.
 
@@ -533,6 +534,7 @@ def overhead_compare(
     time and the cut time (cut-step time minus update time), and the overhead at the bench's cut
     interval `delta_t` = (update + cut / delta_t) / plain step. SEVEN_dyn (fused) is the same
     update compiled into one pass (`fused=True`); its compile time is excluded (warm-up steps).
+    `save` is called with the results after each batch shape (so a stopped run keeps them).
     """
     from seven_prune.models import load_minilm_classifier
 
@@ -561,10 +563,10 @@ def overhead_compare(
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
             loader = _forever(_loader(train, batch_size, 0))
             runs.append((method, model, pr, opt, loader, {"step": [], "update": [], "cut": []}))
-        for i in range(steps + 3):
+        for i in range(steps + 2):
             for _, model, pr, opt, loader, times in runs:
                 dt_step, dt_prune = _timed_step(model, next(loader), opt, pr)
-                if i >= 3:  # warm-up steps (and the fused kernel's compilation) not timed
+                if i >= 2:  # warm-up steps (and the fused kernel's compilation) not timed
                     times["step"].append(dt_step)
                     times["cut" if (i + 1) % 3 == 0 else "update"].append(dt_prune)
         plain = statistics.median(runs[0][5]["step"])
@@ -588,6 +590,9 @@ def overhead_compare(
                 f"overhead {shape} {method}: plain step {plain:.3f}s update {u * 1000:.1f}ms "
                 f"cut {c * 1000:.1f}ms -> {metrics['overhead'] * 100:.1f}%"
             )
+        if save is not None:
+            save(results)
+        del runs
     return results
 
 
