@@ -74,7 +74,8 @@ def test_random_is_seeded_and_roughly_uniform() -> None:
     assert max(abs(s - 0.6) for s in per_layer) < 0.1
 
 
-def test_snip_score_is_abs_weight_times_mean_gradient() -> None:
+def test_snip_score_is_abs_weight_times_summed_gradient() -> None:
+    """SnipPruner (maskloop.scores.snip): |W * sum_b g_b| over n_batches batches."""
     model = tiny_bert(seed=8)
     batches = _batches(2)
     pruner = SnipPruner(model, 0.5, n_batches=2)
@@ -83,7 +84,7 @@ def test_snip_score_is_abs_weight_times_mean_gradient() -> None:
         model.zero_grad()
         model(**b).loss.backward()
         for n, p in pruner.params.items():
-            grads[n] += p.grad / 2
+            grads[n] += p.grad
     model.zero_grad()
     scores = pruner.compute_scores(batches, None)
     for s, (n, p) in zip(scores, pruner.params.items()):

@@ -88,6 +88,24 @@ def test_bench_labels_build_the_right_pruners() -> None:
         p.remove()
     with pytest.raises(ValueError, match="method must be one of"):
         build_pruner("OBD", tiny_bert(), 0.5, cfg, 0)
+    from seven_prune import GradualMagnitudePruner, SevenPruner
+    from seven_prune.bench import EPOCH_PLAN, epoch_config
+
+    ecfg = epoch_config(None)
+    built = {}
+    for label, sp in (*EPOCH_PLAN, ("SEVEN_dyn (fused)", 0.8)):
+        if label != "dense":
+            built[label] = build_pruner(label, tiny_bert(), sp, ecfg, 0)
+            built[label].remove()
+    assert isinstance(built["magnitude (GMP)"], GradualMagnitudePruner)
+    assert (
+        built["magnitude (GMP)"].scope == "global" and built["magnitude (GMP)"].min_density == 0.01
+    )
+    assert built["magnitude (GMP, per layer)"].scope == "layer"
+    assert built["SEVEN_dyn (plain global)"].min_density == 0.0
+    assert built["SEVEN_dyn 2:4"].pattern == "2:4" and built["SEVEN_dyn (fused)"].fused
+    assert isinstance(built["SEVEN_dyn"], SevenPruner) and built["SEVEN_dyn"].start == ecfg.start
+    assert ecfg.start + ecfg.window == round(2 * ecfg.steps / 3) and ecfg.steps == 484
 
 
 def test_train_and_evaluate_records_overhead_and_sparsity() -> None:

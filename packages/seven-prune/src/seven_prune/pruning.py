@@ -15,11 +15,13 @@ plain loop (`pruner.step()` after `optimizer.step()`) or from Hugging Face `Trai
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -253,9 +255,14 @@ def select_flat(
         raise ValueError(f"n_keep must be an int in [0, {total}], got {n_keep!r}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
-    if bool(torch.isnan(flat).any()):
-        raise ValueError("scores contain NaN; scores must be comparable numbers")
     segs = _segments(sizes)
+    finite = torch.isfinite(flat)
+    if not bool(finite.all()):
+        bad = [n for n, (a, b) in zip(names, segs) if not bool(finite[a:b].all())]
+        raise ValueError(
+            f"scores of {bad} contain NaN or inf (non-finite weights or gradients: a NaN/inf "
+            "loss?); scores must be finite numbers"
+        )
     if pattern is not None:
         return _select_nm(flat, segs, names, n_keep, alive, pattern, shapes)
     if scope == "layer":
@@ -683,6 +690,100 @@ class Pruner(Callback):
         self._set_mask(WeightMask(state["mask"]))
         self._load_extra_state(state)
 
+    def save(self, path: str | Path) -> Path:
+        """Write the pruner state (mask, step, scores/moments) to one safetensors file.
+
+        Tensors: `mask/<name>` (uint8), `state/<key>` (the flat float32 buffers), `w_before` (if
+        recorded); the configuration and counters go into the file's metadata as JSON. Reload with
+        `load(path)` on a pruner built with the same settings (after loading the model's weights).
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = self.state_dict()
+        tensors = {f"mask/{n}": m.to(torch.uint8).contiguous() for n, m in state["mask"].items()}
+        for key, per_name in state.get("scores", {}).items():
+            tensors[f"state/{key}"] = torch.cat(
+                [per_name[n].reshape(-1).float() for n in self.names]
+            ).contiguous()
+        w_before = getattr(self, "_w_before", None)
+        if w_before is not None:
+            tensors["w_before"] = w_before.detach().cpu().contiguous()
+        meta = {
+            "format": "seven_prune.Pruner",
+            "version": "1",
+            "config": json.dumps(state["config"]),
+            "t": str(state["t"]),
+            "pruned_before_training": json.dumps(state["pruned_before_training"]),
+            "updates": str(state.get("updates", 0)),
+        }
+        save_file(tensors, str(path), metadata=meta)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Restore a state written by `save` (safetensors only; every bad entry is reported at once)."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no pruner state file at {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except Exception as err:  # safetensors raises its own error types for corrupt files
+            raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
+        if meta.get("format") != "seven_prune.Pruner":
+            raise ValueError(f"{path} is not a seven_prune pruner state (metadata {meta})")
+        problems = []
+        for key in ("config", "t", "pruned_before_training", "updates"):
+            if key not in meta:
+                problems.append(f"metadata entry {key!r} is missing")
+        try:
+            config = json.loads(meta.get("config", "{}"))
+            t = int(meta.get("t", "0"))
+            pre = bool(json.loads(meta.get("pruned_before_training", "false")))
+            updates = int(meta.get("updates", "0"))
+        except (ValueError, TypeError) as err:
+            problems.append(f"metadata is malformed: {err}")
+            config, t, pre, updates = {}, 0, False, 0
+        masks = {}
+        for n, shape in zip(self.names, self.shapes):
+            m = tensors.get(f"mask/{n}")
+            if m is None:
+                problems.append(f"entry 'mask/{n}' is missing")
+            elif tuple(m.shape) != tuple(shape) or m.dtype != torch.uint8:
+                problems.append(
+                    f"entry 'mask/{n}' is {m.dtype} {tuple(m.shape)}, expected uint8 {tuple(shape)}"
+                )
+            else:
+                masks[n] = m.to(torch.bool)
+        scores = {}
+        for key, t_ in tensors.items():
+            if key.startswith("state/"):
+                if t_.dim() != 1 or t_.numel() != self.numel:
+                    problems.append(f"entry {key!r} has {t_.numel()} values, expected {self.numel}")
+                else:
+                    scores[key[6:]] = {
+                        n: t_[a:b].view(sh)
+                        for n, (a, b), sh in zip(self.names, _segments(self.sizes), self.shapes)
+                    }
+        if problems:
+            raise ValueError(f"{path}: " + "; ".join(problems))
+        state: dict[str, Any] = {
+            "config": config,
+            "t": t,
+            "pruned_before_training": pre,
+            "mask": masks,
+        }
+        if isinstance(self, GradualPruner):
+            state["updates"] = updates
+            state["scores"] = scores
+        self.load_state_dict(state)
+        if "w_before" in tensors and isinstance(self, GradualPruner):
+            self._w_before = tensors["w_before"].to(self.device).float().clone()
+
     def remove(self) -> None:
         """Detach the masked-training hooks (weights keep their zeros)."""
         self.masked.remove()
@@ -755,6 +856,7 @@ class GradualPruner(Pruner):
         self.flat: dict[str, torch.Tensor] = {}
         self.state: dict[str, list[torch.Tensor]] = {}
         self.updates = 0  # number of score updates so far (k of the next update)
+        self._scratch_bufs: dict[str, torch.Tensor] = {}
         self._w_before: torch.Tensor | None = None  # weights before this step (weights_at="pre")
         if self.weights_at == "pre" and self.mode == "dyn" and self.start == 0:
             self._snapshot_weights()
@@ -788,8 +890,9 @@ class GradualPruner(Pruner):
     @property
     def last_k(self) -> int:
         """The last update index: K - 2 during fine-tuning (official rule), K - 1 before it (and
-        with `final_exact`, or K = 1, where the single update cuts straight to the target)."""
-        if self.mode == "pre" or self.final_exact or self.window == 1:
+        with `final_exact`, an N:M `pattern`, or K = 1, where the last update cuts exactly to the
+        target)."""
+        if self.mode == "pre" or self.final_exact or self.window == 1 or self._nm is not None:
             return self.window - 1
         return self.window - 2
 
@@ -800,6 +903,14 @@ class GradualPruner(Pruner):
                 for s in self.state_names
             }
             self.state = {s: self._flat_views(f) for s, f in self.flat.items()}
+
+    def _scratch(self, name: str) -> torch.Tensor:
+        """A flat float32 work buffer of the targets' size, allocated once (freed after the window)."""
+        buf = self._scratch_bufs.get(name)
+        if buf is None:
+            buf = torch.empty(self.numel, dtype=torch.float32, device=self.device)
+            self._scratch_bufs[name] = buf
+        return buf
 
     def current_flat_scores(self) -> torch.Tensor:
         """`current_scores()` as one flat buffer (a view of the state when the rule allows)."""
@@ -828,6 +939,8 @@ class GradualPruner(Pruner):
         if (k + 1) % self.delta_t == 0 or k == self.last_k:
             self._cut(k)
         self.updates = k + 1
+        if k == self.last_k:
+            self._scratch_bufs.clear()  # the window is over: free the work buffers
 
     @torch.no_grad()
     def _cut(self, k: int) -> None:
