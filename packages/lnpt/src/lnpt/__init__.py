@@ -16,18 +16,19 @@ from lnpt.baselines import (
     synflow_prune,
     synflow_scores,
 )
-from lnpt.data import DigitsSplit, InputsOnly, load_digits_split
+from lnpt.data import DigitsSplit, InputsOnly, load_digits_split, load_mnist1d_split
 from lnpt.diagnostic import LearningGapDiagnostic, spearman
 from lnpt.features import Adaptor, FeatureExtractor
 from lnpt.learning_gap import (
     LearningGap,
     density_schedule,
     head_pattern,
+    normalize_scores,
     prune,
     score,
     select_mask,
 )
-from lnpt.models import MLP, SmallCNN
+from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
 from lnpt.training import DynamicMask, LabelFreeLoss, LabelFreeTrainer
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BASELINES",
     "MLP",
+    "CNN1d",
     "Adaptor",
     "DigitsSplit",
     "DynamicMask",
@@ -45,13 +47,16 @@ __all__ = [
     "LearningGap",
     "LearningGapDiagnostic",
     "SmallCNN",
+    "SmallResNet",
     "__version__",
     "baseline_mask",
     "density_schedule",
     "grasp_scores",
     "head_pattern",
     "load_digits_split",
+    "load_mnist1d_split",
     "magnitude_scores",
+    "normalize_scores",
     "prune",
     "random_scores",
     "score",

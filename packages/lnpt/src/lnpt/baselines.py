@@ -69,6 +69,13 @@ def _labelled(
     return out
 
 
+def _work_copy(model: nn.Module, bn: str) -> nn.Module:
+    """A copy of `model` to score, in eval mode (`bn="eval"`) or train mode (`bn="train"`)."""
+    if bn not in ("eval", "train"):
+        raise ValueError(f"bn must be 'eval' or 'train', got {bn!r}")
+    return copy.deepcopy(model).train(bn == "train")
+
+
 def random_scores(
     model: nn.Module,
     generator: torch.Generator | None = None,
@@ -93,11 +100,16 @@ def snip_scores(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     params: Mapping[str, torch.Tensor] | None = None,
     max_batches: int | None = None,
+    bn: str = "eval",
 ) -> dict[str, torch.Tensor]:
-    """SNIP connection sensitivity |theta * dL/dtheta| on labelled batches (gradient averaged)."""
+    """SNIP connection sensitivity |theta * dL/dtheta| on labelled batches (gradient averaged).
+
+    Scored on a copy in eval mode (`bn="eval"`, as the reference implementation does; "train" uses
+    batch statistics), so the model's BatchNorm statistics and mode are left as they were.
+    """
     loss_fn = loss_fn or F.cross_entropy
     batches = _labelled(data, max_batches)
-    work = copy.deepcopy(model)
+    work = _work_copy(model, bn)
     names = list(_params(model, params))
     named = dict(work.named_parameters())
     plist = [named[n] for n in names]
@@ -117,16 +129,17 @@ def grasp_scores(
     temperature: float = 200.0,
     params: Mapping[str, torch.Tensor] | None = None,
     max_batches: int | None = None,
+    bn: str = "eval",
 ) -> dict[str, torch.Tensor]:
     """GraSP keep scores theta * (H g) (the weights with the largest -theta * Hg are removed).
 
     g = dL/dtheta (summed over the batches, treated as a constant), Hg = d(g^T dL/dtheta)/dtheta,
-    with L the cross-entropy of logits / temperature.
+    with L the cross-entropy of logits / temperature. Scored on a copy in eval mode (`bn`, as SNIP).
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     batches = _labelled(data, max_batches)
-    work = copy.deepcopy(model)
+    work = _work_copy(model, bn)
     names = list(_params(model, params))
     named = dict(work.named_parameters())
     plist = [named[n] for n in names]

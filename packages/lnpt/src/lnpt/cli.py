@@ -87,17 +87,48 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
+    out = args.out.rstrip("/")
+    start = time.perf_counter()
+    if args.timing:
+        import json
+        from pathlib import Path
+
+        from lnpt.bench import resnet18_scoring_time
+
+        t = resnet18_scoring_time()
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, "lnpt_resnet18_timing.json").write_text(json.dumps(t, indent=1) + "\n")
+        print(json.dumps(t))
+        return 0
+    if args.ablation or args.anatomy:
+        from lnpt.ablation import AblationConfig, anatomy, anatomy_markdown, run_ablation
+
+        if args.anatomy:
+            for model in args.models or ("cnn",):
+                doc = anatomy(model, out)
+                print(anatomy_markdown(doc))
+        if args.ablation:
+            acfg = AblationConfig(seeds=args.seeds or 3)
+            if args.models:
+                acfg.models = tuple(args.models)
+            command = "lnpt bench --ablation" + (f" --seeds {args.seeds}" if args.seeds else "")
+            _, chosen = run_ablation(acfg, out, command, resume=args.resume, budget_s=args.budget_s)
+            print(f"{out}/lnpt_ablation.md: chosen variant {chosen}")
+        print(f"took {time.perf_counter() - start:.0f} s")
+        return 0
     seeds = args.seeds if args.seeds is not None else 5
     cfg = BenchConfig.quick(seeds) if args.quick else BenchConfig(seeds=seeds)
+    if args.models:
+        cfg.models = tuple(args.models)
     command = (
         "lnpt bench"
         + (" --quick" if args.quick else "")
         + (f" --seeds {args.seeds}" if args.seeds is not None else "")
+        + (f" --models {' '.join(args.models)}" if args.models else "")
     )
-    start = time.perf_counter()
-    run_bench(cfg, args.out, command)
-    print(args.out.rstrip("/") + "/lnpt.md")
-    with open(args.out.rstrip("/") + "/lnpt.md") as f:
+    run_bench(cfg, out, command, resume=args.resume, budget_s=args.budget_s)
+    print(out + "/lnpt.md")
+    with open(out + "/lnpt.md") as f:
         print(f.read())
     print(f"bench took {time.perf_counter() - start:.0f} s")
     return 0
@@ -111,10 +142,43 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="prune a digits MLP at 95%% without labels (< 1 minute)")
     demo.add_argument("--out", default=None, help="unused; accepted for a uniform CLI")
     demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
-    bench = sub.add_parser("bench", help="the factorial benchmark on digits")
-    bench.add_argument("--quick", action="store_true", help="CI-sized run (< 10 minutes)")
-    bench.add_argument("--out", default="docs/benchmarks", help="output folder")
+    bench = sub.add_parser(
+        "bench", help="the benchmark on digits and MNIST-1D (resumable; see --resume)"
+    )
+    bench.add_argument("--quick", action="store_true", help="fewer epochs (CI-sized)")
+    bench.add_argument("--out", default="lnpt-bench", help="results folder (default ./lnpt-bench/)")
     bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 5)")
+    bench.add_argument(
+        "--models",
+        nargs="+",
+        choices=("mlp", "cnn", "cnn1d", "resnet"),
+        default=None,
+        help="students to run (default: all four)",
+    )
+    bench.add_argument(
+        "--resume", action="store_true", help="reuse finished runs cached under OUT/cache/"
+    )
+    bench.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="start no new (model, seed) run after this many seconds; rerun with --resume",
+    )
+    bench.add_argument(
+        "--ablation",
+        action="store_true",
+        help="instead: compare LNPT scoring variants on a validation split (lnpt_ablation.md)",
+    )
+    bench.add_argument(
+        "--timing",
+        action="store_true",
+        help="instead: time LNPT scoring of torchvision resnet18 at 32x32 on 512 inputs",
+    )
+    bench.add_argument(
+        "--anatomy",
+        action="store_true",
+        help="instead: per-layer density / effective density of every mask (lnpt_layers_*.png)",
+    )
     args = parser.parse_args(argv)
     if args.version:
         from lnpt import __version__
