@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from maskloop._checks import check_fraction
+from maskloop.checks import check_fraction
 from maskloop.loop import Callback, LoopState
 
 __all__ = ["DEFAULT_TYPES", "MaskedTraining", "WeightMask", "filter_names", "prunable_parameters"]
@@ -139,8 +139,14 @@ class WeightMask:
         sparsity: float,
         scope: str = "global",
         previous: WeightMask | None = None,
+        rounding: str = "nearest",
     ) -> WeightMask:
         """Prune exactly `floor(sparsity * numel + 0.5)` lowest-scored entries; keep the rest.
+
+        `rounding="floor"` prunes `int(sparsity * numel)` instead: the count Synaptic-Flow's reference
+        code prunes (`k = int((1 - density) * numel)`, with `sparsity = 1 - density`), which decides
+        the masks of its iterative SynFlow. (The reference also prunes every entry tied with its
+        threshold; here exactly that count is pruned, ties broken by position.)
 
         `scope="global"` ranks all entries together, `"layer"` prunes each tensor to `sparsity` alone.
         Ties are broken deterministically: among equal scores the entry earlier in the mapping's order
@@ -150,6 +156,8 @@ class WeightMask:
         sparsity = check_fraction("sparsity", sparsity, low_inclusive=True, high_inclusive=False)
         if scope not in ("global", "layer"):
             raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+        if rounding not in ("nearest", "floor"):
+            raise ValueError(f"rounding must be 'nearest' or 'floor', got {rounding!r}")
         if not isinstance(scores, Mapping) or not scores:
             raise ValueError("scores must be a non-empty mapping name -> tensor")
         flat: dict[str, torch.Tensor] = {}
@@ -178,10 +186,10 @@ class WeightMask:
         shapes = {n: scores[n].shape for n in flat}
         devices = {n: scores[n].device for n in flat}
         if scope == "layer":
-            keep = {n: _keep_lowest_pruned(s, sparsity) for n, s in flat.items()}
+            keep = {n: _keep_lowest_pruned(s, sparsity, rounding) for n, s in flat.items()}
         else:
             allflat = torch.cat([s.cpu() for s in flat.values()])
-            kept = _keep_lowest_pruned(allflat, sparsity)
+            kept = _keep_lowest_pruned(allflat, sparsity, rounding)
             keep, offset = {}, 0
             for n, s in flat.items():
                 keep[n] = kept[offset : offset + s.numel()]
@@ -370,10 +378,18 @@ class WeightMask:
         return cls({k: v.to(torch.bool) for k, v in tensors.items()})
 
 
-def _keep_lowest_pruned(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+def pruned_count(numel: int, sparsity: float, rounding: str = "nearest") -> int:
+    """How many of `numel` entries `from_scores` prunes: `floor(s * n + 0.5)`, or `int(s * n)` with
+    `rounding="floor"` (Synaptic-Flow's reference)."""
+    return int(sparsity * numel) if rounding == "floor" else math.floor(sparsity * numel + 0.5)
+
+
+def _keep_lowest_pruned(
+    scores: torch.Tensor, sparsity: float, rounding: str = "nearest"
+) -> torch.Tensor:
     """Bool keep-vector pruning exactly round(sparsity*n) lowest scores; ties -> lower index pruned."""
     n = scores.numel()
-    n_prune = math.floor(sparsity * n + 0.5)
+    n_prune = pruned_count(n, sparsity, rounding)
     keep = torch.ones(n, dtype=torch.bool, device=scores.device)
     if n_prune:
         order = torch.argsort(scores, stable=True)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler, Subset
 
-from maskloop._checks import check_fraction, check_positive_int
+from maskloop.checks import check_fraction, check_positive_int
 
 __all__ = ["IndexedDataset", "Selection", "SelectionSampler"]
 
