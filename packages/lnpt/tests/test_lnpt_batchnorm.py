@@ -57,17 +57,16 @@ def test_scores_use_eval_mode_batchnorm_by_default():
         lnpt.score(student, teacher, [x], bn="batch")
 
 
-def test_baseline_scores_use_eval_mode_and_leave_the_model_alone():
-    """snip_scores / grasp_scores: eval-mode BN by default, statistics and mode untouched."""
+def test_baseline_masks_use_eval_mode_and_leave_the_model_alone():
+    """baseline_mask snip / grasp: eval-mode BN (maskloop.scores), statistics and mode untouched."""
     student, _, x = _bn_pair()
     student.train()
     y = torch.randint(0, 10, (16,))
     before = _bn_state(student)
-    for fn in (lnpt.snip_scores, lnpt.grasp_scores):
-        default = fn(student, [(x, y)])
-        evalled = fn(copy.deepcopy(student).eval(), [(x, y)])
-        for n in default:
-            torch.testing.assert_close(default[n], evalled[n], rtol=0, atol=0)
+    for method in ("snip", "grasp"):
+        default = lnpt.baseline_mask(method, student, 0.9, data=[(x, y)])
+        evalled = lnpt.baseline_mask(method, copy.deepcopy(student).eval(), 0.9, data=[(x, y)])
+        assert default == evalled
     for k, v in _bn_state(student).items():
         assert torch.equal(v, before[k]), k
     assert student.training

@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 from maskloop import report, seed_everything
+from maskloop import scores as ml_scores
 
 from lnpt.anatomy import dead_units, effective_density, layer_density, score_mass
-from lnpt.baselines import snip_scores
 from lnpt.bench import (
     MODELS,
     BenchConfig,
@@ -250,40 +250,43 @@ def anatomy(
     seed: int = 0,
     sparsities: tuple[float, ...] = (0.9, 0.95, 0.98),
     variants: tuple[str, ...] = ("one-shot", "layer-sum"),
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Per-layer density, effective density and dead units of every method's mask at each sparsity,
-    and the score mass per layer of SNIP and LNPT; writes `lnpt_layers_<model>.png` under `out`."""
+    and the score mass per layer of SNIP and LNPT; writes `lnpt_layers_<model>.{json,png}` under
+    `out`. The JSON is rewritten after every mask, and `resume=True` skips the masks it holds."""
     cfg = cfg or BenchConfig()
     torch.set_num_threads(2)
     spec = MODELS[model_name]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"lnpt_layers_{model_name}.json"
+    methods = ["random", "snip", "synflow", *[f"lnpt:{v}" for v in variants], "grasp"]
+    doc: dict[str, Any] = {"model": model_name, "seed": seed, "masks": {}, "score_mass": {}}
+    if resume and path.exists():
+        doc = json.loads(path.read_text())
+
+    def save() -> None:
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+
     data = spec.data(seed)
     teachers = train_teacher(model_name, data, cfg, seed)
     seed_everything(seed)
     init = spec.build()
-    methods = ["random", "snip", "grasp", "synflow", *[f"lnpt:{v}" for v in variants]]
-    doc: dict[str, Any] = {"model": model_name, "seed": seed, "masks": {}, "score_mass": {}}
-    for s in sparsities:
-        for m in methods:
-            if m.startswith("lnpt:"):
-                mask = _variant_mask(m[5:], init, teachers, data, s, cfg, seed, model_name)
-            else:
-                mask = make_mask(m, init, teachers[-1], data, s, cfg, seed, spec)
-            doc["masks"][f"{m}@{s}"] = {
-                "density": layer_density(mask),
-                "effective": effective_density(init, mask, spec.input_shape),
-                "dead_units": dead_units(init, mask, spec.input_shape),
-            }
     exclude = head_pattern(init) if cfg.exclude_head else None
     params = _params(init, None, exclude)
-    doc["score_mass"]["snip"] = score_mass(
-        snip_scores(
-            init,
-            data.loader("student", 128, shuffle=True, generator=_gen(seed)),
-            params=params,
-            max_batches=cfg.score_batches,
+    if "snip" not in doc["score_mass"]:
+        doc["score_mass"]["snip"] = score_mass(
+            ml_scores.snip(
+                init,
+                data.loader("student", 128, shuffle=True, generator=_gen(seed)),
+                params=params,
+                max_batches=cfg.score_batches,
+            )
         )
-    )
     for v in variants:
+        if f"lnpt:{v}" in doc["score_mass"]:
+            continue
         opts = dict(VARIANTS[v])
         opts.pop("rounds", None)
         opts.pop("checkpoints", None)
@@ -300,14 +303,37 @@ def anatomy(
             **opts,
         )
         doc["score_mass"][f"lnpt:{v}"] = score_mass(sc)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"lnpt_layers_{model_name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    save()
+    for m in methods:
+        for s in sparsities:
+            if f"{m}@{s}" in doc["masks"]:
+                continue
+            if m.startswith("lnpt:"):
+                mask = _variant_mask(m[5:], init, teachers, data, s, cfg, seed, model_name)
+            else:
+                mask = make_mask(m, init, teachers[-1], data, s, cfg, seed, spec)
+            doc["masks"][f"{m}@{s}"] = {
+                "density": layer_density(mask),
+                "effective": effective_density(init, mask, spec.input_shape),
+                "dead_units": dead_units(init, mask, spec.input_shape),
+            }
+            save()
     try:
         _plot_layers(doc, methods, sparsities, out / f"lnpt_layers_{model_name}.png")
     except ImportError:
         print("matplotlib not installed: skipped the layer figure (pip install 'lnpt[bench]')")
     return doc
+
+
+def plot_anatomy(path: str | Path) -> None:
+    """Draw `lnpt_layers_<model>.png` from a (possibly partial) anatomy JSON."""
+    path = Path(path)
+    doc = json.loads(path.read_text())
+    keys = list(doc["masks"])
+    methods = list(dict.fromkeys(k.rsplit("@", 1)[0] for k in keys))
+    sparsities = tuple(sorted({float(k.rsplit("@", 1)[1]) for k in keys}))
+    methods = [m for m in methods if all(f"{m}@{s}" in doc["masks"] for s in sparsities)]
+    _plot_layers(doc, methods, sparsities, path.with_suffix(".png"))
 
 
 def anatomy_markdown(doc: dict[str, Any]) -> str:
