@@ -77,5 +77,6 @@ def test_baseline_mask_is_the_core_scores_selected(method):
     batches = [(x.float(), y)]
     mask = lnpt.baseline_mask(method, model, 0.6, data=batches)
     fn = getattr(ml_scores, method)
-    expected = WeightMask.from_scores(fn(model, None if method == "magnitude" else batches), 0.6)
+    scores = fn(model, None if method == "magnitude" else batches)
+    expected = WeightMask.from_scores(scores, 0.6, min_density=0)
     assert mask == expected

@@ -10,8 +10,20 @@ from lnpt.cli import main
 
 
 def test_version(capsys):
-    assert main(["--version"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == lnpt.__version__
+
+
+def test_every_option_has_help(capsys):
+    """lnpt bench --help: every option documented, --out defaults to ./lnpt-bench/."""
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = capsys.readouterr().out
+    for opt in ("--out", "--resume", "--budget-s", "--ablation", "--anatomy", "--timing"):
+        assert opt in text
+    assert "lnpt-bench" in text
 
 
 def _tiny(**kw):

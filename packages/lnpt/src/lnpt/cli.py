@@ -19,7 +19,6 @@ def _demo(args: argparse.Namespace) -> int:
     from lnpt.training import LabelFreeTrainer
 
     start = time.perf_counter()
-    torch.set_num_threads(2)
     data = load_digits_split(0)
     seed_everything(1)
     teacher = MLP()
@@ -100,7 +99,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
-    out = args.out.rstrip("/")
+    out = str(args.out).rstrip("/")
     start = time.perf_counter()
     if args.timing:
         import json
@@ -148,18 +147,22 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `lnpt` console script."""
-    parser = argparse.ArgumentParser(prog="lnpt", description=__doc__)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="cmd")
-    demo = sub.add_parser("demo", help="prune a digits MLP at 95%% without labels (< 1 minute)")
+    """Entry point of the `lnpt` console script (the shared `maskloop.cli` layout)."""
+    from maskloop.cli import build_parser, run
+
+    from lnpt import __version__
+
+    parser = build_parser(
+        "lnpt",
+        description=__doc__,
+        demo_help="prune a digits MLP at 95%% without labels and compare with SNIP (< 1 minute)",
+        bench_help="the benchmark on digits and MNIST-1D (resumable: --resume, --budget-s)",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    demo = parser.subcommands["demo"]
     demo.add_argument("--out", default=None, help="unused; accepted for a uniform CLI")
     demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
-    bench = sub.add_parser(
-        "bench", help="the benchmark on digits and MNIST-1D (resumable; see --resume)"
-    )
-    bench.add_argument("--quick", action="store_true", help="fewer epochs (CI-sized)")
-    bench.add_argument("--out", default="lnpt-bench", help="results folder (default ./lnpt-bench/)")
+    bench = parser.subcommands["bench"]
     bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 5)")
     bench.add_argument(
         "--models",
@@ -169,13 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         help="students to run (default: all four)",
     )
     bench.add_argument(
-        "--resume", action="store_true", help="reuse finished runs cached under OUT/cache/"
-    )
-    bench.add_argument(
         "--budget-s",
         type=float,
         default=None,
-        help="start no new (model, seed) run after this many seconds; rerun with --resume",
+        help="start no new unit of work after this many seconds; rerun with --resume",
     )
     bench.add_argument(
         "--ablation",
@@ -192,18 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead: per-layer density / effective density of every mask (lnpt_layers_*.png)",
     )
-    args = parser.parse_args(argv)
-    if args.version:
-        from lnpt import __version__
-
-        print(__version__)
-        return 0
-    if args.cmd == "demo":
-        return _demo(args)
-    if args.cmd == "bench":
-        return _bench(args)
-    parser.print_help()
-    return 0
+    return run(argv, package="lnpt", demo=_demo, bench=_bench, parser=parser)
 
 
 if __name__ == "__main__":

@@ -191,12 +191,12 @@ class _DynamicMaskCallback(Callback):
         done = state.epoch  # epochs finished
         if dyn is None or tr.masked is None or done % dyn.every or done >= self.epochs:
             return
-        tr.masked.remove()
+        # autograd.grad does not run the mask's gradient hooks: pruned entries get their gradient
         xs = [x.to(state.device) for x in iter_inputs(self.unlabeled, "unlabeled", dyn.max_batches)]
         tr.mask = dyn.update(
             tr.gap, tr.student, tr.mask, xs, dyn.fraction_at(done - 1, self.epochs)
         )
-        tr.masked = MaskedTraining(tr.student, tr.mask, state.optimizer)
+        tr.masked.set_mask(tr.mask)
         state.metrics["mask_moved"] = dyn.updates[-1]["moved"]
 
 
@@ -206,7 +206,8 @@ class LabelFreeTrainer:
     `fit(unlabeled, epochs)` runs `maskloop.fit` with `LabelFreeObjective`: for each batch of inputs
     (a tensor, or the first element of a tuple; labels are never read) the teacher is queried, J is
     minimised with the optimizer, and the mask reaches training one way, as a
-    `maskloop.MaskedTraining` callback, which keeps the pruned weights at zero. A linear adaptor is
+    `maskloop.MaskedTraining` callback, which attaches when training starts, keeps the pruned
+    weights at zero, swaps masks (`DynamicMask`, through `set_mask`) and detaches at the end. A linear adaptor is
     trained with the student. `callbacks` are any `maskloop.Callback`s (all eight hooks run), e.g.
     `lnpt.LearningGapDiagnostic` or `maskloop.Checkpoint` (a run resumes to the same weights).
     """
@@ -301,6 +302,6 @@ class LabelFreeTrainer:
                 callbacks=[*cbs, *callbacks],
                 progress=progress,
             )
-        finally:
-            if self.masked is not None:
-                self.masked.remove()
+        finally:  # fit detaches the mask at its end; also when it raises
+            if self.masked is not None and self.masked.attached:
+                self.masked.detach()

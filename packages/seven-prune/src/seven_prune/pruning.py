@@ -255,7 +255,7 @@ class Pruner(Callback):
         self.names = list(self.params)
         self.numel = sum(p.numel() for p in self.params.values())
         self.mask = WeightMask.dense(self.params)
-        self.masked = MaskedTraining(model, self.mask, optimizer)
+        self.masked = MaskedTraining(model, self.mask, optimizer).attach()
         self.t = 0  # number of step() calls so far
         self.pruned_before_training = False
         self.seconds = 0.0  # wall time spent inside step() and mask updates
