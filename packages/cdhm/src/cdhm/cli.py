@@ -109,6 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument(
         "--no-resume", action="store_true", help="ignore the cache of finished task-seed jobs"
     )
+    p_bench.add_argument(
+        "--tier",
+        default="hard",
+        choices=["mild", "hard", "field"],
+        help="simulator tier (field: fan/drive-end sensor, load-dependent speed, interference)",
+    )
+    p_bench.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated methods to run (default: all baselines, ablations and, with "
+        "--select, the CDHM variants)",
+    )
     p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.version:
@@ -121,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "bench":
         from cdhm.bench import DEV_SEEDS, BenchConfig, run_bench
+        from cdhm.data import DOMAIN_TIERS, transfer_tasks
 
         cmd = (
             "cdhm bench"
@@ -128,16 +141,33 @@ def main(argv: list[str] | None = None) -> int:
             + (" --select" if args.select else "")
             + (f" --seeds {args.seeds}" if args.seeds != 5 else "")
             + (f" --front-end {args.front_end}" if args.front_end != "order-envelope" else "")
+            + (f" --tier {args.tier}" if args.tier != "hard" else "")
         )
         config = None
+        if args.tier != "hard":
+            config = BenchConfig(seeds=list(range(args.seeds)), tier=args.tier)
+            config.front_end = args.front_end
+            if not args.quick:
+                config.tasks = transfer_tasks(len(DOMAIN_TIERS[args.tier]))
         if args.select:
             config = BenchConfig(
                 seeds=list(DEV_SEEDS),
+                tier=args.tier,
                 front_end=args.front_end,
-                methods=("CDHM", "MK-MMD"),
+                methods=("CDHM", "CDHM-no-temporal", "MK-MMD"),
                 ablations=False,
                 variants=True,
             )
+        if args.methods:
+            chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+            if config is None:
+                config = BenchConfig(
+                    seeds=list(range(args.seeds)), front_end=args.front_end, tier=args.tier
+                )
+                if not args.quick:
+                    config.tasks = transfer_tasks(len(DOMAIN_TIERS[config.tier]))
+            config.methods, config.ablations, config.variants = chosen, False, False
+            cmd += f" --methods '{args.methods}'"
         _, text = run_bench(
             quick=args.quick,
             out=args.out,
