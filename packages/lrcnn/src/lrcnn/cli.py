@@ -194,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         "vgg16-224-8-trunk (the rest come from --cache)",
     )
     b.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="per workload: after this many seconds no further timing rounds (>= 2) and no "
+        "float64 gradient check",
+    )
+    b.add_argument(
         "--readme",
         default=None,
         help="also write the tables between the lrcnn-bench markers of this README",
@@ -223,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 only=args.only,
                 repeats=args.repeats,
                 readme=args.readme,
+                budget_s=args.budget_s,
             )
         )
         return 0
