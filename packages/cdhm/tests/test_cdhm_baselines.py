@@ -54,7 +54,7 @@ def test_neural_baselines_fit_predict(toy, alignment):
         assert all(0.0 <= v <= 1.0 for v in est.history_["domain_acc"])
         assert est.history_["grl_lambda"][-1] > est.history_["grl_lambda"][0]
     with pytest.raises(ValueError, match="alignment"):
-        AlignedCNNClassifier("adabn")
+        AlignedCNNClassifier("adabn").fit(a.x, a.y)
 
 
 def test_ablations_are_configured():

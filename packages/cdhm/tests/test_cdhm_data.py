@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from cdhm.cwru import write_cwru_files
 from cdhm.data import (
     BEARING_6205_ORDERS,
     CLASSES_10,
@@ -93,21 +94,6 @@ def test_cwru_loader_reads_real_key_names(tmp_path):
     assert len(cwru_transfer_tasks()) == 12
 
 
-def test_cwru_loader_rejects_missing_key_and_short_signal(tmp_path):
-    (tmp_path / "a").mkdir()
-    _write_cwru(tmp_path / "a", skip_key=118)
-    with pytest.raises(KeyError, match="X118_DE_time"):
-        load_cwru(tmp_path / "a", window=256, chunks_per_file=2)
-    (tmp_path / "b").mkdir()
-    _write_cwru(tmp_path / "b", short=105)
-    with pytest.raises(ValueError, match="too short"):
-        load_cwru(tmp_path / "b", window=256, chunks_per_file=2)
-    with pytest.raises(FileNotFoundError):
-        load_cwru(tmp_path / "missing")
-    with pytest.raises(ValueError, match="load 7"):
-        load_cwru(tmp_path / "a", loads=(7,))
-
-
 @pytest.mark.parametrize("fault", ["outer", "inner", "ball"])
 def test_order_envelope_front_end_peaks_at_fault_order_for_any_speed(fault):
     peaks = []
@@ -143,3 +129,95 @@ def test_apply_front_end_and_bad_inputs():
         order_envelope_segments(bad, 12000.0, 1500.0, 4)
     with pytest.raises(ValueError, match="shape"):
         order_envelope_segments(d.x[0], 12000.0, 1500.0, 4)
+
+
+def test_cwru_format_generator_round_trip(tmp_path):
+    paths = write_cwru_files(tmp_path, seconds=0.5, seed=1, with_fs=True)
+    assert len(paths) == 40
+    d = load_cwru(tmp_path, window=512, chunks_per_file=2)
+    # 0.5 s at 12 kHz = 6000 samples -> 2 chunks of 3000 -> 5 windows of 512 each.
+    assert len(d) == 40 * 2 * 5 and d.classes == CLASSES_10
+    # The loader path sees the fault physics: outer-race files peak at BPFO.
+    o = d.subset((d.y == CLASSES_10.index("outer_021")) & (d.domain == 0))
+    orders, spec = envelope_order_spectrum(o.x, 12000.0, o.rpm)
+    band = (orders > 2) & (orders < 7)
+    assert abs(orders[band][np.argmax(spec.mean(0)[band])] - BEARING_6205_ORDERS["outer"]) < 0.1
+
+
+@pytest.mark.parametrize("fault", ["outer", "inner"])
+def test_field_tier_keeps_defect_orders_at_the_loaded_speed(fault):
+    """Field tier: the envelope peaks at the defect order of the *loaded* shaft speed, at the
+    fan-end sensor and under impulsive + harmonic interference too."""
+    for dom in DOMAIN_TIERS["field"]:
+        x = simulate_recording(fault, dom, 3.0, rng=np.random.default_rng(2))
+        orders, spec = envelope_order_spectrum(x, 12000.0, dom.shaft_rpm)
+        k = np.argmin(np.abs(orders - BEARING_6205_ORDERS[fault]))
+        if dom.impulse_rate_hz == 0:  # clean paths: the defect order is the highest line
+            band = (orders > 2) & (orders < 7)
+            assert abs(orders[band][np.argmax(spec[band])] - orders[k]) < 0.1, dom
+        n = simulate_recording("normal", dom, 3.0, rng=np.random.default_rng(2))
+        _, spec_n = envelope_order_spectrum(n, 12000.0, dom.shaft_rpm)
+        assert spec[k] > 1.5 * spec_n[k], dom  # the defect line stands above a healthy bearing's
+    loaded = DOMAIN_TIERS["field"][1]
+    assert loaded.shaft_rpm == pytest.approx(1797 - 3 * 22.0)
+    d = simulate_domain("DE3", 1, tier="field", recordings_per_class=2, windows_per_recording=2)
+    assert set(d.rpm) == {loaded.shaft_rpm}
+
+
+def test_field_tier_effects_are_present():
+    """Fan-end path lowers and reshapes the impacts; interference puts a line at its frequency;
+    impulsive interference adds strong non-bearing impacts to a healthy bearing's signal."""
+    de0, _, fe0, fe3 = DOMAIN_TIERS["field"]
+    rng = np.random.default_rng
+    from dataclasses import replace
+
+    de = replace(de0, snr_db=60.0)  # near noise-free: compare the impact paths alone
+    x_de = simulate_recording("outer", de, 2.0, rng=rng(0))
+    x_fe = simulate_recording("outer", replace(de, sensor="FE"), 2.0, rng=rng(0))
+    hp = lambda x: x - np.convolve(x, np.ones(5) / 5, mode="same")  # noqa: E731
+    assert np.std(hp(x_fe)) < 0.8 * np.std(hp(x_de))  # attenuated through the longer path
+
+    def centroid(x):
+        p = np.abs(np.fft.rfft(x - np.convolve(x, np.ones(41) / 41, mode="same"))) ** 2
+        return np.sum(np.fft.rfftfreq(len(x), 1 / 12000.0) * p) / np.sum(p)
+
+    assert centroid(x_fe) < centroid(x_de) - 200  # the lower path resonance shapes the impacts
+    x = simulate_recording("normal", fe3, 2.0, rng=rng(1))
+    spec = np.abs(np.fft.rfft(x))
+    freqs = np.fft.rfftfreq(len(x), 1 / 12000.0)
+    line = spec[np.argmin(np.abs(freqs - fe3.interference_hz))]
+    assert line > 20 * np.median(spec[(freqs > 100) & (freqs < 1000)])
+    base = replace(fe0, snr_db=60.0)
+    quiet = simulate_recording("normal", base, 2.0, rng=rng(1))
+    bumpy = simulate_recording(
+        "normal",
+        replace(base, impulse_rate_hz=fe3.impulse_rate_hz, impulse_amp=fe3.impulse_amp),
+        2.0,
+        rng=rng(1),
+    )
+
+    # machinery impacts: far more high-frequency energy and higher peaks than the healthy
+    # bearing's rare weak impacts
+    assert np.sum(hp(bumpy) ** 2) > 10 * np.sum(hp(quiet) ** 2)
+    assert np.abs(hp(bumpy)).max() > 2 * np.abs(hp(quiet)).max()
+
+
+def test_run_to_failure_severity_grows():
+    """simulate_run_to_failure: severity and the defect-order envelope line both grow."""
+    from cdhm.data import simulate_run_to_failure
+
+    dom = DOMAIN_TIERS["mild"][0]
+    recs, sev = simulate_run_to_failure("outer", dom, n_recordings=8, seconds=1.0, seed=0)
+    assert recs.shape == (8, 12000) and np.all(np.diff(sev) > 0)
+    assert sev[0] == pytest.approx(0.05) and sev[-1] == pytest.approx(2.0)
+    orders, spec = envelope_order_spectrum(recs, 12000.0, dom.rpm)
+    k = np.argmin(np.abs(orders - BEARING_6205_ORDERS["outer"]))
+    line = spec[:, k]
+    # rank correlation of the BPFO line with time
+    rank = np.argsort(np.argsort(line))
+    assert np.corrcoef(rank, np.arange(8))[0, 1] > 0.9
+    assert line[-1] > 5 * line[0]
+    with pytest.raises(ValueError, match="n_recordings"):
+        simulate_run_to_failure("outer", dom, n_recordings=1)
+    with pytest.raises(ValueError, match="'inner', 'ball' or 'outer'"):
+        simulate_run_to_failure("normal", dom)

@@ -1,11 +1,11 @@
-"""SNIP, GraSP and SynFlow against direct computations of their formulas on tiny nets."""
+"""Baseline masks from `maskloop.scores` (whose formulas the core tests): exact sparsity, the same
+masks as the scores select into, SynFlow's iteration, errors."""
 
 import math
 
 import lnpt
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -14,50 +14,6 @@ def _data(n=12, d=4, c=3):
     return torch.randn(n, d, generator=g, dtype=torch.float64), torch.randint(
         0, c, (n,), generator=g
     )
-
-
-def test_snip_matches_softmax_regression_gradient():
-    torch.manual_seed(0)
-    model = nn.Linear(4, 3, bias=False).double()
-    x, y = _data()
-    scores = lnpt.snip_scores(model, [(x, y)])
-    p = torch.softmax(x @ model.weight.T, dim=1)
-    grad = (p - F.one_hot(y, 3).double()).T @ x / len(x)
-    torch.testing.assert_close(scores["weight"], (model.weight.detach() * grad).abs())
-
-
-def test_grasp_matches_full_hessian():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(4, 3, bias=False), nn.Tanh(), nn.Linear(3, 3, bias=False)
-    ).double()
-    x, y = _data()
-    temp = 2.0
-    w1, w2 = model[0].weight.detach().clone(), model[2].weight.detach().clone()
-
-    def loss(flat):
-        a, b = flat[:12].reshape(3, 4), flat[12:].reshape(3, 3)
-        return F.cross_entropy(torch.tanh(x @ a.T) @ b.T / temp, y)
-
-    theta = torch.cat([w1.flatten(), w2.flatten()])
-    g = torch.autograd.functional.jacobian(loss, theta)
-    h = torch.autograd.functional.hessian(loss, theta)
-    expected = theta * (h @ g)
-    scores = lnpt.grasp_scores(model, [(x, y)], temperature=temp)
-    got = torch.cat([scores["0.weight"].flatten(), scores["2.weight"].flatten()])
-    torch.testing.assert_close(got, expected)
-
-
-def test_synflow_matches_path_formula():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 5, bias=False), nn.ReLU(), nn.Linear(5, 3, bias=False))
-    scores = lnpt.synflow_scores(model, (4,))
-    a1, a2 = model[0].weight.detach().abs().double(), model[2].weight.detach().abs().double()
-    # R = 1^T |W2| |W1| 1 ; dR/d|W1_ij| = sum_k |W2_ki| ; dR/d|W2_ki| = sum_j |W1_ij|
-    exp1 = a1 * a2.sum(0)[:, None]
-    exp2 = a2 * a1.sum(1)[None, :]
-    torch.testing.assert_close(scores["0.weight"].double(), exp1, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(scores["2.weight"].double(), exp2, rtol=1e-5, atol=1e-6)
 
 
 def test_synflow_is_data_free_and_does_not_touch_model():
@@ -103,7 +59,24 @@ def test_baseline_bad_inputs():
         lnpt.baseline_mask("snip", model, 0.5)
     with pytest.raises(ValueError, match="needs input_shape"):
         lnpt.baseline_mask("synflow", model, 0.5)
-    with pytest.raises(ValueError, match="labelled batches"):
-        lnpt.snip_scores(model, [torch.randn(2, 4)])
+    with pytest.raises(ValueError, match=r"batch must be \(inputs, targets\)"):
+        lnpt.baseline_mask("snip", model, 0.5, data=[torch.randn(2, 4)])
     with pytest.raises(ValueError, match="sparsity must be in"):
         lnpt.baseline_mask("random", model, 1.0)
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "magnitude"])
+def test_baseline_mask_is_the_core_scores_selected(method):
+    """baseline_mask: the global top of maskloop.scores' scores (no floor, nothing excluded)."""
+    from maskloop import WeightMask
+    from maskloop import scores as ml_scores
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = _data()
+    batches = [(x.float(), y)]
+    mask = lnpt.baseline_mask(method, model, 0.6, data=batches)
+    fn = getattr(ml_scores, method)
+    scores = fn(model, None if method == "magnitude" else batches)
+    expected = WeightMask.from_scores(scores, 0.6, min_density=0)
+    assert mask == expected

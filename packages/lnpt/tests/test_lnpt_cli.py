@@ -1,39 +1,83 @@
-"""CLI entry point and the benchmark's report writer on a tiny configuration."""
+"""CLI entry point, the benchmark's report writer and its resume cache, the validation ablation."""
 
 import json
 
 import lnpt
 import pytest
+from lnpt.ablation import AblationConfig, run_ablation
 from lnpt.bench import BenchConfig, run_bench
 from lnpt.cli import main
 
 
 def test_version(capsys):
-    assert main(["--version"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == lnpt.__version__
 
 
-@pytest.mark.slow
-def test_tiny_bench_writes_report(tmp_path):
-    cfg = BenchConfig(
+def test_every_option_has_help(capsys):
+    """lnpt bench --help: every option documented, --out defaults to ./lnpt-bench/."""
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = capsys.readouterr().out
+    for opt in ("--out", "--resume", "--budget-s", "--ablation", "--anatomy", "--timing"):
+        assert opt in text
+    assert "lnpt-bench" in text
+
+
+def _tiny(**kw):
+    return BenchConfig(
         models=("mlp",),
         seeds=2,
         sparsities=(0.9,),
-        masks=("random", "lnpt"),
+        arms=("random+label-free", "lnpt+label-free", "lnpt+supervised"),
         epochs={"mlp": 1},
         teacher_epochs={"mlp": 1},
         synflow_rounds=2,
         diagnostic_sparsity=0.9,
+        **kw,
     )
-    res = run_bench(cfg, tmp_path, "test", progress=False)
+
+
+@pytest.mark.slow
+def test_tiny_bench_writes_report_and_resumes(tmp_path):
+    cfg = _tiny()
+    res = run_bench(cfg, tmp_path, "test", progress=False, budget_s=0.0)
+    # the budget stops after the first unit of work (teacher and dense student of seed 0)
+    assert res.config["unfinished"] == ["mlp seed 0", "mlp seed 1"]
+    partial = (tmp_path / "cache").glob("mlp-seed0-*.partial.jsonl")
+    assert [len(p.read_text().splitlines()) for p in partial] == [1]
+    res = run_bench(cfg, tmp_path, "test", progress=False, resume=True)
+    assert res.config["unfinished"] == []
     md = (tmp_path / "lnpt.md").read_text()
-    assert "lnpt+label-free" in md and "snip" not in md.split("## MLP")[0]
+    assert "lnpt+label-free" in md and "Scoring time per mask" in md
     doc = json.loads((tmp_path / "lnpt.json").read_text())
     assert doc["package"] == "lnpt" and len(doc["records"]) == len(res.records)
     assert "classifier head (last Linear) is left dense" in md
     # every mask keeps the same number of weights; the head is left out, no layer is emptied
     pruned = [r for r in res.records if "surviving" in r.metrics]
-    assert len(pruned) == 2 * 2 * 2  # seeds x masks x trainings
+    assert len(pruned) == 2 * 3  # seeds x arms
     assert len({r.metrics["surviving"] for r in pruned}) == 1
     assert {r.metrics["masked_weights"] for r in pruned} == {64 * 300 + 300 * 100}
     assert min(r.metrics["min_layer_density"] for r in pruned) >= 0.01
+    # resuming reuses the cached runs: the same records
+    again = run_bench(cfg, tmp_path, "test", progress=False, resume=True)
+    assert [r.metrics for r in again.records] == [r.metrics for r in res.records]
+
+
+@pytest.mark.slow
+def test_tiny_ablation_chooses_on_validation(tmp_path):
+    acfg = AblationConfig(
+        models=("mlp",),
+        seeds=1,
+        sparsities=(0.9,),
+        variants=("one-shot", "layer-sum", "checkpoints-3"),
+        references=("random+label-free",),
+        bench=_tiny(),
+    )
+    res, chosen = run_ablation(acfg, tmp_path, "test", progress=False)
+    assert chosen in acfg.variants
+    assert all("val_accuracy" in r.metrics for r in res.records)
+    assert len(res.records) == 4
+    assert "Chosen (highest mean)" in (tmp_path / "lnpt_ablation.md").read_text()

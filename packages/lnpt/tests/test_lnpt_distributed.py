@@ -11,7 +11,7 @@ SCRIPT = textwrap.dedent(
     """
     import os, sys, torch
     import torch.distributed as dist
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
     from maskloop import MaskedTraining, fit, seed_everything
     import lnpt
 
@@ -34,11 +34,9 @@ SCRIPT = textwrap.dedent(
     adaptor0 = gap.adaptor.map.weight.detach().clone()
     params = list(student.parameters()) + list(gap.adaptor.parameters())
     opt = torch.optim.Adam(params, lr=1e-2)
-    data = DataLoader(TensorDataset(x, torch.zeros(64, dtype=torch.long)), batch_size=8,
-                      shuffle=True)
-    hist = fit(student, data, epochs=3, optimizer=opt,
-               loss_fn=lambda out, y: torch.zeros(len(y)),
-               callbacks=[MaskedTraining(student, mask, opt), lnpt.LabelFreeLoss(gap)],
+    data = DataLoader(lnpt.InputsOnly(x), batch_size=8, shuffle=True)
+    hist = fit(student, data, epochs=3, optimizer=opt, objective=lnpt.LabelFreeObjective(gap),
+               callbacks=[MaskedTraining(student, mask, opt), lnpt.AdaptorSync(gap)],
                progress=False)
     torch.save({"local": local, "synced": synced, "union": union, "mask": mask.state_dict(),
                 "weights": {k: v.clone() for k, v in student.state_dict().items()},

@@ -83,23 +83,61 @@ def test_dynamic_mask_moves_weights_at_fixed_sparsity():
         assert (student.get_parameter(n)[~trainer.mask[n]] == 0).all()
 
 
-def test_label_free_loss_callback_in_maskloop_fit():
+def test_label_free_objective_in_maskloop_fit():
+    """LabelFreeObjective: maskloop.fit on inputs-only batches lowers J; logs are recorded."""
     student, teacher = _nets()
     x = torch.randn(32, 8)
-    placeholder = torch.zeros(32, dtype=torch.long)
     gap = lnpt.LearningGap(student, teacher).setup(x)
     before = gap(x).item()
     opt = torch.optim.Adam(student.parameters(), lr=1e-2)
-    fit(
+    hist = fit(
         student,
-        DataLoader(TensorDataset(x, placeholder), batch_size=8),
+        DataLoader(lnpt.InputsOnly(x), batch_size=8),
         epochs=5,
         optimizer=opt,
-        loss_fn=lambda out, y: torch.zeros(len(y)),
-        callbacks=[lnpt.LabelFreeLoss(gap)],
+        objective=lnpt.LabelFreeObjective(gap),
         progress=False,
     )
     assert gap(x).item() < before
+    assert len(hist["train_feature_gap"]) == 5 and len(hist["train_kd"]) == 5
+
+
+def test_label_free_training_resumes_from_a_checkpoint_to_identical_weights(tmp_path):
+    """LabelFreeTrainer + maskloop.Checkpoint: stopped after 2 of 4 epochs and resumed, the
+    student, its mask and the linear adaptor end exactly as in an uninterrupted run."""
+    from maskloop import Callback, Checkpoint
+
+    torch.manual_seed(0)
+    teacher = lnpt.MLP(8, (16, 10), 3)  # another width: a learned linear adaptor
+    init = lnpt.MLP(8, (16, 12), 3)
+    x = torch.randn(48, 8)
+    mask = lnpt.prune(init, teacher, [x], 0.6)
+    init = init.double()
+    teacher = teacher.double()
+    x = x.double()
+
+    def run(callbacks):
+        student = copy.deepcopy(init)
+        mask.apply_(student)
+        gen = torch.Generator().manual_seed(3)
+        loader = DataLoader(lnpt.InputsOnly(x), batch_size=8, shuffle=True, generator=gen)
+        trainer = lnpt.LabelFreeTrainer(student, teacher, mask, lr=1e-2)
+        trainer.fit(loader, 4, callbacks=callbacks, progress=False)
+        return student, trainer
+
+    class StopAfter(Callback):
+        def on_epoch_end(self, state):
+            if state.epoch == 2:
+                state.stop_training = True
+
+    full, full_tr = run([])
+    run([StopAfter(), Checkpoint(tmp_path)])
+    resumed, res_tr = run([Checkpoint(tmp_path)])
+    for (n, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), n
+    assert torch.equal(full_tr.gap.adaptor.map.weight, res_tr.gap.adaptor.map.weight)
+    for n in mask.names:
+        assert (resumed.get_parameter(n)[~mask[n]] == 0).all()
 
 
 def test_diagnostic_records_and_correlates():

@@ -15,21 +15,32 @@ def test_demo_writes_summary(tmp_path: Path, capsys) -> None:  # type: ignore[no
     assert "two_phase-4" in out and "plain" in out
     doc = json.loads((tmp_path / "s.json").read_text())
     assert doc["package"] == "lrcnn" and "saved-for-backward" in doc["headline"]
+    assert doc["baseline"] == "checkpoint_sequential" and isinstance(doc["beat_baseline"], bool)
 
 
 def test_bench_configs_compare_all_methods() -> None:
     for quick in (True, False):
         cfgs = _configs(quick)
-        for model in ("vgg16", "resnet50"):
-            for res in {c["res"] for c in cfgs}:
-                mine = [c for c in cfgs if c["model"] == model and c["res"] == res]
-                methods = {(c["method"], c.get("rows"), c.get("ckpt", False)) for c in mine}
-                assert ("plain", None, False) in methods and ("checkpoint", None, False) in methods
-                plain_rc = {m for m in methods if m[1] is not None and not m[2]}
-                if model == "vgg16":
-                    assert len({m[1] for m in plain_rc}) >= 2  # several strip counts
-                assert {m[0] for m in plain_rc} == {"overlap", "two_phase"}
-                assert any(m[1] is not None and m[2] for m in methods)  # row-centric + ckpt
+        works = {(c["model"], c["res"], c["batch"]) for c in cfgs}
+        for work in works:
+            mine = [c for c in cfgs if (c["model"], c["res"], c["batch"]) == work]
+            for group in ("trunk", "step"):
+                grp = [c for c in mine if c["group"] == group]
+                # plain (not fused) first: the reference of the group's ratios
+                assert grp and grp[0]["method"] == "plain" and not grp[0].get("fused")
+            key = {
+                (c["method"], c.get("rows"), c.get("ckpt", False), c.get("fused", False))
+                for c in mine
+            }
+            assert ("checkpoint", None, False, False) in key
+            assert ("plain", None, False, True) in key and ("checkpoint", None, False, True) in key
+            rc = {k for k in key if k[1] is not None and not k[3]}
+            assert {k[0] for k in rc} == {"overlap", "two_phase"}
+            assert any(k[1] is not None and k[3] for k in key)  # row-centric + fused
+            if not quick:
+                assert any(k[1] is not None and k[2] for k in key)  # row-centric + ckpt
+            if work[0] == "resnet50":
+                assert any(c.get("bn") == "frozen" for c in mine)
     full = _configs(False)
     # the setting: VGG-16 / ResNet-50 at 224x224 batch 8, and a high resolution
     assert {(c["model"], c["res"], c["batch"]) for c in full} >= {

@@ -110,7 +110,7 @@ def test_bad_inputs() -> None:
 
 
 def test_budget_string_and_predictions_per_policy() -> None:
-    from lrcnn.rowcentric import _parse_budget
+    from lrcnn.planner import parse_budget as _parse_budget
 
     assert _parse_budget("1.5GB") == 1_500_000_000
     assert _parse_budget("512MiB") == 512 * 2**20

@@ -6,6 +6,7 @@ import pytest
 import torch
 from seven_prune import (
     PRUNERS,
+    GradualMagnitudePruner,
     GradualPruner,
     GraspPruner,
     MagnitudePruner,
@@ -73,7 +74,8 @@ def test_random_is_seeded_and_roughly_uniform() -> None:
     assert max(abs(s - 0.6) for s in per_layer) < 0.1
 
 
-def test_snip_score_is_abs_weight_times_mean_gradient() -> None:
+def test_snip_score_is_abs_weight_times_summed_gradient() -> None:
+    """SnipPruner (maskloop.scores.snip): |W * sum_b g_b| over n_batches batches."""
     model = tiny_bert(seed=8)
     batches = _batches(2)
     pruner = SnipPruner(model, 0.5, n_batches=2)
@@ -82,7 +84,7 @@ def test_snip_score_is_abs_weight_times_mean_gradient() -> None:
         model.zero_grad()
         model(**b).loss.backward()
         for n, p in pruner.params.items():
-            grads[n] += p.grad / 2
+            grads[n] += p.grad
     model.zero_grad()
     scores = pruner.compute_scores(batches, None)
     for s, (n, p) in zip(scores, pruner.params.items()):
@@ -137,13 +139,53 @@ def test_taylor_uses_only_the_current_step() -> None:
         torch.testing.assert_close(s[keep], (w * g).abs()[keep])
 
 
-def test_movement_accumulates_minus_w_times_g() -> None:
-    pruner = MovementPruner(tiny_bert(seed=11), 0.5, window=50)
-    hist = _manual(pruner, 3)
+def test_movement_scores_at_the_weights_the_gradient_was_computed_at() -> None:
+    """MovementPruner: S = -sum_t W_t * g_t with W_t the weights before optimizer.step()."""
+    model = tiny_bert(seed=11)
+    pruner = MovementPruner(model, 0.5, start=1, window=50)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    batches = _batches(4, seed=3)
+    pre_ref = [torch.zeros_like(p) for p in pruner.params.values()]
+    post_ref = [torch.zeros_like(p) for p in pruner.params.values()]
+    for t in range(5):
+        opt.zero_grad()
+        model(**batches[t % 4]).loss.backward()
+        before = [p.detach().clone() for p in pruner.params.values()]
+        opt.step()
+        pruner.step()
+        if t >= 1:  # the window starts at step 1
+            for i, p in enumerate(pruner.params.values()):
+                pre_ref[i] -= before[i] * p.grad
+                post_ref[i] -= p.detach() * p.grad
+    differs = False
     for i, n in enumerate(pruner.names):
-        ref = -sum(w[i] * g[i] for w, g in hist)
         keep = pruner.mask[n]
-        torch.testing.assert_close(pruner.state["S"][i][keep], ref[keep], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(pruner.state["S"][i][keep], pre_ref[i][keep])
+        differs |= not torch.allclose(pre_ref[i][keep], post_ref[i][keep])
+    assert differs  # the post-step weights would have given other scores
+
+
+def test_gradual_magnitude_keeps_largest_current_weights_on_the_cubic_schedule() -> None:
+    """GradualMagnitudePruner: each cut keeps the n_keep(k) largest |W| among the alive weights."""
+    model = tiny_bert(seed=15)
+    pruner = GradualMagnitudePruner(model, 0.8, start=0, window=5, min_density=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    batches = _batches(3)
+    for t in range(6):
+        opt.zero_grad()
+        model(**batches[t % 3]).loss.backward()
+        opt.step()
+        alive = {n: pruner.mask[n].clone() for n in pruner.names}
+        w = {n: p.detach().abs().clone() for n, p in pruner.params.items()}
+        pruner.step()
+        if t <= pruner.last_k:
+            kept = torch.cat([w[n][pruner.mask[n]] for n in pruner.names])
+            gone = torch.cat([w[n][alive[n] & ~pruner.mask[n]] for n in pruner.names])
+            assert pruner.numel - pruner.mask.num_pruned == pruner.n_keep(t)
+            if gone.numel():
+                assert float(kept.min()) >= float(gone.max())
+    per_layer = GradualMagnitudePruner(tiny_bert(seed=15), 0.8, window=3, scope="layer")
+    assert per_layer.scope == "layer"
 
 
 def test_platon_matches_its_equations() -> None:

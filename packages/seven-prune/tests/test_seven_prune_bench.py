@@ -88,6 +88,24 @@ def test_bench_labels_build_the_right_pruners() -> None:
         p.remove()
     with pytest.raises(ValueError, match="method must be one of"):
         build_pruner("OBD", tiny_bert(), 0.5, cfg, 0)
+    from seven_prune import GradualMagnitudePruner, SevenPruner
+    from seven_prune.bench import EPOCH_PLAN, epoch_config
+
+    ecfg = epoch_config(None)
+    built = {}
+    for label, sp in (*EPOCH_PLAN, ("SEVEN_dyn (fused)", 0.8)):
+        if label != "dense":
+            built[label] = build_pruner(label, tiny_bert(), sp, ecfg, 0)
+            built[label].remove()
+    assert isinstance(built["magnitude (GMP)"], GradualMagnitudePruner)
+    assert (
+        built["magnitude (GMP)"].scope == "global" and built["magnitude (GMP)"].min_density == 0.01
+    )
+    assert built["magnitude (GMP, per layer)"].scope == "layer"
+    assert built["SEVEN_dyn (plain global)"].min_density == 0.0
+    assert built["SEVEN_dyn 2:4"].pattern == "2:4" and built["SEVEN_dyn (fused)"].fused
+    assert isinstance(built["SEVEN_dyn"], SevenPruner) and built["SEVEN_dyn"].start == ecfg.start
+    assert ecfg.start + ecfg.window == round(2 * ecfg.steps / 3) and ecfg.steps == 484
 
 
 def test_train_and_evaluate_records_overhead_and_sparsity() -> None:
@@ -165,3 +183,67 @@ def test_grid_table_pivots_sparsities_and_pairs_seven_with_each_method() -> None
     # SEVEN leads magnitude by 8, 7, 6 points over the three seeds: mean +7
     assert "| magnitude | +7.00 [" in text
     assert grid_table(res, "other task") == ""
+
+
+def test_epoch_grid_runs_in_chunks_and_resumes_to_the_full_plan(tmp_path, monkeypatch) -> None:
+    """run_epoch_bench: a chunk stops at its time limit, labels its report PARTIAL, resumes."""
+    import seven_prune.bench as bench
+    from seven_prune.data import synthetic_sentiment
+
+    ran = []
+    clock = [0.0]
+
+    def fake_train(model, pruner, train, test, cfg, seed, steps=None, lr=None):
+        ran.append((seed, "dense" if pruner is None else type(pruner).__name__))
+        clock[0] += 60.0  # every run takes one (fake) minute
+        return {"accuracy": 0.8 - 0.01 * len(ran), "overhead_run": 0.01}
+
+    monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(
+        bench,
+        "_text_data",
+        lambda cfg: (synthetic_sentiment(32, seed=0), synthetic_sentiment(16, seed=1)),
+    )
+    monkeypatch.setattr(
+        "seven_prune.models.load_minilm_classifier", lambda seed: tiny_bert(seed=seed)
+    )
+    plan = (("SEVEN_dyn", 0.8), ("dense", 0.0), ("magnitude (GMP)", 0.8))
+    monkeypatch.setattr(bench, "EPOCH_PLAN", plan)
+    orig = bench.epoch_config
+    monkeypatch.setattr(
+        bench, "epoch_config", lambda seeds, max_len=32: replace(orig(seeds, max_len), plan=plan)
+    )
+    bench.run_epoch_bench(tmp_path, seeds=2, max_minutes=2.5, log=lambda m: None)
+    assert ran == [(0, "SevenPruner"), (0, "dense")]  # a third minute would pass 2.5
+    md = (tmp_path / "seven-prune-epoch.md").read_text()
+    assert "PARTIAL: 2 of 6 runs" in md and "--budget epoch" in md
+    assert (tmp_path / "seven-prune-epoch.partial.json").is_file()
+    res = bench.run_epoch_bench(tmp_path, seeds=2, resume=True, log=lambda m: None)
+    assert ran[2:] == [
+        (0, "GradualMagnitudePruner"),
+        (1, "SevenPruner"),
+        (1, "dense"),
+        (1, "GradualMagnitudePruner"),
+    ]
+    assert len(res.records) == 6
+    assert "All 6 runs recorded" in (tmp_path / "seven-prune-epoch.md").read_text()
+    assert not (tmp_path / "seven-prune-epoch.partial.json").exists()
+
+
+def test_lr_schedule_warms_up_then_decays_linearly() -> None:
+    """_lr_schedule: linear warm-up over cfg.warmup of the steps, then linear decay to 0."""
+    import torch
+    from seven_prune.bench import _lr_schedule, epoch_config
+
+    cfg = replace(epoch_config(1), warmup=0.1)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = _lr_schedule(opt, cfg, 100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.5) and lrs[-1] == pytest.approx(1 / 90)
+    assert _lr_schedule(opt, text_config(False, 1), 100) is None  # the short grid: constant

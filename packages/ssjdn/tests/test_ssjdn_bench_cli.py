@@ -1,4 +1,4 @@
-"""The benchmark writes its report files; the CLI parses its commands."""
+"""The benchmark writes its report files, caches and resumes runs; the CLI parses its commands."""
 
 import json
 from pathlib import Path
@@ -7,27 +7,68 @@ import pytest
 from ssjdn.bench import BenchSettings, evaluation_seconds, run_bench
 from ssjdn.cli import main
 
+TINY = BenchSettings(n_train=12, n_test=8, image_size=32, epochs=1, batch_size=6)
+METHODS = ["dual-encoder", "+STL (full SSJDN)", "AMFMN-style"]
 
-def test_bench_tiny_writes_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_bench_tiny_writes_report_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("matplotlib")
-    s = BenchSettings(n_train=24, n_test=12, image_size=32, epochs=2, batch_size=8)
-    out = run_bench(tmp_path, seeds=2, settings=s, methods=["dual-encoder", "+SFE"], progress=False)
-    for name in ("ssjdn.md", "ssjdn.json", "ssjdn.png", "ssjdn_retrievals.png"):
+    out = run_bench(
+        tmp_path, seeds=2, settings=TINY, methods=METHODS, progress=False, time_evaluation=False
+    )
+    for name in ("ssjdn.md", "ssjdn.json", "ssjdn.png", "ssjdn_retrievals.png", "ssjdn_sgs.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     doc = json.loads((tmp_path / "ssjdn.json").read_text())
     assert doc["schema"] == "maskloop.results/1"
-    assert {r["method"] for r in doc["records"]} == {"dual-encoder", "+SFE"}
-    assert all({"mR", "small_mR", "epochs_to_90"} <= set(r["metrics"]) for r in doc["records"])
+    assert {r["method"] for r in doc["records"]} == set(METHODS)
+    full = next(r["metrics"] for r in doc["records"] if r["method"] == "+STL (full SSJDN)")
+    assert {"mR", "hard_mR", "hard_small_mR", "lsd_img_acc", "corr_s1", "sal_std_s1"} <= set(full)
     md = (tmp_path / "ssjdn.md").read_text()
-    assert "## Goals" in md and "evaluation of 1,000 x 5,000" in md
-    assert set(out["goals"]) and "mR" in capsys.readouterr().out
+    assert "## Goals" in md and "metrics of 1,000 x 5,000" in md and "AMFMN-style" in md
+    assert out["missing"] == [] and "mR" in capsys.readouterr().out
+    # a resumed call trains nothing: the cached runs are reused as they are
+    cached = sorted((tmp_path / "cache").glob("*/*/*.json"))
+    assert len(cached) == 6
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    again = run_bench(
+        tmp_path,
+        seeds=2,
+        settings=TINY,
+        methods=METHODS,
+        progress=False,
+        resume=True,
+        time_evaluation=False,
+    )
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    assert again["results"].values("mR", "AMFMN-style") == out["results"].values(
+        "mR", "AMFMN-style"
+    )
+    # a time limit leaves the rest for --resume and says so
+    part = run_bench(
+        tmp_path,
+        seeds=2,
+        settings=TINY,
+        methods=[*METHODS, "+SFE"],
+        progress=False,
+        resume=True,
+        time_limit=1e-9,
+        time_evaluation=False,
+    )
+    assert part["missing"] == ["+SFE seed 0", "+SFE seed 1"]
+    assert "Not run (time limit): +SFE seed 0, +SFE seed 1" in (tmp_path / "ssjdn.md").read_text()
 
 
 def test_bench_bad_args(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seeds"):
         run_bench(tmp_path, seeds=0)
-    with pytest.raises(ValueError, match="rungs of the ladder"):
+    with pytest.raises(ValueError, match="methods must be among"):
         run_bench(tmp_path, methods=["+nothing"])
+    with pytest.raises(ValueError, match="split must be"):
+        run_bench(tmp_path, split="train")
+    with pytest.raises(ValueError, match="time_limit"):
+        run_bench(tmp_path, time_limit=0)
 
 
 def test_evaluation_seconds_small() -> None:
@@ -41,3 +82,9 @@ def test_cli_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "demo" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["bench", "--seeds", "0"])
+    with pytest.raises(SystemExit):
+        main(["bench", "--time-limit", "-1"])
+    with pytest.raises(SystemExit):
+        main(["bench", "--methods", "+nothing"])
+    with pytest.raises(SystemExit):
+        main(["bench", "--quick", "--full"])

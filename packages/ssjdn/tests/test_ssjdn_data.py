@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ssjdn.data import (
+from ssjdn import (
     SCENE_CLASSES,
     RetrievalData,
     Vocabulary,
@@ -185,7 +185,7 @@ def test_karpathy_missing_files(tmp_path: Path) -> None:
         load_karpathy_json(tmp_path / "broken.json")
     path = _write_dataset(tmp_path)
     (tmp_path / "beach_1.jpg").unlink()
-    with pytest.raises(FileNotFoundError, match="beach_1.jpg"):
+    with pytest.raises(ValueError, match=r"beach_1.jpg. \(entry 1\) is missing"):
         load_karpathy_dataset(path, tmp_path, split="test", image_size=16)
 
 

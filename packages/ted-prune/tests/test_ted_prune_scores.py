@@ -4,6 +4,7 @@ import pytest
 import ted_prune
 import torch
 from ted_prune import (
+    SPEC_READING,
     ProgressiveSchedule,
     TEDPruner,
     alignment_full,
@@ -68,7 +69,16 @@ def test_full_alignment_matches_autograd_loop():
 def test_pruner_scores_equal_closed_form_after_one_epoch(normalize):
     """observe() over the whole data at fixed weights, then end_epoch: scores = alignment."""
     model, x, y = _tiny(2)
-    p = TEDPruner(12, epochs=3, keep=0.5, warmup=1, ramp=0, rescore_every=0, normalize=normalize)
+    p = TEDPruner(
+        12,
+        epochs=3,
+        keep=0.5,
+        warmup=1,
+        ramp=0,
+        rescore_every=0,
+        normalize=normalize,
+        **SPEC_READING,
+    )
     with torch.no_grad():
         feats = model[1](model[0](x))
         logits = model(x)
@@ -89,7 +99,17 @@ def test_ema_over_epochs_with_stale_pruned_factors():
     """Epoch 1 observes only the kept samples: their scores become beta*old + (1-beta)*new, with
     g_D formed from the new factors of kept samples and the stored ones of pruned samples."""
     model, x, y = _tiny(3)
-    p = TEDPruner(12, epochs=3, keep=0.5, warmup=1, ramp=0, rescore_every=0, beta=0.25)
+    p = TEDPruner(
+        12,
+        epochs=3,
+        keep=0.5,
+        warmup=1,
+        ramp=0,
+        rescore_every=0,
+        beta=0.25,
+        precision="float64",
+        **SPEC_READING,
+    )
     with torch.no_grad():
         f0, l0 = model[1](model[0](x)), model(x)
     p.observe(torch.arange(12), l0, f0, y)
@@ -117,7 +137,7 @@ def test_pruner_with_exact_per_sample_grads_matches_alignment_full():
 
     model, x, y = _tiny(4)
     ds = TensorDataset(x, y)
-    p = TEDPruner(ds, epochs=2, keep=0.5, warmup=1, ramp=0, grads="full")
+    p = TEDPruner(ds, epochs=2, keep=0.5, warmup=1, ramp=0, grads="full", **SPEC_READING)
     assert not p.uses_features
     p.observe(torch.arange(12), model(x).detach(), None, y)
     rec = p.end_epoch(model, ds, batch_size=5)
@@ -142,7 +162,9 @@ def test_class_quantile_scores_match_per_class_loop():
         order = torch.argsort(-s[idx], stable=True)
         q = (torch.arange(idx.numel(), dtype=torch.float64) + 0.5) / idx.numel()
         expect = torch.empty(idx.numel(), dtype=torch.float64)
-        expect[order] = -q
+        q = -q
+        q[0] = 1.0  # the best of every class is always kept
+        expect[order] = q
         torch.testing.assert_close(got[idx], expect, atol=2e-9, rtol=0)
 
 

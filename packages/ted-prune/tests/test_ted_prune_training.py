@@ -15,6 +15,7 @@ from ted_prune import (
     RandomStatic,
     TEDPruner,
 )
+from ted_prune.ted import SPEC_READING
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -71,14 +72,15 @@ def test_ted_in_fit_follows_schedule_and_budget_adds_up():
 
 
 def test_ted_prunes_mislabelled_samples_first():
-    """With labels flipped on 15% of a separable problem, TED's pruned set is enriched in them."""
+    """With labels flipped on 15% of a separable problem, the spec reading's pruned set is enriched
+    in them (the default prune_aligned/residual reading keeps large gradients, so it does not)."""
     ds = _data(200, seed=1)
     x, y = ds.tensors
     flip = torch.zeros(200, dtype=torch.bool)
     flip[torch.randperm(200, generator=torch.Generator().manual_seed(0))[:30]] = True
     ynoisy = torch.where(flip, (y + 1) % 3, y)
     noisy = TensorDataset(x, ynoisy)
-    p = TEDPruner(noisy, epochs=8, keep=0.6, warmup=2, ramp=0, rescore_every=1)
+    p = TEDPruner(noisy, epochs=8, keep=0.6, warmup=2, ramp=0, rescore_every=1, **SPEC_READING)
     _fit(p, noisy, epochs=8)
     pruned = ~p.select(7).mask()
     frac_noisy_pruned = (pruned & flip).sum().item() / flip.sum().item()
@@ -116,10 +118,13 @@ def test_infobatch_prunes_only_below_mean_and_rescales():
     p = InfoBatch(10, epochs=8, keep=0.8)
     p.loss = torch.tensor([0.1, 0.1, 0.1, 0.1, 0.1, 2, 2, 2, 2, 2], dtype=torch.float64)
     sel = p.select(1)
-    assert sel.mask()[5:].all()  # above-mean samples always kept
+    m = sel.mask()
+    assert m[5:].all()  # above-mean samples always kept
     assert p.ratio == pytest.approx(0.4)  # (1 - 0.8) * 10 / 5
-    w = p.weights(torch.arange(10))
-    assert torch.allclose(w[:5], torch.full((5,), 1 / 0.6)) and (w[5:] == 1).all()
+    assert int(m[:5].sum()) == int(0.6 * 5)  # the authors' exact count int((1 - r) |W|)
+    w = p.weights(torch.arange(10)).double()
+    assert torch.allclose(w[:5][m[:5]], torch.full((3,), 1 / 0.6, dtype=torch.float64))
+    assert (w[5:] == 1).all()
     assert len(p.select(7)) == 10  # annealing: the last epoch uses all data
 
 

@@ -14,6 +14,7 @@ SCRIPT = textwrap.dedent(
     from torch.utils.data import DataLoader, TensorDataset
     from maskloop import fit, seed_everything, MaskedTraining, WeightMask, prunable_parameters
 
+    dist.init_process_group("gloo")  # two fits in one script: one process group for both
     seed_everything(0)
     x = torch.randn(64, 4); y = (x[:, 0] > 0).long()
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -23,19 +24,41 @@ SCRIPT = textwrap.dedent(
     fit(model, DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True), epochs=3, optimizer=opt,
         loss_fn=lambda o, t: nn.functional.cross_entropy(o, t, reduction="none"),
         callbacks=[MaskedTraining(model, mask, opt)], progress=False)
-    rank = int(__import__("os").environ["RANK"])
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    torch.save(flat, sys.argv[1] + f"/rank{rank}.pt")
+    # a label-free objective (regress a fixed random projection of x) through the same loop:
+    # it calls model(...) (the DDP wrapper), so gradients are all-reduced across ranks
+    proj = torch.randn(4, 2)
+    student = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    fit(student, DataLoader(TensorDataset(x), batch_size=8, shuffle=True), epochs=2,
+        optimizer=torch.optim.SGD(student.parameters(), lr=0.1),
+        objective=lambda m, b: ((m(b[0]) - b[0] @ proj) ** 2).sum(-1), progress=False)
+    from maskloop import distributed
+    rank = distributed.rank()
+    flat = torch.cat([p.detach().flatten() for p in [*model.parameters(), *student.parameters()]])
+    stats = torch.tensor([rank + 1.0, 10.0 * rank])
+    named = dict(model.named_parameters())  # no re-apply under Adam/SGD: the gradient hook suffices
+    held = all(bool((named[n][~m] == 0).all()) for n, m in mask.items())
+    torch.save({"flat": flat, "held": held, "world": distributed.world_size(), "rank": rank,
+                "sum": distributed.all_reduce_(stats.clone()),
+                "mean": distributed.all_reduce_(stats.clone(), "mean"),
+                "max": distributed.all_reduce_(stats.clone(), "max"),
+                "bcast": distributed.broadcast_(stats.clone(), src=1)},
+               sys.argv[1] + f"/rank{rank}.pt")
     """
 )
 
 
 @pytest.mark.distributed
 def test_fit_under_torchrun_two_ranks_agree(tmp_path) -> None:
-    a, b = run_torchrun(SCRIPT, tmp_path)
-    assert torch.equal(a, b)
+    ra, rb = run_torchrun(SCRIPT, tmp_path)
+    a, b = ra["flat"], rb["flat"]
+    assert torch.equal(a, b) and ra["held"] and rb["held"]
     # and training happened (not the initial weights), with the mask held
     assert a.abs().sum() > 0
+    # maskloop.distributed: rank, world size and reductions over the two ranks
+    assert (ra["rank"], rb["rank"], ra["world"], rb["world"]) == (0, 1, 2, 2)
+    for r in (ra, rb):
+        assert r["sum"].tolist() == [3.0, 10.0] and r["mean"].tolist() == [1.5, 5.0]
+        assert r["max"].tolist() == [2.0, 10.0] and r["bcast"].tolist() == [2.0, 10.0]
 
 
 @pytest.mark.distributed

@@ -16,7 +16,7 @@ spectrum (see :func:`cdhm.data.envelope_order_spectrum`) and a logistic regressi
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,13 +67,6 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
     the target is ignored entirely).
     """
 
-    _params: ClassVar[tuple[str, ...]] = (
-        *DomainAdaptiveClassifier._params,
-        "alignment",
-        "lambda_align",
-        "hidden",
-    )
-
     def __init__(
         self,
         alignment: str | None = None,
@@ -92,11 +85,18 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         super().__init__(
             n_segments, epochs, batch_size, lr, weight_decay, standardize, classes, seed, progress
         )
-        if alignment not in (None, "dann", "mmd", "coral"):
-            raise ValueError(f"alignment must be None, 'dann', 'mmd' or 'coral', got {alignment!r}")
         self.alignment = alignment
-        self.lambda_align = _check_float("lambda_align", lambda_align)
-        self.hidden = _check_int("hidden", hidden, 4)
+        self.lambda_align = lambda_align
+        self.hidden = hidden
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.alignment not in (None, "dann", "mmd", "coral"):
+            raise ValueError(
+                f"alignment must be None, 'dann', 'mmd' or 'coral', got {self.alignment!r}"
+            )
+        _check_float("lambda_align", self.lambda_align)
+        _check_int("hidden", self.hidden, 4)
 
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> nn.Module:
         return _CNNGRU(segment_length, n_classes, self.hidden)

@@ -32,7 +32,7 @@ argmax f(E_q[s_T]) with no sampling.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pyro
@@ -40,13 +40,21 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from pyro import poutine
-from pyro.infer import Trace_ELBO
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
 from cdhm.estimator import DomainAdaptiveClassifier, _check_float, _check_int
-from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, mk_mmd
+from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, mk_mmd
 
-__all__ = ["CDHMClassifier", "CDHMNet"]
+__all__ = ["ELBOS", "CDHMClassifier", "CDHMNet"]
+
+#: The ELBO estimators ``CDHMClassifier(elbo=...)`` trains with: "trace" (Monte Carlo KL, the
+#: spec's Trace_ELBO) or "meanfield" (analytic Gaussian KL per step, valid because the guide
+#: passes posterior *means* forward, so q factorises over steps given x).
+ELBOS: dict[str, Trace_ELBO] = {
+    "trace": Trace_ELBO(max_plate_nesting=1),
+    "meanfield": TraceMeanField_ELBO(max_plate_nesting=1),
+}
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -171,7 +179,9 @@ class CDHMNet(nn.Module):
                 x_loc = self.decoder(torch.cat(parts, -1))
                 pyro.sample(f"x_{t}", dist.Normal(x_loc, x_scale).to_event(1), obs=x[:, t])
                 s_prev = s_t
-            if y is not None and label_scale > 0:
+            if y is None:  # prediction: the fault label is a latent of the model
+                pyro.sample("y", dist.Categorical(logits=self.fault_head(s_prev)))
+            elif label_scale > 0:
                 mask = (
                     label_mask if label_mask is not None else torch.ones_like(y, dtype=torch.bool)
                 )
@@ -242,27 +252,19 @@ class CDHMNet(nn.Module):
 class CDHMClassifier(DomainAdaptiveClassifier):
     """Causal disentanglement HMM classifier with unsupervised domain adaptation (reconstruction).
 
-    ``fit(source_x, source_y, target_x, source_c=None, target_c=None)`` trains the Pyro model by
-    ``Trace_ELBO().differentiable_loss`` (+ the label, condition and alignment terms) with Adam.
+    ``fit(X, y, target_x=None, source_c=None, target_c=None)`` trains the Pyro model by
+    ``Trace_ELBO().differentiable_loss`` (``elbo="meanfield"``: ``TraceMeanField_ELBO``) plus the
+    label, condition and alignment terms, with Adam. :meth:`model` and :meth:`guide` are the
+    fitted Pyro callables (for ``pyro.infer.Predictive`` or another ELBO).
     ``predict``/``predict_proba`` use f(E_q[s_T]); ``transform`` returns [E_q s_T, E_q z_T].
 
     Ablations are options: ``alignment=None`` (no domain alignment), ``temporal_prior=False``,
     ``lambda_c=0`` (no condition head), ``entangled=True`` (one latent of size s_dim + z_dim).
+    Disentanglement options (issue 18): ``align_steps="all"`` aligns s_t at every step instead
+    of s_T only; ``lambda_hsic > 0`` adds lambda_hsic * mean_t HSIC(s_t, onehot c), a
+    non-adversarial independence term between s and the working condition (see
+    :func:`cdhm.models.hsic`); ``elbo="meanfield"`` uses analytic KLs.
     """
-
-    _params: ClassVar[tuple[str, ...]] = (
-        *DomainAdaptiveClassifier._params,
-        "s_dim",
-        "z_dim",
-        "hidden",
-        "alignment",
-        "lambda_y",
-        "lambda_c",
-        "lambda_align",
-        "kl_warmup",
-        "temporal_prior",
-        "entangled",
-    )
 
     def __init__(
         self,
@@ -277,6 +279,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         kl_warmup: float = 0.3,
         temporal_prior: bool = True,
         entangled: bool = False,
+        elbo: str = "trace",
+        align_steps: str = "last",
+        lambda_hsic: float = 0.0,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -289,21 +294,42 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         super().__init__(
             n_segments, epochs, batch_size, lr, weight_decay, standardize, classes, seed, progress
         )
-        self.s_dim = _check_int("s_dim", s_dim)
-        self.z_dim = _check_int("z_dim", z_dim)
-        self.hidden = _check_int("hidden", hidden, 4)
-        if alignment not in ("dann", "mmd", None):
-            raise ValueError(f"alignment must be 'dann', 'mmd' or None, got {alignment!r}")
+        self.s_dim = s_dim
+        self.z_dim = z_dim
+        self.hidden = hidden
         self.alignment = alignment
-        self.lambda_y = _check_float("lambda_y", lambda_y)
-        self.lambda_c = _check_float("lambda_c", lambda_c)
-        self.lambda_align = _check_float("lambda_align", lambda_align)
-        self.kl_warmup = _check_float("kl_warmup", kl_warmup)
-        if self.kl_warmup > 1:
-            raise ValueError(f"kl_warmup is a fraction of training in [0, 1], got {kl_warmup!r}")
-        self.temporal_prior = bool(temporal_prior)
-        self.entangled = bool(entangled)
-        self._elbo = Trace_ELBO(max_plate_nesting=1)
+        self.lambda_y = lambda_y
+        self.lambda_c = lambda_c
+        self.lambda_align = lambda_align
+        self.kl_warmup = kl_warmup
+        self.temporal_prior = temporal_prior
+        self.entangled = entangled
+        self.elbo = elbo
+        self.align_steps = align_steps
+        self.lambda_hsic = lambda_hsic
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        _check_int("s_dim", self.s_dim)
+        _check_int("z_dim", self.z_dim)
+        _check_int("hidden", self.hidden, 4)
+        if self.alignment not in ("dann", "mmd", None):
+            raise ValueError(f"alignment must be 'dann', 'mmd' or None, got {self.alignment!r}")
+        _check_float("lambda_y", self.lambda_y)
+        _check_float("lambda_c", self.lambda_c)
+        _check_float("lambda_align", self.lambda_align)
+        if _check_float("kl_warmup", self.kl_warmup) > 1:
+            raise ValueError(
+                f"kl_warmup is a fraction of training in [0, 1], got {self.kl_warmup!r}"
+            )
+        for name in ("temporal_prior", "entangled"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.align_steps not in ("last", "all"):
+            raise ValueError(f"align_steps must be 'last' or 'all', got {self.align_steps!r}")
+        _check_float("lambda_hsic", self.lambda_hsic)
+        if self.elbo not in ELBOS:
+            raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> CDHMNet:
         s, z = (self.s_dim + self.z_dim, 0) if self.entangled else (self.s_dim, self.z_dim)
@@ -332,7 +358,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         per = net.T * net.D
         beta = max(1e-3, min(1.0, progress / self.kl_warmup)) if self.kl_warmup > 0 else 1.0
         with pyro.validation_enabled(False):
-            neg_elbo = self._elbo.differentiable_loss(
+            neg_elbo = ELBOS[self.elbo].differentiable_loss(
                 net.model,
                 net.guide,
                 x,
@@ -345,27 +371,88 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             )
         loss = neg_elbo / (len(x) * per)
         logs = {"loss_pyro": float(loss.detach())}
-        s_T = net._cache["s_loc"][:, -1]
+        s_all = net._cache["s_loc"]  # (B, T, s_dim) posterior means
+        s_T = s_all[:, -1]
+        # what is aligned: s_T (the classifier's input) or s_t at every step
+        s_al = s_T if self.align_steps == "last" else s_all.reshape(-1, s_all.shape[-1])
+        d_al = (~mask).float()
+        if self.align_steps == "all":
+            d_al = d_al.repeat_interleave(s_all.shape[1])
         if self.alignment is not None and "xt" in batch:
             lam = ganin_lambda(progress)
             if self.alignment == "dann":
-                d_logit = net.domain_head(grad_reverse(s_T, lam)).squeeze(-1)
-                d_true = (~mask).float()
-                align = F.binary_cross_entropy_with_logits(d_logit, d_true)
+                d_logit = net.domain_head(grad_reverse(s_al, lam)).squeeze(-1)
+                align = F.binary_cross_entropy_with_logits(d_logit, d_al)
                 loss = loss + self.lambda_align * align
-                logs["domain_acc"] = float(
-                    ((d_logit.detach() > 0).float() == d_true).float().mean()
-                )
+                logs["domain_acc"] = float(((d_logit.detach() > 0).float() == d_al).float().mean())
                 logs["grl_lambda"] = lam
             else:
-                align = mk_mmd(s_T[:ns], s_T[ns:])
+                align = mk_mmd(s_al[d_al == 0], s_al[d_al == 1])
                 loss = loss + self.lambda_align * lam * align
             logs["align"] = float(align.detach())
+        if self.lambda_hsic > 0 and len(torch.unique(c)) > 1:
+            # independence of s and the working condition (HSIC with a one-hot kernel on c)
+            onehot = F.one_hot(c, net.n_cond).to(s_all.dtype)
+            dep = sum(hsic(s_all[:, t], onehot) for t in range(s_all.shape[1])) / s_all.shape[1]
+            loss = loss + self.lambda_hsic * dep
+            logs["hsic_s_c"] = float(dep.detach())
         with torch.no_grad():
             logs["source_acc"] = float((net.fault_head(s_T[:ns]).argmax(-1) == ys).float().mean())
         logs["loss"] = float(loss.detach())
         logs["beta"] = beta
         return loss, logs
+
+    # ----------------------------------------------------------------------------- Pyro
+    def segments(self, X: Any, c: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Pyro model's inputs for windows `X`: segments x (B, T, D) float32 and c (B,) long.
+
+        x is what ``fit`` trains on (validated, standardised per window if ``standardize`` is
+        'window', cut into T = ``n_segments`` segments); `c` the working conditions (default 0).
+        """
+        self._check_fitted()
+        x = self._tensor(X)
+        c_arr = self._conditions(c, len(x), 0, "c")
+        if (c_arr >= self.n_conditions_).any():
+            raise ValueError(f"c holds conditions >= n_conditions ({self.n_conditions_})")
+        return x, torch.from_numpy(c_arr)
+
+    def model(
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        y: torch.Tensor | None = None,
+        label_mask: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
+        label_scale: float = 1.0,
+        cond_scale: float = 1.0,
+    ) -> None:
+        """The fitted Pyro model (a callable for ``pyro.infer``; see :meth:`CDHMNet.model`).
+
+        ``model(x, c, y=None, label_mask=None, kl_weight=1, label_scale=1, cond_scale=1)`` with
+        x (B, T, D) and c (B,) from :meth:`segments`, y (B,) class indices into ``classes_``
+        (None: ``y`` is a latent site, as in ``pyro.infer.Predictive``). Sites: ``s_t``, ``z_t``
+        (t = 0..T-1, event dim 1), observed ``x_t``, ``y`` and ``c``, inside plate "windows".
+        The networks are plain torch modules (not in Pyro's param store): train them with
+        ``<ELBO>.differentiable_loss(model, guide, ...)`` and a torch optimiser, or register
+        them with ``pyro.module`` for ``pyro.infer.SVI``.
+        """
+        net: CDHMNet = self._check_fitted()  # type: ignore[assignment]
+        net.model(x, c, y, label_mask, kl_weight, label_scale, cond_scale)
+
+    def guide(
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        y: torch.Tensor | None = None,
+        label_mask: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
+        label_scale: float = 1.0,
+        cond_scale: float = 1.0,
+    ) -> None:
+        """The fitted Pyro guide q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c); same signature
+        as :meth:`model` (y and the scales are accepted and only `kl_weight` is used)."""
+        net: CDHMNet = self._check_fitted()  # type: ignore[assignment]
+        net.guide(x, c, y, label_mask, kl_weight, label_scale, cond_scale)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         net: CDHMNet = self.net_  # type: ignore[assignment]
@@ -381,7 +468,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         return torch.cat(parts, -1)
 
     def transform(
-        self, x: Any, c: Any = None, part: str = "both", batch_size: int = 256
+        self, X: Any, c: Any = None, part: str = "both", batch_size: int = 256
     ) -> np.ndarray:
         """Posterior means at the last step: ``part='s'`` (fault), ``'z'`` (nuisance) or ``'both'``.
 
@@ -389,7 +476,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         """
         if part not in ("s", "z", "both"):
             raise ValueError(f"part must be 's', 'z' or 'both', got {part!r}")
-        f = super().transform(x, c, batch_size)
+        f = super().transform(X, c, batch_size)
         s = self.s_dim + self.z_dim if self.entangled else self.s_dim
         if part == "s":
             return f[:, :s]
@@ -399,11 +486,11 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             return f[:, s:]
         return f
 
-    def elbo_terms(self, x: Any, c: Any = None) -> dict[str, float]:
-        """ELBO reconstruction and KL per block (s, z) on windows `x`; see CDHMNet.elbo_terms."""
+    def elbo_terms(self, X: Any, c: Any = None) -> dict[str, float]:
+        """ELBO reconstruction and KL per block (s, z) on windows `X`; see CDHMNet.elbo_terms."""
         net: CDHMNet = self._check_fitted()  # type: ignore[assignment]
         net.eval()
-        xt = self._tensor(x)
+        xt = self._tensor(X)
         ct = torch.from_numpy(self._conditions(c, len(xt), 0, "c"))
         with pyro.validation_enabled(False):
             return net.elbo_terms(xt, ct)

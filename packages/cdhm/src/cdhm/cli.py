@@ -58,12 +58,16 @@ def demo(out: str | None = None, summary_json: str | None = None) -> dict[str, f
     secs = time.perf_counter() - t0
     if summary_json:
         cd, so = acc["CDHM (DANN on s)"], acc["source-only CNN"]
+        verdict = "beats" if cd > so else "does NOT beat"
         write_demo_summary(
             summary_json,
             "cdhm",
             "CDHM vs source-only CNN on one simulated bearing transfer task",
-            f"target accuracy CDHM {100 * cd:.1f} % vs source-only {100 * so:.1f} %",
+            f"CDHM {verdict} the source-only CNN: target accuracy {100 * cd:.1f} % vs "
+            f"{100 * so:.1f} %",
             secs,
+            baseline="source-only CNN",
+            beat_baseline=bool(cd > so),
         )
     return acc
 
@@ -80,14 +84,44 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
     p_bench = sub.add_parser("bench", help="hard-tier benchmark -> <out>/cdhm.{md,json,png}")
     p_bench.add_argument("--quick", action="store_true", help="3 tasks instead of all 12")
-    p_bench.add_argument("--out", default="docs/benchmarks", help="output directory")
-    p_bench.add_argument("--seeds", type=int, default=3, help="number of seeds (>= 1)")
+    p_bench.add_argument(
+        "--out", default="cdhm-bench", help="results folder (default ./cdhm-bench/)"
+    )
+    p_bench.add_argument("--seeds", type=int, default=5, help="number of seeds (>= 1)")
     p_bench.add_argument(
         "--front-end",
         default="order-envelope",
         choices=["order-envelope", "raw"],
         help="input of every neural method (default: per-segment log envelope order spectra)",
     )
+    p_bench.add_argument(
+        "--select",
+        action="store_true",
+        help="the ablation ladder of CDHM variants on the dev seeds (100, 101), never the "
+        "evaluation recordings -> <out>/cdhm_select.*",
+    )
+    p_bench.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop starting new task-seed jobs after this many minutes (resume later)",
+    )
+    p_bench.add_argument(
+        "--no-resume", action="store_true", help="ignore the cache of finished task-seed jobs"
+    )
+    p_bench.add_argument(
+        "--tier",
+        default="hard",
+        choices=["mild", "hard", "field"],
+        help="simulator tier (field: fan/drive-end sensor, load-dependent speed, interference)",
+    )
+    p_bench.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated methods to run (default: all baselines, ablations and, with "
+        "--select, the CDHM variants)",
+    )
+    p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.version:
         from cdhm import __version__
@@ -98,20 +132,53 @@ def main(argv: list[str] | None = None) -> int:
         demo(args.out, args.summary_json)
         return 0
     if args.cmd == "bench":
-        from cdhm.bench import run_bench
+        from cdhm.bench import DEV_SEEDS, BenchConfig, run_bench
+        from cdhm.data import DOMAIN_TIERS, transfer_tasks
 
         cmd = (
             "cdhm bench"
             + (" --quick" if args.quick else "")
-            + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
+            + (" --select" if args.select else "")
+            + (f" --seeds {args.seeds}" if args.seeds != 5 else "")
             + (f" --front-end {args.front_end}" if args.front_end != "order-envelope" else "")
+            + (f" --tier {args.tier}" if args.tier != "hard" else "")
         )
+        config = None
+        if args.tier != "hard":
+            config = BenchConfig(seeds=list(range(args.seeds)), tier=args.tier)
+            config.front_end = args.front_end
+            if not args.quick:
+                config.tasks = transfer_tasks(len(DOMAIN_TIERS[args.tier]))
+        if args.select:
+            config = BenchConfig(
+                seeds=list(DEV_SEEDS),
+                tier=args.tier,
+                front_end=args.front_end,
+                methods=("CDHM", "CDHM-no-temporal", "MK-MMD"),
+                ablations=False,
+                variants=True,
+            )
+        if args.methods:
+            chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+            if config is None:
+                config = BenchConfig(
+                    seeds=list(range(args.seeds)), front_end=args.front_end, tier=args.tier
+                )
+                if not args.quick:
+                    config.tasks = transfer_tasks(len(DOMAIN_TIERS[config.tier]))
+            config.methods, config.ablations, config.variants = chosen, False, False
+            cmd += f" --methods '{args.methods}'"
         _, text = run_bench(
             quick=args.quick,
             out=args.out,
             seeds=args.seeds,
             command=cmd,
+            config=config,
+            progress=not args.quiet,
             front_end=args.front_end,
+            resume=not args.no_resume,
+            max_minutes=args.max_minutes,
+            name="cdhm_select" if args.select else "cdhm",
         )
         print(text)
         return 0

@@ -17,10 +17,8 @@ inner-race amplitudes modulated at the shaft rate f_r, ball amplitudes at the ca
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 from scipy import signal as sps
@@ -43,6 +41,7 @@ __all__ = [
     "segment_windows",
     "simulate_domain",
     "simulate_recording",
+    "simulate_run_to_failure",
     "split_by_recording",
     "transfer_tasks",
 ]
@@ -76,7 +75,17 @@ _SEVERITY = {"007": 0.6, "014": 1.0, "021": 1.4}
 
 @dataclass(frozen=True)
 class DomainSpec:
-    """One working condition of the simulator: speed, resonance, damping, gain and SNR."""
+    """One working condition of the simulator: speed, resonance, damping, gain and SNR.
+
+    The optional fields model the effects of the "field" tier (all off by default):
+    ``load_hp`` lowers the shaft speed under load (induction-motor slip: rpm - `slip_rpm_per_hp`
+    * load, as CWRU's 1797 -> 1730 rpm over 0 -> 3 hp); ``sensor`` "FE" (fan end) places the
+    accelerometer across the shaft from the bearing: the impacts reach it through a second,
+    lower structural resonance `path_resonance_hz` and attenuated by `path_gain`;
+    ``impulse_rate_hz`` adds random strong impacts unrelated to the bearing (other machinery;
+    Poisson, amplitude `impulse_amp`); ``interference_hz`` adds a sinusoidal interference with its
+    first three harmonics (gear mesh, electrical supply) of amplitude `interference_amp`.
+    """
 
     name: str
     rpm: float
@@ -84,8 +93,33 @@ class DomainSpec:
     zeta: float
     gain: float
     snr_db: float
+    load_hp: float = 0.0
+    slip_rpm_per_hp: float = 22.0
+    sensor: str = "DE"
+    path_resonance_hz: float = 1800.0
+    path_gain: float = 0.5
+    impulse_rate_hz: float = 0.0
+    impulse_amp: float = 2.0
+    interference_hz: float = 0.0
+    interference_amp: float = 0.3
+
+    @property
+    def shaft_rpm(self) -> float:
+        """Shaft speed under load: rpm - slip_rpm_per_hp * load_hp."""
+        return self.rpm - self.slip_rpm_per_hp * self.load_hp
 
     def __post_init__(self) -> None:
+        if self.sensor not in ("DE", "FE"):
+            raise ValueError(
+                f"sensor must be 'DE' (drive end) or 'FE' (fan end), got {self.sensor!r}"
+            )
+        if self.load_hp < 0 or self.impulse_rate_hz < 0 or self.interference_hz < 0:
+            raise ValueError(
+                "load_hp, impulse_rate_hz and interference_hz must be >= 0, got "
+                f"{self.load_hp!r}, {self.impulse_rate_hz!r}, {self.interference_hz!r}"
+            )
+        if self.rpm - self.slip_rpm_per_hp * self.load_hp <= 0:
+            raise ValueError(f"the shaft speed under load must be > 0 ({self.name})")
         if self.rpm <= 0:
             raise ValueError(f"rpm must be > 0, got {self.rpm!r}")
         if not 0 < self.zeta < 1:
@@ -111,6 +145,37 @@ DOMAIN_TIERS: dict[str, tuple[DomainSpec, ...]] = {
         DomainSpec("B", 1650, 3000.0, 0.07, 1.8, 6.0),
         DomainSpec("C", 1800, 3500.0, 0.09, 0.6, 3.0),
         DomainSpec("D", 1950, 4000.0, 0.10, 2.5, 0.0),
+    ),
+    # Field conditions: drive-end vs fan-end sensor (transmission path), motor load lowering the
+    # speed, impulsive interference from other machinery, harmonic interference.
+    "field": (
+        DomainSpec("DE0", 1797, 3000.0, 0.06, 1.0, 8.0, load_hp=0.0, sensor="DE"),
+        DomainSpec(
+            "DE3",
+            1797,
+            3200.0,
+            0.07,
+            1.3,
+            4.0,
+            load_hp=3.0,
+            sensor="DE",
+            impulse_rate_hz=3.0,
+            interference_hz=157.0,
+        ),
+        DomainSpec("FE0", 1797, 3000.0, 0.06, 1.0, 6.0, load_hp=0.0, sensor="FE"),
+        DomainSpec(
+            "FE3",
+            1797,
+            3200.0,
+            0.07,
+            0.8,
+            2.0,
+            load_hp=3.0,
+            sensor="FE",
+            impulse_rate_hz=4.0,
+            impulse_amp=1.0,
+            interference_hz=243.0,
+        ),
     ),
 }
 
@@ -217,7 +282,7 @@ def simulate_recording(
     rng = rng if rng is not None else np.random.default_rng()
     n = int(round(seconds * fs))
     t = np.arange(n) / fs
-    fr = domain.rpm / 60.0
+    fr = domain.shaft_rpm / 60.0
     # f_n varies a little between recordings (mounting), impacts excite it.
     f_n = domain.resonance_hz * (1 + 0.03 * rng.standard_normal())
     h = _resonance(fs, f_n, domain.zeta)
@@ -241,12 +306,25 @@ def simulate_recording(
             amp *= 0.6 + 0.4 * np.cos(2 * np.pi * fc * times + rng.uniform(0, 2 * np.pi))
         amp *= 1 + 0.1 * rng.standard_normal(times.shape)
         np.add.at(impulses, np.round(times * fs).astype(int), amp)
+    if domain.sensor == "FE":  # through the shaft and housing: a second, lower resonance
+        h = sps.fftconvolve(h, _resonance(fs, domain.path_resonance_hz, 0.1))
+        h = domain.path_gain * h / (np.abs(h).max() + 1e-12)
+    if domain.impulse_rate_hz > 0:  # impacts from other machinery, not periodic
+        k = rng.poisson(domain.impulse_rate_hz * seconds)
+        impulses[rng.integers(0, n, size=k)] += domain.impulse_amp * rng.uniform(0.5, 1.0, size=k)
     impacts = sps.fftconvolve(impulses, h)[:n]
     harmonics = np.zeros(n)
     for m, a in ((1, 0.3), (2, 0.15), (3, 0.07)):
         harmonics += (
             a * rng.uniform(0.7, 1.3) * np.sin(2 * np.pi * m * fr * t + rng.uniform(0, 6.3))
         )
+    if domain.interference_hz > 0:
+        for m, a in ((1, 1.0), (2, 0.5), (3, 0.25)):
+            harmonics += (
+                domain.interference_amp
+                * a
+                * np.sin(2 * np.pi * m * domain.interference_hz * t + rng.uniform(0, 6.3))
+            )
     clean = domain.gain * (impacts + harmonics)
     ref = domain.gain * np.sqrt(np.mean(harmonics**2) + 0.05)  # class-independent noise level
     noise = ref / (10 ** (domain.snr_db / 20)) * rng.standard_normal(n)
@@ -305,10 +383,45 @@ def simulate_domain(
         y=np.concatenate(ys).astype(np.int64),
         domain=np.full(nwin, domain_index, dtype=np.int64),
         recording=np.concatenate(recs).astype(np.int64) + 100000 * domain_index,
-        rpm=np.full(nwin, domain.rpm, dtype=np.float64),
+        rpm=np.full(nwin, domain.shaft_rpm, dtype=np.float64),
         fs=fs,
         classes=classes,
     )
+
+
+def simulate_run_to_failure(
+    fault: str,
+    domain: DomainSpec,
+    n_recordings: int = 20,
+    seconds: float = 1.0,
+    fs: float = 12000.0,
+    start_severity: float = 0.05,
+    end_severity: float = 2.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A run-to-failure sequence in the style of the IMS data set: `n_recordings` snapshots of
+    `seconds` each, taken at equal intervals while a `fault` grows.
+
+    Severity grows exponentially (the usual degradation model of spall growth), from
+    `start_severity` to `end_severity`: sev_k = start * (end / start)^(k / (n - 1)).
+    Returns (recordings (n_recordings, seconds * fs) float64, severities (n_recordings,)).
+    """
+    loc, _ = _parse_class(fault)
+    if loc == "normal":
+        raise ValueError("fault must be 'inner', 'ball' or 'outer' for a run to failure")
+    if isinstance(n_recordings, bool) or not isinstance(n_recordings, int) or n_recordings < 2:
+        raise ValueError(f"n_recordings must be an int >= 2, got {n_recordings!r}")
+    if not 0 < start_severity < end_severity:
+        raise ValueError(
+            f"need 0 < start_severity < end_severity, got {start_severity!r}, {end_severity!r}"
+        )
+    rng = np.random.default_rng([seed, 31337])
+    k = np.arange(n_recordings) / (n_recordings - 1)
+    sev = start_severity * (end_severity / start_severity) ** k
+    recs = np.stack(
+        [simulate_recording(fault, domain, seconds, fs, severity=v, rng=rng) for v in sev]
+    )
+    return recs, sev
 
 
 def split_by_recording(
@@ -446,110 +559,9 @@ def apply_front_end(
     return replace(data, x=x)
 
 
-# ----------------------------------------------------------------------------------------------
-# CWRU
-# ----------------------------------------------------------------------------------------------
-
-#: Shaft speed per motor load (hp) of the CWRU drive-end data.
-CWRU_RPM: dict[int, int] = {0: 1797, 1: 1772, 2: 1750, 3: 1730}
-
-#: File numbers of the 12 kHz drive-end set per (class, load); outer race at 6 o'clock.
-#: The normal baselines (97-100) are recorded at 48 kHz only.
-CWRU_FILES: dict[str, tuple[int, int, int, int]] = {
-    "normal": (97, 98, 99, 100),
-    "inner_007": (105, 106, 107, 108),
-    "ball_007": (118, 119, 120, 121),
-    "outer_007": (130, 131, 132, 133),
-    "inner_014": (169, 170, 171, 172),
-    "ball_014": (185, 186, 187, 188),
-    "outer_014": (197, 198, 199, 200),
-    "inner_021": (209, 210, 211, 212),
-    "ball_021": (222, 223, 224, 225),
-    "outer_021": (234, 235, 236, 237),
-}
-
-
-def _read_de_signal(path: Path, number: int) -> np.ndarray:
-    from scipy.io import loadmat
-
-    mat = loadmat(str(path))
-    key = f"X{number:03d}_DE_time"
-    if key not in mat:
-        # A few real files name the variable after a neighbouring number (e.g. 174 -> X173).
-        cands = [k for k in mat if re.fullmatch(r"X\d{3}_DE_time", k)]
-        if len(cands) != 1:
-            found = sorted(k for k in mat if not k.startswith("__"))
-            raise KeyError(f"{path}: no drive-end key {key!r} (variables found: {found})")
-        key = cands[0]
-    sig = np.asarray(mat[key], dtype=np.float64).ravel()
-    if not np.all(np.isfinite(sig)):
-        raise ValueError(f"{path}: {key} contains NaN or inf")
-    return sig
-
-
-def load_cwru(
-    root: str | Path,
-    loads: Sequence[int] = (0, 1, 2, 3),
-    window: int = 2048,
-    chunks_per_file: int = 4,
-    max_windows_per_file: int | None = None,
-) -> BearingData:
-    """Load the CWRU 12 kHz drive-end 10-class set from `root` (files named ``<number>.mat``).
-
-    Windows do not overlap. Each file is cut into `chunks_per_file` contiguous chunks that act as
-    recordings, so :func:`split_by_recording` keeps whole chunks apart (no window leakage). The
-    48 kHz normal files are low-pass filtered and decimated by 4 to 12 kHz. ``domain`` is the
-    load index (0-3 hp); use :func:`cwru_transfer_tasks` for the 12 tasks.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"CWRU root {str(root)!r} is not a directory")
-    _check_window(window)
-    loads = list(loads)
-    for ld in loads:
-        if ld not in CWRU_RPM:
-            raise ValueError(f"load {ld!r} is not a CWRU load; allowed: {sorted(CWRU_RPM)}")
-    if chunks_per_file < 2:
-        raise ValueError(f"chunks_per_file must be >= 2, got {chunks_per_file!r}")
-    xs, ys, ds, recs, rpms = [], [], [], [], []
-    rec_id = 0
-    for ci, cname in enumerate(CLASSES_10):
-        for ld in loads:
-            number = CWRU_FILES[cname][ld]
-            path = root / f"{number}.mat"
-            if not path.exists():
-                raise FileNotFoundError(f"missing CWRU file {str(path)!r} ({cname}, load {ld})")
-            sig = _read_de_signal(path, number)
-            if cname == "normal":
-                sig = sps.decimate(sig, 4, ftype="fir", zero_phase=True)  # 48 kHz -> 12 kHz
-            per_chunk = len(sig) // chunks_per_file // window
-            if per_chunk < 1:
-                raise ValueError(
-                    f"{path}: signal of {len(sig)} samples (at 12 kHz) is too short for "
-                    f"{chunks_per_file} chunks of at least one {window}-sample window"
-                )
-            if max_windows_per_file is not None:
-                per_chunk = min(per_chunk, max(1, max_windows_per_file // chunks_per_file))
-            clen = len(sig) // chunks_per_file
-            for k in range(chunks_per_file):
-                seg = sig[k * clen : k * clen + per_chunk * window].reshape(per_chunk, window)
-                xs.append(seg)
-                ys.append(np.full(per_chunk, ci))
-                ds.append(np.full(per_chunk, ld))
-                recs.append(np.full(per_chunk, rec_id))
-                rpms.append(np.full(per_chunk, float(CWRU_RPM[ld])))
-                rec_id += 1
-    return BearingData(
-        x=np.concatenate(xs).astype(np.float32),
-        y=np.concatenate(ys).astype(np.int64),
-        domain=np.concatenate(ds).astype(np.int64),
-        recording=np.concatenate(recs).astype(np.int64),
-        rpm=np.concatenate(rpms),
-        fs=12000.0,
-        classes=CLASSES_10,
-    )
-
-
-def cwru_transfer_tasks() -> list[tuple[int, int]]:
-    """The 12 CWRU load-transfer tasks i -> j (i != j, loads 0-3 hp)."""
-    return transfer_tasks(4)
+from cdhm.cwru import (  # noqa: E402  (re-exported: the CWRU reader lives in cdhm.cwru)
+    CWRU_FILES,
+    CWRU_RPM,
+    cwru_transfer_tasks,
+    load_cwru,
+)

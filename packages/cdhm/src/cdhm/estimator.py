@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import Tags, TransformerTags, check_array
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from torch import nn
 from tqdm.auto import tqdm
 
-from cdhm.models import check_signals, standardize_windows
+from cdhm.models import standardize_windows
 
 __all__ = ["DomainAdaptiveClassifier"]
 
@@ -37,26 +41,20 @@ def _check_float(name: str, value: Any, low: float = 0.0) -> float:
     return float(value)
 
 
-class DomainAdaptiveClassifier:
-    """Base class: ``fit(source_x, source_y, target_x, source_c, target_c)``, ``predict``, ...
+class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
+    """Base class: ``fit(X, y, target_x=None, source_c=None, target_c=None)``, ``predict``, ...
+
+    A scikit-learn classifier (``BaseEstimator`` + ``ClassifierMixin``): the constructor stores
+    its arguments unchanged and ``fit`` validates them, so ``clone``, ``set_params``,
+    ``GridSearchCV``, ``cross_val_score`` and ``Pipeline`` work. ``X`` holds the labelled source
+    windows (N, L) and ``y`` their labels; the unlabelled target windows are the fit parameter
+    ``target_x`` (without it the estimator trains on the source alone).
 
     Subclasses implement ``_build(segment_length, n_classes, n_conditions) -> nn.Module``,
     ``_step(batch, progress) -> (loss, logs)``, ``_logits(x)`` and ``_features(x, c)``.
-    Windows are (N, L) arrays, cut into ``n_segments`` segments of L / n_segments samples.
+    Windows are cut into ``n_segments`` segments of L / n_segments samples.
     Working conditions ``c`` are small non-negative ints (default 0 for source, 1 for target).
     """
-
-    #: constructor arguments saved in the JSON config (subclasses extend).
-    _params: ClassVar[tuple[str, ...]] = (
-        "n_segments",
-        "epochs",
-        "batch_size",
-        "lr",
-        "weight_decay",
-        "standardize",
-        "classes",
-        "seed",
-    )
 
     def __init__(
         self,
@@ -70,47 +68,81 @@ class DomainAdaptiveClassifier:
         seed: int = 0,
         progress: bool = False,
     ) -> None:
-        self.n_segments = _check_int("n_segments", n_segments)
-        self.epochs = _check_int("epochs", epochs)
-        self.batch_size = _check_int("batch_size", batch_size, 2)
-        self.lr = _check_float("lr", lr)
-        self.weight_decay = _check_float("weight_decay", weight_decay)
-        if standardize not in ("window", "none"):
-            raise ValueError(f"standardize must be 'window' or 'none', got {standardize!r}")
+        self.n_segments = n_segments
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
         self.standardize = standardize
-        self.classes = None if classes is None else list(classes)
-        self.seed = _check_int("seed", seed, 0)
-        self.progress = bool(progress)
-        self.net_: nn.Module | None = None
-        self.history_: dict[str, list[float]] = {}
+        self.classes = classes
+        self.seed = seed
+        self.progress = progress
+
+    def __sklearn_tags__(self) -> Tags:
+        """A classifier whose ``transform`` gives learned features (float32, any input dtype)."""
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
+        return tags
+
+    def _check_params(self) -> None:
+        """Validate the constructor arguments (called by ``fit``, as scikit-learn does)."""
+        _check_int("n_segments", self.n_segments)
+        _check_int("epochs", self.epochs)
+        _check_int("batch_size", self.batch_size, 2)
+        _check_float("lr", self.lr)
+        _check_float("weight_decay", self.weight_decay)
+        if self.standardize not in ("window", "none"):
+            raise ValueError(f"standardize must be 'window' or 'none', got {self.standardize!r}")
+        if self.classes is not None and not isinstance(self.classes, (list, tuple, np.ndarray)):
+            raise TypeError(f"classes must be None or a list of labels, got {self.classes!r}")
+        _check_int("seed", self.seed, 0)
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be a bool, got {self.progress!r}")
 
     # ----------------------------------------------------------------------------- inputs
-    def _tensor(self, x: Any, name: str = "x") -> torch.Tensor:
-        arr = check_signals(x, self.n_segments, name)
-        if self.net_ is not None and arr.shape[1] != self.window_length_:
+    def _array(self, x: Any, name: str, reset: bool = False) -> np.ndarray:
+        """Validated float windows (N, L) with L divisible by ``n_segments``."""
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        if name == "X":
+            arr = validate_data(self, x, reset=reset, dtype=[np.float64, np.float32])
+        else:
+            arr = check_array(x, dtype=[np.float64, np.float32], input_name=name)
+        if arr.shape[1] % self.n_segments:
+            raise ValueError(
+                f"n_segments={self.n_segments} must divide the window length of {name} "
+                f"({arr.shape[1]}); allowed: divisors of {arr.shape[1]}"
+            )
+        if not reset and hasattr(self, "n_features_in_") and arr.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"{name} has windows of {arr.shape[1]} samples; the model was fit on "
-                f"{self.window_length_}"
+                f"{self.n_features_in_}"
             )
+        return arr
+
+    def _tensor(self, x: Any, name: str = "X", reset: bool = False) -> torch.Tensor:
+        arr = self._array(x, name, reset)
+        arr = np.array(arr, dtype=np.float32)  # a writable copy (inputs may be read-only)
         if self.standardize == "window":
             arr = standardize_windows(arr)
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         return t.reshape(t.shape[0], self.n_segments, -1)
 
     def _encode_labels(self, y: Any) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"source_y must be 1-D, got shape {y.shape}")
-        classes = self.classes if self.classes is not None else sorted(np.unique(y).tolist())
-        if len(classes) < 2:
-            raise ValueError(f"source_y must contain >= 2 classes, got {classes}")
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        classes = list(self.classes) if self.classes is not None else np.unique(y).tolist()
+        if len(classes) < 2 or len(np.unique(y)) < 2:
+            got = len(np.unique(y))
+            raise ValueError(
+                f"y must contain >= 2 classes, got {got} class{'es' if got != 1 else ''}: "
+                f"{np.unique(y).tolist()}"
+            )
         lookup = {c: i for i, c in enumerate(classes)}
         unknown = sorted({v for v in y.tolist() if v not in lookup}, key=str)
         if unknown:
-            raise ValueError(
-                f"source_y contains unknown class labels {unknown}; allowed: {classes}"
-            )
-        self.classes_ = np.asarray(classes)
+            raise ValueError(f"y contains unknown class labels {unknown}; allowed: {classes}")
+        self.classes_ = np.asarray(classes) if self.classes is not None else np.unique(y)
         return np.asarray([lookup[v] for v in y.tolist()], dtype=np.int64)
 
     @staticmethod
@@ -129,33 +161,38 @@ class DomainAdaptiveClassifier:
     # ----------------------------------------------------------------------------- training
     def fit(
         self,
-        source_x: Any,
-        source_y: Any,
+        X: Any,
+        y: Any,
         target_x: Any = None,
         source_c: Any = None,
         target_c: Any = None,
     ) -> DomainAdaptiveClassifier:
-        """Train on labelled source windows and (if given) unlabelled target windows.
+        """Train on labelled source windows `X`, `y` and (if given) unlabelled `target_x`.
 
         Target labels are never an argument: model selection cannot see them. The budget is fixed
-        (``epochs`` passes over the source set); the final weights are kept.
+        (``epochs`` passes over the source set); the final weights are kept. `source_c` and
+        `target_c` are the working-condition indices (default 0 and 1).
         """
-        torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        xs = self._tensor(source_x, "source_x")
-        ys = self._encode_labels(source_y)
+        self._check_params()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])  # finite, same length
+        xs = self._tensor(X, "X")
+        ys = self._encode_labels(y)
         if len(ys) != len(xs):
-            raise ValueError(f"source_y has {len(ys)} labels for {len(xs)} source windows")
+            raise ValueError(f"y has {len(ys)} labels for {len(xs)} source windows in X")
         cs = self._conditions(source_c, len(xs), 0, "source_c")
         if target_x is not None:
             xt = self._tensor(target_x, "target_x")
-            if xt.shape[1:] != xs.shape[1:]:
-                raise ValueError(
-                    f"target_x windows {tuple(xt.shape[1:])} differ from source {tuple(xs.shape[1:])}"
-                )
             ct = self._conditions(target_c, len(xt), 1, "target_c")
         else:
             xt, ct = None, None
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
         self.window_length_ = xs.shape[1] * xs.shape[2]
         self.n_conditions_ = int(max(cs.max(), ct.max() if ct is not None else 0)) + 1
         self.n_classes_ = len(self.classes_)
@@ -169,9 +206,7 @@ class DomainAdaptiveClassifier:
         self.history_ = {}
         self.net_.train()
         step = 0
-        bar = tqdm(
-            range(self.epochs), desc=type(self).__name__, disable=not self.progress, leave=False
-        )
+        bar = tqdm(range(self.epochs), desc=type(self).__name__, disable=not self.progress)
         for _ in bar:
             perm = rng.permutation(len(xs))
             logs_sum: dict[str, float] = {}
@@ -198,6 +233,11 @@ class DomainAdaptiveClassifier:
         self.net_.eval()
         return self
 
+    def fit_transform(self, X: Any, y: Any, **fit_params: Any) -> np.ndarray:
+        """``fit(X, y, **fit_params)`` then the learned features of `X` (its conditions
+        ``source_c`` if given)."""
+        return self.fit(X, y, **fit_params).transform(X, fit_params.get("source_c"))
+
     # subclass hooks -----------------------------------------------------------------------
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> nn.Module:
         raise NotImplementedError
@@ -213,33 +253,32 @@ class DomainAdaptiveClassifier:
 
     # ----------------------------------------------------------------------------- inference
     def _check_fitted(self) -> nn.Module:
-        if self.net_ is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(...) first")
+        check_is_fitted(self, "net_")
         return self.net_
 
     @torch.no_grad()
-    def predict_proba(self, x: Any, batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, X: Any, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, n_classes) from posterior means (no sampling)."""
         net = self._check_fitted()
         net.eval()
-        xt = self._tensor(x)
+        xt = self._tensor(X)
         out = [
             torch.softmax(self._logits(xt[i : i + batch_size]), -1)
             for i in range(0, len(xt), batch_size)
         ]
         return torch.cat(out).numpy()
 
-    def predict(self, x: Any) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """Predicted class labels (values of ``classes_``)."""
         self._check_fitted()
-        return self.classes_[self.predict_proba(x).argmax(1)]
+        return self.classes_[self.predict_proba(X).argmax(1)]
 
     @torch.no_grad()
-    def transform(self, x: Any, c: Any = None, batch_size: int = 256) -> np.ndarray:
+    def transform(self, X: Any, c: Any = None, batch_size: int = 256) -> np.ndarray:
         """Learned features (N, F); see the subclass for their layout."""
         net = self._check_fitted()
         net.eval()
-        xt = self._tensor(x)
+        xt = self._tensor(X)
         ct = torch.from_numpy(self._conditions(c, len(xt), 0, "c"))
         if (ct >= self.n_conditions_).any():
             raise ValueError(f"c holds conditions >= n_conditions ({self.n_conditions_})")
@@ -249,15 +288,7 @@ class DomainAdaptiveClassifier:
         ]
         return torch.cat(out).numpy()
 
-    def score(self, x: Any, y: Any) -> float:
-        """Accuracy of ``predict(x)`` against labels `y`."""
-        return float(np.mean(self.predict(x) == np.asarray(y)))
-
     # ----------------------------------------------------------------------------- persistence
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments (JSON-able)."""
-        return {k: getattr(self, k) for k in self._params}
-
     def save(self, path: str | Path) -> Path:
         """Save to directory `path`: ``model.safetensors`` (weights) + ``config.json``."""
         net = self._check_fitted()
@@ -265,14 +296,16 @@ class DomainAdaptiveClassifier:
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
         save_file(state, str(path / "model.safetensors"))
-        params = self.get_params()
+        params = self.get_params(deep=False)
         if params.get("classes") is not None:
             params["classes"] = np.asarray(params["classes"]).tolist()
+        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
         cfg = {
             "class": type(self).__name__,
             "params": params,
             "classes_": self.classes_.tolist(),
             "window_length_": self.window_length_,
+            "n_features_in_": self.n_features_in_,
             "n_conditions_": self.n_conditions_,
         }
         (path / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
@@ -285,16 +318,31 @@ class DomainAdaptiveClassifier:
         cfg_file = path / "config.json"
         if not cfg_file.exists():
             raise FileNotFoundError(f"{str(cfg_file)!r} not found; was it written by save()?")
-        cfg = json.loads(cfg_file.read_text())
-        if cfg.get("class") != cls.__name__:
-            raise ValueError(f"{path} holds a {cfg.get('class')!r}, not a {cls.__name__}")
-        est = cls(**cfg["params"])
-        est.classes_ = np.asarray(cfg["classes_"])
-        est.n_classes_ = len(est.classes_)
-        est.window_length_ = int(cfg["window_length_"])
-        est.n_conditions_ = int(cfg["n_conditions_"])
+        weights = path / "model.safetensors"
+        try:
+            cfg = json.loads(cfg_file.read_text())
+            if cfg.get("class") != cls.__name__:
+                raise ValueError(f"holds a {cfg.get('class')!r}, not a {cls.__name__}")
+            est = cls(**cfg["params"])
+            est._check_params()
+            est.classes_ = np.asarray(cfg["classes_"])
+            est.n_classes_ = len(est.classes_)
+            est.window_length_ = int(cfg["window_length_"])
+            est.n_features_in_ = int(cfg.get("n_features_in_", est.window_length_))
+            est.n_conditions_ = int(cfg["n_conditions_"])
+        except (ValueError, TypeError, KeyError) as err:
+            msg = f"missing entry {err}" if isinstance(err, KeyError) else str(err)
+            raise ValueError(f"{cfg_file}: not a valid {cls.__name__} config: {msg}") from None
         seg = est.window_length_ // est.n_segments
         est.net_ = est._build(seg, est.n_classes_, est.n_conditions_)
-        est.net_.load_state_dict(load_file(str(path / "model.safetensors")))
+        try:
+            state = load_file(str(weights))
+        except Exception as err:
+            raise ValueError(f"{weights}: not a readable safetensors file: {err}") from None
+        try:
+            est.net_.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"{weights}: weights do not match the config: {err}") from None
         est.net_.eval()
+        est.history_ = {}
         return est

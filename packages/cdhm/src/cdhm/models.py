@@ -20,6 +20,7 @@ __all__ = [
     "coral_loss",
     "ganin_lambda",
     "grad_reverse",
+    "hsic",
     "mk_mmd",
     "standardize_windows",
 ]
@@ -62,13 +63,21 @@ class SegmentEncoder(nn.Module):
 
     A wide first kernel with stride (the "WDCNN" recipe for raw vibration) followed by two small
     convolutions; max pooling to 8 positions keeps the coarse timing of impacts (their spacing
-    is what separates fault types).
+    is what separates fault types). Segments shorter than 16 samples (tabular inputs, as in
+    scikit-learn's estimator checks) go through one dense layer instead.
     """
 
     def __init__(self, segment_length: int, out_dim: int = 64, channels: int = 16) -> None:
         super().__init__()
-        if segment_length < 16:
-            raise ValueError(f"segment_length must be >= 16, got {segment_length!r}")
+        if isinstance(segment_length, bool) or not isinstance(segment_length, int):
+            raise TypeError(f"segment_length must be an int, got {segment_length!r}")
+        if segment_length < 1:
+            raise ValueError(f"segment_length must be >= 1, got {segment_length!r}")
+        self.out_dim = out_dim
+        if segment_length < 16:  # too short to convolve: a dense layer (tabular inputs)
+            self.net = None
+            self.proj = nn.Sequential(nn.Linear(segment_length, out_dim), nn.ReLU())
+            return
         k1 = max(8, min(64, segment_length // 8))
         self.net = nn.Sequential(
             nn.Conv1d(1, channels, k1, stride=max(1, k1 // 4), padding=k1 // 2),
@@ -85,10 +94,11 @@ class SegmentEncoder(nn.Module):
         )
         self.pool = nn.AdaptiveMaxPool1d(8)
         self.proj = nn.Sequential(nn.Linear(16 * channels, out_dim), nn.ReLU())
-        self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, D) -> features (B, T, out_dim)."""
+        if self.net is None:
+            return self.proj(x)
         b, t, d = x.shape
         h = self.net(x.reshape(b * t, 1, d))
         h = self.pool(h).flatten(1)
@@ -143,6 +153,23 @@ def mk_mmd(
     k = sum(torch.exp(-d2 / (s * sigma2)) for s in scales) / len(scales)
     n = a.shape[0]
     return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
+def hsic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """HSIC (biased, Gretton et al. 2005) between features `a` (n, d) and `b` (n, k).
+
+    HSIC = tr(K H L H) / (n - 1)^2 with K a Gaussian kernel on `a` (bandwidth: median pairwise
+    squared distance, detached) and L = b b^T a linear kernel (b: one-hot domain labels), H the
+    centring matrix. Zero iff (for a characteristic K) `a` is independent of `b`.
+    """
+    n = a.shape[0]
+    d2 = torch.cdist(a, a).pow(2)
+    pos = d2.detach()[d2.detach() > 0]
+    sigma2 = pos.median() if pos.numel() else d2.new_tensor(1.0)
+    k = torch.exp(-d2 / sigma2)
+    lmat = b @ b.T
+    h = torch.eye(n, dtype=a.dtype) - 1.0 / n
+    return torch.trace(k @ h @ lmat @ h) / max(1, n - 1) ** 2
 
 
 def coral_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

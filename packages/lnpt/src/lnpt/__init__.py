@@ -6,58 +6,50 @@ unlabeled batches, label-free training against an online teacher, the baselines 
 SNIP, GraSP, SynFlow) and the learning-gap diagnostic. Masks are `maskloop.WeightMask`s.
 """
 
-from lnpt.baselines import (
-    BASELINES,
-    baseline_mask,
-    grasp_scores,
-    magnitude_scores,
-    random_scores,
-    snip_scores,
-    synflow_prune,
-    synflow_scores,
-)
-from lnpt.data import DigitsSplit, InputsOnly, load_digits_split
+from lnpt.baselines import BASELINES, baseline_mask, synflow_prune
+from lnpt.data import DigitsSplit, InputsOnly, load_digits_split, load_mnist1d_split
 from lnpt.diagnostic import LearningGapDiagnostic, spearman
 from lnpt.features import Adaptor, FeatureExtractor
 from lnpt.learning_gap import (
     LearningGap,
     density_schedule,
     head_pattern,
+    normalize_scores,
     prune,
     score,
     select_mask,
 )
-from lnpt.models import MLP, SmallCNN
-from lnpt.training import DynamicMask, LabelFreeLoss, LabelFreeTrainer
+from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
+from lnpt.training import AdaptorSync, DynamicMask, LabelFreeObjective, LabelFreeTrainer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BASELINES",
     "MLP",
+    "CNN1d",
     "Adaptor",
+    "AdaptorSync",
     "DigitsSplit",
     "DynamicMask",
     "FeatureExtractor",
     "InputsOnly",
-    "LabelFreeLoss",
+    "LabelFreeObjective",
     "LabelFreeTrainer",
     "LearningGap",
     "LearningGapDiagnostic",
     "SmallCNN",
+    "SmallResNet",
     "__version__",
     "baseline_mask",
     "density_schedule",
-    "grasp_scores",
     "head_pattern",
     "load_digits_split",
-    "magnitude_scores",
+    "load_mnist1d_split",
+    "normalize_scores",
     "prune",
-    "random_scores",
     "score",
     "select_mask",
-    "snip_scores",
     "spearman",
     "synflow_prune",
-    "synflow_scores",
 ]

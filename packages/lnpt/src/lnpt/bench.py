@@ -1,24 +1,32 @@
-"""The benchmark: masks x {supervised, label-free} x sparsity on digits, MLP and small CNN, paired seeds.
+"""The benchmark: masks x {supervised, label-free} x sparsity on four students, paired seeds.
 
 Protocol (per model and seed; the seed fixes the data split, the teacher and the student's init, so the
-methods are paired): a dense teacher is trained with labels on one half of the training images; the
-student (same architecture, its own init) is pruned before training by random / SNIP / GraSP / SynFlow /
-LNPT (LG) masks at sparsities {0.9, 0.95, 0.98} (every mask keeps exactly the same number of weights),
-then trained on the other half either with labels (cross-entropy) or without (the label-free objective,
-teacher queried online). References: the dense student trained with labels, and the teacher. The
-learning-gap diagnostic is logged for the LNPT label-free and SNIP supervised students at 95%.
+methods are paired): a dense teacher is trained with labels on one half of the training data; the
+student (same architecture, its own init) is pruned before training by random / SNIP / GraSP /
+SynFlow / LNPT (LG) masks at sparsities {0.9, 0.95, 0.98} (every mask keeps exactly the same number
+of weights), then trained on the other half either with labels (cross-entropy) or without (the
+label-free objective, teacher queried online). References: the dense student trained with labels,
+and the teacher. Students: an MLP and a small CNN on sklearn digits, a 1-D CNN with BatchNorm on
+MNIST-1D, and a ResNet-8 with BatchNorm on digits. Which mask x training arms run is `arms`. Every
+mask is scored with BatchNorm in eval mode. The scoring time of each mask is recorded.
 
 Against layer collapse (global LNPT scores at 95% leave the classifier head a few weights, GraSP can
 empty a hidden layer at 98%), every mask alike leaves the head dense (`exclude_head`) and keeps at
 least `min_density` of each masked tensor; both are fixed in the config, never tuned on test data.
+
+Resumable: each (model, seed) is cached under `<out>/cache/` with a fingerprint of the config;
+`resume=True` reuses finished ones, and `budget_s` stops starting new ones after that many seconds
+(run again with `resume=True` to go on). The report covers whatever is finished.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,40 +34,99 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from maskloop import MaskedTraining, WeightMask, evaluate, fit, report, seed_everything
+from maskloop import (
+    Callback,
+    LoopState,
+    MaskedTraining,
+    WeightMask,
+    evaluate,
+    fit,
+    report,
+    seed_everything,
+)
 from torch import nn
 
 from lnpt.baselines import baseline_mask
-from lnpt.data import DigitsSplit, load_digits_split
+from lnpt.data import DigitsSplit, load_digits_split, load_mnist1d_split
 from lnpt.diagnostic import LearningGapDiagnostic, spearman
 from lnpt.learning_gap import LearningGap, head_pattern, prune
-from lnpt.models import MLP, SmallCNN
+from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
 from lnpt.training import LabelFreeTrainer
 
-__all__ = ["BenchConfig", "run_bench"]
+__all__ = ["MODELS", "BenchConfig", "ModelSpec", "run_bench"]
 
 MASKS = ("random", "snip", "grasp", "synflow", "lnpt")
 TRAININGS = ("supervised", "label-free")
+ARMS = tuple(f"{m}+{t}" for m in MASKS for t in TRAININGS)
+# The arms run by default (CPU is scarce): the method, the goal's baseline (SNIP with labels), the
+# 98% goal's control (random), and SNIP / SynFlow masks under the same label-free training (which
+# separates the score from the training). `arms=ARMS` runs the full factorial.
+DEFAULT_ARMS = (
+    "lnpt+label-free",
+    "snip+supervised",
+    "snip+label-free",
+    "synflow+label-free",
+    "random+label-free",
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A benchmark student: its data, architecture, input shape and what its unpooled features are."""
+
+    title: str
+    data: Callable[[int], DigitsSplit]
+    build: Callable[[], nn.Module]
+    input_shape: tuple[int, ...]
+    spatial_layer: str | None  # module whose output maps are the unpooled penultimate features
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mlp": ModelSpec("digits MLP 64-300-100-10", load_digits_split, MLP, (64,), None),
+    "cnn": ModelSpec(
+        "digits CNN (3 conv, no BatchNorm)",
+        lambda seed: load_digits_split(seed, image=True),
+        lambda: SmallCNN((16, 32, 64), 10),
+        (1, 8, 8),
+        "features",
+    ),
+    "cnn1d": ModelSpec(
+        "MNIST-1D 1-D CNN with BatchNorm", load_mnist1d_split, CNN1d, (1, 40), "features"
+    ),
+    "resnet": ModelSpec(
+        "digits ResNet-8 with BatchNorm",
+        lambda seed: load_digits_split(seed, image=True),
+        SmallResNet,
+        (1, 8, 8),
+        "layer3",
+    ),
+}
 
 
 @dataclass
 class BenchConfig:
     """What the benchmark runs (the defaults are the full run; `quick()` the CI-sized one)."""
 
-    models: tuple[str, ...] = ("mlp", "cnn")
+    models: tuple[str, ...] = ("mlp", "cnn", "cnn1d", "resnet")
     seeds: int = 5
     sparsities: tuple[float, ...] = (0.9, 0.95, 0.98)
-    masks: tuple[str, ...] = MASKS
-    epochs: dict[str, int] = field(default_factory=lambda: {"mlp": 40, "cnn": 30})
-    teacher_epochs: dict[str, int] = field(default_factory=lambda: {"mlp": 60, "cnn": 40})
-    cnn_channels: tuple[int, int, int] = (16, 32, 64)
+    arms: tuple[str, ...] = DEFAULT_ARMS
+    epochs: dict[str, int] = field(
+        default_factory=lambda: {"mlp": 40, "cnn": 30, "cnn1d": 10, "resnet": 15}
+    )
+    teacher_epochs: dict[str, int] = field(
+        default_factory=lambda: {"mlp": 60, "cnn": 40, "cnn1d": 30, "resnet": 30}
+    )
+    batch_sizes: dict[str, int] = field(
+        default_factory=lambda: {"mlp": 64, "cnn": 64, "cnn1d": 128, "resnet": 64}
+    )
     lr: float = 1e-2
-    batch_size: int = 64
     kd_weight: float = 1.0
     score_kd_weight: float = 5.0
     temperature: float = 4.0
     synflow_rounds: int = 100
-    lnpt_rounds: int = 1
+    score_batches: int = 4  # batches of 128 inputs that SNIP, GraSP and LNPT score on (512)
+    lnpt_options: dict[str, Any] = field(default_factory=dict)
     diagnostic_sparsity: float = 0.95
     # Against layer collapse, identical for every mask: the classifier head (last Linear) stays
     # dense and every masked tensor keeps at least `min_density` of its weights.
@@ -71,25 +138,42 @@ class BenchConfig:
         """The CI-sized run: all factors, fewer epochs."""
         return cls(
             seeds=seeds,
-            epochs={"mlp": 30, "cnn": 15},
-            teacher_epochs={"mlp": 40, "cnn": 25},
+            epochs={"mlp": 30, "cnn": 15, "cnn1d": 6, "resnet": 8},
+            teacher_epochs={"mlp": 40, "cnn": 25, "cnn1d": 20, "resnet": 20},
             synflow_rounds=50,
         )
 
+    def check(self) -> None:
+        """Raise ValueError naming the first bad field."""
+        bad = [m for m in self.models if m not in MODELS]
+        if bad:
+            raise ValueError(f"models {bad} unknown; choose from {sorted(MODELS)}")
+        bad = [a for a in self.arms if a not in ARMS]
+        if bad:
+            raise ValueError(f"arms {bad} unknown; choose from {ARMS}")
+        for name in ("epochs", "teacher_epochs"):
+            missing = [m for m in self.models if m not in getattr(self, name)]
+            if missing:
+                raise ValueError(f"{name} has no entry for models {missing}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
 
-def _model(name: str, cfg: BenchConfig) -> nn.Module:
-    if name == "mlp":
-        return MLP(64, (300, 100), 10)
-    if name == "cnn":
-        return SmallCNN(cfg.cnn_channels, 10)
-    raise ValueError(f"model must be 'mlp' or 'cnn', got {name!r}")
+    def fingerprint(self, model: str) -> str:
+        """A hash of everything that decides one model's results (for the resume cache)."""
+        d = asdict(self)
+        d.pop("seeds")
+        d["models"] = [model]
+        d["epochs"] = self.epochs[model]
+        d["teacher_epochs"] = self.teacher_epochs[model]
+        d["batch_sizes"] = self.batch_sizes.get(model, 64)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _ce(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(outputs, targets, reduction="none")
 
 
-def _train_supervised(
+def train_supervised(
     model: nn.Module,
     data: DigitsSplit,
     part: str,
@@ -98,7 +182,9 @@ def _train_supervised(
     seed: int,
     mask: WeightMask | None = None,
     callbacks: Sequence[Any] = (),
+    batch_size: int = 64,
 ) -> None:
+    """Cross-entropy training with Adam (masked weights held at zero when `mask` is given)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     cbs = list(callbacks)
@@ -107,7 +193,7 @@ def _train_supervised(
     try:
         fit(
             model,
-            data.loader(part, cfg.batch_size, shuffle=True, generator=gen),
+            data.loader(part, batch_size, shuffle=True, generator=gen),
             epochs=epochs,
             optimizer=opt,
             loss_fn=_ce,
@@ -120,39 +206,75 @@ def _train_supervised(
                 cb.remove()
 
 
-def _mask(
+def train_label_free(
+    model: nn.Module,
+    teacher: nn.Module,
+    data: DigitsSplit,
+    epochs: int,
+    cfg: BenchConfig,
+    seed: int,
+    mask: WeightMask,
+    callbacks: Sequence[Any] = (),
+    batch_size: int = 64,
+) -> None:
+    """Label-free training against the teacher on the student's inputs only."""
+    gen = torch.Generator().manual_seed(seed)
+    LabelFreeTrainer(
+        model, teacher, mask, lr=cfg.lr, kd_weight=cfg.kd_weight, temperature=cfg.temperature
+    ).fit(
+        data.loader("student", batch_size, shuffle=True, labels=False, generator=gen),
+        epochs,
+        callbacks=callbacks,
+        progress=False,
+    )
+
+
+def _gen(seed: int) -> torch.Generator:
+    """The generator that draws the scoring batches (the same inputs for every mask of a seed)."""
+    return torch.Generator().manual_seed(20_000 + seed)
+
+
+def make_mask(
     method: str,
     student: nn.Module,
-    teacher: nn.Module,
+    teacher: nn.Module | Sequence[nn.Module],
     data: DigitsSplit,
     sparsity: float,
     cfg: BenchConfig,
     seed: int,
-    input_shape: tuple[int, ...],
+    spec: ModelSpec,
+    lnpt_options: dict[str, Any] | None = None,
 ) -> WeightMask:
+    """The mask of `method` at `sparsity`, with the collapse guard of `cfg` (same for every mask)."""
     exclude = head_pattern(student) if cfg.exclude_head else None
     if method == "lnpt":
+        opts: dict[str, Any] = {"kd_weight": cfg.score_kd_weight, "temperature": cfg.temperature}
+        opts.update(cfg.lnpt_options if lnpt_options is None else lnpt_options)
+        if opts.pop("spatial", False):
+            if spec.spatial_layer is None:
+                raise ValueError("this model has no unpooled feature maps (spatial=True)")
+            opts.update(feature_layer=spec.spatial_layer, which="output", pool=None)
         return prune(
             student,
             teacher,
-            data.loader("student", 128, labels=False),
+            data.loader("student", 128, shuffle=True, labels=False, generator=_gen(seed)),
             sparsity,
-            rounds=cfg.lnpt_rounds,
             exclude=exclude,
             min_density=cfg.min_density,
-            kd_weight=cfg.score_kd_weight,
-            temperature=cfg.temperature,
+            max_batches=cfg.score_batches,
+            **opts,
         )
     return baseline_mask(
         method,
         student,
         sparsity,
-        data=data.loader("student", 128),
-        input_shape=input_shape,
+        data=data.loader("student", 128, shuffle=True, generator=_gen(seed)),
+        input_shape=spec.input_shape,
         generator=torch.Generator().manual_seed(seed + 1000),
         synflow_rounds=cfg.synflow_rounds,
         exclude=exclude,
         min_density=cfg.min_density,
+        max_batches=cfg.score_batches,
     )
 
 
@@ -160,124 +282,178 @@ def _accuracy(model: nn.Module, data: DigitsSplit) -> float:
     return evaluate(model, data.loader("test", 256))["accuracy"]
 
 
-def run_bench(
-    cfg: BenchConfig, out: str | Path, command: str, progress: bool = True
-) -> report.Results:
-    """Run the factorial, write `lnpt.{md,json,png}` under `out`, and return the results."""
-    from tqdm.auto import tqdm
+class _Snapshots(Callback):
+    """Keep eval-mode copies of the model at the end of the given (1-based) epochs."""
 
-    torch.set_num_threads(2)
-    out = Path(out)
-    res = report.Results("lnpt", command, config=asdict(cfg))
-    curves: dict[tuple[str, str], list[list[dict[str, float]]]] = {}
-    jobs = [(m, s) for m in cfg.models for s in range(cfg.seeds)]
-    bar = tqdm(jobs, desc="lnpt bench", disable=not progress)
-    for model_name, seed in bar:
-        bar.set_postfix(model=model_name, seed=seed)
-        t0 = time.perf_counter()
-        image = model_name == "cnn"
-        data = load_digits_split(seed, image=image)
-        input_shape = tuple(data.student_x.shape[1:])
-        seed_everything(10_000 + seed)
-        teacher = _model(model_name, cfg)
-        _train_supervised(teacher, data, "teacher", cfg.teacher_epochs[model_name], cfg, seed)
-        teacher.eval()
+    def __init__(self, epochs: Sequence[int]) -> None:
+        self.at = set(epochs)
+        self.copies: list[nn.Module] = []
+
+    def on_epoch_end(self, state: LoopState) -> None:
+        if state.epoch in self.at:
+            self.copies.append(copy.deepcopy(state.model).eval())
+
+
+def train_teacher(
+    model_name: str, data: DigitsSplit, cfg: BenchConfig, seed: int, checkpoints: int = 1
+) -> list[nn.Module]:
+    """The dense teacher trained with labels on the teacher half, in eval mode; with
+    `checkpoints=k`, copies taken at k evenly spaced epochs of the same run (the last is the fully
+    trained teacher, identical to the one `checkpoints=1` gives)."""
+    seed_everything(10_000 + seed)
+    teacher = MODELS[model_name].build()
+    total = cfg.teacher_epochs[model_name]
+    ends = sorted({max(1, round(total * (i + 1) / checkpoints)) for i in range(checkpoints)})
+    snaps = _Snapshots(ends[:-1])
+    bs = cfg.batch_sizes.get(model_name, 64)
+    train_supervised(teacher, data, "teacher", total, cfg, seed, callbacks=[snaps], batch_size=bs)
+    return [*snaps.copies, teacher.eval()]
+
+
+class BudgetReached(Exception):
+    """Raised between two units of work once the time budget of a run is spent."""
+
+
+class Progress:
+    """Finished units of one (model, seed), appended as JSON lines so a run resumes mid-seed.
+
+    `deadline` (a `time.perf_counter()` value or None): `check()` raises `BudgetReached` after it,
+    but only once this process has finished at least one unit (so every call makes progress).
+    """
+
+    def __init__(self, path: Path, resume: bool, deadline: float | None) -> None:
+        self.path = path
+        self.deadline = deadline
+        self.done: dict[str, Any] = {}
+        self.new = 0
+        if resume and path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    d = json.loads(line)
+                    self.done[d["key"]] = d["value"]
+        elif path.exists():
+            path.unlink()
+
+    def check(self) -> None:
+        """Stop (raise `BudgetReached`) once past the deadline."""
+        if self.new and self.deadline is not None and time.perf_counter() > self.deadline:
+            raise BudgetReached
+
+    def put(self, key: str, value: Any) -> None:
+        """Record one finished unit."""
+        self.done[key] = value
+        self.new += 1
+        with self.path.open("a") as f:
+            f.write(json.dumps({"key": key, "value": value}) + "\n")
+
+
+def _run_one(
+    model_name: str, seed: int, cfg: BenchConfig, progress: Progress
+) -> tuple[list[dict[str, Any]], dict[str, list[list[dict[str, float]]]]]:
+    """All arms of one (model, seed), unit by unit through `progress`: records and curves."""
+    spec = MODELS[model_name]
+    data = spec.data(seed)
+    bs = cfg.batch_sizes.get(model_name, 64)
+    epochs = cfg.epochs[model_name]
+    seed_everything(seed)
+    init = spec.build()
+    teacher_box: list[nn.Module] = []
+
+    def teacher() -> nn.Module:
+        if not teacher_box:
+            teacher_box.append(train_teacher(model_name, data, cfg, seed)[-1])
+        return teacher_box[0]
+
+    def setting(sparsity: float) -> dict[str, Any]:
+        return {"model": model_name, "sparsity": sparsity}
+
+    if "references" not in progress.done:
+        progress.check()
+        res = report.Results("lnpt", "")
         res.add(
             "teacher (dense, other half)",
             seed,
-            {"accuracy": _accuracy(teacher, data)},
-            model=model_name,
-            sparsity=0.0,
+            {"accuracy": _accuracy(teacher(), data)},
+            **setting(0.0),
         )
-        seed_everything(seed)
-        init = _model(model_name, cfg)
         dense = copy.deepcopy(init)
-        _train_supervised(dense, data, "student", cfg.epochs[model_name], cfg, seed)
-        res.add(
-            "dense supervised",
-            seed,
-            {"accuracy": _accuracy(dense, data)},
-            model=model_name,
-            sparsity=0.0,
-        )
-        finals: list[tuple[float, float, float]] = []  # (lg, weight distance, accuracy)
-        for sparsity in cfg.sparsities:
-            for method in cfg.masks:
-                mask = _mask(method, init, teacher, data, sparsity, cfg, seed, input_shape)
-                for training in TRAININGS:
-                    student = copy.deepcopy(init)
-                    mask.apply_(student)
-                    diag = None
-                    want_diag = math.isclose(sparsity, cfg.diagnostic_sparsity) and (
-                        (method, training) in (("lnpt", "label-free"), ("snip", "supervised"))
+        train_supervised(dense, data, "student", epochs, cfg, seed, batch_size=bs)
+        res.add("dense supervised", seed, {"accuracy": _accuracy(dense, data)}, **setting(0.0))
+        progress.put("references", {"records": res.to_dict()["records"], "curves": {}})
+    masks_used = list(dict.fromkeys(a.split("+")[0] for a in cfg.arms))
+    for sparsity in cfg.sparsities:
+        for method in masks_used:
+            key = f"{sparsity}/{method}"
+            if key in progress.done:
+                continue
+            progress.check()
+            res = report.Results("lnpt", "")
+            curves: dict[str, list[list[dict[str, float]]]] = {}
+            t0 = time.perf_counter()
+            mask = make_mask(method, init, teacher(), data, sparsity, cfg, seed, spec)
+            score_s = time.perf_counter() - t0
+            for training in TRAININGS:
+                arm = f"{method}+{training}"
+                if arm not in cfg.arms:
+                    continue
+                student = copy.deepcopy(init)
+                mask.apply_(student)
+                diag = None
+                if math.isclose(sparsity, cfg.diagnostic_sparsity) and arm in (
+                    "lnpt+label-free",
+                    "snip+supervised",
+                ):
+                    diag = LearningGapDiagnostic(
+                        student,
+                        teacher(),
+                        data.loader("test", 256, labels=False),
+                        data.loader("test", 256),
                     )
-                    if want_diag:
-                        diag = LearningGapDiagnostic(
-                            student,
-                            teacher,
-                            data.loader("test", 256, labels=False),
-                            data.loader("test", 256),
-                        )
-                    cbs = [diag] if diag is not None else []
-                    if training == "supervised":
-                        _train_supervised(
-                            student, data, "student", cfg.epochs[model_name], cfg, seed, mask, cbs
-                        )
-                    else:
-                        gen = torch.Generator().manual_seed(seed)
-                        LabelFreeTrainer(
-                            student,
-                            teacher,
-                            mask,
-                            lr=cfg.lr,
-                            kd_weight=cfg.kd_weight,
-                            temperature=cfg.temperature,
-                        ).fit(
-                            data.loader(
-                                "student", cfg.batch_size, shuffle=True, labels=False, generator=gen
-                            ),
-                            cfg.epochs[model_name],
-                            callbacks=cbs,
-                            progress=False,
-                        )
-                    acc = _accuracy(student, data)
-                    zeros = sum(int((student.get_parameter(n) == 0).sum()) for n in mask.names)
-                    metrics = {
-                        "accuracy": acc,
-                        "surviving": float(mask.numel - mask.num_pruned),
-                        "masked_weights": float(mask.numel),
-                        "min_layer_density": min(1.0 - r["sparsity"] for r in mask.report()),
-                        "zeros_ok": float(zeros >= mask.num_pruned),
-                    }
-                    probe_s = LearningGap(student, teacher, kd_weight=0.0)
-                    probe_s.setup([data.test_x])
-                    lg = probe_s.feature_gap([data.test_x])
-                    wd = math.sqrt(
-                        sum(
-                            float((p.detach() - q.detach()).pow(2).sum())
-                            for p, q in zip(student.parameters(), init.parameters())
-                        )
+                cbs = [diag] if diag is not None else []
+                if training == "supervised":
+                    train_supervised(student, data, "student", epochs, cfg, seed, mask, cbs, bs)
+                else:
+                    train_label_free(student, teacher(), data, epochs, cfg, seed, mask, cbs, bs)
+                acc = _accuracy(student, data)
+                zeros = sum(int((student.get_parameter(n) == 0).sum()) for n in mask.names)
+                probe = LearningGap(student, teacher(), kd_weight=0.0)
+                probe.setup([data.test_x])
+                wd = math.sqrt(
+                    sum(
+                        float((p.detach() - q.detach()).pow(2).sum())
+                        for p, q in zip(student.parameters(), init.parameters())
                     )
-                    metrics["learning_gap"] = lg
-                    metrics["weight_distance"] = wd
-                    finals.append((lg, wd, acc))
-                    res.add(
-                        f"{method}+{training}", seed, metrics, model=model_name, sparsity=sparsity
-                    )
-                    if diag is not None:
-                        corr = diag.correlations()
-                        curves.setdefault((model_name, f"{method}+{training}"), []).append(
-                            diag.rows
-                        )
-                        clean = {f"rho_{k}": v for k, v in corr.items() if math.isfinite(v)}
-                        if clean:
-                            res.add(
-                                f"diagnostic {method}+{training}",
-                                seed,
-                                clean,
-                                model=model_name,
-                                sparsity=sparsity,
-                            )
+                )
+                metrics = {
+                    "accuracy": acc,
+                    "score_seconds": score_s,
+                    "surviving": float(mask.numel - mask.num_pruned),
+                    "masked_weights": float(mask.numel),
+                    "min_layer_density": min(1.0 - r["sparsity"] for r in mask.report()),
+                    "zeros_ok": float(zeros >= mask.num_pruned),
+                    "learning_gap": probe.feature_gap([data.test_x]),
+                    "weight_distance": wd,
+                }
+                res.add(arm, seed, metrics, **setting(sparsity))
+                if diag is not None:
+                    curves.setdefault(arm, []).append(diag.rows)
+                    corr = {f"rho_{k}": v for k, v in diag.correlations().items()}
+                    clean = {k: v for k, v in corr.items() if math.isfinite(v)}
+                    if clean:
+                        res.add(f"diagnostic {arm}", seed, clean, **setting(sparsity))
+            progress.put(key, {"records": res.to_dict()["records"], "curves": curves})
+    records: list[dict[str, Any]] = []
+    curves_all: dict[str, list[list[dict[str, float]]]] = {}
+    for value in progress.done.values():
+        records += value["records"]
+        for arm, rows in value["curves"].items():
+            curves_all.setdefault(arm, []).extend(rows)
+    finals = [
+        (r["metrics"]["learning_gap"], r["metrics"]["weight_distance"], r["metrics"]["accuracy"])
+        for r in records
+        if "learning_gap" in r["metrics"]
+    ]
+    if finals:
         lgs, wds, accs = zip(*finals)
         across = {
             "rho_learning_gap": spearman(lgs, accs),
@@ -285,12 +461,112 @@ def run_bench(
         }
         across = {k: v for k, v in across.items() if math.isfinite(v)}
         if across:
-            res.add(
-                "diagnostic across final students", seed, across, model=model_name, sparsity=-1.0
+            records.append(
+                {
+                    "method": "diagnostic across final students",
+                    "seed": seed,
+                    "setting": {"model": model_name, "sparsity": -1.0},
+                    "metrics": across,
+                }
             )
-        bar.write(f"{model_name} seed {seed}: {time.perf_counter() - t0:.1f}s")
+    return records, curves_all
+
+
+def run_bench(
+    cfg: BenchConfig,
+    out: str | Path,
+    command: str,
+    progress: bool = True,
+    resume: bool = False,
+    budget_s: float | None = None,
+) -> report.Results:
+    """Run the benchmark, write `lnpt.{md,json,png}` under `out`, and return the results.
+
+    Finished work is cached under `out/cache/` unit by unit (a mask at a sparsity with its
+    trainings); with `resume=True` it is reused. After `budget_s` seconds no new unit starts (at
+    least one does; the report then covers the finished (model, seed) runs).
+    """
+    from tqdm.auto import tqdm
+
+    cfg.check()
+    torch.set_num_threads(2)
+    out = Path(out)
+    cache = out / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    res = report.Results("lnpt", command, config=asdict(cfg))
+    curves: dict[tuple[str, str], list[list[dict[str, float]]]] = {}
+    jobs = [(m, s) for m in cfg.models for s in range(cfg.seeds)]
+    deadline = None if budget_s is None else time.perf_counter() + budget_s
+    bar = tqdm(jobs, desc="lnpt bench", disable=not progress)
+    skipped: list[tuple[str, int]] = []
+    made = 0
+    for model_name, seed in bar:
+        stem = f"{model_name}-seed{seed}-{cfg.fingerprint(model_name)}"
+        path = cache / f"{stem}.json"
+        if resume and path.exists():
+            doc = json.loads(path.read_text())
+        else:
+            bar.set_postfix(model=model_name, seed=seed)
+            t0 = time.perf_counter()
+            steps = Progress(cache / f"{stem}.partial.jsonl", resume, deadline)
+            steps.new = made
+            try:
+                records, cur = _run_one(model_name, seed, cfg, steps)
+            except BudgetReached:
+                skipped.append((model_name, seed))
+                made = steps.new
+                continue
+            made = steps.new
+            doc = {"records": records, "curves": cur, "seconds": time.perf_counter() - t0}
+            path.write_text(json.dumps(doc) + "\n")
+            bar.write(f"{model_name} seed {seed}: {doc['seconds']:.1f}s")
+        for r in doc["records"]:
+            res.add(r["method"], r["seed"], r["metrics"], **r["setting"])
+        for arm, rows in doc["curves"].items():
+            curves.setdefault((model_name, arm), []).extend(rows)
+    if skipped:
+        print(f"budget reached: {len(skipped)} (model, seed) runs left; rerun with --resume")
+    res.config["unfinished"] = [f"{m} seed {s}" for m, s in skipped]
     _write(res, cfg, curves, out)
     return res
+
+
+def _paired(res: report.Results, a: str, b: str, **setting: Any) -> report.PairedDifference | None:
+    va, vb = res.values("accuracy", a, **setting), res.values("accuracy", b, **setting)
+    shared = sorted(set(va) & set(vb))
+    if len(shared) < 2:
+        return None
+    return report.paired_difference([va[s] for s in shared], [vb[s] for s in shared])
+
+
+def goal_lines(res: report.Results, model_name: str) -> list[str]:
+    """The issue's goals for one model, each with its measured paired difference and verdict."""
+    lines = []
+    setting = {"model": model_name}
+    d = _paired(res, "lnpt+label-free", "snip+supervised", sparsity=0.95, **setting)
+    if d is not None:
+        ok = d.low > -0.005
+        lines.append(
+            f"- 95%: LNPT label-free minus SNIP supervised: {d.format(2, 100)} points "
+            f"(goal: CI lower bound > -0.5) -> {'met' if ok else 'missed'}"
+        )
+    lf = res.values("accuracy", "lnpt+label-free", sparsity=0.95, **setting)
+    dense = res.values("accuracy", "dense supervised", **setting)
+    shared = sorted(set(lf) & set(dense))
+    if len(shared) >= 2:
+        d = report.paired_difference([lf[s] for s in shared], [dense[s] for s in shared])
+        lines.append(
+            f"- 95%: LNPT label-free minus dense supervised: {d.format(2, 100)} points "
+            f"(goal: > -2) -> {'met' if d.mean > -0.02 else 'missed'}"
+        )
+    if model_name != "mlp":
+        d = _paired(res, "lnpt+label-free", "random+label-free", sparsity=0.98, **setting)
+        if d is not None:
+            lines.append(
+                f"- 98%: LNPT label-free minus random label-free: {d.format(2, 100)} points "
+                f"(goal: >= +20) -> {'met' if d.mean >= 0.2 else 'missed'}"
+            )
+    return lines
 
 
 def _table_sections(res: report.Results, cfg: BenchConfig) -> list[str]:
@@ -304,8 +580,10 @@ def _table_sections(res: report.Results, cfg: BenchConfig) -> list[str]:
             and r.setting.get("sparsity", 0) >= 0
             and not r.method.startswith("diagnostic")
         ]
-        methods = [m for m in sub.methods]
-        sections.append(f"## {model_name.upper()}: test accuracy (%)\n")
+        if not sub.records:
+            continue
+        methods = list(sub.methods)
+        sections.append(f"## {MODELS[model_name].title}: test accuracy (%)\n")
         sections.append(
             "Mean ± std over paired seeds; Δ is the paired difference to SNIP with supervised "
             "training (95% bootstrap CI). Every mask at a sparsity keeps the same number of weights.\n"
@@ -319,26 +597,28 @@ def _table_sections(res: report.Results, cfg: BenchConfig) -> list[str]:
                 methods=methods,
             )
         )
-        dense = sub.values("accuracy", "dense supervised")
-        lf = sub.values("accuracy", "lnpt+label-free", sparsity=0.95)
-        snip = sub.values("accuracy", "snip+supervised", sparsity=0.95)
-        lines = []
-        if dense and lf:
-            shared = sorted(set(dense) & set(lf))
-            d = report.paired_difference([lf[s] for s in shared], [dense[s] for s in shared])
-            lines.append(
-                f"- LNPT label-free at 95% minus dense supervised: {d.format(2, 100)} points "
-                f"(goal: > -2) -> {'met' if d.mean > -0.02 else 'missed'}"
-            )
-        if snip and lf:
-            shared = sorted(set(snip) & set(lf))
-            d = report.paired_difference([lf[s] for s in shared], [snip[s] for s in shared])
-            lines.append(
-                f"- LNPT label-free at 95% minus SNIP supervised at 95%: {d.format(2, 100)} "
-                f"points (goal: > 0) -> {'met' if d.mean > 0 else 'missed'}"
-            )
+        lines = goal_lines(res, model_name)
         if lines:
-            sections.append("Goals at 95% sparsity:\n\n" + "\n".join(lines) + "\n")
+            sections.append("Goals:\n\n" + "\n".join(lines) + "\n")
+    rows = []
+    for model_name in cfg.models:
+        for mask in dict.fromkeys(a.split("+")[0] for a in cfg.arms):
+            vals = [
+                r.metrics["score_seconds"]
+                for r in res.records
+                if r.setting.get("model") == model_name
+                and r.method.startswith(mask + "+")
+                and "score_seconds" in r.metrics
+            ]
+            if vals:
+                rows.append([model_name, mask, len(vals), report.format_mean_std(vals, 3)])
+    if rows:
+        sections.append("## Scoring time per mask (s, 2 CPU threads)\n")
+        sections.append(
+            "Time to compute one mask (all rounds; SynFlow iterates 100 times) over all seeds and "
+            "sparsities, mean ± std.\n"
+        )
+        sections.append(report.markdown_table(["model", "mask", "n", "seconds"], rows))
     diag_rows = []
     for model_name in cfg.models:
         for r_method in dict.fromkeys(
@@ -390,8 +670,11 @@ def _write(res: report.Results, cfg: BenchConfig, curves: dict, out: Path) -> No
         )
         + "; unstructured zeros save no time on dense kernels.\n"
     )
+    left = res.config.get("unfinished") or []
+    if left:
+        sections.append(f"Unfinished (run again with `--resume`): {', '.join(left)}.\n")
     report.write_report(
-        out / "lnpt.md", "lnpt benchmark: label-free pruning on digits", sections, res
+        out / "lnpt.md", "lnpt benchmark: label-free pruning before training", sections, res
     )
     try:
         _plot(res, cfg, curves, out / "lnpt.png")
@@ -426,7 +709,8 @@ def _plot(res: report.Results, cfg: BenchConfig, curves: dict, path: Path) -> No
         ax.set_xlabel("sparsity (fraction removed)")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
         ax = axes[1, j]
         for (m_name, run), rows_list in curves.items():
             if m_name != model_name:
@@ -445,8 +729,36 @@ def _plot(res: report.Results, cfg: BenchConfig, curves: dict, path: Path) -> No
         ax.set_xlabel("epoch")
         ax.set_ylabel("min-max normalised (mean over seeds)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def resnet18_scoring_time(
+    n_images: int = 512, batch_size: int = 128, threads: int = 2, **prune_options: Any
+) -> dict[str, float]:
+    """Seconds to compute an LNPT mask (95%) of an unmodified torchvision ResNet-18 at 32x32.
+
+    Student and teacher are `torchvision.models.resnet18(num_classes=10)` built from their config (no
+    weights are downloaded; timing does not depend on trained values), `n_images` unlabeled
+    random inputs in batches of `batch_size`, `threads` CPU threads. Also times SNIP on the same
+    inputs with random labels, for scale.
+    """
+    import torchvision
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    student = torchvision.models.resnet18(num_classes=10)
+    teacher = torchvision.models.resnet18(num_classes=10).eval()
+    xs = [torch.randn(batch_size, 3, 32, 32) for _ in range(max(1, n_images // batch_size))]
+    ys = [torch.randint(0, 10, (batch_size,)) for _ in xs]
+    t0 = time.perf_counter()
+    prune(student, teacher, xs, 0.95, exclude=head_pattern(student), **prune_options)
+    lnpt_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    baseline_mask("snip", student, 0.95, data=list(zip(xs, ys)), exclude=head_pattern(student))
+    snip_s = time.perf_counter() - t0
+    return {"lnpt_seconds": lnpt_s, "snip_seconds": snip_s, "images": float(len(xs) * batch_size)}

@@ -19,7 +19,6 @@ def _demo(args: argparse.Namespace) -> int:
     from lnpt.training import LabelFreeTrainer
 
     start = time.perf_counter()
-    torch.set_num_threads(2)
     data = load_digits_split(0)
     seed_everything(1)
     teacher = MLP()
@@ -53,27 +52,40 @@ def _demo(args: argparse.Namespace) -> int:
             label = "LNPT mask + label-free training (no labels)"
         else:
             opt = torch.optim.Adam(student.parameters(), lr=1e-2)
-            with MaskedTraining(student, mask, opt):
+            masked = MaskedTraining(student, mask, opt)
+            try:  # the mask reaches training one way: a MaskedTraining callback of fit
                 fit(
                     student,
                     data.loader("student", 64, shuffle=True),
                     epochs=30,
                     optimizer=opt,
                     loss_fn=ce,
+                    callbacks=[masked],
                     progress=False,
                 )
+            finally:
+                masked.remove()
             label = "SNIP mask + supervised training"
         rows.append([label, f"{mask.sparsity:.2f}", f"{_acc(student, data, evaluate):.2f}"])
     seconds = time.perf_counter() - start
     print(report.markdown_table(["student (digits MLP)", "sparsity", "test accuracy (%)"], rows))
     print(f"({seconds:.1f} s)")
+    lnpt_acc, snip_acc = float(rows[2][2]), float(rows[1][2])
+    beat = lnpt_acc >= snip_acc
+    headline = (
+        f"LNPT without labels {lnpt_acc:.2f}% vs SNIP with labels {snip_acc:.2f}% at 95% sparsity"
+        + ("" if beat else " (LNPT did not beat SNIP in this run)")
+    )
+    print(headline)
     if args.summary_json:
         report.write_demo_summary(
             args.summary_json,
             "lnpt",
             "label-free pruning at 95% sparsity of a digits MLP, guided by a teacher",
-            f"LNPT label-free {rows[2][2]}% vs SNIP supervised {rows[1][2]}% at 95% sparsity",
+            headline,
             seconds,
+            baseline="SNIP mask + supervised training",
+            beat_baseline=beat,
         )
     return 0
 
@@ -87,46 +99,100 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
+    out = str(args.out).rstrip("/")
+    start = time.perf_counter()
+    if args.timing:
+        import json
+        from pathlib import Path
+
+        from lnpt.bench import resnet18_scoring_time
+
+        t = resnet18_scoring_time()
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, "lnpt_resnet18_timing.json").write_text(json.dumps(t, indent=1) + "\n")
+        print(json.dumps(t))
+        return 0
+    if args.ablation or args.anatomy:
+        from lnpt.ablation import AblationConfig, anatomy, anatomy_markdown, run_ablation
+
+        if args.anatomy:
+            for model in args.models or ("cnn",):
+                doc = anatomy(model, out, resume=args.resume)
+                print(anatomy_markdown(doc))
+        if args.ablation:
+            acfg = AblationConfig(seeds=args.seeds or 3)
+            if args.models:
+                acfg.models = tuple(args.models)
+            command = "lnpt bench --ablation" + (f" --seeds {args.seeds}" if args.seeds else "")
+            _, chosen = run_ablation(acfg, out, command, resume=args.resume, budget_s=args.budget_s)
+            print(f"{out}/lnpt_ablation.md: chosen variant {chosen}")
+        print(f"took {time.perf_counter() - start:.0f} s")
+        return 0
     seeds = args.seeds if args.seeds is not None else 5
     cfg = BenchConfig.quick(seeds) if args.quick else BenchConfig(seeds=seeds)
+    if args.models:
+        cfg.models = tuple(args.models)
     command = (
         "lnpt bench"
         + (" --quick" if args.quick else "")
         + (f" --seeds {args.seeds}" if args.seeds is not None else "")
+        + (f" --models {' '.join(args.models)}" if args.models else "")
     )
-    start = time.perf_counter()
-    run_bench(cfg, args.out, command)
-    print(args.out.rstrip("/") + "/lnpt.md")
-    with open(args.out.rstrip("/") + "/lnpt.md") as f:
+    run_bench(cfg, out, command, resume=args.resume, budget_s=args.budget_s)
+    print(out + "/lnpt.md")
+    with open(out + "/lnpt.md") as f:
         print(f.read())
     print(f"bench took {time.perf_counter() - start:.0f} s")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `lnpt` console script."""
-    parser = argparse.ArgumentParser(prog="lnpt", description=__doc__)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="cmd")
-    demo = sub.add_parser("demo", help="prune a digits MLP at 95%% without labels (< 1 minute)")
+    """Entry point of the `lnpt` console script (the shared `maskloop.cli` layout)."""
+    from maskloop.cli import build_parser, run
+
+    from lnpt import __version__
+
+    parser = build_parser(
+        "lnpt",
+        description=__doc__,
+        demo_help="prune a digits MLP at 95%% without labels and compare with SNIP (< 1 minute)",
+        bench_help="the benchmark on digits and MNIST-1D (resumable: --resume, --budget-s)",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    demo = parser.subcommands["demo"]
     demo.add_argument("--out", default=None, help="unused; accepted for a uniform CLI")
     demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
-    bench = sub.add_parser("bench", help="the factorial benchmark on digits")
-    bench.add_argument("--quick", action="store_true", help="CI-sized run (< 10 minutes)")
-    bench.add_argument("--out", default="docs/benchmarks", help="output folder")
+    bench = parser.subcommands["bench"]
     bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 5)")
-    args = parser.parse_args(argv)
-    if args.version:
-        from lnpt import __version__
-
-        print(__version__)
-        return 0
-    if args.cmd == "demo":
-        return _demo(args)
-    if args.cmd == "bench":
-        return _bench(args)
-    parser.print_help()
-    return 0
+    bench.add_argument(
+        "--models",
+        nargs="+",
+        choices=("mlp", "cnn", "cnn1d", "resnet"),
+        default=None,
+        help="students to run (default: all four)",
+    )
+    bench.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="start no new unit of work after this many seconds; rerun with --resume",
+    )
+    bench.add_argument(
+        "--ablation",
+        action="store_true",
+        help="instead: compare LNPT scoring variants on a validation split (lnpt_ablation.md)",
+    )
+    bench.add_argument(
+        "--timing",
+        action="store_true",
+        help="instead: time LNPT scoring of torchvision resnet18 at 32x32 on 512 inputs",
+    )
+    bench.add_argument(
+        "--anatomy",
+        action="store_true",
+        help="instead: per-layer density / effective density of every mask (lnpt_layers_*.png)",
+    )
+    return run(argv, package="lnpt", demo=_demo, bench=_bench, parser=parser)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""Built-in data: scikit-learn's digits (1,797 real 8x8 images), split teacher / student / test.
+"""Built-in data, split teacher / student / test: scikit-learn's digits (1,797 real 8x8 images) and
+MNIST-1D (Greydanus 2020; 4,000 + 1,000 signals of length 40, generated offline by the `mnist1d`
+package, never downloaded).
 
-The benchmark's protocol: the teacher is trained with labels on one half of the training images, the
-student is pruned and trained on the other half, without labels in the label-free arm. `InputsOnly`
-wraps a tensor of inputs as a dataset with no labels at all.
+The benchmark's protocol: the teacher is trained with labels on one half of the training data, the
+student is pruned and trained on the other half, without labels in the label-free arm.
+`DigitsSplit.validation()` carves a validation part out of the student's half (for choosing options;
+the test part is never used for that). `InputsOnly` wraps a tensor of inputs as a dataset with no
+labels at all.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["DigitsSplit", "InputsOnly", "load_digits_split"]
+__all__ = ["DigitsSplit", "InputsOnly", "load_digits_split", "load_mnist1d_split"]
 
 
 class InputsOnly(Dataset):
@@ -33,7 +37,10 @@ class InputsOnly(Dataset):
 
 @dataclass
 class DigitsSplit:
-    """Tensors of the three parts; `image=True` gives (N, 1, 8, 8) inputs, else (N, 64)."""
+    """Tensors of the three parts (teacher / student / test) of a labelled data set.
+
+    For digits, `image=True` gives (N, 1, 8, 8) inputs, else (N, 64); MNIST-1D gives (N, 1, 40).
+    """
 
     teacher_x: torch.Tensor
     teacher_y: torch.Tensor
@@ -56,6 +63,30 @@ class DigitsSplit:
         x, y = getattr(self, f"{part}_x"), getattr(self, f"{part}_y")
         ds = TensorDataset(x, y) if labels else InputsOnly(x)
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+    def validation(self, fraction: float = 0.25, seed: int = 0) -> DigitsSplit:
+        """The same split with a stratified `fraction` of the student's half moved into "test".
+
+        The returned split's "test" part is a validation set drawn from the student's data only
+        (the real test part is dropped), so options chosen on it never see the test set.
+        """
+        from sklearn.model_selection import train_test_split
+
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+        idx = np.arange(self.student_y.shape[0])
+        tr, va = train_test_split(
+            idx, test_size=fraction, random_state=seed, stratify=self.student_y.numpy()
+        )
+        tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+        return DigitsSplit(
+            self.teacher_x,
+            self.teacher_y,
+            self.student_x[tr],
+            self.student_y[tr],
+            self.student_x[va],
+            self.student_y[va],
+        )
 
 
 def load_digits_split(
@@ -88,4 +119,62 @@ def load_digits_split(
         torch.from_numpy(y_s),
         t(x_te),
         torch.from_numpy(y_te),
+    )
+
+
+_MNIST1D: dict[int | None, dict[str, np.ndarray]] = {}
+
+
+def _mnist1d_arrays(num_samples: int | None = None) -> dict[str, np.ndarray]:
+    """MNIST-1D's default data set (or `num_samples` signals), generated once per process by
+    `mnist1d.data.make_dataset(get_dataset_args())`; its download helpers are never called."""
+    if num_samples not in _MNIST1D:
+        import random
+
+        try:
+            from mnist1d.data import get_dataset_args, make_dataset
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "MNIST-1D needs the `mnist1d` package: pip install 'lnpt[bench]'"
+            ) from err
+        args = get_dataset_args()
+        if num_samples is not None:
+            args.num_samples = num_samples
+        np_state, py_state = np.random.get_state(), random.getstate()
+        try:  # make_dataset reseeds numpy and random globally; leave the caller's streams alone
+            d = make_dataset(args)
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+        _MNIST1D[num_samples] = {k: np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
+    return _MNIST1D[num_samples]
+
+
+def load_mnist1d_split(seed: int = 0, num_samples: int | None = None) -> DigitsSplit:
+    """MNIST-1D's 4,000 training signals halved teacher / student (stratified, by `seed`), and its
+    fixed 1,000-signal test set; inputs are (N, 1, 40) float32 (standardised by the generator).
+
+    `num_samples` (default: the package's 5,000) generates a smaller set, split 80 / 20 the same way.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if num_samples is not None and (
+        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 100
+    ):
+        raise ValueError(f"num_samples must be an int >= 100 or None, got {num_samples!r}")
+    d = _mnist1d_arrays(num_samples)
+    x = d["x"].astype(np.float32)
+    y = d["y"].astype(np.int64)
+    x_t, x_s, y_t, y_s = train_test_split(x, y, test_size=0.5, random_state=seed, stratify=y)
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(1)
+
+    return DigitsSplit(
+        t(x_t),
+        torch.from_numpy(y_t),
+        t(x_s),
+        torch.from_numpy(y_s),
+        t(d["x_test"].astype(np.float32)),
+        torch.from_numpy(d["y_test"].astype(np.int64)),
     )

@@ -113,8 +113,8 @@ class FeatureExtractor:
 
     `layer` is a module name (as in `model.named_modules()`), a module, or None for the input of the last
     `nn.Linear`. `which` picks the module's "input" or "output". `pool="avg"` globally averages 4-D maps
-    to (N, C) (the paper's feature maps, pooled so that widths compare); `pool=None` keeps them, and any
-    other shape is flattened to (N, -1) except 4-D maps kept for a 1x1-conv adaptor.
+    to (N, C) (the paper's feature maps, pooled so that widths compare; 1-D maps (N, C, L) alike);
+    `pool=None` keeps 3-D/4-D maps (for a 1x1-conv adaptor) and flattens any other shape to (N, -1).
     """
 
     def __init__(
@@ -148,10 +148,10 @@ class FeatureExtractor:
         return self.reduce(feats), logits
 
     def reduce(self, feats: torch.Tensor) -> torch.Tensor:
-        """Pool 4-D maps (if `pool="avg"`) and flatten everything else to (N, D)."""
-        if feats.ndim == 4 and self.pool == "avg":
-            return feats.mean(dim=(2, 3))
-        if feats.ndim == 4:
+        """Pool (N, C, L) or (N, C, H, W) maps (if `pool="avg"`); flatten anything else to (N, D)."""
+        if feats.ndim in (3, 4) and self.pool == "avg":
+            return feats.mean(dim=tuple(range(2, feats.ndim)))
+        if feats.ndim in (3, 4):
             return feats
         return feats.reshape(feats.shape[0], -1)
 
@@ -160,12 +160,15 @@ class Adaptor(nn.Module):
     """A: student features -> teacher feature space (identity, or a learned linear / 1x1-conv map).
 
     `kind="identity"` needs equal widths. `kind="linear"` is `nn.Linear(d_s, d_t)` on (N, D) features
-    or a 1x1 `nn.Conv2d` on unpooled (N, C, H, W) maps (with global average pooling the two are the same
+    or a 1x1 `nn.Conv2d` / `nn.Conv1d` on unpooled (N, C, H, W) / (N, C, L) maps (with global average pooling the two are the same
     map, as pooling is linear). `fit_` initialises it by ridge least squares (reconstruction: the paper
     does not say how A starts; a random A would make the gap at initialisation meaningless).
     """
 
-    def __init__(self, kind: str, student_dim: int, teacher_dim: int, maps: bool = False) -> None:
+    def __init__(
+        self, kind: str, student_dim: int, teacher_dim: int, maps: bool | int = False
+    ) -> None:
+        # maps: spatial dims of the features (0: vectors, 1: (N, C, L), 2 or True: (N, C, H, W))
         super().__init__()
         if kind not in ("identity", "linear"):
             raise ValueError(f"adaptor must be 'identity', 'linear' or 'auto', got {kind!r}")
@@ -177,12 +180,13 @@ class Adaptor(nn.Module):
         self.kind = kind
         self.maps = maps
         self.map: nn.Module | None = None
+        dims = 2 if maps is True else int(maps)
+        if dims not in (0, 1, 2):
+            raise ValueError(f"maps must be 0, 1, 2 or a bool, got {maps!r}")
         if kind == "linear":
-            self.map = (
-                nn.Conv2d(student_dim, teacher_dim, kernel_size=1)
-                if maps
-                else nn.Linear(student_dim, teacher_dim)
-            )
+            layer = {0: nn.Linear, 1: nn.Conv1d, 2: nn.Conv2d}[dims]
+            kw = {} if dims == 0 else {"kernel_size": 1}
+            self.map = layer(student_dim, teacher_dim, **kw)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Map student features into the teacher's space."""
@@ -204,9 +208,9 @@ class Adaptor(nn.Module):
         if self.map is None:
             return self
         s, t = student.detach(), teacher.detach()
-        if s.ndim == 4:  # (N, C, H, W) -> (N*H*W, C)
-            s = s.permute(0, 2, 3, 1).reshape(-1, s.shape[1])
-            t = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
+        if s.ndim in (3, 4):  # (N, C, *spatial) -> (N * positions, C)
+            s = s.movedim(1, -1).reshape(-1, s.shape[1])
+            t = t.movedim(1, -1).reshape(-1, t.shape[1])
         s64, t64 = s.to(torch.float64), t.to(torch.float64)
         ones = torch.ones(s64.shape[0], 1, dtype=torch.float64, device=s64.device)
         a = torch.cat([s64, ones], dim=1)

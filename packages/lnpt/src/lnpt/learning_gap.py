@@ -35,7 +35,15 @@ from torch import nn
 
 from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_inputs
 
-__all__ = ["LearningGap", "density_schedule", "head_pattern", "prune", "score", "select_mask"]
+__all__ = [
+    "LearningGap",
+    "density_schedule",
+    "head_pattern",
+    "normalize_scores",
+    "prune",
+    "score",
+    "select_mask",
+]
 
 
 def _check_fraction(name: str, value: object, meaning: str) -> float:
@@ -104,6 +112,9 @@ class LearningGap(nn.Module):
             reconstruction choice: the raw gap of (1) scales with the teacher's feature norm, which
             on a trained teacher is hundreds of times the logit term and swamps it).
         feature_weight, kd_weight, temperature: the weights and tau of (2).
+        gap: `"squared"` (default, (1) as written) or `"norm"`: the per-sample gap's magnitude
+            ||phi_T - A(phi_S)|| instead of its square (a reconstruction variant: same direction per
+            sample, but every sample weighs alike in the gradient instead of in proportion to its gap).
     """
 
     def __init__(
@@ -120,8 +131,11 @@ class LearningGap(nn.Module):
         feature_weight: float = 1.0,
         kd_weight: float = 1.0,
         temperature: float = 4.0,
+        gap: str = "squared",
     ) -> None:
         super().__init__()
+        if gap not in ("squared", "norm"):
+            raise ValueError(f"gap must be 'squared' or 'norm', got {gap!r}")
         if not isinstance(student, nn.Module):
             raise TypeError(f"student must be a torch.nn.Module, got {type(student).__name__}")
         if not isinstance(teacher, nn.Module):
@@ -148,6 +162,7 @@ class LearningGap(nn.Module):
         self.teacher_features = FeatureExtractor(teacher, teacher_layer, which, pool)
         self.adaptor_kind = adaptor
         self.normalize = normalize
+        self.gap_form = gap
         self.adaptor: Adaptor | None = None
 
     # ------------------------------------------------------------------ setup
@@ -176,15 +191,21 @@ class LearningGap(nn.Module):
         xs = [x] if isinstance(x, torch.Tensor) else list(x)
         if not xs:
             raise ValueError("setup needs at least one input batch")
-        with torch.no_grad():
-            fs, ls, ft, lt = [], [], [], []
-            for xb in xs:
-                f_s, l_s = self.student_features(xb)
-                f_t, l_t = self.teacher_outputs(xb)
-                fs.append(f_s)
-                ls.append(l_s)
-                ft.append(f_t)
-                lt.append(l_t)
+        student = self.__dict__["student"]
+        was = student.training
+        student.eval()  # BatchNorm statistics are read, never updated, by the setup pass
+        try:
+            with torch.no_grad():
+                fs, ls, ft, lt = [], [], [], []
+                for xb in xs:
+                    f_s, l_s = self.student_features(xb)
+                    f_t, l_t = self.teacher_outputs(xb)
+                    fs.append(f_s)
+                    ls.append(l_s)
+                    ft.append(f_t)
+                    lt.append(l_t)
+        finally:
+            student.train(was)
         f_s, f_t = torch.cat(fs), torch.cat(ft)
         l_s, l_t = ls[0], lt[0]
         if l_s.shape[1:] != l_t.shape[1:]:
@@ -192,7 +213,7 @@ class LearningGap(nn.Module):
                 f"teacher and student outputs do not match: student gives {tuple(l_s.shape[1:])}, "
                 f"teacher {tuple(l_t.shape[1:])}; both must predict the same classes"
             )
-        if f_s.ndim != f_t.ndim or (f_s.ndim == 4 and f_s.shape[2:] != f_t.shape[2:]):
+        if f_s.ndim != f_t.ndim or (f_s.ndim >= 3 and f_s.shape[2:] != f_t.shape[2:]):
             raise ValueError(
                 f"student features {tuple(f_s.shape[1:])} and teacher features "
                 f"{tuple(f_t.shape[1:])} cannot be compared; use pool='avg'"
@@ -203,7 +224,7 @@ class LearningGap(nn.Module):
             kind = "identity" if d_s == d_t else "linear"
         if self.adaptor is None or refit:
             device = f_s.device
-            self.adaptor = Adaptor(kind, d_s, d_t, maps=f_s.ndim == 4).to(device=device)
+            self.adaptor = Adaptor(kind, d_s, d_t, maps=max(f_s.ndim - 2, 0)).to(device=device)
             self.adaptor.to(dtype=f_s.dtype)
             self.adaptor.fit_(f_s, f_t, sync=sync)
         return self
@@ -217,18 +238,23 @@ class LearningGap(nn.Module):
     def gap_terms(
         self, f_s: torch.Tensor, l_s: torch.Tensor, f_t: torch.Tensor, l_t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample feature gap ||phi_T - A(phi_S)||^2 and tau^2 KL(p_T^tau || p_S^tau)."""
+        """Per-sample feature gap ||phi_T - A(phi_S)||^2 and tau^2 KL(p_T^tau || p_S^tau).
+
+        With `gap="norm"` the first term is ||phi_T - A(phi_S)|| (per position for unpooled maps).
+        """
         adaptor = self._check_ready()
         z = adaptor(f_s)
-        if z.ndim == 4:  # unpooled maps: per-sample sum over channels, mean over positions
+        if z.ndim >= 3:  # unpooled maps: per-sample sum over channels, mean over positions
             z, f_t = z.flatten(2), f_t.flatten(2)
             if self.normalize:
                 z, f_t = F.normalize(z, dim=1), F.normalize(f_t, dim=1)
-            gap = (z - f_t).pow(2).sum(1).mean(-1)
+            sq = (z - f_t).pow(2).sum(1)
+            gap = (sq.clamp_min(1e-24).sqrt() if self.gap_form == "norm" else sq).mean(-1)
         else:
             if self.normalize:
                 z, f_t = F.normalize(z, dim=1), F.normalize(f_t, dim=1)
-            gap = (z - f_t).pow(2).sum(1)
+            sq = (z - f_t).pow(2).sum(1)
+            gap = sq.clamp_min(1e-24).sqrt() if self.gap_form == "norm" else sq
         if self.kd_weight > 0:
             tau = self.temperature
             log_ps = F.log_softmax(l_s / tau, dim=-1)
@@ -316,7 +342,7 @@ def select_mask(
     s = _check_sparsity(sparsity)
     d = _check_min_density(min_density)
     if d == 0.0:
-        return WeightMask.from_scores(scores, s, scope=scope, previous=previous)
+        return WeightMask.from_scores(scores, s, scope=scope, previous=previous, min_density=0)
     if not isinstance(scores, Mapping) or not scores:
         raise ValueError("scores must be a non-empty mapping name -> tensor")
     total = sum(t.numel() for t in scores.values())
@@ -336,12 +362,53 @@ def select_mask(
             top = torch.argsort(flat, descending=True, stable=True)[: floors[n]]
             flat[top] = math.inf  # always within the kept budget
         lifted[n] = flat.reshape(t.shape)
-    return WeightMask.from_scores(lifted, s, scope=scope, previous=previous)
+    return WeightMask.from_scores(lifted, s, scope=scope, previous=previous, min_density=0)
+
+
+SCORE_NORMS = (None, "mean", "sum")
+BN_MODES = ("eval", "train")
+
+
+def _check_teachers(teacher: object) -> list[nn.Module]:
+    """One teacher, or a non-empty sequence of teacher checkpoints (their scores are averaged)."""
+    if isinstance(teacher, nn.Module):
+        return [teacher]
+    if isinstance(teacher, (list, tuple)) and teacher:
+        bad = [i for i, t in enumerate(teacher) if not isinstance(t, nn.Module)]
+        if not bad:
+            return list(teacher)
+        raise TypeError(f"teacher[{bad[0]}] must be a torch.nn.Module, got {teacher[bad[0]]!r:.60}")
+    raise TypeError(
+        "teacher must be a torch.nn.Module or a non-empty list of them (checkpoints), got "
+        f"{type(teacher).__name__}"
+    )
+
+
+def normalize_scores(
+    scores: Mapping[str, torch.Tensor], how: str | None
+) -> dict[str, torch.Tensor]:
+    """Per-layer score normalisation before global selection.
+
+    `None`: unchanged. `"mean"`: every tensor's scores divided by their mean (each layer's average
+    score is 1, so global selection compares weights by how far above their own layer's average they
+    are). `"sum"`: divided by their sum (every layer carries the same score mass, so a weight of a
+    small layer outranks one of a large layer with the same share of its layer's mass). A tensor whose
+    scores are all zero stays zero.
+    """
+    if how not in SCORE_NORMS:
+        raise ValueError(f"score_norm must be one of {SCORE_NORMS}, got {how!r}")
+    if how is None:
+        return dict(scores)
+    out = {}
+    for n, t in scores.items():
+        denom = t.sum() if how == "sum" else t.mean()
+        out[n] = t / denom if float(denom) > 0 else t.clone()
+    return out
 
 
 def score(
     student: nn.Module,
-    teacher: nn.Module,
+    teacher: nn.Module | Sequence[nn.Module],
     unlabeled: Iterable[Any],
     *,
     feature_layer: str | nn.Module | None = None,
@@ -351,14 +418,24 @@ def score(
     exclude: str | Sequence[str] | None = None,
     max_batches: int | None = None,
     sync: bool | None = None,
+    score_norm: str | None = None,
+    bn: str = "eval",
     **gap_options: Any,
 ) -> dict[str, torch.Tensor]:
     """LNPT connection sensitivity (3): |theta * dJ/dtheta| on unlabeled batches, at M = `mask` or 1.
 
     The gradient is averaged over up to `max_batches` batches of `unlabeled` (a DataLoader of inputs,
     or of (inputs, labels) whose labels are ignored). The student is not modified: scores are taken
-    on a copy (with `mask` applied when given). `gap_options` go to `LearningGap` (adaptor, normalize,
-    pool, which, feature_weight, kd_weight, temperature).
+    on a copy (with `mask` applied when given), so its parameters, BatchNorm statistics and
+    train/eval mode stay as they were. `gap_options` go to `LearningGap` (adaptor, normalize, pool,
+    which, gap, feature_weight, kd_weight, temperature).
+
+    Options (reconstruction variants, compared in the package docs):
+        teacher: one network, or a list of teacher checkpoints; the scores are the mean of the
+            scores against each.
+        score_norm: per-layer normalisation of the scores (`normalize_scores`): None, "mean", "sum".
+        bn: "eval" (default, as the reference SNIP/GraSP/SynFlow code scores: BatchNorm uses its
+            running statistics, dropout is off) or "train" (batch statistics).
 
     Under `torch.distributed` (`sync=None`: whenever a process group of more than one rank is
     initialised) each rank may score its own shard of the unlabeled data: the linear adaptor's normal
@@ -371,23 +448,51 @@ def score(
     """
     if not isinstance(student, nn.Module):
         raise TypeError(f"student must be a torch.nn.Module, got {type(student).__name__}")
-    if not isinstance(teacher, nn.Module):
-        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    teachers = _check_teachers(teacher)
+    if score_norm not in SCORE_NORMS:
+        raise ValueError(f"score_norm must be one of {SCORE_NORMS}, got {score_norm!r}")
+    if bn not in BN_MODES:
+        raise ValueError(f"bn must be 'eval' or 'train', got {bn!r}")
     names = list(_params(student, params, exclude))
-    work = copy.deepcopy(student)
-    if mask is not None:
-        if not isinstance(mask, WeightMask):
-            raise TypeError(f"mask must be a WeightMask, got {type(mask).__name__}")
-        mask.apply_(work)
+    if mask is not None and not isinstance(mask, WeightMask):
+        raise TypeError(f"mask must be a WeightMask, got {type(mask).__name__}")
     if isinstance(feature_layer, nn.Module):  # map a module of the student to its copy
         found = [n for n, m in student.named_modules() if m is feature_layer]
         if not found:
             raise ValueError("feature_layer is a module that is not part of the student")
         feature_layer = found[0]
+    xs = list(iter_inputs(unlabeled, "unlabeled", max_batches))
+    total: dict[str, torch.Tensor] | None = None
+    for t in teachers:
+        out = _score_one(
+            student, t, xs, names, feature_layer, teacher_layer, mask, sync, bn, gap_options
+        )
+        total = out if total is None else {n: total[n] + out[n] for n in total}
+    assert total is not None
+    out = {n: v / len(teachers) for n, v in total.items()} if len(teachers) > 1 else total
+    return normalize_scores(out, score_norm)
+
+
+def _score_one(
+    student: nn.Module,
+    teacher: nn.Module,
+    xs: list[torch.Tensor],
+    names: list[str],
+    feature_layer: str | None,
+    teacher_layer: str | nn.Module | None,
+    mask: WeightMask | None,
+    sync: bool | None,
+    bn: str,
+    gap_options: Mapping[str, Any],
+) -> dict[str, torch.Tensor]:
+    """Scores (3) of a copy of `student` against one teacher on the input batches `xs`."""
+    work = copy.deepcopy(student)
+    work.train(bn == "train")
+    if mask is not None:
+        mask.apply_(work)
     gap = LearningGap(
         work, teacher, feature_layer=feature_layer, teacher_layer=teacher_layer, **gap_options
     )
-    xs = list(iter_inputs(unlabeled, "unlabeled", max_batches))
     gap.setup(xs, sync=sync)
     named = dict(work.named_parameters())
     plist = [named[n] for n in names]
@@ -407,14 +512,14 @@ def score(
         for n, s in out.items()
         if not bool((s > 0).any())
         and (mask is None or n not in mask or bool(mask[n].any()))
-        and bool((dict(work.named_parameters())[n] != 0).any())
+        and bool((named[n] != 0).any())
     ]
     if dead:
         warnings.warn(
             f"parameters {dead} do not influence the label-free objective (all scores 0) and will be "
             "pruned first; set kd_weight > 0 or leave them out of params",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return out
 
@@ -435,6 +540,8 @@ def prune(
     min_density: float = 0.0,
     max_batches: int | None = None,
     sync: bool | None = None,
+    score_norm: str | None = None,
+    bn: str = "eval",
     **gap_options: Any,
 ) -> WeightMask:
     """LNPT pruning before training: keep the top (1 - sparsity) of the scores (3).
@@ -442,6 +549,7 @@ def prune(
     `rounds=1` is one-shot. `rounds=K > 1` re-scores the masked student K times, pruning to the
     `density_schedule(sparsity, K, schedule)` sparsities; pruned weights never return. The returned
     `WeightMask` has exactly `round(sparsity * numel)` pruned entries; apply it with `mask.apply_`.
+    `teacher` may be a list of checkpoints; `score_norm`, `bn` and `gap_options` are as in `score`.
 
     Against layer collapse (not in the paper's abstract; off by default): `exclude` leaves tensors
     out of the mask (e.g. `exclude=head_pattern(student)` keeps the classifier dense) and
@@ -463,6 +571,8 @@ def prune(
             exclude=exclude,
             max_batches=max_batches,
             sync=sync,
+            score_norm=score_norm,
+            bn=bn,
             **gap_options,
         )
         mask = select_mask(scores, s_k, scope=scope, previous=mask, min_density=min_density)

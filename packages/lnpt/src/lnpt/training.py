@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-from maskloop import Callback, FeatureHook, History, LoopState, MaskedTraining, WeightMask
+from maskloop import (
+    Callback,
+    FeatureHook,
+    History,
+    LoopState,
+    MaskedTraining,
+    WeightMask,
+    fit,
+)
 from torch import nn
 
-from lnpt.features import all_reduce_mean, distributed_active, iter_inputs
+from lnpt.features import all_reduce_mean, batch_inputs, distributed_active, iter_inputs
 from lnpt.learning_gap import LearningGap, _check_positive_int
 
-__all__ = ["DynamicMask", "LabelFreeLoss", "LabelFreeTrainer"]
+__all__ = ["AdaptorSync", "DynamicMask", "LabelFreeObjective", "LabelFreeTrainer"]
 
 
 class DynamicMask:
@@ -98,14 +105,111 @@ class DynamicMask:
         return WeightMask(out)
 
 
+class LabelFreeObjective:
+    """The label-free objective J as a `maskloop.fit` objective: `(model, batch) -> per-sample J`.
+
+    For a batch of inputs (a tensor, or the first element of a tuple; labels are never read) it runs
+    the student once, reads its features with a forward hook, queries the teacher (no gradients) and
+    returns `J_i = feature_weight * ||phi_T(x_i) - A(phi_S(x_i))||^2 + kd_weight * tau^2 KL_i` with
+    logs `outputs` (the student's logits), `feature_gap` and `kd` (batch means). Call
+    `gap.setup(x)` first. A linear adaptor's parameters must be in the optimizer; its state is saved
+    and resumed by `maskloop.Checkpoint` through `state_dict` / `load_state_dict`. Under DDP add
+    `AdaptorSync(gap)` to the callbacks (the adaptor is not part of the DDP-wrapped student).
+    """
+
+    def __init__(self, gap: LearningGap) -> None:
+        if not isinstance(gap, LearningGap):
+            raise TypeError(f"gap must be a LearningGap, got {type(gap).__name__}")
+        self.gap = gap
+
+    def __call__(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        x = batch_inputs(batch)
+        ext = self.gap.student_features
+        inner = getattr(model, "module", model)  # the DDP wrapper's student
+        with FeatureHook(inner, ext.layer, ext.which) as hook:
+            out = model(x)
+        logits = out.logits if hasattr(out, "logits") else out
+        if hook.features is None:
+            raise RuntimeError(f"the feature layer {ext.layer!r} did not run in the forward pass")
+        f_t, l_t = self.gap.teacher_outputs(x)
+        gap, kd = self.gap.gap_terms(ext.reduce(hook.features), logits, f_t, l_t)
+        losses = self.gap.feature_weight * gap + self.gap.kd_weight * kd
+        return losses, {
+            "outputs": logits,
+            "feature_gap": gap.detach().mean(),
+            "kd": kd.detach().mean(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The adaptor's parameters (empty for the identity)."""
+        a = self.gap.adaptor
+        return {} if a is None else {k: v.detach().clone() for k, v in a.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the adaptor saved by `state_dict`."""
+        if state and self.gap.adaptor is not None:
+            self.gap.adaptor.load_state_dict(state)
+
+
+class AdaptorSync(Callback):
+    """Average a linear adaptor's gradients over the ranks under DDP (`on_after_backward`).
+
+    `maskloop.fit` wraps the student in DDP, which averages the student's gradients only; with this
+    callback every rank keeps the same adaptor too. A no-op in a single process.
+    """
+
+    def __init__(self, gap: LearningGap) -> None:
+        if not isinstance(gap, LearningGap):
+            raise TypeError(f"gap must be a LearningGap, got {type(gap).__name__}")
+        self.gap = gap
+
+    def on_after_backward(self, state: LoopState) -> None:
+        adaptor = self.gap.adaptor
+        if adaptor is None or state.world_size < 2 or not distributed_active():
+            return
+        import torch.distributed as dist
+
+        for p in adaptor.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(state.world_size)
+
+
+class _DynamicMaskCallback(Callback):
+    """Runs `DynamicMask` at epoch ends inside `maskloop.fit`, swapping the trainer's mask."""
+
+    order = -5
+
+    def __init__(self, trainer: LabelFreeTrainer, unlabeled: Iterable[Any], epochs: int) -> None:
+        self.trainer = trainer
+        self.unlabeled = unlabeled
+        self.epochs = epochs
+
+    def on_epoch_end(self, state: LoopState) -> None:
+        tr, dyn = self.trainer, self.trainer.dynamic_mask
+        done = state.epoch  # epochs finished
+        if dyn is None or tr.masked is None or done % dyn.every or done >= self.epochs:
+            return
+        # autograd.grad does not run the mask's gradient hooks: pruned entries get their gradient
+        xs = [x.to(state.device) for x in iter_inputs(self.unlabeled, "unlabeled", dyn.max_batches)]
+        tr.mask = dyn.update(
+            tr.gap, tr.student, tr.mask, xs, dyn.fraction_at(done - 1, self.epochs)
+        )
+        tr.masked.set_mask(tr.mask)
+        state.metrics["mask_moved"] = dyn.updates[-1]["moved"]
+
+
 class LabelFreeTrainer:
     """Train a (pruned) student on unlabeled inputs against the teacher's learning gap.
 
-    `fit(unlabeled, epochs)` runs the loop: for each batch of inputs (a tensor, or the first element of
-    a tuple; labels are never read) the teacher is queried, J is minimised with the optimizer, and
-    `MaskedTraining` keeps the pruned weights at zero. A linear adaptor is trained with the student.
-    `callbacks` are `maskloop.Callback`s (`on_fit_start`, `on_epoch_start`, `on_step_end`,
-    `on_epoch_end`, `on_fit_end` are called), e.g. `lnpt.LearningGapDiagnostic`.
+    `fit(unlabeled, epochs)` runs `maskloop.fit` with `LabelFreeObjective`: for each batch of inputs
+    (a tensor, or the first element of a tuple; labels are never read) the teacher is queried, J is
+    minimised with the optimizer, and the mask reaches training one way, as a
+    `maskloop.MaskedTraining` callback, which attaches when training starts, keeps the pruned
+    weights at zero, swaps masks (`DynamicMask`, through `set_mask`) and detaches at the end. A linear adaptor is
+    trained with the student. `callbacks` are any `maskloop.Callback`s (all eight hooks run), e.g.
+    `lnpt.LearningGapDiagnostic` or `maskloop.Checkpoint` (a run resumes to the same weights).
     """
 
     def __init__(
@@ -149,6 +253,7 @@ class LabelFreeTrainer:
         self.optimizer_factory = optimizer
         self.dynamic_mask = dynamic_mask
         self.optimizer: torch.optim.Optimizer | None = None
+        self.masked: MaskedTraining | None = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         params = list(self.student.parameters())
@@ -171,9 +276,7 @@ class LabelFreeTrainer:
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
     ) -> History:
-        """Train for `epochs` passes over `unlabeled`; return the per-epoch `History`."""
-        from tqdm.auto import tqdm
-
+        """Train for `epochs` passes over `unlabeled` through `maskloop.fit`; return its `History`."""
         epochs = _check_positive_int("epochs", epochs)
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -183,127 +286,22 @@ class LabelFreeTrainer:
         first = next(iter_inputs(unlabeled, "unlabeled", 1))
         self.gap.setup(first, refit=self.gap.adaptor is None)
         opt = self.optimizer = self._make_optimizer()
-        masked = MaskedTraining(self.student, self.mask, opt) if self.mask is not None else None
-        device = next(self.student.parameters()).device
-        state = LoopState(
-            model=self.student,
-            optimizer=opt,
-            loss_fn=self.gap,
-            train_data=unlabeled,
-            epochs=epochs,
-            device=device,
-            callbacks=sorted(callbacks, key=lambda c: c.order),
-        )
-        cbs = state.callbacks
+        cbs: list[Callback] = [AdaptorSync(self.gap)]
+        if self.mask is not None:
+            self.masked = MaskedTraining(self.student, self.mask, opt)
+            cbs.append(self.masked)
+            if self.dynamic_mask is not None:
+                cbs.append(_DynamicMaskCallback(self, unlabeled, epochs))
         try:
-            for cb in cbs:
-                cb.on_fit_start(state)
-            while state.epoch < epochs and not state.stop_training:
-                state.metrics = {"epoch": float(state.epoch)}
-                for cb in cbs:
-                    cb.on_epoch_start(state)
-                self.student.train()
-                total, count, start = 0.0, 0, time.perf_counter()
-                bar = tqdm(
-                    iter_inputs(state.train_data, "unlabeled"),
-                    desc=f"label-free epoch {state.epoch + 1}/{epochs}",
-                    disable=not progress,
-                    leave=False,
-                )
-                for state.batch_idx, x in enumerate(bar):
-                    x = x.to(device)
-                    state.inputs = x
-                    opt.zero_grad(set_to_none=True)
-                    loss = self.gap(x)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"non-finite label-free loss {loss.item()} at epoch {state.epoch}, "
-                            f"batch {state.batch_idx}: lower the learning rate"
-                        )
-                    state.loss = loss
-                    loss.backward()
-                    opt.step()
-                    state.step += 1
-                    for cb in cbs:
-                        cb.on_step_end(state)
-                    total += float(loss.detach()) * x.shape[0]
-                    count += x.shape[0]
-                    bar.set_postfix(loss=f"{total / count:.4f}")
-                bar.close()
-                state.metrics["train_loss"] = total / max(count, 1)
-                state.metrics["time"] = time.perf_counter() - start
-                dyn = self.dynamic_mask
-                if (
-                    dyn is not None
-                    and masked is not None
-                    and (state.epoch + 1) % dyn.every == 0
-                    and state.epoch + 1 < epochs
-                ):
-                    masked.remove()
-                    xs = [
-                        x.to(device) for x in iter_inputs(unlabeled, "unlabeled", dyn.max_batches)
-                    ]
-                    self.mask = dyn.update(
-                        self.gap, self.student, self.mask, xs, dyn.fraction_at(state.epoch, epochs)
-                    )
-                    masked = MaskedTraining(self.student, self.mask, opt)
-                    state.metrics["mask_moved"] = dyn.updates[-1]["moved"]
-                state.history.epochs.append(state.metrics)
-                state.epoch += 1
-                for cb in cbs:
-                    cb.on_epoch_end(state)
-            for cb in cbs:
-                cb.on_fit_end(state)
-        finally:
-            if masked is not None:
-                masked.remove()
-        return state.history
-
-
-class LabelFreeLoss(Callback):
-    """Use the label-free objective inside `maskloop.fit` (replaces the per-sample losses).
-
-    `fit` needs (inputs, targets) batches: pass any placeholder targets (they are not read by this
-    callback; `loss_fn` may return zeros). Call `gap.setup(x)` first, and give the optimizer the
-    adaptor's parameters too when it is linear.
-
-    Under torchrun `fit` wraps the student in DDP, which averages the student's gradients; the
-    adaptor is not part of the student, so this callback averages its gradients over the ranks
-    (`on_after_backward`) and every rank keeps the same adaptor.
-    """
-
-    order = 10
-
-    def __init__(self, gap: LearningGap) -> None:
-        if not isinstance(gap, LearningGap):
-            raise TypeError(f"gap must be a LearningGap, got {type(gap).__name__}")
-        self.gap = gap
-        self._hook: FeatureHook | None = None
-
-    def on_fit_start(self, state: LoopState) -> None:
-        ext = self.gap.student_features
-        self._hook = FeatureHook(ext.model, ext.layer, ext.which)
-
-    def on_loss(self, state: LoopState) -> None:
-        assert self._hook is not None and self._hook.features is not None
-        f_s = self.gap.student_features.reduce(self._hook.features)
-        f_t, l_t = self.gap.teacher_outputs(state.inputs)
-        gap, kd = self.gap.gap_terms(f_s, state.outputs, f_t, l_t)
-        state.losses = self.gap.feature_weight * gap + self.gap.kd_weight * kd
-
-    def on_after_backward(self, state: LoopState) -> None:
-        adaptor = self.gap.adaptor
-        if adaptor is None or state.world_size < 2 or not distributed_active():
-            return
-        import torch.distributed as dist
-
-        for p in adaptor.parameters():
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(state.world_size)
-
-    def on_fit_end(self, state: LoopState) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+            return fit(
+                self.student,
+                unlabeled,
+                epochs=epochs,
+                optimizer=opt,
+                objective=LabelFreeObjective(self.gap),
+                callbacks=[*cbs, *callbacks],
+                progress=progress,
+            )
+        finally:  # fit detaches the mask at its end; also when it raises
+            if self.masked is not None and self.masked.attached:
+                self.masked.detach()

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -29,36 +31,51 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CONFIGS", "run_bench", "run_config"]
+__all__ = ["CONFIGS", "run_bench", "run_workload"]
 
 MIB = 2**20
 
 
 def _configs(quick: bool) -> list[dict[str, Any]]:
-    """Workloads x methods. Methods: plain, checkpoint (best k), overlap/two_phase at R strips,
-    and row-centric + checkpoint_sequential on the rest of the trunk."""
+    """Workloads x methods, in groups that each run in one process (methods interleaved, plain
+    first as the reference of the group's ratios; a group fits one 8-minute job).
+
+    ``trunk`` group: plain, checkpoint (best k), row-centric at R strips (exact BatchNorm,
+    planner's depth), on ResNets with frozen BatchNorm through layer1/layer2, and row-centric +
+    ``checkpoint_sequential`` on the rest. ``step`` group: the whole step with the optimizer step
+    fused into backward (``fused``) for plain, checkpoint and the best row-centric settings.
+    """
     if quick:
         work = [("vgg16", 224, 2), ("resnet50", 224, 2)]
-        rc = {}
-        combo = [("two_phase", 8)]
     else:
-        # the issue's setting: batch 8 at 224x224, and 512x512 at the batch this machine's time
-        # budget allows (one fresh process per row, each up to a minute on one core)
+        # the issue's setting: batch 8 at 224x224, and 512x512 at batch 1
         work = [("vgg16", 224, 8), ("resnet50", 224, 8), ("vgg16", 512, 1), ("resnet50", 512, 1)]
-        rc = {("vgg16", 224): [("overlap", 4), ("overlap", 8), ("two_phase", 8)]}
-        rc[("resnet50", 224)] = rc[("resnet50", 512)] = [("overlap", 8), ("two_phase", 8)]
-        combo = [("two_phase", 8)]
-    out = []
+    out: list[dict[str, Any]] = []
     for model, res, batch in work:
         base = {"model": model, "res": res, "batch": batch}
-        out.append({**base, "method": "plain"})
-        out.append({**base, "method": "checkpoint"})
-        for pol, rows in rc.get((model, res), [("overlap", 8), ("two_phase", 8)]):
-            out.append({**base, "method": pol, "rows": rows})
+        plain = {**base, "method": "plain"}
+        ck = {**base, "method": "checkpoint"}
         if model == "vgg16":
-            out.append({**base, "method": "two_phase", "rows": 16})
-        for pol, rows in combo:
-            out.append({**base, "method": pol, "rows": rows, "ckpt": True})
+            rcs = [{**base, "method": "overlap", "rows": 8}]
+            if not quick:
+                rcs.append({**base, "method": "two_phase", "rows": 16})
+            combo = {**base, "method": "two_phase", "rows": 8, "ckpt": True}
+            trunk = [plain, ck, *rcs, combo]
+            step = [{**c, "fused": True} for c in (plain, ck, *rcs, combo)]
+        else:
+            exact = {**base, "method": "two_phase", "rows": 8}
+            f1 = {**base, "method": "overlap", "rows": 8, "bn": "frozen", "depth": "layer1"}
+            f2 = {**base, "method": "two_phase", "rows": 8, "bn": "frozen", "depth": "layer2"}
+            f2c = {**f2, "ckpt": True}
+            if quick:
+                trunk = [plain, ck, exact, f1]
+                step = [{**c, "fused": True} for c in (plain, ck, f1)]
+            else:  # the main comparison first: it fits one job on a loaded machine
+                trunk = [plain, ck, f2, {**f2, "fused": True}]
+                step = [exact, f1, f2c, {**f2c, "fused": True}]
+                step += [{**c, "fused": True} for c in (plain, ck)]
+        out += [{**c, "group": "trunk"} for c in trunk]
+        out += [{**plain, "group": "step"}] + [{**c, "group": "step"} for c in step]
     return out
 
 
@@ -85,40 +102,70 @@ def _reset_hwm() -> None:
 
 def _label(cfg: dict[str, Any]) -> str:
     m = cfg["method"]
-    if m in ("plain", "checkpoint"):
-        return m
-    return f"{m}-{cfg['rows']}" + ("+ckpt" if cfg.get("ckpt") else "")
+    lab = m if m in ("plain", "checkpoint") else f"{m}-{cfg['rows']}"
+    if cfg.get("bn") == "frozen":
+        lab += f" bn=frozen to {cfg['depth']}"
+    if cfg.get("ckpt"):
+        lab += "+ckpt"
+    if cfg.get("fused"):
+        lab += "+fused"
+    return lab
+
+
+def _depth_of(model: nn.Module, where: str | int | None) -> int | str:
+    """``"layer2"`` -> number of trunk units up to the end of layer2; ints pass through."""
+    from lrcnn.graph import find_trunk
+
+    if where is None or isinstance(where, int):
+        return "auto" if where is None else where
+    names = [n for n, _ in find_trunk(model)[0]]
+    idx = [i for i, n in enumerate(names) if n.startswith(where + ".")]
+    if not idx:
+        raise ValueError(f"depth {where!r}: no trunk unit starts with it (units: {names})")
+    return idx[-1] + 1
+
+
+_PLANS: dict[tuple, Any] = {}
 
 
 def _wrap(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> tuple[nn.Module, dict]:
     from lrcnn.baselines import CheckpointTrunk
-    from lrcnn.planner import plan
+    from lrcnn.planner import plan as _plan
     from lrcnn.rowcentric import RowCentric
 
-    p = plan(model, shape, rows=cfg.get("rows", 1), policy=cfg.get("policy", "overlap"))
+    def plan(m: nn.Module, s: tuple[int, ...], **kw: Any) -> Any:  # one model per process
+        key = (id(m), tuple(s), tuple(sorted(kw.items())))
+        if key not in _PLANS:
+            _PLANS[key] = _plan(m, s, **kw)
+        return _PLANS[key]
+
     info: dict[str, Any] = {}
-    if cfg["method"] == "plain":
-        info["predicted"] = p.plain_bytes
-        return model, info
-    if cfg["method"] == "checkpoint":
-        info["predicted"] = p.checkpoint_bytes
-        info["segments"] = p.checkpoint_segments
-        info["predicted_time"] = p.checkpoint_time_ratio
+    if cfg["method"] in ("plain", "checkpoint"):
+        p = plan(model, shape, rows=1)
+        if cfg["method"] == "plain":
+            info.update(predicted=p.plain_bytes, predicted_time=1.0)
+            return model, info
+        info.update(
+            predicted=p.checkpoint_bytes,
+            segments=p.checkpoint_segments,
+            predicted_time=p.checkpoint_time_ratio,
+        )
         return CheckpointTrunk(model, p.checkpoint_segments), info
     pol, rows = cfg["method"], cfg["rows"]
+    bn = cfg.get("bn", "exact")
+    depth = _depth_of(model, cfg.get("depth"))
+    kw: dict[str, Any] = dict(rows=rows, policy=pol, depth=depth, batch_norm=bn)
     ck = 0
+    p = plan(model, shape, **kw)
     if cfg.get("ckpt"):
         # checkpoint the layers after the row-centric segment: best segment count by prediction
-        base = plan(model, shape, rows=rows, policy=pol)
-        n_rest = len(RowCentric(model, rows=1).trunk_units) - base.depth
-        best = (base.policy_bytes[pol], 0, base)
+        n_rest = len(RowCentric(model, rows=1).trunk_units) - p.depth
+        best = (p.policy_bytes[pol], 0, p)
         for k in range(2, min(n_rest, 8) + 1):
-            pk = plan(model, shape, rows=rows, policy=pol, depth=base.depth, checkpoint_segments=k)
+            pk = plan(model, shape, **{**kw, "depth": p.depth}, checkpoint_segments=k)
             if pk.policy_bytes[pol] < best[0]:
                 best = (pk.policy_bytes[pol], k, pk)
         _, ck, p = best
-    else:
-        p = plan(model, shape, rows=rows, policy=pol)
     info.update(
         predicted=p.policy_bytes[pol],
         depth=p.depth,
@@ -126,33 +173,52 @@ def _wrap(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> tupl
         segments=ck,
         predicted_time=p.time_ratio[pol],
     )
-    return RowCentric(model, rows=rows, policy=pol, depth=p.depth, checkpoint_segments=ck), info
+    run = RowCentric(
+        model, rows=rows, policy=pol, depth=p.depth, checkpoint_segments=ck, batch_norm=bn
+    )
+    return run, info
 
 
-def _grad_error(model: nn.Module, run: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Max relative gradient error (per tensor) of ``run`` against the plain model, in float64.
+def _grad_error(
+    ref: nn.Module, model: nn.Module, run: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> float:
+    """Max relative gradient error (per tensor) of ``run`` (wrapping ``model``) against ``ref``
+    (a float64 copy of the plain model with its gradients computed), in float64.
 
     float64 shows the method's exactness; in float32 both sides carry rounding noise that deep
-    BatchNorm networks amplify (see ``lrcnn demo`` for the float32 picture).
+    BatchNorm networks amplify and max-pool near-ties turn into jumps (see the tests).
     """
-    model.double()
-    x = x.double()
-    ref = copy.deepcopy(model)
-    for m in (model, ref):
-        m.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
     torch.manual_seed(123)  # same dropout masks in the heads
-    nn.functional.cross_entropy(ref(x), y).backward()
-    torch.manual_seed(123)
     nn.functional.cross_entropy(run(x), y).backward()
     scale = max(float(p.grad.abs().max()) for p in ref.parameters() if p.grad is not None)
-    err = 0.0
+    errs = []
     for p1, p2 in zip(ref.parameters(), model.parameters()):
         if p1.grad is None:
             continue
         top = float(p1.grad.abs().max())
         denom = top if top >= 1e-4 * scale else scale  # zero-in-theory grads: vs the largest
-        err = max(err, float((p1.grad - p2.grad).abs().max()) / max(denom, 1e-30))
-    return err
+        errs.append(float((p1.grad - p2.grad).abs().max()) / max(denom, 1e-30))
+    model.zero_grad(set_to_none=True)
+    if not errs or not all(e == e for e in errs):  # NaN: never report it as 0 via max()
+        return float("nan")
+    return max(errs)
+
+
+def _grad_error_frozen(
+    ref: nn.Module, model: nn.Module, run: Any, x: torch.Tensor, y: torch.Tensor
+) -> float:
+    """Gradient error of a ``batch_norm="frozen"`` run against plain training whose BatchNorms
+    inside the row-centric segment are in eval mode (what the option computes)."""
+    ref2 = copy.deepcopy(model)
+    frozen = {id(m) for m in run.frozen_batch_norms(tuple(x.shape), x.dtype)}
+    for m2, m in zip(ref2.modules(), model.modules()):
+        if id(m) in frozen:
+            m2.eval()
+    ref2.zero_grad(set_to_none=True)
+    torch.manual_seed(123)
+    nn.functional.cross_entropy(ref2(x), y).backward()
+    return _grad_error(ref2, model, run, x, y)
 
 
 def _malloc_steady() -> None:
@@ -169,153 +235,269 @@ def _malloc_steady() -> None:
         pass
 
 
-def run_config(cfg: dict[str, Any]) -> dict[str, float]:
-    """Measure one configuration in this process (call it in a fresh one).
+class _Meter:
+    """Current and peak memory: CUDA allocator counters or CPU RSS / VmHWM."""
 
-    Order: one warm-up step (allocates gradients and optimizer state), one measured step (peak
-    memory and bytes saved for backward), then the timed steps (after the allocator is switched
-    to its steady state on CPU), then the float64 gradient check on the first two images.
-    """
-    torch.set_num_threads(int(cfg.get("threads", 1)))
-    cuda = torch.cuda.is_available() and cfg.get("device", "auto") != "cpu"
-    dev = torch.device("cuda" if cuda else "cpu")
-    model = _build(cfg["model"]).to(dev).train()
-    shape = (cfg["batch"], 3, cfg["res"], cfg["res"])
-    run, info = _wrap(model, cfg, shape)
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(shape, generator=gen).to(dev)
-    y = torch.randint(0, 1000, (cfg["batch"],), generator=gen).to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
 
-    def step() -> None:
-        loss = nn.functional.cross_entropy(run(x), y)
-        loss.backward()
-
-    def sync() -> None:
-        if cuda:
+    def sync(self) -> None:
+        if self.cuda:
             torch.cuda.synchronize()
 
-    # warm-up: allocates gradients and optimizer state (kept: zero_grad(set_to_none=False))
-    step()
-    opt.step()
-    opt.zero_grad(set_to_none=False)
-    # peak memory of one forward+backward. The activation peak leaves out the head's backward
-    # (VGG's 25088x4096 FC weight-gradient buffer is a parameter gradient, not an activation):
-    # forward peak, then the peak from the moment the gradient reaches the trunk output on.
-    marks: dict[str, int] = {}
+    def now(self) -> int:
+        self.sync()
+        return torch.cuda.memory_allocated() if self.cuda else _rss_kib("VmRSS") * 1024
 
-    def now() -> int:
-        return torch.cuda.memory_allocated() if cuda else _rss_kib("VmRSS") * 1024
+    def high(self) -> int:
+        self.sync()
+        return torch.cuda.max_memory_allocated() if self.cuda else _rss_kib("VmHWM") * 1024
 
-    def high() -> int:
-        return torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024
-
-    def reset() -> None:
-        if cuda:
-            torch.cuda.synchronize()
+    def reset(self) -> None:
+        self.sync()
+        if self.cuda:
             torch.cuda.reset_peak_memory_stats()
         else:
             _reset_hwm()
 
-    def at_trunk_grad(g: torch.Tensor) -> None:
-        marks["head_bwd"] = high()
-        reset()
 
-    hook = model.avgpool.register_forward_pre_hook(
-        lambda m, inp: inp[0].register_hook(at_trunk_grad) and None
+def _trunk_hook(model: nn.Module, fn: Any) -> Any:
+    """Call ``fn()`` when backward reaches the trunk output (the head's input)."""
+    pool = model.avgpool
+    return pool.register_forward_pre_hook(
+        lambda m, inp: inp[0].register_hook(lambda g: (fn(), None)[1]) and None
     )
-    skip = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    skip.add(x.untyped_storage().data_ptr())
-    seen: dict[int, int] = {}
 
-    def pack(t: torch.Tensor) -> torch.Tensor:  # records storages only, keeps no reference
-        s = t.untyped_storage()
-        if s.data_ptr() not in skip:
-            seen[s.data_ptr()] = s.nbytes()
-        return t
 
-    sync()
-    reset()
-    base = now()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+def run_workload(work: dict[str, Any], methods: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Measure every method of one workload in this process (call it in a fresh one).
+
+    1. Memory, per method in turn (allocator in its measuring state): a warm-up step; the
+       *trunk* figure as before (gradients allocated, the head's backward left out: forward
+       peak, and the peak from the moment the gradient reaches the trunk output on); the
+       *whole step* (gradients set to None before it, so it holds every gradient it makes:
+       forward, head backward, trunk backward, optimizer step; each phase's peak above the
+       state before the step = weights + optimizer state).
+    2. Time: ``repeats`` rounds, each timing one whole step of every method in turn
+       (interleaved, one process, fixed threads), after the allocator is switched to its steady
+       state; the ratio to plain is taken per round.
+    3. Gradient error of every row-centric method against plain, float64, first two images.
+    """
+    from lrcnn.stepping import StepInBackward
+
+    t_start = time.perf_counter()
+    budget = float(work.get("budget_s", math.inf))  # drop extra rounds / the check past it
+    torch.set_num_threads(int(work.get("threads", 1)))
+    cuda = torch.cuda.is_available() and work.get("device", "auto") != "cpu"
+    dev = torch.device("cuda" if cuda else "cpu")
+    meter = _Meter(cuda)
+    model = _build(work["model"]).to(dev).train()
+    shape = (work["batch"], 3, work["res"], work["res"])
+    gen = torch.Generator().manual_seed(1 + int(work.get("seed", 0)))
+    x = torch.randn(shape, generator=gen).to(dev)
+    y = torch.randint(0, 1000, (work["batch"],), generator=gen).to(dev)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    sgd = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    fused: list[StepInBackward] = []
+    runs = [(cfg, *_wrap(model, cfg, shape)) for cfg in methods]
+
+    def attach(cfg: dict[str, Any]) -> StepInBackward | None:
+        """Per-parameter optimizers (state kept between steps) hooked in for fused methods."""
+        if not cfg.get("fused"):
+            return None
+        if not fused:
+            fused.append(StepInBackward(model.parameters(), torch.optim.SGD, lr=1e-4, momentum=0.9))
+        else:
+            h = fused[0]
+            h._handles = [p.register_post_accumulate_grad_hook(h._step) for p in h.optimizers]
+        return fused[0]
+
+    def whole_step(cfg: dict[str, Any], run: nn.Module, marks: dict[str, int] | None) -> None:
         loss = nn.functional.cross_entropy(run(x), y)
-    sync()
-    fwd_peak = high()
-    loss.backward()
-    sync()
-    bwd_peak = high()
-    hook.remove()
-    del loss
-    act = max(fwd_peak, bwd_peak) - base
-    total = max(fwd_peak, bwd_peak, marks.get("head_bwd", 0))
-    saved = sum(seen.values())
-    opt.zero_grad(set_to_none=False)
+        if marks is not None:
+            marks["fwd"] = meter.high()
+            meter.reset()
+        loss.backward()
+        del loss
+        if marks is not None:
+            marks["trunk_bwd"] = meter.high()
+            meter.reset()
+        if not cfg.get("fused"):
+            sgd.step()
+        model.zero_grad(set_to_none=True)
+        if marks is not None:
+            marks["opt"] = meter.high()
+
+    results = []
+    for cfg, run, info in runs:
+        h = attach(cfg)
+        whole_step(cfg, run, None)  # warm-up: momentum buffers, kernels for strip shapes
+        trunk: dict[str, float] = {}
+        if not cfg.get("fused"):  # trunk figure, gradients allocated (as before)
+            for p in model.parameters():
+                p.grad = torch.zeros_like(p)
+            tm: dict[str, int] = {}
+            hook = _trunk_hook(
+                model, lambda tm=tm: (tm.__setitem__("head", meter.high()), meter.reset())
+            )
+            skip = {p.untyped_storage().data_ptr() for p in model.parameters()}
+            skip |= {p.grad.untyped_storage().data_ptr() for p in model.parameters()}
+            skip.add(x.untyped_storage().data_ptr())
+            seen: dict[int, int] = {}
+
+            def pack(
+                t: torch.Tensor, seen: dict[int, int] = seen, skip: set[int] = skip
+            ) -> torch.Tensor:
+                s = t.untyped_storage()  # records storages, keeps no reference
+                if s.data_ptr() not in skip:
+                    seen[s.data_ptr()] = s.nbytes()
+                return t
+
+            meter.reset()
+            base = meter.now()
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                loss = nn.functional.cross_entropy(run(x), y)
+            fwd_peak = meter.high()
+            loss.backward()
+            del loss
+            bwd_peak = meter.high()
+            hook.remove()
+            trunk = {
+                "act_peak_mib": (max(fwd_peak, bwd_peak) - base) / MIB,
+                "saved_mib": sum(seen.values()) / MIB,
+            }
+            model.zero_grad(set_to_none=True)
+        wm: dict[str, int] = {}
+        hook = _trunk_hook(
+            model, lambda wm=wm: (wm.__setitem__("head_bwd", meter.high()), meter.reset())
+        )
+        meter.reset()
+        base = meter.now()
+        whole_step(cfg, run, wm)
+        hook.remove()
+        if h is not None:
+            h.remove()
+        phases = {k: (v - base) / MIB for k, v in wm.items()}
+        results.append(
+            {
+                **trunk,
+                "step_peak_mib": max(phases.values()),
+                **{f"step_{k}_mib": v for k, v in phases.items()},
+                "static_mib": base / MIB,
+                "predicted_mib": info["predicted"] / MIB,
+                "predicted_time": float(info.get("predicted_time", 1.0)),
+                "depth": float(info.get("depth", 0)),
+                "segments": float(info.get("segments", 0)),
+                "cuda": float(cuda),
+            }
+        )
+    # time: interleaved rounds of whole steps
     if not cuda:
         _malloc_steady()
-    step()  # warm-up in the steady allocator state
-    opt.zero_grad(set_to_none=False)
-    times = []
-    for _ in range(int(cfg.get("repeats", 2))):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-        opt.zero_grad(set_to_none=False)
-    grad_err = 0.0 if cfg["method"] == "plain" else _grad_error(model, run, x[:2], y[:2])
-    return {
-        "act_peak_mib": act / MIB,
-        "total_peak_mib": total / MIB,
-        "saved_mib": saved / MIB,
-        "predicted_mib": info["predicted"] / MIB,
-        "step_s": min(times),
-        "grad_rel_err": grad_err,
-        "depth": float(info.get("depth", 0)),
-        "segments": float(info.get("segments", 0)),
-        "predicted_time": float(info.get("predicted_time", 1.0)),
-        "cuda": float(cuda),
-    }
+    for cfg, run, _ in runs:  # warm-up in the steady allocator state
+        h = attach(cfg)
+        whole_step(cfg, run, None)
+        if h is not None:
+            h.remove()
+    times: list[list[float]] = [[] for _ in runs]
+    for rnd in range(int(work.get("repeats", 3))):
+        if rnd >= 2 and time.perf_counter() - t_start > 0.6 * budget:
+            break
+        for j, (cfg, run, _) in enumerate(runs):
+            h = attach(cfg)
+            meter.sync()
+            t0 = time.perf_counter()
+            whole_step(cfg, run, None)
+            meter.sync()
+            times[j].append(time.perf_counter() - t0)
+            if h is not None:
+                h.remove()
+    pj = next(j for j, (c, *_) in enumerate(runs) if c["method"] == "plain" and not c.get("fused"))
+    for j, r in enumerate(results):
+        ratios = [a / b for a, b in zip(times[j], times[pj])]
+        r["step_s"] = statistics.median(times[j])
+        r["time_ratio"] = statistics.mean(ratios)
+        r["time_ratio_std"] = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+    if time.perf_counter() - t_start > 0.7 * budget:  # no time left for the check
+        for r in results:
+            r["grad_rel_err"] = float("nan")
+        return results
+    # gradient error in float64 on two images, from the initial weights (the steps above moved
+    # them, on random data)
+    model.load_state_dict(initial)
+    del initial
+    model.double()
+    x2, y2 = x[:2].double(), y[:2]
+    ref = copy.deepcopy(model)
+    ref.zero_grad(set_to_none=True)
+    torch.manual_seed(123)
+    nn.functional.cross_entropy(ref(x2), y2).backward()
+    done: dict[str, float] = {}
+    for (cfg, run, _), r in zip(runs, results):
+        if cfg["method"] == "plain":
+            r["grad_rel_err"] = 0.0
+            continue
+        key = _label({**cfg, "fused": False})
+        if key not in done:
+            if cfg.get("bn") == "frozen":
+                done[key] = _grad_error_frozen(ref, model, run, x2, y2)
+            else:
+                done[key] = _grad_error(ref, model, run, x2, y2)
+        r["grad_rel_err"] = done[key]
+    return results
 
 
-def _spawn(cfg: dict[str, Any]) -> dict[str, float]:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS=str(cfg["threads"]))
+def _spawn(work: dict[str, Any], methods: list[dict[str, Any]]) -> list[dict[str, float]]:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS=str(work["threads"]))
     proc = subprocess.run(
-        [sys.executable, "-m", "lrcnn.bench", "--worker", json.dumps(cfg)],
+        [sys.executable, "-m", "lrcnn.bench", "--worker", json.dumps([work, methods])],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark worker failed for {cfg}:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"benchmark worker failed for {work}:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run_bench(
-    out: str | os.PathLike[str] = "docs/benchmarks",
+    out: str | os.PathLike[str] = "lrcnn-bench",
     quick: bool = False,
     seeds: int = 1,
     threads: int = 1,
     command: str = "lrcnn bench",
     cache: str | os.PathLike[str] | None = None,
     max_minutes: float | None = None,
+    only: str | None = None,
+    repeats: int = 3,
+    readme: str | os.PathLike[str] | None = None,
+    budget_s: float | None = None,
 ) -> str:
-    """Run every configuration, write ``lrcnn.{md,json,png}`` under ``out``; return the table.
+    """Run every workload, write ``lrcnn.{md,json,png}`` under ``out``; return the table.
 
-    ``cache``: a JSON-lines file of finished configurations, read first and appended to, so an
-    interrupted run resumes. ``max_minutes``: start no new configuration after this long; the
-    ones not measured are listed in the report.
+    ``cache``: a JSON-lines file of finished workloads, read first and appended to, so an
+    interrupted run resumes. ``max_minutes``: start no new workload after this long; the ones
+    not measured are listed in the report. ``only``: measure only workloads whose
+    ``model-res-batch-group`` name contains this (the others come from the cache or are listed
+    as not measured). ``budget_s``: per workload, seconds after which the worker times no
+    further rounds (at least two) and skips the float64 gradient check. ``readme``: also write
+    both tables between the
+    ``<!-- lrcnn-bench:start -->`` / ``<!-- lrcnn-bench:end -->`` markers of this file.
     """
     from maskloop.report import Results, markdown_table, write_report
     from tqdm import tqdm
 
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
-    cfgs = _configs(quick)
-    res = Results("lrcnn", command, {"quick": quick, "threads": threads, "seeds": seeds})
-    rows_out = []
-    plain: dict[tuple, dict[str, float]] = {}
-    done: dict[str, dict[str, float]] = {}
+    for name, v, lo in (("seeds", seeds, 1), ("threads", threads, 1), ("repeats", repeats, 2)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    works: dict[tuple, list[dict[str, Any]]] = {}
+    for c in _configs(quick):
+        works.setdefault((c["model"], c["res"], c["batch"], c["group"]), []).append(c)
+    res = Results(
+        "lrcnn", command, {"quick": quick, "threads": threads, "seeds": seeds, "repeats": repeats}
+    )
+    done: dict[str, list[dict[str, float]]] = {}
     if cache is not None and Path(cache).exists():
         for line in Path(cache).read_text().splitlines():
             if line.strip():
@@ -323,99 +505,180 @@ def run_bench(
                 done[rec["key"]] = rec["metrics"]
     start = time.perf_counter()
     skipped: list[str] = []
-    for cfg in tqdm(cfgs, desc="lrcnn bench", unit="config"):
+    rows_trunk: list[list[Any]] = []
+    rows_step: list[list[Any]] = []
+    for (model, rs, batch, group), methods in tqdm(
+        works.items(), desc="lrcnn bench", unit="workload"
+    ):
         for seed in range(seeds):
-            full = {**cfg, "threads": threads, "seed": seed}
-            ck = json.dumps(full, sort_keys=True)
-            key = (cfg["model"], cfg["res"], cfg["batch"], seed)
+            work = {
+                "model": model,
+                "res": rs,
+                "batch": batch,
+                "threads": threads,
+                "seed": seed,
+                "repeats": repeats,
+                "group": group,
+            }
+            if budget_s is not None:
+                work["budget_s"] = budget_s
+            ck = json.dumps([work, methods], sort_keys=True)
             late = max_minutes is not None and time.perf_counter() - start > 60 * max_minutes
             if ck in done:
-                m = dict(done[ck])
-            elif late or (cfg["method"] != "plain" and key not in plain):
-                skipped.append(f"{cfg['model']} {cfg['res']} batch {cfg['batch']} {_label(cfg)}")
+                ms = done[ck]
+            elif late or (only is not None and only not in f"{model}-{rs}-{batch}-{group}"):
+                skipped.append(f"{model} {rs} batch {batch} ({group} group)")
                 continue
             else:
-                m = _spawn(full)
+                ms = _spawn(work, methods)
                 if cache is not None:
                     with open(cache, "a") as fh:
-                        fh.write(json.dumps({"key": ck, "metrics": m}) + "\n")
-            if cfg["method"] == "plain":
-                plain[key] = m
-            p = plain[key]
-            m["mem_ratio"] = m["act_peak_mib"] / p["act_peak_mib"]
-            m["saved_ratio"] = m["saved_mib"] / max(p["saved_mib"], 1e-9)
-            m["time_ratio"] = m["step_s"] / p["step_s"]
-            m["pred_over_meas"] = m["predicted_mib"] / max(m["act_peak_mib"], 1e-9)
-            res.add(_label(cfg), seed, m, model=cfg["model"], res=cfg["res"], batch=cfg["batch"])
-            rows_out.append(
-                [
-                    cfg["model"],
-                    cfg["res"],
-                    cfg["batch"],
-                    _label(cfg),
-                    f"{m['act_peak_mib']:.0f}",
-                    f"{m['mem_ratio']:.2f}",
-                    f"{m['total_peak_mib']:.0f}",
-                    f"{m['saved_mib']:.0f}",
-                    f"{m['predicted_mib']:.0f}",
-                    f"{m['pred_over_meas']:.2f}",
-                    f"{m['step_s']:.2f}",
-                    f"{m['time_ratio']:.2f}",
-                    f"{m['predicted_time']:.2f}",
-                    f"{m['grad_rel_err']:.1e}",
-                ]
-            )
-    headers = [
+                        fh.write(json.dumps({"key": ck, "metrics": ms}) + "\n")
+            p = ms[0]
+            for cfg, m in zip(methods, ms):
+                m = dict(m)
+                m["step_ratio"] = m["step_peak_mib"] / p["step_peak_mib"]
+                tr = f"{m['time_ratio']:.2f} ± {m['time_ratio_std']:.2f}"
+                if "act_peak_mib" in m and group == "trunk":
+                    m["mem_ratio"] = m["act_peak_mib"] / p["act_peak_mib"]
+                    m["saved_ratio"] = m["saved_mib"] / max(p["saved_mib"], 1e-9)
+                    m["pred_over_meas"] = m["predicted_mib"] / max(m["act_peak_mib"], 1e-9)
+                    rows_trunk.append(
+                        [
+                            model,
+                            rs,
+                            batch,
+                            _label(cfg),
+                            f"{m['act_peak_mib']:.0f}",
+                            f"{m['mem_ratio']:.2f}",
+                            f"{m['saved_mib']:.0f}",
+                            f"{m['predicted_mib']:.0f}",
+                            f"{m['pred_over_meas']:.2f}",
+                            tr,
+                            f"{m['predicted_time']:.2f}",
+                            f"{m['grad_rel_err']:.1e}",
+                        ]
+                    )
+                res.add(_label(cfg), seed, m, model=model, res=rs, batch=batch, group=group)
+                rows_step.append(
+                    [
+                        model,
+                        rs,
+                        batch,
+                        _label(cfg),
+                        f"{m['step_peak_mib']:.0f}",
+                        f"{m['step_ratio']:.2f}",
+                        f"{m['step_fwd_mib']:.0f}",
+                        f"{m.get('step_head_bwd_mib', float('nan')):.0f}",
+                        f"{m['step_trunk_bwd_mib']:.0f}",
+                        f"{m['step_opt_mib']:.0f}",
+                        f"{m['static_mib']:.0f}",
+                        f"{m['step_s']:.2f}",
+                        tr,
+                    ]
+                )
+    trunk_headers = [
         "model",
         "res",
         "batch",
         "method",
-        "act peak MiB",
+        "trunk act peak MiB",
         "ratio",
-        "total peak MiB",
         "saved MiB",
         "predicted MiB",
         "pred/meas",
-        "step s",
         "time ratio",
         "pred time",
         "grad err (f64)",
     ]
-    table = markdown_table(headers, rows_out)
+    step_headers = [
+        "model",
+        "res",
+        "batch",
+        "method",
+        "step peak MiB",
+        "ratio",
+        "forward",
+        "head bwd",
+        "trunk bwd",
+        "opt step",
+        "static MiB",
+        "step s",
+        "time ratio",
+    ]
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     png = _plot(res, outdir / "lrcnn.png")
     device = (
         "CUDA max_memory_allocated"
         if any(r.metrics["cuda"] for r in res.records)
-        else ("CPU peak RSS above the warmed-up steady state")
+        else "CPU peak RSS (VmHWM) above the state before the step"
+    )
+    time_note = (
+        f"Time ratio = whole training step (forward, backward, SGD step) over plain's, mean ± "
+        f"std over {repeats} interleaved rounds in one process ({threads} torch thread(s)), "
+        "glibc malloc in its steady state; the machine is shared, so other jobs may have "
+        "loaded it during the run (interleaving cancels that only in part)."
     )
     sections = [
-        "## Peak activation memory and step time\n\n"
-        f"Activation peak = {device} during one forward+backward (weights, gradients and "
-        "optimizer state excluded), ratio = to plain training of the same workload; saved = "
-        "bytes autograd keeps for backward (saved_tensors_hooks); predicted = `lrcnn.plan`'s "
-        "shape-only prediction of the activation peak (pred time: of the step-time ratio, from "
-        "FLOPs); step s = the faster of two timed steps after warm-up, with glibc malloc in its "
-        f"steady state, {threads} torch thread(s); grad err = max per-tensor relative error of "
-        "parameter gradients against plain training on the first two images of the batch, in "
-        "float64. Methods: "
-        "`checkpoint` = `checkpoint_sequential` over the trunk with the planner's best segment "
-        "count; `overlap-R` / `two_phase-R` = RowCentric with R strips on the depth the planner "
-        "picks; `+ckpt` = plus `checkpoint_sequential` on the rest of the trunk.\n\n" + table,
-        f"![memory vs time]({png.name})",
+        "## Trunk: peak activation memory\n\n"
+        f"Trunk act peak = {device} during forward and the trunk's backward (gradients kept "
+        "allocated, the head's backward left out: the figure the method acts on); ratio = to "
+        "plain; saved = bytes autograd keeps for backward (saved_tensors_hooks); predicted = "
+        "`lrcnn.plan`'s shape-only prediction (pred time: of the step-time ratio, from FLOPs); "
+        "grad err = max per-tensor relative error of parameter gradients against plain training "
+        "on the first two images, float64 (`bn=frozen` rows: against plain training with those "
+        "BatchNorms in eval mode). " + time_note + " Methods: `checkpoint` = "
+        "`checkpoint_sequential` over the trunk with the planner's best segment count; "
+        "`overlap-R` / `two_phase-R` = RowCentric with R strips on the depth the planner picks "
+        "(exact train-mode BatchNorm); `bn=frozen to layerN` = strips through layerN with the "
+        "segment's BatchNorms frozen (running statistics, a named approximation); `+ckpt` = "
+        "plus `checkpoint_sequential` on the rest of the trunk; `+fused` = optimizer step "
+        "fused into backward (`lrcnn.StepInBackward`).\n\n"
+        + markdown_table(trunk_headers, rows_trunk),
+        "## Whole training step\n\n"
+        "Step peak = peak of the whole step (forward, backward, optimizer step) above the state "
+        "before it (weights + optimizer state; gradients set to None before the step); ratio = "
+        "to plain. Breakdown (where the memory goes): each phase's peak above that state: "
+        "forward; head backward until the gradient reaches the trunk output; the trunk's "
+        "backward; the optimizer step. static = RSS before the step (weights, optimizer state, "
+        "the process). " + time_note + "\n\n" + markdown_table(step_headers, rows_step),
+        f"![memory vs time]({png.name})\n\n![where the whole step's memory goes](lrcnn_step.png)",
     ]
     if skipped:
         sections.append(
-            "## Not measured\n\nThe time limit of this run (`max_minutes`) was reached before: "
-            + "; ".join(skipped)
-            + "."
+            "## Not measured\n\nNot run in this invocation (time limit or `--only`) and not in "
+            "the cache: " + "; ".join(skipped) + "."
         )
     write_report(outdir / "lrcnn.md", "lrcnn benchmark", sections, res)
-    return table
+    if readme is not None:
+        _write_readme(
+            Path(readme),
+            f"Produced by `{command}` (CPU unless a CUDA device is named in the full report; "
+            f"{threads} torch thread(s); shared machine, other jobs may have loaded it). "
+            "Trunk activation peak:\n\n"
+            + markdown_table(trunk_headers, rows_trunk)
+            + "\n\nWhole training step (peak above weights + optimizer state, by phase):\n\n"
+            + markdown_table(step_headers, rows_step)
+            + ("\n\nNot measured: " + "; ".join(skipped) + "." if skipped else ""),
+        )
+    return markdown_table(step_headers, rows_step)
+
+
+def _write_readme(path: Path, text: str) -> None:
+    """Replace the text between the README's benchmark markers (tables are never hand-edited)."""
+    start, end = "<!-- lrcnn-bench:start -->", "<!-- lrcnn-bench:end -->"
+    doc = path.read_text()
+    if start not in doc or end not in doc:
+        raise ValueError(f"{path}: no {start} ... {end} markers to write the tables between")
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def _plot(res: Any, path: Path) -> Path:
+    """Memory ratio vs time ratio per workload (trunk rows: circles, whole-step rows: triangles)
+    and, in ``lrcnn_step.png`` beside it, where the whole step's memory goes (phase peaks)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -424,23 +687,52 @@ def _plot(res: Any, path: Path) -> Path:
     groups: dict[tuple, list] = {}
     for r in res.records:
         groups.setdefault((r.setting["model"], r.setting["res"], r.setting["batch"]), []).append(r)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
+    n = max(len(groups), 1)
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
     for ax, (key, recs) in zip(axes[0], groups.items()):
         for r in recs:
-            ax.scatter(r.metrics["time_ratio"], r.metrics["mem_ratio"], s=30)
-            ax.annotate(r.method, (r.metrics["time_ratio"], r.metrics["mem_ratio"]), fontsize=7)
+            trunk = r.setting["group"] == "trunk"
+            yv = r.metrics["mem_ratio"] if trunk else r.metrics["step_ratio"]
+            ax.scatter(r.metrics["time_ratio"], yv, s=30, marker="o" if trunk else "^")
+            ax.annotate(r.method, (r.metrics["time_ratio"], yv), fontsize=6)
         ax.set_xlabel("step time / plain")
-        ax.set_ylabel("activation peak / plain")
+        ax.set_ylabel("peak / plain (o trunk, ^ whole step)")
         ax.set_title(f"{key[0]} {key[1]}x{key[1]} batch {key[2]}")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    phases = [
+        ("step_fwd_mib", "forward"),
+        ("step_head_bwd_mib", "head backward"),
+        ("step_trunk_bwd_mib", "trunk backward"),
+        ("step_opt_mib", "optimizer step"),
+    ]
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4), squeeze=False)
+    for ax, (key, recs) in zip(axes[0], groups.items()):
+        recs = [r for r in recs if not (r.setting["group"] == "step" and r.method == "plain")]
+        xs = range(len(recs))
+        w = 0.2
+        for k, (field_, name) in enumerate(phases):
+            ax.bar(
+                [x + (k - 1.5) * w for x in xs],
+                [max(r.metrics.get(field_, 0.0), 0.0) for r in recs],
+                w,
+                label=name,
+            )
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([r.method for r in recs], rotation=60, ha="right", fontsize=6)
+        ax.set_ylabel("peak above weights + optimizer state, MiB")
+        ax.set_title(f"whole step: {key[0]} {key[1]}x{key[1]} batch {key[2]}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path.with_name("lrcnn_step.png"), dpi=110)
     plt.close(fig)
     return path
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        print(json.dumps(run_config(json.loads(sys.argv[2]))))
+        print(json.dumps(run_workload(*json.loads(sys.argv[2]))))
     else:
         raise SystemExit("usage: python -m lrcnn.bench --worker JSON")

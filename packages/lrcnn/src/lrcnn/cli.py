@@ -16,6 +16,7 @@ def demo(out: str | None = None, summary_json: str | None = None) -> str:
     from torch import nn
 
     from lrcnn import RowCentric, plan
+    from lrcnn.baselines import CheckpointTrunk
     from lrcnn.models import small_cnn
 
     t0 = time.perf_counter()
@@ -60,6 +61,10 @@ def demo(out: str | None = None, summary_json: str | None = None) -> str:
     g64 = [p.grad for p in m64.parameters()]
     ref = copy.deepcopy(model)
     plain_saved, plain_s, plain_g = measure(ref, ref)
+    # the simplest control: activation checkpointing with the planner's best segment count
+    ck_net = copy.deepcopy(model)
+    ck_k = plan(model, tuple(x.shape), rows=1).checkpoint_segments
+    ck_saved, ck_s, ck_g = measure(CheckpointTrunk(ck_net, ck_k), ck_net)
     rows = []
     head = ""
     for policy in ("overlap", "two_phase"):
@@ -95,11 +100,27 @@ def demo(out: str | None = None, summary_json: str | None = None) -> str:
             ]
         )
         if policy == "two_phase":
+            beat = saved < ck_saved and err(g64, grads) <= 10 * max(err(g64, plain_g), 1e-6)
             head = (
-                f"two_phase-4: saved-for-backward {saved / plain_saved:.0%} of plain, "
-                f"predicted peak {pred.policy_bytes[policy] / pred.plain_bytes:.0%}, grad err "
-                f"vs float64 {e64:.1e} (plain float32: {err(g64, plain_g):.1e})"
+                f"two_phase-4: saved-for-backward {saved / plain_saved:.0%} of plain vs "
+                f"checkpoint_sequential-{ck_k} {ck_saved / plain_saved:.0%}; "
+                + ("beats" if beat else "does NOT beat")
+                + f" the checkpoint baseline; grad err vs float64 {e64:.1e} "
+                f"(plain float32: {err(g64, plain_g):.1e})"
             )
+    rows.insert(
+        1,
+        [
+            f"checkpoint-{ck_k}",
+            "-",
+            f"{ck_saved / 2**20:.1f}",
+            f"{ck_saved / plain_saved:.2f}",
+            f"{pred.checkpoint_bytes / 2**20:.1f}",
+            f"{ck_s:.2f}",
+            f"{err(plain_g, ck_g):.1e}",
+            f"{err(g64, ck_g):.1e}",
+        ],
+    )
     table = markdown_table(
         [
             "method",
@@ -125,7 +146,13 @@ def demo(out: str | None = None, summary_json: str | None = None) -> str:
         (Path(out) / "lrcnn_demo.md").write_text(table)
     if summary_json:
         write_demo_summary(
-            summary_json, "lrcnn", "row-centric training of a small CNN vs plain", head, seconds
+            summary_json,
+            "lrcnn",
+            "row-centric training of a small CNN vs plain and checkpointing",
+            head,
+            seconds,
+            baseline="checkpoint_sequential",
+            beat_baseline=beat,
         )
     return table
 
@@ -138,10 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("demo", help="small CNN: exact gradients and memory ratio (< 1 minute)")
     d.add_argument("--out", default=None, help="folder for the demo table")
     d.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
-    b = sub.add_parser("bench", help="VGG-16 / ResNet-50: plain vs checkpoint vs row-centric")
-    b.add_argument("--quick", action="store_true", help="batch 2 at 224x224 only")
-    b.add_argument("--out", default="docs/benchmarks", help="where lrcnn.{md,json,png} go")
-    b.add_argument("--seeds", type=int, default=1, help="repeats per configuration")
+    b = sub.add_parser(
+        "bench", help="VGG-16 / ResNet-50: plain vs checkpoint vs row-centric, trunk and step"
+    )
+    b.add_argument("--quick", action="store_true", help="batch 2 at 224x224, fewer methods")
+    b.add_argument("--out", default="lrcnn-bench", help="results folder for lrcnn.{md,json,png}")
+    b.add_argument("--seeds", type=int, default=1, help="repeats of each workload (new batch)")
+    b.add_argument(
+        "--repeats", type=int, default=3, help="interleaved timing rounds per workload (>= 2)"
+    )
     b.add_argument(
         "--threads",
         type=int,
@@ -149,9 +181,29 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads per worker (1: on a shared machine, OpenMP barriers of the many "
         "strip-sized ops make 2-thread step times noise)",
     )
-    b.add_argument("--cache", default=None, help="JSON-lines file of finished configurations")
     b.add_argument(
-        "--max-minutes", type=float, default=None, help="start no new configuration after this"
+        "--cache", default=None, help="JSON-lines file of finished workloads (resume with it)"
+    )
+    b.add_argument(
+        "--max-minutes", type=float, default=None, help="start no new workload after this"
+    )
+    b.add_argument(
+        "--only",
+        default=None,
+        help="measure only workloads whose model-res-batch-group name contains this, e.g. "
+        "vgg16-224-8-trunk (the rest come from --cache)",
+    )
+    b.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="per workload: after this many seconds no further timing rounds (>= 2) and no "
+        "float64 gradient check",
+    )
+    b.add_argument(
+        "--readme",
+        default=None,
+        help="also write the tables between the lrcnn-bench markers of this README",
     )
     args = parser.parse_args(argv)
     if args.version:
@@ -165,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "bench":
         from lrcnn.bench import run_bench
 
-        cmd = "lrcnn bench" + (" --quick" if args.quick else "")
+        cmd = "lrcnn bench" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
         print(
             run_bench(
                 args.out,
@@ -175,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
                 command=cmd,
                 cache=args.cache,
                 max_minutes=args.max_minutes,
+                only=args.only,
+                repeats=args.repeats,
+                readme=args.readme,
+                budget_s=args.budget_s,
             )
         )
         return 0

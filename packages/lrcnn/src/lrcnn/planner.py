@@ -29,7 +29,12 @@ from torch import nn
 from lrcnn.graph import TrunkGraph, find_trunk
 from lrcnn.strips import Layout
 
-__all__ = ["Plan", "Strip", "plan"]
+__all__ = ["BATCH_NORM_MODES", "POLICIES", "Plan", "Strip", "parse_budget", "plan"]
+
+#: Strip partitioning policies: LR-CNN's OverL (``overlap``) and 2PS (``two_phase``).
+POLICIES = ("overlap", "two_phase")
+#: How BatchNorm runs inside the row-centric segment (see ``RowCentric``).
+BATCH_NORM_MODES = ("exact", "frozen")
 
 _SAVE_OUTPUT = (nn.ReLU, nn.Sigmoid, nn.Tanh)
 MAX_ROWS = 64
@@ -94,6 +99,47 @@ class Plan:
             )
         lines.append(f"  floor (best rows)       {self.floor_bytes / mib:9.1f} MiB")
         return "\n".join(lines)
+
+
+def parse_budget(budget: int | float | str) -> int:
+    """Bytes from ``1.5GB``, ``512MiB``, ``2e9`` or an int."""
+    if isinstance(budget, bool):
+        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
+    if isinstance(budget, (int, float)):
+        value = float(budget)
+    elif isinstance(budget, str):
+        s = budget.strip().replace(" ", "")
+        units = {
+            "KIB": 2**10,
+            "MIB": 2**20,
+            "GIB": 2**30,
+            "TIB": 2**40,
+            "KB": 1e3,
+            "MB": 1e6,
+            "GB": 1e9,
+            "TB": 1e12,
+            "K": 2**10,
+            "M": 2**20,
+            "G": 2**30,
+            "B": 1,
+        }
+        mult = 1.0
+        for u, f in units.items():
+            if s.upper().endswith(u):
+                mult, s = float(f), s[: -len(u)]
+                break
+        try:
+            value = float(s) * mult
+        except ValueError:
+            raise ValueError(
+                f"memory_budget must look like '1.5GB', '512MiB' or a number of bytes, "
+                f"got {budget!r}"
+            ) from None
+    else:
+        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
+    if not value > 0:
+        raise ValueError(f"memory_budget must be positive, got {budget!r}")
+    return int(value)
 
 
 class _Model:
@@ -228,7 +274,13 @@ def _checkpoint(model: _Model, lo: int, hi: int, k: int) -> tuple[int, float]:
 
 
 def _row_centric(
-    model: _Model, full: TrunkGraph, depth: int, rows: int, policy: str, ckpt: int = 0
+    model: _Model,
+    full: TrunkGraph,
+    depth: int,
+    rows: int,
+    policy: str,
+    ckpt: int = 0,
+    batch_norm: str = "exact",
 ) -> tuple[int, float, Layout]:
     """Predicted peak bytes, relative step time and layout of a row-centric segment."""
     seg = TrunkGraph.__new__(TrunkGraph)
@@ -296,7 +348,7 @@ def _row_centric(
     fwd = tails + seg_out + fwd_t
     peak = max(fwd, tails + rest_peak, bwd)
     # time: FLOPs of sweeps over strips vs plain (backward = 2x forward)
-    batch_bn = [n.id for n in seg.nodes if n.kind == "bn"]
+    batch_bn = [n.id for n in seg.nodes if n.kind == "bn"] if batch_norm == "exact" else []
     strip_f = [
         sum(model.flops(n, lay.comp[i][n.id][1] - lay.comp[i][n.id][0]) for n in seg.nodes[1:])
         for i in range(rows)
@@ -323,6 +375,7 @@ def plan(
     depth: int | str | None = "auto",
     dtype: torch.dtype = torch.float32,
     checkpoint_segments: int = 0,
+    batch_norm: str = "exact",
 ) -> Plan:
     """Plan row-centric training of ``model`` for inputs of ``input_shape`` (N, C, H, W).
 
@@ -331,9 +384,11 @@ def plan(
     ``memory_budget``, the fewest strips whose prediction fits (``ValueError`` when even the floor
     does not). ``depth="auto"`` picks how many trunk units run row-centric: the lowest product of
     predicted peak and predicted step time (with a budget: the fastest depth that fits).
+    ``batch_norm`` as in ``RowCentric``: ``"exact"`` BatchNorms cost a statistics sweep each,
+    ``"frozen"`` ones none.
     """
-    from lrcnn.rowcentric import POLICIES, _parse_budget
-
+    if batch_norm not in BATCH_NORM_MODES:
+        raise ValueError(f"batch_norm must be one of {BATCH_NORM_MODES}, got {batch_norm!r}")
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     if (
@@ -346,7 +401,7 @@ def plan(
         raise TypeError(f"rows must be an int, got {rows!r}")
     if rows is not None and rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
-    budget = None if memory_budget is None else _parse_budget(memory_budget)
+    budget = None if memory_budget is None else parse_budget(memory_budget)
     units, _ = find_trunk(model)
     full = TrunkGraph(units)
     shape = tuple(int(v) for v in input_shape)
@@ -370,7 +425,7 @@ def plan(
 
     def rc(d: int, r: int, pol: str) -> tuple[int, float, Layout]:
         if (d, r, pol) not in cache:
-            pk, t, lay = _row_centric(m, full, d, r, pol, checkpoint_segments)
+            pk, t, lay = _row_centric(m, full, d, r, pol, checkpoint_segments, batch_norm)
             cache[(d, r, pol)] = (int(pk * OVERHEAD), t, lay)
         return cache[(d, r, pol)]
 

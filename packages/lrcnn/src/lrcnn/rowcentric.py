@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lrcnn.baselines import checkpoint_units
 from lrcnn.graph import TrunkGraph, find_trunk
+from lrcnn.planner import BATCH_NORM_MODES, POLICIES, parse_budget, plan
 from lrcnn.strips import Layout, StripRunner
 
-__all__ = ["POLICIES", "RowCentric"]
-
-POLICIES = ("overlap", "two_phase")
+__all__ = ["RowCentric"]
 
 
 class _RowFunction(torch.autograd.Function):
@@ -53,47 +53,6 @@ class _RowFunction(torch.autograd.Function):
         return (None, None, gx, *gparams)
 
 
-def _parse_budget(budget: int | float | str) -> int:
-    """Bytes from ``1.5GB``, ``512MiB``, ``2e9`` or an int."""
-    if isinstance(budget, bool):
-        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
-    if isinstance(budget, (int, float)):
-        value = float(budget)
-    elif isinstance(budget, str):
-        s = budget.strip().replace(" ", "")
-        units = {
-            "KIB": 2**10,
-            "MIB": 2**20,
-            "GIB": 2**30,
-            "TIB": 2**40,
-            "KB": 1e3,
-            "MB": 1e6,
-            "GB": 1e9,
-            "TB": 1e12,
-            "K": 2**10,
-            "M": 2**20,
-            "G": 2**30,
-            "B": 1,
-        }
-        mult = 1.0
-        for u, f in units.items():
-            if s.upper().endswith(u):
-                mult, s = float(f), s[: -len(u)]
-                break
-        try:
-            value = float(s) * mult
-        except ValueError:
-            raise ValueError(
-                f"memory_budget must look like '1.5GB', '512MiB' or a number of bytes, "
-                f"got {budget!r}"
-            ) from None
-    else:
-        raise TypeError(f"memory_budget must be bytes or a string like '1.5GB', got {budget!r}")
-    if not value > 0:
-        raise ValueError(f"memory_budget must be positive, got {budget!r}")
-    return int(value)
-
-
 class RowCentric(nn.Module):
     """Wrap a CNN so its convolutional trunk trains in row strips with exact gradients.
 
@@ -111,6 +70,16 @@ class RowCentric(nn.Module):
             predicted peak). The remaining trunk layers run normally.
         checkpoint_segments: if > 0, the remaining trunk layers run under
             ``torch.utils.checkpoint.checkpoint_sequential`` with this many segments.
+        batch_norm: how BatchNorm layers inside the row-centric segment run in training mode.
+            ``"exact"`` (default): full-batch statistics, exactly as plain training: one forward
+            statistics sweep and one backward reduction sweep over the strips per BatchNorm
+            (the two global reductions of its backward, see ``lrcnn.strips``); exact, but each
+            BatchNorm adds a sweep, which is what makes deep ResNet segments slow. ``"frozen"``:
+            the segment's BatchNorms use their running statistics and do not update them (as
+            ``torchvision.ops.FrozenBatchNorm2d`` in detection fine-tuning; the affine weights
+            still train). A named approximation, not plain training: gradients equal plain
+            training with those BatchNorms in eval mode. The LR-CNN prototype normalises each
+            strip with its own statistics, which is neither (and not offered).
 
     The parameters are the model's own (``rc.parameters()`` are ``model.parameters()``); the
     wrapped model still works on its own.
@@ -125,8 +94,11 @@ class RowCentric(nn.Module):
         policy: str = "overlap",
         depth: int | str | None = "auto",
         checkpoint_segments: int = 0,
+        batch_norm: str = "exact",
     ) -> None:
         super().__init__()
+        if batch_norm not in BATCH_NORM_MODES:
+            raise ValueError(f"batch_norm must be one of {BATCH_NORM_MODES}, got {batch_norm!r}")
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if rows is None and memory_budget is None:
@@ -157,10 +129,22 @@ class RowCentric(nn.Module):
                     f"depth must be between 1 and the trunk's {len(units)} units, got {depth}"
                 )
         self.rows = rows
-        self.memory_budget = None if memory_budget is None else _parse_budget(memory_budget)
+        self.memory_budget = None if memory_budget is None else parse_budget(memory_budget)
         self.policy = policy
         self.depth = depth
         self.checkpoint_segments = checkpoint_segments
+        self.batch_norm = batch_norm
+        if batch_norm == "frozen":
+            bad = [
+                n.name
+                for n in self._full_graph.nodes
+                if n.kind == "bn" and n.module.running_mean is None  # type: ignore[union-attr]
+            ]
+            if bad:
+                raise ValueError(
+                    f"batch_norm='frozen' needs running statistics; BatchNorm {bad[0]!r} has "
+                    "track_running_stats=False"
+                )
         self._graphs: dict[int, TrunkGraph] = {}
         self._runners: dict[tuple, tuple[int, StripRunner]] = {}
 
@@ -174,6 +158,16 @@ class RowCentric(nn.Module):
         depth, runner = self._runner(tuple(input_shape), torch.float32)
         return depth, runner.layout.n
 
+    def frozen_batch_norms(
+        self, input_shape: tuple[int, int, int, int], dtype: torch.dtype = torch.float32
+    ) -> list[nn.Module]:
+        """The BatchNorm modules that ``batch_norm="frozen"`` freezes for this input shape
+        (those in the row-centric segment); empty for ``"exact"``."""
+        if self.batch_norm != "frozen":
+            return []
+        _, runner = self._runner(tuple(input_shape), dtype)
+        return [n.module for n in runner.graph.nodes if n.kind == "bn"]  # type: ignore[misc]
+
     def _graph(self, depth: int) -> TrunkGraph:
         if depth not in self._graphs:
             self._graphs[depth] = TrunkGraph(self._units[:depth])
@@ -185,8 +179,6 @@ class RowCentric(nn.Module):
             return self._runners[key]
         depth, rows = self.depth, self.rows
         if self.memory_budget is not None or depth == "auto":
-            from lrcnn.planner import plan
-
             p = plan(
                 self.model,
                 shape,
@@ -195,6 +187,8 @@ class RowCentric(nn.Module):
                 policy=self.policy,
                 depth=depth,
                 dtype=dtype,
+                batch_norm=self.batch_norm,
+                checkpoint_segments=self.checkpoint_segments,
             )
             depth, rows = p.depth, p.rows
         if depth is None:
@@ -210,9 +204,13 @@ class RowCentric(nn.Module):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4:
             raise ValueError(f"input must be (N, C, H, W), got shape {tuple(x.shape)}")
+        if x.numel() == 0:
+            raise ValueError(f"input is empty: shape {tuple(x.shape)}")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError("input contains NaN or inf values")
         depth, runner = self._runner(tuple(x.shape), x.dtype)
         flags = {
-            n.id: n.module.training
+            n.id: n.module.training and not (n.kind == "bn" and self.batch_norm == "frozen")
             for n in runner.graph.nodes
             if n.kind in ("bn", "drop", "drop2d")
         }
@@ -220,8 +218,6 @@ class RowCentric(nn.Module):
         rest = [m for _, m in self._units[depth:]]
         if rest:
             if self.checkpoint_segments > 0 and torch.is_grad_enabled():
-                from lrcnn.baselines import checkpoint_units
-
                 y = checkpoint_units(rest, self.checkpoint_segments, y)
             else:
                 for m in rest:

@@ -7,6 +7,7 @@ reference models and the benchmark behind `seven-prune bench`.
 
 from seven_prune.baselines import (
     PRUNERS,
+    GradualMagnitudePruner,
     GraspPruner,
     MagnitudePruner,
     MovementPruner,
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_TARGETS",
     "PRUNERS",
+    "GradualMagnitudePruner",
     "GradualPruner",
     "GraspPruner",
     "MagnitudePruner",

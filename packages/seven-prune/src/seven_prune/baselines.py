@@ -4,9 +4,10 @@ One-shot, before fine-tuning (`prune_before_training(batches)`, then `step()` ke
 magnitude |W|, random, SNIP |W * g| (Lee et al. 2019), GraSP -W * Hg (Wang et al. 2020).
 
 Gradual, during fine-tuning, on the same window and cubic schedule as SEVEN_dyn (`step()` after each
-`optimizer.step()`): Taylor |W * g| recomputed every step (the official SEVEN code calls this
-"movement"; it is not), real movement pruning (Sanh et al. 2020, first-order: S <- S - W * g
-accumulated), PLATON (Zhang et al. 2022: smoothed importance times its uncertainty), and the ablation
+`optimizer.step()`): gradual magnitude pruning (Zhu & Gupta 2017; global or per layer), Taylor
+|W * g| recomputed every step (the official SEVEN code calls this "movement"; it is not), real
+movement pruning (Sanh et al. 2020, first-order: S <- S - W * g accumulated at the weights the
+gradient was computed at), PLATON (Zhang et al. 2022: smoothed importance times its uncertainty), and the ablation
 SEVEN without its consistency factor (accumulated Taylor).
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from maskloop import scores
 from torch import nn
 
 from seven_prune.pruning import (
@@ -31,6 +32,7 @@ from seven_prune.seven import SevenPruner
 
 __all__ = [
     "PRUNERS",
+    "GradualMagnitudePruner",
     "GraspPruner",
     "MagnitudePruner",
     "MovementPruner",
@@ -45,18 +47,21 @@ __all__ = [
 
 # ---------------------------------------------------------------------- one-shot, before fine-tuning
 class MagnitudePruner(OneShotPruner):
-    """Global magnitude pruning before fine-tuning: keep the largest |W|. Needs no data."""
+    """Global magnitude pruning before fine-tuning: keep the largest |W| (`maskloop.scores.magnitude`).
+    Needs no data."""
 
     needs_batches = False
 
     def compute_scores(
         self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
     ) -> list[torch.Tensor]:
-        return [p.detach().abs().float() for p in self.params.values()]
+        s = scores.magnitude(self.model, params=self.params)
+        return [s[n].float() for n in self.names]
 
 
 class RandomPruner(OneShotPruner):
-    """Uniformly random global pruning before fine-tuning (seeded by `seed`). Needs no data."""
+    """Uniformly random global pruning before fine-tuning (`maskloop.scores.random`, seeded by
+    `seed`). Needs no data."""
 
     needs_batches = False
 
@@ -68,28 +73,58 @@ class RandomPruner(OneShotPruner):
         self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
     ) -> list[torch.Tensor]:
         gen = torch.Generator().manual_seed(self.seed)
-        return [torch.rand(p.shape, generator=gen) for p in self.params.values()]
+        s = scores.random(self.model, params=self.params, generator=gen)
+        return [s[n].float() for n in self.names]
 
 
-class SnipPruner(OneShotPruner):
-    """SNIP (Lee et al. 2019) before fine-tuning: keep the largest |W * g|, g averaged over
-    `n_batches` batches at the pretrained weights."""
+class _GradientScorePruner(OneShotPruner):
+    """A one-shot pruner scored by a `maskloop.scores` gradient scorer on `n_batches` batches."""
+
+    def __init__(
+        self, model: nn.Module, sparsity: float, *, train_mode: bool = False, **kwargs: Any
+    ) -> None:
+        if not isinstance(train_mode, bool):
+            raise TypeError(f"train_mode must be a bool, got {type(train_mode).__name__}")
+        self.train_mode = train_mode
+        super().__init__(model, sparsity, **kwargs)
+
+    def _taken(self, batches: Iterable[Any] | None) -> list[Any]:
+        it = _cycle(batches, "batches")
+        return [next(it) for _ in range(self.n_batches)]
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "train_mode": self.train_mode}
+
+
+class SnipPruner(_GradientScorePruner):
+    """SNIP (Lee et al. 2019) before fine-tuning: keep the largest |W * g|, g summed over `n_batches`
+    batches at the pretrained weights (`maskloop.scores.snip`). Scored in eval mode as the reference
+    code does; `train_mode=True` scores with dropout on (the short-budget bench's setting, under
+    which its committed numbers were produced)."""
 
     def compute_scores(
         self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
     ) -> list[torch.Tensor]:
-        grads = self._accumulated_grads(batches, loss_fn)
-        return [(p.detach().float() * g).abs() for p, g in zip(self.params.values(), grads)]
+        s = scores.snip(
+            self.model,
+            self._taken(batches),
+            self.params,
+            loss_fn=loss_fn,
+            train_mode=self.train_mode,
+        )
+        return [s[n].float() for n in self.names]
 
 
-class GraspPruner(OneShotPruner):
-    """GraSP (Wang et al. 2020) before fine-tuning: prune the largest -W * (H g).
+class GraspPruner(_GradientScorePruner):
+    """GraSP (Wang et al. 2020) before fine-tuning: prune the largest -W * (H g)
+    (`maskloop.scores.grasp`).
 
     g is the gradient of the temperature-scaled cross-entropy (logits / T, T = 200 as in the GraSP
-    code) averaged over `n_batches` batches; H g is the Hessian-gradient product by double
+    code) summed over `n_batches` batches; H g is the Hessian-gradient product by double
     backpropagation. Weights whose removal would least reduce gradient flow are pruned first, so the
     kept score is W * (H g). Needs a model whose attention supports double backward (on CPU load
-    Hugging Face models with `attn_implementation="eager"` if SDPA refuses).
+    Hugging Face models with `attn_implementation="eager"` if SDPA refuses). Eval mode unless
+    `train_mode=True`, as for `SnipPruner`.
     """
 
     def __init__(
@@ -104,56 +139,18 @@ class GraspPruner(OneShotPruner):
         self.temperature = float(temperature)
         super().__init__(model, sparsity, **kwargs)
 
-    def _loss(self, batch: Any, loss_fn: Callable[..., torch.Tensor] | None) -> torch.Tensor:
-        device = next(self.model.parameters()).device
-        if isinstance(batch, dict):
-            batch = {
-                k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
-            }
-            if "labels" not in batch:
-                raise ValueError(f"GraSP needs 'labels' in a mapping batch; got {sorted(batch)}")
-            inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
-            y = batch["labels"]
-            out = self.model(**inputs)
-        elif isinstance(batch, (list, tuple)) and len(batch) in (2, 3):
-            y = batch[1].to(device)
-            out = self.model(batch[0].to(device))
-        else:
-            raise TypeError(
-                f"a batch must be a mapping or (inputs, targets), got {type(batch).__name__}"
-            )
-        logits = (out.logits if hasattr(out, "logits") else out) / self.temperature
-        if loss_fn is None:
-            return F.cross_entropy(logits, y)
-        return loss_fn(logits, y).mean()
-
     def compute_scores(
         self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
     ) -> list[torch.Tensor]:
-        params = list(self.params.values())
-        self.model.train()
-        it = _cycle(batches, "batches")
-        taken = [next(it) for _ in range(self.n_batches)]
-        g = [torch.zeros_like(p) for p in params]
-        for b in taken:
-            gi = torch.autograd.grad(self._loss(b, loss_fn), params, allow_unused=True)
-            torch._foreach_add_(
-                g, [torch.zeros_like(p) if x is None else x for x, p in zip(gi, params)]
-            )
-        torch._foreach_div_(g, float(self.n_batches))
-        hg = [torch.zeros_like(p) for p in params]
-        for b in taken:
-            gi = torch.autograd.grad(
-                self._loss(b, loss_fn), params, create_graph=True, allow_unused=True
-            )
-            z = sum((x * gd).sum() for x, gd in zip(gi, g) if x is not None)
-            hi = torch.autograd.grad(z, params, allow_unused=True)
-            torch._foreach_add_(
-                hg, [torch.zeros_like(p) if x is None else x for x, p in zip(hi, params)]
-            )
-        torch._foreach_div_(hg, float(self.n_batches))
-        self.model.zero_grad(set_to_none=True)
-        return [(p.detach() * h).float() for p, h in zip(params, hg)]
+        s = scores.grasp(
+            self.model,
+            self._taken(batches),
+            self.params,
+            temperature=self.temperature,
+            loss_fn=loss_fn,
+            train_mode=self.train_mode,
+        )
+        return [s[n].float() for n in self.names]
 
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "temperature": self.temperature}
@@ -174,8 +171,17 @@ class TaylorPruner(GradualPruner):
 
 
 class MovementPruner(GradualPruner):
-    """Movement pruning (Sanh, Wolf, Rush 2020), first-order form: S <- S - W * g, accumulated over
-    the window; the weights moving away from zero are kept."""
+    """Movement pruning (Sanh, Wolf, Rush 2020), first-order hard form, scored as its authors do.
+
+        S <- S - W_t * g_t      (accumulated over the window; keep the highest S)
+
+    where g_t = dL/dW at W_t, i.e. `W_t` are the weights **before** `optimizer.step()` (the weights the
+    gradient was computed at; Sanh et al. accumulate -dL/dW * W in the forward pass of step t). The
+    pruner records them at the end of the previous `step()` (or at construction when `start=0`), so
+    it must be built before the step that precedes its window. Weights moving away from zero are kept.
+    """
+
+    weights_at = "pre"
 
     def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
         torch._foreach_addcmul_(
@@ -183,11 +189,37 @@ class MovementPruner(GradualPruner):
         )
 
 
+class GradualMagnitudePruner(GradualPruner):
+    """Gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune"): keep the largest
+    |W| on the same window and cubic schedule as SEVEN_dyn,
+
+        s_t = s_f + (s_i - s_f) (1 - (t - t_0) / (n dt))^3,   the mask cut every `delta_t` steps,
+
+    with `scope="global"` (one threshold over all targets, guarded by `min_density`) or
+    `scope="layer"` (every target tensor cut to the same sparsity: the paper's uniform per-layer
+    rule). Embeddings are not targets (only the encoder Linears and the pooler are). The score is
+    |W| at the cut (after `optimizer.step()`); no gradients are read.
+    """
+
+    needs_grads = False
+
+    def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
+        pass  # the score is read from the weights at each cut
+
+    def current_flat_scores(self) -> torch.Tensor:
+        s = self.flat["S"]
+        torch._foreach_copy_(self.state["S"], self._weights())
+        return s.abs_()
+
+
 class PlatonPruner(GradualPruner):
     """PLATON (Zhang et al. 2022): importance smoothed by an EMA times its uncertainty.
 
     I = |W * g|;  I_bar <- b1 I_bar + (1 - b1) I;  U <- b2 U + (1 - b2) |I - I_bar|
-    score = I_bar * U          (b1 = 0.85, b2 = 0.95; same window and cubic schedule as SEVEN_dyn)
+    score = I_bar * U          (same window and cubic schedule as SEVEN_dyn)
+
+    b1 = 0.85, b2 = 0.95 are the PLATON paper's defaults (the SEVEN repository runs PLATON at
+    0.8 / 0.9). As in the PLATON code, I is taken after `optimizer.step()` with this step's gradient.
     """
 
     state_names = ("I_bar", "U", "S")
@@ -237,6 +269,7 @@ PRUNERS: dict[str, type[Pruner]] = {
     "seven": SevenPruner,
     "seven_noconsistency": SevenNoConsistencyPruner,
     "magnitude": MagnitudePruner,
+    "gradual_magnitude": GradualMagnitudePruner,
     "random": RandomPruner,
     "snip": SnipPruner,
     "grasp": GraspPruner,

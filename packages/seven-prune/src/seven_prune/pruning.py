@@ -15,10 +15,13 @@ plain loop (`pruner.step()` after `optimizer.step()`) or from Hugging Face `Trai
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,12 +30,16 @@ from maskloop import Callback, LoopState, MaskedTraining, WeightMask, prunable_p
 from torch import nn
 
 __all__ = [
+    "DEFAULT_MIN_DENSITY",
     "DEFAULT_TARGETS",
+    "SCOPES",
     "GradualPruner",
     "OneShotPruner",
     "Pruner",
     "batch_loss",
     "layer_type",
+    "parse_pattern",
+    "select_flat",
     "select_global",
     "sparsity_by_layer_type",
     "target_parameters",
@@ -120,48 +127,299 @@ def target_parameters(
         ) from None
 
 
+#: default per-tensor floor of the selection: every target tensor keeps at least this fraction
+DEFAULT_MIN_DENSITY = 0.01
+
+#: the selection rules a pruner can cut its mask with
+SCOPES: tuple[str, ...] = ("global", "layer")
+
+
+def _check_fraction01(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__}")
+    v = float(value)
+    if math.isnan(v) or not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return v
+
+
+def parse_pattern(pattern: object) -> tuple[int, int] | None:
+    """`"N:M"` (e.g. `"2:4"`) -> (N, M) with 0 < N < M; None -> None (unstructured)."""
+    if pattern is None:
+        return None
+    if not isinstance(pattern, str):
+        raise TypeError(
+            f"pattern must be a string like '2:4' or None, got {type(pattern).__name__}"
+        )
+    m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", pattern)
+    if m is None or not 0 < int(m.group(1)) < int(m.group(2)):
+        raise ValueError(f"pattern must be 'N:M' with 0 < N < M (e.g. '2:4'), got {pattern!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _kth_smallest(values: torch.Tensor, k: int) -> float:
+    """The k-th smallest (1-based) entry of a flat float tensor, without a full sort.
+
+    On a CPU numpy's introselect (`numpy.partition`) is an order of magnitude faster than
+    `torch.kthvalue` over millions of floats; on other devices `torch.kthvalue`.
+    """
+    if values.device.type == "cpu":
+        return float(np.partition(values.numpy(), k - 1)[k - 1])
+    return float(torch.kthvalue(values, k).values)
+
+
+def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) -> torch.Tensor:
+    """Bool keep-vector: the `n_keep` highest of `flat` among the `alive` entries (None: all).
+
+    Exactly the selection of `WeightMask.from_scores` (pruned entries scored -inf; ties at the
+    threshold: the entry earlier in flattened order is pruned first), computed from one threshold
+    (the k-th smallest alive score, found by a partial selection on the alive entries only) instead
+    of a sort. When `n_keep` exceeds the number of alive entries, the pruned entries tie at -inf and
+    the last of them are kept to make up `n_keep` (as `from_scores` does); a pruner never asks that.
+    """
+    if alive is None:
+        n_alive = flat.numel()
+        vals = flat
+    else:
+        n_alive = int(alive.sum())
+        vals = flat[alive] if n_alive < flat.numel() else flat
+    if n_keep >= n_alive:
+        if alive is None:
+            return torch.ones_like(flat, dtype=torch.bool)
+        keep = alive.clone()
+        if n_keep > n_alive:  # more than the alive entries asked for: the last pruned ones return
+            idx = torch.nonzero(~alive).flatten()
+            keep[idx[idx.numel() - (n_keep - n_alive) :]] = True
+        return keep
+    if n_keep == 0:
+        return torch.zeros_like(flat, dtype=torch.bool)
+    n_prune = n_alive - n_keep
+    thr = _kth_smallest(vals.float(), n_prune)
+    keep = flat > thr
+    if alive is not None:
+        keep &= alive
+    extra = n_keep - int(keep.sum())
+    if extra > 0:  # ties at the threshold: keep the last `extra` of them (earlier ones pruned)
+        tied = flat == thr
+        if alive is not None:
+            tied &= alive
+        idx = torch.nonzero(tied).flatten()
+        keep[idx[-extra:]] = True
+    return keep
+
+
+def _segments(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    out, offset = [], 0
+    for n in sizes:
+        out.append((offset, offset + n))
+        offset += n
+    return out
+
+
+def select_flat(
+    flat: torch.Tensor,
+    sizes: Sequence[int],
+    names: Sequence[str],
+    n_keep: int,
+    alive: torch.Tensor | None = None,
+    *,
+    scope: str = "global",
+    min_density: float = 0.0,
+    pattern: tuple[int, int] | None = None,
+    shapes: Sequence[torch.Size] | None = None,
+    warn: bool = True,
+    emptied_out: list[str] | None = None,
+) -> torch.Tensor:
+    """The selection on one flat score buffer (tensors concatenated in `names` order).
+
+    Returns a bool keep-vector with exactly `n_keep` True entries (scope="global"), never reviving
+    an entry that `alive` marks pruned.
+
+    - `scope="global"`, `min_density=0`: plain global top-`n_keep` (the official SEVEN code).
+    - `scope="global"`, `min_density=d > 0` (the guard against layer collapse): every tensor that
+      the plain selection would leave with fewer than `ceil(d * numel)` weights keeps instead its
+      `ceil(d * numel)` highest-scored alive ones, and the rest of the budget goes to the global top
+      of the other scores (repeated until no tensor is below its floor), so the total is still
+      exactly `n_keep`. A `UserWarning` names every tensor the plain selection would have emptied.
+      When no tensor falls below its floor the result equals the plain selection. With
+      `emptied_out`, those names are appended to it instead of warned about.
+    - `scope="layer"`: every tensor is cut to the same keep ratio `n_keep / N` on its own
+      (`numel - round((1 - n_keep / N) * numel)` kept per tensor), as uniform per-layer pruning.
+    - `pattern=(n, m)`: N:M semi-structured selection: in every group of `m` consecutive weights
+      along each tensor's last dimension at most `m - n` are pruned (the group's lowest scores are
+      the candidates), and the `N - n_keep` lowest candidates over all tensors are pruned; at
+      `n_keep = N * n / m` every group keeps exactly its `n` highest-scored weights.
+    """
+    total = flat.numel()
+    if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
+        raise ValueError(f"n_keep must be an int in [0, {total}], got {n_keep!r}")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    segs = _segments(sizes)
+    finite = torch.isfinite(flat)
+    if not bool(finite.all()):
+        bad = [n for n, (a, b) in zip(names, segs) if not bool(finite[a:b].all())]
+        raise ValueError(
+            f"scores of {bad} contain NaN or inf (non-finite weights or gradients: a NaN/inf "
+            "loss?); scores must be finite numbers"
+        )
+    if pattern is not None:
+        return _select_nm(flat, segs, names, n_keep, alive, pattern, shapes)
+    if scope == "layer":
+        keep = torch.zeros(total, dtype=torch.bool, device=flat.device)
+        frac = 1.0 - n_keep / total
+        for a, b in segs:
+            k = (b - a) - math.floor(frac * (b - a) + 0.5)
+            keep[a:b] = _keep_top_flat(flat[a:b], None if alive is None else alive[a:b], k)
+        return keep
+    keep = _keep_top_flat(flat, alive, n_keep)
+    if min_density <= 0.0 and not warn and emptied_out is None:
+        return keep
+    counts = [int(keep[a:b].sum()) for a, b in segs]
+    emptied = [n for n, c in zip(names, counts) if c == 0]
+    if emptied_out is not None:
+        emptied_out.extend(emptied)
+        warn = False
+    if min_density <= 0.0:
+        if emptied and warn:
+            warnings.warn(
+                f"plain global selection (min_density=0) emptied {len(emptied)} tensor(s): "
+                f"{emptied}; their layers now pass only their biases",
+                UserWarning,
+                stacklevel=3,
+            )
+        return keep
+    alive_counts = (
+        [b - a for a, b in segs] if alive is None else [int(alive[a:b].sum()) for a, b in segs]
+    )
+    floors = [min(math.ceil(min_density * (b - a)), c) for (a, b), c in zip(segs, alive_counts)]
+    if sum(floors) > n_keep:
+        raise ValueError(
+            f"min_density={min_density} keeps {sum(floors)} weights in per-tensor floors alone, "
+            f"more than the {n_keep} the cut keeps; lower min_density"
+        )
+    lifted: set[int] = set()
+    work = None
+    while True:
+        below = [i for i, (c, f) in enumerate(zip(counts, floors)) if c < f and i not in lifted]
+        if not below:
+            break
+        if work is None:
+            work = flat.clone()
+        for i in below:
+            a, b = segs[i]
+            seg = work[a:b]
+            vals = seg if alive is None else seg.masked_fill(~alive[a:b], -math.inf)
+            # the tensor's floors[i] highest alive scores (ties: the later entry first, as above)
+            top = torch.argsort(vals, stable=True)[-floors[i] :]
+            seg[top] = math.inf
+            lifted.add(i)
+        keep = _keep_top_flat(work, alive, n_keep)
+        counts = [int(keep[a:b].sum()) for a, b in segs]
+    if warn and emptied:
+        warnings.warn(
+            f"plain global selection would have emptied {len(emptied)} tensor(s): {emptied}; "
+            f"min_density={min_density} keeps at least that fraction of each (pass min_density=0 "
+            "for the official code's plain global selection)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return keep
+
+
+def _select_nm(
+    flat: torch.Tensor,
+    segs: Sequence[tuple[int, int]],
+    names: Sequence[str],
+    n_keep: int,
+    alive: torch.Tensor | None,
+    pattern: tuple[int, int],
+    shapes: Sequence[torch.Size] | None,
+) -> torch.Tensor:
+    n, m = pattern
+    total = flat.numel()
+    if shapes is None:
+        raise ValueError("an N:M pattern needs the tensors' shapes")
+    bad = [nm for nm, sh in zip(names, shapes) if len(sh) == 0 or sh[-1] % m != 0]
+    if bad:
+        raise ValueError(
+            f"pattern {n}:{m} needs every target's last dimension divisible by {m}; not so for {bad}"
+        )
+    max_pruned = total // m * (m - n)
+    if total - n_keep > max_pruned:
+        raise ValueError(
+            f"pattern {n}:{m} prunes at most {max_pruned} of {total} weights (sparsity "
+            f"{(m - n) / m:g}); asked to prune {total - n_keep}"
+        )
+    work = flat if alive is None else flat.masked_fill(~alive, -math.inf)
+    groups = work.reshape(-1, m)  # the segments are multiples of m: groups never straddle tensors
+    # each group's m - n lowest scores are its candidates (ties: the earlier entry first)
+    order = torch.argsort(groups, dim=1, stable=True)[:, : m - n]
+    cand_scores = torch.gather(groups, 1, order).reshape(-1)
+    cand_index = (order + torch.arange(groups.shape[0], device=flat.device)[:, None] * m).reshape(
+        -1
+    )
+    # prune the (total - n_keep) lowest candidates: among candidates, the rank order by
+    # (score, position) -- keep the rest of the candidates
+    n_cand = cand_scores.numel()
+    perm = torch.argsort(cand_index)  # candidates in flattened position order
+    cand_scores, cand_index = cand_scores[perm], cand_index[perm]
+    cand_keep = _keep_top_flat(cand_scores, None, n_cand - (total - n_keep))
+    keep = torch.ones(total, dtype=torch.bool, device=flat.device)
+    keep[cand_index[~cand_keep]] = False
+    if alive is not None and bool((keep & ~alive).any()):
+        raise RuntimeError("N:M selection revived a pruned weight (a bug)")
+    return keep
+
+
 def select_global(
-    scores: Mapping[str, torch.Tensor], n_keep: int, previous: WeightMask | None = None
+    scores: Mapping[str, torch.Tensor],
+    n_keep: int,
+    previous: WeightMask | None = None,
+    *,
+    min_density: float = 0.0,
+    scope: str = "global",
+    pattern: str | None = None,
+    warn: bool = True,
 ) -> WeightMask:
     """Keep exactly the `n_keep` highest scores over all tensors together; the rest are pruned.
 
-    Entries pruned in `previous` stay pruned (score -inf). Ties at the threshold are broken like
+    Entries pruned in `previous` stay pruned. Ties at the threshold are broken like
     `WeightMask.from_scores`: among equal scores, the entry earlier in the mapping order and in
-    flattened order is pruned first. Uses one partial selection (`numpy.partition`) instead of a full
-    sort, which matters for millions of weights on a CPU.
+    flattened order is pruned first. One threshold from a partial selection (`numpy.partition`)
+    replaces a sort. `min_density`, `scope` and `pattern` are the guard against layer collapse, the
+    per-layer rule and the N:M rule of `select_flat`; the defaults give the plain global selection.
     """
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError("scores must be a non-empty mapping name -> tensor")
     names = list(scores)
-    flat = [scores[n].detach().reshape(-1).float() for n in names]
-    allflat = torch.cat([f.cpu() for f in flat])  # a fresh tensor: safe to edit in place
+    for n in names:
+        if not isinstance(scores[n], torch.Tensor):
+            raise TypeError(f"scores[{n!r}] must be a tensor, got {type(scores[n]).__name__}")
+    flat_parts = [scores[n].detach().reshape(-1).float().cpu() for n in names]
+    sizes = [f.numel() for f in flat_parts]
+    flat = torch.cat(flat_parts)
+    alive = None
     if previous is not None:
-        for n, f in zip(names, flat):
+        for n, f in zip(names, flat_parts):
             if n not in previous or previous[n].numel() != f.numel():
                 raise ValueError(f"previous mask has no entry of {f.numel()} elements for {n!r}")
-        pruned = ~torch.cat([previous[n].reshape(-1).cpu() for n in names])
-        allflat.masked_fill_(pruned, -math.inf)
-    total = allflat.numel()
-    if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
-        raise ValueError(f"n_keep must be an int in [0, {total}], got {n_keep!r}")
-    if torch.isnan(allflat).any():
-        raise ValueError("scores contain NaN; scores must be comparable numbers")
-    n_prune = total - n_keep
-    if n_prune == 0:
-        keep = torch.ones(total, dtype=torch.bool)
-    elif n_keep == 0:
-        keep = torch.zeros(total, dtype=torch.bool)
-    else:
-        # the n_prune-th smallest score: numpy's introselect (SIMD-sorted partitions) is an order
-        # of magnitude faster than torch.kthvalue over millions of floats on a CPU
-        thr = float(np.partition(allflat.numpy(), n_prune - 1)[n_prune - 1])
-        keep = allflat > thr
-        extra = n_keep - int(keep.sum())
-        if extra > 0:  # ties at the threshold: keep the last `extra` of them (earlier ones pruned)
-            tied = torch.nonzero(allflat == thr).flatten()
-            keep[tied[-extra:]] = True
-    out, offset = {}, 0
-    for n, f in zip(names, flat):
-        out[n] = keep[offset : offset + f.numel()].reshape(scores[n].shape).to(scores[n].device)
-        offset += f.numel()
+        alive = torch.cat([previous[n].reshape(-1).cpu() for n in names])
+    keep = select_flat(
+        flat,
+        sizes,
+        names,
+        n_keep,
+        alive,
+        scope=scope,
+        min_density=_check_fraction01("min_density", min_density),
+        pattern=parse_pattern(pattern),
+        shapes=[scores[n].shape for n in names],
+        warn=warn,
+    )
+    out = {}
+    for n, (a, b) in zip(names, _segments(sizes)):
+        out[n] = keep[a:b].reshape(scores[n].shape).to(scores[n].device)
     return WeightMask(out)
 
 
@@ -245,17 +503,50 @@ class Pruner(Callback):
         model: nn.Module,
         sparsity: float,
         *,
+        scope: str = "global",
+        min_density: float = DEFAULT_MIN_DENSITY,
+        pattern: str | None = None,
         targets: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.model = model
         self.sparsity = _check_sparsity(sparsity)
+        if scope not in SCOPES:
+            raise ValueError(
+                f"scope must be 'global' (one threshold over all targets) or 'layer' (every "
+                f"target cut to the same sparsity), got {scope!r}"
+            )
+        self.scope = scope
+        self.min_density = _check_fraction01("min_density", min_density)
+        self.pattern = pattern
+        self._nm = parse_pattern(pattern)
+        if self._nm is not None and self.sparsity > 1 - self._nm[0] / self._nm[1] + 1e-12:
+            raise ValueError(
+                f"pattern {pattern!r} keeps {self._nm[0]} of every {self._nm[1]} weights: sparsity "
+                f"must be <= {1 - self._nm[0] / self._nm[1]:g}, got {sparsity!r}"
+            )
         self.params = target_parameters(model, targets, exclude)
         self.names = list(self.params)
-        self.numel = sum(p.numel() for p in self.params.values())
+        self.sizes = [p.numel() for p in self.params.values()]
+        self.shapes = [p.shape for p in self.params.values()]
+        self.numel = sum(self.sizes)
+        if self._nm is not None:
+            bad = [n for n, sh in zip(self.names, self.shapes) if sh[-1] % self._nm[1] != 0]
+            if bad:
+                raise ValueError(
+                    f"pattern {pattern!r} needs every target's last dimension divisible by "
+                    f"{self._nm[1]}; not so for {bad} (exclude them with exclude=)"
+                )
+        devices = {p.device for p in self.params.values()}
+        if len(devices) != 1:
+            raise ValueError(
+                f"the target weights must share one device, got {sorted(map(str, devices))}"
+            )
+        self.device = devices.pop()
         self.mask = WeightMask.dense(self.params)
-        self.masked = MaskedTraining(model, self.mask, optimizer)
+        self.masked = MaskedTraining(model, self.mask, optimizer).attach()
+        self._warned: set[str] = set()  # tensors already named in a collapse warning
         self.t = 0  # number of step() calls so far
         self.pruned_before_training = False
         self.seconds = 0.0  # wall time spent inside step() and mask updates
@@ -265,6 +556,46 @@ class Pruner(Callback):
         """Adopt `mask`, zero the pruned weights and re-hook masked training."""
         self.masked.load_state_dict({"mask": mask.state_dict()})
         self.mask = self.masked.mask
+
+    def _flat_views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Views of a flat buffer shaped like the targets, in `names` order."""
+        return [flat[a:b].view(sh) for (a, b), sh in zip(_segments(self.sizes), self.shapes)]
+
+    def _alive_flat(self) -> torch.Tensor:
+        """The current mask as one flat bool vector (True = kept)."""
+        return torch.cat([self.mask[n].reshape(-1) for n in self.names])
+
+    def _select(self, flat: torch.Tensor, n_keep: int, alive: torch.Tensor | None) -> WeightMask:
+        """Cut `flat` (scores in `names` order) to `n_keep` with this pruner's selection rule; warn
+        once per tensor that the plain global selection would empty."""
+        emptied: list[str] = []
+        keep = select_flat(
+            flat,
+            self.sizes,
+            self.names,
+            n_keep,
+            alive,
+            scope=self.scope,
+            min_density=self.min_density,
+            pattern=self._nm,
+            shapes=self.shapes,
+            emptied_out=emptied,
+        )
+        new = [n for n in emptied if n not in self._warned]
+        if new:
+            self._warned.update(new)
+            what = (
+                f"min_density={self.min_density} keeps at least that fraction of each"
+                if self.min_density > 0
+                else "min_density=0 (plain global selection, the official code's) left them empty"
+            )
+            warnings.warn(
+                f"{type(self).__name__}: plain global selection would empty {len(new)} target "
+                f"tensor(s): {new}; {what}",
+                UserWarning,
+                stacklevel=4,
+            )
+        return WeightMask(dict(zip(self.names, self._flat_views(keep))))
 
     def _grads(self) -> list[torch.Tensor]:
         """This step's gradients of the targets (zeros for a target the loss did not reach)."""
@@ -317,7 +648,14 @@ class Pruner(Callback):
 
     # ------------------------------------------------------------------ persistence
     def _config(self) -> dict[str, Any]:
-        return {"class": type(self).__name__, "sparsity": self.sparsity, "names": list(self.names)}
+        return {
+            "class": type(self).__name__,
+            "sparsity": self.sparsity,
+            "names": list(self.names),
+            "scope": self.scope,
+            "min_density": self.min_density,
+            "pattern": self.pattern,
+        }
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
@@ -351,6 +689,100 @@ class Pruner(Callback):
         self.pruned_before_training = bool(state["pruned_before_training"])
         self._set_mask(WeightMask(state["mask"]))
         self._load_extra_state(state)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the pruner state (mask, step, scores/moments) to one safetensors file.
+
+        Tensors: `mask/<name>` (uint8), `state/<key>` (the flat float32 buffers), `w_before` (if
+        recorded); the configuration and counters go into the file's metadata as JSON. Reload with
+        `load(path)` on a pruner built with the same settings (after loading the model's weights).
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = self.state_dict()
+        tensors = {f"mask/{n}": m.to(torch.uint8).contiguous() for n, m in state["mask"].items()}
+        for key, per_name in state.get("scores", {}).items():
+            tensors[f"state/{key}"] = torch.cat(
+                [per_name[n].reshape(-1).float() for n in self.names]
+            ).contiguous()
+        w_before = getattr(self, "_w_before", None)
+        if w_before is not None:
+            tensors["w_before"] = w_before.detach().cpu().contiguous()
+        meta = {
+            "format": "seven_prune.Pruner",
+            "version": "1",
+            "config": json.dumps(state["config"]),
+            "t": str(state["t"]),
+            "pruned_before_training": json.dumps(state["pruned_before_training"]),
+            "updates": str(state.get("updates", 0)),
+        }
+        save_file(tensors, str(path), metadata=meta)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Restore a state written by `save` (safetensors only; every bad entry is reported at once)."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no pruner state file at {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except Exception as err:  # safetensors raises its own error types for corrupt files
+            raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
+        if meta.get("format") != "seven_prune.Pruner":
+            raise ValueError(f"{path} is not a seven_prune pruner state (metadata {meta})")
+        problems = []
+        for key in ("config", "t", "pruned_before_training", "updates"):
+            if key not in meta:
+                problems.append(f"metadata entry {key!r} is missing")
+        try:
+            config = json.loads(meta.get("config", "{}"))
+            t = int(meta.get("t", "0"))
+            pre = bool(json.loads(meta.get("pruned_before_training", "false")))
+            updates = int(meta.get("updates", "0"))
+        except (ValueError, TypeError) as err:
+            problems.append(f"metadata is malformed: {err}")
+            config, t, pre, updates = {}, 0, False, 0
+        masks = {}
+        for n, shape in zip(self.names, self.shapes):
+            m = tensors.get(f"mask/{n}")
+            if m is None:
+                problems.append(f"entry 'mask/{n}' is missing")
+            elif tuple(m.shape) != tuple(shape) or m.dtype != torch.uint8:
+                problems.append(
+                    f"entry 'mask/{n}' is {m.dtype} {tuple(m.shape)}, expected uint8 {tuple(shape)}"
+                )
+            else:
+                masks[n] = m.to(torch.bool)
+        scores = {}
+        for key, t_ in tensors.items():
+            if key.startswith("state/"):
+                if t_.dim() != 1 or t_.numel() != self.numel:
+                    problems.append(f"entry {key!r} has {t_.numel()} values, expected {self.numel}")
+                else:
+                    scores[key[6:]] = {
+                        n: t_[a:b].view(sh)
+                        for n, (a, b), sh in zip(self.names, _segments(self.sizes), self.shapes)
+                    }
+        if problems:
+            raise ValueError(f"{path}: " + "; ".join(problems))
+        state: dict[str, Any] = {
+            "config": config,
+            "t": t,
+            "pruned_before_training": pre,
+            "mask": masks,
+        }
+        if isinstance(self, GradualPruner):
+            state["updates"] = updates
+            state["scores"] = scores
+        self.load_state_dict(state)
+        if "w_before" in tensors and isinstance(self, GradualPruner):
+            self._w_before = tensors["w_before"].to(self.device).float().clone()
 
     def remove(self) -> None:
         """Detach the masked-training hooks (weights keep their zeros)."""
@@ -393,6 +825,9 @@ class GradualPruner(Pruner):
         window: int = 100,
         delta_t: int = 1,
         final_exact: bool = False,
+        scope: str = "global",
+        min_density: float = DEFAULT_MIN_DENSITY,
+        pattern: str | None = None,
         targets: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
@@ -406,14 +841,34 @@ class GradualPruner(Pruner):
         self.window = _check_int("window", window, 1)
         self.delta_t = _check_int("delta_t", delta_t, 1)
         self.final_exact = bool(final_exact)
-        super().__init__(model, sparsity, targets=targets, exclude=exclude, optimizer=optimizer)
+        super().__init__(
+            model,
+            sparsity,
+            scope=scope,
+            min_density=min_density,
+            pattern=pattern,
+            targets=targets,
+            exclude=exclude,
+            optimizer=optimizer,
+        )
         self.schedule = schedules.cubic(1.0, 1.0 - self.sparsity, 0, self.window)
+        #: per-weight state, one flat float32 buffer per name (`state` holds views of it)
+        self.flat: dict[str, torch.Tensor] = {}
         self.state: dict[str, list[torch.Tensor]] = {}
         self.updates = 0  # number of score updates so far (k of the next update)
+        self._scratch_bufs: dict[str, torch.Tensor] = {}
+        self._w_before: torch.Tensor | None = None  # weights before this step (weights_at="pre")
+        if self.weights_at == "pre" and self.mode == "dyn" and self.start == 0:
+            self._snapshot_weights()
 
     # ------------------------------------------------------------------ the rule (subclasses)
     #: names of the per-weight state tensors the rule keeps (allocated at zero when pruning starts)
     state_names: tuple[str, ...] = ("S",)
+    #: "post": scores use the weights after `optimizer.step()` (the official SEVEN code, PLATON);
+    #: "pre": the weights the gradient was computed at, before the step (movement, Sanh et al.)
+    weights_at: str = "post"
+    #: whether the rule reads gradients (gradual magnitude pruning does not)
+    needs_grads: bool = True
 
     def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
         """Fold one step's weights and gradients into `self.state` (k = 0 on the first update)."""
@@ -435,39 +890,68 @@ class GradualPruner(Pruner):
     @property
     def last_k(self) -> int:
         """The last update index: K - 2 during fine-tuning (official rule), K - 1 before it (and
-        with `final_exact`, or K = 1, where the single update cuts straight to the target)."""
-        if self.mode == "pre" or self.final_exact or self.window == 1:
+        with `final_exact`, an N:M `pattern`, or K = 1, where the last update cuts exactly to the
+        target)."""
+        if self.mode == "pre" or self.final_exact or self.window == 1 or self._nm is not None:
             return self.window - 1
         return self.window - 2
 
     def _ensure_state(self) -> None:
         if not self.state:
-            self.state = {
-                s: [torch.zeros_like(p, dtype=torch.float32) for p in self.params.values()]
+            self.flat = {
+                s: torch.zeros(self.numel, dtype=torch.float32, device=self.device)
                 for s in self.state_names
             }
+            self.state = {s: self._flat_views(f) for s, f in self.flat.items()}
+
+    def _scratch(self, name: str) -> torch.Tensor:
+        """A flat float32 work buffer of the targets' size, allocated once (freed after the window)."""
+        buf = self._scratch_bufs.get(name)
+        if buf is None:
+            buf = torch.empty(self.numel, dtype=torch.float32, device=self.device)
+            self._scratch_bufs[name] = buf
+        return buf
+
+    def current_flat_scores(self) -> torch.Tensor:
+        """`current_scores()` as one flat buffer (a view of the state when the rule allows)."""
+        return self.flat["S"]
+
+    @torch.no_grad()
+    def _snapshot_weights(self) -> None:
+        if self._w_before is None:
+            self._w_before = torch.empty(self.numel, dtype=torch.float32, device=self.device)
+        torch._foreach_copy_(self._flat_views(self._w_before), self._weights())
 
     @torch.no_grad()
     def _update(self, k: int) -> None:
         self._ensure_state()
-        weights = self._weights()
-        grads = self._grads()
+        if self.weights_at == "pre" and self.mode == "dyn":
+            if self._w_before is None:
+                raise RuntimeError(
+                    f"{type(self).__name__}: no weights from before this step were recorded (the "
+                    "pruner must exist before the step that precedes its window)"
+                )
+            weights = self._flat_views(self._w_before)
+        else:
+            weights = self._weights()
+        grads = self._grads() if self.needs_grads else []
         self.update_scores(weights, grads, k)
         if (k + 1) % self.delta_t == 0 or k == self.last_k:
             self._cut(k)
         self.updates = k + 1
+        if k == self.last_k:
+            self._scratch_bufs.clear()  # the window is over: free the work buffers
 
     @torch.no_grad()
     def _cut(self, k: int) -> None:
-        scores = self.current_scores()
-        for n, s in zip(self.names, scores):
-            # S[M == 0] <- 0: pruned weights never come back (also excluded by `previous`)
-            s.masked_fill_(~self.mask[n], 0.0)
+        flat = self.current_flat_scores()
+        alive = self._alive_flat()
+        # S[M == 0] <- 0: pruned weights never come back (also excluded from the selection)
+        flat.masked_fill_(~alive, 0.0)
         keep = self.n_keep(k)
         if k == self.window - 1:  # the schedule's end: exactly round(sparsity * N) pruned
             keep = self.numel - math.floor(self.sparsity * self.numel + 0.5)
-        new = select_global(dict(zip(self.names, scores)), keep, previous=self.mask)
-        self._set_mask(new)
+        self._set_mask(self._select(flat, keep, alive))
 
     # ------------------------------------------------------------------ driving
     @property
@@ -501,10 +985,12 @@ class GradualPruner(Pruner):
                 )
         elif self.start <= self.t <= self.start + self.last_k:
             self._update(self.t - self.start)
-        elif self.t == 0:
+        elif self.t == 0 and self.needs_grads:
             self._grads()  # step() before any backward is a usage error even outside the window
         self.masked.reapply()
         self.t += 1
+        if self.weights_at == "pre" and self.mode == "dyn" and self.in_window:
+            self._snapshot_weights()  # the weights the next step's gradient is computed at
         self.seconds += time.perf_counter() - tic
 
     def prune_before_training(
@@ -566,10 +1052,15 @@ class GradualPruner(Pruner):
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         self.updates = int(state["updates"])
-        self.state = {
-            s: [ts[n].to(self.params[n].device).float().clone() for n in self.names]
-            for s, ts in state["scores"].items()
-        }
+        scores = state["scores"]
+        self.flat, self.state = {}, {}
+        for s, ts in scores.items():
+            self.flat[s] = torch.cat([ts[n].reshape(-1).float() for n in self.names]).to(
+                self.device
+            )
+            self.state[s] = self._flat_views(self.flat[s])
+        if self.weights_at == "pre" and self.mode == "dyn" and self.in_window:
+            self._snapshot_weights()  # load the model's weights before the pruner's state
 
 
 class OneShotPruner(Pruner):
@@ -585,12 +1076,24 @@ class OneShotPruner(Pruner):
         sparsity: float,
         *,
         n_batches: int = 1,
+        scope: str = "global",
+        min_density: float = DEFAULT_MIN_DENSITY,
+        pattern: str | None = None,
         targets: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.n_batches = _check_int("n_batches", n_batches, 1)
-        super().__init__(model, sparsity, targets=targets, exclude=exclude, optimizer=optimizer)
+        super().__init__(
+            model,
+            sparsity,
+            scope=scope,
+            min_density=min_density,
+            pattern=pattern,
+            targets=targets,
+            exclude=exclude,
+            optimizer=optimizer,
+        )
 
     def compute_scores(
         self, batches: Iterable[Any] | None, loss_fn: Callable[..., torch.Tensor] | None
@@ -619,7 +1122,8 @@ class OneShotPruner(Pruner):
             p.grad = saved[n]
         self.model.train(was_training)
         keep = self.numel - math.floor(self.sparsity * self.numel + 0.5)
-        self._set_mask(select_global(dict(zip(self.names, scores)), keep))
+        flat = torch.cat([x.detach().reshape(-1).float() for x in scores])
+        self._set_mask(self._select(flat, keep, None))
         self.pruned_before_training = True
         self.seconds += time.perf_counter() - tic
         return self.mask

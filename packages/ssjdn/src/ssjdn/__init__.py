@@ -6,12 +6,11 @@ semantic heads (LSD) and a semantic-guided triplet loss (STL), with vectorised r
 procedural scene + caption generator and loaders for the RSICD/RSITMD/UCM/Sydney JSON files.
 """
 
+from ssjdn.amfmn import AMFMNStyle, amfmn_config
 from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config, dual_encoder_config
-from ssjdn.data import (
-    SCENE_CLASSES,
+from ssjdn.data import RetrievalData
+from ssjdn.datasets import (
     KarpathyEntry,
-    RetrievalData,
-    Vocabulary,
     image_files,
     label_from_filename,
     load_image_folder,
@@ -19,11 +18,10 @@ from ssjdn.data import (
     load_karpathy_json,
     load_precomp_dataset,
     load_precomp_split,
-    make_scenes,
-    tokenize,
 )
 from ssjdn.metrics import retrieval_metrics, retrieval_ranks
 from ssjdn.models import GRUTextEncoder, ResNetBackbone, SmallCNN, TransformerTextEncoder
+from ssjdn.scenes import SCENE_CLASSES, make_multiscale_scenes, make_scenes
 from ssjdn.ssjdn import (
     SFE,
     SSJDN,
@@ -34,11 +32,13 @@ from ssjdn.ssjdn import (
     salience_suppression,
 )
 from ssjdn.train import TrainHistory, evaluate_retrieval, train_retrieval
+from ssjdn.vocabulary import Vocabulary, tokenize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ABLATION_LADDER",
+    "AMFMNStyle",
     "SCENE_CLASSES",
     "SFE",
     "SSJDN",
@@ -57,6 +57,7 @@ __all__ = [
     "Vocabulary",
     "__version__",
     "ablation_config",
+    "amfmn_config",
     "dual_encoder_config",
     "evaluate_retrieval",
     "image_files",
@@ -66,6 +67,7 @@ __all__ = [
     "load_karpathy_json",
     "load_precomp_dataset",
     "load_precomp_split",
+    "make_multiscale_scenes",
     "make_scenes",
     "retrieval_metrics",
     "retrieval_ranks",

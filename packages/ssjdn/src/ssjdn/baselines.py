@@ -2,7 +2,8 @@
 
 The dual-encoder baseline is VSE++ (Faghri et al., 2018) as used by the remote-sensing retrieval
 papers: the last backbone map mean-pooled, a Bi-GRU caption encoder, the hinge triplet loss with the
-hardest negative. Each rung of the ladder switches on one more SSJDN component.
+hardest negative. Each rung of the ladder switches on one more SSJDN component. The AMFMN-style
+peer lives in `ssjdn.amfmn`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ ABLATION_LADDER: dict[str, dict[str, Any]] = {
     "+STL (full SSJDN)": {"multiscale": True, "sfe": True, "sgs": "both", "lsd": True, "stl": True},
 }
 
-# alternative readings of the reconstructed parts, run beside the ladder: name -> (rung, overrides)
+# the first version's readings of the reconstructed parts, each swapped into the full model and run
+# beside the ladder (and on the validation split, where they lost to the defaults or won):
+# name -> (rung, overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "SSJDN, LSD v1 (residual sum, CE into encoders)": (
-        "+STL (full SSJDN)",
-        {"lsd_combine": "residual", "lsd_detach": False, "lsd_weight": 0.5, "lsd_mix": 1.0},
-    ),
-    "SSJDN, SGS on salience": ("+STL (full SSJDN)", {"sgs_target": "salience"}),
+    "SGS chain (v1)": ("+STL (full SSJDN)", {"sgs_scope": "chain"}),
+    "SGS guide": ("+STL (full SSJDN)", {"sgs_scope": "guide"}),
+    "LSD concat (v1)": ("+STL (full SSJDN)", {"lsd_combine": "concat"}),
+    "LSD prior": ("+STL (full SSJDN)", {"lsd_combine": "prior"}),
+    "STL label (v1)": ("+STL (full SSJDN)", {"stl_rho": "label"}),
+    "STL predicted": ("+STL (full SSJDN)", {"stl_rho": "predicted"}),
 }
 
 

@@ -1,32 +1,67 @@
-"""The SSJDN benchmark: the ablation ladder on the built-in scenes, several seeds, via maskloop.report.
+"""The SSJDN benchmark: the ablation ladder and the AMFMN-style peer on multiscale scenes.
 
-For every seed a fresh train/test draw of the procedural scenes is made and every rung of
-`ABLATION_LADDER` is trained on it with the same budget. Recorded per run: R@1/5/10 both ways, mR,
-mR restricted to small-object queries (``small_mR``), the first epoch reaching 90% of the final mR
-(``epochs_to_90``) and training time. Outputs: ``ssjdn.md``/``.json`` (tables), ``ssjdn.png`` (mR per
-epoch, mean ± std over seeds) and ``ssjdn_retrievals.png`` (query captions with their top-5 images).
+Data (`make_multiscale_scenes`): every scene holds a large group of its class's objects and a
+small group of vehicles/boats/trees/tanks, each caption mentions one scale, and half the images
+come as twins that differ only in the small group. Per seed a fresh draw: train (seed 1000+s),
+test (2000+s, twin fraction 0.5) and the **hard** split (3000+s, every image a twin, so the small
+objects decide). ``--split val`` trains on 4000+s and evaluates on 5000+s / 6000+s instead: the
+validation draws on which the defaults are chosen (never the test draws).
+
+Every (method, seed) run is cached as JSON under ``<out>/cache/``; ``--resume`` reuses finished
+runs and ``--time-limit`` stops starting new ones, so the grid runs in chunks. Recorded per run:
+R@1/5/10 both ways and mR on test and hard, mR of small-object queries (``small_mR``), epochs to 90%
+of the final mR, training time, and diagnostics (LSD label accuracy, agreement of the two BSD
+passes). Outputs: ``ssjdn.md``/``.json`` (or ``ssjdn_validation.*``), the mR-per-epoch figure,
+the SGS suppression figure and retrieval examples.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ssjdn.amfmn import AMFMNStyle, amfmn_config
 from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config
-from ssjdn.data import RetrievalData, make_scenes
+from ssjdn.data import RetrievalData
 from ssjdn.metrics import retrieval_metrics
+from ssjdn.scenes import make_multiscale_scenes
 from ssjdn.ssjdn import SSJDN
-from ssjdn.train import TrainHistory, train_retrieval
+from ssjdn.train import TrainHistory, evaluate_retrieval, train_retrieval
 
-__all__ = ["BenchSettings", "evaluation_seconds", "plot_retrievals", "run_bench", "train_rung"]
+__all__ = [
+    "BenchSettings",
+    "bench_data",
+    "build_method",
+    "evaluation_seconds",
+    "plot_retrievals",
+    "run_bench",
+    "train_rung",
+]
 
 BASELINE = "dual-encoder"
 FULL = "+STL (full SSJDN)"
+PEER = "AMFMN-style"
+EXAMPLE_MODELS = (FULL, "SGS chain (v1)")  # their salience maps go into the figure
+DIAG_KEYS = {
+    "sal_std_s1": "salience spatial std, scale 1",
+    "sal_std_s4": "salience spatial std, scale 4",
+    "lsd_img_acc": "LSD image acc %",
+    "lsd_txt_acc_large": "LSD text acc % (large-object captions)",
+    "lsd_txt_acc_small": "LSD text acc % (small-object captions)",
+    "corr_s1": "corr. of the two passes' salience, scale 1",
+    "corr_s4": "corr. of the two passes' salience, scale 4",
+    "mR_without_f2c": "mR with the f→c pass zeroed",
+    "mR_without_c2f": "mR with the c→f pass zeroed",
+}
+SPLITS = {"test": (1000, 2000, 3000), "val": (4000, 5000, 6000)}
 
 
 @dataclass(frozen=True)
@@ -39,16 +74,67 @@ class BenchSettings:
     epochs: int
     batch_size: int = 128
     lr: float = 2e-3
+    twin_fraction: float = 0.5
 
     @classmethod
     def quick(cls) -> BenchSettings:
-        """CI-sized (about 10 minutes on 2 cores)."""
-        return cls(n_train=800, n_test=250, image_size=48, epochs=15)
+        """The size the committed tables use (2 shared CPU cores)."""
+        return cls(n_train=600, n_test=250, image_size=64, epochs=12)
 
     @classmethod
     def full(cls) -> BenchSettings:
-        """The default run."""
+        """A larger run for a machine of one's own."""
         return cls(n_train=2000, n_test=500, image_size=64, epochs=25)
+
+    def key(self) -> str:
+        """Short hash naming the cache folder of these settings."""
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def bench_data(
+    settings: BenchSettings, seed: int, split: str = "test"
+) -> tuple[RetrievalData, RetrievalData, RetrievalData]:
+    """(train, evaluation, hard evaluation) draws of seed ``seed`` for ``split`` "test" or "val"."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    a, b, c = SPLITS[split]
+    s = settings
+    train = make_multiscale_scenes(s.n_train, s.image_size, a + seed, twin_fraction=s.twin_fraction)
+    test = make_multiscale_scenes(s.n_test, s.image_size, b + seed, twin_fraction=s.twin_fraction)
+    hard = make_multiscale_scenes(s.n_test, s.image_size, c + seed, twin_fraction=1.0)
+    return train, test, hard
+
+
+def build_method(name: str, train: RetrievalData, seed: int, **overrides: Any) -> SSJDN:
+    """The model of ladder rung / variant / peer ``name``, initialisation seeded by ``seed``."""
+    if name == PEER:
+        return AMFMNStyle.from_data(train, amfmn_config(**overrides), seed=seed)
+    return SSJDN.from_data(train, ablation_config(name, **overrides), seed=seed)
+
+
+def train_rung(
+    name: str,
+    train: RetrievalData,
+    test: RetrievalData | None,
+    settings: BenchSettings,
+    seed: int,
+    progress: bool = False,
+    **overrides: Any,
+) -> tuple[SSJDN, TrainHistory]:
+    """Build ``name`` (seeded by ``seed``) and train it with the benchmark's budget, evaluating on
+    ``test`` after every epoch when given. Depends only on the arguments."""
+    model = build_method(name, train, seed, **overrides)
+    hist = train_retrieval(
+        model,
+        train,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        eval_data=test,
+        seed=seed,
+        progress=progress,
+    )
+    return model, hist
 
 
 def evaluation_seconds(n_images: int = 1000, n_captions: int = 5000, repeats: int = 3) -> float:
@@ -64,30 +150,20 @@ def evaluation_seconds(n_images: int = 1000, n_captions: int = 5000, repeats: in
     return best
 
 
-def train_rung(
-    name: str,
-    train: RetrievalData,
-    test: RetrievalData | None,
-    settings: BenchSettings,
-    seed: int,
-    progress: bool = False,
-    **overrides: Any,
-) -> tuple[SSJDN, TrainHistory]:
-    """Build rung/variant ``name`` with its initialisation seeded by ``seed`` and train it with the
-    benchmark's budget (evaluating on ``test`` after every epoch when given). The result depends
-    only on the arguments, not on what the process ran before."""
-    model = SSJDN.from_data(train, ablation_config(name, **overrides), seed=seed)
-    hist = train_retrieval(
-        model,
-        train,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        eval_data=test,
-        seed=seed,
-        progress=progress,
-    )
-    return model, hist
+def end_to_end_seconds(
+    model: SSJDN, n_images: int = 1000, n_captions: int = 5000, image_size: int = 64
+) -> float:
+    """Wall time of encoding n_images images and n_captions captions, the similarity matrix and
+    the metrics (the whole evaluation of a 1,000 x 5,000 test set)."""
+    data = make_multiscale_scenes(min(n_images, 200), image_size, seed=77)
+    reps = int(np.ceil(n_images / len(data)))
+    images = data.images.repeat(reps, 1, 1, 1)[:n_images]
+    caps = (data.flat_captions * int(np.ceil(n_captions / len(data.flat_captions))))[:n_captions]
+    cap_img = np.arange(n_captions) % n_images
+    t = time.perf_counter()
+    sims = model.similarity_of(model.encode_images(images), model.encode_texts(caps))
+    retrieval_metrics(sims, cap_img)
+    return time.perf_counter() - t
 
 
 def plot_retrievals(
@@ -110,7 +186,7 @@ def plot_retrievals(
         *rng.choice(pool_small, k_small, replace=False).tolist(),
         *rng.choice(pool_big, min(n_queries - k_small, len(pool_big)), replace=False).tolist(),
     ]
-    sims = model.encode_images(data.images) @ model.encode_texts([caps[q] for q in queries]).T
+    sims = model.similarity(data.images, [caps[q] for q in queries])
     fig, axes = plt.subplots(len(queries), 5, figsize=(10, 2.3 * len(queries)), squeeze=False)
     for r, q in enumerate(queries):
         top = torch.argsort(sims[:, r], descending=True)[:5].tolist()
@@ -126,7 +202,8 @@ def plot_retrievals(
             if c == 0:
                 ax.set_title(f"“{caps[q]}”", loc="left", fontsize=8)
     fig.suptitle(
-        "SSJDN text→image: top-5 images per query (green = the captioned image)", fontsize=9
+        "SSJDN text→image on the hard split: top-5 images per query (green = the captioned image)",
+        fontsize=9,
     )
     fig.tight_layout()
     path = Path(path)
@@ -136,127 +213,255 @@ def plot_retrievals(
     return path
 
 
-def _rk_table(results: Any, methods: list[str]) -> str:
-    from maskloop.report import markdown_table, mean_std
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
-    keys = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR", "small_mR"]
+
+def _one_run(
+    name: str, seed: int, settings: BenchSettings, split: str, progress: bool
+) -> tuple[dict[str, Any], SSJDN, RetrievalData]:
+    from ssjdn.diagnostics import chain_agreement, label_accuracy, salience_contrast
+
+    train, test, hard = bench_data(settings, seed, split)
+    model, hist = train_rung(name, train, test, settings, seed, progress=progress)
+    final = dict(hist.metrics[-1])
+    h = evaluate_retrieval(model, hard)
+    final["hard_mR"] = h["mR"]
+    final["hard_small_mR"] = h.get("small_mR", float("nan"))
+    final["epochs_to_90"] = hist.epochs_to_fraction(0.9)
+    final["train_s"] = hist.seconds
+    if model.lsd is not None:
+        final.update(label_accuracy(model, test))
+    if model.bsd is not None:
+        final.update(salience_contrast(model, test))
+    if model.bsd is not None and len(model.bsd.orders) == 2:
+        final.update(chain_agreement(model, test))
+    return {"metrics": final, "curve": hist.curve("mR"), "loss": hist.loss}, model, hard
+
+
+def _goal_rows(res: Any, methods: list[str], ladder: list[str], eval_s: float, e2e_s: float) -> str:
+    from maskloop import report
+
+    def vals(m: str, k: str = "mR") -> dict[int, float]:
+        return res.values(k, m)
+
     rows = []
-    for m in methods:
-        row: list[Any] = [m]
-        for k in keys:
-            mu, sd = mean_std(results.values(k, m).values())
-            row.append(f"{mu:.1f} ± {sd:.1f}")
-        rows.append(row)
-    return markdown_table(["method", *keys], rows)
+    for a, b in zip(ladder[:-1], ladder[1:]):
+        va, vb = vals(a), vals(b)
+        shared = sorted(set(va) & set(vb))
+        if len(shared) < 2:
+            rows.append([f"{b} raises mR over {a}", "not run", f"{len(shared)} paired seeds"])
+            continue
+        d = report.paired_difference([vb[s] for s in shared], [va[s] for s in shared])
+        rows.append(
+            [f"{b} raises mR over {a} (CI above 0)", "met" if d.low > 0 else "missed", d.format()]
+        )
+    for other, margin in ((BASELINE, 10.0), (PEER, 2.0)):
+        if FULL in methods and other in methods:
+            vf, vo = vals(FULL), vals(other)
+            shared = sorted(set(vf) & set(vo))
+            if len(shared) >= 2:
+                d = report.paired_difference([vf[s] for s in shared], [vo[s] for s in shared])
+                rows.append(
+                    [
+                        f"full SSJDN >= {other} + {margin:g} mR",
+                        "met" if d.mean >= margin else "missed",
+                        d.format(),
+                    ]
+                )
+    rows.append(
+        ["metrics of 1,000 x 5,000 < 5 s", "met" if eval_s < 5 else "missed", f"{eval_s:.3f} s"]
+    )
+    if e2e_s == e2e_s:
+        rows.append(
+            [
+                "whole evaluation (encode 1,000 images + 5,000 captions, similarity, metrics) < 5 s",
+                "met" if e2e_s < 5 else "missed",
+                f"{e2e_s:.2f} s",
+            ]
+        )
+    return report.markdown_table(["goal", "status", "measured (paired Δ [95% CI])"], rows)
 
 
 def run_bench(
-    out: str | Path = "docs/benchmarks",
-    quick: bool = False,
-    seeds: int = 3,
+    out: str | Path = "ssjdn-bench",
+    quick: bool = True,
+    seeds: int = 5,
     settings: BenchSettings | None = None,
     methods: list[str] | None = None,
     command: str | None = None,
     progress: bool = True,
+    split: str = "test",
+    resume: bool = False,
+    time_limit: float | None = None,
+    cache_dir: str | Path | None = None,
+    time_evaluation: bool = True,
 ) -> dict[str, Any]:
-    """Run the ablation ladder and write ``ssjdn.md``/``.json``/``.png`` (+ retrieval figure) to ``out``.
+    """Run ``methods`` x ``seeds`` (cached per run under ``cache_dir``, default ``out/cache``) and
+    write the report.
 
-    Returns the Results object, the table text and the goal checks.
+    ``resume`` reuses cached runs; ``time_limit`` (seconds) stops starting new runs, so a long grid
+    runs in chunks. ``time_evaluation`` times the whole 1,000 x 5,000 evaluation with the seed-0
+    full model (encoding included). Returns the Results, the table text, the goal table and the missing runs.
     """
     from maskloop import report
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive int, got {seeds!r}")
-    methods = list(methods) if methods is not None else [*ABLATION_LADDER, *VARIANTS]
-    bad = [m for m in methods if m not in ABLATION_LADDER and m not in VARIANTS]
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
+    known = [*ABLATION_LADDER, PEER, *VARIANTS]
+    methods = list(methods) if methods is not None else known
+    bad = [m for m in methods if m not in known]
     if bad:
-        raise ValueError(
-            f"methods must be rungs of the ladder {list(ABLATION_LADDER)} or variants "
-            f"{list(VARIANTS)}, got {bad}"
-        )
-    ladder = [m for m in methods if m in ABLATION_LADDER]
-    if not ladder:
-        raise ValueError("methods must include at least one rung of the ladder")
+        raise ValueError(f"methods must be among {known}, got {bad}")
+    ladder = [m for m in ABLATION_LADDER if m in methods]
     s = settings or (BenchSettings.quick() if quick else BenchSettings.full())
     out = Path(out)
+    cache = (Path(cache_dir) if cache_dir is not None else out / "cache") / split / s.key()
+    cache.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    cmd = command or f"ssjdn bench{' --quick' if quick else ''} --seeds {seeds}"
-    res = report.Results("ssjdn", cmd, config={**s.__dict__, "seeds": seeds, "methods": methods})
+    cmd = command or f"ssjdn bench --seeds {seeds}" + (" --split val" if split == "val" else "")
+    stem = "ssjdn" if split == "test" else "ssjdn_validation"
+    res = report.Results("ssjdn", cmd, config={**asdict(s), "seeds": seeds, "split": split})
     curves = report.Results("ssjdn", cmd)
-    example: tuple[SSJDN, RetrievalData] | None = None
+    examples: dict[str, tuple[SSJDN, RetrievalData]] = {}
+    missing: list[str] = []
     t_start = time.perf_counter()
     for seed in range(seeds):
-        train = make_scenes(s.n_train, s.image_size, seed=1000 + seed)
-        test = make_scenes(s.n_test, s.image_size, seed=2000 + seed)
         for name in methods:
-            model, hist = train_rung(name, train, test, s, seed, progress=progress)
-            final = hist.metrics[-1]
-            res.add(
-                name,
-                seed,
-                {**final, "epochs_to_90": hist.epochs_to_fraction(0.9), "train_s": hist.seconds},
-            )
-            for e, m in enumerate(hist.metrics, 1):
-                curves.add(name, seed, {"mR": m["mR"]}, epoch=e)
-            print(
-                f"seed {seed} {name:22s} mR {final['mR']:5.1f} small {final.get('small_mR', 0):5.1f} "
-                f"({hist.seconds:.0f}s)",
-                flush=True,
-            )
-            if seed == 0 and name == (FULL if FULL in methods else ladder[-1]):
-                example = (model, test)
+            f = cache / f"{_slug(name)}__seed{seed}.json"
+            saved = cache / f"{_slug(name)}__seed{seed}.model"
+            want_model = seed == 0 and name in EXAMPLE_MODELS and split == "test"
+            if resume and f.is_file():
+                run = json.loads(f.read_text())
+                if want_model and saved.is_dir():
+                    cls = AMFMNStyle if name == PEER else SSJDN
+                    examples[name] = (cls.load(saved), bench_data(s, seed, split)[2])
+            elif time_limit is not None and time.perf_counter() - t_start > time_limit:
+                missing.append(f"{name} seed {seed}")
+                continue
+            else:
+                run, model, hard = _one_run(name, seed, s, split, progress)
+                f.write_text(json.dumps(run))
+                if want_model:
+                    model.save(saved)
+                    examples[name] = (model, hard)
+                m = run["metrics"]
+                print(
+                    f"[{split}] seed {seed} {name:28s} mR {m['mR']:5.1f} small {m.get('small_mR', 0):5.1f} "
+                    f"hard {m['hard_mR']:5.1f} ({m['train_s']:.0f}s, total "
+                    f"{(time.perf_counter() - t_start) / 60:.1f} min)",
+                    flush=True,
+                )
+            res.add(name, seed, run["metrics"])
+            for e, v in enumerate(run["curve"], 1):
+                curves.add(name, seed, {"mR": v}, epoch=e)
     total = time.perf_counter() - t_start
+    done = [m for m in methods if res.values("mR", m)]
+    if not done:
+        raise RuntimeError(f"no run finished within time_limit={time_limit}")
     eval_s = evaluation_seconds()
-    base = BASELINE if BASELINE in methods else ladder[0]
-    mr_table = res.table("mR", baseline=base, setting_keys=[])
-    small_table = res.table("small_mR", baseline=base, setting_keys=[])
-    conv_table = res.table("epochs_to_90", setting_keys=[], digits=1)
-    rk = _rk_table(res, methods)
-    means = {m: float(np.mean(list(res.values("mR", m).values()))) for m in methods}
-    smeans = {m: float(np.mean(list(res.values("small_mR", m).values()))) for m in methods}
-    top = FULL if FULL in methods else ladder[-1]
-    gain = means[top] - means[base]
-    sgain = smeans[top] - smeans[base]
-    steps = [means[b] - means[a] for a, b in zip(ladder[:-1], ladder[1:])]
-    goals = {
-        f"{top} ahead of {base} by >= 5 mR": (gain >= 5.0, f"{gain:+.2f} mR"),
-        "each component adds on the ladder": (
-            all(d > 0 for d in steps),
-            ", ".join(f"{b}: {d:+.2f}" for b, d in zip(ladder[1:], steps)),
-        ),
-        "larger (positive) gain on small-object queries": (
-            sgain > max(gain, 0.0),
-            f"small {sgain:+.2f} vs all {gain:+.2f}",
-        ),
-        "evaluation of 1,000 x 5,000 under 5 s": (eval_s < 5.0, f"{eval_s:.3f} s"),
-    }
-    goal_rows = [[g, "met" if ok else "missed", v] for g, (ok, v) in goals.items()]
-    goal_table = report.markdown_table(["goal", "status", "measured"], goal_rows)
-    out.mkdir(parents=True, exist_ok=True)
-    png = report.plot_metric(
-        curves,
-        "mR",
-        "epoch",
-        out / "ssjdn.png",
-        title="SSJDN ladder: test mR per epoch (mean ± std over seeds)",
-        ylabel="mR (%)",
+    e2e_s = float("nan")
+    if examples and time_evaluation:
+        torch.set_num_threads(2)
+        timed = examples.get(FULL, next(iter(examples.values())))[0]
+        e2e_s = end_to_end_seconds(timed, image_size=s.image_size)
+    base = BASELINE if BASELINE in done else done[0]
+    tables = {}
+    for metric in ("mR", "small_mR", "hard_mR", "hard_small_mR"):
+        tables[metric] = res.table(metric, baseline=base, setting_keys=[], methods=done)
+    step_rows = []
+    ladder_done = [m for m in ladder if m in done]
+    for a, b in zip(ladder_done[:-1], ladder_done[1:]):
+        for metric in ("mR", "hard_mR"):
+            va, vb = res.values(metric, a), res.values(metric, b)
+            shared = sorted(set(va) & set(vb))
+            if shared:
+                d = report.paired_difference([vb[x] for x in shared], [va[x] for x in shared])
+                step_rows.append([f"{a} → {b}", metric, len(shared), d.format()])
+    step_table = report.markdown_table(["rung", "metric", "n", "paired Δ [95% CI]"], step_rows)
+    keys = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"]
+    rk_rows = []
+    for m in done:
+        row: list[Any] = [m]
+        for k in keys:
+            mu, sd = report.mean_std(res.values(k, m).values())
+            row.append(f"{mu:.1f} ± {sd:.1f}")
+        rk_rows.append(row)
+    rk = report.markdown_table(["method", *keys], rk_rows)
+    diag_rows = []
+    for m in done:
+        row = [m]
+        for k in DIAG_KEYS:
+            try:
+                v = res.values(k, m)
+            except (KeyError, ValueError):
+                v = {}
+            row.append(report.format_mean_std(v.values(), 2) if v else "—")
+        diag_rows.append(row)
+    diag = report.markdown_table(
+        ["method", *DIAG_KEYS.values()],
+        diag_rows,
     )
-    figs = [png.name]
-    if example is not None:
-        figs.append(plot_retrievals(example[0], example[1], out / "ssjdn_retrievals.png").name)
+    conv = res.table("epochs_to_90", setting_keys=[], digits=1, methods=done)
+    timing = res.table("train_s", setting_keys=[], digits=1, methods=done)
+    goals = _goal_rows(res, done, ladder_done, eval_s, e2e_s)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = [
+        report.plot_metric(
+            curves,
+            "mR",
+            "epoch",
+            out / f"{stem}.png",
+            title=f"mR per epoch on the {split} draw (mean ± std over seeds)",
+            ylabel="mR (%)",
+        ).name
+    ]
+    if split == "test" and examples:
+        from ssjdn.diagnostics import plot_suppression
+
+        first = next(iter(examples.values()))
+        figs.append(plot_retrievals(*first, out / "ssjdn_retrievals.png").name)
+        figs.append(
+            plot_suppression(
+                {k: v[0] for k, v in examples.items()},
+                next(iter(examples.values()))[1],
+                out / "ssjdn_sgs.png",
+            ).name
+        )
+    what = "validation" if split == "val" else "test"
     sections = [
-        f"Built-in procedural scenes: {s.n_train} training / {s.n_test} test images ({s.image_size}px, "
-        f"5 captions each, 10 classes), {s.epochs} epochs, batch {s.batch_size}, Adam lr {s.lr}, "
-        f"seeds 0..{seeds - 1} (fresh scenes per seed). Total wall time {total / 60:.1f} min.",
-        "## mR (mean of R@1/5/10 both ways), paired Δ against the dual encoder\n\n" + mr_table,
-        "## mR on small-object queries (captions/images whose objects are all small; full gallery)\n\n"
-        + small_table,
+        f"Multiscale procedural scenes (`make_multiscale_scenes`): {s.n_train} training / {s.n_test} "
+        f"{what} images ({s.image_size}px, 5 captions each, one scale per caption, 10 classes, twin "
+        f"fraction {s.twin_fraction}) plus a hard draw of {s.n_test} images that all come as twins "
+        f"differing only in the small group; {s.epochs} epochs, batch {s.batch_size}, Adam lr {s.lr}; "
+        f"seeds 0..{seeds - 1} (a fresh draw per seed). Wall time of this invocation "
+        f"{total / 60:.1f} min (cached runs reused: {resume}).",
+        "Not run (time limit): " + (", ".join(missing) if missing else "none") + ".",
+        "## Goals\n\n" + goals,
+        "## Each rung against the one below (paired over seeds)\n\n" + step_table,
+        f"## mR, paired Δ against {base}\n\n" + tables["mR"],
+        "## mR of small-object queries (full gallery)\n\n" + tables["small_mR"],
+        "## Hard split (every image has a twin differing in the small group): mR\n\n"
+        + tables["hard_mR"],
+        "## Hard split: mR of small-object queries\n\n" + tables["hard_small_mR"],
         "## R@K (mean ± std over seeds)\n\n" + rk,
-        "## Epochs to 90% of the final mR (convergence)\n\n" + conv_table,
-        "## Goals\n\n" + goal_table,
+        "## Diagnostics (why a component adds or not)\n\n" + diag,
+        "## Epochs to 90% of the final mR\n\n" + conv,
+        "## Training seconds per run\n\n" + timing,
         "## Figures\n\n" + "\n\n".join(f"![{f}]({f})" for f in figs),
     ]
-    report.write_report(out / "ssjdn.md", "SSJDN benchmark (ablation ladder)", sections, res)
-    text = "\n".join([mr_table, small_table, rk, conv_table, goal_table])
+    report.write_report(out / f"{stem}.md", f"SSJDN benchmark ({what} split)", sections, res)
+    text = "\n\n".join([goals, step_table, tables["mR"], tables["hard_mR"], diag])
     print(text)
-    return {"results": res, "curves": curves, "table": text, "goals": goals, "seconds": total}
+    return {
+        "results": res,
+        "curves": curves,
+        "table": text,
+        "goals": goals,
+        "missing": missing,
+        "seconds": total,
+    }

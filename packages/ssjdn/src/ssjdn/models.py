@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssjdn.data import Vocabulary
+from ssjdn.vocabulary import Vocabulary
 
 __all__ = [
     "GRUTextEncoder",

@@ -1,24 +1,34 @@
-"""Training and evaluation of retrieval models (SSJDN and its ablations).
+"""Training and evaluation of retrieval models (SSJDN, its ablations and the AMFMN-style peer).
 
-A paired image-caption loop rather than `maskloop.fit`: fit's ``loss_fn(outputs, targets)`` contract
-is shaped for classification, while retrieval needs both modalities, the labels and the image ids of
-a batch in one loss. The loop still uses maskloop's seeding.
+Training runs through `maskloop.fit` with a retrieval objective (`RetrievalObjective`: a batch of
+image-caption pairs -> per-pair L_STL + lambda L_LSD) on `PairBatches` (one random caption per image
+per epoch, drawn from the batches' own torch generator, which `maskloop.Checkpoint` saves), so a run
+resumes from a checkpoint to exactly the weights of an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from maskloop import Callback, LoopState, fit
 
 from ssjdn.data import RetrievalData
 from ssjdn.metrics import retrieval_metrics
 from ssjdn.ssjdn import SSJDN
 
-__all__ = ["TrainHistory", "evaluate_retrieval", "train_retrieval"]
+__all__ = [
+    "PairBatches",
+    "RetrievalObjective",
+    "TrainHistory",
+    "evaluate_retrieval",
+    "train_retrieval",
+]
 
 
 @dataclass
@@ -46,7 +56,9 @@ class TrainHistory:
 def evaluate_retrieval(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     """R@1/5/10 both ways and mR on ``data``; with small-object flags also ``small_mR`` (queries
     about small objects only, full gallery)."""
-    sims = model.encode_images(data.images) @ model.encode_texts(data.flat_captions).T
+    sims = model.similarity_of(
+        model.encode_images(data.images), model.encode_texts(data.flat_captions)
+    )
     out = retrieval_metrics(sims, data.caption_image)
     flags = data.caption_small, data.image_small
     if flags[0] is not None and flags[1] is not None and flags[0].any() and flags[1].any():
@@ -58,6 +70,100 @@ def evaluate_retrieval(model: SSJDN, data: RetrievalData) -> dict[str, float]:
         )
         out["small_mR"] = small["mR"]
     return out
+
+
+class PairBatches:
+    """Batches of image-caption pairs for `maskloop.fit`: each epoch a fresh permutation of the
+    images and one random caption per image, both drawn from ``generator`` (a `torch.Generator`
+    that `maskloop.Checkpoint` saves and restores). A batch is ``(images, ids, mask, labels,
+    image_ids)``; a last batch of a single image is dropped (its negatives come from the batch)."""
+
+    def __init__(
+        self,
+        data: RetrievalData,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        batch_size: int,
+        generator: torch.Generator,
+    ) -> None:
+        self.data, self.ids, self.mask = data, ids, mask
+        self.batch_size = batch_size
+        self.generator = generator
+        counts = [len(c) for c in data.captions]
+        self.counts = torch.as_tensor(counts)
+        self.starts = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]))
+        self.cap_img = torch.as_tensor(data.caption_image)
+
+    def __len__(self) -> int:
+        n, b = len(self.data), self.batch_size
+        return n // b + (1 if n % b >= 2 else 0)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        n = len(self.data)
+        order = torch.randperm(n, generator=self.generator)
+        pick = (torch.rand(n, generator=self.generator) * self.counts).long()
+        caps = self.starts + pick.clamp(max=self.counts - 1)
+        for k in range(0, n, self.batch_size):
+            img_idx = order[k : k + self.batch_size]
+            if len(img_idx) < 2:
+                continue
+            cap_idx = caps[img_idx]
+            c_ids, c_mask = self.ids[cap_idx], self.mask[cap_idx]
+            L = int(c_mask.sum(1).max())
+            yield (
+                self.data.images[img_idx],
+                c_ids[:, :L],
+                c_mask[:, :L],
+                self.data.labels[img_idx],
+                self.cap_img[cap_idx],
+            )
+
+
+class RetrievalObjective:
+    """`maskloop.fit` objective: per-pair loss ``model.loss(model(images, ids, mask), labels,
+    image_ids)`` (L_STL + lambda L_LSD for SSJDN), logged as ``loss``."""
+
+    def __call__(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        images, ids, mask, labels, image_ids = batch
+        net = getattr(model, "module", model)  # DDP-wrapped or not
+        out = model(images, ids, mask)
+        return net.loss(out, labels, image_ids), {}
+
+
+class _RetrievalSchedule(Callback):
+    """Summed negatives during the warm-up epochs, gradient clipping with a finite-norm check, and
+    the retrieval metrics of ``eval_data`` recorded after every epoch (as ``eval_<name>``)."""
+
+    order = 10
+
+    def __init__(self, warmup_epochs: int, clip: float, eval_data: RetrievalData | None) -> None:
+        self.warmup_epochs, self.clip, self.eval_data = warmup_epochs, clip, eval_data
+        self.negatives: str | None = None
+
+    def on_fit_start(self, state: LoopState) -> None:
+        self.negatives = state.model.criterion.negatives
+
+    def on_epoch_start(self, state: LoopState) -> None:
+        crit = state.model.criterion
+        crit.negatives = "sum" if state.epoch < self.warmup_epochs else self.negatives
+
+    def on_after_backward(self, state: LoopState) -> None:
+        params = [p for p in state.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.clip)
+        if not bool(torch.isfinite(norm)):
+            raise ValueError(
+                f"gradient norm is {float(norm)} at epoch {state.epoch}, step {state.step}: "
+                "stopped before the update; lower lr or check the data"
+            )
+
+    def on_epoch_end(self, state: LoopState) -> None:
+        if self.eval_data is not None:
+            for k, v in evaluate_retrieval(state.model, self.eval_data).items():
+                state.metrics[f"eval_{k}"] = v
+
+    def on_fit_end(self, state: LoopState) -> None:
+        if self.negatives is not None:
+            state.model.criterion.negatives = self.negatives
 
 
 def train_retrieval(
@@ -72,12 +178,16 @@ def train_retrieval(
     eval_data: RetrievalData | None = None,
     seed: int = 0,
     progress: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainHistory:
-    """Train ``model`` on image-caption pairs (one random caption per image per epoch).
+    """Train ``model`` on image-caption pairs with `maskloop.fit` and `RetrievalObjective`.
 
-    Adam with cosine decay; during the first ``warmup_epochs`` the triplet loss sums all negatives
-    (hardest-negative training from scratch is unstable at first, as VSE++ reports). With
-    ``eval_data`` the retrieval metrics are recorded after every epoch.
+    Adam with cosine decay over the epochs; during the first ``warmup_epochs`` the triplet loss sums
+    all negatives (hardest-negative training from scratch is unstable at first, as VSE++ reports);
+    gradients clipped to norm 2. With ``eval_data`` the retrieval metrics are recorded after every
+    epoch. ``callbacks`` go to `fit`, e.g. ``maskloop.Checkpoint(dir)`` to save every epoch and
+    resume an interrupted run to identical weights. A non-finite loss raises
+    `maskloop.NonFiniteLossError` (a ValueError) naming the epoch and step, before the update.
     """
     if not isinstance(model, SSJDN):
         raise TypeError(f"model must be an SSJDN, got {type(model).__name__}")
@@ -90,49 +200,41 @@ def train_retrieval(
         raise ValueError(
             f"batch_size must be >= 2 (negatives come from the batch), got {batch_size}"
         )
+    for name, v in (("lr", lr), ("weight_decay", weight_decay)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if lr == 0:
+        raise ValueError("lr must be > 0")
+    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be an int >= 0, got {warmup_epochs!r}")
+    if eval_data is not None and not isinstance(eval_data, RetrievalData):
+        raise TypeError(
+            f"eval_data must be a RetrievalData or None, got {type(eval_data).__name__}"
+        )
+    if len(train) < 2:
+        raise ValueError(f"train must hold at least 2 images, got {len(train)}")
     from maskloop import seed_everything
 
     gen = seed_everything(seed)
-    rng = np.random.default_rng(seed)
     ids, mask = model.text.tokenize(train.flat_captions)
-    cap_img = train.caption_image
-    starts = np.concatenate([[0], np.cumsum([len(c) for c in train.captions])[:-1]])
-    counts = np.asarray([len(c) for c in train.captions])
+    batches = PairBatches(train, ids, mask, batch_size, gen)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = int(np.ceil(len(train) / batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-    hist = TrainHistory()
-    negatives = model.criterion.negatives
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     t0 = time.perf_counter()
-    bar = tqdm(range(epochs), desc="train", disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        model.criterion.negatives = "sum" if epoch < warmup_epochs else negatives
-        order = torch.randperm(len(train), generator=gen).numpy()
-        caps = starts + rng.integers(0, counts)  # one caption per image this epoch
-        total, n = 0.0, 0
-        for k in range(0, len(order), batch_size):
-            img_idx = order[k : k + batch_size]
-            if len(img_idx) < 2:
-                continue
-            cap_idx = caps[img_idx]
-            c_ids, c_mask = ids[cap_idx], mask[cap_idx]
-            L = int(c_mask.sum(1).max())
-            out = model(train.images[torch.as_tensor(img_idx)], c_ids[:, :L], c_mask[:, :L])
-            labels = train.labels[torch.as_tensor(img_idx)]
-            loss = model.loss(out, labels, torch.as_tensor(cap_img[cap_idx])).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 2.0)
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(img_idx)
-            n += len(img_idx)
-        hist.loss.append(total / max(n, 1))
+    history = fit(
+        model,
+        batches,
+        epochs=epochs,
+        optimizer=opt,
+        objective=RetrievalObjective(),
+        scheduler=sched,
+        callbacks=[_RetrievalSchedule(warmup_epochs, 2.0, eval_data), *callbacks],
+        progress=progress,
+    )
+    hist = TrainHistory(seconds=time.perf_counter() - t0)
+    for e in history.epochs:
+        hist.loss.append(float(e["train_loss"]))
         if eval_data is not None:
-            hist.metrics.append(evaluate_retrieval(model, eval_data))
-            bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", mR=f"{hist.metrics[-1]['mR']:.1f}")
-    model.criterion.negatives = negatives
-    hist.seconds = time.perf_counter() - t0
+            hist.metrics.append({k[5:]: v for k, v in e.items() if k.startswith("eval_")})
     return hist

@@ -14,12 +14,14 @@ from ted_prune.baselines import (
     GraNd,
     InfoBatch,
     RandomDynamic,
+    RandomSizes,
     RandomStatic,
     static_keep_for_budget,
 )
 from ted_prune.callbacks import PrunedLoader, PrunerCallback, indexed
 from ted_prune.pruner import DataPruner, ProgressiveSchedule, ScheduledPruner, keep_for_budget
 from ted_prune.ted import (
+    SPEC_READING,
     TEDPruner,
     alignment_full,
     alignment_last_layer,
@@ -27,6 +29,7 @@ from ted_prune.ted import (
     per_sample_grads,
     predicted_igd,
 )
+from ted_prune.wrap import TED
 
 __version__ = "0.1.0"
 
@@ -41,7 +44,10 @@ __all__ = [
     "PrunedLoader",
     "PrunerCallback",
     "RandomDynamic",
+    "RandomSizes",
     "RandomStatic",
+    "SPEC_READING",
+    "TED",
     "ScheduledPruner",
     "TEDPruner",
     "__version__",

@@ -4,11 +4,12 @@
 - `RandomStatic`: one random subset of size `keep * N`, fixed for the whole run.
 - `RandomDynamic`: a fresh random subset each epoch, on TED's own `ProgressiveSchedule` (the key
   control: same spent budget, no scoring).
-- `InfoBatch` (Qin et al., ICLR 2024, reimplemented): samples whose last loss is below the mean are
-  pruned at random with probability r, kept ones get their loss scaled by 1/(1 - r); the last
-  `anneal` fraction of epochs use all data. Its `prune_ratio` only applies to below-mean samples, so
-  here r is set per epoch from a target keep ratio (r = (1 - k) N / #below-mean, capped at 1) to
-  match budgets by sample-gradient count.
+- `InfoBatch` (Qin et al., ICLR 2024, as the authors' code runs it): a fraction r of the samples
+  whose last loss is below the mean is pruned at random, kept ones get their loss scaled by
+  1/(1 - r); r <= 0.9; the last `anneal` fraction of epochs use all data with weights reset to 1.
+  With `keep`, r is set per epoch (r = (1 - k) N / #below-mean, capped at 0.9) to approach a target
+  kept fraction; where the cap binds the achieved f is higher than asked, and `budget()` says so.
+- `RandomSizes`: random selection with another method's per-epoch sizes (its own schedule).
 - `EL2N`, `GraNd` (Paul et al., NeurIPS 2021) and `Forgetting` (Toneva et al., ICLR 2019): static
   scores from the first `score_epochs` full-data epochs (from the training forward pass), then the
   highest-scored `keep * N` samples for the rest of the run. GraNd uses the closed-form last-layer
@@ -34,6 +35,7 @@ __all__ = [
     "GraNd",
     "InfoBatch",
     "RandomDynamic",
+    "RandomSizes",
     "RandomStatic",
     "static_keep_for_budget",
 ]
@@ -92,17 +94,25 @@ class RandomDynamic(ScheduledPruner):
 
 
 class InfoBatch(DataPruner):
-    """InfoBatch: unbiased soft random pruning of below-mean-loss samples with loss rescaling.
+    """InfoBatch (Qin et al., ICLR 2024) as its authors run it: soft random pruning of below-mean-loss
+    samples with loss rescaling, a ratio capped at 0.9 and annealing on full data.
 
-    Epoch e (not in the final `anneal` fraction): well-learned = {i : s_i < mean(s)} with s_i the
-    sample's last training loss (initialised to 1, so epoch 0 prunes nothing); each is dropped with
-    probability r_e, and kept well-learned samples have their loss multiplied by 1 / (1 - r_e).
-    `prune_ratio` fixes r (the paper's form); `keep` instead sets r_e = min(1, (1-keep) N / |W_e|)
-    so the expected kept fraction is `keep` (budget matching by sample-gradient count).
+    Follows the authors' `infobatch.InfoBatch` (github.com/NUS-HPC-AI-Lab/InfoBatch), checked side
+    by side on identical loss sequences (see docs): every sample's score is its last training loss,
+    all equal at the start (so epoch 0 prunes nothing); in a pruning epoch the well-learned set is
+    W = {i : s_i < mean(s)}, exactly int((1 - r) |W|) of them are kept uniformly at random and get the
+    loss weight 1 / (1 - r), every other weight is 1; the ratio is capped, r <= `max_ratio` = 0.9
+    (the authors' `keep_ratio = max(0.1, 1 - prune_ratio)`); pruning stops once e + 1 > (1 - anneal) E
+    (the authors' `delta = 0.875`), and every weight is reset to 1 in those annealing epochs.
+
+    `prune_ratio` fixes r (the authors' form). `keep` instead sets r_e = min(max_ratio,
+    (1 - keep) N / |W_e|) per epoch, aiming at a kept fraction `keep` (budget matching by
+    sample-gradient count); where the cap binds, the kept fraction stays above `keep` and the
+    achieved f (`budget()`) shows it: InfoBatch cannot go below N - 0.9 |W_e| samples per epoch.
     """
 
     name = "infobatch"
-    exact_plan = False  # kept counts are random (below-mean samples dropped with probability r)
+    exact_plan = False  # kept counts depend on |W_e|
     reweights = True  # kept below-mean samples get 1 / (1 - r)
 
     def __init__(
@@ -113,19 +123,29 @@ class InfoBatch(DataPruner):
         *,
         prune_ratio: float | None = None,
         anneal: float = 0.125,
+        max_ratio: float = 0.9,
         **kw: Any,
     ) -> None:
         super().__init__(dataset, epochs, **kw)
         if (keep is None) == (prune_ratio is None):
             raise ValueError("give exactly one of keep (target kept fraction) and prune_ratio")
         self.keep = None if keep is None else _check_keep("keep", keep)
-        self.prune_ratio = None if prune_ratio is None else float(prune_ratio)
-        if self.prune_ratio is not None and not 0 <= self.prune_ratio < 1:
-            raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio!r}")
-        if not isinstance(anneal, (int, float)) or not 0 <= anneal <= 1:
+        if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)):
+            raise TypeError(f"max_ratio must be a float in [0, 1), got {max_ratio!r}")
+        if not 0 <= max_ratio < 1:
+            raise ValueError(f"max_ratio must be in [0, 1), got {max_ratio!r}")
+        self.max_ratio = float(max_ratio)
+        if prune_ratio is not None:
+            if isinstance(prune_ratio, bool) or not isinstance(prune_ratio, (int, float)):
+                raise TypeError(f"prune_ratio must be a float in [0, 1), got {prune_ratio!r}")
+            if not 0 <= prune_ratio < 1:
+                raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio!r}")
+        self.prune_ratio = None if prune_ratio is None else min(float(prune_ratio), self.max_ratio)
+        if isinstance(anneal, bool) or not isinstance(anneal, (int, float)) or not 0 <= anneal <= 1:
             raise ValueError(f"anneal must be a fraction of epochs in [0, 1], got {anneal!r}")
         self.anneal = float(anneal)
-        self.stop_epoch = self.epochs - math.ceil(self.anneal * self.epochs)
+        # the authors prune while (e + 1) <= delta * E, delta = 1 - anneal
+        self.stop_epoch = min(self.epochs, math.floor((1.0 - self.anneal) * self.epochs + 1e-9))
         self.loss = torch.ones(self.n, dtype=torch.float64)
         self._pending = torch.zeros(self.n, dtype=torch.float64)
         self._seen = torch.zeros(self.n, dtype=torch.bool)
@@ -148,27 +168,29 @@ class InfoBatch(DataPruner):
         ]
 
     def _select(self, epoch: int) -> Selection:
-        self.weight = torch.ones(self.n, dtype=torch.float64)
+        self.weight = torch.ones(self.n, dtype=torch.float64)  # reset (annealing included)
+        self.ratio = 0.0
         if epoch >= self.stop_epoch:
-            self.ratio = 0.0
             return Selection.full(self.n)
         well = self.loss < self.loss.mean()
         nw = int(well.sum())
         if nw == 0:
-            self.ratio = 0.0
             return Selection.full(self.n)
         if self.prune_ratio is not None:
             r = self.prune_ratio
         else:
-            r = min(1.0, (1.0 - self.keep) * self.n / nw)
+            r = min(self.max_ratio, (1.0 - self.keep) * self.n / nw)
+        # the authors' keep_ratio = max(0.1, 1 - r): rounded so 1 - 0.9 is 0.1, not 0.0999...
+        kf = max(round(1.0 - self.max_ratio, 12), 1.0 - r)
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        drop = well & (torch.rand(self.n, generator=g, dtype=torch.float64) < r)
-        if bool(drop.all()):
-            drop[torch.nonzero(drop)[0]] = False
-        if r < 1.0:
-            self.weight[well] = 1.0 / (1.0 - r)
-        self.ratio = r
-        return Selection.from_mask(~drop)
+        well_idx = torch.nonzero(well).flatten()
+        kept = well_idx[torch.randperm(nw, generator=g)[: int(kf * nw)]]
+        mask = ~well
+        mask[kept] = True
+        if kept.numel():
+            self.weight[kept] = 1.0 / kf
+        self.ratio = 1.0 - kf
+        return Selection.from_mask(mask)
 
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
         self.select(self.epoch)
@@ -195,6 +217,54 @@ class InfoBatch(DataPruner):
 
     def _load_extra(self, extra: Mapping[str, Any]) -> None:
         self.loss = extra["loss"].clone()
+
+
+class RandomSizes(DataPruner):
+    """Random selection on another method's own schedule: the control that separates a method's
+    selection rule from its schedule.
+
+    `sizes[e]` samples are kept in epoch e (e.g. the sizes InfoBatch or EL2N actually trained on,
+    `[r["selected"] for r in pruner.log]`), drawn uniformly at random, afresh every epoch
+    (`dynamic=True`) or once per distinct size (`dynamic=False`: the static control of a static
+    method such as EL2N, whose kept set is fixed after its scoring epochs). Weights are all 1.
+    """
+
+    name = "random_sizes"
+
+    def __init__(
+        self, dataset: Any, epochs: int, sizes: Any, *, dynamic: bool = True, **kw: Any
+    ) -> None:
+        super().__init__(dataset, epochs, **kw)
+        try:
+            sizes = [int(s) for s in sizes]
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}") from err
+        if len(sizes) != self.epochs:
+            raise ValueError(f"sizes has {len(sizes)} entries, epochs is {self.epochs}")
+        bad = [(e, s) for e, s in enumerate(sizes) if not 1 <= s <= self.n]
+        if bad:
+            raise ValueError(f"sizes must lie in [1, {self.n}]; bad (epoch, size): {bad}")
+        if not isinstance(dynamic, bool):
+            raise TypeError(f"dynamic must be a bool, got {dynamic!r}")
+        self.sizes = sizes
+        self.dynamic = dynamic
+
+    def keep_ratio(self, epoch: int | None = None) -> float:
+        return self.sizes[self.epoch if epoch is None else epoch] / self.n
+
+    def planned_sizes(self) -> list[int]:
+        return list(self.sizes)
+
+    def _select(self, epoch: int) -> Selection:
+        k = self.sizes[epoch]
+        if k >= self.n:
+            return Selection.full(self.n)
+        stream = epoch if self.dynamic else k
+        g = torch.Generator().manual_seed(self.seed * 100_003 + stream)
+        return Selection(torch.randperm(self.n, generator=g)[:k], self.n)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"sizes": list(self.sizes), "dynamic": self.dynamic}
 
 
 class _StaticScore(DataPruner):

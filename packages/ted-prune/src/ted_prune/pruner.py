@@ -10,10 +10,13 @@ methods are compared at the same *spent* budget, not at the same nominal keep ra
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import numbers
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -440,6 +443,73 @@ class DataPruner:
 
     def _load_extra(self, extra: Mapping[str, Any]) -> None:
         pass
+
+    def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """Write `state_dict()` as `<path>.safetensors` (every tensor) + `<path>.json` (the rest)."""
+        from safetensors.torch import save_file
+
+        base = Path(path)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+
+        def split(obj: Any, key: str) -> Any:
+            if isinstance(obj, torch.Tensor):
+                tensors[key] = obj.detach().cpu().contiguous()
+                return {"__tensor__": key}
+            if isinstance(obj, Mapping):
+                return {str(k): split(v, f"{key}.{k}") for k, v in obj.items()}
+            if isinstance(obj, (list, tuple)):
+                return [split(v, f"{key}.{i}") for i, v in enumerate(obj)]
+            return obj
+
+        doc = split(self.state_dict(), "state")
+        st, js = base.with_suffix(".safetensors"), base.with_suffix(".json")
+        save_file(tensors, str(st))
+        js.write_text(json.dumps({"format": "ted-prune.state/1", "state": doc}, indent=1))
+        return st, js
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Restore what `save(path)` wrote (safetensors + JSON only; nothing is unpickled).
+
+        Raises ValueError naming the file and entry when a file is missing, malformed or does not
+        match this pruner."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        base = Path(path)
+        st, js = base.with_suffix(".safetensors"), base.with_suffix(".json")
+        for f in (st, js):
+            if not f.is_file():
+                raise ValueError(f"{f}: no such file (written by DataPruner.save)")
+        try:
+            doc = json.loads(js.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{js}: not JSON ({err})") from err
+        if not isinstance(doc, dict) or doc.get("format") != "ted-prune.state/1":
+            raise ValueError(f"{js}: entry 'format' must be 'ted-prune.state/1'")
+        try:
+            tensors = load_file(str(st))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ValueError(f"{st}: not a safetensors file ({err})") from err
+
+        def join(obj: Any) -> Any:
+            if isinstance(obj, dict) and set(obj) == {"__tensor__"}:
+                if obj["__tensor__"] not in tensors:
+                    raise ValueError(f"{st}: missing tensor entry {obj['__tensor__']!r}")
+                return tensors[obj["__tensor__"]]
+            if isinstance(obj, dict):
+                return {k: join(v) for k, v in obj.items()}
+            if isinstance(obj, list):
+                return [join(v) for v in obj]
+            return obj
+
+        state = join(doc.get("state"))
+        if not isinstance(state, dict):
+            raise ValueError(f"{js}: entry 'state' must be an object")
+        missing = [k for k in ("name", "n", "epochs", "epoch", "log", "extra") if k not in state]
+        if missing:
+            raise ValueError(f"{js}: missing entries {missing} in 'state'")
+        self.load_state_dict(state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, epochs={self.epochs}, epoch={self.epoch})"

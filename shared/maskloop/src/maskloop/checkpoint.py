@@ -2,7 +2,8 @@
 
 At each saved epoch end: the model (safetensors), the optimizer and scheduler, every RNG that shuffles
 or samples (Python, NumPy, torch CPU and CUDA, the loader's sampler generator), every callback's
-`state_dict` (masks and data-pruning scores included) and the history. Loading uses
+`state_dict` (masks and data-pruning scores included), the objective's `state_dict` when it has one,
+and the history. Loading uses
 `torch.load(weights_only=True)`, so a checkpoint file cannot run code.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskloop._checks import check_positive_int
+from maskloop.checks import check_positive_int
 from maskloop.loop import Callback, History, LoopState
 
 __all__ = ["Checkpoint"]
@@ -117,6 +118,8 @@ class Checkpoint(Callback):
             },
             "history": state.history.epochs,
         }
+        if callable(getattr(state.objective, "state_dict", None)):
+            payload["objective"] = state.objective.state_dict()
         tmp_model = self.directory / (_MODEL + ".tmp")
         tmp_state = self.directory / (_STATE + ".tmp")
         save_file(_untie(model_state), str(tmp_model))
@@ -155,6 +158,8 @@ class Checkpoint(Callback):
                     "Resume with the same callbacks in the same order."
                 )
             cb.load_state_dict(saved[key])
+        if "objective" in payload and callable(getattr(state.objective, "load_state_dict", None)):
+            state.objective.load_state_dict(payload["objective"])
         state.history = History(list(payload["history"]))
         state.epoch = int(payload["epoch"])
         state.step = int(payload["step"])

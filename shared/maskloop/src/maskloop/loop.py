@@ -1,9 +1,11 @@
-"""The training loop every method plugs into through callbacks.
+"""The training loop every method plugs into through an objective and callbacks.
 
-`fit` is a plain supervised loop with one extension point per moment a pruning method needs: per-sample
+`fit` minimises the mean of an objective's per-sample losses (`maskloop.objectives`; supervised
+classification by default) with one extension point per moment a pruning method needs: per-sample
 losses before the reduction (`on_loss`: data pruning reweights here), gradients before the step
 (`on_after_backward`: SEVEN reads them here), and the step's end (`on_step_end`: masks are re-applied).
-It runs unchanged under `torchrun` (DDP, gloo on CPU) and never hides an exception.
+It runs unchanged under `torchrun` (DDP, gloo on CPU) and never hides an exception; a non-finite loss
+stops training with a `NonFiniteLossError` (a `ValueError`) naming the epoch and step.
 """
 
 from __future__ import annotations
@@ -19,18 +21,33 @@ import numpy as np
 import torch
 from torch import nn
 
-from maskloop._checks import check_positive_int
+from maskloop.batches import forward as _forward
+from maskloop.batches import split_batch
+from maskloop.batches import to_device as _to_device
+from maskloop.checks import check_positive_int
+from maskloop.objectives import Classification, classification
 
 __all__ = [
     "Callback",
     "History",
     "LoopState",
+    "NonFiniteLossError",
     "accuracy",
     "evaluate",
+    "evaluate_objective",
     "fit",
     "seed_everything",
     "split_batch",
 ]
+
+
+class NonFiniteLossError(ValueError, FloatingPointError):
+    """Training produced a NaN or infinite loss; the message names the epoch and step.
+
+    A `ValueError` (bad numbers reached the loss) and, for code written against earlier versions, a
+    `FloatingPointError`.
+    """
+
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -67,11 +84,17 @@ class History:
 
 @dataclass
 class LoopState:
-    """Everything a callback may read (and the fields it may change) during `fit`."""
+    """Everything a callback may read (and the fields it may change) during `fit`.
+
+    `batch` is the batch on the device; `inputs` / `targets` / `indices` are filled when it follows
+    the `split_batch` convention (else `None`). `objective` is what `fit` minimises and `logs` the
+    extra values it returned for this batch; `loss_fn` is the classification objective's loss
+    function (`None` for other objectives). `step` counts optimizer steps since the start of the run.
+    """
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    loss_fn: Callable[..., torch.Tensor]
+    loss_fn: Callable[..., torch.Tensor] | None
     train_data: Any
     epochs: int
     device: torch.device
@@ -93,6 +116,8 @@ class LoopState:
     rank: int = 0
     world_size: int = 1
     forward_model: nn.Module | None = None
+    objective: Any = None
+    logs: dict[str, Any] = field(default_factory=dict)
 
 
 class Callback:
@@ -111,10 +136,14 @@ class Callback:
         """Before an epoch; may replace `state.train_data` (e.g. this epoch's data selection)."""
 
     def on_batch_start(self, state: LoopState) -> None:
-        """After the batch is on the device, before the forward pass."""
+        """After the batch is on the device, before the forward pass.
+
+        May replace `state.inputs` / `state.targets` (classification) or `state.batch` (any other
+        objective) to change what this step trains on.
+        """
 
     def on_loss(self, state: LoopState) -> None:
-        """After the forward pass; may replace `state.losses` (per-sample) to reweight samples."""
+        """After the objective; may replace `state.losses` (per-sample) to reweight samples."""
 
     def on_after_backward(self, state: LoopState) -> None:
         """Gradients are in `.grad`, before the optimizer step."""
@@ -134,40 +163,6 @@ class Callback:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what `state_dict` returned."""
-
-
-def _to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, Mapping):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
-
-
-def split_batch(batch: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-    """(inputs, targets, indices) from an (x, y), (x, y, index) or mapping batch with 'labels'.
-
-    The batch convention of `fit`, public so methods reading batches in their own passes agree.
-    """
-    if isinstance(batch, Mapping):
-        if "labels" not in batch:
-            raise ValueError(f"a mapping batch needs a 'labels' entry; got keys {sorted(batch)}")
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
-        return inputs, batch["labels"], batch.get("index")
-    if isinstance(batch, (list, tuple)) and len(batch) in (2, 3):
-        return batch[0], batch[1], batch[2] if len(batch) == 3 else None
-    raise ValueError(
-        "a batch must be (inputs, targets), (inputs, targets, indices) or a mapping with 'labels'; "
-        f"got {type(batch).__name__}"
-        + (f" of length {len(batch)}" if isinstance(batch, (list, tuple)) else "")
-    )
-
-
-def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
-    out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
-    return out.logits if hasattr(out, "logits") else out
 
 
 def _check_data(name: str, data: Any) -> None:
@@ -230,10 +225,12 @@ class _Distributed:
             )
         return self._resharded[key]
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
         if self.created:
             import torch.distributed as dist
 
+            if ok:  # no rank tears the group down while another still uses it
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -243,7 +240,8 @@ def fit(
     *,
     epochs: int,
     optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[..., torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    objective: Callable[[nn.Module, Any], Any] | None = None,
     eval_data: Any = None,
     metrics: Mapping[str, Metric] | None = None,
     scheduler: Any = None,
@@ -251,11 +249,17 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> History:
-    """Train `model` for `epochs` epochs and return its `History`.
+    """Train `model` for `epochs` epochs on the mean of `objective`'s per-sample losses.
 
-    `loss_fn(outputs, targets)` should return per-sample losses (`reduction="none"`) so callbacks can
-    reweight them; the step minimises their mean. `scheduler.step()` runs once per epoch. With
-    `eval_data`, `evaluate` runs after each epoch and its metrics are recorded as `eval_<name>`.
+    `objective(model, batch)` returns per-sample losses `l_i` (a 1-D tensor, one per sample) or
+    `(losses, logs)` (see `maskloop.objectives`); each step minimises `(1/B) sum_i l_i` after the
+    `on_loss` callbacks. The default is `classification(loss_fn)`: `loss_fn(outputs, targets)` with
+    per-sample losses (`reduction="none"`; cross-entropy when `loss_fn` is omitted). Pass `loss_fn` or
+    `objective`, not both. `scheduler.step()` runs once per epoch. With `eval_data`, `evaluate` (for
+    classification, or whenever `metrics` is given) or else `evaluate_objective` runs after each epoch
+    and its results are recorded as `eval_<name>`. The objective's scalar logs are recorded as
+    `train_<name>`. A NaN or infinite loss raises `NonFiniteLossError` (a `ValueError`) naming the
+    epoch and step; a history is never returned with a non-finite loss in it.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -264,8 +268,17 @@ def fit(
         raise TypeError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
-    if not callable(loss_fn):
+    if loss_fn is not None and objective is not None:
+        raise TypeError(
+            "pass loss_fn or objective, not both: loss_fn is shorthand for "
+            "objective=maskloop.objectives.classification(loss_fn)"
+        )
+    if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
+    if objective is None:
+        objective = classification(loss_fn)
+    elif not callable(objective):
+        raise TypeError(f"objective must be callable as objective(model, batch), got {objective!r}")
     _check_data("train_data", train_data)
     if eval_data is not None:
         _check_data("eval_data", eval_data)
@@ -283,7 +296,7 @@ def fit(
     state = LoopState(
         model=model,
         optimizer=optimizer,
-        loss_fn=loss_fn,
+        loss_fn=objective.loss_fn if isinstance(objective, Classification) else None,
         train_data=train_data,
         epochs=epochs,
         device=device,
@@ -291,13 +304,59 @@ def fit(
         callbacks=sorted(callbacks, key=lambda c: c.order),
         rank=dist.rank,
         world_size=dist.world_size,
+        objective=objective,
     )
     state.forward_model = dist.wrap(model)
     try:
         _run(state, dist, eval_data, metrics, progress)
-    finally:
-        dist.close()
+    except BaseException:
+        dist.close(ok=False)
+        raise
+    dist.close()
     return state.history
+
+
+def _where(state: LoopState) -> str:
+    return f"at epoch {state.epoch}, step {state.step} (batch {state.batch_idx} of the epoch)"
+
+
+def _unpack(result: Any, state: LoopState, scalar_ok: bool) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Validate an objective's return value: (1-D per-sample losses, logs)."""
+    logs: Any = {}
+    if isinstance(result, tuple):
+        if len(result) != 2 or not isinstance(result[1], Mapping):
+            raise ValueError(
+                f"the objective must return losses or (losses, logs: dict); got a tuple of "
+                f"{len(result)} ({', '.join(type(r).__name__ for r in result)}) {_where(state)}"
+            )
+        result, logs = result
+    if not isinstance(result, torch.Tensor):
+        raise TypeError(
+            f"the objective must return a tensor of per-sample losses, got "
+            f"{type(result).__name__} {_where(state)}"
+        )
+    if not result.is_floating_point():
+        raise TypeError(
+            f"the objective's losses must be a real floating tensor, got {result.dtype} "
+            f"{_where(state)}"
+        )
+    if not (result.ndim == 1 or (scalar_ok and result.ndim == 0)) or result.numel() == 0:
+        raise ValueError(
+            "the objective must return a non-empty 1-D tensor of per-sample losses (one per "
+            f"sample, before any reduction), got shape {tuple(result.shape)} {_where(state)}"
+        )
+    return result, dict(logs)
+
+
+def _scalar_logs(logs: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in logs.items():
+        if isinstance(v, torch.Tensor):
+            if v.numel() == 1:
+                out[k] = float(v.detach())
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = float(v)
+    return out
 
 
 def _run(
@@ -310,6 +369,8 @@ def _run(
     from tqdm.auto import tqdm
 
     cbs = state.callbacks
+    objective = state.objective
+    supervised = isinstance(objective, Classification)
     for cb in cbs:
         cb.on_fit_start(state)
     while state.epoch < state.epochs and not state.stop_training:
@@ -323,6 +384,7 @@ def _run(
             sampler.set_epoch(state.epoch)
         state.model.train()
         total, count, start = 0.0, 0, time.perf_counter()
+        log_sums: dict[str, float] = {}
         bar = tqdm(
             data,
             desc=f"epoch {state.epoch + 1}/{state.epochs}",
@@ -331,20 +393,36 @@ def _run(
         )
         for state.batch_idx, batch in enumerate(bar):
             state.batch = _to_device(batch, state.device)
-            state.inputs, state.targets, state.indices = split_batch(state.batch)
+            if supervised:
+                state.inputs, state.targets, state.indices = split_batch(state.batch)
+            else:
+                try:
+                    state.inputs, state.targets, state.indices = split_batch(state.batch)
+                except ValueError:
+                    state.inputs = state.targets = state.indices = None
             for cb in cbs:
                 cb.on_batch_start(state)
             state.optimizer.zero_grad(set_to_none=True)
-            state.outputs = _forward(state.forward_model, state.inputs)
-            losses = state.loss_fn(state.outputs, state.targets)
+            if supervised:
+                losses, state.outputs = objective.compute(
+                    state.forward_model, state.inputs, state.targets
+                )
+                state.logs = {"outputs": state.outputs}
+            else:
+                losses, state.logs = _unpack(
+                    objective(state.forward_model, state.batch), state, scalar_ok=False
+                )
+                state.outputs = state.logs.get("outputs")
+            if supervised and (not isinstance(losses, torch.Tensor) or losses.ndim > 1):
+                _unpack(losses, state, scalar_ok=True)  # raises the clear error
             state.losses = losses if losses.ndim > 0 else None
             for cb in cbs:
                 cb.on_loss(state)
             state.loss = state.losses.mean() if state.losses is not None else losses
             if not torch.isfinite(state.loss):
-                raise FloatingPointError(
-                    f"non-finite loss {state.loss.item()} at epoch {state.epoch}, batch "
-                    f"{state.batch_idx}: lower the learning rate or check the inputs"
+                raise NonFiniteLossError(
+                    f"non-finite loss {state.loss.item()} {_where(state)}: lower the learning "
+                    "rate or check the inputs and the objective"
                 )
             state.loss.backward()
             for cb in cbs:
@@ -353,18 +431,26 @@ def _run(
             state.step += 1
             for cb in cbs:
                 cb.on_step_end(state)
-            n = len(state.targets)
+            n = len(state.targets) if supervised else losses.numel()
             total += float(state.loss.detach()) * n
             count += n
+            for k, v in _scalar_logs(state.logs).items():
+                log_sums[k] = log_sums.get(k, 0.0) + v * n
             bar.set_postfix(loss=f"{total / count:.4f}")
         bar.close()
         if state.scheduler is not None:
             state.scheduler.step()
         state.metrics["train_loss"] = total / max(count, 1)
+        for k, v in log_sums.items():
+            state.metrics[f"train_{k}"] = v / max(count, 1)
         state.metrics["train_samples"] = float(count)
         state.metrics["time"] = time.perf_counter() - start
         if eval_data is not None:
-            for k, v in evaluate(state.model, eval_data, metrics, device=state.device).items():
+            if supervised or metrics is not None:
+                results = evaluate(state.model, eval_data, metrics, device=state.device)
+            else:
+                results = evaluate_objective(state.model, eval_data, objective, state.device)
+            for k, v in results.items():
                 state.metrics[f"eval_{k}"] = v
         state.history.epochs.append(state.metrics)
         state.epoch += 1
@@ -372,6 +458,42 @@ def _run(
             cb.on_epoch_end(state)
     for cb in cbs:
         cb.on_fit_end(state)
+
+
+@torch.no_grad()
+def evaluate_objective(
+    model: nn.Module,
+    data: Any,
+    objective: Callable[[nn.Module, Any], Any],
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """Sample-weighted mean of `objective`'s per-sample losses (`"loss"`) and scalar logs over
+    `data`, in eval mode without gradients; the model's train/eval mode is restored afterwards."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(objective):
+        raise TypeError(f"objective must be callable, got {objective!r}")
+    _check_data("data", data)
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    probe = LoopState(model, None, None, data, 1, torch.device(device))  # type: ignore[arg-type]
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {"loss": 0.0}
+    count = 0
+    try:
+        for probe.batch_idx, batch in enumerate(data):
+            losses, logs = _unpack(
+                objective(model, _to_device(batch, torch.device(device))), probe, True
+            )
+            n = max(losses.numel(), 1)
+            sums["loss"] += float(losses.sum()) if losses.ndim else float(losses) * n
+            for k, v in _scalar_logs(logs).items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            count += n
+    finally:
+        model.train(was_training)
+    return {k: v / count for k, v in sums.items()}
 
 
 @torch.no_grad()

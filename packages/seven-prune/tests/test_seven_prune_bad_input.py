@@ -1,0 +1,195 @@
+"""Bad input (issue 14 point 3): every public entry point names the argument and what is allowed."""
+
+import pytest
+import torch
+from seven_prune import (
+    GradualMagnitudePruner,
+    MagnitudePruner,
+    MovementPruner,
+    SevenPruner,
+    SnipPruner,
+    batch_loss,
+    cli,
+    make_pruner,
+    select_global,
+)
+from seven_prune.bench import run_epoch_bench
+from seven_prune.models import tiny_bert
+from seven_prune.pruning import select_flat
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    return tiny_bert(seed=0)
+
+
+CONSTRUCTOR_CASES = [
+    ("sparsity-nan", {"sparsity": float("nan")}, ValueError, "sparsity"),
+    ("sparsity-one", {"sparsity": 1.0}, ValueError, "sparsity"),
+    ("sparsity-str", {"sparsity": "0.5"}, TypeError, "sparsity"),
+    ("min_density-negative", {"min_density": -0.1}, ValueError, "min_density"),
+    ("min_density-one", {"min_density": 1.0}, ValueError, "min_density"),
+    ("min_density-str", {"min_density": "0.01"}, TypeError, "min_density"),
+    ("scope-unknown", {"scope": "tensor"}, ValueError, "scope"),
+    ("pattern-malformed", {"pattern": "2-4"}, ValueError, "pattern"),
+    ("pattern-too-sparse", {"sparsity": 0.8, "pattern": "2:4"}, ValueError, "sparsity must be <="),
+    ("alpha1-one", {"alpha1": 1.0}, ValueError, "alpha1"),
+    ("alpha2-inf", {"alpha2": float("inf")}, ValueError, "alpha2"),
+    ("eps-zero", {"eps": 0.0}, ValueError, "eps"),
+    ("window-zero", {"window": 0}, ValueError, "window"),
+    ("window-float", {"window": 2.5}, TypeError, "window"),
+    ("start-negative", {"start": -1}, ValueError, "start"),
+    ("delta_t-zero", {"delta_t": 0}, ValueError, "delta_t"),
+    ("mode-unknown", {"mode": "during"}, ValueError, "mode"),
+    ("moments-unknown", {"moments": "raw"}, ValueError, "moments"),
+    ("targets-match-nothing", {"targets": r"^nothing$"}, ValueError, "match no nn.Linear"),
+    ("targets-int", {"targets": 3}, TypeError, "targets"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [c[1:] for c in CONSTRUCTOR_CASES],
+    ids=[c[0] for c in CONSTRUCTOR_CASES],
+)
+def test_seven_pruner_constructor_rejects(model, kwargs, exc, match) -> None:
+    """SevenPruner(...): out-of-range, wrongly typed or unknown options."""
+    kwargs = {"sparsity": 0.5, **kwargs}
+    with pytest.raises(exc, match=match):
+        SevenPruner(model, **kwargs)
+
+
+def test_pruner_model_not_a_module() -> None:
+    """SevenPruner(model=...): not an nn.Module."""
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        SevenPruner("bert", 0.5)
+
+
+def test_make_pruner_unknown_name(model) -> None:
+    """make_pruner(name=...): an unregistered method name."""
+    with pytest.raises(ValueError, match="name must be one of"):
+        make_pruner("obd", model, 0.5)
+
+
+def test_step_before_backward() -> None:
+    """SevenPruner.step: called before any backward (no gradients)."""
+    pruner = SevenPruner(tiny_bert(seed=1), 0.5, start=0, window=4)
+    with pytest.raises(RuntimeError, match="found no gradients"):
+        pruner.step()
+
+
+def test_step_with_nan_gradient_names_the_tensor() -> None:
+    """SevenPruner.step: a NaN gradient (NaN loss) is named at the next cut, not pruned on."""
+    model = tiny_bert(seed=1)
+    pruner = SevenPruner(model, 0.5, start=0, window=4)
+    target = next(iter(pruner.params))
+    for n, p in pruner.params.items():
+        p.grad = torch.full_like(p, float("nan")) if n == target else torch.ones_like(p)
+    with pytest.raises(ValueError, match=rf"{target}.*NaN or inf"):
+        pruner.step()
+
+
+def test_movement_built_after_its_window_started() -> None:
+    """MovementPruner.step: no pre-step weights recorded (built too late) is an error."""
+    model = tiny_bert(seed=1)
+    pruner = MovementPruner(model, 0.5, start=0, window=4)
+    pruner._w_before = None  # as if built after the step that precedes its window
+    for p in pruner.params.values():
+        p.grad = torch.ones_like(p)
+    with pytest.raises(RuntimeError, match="no weights from before"):
+        pruner.step()
+
+
+def test_gradual_magnitude_needs_no_gradients() -> None:
+    """GradualMagnitudePruner.step: works without gradients (no false alarm)."""
+    pruner = GradualMagnitudePruner(tiny_bert(seed=1), 0.5, start=0, window=2)
+    pruner.step()
+    pruner.step()
+    assert pruner.done
+
+
+def test_one_shot_needs_batches(model) -> None:
+    """SnipPruner.prune_before_training: batches=None or an empty iterable."""
+    pruner = SnipPruner(tiny_bert(seed=2), 0.5)
+    with pytest.raises(ValueError, match="needs gradient batches"):
+        pruner.prune_before_training(None)
+    with pytest.raises(ValueError, match="yielded no batches"):
+        pruner.prune_before_training([])
+
+
+def test_one_shot_step_before_pruning() -> None:
+    """MagnitudePruner.step: called before prune_before_training."""
+    with pytest.raises(RuntimeError, match="prune_before_training"):
+        MagnitudePruner(tiny_bert(seed=2), 0.5).step()
+
+
+SELECT_CASES = [
+    ("nan-score", {"a": torch.tensor([1.0, float("nan")])}, 1, ValueError, "NaN or inf"),
+    ("inf-score", {"a": torch.tensor([1.0, float("inf")])}, 1, ValueError, "NaN or inf"),
+    ("n_keep-too-large", {"a": torch.ones(3)}, 4, ValueError, "n_keep"),
+    ("n_keep-negative", {"a": torch.ones(3)}, -1, ValueError, "n_keep"),
+    ("empty-mapping", {}, 0, ValueError, "non-empty"),
+    ("not-a-tensor", {"a": [1.0, 2.0]}, 1, TypeError, "must be a tensor"),
+]
+
+
+@pytest.mark.parametrize(
+    ("scores", "n_keep", "exc", "match"),
+    [c[1:] for c in SELECT_CASES],
+    ids=[c[0] for c in SELECT_CASES],
+)
+def test_select_global_rejects(scores, n_keep, exc, match) -> None:
+    """select_global: non-finite scores, n_keep out of range, empty or non-tensor scores."""
+    with pytest.raises(exc, match=match):
+        select_global(scores, n_keep, warn=False)
+
+
+def test_select_flat_pattern_with_indivisible_shapes() -> None:
+    """select_flat(pattern=(2, 4)): a tensor whose last dimension is not a multiple of 4."""
+    with pytest.raises(ValueError, match="divisible by 4"):
+        select_flat(torch.rand(6), [6], ["a"], 3, pattern=(2, 4), shapes=[torch.Size([2, 3])])
+
+
+def test_batch_loss_rejects_unknown_batch_types(model) -> None:
+    """batch_loss: a batch that is neither a mapping nor an (inputs, targets) tuple."""
+    with pytest.raises(TypeError, match="a batch must be a mapping"):
+        batch_loss(model, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="needs loss_fn"):
+        batch_loss(model, (torch.ones(2, 3, dtype=torch.long), torch.ones(2, dtype=torch.long)))
+
+
+def test_load_missing_file(tmp_path) -> None:
+    """Pruner.load: a path with no file."""
+    with pytest.raises(FileNotFoundError, match="no pruner state file"):
+        SevenPruner(tiny_bert(seed=3), 0.5).load(tmp_path / "none.safetensors")
+
+
+def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
+    """run_epoch_bench(max_minutes=...): zero, negative or not a number."""
+    for bad in (0, -1.0, "5"):
+        with pytest.raises(ValueError, match="max_minutes"):
+            run_epoch_bench(tmp_path, max_minutes=bad)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "--seeds", "0"],
+        ["bench", "--budget", "epoch", "--max-minutes", "0"],
+        ["bench", "--budget", "epoch", "--quick"],
+        ["bench", "--max-minutes", "5"],
+        ["bench", "--budget", "year"],
+    ],
+    ids=[
+        "seeds-zero",
+        "max-minutes-zero",
+        "quick-with-epoch",
+        "max-minutes-short",
+        "budget-unknown",
+    ],
+)
+def test_cli_bench_rejects(argv, capsys) -> None:
+    """seven-prune bench: out-of-range or conflicting options exit with a usage error."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
