@@ -24,6 +24,9 @@ def test_every_option_has_help(capsys):
     for opt in ("--out", "--resume", "--budget-s", "--ablation", "--anatomy", "--timing"):
         assert opt in text
     assert "lnpt-bench" in text
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert "--summary-json" in capsys.readouterr().out
 
 
 def _tiny(**kw):
@@ -81,3 +84,23 @@ def test_tiny_ablation_chooses_on_validation(tmp_path):
     assert all("val_accuracy" in r.metrics for r in res.records)
     assert len(res.records) == 4
     assert "Chosen (highest mean)" in (tmp_path / "lnpt_ablation.md").read_text()
+
+
+@pytest.mark.slow
+def test_tiny_anatomy_writes_report_and_resumes(tmp_path):
+    """anatomy: per-layer density / effective density / score mass, a report, resumable JSON."""
+    from lnpt.ablation import anatomy
+
+    doc = anatomy("mlp", tmp_path, cfg=_tiny(), sparsities=(0.9,), variants=("one-shot",))
+    assert set(doc["masks"]) == {f"{m}@0.9" for m in ("random", "snip", "synflow", "grasp")} | {
+        "lnpt:one-shot@0.9"
+    }
+    for d in doc["masks"].values():
+        assert all(0 <= d["effective"][n] <= d["density"][n] for n in d["density"])
+    assert set(doc["score_mass"]) == {"snip", "lnpt:one-shot"}
+    md = (tmp_path / "lnpt_layers_mlp.md").read_text()
+    assert "effective %" in md and "share of score mass" in md
+    again = anatomy(
+        "mlp", tmp_path, cfg=_tiny(), sparsities=(0.9,), variants=("one-shot",), resume=True
+    )
+    assert again["masks"] == json.loads(json.dumps(doc["masks"]))  # reloaded, not recomputed

@@ -249,7 +249,7 @@ def anatomy(
     cfg: BenchConfig | None = None,
     seed: int = 0,
     sparsities: tuple[float, ...] = (0.9, 0.95, 0.98),
-    variants: tuple[str, ...] = ("one-shot", "layer-sum"),
+    variants: tuple[str, ...] = ("one-shot", "layer-sum", "iterative-10", "spatial"),
     resume: bool = False,
 ) -> dict[str, Any]:
     """Per-layer density, effective density and dead units of every method's mask at each sparsity,
@@ -285,8 +285,8 @@ def anatomy(
             )
         )
     for v in variants:
-        if f"lnpt:{v}" in doc["score_mass"]:
-            continue
+        if f"lnpt:{v}" in doc["score_mass"] or VARIANTS[v].get("rounds", 1) > 1:
+            continue  # (iterating changes the mask, not the first round's scores)
         opts = dict(VARIANTS[v])
         opts.pop("rounds", None)
         opts.pop("checkpoints", None)
@@ -318,22 +318,45 @@ def anatomy(
                 "dead_units": dead_units(init, mask, spec.input_shape),
             }
             save()
-    try:
-        _plot_layers(doc, methods, sparsities, out / f"lnpt_layers_{model_name}.png")
-    except ImportError:
-        print("matplotlib not installed: skipped the layer figure (pip install 'lnpt[bench]')")
+    write_anatomy_report(path)
     return doc
 
 
-def plot_anatomy(path: str | Path) -> None:
-    """Draw `lnpt_layers_<model>.png` from a (possibly partial) anatomy JSON."""
+def write_anatomy_report(path: str | Path) -> Path:
+    """`lnpt_layers_<model>.{md,png}` from a (possibly partial) anatomy JSON: the generated tables
+    and the figure of the methods complete at every sparsity."""
     path = Path(path)
     doc = json.loads(path.read_text())
     keys = list(doc["masks"])
     methods = list(dict.fromkeys(k.rsplit("@", 1)[0] for k in keys))
     sparsities = tuple(sorted({float(k.rsplit("@", 1)[1]) for k in keys}))
-    methods = [m for m in methods if all(f"{m}@{s}" in doc["masks"] for s in sparsities)]
-    _plot_layers(doc, methods, sparsities, path.with_suffix(".png"))
+    complete = [m for m in methods if all(f"{m}@{s}" in doc["masks"] for s in sparsities)]
+    missing = [m for m in methods if m not in complete]
+    figure = path.with_suffix(".png")
+    try:
+        _plot_layers(doc, complete, sparsities, figure)
+    except ImportError:
+        print("matplotlib not installed: skipped the layer figure (pip install 'lnpt[bench]')")
+    model = doc["model"]
+    lines = [
+        f"# lnpt mask anatomy: {MODELS[model].title}, seed {doc['seed']}",
+        "",
+        f"Produced by `lnpt bench --anatomy --models {model}` (resumable with `--resume`). Kept % is "
+        "the mask's density per layer; effective % counts only kept weights on an input-output "
+        "path; dead units are output channels with no effective weight. Score mass: each layer's "
+        "share of the summed scores and the mean score per weight. The classifier head is dense "
+        "and every masked tensor keeps at least 1%, as in the benchmark.",
+        "",
+        anatomy_markdown(doc),
+        "",
+        f"![per-layer density]({figure.name})",
+        "",
+    ]
+    if missing:
+        lines.append(f"Unfinished (not in the figure): {', '.join(missing)}.\n")
+    out = path.with_suffix(".md")
+    out.write_text("\n".join(lines))
+    return out
 
 
 def anatomy_markdown(doc: dict[str, Any]) -> str:

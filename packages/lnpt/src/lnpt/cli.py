@@ -160,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=__version__)
     demo = parser.subcommands["demo"]
-    demo.add_argument("--out", default=None, help="unused; accepted for a uniform CLI")
+    demo.add_argument(
+        "--out", dest="demo_out", default=None, help="unused; accepted for a uniform CLI"
+    )
     demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
     bench = parser.subcommands["bench"]
     bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 5)")
