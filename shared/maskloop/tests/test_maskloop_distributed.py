@@ -35,7 +35,9 @@ SCRIPT = textwrap.dedent(
     rank = distributed.rank()
     flat = torch.cat([p.detach().flatten() for p in [*model.parameters(), *student.parameters()]])
     stats = torch.tensor([rank + 1.0, 10.0 * rank])
-    torch.save({"flat": flat, "world": distributed.world_size(), "rank": rank,
+    named = dict(model.named_parameters())  # no re-apply under Adam/SGD: the gradient hook suffices
+    held = all(bool((named[n][~m] == 0).all()) for n, m in mask.items())
+    torch.save({"flat": flat, "held": held, "world": distributed.world_size(), "rank": rank,
                 "sum": distributed.all_reduce_(stats.clone()),
                 "mean": distributed.all_reduce_(stats.clone(), "mean"),
                 "max": distributed.all_reduce_(stats.clone(), "max"),
@@ -49,7 +51,7 @@ SCRIPT = textwrap.dedent(
 def test_fit_under_torchrun_two_ranks_agree(tmp_path) -> None:
     ra, rb = run_torchrun(SCRIPT, tmp_path)
     a, b = ra["flat"], rb["flat"]
-    assert torch.equal(a, b)
+    assert torch.equal(a, b) and ra["held"] and rb["held"]
     # and training happened (not the initial weights), with the mask held
     assert a.abs().sum() > 0
     # maskloop.distributed: rank, world size and reductions over the two ranks

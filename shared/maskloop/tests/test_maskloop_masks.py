@@ -29,7 +29,7 @@ def magnitude(model: nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("sparsity", [0.0, 0.1, 0.5, 0.77, 0.99])
 def test_global_sparsity_is_exact(sparsity: float) -> None:
     scores = magnitude(small_cnn())
-    mask = WeightMask.from_scores(scores, sparsity)
+    mask = WeightMask.from_scores(scores, sparsity, min_density=0)  # plain selection
     n = sum(s.numel() for s in scores.values())
     assert mask.num_pruned == math.floor(sparsity * n + 0.5)
     assert mask.numel == n
@@ -123,7 +123,7 @@ def _train_masked(opt_factory, steps: int = 20) -> tuple[nn.Module, WeightMask]:
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
     mask = WeightMask.from_scores(magnitude(model), 0.7)
-    guard = MaskedTraining(model, mask, optimizer=opt)
+    guard = MaskedTraining(model, mask, optimizer=opt).attach()
     for _ in range(steps):
         opt.zero_grad()
         nn.functional.cross_entropy(model(torch.randn(8, 1, 6, 6)), y).backward()
@@ -160,7 +160,7 @@ def test_reapply_without_optimizer_hook() -> None:
     model(torch.randn(4, 1, 6, 6)).sum().backward()
     opt.step()
     mask = WeightMask.from_scores(magnitude(model), 0.5)
-    guard = MaskedTraining(model, mask)
+    guard = MaskedTraining(model, mask).attach()
     for _ in range(5):
         opt.zero_grad()
         model(torch.randn(4, 1, 6, 6)).sum().backward()
@@ -174,7 +174,7 @@ def test_reapply_without_optimizer_hook() -> None:
 def test_remove_detaches_hooks() -> None:
     model = small_cnn()
     mask = WeightMask.from_scores(magnitude(model), 0.5)
-    guard = MaskedTraining(model, mask)
+    guard = MaskedTraining(model, mask).attach()
     guard.remove()
     model(torch.randn(2, 1, 6, 6)).sum().backward()
     w = model[3].weight
@@ -233,3 +233,62 @@ def test_bad_inputs_raise_clear_errors() -> None:
         _ = a & b
     with pytest.raises(TypeError, match="mask must be a WeightMask"):
         MaskedTraining(model, {"a": 1})
+
+
+def readme_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def test_default_guard_keeps_every_layer_of_the_readme_example_with_exact_sparsity() -> None:
+    scores = magnitude(readme_mlp())
+    plain = WeightMask.from_scores(scores, 0.9, min_density=0)
+    assert not plain["2.weight"].any()  # the unguarded selection empties the output layer
+    with pytest.warns(UserWarning, match=r"would have emptied '2\.weight'.*min_density=0"):
+        mask = WeightMask.from_scores(scores, 0.9)
+    assert mask.num_pruned == math.floor(0.9 * mask.numel + 0.5)  # still exact
+    assert int(mask["2.weight"].sum()) == math.ceil(0.01 * 1280)  # the floor, from its top scores
+    top = scores["2.weight"].flatten().argsort(descending=True)[:13]
+    assert mask["2.weight"].flatten()[top].all()
+    # the rest of the budget is the global ranking of the other entries
+    rest = WeightMask.from_scores(
+        {"0.weight": scores["0.weight"]}, 1 - (947 - 13) / 8192, min_density=0
+    )
+    assert torch.equal(mask["0.weight"], rest["0.weight"])
+
+
+def test_guard_changes_nothing_when_no_tensor_is_short() -> None:
+    scores = magnitude(small_cnn())
+    for s in (0.3, 0.8):
+        assert WeightMask.from_scores(scores, s) == WeightMask.from_scores(scores, s, min_density=0)
+    guarded = WeightMask.from_scores(scores, 0.5, min_density=0.45)
+    assert all(int(m.sum()) >= math.ceil(0.45 * m.numel()) for _, m in guarded.items())
+    assert guarded.num_pruned == math.floor(0.5 * guarded.numel + 0.5)
+
+
+def test_guard_limits_and_bad_values() -> None:
+    scores = magnitude(small_cnn())
+    with pytest.raises(ValueError, match="min_density=0.5 keeps .* more than"):
+        WeightMask.from_scores(scores, 0.9, min_density=0.5)
+    with pytest.raises(ValueError, match="min_density must be in"):
+        WeightMask.from_scores(scores, 0.9, min_density=1.0)
+    # the default relaxes to one entry per tensor when 1% floors do not fit
+    tiny = {"a": torch.arange(1000.0) + 10, "b": torch.arange(300.0)}
+    with pytest.warns(UserWarning, match="'b'"):
+        m = WeightMask.from_scores(tiny, 0.995)
+    assert int(m["b"].sum()) == 1 and m.num_pruned == 1294
+    with pytest.raises(ValueError, match="fewer than the 2 tensors"):
+        WeightMask.from_scores(tiny, 0.9995)
+    # a tensor that previous already emptied cannot be revived (and is not warned about)
+    prev = WeightMask(
+        {"a": torch.ones(1000, dtype=torch.bool), "b": torch.zeros(300, dtype=torch.bool)}
+    )
+    again = WeightMask.from_scores(tiny, 0.5, previous=prev)
+    assert not again["b"].any()
+
+
+def test_layer_scope_guard_keeps_a_floor_in_an_emptied_tensor() -> None:
+    scores = {"big": torch.rand(200), "small": torch.rand(4)}
+    with pytest.warns(UserWarning, match="'small'"):
+        m = WeightMask.from_scores(scores, 0.9, scope="layer")
+    assert int(m["small"].sum()) == 1 and int((~m["big"]).sum()) == 180

@@ -4,7 +4,8 @@ import math
 
 import pytest
 import torch
-from maskloop import IndexedDataset, Selection
+from maskloop import Callback, IndexedDataset, Selection, SelectionSampler, fit
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 
@@ -89,3 +90,61 @@ def test_bad_inputs() -> None:
         Selection([0], 4).subset(TensorDataset(torch.zeros(3)))
     with pytest.raises(ValueError, match="rank must be"):
         Selection([0], 4).sampler(num_replicas=2, rank=2)
+
+
+class _Narrow(Callback):
+    """A data-pruning method in miniature: each epoch keeps a different half through the sampler."""
+
+    def __init__(self, sampler: SelectionSampler) -> None:
+        self.sampler = sampler
+        self.chosen: list[set[int]] = []
+        self.seen: list[set[int]] = []
+
+    def on_epoch_start(self, state):
+        sel = Selection.random(40, 0.5, torch.Generator().manual_seed(state.epoch))
+        self.sampler.set_selection(sel)
+        self.chosen.append(set(sel.indices.tolist()))
+        self.seen.append(set())
+
+    def on_batch_start(self, state):
+        self.seen[-1] |= set(state.indices.tolist())
+
+
+def _indexed(n: int = 40) -> IndexedDataset:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 2, generator=g)
+    return IndexedDataset(TensorDataset(x, (x[:, 0] > 0).long()))
+
+
+def test_selection_sampler_reaches_fit_without_replacing_the_data() -> None:
+    ds = _indexed()
+    sampler = SelectionSampler.full(len(ds), seed=3)
+    loader = DataLoader(ds, batch_size=8, sampler=sampler)
+    cb = _Narrow(sampler)
+    model = nn.Linear(2, 2)
+    hist = fit(model, loader, epochs=3, optimizer=torch.optim.SGD(model.parameters(), 0.1),
+               loss_fn=lambda o, t: nn.functional.cross_entropy(o, t, reduction="none"),
+               callbacks=[cb], progress=False)  # fmt: skip
+    assert hist["train_samples"] == [20.0, 20.0, 20.0]
+    assert cb.seen == cb.chosen and cb.chosen[0] != cb.chosen[1]
+
+
+def test_selection_sampler_in_a_plain_loop_and_bad_selections() -> None:
+    ds = _indexed()
+    sampler = SelectionSampler.full(len(ds), shuffle=False)
+    loader = DataLoader(ds, batch_size=16, sampler=sampler)
+    assert sum(len(b[2]) for b in loader) == 40
+    sel = Selection(torch.tensor([3, 5, 7]), 40)
+    sampler.set_selection(sel)
+    assert len(loader) == 1 and [i for b in loader for i in b[2].tolist()] == [3, 5, 7]
+    # two ranks share the selection: disjoint shards that cover it (padded by wrap-around)
+    shards = [list(SelectionSampler(sel, shuffle=False, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert shards == [[3, 7], [5, 3]]
+    state = sampler.state_dict()
+    other = SelectionSampler.full(40)
+    other.load_state_dict(state)
+    assert other.selection == sel
+    with pytest.raises(ValueError, match="over 10 samples but this sampler's dataset has 40"):
+        sampler.set_selection(Selection.full(10))
+    with pytest.raises(TypeError, match="must be a Selection"):
+        sampler.set_selection([1, 2])

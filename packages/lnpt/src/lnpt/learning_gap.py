@@ -316,7 +316,7 @@ def select_mask(
     s = _check_sparsity(sparsity)
     d = _check_min_density(min_density)
     if d == 0.0:
-        return WeightMask.from_scores(scores, s, scope=scope, previous=previous)
+        return WeightMask.from_scores(scores, s, scope=scope, previous=previous, min_density=0)
     if not isinstance(scores, Mapping) or not scores:
         raise ValueError("scores must be a non-empty mapping name -> tensor")
     total = sum(t.numel() for t in scores.values())
@@ -336,7 +336,7 @@ def select_mask(
             top = torch.argsort(flat, descending=True, stable=True)[: floors[n]]
             flat[top] = math.inf  # always within the kept budget
         lifted[n] = flat.reshape(t.shape)
-    return WeightMask.from_scores(lifted, s, scope=scope, previous=previous)
+    return WeightMask.from_scores(lifted, s, scope=scope, previous=previous, min_density=0)
 
 
 def score(

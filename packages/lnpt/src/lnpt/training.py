@@ -183,7 +183,9 @@ class LabelFreeTrainer:
         first = next(iter_inputs(unlabeled, "unlabeled", 1))
         self.gap.setup(first, refit=self.gap.adaptor is None)
         opt = self.optimizer = self._make_optimizer()
-        masked = MaskedTraining(self.student, self.mask, opt) if self.mask is not None else None
+        masked = (
+            MaskedTraining(self.student, self.mask, opt).attach() if self.mask is not None else None
+        )
         device = next(self.student.parameters()).device
         state = LoopState(
             model=self.student,
@@ -246,7 +248,7 @@ class LabelFreeTrainer:
                     self.mask = dyn.update(
                         self.gap, self.student, self.mask, xs, dyn.fraction_at(state.epoch, epochs)
                     )
-                    masked = MaskedTraining(self.student, self.mask, opt)
+                    masked = MaskedTraining(self.student, self.mask, opt).attach()
                     state.metrics["mask_moved"] = dyn.updates[-1]["moved"]
                 state.history.epochs.append(state.metrics)
                 state.epoch += 1

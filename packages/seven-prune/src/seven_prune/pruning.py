@@ -545,7 +545,7 @@ class Pruner(Callback):
             )
         self.device = devices.pop()
         self.mask = WeightMask.dense(self.params)
-        self.masked = MaskedTraining(model, self.mask, optimizer)
+        self.masked = MaskedTraining(model, self.mask, optimizer).attach()
         self._warned: set[str] = set()  # tensors already named in a collapse warning
         self.t = 0  # number of step() calls so far
         self.pruned_before_training = False

@@ -164,6 +164,12 @@ class SelectionSampler(Sampler[int]):
     Under `torch.distributed` (or with explicit `num_replicas` / `rank`), every rank draws the same
     permutation (from `seed + epoch` when no generator is given) and takes every `num_replicas`-th
     element, padding by wrap-around so ranks see equal counts, as `DistributedSampler` does.
+
+    The one way a data selection reaches a loop: build the loader once over the FULL dataset with this
+    sampler, and let a method call `set_selection(sel)` (e.g. in `on_epoch_start`, or a Hugging Face
+    `on_epoch_begin`) to change what the next epoch iterates. `fit`, a plain `for batch in loader`
+    loop and a `Trainer` whose `get_train_dataloader` uses the sampler then all see the selection;
+    nobody replaces the dataset or the loader. `SelectionSampler.full(n)` starts from every sample.
     """
 
     def __init__(
@@ -196,9 +202,35 @@ class SelectionSampler(Sampler[int]):
         self.epoch = 0
         self.num_samples = math.ceil(len(selection) / num_replicas)
 
+    @classmethod
+    def full(cls, n: int, **kwargs: Any) -> SelectionSampler:
+        """A sampler over all `n` samples (until `set_selection` narrows it)."""
+        return cls(Selection.full(n), **kwargs)
+
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch's permutation (used when no generator is given)."""
         self.epoch = int(epoch)
+
+    def set_selection(self, selection: Selection) -> None:
+        """Iterate `selection` from the next `iter()` on (same dataset size `n`)."""
+        if not isinstance(selection, Selection):
+            raise TypeError(f"selection must be a Selection, got {type(selection).__name__}")
+        if selection.n != self.selection.n:
+            raise ValueError(
+                f"selection is over {selection.n} samples but this sampler's dataset has "
+                f"{self.selection.n}"
+            )
+        self.selection = selection
+        self.num_samples = math.ceil(len(selection) / self.num_replicas)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The current selection and epoch (a callback owning the sampler saves this)."""
+        return {"selection": self.selection.state_dict(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self.set_selection(Selection.from_state_dict(state["selection"]))
+        self.epoch = int(state["epoch"])
 
     def _order(self) -> torch.Tensor:
         idx = self.selection.indices

@@ -1,0 +1,82 @@
+"""maskloop.cli: the standard demo / bench command line."""
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from maskloop.cli import bench_parser, build_parser, run
+
+
+def test_standard_parser_defaults_and_flags() -> None:
+    parser = build_parser("toy")
+    args = parser.parse_args(["bench"])
+    assert (args.command, args.quick, args.resume, args.seed, args.threads) == (
+        "bench",
+        False,
+        False,
+        0,
+        2,
+    )
+    assert args.out == Path("toy-bench") and not args.out_given
+    args = parser.parse_args(
+        ["bench", "--quick", "--out", "res", "--resume", "--seed", "3", "--threads", "1"]
+    )
+    assert (args.quick, args.out, args.out_given, args.resume, args.seed, args.threads) == (
+        True, Path("res"), True, True, 3, 1
+    )  # fmt: skip
+    args = parser.parse_args(["demo", "--seed", "7"])
+    assert args.command == "demo" and args.seed == 7 and not hasattr(args, "quick")
+    parser.subcommands["bench"].add_argument("--methods", default="all", help="which methods")
+    assert parser.parse_args(["bench", "--methods", "a"]).methods == "a"
+
+
+def test_every_option_has_help_text(capsys) -> None:
+    parser = build_parser("toy")
+    for sub in parser.subcommands.values():
+        for action in sub._actions:
+            assert action.help, action.dest
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert "./toy-bench/" in out and "--resume" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["train"], ["bench", "--threads", "0"], ["demo", "--seed", "-1"], ["bench", "--out"]],
+)
+def test_bad_command_lines_exit_with_usage(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser("toy").parse_args(argv)
+    assert exc.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
+def test_run_sets_threads_and_seeds_then_dispatches() -> None:
+    calls = []
+    threads = torch.get_num_threads()
+
+    def demo(args):
+        calls.append(("demo", args.seed, torch.get_num_threads(), random.random()))
+
+    def bench(args):
+        calls.append(("bench", args.out, args.quick))
+        return 3
+
+    try:
+        assert (
+            run(["demo", "--seed", "5", "--threads", "1"], package="toy", demo=demo, bench=bench)
+            == 0
+        )
+        assert run(["bench", "--quick"], package="toy", demo=demo, bench=bench) == 3
+    finally:
+        torch.set_num_threads(threads)
+    random.seed(5)
+    assert calls == [("demo", 5, 1, random.random()), ("bench", Path("toy-bench"), True)]
+    with pytest.raises(TypeError, match="callables"):
+        run(["demo"], package="toy", demo=None, bench=bench)
+
+
+def test_bench_parser_for_a_stand_alone_module() -> None:
+    args = bench_parser("toy").parse_args(["--quick"])
+    assert (args.command, args.out, args.quick, args.seed) == ("bench", Path("toy-bench"), True, 0)

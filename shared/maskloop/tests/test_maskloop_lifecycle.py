@@ -1,0 +1,206 @@
+"""MaskedTraining's lifecycle (attach / set_mask / detach) and its exactness against dense training."""
+
+import pytest
+import torch
+from maskloop import Callback, MaskedTraining, WeightMask, fit, prunable_parameters
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)
+    )
+
+
+def rand_mask(model, sparsity=0.7, seed=1) -> WeightMask:
+    g = torch.Generator().manual_seed(seed)
+    scores = {n: torch.rand(p.shape, generator=g) for n, p in prunable_parameters(model).items()}
+    return WeightMask.from_scores(scores, sparsity)
+
+
+def data(n=48, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    return TensorDataset(x, (x[:, 0] > 0).long() + (x[:, 1] > 0).long())
+
+
+def grads_pruned_nonzero(model, mask) -> bool:
+    model.zero_grad()
+    model(torch.randn(4, 6)).pow(2).sum().backward()
+    return any((p.grad[~mask[n]] != 0).any() for n, p in model.named_parameters() if n in mask)
+
+
+def test_construction_does_not_touch_the_model_and_fit_attaches_then_detaches() -> None:
+    model = net()
+    mask = rand_mask(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    guard = MaskedTraining(model, mask)
+    assert not guard.attached
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert grads_pruned_nonzero(model, mask)  # no gradient hooks yet
+    seen = []
+
+    class Probe(Callback):
+        def on_after_backward(self, state):
+            seen.append(guard.attached)
+
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    fit(model, DataLoader(data(), batch_size=16), epochs=2, optimizer=opt,
+        callbacks=[guard, Probe()], progress=False)  # fmt: skip
+    assert seen == [True] * 6 and not guard.attached
+    assert grads_pruned_nonzero(model, mask)  # detached at the end of fit
+    for n, p in model.named_parameters():
+        if n in mask:
+            assert torch.all(p[~mask[n]] == 0) and (p[mask[n]] != before[n][mask[n]]).any()
+    # the optimizer's held second moments went back to 0 on detach
+    v = opt.state[model[0].weight]["exp_avg_sq"]
+    assert torch.all(v[~mask["0.weight"]] == 0)
+
+
+def test_context_manager_and_mask_only_constructor() -> None:
+    model = net()
+    mask = rand_mask(model)
+    with MaskedTraining(mask).attach(model) as guard:
+        assert guard.attached and not grads_pruned_nonzero(model, mask)
+    assert grads_pruned_nonzero(model, mask)
+    with MaskedTraining(model, mask) as guard:
+        assert guard.attached
+    assert not guard.attached
+    with pytest.raises(ValueError, match="needs a model"):
+        MaskedTraining(mask).attach()
+    with pytest.raises(ValueError, match="does not have"):
+        MaskedTraining(nn.Linear(2, 2), mask)
+    with pytest.raises(ValueError, match="reapply"):
+        MaskedTraining(model, mask, reapply="never")
+
+
+def _train(model, mask, opt, steps, dense_reference: bool, swap=None, **kw):
+    """Train on fresh batches; the dense reference masks gradients by hand (the masked problem)."""
+    g = torch.Generator().manual_seed(5)
+    guard = None if dense_reference else MaskedTraining(model, mask, opt, **kw).attach()
+    if dense_reference:
+        mask.apply_(model)
+    for t in range(steps):
+        if swap is not None and t == steps // 2:
+            mask = swap
+            if guard is None:
+                mask.apply_(model)
+                for n, p in model.named_parameters():  # a fresh dense optimizer state for them
+                    if n in mask:
+                        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer",
+                                    "square_avg", "grad_avg"):  # fmt: skip
+                            if key in opt.state[p]:
+                                opt.state[p][key].masked_fill_(~mask[n], 0.0)
+            else:
+                guard.set_mask(swap)
+        x = torch.randn(16, 6, generator=g)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), (x[:, 0] > 0).long()).backward()
+        if guard is None:
+            for n, p in model.named_parameters():
+                if n in mask:
+                    p.grad.masked_fill_(~mask[n], 0.0)
+        opt.step()
+        for n, p in model.named_parameters():
+            if n in mask:
+                assert torch.all(p[~mask[n]] == 0), (t, n)
+    if guard is not None:
+        guard.detach()
+    return model
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: torch.optim.Adam(p, 1e-2),
+        lambda p: torch.optim.AdamW(p, 1e-2, weight_decay=0.1, amsgrad=True),
+        lambda p: torch.optim.SGD(p, 0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        lambda p: torch.optim.RMSprop(p, 1e-2, momentum=0.5),
+    ],
+    ids=["adam", "adamw-amsgrad", "sgd-nesterov", "rmsprop"],
+)
+@pytest.mark.parametrize("reapply", ["auto", "always"])
+def test_bit_identical_to_dense_training_on_the_masked_problem(make, reapply) -> None:
+    mask, other = rand_mask(net()), rand_mask(net(), 0.5, seed=9)
+    a = net()
+    opt_a = make(a.parameters())
+    _train(a, mask, opt_a, 12, dense_reference=False, swap=other, reapply=reapply, refresh_every=5)
+    b = net()
+    opt_b = make(b.parameters())
+    _train(b, mask, opt_b, 12, dense_reference=True, swap=other)
+    for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(pa, pb), n
+    if reapply == "always":
+        return  # the legacy mode leaves optimizer state alone (warm moments of pruned entries)
+    for pa, pb in zip(a.parameters(), b.parameters()):  # after detach the states agree too
+        for key, t in opt_a.state[pa].items():
+            assert torch.equal(t, opt_b.state[pb][key]), key
+
+
+def test_pruned_second_moments_are_held_and_refreshed() -> None:
+    model = net()
+    mask = rand_mask(model)
+    opt = torch.optim.Adam(model.parameters(), 1e-2, betas=(0.9, 0.5))
+    guard = MaskedTraining(model, mask, opt, second_moment=2.0, refresh_every=3).attach()
+    # held at 2 after the first step (state exists), decays by beta2 = 0.5, refreshed every 3 steps
+    for step, expected in zip(range(1, 7), [2.0, 1.0, 2.0, 1.0, 0.5, 2.0]):
+        opt.zero_grad()
+        model(torch.randn(4, 6)).pow(2).sum().backward()
+        opt.step()
+        v = opt.state[model[2].weight]["exp_avg_sq"][~mask["2.weight"]]
+        assert torch.all(v == expected), step
+    guard.detach()
+
+
+def test_unknown_optimizer_gets_reapplied_after_every_step() -> None:
+    class MyAdam(torch.optim.Adam):  # not in SAFE_OPTIMIZERS: may move zero-gradient weights
+        pass
+
+    model = net()
+    mask = rand_mask(model)
+    opt = MyAdam(model.parameters(), 1e-2)
+    with torch.no_grad():
+        model(torch.randn(4, 6))
+    with MaskedTraining(model, mask, opt):
+        for _ in range(3):
+            opt.zero_grad()
+            model(torch.randn(4, 6)).pow(2).sum().backward()
+            for p in model.parameters():
+                p.grad.add_(1.0)  # something after the hook revives pruned gradients
+            opt.step()
+            for n, p in model.named_parameters():
+                if n in mask:
+                    assert torch.all(p[~mask[n]] == 0)
+
+
+def test_set_mask_in_a_callback_swaps_mid_training() -> None:
+    model = net()
+    first, second = rand_mask(model, 0.8, seed=1), rand_mask(model, 0.6, seed=2)
+    guard = MaskedTraining(model, first)
+
+    class Swap(Callback):
+        def on_epoch_start(self, state):
+            if state.epoch == 1:
+                guard.set_mask(second)
+
+    fit(model, DataLoader(data(), batch_size=16), epochs=2,
+        optimizer=torch.optim.Adam(model.parameters(), 1e-2), callbacks=[guard, Swap()],
+        progress=False)  # fmt: skip
+    assert guard.mask == second
+    revived = {n: second[n] & ~first[n] for n in second}
+    for n, p in model.named_parameters():
+        if n in second:
+            assert torch.all(p[~second[n]] == 0)
+            assert (p[revived[n]] != 0).any()  # revived weights trained
+    with pytest.raises(ValueError, match="differing names"):
+        guard.set_mask(WeightMask({"x": torch.ones(2, dtype=torch.bool)}))
