@@ -12,6 +12,7 @@ in the official code and is a reconstruction (see `SevenPruner`).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,12 +46,26 @@ def _seven_update(
     v.copy_(v_new)
 
 
-def _fused_kernel() -> Any:
-    """`_seven_update` compiled by `torch.compile` (once per process; needs a C++ compiler on CPU)."""
+def _run_fused(*args: Any) -> None:
+    """Run `_seven_update` compiled by `torch.compile` (compiled once per process). Where it cannot
+    be compiled (e.g. no C++ compiler for the CPU backend) it warns once and runs uncompiled."""
     global _KERNEL
     if _KERNEL is None:
         _KERNEL = torch.compile(_seven_update, dynamic=False, fullgraph=True)
-    return _KERNEL
+    if _KERNEL is _seven_update:
+        _seven_update(*args)
+        return
+    try:
+        _KERNEL(*args)
+    except Exception as err:  # compilation failures surface as many exception types
+        warnings.warn(
+            f"SevenPruner(fused=True): torch.compile failed ({type(err).__name__}: {err}); the "
+            "update runs uncompiled (same arithmetic, slower)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        _KERNEL = _seven_update
+        _seven_update(*args)
 
 
 class SevenPruner(GradualPruner):
@@ -163,7 +178,7 @@ class SevenPruner(GradualPruner):
                 dtype=torch.float32,
                 device=m.device,
             )
-            _fused_kernel()(m, v, s, t1, g, coef, self.moments == "abs")
+            _run_fused(m, v, s, t1, g, coef, self.moments == "abs")
             return
         # m <- a1 m + (1 - a1) g_m
         m.lerp_(torch.abs(g, out=t2) if self.moments == "abs" else g, 1.0 - self.alpha1)
