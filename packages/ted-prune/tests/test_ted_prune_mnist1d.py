@@ -1,0 +1,42 @@
+"""MNIST-1D data (generated offline), the CNN, one benchmark run, and the validation rule."""
+
+import torch
+from ted_prune.bench_mnist1d import READINGS, train_mnist1d, val_winner
+from ted_prune.mnist1d import MNIST1DCNN, mnist1d_splits, near_duplicates
+
+
+def test_splits_noise_and_duplicates_touch_only_training():
+    """mnist1d_splits: validation/test stay clean; duplicates copy a few sources with jitter."""
+    tr, va, te = mnist1d_splits(400, val_size=100, seed=0)
+    tr2, va2, te2 = mnist1d_splits(400, val_size=100, noise=0.2, duplicates=0.3, seed=0)
+    assert len(tr) == 220 and len(va) == 100 and len(te) == 80
+    assert torch.equal(va.tensors[1], va2.tensors[1]) and torch.equal(te.tensors[0], te2.tensors[0])
+    x, y = tr.tensors
+    xd, yd, mask = near_duplicates(x, y, 0.3, seed=1)
+    assert int(mask.sum()) == round(0.3 * 220)
+    dists = torch.cdist(xd[mask].flatten(1), x[~mask].flatten(1)).min(1).values
+    assert float(dists.max()) < 0.2 * float(x.std()) * 40**0.5  # each is a near-copy
+
+
+def test_cnn_head_is_the_feature_layer_and_a_run_reports_its_budget():
+    """train_mnist1d: TED at f=0.7 spends about 0.7 and keeps every class."""
+    torch.set_num_threads(1)
+    tr, va, _ = mnist1d_splits(600, val_size=100, seed=0)
+    assert MNIST1DCNN()(tr.tensors[0][:2]).shape == (2, 10)
+    r = train_mnist1d("TED", tr, va, epochs=6, f=0.7, seed=0)
+    assert abs(r["f"] - 0.7) < 0.01 and r["min_class_kept"] > 0
+    assert len(r["sizes"]) == 6 and 0 <= r["accuracy"] <= 100
+
+
+def _row(name, acc, minc=0.3):
+    return {"stage": "val", "method": f"TED:{name}", "metrics": {"accuracy": acc,
+            "min_class_kept": minc}}  # fmt: skip
+
+
+def test_val_winner_requires_class_quotas():
+    """val_winner: a global-ranking reading cannot win, however good its accuracy."""
+    rows = [_row("prune_residual_global", 90.0), _row("prune_residual_sample", 80.0),
+            _row("keep_abs_full", 85.0, minc=0.0), _row("spec", 95.0)]  # fmt: skip
+    assert READINGS["prune_residual_global"]["balance"] == "none"
+    assert val_winner(rows) == "prune_residual_sample"
+    assert val_winner([]) is None
