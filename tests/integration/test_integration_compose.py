@@ -52,8 +52,10 @@ def test_lnpt_pruned_cnn_trains_with_ted_data_pruning(digits, lnpt_cnn) -> None:
     mask.apply_(student)
     dataset = TensorDataset(digits.student_x, digits.student_y)
     epochs = 10
-    # the package's options against class collapse (its spec-literal defaults prune whole classes)
-    pruner = TEDPruner(dataset, epochs, keep=0.6, normalize=True, balance="class")
+    # hard top-k with class quotas: in this composition the package's default sampling with capped
+    # loss weights reached 0.41 (top-k 0.60, spec reading + quotas 0.57; seed 1, 2026-12-01), a
+    # finding recorded in the ted-prune docs, not something this composition test is about
+    pruner = TEDPruner(dataset, epochs, keep=0.6, normalize=True, balance="class", selection="topk")
     opt = torch.optim.Adam(student.parameters(), 1e-2)
     cbs = [MaskedTraining(student, mask, opt), PrunerCallback(pruner, dataset, batch_size=64)]
     fit(student, DataLoader(dataset, batch_size=64), epochs=epochs, optimizer=opt, loss_fn=ce,
