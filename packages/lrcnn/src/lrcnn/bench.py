@@ -691,7 +691,7 @@ def _plot(res: Any, path: Path) -> Path:
     fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
     for ax, (key, recs) in zip(axes[0], groups.items()):
         for r in recs:
-            trunk = r.setting["group"] == "trunk"
+            trunk = "mem_ratio" in r.metrics
             yv = r.metrics["mem_ratio"] if trunk else r.metrics["step_ratio"]
             ax.scatter(r.metrics["time_ratio"], yv, s=30, marker="o" if trunk else "^")
             ax.annotate(r.method, (r.metrics["time_ratio"], yv), fontsize=6)
