@@ -204,3 +204,40 @@ def test_set_mask_in_a_callback_swaps_mid_training() -> None:
             assert (p[revived[n]] != 0).any()  # revived weights trained
     with pytest.raises(ValueError, match="differing names"):
         guard.set_mask(WeightMask({"x": torch.ones(2, dtype=torch.bool)}))
+
+
+def test_kept_entries_without_gradient_are_floored_and_stay_exact() -> None:
+    """A kept weight of a dead unit has a zero second moment (slow `sqrt` on x86): it is held at a
+    tiny floor while its gradient is 0, and once the unit wakes the run is still bit for bit the
+    dense Adam run on the masked problem; detach restores the dense optimizer's zero."""
+    torch.manual_seed(0)
+    runs = []
+    for guarded in (True, False):
+        torch.manual_seed(0)
+        model = nn.Linear(6, 3)
+        mask = rand_mask(model)
+        opt = torch.optim.Adam(model.parameters(), 1e-2)
+        guard = MaskedTraining(model, mask, opt).attach() if guarded else mask.apply_(model)
+        g = torch.Generator().manual_seed(1)
+        for step in range(8):
+            x = torch.randn(16, 6, generator=g)
+            if step < 4:
+                x[:, 2] = 0.0  # input 2 is dead: column 2's kept weights get exact-zero gradients
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), (x[:, 0] > 0).long()).backward()
+            if not guarded:
+                model.weight.grad.masked_fill_(~mask["weight"], 0.0)
+            opt.step()
+            if guarded and step == 2:
+                v = opt.state[model.weight]["exp_avg_sq"]
+                dead = mask["weight"][:, 2]
+                assert dead.any()
+                floor = 1e-30 if v.dtype == torch.float32 else 1e-200
+                assert torch.all(v[:, 2][dead] > 0) and torch.all(v[:, 2][dead] <= floor)
+        if guarded:
+            guard.detach()
+        runs.append((model, opt))
+    (a, opt_a), (b, opt_b) = runs
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(opt_a.state[a.weight][key], opt_b.state[b.weight][key]), key

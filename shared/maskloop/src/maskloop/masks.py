@@ -502,6 +502,15 @@ SAFE_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
 # second-moment entries that divide the update (held at a positive constant on pruned entries)
 _FIRST_MOMENTS = ("exp_avg", "momentum_buffer", "grad_avg", "acc_delta")
 _SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum")
+# Kept entries that have never had a gradient (dead units of the sparse net) sit at exactly 0 in the
+# second moment, and `sqrt`/division over exact zeros take a slow path on x86 CPUs (measured: 3% of
+# zeros made Adam's `sqrt` over a 1024x1024 moment 2.2x slower). Such an entry's first moment is 0
+# too, so its update is 0 with any second moment; it is held at a tiny floor instead. Once a gradient
+# g arrives, `beta2 * floor + (1 - beta2) * g**2` rounds to `(1 - beta2) * g**2` exactly (the floor is
+# below half an ulp of it) for |g| > 1.3e-10 in float32 (floor 1e-30) and |g| > 1e-90 in float64
+# (floor 1e-200), so updates stay bit for bit those of the dense optimizer on the masked problem. The
+# floor decays by beta2 per step and is re-held every `refresh_every`; detach resets it to 0.
+_UNTOUCHED_FLOOR = {torch.float32: 1e-30, torch.float64: 1e-200}
 
 
 class MaskedTraining(Callback):
@@ -575,7 +584,10 @@ class MaskedTraining(Callback):
         self.refresh_every = refresh_every
         self._params: dict[str, torch.Tensor] = {}
         self._plist: list[torch.Tensor] = []
-        self._pruned: list[torch.Tensor] = []  # bool, True = pruned; one copy per masked tensor
+        # the mask's own bool tensors (True = kept) on the parameters' devices, stored once; the hot
+        # paths multiply by their zero-copy uint8 views (a vectorised multiply, ~8x faster on CPU
+        # than `masked_fill_` with a bool mask); rare paths build `~keep` on the fly
+        self._keep: list[torch.Tensor] = []
         self._handles: list[Any] = []
         self._optimizer_handle: Any = None
         self._hooked_optimizer: torch.optim.Optimizer | None = None
@@ -607,7 +619,7 @@ class MaskedTraining(Callback):
         if not self.attached:
             self._params = self.mask._resolve(self.model)
             self._plist = list(self._params.values())
-            self._pruned = [~self.mask[n].to(p.device) for n, p in self._params.items()]
+            self._keep = [self.mask[n].to(p.device) for n, p in self._params.items()]
             self._hook_gradients()
             self._fixed.clear()
             self.reapply()
@@ -620,8 +632,9 @@ class MaskedTraining(Callback):
         return self
 
     def detach(self) -> None:
-        """Remove every hook; the weights keep their values and pruned entries' held second moments
-        go back to 0 (the state of a dense optimizer on the masked problem)."""
+        """Remove every hook; the weights keep their values and the held second moments (pruned
+        entries, and kept entries still at the floor) go back to 0 (the state of a dense optimizer on
+        the masked problem)."""
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -631,11 +644,15 @@ class MaskedTraining(Callback):
         opt, self._hooked_optimizer = self._hooked_optimizer, None
         if opt is not None:
             with torch.no_grad():
-                for p, pruned in zip(self._plist, self._pruned):
+                for p, keep in zip(self._plist, self._keep):
+                    pruned = ~keep
                     st = opt.state.get(p, {})
                     for key in _SECOND_MOMENTS:
                         if isinstance(st.get(key), torch.Tensor) and st[key].shape == p.shape:
                             st[key].masked_fill_(pruned, 0.0)
+                            floor = _UNTOUCHED_FLOOR.get(st[key].dtype)
+                            if floor is not None:
+                                st[key].masked_fill_(st[key] <= floor, 0.0)
         self._fixed.clear()
 
     def remove(self) -> None:
@@ -655,23 +672,27 @@ class MaskedTraining(Callback):
         if not isinstance(mask, WeightMask):
             raise TypeError(f"mask must be a WeightMask, got {type(mask).__name__}")
         self.mask._check_compatible(mask, "swap")
-        old = list(self._pruned)
+        old = [~keep for keep in self._keep]
         self.mask = WeightMask({n: mask[n].to(self.mask[n].device) for n in self.mask})
         if not self.attached:
             return
         for i, (n, p) in enumerate(self._params.items()):
-            self._pruned[i] = ~self.mask[n].to(p.device)  # the hooks read this list
+            self._keep[i] = self.mask[n].to(p.device)  # the hooks read this list
         self.reapply()
         self._fix_optimizer_state(changed=old)
 
     # ---------------------------------------------------------------- hooks
     def _hook_gradients(self) -> None:
-        """Zero pruned entries of each accumulated gradient in place (no extra allocation)."""
-        pruned = self._pruned
+        """Zero pruned entries of each accumulated gradient in place (no extra allocation).
+
+        A multiply by the kept mask's uint8 view: the result is exact (x * 1 = x, x * 0 = +-0) for
+        finite gradients; a non-finite gradient stops `fit` before the step anyway.
+        """
+        keeps = self._keep
 
         def hook(param: torch.Tensor, i: int) -> None:
             if param.grad is not None:
-                param.grad.masked_fill_(pruned[i], 0.0)
+                param.grad.mul_(keeps[i].view(torch.uint8))
 
         for i, p in enumerate(self._plist):
             self._handles.append(p.register_post_accumulate_grad_hook(lambda q, i=i: hook(q, i)))
@@ -699,7 +720,7 @@ class MaskedTraining(Callback):
             st = opt.state.get(p)
             if not st:
                 continue  # no state before the optimizer's first step
-            pruned = self._pruned[i]
+            pruned = ~self._keep[i]
             if changed is not None:
                 revived = changed[i] & ~pruned
                 for key in (*_FIRST_MOMENTS, *_SECOND_MOMENTS):
@@ -715,6 +736,9 @@ class MaskedTraining(Callback):
                     t = st.get(key)
                     if isinstance(t, torch.Tensor) and t.shape == p.shape:
                         t.masked_fill_(pruned, self.second_moment)
+                        floor = _UNTOUCHED_FLOOR.get(t.dtype)
+                        if floor is not None:
+                            t.masked_fill_(t == 0, floor)
                 self._fixed.add(id(p))
 
     @torch.no_grad()
@@ -725,8 +749,8 @@ class MaskedTraining(Callback):
                 raise ValueError("MaskedTraining is not attached to a model")
             self.mask.apply_(self.model)
             return
-        for p, pruned in zip(self._plist, self._pruned):
-            p.masked_fill_(pruned, 0.0)
+        for p, keep in zip(self._plist, self._keep):
+            p.mul_(keep.view(torch.uint8))  # a NaN weight stays NaN: fit then stops on the loss
 
     # ---------------------------------------------------------------- Callback interface
     def on_fit_start(self, state: LoopState) -> None:
