@@ -246,3 +246,24 @@ def test_feature_hook_reads_penultimate_features() -> None:
         FeatureHook(model, "head")
     with pytest.raises(ValueError, match="no nn.Linear"):
         FeatureHook(nn.Sequential(nn.ReLU()))
+
+
+def test_progress_keeps_one_line_per_epoch_with_losses(capsys) -> None:
+    """The epoch bar stays on screen (as Keras prints): one finished line per epoch, with the
+    training loss and the eval metrics."""
+    seed_everything(0)
+    model = mlp()
+    fit(
+        model,
+        DataLoader(blobs(), batch_size=32),
+        epochs=2,
+        optimizer=torch.optim.SGD(model.parameters(), 0.1),
+        loss_fn=ce,
+        eval_data=DataLoader(blobs(seed=1), batch_size=32),
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    lines = [line.split("\r")[-1] for line in err.split("\n") if line.strip()]
+    finished = [line for line in lines if "3/3" in line]
+    assert [line.split(":")[0] for line in finished] == ["epoch 1/2", "epoch 2/2"]
+    assert all("loss=" in line and "eval_accuracy=" in line for line in finished), finished

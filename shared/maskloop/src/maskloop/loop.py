@@ -385,13 +385,19 @@ def _run(
         state.model.train()
         total, count, start = 0.0, 0, time.perf_counter()
         log_sums: dict[str, float] = {}
+        try:
+            n_batches: int | None = len(data)
+        except TypeError:
+            n_batches = None
+        # updated by hand (iterating a tqdm closes it at the last batch, before eval): each epoch's
+        # line stays on screen with its training loss and eval metrics, as Keras prints them
         bar = tqdm(
-            data,
+            total=n_batches,
             desc=f"epoch {state.epoch + 1}/{state.epochs}",
             disable=not progress or state.rank != 0,
-            leave=False,
+            leave=True,
         )
-        for state.batch_idx, batch in enumerate(bar):
+        for state.batch_idx, batch in enumerate(data):
             state.batch = _to_device(batch, state.device)
             if supervised:
                 state.inputs, state.targets, state.indices = split_batch(state.batch)
@@ -436,8 +442,8 @@ def _run(
             count += n
             for k, v in _scalar_logs(state.logs).items():
                 log_sums[k] = log_sums.get(k, 0.0) + v * n
-            bar.set_postfix(loss=f"{total / count:.4f}")
-        bar.close()
+            bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+            bar.update(1)
         if state.scheduler is not None:
             state.scheduler.step()
         state.metrics["train_loss"] = total / max(count, 1)
@@ -452,6 +458,11 @@ def _run(
                 results = evaluate_objective(state.model, eval_data, objective, state.device)
             for k, v in results.items():
                 state.metrics[f"eval_{k}"] = v
+            bar.set_postfix(
+                loss=f"{state.metrics['train_loss']:.4f}",
+                **{f"eval_{k}": f"{v:.4g}" for k, v in results.items()},
+            )
+        bar.close()
         state.history.epochs.append(state.metrics)
         state.epoch += 1
         for cb in cbs:
