@@ -6,13 +6,7 @@ from maskloop import Callback, MaskedTraining, WeightMask, fit, prunable_paramet
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def net(seed: int = 0) -> nn.Module:

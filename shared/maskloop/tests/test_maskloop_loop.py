@@ -15,6 +15,7 @@ from maskloop import (
     prunable_parameters,
     seed_everything,
 )
+from maskloop.testing import EventRecorder
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -53,38 +54,20 @@ def test_fit_learns_and_records_history() -> None:
     assert hist["eval_accuracy"][-1] > 0.9
 
 
-class Recorder(Callback):
+class Recorder(EventRecorder):
     def __init__(self) -> None:
-        self.events: list[str] = []
+        super().__init__()
         self.indices: list[int] = []
-
-    def on_fit_start(self, state):
-        self.events.append("fit_start")
-
-    def on_epoch_start(self, state):
-        self.events.append("epoch_start")
-
-    def on_batch_start(self, state):
-        self.events.append("batch_start")
 
     def on_loss(self, state):
         assert state.losses is not None and state.losses.shape == (len(state.targets),)
         self.indices += state.indices.tolist()
         state.losses = state.losses * 0.0  # reweighting is honoured: zero loss, zero grads
-        self.events.append("loss")
+        super().on_loss(state)
 
     def on_after_backward(self, state):
         assert all(p.grad is None or torch.all(p.grad == 0) for p in state.model.parameters())
-        self.events.append("after_backward")
-
-    def on_step_end(self, state):
-        self.events.append("step_end")
-
-    def on_epoch_end(self, state):
-        self.events.append("epoch_end")
-
-    def on_fit_end(self, state):
-        self.events.append("fit_end")
+        super().on_after_backward(state)
 
 
 def test_callback_order_indices_and_reweighting() -> None:

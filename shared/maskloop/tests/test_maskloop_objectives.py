@@ -13,6 +13,7 @@ from maskloop import (
     fit,
     seed_everything,
 )
+from maskloop.testing import EventRecorder
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -55,37 +56,19 @@ def unlabelled(n: int = 48, seed: int = 0) -> TensorDataset:
     return TensorDataset(torch.randn(n, 4, generator=g, dtype=torch.float64))
 
 
-class Hooks(Callback):
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def on_fit_start(self, state):
-        self.events.append("fit_start")
-
-    def on_epoch_start(self, state):
-        self.events.append("epoch_start")
-
+class Hooks(EventRecorder):
     def on_batch_start(self, state):
         assert state.targets is None and state.inputs is None  # not a labelled batch
-        self.events.append("batch_start")
+        super().on_batch_start(state)
 
     def on_loss(self, state):
         assert state.losses.shape == (len(state.batch[0]),)
         assert state.logs["z"].shape == (len(state.batch[0]), 2)
-        self.events.append("loss")
+        super().on_loss(state)
 
     def on_after_backward(self, state):
         assert state.model.enc.weight.grad is not None
-        self.events.append("after_backward")
-
-    def on_step_end(self, state):
-        self.events.append("step_end")
-
-    def on_epoch_end(self, state):
-        self.events.append("epoch_end")
-
-    def on_fit_end(self, state):
-        self.events.append("fit_end")
+        super().on_after_backward(state)
 
 
 def test_elbo_objective_trains_runs_every_hook_and_logs() -> None:

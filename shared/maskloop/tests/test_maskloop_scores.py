@@ -5,13 +5,7 @@ import torch
 from maskloop import WeightMask, scores
 from torch import nn
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def linear_batches(seed: int = 0):  # float64 through the autouse fixture

@@ -165,6 +165,23 @@ def random(
     }
 
 
+def _summed_grad(
+    model: nn.Module,
+    taken: list[Any],
+    plist: list[torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor] | None,
+    objective: Callable[..., Any] | None,
+    temperature: float = 1.0,
+) -> list[torch.Tensor]:
+    """`sum_b grad L_b` over the batches, summed over ranks too (SNIP's and GraSP's `g`)."""
+    g = [torch.zeros_like(p) for p in plist]
+    for b in taken:
+        torch._foreach_add_(g, _grad(_mean_loss(model, b, loss_fn, objective, temperature), plist))
+    for t in g:
+        distributed.all_reduce_(t)
+    return g
+
+
 def snip(
     model: nn.Module,
     batches: Iterable[Any],
@@ -188,11 +205,7 @@ def snip(
     taken = _batches(batches, max_batches, "snip")
     plist = list(named.values())
     with _scoring(model, train_mode):
-        g = [torch.zeros_like(p) for p in plist]
-        for b in taken:
-            torch._foreach_add_(g, _grad(_mean_loss(model, b, loss_fn, objective), plist))
-    for t in g:
-        distributed.all_reduce_(t)
+        g = _summed_grad(model, taken, plist, loss_fn, objective)
     scores = {n: (p.detach() * gi).abs() for (n, p), gi in zip(named.items(), g)}
     if normalize:
         total = sum(s.sum() for s in scores.values())
@@ -223,11 +236,7 @@ def grasp(
     taken = _batches(batches, max_batches, "grasp")
     plist = list(named.values())
     with _scoring(model, train_mode):
-        g = [torch.zeros_like(p) for p in plist]
-        for b in taken:
-            torch._foreach_add_(g, _grad(_mean_loss(model, b, loss_fn, None, temperature), plist))
-        for t in g:
-            distributed.all_reduce_(t)
+        g = _summed_grad(model, taken, plist, loss_fn, None, temperature)
         hg = [torch.zeros_like(p) for p in plist]
         for b in taken:
             gi = _grad(_mean_loss(model, b, loss_fn, None, temperature), plist, create_graph=True)

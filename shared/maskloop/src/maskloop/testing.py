@@ -1,4 +1,5 @@
-"""Test helpers shared by the packages: run a script under `torchrun` and read what each rank saved.
+"""Test helpers shared by the packages: run a script under `torchrun` and read what each rank saved;
+record the order in which `fit` calls a callback's hooks.
 
 Every package tests its distributed path the same way (a script, two gloo ranks on the CPU, one file
 per rank); this keeps the launch in one place.
@@ -15,7 +16,34 @@ from typing import Any
 
 import torch
 
-__all__ = ["run_torchrun"]
+from maskloop.loop import Callback
+
+__all__ = ["HOOKS", "EventRecorder", "run_torchrun"]
+
+HOOKS = (
+    "fit_start", "epoch_start", "batch_start", "loss",
+    "after_backward", "step_end", "epoch_end", "fit_end",
+)  # fmt: skip
+
+
+class EventRecorder(Callback):
+    """A callback that appends each hook's name (`"fit_start"`, ..., `"fit_end"`) to `events` as `fit`
+    calls it. Subclass it to check the state at a hook: override `on_<hook>` and call `super()`."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+
+def _recording(hook: str) -> Any:
+    def record(self: EventRecorder, state: Any) -> None:
+        self.events.append(hook)
+
+    record.__name__ = f"on_{hook}"
+    return record
+
+
+for _hook in HOOKS:
+    setattr(EventRecorder, f"on_{_hook}", _recording(_hook))
 
 
 def run_torchrun(
