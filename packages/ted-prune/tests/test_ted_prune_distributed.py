@@ -11,7 +11,7 @@ SCRIPT = textwrap.dedent(
     import os, sys, torch
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
-    from maskloop import fit, seed_everything, Callback
+    from maskloop import fit, seed_everything, Callback, IndexedDataset
     from ted_prune import TEDPruner, PrunerCallback
 
     seed_everything(0)
@@ -28,10 +28,10 @@ SCRIPT = textwrap.dedent(
         def on_loss(self, state):
             seen.setdefault(state.epoch, []).extend(state.indices.tolist())
 
-    fit(model, DataLoader(ds, batch_size=8), epochs=4,
+    fit(model, DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=8), epochs=4,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         loss_fn=lambda o, t: nn.functional.cross_entropy(o, t, reduction="none"),
-        callbacks=[PrunerCallback(pruner, ds, batch_size=8), Record()], progress=False)
+        callbacks=[PrunerCallback(pruner, batch_size=8), Record()], progress=False)
     rank = int(os.environ["RANK"])
     torch.save({"scores": pruner.scores, "sels": torch.stack(sels[1:]),
                 "seen": {e: torch.tensor(v) for e, v in seen.items()},

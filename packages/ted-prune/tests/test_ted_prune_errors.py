@@ -3,7 +3,7 @@
 import pytest
 import torch
 from maskloop import FeatureHook
-from ted_prune import InfoBatch, PrunedLoader, PrunerCallback, TEDPruner
+from ted_prune import InfoBatch, PrunerCallback, TEDPruner
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -48,7 +48,7 @@ def test_model_without_readable_features():
 
 
 def test_callback_rejects_model_without_linear_head():
-    from maskloop import fit
+    from maskloop import IndexedDataset, fit
     from torch.utils.data import DataLoader
 
     ds = TensorDataset(torch.randn(8, 1, 6), torch.zeros(8, dtype=torch.long))
@@ -57,11 +57,11 @@ def test_callback_rejects_model_without_linear_head():
     with pytest.raises(ValueError, match="nn.Linear"):
         fit(
             model,
-            DataLoader(ds, batch_size=4),
+            DataLoader(IndexedDataset(ds), sampler=p.sampler, batch_size=4),
             epochs=1,
             optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
             loss_fn=lambda o, t: nn.functional.cross_entropy(o, t, reduction="none"),
-            callbacks=[PrunerCallback(p, ds)],
+            callbacks=[PrunerCallback(p)],
             progress=False,
         )
 
@@ -70,7 +70,7 @@ def test_mismatched_dataset_length():
     ds = TensorDataset(torch.randn(8, 3), torch.zeros(8, dtype=torch.long))
     p = TEDPruner(10, epochs=2)
     with pytest.raises(ValueError, match="10"):
-        PrunedLoader(p, ds)
+        PrunerCallback(p, ds)
     with pytest.raises(ValueError, match="indices"):
         p.observe(
             torch.tensor([3, 12]), torch.randn(2, 2), torch.randn(2, 4), torch.zeros(2).long()

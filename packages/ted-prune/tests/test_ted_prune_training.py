@@ -2,14 +2,13 @@
 
 import pytest
 import torch
-from maskloop import Checkpoint, FeatureHook, Selection, fit
+from maskloop import Checkpoint, FeatureHook, IndexedDataset, Selection, fit
 from ted_prune import (
     EL2N,
     Forgetting,
     FullData,
     GraNd,
     InfoBatch,
-    PrunedLoader,
     PrunerCallback,
     RandomDynamic,
     RandomStatic,
@@ -44,11 +43,11 @@ def _fit(pruner, ds, epochs=E, callbacks=(), seed=0):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     hist = fit(
         model,
-        DataLoader(ds, batch_size=16),
+        DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16),
         epochs=epochs,
         optimizer=opt,
         loss_fn=_loss,
-        callbacks=[PrunerCallback(pruner, ds, batch_size=16), *callbacks],
+        callbacks=[PrunerCallback(pruner), *callbacks],
         progress=False,
     )
     return model, hist
@@ -130,7 +129,7 @@ def test_infobatch_prunes_only_below_mean_and_rescales():
 
 def _plain_loop(pruner, ds, model, opt, epochs):
     hook = FeatureHook(model)
-    loader = PrunedLoader(pruner, ds, batch_size=16)
+    loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
     for _ in range(epochs):
         torch.manual_seed(1000 + pruner.epoch)
         for x, y, idx in loader:

@@ -3,7 +3,8 @@
 `TEDPruner` gives one `maskloop.Selection` per epoch from EMA alignment scores
 a_i = <g_target, g_i> (a reconstruction of the paper's mask-Taylor IGD estimate), with a progressive
 keep-ratio schedule and budget accounting. Baselines (`ted_prune.baselines`) share the interface.
-Integrations: `PrunerCallback` (maskloop.fit), `PrunedLoader` + `DataPruner.update` (your own loop),
+Every loop draws the selection from one `maskloop.SelectionSampler`, `pruner.sampler`:
+`PrunerCallback` (maskloop.fit), `DataPruner.update` / `end_epoch` (your own loop),
 `ted_prune.hf.PrunedTrainer` (Hugging Face Trainer; needs the `hf` extra).
 """
 
@@ -18,7 +19,7 @@ from ted_prune.baselines import (
     RandomStatic,
     static_keep_for_budget,
 )
-from ted_prune.callbacks import PrunedLoader, PrunerCallback, indexed
+from ted_prune.callbacks import PrunerCallback, indexed
 from ted_prune.pruner import DataPruner, ProgressiveSchedule, ScheduledPruner, keep_for_budget
 from ted_prune.ted import (
     SPEC_READING,
@@ -41,7 +42,6 @@ __all__ = [
     "GraNd",
     "InfoBatch",
     "ProgressiveSchedule",
-    "PrunedLoader",
     "PrunerCallback",
     "RandomDynamic",
     "RandomSizes",

@@ -28,7 +28,7 @@ from ted_prune.baselines import (
     RandomStatic,
     static_keep_for_budget,
 )
-from ted_prune.callbacks import PrunedLoader
+from ted_prune.callbacks import indexed
 from ted_prune.data import digits
 from ted_prune.models import DigitsCNN, DigitsMLP
 from ted_prune.pruner import DataPruner
@@ -94,7 +94,7 @@ def train_digits(
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     pruner = make_pruner(method, train, epochs, budget, seed)
     hook = FeatureHook(model)
-    loader = PrunedLoader(pruner, train, batch_size=batch_size)
+    loader = DataLoader(indexed(train), sampler=pruner.sampler, batch_size=batch_size)
     start = time.perf_counter()
     for _ in range(epochs):
         model.train()
@@ -243,7 +243,7 @@ def minilm_run(
     kw = {"rescore_every": 0} if method in TED_VARIANTS else {}
     pruner = make_pruner(method, train_ds, epochs, budget, seed, **kw)
     hook = FeatureHook(model)
-    loader = PrunedLoader(pruner, train_ds, batch_size=32)
+    loader = DataLoader(indexed(train_ds), sampler=pruner.sampler, batch_size=32)
     start = time.perf_counter()
     for _ in range(epochs):
         model.train()

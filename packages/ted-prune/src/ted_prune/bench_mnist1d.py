@@ -137,7 +137,7 @@ def train_mnist1d(
     with FeatureHook(model) as hook:
         for _ in range(epochs):
             model.train()
-            order = torch.as_tensor(list(pruner.sampler()), dtype=torch.long)
+            order = torch.as_tensor(list(pruner.sampler), dtype=torch.long)
             kept = torch.bincount(y[order], minlength=10).double()
             min_class = min(min_class, float((kept / counts).min()))
             for i in range(0, order.numel(), batch_size):

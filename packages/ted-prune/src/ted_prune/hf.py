@@ -65,7 +65,7 @@ class PrunerSampler(Sampler[int]):
         self.pruner.select(int(epoch))
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.pruner.sampler(num_replicas=1, rank=0))
+        return iter(self.pruner.sampler)
 
     def __len__(self) -> int:
         return len(self.pruner.select())
@@ -130,6 +130,7 @@ class PrunedTrainer(Trainer):
                 "and schedule fix the number of steps"
             )
         self.pruner = pruner
+        pruner.make_sampler(num_replicas=1, rank=0)  # accelerate shards the batches
         layer = feature_layer if feature_layer is not None else getattr(pruner, "layer", None)
         self.feature_hook = FeatureHook(self.model, layer) if pruner.uses_features else None
         self.add_callback(PrunerTrainerCallback(pruner, self.train_dataset, self.data_collator))

@@ -182,10 +182,11 @@ class DataPruner:
     Subclasses implement `_select(epoch) -> Selection` and, if they learn from training, `_observe`
     and `_end_epoch`. Usage in any loop::
 
-        sel = pruner.select()                  # this epoch's kept samples
-        loader = DataLoader(ds, sampler=sel.sampler(), ...)
-        ...  loss = pruner.update(losses, idx, logits, features, targets)  # per batch
-        pruner.end_epoch(model, ds)            # re-scoring (if any), advance the epoch
+        loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=B)
+        for epoch in range(E):
+            for x, y, idx in loader:           # this epoch's kept samples
+                ...  loss = pruner.update(losses, idx, logits, features, y)
+            pruner.end_epoch(model, ds)        # re-scoring (if any), next epoch's selection
 
     `forward_cost` is the cost of a forward-only scoring pass relative to a training step on the
     same sample (about 1/3: one forward of forward + backward); it converts scored samples into
@@ -206,6 +207,8 @@ class DataPruner:
         self.log: list[dict[str, float]] = []
         self._current: Selection | None = None
         self._current_epoch = -1
+        self._sampler: SelectionSampler | None = None
+        self._sampler_epoch = -1
         self._trained = 0
         self._scored = 0
         self.score_seconds = 0.0
@@ -240,22 +243,59 @@ class DataPruner:
                 self._current = self._select(epoch)
             self._current_epoch = epoch
             self.score_seconds += time.perf_counter() - t0  # selecting is part of scoring
+        self._push(epoch)
         return self._current
 
-    def sampler(
+    @property
+    def sampler(self) -> SelectionSampler:
+        """The one `maskloop.SelectionSampler` this pruner drives (created on first use).
+
+        Build the training loader once over the full dataset with it,
+        `DataLoader(IndexedDataset(dataset), sampler=pruner.sampler, batch_size=B)`, and every loop
+        (`maskloop.fit` with `PrunerCallback`, your own loop, Hugging Face `Trainer`) iterates this
+        epoch's selection: `select(epoch)` and `end_epoch` hand each new selection to the sampler
+        (`set_selection`) and reseed its shuffling generator with `seed + epoch`, so the order
+        depends only on the pruner's epoch (not on the epoch number a loop passes to `set_epoch`).
+        Under `torch.distributed` it shards the selection across ranks (see `make_sampler`).
+        """
+        if self._sampler is None:
+            self.make_sampler()
+        assert self._sampler is not None
+        return self._sampler
+
+    def make_sampler(
         self,
-        epoch: int | None = None,
+        *,
         shuffle: bool = True,
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> SelectionSampler:
-        """A DDP-aware sampler over this epoch's selection (every rank shards the same selection)."""
-        epoch = self.epoch if epoch is None else epoch
-        s = self.select(epoch).sampler(
-            shuffle=shuffle, num_replicas=num_replicas, rank=rank, seed=self.seed
+        """Create (or replace) `pruner.sampler`: shuffled or in index order, sharded over
+        `num_replicas` ranks (default: the `torch.distributed` world, else 1; pass
+        `num_replicas=1, rank=0` where a library shards batches itself, e.g. accelerate)."""
+        self._sampler = SelectionSampler.full(
+            self.n,
+            shuffle=shuffle,
+            generator=torch.Generator(),
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=self.seed,
         )
+        self._sampler_epoch = -1
+        if self.epoch < self.epochs:
+            self.select(self.epoch)
+        return self._sampler
+
+    def _push(self, epoch: int) -> None:
+        """Hand epoch `epoch`'s selection to the sampler (once per epoch)."""
+        s = self._sampler
+        if s is None or self._current is None or self._sampler_epoch == epoch:
+            return
+        s.set_selection(self._current)
         s.set_epoch(epoch)
-        return s
+        assert s.generator is not None
+        s.generator.manual_seed(self.seed + epoch)
+        self._sampler_epoch = epoch
 
     # --- observation ---------------------------------------------------------------------------
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
@@ -377,6 +417,8 @@ class DataPruner:
         self._scored = 0
         self.score_seconds = 0.0
         self.epoch += 1
+        if self._sampler is not None and self.epoch < self.epochs:
+            self.select(self.epoch)  # the sampler iterates the next epoch's selection
         return rec
 
     def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
@@ -437,6 +479,9 @@ class DataPruner:
         self._trained = int(in_epoch.get("trained", 0))
         self._scored = int(in_epoch.get("scored", 0))
         self._load_extra(state["extra"])
+        self._sampler_epoch = -1
+        if self._sampler is not None and self.epoch < self.epochs:
+            self.select(self.epoch)
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
