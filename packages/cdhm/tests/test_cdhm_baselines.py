@@ -16,6 +16,11 @@ from cdhm import (
     mk_mmd,
     simulate_domain,
 )
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pyro.*")
 
@@ -73,11 +78,46 @@ def test_ablations_are_configured():
 
 def test_physics_reference(toy):
     a, b = toy
-    ref = PhysicsReference().fit(a.x, a.y, a.rpm)
-    assert ref.score(a.x, a.y, a.rpm) > 0.9
-    assert ref.predict_proba(b.x, b.rpm).shape == (len(b), 4)
-    with pytest.raises(ValueError, match="rpm"):
-        ref.predict(b.x, -1.0)
+    ref = PhysicsReference().fit(a.x, a.y, rpm=a.rpm)
+    assert ref.score(a.x, a.y, rpm=a.rpm) > 0.9
+    assert ref.predict_proba(b.x, rpm=b.rpm).shape == (len(b), 4)
+    assert ref.transform(b.x, rpm=b.rpm).shape == (len(b), 230)
+    # one speed for every window, from the constructor
+    same = PhysicsReference(rpm=float(a.rpm[0])).fit(a.x, a.y)
+    np.testing.assert_array_equal(same.predict(b.x, rpm=b.rpm), ref.predict(b.x, rpm=b.rpm))
+    with pytest.raises(ValueError, match="rpm must be finite and > 0"):
+        ref.predict(b.x, rpm=-1.0)
+    with pytest.raises(ValueError, match="rpm must be a scalar or have shape"):
+        ref.predict(b.x, rpm=b.rpm[:3])
+    with pytest.raises(ValueError, match="rpm is required"):
+        PhysicsReference().fit(a.x, a.y)
+
+
+def test_physics_reference_stores_arguments_and_validates_in_fit(toy):
+    a, _ = toy
+    est = PhysicsReference(fs=-1.0, C="big", highpass_hz=1e9)
+    assert est.get_params() == {"fs": -1.0, "C": "big", "highpass_hz": 1e9, "rpm": None}
+    with pytest.raises(ValueError, match="fs must be"):
+        est.fit(a.x, a.y, rpm=a.rpm)
+    with pytest.raises(TypeError, match="C must be a real number"):
+        est.set_params(fs=12000.0).fit(a.x, a.y, rpm=a.rpm)
+    with pytest.raises(ValueError, match="highpass_hz must be"):
+        est.set_params(C=1.0).fit(a.x, a.y, rpm=a.rpm)
+    with pytest.raises(NotFittedError):
+        PhysicsReference().predict(a.x, rpm=a.rpm)
+
+
+def test_physics_reference_in_sklearn_tools(toy):
+    a, _ = toy
+    est = PhysicsReference(C=0.5, rpm=float(a.rpm[0]))
+    c = clone(est)
+    assert c.get_params() == est.get_params() and c is not est
+    scores = cross_val_score(est, a.x, a.y, cv=2)
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    grid = GridSearchCV(est, {"C": [0.1, 1.0]}, cv=2).fit(a.x, a.y)
+    assert grid.best_params_["C"] in (0.1, 1.0)
+    pipe = make_pipeline(FunctionTransformer(lambda x: 2.0 * x), clone(est)).fit(a.x, a.y)
+    assert set(pipe.predict(a.x)) <= set(a.y)
 
 
 def test_bench_tiny_writes_report(tmp_path):

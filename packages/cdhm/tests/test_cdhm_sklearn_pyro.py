@@ -8,7 +8,7 @@ import numpy as np
 import pyro
 import pytest
 import torch
-from cdhm import AlignedCNNClassifier, CDHMClassifier, simulate_domain
+from cdhm import AlignedCNNClassifier, CDHMClassifier, PhysicsReference, simulate_domain
 from pyro.infer import Predictive, TraceMeanField_ELBO
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -26,6 +26,7 @@ _CHECK_KW = {"n_segments": 1, "epochs": 4, "hidden": 16, "standardize": "none", 
     [
         CDHMClassifier(s_dim=4, z_dim=2, **_CHECK_KW),
         AlignedCNNClassifier(**_CHECK_KW),
+        PhysicsReference(rpm=1797.0),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check):

@@ -21,9 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from maskloop.checks import check_real
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import Tags, TransformerTags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from cdhm.causal_hmm import CDHMClassifier
@@ -31,7 +36,6 @@ from cdhm.data import envelope_order_spectrum
 from cdhm.estimator import DomainAdaptiveClassifier, _check_float, _check_int
 from cdhm.models import (
     SegmentEncoder,
-    check_signals,
     coral_loss,
     ganin_lambda,
     grad_reverse,
@@ -155,50 +159,124 @@ def make_ablation(name: str, **kwargs: Any) -> CDHMClassifier:
     return CDHMClassifier(**{**kwargs, **ABLATIONS[name]})
 
 
-class PhysicsReference:
+class PhysicsReference(ClassifierMixin, BaseEstimator):
     """Order-normalised envelope spectrum + logistic regression (a physics-based reference).
 
     Features: log of the envelope spectrum sampled at orders 0.5-12 (step 0.05) of the shaft
     speed, each window's spectrum divided by its mean (gain invariance). Because the features are
     in orders, a change of speed moves nothing; resonance and noise changes remain.
+
+    A scikit-learn classifier: ``fit(X, y, rpm=None)``, ``predict(X, rpm=None)``, ... with `X`
+    the windows (N, L) sampled at `fs` Hz and `rpm` each window's shaft speed (a scalar or (N,));
+    without it the constructor's `rpm` (one speed for every window) is used. The constructor
+    stores its arguments unchanged; ``fit`` validates them, so ``clone``, ``GridSearchCV`` and
+    ``cross_val_score`` work. `C` is the inverse L2 strength of the logistic regression and
+    `highpass_hz` the cut-off of the high-pass before the envelope (in (0, fs / 2)).
     """
 
-    def __init__(self, fs: float = 12000.0, C: float = 1.0, highpass_hz: float = 1000.0) -> None:
-        self.fs = _check_float("fs", fs, 1.0)
-        self.C = _check_float("C", C, 1e-9)
-        self.highpass_hz = _check_float("highpass_hz", highpass_hz, 0.0)
-        self.model_: Any = None
+    def __init__(
+        self,
+        fs: float = 12000.0,
+        C: float = 1.0,
+        highpass_hz: float = 1000.0,
+        rpm: float | None = None,
+    ) -> None:
+        self.fs = fs
+        self.C = C
+        self.highpass_hz = highpass_hz
+        self.rpm = rpm
 
-    def _feat(self, x: Any, rpm: Any, name: str) -> np.ndarray:
-        x = check_signals(x, 1, name)
-        rpm = np.broadcast_to(np.asarray(rpm, dtype=np.float64), (len(x),))
-        if not np.all(rpm > 0):
-            raise ValueError(f"rpm must be > 0 for every window of {name}")
-        _, spec = envelope_order_spectrum(x, self.fs, rpm, highpass_hz=self.highpass_hz)
+    def __sklearn_tags__(self) -> Tags:
+        """A classifier whose ``transform`` gives its spectral features. It reads each row of X
+        as a vibration window, so scikit-learn's accuracy bar on generic tabular blobs (0.83)
+        does not apply (``poor_score``)."""
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.poor_score = True
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])  # features in float64
+        return tags
+
+    def _check_params(self) -> None:
+        fs = check_real("fs", self.fs, low=0.0, low_inclusive=False)
+        check_real("C", self.C, low=0.0, low_inclusive=False)
+        check_real(
+            "highpass_hz",
+            self.highpass_hz,
+            low=0.0,
+            high=fs / 2,
+            low_inclusive=False,
+            high_inclusive=False,
+        )
+        if self.rpm is not None:
+            check_real("rpm", self.rpm, low=0.0, low_inclusive=False)
+
+    def _speeds(self, rpm: Any, n: int, name: str) -> np.ndarray:
+        if rpm is None:
+            rpm = self.rpm
+        if rpm is None:
+            raise ValueError(
+                f"rpm is required for {name}: pass rpm= (shaft speed of each window) or set "
+                "PhysicsReference(rpm=...)"
+            )
+        r = np.asarray(rpm)
+        if r.dtype == object or not np.issubdtype(r.dtype, np.number):
+            raise TypeError(f"rpm must be a number or an array of numbers, got {rpm!r}")
+        if r.ndim > 1 or (r.ndim == 1 and r.shape != (n,)):
+            raise ValueError(f"rpm must be a scalar or have shape ({n},) for {name}, got {r.shape}")
+        r = np.broadcast_to(r.astype(np.float64), (n,))
+        if not np.all(np.isfinite(r) & (r > 0)):
+            raise ValueError(f"rpm must be finite and > 0 for every window of {name}")
+        return r
+
+    def _feat(self, X: Any, rpm: Any, reset: bool) -> np.ndarray:
+        name = "X"
+        x = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        _, spec = envelope_order_spectrum(
+            x, float(self.fs), self._speeds(rpm, len(x), name), highpass_hz=float(self.highpass_hz)
+        )
         spec = spec / (spec.mean(axis=1, keepdims=True) + 1e-12)
         return np.log(spec + 1e-3)
 
-    def fit(self, source_x: Any, source_y: Any, source_rpm: Any) -> PhysicsReference:
-        """Fit on labelled source windows with their shaft speeds (rpm)."""
-        feats = self._feat(source_x, source_rpm, "source_x")
-        y = np.asarray(source_y)
-        if y.shape != (len(feats),):
-            raise ValueError(f"source_y must have shape ({len(feats)},), got {y.shape}")
-        self.model_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
+    def fit(self, X: Any, y: Any, rpm: Any = None) -> PhysicsReference:
+        """Fit on labelled source windows `X`, `y` with their shaft speeds `rpm`."""
+        self._check_params()
+        if y is None:
+            raise ValueError("PhysicsReference requires y to be passed, but the target y is None")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        feats = self._feat(X, rpm, reset=False)
+        self.model_ = make_pipeline(
+            StandardScaler(), LogisticRegression(C=float(self.C), max_iter=2000)
+        )
         self.model_.fit(feats, y)
         self.classes_ = self.model_.classes_
         return self
 
-    def predict_proba(self, x: Any, rpm: Any) -> np.ndarray:
-        """Class probabilities for windows `x` at shaft speeds `rpm`."""
-        if self.model_ is None:
-            raise RuntimeError("PhysicsReference is not fitted; call fit(...) first")
-        return self.model_.predict_proba(self._feat(x, rpm, "x"))
+    def fit_transform(self, X: Any, y: Any, rpm: Any = None) -> np.ndarray:
+        """``fit(X, y, rpm)`` then the features of `X`."""
+        return self.fit(X, y, rpm).transform(X, rpm)
 
-    def predict(self, x: Any, rpm: Any) -> np.ndarray:
+    def transform(self, X: Any, rpm: Any = None) -> np.ndarray:
+        """The log order-envelope features (N, 230) the logistic regression reads."""
+        check_is_fitted(self, "model_")
+        return self._feat(X, rpm, reset=False)
+
+    def decision_function(self, X: Any, rpm: Any = None) -> np.ndarray:
+        """The logistic regression's decision values for windows `X` at speeds `rpm`."""
+        feats = self.transform(X, rpm)
+        return self.model_.decision_function(feats)
+
+    def predict_proba(self, X: Any, rpm: Any = None) -> np.ndarray:
+        """Class probabilities for windows `X` at shaft speeds `rpm`."""
+        feats = self.transform(X, rpm)
+        return self.model_.predict_proba(feats)
+
+    def predict(self, X: Any, rpm: Any = None) -> np.ndarray:
         """Predicted labels."""
-        return self.classes_[self.predict_proba(x, rpm).argmax(1)]
+        check_is_fitted(self, "model_")
+        return self.classes_[self.predict_proba(X, rpm).argmax(1)]
 
-    def score(self, x: Any, y: Any, rpm: Any) -> float:
-        """Accuracy."""
-        return float(np.mean(self.predict(x, rpm) == np.asarray(y)))
+    def score(self, X: Any, y: Any, sample_weight: Any = None, rpm: Any = None) -> float:
+        """Accuracy on windows `X` with labels `y` at shaft speeds `rpm`."""
+        from sklearn.metrics import accuracy_score
+
+        return float(accuracy_score(y, self.predict(X, rpm), sample_weight=sample_weight))

@@ -189,10 +189,10 @@ def _run_methods(
         t0 = time.perf_counter()
         f_str, f_ste, f_ttr, f_tte = fe["raw" if m == "source-only (raw)" else cfg.front_end]
         if m == "physics":
-            est = PhysicsReference(fs=s_tr.fs).fit(s_tr.x, s_tr.y, s_tr.rpm)
+            est = PhysicsReference(fs=s_tr.fs).fit(s_tr.x, s_tr.y, rpm=s_tr.rpm)
             secs = time.perf_counter() - t0
-            pred = est.predict(t_te.x, t_te.rpm)
-            src_acc = est.score(s_te.x, s_te.y, s_te.rpm)
+            pred = est.predict(t_te.x, rpm=t_te.rpm)
+            src_acc = est.score(s_te.x, s_te.y, rpm=s_te.rpm)
         else:
             est = _estimator(m, cfg, seed)
             est.fit(f_str.x, f_str.y, f_ttr.x, f_str.domain, f_ttr.domain)

@@ -474,7 +474,10 @@ def envelope_order_spectrum(
     if orders is None:
         orders = np.arange(0.5, 12.0, 0.05)
     sos = sps.butter(4, highpass_hz, "highpass", fs=fs, output="sos")
-    env = np.abs(sps.hilbert(sps.sosfiltfilt(sos, x2, axis=1), axis=1))
+    # scipy's default edge padding (3 x filter taps), shortened for windows shorter than it
+    taps = 2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+    padlen = min(3 * taps, x2.shape[1] - 1)
+    env = np.abs(sps.hilbert(sps.sosfiltfilt(sos, x2, axis=1, padlen=padlen), axis=1))
     env = env - env.mean(axis=1, keepdims=True)
     nfft = max(x2.shape[1], 8192)
     spec = np.abs(np.fft.rfft(env * np.hanning(x2.shape[1]), n=nfft, axis=1)) / x2.shape[1]

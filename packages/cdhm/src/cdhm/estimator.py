@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import maskloop
 import numpy as np
 import torch
+from maskloop import Callback
 from safetensors.torch import load_file, save_file
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import Tags, TransformerTags, check_array
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from torch import nn
-from tqdm.auto import tqdm
 
 from cdhm.models import standardize_windows
+from cdhm.training import ClipGradNorm, DomainAdaptationObjective, SourceTargetBatches
 
 __all__ = ["DomainAdaptiveClassifier"]
 
@@ -166,14 +169,23 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
         target_x: Any = None,
         source_c: Any = None,
         target_c: Any = None,
+        callbacks: Sequence[Callback] = (),
     ) -> DomainAdaptiveClassifier:
         """Train on labelled source windows `X`, `y` and (if given) unlabelled `target_x`.
 
         Target labels are never an argument: model selection cannot see them. The budget is fixed
         (``epochs`` passes over the source set); the final weights are kept. `source_c` and
-        `target_c` are the working-condition indices (default 0 and 1).
+        `target_c` are the working-condition indices (default 0 and 1). Training runs in
+        ``maskloop.fit`` (Adam, gradient norm clipped at 10); extra `callbacks` join it, e.g.
+        ``maskloop.Checkpoint(dir)`` to save each epoch and resume an interrupted fit.
+        ``history_`` maps each logged quantity (``loss``, ``source_acc``, ...) to its per-epoch
+        mean over the training windows.
         """
         self._check_params()
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be maskloop.Callback instances, got {cb!r}")
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
@@ -192,44 +204,36 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
         else:
             xt, ct = None, None
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         self.window_length_ = xs.shape[1] * xs.shape[2]
         self.n_conditions_ = int(max(cs.max(), ct.max() if ct is not None else 0)) + 1
         self.n_classes_ = len(self.classes_)
         self.net_ = self._build(xs.shape[2], self.n_classes_, self.n_conditions_)
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        bs = min(self.batch_size, len(xs))
-        steps_per_epoch = max(1, math.ceil(len(xs) / bs))
-        total = self.epochs * steps_per_epoch
-        ys_t, cs_t = torch.from_numpy(ys), torch.from_numpy(cs)
-        ct_t = torch.from_numpy(ct) if ct is not None else None
-        self.history_ = {}
-        self.net_.train()
-        step = 0
-        bar = tqdm(range(self.epochs), desc=type(self).__name__, disable=not self.progress)
-        for _ in bar:
-            perm = rng.permutation(len(xs))
-            logs_sum: dict[str, float] = {}
-            for b in range(steps_per_epoch):
-                idx = perm[b * bs : (b + 1) * bs]
-                if len(idx) < 2:
-                    continue
-                batch = {"xs": xs[idx], "ys": ys_t[idx], "cs": cs_t[idx]}
-                if xt is not None:
-                    tidx = rng.choice(len(xt), size=len(idx), replace=len(xt) < len(idx))
-                    batch.update(xt=xt[tidx], ct=ct_t[tidx])
-                loss, logs = self._step(batch, step / max(1, total - 1))
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.net_.parameters(), 10.0)
-                opt.step()
-                step += 1
-                for k, v in logs.items():
-                    logs_sum[k] = logs_sum.get(k, 0.0) + v
-            for k, v in logs_sum.items():
-                self.history_.setdefault(k, []).append(v / steps_per_epoch)
-            if "loss" in logs_sum:
-                bar.set_postfix(loss=f"{logs_sum['loss'] / steps_per_epoch:.3f}")
+        batches = SourceTargetBatches(
+            xs,
+            torch.from_numpy(ys),
+            torch.from_numpy(cs),
+            xt,
+            torch.from_numpy(ct) if ct is not None else None,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
+        objective = DomainAdaptationObjective(self._step, self.epochs * batches.steps_per_epoch)
+        history = maskloop.fit(
+            self.net_,
+            batches,
+            epochs=self.epochs,
+            optimizer=opt,
+            objective=objective,
+            callbacks=[batches, objective, ClipGradNorm(10.0), *callbacks],
+            device="cpu",
+            progress=self.progress,
+        )
+        self.history_ = {
+            k[len("train_") :]: history[k]
+            for k in (history.epochs[-1] if history.epochs else {})
+            if k.startswith("train_") and k != "train_samples"
+        }
         self.net_.eval()
         return self
 
