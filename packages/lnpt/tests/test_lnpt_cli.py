@@ -1,12 +1,14 @@
 """CLI entry point, the benchmark's report writer and its resume cache, the validation ablation."""
 
+import argparse
 import json
+from pathlib import Path
 
 import lnpt
 import pytest
 from lnpt.ablation import AblationConfig, run_ablation
 from lnpt.bench import BenchConfig, run_bench
-from lnpt.cli import main
+from lnpt.cli import build_parser, main
 
 
 def test_version(capsys):
@@ -27,6 +29,44 @@ def test_every_option_has_help(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     assert "--summary-json" in capsys.readouterr().out
+
+
+def _walk(parser, path="lnpt"):
+    """Every action of `parser` and its sub-commands, as (where, action)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found += [(f"{path} {c.dest}", c) for c in action._choices_actions]
+            for name, sub in action.choices.items():
+                found += _walk(sub, f"{path} {name}")
+        else:
+            found.append((path, action))
+    return found
+
+
+def test_parser_walk_every_action_has_help():
+    """Every option and sub-command of `lnpt` has help text; the shared flags are there."""
+    parser = build_parser()
+    actions = _walk(parser)
+    missing = [
+        (w, a.option_strings or a.dest)
+        for w, a in actions
+        if not a.help or a.help == argparse.SUPPRESS
+    ]
+    assert not missing
+    opts = {(w, o) for w, a in actions for o in a.option_strings}
+    for where in ("lnpt demo", "lnpt bench"):
+        assert {(where, "--seed"), (where, "--threads")} <= opts
+    args = parser.parse_args(["bench"])
+    assert (args.out, args.threads, args.resume, args.quick) == (
+        Path("lnpt-bench"),
+        2,
+        False,
+        False,
+    )
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["bench", "--seeds", "0"])
+    assert exc.value.code == 2
 
 
 def _tiny(**kw):
@@ -104,3 +144,14 @@ def test_tiny_anatomy_writes_report_and_resumes(tmp_path):
         "mlp", tmp_path, cfg=_tiny(), sparsities=(0.9,), variants=("one-shot",), resume=True
     )
     assert again["masks"] == json.loads(json.dumps(doc["masks"]))  # reloaded, not recomputed
+
+
+def test_readme_links_are_absolute() -> None:
+    """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)", text) + re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, re.M)
+    targets += re.findall(r"""src=["']([^"']+)""", text)
+    relative = [t for t in targets if not re.match(r"(https?://|mailto:|#)", t)]
+    assert not relative

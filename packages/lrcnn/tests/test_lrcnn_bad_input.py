@@ -178,8 +178,9 @@ def test_run_bench_arguments(kw: dict, name: str, tmp_path) -> None:  # type: ig
 
 def test_cli_bench_bad_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """lrcnn bench --threads 0: refused before any work."""
-    with pytest.raises(ValueError, match="threads"):
+    with pytest.raises(SystemExit) as e:
         main(["bench", "--quick", "--threads", "0", "--out", str(tmp_path)])
+    assert e.value.code == 2 and not any(tmp_path.iterdir())
 
 
 def test_cli_unknown_option() -> None:

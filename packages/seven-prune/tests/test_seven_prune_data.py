@@ -1,5 +1,8 @@
 """Loaders on files the tests write; tokenisation; built-in data; CLI wiring."""
 
+import argparse
+from pathlib import Path
+
 import pytest
 import torch
 from seven_prune import cli
@@ -134,13 +137,50 @@ def test_builtin_data() -> None:
 
 
 def test_cli_version_and_help(capsys) -> None:
-    assert cli.main(["--version"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == "0.1.0"
-    assert cli.main([]) == 0
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])  # a command is required
+    assert exc.value.code == 2 and "{demo,bench}" in capsys.readouterr().err
+
+
+def _walk(parser: argparse.ArgumentParser, path: str = "seven-prune") -> list[tuple[str, object]]:
+    """Every action of `parser` and its sub-commands, as (where, action)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                found.append((f"{path} {choice.dest}", choice))
+            for name, sub in action.choices.items():
+                found += _walk(sub, f"{path} {name}")
+        else:
+            found.append((path, action))
+    return found
+
+
+def test_cli_every_option_has_help() -> None:
+    """Every option and sub-command of `seven-prune` has help text; the shared flags are there."""
+    parser = cli.build_parser()
+    actions = _walk(parser)
+    missing = [
+        (where, getattr(a, "option_strings", None) or a.dest)
+        for where, a in actions
+        if not a.help or a.help == argparse.SUPPRESS
+    ]
+    assert not missing
+    opts = {(w, o) for w, a in actions for o in getattr(a, "option_strings", ())}
+    for where in ("seven-prune demo", "seven-prune bench"):
+        assert {(where, "--seed"), (where, "--threads")} <= opts
+    for opt in ("--quick", "--out", "--resume", "--budget", "--seeds", "--max-minutes", "--tasks"):
+        assert ("seven-prune bench", opt) in opts
+    assert "./seven-prune-bench/" in parser.subcommands["bench"].format_help()
+    assert parser.parse_args(["bench"]).out == Path("seven-prune-bench")
+    assert (parser.parse_args(["demo"]).threads, parser.parse_args(["bench"]).threads) == (1, 2)
 
 
 def test_readme_usage_example_runs(capsys) -> None:
-    from pathlib import Path
 
     readme = Path(__file__).resolve().parents[1] / "README.md"
     text = readme.read_text(encoding="utf-8")
@@ -155,8 +195,10 @@ def test_cli_bench_wiring(tmp_path, monkeypatch, capsys) -> None:
 
     seen = {}
 
-    def fake(quick, out, seeds, tasks, command=None, resume=False):
-        seen.update(quick=quick, seeds=seeds, tasks=tasks, command=command, resume=resume)
+    def fake(quick, out, seeds, tasks, command=None, resume=False, threads=2):
+        seen.update(
+            quick=quick, seeds=seeds, tasks=tasks, command=command, resume=resume, threads=threads
+        )
         (out / "seven-prune.md").write_text("table\n")
 
     monkeypatch.setattr(bench, "run_bench", fake)
@@ -168,14 +210,27 @@ def test_cli_bench_wiring(tmp_path, monkeypatch, capsys) -> None:
         "quick": True,
         "seeds": 3,
         "tasks": ("vision",),
-        "command": None,  # run_bench records bench_command(quick, seeds, tasks)
+        "command": None,  # run_bench records bench_command(quick, seeds, tasks, threads)
         "resume": False,
+        "threads": 2,
     }
     assert bench.bench_command(True, 3, ("vision",)) == (
         "seven-prune bench --quick --seeds 3 --tasks vision"
     )
     assert bench.bench_command(False) == "seven-prune bench"
+    assert bench.bench_command(False, threads=1) == "seven-prune bench --threads 1"
     assert cli.TASKS == bench.TASKS
     assert "table" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["bench", "--seeds", "0", "--out", str(tmp_path)])
+
+
+def test_readme_links_are_absolute() -> None:
+    """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)", text) + re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, re.M)
+    targets += re.findall(r"""src=["']([^"']+)""", text)
+    relative = [t for t in targets if not re.match(r"(https?://|mailto:|#)", t)]
+    assert not relative

@@ -31,6 +31,17 @@ def test_standard_parser_defaults_and_flags() -> None:
     assert parser.parse_args(["bench", "--methods", "a"]).methods == "a"
 
 
+def test_demo_threads_default_is_the_demos_own() -> None:
+    """demo_threads sets the demo's --threads default without changing the bench's."""
+    parser = build_parser("toy", threads=2, demo_threads=1)
+    assert parser.parse_args(["demo"]).threads == 1
+    assert parser.parse_args(["bench"]).threads == 2
+    assert parser.parse_args(["demo", "--threads", "3"]).threads == 3
+    assert "(default: 1)" in parser.subcommands["demo"].format_help()
+    assert "(default: 2)" in parser.subcommands["bench"].format_help()
+    assert build_parser("toy").parse_args(["demo"]).threads == 2
+
+
 def test_every_option_has_help_text(capsys) -> None:
     parser = build_parser("toy")
     for sub in parser.subcommands.values():

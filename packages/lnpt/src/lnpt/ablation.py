@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from maskloop import report, seed_everything
 from maskloop import scores as ml_scores
+from maskloop.checks import check_positive_int
 
 from lnpt.anatomy import dead_units, effective_density, layer_density, score_mass
 from lnpt.bench import (
@@ -141,12 +142,14 @@ def run_ablation(
     resume: bool = False,
     budget_s: float | None = None,
     progress: bool = True,
+    threads: int = 2,
 ) -> tuple[report.Results, str]:
     """Run the validation ablation (cached arm by arm like the benchmark); write
-    `lnpt_ablation.{md,json}` and return the results and the chosen variant."""
+    `lnpt_ablation.{md,json}` and return the results and the chosen variant (`threads` torch CPU
+    threads)."""
     from tqdm.auto import tqdm
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(check_positive_int("threads", threads))
     out = Path(out)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -251,12 +254,13 @@ def anatomy(
     sparsities: tuple[float, ...] = (0.9, 0.95, 0.98),
     variants: tuple[str, ...] = ("one-shot", "layer-sum", "iterative-10", "spatial"),
     resume: bool = False,
+    threads: int = 2,
 ) -> dict[str, Any]:
     """Per-layer density, effective density and dead units of every method's mask at each sparsity,
     and the score mass per layer of SNIP and LNPT; writes `lnpt_layers_<model>.{json,png}` under
     `out`. The JSON is rewritten after every mask, and `resume=True` skips the masks it holds."""
     cfg = cfg or BenchConfig()
-    torch.set_num_threads(2)
+    torch.set_num_threads(check_positive_int("threads", threads))
     spec = MODELS[model_name]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

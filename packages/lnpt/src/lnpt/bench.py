@@ -44,6 +44,7 @@ from maskloop import (
     report,
     seed_everything,
 )
+from maskloop.checks import check_positive_int
 from torch import nn
 
 from lnpt.baselines import baseline_mask
@@ -479,17 +480,19 @@ def run_bench(
     progress: bool = True,
     resume: bool = False,
     budget_s: float | None = None,
+    threads: int = 2,
 ) -> report.Results:
     """Run the benchmark, write `lnpt.{md,json,png}` under `out`, and return the results.
 
     Finished work is cached under `out/cache/` unit by unit (a mask at a sparsity with its
     trainings); with `resume=True` it is reused. After `budget_s` seconds no new unit starts (at
-    least one does; the report then covers the finished (model, seed) runs).
+    least one does; the report then covers the finished (model, seed) runs). `threads`: torch CPU
+    threads (the committed runs used 2).
     """
     from tqdm.auto import tqdm
 
     cfg.check()
-    torch.set_num_threads(2)
+    torch.set_num_threads(check_positive_int("threads", threads))
     out = Path(out)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Command line: `lnpt demo` (under a minute) and `lnpt bench [--quick] [--out DIR] [--seeds N]`."""
+"""Command line: `lnpt demo` (under a minute) and `lnpt bench [--quick] [--out DIR] [--resume]
+[--seeds N]`, each with `--seed` and `--threads` (the shared `maskloop.cli`)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def _demo(args: argparse.Namespace) -> int:
     from lnpt.training import LabelFreeTrainer
 
     start = time.perf_counter()
-    data = load_digits_split(0)
-    seed_everything(1)
+    data = load_digits_split(0)  # the data split stays fixed; --seed draws the models and batches
+    seed_everything(1 + args.seed)
     teacher = MLP()
     opt = torch.optim.Adam(teacher.parameters(), lr=1e-2)
     ce = torch.nn.CrossEntropyLoss(reduction="none")
@@ -33,7 +34,7 @@ def _demo(args: argparse.Namespace) -> int:
         progress=False,
     )
     teacher.eval()
-    seed_everything(0)
+    seed_everything(args.seed)
     init = MLP()
     unlabeled = data.loader("student", 128, labels=False)
     rows = [["teacher (dense, labels, other half)", "0.00", f"{_acc(teacher, data, evaluate):.2f}"]]
@@ -97,8 +98,6 @@ def _acc(model, data, evaluate) -> float:  # noqa: ANN001
 def _bench(args: argparse.Namespace) -> int:
     from lnpt.bench import BenchConfig, run_bench
 
-    if args.seeds is not None and args.seeds < 1:
-        raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
     out = str(args.out).rstrip("/")
     start = time.perf_counter()
     if args.timing:
@@ -107,7 +106,7 @@ def _bench(args: argparse.Namespace) -> int:
 
         from lnpt.bench import resnet18_scoring_time
 
-        t = resnet18_scoring_time()
+        t = resnet18_scoring_time(threads=args.threads)
         Path(out).mkdir(parents=True, exist_ok=True)
         Path(out, "lnpt_resnet18_timing.json").write_text(json.dumps(t, indent=1) + "\n")
         print(json.dumps(t))
@@ -117,14 +116,16 @@ def _bench(args: argparse.Namespace) -> int:
 
         if args.anatomy:
             for model in args.models or ("cnn",):
-                doc = anatomy(model, out, resume=args.resume)
+                doc = anatomy(model, out, resume=args.resume, threads=args.threads)
                 print(anatomy_markdown(doc))
         if args.ablation:
             acfg = AblationConfig(seeds=args.seeds or 3)
             if args.models:
                 acfg.models = tuple(args.models)
             command = "lnpt bench --ablation" + (f" --seeds {args.seeds}" if args.seeds else "")
-            _, chosen = run_ablation(acfg, out, command, resume=args.resume, budget_s=args.budget_s)
+            _, chosen = run_ablation(
+                acfg, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
+            )
             print(f"{out}/lnpt_ablation.md: chosen variant {chosen}")
         print(f"took {time.perf_counter() - start:.0f} s")
         return 0
@@ -138,7 +139,7 @@ def _bench(args: argparse.Namespace) -> int:
         + (f" --seeds {args.seeds}" if args.seeds is not None else "")
         + (f" --models {' '.join(args.models)}" if args.models else "")
     )
-    run_bench(cfg, out, command, resume=args.resume, budget_s=args.budget_s)
+    run_bench(cfg, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads)
     print(out + "/lnpt.md")
     with open(out + "/lnpt.md") as f:
         print(f.read())
@@ -146,13 +147,23 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `lnpt` console script (the shared `maskloop.cli` layout)."""
-    from maskloop.cli import build_parser, run
+def _seeds(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `lnpt` parser: the shared `maskloop.cli` layout plus this package's bench options."""
+    from maskloop.cli import build_parser as shared_parser
 
     from lnpt import __version__
 
-    parser = build_parser(
+    parser = shared_parser(
         "lnpt",
         description=__doc__,
         demo_help="prune a digits MLP at 95%% without labels and compare with SNIP (< 1 minute)",
@@ -161,11 +172,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=__version__)
     demo = parser.subcommands["demo"]
     demo.add_argument(
-        "--out", dest="demo_out", default=None, help="unused; accepted for a uniform CLI"
+        "--out",
+        dest="demo_out",
+        default=None,
+        help="accepted for a uniform CLI (the demo writes no files besides --summary-json)",
     )
-    demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
+    demo.add_argument(
+        "--summary-json", default=None, help="write a one-line JSON summary of the demo here"
+    )
     bench = parser.subcommands["bench"]
-    bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 5)")
+    for action in bench._actions:  # the shared --quick, in this benchmark's terms
+        if action.dest == "quick":
+            action.help = "the CI-sized grid: every factor, fewer training epochs"
+    bench.add_argument(
+        "--seeds", type=_seeds, default=None, help="paired seeds (default 5; --ablation 3)"
+    )
     bench.add_argument(
         "--models",
         nargs="+",
@@ -194,7 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead: per-layer density / effective density of every mask (lnpt_layers_*.png)",
     )
-    return run(argv, package="lnpt", demo=_demo, bench=_bench, parser=parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lnpt` console script (the shared `maskloop.cli` layout)."""
+    from maskloop.cli import run
+
+    return run(argv, package="lnpt", demo=_demo, bench=_bench, parser=build_parser())
 
 
 if __name__ == "__main__":

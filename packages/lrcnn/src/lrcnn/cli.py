@@ -1,4 +1,8 @@
-"""Command line: ``lrcnn demo`` (a small CNN, exact gradients, memory ratio) and ``lrcnn bench``."""
+"""Command line: `lrcnn demo` (a small CNN, exact gradients, memory ratio) and `lrcnn bench [--quick]
+[--out DIR] [--resume]`, each with `--seed` and `--threads` (the shared `maskloop.cli`).
+
+Without `--resume` a bench run starts a new cache of finished workloads, `OUT/lrcnn.cache.jsonl`;
+with it, the workloads already there are reused (a stopped run continues where it stopped)."""
 
 from __future__ import annotations
 
@@ -9,8 +13,12 @@ import time
 from pathlib import Path
 
 
-def demo(out: str | None = None, summary_json: str | None = None) -> str:
-    """Train step of a small CNN plain vs row-centric: gradient error and memory, as a table."""
+def demo(out: str | None = None, summary_json: str | None = None, seed: int = 0) -> str:
+    """Train step of a small CNN plain vs row-centric: gradient error and memory, as a table.
+
+    Runs on torch's current thread count (`lrcnn demo` sets `--threads`, default 1: on a shared
+    machine, OpenMP barriers of many small strip ops dominate otherwise); `seed` (`--seed`) draws
+    the model and the batch."""
     import torch
     from maskloop.report import markdown_table, write_demo_summary
     from torch import nn
@@ -20,9 +28,7 @@ def demo(out: str | None = None, summary_json: str | None = None) -> str:
     from lrcnn.models import small_cnn
 
     t0 = time.perf_counter()
-    # one thread: on a shared machine, OpenMP barriers of many small strip ops dominate otherwise
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = small_cnn(width=16)
     x = torch.randn(8, 3, 96, 96)
     y = torch.randint(0, 10, (8,))
@@ -157,85 +163,90 @@ def demo(out: str | None = None, summary_json: str | None = None) -> str:
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``lrcnn`` console script."""
-    parser = argparse.ArgumentParser(prog="lrcnn", description=__doc__)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="cmd")
-    d = sub.add_parser("demo", help="small CNN: exact gradients and memory ratio (< 1 minute)")
-    d.add_argument("--out", default=None, help="folder for the demo table")
-    d.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
-    b = sub.add_parser(
-        "bench", help="VGG-16 / ResNet-50: plain vs checkpoint vs row-centric, trunk and step"
-    )
-    b.add_argument("--quick", action="store_true", help="batch 2 at 224x224, fewer methods")
-    b.add_argument("--out", default="lrcnn-bench", help="results folder for lrcnn.{md,json,png}")
-    b.add_argument("--seeds", type=int, default=1, help="repeats of each workload (new batch)")
-    b.add_argument(
-        "--repeats", type=int, default=3, help="interleaved timing rounds per workload (>= 2)"
-    )
-    b.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads per worker (1: on a shared machine, OpenMP barriers of the many "
-        "strip-sized ops make 2-thread step times noise)",
-    )
-    b.add_argument(
-        "--cache", default=None, help="JSON-lines file of finished workloads (resume with it)"
-    )
-    b.add_argument(
-        "--max-minutes", type=float, default=None, help="start no new workload after this"
-    )
-    b.add_argument(
-        "--only",
-        default=None,
-        help="measure only workloads whose model-res-batch-group name contains this, e.g. "
-        "vgg16-224-8-trunk (the rest come from --cache)",
-    )
-    b.add_argument(
-        "--budget-s",
-        type=float,
-        default=None,
-        help="per workload: after this many seconds no further timing rounds (>= 2) and no "
-        "float64 gradient check",
-    )
-    b.add_argument(
-        "--readme",
-        default=None,
-        help="also write the tables between the lrcnn-bench markers of this README",
-    )
-    args = parser.parse_args(argv)
-    if args.version:
-        from lrcnn import __version__
+#: the file under `bench --out` that keeps finished workloads (read back with `--resume`)
+CACHE_NAME = "lrcnn.cache.jsonl"
 
-        print(__version__)
-        return 0
-    if args.cmd == "demo":
-        demo(args.out, args.summary_json)
-        return 0
-    if args.cmd == "bench":
-        from lrcnn.bench import run_bench
 
-        cmd = "lrcnn bench" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
-        print(
-            run_bench(
-                args.out,
-                quick=args.quick,
-                seeds=args.seeds,
-                threads=args.threads,
-                command=cmd,
-                cache=args.cache,
-                max_minutes=args.max_minutes,
-                only=args.only,
-                repeats=args.repeats,
-                readme=args.readme,
-                budget_s=args.budget_s,
-            )
-        )
-        return 0
-    parser.print_help()
+def _demo(args: argparse.Namespace) -> int:
+    demo(args.demo_out, args.summary_json, seed=args.seed)
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from lrcnn.bench import run_bench
+
+    out = Path(args.out)
+    cache = out / CACHE_NAME
+    if not args.resume and cache.exists():
+        cache.unlink()  # a new run measures everything again; --resume reuses what is cached
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = "lrcnn bench" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
+    print(
+        run_bench(
+            out,
+            quick=args.quick,
+            seeds=args.seeds,
+            threads=args.threads,
+            command=cmd,
+            cache=cache,
+            max_minutes=args.max_minutes,
+            only=args.only,
+            repeats=args.repeats,
+            readme=args.readme,
+            budget_s=args.budget_s,
+        )
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `lrcnn` parser: the shared `maskloop.cli` layout plus this package's bench options."""
+    from maskloop.cli import build_parser as shared_parser
+
+    from lrcnn import __version__
+
+    parser = shared_parser(
+        "lrcnn",
+        description=__doc__,
+        threads=1,  # on a shared machine, OpenMP barriers of many strip-sized ops make 2 noisy
+        demo_help="small CNN: exact gradients and memory ratio vs plain and checkpointing "
+        "(< 1 minute)",
+        bench_help="VGG-16 / ResNet-50: plain vs checkpoint vs row-centric, trunk and whole step; "
+        "results in --out",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    d = parser.subcommands["demo"]
+    d.add_argument("--out", dest="demo_out", default=None,
+                   help="folder for the demo's table (lrcnn_demo.md); default: none")  # fmt: skip
+    d.add_argument("--summary-json", default=None,
+                   help="write a one-line JSON summary of the demo here")  # fmt: skip
+    b = parser.subcommands["bench"]
+    for action in b._actions:  # the shared --quick, in this benchmark's terms
+        if action.dest == "quick":
+            action.help = "VGG-16 / ResNet-50 at 224x224, batch 2, fewer methods"
+    b.add_argument("--seeds", type=int, default=1,
+                   help="repeats of each workload, each on a new batch (default 1)")  # fmt: skip
+    b.add_argument("--repeats", type=int, default=3,
+                   help="interleaved timing rounds per workload (>= 2, default 3)")  # fmt: skip
+    b.add_argument("--max-minutes", type=float, default=None,
+                   help="start no new workload after this many minutes; the rest are listed as "
+                   "not measured (finish them with --resume)")  # fmt: skip
+    b.add_argument("--only", default=None,
+                   help="measure only workloads whose model-res-batch-group name contains this, "
+                   "e.g. vgg16-224-8-trunk (with --resume the rest come from the cache)")  # fmt: skip
+    b.add_argument("--budget-s", type=float, default=None,
+                   help="per workload: after this many seconds no further timing rounds (>= 2) "
+                   "and no float64 gradient check")  # fmt: skip
+    b.add_argument("--readme", default=None,
+                   help="also write the tables between the lrcnn-bench markers of this README")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lrcnn` console script (the shared `maskloop.cli` layout)."""
+    from maskloop.cli import run
+
+    return run(argv, package="lrcnn", demo=_demo, bench=_bench, parser=build_parser())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from maskloop import report, seed_everything
+from maskloop.checks import check_positive_int
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -229,13 +230,17 @@ def vision_config(quick: bool, seeds: int | None) -> BenchConfig:
     )
 
 
-def bench_command(quick: bool, seeds: int | None = None, tasks: Sequence[str] = TASKS) -> str:
+def bench_command(
+    quick: bool, seeds: int | None = None, tasks: Sequence[str] = TASKS, threads: int = 2
+) -> str:
     """The command line that reproduces a benchmark run (recorded in the report)."""
     cmd = "seven-prune bench" + (" --quick" if quick else "")
     if seeds is not None:
         cmd += f" --seeds {seeds}"
     if sorted(tasks) != sorted(TASKS):
         cmd += " --tasks " + " ".join(tasks)
+    if threads != 2:
+        cmd += f" --threads {threads}"
     return cmd
 
 
@@ -525,6 +530,7 @@ def overhead_compare(
     delta_t: int = 10,
     log: Callable[[str], None] = print,
     save: Callable[[report.Results], None] | None = None,
+    threads: int = 2,
 ) -> report.Results:
     """Each pruner's per-step cost against a plain training step of MiniLM, in one process.
 
@@ -536,10 +542,14 @@ def overhead_compare(
     interval `delta_t` = (update + cut / delta_t) / plain step. SEVEN_dyn (fused) is the same
     update compiled into one pass (`fused=True`); its compile time is excluded (warm-up steps).
     `save` is called with the results after each batch shape (so a stopped run keeps them).
+    `threads`: torch CPU threads (the committed comparison ran on 2).
     """
     from seven_prune.models import load_minilm_classifier
 
-    command = "seven-prune bench --budget overhead"
+    torch.set_num_threads(check_positive_int("threads", threads))
+    command = "seven-prune bench --budget overhead" + (
+        f" --threads {threads}" if threads != 2 else ""
+    )
     results = report.Results(
         "seven-prune",
         command,
@@ -678,21 +688,23 @@ def run_bench(
     command: str | None = None,
     log: Callable[[str], None] = print,
     resume: bool = False,
+    threads: int = 2,
 ) -> report.Results:
     """Run the benchmark and write `seven-prune.{md,json,png}` into `out`; return the results.
 
     Each finished run is also saved to `out/seven-prune.partial.json`; with `resume=True` a run of
     the same command picks that file up and only runs what it lacks (e.g. after the time limit of a
-    shared machine stopped it), and the total time adds up both parts.
+    shared machine stopped it), and the total time adds up both parts. `threads`: torch CPU threads
+    (the committed grid ran on 2).
     """
     if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
     bad = set(tasks) - set(TASKS)
     if bad or not tasks:
         raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks!r}")
-    torch.set_num_threads(2)
+    torch.set_num_threads(check_positive_int("threads", threads))
     out = Path(out)
-    command = command or bench_command(quick, seeds, tasks)
+    command = command or bench_command(quick, seeds, tasks, threads)
     cfgs = []
     if "text" in tasks:
         cfgs.append(text_config(quick, seeds))
@@ -756,9 +768,13 @@ def run_bench(
 EPOCH_STEM = "seven-prune-epoch"
 
 
-def epoch_command(seeds: int | None = None) -> str:
+def epoch_command(seeds: int | None = None, threads: int = 2) -> str:
     """The command of the one-epoch grid (recorded in its cache; chunks of it are resumed runs)."""
-    return "seven-prune bench --budget epoch" + (f" --seeds {seeds}" if seeds is not None else "")
+    return (
+        "seven-prune bench --budget epoch"
+        + (f" --seeds {seeds}" if seeds is not None else "")
+        + (f" --threads {threads}" if threads != 2 else "")
+    )
 
 
 def run_epoch_bench(
@@ -768,6 +784,7 @@ def run_epoch_bench(
     max_minutes: float | None = None,
     log: Callable[[str], None] = print,
     max_len: int = 32,
+    threads: int = 2,
 ) -> report.Results:
     """The one-epoch MiniLM grid (`epoch_config`), resumable and run in chunks.
 
@@ -785,10 +802,10 @@ def run_epoch_bench(
         or not max_minutes > 0
     ):
         raise ValueError(f"max_minutes must be a number > 0, got {max_minutes!r}")
-    torch.set_num_threads(2)
+    torch.set_num_threads(check_positive_int("threads", threads))
     out = Path(out)
     cfg = epoch_config(seeds, max_len=max_len)
-    command = epoch_command(seeds)
+    command = epoch_command(seeds, threads)
     results = report.Results("seven-prune", command, {cfg.task: asdict(cfg), "budget": "epoch"})
     tic = time.perf_counter()
     deadline = None if max_minutes is None else tic + 60.0 * max_minutes

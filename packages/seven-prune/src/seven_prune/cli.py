@@ -1,4 +1,5 @@
-"""Command line: `seven-prune demo` and `seven-prune bench [--quick]`."""
+"""Command line: `seven-prune demo` and `seven-prune bench [--quick] [--out DIR] [--resume]
+[--budget short|epoch|overhead]`, each with `--seed` and `--threads` (the shared `maskloop.cli`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from pathlib import Path
 TASKS = ("text", "vision", "overhead")
 
 
-def demo(out: Path | None = None, summary_json: Path | None = None) -> dict[str, float]:
+def demo(
+    out: Path | None = None, summary_json: Path | None = None, seed: int = 0
+) -> dict[str, float]:
     """SEVEN_dyn vs one-shot magnitude at 80% sparsity on a tiny config-built BERT (< 1 minute).
 
     The tiny BERT is first trained densely on the built-in synthetic sentiment task (standing in for a
     pretrained model), then each method prunes and fine-tunes a copy with the same seed and batches.
+    `seed` (`--seed`) shifts the model's initialisation and the batch order (the data stay fixed).
+    It runs on torch's current thread count: `seven-prune demo` sets one (`--threads`), as the tiny
+    model is overhead-bound and one thread is fastest on a busy CPU (31 s vs 194 s on 2 threads).
     """
     import copy
 
@@ -29,8 +35,6 @@ def demo(out: Path | None = None, summary_json: Path | None = None) -> dict[str,
     from seven_prune.pruning import sparsity_by_layer_type
     from seven_prune.seven import SevenPruner
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model is overhead-bound: one thread is fastest on a busy CPU
     tic = time.perf_counter()
     train, test = synthetic_sentiment(3000, seed=0), synthetic_sentiment(1000, seed=1)
     cfg = BenchConfig(
@@ -46,19 +50,19 @@ def demo(out: Path | None = None, summary_json: Path | None = None) -> dict[str,
         delta_t=5,
         pre_batches=8,
     )
-    model = tiny_bert(hidden_size=64, intermediate_size=128, seed=0)
-    pre = train_and_evaluate(model, None, train, test, cfg, seed=99, steps=300, lr=2e-3)
+    model = tiny_bert(hidden_size=64, intermediate_size=128, seed=seed)
+    pre = train_and_evaluate(model, None, train, test, cfg, seed=99 + seed, steps=300, lr=2e-3)
     init = copy.deepcopy(model.state_dict())
     rows, acc = [["dense (pretrained)", "0.00", f"{pre['accuracy'] * 100:.1f}"]], {}
     for name in ("magnitude", "SEVEN_dyn"):
         model.load_state_dict(init)
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         pruner = (
             SevenPruner(model, 0.8, "dyn", start=cfg.start, window=cfg.window, delta_t=cfg.delta_t)
             if name == "SEVEN_dyn"
             else MagnitudePruner(model, 0.8)
         )
-        m = train_and_evaluate(model, pruner, train, test, cfg, seed=0)
+        m = train_and_evaluate(model, pruner, train, test, cfg, seed=seed)
         acc[name] = m["accuracy"]
         rows.append(
             [
@@ -69,7 +73,6 @@ def demo(out: Path | None = None, summary_json: Path | None = None) -> dict[str,
         )
         pruner.remove()
     seconds = time.perf_counter() - tic
-    torch.set_num_threads(threads)
     table = markdown_table(["method", "sparsity", "test accuracy (%)"], rows)
     print(
         "tiny BERT (2 layers, hidden 64) on the built-in synthetic sentiment task, 80% sparsity\n"
@@ -103,103 +106,106 @@ def demo(out: Path | None = None, summary_json: Path | None = None) -> dict[str,
     return acc
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `seven-prune` console script."""
-    parser = argparse.ArgumentParser(prog="seven-prune", description=__doc__)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
-    p_demo = sub.add_parser("demo", help="SEVEN vs magnitude on a tiny BERT (< 1 minute)")
-    p_demo.add_argument("--out", type=Path, default=None, help="folder for the demo table")
-    p_demo.add_argument("--summary-json", type=Path, default=None, help="write a one-line summary")
-    p_bench = sub.add_parser(
-        "bench", help="MiniLM on Rotten Tomatoes + tiny ViT on digits (short budget), or one epoch"
-    )
-    p_bench.add_argument(
-        "--quick",
-        action="store_true",
-        help="short budget: 0.8 sparsity only, 6 methods, 80 short steps, 3 seeds (about 9.5 min)",
-    )
-    p_bench.add_argument(
-        "--budget",
-        choices=("short", "epoch", "overhead"),
-        default="short",
-        help="short: the 80-step grid (text, vision, overhead); epoch: the one-epoch MiniLM grid "
-        "of issue 17 (about 2 hours on 2 cores; run it in chunks with --max-minutes and --resume); "
-        "overhead: each pruner's cost beside a plain MiniLM step at 16 x 32 and 32 x 64",
-    )
-    p_bench.add_argument(
-        "--out",
-        type=Path,
-        default=Path("seven-prune-bench"),
-        help="results folder (report .md, .json, figures, resume cache); default ./seven-prune-bench",
-    )
-    p_bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 3)")
-    p_bench.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the cache in OUT (seven-prune[-epoch].partial.json): run only what a "
-        "stopped run lacks",
-    )
-    p_bench.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="epoch budget: start no run that would end after this many minutes (a chunk); the "
-        "cache keeps what is done",
-    )
-    p_bench.add_argument(
-        "--tasks",
-        nargs="+",
-        default=list(TASKS),
-        choices=TASKS,
-        help="short budget: which tasks to run (overhead: pruner time at the bench batch and 32 x 64)",
-    )
-    args = parser.parse_args(argv)
-    if args.version:
-        from seven_prune import __version__
-
-        print(__version__)
-        return 0
-    if args.command == "demo":
-        demo(args.out, args.summary_json)
-        return 0
-    if args.command == "bench":
-        from seven_prune.bench import EPOCH_STEM, run_bench, run_epoch_bench
-
-        if args.seeds is not None and args.seeds < 1:
-            parser.error(f"--seeds must be >= 1, got {args.seeds}")
-        if args.max_minutes is not None and not args.max_minutes > 0:
-            parser.error(f"--max-minutes must be > 0, got {args.max_minutes}")
-        if args.budget == "epoch":
-            if args.quick:
-                parser.error(
-                    "--quick belongs to the short budget; the epoch grid has no quick form"
-                )
-            run_epoch_bench(args.out, args.seeds, args.resume, args.max_minutes)
-            print((args.out / f"{EPOCH_STEM}.md").read_text())
-            return 0
-        if args.max_minutes is not None:
-            parser.error("--max-minutes applies to --budget epoch")
-        if args.budget == "overhead":
-            import time
-
-            import torch
-
-            from seven_prune.bench import OVERHEAD_STEM, overhead_compare, write_overhead_outputs
-
-            torch.set_num_threads(2)
-            tic = time.perf_counter()
-            res = overhead_compare(
-                save=lambda r: write_overhead_outputs(r, args.out, time.perf_counter() - tic)
-            )
-            write_overhead_outputs(res, args.out, time.perf_counter() - tic)
-            print((args.out / f"{OVERHEAD_STEM}.md").read_text())
-            return 0
-        run_bench(args.quick, args.out, args.seeds, tuple(args.tasks), resume=args.resume)
-        print((args.out / "seven-prune.md").read_text())
-        return 0
-    parser.print_help()
+def _demo(args: argparse.Namespace) -> int:
+    demo(args.demo_out, args.summary_json, seed=args.seed)
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from seven_prune.bench import EPOCH_STEM, run_bench, run_epoch_bench
+
+    parser = args._parser
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        parser.error(f"--max-minutes must be > 0, got {args.max_minutes}")
+    if args.budget == "epoch":
+        if args.quick:
+            parser.error("--quick belongs to the short budget; the epoch grid has no quick form")
+        run_epoch_bench(args.out, args.seeds, args.resume, args.max_minutes, threads=args.threads)
+        print((args.out / f"{EPOCH_STEM}.md").read_text())
+        return 0
+    if args.max_minutes is not None:
+        parser.error("--max-minutes applies to --budget epoch")
+    if args.budget == "overhead":
+        from seven_prune.bench import OVERHEAD_STEM, overhead_compare, write_overhead_outputs
+
+        tic = time.perf_counter()
+        res = overhead_compare(
+            save=lambda r: write_overhead_outputs(r, args.out, time.perf_counter() - tic),
+            threads=args.threads,
+        )
+        write_overhead_outputs(res, args.out, time.perf_counter() - tic)
+        print((args.out / f"{OVERHEAD_STEM}.md").read_text())
+        return 0
+    run_bench(
+        args.quick,
+        args.out,
+        args.seeds,
+        tuple(args.tasks),
+        resume=args.resume,
+        threads=args.threads,
+    )
+    print((args.out / "seven-prune.md").read_text())
+    return 0
+
+
+def _seeds(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `seven-prune` parser: the shared `maskloop.cli` layout plus this package's options."""
+    from maskloop.cli import build_parser as shared_parser
+
+    from seven_prune import __version__
+
+    parser = shared_parser(
+        "seven-prune",
+        description=__doc__,
+        demo_threads=1,
+        demo_help="SEVEN_dyn vs magnitude at 80%% sparsity on a tiny config-built BERT (< 1 minute)",
+        bench_help="MiniLM on Rotten Tomatoes + tiny ViT on digits (short budget), the one-epoch "
+        "MiniLM grid, or the pruner overhead; results in --out",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    demo_p = parser.subcommands["demo"]
+    demo_p.add_argument("--out", dest="demo_out", type=Path, default=None,
+                        help="folder for the demo's table (seven-prune-demo.md); default: none")  # fmt: skip
+    demo_p.add_argument("--summary-json", type=Path, default=None,
+                        help="write a one-line JSON summary of the demo here")  # fmt: skip
+    bench = parser.subcommands["bench"]
+    bench.add_argument("--budget", choices=("short", "epoch", "overhead"), default="short",
+                       help="short: the 80-step grid (text, vision, overhead); epoch: the one-epoch "
+                       "MiniLM grid of issue 17 (about 2 hours on 2 cores; run it in chunks with "
+                       "--max-minutes and --resume); overhead: each pruner's cost beside a plain "
+                       "MiniLM step at 16 x 32 and 32 x 64 (default: short)")  # fmt: skip
+    bench.add_argument("--seeds", type=_seeds, default=None, help="paired seeds (default 3)")
+    bench.add_argument("--max-minutes", type=float, default=None,
+                       help="epoch budget: start no run that would end after this many minutes "
+                       "(a chunk); the cache keeps what is done")  # fmt: skip
+    bench.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS,
+                       help="short budget: which tasks to run (overhead: pruner time at the "
+                       "pilot's batch, 32 x 48); default: all three")  # fmt: skip
+    for action in bench._actions:  # the shared --quick, in this benchmark's terms
+        if action.dest == "quick":
+            action.help = (
+                "short budget cut to sparsity 0.8 and 6 text / 5 vision methods (about 9.5 min); "
+                "its numbers are the full grid's 0.8 rows"
+            )
+    bench.set_defaults(_parser=bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `seven-prune` console script (the shared `maskloop.cli` layout)."""
+    from maskloop.cli import run
+
+    return run(argv, package="seven-prune", demo=_demo, bench=_bench, parser=build_parser())
 
 
 if __name__ == "__main__":

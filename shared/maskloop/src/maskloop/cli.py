@@ -90,18 +90,23 @@ def build_parser(
     prog: str | None = None,
     description: str | None = None,
     threads: int = 2,
+    demo_threads: int | None = None,
     demo_help: str = "run a short demonstration on built-in data (under a minute)",
     bench_help: str = "run the benchmark and write its tables (Markdown + JSON) to --out",
 ) -> argparse.ArgumentParser:
     """The standard parser: `demo` and `bench [--quick] [--out DIR] [--resume]`, with `--seed` and
-    `--threads` on both; `parser.subcommands` maps each name to its subparser (to add options)."""
+    `--threads` on both; `parser.subcommands` maps each name to its subparser (to add options).
+
+    `threads` is the default of `--threads`; `demo_threads`, when given, is the demo's own default
+    (a tiny demo model can be fastest on one thread while the benchmark runs on two)."""
     if not isinstance(package, str) or not package:
         raise ValueError(f"package must be a non-empty str, got {package!r}")
     parser = _Parser(prog=prog or package, description=description,
                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="{demo,bench}", required=True)
     common = _common(threads)
-    demo = sub.add_parser("demo", help=demo_help, description=demo_help, parents=[common])
+    demo_common = common if demo_threads is None else _common(demo_threads)
+    demo = sub.add_parser("demo", help=demo_help, description=demo_help, parents=[demo_common])
     bench = sub.add_parser("bench", help=bench_help, description=bench_help, parents=[common])
     add_bench_arguments(bench, package)
     parser.subcommands = {"demo": demo, "bench": bench}
