@@ -1,11 +1,12 @@
 """maskloop.cli: the standard demo / bench command line."""
 
+import argparse
 import random
 from pathlib import Path
 
 import pytest
 import torch
-from maskloop.cli import bench_parser, build_parser, run
+from maskloop.cli import bench_parser, build_parser, non_negative_int, positive_int, run
 
 
 def test_standard_parser_defaults_and_flags() -> None:
@@ -91,3 +92,11 @@ def test_run_sets_threads_and_seeds_then_dispatches() -> None:
 def test_bench_parser_for_a_stand_alone_module() -> None:
     args = bench_parser("toy").parse_args(["--quick"])
     assert (args.command, args.out, args.quick, args.seed) == ("bench", Path("toy-bench"), True, 0)
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "1.5", "two", ""])
+def test_positive_int_rejects_with_a_usage_error(text) -> None:
+    """maskloop.cli.positive_int: anything but an int >= 1 is an argparse error naming the text."""
+    with pytest.raises(argparse.ArgumentTypeError, match="int >= 1"):
+        positive_int(text)
+    assert positive_int("3") == 3 and non_negative_int("0") == 0

@@ -24,12 +24,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_bench_arguments", "bench_parser", "build_parser", "finish_bench_args", "run"]
+__all__ = [
+    "add_bench_arguments",
+    "bench_parser",
+    "build_parser",
+    "finish_bench_args",
+    "non_negative_int",
+    "positive_int",
+    "run",
+]
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
+    """An argparse `type=` for counts and seeds: an int >= 0, else a clear usage error."""
     try:
         v = int(text)
     except ValueError:
@@ -39,8 +48,12 @@ def _non_negative_int(text: str) -> int:
     return v
 
 
-def _positive_int(text: str) -> int:
-    v = _non_negative_int(text)
+def positive_int(text: str) -> int:
+    """An argparse `type=` for sizes, seeds counts and threads: an int >= 1, else a usage error."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
     return v
@@ -48,9 +61,9 @@ def _positive_int(text: str) -> int:
 
 def _common(threads: int) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--seed", type=_non_negative_int, default=0,
+    common.add_argument("--seed", type=non_negative_int, default=0,
                         help="random seed for Python, NumPy and torch (default: 0)")  # fmt: skip
-    common.add_argument("--threads", type=_positive_int, default=threads,
+    common.add_argument("--threads", type=positive_int, default=threads,
                         help=f"torch CPU threads (default: {threads})")  # fmt: skip
     return common
 
