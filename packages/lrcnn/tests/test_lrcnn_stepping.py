@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import lrcnn
 import torch
@@ -47,3 +48,17 @@ def test_remove_restores_ordinary_gradients() -> None:
     h.remove()
     net(torch.randn(2, 3)).sum().backward()
     assert net.weight.grad is not None
+
+
+def test_finite_check_exact_without_a_big_temporary() -> None:
+    """The cheap finite check: a sum that overflows on finite entries is not a false alarm; a single
+    inf or NaN entry anywhere is caught."""
+    from lrcnn.stepping import _all_finite
+
+    big = torch.full((4, 4), 3e38, dtype=torch.float32)  # finite, but the sum overflows
+    assert not torch.isfinite(big.sum()) and _all_finite(big)
+    for bad in (math.inf, -math.inf, math.nan):
+        t = torch.randn(5, 7)
+        t[3, 2] = bad
+        assert not _all_finite(t)
+    assert _all_finite(torch.randn(5, 7))

@@ -20,6 +20,17 @@ import torch
 __all__ = ["StepInBackward"]
 
 
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry of `t` is finite, without a tensor-sized temporary in the usual case.
+
+    `torch.isfinite(t).all()` allocates ~1.75x `t`'s bytes on CPU (687 MiB for VGG-16's 392 MiB
+    first classifier weight, measured): inside backward that lands on top of the live activations.
+    The sum is finite whenever every entry is (barring overflow past 3.4e38 in float32); only a
+    non-finite sum pays for the exact elementwise check.
+    """
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
 class StepInBackward:
     """Run ``optimizer_cls(**kwargs)``'s step for each parameter inside ``backward``.
 
@@ -28,11 +39,16 @@ class StepInBackward:
         optimizer_cls: a ``torch.optim.Optimizer`` subclass that updates parameters
             independently (SGD, Adam, AdamW, RMSprop, ...).
         check_finite: raise ``ValueError`` before a step that would write a NaN/inf gradient
-            into the weights (one pass over each gradient).
+            into the weights (one reduction over each gradient, no tensor-sized temporary).
         **kwargs: its arguments (``lr=...``).
 
     After ``loss.backward()`` the parameters are updated and their ``.grad`` is ``None``; call
     nothing else. ``remove()`` detaches the hooks.
+
+    Memory: a step runs while the activations still to be back-propagated are alive, so its
+    temporaries add to the peak. SGD (with momentum) updates in place; Adam's default step allocates
+    two weight-sized temporaries (784 MiB for a 392 MiB weight, measured on CPU) and
+    ``fused=True`` none: pass ``fused=True`` for Adam/AdamW where the device supports it.
     """
 
     def __init__(
@@ -63,7 +79,7 @@ class StepInBackward:
         self._handles = [p.register_post_accumulate_grad_hook(self._step) for p in plist]
 
     def _step(self, p: torch.Tensor) -> None:
-        if self.check_finite and p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+        if self.check_finite and p.grad is not None and not _all_finite(p.grad):
             raise ValueError(
                 f"non-finite gradient for a parameter of shape {tuple(p.shape)}: the fused "
                 "optimizer step refuses to write NaN/inf into the weights"
