@@ -86,6 +86,29 @@ def tests(session: nox.Session, package: str) -> None:
     _pytest(session, str(PATHS[package].relative_to(ROOT) / "tests"))
 
 
+@nox.session(tags=["isolated"])
+@nox.parametrize("transformers", ["lowest", "newest"])
+def hf(session: nox.Session, transformers: str) -> None:
+    """ted-prune's Hugging Face tests under the lowest and the newest transformers it allows.
+
+    "lowest" is the lower bound of its `hf` extra (read from its pyproject.toml), installed over
+    the isolated ted-prune environment with the workspace's torch pin; "newest" is what the
+    workspace resolves (`exclude-newer`).
+    """
+    _sync(session, "--package", "ted-prune", "--group", "test", "--no-default-groups")
+    if transformers == "lowest":
+        text = (PATHS["ted-prune"] / "pyproject.toml").read_text()
+        low = re.search(r'"transformers\[torch\]>=([0-9.]+)"', text)
+        if low is None:
+            session.error("ted-prune's pyproject.toml declares no transformers[torch]>= bound")
+        torch_pin = re.search(r'"(torch==[^"]+)"', (ROOT / "pyproject.toml").read_text())
+        session.install(f"transformers[torch]=={low.group(1)}", *torch_pin.groups())
+    session.run(
+        "python", "-c", "import transformers; print('transformers', transformers.__version__)"
+    )
+    _pytest(session, "packages/ted-prune/tests/test_ted_prune_hf.py")
+
+
 def _all_tests() -> list[str]:
     return [str(p.relative_to(ROOT) / "tests") for p in PATHS.values()] + ["tests/integration"]
 

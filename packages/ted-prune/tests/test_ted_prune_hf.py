@@ -105,21 +105,30 @@ def test_lr_schedule_reaches_its_end_at_the_last_pruned_step(tmp_path):
     """Linear decay sized from the pruner's plan: LR hits 0 exactly at the last optimizer step,
     including the partial gradient-accumulation step that ends each pruned epoch."""
     ds = _Toks()
-    p = TEDPruner(ds, epochs=4, keep=0.5, warmup=1, ramp=0, rescore_every=1)
+    # 48 samples / batch 8 = 6 batches -> 3 steps; 32 kept = 4 batches -> 2 steps
+    p = TEDPruner(ds, epochs=4, keep=2 / 3, warmup=1, ramp=0, rescore_every=1)
     lrs = []
 
     class Record(transformers.TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
-            lrs.append(kw["lr_scheduler"].get_last_lr()[0])
+            lrs.append(tr.lr_scheduler.get_last_lr()[0])
 
     tr = _trainer(p, ds, tmp_path, callbacks=[Record()], gradient_accumulation_steps=2)
-    # 48 samples / batch 8 = 6 batches -> 3 steps; 24 samples = 3 batches -> 2 steps (2 + 1)
     assert tr.planned_optimizer_steps() == 3 + 2 + 2 + 2
     tr.train()
     assert tr.state.global_step == 9 == len(lrs)
     assert lrs[-1] == 0.0 and all(v > 0 for v in lrs[:-1])
     assert lrs == sorted(lrs, reverse=True)
-    assert [int(r["trained"]) for r in p.log] == [48, 24, 24, 24]
+    assert [int(r["trained"]) for r in p.log] == [48, 32, 32, 32]
+
+
+def test_accumulation_that_would_straddle_epochs_is_refused(tmp_path):
+    """24 kept samples = 3 batches of 8: with 2 accumulation steps the Trainer would carry the
+    last batch's gradient into the next epoch, so the plan is refused."""
+    ds = _Toks()
+    p = TEDPruner(ds, epochs=4, keep=0.5, warmup=1, ramp=0)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
+        _trainer(p, ds, tmp_path, gradient_accumulation_steps=2)
 
 
 def test_trainer_resume_reproduces_uninterrupted_run(tmp_path):
@@ -149,5 +158,46 @@ def test_trainer_resume_reproduces_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a, b)
     (tmp_path / "c" / "checkpoint-1").mkdir(parents=True)
     t4 = _trainer(make(), ds, tmp_path / "c")
-    with pytest.raises(ValueError, match="pruner_state"):
+    with pytest.raises(ValueError, match="ted_prune_pruner"):
         t4.train(resume_from_checkpoint=str(tmp_path / "c" / "checkpoint-1"))
+
+
+class _Recording(RandomDynamic):
+    """RandomDynamic that records the dataset indices of every training batch it observes."""
+
+    def _observe(self, indices, logits, features, targets, losses):
+        self.seen.setdefault(self.epoch, []).extend(indices.tolist())
+
+
+def _recording(ds):
+    p = _Recording(ds, epochs=4, keep=0.5, warmup=1, ramp=1, seed=7)
+    p.seen = {}
+    return p
+
+
+def test_trainer_fit_and_plain_loop_iterate_the_same_selection(tmp_path):
+    """One sampler object, three loops: the Trainer, maskloop.fit and a plain loop train the same
+    samples in the same order every epoch."""
+    from maskloop import IndexedDataset, fit
+    from ted_prune import PrunerCallback
+    from torch.utils.data import DataLoader
+
+    ds = _Toks()
+    hf = _recording(ds)
+    _trainer(hf, ds, tmp_path).train()
+
+    x = ds.ids.double()
+    tensors = torch.utils.data.TensorDataset(x, ds.labels)
+    in_fit = _recording(tensors)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 2)).double()
+    fit(model, DataLoader(IndexedDataset(tensors), sampler=in_fit.sampler, batch_size=8),
+        epochs=4, optimizer=torch.optim.SGD(model.parameters(), lr=0.01), progress=False,
+        callbacks=[PrunerCallback(in_fit)])  # fmt: skip
+
+    plain = _recording(ds)
+    order = {}
+    for e in range(4):
+        order[e] = list(plain.sampler)
+        plain.end_epoch()
+    assert hf.seen == in_fit.seen == order
+    assert [len(order[e]) for e in range(4)] == [48, 48, 24, 24]  # warm-up, ramp, pruned

@@ -286,6 +286,13 @@ class DataPruner:
             self.select(self.epoch)
         return self._sampler
 
+    def refresh_sampler(self) -> None:
+        """Hand the current epoch's selection to `sampler` again (after something else, e.g. a
+        Trainer sizing its run from the full dataset, set the sampler's selection)."""
+        if self._sampler is not None and self.epoch < self.epochs:
+            self._sampler_epoch = -1
+            self.select(self.epoch)
+
     def _push(self, epoch: int) -> None:
         """Hand epoch `epoch`'s selection to the sampler (once per epoch)."""
         s = self._sampler
@@ -479,9 +486,7 @@ class DataPruner:
         self._trained = int(in_epoch.get("trained", 0))
         self._scored = int(in_epoch.get("scored", 0))
         self._load_extra(state["extra"])
-        self._sampler_epoch = -1
-        if self._sampler is not None and self.epoch < self.epochs:
-            self.select(self.epoch)
+        self.refresh_sampler()
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
