@@ -39,11 +39,12 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
+from maskloop.checks import check_fraction, check_int, check_real
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
-from cdhm.estimator import DomainAdaptiveClassifier, _check_float, _check_int
+from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, mk_mmd
 
 __all__ = ["ELBOS", "CDHMClassifier", "CDHMNet"]
@@ -289,7 +290,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         standardize: str = "window",
         classes: list | tuple | None = None,
         seed: int = 0,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         super().__init__(
             n_segments, epochs, batch_size, lr, weight_decay, standardize, classes, seed, progress
@@ -310,24 +311,19 @@ class CDHMClassifier(DomainAdaptiveClassifier):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_int("s_dim", self.s_dim)
-        _check_int("z_dim", self.z_dim)
-        _check_int("hidden", self.hidden, 4)
+        check_int("s_dim", self.s_dim, 1)
+        check_int("z_dim", self.z_dim, 1)
+        check_int("hidden", self.hidden, 4)
         if self.alignment not in ("dann", "mmd", None):
             raise ValueError(f"alignment must be 'dann', 'mmd' or None, got {self.alignment!r}")
-        _check_float("lambda_y", self.lambda_y)
-        _check_float("lambda_c", self.lambda_c)
-        _check_float("lambda_align", self.lambda_align)
-        if _check_float("kl_warmup", self.kl_warmup) > 1:
-            raise ValueError(
-                f"kl_warmup is a fraction of training in [0, 1], got {self.kl_warmup!r}"
-            )
+        for name in ("lambda_y", "lambda_c", "lambda_align", "lambda_hsic"):
+            check_real(name, getattr(self, name), low=0.0)
+        check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
         for name in ("temporal_prior", "entangled"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.align_steps not in ("last", "all"):
             raise ValueError(f"align_steps must be 'last' or 'all', got {self.align_steps!r}")
-        _check_float("lambda_hsic", self.lambda_hsic)
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
