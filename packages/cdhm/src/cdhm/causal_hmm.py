@@ -32,6 +32,8 @@ argmax f(E_q[s_T]) with no sampling.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -192,17 +194,15 @@ class CDHMNet(nn.Module):
                 with poutine.scale(scale=cond_scale):
                     pyro.sample("c", dist.Categorical(logits=self.cond_head(z_prev)), obs=c)
 
-    def guide(
-        self,
-        x: torch.Tensor,
-        c: torch.Tensor,
-        y: torch.Tensor | None = None,
-        label_mask: torch.Tensor | None = None,
-        kl_weight: float = 1.0,
-        label_scale: float = 1.0,
-        cond_scale: float = 1.0,
-    ) -> None:
-        """q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c) from the CNN encoder; caches the means."""
+    def guide(self, *args: Any, **kwargs: Any) -> None:
+        """q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c) from the CNN encoder; caches the means.
+
+        Takes the arguments of :meth:`model` (Pyro calls model and guide alike); only `x`, `c`
+        and `kl_weight` are used.
+        """
+        bound = inspect.signature(self.model).bind(*args, **kwargs)
+        bound.apply_defaults()
+        x, c, kl_weight = (bound.arguments[k] for k in ("x", "c", "kl_weight"))
         post = self.encode(x, c)
         self._cache = post
         with pyro.plate("windows", x.shape[0]):
@@ -412,17 +412,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             raise ValueError(f"c holds conditions >= n_conditions ({self.n_conditions_})")
         return x, torch.from_numpy(c_arr)
 
-    def model(
-        self,
-        x: torch.Tensor,
-        c: torch.Tensor,
-        y: torch.Tensor | None = None,
-        label_mask: torch.Tensor | None = None,
-        kl_weight: float = 1.0,
-        label_scale: float = 1.0,
-        cond_scale: float = 1.0,
-    ) -> None:
-        """The fitted Pyro model (a callable for ``pyro.infer``; see :meth:`CDHMNet.model`).
+    @property
+    def model(self) -> Callable[..., None]:
+        """The fitted Pyro model, a callable for ``pyro.infer`` (:meth:`CDHMNet.model`).
 
         ``model(x, c, y=None, label_mask=None, kl_weight=1, label_scale=1, cond_scale=1)`` with
         x (B, T, D) and c (B,) from :meth:`segments`, y (B,) class indices into ``classes_``
@@ -433,22 +425,14 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         them with ``pyro.module`` for ``pyro.infer.SVI``.
         """
         net: CDHMNet = self._check_fitted()  # type: ignore[assignment]
-        net.model(x, c, y, label_mask, kl_weight, label_scale, cond_scale)
+        return net.model
 
-    def guide(
-        self,
-        x: torch.Tensor,
-        c: torch.Tensor,
-        y: torch.Tensor | None = None,
-        label_mask: torch.Tensor | None = None,
-        kl_weight: float = 1.0,
-        label_scale: float = 1.0,
-        cond_scale: float = 1.0,
-    ) -> None:
-        """The fitted Pyro guide q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c); same signature
-        as :meth:`model` (y and the scales are accepted and only `kl_weight` is used)."""
+    @property
+    def guide(self) -> Callable[..., None]:
+        """The fitted Pyro guide q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c)
+        (:meth:`CDHMNet.guide`); it takes the arguments of :attr:`model`."""
         net: CDHMNet = self._check_fitted()  # type: ignore[assignment]
-        net.guide(x, c, y, label_mask, kl_weight, label_scale, cond_scale)
+        return net.guide
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         net: CDHMNet = self.net_  # type: ignore[assignment]

@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench = parser.subcommands["bench"]
     p_bench.add_argument(
         "--seeds",
-        type=_positive_int,
+        type=_seeds,
         default=5,
         help="number of seeds, --seed to --seed + N - 1 (default: 5; --select always uses the "
         "dev seeds 100 and 101)",
@@ -188,14 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
+def _seeds(text: str) -> int:
+    """`--seeds`: an int >= 1 (argparse reports the error)."""
+    from maskloop.checks import check_positive_int
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
-    return value
+        return check_positive_int("--seeds", int(text))
+    except (TypeError, ValueError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
