@@ -156,5 +156,60 @@ def test_bench_tiny_writes_report(tmp_path):
 def test_cli_version(capsys):
     from cdhm.cli import main
 
-    assert main(["--version"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == "0.1.0"
+
+
+def _walk(parser):
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _walk(sub)
+
+
+def test_cli_every_option_has_help_and_shared_flags():
+    """Walk the parser: every option of every subcommand has help text; the shared flags exist."""
+    from cdhm.cli import build_parser
+
+    parser = build_parser()
+    seen = set()
+    for p in _walk(parser):
+        for action in p._actions:
+            if action.option_strings:
+                assert action.help, f"{p.prog} {action.option_strings} has no help"
+                seen.update(action.option_strings)
+    for flag in ("--quick", "--out", "--resume", "--seed", "--threads", "--seeds", "--select",
+                 "--max-minutes", "--tier", "--methods", "--front-end", "--summary-json"):  # fmt: skip
+        assert flag in seen
+    args = parser.parse_args(["bench", "--quick"])
+    assert str(args.out) == "cdhm-bench" and not args.resume and args.threads == 2
+    assert parser.parse_args(["demo", "--out", "m"]).demo_out == "m"
+
+
+def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
+    """cdhm bench maps --seed/--seeds/--resume/--threads/--select/--methods onto run_bench."""
+    import cdhm.bench
+    from cdhm.bench import DEV_SEEDS
+    from cdhm.cli import main
+
+    calls = []
+    monkeypatch.setattr(cdhm.bench, "run_bench", lambda **kw: calls.append(kw) or (None, "table"))
+    out = tmp_path / "res"
+    argv = ["bench", "--quick", "--out", str(out), "--seed", "3", "--seeds", "2", "--threads", "1"]
+    assert main([*argv, "--resume", "--max-minutes", "7"]) == 0
+    kw = calls[-1]
+    assert kw["out"] == out and kw["resume"] and kw["threads"] == 1 and kw["max_minutes"] == 7
+    assert kw["config"].seeds == [3, 4] and len(kw["config"].tasks) == 3
+    assert kw["command"] == "cdhm bench --quick --seed 3 --seeds 2"
+    assert main(["bench", "--select", "--methods", "CDHM,MK-MMD"]) == 0
+    kw = calls[-1]
+    assert kw["config"].seeds == list(DEV_SEEDS) and not kw["resume"]
+    assert kw["config"].methods == ("CDHM", "MK-MMD") and kw["name"] == "cdhm_select"
+    assert str(kw["out"]) == "cdhm-bench"
+    with pytest.raises(SystemExit):
+        main(["bench", "--seeds", "0"])

@@ -11,6 +11,7 @@ import torch
 from cdhm import AlignedCNNClassifier, CDHMClassifier, PhysicsReference, simulate_domain
 from pyro.infer import Predictive, TraceMeanField_ELBO
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -90,6 +91,13 @@ def test_predictive_on_public_model_and_guide(small):
     assert samples["y"].shape == (5, 6)
     assert set(samples["y"].unique().tolist()) <= set(range(len(est.classes_)))
     assert samples["x_2"].shape == (5, 6, 64)
+    # the guide takes the model's arguments (Pyro calls both alike) and rejects others
+    trace = pyro.poutine.trace(est.guide).get_trace(x, c, None, None, 0.5, 2.0, 3.0)
+    assert trace.nodes["s_0"]["scale"] == 0.5
+    with pytest.raises(TypeError):
+        est.guide(x, c, bogus=1)
+    with pytest.raises(NotFittedError):
+        _tiny().model  # noqa: B018
 
 
 def test_trains_with_trace_mean_field_elbo(small):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from maskloop.checks import check_real
+from maskloop.checks import check_int, check_real
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -33,7 +33,7 @@ from torch import nn
 
 from cdhm.causal_hmm import CDHMClassifier
 from cdhm.data import envelope_order_spectrum
-from cdhm.estimator import DomainAdaptiveClassifier, _check_float, _check_int
+from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import (
     SegmentEncoder,
     coral_loss,
@@ -84,7 +84,7 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         standardize: str = "window",
         classes: list | tuple | None = None,
         seed: int = 0,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         super().__init__(
             n_segments, epochs, batch_size, lr, weight_decay, standardize, classes, seed, progress
@@ -99,8 +99,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
             raise ValueError(
                 f"alignment must be None, 'dann', 'mmd' or 'coral', got {self.alignment!r}"
             )
-        _check_float("lambda_align", self.lambda_align)
-        _check_int("hidden", self.hidden, 4)
+        check_real("lambda_align", self.lambda_align, low=0.0)
+        check_int("hidden", self.hidden, 4)
 
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> nn.Module:
         return _CNNGRU(segment_length, n_classes, self.hidden)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from maskloop.checks import check_positive_int, check_real
 from maskloop.report import (
     Results,
     format_mean_std,
@@ -114,7 +115,7 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> flo
 
 
 def _estimator(method: str, cfg: BenchConfig, seed: int) -> Any:
-    common = {"n_segments": cfg.n_segments, "epochs": cfg.epochs, "seed": seed}
+    common = {"n_segments": cfg.n_segments, "epochs": cfg.epochs, "seed": seed, "progress": False}
     if method == "CDHM":
         return CDHMClassifier(**common, **cfg.cdhm_kwargs)
     if method in ABLATIONS:
@@ -296,6 +297,7 @@ def run_bench(
     resume: bool = True,
     max_minutes: float | None = None,
     name: str = "cdhm",
+    threads: int = 2,
 ) -> tuple[Results, str]:
     """Run the benchmark, write ``<out>/<name>.{md,json,png}`` and return (results, markdown).
 
@@ -304,11 +306,10 @@ def run_bench(
     (the run stops starting new jobs after that; the report says how much is done). Jobs run
     seed by seed, so a partial run holds whole seeds.
     """
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
-    if max_minutes is not None and not max_minutes > 0:
-        raise ValueError(f"max_minutes must be > 0 or None, got {max_minutes!r}")
-    torch.set_num_threads(2)
+    check_positive_int("seeds", seeds)
+    if max_minutes is not None:
+        check_real("max_minutes", max_minutes, low=0.0, low_inclusive=False)
+    torch.set_num_threads(check_positive_int("threads", threads))
     if config is None:
         config = BenchConfig(seeds=list(range(seeds)), front_end=front_end)
         if not quick:

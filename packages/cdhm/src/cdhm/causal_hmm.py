@@ -32,6 +32,8 @@ argmax f(E_q[s_T]) with no sampling.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,11 +41,12 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
+from maskloop.checks import check_fraction, check_int, check_real
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
-from cdhm.estimator import DomainAdaptiveClassifier, _check_float, _check_int
+from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, mk_mmd
 
 __all__ = ["ELBOS", "CDHMClassifier", "CDHMNet"]
@@ -191,17 +194,15 @@ class CDHMNet(nn.Module):
                 with poutine.scale(scale=cond_scale):
                     pyro.sample("c", dist.Categorical(logits=self.cond_head(z_prev)), obs=c)
 
-    def guide(
-        self,
-        x: torch.Tensor,
-        c: torch.Tensor,
-        y: torch.Tensor | None = None,
-        label_mask: torch.Tensor | None = None,
-        kl_weight: float = 1.0,
-        label_scale: float = 1.0,
-        cond_scale: float = 1.0,
-    ) -> None:
-        """q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c) from the CNN encoder; caches the means."""
+    def guide(self, *args: Any, **kwargs: Any) -> None:
+        """q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c) from the CNN encoder; caches the means.
+
+        Takes the arguments of :meth:`model` (Pyro calls model and guide alike); only `x`, `c`
+        and `kl_weight` are used.
+        """
+        bound = inspect.signature(self.model).bind(*args, **kwargs)
+        bound.apply_defaults()
+        x, c, kl_weight = (bound.arguments[k] for k in ("x", "c", "kl_weight"))
         post = self.encode(x, c)
         self._cache = post
         with pyro.plate("windows", x.shape[0]):
@@ -289,7 +290,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         standardize: str = "window",
         classes: list | tuple | None = None,
         seed: int = 0,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         super().__init__(
             n_segments, epochs, batch_size, lr, weight_decay, standardize, classes, seed, progress
@@ -310,24 +311,19 @@ class CDHMClassifier(DomainAdaptiveClassifier):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_int("s_dim", self.s_dim)
-        _check_int("z_dim", self.z_dim)
-        _check_int("hidden", self.hidden, 4)
+        check_int("s_dim", self.s_dim, 1)
+        check_int("z_dim", self.z_dim, 1)
+        check_int("hidden", self.hidden, 4)
         if self.alignment not in ("dann", "mmd", None):
             raise ValueError(f"alignment must be 'dann', 'mmd' or None, got {self.alignment!r}")
-        _check_float("lambda_y", self.lambda_y)
-        _check_float("lambda_c", self.lambda_c)
-        _check_float("lambda_align", self.lambda_align)
-        if _check_float("kl_warmup", self.kl_warmup) > 1:
-            raise ValueError(
-                f"kl_warmup is a fraction of training in [0, 1], got {self.kl_warmup!r}"
-            )
+        for name in ("lambda_y", "lambda_c", "lambda_align", "lambda_hsic"):
+            check_real(name, getattr(self, name), low=0.0)
+        check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
         for name in ("temporal_prior", "entangled"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.align_steps not in ("last", "all"):
             raise ValueError(f"align_steps must be 'last' or 'all', got {self.align_steps!r}")
-        _check_float("lambda_hsic", self.lambda_hsic)
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
@@ -416,17 +412,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             raise ValueError(f"c holds conditions >= n_conditions ({self.n_conditions_})")
         return x, torch.from_numpy(c_arr)
 
-    def model(
-        self,
-        x: torch.Tensor,
-        c: torch.Tensor,
-        y: torch.Tensor | None = None,
-        label_mask: torch.Tensor | None = None,
-        kl_weight: float = 1.0,
-        label_scale: float = 1.0,
-        cond_scale: float = 1.0,
-    ) -> None:
-        """The fitted Pyro model (a callable for ``pyro.infer``; see :meth:`CDHMNet.model`).
+    @property
+    def model(self) -> Callable[..., None]:
+        """The fitted Pyro model, a callable for ``pyro.infer`` (:meth:`CDHMNet.model`).
 
         ``model(x, c, y=None, label_mask=None, kl_weight=1, label_scale=1, cond_scale=1)`` with
         x (B, T, D) and c (B,) from :meth:`segments`, y (B,) class indices into ``classes_``
@@ -437,22 +425,14 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         them with ``pyro.module`` for ``pyro.infer.SVI``.
         """
         net: CDHMNet = self._check_fitted()  # type: ignore[assignment]
-        net.model(x, c, y, label_mask, kl_weight, label_scale, cond_scale)
+        return net.model
 
-    def guide(
-        self,
-        x: torch.Tensor,
-        c: torch.Tensor,
-        y: torch.Tensor | None = None,
-        label_mask: torch.Tensor | None = None,
-        kl_weight: float = 1.0,
-        label_scale: float = 1.0,
-        cond_scale: float = 1.0,
-    ) -> None:
-        """The fitted Pyro guide q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c); same signature
-        as :meth:`model` (y and the scales are accepted and only `kl_weight` is used)."""
+    @property
+    def guide(self) -> Callable[..., None]:
+        """The fitted Pyro guide q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c)
+        (:meth:`CDHMNet.guide`); it takes the arguments of :attr:`model`."""
         net: CDHMNet = self._check_fitted()  # type: ignore[assignment]
-        net.guide(x, c, y, label_mask, kl_weight, label_scale, cond_scale)
+        return net.guide
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         net: CDHMNet = self.net_  # type: ignore[assignment]

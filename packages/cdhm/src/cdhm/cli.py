@@ -1,4 +1,6 @@
-"""Command line: ``cdhm demo`` (one simulated transfer task, < 1 min) and ``cdhm bench``."""
+"""Command line: ``cdhm demo`` (one simulated transfer task, < 1 min) and
+``cdhm bench [--quick] [--out DIR] [--resume]`` (the shared ``maskloop.cli`` flags, with ``--seed``
+and ``--threads``) plus cdhm's own bench options."""
 
 from __future__ import annotations
 
@@ -8,16 +10,19 @@ import time
 from pathlib import Path
 
 
-def demo(out: str | None = None, summary_json: str | None = None) -> dict[str, float]:
-    """One hard-tier transfer task (A -> C), one seed: CDHM vs the source-only CNN."""
-    import torch
+def demo(
+    out: str | None = None, summary_json: str | None = None, seed: int = 0
+) -> dict[str, float]:
+    """One hard-tier transfer task (A -> C), one seed: CDHM vs the source-only CNN.
+
+    The caller sets the torch thread count (`cdhm demo --threads`, default 2).
+    """
     from maskloop.report import markdown_table, write_demo_summary
 
     from cdhm.baselines import AlignedCNNClassifier
     from cdhm.causal_hmm import CDHMClassifier
     from cdhm.data import DOMAIN_TIERS, apply_front_end, simulate_domain, split_by_recording
 
-    torch.set_num_threads(2)
     t0 = time.perf_counter()
     a, c = DOMAIN_TIERS["hard"][0], DOMAIN_TIERS["hard"][2]
     kw = {"recordings_per_class": 6, "windows_per_recording": 6, "window": 8192}
@@ -33,8 +38,8 @@ def demo(out: str | None = None, summary_json: str | None = None) -> dict[str, f
     )
     rows, acc = [], {}
     for name, est in (
-        ("CDHM (DANN on s)", CDHMClassifier(n_segments=T, epochs=40, progress=True)),
-        ("source-only CNN", AlignedCNNClassifier(None, n_segments=T, epochs=40, progress=True)),
+        ("CDHM (DANN on s)", CDHMClassifier(n_segments=T, epochs=40, seed=seed)),
+        ("source-only CNN", AlignedCNNClassifier(None, n_segments=T, epochs=40, seed=seed)),
     ):
         t1 = time.perf_counter()
         est.fit(s_tr.x, s_tr.y, t_tr.x, s_tr.domain, t_tr.domain)
@@ -72,22 +77,83 @@ def demo(out: str | None = None, summary_json: str | None = None) -> dict[str, f
     return acc
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `cdhm` console script."""
-    parser = argparse.ArgumentParser(prog="cdhm", description=__doc__)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="cmd")
-    p_demo = sub.add_parser(
-        "demo", help="one simulated transfer task, CDHM vs source-only (< 1 min)"
+def _demo(args: argparse.Namespace) -> int:
+    demo(args.demo_out, args.summary_json, seed=args.seed)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from cdhm.bench import DEV_SEEDS, BenchConfig, run_bench
+    from cdhm.data import DOMAIN_TIERS, transfer_tasks
+
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    cmd = (
+        "cdhm bench"
+        + (" --quick" if args.quick else "")
+        + (" --select" if args.select else "")
+        + (f" --seed {args.seed}" if args.seed and not args.select else "")
+        + (f" --seeds {args.seeds}" if args.seeds != 5 else "")
+        + (f" --front-end {args.front_end}" if args.front_end != "order-envelope" else "")
+        + (f" --tier {args.tier}" if args.tier != "hard" else "")
     )
-    p_demo.add_argument("--out", default=None, help="directory to save the fitted CDHM model")
+    config = BenchConfig(seeds=seeds, tier=args.tier, front_end=args.front_end)
+    if not args.quick:
+        config.tasks = transfer_tasks(len(DOMAIN_TIERS[args.tier]))
+    if args.select:
+        config = BenchConfig(
+            seeds=list(DEV_SEEDS),
+            tier=args.tier,
+            front_end=args.front_end,
+            methods=("CDHM", "CDHM-no-temporal", "MK-MMD"),
+            ablations=False,
+            variants=True,
+        )
+    if args.methods:
+        chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+        config.methods, config.ablations, config.variants = chosen, False, False
+        cmd += f" --methods '{args.methods}'"
+    _, text = run_bench(
+        quick=args.quick,
+        out=args.out,
+        seeds=args.seeds,
+        command=cmd,
+        config=config,
+        progress=not args.quiet,
+        resume=args.resume,
+        max_minutes=args.max_minutes,
+        name="cdhm_select" if args.select else "cdhm",
+        threads=args.threads,
+    )
+    print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `cdhm` parser: the shared `maskloop.cli` layout plus cdhm's own bench options."""
+    from maskloop.cli import build_parser as shared_parser
+
+    from cdhm import __version__
+
+    parser = shared_parser(
+        "cdhm",
+        description=__doc__,
+        demo_help="one simulated transfer task, CDHM vs the source-only CNN (< 1 min)",
+        bench_help="hard-tier transfer benchmark -> <out>/cdhm.{md,json,png} (resumable)",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    p_demo = parser.subcommands["demo"]
+    p_demo.add_argument(
+        "--out", dest="demo_out", default=None, help="directory to save the fitted CDHM model"
+    )
     p_demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
-    p_bench = sub.add_parser("bench", help="hard-tier benchmark -> <out>/cdhm.{md,json,png}")
-    p_bench.add_argument("--quick", action="store_true", help="3 tasks instead of all 12")
+    p_bench = parser.subcommands["bench"]
     p_bench.add_argument(
-        "--out", default="cdhm-bench", help="results folder (default ./cdhm-bench/)"
+        "--seeds",
+        type=_seeds,
+        default=5,
+        help="number of seeds, --seed to --seed + N - 1 (default: 5; --select always uses the "
+        "dev seeds 100 and 101)",
     )
-    p_bench.add_argument("--seeds", type=int, default=5, help="number of seeds (>= 1)")
     p_bench.add_argument(
         "--front-end",
         default="order-envelope",
@@ -104,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-minutes",
         type=float,
         default=None,
-        help="stop starting new task-seed jobs after this many minutes (resume later)",
-    )
-    p_bench.add_argument(
-        "--no-resume", action="store_true", help="ignore the cache of finished task-seed jobs"
+        help="stop starting new task-seed jobs after this many minutes (continue with --resume)",
     )
     p_bench.add_argument(
         "--tier",
@@ -122,68 +185,24 @@ def main(argv: list[str] | None = None) -> int:
         "--select, the CDHM variants)",
     )
     p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    if args.version:
-        from cdhm import __version__
+    return parser
 
-        print(__version__)
-        return 0
-    if args.cmd == "demo":
-        demo(args.out, args.summary_json)
-        return 0
-    if args.cmd == "bench":
-        from cdhm.bench import DEV_SEEDS, BenchConfig, run_bench
-        from cdhm.data import DOMAIN_TIERS, transfer_tasks
 
-        cmd = (
-            "cdhm bench"
-            + (" --quick" if args.quick else "")
-            + (" --select" if args.select else "")
-            + (f" --seeds {args.seeds}" if args.seeds != 5 else "")
-            + (f" --front-end {args.front_end}" if args.front_end != "order-envelope" else "")
-            + (f" --tier {args.tier}" if args.tier != "hard" else "")
-        )
-        config = None
-        if args.tier != "hard":
-            config = BenchConfig(seeds=list(range(args.seeds)), tier=args.tier)
-            config.front_end = args.front_end
-            if not args.quick:
-                config.tasks = transfer_tasks(len(DOMAIN_TIERS[args.tier]))
-        if args.select:
-            config = BenchConfig(
-                seeds=list(DEV_SEEDS),
-                tier=args.tier,
-                front_end=args.front_end,
-                methods=("CDHM", "CDHM-no-temporal", "MK-MMD"),
-                ablations=False,
-                variants=True,
-            )
-        if args.methods:
-            chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-            if config is None:
-                config = BenchConfig(
-                    seeds=list(range(args.seeds)), front_end=args.front_end, tier=args.tier
-                )
-                if not args.quick:
-                    config.tasks = transfer_tasks(len(DOMAIN_TIERS[config.tier]))
-            config.methods, config.ablations, config.variants = chosen, False, False
-            cmd += f" --methods '{args.methods}'"
-        _, text = run_bench(
-            quick=args.quick,
-            out=args.out,
-            seeds=args.seeds,
-            command=cmd,
-            config=config,
-            progress=not args.quiet,
-            front_end=args.front_end,
-            resume=not args.no_resume,
-            max_minutes=args.max_minutes,
-            name="cdhm_select" if args.select else "cdhm",
-        )
-        print(text)
-        return 0
-    parser.print_help()
-    return 0
+def _seeds(text: str) -> int:
+    """`--seeds`: an int >= 1 (argparse reports the error)."""
+    from maskloop.checks import check_positive_int
+
+    try:
+        return check_positive_int("--seeds", int(text))
+    except (TypeError, ValueError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `cdhm` console script (the shared `maskloop.cli` layout)."""
+    from maskloop.cli import run
+
+    return run(argv, package="cdhm", demo=_demo, bench=_bench, parser=build_parser())
 
 
 if __name__ == "__main__":

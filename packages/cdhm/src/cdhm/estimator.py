@@ -8,7 +8,6 @@ sampler, prediction in batches, and save/load as safetensors weights plus a JSON
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import maskloop
 import numpy as np
 import torch
 from maskloop import Callback
+from maskloop.checks import check_int, check_real
 from safetensors.torch import load_file, save_file
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import Tags, TransformerTags, check_array
@@ -28,20 +28,6 @@ from cdhm.models import standardize_windows
 from cdhm.training import ClipGradNorm, DomainAdaptationObjective, SourceTargetBatches
 
 __all__ = ["DomainAdaptiveClassifier"]
-
-
-def _check_int(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, low: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(float(value)) or float(value) < low:
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
-    return float(value)
 
 
 class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
@@ -57,6 +43,7 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
     ``_step(batch, progress) -> (loss, logs)``, ``_logits(x)`` and ``_features(x, c)``.
     Windows are cut into ``n_segments`` segments of L / n_segments samples.
     Working conditions ``c`` are small non-negative ints (default 0 for source, 1 for target).
+    ``progress`` (default on) shows ``maskloop.fit``'s progress bar for each epoch.
     """
 
     def __init__(
@@ -69,7 +56,7 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
         standardize: str = "window",
         classes: list | tuple | None = None,
         seed: int = 0,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         self.n_segments = n_segments
         self.epochs = epochs
@@ -89,16 +76,16 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         """Validate the constructor arguments (called by ``fit``, as scikit-learn does)."""
-        _check_int("n_segments", self.n_segments)
-        _check_int("epochs", self.epochs)
-        _check_int("batch_size", self.batch_size, 2)
-        _check_float("lr", self.lr)
-        _check_float("weight_decay", self.weight_decay)
+        check_int("n_segments", self.n_segments, 1)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 2)
+        check_real("lr", self.lr, low=0.0, low_inclusive=False)
+        check_real("weight_decay", self.weight_decay, low=0.0)
         if self.standardize not in ("window", "none"):
             raise ValueError(f"standardize must be 'window' or 'none', got {self.standardize!r}")
         if self.classes is not None and not isinstance(self.classes, (list, tuple, np.ndarray)):
             raise TypeError(f"classes must be None or a list of labels, got {self.classes!r}")
-        _check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0)
         if not isinstance(self.progress, (bool, np.bool_)):
             raise TypeError(f"progress must be a bool, got {self.progress!r}")
 
