@@ -288,16 +288,12 @@ class LabelFreeTrainer:
             cbs.append(self.masked)
             if self.dynamic_mask is not None:
                 cbs.append(_DynamicMaskCallback(self, unlabeled, epochs))
-        try:
-            return fit(
-                self.student,
-                unlabeled,
-                epochs=epochs,
-                optimizer=opt,
-                objective=LabelFreeObjective(self.gap),
-                callbacks=[*cbs, *callbacks],
-                progress=progress,
-            )
-        finally:  # fit detaches the mask at its end; also when it raises
-            if self.masked is not None and self.masked.attached:
-                self.masked.detach()
+        return fit(  # fit attaches the MaskedTraining callback at its start, detaches it at its end
+            self.student,
+            unlabeled,
+            epochs=epochs,
+            optimizer=opt,
+            objective=LabelFreeObjective(self.gap),
+            callbacks=[*cbs, *callbacks],
+            progress=progress,
+        )
