@@ -82,7 +82,7 @@ def test_prune_sparsity_out_of_range(sparsity):
 def test_prune_rounds_zero():
     """lnpt.prune: rounds < 1"""
     student, teacher = _pair()
-    with pytest.raises(ValueError, match="rounds must be a positive int"):
+    with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
         lnpt.prune(student, teacher, [X], 0.5, rounds=0)
 
 
@@ -117,7 +117,7 @@ def test_trainer_bad_callback():
 def test_trainer_zero_epochs():
     """lnpt.LabelFreeTrainer.fit: epochs < 1"""
     student, teacher = _pair()
-    with pytest.raises(ValueError, match="epochs must be a positive int"):
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         lnpt.LabelFreeTrainer(student, teacher).fit([X], 0, progress=False)
 
 

@@ -33,7 +33,9 @@ def test_sparsity_wrong_type(model) -> None:
 
 @pytest.mark.parametrize(("name", "bad"), [("alpha1", 1.0), ("alpha1", -0.2), ("alpha2", 1.0)])
 def test_alpha_outside_unit_interval(model, name, bad) -> None:
-    with pytest.raises(ValueError, match=rf"{name} must be in \[0, 1\), got {bad}"):
+    with pytest.raises(
+        ValueError, match=rf"{name} must be in \[0, 1\) \(a moment.s decay rate\), got {bad}"
+    ):
         SevenPruner(model, 0.5, **{name: bad})
 
 

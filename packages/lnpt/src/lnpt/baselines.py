@@ -16,15 +16,10 @@ from typing import Any
 import torch
 from maskloop import WeightMask
 from maskloop import scores as ml_scores
+from maskloop.checks import check_sparsity
 from torch import nn
 
-from lnpt.learning_gap import (
-    _check_min_density,
-    _check_sparsity,
-    _params,
-    density_schedule,
-    select_mask,
-)
+from lnpt.learning_gap import _params, check_min_density, density_schedule, select_mask
 
 __all__ = ["BASELINES", "baseline_mask", "synflow_prune"]
 
@@ -43,7 +38,7 @@ def synflow_prune(
 
     `min_density` keeps at least that fraction of every tensor in each round (`lnpt.select_mask`).
     """
-    _check_min_density(min_density)
+    check_min_density(min_density)
     mask: WeightMask | None = None
     for s_k in density_schedule(sparsity, rounds, "exponential"):
         scores = ml_scores.synflow(model, params=params, input_shape=input_shape, mask=mask)
@@ -78,8 +73,8 @@ def baseline_mask(
     """
     if method not in BASELINES:
         raise ValueError(f"method must be one of {BASELINES}, got {method!r}")
-    s = _check_sparsity(sparsity)
-    _check_min_density(min_density)
+    s = check_sparsity(sparsity)
+    check_min_density(min_density)
     if exclude is not None:
         params = _params(model, params, exclude)
     if method == "synflow":

@@ -189,22 +189,17 @@ def train_supervised(
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     cbs = list(callbacks)
-    if mask is not None:
+    if mask is not None:  # attached by fit at its start, detached at its end
         cbs.insert(0, MaskedTraining(model, mask, opt))
-    try:
-        fit(
-            model,
-            data.loader(part, batch_size, shuffle=True, generator=gen),
-            epochs=epochs,
-            optimizer=opt,
-            loss_fn=_ce,
-            callbacks=cbs,
-            progress=False,
-        )
-    finally:
-        for cb in cbs:
-            if isinstance(cb, MaskedTraining):
-                cb.remove()
+    fit(
+        model,
+        data.loader(part, batch_size, shuffle=True, generator=gen),
+        epochs=epochs,
+        optimizer=opt,
+        loss_fn=_ce,
+        callbacks=cbs,
+        progress=False,
+    )
 
 
 def train_label_free(

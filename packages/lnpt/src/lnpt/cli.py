@@ -53,19 +53,15 @@ def _demo(args: argparse.Namespace) -> int:
             label = "LNPT mask + label-free training (no labels)"
         else:
             opt = torch.optim.Adam(student.parameters(), lr=1e-2)
-            masked = MaskedTraining(student, mask, opt)
-            try:  # the mask reaches training one way: a MaskedTraining callback of fit
-                fit(
-                    student,
-                    data.loader("student", 64, shuffle=True),
-                    epochs=30,
-                    optimizer=opt,
-                    loss_fn=ce,
-                    callbacks=[masked],
-                    progress=False,
-                )
-            finally:
-                masked.remove()
+            fit(  # the mask reaches training one way: a MaskedTraining callback of fit
+                student,
+                data.loader("student", 64, shuffle=True),
+                epochs=30,
+                optimizer=opt,
+                loss_fn=ce,
+                callbacks=[MaskedTraining(student, mask, opt)],
+                progress=False,
+            )
             label = "SNIP mask + supervised training"
         rows.append([label, f"{mask.sparsity:.2f}", f"{_acc(student, data, evaluate):.2f}"])
     seconds = time.perf_counter() - start

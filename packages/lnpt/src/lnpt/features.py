@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from maskloop import FeatureHook
+from maskloop.distributed import all_reduce_, is_distributed
 from torch import nn
 
 __all__ = [
@@ -32,9 +33,7 @@ def distributed_active(sync: bool | None = None) -> bool:
         raise TypeError(f"sync must be True, False or None, got {sync!r}")
     if sync is False:
         return False
-    import torch.distributed as dist
-
-    active = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    active = is_distributed()
     if sync and not active:
         raise ValueError("sync=True needs an initialised torch.distributed process group")
     return active
@@ -46,11 +45,9 @@ def all_reduce_mean(
     """sum(tensors) / count, with sums and counts all-reduced over ranks when distributed."""
     if not distributed_active(sync):
         return [t / count for t in tensors]
-    import torch.distributed as dist
-
     flat = torch.cat([t.detach().flatten().to(torch.float64) for t in tensors])
     flat = torch.cat([flat, torch.tensor([float(count)], dtype=torch.float64, device=flat.device)])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    all_reduce_(flat)  # one reduction: every rank's sums and counts
     total, out, offset = flat[-1], [], 0
     for t in tensors:
         k = t.numel()
@@ -216,10 +213,8 @@ class Adaptor(nn.Module):
         a = torch.cat([s64, ones], dim=1)
         ata, att = a.T @ a, a.T @ t64
         if distributed_active(sync):
-            import torch.distributed as dist
-
-            dist.all_reduce(ata, op=dist.ReduceOp.SUM)
-            dist.all_reduce(att, op=dist.ReduceOp.SUM)
+            all_reduce_(ata)
+            all_reduce_(att)
         reg = ridge * torch.eye(a.shape[1], dtype=torch.float64, device=a.device)
         reg[-1, -1] = 0.0
         sol = torch.linalg.solve(ata + reg, att)  # (d_s + 1, d_t)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,12 +30,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from maskloop import WeightMask, filter_names, last_linear, prunable_parameters
+from maskloop.checks import check_fraction, check_positive_int, check_real, check_sparsity
 from torch import nn
 
 from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_inputs
 
 __all__ = [
     "LearningGap",
+    "check_min_density",
     "density_schedule",
     "head_pattern",
     "normalize_scores",
@@ -46,43 +47,14 @@ __all__ = [
 ]
 
 
-def _check_fraction(name: str, value: object, meaning: str) -> float:
-    """`value` as a float in [0, 1); the errors name the argument and what it means."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1), got {value!r}")
-    v = float(value)
-    if math.isnan(v) or not 0.0 <= v < 1.0:
-        raise ValueError(f"{name} must be in [0, 1) ({meaning}), got {value!r}")
-    return v
-
-
-def _check_sparsity(sparsity: object) -> float:
-    return _check_fraction("sparsity", sparsity, "the fraction of weights removed")
-
-
-def _check_nonneg(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= 0, got {value!r}")
-    v = float(value)
-    if math.isnan(v) or v < 0 or math.isinf(v):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def density_schedule(sparsity: float, rounds: int, kind: str = "exponential") -> list[float]:
     """Sparsities of the K pruning rounds, ending exactly at `sparsity`.
 
     `"exponential"`: density d_k = (1 - sparsity)^(k / K) (SynFlow's schedule); `"linear"`: sparsity
     grows linearly. The last entry is always `sparsity`.
     """
-    s = _check_sparsity(sparsity)
-    k = _check_positive_int("rounds", rounds)
+    s = check_sparsity(sparsity)
+    k = check_positive_int("rounds", rounds)
     if kind == "exponential":
         out = [1.0 - (1.0 - s) ** (i / k) for i in range(1, k + 1)]
     elif kind == "linear":
@@ -144,9 +116,9 @@ class LearningGap(nn.Module):
             raise ValueError(f"adaptor must be 'auto', 'identity' or 'linear', got {adaptor!r}")
         if not isinstance(normalize, bool):
             raise TypeError(f"normalize must be a bool, got {normalize!r}")
-        self.feature_weight = _check_nonneg("feature_weight", feature_weight)
-        self.kd_weight = _check_nonneg("kd_weight", kd_weight)
-        self.temperature = _check_nonneg("temperature", temperature)
+        self.feature_weight = check_real("feature_weight", feature_weight, low=0.0)
+        self.kd_weight = check_real("kd_weight", kd_weight, low=0.0)
+        self.temperature = check_real("temperature", temperature, low=0.0)
         if self.temperature == 0:
             raise ValueError("temperature must be > 0, got 0")
         if self.feature_weight == 0 and self.kd_weight == 0:
@@ -319,8 +291,11 @@ def head_pattern(model: nn.Module) -> str:
     return rf"^{re.escape(last_linear(model))}\.weight$"
 
 
-def _check_min_density(min_density: object) -> float:
-    return _check_fraction("min_density", min_density, "the least fraction kept in every tensor")
+def check_min_density(min_density: object) -> float:
+    """`min_density` as a float in [0, 1) (`maskloop.checks.check_fraction`, its meaning named)."""
+    return check_fraction(
+        "min_density", min_density, meaning="the least fraction kept in every tensor"
+    )
 
 
 def select_mask(
@@ -339,8 +314,8 @@ def select_mask(
     exact. `d = 0` is plain global (or per-layer) selection. Raises ValueError when the floors alone
     exceed the budget.
     """
-    s = _check_sparsity(sparsity)
-    d = _check_min_density(min_density)
+    s = check_sparsity(sparsity)
+    d = check_min_density(min_density)
     if d == 0.0:
         return WeightMask.from_scores(scores, s, scope=scope, previous=previous, min_density=0)
     if not isinstance(scores, Mapping) or not scores:
@@ -555,8 +530,8 @@ def prune(
     out of the mask (e.g. `exclude=head_pattern(student)` keeps the classifier dense) and
     `min_density` keeps at least that fraction of every masked tensor (`select_mask`).
     """
-    s = _check_sparsity(sparsity)
-    _check_min_density(min_density)
+    s = check_sparsity(sparsity)
+    check_min_density(min_density)
     targets = density_schedule(s, rounds, schedule)
     mask: WeightMask | None = None
     for s_k in targets:

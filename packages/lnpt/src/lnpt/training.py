@@ -24,10 +24,12 @@ from maskloop import (
     WeightMask,
     fit,
 )
+from maskloop.checks import check_fraction, check_positive_int
+from maskloop.distributed import all_reduce_
 from torch import nn
 
 from lnpt.features import all_reduce_mean, batch_inputs, distributed_active, iter_inputs
-from lnpt.learning_gap import LearningGap, _check_positive_int
+from lnpt.learning_gap import LearningGap
 
 __all__ = ["AdaptorSync", "DynamicMask", "LabelFreeObjective", "LabelFreeTrainer"]
 
@@ -44,16 +46,13 @@ class DynamicMask:
     def __init__(
         self, every: int = 5, fraction: float = 0.1, decay: str = "cosine", max_batches: int = 1
     ) -> None:
-        self.every = _check_positive_int("every", every)
-        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
-            raise TypeError(f"fraction must be a real number in (0, 1), got {fraction!r}")
-        if not 0.0 < float(fraction) < 1.0:
-            raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+        self.every = check_positive_int("every", every)
+        fraction = check_fraction("fraction", fraction, low_inclusive=False)
         if decay not in ("cosine", "constant"):
             raise ValueError(f"decay must be 'cosine' or 'constant', got {decay!r}")
         self.fraction = float(fraction)
         self.decay = decay
-        self.max_batches = _check_positive_int("max_batches", max_batches)
+        self.max_batches = check_positive_int("max_batches", max_batches)
         self.updates: list[dict[str, float]] = []
 
     def fraction_at(self, epoch: int, epochs: int) -> float:
@@ -167,13 +166,10 @@ class AdaptorSync(Callback):
         adaptor = self.gap.adaptor
         if adaptor is None or state.world_size < 2 or not distributed_active():
             return
-        import torch.distributed as dist
-
         for p in adaptor.parameters():
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(state.world_size)
+            all_reduce_(p.grad, op="mean")
 
 
 class _DynamicMaskCallback(Callback):
@@ -277,7 +273,7 @@ class LabelFreeTrainer:
         progress: bool = True,
     ) -> History:
         """Train for `epochs` passes over `unlabeled` through `maskloop.fit`; return its `History`."""
-        epochs = _check_positive_int("epochs", epochs)
+        epochs = check_positive_int("epochs", epochs)
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(
@@ -292,16 +288,12 @@ class LabelFreeTrainer:
             cbs.append(self.masked)
             if self.dynamic_mask is not None:
                 cbs.append(_DynamicMaskCallback(self, unlabeled, epochs))
-        try:
-            return fit(
-                self.student,
-                unlabeled,
-                epochs=epochs,
-                optimizer=opt,
-                objective=LabelFreeObjective(self.gap),
-                callbacks=[*cbs, *callbacks],
-                progress=progress,
-            )
-        finally:  # fit detaches the mask at its end; also when it raises
-            if self.masked is not None and self.masked.attached:
-                self.masked.detach()
+        return fit(  # fit attaches the MaskedTraining callback at its start, detaches it at its end
+            self.student,
+            unlabeled,
+            epochs=epochs,
+            optimizer=opt,
+            objective=LabelFreeObjective(self.gap),
+            callbacks=[*cbs, *callbacks],
+            progress=progress,
+        )

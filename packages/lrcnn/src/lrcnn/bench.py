@@ -485,12 +485,12 @@ def run_bench(
     both tables between the
     ``<!-- lrcnn-bench:start -->`` / ``<!-- lrcnn-bench:end -->`` markers of this file.
     """
+    from maskloop.checks import check_int
     from maskloop.report import Results, markdown_table, write_report
     from tqdm import tqdm
 
     for name, v, lo in (("seeds", seeds, 1), ("threads", threads, 1), ("repeats", repeats, 2)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+        check_int(name, v, lo)
     works: dict[tuple, list[dict[str, Any]]] = {}
     for c in _configs(quick):
         works.setdefault((c["model"], c["res"], c["batch"], c["group"]), []).append(c)

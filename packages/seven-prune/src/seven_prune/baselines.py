@@ -18,14 +18,13 @@ from typing import Any
 
 import torch
 from maskloop import scores
+from maskloop.checks import check_fraction, check_int
 from torch import nn
 
 from seven_prune.pruning import (
     GradualPruner,
     OneShotPruner,
     Pruner,
-    _check_alpha,
-    _check_int,
     _cycle,
 )
 from seven_prune.seven import SevenPruner
@@ -66,7 +65,7 @@ class RandomPruner(OneShotPruner):
     needs_batches = False
 
     def __init__(self, model: nn.Module, sparsity: float, *, seed: int = 0, **kwargs: Any) -> None:
-        self.seed = _check_int("seed", seed, 0)
+        self.seed = check_int("seed", seed, 0)
         super().__init__(model, sparsity, **kwargs)
 
     def compute_scores(
@@ -233,8 +232,8 @@ class PlatonPruner(GradualPruner):
         beta2: float = 0.95,
         **kwargs: Any,
     ) -> None:
-        self.beta1 = _check_alpha("beta1", beta1)
-        self.beta2 = _check_alpha("beta2", beta2)
+        self.beta1 = check_fraction("beta1", beta1, meaning="a smoothing rate")
+        self.beta2 = check_fraction("beta2", beta2, meaning="a smoothing rate")
         super().__init__(model, sparsity, **kwargs)
 
     def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:

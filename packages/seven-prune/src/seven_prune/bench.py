@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from maskloop import report, seed_everything
+from maskloop import Callback, LoopState, fit, report, seed_everything
 from maskloop.checks import check_positive_int
 from torch import nn
 from torch.utils.data import DataLoader
@@ -289,6 +290,20 @@ def _forever(loader: DataLoader) -> Iterator[Any]:
         yield from loader
 
 
+class _Steps:
+    """`steps` batches drawn from `loader` epoch after epoch (reshuffled each time): one `fit` epoch
+    of a step budget that is not a whole number of passes over the data."""
+
+    def __init__(self, loader: DataLoader, steps: int) -> None:
+        self.loader, self.steps = loader, steps
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(_forever(self.loader), self.steps)
+
+    def __len__(self) -> int:
+        return self.steps
+
+
 def _loader(data: TokenizedDataset, batch_size: int, seed: int) -> DataLoader:
     """Shuffled training batches (seeded), padding trimmed per batch."""
     gen = torch.Generator().manual_seed(seed)
@@ -297,18 +312,63 @@ def _loader(data: TokenizedDataset, batch_size: int, seed: int) -> DataLoader:
     )
 
 
+def sequence_classification(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
+    """The objective of every benchmark run: per-sample cross-entropy of a Hugging Face classifier's
+    logits on a mapping batch (`labels` plus the model's inputs), for `maskloop.fit`.
+
+    Their mean is the loss the model itself computes from `labels` (single-label classification).
+    """
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs).logits
+    losses = nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="none")
+    return losses, {"outputs": logits}
+
+
 def _timed_step(
     model: nn.Module, batch: Any, opt: torch.optim.Optimizer, pruner: Pruner | None
 ) -> tuple[float, float]:
-    """One training step, then `pruner.step()`: (seconds of the step, seconds of the pruner)."""
+    """The overhead probes' step, timed: the step `maskloop.fit` takes on `sequence_classification`
+    (zero_grad, forward, mean per-sample loss, backward, optimizer step), then `pruner.step()`;
+    returns (seconds of the step, seconds of the pruner). The probes run several models in turn,
+    step by step, so that a shared CPU slows them alike; they only time steps and train nothing."""
     tic = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    model(**batch).loss.backward()
+    losses, _ = sequence_classification(model, batch)
+    losses.mean().backward()
     opt.step()
     mid = time.perf_counter()
     if pruner is not None:
         pruner.step()
     return mid - tic, time.perf_counter() - mid
+
+
+class _StepTimer(Callback):
+    """Inside `fit`: calls `pruner.step()` after each optimizer step and the per-step learning-rate
+    schedule after it, and times the step (from the batch's start to the optimizer step) and the
+    pruner apart, in and out of the pruner's window."""
+
+    def __init__(self, pruner: Pruner | None, scheduler: Any) -> None:
+        self.pruner, self.scheduler = pruner, scheduler
+        self.step_time = self.prune_time = self.win_step = self.win_prune = 0.0
+        self._tic = 0.0
+        self._in_window = False
+
+    def on_batch_start(self, state: LoopState) -> None:
+        self._in_window = isinstance(self.pruner, GradualPruner) and self.pruner.in_window
+        self._tic = time.perf_counter()
+
+    def on_step_end(self, state: LoopState) -> None:
+        mid = time.perf_counter()
+        if self.pruner is not None:
+            self.pruner.step()
+        dt_step, dt_prune = mid - self._tic, time.perf_counter() - mid
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step_time += dt_step
+        self.prune_time += dt_prune
+        if self._in_window:
+            self.win_step += dt_step
+            self.win_prune += dt_prune
 
 
 def _lr_schedule(
@@ -355,7 +415,12 @@ def train_and_evaluate(
     steps: int | None = None,
     lr: float | None = None,
 ) -> dict[str, float]:
-    """Fine-tune with a plain loop (pruner.step() after each optimizer.step()) and evaluate."""
+    """Fine-tune for `steps` steps with `maskloop.fit` (objective `sequence_classification`; the
+    pruner steps after each optimizer step) and evaluate on `test`.
+
+    The steps run as one `fit` epoch of `steps` batches drawn from reshuffled passes over `train`;
+    `_StepTimer` calls `pruner.step()` and the per-step learning-rate schedule and times them.
+    """
     steps = cfg.steps if steps is None else steps
     metrics: dict[str, float] = {}
     if pruner is not None and pruner.needs_pre_pruning:
@@ -363,25 +428,22 @@ def train_and_evaluate(
         pruner.prune_before_training(_loader(train, cfg.batch_size, seed + 10_000))
         metrics["pre_seconds"] = time.perf_counter() - tic
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr if lr is None else lr)
-    sched = _lr_schedule(opt, cfg, steps)
-    model.train()
-    step_time = prune_time = win_step = win_prune = 0.0
-    it = _forever(_loader(train, cfg.batch_size, seed))
-    for _ in range(steps):
-        in_window = isinstance(pruner, GradualPruner) and pruner.in_window
-        dt_step, dt_prune = _timed_step(model, next(it), opt, pruner)
-        if sched is not None:
-            sched.step()
-        step_time += dt_step
-        prune_time += dt_prune
-        if in_window:
-            win_step += dt_step
-            win_prune += dt_prune
+    timer = _StepTimer(pruner, _lr_schedule(opt, cfg, steps))
+    fit(
+        model,
+        _Steps(_loader(train, cfg.batch_size, seed), steps),
+        epochs=1,
+        optimizer=opt,
+        objective=sequence_classification,
+        callbacks=[timer],
+        progress=False,
+    )
+    step_time, prune_time = timer.step_time, timer.prune_time
     metrics["accuracy"] = _accuracy(model, test)
     metrics["train_seconds"] = step_time + prune_time
     metrics["overhead_run"] = prune_time / step_time
-    if win_step > 0:
-        metrics["overhead_window"] = win_prune / win_step
+    if timer.win_step > 0:
+        metrics["overhead_window"] = timer.win_prune / timer.win_step
     if pruner is not None:
         for k, v in sparsity_by_layer_type(pruner.mask).items():
             metrics[f"sparsity_{k}"] = v

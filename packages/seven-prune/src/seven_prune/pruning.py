@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from maskloop import Callback, LoopState, MaskedTraining, WeightMask, prunable_parameters, schedules
+from maskloop.checks import check_fraction, check_int, check_sparsity
 from torch import nn
 
 __all__ = [
@@ -129,18 +130,11 @@ def target_parameters(
 
 #: default per-tensor floor of the selection: every target tensor keeps at least this fraction
 DEFAULT_MIN_DENSITY = 0.01
+#: what `min_density` means, for its range error
+MIN_DENSITY_MEANING = "the least fraction of each target tensor kept"
 
 #: the selection rules a pruner can cut its mask with
 SCOPES: tuple[str, ...] = ("global", "layer")
-
-
-def _check_fraction01(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__}")
-    v = float(value)
-    if math.isnan(v) or not 0.0 <= v < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return v
 
 
 def parse_pattern(pattern: object) -> tuple[int, int] | None:
@@ -412,7 +406,7 @@ def select_global(
         n_keep,
         alive,
         scope=scope,
-        min_density=_check_fraction01("min_density", min_density),
+        min_density=check_fraction("min_density", min_density, meaning=MIN_DENSITY_MEANING),
         pattern=parse_pattern(pattern),
         shapes=[scores[n].shape for n in names],
         warn=warn,
@@ -464,34 +458,6 @@ def batch_loss(
     )
 
 
-def _check_sparsity(sparsity: object) -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise TypeError(f"sparsity must be a float in [0, 1), got {type(sparsity).__name__}")
-    s = float(sparsity)
-    if math.isnan(s) or not 0.0 <= s < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
-    return s
-
-
-def _check_alpha(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__}")
-    v = float(value)
-    if math.isnan(v) or not 0.0 <= v < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return v
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{name} must be an int >= {minimum}, got {type(value).__name__} ({value!r})"
-        )
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
 class Pruner(Callback):
     """Base class: targets, the mask, masked training, timing, the callback hooks and persistence."""
 
@@ -511,14 +477,14 @@ class Pruner(Callback):
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.model = model
-        self.sparsity = _check_sparsity(sparsity)
+        self.sparsity = check_sparsity(sparsity)
         if scope not in SCOPES:
             raise ValueError(
                 f"scope must be 'global' (one threshold over all targets) or 'layer' (every "
                 f"target cut to the same sparsity), got {scope!r}"
             )
         self.scope = scope
-        self.min_density = _check_fraction01("min_density", min_density)
+        self.min_density = check_fraction("min_density", min_density, meaning=MIN_DENSITY_MEANING)
         self.pattern = pattern
         self._nm = parse_pattern(pattern)
         if self._nm is not None and self.sparsity > 1 - self._nm[0] / self._nm[1] + 1e-12:
@@ -837,9 +803,9 @@ class GradualPruner(Pruner):
                 f"mode must be 'dyn' (during fine-tuning) or 'pre' (before), got {mode!r}"
             )
         self.mode = mode
-        self.start = _check_int("start", start, 0)
-        self.window = _check_int("window", window, 1)
-        self.delta_t = _check_int("delta_t", delta_t, 1)
+        self.start = check_int("start", start, 0)
+        self.window = check_int("window", window, 1)
+        self.delta_t = check_int("delta_t", delta_t, 1)
         self.final_exact = bool(final_exact)
         super().__init__(
             model,
@@ -1083,7 +1049,7 @@ class OneShotPruner(Pruner):
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
-        self.n_batches = _check_int("n_batches", n_batches, 1)
+        self.n_batches = check_int("n_batches", n_batches, 1)
         super().__init__(
             model,
             sparsity,

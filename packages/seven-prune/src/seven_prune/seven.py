@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from maskloop.checks import check_fraction
 from torch import nn
 
-from seven_prune.pruning import DEFAULT_MIN_DENSITY, GradualPruner, _check_alpha
+from seven_prune.pruning import DEFAULT_MIN_DENSITY, GradualPruner
 
 __all__ = ["SevenPruner"]
 
@@ -127,8 +128,8 @@ class SevenPruner(GradualPruner):
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
-        self.alpha1 = _check_alpha("alpha1", alpha1)
-        self.alpha2 = _check_alpha("alpha2", alpha2)
+        self.alpha1 = check_fraction("alpha1", alpha1, meaning="a moment's decay rate")
+        self.alpha2 = check_fraction("alpha2", alpha2, meaning="a moment's decay rate")
         if moments not in ("abs", "signed"):
             raise ValueError(f"moments must be 'abs' (official code) or 'signed', got {moments!r}")
         self.moments = moments
