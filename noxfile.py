@@ -29,7 +29,7 @@ except ModuleNotFoundError:  # Python 3.10: nox runs on the interpreter `./dev` 
 
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "tests", "integration", "build"]
+nox.options.sessions = ["lint", "tests", "hf", "integration", "build"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
