@@ -246,10 +246,10 @@ def minilm_run(
 
 
 def run_bench(
-    quick: bool, out: Path, seeds: int | None = None, progress: bool = True
+    quick: bool, out: Path, seeds: int | None = None, progress: bool = True, threads: int = 2
 ) -> report.Results:
     """Run the benchmark and write the report; return the Results."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     seeds = seeds or 5
     epochs = 20 if quick else 30
     budgets = [0.7, 0.5, 0.3]
@@ -262,7 +262,8 @@ def run_bench(
             )
             if not quick or f == 0.7:
                 grid.append(("cnn", noise, f, cnn_methods))
-    command = "ted-prune bench" + (" --quick" if quick else "") + (f" --seeds {seeds}")
+    command = ("ted-prune bench --suite digits" + (" --quick" if quick else "")
+               + f" --seeds {seeds} --threads {threads}")  # fmt: skip
     res = report.Results("ted-prune", command, {"epochs": epochs, "seeds": seeds, "quick": quick})
     full_cache: dict[tuple[str, float, int], dict[str, float]] = {}
     total = sum((len(m) + 1) * seeds for *_, m in grid)

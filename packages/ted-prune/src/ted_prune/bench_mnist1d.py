@@ -313,7 +313,7 @@ def _results(rows: list[dict[str, Any]], stage: str, command: str, cfg: dict) ->
 
 def _write(rows: list[dict[str, Any]], out: Path, cfg: dict, seeds: int, partial: int = 0) -> None:
     command = (f"ted-prune bench --suite mnist1d --num-samples {cfg['num_samples']} "
-               f"--epochs {cfg['epochs']} --seeds {seeds}")  # fmt: skip
+               f"--epochs {cfg['epochs']} --seeds {seeds} --threads {torch.get_num_threads()}")  # fmt: skip
     val = _results(rows, "val", command, cfg)
     test = _results(rows, "test", command, cfg)
     keys = ["setting", "f_target"]
