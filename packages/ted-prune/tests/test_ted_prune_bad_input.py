@@ -121,8 +121,11 @@ def test_mnist1d_splits_bad_sizes():
         mnist1d_splits(200, val_size=500)
 
 
-@pytest.mark.parametrize("flag", ["--epochs", "--num-samples", "--threads"])
-def test_cli_bench_non_positive_numbers(flag):
-    """ted-prune bench: --epochs / --num-samples / --threads below 1 exit with the flag named."""
-    with pytest.raises(SystemExit, match=flag):
+@pytest.mark.parametrize("flag", ["--epochs", "--num-samples", "--threads", "--seeds"])
+def test_cli_bench_non_positive_numbers(flag, capsys):
+    """ted-prune bench: --epochs / --num-samples / --threads / --seeds below 1 exit (usage error,
+    code 2) with the flag named."""
+    with pytest.raises(SystemExit) as exc:
         main(["bench", flag, "0"])
+    assert exc.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err

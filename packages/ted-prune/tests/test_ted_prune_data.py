@@ -60,5 +60,9 @@ def test_taylor_check_returns_correlations():
 
 
 def test_cli_version(capsys):
-    assert main(["--version"]) == 0
-    assert capsys.readouterr().out.strip() == "0.1.0"
+    import ted_prune
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == ted_prune.__version__

@@ -51,12 +51,18 @@ class Seen(Callback):
         self.seen.setdefault(state.epoch, []).extend(state.indices.tolist())
 
 
-def _fit_run(make):
+def _setup(make, loader_cls=DataLoader):
+    """(dataset, pruner, model, optimizer, loader over the pruner's sampler) of one run."""
     ds = _data()
     pruner = make(ds)
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    loader = CountingLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
+    return ds, pruner, model, opt, loader_cls(IndexedDataset(ds), sampler=pruner.sampler,
+                                              batch_size=16)  # fmt: skip
+
+
+def _fit_run(make):
+    _, pruner, model, opt, loader = _setup(make, CountingLoader)
     CountingLoader.batches = 0
     rec = Seen()
     fit(model, loader, epochs=E, optimizer=opt, loss_fn=_loss, progress=False,
@@ -66,11 +72,7 @@ def _fit_run(make):
 
 
 def _plain_run(make):
-    ds = _data()
-    pruner = make(ds)
-    model = _model()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
+    ds, pruner, model, opt, loader = _setup(make)
     seen = {}
     with FeatureHook(model) as hook:
         for epoch in range(E):

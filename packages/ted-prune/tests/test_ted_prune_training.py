@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from maskloop import Checkpoint, FeatureHook, IndexedDataset, Selection, fit
+from maskloop import Callback, Checkpoint, FeatureHook, IndexedDataset, Selection, fit
 from ted_prune import (
     EL2N,
     Forgetting,
@@ -173,10 +173,46 @@ def test_plain_loop_resume_reproduces_uninterrupted_run():
         assert torch.equal(a, b)
 
 
-def test_fit_checkpoint_resume_keeps_pruner_state(tmp_path):
+class _StopAfter(Callback):
+    """Interrupts fit after `epochs` epochs (Checkpoint saves on a stop)."""
+
+    order = 50
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def on_epoch_end(self, state):
+        if state.epoch == self.epochs:
+            state.stop_training = True
+
+
+@pytest.mark.parametrize("selection", ["sample", "topk"])
+def test_fit_resumes_from_checkpoint_to_the_uninterrupted_run(tmp_path, selection):
+    """TED in fit, interrupted after 3 of 6 epochs and resumed by maskloop.Checkpoint into a fresh
+    model, optimizer and pruner, ends with the same weights, scores and log as one uninterrupted
+    run (SGD with momentum: the optimizer state must come back too)."""
     ds = _data()
-    p = TEDPruner(ds, epochs=4, keep=0.5, warmup=1, ramp=1)
-    _fit(p, ds, epochs=4, callbacks=[Checkpoint(tmp_path)])
-    q = TEDPruner(ds, epochs=4, keep=0.5, warmup=1, ramp=1)
-    _fit(q, ds, epochs=4, callbacks=[Checkpoint(tmp_path)])  # resumes at the end: nothing to do
-    assert q.epoch == 4 and torch.equal(q.scores, p.scores) and len(q.log) == 4
+
+    def run(epochs_cb, folder, seed=0):
+        p = TEDPruner(ds, epochs=E, keep=0.5, warmup=1, ramp=2, rescore_every=2,
+                      selection=selection)  # fmt: skip
+        model = _model(seed)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        cbs = [PrunerCallback(p), *epochs_cb]
+        if folder is not None:
+            cbs.append(Checkpoint(folder))
+        loader = DataLoader(IndexedDataset(ds), sampler=p.sampler, batch_size=16)
+        fit(model, loader, epochs=E, optimizer=opt, loss_fn=_loss, callbacks=cbs, progress=False)
+        return p, model
+
+    p1, m1 = run([], None)
+    p2, _ = run([_StopAfter(3)], tmp_path)
+    assert p2.epoch == 3
+    p3, m3 = run([], tmp_path, seed=5)  # other initial weights: all must come from the checkpoint
+    assert p3.epoch == p1.epoch == E
+    assert torch.equal(p3.scores, p1.scores)
+    strip = [{k: v for k, v in r.items() if k != "score_seconds"} for r in p1.log]
+    assert [{k: v for k, v in r.items() if k != "score_seconds"} for r in p3.log] == strip
+    assert strip[-1]["selected"] == 48
+    for a, b in zip(m1.parameters(), m3.parameters()):
+        assert torch.equal(a, b)

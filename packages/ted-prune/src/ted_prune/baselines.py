@@ -24,9 +24,11 @@ from typing import Any
 
 import torch
 from maskloop import Selection
+from maskloop.checks import check_int, check_keep
+from maskloop.distributed import all_reduce_
 from torch.nn import functional as F
 
-from ted_prune.pruner import DataPruner, ScheduledPruner, _all_reduce_, _check_int, _check_keep
+from ted_prune.pruner import DataPruner, ScheduledPruner
 
 __all__ = [
     "EL2N",
@@ -43,7 +45,7 @@ __all__ = [
 
 def static_keep_for_budget(budget: float, epochs: int, score_epochs: int) -> float:
     """Keep ratio k of a static method with `score_epochs` full epochs first: (w + (E-w) k)/E = f."""
-    budget = _check_keep("budget", budget)
+    budget = check_keep(budget, "budget")
     if epochs <= score_epochs:
         raise ValueError(f"epochs ({epochs}) must exceed score_epochs ({score_epochs})")
     k = (budget * epochs - score_epochs) / (epochs - score_epochs)
@@ -67,7 +69,7 @@ class RandomStatic(DataPruner):
 
     def __init__(self, dataset: Any, epochs: int, keep: float = 0.7, **kw: Any) -> None:
         super().__init__(dataset, epochs, **kw)
-        self.keep = _check_keep("keep", keep)
+        self.keep = check_keep(keep, "keep")
 
     def keep_ratio(self, epoch: int | None = None) -> float:
         return self.keep
@@ -129,7 +131,7 @@ class InfoBatch(DataPruner):
         super().__init__(dataset, epochs, **kw)
         if (keep is None) == (prune_ratio is None):
             raise ValueError("give exactly one of keep (target kept fraction) and prune_ratio")
-        self.keep = None if keep is None else _check_keep("keep", keep)
+        self.keep = None if keep is None else check_keep(keep, "keep")
         if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)):
             raise TypeError(f"max_ratio must be a float in [0, 1), got {max_ratio!r}")
         if not 0 <= max_ratio < 1:
@@ -205,8 +207,8 @@ class InfoBatch(DataPruner):
     def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
         cnt = self._seen.double()
         val = torch.where(self._seen, self._pending, torch.zeros_like(self._pending))
-        _all_reduce_(cnt)
-        _all_reduce_(val)
+        all_reduce_(cnt)
+        all_reduce_(val)
         upd = cnt > 0
         self.loss[upd] = val[upd] / cnt[upd]
         self._seen[:] = False
@@ -274,8 +276,8 @@ class _StaticScore(DataPruner):
         self, dataset: Any, epochs: int, keep: float = 0.7, *, score_epochs: int = 2, **kw: Any
     ) -> None:
         super().__init__(dataset, epochs, **kw)
-        self.keep = _check_keep("keep", keep)
-        self.score_epochs = _check_int("score_epochs", score_epochs, 1)
+        self.keep = check_keep(keep, "keep")
+        self.score_epochs = check_int("score_epochs", score_epochs, 1)
         self.scores = torch.zeros(self.n, dtype=torch.float64)
         self._acc = torch.zeros(self.n, dtype=torch.float64)
         self._cnt = torch.zeros(self.n, dtype=torch.float64)
@@ -297,8 +299,8 @@ class _StaticScore(DataPruner):
     def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
         if self.epoch == self.score_epochs - 1:
             acc, cnt = self._acc.clone(), self._cnt.clone()
-            _all_reduce_(acc)
-            _all_reduce_(cnt)
+            all_reduce_(acc)
+            all_reduce_(cnt)
             self.scores = self._finish(acc, cnt)
         return 0
 
@@ -370,5 +372,5 @@ class Forgetting(_StaticScore):
 
     def _finish(self, acc: torch.Tensor, cnt: torch.Tensor) -> torch.Tensor:
         learned = self.learned.double()
-        _all_reduce_(learned)
+        all_reduce_(learned)
         return torch.where(learned > 0, acc, torch.full_like(acc, self.score_epochs + 1.0))

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from maskloop import FeatureHook, report, seed_everything, split_batch
+from maskloop import FeatureHook, IndexedDataset, fit, report, seed_everything, split_batch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from ted_prune.baselines import (
@@ -28,7 +28,7 @@ from ted_prune.baselines import (
     RandomStatic,
     static_keep_for_budget,
 )
-from ted_prune.callbacks import indexed
+from ted_prune.callbacks import PrunerCallback, indexed
 from ted_prune.data import digits
 from ted_prune.models import DigitsCNN, DigitsMLP
 from ted_prune.pruner import DataPruner
@@ -86,28 +86,19 @@ def train_digits(
     lr: float = 0.05,
     batch_size: int = 64,
 ) -> dict[str, float]:
-    """Train one run with a plain loop (sampler + per-sample loss hook); return its measurements."""
+    """Train one run with `maskloop.fit` (the pruner's sampler + `PrunerCallback`); return its
+    measurements."""
     image = model_name == "cnn"
     train, test, _ = digits(seed, noise=noise, image=image)
     seed_everything(seed)
     model = DigitsCNN() if image else DigitsMLP()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     pruner = make_pruner(method, train, epochs, budget, seed)
-    hook = FeatureHook(model)
     loader = DataLoader(indexed(train), sampler=pruner.sampler, batch_size=batch_size)
     start = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        for x, y, idx in loader:
-            logits = model(x)
-            losses = F.cross_entropy(logits, y, reduction="none")
-            loss = pruner.update(losses, idx, logits, hook.features, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        pruner.end_epoch(model, train)
+    fit(model, loader, epochs=epochs, optimizer=opt, callbacks=[PrunerCallback(pruner)],
+        progress=False)  # fmt: skip
     seconds = time.perf_counter() - start
-    hook.remove()
     model.eval()
     with torch.no_grad():
         x, y = test.tensors
@@ -143,28 +134,27 @@ def taylor_check(
     seed_everything(seed)
     model = DigitsMLP(hidden=64)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    for _ in range(warm_epochs):
-        for i in range(0, n, 64):
-            opt.zero_grad()
-            F.cross_entropy(model(x[i : i + 64]), y[i : i + 64]).backward()
-            opt.step()
+    fit(model, DataLoader(TensorDataset(x, y), batch_size=64), epochs=warm_epochs, optimizer=opt,
+        progress=False)  # fmt: skip
     state = {k: v.clone() for k, v in model.state_dict().items()}
     a_full = alignment_full(model, x, y)
     with FeatureHook(model) as hook, torch.no_grad():
         logits = model(x)
         a_last = alignment_last_layer(hook.features, logits, y)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7))
+    epoch_data = DataLoader(IndexedDataset(TensorDataset(x, y)), sampler=perm.tolist(),
+                            batch_size=64)  # fmt: skip
 
     def one_epoch(mask: torch.Tensor) -> float:
+        """Full-data loss after one SGD epoch on the masked loss (1/B) sum_i m_i l_i."""
         model.load_state_dict(state)
-        sgd = torch.optim.SGD(model.parameters(), lr=lr)
-        for i in range(0, n, 64):
-            b = perm[i : i + 64]
-            sgd.zero_grad()
-            (F.cross_entropy(model(x[b]), y[b], reduction="none") * mask[b]).sum().div(
-                len(b)
-            ).backward()
-            sgd.step()
+
+        def masked(model: nn.Module, batch: Any) -> torch.Tensor:
+            xb, yb, idx = batch
+            return F.cross_entropy(model(xb), yb, reduction="none") * mask[idx]
+
+        fit(model, epoch_data, epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=lr),
+            objective=masked, progress=False)  # fmt: skip
         with torch.no_grad():
             return F.cross_entropy(model(x), y).item()
 
@@ -242,22 +232,10 @@ def minilm_run(
     # TED scores from the training pass only (no re-scoring passes over the text)
     kw = {"rescore_every": 0} if method in TED_VARIANTS else {}
     pruner = make_pruner(method, train_ds, epochs, budget, seed, **kw)
-    hook = FeatureHook(model)
     loader = DataLoader(indexed(train_ds), sampler=pruner.sampler, batch_size=32)
     start = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        for batch in tqdm(loader, desc=f"MiniLM {method}", leave=False):
-            inputs, y, idx = split_batch(batch)
-            logits = model(**inputs)
-            loss = pruner.update(F.cross_entropy(logits, y, reduction="none"), idx, logits,
-                                 hook.features, y)  # fmt: skip
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        pruner.end_epoch(model, train_ds)
+    fit(model, loader, epochs=epochs, optimizer=opt, callbacks=[PrunerCallback(pruner)])
     seconds = time.perf_counter() - start
-    hook.remove()
     model.eval()
     correct = 0
     with torch.no_grad():
@@ -268,10 +246,10 @@ def minilm_run(
 
 
 def run_bench(
-    quick: bool, out: Path, seeds: int | None = None, progress: bool = True
+    quick: bool, out: Path, seeds: int | None = None, progress: bool = True, threads: int = 2
 ) -> report.Results:
     """Run the benchmark and write the report; return the Results."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     seeds = seeds or 5
     epochs = 20 if quick else 30
     budgets = [0.7, 0.5, 0.3]
@@ -284,7 +262,8 @@ def run_bench(
             )
             if not quick or f == 0.7:
                 grid.append(("cnn", noise, f, cnn_methods))
-    command = "ted-prune bench" + (" --quick" if quick else "") + (f" --seeds {seeds}")
+    command = ("ted-prune bench --suite digits" + (" --quick" if quick else "")
+               + f" --seeds {seeds} --threads {threads}")  # fmt: skip
     res = report.Results("ted-prune", command, {"epochs": epochs, "seeds": seeds, "quick": quick})
     full_cache: dict[tuple[str, float, int], dict[str, float]] = {}
     total = sum((len(m) + 1) * seeds for *_, m in grid)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from maskloop import FeatureHook, report, seed_everything
-from torch.nn import functional as F
+from maskloop import Callback, LoopState, fit, report, seed_everything
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from ted_prune.baselines import (
     EL2N,
@@ -31,6 +31,7 @@ from ted_prune.baselines import (
     RandomSizes,
     static_keep_for_budget,
 )
+from ted_prune.callbacks import PrunerCallback
 from ted_prune.mnist1d import MNIST1DCNN, mnist1d_splits
 from ted_prune.pruner import DataPruner
 from ted_prune.ted import SPEC_READING, TEDPruner
@@ -112,6 +113,34 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
     raise ValueError(f"unknown method {method!r}")
 
 
+class _Batches(Dataset):
+    """(x[idx], y[idx], idx) for a list of indices at once: whole batches sliced from the
+    tensors, without per-sample collation (the loader's sampler yields index lists)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i = torch.as_tensor(idx, dtype=torch.long)
+        return self.x[i], self.y[i], i
+
+
+class _MinClassKept(Callback):
+    """The smallest fraction of any class kept by an epoch's selection, over the run."""
+
+    def __init__(self, pruner: DataPruner, y: torch.Tensor) -> None:
+        self.pruner, self.y = pruner, y
+        self.counts = torch.bincount(y, minlength=10).double()
+        self.value = 1.0
+
+    def on_epoch_start(self, state: LoopState) -> None:
+        kept = torch.bincount(self.y[self.pruner.sampler.selection.indices], minlength=10)
+        self.value = min(self.value, float((kept.double() / self.counts).min()))
+
+
 def train_mnist1d(
     method: str,
     train: Any,
@@ -123,7 +152,7 @@ def train_mnist1d(
     lr: float = 1e-2,
     batch_size: int = 128,
 ) -> dict[str, Any]:
-    """One run (Adam, cosine LR per epoch) with direct tensor batches over the pruner's sampler."""
+    """One run (Adam, cosine LR per epoch) with `maskloop.fit` over the pruner's sampler."""
     x, y = train.tensors
     n = len(y)
     seed_everything(seed)
@@ -131,26 +160,12 @@ def train_mnist1d(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     pruner = _pruner(method, n, epochs, f, seed, sizes)
-    counts = torch.bincount(y, minlength=10).double()
-    min_class = 1.0
+    loader = DataLoader(_Batches(x, y), sampler=BatchSampler(pruner.sampler, batch_size, False),
+                        batch_size=None)  # fmt: skip
+    min_class = _MinClassKept(pruner, y)
     start = time.perf_counter()
-    with FeatureHook(model) as hook:
-        for _ in range(epochs):
-            model.train()
-            order = torch.as_tensor(list(pruner.sampler), dtype=torch.long)
-            kept = torch.bincount(y[order], minlength=10).double()
-            min_class = min(min_class, float((kept / counts).min()))
-            for i in range(0, order.numel(), batch_size):
-                idx = order[i : i + batch_size]
-                xb, yb = x[idx], y[idx]
-                logits = model(xb)
-                losses = F.cross_entropy(logits, yb, reduction="none")
-                loss = pruner.update(losses, idx, logits, hook.features, yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            pruner.end_epoch(model, train, batch_size=1024)
-            sched.step()
+    fit(model, loader, epochs=epochs, optimizer=opt, scheduler=sched, progress=False,
+        callbacks=[PrunerCallback(pruner, train, batch_size=1024), min_class])  # fmt: skip
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():
@@ -162,7 +177,7 @@ def train_mnist1d(
         "f": b["f"],
         "seconds": seconds,
         "score_seconds_per_epoch": b["score_seconds"] / epochs,
-        "min_class_kept": min_class,
+        "min_class_kept": min_class.value,
         "sizes": [int(r["selected"]) for r in pruner.log],
     }
 
@@ -298,7 +313,7 @@ def _results(rows: list[dict[str, Any]], stage: str, command: str, cfg: dict) ->
 
 def _write(rows: list[dict[str, Any]], out: Path, cfg: dict, seeds: int, partial: int = 0) -> None:
     command = (f"ted-prune bench --suite mnist1d --num-samples {cfg['num_samples']} "
-               f"--epochs {cfg['epochs']} --seeds {seeds}")  # fmt: skip
+               f"--epochs {cfg['epochs']} --seeds {seeds} --threads {torch.get_num_threads()}")  # fmt: skip
     val = _results(rows, "val", command, cfg)
     test = _results(rows, "test", command, cfg)
     keys = ["setting", "f_target"]

@@ -40,9 +40,12 @@ def indexed(dataset: Any) -> Any:
 
 
 def find_sampler(loader: Any) -> SelectionSampler | None:
-    """The `SelectionSampler` a DataLoader draws from (its `sampler`, or its batch sampler's)."""
+    """The `SelectionSampler` a DataLoader draws from: its `sampler`, or the sampler of its
+    batch sampler (`batch_sampler=BatchSampler(pruner.sampler, ...)`, or a `BatchSampler` given
+    as `sampler` with `batch_size=None`)."""
     for s in (getattr(loader, "sampler", None),
-              getattr(getattr(loader, "batch_sampler", None), "sampler", None)):  # fmt: skip
+              getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+              getattr(getattr(loader, "sampler", None), "sampler", None)):  # fmt: skip
         if isinstance(s, SelectionSampler):
             return s
     return None

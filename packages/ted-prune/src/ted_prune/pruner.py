@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import numbers
 import os
 import time
@@ -21,6 +20,8 @@ from typing import Any
 
 import torch
 from maskloop import Selection, SelectionSampler
+from maskloop.checks import check_int, check_keep
+from maskloop.distributed import world_size
 from maskloop.schedules import Schedule, constant, cubic
 from torch import nn
 
@@ -31,28 +32,11 @@ __all__ = [
 ]
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_keep(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number in (0, 1], got {value!r}")
-    v = float(value)
-    if math.isnan(v) or not 0.0 < v <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-    return v
-
-
 def _dataset_size(dataset: Any) -> int:
     if isinstance(dataset, bool):
         raise TypeError("dataset must be a map-style dataset or its length (int), got a bool")
     if isinstance(dataset, numbers.Integral):
-        return _check_int("dataset", dataset, 1)
+        return check_int("dataset", dataset, 1)
     try:
         n = len(dataset)
     except TypeError as err:
@@ -95,11 +79,11 @@ class ProgressiveSchedule:
         anneal: int = 0,
         kind: str = "cubic",
     ) -> None:
-        self.epochs = _check_int("epochs", epochs, 1)
-        self.keep = _check_keep("keep", keep)
-        self.warmup = _check_int("warmup", warmup, 0)
-        self.ramp = _check_int("ramp", ramp, 0)
-        self.anneal = _check_int("anneal", anneal, 0)
+        self.epochs = check_int("epochs", epochs, 1)
+        self.keep = check_keep(keep, "keep")
+        self.warmup = check_int("warmup", warmup, 0)
+        self.ramp = check_int("ramp", ramp, 0)
+        self.anneal = check_int("anneal", anneal, 0)
         if kind not in ("cubic", "constant"):
             raise ValueError(f"kind must be 'cubic' or 'constant', got {kind!r}")
         self.kind = kind
@@ -114,7 +98,7 @@ class ProgressiveSchedule:
             self._ramp = constant(self.keep)
 
     def __call__(self, epoch: int) -> float:
-        epoch = _check_int("epoch", epoch, 0)
+        epoch = check_int("epoch", epoch, 0)
         if epoch < self.warmup or epoch >= self.epochs - self.anneal:
             return 1.0
         return float(self._ramp(epoch))
@@ -159,7 +143,7 @@ def keep_for_budget(
     Solves mean_e k_e(rho) = budget by bisection (the mean is increasing in rho). Raises if the
     warm-up and annealing epochs alone already exceed the budget.
     """
-    budget = _check_keep("budget", budget)
+    budget = check_keep(budget, "budget")
     lo_sched = ProgressiveSchedule(epochs, 1e-9, warmup, ramp, anneal, kind)
     if lo_sched.mean() > budget + 1e-12:
         raise ValueError(
@@ -200,9 +184,9 @@ class DataPruner:
 
     def __init__(self, dataset: Any, epochs: int, *, forward_cost: float = 1 / 3, seed: int = 0):
         self.n = _dataset_size(dataset)
-        self.epochs = _check_int("epochs", epochs, 1)
-        self.forward_cost = _check_keep("forward_cost", forward_cost)
-        self.seed = _check_int("seed", seed, 0)
+        self.epochs = check_int("epochs", epochs, 1)
+        self.forward_cost = check_keep(forward_cost, "forward_cost")
+        self.seed = check_int("seed", seed, 0)
         self.epoch = 0
         self.log: list[dict[str, float]] = []
         self._current: Selection | None = None
@@ -234,7 +218,7 @@ class DataPruner:
 
     def select(self, epoch: int | None = None) -> Selection:
         """This epoch's `maskloop.Selection` (computed once per epoch, then cached)."""
-        epoch = self.epoch if epoch is None else _check_int("epoch", epoch, 0)
+        epoch = self.epoch if epoch is None else check_int("epoch", epoch, 0)
         if epoch != self.epoch:
             self.epoch = epoch
         if self._current is None or self._current_epoch != epoch:
@@ -404,7 +388,7 @@ class DataPruner:
         self.score_seconds += time.perf_counter() - t0
         self._scored += int(scored)
         trained = self._trained
-        world = _world_size()
+        world = world_size()
         if world > 1:
             t = torch.tensor([float(trained)])
             torch.distributed.all_reduce(t)
@@ -581,21 +565,6 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(n)
-
-
-def _world_size() -> int:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
-def _all_reduce_(t: torch.Tensor) -> torch.Tensor:
-    """Sum `t` over DDP ranks in place (no-op on one process)."""
-    if _world_size() > 1:
-        torch.distributed.all_reduce(t)
-    return t
 
 
 def forward_logits(model: nn.Module, inputs: Any, device: torch.device) -> torch.Tensor:

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from maskloop import FeatureHook, Selection, split_batch
+from maskloop.distributed import all_reduce_, world_size
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, TensorDataset
@@ -37,8 +38,6 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from ted_prune.pruner import (
     ProgressiveSchedule,
     ScheduledPruner,
-    _all_reduce_,
-    _world_size,
     forward_logits,
     single_thread,
 )
@@ -675,7 +674,7 @@ class TEDPruner(ScheduledPruner):
         else:
             if self._needs_rescore() and model is not None and dataset is not None:
                 idx = torch.nonzero(~self.fresh).flatten()
-                rank, world = 0, _world_size()
+                rank, world = 0, world_size()
                 if world > 1:
                     rank = torch.distributed.get_rank()
                     idx = idx[rank::world]
@@ -723,10 +722,10 @@ class TEDPruner(ScheduledPruner):
 
     def _sync(self) -> None:
         """Average this epoch's observations over DDP ranks so every rank holds the same scores."""
-        if _world_size() <= 1:
+        if world_size() <= 1:
             return
         cnt = self.fresh.double()
-        _all_reduce_(cnt)
+        all_reduce_(cnt)
         dims = torch.tensor(
             [0.0, 0.0]
             if self.logits is None
@@ -739,8 +738,8 @@ class TEDPruner(ScheduledPruner):
         ls = torch.where(self.fresh[:, None], self.logits, torch.zeros_like(self.logits)).double()
         fs = torch.where(self.fresh[:, None], self.features, torch.zeros_like(self.features))
         fs = fs.double()
-        _all_reduce_(ls)
-        _all_reduce_(fs)
+        all_reduce_(ls)
+        all_reduce_(fs)
         torch.distributed.all_reduce(self._label_buffer(), op=torch.distributed.ReduceOp.MAX)
         upd = cnt > 0
         self.logits[upd] = (ls[upd] / cnt[upd, None]).float()
