@@ -34,7 +34,7 @@ def lnpt_cnn(digits):
     seed_everything(0)
     teacher = lnpt.SmallCNN(channels=(8, 16, 32))
     opt = torch.optim.Adam(teacher.parameters(), 1e-2)
-    fit(teacher, digits.loader("teacher", 64, shuffle=True), epochs=8, optimizer=opt, loss_fn=ce,
+    fit(teacher, digits.loader("teacher", 16, shuffle=True), epochs=8, optimizer=opt, loss_fn=ce,
         progress=False)  # fmt: skip
     student = lnpt.SmallCNN(channels=(8, 16, 32))
     init = {k: v.clone() for k, v in student.state_dict().items()}
@@ -51,14 +51,16 @@ def test_lnpt_pruned_cnn_trains_with_ted_data_pruning(digits, lnpt_cnn) -> None:
     student.load_state_dict(init)
     mask.apply_(student)
     dataset = TensorDataset(digits.student_x, digits.student_y)
-    epochs = 10
+    epochs = 16  # with 10 epochs of 64-sample batches the sparse student sat on the ln(10) plateau
+    # for most of the run and passed by luck of the batch order (0.19-0.52 across orders)
     # hard top-k with class quotas: in this composition the package's default sampling with capped
     # loss weights reached 0.41 (top-k 0.60, spec reading + quotas 0.57; seed 1, 2026-12-01), a
     # finding recorded in the ted-prune docs, not something this composition test is about
     pruner = TEDPruner(dataset, epochs, keep=0.6, normalize=True, balance="class", selection="topk")
     opt = torch.optim.Adam(student.parameters(), 1e-2)
-    cbs = [MaskedTraining(student, mask, opt), PrunerCallback(pruner, dataset, batch_size=64)]
-    fit(student, DataLoader(dataset, batch_size=64), epochs=epochs, optimizer=opt, loss_fn=ce,
+    cbs = [MaskedTraining(student, mask, opt), PrunerCallback(pruner)]
+    loader = DataLoader(IndexedDataset(dataset), sampler=pruner.sampler, batch_size=16)
+    fit(student, loader, epochs=epochs, optimizer=opt, loss_fn=ce,
         callbacks=cbs, progress=False)  # fmt: skip
     # the mask stayed exact
     for name, p in student.named_parameters():
@@ -139,8 +141,9 @@ def test_indexed_dataset_feeds_ted_scores() -> None:
     pruner = TEDPruner(ds, 4, keep=0.5)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     opt = torch.optim.SGD(model.parameters(), 0.1)
-    fit(model, DataLoader(IndexedDataset(ds), batch_size=16), epochs=4, optimizer=opt, loss_fn=ce,
-        callbacks=[PrunerCallback(pruner, ds, batch_size=16)], progress=False)  # fmt: skip
+    loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
+    fit(model, loader, epochs=4, optimizer=opt, loss_fn=ce,
+        callbacks=[PrunerCallback(pruner)], progress=False)  # fmt: skip
     assert [r["selected"] for r in pruner.log][-1] == Selection.kept_count(
         120, pruner.keep_ratio(3)
     )

@@ -16,7 +16,8 @@ SCRIPT = textwrap.dedent(
     from torch.utils.data import DataLoader, TensorDataset
     from torch.utils.data.distributed import DistributedSampler
     import lnpt
-    from maskloop import Callback, MaskedTraining, evaluate, fit, prunable_parameters, seed_everything
+    from maskloop import (Callback, IndexedDataset, MaskedTraining, evaluate, fit,
+                          prunable_parameters, seed_everything)
     from ted_prune import PrunerCallback, TEDPruner
 
     out = sys.argv[1]
@@ -54,8 +55,9 @@ SCRIPT = textwrap.dedent(
             selections.append(ted.select(state.epoch).mask())
 
     opt = torch.optim.Adam(student.parameters(), 5e-3)
-    fit(student, DataLoader(ds, batch_size=32), epochs=epochs, optimizer=opt, loss_fn=ce,
-        callbacks=[MaskedTraining(student, mask, opt), PrunerCallback(ted, ds, batch_size=32),
+    loader = DataLoader(IndexedDataset(ds), sampler=ted.sampler, batch_size=32)
+    fit(student, loader, epochs=epochs, optimizer=opt, loss_fn=ce,
+        callbacks=[MaskedTraining(student, mask, opt), PrunerCallback(ted),
                    Record()], progress=False)
     acc = evaluate(student, d.loader("test", 128))["accuracy"]
     mask.save(f"{out}/mask{rank}.safetensors")

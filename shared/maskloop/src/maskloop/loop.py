@@ -389,8 +389,10 @@ def _run(
             n_batches: int | None = len(data)
         except TypeError:
             n_batches = None
-        # updated by hand (iterating a tqdm closes it at the last batch, before eval): each epoch's
-        # line stays on screen with its training loss and eval metrics, as Keras prints them
+        # updated by hand: iterating a tqdm closes it at the last batch, before eval (each epoch's
+        # line stays on screen with its training loss and eval metrics, as Keras prints them), and
+        # `tqdm.auto`'s constructor calls `iter(data)` itself: a second DataLoader iterator per
+        # epoch (workers started twice, the sampler drawn twice, the global RNG advanced)
         bar = tqdm(
             total=n_batches,
             desc=f"epoch {state.epoch + 1}/{state.epochs}",
