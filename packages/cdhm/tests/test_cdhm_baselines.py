@@ -153,6 +153,27 @@ def test_bench_tiny_writes_report(tmp_path):
     assert np.isfinite([r.metrics["acc_target"] for r in res.records]).all()
 
 
+def test_bench_select_report_without_source_only(tmp_path):
+    """A dev-seed run of CDHM variants only (as `cdhm bench --select`) writes its report."""
+    from cdhm.bench import DEV_SEEDS, BenchConfig, run_bench
+
+    cfg = BenchConfig(
+        tasks=[(0, 1)],
+        seeds=[DEV_SEEDS[0]],
+        epochs=1,
+        recordings_per_class=2,
+        windows_per_recording=2,
+        window=1024,
+        n_segments=4,
+        ablations=False,
+        methods=("CDHM", "CDHM+hsic"),
+    )
+    res, text = run_bench(out=tmp_path, config=cfg, command="t", progress=False, name="sel")
+    assert res.methods == ["CDHM", "CDHM+hsic"]
+    md = (tmp_path / "sel.md").read_text()
+    assert "Δ vs CDHM" in md and "dev seeds" in md and "not a test result" in md
+
+
 def test_cli_version(capsys):
     from cdhm.cli import main
 
