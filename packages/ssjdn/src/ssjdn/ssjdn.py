@@ -428,6 +428,12 @@ class SSJDNConfig:
     4000+s, validation seeds 5000+s, never the benchmark's test draws); the first version's
     reading is ``lsd_combine="residual", lsd_detach=False, lsd_weight=0.5, lsd_mix=1.0``.
 
+    ``sgs_scope="guide"`` (one scale's salience suppresses every other scale) replaced the first
+    version's ``"chain"`` on the multiscale scenes' validation draws (`ssjdn bench --split val`,
+    seeds 0-1: mR +0.09 [-0.31, +0.49], hard-split mR +0.82 [+0.41, +1.23], paired over seeds);
+    ``lsd_combine="concat"`` and ``stl_rho="label"`` stayed (``"prior"`` -0.81 mR, ``"predicted"``
+    -3.73 mR on validation seed 0, the only one run for them).
+
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
     """
@@ -444,7 +450,7 @@ class SSJDNConfig:
     sgs_mode: Literal["soft", "hard"] = "soft"
     sgs_threshold: float = 0.5
     sgs_target: Literal["features", "salience"] = "features"
-    sgs_scope: Literal["chain", "guide"] = "chain"
+    sgs_scope: Literal["chain", "guide"] = "guide"
     sgs_normalize: bool = False
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
