@@ -1,11 +1,12 @@
 """The benchmark writes its report files, caches and resumes runs; the CLI parses its commands."""
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 from ssjdn.bench import BenchSettings, evaluation_seconds, run_bench
-from ssjdn.cli import main
+from ssjdn.cli import build_parser, main
 
 TINY = BenchSettings(n_train=12, n_test=8, image_size=32, epochs=1, batch_size=6)
 METHODS = ["dual-encoder", "+STL (full SSJDN)", "AMFMN-style"]
@@ -76,10 +77,13 @@ def test_evaluation_seconds_small() -> None:
 
 
 def test_cli_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--version"]) == 0
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == "0.1.0"
-    assert main([]) == 0
-    assert "demo" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a command is required (the shared maskloop.cli layout)
+        main([])
+    assert "{demo,bench}" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "--seeds", "0"])
     with pytest.raises(SystemExit):
@@ -88,3 +92,55 @@ def test_cli_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["bench", "--methods", "+nothing"])
     with pytest.raises(SystemExit):
         main(["bench", "--quick", "--full"])
+
+
+def _walk(
+    parser: argparse.ArgumentParser, path: str = "ssjdn"
+) -> list[tuple[str, argparse.Action]]:
+    """Every option of ``parser`` and of its subcommands, with the command it belongs to."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _walk(sub, f"{path} {name}")
+        elif not isinstance(action, argparse._HelpAction):
+            found.append((path, action))
+    return found
+
+
+def test_cli_every_option_has_help_and_shared_flags() -> None:
+    """Walk the parser: every option has help text; demo and bench take the shared --seed and
+    --threads, bench the shared --quick/--out/--resume with --out defaulting to ./ssjdn-bench/."""
+    parser = build_parser()
+    actions = _walk(parser)
+    missing = [f"{cmd} {a.option_strings or a.dest}" for cmd, a in actions if not a.help]
+    assert missing == []
+    options = {(cmd, o) for cmd, a in actions for o in a.option_strings}
+    for cmd in ("ssjdn demo", "ssjdn bench"):
+        assert {(cmd, "--seed"), (cmd, "--threads")} <= options
+    for opt in ("--quick", "--out", "--resume", "--seeds", "--split", "--time-limit", "--cache"):
+        assert ("ssjdn bench", opt) in options
+    args = parser.parse_args(["bench", "--seeds", "2", "--split", "val", "--threads", "1"])
+    assert args.out == Path("ssjdn-bench") and not args.out_given
+    assert (args.command, args.seeds, args.split, args.threads, args.seed) == (
+        "bench",
+        2,
+        "val",
+        1,
+        0,
+    )
+    assert parser.parse_args(["demo", "--out", "d"]).demo_out == "d"
+
+
+def test_bench_first_seed_names_the_runs(tmp_path: Path) -> None:
+    """--seed shifts the seeds the bench runs (and caches) without changing a run's result."""
+    pytest.importorskip("matplotlib")
+    kw = dict(settings=TINY, methods=["dual-encoder"], progress=False, time_evaluation=False)
+    both = run_bench(tmp_path / "a", seeds=2, **kw)
+    second = run_bench(tmp_path / "b", seeds=1, first_seed=1, **kw)
+    assert sorted(p.name for p in (tmp_path / "b" / "cache").glob("*/*/*.json")) == [
+        "dual_encoder__seed1.json"
+    ]
+    assert second["results"].values("mR", "dual-encoder") == {
+        1: both["results"].values("mR", "dual-encoder")[1]
+    }

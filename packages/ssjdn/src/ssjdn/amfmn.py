@@ -99,11 +99,7 @@ class AMFMNStyle(SSJDN):
         self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """``img`` (v), ``gate`` (g) and ``txt`` (t) for a batch of pairs."""
-        if images.shape[0] != ids.shape[0]:
-            raise ValueError(
-                f"images and captions must pair up: {images.shape[0]} images, {ids.shape[0]} captions"
-            )
-        v, _ = self.image_features(images)
+        v = self._paired_image_features(images, ids)
         return {"img": v, "gate": torch.sigmoid(self.gate(v)), "txt": self.text(ids, mask)}
 
     def loss(
@@ -116,41 +112,17 @@ class AMFMNStyle(SSJDN):
         s = guided_similarity(out["img"], out["gate"], out["txt"])
         return self.criterion.from_similarity(s, labels, image_ids)
 
-    @torch.no_grad()
-    def encode_images(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """[v ; g] per image (N, 2 d): the vector and its text gate."""
-        was = self.training
-        self.eval()
-        try:
-            out = []
-            for k in range(0, images.shape[0], batch_size):
-                v, _ = self.image_features(images[k : k + batch_size])
-                out.append(torch.cat([v, torch.sigmoid(self.gate(v))], dim=1))
-            return torch.cat(out)
-        finally:
-            self.train(was)
+    def _embed_image_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """[v ; g] per image (B, 2 d): the vector and its text gate (`encode_images` rows)."""
+        v, _ = self.image_features(images)
+        return torch.cat([v, torch.sigmoid(self.gate(v))], dim=1)
 
-    @torch.no_grad()
-    def encode_texts(self, captions: Sequence[str], batch_size: int = 512) -> torch.Tensor:
-        """Caption vectors t (M, d) (un-normalised: the image's gate acts on them first)."""
-        if isinstance(captions, str) or len(captions) == 0:
-            raise ValueError("captions must be a non-empty sequence of strings")
-        was = self.training
-        self.eval()
-        try:
-            out = []
-            for k in range(0, len(captions), batch_size):
-                ids, mask = self.text.tokenize(captions[k : k + batch_size])
-                out.append(self.text(ids, mask))
-            return torch.cat(out)
-        finally:
-            self.train(was)
-
-    def similarity(self, images: torch.Tensor, captions: Sequence[str]) -> torch.Tensor:
-        """Guided cosine similarity (n_images, n_captions)."""
-        return self.similarity_of(self.encode_images(images), self.encode_texts(captions))
+    def _embed_text_batch(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Caption vectors t (B, d), un-normalised: the image's gate acts on them first."""
+        return self.text(ids, mask)
 
     def similarity_of(self, img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
-        """Similarity of `encode_images` and `encode_texts` outputs."""
+        """Guided cosine similarity (n_images, n_captions) of `encode_images` and `encode_texts`
+        outputs (`similarity` encodes and calls this)."""
         d = self.config.embed_dim
         return guided_similarity(img[:, :d], img[:, d:], txt)

@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from maskloop.checks import check_int
 
 from ssjdn.amfmn import AMFMNStyle, amfmn_config
 from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config
 from ssjdn.data import RetrievalData
+from ssjdn.diagnostics import plot_retrievals, plot_suppression
 from ssjdn.metrics import retrieval_metrics
 from ssjdn.scenes import make_multiscale_scenes
 from ssjdn.ssjdn import SSJDN
@@ -166,53 +168,6 @@ def end_to_end_seconds(
     return time.perf_counter() - t
 
 
-def plot_retrievals(
-    model: SSJDN, data: RetrievalData, path: str | Path, n_queries: int = 4, seed: int = 0
-) -> Path:
-    """Figure: query captions (half about small objects) and their top-5 images; the right image is
-    framed green, wrong ones red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rng = np.random.default_rng(seed)
-    caps = data.flat_captions
-    cap_img = data.caption_image
-    small = data.caption_small if data.caption_small is not None else np.zeros(len(caps), bool)
-    pool_small, pool_big = np.flatnonzero(small), np.flatnonzero(~small)
-    k_small = min(n_queries // 2, len(pool_small))
-    queries = [
-        *rng.choice(pool_small, k_small, replace=False).tolist(),
-        *rng.choice(pool_big, min(n_queries - k_small, len(pool_big)), replace=False).tolist(),
-    ]
-    sims = model.similarity(data.images, [caps[q] for q in queries])
-    fig, axes = plt.subplots(len(queries), 5, figsize=(10, 2.3 * len(queries)), squeeze=False)
-    for r, q in enumerate(queries):
-        top = torch.argsort(sims[:, r], descending=True)[:5].tolist()
-        for c, i in enumerate(top):
-            ax = axes[r][c]
-            ax.imshow(data.images[i].permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            colour = "tab:green" if i == cap_img[q] else "tab:red"
-            for s in ax.spines.values():
-                s.set_edgecolor(colour)
-                s.set_linewidth(4)
-            if c == 0:
-                ax.set_title(f"“{caps[q]}”", loc="left", fontsize=8)
-    fig.suptitle(
-        "SSJDN text→image on the hard split: top-5 images per query (green = the captioned image)",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
@@ -283,6 +238,21 @@ def _goal_rows(res: Any, methods: list[str], ladder: list[str], eval_s: float, e
     return report.markdown_table(["goal", "status", "measured (paired Δ [95% CI])"], rows)
 
 
+def _paired_rows(res: Any, pairs: list[tuple[str, str]], what: str) -> str:
+    """Table of the paired mR / hard_mR difference b - a over shared seeds for each (a, b)."""
+    from maskloop import report
+
+    rows = []
+    for a, b in pairs:
+        for metric in ("mR", "hard_mR"):
+            va, vb = res.values(metric, a), res.values(metric, b)
+            shared = sorted(set(va) & set(vb))
+            if shared:
+                d = report.paired_difference([vb[x] for x in shared], [va[x] for x in shared])
+                rows.append([f"{a} → {b}", metric, len(shared), d.format()])
+    return report.markdown_table([what, "metric", "n", "paired Δ [95% CI]"], rows)
+
+
 def run_bench(
     out: str | Path = "ssjdn-bench",
     quick: bool = True,
@@ -296,13 +266,16 @@ def run_bench(
     time_limit: float | None = None,
     cache_dir: str | Path | None = None,
     time_evaluation: bool = True,
+    first_seed: int = 0,
+    threads: int = 2,
 ) -> dict[str, Any]:
     """Run ``methods`` x ``seeds`` (cached per run under ``cache_dir``, default ``out/cache``) and
     write the report.
 
     ``resume`` reuses cached runs; ``time_limit`` (seconds) stops starting new runs, so a long grid
-    runs in chunks. ``time_evaluation`` times the whole 1,000 x 5,000 evaluation with the seed-0
-    full model (encoding included). Returns the Results, the table text, the goal table and the missing runs.
+    runs in chunks. The seeds are ``first_seed .. first_seed + seeds - 1``; ``threads`` is the torch
+    CPU thread count. ``time_evaluation`` times the whole 1,000 x 5,000 evaluation with the
+    first seed's full model (encoding included). Returns the Results, the table text, the goal table and the missing runs.
     """
     from maskloop import report
 
@@ -310,6 +283,8 @@ def run_bench(
         raise ValueError(f"seeds must be a positive int, got {seeds!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    first_seed = check_int("first_seed", first_seed, 0)
+    threads = check_int("threads", threads, 1)
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
     known = [*ABLATION_LADDER, PEER, *VARIANTS]
@@ -322,19 +297,21 @@ def run_bench(
     out = Path(out)
     cache = (Path(cache_dir) if cache_dir is not None else out / "cache") / split / s.key()
     cache.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     cmd = command or f"ssjdn bench --seeds {seeds}" + (" --split val" if split == "val" else "")
     stem = "ssjdn" if split == "test" else "ssjdn_validation"
-    res = report.Results("ssjdn", cmd, config={**asdict(s), "seeds": seeds, "split": split})
+    res = report.Results(
+        "ssjdn", cmd, config={**asdict(s), "seeds": seeds, "first_seed": first_seed, "split": split}
+    )
     curves = report.Results("ssjdn", cmd)
     examples: dict[str, tuple[SSJDN, RetrievalData]] = {}
     missing: list[str] = []
     t_start = time.perf_counter()
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         for name in methods:
             f = cache / f"{_slug(name)}__seed{seed}.json"
             saved = cache / f"{_slug(name)}__seed{seed}.model"
-            want_model = seed == 0 and name in EXAMPLE_MODELS and split == "test"
+            want_model = seed == first_seed and name in EXAMPLE_MODELS and split == "test"
             if resume and f.is_file():
                 run = json.loads(f.read_text())
                 if want_model and saved.is_dir():
@@ -366,23 +343,17 @@ def run_bench(
     eval_s = evaluation_seconds()
     e2e_s = float("nan")
     if examples and time_evaluation:
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         timed = examples.get(FULL, next(iter(examples.values())))[0]
         e2e_s = end_to_end_seconds(timed, image_size=s.image_size)
     base = BASELINE if BASELINE in done else done[0]
     tables = {}
     for metric in ("mR", "small_mR", "hard_mR", "hard_small_mR"):
         tables[metric] = res.table(metric, baseline=base, setting_keys=[], methods=done)
-    step_rows = []
     ladder_done = [m for m in ladder if m in done]
-    for a, b in zip(ladder_done[:-1], ladder_done[1:]):
-        for metric in ("mR", "hard_mR"):
-            va, vb = res.values(metric, a), res.values(metric, b)
-            shared = sorted(set(va) & set(vb))
-            if shared:
-                d = report.paired_difference([vb[x] for x in shared], [va[x] for x in shared])
-                step_rows.append([f"{a} → {b}", metric, len(shared), d.format()])
-    step_table = report.markdown_table(["rung", "metric", "n", "paired Δ [95% CI]"], step_rows)
+    step_table = _paired_rows(res, list(zip(ladder_done[:-1], ladder_done[1:])), "rung")
+    variant_pairs = [(VARIANTS[v][0], v) for v in done if v in VARIANTS and VARIANTS[v][0] in done]
+    variant_table = _paired_rows(res, variant_pairs, "variant against its rung")
     keys = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"]
     rk_rows = []
     for m in done:
@@ -421,8 +392,6 @@ def run_bench(
         ).name
     ]
     if split == "test" and examples:
-        from ssjdn.diagnostics import plot_suppression
-
         first = next(iter(examples.values()))
         figs.append(plot_retrievals(*first, out / "ssjdn_retrievals.png").name)
         figs.append(
@@ -438,11 +407,13 @@ def run_bench(
         f"{what} images ({s.image_size}px, 5 captions each, one scale per caption, 10 classes, twin "
         f"fraction {s.twin_fraction}) plus a hard draw of {s.n_test} images that all come as twins "
         f"differing only in the small group; {s.epochs} epochs, batch {s.batch_size}, Adam lr {s.lr}; "
-        f"seeds 0..{seeds - 1} (a fresh draw per seed). Wall time of this invocation "
+        f"seeds {first_seed}..{first_seed + seeds - 1} (a fresh draw per seed). Wall time of this invocation "
         f"{total / 60:.1f} min (cached runs reused: {resume}).",
         "Not run (time limit): " + (", ".join(missing) if missing else "none") + ".",
         "## Goals\n\n" + goals,
         "## Each rung against the one below (paired over seeds)\n\n" + step_table,
+        "## Each variant against the rung it modifies (paired over seeds; the options are chosen "
+        "on the validation split from these rows)\n\n" + variant_table,
         f"## mR, paired Δ against {base}\n\n" + tables["mR"],
         "## mR of small-object queries (full gallery)\n\n" + tables["small_mR"],
         "## Hard split (every image has a twin differing in the small group): mR\n\n"

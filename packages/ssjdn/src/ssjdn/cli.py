@@ -1,4 +1,7 @@
-"""Command line: `ssjdn demo` (about a minute, built-in scenes) and `ssjdn bench [--quick]`."""
+"""Command line (the shared `maskloop.cli` layout): `ssjdn demo` (about a minute, built-in scenes)
+and `ssjdn bench [--quick] [--out DIR] [--resume]` plus ssjdn's own bench options (`--seeds`,
+`--split`, `--methods`, `--time-limit`, `--cache`, `--full`, `--quiet`); `--seed` and `--threads` on
+both."""
 
 from __future__ import annotations
 
@@ -9,9 +12,16 @@ from pathlib import Path
 
 
 def demo(
-    out: str | None = None, summary_json: str | None = None, progress: bool = True
+    out: str | None = None,
+    summary_json: str | None = None,
+    progress: bool = True,
+    seed: int = 0,
+    threads: int = 2,
 ) -> dict[str, float]:
-    """Train the dual-encoder baseline and full SSJDN briefly on the built-in scenes; print R@K/mR."""
+    """Train the dual-encoder baseline and full SSJDN briefly on the built-in scenes; print R@K/mR.
+
+    ``seed`` seeds both models' initialisation and their training (the scenes are fixed draws);
+    ``threads`` is the torch CPU thread count."""
     import torch
     from maskloop.report import markdown_table, write_demo_summary
 
@@ -21,13 +31,13 @@ def demo(
     from ssjdn.train import train_retrieval
 
     t0 = time.perf_counter()
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     train = make_scenes(400, 48, seed=1)
     test = make_scenes(150, 48, seed=2)
     rows, finals = [], {}
     for name in ("dual-encoder", "+STL (full SSJDN)"):
-        model = SSJDN.from_data(train, ablation_config(name), seed=0)
-        hist = train_retrieval(model, train, epochs=6, eval_data=test, seed=0, progress=progress)
+        model = SSJDN.from_data(train, ablation_config(name), seed=seed)
+        hist = train_retrieval(model, train, epochs=6, eval_data=test, seed=seed, progress=progress)
         m = hist.metrics[-1]
         finals[name] = m["mR"]
         rows.append(
@@ -43,7 +53,7 @@ def demo(
     table = markdown_table(
         ["model", "i2t R@1", "i2t R@5", "t2i R@1", "t2i R@5", "mR", "small mR", "s"], rows
     )
-    print("SSJDN demo: 400 training / 150 test procedural scenes (48px), 6 epochs, seed 0")
+    print(f"SSJDN demo: 400 training / 150 test procedural scenes (48px), 6 epochs, seed {seed}")
     print(table)
     seconds = time.perf_counter() - t0
     if out is not None:
@@ -68,98 +78,128 @@ def demo(
     return finals
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `ssjdn` console script."""
-    parser = argparse.ArgumentParser(prog="ssjdn", description=__doc__)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="cmd")
-    p_demo = sub.add_parser("demo", help="a one-minute demo on the built-in scenes")
-    p_demo.add_argument("--out", default=None, help="folder for the demo table")
-    p_demo.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
-    p_bench = sub.add_parser("bench", help="the ablation ladder + AMFMN-style peer benchmark")
-    p_bench.add_argument(
-        "--quick",
-        action="store_true",
-        help="the committed run size (600 training images, 12 epochs); the default, kept for nox",
+def _demo(args: argparse.Namespace) -> int:
+    demo(args.demo_out, args.summary_json, seed=args.seed, threads=args.threads)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ssjdn.bench import run_bench
+
+    if args.quick and args.full:
+        raise SystemExit("ssjdn bench: --quick and --full exclude each other")
+    cmd = "ssjdn bench" + (" --full" if args.full else "") + f" --seeds {args.seeds}"
+    cmd += f" --seed {args.seed}" if args.seed else ""
+    cmd += " --split val" if args.split == "val" else ""
+    if args.methods:
+        cmd += " --methods " + " ".join(f"'{m}'" for m in args.methods)
+    try:
+        run_bench(
+            args.out,
+            quick=not args.full,
+            seeds=args.seeds,
+            methods=args.methods,
+            command=cmd,
+            progress=not args.quiet,
+            split=args.split,
+            resume=args.resume,
+            time_limit=args.time_limit,
+            cache_dir=args.cache,
+            first_seed=args.seed,
+            threads=args.threads,
+        )
+    except ValueError as err:
+        raise SystemExit(f"ssjdn bench: {err}") from None
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `ssjdn` parser: the shared `maskloop.cli` layout plus ssjdn's own bench options."""
+    from maskloop.cli import build_parser as shared_parser
+
+    from ssjdn import __version__
+
+    parser = shared_parser(
+        "ssjdn",
+        description=__doc__,
+        demo_help="train the dual encoder and full SSJDN briefly on built-in scenes (about a minute)",
+        bench_help="the ablation ladder + AMFMN-style peer on multiscale scenes (resumable in chunks)",
     )
-    p_bench.add_argument(
+    parser.add_argument("--version", action="version", version=__version__)
+    demo_p = parser.subcommands["demo"]
+    demo_p.add_argument(
+        "--out", dest="demo_out", default=None, metavar="DIR", help="folder for the demo table"
+    )
+    demo_p.add_argument("--summary-json", default=None, help="write a one-line JSON summary here")
+    bench = parser.subcommands["bench"]
+    bench.add_argument(
         "--full",
         action="store_true",
-        help="larger run (2,000 training images, 25 epochs) instead of the committed 600/12 size",
+        help="larger run (2,000 training images, 25 epochs) instead of the committed 600/12 size "
+        "(which --quick and the default both run)",
     )
-    p_bench.add_argument(
-        "--out",
-        default="ssjdn-bench",
-        help="results folder (default ./ssjdn-bench; the repository's nox session passes docs/benchmarks)",
+    bench.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=5,
+        help="number of seeds, --seed, --seed+1, ... (default 5)",
     )
-    p_bench.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
-    p_bench.add_argument(
+    bench.add_argument(
         "--split",
         choices=("test", "val"),
         default="test",
         help="'val' trains/evaluates on the validation draws that choose the defaults (default test)",
     )
-    p_bench.add_argument(
+    bench.add_argument(
         "--methods",
         nargs="+",
         default=None,
         help="ladder rungs, 'AMFMN-style' or variants to run (default: all)",
     )
-    p_bench.add_argument(
-        "--resume", action="store_true", help="reuse finished runs cached under OUT/cache"
-    )
-    p_bench.add_argument(
-        "--cache", default=None, help="folder of the per-run cache (default OUT/cache)"
-    )
-    p_bench.add_argument(
-        "--time-limit",
-        type=float,
+    bench.add_argument(
+        "--cache",
         default=None,
+        metavar="DIR",
+        help="folder of the per-run cache (default OUT/cache)",
+    )
+    bench.add_argument(
+        "--time-limit",
+        type=_positive_float,
+        default=None,
+        metavar="S",
         help="stop starting new runs after this many seconds (the rest: --resume later)",
     )
-    p_bench.add_argument(
+    bench.add_argument(
         "--quiet", action="store_true", help="no per-epoch progress bar (per-run lines stay)"
     )
-    args = parser.parse_args(argv)
-    if args.version:
-        from ssjdn import __version__
+    return parser
 
-        print(__version__)
-        return 0
-    if args.cmd == "demo":
-        demo(args.out, args.summary_json)
-        return 0
-    if args.cmd == "bench":
-        from ssjdn.bench import run_bench
 
-        if args.seeds < 1:
-            parser.error(f"--seeds must be >= 1, got {args.seeds}")
-        if args.quick and args.full:
-            parser.error("--quick and --full exclude each other")
-        if args.time_limit is not None and not args.time_limit > 0:
-            parser.error(f"--time-limit must be > 0 seconds, got {args.time_limit}")
-        cmd = "ssjdn bench" + (" --full" if args.full else "") + f" --seeds {args.seeds}"
-        cmd += " --split val" if args.split == "val" else ""
-        if args.methods:
-            cmd += " --methods " + " ".join(f"'{m}'" for m in args.methods)
-        try:
-            run_bench(
-                args.out,
-                quick=not args.full,
-                seeds=args.seeds,
-                methods=args.methods,
-                command=cmd,
-                progress=not args.quiet,
-                split=args.split,
-                resume=args.resume,
-                time_limit=args.time_limit,
-                cache_dir=args.cache,
-            )
-        except ValueError as err:
-            parser.error(str(err))
-        return 0
-    parser.print_help()
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ssjdn` console script (the shared `maskloop.cli` layout)."""
+    from maskloop.cli import run
+
+    return run(argv, package="ssjdn", demo=_demo, bench=_bench, parser=build_parser())
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ __all__ = [
     "load_precomp_split",
 ]
 
+LabelSource = Mapping[str, str] | Callable[[str], str | None]
+"""Where class names come from besides filename prefixes: a filename -> class mapping or function."""
+
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z_\- ]*?)[_\-\s]*\d*$")
 
 
@@ -253,7 +256,7 @@ def load_karpathy_dataset(
     split: str = "test",
     image_size: int = 224,
     class_names: Sequence[str] | None = None,
-    labels: Mapping[str, str] | Callable[[str], str | None] | None = None,
+    labels: LabelSource | None = None,
 ) -> RetrievalData:
     """A split of a Karpathy-style dataset as `RetrievalData` (labels from filename prefixes).
 
@@ -275,7 +278,7 @@ def load_karpathy_dataset(
 
 def _resolve_labels(
     filenames: Sequence[str],
-    labels: Mapping[str, str] | Callable[[str], str | None] | None,
+    labels: LabelSource | None,
 ) -> list[str | None]:
     if labels is None:
         return [label_from_filename(f) for f in filenames]
@@ -294,7 +297,7 @@ def _build_dataset(
     image_dir: str | os.PathLike[str],
     image_size: int,
     class_names: Sequence[str] | None,
-    labels: Mapping[str, str] | Callable[[str], str | None] | None,
+    labels: LabelSource | None,
 ) -> RetrievalData:
     names_per_image = _resolve_labels(filenames, labels)
     names = (
@@ -397,7 +400,7 @@ def load_precomp_dataset(
     split: str = "test",
     image_size: int = 224,
     class_names: Sequence[str] | None = None,
-    labels: Mapping[str, str] | Callable[[str], str | None] | None = None,
+    labels: LabelSource | None = None,
 ) -> RetrievalData:
     """A split of AMFMN's precomp files (`load_precomp_split`) with its images as `RetrievalData`.
 

@@ -8,11 +8,13 @@
   uniform rescaling that suppresses nothing in particular).
 - `plot_suppression`: a figure of what SGS suppresses on a few scenes (salience per scale of each
   pass, i.e. the places the next scales lose).
+- `plot_retrievals`: the top-5 images of a few caption queries (the benchmark's example figure).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +23,13 @@ from ssjdn.data import RetrievalData
 from ssjdn.ssjdn import SSJDN
 from ssjdn.train import evaluate_retrieval
 
-__all__ = ["chain_agreement", "label_accuracy", "plot_suppression", "salience_contrast"]
+__all__ = [
+    "chain_agreement",
+    "label_accuracy",
+    "plot_retrievals",
+    "plot_suppression",
+    "salience_contrast",
+]
 
 
 @torch.no_grad()
@@ -138,9 +146,58 @@ def plot_suppression(
         "SGS: salience of the first pass per scale (bright = suppressed at the next scales)",
         fontsize=8,
     )
+    return _save_figure(fig, path, dpi=110)
+
+
+def plot_retrievals(
+    model: SSJDN, data: RetrievalData, path: str | Path, n_queries: int = 4, seed: int = 0
+) -> Path:
+    """Figure: query captions (half about small objects) and their top-5 images; the right image is
+    framed green, wrong ones red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    caps = data.flat_captions
+    cap_img = data.caption_image
+    small = data.caption_small if data.caption_small is not None else np.zeros(len(caps), bool)
+    pool_small, pool_big = np.flatnonzero(small), np.flatnonzero(~small)
+    k_small = min(n_queries // 2, len(pool_small))
+    queries = [
+        *rng.choice(pool_small, k_small, replace=False).tolist(),
+        *rng.choice(pool_big, min(n_queries - k_small, len(pool_big)), replace=False).tolist(),
+    ]
+    sims = model.similarity(data.images, [caps[q] for q in queries])
+    fig, axes = plt.subplots(len(queries), 5, figsize=(10, 2.3 * len(queries)), squeeze=False)
+    for r, q in enumerate(queries):
+        top = torch.argsort(sims[:, r], descending=True)[:5].tolist()
+        for c, i in enumerate(top):
+            ax = axes[r][c]
+            ax.imshow(data.images[i].permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            colour = "tab:green" if i == cap_img[q] else "tab:red"
+            for s in ax.spines.values():
+                s.set_edgecolor(colour)
+                s.set_linewidth(4)
+            if c == 0:
+                ax.set_title(f"“{caps[q]}”", loc="left", fontsize=8)
+    fig.suptitle(
+        "SSJDN text→image on the hard split: top-5 images per query (green = the captioned image)",
+        fontsize=9,
+    )
+    return _save_figure(fig, path, dpi=100)
+
+
+def _save_figure(fig: Any, path: str | Path, dpi: int) -> Path:
+    """Lay out ``fig``, write it to ``path`` (creating the folder) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from maskloop.checks import check_fraction, check_int
 
 from ssjdn.data import RetrievalData
 
@@ -244,6 +245,41 @@ def _phrase(g: _Group, rng: np.random.Generator, with_size: bool = True) -> str:
     return " ".join(w for w in (count, size, g.colour, noun) if w)
 
 
+def _sentence(text: str) -> str:
+    """Grammar fix-ups ("are a" -> "is a"), a capital letter and a full stop."""
+    text = re.sub(r"\bare a\b", "is a", text).replace("are one", "is one")
+    return text[0].upper() + text[1:] + "."
+
+
+def _group_caption(scene: str, g: _Group, rng: np.random.Generator) -> str:
+    """One caption about group ``g`` in ``scene``, from one of four templates."""
+    templ = rng.integers(4)
+    if templ == 0:
+        text = f"{_phrase(g, rng)} in the {_region(g.centre)} of {scene}"
+    elif templ == 1:
+        text = f"there are {_phrase(g, rng)} in {scene}"
+    elif templ == 2:
+        text = f"{scene} with {_phrase(g, rng)} on the {_region(g.centre)}"
+    else:
+        text = f"in {scene} we see {_phrase(g, rng)}"
+    return _sentence(text)
+
+
+def _draw_group(img: np.ndarray, g: _Group, spread: float, rng: np.random.Generator) -> None:
+    """Draw the ``g.count`` objects of ``g`` evenly around a circle of diameter ``spread``."""
+    S = img.shape[0]
+    shape, aspect = _OBJECTS[g.kind][1], _OBJECTS[g.kind][2]
+    angle0 = rng.uniform(0, 2 * np.pi)
+    for k in range(g.count):
+        if g.count == 1:
+            r, c = g.centre[0] * S, g.centre[1] * S
+        else:
+            a = angle0 + 2 * np.pi * k / g.count
+            r = g.centre[0] * S + spread * 0.5 * np.sin(a)
+            c = g.centre[1] * S + spread * 0.5 * np.cos(a)
+        _draw(img, shape, r, c, g.size, aspect, _COLOURS[g.colour])
+
+
 def _captions(
     cls: str, groups: list[_Group], rng: np.random.Generator
 ) -> tuple[list[str], list[bool]]:
@@ -262,23 +298,29 @@ def _captions(
             if len(groups) == 1 or rng.random() < 0.5
             else [groups[rng.integers(len(groups))]]
         )
-        g = use[0]
-        templ = rng.integers(4)
-        if len(use) == 2:
-            h = use[1]
-            text = f"{_phrase(g, rng)} {_relation(h, g)} {_phrase(h, rng)} in {scene}"
-        elif templ == 0:
-            text = f"{_phrase(g, rng)} in the {_region(g.centre)} of {scene}"
-        elif templ == 1:
-            text = f"there are {_phrase(g, rng)} in {scene}"
-        elif templ == 2:
-            text = f"{scene} with {_phrase(g, rng)} on the {_region(g.centre)}"
+        if len(use) == 1:
+            caps.append(_group_caption(scene, use[0], rng))
         else:
-            text = f"in {scene} we see {_phrase(g, rng)}"
-        text = re.sub(r"\bare a\b", "is a", text).replace("are one", "is one")
-        caps.append(text[0].upper() + text[1:] + ".")
+            g, h = use
+            rng.integers(
+                4
+            )  # the template draw a two-group caption does not use (same data as before)
+            caps.append(
+                _sentence(f"{_phrase(g, rng)} {_relation(h, g)} {_phrase(h, rng)} in {scene}")
+            )
         small.append(all(x.small for x in use))
     return caps, small
+
+
+def _check_classes(classes: Sequence[str]) -> list[str]:
+    """``classes`` as a list, or a ValueError unless it is a non-empty subset of SCENE_CLASSES."""
+    classes = list(classes)
+    unknown = [c for c in classes if c not in _SCENES]
+    if not classes or unknown:
+        raise ValueError(
+            f"classes must be a non-empty subset of {list(SCENE_CLASSES)}, got unknown {unknown}"
+        )
+    return classes
 
 
 def make_scenes(
@@ -295,18 +337,9 @@ def make_scenes(
     per-image zoom in [0.75, 1.25] scales both. ``caption_small``/``image_small`` flag captions and
     images whose described objects are all small.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
-        raise ValueError(f"image_size must be an int >= 16, got {image_size!r}")
-    classes = list(classes)
-    unknown = [c for c in classes if c not in _SCENES]
-    if not classes or unknown:
-        raise ValueError(
-            f"classes must be a non-empty subset of {list(SCENE_CLASSES)}, got unknown {unknown}"
-        )
-    if not 0.0 <= small_fraction <= 1.0:
-        raise ValueError(f"small_fraction must be in [0, 1], got {small_fraction!r}")
+    n, image_size = check_int("n", n, 1), check_int("image_size", image_size, 16)
+    classes = _check_classes(classes)
+    small_fraction = check_fraction("small_fraction", small_fraction, high_inclusive=True)
     rng = np.random.default_rng(seed)
     S = image_size
     labels = rng.permutation(np.arange(n) % len(classes))
@@ -346,17 +379,7 @@ def make_scenes(
             g.size = zoom * (S / 64) * (rng.uniform(3.0, 4.5) if small else rng.uniform(8.0, 12.0))
             groups.append(g)
         for g in groups:
-            shape, aspect = _OBJECTS[g.kind][1], _OBJECTS[g.kind][2]
-            spread = 0.12 * S if g.small else 0.32 * S
-            angle0 = rng.uniform(0, 2 * np.pi)
-            for k in range(g.count):
-                if g.count == 1:
-                    r, c = g.centre[0] * S, g.centre[1] * S
-                else:
-                    a = angle0 + 2 * np.pi * k / g.count
-                    r = g.centre[0] * S + spread * 0.5 * np.sin(a)
-                    c = g.centre[1] * S + spread * 0.5 * np.cos(a)
-                _draw(img, shape, r, c, g.size, aspect, _COLOURS[g.colour])
+            _draw_group(img, g, 0.12 * S if g.small else 0.32 * S, rng)
         images[i] = np.clip(img, 0.0, 1.0)
         caps, sm = _captions(cls, groups, rng)
         captions.append(caps)
@@ -377,34 +400,6 @@ def make_scenes(
 # --------------------------------------------------------------------------------------------------
 
 SMALL_KINDS: tuple[str, ...] = ("car", "ship", "tree", "tank")
-
-
-def _group_caption(scene: str, g: _Group, rng: np.random.Generator) -> str:
-    templ = rng.integers(4)
-    if templ == 0:
-        text = f"{_phrase(g, rng)} in the {_region(g.centre)} of {scene}"
-    elif templ == 1:
-        text = f"there are {_phrase(g, rng)} in {scene}"
-    elif templ == 2:
-        text = f"{scene} with {_phrase(g, rng)} on the {_region(g.centre)}"
-    else:
-        text = f"in {scene} we see {_phrase(g, rng)}"
-    text = re.sub(r"\bare a\b", "is a", text).replace("are one", "is one")
-    return text[0].upper() + text[1:] + "."
-
-
-def _draw_group(img: np.ndarray, g: _Group, spread: float, rng: np.random.Generator) -> None:
-    S = img.shape[0]
-    shape, aspect = _OBJECTS[g.kind][1], _OBJECTS[g.kind][2]
-    angle0 = rng.uniform(0, 2 * np.pi)
-    for k in range(g.count):
-        if g.count == 1:
-            r, c = g.centre[0] * S, g.centre[1] * S
-        else:
-            a = angle0 + 2 * np.pi * k / g.count
-            r = g.centre[0] * S + spread * 0.5 * np.sin(a)
-            c = g.centre[1] * S + spread * 0.5 * np.cos(a)
-        _draw(img, shape, r, c, g.size, aspect, _COLOURS[g.colour])
 
 
 def make_multiscale_scenes(
@@ -433,21 +428,11 @@ def make_multiscale_scenes(
     the hard split. ``caption_small`` flags the small-object captions, ``image_small`` the images that
     have a twin.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int >= 2, got {n!r}")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:
-        raise ValueError(f"image_size must be an int >= 32, got {image_size!r}")
-    classes = list(classes)
-    unknown = [c for c in classes if c not in _SCENES]
-    if not classes or unknown:
-        raise ValueError(
-            f"classes must be a non-empty subset of {list(SCENE_CLASSES)}, got unknown {unknown}"
-        )
-    if not 0.0 <= twin_fraction <= 1.0:
-        raise ValueError(f"twin_fraction must be in [0, 1], got {twin_fraction!r}")
-    if isinstance(small_captions, bool) or not isinstance(small_captions, int):
-        raise TypeError(f"small_captions must be an int, got {type(small_captions).__name__}")
-    if not 0 <= small_captions <= 5:
+    n, image_size = check_int("n", n, 2), check_int("image_size", image_size, 32)
+    classes = _check_classes(classes)
+    twin_fraction = check_fraction("twin_fraction", twin_fraction, high_inclusive=True)
+    small_captions = check_int("small_captions", small_captions, 0)
+    if small_captions > 5:
         raise ValueError(f"small_captions must be in [0, 5], got {small_captions!r}")
     rng = np.random.default_rng(seed)
     S = image_size
