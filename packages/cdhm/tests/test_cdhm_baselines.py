@@ -234,3 +234,23 @@ def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
     assert str(kw["out"]) == "cdhm-bench"
     with pytest.raises(SystemExit):
         main(["bench", "--seeds", "0"])
+
+
+def test_default_alignment_is_mmd_and_keys_the_bench_cache(monkeypatch):
+    """CDHM's default alignment is MK-MMD (the dev-seed choice); the old DANN default is the named
+    variant "CDHM-dann", and cached bench runs of another default are never reused."""
+    import functools
+
+    import cdhm.bench
+    from cdhm.bench import VARIANTS, BenchConfig, _cache_key
+    from cdhm.causal_hmm import CDHMClassifier
+
+    assert CDHMClassifier().alignment == "mmd"
+    assert VARIANTS["CDHM-dann"] == {"alignment": "dann"}
+    key = _cache_key(BenchConfig())
+    assert json.loads(key)["cdhm_defaults"]["alignment"] == "mmd"
+    monkeypatch.setattr(
+        cdhm.bench, "CDHMClassifier", functools.partial(CDHMClassifier, alignment="dann")
+    )
+    old = _cache_key(BenchConfig())
+    assert old != key and json.loads(old)["cdhm_defaults"]["alignment"] == "dann"

@@ -38,7 +38,9 @@ def _fit(est, data, callbacks=()):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: CDHMClassifier(n_segments=4, epochs=4, s_dim=3, z_dim=2, hidden=8, batch_size=8),
+        lambda: CDHMClassifier(
+            n_segments=4, epochs=4, s_dim=3, z_dim=2, hidden=8, batch_size=8, alignment="dann"
+        ),
         lambda: CDHMClassifier(
             n_segments=4,
             epochs=4,
@@ -46,13 +48,12 @@ def _fit(est, data, callbacks=()):
             z_dim=2,
             hidden=8,
             batch_size=8,
-            alignment="mmd",
             lambda_hsic=1.0,
             elbo="meanfield",
         ),
         lambda: AlignedCNNClassifier("dann", n_segments=4, epochs=4, hidden=8, batch_size=8),
     ],
-    ids=["cdhm-dann", "cdhm-mmd-hsic-meanfield", "cnn-dann"],
+    ids=["cdhm-dann", "cdhm-default-mmd-hsic-meanfield", "cnn-dann"],
 )
 def test_checkpoint_resume_gives_the_uninterrupted_weights(toy, tmp_path, make):
     """Stop after 2 of 4 epochs, resume in a fresh estimator: weights equal bit for bit."""

@@ -259,7 +259,10 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     fitted Pyro callables (for ``pyro.infer.Predictive`` or another ELBO).
     ``predict``/``predict_proba`` use f(E_q[s_T]); ``transform`` returns [E_q s_T, E_q z_T].
 
-    Ablations are options: ``alignment=None`` (no domain alignment), ``temporal_prior=False``,
+    Alignment of s: ``alignment="mmd"`` (the default: MK-MMD between source and target s_T,
+    chosen on the dev seeds, see the README's ablation ladder) or ``"dann"`` (a domain classifier
+    behind a gradient reversal layer, the default before). Ablations are options:
+    ``alignment=None`` (no domain alignment), ``temporal_prior=False``,
     ``lambda_c=0`` (no condition head), ``entangled=True`` (one latent of size s_dim + z_dim).
     Disentanglement options (issue 18): ``align_steps="all"`` aligns s_t at every step instead
     of s_T only; ``lambda_hsic > 0`` adds lambda_hsic * mean_t HSIC(s_t, onehot c), a
@@ -273,7 +276,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         s_dim: int = 8,
         z_dim: int = 8,
         hidden: int = 64,
-        alignment: str | None = "dann",
+        alignment: str | None = "mmd",
         lambda_y: float = 1.0,
         lambda_c: float = 0.5,
         lambda_align: float = 0.3,

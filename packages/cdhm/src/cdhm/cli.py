@@ -38,7 +38,7 @@ def demo(
     )
     rows, acc = [], {}
     for name, est in (
-        ("CDHM (DANN on s)", CDHMClassifier(n_segments=T, epochs=40, seed=seed)),
+        ("CDHM (MK-MMD on s)", CDHMClassifier(n_segments=T, epochs=40, seed=seed)),
         ("source-only CNN", AlignedCNNClassifier(None, n_segments=T, epochs=40, seed=seed)),
     ):
         t1 = time.perf_counter()
@@ -62,7 +62,7 @@ def demo(
     print(markdown_table(["method", "source acc %", "target acc %", "train s"], rows))
     secs = time.perf_counter() - t0
     if summary_json:
-        cd, so = acc["CDHM (DANN on s)"], acc["source-only CNN"]
+        cd, so = acc["CDHM (MK-MMD on s)"], acc["source-only CNN"]
         verdict = "beats" if cd > so else "does NOT beat"
         write_demo_summary(
             summary_json,
