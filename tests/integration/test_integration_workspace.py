@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from maskloop.testing import relative_links
 
 ROOT = Path(__file__).resolve().parents[2]
 _READMES = [ROOT / "shared" / "maskloop" / "README.md", *sorted(ROOT.glob("packages/*/README.md"))]
@@ -30,13 +31,7 @@ def test_method_packages_depend_on_maskloop_never_on_each_other(dist: str) -> No
     assert module.__version__ == importlib.metadata.version(dist)
 
 
-_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)[^)]*\)|^\[[^\]]+\]:\s*(\S+)", re.M)
-
-
 @pytest.mark.parametrize("readme", sorted(str(p.relative_to(ROOT)) for p in _READMES))
 def test_package_readme_links_are_absolute(readme: str) -> None:
     """A README shipped to PyPI has no links relative to the repository (they break there)."""
-    text = (ROOT / readme).read_text()
-    targets = [a or b for a, b in _LINK.findall(text)]
-    relative = [t for t in targets if not t.startswith(("http://", "https://", "#", "mailto:"))]
-    assert relative == [], f"{readme}: relative links {relative}"
+    assert relative_links((ROOT / readme).read_text()) == [], readme

@@ -1,6 +1,5 @@
 """CLI entry point, the benchmark's report writer and its resume cache, the validation ablation."""
 
-import argparse
 import json
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 from lnpt.ablation import AblationConfig, run_ablation
 from lnpt.bench import BenchConfig, run_bench
 from lnpt.cli import build_parser, main
+from maskloop.testing import options_without_help, relative_links
 
 
 def test_version(capsys):
@@ -31,32 +31,12 @@ def test_every_option_has_help(capsys):
     assert "--summary-json" in capsys.readouterr().out
 
 
-def _walk(parser, path="lnpt"):
-    """Every action of `parser` and its sub-commands, as (where, action)."""
-    found = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            found += [(f"{path} {c.dest}", c) for c in action._choices_actions]
-            for name, sub in action.choices.items():
-                found += _walk(sub, f"{path} {name}")
-        else:
-            found.append((path, action))
-    return found
-
-
 def test_parser_walk_every_action_has_help():
     """Every option and sub-command of `lnpt` has help text; the shared flags are there."""
     parser = build_parser()
-    actions = _walk(parser)
-    missing = [
-        (w, a.option_strings or a.dest)
-        for w, a in actions
-        if not a.help or a.help == argparse.SUPPRESS
-    ]
-    assert not missing
-    opts = {(w, o) for w, a in actions for o in a.option_strings}
-    for where in ("lnpt demo", "lnpt bench"):
-        assert {(where, "--seed"), (where, "--threads")} <= opts
+    assert options_without_help(parser) == []
+    for name in ("demo", "bench"):
+        assert {"--seed", "--threads"} <= set(parser.subcommands[name]._option_string_actions)
     args = parser.parse_args(["bench"])
     assert (args.out, args.threads, args.resume, args.quick) == (
         Path("lnpt-bench"),
@@ -64,9 +44,10 @@ def test_parser_walk_every_action_has_help():
         False,
         False,
     )
-    with pytest.raises(SystemExit) as exc:
-        parser.parse_args(["bench", "--seeds", "0"])
+    with pytest.raises(SystemExit) as exc:  # refused before any work
+        main(["bench", "--seeds", "0", "--out", "never-written"])
     assert exc.value.code == 2
+    assert not Path("never-written").exists()
 
 
 def _tiny(**kw):
@@ -148,10 +129,5 @@ def test_tiny_anatomy_writes_report_and_resumes(tmp_path):
 
 def test_readme_links_are_absolute() -> None:
     """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
-    import re
-
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    targets = re.findall(r"\]\(([^)\s]+)", text) + re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, re.M)
-    targets += re.findall(r"""src=["']([^"']+)""", text)
-    relative = [t for t in targets if not re.match(r"(https?://|mailto:|#)", t)]
-    assert not relative
+    assert relative_links(text) == []

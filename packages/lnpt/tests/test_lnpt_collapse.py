@@ -11,17 +11,24 @@ from maskloop import WeightMask
 def test_select_mask_floor_prevents_a_collapse_that_global_selection_makes():
     g = torch.Generator().manual_seed(0)
     scores = {"a": torch.rand(10, 10, generator=g) + 10.0, "b": torch.rand(50, generator=g)}
-    plain = lnpt.select_mask(scores, 0.8)
+    plain = lnpt.select_mask(scores, 0.8, min_density=0)  # the explicit opt-out
     assert plain == WeightMask.from_scores(scores, 0.8, min_density=0)
     assert not plain["b"].any()  # global selection empties b
-    mask = lnpt.select_mask(scores, 0.8, min_density=0.1)
+    with pytest.warns(UserWarning, match="would have emptied 'b'"):
+        guarded = lnpt.select_mask(scores, 0.8)  # the default: the core guard, 1% per tensor
+    with pytest.warns(UserWarning, match="'b'"):
+        assert guarded == WeightMask.from_scores(scores, 0.8)
+    assert guarded.num_pruned == 120 and int(guarded["b"].sum()) == 1  # ceil(0.01 * 50)
+    with pytest.warns(UserWarning, match="'b'"):
+        mask = lnpt.select_mask(scores, 0.8, min_density=0.1)
     assert mask.num_pruned == 120  # the overall sparsity stays exact
     assert int(mask["b"].sum()) == 5  # ceil(0.1 * 50)
     assert scores["b"][mask["b"]].min() >= scores["b"][~mask["b"]].max()  # its own top 5
     assert scores["a"][mask["a"]].min() >= scores["a"][~mask["a"]].max()
     # entries a previous round pruned stay pruned, the floor is taken among the survivors
     prev = WeightMask({"a": torch.ones(10, 10, dtype=torch.bool), "b": torch.arange(50) % 2 == 0})
-    again = lnpt.select_mask(scores, 0.8, previous=prev, min_density=0.1)
+    with pytest.warns(UserWarning, match="'b'"):
+        again = lnpt.select_mask(scores, 0.8, previous=prev, min_density=0.1)
     assert not (again["b"] & ~prev["b"]).any() and int(again["b"].sum()) == 5
 
 
@@ -37,6 +44,7 @@ def test_min_density_errors():
         lnpt.select_mask(scores, 0.5, min_density="0.1")
 
 
+@pytest.mark.filterwarnings("ignore:the plain global selection:UserWarning")
 @pytest.mark.parametrize("method", ["lnpt", "lnpt-iterative", *lnpt.BASELINES])
 def test_at_95_percent_no_layer_is_fully_pruned_with_the_option_on(method):
     torch.manual_seed(0)
@@ -56,9 +64,13 @@ def test_at_95_percent_no_layer_is_fully_pruned_with_the_option_on(method):
     assert mask.num_pruned == math.floor(0.95 * mask.numel + 0.5)
     for name, m in mask.items():
         assert int(m.sum()) >= math.ceil(0.01 * m.numel()), name
-    if method == "lnpt":  # without the options, global LNPT scores empty the head here
-        plain = lnpt.prune(student, teacher, [x], 0.95)
+    if method == "lnpt":  # without the guards, global LNPT scores empty the head here
+        plain = lnpt.prune(student, teacher, [x], 0.95, min_density=0)
         assert not plain["fc.weight"].any()
+        with pytest.warns(UserWarning, match="'fc.weight'"):  # the default guard keeps it alive
+            guarded = lnpt.prune(student, teacher, [x], 0.95)
+        assert all(int(m.sum()) >= math.ceil(0.01 * m.numel()) for _, m in guarded.items())
+        assert guarded.num_pruned == plain.num_pruned
 
 
 def test_exclude_with_params_and_errors():

@@ -69,12 +69,19 @@ def test_scores_average_over_batches_and_ignore_labels():
         torch.testing.assert_close(with_labels[n], inputs_only[n])
 
 
+@pytest.mark.filterwarnings("ignore:the plain global selection:UserWarning")
+@pytest.mark.parametrize("min_density", [None, 0])
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.97])
-def test_prune_has_exact_sparsity_and_keeps_student_untouched(sparsity):
+def test_prune_has_exact_sparsity_and_keeps_student_untouched(sparsity, min_density):
+    """With the default collapse guard and without it (min_density=0) the sparsity is exact."""
     student, teacher = _pair()
     before = copy.deepcopy(student.state_dict())
     x = torch.randn(16, 5, dtype=torch.float64)
-    mask = lnpt.prune(student, teacher, [x], sparsity)
+    if min_density is None and sparsity == 0.97:  # 2 weights kept, 3 tensors: the guard refuses
+        with pytest.raises(ValueError, match="pass min_density=0"):
+            lnpt.prune(student, teacher, [x], sparsity)
+        return
+    mask = lnpt.prune(student, teacher, [x], sparsity, min_density=min_density)
     assert isinstance(mask, WeightMask)
     assert mask.num_pruned == math.floor(sparsity * mask.numel + 0.5)
     for k, v in student.state_dict().items():
@@ -85,12 +92,13 @@ def test_prune_keeps_top_scores():
     student, teacher = _pair()
     x = torch.randn(16, 5, dtype=torch.float64)
     scores = lnpt.score(student, teacher, [x])
-    mask = lnpt.prune(student, teacher, [x], 0.6)
+    mask = lnpt.prune(student, teacher, [x], 0.6, min_density=0)  # plain global top-k
     kept = torch.cat([scores[n][mask[n]] for n in mask.names])
     pruned = torch.cat([scores[n][~mask[n]] for n in mask.names])
     assert kept.min() >= pruned.max()
 
 
+@pytest.mark.filterwarnings("ignore:the plain global selection:UserWarning")
 def test_iterative_pruning_schedule_and_nesting():
     assert lnpt.density_schedule(0.99, 2) == pytest.approx([0.9, 0.99])
     student, teacher = _pair()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from lrcnn.bench import _configs
 from lrcnn.cli import CACHE_NAME, build_parser, main
+from maskloop.testing import options_without_help, relative_links
 
 
 def test_demo_writes_summary(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -62,34 +61,14 @@ def test_version(capsys) -> None:  # type: ignore[no-untyped-def]
     assert e.value.code == 0 and capsys.readouterr().out.strip() == lrcnn.__version__
 
 
-def _walk(parser: argparse.ArgumentParser, path: str = "lrcnn") -> list[tuple[str, Any]]:
-    """Every action of `parser` and its sub-commands, as (where, action)."""
-    found: list[tuple[str, Any]] = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            found += [(f"{path} {c.dest}", c) for c in action._choices_actions]
-            for name, sub in action.choices.items():
-                found += _walk(sub, f"{path} {name}")
-        else:
-            found.append((path, action))
-    return found
-
-
 def test_every_option_has_help() -> None:
     """Every option and sub-command of `lrcnn` has help text; the shared flags are there."""
     parser = build_parser()
-    actions = _walk(parser)
-    missing = [
-        (w, a.option_strings or a.dest)
-        for w, a in actions
-        if not a.help or a.help == "==SUPPRESS=="
-    ]
-    assert not missing
-    opts = {(w, o) for w, a in actions for o in getattr(a, "option_strings", ())}
-    for where in ("lrcnn demo", "lrcnn bench"):
-        assert {(where, "--seed"), (where, "--threads")} <= opts
-    for opt in ("--quick", "--out", "--resume", "--seeds", "--repeats", "--only", "--budget-s"):
-        assert ("lrcnn bench", opt) in opts
+    assert options_without_help(parser) == []
+    for name in ("demo", "bench"):
+        assert {"--seed", "--threads"} <= set(parser.subcommands[name]._option_string_actions)
+    own = {"--quick", "--out", "--resume", "--seeds", "--repeats", "--only", "--budget-s"}
+    assert own <= set(parser.subcommands["bench"]._option_string_actions)
     assert "./lrcnn-bench/" in parser.subcommands["bench"].format_help()
     args = parser.parse_args(["bench"])
     assert (args.out, args.threads, args.resume) == (Path("lrcnn-bench"), 1, False)
@@ -115,10 +94,5 @@ def test_bench_resume_reuses_the_cache_in_out(tmp_path: Path, monkeypatch) -> No
 
 def test_readme_links_are_absolute() -> None:
     """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
-    import re
-
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    targets = re.findall(r"\]\(([^)\s]+)", text) + re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, re.M)
-    targets += re.findall(r"""src=["']([^"']+)""", text)
-    relative = [t for t in targets if not re.match(r"(https?://|mailto:|#)", t)]
-    assert not relative
+    assert relative_links(text) == []

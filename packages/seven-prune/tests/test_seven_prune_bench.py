@@ -247,3 +247,35 @@ def test_lr_schedule_warms_up_then_decays_linearly() -> None:
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[55] == pytest.approx(0.5) and lrs[-1] == pytest.approx(1 / 90)
     assert _lr_schedule(opt, text_config(False, 1), 100) is None  # the short grid: constant
+
+
+def test_probe_timing_takes_turns_and_reports_medians() -> None:
+    """The overhead probes' harness: every run steps in turn, warm-up rounds untimed, medians."""
+    import torch
+    from seven_prune.bench import _forever, _loader, _overhead, _round_robin, build_pruner
+    from seven_prune.data import synthetic_sentiment
+
+    data = synthetic_sentiment(64, seed=0)
+    from seven_prune.bench import BenchConfig
+
+    cfg = BenchConfig("t", (), (0.5,), 1, 8, 8, 1e-3, start=0, window=100, delta_t=3, pre_batches=1)
+    runs = []
+    for method in ("plain", "SEVEN_dyn"):
+        model = tiny_bert(hidden_size=32, intermediate_size=64, seed=0)
+        pr = None if method == "plain" else build_pruner(method, model, 0.5, cfg, 0)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        batches = _forever(_loader(data, 8, 0))
+        runs.append((method, model, pr, opt, batches, {"step": [], "update": [], "cut": []}))
+    _round_robin(runs, 8, cut_every=3)
+    for *_, times in runs:
+        assert len(times["step"]) == 6  # 8 rounds less 2 warm-up
+        assert (len(times["cut"]), len(times["update"])) == (2, 4)  # cut rounds: 3, 6
+    assert runs[1][2].t == 8 and runs[1][2].mask.sparsity > 0  # the pruner stepped every round
+    times = {"step": [1.0, 3.0, 2.0], "update": [0.1, 0.3, 0.2], "cut": [0.5, 0.7]}
+    m = _overhead(times, delta_t=10)
+    assert m["step_seconds"] == 2.0 and m["update_seconds"] == pytest.approx(0.2)
+    assert m["cut_seconds"] == pytest.approx(0.4)  # median cut 0.6 less the update
+    assert m["overhead"] == pytest.approx((0.2 + 0.04) / 2.0) and "plain_step_seconds" not in m
+    m = _overhead(times, delta_t=10, reference=4.0)
+    assert m["overhead_cut_every_step"] == pytest.approx(0.6 / 4.0)
+    assert m["plain_step_seconds"] == 4.0

@@ -1,10 +1,10 @@
 """Loaders on files the tests write; tokenisation; built-in data; CLI wiring."""
 
-import argparse
 from pathlib import Path
 
 import pytest
 import torch
+from maskloop.testing import options_without_help, relative_links
 from seven_prune import cli
 from seven_prune.data import (
     TokenizedDataset,
@@ -146,35 +146,14 @@ def test_cli_version_and_help(capsys) -> None:
     assert exc.value.code == 2 and "{demo,bench}" in capsys.readouterr().err
 
 
-def _walk(parser: argparse.ArgumentParser, path: str = "seven-prune") -> list[tuple[str, object]]:
-    """Every action of `parser` and its sub-commands, as (where, action)."""
-    found = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for choice in action._choices_actions:
-                found.append((f"{path} {choice.dest}", choice))
-            for name, sub in action.choices.items():
-                found += _walk(sub, f"{path} {name}")
-        else:
-            found.append((path, action))
-    return found
-
-
 def test_cli_every_option_has_help() -> None:
     """Every option and sub-command of `seven-prune` has help text; the shared flags are there."""
     parser = cli.build_parser()
-    actions = _walk(parser)
-    missing = [
-        (where, getattr(a, "option_strings", None) or a.dest)
-        for where, a in actions
-        if not a.help or a.help == argparse.SUPPRESS
-    ]
-    assert not missing
-    opts = {(w, o) for w, a in actions for o in getattr(a, "option_strings", ())}
-    for where in ("seven-prune demo", "seven-prune bench"):
-        assert {(where, "--seed"), (where, "--threads")} <= opts
-    for opt in ("--quick", "--out", "--resume", "--budget", "--seeds", "--max-minutes", "--tasks"):
-        assert ("seven-prune bench", opt) in opts
+    assert options_without_help(parser) == []
+    for name in ("demo", "bench"):
+        assert {"--seed", "--threads"} <= set(parser.subcommands[name]._option_string_actions)
+    own = {"--quick", "--out", "--resume", "--budget", "--seeds", "--max-minutes", "--tasks"}
+    assert own <= set(parser.subcommands["bench"]._option_string_actions)
     assert "./seven-prune-bench/" in parser.subcommands["bench"].format_help()
     assert parser.parse_args(["bench"]).out == Path("seven-prune-bench")
     assert (parser.parse_args(["demo"]).threads, parser.parse_args(["bench"]).threads) == (1, 2)
@@ -227,10 +206,5 @@ def test_cli_bench_wiring(tmp_path, monkeypatch, capsys) -> None:
 
 def test_readme_links_are_absolute() -> None:
     """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
-    import re
-
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    targets = re.findall(r"\]\(([^)\s]+)", text) + re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, re.M)
-    targets += re.findall(r"""src=["']([^"']+)""", text)
-    relative = [t for t in targets if not re.match(r"(https?://|mailto:|#)", t)]
-    assert not relative
+    assert relative_links(text) == []

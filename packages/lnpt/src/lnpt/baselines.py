@@ -32,11 +32,12 @@ def synflow_prune(
     rounds: int = 100,
     params: Mapping[str, torch.Tensor] | None = None,
     scope: str = "global",
-    min_density: float = 0.0,
+    min_density: float | None = None,
 ) -> WeightMask:
     """Iterative SynFlow: `rounds` re-scorings on the exponential density schedule (data-free).
 
-    `min_density` keeps at least that fraction of every tensor in each round (`lnpt.select_mask`).
+    `min_density` keeps at least that fraction of every tensor in each round (`lnpt.select_mask`;
+    default None: the core guard, 1%; 0 opts out).
     """
     check_min_density(min_density)
     mask: WeightMask | None = None
@@ -63,7 +64,7 @@ def baseline_mask(
     scope: str = "global",
     params: Mapping[str, torch.Tensor] | None = None,
     exclude: str | Sequence[str] | None = None,
-    min_density: float = 0.0,
+    min_density: float | None = None,
 ) -> WeightMask:
     """The mask of a baseline `method` in `BASELINES` at `sparsity` (fraction removed).
 

@@ -703,12 +703,12 @@ def _plot(res: report.Results, cfg: BenchConfig, curves: dict, path: Path) -> No
         dense = list(res.values("accuracy", "dense supervised", model=model_name).values())
         if dense:
             ax.axhline(100 * np.mean(dense), color="k", lw=1, label="dense supervised")
-        ax.set_title(f"{model_name.upper()}: test accuracy vs sparsity")
-        ax.set_xlabel("sparsity (fraction removed)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        _label_axes(
+            ax,
+            f"{model_name.upper()}: test accuracy vs sparsity",
+            "sparsity (fraction removed)",
+            "test accuracy (%)",
+        )
         ax = axes[1, j]
         for (m_name, run), rows_list in curves.items():
             if m_name != model_name:
@@ -723,16 +723,26 @@ def _plot(res: report.Results, cfg: BenchConfig, curves: dict, path: Path) -> No
                 norm = (arr - arr.min(axis=1, keepdims=True)) / np.where(span == 0, 1, span)
                 style = "-" if run.endswith("label-free") else "--"
                 ax.plot(norm.mean(0), style, color=color, label=f"{key} ({run})")
-        ax.set_title(f"{model_name.upper()}: diagnostic curves at {cfg.diagnostic_sparsity:.0%}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("min-max normalised (mean over seeds)")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        _label_axes(
+            ax,
+            f"{model_name.upper()}: diagnostic curves at {cfg.diagnostic_sparsity:.0%}",
+            "epoch",
+            "min-max normalised (mean over seeds)",
+        )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _label_axes(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, a light grid and (when anything is labelled) a small legend."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
 
 def resnet18_scoring_time(

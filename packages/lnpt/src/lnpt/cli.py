@@ -94,6 +94,8 @@ def _acc(model, data, evaluate) -> float:  # noqa: ANN001
 def _bench(args: argparse.Namespace) -> int:
     from lnpt.bench import BenchConfig, run_bench
 
+    if args.seeds is not None and args.seeds < 1:
+        args._parser.error(f"--seeds must be >= 1, got {args.seeds}")
     out = str(args.out).rstrip("/")
     start = time.perf_counter()
     if args.timing:
@@ -143,16 +145,6 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seeds(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `lnpt` parser: the shared `maskloop.cli` layout plus this package's bench options."""
     from maskloop.cli import build_parser as shared_parser
@@ -181,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         if action.dest == "quick":
             action.help = "the CI-sized grid: every factor, fewer training epochs"
     bench.add_argument(
-        "--seeds", type=_seeds, default=None, help="paired seeds (default 5; --ablation 3)"
+        "--seeds", type=int, default=None, help="paired seeds (default 5; --ablation 3)"
     )
     bench.add_argument(
         "--models",
@@ -211,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: per-layer density / effective density of every mask (lnpt_layers_*.png)",
     )
+    bench.set_defaults(_parser=bench)
     return parser
 
 

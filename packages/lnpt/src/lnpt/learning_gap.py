@@ -21,7 +21,6 @@ training would never train the head.
 from __future__ import annotations
 
 import copy
-import math
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -291,8 +290,10 @@ def head_pattern(model: nn.Module) -> str:
     return rf"^{re.escape(last_linear(model))}\.weight$"
 
 
-def check_min_density(min_density: object) -> float:
-    """`min_density` as a float in [0, 1) (`maskloop.checks.check_fraction`, its meaning named)."""
+def check_min_density(min_density: object) -> float | None:
+    """`min_density` as None (the core default) or a float in [0, 1) (`maskloop.checks`)."""
+    if min_density is None:
+        return None
     return check_fraction(
         "min_density", min_density, meaning="the least fraction kept in every tensor"
     )
@@ -304,40 +305,20 @@ def select_mask(
     *,
     scope: str = "global",
     previous: WeightMask | None = None,
-    min_density: float = 0.0,
+    min_density: float | None = None,
 ) -> WeightMask:
-    """`WeightMask.from_scores` with an optional per-tensor floor against layer collapse.
+    """`WeightMask.from_scores` with the core's layer-collapse guard, LNPT's one selection path.
 
-    With `min_density = d > 0`, every tensor first keeps its `ceil(d * numel)` highest-scored entries
-    (among those `previous` kept); the rest of the budget `numel_total - round(sparsity *
-    numel_total)` goes to the global top of the remaining scores, so the overall sparsity is still
-    exact. `d = 0` is plain global (or per-layer) selection. Raises ValueError when the floors alone
-    exceed the budget.
+    `min_density=None` (default) is the core guard: no tensor is emptied (each keeps at least 1% of
+    its entries, relaxed to one entry when those floors do not fit), with a warning naming each
+    tensor the plain selection would have emptied; `min_density = d > 0` keeps at least
+    `ceil(d * numel)` of every tensor (among those `previous` kept) and raises ValueError when the
+    floors alone exceed the budget; `min_density=0` is the plain global (or per-layer) selection,
+    which may empty a tensor. The overall sparsity is exact in every case.
     """
     s = check_sparsity(sparsity)
     d = check_min_density(min_density)
-    if d == 0.0:
-        return WeightMask.from_scores(scores, s, scope=scope, previous=previous, min_density=0)
-    if not isinstance(scores, Mapping) or not scores:
-        raise ValueError("scores must be a non-empty mapping name -> tensor")
-    total = sum(t.numel() for t in scores.values())
-    budget = total - math.floor(s * total + 0.5)
-    floors = {n: min(math.ceil(d * t.numel()), t.numel()) for n, t in scores.items()}
-    if sum(floors.values()) > budget:
-        raise ValueError(
-            f"min_density={d} keeps {sum(floors.values())} weights in floors alone, more than the "
-            f"{budget} that sparsity={s} leaves; lower min_density"
-        )
-    lifted = {}
-    for n, t in scores.items():
-        flat = t.detach().to(torch.float64).flatten().clone()
-        if previous is not None and n in previous:
-            flat = flat.masked_fill(~previous[n].flatten().to(flat.device), -math.inf)
-        if floors[n]:
-            top = torch.argsort(flat, descending=True, stable=True)[: floors[n]]
-            flat[top] = math.inf  # always within the kept budget
-        lifted[n] = flat.reshape(t.shape)
-    return WeightMask.from_scores(lifted, s, scope=scope, previous=previous, min_density=0)
+    return WeightMask.from_scores(scores, s, scope=scope, previous=previous, min_density=d)
 
 
 SCORE_NORMS = (None, "mean", "sum")
@@ -512,7 +493,7 @@ def prune(
     teacher_layer: str | nn.Module | None = "same",
     params: Mapping[str, torch.Tensor] | None = None,
     exclude: str | Sequence[str] | None = None,
-    min_density: float = 0.0,
+    min_density: float | None = None,
     max_batches: int | None = None,
     sync: bool | None = None,
     score_norm: str | None = None,
@@ -526,9 +507,10 @@ def prune(
     `WeightMask` has exactly `round(sparsity * numel)` pruned entries; apply it with `mask.apply_`.
     `teacher` may be a list of checkpoints; `score_norm`, `bn` and `gap_options` are as in `score`.
 
-    Against layer collapse (not in the paper's abstract; off by default): `exclude` leaves tensors
-    out of the mask (e.g. `exclude=head_pattern(student)` keeps the classifier dense) and
-    `min_density` keeps at least that fraction of every masked tensor (`select_mask`).
+    Against layer collapse (not in the paper's abstract): `exclude` leaves tensors out of the mask
+    (e.g. `exclude=head_pattern(student)` keeps the classifier dense) and `min_density` keeps at
+    least that fraction of every masked tensor (`select_mask`; default None: the core guard, 1%;
+    `min_density=0` opts out).
     """
     s = check_sparsity(sparsity)
     check_min_density(min_density)

@@ -121,6 +121,14 @@ class BenchConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _short_grid(task: str, seeds: int | None, **sizes: Any) -> BenchConfig:
+    """The short-budget grid of a task: every method at {0.5, 0.7, 0.8, 0.9}, 3 paired seeds unless
+    `seeds`, with the task's `sizes` (steps, batch, lr, window, ...)."""
+    return BenchConfig(
+        task=task, methods=METHODS, sparsities=(0.5, 0.7, 0.8, 0.9), seeds=seeds or 3, **sizes
+    )
+
+
 def text_config(quick: bool, seeds: int | None) -> BenchConfig:
     """MiniLM + Rotten Tomatoes: 80 fine-tuning steps of 16 sentences x 32 word-pieces, lr 1e-4,
     window t_i=8, K=50, a cut every 10 steps, 8 scoring batches for the pre-training methods, 800 held-out
@@ -133,11 +141,9 @@ def text_config(quick: bool, seeds: int | None) -> BenchConfig:
     its seed, so the quick numbers are the full run's 0.8 rows. The pilot's size (450 steps of 32 x 48)
     trains about 11x longer per run, about 9 hours for the grid on 2 cores; the overhead probe uses that batch.
     """
-    full = BenchConfig(
-        task="rotten_tomatoes",
-        methods=METHODS,
-        sparsities=(0.5, 0.7, 0.8, 0.9),
-        seeds=seeds or 3,
+    full = _short_grid(
+        "rotten_tomatoes",
+        seeds,
         steps=80,
         batch_size=16,
         lr=1e-4,
@@ -183,20 +189,16 @@ def epoch_config(seeds: int | None, max_len: int = 32) -> BenchConfig:
     steps = math.ceil(n_train / 16)
     warm = round(0.05 * steps)
     end = round(2 * steps / 3)
-    return BenchConfig(
+    return replace(
+        text_config(False, seeds),  # the short grid's batch, lr, cut interval and test split
         task="rotten_tomatoes_epoch",
         methods=tuple(dict.fromkeys(m for m, _ in EPOCH_PLAN)),
         sparsities=tuple(sorted({s for _, s in EPOCH_PLAN} - {0.0})),
-        seeds=seeds or 3,
         steps=steps,
-        batch_size=16,
-        lr=1e-4,
         start=warm,
         window=end - warm,
-        delta_t=10,
         pre_batches=16,
         max_len=max_len,
-        n_test=800,
         min_density=0.01,
         warmup=0.05,
         decay="linear",
@@ -207,11 +209,9 @@ def epoch_config(seeds: int | None, max_len: int = 32) -> BenchConfig:
 def vision_config(quick: bool, seeds: int | None) -> BenchConfig:
     """Tiny ViT on digits: 300 steps of dense pre-training, then 120 steps of pruning + fine-tuning per
     method, 3 paired seeds (full: every method at {0.5, 0.7, 0.8, 0.9}; quick: 0.8 only, 5 methods)."""
-    full = BenchConfig(
-        task="digits_vit",
-        methods=METHODS,
-        sparsities=(0.5, 0.7, 0.8, 0.9),
-        seeds=seeds or 3,
+    full = _short_grid(
+        "digits_vit",
+        seeds,
         steps=120,
         batch_size=64,
         lr=3e-4,
@@ -527,6 +527,36 @@ def _run_task(
     return True
 
 
+def _round_robin(runs: list[Any], rounds: int, cut_every: int) -> None:
+    """The probes' timing: `rounds` rounds in which every run `(method, model, pruner, optimizer,
+    batches, times)` takes one `_timed_step` in turn (so that a busy CPU slows them alike); after 2
+    warm-up rounds the step and pruner times go into `times` ("cut" every `cut_every`-th round)."""
+    for i in range(rounds):
+        for _, model, pr, opt, loader, times in runs:
+            dt_step, dt_prune = _timed_step(model, next(loader), opt, pr)
+            if i >= 2:
+                times["step"].append(dt_step)
+                times["cut" if (i + 1) % cut_every == 0 else "update"].append(dt_prune)
+
+
+def _overhead(
+    times: dict[str, list[float]], delta_t: int, reference: float | None = None
+) -> dict[str, float]:
+    """Medians of `times` (they resist spikes): step, score update, cut (cut round minus update),
+    and the overhead (update + cut / `delta_t`) over `reference` (default: the run's own step)."""
+    s, u = statistics.median(times["step"]), statistics.median(times["update"])
+    c = max(statistics.median(times["cut"]) - u, 0.0)
+    ref = s if reference is None else reference
+    out = {"step_seconds": s, "update_seconds": u, "cut_seconds": c}
+    if reference is not None:
+        out["plain_step_seconds"] = reference
+    return out | {
+        "overhead": (u + c / delta_t) / ref,
+        "overhead_cut_every_step": (u + c) / ref,
+        "timed_steps": float(len(times["step"])),
+    }
+
+
 def overhead_probe(
     results: report.Results,
     methods: Sequence[str] = ("SEVEN_dyn", "Taylor (per step)", "PLATON"),
@@ -557,26 +587,12 @@ def overhead_probe(
         loader = _forever(_loader(train, batch_size, 0))
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
         runs.append((method, model, pr, opt, loader, {"step": [], "update": [], "cut": []}))
-    # round-robin over the methods, so that a busy CPU slows them alike; medians resist spikes
-    for i in range(steps):
-        for _, model, pr, opt, loader, times in runs:
-            dt_step, dt_prune = _timed_step(model, next(loader), opt, pr)
-            if i >= 2:  # skip warm-up steps
-                times["step"].append(dt_step)
-                times["cut" if (i + 1) % delta_t == 0 else "update"].append(dt_prune)
+    _round_robin(runs, steps, cut_every=delta_t)
     for method, _, pr, _, _, times in runs:
         pr.remove()
-        s, u = statistics.median(times["step"]), statistics.median(times["update"])
-        c = max(statistics.median(times["cut"]) - u, 0.0)
-        metrics = {
-            "step_seconds": s,
-            "update_seconds": u,
-            "cut_seconds": c,
-            "overhead": (u + c / delta_t) / s,
-            "overhead_cut_every_step": (u + c) / s,
-            "timed_steps": float(len(times["step"])),
-        }
+        metrics = _overhead(times, delta_t)
         results.add(method, 0, metrics, task="overhead_probe", sparsity=0.8)
+        s, u, c = (metrics[k] for k in ("step_seconds", "update_seconds", "cut_seconds"))
         log(f"overhead probe {method}: step {s:.3f}s update {u:.3f}s cut {c:.3f}s")
 
 
@@ -636,28 +652,14 @@ def overhead_compare(
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
             loader = _forever(_loader(train, batch_size, 0))
             runs.append((method, model, pr, opt, loader, {"step": [], "update": [], "cut": []}))
-        for i in range(steps + 2):
-            for _, model, pr, opt, loader, times in runs:
-                dt_step, dt_prune = _timed_step(model, next(loader), opt, pr)
-                if i >= 2:  # warm-up steps (and the fused kernel's compilation) not timed
-                    times["step"].append(dt_step)
-                    times["cut" if (i + 1) % 3 == 0 else "update"].append(dt_prune)
+        _round_robin(runs, steps + 2, cut_every=3)  # the fused kernel compiles in warm-up
         plain = statistics.median(runs[0][5]["step"])
         shape = f"{batch_size}x{max_len}"
         results.add("plain", 0, {"step_seconds": plain}, task="overhead", batch=shape)
         for method, _, pr, _, _, times in runs[1:]:
             pr.remove()
-            s, u = statistics.median(times["step"]), statistics.median(times["update"])
-            c = max(statistics.median(times["cut"]) - u, 0.0)
-            metrics = {
-                "step_seconds": s,
-                "plain_step_seconds": plain,
-                "update_seconds": u,
-                "cut_seconds": c,
-                "overhead": (u + c / delta_t) / plain,
-                "overhead_cut_every_step": (u + c) / plain,
-                "timed_steps": float(len(times["step"])),
-            }
+            metrics = _overhead(times, delta_t, plain)
+            c, u = metrics["cut_seconds"], metrics["update_seconds"]
             results.add(method, 0, metrics, task="overhead", batch=shape)
             log(
                 f"overhead {shape} {method}: plain step {plain:.3f}s update {u * 1000:.1f}ms "
@@ -742,6 +744,22 @@ def _vit_pretrained(
     return make
 
 
+def _resume(results: report.Results, partial: Path, log: Callable[[str], None]) -> float:
+    """Take the runs a stopped run of the same command saved in `partial` into `results`; return the
+    seconds it had spent (0 when there is no such file). A file of another command is refused."""
+    if not partial.is_file():
+        return 0.0
+    old = report.Results.load(partial)
+    if old.command != results.command:
+        raise ValueError(
+            f"resume: {partial} was written by {old.command!r}, not by {results.command!r}"
+        )
+    results.records = old.records
+    before = float(old.config.get("seconds", 0.0))
+    log(f"resuming from {partial}: {len(old.records)} runs done ({before / 60:.1f} min)")
+    return before
+
+
 def run_bench(
     quick: bool = False,
     out: str | Path = "seven-prune-bench",
@@ -777,16 +795,7 @@ def run_bench(
     )
     tic = time.perf_counter()
     partial = out / "seven-prune.partial.json"
-    before = 0.0
-    if resume and partial.is_file():
-        old = report.Results.load(partial)
-        if old.command != command:
-            raise ValueError(
-                f"resume: {partial} was written by {old.command!r}, not by {command!r}"
-            )
-        results.records = old.records
-        before = float(old.config.get("seconds", 0.0))
-        log(f"resuming from {partial}: {len(old.records)} runs done ({before / 60:.1f} min)")
+    before = _resume(results, partial, log) if resume else 0.0
     for cfg in cfgs:
         if cfg.task == "rotten_tomatoes":
             from seven_prune.models import load_minilm_classifier
@@ -872,16 +881,7 @@ def run_epoch_bench(
     tic = time.perf_counter()
     deadline = None if max_minutes is None else tic + 60.0 * max_minutes
     partial = out / f"{EPOCH_STEM}.partial.json"
-    before = 0.0
-    if resume and partial.is_file():
-        old = report.Results.load(partial)
-        if old.command != command:
-            raise ValueError(
-                f"resume: {partial} was written by {old.command!r}, not by {command!r}"
-            )
-        results.records = old.records
-        before = float(old.config.get("seconds", 0.0))
-        log(f"resuming from {partial}: {len(old.records)} runs done ({before / 60:.1f} min)")
+    before = _resume(results, partial, log) if resume else 0.0
     from seven_prune.models import load_minilm_classifier
 
     train, test = _text_data(cfg)

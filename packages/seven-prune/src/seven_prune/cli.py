@@ -115,6 +115,8 @@ def _bench(args: argparse.Namespace) -> int:
     from seven_prune.bench import EPOCH_STEM, run_bench, run_epoch_bench
 
     parser = args._parser
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     if args.max_minutes is not None and not args.max_minutes > 0:
         parser.error(f"--max-minutes must be > 0, got {args.max_minutes}")
     if args.budget == "epoch":
@@ -148,16 +150,6 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seeds(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `seven-prune` parser: the shared `maskloop.cli` layout plus this package's options."""
     from maskloop.cli import build_parser as shared_parser
@@ -184,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "MiniLM grid of issue 17 (about 2 hours on 2 cores; run it in chunks with "
                        "--max-minutes and --resume); overhead: each pruner's cost beside a plain "
                        "MiniLM step at 16 x 32 and 32 x 64 (default: short)")  # fmt: skip
-    bench.add_argument("--seeds", type=_seeds, default=None, help="paired seeds (default 3)")
+    bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 3)")
     bench.add_argument("--max-minutes", type=float, default=None,
                        help="epoch budget: start no run that would end after this many minutes "
                        "(a chunk); the cache keeps what is done")  # fmt: skip

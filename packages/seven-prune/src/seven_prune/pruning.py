@@ -580,6 +580,12 @@ class Pruner(Callback):
         return [p.detach() for p in self.params.values()]
 
     @property
+    def final_keep(self) -> int:
+        """The target weights kept at the target sparsity: N - round(sparsity * N) (half up), the
+        count every pruner's final cut keeps."""
+        return self.numel - math.floor(self.sparsity * self.numel + 0.5)
+
+    @property
     def achieved_sparsity(self) -> float:
         """Fraction of target weights that are pruned now."""
         return self.mask.sparsity
@@ -914,9 +920,7 @@ class GradualPruner(Pruner):
         alive = self._alive_flat()
         # S[M == 0] <- 0: pruned weights never come back (also excluded from the selection)
         flat.masked_fill_(~alive, 0.0)
-        keep = self.n_keep(k)
-        if k == self.window - 1:  # the schedule's end: exactly round(sparsity * N) pruned
-            keep = self.numel - math.floor(self.sparsity * self.numel + 0.5)
+        keep = self.final_keep if k == self.window - 1 else self.n_keep(k)  # exact at the end
         self._set_mask(self._select(flat, keep, alive))
 
     # ------------------------------------------------------------------ driving
@@ -1087,9 +1091,8 @@ class OneShotPruner(Pruner):
         for n, p in self.model.named_parameters():
             p.grad = saved[n]
         self.model.train(was_training)
-        keep = self.numel - math.floor(self.sparsity * self.numel + 0.5)
         flat = torch.cat([x.detach().reshape(-1).float() for x in scores])
-        self._set_mask(self._select(flat, keep, None))
+        self._set_mask(self._select(flat, self.final_keep, None))
         self.pruned_before_training = True
         self.seconds += time.perf_counter() - tic
         return self.mask

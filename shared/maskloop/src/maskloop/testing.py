@@ -1,13 +1,16 @@
 """Test helpers shared by the packages: run a script under `torchrun` and read what each rank saved;
-record the order in which `fit` calls a callback's hooks.
+record the order in which `fit` calls a callback's hooks; list a command line's options without help
+text; list a README's links that break on PyPI.
 
 Every package tests its distributed path the same way (a script, two gloo ranks on the CPU, one file
-per rank); this keeps the launch in one place.
+per rank), its CLI's help and its README's links; this keeps those checks in one place.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,7 +21,7 @@ import torch
 
 from maskloop.loop import Callback
 
-__all__ = ["HOOKS", "EventRecorder", "run_torchrun"]
+__all__ = ["HOOKS", "EventRecorder", "options_without_help", "relative_links", "run_torchrun"]
 
 HOOKS = (
     "fit_start", "epoch_start", "batch_start", "loss",
@@ -70,3 +73,38 @@ def run_torchrun(
     if proc.returncode != 0:
         raise RuntimeError(f"torchrun failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(nproc)]
+
+
+def options_without_help(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option and sub-command of `parser` and its sub-parsers (recursively) whose help text is
+    empty or suppressed, as `"<prog> <option or command>"`; a CLI test asserts the list is empty."""
+    if not isinstance(parser, argparse.ArgumentParser):
+        raise TypeError(f"parser must be an argparse.ArgumentParser, got {type(parser).__name__}")
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helped = {
+                c.dest for c in action._choices_actions if c.help and c.help != argparse.SUPPRESS
+            }
+            first = {sub: name for name, sub in reversed(action.choices.items())}  # not aliases
+            for sub, name in first.items():
+                if name not in helped:
+                    missing.append(f"{parser.prog} {name}")
+                missing += options_without_help(sub)
+        elif not action.help or action.help == argparse.SUPPRESS:
+            missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+_ABSOLUTE = re.compile(r"(https?://|mailto:|#)")
+
+
+def relative_links(markdown: str) -> list[str]:
+    """The link and image targets in a Markdown text (inline `[..](target)`, reference `[id]: target`,
+    HTML `src=`/`href=`) that are not absolute URLs or in-page anchors: on PyPI they break."""
+    if not isinstance(markdown, str):
+        raise TypeError(f"markdown must be a str, got {type(markdown).__name__}")
+    targets = re.findall(r"\]\(\s*<?([^)\s>]+)", markdown)
+    targets += re.findall(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?\s*$", markdown, re.M)
+    targets += re.findall(r"""(?:src|href)=["']([^"']+)""", markdown)
+    return [t for t in targets if not _ABSOLUTE.match(t)]
