@@ -131,6 +131,7 @@ def _bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The `cdhm` parser: the shared `maskloop.cli` layout plus cdhm's own bench options."""
     from maskloop.cli import build_parser as shared_parser
+    from maskloop.cli import positive_int
 
     from cdhm import __version__
 
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench = parser.subcommands["bench"]
     p_bench.add_argument(
         "--seeds",
-        type=_seeds,
+        type=positive_int,
         default=5,
         help="number of seeds, --seed to --seed + N - 1 (default: 5; --select always uses the "
         "dev seeds 100 and 101)",
@@ -186,16 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
-
-
-def _seeds(text: str) -> int:
-    """`--seeds`: an int >= 1 (argparse reports the error)."""
-    from maskloop.checks import check_positive_int
-
-    try:
-        return check_positive_int("--seeds", int(text))
-    except (TypeError, ValueError) as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,19 +123,10 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `ssjdn` parser: the shared `maskloop.cli` layout plus ssjdn's own bench options."""
     from maskloop.cli import build_parser as shared_parser
+    from maskloop.cli import positive_int
 
     from ssjdn import __version__
 
@@ -160,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--seeds",
-        type=_positive_int,
+        type=positive_int,
         default=5,
         help="number of seeds, --seed, --seed+1, ... (default 5)",
     )
