@@ -412,8 +412,14 @@ def run_bench(
         "Not run (time limit): " + (", ".join(missing) if missing else "none") + ".",
         "## Goals\n\n" + goals,
         "## Each rung against the one below (paired over seeds)\n\n" + step_table,
-        "## Each variant against the rung it modifies (paired over seeds; the options are chosen "
-        "on the validation split from these rows)\n\n" + variant_table,
+        *(
+            [
+                "## Each variant against the rung it modifies (paired over seeds; the options are "
+                "chosen on the validation split from these rows)\n\n" + variant_table
+            ]
+            if variant_pairs
+            else []
+        ),
         f"## mR, paired Δ against {base}\n\n" + tables["mR"],
         "## mR of small-object queries (full gallery)\n\n" + tables["small_mR"],
         "## Hard split (every image has a twin differing in the small group): mR\n\n"
