@@ -52,3 +52,25 @@ def test_readme_usage_runs() -> None:
     block = re.search(r"## Usage\n\n```python\n(.*?)```", readme.read_text(), re.S)
     assert block is not None
     exec(compile(block.group(1), str(readme), "exec"), {})
+
+
+PUBLIC = [
+    "POLICIES",
+    "Plan",
+    "Residual",
+    "RowCentric",
+    "StepInBackward",
+    "Strip",
+    "TrunkGraph",
+    "__version__",
+    "find_trunk",
+    "plan",
+]
+
+
+def test_public_api_is_pinned() -> None:
+    """`__all__` is the method, its config and its integrations; a change to it is deliberate."""
+    import lrcnn
+
+    assert sorted(lrcnn.__all__) == PUBLIC
+    assert all(hasattr(lrcnn, name) for name in PUBLIC)
