@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from maskloop.cli import bench_parser, build_parser, non_negative_int, positive_int, run
+from maskloop.cli import (
+    bench_parser,
+    build_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run,
+)
 
 
 def test_standard_parser_defaults_and_flags() -> None:
@@ -100,3 +107,11 @@ def test_positive_int_rejects_with_a_usage_error(text) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="int >= 1"):
         positive_int(text)
     assert positive_int("3") == 3 and non_negative_int("0") == 0
+
+
+@pytest.mark.parametrize("text", ["0", "-0.5", "nan", "inf-ish", ""])
+def test_positive_float_rejects_with_a_usage_error(text) -> None:
+    """maskloop.cli.positive_float: anything but a number > 0 is an argparse error naming the text."""
+    with pytest.raises(argparse.ArgumentTypeError, match="number > 0"):
+        positive_float(text)
+    assert positive_float("2.5") == 2.5

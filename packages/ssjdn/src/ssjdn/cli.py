@@ -113,20 +113,10 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `ssjdn` parser: the shared `maskloop.cli` layout plus ssjdn's own bench options."""
     from maskloop.cli import build_parser as shared_parser
-    from maskloop.cli import positive_int
+    from maskloop.cli import positive_float, positive_int
 
     from ssjdn import __version__
 
@@ -175,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--time-limit",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="S",
         help="stop starting new runs after this many seconds (the rest: --resume later)",

@@ -74,25 +74,10 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if done else 3
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> int | float:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"must be a {kind.__name__} > 0, got {text!r}"
-            ) from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"must be a {kind.__name__} > 0, got {text!r}")
-        return v
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `ted-prune` parser: `maskloop.cli`'s demo/bench layout plus this package's options."""
     from maskloop.cli import build_parser as standard
+    from maskloop.cli import positive_float, positive_int
 
     from ted_prune import __version__
 
@@ -112,16 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     b = parser.subcommands["bench"]
     b.add_argument("--suite", choices=("mnist1d", "digits"), default="mnist1d",
                    help="mnist1d: TED vs baselines on MNIST-1D (default); digits: the older grid")  # fmt: skip
-    b.add_argument("--seeds", type=_positive(int), default=None,
+    b.add_argument("--seeds", type=positive_int, default=None,
                    help="paired seeds 0..N-1 (default 5; --quick: 2 on mnist1d)")  # fmt: skip
     b.add_argument("--stage", choices=("all", "val", "test"), default="all",
                    help="mnist1d: the validation ablation, the test grid, or both")  # fmt: skip
-    b.add_argument("--num-samples", type=_positive(int), default=None,
+    b.add_argument("--num-samples", type=positive_int, default=None,
                    help="mnist1d samples generated, 80%% train incl. 500 validation, 20%% test "
                         "(default 5000; --quick: 2000)")  # fmt: skip
-    b.add_argument("--epochs", type=_positive(int), default=None,
+    b.add_argument("--epochs", type=positive_int, default=None,
                    help="mnist1d training epochs (default 20; --quick: 12)")  # fmt: skip
-    b.add_argument("--time-limit", type=_positive(float), default=None,
+    b.add_argument("--time-limit", type=positive_float, default=None,
                    help="seconds after which no new group is started (exit code 3: rerun with --resume)")  # fmt: skip
     return parser
 

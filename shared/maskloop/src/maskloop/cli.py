@@ -30,6 +30,7 @@ __all__ = [
     "build_parser",
     "finish_bench_args",
     "non_negative_int",
+    "positive_float",
     "positive_int",
     "run",
 ]
@@ -37,25 +38,34 @@ __all__ = [
 Handler = Callable[[argparse.Namespace], "int | None"]
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse `type=` for counts and seeds: an int >= 0, else a clear usage error."""
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}")
+        v = minimum - 1
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"must be an int >= {minimum}, got {text!r}")
     return v
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse `type=` for counts and seeds: an int >= 0, else a clear usage error."""
+    return _int_at_least(text, 0)
 
 
 def positive_int(text: str) -> int:
     """An argparse `type=` for sizes, seeds counts and threads: an int >= 1, else a usage error."""
+    return _int_at_least(text, 1)
+
+
+def positive_float(text: str) -> float:
+    """An argparse `type=` for time limits and rates: a number > 0, else a clear usage error."""
     try:
-        v = int(text)
+        v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+        v = float("nan")
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return v
 
 
