@@ -35,12 +35,14 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
+from ted_prune.observations import ObservationStore
 from ted_prune.pruner import (
     ProgressiveSchedule,
     ScheduledPruner,
     forward_logits,
     single_thread,
 )
+from ted_prune.sampling import sample_groups
 
 __all__ = [
     "SPEC_READING",
@@ -89,12 +91,18 @@ def last_layer_factors(
             "features must be (B, D) and logits (B, C) with the same B; got "
             f"{tuple(features.shape)} and {tuple(logits.shape)}"
         )
-    e = torch.softmax(logits.to(dtype), dim=1)
-    e[torch.arange(e.shape[0]), targets.long()] -= 1.0
+    e = error_factor(logits, targets, dtype)
     h = torch.empty(features.shape[0], features.shape[1] + 1, dtype=dtype)
     h[:, :-1] = features
     h[:, -1] = 1.0
     return e, h
+
+
+def error_factor(logits: torch.Tensor, targets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """e_i = softmax(z_i) - onehot(y_i) in `dtype`, the left factor of every last-layer gradient."""
+    e = torch.softmax(logits.to(dtype), dim=1)
+    e[torch.arange(e.shape[0]), targets.long()] -= 1.0
+    return e
 
 
 def _align_factors(
@@ -155,8 +163,12 @@ def ted_scores(
     curvature: str = "none",
     damping: float = 0.1,
     normalize: bool = False,
+    hnorm2: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep-scores (larger = keep) and the alignment a_i, from the last-layer factors (e, h~).
+
+    `hnorm2`: the rows' ||h~_i||^2 if already known (`(h * h).sum(1)`, e.g. cached when the
+    features were stored), used by `rank="residual"` without curvature or normalisation.
 
     a_i = <g_T, g_i>_P with g_T = mean_{j in target} g_j and P = I (`curvature="none"`) or the
     damped inverse diagonal curvature (`"diagonal"`: the influence-weighted alignment). Readings:
@@ -190,9 +202,11 @@ def ted_scores(
         return -a, a
     if rank == "abs":
         return -a.abs(), a
-    gnorm2 = (
-        (e * e).sum(1) * (h * h).sum(1) if pinv is None else (((e * e) @ pinv) * (h * h)).sum(1)
-    )
+    if pinv is not None:
+        gnorm2 = (((e * e) @ pinv) * (h * h)).sum(1)
+    else:
+        hn2 = (h * h).sum(1) if hnorm2 is None or normalize else hnorm2
+        gnorm2 = (e * e).sum(1) * hn2
     tnorm2 = (g * gp).sum().clamp_min(1e-300)
     return gnorm2 - a.clamp_min(0) ** 2 / tnorm2, a
 
@@ -480,12 +494,11 @@ class TEDPruner(ScheduledPruner):
         self.rescore_every = rescore_every
         self.layer = layer
         n = self.n
-        self.labels: torch.Tensor | None = None  # (N,) training labels as observed (-1: never)
+        # labels (N,; -1: never observed), logits (N, C) and penultimate features (N, D) of every
+        # sample at its last observation, and this epoch's `fresh` flags (see `observations`)
+        self._obs = ObservationStore(n, torch.float64 if precision == "float64" else torch.float32)
         self.scores = torch.zeros(n, dtype=torch.float64)
         self.has_score = torch.zeros(n, dtype=torch.bool)
-        self.fresh = torch.zeros(n, dtype=torch.bool)
-        self.logits: torch.Tensor | None = None  # (N, C) logits at the last observation
-        self.features: torch.Tensor | None = None  # (N, D) penultimate features, idem
         self.last_alignment = torch.zeros(n, dtype=torch.float64)
         if budget is not None and schedule is None and self._rescore_epochs():
             self._solve_budget(float(budget))
@@ -547,42 +560,51 @@ class TEDPruner(ScheduledPruner):
 
     # -- scoring --------------------------------------------------------------------------------
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
-        # index_copy_/index_fill_: on CPU, `buf[idx] = x` (index_put) of a (B, D) block can be
-        # orders of magnitude slower (a parallel path), and this runs once per training batch
-        self._label_buffer().index_copy_(0, indices, targets)
-        self.fresh.index_fill_(0, indices, True)
+        # staged with slice copies, written to the per-sample buffers in one go when read
         if self.grads != "last_layer":
+            self._obs.mark_labels(indices, targets)
             return
-        self._store(indices, logits, features)
+        self._obs.stage(indices, targets, logits, features)
 
-    def _label_buffer(self) -> torch.Tensor:
-        """The (N,) observed-label buffer, created on first use (-1: never observed)."""
-        if self.labels is None:
-            self.labels = torch.full((self.n,), -1, dtype=torch.long)
-        return self.labels
+    # the observation buffers, written (flushed) before anything reads them
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """(N,) training labels as observed (-1: never observed)."""
+        self._obs.flush()
+        return self._obs.labels
 
-    def _store(self, indices: torch.Tensor, logits: torch.Tensor, features: torch.Tensor) -> None:
-        if self.logits is None or self.features is None:
-            self.logits = torch.zeros(self.n, logits.shape[1], dtype=torch.float32)
-            self.features = torch.zeros(self.n, features.shape[1], dtype=torch.float32)
-        if logits.shape[1] != self.logits.shape[1] or features.shape[1] != self.features.shape[1]:
-            raise ValueError(
-                f"feature/class sizes changed: got {features.shape[1]} features and "
-                f"{logits.shape[1]} classes, expected {self.features.shape[1]} and "
-                f"{self.logits.shape[1]}"
-            )
-        self.logits.index_copy_(0, indices, logits)
-        self.features.index_copy_(0, indices, features)
+    @property
+    def logits(self) -> torch.Tensor | None:
+        """(N, C) logits of every sample at its last observation (None before any)."""
+        self._obs.flush()
+        return self._obs.logits
+
+    @property
+    def features(self) -> torch.Tensor | None:
+        """(N, D) penultimate features of every sample at its last observation (None before any)."""
+        self._obs.flush()
+        return self._obs.features
+
+    @property
+    def fresh(self) -> torch.Tensor:
+        """(N,) bool: observed (trained on or re-scored) in the current epoch."""
+        self._obs.flush()
+        return self._obs.fresh
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Closed-form last-layer gradient factors (e, h~) of every sample (float64), from the
         stored logits/features/labels (zeros for never-observed samples)."""
-        if self.logits is None or self.features is None or self.labels is None:
+        obs = self._obs
+        obs.flush()
+        if obs.logits is None or obs.h is None or obs.labels is None:
             raise ValueError("no observations yet: call observe() during training first")
         dtype = torch.float64 if self.precision == "float64" else torch.float32
-        e, h = last_layer_factors(self.features, self.logits, self.labels.clamp_min(0), dtype)
-        e[self.labels < 0] = 0.0
-        return e, h
+        e = error_factor(obs.logits, obs.labels.clamp_min(0), dtype)
+        unseen = obs.labels < 0
+        if bool(unseen.any()):
+            e[unseen] = 0.0
+        # the stored h~ = [h, 1] itself (float32), no copy
+        return e, obs.h if dtype == torch.float32 else obs.h.to(dtype)
 
     def _needs_rescore(self) -> bool:
         if self.grads != "last_layer" or self.rescore_every == 0:
@@ -629,9 +651,8 @@ class TEDPruner(ScheduledPruner):
                         )
                     b = logits.shape[0]
                     sl = idx[pos : pos + b]
-                    self._label_buffer()[sl] = torch.as_tensor(targets).long().cpu()
-                    self._store(sl, logits.float().cpu(), feats.float().cpu())
-                    self.fresh[sl] = True
+                    self._obs.stage(sl, torch.as_tensor(targets).long().cpu(),
+                                    logits.float().cpu(), feats.float().cpu())  # fmt: skip
                     pos += b
         finally:
             model.train(was)
@@ -691,7 +712,7 @@ class TEDPruner(ScheduledPruner):
                 e, h = self.factors()
                 a, align = ted_scores(e, h, tmask, direction=self.direction, rank=self.rank,
                                       curvature=self.curvature, damping=self.damping,
-                                      normalize=self.normalize)  # fmt: skip
+                                      normalize=self.normalize, hnorm2=self._obs.hnorm2)  # fmt: skip
         a, align = a.double(), align.double()
         upd = self.fresh
         self.last_alignment[upd] = align[upd]
@@ -718,33 +739,37 @@ class TEDPruner(ScheduledPruner):
 
     def epoch_fresh_reset(self) -> None:
         """Mark every sample as not observed in the (new) epoch."""
-        self.fresh = torch.zeros(self.n, dtype=torch.bool)
+        self._obs.reset_fresh()
 
     def _sync(self) -> None:
         """Average this epoch's observations over DDP ranks so every rank holds the same scores."""
         if world_size() <= 1:
             return
-        cnt = self.fresh.double()
+        obs = self._obs
+        obs.flush()
+        cnt = obs.fresh.double()
         all_reduce_(cnt)
         dims = torch.tensor(
             [0.0, 0.0]
-            if self.logits is None
-            else [float(self.logits.shape[1]), float(self.features.shape[1])]
+            if obs.logits is None or obs.h is None
+            else [float(obs.logits.shape[1]), float(obs.h.shape[1] - 1)]
         )
         torch.distributed.all_reduce(dims, op=torch.distributed.ReduceOp.MAX)
-        if self.logits is None:
-            self.logits = torch.zeros(self.n, int(dims[0]), dtype=torch.float32)
-            self.features = torch.zeros(self.n, int(dims[1]), dtype=torch.float32)
-        ls = torch.where(self.fresh[:, None], self.logits, torch.zeros_like(self.logits)).double()
-        fs = torch.where(self.fresh[:, None], self.features, torch.zeros_like(self.features))
+        if obs.logits is None:
+            obs.set_buffers(torch.zeros(self.n, int(dims[0])), torch.zeros(self.n, int(dims[1])))
+        logits, features = obs.logits, obs.features
+        assert logits is not None and features is not None
+        ls = torch.where(obs.fresh[:, None], logits, torch.zeros_like(logits)).double()
+        fs = torch.where(obs.fresh[:, None], features, torch.zeros_like(features))
         fs = fs.double()
         all_reduce_(ls)
         all_reduce_(fs)
-        torch.distributed.all_reduce(self._label_buffer(), op=torch.distributed.ReduceOp.MAX)
+        torch.distributed.all_reduce(obs.label_buffer(), op=torch.distributed.ReduceOp.MAX)
         upd = cnt > 0
-        self.logits[upd] = (ls[upd] / cnt[upd, None]).float()
-        self.features[upd] = (fs[upd] / cnt[upd, None]).float()
-        self.fresh = upd
+        logits[upd] = (ls[upd] / cnt[upd, None]).float()
+        features[upd] = (fs[upd] / cnt[upd, None]).float()  # a view of the stored h~
+        obs.refresh_norms()
+        obs.fresh = upd
 
     def _select(self, epoch: int) -> Selection:
         self.weight = torch.ones(self.n, dtype=torch.float64)
@@ -766,8 +791,7 @@ class TEDPruner(ScheduledPruner):
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         total = Selection.kept_count(self.n, k)
         groups = self.labels if balanced else torch.zeros(self.n, dtype=torch.long)
-        kept, probs = [], torch.ones(self.n, dtype=torch.float64)
-        classes, counts = torch.unique(groups, return_counts=True)
+        _, gid, counts = torch.unique(groups, return_inverse=True, return_counts=True)
         # per-class quotas by largest remainder, so they sum to exactly `total`, each >= 1
         raw = counts.double() * total / self.n
         quota = raw.floor().long().clamp_min(1).minimum(counts)
@@ -780,13 +804,8 @@ class TEDPruner(ScheduledPruner):
                 if quota[j] < counts[j]:
                     quota[j] += 1
                     rest -= 1
-        for c, qc in zip(classes.tolist(), quota.tolist()):
-            idx = torch.nonzero(groups == c).flatten()
-            pri = quantiles(s[idx]).clamp_min(1e-6)
-            sel, p = sample_keep(pri, int(qc), self.floor, g)
-            kept.append(idx[sel])
-            probs[idx] = p
-        kept_idx = torch.cat(kept)
+        # all classes at once (`sampling`): the selection of sample_keep run class by class
+        kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g)
         self.weight[kept_idx] = (k / probs[kept_idx]).clamp(max=self.max_weight)
         return Selection(kept_idx, self.n)
 
@@ -832,8 +851,7 @@ class TEDPruner(ScheduledPruner):
             )
         self.scores = extra["scores"].clone()
         self.has_score = extra["has_score"].clone()
-        self.fresh = extra["fresh"].clone()
-        self.logits = None if extra["logits"] is None else extra["logits"].clone()
-        self.features = None if extra["features"] is None else extra["features"].clone()
+        self._obs.set_buffers(extra["logits"], extra["features"])  # drops staged rows
+        self._obs.fresh = extra["fresh"].clone()
         self.last_alignment = extra["last_alignment"].clone()
-        self.labels = None if extra["labels"] is None else extra["labels"].clone()
+        self._obs.labels = None if extra["labels"] is None else extra["labels"].clone()
