@@ -185,9 +185,9 @@ def test_observation_store_keeps_the_last_row_and_flushes_on_read():
         store.stage(idx, idx % 3, rows[idx, :2] + shift, rows[idx] + shift)
 
     stage([0, 1, 2], 0.0)
-    stage([3, 1], 100.0)  # overflows the capacity: the first batch is written first
+    stage([3, 1], 100.0)  # reaches the capacity: both batches are written, in order
     stage([5, 5], 200.0)  # a repeated sample within a batch: its last row wins
-    stage([6, 7, 8, 9, 0, 1], 300.0)  # larger than the staging area: written directly
+    stage([6, 7, 8, 9, 0, 1], 300.0)  # larger than the staging capacity
     store.flush()
     assert store.labels is not None and store.features is not None and store.h is not None
     assert store.labels.tolist() == [0, 1, 2, 0, -1, 2, 0, 1, 2, 0]
@@ -214,3 +214,23 @@ def test_pruner_buffers_are_readable_mid_epoch_and_in_its_state():
     p.end_epoch()
     q.end_epoch()
     assert torch.equal(p.scores, q.scores)
+
+
+def test_a_staged_tensor_changed_in_place_is_reported():
+    store = ObservationStore(5)
+    logits = torch.zeros(2, 3)
+    store.stage(torch.tensor([0, 1]), torch.tensor([0, 1]), logits, torch.ones(2, 4))
+    logits.add_(1.0)  # e.g. a reused output buffer
+    with pytest.raises(ValueError, match="modified in place"):
+        store.flush()
+
+
+def test_a_view_into_a_larger_tensor_is_copied_when_staged():
+    store = ObservationStore(5)
+    hidden = torch.randn(2, 7, 4)
+    store.stage(torch.tensor([0, 1]), torch.tensor([0, 1]), torch.zeros(2, 3), hidden[:, 0])
+    staged = store._pending[0][3]
+    assert staged.untyped_storage().nbytes() == 2 * 4 * 4  # not the (2, 7, 4) storage
+    hidden.zero_()  # the copy does not change
+    store.flush()
+    assert store.features is not None and not torch.equal(store.features[:2], torch.zeros(2, 4))

@@ -3,13 +3,15 @@ last observation, written in bulk.
 
 TED scores samples from the training forward pass (no second forward for the samples it trains
 on), so every training batch hands over its logits and penultimate features. Writing them into the
-(N, ...) buffers batch by batch cost one indexed copy per buffer per batch (a few hundred
-microseconds per batch on a busy CPU, about 4% of an MNIST-1D epoch). `ObservationStore` instead
-*stages* each batch with plain slice copies into preallocated contiguous blocks (values are taken
-at observation time, as before) and writes the staged rows into the buffers with one `index_copy_`
-per buffer when anything reads them (`flush`, called by the readers: end of epoch, re-scoring,
-`state_dict`). The result is the same as writing batch by batch: a sample observed twice keeps its
-last observation.
+(N, ...) buffers batch by batch cost one indexed copy per buffer per batch, and on a CPU every
+small op issued between the training kernels costs 10-30 us (cold caches): about 4% of an
+MNIST-1D epoch. `ObservationStore` instead *stages* each batch by reference (no op at all) and
+writes the staged rows into the buffers with one `cat` and one `index_copy_` per buffer when
+anything reads them (`flush`, called by the readers: end of epoch, re-scoring, `state_dict`), or
+when `capacity` rows are staged. The result is the same as writing batch by batch: a sample
+observed twice keeps its last observation. Staged tensors must not change before they are
+written; their version counters are checked, so an in-place change raises instead of scoring
+silently from altered values.
 
 The features buffer holds h~ = [h, 1] (the bias column of the last-layer gradient e h~^T), so the
 closed-form factors need no (N, D+1) copy, and the squared row norms ||h~_i||^2 of the written rows
@@ -42,11 +44,9 @@ class ObservationStore:
         self.hnorm2: torch.Tensor | None = None  # (N,) ||h~_i||^2 in norm_dtype
         self.fresh = torch.zeros(n, dtype=torch.bool)  # observed since the last reset
         self._cap = max(1, min(n, capacity))
-        self._pos = 0
-        self._st_idx: torch.Tensor | None = None
-        self._st_y: torch.Tensor | None = None
-        self._st_logits: torch.Tensor | None = None
-        self._st_h: torch.Tensor | None = None
+        self._pending: list[tuple[torch.Tensor, ...]] = []  # staged batches
+        self._versions: list[tuple[int, ...]] = []  # their tensors' version counters
+        self._rows = 0
 
     # -- buffers ----------------------------------------------------------------------------------
     def label_buffer(self) -> torch.Tensor:
@@ -68,7 +68,7 @@ class ObservationStore:
 
     def set_buffers(self, logits: torch.Tensor | None, features: torch.Tensor | None) -> None:
         """Replace the logits and features buffers (restoring a state; pending rows are dropped)."""
-        self._pos = 0
+        self._pending, self._versions, self._rows = [], [], 0
         if logits is None or features is None:
             self.logits = self.h = self.hnorm2 = None
             return
@@ -92,7 +92,12 @@ class ObservationStore:
         logits: torch.Tensor,
         features: torch.Tensor,
     ) -> None:
-        """Stage one batch (CPU tensors: indices/labels (B,), logits (B, C), features (B, D))."""
+        """Stage one batch (CPU tensors: indices/labels (B,), logits (B, C), features (B, D)).
+
+        Keeps references, no copy (the tensors of a training batch are not written to again); a
+        tensor that is modified in place before the rows are written is reported by `flush`. A
+        view into a much larger tensor (e.g. the first token of (B, T, D) hidden states) is copied
+        so that the larger tensor is not kept alive."""
         if self.logits is None or self.h is None:
             self._allocate(logits.shape[1], features.shape[1])
         assert self.logits is not None and self.h is not None
@@ -102,33 +107,32 @@ class ObservationStore:
                 f"{logits.shape[1]} classes, expected {self.h.shape[1] - 1} and "
                 f"{self.logits.shape[1]}"
             )
-        b = indices.numel()
-        if self._pos + b > self._cap:
+        batch = tuple(_compact(t) for t in (indices, labels, logits, features))
+        self._pending.append(batch)
+        self._versions.append(tuple(_version(t) for t in batch))
+        self._rows += indices.numel()
+        if self._rows >= self._cap:
             self.flush()
-        if b > self._cap:  # a batch larger than the staging area: write it directly
-            self._write(indices, labels, logits, torch.cat([features, features.new_ones(b, 1)], 1))
-            return
-        if self._st_idx is None or self._st_h is None or self._st_h.shape[1] != self.h.shape[1]:
-            self._st_idx = torch.empty(self._cap, dtype=torch.long)
-            self._st_y = torch.empty(self._cap, dtype=torch.long)
-            self._st_logits = torch.empty(self._cap, self.logits.shape[1], dtype=torch.float32)
-            self._st_h = torch.ones(self._cap, self.h.shape[1], dtype=torch.float32)
-        assert self._st_y is not None and self._st_logits is not None
-        lo, hi = self._pos, self._pos + b
-        self._st_idx[lo:hi].copy_(indices)
-        self._st_y[lo:hi].copy_(labels)
-        self._st_logits[lo:hi].copy_(logits)
-        self._st_h[lo:hi, :-1].copy_(features)
-        self._pos = hi
 
     def flush(self) -> None:
         """Write the staged rows into the buffers (a sample staged twice keeps its last row)."""
-        if self._pos == 0:
+        if not self._pending:
             return
-        assert self._st_idx is not None and self._st_y is not None
-        assert self._st_logits is not None and self._st_h is not None
-        m, self._pos = self._pos, 0
-        self._write(self._st_idx[:m], self._st_y[:m], self._st_logits[:m], self._st_h[:m])
+        assert self.h is not None
+        pending, versions = self._pending, self._versions
+        m = self._rows
+        self._pending, self._versions, self._rows = [], [], 0
+        for batch, seen in zip(pending, versions):
+            if tuple(_version(t) for t in batch) != seen:
+                raise ValueError(
+                    "a tensor passed to observe() (indices, targets, logits or features) was "
+                    "modified in place before the end of the epoch; pass a copy (.clone())"
+                )
+        idx, labels, logits, features = (list(t) for t in zip(*pending))
+        h = torch.empty(m, self.h.shape[1], dtype=torch.float32)
+        h[:, -1] = 1.0
+        torch.cat(features, 0, out=h[:, :-1])
+        self._write(torch.cat(idx), torch.cat(labels), torch.cat(logits), h)
 
     def _write(
         self, idx: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, h: torch.Tensor
@@ -160,3 +164,15 @@ class ObservationStore:
         """Mark every sample as not observed (a new epoch); staged rows are written first."""
         self.flush()
         self.fresh = torch.zeros(self.n, dtype=torch.bool)
+
+
+def _version(t: torch.Tensor) -> int:
+    """The tensor's in-place version counter (-1 for inference tensors, which have none)."""
+    return -1 if t.is_inference() else t._version
+
+
+def _compact(t: torch.Tensor) -> torch.Tensor:
+    """`t`, or a copy of it when it is a view into a storage more than twice its size."""
+    if t.untyped_storage().nbytes() > 2 * t.numel() * t.element_size():
+        return t.clone()
+    return t

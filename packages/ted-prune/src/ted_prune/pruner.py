@@ -181,6 +181,7 @@ class DataPruner:
     uses_features = False
     exact_plan = True  # planned_sizes() are the exact selection sizes
     reweights = False  # whether weights() can differ from 1 (InfoBatch)
+    uses_losses = True  # whether _observe reads the per-sample losses
 
     def __init__(self, dataset: Any, epochs: int, *, forward_cost: float = 1 / 3, seed: int = 0):
         self.n = _dataset_size(dataset)
@@ -344,7 +345,7 @@ class DataPruner:
                 _as_cpu(logits, torch.float32),
                 None if features is None else _as_cpu(features, torch.float32),
                 targets,
-                None if losses is None else _as_cpu(losses, torch.float32),
+                None if losses is None or not self.uses_losses else _as_cpu(losses, torch.float32),
             )
         self.score_seconds += time.perf_counter() - t0
 

@@ -15,6 +15,7 @@ steps, moving c by < 1e-12 relative: the probabilities agree to ~1e-15 and the s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -53,6 +54,7 @@ def _rank_clip_sum(scale: float, n: int, floor: float) -> float:
     return floor * r_lo + middle + ones
 
 
+@functools.lru_cache(maxsize=4096)  # class sizes and quotas repeat from epoch to epoch
 def _scale(n: int, count: int, floor: float) -> float:
     """The scale c with sum_r clip(c q_r, floor, 1) = count for the quantiles q_r = r / n, found by
     the 60 bisection steps of `ted.sample_keep` (same bracket)."""

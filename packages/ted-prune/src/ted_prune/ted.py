@@ -25,6 +25,7 @@ per-sample gradients of every parameter with `torch.func.vmap(grad)` (small mode
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,8 +102,8 @@ def last_layer_factors(
 def error_factor(logits: torch.Tensor, targets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """e_i = softmax(z_i) - onehot(y_i) in `dtype`, the left factor of every last-layer gradient."""
     e = torch.softmax(logits.to(dtype), dim=1)
-    e[torch.arange(e.shape[0]), targets.long()] -= 1.0
-    return e
+    # e[i, y_i] -= 1 as one scatter (an indexed in-place subtraction takes a slow path on CPU)
+    return e.scatter_add_(1, targets.long()[:, None], e.new_full((e.shape[0], 1), -1.0))
 
 
 def _align_factors(
@@ -392,6 +393,7 @@ class TEDPruner(ScheduledPruner):
 
     name = "ted"
     uses_features = True
+    uses_losses = False  # scores come from logits and features
 
     def __init__(
         self,
@@ -473,6 +475,8 @@ class TEDPruner(ScheduledPruner):
         self.stale = stale
         self.reweights = selection == "sample"
         self.weight = torch.ones(self.n, dtype=torch.float64)
+        self._weight32: torch.Tensor | None = None  # float32 copy of `weight`
+        self.forward_seconds = 0.0  # time spent in forward-only re-scoring passes (in score time)
         if grads not in GRADS:
             raise ValueError(f"grads must be one of {GRADS}, got {grads!r}")
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
@@ -560,7 +564,7 @@ class TEDPruner(ScheduledPruner):
 
     # -- scoring --------------------------------------------------------------------------------
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
-        # staged with slice copies, written to the per-sample buffers in one go when read
+        # staged by reference, written to the per-sample buffers in one go when read
         if self.grads != "last_layer":
             self._obs.mark_labels(indices, targets)
             return
@@ -700,7 +704,9 @@ class TEDPruner(ScheduledPruner):
                     rank = torch.distributed.get_rank()
                     idx = idx[rank::world]
                 if idx.numel():
+                    t0 = time.perf_counter()
                     self._forward_scores(model, dataset, idx, batch_size, collate_fn, device)
+                    self.forward_seconds += time.perf_counter() - t0
                 scored = idx.numel()
             self._sync()
             if self.logits is None:
@@ -773,6 +779,7 @@ class TEDPruner(ScheduledPruner):
 
     def _select(self, epoch: int) -> Selection:
         self.weight = torch.ones(self.n, dtype=torch.float64)
+        self._weight32 = None
         k = self.keep_ratio(epoch)
         if k >= 1.0 or not self.has_score.any():
             return Selection.full(self.n)
@@ -812,7 +819,9 @@ class TEDPruner(ScheduledPruner):
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
         """Loss weights (1 with `selection="topk"`; min(k / p_i, max_weight) when sampling)."""
         self.select(self.epoch)
-        return self.weight[torch.as_tensor(indices).long().cpu()].float()
+        if self._weight32 is None:  # once per selection, not per batch
+            self._weight32 = self.weight.float()
+        return self._weight32[torch.as_tensor(indices).long().cpu()]
 
     # -- state ------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
