@@ -195,7 +195,8 @@ def test_observation_store_keeps_the_last_row_and_flushes_on_read():
         assert torch.equal(store.features[i], rows[i] + shift)
     assert torch.equal(store.features[4], torch.zeros(3))
     assert torch.equal(store.h[:, -1], torch.ones(10))
-    assert torch.equal(store.hnorm2, (store.h * store.h).sum(1))
+    assert torch.equal(store.hnorm2, (store.h * store.h).sum(1))  # cached per written row
+    assert torch.equal(store.probs, torch.softmax(store.logits, dim=1))
     assert store.fresh.tolist() == [True] * 4 + [False] + [True] * 5
     with pytest.raises(ValueError, match="feature/class sizes changed"):
         store.stage(torch.tensor([1]), torch.tensor([1]), torch.zeros(1, 2), torch.zeros(1, 4))

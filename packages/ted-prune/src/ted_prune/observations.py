@@ -14,9 +14,10 @@ written; their version counters are checked, so an in-place change raises instea
 silently from altered values.
 
 The features buffer holds h~ = [h, 1] (the bias column of the last-layer gradient e h~^T), so the
-closed-form factors need no (N, D+1) copy, and the squared row norms ||h~_i||^2 of the written rows
-are computed at write time in the scoring dtype (a row sum does not depend on the other rows, so
-these equal the full-matrix `(h * h).sum(1)` bit for bit).
+closed-form factors need no (N, D+1) copy, and the squared row norms ||h~_i||^2 and the softmax
+probabilities of the written rows are computed at write time in the scoring dtype, not for all N
+rows every epoch (a row's sum or softmax does not depend on the other rows, so these equal the
+full-matrix `(h * h).sum(1)` and `softmax(logits)` bit for bit).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class ObservationStore:
         self.logits: torch.Tensor | None = None  # (N, C) float32
         self.h: torch.Tensor | None = None  # (N, D+1) float32, last column 1
         self.hnorm2: torch.Tensor | None = None  # (N,) ||h~_i||^2 in norm_dtype
+        self.probs: torch.Tensor | None = None  # (N, C) softmax of the logits in norm_dtype
         self.fresh = torch.zeros(n, dtype=torch.bool)  # observed since the last reset
         self._cap = max(1, min(n, capacity))
         self._pending: list[tuple[torch.Tensor, ...]] = []  # staged batches
@@ -60,6 +62,7 @@ class ObservationStore:
         self.h = torch.zeros(self.n, dim + 1, dtype=torch.float32)
         self.h[:, -1] = 1.0
         self.hnorm2 = torch.ones(self.n, dtype=self.norm_dtype)  # ||[0, 1]||^2
+        self.probs = torch.softmax(self.logits.to(self.norm_dtype), dim=1)
 
     @property
     def features(self) -> torch.Tensor | None:
@@ -70,19 +73,21 @@ class ObservationStore:
         """Replace the logits and features buffers (restoring a state; pending rows are dropped)."""
         self._pending, self._versions, self._rows = [], [], 0
         if logits is None or features is None:
-            self.logits = self.h = self.hnorm2 = None
+            self.logits = self.h = self.hnorm2 = self.probs = None
             return
         self._allocate(logits.shape[1], features.shape[1])
         assert self.logits is not None and self.h is not None
         self.logits.copy_(logits)
         self.h[:, :-1].copy_(features)
-        self.refresh_norms()
+        self.refresh_derived()
 
-    def refresh_norms(self) -> None:
-        """Recompute every cached ||h~_i||^2 (after the buffers were changed in place)."""
-        if self.h is not None:
+    def refresh_derived(self) -> None:
+        """Recompute every cached ||h~_i||^2 and softmax row (after the buffers were changed in
+        place)."""
+        if self.h is not None and self.logits is not None:
             h = self.h.to(self.norm_dtype)
             self.hnorm2 = (h * h).sum(1)
+            self.probs = torch.softmax(self.logits.to(self.norm_dtype), dim=1)
 
     # -- staging ----------------------------------------------------------------------------------
     def stage(
@@ -150,8 +155,9 @@ class ObservationStore:
         self.logits.index_copy_(0, idx, logits)
         self.h.index_copy_(0, idx, h)
         hn = h.to(self.norm_dtype)
-        assert self.hnorm2 is not None
+        assert self.hnorm2 is not None and self.probs is not None
         self.hnorm2.index_copy_(0, idx, (hn * hn).sum(1))
+        self.probs.index_copy_(0, idx, torch.softmax(logits.to(self.norm_dtype), dim=1))
         self.fresh |= mark
 
     def mark_labels(self, indices: torch.Tensor, labels: torch.Tensor) -> None:

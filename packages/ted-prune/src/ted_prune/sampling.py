@@ -86,26 +86,32 @@ def sample_groups(
     quota: torch.Tensor,
     floor: float,
     generator: torch.Generator,
+    members: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep exactly `quota[c]` samples of every group c, with inclusion probability
     p_i = clip(c_g q_i, floor, 1) for q_i the score's quantile in its group (clamped >= 1e-6),
     sum_i p_i = quota per group; groups with quota >= size keep all (p = 1, no random draw).
     Gumbel top-k on log p_i per group (sampling without replacement).
 
+    `members`: `torch.argsort(gid, stable=True)` if already known (it depends on the groups only).
     Returns (kept indices, p of every sample (float64)).
     """
     n = scores.numel()
     k = counts.numel()
-    q = group_quantiles(scores, gid, counts).clamp_min(1e-6)
+    sizes = counts.tolist()
+    q = group_quantiles(scores, gid, counts)
+    if max(sizes) > 1_000_000:  # else every quantile r / n_c >= 1e-6 already
+        q = q.clamp_min(1e-6)
     full = quota >= counts
     scale = torch.ones(k, dtype=torch.float64)
-    for c, (size, want, whole) in enumerate(zip(counts.tolist(), quota.tolist(), full.tolist())):
+    for c, (size, want, whole) in enumerate(zip(sizes, quota.tolist(), full.tolist())):
         if not whole:
             scale[c] = _scale(int(size), int(want), floor)
     full_i = full[gid]
     p = (scale[gid] * q).clamp(floor, 1.0)
     p[full_i] = 1.0
-    members = torch.argsort(gid, stable=True)  # the loop's draw order: by group, then index
+    if members is None:  # the loop's draw order: by group, then index
+        members = torch.argsort(gid, stable=True)
     draw = members[~full_i[members]]
     u = torch.rand(draw.numel(), generator=generator, dtype=torch.float64)
     keys = torch.full((n,), math.inf, dtype=torch.float64)

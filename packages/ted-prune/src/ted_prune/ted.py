@@ -477,6 +477,7 @@ class TEDPruner(ScheduledPruner):
         self.weight = torch.ones(self.n, dtype=torch.float64)
         self._weight32: torch.Tensor | None = None  # float32 copy of `weight`
         self.forward_seconds = 0.0  # time spent in forward-only re-scoring passes (in score time)
+        self._groups: tuple[torch.Tensor, ...] | None = None  # labels, group ids, sizes, order
         if grads not in GRADS:
             raise ValueError(f"grads must be one of {GRADS}, got {grads!r}")
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
@@ -602,10 +603,15 @@ class TEDPruner(ScheduledPruner):
         obs.flush()
         if obs.logits is None or obs.h is None or obs.labels is None:
             raise ValueError("no observations yet: call observe() during training first")
+        assert obs.probs is not None
         dtype = torch.float64 if self.precision == "float64" else torch.float32
-        e = error_factor(obs.logits, obs.labels.clamp_min(0), dtype)
         unseen = obs.labels < 0
-        if bool(unseen.any()):
+        some_unseen = bool(unseen.any())
+        targets = obs.labels.clamp_min(0) if some_unseen else obs.labels
+        # e = softmax(z) - onehot(y), from the softmax rows computed when the logits were stored
+        e = obs.probs.clone()
+        e.scatter_add_(1, targets[:, None], e.new_full((e.shape[0], 1), -1.0))
+        if some_unseen:
             e[unseen] = 0.0
         # the stored h~ = [h, 1] itself (float32), no copy
         return e, obs.h if dtype == torch.float32 else obs.h.to(dtype)
@@ -774,7 +780,7 @@ class TEDPruner(ScheduledPruner):
         upd = cnt > 0
         logits[upd] = (ls[upd] / cnt[upd, None]).float()
         features[upd] = (fs[upd] / cnt[upd, None]).float()  # a view of the stored h~
-        obs.refresh_norms()
+        obs.refresh_derived()
         obs.fresh = upd
 
     def _select(self, epoch: int) -> Selection:
@@ -798,21 +804,27 @@ class TEDPruner(ScheduledPruner):
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         total = Selection.kept_count(self.n, k)
         groups = self.labels if balanced else torch.zeros(self.n, dtype=torch.long)
-        _, gid, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+        cached = self._groups
+        if cached is None or not torch.equal(cached[0], groups):  # labels change rarely
+            _, gid, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+            cached = self._groups = (groups.clone(), gid, counts, torch.argsort(gid, stable=True))
+        _, gid, counts, members = cached
         # per-class quotas by largest remainder, so they sum to exactly `total`, each >= 1
         raw = counts.double() * total / self.n
         quota = raw.floor().long().clamp_min(1).minimum(counts)
         rest = total - int(quota.sum())
-        if rest > 0:
+        if rest > 0:  # on Python ints: a few classes, no tensor op per class
             order = torch.argsort(raw - raw.floor(), descending=True)
+            q, cnt = quota.tolist(), counts.tolist()
             for j in order.tolist():
                 if rest == 0:
                     break
-                if quota[j] < counts[j]:
-                    quota[j] += 1
+                if q[j] < cnt[j]:
+                    q[j] += 1
                     rest -= 1
+            quota = torch.tensor(q)
         # all classes at once (`sampling`): the selection of sample_keep run class by class
-        kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g)
+        kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g, members)
         self.weight[kept_idx] = (k / probs[kept_idx]).clamp(max=self.max_weight)
         return Selection(kept_idx, self.n)
 
