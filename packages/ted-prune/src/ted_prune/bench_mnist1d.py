@@ -36,7 +36,7 @@ from ted_prune.mnist1d import MNIST1DCNN, mnist1d_splits
 from ted_prune.pruner import DataPruner
 from ted_prune.ted import SPEC_READING, TEDPruner
 
-__all__ = ["READINGS", "run_mnist1d", "train_mnist1d"]
+__all__ = ["READINGS", "run_mnist1d", "run_scoring", "train_mnist1d"]
 
 SETTINGS = {
     "clean": {"noise": 0.0, "duplicates": 0.0},
@@ -177,6 +177,8 @@ def train_mnist1d(
         "f": b["f"],
         "seconds": seconds,
         "score_seconds_per_epoch": b["score_seconds"] / epochs,
+        # the forward-only re-scoring passes, part of the scoring time above
+        "rescore_seconds_per_epoch": getattr(pruner, "forward_seconds", 0.0) / epochs,
         "min_class_kept": min_class.value,
         "sizes": [int(r["selected"]) for r in pruner.log],
     }
@@ -243,6 +245,7 @@ def _run_group(stage, setting, seed, num_samples, epochs, winner=None) -> list[d
         r = dict(r)
         r["time_ratio"] = r["seconds"] / full["seconds"]
         r["overhead"] = r.pop("score_seconds_per_epoch") / full_epoch
+        r["rescore_overhead"] = r.pop("rescore_seconds_per_epoch") / full_epoch
         r.pop("sizes")
         m = "TED" if m.startswith("TED=") else m
         rows.append({"stage": stage, "setting": setting, "seed": seed, "method": m,
@@ -506,3 +509,115 @@ def _goals(test: report.Results) -> str:
         "A goal that needs a CI is decided only with >= 3 paired seeds (else `open`).\n\n"
         + report.markdown_table(["goal", "verdict", "measured"], lines)
     )
+
+
+def run_scoring(
+    out: Path,
+    seeds: int = 5,
+    num_samples: int = 5000,
+    epochs: int = 20,
+    threads: int = 1,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Issue 15's cheap-scoring goal (TED's scoring <= 5% of a full-data epoch), measured with the
+    test grid's own timing, without the rest of the grid.
+
+    Per (setting, seed): the full-data run, then TED (the package defaults, the grid's `TED`) at
+    every budget, each timed exactly as in the grid: overhead = TED's scoring seconds per epoch
+    (observations, scores, selection and the forward-only re-scoring of pruned samples) divided
+    by the full run's seconds per epoch; `rescore` is the re-scoring passes' part of it. Writes
+    `ted-prune-mnist1d-scoring-<num_samples>x<epochs>.{md,json}` in `out`. Where the grid's cache
+    in `out` holds the same TED run, its accuracy and f are compared (scoring must not change them).
+    """
+    torch.set_num_threads(threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = {"num_samples": num_samples, "epochs": epochs, "lr": 1e-2}
+    cached = {
+        (r["setting"], r["seed"], r["f_target"]): r["metrics"]
+        for r in _load_cache(out / "ted-prune-mnist1d-runs.jsonl")
+        if r.get("config") == cfg and r["stage"] == "test" and r["method"] == "TED"
+    }
+    tr, va, _ = mnist1d_splits(num_samples, val_size=VAL_SIZE)
+    train_mnist1d("TED", tr, va, 2, 0.7, 0)  # first-run costs are not timed, as in the grid
+    rows: list[dict[str, Any]] = []
+    for seed in range(seeds):
+        for setting, spec in SETTINGS.items():
+            train, _, test = mnist1d_splits(num_samples, val_size=VAL_SIZE, noise=spec["noise"],
+                                            duplicates=spec["duplicates"], seed=seed)  # fmt: skip
+            full = train_mnist1d("full", train, test, epochs, 1.0, seed)
+            full_epoch = full["seconds"] / epochs
+            for f in BUDGETS:
+                r = train_mnist1d("TED", train, test, epochs, f, seed)
+                ref = cached.get((setting, seed, f))
+                rows.append({
+                    "setting": setting, "seed": seed, "f_target": f,
+                    "overhead": r["score_seconds_per_epoch"] / full_epoch,
+                    "rescore": r["rescore_seconds_per_epoch"] / full_epoch,
+                    "full_epoch_seconds": full_epoch,
+                    "time_ratio": r["seconds"] / full["seconds"],
+                    "accuracy": r["accuracy"], "f": r["f"],
+                    "same_as_grid": None if ref is None else
+                    (ref["accuracy"] == r["accuracy"] and abs(ref["f"] - r["f"]) < 1e-12),
+                })  # fmt: skip
+                if progress:
+                    x = rows[-1]
+                    print(f"{setting} seed {seed} f={f}: scoring {x['overhead']:.3f} of an "
+                          f"epoch (re-scoring {x['rescore']:.3f}), full epoch "
+                          f"{full_epoch:.3f} s", flush=True)  # fmt: skip
+    name = f"ted-prune-mnist1d-scoring-{num_samples}x{epochs}"
+    command = (f"ted-prune bench --suite mnist1d --stage scoring --num-samples {num_samples} "
+               f"--epochs {epochs} --seeds {seeds} --threads {threads}")  # fmt: skip
+    (out / f"{name}.json").write_text(
+        json.dumps({"command": command, "config": cfg, "rows": rows}, indent=1) + "\n"
+    )
+    text = _scoring_report(rows, command)
+    (out / f"{name}.md").write_text(
+        f"# ted-prune: TED's scoring time on MNIST-1D ({num_samples} samples, {epochs} epochs)\n\n"
+        + text
+        + "\n"
+    )
+    print(text)
+    return rows
+
+
+def _scoring_report(rows: list[dict[str, Any]], command: str) -> str:
+    """The scoring-share table of `run_scoring` and the goal's verdict."""
+    table = []
+    for f in BUDGETS:
+        for setting in SETTINGS:
+            sel = [r for r in rows if r["f_target"] == f and r["setting"] == setting]
+            if not sel:
+                continue
+            ov = [r["overhead"] for r in sel]
+            rs = [r["rescore"] for r in sel]
+            table.append([setting, f, len(sel), report.format_mean_std(ov, 3), f"{max(ov):.3f}",
+                          report.format_mean_std(rs, 3),
+                          report.format_mean_std([o - x for o, x in zip(ov, rs)], 3),
+                          f"{sum(r['full_epoch_seconds'] for r in sel) / len(sel):.3f}"])  # fmt: skip
+    ov = [r["overhead"] for r in rows]
+    same = [r["same_as_grid"] for r in rows if r["same_as_grid"] is not None]
+    verdict = "met" if max(ov) <= 0.05 else "missed"
+    lines = [
+        f"Produced by `{command}` (torch {torch.__version__}).",
+        "",
+        "TED's scoring time per epoch as a fraction of a full-data epoch of the same seed and "
+        "setting (the test grid's `overhead`, timed the same way): observing the training forward "
+        "pass, the closed-form scores, the selection, and the forward-only re-scoring of pruned "
+        "samples (`re-scoring`, every 5th epoch, batches of 1024, no grad); `rest` = scoring "
+        "minus re-scoring.",
+        "",
+        report.markdown_table(
+            ["setting", "f_target", "n", "scoring", "max", "re-scoring", "rest", "full epoch (s)"],
+            table,
+        ),  # fmt: skip
+        "",
+        f"Goal (issue 15): TED's scoring <= 5% of a full-data epoch: **{verdict}** "
+        f"(mean {sum(ov) / len(ov):.3f}, max {max(ov):.3f} over {len(ov)} runs).",
+    ]
+    if same:
+        lines.append(
+            f"Accuracy and f equal the committed grid's TED run in {sum(same)} of {len(same)} "
+            "runs (the cheaper scoring changes no score and no selection)."
+        )
+    return "\n".join(lines)

@@ -55,12 +55,16 @@ def _bench(args: argparse.Namespace) -> int:
 
         run_bench(args.quick, Path(args.out), args.seeds, threads=args.threads)
         return 0
-    from ted_prune.bench_mnist1d import run_mnist1d
+    from ted_prune.bench_mnist1d import run_mnist1d, run_scoring
 
     quick = {"seeds": 2, "num_samples": 2000, "epochs": 12}
     full = {"seeds": 5, "num_samples": 5000, "epochs": 20}
     size = {k: getattr(args, k) if getattr(args, k) is not None else (quick if args.quick else full)[k]
             for k in full}  # fmt: skip
+    if args.stage == "scoring":
+        run_scoring(Path(args.out), seeds=size["seeds"], num_samples=size["num_samples"],
+                    epochs=size["epochs"], threads=args.threads)  # fmt: skip
+        return 0
     done = run_mnist1d(
         Path(args.out),
         stage=args.stage,
@@ -99,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mnist1d: TED vs baselines on MNIST-1D (default); digits: the older grid")  # fmt: skip
     b.add_argument("--seeds", type=positive_int, default=None,
                    help="paired seeds 0..N-1 (default 5; --quick: 2 on mnist1d)")  # fmt: skip
-    b.add_argument("--stage", choices=("all", "val", "test"), default="all",
-                   help="mnist1d: the validation ablation, the test grid, or both")  # fmt: skip
+    b.add_argument("--stage", choices=("all", "val", "test", "scoring"), default="all",
+                   help="mnist1d: the validation ablation, the test grid, or both; scoring: only "
+                        "full data and TED, timing TED's scoring (issue 15's <= 5%% goal)")  # fmt: skip
     b.add_argument("--num-samples", type=positive_int, default=None,
                    help="mnist1d samples generated, 80%% train incl. 500 validation, 20%% test "
                         "(default 5000; --quick: 2000)")  # fmt: skip
