@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -106,6 +106,15 @@ class BenchConfig:
             )
 
 
+class _FitSettings(Protocol):
+    """What fitting one method needs from a bench config (`BenchConfig`, `CWRUBenchConfig`)."""
+
+    n_segments: int
+    epochs: int
+    front_end: str
+    cdhm_kwargs: dict[str, Any]
+
+
 def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
     """5-fold cross-validated accuracy of a logistic regression from `features` to `labels`."""
     if len(np.unique(labels)) < 2:
@@ -115,7 +124,7 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> flo
     return float(cross_val_score(probe, features, labels, cv=max(2, folds)).mean())
 
 
-def _estimator(method: str, cfg: BenchConfig, seed: int) -> Any:
+def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
     common = {"n_segments": cfg.n_segments, "epochs": cfg.epochs, "seed": seed, "progress": False}
     if method == "CDHM":
         return CDHMClassifier(**common, **cfg.cdhm_kwargs)
@@ -178,7 +187,7 @@ def _run_methods(
     source: int,
     target: int,
     seed: int,
-    cfg: BenchConfig,
+    cfg: _FitSettings,
     methods: Sequence[str],
     s_tr: Any,
     s_te: Any,
@@ -228,7 +237,12 @@ def _run_methods(
 
 
 def _figure(
-    res: Results, cms: dict[str, np.ndarray], classes: Sequence[str], tasks: list[str], path: Path
+    res: Results,
+    cms: dict[str, np.ndarray],
+    classes: Sequence[str],
+    tasks: list[str],
+    path: Path,
+    title: str = "hard tier: target accuracy (mean ± std over seeds)",
 ) -> Path:
     import matplotlib
 
@@ -236,7 +250,8 @@ def _figure(
     import matplotlib.pyplot as plt
 
     methods = [m for m in res.methods if m in METHODS]
-    fig, axes = plt.subplots(1, 1 + len(cms), figsize=(6 + 3.6 * len(cms), 4))
+    fig, axes = plt.subplots(1, 1 + len(cms), figsize=(6 + 3.6 * len(cms), 4), squeeze=False)
+    axes = axes[0]
     ax = axes[0]
     width = 0.8 / max(1, len(methods))
     for i, m in enumerate(methods):
@@ -250,8 +265,9 @@ def _figure(
     ax.set_xticklabels(tasks, rotation=30, fontsize=8)
     ax.set_ylabel("target accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("hard tier: target accuracy (mean ± std over seeds)")
+    if methods:
+        ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title)
     for ax, (name, cm) in zip(axes[1:], cms.items()):
         cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         ax.imshow(cmn, cmap="Blues", vmin=0, vmax=1)
@@ -280,7 +296,7 @@ def _figure(
     return path
 
 
-def _cache_key(cfg: BenchConfig) -> str:
+def _cache_key(cfg: Any) -> str:
     """The cache key of a config: what changes a job's numbers (CDHM's defaults included).
 
     CDHMClassifier's default parameters are part of the key, so cached runs of an earlier
@@ -288,7 +304,7 @@ def _cache_key(cfg: BenchConfig) -> str:
     """
     d = asdict(cfg)
     for k in ("tasks", "seeds", "methods", "ablations", "variants"):
-        d.pop(k)
+        d.pop(k, None)
     d["cdhm_defaults"] = {
         k: v for k, v in CDHMClassifier().get_params().items() if k not in ("seed", "progress")
     }
