@@ -75,6 +75,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 #: Seeds of the selection runs: fresh recordings that no evaluation run (seeds 0..) simulates.
 DEV_SEEDS: tuple[int, ...] = (100, 101)
+#: Training-schedule variants against the seed-to-seed collapses of CDHM (a target class mapped
+#: onto the wrong source class when s is aligned before the source classes have formed).
+SCHEDULE_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+align-warmup0.3": {"align_warmup": 0.3},
+    "CDHM+align-warmup0.5": {"align_warmup": 0.5},
+    "CDHM+kl-anneal0.6": {"kl_warmup": 0.6},
+}
+#: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
+VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
+#: Its tasks: the sources of the quick test tasks (A, B, D) with *held-out source-side domains*
+#: as pseudo-targets (never the test target of that source: A->C, B->D, D->A are the test tasks).
+VALIDATION_TASKS: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (3, 1), (3, 2))
 #: The strongest published baselines CDHM must beat (issue 18 goal).
 STRONG_BASELINES: tuple[str, ...] = ("MK-MMD", "Deep CORAL", "DANN")
 
@@ -130,8 +142,9 @@ def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
         return CDHMClassifier(**common, **cfg.cdhm_kwargs)
     if method in ABLATIONS:
         return make_ablation(method, **common, **cfg.cdhm_kwargs)
-    if method in VARIANTS:
-        return CDHMClassifier(**{**common, **cfg.cdhm_kwargs, **VARIANTS[method]})
+    if method in VARIANTS or method in SCHEDULE_VARIANTS:
+        extra = VARIANTS.get(method) or SCHEDULE_VARIANTS[method]
+        return CDHMClassifier(**{**common, **cfg.cdhm_kwargs, **extra})
     align = {
         "source-only": None,
         "source-only (raw)": None,
@@ -141,7 +154,8 @@ def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
     }
     if method in align:
         return AlignedCNNClassifier(align[method], **common)
-    raise ValueError(f"unknown method {method!r}; allowed: {[*METHODS, *ABLATIONS, *VARIANTS]}")
+    allowed = [*METHODS, *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS]
+    raise ValueError(f"unknown method {method!r}; allowed: {allowed}")
 
 
 _DATA_CACHE: dict[str, Any] = {}
@@ -296,6 +310,11 @@ def _figure(
     return path
 
 
+#: Options added to CDHMClassifier after runs were cached, with the value that reproduces the
+#: earlier behaviour exactly: at that value they stay out of the cache key (earlier runs stay valid).
+_OPTIONS_OFF: dict[str, Any] = {"align_warmup": 0.0}
+
+
 def _cache_key(cfg: Any) -> str:
     """The cache key of a config: what changes a job's numbers (CDHM's defaults included).
 
@@ -306,7 +325,9 @@ def _cache_key(cfg: Any) -> str:
     for k in ("tasks", "seeds", "methods", "ablations", "variants"):
         d.pop(k, None)
     d["cdhm_defaults"] = {
-        k: v for k, v in CDHMClassifier().get_params().items() if k not in ("seed", "progress")
+        k: v
+        for k, v in CDHMClassifier().get_params().items()
+        if k not in ("seed", "progress") and _OPTIONS_OFF.get(k, object()) != v
     }
     return json.dumps(d, sort_keys=True, default=str)
 
@@ -422,7 +443,8 @@ def run_bench(
         + "\n"
     )
     probe_rows = []
-    for m in [m for m in methods if m == "CDHM" or m in ABLATIONS or m in VARIANTS]:
+    cdhm_like = {"CDHM", *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS}
+    for m in [m for m in methods if m in cdhm_like]:
         row = [m]
         for k in (
             "probe_s_domain",
@@ -543,7 +565,7 @@ def run_bench(
         + (
             "These are the dev seeds (fresh recordings no evaluation run simulates): a selection "
             "run, not a test result. "
-            if set(cfg.seeds) <= set(DEV_SEEDS)
+            if set(cfg.seeds) <= {*DEV_SEEDS, *VALIDATION_SEEDS}
             else ""
         )
         + f"Wall time of this invocation: {total:.0f} s ({computed} task-seed jobs computed, "

@@ -87,8 +87,11 @@ def _bench_cwru(args: argparse.Namespace, seeds: list[int]) -> int:
     """`cdhm bench --cwru`: the CWRU load-transfer tasks through `load_cwru` (issue 18)."""
     from cdhm.bench_cwru import CWRU_QUICK_TASKS, CWRUBenchConfig, run_cwru_bench
 
-    if args.select or args.tier != "hard":
-        print("cdhm bench: --cwru cannot be combined with --select or --tier", file=sys.stderr)
+    if args.select or args.validate or args.tier != "hard":
+        print(
+            "cdhm bench: --cwru cannot be combined with --select, --validate or --tier",
+            file=sys.stderr,
+        )
         return 2
     config = CWRUBenchConfig(seeds=seeds, front_end=args.front_end, root=args.cwru_root)
     cmd = "cdhm bench --cwru" + (" --quick" if args.quick else "")
@@ -124,7 +127,14 @@ def _bench_cwru(args: argparse.Namespace, seeds: list[int]) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from cdhm.bench import DEV_SEEDS, BenchConfig, run_bench
+    from cdhm.bench import (
+        DEV_SEEDS,
+        SCHEDULE_VARIANTS,
+        VALIDATION_SEEDS,
+        VALIDATION_TASKS,
+        BenchConfig,
+        run_bench,
+    )
     from cdhm.data import DOMAIN_TIERS, transfer_tasks
 
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -151,6 +161,18 @@ def _bench(args: argparse.Namespace) -> int:
             ablations=False,
             variants=True,
         )
+    name = "cdhm_select" if args.select else "cdhm"
+    if args.validate:
+        config = BenchConfig(
+            seeds=list(VALIDATION_SEEDS),
+            tasks=list(VALIDATION_TASKS),
+            tier=args.tier,
+            front_end=args.front_end,
+            methods=("CDHM", *SCHEDULE_VARIANTS),
+            ablations=False,
+        )
+        cmd = cmd.replace(" --quick", "") + " --validate"
+        name = "cdhm_validate"
     if args.methods:
         chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
         config.methods, config.ablations, config.variants = chosen, False, False
@@ -164,7 +186,7 @@ def _bench(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         resume=args.resume,
         max_minutes=args.max_minutes,
-        name="cdhm_select" if args.select else "cdhm",
+        name=name,
         threads=args.threads,
     )
     print(text)
@@ -227,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated methods to run (default: all baselines, ablations and, with "
         "--select, the CDHM variants)",
+    )
+    p_bench.add_argument(
+        "--validate",
+        action="store_true",
+        help="the training-schedule variants (alignment warm-up, longer KL annealing) vs the "
+        "default CDHM on dev seeds 100-102 and pseudo-target tasks A->B, B->C, D->B, D->C "
+        "(held-out source-side domains, never a test target) -> <out>/cdhm_validate.*",
     )
     p_bench.add_argument(
         "--cwru",
