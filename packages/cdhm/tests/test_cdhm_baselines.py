@@ -205,7 +205,8 @@ def test_cli_every_option_has_help_and_shared_flags():
                 assert action.help, f"{p.prog} {action.option_strings} has no help"
                 seen.update(action.option_strings)
     for flag in ("--quick", "--out", "--resume", "--seed", "--threads", "--seeds", "--select",
-                 "--max-minutes", "--tier", "--methods", "--front-end", "--summary-json"):  # fmt: skip
+                 "--max-minutes", "--tier", "--methods", "--front-end", "--summary-json", "--cwru",
+                 "--cwru-root", "--validate"):  # fmt: skip
         assert flag in seen
     args = parser.parse_args(["bench", "--quick"])
     assert str(args.out) == "cdhm-bench" and not args.resume and args.threads == 2
@@ -232,6 +233,17 @@ def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
     assert kw["config"].seeds == list(DEV_SEEDS) and not kw["resume"]
     assert kw["config"].methods == ("CDHM", "MK-MMD") and kw["name"] == "cdhm_select"
     assert str(kw["out"]) == "cdhm-bench"
+    assert main(["bench", "--validate", "--resume"]) == 0
+    kw = calls[-1]
+    assert kw["name"] == "cdhm_validate" and kw["command"] == "cdhm bench --validate"
+    assert kw["config"].seeds == [100, 101, 102] and kw["config"].tasks == [
+        (0, 1),
+        (1, 2),
+        (3, 1),
+        (3, 2),
+    ]
+    assert kw["config"].methods[0] == "CDHM" and "CDHM+align-warmup0.3" in kw["config"].methods
+    assert not {(0, 2), (1, 3), (3, 0)} & set(kw["config"].tasks)  # never a test task
     with pytest.raises(SystemExit):
         main(["bench", "--seeds", "0"])
 
@@ -254,3 +266,9 @@ def test_default_alignment_is_mmd_and_keys_the_bench_cache(monkeypatch):
     )
     old = _cache_key(BenchConfig())
     assert old != key and json.loads(old)["cdhm_defaults"]["alignment"] == "dann"
+    # an option added later stays out of the key at its "off" value: earlier caches stay valid
+    assert "align_warmup" not in json.loads(key)["cdhm_defaults"]
+    monkeypatch.setattr(
+        cdhm.bench, "CDHMClassifier", functools.partial(CDHMClassifier, align_warmup=0.3)
+    )
+    assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["align_warmup"] == 0.3

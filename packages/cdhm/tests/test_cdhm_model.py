@@ -128,3 +128,25 @@ def test_alignment_options_and_ablations_train(toy, kwargs):
             est.transform(b.x, 1, part="z")
     else:
         assert est.transform(b.x, 1, part="z").shape == (len(b), 4)
+
+
+def test_align_warmup_schedule(toy):
+    """align_warmup keeps the alignment weight at 0 for that fraction of training, then runs the
+    Ganin ramp over the rest; 0 (the default) is exactly the plain Ganin schedule."""
+    from cdhm import ganin_lambda
+
+    est = CDHMClassifier(align_warmup=0.5)
+    assert est._align_weight(0.0) == 0.0 and est._align_weight(0.49) == 0.0
+    assert est._align_weight(0.75) == ganin_lambda(0.5) and est._align_weight(1.0) == ganin_lambda(
+        1
+    )
+    plain = CDHMClassifier()
+    assert all(plain._align_weight(p) == ganin_lambda(p) for p in np.linspace(0, 1, 11))
+    a, b = toy
+    est = CDHMClassifier(n_segments=4, epochs=4, s_dim=4, z_dim=4, hidden=16, align_warmup=0.5)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    w = est.history_["align_weight"]
+    assert w[0] == 0.0 and w[1] == 0.0 and 0.0 < w[2] < w[3] < 1.0
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="align_warmup must be in"):
+            CDHMClassifier(align_warmup=bad).fit(a.x, a.y)

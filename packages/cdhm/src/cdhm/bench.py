@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -75,6 +75,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 #: Seeds of the selection runs: fresh recordings that no evaluation run (seeds 0..) simulates.
 DEV_SEEDS: tuple[int, ...] = (100, 101)
+#: Training-schedule variants against the seed-to-seed collapses of CDHM (a target class mapped
+#: onto the wrong source class when s is aligned before the source classes have formed).
+SCHEDULE_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+align-warmup0.3": {"align_warmup": 0.3},
+    "CDHM+align-warmup0.5": {"align_warmup": 0.5},
+    "CDHM+kl-anneal0.6": {"kl_warmup": 0.6},
+}
+#: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
+VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
+#: Its tasks: the sources of the quick test tasks (A, B, D) with *held-out source-side domains*
+#: as pseudo-targets (never the test target of that source: A->C, B->D, D->A are the test tasks).
+VALIDATION_TASKS: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (3, 1), (3, 2))
 #: The strongest published baselines CDHM must beat (issue 18 goal).
 STRONG_BASELINES: tuple[str, ...] = ("MK-MMD", "Deep CORAL", "DANN")
 
@@ -106,6 +118,15 @@ class BenchConfig:
             )
 
 
+class _FitSettings(Protocol):
+    """What fitting one method needs from a bench config (`BenchConfig`, `CWRUBenchConfig`)."""
+
+    n_segments: int
+    epochs: int
+    front_end: str
+    cdhm_kwargs: dict[str, Any]
+
+
 def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
     """5-fold cross-validated accuracy of a logistic regression from `features` to `labels`."""
     if len(np.unique(labels)) < 2:
@@ -115,14 +136,15 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> flo
     return float(cross_val_score(probe, features, labels, cv=max(2, folds)).mean())
 
 
-def _estimator(method: str, cfg: BenchConfig, seed: int) -> Any:
+def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
     common = {"n_segments": cfg.n_segments, "epochs": cfg.epochs, "seed": seed, "progress": False}
     if method == "CDHM":
         return CDHMClassifier(**common, **cfg.cdhm_kwargs)
     if method in ABLATIONS:
         return make_ablation(method, **common, **cfg.cdhm_kwargs)
-    if method in VARIANTS:
-        return CDHMClassifier(**{**common, **cfg.cdhm_kwargs, **VARIANTS[method]})
+    if method in VARIANTS or method in SCHEDULE_VARIANTS:
+        extra = VARIANTS.get(method) or SCHEDULE_VARIANTS[method]
+        return CDHMClassifier(**{**common, **cfg.cdhm_kwargs, **extra})
     align = {
         "source-only": None,
         "source-only (raw)": None,
@@ -132,7 +154,8 @@ def _estimator(method: str, cfg: BenchConfig, seed: int) -> Any:
     }
     if method in align:
         return AlignedCNNClassifier(align[method], **common)
-    raise ValueError(f"unknown method {method!r}; allowed: {[*METHODS, *ABLATIONS, *VARIANTS]}")
+    allowed = [*METHODS, *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS]
+    raise ValueError(f"unknown method {method!r}; allowed: {allowed}")
 
 
 _DATA_CACHE: dict[str, Any] = {}
@@ -178,7 +201,7 @@ def _run_methods(
     source: int,
     target: int,
     seed: int,
-    cfg: BenchConfig,
+    cfg: _FitSettings,
     methods: Sequence[str],
     s_tr: Any,
     s_te: Any,
@@ -228,7 +251,12 @@ def _run_methods(
 
 
 def _figure(
-    res: Results, cms: dict[str, np.ndarray], classes: Sequence[str], tasks: list[str], path: Path
+    res: Results,
+    cms: dict[str, np.ndarray],
+    classes: Sequence[str],
+    tasks: list[str],
+    path: Path,
+    title: str = "hard tier: target accuracy (mean ± std over seeds)",
 ) -> Path:
     import matplotlib
 
@@ -236,7 +264,8 @@ def _figure(
     import matplotlib.pyplot as plt
 
     methods = [m for m in res.methods if m in METHODS]
-    fig, axes = plt.subplots(1, 1 + len(cms), figsize=(6 + 3.6 * len(cms), 4))
+    fig, axes = plt.subplots(1, 1 + len(cms), figsize=(6 + 3.6 * len(cms), 4), squeeze=False)
+    axes = axes[0]
     ax = axes[0]
     width = 0.8 / max(1, len(methods))
     for i, m in enumerate(methods):
@@ -250,8 +279,9 @@ def _figure(
     ax.set_xticklabels(tasks, rotation=30, fontsize=8)
     ax.set_ylabel("target accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("hard tier: target accuracy (mean ± std over seeds)")
+    if methods:
+        ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title)
     for ax, (name, cm) in zip(axes[1:], cms.items()):
         cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         ax.imshow(cmn, cmap="Blues", vmin=0, vmax=1)
@@ -280,7 +310,12 @@ def _figure(
     return path
 
 
-def _cache_key(cfg: BenchConfig) -> str:
+#: Options added to CDHMClassifier after runs were cached, with the value that reproduces the
+#: earlier behaviour exactly: at that value they stay out of the cache key (earlier runs stay valid).
+_OPTIONS_OFF: dict[str, Any] = {"align_warmup": 0.0}
+
+
+def _cache_key(cfg: Any) -> str:
     """The cache key of a config: what changes a job's numbers (CDHM's defaults included).
 
     CDHMClassifier's default parameters are part of the key, so cached runs of an earlier
@@ -288,9 +323,11 @@ def _cache_key(cfg: BenchConfig) -> str:
     """
     d = asdict(cfg)
     for k in ("tasks", "seeds", "methods", "ablations", "variants"):
-        d.pop(k)
+        d.pop(k, None)
     d["cdhm_defaults"] = {
-        k: v for k, v in CDHMClassifier().get_params().items() if k not in ("seed", "progress")
+        k: v
+        for k, v in CDHMClassifier().get_params().items()
+        if k not in ("seed", "progress") and _OPTIONS_OFF.get(k, object()) != v
     }
     return json.dumps(d, sort_keys=True, default=str)
 
@@ -406,7 +443,8 @@ def run_bench(
         + "\n"
     )
     probe_rows = []
-    for m in [m for m in methods if m == "CDHM" or m in ABLATIONS or m in VARIANTS]:
+    cdhm_like = {"CDHM", *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS}
+    for m in [m for m in methods if m in cdhm_like]:
         row = [m]
         for k in (
             "probe_s_domain",
@@ -527,7 +565,7 @@ def run_bench(
         + (
             "These are the dev seeds (fresh recordings no evaluation run simulates): a selection "
             "run, not a test result. "
-            if set(cfg.seeds) <= set(DEV_SEEDS)
+            if set(cfg.seeds) <= {*DEV_SEEDS, *VALIDATION_SEEDS}
             else ""
         )
         + f"Wall time of this invocation: {total:.0f} s ({computed} task-seed jobs computed, "

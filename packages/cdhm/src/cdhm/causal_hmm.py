@@ -267,7 +267,11 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     Disentanglement options (issue 18): ``align_steps="all"`` aligns s_t at every step instead
     of s_T only; ``lambda_hsic > 0`` adds lambda_hsic * mean_t HSIC(s_t, onehot c), a
     non-adversarial independence term between s and the working condition (see
-    :func:`cdhm.models.hsic`); ``elbo="meanfield"`` uses analytic KLs.
+    :func:`cdhm.models.hsic`); ``elbo="meanfield"`` uses analytic KLs; ``align_warmup`` (a
+    fraction of training, default 0) keeps the alignment weight at 0 until the source classes
+    have formed in s, then runs the Ganin ramp over the rest of training (see
+    :meth:`_align_weight`; aligning marginals before the classes separate can map a target class
+    onto the wrong source class).
     """
 
     def __init__(
@@ -286,6 +290,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         elbo: str = "trace",
         align_steps: str = "last",
         lambda_hsic: float = 0.0,
+        align_warmup: float = 0.0,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -311,6 +316,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.elbo = elbo
         self.align_steps = align_steps
         self.lambda_hsic = lambda_hsic
+        self.align_warmup = align_warmup
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -322,6 +328,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         for name in ("lambda_y", "lambda_c", "lambda_align", "lambda_hsic"):
             check_real(name, getattr(self, name), low=0.0)
         check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
+        check_fraction("align_warmup", self.align_warmup, meaning="of training without alignment")
         for name in ("temporal_prior", "entangled"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -378,7 +385,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         if self.align_steps == "all":
             d_al = d_al.repeat_interleave(s_all.shape[1])
         if self.alignment is not None and "xt" in batch:
-            lam = ganin_lambda(progress)
+            lam = self._align_weight(progress)
             if self.alignment == "dann":
                 d_logit = net.domain_head(grad_reverse(s_al, lam)).squeeze(-1)
                 align = F.binary_cross_entropy_with_logits(d_logit, d_al)
@@ -389,6 +396,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 align = mk_mmd(s_al[d_al == 0], s_al[d_al == 1])
                 loss = loss + self.lambda_align * lam * align
             logs["align"] = float(align.detach())
+            logs["align_weight"] = lam
         if self.lambda_hsic > 0 and len(torch.unique(c)) > 1:
             # independence of s and the working condition (HSIC with a one-hot kernel on c)
             onehot = F.one_hot(c, net.n_cond).to(s_all.dtype)
@@ -400,6 +408,14 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         logs["loss"] = float(loss.detach())
         logs["beta"] = beta
         return loss, logs
+
+    def _align_weight(self, progress: float) -> float:
+        """The alignment schedule: 0 for the first ``align_warmup`` of training, then the Ganin
+        ramp 2 / (1 + exp(-10 p')) - 1 over the rest (p' = progress rescaled to [0, 1])."""
+        w = self.align_warmup
+        if progress < w:
+            return 0.0
+        return ganin_lambda((progress - w) / (1.0 - w))
 
     # ----------------------------------------------------------------------------- Pyro
     def segments(self, X: Any, c: Any = None) -> tuple[torch.Tensor, torch.Tensor]:

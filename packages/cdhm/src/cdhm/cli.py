@@ -1,6 +1,7 @@
 """Command line: ``cdhm demo`` (one simulated transfer task, < 1 min) and
 ``cdhm bench [--quick] [--out DIR] [--resume]`` (the shared ``maskloop.cli`` flags, with ``--seed``
-and ``--threads``) plus cdhm's own bench options."""
+and ``--threads``) plus cdhm's own bench options (``--cwru``: the CWRU load-transfer tasks on
+CWRU-format files read through ``load_cwru``)."""
 
 from __future__ import annotations
 
@@ -82,11 +83,63 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_cwru(args: argparse.Namespace, seeds: list[int]) -> int:
+    """`cdhm bench --cwru`: the CWRU load-transfer tasks through `load_cwru` (issue 18)."""
+    from cdhm.bench_cwru import CWRU_QUICK_TASKS, CWRUBenchConfig, run_cwru_bench
+
+    if args.select or args.validate or args.tier != "hard":
+        print(
+            "cdhm bench: --cwru cannot be combined with --select, --validate or --tier",
+            file=sys.stderr,
+        )
+        return 2
+    config = CWRUBenchConfig(seeds=seeds, front_end=args.front_end, root=args.cwru_root)
+    cmd = "cdhm bench --cwru" + (" --quick" if args.quick else "")
+    if args.quick:
+        config.tasks = list(CWRU_QUICK_TASKS)
+    if args.cwru_root:
+        cmd += f" --cwru-root {args.cwru_root}"
+    cmd += (f" --seed {args.seed}" if args.seed else "") + (
+        f" --seeds {args.seeds}" if args.seeds != 5 else ""
+    )
+    if args.front_end != "order-envelope":
+        cmd += f" --front-end {args.front_end}"
+    if args.methods:
+        config = CWRUBenchConfig(
+            seeds=config.seeds,
+            tasks=config.tasks,
+            front_end=config.front_end,
+            root=config.root,
+            methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        )
+        cmd += f" --methods '{args.methods}'"
+    _, text = run_cwru_bench(
+        config=config,
+        out=args.out,
+        command=cmd,
+        progress=not args.quiet,
+        resume=args.resume,
+        max_minutes=args.max_minutes,
+        threads=args.threads,
+    )
+    print(text)
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
-    from cdhm.bench import DEV_SEEDS, BenchConfig, run_bench
+    from cdhm.bench import (
+        DEV_SEEDS,
+        SCHEDULE_VARIANTS,
+        VALIDATION_SEEDS,
+        VALIDATION_TASKS,
+        BenchConfig,
+        run_bench,
+    )
     from cdhm.data import DOMAIN_TIERS, transfer_tasks
 
     seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.cwru or args.cwru_root:
+        return _bench_cwru(args, seeds)
     cmd = (
         "cdhm bench"
         + (" --quick" if args.quick else "")
@@ -108,6 +161,18 @@ def _bench(args: argparse.Namespace) -> int:
             ablations=False,
             variants=True,
         )
+    name = "cdhm_select" if args.select else "cdhm"
+    if args.validate:
+        config = BenchConfig(
+            seeds=list(VALIDATION_SEEDS),
+            tasks=list(VALIDATION_TASKS),
+            tier=args.tier,
+            front_end=args.front_end,
+            methods=("CDHM", *SCHEDULE_VARIANTS),
+            ablations=False,
+        )
+        cmd = cmd.replace(" --quick", "") + " --validate"
+        name = "cdhm_validate"
     if args.methods:
         chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
         config.methods, config.ablations, config.variants = chosen, False, False
@@ -121,7 +186,7 @@ def _bench(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         resume=args.resume,
         max_minutes=args.max_minutes,
-        name="cdhm_select" if args.select else "cdhm",
+        name=name,
         threads=args.threads,
     )
     print(text)
@@ -184,6 +249,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated methods to run (default: all baselines, ablations and, with "
         "--select, the CDHM variants)",
+    )
+    p_bench.add_argument(
+        "--validate",
+        action="store_true",
+        help="the training-schedule variants (alignment warm-up, longer KL annealing) vs the "
+        "default CDHM on dev seeds 100-102 and pseudo-target tasks A->B, B->C, D->B, D->C "
+        "(held-out source-side domains, never a test target) -> <out>/cdhm_validate.*",
+    )
+    p_bench.add_argument(
+        "--cwru",
+        action="store_true",
+        help="the CWRU load-transfer tasks i->j (loads 0-3 hp, all 12; --quick: 0->1, 0->3, "
+        "3->0) on CWRU-format .mat files written per seed by cdhm.cwru.write_cwru_files and read "
+        "back with load_cwru; CDHM, source-only, DANN, MK-MMD, Deep CORAL -> <out>/cdhm_cwru.*",
+    )
+    p_bench.add_argument(
+        "--cwru-root",
+        default=None,
+        metavar="DIR",
+        help="with --cwru (implied): read the real CWRU 12 kHz drive-end files <number>.mat "
+        "from DIR instead of generating them (the same files for every seed)",
     )
     p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
