@@ -50,6 +50,12 @@ def test_similarity_gap_is_invariant_to_rotation_and_scale_of_student_features()
         rtol=0,
         atol=1e-12,
     )
+    centred = similarity_gap(f_s, f_t, center=True)
+    shift = torch.randn(1, 6, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(
+        similarity_gap(2.0 * (f_s + shift) @ q, f_t, center=True), centred, rtol=0, atol=1e-12
+    )
+    assert (centred - base).abs().max() > 1e-3  # centring changes the structure compared
     skew = torch.eye(6, dtype=torch.float64)
     skew[0, 1] = 2.0
     assert (similarity_gap(f_s @ skew, f_t) - base).abs().max() > 1e-3
@@ -66,11 +72,12 @@ def test_relation_scores_invariant_to_rotating_the_student_basis():
     with torch.no_grad():
         torch.testing.assert_close(rot(x), student(x), rtol=0, atol=1e-12)
     opts = {"feature_layer": "2", "which": "output", "exclude": r"^3\."}
-    a = lnpt.score(student, teacher, [x], gap="relation", **opts)
-    b = lnpt.score(rot, teacher, [x], gap="relation", **opts)
-    scale = float(a["0.weight"].abs().max())
-    assert scale > 0
-    torch.testing.assert_close(b["0.weight"], a["0.weight"], rtol=0, atol=1e-10 * scale)
+    for gap in ("relation", "relation-centered"):
+        a = lnpt.score(student, teacher, [x], gap=gap, **opts)
+        b = lnpt.score(rot, teacher, [x], gap=gap, **opts)
+        scale = float(a["0.weight"].abs().max())
+        assert scale > 0
+        torch.testing.assert_close(b["0.weight"], a["0.weight"], rtol=0, atol=1e-10 * scale)
     c = lnpt.score(student, teacher, [x], gap="squared", **opts)
     d = lnpt.score(rot, teacher, [x], gap="squared", **opts)
     assert (c["0.weight"] - d["0.weight"]).abs().max() > 1e-3 * float(c["0.weight"].max())
@@ -81,6 +88,7 @@ def test_relation_scores_invariant_to_rotating_the_student_basis():
     [
         {"gap": "relation"},
         {"gap": "relation", "normalize": False},
+        {"gap": "relation-centered", "normalize": False},
         {"adaptor": "linear"},
         {"adaptor": "linear", "normalize": False},
     ],
@@ -165,7 +173,10 @@ def test_relation_with_linear_adaptor_is_rejected():
     student, teacher = _net(0), _net(1)
     with pytest.raises(ValueError, match="adaptor='linear' does not apply to gap='relation'"):
         lnpt.LearningGap(student, teacher, gap="relation", adaptor="linear")
-    with pytest.raises(ValueError, match="gap must be 'squared', 'norm' or 'relation', got 'cka'"):
+    with pytest.raises(
+        ValueError,
+        match="gap must be 'squared', 'norm', 'relation' or 'relation-centered', got 'cka'",
+    ):
         lnpt.score(student, teacher, [torch.randn(4, 5, dtype=torch.float64)], gap="cka")
     with pytest.raises(ValueError, match="adaptor must be"):
         lnpt.prune(student, teacher, [torch.randn(4, 5, dtype=torch.float64)], 0.5, adaptor="cka")

@@ -66,6 +66,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "checkpoints-3": {"checkpoints": 3},
     "relation": {"gap": "relation", "normalize": False},
     "relation-iterative-10": {"gap": "relation", "normalize": False, "rounds": 10},
+    "relation-centered": {"gap": "relation-centered", "normalize": False},
     "linear-adaptor": {"adaptor": "linear"},
     "linear-adaptor-raw": {"adaptor": "linear", "normalize": False},
     "linear-adaptor-raw-iterative-10": {"adaptor": "linear", "normalize": False, "rounds": 10},

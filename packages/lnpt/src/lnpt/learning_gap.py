@@ -60,10 +60,12 @@ __all__ = [
     "similarity_gap",
 ]
 
-GAPS = ("squared", "norm", "relation")
+GAPS = ("squared", "norm", "relation", "relation-centered")
 
 
-def similarity_gap(f_s: torch.Tensor, f_t: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+def similarity_gap(
+    f_s: torch.Tensor, f_t: torch.Tensor, normalize: bool = False, center: bool = False
+) -> torch.Tensor:
     """Per-sample similarity-structure gap ||G_S[i] - G_T[i]||^2 of a batch (Tung & Mori, 2019).
 
     `G = row-normalised(phi phi^T)` (B x B) for student features `f_s` and teacher features `f_t`
@@ -72,6 +74,11 @@ def similarity_gap(f_s: torch.Tensor, f_t: torch.Tensor, normalize: bool = False
     similarities). What it assumes: only how the samples of a batch relate to each other carries the
     teacher's knowledge, not the coordinates of the features, so the gap is unchanged by any
     orthogonal transform (and any positive scale) of either network's features.
+
+    `center=True` subtracts each network's batch-mean feature first (after any normalisation), as
+    CKA does: at initialisation a ReLU network's pooled features share a large common component, so
+    every entry of the uncentred G_S is close to 1 and its rows carry little structure; centring
+    compares how samples differ from the batch average. Also invariant to a common translation.
 
     Scale: every row of G is a unit vector, so each per-sample gap lies in [0, 4], the same range as
     the squared gap of L2-normalised features, and comparable with the logit term of (2). Tung &
@@ -82,6 +89,8 @@ def similarity_gap(f_s: torch.Tensor, f_t: torch.Tensor, normalize: bool = False
     s, t = f_s.flatten(1), f_t.flatten(1)
     if normalize:
         s, t = F.normalize(s, dim=1), F.normalize(t, dim=1)
+    if center:
+        s, t = s - s.mean(0, keepdim=True), t - t.mean(0, keepdim=True)
     g_s = F.normalize(s @ s.T, dim=1)
     g_t = F.normalize(t @ t.T, dim=1)
     return (g_s - g_t).pow(2).sum(1)
@@ -130,7 +139,7 @@ class LearningGap(nn.Module):
             gap), or `"relation"`: the similarity-structure gap (`similarity_gap`), which compares
             how the samples of a batch relate to each other and not the features coordinate by
             coordinate; it needs no adaptor (the widths may differ), so `adaptor` must be "auto" or
-            "identity" with it.
+            "identity" with it; `"relation-centered"`: the same on batch-centred features.
 
     With `adaptor="linear"` and equal widths, (1) is the residual after the ridge least-squares map
     from student to teacher features (a CKA-like gap): it assumes the teacher's features are only
@@ -155,16 +164,18 @@ class LearningGap(nn.Module):
     ) -> None:
         super().__init__()
         if gap not in GAPS:
-            raise ValueError(f"gap must be 'squared', 'norm' or 'relation', got {gap!r}")
+            raise ValueError(
+                f"gap must be 'squared', 'norm', 'relation' or 'relation-centered', got {gap!r}"
+            )
         if not isinstance(student, nn.Module):
             raise TypeError(f"student must be a torch.nn.Module, got {type(student).__name__}")
         if not isinstance(teacher, nn.Module):
             raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
         if adaptor not in ("auto", "identity", "linear"):
             raise ValueError(f"adaptor must be 'auto', 'identity' or 'linear', got {adaptor!r}")
-        if gap == "relation" and adaptor == "linear":
+        if gap.startswith("relation") and adaptor == "linear":
             raise ValueError(
-                "adaptor='linear' does not apply to gap='relation' (the similarity structure "
+                f"adaptor='linear' does not apply to gap={gap!r} (the similarity structure "
                 "compares samples, not feature coordinates); use adaptor='auto' or 'identity'"
             )
         if not isinstance(normalize, bool):
@@ -238,7 +249,9 @@ class LearningGap(nn.Module):
                 f"teacher and student outputs do not match: student gives {tuple(l_s.shape[1:])}, "
                 f"teacher {tuple(l_t.shape[1:])}; both must predict the same classes"
             )
-        if self.gap_form == "relation":  # samples are compared, not coordinates: no adaptor
+        if self.gap_form.startswith(
+            "relation"
+        ):  # samples are compared, not coordinates: no adaptor
             if self.adaptor is None or refit:
                 self.adaptor = Adaptor("identity", f_s.shape[1], f_s.shape[1])
             return self
@@ -274,8 +287,8 @@ class LearningGap(nn.Module):
         """
         adaptor = self._check_ready()
         z = adaptor(f_s)
-        if self.gap_form == "relation":
-            gap = similarity_gap(z, f_t, self.normalize)
+        if self.gap_form.startswith("relation"):
+            gap = similarity_gap(z, f_t, self.normalize, self.gap_form == "relation-centered")
         elif z.ndim >= 3:  # unpooled maps: per-sample sum over channels, mean over positions
             z, f_t = z.flatten(2), f_t.flatten(2)
             if self.normalize:
