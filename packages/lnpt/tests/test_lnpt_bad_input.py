@@ -89,7 +89,9 @@ def test_prune_rounds_zero():
 def test_learning_gap_bad_gap_form():
     """lnpt.LearningGap: gap not 'squared'/'norm'"""
     student, teacher = _pair()
-    with pytest.raises(ValueError, match="gap must be 'squared' or 'norm'"):
+    with pytest.raises(
+        ValueError, match="gap must be 'squared', 'norm', 'relation' or 'relation-centered'"
+    ):
         lnpt.LearningGap(student, teacher, gap="l1")
 
 

@@ -47,6 +47,12 @@ def test_parser_walk_every_action_has_help():
     with pytest.raises(SystemExit) as exc:  # refused before any work
         main(["bench", "--seeds", "0", "--out", "never-written"])
     assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--report", "../x", "--out", "never-written"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--ablation", "--variants", "nope", "--out", "never-written"])
+    assert exc.value.code == 2
     assert not Path("never-written").exists()
 
 
@@ -104,7 +110,14 @@ def test_tiny_ablation_chooses_on_validation(tmp_path):
     assert chosen in acfg.variants
     assert all("val_accuracy" in r.metrics for r in res.records)
     assert len(res.records) == 4
-    assert "Chosen (highest mean)" in (tmp_path / "lnpt_ablation.md").read_text()
+    assert "Chosen (highest mean" in (tmp_path / "lnpt_ablation.md").read_text()
+    # arms are cached one by one: adding a variant reuses the others (same records, 1 new arm)
+    acfg.variants = ("one-shot", "layer-sum", "checkpoints-3", "relation")
+    again, chosen = run_ablation(acfg, tmp_path, "test", progress=False, resume=True, budget_s=0.0)
+    assert len(again.records) == 5 and chosen in acfg.variants
+    assert [r.metrics for r in again.records if "relation" not in r.method] == [
+        r.metrics for r in res.records
+    ]
 
 
 @pytest.mark.slow

@@ -40,21 +40,38 @@ from lnpt.bench import (
 )
 from lnpt.learning_gap import _params, head_pattern, score
 
-__all__ = ["VARIANTS", "AblationConfig", "anatomy", "run_ablation"]
+__all__ = ["BASE", "CHANGES", "VARIANTS", "AblationConfig", "anatomy", "choose", "run_ablation"]
 
+# The options every variant pins: the spec's one-shot reading. A variant names only what it changes,
+# so it means the same whatever `lnpt.learning_gap.SCORE_DEFAULTS` (the chosen default) is.
+BASE: dict[str, Any] = {
+    "gap": "squared",
+    "normalize": True,
+    "adaptor": "auto",
+    "score_norm": None,
+    "rounds": 1,
+}
 # The LNPT scoring variants compared (all within the abstract: the learning gap on penultimate
 # features guides the mask). Keys are `lnpt.prune` options, plus `spatial` (the gap on the unpooled
 # maps of the last feature block) and `checkpoints` (scores averaged over k teacher checkpoints).
-VARIANTS: dict[str, dict[str, Any]] = {
-    "one-shot": {"score_norm": None, "rounds": 1},
-    "iterative-10": {"score_norm": None, "rounds": 10},
+# `relation*` and `linear-adaptor*` are the basis-invariant readings (`lnpt.learning_gap`).
+CHANGES: dict[str, dict[str, Any]] = {
+    "one-shot": {},
+    "iterative-10": {"rounds": 10},
     "layer-mean": {"score_norm": "mean"},
     "layer-sum": {"score_norm": "sum"},
-    "spatial": {"score_norm": None, "spatial": True},
-    "gap-norm": {"score_norm": None, "gap": "norm"},
-    "raw-features": {"score_norm": None, "normalize": False},
-    "checkpoints-3": {"score_norm": None, "checkpoints": 3},
+    "spatial": {"spatial": True},
+    "gap-norm": {"gap": "norm"},
+    "raw-features": {"normalize": False},
+    "checkpoints-3": {"checkpoints": 3},
+    "relation": {"gap": "relation", "normalize": False},
+    "relation-iterative-10": {"gap": "relation", "normalize": False, "rounds": 10},
+    "relation-centered": {"gap": "relation-centered", "normalize": False},
+    "linear-adaptor": {"adaptor": "linear"},
+    "linear-adaptor-raw": {"adaptor": "linear", "normalize": False},
+    "linear-adaptor-raw-iterative-10": {"adaptor": "linear", "normalize": False, "rounds": 10},
 }
+VARIANTS: dict[str, dict[str, Any]] = {k: {**BASE, **v} for k, v in CHANGES.items()}
 REFERENCES = ("snip+supervised", "synflow+label-free")
 
 
@@ -99,11 +116,13 @@ def _ablate_one(
     init = spec.build()
     epochs = cfg.epochs[model_name]
     bs = cfg.batch_sizes.get(model_name, 64)
+    wanted = []
     for sparsity in acfg.sparsities:
         arms = [(f"lnpt:{v}", "label-free") for v in acfg.variants]
         arms += [tuple(r.split("+")) for r in acfg.references]
         for method, training in arms:
-            key = f"{sparsity}/{method}+{training}"
+            key = unit_key(sparsity, method, training)
+            wanted.append(key)
             if key in progress.done:
                 continue
             progress.check()
@@ -132,7 +151,16 @@ def _ablate_one(
                 sparsity=sparsity,
             )
             progress.put(key, res.to_dict()["records"])
-    return [r for recs in progress.done.values() for r in recs]
+    return [r for key in wanted for r in progress.done[key]]
+
+
+def unit_key(sparsity: float, method: str, training: str) -> str:
+    """The cache key of one arm: an LNPT variant's key holds a hash of its options, so redefining
+    a variant never reuses results of its old definition."""
+    key = f"{sparsity}/{method}+{training}"
+    if method.startswith("lnpt:"):
+        key += "#" + report_hash(json.dumps(VARIANTS[method[5:]], sort_keys=True))[:8]
+    return key
 
 
 def run_ablation(
@@ -154,26 +182,30 @@ def run_ablation(
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     res = report.Results("lnpt", command, config=asdict(acfg))
-    key = json.dumps(asdict(acfg), sort_keys=True, default=str)
+    # Units are cached arm by arm (`unit_key`), so the variant / reference / seed lists are not part
+    # of the fingerprint: adding a variant reuses every arm already run.
+    fixed = {
+        k: v
+        for k, v in asdict(acfg).items()
+        if k not in ("models", "seeds", "variants", "references")
+    }
+    key = json.dumps(fixed, sort_keys=True, default=str)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
     left, made = [], 0
     for model_name in acfg.models:
         for seed in tqdm(range(acfg.seeds), desc=f"ablation {model_name}", disable=not progress):
             fp = report_hash(key + model_name)
-            path = cache / f"ablation-{model_name}-seed{seed}-{fp}.json"
-            if resume and path.exists():
-                records = json.loads(path.read_text())
-            else:
-                steps = Progress(path.with_suffix(".partial.jsonl"), resume, deadline)
-                steps.new = made
-                try:
-                    records = _ablate_one(model_name, seed, acfg, steps)
-                except BudgetReached:
-                    left.append(f"{model_name} seed {seed}")
-                    made = steps.new
-                    continue
+            steps = Progress(
+                cache / f"ablation-{model_name}-seed{seed}-{fp}.jsonl", resume, deadline
+            )
+            steps.new = made
+            try:
+                records = _ablate_one(model_name, seed, acfg, steps)
+            except BudgetReached:
+                left.append(f"{model_name} seed {seed}")
                 made = steps.new
-                path.write_text(json.dumps(records) + "\n")
+                continue
+            made = steps.new
             for r in records:
                 res.add(r["method"], r["seed"], r["metrics"], **r["setting"])
     chosen = choose(res, acfg)
@@ -188,13 +220,25 @@ def report_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _variant_values(res: report.Results, variant: str, model: str | None = None) -> list[float]:
+    return [
+        r.metrics["val_accuracy"]
+        for r in res.records
+        if r.method == f"lnpt:{variant}+label-free"
+        and (model is None or r.setting.get("model") == model)
+    ]
+
+
 def choose(res: report.Results, acfg: AblationConfig) -> str:
-    """The variant with the highest mean validation accuracy over all models, sparsities, seeds."""
+    """The variant with the highest mean validation accuracy over all models, sparsities and seeds,
+    among the variants measured on every model that has results (so every candidate's mean is over
+    the same models)."""
+    models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
     best, best_acc = "", -1.0
     for v in acfg.variants:
-        vals = [
-            r.metrics["val_accuracy"] for r in res.records if r.method == f"lnpt:{v}+label-free"
-        ]
+        if not all(_variant_values(res, v, m) for m in models):
+            continue
+        vals = _variant_values(res, v)
         if vals and sum(vals) / len(vals) > best_acc:
             best, best_acc = v, sum(vals) / len(vals)
     return best
@@ -223,19 +267,48 @@ def _write_ablation(
                 scale=100.0,
             )
         )
+        ref = "lnpt:raw-features+label-free"
+        if ref in sub.methods and len(sub.methods) > 1:
+            sections.append(
+                "Paired Δ to the `raw-features` variant (the best of the first ablation):\n"
+            )
+            sections.append(
+                sub.table("val_accuracy", baseline=ref, setting_keys=["sparsity"], scale=100.0)
+            )
+    models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
     rows = []
     for v in acfg.variants:
-        vals = [
-            r.metrics["val_accuracy"] for r in res.records if r.method == f"lnpt:{v}+label-free"
-        ]
+        vals = _variant_values(res, v)
         if vals:
+            changed = {k: val for k, val in VARIANTS[v].items() if BASE.get(k, object()) != val}
+            per_model = []
+            for m in models:
+                mv = _variant_values(res, v, m)
+                per_model.append(report.format_mean_std(mv, 2, 100) if mv else "—")
             rows.append(
-                [v, json.dumps(VARIANTS[v]), len(vals), report.format_mean_std(vals, 2, 100)]
+                [
+                    v,
+                    json.dumps(changed),
+                    len(vals),
+                    *per_model,
+                    report.format_mean_std(vals, 2, 100),
+                ]
             )
     if rows:
         sections.append("## Mean validation accuracy over sparsities and seeds\n")
-        sections.append(report.markdown_table(["variant", "options", "n", "val accuracy"], rows))
-        sections.append(f"Chosen (highest mean): **{chosen}**.\n")
+        sections.append(
+            f"Options: what each variant changes from `{json.dumps(BASE)}` (the spec's one-shot "
+            "reading).\n"
+        )
+        sections.append(
+            report.markdown_table(
+                ["variant", "options", "n", *[f"{m} val accuracy" for m in models], "all models"],
+                rows,
+            )
+        )
+        sections.append(
+            f"Chosen (highest mean over the models every candidate ran on): **{chosen}**.\n"
+        )
     if left:
         sections.append(f"Unfinished (run again with `--resume`): {', '.join(left)}.\n")
     report.write_report(

@@ -50,7 +50,7 @@ from torch import nn
 from lnpt.baselines import baseline_mask
 from lnpt.data import DigitsSplit, load_digits_split, load_mnist1d_split
 from lnpt.diagnostic import LearningGapDiagnostic, spearman
-from lnpt.learning_gap import LearningGap, head_pattern, prune
+from lnpt.learning_gap import SCORE_DEFAULTS, LearningGap, head_pattern, prune
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
 from lnpt.training import LabelFreeTrainer
 
@@ -167,6 +167,8 @@ class BenchConfig:
         d["epochs"] = self.epochs[model]
         d["teacher_epochs"] = self.teacher_epochs[model]
         d["batch_sizes"] = self.batch_sizes.get(model, 64)
+        if SCORE_DEFAULTS:  # the chosen scoring default decides the LNPT masks
+            d["score_defaults"] = SCORE_DEFAULTS
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -476,8 +478,10 @@ def run_bench(
     resume: bool = False,
     budget_s: float | None = None,
     threads: int = 2,
+    name: str = "lnpt",
 ) -> report.Results:
-    """Run the benchmark, write `lnpt.{md,json,png}` under `out`, and return the results.
+    """Run the benchmark, write `<name>.{md,json,png}` (default `lnpt.*`) under `out`, and return
+    the results.
 
     Finished work is cached under `out/cache/` unit by unit (a mask at a sparsity with its
     trainings); with `resume=True` it is reused. After `budget_s` seconds no new unit starts (at
@@ -525,7 +529,7 @@ def run_bench(
     if skipped:
         print(f"budget reached: {len(skipped)} (model, seed) runs left; rerun with --resume")
     res.config["unfinished"] = [f"{m} seed {s}" for m, s in skipped]
-    _write(res, cfg, curves, out)
+    _write(res, cfg, curves, out, name)
     return res
 
 
@@ -650,10 +654,12 @@ def _table_sections(res: report.Results, cfg: BenchConfig) -> list[str]:
     return sections
 
 
-def _write(res: report.Results, cfg: BenchConfig, curves: dict, out: Path) -> None:
+def _write(
+    res: report.Results, cfg: BenchConfig, curves: dict, out: Path, name: str = "lnpt"
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sections = _table_sections(res, cfg)
-    sections.append("![accuracy vs sparsity and diagnostic curves](lnpt.png)\n")
+    sections.append(f"![accuracy vs sparsity and diagnostic curves]({name}.png)\n")
     guard = []
     if cfg.exclude_head:
         guard.append("the classifier head (last Linear) is left dense and not counted")
@@ -672,12 +678,12 @@ def _write(res: report.Results, cfg: BenchConfig, curves: dict, out: Path) -> No
     if left:
         sections.append(f"Unfinished (run again with `--resume`): {', '.join(left)}.\n")
     report.write_report(
-        out / "lnpt.md", "lnpt benchmark: label-free pruning before training", sections, res
+        out / f"{name}.md", "lnpt benchmark: label-free pruning before training", sections, res
     )
     try:
-        _plot(res, cfg, curves, out / "lnpt.png")
+        _plot(res, cfg, curves, out / f"{name}.png")
     except ImportError:
-        print("matplotlib not installed: skipped lnpt.png (pip install 'lnpt[bench]')")
+        print(f"matplotlib not installed: skipped {name}.png (pip install 'lnpt[bench]')")
 
 
 def _plot(res: report.Results, cfg: BenchConfig, curves: dict, path: Path) -> None:

@@ -96,6 +96,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         args._parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if not args.report or any(c in args.report for c in "/\\") or args.report.startswith("."):
+        args._parser.error(f"--report must be a plain file stem such as lnpt, got {args.report!r}")
     out = str(args.out).rstrip("/")
     start = time.perf_counter()
     if args.timing:
@@ -120,7 +122,14 @@ def _bench(args: argparse.Namespace) -> int:
             acfg = AblationConfig(seeds=args.seeds or 3)
             if args.models:
                 acfg.models = tuple(args.models)
-            command = "lnpt bench --ablation" + (f" --seeds {args.seeds}" if args.seeds else "")
+            if args.variants:
+                acfg.variants = tuple(args.variants)
+            command = (
+                "lnpt bench --ablation"
+                + (f" --seeds {args.seeds}" if args.seeds else "")
+                + (f" --models {' '.join(args.models)}" if args.models else "")
+                + (f" --variants {' '.join(args.variants)}" if args.variants else "")
+            )
             _, chosen = run_ablation(
                 acfg, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
             )
@@ -136,10 +145,19 @@ def _bench(args: argparse.Namespace) -> int:
         + (" --quick" if args.quick else "")
         + (f" --seeds {args.seeds}" if args.seeds is not None else "")
         + (f" --models {' '.join(args.models)}" if args.models else "")
+        + (f" --report {args.report}" if args.report != "lnpt" else "")
     )
-    run_bench(cfg, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads)
-    print(out + "/lnpt.md")
-    with open(out + "/lnpt.md") as f:
+    run_bench(
+        cfg,
+        out,
+        command,
+        resume=args.resume,
+        budget_s=args.budget_s,
+        threads=args.threads,
+        name=args.report,
+    )
+    print(f"{out}/{args.report}.md")
+    with open(f"{out}/{args.report}.md") as f:
         print(f.read())
     print(f"bench took {time.perf_counter() - start:.0f} s")
     return 0
@@ -150,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     from maskloop.cli import build_parser as shared_parser
 
     from lnpt import __version__
+    from lnpt.ablation import VARIANTS
 
     parser = shared_parser(
         "lnpt",
@@ -192,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--ablation",
         action="store_true",
         help="instead: compare LNPT scoring variants on a validation split (lnpt_ablation.md)",
+    )
+    bench.add_argument(
+        "--variants",
+        nargs="+",
+        choices=tuple(VARIANTS),
+        default=None,
+        metavar="VARIANT",
+        help=f"with --ablation: the LNPT variants to compare (default: all of {', '.join(VARIANTS)})",
+    )
+    bench.add_argument(
+        "--report",
+        default="lnpt",
+        help="file stem of the benchmark report under --out (default lnpt: lnpt.md/.json/.png)",
     )
     bench.add_argument(
         "--timing",

@@ -16,6 +16,18 @@ pruning runs K rounds with the exponential density schedule d_k = (1 - sparsity)
 The logit term (2) is on by default (kd_weight=1): parameters after the feature layer (the classifier
 head) do not influence (1), so without it they would score zero and be pruned first, and label-free
 training would never train the head.
+
+Basis-invariant readings of (1). At initialisation the student's penultimate features live in an
+arbitrary basis; with equal widths A is the identity, so (1) compares features coordinate by
+coordinate in two unrelated bases. Two named options read "the learning gap on penultimate features"
+without that assumption:
+
+- `gap="relation"`: the similarity-structure gap of similarity-preserving distillation (Tung & Mori,
+  ICCV 2019). Per batch, G = row-normalised(phi phi^T) for student and teacher; the per-sample gap is
+  ||G_S[i] - G_T[i]||^2. Unchanged by any rotation or scaling of the student's features; no adaptor.
+- `adaptor="linear"` with equal widths: the residual of the ridge-fitted linear map (a CKA-like gap).
+  At the fitted optimum the adaptor's own gradient is zero (up to the ridge term), so the score sees
+  only how the student's features should move relative to the best linear reading of the teacher.
 """
 
 from __future__ import annotations
@@ -35,6 +47,8 @@ from torch import nn
 from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_inputs
 
 __all__ = [
+    "GAPS",
+    "SCORE_DEFAULTS",
     "LearningGap",
     "check_min_density",
     "density_schedule",
@@ -43,7 +57,43 @@ __all__ = [
     "prune",
     "score",
     "select_mask",
+    "similarity_gap",
 ]
+
+GAPS = ("squared", "norm", "relation", "relation-centered")
+
+
+def similarity_gap(
+    f_s: torch.Tensor, f_t: torch.Tensor, normalize: bool = False, center: bool = False
+) -> torch.Tensor:
+    """Per-sample similarity-structure gap ||G_S[i] - G_T[i]||^2 of a batch (Tung & Mori, 2019).
+
+    `G = row-normalised(phi phi^T)` (B x B) for student features `f_s` and teacher features `f_t`
+    (any trailing shape: each sample's features are flattened; the widths may differ). With
+    `normalize=True` the features are L2-normalised first (G then holds row-normalised cosine
+    similarities). What it assumes: only how the samples of a batch relate to each other carries the
+    teacher's knowledge, not the coordinates of the features, so the gap is unchanged by any
+    orthogonal transform (and any positive scale) of either network's features.
+
+    `center=True` subtracts each network's batch-mean feature first (after any normalisation), as
+    CKA does: at initialisation a ReLU network's pooled features share a large common component, so
+    every entry of the uncentred G_S is close to 1 and its rows carry little structure; centring
+    compares how samples differ from the batch average. Also invariant to a common translation.
+
+    Scale: every row of G is a unit vector, so each per-sample gap lies in [0, 4], the same range as
+    the squared gap of L2-normalised features, and comparable with the logit term of (2). Tung &
+    Mori's loss is ||G_S - G_T||_F^2 / B^2 = mean_i(gap_i) / B; the 1/B is left out so that the
+    feature term does not vanish next to the logit term as batches grow. A sample's gap depends on
+    the other samples of its batch; a batch of one sample has gap 0.
+    """
+    s, t = f_s.flatten(1), f_t.flatten(1)
+    if normalize:
+        s, t = F.normalize(s, dim=1), F.normalize(t, dim=1)
+    if center:
+        s, t = s - s.mean(0, keepdim=True), t - t.mean(0, keepdim=True)
+    g_s = F.normalize(s @ s.T, dim=1)
+    g_t = F.normalize(t @ t.T, dim=1)
+    return (g_s - g_t).pow(2).sum(1)
 
 
 def density_schedule(sparsity: float, rounds: int, kind: str = "exponential") -> list[float]:
@@ -83,9 +133,17 @@ class LearningGap(nn.Module):
             reconstruction choice: the raw gap of (1) scales with the teacher's feature norm, which
             on a trained teacher is hundreds of times the logit term and swamps it).
         feature_weight, kd_weight, temperature: the weights and tau of (2).
-        gap: `"squared"` (default, (1) as written) or `"norm"`: the per-sample gap's magnitude
+        gap: `"squared"` (default, (1) as written), `"norm"`: the per-sample gap's magnitude
             ||phi_T - A(phi_S)|| instead of its square (a reconstruction variant: same direction per
-            sample, but every sample weighs alike in the gradient instead of in proportion to its gap).
+            sample, but every sample weighs alike in the gradient instead of in proportion to its
+            gap), or `"relation"`: the similarity-structure gap (`similarity_gap`), which compares
+            how the samples of a batch relate to each other and not the features coordinate by
+            coordinate; it needs no adaptor (the widths may differ), so `adaptor` must be "auto" or
+            "identity" with it; `"relation-centered"`: the same on batch-centred features.
+
+    With `adaptor="linear"` and equal widths, (1) is the residual after the ridge least-squares map
+    from student to teacher features (a CKA-like gap): it assumes the teacher's features are only
+    known up to a linear map of the student's, which is what an initialised student's basis is.
     """
 
     def __init__(
@@ -105,14 +163,21 @@ class LearningGap(nn.Module):
         gap: str = "squared",
     ) -> None:
         super().__init__()
-        if gap not in ("squared", "norm"):
-            raise ValueError(f"gap must be 'squared' or 'norm', got {gap!r}")
+        if gap not in GAPS:
+            raise ValueError(
+                f"gap must be 'squared', 'norm', 'relation' or 'relation-centered', got {gap!r}"
+            )
         if not isinstance(student, nn.Module):
             raise TypeError(f"student must be a torch.nn.Module, got {type(student).__name__}")
         if not isinstance(teacher, nn.Module):
             raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
         if adaptor not in ("auto", "identity", "linear"):
             raise ValueError(f"adaptor must be 'auto', 'identity' or 'linear', got {adaptor!r}")
+        if gap.startswith("relation") and adaptor == "linear":
+            raise ValueError(
+                f"adaptor='linear' does not apply to gap={gap!r} (the similarity structure "
+                "compares samples, not feature coordinates); use adaptor='auto' or 'identity'"
+            )
         if not isinstance(normalize, bool):
             raise TypeError(f"normalize must be a bool, got {normalize!r}")
         self.feature_weight = check_real("feature_weight", feature_weight, low=0.0)
@@ -184,6 +249,12 @@ class LearningGap(nn.Module):
                 f"teacher and student outputs do not match: student gives {tuple(l_s.shape[1:])}, "
                 f"teacher {tuple(l_t.shape[1:])}; both must predict the same classes"
             )
+        if self.gap_form.startswith(
+            "relation"
+        ):  # samples are compared, not coordinates: no adaptor
+            if self.adaptor is None or refit:
+                self.adaptor = Adaptor("identity", f_s.shape[1], f_s.shape[1])
+            return self
         if f_s.ndim != f_t.ndim or (f_s.ndim >= 3 and f_s.shape[2:] != f_t.shape[2:]):
             raise ValueError(
                 f"student features {tuple(f_s.shape[1:])} and teacher features "
@@ -211,11 +282,14 @@ class LearningGap(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample feature gap ||phi_T - A(phi_S)||^2 and tau^2 KL(p_T^tau || p_S^tau).
 
-        With `gap="norm"` the first term is ||phi_T - A(phi_S)|| (per position for unpooled maps).
+        With `gap="norm"` the first term is ||phi_T - A(phi_S)|| (per position for unpooled maps);
+        with `gap="relation"` it is `similarity_gap(phi_S, phi_T)` of the batch.
         """
         adaptor = self._check_ready()
         z = adaptor(f_s)
-        if z.ndim >= 3:  # unpooled maps: per-sample sum over channels, mean over positions
+        if self.gap_form.startswith("relation"):
+            gap = similarity_gap(z, f_t, self.normalize, self.gap_form == "relation-centered")
+        elif z.ndim >= 3:  # unpooled maps: per-sample sum over channels, mean over positions
             z, f_t = z.flatten(2), f_t.flatten(2)
             if self.normalize:
                 z, f_t = F.normalize(z, dim=1), F.normalize(f_t, dim=1)
@@ -322,6 +396,10 @@ def select_mask(
 
 
 SCORE_NORMS = (None, "mean", "sum")
+# `LearningGap` options that `score` / `prune` use unless the call names them: the scoring variant
+# chosen on the validation ablation (`lnpt.ablation`). The training objective keeps `LearningGap`'s
+# own defaults (the ablation compares scores, not trainings).
+SCORE_DEFAULTS: dict[str, Any] = {}
 BN_MODES = ("eval", "train")
 
 
@@ -384,7 +462,8 @@ def score(
     or of (inputs, labels) whose labels are ignored). The student is not modified: scores are taken
     on a copy (with `mask` applied when given), so its parameters, BatchNorm statistics and
     train/eval mode stay as they were. `gap_options` go to `LearningGap` (adaptor, normalize, pool,
-    which, gap, feature_weight, kd_weight, temperature).
+    which, gap, feature_weight, kd_weight, temperature); those not given are `SCORE_DEFAULTS` (the
+    variant chosen on validation), then `LearningGap`'s defaults.
 
     Options (reconstruction variants, compared in the package docs):
         teacher: one network, or a list of teacher checkpoints; the scores are the mean of the
@@ -418,6 +497,7 @@ def score(
             raise ValueError("feature_layer is a module that is not part of the student")
         feature_layer = found[0]
     xs = list(iter_inputs(unlabeled, "unlabeled", max_batches))
+    gap_options = {**SCORE_DEFAULTS, **gap_options}
     total: dict[str, torch.Tensor] | None = None
     for t in teachers:
         out = _score_one(
