@@ -151,15 +151,85 @@ def parse_pattern(pattern: object) -> tuple[int, int] | None:
     return int(m.group(1)), int(m.group(2))
 
 
-def _kth_smallest(values: torch.Tensor, k: int) -> float:
-    """The k-th smallest (1-based) entry of a flat float tensor, without a full sort.
+#: flat score buffers of at least this many entries find their threshold from a sample first
+SAMPLED_SELECTION_MIN = 1 << 16
+#: the size of that sample (a fixed stride through the buffer: deterministic)
+SAMPLE_SIZE = 1 << 16
 
-    On a CPU numpy's introselect (`numpy.partition`) is an order of magnitude faster than
-    `torch.kthvalue` over millions of floats; on other devices `torch.kthvalue`.
+
+def _count(x: torch.Tensor) -> int:
+    """The number of True entries of a bool tensor (numpy's count on a CPU: no int64 copy)."""
+    if x.device.type == "cpu":
+        return int(np.count_nonzero(x.numpy()))
+    return int(torch.count_nonzero(x))
+
+
+def _all_finite(flat: torch.Tensor) -> bool:
+    """Whether every entry is finite, from the smallest and largest (one reduction pass; they
+    propagate NaN, and an inf is one of them)."""
+    lo, hi = torch.aminmax(flat)
+    return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
+
+
+def _kth_bracketed(fn: np.ndarray, an: np.ndarray | None, k: int, n_alive: int) -> float | None:
+    """The k-th smallest (1-based) of `fn` among the `an` entries, found from a bracket: a strided
+    sample of the alive scores gives two values `lo <= hi` expected to enclose it; one pass counts
+    the alive entries below `lo` and gathers those in [lo, hi], and a partial selection on that
+    small set gives the exact value. None when the sample is too small or the bracket misses (the
+    caller then selects on all entries): the result never depends on the sample, only the speed."""
+    step = max(1, fn.size // SAMPLE_SIZE)
+    sample = fn[::step] if an is None else fn[::step][an[::step]]
+    ns = sample.size
+    if ns < 1024:
+        return None
+    q = k / n_alive
+    margin = 6.0 * math.sqrt(ns * q * (1.0 - q)) + 64.0
+    i_lo, i_hi = math.floor(q * ns - margin), math.ceil(q * ns + margin)
+    ranks = [i for i in (i_lo, i_hi) if 0 <= i < ns]
+    if not ranks:
+        return None  # the bracket would hold every entry: no gain
+    part = np.partition(sample, ranks)
+    if i_hi < ns:
+        inb = np.less_equal(fn, part[i_hi])
+        if an is not None:
+            inb &= an
+    else:
+        inb = np.ones(fn.size, dtype=bool) if an is None else an.copy()
+    c_lo = 0
+    if i_lo >= 0:
+        below = np.less(fn, part[i_lo])
+        if an is not None:
+            below &= an
+        c_lo = int(np.count_nonzero(below))
+        if c_lo >= k:
+            return None
+        inb ^= below  # below lies inside inb: what is left is lo <= x <= hi
+    cand = np.compress(inb, fn)
+    if c_lo + cand.size < k:
+        return None
+    j = k - c_lo - 1
+    return float(np.partition(cand, j)[j])
+
+
+def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_alive: int) -> float:
+    """The k-th smallest (1-based) entry of a flat float tensor among the `alive` entries (all when
+    None; `n_alive` of them), exactly, without a full sort.
+
+    On a CPU: for large buffers from a sample-bracketed candidate set (`_kth_bracketed`), else
+    numpy's introselect (`numpy.partition`, an order of magnitude faster than `torch.kthvalue`
+    over millions of floats) on the alive entries; on other devices `torch.kthvalue`.
     """
-    if values.device.type == "cpu":
-        return float(np.partition(values.numpy(), k - 1)[k - 1])
-    return float(torch.kthvalue(values, k).values)
+    if flat.device.type != "cpu":
+        vals = flat if alive is None or n_alive == flat.numel() else flat[alive]
+        return float(torch.kthvalue(vals.float(), k).values)
+    fn = flat.float().numpy()
+    an = None if alive is None or n_alive == flat.numel() else alive.numpy()
+    if fn.size >= SAMPLED_SELECTION_MIN:
+        thr = _kth_bracketed(fn, an, k, n_alive)
+        if thr is not None:
+            return thr
+    vals = fn if an is None else np.compress(an, fn)
+    return float(np.partition(vals, k - 1)[k - 1])
 
 
 def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) -> torch.Tensor:
@@ -167,16 +237,11 @@ def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) 
 
     Exactly the selection of `WeightMask.from_scores` (pruned entries scored -inf; ties at the
     threshold: the entry earlier in flattened order is pruned first), computed from one threshold
-    (the k-th smallest alive score, found by a partial selection on the alive entries only) instead
-    of a sort. When `n_keep` exceeds the number of alive entries, the pruned entries tie at -inf and
-    the last of them are kept to make up `n_keep` (as `from_scores` does); a pruner never asks that.
+    (the k-th smallest alive score, `_kth_smallest`) instead of a sort. When `n_keep` exceeds the
+    number of alive entries, the pruned entries tie at -inf and the last of them are kept to make
+    up `n_keep` (as `from_scores` does); a pruner never asks that.
     """
-    if alive is None:
-        n_alive = flat.numel()
-        vals = flat
-    else:
-        n_alive = int(alive.sum())
-        vals = flat[alive] if n_alive < flat.numel() else flat
+    n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
         if alive is None:
             return torch.ones_like(flat, dtype=torch.bool)
@@ -188,11 +253,11 @@ def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) 
     if n_keep == 0:
         return torch.zeros_like(flat, dtype=torch.bool)
     n_prune = n_alive - n_keep
-    thr = _kth_smallest(vals.float(), n_prune)
+    thr = _kth_smallest(flat, alive, n_prune, n_alive)
     keep = flat > thr
     if alive is not None:
         keep &= alive
-    extra = n_keep - int(keep.sum())
+    extra = n_keep - _count(keep)
     if extra > 0:  # ties at the threshold: keep the last `extra` of them (earlier ones pruned)
         tied = flat == thr
         if alive is not None:
@@ -250,8 +315,8 @@ def select_flat(
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     segs = _segments(sizes)
-    finite = torch.isfinite(flat)
-    if not bool(finite.all()):
+    if total and not _all_finite(flat):
+        finite = torch.isfinite(flat)
         bad = [n for n, (a, b) in zip(names, segs) if not bool(finite[a:b].all())]
         raise ValueError(
             f"scores of {bad} contain NaN or inf (non-finite weights or gradients: a NaN/inf "
@@ -269,7 +334,7 @@ def select_flat(
     keep = _keep_top_flat(flat, alive, n_keep)
     if min_density <= 0.0 and not warn and emptied_out is None:
         return keep
-    counts = [int(keep[a:b].sum()) for a, b in segs]
+    counts = [_count(keep[a:b]) for a, b in segs]
     emptied = [n for n, c in zip(names, counts) if c == 0]
     if emptied_out is not None:
         emptied_out.extend(emptied)
@@ -284,7 +349,7 @@ def select_flat(
             )
         return keep
     alive_counts = (
-        [b - a for a, b in segs] if alive is None else [int(alive[a:b].sum()) for a, b in segs]
+        [b - a for a, b in segs] if alive is None else [_count(alive[a:b]) for a, b in segs]
     )
     floors = [min(math.ceil(min_density * (b - a)), c) for (a, b), c in zip(segs, alive_counts)]
     if sum(floors) > n_keep:
@@ -309,7 +374,7 @@ def select_flat(
             seg[top] = math.inf
             lifted.add(i)
         keep = _keep_top_flat(work, alive, n_keep)
-        counts = [int(keep[a:b].sum()) for a, b in segs]
+        counts = [_count(keep[a:b]) for a, b in segs]
     if warn and emptied:
         warnings.warn(
             f"plain global selection would have emptied {len(emptied)} tensor(s): {emptied}; "
@@ -512,28 +577,46 @@ class Pruner(Callback):
         self.device = devices.pop()
         self.mask = WeightMask.dense(self.params)
         self.masked = MaskedTraining(model, self.mask, optimizer).attach()
+        #: (mask, its flat bool buffer) of the last selection (see `_alive_flat`)
+        self._mask_flat: tuple[WeightMask | None, torch.Tensor | None] = (None, None)
         self._warned: set[str] = set()  # tensors already named in a collapse warning
         self.t = 0  # number of step() calls so far
         self.pruned_before_training = False
         self.seconds = 0.0  # wall time spent inside step() and mask updates
 
     # ------------------------------------------------------------------ shared helpers
-    def _set_mask(self, mask: WeightMask) -> None:
-        """Adopt `mask`, zero the pruned weights and re-hook masked training."""
-        self.masked.load_state_dict({"mask": mask.state_dict()})
+    def _set_mask(self, mask: WeightMask, flat: torch.Tensor | None = None) -> None:
+        """Adopt `mask`, zero the pruned weights and re-hook masked training.
+
+        `flat`: a fresh selection's flat bool buffer whose views `mask` holds (in `names` order),
+        adopted without a copy and kept as the next cut's alive-vector; without it `mask` is
+        copied (it may be the caller's).
+        """
+        if flat is None:
+            self.masked.load_state_dict({"mask": mask.state_dict()})
+        else:
+            self.masked.set_mask(mask)
         self.mask = self.masked.mask
+        self._mask_flat = (self.mask, flat)
 
     def _flat_views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Views of a flat buffer shaped like the targets, in `names` order."""
         return [flat[a:b].view(sh) for (a, b), sh in zip(_segments(self.sizes), self.shapes)]
 
     def _alive_flat(self) -> torch.Tensor:
-        """The current mask as one flat bool vector (True = kept)."""
+        """The current mask as one flat bool vector (True = kept): the buffer of the last
+        selection while `self.mask` is still the mask made from it, else a concatenation."""
+        owner, flat = self._mask_flat
+        if flat is not None and owner is self.mask:
+            return flat
         return torch.cat([self.mask[n].reshape(-1) for n in self.names])
 
-    def _select(self, flat: torch.Tensor, n_keep: int, alive: torch.Tensor | None) -> WeightMask:
+    def _select(
+        self, flat: torch.Tensor, n_keep: int, alive: torch.Tensor | None
+    ) -> tuple[WeightMask, torch.Tensor]:
         """Cut `flat` (scores in `names` order) to `n_keep` with this pruner's selection rule; warn
-        once per tensor that the plain global selection would empty."""
+        once per tensor that the plain global selection would empty. Returns the mask and the flat
+        keep-vector it views."""
         emptied: list[str] = []
         keep = select_flat(
             flat,
@@ -561,7 +644,7 @@ class Pruner(Callback):
                 UserWarning,
                 stacklevel=4,
             )
-        return WeightMask(dict(zip(self.names, self._flat_views(keep))))
+        return WeightMask(dict(zip(self.names, self._flat_views(keep)))), keep
 
     def _grads(self) -> list[torch.Tensor]:
         """This step's gradients of the targets (zeros for a target the loss did not reach)."""
@@ -830,6 +913,7 @@ class GradualPruner(Pruner):
         self.updates = 0  # number of score updates so far (k of the next update)
         self._scratch_bufs: dict[str, torch.Tensor] = {}
         self._w_before: torch.Tensor | None = None  # weights before this step (weights_at="pre")
+        self.cutting = False  # whether the current update is followed by a cut
         if self.weights_at == "pre" and self.mode == "dyn" and self.start == 0:
             self._snapshot_weights()
 
@@ -842,8 +926,16 @@ class GradualPruner(Pruner):
     #: whether the rule reads gradients (gradual magnitude pruning does not)
     needs_grads: bool = True
 
-    def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
-        """Fold one step's weights and gradients into `self.state` (k = 0 on the first update)."""
+    def update_scores(
+        self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int
+    ) -> bool | None:
+        """Fold one step's weights and gradients into `self.state` (k = 0 on the first update).
+
+        `self.cutting` says whether the mask is cut right after this update. A rule may return
+        True to say that it has also done the two masking passes that follow (on a cut step the
+        pruned entries of `current_flat_scores()`, which must then be its state, set to 0, and the
+        pruned weights re-zeroed by `W * keep`), which saves two passes over all targets.
+        """
         raise NotImplementedError
 
     def current_scores(self) -> list[torch.Tensor]:
@@ -895,7 +987,8 @@ class GradualPruner(Pruner):
         torch._foreach_copy_(self._flat_views(self._w_before), self._weights())
 
     @torch.no_grad()
-    def _update(self, k: int) -> None:
+    def _update(self, k: int) -> bool:
+        """Update the scores (and cut the mask when due); True if the pruned weights are re-zeroed."""
         self._ensure_state()
         if self.weights_at == "pre" and self.mode == "dyn":
             if self._w_before is None:
@@ -907,21 +1000,25 @@ class GradualPruner(Pruner):
         else:
             weights = self._weights()
         grads = self._grads() if self.needs_grads else []
-        self.update_scores(weights, grads, k)
-        if (k + 1) % self.delta_t == 0 or k == self.last_k:
-            self._cut(k)
+        self.cutting = (k + 1) % self.delta_t == 0 or k == self.last_k
+        masked = bool(self.update_scores(weights, grads, k))
+        if self.cutting:
+            self._cut(k, zeroed=masked)
         self.updates = k + 1
         if k == self.last_k:
             self._scratch_bufs.clear()  # the window is over: free the work buffers
+        return masked
 
     @torch.no_grad()
-    def _cut(self, k: int) -> None:
+    def _cut(self, k: int, zeroed: bool = False) -> None:
         flat = self.current_flat_scores()
         alive = self._alive_flat()
-        # S[M == 0] <- 0: pruned weights never come back (also excluded from the selection)
-        flat.masked_fill_(~alive, 0.0)
+        # S[M == 0] <- 0: pruned weights never come back (also excluded from the selection);
+        # `zeroed`: the update has done it
+        if not zeroed:
+            flat.masked_fill_(~alive, 0.0)
         keep = self.final_keep if k == self.window - 1 else self.n_keep(k)  # exact at the end
-        self._set_mask(self._select(flat, keep, alive))
+        self._set_mask(*self._select(flat, keep, alive))
 
     # ------------------------------------------------------------------ driving
     @property
@@ -947,6 +1044,7 @@ class GradualPruner(Pruner):
         cuts the mask; always re-zeroes the pruned weights.
         """
         tic = time.perf_counter()
+        rezeroed = False
         if self.mode == "pre":
             if not self.pruned_before_training:
                 raise RuntimeError(
@@ -954,10 +1052,11 @@ class GradualPruner(Pruner):
                     "(maskloop.fit and SevenCallback do it for you)"
                 )
         elif self.start <= self.t <= self.start + self.last_k:
-            self._update(self.t - self.start)
+            rezeroed = self._update(self.t - self.start)
         elif self.t == 0 and self.needs_grads:
             self._grads()  # step() before any backward is a usage error even outside the window
-        self.masked.reapply()
+        if not rezeroed:
+            self.masked.reapply()
         self.t += 1
         if self.weights_at == "pre" and self.mode == "dyn" and self.in_window:
             self._snapshot_weights()  # the weights the next step's gradient is computed at
@@ -1092,7 +1191,7 @@ class OneShotPruner(Pruner):
             p.grad = saved[n]
         self.model.train(was_training)
         flat = torch.cat([x.detach().reshape(-1).float() for x in scores])
-        self._set_mask(self._select(flat, self.final_keep, None))
+        self._set_mask(*self._select(flat, self.final_keep, None))
         self.pruned_before_training = True
         self.seconds += time.perf_counter() - tic
         return self.mask
