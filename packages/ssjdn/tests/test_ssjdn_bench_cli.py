@@ -61,6 +61,19 @@ def test_bench_tiny_writes_report_and_resumes(
     assert "Not run (time limit): +SFE seed 0, +SFE seed 1" in (tmp_path / "ssjdn.md").read_text()
 
 
+def test_bench_cache_is_keyed_by_the_method_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run cached under other defaults is not reused: its file name holds the config's hash."""
+    from ssjdn.baselines import ABLATION_LADDER
+    from ssjdn.bench import cache_stem, method_key
+
+    keys = {m: method_key(m) for m in ["+SFE", "+STL (full SSJDN)", "SGS chain (v1)", "AMFMN-style"]}
+    assert len(set(keys.values())) == len(keys) and method_key("+SFE") == keys["+SFE"]
+    assert cache_stem("+SFE", 3) == f"SFE__{keys['+SFE']}__seed3"
+    # a rung whose options change (as when a default is switched) gets another key
+    monkeypatch.setitem(ABLATION_LADDER, "+SFE", {"multiscale": True, "sfe": False})
+    assert method_key("+SFE") != keys["+SFE"]
+
+
 def test_bench_bad_args(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seeds"):
         run_bench(tmp_path, seeds=0)
@@ -138,8 +151,10 @@ def test_bench_first_seed_names_the_runs(tmp_path: Path) -> None:
     kw = dict(settings=TINY, methods=["dual-encoder"], progress=False, time_evaluation=False)
     both = run_bench(tmp_path / "a", seeds=2, **kw)
     second = run_bench(tmp_path / "b", seeds=1, first_seed=1, **kw)
+    from ssjdn.bench import method_key
+
     assert sorted(p.name for p in (tmp_path / "b" / "cache").glob("*/*/*.json")) == [
-        "dual_encoder__seed1.json"
+        f"dual_encoder__{method_key('dual-encoder')}__seed1.json"
     ]
     assert second["results"].values("mR", "dual-encoder") == {
         1: both["results"].values("mR", "dual-encoder")[1]

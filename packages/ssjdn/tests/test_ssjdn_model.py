@@ -327,9 +327,16 @@ def test_lsd_concat_splits_similarity_by_mix() -> None:
 def test_variants_build() -> None:
     from ssjdn import VARIANTS
 
-    for name in VARIANTS:
-        cfg = ablation_config(name)
-        assert cfg.lsd and cfg.stl and cfg.sgs == "both"
+    from dataclasses import asdict
+
+    for name, (rung, extra) in VARIANTS.items():
+        cfg, base = asdict(ablation_config(name)), asdict(ablation_config(rung))
+        assert {k: cfg[k] for k in extra} == extra  # the variant's own switches
+        assert {k: v for k, v in cfg.items() if k not in extra} == {
+            k: v for k, v in base.items() if k not in extra
+        }  # and its rung's everywhere else
+    assert ablation_config("SGS normalize").lsd
+    assert ablation_config("+SGS normalize (one direction)").sgs == "fine_to_coarse"
 
 
 def test_lsd_detach_keeps_cross_entropy_out_of_the_encoders() -> None:

@@ -32,6 +32,10 @@ ABLATION_LADDER: dict[str, dict[str, Any]] = {
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGS chain (v1)": ("+STL (full SSJDN)", {"sgs_scope": "chain"}),
     "SGS guide": ("+STL (full SSJDN)", {"sgs_scope": "guide"}),
+    # salience maps stretched to [0, 1] before suppressing (the maps the model learns are nearly flat:
+    # spatial std ~0.03, so 1 - beta * A damps every place alike): in the full model and on the SGS rung
+    "SGS normalize": ("+STL (full SSJDN)", {"sgs_normalize": True}),
+    "+SGS normalize (one direction)": ("+SGS (one direction)", {"sgs_normalize": True}),
     "LSD concat (v1)": ("+STL (full SSJDN)", {"lsd_combine": "concat"}),
     "LSD prior": ("+STL (full SSJDN)", {"lsd_combine": "prior"}),
     "STL label (v1)": ("+STL (full SSJDN)", {"stl_rho": "label"}),

@@ -172,6 +172,21 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
+def method_key(name: str) -> str:
+    """Short hash of the whole model configuration of method ``name`` under today's defaults.
+
+    It is part of every cached run's file name, so that a run cached under other defaults (a rung
+    whose options changed since) is never reused as if it were today's method: it is run again."""
+    cfg = amfmn_config() if name == PEER else ablation_config(name)
+    blob = json.dumps({"method": name, **asdict(cfg)}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def cache_stem(name: str, seed: int) -> str:
+    """File stem of the cached run of method ``name`` on seed ``seed``: name, config hash, seed."""
+    return f"{_slug(name)}__{method_key(name)}__seed{seed}"
+
+
 def _one_run(
     name: str, seed: int, settings: BenchSettings, split: str, progress: bool
 ) -> tuple[dict[str, Any], SSJDN, RetrievalData]:
@@ -309,8 +324,8 @@ def run_bench(
     t_start = time.perf_counter()
     for seed in range(first_seed, first_seed + seeds):
         for name in methods:
-            f = cache / f"{_slug(name)}__seed{seed}.json"
-            saved = cache / f"{_slug(name)}__seed{seed}.model"
+            f = cache / f"{cache_stem(name, seed)}.json"
+            saved = cache / f"{cache_stem(name, seed)}.model"
             want_model = seed == first_seed and name in EXAMPLE_MODELS and split == "test"
             if resume and f.is_file():
                 run = json.loads(f.read_text())
