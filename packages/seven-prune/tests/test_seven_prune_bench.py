@@ -279,3 +279,30 @@ def test_probe_timing_takes_turns_and_reports_medians() -> None:
     m = _overhead(times, delta_t=10, reference=4.0)
     assert m["overhead_cut_every_step"] == pytest.approx(0.6 / 4.0)
     assert m["plain_step_seconds"] == 4.0
+
+
+def test_overhead_report_checks_the_goal_and_states_the_load(tmp_path) -> None:
+    """write_overhead_outputs: one row per (batch, method), the <= 5% goal judged per row from the
+    records, and the load average recorded beside each batch's timing."""
+    from seven_prune.bench import write_overhead_outputs
+
+    res = report.Results("seven-prune", "seven-prune bench --budget overhead")
+    res.add("plain", 0, {"step_seconds": 0.3, "load_before": 3.9, "load_after": 3.6},
+            task="overhead", batch="16x32")  # fmt: skip
+    for method, update, cut in (("SEVEN_dyn", 0.020, 0.05), ("SEVEN_dyn (fused)", 0.008, 0.04)):
+        overhead = (update + cut / 10) / 0.3
+        metrics = {
+            "plain_step_seconds": 0.3,
+            "update_seconds": update,
+            "cut_seconds": cut,
+            "overhead": overhead,
+            "overhead_cut_every_step": (update + cut) / 0.3,
+            "timed_steps": 8.0,
+        }
+        res.add(method, 0, metrics, task="overhead", batch="16x32")
+    path = write_overhead_outputs(res, tmp_path, 60.0)
+    text = path.read_text()
+    assert "| 16x32 | SEVEN_dyn | 0.300 | 20.0 | 50.0 | 8.3% | 23.3% |" in text
+    assert "- SEVEN_dyn at 16x32: 8.3% of a plain step (goal <= 5%) — **missed**" in text
+    assert "- SEVEN_dyn (fused) at 16x32: 4.0% of a plain step (goal <= 5%) — **met**" in text
+    assert "16x32: 3.9 before, 3.6 after" in text and "medians over 8 timed rounds" in text

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from maskloop import WeightMask
-from seven_prune import SevenPruner, pruning, select_global
+from seven_prune import SevenPruner, pruning, select_global, seven
 from torch import nn
 
 
@@ -150,9 +150,12 @@ def test_eager_update_equals_the_flat_update_bit_for_bit() -> None:
     assert abs(pr.achieved_sparsity - 0.7) < 0.05
 
 
-def test_fused_update_equals_the_eager_update_with_masking() -> None:
+def test_fused_update_equals_the_eager_update_with_masking(monkeypatch: pytest.MonkeyPatch) -> None:
     """fused=True (one compiled pass per target, masking folded in) gives the eager path's m, v, S
-    to float rounding, the same masks, and exactly-zero pruned weights, with a cut every step."""
+    to float rounding, the same masks, and exactly-zero pruned weights, with a cut every step;
+    it compiles once (under error_on_recompile a recompile would fail the step)."""
+    torch._dynamo.reset()
+    monkeypatch.setattr(seven, "_KERNEL", None)
     torch.manual_seed(0)
     eager = SevenPruner(Enc(), 0.6, start=0, window=6, targets=r"encoder\.", min_density=0.0)
     fused = SevenPruner(Enc(), 0.6, start=0, window=6, targets=r"encoder\.", min_density=0.0)
@@ -161,6 +164,7 @@ def test_fused_update_equals_the_eager_update_with_masking() -> None:
         with torch.no_grad():
             pb.copy_(pa)
     gen = torch.Generator().manual_seed(5)
+    recompile_is_an_error = torch._dynamo.config.patch(error_on_recompile=True)
     for _ in range(6):
         noise = [
             torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in eager.params.values()
@@ -173,7 +177,8 @@ def test_fused_update_equals_the_eager_update_with_masking() -> None:
                 with torch.no_grad():
                     p.add_(d.float())
                 p.grad = g.float()
-            pr.step()
+            with recompile_is_an_error:
+                pr.step()
         assert fused.mask == eager.mask
         for key in ("m", "v", "S"):
             torch.testing.assert_close(fused.flat[key], eager.flat[key], rtol=1e-5, atol=1e-7)

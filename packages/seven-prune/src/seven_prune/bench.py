@@ -14,6 +14,7 @@ import contextlib
 import copy
 import itertools
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -604,7 +605,7 @@ OVERHEAD_METHODS: tuple[str, ...] = ("SEVEN_dyn", "SEVEN_dyn (fused)")
 def overhead_compare(
     shapes: Sequence[tuple[int, int]] = ((16, 32), (32, 64)),
     methods: Sequence[str] = OVERHEAD_METHODS,
-    steps: int = 6,
+    steps: int = 8,
     delta_t: int = 10,
     log: Callable[[str], None] = print,
     save: Callable[[report.Results], None] | None = None,
@@ -614,11 +615,13 @@ def overhead_compare(
 
     For every batch shape (sentences x word-pieces), a plain model (no pruner) and one model per
     method take training steps in turn (round-robin, so that other load on a shared CPU slows them
-    alike). Each pruner updates its scores every step and cuts its mask every 3rd timed step here
-    (the cut's cost does not depend on how often it is made); medians give the step time, the update
-    time and the cut time (cut-step time minus update time), and the overhead at the bench's cut
-    interval `delta_t` = (update + cut / delta_t) / plain step. SEVEN_dyn (fused) is the same
-    update compiled into one pass (`fused=True`); its compile time is excluded (warm-up steps).
+    alike). Each pruner updates its scores every step and cuts its mask every 2nd step here (the
+    cut's cost does not depend on how often it is made; the first cut falls in the warm-up);
+    medians of `steps` timed rounds (half of them cut rounds) give the step time, the update time
+    and the cut time (cut-step time minus update time), and the overhead at the bench's cut interval
+    `delta_t` = (update + cut / delta_t) / plain step. SEVEN_dyn (fused) is the same update
+    compiled (`fused=True`); its compile time is excluded (warm-up steps). The 1-minute load
+    average before and after each batch shape is recorded (on a shared CPU the ratios are rough).
     `save` is called with the results after each batch shape (so a stopped run keeps them).
     `threads`: torch CPU threads (the committed comparison ran on 2).
     """
@@ -640,7 +643,7 @@ def overhead_compare(
             max_len=max_len,
             start=0,
             window=10_000,
-            delta_t=3,
+            delta_t=2,
             min_density=0.01,
         )
         train, _ = _text_data(cfg)
@@ -652,10 +655,12 @@ def overhead_compare(
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
             loader = _forever(_loader(train, batch_size, 0))
             runs.append((method, model, pr, opt, loader, {"step": [], "update": [], "cut": []}))
-        _round_robin(runs, steps + 2, cut_every=3)  # the fused kernel compiles in warm-up
+        load_before = os.getloadavg()[0]
+        _round_robin(runs, steps + 2, cut_every=2)  # the fused kernel compiles in warm-up
+        load = {"load_before": load_before, "load_after": os.getloadavg()[0]}
         plain = statistics.median(runs[0][5]["step"])
         shape = f"{batch_size}x{max_len}"
-        results.add("plain", 0, {"step_seconds": plain}, task="overhead", batch=shape)
+        results.add("plain", 0, {"step_seconds": plain, **load}, task="overhead", batch=shape)
         for method, _, pr, _, _, times in runs[1:]:
             pr.remove()
             metrics = _overhead(times, delta_t, plain)
@@ -708,13 +713,27 @@ def write_overhead_outputs(results: report.Results, out: Path, seconds: float) -
         rows,
     )
     timed = int(results.records[-1].metrics.get("timed_steps", 0)) if results.records else 0
+    loads = [
+        f"{r.setting['batch']}: {r.metrics['load_before']:.1f} before, "
+        f"{r.metrics['load_after']:.1f} after"
+        for r in results.records
+        if r.method == "plain" and "load_before" in r.metrics
+    ]
+    load_note = (
+        f" 1-minute load average around each batch's timing ({'; '.join(loads)}; "
+        f"{os.cpu_count()} cores, this process itself accounts for up to 2): above 2 the CPU "
+        "was shared with other jobs and the ratios are rough."
+        if loads
+        else ""
+    )
     sections = [
         "MiniLM-L6 (10.7M target weights), AdamW, 2 CPU threads. A plain model and one model per "
-        f"pruner take steps in turn; medians over {timed} timed steps. The overhead is the pruner's "
-        "update plus a tenth of its cut, over the plain step measured beside it.\n\n" + table,
+        f"pruner take steps in turn; medians over {timed} timed rounds (half of them with a cut). "
+        "The overhead is the pruner's update plus a tenth of its cut, over the plain step measured "
+        "beside it.\n\n" + table,
         "## Goal (issue 17 point 3)\n\n" + "\n".join(goal),
-        f"Total time: {seconds / 60:.1f} min. The CPU was shared with other jobs; medians of "
-        "interleaved steps make the ratios fair, not the absolute times.",
+        f"Total time: {seconds / 60:.1f} min. Medians of interleaved steps make the ratios fair "
+        "on a shared CPU, not the absolute times." + load_note,
     ]
     return report.write_report(
         out / f"{OVERHEAD_STEM}.md", "seven-prune: pruner overhead", sections, results

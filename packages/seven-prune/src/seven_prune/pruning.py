@@ -575,10 +575,12 @@ class Pruner(Callback):
                 f"the target weights must share one device, got {sorted(map(str, devices))}"
             )
         self.device = devices.pop()
-        self.mask = WeightMask.dense(self.params)
+        # the mask's tensors are always views of one flat bool buffer (see `_set_mask`)
+        flat_mask = torch.ones(self.numel, dtype=torch.bool, device=self.device)
+        self.mask = WeightMask(dict(zip(self.names, self._flat_views(flat_mask))))
         self.masked = MaskedTraining(model, self.mask, optimizer).attach()
-        #: (mask, its flat bool buffer) of the last selection (see `_alive_flat`)
-        self._mask_flat: tuple[WeightMask | None, torch.Tensor | None] = (None, None)
+        #: (mask, the flat bool buffer its tensors view), see `_alive_flat`
+        self._mask_flat: tuple[WeightMask | None, torch.Tensor | None] = (self.mask, flat_mask)
         self._warned: set[str] = set()  # tensors already named in a collapse warning
         self.t = 0  # number of step() calls so far
         self.pruned_before_training = False
@@ -588,14 +590,16 @@ class Pruner(Callback):
     def _set_mask(self, mask: WeightMask, flat: torch.Tensor | None = None) -> None:
         """Adopt `mask`, zero the pruned weights and re-hook masked training.
 
-        `flat`: a fresh selection's flat bool buffer whose views `mask` holds (in `names` order),
-        adopted without a copy and kept as the next cut's alive-vector; without it `mask` is
-        copied (it may be the caller's).
+        The adopted mask's tensors are always views of one flat bool buffer (in `names` order),
+        which the next cut takes as its alive-vector without concatenating. `flat`: a fresh
+        selection's buffer whose views `mask` holds, adopted without a copy; without it `mask`
+        (perhaps the caller's) is checked and copied.
         """
         if flat is None:
-            self.masked.load_state_dict({"mask": mask.state_dict()})
-        else:
-            self.masked.set_mask(mask)
+            self.masked.load_state_dict({"mask": mask.state_dict()})  # checks names and shapes
+            flat = torch.cat([self.masked.mask[n].reshape(-1) for n in self.names])
+            mask = WeightMask(dict(zip(self.names, self._flat_views(flat))))
+        self.masked.set_mask(mask)
         self.mask = self.masked.mask
         self._mask_flat = (self.mask, flat)
 
