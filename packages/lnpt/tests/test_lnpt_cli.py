@@ -48,6 +48,9 @@ def test_parser_walk_every_action_has_help():
         main(["bench", "--seeds", "0", "--out", "never-written"])
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
+        main(["bench", "--arms", "lnpt+supervised", "magic+label-free", "--out", "never-written"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
         main(["bench", "--report", "../x", "--out", "never-written"])
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:

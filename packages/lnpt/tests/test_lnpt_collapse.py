@@ -64,11 +64,12 @@ def test_at_95_percent_no_layer_is_fully_pruned_with_the_option_on(method):
     assert mask.num_pruned == math.floor(0.95 * mask.numel + 0.5)
     for name, m in mask.items():
         assert int(m.sum()) >= math.ceil(0.01 * m.numel()), name
-    if method == "lnpt":  # without the guards, global LNPT scores empty the head here
-        plain = lnpt.prune(student, teacher, [x], 0.95, min_density=0)
+    if method == "lnpt":  # without the guards, the spec's one-shot scores empty the head here
+        spec = {"rounds": 1, "gap": "squared", "normalize": True, "adaptor": "auto"}
+        plain = lnpt.prune(student, teacher, [x], 0.95, min_density=0, **spec)
         assert not plain["fc.weight"].any()
         with pytest.warns(UserWarning, match="'fc.weight'"):  # the default guard keeps it alive
-            guarded = lnpt.prune(student, teacher, [x], 0.95)
+            guarded = lnpt.prune(student, teacher, [x], 0.95, **spec)
         assert all(int(m.sum()) >= math.ceil(0.01 * m.numel()) for _, m in guarded.items())
         assert guarded.num_pruned == plain.num_pruned
 

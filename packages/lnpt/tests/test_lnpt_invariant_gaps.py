@@ -78,8 +78,9 @@ def test_relation_scores_invariant_to_rotating_the_student_basis():
         scale = float(a["0.weight"].abs().max())
         assert scale > 0
         torch.testing.assert_close(b["0.weight"], a["0.weight"], rtol=0, atol=1e-10 * scale)
-    c = lnpt.score(student, teacher, [x], gap="squared", **opts)
-    d = lnpt.score(rot, teacher, [x], gap="squared", **opts)
+    spec = {"gap": "squared", "adaptor": "identity", "normalize": True}  # the spec's reading
+    c = lnpt.score(student, teacher, [x], **spec, **opts)
+    d = lnpt.score(rot, teacher, [x], **spec, **opts)
     assert (c["0.weight"] - d["0.weight"]).abs().max() > 1e-3 * float(c["0.weight"].max())
 
 

@@ -6,6 +6,7 @@ import math
 import lnpt
 import pytest
 import torch
+from lnpt.learning_gap import score_options
 from maskloop import WeightMask
 from torch import nn
 
@@ -17,18 +18,25 @@ def _pair(dtype=torch.float64):
     return student.to(dtype), teacher.to(dtype)
 
 
-def _objective(student, teacher, x, **opts):
-    gap = lnpt.LearningGap(student, teacher, **opts).setup(x)
-    return gap(x)
-
-
-@pytest.mark.parametrize("opts", [{"kd_weight": 0.0}, {"kd_weight": 1.0, "normalize": False}])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"kd_weight": 0.0},
+        {"kd_weight": 1.0, "normalize": True},
+        {"kd_weight": 1.0, "adaptor": "auto", "normalize": True, "gap": "squared"},
+        {"kd_weight": 1.0, "gap": "relation-centered"},
+    ],
+)
 def test_score_equals_finite_difference(opts):
+    """|theta * dJ/dtheta| against central differences of J, where J is the objective `lnpt.score`
+    reads (the call's options over the chosen defaults) with the adaptor held at its fit at the
+    unperturbed student (the score is the partial derivative in the student's weights)."""
     student, teacher = _pair()
     x = torch.randn(8, 5, dtype=torch.float64)
     params = {n: student.get_parameter(n) for n in ("0.weight", "2.weight")}
     scores = lnpt.score(student, teacher, [x], params=params, **opts)
     assert set(scores) == set(params)
+    gap = lnpt.LearningGap(student, teacher, **score_options(opts)).setup(x)
     eps = 1e-6
     for name in ("0.weight", "2.weight"):
         p = student.get_parameter(name)
@@ -36,9 +44,9 @@ def test_score_equals_finite_difference(opts):
             with torch.no_grad():
                 old = p[idx].item()
                 p[idx] = old + eps
-                up = _objective(student, teacher, x, **opts).item()
+                up = gap(x).item()
                 p[idx] = old - eps
-                down = _objective(student, teacher, x, **opts).item()
+                down = gap(x).item()
                 p[idx] = old
             fd = (up - down) / (2 * eps)
             assert scores[name][idx].item() == pytest.approx(abs(old * fd), rel=1e-5, abs=1e-10)
@@ -92,7 +100,7 @@ def test_prune_keeps_top_scores():
     student, teacher = _pair()
     x = torch.randn(16, 5, dtype=torch.float64)
     scores = lnpt.score(student, teacher, [x])
-    mask = lnpt.prune(student, teacher, [x], 0.6, min_density=0)  # plain global top-k
+    mask = lnpt.prune(student, teacher, [x], 0.6, rounds=1, min_density=0)  # plain global top-k
     kept = torch.cat([scores[n][mask[n]] for n in mask.names])
     pruned = torch.cat([scores[n][~mask[n]] for n in mask.names])
     assert kept.min() >= pruned.max()
@@ -105,10 +113,25 @@ def test_iterative_pruning_schedule_and_nesting():
     x = torch.randn(16, 5, dtype=torch.float64)
     mask = lnpt.prune(student, teacher, [x], 0.8, rounds=4)
     assert mask.num_pruned == math.floor(0.8 * mask.numel + 0.5)
-    first = lnpt.prune(student, teacher, [x], lnpt.density_schedule(0.8, 4)[0])
+    first = lnpt.prune(student, teacher, [x], lnpt.density_schedule(0.8, 4)[0], rounds=1)
     # every weight pruned in round 1 stays pruned
     for n in mask.names:
         assert not (mask[n] & ~first[n]).any()
+
+
+def test_prune_defaults_are_the_validation_choice():
+    """lnpt.prune with no options = the chosen variant written out (linear adaptor on raw features,
+    10 rounds); a relation gap drops the default linear adaptor."""
+    student, teacher = _pair()
+    x = torch.randn(16, 5, dtype=torch.float64)
+    default = lnpt.prune(student, teacher, [x], 0.8, min_density=0)
+    explicit = lnpt.prune(
+        student, teacher, [x], 0.8, rounds=10, adaptor="linear", normalize=False, min_density=0
+    )
+    one_shot = lnpt.prune(student, teacher, [x], 0.8, rounds=1, min_density=0)
+    assert default == explicit and default != one_shot
+    assert score_options({"gap": "relation"}) == {"gap": "relation", "normalize": False}
+    assert score_options({"normalize": True})["normalize"] is True
 
 
 def test_linear_adaptor_for_different_widths_is_least_squares():

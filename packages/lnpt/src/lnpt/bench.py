@@ -50,7 +50,13 @@ from torch import nn
 from lnpt.baselines import baseline_mask
 from lnpt.data import DigitsSplit, load_digits_split, load_mnist1d_split
 from lnpt.diagnostic import LearningGapDiagnostic, spearman
-from lnpt.learning_gap import SCORE_DEFAULTS, LearningGap, head_pattern, prune
+from lnpt.learning_gap import (
+    DEFAULT_ROUNDS,
+    SCORE_DEFAULTS,
+    LearningGap,
+    head_pattern,
+    prune,
+)
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
 from lnpt.training import LabelFreeTrainer
 
@@ -167,8 +173,8 @@ class BenchConfig:
         d["epochs"] = self.epochs[model]
         d["teacher_epochs"] = self.teacher_epochs[model]
         d["batch_sizes"] = self.batch_sizes.get(model, 64)
-        if SCORE_DEFAULTS:  # the chosen scoring default decides the LNPT masks
-            d["score_defaults"] = SCORE_DEFAULTS
+        if SCORE_DEFAULTS or DEFAULT_ROUNDS != 1:  # the chosen scoring default decides LNPT masks
+            d["score_defaults"] = {**SCORE_DEFAULTS, "rounds": DEFAULT_ROUNDS}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -140,11 +140,14 @@ def _bench(args: argparse.Namespace) -> int:
     cfg = BenchConfig.quick(seeds) if args.quick else BenchConfig(seeds=seeds)
     if args.models:
         cfg.models = tuple(args.models)
+    if args.arms:
+        cfg.arms = tuple(args.arms)
     command = (
         "lnpt bench"
         + (" --quick" if args.quick else "")
         + (f" --seeds {args.seeds}" if args.seeds is not None else "")
         + (f" --models {' '.join(args.models)}" if args.models else "")
+        + (f" --arms {' '.join(args.arms)}" if args.arms else "")
         + (f" --report {args.report}" if args.report != "lnpt" else "")
     )
     run_bench(
@@ -169,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lnpt import __version__
     from lnpt.ablation import VARIANTS
+    from lnpt.bench import ARMS, DEFAULT_ARMS
 
     parser = shared_parser(
         "lnpt",
@@ -219,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="VARIANT",
         help=f"with --ablation: the LNPT variants to compare (default: all of {', '.join(VARIANTS)})",
+    )
+    bench.add_argument(
+        "--arms",
+        nargs="+",
+        choices=ARMS,
+        default=None,
+        metavar="MASK+TRAINING",
+        help=f"mask x training arms to run (default: {' '.join(DEFAULT_ARMS)})",
     )
     bench.add_argument(
         "--report",

@@ -47,6 +47,7 @@ from torch import nn
 from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_inputs
 
 __all__ = [
+    "DEFAULT_ROUNDS",
     "GAPS",
     "SCORE_DEFAULTS",
     "LearningGap",
@@ -56,6 +57,7 @@ __all__ = [
     "normalize_scores",
     "prune",
     "score",
+    "score_options",
     "select_mask",
     "similarity_gap",
 ]
@@ -396,10 +398,26 @@ def select_mask(
 
 
 SCORE_NORMS = (None, "mean", "sum")
-# `LearningGap` options that `score` / `prune` use unless the call names them: the scoring variant
-# chosen on the validation ablation (`lnpt.ablation`). The training objective keeps `LearningGap`'s
-# own defaults (the ablation compares scores, not trainings).
-SCORE_DEFAULTS: dict[str, Any] = {}
+# The scoring variant chosen on the validation ablation (`lnpt bench --ablation`: highest mean
+# validation accuracy over the digits CNN and the MNIST-1D BatchNorm CNN at 95% sparsity;
+# `docs/benchmarks/lnpt_ablation.md`): `linear-adaptor-raw-iterative-10`, i.e. the gap to the teacher
+# after the ridge-fitted linear adaptor on raw (not L2-normalised) features, pruned in 10 rounds on
+# the exponential schedule. `SCORE_DEFAULTS` are the `LearningGap` options that `score` / `prune` use
+# unless the call names them, `DEFAULT_ROUNDS` is `prune`'s default `rounds`. The training objective
+# keeps `LearningGap`'s own defaults (the ablation compares scores, not trainings).
+SCORE_DEFAULTS: dict[str, Any] = {"adaptor": "linear", "normalize": False}
+DEFAULT_ROUNDS = 10
+
+
+def score_options(gap_options: Mapping[str, Any]) -> dict[str, Any]:
+    """`gap_options` over `SCORE_DEFAULTS`; a call asking for a relation gap drops the default
+    linear adaptor (which does not apply to it) unless it names an adaptor itself."""
+    out = {**SCORE_DEFAULTS, **gap_options}
+    if str(gap_options.get("gap", "")).startswith("relation") and "adaptor" not in gap_options:
+        out.pop("adaptor", None)
+    return out
+
+
 BN_MODES = ("eval", "train")
 
 
@@ -463,7 +481,9 @@ def score(
     on a copy (with `mask` applied when given), so its parameters, BatchNorm statistics and
     train/eval mode stay as they were. `gap_options` go to `LearningGap` (adaptor, normalize, pool,
     which, gap, feature_weight, kd_weight, temperature); those not given are `SCORE_DEFAULTS` (the
-    variant chosen on validation), then `LearningGap`'s defaults.
+    variant chosen on validation), then `LearningGap`'s defaults. A linear adaptor is fitted once
+    (ridge least squares at the scored student) and held fixed: the scores are the partial
+    derivatives in the student's weights, not through the adaptor's refit.
 
     Options (reconstruction variants, compared in the package docs):
         teacher: one network, or a list of teacher checkpoints; the scores are the mean of the
@@ -497,7 +517,7 @@ def score(
             raise ValueError("feature_layer is a module that is not part of the student")
         feature_layer = found[0]
     xs = list(iter_inputs(unlabeled, "unlabeled", max_batches))
-    gap_options = {**SCORE_DEFAULTS, **gap_options}
+    gap_options = score_options(gap_options)
     total: dict[str, torch.Tensor] | None = None
     for t in teachers:
         out = _score_one(
@@ -566,7 +586,7 @@ def prune(
     unlabeled: Iterable[Any],
     sparsity: float,
     *,
-    rounds: int = 1,
+    rounds: int | None = None,
     schedule: str = "exponential",
     scope: str = "global",
     feature_layer: str | nn.Module | None = None,
@@ -582,6 +602,7 @@ def prune(
 ) -> WeightMask:
     """LNPT pruning before training: keep the top (1 - sparsity) of the scores (3).
 
+    `rounds=None` is `DEFAULT_ROUNDS` (10, chosen on validation with `SCORE_DEFAULTS`);
     `rounds=1` is one-shot. `rounds=K > 1` re-scores the masked student K times, pruning to the
     `density_schedule(sparsity, K, schedule)` sparsities; pruned weights never return. The returned
     `WeightMask` has exactly `round(sparsity * numel)` pruned entries; apply it with `mask.apply_`.
@@ -594,7 +615,7 @@ def prune(
     """
     s = check_sparsity(sparsity)
     check_min_density(min_density)
-    targets = density_schedule(s, rounds, schedule)
+    targets = density_schedule(s, DEFAULT_ROUNDS if rounds is None else rounds, schedule)
     mask: WeightMask | None = None
     for s_k in targets:
         scores = score(
