@@ -66,12 +66,17 @@ def test_bench_cache_is_keyed_by_the_method_config(monkeypatch: pytest.MonkeyPat
     from ssjdn.baselines import ABLATION_LADDER
     from ssjdn.bench import cache_stem, method_key
 
-    keys = {m: method_key(m) for m in ["+SFE", "+STL (full SSJDN)", "SGS chain (v1)", "AMFMN-style"]}
+    keys = {
+        m: method_key(m) for m in ["+SFE", "+STL (full SSJDN)", "SGS chain (v1)", "AMFMN-style"]
+    }
     assert len(set(keys.values())) == len(keys) and method_key("+SFE") == keys["+SFE"]
     assert cache_stem("+SFE", 3) == f"SFE__{keys['+SFE']}__seed3"
     # a rung whose options change (as when a default is switched) gets another key
     monkeypatch.setitem(ABLATION_LADDER, "+SFE", {"multiscale": True, "sfe": False})
     assert method_key("+SFE") != keys["+SFE"]
+    # options without effect do not: the SGS options of a model without SGS
+    monkeypatch.setitem(ABLATION_LADDER, "+SFE", {"multiscale": True, "sfe": True, "sgs_beta": 0.9})
+    assert method_key("+SFE") == keys["+SFE"]
 
 
 def test_bench_bad_args(tmp_path: Path) -> None:

@@ -325,9 +325,9 @@ def test_lsd_concat_splits_similarity_by_mix() -> None:
 
 
 def test_variants_build() -> None:
-    from ssjdn import VARIANTS
-
     from dataclasses import asdict
+
+    from ssjdn import VARIANTS
 
     for name, (rung, extra) in VARIANTS.items():
         cfg, base = asdict(ablation_config(name)), asdict(ablation_config(rung))

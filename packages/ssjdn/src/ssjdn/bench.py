@@ -173,12 +173,16 @@ def _slug(name: str) -> str:
 
 
 def method_key(name: str) -> str:
-    """Short hash of the whole model configuration of method ``name`` under today's defaults.
+    """Short hash of the model configuration of method ``name`` under today's defaults.
 
     It is part of every cached run's file name, so that a run cached under other defaults (a rung
     whose options changed since) is never reused as if it were today's method: it is run again."""
-    cfg = amfmn_config() if name == PEER else ablation_config(name)
-    blob = json.dumps({"method": name, **asdict(cfg)}, sort_keys=True, default=str)
+    cfg = asdict(amfmn_config() if name == PEER else ablation_config(name))
+    if (
+        cfg["sgs"] == "none"
+    ):  # the SGS options have no effect: a switch of their defaults keeps the key
+        cfg = {k: v for k, v in cfg.items() if not k.startswith("sgs_")}
+    blob = json.dumps({"method": name, **cfg}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
