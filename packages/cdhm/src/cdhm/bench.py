@@ -110,12 +110,7 @@ class BenchConfig:
     cdhm_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.front_end not in FRONT_ENDS:
-            raise ValueError(f"front_end must be one of {FRONT_ENDS}, got {self.front_end!r}")
-        if self.window % self.n_segments:
-            raise ValueError(
-                f"n_segments={self.n_segments} must divide the window length {self.window}"
-            )
+        check_windowing(self.front_end, self.window, self.n_segments)
 
 
 class _FitSettings(Protocol):
@@ -125,6 +120,14 @@ class _FitSettings(Protocol):
     epochs: int
     front_end: str
     cdhm_kwargs: dict[str, Any]
+
+
+def check_windowing(front_end: str, window: int, n_segments: int) -> None:
+    """A bench config's front end is known and its window splits into `n_segments` equal segments."""
+    if front_end not in FRONT_ENDS:
+        raise ValueError(f"front_end must be one of {FRONT_ENDS}, got {front_end!r}")
+    if window % n_segments:
+        raise ValueError(f"n_segments={n_segments} must divide the window length {window}")
 
 
 def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:

@@ -36,9 +36,9 @@ from maskloop.report import (
 from sklearn.metrics import confusion_matrix
 from tqdm.auto import tqdm
 
-from cdhm.bench import METHODS, _cache_key, _figure, _run_methods
+from cdhm.bench import METHODS, _cache_key, _figure, _run_methods, check_windowing
 from cdhm.cwru import CWRU_RPM, cwru_transfer_tasks, load_cwru, write_cwru_files
-from cdhm.data import CLASSES_10, FRONT_ENDS, BearingData, apply_front_end, split_by_recording
+from cdhm.data import CLASSES_10, BearingData, apply_front_end, split_by_recording
 
 __all__ = ["CWRU_BASELINES", "CWRUBenchConfig", "run_cwru_bench"]
 
@@ -70,12 +70,7 @@ class CWRUBenchConfig:
     cdhm_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.front_end not in FRONT_ENDS:
-            raise ValueError(f"front_end must be one of {FRONT_ENDS}, got {self.front_end!r}")
-        if self.window % self.n_segments:
-            raise ValueError(
-                f"n_segments={self.n_segments} must divide the window length {self.window}"
-            )
+        check_windowing(self.front_end, self.window, self.n_segments)
         for s, t in self.tasks:
             if s not in CWRU_RPM or t not in CWRU_RPM or s == t:
                 raise ValueError(
