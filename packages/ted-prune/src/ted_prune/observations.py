@@ -112,9 +112,9 @@ class ObservationStore:
                 f"{logits.shape[1]} classes, expected {self.h.shape[1] - 1} and "
                 f"{self.logits.shape[1]}"
             )
-        batch = tuple(_compact(t) for t in (indices, labels, logits, features))
+        batch = (_compact(indices), _compact(labels), _compact(logits), _compact(features))
         self._pending.append(batch)
-        self._versions.append(tuple(_version(t) for t in batch))
+        self._versions.append(_versions(batch))
         self._rows += indices.numel()
         if self._rows >= self._cap:
             self.flush()
@@ -128,7 +128,7 @@ class ObservationStore:
         m = self._rows
         self._pending, self._versions, self._rows = [], [], 0
         for batch, seen in zip(pending, versions):
-            if tuple(_version(t) for t in batch) != seen:
+            if _versions(batch) != seen:
                 raise ValueError(
                     "a tensor passed to observe() (indices, targets, logits or features) was "
                     "modified in place before the end of the epoch; pass a copy (.clone())"
@@ -151,13 +151,16 @@ class ObservationStore:
             last = torch.full((self.n,), -1, dtype=torch.long).scatter_reduce_(0, idx, pos, "amax")
             keep = torch.nonzero(last[idx] == pos).flatten()
             idx, labels, logits, h = idx[keep], labels[keep], logits[keep], h[keep]
-        self.label_buffer().index_copy_(0, idx, labels)
-        self.logits.index_copy_(0, idx, logits)
-        self.h.index_copy_(0, idx, h)
         hn = h.to(self.norm_dtype)
         assert self.hnorm2 is not None and self.probs is not None
-        self.hnorm2.index_copy_(0, idx, (hn * hn).sum(1))
-        self.probs.index_copy_(0, idx, torch.softmax(logits.to(self.norm_dtype), dim=1))
+        # row scatters through NumPy views of the buffers (same memory, same values): a fancy-
+        # indexed assignment copies whole rows, several times faster than index_copy_ on CPU
+        rows = idx.numpy()
+        self.label_buffer().numpy()[rows] = labels.numpy()
+        self.logits.numpy()[rows] = logits.numpy()
+        self.h.numpy()[rows] = h.numpy()
+        self.hnorm2.numpy()[rows] = (hn * hn).sum(1).numpy()
+        self.probs.numpy()[rows] = torch.softmax(logits.to(self.norm_dtype), dim=1).numpy()
         self.fresh |= mark
 
     def mark_labels(self, indices: torch.Tensor, labels: torch.Tensor) -> None:
@@ -172,9 +175,12 @@ class ObservationStore:
         self.fresh = torch.zeros(self.n, dtype=torch.bool)
 
 
-def _version(t: torch.Tensor) -> int:
-    """The tensor's in-place version counter (-1 for inference tensors, which have none)."""
-    return -1 if t.is_inference() else t._version
+def _versions(batch: tuple[torch.Tensor, ...]) -> tuple[int, ...]:
+    """The tensors' in-place version counters (-1 for inference tensors, which have none)."""
+    try:
+        return tuple(t._version for t in batch)
+    except RuntimeError:  # an inference tensor
+        return tuple(-1 if t.is_inference() else t._version for t in batch)
 
 
 def _compact(t: torch.Tensor) -> torch.Tensor:

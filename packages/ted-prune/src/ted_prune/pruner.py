@@ -57,7 +57,7 @@ def _as_cpu(t: Any, dtype: torch.dtype) -> torch.Tensor:
         t = t.detach()
     if t.dtype != dtype:
         t = t.to(dtype)
-    if t.device.type != "cpu":
+    if not t.is_cpu:
         t = t.cpu()
     return t
 

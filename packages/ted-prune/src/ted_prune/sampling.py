@@ -103,16 +103,19 @@ def sample_groups(
     if max(sizes) > 1_000_000:  # else every quantile r / n_c >= 1e-6 already
         q = q.clamp_min(1e-6)
     full = quota >= counts
+    wholes = full.tolist()
     scale = torch.ones(k, dtype=torch.float64)
-    for c, (size, want, whole) in enumerate(zip(sizes, quota.tolist(), full.tolist())):
+    for c, (size, want, whole) in enumerate(zip(sizes, quota.tolist(), wholes)):
         if not whole:
             scale[c] = _scale(int(size), int(want), floor)
-    full_i = full[gid]
     p = (scale[gid] * q).clamp(floor, 1.0)
-    p[full_i] = 1.0
     if members is None:  # the loop's draw order: by group, then index
         members = torch.argsort(gid, stable=True)
-    draw = members[~full_i[members]]
+    draw = members
+    if any(wholes):  # whole groups: p = 1, no draw, always kept
+        full_i = full[gid]
+        p[full_i] = 1.0
+        draw = members[~full_i[members]]
     u = torch.rand(draw.numel(), generator=generator, dtype=torch.float64)
     keys = torch.full((n,), math.inf, dtype=torch.float64)
     keys[draw] = torch.log(p[draw]) - torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
