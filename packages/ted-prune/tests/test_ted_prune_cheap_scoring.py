@@ -22,10 +22,8 @@ N, C, E = 240, 4, 7
 
 
 def _old_sample(labels, s, k, n, seed, epoch, floor, max_weight):
-    """TEDPruner._sample before the change: a loop over classes calling sample_keep."""
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    """TEDPruner._sample before the change: largest-remainder class quotas, then the class loop."""
     total = Selection.kept_count(n, k)
-    kept, probs = [], torch.ones(n, dtype=torch.float64)
     classes, counts = torch.unique(labels, return_counts=True)
     raw = counts.double() * total / n
     quota = raw.floor().long().clamp_min(1).minimum(counts)
@@ -36,15 +34,7 @@ def _old_sample(labels, s, k, n, seed, epoch, floor, max_weight):
         if quota[j] < counts[j]:
             quota[j] += 1
             rest -= 1
-    for c, qc in zip(classes.tolist(), quota.tolist()):
-        idx = torch.nonzero(labels == c).flatten()
-        sel, p = sample_keep(quantiles(s[idx]).clamp_min(1e-6), int(qc), floor, g)
-        kept.append(idx[sel])
-        probs[idx] = p
-    kept_idx = torch.cat(kept)
-    weight = torch.ones(n, dtype=torch.float64)
-    weight[kept_idx] = (k / probs[kept_idx]).clamp(max=max_weight)
-    return Selection(kept_idx, n), weight
+    return _old_sample_quota(labels, s, k, n, seed, epoch, floor, max_weight, quota)
 
 
 class _OldBuffers:
