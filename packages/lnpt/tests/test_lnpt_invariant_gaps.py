@@ -32,6 +32,19 @@ def _rotated(student, q):
     return out
 
 
+def _linear_raw_gap(student: nn.Module, teacher: nn.Module, x: torch.Tensor) -> lnpt.LearningGap:
+    """The feature-only gap on layer "2" with a ridge-fitted linear adaptor on raw features."""
+    return lnpt.LearningGap(
+        student,
+        teacher,
+        feature_layer="2",
+        which="output",
+        adaptor="linear",
+        normalize=False,
+        kd_weight=0.0,
+    ).setup(x)
+
+
 def test_similarity_gap_is_invariant_to_rotation_and_scale_of_student_features():
     """similarity_gap: f_s -> c * f_s R (R orthogonal, c > 0) leaves every per-sample gap unchanged;
     a non-orthogonal map changes it (the check can fail)."""
@@ -142,29 +155,13 @@ def test_linear_adaptor_at_equal_widths_sits_at_its_least_squares_optimum():
     student's basis (the fitted map absorbs it) up to the same ridge term."""
     student, teacher = _net(0), _net(1)
     x = torch.randn(40, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-    gap = lnpt.LearningGap(
-        student,
-        teacher,
-        feature_layer="2",
-        which="output",
-        adaptor="linear",
-        normalize=False,
-        kd_weight=0.0,
-    ).setup(x)
+    gap = _linear_raw_gap(student, teacher, x)
     assert isinstance(gap.adaptor.map, nn.Linear)
     w = gap.adaptor.map.weight
     (gw,) = torch.autograd.grad(gap(x), [w])
     torch.testing.assert_close(gw, -(2 * 1e-3 / 40) * w.detach(), rtol=1e-6, atol=1e-12)
     rot = _rotated(student, _rotation(6, seed=5))
-    gap_r = lnpt.LearningGap(
-        rot,
-        teacher,
-        feature_layer="2",
-        which="output",
-        adaptor="linear",
-        normalize=False,
-        kd_weight=0.0,
-    ).setup(x)
+    gap_r = _linear_raw_gap(rot, teacher, x)
     # a rotation keeps the least-squares residual exactly; the ridge term moves it by < 1e-3 relative
     assert gap_r(x).item() == pytest.approx(gap(x).item(), rel=1e-3)
 
