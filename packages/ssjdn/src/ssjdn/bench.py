@@ -178,9 +178,8 @@ def method_key(name: str) -> str:
     It is part of every cached run's file name, so that a run cached under other defaults (a rung
     whose options changed since) is never reused as if it were today's method: it is run again."""
     cfg = asdict(amfmn_config() if name == PEER else ablation_config(name))
-    if (
-        cfg["sgs"] == "none"
-    ):  # the SGS options have no effect: a switch of their defaults keeps the key
+    # without SGS the SGS options have no effect: a switch of their defaults keeps the key
+    if cfg["sgs"] == "none":
         cfg = {k: v for k, v in cfg.items() if not k.startswith("sgs_")}
     blob = json.dumps({"method": name, **cfg}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
@@ -328,8 +327,8 @@ def run_bench(
     t_start = time.perf_counter()
     for seed in range(first_seed, first_seed + seeds):
         for name in methods:
-            f = cache / f"{cache_stem(name, seed)}.json"
-            saved = cache / f"{cache_stem(name, seed)}.model"
+            run_stem = cache_stem(name, seed)
+            f, saved = cache / f"{run_stem}.json", cache / f"{run_stem}.model"
             want_model = seed == first_seed and name in EXAMPLE_MODELS and split == "test"
             if resume and f.is_file():
                 run = json.loads(f.read_text())
