@@ -243,6 +243,10 @@ def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
         (3, 2),
     ]
     assert kw["config"].methods[0] == "CDHM" and "CDHM+align-warmup0.3" in kw["config"].methods
+    n = len(calls)
+    for extra in (["--seeds", "3"], ["--seed", "7"], ["--select"], ["--quick"]):
+        assert main(["bench", "--validate", *extra]) == 2  # its seeds and tasks are its own
+    assert len(calls) == n
     assert not {(0, 2), (1, 3), (3, 0)} & set(kw["config"].tasks)  # never a test task
     with pytest.raises(SystemExit):
         main(["bench", "--seeds", "0"])

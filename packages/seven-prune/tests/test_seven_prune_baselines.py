@@ -217,3 +217,28 @@ def test_gradual_schedule_is_shared() -> None:
     assert [a.n_keep(k) for k in range(6)] == [
         math.floor(((0.2) + 0.8 * (1 - (k + 1) / 7) ** 3) * a.numel + 1e-9) for k in range(6)
     ]
+
+
+def test_a_pre_step_rule_that_rezeroes_its_weights_still_rezeroes_the_live_ones() -> None:
+    """GradualPruner: a weights_at='pre' rule zeroing the snapshot it gets leaves no live weight alive."""
+
+    class ZeroingMovement(MovementPruner):
+        def update_scores(self, weights, grads, k):  # type: ignore[no-untyped-def]
+            super().update_scores(weights, grads, k)
+            for w, n in zip(weights, self.names):
+                w.mul_(self.mask[n])  # zeroes the pre-step snapshot, not the parameters
+            return True
+
+    model = tiny_bert(seed=12)
+    pruner = ZeroingMovement(model, 0.5, start=0, window=6, delta_t=2)  # steps without a cut
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    batches = _batches(3, seed=4)
+    for t in range(4):
+        opt.zero_grad()
+        model(**batches[t % 3]).loss.backward()
+        opt.step()
+        with torch.no_grad():  # an optimizer the mask does not know revives pruned weights
+            torch._foreach_add_(list(pruner.params.values()), 0.01)
+        pruner.step()
+        for n, p in pruner.params.items():
+            assert torch.count_nonzero(p.detach()[~pruner.mask[n]]) == 0, (t, n)

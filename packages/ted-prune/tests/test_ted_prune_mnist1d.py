@@ -76,3 +76,17 @@ def test_scoring_stage_times_ted_against_full_data_and_checks_the_grid(tmp_path,
         in goals
     )
     assert f"max {worst:.3f} (n=2)" in goals
+
+
+def test_scoring_stage_compares_only_with_a_grid_run_of_the_default_reading() -> None:
+    """run_scoring: a cached TED row counts as 'the same run' only if its reading is the default."""
+    import inspect
+
+    from ted_prune.bench_mnist1d import _is_default_reading
+    from ted_prune.ted import TEDPruner
+
+    defaults = inspect.signature(TEDPruner).parameters
+    same = [n for n, o in READINGS.items() if all(defaults[k].default == v for k, v in o.items())]
+    assert len(same) == 1 and _is_default_reading(same[0]) and _is_default_reading("defaults")
+    assert not any(_is_default_reading(n) for n in READINGS if n != same[0])
+    assert not _is_default_reading("not-a-reading")

@@ -138,6 +138,13 @@ def _bench(args: argparse.Namespace) -> int:
     from cdhm.data import DOMAIN_TIERS, transfer_tasks
 
     seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.validate and (args.select or args.quick or args.seed or args.seeds != 5):
+        print(
+            "cdhm bench: --validate runs its own seeds (100-102) and tasks; it cannot be combined "
+            "with --select, --quick, --seed or --seeds",
+            file=sys.stderr,
+        )
+        return 2
     if args.cwru or args.cwru_root:
         return _bench_cwru(args, seeds)
     cmd = (
@@ -254,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--validate",
         action="store_true",
         help="the training-schedule variants (alignment warm-up, longer KL annealing) vs the "
-        "default CDHM on dev seeds 100-102 and pseudo-target tasks A->B, B->C, D->B, D->C "
-        "(held-out source-side domains, never a test target) -> <out>/cdhm_validate.*",
+        "default CDHM on fresh recordings (dev seeds 100-102) of pseudo-target tasks A->B, B->C, "
+        "D->B, D->C (the quick suite's test targets excluded; the full grid holds these "
+        "domain pairs, never these recordings) -> <out>/cdhm_validate.*",
     )
     p_bench.add_argument(
         "--cwru",

@@ -602,6 +602,12 @@ OVERHEAD_STEM = "seven-prune-overhead"
 OVERHEAD_METHODS: tuple[str, ...] = ("SEVEN_dyn", "SEVEN_dyn (fused)")
 
 
+def _load_average() -> float | None:
+    """The 1-minute load average, None where the platform has none (Windows)."""
+    getloadavg = getattr(os, "getloadavg", None)
+    return getloadavg()[0] if getloadavg is not None else None
+
+
 def overhead_compare(
     shapes: Sequence[tuple[int, int]] = ((16, 32), (32, 64)),
     methods: Sequence[str] = OVERHEAD_METHODS,
@@ -655,9 +661,14 @@ def overhead_compare(
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
             loader = _forever(_loader(train, batch_size, 0))
             runs.append((method, model, pr, opt, loader, {"step": [], "update": [], "cut": []}))
-        load_before = os.getloadavg()[0]
+        load_before = _load_average()
         _round_robin(runs, steps + 2, cut_every=2)  # the fused kernel compiles in warm-up
-        load = {"load_before": load_before, "load_after": os.getloadavg()[0]}
+        load_after = _load_average()
+        load = (
+            {"load_before": load_before, "load_after": load_after}
+            if load_before is not None and load_after is not None
+            else {}  # no load average on this platform: the report leaves the line out
+        )
         plain = statistics.median(runs[0][5]["step"])
         shape = f"{batch_size}x{max_len}"
         results.add("plain", 0, {"step_seconds": plain, **load}, task="overhead", batch=shape)

@@ -1005,7 +1005,10 @@ class GradualPruner(Pruner):
             weights = self._weights()
         grads = self._grads() if self.needs_grads else []
         self.cutting = (k + 1) % self.delta_t == 0 or k == self.last_k
-        masked = bool(self.update_scores(weights, grads, k))
+        # A rule that re-zeroes pruned weights does it on the weights it was given; the pre-step
+        # snapshot is not the live parameters, so those still need the re-apply.
+        live = not (self.weights_at == "pre" and self.mode == "dyn")
+        masked = bool(self.update_scores(weights, grads, k)) and live
         if self.cutting:
             self._cut(k, zeroed=masked)
         self.updates = k + 1

@@ -14,6 +14,7 @@ a JSON-lines cache; `--resume` skips finished groups, `--time-limit` stops start
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -518,6 +519,17 @@ def _goals(test: report.Results, out: Path | None = None) -> str:
     )
 
 
+def _is_default_reading(name: str) -> bool:
+    """True when the grid's `TED` row ran with `TEDPruner`'s defaults (the reading the validation
+    stage chose may be another one; only a default run is the one `run_scoring` re-times)."""
+    if name == "defaults":
+        return True
+    defaults = inspect.signature(TEDPruner).parameters
+    return name in READINGS and all(
+        defaults[k].default == v for k, v in READINGS[name].items() if k in defaults
+    )
+
+
 def run_scoring(
     out: Path,
     seeds: int = 5,
@@ -544,7 +556,8 @@ def run_scoring(
         (r["setting"], r["seed"], r["f_target"]): r["metrics"]
         for r in _load_cache(out / "ted-prune-mnist1d-runs.jsonl")
         if r.get("config") == cfg and r["stage"] == "test" and r["method"] == "TED"
-    }
+        and _is_default_reading(r.get("ted_reading", "defaults"))
+    }  # fmt: skip
     tr, va, _ = mnist1d_splits(num_samples, val_size=VAL_SIZE)
     train_mnist1d("TED", tr, va, 2, 0.7, 0)  # first-run costs are not timed, as in the grid
     rows: list[dict[str, Any]] = []
