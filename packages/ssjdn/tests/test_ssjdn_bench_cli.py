@@ -204,7 +204,16 @@ def test_bench_epochs_override(tmp_path: Path) -> None:
     assert set(two["curves"].values("mR", "dual-encoder", epoch=2)) == {0}
     with pytest.raises(ValueError, match="epochs"):
         run_bench(tmp_path, seeds=1, epochs=0, **kw)
+    # report_name: another file stem, the cached run reused (nothing trained)
+    stamps = [p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*/*/*.json")]
+    run_bench(tmp_path, seeds=1, split="val", resume=True, report_name="extra-runs_1", **kw)
+    assert (tmp_path / "extra-runs_1.md").read_text().startswith("# SSJDN benchmark (validation")
+    assert [p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*/*/*.json")] == stamps
+    for bad in ("../up", "a b", ""):
+        with pytest.raises(ValueError, match="report_name must be a file stem"):
+            run_bench(tmp_path, seeds=1, report_name=bad, **kw)
     args = build_parser().parse_args(["bench", "--epochs", "20"])
     assert args.epochs == 20 and build_parser().parse_args(["bench"]).epochs is None
+    assert build_parser().parse_args(["bench", "--report-name", "x"]).report_name == "x"
     with pytest.raises(SystemExit):
         main(["bench", "--epochs", "0"])

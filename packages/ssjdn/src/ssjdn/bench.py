@@ -300,16 +300,19 @@ def run_bench(
     first_seed: int = 0,
     threads: int = 2,
     epochs: int | None = None,
+    report_name: str | None = None,
 ) -> dict[str, Any]:
     """Run ``methods`` x ``seeds`` (cached per run under ``cache_dir``, default ``out/cache``) and
-    write the report.
+        write the report.
 
-    ``resume`` reuses cached runs; ``time_limit`` (seconds) stops starting new runs, so a long grid
-    runs in chunks. The seeds are ``first_seed .. first_seed + seeds - 1``; ``threads`` is the torch
-    CPU thread count. ``epochs`` overrides the training budget of ``settings`` (the same for every
-    method; it is part of the cache folder's name, and a budget other than the preset's writes its
-    report as ``<stem>_e<epochs>``). ``time_evaluation`` times the whole 1,000 x 5,000 evaluation with the
-    first seed's full model (encoding included). Returns the Results, the table text, the goal table and the missing runs.
+        ``resume`` reuses cached runs; ``time_limit`` (seconds) stops starting new runs, so a long grid
+        runs in chunks. The seeds are ``first_seed .. first_seed + seeds - 1``; ``threads`` is the torch
+        CPU thread count. ``epochs`` overrides the training budget of ``settings`` (the same for every
+        method; it is part of the cache folder's name, and a budget other than the preset's writes its
+        report as ``<stem>_e<epochs>``). ``report_name`` replaces that file stem (letters, digits, ``_``
+    and ``-``), so that a report of extra runs does not overwrite the one that chose the defaults.
+    ``time_evaluation`` times the whole 1,000 x 5,000 evaluation with the
+        first seed's full model (encoding included). Returns the Results, the table text, the goal table and the missing runs.
     """
     from maskloop import report
 
@@ -318,6 +321,12 @@ def run_bench(
     if split not in SPLITS:
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     first_seed = check_int("first_seed", first_seed, 0)
+    if report_name is not None and (
+        not isinstance(report_name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", report_name)
+    ):
+        raise ValueError(
+            f"report_name must be a file stem of letters, digits, '_' and '-', got {report_name!r}"
+        )
     threads = check_int("threads", threads, 1)
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
@@ -337,6 +346,7 @@ def run_bench(
     stem = "ssjdn" if split == "test" else "ssjdn_validation"
     if s.epochs != preset.epochs:
         stem += f"_e{s.epochs}"
+    stem = report_name or stem
     res = report.Results(
         "ssjdn", cmd, config={**asdict(s), "seeds": seeds, "first_seed": first_seed, "split": split}
     )

@@ -109,6 +109,7 @@ def _bench(args: argparse.Namespace) -> int:
             first_seed=args.seed,
             threads=args.threads,
             epochs=args.epochs,
+            report_name=args.report_name,
         )
     except ValueError as err:
         raise SystemExit(f"ssjdn bench: {err}") from None
@@ -154,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="training epochs of every method (default: the run size's, 12 --quick / 25 --full); "
         "cached separately per budget",
+    )
+    bench.add_argument(
+        "--report-name",
+        default=None,
+        metavar="STEM",
+        help="file stem of the report in OUT (default ssjdn, ssjdn_validation for --split val, "
+        "+ _e<N> for --epochs N)",
     )
     bench.add_argument(
         "--split",

@@ -488,7 +488,9 @@ class SSJDNConfig:
     --split val`, 5 seeds, paired: normalised vs not +0.47 [+0.09, +0.90] mR, -0.37 [-0.61, -0.11]
     hard-split mR; chain vs guide +0.15 [-0.35, +0.65] mR, -0.34 hard, a tie kept as ``guide``);
     ``lsd_combine="concat"`` and ``stl_rho="label"`` stayed (``"prior"`` +0.02 [-0.59, +0.72] mR,
-    a tie; ``"predicted"`` -2.88 [-3.86, -1.87] mR).
+    a tie; ``"predicted"`` -2.88 [-3.86, -1.87] mR). ``sgs_sharpen`` stayed ``"none"``: ``"topk"``
+    -0.43 [-1.42, +0.57] and ``"softmax"`` -0.13 [-0.90, +0.74] mR on the SGS rung (5 validation
+    seeds), ties that are lower on the hard split.
 
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
