@@ -319,3 +319,37 @@ def test_metrics_nan_similarities() -> None:
     s[0, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         retrieval_metrics(s, [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"sgs_sharpen": "max"}, "sgs_sharpen must be"),
+        ({"sgs_temperature": 0.0}, "sgs_temperature must be > 0"),
+        ({"sgs_temperature": float("nan")}, "sgs_temperature must be > 0"),
+        ({"sgs_topk": 0.0}, r"sgs_topk must be in \(0, 1\]"),
+        ({"sgs_topk": 1.5}, r"sgs_topk must be in \(0, 1\]"),
+    ],
+    ids=["unknown-sharpen", "zero-temperature", "nan-temperature", "zero-topk", "topk-above-1"],
+)
+def test_config_bad_sgs_sharpen(kw: dict, match: str) -> None:
+    """SSJDNConfig: SGS sharpening option out of range"""
+    with pytest.raises(ValueError, match=match):
+        SSJDNConfig(**kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"sharpen": "max"}, "sharpen must be"),
+        ({"temperature": -1.0}, "temperature must be > 0"),
+        ({"topk": 0.0}, r"topk must be in \(0, 1\]"),
+    ],
+    ids=["unknown-sharpen", "negative-temperature", "zero-topk"],
+)
+def test_salience_suppression_bad_sharpen(kw: dict, match: str) -> None:
+    """salience_suppression: sharpening option out of range"""
+    from ssjdn import salience_suppression
+
+    with pytest.raises(ValueError, match=match):
+        salience_suppression(torch.rand(1, 1, 4, 4), (4, 4), **kw)

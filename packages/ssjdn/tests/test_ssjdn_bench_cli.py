@@ -164,3 +164,56 @@ def test_bench_first_seed_names_the_runs(tmp_path: Path) -> None:
     assert second["results"].values("mR", "dual-encoder") == {
         1: both["results"].values("mR", "dual-encoder")[1]
     }
+
+
+def test_bench_cache_key_of_added_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An option added after the cache was made changes a method's key only when switched on,
+    and its sub-option only when the value that uses it is chosen."""
+    from ssjdn.baselines import ABLATION_LADDER
+    from ssjdn.bench import method_key
+
+    rung = "+SGS (one direction)"
+    base = dict(ABLATION_LADDER[rung])
+    before = method_key(rung)
+    monkeypatch.setitem(ABLATION_LADDER, rung, {**base, "sgs_sharpen": "none", "sgs_topk": 0.5})
+    assert method_key(rung) == before  # neutral: the model cached before the option existed
+    monkeypatch.setitem(ABLATION_LADDER, rung, {**base, "sgs_sharpen": "topk"})
+    topk = method_key(rung)
+    assert topk != before
+    monkeypatch.setitem(ABLATION_LADDER, rung, {**base, "sgs_sharpen": "topk", "sgs_topk": 0.5})
+    assert method_key(rung) not in (before, topk)
+    # the temperature is not used by "topk": it leaves the key alone
+    monkeypatch.setitem(
+        ABLATION_LADDER, rung, {**base, "sgs_sharpen": "topk", "sgs_temperature": 9.0}
+    )
+    assert method_key(rung) == topk
+
+
+def test_bench_epochs_override(tmp_path: Path) -> None:
+    """epochs= trains every method that long, caches it apart and names the report by it."""
+    pytest.importorskip("matplotlib")
+    kw = dict(settings=TINY, methods=["dual-encoder"], progress=False, time_evaluation=False)
+    one = run_bench(tmp_path, seeds=1, split="val", **kw)
+    two = run_bench(tmp_path, seeds=1, split="val", epochs=2, resume=True, **kw)
+    folders = sorted(p.name for p in (tmp_path / "cache" / "val").iterdir())
+    assert len(folders) == 2  # one cache folder per budget: the 1-epoch run is not reused
+    assert (tmp_path / "ssjdn_validation.md").is_file()
+    md = (tmp_path / "ssjdn_validation_e2.md").read_text()
+    assert "; 2 epochs, batch" in md
+    assert not one["curves"].values("mR", "dual-encoder", epoch=2)
+    assert set(two["curves"].values("mR", "dual-encoder", epoch=2)) == {0}
+    with pytest.raises(ValueError, match="epochs"):
+        run_bench(tmp_path, seeds=1, epochs=0, **kw)
+    # report_name: another file stem, the cached run reused (nothing trained)
+    stamps = [p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*/*/*.json")]
+    run_bench(tmp_path, seeds=1, split="val", resume=True, report_name="extra-runs_1", **kw)
+    assert (tmp_path / "extra-runs_1.md").read_text().startswith("# SSJDN benchmark (validation")
+    assert [p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*/*/*.json")] == stamps
+    for bad in ("../up", "a b", ""):
+        with pytest.raises(ValueError, match="report_name must be a file stem"):
+            run_bench(tmp_path, seeds=1, report_name=bad, **kw)
+    args = build_parser().parse_args(["bench", "--epochs", "20"])
+    assert args.epochs == 20 and build_parser().parse_args(["bench"]).epochs is None
+    assert build_parser().parse_args(["bench", "--report-name", "x"]).report_name == "x"
+    with pytest.raises(SystemExit):
+        main(["bench", "--epochs", "0"])

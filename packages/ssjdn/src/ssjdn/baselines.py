@@ -40,6 +40,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGS normalize": ("+STL (full SSJDN)", {"sgs_normalize": True}),
     "+SGS normalize (one direction)": ("+SGS (one direction)", {"sgs_normalize": True}),
     "SGS unnormalized (v2)": ("+STL (full SSJDN)", {"sgs_normalize": False}),
+    # sharper suppression maps on the SGS rung (even stretched, the nearly flat maps damp large
+    # areas alike): only the top 25 % of places, or a spatial softmax of the salience logits at
+    # temperature 0.05 (`salience_suppression`'s ``sharpen``); on validation (5 seeds) -0.43 and
+    # -0.13 mR against the default, CIs spanning 0: not adopted
+    "+SGS topk (one direction)": ("+SGS (one direction)", {"sgs_sharpen": "topk"}),
+    "+SGS softmax (one direction)": ("+SGS (one direction)", {"sgs_sharpen": "softmax"}),
+    # the label cross-entropy trains the encoders too (the abstract's "category labels supervise
+    # both images and texts"), not only LSD's heads (validation seed 0 only so far: undecided)
+    "+LSD into encoders": ("+LSD", {"lsd_detach": False}),
     "LSD concat (v1)": ("+STL (full SSJDN)", {"lsd_combine": "concat"}),
     "LSD prior": ("+STL (full SSJDN)", {"lsd_combine": "prior"}),
     "STL label (v1)": ("+STL (full SSJDN)", {"stl_rho": "label"}),

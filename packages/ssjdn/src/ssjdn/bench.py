@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,11 @@ DIAG_KEYS = {
     "mR_without_c2f": "mR with the c→f pass zeroed",
 }
 SPLITS = {"test": (1000, 2000, 3000), "val": (4000, 5000, 6000)}
+# config options added after the committed cache was made: option -> (its neutral value, the
+# sub-option each other value uses); see `method_key`
+ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
+    "sgs_sharpen": ("none", {"softmax": "sgs_temperature", "topk": "sgs_topk"}),
+}
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,14 @@ def method_key(name: str) -> str:
     # without SGS the SGS options have no effect: a switch of their defaults keeps the key
     if cfg["sgs"] == "none":
         cfg = {k: v for k, v in cfg.items() if not k.startswith("sgs_")}
+    # options added after runs were cached enter the hash only when they are switched on (at their
+    # neutral value the model is the one cached before they existed), each with its sub-options
+    for option, (neutral, subs) in ADDED_OPTIONS.items():
+        if cfg.get(option, neutral) == neutral:
+            cfg = {k: v for k, v in cfg.items() if k != option and k not in subs}
+        for value, used in subs.items():
+            if cfg.get(option) != value:
+                cfg.pop(used, None)
     blob = json.dumps({"method": name, **cfg}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
@@ -286,14 +299,20 @@ def run_bench(
     time_evaluation: bool = True,
     first_seed: int = 0,
     threads: int = 2,
+    epochs: int | None = None,
+    report_name: str | None = None,
 ) -> dict[str, Any]:
     """Run ``methods`` x ``seeds`` (cached per run under ``cache_dir``, default ``out/cache``) and
-    write the report.
+        write the report.
 
-    ``resume`` reuses cached runs; ``time_limit`` (seconds) stops starting new runs, so a long grid
-    runs in chunks. The seeds are ``first_seed .. first_seed + seeds - 1``; ``threads`` is the torch
-    CPU thread count. ``time_evaluation`` times the whole 1,000 x 5,000 evaluation with the
-    first seed's full model (encoding included). Returns the Results, the table text, the goal table and the missing runs.
+        ``resume`` reuses cached runs; ``time_limit`` (seconds) stops starting new runs, so a long grid
+        runs in chunks. The seeds are ``first_seed .. first_seed + seeds - 1``; ``threads`` is the torch
+        CPU thread count. ``epochs`` overrides the training budget of ``settings`` (the same for every
+        method; it is part of the cache folder's name, and a budget other than the preset's writes its
+        report as ``<stem>_e<epochs>``). ``report_name`` replaces that file stem (letters, digits, ``_``
+    and ``-``), so that a report of extra runs does not overwrite the one that chose the defaults.
+    ``time_evaluation`` times the whole 1,000 x 5,000 evaluation with the
+        first seed's full model (encoding included). Returns the Results, the table text, the goal table and the missing runs.
     """
     from maskloop import report
 
@@ -302,6 +321,12 @@ def run_bench(
     if split not in SPLITS:
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     first_seed = check_int("first_seed", first_seed, 0)
+    if report_name is not None and (
+        not isinstance(report_name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", report_name)
+    ):
+        raise ValueError(
+            f"report_name must be a file stem of letters, digits, '_' and '-', got {report_name!r}"
+        )
     threads = check_int("threads", threads, 1)
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
@@ -311,13 +336,17 @@ def run_bench(
     if bad:
         raise ValueError(f"methods must be among {known}, got {bad}")
     ladder = [m for m in ABLATION_LADDER if m in methods]
-    s = settings or (BenchSettings.quick() if quick else BenchSettings.full())
+    preset = settings or (BenchSettings.quick() if quick else BenchSettings.full())
+    s = preset if epochs is None else replace(preset, epochs=check_int("epochs", epochs, 1))
     out = Path(out)
     cache = (Path(cache_dir) if cache_dir is not None else out / "cache") / split / s.key()
     cache.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
     cmd = command or f"ssjdn bench --seeds {seeds}" + (" --split val" if split == "val" else "")
     stem = "ssjdn" if split == "test" else "ssjdn_validation"
+    if s.epochs != preset.epochs:
+        stem += f"_e{s.epochs}"
+    stem = report_name or stem
     res = report.Results(
         "ssjdn", cmd, config={**asdict(s), "seeds": seeds, "first_seed": first_seed, "split": split}
     )

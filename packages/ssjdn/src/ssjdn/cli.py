@@ -91,6 +91,7 @@ def _bench(args: argparse.Namespace) -> int:
     cmd = "ssjdn bench" + (" --full" if args.full else "") + f" --seeds {args.seeds}"
     cmd += f" --seed {args.seed}" if args.seed else ""
     cmd += " --split val" if args.split == "val" else ""
+    cmd += f" --epochs {args.epochs}" if args.epochs is not None else ""
     if args.methods:
         cmd += " --methods " + " ".join(f"'{m}'" for m in args.methods)
     try:
@@ -107,6 +108,8 @@ def _bench(args: argparse.Namespace) -> int:
             cache_dir=args.cache,
             first_seed=args.seed,
             threads=args.threads,
+            epochs=args.epochs,
+            report_name=args.report_name,
         )
     except ValueError as err:
         raise SystemExit(f"ssjdn bench: {err}") from None
@@ -144,6 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=5,
         help="number of seeds, --seed, --seed+1, ... (default 5)",
+    )
+    bench.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="training epochs of every method (default: the run size's, 12 --quick / 25 --full); "
+        "cached separately per budget",
+    )
+    bench.add_argument(
+        "--report-name",
+        default=None,
+        metavar="STEM",
+        help="file stem of the report in OUT (default ssjdn, ssjdn_validation for --split val, "
+        "+ _e<N> for --epochs N)",
     )
     bench.add_argument(
         "--split",
