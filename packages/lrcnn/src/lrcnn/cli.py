@@ -181,6 +181,8 @@ def _bench(args: argparse.Namespace) -> int:
         cache.unlink()  # a new run measures everything again; --resume reuses what is cached
     out.mkdir(parents=True, exist_ok=True)
     cmd = "lrcnn bench" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
+    if args.repeats != 3:
+        cmd += f" --repeats {args.repeats}"
     print(
         run_bench(
             out,
