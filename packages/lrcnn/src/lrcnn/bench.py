@@ -684,9 +684,10 @@ def run_bench(
         "on the first two images, float64 (`bn=frozen` rows: against plain training with those "
         "BatchNorms in eval mode). " + time_note + " Methods: `checkpoint` = "
         "`checkpoint_sequential` over the trunk with the planner's best segment count; "
-        "`overlap-R` / `two_phase-R` = RowCentric with R strips on the depth the planner picks "
-        "(exact train-mode BatchNorm); `bn=frozen to layerN` = strips through layerN with the "
-        "segment's BatchNorms frozen (running statistics, a named approximation); `+ckpt` = "
+        "`overlap-R` / `two_phase-R` = RowCentric with R strips (exact train-mode BatchNorm); "
+        '`to U` = strips through trunk unit U (`(planner)`: the depth `depth="auto"` '
+        "picks, lowest predicted peak x time); `bn=frozen` = the segment's BatchNorms frozen "
+        "(running statistics, a named approximation); `+ckpt` = "
         "plus `checkpoint_sequential` on the rest of the trunk; `+fused` = optimizer step "
         "fused into backward (`lrcnn.StepInBackward`).\n\n"
         + markdown_table(trunk_headers, rows_trunk),
