@@ -120,6 +120,8 @@ def test_bench_tables_carry_whole_step_predictions(tmp_path: Path, monkeypatch) 
         return out
 
     monkeypatch.setattr(lrcnn.bench, "_spawn", fake_spawn)
+    # the figure needs the [bench] extra (matplotlib), not part of what is tested here
+    monkeypatch.setattr(lrcnn.bench, "_plot", lambda res, path: path)
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- lrcnn-bench:start -->\nold\n<!-- lrcnn-bench:end -->\ny\n")
     lrcnn.bench.run_bench(tmp_path, quick=True, only="resnet50", readme=readme, repeats=2)
