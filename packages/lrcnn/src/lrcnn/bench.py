@@ -73,11 +73,12 @@ def _configs(quick: bool) -> list[dict[str, Any]]:
                 trunk = [plain, ck, exact, f1]
                 step = [{**c, "fused": True} for c in (plain, ck, f1)]
             else:  # the main comparison in one job: frozen BN to layer2 at 8 and 6 strips,
-                # the planner's own depth, and the exact row (stem in strips + checkpointing)
+                # the planner's own depth, and the exact row (stem in strips + checkpointing);
+                # the step group: the fused step and checkpointing around frozen-BN strips
                 f2_6 = {**f2, "rows": 6}
                 auto = {**base, "method": "two_phase", "rows": 8, "bn": "frozen"}
                 trunk = [plain, ck, f2, f2_6, auto, {**exact, "ckpt": True}]
-                step = [f1, {**f2_6, "fused": True}, f2c]
+                step = [f1, {**f2, "fused": True}, f2c]
                 step += [{**c, "fused": True} for c in (plain, ck)]
         out += [{**c, "group": "trunk"} for c in trunk]
         out += [{**plain, "group": "step"}] + [{**c, "group": "step"} for c in step]
