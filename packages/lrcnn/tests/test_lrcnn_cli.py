@@ -79,17 +79,24 @@ def test_bench_resume_reuses_the_cache_in_out(tmp_path: Path, monkeypatch) -> No
     import lrcnn.bench
 
     seen: list[tuple[Path, bool]] = []
+    commands: list[str] = []
 
     def fake(out, **kw):  # type: ignore[no-untyped-def]
         seen.append((kw["cache"], kw["cache"].exists()))
+        commands.append(kw["command"])
         return "table"
 
     monkeypatch.setattr(lrcnn.bench, "run_bench", fake)
     cache = tmp_path / CACHE_NAME
     cache.write_text('{"key": "k", "metrics": []}\n')
-    assert main(["bench", "--quick", "--out", str(tmp_path), "--resume"]) == 0
+    assert main(["bench", "--quick", "--out", str(tmp_path), "--resume", "--only", "vgg"]) == 0
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 0
     assert seen == [(cache, True), (cache, False)]
+    # the report names the command that produced it, cache use included
+    assert commands == [
+        "lrcnn bench --quick --threads 1 --resume --only vgg",
+        "lrcnn bench --quick --threads 1",
+    ]
 
 
 def test_readme_links_are_absolute() -> None:
