@@ -79,20 +79,68 @@ def test_bench_resume_reuses_the_cache_in_out(tmp_path: Path, monkeypatch) -> No
     import lrcnn.bench
 
     seen: list[tuple[Path, bool]] = []
+    commands: list[str] = []
 
     def fake(out, **kw):  # type: ignore[no-untyped-def]
         seen.append((kw["cache"], kw["cache"].exists()))
+        commands.append(kw["command"])
         return "table"
 
     monkeypatch.setattr(lrcnn.bench, "run_bench", fake)
     cache = tmp_path / CACHE_NAME
     cache.write_text('{"key": "k", "metrics": []}\n')
-    assert main(["bench", "--quick", "--out", str(tmp_path), "--resume"]) == 0
+    assert main(["bench", "--quick", "--out", str(tmp_path), "--resume", "--only", "vgg"]) == 0
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 0
     assert seen == [(cache, True), (cache, False)]
+    # the report names the command that produced it, cache use included
+    assert commands == [
+        "lrcnn bench --quick --threads 1 --resume --only vgg",
+        "lrcnn bench --quick --threads 1",
+    ]
 
 
 def test_readme_links_are_absolute() -> None:
     """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert relative_links(text) == []
+
+
+def test_bench_tables_carry_whole_step_predictions(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Rendering (workers replaced by fixed numbers): the whole-step table gets the planner's
+    prediction and pred/meas for every row, planner-chosen depths are named, README written."""
+    import lrcnn.bench
+
+    def fake_spawn(work, methods):  # type: ignore[no-untyped-def]
+        out = []
+        for i, c in enumerate(methods):
+            auto = c["method"] not in ("plain", "checkpoint") and not c.get("depth")
+            out.append(
+                {
+                    "act_peak_mib": 100.0 - i, "saved_mib": 90.0, "predicted_mib": 101.0,
+                    "predicted_time": 1.0, "step_peak_mib": 200.0 - i, "step_fwd_mib": 50.0,
+                    "step_head_bwd_mib": 60.0, "step_trunk_bwd_mib": 200.0 - i,
+                    "step_opt_mib": 10.0, "static_mib": 500.0, "step_s": 1.0,
+                    "time_ratio": 1.0, "time_ratio_std": 0.0, "grad_rel_err": 0.0,
+                    "depth": 4.0 if auto else 0.0, "segments": 0.0, "cuda": 0.0,
+                }
+            )  # fmt: skip
+        return out
+
+    monkeypatch.setattr(lrcnn.bench, "_spawn", fake_spawn)
+    # the figure needs the [bench] extra (matplotlib), not part of what is tested here
+    monkeypatch.setattr(lrcnn.bench, "_plot", lambda res, path: path)
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- lrcnn-bench:start -->\nold\n<!-- lrcnn-bench:end -->\ny\n")
+    lrcnn.bench.run_bench(tmp_path, quick=True, only="resnet50", readme=readme, repeats=2)
+    text = (tmp_path / "lrcnn.md").read_text()
+    step = text.split("## Whole training step")[1].split("![")[0]
+    rows = [r for r in step.splitlines() if r.startswith("| resnet50")]
+    assert len(rows) == sum(
+        1 for c in _configs(True) if c["model"] == "resnet50" and c["group"] == "step"
+    ) + sum(1 for c in _configs(True) if c["model"] == "resnet50" and c["group"] == "trunk")
+    for r in rows:
+        cells = [c.strip() for c in r.strip("|").split("|")]
+        pred, ratio = float(cells[6]), float(cells[7])
+        assert pred > 0 and ratio == pytest.approx(pred / float(cells[4]), abs=0.01)
+    assert "to maxpool (planner)" in text  # the depth the worker reported, named
+    assert "old" not in readme.read_text() and "pred/meas" in readme.read_text()

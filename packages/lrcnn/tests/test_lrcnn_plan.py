@@ -134,3 +134,28 @@ def test_budget_string_and_predictions_per_policy() -> None:
     tight = lrcnn.RowCentric(small_cnn(width=4), memory_budget="1KiB")
     with pytest.raises(ValueError, match="below the predicted floor"):
         tight(torch.randn(2, 3, 32, 32))
+
+
+def test_whole_step_prediction_counts_gradients() -> None:
+    """Plan.step_bytes: without a fused step every gradient is held (at least all weight bytes);
+    with it, the head's backward holds VGG-16's largest gradient (the 25088x4096 classifier
+    weight) on top of the saved activations; row-centric and checkpointing stay below plain."""
+    from lrcnn.planner import OVERHEAD
+
+    model = meta_vgg16()
+    shape = (8, 3, 224, 224)
+    p = lrcnn.plan(model, shape, rows=8, policy="overlap")
+    weights = sum(q.numel() for q in model.parameters()) * 4
+    fc1 = 25088 * 4096 * 4
+    assert p.step_bytes[("plain", False)] >= weights * OVERHEAD
+    assert p.step_bytes[("plain", True)] >= fc1 * OVERHEAD
+    for method in ("plain", "checkpoint", "overlap", "two_phase"):
+        fused, held = p.step_bytes[(method, True)], p.step_bytes[(method, False)]
+        assert fc1 * OVERHEAD <= fused < held, method
+    for fused in (False, True):
+        plain = p.step_bytes[("plain", fused)]
+        assert p.step_bytes[("checkpoint", fused)] < plain
+        assert p.step_bytes[("overlap", fused)] < p.step_bytes[("checkpoint", fused)]
+    # the trunk prediction is the step's activation part: a fused step adds at most FC1's grad
+    # to the activations saved at the end of the forward
+    assert p.step_bytes[("overlap", True)] <= p.policy_bytes["overlap"] + fc1 * OVERHEAD

@@ -61,7 +61,9 @@ def _configs(quick: bool) -> list[dict[str, Any]]:
                 rcs.append({**base, "method": "two_phase", "rows": 16})
             combo = {**base, "method": "two_phase", "rows": 8, "ckpt": True}
             trunk = [plain, ck, *rcs, combo]
-            step = [{**c, "fused": True} for c in (plain, ck, *rcs, combo)]
+            # whole step: between overlap-8 (fast) and two_phase-8+ckpt (small): overlap-8+ckpt
+            step_rc = [rcs[0], {**rcs[0], "ckpt": True}, combo] if not quick else [*rcs, combo]
+            step = [{**c, "fused": True} for c in (plain, ck, *step_rc)]
         else:
             exact = {**base, "method": "two_phase", "rows": 8}
             f1 = {**base, "method": "overlap", "rows": 8, "bn": "frozen", "depth": "layer1"}
@@ -70,9 +72,13 @@ def _configs(quick: bool) -> list[dict[str, Any]]:
             if quick:
                 trunk = [plain, ck, exact, f1]
                 step = [{**c, "fused": True} for c in (plain, ck, f1)]
-            else:  # the main comparison first: it fits one job on a loaded machine
-                trunk = [plain, ck, f2, {**f2, "fused": True}]
-                step = [exact, f1, f2c, {**f2c, "fused": True}]
+            else:  # the main comparison in one job: frozen BN to layer2 at 8 and 6 strips,
+                # the planner's own depth, and the exact row (stem in strips + checkpointing);
+                # the step group: the fused step and checkpointing around frozen-BN strips
+                f2_6 = {**f2, "rows": 6}
+                auto = {**base, "method": "two_phase", "rows": 8, "bn": "frozen"}
+                trunk = [plain, ck, f2, f2_6, auto, {**exact, "ckpt": True}]
+                step = [f1, {**f2, "fused": True}, f2c]
                 step += [{**c, "fused": True} for c in (plain, ck)]
         out += [{**c, "group": "trunk"} for c in trunk]
         out += [{**plain, "group": "step"}] + [{**c, "group": "step"} for c in step]
@@ -89,6 +95,14 @@ def _build(name: str) -> nn.Module:
     return {"vgg16": models.vgg16, "resnet50": models.resnet50}[name]()
 
 
+def _meta_model(name: str) -> nn.Module:
+    """The benchmark's model with its shapes only (meta device): for the planner's predictions."""
+    from lrcnn import models
+
+    with torch.device("meta"):
+        return {"vgg16": models.vgg16, "resnet50": models.resnet50}[name]()
+
+
 def _rss_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -100,11 +114,16 @@ def _reset_hwm() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _label(cfg: dict[str, Any]) -> str:
+def _label(cfg: dict[str, Any], unit: str | None = None) -> str:
+    """A method's name in the tables; ``unit``: the last row-centric unit the planner chose."""
     m = cfg["method"]
     lab = m if m in ("plain", "checkpoint") else f"{m}-{cfg['rows']}"
     if cfg.get("bn") == "frozen":
-        lab += f" bn=frozen to {cfg['depth']}"
+        lab += " bn=frozen"
+    if cfg.get("depth"):
+        lab += f" to {cfg['depth']}"
+    elif unit is not None and m not in ("plain", "checkpoint"):
+        lab += f" to {unit} (planner)"
     if cfg.get("ckpt"):
         lab += "+ckpt"
     if cfg.get("fused"):
@@ -128,8 +147,9 @@ def _depth_of(model: nn.Module, where: str | int | None) -> int | str:
 _PLANS: dict[tuple, Any] = {}
 
 
-def _wrap(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> tuple[nn.Module, dict]:
-    from lrcnn.baselines import CheckpointTrunk
+def _planned(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> tuple[Any, int]:
+    """The planner's ``Plan`` for one benchmark method and its ``checkpoint_segments`` (for
+    ``+ckpt``: the count with the lowest predicted peak; plain/checkpoint: the plain plan)."""
     from lrcnn.planner import plan as _plan
     from lrcnn.rowcentric import RowCentric
 
@@ -139,33 +159,48 @@ def _wrap(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> tupl
             _PLANS[key] = _plan(m, s, **kw)
         return _PLANS[key]
 
-    info: dict[str, Any] = {}
     if cfg["method"] in ("plain", "checkpoint"):
-        p = plan(model, shape, rows=1)
-        if cfg["method"] == "plain":
-            info.update(predicted=p.plain_bytes, predicted_time=1.0)
-            return model, info
+        return plan(model, shape, rows=1), 0
+    pol, rows = cfg["method"], cfg["rows"]
+    bn = cfg.get("bn", "exact")
+    depth = _depth_of(model, cfg.get("depth"))
+    kw: dict[str, Any] = dict(rows=rows, policy=pol, depth=depth, batch_norm=bn)
+    p = plan(model, shape, **kw)
+    if not cfg.get("ckpt"):
+        return p, 0
+    # checkpoint the layers after the row-centric segment: best segment count by prediction
+    n_rest = len(RowCentric(model, rows=1).trunk_units) - p.depth
+    best = (p.policy_bytes[pol], 0, p)
+    for k in range(2, min(n_rest, 8) + 1):
+        pk = plan(model, shape, **{**kw, "depth": p.depth}, checkpoint_segments=k)
+        if pk.policy_bytes[pol] < best[0]:
+            best = (pk.policy_bytes[pol], k, pk)
+    return best[2], best[1]
+
+
+def _predicted_step(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> int:
+    """The planner's whole-step peak (bytes above weights + optimizer state) for a method."""
+    p, _ = _planned(model, cfg, shape)
+    return p.step_bytes[(cfg["method"], bool(cfg.get("fused")))]
+
+
+def _wrap(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> tuple[nn.Module, dict]:
+    from lrcnn.baselines import CheckpointTrunk
+    from lrcnn.rowcentric import RowCentric
+
+    info: dict[str, Any] = {}
+    p, ck = _planned(model, cfg, shape)
+    if cfg["method"] == "plain":
+        info.update(predicted=p.plain_bytes, predicted_time=1.0)
+        return model, info
+    if cfg["method"] == "checkpoint":
         info.update(
             predicted=p.checkpoint_bytes,
             segments=p.checkpoint_segments,
             predicted_time=p.checkpoint_time_ratio,
         )
         return CheckpointTrunk(model, p.checkpoint_segments), info
-    pol, rows = cfg["method"], cfg["rows"]
-    bn = cfg.get("bn", "exact")
-    depth = _depth_of(model, cfg.get("depth"))
-    kw: dict[str, Any] = dict(rows=rows, policy=pol, depth=depth, batch_norm=bn)
-    ck = 0
-    p = plan(model, shape, **kw)
-    if cfg.get("ckpt"):
-        # checkpoint the layers after the row-centric segment: best segment count by prediction
-        n_rest = len(RowCentric(model, rows=1).trunk_units) - p.depth
-        best = (p.policy_bytes[pol], 0, p)
-        for k in range(2, min(n_rest, 8) + 1):
-            pk = plan(model, shape, **{**kw, "depth": p.depth}, checkpoint_segments=k)
-            if pk.policy_bytes[pol] < best[0]:
-                best = (pk.policy_bytes[pol], k, pk)
-        _, ck, p = best
+    pol = cfg["method"]
     info.update(
         predicted=p.policy_bytes[pol],
         depth=p.depth,
@@ -174,7 +209,12 @@ def _wrap(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> tupl
         predicted_time=p.time_ratio[pol],
     )
     run = RowCentric(
-        model, rows=rows, policy=pol, depth=p.depth, checkpoint_segments=ck, batch_norm=bn
+        model,
+        rows=cfg["rows"],
+        policy=pol,
+        depth=p.depth,
+        checkpoint_segments=ck,
+        batch_norm=cfg.get("bn", "exact"),
     )
     return run, info
 
@@ -489,6 +529,8 @@ def run_bench(
     from maskloop.report import Results, markdown_table, write_report
     from tqdm import tqdm
 
+    from lrcnn.graph import find_trunk
+
     for name, v, lo in (("seeds", seeds, 1), ("threads", threads, 1), ("repeats", repeats, 2)):
         check_int(name, v, lo)
     works: dict[tuple, list[dict[str, Any]]] = {}
@@ -536,9 +578,16 @@ def run_bench(
                     with open(cache, "a") as fh:
                         fh.write(json.dumps({"key": ck, "metrics": ms}) + "\n")
             p = ms[0]
+            net = _meta_model(model)
+            units = [n for n, _ in find_trunk(net)[0]]
             for cfg, m in zip(methods, ms):
                 m = dict(m)
                 m["step_ratio"] = m["step_peak_mib"] / p["step_peak_mib"]
+                # shape-only, so computed here (also for cached measurements)
+                m["predicted_step_mib"] = _predicted_step(net, cfg, (batch, 3, rs, rs)) / MIB
+                m["step_pred_over_meas"] = m["predicted_step_mib"] / max(m["step_peak_mib"], 1e-9)
+                unit = units[int(m["depth"]) - 1] if m.get("depth") else None
+                label = _label(cfg, unit)
                 tr = f"{m['time_ratio']:.2f} ± {m['time_ratio_std']:.2f}"
                 if "act_peak_mib" in m and group == "trunk":
                     m["mem_ratio"] = m["act_peak_mib"] / p["act_peak_mib"]
@@ -549,7 +598,7 @@ def run_bench(
                             model,
                             rs,
                             batch,
-                            _label(cfg),
+                            label,
                             f"{m['act_peak_mib']:.0f}",
                             f"{m['mem_ratio']:.2f}",
                             f"{m['saved_mib']:.0f}",
@@ -561,15 +610,17 @@ def run_bench(
                         ]
                     )
                 rec_m = {k: v for k, v in m.items() if v == v}  # NaN = not checked: left out
-                res.add(_label(cfg), seed, rec_m, model=model, res=rs, batch=batch, group=group)
+                res.add(label, seed, rec_m, model=model, res=rs, batch=batch, group=group)
                 rows_step.append(
                     [
                         model,
                         rs,
                         batch,
-                        _label(cfg),
+                        label,
                         f"{m['step_peak_mib']:.0f}",
                         f"{m['step_ratio']:.2f}",
+                        f"{m['predicted_step_mib']:.0f}",
+                        f"{m['step_pred_over_meas']:.2f}",
                         f"{m['step_fwd_mib']:.0f}",
                         f"{m.get('step_head_bwd_mib', float('nan')):.0f}",
                         f"{m['step_trunk_bwd_mib']:.0f}",
@@ -600,6 +651,8 @@ def run_bench(
         "method",
         "step peak MiB",
         "ratio",
+        "predicted MiB",
+        "pred/meas",
         "forward",
         "head bwd",
         "trunk bwd",
@@ -632,16 +685,20 @@ def run_bench(
         "on the first two images, float64 (`bn=frozen` rows: against plain training with those "
         "BatchNorms in eval mode). " + time_note + " Methods: `checkpoint` = "
         "`checkpoint_sequential` over the trunk with the planner's best segment count; "
-        "`overlap-R` / `two_phase-R` = RowCentric with R strips on the depth the planner picks "
-        "(exact train-mode BatchNorm); `bn=frozen to layerN` = strips through layerN with the "
-        "segment's BatchNorms frozen (running statistics, a named approximation); `+ckpt` = "
+        "`overlap-R` / `two_phase-R` = RowCentric with R strips (exact train-mode BatchNorm); "
+        '`to U` = strips through trunk unit U (`(planner)`: the depth `depth="auto"` '
+        "picks, lowest predicted peak x time); `bn=frozen` = the segment's BatchNorms frozen "
+        "(running statistics, a named approximation); `+ckpt` = "
         "plus `checkpoint_sequential` on the rest of the trunk; `+fused` = optimizer step "
         "fused into backward (`lrcnn.StepInBackward`).\n\n"
         + markdown_table(trunk_headers, rows_trunk),
         "## Whole training step\n\n"
         "Step peak = peak of the whole step (forward, backward, optimizer step) above the state "
         "before it (weights + optimizer state; gradients set to None before the step); ratio = "
-        "to plain. Breakdown (where the memory goes): each phase's peak above that state: "
+        "to plain; predicted = `lrcnn.plan`'s whole-step prediction from shapes "
+        "(`Plan.step_bytes`: the trunk model plus the gradients alive in each phase and, "
+        "during the head's backward, the tensors saved by the forward). Breakdown (where the "
+        "memory goes): each phase's peak above that state: "
         "forward; head backward until the gradient reaches the trunk output; the trunk's "
         "backward; the optimizer step. static = RSS before the step (weights, optimizer state, "
         "the process). " + time_note + "\n\n" + markdown_table(step_headers, rows_step),

@@ -181,6 +181,10 @@ def _bench(args: argparse.Namespace) -> int:
         cache.unlink()  # a new run measures everything again; --resume reuses what is cached
     out.mkdir(parents=True, exist_ok=True)
     cmd = "lrcnn bench" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
+    if args.repeats != 3:
+        cmd += f" --repeats {args.repeats}"
+    if args.resume:  # rows may come from the cache: say so in the report's command
+        cmd += " --resume" + (f" --only {args.only}" if args.only else "")
     print(
         run_bench(
             out,

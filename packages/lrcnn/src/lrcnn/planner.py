@@ -13,7 +13,12 @@ layer being back-propagated:
   strip's rows, halo included), and the segment's parameter gradients twice; the layers after the
   segment are modelled as plain (or checkpointed).
 
-Weights, their gradients and optimizer state are not activations and are left out. All
+Weights, their gradients and optimizer state are not activations and are left out of the
+*trunk* prediction. The *whole-step* prediction (``Plan.step_bytes``) adds what a training step
+holds above weights and optimizer state: every parameter gradient alive at each point of the
+backward (all of them accumulate without a fused step; with ``lrcnn.StepInBackward`` only the
+one being applied, e.g. VGG-16's 392 MiB first classifier weight gradient during the head's
+backward), and the tensors saved at the end of the forward while the head back-propagates. All
 predictions are multiplied by ``OVERHEAD`` (allocator and kernel workspace, calibrated on CPU). The relative
 step time is estimated from convolution FLOPs (backward = 2x forward), including the recomputed
 halos and the extra sweeps exact BatchNorm needs.
@@ -72,6 +77,9 @@ class Plan:
     floor_bytes: int
     memory_budget: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: predicted whole-step peak above weights + optimizer state, keyed by (method, fused):
+    #: method "plain", "checkpoint" or a policy; fused = optimizer step inside backward
+    step_bytes: dict[tuple[str, bool], int] = field(default_factory=dict)
 
     @property
     def predicted_bytes(self) -> int:
@@ -156,6 +164,20 @@ class _Model:
             key[node.id] = key[node.inputs[0]] if share else node.id
         self.key = key
 
+    def pbytes(self, i: int) -> int:
+        """Bytes of the parameters of node ``i``'s layer (its gradient's size)."""
+        m = self.g.nodes[i].module
+        if m is None or self.g.nodes[i].kind not in ("conv", "bn"):
+            return 0
+        return sum(p.numel() for p in m.parameters(recurse=False)) * self.elem
+
+    def pmax(self, i: int) -> int:
+        """Bytes of the largest single parameter of node ``i``'s layer."""
+        m = self.g.nodes[i].module
+        if m is None or self.g.nodes[i].kind not in ("conv", "bn"):
+            return 0
+        return max((p.numel() for p in m.parameters(recurse=False)), default=0) * self.elem
+
     def numel(self, t: int, rows: int | None = None) -> int:
         c, h, w = self.shapes[t]
         return self.n * c * (h if rows is None else rows) * w
@@ -182,8 +204,14 @@ class _Model:
         rows: dict[int, int] | None = None,
         external: set[int] | None = None,
         copies: set[int] | None = None,
+        grad_base: int = 0,
+        grads: str = "none",
     ) -> tuple[int, int]:
         """(saved bytes, peak bytes) of plain training over nodes ``ids`` (rows override heights).
+
+        Whole step: ``grad_base`` bytes of gradients are alive during this backward, plus
+        (``grads="all"``) every gradient of the layers back-propagated so far or (``"one"``,
+        a fused optimizer step) only the largest one of the layer being back-propagated.
 
         ``copies``: nodes whose saved input is a private copy (a padded or concatenated strip).
         A convolution's backward also holds a copy of its input and output gradient in the
@@ -221,13 +249,17 @@ class _Model:
             extra += ex
             steps.append((set(saved), extra, i, u))
         total = sum(size[k] for k in saved - external) * self.elem + extra
+        acc = grad_base
         for sv, ex, i, u in reversed(steps):
-            grads = (self.numel(i, rws(i)) + self.numel(u, rws(u))) * self.elem
+            gmaps = (self.numel(i, rws(i)) + self.numel(u, rws(u))) * self.elem
             if self.g.nodes[i].kind == "conv":
-                grads *= 2  # reordered copies of the input and the output gradient
+                gmaps *= 2  # reordered copies of the input and the output gradient
             if i in copies:  # two_phase: the carried-row gradient is added to a copy
-                grads += self.numel(u, rws(u)) * self.elem
-            peak = max(peak, sum(size[k] for k in sv - external) * self.elem + ex + grads)
+                gmaps += self.numel(u, rws(u)) * self.elem
+            if grads == "all":
+                acc += self.pbytes(i)
+            held = acc + (self.pmax(i) if grads == "one" else 0)
+            peak = max(peak, sum(size[k] for k in sv - external) * self.elem + ex + gmaps + held)
         return total, max(peak, total)
 
     def flops(self, node, rows: int | None = None) -> float:  # type: ignore[no-untyped-def]
@@ -245,8 +277,12 @@ def _unit_nodes(graph: TrunkGraph, lo: int, hi: int) -> list[int]:
     return [n.id for n in graph.nodes[first : last + 1]]
 
 
-def _checkpoint(model: _Model, lo: int, hi: int, k: int) -> tuple[int, float]:
-    """Peak bytes and recompute FLOPs of checkpoint_sequential(units[lo:hi], k)."""
+def _checkpoint(
+    model: _Model, lo: int, hi: int, k: int, grad_base: int = 0, grads: str = "none"
+) -> tuple[int, float, int]:
+    """Peak bytes, recompute FLOPs and bytes kept at the end of the forward of
+    checkpoint_sequential(units[lo:hi], k) (``grad_base`` / ``grads`` as in ``_Model.sim``:
+    the gradients of later segments are alive while a segment back-propagates)."""
     g = model.g
     n_units = hi - lo
     k = max(1, min(k, n_units))
@@ -256,13 +292,19 @@ def _checkpoint(model: _Model, lo: int, hi: int, k: int) -> tuple[int, float]:
     kept = 0
     peak = 0
     recompute = 0.0
+    saved_end = 0
+    later = [0] * len(segs)  # gradient bytes of the segments after segment j
+    if grads == "all":
+        for j in range(len(segs) - 2, -1, -1):
+            ids = _unit_nodes(g, *segs[j + 1])
+            later[j] = later[j + 1] + sum(model.pbytes(i) for i in ids)
     for j, (a, b) in enumerate(segs):
         ids = _unit_nodes(g, a, b)
         if not ids:
             continue
         inp = g.nodes[ids[0]].inputs[0]
         ext = {model.key[inp]} | {0}
-        saved, pk = model.sim(ids, external=ext)
+        saved, pk = model.sim(ids, external=ext, grad_base=grad_base + later[j], grads=grads)
         if j < len(segs) - 1:
             peak = max(peak, kept + pk)
             if inp != 0:
@@ -270,7 +312,8 @@ def _checkpoint(model: _Model, lo: int, hi: int, k: int) -> tuple[int, float]:
             recompute += sum(model.flops(g.nodes[i]) for i in ids)
         else:
             peak = max(peak, kept + pk)
-    return peak, recompute
+            saved_end = kept + saved
+    return peak, recompute, saved_end
 
 
 def _row_centric(
@@ -281,8 +324,10 @@ def _row_centric(
     policy: str,
     ckpt: int = 0,
     batch_norm: str = "exact",
-) -> tuple[int, float, Layout]:
-    """Predicted peak bytes, relative step time and layout of a row-centric segment."""
+    head_grads: tuple[int, int] = (0, 0),
+) -> tuple[int, float, Layout, dict[bool, int]]:
+    """Predicted peak bytes, relative step time, layout and whole-step peak (keyed by fused) of
+    a row-centric segment; ``head_grads`` = (all, largest) gradient bytes of the head."""
     seg = TrunkGraph.__new__(TrunkGraph)
     seg.nodes = full.nodes[: full.unit_end[depth - 1] + 1]
     seg.unit_end = full.unit_end[:depth]
@@ -337,16 +382,32 @@ def _row_centric(
     )
     seg_out = model.numel(out) * e
     rest = list(range(out + 1, len(full.nodes)))
-    if rest and ckpt > 0:
-        rest_peak, rest_recompute = _checkpoint(model, depth, len(full.unit_end), ckpt)
-    elif rest:
-        _, rest_peak = model.sim(rest)
-        rest_recompute = 0.0
-    else:
-        rest_peak, rest_recompute = seg_out, 0.0
+    n_units = len(full.unit_end)
+
+    def rest_model(grad_base: int = 0, grads: str = "none") -> tuple[int, float, int]:
+        """Peak, recompute FLOPs and bytes saved at the end of the forward of the rest."""
+        if rest and ckpt > 0:
+            return _checkpoint(model, depth, n_units, ckpt, grad_base, grads)
+        if rest:
+            saved, pk = model.sim(rest, grad_base=grad_base, grads=grads)
+            return pk, 0.0, saved
+        return seg_out, 0.0, seg_out
+
+    rest_peak, rest_recompute, rest_saved = rest_model()
     bwd = tails + seg_out + strip_peak + 2 * params
     fwd = tails + seg_out + fwd_t
     peak = max(fwd, tails + rest_peak, bwd)
+    # whole step: gradients alive in each phase (all accumulate, or one at a time if fused)
+    g_head, g_head_max = head_grads
+    g_rest = sum(model.pbytes(i) for i in rest)
+    step: dict[bool, int] = {}
+    for fused in (False, True):
+        base = 0 if fused else g_head
+        rest_pk, _, _ = rest_model(base, "one" if fused else "all")
+        held = tails + rest_saved + (g_head_max if fused else g_head)  # head's backward
+        seg_bwd = bwd + (0 if fused else g_head + g_rest)
+        last = 0 if fused else g_head + g_rest + params  # all gradients, optimizer step
+        step[fused] = max(fwd, held, tails + rest_pk, seg_bwd, last)
     # time: FLOPs of sweeps over strips vs plain (backward = 2x forward)
     batch_bn = [n.id for n in seg.nodes if n.kind == "bn"] if batch_norm == "exact" else []
     strip_f = [
@@ -362,7 +423,7 @@ def _row_centric(
         sweeps_f += sf + 2 * sf * (1 - bn / len(seg.nodes))  # backward reduction sweep
     seg_t = sf + sf + 2 * sf + sweeps_f  # forward, recompute, backward, BN sweeps
     t = (seg_t + 3 * (total_plain - seg_plain) + rest_recompute) / (3 * total_plain)
-    return peak, t, lay
+    return peak, t, lay, step
 
 
 def plan(
@@ -422,11 +483,24 @@ def plan(
             f"({max(out_rows[d] for d in depths)} at most here), got {rows}"
         )
     cache: dict[tuple[int, int, str], tuple[int, float, Layout]] = {}
+    step_cache: dict[tuple[int, int, str], dict[bool, int]] = {}
+    # parameter gradients outside the trunk graph (the head): all of them and the largest
+    trunk_params = {
+        id(p)
+        for n in full.nodes
+        if n.module is not None and n.kind in ("conv", "bn")
+        for p in n.module.parameters(recurse=False)
+    }
+    head_sizes = [p.numel() * m.elem for p in model.parameters() if id(p) not in trunk_params]
+    head_grads = (sum(head_sizes), max(head_sizes, default=0))
 
     def rc(d: int, r: int, pol: str) -> tuple[int, float, Layout]:
         if (d, r, pol) not in cache:
-            pk, t, lay = _row_centric(m, full, d, r, pol, checkpoint_segments, batch_norm)
+            pk, t, lay, st = _row_centric(
+                m, full, d, r, pol, checkpoint_segments, batch_norm, head_grads
+            )
             cache[(d, r, pol)] = (int(pk * OVERHEAD), t, lay)
+            step_cache[(d, r, pol)] = {f: int(v * OVERHEAD) for f, v in st.items()}
         return cache[(d, r, pol)]
 
     def best_depth(r: int) -> int | None:
@@ -477,6 +551,7 @@ def plan(
     floor = min(rc(dd, r, policy)[0] for r in row_choices([d]) for dd in [d] if r <= out_rows[dd])
     pol_bytes = {}
     pol_time = {}
+    step_bytes: dict[tuple[str, bool], int] = {}
     for pol in POLICIES:
         try:
             pk, t, _ = rc(d, chosen_rows, pol)
@@ -484,13 +559,26 @@ def plan(
             notes.append(str(err))
             continue
         pol_bytes[pol], pol_time[pol] = pk, t
+        for f, v in step_cache[(d, chosen_rows, pol)].items():
+            step_bytes[(pol, f)] = v
     _, _, lay = rc(d, chosen_rows, policy)
-    _, plain = m.sim([n.id for n in full.nodes[1:]])
+    all_ids = [n.id for n in full.nodes[1:]]
+    plain_saved, plain = m.sim(all_ids)
     best_ck = min(
         ((_checkpoint(m, 0, n_units, k), k) for k in range(1, n_units + 1)),
         key=lambda v: v[0][0],
     )
-    (ck_bytes, ck_re), ck_k = best_ck
+    (ck_bytes, ck_re, _), ck_k = best_ck
+    g_head, g_head_max = head_grads
+    g_all = g_head + sum(m.pbytes(i) for i in all_ids)
+    for f in (False, True):
+        base, mode = (0, "one") if f else (g_head, "all")
+        held = g_head_max if f else g_head  # gradients alive during the head's backward
+        last = 0 if f else g_all  # every gradient at the optimizer step
+        _, pk = m.sim(all_ids, grad_base=base, grads=mode)
+        step_bytes[("plain", f)] = int(max(pk, plain_saved + held, last) * OVERHEAD)
+        ck_pk, _, ck_saved = _checkpoint(m, 0, n_units, ck_k, base, mode)
+        step_bytes[("checkpoint", f)] = int(max(ck_pk, ck_saved + held, last) * OVERHEAD)
     total_f = sum(m.flops(n) for n in full.nodes[1:])
     out_id = full.unit_end[d - 1]
     strips = []
@@ -515,4 +603,5 @@ def plan(
         floor_bytes=floor,
         memory_budget=budget,
         notes=notes,
+        step_bytes=step_bytes,
     )

@@ -616,7 +616,8 @@ class StripRunner:
                     continue
                 g = next(gw)
                 if g is not None:
-                    gparams[j] = g if gparams[j] is None else gparams[j] + g
+                    # in place: strips' parameter gradients are fresh tensors autograd made
+                    gparams[j] = g if gparams[j] is None else gparams[j].add_(g)
             rest = grads[len(want) :]
             gcarry = {k: g for k, g in zip(keys, rest[: len(keys)]) if g is not None}
             if need_x:
