@@ -189,6 +189,8 @@ def run_ablation(
         for k, v in asdict(acfg).items()
         if k not in ("models", "seeds", "variants", "references")
     }
+    if not fixed["bench"]["label_free"]:  # keys of runs made before the option existed
+        fixed["bench"].pop("label_free")
     key = json.dumps(fixed, sort_keys=True, default=str)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
     left, made = [], 0

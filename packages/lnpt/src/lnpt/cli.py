@@ -111,6 +111,30 @@ def _bench(args: argparse.Namespace) -> int:
         Path(out, "lnpt_resnet18_timing.json").write_text(json.dumps(t, indent=1) + "\n")
         print(json.dumps(t))
         return 0
+    if args.training_ablation:
+        from lnpt.training_ablation import TrainingAblationConfig, run_training_ablation
+
+        tcfg = TrainingAblationConfig(seeds=args.seeds or 3)
+        if args.models:
+            tcfg.models = tuple(args.models)
+        if args.training_variants:
+            tcfg.variants = tuple(args.training_variants)
+        command = (
+            "lnpt bench --training-ablation"
+            + (f" --seeds {args.seeds}" if args.seeds else "")
+            + (f" --models {' '.join(args.models)}" if args.models else "")
+            + (
+                f" --training-variants {' '.join(args.training_variants)}"
+                if args.training_variants
+                else ""
+            )
+        )
+        _, chosen = run_training_ablation(
+            tcfg, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
+        )
+        print(f"{out}/lnpt_training_ablation.md: chosen training {chosen}")
+        print(f"took {time.perf_counter() - start:.0f} s")
+        return 0
     if args.ablation or args.anatomy:
         from lnpt.ablation import AblationConfig, anatomy, anatomy_markdown, run_ablation
 
@@ -173,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lnpt import __version__
     from lnpt.ablation import VARIANTS
     from lnpt.bench import ARMS, DEFAULT_ARMS
+    from lnpt.training_ablation import TRAINING_VARIANTS
 
     parser = shared_parser(
         "lnpt",
@@ -196,7 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
         if action.dest == "quick":
             action.help = "the CI-sized grid: every factor, fewer training epochs"
     bench.add_argument(
-        "--seeds", type=int, default=None, help="paired seeds (default 5; --ablation 3)"
+        "--seeds",
+        type=int,
+        default=None,
+        help="paired seeds (default 5; --ablation and --training-ablation 3)",
     )
     bench.add_argument(
         "--models",
@@ -223,6 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="VARIANT",
         help=f"with --ablation: the LNPT variants to compare (default: all of {', '.join(VARIANTS)})",
+    )
+    bench.add_argument(
+        "--training-ablation",
+        action="store_true",
+        help="instead: compare label-free training objectives on a validation split "
+        "(lnpt_training_ablation.md; default models mlp cnn cnn1d, 3 seeds)",
+    )
+    bench.add_argument(
+        "--training-variants",
+        nargs="+",
+        choices=tuple(TRAINING_VARIANTS),
+        default=None,
+        metavar="VARIANT",
+        help="with --training-ablation: the training objectives to compare (default: all of "
+        f"{', '.join(TRAINING_VARIANTS)})",
     )
     bench.add_argument(
         "--arms",

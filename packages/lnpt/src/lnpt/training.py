@@ -24,7 +24,7 @@ from maskloop import (
     WeightMask,
     fit,
 )
-from maskloop.checks import check_fraction, check_positive_int
+from maskloop.checks import check_fraction, check_positive_int, check_real
 from maskloop.distributed import all_reduce_
 from torch import nn
 
@@ -114,15 +114,37 @@ class LabelFreeObjective:
     `gap.setup(x)` first. A linear adaptor's parameters must be in the optimizer; its state is saved
     and resumed by `maskloop.Checkpoint` through `state_dict` / `load_state_dict`. Under DDP add
     `AdaptorSync(gap)` to the callbacks (the adaptor is not part of the DDP-wrapped student).
+
+    `mixup` (default 0: off) trains on mixed inputs: each input is blended with another of its batch
+    (a random permutation), the partner's share drawn uniformly from [0, mixup] per sample (mixup
+    <= 0.5), and the teacher is queried on the blend. No labels are mixed (there are none): the
+    student matches the teacher's function between the unlabeled inputs too ("function matching",
+    Beyer et al., CVPR 2022). What it assumes: the teacher's outputs on blends of inputs are
+    informative, which holds for smooth teachers and gives a small unlabeled set many more distinct
+    targets. The draws come from a generator seeded by `seed`, whose state `state_dict` saves.
     """
 
-    def __init__(self, gap: LearningGap) -> None:
+    def __init__(self, gap: LearningGap, mixup: float = 0.0, seed: int = 0) -> None:
         if not isinstance(gap, LearningGap):
             raise TypeError(f"gap must be a LearningGap, got {type(gap).__name__}")
         self.gap = gap
+        self.mixup = check_real("mixup", mixup, low=0.0, high=0.5)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` blended with a permutation of its batch (unchanged when `mixup` is 0)."""
+        if self.mixup == 0 or x.shape[0] < 2:
+            return x
+        g = self.generator
+        perm = torch.randperm(x.shape[0], generator=g).to(x.device)
+        share = (torch.rand(x.shape[0], generator=g) * self.mixup).to(x.device, x.dtype)
+        share = share.reshape(-1, *([1] * (x.ndim - 1)))
+        return (1 - share) * x + share * x[perm]
 
     def __call__(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-        x = batch_inputs(batch)
+        x = self.mix(batch_inputs(batch))
         ext = self.gap.student_features
         inner = getattr(model, "module", model)  # the DDP wrapper's student
         with FeatureHook(inner, ext.layer, ext.which) as hook:
@@ -140,12 +162,19 @@ class LabelFreeObjective:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """The adaptor's parameters (empty for the identity)."""
+        """The adaptor's parameters (empty for the identity) and, with mixup, the generator state."""
         a = self.gap.adaptor
-        return {} if a is None else {k: v.detach().clone() for k, v in a.state_dict().items()}
+        out = {} if a is None else {k: v.detach().clone() for k, v in a.state_dict().items()}
+        if self.mixup > 0:
+            out["mixup_rng"] = self.generator.get_state()
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the adaptor saved by `state_dict`."""
+        """Restore the adaptor (and mixup generator) saved by `state_dict`."""
+        state = dict(state)
+        rng = state.pop("mixup_rng", None)
+        if rng is not None:
+            self.generator.set_state(rng)
         if state and self.gap.adaptor is not None:
             self.gap.adaptor.load_state_dict(state)
 
@@ -204,7 +233,9 @@ class LabelFreeTrainer:
     minimised with the optimizer, and the mask reaches training one way, as a
     `maskloop.MaskedTraining` callback, which attaches when training starts, keeps the pruned
     weights at zero, swaps masks (`DynamicMask`, through `set_mask`) and detaches at the end. A linear adaptor is
-    trained with the student. `callbacks` are any `maskloop.Callback`s (all eight hooks run), e.g.
+    trained with the student. `mixup` and `seed` go to `LabelFreeObjective` (inputs blended within a
+    batch), the other keyword options (`gap_options`: feature_weight, kd_weight, temperature,
+    targets, confidence, normalize, adaptor, gap, ...) to `LearningGap`. `callbacks` are any `maskloop.Callback`s (all eight hooks run), e.g.
     `lnpt.LearningGapDiagnostic` or `maskloop.Checkpoint` (a run resumes to the same weights).
     """
 
@@ -220,6 +251,8 @@ class LabelFreeTrainer:
         weight_decay: float = 0.0,
         optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
         dynamic_mask: DynamicMask | None = None,
+        mixup: float = 0.0,
+        seed: int = 0,
         **gap_options: Any,
     ) -> None:
         if mask is not None and not isinstance(mask, WeightMask):
@@ -248,6 +281,7 @@ class LabelFreeTrainer:
         self.weight_decay = float(weight_decay)
         self.optimizer_factory = optimizer
         self.dynamic_mask = dynamic_mask
+        self.objective = LabelFreeObjective(self.gap, mixup=mixup, seed=seed)
         self.optimizer: torch.optim.Optimizer | None = None
         self.masked: MaskedTraining | None = None
 
@@ -293,7 +327,7 @@ class LabelFreeTrainer:
             unlabeled,
             epochs=epochs,
             optimizer=opt,
-            objective=LabelFreeObjective(self.gap),
+            objective=self.objective,
             callbacks=[*cbs, *callbacks],
             progress=progress,
         )
