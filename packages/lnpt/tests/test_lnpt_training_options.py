@@ -176,12 +176,13 @@ def test_tiny_training_ablation_runs_on_validation_and_resumes(tmp_path):
     acfg = TrainingAblationConfig(models=("mlp",), seeds=1, variants=("soft", "hard"), bench=bench)
     res, chosen = run_training_ablation(acfg, tmp_path, "test", progress=False, threads=1)
     assert chosen in ("soft", "hard")
-    assert sorted(r.method for r in res.records) == ["lnpt+hard", "lnpt+soft", "snip+supervised"]
+    methods = sorted(r.method for r in res.records)
+    assert methods == ["lnpt+hard", "lnpt+soft", "snip+supervised", "teacher (dense, other half)"]
     assert "Chosen (highest mean" in (tmp_path / "lnpt_training_ablation.md").read_text()
     acfg.variants = ("soft", "hard", "soft-t1")
     again, _ = run_training_ablation(
         acfg, tmp_path, "test", progress=False, resume=True, budget_s=0.0, threads=1
     )
-    assert len(again.records) == 4
+    assert len(again.records) == 5
     old = {r.method: r.metrics for r in res.records}
     assert all(old[r.method] == r.metrics for r in again.records if r.method in old)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from maskloop import report, seed_everything
+from maskloop import evaluate, report, seed_everything
 from maskloop.checks import check_positive_int
 
 from lnpt.ablation import report_hash
@@ -130,7 +130,24 @@ def _ablate_one(
     epochs = cfg.epochs[model_name]
     bs = cfg.batch_sizes.get(model_name, 64)
     teacher: list[torch.nn.Module] = []
-    wanted = []
+    wanted = ["teacher"]
+    if "teacher" not in progress.done:  # how good the guide is on the student's own inputs
+        progress.check()
+        teacher = train_teacher(model_name, data, cfg, seed)[-1:]
+        res = report.Results("lnpt", "")
+        res.add(
+            "teacher (dense, other half)",
+            seed,
+            {
+                "val_accuracy": _accuracy(teacher[0], data),
+                "student_part_accuracy": evaluate(teacher[0], data.loader("student", 256))[
+                    "accuracy"
+                ],
+            },
+            model=model_name,
+            sparsity=0.0,
+        )
+        progress.put("teacher", res.to_dict()["records"])
     for sparsity in acfg.sparsities:
         masks: dict[str, Any] = {}
         arms = ["snip+supervised", *[f"train:{v}" for v in acfg.variants]]
@@ -272,6 +289,12 @@ def _write(
                 scale=100.0,
             )
         )
+        part = res.values("student_part_accuracy", "teacher (dense, other half)", model=model_name)
+        if part:
+            sections.append(
+                "The teacher's accuracy on the student's training part (the labels it effectively "
+                f"gives): {report.format_mean_std(part.values(), 2, 100)} %.\n"
+            )
     models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
     rows = []
     for v in acfg.variants:
