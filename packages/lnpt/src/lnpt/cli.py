@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lnpt import __version__
     from lnpt.ablation import VARIANTS
     from lnpt.bench import ARMS, DEFAULT_ARMS
-    from lnpt.training_ablation import TRAINING_VARIANTS
+    from lnpt.training_ablation import DEFAULT_TRAINING_VARIANTS, TRAINING_VARIANTS
 
     parser = shared_parser(
         "lnpt",
@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(TRAINING_VARIANTS),
         default=None,
         metavar="VARIANT",
-        help="with --training-ablation: the training objectives to compare (default: all of "
-        f"{', '.join(TRAINING_VARIANTS)})",
+        help="with --training-ablation: the training objectives to compare (default: "
+        f"{', '.join(DEFAULT_TRAINING_VARIANTS)})",
     )
     bench.add_argument(
         "--arms",
