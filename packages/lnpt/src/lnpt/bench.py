@@ -58,13 +58,9 @@ from lnpt.learning_gap import (
     prune,
 )
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
-from lnpt.training import LabelFreeTrainer
+from lnpt.training import TRAINING_BASE, TRAINING_DEFAULTS, LabelFreeTrainer
 
-__all__ = ["MODELS", "TRAINING_DEFAULTS", "BenchConfig", "ModelSpec", "run_bench"]
-
-# The label-free training options of the benchmark, chosen on validation by
-# `lnpt bench --training-ablation` (docs/benchmarks/lnpt_training_ablation.md); filled in below.
-TRAINING_DEFAULTS: dict[str, Any] = {}
+__all__ = ["MODELS", "BenchConfig", "ModelSpec", "run_bench"]
 
 MASKS = ("random", "snip", "grasp", "synflow", "lnpt")
 TRAININGS = ("supervised", "label-free")
@@ -138,8 +134,10 @@ class BenchConfig:
     synflow_rounds: int = 100
     score_batches: int = 4  # batches of 128 inputs that SNIP, GraSP and LNPT score on (512)
     lnpt_options: dict[str, Any] = field(default_factory=dict)
-    # Options of the label-free training (`LabelFreeTrainer` keywords over kd_weight/temperature
-    # above), chosen on validation (`lnpt bench --training-ablation`, `TRAINING_DEFAULTS`).
+    # The label-free training: `LabelFreeTrainer` keywords over the previous objective
+    # (`lnpt.training.TRAINING_BASE` with kd_weight/temperature above); by default the changes
+    # chosen on validation (`lnpt bench --training-ablation`, `TRAINING_DEFAULTS`); {} is the
+    # previous objective (and keeps its cache keys).
     label_free: dict[str, Any] = field(default_factory=lambda: dict(TRAINING_DEFAULTS))
     diagnostic_sparsity: float = 0.95
     # Against layer collapse, identical for every mask: the classifier head (last Linear) stays
@@ -233,9 +231,10 @@ def train_label_free(
 ) -> None:
     """Label-free training against the teacher on the student's inputs only, with the
     `LabelFreeTrainer` options `cfg.label_free` (or `options`, for the training ablation) over
-    `kd_weight=cfg.kd_weight, temperature=cfg.temperature`."""
+    `TRAINING_BASE` with `kd_weight=cfg.kd_weight, temperature=cfg.temperature` (every option is
+    spelled out, so the trainer's own defaults never decide a benchmark run)."""
     gen = torch.Generator().manual_seed(seed)
-    opts: dict[str, Any] = {"kd_weight": cfg.kd_weight, "temperature": cfg.temperature}
+    opts = {**TRAINING_BASE, "kd_weight": cfg.kd_weight, "temperature": cfg.temperature}
     opts.update(cfg.label_free if options is None else options)
     LabelFreeTrainer(model, teacher, mask, lr=cfg.lr, seed=seed, **opts).fit(
         data.loader("student", batch_size, shuffle=True, labels=False, generator=gen),

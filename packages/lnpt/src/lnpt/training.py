@@ -31,7 +31,34 @@ from torch import nn
 from lnpt.features import all_reduce_mean, batch_inputs, distributed_active, iter_inputs
 from lnpt.learning_gap import LearningGap
 
-__all__ = ["AdaptorSync", "DynamicMask", "LabelFreeObjective", "LabelFreeTrainer"]
+__all__ = [
+    "TRAINING_BASE",
+    "TRAINING_DEFAULTS",
+    "AdaptorSync",
+    "DynamicMask",
+    "LabelFreeObjective",
+    "LabelFreeTrainer",
+]
+
+# The label-free objective before the training ablation: L2-normalised penultimate features compared
+# coordinate by coordinate (identity adaptor between same-width nets) plus soft-logit distillation at
+# tau = 4, both with weight 1 (`LearningGap`'s own defaults), no mixup.
+TRAINING_BASE: dict[str, Any] = {
+    "feature_weight": 1.0,
+    "kd_weight": 1.0,
+    "temperature": 4.0,
+    "targets": "soft",
+    "confidence": 0.0,
+    "normalize": True,
+    "adaptor": "auto",
+    "gap": "squared",
+    "mixup": 0.0,
+}
+# What `LabelFreeTrainer` changes from `TRAINING_BASE` unless the call names the option: the
+# variant chosen on validation (`lnpt bench --training-ablation`,
+# docs/benchmarks/lnpt_training_ablation.md). `LearningGap`'s own defaults, which `score` and
+# `prune` use, are not changed by it.
+TRAINING_DEFAULTS: dict[str, Any] = {}
 
 
 class DynamicMask:
@@ -232,10 +259,13 @@ class LabelFreeTrainer:
     (a tensor, or the first element of a tuple; labels are never read) the teacher is queried, J is
     minimised with the optimizer, and the mask reaches training one way, as a
     `maskloop.MaskedTraining` callback, which attaches when training starts, keeps the pruned
-    weights at zero, swaps masks (`DynamicMask`, through `set_mask`) and detaches at the end. A linear adaptor is
-    trained with the student. `mixup` and `seed` go to `LabelFreeObjective` (inputs blended within a
-    batch), the other keyword options (`gap_options`: feature_weight, kd_weight, temperature,
-    targets, confidence, normalize, adaptor, gap, ...) to `LearningGap`. `callbacks` are any `maskloop.Callback`s (all eight hooks run), e.g.
+    weights at zero, swaps masks (`DynamicMask`, through `set_mask`) and detaches at the end. A
+    linear adaptor is trained with the student. `mixup` (None: `TRAINING_DEFAULTS`' value, else 0)
+    and `seed` go to `LabelFreeObjective` (inputs blended within a batch), the other keyword
+    options (`gap_options`: feature_weight, kd_weight, temperature, targets, confidence, normalize,
+    adaptor, gap, ...) to `LearningGap`; options not named are `TRAINING_DEFAULTS` (the training
+    objective chosen on validation), then `LearningGap`'s defaults (= `TRAINING_BASE`, the
+    objective before the choice). `callbacks` are any `maskloop.Callback`s (all eight hooks run), e.g.
     `lnpt.LearningGapDiagnostic` or `maskloop.Checkpoint` (a run resumes to the same weights).
     """
 
@@ -251,7 +281,7 @@ class LabelFreeTrainer:
         weight_decay: float = 0.0,
         optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
         dynamic_mask: DynamicMask | None = None,
-        mixup: float = 0.0,
+        mixup: float | None = None,
         seed: int = 0,
         **gap_options: Any,
     ) -> None:
@@ -267,6 +297,10 @@ class LabelFreeTrainer:
             raise ValueError(f"lr must be a number > 0, got {lr!r}")
         if optimizer is not None and not callable(optimizer):
             raise TypeError("optimizer must be a callable params -> torch.optim.Optimizer")
+        defaults = dict(TRAINING_DEFAULTS)
+        default_mixup = defaults.pop("mixup", 0.0)
+        mixup = default_mixup if mixup is None else mixup
+        gap_options = {**defaults, **gap_options}
         self.student = student
         self.teacher = teacher
         self.mask = mask

@@ -40,6 +40,7 @@ from lnpt.bench import (
     train_teacher,
 )
 from lnpt.learning_gap import DEFAULT_ROUNDS, SCORE_DEFAULTS
+from lnpt.training import TRAINING_BASE
 
 __all__ = [
     "DEFAULT_TRAINING_VARIANTS",
@@ -51,20 +52,6 @@ __all__ = [
     "run_training_ablation",
 ]
 
-# The label-free objective before this ablation: L2-normalised penultimate features compared
-# coordinate by coordinate (identity adaptor between same-architecture nets) plus soft-logit KD at
-# tau = 4, both with weight 1.
-TRAINING_BASE: dict[str, Any] = {
-    "feature_weight": 1.0,
-    "kd_weight": 1.0,
-    "temperature": 4.0,
-    "targets": "soft",
-    "confidence": 0.0,
-    "normalize": True,
-    "adaptor": "auto",
-    "gap": "squared",
-    "mixup": 0.0,
-}
 # What each variant assumes (the option docstrings of `LearningGap` / `LabelFreeObjective` say more):
 TRAINING_CHANGES: dict[str, dict[str, Any]] = {
     # the previous objective: the teacher's features are worth matching in the student's own basis
