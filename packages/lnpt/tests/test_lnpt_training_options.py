@@ -186,3 +186,23 @@ def test_tiny_training_ablation_runs_on_validation_and_resumes(tmp_path):
     assert len(again.records) == 5
     old = {r.method: r.metrics for r in res.records}
     assert all(old[r.method] == r.metrics for r in again.records if r.method in old)
+
+
+def test_trainer_defaults_come_from_training_defaults_and_named_options_win(monkeypatch):
+    """LabelFreeTrainer: options not named are TRAINING_DEFAULTS, then LearningGap's; score is not
+    affected by the training defaults."""
+    import lnpt.training as tr
+
+    student, teacher = _pair64()
+    monkeypatch.setattr(tr, "TRAINING_DEFAULTS", {"feature_weight": 0.0, "mixup": 0.3})
+    t = lnpt.LabelFreeTrainer(student, teacher)
+    assert t.gap.feature_weight == 0.0 and t.objective.mixup == 0.3
+    assert t.gap.targets == TRAINING_BASE["targets"]
+    t = lnpt.LabelFreeTrainer(student, teacher, feature_weight=0.5, mixup=0.0)
+    assert t.gap.feature_weight == 0.5 and t.objective.mixup == 0.0
+    x = torch.randn(8, 8, dtype=torch.float64)
+    s1 = lnpt.score(student, teacher, [x])
+    monkeypatch.setattr(tr, "TRAINING_DEFAULTS", {})
+    s2 = lnpt.score(student, teacher, [x])
+    for n in s1:
+        assert torch.equal(s1[n], s2[n])
