@@ -206,3 +206,19 @@ def test_trainer_defaults_come_from_training_defaults_and_named_options_win(monk
     s2 = lnpt.score(student, teacher, [x])
     for n in s1:
         assert torch.equal(s1[n], s2[n])
+
+
+def test_training_default_is_the_validation_choice():
+    """The trainer's and the benchmark's default training is the ablation's chosen variant (soft KD
+    without the feature term); the scoring ablation keeps the previous objective it ran with."""
+    from lnpt.ablation import AblationConfig
+    from lnpt.training import TRAINING_DEFAULTS
+
+    chosen = {k: v for k, v in TRAINING_VARIANTS["soft"].items() if TRAINING_BASE[k] != v}
+    assert TRAINING_DEFAULTS == chosen == {"feature_weight": 0.0}
+    assert BenchConfig().label_free == chosen
+    assert AblationConfig().bench.label_free == {}
+    student, teacher = _pair64()
+    trainer = lnpt.LabelFreeTrainer(student, teacher)
+    assert trainer.gap.feature_weight == 0.0 and trainer.gap.kd_weight == 1.0
+    assert trainer.gap.temperature == 4.0 and trainer.gap.targets == "soft"

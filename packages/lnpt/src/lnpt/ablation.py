@@ -85,7 +85,9 @@ class AblationConfig:
     variants: tuple[str, ...] = tuple(VARIANTS)
     references: tuple[str, ...] = REFERENCES
     validation_fraction: float = 0.25
-    bench: BenchConfig = field(default_factory=BenchConfig)
+    # The scoring ablation was run before the training ablation: its students train with the
+    # previous label-free objective (`label_free={}`: `lnpt.training.TRAINING_BASE`).
+    bench: BenchConfig = field(default_factory=lambda: BenchConfig(label_free={}))
 
 
 def _variant_mask(

@@ -15,7 +15,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from lnpt.baselines import baseline_mask
     from lnpt.data import load_digits_split
-    from lnpt.learning_gap import prune
+    from lnpt.learning_gap import head_pattern, prune
     from lnpt.models import MLP
     from lnpt.training import LabelFreeTrainer
 
@@ -39,11 +39,14 @@ def _demo(args: argparse.Namespace) -> int:
     unlabeled = data.loader("student", 128, labels=False)
     rows = [["teacher (dense, labels, other half)", "0.00", f"{_acc(teacher, data, evaluate):.2f}"]]
     sparsity = 0.95
+    head = head_pattern(init)  # both masks leave the classifier dense, as in the benchmark
     for name in ("snip", "lnpt"):
         if name == "lnpt":
-            mask = prune(init, teacher, unlabeled, sparsity)
+            mask = prune(init, teacher, unlabeled, sparsity, exclude=head)
         else:
-            mask = baseline_mask("snip", init, sparsity, data=data.loader("student", 128))
+            mask = baseline_mask(
+                "snip", init, sparsity, data=data.loader("student", 128), exclude=head
+            )
         student = copy.deepcopy(init)
         mask.apply_(student)
         if name == "lnpt":
