@@ -181,3 +181,41 @@ def test_mask_reloads_in_a_fresh_process(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["ok", str(mask.num_pruned)]
+
+
+def test_learning_gap_bad_targets():
+    """lnpt.LearningGap: targets not 'soft' or 'hard'"""
+    student, teacher = _pair()
+    with pytest.raises(ValueError, match="targets must be 'soft' or 'hard'"):
+        lnpt.LearningGap(student, teacher, targets="pseudo")
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan")], ids=["negative", "above-1", "nan"])
+def test_learning_gap_confidence_out_of_range(value):
+    """lnpt.LearningGap: confidence outside [0, 1]"""
+    student, teacher = _pair()
+    with pytest.raises(ValueError, match="confidence must be"):
+        lnpt.LearningGap(student, teacher, confidence=value)
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.6, float("inf")], ids=["negative", "above-half", "inf"])
+def test_trainer_mixup_out_of_range(value):
+    """lnpt.LabelFreeTrainer: mixup outside [0, 0.5]"""
+    student, teacher = _pair()
+    with pytest.raises(ValueError, match="mixup must be"):
+        lnpt.LabelFreeTrainer(student, teacher, mixup=value)
+
+
+def test_objective_seed_not_an_int():
+    """lnpt.LabelFreeObjective: seed not an int"""
+    student, teacher = _pair()
+    with pytest.raises(TypeError, match="seed must be an int"):
+        lnpt.LabelFreeObjective(lnpt.LearningGap(student, teacher), seed=1.5)
+
+
+def test_training_ablation_unknown_variant():
+    """lnpt bench --training-ablation: an unknown training variant"""
+    from lnpt.training_ablation import TrainingAblationConfig
+
+    with pytest.raises(ValueError, match="variants \\['nope'\\] unknown"):
+        TrainingAblationConfig(variants=("nope",)).check()

@@ -37,7 +37,8 @@ def test_label_free_training_on_inputs_only_reduces_gap_and_keeps_mask():
     loader = DataLoader(lnpt.InputsOnly(x), batch_size=16, shuffle=False)
     mask = lnpt.prune(student, teacher, loader, 0.7)
     mask.apply_(student)
-    trainer = lnpt.LabelFreeTrainer(student, teacher, mask, lr=1e-2)
+    # the feature term on (the default training is logits only): J includes the learning gap
+    trainer = lnpt.LabelFreeTrainer(student, teacher, mask, lr=1e-2, feature_weight=1.0)
     before = trainer.gap.setup(x).feature_gap([x])
     hist = trainer.fit(loader, 15, progress=False)
     assert len(hist) == 15
@@ -145,7 +146,7 @@ def test_diagnostic_records_and_correlates():
     x = torch.randn(48, 8)
     y = teacher(x).argmax(1)
     diag = lnpt.LearningGapDiagnostic(student, teacher, [x], [(x, y)])
-    lnpt.LabelFreeTrainer(student, teacher, lr=1e-2).fit(
+    lnpt.LabelFreeTrainer(student, teacher, lr=1e-2, feature_weight=1.0).fit(
         [x[:24], x[24:]], 6, callbacks=[diag], progress=False
     )
     assert len(diag.rows) == 7 and diag.rows[0]["weight_distance"] == 0.0
@@ -250,7 +251,7 @@ def test_teacher_is_queried_online_and_linear_adaptor_is_learned():
     teacher.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[0]))
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     batches = [torch.randn(5, 8), torch.randn(7, 8), torch.randn(6, 8)]
-    trainer = lnpt.LabelFreeTrainer(student, teacher, lr=1e-2)
+    trainer = lnpt.LabelFreeTrainer(student, teacher, lr=1e-2, feature_weight=1.0)
     trainer.gap.setup(batches)
     a0 = trainer.gap.adaptor.map.weight.detach().clone()
     calls.clear()

@@ -85,7 +85,9 @@ class AblationConfig:
     variants: tuple[str, ...] = tuple(VARIANTS)
     references: tuple[str, ...] = REFERENCES
     validation_fraction: float = 0.25
-    bench: BenchConfig = field(default_factory=BenchConfig)
+    # The scoring ablation was run before the training ablation: its students train with the
+    # previous label-free objective (`label_free={}`: `lnpt.training.TRAINING_BASE`).
+    bench: BenchConfig = field(default_factory=lambda: BenchConfig(label_free={}))
 
 
 def _variant_mask(
@@ -189,6 +191,8 @@ def run_ablation(
         for k, v in asdict(acfg).items()
         if k not in ("models", "seeds", "variants", "references")
     }
+    if not fixed["bench"]["label_free"]:  # keys of runs made before the option existed
+        fixed["bench"].pop("label_free")
     key = json.dumps(fixed, sort_keys=True, default=str)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
     left, made = [], 0
@@ -325,12 +329,14 @@ def anatomy(
     cfg: BenchConfig | None = None,
     seed: int = 0,
     sparsities: tuple[float, ...] = (0.9, 0.95, 0.98),
-    variants: tuple[str, ...] = ("one-shot", "layer-sum", "iterative-10", "spatial"),
+    variants: tuple[str, ...] = ("one-shot", "layer-sum", "linear-adaptor-raw-iterative-10"),
     resume: bool = False,
     threads: int = 2,
 ) -> dict[str, Any]:
     """Per-layer density, effective density and dead units of every method's mask at each sparsity,
-    and the score mass per layer of SNIP and LNPT; writes `lnpt_layers_<model>.{json,png}` under
+    and the score mass per layer of SNIP and LNPT (an iterative variant's first round, at M = 1);
+    the LNPT variants default to the spec's one-shot reading, per-layer sum normalisation and the
+    current default score (`linear-adaptor-raw-iterative-10`); writes `lnpt_layers_<model>.{json,png}` under
     `out`. The JSON is rewritten after every mask, and `resume=True` skips the masks it holds."""
     cfg = cfg or BenchConfig()
     torch.set_num_threads(check_positive_int("threads", threads))
@@ -362,8 +368,8 @@ def anatomy(
             )
         )
     for v in variants:
-        if f"lnpt:{v}" in doc["score_mass"] or VARIANTS[v].get("rounds", 1) > 1:
-            continue  # (iterating changes the mask, not the first round's scores)
+        if f"lnpt:{v}" in doc["score_mass"]:
+            continue  # an iterative variant's mass is that of its first round (at M = 1)
         opts = dict(VARIANTS[v])
         opts.pop("rounds", None)
         opts.pop("checkpoints", None)

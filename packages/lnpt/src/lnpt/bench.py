@@ -58,7 +58,7 @@ from lnpt.learning_gap import (
     prune,
 )
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
-from lnpt.training import LabelFreeTrainer
+from lnpt.training import TRAINING_BASE, TRAINING_DEFAULTS, LabelFreeTrainer
 
 __all__ = ["MODELS", "BenchConfig", "ModelSpec", "run_bench"]
 
@@ -134,6 +134,11 @@ class BenchConfig:
     synflow_rounds: int = 100
     score_batches: int = 4  # batches of 128 inputs that SNIP, GraSP and LNPT score on (512)
     lnpt_options: dict[str, Any] = field(default_factory=dict)
+    # The label-free training: `LabelFreeTrainer` keywords over the previous objective
+    # (`lnpt.training.TRAINING_BASE` with kd_weight/temperature above); by default the changes
+    # chosen on validation (`lnpt bench --training-ablation`, `TRAINING_DEFAULTS`); {} is the
+    # previous objective (and keeps its cache keys).
+    label_free: dict[str, Any] = field(default_factory=lambda: dict(TRAINING_DEFAULTS))
     diagnostic_sparsity: float = 0.95
     # Against layer collapse, identical for every mask: the classifier head (last Linear) stays
     # dense and every masked tensor keeps at least `min_density` of its weights.
@@ -173,6 +178,8 @@ class BenchConfig:
         d["epochs"] = self.epochs[model]
         d["teacher_epochs"] = self.teacher_epochs[model]
         d["batch_sizes"] = self.batch_sizes.get(model, 64)
+        if not d["label_free"]:  # the training before the option existed: its cache keys stay
+            d.pop("label_free")
         if SCORE_DEFAULTS or DEFAULT_ROUNDS != 1:  # the chosen scoring default decides LNPT masks
             d["score_defaults"] = {**SCORE_DEFAULTS, "rounds": DEFAULT_ROUNDS}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -220,12 +227,16 @@ def train_label_free(
     mask: WeightMask,
     callbacks: Sequence[Any] = (),
     batch_size: int = 64,
+    options: dict[str, Any] | None = None,
 ) -> None:
-    """Label-free training against the teacher on the student's inputs only."""
+    """Label-free training against the teacher on the student's inputs only, with the
+    `LabelFreeTrainer` options `cfg.label_free` (or `options`, for the training ablation) over
+    `TRAINING_BASE` with `kd_weight=cfg.kd_weight, temperature=cfg.temperature` (every option is
+    spelled out, so the trainer's own defaults never decide a benchmark run)."""
     gen = torch.Generator().manual_seed(seed)
-    LabelFreeTrainer(
-        model, teacher, mask, lr=cfg.lr, kd_weight=cfg.kd_weight, temperature=cfg.temperature
-    ).fit(
+    opts = {**TRAINING_BASE, "kd_weight": cfg.kd_weight, "temperature": cfg.temperature}
+    opts.update(cfg.label_free if options is None else options)
+    LabelFreeTrainer(model, teacher, mask, lr=cfg.lr, seed=seed, **opts).fit(
         data.loader("student", batch_size, shuffle=True, labels=False, generator=gen),
         epochs,
         callbacks=callbacks,

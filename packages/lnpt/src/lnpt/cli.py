@@ -15,7 +15,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from lnpt.baselines import baseline_mask
     from lnpt.data import load_digits_split
-    from lnpt.learning_gap import prune
+    from lnpt.learning_gap import head_pattern, prune
     from lnpt.models import MLP
     from lnpt.training import LabelFreeTrainer
 
@@ -39,11 +39,14 @@ def _demo(args: argparse.Namespace) -> int:
     unlabeled = data.loader("student", 128, labels=False)
     rows = [["teacher (dense, labels, other half)", "0.00", f"{_acc(teacher, data, evaluate):.2f}"]]
     sparsity = 0.95
+    head = head_pattern(init)  # both masks leave the classifier dense, as in the benchmark
     for name in ("snip", "lnpt"):
         if name == "lnpt":
-            mask = prune(init, teacher, unlabeled, sparsity)
+            mask = prune(init, teacher, unlabeled, sparsity, exclude=head)
         else:
-            mask = baseline_mask("snip", init, sparsity, data=data.loader("student", 128))
+            mask = baseline_mask(
+                "snip", init, sparsity, data=data.loader("student", 128), exclude=head
+            )
         student = copy.deepcopy(init)
         mask.apply_(student)
         if name == "lnpt":
@@ -111,6 +114,30 @@ def _bench(args: argparse.Namespace) -> int:
         Path(out, "lnpt_resnet18_timing.json").write_text(json.dumps(t, indent=1) + "\n")
         print(json.dumps(t))
         return 0
+    if args.training_ablation:
+        from lnpt.training_ablation import TrainingAblationConfig, run_training_ablation
+
+        tcfg = TrainingAblationConfig(seeds=args.seeds or 3)
+        if args.models:
+            tcfg.models = tuple(args.models)
+        if args.training_variants:
+            tcfg.variants = tuple(args.training_variants)
+        command = (
+            "lnpt bench --training-ablation"
+            + (f" --seeds {args.seeds}" if args.seeds else "")
+            + (f" --models {' '.join(args.models)}" if args.models else "")
+            + (
+                f" --training-variants {' '.join(args.training_variants)}"
+                if args.training_variants
+                else ""
+            )
+        )
+        _, chosen = run_training_ablation(
+            tcfg, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
+        )
+        print(f"{out}/lnpt_training_ablation.md: chosen training {chosen}")
+        print(f"took {time.perf_counter() - start:.0f} s")
+        return 0
     if args.ablation or args.anatomy:
         from lnpt.ablation import AblationConfig, anatomy, anatomy_markdown, run_ablation
 
@@ -173,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lnpt import __version__
     from lnpt.ablation import VARIANTS
     from lnpt.bench import ARMS, DEFAULT_ARMS
+    from lnpt.training_ablation import DEFAULT_TRAINING_VARIANTS, TRAINING_VARIANTS
 
     parser = shared_parser(
         "lnpt",
@@ -196,7 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
         if action.dest == "quick":
             action.help = "the CI-sized grid: every factor, fewer training epochs"
     bench.add_argument(
-        "--seeds", type=int, default=None, help="paired seeds (default 5; --ablation 3)"
+        "--seeds",
+        type=int,
+        default=None,
+        help="paired seeds (default 5; --ablation and --training-ablation 3)",
     )
     bench.add_argument(
         "--models",
@@ -223,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="VARIANT",
         help=f"with --ablation: the LNPT variants to compare (default: all of {', '.join(VARIANTS)})",
+    )
+    bench.add_argument(
+        "--training-ablation",
+        action="store_true",
+        help="instead: compare label-free training objectives on a validation split "
+        "(lnpt_training_ablation.md; default models mlp cnn cnn1d, 3 seeds)",
+    )
+    bench.add_argument(
+        "--training-variants",
+        nargs="+",
+        choices=tuple(TRAINING_VARIANTS),
+        default=None,
+        metavar="VARIANT",
+        help="with --training-ablation: the training objectives to compare (default: "
+        f"{', '.join(DEFAULT_TRAINING_VARIANTS)})",
     )
     bench.add_argument(
         "--arms",

@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 GAPS = ("squared", "norm", "relation", "relation-centered")
+TARGETS = ("soft", "hard")
 
 
 def similarity_gap(
@@ -142,6 +143,15 @@ class LearningGap(nn.Module):
             how the samples of a batch relate to each other and not the features coordinate by
             coordinate; it needs no adaptor (the widths may differ), so `adaptor` must be "auto" or
             "identity" with it; `"relation-centered"`: the same on batch-centred features.
+        targets: what the logit term learns from the teacher's outputs. `"soft"` (default):
+            tau^2 KL(p_T^tau || p_S^tau), assumes the teacher's whole softened distribution (its
+            "dark knowledge") is worth matching. `"hard"`: cross-entropy to the teacher's argmax
+            class (pseudo-labels; `temperature` unused), assumes only the teacher's decision is
+            reliable and gives the sharp per-sample gradient of labelled training, with the
+            teacher's mistakes as label noise.
+        confidence: samples whose teacher top-class probability (at temperature 1) is below it get
+            no logit term (0, the default, keeps every sample); assumes the teacher's unconfident
+            outputs are more often wrong than informative. The feature gap is kept for every sample.
 
     With `adaptor="linear"` and equal widths, (1) is the residual after the ridge least-squares map
     from student to teacher features (a CKA-like gap): it assumes the teacher's features are only
@@ -163,8 +173,14 @@ class LearningGap(nn.Module):
         kd_weight: float = 1.0,
         temperature: float = 4.0,
         gap: str = "squared",
+        targets: str = "soft",
+        confidence: float = 0.0,
     ) -> None:
         super().__init__()
+        if targets not in TARGETS:
+            raise ValueError(f"targets must be 'soft' or 'hard', got {targets!r}")
+        self.confidence = check_real("confidence", confidence, low=0.0, high=1.0)
+        self.targets = targets
         if gap not in GAPS:
             raise ValueError(
                 f"gap must be 'squared', 'norm', 'relation' or 'relation-centered', got {gap!r}"
@@ -282,7 +298,9 @@ class LearningGap(nn.Module):
     def gap_terms(
         self, f_s: torch.Tensor, l_s: torch.Tensor, f_t: torch.Tensor, l_t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample feature gap ||phi_T - A(phi_S)||^2 and tau^2 KL(p_T^tau || p_S^tau).
+        """Per-sample feature gap ||phi_T - A(phi_S)||^2 and tau^2 KL(p_T^tau || p_S^tau) (or, with
+        `targets="hard"`, the cross-entropy to the teacher's argmax; zero where the teacher's
+        confidence is below `confidence`).
 
         With `gap="norm"` the first term is ||phi_T - A(phi_S)|| (per position for unpooled maps);
         with `gap="relation"` it is `similarity_gap(phi_S, phi_T)` of the batch.
@@ -303,10 +321,16 @@ class LearningGap(nn.Module):
             sq = (z - f_t).pow(2).sum(1)
             gap = sq.clamp_min(1e-24).sqrt() if self.gap_form == "norm" else sq
         if self.kd_weight > 0:
-            tau = self.temperature
-            log_ps = F.log_softmax(l_s / tau, dim=-1)
-            log_pt = F.log_softmax(l_t / tau, dim=-1)
-            kd = (log_pt.exp() * (log_pt - log_ps)).sum(-1) * tau**2
+            if self.targets == "hard":
+                kd = F.cross_entropy(l_s, l_t.argmax(-1), reduction="none")
+            else:
+                tau = self.temperature
+                log_ps = F.log_softmax(l_s / tau, dim=-1)
+                log_pt = F.log_softmax(l_t / tau, dim=-1)
+                kd = (log_pt.exp() * (log_pt - log_ps)).sum(-1) * tau**2
+            if self.confidence > 0:
+                sure = F.softmax(l_t, dim=-1).amax(-1) >= self.confidence
+                kd = kd * sure.to(kd.dtype)
         else:
             kd = torch.zeros_like(gap)
         return gap, kd
