@@ -59,6 +59,36 @@ def test_parser_walk_every_action_has_help():
     assert not Path("never-written").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--variants", "one-shot"], "--variants only applies with --ablation"),
+        (["--training-variants", "soft"], "--training-variants only applies with"),
+        (["--ablation", "--report", "mine"], "--ablation write their own"),
+        (["--timing", "--report", "mine"], "--timing write their own"),
+        (
+            ["--ablation", "--variants", "one-shot", "one-shot"],
+            "--variants lists one-shot more than once",
+        ),
+        (["--models", "cnn", "mlp", "cnn"], "--models lists cnn more than once"),
+    ],
+    ids=[
+        "variants-without-ablation",
+        "training-variants-without-mode",
+        "report-with-ablation",
+        "report-with-timing",
+        "duplicate-variant",
+        "duplicate-model",
+    ],
+)
+def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):
+    """lnpt bench: a flag its mode ignores, or a duplicated choice, exits 2 before any work."""
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *argv, "--out", "never-written"])
+    assert exc.value.code == 2 and says in capsys.readouterr().err
+    assert not Path("never-written").exists()
+
+
 def _tiny(**kw):
     return BenchConfig(
         models=("mlp",),

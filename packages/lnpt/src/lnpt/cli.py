@@ -101,6 +101,21 @@ def _bench(args: argparse.Namespace) -> int:
         args._parser.error(f"--seeds must be >= 1, got {args.seeds}")
     if not args.report or any(c in args.report for c in "/\\") or args.report.startswith("."):
         args._parser.error(f"--report must be a plain file stem such as lnpt, got {args.report!r}")
+    modes = {"--ablation": args.ablation, "--training-ablation": args.training_ablation,
+             "--timing": args.timing, "--anatomy": args.anatomy}  # fmt: skip
+    needs = {"--variants": ("--ablation", args.variants),
+             "--training-variants": ("--training-ablation", args.training_variants)}  # fmt: skip
+    for flag, (mode, value) in needs.items():
+        if value and not modes[mode]:
+            args._parser.error(f"{flag} only applies with {mode}")
+    if args.report != "lnpt" and any(modes.values()):
+        on = ", ".join(m for m, v in modes.items() if v)
+        args._parser.error(f"--report names the test benchmark's report; {on} write their own")
+    for flag, value in (("--variants", args.variants), ("--models", args.models),
+                        ("--training-variants", args.training_variants), ("--arms", args.arms)):  # fmt: skip
+        twice = sorted({v for v in value or () if list(value).count(v) > 1})
+        if twice:
+            args._parser.error(f"{flag} lists {', '.join(twice)} more than once")
     out = str(args.out).rstrip("/")
     start = time.perf_counter()
     if args.timing:
