@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,6 @@ def run_ablation(
     """Run the validation ablation (cached arm by arm like the benchmark); write
     `lnpt_ablation.{md,json}` and return the results and the chosen variant (`threads` torch CPU
     threads)."""
-    from tqdm.auto import tqdm
 
     torch.set_num_threads(check_positive_int("threads", threads))
     out = Path(out)
@@ -195,23 +195,19 @@ def run_ablation(
         fixed["bench"].pop("label_free")
     key = json.dumps(fixed, sort_keys=True, default=str)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
-    left, made = [], 0
-    for model_name in acfg.models:
-        for seed in tqdm(range(acfg.seeds), desc=f"ablation {model_name}", disable=not progress):
-            fp = report_hash(key + model_name)
-            steps = Progress(
-                cache / f"ablation-{model_name}-seed{seed}-{fp}.jsonl", resume, deadline
-            )
-            steps.new = made
-            try:
-                records = _ablate_one(model_name, seed, acfg, steps)
-            except BudgetReached:
-                left.append(f"{model_name} seed {seed}")
-                made = steps.new
-                continue
-            made = steps.new
-            for r in records:
-                res.add(r["method"], r["seed"], r["metrics"], **r["setting"])
+    left = run_cached_units(
+        res,
+        acfg.models,
+        acfg.seeds,
+        lambda model_name, seed, steps: _ablate_one(model_name, seed, acfg, steps),
+        cache_file=lambda model_name, seed: (
+            cache / f"ablation-{model_name}-seed{seed}-{report_hash(key + model_name)}.jsonl"
+        ),
+        resume=resume,
+        deadline=deadline,
+        desc="ablation",
+        progress=progress,
+    )
     chosen = choose(res, acfg)
     _write_ablation(res, acfg, chosen, left, out)
     return res, chosen
@@ -233,19 +229,72 @@ def _variant_values(res: report.Results, variant: str, model: str | None = None)
     ]
 
 
-def choose(res: report.Results, acfg: AblationConfig) -> str:
+def run_cached_units(
+    res: report.Results,
+    models: tuple[str, ...],
+    seeds: int,
+    run_one: Callable[[str, int, Progress], list[dict[str, Any]]],
+    cache_file: Callable[[str, int], Path],
+    resume: bool,
+    deadline: float | None,
+    desc: str,
+    progress: bool,
+) -> list[str]:
+    """Run `run_one(model, seed, steps)` for every model and seed, each unit cached in
+    `cache_file(model, seed)` (a `Progress` journal), and add its records to `res`; returns the
+    units the time budget left undone ("<model> seed <s>"). Shared by the scoring and the
+    training ablations."""
+    from tqdm.auto import tqdm
+
+    left: list[str] = []
+    made = 0
+    for model_name in models:
+        for seed in tqdm(range(seeds), desc=f"{desc} {model_name}", disable=not progress):
+            steps = Progress(cache_file(model_name, seed), resume, deadline)
+            steps.new = made
+            try:
+                records = run_one(model_name, seed, steps)
+            except BudgetReached:
+                left.append(f"{model_name} seed {seed}")
+                made = steps.new
+                continue
+            made = steps.new
+            for r in records:
+                res.add(r["method"], r["seed"], r["metrics"], **r["setting"])
+    return left
+
+
+def best_variant(
+    res: report.Results,
+    models: tuple[str, ...],
+    variants: tuple[str, ...],
+    method: Callable[[str], str],
+) -> str:
     """The variant with the highest mean validation accuracy over all models, sparsities and seeds,
     among the variants measured on every model that has results (so every candidate's mean is over
-    the same models)."""
-    models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
+    the same models); `method(v)` is the variant's method name in `res` ("" when none qualifies)."""
+
+    def values(v: str, model: str | None = None) -> list[float]:
+        return [
+            r.metrics["val_accuracy"]
+            for r in res.records
+            if r.method == method(v) and (model is None or r.setting.get("model") == model)
+        ]
+
+    models = tuple(m for m in models if any(r.setting.get("model") == m for r in res.records))
     best, best_acc = "", -1.0
-    for v in acfg.variants:
-        if not all(_variant_values(res, v, m) for m in models):
+    for v in variants:
+        if not models or not all(values(v, m) for m in models):
             continue
-        vals = _variant_values(res, v)
-        if vals and sum(vals) / len(vals) > best_acc:
+        vals = values(v)
+        if sum(vals) / len(vals) > best_acc:
             best, best_acc = v, sum(vals) / len(vals)
     return best
+
+
+def choose(res: report.Results, acfg: AblationConfig) -> str:
+    """The scoring variant chosen on validation: `best_variant` over `acfg`'s models."""
+    return best_variant(res, acfg.models, acfg.variants, lambda v: f"lnpt:{v}+label-free")
 
 
 def _write_ablation(

@@ -27,11 +27,10 @@ import torch
 from maskloop import evaluate, report, seed_everything
 from maskloop.checks import check_positive_int
 
-from lnpt.ablation import report_hash
+from lnpt.ablation import best_variant, report_hash, run_cached_units
 from lnpt.bench import (
     MODELS,
     BenchConfig,
-    BudgetReached,
     Progress,
     _accuracy,
     make_mask,
@@ -201,7 +200,6 @@ def run_training_ablation(
 ) -> tuple[report.Results, str]:
     """Run the training ablation (cached arm by arm under `out/cache/`); write
     `lnpt_training_ablation.{md,json}` and return the results and the chosen variant."""
-    from tqdm.auto import tqdm
 
     acfg.check()
     torch.set_num_threads(check_positive_int("threads", threads))
@@ -220,23 +218,19 @@ def run_training_ablation(
     }
     key = json.dumps(fixed, sort_keys=True, default=str)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
-    left, made = [], 0
-    for model_name in acfg.models:
-        for seed in tqdm(range(acfg.seeds), desc=f"training {model_name}", disable=not progress):
-            fp = report_hash(key + model_name)
-            steps = Progress(
-                cache / f"training-{model_name}-seed{seed}-{fp}.jsonl", resume, deadline
-            )
-            steps.new = made
-            try:
-                records = _ablate_one(model_name, seed, acfg, steps)
-            except BudgetReached:
-                left.append(f"{model_name} seed {seed}")
-                made = steps.new
-                continue
-            made = steps.new
-            for r in records:
-                res.add(r["method"], r["seed"], r["metrics"], **r["setting"])
+    left = run_cached_units(
+        res,
+        acfg.models,
+        acfg.seeds,
+        lambda model_name, seed, steps: _ablate_one(model_name, seed, acfg, steps),
+        cache_file=lambda model_name, seed: (
+            cache / f"training-{model_name}-seed{seed}-{report_hash(key + model_name)}.jsonl"
+        ),
+        resume=resume,
+        deadline=deadline,
+        desc="training",
+        progress=progress,
+    )
     chosen = choose_training(res, acfg)
     _write(res, acfg, chosen, left, out)
     return res, chosen
@@ -251,17 +245,9 @@ def _values(res: report.Results, variant: str, model: str | None = None) -> list
 
 
 def choose_training(res: report.Results, acfg: TrainingAblationConfig) -> str:
-    """The variant with the highest mean validation accuracy over all models, sparsities and seeds,
-    among the variants measured on every model that has results ("" when none is)."""
-    models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
-    best, best_acc = "", -1.0
-    for v in acfg.variants:
-        if not models or not all(_values(res, v, m) for m in models):
-            continue
-        vals = _values(res, v)
-        if sum(vals) / len(vals) > best_acc:
-            best, best_acc = v, sum(vals) / len(vals)
-    return best
+    """The training variant chosen on validation: `best_variant` over `acfg`'s models ("" when
+    none was measured on every model that has results)."""
+    return best_variant(res, acfg.models, acfg.variants, lambda v: f"lnpt+{v}")
 
 
 def _write(
