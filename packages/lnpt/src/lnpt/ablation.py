@@ -297,16 +297,15 @@ def choose(res: report.Results, acfg: AblationConfig) -> str:
     return best_variant(res, acfg.models, acfg.variants, lambda v: f"lnpt:{v}+label-free")
 
 
-def _write_ablation(
-    res: report.Results, acfg: AblationConfig, chosen: str, left: list[str], out: Path
-) -> None:
-    sections = [
-        "Validation accuracy (%) of students trained on 75% of the student's half and evaluated "
-        "on the other 25% of it (the test set is not used). Every LNPT variant is trained "
-        "label-free. Δ is the paired difference to SNIP with supervised training (95% bootstrap "
-        "CI).\n"
-    ]
-    for model_name in acfg.models:
+def model_sections(
+    res: report.Results,
+    models: tuple[str, ...],
+    extra: Callable[[str, report.Results], list[str]],
+) -> list[str]:
+    """Per model with results: a heading and the validation-accuracy table (paired Δ to supervised
+    SNIP where it ran), then `extra(model, its records)`. Shared by both ablations' reports."""
+    sections: list[str] = []
+    for model_name in models:
         sub = report.Results("lnpt", res.command, res.config)
         sub.records = [r for r in res.records if r.setting.get("model") == model_name]
         if not sub.records:
@@ -320,14 +319,30 @@ def _write_ablation(
                 scale=100.0,
             )
         )
+        sections += extra(model_name, sub)
+    return sections
+
+
+def _write_ablation(
+    res: report.Results, acfg: AblationConfig, chosen: str, left: list[str], out: Path
+) -> None:
+    sections = [
+        "Validation accuracy (%) of students trained on 75% of the student's half and evaluated "
+        "on the other 25% of it (the test set is not used). Every LNPT variant is trained "
+        "label-free. Δ is the paired difference to SNIP with supervised training (95% bootstrap "
+        "CI).\n"
+    ]
+
+    def against_raw_features(model_name: str, sub: report.Results) -> list[str]:
         ref = "lnpt:raw-features+label-free"
-        if ref in sub.methods and len(sub.methods) > 1:
-            sections.append(
-                "Paired Δ to the `raw-features` variant (the best of the first ablation):\n"
-            )
-            sections.append(
-                sub.table("val_accuracy", baseline=ref, setting_keys=["sparsity"], scale=100.0)
-            )
+        if ref not in sub.methods or len(sub.methods) < 2:
+            return []
+        return [
+            "Paired Δ to the `raw-features` variant (the best of the first ablation):\n",
+            sub.table("val_accuracy", baseline=ref, setting_keys=["sparsity"], scale=100.0),
+        ]
+
+    sections += model_sections(res, acfg.models, against_raw_features)
     models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
     rows = []
     for v in acfg.variants:

@@ -27,7 +27,7 @@ import torch
 from maskloop import evaluate, report, seed_everything
 from maskloop.checks import check_positive_int
 
-from lnpt.ablation import best_variant, report_hash, run_cached_units
+from lnpt.ablation import best_variant, model_sections, report_hash, run_cached_units
 from lnpt.bench import (
     MODELS,
     BenchConfig,
@@ -263,26 +263,17 @@ def _write(
         "mask (the default score) and differs only in the training objective; Δ is the paired "
         "difference to SNIP with supervised training (95% bootstrap CI).\n"
     ]
-    for model_name in acfg.models:
-        sub = report.Results("lnpt", res.command, res.config)
-        sub.records = [r for r in res.records if r.setting.get("model") == model_name]
-        if not sub.records:
-            continue
-        sections.append(f"## {MODELS[model_name].title}\n")
-        sections.append(
-            sub.table(
-                "val_accuracy",
-                baseline="snip+supervised" if "snip+supervised" in sub.methods else None,
-                setting_keys=["sparsity"],
-                scale=100.0,
-            )
-        )
+
+    def teacher_on_student_part(model_name: str, sub: report.Results) -> list[str]:
         part = res.values("student_part_accuracy", "teacher (dense, other half)", model=model_name)
-        if part:
-            sections.append(
-                "The teacher's accuracy on the student's training part (the labels it effectively "
-                f"gives): {report.format_mean_std(part.values(), 2, 100)} %.\n"
-            )
+        if not part:
+            return []
+        return [
+            "The teacher's accuracy on the student's training part (the labels it effectively "
+            f"gives): {report.format_mean_std(part.values(), 2, 100)} %.\n"
+        ]
+
+    sections += model_sections(res, acfg.models, teacher_on_student_part)
     models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
     rows = []
     for v in acfg.variants:
