@@ -170,7 +170,7 @@ class TaylorPruner(GradualPruner):
 
 
 class MovementPruner(GradualPruner):
-    """Movement pruning (Sanh, Wolf, Rush 2020), first-order hard form, scored as its authors do.
+    """Movement pruning (Sanh, Wolf, Rush 2020), first-order hard form: the paper's score equation.
 
         S <- S - W_t * g_t      (accumulated over the window; keep the highest S)
 
@@ -178,6 +178,14 @@ class MovementPruner(GradualPruner):
     gradient was computed at; Sanh et al. accumulate -dL/dW * W in the forward pass of step t). The
     pruner records them at the end of the previous `step()` (or at construction when `start=0`), so
     it must be built before the step that precedes its window. Weights moving away from zero are kept.
+
+    What differs from the authors' code (emmental's `MaskedLinear` with `TopKBinarizer`): there the
+    scores are parameters trained by their own AdamW group through a straight-through top-k per
+    weight matrix, and a pruned weight keeps its value in storage, so its score keeps moving and it
+    can come back. Here the mask follows this package's one lifecycle: the cut uses the same
+    selection as every gradual baseline (global, `min_density` guard, or `scope="layer"`), a pruned
+    weight is zeroed, its gradient and so its score stop, and the raw sum above (SGD on S at
+    learning rate 1) replaces Adam's per-coordinate normalisation.
     """
 
     weights_at = "pre"
