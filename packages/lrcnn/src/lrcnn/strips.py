@@ -239,6 +239,17 @@ def _adder(offset: int, g_rows: torch.Tensor):  # type: ignore[no-untyped-def]
     return hook
 
 
+def _own_rows(g: torch.Tensor) -> torch.Tensor:
+    """``g`` in a buffer of its own size. The gradient of carried rows comes out of autograd as
+    a narrow view (``cat``'s backward) of the gradient of the whole concatenated strip input;
+    handed to the next strip as it is, it would keep that strip-sized buffer alive through the
+    next strip's recompute and backward (ResNet-50 to layer2, 6 strips: ~38 MiB of such buffers
+    between strips). A copy of the rows alone frees it; the values are the same."""
+    if g.untyped_storage().nbytes() > g.numel() * g.element_size():
+        return g.clone(memory_format=torch.contiguous_format)
+    return g
+
+
 def _avg_counts(
     n_out: int, a: int, b: int, k: int, s: int, p: int, n: int, incl: bool
 ) -> list[int]:
@@ -564,7 +575,7 @@ class StripRunner:
                 inputs = [res["cap"]["bn_out"]] + [res["leaves"][e] for e in tail_keys]
                 grads = torch.autograd.grad(outs, inputs, gouts, allow_unused=True)
                 dy = grads[0]
-                gcarry = {e: g for e, g in zip(tail_keys, grads[1:]) if g is not None}
+                gcarry = {e: _own_rows(g) for e, g in zip(tail_keys, grads[1:]) if g is not None}
                 if dy is None:
                     continue
                 mean, invstd = st.stats[bn]
@@ -619,7 +630,7 @@ class StripRunner:
                     # in place: strips' parameter gradients are fresh tensors autograd made
                     gparams[j] = g if gparams[j] is None else gparams[j].add_(g)
             rest = grads[len(want) :]
-            gcarry = {k: g for k, g in zip(keys, rest[: len(keys)]) if g is not None}
+            gcarry = {k: _own_rows(g) for k, g in zip(keys, rest[: len(keys)]) if g is not None}
             if need_x:
                 gxi = rest[len(keys)]
                 if gxi is not None:
