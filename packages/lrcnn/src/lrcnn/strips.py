@@ -460,7 +460,8 @@ class StripRunner:
                     end = lay.part[u][i + 1]
                     if end > clo:
                         sl = t.narrow(2, clo - lo, end - clo)
-                        carry[e] = (sl if grad else sl.clone(), clo)
+                        if carry_out is not None:  # only the forward sweep hands rows on
+                            carry[e] = (sl if grad else sl.clone(), clo)
                         if inject and e in inject and t.requires_grad:
                             # the next strip's gradient for these carried rows joins this
                             # strip's gradient of t when autograd reaches t (a hook, not an
@@ -476,10 +477,12 @@ class StripRunner:
             if capture == node.id:
                 captured["bn_out"] = y
             vals[node.id] = (y, iv[0])
-            if not grad:  # free strip tensors after their last consumer
-                for u in node.inputs:
-                    if lay.last_use[u] == node.id:
-                        vals.pop(u, None)
+            # free strip tensors after their last consumer, also when recording the graph:
+            # autograd keeps what backward needs; the rest (e.g. the BatchNorm outputs a
+            # residual sum reads) would otherwise live until the strip's forward ends
+            for u in node.inputs:
+                if lay.last_use[u] == node.id:
+                    vals.pop(u, None)
         return {"out": vals[graph.out][0], "leaves": leaves, "carry": carry, "cap": captured}
 
     # -- forward -------------------------------------------------------------------------------
