@@ -480,3 +480,76 @@ def test_resnet_frozen_batch_norm_equals_eval_mode_segment(arch: str, policy: st
         net, shape, rows=2, policy=policy, depth=depth, batch_norm="frozen", eval_in_ref=names
     )
     assert err < 1e-10
+
+
+@pytest.mark.parametrize("batch_norm", ["exact", "frozen"])
+def test_two_phase_carried_gradients_hold_only_their_rows(
+    monkeypatch: pytest.MonkeyPatch, batch_norm: str
+) -> None:
+    """The gradients of carried rows that one strip's backward hands to the next are buffers of
+    their own rows, not views of the previous strip's whole input gradient (which would keep
+    that strip-sized buffer alive through the next strip); gradients stay exact (float64)."""
+    from lrcnn.strips import StripRunner
+
+    handed: list[tuple[int, int]] = []
+    run_strip = StripRunner.run_strip
+
+    def spy(self, i, x, st, **kw):  # type: ignore[no-untyped-def]
+        for g in (kw.get("inject") or {}).values():
+            handed.append((g.untyped_storage().nbytes(), g.numel() * g.element_size()))
+        return run_strip(self, i, x, st, **kw)
+
+    monkeypatch.setattr(StripRunner, "run_strip", spy)
+    net = small_cnn(width=4)
+    frozen = [n for n, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    err = compare(
+        net,
+        (2, 3, 41, 23),
+        rows=3,
+        policy="two_phase",
+        batch_norm=batch_norm,
+        eval_in_ref=frozen if batch_norm == "frozen" else (),
+    )
+    assert err < 1e-10
+    assert handed, "no carried-row gradient was handed between strips"
+    assert all(held == own for held, own in handed), handed
+
+
+def test_strip_recompute_frees_what_autograd_does_not_keep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backward's strip recompute drops each strip tensor after its last consumer: a frozen
+    BatchNorm's output that only a residual sum reads (neither saves it) is gone while the rest
+    of the strip's forward runs, not held until the strip ends; gradients stay exact (float64)."""
+    import weakref
+
+    from lrcnn.strips import StripRunner
+
+    watched: list[tuple[int, weakref.ref]] = []  # (last consumer, tensor)
+    dead: list[int] = []
+    apply = StripRunner._apply
+
+    def spy(self, node, ins, out, st, inplace=False):  # type: ignore[no-untyped-def]
+        if torch.is_grad_enabled():
+            done = [r for last, r in watched if last < node.id]
+            assert all(r() is None for r in done), f"a strip tensor outlived its use at {node.name}"
+            dead.extend(node.id for _ in done)
+            watched[:] = [(last, r) for last, r in watched if last >= node.id]
+        y = apply(self, node, ins, out, st, inplace=inplace)
+        kinds = {self.graph.nodes[c].kind for c in node.consumers}
+        if torch.is_grad_enabled() and node.kind == "bn" and kinds == {"add"}:
+            watched.append((max(node.consumers), weakref.ref(y)))
+        return y
+
+    monkeypatch.setattr(StripRunner, "_apply", spy)
+    net = small_cnn(width=4)
+    frozen = [n for n, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    for policy in POLICIES:
+        err = compare(
+            copy.deepcopy(net),
+            (2, 3, 41, 23),
+            rows=3,
+            policy=policy,
+            batch_norm="frozen",
+            eval_in_ref=frozen,
+        )
+        assert err < 1e-10, policy
+    assert len(dead) == 2 * 3 * len(POLICIES), dead  # two BatchNorms before the sum, 3 strips

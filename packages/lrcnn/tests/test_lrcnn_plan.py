@@ -159,3 +159,33 @@ def test_whole_step_prediction_counts_gradients() -> None:
     # the trunk prediction is the step's activation part: a fused step adds at most FC1's grad
     # to the activations saved at the end of the forward
     assert p.step_bytes[("overlap", True)] <= p.policy_bytes["overlap"] + fc1 * OVERHEAD
+
+
+def test_carried_gradient_term_is_what_the_backward_hands_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """two_phase: the planner's per-boundary carried bytes (saved rows, and the gradient strip
+    i + 1 hands back to strip i, held through strip i's backward) equal, byte for byte, the
+    gradients the runner actually hands between strips (none under overlap)."""
+    from lrcnn.planner import _Model, carried_bytes
+    from lrcnn.strips import Layout, StripRunner
+
+    handed: dict[int, int] = {}
+    run_strip = StripRunner.run_strip
+
+    def spy(self, i, x, st, **kw):  # type: ignore[no-untyped-def]
+        if kw.get("grad"):
+            handed[i] = sum(g.numel() * g.element_size() for g in (kw.get("inject") or {}).values())
+        return run_strip(self, i, x, st, **kw)
+
+    monkeypatch.setattr(StripRunner, "run_strip", spy)
+    shape = (2, 3, 41, 23)
+    net = small_cnn(width=4).double()
+    rc = lrcnn.RowCentric(net, rows=4, policy="two_phase", depth=None, batch_norm="frozen")
+    rc(torch.randn(*shape, dtype=torch.float64)).sum().backward()
+    _, runner = rc._runner(shape, torch.float64)
+    expected = carried_bytes(_Model(runner.graph, shape, 8), runner.layout)
+    assert len(expected) == 3 and all(b > 0 for b in expected)
+    assert [handed[i] for i in range(3)] == expected and handed[3] == 0
+    overlap = Layout(runner.graph, shape[1:], 4, "overlap")
+    assert carried_bytes(_Model(runner.graph, shape, 8), overlap) == []

@@ -10,8 +10,11 @@ layer being back-propagated:
   plain peak while it is recomputed; the best ``k`` is reported;
 * row-centric: the segment keeps its input (and, for ``two_phase``, the carried boundary rows); its
   backward holds the gradient of the segment output, one strip's recompute graph (plain peak on the
-  strip's rows, halo included), and the segment's parameter gradients twice; the layers after the
-  segment are modelled as plain (or checkpointed).
+  strip's rows, halo included), and the segment's parameter gradients twice (the running sums
+  and the strip's own); for ``two_phase`` also the gradient of the rows the strip carried to the
+  next one, which that strip's backward handed back (``carried_bytes``: the size of those rows,
+  as the runner copies it out of the next strip's input gradient); the layers after the segment
+  are modelled as plain (or checkpointed).
 
 Weights, their gradients and optimizer state are not activations and are left out of the
 *trunk* prediction. The *whole-step* prediction (``Plan.step_bytes``) adds what a training step
@@ -316,6 +319,25 @@ def _checkpoint(
     return peak, recompute, saved_end
 
 
+def carried_bytes(model: _Model, lay: Layout) -> list[int]:
+    """Bytes of the rows strip ``i`` carries to strip ``i + 1`` under ``two_phase``, summed over
+    every (consumer, input) edge of the segment, for each boundary ``i`` (empty for
+    ``overlap``). The forward saves all of them for backward (the *tails*); the backward hands
+    their gradient, of the same size, from strip ``i + 1`` back to strip ``i``, which holds it
+    through its recompute and backward."""
+    if lay.policy != "two_phase":
+        return []
+    out = []
+    for i in range(lay.n - 1):
+        total = 0
+        for node in lay.graph.nodes[1:]:
+            for u in node.inputs:
+                lo = lay.cache_lo[(node.id, u)][i]
+                total += (lay.part[u][i + 1] - lo) * model.numel(u, 1) * model.elem
+        out.append(total)
+    return out
+
+
 def _row_centric(
     model: _Model,
     full: TrunkGraph,
@@ -336,7 +358,6 @@ def _row_centric(
     e = model.elem
     out = seg.out
     ids = [n.id for n in seg.nodes[1:]]
-    tails = 0
     strip_peak = 0
     fwd_t = 0
     if policy == "two_phase":  # concatenated (carried + new) rows are a private copy
@@ -349,21 +370,20 @@ def _row_centric(
         copies = {
             n.id for n in seg.nodes if n.kind in ("conv", "maxpool", "avgpool") and (n.pt or n.pb)
         }
+    carried = carried_bytes(model, lay)
+    tails = sum(carried)
     for i in range(rows):
         r = {t: iv[1] - iv[0] for t, iv in lay.comp[i].items()}
         if policy == "two_phase":
-            for node in seg.nodes[1:]:
-                for u in node.inputs:
-                    if i + 1 < rows:
-                        lo = lay.cache_lo[(node.id, u)][i]
-                        tails += (lay.part[u][i + 1] - lo) * model.numel(u, 1) * e
             for node in seg.nodes[1:]:  # carried rows enlarge the strip's inputs
                 for u in node.inputs:
                     if i > 0:
                         extra = lay.part[u][i] - lay.cache_lo[(node.id, u)][i - 1]
                         r[u] = r[u] + max(extra, 0)
         _, pk = model.sim(ids, rows=r, copies=copies)
-        strip_peak = max(strip_peak, pk)
+        # two_phase: strip i's recompute and backward also hold the gradient of the rows it
+        # carried to strip i + 1, handed back by that strip's backward (same size as the rows)
+        strip_peak = max(strip_peak, pk + (carried[i] if i < len(carried) else 0))
         fwd_t = max(
             fwd_t,
             max(

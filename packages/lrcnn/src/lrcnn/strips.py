@@ -239,6 +239,17 @@ def _adder(offset: int, g_rows: torch.Tensor):  # type: ignore[no-untyped-def]
     return hook
 
 
+def _own_rows(g: torch.Tensor) -> torch.Tensor:
+    """``g`` in a buffer of its own size. The gradient of carried rows comes out of autograd as
+    a narrow view (``cat``'s backward) of the gradient of the whole concatenated strip input;
+    handed to the next strip as it is, it would keep that strip-sized buffer alive through the
+    next strip's recompute and backward (ResNet-50 to layer2, 6 strips: ~38 MiB of such buffers
+    between strips). A copy of the rows alone frees it; the values are the same."""
+    if g.untyped_storage().nbytes() > g.numel() * g.element_size():
+        return g.clone(memory_format=torch.contiguous_format)
+    return g
+
+
 def _avg_counts(
     n_out: int, a: int, b: int, k: int, s: int, p: int, n: int, incl: bool
 ) -> list[int]:
@@ -449,7 +460,8 @@ class StripRunner:
                     end = lay.part[u][i + 1]
                     if end > clo:
                         sl = t.narrow(2, clo - lo, end - clo)
-                        carry[e] = (sl if grad else sl.clone(), clo)
+                        if carry_out is not None:  # only the forward sweep hands rows on
+                            carry[e] = (sl if grad else sl.clone(), clo)
                         if inject and e in inject and t.requires_grad:
                             # the next strip's gradient for these carried rows joins this
                             # strip's gradient of t when autograd reaches t (a hook, not an
@@ -465,10 +477,12 @@ class StripRunner:
             if capture == node.id:
                 captured["bn_out"] = y
             vals[node.id] = (y, iv[0])
-            if not grad:  # free strip tensors after their last consumer
-                for u in node.inputs:
-                    if lay.last_use[u] == node.id:
-                        vals.pop(u, None)
+            # free strip tensors after their last consumer, also when recording the graph:
+            # autograd keeps what backward needs; the rest (e.g. the BatchNorm outputs a
+            # residual sum reads) would otherwise live until the strip's forward ends
+            for u in node.inputs:
+                if lay.last_use[u] == node.id:
+                    vals.pop(u, None)
         return {"out": vals[graph.out][0], "leaves": leaves, "carry": carry, "cap": captured}
 
     # -- forward -------------------------------------------------------------------------------
@@ -564,7 +578,7 @@ class StripRunner:
                 inputs = [res["cap"]["bn_out"]] + [res["leaves"][e] for e in tail_keys]
                 grads = torch.autograd.grad(outs, inputs, gouts, allow_unused=True)
                 dy = grads[0]
-                gcarry = {e: g for e, g in zip(tail_keys, grads[1:]) if g is not None}
+                gcarry = {e: _own_rows(g) for e, g in zip(tail_keys, grads[1:]) if g is not None}
                 if dy is None:
                     continue
                 mean, invstd = st.stats[bn]
@@ -619,7 +633,7 @@ class StripRunner:
                     # in place: strips' parameter gradients are fresh tensors autograd made
                     gparams[j] = g if gparams[j] is None else gparams[j].add_(g)
             rest = grads[len(want) :]
-            gcarry = {k: g for k, g in zip(keys, rest[: len(keys)]) if g is not None}
+            gcarry = {k: _own_rows(g) for k, g in zip(keys, rest[: len(keys)]) if g is not None}
             if need_x:
                 gxi = rest[len(keys)]
                 if gxi is not None:
