@@ -79,7 +79,7 @@ def test_text_groups_order_and_checks():
 
 
 class _Clock:
-    """A fake `time` module for runcache: each run advances it by 10 s."""
+    """A fake `time` module for runcache: each run advances it by 100 s."""
 
     def __init__(self):
         self.now = 0.0
@@ -100,15 +100,15 @@ def test_text_suite_runs_in_chunks_resumes_and_reports(tiny, tmp_path, monkeypat
 
     def counted(method, seed, n_train, *a, **kw):
         calls.append((method, seed, n_train))
-        clock.now += 10.0
+        clock.now += 100.0
         return real(method, seed, n_train, *a, **kw)
 
     monkeypatch.setattr(bench_text, "minilm_run", counted)
     kw = {"seeds": 2, "n_train": 60, "n_test": 40, "epochs": 3, "threads": 1, "progress": False,
           "model_path": model_dir, "csv_path": path}  # fmt: skip
     out = tmp_path / "out"
-    # limit 25 s: the groups started at 0, 10 and 20 s run, the 4th (at 30 s) is not started
-    assert bench_text.run_text(out, time_limit=25, **kw) is False
+    # limit 250 s: the groups started at 0, 100 and 200 s run, the 4th (at 300 s) is not started
+    assert bench_text.run_text(out, time_limit=250, **kw) is False
     assert calls[0] == ("full", 0, 64)  # the untimed warm-up
     assert calls[1:] == [("full", 0, 60), ("TED", 0, 60), ("random_dynamic", 0, 60)]
     md = (out / "ted-prune-text.md").read_text()
@@ -148,6 +148,28 @@ def test_text_suite_runs_in_chunks_resumes_and_reports(tiny, tmp_path, monkeypat
     monkeypatch.setattr(bench_text, "text_groups", lambda *a: [("full", 1.0, 0)])
     assert bench_text.run_text(out, **kw) is True
     assert len(runcache.load_cache(out / bench_text.CACHE)) == 1
+
+
+def test_a_run_stopped_for_time_resumes_from_its_checkpoint_to_the_same_result(tiny, tmp_path):
+    """minilm_run with a checkpoint: out of time after epoch 1 it returns None; called again it
+    continues from the checkpoint and ends exactly where an uninterrupted run ends."""
+    torch.set_num_threads(1)
+    model_dir, path = tiny
+    kw = {"model_path": model_dir, "csv_path": path}
+    ref = bench_text.minilm_run("TED", 0, 60, 40, 3, 0.7, **kw)
+    left = iter([1e9, 0.0])  # plenty before epoch 1; nothing after it
+    ckpt = tmp_path / "ckpt"
+    assert bench_text.minilm_run("TED", 0, 60, 40, 3, 0.7, checkpoint=ckpt,
+                                 time_left=lambda: next(left), **kw) is None  # fmt: skip
+    assert (ckpt / "model.safetensors").is_file()
+    r = bench_text.minilm_run("TED", 0, 60, 40, 3, 0.7, checkpoint=ckpt, **kw)
+    assert r is not None and not ckpt.exists()  # a finished run deletes its checkpoint
+    assert (r["accuracy"], r["f"], r["sizes"]) == (ref["accuracy"], ref["f"], ref["sizes"])
+    assert r["seconds"] > 0
+    # before any epoch: a first epoch predicted longer than the time left is not started
+    assert bench_text.minilm_run("full", 0, 60, 40, 3, checkpoint=tmp_path / "c2",
+                                 time_left=lambda: 1.0, sample_seconds=1.0, **kw) is None  # fmt: skip
+    assert not (tmp_path / "c2" / "model.safetensors").exists()
 
 
 def test_run_groups_keeps_other_configs_out_and_reports_bad_cache_lines(tmp_path):

