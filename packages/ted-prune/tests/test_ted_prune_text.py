@@ -104,7 +104,7 @@ def test_text_suite_runs_in_chunks_resumes_and_reports(tiny, tmp_path, monkeypat
         return real(method, seed, n_train, *a, **kw)
 
     monkeypatch.setattr(bench_text, "minilm_run", counted)
-    kw = {"seeds": 2, "n_train": 60, "n_test": 40, "epochs": 3, "threads": 1, "progress": False,
+    kw = {"seeds": 2, "n_train": 60, "methods": bench_text.TEXT_METHODS, "n_test": 40, "epochs": 3, "threads": 1, "progress": False,
           "model_path": model_dir, "csv_path": path}  # fmt: skip
     out = tmp_path / "out"
     # limit 250 s: the groups started at 0, 100 and 200 s run, the 4th (at 300 s) is not started
@@ -113,6 +113,7 @@ def test_text_suite_runs_in_chunks_resumes_and_reports(tiny, tmp_path, monkeypat
     assert calls[1:] == [("full", 0, 60), ("TED", 0, 60), ("random_dynamic", 0, 60)]
     md = (out / "ted-prune-text.md").read_text()
     assert "**PARTIAL**: 3 of 10 runs are in, 7 are not" in md
+    assert "Δ to random-dynamic" in md and "Δ to InfoBatch" not in md  # no InfoBatch run yet
     rows = runcache.load_cache(out / bench_text.CACHE)
     assert [r["method"] for r in rows] == ["full", "TED", "random_dynamic"]
 
@@ -148,6 +149,8 @@ def test_text_suite_runs_in_chunks_resumes_and_reports(tiny, tmp_path, monkeypat
     monkeypatch.setattr(bench_text, "text_groups", lambda *a: [("full", 1.0, 0)])
     assert bench_text.run_text(out, **kw) is True
     assert len(runcache.load_cache(out / bench_text.CACHE)) == 1
+    md = (out / "ted-prune-text.md").read_text()  # full data only: accuracies without a Δ column
+    assert "## Test accuracy (%)\n" in md and "No TED run is in yet." in md
 
 
 def test_a_run_stopped_for_time_resumes_from_its_checkpoint_to_the_same_result(tiny, tmp_path):
