@@ -353,7 +353,7 @@ def _write(rows, out, cfg, command, total, partial) -> None:  # noqa: ANN001
               ("## Training seconds per run (scoring included, test pass excluded)", "seconds",
                None, methods, 0),
               ("## Scoring time per epoch, as a fraction of a full-data epoch", "overhead", None,
-               [m for m in ("TED", "InfoBatch") if m in methods], 3)]  # fmt: skip
+               [m for m in ("TED", "InfoBatch") if m in methods], 4)]  # fmt: skip
     for title, metric, base, ms, digits in tables:
         if base is not None and base not in res.methods:  # a partial run: no Δ column yet
             if metric != "accuracy" or base != "random_dynamic":
