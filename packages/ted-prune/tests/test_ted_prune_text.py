@@ -132,6 +132,7 @@ def test_text_suite_runs_in_chunks_resumes_and_reports(tiny, tmp_path, monkeypat
         assert by[("InfoBatch", s)]["sizes"][0] == 60  # its first epoch prunes nothing
     md = (out / "ted-prune-text.md").read_text()
     assert "PARTIAL" not in md and "no choice is made on this text run" in md
+    assert "`random_InfoBatch`: random selection with InfoBatch's own" in md  # it was planned
     assert "ted-prune bench --suite text --train-sentences 60 --test-sentences 40" in md
     doc = json.loads((out / "ted-prune-text.json").read_text())
     recs = [r for r in doc["records"] if r["method"] == "TED"]
