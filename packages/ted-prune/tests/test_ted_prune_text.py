@@ -142,6 +142,7 @@ def test_text_suite_runs_in_chunks_resumes_and_reports(tiny, tmp_path, monkeypat
          for s in (0, 1)]  # fmt: skip
     assert "| 0.7 | TED | 2 |" in md and f"{sum(d) / 2:+.2f} [" in md
     assert "TED − random_dynamic" in md and "TED − InfoBatch" in md
+    assert "(n=2): open (2 paired seeds: no verdict before 3)" in md
 
     calls.clear()
     assert bench_text.run_text(out, resume=True, **kw) is True
