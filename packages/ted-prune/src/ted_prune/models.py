@@ -1,11 +1,13 @@
-"""Reference classifiers for digits. Both end in an `nn.Linear` head whose input is the
-penultimate feature vector TED reads (`maskloop.FeatureHook` default)."""
+"""Reference classifiers: digits (MLP, CNN) and a mean-pooling text classifier over a pretrained
+encoder. Each ends in an `nn.Linear` head whose input is the penultimate feature vector TED reads
+(`maskloop.FeatureHook` default)."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-__all__ = ["DigitsCNN", "DigitsMLP"]
+__all__ = ["DigitsCNN", "DigitsMLP", "MeanPoolClassifier"]
 
 
 class DigitsMLP(nn.Sequential):
@@ -37,3 +39,18 @@ class DigitsCNN(nn.Sequential):
             nn.ReLU(),
             nn.Linear(64, num_classes),
         )
+
+
+class MeanPoolClassifier(nn.Module):
+    """A transformer encoder (e.g. MiniLM from `transformers.AutoModel`), the mean of its last
+    hidden states over the attention mask (the sentence-transformers pooling), and a linear head."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, num_classes: int = 2) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        return self.head((h * m).sum(1) / m.sum(1))
