@@ -47,7 +47,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
 from cdhm.estimator import DomainAdaptiveClassifier
-from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, mk_mmd
+from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, lmmd, mk_mmd
 
 __all__ = ["ELBOS", "CDHMClassifier", "CDHMNet"]
 
@@ -272,6 +272,18 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     have formed in s, then runs the Ganin ramp over the rest of training (see
     :meth:`_align_weight`; aligning marginals before the classes separate can map a target class
     onto the wrong source class).
+
+    ``alignment="lmmd"`` aligns s class by class instead of marginally: the LMMD of DSAN (Zhu et
+    al., 2020; :func:`cdhm.models.lmmd`) between the source s_T of each class and the target s_T
+    weighted by CDHM's own soft pseudo-labels softmax(f(s_T)) (constants, no gradient), ramped in
+    with the same schedule as the other alignments. It assumes the fault head is mostly right on
+    the target where it is confident: a marginal alignment can map a whole target class onto
+    another source class (a class swap), a class-conditional one pulls each target window towards
+    the source class it is already assigned to. ``lambda_ent > 0`` adds
+    lambda_ent * w(p) * mean_j H(softmax(f(s_T^j))) over the target windows j of the batch
+    (entropy minimisation, Grandvalet & Bengio 2005; w(p) the alignment schedule): it assumes the
+    target classes are separated by low-density regions of s, and pushes target windows away from
+    the fault head's decision boundaries.
     """
 
     def __init__(
@@ -291,6 +303,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         align_steps: str = "last",
         lambda_hsic: float = 0.0,
         align_warmup: float = 0.0,
+        lambda_ent: float = 0.0,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -317,15 +330,18 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.align_steps = align_steps
         self.lambda_hsic = lambda_hsic
         self.align_warmup = align_warmup
+        self.lambda_ent = lambda_ent
 
     def _check_params(self) -> None:
         super()._check_params()
         check_int("s_dim", self.s_dim, 1)
         check_int("z_dim", self.z_dim, 1)
         check_int("hidden", self.hidden, 4)
-        if self.alignment not in ("dann", "mmd", None):
-            raise ValueError(f"alignment must be 'dann', 'mmd' or None, got {self.alignment!r}")
-        for name in ("lambda_y", "lambda_c", "lambda_align", "lambda_hsic"):
+        if self.alignment not in ("dann", "mmd", "lmmd", None):
+            raise ValueError(
+                f"alignment must be 'dann', 'mmd', 'lmmd' or None, got {self.alignment!r}"
+            )
+        for name in ("lambda_y", "lambda_c", "lambda_align", "lambda_hsic", "lambda_ent"):
             check_real(name, getattr(self, name), low=0.0)
         check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
         check_fraction("align_warmup", self.align_warmup, meaning="of training without alignment")
@@ -392,11 +408,25 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 loss = loss + self.lambda_align * align
                 logs["domain_acc"] = float(((d_logit.detach() > 0).float() == d_al).float().mean())
                 logs["grl_lambda"] = lam
+            elif self.alignment == "lmmd":
+                # soft target pseudo-labels from CDHM's own fault head (constants)
+                probs = F.softmax(net.fault_head(s_T[ns:]).detach(), -1)
+                ys_al, probs_al = ys, probs
+                if self.align_steps == "all":
+                    ys_al = ys.repeat_interleave(s_all.shape[1])
+                    probs_al = probs.repeat_interleave(s_all.shape[1], dim=0)
+                align = lmmd(s_al[d_al == 0], s_al[d_al == 1], ys_al, probs_al)
+                loss = loss + self.lambda_align * lam * align
             else:
                 align = mk_mmd(s_al[d_al == 0], s_al[d_al == 1])
                 loss = loss + self.lambda_align * lam * align
             logs["align"] = float(align.detach())
             logs["align_weight"] = lam
+        if self.lambda_ent > 0 and "xt" in batch:
+            p_t = F.log_softmax(net.fault_head(s_T[ns:]), -1)
+            ent = -(p_t.exp() * p_t).sum(-1).mean()
+            loss = loss + self.lambda_ent * self._align_weight(progress) * ent
+            logs["target_entropy"] = float(ent.detach())
         if self.lambda_hsic > 0 and len(torch.unique(c)) > 1:
             # independence of s and the working condition (HSIC with a one-hot kernel on c)
             onehot = F.one_hot(c, net.n_cond).to(s_all.dtype)
