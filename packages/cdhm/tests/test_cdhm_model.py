@@ -268,3 +268,54 @@ def test_lmmd_and_entropy_options_reject_bad_values(toy, kwargs, match):
     a, _ = toy
     with pytest.raises((ValueError, TypeError), match=match):
         CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
+
+
+def test_lmmd_term_on_top_of_mmd_enters_the_loss_after_lmmd_start(toy):
+    """CDHMClassifier(lambda_lmmd, lmmd_start): loss = the plain MK-MMD loss + lambda_lmmd w_l(p)
+    LMMD(s_T) with w_l = 0 before lmmd_start and the Ganin ramp of (p - start) / (1 - start) after."""
+    import pyro
+    from cdhm.models import ganin_lambda, lmmd
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    est = CDHMClassifier(lambda_lmmd=0.4, lmmd_start=0.2, **kw)
+    assert est._lmmd_weight(0.19) == 0.0
+    assert est._lmmd_weight(0.6) == ganin_lambda(0.5)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["lmmd"]).all() and "lmmd_weight" in est.history_
+    net = est.net_
+    ia, ib = np.linspace(0, len(a) - 1, 8).astype(int), np.linspace(0, len(b) - 1, 8).astype(int)
+    xs, xt = est._tensor(a.x[ia]), est._tensor(b.x[ib])
+    ys = torch.from_numpy(np.searchsorted(est.classes_, a.y[ia]))
+    batch = {"xs": xs, "ys": ys, "cs": torch.zeros(8, dtype=torch.long), "xt": xt}
+    batch["ct"] = torch.ones(8, dtype=torch.long)
+    plain_est = CDHMClassifier(**kw)  # the default MK-MMD alignment alone
+    plain_est.net_ = net
+    losses = {}
+    for name, e in (("lmmd", est), ("plain", plain_est)):
+        for p in (0.1, 0.6):
+            pyro.set_rng_seed(5)
+            losses[name, p] = float(e._step(batch, p)[0].detach())
+    assert losses["lmmd", 0.1] == losses["plain", 0.1]  # before lmmd_start: exactly the plain loss
+    with torch.no_grad():
+        s_all = net.encode(torch.cat([xs, xt]), torch.cat([batch["cs"], batch["ct"]]))["s_loc"]
+        probs = torch.softmax(net.fault_head(s_all[8:, -1]), -1)
+        term = 0.4 * ganin_lambda(0.5) * float(lmmd(s_all[:8, -1], s_all[8:, -1], ys, probs))
+    assert term > 1e-3 * abs(losses["plain", 0.6])
+    assert losses["lmmd", 0.6] == pytest.approx(losses["plain", 0.6] + term, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lambda_lmmd": -1.0}, "lambda_lmmd"),
+        ({"lmmd_start": 1.0}, "lmmd_start must be in"),
+        ({"lmmd_start": -0.2}, "lmmd_start must be in"),
+    ],
+    ids=["lambda_lmmd-negative", "lmmd_start-one", "lmmd_start-negative"],
+)
+def test_lmmd_term_options_reject_bad_values(toy, kwargs, match):
+    """CDHMClassifier.fit: a bad lambda_lmmd or lmmd_start raises naming the argument."""
+    a, _ = toy
+    with pytest.raises(ValueError, match=match):
+        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)

@@ -92,6 +92,9 @@ ALIGNMENT_VARIANTS: dict[str, dict[str, Any]] = {
     "CDHM-lmmd+ent0.1": {"alignment": "lmmd", "lambda_ent": 0.1},
     "CDHM-lmmd+align-all": {"alignment": "lmmd", "align_steps": "all"},
     "CDHM-mmd": {"alignment": "mmd"},
+    "CDHM-lmmd+warmup0.5": {"alignment": "lmmd", "align_warmup": 0.5},
+    "CDHM+lmmd0.3@0.5": {"lambda_lmmd": 0.3, "lmmd_start": 0.5},
+    "CDHM+lmmd0.3@0.3": {"lambda_lmmd": 0.3, "lmmd_start": 0.3},
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -329,7 +332,12 @@ def _figure(
 
 #: Options added to CDHMClassifier after runs were cached, with the value that reproduces the
 #: earlier behaviour exactly: at that value they stay out of the cache key (earlier runs stay valid).
-_OPTIONS_OFF: dict[str, Any] = {"align_warmup": 0.0, "lambda_ent": 0.0}
+_OPTIONS_OFF: dict[str, Any] = {
+    "align_warmup": 0.0,
+    "lambda_ent": 0.0,
+    "lambda_lmmd": 0.0,
+    "lmmd_start": 0.5,
+}
 
 
 def _cache_key(cfg: Any) -> str:
