@@ -45,7 +45,7 @@ def test_alignment_losses_and_grl():
     assert ganin_lambda(0) == 0.0 and 0.99 < ganin_lambda(1) < 1.0
 
 
-@pytest.mark.parametrize("alignment", [None, "dann", "mmd", "coral"])
+@pytest.mark.parametrize("alignment", [None, "dann", "mmd", "coral", "lmmd"])
 def test_neural_baselines_fit_predict(toy, alignment):
     a, b = toy
     est = AlignedCNNClassifier(alignment, n_segments=4, epochs=2, hidden=16)
@@ -272,6 +272,7 @@ def test_default_alignment_is_mmd_and_keys_the_bench_cache(monkeypatch):
     assert old != key and json.loads(old)["cdhm_defaults"]["alignment"] == "dann"
     # an option added later stays out of the key at its "off" value: earlier caches stay valid
     assert "align_warmup" not in json.loads(key)["cdhm_defaults"]
+    assert "lambda_ent" not in json.loads(key)["cdhm_defaults"]
     monkeypatch.setattr(
         cdhm.bench, "CDHMClassifier", functools.partial(CDHMClassifier, align_warmup=0.3)
     )

@@ -150,3 +150,172 @@ def test_align_warmup_schedule(toy):
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match="align_warmup must be in"):
             CDHMClassifier(align_warmup=bad).fit(a.x, a.y)
+
+
+def _kernel(x: torch.Tensor) -> torch.Tensor:
+    """The multi-bandwidth Gaussian kernel of mk_mmd / lmmd, written out (median heuristic)."""
+    d2 = torch.cdist(x, x).pow(2)
+    sigma2 = d2[d2 > 0].median()
+    return sum(torch.exp(-d2 / (s * sigma2)) for s in (0.25, 0.5, 1.0, 2.0, 4.0)) / 5
+
+
+def test_lmmd_matches_its_equation():
+    """lmmd: the per-class weighted MMD^2 of DSAN, averaged over classes in both source labels and
+    target argmax, written out with loops (float64); a class absent from the target argmax drops."""
+    from cdhm.models import lmmd
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(6, 3, generator=g, dtype=torch.float64) + 0.5
+    ya = torch.tensor([0, 0, 1, 1, 1, 2, 3])
+    logits = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    logits[:, 3] -= 20.0  # class 3 is never the target argmax -> not in C
+    p = torch.softmax(logits, -1)
+    k = _kernel(torch.cat([a, b]))
+    n = len(a)
+    classes = sorted(set(ya.tolist()) & set(p.argmax(1).tolist()))
+    assert 3 not in classes and len(classes) >= 2
+    total = torch.zeros((), dtype=torch.float64)
+    for c in classes:
+        ws = (ya == c).double() / (ya == c).sum()
+        wt = p[:, c] / p[:, c].sum()
+        total = total + (
+            sum(ws[i] * ws[j] * k[i, j] for i in range(n) for j in range(n))
+            + sum(wt[i] * wt[j] * k[n + i, n + j] for i in range(6) for j in range(6))
+            - 2 * sum(ws[i] * wt[j] * k[i, n + j] for i in range(n) for j in range(6))
+        )
+    expected = total / len(classes)
+    assert float(lmmd(a, b, ya, p)) == pytest.approx(float(expected), rel=1e-12)
+    # one class, hard pseudo-labels: LMMD is the plain MK-MMD
+    from cdhm import mk_mmd
+
+    one = torch.ones(6, 1, dtype=torch.float64)
+    assert float(lmmd(a, b, torch.zeros(7, dtype=torch.long), one)) == pytest.approx(
+        float(mk_mmd(a, b)), rel=1e-12
+    )
+    # the pseudo-labels are constants: no gradient flows into them
+    p_req = p.clone().requires_grad_(True)
+    a_req = a.clone().requires_grad_(True)
+    lmmd(a_req, b, ya, p_req).backward()
+    assert p_req.grad is None and a_req.grad is not None
+    with pytest.raises(ValueError, match="a_labels holds a class >= the 4 columns"):
+        lmmd(a, b, torch.full((7,), 4), p)
+
+
+@pytest.mark.parametrize("steps", ["last", "all"])
+def test_lmmd_alignment_and_entropy_terms_enter_the_loss_as_written(toy, steps):
+    """CDHMClassifier(alignment="lmmd", lambda_ent): the step loss is the no-alignment loss +
+    lambda_align w(p) LMMD(s_s, s_t; y_s, softmax f(s_T^t)) + lambda_ent w(p) mean H(f(s_T^t))."""
+    import pyro
+    from cdhm.models import ganin_lambda, lmmd
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    est = CDHMClassifier(alignment="lmmd", lambda_ent=0.7, align_steps=steps, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["align"]).all() and "target_entropy" in est.history_
+    net = est.net_
+    ia, ib = np.linspace(0, len(a) - 1, 8).astype(int), np.linspace(0, len(b) - 1, 8).astype(int)
+    xs, xt = est._tensor(a.x[ia]), est._tensor(b.x[ib])
+    batch = {
+        "xs": xs,
+        "ys": torch.from_numpy(np.searchsorted(est.classes_, a.y[ia])),
+        "cs": torch.zeros(8, dtype=torch.long),
+        "xt": xt,
+        "ct": torch.ones(8, dtype=torch.long),
+    }
+    progress = 0.4
+    pyro.set_rng_seed(3)
+    loss, logs = est._step(batch, progress)
+    est_plain = CDHMClassifier(alignment=None, **kw)
+    est_plain.net_ = net
+    pyro.set_rng_seed(3)
+    plain, _ = est_plain._step(batch, progress)
+    with torch.no_grad():
+        post = net.encode(torch.cat([xs, xt]), torch.cat([batch["cs"], batch["ct"]]))
+        s_all = post["s_loc"]
+        logits_t = net.fault_head(s_all[8:, -1])
+        probs = torch.softmax(logits_t, -1)
+        if steps == "last":
+            al = lmmd(s_all[:8, -1], s_all[8:, -1], batch["ys"], probs)
+        else:
+            al = lmmd(
+                s_all[:8].reshape(-1, 4),
+                s_all[8:].reshape(-1, 4),
+                batch["ys"].repeat_interleave(4),
+                probs.repeat_interleave(4, dim=0),
+            )
+        ent = -(probs * torch.log_softmax(logits_t, -1)).sum(-1).mean()
+    w = ganin_lambda(progress)
+    expected = plain + est.lambda_align * w * al + 0.7 * w * ent
+    assert float(est.lambda_align * w * al) > 1e-3 * abs(float(plain.detach()))  # detectable
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5, abs=1e-6)
+    assert logs["align"] == pytest.approx(float(al), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"alignment": "lmd"}, "alignment must be 'dann', 'mmd', 'lmmd' or None"),
+        ({"lambda_ent": -0.1}, "lambda_ent"),
+        ({"lambda_ent": float("nan")}, "lambda_ent"),
+        ({"lambda_ent": "0.1"}, "lambda_ent"),
+    ],
+    ids=["alignment-unknown", "lambda_ent-negative", "lambda_ent-nan", "lambda_ent-str"],
+)
+def test_lmmd_and_entropy_options_reject_bad_values(toy, kwargs, match):
+    """CDHMClassifier.fit: a bad alignment or lambda_ent raises naming the argument."""
+    a, _ = toy
+    with pytest.raises((ValueError, TypeError), match=match):
+        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
+
+
+def test_lmmd_term_on_top_of_mmd_enters_the_loss_after_lmmd_start(toy):
+    """CDHMClassifier(lambda_lmmd, lmmd_start): loss = the plain MK-MMD loss + lambda_lmmd w_l(p)
+    LMMD(s_T) with w_l = 0 before lmmd_start and the Ganin ramp of (p - start) / (1 - start) after."""
+    import pyro
+    from cdhm.models import ganin_lambda, lmmd
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    est = CDHMClassifier(lambda_lmmd=0.4, lmmd_start=0.2, **kw)
+    assert est._lmmd_weight(0.19) == 0.0
+    assert est._lmmd_weight(0.6) == ganin_lambda(0.5)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["lmmd"]).all() and "lmmd_weight" in est.history_
+    net = est.net_
+    ia, ib = np.linspace(0, len(a) - 1, 8).astype(int), np.linspace(0, len(b) - 1, 8).astype(int)
+    xs, xt = est._tensor(a.x[ia]), est._tensor(b.x[ib])
+    ys = torch.from_numpy(np.searchsorted(est.classes_, a.y[ia]))
+    batch = {"xs": xs, "ys": ys, "cs": torch.zeros(8, dtype=torch.long), "xt": xt}
+    batch["ct"] = torch.ones(8, dtype=torch.long)
+    plain_est = CDHMClassifier(**kw)  # the default MK-MMD alignment alone
+    plain_est.net_ = net
+    losses = {}
+    for name, e in (("lmmd", est), ("plain", plain_est)):
+        for p in (0.1, 0.6):
+            pyro.set_rng_seed(5)
+            losses[name, p] = float(e._step(batch, p)[0].detach())
+    assert losses["lmmd", 0.1] == losses["plain", 0.1]  # before lmmd_start: exactly the plain loss
+    with torch.no_grad():
+        s_all = net.encode(torch.cat([xs, xt]), torch.cat([batch["cs"], batch["ct"]]))["s_loc"]
+        probs = torch.softmax(net.fault_head(s_all[8:, -1]), -1)
+        term = 0.4 * ganin_lambda(0.5) * float(lmmd(s_all[:8, -1], s_all[8:, -1], ys, probs))
+    assert term > 1e-3 * abs(losses["plain", 0.6])
+    assert losses["lmmd", 0.6] == pytest.approx(losses["plain", 0.6] + term, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lambda_lmmd": -1.0}, "lambda_lmmd"),
+        ({"lmmd_start": 1.0}, "lmmd_start must be in"),
+        ({"lmmd_start": -0.2}, "lmmd_start must be in"),
+    ],
+    ids=["lambda_lmmd-negative", "lmmd_start-one", "lmmd_start-negative"],
+)
+def test_lmmd_term_options_reject_bad_values(toy, kwargs, match):
+    """CDHMClassifier.fit: a bad lambda_lmmd or lmmd_start raises naming the argument."""
+    a, _ = toy
+    with pytest.raises(ValueError, match=match):
+        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)

@@ -8,7 +8,11 @@ vector h (the analogue of s_T), on which the classifier and the alignment act:
 * source-only: CE(y, f(h)) on source only;
 * DANN (Ganin et al., 2016): + lambda * BCE(d, D(GRL(h))), Ganin schedule on the GRL;
 * MK-MMD (DAN, Long et al., 2015): + lambda * MMD^2_k(h_s, h_t), multi-bandwidth Gaussian kernels;
-* Deep CORAL (Sun & Saenko, 2016): + lambda * ||C_s - C_t||_F^2 / (4 d^2).
+* Deep CORAL (Sun & Saenko, 2016): + lambda * ||C_s - C_t||_F^2 / (4 d^2);
+* DSAN (Zhu et al., 2020): + lambda * LMMD(h_s, h_t; y_s, softmax(f(h_t))), the class-conditional
+  MMD with the network's own soft target pseudo-labels (constants), as its authors run it
+  (Ganin ramp on lambda; see :func:`cdhm.models.lmmd`). It is the plain-encoder control for
+  ``CDHMClassifier(alignment="lmmd")``.
 
 The physics reference needs no training on vibration waveforms: an order-normalised envelope
 spectrum (see :func:`cdhm.data.envelope_order_spectrum`) and a logistic regression fit on source.
@@ -39,6 +43,7 @@ from cdhm.models import (
     coral_loss,
     ganin_lambda,
     grad_reverse,
+    lmmd,
     mk_mmd,
 )
 
@@ -65,7 +70,8 @@ class _CNNGRU(nn.Module):
 
 
 class AlignedCNNClassifier(DomainAdaptiveClassifier):
-    """CNN + GRU classifier with an optional feature alignment: None, 'dann', 'mmd' or 'coral'.
+    """CNN + GRU classifier with an optional feature alignment: None, 'dann', 'mmd', 'coral' or
+    'lmmd' (DSAN).
 
     ``alignment=None`` is the source-only baseline (``target_x`` only feeds batch-norm nothing:
     the target is ignored entirely).
@@ -95,9 +101,9 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if self.alignment not in (None, "dann", "mmd", "coral"):
+        if self.alignment not in (None, "dann", "mmd", "coral", "lmmd"):
             raise ValueError(
-                f"alignment must be None, 'dann', 'mmd' or 'coral', got {self.alignment!r}"
+                f"alignment must be None, 'dann', 'mmd', 'coral' or 'lmmd', got {self.alignment!r}"
             )
         check_real("lambda_align", self.lambda_align, low=0.0)
         check_int("hidden", self.hidden, 4)
@@ -127,6 +133,10 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
                 logs["grl_lambda"] = lam
             elif self.alignment == "mmd":
                 align = mk_mmd(h[:ns], h[ns:])
+                loss = loss + self.lambda_align * lam * align
+            elif self.alignment == "lmmd":
+                probs = F.softmax(net.classifier(h[ns:]).detach(), -1)
+                align = lmmd(h[:ns], h[ns:], ys, probs)
                 loss = loss + self.lambda_align * lam * align
             else:
                 align = coral_loss(h[:ns], h[ns:])

@@ -60,6 +60,7 @@ METHODS: tuple[str, ...] = (
     "DANN",
     "MK-MMD",
     "Deep CORAL",
+    "DSAN",
     "physics",
     "source-only (raw)",
 )
@@ -81,6 +82,19 @@ SCHEDULE_VARIANTS: dict[str, dict[str, Any]] = {
     "CDHM+align-warmup0.3": {"align_warmup": 0.3},
     "CDHM+align-warmup0.5": {"align_warmup": 0.5},
     "CDHM+kl-anneal0.6": {"kl_warmup": 0.6},
+}
+#: Alignment variants against the class swap (issue 18, `cdhm bench --validate --methods ...`):
+#: class-conditional alignment of s with CDHM's own soft pseudo-labels (LMMD, as DSAN), target
+#: entropy minimisation, and both.
+ALIGNMENT_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM-lmmd": {"alignment": "lmmd"},
+    "CDHM+ent0.1": {"lambda_ent": 0.1},
+    "CDHM-lmmd+ent0.1": {"alignment": "lmmd", "lambda_ent": 0.1},
+    "CDHM-lmmd+align-all": {"alignment": "lmmd", "align_steps": "all"},
+    "CDHM-mmd": {"alignment": "mmd"},
+    "CDHM-lmmd+warmup0.5": {"alignment": "lmmd", "align_warmup": 0.5},
+    "CDHM+lmmd0.3@0.5": {"lambda_lmmd": 0.3, "lmmd_start": 0.5},
+    "CDHM+lmmd0.3@0.3": {"lambda_lmmd": 0.3, "lmmd_start": 0.3},
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -147,8 +161,8 @@ def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
         return CDHMClassifier(**common, **cfg.cdhm_kwargs)
     if method in ABLATIONS:
         return make_ablation(method, **common, **cfg.cdhm_kwargs)
-    if method in VARIANTS or method in SCHEDULE_VARIANTS:
-        extra = VARIANTS.get(method) or SCHEDULE_VARIANTS[method]
+    if method in VARIANTS or method in SCHEDULE_VARIANTS or method in ALIGNMENT_VARIANTS:
+        extra = VARIANTS.get(method) or SCHEDULE_VARIANTS.get(method) or ALIGNMENT_VARIANTS[method]
         return CDHMClassifier(**{**common, **cfg.cdhm_kwargs, **extra})
     align = {
         "source-only": None,
@@ -156,10 +170,11 @@ def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
         "DANN": "dann",
         "MK-MMD": "mmd",
         "Deep CORAL": "coral",
+        "DSAN": "lmmd",
     }
     if method in align:
         return AlignedCNNClassifier(align[method], **common)
-    allowed = [*METHODS, *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS]
+    allowed = [*METHODS, *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS, *ALIGNMENT_VARIANTS]
     raise ValueError(f"unknown method {method!r}; allowed: {allowed}")
 
 
@@ -317,7 +332,12 @@ def _figure(
 
 #: Options added to CDHMClassifier after runs were cached, with the value that reproduces the
 #: earlier behaviour exactly: at that value they stay out of the cache key (earlier runs stay valid).
-_OPTIONS_OFF: dict[str, Any] = {"align_warmup": 0.0}
+_OPTIONS_OFF: dict[str, Any] = {
+    "align_warmup": 0.0,
+    "lambda_ent": 0.0,
+    "lambda_lmmd": 0.0,
+    "lmmd_start": 0.5,
+}
 
 
 def _cache_key(cfg: Any) -> str:
@@ -448,7 +468,7 @@ def run_bench(
         + "\n"
     )
     probe_rows = []
-    cdhm_like = {"CDHM", *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS}
+    cdhm_like = {"CDHM", *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS, *ALIGNMENT_VARIANTS}
     for m in [m for m in methods if m in cdhm_like]:
         row = [m]
         for k in (
@@ -522,6 +542,15 @@ def run_bench(
                     f"CDHM − best of {'/'.join(strong)} ({best}) ≥ +2 points, CI above 0",
                     d_best.format(2, 100),
                     "met" if d_best.mean >= 0.02 and d_best.low > 0 else "missed",
+                ]
+            )
+        if "DSAN" in methods:  # the same class-conditional alignment on the plain encoder
+            d_dsan = paired_difference(cd, mean_of("acc_target", "DSAN"))
+            goal_rows.append(
+                [
+                    "(control, not an issue goal) CDHM − DSAN > 0, CI above 0",
+                    d_dsan.format(2, 100),
+                    "met" if d_dsan.low > 0 else "missed",
                 ]
             )
         for abl, what in (

@@ -47,7 +47,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
 from cdhm.estimator import DomainAdaptiveClassifier
-from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, mk_mmd
+from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, lmmd, mk_mmd
 
 __all__ = ["ELBOS", "CDHMClassifier", "CDHMNet"]
 
@@ -272,6 +272,25 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     have formed in s, then runs the Ganin ramp over the rest of training (see
     :meth:`_align_weight`; aligning marginals before the classes separate can map a target class
     onto the wrong source class).
+
+    ``alignment="lmmd"`` aligns s class by class instead of marginally: the LMMD of DSAN (Zhu et
+    al., 2020; :func:`cdhm.models.lmmd`) between the source s_T of each class and the target s_T
+    weighted by CDHM's own soft pseudo-labels softmax(f(s_T)) (constants, no gradient), ramped in
+    with the same schedule as the other alignments. It assumes the fault head is mostly right on
+    the target where it is confident: a marginal alignment can map a whole target class onto
+    another source class (a class swap), a class-conditional one pulls each target window towards
+    the source class it is already assigned to. Its pseudo-labels are only as good as the fault
+    head: while the source classes have not formed in s (a 0 dB source forms them late) the
+    target argmax can be one class, and LMMD then pulls every target window to it (measured: a
+    one-class collapse, see the README). ``lambda_lmmd > 0`` instead keeps the marginal
+    ``alignment`` and adds lambda_lmmd * w_l(p) * LMMD(s_T) with w_l = 0 for the first
+    ``lmmd_start`` of training (default 0.5), then the Ganin ramp (:meth:`_lmmd_weight`): the
+    marginal term keeps the target spread over the source classes, the class-conditional one
+    sorts them once the fault head can label the target. ``lambda_ent > 0`` adds
+    lambda_ent * w(p) * mean_j H(softmax(f(s_T^j))) over the target windows j of the batch
+    (entropy minimisation, Grandvalet & Bengio 2005; w(p) the alignment schedule): it assumes the
+    target classes are separated by low-density regions of s, and pushes target windows away from
+    the fault head's decision boundaries.
     """
 
     def __init__(
@@ -291,6 +310,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         align_steps: str = "last",
         lambda_hsic: float = 0.0,
         align_warmup: float = 0.0,
+        lambda_ent: float = 0.0,
+        lambda_lmmd: float = 0.0,
+        lmmd_start: float = 0.5,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -317,18 +339,31 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.align_steps = align_steps
         self.lambda_hsic = lambda_hsic
         self.align_warmup = align_warmup
+        self.lambda_ent = lambda_ent
+        self.lambda_lmmd = lambda_lmmd
+        self.lmmd_start = lmmd_start
 
     def _check_params(self) -> None:
         super()._check_params()
         check_int("s_dim", self.s_dim, 1)
         check_int("z_dim", self.z_dim, 1)
         check_int("hidden", self.hidden, 4)
-        if self.alignment not in ("dann", "mmd", None):
-            raise ValueError(f"alignment must be 'dann', 'mmd' or None, got {self.alignment!r}")
-        for name in ("lambda_y", "lambda_c", "lambda_align", "lambda_hsic"):
+        if self.alignment not in ("dann", "mmd", "lmmd", None):
+            raise ValueError(
+                f"alignment must be 'dann', 'mmd', 'lmmd' or None, got {self.alignment!r}"
+            )
+        for name in (
+            "lambda_y",
+            "lambda_c",
+            "lambda_align",
+            "lambda_hsic",
+            "lambda_ent",
+            "lambda_lmmd",
+        ):
             check_real(name, getattr(self, name), low=0.0)
         check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
         check_fraction("align_warmup", self.align_warmup, meaning="of training without alignment")
+        check_fraction("lmmd_start", self.lmmd_start, meaning="of training before the LMMD term")
         for name in ("temporal_prior", "entangled"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -392,11 +427,33 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 loss = loss + self.lambda_align * align
                 logs["domain_acc"] = float(((d_logit.detach() > 0).float() == d_al).float().mean())
                 logs["grl_lambda"] = lam
+            elif self.alignment == "lmmd":
+                # soft target pseudo-labels from CDHM's own fault head (constants)
+                probs = F.softmax(net.fault_head(s_T[ns:]).detach(), -1)
+                ys_al, probs_al = ys, probs
+                if self.align_steps == "all":
+                    ys_al = ys.repeat_interleave(s_all.shape[1])
+                    probs_al = probs.repeat_interleave(s_all.shape[1], dim=0)
+                align = lmmd(s_al[d_al == 0], s_al[d_al == 1], ys_al, probs_al)
+                loss = loss + self.lambda_align * lam * align
             else:
                 align = mk_mmd(s_al[d_al == 0], s_al[d_al == 1])
                 loss = loss + self.lambda_align * lam * align
             logs["align"] = float(align.detach())
             logs["align_weight"] = lam
+        if self.lambda_lmmd > 0 and "xt" in batch:
+            # class-conditional term on top of the alignment, only once the source classes formed
+            w_l = self._lmmd_weight(progress)
+            probs = F.softmax(net.fault_head(s_T[ns:]).detach(), -1)
+            cls = lmmd(s_T[:ns], s_T[ns:], ys, probs)
+            loss = loss + self.lambda_lmmd * w_l * cls
+            logs["lmmd"] = float(cls.detach())
+            logs["lmmd_weight"] = w_l
+        if self.lambda_ent > 0 and "xt" in batch:
+            p_t = F.log_softmax(net.fault_head(s_T[ns:]), -1)
+            ent = -(p_t.exp() * p_t).sum(-1).mean()
+            loss = loss + self.lambda_ent * self._align_weight(progress) * ent
+            logs["target_entropy"] = float(ent.detach())
         if self.lambda_hsic > 0 and len(torch.unique(c)) > 1:
             # independence of s and the working condition (HSIC with a one-hot kernel on c)
             onehot = F.one_hot(c, net.n_cond).to(s_all.dtype)
@@ -413,6 +470,14 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         """The alignment schedule: 0 for the first ``align_warmup`` of training, then the Ganin
         ramp 2 / (1 + exp(-10 p')) - 1 over the rest (p' = progress rescaled to [0, 1])."""
         w = self.align_warmup
+        if progress < w:
+            return 0.0
+        return ganin_lambda((progress - w) / (1.0 - w))
+
+    def _lmmd_weight(self, progress: float) -> float:
+        """The schedule of the ``lambda_lmmd`` term: 0 before ``lmmd_start``, then the Ganin ramp
+        over the rest of training (p' = progress rescaled from [lmmd_start, 1] to [0, 1])."""
+        w = self.lmmd_start
         if progress < w:
             return 0.0
         return ganin_lambda((progress - w) / (1.0 - w))
