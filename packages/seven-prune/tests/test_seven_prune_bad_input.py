@@ -6,6 +6,7 @@ from seven_prune import (
     GradualMagnitudePruner,
     MagnitudePruner,
     MovementPruner,
+    SanhMovementPruner,
     SevenPruner,
     SnipPruner,
     batch_loss,
@@ -179,6 +180,8 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         ["bench", "--budget", "epoch", "--quick"],
         ["bench", "--max-minutes", "5"],
         ["bench", "--budget", "year"],
+        ["bench", "--methods", "PLATON"],
+        ["bench", "--reference", "grid.json"],
     ],
     ids=[
         "seeds-zero",
@@ -186,6 +189,8 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         "quick-with-epoch",
         "max-minutes-short",
         "budget-unknown",
+        "methods-short",
+        "reference-short",
     ],
 )
 def test_cli_bench_rejects(argv, capsys) -> None:
@@ -193,3 +198,58 @@ def test_cli_bench_rejects(argv, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
+
+
+SANH_CASES = [
+    ("score_lr-zero", {"score_lr": 0.0}, ValueError, "score_lr"),
+    ("score_lr-nan", {"score_lr": float("nan")}, ValueError, "score_lr"),
+    ("score_lr-str", {"score_lr": "1e-2"}, ValueError, "score_lr"),
+    ("score_lr_schedule-number", {"score_lr_schedule": 0.5}, TypeError, "score_lr_schedule"),
+    ("betas-one", {"betas": (1.0, 0.999)}, ValueError, "betas"),
+    ("betas-single", {"betas": (0.9,)}, ValueError, "betas"),
+    ("eps-zero", {"eps": 0.0}, ValueError, "eps"),
+    ("score_init-inf", {"score_init": float("inf")}, ValueError, "score_init"),
+    ("mode-pre", {"mode": "pre"}, ValueError, "mode"),
+    ("pattern-2:4", {"pattern": "2:4"}, ValueError, "pattern"),
+    ("scope-unknown", {"scope": "row"}, ValueError, "scope"),
+    ("window-zero", {"window": 0}, ValueError, "window"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [c[1:] for c in SANH_CASES],
+    ids=[c[0] for c in SANH_CASES],
+)
+def test_sanh_movement_constructor_rejects(kwargs, exc, match) -> None:
+    """SanhMovementPruner(...): out-of-range, wrongly typed or unsupported options."""
+    model = tiny_bert(seed=0)
+    with pytest.raises(exc, match=match):
+        SanhMovementPruner(model, 0.5, **kwargs)
+    for m in model.modules():  # a refused pruner leaves no layer rewired
+        assert "forward" not in m.__dict__
+
+
+def test_sanh_movement_step_before_backward() -> None:
+    """SanhMovementPruner.step: called before any backward (no gradients)."""
+    with pytest.raises(RuntimeError, match="found no gradients"):
+        SanhMovementPruner(tiny_bert(seed=1), 0.5, start=0, window=4).step()
+
+
+def test_sanh_movement_load_after_final_cut() -> None:
+    """SanhMovementPruner.load_state_dict: into a pruner whose weights are already cut."""
+    model = tiny_bert(seed=1)
+    pruner = SanhMovementPruner(model, 0.5, start=0, window=2)
+    state = pruner.state_dict()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    pruner.step()
+    assert pruner.final
+    with pytest.raises(ValueError, match="final cut"):
+        pruner.load_state_dict(state)
+
+
+def test_epoch_bench_unknown_method(tmp_path) -> None:
+    """run_epoch_bench(methods=...): a label the one-epoch bench does not know."""
+    with pytest.raises(ValueError, match="methods: 'OBD'"):
+        run_epoch_bench(tmp_path, methods=["OBD"])

@@ -306,3 +306,100 @@ def test_overhead_report_checks_the_goal_and_states_the_load(tmp_path) -> None:
     assert "- SEVEN_dyn at 16x32: 8.3% of a plain step (goal <= 5%) — **missed**" in text
     assert "- SEVEN_dyn (fused) at 16x32: 4.0% of a plain step (goal <= 5%) — **met**" in text
     assert "16x32: 3.9 before, 3.6 after" in text and "medians over 8 timed rounds" in text
+
+
+def test_learned_movement_labels_build_the_authors_form() -> None:
+    """build_pruner: 'movement (learned scores[, score lr X])' is SanhMovementPruner on the grid's
+    window and cut interval, its score lr following the weights' warm-up/decay factor."""
+    from seven_prune import SanhMovementPruner
+    from seven_prune.bench import build_pruner, epoch_config, lr_factor
+
+    cfg = epoch_config(None)
+    p = build_pruner("movement (learned scores)", tiny_bert(), 0.8, cfg, 0)
+    assert isinstance(p, SanhMovementPruner) and p.score_lr == 1e-2 and p.scope == "layer"
+    assert (p.start, p.window, p.delta_t) == (cfg.start, cfg.window, cfg.delta_t)
+    factor = lr_factor(cfg, cfg.steps)
+    assert [p.score_lr_schedule(t) for t in (0, 30, 400)] == [factor(t) for t in (0, 30, 400)]
+    p.remove()
+    q = build_pruner("movement (learned scores, score lr 0.03)", tiny_bert(), 0.8, cfg, 0)
+    assert q.score_lr == 0.03
+    q.remove()
+    with pytest.raises(ValueError, match="score lr must be a number"):
+        build_pruner("movement (learned scores, score lr 1e-2e)", tiny_bert(), 0.8, cfg, 0)
+
+
+def test_epoch_runs_of_chosen_methods() -> None:
+    """epoch_runs: the chosen labels' runs of the grid or of the extra plan, in order."""
+    from seven_prune.bench import EPOCH_EXTRA_PLAN, epoch_command, epoch_runs
+
+    assert epoch_runs(["movement (learned scores)"]) == EPOCH_EXTRA_PLAN
+    assert epoch_runs(["PLATON", "movement (learned scores, score lr 0.1)"]) == (
+        ("PLATON", 0.8),
+        ("PLATON", 0.9),
+        ("movement (learned scores, score lr 0.1)", 0.8),
+    )
+    with pytest.raises(ValueError, match="'OBD' is not a one-epoch label"):
+        epoch_runs(["OBD"])
+    with pytest.raises(ValueError, match="non-empty list"):
+        epoch_runs("PLATON")
+    assert epoch_command() == "seven-prune bench --budget epoch"  # the grid's cache key
+    assert epoch_command(methods=["movement (learned scores)"]) == (
+        "seven-prune bench --budget epoch --methods 'movement (learned scores)'"
+    )
+
+
+def test_epoch_bench_of_chosen_methods_has_its_own_cache_and_pairs_with_a_reference(
+    tmp_path, monkeypatch
+) -> None:
+    """run_epoch_bench(methods=..., reference=...): only those runs, under their own command and
+    cache; the report pairs them by seed with the reference file's runs."""
+    import seven_prune.bench as bench
+    from maskloop import report
+    from seven_prune.data import synthetic_sentiment
+
+    ran = []
+
+    def fake_train(model, pruner, train, test, cfg, seed, steps=None, lr=None):
+        ran.append((seed, type(pruner).__name__, pruner.score_lr))
+        return {"accuracy": 0.50 + 0.01 * seed, "overhead_run": 0.01}
+
+    monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(
+        bench,
+        "_text_data",
+        lambda cfg: (synthetic_sentiment(32, seed=0), synthetic_sentiment(16, seed=1)),
+    )
+    monkeypatch.setattr(
+        "seven_prune.models.load_minilm_classifier", lambda seed: tiny_bert(seed=seed)
+    )
+    ref = report.Results("seven-prune", "seven-prune bench --budget epoch", {})
+    for seed, acc in ((0, 0.75), (1, 0.80), (2, 0.70)):
+        ref.add(
+            "magnitude (GMP)", seed, {"accuracy": acc}, task="rotten_tomatoes_epoch", sparsity=0.8
+        )
+    ref.add("dense", 0, {"accuracy": 0.9}, task="rotten_tomatoes_epoch", sparsity=0.0)
+    ref.add("PLATON", 0, {"accuracy": 0.8}, task="rotten_tomatoes_epoch", sparsity=0.9)
+    ref.save(tmp_path / "grid.json")
+    out = tmp_path / "movement"
+    labels = ["movement (learned scores)", "movement (learned scores, score lr 0.1)"]
+    res = bench.run_epoch_bench(
+        out, seeds=2, methods=labels, reference=tmp_path / "grid.json", log=lambda m: None
+    )
+    assert ran == [
+        (0, "SanhMovementPruner", 0.01),
+        (0, "SanhMovementPruner", 0.1),
+        (1, "SanhMovementPruner", 0.01),
+        (1, "SanhMovementPruner", 0.1),
+    ]
+    assert res.command == bench.epoch_command(2, methods=labels)
+    md = (out / "seven-prune-epoch.md").read_text()
+    assert "All 4 runs recorded" in md and "--methods 'movement (learned scores)'" in md
+    row = next(
+        r for r in md.splitlines() if r.startswith("| movement (learned scores) @ 0.8 | magnitude")
+    )
+    assert "| 2 | -27.00 [-29.00, -25.00]" in row and "0: 50.00 vs 75.00, 1: 51.00 vs 80.00" in row
+    assert "dense @ 0" in md and "PLATON @ 0.9" not in md  # paired at its own sparsity or dense
+    saved = report.Results.load(out / "seven-prune-epoch.json")
+    assert {r.method for r in saved.records} == set(labels)  # the reference is not copied in
+    with pytest.raises(ValueError, match="reference: no results file"):
+        bench.run_epoch_bench(out, seeds=1, methods=labels, reference=tmp_path / "none.json")

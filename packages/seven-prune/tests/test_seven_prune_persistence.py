@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from seven_prune import MovementPruner, SevenPruner
+from seven_prune import MovementPruner, SanhMovementPruner, SevenPruner
 from seven_prune.models import tiny_bert
 
 X = torch.arange(48).reshape(6, 8) % 64
@@ -30,9 +30,13 @@ SCRIPT = textwrap.dedent(
     import sys, torch, warnings
     warnings.simplefilter("ignore")
     from safetensors.torch import load_file, save_file
-    from seven_prune import SevenPruner, MovementPruner
+    from seven_prune import SevenPruner, MovementPruner, SanhMovementPruner
     from seven_prune.models import tiny_bert
-    cls = {"SevenPruner": SevenPruner, "MovementPruner": MovementPruner}[sys.argv[1]]
+    cls = {
+        "SevenPruner": SevenPruner,
+        "MovementPruner": MovementPruner,
+        "SanhMovementPruner": SanhMovementPruner,
+    }[sys.argv[1]]
     folder = sys.argv[2]
     torch.set_num_threads(1)
     model = tiny_bert(seed=7)
@@ -56,7 +60,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("cls", [SevenPruner, MovementPruner])
+@pytest.mark.parametrize("cls", [SevenPruner, MovementPruner, SanhMovementPruner])
 def test_pruner_state_reloads_in_a_fresh_process_to_identical_outputs(tmp_path, cls) -> None:
     """Pruner.save/load: a run resumed in a new process ends with the same mask and logits."""
     full_model = tiny_bert(seed=7)

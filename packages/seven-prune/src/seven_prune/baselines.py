@@ -13,19 +13,24 @@ SEVEN without its consistency factor (accumulated Taylor).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
-from maskloop import scores
+from maskloop import WeightMask, scores
 from maskloop.checks import check_fraction, check_int
 from torch import nn
+from torch.nn import functional as F
 
 from seven_prune.pruning import (
     GradualPruner,
     OneShotPruner,
     Pruner,
     _cycle,
+    _keep_top_flat,
+    _segments,
 )
 from seven_prune.seven import SevenPruner
 
@@ -37,6 +42,7 @@ __all__ = [
     "MovementPruner",
     "PlatonPruner",
     "RandomPruner",
+    "SanhMovementPruner",
     "SevenNoConsistencyPruner",
     "SnipPruner",
     "TaylorPruner",
@@ -185,7 +191,8 @@ class MovementPruner(GradualPruner):
     can come back. Here the mask follows this package's one lifecycle: the cut uses the same
     selection as every gradual baseline (global, `min_density` guard, or `scope="layer"`), a pruned
     weight is zeroed, its gradient and so its score stop, and the raw sum above (SGD on S at
-    learning rate 1) replaces Adam's per-coordinate normalisation.
+    learning rate 1) replaces Adam's per-coordinate normalisation. `SanhMovementPruner` is movement
+    pruning as their code runs it.
     """
 
     weights_at = "pre"
@@ -261,6 +268,293 @@ class PlatonPruner(GradualPruner):
         return {**super()._config(), "beta1": self.beta1, "beta2": self.beta2}
 
 
+class _MaskedWeight(torch.autograd.Function):
+    """W_eff = W * M with the straight-through estimator of Sanh et al.'s `TopKBinarizer`.
+
+    Forward: the hard 0/1 mask M times the stored weights W. Backward: dL/dW = M * dL/dW_eff (the
+    chain rule) and dL/dS = dL/dM = W * dL/dW_eff (the binarizer's gradient is taken as the
+    identity), for the scores S that chose M.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, weight: torch.Tensor, scores: torch.Tensor, hard: torch.Tensor
+    ) -> torch.Tensor:
+        ctx.save_for_backward(weight, hard)
+        return weight * hard
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        weight, hard = ctx.saved_tensors
+        grad_w = grad * hard if ctx.needs_input_grad[0] else None
+        grad_s = (grad * weight).to(torch.float32) if ctx.needs_input_grad[1] else None
+        return grad_w, grad_s, None
+
+
+def _check_number(name: str, value: object, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+class SanhMovementPruner(GradualPruner):
+    """Movement pruning as its authors' code runs it (Sanh, Wolf, Rush 2020; emmental's
+    `MaskedLinear` with `TopKBinarizer`, `masked_run_glue.py`): learned scores, a straight-through
+    top-k, pruned weights kept in storage.
+
+    Every target Linear computes with W_eff = W * M, M = TopK(S, r_t): the `floor(r_t * numel)`
+    highest scores of that weight matrix (`scope="layer"`, the authors' per-matrix `TopKBinarizer`;
+    `scope="global"`: one top-k over all targets, guarded by `min_density`). The scores S (one per
+    weight, initialised to `score_init` = 0, the authors' `mask_init="constant"`,
+    `mask_scale=0`) are parameters of their own Adam, learning rate `score_lr` (their default 1e-2)
+    times `score_lr_schedule(t)` (give it the weights' warm-up/decay factor, as their scheduler
+    drives both groups), no weight decay. Their gradient is the straight-through one:
+
+        dL/dS = dL/dM = W * dL/dW_eff,      dL/dW = M * dL/dW_eff,
+
+    so with plain SGD S would be -lr * sum_t W_t * g_t (the first-order movement score). A pruned
+    weight keeps its value in W (the training optimizer still moves it by momentum and weight decay)
+    and its score keeps learning, so it comes back when its score re-enters the top-k. The keep
+    ratio r follows the cubic schedule of every gradual pruner here over the same window
+    (r = 1 before `start`, the authors' `initial_warmup`); the mask is recomputed from the scores
+    after every score update in the window (`delta_t=1`, as the authors recompute it in every
+    forward) or every `delta_t` updates. The scores learn from the first step (as in their code,
+    where the threshold stays at 1 during the initial warm-up). Call `step()` after
+    `optimizer.step()`: it takes the scores' Adam step (authors' `transformers.AdamW` form,
+    `step = lr sqrt(1 - b2^t) / (1 - b1^t)`, `S -= step * m / (sqrt(v) + eps)`) and cuts when due.
+
+    At the window's last update the cut is exact (each tensor prunes `round(sparsity * numel)`;
+    globally `round(sparsity * N)`), the mask becomes this package's ordinary final mask (pruned
+    weights zeroed by `maskloop.MaskedTraining`, their gradients masked) and the scores stop.
+
+    What differs from the authors' code: (1) the mask freezes at the window's end and the rest of
+    training fine-tunes it, as every gradual method here (their scores keep learning through the
+    final warm-up and the mask is taken from the last scores); (2) no gradient clipping of the
+    scores (their `max_grad_norm` 1.0 clips weights and scores together; the benchmark clips no
+    method); (3) no distillation (the other methods get none); (4) ties at a cut are broken by
+    position (earlier pruned first), theirs by an unstable sort; (5) `scope="global"` selects an
+    exact global top-k at every cut (their `--global_topk` reuses a threshold for 25 steps). The
+    scores, their Adam moments and the current mask are in `state_dict()` / `save()`.
+    """
+
+    state_names = ("S", "m", "v")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        sparsity: float,
+        *,
+        score_lr: float = 1e-2,
+        score_lr_schedule: Callable[[int], float] | None = None,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        score_init: float = 0.0,
+        scope: str = "layer",
+        **kwargs: Any,
+    ) -> None:
+        self.score_lr = _check_number("score_lr", score_lr, positive=True)
+        if score_lr_schedule is not None and not callable(score_lr_schedule):
+            raise TypeError(
+                "score_lr_schedule must be a callable step -> factor or None, got "
+                f"{type(score_lr_schedule).__name__}"
+            )
+        self.score_lr_schedule = score_lr_schedule
+        if (
+            not isinstance(betas, (tuple, list))
+            or len(betas) != 2
+            or not all(
+                not isinstance(b, bool) and isinstance(b, (int, float)) and 0.0 <= b < 1.0
+                for b in betas
+            )
+        ):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = _check_number("eps", eps, positive=True)
+        self.score_init = _check_number("score_init", score_init)
+        if kwargs.get("mode", "dyn") != "dyn":
+            raise ValueError(
+                f"mode must be 'dyn' for SanhMovementPruner (scores learned during fine-tuning), "
+                f"got {kwargs['mode']!r}"
+            )
+        if kwargs.get("pattern") is not None:
+            raise ValueError(
+                f"pattern must be None for SanhMovementPruner (unstructured top-k), got "
+                f"{kwargs['pattern']!r}"
+            )
+        kwargs.setdefault("delta_t", 1)
+        super().__init__(model, sparsity, scope=scope, **kwargs)
+        self.masked.detach()  # pruned weights stay in storage until the final cut
+        modules = {
+            id(m.weight): m for m in model.modules() if isinstance(m, nn.Linear)
+        }  # target_parameters only returns nn.Linear weights
+        self._modules = [modules[id(p)] for p in self.params.values()]
+        self._ensure_state()
+        if self.score_init != 0.0:
+            self.flat["S"].fill_(self.score_init)
+        self._grad_flat = torch.zeros(self.numel, dtype=torch.float32, device=self.device)
+        self._hard = torch.ones(self.numel, dtype=torch.float32, device=self.device)
+        self._bind_scores()
+        self.final = False
+        self._install()
+
+    # ------------------------------------------------------------------ the masked forward
+    def _bind_scores(self) -> None:
+        """Leaf tensors sharing the score buffer's storage, their `.grad` views of one flat
+        gradient buffer (autograd accumulates into it in place)."""
+        self._leaves = []
+        for s, g in zip(self.state["S"], self._flat_views(self._grad_flat)):
+            leaf = s.detach().requires_grad_(True)
+            leaf.grad = g
+            self._leaves.append(leaf)
+        self._hard_views = self._flat_views(self._hard)
+
+    def _install(self) -> None:
+        for i, module in enumerate(self._modules):
+            module.forward = self._masked_forward(module, i)
+
+    def _uninstall(self) -> None:
+        for module in self._modules:
+            if "forward" in module.__dict__:
+                del module.forward
+
+    def _masked_forward(self, module: nn.Linear, i: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            hard = self._hard_views[i]
+            if hard.dtype != module.weight.dtype:
+                hard = hard.to(module.weight.dtype)
+            w = _MaskedWeight.apply(module.weight, self._leaves[i], hard)
+            return F.linear(x, w, module.bias)
+
+        return forward
+
+    @property
+    def scores(self) -> dict[str, torch.Tensor]:
+        """The learned scores by target name (views of the pruner's buffer)."""
+        return dict(zip(self.names, self.state["S"]))
+
+    @property
+    def score_grads(self) -> dict[str, torch.Tensor]:
+        """The scores' accumulated gradient W * dL/dW_eff since the last `step()`."""
+        return dict(zip(self.names, self._flat_views(self._grad_flat)))
+
+    # ------------------------------------------------------------------ the rule
+    def update_scores(self, weights: list[torch.Tensor], grads: list[torch.Tensor], k: int) -> None:
+        raise RuntimeError("SanhMovementPruner learns its scores in step(); no update_scores")
+
+    @torch.no_grad()
+    def _adam_step(self) -> None:
+        """One Adam step of the scores on their accumulated gradient (authors' AdamW form, no
+        weight decay), then the gradient is cleared."""
+        b1, b2 = self.betas
+        step = self.t + 1
+        lr = self.score_lr * (
+            1.0 if self.score_lr_schedule is None else float(self.score_lr_schedule(self.t))
+        )
+        g, m, v, s = self._grad_flat, self.flat["m"], self.flat["v"], self.flat["S"]
+        m.mul_(b1).add_(g, alpha=1.0 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+        denom = v.sqrt().add_(self.eps)
+        size = lr * math.sqrt(1.0 - b2**step) / (1.0 - b1**step)
+        s.addcdiv_(m, denom, value=-size)
+        g.zero_()
+
+    def _keep_counts(self, k: int, final: bool) -> list[int]:
+        """Per tensor (scope "layer"): floor(r_k * numel) kept during the schedule (the authors'
+        `int(threshold * numel)`), numel - round(sparsity * numel) at the final cut."""
+        if final:
+            return [n - math.floor(self.sparsity * n + 0.5) for n in self.sizes]
+        r = self.keep_ratio(k)
+        return [min(n, math.floor(r * n + 1e-9)) for n in self.sizes]
+
+    @torch.no_grad()
+    def select(self, k: int, final: bool = False) -> torch.Tensor:
+        """The flat keep-vector of the cut after update `k`: the top-k of the current scores (per
+        tensor, or global with `scope="global"`), every weight eligible (pruned ones can return)."""
+        flat = self.flat["S"]
+        if self.scope == "layer":
+            keep = torch.empty(self.numel, dtype=torch.bool, device=self.device)
+            for (a, b), n_keep in zip(_segments(self.sizes), self._keep_counts(k, final)):
+                keep[a:b] = _keep_top_flat(flat[a:b], None, n_keep)
+            return keep
+        n_keep = self.final_keep if final else self.n_keep(k)
+        return self._select(flat, n_keep, None)[1]
+
+    @torch.no_grad()
+    def _adopt(self, keep: torch.Tensor) -> None:
+        """Use `keep` in the forward (weights untouched) and expose it as `self.mask`."""
+        self._hard.copy_(keep)
+        self.mask = WeightMask(dict(zip(self.names, self._flat_views(keep))))
+        self._mask_flat = (self.mask, keep)
+
+    def _finish(self, keep: torch.Tensor) -> None:
+        """The final hard mask through the package's ordinary lifecycle: pruned weights zeroed and
+        kept at zero by `MaskedTraining`; the layers compute with their own forward again."""
+        self._uninstall()
+        self._set_mask(WeightMask(dict(zip(self.names, self._flat_views(keep)))), keep)
+        self.masked.attach()
+        self._hard.copy_(keep)
+        self._grad_flat.zero_()
+        for leaf in self._leaves:
+            leaf.requires_grad_(False)
+        self.final = True
+
+    # ------------------------------------------------------------------ driving
+    def step(self) -> None:
+        """Call once per training step, after `optimizer.step()`: the scores' Adam step, then (in
+        the window) the cut; after the final cut only keeps the pruned weights at zero."""
+        tic = time.perf_counter()
+        if self.final:
+            self.masked.reapply()
+        else:
+            if self.t == 0:
+                self._grads()  # step() before any backward is a usage error
+            self._adam_step()
+            if self.start <= self.t <= self.start + self.last_k:
+                k = self.t - self.start
+                if k == self.last_k:
+                    self._finish(self.select(k, final=True))
+                elif (k + 1) % self.delta_t == 0:
+                    self._adopt(self.select(k))
+                self.updates = k + 1
+        self.t += 1
+        self.seconds += time.perf_counter() - tic
+
+    def remove(self) -> None:
+        """Restore the layers' own forward and detach the masked-training hooks."""
+        self._uninstall()
+        super().remove()
+
+    # ------------------------------------------------------------------ persistence
+    def _config(self) -> dict[str, Any]:
+        return {
+            **super()._config(),
+            "score_lr": self.score_lr,
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "score_init": self.score_init,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` returned: scores, their moments, the mask, the step (into a
+        pruner built the same way that has not made its final cut)."""
+        if self.final:
+            raise ValueError(
+                "state: this SanhMovementPruner has made its final cut (its pruned weights are "
+                "zeroed); load into a freshly built pruner"
+            )
+        super().load_state_dict(state)
+        self._bind_scores()
+        keep = self._alive_flat().clone()
+        if self.t > self.start + self.last_k:
+            if not self.final:
+                self._finish(keep)
+        else:
+            self.masked.detach()
+            self._adopt(keep)
+
+
 class SevenNoConsistencyPruner(SevenPruner):
     """Ablation: SEVEN with the consistency factor m_hat / sqrt(v_hat) set to 1, i.e. accumulated
     Taylor scores S <- S + |W * g| on the same window and schedule."""
@@ -282,6 +576,7 @@ PRUNERS: dict[str, type[Pruner]] = {
     "grasp": GraspPruner,
     "taylor": TaylorPruner,
     "movement": MovementPruner,
+    "movement_sanh": SanhMovementPruner,
     "platon": PlatonPruner,
 }
 

@@ -15,6 +15,8 @@ import copy
 import itertools
 import math
 import os
+import re
+import shlex
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +37,7 @@ from seven_prune.baselines import (
     MovementPruner,
     PlatonPruner,
     RandomPruner,
+    SanhMovementPruner,
     SevenNoConsistencyPruner,
     SnipPruner,
     TaylorPruner,
@@ -44,6 +47,7 @@ from seven_prune.pruning import GradualPruner, Pruner, sparsity_by_layer_type
 from seven_prune.seven import SevenPruner
 
 __all__ = [
+    "EPOCH_EXTRA_PLAN",
     "METHODS",
     "QUICK_METHODS",
     "TASKS",
@@ -53,6 +57,7 @@ __all__ = [
     "epoch_config",
     "run_epoch_bench",
     "grid_table",
+    "lr_factor",
     "run_bench",
     "train_and_evaluate",
 ]
@@ -176,6 +181,14 @@ EPOCH_PLAN: tuple[tuple[str, float], ...] = (
     ("SEVEN_dyn 2:4", 0.5),
 )
 
+#: one-epoch runs outside the grid, run only when named (`bench --budget epoch --methods ...`,
+#: into their own `--out` folder): movement pruning as its authors' code runs it (learned scores,
+#: straight-through top-k per matrix). The grid's plan and cache keys stay as they are.
+EPOCH_EXTRA_PLAN: tuple[tuple[str, float], ...] = (("movement (learned scores)", 0.8),)
+#: the authors' default learning rate of the movement scores (`mask_scores_learning_rate`)
+MOVEMENT_SCORE_LR = 1e-2
+_LEARNED_MOVEMENT = re.compile(r"movement \(learned scores(?:, score lr ([0-9.eE+-]+))?\)")
+
 
 def epoch_config(seeds: int | None, max_len: int = 32) -> BenchConfig:
     """MiniLM + Rotten Tomatoes at a budget a user would fine-tune with: one epoch of the 7,730
@@ -249,9 +262,23 @@ def bench_command(
 def build_pruner(
     method: str, model: nn.Module, sparsity: float, cfg: BenchConfig, seed: int
 ) -> Pruner:
-    """The pruner a benchmark label stands for, with the task's schedule."""
+    """The pruner a benchmark label stands for, with the task's schedule.
+
+    "movement (learned scores)" is `SanhMovementPruner` at the authors' score learning rate 1e-2,
+    "movement (learned scores, score lr X)" at X; its scores follow the weights' learning-rate
+    schedule and its per-matrix top-k is cut every `delta_t` steps, as every gradual method here.
+    """
     sel = {"min_density": cfg.min_density}
     dyn = {"start": cfg.start, "window": cfg.window, "delta_t": cfg.delta_t, **sel}
+    learned = _LEARNED_MOVEMENT.fullmatch(method)
+    if learned is not None:
+        try:
+            score_lr = float(learned.group(1) or MOVEMENT_SCORE_LR)
+        except ValueError:
+            raise ValueError(f"method {method!r}: the score lr must be a number") from None
+        return SanhMovementPruner(
+            model, sparsity, score_lr=score_lr, score_lr_schedule=lr_factor(cfg, cfg.steps), **dyn
+        )
     builders: dict[str, Callable[[], Pruner]] = {
         "SEVEN_dyn": lambda: SevenPruner(model, sparsity, "dyn", **dyn),
         "SEVEN_pre (recon.)": lambda: SevenPruner(
@@ -372,11 +399,10 @@ class _StepTimer(Callback):
             self.win_prune += dt_prune
 
 
-def _lr_schedule(
-    opt: torch.optim.Optimizer, cfg: BenchConfig, steps: int
-) -> torch.optim.lr_scheduler.LambdaLR | None:
-    """Linear warm-up over `cfg.warmup` of the steps, then constant or linear decay to 0 (None for a
-    constant rate without warm-up)."""
+def lr_factor(cfg: BenchConfig, steps: int) -> Callable[[int], float] | None:
+    """The learning-rate factor at step t of every method's schedule: linear warm-up over
+    `cfg.warmup` of the steps, then constant or linear decay to 0 (None for a constant rate
+    without warm-up)."""
     if cfg.decay not in ("constant", "linear"):
         raise ValueError(f"decay must be 'constant' or 'linear', got {cfg.decay!r}")
     if cfg.warmup <= 0 and cfg.decay == "constant":
@@ -390,7 +416,15 @@ def _lr_schedule(
             return 1.0
         return max(0.0, (steps - t) / max(steps - warm, 1))
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return factor
+
+
+def _lr_schedule(
+    opt: torch.optim.Optimizer, cfg: BenchConfig, steps: int
+) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """`lr_factor` as a scheduler of `opt` (None for a constant rate without warm-up)."""
+    factor = lr_factor(cfg, steps)
+    return None if factor is None else torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 @torch.no_grad()
@@ -869,12 +903,82 @@ def run_bench(
 EPOCH_STEM = "seven-prune-epoch"
 
 
-def epoch_command(seeds: int | None = None, threads: int = 2) -> str:
-    """The command of the one-epoch grid (recorded in its cache; chunks of it are resumed runs)."""
+def epoch_command(
+    seeds: int | None = None, threads: int = 2, methods: Sequence[str] | None = None
+) -> str:
+    """The command of the one-epoch grid (recorded in its cache; chunks of it are resumed runs),
+    or of the chosen `methods` of it."""
     return (
         "seven-prune bench --budget epoch"
         + (f" --seeds {seeds}" if seeds is not None else "")
         + (f" --threads {threads}" if threads != 2 else "")
+        + (" --methods " + " ".join(shlex.quote(m) for m in methods) if methods else "")
+    )
+
+
+def epoch_runs(methods: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """The one-epoch runs of the labels `methods`: their runs in `EPOCH_PLAN` and
+    `EPOCH_EXTRA_PLAN`, and a learned-score movement label with a score lr at the extra plan's
+    sparsity. Raises ValueError naming a label that is none of these."""
+    if isinstance(methods, str) or not methods:
+        raise ValueError(f"methods must be a non-empty list of labels, got {methods!r}")
+    runs: list[tuple[str, float]] = []
+    known = (*EPOCH_PLAN, *EPOCH_EXTRA_PLAN)
+    for m in dict.fromkeys(methods):
+        mine = [run for run in known if run[0] == m]
+        if not mine and isinstance(m, str) and _LEARNED_MOVEMENT.fullmatch(m):
+            mine = [(m, EPOCH_EXTRA_PLAN[0][1])]
+        if not mine:
+            labels = sorted({label for label, _ in known})
+            raise ValueError(
+                f"methods: {m!r} is not a one-epoch label; one of {labels} or "
+                "'movement (learned scores, score lr <number>)'"
+            )
+        runs += mine
+    return tuple(runs)
+
+
+def reference_section(results: report.Results, reference: Path, task: str) -> str:
+    """These runs paired by seed with the runs of another results file of the same task
+    (e.g. the main grid's `seven-prune-epoch.partial.json`): per-seed accuracies and the paired
+    difference, in points, with a bootstrap 95% CI. The reference runs are read, not re-run."""
+    ref = report.Results.load(reference)
+    mine = sorted({(r.method, r.setting.get("sparsity")) for r in results.records})
+    others = sorted(
+        {
+            (r.method, r.setting.get("sparsity"))
+            for r in ref.records
+            if r.setting.get("task") == task
+        }
+    )
+    rows = []
+    for m, sp in mine:
+        va = results.values("accuracy", m, task=task, sparsity=sp)
+        for o, osp in others:
+            if o == m or osp not in (sp, 0.0):
+                continue
+            vb = ref.values("accuracy", o, task=task, sparsity=osp)
+            shared = sorted(set(va) & set(vb))
+            if not shared:
+                continue
+            seeds = ", ".join(f"{s}: {va[s] * 100:.2f} vs {vb[s] * 100:.2f}" for s in shared)
+            cell = (
+                report.paired_difference([va[s] for s in shared], [vb[s] for s in shared]).format(
+                    2, 100
+                )
+                if len(shared) > 1
+                else f"{(va[shared[0]] - vb[shared[0]]) * 100:+.2f}"
+            )
+            rows.append([f"{m} @ {sp:g}", f"{o} @ {osp:g}", str(len(shared)), cell, seeds])
+    table = report.markdown_table(
+        ["method", "minus (reference)", "seeds", "Δ points [95% CI]", "per seed (this vs ref.)"],
+        rows,
+    )
+    return (
+        f"## Paired with `{reference.name}`\n\nEach run here against the reference file's run "
+        f"of the same seed (same data, model initialisation, batches and learning-rate schedule), "
+        f"read from {reference} when this report was written ({len(ref.records)} runs there).\n\n"
+        + (table if rows else "(no shared seeds)")
     )
 
 
@@ -886,8 +990,15 @@ def run_epoch_bench(
     log: Callable[[str], None] = print,
     max_len: int = 32,
     threads: int = 2,
+    methods: Sequence[str] | None = None,
+    reference: str | Path | None = None,
 ) -> report.Results:
     """The one-epoch MiniLM grid (`epoch_config`), resumable and run in chunks.
+
+    `methods`: only the runs of these labels (`epoch_runs`: the grid's, or the extra runs of
+    `EPOCH_EXTRA_PLAN`), with the grid's data, seeds and schedule, under their own command and
+    cache (give them their own `out`). `reference`: a results JSON of the same task (the main
+    grid's) whose runs the report pairs these with by seed (read, not run).
 
     Every finished run is saved to `out/seven-prune-epoch.partial.json`; `resume=True` continues
     from it. With `max_minutes` no run starts that would end after that many minutes (judged by the
@@ -906,7 +1017,19 @@ def run_epoch_bench(
     torch.set_num_threads(check_positive_int("threads", threads))
     out = Path(out)
     cfg = epoch_config(seeds, max_len=max_len)
-    command = epoch_command(seeds, threads)
+    if methods is not None:
+        runs = epoch_runs(methods)
+        cfg = replace(
+            cfg,
+            plan=runs,
+            methods=tuple(dict.fromkeys(m for m, _ in runs)),
+            sparsities=tuple(sorted({sp for _, sp in runs} - {0.0})),
+        )
+    if reference is not None:
+        reference = Path(reference)
+        if not reference.is_file():
+            raise ValueError(f"reference: no results file at {reference}")
+    command = epoch_command(seeds, threads, methods)
     results = report.Results("seven-prune", command, {cfg.task: asdict(cfg), "budget": "epoch"})
     tic = time.perf_counter()
     deadline = None if max_minutes is None else tic + 60.0 * max_minutes
@@ -930,7 +1053,16 @@ def run_epoch_bench(
     results.config["seconds"] = seconds
     total = sum(len(planned_runs(cfg, s)) for s in range(cfg.seeds))
     done = sum(1 for r in results.records if r.setting.get("task") == cfg.task)
-    write_epoch_outputs(results, cfg, out, seconds, done, total)
+    write_epoch_outputs(
+        results,
+        cfg,
+        out,
+        seconds,
+        done,
+        total,
+        command=None if methods is None else command,
+        reference=reference,
+    )
     if complete:
         partial.unlink(missing_ok=True)
     else:
@@ -1003,11 +1135,28 @@ def epoch_goals(results: report.Results, task: str) -> list[str]:
 
 
 def write_epoch_outputs(
-    results: report.Results, cfg: BenchConfig, out: Path, seconds: float, done: int, total: int
+    results: report.Results,
+    cfg: BenchConfig,
+    out: Path,
+    seconds: float,
+    done: int,
+    total: int,
+    command: str | None = None,
+    reference: Path | None = None,
 ) -> Path:
     """The one-epoch grid's report: accuracy grid, paired leads, per-layer sparsity, overhead,
-    goals, and the command beside the table; labelled PARTIAL while runs are missing."""
+    goals, and the command beside the table; labelled PARTIAL while runs are missing. `command`:
+    the command of a run of chosen methods (default: the grid's); `reference`: a results file to
+    pair the runs with (`reference_section`)."""
     task = cfg.task
+    run_cmd = (
+        "flock /tmp/heavy.lock seven-prune bench --budget epoch --out docs/benchmarks "
+        "--resume --max-minutes 7.5` (repeat until the report is no longer PARTIAL; about 2 hours "
+        "of 2 CPU cores in all)."
+        if command is None
+        else f"flock /tmp/heavy.lock {command} --out {out} --resume --max-minutes 7.5` "
+        "(repeat until the report is no longer PARTIAL)."
+    )
     status = (
         f"**PARTIAL: {done} of {total} runs recorded** ({seconds / 60:.1f} min so far). Finish it "
         "with the command below and `--resume` (each chunk under `flock`); the cache is "
@@ -1018,9 +1167,7 @@ def write_epoch_outputs(
     )
     sections = [
         status,
-        "Command: `flock /tmp/heavy.lock seven-prune bench --budget epoch --out docs/benchmarks "
-        "--resume --max-minutes 7.5` (repeat until the report is no longer PARTIAL; about 2 hours "
-        "of 2 CPU cores in all).",
+        "Command: `" + run_cmd,
         f"## MiniLM-L6 on Rotten Tomatoes, one epoch\n\n{cfg.steps} steps of batch "
         f"{cfg.batch_size} x {cfg.max_len} word-pieces (one epoch of the training split), AdamW lr "
         f"{cfg.lr} with linear warm-up over {cfg.warmup:.0%} of the steps and linear decay to 0 "
@@ -1031,7 +1178,17 @@ def write_epoch_outputs(
         "paper's betas 0.85 / 0.95 (the SEVEN repository runs it at 0.8 / 0.9); movement scores "
         "-W·g at the weights before the optimizer step (Sanh et al.); magnitude is gradual "
         "magnitude pruning (Zhu & Gupta) on the same schedule, global or per layer; embeddings "
-        "are never pruned. Test accuracy on 800 held-out sentences.\n\n"
+        "are never pruned. Test accuracy on 800 held-out sentences."
+        + (
+            " Movement (learned scores) is `SanhMovementPruner`, as the authors' code runs it: "
+            "scores learned by their own Adam (lr 1e-2 unless the label says, on the weights' "
+            "warm-up/decay schedule) through a straight-through top-k per weight matrix, pruned "
+            "weights kept in storage until the window's final cut (exact per matrix); the "
+            "guard does not apply (every matrix keeps the same fraction)."
+            if any(_LEARNED_MOVEMENT.fullmatch(m) for m in results.methods)
+            else ""
+        )
+        + "\n\n"
         + (grid_table(results, task) or "(no runs yet)"),
     ]
     layer = _layer_table(results, task)
@@ -1046,6 +1203,8 @@ def write_epoch_outputs(
             "### Pruner time per training step\n\nWall time of `pruner.step()` divided by the "
             "time of forward + backward + optimizer step (2 CPU threads).\n\n" + over
         )
+    if reference is not None:
+        sections.append(reference_section(results, reference, task))
     g = epoch_goals(results, task)
     if g:
         sections.append("## Goals (issue 17) against the measured numbers\n\n" + "\n".join(g))

@@ -122,11 +122,21 @@ def _bench(args: argparse.Namespace) -> int:
     if args.budget == "epoch":
         if args.quick:
             parser.error("--quick belongs to the short budget; the epoch grid has no quick form")
-        run_epoch_bench(args.out, args.seeds, args.resume, args.max_minutes, threads=args.threads)
+        run_epoch_bench(
+            args.out,
+            args.seeds,
+            args.resume,
+            args.max_minutes,
+            threads=args.threads,
+            methods=args.methods,
+            reference=args.reference,
+        )
         print((args.out / f"{EPOCH_STEM}.md").read_text())
         return 0
     if args.max_minutes is not None:
         parser.error("--max-minutes applies to --budget epoch")
+    if args.methods is not None or args.reference is not None:
+        parser.error("--methods and --reference apply to --budget epoch")
     if args.budget == "overhead":
         from seven_prune.bench import OVERHEAD_STEM, overhead_compare, write_overhead_outputs
 
@@ -180,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-minutes", type=float, default=None,
                        help="epoch budget: start no run that would end after this many minutes "
                        "(a chunk); the cache keeps what is done")  # fmt: skip
+    bench.add_argument("--methods", nargs="+", default=None, metavar="LABEL",
+                       help="epoch budget: run only these labels (the grid's, or 'movement "
+                       "(learned scores)' / 'movement (learned scores, score lr X)'), with the "
+                       "grid's data, seeds and schedule, under their own cache: give them their "
+                       "own --out (default: the whole grid)")  # fmt: skip
+    bench.add_argument("--reference", type=Path, default=None,
+                       help="epoch budget: a results JSON of the grid (e.g. "
+                       "docs/benchmarks/seven-prune-epoch.partial.json) to pair these runs with "
+                       "by seed in the report (read, not run)")  # fmt: skip
     bench.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS,
                        help="short budget: which tasks to run (overhead: pruner time at the "
                        "pilot's batch, 32 x 48); default: all three")  # fmt: skip
