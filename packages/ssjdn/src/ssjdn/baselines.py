@@ -49,6 +49,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the label cross-entropy trains the encoders too (the abstract's "category labels supervise
     # both images and texts"), not only LSD's heads (validation seed 0 only so far: undecided)
     "+LSD into encoders": ("+LSD", {"lsd_detach": False}),
+    "LSD into encoders": ("+STL (full SSJDN)", {"lsd_detach": False}),
     "LSD concat (v1)": ("+STL (full SSJDN)", {"lsd_combine": "concat"}),
     "LSD prior": ("+STL (full SSJDN)", {"lsd_combine": "prior"}),
     "STL label (v1)": ("+STL (full SSJDN)", {"stl_rho": "label"}),
