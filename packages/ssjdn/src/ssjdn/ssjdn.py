@@ -556,7 +556,11 @@ class SSJDNConfig:
     ``lsd_combine="concat"`` and ``stl_rho="label"`` stayed (``"prior"`` +0.02 [-0.59, +0.72] mR,
     a tie; ``"predicted"`` -2.88 [-3.86, -1.87] mR). ``sgs_sharpen`` stayed ``"none"``: ``"topk"``
     -0.43 [-1.42, +0.57] and ``"softmax"`` -0.13 [-0.90, +0.74] mR on the SGS rung (5 validation
-    seeds), ties that are lower on the hard split.
+    seeds), ties that are lower on the hard split. The issue-19 options stayed off on the same
+    validation draws (5 seeds, full model unless said): ``sgs_polarity="keep_salient"`` -0.75
+    [-1.30, -0.18] mR on the SGS rung and -0.34 [-0.82, +0.30] in the full model,
+    ``sfe_contrast="standardize"`` -0.10 [-0.44, +0.31], ``lsd_gate="confidence"`` (with
+    ``lsd_mix=1``) -0.96 [-2.18, -0.06].
 
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
