@@ -560,7 +560,7 @@ class SSJDNConfig:
     validation draws (5 seeds, full model unless said): ``sgs_polarity="keep_salient"`` -0.75
     [-1.30, -0.18] mR on the SGS rung and -0.34 [-0.82, +0.30] in the full model,
     ``sfe_contrast="standardize"`` -0.10 [-0.44, +0.31], ``lsd_gate="confidence"`` (with
-    ``lsd_mix=1``) -0.96 [-2.18, -0.06].
+    ``lsd_mix=1``) -0.96 [-2.18, -0.06], ``lsd_detach=False`` -0.41 [-0.94, +0.02].
 
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
