@@ -340,7 +340,7 @@ class SemanticDecoupling(nn.Module):
     e = l2norm([l2norm(v) ; w g l2norm(v_sem)]), for images and captions alike. It assumes the
     classifier's confidence tells whether an input carries its category at all: on the built-in
     scenes a caption about the small vehicles without the scene word does not (the text head is
-    right on ~26 % of them), and an ungated semantic part gives such a caption a confidently
+    right on 26-35 % of them), and an ungated semantic part gives such a caption a confidently
     wrong category vector that the matching score then rewards; gated, it matches on the
     residual part alone. ``gate="none"`` (default) is the ungated embedding above.
 
