@@ -385,7 +385,7 @@ def run_bench(
             want_model = seed == first_seed and name in EXAMPLE_MODELS and split == "test"
             if resume and f.is_file():
                 run = json.loads(f.read_text())
-                if want_model and saved.is_dir():
+                if want_model and (saved / SSJDN.WEIGHTS).is_file():  # not in a fresh clone
                     cls = AMFMNStyle if name == PEER else SSJDN
                     examples[name] = (cls.load(saved), bench_data(s, seed, split)[2])
             elif time_limit is not None and time.perf_counter() - t_start > time_limit:
