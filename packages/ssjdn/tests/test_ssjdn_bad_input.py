@@ -353,3 +353,45 @@ def test_salience_suppression_bad_sharpen(kw: dict, match: str) -> None:
 
     with pytest.raises(ValueError, match=match):
         salience_suppression(torch.rand(1, 1, 4, 4), (4, 4), **kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"sgs_polarity": "invert"}, "sgs_polarity must be"),
+        ({"sfe_contrast": "zscore"}, "sfe_contrast must be"),
+        ({"lsd_gate": "entropy"}, "lsd_gate must be"),
+        ({"lsd_gate": "confidence", "lsd_combine": "residual"}, "lsd_gate='confidence' needs"),
+    ],
+    ids=["unknown-polarity", "unknown-contrast", "unknown-gate", "gate-with-residual"],
+)
+def test_config_bad_issue19_options(kw: dict, match: str) -> None:
+    """SSJDNConfig: SGS polarity / SFE contrast / LSD gate out of range"""
+    with pytest.raises(ValueError, match=match):
+        SSJDNConfig(**kw)
+
+
+def test_salience_suppression_bad_polarity() -> None:
+    """salience_suppression: unknown polarity"""
+    from ssjdn import salience_suppression
+
+    with pytest.raises(ValueError, match="polarity must be"):
+        salience_suppression(torch.rand(1, 1, 4, 4), (4, 4), polarity="both")
+
+
+def test_sfe_bad_contrast() -> None:
+    """SFE: unknown contrast"""
+    from ssjdn import SFE
+
+    with pytest.raises(ValueError, match="contrast must be"):
+        SFE(4, True, "zscore")
+
+
+def test_semantic_decoupling_bad_gate() -> None:
+    """SemanticDecoupling: unknown gate, or a gate with the residual combination"""
+    from ssjdn import SemanticDecoupling
+
+    with pytest.raises(ValueError, match="gate must be"):
+        SemanticDecoupling(4, 3, gate="entropy")
+    with pytest.raises(ValueError, match="needs combine"):
+        SemanticDecoupling(4, 3, combine="residual", gate="confidence")

@@ -26,6 +26,8 @@ def test_bench_tiny_writes_report_and_resumes(
     assert {r["method"] for r in doc["records"]} == set(METHODS)
     full = next(r["metrics"] for r in doc["records"] if r["method"] == "+STL (full SSJDN)")
     assert {"mR", "hard_mR", "hard_small_mR", "lsd_img_acc", "corr_s1", "sal_std_s1"} <= set(full)
+    probes = {"small_z_p0_s1", "damp_small_ratio", "pass_feat_cos", "pass_cancel", "sem_var_share"}
+    assert probes <= set(full)
     md = (tmp_path / "ssjdn.md").read_text()
     assert "## Goals" in md and "metrics of 1,000 x 5,000" in md and "AMFMN-style" in md
     assert out["missing"] == [] and "mR" in capsys.readouterr().out
@@ -46,6 +48,21 @@ def test_bench_tiny_writes_report_and_resumes(
     assert again["results"].values("mR", "AMFMN-style") == out["results"].values(
         "mR", "AMFMN-style"
     )
+    # a fresh clone has the cached runs but not the saved model's weights (*.safetensors are not
+    # committed): resuming skips the example figures' model instead of failing
+    for weights in (tmp_path / "cache").glob("*/*/*.model/model.safetensors"):
+        weights.unlink()
+    third = run_bench(
+        tmp_path,
+        seeds=2,
+        settings=TINY,
+        methods=METHODS,
+        progress=False,
+        resume=True,
+        time_evaluation=False,
+    )
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    assert third["results"].values("mR", "+SFE") == out["results"].values("mR", "+SFE")
     # a time limit leaves the rest for --resume and says so
     part = run_bench(
         tmp_path,

@@ -62,12 +62,24 @@ DIAG_KEYS = {
     "corr_s4": "corr. of the two passes' salience, scale 4",
     "mR_without_f2c": "mR with the f→c pass zeroed",
     "mR_without_c2f": "mR with the c→f pass zeroed",
+    "small_z_p0_s1": "guide map f→c (scale 1): contrast on small objects (z)",
+    "small_z_p1_s4": "guide map c→f (scale 4): contrast on small objects (z)",
+    "damp_small_ratio": "SGS damping on small objects / elsewhere",
+    "corr_scales_p0": "corr. of the maps between scales",
+    "pass_feat_cos": "cos of the two passes' features",
+    "pass_contrib_cos": "cos of the two passes' contributions to v",
+    "sem_var_share": "LSD semantic share of the similarity variance",
+    "mR_residual_only": "mR, residual part only",
+    "mR_semantic_only": "mR, semantic part only",
 }
 SPLITS = {"test": (1000, 2000, 3000), "val": (4000, 5000, 6000)}
 # config options added after the committed cache was made: option -> (its neutral value, the
 # sub-option each other value uses); see `method_key`
 ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_sharpen": ("none", {"softmax": "sgs_temperature", "topk": "sgs_topk"}),
+    "sgs_polarity": ("suppress_salient", {}),
+    "lsd_gate": ("none", {}),
+    "sfe_contrast": ("none", {}),
 }
 
 
@@ -206,7 +218,14 @@ def cache_stem(name: str, seed: int) -> str:
 def _one_run(
     name: str, seed: int, settings: BenchSettings, split: str, progress: bool
 ) -> tuple[dict[str, Any], SSJDN, RetrievalData]:
-    from ssjdn.diagnostics import chain_agreement, label_accuracy, salience_contrast
+    from ssjdn.diagnostics import (
+        chain_agreement,
+        label_accuracy,
+        pass_interplay,
+        salience_contrast,
+        semantic_reach,
+        suppression_focus,
+    )
 
     train, test, hard = bench_data(settings, seed, split)
     model, hist = train_rung(name, train, test, settings, seed, progress=progress)
@@ -218,10 +237,15 @@ def _one_run(
     final["train_s"] = hist.seconds
     if model.lsd is not None:
         final.update(label_accuracy(model, test))
+        if model.lsd.out_dim_factor == 2:
+            final.update(semantic_reach(model, test))
     if model.bsd is not None:
         final.update(salience_contrast(model, test))
+        if hard.image_small is not None and hard.image_small.any():
+            final.update(suppression_focus(model, hard))
     if model.bsd is not None and len(model.bsd.orders) == 2:
         final.update(chain_agreement(model, test))
+        final.update(pass_interplay(model, test))
     return {"metrics": final, "curve": hist.curve("mR"), "loss": hist.loss}, model, hard
 
 
@@ -361,7 +385,7 @@ def run_bench(
             want_model = seed == first_seed and name in EXAMPLE_MODELS and split == "test"
             if resume and f.is_file():
                 run = json.loads(f.read_text())
-                if want_model and saved.is_dir():
+                if want_model and (saved / SSJDN.WEIGHTS).is_file():  # not in a fresh clone
                     cls = AMFMNStyle if name == PEER else SSJDN
                     examples[name] = (cls.load(saved), bench_data(s, seed, split)[2])
             elif time_limit is not None and time.perf_counter() - t_start > time_limit:

@@ -6,6 +6,12 @@
   with either pass's features zeroed before the fusion layer (do the passes fight or help?).
 - `salience_contrast`: how much the salience maps vary inside an image (a flat map makes SGS a
   uniform rescaling that suppresses nothing in particular).
+- `suppression_focus`: where the SGS guide maps point: their contrast on the small objects (located
+  exactly by the twin scenes, which differ only there) and whether the maps differ between scales.
+- `pass_interplay`: do the two BSD passes duplicate or undo each other (cosine of their pooled
+  features per scale, and of their contributions to the fused vector)?
+- `semantic_reach`: does LSD's semantic part reach the matching score (its share of the similarity,
+  mR of the residual and of the semantic part alone)?
 - `plot_suppression`: a figure of what SGS suppresses on a few scenes (salience per scale of each
   pass, i.e. the places the next scales lose).
 - `plot_retrievals`: the top-5 images of a few caption queries (the benchmark's example figure).
@@ -18,17 +24,23 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ssjdn.data import RetrievalData
-from ssjdn.ssjdn import SSJDN
+from ssjdn.metrics import retrieval_metrics
+from ssjdn.ssjdn import SSJDN, salience_suppression
 from ssjdn.train import evaluate_retrieval
 
 __all__ = [
     "chain_agreement",
     "label_accuracy",
+    "pass_interplay",
     "plot_retrievals",
     "plot_suppression",
     "salience_contrast",
+    "semantic_reach",
+    "suppression_focus",
+    "twin_masks",
 ]
 
 
@@ -105,6 +117,144 @@ def salience_contrast(model: SSJDN, data: RetrievalData) -> dict[str, float]:
         levels.append(float(f.mean()))
     out["sal_mean"] = float(np.mean(levels))
     return out
+
+
+def twin_masks(data: RetrievalData, tol: float = 0.02) -> tuple[np.ndarray, torch.Tensor]:
+    """Small-object masks from the twin scenes: (indices of the images that have a twin, boolean
+    masks (n, H, W) of the pixels where each differs from its twin by more than ``tol``).
+
+    Twins repeat a scene and differ only in the small group's colour or kind, so these pixels are
+    the small objects (of either twin, since both share the placement). A twin is the nearest image
+    in L1 among the flagged ones."""
+    if data.image_small is None or not data.image_small.any():
+        raise ValueError("data has no twin images (image_small is None or all False)")
+    idx = np.flatnonzero(data.image_small)
+    x = data.images[torch.as_tensor(idx)]
+    dist = torch.cdist(x.flatten(1), x.flatten(1), p=1)
+    dist.fill_diagonal_(float("inf"))
+    twin = dist.argmin(1)
+    masks = (x - x[twin]).abs().amax(1) > tol
+    return idx, masks
+
+
+def _bsd_passes(
+    model: SSJDN, images: torch.Tensor
+) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """Pooled features (scale order) and salience maps (chain order) of every BSD pass."""
+    if model.bsd is None:
+        raise ValueError("the model has no BSD (config.multiscale=False)")
+    feats = model.backbone(images)
+    projected = [model.proj[k](feats[i]) for k, i in enumerate(model.scales)]
+    return model.bsd.pass_features(projected)
+
+
+@torch.no_grad()
+def suppression_focus(model: SSJDN, data: RetrievalData) -> dict[str, float]:
+    """Where the salience maps of each BSD pass point, on the images of ``data`` that have a twin.
+
+    - ``small_z_p{pass}_s{scale}``: (mean A on the small objects - mean A elsewhere) / spatial std of
+      A, averaged over images (0: the map ignores the small objects; > 0: it marks them). The first
+      map of each pass is the one SGS multiplies onto the other scales (``sgs_scope="guide"``).
+    - ``damp_small_ratio``: mean damping 1 - M of the first pass's SGS map on the small objects
+      divided by its mean damping elsewhere (> 1: SGS damps the small objects more than the rest).
+    - ``corr_scales_p0``: mean Pearson correlation, over images and pairs of scales, of the first
+      pass's maps resized to the image (do the scales look at different places?).
+    """
+    model.eval()
+    idx, masks = twin_masks(data)
+    _, maps = _bsd_passes(model, data.images[torch.as_tensor(idx)])
+    size = masks.shape[-2:]
+    m = masks.float().flatten(1)
+    has = m.sum(1) > 0
+    out: dict[str, float] = {}
+    up0 = []
+    for p, (order, chain_maps) in enumerate(zip(model.bsd.orders, maps)):
+        for scale, a in zip(order, chain_maps):
+            up = F.interpolate(a, size=tuple(size), mode="bilinear", align_corners=False).flatten(1)
+            on = (up * m).sum(1) / m.sum(1).clamp(min=1)
+            off = (up * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+            z = (on - off) / up.std(1).clamp(min=1e-8)
+            out[f"small_z_p{p}_s{scale + 1}"] = float(z[has].mean())
+            if p == 0:
+                up0.append(up)
+    bsd = model.bsd
+    if bsd.sgs != "none":
+        g = F.interpolate(maps[0][0], size=tuple(size), mode="bilinear", align_corners=False)
+        damp = 1 - salience_suppression(
+            g,
+            size,
+            bsd.beta,
+            bsd.mode,
+            bsd.threshold,
+            bsd.normalize,
+            bsd.sharpen,
+            bsd.temperature,
+            bsd.topk,
+            getattr(bsd, "polarity", "suppress_salient"),
+        ).flatten(1)
+        on = (damp * m).sum(1) / m.sum(1).clamp(min=1)
+        off = (damp * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+        out["damp_small_ratio"] = float((on[has] / off[has].clamp(min=1e-8)).mean())
+    corrs = []
+    for i in range(len(up0)):
+        for j in range(i + 1, len(up0)):
+            a = up0[i] - up0[i].mean(1, keepdim=True)
+            b = up0[j] - up0[j].mean(1, keepdim=True)
+            corrs.append((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-12))
+    if corrs:
+        out["corr_scales_p0"] = float(torch.stack(corrs).mean())
+    return out
+
+
+@torch.no_grad()
+def pass_interplay(model: SSJDN, data: RetrievalData) -> dict[str, float]:
+    """For a bidirectional BSD: ``pass_feat_cos``, the mean cosine between the two passes' pooled
+    features at the same scale (near 1: the passes duplicate each other), and, with u_p = W_p f_p
+    the contribution of pass p to the fused vector (W_p its block of the fusion layer),
+    ``pass_contrib_cos`` = cos(u_0, u_1) (< 0: the passes push the image vector in opposite
+    directions) and ``pass_cancel`` = |u_0 + u_1| / (|u_0| + |u_1|) (1: aligned, ~0.71:
+    orthogonal, near 0: they undo each other)."""
+    bsd = model.bsd
+    if bsd is None or len(bsd.orders) != 2:
+        raise ValueError("the model has no bidirectional BSD (config.sgs='both')")
+    model.eval()
+    feats, _ = _bsd_passes(model, data.images)
+    cos = [F.cosine_similarity(a, b, dim=1).mean() for a, b in zip(*feats)]
+    x0, x1 = torch.cat(feats[0], 1), torch.cat(feats[1], 1)
+    w = bsd.fuse.weight
+    u0, u1 = x0 @ w[:, : x0.shape[1]].T, x1 @ w[:, x0.shape[1] :].T
+    cancel = (u0 + u1).norm(dim=1) / (u0.norm(dim=1) + u1.norm(dim=1)).clamp(min=1e-12)
+    return {
+        "pass_feat_cos": float(torch.stack(cos).mean()),
+        "pass_contrib_cos": float(F.cosine_similarity(u0, u1, dim=1).mean()),
+        "pass_cancel": float(cancel.mean()),
+    }
+
+
+@torch.no_grad()
+def semantic_reach(model: SSJDN, data: RetrievalData) -> dict[str, float]:
+    """How much LSD's semantic part enters the matching score (``lsd_combine`` "concat"/"prior").
+
+    The embedding is [residual ; semantic] (up to one norm), so the cosine is the sum of a residual
+    and a semantic term. ``sem_var_share``: variance of the semantic term over all image-caption
+    pairs / (its variance + the residual term's); ``mR_residual_only`` / ``mR_semantic_only``: mR
+    ranking by one term alone; ``sem_same_class_gap``: mean semantic term of same-class pairs minus
+    that of other-class pairs."""
+    lsd = model.lsd
+    if lsd is None or lsd.out_dim_factor != 2:
+        raise ValueError("the model has no concatenated LSD semantic part (lsd, lsd_mix > 0)")
+    model.eval()
+    img, txt = model.encode_images(data.images), model.encode_texts(data.flat_captions)
+    d = img.shape[1] // 2
+    res, sem = img[:, :d] @ txt[:, :d].T, img[:, d:] @ txt[:, d:].T
+    cap_lab = data.labels[torch.as_tensor(data.caption_image)]
+    same = data.labels[:, None] == cap_lab[None, :]
+    return {
+        "sem_var_share": float(sem.var() / (sem.var() + res.var()).clamp(min=1e-12)),
+        "mR_residual_only": retrieval_metrics(res, data.caption_image)["mR"],
+        "mR_semantic_only": retrieval_metrics(sem, data.caption_image)["mR"],
+        "sem_same_class_gap": float(sem[same].mean() - sem[~same].mean()),
+    }
 
 
 @torch.no_grad()

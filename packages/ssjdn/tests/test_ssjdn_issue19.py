@@ -1,0 +1,156 @@
+"""Issue 19's fixes and probes: SGS polarity, SFE contrast, the LSD gate, the diagnostics."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from ssjdn import SFE, SSJDN, SemanticDecoupling, SSJDNConfig, salience_suppression
+from ssjdn.diagnostics import pass_interplay, semantic_reach, suppression_focus, twin_masks
+from ssjdn.metrics import retrieval_metrics
+from ssjdn.scenes import make_multiscale_scenes
+
+TINY = {"embed_dim": 16, "proj_dim": 8, "small_channels": (4, 8, 8, 8)}
+
+
+def test_keep_salient_damps_the_non_salient_places() -> None:
+    """polarity="keep_salient": M = (1 - beta) + beta * A, the complement of the first reading's
+    damping, so the salient place is kept and the others are damped by beta."""
+    a = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    a[0, 0, 1, 2] = 0.8
+    a[1, 0, 3, 0] = 0.3
+    sup = salience_suppression(a, (4, 4), beta=0.6)
+    keep = salience_suppression(a, (4, 4), beta=0.6, polarity="keep_salient")
+    assert torch.allclose(keep, 1 - 0.6 * (1 - a), atol=0, rtol=0)
+    assert torch.allclose((1 - sup) + (1 - keep), torch.full_like(a, 0.6), atol=1e-15)
+    stretched = salience_suppression(a, (4, 4), beta=0.6, polarity="keep_salient", normalize=True)
+    assert float(stretched[0, 0, 1, 2]) == 1.0 and float(stretched[0, 0, 0, 0]) == 0.4
+
+
+def test_sfe_standardize_fixes_the_contrast_not_the_place() -> None:
+    """contrast="standardize": logit(A) has mean 0 and std 1 over each image's places, and scaling
+    the salience unit's weights by a positive factor leaves A unchanged (only where it points
+    is learned); without it the same scaling changes A."""
+    torch.manual_seed(0)
+    unit = SFE(6, True, "standardize").double()
+    p = torch.randn(3, 6, 5, 5, dtype=torch.float64)
+    a, f = unit(p)
+    z = torch.logit(a).flatten(1)
+    assert torch.allclose(z.mean(1), torch.zeros(3, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(z.std(1), torch.ones(3, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(f, (a * p).sum((2, 3)) / a.sum((2, 3)), atol=1e-12)
+    plain = SFE(6, True).double()
+    plain.load_state_dict(unit.state_dict())
+    a_plain = plain(p)[0]
+    with torch.no_grad():
+        for u in (unit, plain):
+            u.score.weight.mul_(7.0)
+            u.score.bias.mul_(7.0)
+    assert torch.allclose(unit(p)[0], a, atol=1e-6)
+    assert not torch.allclose(plain(p)[0], a_plain, atol=1e-3)
+
+
+def test_lsd_gate_follows_the_classifier_confidence() -> None:
+    """gate="confidence": a classifier with uniform outputs removes the semantic part (the
+    embedding is l2norm(v) padded with zeros); a certain classifier gives the ungated embedding."""
+    torch.manual_seed(0)
+    x, sem = torch.randn(4, 8, dtype=torch.float64), torch.randn(4, 8, dtype=torch.float64)
+    gated = SemanticDecoupling(8, 3, mix=0.5, gate="confidence").double()
+    plain = SemanticDecoupling(8, 3, mix=0.5).double()
+    with torch.no_grad():
+        gated.classifier.weight.zero_()
+        gated.classifier.bias.zero_()
+    e = gated.embed(x, sem)
+    assert torch.allclose(e[:, :8], F.normalize(x, dim=-1), atol=1e-15)
+    assert float(e[:, 8:].abs().max()) == 0.0
+    with torch.no_grad():
+        gated.classifier.weight.zero_()
+        gated.classifier.bias.copy_(torch.tensor([1e4, 0.0, 0.0]))
+    assert torch.allclose(gated.embed(x, sem), plain.embed(x, sem), atol=1e-12)
+
+
+def test_config_options_reach_the_model() -> None:
+    """sgs_polarity, sfe_contrast and lsd_gate reach BSD / SFE / LSD and change the outputs."""
+    d = make_multiscale_scenes(6, 32, seed=0)
+    base = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0)
+    keep = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_polarity="keep_salient"), seed=0)
+    std = SSJDN.from_data(d, SSJDNConfig(**TINY, sfe_contrast="standardize"), seed=0)
+    gate = SSJDN.from_data(d, SSJDNConfig(**TINY, lsd_gate="confidence"), seed=0)
+    assert keep.bsd.polarity == "keep_salient" and gate.lsd.gate == "confidence"
+    assert all(u.contrast == "standardize" for chain in std.bsd.chains for u in chain)
+    with torch.no_grad():
+        v0 = base.image_features(d.images)[0]
+        for other in (keep, std):
+            assert not torch.allclose(other.image_features(d.images)[0], v0)
+        assert not torch.allclose(gate.encode_images(d.images), base.encode_images(d.images))
+
+
+def test_twin_masks_find_the_small_objects() -> None:
+    """twin_masks: every image of a twin-only draw gets a non-empty mask covering a small share
+    of the image, and the mask is the same for both twins (they share the placement)."""
+    d = make_multiscale_scenes(20, 64, seed=3, twin_fraction=1.0)
+    idx, masks = twin_masks(d)
+    assert list(idx) == list(range(20)) and masks.shape == (20, 64, 64)
+    share = masks.float().mean((1, 2))
+    assert bool((share > 0).all()) and float(share.max()) < 0.04
+    flat = d.images.flatten(1)
+    twin = torch.cdist(flat, flat, p=1).fill_diagonal_(float("inf")).argmin(1)
+    assert torch.equal(masks, masks[twin])
+    with pytest.raises(ValueError, match="no twin images"):
+        twin_masks(make_multiscale_scenes(6, 32, seed=0, twin_fraction=0.0))
+
+
+def test_pass_interplay_detects_duplicate_and_cancelling_passes() -> None:
+    """Without SFE and suppression both passes pool the same features (cosine 1); with the
+    second pass's fusion block the negative of the first's they cancel exactly (pass_cancel 0)."""
+    d = make_multiscale_scenes(8, 32, seed=1)
+    m = SSJDN.from_data(d, SSJDNConfig(**TINY, sfe=False, sgs_beta=0.0), seed=0).double()
+    data = type(d)(d.images.double(), d.captions, d.labels, d.class_names)
+    out = pass_interplay(m, data)
+    assert out["pass_feat_cos"] == pytest.approx(1.0, abs=1e-12)
+    with torch.no_grad():
+        w = m.bsd.fuse.weight
+        half = w.shape[1] // 2
+        w[:, half:] = w[:, :half]
+    out = pass_interplay(m, data)
+    assert out["pass_contrib_cos"] == pytest.approx(1.0, abs=1e-12)
+    assert out["pass_cancel"] == pytest.approx(1.0, abs=1e-12)
+    with torch.no_grad():
+        w[:, half:] = -w[:, :half]
+    out = pass_interplay(m, data)
+    assert out["pass_cancel"] == pytest.approx(0.0, abs=1e-12)
+    assert out["pass_contrib_cos"] == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_suppression_focus_sees_a_map_that_marks_the_small_objects() -> None:
+    """A salience map equal to the small-object mask has a large positive contrast there and
+    SGS ("suppress_salient") damps the small objects more than the rest; "keep_salient" less."""
+    d = make_multiscale_scenes(10, 64, seed=2, twin_fraction=1.0)
+    _, masks = twin_masks(d)
+    out = {}
+    for polarity in ("suppress_salient", "keep_salient"):
+        m = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_polarity=polarity), seed=0)
+        # the finest scale's salience: exactly the mask, pooled to its resolution
+        planted = F.avg_pool2d(masks[:, None].float(), 2)
+        unit = m.bsd.chains[0][0]
+        unit.forward = lambda p, suppress=None, _a=planted: (_a[: p.shape[0]], p.mean((2, 3)))
+        out[polarity] = suppression_focus(m, d)
+    assert out["suppress_salient"]["small_z_p0_s1"] > 3
+    assert out["suppress_salient"]["damp_small_ratio"] > 2
+    assert out["keep_salient"]["damp_small_ratio"] < 0.5
+
+
+def test_semantic_reach_splits_the_similarity() -> None:
+    """semantic_reach: ranking by the residual part alone is ranking by cos(v, t), and the
+    variance share lies in [0, 1]."""
+    d = make_multiscale_scenes(12, 32, seed=4)
+    m = SSJDN.from_data(d, SSJDNConfig(**TINY, lsd_mix=0.5), seed=0).eval()
+    out = semantic_reach(m, d)
+    with torch.no_grad():
+        v = F.normalize(m.image_features(d.images)[0], dim=-1)
+        t = F.normalize(m.text(*m.text.tokenize(d.flat_captions)), dim=-1)
+    expect = retrieval_metrics(v @ t.T, d.caption_image)["mR"]
+    assert out["mR_residual_only"] == pytest.approx(expect, abs=1e-9)
+    assert 0.0 <= out["sem_var_share"] <= 1.0
+    assert np.isfinite(out["mR_semantic_only"])
+    with pytest.raises(ValueError, match="no concatenated LSD"):
+        semantic_reach(SSJDN.from_data(d, SSJDNConfig(**TINY, lsd=False), seed=0), d)
