@@ -185,10 +185,24 @@ def test_grid_table_pivots_sparsities_and_pairs_seven_with_each_method() -> None
     assert grid_table(res, "other task") == ""
 
 
+def _tiny_text_task(monkeypatch) -> None:
+    """The epoch grid on 32 / 16 synthetic sentences and a tiny BERT instead of MiniLM."""
+    import seven_prune.bench as bench
+    from seven_prune.data import synthetic_sentiment
+
+    monkeypatch.setattr(
+        bench,
+        "_text_data",
+        lambda cfg: (synthetic_sentiment(32, seed=0), synthetic_sentiment(16, seed=1)),
+    )
+    monkeypatch.setattr(
+        "seven_prune.models.load_minilm_classifier", lambda seed: tiny_bert(seed=seed)
+    )
+
+
 def test_epoch_grid_runs_in_chunks_and_resumes_to_the_full_plan(tmp_path, monkeypatch) -> None:
     """run_epoch_bench: a chunk stops at its time limit, labels its report PARTIAL, resumes."""
     import seven_prune.bench as bench
-    from seven_prune.data import synthetic_sentiment
 
     ran = []
     clock = [0.0]
@@ -200,14 +214,7 @@ def test_epoch_grid_runs_in_chunks_and_resumes_to_the_full_plan(tmp_path, monkey
 
     monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
     monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(
-        bench,
-        "_text_data",
-        lambda cfg: (synthetic_sentiment(32, seed=0), synthetic_sentiment(16, seed=1)),
-    )
-    monkeypatch.setattr(
-        "seven_prune.models.load_minilm_classifier", lambda seed: tiny_bert(seed=seed)
-    )
+    _tiny_text_task(monkeypatch)
     plan = (("SEVEN_dyn", 0.8), ("dense", 0.0), ("magnitude (GMP)", 0.8))
     monkeypatch.setattr(bench, "EPOCH_PLAN", plan)
     orig = bench.epoch_config
@@ -355,7 +362,6 @@ def test_epoch_bench_of_chosen_methods_has_its_own_cache_and_pairs_with_a_refere
     cache; the report pairs them by seed with the reference file's runs."""
     import seven_prune.bench as bench
     from maskloop import report
-    from seven_prune.data import synthetic_sentiment
 
     ran = []
 
@@ -364,14 +370,7 @@ def test_epoch_bench_of_chosen_methods_has_its_own_cache_and_pairs_with_a_refere
         return {"accuracy": 0.50 + 0.01 * seed, "overhead_run": 0.01}
 
     monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
-    monkeypatch.setattr(
-        bench,
-        "_text_data",
-        lambda cfg: (synthetic_sentiment(32, seed=0), synthetic_sentiment(16, seed=1)),
-    )
-    monkeypatch.setattr(
-        "seven_prune.models.load_minilm_classifier", lambda seed: tiny_bert(seed=seed)
-    )
+    _tiny_text_task(monkeypatch)
     ref = report.Results("seven-prune", "seven-prune bench --budget epoch", {})
     for seed, acc in ((0, 0.75), (1, 0.80), (2, 0.70)):
         ref.add(

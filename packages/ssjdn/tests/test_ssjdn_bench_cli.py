@@ -35,15 +35,19 @@ def test_bench_tiny_writes_report_and_resumes(
     cached = sorted((tmp_path / "cache").glob("*/*/*.json"))
     assert len(cached) == 6
     stamps = [p.stat().st_mtime_ns for p in cached]
-    again = run_bench(
-        tmp_path,
-        seeds=2,
-        settings=TINY,
-        methods=METHODS,
-        progress=False,
-        resume=True,
-        time_evaluation=False,
-    )
+
+    def resume() -> dict:
+        return run_bench(
+            tmp_path,
+            seeds=2,
+            settings=TINY,
+            methods=METHODS,
+            progress=False,
+            resume=True,
+            time_evaluation=False,
+        )
+
+    again = resume()
     assert [p.stat().st_mtime_ns for p in cached] == stamps
     assert again["results"].values("mR", "AMFMN-style") == out["results"].values(
         "mR", "AMFMN-style"
@@ -52,15 +56,7 @@ def test_bench_tiny_writes_report_and_resumes(
     # committed): resuming skips the example figures' model instead of failing
     for weights in (tmp_path / "cache").glob("*/*/*.model/model.safetensors"):
         weights.unlink()
-    third = run_bench(
-        tmp_path,
-        seeds=2,
-        settings=TINY,
-        methods=METHODS,
-        progress=False,
-        resume=True,
-        time_evaluation=False,
-    )
+    third = resume()
     assert [p.stat().st_mtime_ns for p in cached] == stamps
     assert third["results"].values("mR", "+SFE") == out["results"].values("mR", "+SFE")
     # a time limit leaves the rest for --resume and says so
