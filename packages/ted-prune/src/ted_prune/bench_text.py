@@ -82,16 +82,20 @@ class _EpochClock(Callback):
 
 class _OutOfTime(Callback):
     """Ends `fit` at an epoch boundary when the next epoch (and, after the last, the test pass) is
-    predicted to end after the chunk's time: per-sample seconds of the last epoch (or
-    `sample_seconds` before any) times the next epoch's planned size. Runs after `Checkpoint`'s
-    load (order 110), so it sees a resumed run's epoch."""
+    predicted to end after the chunk's time: per-sample seconds of the last epoch (its time over
+    the size it actually selected, `done_sizes`; or `sample_seconds` before any) times the next
+    epoch's planned size. The actual size matters for InfoBatch, whose planned sizes are only
+    estimates (its pruning epoch keeps far more than `keep * N`): dividing by the plan inflated the
+    rate ~5-fold and no chunk would start its next epoch. Runs after `Checkpoint`'s load (order
+    110), so it sees a resumed run's epoch."""
 
     order = 110
 
     def __init__(self, time_left: Callable[[], float], clock: _EpochClock, sizes: list[int],
-                 sample_seconds: float | None, n_test: int) -> None:  # fmt: skip
+                 sample_seconds: float | None, n_test: int,
+                 done_sizes: Callable[[], list[int]]) -> None:  # fmt: skip
         self.time_left, self.clock, self.sizes = time_left, clock, sizes
-        self.sample_seconds, self.n_test = sample_seconds, n_test
+        self.sample_seconds, self.n_test, self.done_sizes = sample_seconds, n_test, done_sizes
 
     def _stop(self, state: LoopState) -> bool:
         e = state.epoch
@@ -99,7 +103,10 @@ class _OutOfTime(Callback):
             return False
         per = self.sample_seconds
         if self.clock.seconds:
-            per = self.clock.seconds[-1] / max(self.sizes[len(self.clock.seconds) - 1], 1)
+            last = len(self.clock.seconds) - 1
+            done = self.done_sizes()
+            size = done[last] if last < len(done) else self.sizes[last]
+            per = self.clock.seconds[-1] / max(size, 1)
         if per is None:
             return False
         need = per * self.sizes[e] + (per * self.n_test / 3 if e == state.epochs - 1 else 0.0)
@@ -187,8 +194,9 @@ def minilm_run(
     if checkpoint is not None:
         callbacks.append(Checkpoint(checkpoint))
     if time_left is not None:
+        done_sizes = lambda: [int(r["selected"]) for r in pruner.log]  # noqa: E731
         callbacks.append(_OutOfTime(time_left, clock, pruner.planned_sizes(), sample_seconds,
-                                    n_test))  # fmt: skip
+                                    n_test, done_sizes))  # fmt: skip
     fit(model, loader, epochs=epochs, optimizer=opt, callbacks=callbacks, progress=progress)
     if pruner.epoch < epochs:  # stopped for time: resumes from the checkpoint
         return None
