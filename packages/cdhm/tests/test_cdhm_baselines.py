@@ -206,7 +206,7 @@ def test_cli_every_option_has_help_and_shared_flags():
                 seen.update(action.option_strings)
     for flag in ("--quick", "--out", "--resume", "--seed", "--threads", "--seeds", "--select",
                  "--max-minutes", "--tier", "--methods", "--front-end", "--summary-json", "--cwru",
-                 "--cwru-root", "--validate"):  # fmt: skip
+                 "--cwru-root", "--validate", "--val-seeds", "--name"):  # fmt: skip
         assert flag in seen
     args = parser.parse_args(["bench", "--quick"])
     assert str(args.out) == "cdhm-bench" and not args.resume and args.threads == 2
@@ -248,6 +248,18 @@ def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
         assert main(["bench", "--validate", *extra]) == 2  # its seeds and tasks are its own
     assert len(calls) == n
     assert not {(0, 2), (1, 3), (3, 0)} & set(kw["config"].tasks)  # never a test task
+    argv = ["bench", "--validate", "--val-seeds", "6", "--name", "cdhm_validate_swap"]
+    assert main([*argv, "--methods", "CDHM,CDHM+div0.3"]) == 0
+    kw = calls[-1]
+    assert kw["config"].seeds == [100, 101, 102, 103, 104, 105]
+    assert kw["name"] == "cdhm_validate_swap" and kw["config"].methods == ("CDHM", "CDHM+div0.3")
+    assert kw["command"] == (
+        "cdhm bench --validate --val-seeds 6 --methods 'CDHM,CDHM+div0.3' --name cdhm_validate_swap"
+    )
+    n = len(calls)
+    assert main(["bench", "--quick", "--val-seeds", "4"]) == 2  # only with --validate
+    assert main(["bench", "--quick", "--name", "../x"]) == 2  # a file name stem, not a path
+    assert len(calls) == n
     with pytest.raises(SystemExit):
         main(["bench", "--seeds", "0"])
 
@@ -273,6 +285,8 @@ def test_default_alignment_is_mmd_and_keys_the_bench_cache(monkeypatch):
     # an option added later stays out of the key at its "off" value: earlier caches stay valid
     assert "align_warmup" not in json.loads(key)["cdhm_defaults"]
     assert "lambda_ent" not in json.loads(key)["cdhm_defaults"]
+    assert "lambda_div" not in json.loads(key)["cdhm_defaults"]
+    assert "align_gate" not in json.loads(key)["cdhm_defaults"]
     monkeypatch.setattr(
         cdhm.bench, "CDHMClassifier", functools.partial(CDHMClassifier, align_warmup=0.3)
     )

@@ -319,3 +319,88 @@ def test_lmmd_term_options_reject_bad_values(toy, kwargs, match):
     a, _ = toy
     with pytest.raises(ValueError, match=match):
         CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
+
+
+def test_diversity_term_enters_the_loss_as_written(toy):
+    """CDHMClassifier(lambda_div): the step loss is the plain loss + lambda_div w(p)
+    (log K - H(mean_j softmax f(s_T^j))) over the batch's target windows; the gap is 0 for a
+    uniform mean prediction and log K when every window gets one class."""
+    import math
+
+    import pyro
+    from cdhm.models import ganin_lambda
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    est = CDHMClassifier(lambda_div=0.7, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["target_diversity_gap"]).all()
+    net = est.net_
+    ia, ib = np.linspace(0, len(a) - 1, 8).astype(int), np.linspace(0, len(b) - 1, 8).astype(int)
+    xs, xt = est._tensor(a.x[ia]), est._tensor(b.x[ib])
+    batch = {
+        "xs": xs,
+        "ys": torch.from_numpy(np.searchsorted(est.classes_, a.y[ia])),
+        "cs": torch.zeros(8, dtype=torch.long),
+        "xt": xt,
+        "ct": torch.ones(8, dtype=torch.long),
+    }
+    progress = 0.4
+    pyro.set_rng_seed(3)
+    loss, logs = est._step(batch, progress)
+    plain_est = CDHMClassifier(**kw)
+    plain_est.net_ = net
+    pyro.set_rng_seed(3)
+    plain, _ = plain_est._step(batch, progress)
+    with torch.no_grad():
+        post = net.encode(torch.cat([xs, xt]), torch.cat([batch["cs"], batch["ct"]]))
+        p_bar = torch.softmax(net.fault_head(post["s_loc"][8:, -1]), -1).double().mean(0)
+    gap = math.log(4) - float(-(p_bar * p_bar.log()).sum())
+    assert logs["target_diversity_gap"] == pytest.approx(gap, rel=1e-4, abs=1e-6)
+    expected = float(plain.detach()) + 0.7 * ganin_lambda(progress) * gap
+    assert 0.7 * ganin_lambda(progress) * gap > 1e-4  # detectable
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    # the gap's two ends, written out: uniform -> 0, one class -> log K
+    uni = torch.full((4,), 0.25, dtype=torch.float64)
+    assert float(math.log(4) + (uni * uni.log()).sum()) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lambda_div"):
+        CDHMClassifier(n_segments=4, epochs=1, lambda_div=-0.1).fit(a.x, a.y)
+
+
+def test_align_gate_holds_alignment_until_the_source_accuracy_forms(toy):
+    """align_gate: the running source accuracy a <- 0.8 a + 0.2 acc opens the gate once it reaches
+    the threshold; the schedule is 0 before and the Ganin ramp from the opening point after."""
+    from cdhm.models import ganin_lambda
+
+    a, b = toy
+    est = CDHMClassifier(n_segments=4, s_dim=4, z_dim=4, hidden=16, align_gate=0.5)
+    net = est._build(128, 4, 2)
+    assert float(net.gate_open) == -1.0 and float(net.gate_acc) == 0.0
+    ws = [est._gate(net, 1.0, p) for p in (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)]
+    # a = 0.2, 0.36, 0.488, 0.5904 -> opens at the 4th step (p = 0.3)
+    assert ws[:3] == [0.0, 0.0, 0.0]
+    assert float(net.gate_open) == pytest.approx(0.3)
+    assert ws[3] == 0.0 and ws[4] == pytest.approx(ganin_lambda(0.2 / 0.7))
+    assert ws[5] == pytest.approx(ganin_lambda(1.0))
+    est._gate(net, 0.0, 1.0)  # the gate never closes again
+    assert float(net.gate_open) == pytest.approx(0.3)
+    # a gate the toy source cannot reach keeps every alignment weight at 0 during fit
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16}
+    shut = CDHMClassifier(align_gate=0.999999, **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert shut.history_["align_weight"] == [0.0, 0.0]
+    assert all(0.0 <= v <= 1.0 for v in shut.history_["gate_acc"])
+    # off (0) builds no gate buffers: state_dict keys of the default are unchanged
+    assert "gate_acc" not in CDHMClassifier()._build(128, 4, 2).state_dict()
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="align_gate must be in"):
+            CDHMClassifier(align_gate=bad, **kw).fit(a.x, a.y)
+
+
+def test_align_gate_model_saves_and_loads(toy, tmp_path):
+    """A model fit with align_gate > 0 keeps its gate buffers through save / load."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16}
+    est = CDHMClassifier(align_gate=0.3, **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    back = CDHMClassifier.load(est.save(tmp_path / "m"))
+    assert float(back.net_.gate_acc) == float(est.net_.gate_acc)
+    np.testing.assert_array_equal(back.predict_proba(b.x), est.predict_proba(b.x))

@@ -33,6 +33,7 @@ argmax f(E_q[s_T]) with no sampling.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -291,6 +292,23 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     (entropy minimisation, Grandvalet & Bengio 2005; w(p) the alignment schedule): it assumes the
     target classes are separated by low-density regions of s, and pushes target windows away from
     the fault head's decision boundaries.
+
+    Against the class swap of a noisy source (issue 18, D->A; see the README's "Diagnosis of the
+    D->A class swap"), two more options, both off by default. ``lambda_div > 0`` adds
+    lambda_div * w(p) * (log K - H(mean_j softmax(f(s_T^j)))) over the target windows j of the
+    batch (the diversity half of information maximisation, Hu et al. 2017 / SHOT, Liang et al.
+    2020; K classes, w(p) the alignment schedule): it is 0 when the batch's mean prediction is
+    uniform and log K when every target window gets one class. It assumes the target classes are
+    roughly balanced (as in every simulated and CWRU task here); under label shift it pushes
+    predictions towards the wrong proportions. ``align_gate`` in [0, 1) (0: off) holds the
+    alignment weight (and the ``lambda_ent`` / ``lambda_div`` terms, which share its schedule) at
+    0 until the fault head's running training accuracy on the source (an exponential moving
+    average over batches, factor 0.8) reaches ``align_gate``, then runs the Ganin ramp over the
+    rest of training from that point (:meth:`_gate`). Unlike ``align_warmup`` (a fixed fraction)
+    it waits only as long as the source classes take to form: a few epochs on a clean source,
+    half of training on a 0 dB one. It assumes that a fault head that fits its source batches has
+    separated the classes in s. The gate's state lives in two buffers of ``net_`` (saved with the
+    weights and by ``maskloop.Checkpoint``).
     """
 
     def __init__(
@@ -313,6 +331,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         lambda_ent: float = 0.0,
         lambda_lmmd: float = 0.0,
         lmmd_start: float = 0.5,
+        lambda_div: float = 0.0,
+        align_gate: float = 0.0,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -342,6 +362,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.lambda_ent = lambda_ent
         self.lambda_lmmd = lambda_lmmd
         self.lmmd_start = lmmd_start
+        self.lambda_div = lambda_div
+        self.align_gate = align_gate
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -359,8 +381,10 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             "lambda_hsic",
             "lambda_ent",
             "lambda_lmmd",
+            "lambda_div",
         ):
             check_real(name, getattr(self, name), low=0.0)
+        check_fraction("align_gate", self.align_gate, meaning="(source training accuracy)")
         check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
         check_fraction("align_warmup", self.align_warmup, meaning="of training without alignment")
         check_fraction("lmmd_start", self.lmmd_start, meaning="of training before the LMMD term")
@@ -374,7 +398,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
 
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> CDHMNet:
         s, z = (self.s_dim + self.z_dim, 0) if self.entangled else (self.s_dim, self.z_dim)
-        return CDHMNet(
+        net = CDHMNet(
             segment_length,
             self.n_segments,
             n_classes,
@@ -384,6 +408,10 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             self.hidden,
             temporal_prior=self.temporal_prior,
         )
+        if self.align_gate > 0:  # running source accuracy; progress at which the gate opened
+            net.register_buffer("gate_acc", torch.zeros(()))
+            net.register_buffer("gate_open", torch.full((), -1.0))
+        return net
 
     def _step(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict]:
         net: CDHMNet = self.net_  # type: ignore[assignment]
@@ -419,8 +447,13 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         d_al = (~mask).float()
         if self.align_steps == "all":
             d_al = d_al.repeat_interleave(s_all.shape[1])
+        with torch.no_grad():
+            src_acc = float((net.fault_head(s_T[:ns]).argmax(-1) == ys).float().mean())
+        w_sched = self._gate(net, src_acc, progress) if self.align_gate > 0 else None
+        if w_sched is None:
+            w_sched = self._align_weight(progress)
         if self.alignment is not None and "xt" in batch:
-            lam = self._align_weight(progress)
+            lam = w_sched
             if self.alignment == "dann":
                 d_logit = net.domain_head(grad_reverse(s_al, lam)).squeeze(-1)
                 align = F.binary_cross_entropy_with_logits(d_logit, d_al)
@@ -452,16 +485,24 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         if self.lambda_ent > 0 and "xt" in batch:
             p_t = F.log_softmax(net.fault_head(s_T[ns:]), -1)
             ent = -(p_t.exp() * p_t).sum(-1).mean()
-            loss = loss + self.lambda_ent * self._align_weight(progress) * ent
+            loss = loss + self.lambda_ent * w_sched * ent
             logs["target_entropy"] = float(ent.detach())
+        if self.lambda_div > 0 and "xt" in batch:
+            # diversity: log K - H(mean target prediction), 0 when the batch is spread evenly
+            p_bar = F.softmax(net.fault_head(s_T[ns:]), -1).mean(0)
+            div = math.log(p_bar.shape[-1]) + (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()
+            loss = loss + self.lambda_div * w_sched * div
+            logs["target_diversity_gap"] = float(div.detach())
         if self.lambda_hsic > 0 and len(torch.unique(c)) > 1:
             # independence of s and the working condition (HSIC with a one-hot kernel on c)
             onehot = F.one_hot(c, net.n_cond).to(s_all.dtype)
             dep = sum(hsic(s_all[:, t], onehot) for t in range(s_all.shape[1])) / s_all.shape[1]
             loss = loss + self.lambda_hsic * dep
             logs["hsic_s_c"] = float(dep.detach())
-        with torch.no_grad():
-            logs["source_acc"] = float((net.fault_head(s_T[:ns]).argmax(-1) == ys).float().mean())
+        logs["source_acc"] = src_acc
+        if self.align_gate > 0:
+            logs["gate_acc"] = float(net.gate_acc)
+            logs["schedule_weight"] = w_sched
         logs["loss"] = float(loss.detach())
         logs["beta"] = beta
         return loss, logs
@@ -473,6 +514,18 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         if progress < w:
             return 0.0
         return ganin_lambda((progress - w) / (1.0 - w))
+
+    def _gate(self, net: CDHMNet, source_acc: float, progress: float) -> float:
+        """The ``align_gate`` schedule: update the running source accuracy a <- 0.8 a + 0.2 acc;
+        the gate opens (once) at the first step with a >= align_gate; the weight is 0 before and
+        the Ganin ramp of (p - p_open) / (1 - p_open) after."""
+        net.gate_acc.mul_(0.8).add_(0.2 * source_acc)
+        if float(net.gate_open) < 0 and float(net.gate_acc) >= self.align_gate:
+            net.gate_open.fill_(progress)
+        p0 = float(net.gate_open)
+        if p0 < 0:
+            return 0.0
+        return ganin_lambda((progress - p0) / max(1e-12, 1.0 - p0))
 
     def _lmmd_weight(self, progress: float) -> float:
         """The schedule of the ``lambda_lmmd`` term: 0 before ``lmmd_start``, then the Ganin ramp

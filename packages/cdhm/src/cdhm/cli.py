@@ -138,6 +138,9 @@ def _bench(args: argparse.Namespace) -> int:
     from cdhm.data import DOMAIN_TIERS, transfer_tasks
 
     seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.val_seeds != len(VALIDATION_SEEDS) and not args.validate:
+        print("cdhm bench: --val-seeds needs --validate", file=sys.stderr)
+        return 2
     if args.validate and (args.select or args.quick or args.seed or args.seeds != 5):
         print(
             "cdhm bench: --validate runs its own seeds (100-102) and tasks; it cannot be combined "
@@ -170,8 +173,9 @@ def _bench(args: argparse.Namespace) -> int:
         )
     name = "cdhm_select" if args.select else "cdhm"
     if args.validate:
+        val_seeds = list(range(VALIDATION_SEEDS[0], VALIDATION_SEEDS[0] + args.val_seeds))
         config = BenchConfig(
-            seeds=list(VALIDATION_SEEDS),
+            seeds=val_seeds,
             tasks=list(VALIDATION_TASKS),
             tier=args.tier,
             front_end=args.front_end,
@@ -179,11 +183,22 @@ def _bench(args: argparse.Namespace) -> int:
             ablations=False,
         )
         cmd = cmd.replace(" --quick", "") + " --validate"
+        if args.val_seeds != len(VALIDATION_SEEDS):
+            cmd += f" --val-seeds {args.val_seeds}"
         name = "cdhm_validate"
     if args.methods:
         chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
         config.methods, config.ablations, config.variants = chosen, False, False
         cmd += f" --methods '{args.methods}'"
+    if args.name is not None:
+        if not args.name or any(ch in args.name for ch in "/\\ ") or args.name.startswith("."):
+            print(
+                f"cdhm bench: --name must be a plain file name stem, got {args.name!r}",
+                file=sys.stderr,
+            )
+            return 2
+        name = args.name
+        cmd += f" --name {args.name}"
     _, text = run_bench(
         quick=args.quick,
         out=args.out,
@@ -261,9 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--validate",
         action="store_true",
         help="the training-schedule variants (alignment warm-up, longer KL annealing) vs the "
-        "default CDHM on fresh recordings (dev seeds 100-102) of pseudo-target tasks A->B, B->C, "
+        "default CDHM on fresh recordings (dev seeds 100-102, see --val-seeds) of pseudo-target tasks A->B, B->C, "
         "D->B, D->C (the quick suite's test targets excluded; the full grid holds these "
         "domain pairs, never these recordings) -> <out>/cdhm_validate.*",
+    )
+    p_bench.add_argument(
+        "--val-seeds",
+        type=positive_int,
+        default=3,
+        help="with --validate: number of validation seeds, 100 to 99 + N (default 3: 100-102; "
+        "fresh recordings that no test run simulates)",
     )
     p_bench.add_argument(
         "--cwru",
@@ -278,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --cwru (implied): read the real CWRU 12 kHz drive-end files <number>.mat "
         "from DIR instead of generating them (the same files for every seed)",
+    )
+    p_bench.add_argument(
+        "--name",
+        default=None,
+        help="base name of the report and cache files <out>/<name>.{md,json,png}, "
+        "<name>_cache.json (default: cdhm, cdhm_select or cdhm_validate)",
     )
     p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
