@@ -297,17 +297,7 @@ def run_ablation(
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     res = report.Results("lnpt", command, config=asdict(acfg))
-    # Units are cached arm by arm (`unit_key`), so the variant / reference / seed lists are not part
-    # of the fingerprint: adding a variant reuses every arm already run. How the results are read
-    # (report, rule, incumbent) does not change them either.
-    fixed = {
-        k: v
-        for k, v in asdict(acfg).items()
-        if k not in ("models", "seeds", "variants", "references", "report", "rule", "incumbent")
-    }
-    if not fixed["bench"]["label_free"]:  # keys of runs made before the option existed
-        fixed["bench"].pop("label_free")
-    key = json.dumps(fixed, sort_keys=True, default=str)
+    key = cache_key(acfg)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
     left = run_cached_units(
         res,
@@ -325,6 +315,21 @@ def run_ablation(
     chosen = choose(res, acfg)
     _write_ablation(res, acfg, chosen, left, out)
     return res, chosen
+
+
+def cache_key(acfg: AblationConfig) -> str:
+    """What decides every arm of the ablation besides its own options (the cache files are named
+    by `report_hash(cache_key(acfg) + model)`). Units are cached arm by arm (`unit_key`), so the
+    variant / reference / seed lists are not part of it: adding a variant reuses every arm already
+    run. How the results are read (report, rule, incumbent) does not change them either."""
+    fixed = {
+        k: v
+        for k, v in asdict(acfg).items()
+        if k not in ("models", "seeds", "variants", "references", "report", "rule", "incumbent")
+    }
+    if not fixed["bench"]["label_free"]:  # keys of runs made before the option existed
+        fixed["bench"].pop("label_free")
+    return json.dumps(fixed, sort_keys=True, default=str)
 
 
 def report_hash(text: str) -> str:
