@@ -74,6 +74,7 @@ def test_parser_walk_every_action_has_help():
         (["--models", "cnn", "mlp", "cnn"], "--models lists cnn more than once"),
         (["--ablation-training", "previous"], "--ablation-training only applies with"),
         (["--ablation", "--variants", "one-shot"], "--variants must include the current default"),
+        (["--ablation", "--variants", DEFAULT_VARIANT, "spatial"], "unpooled feature maps"),
     ],
     ids=[
         "variants-without-ablation",
@@ -84,6 +85,7 @@ def test_parser_walk_every_action_has_help():
         "duplicate-model",
         "ablation-training-without-ablation",
         "paired-rule-without-default",
+        "spatial-on-mlp",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):
@@ -266,8 +268,9 @@ def test_ablation_configs_current_training_and_the_record():
         ({"variants": ("one-shot",)}, "incumbent"),
         ({"report": "../x"}, "report"),
         ({"seeds": 0}, "seeds"),
+        ({"variants": (DEFAULT_VARIANT, "spatial")}, "unpooled feature maps"),
     ],
-    ids=["model", "variant", "rule", "incumbent-missing", "report-path", "seeds"],
+    ids=["model", "variant", "rule", "incumbent-missing", "report-path", "seeds", "spatial-mlp"],
 )
 def test_ablation_config_rejects_bad_fields(kw, says):
     with pytest.raises(ValueError, match=says):

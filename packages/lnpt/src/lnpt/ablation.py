@@ -11,7 +11,7 @@ through `BenchConfig()`: soft KD at tau 4, no feature term) and decides by `choo
 differences to the current default, the rule written before its results were read).
 `AblationConfig.previous_training()` (`--ablation-training previous`, report `lnpt_ablation`) is the
 first ablation, kept as the record: it pins the previous objective (feature gap + soft KD) and chose
-by the best mean (`best_variant`); the default it chose was re-examined by the first.
+by the best mean (`best_variant`); the default it chose is the incumbent the re-run tested.
 
 `anatomy` records, on one seed, where each method's mask keeps its weights: per-layer density at
 every sparsity, effective density (kept weights still on an input-output path), dead units, and how
@@ -58,8 +58,10 @@ __all__ = [
     "AblationConfig",
     "PairedChoice",
     "anatomy",
+    "cache_key",
     "choose",
     "choose_paired",
+    "paired_readings",
     "run_ablation",
 ]
 
@@ -191,6 +193,13 @@ class AblationConfig:
         bad = [v for v in (*self.variants, self.incumbent) if v not in VARIANTS]
         if bad:
             raise ValueError(f"variants {bad} unknown; choose from {sorted(VARIANTS)}")
+        flat = [m for m in self.models if MODELS[m].spatial_layer is None]
+        spatial = [v for v in self.variants if VARIANTS[v].get("spatial")]
+        if flat and spatial:
+            raise ValueError(
+                f"variants {spatial} need unpooled feature maps, which models {flat} do not have; "
+                "leave those models out (e.g. models=('cnn', 'cnn1d'))"
+            )
         if self.rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
         if self.rule == "paired" and self.incumbent not in self.variants:

@@ -175,6 +175,10 @@ def _bench(args: argparse.Namespace) -> int:
                     f"--variants must include the current default {acfg.incumbent} (the paired "
                     "rule measures every variant against it)"
                 )
+            try:
+                acfg.check()
+            except ValueError as e:
+                args._parser.error(str(e))
             command = (
                 "lnpt bench --ablation"
                 + (" --ablation-training previous" if previous else "")
