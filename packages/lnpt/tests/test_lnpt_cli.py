@@ -74,7 +74,6 @@ def test_parser_walk_every_action_has_help():
         (["--models", "cnn", "mlp", "cnn"], "--models lists cnn more than once"),
         (["--ablation-training", "previous"], "--ablation-training only applies with"),
         (["--ablation", "--variants", "one-shot"], "--variants must include the current default"),
-        (["--ablation", "--variants", DEFAULT_VARIANT, "spatial"], "unpooled feature maps"),
     ],
     ids=[
         "variants-without-ablation",
@@ -85,7 +84,6 @@ def test_parser_walk_every_action_has_help():
         "duplicate-model",
         "ablation-training-without-ablation",
         "paired-rule-without-default",
-        "spatial-on-mlp",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):
@@ -204,7 +202,7 @@ def _val_results(rows):
 def test_choose_paired_keeps_the_default_unless_a_variant_is_ahead_and_not_worse():
     """choose_paired: a higher mean is not enough; ahead (CI above 0) on one model, not worse on
     any (mean Δ >= -1 point, CI not below 0); the best qualifying mean Δ wins."""
-    from lnpt.ablation import choose_paired, paired_readings
+    from lnpt.ablation import applies, choose_paired, paired_readings
 
     d = DEFAULT_VARIANT
     base = {"mlp": [0.90, 0.92, 0.94], "cnn": [0.80, 0.70, 0.90]}
@@ -231,6 +229,16 @@ def test_choose_paired_keeps_the_default_unless_a_variant_is_ahead_and_not_worse
     res = _val_results([*rows, *[("mlp", "one-shot", s, 0.99) for s in range(3)]])
     readings = paired_readings(res, ("mlp", "cnn"), (*variants, "one-shot"), d)
     assert "one-shot" not in {c.variant for c in readings}
+    # ... unless it does not apply there: `spatial` (unpooled maps) is read on the CNN only
+    res = _val_results(
+        [*rows, *[("cnn", "spatial", s, a + 0.03) for s, a in enumerate(base["cnn"])]]
+    )
+    assert (
+        not applies("spatial", "mlp") and applies("spatial", "cnn") and applies("one-shot", "mlp")
+    )
+    (sp,) = [c for c in paired_readings(res, ("mlp", "cnn"), ("spatial",), d)]
+    assert set(sp.deltas) == {"cnn"} and sp.qualifies and abs(sp.mean_delta - 0.03) < 1e-12
+    assert choose_paired(res, ("mlp", "cnn"), (*variants, "spatial"), d) == "spatial"
 
 
 def test_ablation_configs_current_training_and_the_record():
@@ -268,9 +276,8 @@ def test_ablation_configs_current_training_and_the_record():
         ({"variants": ("one-shot",)}, "incumbent"),
         ({"report": "../x"}, "report"),
         ({"seeds": 0}, "seeds"),
-        ({"variants": (DEFAULT_VARIANT, "spatial")}, "unpooled feature maps"),
     ],
-    ids=["model", "variant", "rule", "incumbent-missing", "report-path", "seeds", "spatial-mlp"],
+    ids=["model", "variant", "rule", "incumbent-missing", "report-path", "seeds"],
 )
 def test_ablation_config_rejects_bad_fields(kw, says):
     with pytest.raises(ValueError, match=says):
