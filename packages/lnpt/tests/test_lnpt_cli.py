@@ -5,9 +5,10 @@ from pathlib import Path
 
 import lnpt
 import pytest
-from lnpt.ablation import AblationConfig, run_ablation
+from lnpt.ablation import DEFAULT_VARIANT, AblationConfig, run_ablation
 from lnpt.bench import BenchConfig, run_bench
 from lnpt.cli import build_parser, main
+from maskloop import report
 from maskloop.testing import options_without_help, relative_links
 
 
@@ -71,6 +72,8 @@ def test_parser_walk_every_action_has_help():
             "--variants lists one-shot more than once",
         ),
         (["--models", "cnn", "mlp", "cnn"], "--models lists cnn more than once"),
+        (["--ablation-training", "previous"], "--ablation-training only applies with"),
+        (["--ablation", "--variants", "one-shot"], "--variants must include the current default"),
     ],
     ids=[
         "variants-without-ablation",
@@ -79,6 +82,8 @@ def test_parser_walk_every_action_has_help():
         "report-with-timing",
         "duplicate-variant",
         "duplicate-model",
+        "ablation-training-without-ablation",
+        "paired-rule-without-default",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):
@@ -139,6 +144,7 @@ def test_tiny_ablation_chooses_on_validation(tmp_path):
         references=("random+label-free",),
         bench=_tiny(),
     )
+    acfg.rule, acfg.report = "mean", "lnpt_ablation"  # the first ablation's rule
     res, chosen = run_ablation(acfg, tmp_path, "test", progress=False)
     assert chosen in acfg.variants
     assert all("val_accuracy" in r.metrics for r in res.records)
@@ -151,6 +157,12 @@ def test_tiny_ablation_chooses_on_validation(tmp_path):
     assert [r.metrics for r in again.records if "relation" not in r.method] == [
         r.metrics for r in res.records
     ]
+    # the paired rule reads the same cached arms (no budget for new work) into its own report
+    acfg.rule, acfg.report, acfg.incumbent = "paired", "lnpt_ablation_kd", "one-shot"
+    paired, chosen = run_ablation(acfg, tmp_path, "t", progress=False, resume=True, budget_s=0.0)
+    assert [r.metrics for r in paired.records] == [r.metrics for r in again.records]
+    assert chosen in acfg.variants
+    assert "Chosen by the paired rule" in (tmp_path / "lnpt_ablation_kd.md").read_text()
 
 
 @pytest.mark.slow
@@ -177,3 +189,96 @@ def test_readme_links_are_absolute() -> None:
     """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert relative_links(text) == []
+
+
+def _val_results(rows):
+    """Results with one validation accuracy per (model, variant, seed) row."""
+    res = report.Results("lnpt", "t")
+    for model, variant, seed, acc in rows:
+        res.add(f"lnpt:{variant}+label-free", seed, {"val_accuracy": acc}, model=model)
+    return res
+
+
+def test_choose_paired_keeps_the_default_unless_a_variant_is_ahead_and_not_worse():
+    """choose_paired: a higher mean is not enough; ahead (CI above 0) on one model, not worse on
+    any (mean Δ >= -1 point, CI not below 0); the best qualifying mean Δ wins."""
+    from lnpt.ablation import applies, choose_paired, paired_readings
+
+    d = DEFAULT_VARIANT
+    base = {"mlp": [0.90, 0.92, 0.94], "cnn": [0.80, 0.70, 0.90]}
+    rows = [(m, d, s, a) for m, accs in base.items() for s, a in enumerate(accs)]
+    # noisy: +10 points mean on cnn, but one seed behind: CI reaches below 0 -> stays default
+    noisy = {"mlp": [0.90, 0.92, 0.94], "cnn": [0.99, 0.99, 0.72]}
+    rows += [(m, "relation", s, a) for m, accs in noisy.items() for s, a in enumerate(accs)]
+    res = _val_results(rows)
+    assert choose_paired(res, ("mlp", "cnn"), (d, "relation"), d) == d
+    # consistently +2 on cnn, level on mlp -> qualifies
+    steady = {"mlp": [0.90, 0.92, 0.94], "cnn": [0.82, 0.72, 0.92]}
+    rows += [(m, "layer-sum", s, a) for m, accs in steady.items() for s, a in enumerate(accs)]
+    # +5 on cnn but -2 on every mlp seed -> worse on mlp, never chosen
+    trade = {"mlp": [0.88, 0.90, 0.92], "cnn": [0.85, 0.75, 0.95]}
+    rows += [(m, "gap-norm", s, a) for m, accs in trade.items() for s, a in enumerate(accs)]
+    res = _val_results(rows)
+    variants = (d, "relation", "layer-sum", "gap-norm")
+    assert choose_paired(res, ("mlp", "cnn"), variants, d) == "layer-sum"
+    got = {c.variant: c for c in paired_readings(res, ("mlp", "cnn"), variants, d)}
+    assert got["gap-norm"].worse_on == ("mlp",) and got["gap-norm"].ahead_on == ("cnn",)
+    assert not got["gap-norm"].qualifies and got["layer-sum"].qualifies
+    assert abs(got["layer-sum"].mean_delta - 0.01) < 1e-12  # (0 + 2) / 2 points
+    # a variant not run on every model is not a candidate
+    res = _val_results([*rows, *[("mlp", "one-shot", s, 0.99) for s in range(3)]])
+    readings = paired_readings(res, ("mlp", "cnn"), (*variants, "one-shot"), d)
+    assert "one-shot" not in {c.variant for c in readings}
+    # ... unless it does not apply there: `spatial` (unpooled maps) is read on the CNN only
+    res = _val_results(
+        [*rows, *[("cnn", "spatial", s, a + 0.03) for s, a in enumerate(base["cnn"])]]
+    )
+    assert (
+        not applies("spatial", "mlp") and applies("spatial", "cnn") and applies("one-shot", "mlp")
+    )
+    (sp,) = [c for c in paired_readings(res, ("mlp", "cnn"), ("spatial",), d)]
+    assert set(sp.deltas) == {"cnn"} and sp.qualifies and abs(sp.mean_delta - 0.03) < 1e-12
+    assert choose_paired(res, ("mlp", "cnn"), (*variants, "spatial"), d) == "spatial"
+
+
+def test_ablation_configs_current_training_and_the_record():
+    """AblationConfig() trains as the benchmark does now and reads by the paired rule; the first
+    ablation's config pins the previous objective and keeps its cache files (same key)."""
+    from lnpt.ablation import PREVIOUS_VARIANTS, VARIANTS, cache_key, report_hash
+    from lnpt.learning_gap import DEFAULT_ROUNDS, SCORE_DEFAULTS
+    from lnpt.training import TRAINING_DEFAULTS
+
+    now = AblationConfig()
+    assert now.bench.label_free == TRAINING_DEFAULTS and now.rule == "paired"
+    assert now.report == "lnpt_ablation_kd" and now.incumbent in now.variants
+    old = AblationConfig.previous_training()
+    assert old.bench.label_free == {} and old.report == "lnpt_ablation" and old.rule == "mean"
+    assert old.variants == PREVIOUS_VARIANTS
+    # the committed first-ablation cache (docs/benchmarks/cache/ablation-cnn-seed*-565117ab...)
+    assert report_hash(cache_key(old) + "cnn") == "565117ab0dc5d0a9"
+    assert report_hash(cache_key(now) + "cnn") != "565117ab0dc5d0a9"
+    # how results are read is not part of the key
+    assert cache_key(AblationConfig(rule="mean", report="x", incumbent="one-shot")) == cache_key(
+        now
+    )
+    # the incumbent is the package's scoring default
+    incumbent = dict(VARIANTS[DEFAULT_VARIANT])
+    assert incumbent.pop("rounds") == DEFAULT_ROUNDS
+    assert all(incumbent[k] == v for k, v in SCORE_DEFAULTS.items())
+
+
+@pytest.mark.parametrize(
+    ("kw", "says"),
+    [
+        ({"models": ("vgg",)}, "models"),
+        ({"variants": ("nope", DEFAULT_VARIANT)}, "variants"),
+        ({"rule": "best"}, "rule"),
+        ({"variants": ("one-shot",)}, "incumbent"),
+        ({"report": "../x"}, "report"),
+        ({"seeds": 0}, "seeds"),
+    ],
+    ids=["model", "variant", "rule", "incumbent-missing", "report-path", "seeds"],
+)
+def test_ablation_config_rejects_bad_fields(kw, says):
+    with pytest.raises(ValueError, match=says):
+        AblationConfig(**kw).check()

@@ -210,14 +210,16 @@ def test_trainer_defaults_come_from_training_defaults_and_named_options_win(monk
 
 def test_training_default_is_the_validation_choice():
     """The trainer's and the benchmark's default training is the ablation's chosen variant (soft KD
-    without the feature term); the scoring ablation keeps the previous objective it ran with."""
+    without the feature term); the first scoring ablation keeps the previous objective it ran with,
+    the re-run trains with the current one."""
     from lnpt.ablation import AblationConfig
     from lnpt.training import TRAINING_DEFAULTS
 
     chosen = {k: v for k, v in TRAINING_VARIANTS["soft"].items() if TRAINING_BASE[k] != v}
     assert TRAINING_DEFAULTS == chosen == {"feature_weight": 0.0}
     assert BenchConfig().label_free == chosen
-    assert AblationConfig().bench.label_free == {}
+    assert AblationConfig.previous_training().bench.label_free == {}
+    assert AblationConfig().bench.label_free == chosen
     student, teacher = _pair64()
     trainer = lnpt.LabelFreeTrainer(student, teacher)
     assert trainer.gap.feature_weight == 0.0 and trainer.gap.kd_weight == 1.0

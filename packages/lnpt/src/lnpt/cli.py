@@ -104,6 +104,7 @@ def _bench(args: argparse.Namespace) -> int:
     modes = {"--ablation": args.ablation, "--training-ablation": args.training_ablation,
              "--timing": args.timing, "--anatomy": args.anatomy}  # fmt: skip
     needs = {"--variants": ("--ablation", args.variants),
+             "--ablation-training": ("--ablation", args.ablation_training),
              "--training-variants": ("--training-ablation", args.training_variants)}  # fmt: skip
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
@@ -161,13 +162,26 @@ def _bench(args: argparse.Namespace) -> int:
                 doc = anatomy(model, out, resume=args.resume, threads=args.threads)
                 print(anatomy_markdown(doc))
         if args.ablation:
-            acfg = AblationConfig(seeds=args.seeds or 3)
+            previous = args.ablation_training == "previous"
+            acfg = AblationConfig.previous_training() if previous else AblationConfig()
+            if args.seeds:
+                acfg.seeds = args.seeds
             if args.models:
                 acfg.models = tuple(args.models)
             if args.variants:
                 acfg.variants = tuple(args.variants)
+            if acfg.rule == "paired" and acfg.incumbent not in acfg.variants:
+                args._parser.error(
+                    f"--variants must include the current default {acfg.incumbent} (the paired "
+                    "rule measures every variant against it)"
+                )
+            try:
+                acfg.check()
+            except ValueError as e:
+                args._parser.error(str(e))
             command = (
                 "lnpt bench --ablation"
+                + (" --ablation-training previous" if previous else "")
                 + (f" --seeds {args.seeds}" if args.seeds else "")
                 + (f" --models {' '.join(args.models)}" if args.models else "")
                 + (f" --variants {' '.join(args.variants)}" if args.variants else "")
@@ -175,7 +189,7 @@ def _bench(args: argparse.Namespace) -> int:
             _, chosen = run_ablation(
                 acfg, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
             )
-            print(f"{out}/lnpt_ablation.md: chosen variant {chosen}")
+            print(f"{out}/{acfg.report}.md: chosen variant {chosen}")
         print(f"took {time.perf_counter() - start:.0f} s")
         return 0
     seeds = args.seeds if args.seeds is not None else 5
@@ -213,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     from maskloop.cli import build_parser as shared_parser
 
     from lnpt import __version__
-    from lnpt.ablation import VARIANTS
+    from lnpt.ablation import CURRENT_VARIANTS, PREVIOUS_VARIANTS, VARIANTS
     from lnpt.bench import ARMS, DEFAULT_ARMS
     from lnpt.training_ablation import DEFAULT_TRAINING_VARIANTS, TRAINING_VARIANTS
 
@@ -242,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=int,
         default=None,
-        help="paired seeds (default 5; --ablation and --training-ablation 3)",
+        help="paired seeds (default 5; --training-ablation and --ablation-training previous 3)",
     )
     bench.add_argument(
         "--models",
@@ -260,7 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--ablation",
         action="store_true",
-        help="instead: compare LNPT scoring variants on a validation split (lnpt_ablation.md)",
+        help="instead: compare LNPT scoring variants on a validation split, students trained "
+        "with the current label-free objective (lnpt_ablation_kd.md; models mlp cnn cnn1d, "
+        "5 seeds)",
+    )
+    bench.add_argument(
+        "--ablation-training",
+        choices=("current", "previous"),
+        default=None,
+        help="with --ablation: 'previous' regenerates the first ablation (lnpt_ablation.md: the "
+        "previous label-free objective pinned, 3 seeds, best-mean rule); default current",
     )
     bench.add_argument(
         "--variants",
@@ -268,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(VARIANTS),
         default=None,
         metavar="VARIANT",
-        help=f"with --ablation: the LNPT variants to compare (default: all of {', '.join(VARIANTS)})",
+        help="with --ablation: the LNPT variants to compare (default: "
+        f"{', '.join(CURRENT_VARIANTS)}; with --ablation-training previous: "
+        f"{', '.join(PREVIOUS_VARIANTS)})",
     )
     bench.add_argument(
         "--training-ablation",
