@@ -202,6 +202,19 @@ def test_lmmd_matches_its_equation():
         lmmd(a, b, torch.full((7,), 4), p)
 
 
+def _eight_windows(est, a, b):
+    """A fixed training batch of 8 source windows of `a` and 8 target windows of `b` (domains 0 / 1)
+    in the fitted estimator's tensor format, for the loss-as-written tests."""
+    ia, ib = np.linspace(0, len(a) - 1, 8).astype(int), np.linspace(0, len(b) - 1, 8).astype(int)
+    return {
+        "xs": est._tensor(a.x[ia]),
+        "ys": torch.from_numpy(np.searchsorted(est.classes_, a.y[ia])),
+        "cs": torch.zeros(8, dtype=torch.long),
+        "xt": est._tensor(b.x[ib]),
+        "ct": torch.ones(8, dtype=torch.long),
+    }
+
+
 @pytest.mark.parametrize("steps", ["last", "all"])
 def test_lmmd_alignment_and_entropy_terms_enter_the_loss_as_written(toy, steps):
     """CDHMClassifier(alignment="lmmd", lambda_ent): the step loss is the no-alignment loss +
@@ -215,15 +228,8 @@ def test_lmmd_alignment_and_entropy_terms_enter_the_loss_as_written(toy, steps):
     est.fit(a.x, a.y, b.x, a.domain, b.domain)
     assert np.isfinite(est.history_["align"]).all() and "target_entropy" in est.history_
     net = est.net_
-    ia, ib = np.linspace(0, len(a) - 1, 8).astype(int), np.linspace(0, len(b) - 1, 8).astype(int)
-    xs, xt = est._tensor(a.x[ia]), est._tensor(b.x[ib])
-    batch = {
-        "xs": xs,
-        "ys": torch.from_numpy(np.searchsorted(est.classes_, a.y[ia])),
-        "cs": torch.zeros(8, dtype=torch.long),
-        "xt": xt,
-        "ct": torch.ones(8, dtype=torch.long),
-    }
+    batch = _eight_windows(est, a, b)
+    xs, xt = batch["xs"], batch["xt"]
     progress = 0.4
     pyro.set_rng_seed(3)
     loss, logs = est._step(batch, progress)
@@ -284,11 +290,8 @@ def test_lmmd_term_on_top_of_mmd_enters_the_loss_after_lmmd_start(toy):
     est.fit(a.x, a.y, b.x, a.domain, b.domain)
     assert np.isfinite(est.history_["lmmd"]).all() and "lmmd_weight" in est.history_
     net = est.net_
-    ia, ib = np.linspace(0, len(a) - 1, 8).astype(int), np.linspace(0, len(b) - 1, 8).astype(int)
-    xs, xt = est._tensor(a.x[ia]), est._tensor(b.x[ib])
-    ys = torch.from_numpy(np.searchsorted(est.classes_, a.y[ia]))
-    batch = {"xs": xs, "ys": ys, "cs": torch.zeros(8, dtype=torch.long), "xt": xt}
-    batch["ct"] = torch.ones(8, dtype=torch.long)
+    batch = _eight_windows(est, a, b)
+    xs, xt, ys = batch["xs"], batch["xt"], batch["ys"]
     plain_est = CDHMClassifier(**kw)  # the default MK-MMD alignment alone
     plain_est.net_ = net
     losses = {}
@@ -336,15 +339,8 @@ def test_diversity_term_enters_the_loss_as_written(toy):
     est.fit(a.x, a.y, b.x, a.domain, b.domain)
     assert np.isfinite(est.history_["target_diversity_gap"]).all()
     net = est.net_
-    ia, ib = np.linspace(0, len(a) - 1, 8).astype(int), np.linspace(0, len(b) - 1, 8).astype(int)
-    xs, xt = est._tensor(a.x[ia]), est._tensor(b.x[ib])
-    batch = {
-        "xs": xs,
-        "ys": torch.from_numpy(np.searchsorted(est.classes_, a.y[ia])),
-        "cs": torch.zeros(8, dtype=torch.long),
-        "xt": xt,
-        "ct": torch.ones(8, dtype=torch.long),
-    }
+    batch = _eight_windows(est, a, b)
+    xs, xt = batch["xs"], batch["xt"]
     progress = 0.4
     pyro.set_rng_seed(3)
     loss, logs = est._step(batch, progress)
