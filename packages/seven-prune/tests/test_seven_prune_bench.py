@@ -467,6 +467,7 @@ def test_epoch_bench_validation_split_has_its_own_task_command_and_cache(
     assert "Validation accuracy (%) by sparsity" in md and "**Validation** accuracy on 800" in md
     assert "Test accuracy" not in md and "Goals (issue 17)" not in md
     assert "--split validation" in md  # the command beside the table
+    assert "484 steps" in md and "1.12 passes over the sentences trained on here" in md
     # a test-split cache in the same folder is refused by a validation resume, and vice versa
     test_partial = report.Results("seven-prune", bench.epoch_command(2, methods=labels))
     test_partial.save(out / "seven-prune-epoch.partial.json")

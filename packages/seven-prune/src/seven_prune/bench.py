@@ -1213,7 +1213,14 @@ def write_epoch_outputs(
         status,
         "Command: `" + run_cmd,
         f"## MiniLM-L6 on Rotten Tomatoes, one epoch\n\n{cfg.steps} steps of batch "
-        f"{cfg.batch_size} x {cfg.max_len} word-pieces (one epoch of the training split), AdamW lr "
+        f"{cfg.batch_size} x {cfg.max_len} word-pieces (one epoch of the training split"
+        + (
+            ""
+            if cfg.split == "test"
+            else f"; {cfg.steps * cfg.batch_size / (8530 - cfg.n_test - cfg.n_validation):.2f} "
+            "passes over the sentences trained on here"
+        )
+        + f"), AdamW lr "
         f"{cfg.lr} with linear warm-up over {cfg.warmup:.0%} of the steps and linear decay to 0 "
         f"(every method alike); gradual methods prune on the cubic schedule over steps "
         f"{cfg.start}..{cfg.start + cfg.window} (t_i={cfg.start}, K={cfg.window}, a cut every "
