@@ -165,6 +165,18 @@ def test_load_missing_file(tmp_path) -> None:
         SevenPruner(tiny_bert(seed=3), 0.5).load(tmp_path / "none.safetensors")
 
 
+def test_epoch_bench_bad_split(tmp_path) -> None:
+    """run_epoch_bench(split=...) / epoch_config(split=...): only "test" or "validation"."""
+    from seven_prune.bench import epoch_config
+
+    for bad in ("val", "train", None):
+        with pytest.raises(ValueError, match=r"split must be one of \['test', 'validation'\]"):
+            run_epoch_bench(tmp_path, split=bad)
+        with pytest.raises(ValueError, match="split must be one of"):
+            epoch_config(None, split=bad)
+    assert not list(tmp_path.iterdir())  # refused before anything is written
+
+
 def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
     """run_epoch_bench(max_minutes=...): zero, negative or not a number."""
     for bad in (0, -1.0, "5"):
@@ -182,6 +194,8 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         ["bench", "--budget", "year"],
         ["bench", "--methods", "PLATON"],
         ["bench", "--reference", "grid.json"],
+        ["bench", "--split", "validation"],
+        ["bench", "--budget", "epoch", "--split", "val"],
     ],
     ids=[
         "seeds-zero",
@@ -191,6 +205,8 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         "budget-unknown",
         "methods-short",
         "reference-short",
+        "split-short",
+        "split-unknown",
     ],
 )
 def test_cli_bench_rejects(argv, capsys) -> None:
@@ -203,12 +219,16 @@ def test_cli_bench_rejects(argv, capsys) -> None:
 SANH_CASES = [
     ("score_lr-zero", {"score_lr": 0.0}, ValueError, "score_lr"),
     ("score_lr-nan", {"score_lr": float("nan")}, ValueError, "score_lr"),
-    ("score_lr-str", {"score_lr": "1e-2"}, ValueError, "score_lr"),
+    ("score_lr-str", {"score_lr": "1e-2"}, TypeError, "score_lr must be a real number"),
+    ("score_lr-bool", {"score_lr": True}, TypeError, "score_lr"),
+    ("score_lr-negative", {"score_lr": -1e-2}, ValueError, r"score_lr must be .* \(0, inf\)"),
     ("score_lr_schedule-number", {"score_lr_schedule": 0.5}, TypeError, "score_lr_schedule"),
     ("betas-one", {"betas": (1.0, 0.999)}, ValueError, "betas"),
     ("betas-single", {"betas": (0.9,)}, ValueError, "betas"),
     ("eps-zero", {"eps": 0.0}, ValueError, "eps"),
+    ("eps-none", {"eps": None}, TypeError, "eps"),
     ("score_init-inf", {"score_init": float("inf")}, ValueError, "score_init"),
+    ("score_init-str", {"score_init": "0"}, TypeError, "score_init"),
     ("mode-pre", {"mode": "pre"}, ValueError, "mode"),
     ("pattern-2:4", {"pattern": "2:4"}, ValueError, "pattern"),
     ("scope-unknown", {"scope": "row"}, ValueError, "scope"),

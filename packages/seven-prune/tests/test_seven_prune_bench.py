@@ -219,7 +219,9 @@ def test_epoch_grid_runs_in_chunks_and_resumes_to_the_full_plan(tmp_path, monkey
     monkeypatch.setattr(bench, "EPOCH_PLAN", plan)
     orig = bench.epoch_config
     monkeypatch.setattr(
-        bench, "epoch_config", lambda seeds, max_len=32: replace(orig(seeds, max_len), plan=plan)
+        bench,
+        "epoch_config",
+        lambda seeds, max_len=32, split="test": replace(orig(seeds, max_len, split), plan=plan),
     )
     bench.run_epoch_bench(tmp_path, seeds=2, max_minutes=2.5, log=lambda m: None)
     assert ran == [(0, "SevenPruner"), (0, "dense")]  # a third minute would pass 2.5
@@ -402,3 +404,91 @@ def test_epoch_bench_of_chosen_methods_has_its_own_cache_and_pairs_with_a_refere
     assert {r.method for r in saved.records} == set(labels)  # the reference is not copied in
     with pytest.raises(ValueError, match="reference: no results file"):
         bench.run_epoch_bench(out, seeds=1, methods=labels, reference=tmp_path / "none.json")
+
+
+def test_text_data_validation_split_is_held_out_of_train_and_disjoint_from_test(
+    monkeypatch,
+) -> None:
+    """_text_data(split="validation"): the evaluation set is a fixed part of the test split's
+    training sentences (never a test sentence), trained on the rest; split="test" is unchanged."""
+    import seven_prune.bench as bench
+    import torch
+    from seven_prune.bench import epoch_config
+    from seven_prune.data import TokenizedDataset
+
+    n = 300
+    monkeypatch.setattr(
+        "seven_prune.data.load_movie_reviews", lambda source: ([str(i) for i in range(n)], [0] * n)
+    )
+    monkeypatch.setattr("seven_prune.models.load_minilm_tokenizer", lambda: None)
+
+    def ids_only(texts, labels, tokenizer, max_len):  # each row carries its sentence's index
+        ids = torch.tensor([[int(t)] for t in texts])
+        return TokenizedDataset({"input_ids": ids, "labels": torch.tensor(labels)})
+
+    monkeypatch.setattr("seven_prune.data.tokenize", ids_only)
+
+    def rows(ds):
+        return ds.tensors["input_ids"][:, 0].tolist()
+
+    sizes = {"n_test": 40, "n_validation": 30}
+    tr, te = (rows(d) for d in bench._text_data(replace(epoch_config(None), **sizes)))
+    vcfg = replace(epoch_config(None, split="validation"), **sizes)
+    fit, val = (rows(d) for d in bench._text_data(vcfg))
+    assert len(te) == 40 and len(val) == 30 and len(fit) == n - 70
+    assert not set(val) & set(te) and not set(fit) & set(te) and not set(fit) & set(val)
+    assert sorted(fit + val) == sorted(tr)
+    assert [rows(d) for d in bench._text_data(vcfg)] == [fit, val]  # the same split every run
+    assert vcfg.task == "rotten_tomatoes_epoch_validation" != epoch_config(None).task
+    # the schedule is the test runs' own: a setting chosen on validation transfers unchanged
+    assert replace(vcfg, task="t", split="test") == replace(epoch_config(None), task="t", **sizes)
+
+
+def test_epoch_bench_validation_split_has_its_own_task_command_and_cache(
+    tmp_path, monkeypatch
+) -> None:
+    """run_epoch_bench(split="validation"): records under the validation task, `--split
+    validation` in the command, a report that says validation and states no goals; a cache of
+    the test split is never resumed into it, nor the other way round."""
+    import seven_prune.bench as bench
+
+    def fake_train(model, pruner, train, test, cfg, seed, steps=None, lr=None):
+        return {"accuracy": 0.6 + 0.01 * seed, "overhead_run": 0.01}
+
+    monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
+    _tiny_text_task(monkeypatch)
+    labels = ["movement (learned scores)", "movement (learned scores, warm-up 161)"]
+    out = tmp_path / "val"
+    res = bench.run_epoch_bench(out, seeds=2, methods=labels, split="validation", log=print)
+    assert {r.setting["task"] for r in res.records} == {"rotten_tomatoes_epoch_validation"}
+    assert len(res.records) == 4
+    assert res.command.startswith("seven-prune bench --budget epoch --split validation --seeds 2")
+    md = (out / "seven-prune-epoch.md").read_text()
+    assert "Validation accuracy (%) by sparsity" in md and "**Validation** accuracy on 800" in md
+    assert "Test accuracy" not in md and "Goals (issue 17)" not in md
+    assert "--split validation" in md  # the command beside the table
+    assert "484 steps" in md and "1.12 passes over the sentences trained on here" in md
+    # a test-split cache in the same folder is refused by a validation resume, and vice versa
+    test_partial = report.Results("seven-prune", bench.epoch_command(2, methods=labels))
+    test_partial.save(out / "seven-prune-epoch.partial.json")
+    with pytest.raises(ValueError, match="resume: .* was written by"):
+        bench.run_epoch_bench(
+            out, seeds=2, methods=labels, split="validation", resume=True, log=print
+        )
+    val_partial = report.Results("seven-prune", res.command)
+    val_partial.save(out / "seven-prune-epoch.partial.json")
+    with pytest.raises(ValueError, match="resume: .* was written by"):
+        bench.run_epoch_bench(out, seeds=2, methods=labels, resume=True, log=print)
+
+
+def test_learned_movement_warm_up_label() -> None:
+    """'movement (learned scores, warm-up N)': the scores learn N steps before the first cut and
+    the window ends where the grid's ends; a warm-up past the window's end is refused."""
+    from seven_prune.bench import build_pruner, epoch_config
+
+    cfg = epoch_config(None)
+    p = build_pruner("movement (learned scores, score lr 1, warm-up 161)", tiny_bert(), 0.8, cfg, 0)
+    assert (p.start, p.start + p.window, p.score_lr) == (161, cfg.start + cfg.window, 1.0)
+    p.remove()
+    with pytest.raises(ValueError, match=r"the warm-up must be in \[0, 322\) steps"):
+        build_pruner("movement (learned scores, warm-up 400)", tiny_bert(), 0.8, cfg, 0)

@@ -15,6 +15,7 @@ from seven_prune.data import (
     split_indices,
     synthetic_sentiment,
     tokenize,
+    validation_indices,
 )
 
 
@@ -208,3 +209,27 @@ def test_readme_links_are_absolute() -> None:
     """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert relative_links(text) == []
+
+
+def test_validation_indices_hold_out_part_of_train_and_never_touch_test() -> None:
+    """validation_indices: a seeded split of the training indices only; disjoint, complete, fixed."""
+    import numpy as np
+
+    tr, te = split_indices(8530, 800, seed=0)
+    fit, val = validation_indices(tr, 800)
+    assert len(val) == 800 and len(fit) == 8530 - 1600
+    assert not set(val) & set(te) and not set(fit) & set(te) and not set(fit) & set(val)
+    assert np.array_equal(np.sort(np.concatenate([fit, val])), tr)  # nothing lost or added
+    again = validation_indices(tr.copy(), 800)
+    assert np.array_equal(again[0], fit) and np.array_equal(again[1], val)  # deterministic
+    other = validation_indices(tr, 800, seed=2)[1]
+    assert not np.array_equal(other, val)  # the seed decides it
+    assert np.all(np.diff(val) > 0) and np.all(np.diff(fit) > 0)  # sorted, no repeats
+    with pytest.raises(ValueError, match=r"validation must be in \(0, 7730\)"):
+        validation_indices(tr, 7730)
+    with pytest.raises(ValueError, match="validation must be in"):
+        validation_indices(tr, 0)
+    with pytest.raises(TypeError, match="validation must be an int"):
+        validation_indices(tr, 0.1)
+    with pytest.raises(ValueError, match="1-D"):
+        validation_indices(tr.reshape(2, -1), 10)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 from maskloop import Callback, LoopState, fit, report, seed_everything
-from maskloop.checks import check_positive_int
+from maskloop.checks import check_choice, check_positive_int
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -124,6 +124,11 @@ class BenchConfig:
     decay: str = "constant"
     #: explicit (method, sparsity) runs in order (seed by seed); empty: methods x sparsities
     plan: tuple[tuple[str, float], ...] = ()
+    #: what the runs are evaluated on: "test" (the held-out test sentences) or "validation"
+    #: (`n_validation` training sentences held out with `validation_seed`; trained on the rest)
+    split: str = "test"
+    n_validation: int = 800
+    validation_seed: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -187,10 +192,15 @@ EPOCH_PLAN: tuple[tuple[str, float], ...] = (
 EPOCH_EXTRA_PLAN: tuple[tuple[str, float], ...] = (("movement (learned scores)", 0.8),)
 #: the authors' default learning rate of the movement scores (`mask_scores_learning_rate`)
 MOVEMENT_SCORE_LR = 1e-2
-_LEARNED_MOVEMENT = re.compile(r"movement \(learned scores(?:, score lr ([0-9.eE+-]+))?\)")
+_LEARNED_MOVEMENT = re.compile(
+    r"movement \(learned scores(?:, score lr ([0-9.eE+-]+))?(?:, warm-up ([0-9]+))?\)"
+)
+#: what a one-epoch run is evaluated on (`bench --split`): the test sentences, or a validation set
+#: held out of the training sentences (for choosing settings; the test sentences untouched)
+SPLITS: tuple[str, ...] = ("test", "validation")
 
 
-def epoch_config(seeds: int | None, max_len: int = 32) -> BenchConfig:
+def epoch_config(seeds: int | None, max_len: int = 32, split: str = "test") -> BenchConfig:
     """MiniLM + Rotten Tomatoes at a budget a user would fine-tune with: one epoch of the 7,730
     training sentences (484 steps of batch 16, sequences cut to `max_len` = 32 word-pieces to fit
     about 2 hours on 2 cores), lr 1e-4 with a linear warm-up over the first 5% of the steps and a
@@ -198,14 +208,21 @@ def epoch_config(seeds: int | None, max_len: int = 32) -> BenchConfig:
     warm-up (t_i = 24) to 2/3 of training (K = 299, the mask cut every 10 steps, the mask fixed for
     the last third), guarded selection (`min_density` 0.01) unless a label says plain global;
     SEVEN_pre scores 16 batches. 3 paired seeds, the runs of `EPOCH_PLAN`.
+
+    `split="validation"` (task `rotten_tomatoes_epoch_validation`, for choosing settings): 800 of
+    the training sentences, drawn with seed 1 (`data.validation_indices`), are held out and
+    evaluated on; the runs train on the other 6,930 with the same steps, warm-up, window, cuts and
+    decay as the test runs (484 steps, 1.12 passes over them), so that a setting chosen there is
+    the setting the test runs use. The test sentences are not touched.
     """
+    check_choice("split", split, SPLITS)
     n_train = 8530 - 800
     steps = math.ceil(n_train / 16)
     warm = round(0.05 * steps)
     end = round(2 * steps / 3)
     return replace(
         text_config(False, seeds),  # the short grid's batch, lr, cut interval and test split
-        task="rotten_tomatoes_epoch",
+        task="rotten_tomatoes_epoch" + ("" if split == "test" else "_validation"),
         methods=tuple(dict.fromkeys(m for m, _ in EPOCH_PLAN)),
         sparsities=tuple(sorted({s for _, s in EPOCH_PLAN} - {0.0})),
         steps=steps,
@@ -217,6 +234,7 @@ def epoch_config(seeds: int | None, max_len: int = 32) -> BenchConfig:
         warmup=0.05,
         decay="linear",
         plan=EPOCH_PLAN,
+        split=split,
     )
 
 
@@ -267,6 +285,8 @@ def build_pruner(
     "movement (learned scores)" is `SanhMovementPruner` at the authors' score learning rate 1e-2,
     "movement (learned scores, score lr X)" at X; its scores follow the weights' learning-rate
     schedule and its per-matrix top-k is cut every `delta_t` steps, as every gradual method here.
+    "..., warm-up N)" lets the scores learn for N steps before the first cut (the authors'
+    `initial_warmup`; default: the task's `start`) and ends the window where the task's ends.
     """
     sel = {"min_density": cfg.min_density}
     dyn = {"start": cfg.start, "window": cfg.window, "delta_t": cfg.delta_t, **sel}
@@ -276,6 +296,14 @@ def build_pruner(
             score_lr = float(learned.group(1) or MOVEMENT_SCORE_LR)
         except ValueError:
             raise ValueError(f"method {method!r}: the score lr must be a number") from None
+        if learned.group(2) is not None:
+            warm, end = int(learned.group(2)), cfg.start + cfg.window
+            if not 0 <= warm < end - 1:
+                raise ValueError(
+                    f"method {method!r}: the warm-up must be in [0, {end - 1}) steps (the "
+                    f"window ends at step {end}), got {warm}"
+                )
+            dyn = {**dyn, "start": warm, "window": end - warm}
         return SanhMovementPruner(
             model, sparsity, score_lr=score_lr, score_lr_schedule=lr_factor(cfg, cfg.steps), **dyn
         )
@@ -486,12 +514,17 @@ def train_and_evaluate(
 
 
 def _text_data(cfg: BenchConfig, seed: int = 0) -> tuple[TokenizedDataset, TokenizedDataset]:
-    from seven_prune.data import load_movie_reviews, split_indices, tokenize
+    """(train, evaluation) sets of the text task: the test sentences, or with
+    `cfg.split == "validation"` the validation sentences held out of the training ones."""
+    from seven_prune.data import load_movie_reviews, split_indices, tokenize, validation_indices
     from seven_prune.models import load_minilm_tokenizer
 
+    check_choice("split", cfg.split, SPLITS)
     texts, labels = load_movie_reviews("rotten_tomatoes")
     data = tokenize(texts, labels, load_minilm_tokenizer(), max_len=cfg.max_len)
     tr, te = split_indices(len(data), cfg.n_test, seed)
+    if cfg.split == "validation":
+        tr, te = validation_indices(tr, cfg.n_validation, cfg.validation_seed)
     if cfg.n_train is not None:
         tr = tr[: cfg.n_train]
     return data.subset(tr), data.subset(te)
@@ -904,12 +937,17 @@ EPOCH_STEM = "seven-prune-epoch"
 
 
 def epoch_command(
-    seeds: int | None = None, threads: int = 2, methods: Sequence[str] | None = None
+    seeds: int | None = None,
+    threads: int = 2,
+    methods: Sequence[str] | None = None,
+    split: str = "test",
 ) -> str:
     """The command of the one-epoch grid (recorded in its cache; chunks of it are resumed runs),
-    or of the chosen `methods` of it."""
+    or of the chosen `methods` of it; `--split validation` when evaluated on the validation set
+    (so a resume never mixes validation and test runs)."""
     return (
         "seven-prune bench --budget epoch"
+        + (f" --split {split}" if split != "test" else "")
         + (f" --seeds {seeds}" if seeds is not None else "")
         + (f" --threads {threads}" if threads != 2 else "")
         + (" --methods " + " ".join(shlex.quote(m) for m in methods) if methods else "")
@@ -932,7 +970,7 @@ def epoch_runs(methods: Sequence[str]) -> tuple[tuple[str, float], ...]:
             labels = sorted({label for label, _ in known})
             raise ValueError(
                 f"methods: {m!r} is not a one-epoch label; one of {labels} or "
-                "'movement (learned scores, score lr <number>)'"
+                "'movement (learned scores[, score lr <number>][, warm-up <steps>])'"
             )
         runs += mine
     return tuple(runs)
@@ -992,8 +1030,13 @@ def run_epoch_bench(
     threads: int = 2,
     methods: Sequence[str] | None = None,
     reference: str | Path | None = None,
+    split: str = "test",
 ) -> report.Results:
     """The one-epoch MiniLM grid (`epoch_config`), resumable and run in chunks.
+
+    `split`: "test" (the held-out test sentences) or "validation" (800 training sentences held out,
+    for choosing settings; see `epoch_config`). The split is part of the task name and the command,
+    so a validation cache is never resumed into a test run or the other way round.
 
     `methods`: only the runs of these labels (`epoch_runs`: the grid's, or the extra runs of
     `EPOCH_EXTRA_PLAN`), with the grid's data, seeds and schedule, under their own command and
@@ -1014,9 +1057,10 @@ def run_epoch_bench(
         or not max_minutes > 0
     ):
         raise ValueError(f"max_minutes must be a number > 0, got {max_minutes!r}")
+    check_choice("split", split, SPLITS)
     torch.set_num_threads(check_positive_int("threads", threads))
     out = Path(out)
-    cfg = epoch_config(seeds, max_len=max_len)
+    cfg = epoch_config(seeds, max_len=max_len, split=split)
     if methods is not None:
         runs = epoch_runs(methods)
         cfg = replace(
@@ -1029,7 +1073,7 @@ def run_epoch_bench(
         reference = Path(reference)
         if not reference.is_file():
             raise ValueError(f"reference: no results file at {reference}")
-    command = epoch_command(seeds, threads, methods)
+    command = epoch_command(seeds, threads, methods, split)
     results = report.Results("seven-prune", command, {cfg.task: asdict(cfg), "budget": "epoch"})
     tic = time.perf_counter()
     deadline = None if max_minutes is None else tic + 60.0 * max_minutes
@@ -1060,7 +1104,7 @@ def run_epoch_bench(
         seconds,
         done,
         total,
-        command=None if methods is None else command,
+        command=None if methods is None and split == "test" else command,
         reference=reference,
     )
     if complete:
@@ -1169,7 +1213,14 @@ def write_epoch_outputs(
         status,
         "Command: `" + run_cmd,
         f"## MiniLM-L6 on Rotten Tomatoes, one epoch\n\n{cfg.steps} steps of batch "
-        f"{cfg.batch_size} x {cfg.max_len} word-pieces (one epoch of the training split), AdamW lr "
+        f"{cfg.batch_size} x {cfg.max_len} word-pieces (one epoch of the training split"
+        + (
+            ""
+            if cfg.split == "test"
+            else f"; {cfg.steps * cfg.batch_size / (8530 - cfg.n_test - cfg.n_validation):.2f} "
+            "passes over the sentences trained on here"
+        )
+        + f"), AdamW lr "
         f"{cfg.lr} with linear warm-up over {cfg.warmup:.0%} of the steps and linear decay to 0 "
         f"(every method alike); gradual methods prune on the cubic schedule over steps "
         f"{cfg.start}..{cfg.start + cfg.window} (t_i={cfg.start}, K={cfg.window}, a cut every "
@@ -1178,7 +1229,14 @@ def write_epoch_outputs(
         "paper's betas 0.85 / 0.95 (the SEVEN repository runs it at 0.8 / 0.9); movement scores "
         "-W·g at the weights before the optimizer step (Sanh et al.); magnitude is gradual "
         "magnitude pruning (Zhu & Gupta) on the same schedule, global or per layer; embeddings "
-        "are never pruned. Test accuracy on 800 held-out sentences."
+        "are never pruned. "
+        + (
+            "Test accuracy on 800 held-out sentences."
+            if cfg.split == "test"
+            else f"**Validation** accuracy on {cfg.n_validation} training sentences held out with "
+            f"seed {cfg.validation_seed} (trained on the other {8530 - cfg.n_test - cfg.n_validation}"
+            f", same steps and schedule); the {cfg.n_test} test sentences are not used."
+        )
         + (
             " Movement (learned scores) is `SanhMovementPruner`, as the authors' code runs it: "
             "scores learned by their own Adam (lr 1e-2 unless the label says, on the weights' "
@@ -1189,7 +1247,7 @@ def write_epoch_outputs(
             else ""
         )
         + "\n\n"
-        + (grid_table(results, task) or "(no runs yet)"),
+        + (grid_table(results, task, split=cfg.split) or "(no runs yet)"),
     ]
     layer = _layer_table(results, task)
     if layer:
@@ -1205,7 +1263,7 @@ def write_epoch_outputs(
         )
     if reference is not None:
         sections.append(reference_section(results, reference, task))
-    g = epoch_goals(results, task)
+    g = epoch_goals(results, task) if cfg.split == "test" else []  # goals are test claims
     if g:
         sections.append("## Goals (issue 17) against the measured numbers\n\n" + "\n".join(g))
     with contextlib.suppress(ImportError):
@@ -1218,7 +1276,7 @@ def write_epoch_outputs(
             scale=100,
             title="seven-prune: MiniLM-L6 on Rotten Tomatoes, one epoch",
             xlabel="sparsity (fraction of target weights pruned)",
-            ylabel="test accuracy (%)",
+            ylabel=f"{cfg.split} accuracy (%)",
             reference="dense" if "dense" in results.methods else None,
         )
     return report.write_report(
@@ -1286,9 +1344,12 @@ def goals(
     return lines
 
 
-def grid_table(results: report.Results, task: str, lead: str = "SEVEN_dyn") -> str:
+def grid_table(
+    results: report.Results, task: str, lead: str = "SEVEN_dyn", split: str = "test"
+) -> str:
     """Accuracy by method (rows) and sparsity (columns), mean ± std in %, then `lead`'s paired
-    difference to every other method at each sparsity: the whole grid on one screen."""
+    difference to every other method at each sparsity: the whole grid on one screen. `split`
+    names what the accuracy was measured on ("test" or "validation")."""
     sparsities = sorted(
         {s["sparsity"] for s in results.settings(["task", "sparsity"]) if s["task"] == task} - {0.0}
     )
@@ -1321,7 +1382,8 @@ def grid_table(results: report.Results, task: str, lead: str = "SEVEN_dyn") -> s
             row.append(d.format(2, 100))
         lead_rows.append(row)
     out = (
-        "Test accuracy (%) by sparsity, mean ± std over seeds (dense repeated in every column).\n\n"
+        f"{split.capitalize()} accuracy (%) by sparsity, mean ± std over seeds (dense repeated in "
+        "every column).\n\n"
     )
     out += report.markdown_table(["method", *cols], acc_rows)
     if lead_rows and lead in results.methods:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 # the task names only: seven_prune.bench imports torch lazily enough to keep `--help` quick
 TASKS = ("text", "vision", "overhead")
+SPLITS = ("test", "validation")  # seven_prune.bench.SPLITS (not imported here: the CLI loads fast)
 
 
 def demo(
@@ -130,13 +131,14 @@ def _bench(args: argparse.Namespace) -> int:
             threads=args.threads,
             methods=args.methods,
             reference=args.reference,
+            split=args.split,
         )
         print((args.out / f"{EPOCH_STEM}.md").read_text())
         return 0
     if args.max_minutes is not None:
         parser.error("--max-minutes applies to --budget epoch")
-    if args.methods is not None or args.reference is not None:
-        parser.error("--methods and --reference apply to --budget epoch")
+    if args.methods is not None or args.reference is not None or args.split != "test":
+        parser.error("--methods, --reference and --split apply to --budget epoch")
     if args.budget == "overhead":
         from seven_prune.bench import OVERHEAD_STEM, overhead_compare, write_overhead_outputs
 
@@ -192,13 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "(a chunk); the cache keeps what is done")  # fmt: skip
     bench.add_argument("--methods", nargs="+", default=None, metavar="LABEL",
                        help="epoch budget: run only these labels (the grid's, or 'movement "
-                       "(learned scores)' / 'movement (learned scores, score lr X)'), with the "
+                       "(learned scores)' / 'movement (learned scores[, score lr X][, warm-up N])'), with the "
                        "grid's data, seeds and schedule, under their own cache: give them their "
                        "own --out (default: the whole grid)")  # fmt: skip
     bench.add_argument("--reference", type=Path, default=None,
                        help="epoch budget: a results JSON of the grid (e.g. "
                        "docs/benchmarks/seven-prune-epoch.partial.json) to pair these runs with "
                        "by seed in the report (read, not run)")  # fmt: skip
+    bench.add_argument("--split", choices=SPLITS, default="test",
+                       help="epoch budget: evaluate on the 800 test sentences (default) or on 800 "
+                       "training sentences held out as a validation set (train on the rest; for "
+                       "choosing settings; its own task name and cache)")  # fmt: skip
     bench.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS,
                        help="short budget: which tasks to run (overhead: pruner time at the "
                        "pilot's batch, 32 x 48); default: all three")  # fmt: skip

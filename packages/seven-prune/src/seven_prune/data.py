@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from maskloop.checks import check_int
 from torch.utils.data import Dataset
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "split_indices",
     "synthetic_sentiment",
     "tokenize",
+    "validation_indices",
 ]
 
 #: GLUE task -> (text columns, label column, header?) of its train/dev TSV files.
@@ -236,6 +238,24 @@ def split_indices(n: int, test: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
         raise ValueError(f"test must be in (0, {n}), got {test!r}")
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[test:]), np.sort(perm[:test])
+
+
+def validation_indices(
+    train: np.ndarray, validation: int, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random (train, validation) split of the training indices `train`: `validation` of
+    them held out for choosing settings, the rest to train on; the test indices are never touched.
+
+    The validation set depends only on `train` and `seed` (default 1, apart from the test split's
+    seed 0), so every run of a sweep sees the same one."""
+    train = np.asarray(train)
+    if train.ndim != 1:
+        raise ValueError(f"train must be a 1-D array of indices, got shape {train.shape}")
+    validation = check_int("validation", validation)
+    if not 0 < validation < len(train):
+        raise ValueError(f"validation must be in (0, {len(train)}), got {validation!r}")
+    perm = np.random.default_rng(seed).permutation(len(train))
+    return np.sort(train[perm[validation:]]), np.sort(train[perm[:validation]])
 
 
 def synthetic_sentiment(
