@@ -215,11 +215,24 @@ def _eight_windows(est, a, b):
     }
 
 
+def _step_beside_plain(est, plain, a, b, progress):
+    """`est`'s step loss and logs on `_eight_windows` and the loss of `plain` (an estimator without
+    the term under test, given `est`'s fitted network) on the same batch and Pyro seed."""
+    import pyro
+
+    batch = _eight_windows(est, a, b)
+    pyro.set_rng_seed(3)
+    loss, logs = est._step(batch, progress)
+    plain.net_ = est.net_
+    pyro.set_rng_seed(3)
+    base, _ = plain._step(batch, progress)
+    return batch, loss, logs, base
+
+
 @pytest.mark.parametrize("steps", ["last", "all"])
 def test_lmmd_alignment_and_entropy_terms_enter_the_loss_as_written(toy, steps):
     """CDHMClassifier(alignment="lmmd", lambda_ent): the step loss is the no-alignment loss +
     lambda_align w(p) LMMD(s_s, s_t; y_s, softmax f(s_T^t)) + lambda_ent w(p) mean H(f(s_T^t))."""
-    import pyro
     from cdhm.models import ganin_lambda, lmmd
 
     a, b = toy
@@ -227,16 +240,10 @@ def test_lmmd_alignment_and_entropy_terms_enter_the_loss_as_written(toy, steps):
     est = CDHMClassifier(alignment="lmmd", lambda_ent=0.7, align_steps=steps, **kw)
     est.fit(a.x, a.y, b.x, a.domain, b.domain)
     assert np.isfinite(est.history_["align"]).all() and "target_entropy" in est.history_
-    net = est.net_
-    batch = _eight_windows(est, a, b)
+    net, progress = est.net_, 0.4
+    plain_est = CDHMClassifier(alignment=None, **kw)
+    batch, loss, logs, plain = _step_beside_plain(est, plain_est, a, b, progress)
     xs, xt = batch["xs"], batch["xt"]
-    progress = 0.4
-    pyro.set_rng_seed(3)
-    loss, logs = est._step(batch, progress)
-    est_plain = CDHMClassifier(alignment=None, **kw)
-    est_plain.net_ = net
-    pyro.set_rng_seed(3)
-    plain, _ = est_plain._step(batch, progress)
     with torch.no_grad():
         post = net.encode(torch.cat([xs, xt]), torch.cat([batch["cs"], batch["ct"]]))
         s_all = post["s_loc"]
@@ -330,7 +337,6 @@ def test_diversity_term_enters_the_loss_as_written(toy):
     uniform mean prediction and log K when every window gets one class."""
     import math
 
-    import pyro
     from cdhm.models import ganin_lambda
 
     a, b = toy
@@ -338,16 +344,9 @@ def test_diversity_term_enters_the_loss_as_written(toy):
     est = CDHMClassifier(lambda_div=0.7, **kw)
     est.fit(a.x, a.y, b.x, a.domain, b.domain)
     assert np.isfinite(est.history_["target_diversity_gap"]).all()
-    net = est.net_
-    batch = _eight_windows(est, a, b)
+    net, progress = est.net_, 0.4
+    batch, loss, logs, plain = _step_beside_plain(est, CDHMClassifier(**kw), a, b, progress)
     xs, xt = batch["xs"], batch["xt"]
-    progress = 0.4
-    pyro.set_rng_seed(3)
-    loss, logs = est._step(batch, progress)
-    plain_est = CDHMClassifier(**kw)
-    plain_est.net_ = net
-    pyro.set_rng_seed(3)
-    plain, _ = plain_est._step(batch, progress)
     with torch.no_grad():
         post = net.encode(torch.cat([xs, xt]), torch.cat([batch["cs"], batch["ct"]]))
         p_bar = torch.softmax(net.fault_head(post["s_loc"][8:, -1]), -1).double().mean(0)
