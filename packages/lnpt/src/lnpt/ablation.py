@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,11 +349,21 @@ def report_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def variant_method(variant: str) -> str:
+    """The method name under which LNPT scoring variant `variant`, trained label-free, is recorded."""
+    return f"lnpt:{variant}+label-free"
+
+
+def measured_models(res: report.Results, models: Sequence[str]) -> tuple[str, ...]:
+    """The `models` that have at least one record in `res`, in their order."""
+    return tuple(m for m in models if any(r.setting.get("model") == m for r in res.records))
+
+
 def _variant_values(res: report.Results, variant: str, model: str | None = None) -> list[float]:
     return [
         r.metrics["val_accuracy"]
         for r in res.records
-        if r.method == f"lnpt:{variant}+label-free"
+        if r.method == variant_method(variant)
         and (model is None or r.setting.get("model") == model)
     ]
 
@@ -410,7 +420,7 @@ def best_variant(
             if r.method == method(v) and (model is None or r.setting.get("model") == model)
         ]
 
-    models = tuple(m for m in models if any(r.setting.get("model") == m for r in res.records))
+    models = measured_models(res, models)
     best, best_acc = "", -1.0
     for v in variants:
         if not models or not all(values(v, m) for m in models):
@@ -447,12 +457,12 @@ def paired_readings(
     models: tuple[str, ...],
     variants: tuple[str, ...],
     incumbent: str,
-    method: Callable[[str], str] = lambda v: f"lnpt:{v}+label-free",
+    method: Callable[[str], str] = variant_method,
 ) -> list[PairedChoice]:
     """`PairedChoice` of every variant other than `incumbent` measured on every model that has
     results and that it `applies` to, paired seed by seed with the incumbent (the seeds both ran;
     at least 2 per model)."""
-    models = tuple(m for m in models if any(r.setting.get("model") == m for r in res.records))
+    models = measured_models(res, models)
     out = []
     for v in variants:
         if v == incumbent or not any(applies(v, m) for m in models):
@@ -483,7 +493,7 @@ def choose_paired(
     models: tuple[str, ...],
     variants: tuple[str, ...],
     incumbent: str,
-    method: Callable[[str], str] = lambda v: f"lnpt:{v}+label-free",
+    method: Callable[[str], str] = variant_method,
 ) -> str:
     """The paired rule (fixed before the ablation under the current training was read): keep the
     `incumbent` (the current default) unless a candidate is ahead of it with a paired 95% CI above
@@ -500,7 +510,7 @@ def choose(res: report.Results, acfg: AblationConfig) -> str:
     models."""
     if acfg.rule == "paired":
         return choose_paired(res, acfg.models, acfg.variants, acfg.incumbent)
-    return best_variant(res, acfg.models, acfg.variants, lambda v: f"lnpt:{v}+label-free")
+    return best_variant(res, acfg.models, acfg.variants, variant_method)
 
 
 def model_sections(
@@ -550,7 +560,7 @@ def _write_ablation(
         ref_variant, why = "raw-features", "the best of the first ablation"
 
     def against_ref(model_name: str, sub: report.Results) -> list[str]:
-        ref = f"lnpt:{ref_variant}+label-free"
+        ref = variant_method(ref_variant)
         if ref not in sub.methods or len(sub.methods) < 2:
             return []
         return [
@@ -559,7 +569,7 @@ def _write_ablation(
         ]
 
     sections += model_sections(res, acfg.models, against_ref)
-    models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
+    models = list(measured_models(res, acfg.models))
     rows = []
     for v in acfg.variants:
         vals = _variant_values(res, v)

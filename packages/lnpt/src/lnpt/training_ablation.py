@@ -27,7 +27,13 @@ import torch
 from maskloop import evaluate, report, seed_everything
 from maskloop.checks import check_positive_int
 
-from lnpt.ablation import best_variant, model_sections, report_hash, run_cached_units
+from lnpt.ablation import (
+    best_variant,
+    measured_models,
+    model_sections,
+    report_hash,
+    run_cached_units,
+)
 from lnpt.bench import (
     MODELS,
     BenchConfig,
@@ -274,7 +280,7 @@ def _write(
         ]
 
     sections += model_sections(res, acfg.models, teacher_on_student_part)
-    models = [m for m in acfg.models if any(r.setting.get("model") == m for r in res.records)]
+    models = list(measured_models(res, acfg.models))
     rows = []
     for v in acfg.variants:
         vals = _values(res, v)
