@@ -101,6 +101,12 @@ ALIGNMENT_VARIANTS: dict[str, dict[str, Any]] = {
     "CDHM+div0.3": {"lambda_div": 0.3},
     "CDHM+gate0.9": {"align_gate": 0.9},
 }
+#: Every named CDHMClassifier option set above, by bench method name.
+OPTION_VARIANTS: dict[str, dict[str, Any]] = {
+    **VARIANTS,
+    **SCHEDULE_VARIANTS,
+    **ALIGNMENT_VARIANTS,
+}
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
 #: Its tasks: the sources of the quick test tasks (A, B, D) with *held-out source-side domains*
@@ -166,9 +172,8 @@ def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
         return CDHMClassifier(**common, **cfg.cdhm_kwargs)
     if method in ABLATIONS:
         return make_ablation(method, **common, **cfg.cdhm_kwargs)
-    if method in VARIANTS or method in SCHEDULE_VARIANTS or method in ALIGNMENT_VARIANTS:
-        extra = VARIANTS.get(method) or SCHEDULE_VARIANTS.get(method) or ALIGNMENT_VARIANTS[method]
-        return CDHMClassifier(**{**common, **cfg.cdhm_kwargs, **extra})
+    if method in OPTION_VARIANTS:
+        return CDHMClassifier(**{**common, **cfg.cdhm_kwargs, **OPTION_VARIANTS[method]})
     align = {
         "source-only": None,
         "source-only (raw)": None,
@@ -179,7 +184,7 @@ def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
     }
     if method in align:
         return AlignedCNNClassifier(align[method], **common)
-    allowed = [*METHODS, *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS, *ALIGNMENT_VARIANTS]
+    allowed = [*METHODS, *ABLATIONS, *OPTION_VARIANTS]
     raise ValueError(f"unknown method {method!r}; allowed: {allowed}")
 
 
@@ -475,7 +480,7 @@ def run_bench(
         + "\n"
     )
     probe_rows = []
-    cdhm_like = {"CDHM", *ABLATIONS, *VARIANTS, *SCHEDULE_VARIANTS, *ALIGNMENT_VARIANTS}
+    cdhm_like = {"CDHM", *ABLATIONS, *OPTION_VARIANTS}
     for m in [m for m in methods if m in cdhm_like]:
         row = [m]
         for k in (

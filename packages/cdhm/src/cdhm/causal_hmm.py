@@ -70,6 +70,14 @@ def _loc_scale(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return loc, F.softplus(raw) + 1e-3
 
 
+def _delayed_ramp(progress: float, start: float) -> float:
+    """0 before `start` (a fraction of training), then the Ganin ramp 2 / (1 + exp(-10 p')) - 1 of
+    p' = (progress - start) / (1 - start): the schedule of every alignment-like term here."""
+    if progress < start:
+        return 0.0
+    return ganin_lambda((progress - start) / max(1e-12, 1.0 - start))
+
+
 class CDHMNet(nn.Module):
     """The networks of CDHM plus its Pyro ``model`` and ``guide``.
 
@@ -449,8 +457,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             d_al = d_al.repeat_interleave(s_all.shape[1])
         with torch.no_grad():
             src_acc = float((net.fault_head(s_T[:ns]).argmax(-1) == ys).float().mean())
-        w_sched = self._gate(net, src_acc, progress) if self.align_gate > 0 else None
-        if w_sched is None:
+        if self.align_gate > 0:
+            w_sched = self._gate(net, src_acc, progress)
+        else:
             w_sched = self._align_weight(progress)
         if self.alignment is not None and "xt" in batch:
             lam = w_sched
@@ -510,10 +519,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     def _align_weight(self, progress: float) -> float:
         """The alignment schedule: 0 for the first ``align_warmup`` of training, then the Ganin
         ramp 2 / (1 + exp(-10 p')) - 1 over the rest (p' = progress rescaled to [0, 1])."""
-        w = self.align_warmup
-        if progress < w:
-            return 0.0
-        return ganin_lambda((progress - w) / (1.0 - w))
+        return _delayed_ramp(progress, self.align_warmup)
 
     def _gate(self, net: CDHMNet, source_acc: float, progress: float) -> float:
         """The ``align_gate`` schedule: update the running source accuracy a <- 0.8 a + 0.2 acc;
@@ -523,17 +529,12 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         if float(net.gate_open) < 0 and float(net.gate_acc) >= self.align_gate:
             net.gate_open.fill_(progress)
         p0 = float(net.gate_open)
-        if p0 < 0:
-            return 0.0
-        return ganin_lambda((progress - p0) / max(1e-12, 1.0 - p0))
+        return 0.0 if p0 < 0 else _delayed_ramp(progress, p0)
 
     def _lmmd_weight(self, progress: float) -> float:
         """The schedule of the ``lambda_lmmd`` term: 0 before ``lmmd_start``, then the Ganin ramp
         over the rest of training (p' = progress rescaled from [lmmd_start, 1] to [0, 1])."""
-        w = self.lmmd_start
-        if progress < w:
-            return 0.0
-        return ganin_lambda((progress - w) / (1.0 - w))
+        return _delayed_ramp(progress, self.lmmd_start)
 
     # ----------------------------------------------------------------------------- Pyro
     def segments(self, X: Any, c: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
