@@ -200,6 +200,7 @@ def test_cli_bench_wiring(tmp_path, monkeypatch, capsys) -> None:
     assert bench.bench_command(False) == "seven-prune bench"
     assert bench.bench_command(False, threads=1) == "seven-prune bench --threads 1"
     assert cli.TASKS == bench.TASKS
+    assert cli.SPLITS == bench.SPLITS  # the CLI keeps its own copy to start fast
     assert "table" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["bench", "--seeds", "0", "--out", str(tmp_path)])

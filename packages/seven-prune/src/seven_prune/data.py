@@ -254,8 +254,8 @@ def validation_indices(
     validation = check_int("validation", validation)
     if not 0 < validation < len(train):
         raise ValueError(f"validation must be in (0, {len(train)}), got {validation!r}")
-    perm = np.random.default_rng(seed).permutation(len(train))
-    return np.sort(train[perm[validation:]]), np.sort(train[perm[:validation]])
+    rest, held = split_indices(len(train), validation, seed)  # positions within `train`
+    return np.sort(train[rest]), np.sort(train[held])
 
 
 def synthetic_sentiment(
