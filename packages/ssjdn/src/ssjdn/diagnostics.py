@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ssjdn.data import RetrievalData
 from ssjdn.metrics import retrieval_metrics
-from ssjdn.ssjdn import SSJDN, salience_suppression
+from ssjdn.ssjdn import SSJDN
 from ssjdn.train import evaluate_retrieval
 
 __all__ = [
@@ -180,18 +180,7 @@ def suppression_focus(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     bsd = model.bsd
     if bsd.sgs != "none":
         g = F.interpolate(maps[0][0], size=tuple(size), mode="bilinear", align_corners=False)
-        damp = 1 - salience_suppression(
-            g,
-            size,
-            bsd.beta,
-            bsd.mode,
-            bsd.threshold,
-            bsd.normalize,
-            bsd.sharpen,
-            bsd.temperature,
-            bsd.topk,
-            getattr(bsd, "polarity", "suppress_salient"),
-        ).flatten(1)
+        damp = 1 - bsd.suppression(g, size).flatten(1)
         on = (damp * m).sum(1) / m.sum(1).clamp(min=1)
         off = (damp * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
         out["damp_small_ratio"] = float((on[has] / off[has].clamp(min=1e-8)).mean())

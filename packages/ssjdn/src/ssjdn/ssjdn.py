@@ -271,6 +271,22 @@ class BidirectionalScaleDecoupling(nn.Module):
         feats, maps = self.pass_features(projected)
         return self.fuse(torch.cat([f for chain in feats for f in chain], dim=1)), maps
 
+    def suppression(self, salience: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        """The SGS map M at `size` that `salience` (B, 1, h, w) imposes on another scale, with this
+        unit's settings (`salience_suppression`)."""
+        return salience_suppression(
+            salience,
+            size,
+            self.beta,
+            self.mode,
+            self.threshold,
+            self.normalize,
+            self.sharpen,
+            self.temperature,
+            self.topk,
+            self.polarity,
+        )
+
     def pass_features(
         self, projected: Sequence[torch.Tensor]
     ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
@@ -285,18 +301,7 @@ class BidirectionalScaleDecoupling(nn.Module):
                 p = projected[i]
                 m = None
                 if prev is not None and self.sgs != "none":
-                    m = salience_suppression(
-                        prev,
-                        p.shape[2:],
-                        self.beta,
-                        self.mode,
-                        self.threshold,
-                        self.normalize,
-                        self.sharpen,
-                        self.temperature,
-                        self.topk,
-                        self.polarity,
-                    )
+                    m = self.suppression(prev, p.shape[2:])
                     if self.target == "features":
                         p, m = p * m, None
                 a, f = units[i](p, m)
