@@ -202,3 +202,14 @@ def test_chunked_step_refuses_non_finite_before_writing() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         lin(x).sum().backward()
     assert torch.equal(lin.weight.detach(), before)
+
+
+def test_chunked_step_refuses_a_moved_model() -> None:
+    """The chunk optimizers hold views of the weight's memory: after ``.double()`` (new memory)
+    the backward raises instead of stepping a stale copy."""
+    lin = nn.Linear(4, 40)
+    h = lrcnn.StepInBackward(lin, torch.optim.SGD, chunk_mib=4 * 4 * 10 / 2**20, lr=0.1)
+    lin.double()
+    with pytest.raises(RuntimeError, match="moved to new memory"):
+        lin(torch.randn(2, 4, dtype=torch.float64)).sum().backward()
+    h.remove()
