@@ -156,6 +156,45 @@ def test_step_in_backward_arguments(case: str) -> None:
         fn()
 
 
+def _tied() -> nn.Module:
+    net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    net[1].weight = net[0].weight
+    return net
+
+
+SGD = torch.optim.SGD
+CHUNK_ARGS = {
+    "zero": (lambda: lrcnn.StepInBackward(NET, SGD, chunk_mib=0, lr=1), ValueError, "chunk_mib"),
+    "nan": (lambda: lrcnn.StepInBackward(NET, SGD, chunk_mib=math.nan, lr=1), ValueError, "chunk_mib"),
+    "str": (lambda: lrcnn.StepInBackward(NET, SGD, chunk_mib="64", lr=1), TypeError, "chunk_mib"),
+    "params-not-model": (
+        lambda: lrcnn.StepInBackward(NET.parameters(), SGD, chunk_mib=1, lr=1),
+        TypeError,
+        "chunk_mib needs the model",
+    ),
+    "not-elementwise": (
+        lambda: lrcnn.StepInBackward(NET, torch.optim.LBFGS, chunk_mib=1),
+        TypeError,
+        "optimizer_cls must be one of SGD, Adam, AdamW",
+    ),
+    "tied-weights": (
+        lambda: lrcnn.StepInBackward(_tied(), SGD, chunk_mib=1e-5, lr=1),
+        ValueError,
+        "shared with another module",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(CHUNK_ARGS))
+def test_step_in_backward_chunk_arguments(case: str) -> None:
+    """StepInBackward(chunk_mib=...): not a positive number, no model to find Linear layers in,
+    an optimizer that is not elementwise, a chunked weight shared with another module."""
+    fn, exc, msg = CHUNK_ARGS[case]
+    with pytest.raises(exc, match=msg):
+        fn()
+    assert all("forward" not in m.__dict__ for m in NET.modules())  # nothing patched
+
+
 def test_step_in_backward_nan_gradient() -> None:
     """StepInBackward: a NaN loss stops before the weights are written."""
     net = nn.Linear(3, 1)

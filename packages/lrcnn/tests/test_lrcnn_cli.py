@@ -44,6 +44,13 @@ def test_bench_configs_compare_all_methods() -> None:
             if work[0] == "resnet50":
                 assert any(c.get("bn") == "frozen" for c in mine)
     full = _configs(False)
+    # the chunk group: its own plain reference first, overlap-8+fused beside the chunked rows
+    chunk = [c for c in full if c["group"] == "chunk"]
+    assert {(c["model"], c["res"], c["batch"]) for c in chunk} == {("vgg16", 224, 8)}
+    assert chunk[0]["method"] == "plain" and not chunk[0].get("fused")
+    assert any(c.get("fused") and not c.get("chunk_mib") for c in chunk)
+    assert sum(1 for c in chunk if c.get("fused") and c.get("chunk_mib")) == 2
+    assert not any(c["group"] == "chunk" for c in _configs(True))
     # the setting: VGG-16 / ResNet-50 at 224x224 batch 8, and a high resolution
     assert {(c["model"], c["res"], c["batch"]) for c in full} >= {
         ("vgg16", 224, 8),

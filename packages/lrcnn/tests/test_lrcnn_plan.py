@@ -161,6 +161,31 @@ def test_whole_step_prediction_counts_gradients() -> None:
     assert p.step_bytes[("overlap", True)] <= p.policy_bytes["overlap"] + fc1 * OVERHEAD
 
 
+def test_whole_step_prediction_with_chunked_linear_steps() -> None:
+    """``plan(chunk_mib=16)``: the fused step holds one 16 MiB chunk of the classifier's weight
+    gradient instead of the 392 MiB whole, so every fused prediction drops by more than 300 MiB
+    and overlap-8's whole step is its trunk prediction plus at most one chunk; predictions
+    without a fused step do not change. A chunk size that is not a positive number is refused."""
+    from lrcnn.planner import OVERHEAD
+
+    model = meta_vgg16()
+    shape = (8, 3, 224, 224)
+    whole = lrcnn.plan(model, shape, rows=8, policy="overlap")
+    chunked = lrcnn.plan(model, shape, rows=8, policy="overlap", chunk_mib=16)
+    for key, v in whole.step_bytes.items():
+        if key[1]:
+            assert chunked.step_bytes[key] < v - 300 * 2**20, key
+        else:
+            assert chunked.step_bytes[key] == v, key
+    assert (
+        chunked.step_bytes[("overlap", True)]
+        <= chunked.policy_bytes["overlap"] + 16 * 2**20 * OVERHEAD
+    )
+    for bad, exc in ((0, ValueError), (-1.0, ValueError), ("16", TypeError)):
+        with pytest.raises(exc, match="chunk_mib"):
+            lrcnn.plan(model, shape, rows=8, chunk_mib=bad)  # type: ignore[arg-type]
+
+
 def test_carried_gradient_term_is_what_the_backward_hands_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

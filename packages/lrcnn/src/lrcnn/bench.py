@@ -34,6 +34,10 @@ from torch import nn
 __all__ = ["CONFIGS", "run_bench", "run_workload"]
 
 MIB = 2**20
+#: ``chunk_mib`` of the chunked rows, fixed from the planner before they were measured: the
+#: largest power of two at which the predicted whole step of VGG-16 overlap-8 (224x224, batch
+#: 8) reaches its floor (205 MiB: the trunk's backward is then the peak; 212 at 32, 247 at 64).
+CHUNK_MIB = 16
 
 
 def _configs(quick: bool) -> list[dict[str, Any]]:
@@ -44,6 +48,9 @@ def _configs(quick: bool) -> list[dict[str, Any]]:
     planner's depth), on ResNets with frozen BatchNorm through layer1/layer2, and row-centric +
     ``checkpoint_sequential`` on the rest. ``step`` group: the whole step with the optimizer step
     fused into backward (``fused``) for plain, checkpoint and the best row-centric settings.
+    ``chunk`` group (VGG-16 at 224x224 batch 8, full run only): overlap-8 with the fused step
+    as it is and with large Linear layers stepped in row chunks (``chunk_mib``), also with
+    checkpointing on the rest of the trunk.
     """
     if quick:
         work = [("vgg16", 224, 2), ("resnet50", 224, 2)]
@@ -53,6 +60,7 @@ def _configs(quick: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for model, res, batch in work:
         base = {"model": model, "res": res, "batch": batch}
+        chunk: list[dict[str, Any]] = []
         plain = {**base, "method": "plain"}
         ck = {**base, "method": "checkpoint"}
         if model == "vgg16":
@@ -64,6 +72,10 @@ def _configs(quick: bool) -> list[dict[str, Any]]:
             # whole step: between overlap-8 (fast) and two_phase-8+ckpt (small): overlap-8+ckpt
             step_rc = [rcs[0], {**rcs[0], "ckpt": True}, combo] if not quick else [*rcs, combo]
             step = [{**c, "fused": True} for c in (plain, ck, *step_rc)]
+            if res == 224 and batch == 8:  # the head's weight gradient in row chunks
+                fo = {**rcs[0], "fused": True}
+                chunk = [plain, fo, {**fo, "chunk_mib": CHUNK_MIB}]
+                chunk.append({**fo, "ckpt": True, "chunk_mib": CHUNK_MIB})
         else:
             exact = {**base, "method": "two_phase", "rows": 8}
             f1 = {**base, "method": "overlap", "rows": 8, "bn": "frozen", "depth": "layer1"}
@@ -82,6 +94,7 @@ def _configs(quick: bool) -> list[dict[str, Any]]:
                 step += [{**c, "fused": True} for c in (plain, ck)]
         out += [{**c, "group": "trunk"} for c in trunk]
         out += [{**plain, "group": "step"}] + [{**c, "group": "step"} for c in step]
+        out += [{**c, "group": "chunk"} for c in chunk]
     return out
 
 
@@ -128,6 +141,8 @@ def _label(cfg: dict[str, Any], unit: str | None = None) -> str:
         lab += "+ckpt"
     if cfg.get("fused"):
         lab += "+fused"
+    if cfg.get("chunk_mib"):
+        lab += f"+chunk{cfg['chunk_mib']:g}"
     return lab
 
 
@@ -159,12 +174,13 @@ def _planned(model: nn.Module, cfg: dict[str, Any], shape: tuple[int, ...]) -> t
             _PLANS[key] = _plan(m, s, **kw)
         return _PLANS[key]
 
+    chunk = {"chunk_mib": cfg["chunk_mib"]} if cfg.get("chunk_mib") else {}
     if cfg["method"] in ("plain", "checkpoint"):
-        return plan(model, shape, rows=1), 0
+        return plan(model, shape, rows=1, **chunk), 0
     pol, rows = cfg["method"], cfg["rows"]
     bn = cfg.get("bn", "exact")
     depth = _depth_of(model, cfg.get("depth"))
-    kw: dict[str, Any] = dict(rows=rows, policy=pol, depth=depth, batch_norm=bn)
+    kw: dict[str, Any] = dict(rows=rows, policy=pol, depth=depth, batch_norm=bn, **chunk)
     p = plan(model, shape, **kw)
     if not cfg.get("ckpt"):
         return p, 0
@@ -338,19 +354,21 @@ def run_workload(work: dict[str, Any], methods: list[dict[str, Any]]) -> list[di
     y = torch.randint(0, 1000, (work["batch"],), generator=gen).to(dev)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     sgd = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    fused: list[StepInBackward] = []
+    fused: dict[float | None, StepInBackward] = {}
     runs = [(cfg, *_wrap(model, cfg, shape)) for cfg in methods]
 
     def attach(cfg: dict[str, Any]) -> StepInBackward | None:
-        """Per-parameter optimizers (state kept between steps) hooked in for fused methods."""
+        """Per-parameter optimizers (state kept between steps) hooked in for fused methods, one
+        set per ``chunk_mib``."""
         if not cfg.get("fused"):
             return None
-        if not fused:
-            fused.append(StepInBackward(model.parameters(), torch.optim.SGD, lr=1e-4, momentum=0.9))
+        chunk = cfg.get("chunk_mib")
+        if chunk not in fused:
+            kw = dict(lr=1e-4, momentum=0.9, chunk_mib=chunk)
+            fused[chunk] = StepInBackward(model, torch.optim.SGD, **kw)
         else:
-            h = fused[0]
-            h._handles = [p.register_post_accumulate_grad_hook(h._step) for p in h.optimizers]
-        return fused[0]
+            fused[chunk]._attach()
+        return fused[chunk]
 
     def whole_step(cfg: dict[str, Any], run: nn.Module, marks: dict[str, int] | None) -> None:
         loss = nn.functional.cross_entropy(run(x), y)
@@ -477,7 +495,7 @@ def run_workload(work: dict[str, Any], methods: list[dict[str, Any]]) -> list[di
         if cfg["method"] == "plain":
             r["grad_rel_err"] = 0.0
             continue
-        key = _label({**cfg, "fused": False})
+        key = _label({**cfg, "fused": False, "chunk_mib": None})
         if key not in done:
             if cfg.get("bn") == "frozen":
                 done[key] = _grad_error_frozen(ref, model, run, x2, y2)
@@ -690,7 +708,9 @@ def run_bench(
         "picks, lowest predicted peak x time); `bn=frozen` = the segment's BatchNorms frozen "
         "(running statistics, a named approximation); `+ckpt` = "
         "plus `checkpoint_sequential` on the rest of the trunk; `+fused` = optimizer step "
-        "fused into backward (`lrcnn.StepInBackward`).\n\n"
+        "fused into backward (`lrcnn.StepInBackward`); `+chunkC` = with "
+        "`StepInBackward(chunk_mib=C)`: large Linear layers' weight gradients computed and "
+        "stepped in row chunks of at most C MiB, never whole.\n\n"
         + markdown_table(trunk_headers, rows_trunk),
         "## Whole training step\n\n"
         "Step peak = peak of the whole step (forward, backward, optimizer step) above the state "
@@ -769,7 +789,7 @@ def _plot(res: Any, path: Path) -> Path:
     ]
     fig, axes = plt.subplots(1, n, figsize=(6 * n, 4), squeeze=False)
     for ax, (key, recs) in zip(axes[0], groups.items()):
-        recs = [r for r in recs if not (r.setting["group"] == "step" and r.method == "plain")]
+        recs = [r for r in recs if not (r.setting["group"] != "trunk" and r.method == "plain")]
         xs = range(len(recs))
         w = 0.2
         for k, (field_, name) in enumerate(phases):

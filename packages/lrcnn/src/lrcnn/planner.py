@@ -21,7 +21,8 @@ Weights, their gradients and optimizer state are not activations and are left ou
 holds above weights and optimizer state: every parameter gradient alive at each point of the
 backward (all of them accumulate without a fused step; with ``lrcnn.StepInBackward`` only the
 one being applied, e.g. VGG-16's 392 MiB first classifier weight gradient during the head's
-backward), and the tensors saved at the end of the forward while the head back-propagates. All
+backward; with ``chunk_mib``, one row chunk of a chunked ``nn.Linear``'s weight gradient), and the
+tensors saved at the end of the forward while the head back-propagates. All
 predictions are multiplied by ``OVERHEAD`` (allocator and kernel workspace, calibrated on CPU). The relative
 step time is estimated from convolution FLOPs (backward = 2x forward), including the recomputed
 halos and the extra sweeps exact BatchNorm needs.
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 from lrcnn.graph import TrunkGraph, find_trunk
+from lrcnn.stepping import linear_chunks
 from lrcnn.strips import Layout
 
 __all__ = ["BATCH_NORM_MODES", "POLICIES", "Plan", "Strip", "parse_budget", "plan"]
@@ -457,6 +459,7 @@ def plan(
     dtype: torch.dtype = torch.float32,
     checkpoint_segments: int = 0,
     batch_norm: str = "exact",
+    chunk_mib: float | None = None,
 ) -> Plan:
     """Plan row-centric training of ``model`` for inputs of ``input_shape`` (N, C, H, W).
 
@@ -466,7 +469,10 @@ def plan(
     does not). ``depth="auto"`` picks how many trunk units run row-centric: the lowest product of
     predicted peak and predicted step time (with a budget: the fastest depth that fits).
     ``batch_norm`` as in ``RowCentric``: ``"exact"`` BatchNorms cost a statistics sweep each,
-    ``"frozen"`` ones none.
+    ``"frozen"`` ones none. ``chunk_mib``: the fused whole-step predictions
+    (``step_bytes[(method, True)]``) assume ``StepInBackward(model, ..., chunk_mib=chunk_mib)``:
+    a chunked ``nn.Linear`` (``lrcnn.stepping.linear_chunks``) holds one chunk of its weight
+    gradient at a time, not the whole of it.
     """
     if batch_norm not in BATCH_NORM_MODES:
         raise ValueError(f"batch_norm must be one of {BATCH_NORM_MODES}, got {batch_norm!r}")
@@ -511,8 +517,17 @@ def plan(
         if n.module is not None and n.kind in ("conv", "bn")
         for p in n.module.parameters(recurse=False)
     }
-    head_sizes = [p.numel() * m.elem for p in model.parameters() if id(p) not in trunk_params]
-    head_grads = (sum(head_sizes), max(head_sizes, default=0))
+    head = [p for p in model.parameters() if id(p) not in trunk_params]
+    alive = {id(p): p.numel() * m.elem for p in head}  # bytes of a gradient alive at once
+    if chunk_mib is not None:  # a fused step holds one chunk of a chunked Linear's gradient
+        for layer, r in linear_chunks(model, chunk_mib, m.elem).items():
+            alive[id(layer.weight)] = r * layer.in_features * m.elem
+            if layer.bias is not None:
+                alive[id(layer.bias)] = r * m.elem
+    head_grads = (
+        sum(p.numel() * m.elem for p in head),
+        max((alive[id(p)] for p in head), default=0),
+    )
 
     def rc(d: int, r: int, pol: str) -> tuple[int, float, Layout]:
         if (d, r, pol) not in cache:
