@@ -336,6 +336,9 @@ def test_gap_variants_are_named_options_off_the_cache_key():
     assert (mk.alignment, mk.fault_steps) == ("mmd", "all")
     assert _estimator("MK-MMD+lambda1", cfg, 0).lambda_align == 1.0
     assert set(BASELINE_VARIANTS) == {"MK-MMD+evidence-all", "MK-MMD+lambda1"}
+    from cdhm.bench import ADOPTED_BASELINE_VARIANTS
+
+    assert set(ADOPTED_BASELINE_VARIANTS) <= set(BASELINE_VARIANTS)
 
 
 def test_class_swaps_finds_a_class_sent_to_another_and_rejects_bad_input():
