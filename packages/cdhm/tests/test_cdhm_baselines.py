@@ -354,3 +354,26 @@ def test_class_swaps_finds_a_class_sent_to_another_and_rejects_bad_input():
         class_swaps(true, pred[:-1])
     with pytest.raises(ValueError, match="share"):
         class_swaps(true, pred, share=1.5)
+
+
+def test_bench_goal_rows_name_the_adopted_baseline_variant(tmp_path):
+    """With an adopted MK-MMD variant in the run, the goals table gives CDHM − best of the issue's
+    baselines and, on its own line, CDHM − best of them with the adopted variant."""
+    from cdhm.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(
+        tasks=[(0, 1)],
+        seeds=[0],
+        epochs=1,
+        recordings_per_class=2,
+        windows_per_recording=2,
+        window=1024,
+        n_segments=4,
+        ablations=False,
+        methods=("CDHM", "MK-MMD", "MK-MMD+evidence-all"),
+    )
+    res, text = run_bench(out=tmp_path, config=cfg, command="test", progress=False)
+    goals = text.split("Goals of the issue")[1]
+    assert "CDHM − best of MK-MMD (MK-MMD) ≥ +2 points" in goals
+    assert "CDHM − best of MK-MMD/MK-MMD+evidence-all (" in goals
+    assert {r.method for r in res.records} == {"CDHM", "MK-MMD", "MK-MMD+evidence-all"}
