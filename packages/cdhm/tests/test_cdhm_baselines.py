@@ -291,3 +291,89 @@ def test_default_alignment_is_mmd_and_keys_the_bench_cache(monkeypatch):
         cdhm.bench, "CDHMClassifier", functools.partial(CDHMClassifier, align_warmup=0.3)
     )
     assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["align_warmup"] == 0.3
+
+
+def test_baseline_fault_steps_all_averages_step_logits_and_aligns_every_step(toy):
+    """AlignedCNNClassifier(fault_steps="all"): logits = mean_t classifier(h_t), the last h_t is
+    the usual feature, and MK-MMD is taken between the pooled h_t of source and target."""
+    a, b = toy
+    est = AlignedCNNClassifier("mmd", fault_steps="all", n_segments=4, epochs=1, hidden=16)
+    est.fit(a.x, a.y, b.x)
+    net = est.net_
+    x = est._tensor(b.x[:5])
+    with torch.no_grad():
+        h = net.step_features(x)
+        assert torch.allclose(h[:, -1], net.features(x), atol=1e-6)
+        want = torch.softmax(net.classifier(h).mean(1), -1).numpy()
+    np.testing.assert_allclose(est.predict_proba(b.x[:5]), want, rtol=1e-5, atol=1e-6)
+    batch = {
+        "xs": est._tensor(a.x[:6]),
+        "ys": torch.from_numpy(np.searchsorted(est.classes_, a.y[:6])),
+        "xt": est._tensor(b.x[:6]),
+    }
+    _, logs = est._step(batch, 0.5)
+    with torch.no_grad():
+        hs = net.step_features(torch.cat([batch["xs"], batch["xt"]])).reshape(-1, 16)
+        want_mmd = float(mk_mmd(hs[:24], hs[24:]))
+    assert logs["align"] == pytest.approx(want_mmd, rel=1e-5)
+    with pytest.raises(ValueError, match="fault_steps must be one of"):
+        AlignedCNNClassifier("mmd", fault_steps="mean", n_segments=4).fit(a.x, a.y)
+
+
+def test_gap_variants_are_named_options_off_the_cache_key():
+    """The readings against the MK-MMD gap are bench variants; at their off values the new options
+    stay out of the cache key, so the committed caches stay valid."""
+    from cdhm.bench import BASELINE_VARIANTS, GAP_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    cfg = BenchConfig()
+    defaults = json.loads(_cache_key(cfg))["cdhm_defaults"]
+    assert "fault_steps" not in defaults and "beta_s" not in defaults
+    ev = _estimator("CDHM+evidence-all", cfg, 3)
+    assert (ev.fault_steps, ev.align_steps, ev.seed) == ("all", "all", 3)
+    assert _estimator("CDHM+beta-s10", cfg, 0).beta_s == 10.0
+    assert set(GAP_VARIANTS) == {"CDHM+evidence-all", "CDHM+beta-s10"}
+    mk = _estimator("MK-MMD+evidence-all", cfg, 0)
+    assert (mk.alignment, mk.fault_steps) == ("mmd", "all")
+    assert _estimator("MK-MMD+lambda1", cfg, 0).lambda_align == 1.0
+    assert set(BASELINE_VARIANTS) == {"MK-MMD+evidence-all", "MK-MMD+lambda1"}
+    from cdhm.bench import ADOPTED_BASELINE_VARIANTS
+
+    assert set(ADOPTED_BASELINE_VARIANTS) <= set(BASELINE_VARIANTS)
+
+
+def test_class_swaps_finds_a_class_sent_to_another_and_rejects_bad_input():
+    """class_swaps: a true class with >= share of its windows predicted as one other class."""
+    from cdhm.bench import class_swaps
+
+    true = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]
+    pred = [1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 2, 0, 1, 2, 2]
+    assert class_swaps(true, pred) == [(0, 1), (1, 0)]  # 3/5 each; class 2 spreads its errors
+    assert class_swaps(true, pred, share=0.7) == []
+    assert class_swaps(true, true) == []
+    with pytest.raises(ValueError, match="true and pred"):
+        class_swaps(true, pred[:-1])
+    with pytest.raises(ValueError, match="share"):
+        class_swaps(true, pred, share=1.5)
+
+
+def test_bench_goal_rows_name_the_adopted_baseline_variant(tmp_path):
+    """With an adopted MK-MMD variant in the run, the goals table gives CDHM − best of the issue's
+    baselines and, on its own line, CDHM − best of them with the adopted variant."""
+    from cdhm.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(
+        tasks=[(0, 1)],
+        seeds=[0],
+        epochs=1,
+        recordings_per_class=2,
+        windows_per_recording=2,
+        window=1024,
+        n_segments=4,
+        ablations=False,
+        methods=("CDHM", "MK-MMD", "MK-MMD+evidence-all"),
+    )
+    res, text = run_bench(out=tmp_path, config=cfg, command="test", progress=False)
+    goals = text.split("Goals of the issue")[1]
+    assert "CDHM − best of MK-MMD (MK-MMD) ≥ +2 points" in goals
+    assert "CDHM − best of MK-MMD/MK-MMD+evidence-all (" in goals
+    assert {r.method for r in res.records} == {"CDHM", "MK-MMD", "MK-MMD+evidence-all"}

@@ -399,3 +399,84 @@ def test_align_gate_model_saves_and_loads(toy, tmp_path):
     back = CDHMClassifier.load(est.save(tmp_path / "m"))
     assert float(back.net_.gate_acc) == float(est.net_.gate_acc)
     np.testing.assert_array_equal(back.predict_proba(b.x), est.predict_proba(b.x))
+
+
+def test_fault_steps_all_reads_the_evidence_of_every_step(toy):
+    """fault_steps="all": the label site of the Pyro model and the prediction use
+    mean_t f(s_t) (sampled s_t in the model, posterior means in predict_proba), not f(s_T)."""
+    from pyro import poutine
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    est = CDHMClassifier(fault_steps="all", align_steps="all", **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    net = est.net_.double()
+    x, c = est.segments(b.x[:6], 1)
+    x = x.double()
+    with torch.no_grad():
+        g = poutine.trace(net.guide).get_trace(x, c)
+        m = poutine.trace(poutine.replay(net.model, trace=g)).get_trace(x, c)
+        s = torch.stack([g.nodes[f"s_{t}"]["value"] for t in range(4)], 1)
+        expected = net.fault_head(s).mean(1)
+        last = net.fault_head(s[:, -1])
+        got = m.nodes["y"]["fn"].logits
+        assert torch.allclose(torch.log_softmax(expected, -1), got, atol=1e-12)
+        assert not torch.allclose(torch.log_softmax(last, -1), got, atol=1e-3)
+        means = net.encode(x, c)["s_loc"]
+        proba = torch.softmax(net.fault_head(means).mean(1), -1)
+    est.net_.float()
+    np.testing.assert_allclose(est.predict_proba(b.x[:6]), proba.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_beta_s_weights_only_the_s_block_kl(toy):
+    """beta_s: -ELBO(beta_s) - (-ELBO(1)) = (beta_s - 1) * kl_weight * sum_t (log q - log p) of
+    the s sites on the same samples; the z block and the reconstruction are untouched."""
+    import pyro
+    from pyro import poutine
+
+    net = CDHMNet(128, 4, 4, 2, s_dim=4, z_dim=4, hidden=16).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 4, 128, generator=g, dtype=torch.float64)
+    c = torch.tensor([0, 1, 0, 1, 0, 1])
+    kl_w, beta = 0.7, 3.5
+    losses = {}
+    for bs in (1.0, beta):
+        pyro.set_rng_seed(5)
+        losses[bs] = Trace_ELBO().differentiable_loss(
+            net.model, net.guide, x, c, None, None, kl_w, 1.0, 1.0, bs
+        )
+    pyro.set_rng_seed(5)
+    tr = poutine.trace(net.guide).get_trace(x, c)
+    mt = poutine.trace(poutine.replay(net.model, trace=tr)).get_trace(x, c)
+    kl_s = sum(
+        (
+            tr.nodes[f"s_{t}"]["fn"].log_prob(tr.nodes[f"s_{t}"]["value"])
+            - mt.nodes[f"s_{t}"]["fn"].log_prob(tr.nodes[f"s_{t}"]["value"])
+        ).sum()
+        for t in range(4)
+    )
+    diff = float((losses[beta] - losses[1.0]).detach())
+    assert abs(diff) > 1e-3
+    assert diff == pytest.approx((beta - 1) * kl_w * float(kl_s.detach()), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fault_steps": "first"}, "fault_steps must be one of"),
+        ({"fault_steps": None}, "fault_steps must be one of"),
+        ({"beta_s": 0.0}, "beta_s"),
+        ({"beta_s": -1.0}, "beta_s"),
+        ({"beta_s": float("nan")}, "beta_s"),
+        ({"beta_s": "2"}, "beta_s"),
+    ],
+    ids=["steps-unknown", "steps-none", "beta-zero", "beta-negative", "beta-nan", "beta-str"],
+)
+def test_fault_steps_and_beta_s_reject_bad_values(toy, kwargs, match):
+    """CDHMClassifier.fit: a bad fault_steps or beta_s raises naming the argument."""
+    a, _ = toy
+    with pytest.raises((ValueError, TypeError), match=match):
+        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
+    if "fault_steps" in kwargs:
+        with pytest.raises(ValueError, match=match):
+            CDHMNet(128, 4, 4, 2, fault_steps=kwargs["fault_steps"])

@@ -35,7 +35,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from cdhm.causal_hmm import CDHMClassifier
+from cdhm.causal_hmm import FAULT_STEPS, CDHMClassifier
 from cdhm.data import envelope_order_spectrum
 from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import (
@@ -68,6 +68,10 @@ class _CNNGRU(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.gru(self.encoder(x))[1][-1]
 
+    def step_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The GRU output at every step (B, T, hidden); its last step is :meth:`features`."""
+        return self.gru(self.encoder(x))[0]
+
 
 class AlignedCNNClassifier(DomainAdaptiveClassifier):
     """CNN + GRU classifier with an optional feature alignment: None, 'dann', 'mmd', 'coral' or
@@ -75,6 +79,13 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
 
     ``alignment=None`` is the source-only baseline (``target_x`` only feeds batch-norm nothing:
     the target is ignored entirely).
+
+    ``fault_steps="all"`` (default ``"last"``) is the plain-encoder control for
+    ``CDHMClassifier(fault_steps="all", align_steps="all")``: the classifier reads the GRU output
+    h_t of every step and averages the T logits (a product of per-step class posteriors,
+    tempered by 1 / T), and the alignment acts on the h_t of every step pooled (each step a
+    sample), since that is what the classifier reads. It assumes every step's h_t carries class
+    evidence; ``transform`` still returns the last step's h_T.
     """
 
     def __init__(
@@ -82,6 +93,7 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         alignment: str | None = None,
         lambda_align: float = 0.3,
         hidden: int = 64,
+        fault_steps: str = "last",
         n_segments: int = 8,
         epochs: int = 30,
         batch_size: int = 32,
@@ -98,6 +110,7 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         self.alignment = alignment
         self.lambda_align = lambda_align
         self.hidden = hidden
+        self.fault_steps = fault_steps
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -107,6 +120,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
             )
         check_real("lambda_align", self.lambda_align, low=0.0)
         check_int("hidden", self.hidden, 4)
+        if self.fault_steps not in FAULT_STEPS:
+            raise ValueError(f"fault_steps must be one of {FAULT_STEPS}, got {self.fault_steps!r}")
 
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> nn.Module:
         return _CNNGRU(segment_length, n_classes, self.hidden)
@@ -116,9 +131,20 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         xs, ys = batch["xs"], batch["ys"]
         use_target = self.alignment is not None and "xt" in batch
         x = torch.cat([xs, batch["xt"]]) if use_target else xs
-        h = net.features(x)
         ns = len(xs)
-        logits = net.classifier(h[:ns])
+        if self.fault_steps == "last":
+            h = net.features(x)
+            logits = net.classifier(h[:ns])
+            ys_al = ys
+        else:  # every step's h_t: mean logits; the steps pooled as samples for the alignment
+            h_steps = net.step_features(x)
+            logits = net.classifier(h_steps[:ns]).mean(1)
+            t_len = h_steps.shape[1]
+            h, ns, ys_al = (
+                h_steps.reshape(-1, h_steps.shape[-1]),
+                ns * t_len,
+                ys.repeat_interleave(t_len),
+            )
         ce = F.cross_entropy(logits, ys)
         loss, logs = ce, {"ce": float(ce.detach())}
         logs["source_acc"] = float((logits.detach().argmax(-1) == ys).float().mean())
@@ -126,7 +152,7 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
             lam = ganin_lambda(progress)
             if self.alignment == "dann":
                 d = net.domain_head(grad_reverse(h, lam)).squeeze(-1)
-                target = (torch.arange(len(x)) >= ns).float()
+                target = (torch.arange(len(h)) >= ns).float()
                 align = F.binary_cross_entropy_with_logits(d, target)
                 loss = loss + self.lambda_align * align
                 logs["domain_acc"] = float(((d.detach() > 0).float() == target).float().mean())
@@ -136,7 +162,7 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
                 loss = loss + self.lambda_align * lam * align
             elif self.alignment == "lmmd":
                 probs = F.softmax(net.classifier(h[ns:]).detach(), -1)
-                align = lmmd(h[:ns], h[ns:], ys, probs)
+                align = lmmd(h[:ns], h[ns:], ys_al, probs)
                 loss = loss + self.lambda_align * lam * align
             else:
                 align = coral_loss(h[:ns], h[ns:])
@@ -147,7 +173,9 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         net: _CNNGRU = self.net_  # type: ignore[assignment]
-        return net.classifier(net.features(x))
+        if self.fault_steps == "last":
+            return net.classifier(net.features(x))
+        return net.classifier(net.step_features(x)).mean(1)
 
     def _features(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.net_.features(x)  # type: ignore[union-attr]

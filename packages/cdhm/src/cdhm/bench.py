@@ -101,11 +101,33 @@ ALIGNMENT_VARIANTS: dict[str, dict[str, Any]] = {
     "CDHM+div0.3": {"lambda_div": 0.3},
     "CDHM+gate0.9": {"align_gate": 0.9},
 }
+#: Readings against the gap to MK-MMD (issue 18; values fixed before the validation run): the
+#: fault head reads the class evidence of every step (the HMM's temporal evidence; what it reads
+#: is what is aligned), and a reformulated ELBO with a 10x weight on the s-block KL (an
+#: information bottleneck on the causal factor, which pushes what only reconstructs into z).
+GAP_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+evidence-all": {"fault_steps": "all", "align_steps": "all"},
+    "CDHM+beta-s10": {"beta_s": 10.0},
+}
+#: The disentanglement ablation of each reading (one entangled latent, no condition head, the
+#: reading's options): what "disentanglement adds" is measured against once a reading is used.
+GAP_ABLATIONS: dict[str, dict[str, Any]] = {
+    "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
+    for name, kw in GAP_VARIANTS.items()
+}
+#: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
+#: its own temporal-evidence reading and a 1.0 alignment weight. Name -> (alignment, overrides).
+BASELINE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "MK-MMD+evidence-all": ("mmd", {"fault_steps": "all"}),
+    "MK-MMD+lambda1": ("mmd", {"lambda_align": 1.0}),
+}
 #: Every named CDHMClassifier option set above, by bench method name.
 OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **VARIANTS,
     **SCHEDULE_VARIANTS,
     **ALIGNMENT_VARIANTS,
+    **GAP_VARIANTS,
+    **GAP_ABLATIONS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -116,6 +138,9 @@ VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
 VALIDATION_TASKS: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (3, 1), (3, 2))
 #: The strongest published baselines CDHM must beat (issue 18 goal).
 STRONG_BASELINES: tuple[str, ...] = ("MK-MMD", "Deep CORAL", "DANN")
+#: Baseline variants adopted on validation by the README's rule (same tuning budget as CDHM's
+#: readings): they count as the strong baseline they tune when a run holds them.
+ADOPTED_BASELINE_VARIANTS: tuple[str, ...] = ("MK-MMD+evidence-all",)
 
 
 @dataclass
@@ -157,6 +182,23 @@ def check_windowing(front_end: str, window: int, n_segments: int) -> None:
         raise ValueError(f"n_segments={n_segments} must divide the window length {window}")
 
 
+def class_swaps(true: Sequence[int], pred: Sequence[int], share: float = 0.6) -> list[tuple]:
+    """The class swaps of one run: (true class, predicted class) for each true class with at
+    least `share` of its windows predicted as one *other* class (the README's swap criterion)."""
+    check_real("share", share, low=0.0, low_inclusive=False, high=1.0)
+    t, p = np.asarray(true), np.asarray(pred)
+    if t.shape != p.shape or t.ndim != 1:
+        raise ValueError(f"true and pred must be 1-D and of one length, got {t.shape}, {p.shape}")
+    out = []
+    for k in np.unique(t):
+        other = p[(t == k) & (p != k)]
+        if len(other):
+            cls, n = np.unique(other, return_counts=True)
+            if n.max() >= share * np.sum(t == k):
+                out.append((int(k), int(cls[n.argmax()])))
+    return out
+
+
 def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
     """5-fold cross-validated accuracy of a logistic regression from `features` to `labels`."""
     if len(np.unique(labels)) < 2:
@@ -184,7 +226,10 @@ def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
     }
     if method in align:
         return AlignedCNNClassifier(align[method], **common)
-    allowed = [*METHODS, *ABLATIONS, *OPTION_VARIANTS]
+    if method in BASELINE_VARIANTS:
+        alignment, overrides = BASELINE_VARIANTS[method]
+        return AlignedCNNClassifier(alignment, **common, **overrides)
+    allowed = [*METHODS, *ABLATIONS, *OPTION_VARIANTS, *BASELINE_VARIANTS]
     raise ValueError(f"unknown method {method!r}; allowed: {allowed}")
 
 
@@ -349,6 +394,8 @@ _OPTIONS_OFF: dict[str, Any] = {
     "lmmd_start": 0.5,
     "lambda_div": 0.0,
     "align_gate": 0.0,
+    "fault_steps": "last",
+    "beta_s": 1.0,
 }
 
 
@@ -545,8 +592,13 @@ def run_bench(
     goal_rows: list[list[str]] = []
     if full_seeds and "CDHM" in methods:
         cd = mean_of("acc_target", "CDHM")
-        strong = [m for m in STRONG_BASELINES if m in methods]
-        if strong:
+        # the issue's baselines as published, then with the variants adopted on validation
+        pools = [[m for m in STRONG_BASELINES if m in methods]]
+        if any(m in methods for m in ADOPTED_BASELINE_VARIANTS):
+            pools.append(
+                [m for m in (*STRONG_BASELINES, *ADOPTED_BASELINE_VARIANTS) if m in methods]
+            )
+        for strong in [p for p in pools if p]:
             best = max(strong, key=lambda m: float(np.mean(mean_of("acc_target", m))))
             d_best = paired_difference(cd, mean_of("acc_target", best))
             goal_rows.append(
