@@ -74,6 +74,8 @@ def test_parser_walk_every_action_has_help():
         (["--models", "cnn", "mlp", "cnn"], "--models lists cnn more than once"),
         (["--ablation-training", "previous"], "--ablation-training only applies with"),
         (["--ablation", "--variants", "one-shot"], "--variants must include the current default"),
+        (["--protocol-check", "--models", "cnn", "mlp"], "--protocol-check takes one model"),
+        (["--protocol-check", "--report", "mine"], "--protocol-check write their own"),
     ],
     ids=[
         "variants-without-ablation",
@@ -84,6 +86,8 @@ def test_parser_walk_every_action_has_help():
         "duplicate-model",
         "ablation-training-without-ablation",
         "paired-rule-without-default",
+        "protocol-check-two-models",
+        "report-with-protocol-check",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):
