@@ -40,6 +40,7 @@ from lnpt.bench import (
     Progress,
     _Snapshots,
     make_mask,
+    threads_tag,
     train_label_free,
     train_supervised,
     train_teacher,
@@ -228,8 +229,8 @@ def protocol_check(
     `threads` decides the results, not only the speed: the benchmark's and the ablation's runs
     used 2, and another count changes the floating-point summation order, hence the teacher and
     every student (seed 0's digits CNN teacher: 90.00% test accuracy at 2 threads, 90.83% at 1).
-    So the thread count is part of the cache key, and a count other than 2 writes
-    `lnpt_protocol_<model>_threads<n>` (a second realisation of the same seeds)."""
+    So the thread count is part of the cache name (`lnpt.bench.threads_tag`), and a count other
+    than 2 writes `lnpt_protocol_<model>_threads<n>` (a second realisation of the same seeds)."""
     import time
 
     from lnpt.ablation import report_hash, run_cached_units
@@ -241,8 +242,7 @@ def protocol_check(
     cache.mkdir(parents=True, exist_ok=True)
     res = report.Results("lnpt", command, config=asdict(pcfg))
     fixed = {k: v for k, v in asdict(pcfg).items() if k != "seeds"}
-    fixed["threads"] = threads
-    key = report_hash(json.dumps(fixed, sort_keys=True, default=str))
+    key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
     left = run_cached_units(
         res,
