@@ -83,3 +83,28 @@ def test_config_errors():
         ProtocolConfig(budgets=(0, 30)).check()
     with pytest.raises(ValueError, match="seeds"):
         ProtocolConfig(seeds=0).check()
+
+
+def test_goal_lines_leave_out_a_seed_whose_teacher_collapsed():
+    """A chance-level teacher (seed 6 of the digits CNN: 10.28%) is not the mature teacher LNPT
+    assumes: its label-free students collapse with it. The goal lines drop that seed and name it;
+    with every teacher above the floor they are unchanged."""
+    from lnpt.bench import collapsed_teachers, goal_lines
+
+    res = report.Results("lnpt", "x")
+    lnpt_acc, snip_acc = [0.90, 0.88, 0.10, 0.86], [0.89, 0.87, 0.45, 0.88]
+    for s in range(4):
+        teacher = 0.1028 if s == 2 else 0.95
+        res.add("teacher (dense, other half)", s, {"accuracy": teacher}, model="cnn", sparsity=0.0)
+        res.add("dense supervised", s, {"accuracy": 0.95}, model="cnn", sparsity=0.0)
+        res.add("lnpt+label-free", s, {"accuracy": lnpt_acc[s]}, model="cnn", sparsity=0.95)
+        res.add("snip+supervised", s, {"accuracy": snip_acc[s]}, model="cnn", sparsity=0.95)
+    assert collapsed_teachers(res, "cnn") == {2: 0.1028}
+    lines = goal_lines(res, "cnn")
+    assert lines[0].startswith("- 95%: LNPT label-free minus SNIP supervised: +0.00 [")
+    assert lines[1].startswith("- 95%: LNPT label-free minus dense supervised: -7.00 [")
+    assert "seed 2 (10.28%)" in lines[-1]
+    res.records = [r for r in res.records if r.seed != 2]
+    assert collapsed_teachers(res, "cnn") == {}
+    assert goal_lines(res, "cnn")[:2] == lines[:2]
+    assert "left out" not in goal_lines(res, "cnn")[-1]
