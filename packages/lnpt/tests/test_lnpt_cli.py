@@ -74,6 +74,8 @@ def test_parser_walk_every_action_has_help():
         (["--models", "cnn", "mlp", "cnn"], "--models lists cnn more than once"),
         (["--ablation-training", "previous"], "--ablation-training only applies with"),
         (["--ablation", "--variants", "one-shot"], "--variants must include the current default"),
+        (["--protocol-check", "--models", "cnn", "mlp"], "--protocol-check takes one model"),
+        (["--protocol-check", "--report", "mine"], "--protocol-check write their own"),
     ],
     ids=[
         "variants-without-ablation",
@@ -84,6 +86,8 @@ def test_parser_walk_every_action_has_help():
         "duplicate-model",
         "ablation-training-without-ablation",
         "paired-rule-without-default",
+        "protocol-check-two-models",
+        "report-with-protocol-check",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):
@@ -282,3 +286,22 @@ def test_ablation_configs_current_training_and_the_record():
 def test_ablation_config_rejects_bad_fields(kw, says):
     with pytest.raises(ValueError, match=says):
         AblationConfig(**kw).check()
+
+
+def test_a_run_at_another_thread_count_is_cached_apart(tmp_path):
+    """The thread count changes every trained network (summation order), so a unit run at 1 thread
+    is never reused by, or mixed into, a resumed run at the committed 2 threads."""
+    from lnpt.bench import threads_tag
+
+    assert threads_tag(2) == "" and threads_tag(1) == "-threads1"
+    with pytest.raises(ValueError, match="threads"):
+        threads_tag(0)
+    cfg = _tiny()
+    cfg.seeds = 1
+    run_bench(cfg, tmp_path, "t", progress=False, budget_s=0.0, threads=1)
+    names = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(names) == 1 and names[0].endswith("-threads1.partial.jsonl")
+    res = run_bench(cfg, tmp_path, "t", progress=False, resume=True, budget_s=0.0, threads=2)
+    assert res.config["unfinished"] == ["mlp seed 0"]  # the 1-thread unit was not reused
+    names = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(names) == 2 and sum("threads" in n for n in names) == 1

@@ -42,6 +42,7 @@ from lnpt.bench import (
     _accuracy,
     _gen,
     make_mask,
+    threads_tag,
     train_label_free,
     train_supervised,
     train_teacher,
@@ -315,7 +316,8 @@ def run_ablation(
         acfg.seeds,
         lambda model_name, seed, steps: _ablate_one(model_name, seed, acfg, steps),
         cache_file=lambda model_name, seed: (
-            cache / f"ablation-{model_name}-seed{seed}-{report_hash(key + model_name)}.jsonl"
+            cache / f"ablation-{model_name}-seed{seed}-{report_hash(key + model_name)}"
+            f"{threads_tag(threads)}.jsonl"
         ),
         resume=resume,
         deadline=deadline,

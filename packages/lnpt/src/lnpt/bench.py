@@ -185,6 +185,19 @@ class BenchConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+COMMITTED_THREADS = 2  # the torch thread count of every committed run
+
+
+def threads_tag(threads: int) -> str:
+    """The cache-name suffix of a torch CPU thread count: "" at `COMMITTED_THREADS`, else
+    "-threads<n>". The count decides results, not only speed: it changes the floating-point
+    summation order and so every trained network (the digits CNN teacher of seed 0 reads 90.00% on
+    test at 2 threads, 90.83% at 1, and every student after it differs), so units run at another
+    count are never reused for, or mixed into, the committed ones on `--resume`."""
+    threads = check_positive_int("threads", threads)
+    return "" if threads == COMMITTED_THREADS else f"-threads{threads}"
+
+
 def _ce(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(outputs, targets, reduction="none")
 
@@ -503,7 +516,7 @@ def run_bench(
     Finished work is cached under `out/cache/` unit by unit (a mask at a sparsity with its
     trainings); with `resume=True` it is reused. After `budget_s` seconds no new unit starts (at
     least one does; the report then covers the finished (model, seed) runs). `threads`: torch CPU
-    threads (the committed runs used 2).
+    threads (the committed runs used 2; another count is cached apart, `threads_tag`).
     """
     from tqdm.auto import tqdm
 
@@ -520,7 +533,7 @@ def run_bench(
     skipped: list[tuple[str, int]] = []
     made = 0
     for model_name, seed in bar:
-        stem = f"{model_name}-seed{seed}-{cfg.fingerprint(model_name)}"
+        stem = f"{model_name}-seed{seed}-{cfg.fingerprint(model_name)}{threads_tag(threads)}"
         path = cache / f"{stem}.json"
         if resume and path.exists():
             doc = json.loads(path.read_text())
@@ -550,19 +563,38 @@ def run_bench(
     return res
 
 
-def _paired(res: report.Results, a: str, b: str, **setting: Any) -> report.PairedDifference | None:
+# A seed whose teacher reads below this test accuracy is outside LNPT's premise (a *mature* teacher
+# guides the student): its label-free arms learn from a chance-level guide. The goal lines leave such
+# seeds out and name them; the tables keep them. Written after seed 6 of the digits CNN (teacher
+# 10.28%: its dense training with labels stuck at chance), before its goal lines were recomputed;
+# no committed seed 0-4 teacher is near it (90.0% the lowest).
+TEACHER_FLOOR = 0.5
+
+
+def collapsed_teachers(res: report.Results, model_name: str) -> dict[int, float]:
+    """Seed -> teacher test accuracy, for the seeds of `model_name` whose teacher is below
+    `TEACHER_FLOOR`."""
+    teachers = res.values("accuracy", "teacher (dense, other half)", model=model_name)
+    return {s: v for s, v in sorted(teachers.items()) if v < TEACHER_FLOOR}
+
+
+def _paired(
+    res: report.Results, a: str, b: str, exclude: Sequence[int] = (), **setting: Any
+) -> report.PairedDifference | None:
     va, vb = res.values("accuracy", a, **setting), res.values("accuracy", b, **setting)
-    shared = sorted(set(va) & set(vb))
+    shared = sorted((set(va) & set(vb)) - set(exclude))
     if len(shared) < 2:
         return None
     return report.paired_difference([va[s] for s in shared], [vb[s] for s in shared])
 
 
 def goal_lines(res: report.Results, model_name: str) -> list[str]:
-    """The issue's goals for one model, each with its measured paired difference and verdict."""
+    """The issue's goals for one model, each with its measured paired difference and verdict
+    (without the seeds whose teacher collapsed, `collapsed_teachers`, named in a last line)."""
     lines = []
     setting = {"model": model_name}
-    d = _paired(res, "lnpt+label-free", "snip+supervised", sparsity=0.95, **setting)
+    bad = collapsed_teachers(res, model_name)
+    d = _paired(res, "lnpt+label-free", "snip+supervised", bad, sparsity=0.95, **setting)
     if d is not None:
         ok = d.low > -0.005
         lines.append(
@@ -571,7 +603,7 @@ def goal_lines(res: report.Results, model_name: str) -> list[str]:
         )
     lf = res.values("accuracy", "lnpt+label-free", sparsity=0.95, **setting)
     dense = res.values("accuracy", "dense supervised", **setting)
-    shared = sorted(set(lf) & set(dense))
+    shared = sorted((set(lf) & set(dense)) - set(bad))
     if len(shared) >= 2:
         d = report.paired_difference([lf[s] for s in shared], [dense[s] for s in shared])
         lines.append(
@@ -579,12 +611,18 @@ def goal_lines(res: report.Results, model_name: str) -> list[str]:
             f"(goal: > -2) -> {'met' if d.mean > -0.02 else 'missed'}"
         )
     if model_name != "mlp":
-        d = _paired(res, "lnpt+label-free", "random+label-free", sparsity=0.98, **setting)
+        d = _paired(res, "lnpt+label-free", "random+label-free", bad, sparsity=0.98, **setting)
         if d is not None:
             lines.append(
                 f"- 98%: LNPT label-free minus random label-free: {d.format(2, 100)} points "
                 f"(goal: >= +20) -> {'met' if d.mean >= 0.2 else 'missed'}"
             )
+    if bad and lines:
+        named = ", ".join(f"seed {s} ({100 * v:.2f}%)" for s, v in bad.items())
+        lines.append(
+            f"- left out of the goal lines above (teacher below {TEACHER_FLOOR:.0%} on test, "
+            f"not a mature teacher; kept in the table): {named}"
+        )
     return lines
 
 

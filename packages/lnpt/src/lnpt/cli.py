@@ -102,7 +102,8 @@ def _bench(args: argparse.Namespace) -> int:
     if not args.report or any(c in args.report for c in "/\\") or args.report.startswith("."):
         args._parser.error(f"--report must be a plain file stem such as lnpt, got {args.report!r}")
     modes = {"--ablation": args.ablation, "--training-ablation": args.training_ablation,
-             "--timing": args.timing, "--anatomy": args.anatomy}  # fmt: skip
+             "--timing": args.timing, "--anatomy": args.anatomy,
+             "--protocol-check": args.protocol_check}  # fmt: skip
     needs = {"--variants": ("--ablation", args.variants),
              "--ablation-training": ("--ablation", args.ablation_training),
              "--training-variants": ("--training-ablation", args.training_variants)}  # fmt: skip
@@ -129,6 +130,24 @@ def _bench(args: argparse.Namespace) -> int:
         Path(out).mkdir(parents=True, exist_ok=True)
         Path(out, "lnpt_resnet18_timing.json").write_text(json.dumps(t, indent=1) + "\n")
         print(json.dumps(t))
+        return 0
+    if args.protocol_check:
+        from lnpt.protocol import ProtocolConfig, protocol_check
+
+        models = args.models or ["cnn"]
+        if len(models) != 1:
+            args._parser.error("--protocol-check takes one model (--models MODEL)")
+        pcfg = ProtocolConfig(model=models[0], seeds=args.seeds or 5)
+        command = (
+            "lnpt bench --protocol-check"
+            + (f" --seeds {args.seeds}" if args.seeds else "")
+            + (f" --models {models[0]}" if args.models else "")
+            + (f" --threads {args.threads}" if args.threads != 2 else "")
+        )
+        protocol_check(
+            pcfg, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
+        )
+        print(f"{out}/lnpt_protocol_{models[0]}*.md; took {time.perf_counter() - start:.0f} s")
         return 0
     if args.training_ablation:
         from lnpt.training_ablation import TrainingAblationConfig, run_training_ablation
@@ -332,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--anatomy",
         action="store_true",
         help="instead: per-layer density / effective density of every mask (lnpt_layers_*.png)",
+    )
+    bench.add_argument(
+        "--protocol-check",
+        action="store_true",
+        help="instead: the validation and the test protocol of one model side by side, seed by "
+        "seed, with epoch budgets and mask anatomy (lnpt_protocol_<model>.md; default cnn, 5 seeds)",
     )
     bench.set_defaults(_parser=bench)
     return parser

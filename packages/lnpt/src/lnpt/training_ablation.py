@@ -40,6 +40,7 @@ from lnpt.bench import (
     Progress,
     _accuracy,
     make_mask,
+    threads_tag,
     train_label_free,
     train_supervised,
     train_teacher,
@@ -230,7 +231,8 @@ def run_training_ablation(
         acfg.seeds,
         lambda model_name, seed, steps: _ablate_one(model_name, seed, acfg, steps),
         cache_file=lambda model_name, seed: (
-            cache / f"training-{model_name}-seed{seed}-{report_hash(key + model_name)}.jsonl"
+            cache / f"training-{model_name}-seed{seed}-{report_hash(key + model_name)}"
+            f"{threads_tag(threads)}.jsonl"
         ),
         resume=resume,
         deadline=deadline,
