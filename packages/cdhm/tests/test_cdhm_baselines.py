@@ -120,12 +120,12 @@ def test_physics_reference_in_sklearn_tools(toy):
     assert set(pipe.predict(a.x)) <= set(a.y)
 
 
-def test_bench_tiny_writes_report(tmp_path):
-    from cdhm.bench import BenchConfig, run_bench
+def _tiny_bench_config(**kw):
+    """A one-task, one-epoch benchmark config on a few short recordings (report-writing tests)."""
+    from cdhm.bench import BenchConfig
 
-    cfg = BenchConfig(
+    base = dict(
         tasks=[(0, 1)],
-        seeds=[0, 1],
         epochs=1,
         recordings_per_class=2,
         windows_per_recording=2,
@@ -133,6 +133,13 @@ def test_bench_tiny_writes_report(tmp_path):
         n_segments=4,
         ablations=False,
     )
+    return BenchConfig(**{**base, **kw})
+
+
+def test_bench_tiny_writes_report(tmp_path):
+    from cdhm.bench import BenchConfig, run_bench
+
+    cfg = _tiny_bench_config(seeds=[0, 1])
     assert cfg.front_end == "order-envelope"
     res, text = run_bench(out=tmp_path, config=cfg, command="test", progress=False)
     for ext in ("md", "json", "png"):
@@ -155,19 +162,9 @@ def test_bench_tiny_writes_report(tmp_path):
 
 def test_bench_select_report_without_source_only(tmp_path):
     """A dev-seed run of CDHM variants only (as `cdhm bench --select`) writes its report."""
-    from cdhm.bench import DEV_SEEDS, BenchConfig, run_bench
+    from cdhm.bench import DEV_SEEDS, run_bench
 
-    cfg = BenchConfig(
-        tasks=[(0, 1)],
-        seeds=[DEV_SEEDS[0]],
-        epochs=1,
-        recordings_per_class=2,
-        windows_per_recording=2,
-        window=1024,
-        n_segments=4,
-        ablations=False,
-        methods=("CDHM", "CDHM+hsic"),
-    )
+    cfg = _tiny_bench_config(seeds=[DEV_SEEDS[0]], methods=("CDHM", "CDHM+hsic"))
     res, text = run_bench(out=tmp_path, config=cfg, command="t", progress=False, name="sel")
     assert res.methods == ["CDHM", "CDHM+hsic"]
     md = (tmp_path / "sel.md").read_text()
@@ -359,19 +356,9 @@ def test_class_swaps_finds_a_class_sent_to_another_and_rejects_bad_input():
 def test_bench_goal_rows_name_the_adopted_baseline_variant(tmp_path):
     """With an adopted MK-MMD variant in the run, the goals table gives CDHM − best of the issue's
     baselines and, on its own line, CDHM − best of them with the adopted variant."""
-    from cdhm.bench import BenchConfig, run_bench
+    from cdhm.bench import run_bench
 
-    cfg = BenchConfig(
-        tasks=[(0, 1)],
-        seeds=[0],
-        epochs=1,
-        recordings_per_class=2,
-        windows_per_recording=2,
-        window=1024,
-        n_segments=4,
-        ablations=False,
-        methods=("CDHM", "MK-MMD", "MK-MMD+evidence-all"),
-    )
+    cfg = _tiny_bench_config(seeds=[0], methods=("CDHM", "MK-MMD", "MK-MMD+evidence-all"))
     res, text = run_bench(out=tmp_path, config=cfg, command="test", progress=False)
     goals = text.split("Goals of the issue")[1]
     assert "CDHM − best of MK-MMD (MK-MMD) ≥ +2 points" in goals
