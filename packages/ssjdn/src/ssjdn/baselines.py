@@ -63,6 +63,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGS keep-salient": ("+STL (full SSJDN)", {"sgs_polarity": "keep_salient"}),
     # SFE's salience logits standardised per image, so the maps that SGS multiplies have contrast
     "SFE standardize": ("+STL (full SSJDN)", {"sfe_contrast": "standardize"}),
+    # the guiding scale's salience taken as the image's local colour contrast on that scale's grid
+    # (`local_contrast_salience`, 3 x 3 cells), because the learned guide maps are blind to the
+    # small objects (z = -0.05 on them): on the SGS rung and in the full model
+    "+SGS contrast (one direction)": ("+SGS (one direction)", {"sgs_guide": "contrast"}),
+    "SGS contrast": ("+STL (full SSJDN)", {"sgs_guide": "contrast"}),
     "LSD gate mix 1": ("+STL (full SSJDN)", {"lsd_gate": "confidence", "lsd_mix": 1.0}),
     "LSD mix 1": ("+STL (full SSJDN)", {"lsd_mix": 1.0}),
     # leave-one-out from the full model (does a part's effect show only with the others?): without
