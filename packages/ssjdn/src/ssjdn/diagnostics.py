@@ -34,6 +34,7 @@ from ssjdn.train import evaluate_retrieval
 __all__ = [
     "chain_agreement",
     "label_accuracy",
+    "mask_contrast",
     "pass_interplay",
     "plot_retrievals",
     "plot_suppression",
@@ -137,6 +138,17 @@ def twin_masks(data: RetrievalData, tol: float = 0.02) -> tuple[np.ndarray, torc
     return idx, masks
 
 
+def mask_contrast(maps: torch.Tensor, masks: torch.Tensor) -> float:
+    """Contrast of maps (n, 1, h, w) on boolean masks (n, H, W): each map resized to (H, W)
+    (bilinear), z = (mean on the mask - mean off it) / spatial std, averaged over the images whose
+    mask is not empty (0: the map ignores the masked places; > 0: it marks them)."""
+    up = F.interpolate(maps, size=tuple(masks.shape[-2:]), mode="bilinear", align_corners=False)
+    up, m = up.flatten(1), masks.to(up.dtype).flatten(1)
+    on = (up * m).sum(1) / m.sum(1).clamp(min=1)
+    off = (up * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+    return float(((on - off) / up.std(1).clamp(min=1e-8))[m.sum(1) > 0].mean())
+
+
 def _bsd_passes(
     model: SSJDN, images: torch.Tensor
 ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
@@ -172,21 +184,16 @@ def suppression_focus(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     out: dict[str, float] = {}
     up0 = []
 
-    def small_z(a: torch.Tensor) -> tuple[float, torch.Tensor]:
-        up = F.interpolate(a, size=tuple(size), mode="bilinear", align_corners=False).flatten(1)
-        on = (up * m).sum(1) / m.sum(1).clamp(min=1)
-        off = (up * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
-        return float(((on - off) / up.std(1).clamp(min=1e-8))[has].mean()), up
-
     bsd = model.bsd
     guides = [bsd.guide_salience(chain_maps[0], images) for chain_maps in maps]
     for p, (order, chain_maps) in enumerate(zip(bsd.orders, maps)):
         for scale, a in zip(order, chain_maps):
-            out[f"small_z_p{p}_s{scale + 1}"], up = small_z(a)
+            out[f"small_z_p{p}_s{scale + 1}"] = mask_contrast(a, masks)
             if p == 0:
-                up0.append(up)
+                up = F.interpolate(a, size=tuple(size), mode="bilinear", align_corners=False)
+                up0.append(up.flatten(1))
         if bsd.sgs != "none":
-            out[f"guide_z_p{p}"] = small_z(guides[p])[0]
+            out[f"guide_z_p{p}"] = mask_contrast(guides[p], masks)
     if bsd.sgs != "none":
         g = F.interpolate(guides[0], size=tuple(size), mode="bilinear", align_corners=False)
         damp = 1 - bsd.suppression(g, size).flatten(1)
