@@ -68,6 +68,25 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # small objects (z = -0.05 on them): on the SGS rung and in the full model
     "+SGS contrast (one direction)": ("+SGS (one direction)", {"sgs_guide": "contrast"}),
     "SGS contrast": ("+STL (full SSJDN)", {"sgs_guide": "contrast"}),
+    # the same guide multiplied onto the other scales' features so that it damps their
+    # non-salient places (polarity "keep_salient": M = (1 - beta) + beta * A_g), at beta = 0.5 and
+    # at beta = 1, where M = A_g: the map itself multiplied onto the features
+    "+SGS contrast keep (one direction)": (
+        "+SGS (one direction)",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient"},
+    ),
+    "SGS contrast keep": (
+        "+STL (full SSJDN)",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient"},
+    ),
+    "+SGS contrast multiply (one direction)": (
+        "+SGS (one direction)",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+    ),
+    "SGS contrast multiply": (
+        "+STL (full SSJDN)",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+    ),
     "LSD gate mix 1": ("+STL (full SSJDN)", {"lsd_gate": "confidence", "lsd_mix": 1.0}),
     "LSD mix 1": ("+STL (full SSJDN)", {"lsd_mix": 1.0}),
     # leave-one-out from the full model (does a part's effect show only with the others?): without
