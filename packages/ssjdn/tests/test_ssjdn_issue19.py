@@ -71,7 +71,7 @@ def test_lsd_gate_follows_the_classifier_confidence() -> None:
 def test_config_options_reach_the_model() -> None:
     """sgs_polarity, sfe_contrast and lsd_gate reach BSD / SFE / LSD and change the outputs."""
     d = make_multiscale_scenes(6, 32, seed=0)
-    base = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0)
+    base = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_polarity="suppress_salient"), seed=0)
     keep = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_polarity="keep_salient"), seed=0)
     std = SSJDN.from_data(d, SSJDNConfig(**TINY, sfe_contrast="standardize"), seed=0)
     gate = SSJDN.from_data(d, SSJDNConfig(**TINY, lsd_gate="confidence"), seed=0)
@@ -128,7 +128,8 @@ def test_suppression_focus_sees_a_map_that_marks_the_small_objects() -> None:
     _, masks = twin_masks(d)
     out = {}
     for polarity in ("suppress_salient", "keep_salient"):
-        m = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_polarity=polarity), seed=0)
+        cfg = SSJDNConfig(**TINY, sgs_polarity=polarity, sgs_guide="learned", sgs_beta=0.5)
+        m = SSJDN.from_data(d, cfg, seed=0)
         # the finest scale's salience: exactly the mask, pooled to its resolution
         planted = F.avg_pool2d(masks[:, None].float(), 2)
         unit = m.bsd.chains[0][0]
@@ -196,7 +197,13 @@ def test_contrast_guide_localises_the_small_objects() -> None:
     (located by the twins) is large and SGS damps them several times more than the rest, where
     the learned guide at initialisation is blind to them."""
     d = make_multiscale_scenes(12, 64, seed=2, twin_fraction=1.0)
-    cfg = SSJDNConfig(**TINY, sgs="fine_to_coarse")
+    cfg = SSJDNConfig(
+        **TINY,
+        sgs="fine_to_coarse",
+        sgs_guide="learned",
+        sgs_polarity="suppress_salient",
+        sgs_beta=0.5,
+    )
     learned = SSJDN.from_data(d, cfg, seed=0)
     contrast = SSJDN.from_data(d, SSJDNConfig(**{**cfg.to_dict(), "sgs_guide": "contrast"}), seed=0)
     assert contrast.bsd.guide == "contrast" and learned.bsd.guide == "learned"

@@ -640,10 +640,14 @@ class SSJDNConfig:
     ``sfe_contrast="standardize"`` -0.10 [-0.44, +0.31], ``lsd_gate="confidence"`` (with
     ``lsd_mix=1``) -0.96 [-2.18, -0.06], ``lsd_detach=False`` -0.41 [-0.94, +0.02].
 
-    ``sgs_guide="contrast"`` (the guiding scale's salience taken as the image's local contrast on
-    that scale's grid, `local_contrast_salience` with ``sgs_contrast_kernel`` cells, instead of its
-    learned SFE map, which is blind to the small objects) is off by default; see the README for
-    its validation.
+    SGS's guide (2026-12-02, validation, 5 seeds): ``sgs_guide="contrast"`` (the guiding scale's
+    salience taken as the image's local contrast on that scale's grid, `local_contrast_salience`
+    with ``sgs_contrast_kernel`` cells, instead of its learned SFE map, which is blind to the small
+    objects), multiplied onto the other scales' features, ``sgs_polarity="keep_salient"`` with
+    ``sgs_beta=1.0`` (M = A_g), replaced the learned guide with ``"suppress_salient"`` and beta 0.5:
+    +0.77 [+0.26, +1.39] mR in the full model (hard +0.30 [-0.48, +1.07]), a tie on the SGS rung
+    (-0.60 [-2.21, +0.66]). With ``"suppress_salient"`` and beta 0.5 the contrast guide tied
+    (+0.02 [-0.47, +0.64]), with ``"keep_salient"`` and beta 0.5 as well (-0.01 [-0.54, +0.53]).
 
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
@@ -658,7 +662,7 @@ class SSJDNConfig:
     sfe: bool = True
     sfe_contrast: Literal["none", "standardize"] = "none"
     sgs: SGSDirection = "both"
-    sgs_beta: float = 0.5
+    sgs_beta: float = 1.0
     sgs_mode: Literal["soft", "hard"] = "soft"
     sgs_threshold: float = 0.5
     sgs_target: Literal["features", "salience"] = "features"
@@ -667,8 +671,8 @@ class SSJDNConfig:
     sgs_sharpen: Literal["none", "softmax", "topk"] = "none"
     sgs_temperature: float = 0.05
     sgs_topk: float = 0.25
-    sgs_polarity: Literal["suppress_salient", "keep_salient"] = "suppress_salient"
-    sgs_guide: Literal["learned", "contrast"] = "learned"
+    sgs_polarity: Literal["suppress_salient", "keep_salient"] = "keep_salient"
+    sgs_guide: Literal["learned", "contrast"] = "contrast"
     sgs_contrast_kernel: int = 3
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
