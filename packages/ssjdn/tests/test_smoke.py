@@ -12,7 +12,7 @@ def test_version_matches_metadata() -> None:
 PUBLIC = {
     # the method, its config and parts
     "SSJDN", "SSJDNConfig", "SFE", "BidirectionalScaleDecoupling", "SemanticDecoupling",
-    "SemanticGuidedTripletLoss", "salience_suppression",
+    "SemanticGuidedTripletLoss", "salience_suppression", "local_contrast_salience",
     # baselines, ladder and the AMFMN-style peer
     "ABLATION_LADDER", "VARIANTS", "ablation_config", "dual_encoder_config", "AMFMNStyle",
     "amfmn_config",

@@ -395,3 +395,43 @@ def test_semantic_decoupling_bad_gate() -> None:
         SemanticDecoupling(4, 3, gate="entropy")
     with pytest.raises(ValueError, match="needs combine"):
         SemanticDecoupling(4, 3, combine="residual", gate="confidence")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"sgs_guide": "saliency"}, "sgs_guide must be"),
+        ({"sgs_guide": "contrast", "sgs_scope": "chain"}, "sgs_guide='contrast' needs"),
+        ({"sgs_contrast_kernel": 4}, "sgs_contrast_kernel must be an odd int >= 3"),
+        ({"sgs_contrast_kernel": 1}, "sgs_contrast_kernel must be an odd int >= 3"),
+        ({"sgs_contrast_kernel": True}, "sgs_contrast_kernel must be an odd int >= 3"),
+    ],
+    ids=["unknown-guide", "contrast-with-chain", "even-kernel", "kernel-1", "bool-kernel"],
+)
+def test_config_bad_sgs_guide(kw: dict, match: str) -> None:
+    """SSJDNConfig: SGS guide source / contrast kernel out of range"""
+    with pytest.raises(ValueError, match=match):
+        SSJDNConfig(**kw)
+
+
+def test_local_contrast_salience_bad_input() -> None:
+    """local_contrast_salience: images not (B, C, H, W), a bad size or kernel; BSD with the
+    contrast guide called without the images"""
+    from ssjdn import BidirectionalScaleDecoupling, local_contrast_salience
+
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"images must be a \(B, C, H, W\) tensor"):
+        local_contrast_salience(x[0], (4, 4))
+    with pytest.raises(ValueError, match=r"images must be a \(B, C, H, W\) tensor"):
+        local_contrast_salience(x.numpy(), (4, 4))
+    with pytest.raises(ValueError, match="size must be two positive ints"):
+        local_contrast_salience(x, (0, 4))
+    with pytest.raises(ValueError, match="kernel must be an odd int >= 3"):
+        local_contrast_salience(x, (4, 4), kernel=2)
+    with pytest.raises(ValueError, match="guide must be"):
+        BidirectionalScaleDecoupling(4, 2, guide="saliency")
+    with pytest.raises(ValueError, match="guide='contrast' needs scope='guide'"):
+        BidirectionalScaleDecoupling(4, 2, guide="contrast", scope="chain")
+    bsd = BidirectionalScaleDecoupling(4, 2, guide="contrast", scope="guide")
+    with pytest.raises(ValueError, match="needs the images"):
+        bsd([torch.rand(1, 4, 4, 4), torch.rand(1, 4, 2, 2)])

@@ -71,7 +71,7 @@ def test_lsd_gate_follows_the_classifier_confidence() -> None:
 def test_config_options_reach_the_model() -> None:
     """sgs_polarity, sfe_contrast and lsd_gate reach BSD / SFE / LSD and change the outputs."""
     d = make_multiscale_scenes(6, 32, seed=0)
-    base = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0)
+    base = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_polarity="suppress_salient"), seed=0)
     keep = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_polarity="keep_salient"), seed=0)
     std = SSJDN.from_data(d, SSJDNConfig(**TINY, sfe_contrast="standardize"), seed=0)
     gate = SSJDN.from_data(d, SSJDNConfig(**TINY, lsd_gate="confidence"), seed=0)
@@ -128,7 +128,8 @@ def test_suppression_focus_sees_a_map_that_marks_the_small_objects() -> None:
     _, masks = twin_masks(d)
     out = {}
     for polarity in ("suppress_salient", "keep_salient"):
-        m = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_polarity=polarity), seed=0)
+        cfg = SSJDNConfig(**TINY, sgs_polarity=polarity, sgs_guide="learned", sgs_beta=0.5)
+        m = SSJDN.from_data(d, cfg, seed=0)
         # the finest scale's salience: exactly the mask, pooled to its resolution
         planted = F.avg_pool2d(masks[:, None].float(), 2)
         unit = m.bsd.chains[0][0]
@@ -154,3 +155,77 @@ def test_semantic_reach_splits_the_similarity() -> None:
     assert np.isfinite(out["mR_semantic_only"])
     with pytest.raises(ValueError, match="no concatenated LSD"):
         semantic_reach(SSJDN.from_data(d, SSJDNConfig(**TINY, lsd=False), seed=0), d)
+
+
+def _scene_with_objects() -> torch.Tensor:
+    """A 32 x 32 float64 image: a uniform ground, two 2 x 2 px red objects on the stride-2 grid
+    (cells (4, 5) and (11, 12) of the 16 x 16 grid) and a 12 x 12 px red field (cells 3..8 x
+    9..14)."""
+    x = torch.empty(1, 3, 32, 32, dtype=torch.float64)
+    x[:] = torch.tensor([0.4, 0.6, 0.3], dtype=torch.float64).view(1, 3, 1, 1)
+    red = torch.tensor([0.9, 0.1, 0.1], dtype=torch.float64).view(3, 1, 1)
+    for r, c in ((4, 5), (11, 12)):
+        x[0, :, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2] = red
+    x[0, :, 6:18, 18:30] = red
+    return x
+
+
+def test_local_contrast_marks_one_cell_objects_exactly() -> None:
+    """local_contrast_salience at the 16 x 16 grid (3 x 3 cells): exactly 1 on the two small
+    objects, 1/8 on their eight neighbours, 0 on the uniform ground and in the large field's
+    interior, and at most 5/8 on the large field's border (its corners)."""
+    from ssjdn import local_contrast_salience
+
+    a = local_contrast_salience(_scene_with_objects(), (16, 16), kernel=3)[0, 0]
+    expect = torch.zeros(16, 16, dtype=torch.float64)
+    for r, c in ((4, 5), (11, 12)):
+        expect[r - 1 : r + 2, c - 1 : c + 2] = 1 / 8
+        expect[r, c] = 1.0
+    field = torch.zeros(16, 16, dtype=torch.bool)
+    field[2:10, 8:16] = True  # the field (cells 3..8 x 9..14) and the ring of cells around it
+    assert torch.allclose(a[~field], expect[~field], atol=1e-12, rtol=0)
+    assert torch.allclose(a[4:8, 11:13], torch.zeros(4, 2, dtype=torch.float64), atol=1e-12)
+    assert float(a[field].max()) == pytest.approx(5 / 8, abs=1e-12)
+    top = set(torch.topk(a.flatten(), 2).indices.tolist())
+    assert top == {4 * 16 + 5, 11 * 16 + 12}
+
+
+def test_contrast_guide_localises_the_small_objects() -> None:
+    """sgs_guide="contrast": the map SGS multiplies onto the coarser scales is the local contrast
+    on the finest grid, so on the constructed scene the suppression of scale 2 is strongest
+    exactly at the small objects' cells; on twin scenes the guide's contrast on the small objects
+    (located by the twins) is large and SGS damps them several times more than the rest, where
+    the learned guide at initialisation is blind to them."""
+    d = make_multiscale_scenes(12, 64, seed=2, twin_fraction=1.0)
+    cfg = SSJDNConfig(
+        **TINY,
+        sgs="fine_to_coarse",
+        sgs_guide="learned",
+        sgs_polarity="suppress_salient",
+        sgs_beta=0.5,
+    )
+    learned = SSJDN.from_data(d, cfg, seed=0)
+    contrast = SSJDN.from_data(d, SSJDNConfig(**{**cfg.to_dict(), "sgs_guide": "contrast"}), seed=0)
+    assert contrast.bsd.guide == "contrast" and learned.bsd.guide == "learned"
+    x = _scene_with_objects()
+    with torch.no_grad():
+        m = contrast.double().eval()
+        _, maps = m.image_features(x)
+        guide = m.bsd.guide_salience(maps[0][0], x)
+        sup = m.bsd.suppression(guide, (16, 16))[0, 0]  # scale 2's grid is 8 x 8; same grid here
+    assert torch.allclose(guide, local_contrast(x), atol=0, rtol=0)
+    assert set(torch.topk(-sup.flatten(), 2).indices.tolist()) == {4 * 16 + 5, 11 * 16 + 12}
+    assert float(sup.min()) == pytest.approx(0.5, abs=1e-12)  # 1 - beta at the objects
+    focus = {name: suppression_focus(mdl.float(), d) for name, mdl in (("l", learned), ("c", m))}
+    assert focus["c"]["guide_z_p0"] > 3 and focus["c"]["damp_small_ratio"] > 3
+    assert abs(focus["l"]["guide_z_p0"]) < 1
+    with torch.no_grad():  # the guide changes what the coarser scales pool
+        assert not torch.allclose(
+            learned.image_features(d.images)[0], contrast.float().image_features(d.images)[0]
+        )
+
+
+def local_contrast(x: torch.Tensor) -> torch.Tensor:
+    from ssjdn import local_contrast_salience
+
+    return local_contrast_salience(x, (16, 16), 3)

@@ -29,6 +29,7 @@ from ssjdn.ssjdn import (
     SemanticDecoupling,
     SemanticGuidedTripletLoss,
     SSJDNConfig,
+    local_contrast_salience,
     salience_suppression,
 )
 from ssjdn.train import TrainHistory, evaluate_retrieval, train_retrieval
@@ -67,6 +68,7 @@ __all__ = [
     "load_karpathy_json",
     "load_precomp_dataset",
     "load_precomp_split",
+    "local_contrast_salience",
     "make_multiscale_scenes",
     "make_scenes",
     "retrieval_metrics",

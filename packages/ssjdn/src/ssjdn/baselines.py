@@ -63,6 +63,48 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGS keep-salient": ("+STL (full SSJDN)", {"sgs_polarity": "keep_salient"}),
     # SFE's salience logits standardised per image, so the maps that SGS multiplies have contrast
     "SFE standardize": ("+STL (full SSJDN)", {"sfe_contrast": "standardize"}),
+    # the guiding scale's salience taken as the image's local colour contrast on that scale's grid
+    # (`local_contrast_salience`, 3 x 3 cells), because the learned guide maps are blind to the
+    # small objects (z = -0.05 on them): on the SGS rung and in the full model
+    "+SGS contrast (one direction)": ("+SGS (one direction)", {"sgs_guide": "contrast"}),
+    "SGS contrast": ("+STL (full SSJDN)", {"sgs_guide": "contrast"}),
+    # the same guide multiplied onto the other scales' features so that it damps their
+    # non-salient places (polarity "keep_salient": M = (1 - beta) + beta * A_g), at beta = 0.5 and
+    # at beta = 1, where M = A_g: the map itself multiplied onto the features
+    "+SGS contrast keep (one direction)": (
+        "+SGS (one direction)",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient"},
+    ),
+    "SGS contrast keep": (
+        "+STL (full SSJDN)",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient"},
+    ),
+    "+SGS contrast multiply (one direction)": (
+        "+SGS (one direction)",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+    ),
+    "SGS contrast multiply": (
+        "+STL (full SSJDN)",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+    ),
+    "+bidirectional contrast multiply": (
+        "+bidirectional",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+    ),
+    "+LSD contrast multiply": (
+        "+LSD",
+        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+    ),
+    # the previous default (until 2026-12-02): the learned guide map, suppressing its salient
+    # places at beta 0.5; "contrast multiply" above repeats today's defaults
+    "SGS learned guide (v3)": (
+        "+STL (full SSJDN)",
+        {"sgs_guide": "learned", "sgs_polarity": "suppress_salient", "sgs_beta": 0.5},
+    ),
+    "+SGS learned guide (v3, one direction)": (
+        "+SGS (one direction)",
+        {"sgs_guide": "learned", "sgs_polarity": "suppress_salient", "sgs_beta": 0.5},
+    ),
     "LSD gate mix 1": ("+STL (full SSJDN)", {"lsd_gate": "confidence", "lsd_mix": 1.0}),
     "LSD mix 1": ("+STL (full SSJDN)", {"lsd_mix": 1.0}),
     # leave-one-out from the full model (does a part's effect show only with the others?): without
@@ -73,6 +115,27 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "full - bidirectional": ("+STL (full SSJDN)", {"sgs": "fine_to_coarse"}),
     "full - LSD": ("+STL (full SSJDN)", {"lsd": False}),
     "full - STL": ("+STL (full SSJDN)", {"stl": False}),
+}
+# SGS's settings until 2026-12-02 (the learned guide map suppressing its salient places at beta
+# 0.5). Every variant run before the switch to the contrast guide keeps them, so that it stays the
+# model that was measured (and its cached runs keep their names); the contrast variants say their
+# own polarity and beta.
+PREVIOUS_SGS: dict[str, Any] = {
+    "sgs_guide": "learned",
+    "sgs_polarity": "suppress_salient",
+    "sgs_beta": 0.5,
+}
+_CURRENT = {
+    "SGS learned guide (v3)",
+    "+SGS learned guide (v3, one direction)",
+    "+SGS contrast multiply (one direction)",
+    "SGS contrast multiply",
+    "+bidirectional contrast multiply",
+    "+LSD contrast multiply",
+}
+VARIANTS = {
+    name: (rung, extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})
+    for name, (rung, extra) in VARIANTS.items()
 }
 LEAVE_ONE_OUT = [name for name in VARIANTS if name.startswith("full - ")]
 

@@ -62,8 +62,9 @@ DIAG_KEYS = {
     "corr_s4": "corr. of the two passes' salience, scale 4",
     "mR_without_f2c": "mR with the f→c pass zeroed",
     "mR_without_c2f": "mR with the c→f pass zeroed",
-    "small_z_p0_s1": "guide map f→c (scale 1): contrast on small objects (z)",
-    "small_z_p1_s4": "guide map c→f (scale 4): contrast on small objects (z)",
+    "small_z_p0_s1": "SFE map f→c (scale 1): contrast on small objects (z)",
+    "small_z_p1_s4": "SFE map c→f (scale 4): contrast on small objects (z)",
+    "guide_z_p0": "SGS guide map f→c as multiplied (learned or contrast): z on small objects",
     "damp_small_ratio": "SGS damping on small objects / elsewhere",
     "corr_scales_p0": "corr. of the maps between scales",
     "pass_feat_cos": "cos of the two passes' features",
@@ -80,6 +81,7 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_polarity": ("suppress_salient", {}),
     "lsd_gate": ("none", {}),
     "sfe_contrast": ("none", {}),
+    "sgs_guide": ("learned", {"contrast": "sgs_contrast_kernel"}),
 }
 
 

@@ -34,6 +34,7 @@ from ssjdn.train import evaluate_retrieval
 __all__ = [
     "chain_agreement",
     "label_accuracy",
+    "mask_contrast",
     "pass_interplay",
     "plot_retrievals",
     "plot_suppression",
@@ -81,7 +82,7 @@ def chain_agreement(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     model.eval()
     feats = model.backbone(data.images)
     projected = [model.proj[k](feats[i]) for k, i in enumerate(model.scales)]
-    _, maps = bsd(projected)
+    _, maps = bsd(projected, data.images)
     fwd = dict(zip(bsd.orders[0], maps[0]))
     bwd = dict(zip(bsd.orders[1], maps[1]))
     out: dict[str, float] = {}
@@ -137,6 +138,17 @@ def twin_masks(data: RetrievalData, tol: float = 0.02) -> tuple[np.ndarray, torc
     return idx, masks
 
 
+def mask_contrast(maps: torch.Tensor, masks: torch.Tensor) -> float:
+    """Contrast of maps (n, 1, h, w) on boolean masks (n, H, W): each map resized to (H, W)
+    (bilinear), z = (mean on the mask - mean off it) / spatial std, averaged over the images whose
+    mask is not empty (0: the map ignores the masked places; > 0: it marks them)."""
+    up = F.interpolate(maps, size=tuple(masks.shape[-2:]), mode="bilinear", align_corners=False)
+    up, m = up.flatten(1), masks.to(up.dtype).flatten(1)
+    on = (up * m).sum(1) / m.sum(1).clamp(min=1)
+    off = (up * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+    return float(((on - off) / up.std(1).clamp(min=1e-8))[m.sum(1) > 0].mean())
+
+
 def _bsd_passes(
     model: SSJDN, images: torch.Tensor
 ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
@@ -145,7 +157,7 @@ def _bsd_passes(
         raise ValueError("the model has no BSD (config.multiscale=False)")
     feats = model.backbone(images)
     projected = [model.proj[k](feats[i]) for k, i in enumerate(model.scales)]
-    return model.bsd.pass_features(projected)
+    return model.bsd.pass_features(projected, images)
 
 
 @torch.no_grad()
@@ -153,8 +165,10 @@ def suppression_focus(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     """Where the salience maps of each BSD pass point, on the images of ``data`` that have a twin.
 
     - ``small_z_p{pass}_s{scale}``: (mean A on the small objects - mean A elsewhere) / spatial std of
-      A, averaged over images (0: the map ignores the small objects; > 0: it marks them). The first
-      map of each pass is the one SGS multiplies onto the other scales (``sgs_scope="guide"``).
+      A, averaged over images (0: the map ignores the small objects; > 0: it marks them), for the
+      SFE map of each scale.
+    - ``guide_z_p{pass}``: the same contrast for the map SGS multiplies onto the other scales (the
+      first scale's SFE map, or its local contrast with ``sgs_guide="contrast"``).
     - ``damp_small_ratio``: mean damping 1 - M of the first pass's SGS map on the small objects
       divided by its mean damping elsewhere (> 1: SGS damps the small objects more than the rest).
     - ``corr_scales_p0``: mean Pearson correlation, over images and pairs of scales, of the first
@@ -162,24 +176,26 @@ def suppression_focus(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     """
     model.eval()
     idx, masks = twin_masks(data)
-    _, maps = _bsd_passes(model, data.images[torch.as_tensor(idx)])
+    images = data.images[torch.as_tensor(idx)]
+    _, maps = _bsd_passes(model, images)
     size = masks.shape[-2:]
     m = masks.float().flatten(1)
     has = m.sum(1) > 0
     out: dict[str, float] = {}
     up0 = []
-    for p, (order, chain_maps) in enumerate(zip(model.bsd.orders, maps)):
-        for scale, a in zip(order, chain_maps):
-            up = F.interpolate(a, size=tuple(size), mode="bilinear", align_corners=False).flatten(1)
-            on = (up * m).sum(1) / m.sum(1).clamp(min=1)
-            off = (up * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
-            z = (on - off) / up.std(1).clamp(min=1e-8)
-            out[f"small_z_p{p}_s{scale + 1}"] = float(z[has].mean())
-            if p == 0:
-                up0.append(up)
+
     bsd = model.bsd
+    guides = [bsd.guide_salience(chain_maps[0], images) for chain_maps in maps]
+    for p, (order, chain_maps) in enumerate(zip(bsd.orders, maps)):
+        for scale, a in zip(order, chain_maps):
+            out[f"small_z_p{p}_s{scale + 1}"] = mask_contrast(a, masks)
+            if p == 0:
+                up = F.interpolate(a, size=tuple(size), mode="bilinear", align_corners=False)
+                up0.append(up.flatten(1))
+        if bsd.sgs != "none":
+            out[f"guide_z_p{p}"] = mask_contrast(guides[p], masks)
     if bsd.sgs != "none":
-        g = F.interpolate(maps[0][0], size=tuple(size), mode="bilinear", align_corners=False)
+        g = F.interpolate(guides[0], size=tuple(size), mode="bilinear", align_corners=False)
         damp = 1 - bsd.suppression(g, size).flatten(1)
         on = (damp * m).sum(1) / m.sum(1).clamp(min=1)
         off = (damp * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
