@@ -337,6 +337,15 @@ def test_variants_build() -> None:
         }  # and its rung's everywhere else
     assert ablation_config("SGS normalize").lsd
     assert ablation_config("+SGS normalize (one direction)").sgs == "fine_to_coarse"
+    # the "contrast multiply" variants repeat today's SGS defaults, the "(v3)" ones the previous
+    from ssjdn.baselines import CONTRAST_MULTIPLY, PREVIOUS_SGS
+
+    defaults = asdict(SSJDNConfig())
+    assert {k: defaults[k] for k in CONTRAST_MULTIPLY} == CONTRAST_MULTIPLY
+    assert PREVIOUS_SGS != CONTRAST_MULTIPLY
+    assert asdict(ablation_config("SGS contrast multiply")) == asdict(
+        ablation_config("+STL (full SSJDN)")
+    )
 
 
 def test_lsd_detach_keeps_cross_entropy_out_of_the_encoders() -> None:

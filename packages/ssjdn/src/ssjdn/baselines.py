@@ -30,6 +30,22 @@ ABLATION_LADDER: dict[str, dict[str, Any]] = {
 # stayed); with today's defaults "SGS guide", "SGS normalize", "LSD concat (v1)" and "STL label (v1)"
 # repeat the full model:
 # name -> (rung, overrides)
+# SGS's settings until 2026-12-02 (the learned guide map suppressing its salient places at beta
+# 0.5). Every variant run before the switch to the contrast guide keeps them, so that it stays the
+# model that was measured (and its cached runs keep their names); the contrast variants say their
+# own polarity and beta.
+PREVIOUS_SGS: dict[str, Any] = {
+    "sgs_guide": "learned",
+    "sgs_polarity": "suppress_salient",
+    "sgs_beta": 0.5,
+}
+# SGS's settings since 2026-12-02 (the defaults of `SSJDNConfig`, chosen on validation): the
+# contrast guide multiplied onto the other scales' features, M = A_g
+CONTRAST_MULTIPLY: dict[str, Any] = {
+    "sgs_guide": "contrast",
+    "sgs_polarity": "keep_salient",
+    "sgs_beta": 1.0,
+}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGS chain (v1)": ("+STL (full SSJDN)", {"sgs_scope": "chain"}),
     "SGS guide": ("+STL (full SSJDN)", {"sgs_scope": "guide"}),
@@ -81,29 +97,29 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "+SGS contrast multiply (one direction)": (
         "+SGS (one direction)",
-        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+        {**CONTRAST_MULTIPLY},
     ),
     "SGS contrast multiply": (
         "+STL (full SSJDN)",
-        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+        {**CONTRAST_MULTIPLY},
     ),
     "+bidirectional contrast multiply": (
         "+bidirectional",
-        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+        {**CONTRAST_MULTIPLY},
     ),
     "+LSD contrast multiply": (
         "+LSD",
-        {"sgs_guide": "contrast", "sgs_polarity": "keep_salient", "sgs_beta": 1.0},
+        {**CONTRAST_MULTIPLY},
     ),
     # the previous default (until 2026-12-02): the learned guide map, suppressing its salient
     # places at beta 0.5; "contrast multiply" above repeats today's defaults
     "SGS learned guide (v3)": (
         "+STL (full SSJDN)",
-        {"sgs_guide": "learned", "sgs_polarity": "suppress_salient", "sgs_beta": 0.5},
+        {**PREVIOUS_SGS},
     ),
     "+SGS learned guide (v3, one direction)": (
         "+SGS (one direction)",
-        {"sgs_guide": "learned", "sgs_polarity": "suppress_salient", "sgs_beta": 0.5},
+        {**PREVIOUS_SGS},
     ),
     "LSD gate mix 1": ("+STL (full SSJDN)", {"lsd_gate": "confidence", "lsd_mix": 1.0}),
     "LSD mix 1": ("+STL (full SSJDN)", {"lsd_mix": 1.0}),
@@ -115,15 +131,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "full - bidirectional": ("+STL (full SSJDN)", {"sgs": "fine_to_coarse"}),
     "full - LSD": ("+STL (full SSJDN)", {"lsd": False}),
     "full - STL": ("+STL (full SSJDN)", {"stl": False}),
-}
-# SGS's settings until 2026-12-02 (the learned guide map suppressing its salient places at beta
-# 0.5). Every variant run before the switch to the contrast guide keeps them, so that it stays the
-# model that was measured (and its cached runs keep their names); the contrast variants say their
-# own polarity and beta.
-PREVIOUS_SGS: dict[str, Any] = {
-    "sgs_guide": "learned",
-    "sgs_polarity": "suppress_salient",
-    "sgs_beta": 0.5,
 }
 _CURRENT = {
     "SGS learned guide (v3)",
