@@ -594,3 +594,46 @@ def test_epoch_runs_sparsities_are_checked() -> None:
         epoch_runs(["PLATON"], sparsities=[])
     with pytest.raises(ValueError, match="sparsities"):
         epoch_runs(["PLATON"], sparsities=[1.5])
+
+
+def test_validation_sweep_of_variants_runs_at_the_chosen_sparsity_and_pairs_each_with_its_base(
+    tmp_path, monkeypatch
+) -> None:
+    """run_epoch_bench(methods=<variants>, sparsities=[0.8], split="validation"): each variant's
+    pruner gets its settings, only the 0.8 runs are made (seed by seed), and the report pairs each
+    variant with its base label by seed (the figure the tuning rule reads)."""
+    import seven_prune.bench as bench
+
+    ran = []
+
+    def fake_train(model, pruner, train, test, cfg, seed, steps=None, lr=None):
+        setting = getattr(pruner, "moments", None) or getattr(pruner, "beta1", None)
+        ran.append((seed, type(pruner).__name__, setting, pruner.sparsity))
+        bonus = {"signed": 0.02, 0.8: -0.01}.get(setting, 0.0)
+        return {"accuracy": 0.7 + 0.01 * seed + bonus, "overhead_run": 0.01}
+
+    monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
+    _tiny_text_task(monkeypatch)
+    labels = ["SEVEN_dyn", "SEVEN_dyn (signed moments)", "PLATON", "PLATON (beta 0.8/0.9)"]
+    out = tmp_path / "tuning"
+    res = bench.run_epoch_bench(
+        out, seeds=2, methods=labels, split="validation", sparsities=[0.8], log=lambda m: None
+    )
+    assert ran == [
+        (seed, kind, setting, 0.8)
+        for seed in (0, 1)
+        for kind, setting in (
+            ("SevenPruner", "abs"),
+            ("SevenPruner", "signed"),
+            ("PlatonPruner", 0.85),
+            ("PlatonPruner", 0.8),
+        )
+    ]
+    assert res.command.endswith("--sparsities 0.8")
+    md = (out / "seven-prune-epoch.md").read_text()
+    assert "| SEVEN_dyn (signed moments) @ 0.8 | SEVEN_dyn | 0, 1 | +2.00 [+2.00, +2.00]" in md
+    assert "| PLATON (beta 0.8/0.9) @ 0.8 | PLATON | 0, 1 | -1.00 [-1.00, -1.00]" in md
+    # a grid label that only looks like a variant is not paired (and does not raise)
+    res.add("SEVEN_dyn (plain global)", 0, {"accuracy": 0.5}, task=res.records[0].setting["task"],
+            sparsity=0.8)  # fmt: skip
+    assert "plain global" not in bench.variant_section(res, res.records[0].setting["task"])

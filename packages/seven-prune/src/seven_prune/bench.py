@@ -1131,6 +1131,34 @@ def reference_section(results: report.Results, reference: Path, task: str) -> st
     )
 
 
+def variant_section(results: report.Results, task: str) -> str:
+    """Each labelled variant (`parse_variant`) of these runs minus its base label's runs of the
+    same file, paired by seed at each sparsity, in points with a bootstrap 95% CI ("" when there
+    is no such pair): the figure a tuning rule reads."""
+    known = {label for label, _ in (*EPOCH_PLAN, *EPOCH_EXTRA_PLAN)}
+    rows = []
+    for m in results.methods:
+        variant = None if m in known else parse_variant(m)
+        if variant is None or variant[0] not in results.methods:
+            continue
+        for sp in sorted({r.setting.get("sparsity") for r in results.records if r.method == m}):
+            va = results.values("accuracy", m, task=task, sparsity=sp)
+            vb = results.values("accuracy", variant[0], task=task, sparsity=sp)
+            shared = sorted(set(va) & set(vb))
+            if shared:
+                d = report.paired_difference([va[i] for i in shared], [vb[i] for i in shared])
+                rows.append(
+                    [f"{m} @ {sp:g}", variant[0], ", ".join(map(str, shared)), d.format(2, 100)]
+                )
+    if not rows:
+        return ""
+    return (
+        "### Each variant against its base label\n\nPaired by seed, in points (positive: the "
+        "variant is more accurate), bootstrap 95% CI over the seeds.\n\n"
+        + report.markdown_table(["variant", "minus", "seeds", "Δ points [95% CI]"], rows)
+    )
+
+
 def run_epoch_bench(
     out: str | Path = "seven-prune-bench",
     seeds: int | None = None,
@@ -1366,6 +1394,9 @@ def write_epoch_outputs(
         + "\n\n"
         + (grid_table(results, task, split=cfg.split) or "(no runs yet)"),
     ]
+    variants = variant_section(results, task)
+    if variants:
+        sections.append(variants)
     layer = _layer_table(results, task)
     if layer:
         sections.append(
