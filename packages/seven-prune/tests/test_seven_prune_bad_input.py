@@ -196,6 +196,8 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         ["bench", "--reference", "grid.json"],
         ["bench", "--split", "validation"],
         ["bench", "--budget", "epoch", "--split", "val"],
+        ["bench", "--sparsities", "0.8"],
+        ["bench", "--budget", "epoch", "--sparsities", "0.8"],
     ],
     ids=[
         "seeds-zero",
@@ -207,6 +209,8 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         "reference-short",
         "split-short",
         "split-unknown",
+        "sparsities-short",
+        "sparsities-without-methods",
     ],
 )
 def test_cli_bench_rejects(argv, capsys) -> None:

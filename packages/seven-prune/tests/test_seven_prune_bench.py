@@ -492,3 +492,148 @@ def test_learned_movement_warm_up_label() -> None:
     p.remove()
     with pytest.raises(ValueError, match=r"the warm-up must be in \[0, 322\) steps"):
         build_pruner("movement (learned scores, warm-up 400)", tiny_bert(), 0.8, cfg, 0)
+
+
+def test_labelled_variants_parse_into_their_builders_arguments() -> None:
+    """parse_variant: '<base> (<option>, ...)' gives the base label and its builder's keyword
+    arguments; a label not written as a variant gives None. build_pruner builds a variant on the
+    grid's schedule, and epoch_runs runs it at its base label's sparsities (or `sparsities`)."""
+    from seven_prune import PlatonPruner, SevenPruner
+    from seven_prune.bench import (
+        build_pruner,
+        epoch_command,
+        epoch_config,
+        epoch_runs,
+        parse_variant,
+    )
+
+    assert parse_variant("SEVEN_dyn (signed moments)") == ("SEVEN_dyn", {"moments": "signed"})
+    assert parse_variant("SEVEN_dyn (signed moments, alpha 0.9/0.99)") == (
+        "SEVEN_dyn",
+        {"moments": "signed", "alpha1": 0.9, "alpha2": 0.99},
+    )
+    assert parse_variant("PLATON (beta 0.8/0.9)") == ("PLATON", {"beta1": 0.8, "beta2": 0.9})
+    assert parse_variant("movement (learned scores, score lr 1, warm-up 161)") == (
+        "movement (learned scores)",
+        {"score_lr": 1.0, "warm_up": 161},
+    )
+    assert parse_variant("PLATON") == ("PLATON", {})
+    for label in ("dense", "SEVEN_dyn 2:4", "Taylor (per step)", "magnitude (GMP, per layer)"):
+        assert parse_variant(label) is None
+
+    cfg = epoch_config(None)
+    seven = build_pruner("SEVEN_dyn (signed moments, alpha 0.9/0.99)", tiny_bert(), 0.8, cfg, 0)
+    assert isinstance(seven, SevenPruner) and seven.mode == "dyn"
+    assert (seven.moments, seven.alpha1, seven.alpha2) == ("signed", 0.9, 0.99)
+    schedule = (cfg.start, cfg.window, cfg.delta_t, cfg.min_density)
+    assert (seven.start, seven.window, seven.delta_t, seven.min_density) == schedule
+    seven.remove()
+    platon = build_pruner("PLATON (beta 0.8/0.9)", tiny_bert(), 0.8, cfg, 0)
+    assert isinstance(platon, PlatonPruner) and (platon.beta1, platon.beta2) == (0.8, 0.9)
+    assert (platon.start, platon.window, platon.delta_t, platon.min_density) == schedule
+    platon.remove()
+    default = build_pruner("PLATON", tiny_bert(), 0.8, cfg, 0)
+    assert (default.beta1, default.beta2) == (0.85, 0.95)
+    default.remove()
+
+    assert epoch_runs(["SEVEN_dyn (signed moments)", "PLATON (beta 0.8/0.9)"]) == (
+        ("SEVEN_dyn (signed moments)", 0.8),
+        ("SEVEN_dyn (signed moments)", 0.9),
+        ("PLATON (beta 0.8/0.9)", 0.8),
+        ("PLATON (beta 0.8/0.9)", 0.9),
+    )
+    assert epoch_runs(["dense", "SEVEN_dyn", "PLATON (beta 0.8/0.9)"], sparsities=[0.8]) == (
+        ("dense", 0.0),
+        ("SEVEN_dyn", 0.8),
+        ("PLATON (beta 0.8/0.9)", 0.8),
+    )
+    assert epoch_command(
+        methods=["PLATON (beta 0.8/0.9)"], split="validation", sparsities=[0.8]
+    ) == (
+        "seven-prune bench --budget epoch --split validation --methods 'PLATON (beta 0.8/0.9)'"
+        " --sparsities 0.8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("PLATON (alpha 0.8/0.9)", r"'alpha 0.8/0.9' is not an option of 'PLATON'"),
+        ("SEVEN_dyn (alpha 0.9/0.99, signed moments)", "each at most once and in this order"),
+        ("SEVEN_dyn (signed moments, signed moments)", "'signed moments' is not an option"),
+        ("SEVEN_dyn (alpha 0.9)", "'alpha 0.9' is not an option of 'SEVEN_dyn'"),
+        ("PLATON ()", "'' is not an option of 'PLATON'"),
+        ("SEVEN_dyn (alpha 0.9/1.5)", r"alpha2 must be in \[0, 1\), got 1.5"),
+        ("PLATON (beta 0.8/x)", "the beta2 must be a number, got 'x'"),
+        ("movement (learned scores, score lr fast)", "the score lr must be a number"),
+    ],
+)
+def test_a_badly_written_variant_is_refused_naming_the_label(label, message) -> None:
+    """A label written as a variant of SEVEN_dyn / PLATON / learned movement with an unknown,
+    repeated, reordered, malformed or out-of-range option: ValueError naming the label, from the
+    parser and from the bench's two entry points (before any run starts)."""
+    from seven_prune.bench import build_pruner, epoch_config, epoch_runs, parse_variant
+
+    for call in (
+        lambda: parse_variant(label),
+        lambda: epoch_runs([label]),
+        lambda: build_pruner(label, tiny_bert(), 0.8, epoch_config(None), 0),
+    ):
+        with pytest.raises(ValueError, match=message) as err:
+            call()
+        assert repr(label) in str(err.value)
+
+
+def test_epoch_runs_sparsities_are_checked() -> None:
+    """epoch_runs(sparsities=...): a label with no run there, or bad sparsities, is refused."""
+    from seven_prune.bench import epoch_runs
+
+    with pytest.raises(ValueError, match=r"'PLATON' has no run at sparsities \[0.5\]"):
+        epoch_runs(["PLATON"], sparsities=[0.5])
+    with pytest.raises(ValueError, match="sparsities must be a non-empty list"):
+        epoch_runs(["PLATON"], sparsities=[])
+    with pytest.raises(ValueError, match="sparsities"):
+        epoch_runs(["PLATON"], sparsities=[1.5])
+
+
+def test_validation_sweep_of_variants_runs_at_the_chosen_sparsity_and_pairs_each_with_its_base(
+    tmp_path, monkeypatch
+) -> None:
+    """run_epoch_bench(methods=<variants>, sparsities=[0.8], split="validation"): each variant's
+    pruner gets its settings, only the 0.8 runs are made (seed by seed), and the report pairs each
+    variant with its base label by seed (the figure the tuning rule reads)."""
+    import seven_prune.bench as bench
+
+    ran = []
+
+    def fake_train(model, pruner, train, test, cfg, seed, steps=None, lr=None):
+        setting = getattr(pruner, "moments", None) or getattr(pruner, "beta1", None)
+        ran.append((seed, type(pruner).__name__, setting, pruner.sparsity))
+        bonus = {"signed": 0.02, 0.8: -0.01}.get(setting, 0.0)
+        return {"accuracy": 0.7 + 0.01 * seed + bonus, "overhead_run": 0.01}
+
+    monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
+    _tiny_text_task(monkeypatch)
+    labels = ["SEVEN_dyn", "SEVEN_dyn (signed moments)", "PLATON", "PLATON (beta 0.8/0.9)"]
+    out = tmp_path / "tuning"
+    res = bench.run_epoch_bench(
+        out, seeds=2, methods=labels, split="validation", sparsities=[0.8], log=lambda m: None
+    )
+    assert ran == [
+        (seed, kind, setting, 0.8)
+        for seed in (0, 1)
+        for kind, setting in (
+            ("SevenPruner", "abs"),
+            ("SevenPruner", "signed"),
+            ("PlatonPruner", 0.85),
+            ("PlatonPruner", 0.8),
+        )
+    ]
+    assert res.command.endswith("--sparsities 0.8")
+    md = (out / "seven-prune-epoch.md").read_text()
+    assert "| SEVEN_dyn (signed moments) @ 0.8 | SEVEN_dyn | 0, 1 | +2.00 [+2.00, +2.00]" in md
+    assert "| PLATON (beta 0.8/0.9) @ 0.8 | PLATON | 0, 1 | -1.00 [-1.00, -1.00]" in md
+    # a grid label that only looks like a variant is not paired (and does not raise)
+    res.add("SEVEN_dyn (plain global)", 0, {"accuracy": 0.5}, task=res.records[0].setting["task"],
+            sparsity=0.8)  # fmt: skip
+    assert "plain global" not in bench.variant_section(res, res.records[0].setting["task"])

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 from maskloop import Callback, LoopState, fit, report, seed_everything
-from maskloop.checks import check_choice, check_positive_int
+from maskloop.checks import check_choice, check_fraction, check_positive_int
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -192,9 +192,91 @@ EPOCH_PLAN: tuple[tuple[str, float], ...] = (
 EPOCH_EXTRA_PLAN: tuple[tuple[str, float], ...] = (("movement (learned scores)", 0.8),)
 #: the authors' default learning rate of the movement scores (`mask_scores_learning_rate`)
 MOVEMENT_SCORE_LR = 1e-2
-_LEARNED_MOVEMENT = re.compile(
-    r"movement \(learned scores(?:, score lr ([0-9.eE+-]+))?(?:, warm-up ([0-9]+))?\)"
-)
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"the {name} must be a number, got {text!r}") from None
+
+
+def _rates(name: str, first: str, second: str) -> dict[str, float]:
+    """`<name>1`, `<name>2` from 'A/B': two smoothing rates, each in [0, 1) as the pruners take."""
+    return {
+        f"{name}{i}": check_fraction(f"{name}{i}", _number(f"{name}{i}", text))
+        for i, text in ((1, first), (2, second))
+    }
+
+
+#: one option of a labelled variant: how it is written (for messages), its pattern, and the
+#: keyword arguments of the base label's builder that its groups give
+VariantOption = tuple[str, str, Callable[..., dict[str, Any]]]
+#: labelled hyper-parameter variants of the one-epoch methods, run only when named (`--methods`),
+#: at the base label's sparsities: '<base> (<option>, ...)', or for a base that ends in ')'
+#: '<base less its ")">, <option>, ...)'. Options are written in this order, each at most once:
+#: 'SEVEN_dyn (signed moments, alpha 0.9/0.99)', 'PLATON (beta 0.8/0.9)',
+#: 'movement (learned scores, score lr 1, warm-up 161)'.
+VARIANT_OPTIONS: dict[str, tuple[VariantOption, ...]] = {
+    "SEVEN_dyn": (
+        ("signed moments", r"signed moments", lambda: {"moments": "signed"}),
+        ("alpha <a1>/<a2>", r"alpha (\S+)/(\S+)", lambda a, b: _rates("alpha", a, b)),
+    ),
+    "PLATON": (("beta <b1>/<b2>", r"beta (\S+)/(\S+)", lambda a, b: _rates("beta", a, b)),),
+    "movement (learned scores)": (
+        ("score lr <number>", r"score lr (\S+)", lambda x: {"score_lr": _number("score lr", x)}),
+        ("warm-up <steps>", r"warm-up ([0-9]+)", lambda n: {"warm_up": int(n)}),
+    ),
+}
+
+
+def variant_syntax() -> str:
+    """How the labelled variants are written (for help texts and errors)."""
+    full = (
+        _variant_head(b) + ", ".join(w for w, _, _ in o) + ")" for b, o in VARIANT_OPTIONS.items()
+    )
+    return " / ".join(map(repr, full)) + " (any of the options, in that order)"
+
+
+def _variant_head(base: str) -> str:
+    return base[:-1] + ", " if base.endswith(")") else base + " ("
+
+
+def parse_variant(label: str) -> tuple[str, dict[str, Any]] | None:
+    """(base label, keyword arguments of its builder) of a labelled variant of `VARIANT_OPTIONS`
+    (a base label alone gives no arguments), or None when `label` is not written as one.
+
+    Raises ValueError naming the label when it is written as a variant of a base (starts with
+    'SEVEN_dyn (', 'PLATON (' or 'movement (learned scores, ') but an option is unknown, repeated,
+    out of order, not a number or out of range."""
+    for base, options in VARIANT_OPTIONS.items():
+        if label == base:
+            return base, {}
+        head = _variant_head(base)
+        if not (label.startswith(head) and label.endswith(")")):
+            continue
+        kwargs: dict[str, Any] = {}
+        first = 0
+        for part in label[len(head) : -1].split(", "):
+            for i, (_, pattern, parse) in enumerate(options[first:], first):
+                match = re.fullmatch(pattern, part)
+                if match is not None:
+                    try:
+                        kwargs.update(parse(*match.groups()))
+                    except (TypeError, ValueError) as err:
+                        raise ValueError(f"method {label!r}: {err}") from None
+                    first = i + 1
+                    break
+            else:
+                written = ", ".join(f"'{w}'" for w, _, _ in options)
+                raise ValueError(
+                    f"method {label!r}: {part!r} is not an option of {base!r} here; its options, "
+                    f"each at most once and in this order: {written}"
+                )
+        return base, kwargs
+    return None
+
+
 #: what a one-epoch run is evaluated on (`bench --split`): the test sentences, or a validation set
 #: held out of the training sentences (for choosing settings; the test sentences untouched)
 SPLITS: tuple[str, ...] = ("test", "validation")
@@ -290,25 +372,27 @@ def build_pruner(
     """
     sel = {"min_density": cfg.min_density}
     dyn = {"start": cfg.start, "window": cfg.window, "delta_t": cfg.delta_t, **sel}
-    learned = _LEARNED_MOVEMENT.fullmatch(method)
-    if learned is not None:
-        try:
-            score_lr = float(learned.group(1) or MOVEMENT_SCORE_LR)
-        except ValueError:
-            raise ValueError(f"method {method!r}: the score lr must be a number") from None
-        if learned.group(2) is not None:
-            warm, end = int(learned.group(2)), cfg.start + cfg.window
-            if not 0 <= warm < end - 1:
+
+    def learned_movement(score_lr: float = MOVEMENT_SCORE_LR, warm_up: int | None = None) -> Pruner:
+        window = dyn
+        if warm_up is not None:
+            end = cfg.start + cfg.window
+            if not 0 <= warm_up < end - 1:
                 raise ValueError(
                     f"method {method!r}: the warm-up must be in [0, {end - 1}) steps (the "
-                    f"window ends at step {end}), got {warm}"
+                    f"window ends at step {end}), got {warm_up}"
                 )
-            dyn = {**dyn, "start": warm, "window": end - warm}
+            window = {**dyn, "start": warm_up, "window": end - warm_up}
         return SanhMovementPruner(
-            model, sparsity, score_lr=score_lr, score_lr_schedule=lr_factor(cfg, cfg.steps), **dyn
+            model,
+            sparsity,
+            score_lr=score_lr,
+            score_lr_schedule=lr_factor(cfg, cfg.steps),
+            **window,
         )
-    builders: dict[str, Callable[[], Pruner]] = {
-        "SEVEN_dyn": lambda: SevenPruner(model, sparsity, "dyn", **dyn),
+
+    builders: dict[str, Callable[..., Pruner]] = {
+        "SEVEN_dyn": lambda **kw: SevenPruner(model, sparsity, "dyn", **dyn, **kw),
         "SEVEN_pre (recon.)": lambda: SevenPruner(
             model, sparsity, "pre", window=cfg.pre_batches, **sel
         ),
@@ -322,7 +406,8 @@ def build_pruner(
         ),
         "Taylor (per step)": lambda: TaylorPruner(model, sparsity, **dyn),
         "movement (Sanh)": lambda: MovementPruner(model, sparsity, **dyn),
-        "PLATON": lambda: PlatonPruner(model, sparsity, **dyn),
+        "PLATON": lambda **kw: PlatonPruner(model, sparsity, **dyn, **kw),
+        "movement (learned scores)": learned_movement,
         "magnitude (GMP)": lambda: GradualMagnitudePruner(model, sparsity, **dyn),
         "magnitude (GMP, per layer)": lambda: GradualMagnitudePruner(
             model, sparsity, **{**dyn, "scope": "layer"}
@@ -336,9 +421,16 @@ def build_pruner(
         ),
         "SEVEN w/o consistency": lambda: SevenNoConsistencyPruner(model, sparsity, "dyn", **dyn),
     }
-    if method not in builders:
-        raise ValueError(f"method must be one of {sorted(builders)}, got {method!r}")
-    return builders[method]()
+    if method in builders:
+        return builders[method]()
+    variant = parse_variant(method)
+    if variant is None:
+        raise ValueError(
+            f"method must be one of {sorted(builders)} or a labelled variant ({variant_syntax()}),"
+            f" got {method!r}"
+        )
+    base, kwargs = variant
+    return builders[base](**kwargs)
 
 
 def _forever(loader: DataLoader) -> Iterator[Any]:
@@ -941,37 +1033,56 @@ def epoch_command(
     threads: int = 2,
     methods: Sequence[str] | None = None,
     split: str = "test",
+    sparsities: Sequence[float] | None = None,
 ) -> str:
     """The command of the one-epoch grid (recorded in its cache; chunks of it are resumed runs),
-    or of the chosen `methods` of it; `--split validation` when evaluated on the validation set
-    (so a resume never mixes validation and test runs)."""
+    or of the chosen `methods` of it (at `sparsities`); `--split validation` when evaluated on the
+    validation set (so a resume never mixes validation and test runs)."""
     return (
         "seven-prune bench --budget epoch"
         + (f" --split {split}" if split != "test" else "")
         + (f" --seeds {seeds}" if seeds is not None else "")
         + (f" --threads {threads}" if threads != 2 else "")
         + (" --methods " + " ".join(shlex.quote(m) for m in methods) if methods else "")
+        + (" --sparsities " + " ".join(f"{sp:g}" for sp in sparsities) if sparsities else "")
     )
 
 
-def epoch_runs(methods: Sequence[str]) -> tuple[tuple[str, float], ...]:
+def epoch_runs(
+    methods: Sequence[str], sparsities: Sequence[float] | None = None
+) -> tuple[tuple[str, float], ...]:
     """The one-epoch runs of the labels `methods`: their runs in `EPOCH_PLAN` and
-    `EPOCH_EXTRA_PLAN`, and a learned-score movement label with a score lr at the extra plan's
-    sparsity. Raises ValueError naming a label that is none of these."""
+    `EPOCH_EXTRA_PLAN`, and a labelled variant (`parse_variant`) at its base label's sparsities;
+    with `sparsities`, only the runs at those (dense, at 0, always). Raises ValueError naming a
+    label that is none of these or has no run at `sparsities`."""
     if isinstance(methods, str) or not methods:
         raise ValueError(f"methods must be a non-empty list of labels, got {methods!r}")
+    if sparsities is not None:
+        if isinstance(sparsities, str) or not sparsities:
+            raise ValueError(f"sparsities must be a non-empty list of numbers, got {sparsities!r}")
+        for sp in sparsities:
+            check_fraction("sparsities", sp, low_inclusive=False)
     runs: list[tuple[str, float]] = []
     known = (*EPOCH_PLAN, *EPOCH_EXTRA_PLAN)
     for m in dict.fromkeys(methods):
         mine = [run for run in known if run[0] == m]
-        if not mine and isinstance(m, str) and _LEARNED_MOVEMENT.fullmatch(m):
-            mine = [(m, EPOCH_EXTRA_PLAN[0][1])]
+        variant = parse_variant(m) if not mine and isinstance(m, str) else None
+        if variant is not None:
+            mine = [(m, sp) for label, sp in known if label == variant[0]]
         if not mine:
             labels = sorted({label for label, _ in known})
             raise ValueError(
-                f"methods: {m!r} is not a one-epoch label; one of {labels} or "
-                "'movement (learned scores[, score lr <number>][, warm-up <steps>])'"
+                f"methods: {m!r} is not a one-epoch label; one of {labels} or a labelled variant: "
+                + variant_syntax()
             )
+        if sparsities is not None:
+            kept = [run for run in mine if run[1] == 0.0 or run[1] in sparsities]
+            if not kept:
+                raise ValueError(
+                    f"methods: {m!r} has no run at sparsities {list(sparsities)}; its runs are at "
+                    f"{[sp for _, sp in mine]}"
+                )
+            mine = kept
         runs += mine
     return tuple(runs)
 
@@ -1020,6 +1131,34 @@ def reference_section(results: report.Results, reference: Path, task: str) -> st
     )
 
 
+def variant_section(results: report.Results, task: str) -> str:
+    """Each labelled variant (`parse_variant`) of these runs minus its base label's runs of the
+    same file, paired by seed at each sparsity, in points with a bootstrap 95% CI ("" when there
+    is no such pair): the figure a tuning rule reads."""
+    known = {label for label, _ in (*EPOCH_PLAN, *EPOCH_EXTRA_PLAN)}
+    rows = []
+    for m in results.methods:
+        variant = None if m in known else parse_variant(m)
+        if variant is None or variant[0] not in results.methods:
+            continue
+        for sp in sorted({r.setting.get("sparsity") for r in results.records if r.method == m}):
+            va = results.values("accuracy", m, task=task, sparsity=sp)
+            vb = results.values("accuracy", variant[0], task=task, sparsity=sp)
+            shared = sorted(set(va) & set(vb))
+            if shared:
+                d = report.paired_difference([va[i] for i in shared], [vb[i] for i in shared])
+                rows.append(
+                    [f"{m} @ {sp:g}", variant[0], ", ".join(map(str, shared)), d.format(2, 100)]
+                )
+    if not rows:
+        return ""
+    return (
+        "### Each variant against its base label\n\nPaired by seed, in points (positive: the "
+        "variant is more accurate), bootstrap 95% CI over the seeds.\n\n"
+        + report.markdown_table(["variant", "minus", "seeds", "Δ points [95% CI]"], rows)
+    )
+
+
 def run_epoch_bench(
     out: str | Path = "seven-prune-bench",
     seeds: int | None = None,
@@ -1031,6 +1170,7 @@ def run_epoch_bench(
     methods: Sequence[str] | None = None,
     reference: str | Path | None = None,
     split: str = "test",
+    sparsities: Sequence[float] | None = None,
 ) -> report.Results:
     """The one-epoch MiniLM grid (`epoch_config`), resumable and run in chunks.
 
@@ -1041,7 +1181,8 @@ def run_epoch_bench(
     `methods`: only the runs of these labels (`epoch_runs`: the grid's, or the extra runs of
     `EPOCH_EXTRA_PLAN`), with the grid's data, seeds and schedule, under their own command and
     cache (give them their own `out`). `reference`: a results JSON of the same task (the main
-    grid's) whose runs the report pairs these with by seed (read, not run).
+    grid's) whose runs the report pairs these with by seed (read, not run). `sparsities` (with
+    `methods`): only the runs at these sparsities (e.g. a validation sweep at 0.8).
 
     Every finished run is saved to `out/seven-prune-epoch.partial.json`; `resume=True` continues
     from it. With `max_minutes` no run starts that would end after that many minutes (judged by the
@@ -1061,8 +1202,10 @@ def run_epoch_bench(
     torch.set_num_threads(check_positive_int("threads", threads))
     out = Path(out)
     cfg = epoch_config(seeds, max_len=max_len, split=split)
+    if sparsities is not None and methods is None:
+        raise ValueError("sparsities: give methods too (the grid runs every sparsity of its plan)")
     if methods is not None:
-        runs = epoch_runs(methods)
+        runs = epoch_runs(methods, sparsities)
         cfg = replace(
             cfg,
             plan=runs,
@@ -1073,7 +1216,7 @@ def run_epoch_bench(
         reference = Path(reference)
         if not reference.is_file():
             raise ValueError(f"reference: no results file at {reference}")
-    command = epoch_command(seeds, threads, methods, split)
+    command = epoch_command(seeds, threads, methods, split, sparsities)
     results = report.Results("seven-prune", command, {cfg.task: asdict(cfg), "budget": "epoch"})
     tic = time.perf_counter()
     deadline = None if max_minutes is None else tic + 60.0 * max_minutes
@@ -1225,8 +1368,10 @@ def write_epoch_outputs(
         f"(every method alike); gradual methods prune on the cubic schedule over steps "
         f"{cfg.start}..{cfg.start + cfg.window} (t_i={cfg.start}, K={cfg.window}, a cut every "
         f"{cfg.delta_t} steps), then fine-tune with the mask fixed. Selection guarded by "
-        f"min_density={cfg.min_density} unless the label says plain global. PLATON uses its "
-        "paper's betas 0.85 / 0.95 (the SEVEN repository runs it at 0.8 / 0.9); movement scores "
+        f"min_density={cfg.min_density} unless the label says plain global. Unless the label "
+        "says otherwise, SEVEN_dyn uses the official code's alpha 0.8 / 0.9 and moments of |g|, "
+        "and PLATON its paper's betas 0.85 / 0.95 (the SEVEN repository runs it at 0.8 / 0.9); "
+        "movement scores "
         "-W·g at the weights before the optimizer step (Sanh et al.); magnitude is gradual "
         "magnitude pruning (Zhu & Gupta) on the same schedule, global or per layer; embeddings "
         "are never pruned. "
@@ -1243,12 +1388,15 @@ def write_epoch_outputs(
             "warm-up/decay schedule) through a straight-through top-k per weight matrix, pruned "
             "weights kept in storage until the window's final cut (exact per matrix); the "
             "guard does not apply (every matrix keeps the same fraction)."
-            if any(_LEARNED_MOVEMENT.fullmatch(m) for m in results.methods)
+            if any(m.startswith("movement (learned scores") for m in results.methods)
             else ""
         )
         + "\n\n"
         + (grid_table(results, task, split=cfg.split) or "(no runs yet)"),
     ]
+    variants = variant_section(results, task)
+    if variants:
+        sections.append(variants)
     layer = _layer_table(results, task)
     if layer:
         sections.append(

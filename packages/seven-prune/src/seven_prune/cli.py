@@ -123,6 +123,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.budget == "epoch":
         if args.quick:
             parser.error("--quick belongs to the short budget; the epoch grid has no quick form")
+        if args.sparsities is not None and args.methods is None:
+            parser.error("--sparsities applies with --methods")
         run_epoch_bench(
             args.out,
             args.seeds,
@@ -132,6 +134,7 @@ def _bench(args: argparse.Namespace) -> int:
             methods=args.methods,
             reference=args.reference,
             split=args.split,
+            sparsities=args.sparsities,
         )
         print((args.out / f"{EPOCH_STEM}.md").read_text())
         return 0
@@ -139,6 +142,8 @@ def _bench(args: argparse.Namespace) -> int:
         parser.error("--max-minutes applies to --budget epoch")
     if args.methods is not None or args.reference is not None or args.split != "test":
         parser.error("--methods, --reference and --split apply to --budget epoch")
+    if args.sparsities is not None:
+        parser.error("--sparsities applies to --budget epoch")
     if args.budget == "overhead":
         from seven_prune.bench import OVERHEAD_STEM, overhead_compare, write_overhead_outputs
 
@@ -193,10 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="epoch budget: start no run that would end after this many minutes "
                        "(a chunk); the cache keeps what is done")  # fmt: skip
     bench.add_argument("--methods", nargs="+", default=None, metavar="LABEL",
-                       help="epoch budget: run only these labels (the grid's, or 'movement "
-                       "(learned scores)' / 'movement (learned scores[, score lr X][, warm-up N])'), with the "
-                       "grid's data, seeds and schedule, under their own cache: give them their "
-                       "own --out (default: the whole grid)")  # fmt: skip
+                       help="epoch budget: run only these labels (the grid's, 'movement "
+                       "(learned scores)', or a labelled variant of SEVEN_dyn, PLATON or it: "
+                       "'SEVEN_dyn (signed moments, alpha A1/A2)', 'PLATON (beta B1/B2)', "
+                       "'movement (learned scores, score lr X, warm-up N)', any of the options in "
+                       "that order), with the grid's data, seeds and schedule, under their own "
+                       "cache: give them their own --out (default: the whole grid)")  # fmt: skip
+    bench.add_argument("--sparsities", nargs="+", type=float, default=None, metavar="S",
+                       help="epoch budget, with --methods: only their runs at these sparsities "
+                       "(dense always; default: every sparsity of their runs)")  # fmt: skip
     bench.add_argument("--reference", type=Path, default=None,
                        help="epoch budget: a results JSON of the grid (e.g. "
                        "docs/benchmarks/seven-prune-epoch.partial.json) to pair these runs with "
