@@ -42,6 +42,7 @@ from lnpt.bench import (
     _accuracy,
     _gen,
     make_mask,
+    open_cached_run,
     threads_tag,
     train_label_free,
     train_supervised,
@@ -302,14 +303,8 @@ def run_ablation(
     `<acfg.report>.{md,json}` and return the results and the chosen variant (`threads` torch CPU
     threads)."""
 
-    acfg.check()
-    torch.set_num_threads(check_positive_int("threads", threads))
-    out = Path(out)
-    cache = out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    res = report.Results("lnpt", command, config=asdict(acfg))
+    out, cache, res, deadline = open_cached_run(acfg, out, command, threads, budget_s)
     key = cache_key(acfg)
-    deadline = None if budget_s is None else time.perf_counter() + budget_s
     left = run_cached_units(
         res,
         acfg.models,

@@ -500,6 +500,23 @@ def _run_one(
     return records, curves_all
 
 
+def open_cached_run(
+    cfg: Any, out: str | Path, command: str, threads: int, budget_s: float | None
+) -> tuple[Path, Path, report.Results, float | None]:
+    """The common start of a cached, resumable run (the benchmark, the ablations, the protocol
+    check): check `cfg`, set the torch thread count, create `out/cache/`, open the results;
+    returns `(out, cache, results, deadline)`, the deadline `budget_s` seconds from now (None: no
+    limit)."""
+    cfg.check()
+    torch.set_num_threads(check_positive_int("threads", threads))
+    out = Path(out)
+    cache = out / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    res = report.Results("lnpt", command, config=asdict(cfg))
+    deadline = None if budget_s is None else time.perf_counter() + budget_s
+    return out, cache, res, deadline
+
+
 def run_bench(
     cfg: BenchConfig,
     out: str | Path,
@@ -520,15 +537,9 @@ def run_bench(
     """
     from tqdm.auto import tqdm
 
-    cfg.check()
-    torch.set_num_threads(check_positive_int("threads", threads))
-    out = Path(out)
-    cache = out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    res = report.Results("lnpt", command, config=asdict(cfg))
+    out, cache, res, deadline = open_cached_run(cfg, out, command, threads, budget_s)
     curves: dict[tuple[str, str], list[list[dict[str, float]]]] = {}
     jobs = [(m, s) for m in cfg.models for s in range(cfg.seeds)]
-    deadline = None if budget_s is None else time.perf_counter() + budget_s
     bar = tqdm(jobs, desc="lnpt bench", disable=not progress)
     skipped: list[tuple[str, int]] = []
     made = 0

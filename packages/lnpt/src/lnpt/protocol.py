@@ -231,19 +231,13 @@ def protocol_check(
     every student (seed 0's digits CNN teacher: 90.00% test accuracy at 2 threads, 90.83% at 1).
     So the thread count is part of the cache name (`lnpt.bench.threads_tag`), and a count other
     than 2 writes `lnpt_protocol_<model>_threads<n>` (a second realisation of the same seeds)."""
-    import time
 
     from lnpt.ablation import report_hash, run_cached_units
+    from lnpt.bench import open_cached_run
 
-    pcfg.check()
-    torch.set_num_threads(check_positive_int("threads", threads))
-    out = Path(out)
-    cache = out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    res = report.Results("lnpt", command, config=asdict(pcfg))
+    out, cache, res, deadline = open_cached_run(pcfg, out, command, threads, budget_s)
     fixed = {k: v for k, v in asdict(pcfg).items() if k != "seeds"}
     key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
-    deadline = None if budget_s is None else time.perf_counter() + budget_s
     left = run_cached_units(
         res,
         (pcfg.model,),

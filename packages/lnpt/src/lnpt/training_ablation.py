@@ -40,6 +40,7 @@ from lnpt.bench import (
     Progress,
     _accuracy,
     make_mask,
+    open_cached_run,
     threads_tag,
     train_label_free,
     train_supervised,
@@ -208,12 +209,7 @@ def run_training_ablation(
     """Run the training ablation (cached arm by arm under `out/cache/`); write
     `lnpt_training_ablation.{md,json}` and return the results and the chosen variant."""
 
-    acfg.check()
-    torch.set_num_threads(check_positive_int("threads", threads))
-    out = Path(out)
-    cache = out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    res = report.Results("lnpt", command, config=asdict(acfg))
+    out, cache, res, deadline = open_cached_run(acfg, out, command, threads, budget_s)
     # What decides every arm besides its own options: the benchmark config minus the training
     # options the variants replace, the validation fraction and the scoring default (the mask).
     bench = asdict(acfg.bench)
@@ -224,7 +220,6 @@ def run_training_ablation(
         "score": {**SCORE_DEFAULTS, "rounds": DEFAULT_ROUNDS},
     }
     key = json.dumps(fixed, sort_keys=True, default=str)
-    deadline = None if budget_s is None else time.perf_counter() + budget_s
     left = run_cached_units(
         res,
         acfg.models,
