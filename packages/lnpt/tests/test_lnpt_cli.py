@@ -76,6 +76,10 @@ def test_parser_walk_every_action_has_help():
         (["--ablation", "--variants", "one-shot"], "--variants must include the current default"),
         (["--protocol-check", "--models", "cnn", "mlp"], "--protocol-check takes one model"),
         (["--protocol-check", "--report", "mine"], "--protocol-check write their own"),
+        (["--epoch-budgets", "30", "60"], "--epoch-budgets only applies with --protocol-check"),
+        (["--protocol-check", "--epoch-budgets", "60", "90"], "must include the benchmark's 30"),
+        (["--protocol-check", "--epoch-budgets", "30", "0"], "budgets must be positive ints"),
+        (["--protocol-check", "--epoch-budgets", "30", "30"], "--epoch-budgets lists 30 more"),
     ],
     ids=[
         "variants-without-ablation",
@@ -88,6 +92,10 @@ def test_parser_walk_every_action_has_help():
         "paired-rule-without-default",
         "protocol-check-two-models",
         "report-with-protocol-check",
+        "epoch-budgets-without-protocol-check",
+        "epoch-budgets-without-the-benchmarks",
+        "epoch-budgets-not-positive",
+        "epoch-budgets-twice",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):

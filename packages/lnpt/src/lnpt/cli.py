@@ -106,7 +106,8 @@ def _bench(args: argparse.Namespace) -> int:
              "--protocol-check": args.protocol_check}  # fmt: skip
     needs = {"--variants": ("--ablation", args.variants),
              "--ablation-training": ("--ablation", args.ablation_training),
-             "--training-variants": ("--training-ablation", args.training_variants)}  # fmt: skip
+             "--training-variants": ("--training-ablation", args.training_variants),
+             "--epoch-budgets": ("--protocol-check", args.epoch_budgets)}  # fmt: skip
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
             args._parser.error(f"{flag} only applies with {mode}")
@@ -114,10 +115,11 @@ def _bench(args: argparse.Namespace) -> int:
         on = ", ".join(m for m, v in modes.items() if v)
         args._parser.error(f"--report names the test benchmark's report; {on} write their own")
     for flag, value in (("--variants", args.variants), ("--models", args.models),
-                        ("--training-variants", args.training_variants), ("--arms", args.arms)):  # fmt: skip
+                        ("--training-variants", args.training_variants), ("--arms", args.arms),
+                        ("--epoch-budgets", args.epoch_budgets)):  # fmt: skip
         twice = sorted({v for v in value or () if list(value).count(v) > 1})
         if twice:
-            args._parser.error(f"{flag} lists {', '.join(twice)} more than once")
+            args._parser.error(f"{flag} lists {', '.join(map(str, twice))} more than once")
     out = str(args.out).rstrip("/")
     start = time.perf_counter()
     if args.timing:
@@ -138,10 +140,17 @@ def _bench(args: argparse.Namespace) -> int:
         if len(models) != 1:
             args._parser.error("--protocol-check takes one model (--models MODEL)")
         pcfg = ProtocolConfig(model=models[0], seeds=args.seeds or 5)
+        if args.epoch_budgets:
+            pcfg.budgets = tuple(args.epoch_budgets)
+            try:
+                pcfg.check()
+            except ValueError as exc:
+                args._parser.error(f"--epoch-budgets: {exc}")
         command = (
             "lnpt bench --protocol-check"
             + (f" --seeds {args.seeds}" if args.seeds else "")
             + (f" --models {models[0]}" if args.models else "")
+            + (f" --epoch-budgets {' '.join(map(str, pcfg.budgets))}" if args.epoch_budgets else "")
             + (f" --threads {args.threads}" if args.threads != 2 else "")
         )
         protocol_check(
@@ -357,6 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: the validation and the test protocol of one model side by side, seed by "
         "seed, with epoch budgets and mask anatomy (lnpt_protocol_<model>.md; default cnn, 5 seeds)",
+    )
+    bench.add_argument(
+        "--epoch-budgets",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="E",
+        help="with --protocol-check: the epochs at which the validation-protocol students are "
+        "read, one run per arm and seed (default 30 60; must include the benchmark's budget)",
     )
     bench.set_defaults(_parser=bench)
     return parser
