@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default="docs/benchmarks")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -93,7 +94,7 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.is_file() else {}
     settings = BenchSettings.quick()
     for seed in args.seeds:
-        for name in METHODS:
+        for name in args.methods:
             key = f"{name} | seed {seed}"
             if key in results:
                 continue

@@ -123,14 +123,17 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "+SGS (one direction)",
         {**PREVIOUS_SGS},
     ),
-    # issue 19, fourth pass (2026-12-02; rule in the README, written before the runs): the two
-    # BSD passes fused by a per-image gate between their own fusion layers instead of one layer
-    # over their concatenation (the passes' pooled features are near-duplicates, cosine 0.99)
+    # issue 19, fourth pass (2026-12-02; rule in docs/packages/ssjdn.md, written before the
+    # runs; neither adopted on validation, 5 seeds): the two BSD passes fused by a per-image gate
+    # between their own fusion layers instead of one layer over their concatenation (the passes'
+    # pooled features are near-duplicates, cosine 0.99): rung +0.86 [-0.10, +1.95] over one
+    # direction, full model -0.84 [-1.65, -0.05]
     "+bidirectional gate": ("+bidirectional", {"sgs_fusion": "gate"}),
     "BSD gate": ("+STL (full SSJDN)", {"sgs_fusion": "gate"}),
     # the label cross-entropy into the encoders with its weight annealed from 0.2 to 0 (cosine
     # over the epochs): the same total label weight as "+LSD into encoders" (0.1 at every
-    # epoch), given early, when the encoders are unstructured, and none at the end
+    # epoch), given early, when the encoders are unstructured, and none at the end: rung -0.17
+    # [-0.83, +0.53] over +bidirectional, full model -0.19 [-0.62, +0.16]
     "+LSD anneal": ("+LSD", LSD_ANNEAL),
     "LSD anneal": ("+STL (full SSJDN)", LSD_ANNEAL),
     "LSD gate mix 1": ("+STL (full SSJDN)", {"lsd_gate": "confidence", "lsd_mix": 1.0}),
