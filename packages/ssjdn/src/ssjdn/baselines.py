@@ -46,6 +46,8 @@ CONTRAST_MULTIPLY: dict[str, Any] = {
     "sgs_polarity": "keep_salient",
     "sgs_beta": 1.0,
 }
+# LSD's cross-entropy into the encoders, its weight annealed from 0.2 to 0 over training
+LSD_ANNEAL: dict[str, Any] = {"lsd_detach": False, "lsd_schedule": "anneal", "lsd_weight": 0.2}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGS chain (v1)": ("+STL (full SSJDN)", {"sgs_scope": "chain"}),
     "SGS guide": ("+STL (full SSJDN)", {"sgs_scope": "guide"}),
@@ -121,6 +123,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "+SGS (one direction)",
         {**PREVIOUS_SGS},
     ),
+    # issue 19, fourth pass (2026-12-02; rule in docs/packages/ssjdn.md, written before the
+    # runs; neither adopted on validation, 5 seeds): the two BSD passes fused by a per-image gate
+    # between their own fusion layers instead of one layer over their concatenation (the passes'
+    # pooled features are near-duplicates, cosine 0.99): rung +0.86 [-0.10, +1.95] over one
+    # direction, full model -0.84 [-1.65, -0.05]
+    "+bidirectional gate": ("+bidirectional", {"sgs_fusion": "gate"}),
+    "BSD gate": ("+STL (full SSJDN)", {"sgs_fusion": "gate"}),
+    # the label cross-entropy into the encoders with its weight annealed from 0.2 to 0 (cosine
+    # over the epochs): the same total label weight as "+LSD into encoders" (0.1 at every
+    # epoch), given early, when the encoders are unstructured, and none at the end: rung -0.17
+    # [-0.83, +0.53] over +bidirectional, full model -0.19 [-0.62, +0.16]
+    "+LSD anneal": ("+LSD", LSD_ANNEAL),
+    "LSD anneal": ("+STL (full SSJDN)", LSD_ANNEAL),
     "LSD gate mix 1": ("+STL (full SSJDN)", {"lsd_gate": "confidence", "lsd_mix": 1.0}),
     "LSD mix 1": ("+STL (full SSJDN)", {"lsd_mix": 1.0}),
     # leave-one-out from the full model (does a part's effect show only with the others?): without
@@ -139,6 +154,10 @@ _CURRENT = {
     "SGS contrast multiply",
     "+bidirectional contrast multiply",
     "+LSD contrast multiply",
+    "+bidirectional gate",
+    "BSD gate",
+    "+LSD anneal",
+    "LSD anneal",
 }
 VARIANTS = {
     name: (rung, extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})

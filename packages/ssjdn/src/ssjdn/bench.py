@@ -72,6 +72,10 @@ DIAG_KEYS = {
     "sem_var_share": "LSD semantic share of the similarity variance",
     "mR_residual_only": "mR, residual part only",
     "mR_semantic_only": "mR, semantic part only",
+    "sgs_dir_cos_p0": "cos of a pooled feature with / without SGS (f→c)",
+    "sgs_damp_overlap": "overlap of the two passes' SGS damping",
+    "probe_img_acc": "category probe on the image embedding %",
+    "probe_txt_acc_small": "category probe on small-object captions %",
 }
 SPLITS = {"test": (1000, 2000, 3000), "val": (4000, 5000, 6000)}
 # config options added after the committed cache was made: option -> (its neutral value, the
@@ -82,6 +86,8 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "lsd_gate": ("none", {}),
     "sfe_contrast": ("none", {}),
     "sgs_guide": ("learned", {"contrast": "sgs_contrast_kernel"}),
+    "sgs_fusion": ("concat", {}),
+    "lsd_schedule": ("constant", {}),
 }
 
 
@@ -223,9 +229,12 @@ def _one_run(
     from ssjdn.diagnostics import (
         chain_agreement,
         label_accuracy,
+        label_probe,
         pass_interplay,
+        pass_overlap,
         salience_contrast,
         semantic_reach,
+        sgs_effect,
         suppression_focus,
     )
 
@@ -243,11 +252,16 @@ def _one_run(
             final.update(semantic_reach(model, test))
     if model.bsd is not None:
         final.update(salience_contrast(model, test))
+        final.update(label_probe(model, train, test))
         if hard.image_small is not None and hard.image_small.any():
             final.update(suppression_focus(model, hard))
+        if model.bsd.sgs != "none":
+            final.update(sgs_effect(model, test))
     if model.bsd is not None and len(model.bsd.orders) == 2:
         final.update(chain_agreement(model, test))
         final.update(pass_interplay(model, test))
+        if hard.image_small is not None and hard.image_small.any():
+            final.update(pass_overlap(model, hard))
     return {"metrics": final, "curve": hist.curve("mR"), "loss": hist.loss}, model, hard
 
 

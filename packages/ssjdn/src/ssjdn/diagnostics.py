@@ -12,19 +12,29 @@
   features per scale, and of their contributions to the fused vector)?
 - `semantic_reach`: does LSD's semantic part reach the matching score (its share of the similarity,
   mR of the residual and of the semantic part alone)?
-- `plot_suppression`: a figure of what SGS suppresses on a few scenes (salience per scale of each
-  pass, i.e. the places the next scales lose).
+- `pass_overlap`: do the two passes' SGS maps keep (or damp) the same places, and which of them
+  keeps the small objects?
+- `sgs_effect`: does SGS turn the other scales' pooled features (cosine with and without the
+  multiplication), or only rescale them?
+- `label_probe`: how much category information the retrieval embeddings carry without LSD (a
+  least-squares probe: are LSD's labels something retrieval does not learn anyway?).
+- `loss_gradients` / `LSDTrace`: LSD's label accuracy per epoch and the gradients of the retrieval
+  loss and of lambda L_LSD on the encoders and on LSD's heads during training.
+- `plot_suppression`: a figure of what SGS keeps and suppresses on a few scenes (the map each
+  pass multiplies onto the other scales, and SFE's salience per scale).
 - `plot_retrievals`: the top-5 images of a few caption queries (the benchmark's example figure).
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from maskloop import Callback, LoopState
 
 from ssjdn.data import RetrievalData
 from ssjdn.metrics import retrieval_metrics
@@ -32,14 +42,19 @@ from ssjdn.ssjdn import SSJDN
 from ssjdn.train import evaluate_retrieval
 
 __all__ = [
+    "LSDTrace",
     "chain_agreement",
     "label_accuracy",
+    "label_probe",
+    "loss_gradients",
     "mask_contrast",
     "pass_interplay",
+    "pass_overlap",
     "plot_retrievals",
     "plot_suppression",
     "salience_contrast",
     "semantic_reach",
+    "sgs_effect",
     "suppression_focus",
     "twin_masks",
 ]
@@ -71,14 +86,27 @@ def label_accuracy(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     return out
 
 
+def _bidirectional(model: SSJDN) -> Any:
+    """The model's BSD unit, which must have two passes (``sgs="both"``)."""
+    bsd = model.bsd
+    if bsd is None or len(bsd.orders) != 2:
+        raise ValueError("the model has no bidirectional BSD (config.sgs='both')")
+    return bsd
+
+
+def _pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` (n, k) -> (n,)."""
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-12)
+
+
 @torch.no_grad()
 def chain_agreement(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     """For a bidirectional BSD: per-scale Pearson correlation of the two passes' salience maps
     (``corr_s1``..``corr_s4``), and the mR with the fine->coarse or the coarse->fine pass's pooled
     features zeroed before the fusion layer (``mR_without_f2c``, ``mR_without_c2f``)."""
-    bsd = model.bsd
-    if bsd is None or len(bsd.orders) != 2:
-        raise ValueError("the model has no bidirectional BSD (config.sgs='both')")
+    bsd = _bidirectional(model)
     model.eval()
     feats = model.backbone(data.images)
     projected = [model.proj[k](feats[i]) for k, i in enumerate(model.scales)]
@@ -87,11 +115,7 @@ def chain_agreement(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     bwd = dict(zip(bsd.orders[1], maps[1]))
     out: dict[str, float] = {}
     for i in sorted(fwd):
-        a = fwd[i].flatten(1)
-        b = bwd[i].flatten(1)
-        a = a - a.mean(1, keepdim=True)
-        b = b - b.mean(1, keepdim=True)
-        corr = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-12)
+        corr = _pearson_rows(fwd[i].flatten(1), bwd[i].flatten(1))
         out[f"corr_s{i + 1}"] = float(corr.mean())
     for k, name in ((0, "f2c"), (1, "c2f")):
         bsd.drop_chain = k
@@ -203,9 +227,7 @@ def suppression_focus(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     corrs = []
     for i in range(len(up0)):
         for j in range(i + 1, len(up0)):
-            a = up0[i] - up0[i].mean(1, keepdim=True)
-            b = up0[j] - up0[j].mean(1, keepdim=True)
-            corrs.append((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-12))
+            corrs.append(_pearson_rows(up0[i], up0[j]))
     if corrs:
         out["corr_scales_p0"] = float(torch.stack(corrs).mean())
     return out
@@ -219,15 +241,11 @@ def pass_interplay(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     ``pass_contrib_cos`` = cos(u_0, u_1) (< 0: the passes push the image vector in opposite
     directions) and ``pass_cancel`` = |u_0 + u_1| / (|u_0| + |u_1|) (1: aligned, ~0.71:
     orthogonal, near 0: they undo each other)."""
-    bsd = model.bsd
-    if bsd is None or len(bsd.orders) != 2:
-        raise ValueError("the model has no bidirectional BSD (config.sgs='both')")
+    bsd = _bidirectional(model)
     model.eval()
     feats, _ = _bsd_passes(model, data.images)
     cos = [F.cosine_similarity(a, b, dim=1).mean() for a, b in zip(*feats)]
-    x0, x1 = torch.cat(feats[0], 1), torch.cat(feats[1], 1)
-    w = bsd.fuse.weight
-    u0, u1 = x0 @ w[:, : x0.shape[1]].T, x1 @ w[:, x0.shape[1] :].T
+    u0, u1 = bsd.pass_contributions(feats)
     cancel = (u0 + u1).norm(dim=1) / (u0.norm(dim=1) + u1.norm(dim=1)).clamp(min=1e-12)
     return {
         "pass_feat_cos": float(torch.stack(cos).mean()),
@@ -263,11 +281,208 @@ def semantic_reach(model: SSJDN, data: RetrievalData) -> dict[str, float]:
 
 
 @torch.no_grad()
+def pass_overlap(model: SSJDN, data: RetrievalData) -> dict[str, float]:
+    """Do the two BSD passes' SGS maps act on the same places? Each pass's map M_p (what its
+    guiding scale multiplies onto the other scales) resized to the image:
+
+    - ``sgs_map_corr``: mean Pearson correlation of M_0 and M_1 over each image's pixels;
+    - ``sgs_damp_overlap``: soft IoU of the damping 1 - M_p, sum min / sum max (1: both passes
+      damp the same places as much, 0: disjoint places);
+    - ``sgs_damp_mean_p{p}``: mean damping of pass p (0: it changes nothing);
+    - with twin images (the small objects located exactly), ``keep_small_p{p}``: mean M_p on the
+      small objects / mean M_p elsewhere (> 1: the pass keeps the small objects, < 1: it damps them).
+    """
+    bsd = _bidirectional(model)
+    model.eval()
+    images = data.images
+    size = tuple(images.shape[-2:])
+    _, maps = _bsd_passes(model, images)
+    ms = []
+    for chain_maps in maps:
+        g = F.interpolate(
+            bsd.guide_salience(chain_maps[0], images),
+            size=size,
+            mode="bilinear",
+            align_corners=False,
+        )
+        ms.append(bsd.suppression(g, size).flatten(1))
+    d0, d1 = 1 - ms[0], 1 - ms[1]
+    out = {
+        "sgs_map_corr": float(_pearson_rows(ms[0], ms[1]).mean()),
+        "sgs_damp_overlap": float(
+            (torch.minimum(d0, d1).sum(1) / torch.maximum(d0, d1).sum(1).clamp(min=1e-12)).mean()
+        ),
+        "sgs_damp_mean_p0": float(d0.mean()),
+        "sgs_damp_mean_p1": float(d1.mean()),
+    }
+    if data.image_small is not None and data.image_small.any():
+        idx, masks = twin_masks(data)
+        m = masks.to(images.dtype).flatten(1)
+        has = m.sum(1) > 0
+        for p, mp in enumerate(ms):
+            mp = mp[torch.as_tensor(idx)]
+            on = (mp * m).sum(1) / m.sum(1).clamp(min=1)
+            off = (mp * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+            out[f"keep_small_p{p}"] = float((on[has] / off[has].clamp(min=1e-8)).mean())
+    return out
+
+
+@torch.no_grad()
+def sgs_effect(model: SSJDN, data: RetrievalData) -> dict[str, float]:
+    """What SGS does to the pooled features of the scales it acts on (every scale but the guiding
+    one), per pass p: ``sgs_dir_cos_p{p}``, the mean cosine between a scale's pooled feature with
+    SGS and without it (the same model with beta = 0, i.e. M = 1; near 1: SGS only rescales the
+    feature, which the fusion layer can undo), and ``sgs_norm_ratio_p{p}``, the mean ratio of
+    their norms."""
+    bsd = model.bsd
+    if bsd is None or bsd.sgs == "none":
+        raise ValueError("the model has no SGS (config.multiscale=False or sgs='none')")
+    model.eval()
+    feats = model.backbone(data.images)
+    projected = [model.proj[k](feats[i]) for k, i in enumerate(model.scales)]
+    with_sgs, _ = bsd.pass_features(projected, data.images)
+    beta = bsd.beta
+    bsd.beta = 0.0
+    try:
+        without, _ = bsd.pass_features(projected, data.images)
+    finally:
+        bsd.beta = beta
+    out: dict[str, float] = {}
+    for p, order in enumerate(bsd.orders):
+        acted = order[1:]  # the guiding scale (the first of the pass) is not multiplied
+        cos = [F.cosine_similarity(with_sgs[p][j], without[p][j], dim=1).mean() for j in acted]
+        ratio = [
+            (with_sgs[p][j].norm(dim=1) / without[p][j].norm(dim=1).clamp(min=1e-12)).mean()
+            for j in acted
+        ]
+        out[f"sgs_dir_cos_p{p}"] = float(torch.stack(cos).mean())
+        out[f"sgs_norm_ratio_p{p}"] = float(torch.stack(ratio).mean())
+    return out
+
+
+@torch.no_grad()
+def label_probe(
+    model: SSJDN, train: RetrievalData, data: RetrievalData, ridge: float = 1e-2
+) -> dict[str, float]:
+    """Category information in the retrieval embeddings themselves: a ridge least-squares map from
+    the embeddings (`encode_images` / `encode_texts`) to one-hot labels, fit on ``train``, scored
+    on ``data`` (accuracy % on images ``probe_img_acc`` and on large- / small-object captions
+    ``probe_txt_acc_large`` / ``probe_txt_acc_small``). Run on a model without LSD it says how much
+    of what LSD's labels teach the retrieval embeddings already hold."""
+    k = max(2, len(train.class_names))
+
+    def fit(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([x, torch.ones_like(x[:, :1])], 1).double()
+        target = F.one_hot(y.clamp(min=0), k).double() * (y >= 0)[:, None]
+        eye = torch.eye(x.shape[1], dtype=x.dtype)
+        return torch.linalg.solve(x.T @ x + ridge * len(x) * eye, x.T @ target)
+
+    def predict(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return (torch.cat([x, torch.ones_like(x[:, :1])], 1).double() @ w).argmax(1)
+
+    cap_train = train.labels[torch.as_tensor(train.caption_image)]
+    cap_data = data.labels[torch.as_tensor(data.caption_image)]
+    wi = fit(model.encode_images(train.images), train.labels)
+    wt = fit(model.encode_texts(train.flat_captions), cap_train)
+    img_ok = predict(wi, model.encode_images(data.images)) == data.labels
+    txt_ok = predict(wt, model.encode_texts(data.flat_captions)) == cap_data
+    out = {"probe_img_acc": float(100 * img_ok.float().mean())}
+    small = (
+        torch.as_tensor(data.caption_small)
+        if data.caption_small is not None
+        else torch.zeros(len(txt_ok), dtype=torch.bool)
+    )
+    for name, sel in (("large", ~small), ("small", small)):
+        if sel.any():
+            out[f"probe_txt_acc_{name}"] = float(100 * txt_ok[sel].float().mean())
+    return out
+
+
+def loss_gradients(model: SSJDN, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Gradients of the two training losses on one batch ``(images, ids, mask, labels,
+    image_ids)``, on a copy of ``model`` (in train mode; the model itself, its BatchNorm statistics
+    and its ``.grad`` are untouched):
+
+    - ``grad_stl_enc`` / ``grad_stl_heads``: norm of the retrieval loss's gradient on the encoders
+      (backbone, projections, BSD, text encoder) and on LSD's heads and classifier;
+    - ``grad_lsd_enc`` / ``grad_lsd_heads``: the same for lambda L_LSD as trained (0 on the
+      encoders with ``lsd_detach=True``);
+    - ``grad_cos_heads``: cosine of the two gradients on LSD's heads;
+    - ``grad_ce_enc_ratio`` / ``grad_ce_enc_cos``: for the cross-entropy taken *through* the
+      encoders (what ``lsd_detach=False`` trains), the norm of lambda times its encoder gradient
+      over the retrieval loss's, and the cosine of the two (< 0: the labels pull the encoders
+      against retrieval).
+    """
+    from ssjdn.ssjdn import SemanticDecoupling
+
+    if model.lsd is None:
+        raise ValueError("the model has no LSD heads (config.lsd=False)")
+    net = copy.deepcopy(model).train()
+    images, ids, mask, labels, image_ids = batch
+    heads = [p for p in net.lsd.parameters() if p.requires_grad]
+    head_ids = {id(p) for p in heads}
+    enc = [p for p in net.parameters() if p.requires_grad and id(p) not in head_ids]
+    lam = net.config.lsd_weight * net.lsd_scale
+
+    def grads(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
+        g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return torch.cat(
+            [(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, params)]
+        )
+
+    v = net._paired_image_features(images, ids)
+    t = net.text(ids, mask)
+    sem = net.lsd(v, t)
+    img, txt = F.normalize(sem["v"], dim=-1), F.normalize(sem["t"], dim=-1)
+    stl = net.criterion(img, txt, labels, image_ids, sem["v_logits"], sem["t_logits"]).mean()
+    lsd = lam * SemanticDecoupling.loss(sem["v_logits"], sem["t_logits"], labels).mean()
+    ce_through = (
+        lam
+        * SemanticDecoupling.loss(
+            net.lsd.classifier(net.lsd.mlp_v(v)), net.lsd.classifier(net.lsd.mlp_t(t)), labels
+        ).mean()
+    )
+    g_stl_e, g_stl_h = grads(stl, enc), grads(stl, heads)
+    g_lsd_e, g_lsd_h = grads(lsd, enc), grads(lsd, heads)
+    g_ce_e = grads(ce_through, enc)
+    cos = F.cosine_similarity
+    return {
+        "grad_stl_enc": float(g_stl_e.norm()),
+        "grad_stl_heads": float(g_stl_h.norm()),
+        "grad_lsd_enc": float(g_lsd_e.norm()),
+        "grad_lsd_heads": float(g_lsd_h.norm()),
+        "grad_cos_heads": float(cos(g_stl_h, g_lsd_h, dim=0)),
+        "grad_ce_enc_ratio": float(g_ce_e.norm() / g_stl_e.norm().clamp(min=1e-12)),
+        "grad_ce_enc_cos": float(cos(g_stl_e, g_ce_e, dim=0)),
+    }
+
+
+class LSDTrace(Callback):
+    """Records, after every epoch, LSD's label accuracy on ``data`` (`label_accuracy`) and the
+    gradients of the two losses on ``batch`` (`loss_gradients`), both on a copy of the model, so
+    that training follows exactly the path it takes without the trace. ``records[e]`` is epoch
+    e's dict."""
+
+    order = 20
+
+    def __init__(self, data: RetrievalData, batch: tuple[torch.Tensor, ...]) -> None:
+        self.data, self.batch = data, batch
+        self.records: list[dict[str, float]] = []
+
+    def on_epoch_end(self, state: LoopState) -> None:
+        model = getattr(state.model, "module", state.model)
+        rec = loss_gradients(model, self.batch)
+        rec.update(label_accuracy(copy.deepcopy(model), self.data))
+        self.records.append(rec)
+
+
+@torch.no_grad()
 def plot_suppression(
     models: dict[str, SSJDN], data: RetrievalData, path: str | Path, n_scenes: int = 3
 ) -> Path:
-    """Figure: for ``n_scenes`` twin scenes, the image and each model's salience maps per scale of
-    its first BSD pass (what the next scales of that pass lose under SGS: M = 1 - beta * A)."""
+    """Figure: for ``n_scenes`` twin scenes, the image and, for each model, the SGS map M that
+    each BSD pass multiplies onto the other scales' features (at the image's size; bright = kept,
+    dark = suppressed), then the SFE salience A per scale of its first pass."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -276,7 +491,11 @@ def plot_suppression(
     idx = np.flatnonzero(data.image_small)[:n_scenes] if data.image_small is not None else []
     if len(idx) < n_scenes:
         idx = np.arange(min(n_scenes, len(data)))
-    cols = 1 + 4 * len(models)
+    per = [
+        len(m.bsd.orders) * (m.bsd.sgs != "none") + len(m.bsd.orders[0]) if m.bsd is not None else 1
+        for m in models.values()
+    ]
+    cols = 1 + sum(per)
     fig, axes = plt.subplots(len(idx), cols, figsize=(1.6 * cols, 1.7 * len(idx)), squeeze=False)
     for r, i in enumerate(idx):
         x = data.images[int(i)]
@@ -285,20 +504,33 @@ def plot_suppression(
             c for c, s in zip(data.captions[int(i)], data.caption_small.reshape(-1, 5)[i]) if s
         ]
         axes[r][0].set_title((small[0] if small else data.captions[int(i)][0])[:40], fontsize=5)
-        for m, (name, model) in enumerate(models.items()):
+        col = 1
+        for name, model in models.items():
             model.eval()
+            bsd = model.bsd
+            panels = []
+            if bsd is not None and bsd.sgs != "none":
+                _, maps = _bsd_passes(model, x[None])
+                for order, chain_maps in zip(bsd.orders, maps):
+                    g = bsd.guide_salience(chain_maps[0], x[None])
+                    m = bsd.suppression(g, x.shape[-2:])
+                    arrow = "f→c" if order[0] < order[-1] else "c→f"
+                    panels.append((f"M {arrow} (S{order[0] + 1} guides)", m[0, 0]))
             _, maps = model.image_features(x[None])
-            order = model.bsd.orders[0] if model.bsd is not None else [0]
-            for k, (scale, a) in enumerate(zip(order, maps[0])):
-                ax = axes[r][1 + 4 * m + k]
-                ax.imshow(a[0, 0].numpy(), cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+            order = bsd.orders[0] if bsd is not None else [0]
+            panels += [(f"A{s + 1}", a[0, 0]) for s, a in zip(order, maps[0])]
+            for k, (title, img) in enumerate(panels):
+                ax = axes[r][col + k]
+                ax.imshow(img.numpy(), cmap="magma", vmin=0, vmax=1, interpolation="nearest")
                 if r == 0:
-                    ax.set_title(f"{name}\nA{scale + 1}", fontsize=6)
+                    ax.set_title(f"{name}\n{title}" if k == 0 else title, fontsize=6)
+            col += len(panels)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        "SGS: salience of the first pass per scale (bright = suppressed at the next scales)",
+        "SGS: the map M each pass multiplies onto the other scales (bright = kept) and SFE's "
+        "salience A per scale (first pass)",
         fontsize=8,
     )
     return _save_figure(fig, path, dpi=110)

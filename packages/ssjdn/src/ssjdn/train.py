@@ -131,7 +131,7 @@ class RetrievalObjective:
 
 
 class _RetrievalSchedule(Callback):
-    """Summed negatives during the warm-up epochs, gradient clipping with a finite-norm check, and
+    """Summed negatives during the warm-up epochs, the LSD weight's schedule, gradient clipping with a finite-norm check, and
     the retrieval metrics of ``eval_data`` recorded after every epoch (as ``eval_<name>``)."""
 
     order = 10
@@ -144,8 +144,10 @@ class _RetrievalSchedule(Callback):
         self.negatives = state.model.criterion.negatives
 
     def on_epoch_start(self, state: LoopState) -> None:
-        crit = state.model.criterion
-        crit.negatives = "sum" if state.epoch < self.warmup_epochs else self.negatives
+        net = state.model
+        net.criterion.negatives = "sum" if state.epoch < self.warmup_epochs else self.negatives
+        if hasattr(net, "lsd_weight_scale"):  # SSJDN's LSD schedule (lsd_schedule)
+            net.lsd_scale = net.lsd_weight_scale(state.epoch, state.epochs)
 
     def on_after_backward(self, state: LoopState) -> None:
         params = [p for p in state.model.parameters() if p.grad is not None]
@@ -164,6 +166,8 @@ class _RetrievalSchedule(Callback):
     def on_fit_end(self, state: LoopState) -> None:
         if self.negatives is not None:
             state.model.criterion.negatives = self.negatives
+        if hasattr(state.model, "lsd_scale"):
+            state.model.lsd_scale = 1.0
 
 
 def train_retrieval(

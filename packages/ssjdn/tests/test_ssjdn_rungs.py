@@ -1,0 +1,174 @@
+"""Probes of why the bidirectional pattern and LSD add nothing (issue 19, fourth pass)."""
+
+import pytest
+import torch
+from maskloop import Callback
+from ssjdn import SSJDN, SSJDNConfig, local_contrast_salience, train_retrieval
+from ssjdn.diagnostics import (
+    LSDTrace,
+    label_probe,
+    loss_gradients,
+    pass_interplay,
+    pass_overlap,
+    sgs_effect,
+)
+from ssjdn.scenes import make_multiscale_scenes
+from ssjdn.train import PairBatches
+
+TINY = {"embed_dim": 16, "proj_dim": 8, "small_channels": (4, 8, 8, 8)}
+
+
+def _double(d):
+    return type(d)(
+        d.images.double(),
+        d.captions,
+        d.labels,
+        d.class_names,
+        caption_small=d.caption_small,
+        image_small=d.image_small,
+    )
+
+
+def test_pass_overlap_of_identical_and_of_neutral_passes() -> None:
+    """Two passes guided by the same map overlap exactly (correlation 1, soft IoU 1); with
+    beta = 0 neither pass damps anything."""
+    d = _double(make_multiscale_scenes(8, 64, seed=3, twin_fraction=1.0))
+    m = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0).double()
+    out = pass_overlap(m, d)
+    assert 0.0 <= out["sgs_damp_overlap"] <= 1.0
+    assert out["keep_small_p0"] > 1.5  # the fine contrast guide keeps the small objects
+    m.bsd.guide_salience = lambda a, images=None: local_contrast_salience(images, (8, 8))
+    out = pass_overlap(m, d)
+    assert out["sgs_map_corr"] == pytest.approx(1.0, abs=1e-9)
+    assert out["sgs_damp_overlap"] == pytest.approx(1.0, abs=1e-9)
+    neutral = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_beta=0.0), seed=0).double()
+    out = pass_overlap(neutral, d)
+    assert out["sgs_damp_mean_p0"] == 0.0 and out["sgs_damp_mean_p1"] == 0.0
+
+
+def test_sgs_effect_tells_a_rescaling_from_a_turn() -> None:
+    """With beta = 0 SGS changes nothing (cosine 1, norm ratio 1); features that are the same at
+    every place are only rescaled by any map (cosine 1, ratio < 1); varying features are turned."""
+    d = _double(make_multiscale_scenes(6, 64, seed=5))
+    m = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_beta=0.0), seed=0).double()
+    out = sgs_effect(m, d)
+    for p in (0, 1):
+        assert out[f"sgs_dir_cos_p{p}"] == pytest.approx(1.0, abs=1e-12)
+        assert out[f"sgs_norm_ratio_p{p}"] == pytest.approx(1.0, abs=1e-12)
+    m = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0).double()
+    turned = sgs_effect(m, d)
+    # untrained, the pooled features are dominated by what every place shares: cos ~1 - 1e-7
+    assert turned["sgs_dir_cos_p0"] < 1 - 1e-9
+    with torch.no_grad():
+        for proj in m.proj:  # constant features: only the 1x1 projection's bias survives
+            proj.weight.zero_()
+            proj.bias.uniform_(0.5, 1.0)
+    flat = sgs_effect(m, d)
+    assert flat["sgs_dir_cos_p0"] == pytest.approx(1.0, abs=1e-12)
+    assert flat["sgs_norm_ratio_p0"] < 0.99
+    with pytest.raises(ValueError, match="no SGS"):
+        sgs_effect(SSJDN.from_data(d, SSJDNConfig(**TINY, sgs="none"), seed=0), d)
+
+
+def test_label_probe_reads_labels_that_the_embeddings_hold() -> None:
+    """Embeddings that are the one-hot label give a probe accuracy of 100 %; random ones about
+    chance on a held-out draw."""
+    train = make_multiscale_scenes(40, 32, seed=6)
+    test = make_multiscale_scenes(20, 32, seed=7)
+    m = SSJDN.from_data(train, SSJDNConfig(**TINY, lsd=False), seed=0)
+    k = len(train.class_names)
+    m.encode_images = lambda x: torch.nn.functional.one_hot(
+        train.labels if len(x) == len(train) else test.labels, k
+    ).float()
+    out = label_probe(m, train, test)
+    assert out["probe_img_acc"] == 100.0
+    assert set(out) == {"probe_img_acc", "probe_txt_acc_large", "probe_txt_acc_small"}
+
+
+def test_loss_gradients_leave_the_model_alone_and_see_the_detach() -> None:
+    """loss_gradients works on a copy (weights, BatchNorm statistics and .grad untouched); with
+    lsd_detach=True the cross-entropy's gradient on the encoders is exactly 0, and the
+    cross-entropy taken through the encoders scales with lambda."""
+    d = make_multiscale_scenes(16, 32, seed=8)
+    m = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0)
+    ids, mask = m.text.tokenize(d.flat_captions)
+    batch = next(iter(PairBatches(d, ids, mask, 16, torch.Generator().manual_seed(0))))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    out = loss_gradients(m, batch)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert all(p.grad is None for p in m.parameters())
+    assert out["grad_lsd_enc"] == 0.0 and out["grad_lsd_heads"] > 0
+    m2 = SSJDN.from_data(d, SSJDNConfig(**TINY, lsd_weight=0.2), seed=0)
+    out2 = loss_gradients(m2, batch)
+    assert out2["grad_ce_enc_ratio"] == pytest.approx(2 * out["grad_ce_enc_ratio"], rel=1e-4)
+    with pytest.raises(ValueError, match="no LSD"):
+        loss_gradients(SSJDN.from_data(d, SSJDNConfig(**TINY, lsd=False), seed=0), batch)
+
+
+def test_lsd_trace_does_not_change_training() -> None:
+    """Training with the trace gives exactly the weights of training without it, and one record
+    per epoch."""
+    d = make_multiscale_scenes(10, 32, seed=9)
+    weights = []
+    for traced in (False, True):
+        m = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0)
+        ids, mask = m.text.tokenize(d.flat_captions)
+        batch = next(iter(PairBatches(d, ids, mask, 5, torch.Generator().manual_seed(1))))
+        trace = LSDTrace(d, batch)
+        train_retrieval(
+            m, d, epochs=2, batch_size=5, progress=False, callbacks=[trace] if traced else []
+        )
+        weights.append(m.state_dict())
+        if traced:
+            assert len(trace.records) == 2 and "lsd_img_acc" in trace.records[0]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_gated_fusion_starts_as_the_average_of_the_passes() -> None:
+    """sgs_fusion="gate": at initialisation g = 1/2, so v is the mean of the two passes' own
+    fusion layers; a saturated gate picks one pass; pass_interplay reads the passes' layers."""
+    d = make_multiscale_scenes(6, 64, seed=10)
+    m = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_fusion="gate"), seed=0).double().eval()
+    x = d.images.double()
+    with torch.no_grad():
+        feats = m.backbone(x)
+        projected = [m.proj[k](f) for k, f in enumerate(feats)]
+        parts, _ = m.bsd.pass_features(projected, x)
+        u = [lin(torch.cat(p, 1)) for lin, p in zip(m.bsd.fuse_passes, parts)]
+        v, _ = m.image_features(x)
+        assert torch.allclose(v, 0.5 * (u[0] + u[1]), atol=1e-12)
+        m.bsd.gate.bias.fill_(50.0)
+        assert torch.allclose(m.image_features(x)[0], u[0], atol=1e-12)
+    out = pass_interplay(m, _double(d))
+    assert -1.0 <= out["pass_contrib_cos"] <= 1.0
+    for bad, match in (({"sgs": "fine_to_coarse"}, "needs sgs='both'"), ({}, "sgs_fusion must")):
+        with pytest.raises(ValueError, match=match):
+            SSJDNConfig(**{"sgs_fusion": "gate" if bad else "sum", **bad})
+
+
+def test_lsd_anneal_lowers_the_label_weight_over_the_epochs() -> None:
+    """lsd_schedule="anneal": the weight factor is (1 + cos(pi e / E)) / 2, set by
+    train_retrieval at every epoch start and back to 1 afterwards; at factor 0 the loss is the
+    retrieval loss alone. "constant" keeps 1."""
+    d = make_multiscale_scenes(10, 32, seed=11)
+    m = SSJDN.from_data(d, SSJDNConfig(**TINY, lsd_schedule="anneal"), seed=0)
+    assert m.lsd_weight_scale(0, 4) == 1.0
+    assert m.lsd_weight_scale(2, 4) == pytest.approx(0.5, abs=1e-15)
+    assert SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0).lsd_weight_scale(3, 4) == 1.0
+    seen = []
+
+    class Watch(Callback):
+        order = 30
+
+        def on_epoch_start(self, state) -> None:
+            seen.append(state.model.lsd_scale)
+
+    train_retrieval(m, d, epochs=2, batch_size=5, progress=False, callbacks=[Watch()])
+    assert seen == [1.0, pytest.approx(0.5)] and m.lsd_scale == 1.0
+    ids, mask = m.text.tokenize([c[0] for c in d.captions])
+    out = m(d.images, ids, mask)
+    m.lsd_scale = 0.0
+    stl = m.criterion(out["img"], out["txt"], d.labels, None, out["v_logits"], out["t_logits"])
+    assert torch.equal(m.loss(out, d.labels), stl)
+    with pytest.raises(ValueError, match="lsd_schedule must"):
+        SSJDNConfig(lsd_schedule="linear")
