@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ssjdn.bench import BenchSettings, bench_data, build_method
+from ssjdn.bench import BenchSettings, bench_data, build_method, train_with_settings
 from ssjdn.diagnostics import (
     LSDTrace,
     chain_agreement,
@@ -38,7 +38,7 @@ from ssjdn.diagnostics import (
     semantic_reach,
     sgs_effect,
 )
-from ssjdn.train import PairBatches, evaluate_retrieval, train_retrieval
+from ssjdn.train import PairBatches, evaluate_retrieval
 
 METHODS = ("+SGS (one direction)", "+bidirectional", "+LSD", "+STL (full SSJDN)")
 
@@ -54,16 +54,8 @@ def run(name: str, seed: int, settings: BenchSettings) -> dict:
     train, val, hard = bench_data(settings, seed, "val")
     model = build_method(name, train, seed)
     trace = LSDTrace(val, probe_batch(model, train, seed)) if model.lsd is not None else None
-    train_retrieval(
-        model,
-        train,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        eval_data=val,
-        seed=seed,
-        progress=False,
-        callbacks=[trace] if trace is not None else [],
+    train_with_settings(
+        model, train, val, settings, seed, callbacks=[trace] if trace is not None else []
     )
     rec: dict = {"mR": evaluate_retrieval(model, val)["mR"]}
     rec["hard_mR"] = evaluate_retrieval(model, hard)["mR"]

@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,22 @@ def train_rung(
     """Build ``name`` (seeded by ``seed``) and train it with the benchmark's budget, evaluating on
     ``test`` after every epoch when given. Depends only on the arguments."""
     model = build_method(name, train, seed, **overrides)
-    hist = train_retrieval(
+    return model, train_with_settings(model, train, test, settings, seed, progress=progress)
+
+
+def train_with_settings(
+    model: SSJDN,
+    train: RetrievalData,
+    test: RetrievalData | None,
+    settings: BenchSettings,
+    seed: int,
+    progress: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> TrainHistory:
+    """Train ``model`` with the benchmark's budget (epochs, batch size, learning rate of
+    ``settings``), evaluating on ``test`` after every epoch when given; ``callbacks`` as in
+    `train_retrieval`."""
+    return train_retrieval(
         model,
         train,
         epochs=settings.epochs,
@@ -160,8 +176,8 @@ def train_rung(
         eval_data=test,
         seed=seed,
         progress=progress,
+        callbacks=callbacks,
     )
-    return model, hist
 
 
 def evaluation_seconds(n_images: int = 1000, n_captions: int = 5000, repeats: int = 3) -> float:
