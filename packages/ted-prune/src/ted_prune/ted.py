@@ -40,10 +40,11 @@ from ted_prune.observations import ObservationStore
 from ted_prune.pruner import (
     ProgressiveSchedule,
     ScheduledPruner,
+    _as_cpu,
     forward_logits,
     single_thread,
 )
-from ted_prune.sampling import sample_groups
+from ted_prune.sampling import sample_groups, stable_argsort, stable_group_argsort
 
 __all__ = [
     "SPEC_READING",
@@ -215,11 +216,8 @@ def ted_scores(
 def quantiles(scores: torch.Tensor) -> torch.Tensor:
     """Each score's rank quantile in (0, 1] among `scores` (largest -> 1); scale-free."""
     n = scores.numel()
-    out = torch.empty(n, dtype=torch.float64)
-    out[torch.argsort(scores, stable=True)] = torch.arange(1, n + 1, dtype=torch.float64) / max(
-        n, 1
-    )
-    return out
+    ranks = torch.arange(1, n + 1, dtype=torch.float64) / max(n, 1)
+    return torch.empty(n, dtype=torch.float64).index_copy_(0, stable_argsort(scores), ranks)
 
 
 def sample_keep(
@@ -623,9 +621,10 @@ class TEDPruner(ScheduledPruner):
             return False
         return self.epoch + 1 < self.epochs and self.keep_ratio(self.epoch + 1) < 1.0
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _forward_scores(self, model, dataset, idx, batch_size, collate_fn, device) -> None:  # noqa: ANN001
-        """Forward-only pass over `idx` reading logits and features (eval mode).
+        """Forward-only pass over `idx` reading logits and features (eval mode, inference mode:
+        no autograd bookkeeping at all).
 
         A `TensorDataset` without `collate_fn` is sliced directly (no per-sample collation)."""
         if device is None:
@@ -727,10 +726,10 @@ class TEDPruner(ScheduledPruner):
                                       normalize=self.normalize, hnorm2=self._obs.hnorm2)  # fmt: skip
         a, align = a.double(), align.double()
         upd = self.fresh
-        self.last_alignment[upd] = align[upd]
+        self.last_alignment = torch.where(upd, align, self.last_alignment)
         if self.stale == "quantile" and upd.any():
-            a = a.clone()
-            a[upd] = quantiles(a[upd])
+            rows = torch.nonzero(upd).flatten()
+            a = a.clone().index_copy_(0, rows, quantiles(a.index_select(0, rows)))
         old = self.has_score & upd
         self.scores = torch.where(
             old, self.beta * self.scores + (1 - self.beta) * a, torch.where(upd, a, self.scores)
@@ -807,7 +806,7 @@ class TEDPruner(ScheduledPruner):
         cached = self._groups
         if cached is None or not torch.equal(cached[0], groups):  # labels change rarely
             _, gid, counts = torch.unique(groups, return_inverse=True, return_counts=True)
-            cached = self._groups = (groups.clone(), gid, counts, torch.argsort(gid, stable=True))
+            cached = self._groups = (groups.clone(), gid, counts, stable_group_argsort(gid))
         _, gid, counts, members = cached
         # per-class quotas by largest remainder, so they sum to exactly `total`, each >= 1
         raw = counts.double() * total / self.n
@@ -825,15 +824,20 @@ class TEDPruner(ScheduledPruner):
             quota = torch.tensor(q)
         # all classes at once (`sampling`): the selection of sample_keep run class by class
         kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g, members)
-        self.weight[kept_idx] = (k / probs[kept_idx]).clamp(max=self.max_weight)
+        # ascending, as the Selection holds them (a mask and nonzero, cheaper than a sort)
+        kept = torch.zeros(self.n, dtype=torch.bool).index_fill_(0, kept_idx, True)
+        kept_idx = torch.nonzero(kept).flatten()
+        w = (k / probs.index_select(0, kept_idx)).clamp(max=self.max_weight)
+        self.weight.index_copy_(0, kept_idx, w)
         return Selection(kept_idx, self.n)
 
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
         """Loss weights (1 with `selection="topk"`; min(k / p_i, max_weight) when sampling)."""
-        self.select(self.epoch)
+        if self._current_epoch != self.epoch:
+            self.select(self.epoch)
         if self._weight32 is None:  # once per selection, not per batch
             self._weight32 = self.weight.float()
-        return self._weight32[torch.as_tensor(indices).long().cpu()]
+        return self._weight32.index_select(0, _as_cpu(indices, torch.long).flatten())
 
     # -- state ------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
