@@ -225,3 +225,23 @@ def test_a_view_into_a_larger_tensor_is_copied_when_staged():
     hidden.zero_()  # the copy does not change
     store.flush()
     assert store.features is not None and not torch.equal(store.features[:2], torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_norms_in_chunks_and_the_reused_staging_buffer_equal_the_whole_matrix(monkeypatch, dtype):
+    import ted_prune.observations as obs
+
+    monkeypatch.setattr(obs, "_CHUNK", 7)  # several chunks and a ragged last one
+    store = ObservationStore(50, norm_dtype=dtype)
+    g = torch.Generator().manual_seed(0)
+    for epoch in range(3):  # the staging buffer is reused from write to write
+        idx = torch.randperm(50, generator=g)[: 20 + 10 * epoch]
+        for part in idx.split(9):
+            feats = torch.randn(part.numel(), 5, generator=g) * 10.0 ** (epoch - 1)
+            store.stage(part, part % 3, torch.randn(part.numel(), 4, generator=g), feats)
+        store.flush()
+        assert store.h is not None and store.logits is not None
+        h = store.h.to(dtype)
+        assert torch.equal(store.hnorm2, (h * h).sum(1))  # bit for bit
+        assert torch.equal(store.probs, torch.softmax(store.logits.to(dtype), dim=1))
+        assert torch.equal(store.h[:, -1], torch.ones(50))

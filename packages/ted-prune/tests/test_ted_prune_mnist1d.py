@@ -57,7 +57,9 @@ def test_scoring_stage_times_ted_against_full_data_and_checks_the_grid(tmp_path,
     ref = train_mnist1d("TED", tr, te, 10, 0.5, 0)
     row = {"stage": "test", "setting": "clean", "seed": 0, "method": "TED", "f_target": 0.5,
            "metrics": {"accuracy": ref["accuracy"], "f": ref["f"]}, "config": cfg}  # fmt: skip
-    (tmp_path / "ted-prune-mnist1d-runs.jsonl").write_text(json.dumps(row) + "\n")
+    grid = tmp_path / "ted-prune-mnist1d-full"  # a grid's cache in a folder below `out`
+    grid.mkdir()
+    (grid / "ted-prune-mnist1d-runs.jsonl").write_text(json.dumps(row) + "\n")
     rows = bench_mnist1d.run_scoring(tmp_path, seeds=1, num_samples=700, epochs=10, progress=False)
     assert [(r["setting"], r["f_target"]) for r in rows] == [("clean", 0.7), ("clean", 0.5)]
     assert all(0 < r["rescore"] <= r["overhead"] for r in rows)  # epoch 4 ends with a re-scoring

@@ -148,3 +148,28 @@ def test_selection_sampler_in_a_plain_loop_and_bad_selections() -> None:
         sampler.set_selection(Selection.full(10))
     with pytest.raises(TypeError, match="must be a Selection"):
         sampler.set_selection([1, 2])
+
+
+@pytest.mark.parametrize(
+    "indices",
+    [[0, 4, 7], [7, 0, 4], torch.tensor([0, 4, 7]), torch.tensor([0, 4, 7], dtype=torch.int32),
+     torch.tensor([0, 2, 4, 6, 7, 9])[::2], [5]],
+)  # fmt: skip
+def test_indices_are_sorted_and_never_alias_the_input(indices) -> None:
+    sel = Selection(indices, 10)
+    assert sel.indices.tolist() == sorted(torch.as_tensor(indices).tolist())
+    assert sel.indices.dtype == torch.long
+    if isinstance(indices, torch.Tensor):  # ascending input takes the no-sort path: still a copy
+        before = sel.indices.clone()
+        indices.fill_(3)
+        assert torch.equal(sel.indices, before)
+
+
+@pytest.mark.parametrize(
+    ("indices", "match"),
+    [([0, 10], r"\[0, 10\); got min 0, max 10"), ([-1, 3], "min -1, max 3"),
+     ([3, 3], "1 duplicates"), ([4, 1, 4], "1 duplicates"), ([9, 12, 1], "min 1, max 12")],
+)  # fmt: skip
+def test_bad_indices_are_reported_on_both_paths(indices, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        Selection(indices, 10)

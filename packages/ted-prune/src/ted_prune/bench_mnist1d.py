@@ -333,6 +333,8 @@ def _write(rows: list[dict[str, Any]], out: Path, cfg: dict, seeds: int, partial
             "## Wall-clock ratio to full-data training (scoring included)\n\n"
             + test.table("time_ratio", setting_keys=keys, digits=2, methods=methods),
             "## Scoring time per epoch, as a fraction of a full-data epoch\n\n"
+            "The grid's runs, timed with the scoring path of the day they ran; `--stage scoring` "
+            "re-times TED's share with the current code (see the goals).\n\n"
             + test.table(
                 "overhead",
                 setting_keys=keys,
@@ -529,8 +531,9 @@ def run_scoring(
     every budget, each timed exactly as in the grid: overhead = TED's scoring seconds per epoch
     (observations, scores, selection and the forward-only re-scoring of pruned samples) divided
     by the full run's seconds per epoch; `rescore` is the re-scoring passes' part of it. Writes
-    `ted-prune-mnist1d-scoring-<num_samples>x<epochs>.{md,json}` in `out`. Where the grid's cache
-    in `out` holds the same TED run, its accuracy and f are compared (scoring must not change them).
+    `ted-prune-mnist1d-scoring-<num_samples>x<epochs>.{md,json}` in `out`. Where a grid's cache in
+    `out` or a folder below it (e.g. the full-size grid in `ted-prune-mnist1d-full/`) holds the
+    same TED run, its accuracy and f are compared (scoring must not change them).
     """
     torch.set_num_threads(threads)
     out = Path(out)
@@ -538,7 +541,8 @@ def run_scoring(
     cfg = {"num_samples": num_samples, "epochs": epochs, "lr": 1e-2}
     cached = {
         (r["setting"], r["seed"], r["f_target"]): r["metrics"]
-        for r in load_cache(out / "ted-prune-mnist1d-runs.jsonl")
+        for path in sorted(out.glob("**/ted-prune-mnist1d-runs.jsonl"))
+        for r in load_cache(path)
         if r.get("config") == cfg and r["stage"] == "test" and r["method"] == "TED"
         and _is_default_reading(r.get("ted_reading", "defaults"))
     }  # fmt: skip

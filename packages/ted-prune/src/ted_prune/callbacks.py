@@ -145,8 +145,7 @@ class PrunerCallback(Callback):
         feats = self.hook.features if self.hook is not None else None
         self.pruner.observe(state.indices, state.outputs, feats, state.targets, state.losses)
         if self.pruner.reweights:
-            w = self.pruner.weights(state.indices.cpu())
-            state.losses = state.losses * w.to(state.losses.device, state.losses.dtype)
+            state.losses = state.losses * self.pruner.timed_weights(state.indices, state.losses)
 
     def on_epoch_end(self, state: LoopState) -> None:
         rec = self.pruner.end_epoch(

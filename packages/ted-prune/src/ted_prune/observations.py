@@ -18,6 +18,12 @@ closed-form factors need no (N, D+1) copy, and the squared row norms ||h~_i||^2 
 probabilities of the written rows are computed at write time in the scoring dtype, not for all N
 rows every epoch (a row's sum or softmax does not depend on the other rows, so these equal the
 full-matrix `(h * h).sum(1)` and `softmax(logits)` bit for bit).
+
+A write allocates no large temporary: the staged features are concatenated into a staging buffer
+kept from write to write (its ones column set once), and the norms are computed in chunks of
+`_CHUNK` rows through one small scratch buffer. On a CPU whose memory is shared with training, a
+fresh (rows, D+1) allocation per epoch costs page faults and cache misses that took as long as the
+write itself (MNIST-1D, 13,650 rows of 161: about 15 ms with fresh temporaries, 7 ms without).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from __future__ import annotations
 import torch
 
 __all__ = ["ObservationStore"]
+
+_CHUNK = 2048  # rows per chunk of the norm computation (its scratch stays in the cache)
 
 
 class ObservationStore:
@@ -46,6 +54,8 @@ class ObservationStore:
         self.probs: torch.Tensor | None = None  # (N, C) softmax of the logits in norm_dtype
         self.fresh = torch.zeros(n, dtype=torch.bool)  # observed since the last reset
         self._cap = max(1, min(n, capacity))
+        self._stage_h: torch.Tensor | None = None  # (>= staged rows, D+1), last column 1
+        self._scratch: torch.Tensor | None = None  # (_CHUNK, D+1) for the squared norms
         self._pending: list[tuple[torch.Tensor, ...]] = []  # staged batches
         self._versions: list[tuple[int, ...]] = []  # their tensors' version counters
         self._rows = 0
@@ -63,6 +73,7 @@ class ObservationStore:
         self.h[:, -1] = 1.0
         self.hnorm2 = torch.ones(self.n, dtype=self.norm_dtype)  # ||[0, 1]||^2
         self.probs = torch.softmax(self.logits.to(self.norm_dtype), dim=1)
+        self._stage_h = self._scratch = None
 
     @property
     def features(self) -> torch.Tensor | None:
@@ -134,8 +145,10 @@ class ObservationStore:
                     "modified in place before the end of the epoch; pass a copy (.clone())"
                 )
         idx, labels, logits, features = (list(t) for t in zip(*pending))
-        h = torch.empty(m, self.h.shape[1], dtype=torch.float32)
-        h[:, -1] = 1.0
+        if self._stage_h is None or self._stage_h.shape[0] < m:
+            self._stage_h = torch.empty(max(m, self._cap), self.h.shape[1], dtype=torch.float32)
+            self._stage_h[:, -1] = 1.0
+        h = self._stage_h[:m]
         torch.cat(features, 0, out=h[:, :-1])
         self._write(torch.cat(idx), torch.cat(labels), torch.cat(logits), h)
 
@@ -151,7 +164,6 @@ class ObservationStore:
             last = torch.full((self.n,), -1, dtype=torch.long).scatter_reduce_(0, idx, pos, "amax")
             keep = torch.nonzero(last[idx] == pos).flatten()
             idx, labels, logits, h = idx[keep], labels[keep], logits[keep], h[keep]
-        hn = h.to(self.norm_dtype)
         assert self.hnorm2 is not None and self.probs is not None
         # row scatters through NumPy views of the buffers (same memory, same values): a fancy-
         # indexed assignment copies whole rows, several times faster than index_copy_ on CPU
@@ -159,9 +171,22 @@ class ObservationStore:
         self.label_buffer().numpy()[rows] = labels.numpy()
         self.logits.numpy()[rows] = logits.numpy()
         self.h.numpy()[rows] = h.numpy()
-        self.hnorm2.numpy()[rows] = (hn * hn).sum(1).numpy()
+        self.hnorm2.numpy()[rows] = self._squared_norms(h).numpy()
         self.probs.numpy()[rows] = torch.softmax(logits.to(self.norm_dtype), dim=1).numpy()
         self.fresh |= mark
+
+    def _squared_norms(self, h: torch.Tensor) -> torch.Tensor:
+        """`(h * h).sum(1)` in the norm dtype, chunk by chunk through one scratch buffer (each
+        row's sum is computed exactly as in the whole-matrix expression)."""
+        out = torch.empty(h.shape[0], dtype=self.norm_dtype)
+        if self._scratch is None or self._scratch.dtype != self.norm_dtype:
+            self._scratch = torch.empty(_CHUNK, h.shape[1], dtype=self.norm_dtype)
+        for start in range(0, h.shape[0], _CHUNK):
+            part = h[start : start + _CHUNK].to(self.norm_dtype)
+            sq = self._scratch[: part.shape[0]]
+            torch.mul(part, part, out=sq)
+            torch.sum(sq, 1, out=out[start : start + _CHUNK])
+        return out
 
     def mark_labels(self, indices: torch.Tensor, labels: torch.Tensor) -> None:
         """Record labels and freshness only (scoring without stored features, `grads="full"`)."""

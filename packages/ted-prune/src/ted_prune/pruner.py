@@ -339,14 +339,15 @@ class DataPruner:
         if targets.numel() != indices.numel():
             raise ValueError(f"targets has {targets.numel()} entries, indices {indices.numel()}")
         self._trained += indices.numel()
-        with torch.no_grad():
-            self._observe(
-                indices,
-                _as_cpu(logits, torch.float32),
-                None if features is None else _as_cpu(features, torch.float32),
-                targets,
-                None if losses is None or not self.uses_losses else _as_cpu(losses, torch.float32),
-            )
+        # every tensor is detached here, so the subclass's work records no graph (no no_grad
+        # context needed: entering one costs as much as the rest of a cheap observation)
+        self._observe(
+            indices,
+            _as_cpu(logits, torch.float32),
+            None if features is None else _as_cpu(features, torch.float32),
+            targets,
+            None if losses is None or not self.uses_losses else _as_cpu(losses, torch.float32),
+        )
         self.score_seconds += time.perf_counter() - t0
 
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
@@ -368,8 +369,15 @@ class DataPruner:
         self.observe(indices, logits, features, targets, losses)
         if not self.reweights:
             return losses.mean()
-        w = self.weights(torch.as_tensor(indices).cpu()).to(losses.device, losses.dtype)
-        return (losses * w).mean()
+        return (losses * self.timed_weights(indices, losses)).mean()
+
+    def timed_weights(self, indices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """`weights(indices)` on the device and dtype of `like`, its time counted as scoring
+        (the loss weights are part of the method's selection, `budget()["score_seconds"]`)."""
+        t0 = time.perf_counter()
+        w = self.weights(_as_cpu(indices, torch.long)).to(like.device, like.dtype)
+        self.score_seconds += time.perf_counter() - t0
+        return w
 
     # --- epoch end -----------------------------------------------------------------------------
     def end_epoch(

@@ -43,12 +43,17 @@ class Selection:
             )
         if idx.is_floating_point() or idx.is_complex():
             raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
+        src = idx
         idx = idx.to(torch.long).flatten()
-        if int(idx.min()) < 0 or int(idx.max()) >= n:
-            raise ValueError(
-                f"indices must lie in [0, {n}); got min {int(idx.min())}, max {int(idx.max())}"
-            )
-        uniq = torch.unique(idx, sorted=True)
+        # already strictly increasing (what selections usually are): no sort needed
+        ascending = idx.numel() < 2 or bool((idx[1:] > idx[:-1]).all())
+        lo, hi = (int(idx[0]), int(idx[-1])) if ascending else (int(idx.min()), int(idx.max()))
+        if lo < 0 or hi >= n:
+            raise ValueError(f"indices must lie in [0, {n}); got min {lo}, max {hi}")
+        if ascending:
+            uniq = idx.clone() if idx.data_ptr() == src.data_ptr() else idx  # never the caller's
+        else:
+            uniq = torch.unique(idx, sorted=True)
         if uniq.numel() != idx.numel():
             raise ValueError(f"indices contain {idx.numel() - uniq.numel()} duplicates")
         self.indices: torch.Tensor = uniq
