@@ -198,6 +198,9 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         ["bench", "--budget", "epoch", "--split", "val"],
         ["bench", "--sparsities", "0.8"],
         ["bench", "--budget", "epoch", "--sparsities", "0.8"],
+        ["bench", "--batches", "16x32"],
+        ["bench", "--budget", "overhead", "--batches", "16x0"],
+        ["bench", "--budget", "overhead", "--batches", "16*32"],
     ],
     ids=[
         "seeds-zero",
@@ -211,6 +214,9 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         "split-unknown",
         "sparsities-short",
         "sparsities-without-methods",
+        "batches-short",
+        "batches-zero",
+        "batches-malformed",
     ],
 )
 def test_cli_bench_rejects(argv, capsys) -> None:

@@ -206,6 +206,30 @@ def test_cli_bench_wiring(tmp_path, monkeypatch, capsys) -> None:
         cli.main(["bench", "--seeds", "0", "--out", str(tmp_path)])
 
 
+def test_cli_overhead_batches_reach_the_comparison(tmp_path, monkeypatch, capsys) -> None:
+    """`bench --budget overhead --batches 16x32` times only that shape (the rest as by default)."""
+    import seven_prune.bench as bench
+
+    seen = {}
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        return "results"
+
+    def write(results, out, seconds):
+        (out / f"{bench.OVERHEAD_STEM}.md").write_text(f"{results}\n")
+
+    monkeypatch.setattr(bench, "overhead_compare", fake)
+    monkeypatch.setattr(bench, "write_overhead_outputs", write)
+    argv = ["bench", "--budget", "overhead", "--batches", "16x32", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert seen["shapes"] == [(16, 32)] and seen["threads"] == 2
+    assert "results" in capsys.readouterr().out
+    seen.clear()
+    assert cli.main(argv[:3] + ["--out", str(tmp_path)]) == 0
+    assert "shapes" not in seen  # overhead_compare's default: 16x32 and 32x64
+
+
 def test_readme_links_are_absolute() -> None:
     """README links and images must work on PyPI: absolute URLs only (no repository paths)."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

@@ -796,6 +796,8 @@ def overhead_compare(
     command = "seven-prune bench --budget overhead" + (
         f" --threads {threads}" if threads != 2 else ""
     )
+    if tuple(map(tuple, shapes)) != ((16, 32), (32, 64)):
+        command += " --batches " + " ".join(f"{b}x{n}" for b, n in shapes)
     results = report.Results(
         "seven-prune",
         command,

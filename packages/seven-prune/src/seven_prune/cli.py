@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -112,6 +113,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_shape(text: str) -> tuple[int, int]:
+    """`--batches` values: 'BxL' with B sentences and L word-pieces, both >= 1."""
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if m is None or int(m[1]) < 1 or int(m[2]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"a batch shape is BxL (sentences x word-pieces, both >= 1), e.g. 16x32; got {text!r}"
+        )
+    return int(m[1]), int(m[2])
+
+
 def _bench(args: argparse.Namespace) -> int:
     from seven_prune.bench import EPOCH_STEM, run_bench, run_epoch_bench
 
@@ -120,6 +131,8 @@ def _bench(args: argparse.Namespace) -> int:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     if args.max_minutes is not None and not args.max_minutes > 0:
         parser.error(f"--max-minutes must be > 0, got {args.max_minutes}")
+    if args.batches is not None and args.budget != "overhead":
+        parser.error("--batches applies to --budget overhead")
     if args.budget == "epoch":
         if args.quick:
             parser.error("--quick belongs to the short budget; the epoch grid has no quick form")
@@ -149,6 +162,7 @@ def _bench(args: argparse.Namespace) -> int:
 
         tic = time.perf_counter()
         res = overhead_compare(
+            **({} if args.batches is None else {"shapes": args.batches}),
             save=lambda r: write_overhead_outputs(r, args.out, time.perf_counter() - tic),
             threads=args.threads,
         )
@@ -194,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "--max-minutes and --resume); overhead: each pruner's cost beside a plain "
                        "MiniLM step at 16 x 32 and 32 x 64 (default: short)")  # fmt: skip
     bench.add_argument("--seeds", type=int, default=None, help="paired seeds (default 3)")
+    bench.add_argument("--batches", nargs="+", type=_batch_shape, default=None, metavar="BxL",
+                       help="overhead budget: the batch shapes (sentences x word-pieces) to time, "
+                       "e.g. 16x32 (default: 16x32 32x64)")  # fmt: skip
     bench.add_argument("--max-minutes", type=float, default=None,
                        help="epoch budget: start no run that would end after this many minutes "
                        "(a chunk); the cache keeps what is done")  # fmt: skip

@@ -82,6 +82,139 @@ def _run_fused(*args: Any) -> None:
         _seven_update(*args)
 
 
+#: per (device type, dtype): whether `torch._fused_adam_` runs there (see `_moments_and_ratio_`)
+_FUSED_ADAM: dict[tuple[str, torch.dtype], bool] = {}
+
+
+def _fused_adam_runs(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether torch's fused Adam kernel (a private op, `torch._fused_adam_`) runs for tensors of
+    this device type and dtype, probed once on one-element tensors (no side effects on real data)."""
+    key = (device.type, dtype)
+    if key not in _FUSED_ADAM:
+        op = getattr(torch, "_fused_adam_", None)
+        ok = op is not None
+        if ok:
+            x = [torch.zeros(1, dtype=dtype, device=device) for _ in range(4)]
+            try:
+                op(
+                    [x[0]],
+                    [x[1]],
+                    [x[2]],
+                    [x[3]],
+                    [],
+                    [torch.ones((), device=device)],
+                    lr=-1.0,
+                    beta1=0.5,
+                    beta2=0.5,
+                    weight_decay=0.0,
+                    eps=1.0,
+                    amsgrad=False,
+                    maximize=False,
+                )
+            except (RuntimeError, NotImplementedError, TypeError):
+                ok = False
+        _FUSED_ADAM[key] = ok
+    return _FUSED_ADAM[key]
+
+
+def _moments_and_ratio_(
+    out: torch.Tensor,
+    g_m: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    alpha1: float,
+    alpha2: float,
+    eps: float,
+    step: torch.Tensor,
+) -> None:
+    """m <- a1 m + (1 - a1) g_m,  v <- a2 v + (1 - a2) g_m^2,  out <- m_hat / (sqrt(v_hat) + eps),
+    in place, with m_hat = m / (1 - a1^step) and v_hat = v / (1 - a2^step) (`step`: a 0-d tensor
+    on the data's device holding the update count k + 1).
+
+    This is Adam's update direction with betas (a1, a2) on the "gradient" g_m (|g| or g; g_m^2 =
+    g^2 either way), so torch's fused Adam kernel computes all three in one pass over the data (on
+    `out` = 0 with learning rate -1 it writes (1 / bc1) m / (sqrt(v) / sqrt(bc2) + eps)). Where that
+    kernel does not run (a private op: another torch version or device), the same arithmetic runs
+    one operation at a time. Both equal the one-operation-at-a-time formula to float rounding
+    (`test_seven_prune_fast_step.py`).
+    """
+    if _fused_adam_runs(out.device, out.dtype):
+        out.zero_()
+        torch._fused_adam_(
+            [out],
+            [g_m],
+            [m],
+            [v],
+            [],
+            [step],
+            lr=-1.0,
+            beta1=alpha1,
+            beta2=alpha2,
+            weight_decay=0.0,
+            eps=eps,
+            amsgrad=False,
+            maximize=False,
+        )
+        return
+    n = int(step.item())
+    bc1, bc2 = 1.0 - alpha1**n, 1.0 - alpha2**n
+    m.mul_(alpha1).add_(g_m, alpha=1.0 - alpha1)
+    v.mul_(alpha2).addcmul_(g_m, g_m, value=1.0 - alpha2)
+    torch.sqrt(v, out=out).div_(math.sqrt(bc2)).add_(eps)
+    torch.div(m, out, out=out).mul_(1.0 / bc1)
+
+
+def _seven_update_eager(
+    ms: list[torch.Tensor],
+    vs: list[torch.Tensor],
+    ss: list[torch.Tensor],
+    ws: list[torch.Tensor],
+    gs: list[torch.Tensor],
+    keeps: list[torch.Tensor],
+    t1s: list[torch.Tensor],
+    t2s: list[torch.Tensor],
+    *,
+    alpha1: float,
+    alpha2: float,
+    eps: float,
+    k: int,
+    abs_moments: bool,
+    cutting: bool,
+    rezero_on_cut: bool = True,
+) -> None:
+    """The SEVEN update of every target, eager and in place; m, v, S, the scratch t1, t2 share one
+    float dtype (any), W and g may be of another.
+
+    Per target, five to seven operations (each target's data stays in cache between them):
+    t1 <- g_m (|g| for `abs_moments`, else g); m, v and t2 = m_hat / (sqrt(v_hat) + eps) in one
+    pass (`_moments_and_ratio_`); t1 <- |W g|; S <- S + t1 |t2|. Then the masking that follows the
+    update: on a cut step S <- S * M (S[M == 0] <- 0; exact for finite scores), and W <- W * M
+    (the re-zeroing `maskloop.MaskedTraining.reapply` does) except on a cut step when
+    `rezero_on_cut` is False (the cut re-zeroes with its new mask, a subset of this one).
+    The official code's formula, reassociated: the same quantity to float rounding (tested in
+    float64 against the one-operation-at-a-time formula).
+    """
+    step = torch.tensor(float(k + 1), device=ss[0].device if ss else None)
+    for m, v, s, w, g, keep, t1, t2 in zip(ms, vs, ss, ws, gs, keeps, t1s, t2s):
+        if abs_moments:
+            torch.abs(g, out=t1)
+            g_m = t1
+        else:
+            g_m = g if g.dtype == t1.dtype else t1.copy_(g)
+        _moments_and_ratio_(t2, g_m, m, v, alpha1, alpha2, eps, step)
+        if abs_moments:  # t1 = |g|, t2 >= 0
+            t1.mul_(w).abs_()
+        else:  # the signed ratio: |W g m_hat / d| = |W g| |m_hat / d|
+            torch.mul(w, g, out=t1).abs_()
+            t2.abs_()
+        s.addcmul_(t1, t2)
+        u8 = keep.view(torch.uint8)
+        if cutting:
+            s.mul_(u8)
+        if rezero_on_cut or not cutting:
+            w.mul_(u8)
+
+
 class SevenPruner(GradualPruner):
     """SEVEN weight pruning, global over the encoder Linears, with the cubic schedule.
 
@@ -102,11 +235,14 @@ class SevenPruner(GradualPruner):
     scores is costly on a CPU; `delta_t=1` is the official behaviour. `consistency=False` drops the
     m_hat / sqrt(v_hat) factor (the ablation: accumulated Taylor scores).
 
-    `fused=True` computes the update as one `torch.compile`d pass per target, with the masking
-    that follows it folded in (about twice as fast on a CPU, where the eager update is bound by
-    memory traffic; the first call compiles for a minute or more, and float rounding may differ from
-    the eager path in the last bits). The eager default keeps the official code's arithmetic, one
-    operation at a time, target by target.
+    The eager default (nothing compiled) takes the moments and m_hat / (sqrt(v_hat) + eps), which is
+    Adam's update direction with betas (a1, a2) on |g|, from torch's fused Adam kernel in one pass
+    per target, then |W g|, S and the masking that follows in four more operations
+    (`_seven_update_eager`); it equals the official formula to float rounding (tested in float64
+    against the formula one operation at a time), not bit for bit. `fused=True` compiles the whole
+    update, masking included, into one pass per target with `torch.compile` (the first call
+    compiles for a minute or more and needs a C++ compiler on a CPU; without one it warns and runs
+    uncompiled); its rounding differs from the eager path in the last bits too.
 
     `mode="dyn"` (SEVEN_dyn, confirmed by the official code): call `step()` after every
     `optimizer.step()` of fine-tuning. `mode="pre"` (SEVEN_pre, **reconstruction**: the official code
@@ -176,10 +312,11 @@ class SevenPruner(GradualPruner):
         """One SEVEN update of m, v and S from post-step weights and this step's gradients.
 
         Target by target (no flat copies of the weights or gradients; each target's state stays in
-        cache while its ops run), with preallocated scratch. The update also does the two masking
-        passes that follow it, on the data it has just read: on a cut step S[M == 0] <- 0, and the
-        pruned weights are re-zeroed (so it returns True, see `GradualPruner.update_scores`).
-        `fused=True` runs the same arithmetic as one compiled pass per target.
+        cache while its ops run), with preallocated scratch (`_seven_update_eager`). The update also
+        does the masking that follows it, on the data it has just read: on a cut step S[M == 0] <- 0
+        (the cut then re-zeroes the weights with its new mask), on other steps the pruned weights
+        are re-zeroed (so it returns True, see `GradualPruner.update_scores`). `fused=True` runs the
+        same formula as one compiled pass per target.
         """
         if not self.consistency:  # ablation: S <- S + |W g|
             term = torch._foreach_mul([x.float() for x in weights], [x.float() for x in grads])
@@ -201,24 +338,24 @@ class SevenPruner(GradualPruner):
                 st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, self.moments == "abs"
             )
             return True
-        t1s, t2s = self._flat_views(self._scratch("t1")), self._flat_views(self._scratch("t2"))
-        inv_sq_bc2 = 1.0 / math.sqrt(bc2)
-        for m, v, s, w, g, keep, t1, t2 in zip(
-            self.state["m"], self.state["v"], self.state["S"], weights, grads, keeps, t1s, t2s
-        ):
-            g = g.float()
-            # m <- a1 m + (1 - a1) g_m
-            m.lerp_(torch.abs(g, out=t2) if self.moments == "abs" else g, 1.0 - self.alpha1)
-            v.mul_(self.alpha2).addcmul_(g, g, value=1.0 - self.alpha2)
-            # sqrt(v_hat) + eps = sqrt(v) / sqrt(bc2) + eps  (> 0)
-            torch.sqrt(v, out=t2).mul_(inv_sq_bc2).add_(self.eps)
-            # |W g m_hat / (sqrt(v_hat) + eps)| = |W g m| / (sqrt(v_hat) + eps) / bc1
-            torch.mul(w.float(), g, out=t1).mul_(m).abs_()
-            s.addcdiv_(t1, t2, value=1.0 / bc1)
-            u8 = keep.view(torch.uint8)
-            if self.cutting:  # S[M == 0] <- 0 (exactly 0, whatever S held there)
-                s.masked_fill_(~keep, 0.0)
-            w.mul_(u8)  # the re-zeroing maskloop.MaskedTraining.reapply() does
+        st = self.state
+        _seven_update_eager(
+            st["m"],
+            st["v"],
+            st["S"],
+            weights,
+            grads,
+            keeps,
+            self._flat_views(self._scratch("t1")),
+            self._flat_views(self._scratch("t2")),
+            alpha1=self.alpha1,
+            alpha2=self.alpha2,
+            eps=self.eps,
+            k=k,
+            abs_moments=self.moments == "abs",
+            cutting=self.cutting,
+            rezero_on_cut=not self.masked.attached,  # attached: the cut's set_mask re-zeroes
+        )
         return True
 
     def consistency_factor(self) -> list[torch.Tensor]:
