@@ -43,8 +43,7 @@ SCRIPT = textwrap.dedent(
                 "adaptor0": adaptor0, "adaptor": gap.adaptor.map.weight.detach().clone(),
                 "samples": hist["train_samples"], "loss": hist["train_loss"]},
                sys.argv[1] + f"/rank{rank}.pt")
-    dist.barrier()  # no rank tears the group down while its peer still uses it
-    dist.destroy_process_group()
+    # run_torchrun's launcher waits for both ranks and leaves without tearing the group down
     """
 )
 

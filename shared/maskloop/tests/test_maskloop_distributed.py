@@ -43,11 +43,7 @@ SCRIPT = textwrap.dedent(
                 "max": distributed.all_reduce_(stats.clone(), "max"),
                 "bcast": distributed.broadcast_(stats.clone(), src=1)},
                sys.argv[1] + f"/rank{rank}.pt")
-    # tear the group down on every rank only once all are done: a rank that exits with the group
-    # alive while its peer still talks to it can abort in gloo's threads ("terminate called
-    # without an active exception", seen once in CI)
-    dist.barrier()
-    dist.destroy_process_group()
+    # run_torchrun's launcher waits for both ranks and leaves without tearing the group down
     """
 )
 

@@ -49,6 +49,22 @@ for _hook in HOOKS:
     setattr(EventRecorder, f"on_{_hook}", _recording(_hook))
 
 
+_LAUNCHER = """\
+import os, runpy, sys
+
+script = sys.argv.pop(1)  # the script sees argv = [script, out]
+sys.argv[0] = script
+runpy.run_path(script, run_name="__main__")
+import torch.distributed as dist
+
+if dist.is_available() and dist.is_initialized():
+    dist.barrier()  # every rank has finished (and saved) before any rank leaves
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
+"""
+
+
 def run_torchrun(
     script: str, out: str | os.PathLike[str], nproc: int = 2, timeout: float = 300
 ) -> list[Any]:
@@ -57,6 +73,15 @@ def run_torchrun(
     The script gets the folder `out` as `sys.argv[1]` and must write `out/rank{r}.pt` on each rank
     (loaded here with `weights_only=True`). Returns those objects in rank order; a failing run
     raises `RuntimeError` with the end of its stderr.
+
+    Each rank runs the script through a small launcher (`_LAUNCHER`): once the script has returned,
+    it waits for every rank at a barrier if a process group is still alive and then leaves with
+    `os._exit(0)`, skipping the process group's destruction and the interpreter's finalization.
+    Gloo's worker threads can abort a process there ("terminate called without an active
+    exception", SIGABRT; seen twice in fresh-clone CI runs, once after the script had called
+    `destroy_process_group` behind a barrier); the results are on disk by then, so the test reads
+    what the script computed, never a crash of the teardown. A script that raises (or calls
+    `sys.exit(n)`) exits as it would without the launcher.
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be a positive int, got {nproc!r}")
@@ -64,9 +89,11 @@ def run_torchrun(
     out.mkdir(parents=True, exist_ok=True)
     path = out / "torchrun_script.py"
     path.write_text(textwrap.dedent(script))
+    launcher = out / "torchrun_launcher.py"
+    launcher.write_text(_LAUNCHER)
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone",
-         f"--nproc_per_node={nproc}", str(path), str(out)],
+         f"--nproc_per_node={nproc}", str(launcher), str(path), str(out)],
         capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
