@@ -127,6 +127,15 @@ def test_wallclock_stage_rounds_warmup_and_resume(tmp_path, monkeypatch):
     assert doc["summary"]["TED"]["n"] == 2 and doc["summary"]["rounds"] == [2]
     text = (tmp_path / "ted-prune-mnist1d-wallclock-700x2.md").read_text()
     assert "--stage wallclock --num-samples 700 --epochs 2 --seeds 2 --rounds 2" in text
+    from maskloop import report  # the grid report's goals name the stage's verdict
+
+    goals = bench_mnist1d._goals(report.Results("ted-prune", "test", {}), tmp_path)
+    t = doc["summary"]["TED"]
+    verdict = "met" if t["ratio"][0] <= 0.75 else "missed"
+    assert (
+        f"rounds (700 samples, 2 epochs; `ted-prune-mnist1d-wallclock-700x2.json`) | {verdict}"
+        in goals
+    )
 
 
 def test_wallclock_summary_pairs_each_run_with_the_full_run_of_its_round():
