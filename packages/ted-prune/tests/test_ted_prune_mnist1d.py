@@ -92,3 +92,68 @@ def test_scoring_stage_compares_only_with_a_grid_run_of_the_default_reading() ->
     assert len(same) == 1 and _is_default_reading(same[0]) and _is_default_reading("defaults")
     assert not any(_is_default_reading(n) for n in READINGS if n != same[0])
     assert not _is_default_reading("not-a-reading")
+
+
+def test_wallclock_stage_rounds_warmup_and_resume(tmp_path, monkeypatch):
+    """run_wallclock: per seed a warm-up full run (round -1) then rotated rounds of the same runs
+    (same data and seed: identical accuracy in every round); a resumed run adds only new seeds."""
+    import json
+
+    from ted_prune import bench_mnist1d
+    from ted_prune.bench_mnist1d import run_wallclock, wallclock_order
+
+    torch.set_num_threads(1)
+    splits = mnist1d_splits(700, val_size=500, seed=0)  # generated once (2 s), for both seeds
+    monkeypatch.setattr(bench_mnist1d, "mnist1d_splits", lambda *a, **k: splits)
+    assert [wallclock_order(r) for r in range(4)] == [
+        ["full", "TED", "random_dynamic"], ["TED", "random_dynamic", "full"],
+        ["random_dynamic", "full", "TED"], ["full", "TED", "random_dynamic"]]  # fmt: skip
+    kw = {"num_samples": 700, "epochs": 2, "rounds": 2, "progress": False}
+    assert run_wallclock(tmp_path, seeds=1, **kw)
+    cache = tmp_path / "ted-prune-mnist1d-wallclock-700x2-runs.jsonl"
+    first = cache.read_text()
+    assert run_wallclock(tmp_path, seeds=2, resume=True, **kw)
+    rows = [json.loads(x) for x in cache.read_text().splitlines()]
+    assert cache.read_text().startswith(first) and len(rows) == 2 * (1 + 2 * 3)
+    for s in (0, 1):
+        mine = [r for r in rows if r["seed"] == s]
+        assert [(r["round"], r["method"]) for r in mine] == [(-1, "full")] + [
+            (i, m) for i in range(2) for m in wallclock_order(i)]  # fmt: skip
+        for m in ("full", "TED", "random_dynamic"):
+            accs = {r["metrics"]["accuracy"] for r in mine if r["method"] == m}
+            assert len(accs) == 1  # every round repeats the same run
+    doc = json.loads((tmp_path / "ted-prune-mnist1d-wallclock-700x2.json").read_text())
+    assert doc["summary"]["full"]["per_seed_ratio"] == [1.0, 1.0]
+    assert doc["summary"]["TED"]["n"] == 2 and doc["summary"]["rounds"] == [2]
+    text = (tmp_path / "ted-prune-mnist1d-wallclock-700x2.md").read_text()
+    assert "--stage wallclock --num-samples 700 --epochs 2 --seeds 2 --rounds 2" in text
+    from maskloop import report  # the grid report's goals name the stage's verdict
+
+    goals = bench_mnist1d._goals(report.Results("ted-prune", "test", {}), tmp_path)
+    t = doc["summary"]["TED"]
+    verdict = "met" if t["ratio"][0] <= 0.75 else "missed"
+    assert (
+        f"rounds (700 samples, 2 epochs; `ted-prune-mnist1d-wallclock-700x2.json`) | {verdict}"
+        in goals
+    )
+
+
+def test_wallclock_summary_pairs_each_run_with_the_full_run_of_its_round():
+    """wallclock_summary: medians over rounds of per-round ratios; the warm-up is left out."""
+    from ted_prune.bench_mnist1d import wallclock_summary
+
+    secs = {  # seed -> round -> (full, TED, random_dynamic)
+        0: {-1: (20.0,), 0: (10.0, 7.0, 6.0), 1: (8.0, 6.0, 4.0), 2: (9.0, 9.0, 4.5)},
+        1: {-1: (12.0,), 0: (10.0, 5.0, 5.0), 1: (10.0, 6.0, 5.0), 2: (10.0, 7.0, 5.0)},
+    }
+    rows = [{"seed": s, "round": r, "method": m, "metrics": {"seconds": t}}
+            for s, per in secs.items() for r, ts in per.items()
+            for m, t in zip(("full", "TED", "random_dynamic"), ts)]  # fmt: skip
+    out = wallclock_summary(rows)
+    assert out["TED"]["per_seed_ratio"] == [0.75, 0.6]  # median of 0.7, 0.75, 1.0 / 0.5, 0.6, 0.7
+    assert out["random_dynamic"]["per_seed_ratio"] == [0.5, 0.5]
+    assert out["full"]["seconds"][0] == 9.5  # mean of the per-seed medians 9 and 10
+    assert abs(out["TED-random_dynamic"]["mean"] - 0.175) < 1e-12
+    assert abs(out["warmup_to_full"]["ratio"][0] - (20 / 9 + 1.2) / 2) < 1e-12
+    lo, hi = out["TED"]["ratio_ci"]
+    assert 0.6 <= lo <= hi <= 0.75

@@ -11,6 +11,8 @@ on EL2N's sizes. Wall-clock ratios are to the
 full-data run of the same group (same process, run just before). Every finished run is appended to
 a JSON-lines cache (`ted_prune.runcache`, shared with the text suite); `--resume` skips finished
 groups, `--time-limit` stops starting new ones.
+Stage `scoring` (`run_scoring`) re-times TED's scoring share; stage `wallclock` (`run_wallclock`)
+times full data, TED and random-dynamic at f = 0.7 in interleaved rounds after a warm-up run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from maskloop import Callback, LoopState, fit, report, seed_everything
 from torch.utils.data import BatchSampler, DataLoader, Dataset
@@ -39,7 +42,7 @@ from ted_prune.pruner import DataPruner
 from ted_prune.runcache import load_cache, run_groups
 from ted_prune.ted import SPEC_READING, TEDPruner
 
-__all__ = ["READINGS", "run_mnist1d", "run_scoring", "train_mnist1d"]
+__all__ = ["READINGS", "run_mnist1d", "run_scoring", "run_wallclock", "train_mnist1d"]
 
 SETTINGS = {
     "clean": {"noise": 0.0, "duplicates": 0.0},
@@ -499,6 +502,14 @@ def _goals(test: report.Results, out: Path | None = None) -> str:
         lines.append([f"TED scoring <= 5% of a full-data epoch, re-timed ({size}; `{path.name}`)",
                       "met" if max(sc) <= 0.05 else "missed",
                       f"mean {sum(sc) / len(sc):.3f}, max {max(sc):.3f} (n={len(sc)})"])  # fmt: skip
+    for path in sorted(out.glob("ted-prune-mnist1d-wallclock-*x*.json")) if out else []:
+        doc = json.loads(path.read_text())  # `--stage wallclock`: warm-up, interleaved rounds
+        t = doc["summary"]["TED"]
+        size = f"{doc['config']['num_samples']} samples, {doc['config']['epochs']} epochs"
+        lines.append([f"clean, f=0.7: wall-clock <= 0.75x full, warm-up + interleaved rounds "
+                      f"({size}; `{path.name}`)", "met" if t["ratio"][0] <= 0.75 else "missed",
+                      f"{t['ratio'][0]:.3f}x [{t['ratio_ci'][0]:.3f}, {t['ratio_ci'][1]:.3f}] "
+                      f"(n={t['n']})"])  # fmt: skip
     return (
         "A goal that needs a CI is decided only with >= 3 paired seeds (else `open`).\n\n"
         + report.markdown_table(["goal", "verdict", "measured"], lines)
@@ -628,4 +639,171 @@ def _scoring_report(rows: list[dict[str, Any]], command: str) -> str:
             f"Accuracy and f equal the committed grid's TED run in {sum(same)} of {len(same)} "
             "runs (the cheaper scoring changes no score and no selection)."
         )
+    return "\n".join(lines)
+
+
+WALLCLOCK_METHODS = ("full", "TED", "random_dynamic")
+WALLCLOCK_F = 0.7
+
+
+def wallclock_order(round_: int) -> list[str]:
+    """The methods of round `round_` of `--stage wallclock`: `WALLCLOCK_METHODS` rotated by the
+    round (full, TED, random-dynamic; then TED, random-dynamic, full; ...), so that over the rounds
+    no method always runs first, or always right after another one."""
+    k = round_ % len(WALLCLOCK_METHODS)
+    return [*WALLCLOCK_METHODS[k:], *WALLCLOCK_METHODS[:k]]
+
+
+def _wallclock_group(seed: int, num_samples: int, epochs: int, rounds: int) -> list[dict[str, Any]]:
+    """One seed of `run_wallclock`: an untimed full-data warm-up run, then `rounds` rounds."""
+    train, _, test = mnist1d_splits(num_samples, val_size=VAL_SIZE, seed=seed)  # clean
+    rows = []
+    for r in range(-1, rounds):  # round -1: the warm-up, kept apart from every summary
+        for pos, m in enumerate(["full"] if r < 0 else wallclock_order(r)):
+            f = 1.0 if m == "full" else WALLCLOCK_F
+            res = train_mnist1d(m, train, test, epochs, f, seed)
+            metrics = {k: res[k] for k in ("seconds", "accuracy", "f")}
+            metrics["score_seconds"] = res["score_seconds_per_epoch"] * epochs
+            rows.append({"stage": "wallclock", "setting": "clean", "seed": seed, "round": r,
+                         "position": pos, "method": m, "f_target": f, "metrics": metrics})  # fmt: skip
+    return rows
+
+
+def wallclock_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per method, from `run_wallclock`'s rows: per seed, the median over the rounds of its
+    seconds and of its ratio to the full-data run of the same round; over the seeds, the mean ± std
+    of those and a 95% bootstrap CI of the mean ratio. `TED-random_dynamic` holds TED's ratio minus
+    random-dynamic's, paired by seed. The warm-up (round -1) counts only in `warmup_to_full`: the
+    warm-up's seconds over the seed's median full-data seconds (the first-run bias avoided)."""
+    seeds = sorted({r["seed"] for r in rows})
+    sec = {(r["seed"], r["round"], r["method"]): r["metrics"]["seconds"] for r in rows}
+    med: dict[str, dict[int, float]] = {}
+    ratio: dict[str, dict[int, float]] = {}
+    rounds: dict[int, int] = {}
+    for s in seeds:
+        rs = sorted({r["round"] for r in rows if r["seed"] == s and r["round"] >= 0})
+        rounds[s] = len(rs)
+        for m in WALLCLOCK_METHODS:
+            med.setdefault(m, {})[s] = float(np.median([sec[s, i, m] for i in rs]))
+            ratio.setdefault(m, {})[s] = float(np.median([sec[s, i, m] / sec[s, i, "full"]
+                                                          for i in rs]))  # fmt: skip
+    out: dict[str, dict[str, Any]] = {}
+    for m in WALLCLOCK_METHODS:
+        rat = [ratio[m][s] for s in seeds]
+        ci = report.paired_difference(rat, [0.0] * len(rat))  # a bootstrap CI of the mean
+        out[m] = {"n": len(seeds), "seconds": report.mean_std(med[m][s] for s in seeds),
+                  "ratio": report.mean_std(rat), "ratio_ci": [ci.low, ci.high],
+                  "per_seed_ratio": rat}  # fmt: skip
+    d = report.paired_difference([ratio["TED"][s] for s in seeds],
+                                 [ratio["random_dynamic"][s] for s in seeds])  # fmt: skip
+    out["TED-random_dynamic"] = {"n": d.n, "mean": d.mean, "ci": [d.low, d.high]}
+    warm = [sec[s, -1, "full"] / med["full"][s] for s in seeds if (s, -1, "full") in sec]
+    out["warmup_to_full"] = {"n": len(warm), "ratio": report.mean_std(warm) if warm else None,
+                             "per_seed": warm}  # fmt: skip
+    out["rounds"] = sorted(set(rounds.values()))
+    return out
+
+
+def run_wallclock(
+    out: Path,
+    seeds: int = 5,
+    num_samples: int = 25_000,
+    epochs: int = 30,
+    rounds: int = 3,
+    resume: bool = False,
+    time_limit: float | None = None,
+    threads: int = 1,
+    progress: bool = True,
+) -> bool:
+    """Issue 15's wall-clock goal (TED at f = 0.7 in <= 0.75x the full-data time, scoring
+    included), measured so that warm-up and run-to-run noise do not decide it.
+
+    Per seed (clean setting, the same data and seed for every run): one untimed full-data warm-up
+    run (first-run costs: allocator, page faults, caches), then `rounds` rounds of full data, TED
+    (the package defaults) and random-dynamic on TED's schedule at f = 0.7, in the order
+    `wallclock_order`. Each run is timed as in the grid (`train_mnist1d`'s `seconds`: training with
+    every scoring and re-scoring pass, evaluation excluded); a run's ratio is to the full-data run
+    of the same round. Summary: `wallclock_summary`. One seed is one group of the resumable cache
+    `ted-prune-mnist1d-wallclock-<num_samples>x<epochs>-runs.jsonl` in `out`; the report is
+    `ted-prune-mnist1d-wallclock-<num_samples>x<epochs>.{md,json}`. True when every seed is in.
+    """
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+    torch.set_num_threads(threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = {"num_samples": num_samples, "epochs": epochs, "lr": 1e-2, "rounds": rounds,
+           "f": WALLCLOCK_F, "threads": threads}  # fmt: skip
+    name = f"ted-prune-mnist1d-wallclock-{num_samples}x{epochs}"
+    command = (f"ted-prune bench --suite mnist1d --stage wallclock --num-samples {num_samples} "
+               f"--epochs {epochs} --seeds {seeds} --rounds {rounds} --threads {threads}")  # fmt: skip
+
+    def write(rows: list[dict[str, Any]], partial: int) -> None:
+        summary = wallclock_summary(rows)
+        (out / f"{name}.json").write_text(json.dumps(
+            {"command": command, "config": cfg, "summary": summary, "rows": rows}, indent=1) + "\n")  # fmt: skip
+        text = _wallclock_report(summary, command, partial)
+        (out / f"{name}.md").write_text(
+            f"# ted-prune: wall-clock of TED at f = {WALLCLOCK_F} on MNIST-1D ({num_samples} "
+            f"samples, {epochs} epochs)\n\n" + text + "\n"
+        )
+        print(text)
+
+    return run_groups(
+        out / f"{name}-runs.jsonl",
+        cfg,
+        [("wallclock", "clean", s) for s in range(seeds)],
+        lambda r: (r["stage"], r["setting"], r["seed"]),
+        lambda g, _rows: _wallclock_group(g[2], num_samples, epochs, rounds),
+        write,
+        resume=resume,
+        time_limit=time_limit,
+        progress=progress,
+    )
+
+
+def _wallclock_report(summary: dict[str, Any], command: str, partial: int = 0) -> str:
+    """The table of `run_wallclock` and the goal's verdict (met iff TED's mean ratio <= 0.75)."""
+    table = []
+    for m in WALLCLOCK_METHODS:
+        s = summary[m]
+        lo, hi = s["ratio_ci"]
+        table.append([m, 1.0 if m == "full" else WALLCLOCK_F, s["n"],
+                      f"{s['seconds'][0]:.2f} ± {s['seconds'][1]:.2f}",
+                      f"{s['ratio'][0]:.3f} ± {s['ratio'][1]:.3f}", f"[{lo:.3f}, {hi:.3f}]",
+                      " ".join(f"{x:.3f}" for x in s["per_seed_ratio"])])  # fmt: skip
+    heads = ["method", "f_target", "seeds", "median run (s)", "ratio to full", "95% CI", "per seed"]
+    ted, d, w = summary["TED"], summary["TED-random_dynamic"], summary["warmup_to_full"]
+    verdict = "met" if ted["ratio"][0] <= 0.75 else "missed"
+    lines = [
+        f"Produced by `{command}` (torch {torch.__version__}).",
+        "",
+        f"Clean setting, per seed the same data and seed for every run; one untimed full-data "
+        f"warm-up run, then {'/'.join(map(str, summary['rounds']))} interleaved rounds of full "
+        "data, TED (package defaults) and random-dynamic (TED's schedule), the order rotated by "
+        "round. A run's time is `train_mnist1d`'s `seconds`, as in the grid: training with every "
+        "scoring and re-scoring pass, evaluation excluded. Ratio: to the full-data run of the same "
+        "round; per seed the median over the rounds (seconds: the median run); then mean ± std "
+        "over seeds and a 95% bootstrap CI of the mean.",
+        "",
+        report.markdown_table(heads, table),
+        "",
+        f"TED - random-dynamic ratio, paired by seed: {d['mean']:+.3f} "
+        f"[{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (n={d['n']}).",
+    ]
+    if w["ratio"] is not None:
+        lines.append(f"The untimed warm-up run (the first run on the seed's data; seed 0's is the "
+                     f"process's first run) took {w['ratio'][0]:.2f} ± {w['ratio'][1]:.2f}x the "
+                     "seed's median full-data run (per seed: "
+                     f"{' '.join(f'{x:.2f}' for x in w['per_seed'])}): the bias of a ratio to a "
+                     "single first full-data run in this measurement.")  # fmt: skip
+    lines += [
+        "",
+        f"Goal (issue 15): TED at f = 0.7 in <= 0.75x full-data wall-clock, scoring included "
+        f"(decided on the mean ratio over seeds): **{verdict}** ({ted['ratio'][0]:.3f}x, 95% CI "
+        f"[{ted['ratio_ci'][0]:.3f}, {ted['ratio_ci'][1]:.3f}], n={ted['n']}).",
+    ]
+    if partial:
+        lines.append(f"\n**Partial**: {partial} seed(s) not in yet; rerun the command with "
+                     "`--resume`.")  # fmt: skip
     return "\n".join(lines)

@@ -53,6 +53,7 @@ def _demo(args: argparse.Namespace) -> int:
 # options that belong to one suite only (a clear usage error elsewhere)
 _SUITE_OPTIONS = {
     "stage": ("--stage", ("mnist1d",)),
+    "rounds": ("--rounds", ("mnist1d",)),
     "num_samples": ("--num-samples", ("mnist1d",)),
     "train_sentences": ("--train-sentences", ("text",)),
     "test_sentences": ("--test-sentences", ("text",)),
@@ -98,7 +99,10 @@ def _bench(args: argparse.Namespace) -> int:
             threads=args.threads,
         )
         return 0 if done else 3
-    from ted_prune.bench_mnist1d import run_mnist1d, run_scoring
+    from ted_prune.bench_mnist1d import run_mnist1d, run_scoring, run_wallclock
+
+    if args.rounds is not None and args.stage != "wallclock":
+        build_parser().subcommands["bench"].error("--rounds applies to --stage wallclock only")
 
     quick = {"seeds": 2, "num_samples": 2000, "epochs": 12}
     full = {"seeds": 5, "num_samples": 5000, "epochs": 20}
@@ -108,6 +112,11 @@ def _bench(args: argparse.Namespace) -> int:
         run_scoring(Path(args.out), seeds=size["seeds"], num_samples=size["num_samples"],
                     epochs=size["epochs"], threads=args.threads)  # fmt: skip
         return 0
+    if args.stage == "wallclock":
+        done = run_wallclock(Path(args.out), seeds=size["seeds"], num_samples=size["num_samples"],
+                             epochs=size["epochs"], rounds=args.rounds or 3, resume=args.resume,
+                             time_limit=args.time_limit, threads=args.threads)  # fmt: skip
+        return 0 if done else 3
     done = run_mnist1d(
         Path(args.out),
         stage=args.stage or "all",
@@ -160,10 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=positive_int, default=None,
                    help="paired seeds 0..N-1 (default 5; --quick: 2 on mnist1d; text: 3, "
                         "--quick 1)")  # fmt: skip
-    b.add_argument("--stage", choices=("all", "val", "test", "scoring"), default=None,
+    b.add_argument("--stage", choices=("all", "val", "test", "scoring", "wallclock"),
+                   default=None,
                    help="mnist1d: the validation ablation, the test grid, or both (default all); "
                         "scoring: only full data and TED, timing TED's scoring (issue 15's <= 5%% "
-                        "goal)")  # fmt: skip
+                        "goal); wallclock: per seed a warm-up run, then interleaved rounds of "
+                        "full data, TED and random-dynamic at f=0.7 (issue 15's <= 0.75x goal)")  # fmt: skip
+    b.add_argument("--rounds", type=positive_int, default=None,
+                   help="--stage wallclock: timed rounds per seed (default 3)")  # fmt: skip
     b.add_argument("--num-samples", type=positive_int, default=None,
                    help="mnist1d samples generated, 80%% train incl. 500 validation, 20%% test "
                         "(default 5000; --quick: 2000)")  # fmt: skip
