@@ -157,3 +157,49 @@ def test_wallclock_summary_pairs_each_run_with_the_full_run_of_its_round():
     assert abs(out["warmup_to_full"]["ratio"][0] - (20 / 9 + 1.2) / 2) < 1e-12
     lo, hi = out["TED"]["ratio_ci"]
     assert 0.6 <= lo <= hi <= 0.75
+
+
+def test_wallclock_settings_share_the_cache_and_get_one_report_each(tmp_path, monkeypatch):
+    """run_wallclock(settings=...): each setting's runs use its own data (noise / duplicates
+    passed on), land in the one cache whose clean rows stay valid (a resumed run with another
+    setting adds rows and reruns nothing), and each setting gets its report under
+    `wallclock_name`; the grid's goals name each report's setting; bad settings -> ValueError."""
+    import json
+
+    import pytest
+    from maskloop import report
+    from ted_prune import bench_mnist1d
+    from ted_prune.bench_mnist1d import SETTINGS, run_wallclock, wallclock_name
+    from ted_prune.cli import build_parser
+
+    torch.set_num_threads(1)
+    splits = mnist1d_splits(700, val_size=500, seed=0)
+    calls = []
+    monkeypatch.setattr(bench_mnist1d, "mnist1d_splits",
+                        lambda *a, **k: (calls.append((k["noise"], k["seed"])), splits)[1])  # fmt: skip
+    kw = {"seeds": 1, "num_samples": 700, "epochs": 1, "rounds": 1, "progress": False}
+    assert run_wallclock(tmp_path, **kw)  # default: clean only
+    cache = tmp_path / "ted-prune-mnist1d-wallclock-700x1-runs.jsonl"
+    first = cache.read_text()
+    assert calls == [(0.0, 0)] and not list(tmp_path.glob("*noise20*"))
+    assert run_wallclock(tmp_path, resume=True, settings=("clean", "noise20"), **kw)
+    assert calls == [(0.0, 0), (0.2, 0)]  # clean came from the cache
+    rows = [json.loads(x) for x in cache.read_text().splitlines()]
+    assert cache.read_text().startswith(first) and len(rows) == 2 * (1 + 3)
+    assert [r["setting"] for r in rows] == ["clean"] * 4 + ["noise20"] * 4
+    assert wallclock_name("clean", 700, 1) == "ted-prune-mnist1d-wallclock-700x1"
+    for st in ("clean", "noise20"):
+        doc = json.loads((tmp_path / f"{wallclock_name(st, 700, 1)}.json").read_text())
+        assert {r["setting"] for r in doc["rows"]} == {st} and doc["summary"]["TED"]["n"] == 1
+        text = (tmp_path / f"{wallclock_name(st, 700, 1)}.md").read_text()
+        assert ("--settings noise20" in text) == (st == "noise20")
+        assert ("20% of training labels flipped" in text) == (st == "noise20")
+    goals = bench_mnist1d._goals(report.Results("ted-prune", "test", {}), tmp_path)
+    assert "| noise20, f=0.7: wall-clock <= 0.75x full, warm-up" in goals
+    assert "`ted-prune-mnist1d-wallclock-noise20-700x1.json`" in goals
+    for bad in ("noise20", (), ("clean", "clean"), ("noise30",)):
+        with pytest.raises(ValueError, match="settings"):
+            run_wallclock(tmp_path, resume=True, settings=bad, **kw)
+    bench = build_parser().subcommands["bench"]
+    choices = next(a.choices for a in bench._actions if a.dest == "settings")
+    assert tuple(choices) == tuple(SETTINGS)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,14 @@ from ted_prune.pruner import DataPruner
 from ted_prune.runcache import load_cache, run_groups
 from ted_prune.ted import SPEC_READING, TEDPruner
 
-__all__ = ["READINGS", "run_mnist1d", "run_scoring", "run_wallclock", "train_mnist1d"]
+__all__ = [
+    "READINGS",
+    "run_mnist1d",
+    "run_scoring",
+    "run_wallclock",
+    "train_mnist1d",
+    "wallclock_name",
+]
 
 SETTINGS = {
     "clean": {"noise": 0.0, "duplicates": 0.0},
@@ -214,9 +222,14 @@ def val_winner(rows: list[dict[str, Any]]) -> str | None:
     return max(ok, key=ok.get) if ok else None
 
 
+def _splits(setting: str, num_samples: int, seed: int) -> tuple[Any, Any, Any]:
+    """(train, validation, test) of `setting` (a key of `SETTINGS`) for `seed`."""
+    return mnist1d_splits(num_samples, val_size=VAL_SIZE, noise=SETTINGS[setting]["noise"],
+                          duplicates=SETTINGS[setting]["duplicates"], seed=seed)  # fmt: skip
+
+
 def _run_group(stage, setting, seed, num_samples, epochs, winner=None) -> list[dict[str, Any]]:  # noqa: ANN001
-    train, val, test = mnist1d_splits(num_samples, val_size=VAL_SIZE, noise=SETTINGS[setting]["noise"],
-                                      duplicates=SETTINGS[setting]["duplicates"], seed=seed)  # fmt: skip
+    train, val, test = _splits(setting, num_samples, seed)
     evalset = val if stage == "val" else test
     out = []
     full = train_mnist1d("full", train, evalset, epochs, 1.0, seed)
@@ -505,8 +518,9 @@ def _goals(test: report.Results, out: Path | None = None) -> str:
     for path in sorted(out.glob("ted-prune-mnist1d-wallclock-*x*.json")) if out else []:
         doc = json.loads(path.read_text())  # `--stage wallclock`: warm-up, interleaved rounds
         t = doc["summary"]["TED"]
+        st = ", ".join(sorted({r["setting"] for r in doc["rows"]}))
         size = f"{doc['config']['num_samples']} samples, {doc['config']['epochs']} epochs"
-        lines.append([f"clean, f=0.7: wall-clock <= 0.75x full, warm-up + interleaved rounds "
+        lines.append([f"{st}, f=0.7: wall-clock <= 0.75x full, warm-up + interleaved rounds "
                       f"({size}; `{path.name}`)", "met" if t["ratio"][0] <= 0.75 else "missed",
                       f"{t['ratio'][0]:.3f}x [{t['ratio_ci'][0]:.3f}, {t['ratio_ci'][1]:.3f}] "
                       f"(n={t['n']})"])  # fmt: skip
@@ -561,9 +575,8 @@ def run_scoring(
     train_mnist1d("TED", tr, va, 2, 0.7, 0)  # first-run costs are not timed, as in the grid
     rows: list[dict[str, Any]] = []
     for seed in range(seeds):
-        for setting, spec in SETTINGS.items():
-            train, _, test = mnist1d_splits(num_samples, val_size=VAL_SIZE, noise=spec["noise"],
-                                            duplicates=spec["duplicates"], seed=seed)  # fmt: skip
+        for setting in SETTINGS:
+            train, _, test = _splits(setting, num_samples, seed)
             full = train_mnist1d("full", train, test, epochs, 1.0, seed)
             full_epoch = full["seconds"] / epochs
             for f in BUDGETS:
@@ -654,9 +667,11 @@ def wallclock_order(round_: int) -> list[str]:
     return [*WALLCLOCK_METHODS[k:], *WALLCLOCK_METHODS[:k]]
 
 
-def _wallclock_group(seed: int, num_samples: int, epochs: int, rounds: int) -> list[dict[str, Any]]:
-    """One seed of `run_wallclock`: an untimed full-data warm-up run, then `rounds` rounds."""
-    train, _, test = mnist1d_splits(num_samples, val_size=VAL_SIZE, seed=seed)  # clean
+def _wallclock_group(setting: str, seed: int, num_samples: int, epochs: int, rounds: int
+                     ) -> list[dict[str, Any]]:  # fmt: skip
+    """One (setting, seed) of `run_wallclock`: an untimed full-data warm-up run, then `rounds`
+    rounds."""
+    train, _, test = _splits(setting, num_samples, seed)
     rows = []
     for r in range(-1, rounds):  # round -1: the warm-up, kept apart from every summary
         for pos, m in enumerate(["full"] if r < 0 else wallclock_order(r)):
@@ -664,7 +679,7 @@ def _wallclock_group(seed: int, num_samples: int, epochs: int, rounds: int) -> l
             res = train_mnist1d(m, train, test, epochs, f, seed)
             metrics = {k: res[k] for k in ("seconds", "accuracy", "f")}
             metrics["score_seconds"] = res["score_seconds_per_epoch"] * epochs
-            rows.append({"stage": "wallclock", "setting": "clean", "seed": seed, "round": r,
+            rows.append({"stage": "wallclock", "setting": setting, "seed": seed, "round": r,
                          "position": pos, "method": m, "f_target": f, "metrics": metrics})  # fmt: skip
     return rows
 
@@ -714,47 +729,60 @@ def run_wallclock(
     time_limit: float | None = None,
     threads: int = 1,
     progress: bool = True,
+    settings: Sequence[str] = ("clean",),
 ) -> bool:
     """Issue 15's wall-clock goal (TED at f = 0.7 in <= 0.75x the full-data time, scoring
     included), measured so that warm-up and run-to-run noise do not decide it.
 
-    Per seed (clean setting, the same data and seed for every run): one untimed full-data warm-up
+    Per setting in `settings` (keys of `SETTINGS`; default clean only) and seed (the same data and
+    seed for every run): one untimed full-data warm-up
     run (first-run costs: allocator, page faults, caches), then `rounds` rounds of full data, TED
     (the package defaults) and random-dynamic on TED's schedule at f = 0.7, in the order
     `wallclock_order`. Each run is timed as in the grid (`train_mnist1d`'s `seconds`: training with
     every scoring and re-scoring pass, evaluation excluded); a run's ratio is to the full-data run
-    of the same round. Summary: `wallclock_summary`. One seed is one group of the resumable cache
-    `ted-prune-mnist1d-wallclock-<num_samples>x<epochs>-runs.jsonl` in `out`; the report is
-    `ted-prune-mnist1d-wallclock-<num_samples>x<epochs>.{md,json}`. True when every seed is in.
+    of the same round. Summary: `wallclock_summary`, per setting. One (setting, seed) is one group
+    of the resumable cache `ted-prune-mnist1d-wallclock-<num_samples>x<epochs>-runs.jsonl` in
+    `out`, shared by the settings (its config names no setting, so rows of one setting stay valid
+    when another is added); each setting in `settings` gets its report
+    `wallclock_name(setting, num_samples, epochs).{md,json}`. True when every group is in.
     """
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+    if (isinstance(settings, str) or not settings or len(set(settings)) != len(settings)
+            or any(st not in SETTINGS for st in settings)):  # fmt: skip
+        raise ValueError(f"settings must be a non-empty sequence of distinct settings from "
+                         f"{sorted(SETTINGS)}, got {settings!r}")  # fmt: skip
     torch.set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = {"num_samples": num_samples, "epochs": epochs, "lr": 1e-2, "rounds": rounds,
            "f": WALLCLOCK_F, "threads": threads}  # fmt: skip
-    name = f"ted-prune-mnist1d-wallclock-{num_samples}x{epochs}"
     command = (f"ted-prune bench --suite mnist1d --stage wallclock --num-samples {num_samples} "
                f"--epochs {epochs} --seeds {seeds} --rounds {rounds} --threads {threads}")  # fmt: skip
 
     def write(rows: list[dict[str, Any]], partial: int) -> None:
-        summary = wallclock_summary(rows)
-        (out / f"{name}.json").write_text(json.dumps(
-            {"command": command, "config": cfg, "summary": summary, "rows": rows}, indent=1) + "\n")  # fmt: skip
-        text = _wallclock_report(summary, command, partial)
-        (out / f"{name}.md").write_text(
-            f"# ted-prune: wall-clock of TED at f = {WALLCLOCK_F} on MNIST-1D ({num_samples} "
-            f"samples, {epochs} epochs)\n\n" + text + "\n"
-        )
-        print(text)
+        for st in settings:
+            mine = [r for r in rows if r["setting"] == st]
+            if not mine:
+                continue
+            name = wallclock_name(st, num_samples, epochs)
+            cmd = command if st == "clean" else f"{command} --settings {st}"
+            summary = wallclock_summary(mine)
+            (out / f"{name}.json").write_text(json.dumps(
+                {"command": cmd, "config": cfg, "summary": summary, "rows": mine}, indent=1) + "\n")  # fmt: skip
+            text = _wallclock_report(summary, cmd, st, seeds - len({r["seed"] for r in mine}))
+            (out / f"{name}.md").write_text(
+                f"# ted-prune: wall-clock of TED at f = {WALLCLOCK_F} on MNIST-1D{_setting_title(st)} "
+                f"({num_samples} samples, {epochs} epochs)\n\n" + text + "\n"
+            )
+            print(text)
 
     return run_groups(
-        out / f"{name}-runs.jsonl",
+        out / f"{wallclock_name('clean', num_samples, epochs)}-runs.jsonl",
         cfg,
-        [("wallclock", "clean", s) for s in range(seeds)],
+        [("wallclock", st, s) for st in settings for s in range(seeds)],
         lambda r: (r["stage"], r["setting"], r["seed"]),
-        lambda g, _rows: _wallclock_group(g[2], num_samples, epochs, rounds),
+        lambda g, _rows: _wallclock_group(g[1], g[2], num_samples, epochs, rounds),
         write,
         resume=resume,
         time_limit=time_limit,
@@ -762,7 +790,29 @@ def run_wallclock(
     )
 
 
-def _wallclock_report(summary: dict[str, Any], command: str, partial: int = 0) -> str:
+def wallclock_name(setting: str, num_samples: int, epochs: int) -> str:
+    """The file stem of `run_wallclock`'s report (and, for clean, of the shared cache) for
+    `setting`: `ted-prune-mnist1d-wallclock-[<setting>-]<num_samples>x<epochs>`; clean names no
+    setting (the name its first report was committed under)."""
+    tag = "" if setting == "clean" else f"{setting}-"
+    return f"ted-prune-mnist1d-wallclock-{tag}{num_samples}x{epochs}"
+
+
+def _setting_title(setting: str) -> str:
+    return "" if setting == "clean" else f", {setting}"
+
+
+def _setting_text(setting: str) -> str:
+    """`setting` in words, for the wall-clock report."""
+    if setting == "clean":
+        return "Clean setting"
+    s = SETTINGS[setting]
+    return (f"Setting `{setting}` ({s['noise']:.0%} of training labels flipped, {s['duplicates']:.0%} "
+            "near-duplicates)")  # fmt: skip
+
+
+def _wallclock_report(summary: dict[str, Any], command: str, setting: str = "clean",
+                      partial: int = 0) -> str:  # fmt: skip
     """The table of `run_wallclock` and the goal's verdict (met iff TED's mean ratio <= 0.75)."""
     table = []
     for m in WALLCLOCK_METHODS:
@@ -778,7 +828,7 @@ def _wallclock_report(summary: dict[str, Any], command: str, partial: int = 0) -
     lines = [
         f"Produced by `{command}` (torch {torch.__version__}).",
         "",
-        f"Clean setting, per seed the same data and seed for every run; one untimed full-data "
+        f"{_setting_text(setting)}, per seed the same data and seed for every run; one untimed full-data "
         f"warm-up run, then {'/'.join(map(str, summary['rounds']))} interleaved rounds of full "
         "data, TED (package defaults) and random-dynamic (TED's schedule), the order rotated by "
         "round. A run's time is `train_mnist1d`'s `seconds`, as in the grid: training with every "

@@ -54,6 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
 _SUITE_OPTIONS = {
     "stage": ("--stage", ("mnist1d",)),
     "rounds": ("--rounds", ("mnist1d",)),
+    "settings": ("--settings", ("mnist1d",)),
     "num_samples": ("--num-samples", ("mnist1d",)),
     "train_sentences": ("--train-sentences", ("text",)),
     "test_sentences": ("--test-sentences", ("text",)),
@@ -101,8 +102,9 @@ def _bench(args: argparse.Namespace) -> int:
         return 0 if done else 3
     from ted_prune.bench_mnist1d import run_mnist1d, run_scoring, run_wallclock
 
-    if args.rounds is not None and args.stage != "wallclock":
-        build_parser().subcommands["bench"].error("--rounds applies to --stage wallclock only")
+    for flag in ("rounds", "settings"):
+        if getattr(args, flag) is not None and args.stage != "wallclock":
+            build_parser().subcommands["bench"].error(f"--{flag} applies to --stage wallclock only")
 
     quick = {"seeds": 2, "num_samples": 2000, "epochs": 12}
     full = {"seeds": 5, "num_samples": 5000, "epochs": 20}
@@ -115,7 +117,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.stage == "wallclock":
         done = run_wallclock(Path(args.out), seeds=size["seeds"], num_samples=size["num_samples"],
                              epochs=size["epochs"], rounds=args.rounds or 3, resume=args.resume,
-                             time_limit=args.time_limit, threads=args.threads)  # fmt: skip
+                             time_limit=args.time_limit, threads=args.threads,
+                             settings=tuple(args.settings or ("clean",)))  # fmt: skip
         return 0 if done else 3
     done = run_mnist1d(
         Path(args.out),
@@ -177,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "full data, TED and random-dynamic at f=0.7 (issue 15's <= 0.75x goal)")  # fmt: skip
     b.add_argument("--rounds", type=positive_int, default=None,
                    help="--stage wallclock: timed rounds per seed (default 3)")  # fmt: skip
+    b.add_argument("--settings", choices=("clean", "noise20", "dup30"), nargs="+", default=None,
+                   help="--stage wallclock: the MNIST-1D settings to time (default clean; "
+                        "noise20: 20%% label noise, dup30: 30%% near-duplicates)")  # fmt: skip
     b.add_argument("--num-samples", type=positive_int, default=None,
                    help="mnist1d samples generated, 80%% train incl. 500 validation, 20%% test "
                         "(default 5000; --quick: 2000)")  # fmt: skip
