@@ -80,6 +80,12 @@ def test_parser_walk_every_action_has_help():
         (["--protocol-check", "--epoch-budgets", "60", "90"], "must include the benchmark's 30"),
         (["--protocol-check", "--epoch-budgets", "30", "0"], "budgets must be positive ints"),
         (["--protocol-check", "--epoch-budgets", "30", "30"], "--epoch-budgets lists 30 more"),
+        (["--epochs", "cnn"], "--epochs takes MODEL=N"),
+        (["--epochs", "vit=10"], "MODEL one of mlp, cnn, cnn1d, resnet, got 'vit=10'"),
+        (["--epochs", "cnn=0"], "--epochs cnn=N needs N a positive int, got '0'"),
+        (["--epochs", "cnn=1.5"], "--epochs cnn=N needs N a positive int"),
+        (["--epochs", "cnn=120", "cnn=90"], "--epochs gives cnn more than once"),
+        (["--ablation", "--epochs", "cnn=120"], "--epochs only applies to the test benchmark"),
     ],
     ids=[
         "variants-without-ablation",
@@ -96,6 +102,12 @@ def test_parser_walk_every_action_has_help():
         "epoch-budgets-without-the-benchmarks",
         "epoch-budgets-not-positive",
         "epoch-budgets-twice",
+        "epochs-without-value",
+        "epochs-unknown-model",
+        "epochs-not-positive",
+        "epochs-not-int",
+        "epochs-model-twice",
+        "epochs-with-ablation",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):
@@ -313,3 +325,32 @@ def test_a_run_at_another_thread_count_is_cached_apart(tmp_path):
     assert res.config["unfinished"] == ["mlp seed 0"]  # the 1-thread unit was not reused
     names = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(names) == 2 and sum("threads" in n for n in names) == 1
+
+
+def test_epochs_option_runs_another_budget_cached_apart(tmp_path):
+    """`lnpt bench --epochs cnn=120`: the budget is part of the cache key, so the committed 30-epoch
+    units keep their names and a run at another budget never reuses or mixes into them."""
+    from lnpt.bench import parse_epochs
+
+    assert parse_epochs(["cnn=120"]) == {"cnn": 120}
+    assert parse_epochs(["mlp=5", "cnn=7"]) == {"mlp": 5, "cnn": 7}
+    assert parse_epochs([]) == {}
+    base = BenchConfig()
+    # the key of the committed lnpt_cnn_more_seeds / lnpt.json digits CNN units (30 epochs)
+    assert base.fingerprint("cnn") == "7a8b2caa8a932fce"
+    long = base.with_epochs({"cnn": 120})
+    assert long.epochs == {**base.epochs, "cnn": 120} and base.epochs["cnn"] == 30
+    assert long.teacher_epochs == base.teacher_epochs
+    assert long.fingerprint("cnn") != base.fingerprint("cnn")
+    assert long.fingerprint("mlp") == base.fingerprint("mlp")  # other models keep their keys
+    with pytest.raises(ValueError, match="epochs must be positive ints"):
+        base.with_epochs({"cnn": 0})
+    cfg = _tiny()
+    cfg.seeds = 1
+    run_bench(cfg, tmp_path, "t", progress=False, budget_s=0.0)
+    res = run_bench(
+        cfg.with_epochs({"mlp": 2}), tmp_path, "t", progress=False, resume=True, budget_s=0.0
+    )
+    assert res.config["unfinished"] == ["mlp seed 0"]  # the 1-epoch unit was not reused
+    assert res.config["epochs"] == {"mlp": 2}
+    assert len(list((tmp_path / "cache").glob("mlp-seed0-*.partial.jsonl"))) == 2

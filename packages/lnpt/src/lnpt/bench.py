@@ -60,7 +60,7 @@ from lnpt.learning_gap import (
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
 from lnpt.training import TRAINING_BASE, TRAINING_DEFAULTS, LabelFreeTrainer
 
-__all__ = ["MODELS", "BenchConfig", "ModelSpec", "run_bench"]
+__all__ = ["MODELS", "BenchConfig", "ModelSpec", "parse_epochs", "run_bench"]
 
 MASKS = ("random", "snip", "grasp", "synflow", "lnpt")
 TRAININGS = ("supervised", "label-free")
@@ -167,8 +167,21 @@ class BenchConfig:
             missing = [m for m in self.models if m not in getattr(self, name)]
             if missing:
                 raise ValueError(f"{name} has no entry for models {missing}")
+            bad = {m: e for m, e in getattr(self, name).items() if type(e) is not int or e < 1}
+            if bad:
+                raise ValueError(f"{name} must be positive ints, got {bad}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+
+    def with_epochs(self, overrides: dict[str, int]) -> BenchConfig:
+        """This config with the students' training epochs of some models replaced (`lnpt bench
+        --epochs cnn=120`; `parse_epochs` reads the option). The epochs are part of `fingerprint`,
+        so units at another budget are cached under other names and `resume` never mixes budgets;
+        a model left out keeps its epochs and its cache keys. Teacher epochs are unchanged."""
+        cfg = copy.deepcopy(self)
+        cfg.epochs = {**self.epochs, **overrides}
+        cfg.check()
+        return cfg
 
     def fingerprint(self, model: str) -> str:
         """A hash of everything that decides one model's results (for the resume cache)."""
@@ -183,6 +196,24 @@ class BenchConfig:
         if SCORE_DEFAULTS or DEFAULT_ROUNDS != 1:  # the chosen scoring default decides LNPT masks
             d["score_defaults"] = {**SCORE_DEFAULTS, "rounds": DEFAULT_ROUNDS}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def parse_epochs(values: Sequence[str]) -> dict[str, int]:
+    """Read `--epochs MODEL=N ...` (e.g. `cnn=120`) into `{model: N}`: each MODEL one of `MODELS`,
+    at most once, N a positive int. Raises ValueError naming `--epochs` and what is allowed."""
+    out: dict[str, int] = {}
+    for value in values:
+        model, sep, n = str(value).partition("=")
+        if not sep or model not in MODELS:
+            raise ValueError(
+                f"--epochs takes MODEL=N with MODEL one of {', '.join(MODELS)}, got {value!r}"
+            )
+        if model in out:
+            raise ValueError(f"--epochs gives {model} more than once")
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--epochs {model}=N needs N a positive int, got {n!r}")
+        out[model] = int(n)
+    return out
 
 
 COMMITTED_THREADS = 2  # the torch thread count of every committed run

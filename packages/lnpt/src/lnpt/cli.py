@@ -95,10 +95,14 @@ def _acc(model, data, evaluate) -> float:  # noqa: ANN001
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from lnpt.bench import BenchConfig, run_bench
+    from lnpt.bench import BenchConfig, parse_epochs, run_bench
 
     if args.seeds is not None and args.seeds < 1:
         args._parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    try:
+        epochs = parse_epochs(args.epochs or ())
+    except ValueError as exc:
+        args._parser.error(str(exc))
     if not args.report or any(c in args.report for c in "/\\") or args.report.startswith("."):
         args._parser.error(f"--report must be a plain file stem such as lnpt, got {args.report!r}")
     modes = {"--ablation": args.ablation, "--training-ablation": args.training_ablation,
@@ -111,6 +115,9 @@ def _bench(args: argparse.Namespace) -> int:
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
             args._parser.error(f"{flag} only applies with {mode}")
+    if epochs and any(modes.values()):
+        on = ", ".join(m for m, v in modes.items() if v)
+        args._parser.error(f"--epochs only applies to the test benchmark, not with {on}")
     if args.report != "lnpt" and any(modes.values()):
         on = ", ".join(m for m, v in modes.items() if v)
         args._parser.error(f"--report names the test benchmark's report; {on} write their own")
@@ -226,12 +233,15 @@ def _bench(args: argparse.Namespace) -> int:
         cfg.models = tuple(args.models)
     if args.arms:
         cfg.arms = tuple(args.arms)
+    if epochs:
+        cfg = cfg.with_epochs(epochs)
     command = (
         "lnpt bench"
         + (" --quick" if args.quick else "")
         + (f" --seeds {args.seeds}" if args.seeds is not None else "")
         + (f" --models {' '.join(args.models)}" if args.models else "")
         + (f" --arms {' '.join(args.arms)}" if args.arms else "")
+        + (f" --epochs {' '.join(f'{m}={n}' for m, n in epochs.items())}" if epochs else "")
         + (f" --report {args.report}" if args.report != "lnpt" else "")
     )
     run_bench(
@@ -345,6 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="MASK+TRAINING",
         help=f"mask x training arms to run (default: {' '.join(DEFAULT_ARMS)})",
+    )
+    bench.add_argument(
+        "--epochs",
+        nargs="+",
+        default=None,
+        metavar="MODEL=N",
+        help="the test benchmark at another student training budget, e.g. cnn=120 (default: "
+        "mlp=40 cnn=30 cnn1d=10 resnet=15); part of the cache key, so --resume never mixes "
+        "budgets; pair it with its own --report",
     )
     bench.add_argument(
         "--report",
