@@ -364,3 +364,22 @@ def test_bench_goal_rows_name_the_adopted_baseline_variant(tmp_path):
     assert "CDHM − best of MK-MMD (MK-MMD) ≥ +2 points" in goals
     assert "CDHM − best of MK-MMD/MK-MMD+evidence-all (" in goals
     assert {r.method for r in res.records} == {"CDHM", "MK-MMD", "MK-MMD+evidence-all"}
+
+
+def test_direction_variant_is_a_named_option_off_the_cache_key():
+    """The one-sided alignment is a bench variant (and its entangled ablation); at "both" the new
+    option stays out of the cache key, so the committed caches stay valid."""
+    from cdhm.bench import DIRECTION_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    cfg = BenchConfig()
+    assert "align_direction" not in json.loads(_cache_key(cfg))["cdhm_defaults"]
+    assert set(DIRECTION_VARIANTS) == {"CDHM+align-to-source"}
+    one = _estimator("CDHM+align-to-source", cfg, 2)
+    assert (one.align_direction, one.alignment, one.entangled, one.seed) == (
+        "to_source",
+        "mmd",
+        False,
+        2,
+    )
+    abl = _estimator("CDHM-entangled+align-to-source", cfg, 0)
+    assert (abl.align_direction, abl.entangled, abl.lambda_c) == ("to_source", True, 0.0)

@@ -480,3 +480,76 @@ def test_fault_steps_and_beta_s_reject_bad_values(toy, kwargs, match):
     if "fault_steps" in kwargs:
         with pytest.raises(ValueError, match=match):
             CDHMNet(128, 4, 4, 2, fault_steps=kwargs["fault_steps"])
+
+
+@pytest.mark.parametrize("alignment", ["mmd", "dann"])
+def test_align_direction_to_source_moves_only_the_target_s(toy, alignment):
+    """align_direction="to_source": the step loss is the same number as with "both" (same batch,
+    same Pyro seed), and its gradient differs by exactly the alignment term's gradient through the
+    source rows of s, d/dθ lambda_align w(p) A(s_src, sg(s_tgt)) (float64; the DANN discriminator's
+    own gradient unchanged): what flows into the target windows is the same, into the source
+    windows it is not."""
+    import pyro
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    one = CDHMClassifier(alignment=alignment, align_direction="to_source", **kw)
+    one.fit(a.x, a.y, b.x, a.domain, b.domain)
+    both = CDHMClassifier(alignment=alignment, **kw)
+    net = one.net_.double()
+    both.net_ = net
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in _eight_windows(one, a, b).items()
+    }
+    batch["xs"].requires_grad_(True)
+    batch["xt"].requires_grad_(True)
+    progress, grads, losses = 0.6, {}, {}
+    params = [p for p in net.parameters() if p.requires_grad]
+    for name, est in (("one", one), ("both", both)):
+        pyro.set_rng_seed(3)
+        loss, logs = est._step(batch, progress)
+        losses[name] = float(loss.detach())
+        wrt = [*params, batch["xs"], batch["xt"]]
+        got = torch.autograd.grad(loss, wrt, allow_unused=True)
+        grads[name] = [torch.zeros_like(v) if g is None else g for g, v in zip(got, wrt)]
+        assert logs["align_weight"] > 0
+    assert losses["one"] == losses["both"]
+    # the part of the gradient that "both" has and "to_source" lacks: the alignment term through
+    # the source rows only (target rows detached)
+    s_all = net.encode(torch.cat([batch["xs"], batch["xt"]]), torch.cat([batch["cs"], batch["ct"]]))
+    s_T = s_all["s_loc"][:, -1]
+    s_T = torch.cat([s_T[:8], s_T[8:].detach()])
+    w = both._align_weight(progress)
+    if alignment == "mmd":
+        from cdhm.models import mk_mmd
+
+        term = both.lambda_align * w * mk_mmd(s_T[:8], s_T[8:])
+    else:
+        from cdhm.models import grad_reverse
+
+        d = torch.cat([torch.zeros(8), torch.ones(8)]).double()
+        logit = net.domain_head(grad_reverse(s_T, w)).squeeze(-1)
+        term = both.lambda_align * torch.nn.functional.binary_cross_entropy_with_logits(logit, d)
+    g_src = torch.autograd.grad(term, [*params, batch["xs"], batch["xt"]], allow_unused=True)
+    # the domain discriminator itself is trained on both domains either way
+    head = {id(p) for p in net.domain_head.parameters()}
+    moved = 0.0
+    for v, g_b, g_o, g_s in zip([*params, 0, 0], grads["both"], grads["one"], g_src):
+        g_s = torch.zeros_like(g_b) if g_s is None or id(v) in head else g_s
+        torch.testing.assert_close(g_b - g_o, g_s, rtol=1e-7, atol=1e-10)
+        moved = max(moved, float((g_b - g_o).abs().max()))
+    assert moved > 1e-6  # the detached path is not negligible on this batch
+    # what flows into the target windows is unchanged; into the source windows it differs
+    torch.testing.assert_close(grads["both"][-1], grads["one"][-1], rtol=1e-7, atol=1e-12)
+    assert float((grads["both"][-2] - grads["one"][-2]).abs().max()) > 0
+    one.net_.float()
+
+
+@pytest.mark.parametrize("bad", ["target", None, 1, "TO_SOURCE"])
+def test_align_direction_rejects_bad_values(toy, bad):
+    """CDHMClassifier.fit: an align_direction outside ALIGN_DIRECTIONS raises naming it."""
+    a, _ = toy
+    with pytest.raises(ValueError, match="align_direction must be one of"):
+        CDHMClassifier(n_segments=4, epochs=1, align_direction=bad).fit(a.x, a.y)

@@ -115,6 +115,16 @@ GAP_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in GAP_VARIANTS.items()
 }
+#: The one-sided alignment against the D->A seed-1 class swap (issue 18, session 13; see the
+#: README's "Where the losses sit"): the source's s is detached in the alignment term, so only the
+#: target's s is moved. Its disentanglement ablation is the entangled model with the same option.
+DIRECTION_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+align-to-source": {"align_direction": "to_source"},
+}
+DIRECTION_ABLATIONS: dict[str, dict[str, Any]] = {
+    "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
+    for name, kw in DIRECTION_VARIANTS.items()
+}
 #: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
 #: its own temporal-evidence reading and a 1.0 alignment weight. Name -> (alignment, overrides).
 BASELINE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -128,6 +138,8 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **ALIGNMENT_VARIANTS,
     **GAP_VARIANTS,
     **GAP_ABLATIONS,
+    **DIRECTION_VARIANTS,
+    **DIRECTION_ABLATIONS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -396,6 +408,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "align_gate": 0.0,
     "fault_steps": "last",
     "beta_s": 1.0,
+    "align_direction": "both",
 }
 
 

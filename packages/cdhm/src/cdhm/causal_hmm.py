@@ -50,11 +50,15 @@ from torch import nn
 from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, lmmd, mk_mmd
 
-__all__ = ["ELBOS", "FAULT_STEPS", "CDHMClassifier", "CDHMNet"]
+__all__ = ["ALIGN_DIRECTIONS", "ELBOS", "FAULT_STEPS", "CDHMClassifier", "CDHMNet"]
 
 #: What the fault head reads (``CDHMClassifier(fault_steps=...)``): the last step's s_T, or every
 #: step's s_t (their per-step logits averaged).
 FAULT_STEPS: tuple[str, ...] = ("last", "all")
+
+#: Which domains' s the alignment terms move (``CDHMClassifier(align_direction=...)``): both, or
+#: only the target's (the source's s detached in the alignment term, a one-sided alignment).
+ALIGN_DIRECTIONS: tuple[str, ...] = ("both", "to_source")
 
 #: The ELBO estimators ``CDHMClassifier(elbo=...)`` trains with: "trace" (Monte Carlo KL, the
 #: spec's Trace_ELBO) or "meanfield" (analytic Gaussian KL per step, valid because the guide
@@ -72,6 +76,11 @@ def _mlp(i: int, h: int, o: int) -> nn.Sequential:
 def _loc_scale(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     loc, raw = out.chunk(2, dim=-1)
     return loc, F.softplus(raw) + 1e-3
+
+
+def _detach_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """`x` with its first `n` rows detached (same values; no gradient flows into those rows)."""
+    return torch.cat([x[:n].detach(), x[n:]])
 
 
 def _delayed_ramp(progress: float, start: float) -> float:
@@ -355,6 +364,18 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     pays for and what only reconstructs the segment (noise detail of the source recordings) is
     pushed into z. It assumes the label term, not the reconstruction, should decide what s holds;
     too large a value can starve s of class detail (the KL of s falls towards 0).
+
+    ``align_direction`` (issue 18, off by default; see the README's "Where the losses sit"):
+    ``"both"`` (default) lets the alignment term's gradient move the s of both domains;
+    ``"to_source"`` is a one-sided alignment: the source windows' s enters the alignment term
+    (every ``alignment``, and ``lambda_lmmd``) detached, so the term moves only the target's s
+    towards the source's, as ADDA (Tzeng et al., 2017) keeps the source mapping fixed and maps
+    the target onto it. The source's s is then shaped by its labels and the ELBO alone. It assumes
+    the labelled source's s is the reference the target should be matched to: with a two-sided
+    term, while the source classes have not formed in s (a 0 dB source forms them late), the
+    alignment can pull the source's s onto the target's clusters as much as the reverse, and a
+    target class can end up in another class's source region (the D->A seed-1 class swap). It
+    cannot help where the source's own classes do not separate.
     """
 
     def __init__(
@@ -381,6 +402,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         align_gate: float = 0.0,
         fault_steps: str = "last",
         beta_s: float = 1.0,
+        align_direction: str = "both",
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -414,6 +436,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.align_gate = align_gate
         self.fault_steps = fault_steps
         self.beta_s = beta_s
+        self.align_direction = align_direction
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -446,6 +469,10 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             raise ValueError(f"align_steps must be 'last' or 'all', got {self.align_steps!r}")
         if self.fault_steps not in FAULT_STEPS:
             raise ValueError(f"fault_steps must be one of {FAULT_STEPS}, got {self.fault_steps!r}")
+        if self.align_direction not in ALIGN_DIRECTIONS:
+            raise ValueError(
+                f"align_direction must be one of {ALIGN_DIRECTIONS}, got {self.align_direction!r}"
+            )
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
@@ -496,9 +523,13 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         loss = neg_elbo / (len(x) * per)
         logs = {"loss_pyro": float(loss.detach())}
         s_all = net._cache["s_loc"]  # (B, T, s_dim) posterior means
-        s_T = s_all[:, -1]
+        # what the alignment terms see: with align_direction="to_source" the source rows are
+        # detached, so the alignment moves only the target's s (the label term and the ELBO
+        # still train the source's s through s_all)
+        s_src_al = s_all if self.align_direction == "both" else _detach_rows(s_all, ns)
+        s_T = s_src_al[:, -1]
         # what is aligned: s_T (the classifier's input) or s_t at every step
-        s_al = s_T if self.align_steps == "last" else s_all.reshape(-1, s_all.shape[-1])
+        s_al = s_T if self.align_steps == "last" else s_src_al.reshape(-1, s_all.shape[-1])
         d_al = (~mask).float()
         if self.align_steps == "all":
             d_al = d_al.repeat_interleave(s_all.shape[1])
