@@ -74,3 +74,16 @@ def test_top_in_groups_keeps_what_the_stable_sort_keeps(seed):
     got = top_in_groups(keys, members, counts, quota)
     assert got.dtype == torch.int64
     assert torch.equal(got, want)
+
+
+def test_top_in_groups_rejects_mismatched_input():
+    keys, members = torch.zeros(4, dtype=torch.float64), torch.arange(4)
+    counts, quota = torch.tensor([2, 2]), torch.tensor([1, 1])
+    with pytest.raises(ValueError, match="keys and members"):
+        top_in_groups(keys, members[:3], counts, quota)
+    with pytest.raises(ValueError, match="counts must hold the group sizes"):
+        top_in_groups(keys, members, torch.tensor([2, 1]), quota)
+    with pytest.raises(ValueError, match="quota one entry per group"):
+        top_in_groups(keys, members, counts, torch.tensor([1]))
+    with pytest.raises(ValueError, match="NaN"):
+        top_in_groups(torch.tensor([0.0, float("nan"), 1.0, 2.0]), members, counts, quota)

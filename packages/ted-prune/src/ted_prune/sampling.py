@@ -107,9 +107,21 @@ def top_in_groups(
     `members` is `torch.argsort(gid, stable=True)` (each group's samples, in index order) and
     `counts` the group sizes. No sort: per group, the quota-th largest key t is found by a
     selection (`numpy.partition`); every key above t is kept, and of the keys equal to t the
-    lowest-indexed ones fill the quota, which is exactly the stable sort's choice. NaN keys are
-    not supported (TED's Gumbel keys are never NaN)."""
+    lowest-indexed ones fill the quota, which is exactly the stable sort's choice. NaN keys raise
+    a ValueError (TED's Gumbel keys are never NaN)."""
+    if keys.ndim != 1 or members.shape != keys.shape:
+        raise ValueError(
+            f"keys and members must be 1-D of the same length, got {tuple(keys.shape)} and "
+            f"{tuple(members.shape)}"
+        )
+    if quota.shape != counts.shape or int(counts.sum()) != keys.numel():
+        raise ValueError(
+            f"counts must hold the group sizes (sum {int(counts.sum())}, keys {keys.numel()}) and "
+            f"quota one entry per group ({tuple(quota.shape)} vs {tuple(counts.shape)})"
+        )
     k = keys.index_select(0, members).numpy()
+    if np.isnan(k).any():
+        raise ValueError("keys contain NaN")
     take = np.zeros(k.size, dtype=bool)
     start = 0
     for size, want in zip(counts.tolist(), quota.tolist()):
