@@ -203,3 +203,17 @@ def test_wallclock_settings_share_the_cache_and_get_one_report_each(tmp_path, mo
     bench = build_parser().subcommands["bench"]
     choices = next(a.choices for a in bench._actions if a.dest == "settings")
     assert tuple(choices) == tuple(SETTINGS)
+
+
+def test_scoring_report_does_not_claim_unchanged_selections_when_runs_differ_from_the_grid():
+    from ted_prune import bench_mnist1d
+
+    def row(setting, f, same):
+        return {"setting": setting, "f_target": f, "overhead": 0.06, "rescore": 0.01,
+                "full_epoch_seconds": 0.5, "same_as_grid": same}  # fmt: skip
+
+    same = bench_mnist1d._scoring_report([row("clean", 0.7, True), row("dup30", 0.7, None)], "c")
+    assert "in 1 of 1 runs (the cheaper scoring changes no score and no selection)" in same
+    differ = bench_mnist1d._scoring_report([row("clean", 0.7, False), row("dup30", 0.7, True)], "c")
+    assert "in 1 of 2 runs: these runs differ from the grid's" in differ
+    assert "changes no score" not in differ and "**missed** (mean 0.060" in differ

@@ -647,10 +647,18 @@ def _scoring_report(rows: list[dict[str, Any]], command: str) -> str:
         f"Goal (issue 15): TED's scoring <= 5% of a full-data epoch: **{verdict}** "
         f"(mean {sum(ov) / len(ov):.3f}, max {max(ov):.3f} over {len(ov)} runs).",
     ]
-    if same:
+    if same and all(same):
         lines.append(
             f"Accuracy and f equal the committed grid's TED run in {sum(same)} of {len(same)} "
             "runs (the cheaper scoring changes no score and no selection)."
+        )
+    elif same:  # the runs differ from the grid's: say so, without claiming a cause
+        lines.append(
+            f"Accuracy and f equal the committed grid's TED run in {sum(same)} of {len(same)} "
+            "runs: these runs differ from the grid's (a scoring change must not do this; a run "
+            "on another machine or software stack can). Whether a scoring change keeps every "
+            "selection is checked by running the code before and after it on the same machine "
+            "(`scripts/scoring_digest.py` in the package's source)."
         )
     return "\n".join(lines)
 

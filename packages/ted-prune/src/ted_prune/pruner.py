@@ -308,12 +308,13 @@ class DataPruner:
         indices = _as_cpu(indices, torch.long)
         if indices.ndim != 1:
             indices = indices.flatten()
-        if logits.ndim != 2 or logits.shape[0] != indices.numel():
+        batch = indices.numel()
+        if logits.ndim != 2 or logits.shape[0] != batch:
             raise ValueError(
-                f"logits must have shape (batch, classes) with batch={indices.numel()}, "
+                f"logits must have shape (batch, classes) with batch={batch}, "
                 f"got {tuple(logits.shape)}"
             )
-        if indices.numel():
+        if batch:
             lo, hi = torch.aminmax(indices)
             if int(lo) < 0 or int(hi) >= self.n:
                 raise ValueError(
@@ -326,7 +327,7 @@ class DataPruner:
                     f"{type(self).__name__} needs the penultimate features (features=None): read "
                     "them with maskloop.FeatureHook(model) (the input of the last nn.Linear)"
                 )
-            if features.ndim != 2 or features.shape[0] != indices.numel():
+            if features.ndim != 2 or features.shape[0] != batch:
                 raise ValueError(
                     "features must be (batch, dim) penultimate activations, got shape "
                     f"{tuple(features.shape)}; point FeatureHook at the classifier head"
@@ -336,9 +337,9 @@ class DataPruner:
         targets = _as_cpu(targets, torch.long)
         if targets.ndim != 1:
             targets = targets.flatten()
-        if targets.numel() != indices.numel():
-            raise ValueError(f"targets has {targets.numel()} entries, indices {indices.numel()}")
-        self._trained += indices.numel()
+        if targets.numel() != batch:
+            raise ValueError(f"targets has {targets.numel()} entries, indices {batch}")
+        self._trained += batch
         # every tensor is detached here, so the subclass's work records no graph (no no_grad
         # context needed: entering one costs as much as the rest of a cheap observation)
         self._observe(
@@ -375,7 +376,9 @@ class DataPruner:
         """`weights(indices)` on the device and dtype of `like`, its time counted as scoring
         (the loss weights are part of the method's selection, `budget()["score_seconds"]`)."""
         t0 = time.perf_counter()
-        w = self.weights(_as_cpu(indices, torch.long)).to(like.device, like.dtype)
+        w = self.weights(_as_cpu(indices, torch.long))
+        if w.dtype != like.dtype or w.device != like.device:
+            w = w.to(like.device, like.dtype)
         self.score_seconds += time.perf_counter() - t0
         return w
 

@@ -14,8 +14,10 @@ steps, moving c by < 1e-12 relative: the probabilities agree to ~1e-15 and the s
 
 Every sort here is stable, so its permutation is unique: the sorts by group id use NumPy's radix
 sort on int16 keys (`stable_group_argsort`, ~15x faster than a general stable sort at these sizes),
-the sorts by value a radix sort built on it (`stable_argsort`, ~4x faster), and gathers/scatters use `index_select`/`index_copy_` rather than advanced indexing (several times
-faster on CPU); the values are the same.
+the sorts by value a radix sort built on it (`stable_argsort`, ~4x faster), and gathers/scatters
+use `index_select`/`index_copy_` rather than advanced indexing (several times faster on CPU); the
+values are the same. The draw itself needs no sort: keeping each group's `quota` largest Gumbel keys
+(ties by index) is a selection per group (`top_in_groups`), which gives the same set.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["group_quantiles", "sample_groups", "stable_argsort", "stable_group_argsort"]
+__all__ = [
+    "group_quantiles",
+    "sample_groups",
+    "stable_argsort",
+    "stable_group_argsort",
+    "top_in_groups",
+]
 
 
 def stable_argsort(values: torch.Tensor, descending: bool = False) -> torch.Tensor:
@@ -89,6 +97,50 @@ def group_quantiles(scores: torch.Tensor, gid: torch.Tensor, counts: torch.Tenso
     return torch.empty(scores.numel(), dtype=torch.float64).index_copy_(0, order, q)
 
 
+def top_in_groups(
+    keys: torch.Tensor, members: torch.Tensor, counts: torch.Tensor, quota: torch.Tensor
+) -> torch.Tensor:
+    """The `quota[c]` largest `keys` of every group c, ties broken by the lower index: the set
+    that sorting by group, then by key descending (stable), and keeping each group's first
+    `quota[c]` positions gives, returned as ascending indices (int64).
+
+    `members` is `torch.argsort(gid, stable=True)` (each group's samples, in index order) and
+    `counts` the group sizes. No sort: per group, the quota-th largest key t is found by a
+    selection (`numpy.partition`); every key above t is kept, and of the keys equal to t the
+    lowest-indexed ones fill the quota, which is exactly the stable sort's choice. NaN keys raise
+    a ValueError (TED's Gumbel keys are never NaN)."""
+    if keys.ndim != 1 or members.shape != keys.shape:
+        raise ValueError(
+            f"keys and members must be 1-D of the same length, got {tuple(keys.shape)} and "
+            f"{tuple(members.shape)}"
+        )
+    if quota.shape != counts.shape or int(counts.sum()) != keys.numel():
+        raise ValueError(
+            f"counts must hold the group sizes (sum {int(counts.sum())}, keys {keys.numel()}) and "
+            f"quota one entry per group ({tuple(quota.shape)} vs {tuple(counts.shape)})"
+        )
+    k = keys.index_select(0, members).numpy()
+    if np.isnan(k).any():
+        raise ValueError("keys contain NaN")
+    take = np.zeros(k.size, dtype=bool)
+    start = 0
+    for size, want in zip(counts.tolist(), quota.tolist()):
+        stop = start + size
+        if want >= size:
+            take[start:stop] = True
+        elif want > 0:
+            seg = k[start:stop]
+            t = np.partition(seg, size - want)[size - want]  # the want-th largest key
+            above = seg > t
+            take[start:stop] = above
+            ties = np.flatnonzero(seg == t)[: want - int(np.count_nonzero(above))]
+            take[start + ties] = True  # the lowest-indexed of the tied keys
+        start = stop
+    kept = np.zeros(k.size, dtype=bool)
+    kept[members.numpy()[take]] = True
+    return torch.from_numpy(np.flatnonzero(kept))
+
+
 def _rank_clip_sum(scale: float, n: int, floor: float) -> float:
     """sum_{r=1..n} clip(scale * r / n, floor, 1), in closed form."""
     a = scale / n
@@ -137,10 +189,11 @@ def sample_groups(
     """Keep exactly `quota[c]` samples of every group c, with inclusion probability
     p_i = clip(c_g q_i, floor, 1) for q_i the score's quantile in its group (clamped >= 1e-6),
     sum_i p_i = quota per group; groups with quota >= size keep all (p = 1, no random draw).
-    Gumbel top-k on log p_i per group (sampling without replacement).
+    Gumbel top-k on log p_i per group (sampling without replacement; `top_in_groups` takes each
+    group's largest keys without sorting them).
 
     `members`: `torch.argsort(gid, stable=True)` if already known (it depends on the groups only).
-    Returns (kept indices, p of every sample (float64)).
+    Returns (kept indices in ascending order, p of every sample (float64)).
     """
     n = scores.numel()
     k = counts.numel()
@@ -166,6 +219,4 @@ def sample_groups(
     keys = torch.full((n,), math.inf, dtype=torch.float64)
     logp = torch.log(p.index_select(0, draw))
     keys.index_copy_(0, draw, logp - torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16))))
-    order = _group_order(keys, gid, descending=True)
-    go, rank = _rank_in_group(order, gid, counts)
-    return order.masked_select(rank < quota.index_select(0, go)), p
+    return top_in_groups(keys, members, counts, quota), p

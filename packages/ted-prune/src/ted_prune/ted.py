@@ -844,21 +844,20 @@ class TEDPruner(ScheduledPruner):
                     rest -= 1
             quota = torch.tensor(q)
         # all classes at once (`sampling`): the selection of sample_keep run class by class
+        # (kept indices ascending, as the Selection holds them: it needs no sort)
         kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g, members)
-        # ascending, as the Selection holds them (a mask and nonzero, cheaper than a sort)
-        kept = torch.zeros(self.n, dtype=torch.bool).index_fill_(0, kept_idx, True)
-        kept_idx = torch.nonzero(kept).flatten()
         w = (k / probs.index_select(0, kept_idx)).clamp(max=self.max_weight)
         self.weight.index_copy_(0, kept_idx, w)
         return Selection(kept_idx, self.n)
 
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
-        """Loss weights (1 with `selection="topk"`; min(k / p_i, max_weight) when sampling)."""
-        if self._current_epoch != self.epoch:
-            self.select(self.epoch)
+        """Loss weights (1 with `selection="topk"`; min(k / p_i, max_weight) when sampling) of the
+        current epoch's selection (`select()` computes it once per epoch, then returns its cache)."""
+        self.select()
         if self._weight32 is None:  # once per selection, not per batch
             self._weight32 = self.weight.float()
-        return self._weight32.index_select(0, _as_cpu(indices, torch.long).flatten())
+        indices = _as_cpu(indices, torch.long)
+        return self._weight32.index_select(0, indices if indices.ndim == 1 else indices.flatten())
 
     # -- state ------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
