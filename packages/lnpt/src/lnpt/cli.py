@@ -107,7 +107,8 @@ def _bench(args: argparse.Namespace) -> int:
         args._parser.error(f"--report must be a plain file stem such as lnpt, got {args.report!r}")
     modes = {"--ablation": args.ablation, "--training-ablation": args.training_ablation,
              "--timing": args.timing, "--anatomy": args.anatomy,
-             "--protocol-check": args.protocol_check}  # fmt: skip
+             "--protocol-check": args.protocol_check,
+             "--teacher-check": args.teacher_check}  # fmt: skip
     needs = {"--variants": ("--ablation", args.variants),
              "--ablation-training": ("--ablation", args.ablation_training),
              "--training-variants": ("--training-ablation", args.training_variants),
@@ -139,6 +140,25 @@ def _bench(args: argparse.Namespace) -> int:
         Path(out).mkdir(parents=True, exist_ok=True)
         Path(out, "lnpt_resnet18_timing.json").write_text(json.dumps(t, indent=1) + "\n")
         print(json.dumps(t))
+        return 0
+    if args.teacher_check:
+        from lnpt.teachers import TeacherCheckConfig, teacher_check
+
+        models = args.models or ["cnn"]
+        if len(models) != 1:
+            args._parser.error("--teacher-check takes one model (--models MODEL)")
+        tc = TeacherCheckConfig(model=models[0], seeds=args.seeds or 10)
+        command = (
+            "lnpt bench --teacher-check"
+            + (f" --seeds {args.seeds}" if args.seeds else "")
+            + (f" --models {models[0]}" if args.models else "")
+            + (f" --threads {args.threads}" if args.threads != 2 else "")
+        )
+        _, chosen = teacher_check(
+            tc, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
+        )
+        print(f"{out}/lnpt_teacher_{models[0]}.md: chosen {chosen}")
+        print(f"took {time.perf_counter() - start:.0f} s")
         return 0
     if args.protocol_check:
         from lnpt.protocol import ProtocolConfig, protocol_check
@@ -385,6 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: the validation and the test protocol of one model side by side, seed by "
         "seed, with epoch budgets and mask anatomy (lnpt_protocol_<model>.md; default cnn, 5 seeds)",
+    )
+    bench.add_argument(
+        "--teacher-check",
+        action="store_true",
+        help="instead: the teacher trained at Adam lr 1e-2 / 3e-3 / 1e-3 for 40 / 80 epochs, read "
+        "on a validation split (lnpt_teacher_<model>.md; default cnn, 10 seeds)",
     )
     bench.add_argument(
         "--epoch-budgets",
