@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class TeacherCheckConfig:
     lrs: tuple[float, ...] = (1e-2, 3e-3, 1e-3)
     epochs: tuple[int, ...] = (40, 80)
     validation_fraction: float = 0.25
-    bench: BenchConfig = field(default_factory=lambda: BenchConfig(teacher_lr={}))
+    bench: BenchConfig = field(default_factory=BenchConfig.validation_record)
 
     def check(self) -> None:
         """Raise ValueError naming the first bad field."""
@@ -142,7 +142,14 @@ def teacher_check(
     from lnpt.ablation import report_hash, run_cached_units
 
     out, cache, res, deadline = open_cached_run(tcfg, out, command, threads, budget_s)
-    fixed = {k: v for k, v in asdict(tcfg).items() if k not in ("seeds", "lrs")}
+    # What decides a teacher besides its lr (each lr is its own unit): the epochs read, the
+    # validation fraction, the model and its batch size.
+    fixed = {
+        "model": tcfg.model,
+        "epochs": sorted(tcfg.epochs),
+        "validation_fraction": tcfg.validation_fraction,
+        "batch_size": tcfg.bench.batch_sizes.get(tcfg.model, 64),
+    }
     key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
     left = run_cached_units(
         res,
