@@ -116,6 +116,9 @@ def _bench(args: argparse.Namespace) -> int:
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
             args._parser.error(f"{flag} only applies with {mode}")
+    if args.sparsities and any(modes.values()):
+        on = ", ".join(m for m, v in modes.items() if v)
+        args._parser.error(f"--sparsities only applies to the test benchmark, not with {on}")
     if epochs and any(modes.values()):
         on = ", ".join(m for m, v in modes.items() if v)
         args._parser.error(f"--epochs only applies to the test benchmark, not with {on}")
@@ -124,7 +127,8 @@ def _bench(args: argparse.Namespace) -> int:
         args._parser.error(f"--report names the test benchmark's report; {on} write their own")
     for flag, value in (("--variants", args.variants), ("--models", args.models),
                         ("--training-variants", args.training_variants), ("--arms", args.arms),
-                        ("--epoch-budgets", args.epoch_budgets)):  # fmt: skip
+                        ("--epoch-budgets", args.epoch_budgets),
+                        ("--sparsities", args.sparsities)):  # fmt: skip
         twice = sorted({v for v in value or () if list(value).count(v) > 1})
         if twice:
             args._parser.error(f"{flag} lists {', '.join(map(str, twice))} more than once")
@@ -253,6 +257,10 @@ def _bench(args: argparse.Namespace) -> int:
         cfg.models = tuple(args.models)
     if args.arms:
         cfg.arms = tuple(args.arms)
+    if args.sparsities:
+        if any(not 0.0 < v < 1.0 for v in args.sparsities):
+            args._parser.error(f"--sparsities must be in (0, 1), got {args.sparsities}")
+        cfg.sparsities = tuple(args.sparsities)
     if epochs:
         cfg = cfg.with_epochs(epochs)
     command = (
@@ -261,6 +269,7 @@ def _bench(args: argparse.Namespace) -> int:
         + (f" --seeds {args.seeds}" if args.seeds is not None else "")
         + (f" --models {' '.join(args.models)}" if args.models else "")
         + (f" --arms {' '.join(args.arms)}" if args.arms else "")
+        + (f" --sparsities {' '.join(map(str, args.sparsities))}" if args.sparsities else "")
         + (f" --epochs {' '.join(f'{m}={n}' for m, n in epochs.items())}" if epochs else "")
         + (f" --report {args.report}" if args.report != "lnpt" else "")
     )
@@ -406,6 +415,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: the validation and the test protocol of one model side by side, seed by "
         "seed, with epoch budgets and mask anatomy (lnpt_protocol_<model>.md; default cnn, 5 seeds)",
+    )
+    bench.add_argument(
+        "--sparsities",
+        nargs="+",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the test benchmark at these sparsities only (fractions removed, in (0, 1); default "
+        "0.9 0.95 0.98); part of the cache key; pair it with its own --report",
     )
     bench.add_argument(
         "--teacher-check",
