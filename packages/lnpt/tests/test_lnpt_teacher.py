@@ -155,3 +155,21 @@ def test_teacher_check_runs_resumes_and_rejects_bad_config(tmp_path):
     ):
         with pytest.raises(ValueError, match=says):
             TeacherCheckConfig(**kw).check()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--sparsities", "1.5"], "--sparsities must be in"),
+        (["--sparsities", "0.5", "0.5"], "--sparsities lists 0.5"),
+        (["--ablation", "--sparsities", "0.9"], "--sparsities only applies"),
+    ],
+    ids=["out-of-range", "twice", "not-with-ablation"],
+)
+def test_bench_sparsities_option_rejects_bad_values(argv, says, capsys, tmp_path):
+    from lnpt.cli import main
+
+    with pytest.raises(SystemExit) as exc:  # refused before any work
+        main(["bench", *argv, "--out", str(tmp_path / "never")])
+    assert exc.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
