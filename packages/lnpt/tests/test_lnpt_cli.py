@@ -335,11 +335,12 @@ def test_epochs_option_runs_another_budget_cached_apart(tmp_path):
     assert parse_epochs(["cnn=120"]) == {"cnn": 120}
     assert parse_epochs(["mlp=5", "cnn=7"]) == {"mlp": 5, "cnn": 7}
     assert parse_epochs([]) == {}
-    base = BenchConfig()
+    base = BenchConfig.validation_record()
     # the key of the committed lnpt_cnn_more_seeds / lnpt.json digits CNN units (30 epochs)
     assert base.fingerprint("cnn") == "7a8b2caa8a932fce"
     long = base.with_epochs({"cnn": 120})
     assert long.epochs == {**base.epochs, "cnn": 120} and base.epochs["cnn"] == 30
+    assert long.fingerprint("cnn") == "cd00382fea180e87"  # the committed lnpt_cnn_120ep units
     assert long.teacher_epochs == base.teacher_epochs
     assert long.fingerprint("cnn") != base.fingerprint("cnn")
     assert long.fingerprint("mlp") == base.fingerprint("mlp")  # other models keep their keys

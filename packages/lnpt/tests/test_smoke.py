@@ -20,6 +20,7 @@ def test_public_names_are_pinned() -> None:
             "CNN1d",
             "Adaptor",
             "AdaptorSync",
+            "DegenerateTeacherWarning",
             "DigitsSplit",
             "DynamicMask",
             "FeatureExtractor",

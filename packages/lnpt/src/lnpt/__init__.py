@@ -11,6 +11,7 @@ from lnpt.data import DigitsSplit, InputsOnly, load_digits_split, load_mnist1d_s
 from lnpt.diagnostic import LearningGapDiagnostic, spearman
 from lnpt.features import Adaptor, FeatureExtractor
 from lnpt.learning_gap import (
+    DegenerateTeacherWarning,
     LearningGap,
     density_schedule,
     head_pattern,
@@ -30,6 +31,7 @@ __all__ = [
     "CNN1d",
     "Adaptor",
     "AdaptorSync",
+    "DegenerateTeacherWarning",
     "DigitsSplit",
     "DynamicMask",
     "FeatureExtractor",

@@ -24,7 +24,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ class AblationConfig:
     variants: tuple[str, ...] = CURRENT_VARIANTS
     references: tuple[str, ...] = CURRENT_REFERENCES
     validation_fraction: float = 0.25
-    bench: BenchConfig = field(default_factory=BenchConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig.validation_record)
     report: str = "lnpt_ablation_kd"
     rule: str = "paired"
     incumbent: str = DEFAULT_VARIANT
@@ -190,7 +190,7 @@ class AblationConfig:
             seeds=3,
             variants=PREVIOUS_VARIANTS,
             references=REFERENCES,
-            bench=BenchConfig(label_free={}),
+            bench=replace(BenchConfig.validation_record(), label_free={}),
             report="lnpt_ablation",
             rule="mean",
         )
@@ -334,6 +334,7 @@ def cache_key(acfg: AblationConfig) -> str:
         for k, v in asdict(acfg).items()
         if k not in ("models", "seeds", "variants", "references", "report", "rule", "incumbent")
     }
+    fixed["bench"] = acfg.bench.key_dict()
     if not fixed["bench"]["label_free"]:  # keys of runs made before the option existed
         fixed["bench"].pop("label_free")
     return json.dumps(fixed, sort_keys=True, default=str)

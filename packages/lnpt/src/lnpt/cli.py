@@ -107,7 +107,8 @@ def _bench(args: argparse.Namespace) -> int:
         args._parser.error(f"--report must be a plain file stem such as lnpt, got {args.report!r}")
     modes = {"--ablation": args.ablation, "--training-ablation": args.training_ablation,
              "--timing": args.timing, "--anatomy": args.anatomy,
-             "--protocol-check": args.protocol_check}  # fmt: skip
+             "--protocol-check": args.protocol_check,
+             "--teacher-check": args.teacher_check}  # fmt: skip
     needs = {"--variants": ("--ablation", args.variants),
              "--ablation-training": ("--ablation", args.ablation_training),
              "--training-variants": ("--training-ablation", args.training_variants),
@@ -115,6 +116,9 @@ def _bench(args: argparse.Namespace) -> int:
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
             args._parser.error(f"{flag} only applies with {mode}")
+    if args.sparsities and any(modes.values()):
+        on = ", ".join(m for m, v in modes.items() if v)
+        args._parser.error(f"--sparsities only applies to the test benchmark, not with {on}")
     if epochs and any(modes.values()):
         on = ", ".join(m for m, v in modes.items() if v)
         args._parser.error(f"--epochs only applies to the test benchmark, not with {on}")
@@ -123,7 +127,8 @@ def _bench(args: argparse.Namespace) -> int:
         args._parser.error(f"--report names the test benchmark's report; {on} write their own")
     for flag, value in (("--variants", args.variants), ("--models", args.models),
                         ("--training-variants", args.training_variants), ("--arms", args.arms),
-                        ("--epoch-budgets", args.epoch_budgets)):  # fmt: skip
+                        ("--epoch-budgets", args.epoch_budgets),
+                        ("--sparsities", args.sparsities)):  # fmt: skip
         twice = sorted({v for v in value or () if list(value).count(v) > 1})
         if twice:
             args._parser.error(f"{flag} lists {', '.join(map(str, twice))} more than once")
@@ -139,6 +144,25 @@ def _bench(args: argparse.Namespace) -> int:
         Path(out).mkdir(parents=True, exist_ok=True)
         Path(out, "lnpt_resnet18_timing.json").write_text(json.dumps(t, indent=1) + "\n")
         print(json.dumps(t))
+        return 0
+    if args.teacher_check:
+        from lnpt.teachers import TeacherCheckConfig, teacher_check
+
+        models = args.models or ["cnn"]
+        if len(models) != 1:
+            args._parser.error("--teacher-check takes one model (--models MODEL)")
+        tc = TeacherCheckConfig(model=models[0], seeds=args.seeds or 10)
+        command = (
+            "lnpt bench --teacher-check"
+            + (f" --seeds {args.seeds}" if args.seeds else "")
+            + (f" --models {models[0]}" if args.models else "")
+            + (f" --threads {args.threads}" if args.threads != 2 else "")
+        )
+        _, chosen = teacher_check(
+            tc, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
+        )
+        print(f"{out}/lnpt_teacher_{models[0]}.md: chosen {chosen}")
+        print(f"took {time.perf_counter() - start:.0f} s")
         return 0
     if args.protocol_check:
         from lnpt.protocol import ProtocolConfig, protocol_check
@@ -233,6 +257,10 @@ def _bench(args: argparse.Namespace) -> int:
         cfg.models = tuple(args.models)
     if args.arms:
         cfg.arms = tuple(args.arms)
+    if args.sparsities:
+        if any(not 0.0 < v < 1.0 for v in args.sparsities):
+            args._parser.error(f"--sparsities must be in (0, 1), got {args.sparsities}")
+        cfg.sparsities = tuple(args.sparsities)
     if epochs:
         cfg = cfg.with_epochs(epochs)
     command = (
@@ -241,6 +269,7 @@ def _bench(args: argparse.Namespace) -> int:
         + (f" --seeds {args.seeds}" if args.seeds is not None else "")
         + (f" --models {' '.join(args.models)}" if args.models else "")
         + (f" --arms {' '.join(args.arms)}" if args.arms else "")
+        + (f" --sparsities {' '.join(map(str, args.sparsities))}" if args.sparsities else "")
         + (f" --epochs {' '.join(f'{m}={n}' for m, n in epochs.items())}" if epochs else "")
         + (f" --report {args.report}" if args.report != "lnpt" else "")
     )
@@ -361,9 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="MODEL=N",
-        help="the test benchmark at another student training budget, e.g. cnn=120 (default: "
-        "mlp=40 cnn=30 cnn1d=10 resnet=15); part of the cache key, so --resume never mixes "
-        "budgets; pair it with its own --report",
+        help="the test benchmark at another student training budget, e.g. cnn=30 (default: "
+        "mlp=40 cnn=120 cnn1d=10 resnet=15; the digits CNN's was 30 before the validation rule "
+        "chose 120); part of the cache key, so --resume never mixes budgets; pair it with its "
+        "own --report",
     )
     bench.add_argument(
         "--report",
@@ -385,6 +415,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: the validation and the test protocol of one model side by side, seed by "
         "seed, with epoch budgets and mask anatomy (lnpt_protocol_<model>.md; default cnn, 5 seeds)",
+    )
+    bench.add_argument(
+        "--sparsities",
+        nargs="+",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the test benchmark at these sparsities only (fractions removed, in (0, 1); default "
+        "0.9 0.95 0.98); part of the cache key; pair it with its own --report",
+    )
+    bench.add_argument(
+        "--teacher-check",
+        action="store_true",
+        help="instead: the teacher trained at Adam lr 1e-2 / 3e-3 / 1e-3 for 40 / 80 epochs, read "
+        "on a validation split (lnpt_teacher_<model>.md; default cnn, 10 seeds)",
     )
     bench.add_argument(
         "--epoch-budgets",

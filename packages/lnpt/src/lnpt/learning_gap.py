@@ -48,6 +48,7 @@ from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_input
 
 __all__ = [
     "DEFAULT_ROUNDS",
+    "DegenerateTeacherWarning",
     "GAPS",
     "SCORE_DEFAULTS",
     "LearningGap",
@@ -60,10 +61,42 @@ __all__ = [
     "score_options",
     "select_mask",
     "similarity_gap",
+    "teacher_degeneracy",
 ]
 
 GAPS = ("squared", "norm", "relation", "relation-centered")
 TARGETS = ("soft", "hard")
+
+
+class DegenerateTeacherWarning(UserWarning):
+    """The teacher's logits or penultimate features are the same for every input of a batch whose
+    inputs differ: it carries no information about them, so it cannot guide the mask or the
+    label-free training (LNPT assumes a *mature* teacher)."""
+
+
+def _constant_rows(t: torch.Tensor) -> bool:
+    """Whether every row of `t` (samples along dim 0) equals the first, up to float rounding."""
+    t = t.detach().flatten(1).to(torch.float64)
+    spread = float((t.amax(dim=0) - t.amin(dim=0)).amax())
+    return spread <= 1e-6 * (1.0 + float(t.abs().amax()))
+
+
+def teacher_degeneracy(
+    inputs: torch.Tensor, features: torch.Tensor, logits: torch.Tensor
+) -> str | None:
+    """What is degenerate about a teacher on a batch, or None: `"logits"` when its outputs are the
+    same for every input, else `"features"` when its penultimate features are (e.g. every ReLU
+    channel dead: all zeros). Needs at least two inputs that differ (else None: nothing to tell).
+    Why: a teacher whose training collapsed (the digits CNN of the benchmark's seed 6 at Adam lr
+    1e-2 lost every penultimate channel in two epochs and reads 10%) otherwise guides pruning and
+    training silently towards a constant."""
+    if inputs.shape[0] < 2 or _constant_rows(inputs):
+        return None
+    if _constant_rows(logits):
+        return "logits"
+    if _constant_rows(features):
+        return "features"
+    return None
 
 
 def similarity_gap(
@@ -262,6 +295,17 @@ class LearningGap(nn.Module):
             student.train(was)
         f_s, f_t = torch.cat(fs), torch.cat(ft)
         l_s, l_t = ls[0], lt[0]
+        what = teacher_degeneracy(torch.cat([xb.detach() for xb in xs]), f_t, torch.cat(lt))
+        if what is not None:
+            warnings.warn(
+                f"the teacher gives the same {what} for all {f_t.shape[0]} setup inputs (which "
+                "differ): it carries no information about them and cannot guide pruning or "
+                "label-free training. A collapsed teacher, e.g. every ReLU before its last layer "
+                "dead after training at too high a learning rate; check its accuracy and retrain "
+                "it (the benchmark's digits CNN teacher trains at Adam lr 3e-3, not 1e-2)",
+                DegenerateTeacherWarning,
+                stacklevel=2,
+            )
         if l_s.shape[1:] != l_t.shape[1:]:
             raise ValueError(
                 f"teacher and student outputs do not match: student gives {tuple(l_s.shape[1:])}, "

@@ -67,7 +67,7 @@ class ProtocolConfig:
     budgets: tuple[int, ...] = (30, 60)
     validation_fraction: float = 0.25
     arms: tuple[str, ...] = DEFAULT_PROTOCOL_ARMS
-    bench: BenchConfig = field(default_factory=BenchConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig.validation_record)
 
     def check(self) -> None:
         """Raise ValueError naming the first bad field."""
@@ -237,6 +237,7 @@ def protocol_check(
 
     out, cache, res, deadline = open_cached_run(pcfg, out, command, threads, budget_s)
     fixed = {k: v for k, v in asdict(pcfg).items() if k != "seeds"}
+    fixed["bench"] = pcfg.bench.key_dict()
     key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
     left = run_cached_units(
         res,

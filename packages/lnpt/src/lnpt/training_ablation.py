@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ class TrainingAblationConfig:
     sparsities: tuple[float, ...] = (0.95,)
     variants: tuple[str, ...] = DEFAULT_TRAINING_VARIANTS
     validation_fraction: float = 0.25
-    bench: BenchConfig = field(default_factory=BenchConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig.validation_record)
 
     def check(self) -> None:
         """Raise ValueError naming the first bad field."""
@@ -212,7 +212,7 @@ def run_training_ablation(
     out, cache, res, deadline = open_cached_run(acfg, out, command, threads, budget_s)
     # What decides every arm besides its own options: the benchmark config minus the training
     # options the variants replace, the validation fraction and the scoring default (the mask).
-    bench = asdict(acfg.bench)
+    bench = acfg.bench.key_dict()
     bench.pop("label_free")
     fixed = {
         "bench": bench,
