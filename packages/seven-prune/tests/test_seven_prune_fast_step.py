@@ -4,6 +4,7 @@ ratio, the masking folded in) equals the official formula to float64 rounding an
 in float32."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -148,10 +149,11 @@ def test_eager_update_equals_the_official_formula_in_float64(
     gen = torch.Generator().manual_seed(11)
     shapes = [(7, 12), (5, 16), (40,)]
     a1, a2, eps, K = 0.8, 0.9, 1e-9, 8
-    new = {key: [torch.zeros(sh, dtype=torch.float64) for sh in shapes] for key in "mvS"}
+    n = sum(math.prod(sh) for sh in shapes)
+    flat = {key: torch.zeros(n, dtype=torch.float64) for key in ("m", "v", "S", "t1", "t2")}
+    flat["t2"].fill_(7.5)  # any finite contents: the kernel multiplies them away
+    new = {key: seven._views(flat[key], shapes) for key in "mvS"}
     ref = _zero_state(shapes, torch.float64)
-    t1s = [torch.empty(sh, dtype=torch.float64) for sh in shapes]
-    t2s = [torch.empty(sh, dtype=torch.float64) for sh in shapes]
     keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
     for k in range(K):
         cutting = k % 3 == 2
@@ -162,14 +164,14 @@ def test_eager_update_equals_the_official_formula_in_float64(
         w_before = [w.clone() for w in ws]
         _official_update(ref, ws, gs, keeps, k, a1, a2, eps, cutting, moments == "abs")
         seven._seven_update_eager(
-            new["m"],
-            new["v"],
-            new["S"],
+            flat["m"],
+            flat["v"],
+            flat["S"],
+            flat["t1"],
+            flat["t2"],
             ws,
             gs,
             keeps,
-            t1s,
-            t2s,
             alpha1=a1,
             alpha2=a2,
             eps=eps,
@@ -287,3 +289,67 @@ def test_fused_update_equals_the_eager_update_with_masking(monkeypatch: pytest.M
             torch.testing.assert_close(fused.flat[key], eager.flat[key], rtol=1e-5, atol=1e-7)
         for name, p in fused.params.items():
             assert bool((p.detach()[~fused.mask[name]] == 0).all()), name
+
+
+def test_fused_without_a_compiler_runs_the_eager_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fused=True where torch.compile fails (e.g. no C++ compiler) warns once and from then on runs
+    the eager default: m, v, S, masks and weights bit for bit those of fused=False, cuts included."""
+
+    def no_compiler(*args: object) -> None:
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(seven, "_KERNEL", no_compiler)  # as torch.compile's result failing
+    torch.manual_seed(0)
+    eager = SevenPruner(Enc(), 0.6, start=0, window=6, delta_t=2, targets=r"encoder\.")
+    torch.manual_seed(0)
+    fused = SevenPruner(Enc(), 0.6, start=0, window=6, delta_t=2, targets=r"encoder\.", fused=True)
+    gen = torch.Generator().manual_seed(5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(6):
+            noise = [torch.randn(p.shape, generator=gen) * 0.1 for p in eager.params.values()]
+            grads = [torch.randn(p.shape, generator=gen) for p in eager.params.values()]
+            for pr in (eager, fused):
+                for (name, p), d, g in zip(pr.params.items(), noise, grads):
+                    with torch.no_grad():
+                        p.add_(d)
+                    p.grad = g * pr.mask[name]  # as masked training leaves it
+                pr.step()
+            assert seven._KERNEL is False
+            assert fused.mask == eager.mask
+            for key in ("m", "v", "S"):
+                assert torch.equal(fused.flat[key], eager.flat[key]), key
+            for pa, pb in zip(eager.params.values(), fused.params.values()):
+                assert torch.equal(pa, pb)
+    runtime = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(runtime) == 1 and "runs eagerly" in str(runtime[0].message)
+    assert 0.55 < fused.achieved_sparsity <= 0.6
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("min_density", [0.0, 0.05])
+def test_dead_zero_selection_equals_the_alive_selection(scope: str, min_density: float) -> None:
+    """select_flat(dead_zero=True) (threshold and comparison without the alive-vector, as at a
+    gradual pruner's cut, whose pruned scores are 0) equals the selection with it: large buffers
+    (the sampled threshold), exact ties, alive entries scored 0, a nearly empty tensor (the guard);
+    and a negative score turns the shortcut off without changing the result."""
+    g = torch.Generator().manual_seed(3)
+    sizes, names = [90_000, 30_000, 4096], ["a", "b", "c"]
+    flat = torch.round(torch.rand(sum(sizes), generator=g) ** 2 * 300) / 300  # ties, zeros
+    flat[120_000:] *= 1e-4  # "c": tiny scores, the guard lifts it
+    alive = torch.rand(flat.numel(), generator=g) > 0.4
+    alive[120_000:122_000] = False
+    flat[~alive] = 0.0
+    n_alive = int(alive.sum())
+    for n_keep in (n_alive - 5, n_alive // 2, n_alive // 9):
+        kw = dict(scope=scope, min_density=min_density, warn=False)
+        want = pruning.select_flat(flat, sizes, names, n_keep, alive, **kw)
+        got = pruning.select_flat(flat, sizes, names, n_keep, alive, dead_zero=True, **kw)
+        assert torch.equal(got, want), n_keep
+        if scope == "global":  # (per layer, a tensor with fewer alive than its share revives some)
+            assert int(got.sum()) == n_keep and not bool((got & ~alive).any())
+    neg = flat.clone()
+    neg[alive.nonzero()[0]] = -1.0  # one alive negative score: the shortcut must not be taken
+    want = pruning.select_flat(neg, sizes, names, n_alive // 2, alive, warn=False)
+    got = pruning.select_flat(neg, sizes, names, n_alive // 2, alive, dead_zero=True, warn=False)
+    assert torch.equal(got, want)

@@ -164,11 +164,13 @@ def _count(x: torch.Tensor) -> int:
     return int(torch.count_nonzero(x))
 
 
-def _all_finite(flat: torch.Tensor) -> bool:
-    """Whether every entry is finite, from the smallest and largest (one reduction pass; they
-    propagate NaN, and an inf is one of them)."""
+def _finite_min(flat: torch.Tensor) -> float | None:
+    """The smallest entry if every entry is finite, else None, from the smallest and largest (one
+    reduction pass; they propagate NaN, and an inf is one of them)."""
     lo, hi = torch.aminmax(flat)
-    return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
+    if bool(torch.isfinite(lo)) and bool(torch.isfinite(hi)):
+        return float(lo)
+    return None
 
 
 def _kth_bracketed(fn: np.ndarray, an: np.ndarray | None, k: int, n_alive: int) -> float | None:
@@ -232,7 +234,9 @@ def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_aliv
     return float(np.partition(vals, k - 1)[k - 1])
 
 
-def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) -> torch.Tensor:
+def _keep_top_flat(
+    flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int, dead_zero: bool = False
+) -> torch.Tensor:
     """Bool keep-vector: the `n_keep` highest of `flat` among the `alive` entries (None: all).
 
     Exactly the selection of `WeightMask.from_scores` (pruned entries scored -inf; ties at the
@@ -240,6 +244,12 @@ def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) 
     (the k-th smallest alive score, `_kth_smallest`) instead of a sort. When `n_keep` exceeds the
     number of alive entries, the pruned entries tie at -inf and the last of them are kept to make
     up `n_keep` (as `from_scores` does); a pruner never asks that.
+
+    `dead_zero`: the caller vouches that no entry is negative and every entry `alive` marks pruned
+    is 0 (a gradual pruner's non-negative scores at a cut). Then the k-th smallest alive score is
+    the (k + number pruned)-th smallest of all (the pruned entries are copies of the least value),
+    and no pruned entry exceeds a threshold >= 0, so threshold and comparison skip the alive-vector
+    (two passes fewer over the buffer); the result is the same.
     """
     n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
@@ -253,8 +263,13 @@ def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) 
     if n_keep == 0:
         return torch.zeros_like(flat, dtype=torch.bool)
     n_prune = n_alive - n_keep
-    thr = _kth_smallest(flat, alive, n_prune, n_alive)
-    keep = _compare_alive(flat, thr, alive, torch.gt, np.greater)
+    if dead_zero and alive is not None:
+        n_dead = flat.numel() - n_alive
+        thr = _kth_smallest(flat, None, n_prune + n_dead, flat.numel())
+        keep = _compare_alive(flat, thr, None, torch.gt, np.greater)
+    else:
+        thr = _kth_smallest(flat, alive, n_prune, n_alive)
+        keep = _compare_alive(flat, thr, alive, torch.gt, np.greater)
     extra = n_keep - _count(keep)
     if extra > 0:  # ties at the threshold: keep the last `extra` of them (earlier ones pruned)
         tied = _compare_alive(flat, thr, alive, torch.eq, np.equal)
@@ -305,6 +320,7 @@ def select_flat(
     shapes: Sequence[torch.Size] | None = None,
     warn: bool = True,
     emptied_out: list[str] | None = None,
+    dead_zero: bool = False,
 ) -> torch.Tensor:
     """The selection on one flat score buffer (tensors concatenated in `names` order).
 
@@ -325,6 +341,10 @@ def select_flat(
       along each tensor's last dimension at most `m - n` are pruned (the group's lowest scores are
       the candidates), and the `N - n_keep` lowest candidates over all tensors are pruned; at
       `n_keep = N * n / m` every group keeps exactly its `n` highest-scored weights.
+
+    `dead_zero=True` says that every entry `alive` marks pruned holds 0 (a gradual pruner's cut);
+    when no score is negative either (checked) the threshold skips the alive-vector
+    (`_keep_top_flat`); the selection is the same.
     """
     total = flat.numel()
     if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
@@ -332,7 +352,8 @@ def select_flat(
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     segs = _segments(sizes)
-    if total and not _all_finite(flat):
+    lo = _finite_min(flat) if total else 0.0
+    if lo is None:
         finite = torch.isfinite(flat)
         bad = [n for n, (a, b) in zip(names, segs) if not bool(finite[a:b].all())]
         raise ValueError(
@@ -341,14 +362,17 @@ def select_flat(
         )
     if pattern is not None:
         return _select_nm(flat, segs, names, n_keep, alive, pattern, shapes)
+    dead_zero = dead_zero and alive is not None and lo >= 0.0
     if scope == "layer":
         keep = torch.zeros(total, dtype=torch.bool, device=flat.device)
         frac = 1.0 - n_keep / total
         for a, b in segs:
             k = (b - a) - math.floor(frac * (b - a) + 0.5)
-            keep[a:b] = _keep_top_flat(flat[a:b], None if alive is None else alive[a:b], k)
+            keep[a:b] = _keep_top_flat(
+                flat[a:b], None if alive is None else alive[a:b], k, dead_zero
+            )
         return keep
-    keep = _keep_top_flat(flat, alive, n_keep)
+    keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
     if min_density <= 0.0 and not warn and emptied_out is None:
         return keep
     counts = [_count(keep[a:b]) for a, b in segs]
@@ -365,10 +389,13 @@ def select_flat(
                 stacklevel=3,
             )
         return keep
-    alive_counts = (
-        [b - a for a, b in segs] if alive is None else [_count(alive[a:b]) for a, b in segs]
-    )
-    floors = [min(math.ceil(min_density * (b - a)), c) for (a, b), c in zip(segs, alive_counts)]
+    # floor = min(ceil(d * numel), alive count); a tensor that keeps at least ceil(d * numel)
+    # has at least that many alive, so only the others need their alive entries counted
+    floors = [math.ceil(min_density * (b - a)) for a, b in segs]
+    if alive is not None:
+        for i, (a, b) in enumerate(segs):
+            if counts[i] < floors[i]:
+                floors[i] = min(floors[i], _count(alive[a:b]))
     if sum(floors) > n_keep:
         raise ValueError(
             f"min_density={min_density} keeps {sum(floors)} weights in per-tensor floors alone, "
@@ -390,7 +417,7 @@ def select_flat(
             top = torch.argsort(vals, stable=True)[-floors[i] :]
             seg[top] = math.inf
             lifted.add(i)
-        keep = _keep_top_flat(work, alive, n_keep)
+        keep = _keep_top_flat(work, alive, n_keep, dead_zero)  # lifted entries: +inf >= 0
         counts = [_count(keep[a:b]) for a, b in segs]
     if warn and emptied:
         warnings.warn(
@@ -633,11 +660,15 @@ class Pruner(Callback):
         return torch.cat([self.mask[n].reshape(-1) for n in self.names])
 
     def _select(
-        self, flat: torch.Tensor, n_keep: int, alive: torch.Tensor | None
+        self,
+        flat: torch.Tensor,
+        n_keep: int,
+        alive: torch.Tensor | None,
+        dead_zero: bool = False,
     ) -> tuple[WeightMask, torch.Tensor]:
         """Cut `flat` (scores in `names` order) to `n_keep` with this pruner's selection rule; warn
         once per tensor that the plain global selection would empty. Returns the mask and the flat
-        keep-vector it views."""
+        keep-vector it views. `dead_zero`: the entries `alive` marks pruned hold 0 (`select_flat`)."""
         emptied: list[str] = []
         keep = select_flat(
             flat,
@@ -650,6 +681,7 @@ class Pruner(Callback):
             pattern=self._nm,
             shapes=self.shapes,
             emptied_out=emptied,
+            dead_zero=dead_zero,
         )
         new = [n for n in emptied if n not in self._warned]
         if new:
@@ -992,10 +1024,11 @@ class GradualPruner(Pruner):
             self.state = {s: self._flat_views(f) for s, f in self.flat.items()}
 
     def _scratch(self, name: str) -> torch.Tensor:
-        """A flat float32 work buffer of the targets' size, allocated once (freed after the window)."""
+        """A flat float32 work buffer of the targets' size, allocated once at zero (freed after the
+        window; it keeps what the rule last wrote into it between steps)."""
         buf = self._scratch_bufs.get(name)
         if buf is None:
-            buf = torch.empty(self.numel, dtype=torch.float32, device=self.device)
+            buf = torch.zeros(self.numel, dtype=torch.float32, device=self.device)
             self._scratch_bufs[name] = buf
         return buf
 
@@ -1044,7 +1077,7 @@ class GradualPruner(Pruner):
         if not zeroed:
             flat.masked_fill_(~alive, 0.0)
         keep = self.final_keep if k == self.window - 1 else self.n_keep(k)  # exact at the end
-        self._set_mask(*self._select(flat, keep, alive))
+        self._set_mask(*self._select(flat, keep, alive, dead_zero=True))  # zeroed just above
 
     # ------------------------------------------------------------------ driving
     @property
