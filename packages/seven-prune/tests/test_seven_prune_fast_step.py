@@ -353,3 +353,47 @@ def test_dead_zero_selection_equals_the_alive_selection(scope: str, min_density:
     want = pruning.select_flat(neg, sizes, names, n_alive // 2, alive, warn=False)
     got = pruning.select_flat(neg, sizes, names, n_alive // 2, alive, dead_zero=True, warn=False)
     assert torch.equal(got, want)
+
+
+def test_optimizer_hook_makes_the_re_zeroing_pass_unneeded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With optimizer= (AdamW hooked by masked training) the pruner skips re-zeroing the weights
+    after a step (re-applied only by the cuts' new masks), and every pruned weight is still exactly
+    0 after every step; without it, every step re-zeroes."""
+    from seven_prune.models import tiny_bert
+
+    rezero_flags: list[bool] = []
+    eager = seven._seven_update_eager
+
+    def spy(*args: object, **kw: object) -> None:
+        rezero_flags.append(bool(kw["rezero"]))
+        eager(*args, **kw)
+
+    monkeypatch.setattr(seven, "_seven_update_eager", spy)
+    for hooked in (True, False):
+        rezero_flags.clear()
+        torch.manual_seed(0)
+        model = tiny_bert(seed=3)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        pr = SevenPruner(
+            model, 0.7, start=1, window=8, delta_t=2, optimizer=opt if hooked else None
+        )
+        assert pr.masked.holds_zeros is hooked
+        reapplied: list[None] = []
+        monkeypatch.setattr(
+            pr.masked, "reapply", lambda f=pr.masked.reapply, out=reapplied: out.append(f())
+        )
+        gen = torch.Generator().manual_seed(4)
+        for _ in range(10):
+            ids = torch.randint(0, 64, (8, 12), generator=gen)
+            labels = torch.randint(0, 2, (8,), generator=gen)
+            opt.zero_grad(set_to_none=True)
+            model(input_ids=ids, labels=labels).loss.backward()
+            opt.step()
+            pr.step()
+            for name, p in pr.params.items():
+                assert bool((p.detach()[~pr.mask[name]] == 0).all()), name
+        cuts = 4  # updates k = 1, 3, 5 and the last (k = 6)
+        assert rezero_flags == [not hooked] * 7
+        # hooked: only the cuts' set_mask re-applies; otherwise also the 3 steps out of the window
+        assert len(reapplied) == (cuts if hooked else cuts + 3)
+        assert 0.6 < pr.achieved_sparsity <= 0.7

@@ -1100,7 +1100,9 @@ class GradualPruner(Pruner):
         """Call once per training step, after `optimizer.step()` (gradients still in `.grad`).
 
         In the window, updates the scores from the post-step weights and this step's gradients and
-        cuts the mask; always re-zeroes the pruned weights.
+        cuts the mask; keeps the pruned weights at exactly zero: re-zeroes them, unless masked
+        training holds them at zero through a hooked optimizer (`optimizer=`, see
+        `maskloop.MaskedTraining.holds_zeros`), which saves that pass.
         """
         tic = time.perf_counter()
         rezeroed = False
@@ -1114,7 +1116,7 @@ class GradualPruner(Pruner):
             rezeroed = self._update(self.t - self.start)
         elif self.t == 0 and self.needs_grads:
             self._grads()  # step() before any backward is a usage error even outside the window
-        if not rezeroed:
+        if not rezeroed and not self.masked.holds_zeros:  # (optimizer= keeps them at zero)
             self.masked.reapply()
         self.t += 1
         if self.weights_at == "pre" and self.mode == "dyn" and self.in_window:

@@ -375,6 +375,8 @@ class SevenPruner(GradualPruner):
             k=k,
             abs_moments=self.moments == "abs",
             cutting=self.cutting,
+            # optimizer= (a hooked safe optimizer): pruned weights never move, nothing to re-zero
+            rezero=not self.masked.holds_zeros,
             rezero_on_cut=not self.masked.attached,  # attached: the cut's set_mask re-zeroes
         )
         return True
