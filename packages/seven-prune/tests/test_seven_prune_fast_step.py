@@ -149,11 +149,10 @@ def test_eager_update_equals_the_official_formula_in_float64(
     gen = torch.Generator().manual_seed(11)
     shapes = [(7, 12), (5, 16), (40,)]
     a1, a2, eps, K = 0.8, 0.9, 1e-9, 8
-    n = sum(math.prod(sh) for sh in shapes)
-    flat = {key: torch.zeros(n, dtype=torch.float64) for key in ("m", "v", "S", "t1", "t2")}
-    flat["t2"].fill_(7.5)  # any finite contents: the kernel multiplies them away
-    new = {key: seven._views(flat[key], shapes) for key in "mvS"}
+    new = {key: [torch.zeros(sh, dtype=torch.float64) for sh in shapes] for key in "mvS"}
     ref = _zero_state(shapes, torch.float64)
+    t1s = [torch.empty(sh, dtype=torch.float64) for sh in shapes]
+    t2s = [torch.full(sh, 7.5, dtype=torch.float64) for sh in shapes]  # any finite: cleared
     keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
     for k in range(K):
         cutting = k % 3 == 2
@@ -164,14 +163,14 @@ def test_eager_update_equals_the_official_formula_in_float64(
         w_before = [w.clone() for w in ws]
         _official_update(ref, ws, gs, keeps, k, a1, a2, eps, cutting, moments == "abs")
         seven._seven_update_eager(
-            flat["m"],
-            flat["v"],
-            flat["S"],
-            flat["t1"],
-            flat["t2"],
+            new["m"],
+            new["v"],
+            new["S"],
             ws,
             gs,
             keeps,
+            t1s,
+            t2s,
             alpha1=a1,
             alpha2=a2,
             eps=eps,
@@ -329,8 +328,8 @@ def test_fused_without_a_compiler_runs_the_eager_update(monkeypatch: pytest.Monk
 @pytest.mark.parametrize("scope", ["global", "layer"])
 @pytest.mark.parametrize("min_density", [0.0, 0.05])
 def test_dead_zero_selection_equals_the_alive_selection(scope: str, min_density: float) -> None:
-    """select_flat(dead_zero=True) (threshold and comparison without the alive-vector, as at a
-    gradual pruner's cut, whose pruned scores are 0) equals the selection with it: large buffers
+    """select_flat(dead_zero=True) (the comparison with the threshold without the alive-vector, as
+    at a gradual pruner's cut, whose pruned scores are 0) equals the selection with it: large buffers
     (the sampled threshold), exact ties, alive entries scored 0, a nearly empty tensor (the guard);
     and a negative score turns the shortcut off without changing the result."""
     g = torch.Generator().manual_seed(3)

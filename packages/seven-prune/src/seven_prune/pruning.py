@@ -246,10 +246,12 @@ def _keep_top_flat(
     up `n_keep` (as `from_scores` does); a pruner never asks that.
 
     `dead_zero`: the caller vouches that no entry is negative and every entry `alive` marks pruned
-    is 0 (a gradual pruner's non-negative scores at a cut). Then the k-th smallest alive score is
-    the (k + number pruned)-th smallest of all (the pruned entries are copies of the least value),
-    and no pruned entry exceeds a threshold >= 0, so threshold and comparison skip the alive-vector
-    (two passes fewer over the buffer); the result is the same.
+    is 0 (a gradual pruner's non-negative scores at a cut). Then no pruned entry exceeds the
+    threshold (an alive score, >= 0), and the comparison skips the AND with the alive-vector; the
+    result is the same. (The threshold itself still selects among the alive entries: taking it as
+    the (k + number pruned)-th smallest of the whole buffer would skip two more passes, but when many
+    scores are exactly 0 the sample's bracket then starts at 0 and the candidate set holds every
+    pruned entry.)
     """
     n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
@@ -263,13 +265,9 @@ def _keep_top_flat(
     if n_keep == 0:
         return torch.zeros_like(flat, dtype=torch.bool)
     n_prune = n_alive - n_keep
-    if dead_zero and alive is not None:
-        n_dead = flat.numel() - n_alive
-        thr = _kth_smallest(flat, None, n_prune + n_dead, flat.numel())
-        keep = _compare_alive(flat, thr, None, torch.gt, np.greater)
-    else:
-        thr = _kth_smallest(flat, alive, n_prune, n_alive)
-        keep = _compare_alive(flat, thr, alive, torch.gt, np.greater)
+    thr = _kth_smallest(flat, alive, n_prune, n_alive)
+    # dead_zero: a pruned entry (0) never exceeds the threshold (an alive score, >= 0)
+    keep = _compare_alive(flat, thr, None if dead_zero else alive, torch.gt, np.greater)
     extra = n_keep - _count(keep)
     if extra > 0:  # ties at the threshold: keep the last `extra` of them (earlier ones pruned)
         tied = _compare_alive(flat, thr, alive, torch.eq, np.equal)
@@ -343,8 +341,8 @@ def select_flat(
       `n_keep = N * n / m` every group keeps exactly its `n` highest-scored weights.
 
     `dead_zero=True` says that every entry `alive` marks pruned holds 0 (a gradual pruner's cut);
-    when no score is negative either (checked) the threshold skips the alive-vector
-    (`_keep_top_flat`); the selection is the same.
+    when no score is negative either (checked) the comparison with the threshold skips the
+    alive-vector (`_keep_top_flat`); the selection is the same.
     """
     total = flat.numel()
     if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
@@ -965,6 +963,7 @@ class GradualPruner(Pruner):
         self.state: dict[str, list[torch.Tensor]] = {}
         self.updates = 0  # number of score updates so far (k of the next update)
         self._scratch_bufs: dict[str, torch.Tensor] = {}
+        self._scratch_view_cache: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
         self._w_before: torch.Tensor | None = None  # weights before this step (weights_at="pre")
         self.cutting = False  # whether the current update is followed by a cut
         if self.weights_at == "pre" and self.mode == "dyn" and self.start == 0:
@@ -1032,6 +1031,15 @@ class GradualPruner(Pruner):
             self._scratch_bufs[name] = buf
         return buf
 
+    def _scratch_views(self, name: str) -> list[torch.Tensor]:
+        """`_scratch(name)` as views shaped like the targets (made once per buffer)."""
+        buf = self._scratch(name)
+        cached = self._scratch_view_cache.get(name)
+        if cached is None or cached[0] is not buf:
+            cached = (buf, self._flat_views(buf))
+            self._scratch_view_cache[name] = cached
+        return cached[1]
+
     def current_flat_scores(self) -> torch.Tensor:
         """`current_scores()` as one flat buffer (a view of the state when the rule allows)."""
         return self.flat["S"]
@@ -1066,6 +1074,7 @@ class GradualPruner(Pruner):
         self.updates = k + 1
         if k == self.last_k:
             self._scratch_bufs.clear()  # the window is over: free the work buffers
+            self._scratch_view_cache.clear()
         return masked
 
     @torch.no_grad()
