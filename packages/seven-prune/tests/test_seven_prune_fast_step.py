@@ -4,6 +4,7 @@ ratio, the masking folded in) equals the official formula to float64 rounding an
 in float32."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -151,7 +152,7 @@ def test_eager_update_equals_the_official_formula_in_float64(
     new = {key: [torch.zeros(sh, dtype=torch.float64) for sh in shapes] for key in "mvS"}
     ref = _zero_state(shapes, torch.float64)
     t1s = [torch.empty(sh, dtype=torch.float64) for sh in shapes]
-    t2s = [torch.empty(sh, dtype=torch.float64) for sh in shapes]
+    t2s = [torch.full(sh, 7.5, dtype=torch.float64) for sh in shapes]  # any finite: cleared
     keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
     for k in range(K):
         cutting = k % 3 == 2
@@ -287,3 +288,111 @@ def test_fused_update_equals_the_eager_update_with_masking(monkeypatch: pytest.M
             torch.testing.assert_close(fused.flat[key], eager.flat[key], rtol=1e-5, atol=1e-7)
         for name, p in fused.params.items():
             assert bool((p.detach()[~fused.mask[name]] == 0).all()), name
+
+
+def test_fused_without_a_compiler_runs_the_eager_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fused=True where torch.compile fails (e.g. no C++ compiler) warns once and from then on runs
+    the eager default: m, v, S, masks and weights bit for bit those of fused=False, cuts included."""
+
+    def no_compiler(*args: object) -> None:
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(seven, "_KERNEL", no_compiler)  # as torch.compile's result failing
+    torch.manual_seed(0)
+    eager = SevenPruner(Enc(), 0.6, start=0, window=6, delta_t=2, targets=r"encoder\.")
+    torch.manual_seed(0)
+    fused = SevenPruner(Enc(), 0.6, start=0, window=6, delta_t=2, targets=r"encoder\.", fused=True)
+    gen = torch.Generator().manual_seed(5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(6):
+            noise = [torch.randn(p.shape, generator=gen) * 0.1 for p in eager.params.values()]
+            grads = [torch.randn(p.shape, generator=gen) for p in eager.params.values()]
+            for pr in (eager, fused):
+                for (name, p), d, g in zip(pr.params.items(), noise, grads):
+                    with torch.no_grad():
+                        p.add_(d)
+                    p.grad = g * pr.mask[name]  # as masked training leaves it
+                pr.step()
+            assert seven._KERNEL is False
+            assert fused.mask == eager.mask
+            for key in ("m", "v", "S"):
+                assert torch.equal(fused.flat[key], eager.flat[key]), key
+            for pa, pb in zip(eager.params.values(), fused.params.values()):
+                assert torch.equal(pa, pb)
+    runtime = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(runtime) == 1 and "runs eagerly" in str(runtime[0].message)
+    assert 0.55 < fused.achieved_sparsity <= 0.6
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("min_density", [0.0, 0.05])
+def test_dead_zero_selection_equals_the_alive_selection(scope: str, min_density: float) -> None:
+    """select_flat(dead_zero=True) (the comparison with the threshold without the alive-vector, as
+    at a gradual pruner's cut, whose pruned scores are 0) equals the selection with it: large buffers
+    (the sampled threshold), exact ties, alive entries scored 0, a nearly empty tensor (the guard);
+    and a negative score turns the shortcut off without changing the result."""
+    g = torch.Generator().manual_seed(3)
+    sizes, names = [90_000, 30_000, 4096], ["a", "b", "c"]
+    flat = torch.round(torch.rand(sum(sizes), generator=g) ** 2 * 300) / 300  # ties, zeros
+    flat[120_000:] *= 1e-4  # "c": tiny scores, the guard lifts it
+    alive = torch.rand(flat.numel(), generator=g) > 0.4
+    alive[120_000:122_000] = False
+    flat[~alive] = 0.0
+    n_alive = int(alive.sum())
+    for n_keep in (n_alive - 5, n_alive // 2, n_alive // 9):
+        kw = dict(scope=scope, min_density=min_density, warn=False)
+        want = pruning.select_flat(flat, sizes, names, n_keep, alive, **kw)
+        got = pruning.select_flat(flat, sizes, names, n_keep, alive, dead_zero=True, **kw)
+        assert torch.equal(got, want), n_keep
+        if scope == "global":  # (per layer, a tensor with fewer alive than its share revives some)
+            assert int(got.sum()) == n_keep and not bool((got & ~alive).any())
+    neg = flat.clone()
+    neg[alive.nonzero()[0]] = -1.0  # one alive negative score: the shortcut must not be taken
+    want = pruning.select_flat(neg, sizes, names, n_alive // 2, alive, warn=False)
+    got = pruning.select_flat(neg, sizes, names, n_alive // 2, alive, dead_zero=True, warn=False)
+    assert torch.equal(got, want)
+
+
+def test_optimizer_hook_makes_the_re_zeroing_pass_unneeded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With optimizer= (AdamW hooked by masked training) the pruner skips re-zeroing the weights
+    after a step (re-applied only by the cuts' new masks), and every pruned weight is still exactly
+    0 after every step; without it, every step re-zeroes."""
+    from seven_prune.models import tiny_bert
+
+    rezero_flags: list[bool] = []
+    eager = seven._seven_update_eager
+
+    def spy(*args: object, **kw: object) -> None:
+        rezero_flags.append(bool(kw["rezero"]))
+        eager(*args, **kw)
+
+    monkeypatch.setattr(seven, "_seven_update_eager", spy)
+    for hooked in (True, False):
+        rezero_flags.clear()
+        torch.manual_seed(0)
+        model = tiny_bert(seed=3)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        pr = SevenPruner(
+            model, 0.7, start=1, window=8, delta_t=2, optimizer=opt if hooked else None
+        )
+        assert pr.masked.holds_zeros is hooked
+        reapplied: list[None] = []
+        monkeypatch.setattr(
+            pr.masked, "reapply", lambda f=pr.masked.reapply, out=reapplied: out.append(f())
+        )
+        gen = torch.Generator().manual_seed(4)
+        for _ in range(10):
+            ids = torch.randint(0, 64, (8, 12), generator=gen)
+            labels = torch.randint(0, 2, (8,), generator=gen)
+            opt.zero_grad(set_to_none=True)
+            model(input_ids=ids, labels=labels).loss.backward()
+            opt.step()
+            pr.step()
+            for name, p in pr.params.items():
+                assert bool((p.detach()[~pr.mask[name]] == 0).all()), name
+        cuts = 4  # updates k = 1, 3, 5 and the last (k = 6)
+        assert rezero_flags == [not hooked] * 7
+        # hooked: only the cuts' set_mask re-applies; otherwise also the 3 steps out of the window
+        assert len(reapplied) == (cuts if hooked else cuts + 3)
+        assert 0.6 < pr.achieved_sparsity <= 0.7

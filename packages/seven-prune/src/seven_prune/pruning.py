@@ -164,11 +164,13 @@ def _count(x: torch.Tensor) -> int:
     return int(torch.count_nonzero(x))
 
 
-def _all_finite(flat: torch.Tensor) -> bool:
-    """Whether every entry is finite, from the smallest and largest (one reduction pass; they
-    propagate NaN, and an inf is one of them)."""
+def _finite_min(flat: torch.Tensor) -> float | None:
+    """The smallest entry if every entry is finite, else None, from the smallest and largest (one
+    reduction pass; they propagate NaN, and an inf is one of them)."""
     lo, hi = torch.aminmax(flat)
-    return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
+    if bool(torch.isfinite(lo)) and bool(torch.isfinite(hi)):
+        return float(lo)
+    return None
 
 
 def _kth_bracketed(fn: np.ndarray, an: np.ndarray | None, k: int, n_alive: int) -> float | None:
@@ -232,7 +234,9 @@ def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_aliv
     return float(np.partition(vals, k - 1)[k - 1])
 
 
-def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) -> torch.Tensor:
+def _keep_top_flat(
+    flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int, dead_zero: bool = False
+) -> torch.Tensor:
     """Bool keep-vector: the `n_keep` highest of `flat` among the `alive` entries (None: all).
 
     Exactly the selection of `WeightMask.from_scores` (pruned entries scored -inf; ties at the
@@ -240,6 +244,14 @@ def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) 
     (the k-th smallest alive score, `_kth_smallest`) instead of a sort. When `n_keep` exceeds the
     number of alive entries, the pruned entries tie at -inf and the last of them are kept to make
     up `n_keep` (as `from_scores` does); a pruner never asks that.
+
+    `dead_zero`: the caller vouches that no entry is negative and every entry `alive` marks pruned
+    is 0 (a gradual pruner's non-negative scores at a cut). Then no pruned entry exceeds the
+    threshold (an alive score, >= 0), and the comparison skips the AND with the alive-vector; the
+    result is the same. (The threshold itself still selects among the alive entries: taking it as
+    the (k + number pruned)-th smallest of the whole buffer would skip two more passes, but when many
+    scores are exactly 0 the sample's bracket then starts at 0 and the candidate set holds every
+    pruned entry.)
     """
     n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
@@ -254,7 +266,8 @@ def _keep_top_flat(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) 
         return torch.zeros_like(flat, dtype=torch.bool)
     n_prune = n_alive - n_keep
     thr = _kth_smallest(flat, alive, n_prune, n_alive)
-    keep = _compare_alive(flat, thr, alive, torch.gt, np.greater)
+    # dead_zero: a pruned entry (0) never exceeds the threshold (an alive score, >= 0)
+    keep = _compare_alive(flat, thr, None if dead_zero else alive, torch.gt, np.greater)
     extra = n_keep - _count(keep)
     if extra > 0:  # ties at the threshold: keep the last `extra` of them (earlier ones pruned)
         tied = _compare_alive(flat, thr, alive, torch.eq, np.equal)
@@ -305,6 +318,7 @@ def select_flat(
     shapes: Sequence[torch.Size] | None = None,
     warn: bool = True,
     emptied_out: list[str] | None = None,
+    dead_zero: bool = False,
 ) -> torch.Tensor:
     """The selection on one flat score buffer (tensors concatenated in `names` order).
 
@@ -325,6 +339,10 @@ def select_flat(
       along each tensor's last dimension at most `m - n` are pruned (the group's lowest scores are
       the candidates), and the `N - n_keep` lowest candidates over all tensors are pruned; at
       `n_keep = N * n / m` every group keeps exactly its `n` highest-scored weights.
+
+    `dead_zero=True` says that every entry `alive` marks pruned holds 0 (a gradual pruner's cut);
+    when no score is negative either (checked) the comparison with the threshold skips the
+    alive-vector (`_keep_top_flat`); the selection is the same.
     """
     total = flat.numel()
     if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
@@ -332,7 +350,8 @@ def select_flat(
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     segs = _segments(sizes)
-    if total and not _all_finite(flat):
+    lo = _finite_min(flat) if total else 0.0
+    if lo is None:
         finite = torch.isfinite(flat)
         bad = [n for n, (a, b) in zip(names, segs) if not bool(finite[a:b].all())]
         raise ValueError(
@@ -341,14 +360,17 @@ def select_flat(
         )
     if pattern is not None:
         return _select_nm(flat, segs, names, n_keep, alive, pattern, shapes)
+    dead_zero = dead_zero and alive is not None and lo >= 0.0
     if scope == "layer":
         keep = torch.zeros(total, dtype=torch.bool, device=flat.device)
         frac = 1.0 - n_keep / total
         for a, b in segs:
             k = (b - a) - math.floor(frac * (b - a) + 0.5)
-            keep[a:b] = _keep_top_flat(flat[a:b], None if alive is None else alive[a:b], k)
+            keep[a:b] = _keep_top_flat(
+                flat[a:b], None if alive is None else alive[a:b], k, dead_zero
+            )
         return keep
-    keep = _keep_top_flat(flat, alive, n_keep)
+    keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
     if min_density <= 0.0 and not warn and emptied_out is None:
         return keep
     counts = [_count(keep[a:b]) for a, b in segs]
@@ -365,10 +387,13 @@ def select_flat(
                 stacklevel=3,
             )
         return keep
-    alive_counts = (
-        [b - a for a, b in segs] if alive is None else [_count(alive[a:b]) for a, b in segs]
-    )
-    floors = [min(math.ceil(min_density * (b - a)), c) for (a, b), c in zip(segs, alive_counts)]
+    # floor = min(ceil(d * numel), alive count); a tensor that keeps at least ceil(d * numel)
+    # has at least that many alive, so only the others need their alive entries counted
+    floors = [math.ceil(min_density * (b - a)) for a, b in segs]
+    if alive is not None:
+        for i, (a, b) in enumerate(segs):
+            if counts[i] < floors[i]:
+                floors[i] = min(floors[i], _count(alive[a:b]))
     if sum(floors) > n_keep:
         raise ValueError(
             f"min_density={min_density} keeps {sum(floors)} weights in per-tensor floors alone, "
@@ -390,7 +415,7 @@ def select_flat(
             top = torch.argsort(vals, stable=True)[-floors[i] :]
             seg[top] = math.inf
             lifted.add(i)
-        keep = _keep_top_flat(work, alive, n_keep)
+        keep = _keep_top_flat(work, alive, n_keep, dead_zero)  # lifted entries: +inf >= 0
         counts = [_count(keep[a:b]) for a, b in segs]
     if warn and emptied:
         warnings.warn(
@@ -633,11 +658,15 @@ class Pruner(Callback):
         return torch.cat([self.mask[n].reshape(-1) for n in self.names])
 
     def _select(
-        self, flat: torch.Tensor, n_keep: int, alive: torch.Tensor | None
+        self,
+        flat: torch.Tensor,
+        n_keep: int,
+        alive: torch.Tensor | None,
+        dead_zero: bool = False,
     ) -> tuple[WeightMask, torch.Tensor]:
         """Cut `flat` (scores in `names` order) to `n_keep` with this pruner's selection rule; warn
         once per tensor that the plain global selection would empty. Returns the mask and the flat
-        keep-vector it views."""
+        keep-vector it views. `dead_zero`: the entries `alive` marks pruned hold 0 (`select_flat`)."""
         emptied: list[str] = []
         keep = select_flat(
             flat,
@@ -650,6 +679,7 @@ class Pruner(Callback):
             pattern=self._nm,
             shapes=self.shapes,
             emptied_out=emptied,
+            dead_zero=dead_zero,
         )
         new = [n for n in emptied if n not in self._warned]
         if new:
@@ -933,6 +963,7 @@ class GradualPruner(Pruner):
         self.state: dict[str, list[torch.Tensor]] = {}
         self.updates = 0  # number of score updates so far (k of the next update)
         self._scratch_bufs: dict[str, torch.Tensor] = {}
+        self._scratch_view_cache: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
         self._w_before: torch.Tensor | None = None  # weights before this step (weights_at="pre")
         self.cutting = False  # whether the current update is followed by a cut
         if self.weights_at == "pre" and self.mode == "dyn" and self.start == 0:
@@ -992,12 +1023,22 @@ class GradualPruner(Pruner):
             self.state = {s: self._flat_views(f) for s, f in self.flat.items()}
 
     def _scratch(self, name: str) -> torch.Tensor:
-        """A flat float32 work buffer of the targets' size, allocated once (freed after the window)."""
+        """A flat float32 work buffer of the targets' size, allocated once at zero (freed after the
+        window; it keeps what the rule last wrote into it between steps)."""
         buf = self._scratch_bufs.get(name)
         if buf is None:
-            buf = torch.empty(self.numel, dtype=torch.float32, device=self.device)
+            buf = torch.zeros(self.numel, dtype=torch.float32, device=self.device)
             self._scratch_bufs[name] = buf
         return buf
+
+    def _scratch_views(self, name: str) -> list[torch.Tensor]:
+        """`_scratch(name)` as views shaped like the targets (made once per buffer)."""
+        buf = self._scratch(name)
+        cached = self._scratch_view_cache.get(name)
+        if cached is None or cached[0] is not buf:
+            cached = (buf, self._flat_views(buf))
+            self._scratch_view_cache[name] = cached
+        return cached[1]
 
     def current_flat_scores(self) -> torch.Tensor:
         """`current_scores()` as one flat buffer (a view of the state when the rule allows)."""
@@ -1033,6 +1074,7 @@ class GradualPruner(Pruner):
         self.updates = k + 1
         if k == self.last_k:
             self._scratch_bufs.clear()  # the window is over: free the work buffers
+            self._scratch_view_cache.clear()
         return masked
 
     @torch.no_grad()
@@ -1044,7 +1086,7 @@ class GradualPruner(Pruner):
         if not zeroed:
             flat.masked_fill_(~alive, 0.0)
         keep = self.final_keep if k == self.window - 1 else self.n_keep(k)  # exact at the end
-        self._set_mask(*self._select(flat, keep, alive))
+        self._set_mask(*self._select(flat, keep, alive, dead_zero=True))  # zeroed just above
 
     # ------------------------------------------------------------------ driving
     @property
@@ -1067,7 +1109,9 @@ class GradualPruner(Pruner):
         """Call once per training step, after `optimizer.step()` (gradients still in `.grad`).
 
         In the window, updates the scores from the post-step weights and this step's gradients and
-        cuts the mask; always re-zeroes the pruned weights.
+        cuts the mask; keeps the pruned weights at exactly zero: re-zeroes them, unless masked
+        training holds them at zero through a hooked optimizer (`optimizer=`, see
+        `maskloop.MaskedTraining.holds_zeros`), which saves that pass.
         """
         tic = time.perf_counter()
         rezeroed = False
@@ -1081,7 +1125,7 @@ class GradualPruner(Pruner):
             rezeroed = self._update(self.t - self.start)
         elif self.t == 0 and self.needs_grads:
             self._grads()  # step() before any backward is a usage error even outside the window
-        if not rezeroed:
+        if not rezeroed and not self.masked.holds_zeros:  # (optimizer= keeps them at zero)
             self.masked.reapply()
         self.t += 1
         if self.weights_at == "pre" and self.mode == "dyn" and self.in_window:

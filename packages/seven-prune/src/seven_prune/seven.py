@@ -59,58 +59,64 @@ def _seven_update(
         w.mul_(keep)
 
 
-def _run_fused(*args: Any) -> None:
+def _run_fused(*args: Any) -> bool:
     """Run `_seven_update` compiled by `torch.compile` (compiled once per process and target
-    shapes). Where it cannot be compiled (e.g. no C++ compiler for the CPU backend) it warns once
-    and runs uncompiled."""
+    shapes); True if it ran. Where it cannot be compiled (e.g. no C++ compiler for the CPU backend)
+    it warns once and returns False from then on, and the caller runs the eager default
+    (`_seven_update_eager`) instead: the same formula, and the same numbers as `fused=False`."""
     global _KERNEL
     if _KERNEL is None:
         _KERNEL = torch.compile(_seven_update, dynamic=False, fullgraph=True)
-    if _KERNEL is _seven_update:
-        _seven_update(*args)
-        return
+    if _KERNEL is False:
+        return False
     try:
         _KERNEL(*args)
     except Exception as err:  # compilation failures surface as many exception types
         warnings.warn(
             f"SevenPruner(fused=True): torch.compile failed ({type(err).__name__}: {err}); the "
-            "update runs uncompiled (same arithmetic, slower)",
+            "update runs eagerly (the default path, fused=False: same formula, slower)",
             RuntimeWarning,
             stacklevel=3,
         )
-        _KERNEL = _seven_update
-        _seven_update(*args)
+        _KERNEL = False
+        return False
+    return True
 
 
-#: per (device type, dtype): whether `torch._fused_adam_` runs there (see `_moments_and_ratio_`)
+#: per (device type, dtype): whether torch's fused AdamW kernel runs there and gives the
+#: ratio with the old contents of `out` multiplied away (see `_moments_and_ratio_`)
 _FUSED_ADAM: dict[tuple[str, torch.dtype], bool] = {}
 
 
 def _fused_adam_runs(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether torch's fused Adam kernel (a private op, `torch._fused_adam_`) runs for tensors of
-    this device type and dtype, probed once on one-element tensors (no side effects on real data)."""
+    """Whether torch's fused AdamW kernel (a private op, `torch._fused_adamw_`) runs for tensors of
+    this device type and dtype and computes what `_moments_and_ratio_` relies on, probed once on
+    one-element tensors (no side effects on real data): from out = 3, |g| = 1, m = v = 0, step 1,
+    betas 0.5, eps 1, lr = weight_decay = -1 it must write exactly out = 0.5 (3 * (1 - lr *
+    weight_decay) = 0, plus the ratio 1 / (1 + 1))."""
     key = (device.type, dtype)
     if key not in _FUSED_ADAM:
-        op = getattr(torch, "_fused_adam_", None)
+        op = getattr(torch, "_fused_adamw_", None)
         ok = op is not None
         if ok:
-            x = [torch.zeros(1, dtype=dtype, device=device) for _ in range(4)]
+            out, g, m, v = (torch.full((1,), x, dtype=dtype, device=device) for x in (3, 1, 0, 0))
             try:
                 op(
-                    [x[0]],
-                    [x[1]],
-                    [x[2]],
-                    [x[3]],
+                    [out],
+                    [g],
+                    [m],
+                    [v],
                     [],
                     [torch.ones((), device=device)],
                     lr=-1.0,
                     beta1=0.5,
                     beta2=0.5,
-                    weight_decay=0.0,
+                    weight_decay=-1.0,
                     eps=1.0,
                     amsgrad=False,
                     maximize=False,
                 )
+                ok = float(out[0]) == 0.5
             except (RuntimeError, NotImplementedError, TypeError):
                 ok = False
         _FUSED_ADAM[key] = ok
@@ -129,18 +135,21 @@ def _moments_and_ratio_(
 ) -> None:
     """m <- a1 m + (1 - a1) g_m,  v <- a2 v + (1 - a2) g_m^2,  out <- m_hat / (sqrt(v_hat) + eps),
     in place, with m_hat = m / (1 - a1^step) and v_hat = v / (1 - a2^step) (`step`: a 0-d tensor
-    on the data's device holding the update count k + 1).
+    on the data's device holding the update count k + 1). `out` must hold finite numbers on entry
+    (its old values are multiplied by 0; the pruner's work buffer starts at 0 and holds the last
+    ratio).
 
     This is Adam's update direction with betas (a1, a2) on the "gradient" g_m (|g| or g; g_m^2 =
-    g^2 either way), so torch's fused Adam kernel computes all three in one pass over the data (on
-    `out` = 0 with learning rate -1 it writes (1 / bc1) m / (sqrt(v) / sqrt(bc2) + eps)). Where that
-    kernel does not run (a private op: another torch version or device), the same arithmetic runs
-    one operation at a time. Both equal the one-operation-at-a-time formula to float rounding
-    (`test_seven_prune_fast_step.py`).
+    g^2 either way), so torch's fused AdamW kernel computes all three in one pass over the data:
+    with learning rate -1 and weight decay -1 it writes out * (1 - lr * wd) + (1 / bc1) m /
+    (sqrt(v) / sqrt(bc2) + eps) = 0 + the ratio (decoupled weight decay by a factor of exactly 0
+    clears `out` in the same pass, so no separate zeroing pass). Where that kernel does not run or
+    does not compute this (a private op: another torch version or device; probed once by
+    `_fused_adam_runs`), the same arithmetic runs one operation at a time. Both equal the
+    one-operation-at-a-time formula to float rounding (`test_seven_prune_fast_step.py`).
     """
     if _fused_adam_runs(out.device, out.dtype):
-        out.zero_()
-        torch._fused_adam_(
+        torch._fused_adamw_(
             [out],
             [g_m],
             [m],
@@ -150,7 +159,7 @@ def _moments_and_ratio_(
             lr=-1.0,
             beta1=alpha1,
             beta2=alpha2,
-            weight_decay=0.0,
+            weight_decay=-1.0,
             eps=eps,
             amsgrad=False,
             maximize=False,
@@ -180,16 +189,20 @@ def _seven_update_eager(
     k: int,
     abs_moments: bool,
     cutting: bool,
+    rezero: bool = True,
     rezero_on_cut: bool = True,
 ) -> None:
     """The SEVEN update of every target, eager and in place; m, v, S, the scratch t1, t2 share one
-    float dtype (any), W and g may be of another.
+    float dtype (any; t2 must hold finite numbers, see `_moments_and_ratio_`), W and g may be of
+    another.
 
-    Per target, five to seven operations (each target's data stays in cache between them):
-    t1 <- g_m (|g| for `abs_moments`, else g); m, v and t2 = m_hat / (sqrt(v_hat) + eps) in one
-    pass (`_moments_and_ratio_`); t1 <- |W g|; S <- S + t1 |t2|. Then the masking that follows the
-    update: on a cut step S <- S * M (S[M == 0] <- 0; exact for finite scores), and W <- W * M
-    (the re-zeroing `maskloop.MaskedTraining.reapply` does) except on a cut step when
+    Per target, five or six operations (each target's data stays in cache between them, which
+    measured faster than one operation over all targets at a time): t1 <- g_m (|g| for
+    `abs_moments`, else g); m, v and t2 = m_hat / (sqrt(v_hat) + eps) in one pass
+    (`_moments_and_ratio_`, which also clears t2's old contents); t1 <- |W g|; S <- S + t1 |t2|.
+    Then the masking that follows the update: on a cut step S <- S * M (S[M == 0] <- 0; exact for
+    finite scores), and W <- W * M (the re-zeroing `maskloop.MaskedTraining.reapply` does) unless
+    `rezero` is False (the pruned weights stay zero anyway: a hooked optimizer) or on a cut step
     `rezero_on_cut` is False (the cut re-zeroes with its new mask, a subset of this one).
     The official code's formula, reassociated: the same quantity to float rounding (tested in
     float64 against the one-operation-at-a-time formula).
@@ -211,7 +224,7 @@ def _seven_update_eager(
         u8 = keep.view(torch.uint8)
         if cutting:
             s.mul_(u8)
-        if rezero_on_cut or not cutting:
+        if rezero and (rezero_on_cut or not cutting):
             w.mul_(u8)
 
 
@@ -236,13 +249,13 @@ class SevenPruner(GradualPruner):
     m_hat / sqrt(v_hat) factor (the ablation: accumulated Taylor scores).
 
     The eager default (nothing compiled) takes the moments and m_hat / (sqrt(v_hat) + eps), which is
-    Adam's update direction with betas (a1, a2) on |g|, from torch's fused Adam kernel in one pass
-    per target, then |W g|, S and the masking that follows in four more operations
+    Adam's update direction with betas (a1, a2) on |g|, from torch's fused AdamW kernel in one pass
+    per target, then |W g|, S and the re-zeroing of the pruned weights in four more operations
     (`_seven_update_eager`); it equals the official formula to float rounding (tested in float64
     against the formula one operation at a time), not bit for bit. `fused=True` compiles the whole
     update, masking included, into one pass per target with `torch.compile` (the first call
-    compiles for a minute or more and needs a C++ compiler on a CPU; without one it warns and runs
-    uncompiled); its rounding differs from the eager path in the last bits too.
+    compiles for a minute or more and needs a C++ compiler on a CPU; where it cannot compile it warns
+    once and runs the eager default); its rounding differs from the eager path in the last bits too.
 
     `mode="dyn"` (SEVEN_dyn, confirmed by the official code): call `step()` after every
     `optimizer.step()` of fine-tuning. `mode="pre"` (SEVEN_pre, **reconstruction**: the official code
@@ -334,10 +347,11 @@ class SevenPruner(GradualPruner):
             )
             cut = torch.tensor(self.cutting, device=self.device)
             st = self.state
-            _run_fused(
+            if _run_fused(
                 st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, self.moments == "abs"
-            )
-            return True
+            ):
+                return True
+            # not compiled here: the eager default below (`_run_fused` has warned)
         st = self.state
         _seven_update_eager(
             st["m"],
@@ -346,14 +360,16 @@ class SevenPruner(GradualPruner):
             weights,
             grads,
             keeps,
-            self._flat_views(self._scratch("t1")),
-            self._flat_views(self._scratch("t2")),
+            self._scratch_views("t1"),
+            self._scratch_views("t2"),
             alpha1=self.alpha1,
             alpha2=self.alpha2,
             eps=self.eps,
             k=k,
             abs_moments=self.moments == "abs",
             cutting=self.cutting,
+            # optimizer= (a hooked safe optimizer): pruned weights never move, nothing to re-zero
+            rezero=not self.masked.holds_zeros,
             rezero_on_cut=not self.masked.attached,  # attached: the cut's set_mask re-zeroes
         )
         return True

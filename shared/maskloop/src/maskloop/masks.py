@@ -601,6 +601,15 @@ class MaskedTraining(Callback):
         """Whether the hooks are in place."""
         return bool(self._handles)
 
+    @property
+    def holds_zeros(self) -> bool:
+        """Whether the pruned weights stay exactly zero with no `reapply()` after optimizer steps:
+        attached, with a hooked optimizer in `SAFE_OPTIMIZERS` and `reapply="auto"` (a pruned
+        weight then has zero value, gradient and first moment, which such an optimizer never
+        moves; see the class docstring). A caller that re-zeroes weights after each step (a
+        pruner) may skip it then."""
+        return self.attached and self._optimizer_handle is not None and self._safe()
+
     def attach(
         self, model: nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None
     ) -> MaskedTraining:
