@@ -383,3 +383,15 @@ def test_direction_variant_is_a_named_option_off_the_cache_key():
     )
     abl = _estimator("CDHM-entangled+align-to-source", cfg, 0)
     assert (abl.align_direction, abl.entangled, abl.lambda_c) == ("to_source", True, 0.0)
+
+
+def test_ramp_variant_is_a_named_option_off_the_cache_key():
+    """The linear alignment ramp is a bench variant; at "ganin" (the default) the option stays out
+    of the cache key, so the committed caches stay valid, and the key is what it was before."""
+    from cdhm.bench import RAMP_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    cfg = BenchConfig()
+    assert "align_ramp" not in json.loads(_cache_key(cfg))["cdhm_defaults"]
+    assert set(RAMP_VARIANTS) == {"CDHM+align-ramp-linear"}
+    one = _estimator("CDHM+align-ramp-linear", cfg, 3)
+    assert (one.align_ramp, one.alignment, one.align_warmup, one.seed) == ("linear", "mmd", 0.0, 3)

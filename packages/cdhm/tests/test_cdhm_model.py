@@ -553,3 +553,53 @@ def test_align_direction_rejects_bad_values(toy, bad):
     a, _ = toy
     with pytest.raises(ValueError, match="align_direction must be one of"):
         CDHMClassifier(n_segments=4, epochs=1, align_direction=bad).fit(a.x, a.y)
+
+
+def test_align_ramp_linear_weight_is_zero_at_start_and_full_at_the_end(toy):
+    """align_ramp="linear": the alignment weight is exactly p (0 at progress 0, the full
+    lambda_align at progress 1, after align_warmup p rescaled), and the step loss is the
+    no-alignment loss + lambda_align p MK-MMD(s_T) in float64; "ganin" (the default) is unchanged."""
+    from cdhm.models import ganin_lambda
+
+    lin = CDHMClassifier(align_ramp="linear")
+    assert [lin._align_weight(p) for p in (0.0, 0.2, 0.5, 1.0)] == [0.0, 0.2, 0.5, 1.0]
+    late = CDHMClassifier(align_ramp="linear", align_warmup=0.5)
+    assert (late._align_weight(0.49), late._align_weight(0.75), late._align_weight(1.0)) == (
+        0.0,
+        0.5,
+        1.0,
+    )
+    plain = CDHMClassifier()
+    assert all(plain._align_weight(p) == ganin_lambda(p) for p in np.linspace(0, 1, 11))
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    est = CDHMClassifier(align_ramp="linear", lambda_align=0.7, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    est.net_.double()
+    none = CDHMClassifier(alignment=None, **kw)
+    for progress, w in ((0.0, 0.0), (0.3, 0.3), (1.0, 1.0)):
+        import pyro
+
+        batch = {
+            k: (v.double() if v.is_floating_point() else v)
+            for k, v in _eight_windows(est, a, b).items()
+        }
+        pyro.set_rng_seed(3)
+        loss, logs = est._step(batch, progress)
+        none.net_ = est.net_
+        pyro.set_rng_seed(3)
+        base, _ = none._step(batch, progress)
+        assert loss.dtype == torch.float64 and logs["align_weight"] == w
+        assert logs["align"] > 1e-6  # the term is there; only its weight is 0 at the start
+        expected = float(base.detach()) + 0.7 * w * logs["align"]
+        assert float(loss.detach()) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    est.net_.float()
+
+
+@pytest.mark.parametrize("bad", ["Linear", "sigmoid", None, 10])
+def test_align_ramp_rejects_bad_values(toy, bad):
+    """CDHMClassifier.fit: an align_ramp outside ALIGN_RAMPS raises naming it."""
+    a, _ = toy
+    with pytest.raises(ValueError, match="align_ramp must be one of"):
+        CDHMClassifier(n_segments=4, epochs=1, align_ramp=bad).fit(a.x, a.y)

@@ -125,6 +125,12 @@ DIRECTION_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in DIRECTION_VARIANTS.items()
 }
+#: A longer alignment ramp against the same swap (issue 18, session 13; README "A longer
+#: alignment ramp"): the alignment weight rises linearly over the whole of training instead of
+#: the Ganin sigmoid (0.2 instead of 0.76 of the full weight at epoch 8 of 40).
+RAMP_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+align-ramp-linear": {"align_ramp": "linear"},
+}
 #: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
 #: its own temporal-evidence reading and a 1.0 alignment weight. Name -> (alignment, overrides).
 BASELINE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -140,6 +146,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **GAP_ABLATIONS,
     **DIRECTION_VARIANTS,
     **DIRECTION_ABLATIONS,
+    **RAMP_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -409,6 +416,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "fault_steps": "last",
     "beta_s": 1.0,
     "align_direction": "both",
+    "align_ramp": "ganin",
 }
 
 

@@ -50,7 +50,7 @@ from torch import nn
 from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, lmmd, mk_mmd
 
-__all__ = ["ALIGN_DIRECTIONS", "ELBOS", "FAULT_STEPS", "CDHMClassifier", "CDHMNet"]
+__all__ = ["ALIGN_DIRECTIONS", "ALIGN_RAMPS", "ELBOS", "FAULT_STEPS", "CDHMClassifier", "CDHMNet"]
 
 #: What the fault head reads (``CDHMClassifier(fault_steps=...)``): the last step's s_T, or every
 #: step's s_t (their per-step logits averaged).
@@ -59,6 +59,11 @@ FAULT_STEPS: tuple[str, ...] = ("last", "all")
 #: Which domains' s the alignment terms move (``CDHMClassifier(align_direction=...)``): both, or
 #: only the target's (the source's s detached in the alignment term, a one-sided alignment).
 ALIGN_DIRECTIONS: tuple[str, ...] = ("both", "to_source")
+
+#: The shape of the alignment weight's ramp (``CDHMClassifier(align_ramp=...)``): the Ganin
+#: sigmoid 2 / (1 + exp(-10 p)) - 1 (near full weight by 30 % of training) or a linear ramp p
+#: (full weight only at the end of training).
+ALIGN_RAMPS: tuple[str, ...] = ("ganin", "linear")
 
 #: The ELBO estimators ``CDHMClassifier(elbo=...)`` trains with: "trace" (Monte Carlo KL, the
 #: spec's Trace_ELBO) or "meanfield" (analytic Gaussian KL per step, valid because the guide
@@ -83,12 +88,16 @@ def _detach_rows(x: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([x[:n].detach(), x[n:]])
 
 
-def _delayed_ramp(progress: float, start: float) -> float:
-    """0 before `start` (a fraction of training), then the Ganin ramp 2 / (1 + exp(-10 p')) - 1 of
-    p' = (progress - start) / (1 - start): the schedule of every alignment-like term here."""
+def _delayed_ramp(progress: float, start: float, ramp: str = "ganin") -> float:
+    """0 before `start` (a fraction of training), then a ramp of p' = (progress - start) /
+    (1 - start): the Ganin ramp 2 / (1 + exp(-10 p')) - 1 (``ramp="ganin"``, the schedule of
+    every alignment-like term here) or the linear ramp min(1, p') (``ramp="linear"``)."""
     if progress < start:
         return 0.0
-    return ganin_lambda((progress - start) / max(1e-12, 1.0 - start))
+    p = (progress - start) / max(1e-12, 1.0 - start)
+    if ramp == "linear":
+        return min(1.0, p)
+    return ganin_lambda(p)
 
 
 class CDHMNet(nn.Module):
@@ -376,6 +385,20 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     alignment can pull the source's s onto the target's clusters as much as the reverse, and a
     target class can end up in another class's source region (the D->A seed-1 class swap). It
     cannot help where the source's own classes do not separate.
+
+    ``align_ramp`` (issue 18, session 13; default ``"ganin"``) is the shape of the ramp that
+    takes the alignment weight from 0 to ``lambda_align`` (after ``align_warmup``, or after
+    ``align_gate`` opens; the ``lambda_ent`` / ``lambda_div`` terms share it, ``lambda_lmmd``
+    keeps the Ganin ramp). ``"ganin"`` is the schedule of Ganin & Lempitsky (ICML 2015, sec. 5.2)
+    lambda_p = 2 / (1 + exp(-10 p)) - 1 over training progress p: 0.76 of the full weight at
+    p = 0.2 (epoch 8 of 40), 0.99 at p = 0.5. ``"linear"`` is a longer ramp, lambda_p = p:
+    the linear warm-up used for the KL term of VAEs (Bowman et al., CoNLL 2016; Sonderby et al.,
+    NeurIPS 2016), here on the alignment weight; 0.2 at p = 0.2 and the full weight only at the
+    end of training. Unlike ``align_warmup`` the alignment is never off, only weak early. It
+    assumes that a class swap starts when a strong marginal alignment meets source classes that
+    have not yet formed in s (D->A seed 1: the target clusters switch at epoch 8), and that a
+    weak early pull keeps the target spread over the source clusters without fixing which is
+    which before the labels have shaped them.
     """
 
     def __init__(
@@ -403,6 +426,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         fault_steps: str = "last",
         beta_s: float = 1.0,
         align_direction: str = "both",
+        align_ramp: str = "ganin",
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -437,6 +461,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.fault_steps = fault_steps
         self.beta_s = beta_s
         self.align_direction = align_direction
+        self.align_ramp = align_ramp
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -473,6 +498,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             raise ValueError(
                 f"align_direction must be one of {ALIGN_DIRECTIONS}, got {self.align_direction!r}"
             )
+        if self.align_ramp not in ALIGN_RAMPS:
+            raise ValueError(f"align_ramp must be one of {ALIGN_RAMPS}, got {self.align_ramp!r}")
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
@@ -595,19 +622,20 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         return loss, logs
 
     def _align_weight(self, progress: float) -> float:
-        """The alignment schedule: 0 for the first ``align_warmup`` of training, then the Ganin
-        ramp 2 / (1 + exp(-10 p')) - 1 over the rest (p' = progress rescaled to [0, 1])."""
-        return _delayed_ramp(progress, self.align_warmup)
+        """The alignment schedule: 0 for the first ``align_warmup`` of training, then the
+        ``align_ramp`` over the rest (p' = progress rescaled to [0, 1]): the Ganin ramp
+        2 / (1 + exp(-10 p')) - 1 or the linear ramp p'."""
+        return _delayed_ramp(progress, self.align_warmup, self.align_ramp)
 
     def _gate(self, net: CDHMNet, source_acc: float, progress: float) -> float:
         """The ``align_gate`` schedule: update the running source accuracy a <- 0.8 a + 0.2 acc;
         the gate opens (once) at the first step with a >= align_gate; the weight is 0 before and
-        the Ganin ramp of (p - p_open) / (1 - p_open) after."""
+        the ``align_ramp`` of (p - p_open) / (1 - p_open) after."""
         net.gate_acc.mul_(0.8).add_(0.2 * source_acc)
         if float(net.gate_open) < 0 and float(net.gate_acc) >= self.align_gate:
             net.gate_open.fill_(progress)
         p0 = float(net.gate_open)
-        return 0.0 if p0 < 0 else _delayed_ramp(progress, p0)
+        return 0.0 if p0 < 0 else _delayed_ramp(progress, p0, self.align_ramp)
 
     def _lmmd_weight(self, progress: float) -> float:
         """The schedule of the ``lambda_lmmd`` term: 0 before ``lmmd_start``, then the Ganin ramp
