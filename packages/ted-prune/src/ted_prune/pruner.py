@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from maskloop import Selection, SelectionSampler
 from maskloop.checks import check_int, check_keep
@@ -60,6 +61,24 @@ def _as_cpu(t: Any, dtype: torch.dtype) -> torch.Tensor:
     if not t.is_cpu:
         t = t.cpu()
     return t
+
+
+def index_range_error(indices: torch.Tensor, n: int, where: str = "") -> ValueError:
+    """The `ValueError` for dataset indices outside [0, n) (`where` says which batch)."""
+    lo, hi = (int(v) for v in torch.aminmax(indices))
+    return ValueError(
+        f"indices must lie in [0, {n}) (the dataset length); got [{lo}, {hi}]{where}: does the "
+        "dataset match the pruner?"
+    )
+
+
+def indices_in_range(indices: torch.Tensor, n: int) -> bool:
+    """Whether every entry of the 1-D int64 CPU tensor `indices` lies in [0, n), with ONE
+    reduction: viewed as unsigned 64-bit integers, negative int64 values become >= 2^63 > n, so
+    0 <= i < n  <=>  uint64(i) < n (one NumPy max instead of `aminmax` and two `.item()` calls)."""
+    if indices.numel() == 0:
+        return True
+    return int(indices.numpy().view(np.uint64).max()) < n
 
 
 class ProgressiveSchedule:
@@ -182,6 +201,11 @@ class DataPruner:
     exact_plan = True  # planned_sizes() are the exact selection sizes
     reweights = False  # whether weights() can differ from 1 (InfoBatch)
     uses_losses = True  # whether _observe reads the per-sample losses
+    # whether `_observe` checks the index range itself, before any row of the batch is written
+    # (TED's staged observations: the first batch after each write at once, the others in one
+    # reduction per write, and every batch whose loss weights are read); else `observe` checks
+    # every batch
+    checks_indices_later = False
 
     def __init__(self, dataset: Any, epochs: int, *, forward_cost: float = 1 / 3, seed: int = 0):
         self.n = _dataset_size(dataset)
@@ -308,19 +332,14 @@ class DataPruner:
         indices = _as_cpu(indices, torch.long)
         if indices.ndim != 1:
             indices = indices.flatten()
-        batch = indices.numel()
+        batch = indices.shape[0]
         if logits.ndim != 2 or logits.shape[0] != batch:
             raise ValueError(
                 f"logits must have shape (batch, classes) with batch={batch}, "
                 f"got {tuple(logits.shape)}"
             )
-        if batch:
-            lo, hi = torch.aminmax(indices)
-            if int(lo) < 0 or int(hi) >= self.n:
-                raise ValueError(
-                    f"indices must lie in [0, {self.n}) (the dataset length); got "
-                    f"[{int(lo)}, {int(hi)}]: does the dataset match the pruner?"
-                )
+        if not self.checks_indices_later and not indices_in_range(indices, self.n):
+            raise index_range_error(indices, self.n)
         if self.uses_features:
             if features is None:
                 raise ValueError(
@@ -337,7 +356,7 @@ class DataPruner:
         targets = _as_cpu(targets, torch.long)
         if targets.ndim != 1:
             targets = targets.flatten()
-        if targets.numel() != batch:
+        if targets.shape[0] != batch:
             raise ValueError(f"targets has {targets.numel()} entries, indices {batch}")
         self._trained += batch
         # every tensor is detached here, so the subclass's work records no graph (no no_grad
@@ -377,7 +396,7 @@ class DataPruner:
         (the loss weights are part of the method's selection, `budget()["score_seconds"]`)."""
         t0 = time.perf_counter()
         w = self.weights(_as_cpu(indices, torch.long))
-        if w.dtype != like.dtype or w.device != like.device:
+        if w.dtype != like.dtype or not (like.is_cpu and w.is_cpu):
             w = w.to(like.device, like.dtype)
         self.score_seconds += time.perf_counter() - t0
         return w

@@ -42,6 +42,8 @@ from ted_prune.pruner import (
     ScheduledPruner,
     _as_cpu,
     forward_logits,
+    index_range_error,
+    indices_in_range,
     single_thread,
 )
 from ted_prune.sampling import sample_groups, stable_argsort, stable_group_argsort
@@ -508,6 +510,9 @@ class TEDPruner(ScheduledPruner):
         self.target = target
         self.grads = grads
         self.uses_features = grads == "last_layer"
+        # staged observations are range-checked when staged (the first batch after each write)
+        # or written (`ObservationStore`), and by `weights` (every batch it reweights)
+        self.checks_indices_later = grads == "last_layer"
         self.beta = float(beta)
         if not isinstance(normalize, bool):
             raise TypeError(f"normalize must be a bool, got {normalize!r}")
@@ -853,11 +858,23 @@ class TEDPruner(ScheduledPruner):
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
         """Loss weights (1 with `selection="topk"`; min(k / p_i, max_weight) when sampling) of the
         current epoch's selection (`select()` computes it once per epoch, then returns its cache)."""
-        self.select()
+        if (
+            self._current is None
+            or self._current_epoch != self.epoch
+            or (self._sampler is not None and self._sampler_epoch != self.epoch)
+        ):
+            self.select()  # what select() would do; otherwise it would return its cache
         if self._weight32 is None:  # once per selection, not per batch
             self._weight32 = self.weight.float()
         indices = _as_cpu(indices, torch.long)
-        return self._weight32.index_select(0, indices if indices.ndim == 1 else indices.flatten())
+        if indices.ndim != 1:
+            indices = indices.flatten()
+        try:  # index_select checks the range: a bad batch is reported here, clearly
+            return self._weight32.index_select(0, indices)
+        except (IndexError, RuntimeError) as err:
+            if indices_in_range(indices, self.n):
+                raise
+            raise index_range_error(indices, self.n) from err
 
     # -- state ------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
