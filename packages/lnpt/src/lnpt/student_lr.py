@@ -381,15 +381,18 @@ def dead_channel_trace(
     sparsity: float = 0.95,
     at: Sequence[int] = (1, 2, 5, 10, 30, 60),
     cfg: BenchConfig | None = None,
+    lr: float | None = None,
 ) -> list[dict[str, float]]:
     """One test-benchmark student (the benchmark's data, init, teacher, mask and training at `cfg`,
-    default `BenchConfig()`), with the fraction of its penultimate channels that are zero on every
+    default `BenchConfig()`; `lr` replaces its student lr), with the fraction of its penultimate channels that are zero on every
     one of its own *training* inputs after each epoch of `at` and at the end, and its training
     accuracy (the test set is not read). A dying-ReLU collapse shows as a dead fraction that jumps
     early and stays; `{"epoch": 0}` is the masked init."""
     cfg = BenchConfig() if cfg is None else cfg
     if model not in MODELS:
         raise ValueError(f"model {model!r} unknown; choose from {sorted(MODELS)}")
+    if lr is not None:
+        cfg = cfg.with_student_lr(model, parse_lrs([lr], "lr")[0])
     if training not in ("supervised", "label-free"):
         raise ValueError(f"training must be 'supervised' or 'label-free', got {training!r}")
     spec = MODELS[model]
