@@ -153,7 +153,9 @@ def test_label_free_training_uses_the_given_lr(monkeypatch):
 
 
 def test_student_lr_check_runs_resumes_and_writes_report(tmp_path):
-    bench = BenchConfig(epochs={"mlp": 1}, teacher_epochs={"mlp": 1}, score_batches=1)
+    bench = BenchConfig(
+        models=("mlp",), epochs={"mlp": 1}, teacher_epochs={"mlp": 1}, score_batches=1
+    )
     sc = StudentLrCheckConfig(
         model="mlp", seeds=1, lrs=(1e-2, 3e-3), arms=("dense+supervised",), bench=bench
     )
