@@ -108,11 +108,14 @@ def _bench(args: argparse.Namespace) -> int:
     modes = {"--ablation": args.ablation, "--training-ablation": args.training_ablation,
              "--timing": args.timing, "--anatomy": args.anatomy,
              "--protocol-check": args.protocol_check,
-             "--teacher-check": args.teacher_check}  # fmt: skip
+             "--teacher-check": args.teacher_check,
+             "--student-lr-check": args.student_lr_check}  # fmt: skip
     needs = {"--variants": ("--ablation", args.variants),
              "--ablation-training": ("--ablation", args.ablation_training),
              "--training-variants": ("--training-ablation", args.training_variants),
-             "--epoch-budgets": ("--protocol-check", args.epoch_budgets)}  # fmt: skip
+             "--epoch-budgets": ("--protocol-check", args.epoch_budgets),
+             "--student-lrs": ("--student-lr-check", args.student_lrs),
+             "--student-lr-arms": ("--student-lr-check", args.student_lr_arms)}  # fmt: skip
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
             args._parser.error(f"{flag} only applies with {mode}")
@@ -128,6 +131,7 @@ def _bench(args: argparse.Namespace) -> int:
     for flag, value in (("--variants", args.variants), ("--models", args.models),
                         ("--training-variants", args.training_variants), ("--arms", args.arms),
                         ("--epoch-budgets", args.epoch_budgets),
+                        ("--student-lr-arms", args.student_lr_arms),
                         ("--sparsities", args.sparsities)):  # fmt: skip
         twice = sorted({v for v in value or () if list(value).count(v) > 1})
         if twice:
@@ -162,6 +166,39 @@ def _bench(args: argparse.Namespace) -> int:
             tc, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
         )
         print(f"{out}/lnpt_teacher_{models[0]}.md: chosen {chosen}")
+        print(f"took {time.perf_counter() - start:.0f} s")
+        return 0
+    if args.student_lr_check:
+        from lnpt.student_lr import StudentLrCheckConfig, parse_lrs, student_lr_check
+
+        models = args.models or ["cnn"]
+        if len(models) != 1:
+            args._parser.error("--student-lr-check takes one model (--models MODEL)")
+        sc = StudentLrCheckConfig(model=models[0], seeds=args.seeds or 10)
+        try:
+            if args.student_lrs:
+                sc.lrs = parse_lrs(args.student_lrs)
+            if args.student_lr_arms:
+                sc.arms = tuple(args.student_lr_arms)
+            sc.check()
+        except ValueError as exc:
+            args._parser.error(str(exc))
+        command = (
+            "lnpt bench --student-lr-check"
+            + (f" --seeds {args.seeds}" if args.seeds else "")
+            + (f" --models {models[0]}" if args.models else "")
+            + (f" --student-lrs {' '.join(args.student_lrs)}" if args.student_lrs else "")
+            + (
+                f" --student-lr-arms {' '.join(args.student_lr_arms)}"
+                if args.student_lr_arms
+                else ""
+            )
+            + (f" --threads {args.threads}" if args.threads != 2 else "")
+        )
+        _, chosen = student_lr_check(
+            sc, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
+        )
+        print(f"{out}/lnpt_student_lr_{models[0]}.md: chosen {chosen}")
         print(f"took {time.perf_counter() - start:.0f} s")
         return 0
     if args.protocol_check:
@@ -296,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lnpt import __version__
     from lnpt.ablation import CURRENT_VARIANTS, PREVIOUS_VARIANTS, VARIANTS
     from lnpt.bench import ARMS, DEFAULT_ARMS
+    from lnpt.student_lr import DEFAULT_STUDENT_LR_ARMS, STUDENT_LR_ARMS
     from lnpt.training_ablation import DEFAULT_TRAINING_VARIANTS, TRAINING_VARIANTS
 
     parser = shared_parser(
@@ -430,6 +468,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: the teacher trained at Adam lr 1e-2 / 3e-3 / 1e-3 for 40 / 80 epochs, read "
         "on a validation split (lnpt_teacher_<model>.md; default cnn, 10 seeds)",
+    )
+    bench.add_argument(
+        "--student-lr-check",
+        action="store_true",
+        help="instead: every arm's students trained at several Adam lrs at 95%% sparsity, read on "
+        "a validation split (lnpt_student_lr_<model>.md; default cnn, 10 seeds, lrs 1e-2 3e-3)",
+    )
+    bench.add_argument(
+        "--student-lrs",
+        nargs="+",
+        default=None,
+        metavar="LR",
+        help="with --student-lr-check: the candidate student learning rates (default 1e-2 3e-3)",
+    )
+    bench.add_argument(
+        "--student-lr-arms",
+        nargs="+",
+        choices=STUDENT_LR_ARMS,
+        default=None,
+        metavar="ARM",
+        help="with --student-lr-check: the arms trained (default "
+        f"{' '.join(DEFAULT_STUDENT_LR_ARMS)}; also {STUDENT_LR_ARMS[-1]})",
     )
     bench.add_argument(
         "--epoch-budgets",
