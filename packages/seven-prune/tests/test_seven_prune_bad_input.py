@@ -201,6 +201,9 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         ["bench", "--batches", "16x32"],
         ["bench", "--budget", "overhead", "--batches", "16x0"],
         ["bench", "--budget", "overhead", "--batches", "16*32"],
+        ["bench", "--rounds", "100"],
+        ["bench", "--budget", "overhead", "--rounds", "19"],
+        ["bench", "--budget", "overhead", "--reference", "grid.json"],
     ],
     ids=[
         "seeds-zero",
@@ -217,6 +220,9 @@ def test_epoch_bench_bad_max_minutes(tmp_path) -> None:
         "batches-short",
         "batches-zero",
         "batches-malformed",
+        "rounds-short",
+        "rounds-too-few",
+        "reference-overhead",
     ],
 )
 def test_cli_bench_rejects(argv, capsys) -> None:

@@ -291,30 +291,157 @@ def test_probe_timing_takes_turns_and_reports_medians() -> None:
 
 
 def test_overhead_report_checks_the_goal_and_states_the_load(tmp_path) -> None:
-    """write_overhead_outputs: one row per (batch, method), the <= 5% goal judged per row from the
-    records, and the load average recorded beside each batch's timing."""
+    """write_overhead_outputs: one row per (batch, method) with the CIs, the <= 5% goal judged per
+    row on the estimate and the CI's place against it, with and without the gradient hook, and
+    the load average recorded beside each batch's timing."""
     from seven_prune.bench import write_overhead_outputs
 
-    res = report.Results("seven-prune", "seven-prune bench --budget overhead")
+    res = report.Results(
+        "seven-prune", "seven-prune bench --budget overhead", {"delta_t": 10, "warmup": 4}
+    )
     res.add("plain", 0, {"step_seconds": 0.3, "load_before": 3.9, "load_after": 3.6},
             task="overhead", batch="16x32")  # fmt: skip
-    for method, update, cut in (("SEVEN_dyn", 0.020, 0.05), ("SEVEN_dyn (fused)", 0.008, 0.04)):
-        overhead = (update + cut / 10) / 0.3
+    rows = (
+        ("SEVEN_dyn", 0.020, 0.05, (0.08, 0.07, 0.09), (0.09, 0.08, 0.10)),
+        ("SEVEN_dyn (fused)", 0.008, 0.04, (0.04, 0.035, 0.045), (0.048, 0.041, 0.052)),
+    )
+    for method, update, cut, (ov, lo, hi), (tot, tlo, thi) in rows:
         metrics = {
             "plain_step_seconds": 0.3,
             "update_seconds": update,
             "cut_seconds": cut,
-            "overhead": overhead,
+            "overhead": ov,
+            "overhead_lo": lo,
+            "overhead_hi": hi,
+            "overhead_with_hooks": tot,
+            "overhead_with_hooks_lo": tlo,
+            "overhead_with_hooks_hi": thi,
             "overhead_cut_every_step": (update + cut) / 0.3,
-            "timed_steps": 8.0,
+            "overhead_median": ov - 0.001,
+            "timed_steps": 100.0,
+            "cut_rounds": 10.0,
+            "final_sparsity": 0.79,
         }
         res.add(method, 0, metrics, task="overhead", batch="16x32")
     path = write_overhead_outputs(res, tmp_path, 60.0)
     text = path.read_text()
-    assert "| 16x32 | SEVEN_dyn | 0.300 | 20.0 | 50.0 | 8.3% | 23.3% |" in text
-    assert "- SEVEN_dyn at 16x32: 8.3% of a plain step (goal <= 5%) — **missed**" in text
-    assert "- SEVEN_dyn (fused) at 16x32: 4.0% of a plain step (goal <= 5%) — **met**" in text
-    assert "16x32: 3.9 before, 3.6 after" in text and "medians over 8 timed rounds" in text
+    assert (
+        "| 16x32 | SEVEN_dyn | 0.300 | 20.0 | 50.0 | 8.00% [7.00, 9.00] | 9.00% [8.00, 10.00] "
+        "| 23.3% | 7.90% |" in text
+    )
+    assert (
+        "- SEVEN_dyn at 16x32: 8.00% [7.00, 9.00] of a plain step (goal <= 5%) — **missed** (the "
+        "whole CI above the goal); with the gradient hook 9.00% [8.00, 10.00] — **missed**" in text
+    )
+    assert (
+        "- SEVEN_dyn (fused) at 16x32: 4.00% [3.50, 4.50] of a plain step (goal <= 5%) — **met** "
+        "(the whole CI below the goal); with the gradient hook 4.80% [4.10, 5.20] — **met** (the "
+        "CI straddles the goal)" in text
+    )
+    assert "16x32: 3.90 before, 3.60 after" in text and "means over 100 timed rounds" in text
+    assert "(10 of them with a cut) after 4 untimed ones" in text and "reached: 0.79" in text
+
+
+def test_overhead_rounds_rotate_and_pair_with_the_pruners_own_cuts(monkeypatch) -> None:
+    """_round_robin(rotate=True, cut_every=None): every run takes every position in the round
+    equally often (no run always follows the same one), the per-round lists pair by round, and a
+    round counts as a cut round exactly when the pruner cut its mask (its own delta_t cadence, on
+    its cubic schedule: the mask shrinks at each)."""
+    import torch
+    from seven_prune import bench
+    from seven_prune.bench import BenchConfig, _forever, _loader, _round_robin, build_pruner
+    from seven_prune.data import synthetic_sentiment
+
+    data = synthetic_sentiment(64, seed=0)
+    cfg = BenchConfig("t", (), (0.5,), 1, 8, 8, 1e-3, start=0, window=14, delta_t=3, pre_batches=1)
+    order: list[str] = []
+    timed = bench._timed_step
+
+    def spy(model, batch, opt, pr):
+        order.append(model.tag)
+        return timed(model, batch, opt, pr)
+
+    monkeypatch.setattr(bench, "_timed_step", spy)
+    runs = []
+    for method in ("plain", "SEVEN_dyn", "PLATON"):
+        model = tiny_bert(hidden_size=32, intermediate_size=64, seed=0)
+        model.tag = method
+        pr = None if method == "plain" else build_pruner(method, model, 0.5, cfg, 0)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        runs.append((method, model, pr, opt, _forever(_loader(data, 8, 0)), {"step": [], "update": [], "cut": []}))  # fmt: skip
+    sparsity: list[float] = []
+    _round_robin(runs, 12, cut_every=None, warmup=3, rotate=True)
+    rounds = [order[i : i + 3] for i in range(0, len(order), 3)]
+    assert rounds[0] == ["plain", "SEVEN_dyn", "PLATON"]
+    assert rounds[1] == ["SEVEN_dyn", "PLATON", "plain"] and rounds[2][0] == "PLATON"
+    for pos in range(3):  # over the 12 rounds each run is first, second and third 4 times
+        assert sorted(r[pos] for r in rounds).count("plain") == 4
+    for method, _, pr, _, _, times in runs:
+        assert len(times["step"]) == len(times["prune"]) == len(times["is_cut"]) == 9
+        if pr is None:
+            assert times["prune"] == [0.0] * 9 and not any(times["is_cut"])
+            continue
+        # updates k = 3..11 timed; cuts after k = 5, 8, 11 (every 3rd update)
+        assert times["is_cut"] == [k % 3 == 2 for k in range(3, 12)], method
+        assert len(times["cut"]) == 3 and len(times["update"]) == 6
+        sparsity.append(pr.achieved_sparsity)
+    assert all(0.3 < s <= 0.5 for s in sparsity)
+
+
+def test_overhead_paired_amortises_the_cut_and_adds_the_hook() -> None:
+    """_overhead_paired: (update + cut / delta_t) / plain from the round means, the pruned step's
+    extra time added in the hook figure, CIs that hold the estimate (degenerate when every round
+    of a kind took the same time), and errors on unpaired lists or no cut round."""
+    import numpy as np
+    from seven_prune.bench import _overhead_paired
+
+    plain = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    times = {
+        "step": [1.1] * 6,
+        "prune": [0.1, 0.1, 0.5, 0.1, 0.1, 0.5],
+        "is_cut": [False, False, True, False, False, True],
+    }
+    m = _overhead_paired(plain, times, delta_t=10)
+    assert m["update_seconds"] == pytest.approx(0.1) and m["cut_seconds"] == pytest.approx(0.4)
+    assert m["overhead"] == pytest.approx(0.14) and m["overhead_cut_every_step"] == pytest.approx(
+        0.5
+    )
+    assert m["overhead_with_hooks"] == pytest.approx(0.24) and m["hook_seconds"] == pytest.approx(
+        0.1
+    )
+    assert m["overhead_lo"] == pytest.approx(0.14) and m["overhead_hi"] == pytest.approx(0.14)
+    assert m["cut_rounds"] == 2 and m["timed_steps"] == 6
+    # a load that slows whole rounds alike leaves the ratio; the CI holds it
+    rng = np.random.default_rng(0)
+    load = 1.0 + rng.random(60)
+    is_cut = [i % 10 == 9 for i in range(60)]
+    noisy = {
+        "step": list(0.3 * load),
+        "prune": [0.3 * li * (0.05 + (0.1 if c else 0.0)) for li, c in zip(load, is_cut)],
+        "is_cut": is_cut,
+    }
+    m = _overhead_paired(list(0.3 * load), noisy, delta_t=10)
+    assert m["overhead_lo"] <= m["overhead"] <= m["overhead_hi"]
+    assert 0.055 < m["overhead"] < 0.065 and m["overhead_with_hooks"] == pytest.approx(
+        m["overhead"]
+    )
+    with pytest.raises(ValueError, match="pair by round"):
+        _overhead_paired(plain[:5], times, delta_t=10)
+    with pytest.raises(ValueError, match="1 timed cut round"):
+        _overhead_paired(plain, {**times, "is_cut": [False] * 6}, delta_t=10)
+
+
+def test_overhead_compare_refuses_too_few_rounds() -> None:
+    """overhead_compare: fewer rounds than two cut intervals, or no methods, are refused before
+    any model is loaded."""
+    from seven_prune.bench import overhead_compare
+
+    with pytest.raises(ValueError, match="rounds must be at least 2 \\* delta_t = 20"):
+        overhead_compare(rounds=19)
+    with pytest.raises(ValueError, match="methods"):
+        overhead_compare(methods=[])
+    with pytest.raises(ValueError, match="warmup"):
+        overhead_compare(warmup=-1)
 
 
 def test_learned_movement_labels_build_the_authors_form() -> None:

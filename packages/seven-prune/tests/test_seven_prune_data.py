@@ -228,6 +228,11 @@ def test_cli_overhead_batches_reach_the_comparison(tmp_path, monkeypatch, capsys
     seen.clear()
     assert cli.main(argv[:3] + ["--out", str(tmp_path)]) == 0
     assert "shapes" not in seen  # overhead_compare's default: 16x32 and 32x64
+    assert "methods" not in seen and "rounds" not in seen  # its defaults too
+    seen.clear()
+    extra = ["--methods", "SEVEN_dyn", "PLATON", "--rounds", "40"]
+    assert cli.main(argv[:3] + extra + ["--out", str(tmp_path)]) == 0
+    assert seen["methods"] == ["SEVEN_dyn", "PLATON"] and seen["rounds"] == 40
 
 
 def test_readme_links_are_absolute() -> None:

@@ -396,3 +396,88 @@ def test_optimizer_hook_makes_the_re_zeroing_pass_unneeded(monkeypatch: pytest.M
         # hooked: only the cuts' set_mask re-applies; otherwise also the 3 steps out of the window
         assert len(reapplied) == (cuts if hooked else cuts + 3)
         assert 0.6 < pr.achieved_sparsity <= 0.7
+
+
+def _bits(x: torch.Tensor) -> torch.Tensor:
+    """The raw bits of a float tensor (so that +0.0 and -0.0 differ)."""
+    return x.view(torch.int64 if x.dtype == torch.float64 else torch.int32)
+
+
+@pytest.mark.parametrize("moments", ["abs", "signed"])
+def test_float_mask_multiply_equals_the_uint8_one_bit_for_bit_in_float64(moments: str) -> None:
+    """`_seven_update_eager(fkeeps=...)` (the masks as 0/1 floats, multiplied without the cast
+    copy) gives m, v, S and the re-zeroed weights bit for bit as the bool masks' uint8 view does
+    (the signs of zeros included: negative pruned weights become -0.0 both ways), over updates
+    with and without cuts, the mask shrinking, in float64."""
+    gen = torch.Generator().manual_seed(21)
+    shapes = [(7, 12), (5, 16), (40,)]
+    runs = {
+        key: {s: [torch.zeros(sh, dtype=torch.float64) for sh in shapes] for s in "mvS"}
+        for key in ("uint8", "float")
+    }
+    scratch = {key: ([torch.empty(sh, dtype=torch.float64) for sh in shapes],
+                     [torch.full(sh, 7.5, dtype=torch.float64) for sh in shapes])
+               for key in runs}  # fmt: skip
+    keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
+    for k in range(8):
+        cutting = k % 3 == 2
+        ws = [torch.randn(sh, generator=gen, dtype=torch.float64) * 0.05 for sh in shapes]
+        gs = [torch.randn(sh, generator=gen, dtype=torch.float64) * 1e-3 for sh in shapes]
+        gs = [g * kp for g, kp in zip(gs, keeps)]  # masked training: pruned entries get none
+        out = {}
+        for key, st in runs.items():
+            w_run = [w.clone() for w in ws]
+            fkeeps = [kp.to(torch.float64) for kp in keeps] if key == "float" else None
+            seven._seven_update_eager(
+                st["m"], st["v"], st["S"], w_run, gs, keeps, *scratch[key],
+                alpha1=0.8, alpha2=0.9, eps=1e-9, k=k, abs_moments=moments == "abs",
+                cutting=cutting, rezero_on_cut=k % 2 == 0, fkeeps=fkeeps,
+            )  # fmt: skip
+            out[key] = w_run
+        for i in range(len(shapes)):
+            for s in "mvS":
+                assert torch.equal(_bits(runs["float"][s][i]), _bits(runs["uint8"][s][i])), (k, s)
+            assert torch.equal(_bits(out["float"][i]), _bits(out["uint8"][i])), (k, i)
+        if cutting:
+            keeps = [kp & (torch.rand(kp.shape, generator=gen) > 0.33) for kp in keeps]
+    assert any(bool(torch.signbit(w[w == 0]).any()) for w in out["float"])  # -0.0 met
+
+
+def test_seven_pruner_float_mask_changes_no_bit_of_a_run() -> None:
+    """SevenPruner on a CPU multiplies by its float copy of the mask (`_float_keep_views`, copied
+    again after every cut); a pruner made to use the bool mask's uint8 view instead (as before)
+    gives, on the same tiny BERT and batches, the same masks, m, v, S and weights, bit for bit,
+    at every step of a window with four cuts, and the float copy is the mask the update used."""
+    from seven_prune.models import tiny_bert
+
+    prs, opts, models = [], [], []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(tiny_bert(seed=3))
+        opts.append(torch.optim.AdamW(models[-1].parameters(), lr=1e-2))
+        prs.append(SevenPruner(models[-1], 0.7, start=1, window=9, delta_t=2))
+    prs[1]._float_keep_views = lambda: None  # the uint8 path
+    gen = torch.Generator().manual_seed(4)
+    cuts = 0
+    for _ in range(12):
+        ids = torch.randint(0, 64, (8, 12), generator=gen)
+        labels = torch.randint(0, 2, (8,), generator=gen)
+        before = prs[0].mask
+        for model, opt, pr in zip(models, opts, prs):
+            opt.zero_grad(set_to_none=True)
+            model(input_ids=ids, labels=labels).loss.backward()
+            opt.step()
+            pr.step()
+        cuts += prs[0].mask is not before
+        assert prs[0].mask == prs[1].mask
+        if prs[0].state:
+            for key in ("m", "v", "S"):
+                assert torch.equal(_bits(prs[0].flat[key]), _bits(prs[1].flat[key])), key
+        for (name, pa), pb in zip(prs[0].params.items(), prs[1].params.values()):
+            assert torch.equal(_bits(pa.detach()), _bits(pb.detach())), name
+        if "keep" in prs[0]._scratch_bufs:  # the copy this step's update used: the mask before
+            used = torch.cat([before[n].reshape(-1) for n in prs[0].names])
+            assert torch.equal(prs[0]._scratch_bufs["keep"].bool(), used)
+    assert cuts == 4 and "keep" not in prs[0]._scratch_bufs  # freed after the window
+    assert "keep" not in prs[1]._scratch_bufs
+    assert 0.6 < prs[0].achieved_sparsity <= 0.7

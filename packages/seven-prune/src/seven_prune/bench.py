@@ -687,16 +687,40 @@ def _run_task(
     return True
 
 
-def _round_robin(runs: list[Any], rounds: int, cut_every: int) -> None:
+def _round_robin(
+    runs: list[Any],
+    rounds: int,
+    cut_every: int | None,
+    warmup: int = 2,
+    rotate: bool = False,
+) -> None:
     """The probes' timing: `rounds` rounds in which every run `(method, model, pruner, optimizer,
-    batches, times)` takes one `_timed_step` in turn (so that a busy CPU slows them alike); after 2
-    warm-up rounds the step and pruner times go into `times` ("cut" every `cut_every`-th round)."""
+    batches, times)` takes one `_timed_step` in turn (so that a busy CPU slows them alike); after
+    `warmup` untimed rounds the step and pruner times go into `times`.
+
+    A round is a "cut" round every `cut_every`-th round, or with `cut_every=None` when the pruner
+    itself cut its mask in that step (a `GradualPruner` in its window whose update was followed by
+    a cut: the cadence and the sparsities of its own schedule). Its pruner time goes into
+    `times["cut"]`, else into `times["update"]`; every timed round also appends to `times["prune"]`
+    (0 without a pruner) and `times["is_cut"]`, in round order, so that the runs' lists pair by
+    round. `rotate`: round i starts with run i mod len(runs) (each run takes each position in the
+    round equally often over len(runs) rounds), so that no run always follows the same one; in a
+    fixed order the first run's step would always come after the last run's pruner."""
+    n = len(runs)
     for i in range(rounds):
-        for _, model, pr, opt, loader, times in runs:
+        order = runs[i % n :] + runs[: i % n] if rotate else runs
+        for _, model, pr, opt, loader, times in order:
+            was_in_window = isinstance(pr, GradualPruner) and pr.in_window
             dt_step, dt_prune = _timed_step(model, next(loader), opt, pr)
-            if i >= 2:
+            if cut_every is None:
+                cut = was_in_window and bool(pr.cutting)
+            else:
+                cut = (i + 1) % cut_every == 0
+            if i >= warmup:
                 times["step"].append(dt_step)
-                times["cut" if (i + 1) % cut_every == 0 else "update"].append(dt_prune)
+                times["cut" if cut else "update"].append(dt_prune)
+                times.setdefault("prune", []).append(dt_prune if pr is not None else 0.0)
+                times.setdefault("is_cut", []).append(cut)
 
 
 def _overhead(
@@ -714,6 +738,83 @@ def _overhead(
         "overhead": (u + c / delta_t) / ref,
         "overhead_cut_every_step": (u + c) / ref,
         "timed_steps": float(len(times["step"])),
+    }
+
+
+def _overhead_paired(
+    plain: Sequence[float],
+    times: Mapping[str, Sequence[Any]],
+    delta_t: int,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The pruner's cost per training step, amortised over its cut cadence, against the plain step
+    of the same rounds, with a percentile-bootstrap 95% CI; from `_round_robin`'s per-round lists
+    (`plain`: the plain run's step times; `times`: the pruned run's "step", "prune", "is_cut").
+
+    With u the mean pruner time of update rounds, c the mean pruner time of cut rounds less u (the
+    cut itself) and P the mean plain step over all rounds:
+
+        overhead = (u + c / delta_t) / P          (a cut every `delta_t` steps, as the benchmark)
+        overhead_cut_every_step = (u + c) / P
+        overhead_with_hooks = (h + u + c / delta_t) / P,   h = mean(step with pruner - plain step)
+
+    h is what the pruned model's own step costs more than the plain one in the same round (masked
+    training's gradient hook, one multiply per target in the backward pass); `pruner.step()`'s time
+    does not hold it. Means, not medians: the amortised cost is a mean, and a cut's cost depends on
+    the sparsity it cuts at. The CI resamples rounds with replacement within the update rounds and
+    within the cut rounds (stratified: each resample keeps their numbers), a round's plain step,
+    pruned step and pruner time together (paired). The median-based overhead is returned beside
+    (`overhead_median`: a check against load spikes, which the rotation spreads over the runs).
+    """
+    import numpy as np
+
+    p = np.asarray(plain, dtype=float)
+    st = np.asarray(times["step"], dtype=float)
+    x = np.asarray(times["prune"], dtype=float)
+    is_cut = np.asarray(times["is_cut"], dtype=bool)
+    if not p.size == st.size == x.size == is_cut.size:
+        raise ValueError(
+            f"times must pair by round: {p.size} plain steps, {st.size} steps, {x.size} pruner "
+            f"times, {is_cut.size} cut flags"
+        )
+    iu, ic = np.flatnonzero(~is_cut), np.flatnonzero(is_cut)
+    if iu.size < 2 or ic.size < 1:
+        raise ValueError(
+            f"need at least 2 timed update rounds and 1 timed cut round, got {iu.size} and "
+            f"{ic.size}: time more rounds"
+        )
+    d = st - p
+
+    def est(su: Any, sc: Any) -> tuple[Any, Any, Any, Any, Any]:
+        u, cut_round = x[su].mean(-1), x[sc].mean(-1)
+        both = np.concatenate([su, sc], axis=-1)
+        pm, h = p[both].mean(-1), d[both].mean(-1)
+        c = cut_round - u
+        return (u + c / delta_t) / pm, (h + u + c / delta_t) / pm, u, c, pm
+
+    rng = np.random.default_rng(seed)
+    bu = iu[rng.integers(0, iu.size, (n_boot, iu.size))]
+    bc = ic[rng.integers(0, ic.size, (n_boot, ic.size))]
+    ov_b, tot_b, *_ = est(bu, bc)
+    ov, tot, u, c, pm = est(iu, ic)
+    mu, mc = float(np.median(x[iu])), float(np.median(x[ic]))
+    return {
+        "step_seconds": float(st.mean()),
+        "plain_step_seconds": float(pm),
+        "update_seconds": float(u),
+        "cut_seconds": float(c),
+        "hook_seconds": float(d.mean()),
+        "overhead": float(ov),
+        "overhead_lo": float(np.percentile(ov_b, 2.5)),
+        "overhead_hi": float(np.percentile(ov_b, 97.5)),
+        "overhead_cut_every_step": float((u + c) / pm),
+        "overhead_with_hooks": float(tot),
+        "overhead_with_hooks_lo": float(np.percentile(tot_b, 2.5)),
+        "overhead_with_hooks_hi": float(np.percentile(tot_b, 97.5)),
+        "overhead_median": (mu + (mc - mu) / delta_t) / float(np.median(p)),
+        "timed_steps": float(p.size),
+        "cut_rounds": float(ic.size),
     }
 
 
@@ -767,41 +868,71 @@ def _load_average() -> float | None:
     return getloadavg()[0] if getloadavg is not None else None
 
 
+#: timed rounds per batch shape of the overhead comparison (CI of the ratio within about +-0.5
+#: points at 16 x 32 on 2 quiet cores)
+OVERHEAD_ROUNDS = 100
+
+
 def overhead_compare(
     shapes: Sequence[tuple[int, int]] = ((16, 32), (32, 64)),
     methods: Sequence[str] = OVERHEAD_METHODS,
-    steps: int = 8,
+    rounds: int = OVERHEAD_ROUNDS,
     delta_t: int = 10,
     log: Callable[[str], None] = print,
     save: Callable[[report.Results], None] | None = None,
     threads: int = 2,
+    warmup: int = 4,
 ) -> report.Results:
     """Each pruner's per-step cost against a plain training step of MiniLM, in one process.
 
     For every batch shape (sentences x word-pieces), a plain model (no pruner) and one model per
-    method take training steps in turn (round-robin, so that other load on a shared CPU slows them
-    alike). Each pruner updates its scores every step and cuts its mask every 2nd step here (the
-    cut's cost does not depend on how often it is made; the first cut falls in the warm-up);
-    medians of `steps` timed rounds (half of them cut rounds) give the step time, the update time
-    and the cut time (cut-step time minus update time), and the overhead at the bench's cut interval
-    `delta_t` = (update + cut / delta_t) / plain step. SEVEN_dyn (fused) is the same update
-    compiled (`fused=True`); its compile time is excluded (warm-up steps). The 1-minute load
-    average before and after each batch shape is recorded (on a shared CPU the ratios are rough).
-    `save` is called with the results after each batch shape (so a stopped run keeps them).
-    `threads`: torch CPU threads (the committed comparison ran on 2).
+    method take training steps in turn, the same batches, round after round; the order rotates
+    every round (`_round_robin`), so that other load on a shared CPU and the position in the round
+    fall on every run alike. Each pruner runs as the benchmark runs it: scores updated every step,
+    the mask cut every `delta_t` updates (the benchmark's 10), sparsity 0.8 on the cubic schedule
+    over a window as long as the rounds, so the timed cuts fall at the sparsities a run goes
+    through (from about 0.1 to 0.8; a cut's cost depends on them), with the guard (0.01) of the
+    one-epoch grid. After `warmup` untimed rounds (SEVEN_dyn (fused) compiles there; its compile
+    time is excluded), `rounds` timed rounds give, paired by round (`_overhead_paired`), the
+    overhead (update + cut / `delta_t`) / plain step with a bootstrap 95% CI, and the same with the
+    pruned model's extra step time (masked training's gradient hook). The 1-minute load average
+    before and after each batch shape is recorded. `save` is called with the results after each
+    batch shape (so a stopped run keeps them). `threads`: torch CPU threads (the committed
+    comparison ran on 2). Raises ValueError naming `methods` for a label that is not a pruner
+    cutting during fine-tuning.
     """
     from seven_prune.models import load_minilm_classifier
 
     torch.set_num_threads(check_positive_int("threads", threads))
+    rounds = check_positive_int("rounds", rounds)
+    check_positive_int("delta_t", delta_t)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    if rounds < 2 * delta_t:
+        raise ValueError(
+            f"rounds must be at least 2 * delta_t = {2 * delta_t} (timed cut rounds), got {rounds}"
+        )
+    if not methods or isinstance(methods, str):
+        raise ValueError(f"methods must be a non-empty list of labels, got {methods!r}")
     command = "seven-prune bench --budget overhead" + (
         f" --threads {threads}" if threads != 2 else ""
     )
     if tuple(map(tuple, shapes)) != ((16, 32), (32, 64)):
         command += " --batches " + " ".join(f"{b}x{n}" for b, n in shapes)
+    if tuple(methods) != OVERHEAD_METHODS:
+        command += " --methods " + " ".join(shlex.quote(m) for m in methods)
+    if rounds != OVERHEAD_ROUNDS:
+        command += f" --rounds {rounds}"
     results = report.Results(
         "seven-prune",
         command,
-        {"shapes": [list(s) for s in shapes], "methods": list(methods), "steps": steps},
+        {
+            "shapes": [list(s) for s in shapes],
+            "methods": list(methods),
+            "rounds": rounds,
+            "warmup": warmup,
+            "delta_t": delta_t,
+        },
     )
     for batch_size, max_len in shapes:
         cfg = replace(
@@ -809,8 +940,8 @@ def overhead_compare(
             batch_size=batch_size,
             max_len=max_len,
             start=0,
-            window=10_000,
-            delta_t=2,
+            window=warmup + rounds + 2,  # the last update (K - 2) is never reached: no final cut
+            delta_t=delta_t,
             min_density=0.01,
         )
         train, _ = _text_data(cfg)
@@ -819,28 +950,42 @@ def overhead_compare(
             seed_everything(0)
             model = load_minilm_classifier(seed=0)
             pr = None if method == "plain" else build_pruner(method, model, 0.8, cfg, 0)
+            if pr is not None and not (isinstance(pr, GradualPruner) and pr.mode == "dyn"):
+                raise ValueError(
+                    f"methods: {method!r} does not prune during fine-tuning (a gradual pruner in "
+                    "mode 'dyn' is needed to time a per-step cost)"
+                )
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
             loader = _forever(_loader(train, batch_size, 0))
             runs.append((method, model, pr, opt, loader, {"step": [], "update": [], "cut": []}))
         load_before = _load_average()
-        _round_robin(runs, steps + 2, cut_every=2)  # the fused kernel compiles in warm-up
+        _round_robin(runs, warmup + rounds, cut_every=None, warmup=warmup, rotate=True)
         load_after = _load_average()
         load = (
             {"load_before": load_before, "load_after": load_after}
             if load_before is not None and load_after is not None
             else {}  # no load average on this platform: the report leaves the line out
         )
-        plain = statistics.median(runs[0][5]["step"])
+        plain_times = runs[0][5]
         shape = f"{batch_size}x{max_len}"
-        results.add("plain", 0, {"step_seconds": plain, **load}, task="overhead", batch=shape)
+        results.add(
+            "plain",
+            0,
+            {"step_seconds": statistics.fmean(plain_times["step"]), **load},
+            task="overhead",
+            batch=shape,
+        )
         for method, _, pr, _, _, times in runs[1:]:
+            reached = pr.achieved_sparsity
             pr.remove()
-            metrics = _overhead(times, delta_t, plain)
-            c, u = metrics["cut_seconds"], metrics["update_seconds"]
+            metrics = _overhead_paired(plain_times["step"], times, delta_t)
+            metrics["final_sparsity"] = reached
             results.add(method, 0, metrics, task="overhead", batch=shape)
             log(
-                f"overhead {shape} {method}: plain step {plain:.3f}s update {u * 1000:.1f}ms "
-                f"cut {c * 1000:.1f}ms -> {metrics['overhead'] * 100:.1f}%"
+                f"overhead {shape} {method}: plain step {metrics['plain_step_seconds']:.3f}s "
+                f"update {metrics['update_seconds'] * 1000:.1f}ms cut "
+                f"{metrics['cut_seconds'] * 1000:.1f}ms -> {metrics['overhead'] * 100:.2f}% "
+                f"[{metrics['overhead_lo'] * 100:.2f}, {metrics['overhead_hi'] * 100:.2f}]"
             )
         if save is not None:
             save(results)
@@ -848,9 +993,28 @@ def overhead_compare(
     return results
 
 
+def _pct_ci(m: Mapping[str, float], key: str) -> str:
+    return f"{m[key] * 100:.2f}% [{m[key + '_lo'] * 100:.2f}, {m[key + '_hi'] * 100:.2f}]"
+
+
+def _goal_verdict(m: Mapping[str, float], key: str, goal: float = 0.05) -> str:
+    """'met' / 'missed' on the estimate, and where the 95% CI lies against the goal."""
+    est, lo, hi = m[key], m[key + "_lo"], m[key + "_hi"]
+    verdict = "met" if est <= goal else "missed"
+    if hi <= goal:
+        where = "the whole CI below the goal"
+    elif lo > goal:
+        where = "the whole CI above the goal"
+    else:
+        where = "the CI straddles the goal"
+    return f"**{verdict}** ({where})"
+
+
 def write_overhead_outputs(results: report.Results, out: Path, seconds: float) -> Path:
-    """The overhead report: one row per (batch, method), with the goal check (<= 5%)."""
+    """The overhead report: one row per (batch, method), with the goal check (<= 5%) on the
+    estimate and where its CI lies, for `pruner.step()` and with the gradient hook."""
     rows, goal = [], []
+    delta_t = int(results.config.get("delta_t", 10))
     for r in results.records:
         if r.method == "plain":
             continue
@@ -862,15 +1026,18 @@ def write_overhead_outputs(results: report.Results, out: Path, seconds: float) -
                 f"{m['plain_step_seconds']:.3f}",
                 f"{m['update_seconds'] * 1000:.1f}",
                 f"{m['cut_seconds'] * 1000:.1f}",
-                f"{m['overhead'] * 100:.1f}%",
+                _pct_ci(m, "overhead"),
+                _pct_ci(m, "overhead_with_hooks"),
                 f"{m['overhead_cut_every_step'] * 100:.1f}%",
+                f"{m['overhead_median'] * 100:.2f}%",
             ]
         )
         if r.method.startswith("SEVEN_dyn"):
-            ok = m["overhead"] <= 0.05
             goal.append(
-                f"- {r.method} at {r.setting['batch']}: {m['overhead'] * 100:.1f}% of a plain step "
-                f"(goal <= 5%) — **{'met' if ok else 'missed'}**"
+                f"- {r.method} at {r.setting['batch']}: {_pct_ci(m, 'overhead')} of a plain step "
+                f"(goal <= 5%) — {_goal_verdict(m, 'overhead')}; with the gradient hook "
+                f"{_pct_ci(m, 'overhead_with_hooks')} — "
+                f"{_goal_verdict(m, 'overhead_with_hooks')}"
             )
     table = report.markdown_table(
         [
@@ -879,15 +1046,25 @@ def write_overhead_outputs(results: report.Results, out: Path, seconds: float) -
             "plain step s",
             "update ms",
             "cut ms",
-            "overhead (cut every 10)",
+            f"overhead (cut every {delta_t}) [95% CI]",
+            "with the gradient hook [95% CI]",
             "overhead (cut every step)",
+            "overhead by medians",
         ],
         rows,
     )
-    timed = int(results.records[-1].metrics.get("timed_steps", 0)) if results.records else 0
+    last = results.records[-1].metrics if results.records else {}
+    timed, cuts = int(last.get("timed_steps", 0)), int(last.get("cut_rounds", 0))
+    reached = sorted(
+        {
+            f"{r.metrics['final_sparsity']:.2f}"
+            for r in results.records
+            if "final_sparsity" in r.metrics
+        }
+    )
     loads = [
-        f"{r.setting['batch']}: {r.metrics['load_before']:.1f} before, "
-        f"{r.metrics['load_after']:.1f} after"
+        f"{r.setting['batch']}: {r.metrics['load_before']:.2f} before, "
+        f"{r.metrics['load_after']:.2f} after"
         for r in results.records
         if r.method == "plain" and "load_before" in r.metrics
     ]
@@ -900,11 +1077,18 @@ def write_overhead_outputs(results: report.Results, out: Path, seconds: float) -
     )
     sections = [
         "MiniLM-L6 (10.7M target weights), AdamW, 2 CPU threads. A plain model and one model per "
-        f"pruner take steps in turn; medians over {timed} timed rounds (half of them with a cut). "
-        "The overhead is the pruner's update plus a tenth of its cut, over the plain step measured "
-        "beside it.\n\n" + table,
+        "pruner take steps in turn on the same batches, the order rotating every round; means "
+        f"over {timed} timed rounds per batch shape ({cuts} of them with a cut) after "
+        f"{results.config.get('warmup', 2)} untimed ones. Each pruner cuts every {delta_t} "
+        "updates on the cubic schedule to 0.8 over a window as long as the rounds, so the timed "
+        f"cuts fall at the sparsities a run goes through (reached: {', '.join(reached) or '-'}). "
+        f"The overhead is the pruner's update plus 1/{delta_t} of its cut (`pruner.step()`), over "
+        "the plain step of the same rounds; 'with the gradient hook' adds what the pruned "
+        "model's own step costs more than the plain one (masked training's multiply of each "
+        "target's gradient by its mask in the backward pass). 95% CIs: bootstrap over rounds, "
+        "paired, stratified by update and cut rounds.\n\n" + table,
         "## Goal (issue 17 point 3)\n\n" + "\n".join(goal),
-        f"Total time: {seconds / 60:.1f} min. Medians of interleaved steps make the ratios fair "
+        f"Total time: {seconds / 60:.1f} min. Interleaved, rotated steps make the ratios fair "
         "on a shared CPU, not the absolute times." + load_note,
     ]
     return report.write_report(

@@ -153,8 +153,14 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     if args.max_minutes is not None:
         parser.error("--max-minutes applies to --budget epoch")
-    if args.methods is not None or args.reference is not None or args.split != "test":
-        parser.error("--methods, --reference and --split apply to --budget epoch")
+    if args.rounds is not None and args.budget != "overhead":
+        parser.error("--rounds applies to --budget overhead")
+    if args.rounds is not None and args.rounds < 20:
+        parser.error(f"--rounds must be >= 20 (two cut intervals), got {args.rounds}")
+    if args.methods is not None and args.budget != "overhead":
+        parser.error("--methods applies to --budget epoch or overhead")
+    if args.reference is not None or args.split != "test":
+        parser.error("--reference and --split apply to --budget epoch")
     if args.sparsities is not None:
         parser.error("--sparsities applies to --budget epoch")
     if args.budget == "overhead":
@@ -163,6 +169,8 @@ def _bench(args: argparse.Namespace) -> int:
         tic = time.perf_counter()
         res = overhead_compare(
             **({} if args.batches is None else {"shapes": args.batches}),
+            **({} if args.methods is None else {"methods": args.methods}),
+            **({} if args.rounds is None else {"rounds": args.rounds}),
             save=lambda r: write_overhead_outputs(r, args.out, time.perf_counter() - tic),
             threads=args.threads,
         )
@@ -211,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batches", nargs="+", type=_batch_shape, default=None, metavar="BxL",
                        help="overhead budget: the batch shapes (sentences x word-pieces) to time, "
                        "e.g. 16x32 (default: 16x32 32x64)")  # fmt: skip
+    bench.add_argument("--rounds", type=int, default=None,
+                       help="overhead budget: timed rounds per batch shape (default 100; at "
+                       "least 20)")  # fmt: skip
     bench.add_argument("--max-minutes", type=float, default=None,
                        help="epoch budget: start no run that would end after this many minutes "
                        "(a chunk); the cache keeps what is done")  # fmt: skip
@@ -220,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "'SEVEN_dyn (signed moments, alpha A1/A2)', 'PLATON (beta B1/B2)', "
                        "'movement (learned scores, score lr X, warm-up N)', any of the options in "
                        "that order), with the grid's data, seeds and schedule, under their own "
-                       "cache: give them their own --out (default: the whole grid)")  # fmt: skip
+                       "cache: give them their own --out (default: the whole grid); overhead budget: the "
+                       "pruners to time (default: 'SEVEN_dyn' 'SEVEN_dyn (fused)')")  # fmt: skip
     bench.add_argument("--sparsities", nargs="+", type=float, default=None, metavar="S",
                        help="epoch budget, with --methods: only their runs at these sparsities "
                        "(dense always; default: every sparsity of their runs)")  # fmt: skip
