@@ -140,6 +140,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # SGS acts on keeps its own SFE-pooled feature f_j and delivers beside it what the guide's
     # places hold beyond it, d_j = sum a M P / sum a M - f_j (`guided_residual`), instead of the
     # features multiplied by M (which only rescaled f_j: cosine 0.986 with / without SGS)
+    # Not adopted on validation (5 seeds): bidirectional rung with it -0.18 [-0.59, +0.23] mR,
+    # full model +0.06 [-1.34, +1.33] (CI below -0.5); the SGS rung +1.28 [+0.14, +2.43] over +SFE
     "+SGS residual (one direction)": ("+SGS (one direction)", {"sgs_pool": "residual"}),
     "+bidirectional residual": ("+bidirectional", {"sgs_pool": "residual"}),
     "SGS residual": ("+STL (full SSJDN)", {"sgs_pool": "residual"}),
