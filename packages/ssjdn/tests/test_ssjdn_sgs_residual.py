@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from ssjdn import BidirectionalScaleDecoupling, SSJDNConfig, ablation_config, guided_residual
+from ssjdn import BidirectionalScaleDecoupling, SSJDNConfig, ablation_config
 from ssjdn.bench import method_key
 from ssjdn.diagnostics import sgs_effect
 from ssjdn.scenes import make_multiscale_scenes
+from ssjdn.ssjdn import guided_residual
 
 TINY = {"embed_dim": 16, "proj_dim": 8, "small_channels": (4, 8, 8, 8)}
 CACHE = Path(__file__).resolve().parents[3] / "docs" / "benchmarks" / "cache"

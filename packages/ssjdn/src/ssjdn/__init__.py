@@ -29,7 +29,6 @@ from ssjdn.ssjdn import (
     SemanticDecoupling,
     SemanticGuidedTripletLoss,
     SSJDNConfig,
-    guided_residual,
     local_contrast_salience,
     salience_suppression,
 )
@@ -69,7 +68,6 @@ __all__ = [
     "load_karpathy_json",
     "load_precomp_dataset",
     "load_precomp_split",
-    "guided_residual",
     "local_contrast_salience",
     "make_multiscale_scenes",
     "make_scenes",
