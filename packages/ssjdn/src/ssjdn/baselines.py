@@ -136,6 +136,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # [-0.83, +0.53] over +bidirectional, full model -0.19 [-0.62, +0.16]
     "+LSD anneal": ("+LSD", LSD_ANNEAL),
     "LSD anneal": ("+STL (full SSJDN)", LSD_ANNEAL),
+    # issue 19, fifth pass (2026-12-03; rule in the README, written before the runs): each scale
+    # SGS acts on keeps its own SFE-pooled feature f_j and delivers beside it what the guide's
+    # places hold beyond it, d_j = sum a M P / sum a M - f_j (`guided_residual`), instead of the
+    # features multiplied by M (which only rescaled f_j: cosine 0.986 with / without SGS)
+    # Not adopted on validation (5 seeds): bidirectional rung with it -0.18 [-0.59, +0.23] mR,
+    # full model +0.06 [-1.34, +1.33] (CI below -0.5); the SGS rung +1.28 [+0.14, +2.43] over +SFE
+    "+SGS residual (one direction)": ("+SGS (one direction)", {"sgs_pool": "residual"}),
+    "+bidirectional residual": ("+bidirectional", {"sgs_pool": "residual"}),
+    "SGS residual": ("+STL (full SSJDN)", {"sgs_pool": "residual"}),
     "LSD gate mix 1": ("+STL (full SSJDN)", {"lsd_gate": "confidence", "lsd_mix": 1.0}),
     "LSD mix 1": ("+STL (full SSJDN)", {"lsd_mix": 1.0}),
     # leave-one-out from the full model (does a part's effect show only with the others?): without
@@ -158,6 +167,9 @@ _CURRENT = {
     "BSD gate",
     "+LSD anneal",
     "LSD anneal",
+    "+SGS residual (one direction)",
+    "+bidirectional residual",
+    "SGS residual",
 }
 VARIANTS = {
     name: (rung, extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})

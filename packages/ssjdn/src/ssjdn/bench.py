@@ -89,6 +89,7 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_guide": ("learned", {"contrast": "sgs_contrast_kernel"}),
     "sgs_fusion": ("concat", {}),
     "lsd_schedule": ("constant", {}),
+    "sgs_pool": ("multiply", {}),
 }
 
 

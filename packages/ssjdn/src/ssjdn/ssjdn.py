@@ -55,6 +55,7 @@ __all__ = [
     "SSJDNConfig",
     "SemanticDecoupling",
     "SemanticGuidedTripletLoss",
+    "guided_residual",
     "local_contrast_salience",
     "salience_suppression",
 ]
@@ -220,6 +221,33 @@ def local_contrast_salience(
     return (c - lo) / (hi - lo).clamp(min=1e-12)
 
 
+def guided_residual(
+    salience: torch.Tensor,
+    features: torch.Tensor,
+    pooled: torch.Tensor,
+    suppress: torch.Tensor | None,
+) -> torch.Tensor:
+    """What the places an SGS map keeps hold beyond a scale's SFE-pooled feature:
+
+        d = sum_hw a M P / sum_hw a M - f,   f = sum_hw a P / sum_hw a  (``pooled``)
+
+    ``salience`` a (B, 1, h, w), ``features`` P (B, d, h, w), ``suppress`` M (B, 1, h, w) or
+    None (no SGS on this scale: d = 0). d = 0 also where M is constant over an image and where
+    sum_hw a M vanishes (a hard map that keeps nothing). Used by ``pool="residual"``.
+    """
+    if suppress is None:
+        return torch.zeros_like(pooled)
+    if suppress.shape[0] != features.shape[0] or suppress.shape[2:] != features.shape[2:]:
+        raise ValueError(
+            f"suppress must have shape (B, 1, {features.shape[2]}, {features.shape[3]}) for "
+            f"features {tuple(features.shape)}, got {tuple(suppress.shape)}"
+        )
+    w = salience * suppress
+    mass = w.sum((2, 3))
+    kept = (w * features).sum((2, 3)) / mass.clamp(min=1e-6)
+    return torch.where(mass > 1e-6, kept - pooled, torch.zeros_like(pooled))
+
+
 class BidirectionalScaleDecoupling(nn.Module):
     """BSD: SFE at every scale, chained through SGS fine->coarse and/or coarse->fine, then fused.
 
@@ -263,6 +291,25 @@ class BidirectionalScaleDecoupling(nn.Module):
     objects needs the fine->coarse pass, one about large structures the other) and that the
     concatenation, where both passes always add up, lets a near-duplicate pass add noise instead
     (measured on validation: the passes' pooled features have cosine 0.99).
+
+    ``pool`` says what a scale that SGS acts on delivers (``target="features"`` only).
+    ``"multiply"`` (default): its features multiplied by the SGS map, then SFE-pooled,
+    f_j = sum_hw a_j M_j P_j / sum_hw a_j. ``"residual"`` (issue 19, fifth pass): the scale's own
+    SFE-pooled feature and, beside it, what the places the guide keeps hold beyond it,
+
+        f_j = sum_hw a_j P_j / sum_hw a_j,   d_j = sum_hw a_j M_j P_j / sum_hw a_j M_j - f_j,
+        the scale delivers [f_j ; d_j]  (d_j = 0 where M_j = 1, e.g. the guiding scale itself),
+
+    so the fusion layer gets 2 x ``dim`` per scale. Why: the projected features are dominated by
+    what all places of an image share, so with ``"multiply"`` f_j = mean(a M) / mean(a) *
+    (f_j + d_j) is the same vector rescaled up to a 1-2 % turn (cosine 0.986 with / without
+    SGS on validation), and the two passes deliver near-copies. ``"residual"`` suppresses both
+    the guide's non-salient places (through M) and the component every place shares (the
+    subtraction), and hands the remainder to the fusion layer in a slot of its own, where its
+    weight is not tied to the shared part's. It assumes that what the guide marks (the small
+    objects in the fine->coarse pass, the coarse structure in the other) is a clue the scale's
+    plain pooling drowns, and it keeps the scale's own pooled feature (SGS adds a clue, it does
+    not replace the scale's view).
     """
 
     def __init__(
@@ -286,8 +333,14 @@ class BidirectionalScaleDecoupling(nn.Module):
         guide: Literal["learned", "contrast"] = "learned",
         contrast_kernel: int = 3,
         fusion: Literal["concat", "gate"] = "concat",
+        pool: Literal["multiply", "residual"] = "multiply",
     ) -> None:
         super().__init__()
+        if pool not in ("multiply", "residual"):
+            raise ValueError(f"pool must be 'multiply' or 'residual', got {pool!r}")
+        if pool == "residual" and target != "features":
+            raise ValueError(f"pool='residual' needs target='features', got target={target!r}")
+        self.pool = pool
         if fusion not in ("concat", "gate"):
             raise ValueError(f"fusion must be 'concat' or 'gate', got {fusion!r}")
         if fusion == "gate" and sgs != "both":
@@ -338,7 +391,7 @@ class BidirectionalScaleDecoupling(nn.Module):
         self.chains = nn.ModuleList(
             nn.ModuleList(SFE(dim, sfe, contrast) for _ in range(num_scales)) for _ in self.orders
         )
-        width = dim * num_scales
+        width = dim * num_scales * (2 if pool == "residual" else 1)
         if fusion == "gate":
             self.fuse_passes = nn.ModuleList(nn.Linear(width, out_dim or dim) for _ in self.orders)
             self.gate = nn.Linear(width * len(self.orders), out_dim or dim)
@@ -416,10 +469,14 @@ class BidirectionalScaleDecoupling(nn.Module):
                 m = None
                 if prev is not None and self.sgs != "none":
                     m = self.suppression(prev, p.shape[2:])
-                    if self.target == "features":
+                    if self.target == "features" and self.pool == "multiply":
                         p, m = p * m, None
-                a, f = units[i](p, m)
-                feats[i] = f
+                if self.pool == "residual":
+                    a, f = units[i](p)
+                    feats[i] = torch.cat([f, guided_residual(a, p, f, m)], dim=1)
+                else:
+                    a, f = units[i](p, m)
+                    feats[i] = f
                 chain_maps.append(a)
                 if self.scope == "chain":
                     prev = a
@@ -707,6 +764,14 @@ class SSJDNConfig:
     direction and -0.84 [-1.65, -0.05] in the full model; the annealed labels -0.17 [-0.83, +0.53]
     on the LSD rung and -0.19 [-0.62, +0.16] in the full model.
 
+    ``sgs_pool`` is `BidirectionalScaleDecoupling`'s ``pool``: ``"multiply"`` (default), the SGS
+    map multiplied onto a scale's features before SFE pools them, or ``"residual"`` (issue 19,
+    fifth pass, validation rule in the README): each scale delivers its own SFE-pooled feature f_j
+    and, beside it, d_j = sum a M P / sum a M - f_j, what the places the guide keeps hold beyond
+    it (SGS's map only rescaled the mean-dominated pooled features, so the passes were
+    near-copies). Not adopted on validation (5 seeds): the bidirectional rung with it -0.18
+    [-0.59, +0.23] mR over one direction with it, the full model +0.06 [-1.34, +1.33].
+
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
     """
@@ -733,6 +798,7 @@ class SSJDNConfig:
     sgs_guide: Literal["learned", "contrast"] = "contrast"
     sgs_contrast_kernel: int = 3
     sgs_fusion: Literal["concat", "gate"] = "concat"
+    sgs_pool: Literal["multiply", "residual"] = "multiply"
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
     word_dim: int = 128
@@ -797,6 +863,12 @@ class SSJDNConfig:
             )
         if self.sgs_fusion not in ("concat", "gate"):
             raise ValueError(f"sgs_fusion must be 'concat' or 'gate', got {self.sgs_fusion!r}")
+        if self.sgs_pool not in ("multiply", "residual"):
+            raise ValueError(f"sgs_pool must be 'multiply' or 'residual', got {self.sgs_pool!r}")
+        if self.sgs_pool == "residual" and self.sgs_target != "features":
+            raise ValueError(
+                f"sgs_pool='residual' needs sgs_target='features', got {self.sgs_target!r}"
+            )
         if self.sgs_fusion == "gate" and self.sgs != "both":
             raise ValueError(f"sgs_fusion='gate' needs sgs='both', got {self.sgs!r}")
         k = self.sgs_contrast_kernel
@@ -890,6 +962,7 @@ class SSJDN(nn.Module):
                 guide=c.sgs_guide,
                 contrast_kernel=c.sgs_contrast_kernel,
                 fusion=c.sgs_fusion,
+                pool=c.sgs_pool,
             )
             self.pool = None
         else:
