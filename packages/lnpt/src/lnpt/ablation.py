@@ -366,6 +366,38 @@ def _variant_values(res: report.Results, variant: str, model: str | None = None)
     ]
 
 
+def run_seed_check(
+    res: report.Results,
+    model: str,
+    seeds: int,
+    fixed: dict[str, Any],
+    run_one: Callable[[int, Progress], list[dict[str, Any]]],
+    cache: Path,
+    prefix: str,
+    threads: int,
+    resume: bool,
+    deadline: float | None,
+    desc: str,
+    progress: bool,
+) -> list[str]:
+    """One model's check cached per seed (the protocol, teacher and student-lr checks):
+    `run_one(seed, steps)` for each seed, journalled in
+    `cache/<prefix>-<model>-seed<s>-<hash of fixed><threads tag>.jsonl`; returns the units the
+    time budget left undone, as `run_cached_units` does."""
+    key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
+    return run_cached_units(
+        res,
+        (model,),
+        seeds,
+        lambda _model, seed, steps: run_one(seed, steps),
+        cache_file=lambda m, seed: cache / f"{prefix}-{m}-seed{seed}-{key}.jsonl",
+        resume=resume,
+        deadline=deadline,
+        desc=desc,
+        progress=progress,
+    )
+
+
 def run_cached_units(
     res: report.Results,
     models: tuple[str, ...],

@@ -23,7 +23,6 @@ weights per layer, effective density, dead channels). The test set never decides
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,6 @@ from lnpt.bench import (
     Progress,
     _Snapshots,
     make_mask,
-    threads_tag,
     train_label_free,
     train_supervised,
     train_teacher,
@@ -232,19 +230,21 @@ def protocol_check(
     So the thread count is part of the cache name (`lnpt.bench.threads_tag`), and a count other
     than 2 writes `lnpt_protocol_<model>_threads<n>` (a second realisation of the same seeds)."""
 
-    from lnpt.ablation import report_hash, run_cached_units
+    from lnpt.ablation import run_seed_check
     from lnpt.bench import open_cached_run
 
     out, cache, res, deadline = open_cached_run(pcfg, out, command, threads, budget_s)
     fixed = {k: v for k, v in asdict(pcfg).items() if k != "seeds"}
     fixed["bench"] = pcfg.bench.key_dict()
-    key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
-    left = run_cached_units(
+    left = run_seed_check(
         res,
-        (pcfg.model,),
+        pcfg.model,
         pcfg.seeds,
-        lambda _model, seed, steps: _check_one(seed, pcfg, steps),
-        cache_file=lambda model, seed: cache / f"protocol-{model}-seed{seed}-{key}.jsonl",
+        fixed,
+        lambda seed, steps: _check_one(seed, pcfg, steps),
+        cache,
+        "protocol",
+        threads,
         resume=resume,
         deadline=deadline,
         desc="protocol",

@@ -20,7 +20,6 @@ penultimate channels that are zero on every validation input (`dead_fraction`, d
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ from lnpt.bench import (
     _Snapshots,
     make_mask,
     open_cached_run,
-    threads_tag,
     train_label_free,
     train_supervised,
     train_teacher,
@@ -258,7 +256,7 @@ def student_lr_check(
     """Run the check (cached per seed under `out/cache/`, every (lr, arm) a unit; `resume` reuses
     them), write `lnpt_student_lr_<model>.{md,json}` and return the results and the chosen lr (None
     while unfinished)."""
-    from lnpt.ablation import report_hash, run_cached_units
+    from lnpt.ablation import run_seed_check
 
     out, cache, res, deadline = open_cached_run(scfg, out, command, threads, budget_s)
     # What decides a student besides its lr and arm (each a unit of its own): the model, the
@@ -273,13 +271,15 @@ def student_lr_check(
         "validation_fraction": scfg.validation_fraction,
         "bench": bench,
     }
-    key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
-    left = run_cached_units(
+    left = run_seed_check(
         res,
-        (scfg.model,),
+        scfg.model,
         scfg.seeds,
-        lambda _model, seed, steps: _check_one(seed, scfg, steps),
-        cache_file=lambda model, seed: cache / f"student-lr-{model}-seed{seed}-{key}.jsonl",
+        fixed,
+        lambda seed, steps: _check_one(seed, scfg, steps),
+        cache,
+        "student-lr",
+        threads,
         resume=resume,
         deadline=deadline,
         desc="student lr check",

@@ -16,7 +16,6 @@ epochs is the teacher an e-epoch run gives).
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from lnpt.bench import (
     BenchConfig,
     Progress,
     open_cached_run,
-    threads_tag,
     train_teacher,
 )
 from lnpt.features import FeatureExtractor
@@ -139,7 +137,7 @@ def teacher_check(
     """Run the check (cached per seed under `out/cache/`, `resume` reuses), write
     `lnpt_teacher_<model>.{md,json}` and return the results and the chosen recipe (None while
     unfinished)."""
-    from lnpt.ablation import report_hash, run_cached_units
+    from lnpt.ablation import run_seed_check
 
     out, cache, res, deadline = open_cached_run(tcfg, out, command, threads, budget_s)
     # What decides a teacher besides its lr (each lr is its own unit): the epochs read, the
@@ -150,13 +148,15 @@ def teacher_check(
         "validation_fraction": tcfg.validation_fraction,
         "batch_size": tcfg.bench.batch_sizes.get(tcfg.model, 64),
     }
-    key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
-    left = run_cached_units(
+    left = run_seed_check(
         res,
-        (tcfg.model,),
+        tcfg.model,
         tcfg.seeds,
-        lambda _model, seed, steps: _check_one(seed, tcfg, steps),
-        cache_file=lambda model, seed: cache / f"teacher-{model}-seed{seed}-{key}.jsonl",
+        fixed,
+        lambda seed, steps: _check_one(seed, tcfg, steps),
+        cache,
+        "teacher",
+        threads,
         resume=resume,
         deadline=deadline,
         desc="teacher check",
