@@ -11,6 +11,13 @@ Checks, in order (each later check is run and read only if the earlier ones pass
 - C3 (the full model is not worse): ``SGS residual`` - ``+STL (full SSJDN)``, paired Δ mR with
   mean >= 0 and CI lower bound > -0.5.
 
+The second reading of the sixth pass (LSD as label supervision of the encoders only, variants
+``+LSD aux`` / ``LSD aux``; its rule in the README, committed before its runs) is decided here too:
+
+- L1 (the LSD rung meets its goal): ``+LSD aux`` - ``+bidirectional``, CI lower bound > 0.
+- L2 (the full model is not worse): ``LSD aux`` - ``+STL (full SSJDN)``, mean >= 0 and CI lower
+  bound > -0.5.
+
 Prints every comparison it can form from the finished runs and the decision (``partial`` while a
 check lacks any of its 5 seeds). Writes nothing. Run (seconds, reads JSON only):
 ``.venv/bin/python packages/ssjdn/scripts/decide_residual_fresh.py``.
@@ -28,6 +35,7 @@ from ssjdn.bench import BenchSettings, cache_stem
 SEEDS = range(5, 10)
 SFE, SGS, BI, FULL = "+SFE", "+SGS (one direction)", "+bidirectional", "+STL (full SSJDN)"
 SGS_R, BI_R, FULL_R = "+SGS residual (one direction)", "+bidirectional residual", "SGS residual"
+LSD_A, FULL_A = "+LSD aux", "LSD aux"
 
 
 def load(cache: Path, name: str, metric: str) -> dict[int, float]:
@@ -58,7 +66,7 @@ def main() -> int:
     parser.add_argument("--metric", default="mR", help="mR (deciding) or hard_mR (reported)")
     args = parser.parse_args()
     cache = Path(args.cache) / "val" / BenchSettings.quick().key()
-    methods = [SFE, SGS, BI, FULL, SGS_R, BI_R, FULL_R]
+    methods = [SFE, SGS, BI, FULL, SGS_R, BI_R, FULL_R, LSD_A, FULL_A]
     runs = {m: load(cache, m, args.metric) for m in methods}
     for m in methods:
         print(f"{m:32s} seeds {sorted(runs[m])}")
@@ -79,6 +87,8 @@ def main() -> int:
             runs, [BI_R], [SGS_R]
         ),
         "(reported) +bidirectional residual - +bidirectional": contrast(runs, [BI_R], [BI]),
+        "L1 +LSD aux - +bidirectional": contrast(runs, [LSD_A], [BI]),
+        "L2 LSD aux - +STL (full SSJDN)": contrast(runs, [FULL_A], [FULL]),
     }
     for label, d in rows.items():
         print(f"{label:68s} {args.metric}: " + (d.format() if d else "partial"))
@@ -99,7 +109,19 @@ def main() -> int:
         verdict = "C1, C2 pass, C3 fails (the full model is not shown to be no worse); not adopted"
     else:
         verdict = "ADOPTED on validation: C1, C2 and C3 pass"
-    print("decision:", verdict)
+    print("decision (sgs_pool='residual'):", verdict)
+    l1, l2 = rows["L1 +LSD aux - +bidirectional"], rows["L2 LSD aux - +STL (full SSJDN)"]
+    if l1 is None:
+        verdict = "partial (L1 lacks seeds)"
+    elif not l1.low > 0:
+        verdict = "L1 fails (the LSD rung does not clear 0); not adopted"
+    elif l2 is None:
+        verdict = "L1 passes; partial (L2 lacks seeds)"
+    elif not (l2.mean >= 0 and l2.low > -0.5):
+        verdict = "L1 passes, L2 fails (the full model is not shown to be no worse); not adopted"
+    else:
+        verdict = "ADOPTED on validation: L1 and L2 pass"
+    print("decision (LSD aux):", verdict)
     return 0
 
 
