@@ -172,3 +172,35 @@ def test_lsd_anneal_lowers_the_label_weight_over_the_epochs() -> None:
     assert torch.equal(m.loss(out, d.labels), stl)
     with pytest.raises(ValueError, match="lsd_schedule must"):
         SSJDNConfig(lsd_schedule="linear")
+
+
+def test_lsd_aux_trains_the_encoders_on_labels_and_embeds_the_residual_part_only() -> None:
+    """Variant "+LSD aux" (lsd_detach=False, lsd_mix=0): the retrieval embedding is l2norm(v)
+    alone (width embed_dim, no semantic part), while the label cross-entropy's gradient reaches
+    the image encoder (with the default detach it does not)."""
+    from ssjdn import ablation_config
+
+    d = make_multiscale_scenes(10, 32, seed=11)
+    cfg = ablation_config("+LSD aux", **TINY)
+    assert (cfg.lsd, cfg.lsd_detach, cfg.lsd_mix, cfg.stl) == (True, False, 0.0, False)
+    assert cfg.sgs_guide == SSJDNConfig().sgs_guide  # today's SGS, not the pinned previous one
+    assert ablation_config("LSD aux").stl
+    m = SSJDN.from_data(d, cfg, seed=0).double()
+    x = d.images.double()
+    emb = m.encode_images(x)  # eval mode
+    with torch.no_grad():
+        v, _ = m.eval().image_features(x)
+    assert emb.shape[1] == cfg.embed_dim
+    assert torch.allclose(emb, torch.nn.functional.normalize(v, dim=-1), atol=1e-12)
+    m.train()
+    ids, mask = m.text.tokenize([c[0] for c in d.captions])
+    grads = {}
+    for detach in (False, True):
+        m.lsd.detach = detach
+        m.zero_grad()
+        out = m(x, ids, mask)
+        type(m.lsd).loss(out["v_logits"], out["t_logits"], d.labels).sum().backward()
+        grads[detach] = sum(
+            float(p.grad.abs().sum()) for p in m.backbone.parameters() if p.grad is not None
+        )
+    assert grads[False] > 0 and grads[True] == 0

@@ -46,6 +46,7 @@ __all__ = [
     "evaluation_seconds",
     "plot_retrievals",
     "run_bench",
+    "split_seeds",
     "train_rung",
 ]
 
@@ -120,17 +121,31 @@ class BenchSettings:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
 
+def split_seeds(seed: int, split: str = "test") -> tuple[int, int, int]:
+    """The scene generator's seeds of the (train, evaluation, hard) draws of bench seed ``seed``.
+
+    Each split owns a block of 1,000 generator seeds per draw (`SPLITS`), so every bench seed
+    below 1,000 gets draws of its own: validation seeds 5..9 share no draw with seeds 0..4 of
+    either split."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    seed = check_int("seed", seed, 0)
+    if seed >= 1000:
+        raise ValueError(f"seed must be < 1000 (its draws would be another split's), got {seed!r}")
+    a, b, c = SPLITS[split]
+    return a + seed, b + seed, c + seed
+
+
 def bench_data(
     settings: BenchSettings, seed: int, split: str = "test"
 ) -> tuple[RetrievalData, RetrievalData, RetrievalData]:
-    """(train, evaluation, hard evaluation) draws of seed ``seed`` for ``split`` "test" or "val"."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-    a, b, c = SPLITS[split]
+    """(train, evaluation, hard evaluation) draws of seed ``seed`` for ``split`` "test" or "val"
+    (generator seeds from `split_seeds`)."""
+    a, b, c = split_seeds(seed, split)
     s = settings
-    train = make_multiscale_scenes(s.n_train, s.image_size, a + seed, twin_fraction=s.twin_fraction)
-    test = make_multiscale_scenes(s.n_test, s.image_size, b + seed, twin_fraction=s.twin_fraction)
-    hard = make_multiscale_scenes(s.n_test, s.image_size, c + seed, twin_fraction=1.0)
+    train = make_multiscale_scenes(s.n_train, s.image_size, a, twin_fraction=s.twin_fraction)
+    test = make_multiscale_scenes(s.n_test, s.image_size, b, twin_fraction=s.twin_fraction)
+    hard = make_multiscale_scenes(s.n_test, s.image_size, c, twin_fraction=1.0)
     return train, test, hard
 
 
