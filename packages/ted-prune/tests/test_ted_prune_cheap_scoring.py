@@ -207,24 +207,51 @@ def test_pruner_buffers_are_readable_mid_epoch_and_in_its_state():
     assert torch.equal(p.scores, q.scores)
 
 
-def test_a_staged_tensor_changed_in_place_is_reported():
+def test_staged_rows_are_copied_so_a_later_in_place_change_is_not_scored():
     store = ObservationStore(5)
-    logits = torch.zeros(2, 3)
-    store.stage(torch.tensor([0, 1]), torch.tensor([0, 1]), logits, torch.ones(2, 4))
-    logits.add_(1.0)  # e.g. a reused output buffer
-    with pytest.raises(ValueError, match="modified in place"):
-        store.flush()
+    idx, labels = torch.tensor([0, 1]), torch.tensor([0, 1])
+    logits, feats = torch.zeros(2, 3), torch.ones(2, 4)
+    store.stage(idx, labels, logits, feats)
+    for t in (idx, labels, logits, feats):  # e.g. reused output buffers
+        t.add_(1)
+    store.flush()
+    assert store.labels is not None and store.logits is not None and store.features is not None
+    assert store.labels.tolist() == [0, 1, -1, -1, -1]
+    assert store.fresh.tolist() == [True, True, False, False, False]
+    assert torch.equal(store.logits[:2], torch.zeros(2, 3))
+    assert torch.equal(store.features[:2], torch.ones(2, 4))
+    assert torch.equal(store.probs[:2], torch.full((2, 3), 1 / 3))
 
 
-def test_a_view_into_a_larger_tensor_is_copied_when_staged():
+def test_views_and_tensors_that_record_gradients_are_staged_by_value():
     store = ObservationStore(5)
     hidden = torch.randn(2, 7, 4)
-    store.stage(torch.tensor([0, 1]), torch.tensor([0, 1]), torch.zeros(2, 3), hidden[:, 0])
-    staged = store._pending[0][3]
-    assert staged.untyped_storage().nbytes() == 2 * 4 * 4  # not the (2, 7, 4) storage
-    hidden.zero_()  # the copy does not change
+    want = hidden[:, 0].clone()
+    w = torch.ones(3, requires_grad=True)
+    logits = torch.randn(2, 3) * w  # part of a graph
+    store.stage(torch.tensor([3, 1]), torch.tensor([0, 1]), logits, hidden[:, 0])  # strided view
+    hidden.zero_()
     store.flush()
-    assert store.features is not None and not torch.equal(store.features[:2], torch.zeros(2, 4))
+    assert store.features is not None and store.logits is not None
+    assert torch.equal(store.features[[3, 1]], want)
+    assert torch.equal(store.logits[[3, 1]], logits.detach())
+
+
+def test_staging_grows_for_a_batch_larger_than_the_room_left_and_keeps_order():
+    store = ObservationStore(8, capacity=3)
+    g = torch.Generator().manual_seed(1)
+    writes = []
+    for idx in ([0, 1], [1, 2, 3, 4, 5], [5], [6, 7, 0]):  # the 2nd and 4th overflow the room
+        idx = torch.tensor(idx)
+        feats = torch.randn(idx.numel(), 2, generator=g)
+        store.stage(idx, idx % 2, torch.randn(idx.numel(), 3, generator=g), feats)
+        writes.append((idx, feats))
+    store.flush()
+    expect = torch.zeros(8, 2)
+    for idx, feats in writes:  # batch by batch: a later observation wins
+        expect[idx] = feats
+    assert store.features is not None and torch.equal(store.features, expect)
+    assert torch.equal(store.h[:, -1], torch.ones(8))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -1,5 +1,7 @@
 """fit, evaluate, callbacks and Checkpoint resume."""
 
+from typing import Any
+
 import pytest
 import torch
 from maskloop import (
@@ -229,6 +231,33 @@ def test_feature_hook_reads_penultimate_features() -> None:
         FeatureHook(model, "head")
     with pytest.raises(ValueError, match="no nn.Linear"):
         FeatureHook(nn.Sequential(nn.ReLU()))
+
+
+def test_feature_hook_unwraps_tuples_and_model_outputs_and_keeps_tensors() -> None:
+    class Out:  # a Hugging Face style output object
+        def __init__(self, t: torch.Tensor) -> None:
+            self.last_hidden_state = t
+
+    class Wrap(nn.Module):
+        def __init__(self, kind: str) -> None:
+            super().__init__()
+            self.kind = kind
+
+        def forward(self, x: torch.Tensor) -> Any:
+            return {"tuple": (x * 2, x), "output": Out(x * 3), "tensor": x * 4}[self.kind]
+
+    x = torch.randn(3, 2)
+    for kind, scale in (("tuple", 2), ("output", 3), ("tensor", 4)):
+        model = nn.Sequential(Wrap(kind))
+        with FeatureHook(model, "0", which="output") as hook:
+            model(x)
+            assert type(hook.features) is torch.Tensor
+            assert torch.equal(hook.features, x * scale)
+    model = nn.Sequential(nn.Identity(), nn.Linear(2, 2))
+    param = nn.Parameter(torch.randn(3, 2))  # a tensor subclass is kept as it is
+    with FeatureHook(model) as hook:
+        model(param)
+        assert hook.features is param
 
 
 def test_progress_keeps_one_line_per_epoch_with_losses(capsys) -> None:

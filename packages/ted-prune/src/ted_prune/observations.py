@@ -5,13 +5,15 @@ TED scores samples from the training forward pass (no second forward for the sam
 on), so every training batch hands over its logits and penultimate features. Writing them into the
 (N, ...) buffers batch by batch cost one indexed copy per buffer per batch, and on a CPU every
 small op issued between the training kernels costs 10-30 us (cold caches): about 4% of an
-MNIST-1D epoch. `ObservationStore` instead *stages* each batch by reference (no op at all) and
-writes the staged rows into the buffers with one `cat` and one `index_copy_` per buffer when
-anything reads them (`flush`, called by the readers: end of epoch, re-scoring, `state_dict`), or
-when `capacity` rows are staged. The result is the same as writing batch by batch: a sample
-observed twice keeps its last observation. Staged tensors must not change before they are
-written; their version counters are checked, so an in-place change raises instead of scoring
-silently from altered values.
+MNIST-1D epoch. `ObservationStore` instead *stages* each batch: its rows are copied, in order, into
+staging buffers kept from write to write (`capacity` rows; NumPy slice assignments into the
+contiguous next rows, no torch dispatch, the batch still in the cache), and written into the
+(N, ...) buffers in one go when anything reads them (`flush`, called by the readers: end of epoch,
+re-scoring, `state_dict`), or when `capacity` rows are staged. The result is the same as writing
+batch by batch: a sample observed twice keeps its last observation. Because the rows are copied
+when staged, nothing of a training batch is kept alive until the write (its activations go back
+to the allocator at once), the write needs no `cat` of the staged batches, and a tensor the caller
+changes in place after `observe` cannot alter what is scored.
 
 Dataset indices are range-checked before any staged row is written: the first batch after each
 write when it is staged (so a dataset that does not match the pruner fails at its first batch),
@@ -28,8 +30,8 @@ probabilities of the written rows are computed at write time in the scoring dtyp
 rows every epoch (a row's sum or softmax does not depend on the other rows, so these equal the
 full-matrix `(h * h).sum(1)` and `softmax(logits)` bit for bit).
 
-A write allocates no large temporary: the staged features are concatenated into a staging buffer
-kept from write to write (its ones column set once), and the norms are computed in chunks of
+A write allocates no large temporary: the staged features already sit in the staging buffer (its
+ones column set once, so its rows are h~), and the norms are computed in chunks of
 `_CHUNK` rows through one small scratch buffer. On a CPU whose memory is shared with training, a
 fresh (rows, D+1) allocation per epoch costs page faults and cache misses that took as long as the
 write itself (MNIST-1D, 13,650 rows of 161: about 15 ms with fresh temporaries, 7 ms without).
@@ -37,6 +39,7 @@ write itself (MNIST-1D, 13,650 rows of 161: about 15 ms with fresh temporaries, 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ted_prune.pruner import index_range_error, indices_in_range
@@ -65,10 +68,13 @@ class ObservationStore:
         self.probs: torch.Tensor | None = None  # (N, C) softmax of the logits in norm_dtype
         self.fresh = torch.zeros(n, dtype=torch.bool)  # observed since the last reset
         self._cap = max(1, min(n, capacity))
-        self._stage_h: torch.Tensor | None = None  # (>= staged rows, D+1), last column 1
         self._scratch: torch.Tensor | None = None  # (_CHUNK, D+1) for the squared norms
-        self._pending: list[tuple[torch.Tensor, ...]] = []  # staged batches
-        self._versions: list[tuple[int, ...]] = []  # their tensors' version counters
+        # staging buffers (rows in the order staged; created with the (N, ...) buffers): dataset
+        # indices, labels, logits and h~ = [features, 1] (last column set once), each a tensor
+        # and a NumPy view of it (same memory) for the per-batch slice assignments
+        self._stage: tuple[torch.Tensor, ...] | None = None
+        self._stage_np: tuple[np.ndarray, ...] = ()
+        self._sizes: list[int] = []  # rows of each batch staged since the last write
         self._rows = 0
 
     # -- buffers ----------------------------------------------------------------------------------
@@ -84,7 +90,26 @@ class ObservationStore:
         self.h[:, -1] = 1.0
         self.hnorm2 = torch.ones(self.n, dtype=self.norm_dtype)  # ||[0, 1]||^2
         self.probs = torch.softmax(self.logits.to(self.norm_dtype), dim=1)
-        self._stage_h = self._scratch = None
+        self._scratch = None
+        self._sizes, self._rows = [], 0  # staged rows of other sizes are dropped
+        self._make_stage(self._cap, classes, dim)
+
+    def _make_stage(self, rows: int, classes: int, dim: int) -> None:
+        """(Re)create the staging buffers with room for `rows` rows (staged rows are kept)."""
+        old, kept = self._stage, self._rows
+        h = torch.empty(rows, dim + 1, dtype=torch.float32)
+        h[:, -1] = 1.0
+        stage = (
+            torch.empty(rows, dtype=torch.long),
+            torch.empty(rows, dtype=torch.long),
+            torch.empty(rows, classes, dtype=torch.float32),
+            h,
+        )
+        if old is not None and kept:
+            for new, prev in zip(stage, old):
+                new[:kept] = prev[:kept]
+        self._stage = stage
+        self._stage_np = (stage[0].numpy(), stage[1].numpy(), stage[2].numpy(), h[:, :-1].numpy())
 
     @property
     def features(self) -> torch.Tensor | None:
@@ -93,7 +118,7 @@ class ObservationStore:
 
     def set_buffers(self, logits: torch.Tensor | None, features: torch.Tensor | None) -> None:
         """Replace the logits and features buffers (restoring a state; pending rows are dropped)."""
-        self._pending, self._versions, self._rows = [], [], 0
+        self._sizes, self._rows = [], 0
         if logits is None or features is None:
             self.logits = self.h = self.hnorm2 = self.probs = None
             return
@@ -121,10 +146,10 @@ class ObservationStore:
     ) -> None:
         """Stage one batch (CPU tensors: indices/labels (B,), logits (B, C), features (B, D)).
 
-        Keeps references, no copy (the tensors of a training batch are not written to again); a
-        tensor that is modified in place before the rows are written is reported by `flush`. A
-        view into a much larger tensor (e.g. the first token of (B, T, D) hidden states) is copied
-        so that the larger tensor is not kept alive."""
+        Copies the rows into the staging buffers (the next B rows, NumPy slice assignments: no
+        torch dispatch, and the batch is still in the cache); nothing of the batch is kept, so a
+        later in-place change of these tensors cannot alter what is scored. Writes the staged rows
+        when `capacity` rows are staged."""
         if self.logits is None or self.h is None:
             self._allocate(logits.shape[1], features.shape[1])
         assert self.logits is not None and self.h is not None
@@ -134,43 +159,45 @@ class ObservationStore:
                 f"{logits.shape[1]} classes, expected {self.h.shape[1] - 1} and "
                 f"{self.logits.shape[1]}"
             )
-        if not self._pending and not indices_in_range(indices, self.n):
+        r = self._rows
+        if not r and not indices_in_range(indices, self.n):
             # the first batch after a write is checked at once; the others when written (`flush`)
             raise index_range_error(indices, self.n)
-        batch = (_compact(indices), _compact(labels), _compact(logits), _compact(features))
-        self._pending.append(batch)
-        self._versions.append(_versions(batch))
-        self._rows += indices.numel()
+        b = indices.shape[0]
+        if r + b > self._stage_np[0].shape[0]:  # a batch larger than the room left
+            self._make_stage(r + b, logits.shape[1], features.shape[1])
+        st_idx, st_labels, st_logits, st_feats = self._stage_np
+        st_idx[r : r + b] = _np(indices)
+        st_labels[r : r + b] = _np(labels)
+        st_logits[r : r + b] = _np(logits)
+        st_feats[r : r + b] = _np(features)
+        self._sizes.append(b)
+        self._rows = r + b
         if self._rows >= self._cap:
             self.flush()
 
     def flush(self) -> None:
         """Write the staged rows into the buffers (a sample staged twice keeps its last row)."""
-        if not self._pending:
-            return
-        assert self.h is not None
-        pending, versions = self._pending, self._versions
         m = self._rows
-        self._pending, self._versions, self._rows = [], [], 0
-        for batch, seen in zip(pending, versions):
-            if _versions(batch) != seen:
-                raise ValueError(
-                    "a tensor passed to observe() (indices, targets, logits or features) was "
-                    "modified in place before the end of the epoch; pass a copy (.clone())"
-                )
-        idx, labels, logits, features = (list(t) for t in zip(*pending))
-        all_idx = torch.cat(idx)
-        if not indices_in_range(all_idx, self.n):  # one reduction for every staged batch
-            bad = next(k for k, i in enumerate(idx) if not indices_in_range(i, self.n))
-            raise index_range_error(
-                idx[bad], self.n, f" in the {_ordinal(bad + 1)} batch observed since the last write"
-            )
-        if self._stage_h is None or self._stage_h.shape[0] < m:
-            self._stage_h = torch.empty(max(m, self._cap), self.h.shape[1], dtype=torch.float32)
-            self._stage_h[:, -1] = 1.0
-        h = self._stage_h[:m]
-        torch.cat(features, 0, out=h[:, :-1])
-        self._write(all_idx, torch.cat(labels), torch.cat(logits), h)
+        if not m:
+            self._sizes = []
+            return
+        assert self._stage is not None
+        sizes = self._sizes
+        self._sizes, self._rows = [], 0
+        idx, labels, logits, h = (t[:m] for t in self._stage)
+        if not indices_in_range(idx, self.n):  # one reduction for every staged batch
+            start = 0
+            for k, size in enumerate(sizes):
+                part = idx[start : start + size]
+                if not indices_in_range(part, self.n):
+                    raise index_range_error(
+                        part,
+                        self.n,
+                        f" in the {_ordinal(k + 1)} batch observed since the last write",
+                    )
+                start += size
+        self._write(idx, labels, logits, h)
 
     def _write(
         self, idx: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, h: torch.Tensor
@@ -220,19 +247,9 @@ class ObservationStore:
         self.fresh = torch.zeros(self.n, dtype=torch.bool)
 
 
-def _versions(batch: tuple[torch.Tensor, ...]) -> tuple[int, ...]:
-    """The tensors' in-place version counters (-1 for inference tensors, which have none)."""
-    try:
-        return tuple(t._version for t in batch)
-    except RuntimeError:  # an inference tensor
-        return tuple(-1 if t.is_inference() else t._version for t in batch)
-
-
-def _compact(t: torch.Tensor) -> torch.Tensor:
-    """`t`, or a copy of it when it is a view into a storage more than twice its size."""
-    if t.untyped_storage().nbytes() > 2 * t.nbytes:
-        return t.clone()
-    return t
+def _np(t: torch.Tensor) -> np.ndarray:
+    """The NumPy view of a CPU tensor (of a detached copy when it records gradients)."""
+    return (t.detach() if t.requires_grad else t).numpy()
 
 
 def _ordinal(k: int) -> str:

@@ -69,10 +69,11 @@ class FeatureHook:
 
     def _hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         value = args[0] if self.which == "input" else output
-        if isinstance(value, (tuple, list)):
-            value = value[0]
-        if hasattr(value, "last_hidden_state"):
-            value = value.last_hidden_state
+        if type(value) is not torch.Tensor:  # a plain tensor (every batch, usually) is kept as is
+            if isinstance(value, (tuple, list)):
+                value = value[0]
+            if hasattr(value, "last_hidden_state"):
+                value = value.last_hidden_state
         self.features = value
 
     def remove(self) -> None:
