@@ -305,18 +305,16 @@ def run_ablation(
 
     out, cache, res, deadline = open_cached_run(acfg, out, command, threads, budget_s)
     key = cache_key(acfg)
-    left = run_cached_units(
+    left = run_model_units(
         res,
-        acfg.models,
-        acfg.seeds,
+        acfg,
+        key,
         lambda model_name, seed, steps: _ablate_one(model_name, seed, acfg, steps),
-        cache_file=lambda model_name, seed: (
-            cache / f"ablation-{model_name}-seed{seed}-{report_hash(key + model_name)}"
-            f"{threads_tag(threads)}.jsonl"
-        ),
+        cache,
+        "ablation",
+        threads,
         resume=resume,
         deadline=deadline,
-        desc="ablation",
         progress=progress,
     )
     chosen = choose(res, acfg)
@@ -364,6 +362,38 @@ def _variant_values(res: report.Results, variant: str, model: str | None = None)
         if r.method == variant_method(variant)
         and (model is None or r.setting.get("model") == model)
     ]
+
+
+def run_model_units(
+    res: report.Results,
+    acfg: Any,
+    key: str,
+    run_one: Callable[[str, int, Progress], list[dict[str, Any]]],
+    cache: Path,
+    prefix: str,
+    threads: int,
+    resume: bool,
+    deadline: float | None,
+    progress: bool,
+) -> list[str]:
+    """An ablation's models x seeds cached per (model, seed) (the scoring and the training
+    ablations): `run_one(model, seed, steps)` journalled in
+    `cache/<prefix>-<model>-seed<s>-<hash of key + model><threads tag>.jsonl`, where `key` holds
+    what decides every arm besides its own options; returns the units the time budget left undone,
+    as `run_cached_units` does."""
+    return run_cached_units(
+        res,
+        acfg.models,
+        acfg.seeds,
+        run_one,
+        cache_file=lambda m, seed: (
+            cache / f"{prefix}-{m}-seed{seed}-{report_hash(key + m)}{threads_tag(threads)}.jsonl"
+        ),
+        resume=resume,
+        deadline=deadline,
+        desc=prefix,
+        progress=progress,
+    )
 
 
 def run_seed_check(

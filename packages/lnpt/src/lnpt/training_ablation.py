@@ -32,7 +32,7 @@ from lnpt.ablation import (
     measured_models,
     model_sections,
     report_hash,
-    run_cached_units,
+    run_model_units,
 )
 from lnpt.bench import (
     MODELS,
@@ -41,7 +41,6 @@ from lnpt.bench import (
     _accuracy,
     make_mask,
     open_cached_run,
-    threads_tag,
     train_label_free,
     train_supervised,
     train_teacher,
@@ -220,18 +219,16 @@ def run_training_ablation(
         "score": {**SCORE_DEFAULTS, "rounds": DEFAULT_ROUNDS},
     }
     key = json.dumps(fixed, sort_keys=True, default=str)
-    left = run_cached_units(
+    left = run_model_units(
         res,
-        acfg.models,
-        acfg.seeds,
+        acfg,
+        key,
         lambda model_name, seed, steps: _ablate_one(model_name, seed, acfg, steps),
-        cache_file=lambda model_name, seed: (
-            cache / f"training-{model_name}-seed{seed}-{report_hash(key + model_name)}"
-            f"{threads_tag(threads)}.jsonl"
-        ),
+        cache,
+        "training",
+        threads,
         resume=resume,
         deadline=deadline,
-        desc="training",
         progress=progress,
     )
     chosen = choose_training(res, acfg)
