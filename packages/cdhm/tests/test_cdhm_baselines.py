@@ -332,7 +332,7 @@ def test_gap_variants_are_named_options_off_the_cache_key():
     mk = _estimator("MK-MMD+evidence-all", cfg, 0)
     assert (mk.alignment, mk.fault_steps) == ("mmd", "all")
     assert _estimator("MK-MMD+lambda1", cfg, 0).lambda_align == 1.0
-    assert set(BASELINE_VARIANTS) == {"MK-MMD+evidence-all", "MK-MMD+lambda1"}
+    assert set(BASELINE_VARIANTS) == {"MK-MMD+evidence-all", "MK-MMD+lambda1", "MK-MMD+align-late1"}
     from cdhm.bench import ADOPTED_BASELINE_VARIANTS
 
     assert set(ADOPTED_BASELINE_VARIANTS) <= set(BASELINE_VARIANTS)
@@ -395,3 +395,65 @@ def test_ramp_variant_is_a_named_option_off_the_cache_key():
     assert set(RAMP_VARIANTS) == {"CDHM+align-ramp-linear"}
     one = _estimator("CDHM+align-ramp-linear", cfg, 3)
     assert (one.align_ramp, one.alignment, one.align_warmup, one.seed) == ("linear", "mmd", 0.0, 3)
+
+
+def test_late_alignment_variant_is_a_named_option_off_the_cache_key():
+    """CDHM+align-late1 (lambda_align 1, linear ramp) and its entangled ablation and MK-MMD control
+    are bench variants built from existing options (the cache key is unchanged); its weight is
+    within 0.05 of the default 0.3 ganin(p) up to p = 0.3 and 1.0 (3.3x the default) at the end."""
+    from cdhm.bench import BASELINE_VARIANTS, LATE_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    cfg = BenchConfig()
+    defaults = json.loads(_cache_key(cfg))["cdhm_defaults"]
+    assert "align_ramp" not in defaults and defaults["lambda_align"] == 0.3
+    assert set(LATE_VARIANTS) == {"CDHM+align-late1"}
+    late = _estimator("CDHM+align-late1", cfg, 4)
+    assert (late.lambda_align, late.align_ramp, late.alignment, late.seed) == (
+        1.0,
+        "linear",
+        "mmd",
+        4,
+    )
+    abl = _estimator("CDHM-entangled+align-late1", cfg, 0)
+    assert (abl.lambda_align, abl.align_ramp, abl.entangled, abl.lambda_c) == (
+        1.0,
+        "linear",
+        True,
+        0.0,
+    )
+    mk = _estimator("MK-MMD+align-late1", cfg, 0)
+    assert (mk.alignment, mk.lambda_align, mk.align_ramp) == ("mmd", 1.0, "linear")
+    assert BASELINE_VARIANTS["MK-MMD+align-late1"][1] == LATE_VARIANTS["CDHM+align-late1"]
+    base = _estimator("CDHM", cfg, 0)
+    early = np.linspace(0, 0.3, 31)
+    gap = [late.lambda_align * late._align_weight(p) - 0.3 * base._align_weight(p) for p in early]
+    assert max(abs(g) for g in gap) < 0.05
+    assert late.lambda_align * late._align_weight(1.0) == 1.0
+    assert 0.3 * base._align_weight(1.0) < 0.3
+
+
+@pytest.mark.parametrize("ramp", ["ganin", "linear"])
+def test_baseline_align_ramp_weights_the_alignment_as_written(toy, ramp):
+    """AlignedCNNClassifier(align_ramp=...): the step loss is CE + lambda_align w(p) MK-MMD(h_s, h_t)
+    with w = ganin_lambda(p) (the default, unchanged) or w = p (float64, same batch)."""
+    a, b = toy
+    est = AlignedCNNClassifier(
+        "mmd", lambda_align=0.7, align_ramp=ramp, n_segments=4, epochs=1, hidden=16, progress=False
+    )
+    est.fit(a.x, a.y, b.x)
+    est.net_.double()
+    batch = {
+        "xs": est._tensor(a.x[:6]).double(),
+        "ys": torch.from_numpy(np.searchsorted(est.classes_, a.y[:6])),
+        "xt": est._tensor(b.x[:6]).double(),
+    }
+    for p in (0.0, 0.25, 1.0):
+        loss, logs = est._step(batch, p)
+        w = ganin_lambda(p) if ramp == "ganin" else p
+        assert logs["align_weight"] == w and logs["align"] > 1e-6
+        want = logs["ce"] + 0.7 * w * logs["align"]
+        assert float(loss.detach()) == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert est.history_["align_weight"][-1] > 0
+    for bad in ("Linear", None, 1):
+        with pytest.raises(ValueError, match="align_ramp must be one of"):
+            AlignedCNNClassifier("mmd", align_ramp=bad, n_segments=4, epochs=1).fit(a.x, a.y)

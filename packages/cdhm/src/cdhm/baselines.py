@@ -35,13 +35,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from cdhm.causal_hmm import FAULT_STEPS, CDHMClassifier
+from cdhm.causal_hmm import ALIGN_RAMPS, FAULT_STEPS, CDHMClassifier, _delayed_ramp
 from cdhm.data import envelope_order_spectrum
 from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import (
     SegmentEncoder,
     coral_loss,
-    ganin_lambda,
     grad_reverse,
     lmmd,
     mk_mmd,
@@ -86,6 +85,12 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
     tempered by 1 / T), and the alignment acts on the h_t of every step pooled (each step a
     sample), since that is what the classifier reads. It assumes every step's h_t carries class
     evidence; ``transform`` still returns the last step's h_T.
+
+    ``align_ramp`` (default ``"ganin"``) is the shape of the alignment weight's ramp over
+    training progress p, as ``CDHMClassifier(align_ramp=...)``: the Ganin sigmoid
+    2 / (1 + exp(-10 p)) - 1 or the linear ramp p (for DANN it is the gradient-reversal factor).
+    It is there so that a schedule tried for CDHM can be tried on the baseline with the same
+    budget.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         lambda_align: float = 0.3,
         hidden: int = 64,
         fault_steps: str = "last",
+        align_ramp: str = "ganin",
         n_segments: int = 8,
         epochs: int = 30,
         batch_size: int = 32,
@@ -111,6 +117,7 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         self.lambda_align = lambda_align
         self.hidden = hidden
         self.fault_steps = fault_steps
+        self.align_ramp = align_ramp
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -122,6 +129,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         check_int("hidden", self.hidden, 4)
         if self.fault_steps not in FAULT_STEPS:
             raise ValueError(f"fault_steps must be one of {FAULT_STEPS}, got {self.fault_steps!r}")
+        if self.align_ramp not in ALIGN_RAMPS:
+            raise ValueError(f"align_ramp must be one of {ALIGN_RAMPS}, got {self.align_ramp!r}")
 
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> nn.Module:
         return _CNNGRU(segment_length, n_classes, self.hidden)
@@ -149,7 +158,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         loss, logs = ce, {"ce": float(ce.detach())}
         logs["source_acc"] = float((logits.detach().argmax(-1) == ys).float().mean())
         if use_target:
-            lam = ganin_lambda(progress)
+            lam = _delayed_ramp(progress, 0.0, self.align_ramp)  # "ganin": ganin_lambda(p)
+            logs["align_weight"] = lam
             if self.alignment == "dann":
                 d = net.domain_head(grad_reverse(h, lam)).squeeze(-1)
                 target = (torch.arange(len(h)) >= ns).float()
