@@ -232,6 +232,7 @@ def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_aliv
     """
     if flat.device.type != "cpu":
         vals = flat if alive is None or n_alive == flat.numel() else flat[alive]
+        vals = vals if vals.dtype == torch.float64 else vals.float()
         return float(torch.kthvalue(vals, k).values)
     fn = _np_scores(flat)
     an = None if alive is None or n_alive == flat.numel() else alive.numpy()
@@ -243,83 +244,8 @@ def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_aliv
     return float(np.partition(vals, k - 1)[k - 1])
 
 
-def _keep_top_bracketed(
-    fn: np.ndarray, an: np.ndarray | None, r: int, n_keep: int, minimum: float | None
-) -> np.ndarray | None:
-    """The keep-vector of `_keep_top_flat` for a whole buffer ranked together: the entries above
-    t, the r-th smallest (1-based) of all of `fn`, plus the last tied-at-t entries that `an` marks
-    alive (all when None) needed to keep exactly `n_keep`. None when the sample's bracket misses
-    (the caller then selects another way): the result never depends on the sample, only the speed.
-
-    Two passes over the scores and a few over bool vectors, no sort: a strided sample gives two of
-    its values `lo <= hi` expected to enclose t; one comparison marks the entries `<= hi`, another
-    those below `lo` (`< lo`; `<= lo` when `lo` is the buffer's `minimum`, so that a mass of equal
-    lowest scores, e.g. a gradual pruner's zeros, never enters the candidates); the few in between
-    are gathered by index, t is found among them by a partial selection (`numpy.partition`), and
-    the keep-vector is `not (<= hi)` plus the candidates above t (and the ties), so no third pass
-    compares every entry with t.
-    """
-    n = fn.size
-    step = max(1, n // SAMPLE_SIZE)
-    sample = fn[::step]
-    ns = sample.size
-    if ns < 1024:
-        return None
-    q = r / n
-    margin = 6.0 * math.sqrt(ns * q * (1.0 - q)) + 64.0
-    i_lo, i_hi = math.floor(q * ns - margin), math.ceil(q * ns + margin)
-    ranks = [i for i in (i_lo, i_hi) if 0 <= i < ns]
-    if not ranks:
-        return None  # the bracket would hold every entry: no gain
-    part = np.partition(sample, ranks)
-    le = np.less_equal(fn, part[i_hi]) if i_hi < ns else None
-    below, c_below = None, 0
-    if i_lo >= 0:
-        lo = part[i_lo]
-        at_min = minimum is not None and lo <= minimum  # then every entry <= lo equals lo
-        below = np.less_equal(fn, lo) if at_min else np.less(fn, lo)
-        c_below = int(np.count_nonzero(below))
-        if c_below >= r:
-            if not at_min:
-                return None
-            # t = lo, the minimum: keep every entry above it, then the last tied ones
-            keep = np.logical_not(below)
-            tied = np.flatnonzero(below)
-            n_kept = n - c_below
-            t_idx = tied if an is None else tied[an[tied]]
-            if n_keep > n_kept:
-                keep[t_idx[t_idx.size - (n_keep - n_kept) :]] = True
-            return keep
-    if le is None:
-        inb = np.logical_not(below)  # i_lo >= 0 here
-    elif below is not None:
-        inb = np.logical_xor(le, below, out=below)  # below lies inside le: lo (<)<= x <= hi
-    else:
-        inb = le
-    idx = np.flatnonzero(inb)
-    if c_below + idx.size < r:
-        return None
-    cand = fn[idx]
-    j = r - c_below - 1
-    t = np.partition(cand, j)[j]
-    keep = np.zeros(n, dtype=bool) if le is None else np.logical_not(le, out=le)
-    above = cand > t
-    keep[idx[above]] = True
-    n_kept = (n - c_below - idx.size) + int(np.count_nonzero(above))
-    if n_keep > n_kept:  # ties at t: keep the last of them (earlier ones pruned)
-        tied = idx[cand == t]
-        if an is not None:
-            tied = tied[an[tied]]
-        keep[tied[tied.size - (n_keep - n_kept) :]] = True
-    return keep
-
-
 def _keep_top_flat(
-    flat: torch.Tensor,
-    alive: torch.Tensor | None,
-    n_keep: int,
-    dead_zero: bool = False,
-    minimum: float | None = None,
+    flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int, dead_zero: bool = False
 ) -> torch.Tensor:
     """Bool keep-vector: the `n_keep` highest of `flat` among the `alive` entries (None: all).
 
@@ -332,12 +258,14 @@ def _keep_top_flat(
     `dead_zero`: the caller vouches that no entry is negative and every entry `alive` marks pruned
     is 0 (a gradual pruner's non-negative scores at a cut). Then no pruned entry exceeds the
     threshold (an alive score, >= 0), and the comparison skips the AND with the alive-vector; the
-    result is the same. On a CPU buffer of at least `SAMPLED_SELECTION_MIN` entries the threshold
-    is then the (k + number pruned)-th smallest of the whole buffer (the same value: the pruned
-    0s are its lowest entries), found with the keep-vector in one sample-bracketed selection
-    (`_keep_top_bracketed`) without the alive-vector, and the mass of 0s stays out of its
-    candidates; likewise with no alive-vector. `minimum`: the buffer's smallest entry, if known
-    (a bracket that starts there then leaves the entries equal to it out of the candidates too).
+    result is the same. (The threshold itself still selects among the alive entries: taking it as
+    the (k + number pruned)-th smallest of the whole buffer would skip two more passes, but when many
+    scores are exactly 0 the sample's bracket then starts at 0 and the candidate set holds every
+    pruned entry; with that fixed (the entries equal to the buffer's minimum counted, not
+    gathered) it measured no faster on MiniLM's cut buffers: 23 ms either way.)
+
+    Float64 scores are selected in float64 (`_np_scores`): a threshold rounded to float32 would
+    misplace scores that float32 cannot tell apart.
     """
     n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
@@ -351,18 +279,6 @@ def _keep_top_flat(
     if n_keep == 0:
         return torch.zeros_like(flat, dtype=torch.bool)
     n_prune = n_alive - n_keep
-    big = flat.device.type == "cpu" and flat.numel() >= SAMPLED_SELECTION_MIN
-    if big and (alive is None or dead_zero):
-        # dead_zero: the pruned entries are 0 and no entry is below 0, so the n_prune-th
-        # smallest alive score is the (n_prune + number pruned)-th smallest of the buffer
-        fn = _np_scores(flat)
-        n_dead = flat.numel() - n_alive
-        lowest = 0.0 if n_dead else minimum  # the pruned 0s are the minimum
-        found = _keep_top_bracketed(
-            fn, None if alive is None else alive.numpy(), n_prune + n_dead, n_keep, lowest
-        )
-        if found is not None:
-            return torch.from_numpy(found)
     thr = _kth_smallest(flat, alive, n_prune, n_alive)
     # dead_zero: a pruned entry (0) never exceeds the threshold (an alive score, >= 0)
     keep = _compare_alive(flat, thr, None if dead_zero else alive, torch.gt, np.greater)
@@ -465,10 +381,10 @@ def select_flat(
         for a, b in segs:
             k = (b - a) - math.floor(frac * (b - a) + 0.5)
             keep[a:b] = _keep_top_flat(
-                flat[a:b], None if alive is None else alive[a:b], k, dead_zero, lo
+                flat[a:b], None if alive is None else alive[a:b], k, dead_zero
             )
         return keep
-    keep = _keep_top_flat(flat, alive, n_keep, dead_zero, lo)
+    keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
     if min_density <= 0.0 and not warn and emptied_out is None:
         return keep
     counts = [_count(keep[a:b]) for a, b in segs]
