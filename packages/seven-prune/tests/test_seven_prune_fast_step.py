@@ -481,3 +481,52 @@ def test_seven_pruner_float_mask_changes_no_bit_of_a_run() -> None:
     assert cuts == 4 and "keep" not in prs[0]._scratch_bufs  # freed after the window
     assert "keep" not in prs[1]._scratch_bufs
     assert 0.6 < prs[0].achieved_sparsity <= 0.7
+
+
+def _sort_reference(flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int) -> torch.Tensor:
+    """WeightMask.from_scores' rule by a stable sort: pruned entries at -inf, the lowest go first,
+    among equal scores the earlier entry."""
+    work = flat if alive is None else flat.masked_fill(~alive, -math.inf)
+    order = torch.argsort(work, stable=True)
+    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    keep[order[: flat.numel() - n_keep]] = False
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cut_selection_equals_the_stable_sort_in_float64(seed: int) -> None:
+    """The cut's selection (a threshold from the sample-bracketed partial selection) keeps exactly
+    the entries a stable sort keeps, bit for bit, in float64: many exact ties, alive entries scored
+    0, pruned entries at 0 (a gradual pruner's cut, dead_zero), thresholds from the lowest rank to
+    the highest; and float64 scores that float32 cannot tell apart (the threshold was taken in
+    float32 before, which kept the wrong ones)."""
+    g = torch.Generator().manual_seed(seed)
+    n = 120_000
+    assert n >= pruning.SAMPLED_SELECTION_MIN
+    flat = torch.round(torch.rand(n, generator=g, dtype=torch.float64) ** 3 * 400) / 400
+    flat[flat < 0.002] = 0.0  # alive entries scored exactly 0
+    flat[n // 2 : n // 2 + 5000] = 1.0 + torch.arange(5000, dtype=torch.float64) * 1e-12
+    assert torch.unique(flat[n // 2 : n // 2 + 5000].float()).numel() < 5000  # float32 merges them
+    alive = torch.rand(n, generator=g) > 0.3
+    flat[~alive] = 0.0
+    n_alive = int(alive.sum())
+    n_zero_alive = int((alive & (flat == 0)).sum())
+    near_one = int((alive & (flat < 1.0)).sum())  # ranks inside the run of near-equal values
+    for n_keep in (
+        n_alive - 1,
+        n_alive - 7,
+        n_alive - n_zero_alive // 2,  # the threshold is 0: the zeros tie
+        n_alive - n_zero_alive - 3,  # just above the zeros
+        n_alive - near_one - 1234,
+        n_alive // 2,
+        n_alive // 10,
+        1,
+    ):
+        want = _sort_reference(flat, alive, n_keep)
+        got = pruning.select_flat(flat, [n], ["a"], n_keep, alive, dead_zero=True, warn=False)
+        assert torch.equal(got, want), n_keep
+        plain = flat.clone()
+        plain[~alive] = -0.5  # no previous mask: every entry ranked, negatives included
+        want = _sort_reference(plain, None, n_keep)
+        got = pruning.select_flat(plain, [n], ["a"], n_keep, warn=False)
+        assert torch.equal(got, want), n_keep

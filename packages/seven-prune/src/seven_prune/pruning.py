@@ -213,6 +213,15 @@ def _kth_bracketed(fn: np.ndarray, an: np.ndarray | None, k: int, n_alive: int) 
     return float(np.partition(cand, j)[j])
 
 
+def _np_scores(flat: torch.Tensor) -> np.ndarray:
+    """A CPU score buffer as a numpy array of its own float type (float32 or float64; any other
+    float type upcast to float32, which is exact and keeps the order): the threshold is then a
+    value of the scores themselves, so comparisons with it are exact."""
+    if flat.dtype not in (torch.float32, torch.float64):
+        flat = flat.float()
+    return flat.numpy()
+
+
 def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_alive: int) -> float:
     """The k-th smallest (1-based) entry of a flat float tensor among the `alive` entries (all when
     None; `n_alive` of them), exactly, without a full sort.
@@ -223,8 +232,9 @@ def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_aliv
     """
     if flat.device.type != "cpu":
         vals = flat if alive is None or n_alive == flat.numel() else flat[alive]
-        return float(torch.kthvalue(vals.float(), k).values)
-    fn = flat.float().numpy()
+        vals = vals if vals.dtype == torch.float64 else vals.float()
+        return float(torch.kthvalue(vals, k).values)
+    fn = _np_scores(flat)
     an = None if alive is None or n_alive == flat.numel() else alive.numpy()
     if fn.size >= SAMPLED_SELECTION_MIN:
         thr = _kth_bracketed(fn, an, k, n_alive)
@@ -251,7 +261,11 @@ def _keep_top_flat(
     result is the same. (The threshold itself still selects among the alive entries: taking it as
     the (k + number pruned)-th smallest of the whole buffer would skip two more passes, but when many
     scores are exactly 0 the sample's bracket then starts at 0 and the candidate set holds every
-    pruned entry.)
+    pruned entry; with that fixed (the entries equal to the buffer's minimum counted, not
+    gathered) it measured no faster on MiniLM's cut buffers: 23 ms either way.)
+
+    Float64 scores are selected in float64 (`_np_scores`): a threshold rounded to float32 would
+    misplace scores that float32 cannot tell apart.
     """
     n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
