@@ -681,14 +681,17 @@ class MaskedTraining(Callback):
         if not isinstance(mask, WeightMask):
             raise TypeError(f"mask must be a WeightMask, got {type(mask).__name__}")
         self.mask._check_compatible(mask, "swap")
-        old = [~keep for keep in self._keep]
         self.mask = WeightMask({n: mask[n].to(self.mask[n].device) for n in self.mask})
         if not self.attached:
             return
+        # the old pruned entries, only where an optimizer's state is fixed from them (a pass over
+        # every mask otherwise wasted: ~1 ms per swap on MiniLM's 10.7M targets)
+        old = [~keep for keep in self._keep] if self._hooked_optimizer is not None else None
         for i, (n, p) in enumerate(self._params.items()):
             self._keep[i] = self.mask[n].to(p.device)  # the hooks read this list
         self.reapply()
-        self._fix_optimizer_state(changed=old)
+        if old is not None:
+            self._fix_optimizer_state(changed=old)
 
     # ---------------------------------------------------------------- hooks
     def _hook_gradients(self) -> None:
@@ -731,11 +734,12 @@ class MaskedTraining(Callback):
                 continue  # no state before the optimizer's first step
             pruned = ~self._keep[i]
             if changed is not None:
-                revived = changed[i] & ~pruned
-                for key in (*_FIRST_MOMENTS, *_SECOND_MOMENTS):
-                    t = st.get(key)
-                    if isinstance(t, torch.Tensor) and t.shape == p.shape:
-                        t.masked_fill_(revived, 0.0)
+                revived = changed[i] & self._keep[i]
+                if bool(revived.any()):  # (a mask that only shrinks revives nothing: no fills)
+                    for key in (*_FIRST_MOMENTS, *_SECOND_MOMENTS):
+                        t = st.get(key)
+                        if isinstance(t, torch.Tensor) and t.shape == p.shape:
+                            t.masked_fill_(revived, 0.0)
             if changed is not None or refresh or id(p) not in self._fixed:
                 for key in _FIRST_MOMENTS:
                     t = st.get(key)
