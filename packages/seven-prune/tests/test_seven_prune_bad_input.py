@@ -289,3 +289,17 @@ def test_epoch_bench_unknown_method(tmp_path) -> None:
     """run_epoch_bench(methods=...): a label the one-epoch bench does not know."""
     with pytest.raises(ValueError, match="methods: 'OBD'"):
         run_epoch_bench(tmp_path, methods=["OBD"])
+
+
+def test_hook_optimizer_rejects_a_non_optimizer_and_skips_foreign_ones() -> None:
+    from seven_prune import SevenPruner
+    from seven_prune.models import tiny_bert
+
+    model = tiny_bert(seed=0)
+    pr = SevenPruner(model, 0.5, window=4)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got dict"):
+        pr.hook_optimizer({})
+    head_only = torch.optim.AdamW(model.classifier.parameters())  # no target weight in it
+    assert pr.hook_optimizer(head_only) is False and not pr.masked.holds_zeros
+    assert pr.hook_optimizer(torch.optim.AdamW(model.parameters())) is True
+    assert pr.masked.holds_zeros

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from maskloop import fit
+from maskloop import Callback, LoopState, fit
 from seven_prune import SevenPruner, TaylorPruner
 from seven_prune.data import synthetic_sentiment
 from seven_prune.models import tiny_bert
@@ -264,3 +264,57 @@ def test_hf_trainer_resume_without_pruner_state_is_an_error(tmp_path) -> None:
     assert pruner.t == 2 and pruner.achieved_sparsity == pytest.approx(0.5, abs=1e-3)
     with pytest.raises(TypeError, match="resume_from_checkpoint must be"):
         SevenCallback(pruner, resume_from_checkpoint=3)
+
+
+class _StepsOnly(Callback):
+    """Calls `pruner.step()` after each optimizer step and nothing else: `fit` never hands the
+    pruner its optimizer, so the pruner re-zeroes the pruned weights at every step."""
+
+    def __init__(self, pruner: SevenPruner) -> None:
+        self.pruner = pruner
+
+    def on_step_end(self, state: LoopState) -> None:
+        self.pruner.step()
+
+
+@pytest.mark.parametrize(
+    ("opt_cls", "kw"),
+    [
+        (torch.optim.Adam, {"weight_decay": 0.1}),
+        (torch.optim.AdamW, {"weight_decay": 0.1}),
+        (torch.optim.AdamW, {"weight_decay": 0.0, "amsgrad": True}),
+    ],
+)
+def test_hooking_the_fit_optimizer_skips_re_zeroing_exactly_in_float64(opt_cls, kw) -> None:
+    """As a `fit` callback the pruner hooks the loop's optimizer (`on_fit_start`) and skips its
+    per-step re-zeroing pass; the weights, masks and scores after several steps and cuts are
+    exactly those of the re-zeroing path (float64, Adam's L2 decay and AdamW's decoupled decay).
+    The re-zeroing was not idle there: the unhooked optimizer's first moments of pruned weights
+    are non-zero, so it did move them between the re-zeroings."""
+
+    def ce(logits, y):
+        return torch.nn.functional.cross_entropy(logits, y, reduction="none")
+
+    loader = _loader(n=48, batch_size=6)  # 8 steps: updates k = 0..6, cuts at k = 1, 3, 5, 6
+    runs = {}
+    for hooked in (False, True):
+        torch.manual_seed(0)
+        model = tiny_bert(seed=2).double()
+        pr = SevenPruner(model, 0.7, start=0, window=8, delta_t=2)
+        opt = opt_cls(model.parameters(), lr=1e-2, **kw)
+        cbs = [pr] if hooked else [_StepsOnly(pr)]
+        fit(model, loader, epochs=1, optimizer=opt, loss_fn=ce, callbacks=cbs, progress=False)
+        assert pr.masked.holds_zeros is hooked
+        runs[hooked] = (model, pr, opt)
+    (m0, p0, o0), (m1, p1, o1) = runs[False], runs[True]
+    assert p0.t == p1.t == 8 and 0.6 < p1.achieved_sparsity <= 0.7
+    assert p0.mask == p1.mask
+    for (name, a), b in zip(m0.named_parameters(), m1.parameters()):
+        assert a.dtype == torch.float64
+        assert torch.equal(a, b), name
+    for s0, s1 in zip(p0.state["S"], p1.state["S"]):
+        assert torch.equal(s0, s1)
+    moved = [o0.state[p]["exp_avg"][~p0.mask[n]] for n, p in p0.params.items()]
+    assert any(bool((m != 0).any()) for m in moved)  # unhooked: pruned weights had momentum
+    for n, p in p1.params.items():
+        assert bool((o1.state[p]["exp_avg"][~p1.mask[n]] == 0).all()), n

@@ -235,3 +235,48 @@ def test_kept_entries_without_gradient_are_floored_and_stay_exact() -> None:
     assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
     for key in ("exp_avg", "exp_avg_sq"):
         assert torch.equal(opt_a.state[a.weight][key], opt_b.state[b.weight][key]), key
+
+
+@pytest.mark.parametrize("opt_name", ["Adam", "AdamW", "SGD"])
+def test_a_shrinking_set_mask_keeps_weights_those_of_reapplying_every_step_float64(
+    opt_name: str,
+) -> None:
+    """A swap that only prunes fixes only the newly pruned first moments (one multiply): the
+    weights after further steps equal, in float64, those of `reapply="always"` (the mask multiplied
+    in after every step, no optimizer-state fix), pruned weights stay exactly 0 and their first
+    moments are 0 (a revival resets moments, which `reapply="always"` does not: not compared)."""
+    make = {
+        "Adam": lambda ps: torch.optim.Adam(ps, lr=0.05, weight_decay=0.1),
+        "AdamW": lambda ps: torch.optim.AdamW(ps, lr=0.05, weight_decay=0.1),
+        "SGD": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.1),
+    }[opt_name]
+    gen = torch.Generator().manual_seed(5)
+    x, y = (
+        torch.randn(32, 12, generator=gen, dtype=torch.float64),
+        torch.randn(32, 3, generator=gen),
+    )
+    masks = []
+    for density in (1.0, 0.6, 0.3):  # two swaps that only prune
+        keep = torch.rand(3, 12, generator=gen) < density if density < 1 else torch.ones(3, 12)
+        masks.append(WeightMask({"weight": keep.bool()}))
+    masks[2] = masks[1] & masks[2]  # a subset: the second swap only prunes too
+    runs = {}
+    for reapply in ("auto", "always"):
+        torch.manual_seed(0)
+        model = nn.Linear(12, 3).double()
+        opt = make(model.parameters())
+        mt = MaskedTraining(model, masks[0], opt, reapply=reapply).attach()
+        for i in range(12):
+            if i in (3, 6):
+                mt.set_mask(masks[i // 3])
+            opt.zero_grad(set_to_none=True)
+            ((model(x) - y.double()) ** 2).mean().backward()
+            opt.step()
+        runs[reapply] = (model, opt, mt)
+    (m_auto, o_auto, mt_auto), (m_always, _, _) = runs["auto"], runs["always"]
+    assert mt_auto.holds_zeros
+    assert torch.equal(m_auto.weight, m_always.weight) and torch.equal(m_auto.bias, m_always.bias)
+    pruned = ~mt_auto.mask["weight"]
+    assert bool(pruned.any()) and bool((m_auto.weight[pruned] == 0).all())
+    first = "exp_avg" if opt_name != "SGD" else "momentum_buffer"
+    assert bool((o_auto.state[m_auto.weight][first][pruned] == 0).all())

@@ -868,6 +868,10 @@ def _load_average() -> float | None:
     return getloadavg()[0] if getloadavg is not None else None
 
 
+#: a label suffix of the overhead comparison: the pruner without the optimizer hook `fit` (and
+#: every run here) gives it, so it re-zeroes the pruned weights at every step (the cost before)
+NO_OPTIMIZER_HOOK = " (no optimizer hook)"
+
 #: timed rounds per batch shape of the overhead comparison (CI of the ratio within about +-0.5
 #: points at 16 x 32 on 2 quiet cores)
 OVERHEAD_ROUNDS = 100
@@ -892,7 +896,9 @@ def overhead_compare(
     the mask cut every `delta_t` updates (the benchmark's 10), sparsity 0.8 on the cubic schedule
     over a window as long as the rounds, so the timed cuts fall at the sparsities a run goes
     through (from about 0.1 to 0.8; a cut's cost depends on them), with the guard (0.01) of the
-    one-epoch grid. After `warmup` untimed rounds (SEVEN_dyn (fused) compiles there; its compile
+    one-epoch grid, its masked training hooking the run's AdamW as `fit` has it do
+    (`Pruner.hook_optimizer`; a label ending in " (no optimizer hook)" runs the pruner without it,
+    re-zeroing the pruned weights at every step). After `warmup` untimed rounds (SEVEN_dyn (fused) compiles there; its compile
     time is excluded), `rounds` timed rounds give, paired by round (`_overhead_paired`), the
     overhead (update + cut / `delta_t`) / plain step with a bootstrap 95% CI, and the same with the
     pruned model's extra step time (masked training's gradient hook). The 1-minute load average
@@ -949,13 +955,16 @@ def overhead_compare(
         for method in ("plain", *methods):
             seed_everything(0)
             model = load_minilm_classifier(seed=0)
-            pr = None if method == "plain" else build_pruner(method, model, 0.8, cfg, 0)
+            base = method.removesuffix(NO_OPTIMIZER_HOOK)
+            pr = None if method == "plain" else build_pruner(base, model, 0.8, cfg, 0)
             if pr is not None and not (isinstance(pr, GradualPruner) and pr.mode == "dyn"):
                 raise ValueError(
                     f"methods: {method!r} does not prune during fine-tuning (a gradual pruner in "
                     "mode 'dyn' is needed to time a per-step cost)"
                 )
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+            if pr is not None and base == method:
+                pr.hook_optimizer(opt)  # as `fit` does: no per-step re-zeroing pass
             loader = _forever(_loader(train, batch_size, 0))
             runs.append((method, model, pr, opt, loader, {"step": [], "update": [], "cut": []}))
         load_before = _load_average()

@@ -232,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "'movement (learned scores, score lr X, warm-up N)', any of the options in "
                        "that order), with the grid's data, seeds and schedule, under their own "
                        "cache: give them their own --out (default: the whole grid); overhead budget: the "
-                       "pruners to time (default: 'SEVEN_dyn' 'SEVEN_dyn (fused)')")  # fmt: skip
+                       "pruners to time (default: 'SEVEN_dyn' 'SEVEN_dyn (fused)'), each hooking the "
+                       "optimizer as fit does; a label ending in ' (no optimizer hook)' times it "
+                       "without, re-zeroing the pruned weights every step")  # fmt: skip
     bench.add_argument("--sparsities", nargs="+", type=float, default=None, metavar="S",
                        help="epoch budget, with --methods: only their runs at these sparsities "
                        "(dense always; default: every sparsity of their runs)")  # fmt: skip

@@ -758,8 +758,37 @@ class Pruner(Callback):
         """True when `prune_before_training` must run before fine-tuning (and has not yet)."""
         return False
 
+    def hook_optimizer(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Let masked training hook `optimizer`'s steps (as `optimizer=` does); True if it did.
+
+        With an optimizer in `maskloop.SAFE_OPTIMIZERS` (SGD, Adam, AdamW, ...) the pruned weights
+        then stay exactly zero by themselves: their gradients are masked and, at each cut, their
+        first moments zeroed (second moments held at a positive constant), so such an optimizer
+        moves them by exactly 0 (Adam: lr * 0 / (sqrt(v) + eps); decoupled decay: 0 * (1 - lr wd);
+        L2 decay adds wd * 0 to a zero gradient), and `step()` skips its per-step re-zeroing pass
+        (`maskloop.MaskedTraining.holds_zeros`). Weights and masks are those of the re-zeroing
+        path (tested bit for bit in float64 with Adam and AdamW, weight decay included). Not
+        hooked (False): an optimizer already given with `optimizer=`, or one that does not hold
+        every target weight (another optimizer could move them).
+        """
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        if self.masked.optimizer is not None and self.masked.optimizer is not optimizer:
+            return False
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if not all(id(p) in held for p in self.params.values()):
+            return False
+        self.masked.attach(optimizer=optimizer)
+        return True
+
     # ------------------------------------------------------------------ maskloop.Callback
     def on_fit_start(self, state: LoopState) -> None:
+        """Hook the loop's optimizer (`hook_optimizer`: saves the per-step re-zeroing pass), and
+        prune before training when the method does."""
+        if self.masked.attached and isinstance(state.optimizer, torch.optim.Optimizer):
+            self.hook_optimizer(state.optimizer)
         if self.needs_pre_pruning:
             self.prune_before_training(state.train_data, loss_fn=state.loss_fn)
 
