@@ -47,20 +47,27 @@ def _wrap(owner: Any, name: str, label: str) -> None:
     setattr(owner, name, timed)
 
 
+def minilm_pruner(shape: str, window: int) -> tuple[Any, SevenPruner, Any, Any]:
+    """MiniLM on the benchmark's text data at batch `shape` ("BxL"), seeded, 2 threads, AdamW and
+    one SevenPruner (sparsity 0.8, guard 0.01, a cut every 10 updates over `window` steps):
+    (model, pruner, optimizer, endless loader). Shared with `profile_update_parts.py`."""
+    torch.set_num_threads(2)
+    batch_size, max_len = map(int, shape.split("x"))
+    cfg = replace(text_config(False, 1), batch_size=batch_size, max_len=max_len)
+    train, _ = _text_data(cfg)
+    seed_everything(0)
+    model = load_minilm_classifier(seed=0)
+    pr = SevenPruner(model, 0.8, start=0, window=window, delta_t=10, min_density=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    return model, pr, opt, _forever(_loader(train, batch_size, 0))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("shape", nargs="?", default="16x32")
     ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    batch_size, max_len = map(int, args.shape.split("x"))
-    cfg = replace(text_config(False, 1), batch_size=batch_size, max_len=max_len)
-    train, _ = _text_data(cfg)
-    seed_everything(0)
-    model = load_minilm_classifier(seed=0)
-    pr = SevenPruner(model, 0.8, start=0, window=args.steps + 2, delta_t=10, min_density=0.01)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    loader = _forever(_loader(train, batch_size, 0))
+    model, pr, opt, loader = minilm_pruner(args.shape, window=args.steps + 2)
     for _ in range(3):  # warm-up: allocations, first cut of nothing
         _timed_step(model, next(loader), opt, pr)
     for owner, name in (

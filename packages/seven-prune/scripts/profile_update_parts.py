@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from dataclasses import replace
 
 import torch
-from maskloop import seed_everything
-from seven_prune import SevenPruner
-from seven_prune.bench import _forever, _loader, _text_data, _timed_step, text_config
-from seven_prune.models import load_minilm_classifier
+from profile_eager_step import minilm_pruner  # the sibling script (run from this folder's path)
+from seven_prune.bench import _timed_step
 from seven_prune.seven import _moments_and_ratio_, _seven_update_eager
 
 
@@ -39,15 +36,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=14)
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    batch_size, max_len = map(int, args.shape.split("x"))
-    cfg = replace(text_config(False, 1), batch_size=batch_size, max_len=max_len)
-    train, _ = _text_data(cfg)
-    seed_everything(0)
-    model = load_minilm_classifier(seed=0)
-    pr = SevenPruner(model, 0.8, start=0, window=args.steps + 40, delta_t=10, min_density=0.01)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    loader = _forever(_loader(train, batch_size, 0))
+    model, pr, opt, loader = minilm_pruner(args.shape, window=args.steps + 40)
     upd = []
     for _ in range(args.steps):
         _, dt = _timed_step(model, next(loader), opt, pr)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from maskloop.report import PairedDifference, paired_difference
@@ -58,6 +59,29 @@ def contrast(
     a = [sum(runs[m][s] for m in plus) for s in seeds]
     b = [sum(runs[m][s] for m in minus) for s in seeds]
     return paired_difference(a, b)
+
+
+def not_worse(d: PairedDifference) -> bool:
+    """The full model is not worse: mean >= 0 and CI lower bound > -0.5."""
+    return d.mean >= 0 and d.low > -0.5
+
+
+def decide(
+    checks: list[tuple[str, PairedDifference | None, Callable[[PairedDifference], bool], str]],
+    adopted: str,
+) -> str:
+    """The pre-registered sequential rule: each check (tag, Δ or None while partial, test, what a
+    failure means) is read only if the earlier ones pass; the first partial or failing check
+    decides."""
+    passed: list[str] = []
+    for tag, d, ok, failure in checks:
+        before = f"{', '.join(passed)} pass; " if passed else ""
+        if d is None:
+            return f"{before}partial ({tag} lacks seeds)"
+        if not ok(d):
+            return f"{before}{tag} fails ({failure}); not adopted"
+        passed.append(tag)
+    return adopted
 
 
 def main() -> int:
@@ -95,32 +119,23 @@ def main() -> int:
     if args.metric != "mR":
         return 0
     c1, c2, c3 = (rows[k] for k in list(rows)[:3])
-    if c1 is None:
-        verdict = "partial (C1 lacks seeds)"
-    elif not c1.low > 0:
-        verdict = "NOT confirmed: C1 fails (the lead does not replicate); not adopted"
-    elif c2 is None:
-        verdict = "C1 passes; partial (C2 lacks seeds)"
-    elif not c2.mean >= -0.5:
-        verdict = "C1 passes, C2 fails (the bidirectional rung gets worse); not adopted"
-    elif c3 is None:
-        verdict = "C1, C2 pass; partial (C3 lacks seeds)"
-    elif not (c3.mean >= 0 and c3.low > -0.5):
-        verdict = "C1, C2 pass, C3 fails (the full model is not shown to be no worse); not adopted"
-    else:
-        verdict = "ADOPTED on validation: C1, C2 and C3 pass"
+    verdict = decide(
+        [
+            ("C1", c1, lambda d: d.low > 0, "the lead does not replicate"),
+            ("C2", c2, lambda d: d.mean >= -0.5, "the bidirectional rung gets worse"),
+            ("C3", c3, not_worse, "the full model is not shown to be no worse"),
+        ],
+        "ADOPTED on validation: C1, C2 and C3 pass",
+    )
     print("decision (sgs_pool='residual'):", verdict)
     l1, l2 = rows["L1 +LSD aux - +bidirectional"], rows["L2 LSD aux - +STL (full SSJDN)"]
-    if l1 is None:
-        verdict = "partial (L1 lacks seeds)"
-    elif not l1.low > 0:
-        verdict = "L1 fails (the LSD rung does not clear 0); not adopted"
-    elif l2 is None:
-        verdict = "L1 passes; partial (L2 lacks seeds)"
-    elif not (l2.mean >= 0 and l2.low > -0.5):
-        verdict = "L1 passes, L2 fails (the full model is not shown to be no worse); not adopted"
-    else:
-        verdict = "ADOPTED on validation: L1 and L2 pass"
+    verdict = decide(
+        [
+            ("L1", l1, lambda d: d.low > 0, "the LSD rung does not clear 0"),
+            ("L2", l2, not_worse, "the full model is not shown to be no worse"),
+        ],
+        "ADOPTED on validation: L1 and L2 pass",
+    )
     print("decision (LSD aux):", verdict)
     return 0
 
