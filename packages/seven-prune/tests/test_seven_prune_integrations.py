@@ -318,3 +318,73 @@ def test_hooking_the_fit_optimizer_skips_re_zeroing_exactly_in_float64(opt_cls, 
     assert any(bool((m != 0).any()) for m in moved)  # unhooked: pruned weights had momentum
     for n, p in p1.params.items():
         assert bool((o1.state[p]["exp_avg"][~p1.mask[n]] == 0).all()), n
+
+
+def test_hf_trainer_hooks_its_optimizer_exactly_in_float64(tmp_path) -> None:
+    """`SevenCallback` hooks the Trainer's own AdamW (inside accelerate's wrapper) in
+    `on_train_begin`, so `pruner.step()` skips its re-zeroing pass; weights, masks and scores after
+    8 steps and 4 cuts are exactly those of `hook_optimizer=False` (float64, decoupled weight decay
+    0.1, gradient clipping on). The re-zeroing was not idle there: unhooked, the pruned weights'
+    first moments are non-zero."""
+    pytest.importorskip("accelerate")
+    from seven_prune import SevenCallback
+    from transformers import Trainer
+
+    data = synthetic_sentiment(
+        48, seq_len=10, seed=0
+    )  # batches of 6: 8 steps, cuts at k = 1, 3, 5, 6
+    runs = {}
+    for hook in (False, True):
+        model = tiny_bert(seed=2).double()
+        pruner = SevenPruner(model, 0.7, start=0, window=8, delta_t=2)
+        callback = SevenCallback(pruner, hook_optimizer=hook)
+        args = _hf_args(
+            tmp_path / str(hook),
+            per_device_train_batch_size=6,
+            learning_rate=1e-2,
+            weight_decay=0.1,
+            lr_scheduler_type="constant",
+            seed=0,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
+        trainer.train()
+        inner = trainer.optimizer.optimizer  # accelerate's wrapper around the torch AdamW
+        assert type(inner) is torch.optim.AdamW
+        assert callback.hooked_optimizer is (inner if hook else None)
+        assert pruner.masked.holds_zeros is hook
+        runs[hook] = (model, pruner, inner)
+    (m0, p0, o0), (m1, p1, o1) = runs[False], runs[True]
+    assert p0.t == p1.t == 8 and 0.6 < p1.achieved_sparsity <= 0.7
+    assert p0.mask == p1.mask
+    for (name, a), b in zip(m0.named_parameters(), m1.parameters()):
+        assert a.dtype == torch.float64
+        assert torch.equal(a, b), name
+    for s0, s1 in zip(p0.state["S"], p1.state["S"]):
+        assert torch.equal(s0, s1)
+    moved = [o0.state[p]["exp_avg"][~p0.mask[n]] for n, p in p0.params.items()]
+    assert any(bool((m != 0).any()) for m in moved)  # unhooked: pruned weights had momentum
+    for n, p in p1.params.items():
+        assert bool((o1.state[p]["exp_avg"][~p1.mask[n]] == 0).all()), n
+        assert bool((p.detach()[~p1.mask[n]] == 0).all()), n
+
+
+def test_hf_callback_does_not_hook_an_unsafe_or_missing_optimizer() -> None:
+    """No optimizer in the event, one outside `SAFE_OPTIMIZERS`, or `hook_optimizer=False`: not
+    hooked (the pruner keeps re-zeroing at every step); a non-bool flag is a TypeError."""
+    from seven_prune import SevenCallback
+
+    model = tiny_bert(seed=3)
+    pruner = SevenPruner(model, 0.5, start=0, window=2)
+    callback = SevenCallback(pruner)
+    callback.on_train_begin(None, None, None)
+    assert callback.hooked_optimizer is None and not pruner.masked.holds_zeros
+    callback.on_train_begin(None, None, None, optimizer=torch.optim.LBFGS(model.parameters()))
+    assert callback.hooked_optimizer is None and not pruner.masked.holds_zeros
+    off = SevenCallback(pruner, hook_optimizer=False)
+    off.on_train_begin(None, None, None, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert off.hooked_optimizer is None and not pruner.masked.holds_zeros
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    callback.on_train_begin(None, None, None, optimizer=sgd)
+    assert callback.hooked_optimizer is sgd and pruner.masked.holds_zeros
+    with pytest.raises(TypeError, match="hook_optimizer must be True or False, got 1"):
+        SevenCallback(pruner, hook_optimizer=1)

@@ -9,6 +9,10 @@ Checkpoints: at every Trainer save the callback writes the pruner's state (step,
 scores) as `seven_prune_pruner.pt` into the checkpoint folder `<output_dir>/checkpoint-<step>/`, next to
 the model and optimizer, and `trainer.train(resume_from_checkpoint=...)` restores it, so a resumed run
 continues the pruning schedule where it stopped.
+
+Optimizer: `on_train_begin` hooks the Trainer's optimizer when it is SGD, Adam, AdamW, ...
+(`Pruner.hook_optimizer`, as `maskloop.fit` does in `on_fit_start`), so the pruned weights stay
+exactly zero by themselves and `pruner.step()` skips its per-step re-zeroing pass.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from maskloop.masks import SAFE_OPTIMIZERS
 
 from seven_prune.pruning import Pruner
 
@@ -33,15 +38,33 @@ def _noop(*args: Any, **kwargs: Any) -> None:
     return None
 
 
+def _torch_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
+    """The torch optimizer inside the Trainer's: accelerate's `AcceleratedOptimizer` only delegates
+    `step()` to its `.optimizer` (it never calls `Optimizer.__init__`, so it holds no step hooks of
+    its own). Any other wrapper is returned as it is (it may move weights itself: not hooked)."""
+    if type(optimizer).__name__ == "AcceleratedOptimizer" and type(optimizer).__module__.startswith(
+        "accelerate."
+    ):
+        optimizer = getattr(optimizer, "optimizer", None)
+    return optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
+
+
 class SevenCallback:
     """Run a pruner inside `Trainer.train()`, unchanged: `Trainer(..., callbacks=[SevenCallback(p)])`.
 
     `on_train_begin`: on a resumed run, restore the pruner's state from the checkpoint (see below);
     then pre-training pruners (SEVEN_pre, magnitude, SNIP, GraSP, ...) that have not pruned yet score
-    on the trainer's own train dataloader. `on_optimizer_step` (after `optimizer.step()`, before the
-    gradients are zeroed): `pruner.step()`. `Trainer` clips gradients (`max_grad_norm`, default 1.0)
-    before the step, so SEVEN sees clipped gradients, as it would in the official code's loop with
-    clipping. `on_save`: write `pruner.state_dict()` into the checkpoint folder just saved,
+    on the trainer's own train dataloader; then, with `hook_optimizer=True` (default), hook the
+    Trainer's optimizer (the `optimizer` every event receives; accelerate's wrapper unwrapped) with
+    `Pruner.hook_optimizer` when it is one of `maskloop.masks.SAFE_OPTIMIZERS` (SGD, Adam,
+    AdamW, ...): the pruned weights then stay exactly zero by themselves and `pruner.step()` skips
+    its per-step re-zeroing pass, with the same weights and masks (tested bit for bit in float64).
+    Any other optimizer, or none passed, is not hooked and the pruner re-zeroes at every step as
+    before; `hooked_optimizer` tells which optimizer was hooked (None: not hooked).
+    `on_optimizer_step` (after `optimizer.step()`, before the gradients are zeroed):
+    `pruner.step()`. `Trainer` clips gradients (`max_grad_norm`, default 1.0) before the step, so
+    SEVEN sees clipped gradients, as it would in the official code's loop with clipping.
+    `on_save`: write `pruner.state_dict()` into the checkpoint folder just saved,
     `<args.output_dir>/checkpoint-<global_step>/seven_prune_pruner.pt` (main process only).
 
     Resuming: `Trainer.train(resume_from_checkpoint=...)` restores its `TrainerState` before
@@ -55,7 +78,11 @@ class SevenCallback:
     """
 
     def __init__(
-        self, pruner: Pruner, resume_from_checkpoint: str | os.PathLike | bool | None = None
+        self,
+        pruner: Pruner,
+        resume_from_checkpoint: str | os.PathLike | bool | None = None,
+        *,
+        hook_optimizer: bool = True,
     ):
         if not isinstance(pruner, Pruner):
             raise TypeError(
@@ -68,8 +95,13 @@ class SevenCallback:
                 "resume_from_checkpoint must be a checkpoint folder, True (the last checkpoint in "
                 f"output_dir), False (never restore) or None (find it), got {resume_from_checkpoint!r}"
             )
+        if not isinstance(hook_optimizer, bool):
+            raise TypeError(f"hook_optimizer must be True or False, got {hook_optimizer!r}")
         self.pruner = pruner
         self.resume_from_checkpoint = resume_from_checkpoint
+        self.hook_optimizer = hook_optimizer
+        #: the torch optimizer hooked by the last `on_train_begin` (None: not hooked)
+        self.hooked_optimizer: torch.optim.Optimizer | None = None
         #: the file the pruner state was restored from on the last resume (None if not resumed)
         self.restored_from: Path | None = None
 
@@ -126,7 +158,8 @@ class SevenCallback:
 
     # ------------------------------------------------------------------ TrainerCallback events
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Restore the pruner on a resumed run; prune before fine-tuning when the pruner needs it."""
+        """Restore the pruner on a resumed run; prune before fine-tuning when the pruner needs it;
+        hook the Trainer's optimizer."""
         step = int(getattr(state, "global_step", 0) or 0)
         self.restored_from = None
         if step > 0 and self.resume_from_checkpoint is not False:
@@ -146,6 +179,15 @@ class SevenCallback:
             if loader is None:
                 raise RuntimeError("Trainer passed no train_dataloader to on_train_begin")
             self.pruner.prune_before_training(loader)
+        self.hooked_optimizer = None
+        optimizer = _torch_optimizer(kwargs.get("optimizer"))
+        if (
+            self.hook_optimizer
+            and self.pruner.masked.attached
+            and type(optimizer) in SAFE_OPTIMIZERS
+            and self.pruner.hook_optimizer(optimizer)
+        ):
+            self.hooked_optimizer = optimizer
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """`pruner.step()` while this step's gradients are still in `.grad`."""
