@@ -388,3 +388,22 @@ def test_hf_callback_does_not_hook_an_unsafe_or_missing_optimizer() -> None:
     assert callback.hooked_optimizer is sgd and pruner.masked.holds_zeros
     with pytest.raises(TypeError, match="hook_optimizer must be True or False, got 1"):
         SevenCallback(pruner, hook_optimizer=1)
+
+
+def test_hf_callback_refuses_a_transformers_without_on_optimizer_step(monkeypatch) -> None:
+    """A transformers whose TrainerCallback lacks `on_optimizer_step` (< 4.42) never steps the
+    pruner: on_train_begin raises instead of letting the model train unpruned."""
+    import sys
+    import types
+
+    from seven_prune import SevenCallback
+
+    callback = SevenCallback(SevenPruner(tiny_bert(seed=3), 0.5, start=0, window=2))
+    old = types.ModuleType("transformers")
+    old.__version__ = "4.40.0"
+    old.TrainerCallback = type("TrainerCallback", (), {"on_step_end": lambda self: None})
+    monkeypatch.setitem(sys.modules, "transformers", old)
+    with pytest.raises(RuntimeError, match=r"transformers 4\.40\.0 has no .*on_optimizer_step"):
+        callback.on_train_begin(None, None, None)
+    old.TrainerCallback.on_optimizer_step = lambda self: None
+    callback.on_train_begin(None, None, None)  # the event exists: no error

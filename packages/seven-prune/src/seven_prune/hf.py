@@ -18,6 +18,7 @@ exactly zero by themselves and `pruner.step()` skips its per-step re-zeroing pas
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,21 @@ def _torch_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
     ):
         optimizer = getattr(optimizer, "optimizer", None)
     return optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
+
+
+def _check_trainer_events() -> None:
+    """Raise if the loaded transformers' `TrainerCallback` has no `on_optimizer_step` event (the
+    event every pruner step hangs on; transformers >= 4.42). Reads `sys.modules` only: the Trainer
+    calling the callback has imported transformers, and `import seven_prune` stays light."""
+    module = sys.modules.get("transformers")
+    base = getattr(module, "TrainerCallback", None) if module is not None else None
+    if base is not None and not hasattr(base, "on_optimizer_step"):
+        version = getattr(module, "__version__", "?")
+        raise RuntimeError(
+            f"transformers {version} has no TrainerCallback.on_optimizer_step event, so "
+            "SevenCallback could never step the pruner (the model would train unpruned); "
+            "seven-prune needs transformers >= 4.42"
+        )
 
 
 class SevenCallback:
@@ -159,7 +175,9 @@ class SevenCallback:
     # ------------------------------------------------------------------ TrainerCallback events
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Restore the pruner on a resumed run; prune before fine-tuning when the pruner needs it;
-        hook the Trainer's optimizer."""
+        hook the Trainer's optimizer. A transformers without the `on_optimizer_step` event (added in
+        4.42) would never step the pruner and train unpruned without a word: a RuntimeError."""
+        _check_trainer_events()
         step = int(getattr(state, "global_step", 0) or 0)
         self.restored_from = None
         if step > 0 and self.resume_from_checkpoint is not False:
