@@ -14,6 +14,25 @@ pytestmark = [
 ]
 
 
+def _assert_hooked_equals_unhooked(runs: dict) -> None:
+    """`runs[hooked] = (model, pruner, optimizer)` after 8 steps: the hooked run's weights (float64),
+    mask and scores equal the unhooked run's exactly; unhooked, some pruned weight had momentum (the
+    re-zeroing did work); hooked, every pruned weight and its first moment is exactly 0."""
+    (m0, p0, o0), (m1, p1, o1) = runs[False], runs[True]
+    assert p0.t == p1.t == 8 and 0.6 < p1.achieved_sparsity <= 0.7
+    assert p0.mask == p1.mask
+    for (name, a), b in zip(m0.named_parameters(), m1.parameters()):
+        assert a.dtype == torch.float64
+        assert torch.equal(a, b), name
+    for s0, s1 in zip(p0.state["S"], p1.state["S"]):
+        assert torch.equal(s0, s1)
+    moved = [o0.state[p]["exp_avg"][~p0.mask[n]] for n, p in p0.params.items()]
+    assert any(bool((m != 0).any()) for m in moved)  # unhooked: pruned weights had momentum
+    for n, p in p1.params.items():
+        assert bool((o1.state[p]["exp_avg"][~p1.mask[n]] == 0).all()), n
+        assert bool((p.detach()[~p1.mask[n]] == 0).all()), n
+
+
 def _loader(n: int = 64, batch_size: int = 8) -> DataLoader:
     return DataLoader(synthetic_sentiment(n, seq_len=10, seed=0), batch_size=batch_size)
 
@@ -306,18 +325,7 @@ def test_hooking_the_fit_optimizer_skips_re_zeroing_exactly_in_float64(opt_cls, 
         fit(model, loader, epochs=1, optimizer=opt, loss_fn=ce, callbacks=cbs, progress=False)
         assert pr.masked.holds_zeros is hooked
         runs[hooked] = (model, pr, opt)
-    (m0, p0, o0), (m1, p1, o1) = runs[False], runs[True]
-    assert p0.t == p1.t == 8 and 0.6 < p1.achieved_sparsity <= 0.7
-    assert p0.mask == p1.mask
-    for (name, a), b in zip(m0.named_parameters(), m1.parameters()):
-        assert a.dtype == torch.float64
-        assert torch.equal(a, b), name
-    for s0, s1 in zip(p0.state["S"], p1.state["S"]):
-        assert torch.equal(s0, s1)
-    moved = [o0.state[p]["exp_avg"][~p0.mask[n]] for n, p in p0.params.items()]
-    assert any(bool((m != 0).any()) for m in moved)  # unhooked: pruned weights had momentum
-    for n, p in p1.params.items():
-        assert bool((o1.state[p]["exp_avg"][~p1.mask[n]] == 0).all()), n
+    _assert_hooked_equals_unhooked(runs)
 
 
 def test_hf_trainer_hooks_its_optimizer_exactly_in_float64(tmp_path) -> None:
@@ -353,19 +361,7 @@ def test_hf_trainer_hooks_its_optimizer_exactly_in_float64(tmp_path) -> None:
         assert callback.hooked_optimizer is (inner if hook else None)
         assert pruner.masked.holds_zeros is hook
         runs[hook] = (model, pruner, inner)
-    (m0, p0, o0), (m1, p1, o1) = runs[False], runs[True]
-    assert p0.t == p1.t == 8 and 0.6 < p1.achieved_sparsity <= 0.7
-    assert p0.mask == p1.mask
-    for (name, a), b in zip(m0.named_parameters(), m1.parameters()):
-        assert a.dtype == torch.float64
-        assert torch.equal(a, b), name
-    for s0, s1 in zip(p0.state["S"], p1.state["S"]):
-        assert torch.equal(s0, s1)
-    moved = [o0.state[p]["exp_avg"][~p0.mask[n]] for n, p in p0.params.items()]
-    assert any(bool((m != 0).any()) for m in moved)  # unhooked: pruned weights had momentum
-    for n, p in p1.params.items():
-        assert bool((o1.state[p]["exp_avg"][~p1.mask[n]] == 0).all()), n
-        assert bool((p.detach()[~p1.mask[n]] == 0).all()), n
+    _assert_hooked_equals_unhooked(runs)
 
 
 def test_hf_callback_does_not_hook_an_unsafe_or_missing_optimizer() -> None:
