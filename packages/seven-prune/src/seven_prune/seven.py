@@ -218,8 +218,11 @@ def _seven_update_eager(
     step = torch.tensor(float(k + 1), device=ss[0].device if ss else None)
     fks: Sequence[torch.Tensor | None] = [None] * len(ss) if fkeeps is None else fkeeps
     for m, v, s, w, g, keep, t1, t2, fk in zip(ms, vs, ss, ws, gs, keeps, t1s, t2s, fks):
-        if abs_moments:  # (a unary op's out= must have its input's dtype: float64 W and g)
-            t1.copy_(g).abs_() if g.dtype != t1.dtype else torch.abs(g, out=t1)
+        if abs_moments:
+            if g.dtype == t1.dtype:
+                torch.abs(g, out=t1)
+            else:  # a unary op's out= must have its input's dtype (float64 W and g)
+                t1.copy_(g).abs_()
             g_m = t1
         else:
             g_m = g if g.dtype == t1.dtype else t1.copy_(g)

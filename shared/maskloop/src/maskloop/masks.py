@@ -533,8 +533,9 @@ class MaskedTraining(Callback):
     those of a dense optimizer on the masked problem, and the step avoids the slow `sqrt`/division on
     large runs of exact zeros (Adam's step was ~1.6x slower with 90% zero moments). It is refreshed
     every `refresh_every` steps (it decays by `beta2` per step and must not reach denormals), and reset
-    to 0 on detach; a swap that only prunes zeroes the newly pruned first moments alone (one pass) and
-    leaves their second moments to the next refresh (an update of 0 / (sqrt(v) + eps) is 0 anyway). Other optimizers, or `reapply="always"`, re-apply the mask after every step.
+    to 0 on detach; a swap that only prunes zeroes the newly pruned first moments alone (one pass)
+    and leaves their second moments to the next refresh (an update of 0 / (sqrt(v) + eps) is 0
+    anyway). Other optimizers, or `reapply="always"`, re-apply the mask after every step.
     Without a known optimizer in your own loop, call `reapply()` after each step if your optimizer is
     not in `SAFE_OPTIMIZERS`.
 
