@@ -37,6 +37,7 @@ def _seven_update(
     coef: torch.Tensor,
     cut: torch.Tensor,
     abs_moments: bool,
+    rezero: bool = True,
 ) -> None:
     """The SEVEN update of every target in one compiled pass per tensor, in place.
 
@@ -44,7 +45,10 @@ def _seven_update(
     recompiles. Per target, one read of m, v, S, W, g and the keep-mask and one write of m, v, S
     and W: S gets this step's term (from W before re-masking, as the eager path), then on a cut step
     the pruned entries' S are zeroed (S[M == 0] <- 0), and the pruned weights are re-zeroed
-    (W * keep, the multiply `maskloop.MaskedTraining.reapply` makes).
+    (W * keep, the multiply `maskloop.MaskedTraining.reapply` makes) unless `rezero` is False (a
+    hooked optimizer keeps them at zero, as in the eager path; W is then neither read for the
+    masking nor written). `rezero` is a Python bool: the compiled code is specialised on it (one
+    compilation per value; it is fixed for a run).
     """
     a1, a2, inv_bc1, inv_sq_bc2, eps = coef[0], coef[1], coef[2], coef[3], coef[4]
     for m, v, s, w, g, keep in zip(ms, vs, ss, ws, gs, keeps):
@@ -56,7 +60,8 @@ def _seven_update(
         s.copy_(torch.where(keep | ~cut, s_new, 0.0))
         m.copy_(m_new)
         v.copy_(v_new)
-        w.mul_(keep)
+        if rezero:
+            w.mul_(keep)
 
 
 def _run_fused(*args: Any) -> bool:
@@ -360,9 +365,10 @@ class SevenPruner(GradualPruner):
             )
             cut = torch.tensor(self.cutting, device=self.device)
             st = self.state
-            if _run_fused(
-                st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, self.moments == "abs"
-            ):
+            # a hooked safe optimizer (optimizer=, fit, SevenCallback): no re-zeroing, as eager
+            rezero = not self.masked.holds_zeros
+            abs_m = self.moments == "abs"
+            if _run_fused(st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, abs_m, rezero):
                 return True
             # not compiled here: the eager default below (`_run_fused` has warned)
         st = self.state
