@@ -368,7 +368,9 @@ class SevenPruner(GradualPruner):
             # a hooked safe optimizer (optimizer=, fit, SevenCallback): no re-zeroing, as eager
             rezero = not self.masked.holds_zeros
             abs_m = self.moments == "abs"
-            if _run_fused(st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, abs_m, rezero):
+            if _run_fused(
+                st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, abs_m, rezero
+            ):
                 return True
             # not compiled here: the eager default below (`_run_fused` has warned)
         st = self.state

@@ -1,0 +1,119 @@
+"""Candidate arrangements of SevenPruner's eager per-step update, timed against the current one.
+
+Usage: ``python packages/seven-prune/scripts/profile_update_variants.py [BxL] [--steps N] [--reps R]``
+(default 16x32, 14 steps, 10 reps; run under ``flock /tmp/heavy.lock nice -n 5``). Same setup as
+`profile_update_parts.py` (MiniLM, AdamW, one SevenPruner, the real state after `steps` steps);
+each variant runs the update without the re-zeroing (`rezero=False`, the hooked default) on clones
+of that state, and must leave m, v and S bit for bit as the current update does (checked before
+timing). Variants: `blocked C` runs all of a target's operations on one block of C entries before
+the next block (the same operations on the same entries: bit-identical), so the block's data is
+still in cache for the next operation; `threads C` splits each target's blocks between two Python
+threads, each block below torch's parallel grain so that it runs on the calling thread. Medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+from profile_eager_step import minilm_pruner  # the sibling script (run from this folder's path)
+from seven_prune.bench import _timed_step
+from seven_prune.seven import _moments_and_ratio_, _seven_update_eager
+
+
+def _median_ms(fn, reps: int) -> float:
+    out = []
+    for _ in range(reps):
+        tic = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - tic)
+    return statistics.median(out) * 1e3
+
+
+def _blocks(t: torch.Tensor, c: int) -> list[torch.Tensor]:
+    f = t.view(-1)
+    return [f[i : i + c] for i in range(0, f.numel(), c)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("shape", nargs="?", default="16x32")
+    ap.add_argument("--steps", type=int, default=14)
+    ap.add_argument("--reps", type=int, default=10)
+    args = ap.parse_args()
+    model, pr, opt, loader = minilm_pruner(args.shape, window=args.steps + 40)
+    for _ in range(args.steps):
+        _timed_step(model, next(loader), opt, pr)
+    print(f"sparsity {pr.achieved_sparsity:.3f}, {pr.numel} targets' entries")
+    st0 = {k: [t.clone() for t in v] for k, v in pr.state.items()}
+    ws = [w.clone() for w in pr._weights()]
+    gs = [g.clone() for g in pr._grads()]
+    keeps = [pr.mask[n] for n in pr.names]
+    t1s = [t.clone() for t in pr._scratch_views("t1")]
+    t2s = [t.clone() for t in pr._scratch_views("t2")]
+    k = pr.updates
+    step = torch.tensor(float(k + 1))
+    a1, a2, eps = pr.alpha1, pr.alpha2, pr.eps
+    st = {kk: [t.clone() for t in v] for kk, v in st0.items()}
+
+    def current() -> None:
+        _seven_update_eager(
+            st["m"], st["v"], st["S"], ws, gs, keeps, t1s, t2s, alpha1=a1, alpha2=a2,
+            eps=eps, k=k, abs_moments=True, cutting=False, rezero=False,
+        )  # fmt: skip
+
+    def make_blocked(c: int):
+        views = [
+            list(zip(*(_blocks(x, c) for x in xs)))
+            for xs in zip(st["m"], st["v"], st["S"], ws, gs, t1s, t2s)
+        ]
+        flat = [b for v in views for b in v]
+
+        def one(b) -> None:
+            m, v, s, w, g, t1, t2 = b
+            torch.abs(g, out=t1)
+            _moments_and_ratio_(t2, t1, m, v, a1, a2, eps, step)
+            t1.mul_(w).abs_()
+            s.addcmul_(t1, t2)
+
+        def run() -> None:
+            for b in flat:
+                one(b)
+
+        def run_threads() -> None:
+            list(pool.map(one, flat, chunksize=max(1, len(flat) // 2)))
+
+        return run, run_threads
+
+    pool = ThreadPoolExecutor(2)
+    variants = {"current (per target)": current}
+    for c in (16384, 65536, 131072, 262144):
+        run, run_t = make_blocked(c)
+        variants[f"blocked {c}"] = run
+        if c < 32768:  # below the grain: each block runs on its thread
+            variants[f"threads {c}"] = run_t
+    # exactness: every variant from the same state gives m, v, S bit for bit
+    ref = None
+    for name, fn in variants.items():
+        for key in st:
+            for a, b in zip(st[key], st0[key]):
+                a.copy_(b)
+        fn()
+        got = {key: torch.cat([t.reshape(-1) for t in st[key]]) for key in st}
+        if ref is None:
+            ref = got
+        else:
+            same = all(torch.equal(got[key], ref[key]) for key in st)
+            print(f"  {name}: m, v, S bit-identical to current: {same}")
+    for _ in range(2):  # interleave twice: the second pass is the one printed
+        res = {name: _median_ms(fn, args.reps) for name, fn in variants.items()}
+    print(f"{args.shape}, medians over {args.reps} reps (ms), rezero=False:")
+    for name, v in res.items():
+        print(f"  {name:28s} {v:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
