@@ -8,7 +8,10 @@ of that state, and must leave m, v and S bit for bit as the current update does 
 timing). Variants: `blocked C` runs all of a target's operations on one block of C entries before
 the next block (the same operations on the same entries: bit-identical), so the block's data is
 still in cache for the next operation; `threads C` splits each target's blocks between two Python
-threads, each block below torch's parallel grain so that it runs on the calling thread. Medians.
+threads, each block below torch's parallel grain so that it runs on the calling thread; `flat ops`
+runs each operation once over the flat buffers where all its operands are flat (the moments, the
+abs of the product, the accumulation); `--fused` adds fused=True's compiled pass (its own rounding,
+not compared bit for bit). Medians.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from profile_eager_step import minilm_pruner  # the sibling script (run from this folder's path)
+from seven_prune import seven
 from seven_prune.bench import _timed_step
 from seven_prune.seven import _moments_and_ratio_, _seven_update_eager
 
@@ -43,6 +47,8 @@ def main() -> None:
     ap.add_argument("shape", nargs="?", default="16x32")
     ap.add_argument("--steps", type=int, default=14)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--fused", action="store_true", help="also time fused=True (compiles first)")
+    ap.add_argument("--blocks", type=int, nargs="*", default=[16384, 65536, 131072, 262144])
     args = ap.parse_args()
     model, pr, opt, loader = minilm_pruner(args.shape, window=args.steps + 40)
     for _ in range(args.steps):
@@ -52,12 +58,13 @@ def main() -> None:
     ws = [w.clone() for w in pr._weights()]
     gs = [g.clone() for g in pr._grads()]
     keeps = [pr.mask[n] for n in pr.names]
-    t1s = [t.clone() for t in pr._scratch_views("t1")]
-    t2s = [t.clone() for t in pr._scratch_views("t2")]
+    flat = {key: pr.flat[key].clone() for key in st0}  # the state as flat buffers and their views
+    flat["t1"], flat["t2"] = pr._scratch("t1").clone(), pr._scratch("t2").clone()
+    st = {key: pr._flat_views(flat[key]) for key in st0}
+    t1s, t2s = pr._flat_views(flat["t1"]), pr._flat_views(flat["t2"])
     k = pr.updates
     step = torch.tensor(float(k + 1))
     a1, a2, eps = pr.alpha1, pr.alpha2, pr.eps
-    st = {kk: [t.clone() for t in v] for kk, v in st0.items()}
 
     def current() -> None:
         _seven_update_eager(
@@ -88,13 +95,30 @@ def main() -> None:
 
         return run, run_threads
 
+    def flat_ops() -> None:  # one call per operation where every operand is a flat buffer
+        for g, t1 in zip(gs, t1s):
+            torch.abs(g, out=t1)
+        _moments_and_ratio_(flat["t2"], flat["t1"], flat["m"], flat["v"], a1, a2, eps, step)
+        for t1, w in zip(t1s, ws):
+            t1.mul_(w)
+        flat["t1"].abs_()
+        flat["S"].addcmul_(flat["t1"], flat["t2"])
+
+    coef = torch.tensor([a1, a2, 1 / (1 - a1 ** (k + 1)), (1 - a2 ** (k + 1)) ** -0.5, eps])
+    no_cut = torch.tensor(False)
+
+    def fused() -> None:  # fused=True's compiled pass, hooked (not bit-identical: other rounding)
+        assert seven._run_fused(st["m"], st["v"], st["S"], ws, gs, keeps, coef, no_cut, True, False)
+
     pool = ThreadPoolExecutor(2)
-    variants = {"current (per target)": current}
-    for c in (16384, 65536, 131072, 262144):
+    variants = {"current (per target)": current, "flat ops": flat_ops}
+    for c in args.blocks:
         run, run_t = make_blocked(c)
         variants[f"blocked {c}"] = run
         if c < 32768:  # below the grain: each block runs on its thread
             variants[f"threads {c}"] = run_t
+    if args.fused:
+        variants["fused=True (compiled)"] = fused
     # exactness: every variant from the same state gives m, v, S bit for bit
     ref = None
     for name, fn in variants.items():
@@ -105,6 +129,8 @@ def main() -> None:
         got = {key: torch.cat([t.reshape(-1) for t in st[key]]) for key in st}
         if ref is None:
             ref = got
+        elif name.startswith("fused"):
+            print(f"  {name}: not compared (its own rounding; tested to float rounding)")
         else:
             same = all(torch.equal(got[key], ref[key]) for key in st)
             print(f"  {name}: m, v, S bit-identical to current: {same}")

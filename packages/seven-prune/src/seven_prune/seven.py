@@ -346,8 +346,9 @@ class SevenPruner(GradualPruner):
         cache while its ops run), with preallocated scratch (`_seven_update_eager`). The update also
         does the masking that follows it, on the data it has just read: on a cut step S[M == 0] <- 0
         (the cut then re-zeroes the weights with its new mask), on other steps the pruned weights
-        are re-zeroed (so it returns True, see `GradualPruner.update_scores`). `fused=True` runs the
-        same formula as one compiled pass per target.
+        are re-zeroed unless a hooked optimizer holds them at zero (so it returns True, see
+        `GradualPruner.update_scores`). `fused=True` runs the same formula as one compiled pass per
+        target, with the same skip of the re-zeroing under a hooked optimizer.
         """
         if not self.consistency:  # ablation: S <- S + |W g|
             term = torch._foreach_mul([x.float() for x in weights], [x.float() for x in grads])
