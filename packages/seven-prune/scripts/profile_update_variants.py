@@ -119,6 +119,27 @@ def main() -> None:
             variants[f"threads {c}"] = run_t
     if args.fused:
         variants["fused=True (compiled)"] = fused
+        # the same function compiled without inductor's horizontal fusion of targets of one shape
+        # (it loads several targets' streams in one loop), and compiled per target (one graph
+        # per shape, called once per target)
+        nohf = torch.compile(
+            seven._seven_update,
+            dynamic=False,
+            fullgraph=True,
+            options={"cpp.max_horizontal_fusion_size": 1},
+        )
+        per = torch.compile(seven._seven_update, dynamic=False, fullgraph=True)
+        lists = (st["m"], st["v"], st["S"], ws, gs, keeps)
+
+        def fused_nohf() -> None:
+            nohf(*lists, coef, no_cut, True, False)
+
+        def fused_per_target() -> None:
+            for m, v, s_, w, g, kp in zip(*lists):
+                per([m], [v], [s_], [w], [g], [kp], coef, no_cut, True, False)
+
+        variants["fused, no horizontal fusion"] = fused_nohf
+        variants["fused, per target"] = fused_per_target
     # exactness: every variant from the same state gives m, v, S bit for bit
     ref = None
     for name, fn in variants.items():
@@ -129,7 +150,7 @@ def main() -> None:
         got = {key: torch.cat([t.reshape(-1) for t in st[key]]) for key in st}
         if ref is None:
             ref = got
-        elif name.startswith("fused"):
+        elif name.startswith("fused"):  # (every fused variant)
             print(f"  {name}: not compared (its own rounding; tested to float rounding)")
         else:
             same = all(torch.equal(got[key], ref[key]) for key in st)
