@@ -328,6 +328,75 @@ def test_hooking_the_fit_optimizer_skips_re_zeroing_exactly_in_float64(opt_cls, 
     _assert_hooked_equals_unhooked(runs)
 
 
+class _Enc(torch.nn.Module):
+    """Two encoder-named Linears (SevenPruner's targets) and a head: few targets, so that the
+    fused update compiles in seconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = torch.nn.ModuleDict(
+            {"query": torch.nn.Linear(12, 24), "dense": torch.nn.Linear(24, 12)}
+        )
+        self.head = torch.nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder["dense"](torch.tanh(self.encoder["query"](x))))
+
+
+def test_fused_update_honours_the_optimizer_hook_exactly_in_float64(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`fused=True` with a hooked optimizer (`optimizer=`) skips the compiled re-zeroing of the
+    pruned weights, as the eager update does: weights, masks and scores after 8 steps and 4 cuts
+    are exactly those of the unhooked fused run (float64 weights, AdamW with decoupled decay 0.1).
+    That equality holds whether or not the kernel re-zeroes (zeros stay zeros), so the kernel
+    itself is checked too: told not to re-zero, it leaves non-zero pruned weights as they are,
+    bit for bit, and m, v, S equal those of the re-zeroing call."""
+    from seven_prune import seven
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(seven, "_KERNEL", None)
+    gen = torch.Generator().manual_seed(3)
+    xs = torch.randn(8, 6, 12, generator=gen, dtype=torch.float64)
+    ys = torch.randint(0, 2, (8, 6), generator=gen)
+    runs = {}
+    for hooked in (False, True):
+        torch.manual_seed(0)
+        model = _Enc().double()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+        pr = SevenPruner(
+            model, 0.7, start=0, window=8, delta_t=2, fused=True, targets=r"encoder\.",
+            optimizer=opt if hooked else None,
+        )  # fmt: skip
+        for x, y in zip(xs, ys):  # 8 steps: updates k = 0..6, cuts at k = 1, 3, 5, 6
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            pr.step()
+        assert pr.masked.holds_zeros is hooked and seven._KERNEL is not False
+        runs[hooked] = (model, pr, opt)
+    _assert_hooked_equals_unhooked(runs)
+
+    st = {k: [t.clone() for t in v] for k, v in runs[False][1].state.items()}
+    keeps = [~runs[False][1].mask[n] for n in runs[False][1].names]  # the kept ones pruned
+    ws = [torch.randn(kp.shape, generator=gen, dtype=torch.float64) for kp in keeps]
+    gs = [torch.randn(kp.shape, generator=gen, dtype=torch.float64) for kp in keeps]
+    coef = torch.tensor([0.8, 0.9, 2.0, 1.5, 1e-9])
+    out = {}
+    for rezero in (True, False):
+        s = {k: [t.clone() for t in v] for k, v in st.items()}
+        w = [x.clone() for x in ws]
+        cut = torch.tensor(False)
+        assert seven._run_fused(s["m"], s["v"], s["S"], w, gs, keeps, coef, cut, True, rezero)
+        out[rezero] = (s, w)
+    for key in ("m", "v", "S"):
+        for a, b in zip(out[True][0][key], out[False][0][key]):
+            assert torch.equal(a, b), key
+    for w0, w1, wr, kp in zip(ws, out[False][1], out[True][1], keeps):
+        assert torch.equal(w1, w0)  # rezero=False: W untouched
+        assert torch.equal(wr, w0 * kp) and bool((w0[~kp] != 0).all())  # rezero=True: masked
+
+
 def test_hf_trainer_hooks_its_optimizer_exactly_in_float64(tmp_path) -> None:
     """`SevenCallback` hooks the Trainer's own AdamW (inside accelerate's wrapper) in
     `on_train_begin`, so `pruner.step()` skips its re-zeroing pass; weights, masks and scores after

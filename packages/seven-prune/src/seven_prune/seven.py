@@ -37,6 +37,7 @@ def _seven_update(
     coef: torch.Tensor,
     cut: torch.Tensor,
     abs_moments: bool,
+    rezero: bool = True,
 ) -> None:
     """The SEVEN update of every target in one compiled pass per tensor, in place.
 
@@ -44,7 +45,10 @@ def _seven_update(
     recompiles. Per target, one read of m, v, S, W, g and the keep-mask and one write of m, v, S
     and W: S gets this step's term (from W before re-masking, as the eager path), then on a cut step
     the pruned entries' S are zeroed (S[M == 0] <- 0), and the pruned weights are re-zeroed
-    (W * keep, the multiply `maskloop.MaskedTraining.reapply` makes).
+    (W * keep, the multiply `maskloop.MaskedTraining.reapply` makes) unless `rezero` is False (a
+    hooked optimizer keeps them at zero, as in the eager path; W is then neither read for the
+    masking nor written). `rezero` is a Python bool: the compiled code is specialised on it (one
+    compilation per value; it is fixed for a run).
     """
     a1, a2, inv_bc1, inv_sq_bc2, eps = coef[0], coef[1], coef[2], coef[3], coef[4]
     for m, v, s, w, g, keep in zip(ms, vs, ss, ws, gs, keeps):
@@ -56,7 +60,8 @@ def _seven_update(
         s.copy_(torch.where(keep | ~cut, s_new, 0.0))
         m.copy_(m_new)
         v.copy_(v_new)
-        w.mul_(keep)
+        if rezero:
+            w.mul_(keep)
 
 
 def _run_fused(*args: Any) -> bool:
@@ -341,8 +346,9 @@ class SevenPruner(GradualPruner):
         cache while its ops run), with preallocated scratch (`_seven_update_eager`). The update also
         does the masking that follows it, on the data it has just read: on a cut step S[M == 0] <- 0
         (the cut then re-zeroes the weights with its new mask), on other steps the pruned weights
-        are re-zeroed (so it returns True, see `GradualPruner.update_scores`). `fused=True` runs the
-        same formula as one compiled pass per target.
+        are re-zeroed unless a hooked optimizer holds them at zero (so it returns True, see
+        `GradualPruner.update_scores`). `fused=True` runs the same formula as one compiled pass per
+        target, with the same skip of the re-zeroing under a hooked optimizer.
         """
         if not self.consistency:  # ablation: S <- S + |W g|
             term = torch._foreach_mul([x.float() for x in weights], [x.float() for x in grads])
@@ -360,8 +366,11 @@ class SevenPruner(GradualPruner):
             )
             cut = torch.tensor(self.cutting, device=self.device)
             st = self.state
+            # a hooked safe optimizer (optimizer=, fit, SevenCallback): no re-zeroing, as eager
+            rezero = not self.masked.holds_zeros
+            abs_m = self.moments == "abs"
             if _run_fused(
-                st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, self.moments == "abs"
+                st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, abs_m, rezero
             ):
                 return True
             # not compiled here: the eager default below (`_run_fused` has warned)
