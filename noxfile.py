@@ -86,27 +86,34 @@ def tests(session: nox.Session, package: str) -> None:
     _pytest(session, str(PATHS[package].relative_to(ROOT) / "tests"))
 
 
+HF_TESTS = {
+    "ted-prune": "packages/ted-prune/tests/test_ted_prune_hf.py",
+    "seven-prune": "packages/seven-prune/tests/test_seven_prune_integrations.py",
+}
+
+
 @nox.session(tags=["isolated"])
 @nox.parametrize("transformers", ["lowest", "newest"])
-def hf(session: nox.Session, transformers: str) -> None:
-    """ted-prune's Hugging Face tests under the lowest and the newest transformers it allows.
+@nox.parametrize("package", [nox.param(p, id=p) for p in HF_TESTS])
+def hf(session: nox.Session, package: str, transformers: str) -> None:
+    """A package's Hugging Face tests under the lowest and the newest transformers it allows.
 
     "lowest" is the lower bound of its `hf` extra (read from its pyproject.toml), installed over
-    the isolated ted-prune environment with the workspace's torch pin; "newest" is what the
+    the isolated package environment with the workspace's torch pin; "newest" is what the
     workspace resolves (`exclude-newer`).
     """
-    _sync(session, "--package", "ted-prune", "--group", "test", "--no-default-groups")
+    _sync(session, "--package", package, "--group", "test", "--no-default-groups")
     if transformers == "lowest":
-        text = (PATHS["ted-prune"] / "pyproject.toml").read_text()
+        text = (PATHS[package] / "pyproject.toml").read_text()
         low = re.search(r'"transformers\[torch\]>=([0-9.]+)"', text)
         if low is None:
-            session.error("ted-prune's pyproject.toml declares no transformers[torch]>= bound")
+            session.error(f"{package}'s pyproject.toml declares no transformers[torch]>= bound")
         torch_pin = re.search(r'"(torch==[^"]+)"', (ROOT / "pyproject.toml").read_text())
         session.install(f"transformers[torch]=={low.group(1)}", *torch_pin.groups())
     session.run(
         "python", "-c", "import transformers; print('transformers', transformers.__version__)"
     )
-    _pytest(session, "packages/ted-prune/tests/test_ted_prune_hf.py")
+    _pytest(session, HF_TESTS[package])
 
 
 def _all_tests() -> list[str]:

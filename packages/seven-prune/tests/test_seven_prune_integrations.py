@@ -78,6 +78,34 @@ def test_fit_runs_pre_pruning_at_fit_start() -> None:
         assert bool((p.detach()[~pruner.mask[n]] == 0).all())
 
 
+def _sequential_trainer():
+    """`Trainer`, made to draw training batches in order on every supported transformers.
+
+    transformers >= 5 has `TrainingArguments(train_sampling_strategy="sequential")`; older
+    releases (down to seven-prune's lower bound, 4.42) reject that argument, so there the
+    Trainer's own sampler hook is overridden to the same `SequentialSampler`.
+    """
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    if _has_sampling_strategy():
+        return Trainer
+
+    class SequentialTrainer(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return SequentialSampler(self.train_dataset)
+
+    return SequentialTrainer
+
+
+def _has_sampling_strategy() -> bool:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
 def _hf_args(out_dir, **overrides):
     """TrainingArguments for tiny CPU runs: sequential batches of 8, no logging, no reporting."""
     from transformers import TrainingArguments
@@ -87,7 +115,6 @@ def _hf_args(out_dir, **overrides):
         "per_device_train_batch_size": 8,
         "num_train_epochs": 1,
         "learning_rate": 1e-3,
-        "train_sampling_strategy": "sequential",
         "use_cpu": True,
         "report_to": "none",
         "save_strategy": "no",
@@ -95,12 +122,15 @@ def _hf_args(out_dir, **overrides):
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
     }
+    if _has_sampling_strategy():
+        kw["train_sampling_strategy"] = "sequential"
     return TrainingArguments(**(kw | overrides))
 
 
 def _trainer(model, dataset, pruner, opt, tmp_path):
     from seven_prune import SevenCallback
-    from transformers import Trainer
+
+    Trainer = _sequential_trainer()
 
     args = _hf_args(tmp_path, lr_scheduler_type="constant", max_grad_norm=0.0)
     return Trainer(
@@ -191,7 +221,8 @@ def test_maskloop_checkpoint_resumes_the_pruner(tmp_path) -> None:
 
 def _ckpt_trainer(out_dir, pruner, model, data, extra_callbacks=()):
     from seven_prune import SevenCallback
-    from transformers import Trainer
+
+    Trainer = _sequential_trainer()
 
     args = _hf_args(out_dir, num_train_epochs=2, save_strategy="steps", save_steps=3, seed=0)
     return Trainer(
@@ -262,7 +293,8 @@ def test_hf_trainer_resume_from_checkpoint_restores_the_pruner(tmp_path, mode) -
 def test_hf_trainer_resume_without_pruner_state_is_an_error(tmp_path) -> None:
     pytest.importorskip("accelerate")
     from seven_prune import SevenCallback
-    from transformers import Trainer
+
+    Trainer = _sequential_trainer()
 
     data = synthetic_sentiment(32, seq_len=10, seed=0)
     model = tiny_bert(seed=6)
@@ -405,7 +437,8 @@ def test_hf_trainer_hooks_its_optimizer_exactly_in_float64(tmp_path) -> None:
     first moments are non-zero."""
     pytest.importorskip("accelerate")
     from seven_prune import SevenCallback
-    from transformers import Trainer
+
+    Trainer = _sequential_trainer()
 
     data = synthetic_sentiment(
         48, seq_len=10, seed=0
