@@ -86,9 +86,9 @@ def tests(session: nox.Session, package: str) -> None:
     _pytest(session, str(PATHS[package].relative_to(ROOT) / "tests"))
 
 
-HF_TESTS = {
-    "ted-prune": "packages/ted-prune/tests/test_ted_prune_hf.py",
-    "seven-prune": "packages/seven-prune/tests/test_seven_prune_integrations.py",
+HF_TESTS = {  # pytest arguments selecting each package's Hugging Face tests
+    "ted-prune": ("packages/ted-prune/tests/test_ted_prune_hf.py",),
+    "seven-prune": ("packages/seven-prune/tests/test_seven_prune_integrations.py", "-k", "hf"),
 }
 
 
@@ -113,7 +113,7 @@ def hf(session: nox.Session, package: str, transformers: str) -> None:
     session.run(
         "python", "-c", "import transformers; print('transformers', transformers.__version__)"
     )
-    _pytest(session, HF_TESTS[package])
+    _pytest(session, *HF_TESTS[package])
 
 
 def _all_tests() -> list[str]:
