@@ -3,12 +3,13 @@
 TED stages its observations and checks the range of every staged batch before any row is written:
 the first batch after each write when it is observed, the others in one reduction per write, and
 every batch whose loss weights are read (`update`, `PrunerCallback`) when they are read. Other
-pruners check every batch in `observe`.
+pruners that learn from batches check every batch in `observe`; those that learn nothing from them
+(full data, the random baselines) only check shapes and count the samples.
 """
 
 import pytest
 import torch
-from ted_prune import EL2N, TEDPruner
+from ted_prune import EL2N, FullData, InfoBatch, RandomDynamic, RandomStatic, TEDPruner
 from ted_prune.pruner import indices_in_range
 
 N, C, D = 10, 3, 4
@@ -77,3 +78,22 @@ def test_other_pruners_check_every_batch_when_observed(bad):
     p.observe(*_batch([0, 1]))
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 10\)"):
         p.observe(*_batch([2, bad]))
+
+
+def test_pruners_that_learn_nothing_only_count_and_check_shapes():
+    learners = [TEDPruner(N, epochs=2), EL2N(N, epochs=3, keep=0.5), InfoBatch(N, epochs=3)]
+    assert all(p._learns for p in learners)
+    for p in (FullData(N, epochs=2), RandomStatic(N, epochs=2), RandomDynamic(N, epochs=2)):
+        assert not p._learns
+        idx, logits, feats, y = _batch([0, 1, 2])
+        p.observe(idx, logits, feats, y)
+        p.observe(idx.view(3, 1), logits, None, y)  # flattened, as before: 3 samples
+        assert p.update(torch.tensor([1.0, 2.0, 3.0]), idx, logits, None, y).item() == 2.0
+        assert p.score_seconds == 0.0  # nothing timed: no scoring work
+        with pytest.raises(ValueError, match="logits must have shape"):
+            p.observe(idx, torch.randn(2, C), None, y)
+        with pytest.raises(ValueError, match="targets must be given"):
+            p.observe(idx, logits, None, None)
+        with pytest.raises(ValueError, match="targets has 2 entries, indices 3"):
+            p.observe(idx, logits, None, y[:2])
+        assert p.end_epoch()["trained"] == 9.0  # the three good batches, none of the bad ones

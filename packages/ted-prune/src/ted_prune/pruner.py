@@ -221,6 +221,9 @@ class DataPruner:
         self._trained = 0
         self._scored = 0
         self.score_seconds = 0.0
+        # whether `_observe` does anything: the random and full-data baselines learn nothing from
+        # a training batch, and `observe` then only checks the batch's shapes and counts it
+        self._learns = type(self)._observe is not DataPruner._observe
 
     # --- selection -----------------------------------------------------------------------------
     def keep_ratio(self, epoch: int | None = None) -> float:
@@ -327,7 +330,15 @@ class DataPruner:
         losses: torch.Tensor | None = None,
     ) -> None:
         """Record a training batch: dataset `indices` (B,), `logits` (B, C), penultimate
-        `features` (B, D; needed by feature-based scores), class `targets` (B,), per-sample `losses`."""
+        `features` (B, D; needed by feature-based scores), class `targets` (B,), per-sample `losses`.
+
+        A pruner that learns nothing from batches (`_observe` not overridden: full data, the random
+        baselines) only checks the shapes and counts the samples: none of the conversions, index
+        range check and timing below, which cost about 65 us of a 3.5 ms MNIST-1D CNN step inside
+        a training loop (cold caches), a per-batch cost of no use to it."""
+        if not self._learns:
+            self._count(indices, logits, targets)
+            return
         t0 = time.perf_counter()
         indices = _as_cpu(indices, torch.long)
         if indices.ndim != 1:
@@ -369,6 +380,21 @@ class DataPruner:
             None if losses is None or not self.uses_losses else _as_cpu(losses, torch.float32),
         )
         self.score_seconds += time.perf_counter() - t0
+
+    def _count(self, indices: Any, logits: torch.Tensor, targets: torch.Tensor | None) -> None:
+        """`observe` of a pruner that learns nothing from batches: shape checks and the count."""
+        batch = indices.numel() if isinstance(indices, torch.Tensor) else len(indices)
+        if logits.ndim != 2 or logits.shape[0] != batch:
+            raise ValueError(
+                f"logits must have shape (batch, classes) with batch={batch}, "
+                f"got {tuple(logits.shape)}"
+            )
+        if targets is None:
+            raise ValueError("targets must be given (class indices, shape (batch,))")
+        nt = targets.numel() if isinstance(targets, torch.Tensor) else len(targets)
+        if nt != batch:
+            raise ValueError(f"targets has {nt} entries, indices {batch}")
+        self._trained += batch
 
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
         """Subclass hook (tensors on the CPU, detached)."""
