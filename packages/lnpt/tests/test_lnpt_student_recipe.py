@@ -105,9 +105,12 @@ def test_student_warmup_keeps_every_committed_cache_key():
         sparsities=(0.95,),
         arms=("lnpt+label-free", "snip+supervised"),
         student_lr={},
+        student_warmup_epochs={},  # the committed runs: no warm-up
     )
     assert goal95.fingerprint("cnn") == "cac917904dd9d2bc"
-    zero = BenchConfig(**{**goal95.__dict__, "student_warmup_epochs": {"cnn": 0}})
+    zero = goal95.with_student_warmup("cnn", 0)
+    assert zero.student_warmup_epochs == {}
+    zero.student_warmup_epochs = {"cnn": 0}
     assert zero.fingerprint("cnn") == "cac917904dd9d2bc"
     assert "student_warmup_epochs" not in zero.key_dict()
     rec = BenchConfig.validation_record()
@@ -199,3 +202,21 @@ def test_recipe_check_reuses_plain_units_and_trains_the_new_ones(tmp_path):
     assert chosen in recipes
     text = (tmp_path / "lnpt_student_recipe_mlp.md").read_text()
     assert "lr 0.01, bench epochs, warm-up 1" in text and "Chosen: **student recipe" in text
+
+
+def test_the_digits_cnn_default_is_the_warmup_the_rule_chose():
+    """DEFAULT_STUDENT_WARMUP_EPOCHS = {"cnn": 5} (chosen on validation); the default config's
+    goal-arm run has the key of the committed lnpt_cnn_goal95_recipe units; other models keep
+    theirs."""
+    from lnpt.bench import DEFAULT_STUDENT_WARMUP_EPOCHS
+
+    assert DEFAULT_STUDENT_WARMUP_EPOCHS == {"cnn": 5}
+    cfg = BenchConfig(
+        models=("cnn",), seeds=10, sparsities=(0.95,), arms=("lnpt+label-free", "snip+supervised")
+    )
+    assert cfg.student_warmup_of("cnn") == 5 and cfg.student_lr_of("cnn") == 1e-2
+    assert cfg.fingerprint("cnn") == "01f2930af0476b99"
+    for model in ("mlp", "cnn1d", "resnet"):
+        assert cfg.fingerprint(model) == cfg.with_student_warmup("cnn", 0).fingerprint(model)
+    sc = StudentLrCheckConfig(recipes=parse_recipes(["1e-2", "1e-2,warmup=5"]))
+    assert sc.current == StudentRecipe(1e-2, None, 5)

@@ -230,10 +230,12 @@ class StudentLrCheckConfig:
 
     @property
     def current(self) -> StudentRecipe:
-        """The benchmark's own student recipe (plain: its lr, epochs, no warm-up; the rule's
-        tie-break). Only the lr is read from the config: a check of another default is a new
-        rule."""
-        return StudentRecipe(self.bench.student_lr_of(self.model))
+        """The benchmark's own student recipe (its lr and warm-up at its epochs; the rule's
+        tie-break and the paired tables' base); when it is not a candidate (a plain-lr check, run
+        before the warm-up existed), its lr alone."""
+        lr = self.bench.student_lr_of(self.model)
+        own = StudentRecipe(lr, None, self.bench.student_warmup_of(self.model))
+        return own if own in self.candidates else StudentRecipe(lr)
 
     @property
     def report_name(self) -> str:
@@ -422,6 +424,7 @@ def student_lr_check(
     # recipes' epochs and warm-ups are in the unit keys, the config's own stay here).
     bench = scfg.bench.key_dict()
     bench.pop("student_lr", None)
+    bench.pop("student_warmup_epochs", None)  # every recipe sets its own (plain: none)
     for k in ("models", "seeds", "sparsities", "arms"):
         bench.pop(k)
     fixed = {
