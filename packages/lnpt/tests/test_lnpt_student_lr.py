@@ -6,6 +6,7 @@ import torch
 from lnpt.bench import DEFAULT_STUDENT_LR, BenchConfig, train_label_free
 from lnpt.student_lr import (
     StudentLrCheckConfig,
+    StudentRecipe,
     choose_student_lr,
     parse_lrs,
     student_lr_check,
@@ -21,7 +22,8 @@ def test_student_lr_keeps_every_committed_cache_key():
         seeds=10,
         arms=("lnpt+label-free", "snip+supervised"),
         sparsities=(0.95,),
-        student_lr={},  # the committed runs: every student at `lr`
+        student_lr={},  # the committed runs: every student at `lr`, no warm-up
+        student_warmup_epochs={},
     )
     assert goal95.fingerprint("cnn") == "cac917904dd9d2bc"  # committed lnpt_cnn_goal95 units
     goal98 = BenchConfig(
@@ -30,9 +32,11 @@ def test_student_lr_keeps_every_committed_cache_key():
         arms=("lnpt+label-free", "random+label-free"),
         sparsities=(0.98,),
         student_lr={},
+        student_warmup_epochs={},
     )
     assert goal98.fingerprint("cnn") == "5a31aa461195857f"  # committed lnpt_cnn_goal98 units
-    assert BenchConfig(student_lr={}).fingerprint("cnn") == "6c8559dbf6d3c479"  # 120ep_teacher
+    unwarmed = BenchConfig(student_lr={}, student_warmup_epochs={})
+    assert unwarmed.fingerprint("cnn") == "6c8559dbf6d3c479"  # 120ep_teacher
     # the default moves only the models the rule moved; the others keep their keys
     for model in ("mlp", "cnn1d", "resnet"):
         assert model not in DEFAULT_STUDENT_LR
@@ -162,7 +166,7 @@ def test_student_lr_check_runs_resumes_and_writes_report(tmp_path):
     res, chosen = student_lr_check(sc, tmp_path, "t", progress=False)
     names = {r.method for r in res.records}
     assert names == {"lr=0.01 dense+supervised", "lr=0.003 dense+supervised"}
-    assert chosen in (1e-2, 3e-3)
+    assert chosen in (StudentRecipe(1e-2), StudentRecipe(3e-3))
     # the two lrs train different students from the same init
     vals = sorted(r.metrics["train_accuracy"] for r in res.records)
     assert vals[0] != vals[1]

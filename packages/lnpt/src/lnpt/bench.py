@@ -58,11 +58,12 @@ from lnpt.learning_gap import (
     prune,
 )
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
-from lnpt.training import TRAINING_BASE, TRAINING_DEFAULTS, LabelFreeTrainer
+from lnpt.training import TRAINING_BASE, TRAINING_DEFAULTS, LabelFreeTrainer, LinearWarmup
 
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_STUDENT_LR",
+    "DEFAULT_STUDENT_WARMUP_EPOCHS",
     "DEFAULT_TEACHER_EPOCHS",
     "DEFAULT_TEACHER_LR",
     "MODELS",
@@ -93,6 +94,13 @@ DEFAULT_TEACHER_LR: dict[str, float] = {"cnn": 3e-3}
 # 95%, seeds 0-9, lr 1e-2 93.86% mean validation accuracy over four arms, 3e-3 92.01% (the sparse
 # students underfit at 3e-3 in 120 epochs), so 1e-2 stays (`lnpt_student_lr_cnn.md`).
 DEFAULT_STUDENT_LR: dict[str, float] = {}
+# The students' linear lr warm-up, in epochs (`lnpt.training.LinearWarmup`, every arm alike), where
+# a model has one (the others: none, the recipe of every run before it). The digits CNN's 5 epochs
+# were chosen on validation (`lnpt bench --student-lr-check --student-recipes ...`, rule in the
+# README, report `lnpt_student_recipe/lnpt_student_recipe_cnn.md`): at 95%, seeds 0-9, lr 1e-2 with
+# the warm-up 95.67% mean validation accuracy over four arms, 1e-2 without 93.83%, 3e-3 for 240
+# epochs 94.44%; no student below 80% (lowest 91.11%, without the warm-up 80.56%).
+DEFAULT_STUDENT_WARMUP_EPOCHS: dict[str, int] = {"cnn": 5}
 PREVIOUS_TEACHER_EPOCHS = {"mlp": 60, "cnn": 40, "cnn1d": 30, "resnet": 30}
 DEFAULT_TEACHER_EPOCHS = {**PREVIOUS_TEACHER_EPOCHS, "cnn": 80}
 
@@ -165,6 +173,13 @@ class BenchConfig:
     # model alike, so the comparison stays paired). Part of a model's cache key only where it is
     # not `lr`, so the keys of every run made before the option stay.
     student_lr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STUDENT_LR))
+    # The students' linear lr warm-up per model, in epochs (`lnpt.training.LinearWarmup`: the lr
+    # ramps from lr/steps to lr over that many epochs' steps; every arm of the model alike). Absent
+    # or 0: no warm-up; part of a model's cache key only where it is > 0, so the keys of every run
+    # made before the option stay.
+    student_warmup_epochs: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_STUDENT_WARMUP_EPOCHS)
+    )
     kd_weight: float = 1.0
     score_kd_weight: float = 5.0
     temperature: float = 4.0
@@ -203,13 +218,16 @@ class BenchConfig:
             teacher_epochs=dict(PREVIOUS_TEACHER_EPOCHS),
             teacher_lr={},
             student_lr={},
+            student_warmup_epochs={},
         )
 
     def key_dict(self) -> dict[str, Any]:
-        """`asdict(self)` for the cache keys of the validation runs: without `teacher_lr` and
-        `student_lr` while they are empty (the keys of runs made before the options)."""
+        """`asdict(self)` for the cache keys of the validation runs: without `teacher_lr`,
+        `student_lr` and `student_warmup_epochs` while they are empty (the keys of runs made before
+        the options); warm-ups of 0 epochs are left out as none."""
         d = asdict(self)
-        for name in ("teacher_lr", "student_lr"):
+        d["student_warmup_epochs"] = {m: w for m, w in d["student_warmup_epochs"].items() if w}
+        for name in ("teacher_lr", "student_lr", "student_warmup_epochs"):
             if not d[name]:
                 d.pop(name)
         return d
@@ -247,6 +265,22 @@ class BenchConfig:
                 raise ValueError(
                     f"{name} maps models {sorted(MODELS)} to positive learning rates, got {bad}"
                 )
+        warm = self.student_warmup_epochs
+        if not isinstance(warm, dict):
+            raise TypeError(
+                f"student_warmup_epochs must be a dict model -> epochs, got {type(warm).__name__}"
+            )
+        bad = {m: w for m, w in warm.items() if m not in MODELS or type(w) is not int or w < 0}
+        if bad:
+            raise ValueError(
+                f"student_warmup_epochs maps models {sorted(MODELS)} to ints >= 0, got {bad}"
+            )
+        bad = {m: w for m, w in warm.items() if m in self.epochs and w >= self.epochs[m]}
+        if bad:
+            raise ValueError(
+                f"student_warmup_epochs must be shorter than the students' epochs "
+                f"({ {m: self.epochs[m] for m in bad} }), got {bad}"
+            )
 
     def teacher_lr_of(self, model: str) -> float:
         """The Adam learning rate of `model`'s teacher (`teacher_lr`, else `lr`)."""
@@ -255,6 +289,22 @@ class BenchConfig:
     def student_lr_of(self, model: str) -> float:
         """The Adam learning rate of `model`'s students, every arm (`student_lr`, else `lr`)."""
         return float(self.student_lr.get(model, self.lr))
+
+    def student_warmup_of(self, model: str) -> int:
+        """The epochs of `model`'s students' linear lr warm-up (0: none)."""
+        return int(self.student_warmup_epochs.get(model, 0))
+
+    def with_student_warmup(self, model: str, epochs: int) -> BenchConfig:
+        """This config with `model`'s students warmed up over `epochs` epochs (0 removes the
+        entry, so the config keeps its key)."""
+        cfg = copy.deepcopy(self)
+        cfg.student_warmup_epochs = {
+            k: v for k, v in self.student_warmup_epochs.items() if k != model
+        }
+        if epochs != 0:
+            cfg.student_warmup_epochs[model] = epochs
+        cfg.check()
+        return cfg
 
     def with_student_lr(self, model: str, lr: float) -> BenchConfig:
         """This config with `model`'s students trained at Adam `lr` (the student-lr check's
@@ -290,6 +340,9 @@ class BenchConfig:
         d.pop("student_lr")  # likewise: only where this model's students do not train at `lr`
         if self.student_lr_of(model) != self.lr:
             d["student_lr"] = self.student_lr_of(model)
+        d.pop("student_warmup_epochs")  # likewise: only where this model's students warm up
+        if self.student_warmup_of(model):
+            d["student_warmup_epochs"] = self.student_warmup_of(model)
         if not d["label_free"]:  # the training before the option existed: its cache keys stay
             d.pop("label_free")
         if SCORE_DEFAULTS or DEFAULT_ROUNDS != 1:  # the chosen scoring default decides LNPT masks
@@ -343,12 +396,14 @@ def train_supervised(
     callbacks: Sequence[Any] = (),
     batch_size: int = 64,
     lr: float | None = None,
+    warmup_epochs: int = 0,
 ) -> None:
     """Cross-entropy training with Adam at `lr` (default `cfg.lr`; masked weights held at zero
-    when `mask` is given)."""
+    when `mask` is given), warmed up linearly over `warmup_epochs` epochs (`LinearWarmup`; 0:
+    none)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr if lr is None else lr)
-    cbs = list(callbacks)
+    cbs = [*callbacks, *_warmup(warmup_epochs)]
     if mask is not None:  # attached by fit at its start, detached at its end
         cbs.insert(0, MaskedTraining(model, mask, opt))
     fit(
@@ -374,12 +429,13 @@ def train_label_free(
     batch_size: int = 64,
     options: dict[str, Any] | None = None,
     lr: float | None = None,
+    warmup_epochs: int = 0,
 ) -> None:
     """Label-free training against the teacher on the student's inputs only, with the
     `LabelFreeTrainer` options `cfg.label_free` (or `options`, for the training ablation) over
     `TRAINING_BASE` with `kd_weight=cfg.kd_weight, temperature=cfg.temperature` (every option is
     spelled out, so the trainer's own defaults never decide a benchmark run), Adam at `lr`
-    (default `cfg.lr`)."""
+    (default `cfg.lr`), warmed up linearly over `warmup_epochs` epochs (0: none)."""
     gen = torch.Generator().manual_seed(seed)
     opts = {**TRAINING_BASE, "kd_weight": cfg.kd_weight, "temperature": cfg.temperature}
     opts.update(cfg.label_free if options is None else options)
@@ -387,9 +443,16 @@ def train_label_free(
     LabelFreeTrainer(model, teacher, mask, lr=lr, seed=seed, **opts).fit(
         data.loader("student", batch_size, shuffle=True, labels=False, generator=gen),
         epochs,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *_warmup(warmup_epochs)],
         progress=False,
     )
+
+
+def _warmup(epochs: int) -> list[Callback]:
+    """The warm-up callback of `epochs` epochs, or none for 0."""
+    if type(epochs) is not int or epochs < 0:
+        raise ValueError(f"warmup_epochs must be an int >= 0, got {epochs!r}")
+    return [LinearWarmup(epochs)] if epochs else []
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -529,7 +592,7 @@ def _run_one(
     data = spec.data(seed)
     bs = cfg.batch_sizes.get(model_name, 64)
     epochs = cfg.epochs[model_name]
-    lr = cfg.student_lr_of(model_name)
+    lr, warm = cfg.student_lr_of(model_name), cfg.student_warmup_of(model_name)
     seed_everything(seed)
     init = spec.build()
     teacher_box: list[nn.Module] = []
@@ -552,7 +615,9 @@ def _run_one(
             **setting(0.0),
         )
         dense = copy.deepcopy(init)
-        train_supervised(dense, data, "student", epochs, cfg, seed, batch_size=bs, lr=lr)
+        train_supervised(
+            dense, data, "student", epochs, cfg, seed, batch_size=bs, lr=lr, warmup_epochs=warm
+        )
         res.add("dense supervised", seed, {"accuracy": _accuracy(dense, data)}, **setting(0.0))
         progress.put("references", {"records": res.to_dict()["records"], "curves": {}})
     masks_used = list(dict.fromkeys(a.split("+")[0] for a in cfg.arms))
@@ -587,12 +652,13 @@ def _run_one(
                 cbs = [diag] if diag is not None else []
                 if training == "supervised":
                     train_supervised(
-                        student, data, "student", epochs, cfg, seed, mask, cbs, bs, lr=lr
+                        student, data, "student", epochs, cfg, seed, mask, cbs, bs, lr, warm
                     )
                 else:
                     train_label_free(
-                        student, teacher(), data, epochs, cfg, seed, mask, cbs, bs, lr=lr
-                    )
+                        student, teacher(), data, epochs, cfg, seed, mask, cbs, bs, lr=lr,
+                        warmup_epochs=warm,
+                    )  # fmt: skip
                 acc = _accuracy(student, data)
                 zeros = sum(int((student.get_parameter(n) == 0).sum()) for n in mask.names)
                 probe = LearningGap(student, teacher(), kd_weight=0.0)

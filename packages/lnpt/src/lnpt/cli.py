@@ -115,6 +115,7 @@ def _bench(args: argparse.Namespace) -> int:
              "--training-variants": ("--training-ablation", args.training_variants),
              "--epoch-budgets": ("--protocol-check", args.epoch_budgets),
              "--student-lrs": ("--student-lr-check", args.student_lrs),
+             "--student-recipes": ("--student-lr-check", args.student_recipes),
              "--student-lr-arms": ("--student-lr-check", args.student_lr_arms)}  # fmt: skip
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
@@ -169,15 +170,24 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"took {time.perf_counter() - start:.0f} s")
         return 0
     if args.student_lr_check:
-        from lnpt.student_lr import StudentLrCheckConfig, parse_lrs, student_lr_check
+        from lnpt.student_lr import (
+            StudentLrCheckConfig,
+            parse_lrs,
+            parse_recipes,
+            student_lr_check,
+        )
 
         models = args.models or ["cnn"]
         if len(models) != 1:
             args._parser.error("--student-lr-check takes one model (--models MODEL)")
+        if args.student_lrs and args.student_recipes:
+            args._parser.error("--student-lrs and --student-recipes: give one of them")
         sc = StudentLrCheckConfig(model=models[0], seeds=args.seeds or 10)
         try:
             if args.student_lrs:
                 sc.lrs = parse_lrs(args.student_lrs)
+            if args.student_recipes:
+                sc.recipes = parse_recipes(args.student_recipes)
             if args.student_lr_arms:
                 sc.arms = tuple(args.student_lr_arms)
             sc.check()
@@ -189,6 +199,11 @@ def _bench(args: argparse.Namespace) -> int:
             + (f" --models {models[0]}" if args.models else "")
             + (f" --student-lrs {' '.join(args.student_lrs)}" if args.student_lrs else "")
             + (
+                f" --student-recipes {' '.join(args.student_recipes)}"
+                if args.student_recipes
+                else ""
+            )
+            + (
                 f" --student-lr-arms {' '.join(args.student_lr_arms)}"
                 if args.student_lr_arms
                 else ""
@@ -198,7 +213,7 @@ def _bench(args: argparse.Namespace) -> int:
         _, chosen = student_lr_check(
             sc, out, command, resume=args.resume, budget_s=args.budget_s, threads=args.threads
         )
-        print(f"{out}/lnpt_student_lr_{models[0]}.md: chosen {chosen}")
+        print(f"{out}/{sc.report_name}.md: chosen {chosen.name if chosen else None}")
         print(f"took {time.perf_counter() - start:.0f} s")
         return 0
     if args.protocol_check:
@@ -481,6 +496,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="LR",
         help="with --student-lr-check: the candidate student learning rates (default 1e-2 3e-3)",
+    )
+    bench.add_argument(
+        "--student-recipes",
+        nargs="+",
+        default=None,
+        metavar="LR[,epochs=N][,warmup=W]",
+        help="with --student-lr-check, instead of --student-lrs: candidate student recipes, an "
+        "Adam lr with optional epochs (default the benchmark's) and linear lr warm-up epochs, "
+        "e.g. 1e-2 1e-2,warmup=5 3e-3,epochs=240 (report lnpt_student_recipe_<model>.md)",
     )
     bench.add_argument(
         "--student-lr-arms",

@@ -1,5 +1,6 @@
 """The student learning-rate check: every benchmark arm of one model trained at several Adam learning
-rates, each student read on the validation part of the student's half (never the test set).
+rates (or student recipes: lr, epochs, linear warm-up), each student read on the validation part of
+the student's half (never the test set).
 
 Why: the students of every arm (dense, SNIP, LNPT; supervised and label-free) train at the
 benchmark's `lr=1e-2`, a value never tested as a factor. At that lr the digits CNN teacher of seed 6
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +50,12 @@ __all__ = [
     "STUDENT_FLOOR",
     "STUDENT_LR_ARMS",
     "StudentLrCheckConfig",
+    "StudentRecipe",
     "choose_student_lr",
+    "choose_student_recipe",
     "dead_channel_trace",
     "parse_lrs",
+    "parse_recipes",
     "student_lr_check",
 ]
 
@@ -93,15 +98,98 @@ def lr_name(lr: float) -> str:
     return f"lr={lr:g}"
 
 
+@dataclass(frozen=True)
+class StudentRecipe:
+    """How every arm's students train: Adam `lr`, `epochs` (None: the benchmark's), and a linear
+    lr warm-up over `warmup_epochs` epochs (`lnpt.training.LinearWarmup`; 0: none). A recipe with
+    only an lr is named and cached exactly as the plain student-lr candidates (`lr=0.01`), so the
+    committed units of the student-lr check are reused."""
+
+    lr: float
+    epochs: int | None = None
+    warmup_epochs: int = 0
+
+    def check(self, name: str = "recipes") -> None:
+        """Raise ValueError naming `name` on a bad field."""
+        parse_lrs([self.lr], name)
+        if self.epochs is not None and (type(self.epochs) is not int or self.epochs < 1):
+            raise ValueError(f"{name}: epochs must be a positive int, got {self.epochs!r}")
+        if type(self.warmup_epochs) is not int or self.warmup_epochs < 0:
+            raise ValueError(f"{name}: warmup must be an int >= 0, got {self.warmup_epochs!r}")
+
+    @property
+    def plain(self) -> bool:
+        """Only an lr: the benchmark's epochs, no warm-up."""
+        return self.epochs is None and self.warmup_epochs == 0
+
+    @property
+    def name(self) -> str:
+        """The method-name prefix, e.g. `lr=0.003 epochs=240`, `lr=0.01 warmup=5`."""
+        parts = [lr_name(self.lr)]
+        if self.epochs is not None:
+            parts.append(f"epochs={self.epochs}")
+        if self.warmup_epochs:
+            parts.append(f"warmup={self.warmup_epochs}")
+        return " ".join(parts)
+
+    @property
+    def key(self) -> str:
+        """The cache-unit prefix: `lr=0.01` for a plain recipe (the committed units), else with
+        the epochs and warm-up, `lr=0.003,epochs=240`."""
+        key = f"lr={self.lr!r}"
+        if self.epochs is not None:
+            key += f",epochs={self.epochs}"
+        if self.warmup_epochs:
+            key += f",warmup={self.warmup_epochs}"
+        return key
+
+    def config(self, bench: BenchConfig, model: str) -> BenchConfig:
+        """`bench` with `model`'s students trained by this recipe."""
+        cfg = bench.with_student_lr(model, self.lr)
+        if self.epochs is not None:
+            cfg = cfg.with_epochs({model: self.epochs})
+        return cfg.with_student_warmup(model, self.warmup_epochs)
+
+
+def parse_recipes(
+    values: Sequence[str], name: str = "--student-recipes"
+) -> tuple[StudentRecipe, ...]:
+    """Read recipes such as `1e-2`, `1e-2,warmup=5`, `3e-3,epochs=240`: an lr, then optional
+    `epochs=N` (N >= 1) and `warmup=W` (W >= 0 epochs), none twice. Raises ValueError naming
+    `name`."""
+    out: list[StudentRecipe] = []
+    for value in values:
+        lr, *rest = str(value).split(",")
+        opts: dict[str, int] = {}
+        for part in rest:
+            k, sep, v = part.partition("=")
+            if not sep or k not in ("epochs", "warmup") or k in opts:
+                raise ValueError(
+                    f"{name} takes LR[,epochs=N][,warmup=W] (each at most once), got {value!r}"
+                )
+            if not v.isdigit():
+                raise ValueError(f"{name}: {k} must be a whole number, got {value!r}")
+            opts[k] = int(v)
+        recipe = StudentRecipe(parse_lrs([lr], name)[0], opts.get("epochs"), opts.get("warmup", 0))
+        recipe.check(name)
+        if recipe in out:
+            raise ValueError(f"{name} lists {recipe.name} more than once")
+        out.append(recipe)
+    if not out:
+        raise ValueError(f"{name} needs at least one recipe")
+    return tuple(out)
+
+
 @dataclass
 class StudentLrCheckConfig:
-    """What `student_lr_check` runs: one model, seeds, one sparsity, the candidate student lrs, the
-    arms, and the benchmark's config (its teacher recipe and epochs; the candidates replace only
-    the students' lr)."""
+    """What `student_lr_check` runs: one model, seeds, one sparsity, the candidate student lrs (or
+    `recipes`, which replace `lrs` when given: lr, epochs, warm-up), the arms, and the benchmark's
+    config (its teacher recipe and epochs; the candidates replace only what they name)."""
 
     model: str = "cnn"
     seeds: int = 10
     lrs: tuple[float, ...] = (1e-2, 3e-3)
+    recipes: tuple[StudentRecipe, ...] = ()
     sparsity: float = 0.95
     arms: tuple[str, ...] = DEFAULT_STUDENT_LR_ARMS
     validation_fraction: float = 0.25
@@ -113,6 +201,15 @@ class StudentLrCheckConfig:
             raise ValueError(f"model {self.model!r} unknown; choose from {sorted(MODELS)}")
         check_positive_int("seeds", self.seeds)
         parse_lrs(self.lrs, "lrs")
+        if not isinstance(self.recipes, tuple) or not all(
+            isinstance(r, StudentRecipe) for r in self.recipes
+        ):
+            raise TypeError(f"recipes must be a tuple of StudentRecipe, got {self.recipes!r}")
+        for r in self.recipes:
+            r.check("recipes")
+            r.config(self.bench, self.model)  # e.g. a warm-up as long as the epochs
+        if len(set(self.recipes)) != len(self.recipes):
+            raise ValueError("recipes lists a recipe more than once")
         bad = [a for a in self.arms if a not in STUDENT_LR_ARMS]
         if bad or not self.arms or len(set(self.arms)) != len(self.arms):
             raise ValueError(
@@ -125,6 +222,26 @@ class StudentLrCheckConfig:
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
             )
         self.bench.check()
+
+    @property
+    def candidates(self) -> tuple[StudentRecipe, ...]:
+        """The recipes compared: `recipes`, or one plain recipe per lr of `lrs`."""
+        return self.recipes or tuple(StudentRecipe(lr) for lr in self.lrs)
+
+    @property
+    def current(self) -> StudentRecipe:
+        """The benchmark's own student recipe (its lr and warm-up at its epochs; the rule's
+        tie-break and the paired tables' base); when it is not a candidate (a plain-lr check, run
+        before the warm-up existed), its lr alone."""
+        lr = self.bench.student_lr_of(self.model)
+        own = StudentRecipe(lr, None, self.bench.student_warmup_of(self.model))
+        return own if own in self.candidates else StudentRecipe(lr)
+
+    @property
+    def report_name(self) -> str:
+        """`lnpt_student_lr_<model>` for plain lrs, `lnpt_student_recipe_<model>` otherwise."""
+        kind = "lr" if all(r.plain for r in self.candidates) else "recipe"
+        return f"lnpt_student_{kind}_{self.model}"
 
 
 def _train(
@@ -142,10 +259,13 @@ def _train(
     if mask is not None:
         mask.apply_(student)
     epochs, bs, lr = cfg.epochs[model], cfg.batch_sizes.get(model, 64), cfg.student_lr_of(model)
+    warm = cfg.student_warmup_of(model)
     if arm.endswith("+supervised"):
-        train_supervised(student, data, "student", epochs, cfg, seed, mask, (), bs, lr=lr)
+        train_supervised(student, data, "student", epochs, cfg, seed, mask, (), bs, lr, warm)
     else:
-        train_label_free(student, teacher, data, epochs, cfg, seed, mask, (), bs, lr=lr)
+        train_label_free(
+            student, teacher, data, epochs, cfg, seed, mask, (), bs, lr=lr, warmup_epochs=warm
+        )
     return student.eval()
 
 
@@ -170,26 +290,30 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
         return boxes[method]
 
     keys = []
-    for lr in scfg.lrs:
-        cfg = scfg.bench.with_student_lr(scfg.model, lr)
+    for recipe in scfg.candidates:
+        cfg = recipe.config(scfg.bench, scfg.model)
         for arm in scfg.arms:
-            key = f"lr={lr!r}/{arm}"
+            key = f"{recipe.key}/{arm}"
             keys.append(key)
             if key in steps.done:
                 continue
             steps.check()
             method = arm.split("+")[0]
             m = None if method == "dense" else mask(method)
+            teacher()  # trained before the clock starts: `train_seconds` is the student's alone
+            t0 = time.perf_counter()
             student = _train(arm, init, teacher(), data, m, cfg, scfg.model, seed)
+            seconds = time.perf_counter() - t0
             metrics = {
                 "val_accuracy": evaluate(student, data.loader("test", 256))["accuracy"],
                 "train_accuracy": evaluate(student, data.loader("student", 256))["accuracy"],
                 "dead_fraction": dead_fraction(student, data.test_x),
+                "train_seconds": seconds,
             }
             setting = {"model": scfg.model, "sparsity": scfg.sparsity, "arm": arm}
             steps.put(
                 key,
-                [{"method": f"{lr_name(lr)} {arm}", "seed": seed, "setting": setting,
+                [{"method": f"{recipe.name} {arm}", "seed": seed, "setting": setting,
                   "metrics": metrics}],
             )  # fmt: skip
     return [r for key in keys for r in steps.done[key]]
@@ -213,6 +337,12 @@ def choose_student_lr(
 
     Every candidate must have the same arms and seeds (a paired comparison). Raises ValueError on
     empty or unpaired input, naming `acc`."""
+    tied = _tied(acc, floor, tie)
+    return current if current in tied else max(tied)
+
+
+def _tied(acc: dict[Any, dict[str, dict[int, float]]], floor: float, tie: float) -> list[Any]:
+    """Steps 1-2 of the rules: the qualifying candidates within `tie` of the best mean."""
     if not acc:
         raise ValueError("acc is empty: no candidate learning rate was read")
     shapes = {lr: {a: sorted(v) for a, v in arms.items()} for lr, arms in acc.items()}
@@ -231,17 +361,47 @@ def choose_student_lr(
         if below[lr] == fewest
     }
     best = max(means.values())
-    tied = [lr for lr, m in means.items() if m >= best - tie]
-    return current if current in tied else max(tied)
+    return [lr for lr, m in means.items() if m >= best - tie]
 
 
-def _by_lr(
+def choose_student_recipe(
+    acc: dict[StudentRecipe, dict[str, dict[int, float]]],
+    current: StudentRecipe,
+    epochs: int,
+    floor: float = STUDENT_FLOOR,
+    tie: float = TIE,
+) -> StudentRecipe:
+    """The recipe rule (lr, epochs, warm-up; written before the readings), `choose_student_lr`'s
+    steps 1-2 over recipes: no student of any arm and seed below `floor` (else the fewest below
+    it), then the highest mean over the arms of the per-arm mean over seeds. Within `tie` (0.3
+    points) of the best: `current` if among them, else the cheapest, fewest epochs (`epochs` is
+    the benchmark's, for a recipe that keeps it), then the larger lr, then the shorter warm-up.
+    Raises ValueError on empty or unpaired input, naming `acc`."""
+    tied = _tied(acc, floor, tie)
+    if current in tied:
+        return current
+    return min(
+        tied, key=lambda r: (epochs if r.epochs is None else r.epochs, -r.lr, r.warmup_epochs)
+    )
+
+
+def _by_recipe(
     res: report.Results, scfg: StudentLrCheckConfig
-) -> dict[float, dict[str, dict[int, float]]]:
+) -> dict[StudentRecipe, dict[str, dict[int, float]]]:
     return {
-        lr: {arm: res.values("val_accuracy", f"{lr_name(lr)} {arm}") for arm in scfg.arms}
-        for lr in scfg.lrs
+        r: {arm: res.values("val_accuracy", f"{r.name} {arm}") for arm in scfg.arms}
+        for r in scfg.candidates
     }
+
+
+def _label(r: StudentRecipe, plain: bool) -> str:
+    """A recipe in the report: its lr alone in a plain-lr check (as before recipes existed)."""
+    if plain:
+        return f"{r.lr:g}"
+    return ", ".join(
+        [f"lr {r.lr:g}", f"{r.epochs} epochs" if r.epochs else "bench epochs"]
+        + ([f"warm-up {r.warmup_epochs}"] if r.warmup_epochs else [])
+    )
 
 
 def student_lr_check(
@@ -252,17 +412,19 @@ def student_lr_check(
     budget_s: float | None = None,
     progress: bool = True,
     threads: int = 2,
-) -> tuple[report.Results, float | None]:
-    """Run the check (cached per seed under `out/cache/`, every (lr, arm) a unit; `resume` reuses
-    them), write `lnpt_student_lr_<model>.{md,json}` and return the results and the chosen lr (None
-    while unfinished)."""
+) -> tuple[report.Results, StudentRecipe | None]:
+    """Run the check (cached per seed under `out/cache/`, every (recipe, arm) a unit; `resume`
+    reuses them), write `<scfg.report_name>.{md,json}` and return the results and the chosen
+    recipe (`choose_student_recipe`; None while unfinished)."""
     from lnpt.ablation import run_seed_check
 
     out, cache, res, deadline = open_cached_run(scfg, out, command, threads, budget_s)
-    # What decides a student besides its lr and arm (each a unit of its own): the model, the
-    # sparsity, the validation fraction and the benchmark's config (student lr left out).
+    # What decides a student besides its recipe and arm (each a unit of its own): the model, the
+    # sparsity, the validation fraction and the benchmark's config (student lr left out; the
+    # recipes' epochs and warm-ups are in the unit keys, the config's own stay here).
     bench = scfg.bench.key_dict()
     bench.pop("student_lr", None)
+    bench.pop("student_warmup_epochs", None)  # every recipe sets its own (plain: none)
     for k in ("models", "seeds", "sparsities", "arms"):
         bench.pop(k)
     fixed = {
@@ -285,88 +447,99 @@ def student_lr_check(
         desc="student lr check",
         progress=progress,
     )
-    acc = _by_lr(res, scfg)
-    chosen = None if left else choose_student_lr(acc, current=scfg.bench.lr)
+    acc = _by_recipe(res, scfg)
+    current = scfg.current
+    epochs = scfg.bench.epochs[scfg.model]
+    chosen = None if left else choose_student_recipe(acc, current, epochs)
+    plain = all(r.plain for r in scfg.candidates)
     rows = []
-    for lr in scfg.lrs:
+    for r in scfg.candidates:
         for arm in scfg.arms:
-            name = f"{lr_name(lr)} {arm}"
-            va = acc[lr][arm]
+            name = f"{r.name} {arm}"
+            va = acc[r][arm]
             if not va:
                 continue
             tr = res.values("train_accuracy", name)
             dead = res.values("dead_fraction", name)
+            secs = res.values("train_seconds", name)
             low = [s for s, v in va.items() if v < STUDENT_FLOOR]
-            rows.append(
-                [
-                    f"**{lr:g}**" if lr == chosen else f"{lr:g}",
-                    arm,
-                    len(va),
-                    report.format_mean_std(va.values(), 2, 100),
-                    f"{100 * min(va.values()):.2f}",
-                    ", ".join(map(str, low)) or "none",
-                    report.format_mean_std(tr.values(), 2, 100),
-                    report.format_mean_std(dead.values(), 1, 100),
-                    " ".join(f"{100 * va[s]:.1f}" for s in sorted(va)),
-                ]
-            )
+            row = [
+                f"**{_label(r, plain)}**" if r == chosen else _label(r, plain),
+                arm,
+                len(va),
+                report.format_mean_std(va.values(), 2, 100),
+                f"{100 * min(va.values()):.2f}",
+                ", ".join(map(str, low)) or "none",
+                report.format_mean_std(tr.values(), 2, 100),
+                report.format_mean_std(dead.values(), 1, 100),
+            ]
+            if not plain:
+                row.append(f"{sum(secs.values()) / len(secs):.1f}" if secs else "—")
+            rows.append([*row, " ".join(f"{100 * va[s]:.1f}" for s in sorted(va))])
     summary = []
-    for lr in scfg.lrs:
-        if all(acc[lr][a] for a in scfg.arms):
-            per_arm = [sum(acc[lr][a].values()) / len(acc[lr][a]) for a in scfg.arms]
-            n_low = sum(v < STUDENT_FLOOR for a in scfg.arms for v in acc[lr][a].values())
-            summary.append([f"{lr:g}", f"{100 * sum(per_arm) / len(per_arm):.2f}", n_low])
+    for r in scfg.candidates:
+        if all(acc[r][a] for a in scfg.arms):
+            per_arm = [sum(acc[r][a].values()) / len(acc[r][a]) for a in scfg.arms]
+            n_low = sum(v < STUDENT_FLOOR for a in scfg.arms for v in acc[r][a].values())
+            mean = f"{100 * sum(per_arm) / len(per_arm):.2f}"
+            summary.append([_label(r, plain), mean, n_low])
     paired = []
-    base = scfg.bench.lr
-    for lr in scfg.lrs:
-        if lr == base:
+    for r in scfg.candidates:
+        if r == current:
             continue
         for arm in scfg.arms:
-            a, b = acc[lr][arm], acc.get(base, {}).get(arm, {})
+            a, b = acc[r][arm], acc.get(current, {}).get(arm, {})
             shared = sorted(set(a) & set(b))
             if len(shared) > 1:
                 d = report.paired_difference([a[s] for s in shared], [b[s] for s in shared])
-                paired.append([f"{lr:g} − {base:g}", arm, len(shared), d.format(2, 100)])
+                what = f"{_label(r, plain)} − {_label(current, plain)}"
+                paired.append([what, arm, len(shared), d.format(2, 100)])
     cfg = scfg.bench
+    kind = "lr" if plain else "recipe"
+    trained = (
+        f"Adam at each candidate lr for {cfg.epochs[scfg.model]} epochs"
+        if plain
+        else "each candidate recipe (Adam lr, epochs, linear lr warm-up over the first epochs, "
+        f"`lnpt.training.LinearWarmup`; bench epochs: {cfg.epochs[scfg.model]})"
+    )
+    head = ["lr" if plain else "recipe", "arm", "n", "val accuracy %", "min %"]
+    head += [f"seeds < {STUDENT_FLOOR:.0%}", "train accuracy %", "dead channels %"]
+    head += ([] if plain else ["train s"]) + ["per seed"]
     sections = [
-        f"## {MODELS[scfg.model].title}: student learning rate on validation\n",
-        f"Every arm at {scfg.sparsity:.0%} sparsity (dense: no mask), Adam at each candidate lr "
-        f"for {cfg.epochs[scfg.model]} epochs, batch {cfg.batch_sizes.get(scfg.model, 64)}, the "
-        f"benchmark's teacher (lr {cfg.teacher_lr_of(scfg.model):g}, "
-        f"{cfg.teacher_epochs[scfg.model]} epochs); trained on "
+        f"## {MODELS[scfg.model].title}: student "
+        f"{'learning rate' if plain else 'recipe'} on validation\n",
+        f"Every arm at {scfg.sparsity:.0%} sparsity (dense: no mask), {trained}, batch "
+        f"{cfg.batch_sizes.get(scfg.model, 64)}, the benchmark's teacher (lr "
+        f"{cfg.teacher_lr_of(scfg.model):g}, {cfg.teacher_epochs[scfg.model]} epochs); trained on "
         f"{1 - scfg.validation_fraction:.0%} of the student's half, read on the other "
         f"{scfg.validation_fraction:.0%} (the test set is unused). Dead: penultimate channels zero "
-        f"on every validation input. Rule (`choose_student_lr`, written before the readings): no "
+        f"on every validation input."
+        + ("" if plain else " Train s: seconds to train one student (2 threads; — where the "
+           "unit was cached before the time was recorded).")
+        + f" Rule (`choose_student_{kind}`, written before the readings): no "
         f"student of any arm below {STUDENT_FLOOR:.0%}; then the highest mean over the arms; "
-        f"within 0.3 points, the current {cfg.lr:g}.\n",
+        f"within 0.3 points, the current {_label(current, plain)}"
+        + ("" if plain else "; else fewest epochs, larger lr, shorter warm-up")
+        + ".\n",
+        report.markdown_table(head, rows),
         report.markdown_table(
-            [
-                "lr",
-                "arm",
-                "n",
-                "val accuracy %",
-                "min %",
-                f"seeds < {STUDENT_FLOOR:.0%}",
-                "train accuracy %",
-                "dead channels %",
-                "per seed",
-            ],
-            rows,
-        ),
-        report.markdown_table(
-            ["lr", "mean over arms %", f"students < {STUDENT_FLOOR:.0%}"], summary
+            ["lr" if plain else "recipe", "mean over arms %", f"students < {STUDENT_FLOOR:.0%}"],
+            summary,
         )
         if summary
         else "",
-        "Paired Δ to the current lr (points, 95% bootstrap CI over seeds):\n\n"
+        f"Paired Δ to the current {kind} (points, 95% bootstrap CI over seeds):\n\n"
         + report.markdown_table(["Δ", "arm", "n", "paired Δ"], paired)
         if paired
         else "",
-        f"Chosen: **student lr {chosen:g}**.\n" if chosen else f"Unfinished: {', '.join(left)}.\n",
-    ]
+        f"Chosen: **student {kind} {_label(chosen, plain)}**.\n"
+        if chosen
+        else f"Unfinished: {', '.join(left)}.\n",
+    ]  # fmt: skip
     report.write_report(
-        Path(out) / f"lnpt_student_lr_{scfg.model}.md",
-        "lnpt: the students' learning rate, chosen on validation",
+        Path(out) / f"{scfg.report_name}.md",
+        f"lnpt: the students' {'learning rate' if plain else 'training recipe'}, chosen on "
+        "validation",
         [s for s in sections if s],
         res,
     )
@@ -413,10 +586,13 @@ def dead_channel_trace(
     rows = [{"epoch": 0.0, "dead_fraction": dead_fraction(student.eval(), data.student_x)}]
     snaps = _Snapshots(at)
     bs, lr = cfg.batch_sizes.get(model, 64), cfg.student_lr_of(model)
+    warm = cfg.student_warmup_of(model)
     if training == "supervised":
-        train_supervised(student, data, "student", epochs, cfg, seed, m, [snaps], bs, lr=lr)
+        train_supervised(student, data, "student", epochs, cfg, seed, m, [snaps], bs, lr, warm)
     else:
-        train_label_free(student, teacher, data, epochs, cfg, seed, m, [snaps], bs, lr=lr)
+        train_label_free(
+            student, teacher, data, epochs, cfg, seed, m, [snaps], bs, lr=lr, warmup_epochs=warm
+        )
     for e, s in zip([*at, epochs], [*snaps.copies, student.eval()]):
         rows.append(
             {
