@@ -378,8 +378,10 @@ def test_optimizer_hook_makes_the_re_zeroing_pass_unneeded(monkeypatch: pytest.M
         )
         assert pr.masked.holds_zeros is hooked
         reapplied: list[None] = []
-        monkeypatch.setattr(
-            pr.masked, "reapply", lambda f=pr.masked.reapply, out=reapplied: out.append(f())
+        monkeypatch.setattr(  # every re-zeroing pass (`reapply()` and the cut's swap) runs it
+            pr.masked,
+            "_reapply",
+            lambda mults, f=pr.masked._reapply, out=reapplied: out.append(f(mults)),
         )
         gen = torch.Generator().manual_seed(4)
         for _ in range(10):
