@@ -399,8 +399,9 @@ class SevenPruner(GradualPruner):
 
     def _float_keep_views(self) -> list[torch.Tensor]:
         """The current mask as 0/1 float32 views of one work buffer (`_scratch("keep")`, freed
-        with the other work buffers after the window), rebuilt by one copy of the flat mask when
-        the mask has changed (after a cut: once per `delta_t` steps). On a CPU the eager update
+        with the other work buffers after the window). A cut copies its new mask in
+        (`_cut_multipliers`, for its own mask swap); a mask set otherwise (`load_state_dict`) is
+        copied here on the next update. On a CPU the eager update
         multiplies by it instead of the bool mask's uint8 view, which torch would first cast to a
         temporary float copy at every step (`_seven_update_eager`); same products, bit for bit.
         Costs one float32 buffer of the targets' size during the window."""
