@@ -1,0 +1,117 @@
+"""The cut's mask swap (session 16b): multiplying by the pruner's float mask and skipping the search
+for revived entries leaves weights, masks, scores and AdamW's moments bit for bit as before."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from maskloop import MaskedTraining, WeightMask
+from seven_prune import SevenPruner, TaylorPruner
+
+
+class _Enc(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = torch.nn.ModuleDict(
+            {"query": torch.nn.Linear(12, 24), "dense": torch.nn.Linear(24, 12)}
+        )
+        self.head = torch.nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder["dense"](torch.tanh(self.encoder["query"](x))))
+
+
+def _old_set_mask(self: MaskedTraining, mask: WeightMask, **_: object) -> None:
+    """`MaskedTraining.set_mask` as it was before session 16b (no float multipliers, the search
+    for revived entries on every swap)."""
+    self.mask = WeightMask({n: mask[n].to(self.mask[n].device) for n in self.mask})
+    old = [~keep for keep in self._keep] if self._hooked_optimizer is not None else None
+    for i, (n, p) in enumerate(self._params.items()):
+        self._keep[i] = self.mask[n].to(p.device)
+    for p, keep in zip(self._plist, self._keep):
+        with torch.no_grad():
+            p.mul_(keep.view(torch.uint8))
+    if old is not None:
+        self._fix_optimizer_state(changed=old)
+
+
+def _run(cls: type, dtype: torch.dtype, hooked: bool) -> tuple[torch.nn.Module, object, object]:
+    gen = torch.Generator().manual_seed(5)
+    xs = torch.randn(10, 6, 12, generator=gen, dtype=dtype)
+    ys = torch.randint(0, 2, (10, 6), generator=gen)
+    torch.manual_seed(0)
+    model = _Enc().to(dtype)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    pr = cls(
+        model, 0.7, start=0, window=10, delta_t=2, targets=r"encoder\.",
+        optimizer=opt if hooked else None,
+    )  # fmt: skip
+    for x, y in zip(xs, ys):  # 10 steps: updates k = 0..8, cuts at k = 1, 3, 5, 7, 8
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        pr.step()
+    return model, pr, opt
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.view(torch.int64 if t.dtype == torch.float64 else torch.int32)
+
+
+@pytest.mark.parametrize("cls", [SevenPruner, TaylorPruner])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("hooked", [True, False])
+def test_cut_swap_equals_the_old_swap_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, cls: type, dtype: torch.dtype, hooked: bool
+) -> None:
+    new = _run(cls, dtype, hooked)
+    with monkeypatch.context() as m:
+        m.setattr(MaskedTraining, "set_mask", _old_set_mask)
+        old = _run(cls, dtype, hooked)
+    (m_new, p_new, o_new), (m_old, p_old, o_old) = new, old
+    assert 0.6 < p_new.achieved_sparsity <= 0.7
+    for n in p_new.names:
+        assert torch.equal(p_new.mask[n], p_old.mask[n]), n
+    for a, b in zip(m_new.parameters(), m_old.parameters()):
+        assert torch.equal(_bits(a.detach()), _bits(b.detach()))
+    for a, b in zip(m_new.parameters(), m_old.parameters()):
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(_bits(o_new.state[a][key]), _bits(o_old.state[b][key])), key
+    for key in p_new.state:
+        for a, b in zip(p_new.state[key], p_old.state[key]):
+            assert torch.equal(_bits(a), _bits(b)), key
+
+
+def test_seven_cut_leaves_the_float_mask_of_the_new_mask() -> None:
+    """After a cut the float mask buffer holds the new mask (so the next update needs no copy)
+    and is owned by it; float32 weights and moments were multiplied by it."""
+    gen = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    m2 = _Enc()
+    opt = torch.optim.AdamW(m2.parameters(), lr=1e-2)
+    pr = SevenPruner(m2, 0.5, start=0, window=6, delta_t=2, targets=r"encoder\.", optimizer=opt)
+    for _ in range(2):  # updates k = 0, 1: a cut at k = 1
+        x = torch.randn(6, 12, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        m2(x).square().mean().backward()
+        opt.step()
+        pr.step()
+    assert pr._fkeep_owner is pr.mask
+    flat = torch.cat([pr.mask[n].reshape(-1) for n in pr.names])
+    assert int((~flat).sum()) > 0 and torch.equal(pr._scratch("keep"), flat.float())
+
+
+def test_set_mask_multipliers_are_checked() -> None:
+    lin = torch.nn.Linear(3, 2)
+    mask = WeightMask({"weight": torch.ones(2, 3, dtype=torch.bool)})
+    mt = MaskedTraining(lin, mask).attach()
+    with pytest.raises(ValueError, match="multipliers"):
+        mt.set_mask(mask, multipliers={"bias": torch.ones(2)})
+    with pytest.raises(ValueError, match="multipliers"):
+        mt.set_mask(mask, multipliers={"weight": torch.ones(3, 2)})
+    keep = torch.tensor([[True, False, True], [False, True, True]])
+    before = lin.weight.detach().clone()
+    mt.set_mask(
+        WeightMask({"weight": keep}), prunes_only=True, multipliers={"weight": keep.float()}
+    )
+    assert torch.equal(lin.weight.detach(), before * keep)
