@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import statistics
 import time
 from typing import Any
@@ -26,25 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 from maskloop import MaskedTraining, WeightMask
-from profile_eager_step import minilm_pruner  # the sibling script (run from this folder's path)
+from profile_eager_step import (  # the sibling script (run from this folder's path)
+    SPENT,
+    _wrap,
+    minilm_pruner,
+)
 from seven_prune import SevenPruner, pruning
 from seven_prune.bench import _timed_step
-
-SPENT: dict[str, float] = collections.defaultdict(float)
-
-
-def _wrap(owner: Any, name: str) -> None:
-    fn = getattr(owner, name)
-
-    @functools.wraps(fn)
-    def timed(*a: Any, **kw: Any) -> Any:
-        tic = time.perf_counter()
-        try:
-            return fn(*a, **kw)
-        finally:
-            SPENT[name] += time.perf_counter() - tic
-
-    setattr(owner, name, timed)
 
 
 # ---------------------------------------------------------------- the code before session 16b
@@ -203,7 +190,7 @@ def main() -> None:
         (MaskedTraining, "set_mask"),
         (SevenPruner, "_float_keep_views"),
     ):
-        _wrap(owner, name)
+        _wrap(owner, name, name)
     pr._cut = cut_wrapper
     step_t: dict[str, list[float]] = {"update": [], "cut": []}
     for _ in range(args.steps):

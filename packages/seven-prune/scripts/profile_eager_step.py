@@ -47,6 +47,26 @@ def _wrap(owner: Any, name: str, label: str) -> None:
     setattr(owner, name, timed)
 
 
+def median_ms(fn: Any, reps: int) -> float:
+    """The median wall time of `reps` calls of `fn`, in ms."""
+    out = []
+    for _ in range(reps):
+        tic = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - tic)
+    return statistics.median(out) * 1e3
+
+
+def print_interleaved_medians(fns: dict[str, Any], reps: int, title: str) -> None:
+    """Time every function `reps` times, all of them in turn, twice (the second pass printed: the
+    first warms caches and allocator), and print each one's median in ms under `title`."""
+    for _ in range(2):
+        res = {name: median_ms(fn, reps) for name, fn in fns.items()}
+    print(title)
+    for name, v in res.items():
+        print(f"  {name:40s} {v:7.2f}")
+
+
 def minilm_pruner(shape: str, window: int) -> tuple[Any, SevenPruner, Any, Any]:
     """MiniLM on the benchmark's text data at batch `shape` ("BxL"), seeded, 2 threads, AdamW and
     one SevenPruner (sparsity 0.8, guard 0.01, a cut every 10 updates over `window` steps):

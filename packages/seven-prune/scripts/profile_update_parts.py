@@ -13,21 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
-from profile_eager_step import minilm_pruner  # the sibling script (run from this folder's path)
+from profile_eager_step import (  # sibling script (run from this folder's path)
+    minilm_pruner,
+    print_interleaved_medians,
+)
 from seven_prune.bench import _timed_step
 from seven_prune.seven import _moments_and_ratio_, _seven_update_eager
-
-
-def _median_ms(fn, reps: int) -> float:
-    out = []
-    for _ in range(reps):
-        tic = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - tic)
-    return statistics.median(out) * 1e3
 
 
 def main() -> None:
@@ -89,11 +82,8 @@ def main() -> None:
         "whole update, rezero=True": lambda: whole(True),
         "whole update, rezero=False": lambda: whole(False),
     }
-    for _ in range(2):  # interleave twice: the second pass is the one printed
-        res = {k: _median_ms(fn, args.reps) for k, fn in parts.items()}
-    print(f"{args.shape}, {pr.numel} targets, medians over {args.reps} reps (ms):")
-    for k, v in res.items():
-        print(f"  {k:40s} {v:7.2f}")
+    title = f"{args.shape}, {pr.numel} targets, medians over {args.reps} reps (ms):"
+    print_interleaved_medians(parts, args.reps, title)
 
 
 if __name__ == "__main__":

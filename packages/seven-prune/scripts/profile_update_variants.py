@@ -17,24 +17,16 @@ not compared bit for bit). Medians.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from profile_eager_step import minilm_pruner  # the sibling script (run from this folder's path)
+from profile_eager_step import (  # sibling script (run from this folder's path)
+    minilm_pruner,
+    print_interleaved_medians,
+)
 from seven_prune import seven
 from seven_prune.bench import _timed_step
 from seven_prune.seven import _moments_and_ratio_, _seven_update_eager
-
-
-def _median_ms(fn, reps: int) -> float:
-    out = []
-    for _ in range(reps):
-        tic = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - tic)
-    return statistics.median(out) * 1e3
 
 
 def _blocks(t: torch.Tensor, c: int) -> list[torch.Tensor]:
@@ -155,11 +147,8 @@ def main() -> None:
         else:
             same = all(torch.equal(got[key], ref[key]) for key in st)
             print(f"  {name}: m, v, S bit-identical to current: {same}")
-    for _ in range(2):  # interleave twice: the second pass is the one printed
-        res = {name: _median_ms(fn, args.reps) for name, fn in variants.items()}
-    print(f"{args.shape}, medians over {args.reps} reps (ms), rezero=False:")
-    for name, v in res.items():
-        print(f"  {name:28s} {v:7.2f}")
+    title = f"{args.shape}, medians over {args.reps} reps (ms), rezero=False:"
+    print_interleaved_medians(variants, args.reps, title)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,6 @@ from maskloop import MaskedTraining, WeightMask
 from seven_prune import SevenPruner, TaylorPruner
 
 
-class _Enc(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.encoder = torch.nn.ModuleDict(
-            {"query": torch.nn.Linear(12, 24), "dense": torch.nn.Linear(24, 12)}
-        )
-        self.head = torch.nn.Linear(12, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder["dense"](torch.tanh(self.encoder["query"](x))))
-
-
 def _old_set_mask(self: MaskedTraining, mask: WeightMask, **_: object) -> None:
     """`MaskedTraining.set_mask` as it was before session 16b (no float multipliers, the search
     for revived entries on every swap)."""
@@ -35,12 +23,14 @@ def _old_set_mask(self: MaskedTraining, mask: WeightMask, **_: object) -> None:
         self._fix_optimizer_state(changed=old)
 
 
-def _run(cls: type, dtype: torch.dtype, hooked: bool) -> tuple[torch.nn.Module, object, object]:
+def _run(
+    enc: type[torch.nn.Module], cls: type, dtype: torch.dtype, hooked: bool
+) -> tuple[torch.nn.Module, object, object]:
     gen = torch.Generator().manual_seed(5)
     xs = torch.randn(10, 6, 12, generator=gen, dtype=dtype)
     ys = torch.randint(0, 2, (10, 6), generator=gen)
     torch.manual_seed(0)
-    model = _Enc().to(dtype)
+    model = enc().to(dtype)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
     pr = cls(
         model, 0.7, start=0, window=10, delta_t=2, targets=r"encoder\.",
@@ -62,12 +52,16 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("hooked", [True, False])
 def test_cut_swap_equals_the_old_swap_bit_for_bit(
-    monkeypatch: pytest.MonkeyPatch, cls: type, dtype: torch.dtype, hooked: bool
+    monkeypatch: pytest.MonkeyPatch,
+    two_linear_encoder: type[torch.nn.Module],
+    cls: type,
+    dtype: torch.dtype,
+    hooked: bool,
 ) -> None:
-    new = _run(cls, dtype, hooked)
+    new = _run(two_linear_encoder, cls, dtype, hooked)
     with monkeypatch.context() as m:
         m.setattr(MaskedTraining, "set_mask", _old_set_mask)
-        old = _run(cls, dtype, hooked)
+        old = _run(two_linear_encoder, cls, dtype, hooked)
     (m_new, p_new, o_new), (m_old, p_old, o_old) = new, old
     assert 0.6 < p_new.achieved_sparsity <= 0.7
     for n in p_new.names:
@@ -82,12 +76,14 @@ def test_cut_swap_equals_the_old_swap_bit_for_bit(
             assert torch.equal(_bits(a), _bits(b)), key
 
 
-def test_seven_cut_leaves_the_float_mask_of_the_new_mask() -> None:
+def test_seven_cut_leaves_the_float_mask_of_the_new_mask(
+    two_linear_encoder: type[torch.nn.Module],
+) -> None:
     """After a cut the float mask buffer holds the new mask (so the next update needs no copy)
     and is owned by it; float32 weights and moments were multiplied by it."""
     gen = torch.Generator().manual_seed(1)
     torch.manual_seed(1)
-    m2 = _Enc()
+    m2 = two_linear_encoder()
     opt = torch.optim.AdamW(m2.parameters(), lr=1e-2)
     pr = SevenPruner(m2, 0.5, start=0, window=6, delta_t=2, targets=r"encoder\.", optimizer=opt)
     for _ in range(2):  # updates k = 0, 1: a cut at k = 1

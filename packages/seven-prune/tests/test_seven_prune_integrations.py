@@ -360,23 +360,9 @@ def test_hooking_the_fit_optimizer_skips_re_zeroing_exactly_in_float64(opt_cls, 
     _assert_hooked_equals_unhooked(runs)
 
 
-class _Enc(torch.nn.Module):
-    """Two encoder-named Linears (SevenPruner's targets) and a head: few targets, so that the
-    fused update compiles in seconds."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.encoder = torch.nn.ModuleDict(
-            {"query": torch.nn.Linear(12, 24), "dense": torch.nn.Linear(24, 12)}
-        )
-        self.head = torch.nn.Linear(12, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder["dense"](torch.tanh(self.encoder["query"](x))))
-
-
 def test_fused_update_honours_the_optimizer_hook_exactly_in_float64(
     monkeypatch: pytest.MonkeyPatch,
+    two_linear_encoder: type[torch.nn.Module],
 ) -> None:
     """`fused=True` with a hooked optimizer (`optimizer=`) skips the compiled re-zeroing of the
     pruned weights, as the eager update does: weights, masks and scores after 8 steps and 4 cuts
@@ -394,7 +380,7 @@ def test_fused_update_honours_the_optimizer_hook_exactly_in_float64(
     runs = {}
     for hooked in (False, True):
         torch.manual_seed(0)
-        model = _Enc().double()
+        model = two_linear_encoder().double()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
         pr = SevenPruner(
             model, 0.7, start=0, window=8, delta_t=2, fused=True, targets=r"encoder\.",
