@@ -6,7 +6,6 @@ commit that added this script, and the next commit removed it (this script needs
 
 import time, torch, numpy as np, sys
 
-sys.path.insert(0, "/work/wt/seven-15/packages/seven-prune/src")
 from seven_prune import pruning
 
 torch.set_num_threads(2)

@@ -5,10 +5,11 @@ dropped whole-buffer selection of commit b79ed09 loaded from /tmp/seven15/prunin
 08:47 UTC under the lock."""
 
 import sys, importlib.util
+from pathlib import Path
 
 variant = len(sys.argv) > 1 and sys.argv[1] == "variant"
 sys.argv = ["profile_eager_step.py", "16x32", "--steps", "30"]
-sys.path.insert(0, "/work/wt/seven-15/packages/seven-prune/scripts")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/, for profile_eager_step
 from seven_prune import pruning
 
 if variant:

@@ -4,9 +4,10 @@
 under the lock; also prints the profile)."""
 
 import sys, functools, torch
+from pathlib import Path
 
 sys.argv = ["profile_eager_step.py", "16x32", "--steps", "30"]
-sys.path.insert(0, "/work/wt/seven-15/packages/seven-prune/scripts")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/, for profile_eager_step
 from seven_prune import pruning
 
 orig = pruning._keep_top_flat
