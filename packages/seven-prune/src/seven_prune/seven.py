@@ -356,25 +356,25 @@ class SevenPruner(GradualPruner):
             torch._foreach_add_(self.state["S"], term)
             return None
         keeps = [self.mask[n] for n in self.names]
-        bc1 = 1.0 - self.alpha1 ** (k + 1)
-        bc2 = 1.0 - self.alpha2 ** (k + 1)
+        st = self.state
+        abs_m = self.moments == "abs"
+        # a hooked safe optimizer (optimizer=, fit, SevenCallback) holds the pruned weights at
+        # zero: nothing to re-zero, in either path
+        rezero = not self.masked.holds_zeros
         if self.fused:
+            bc1 = 1.0 - self.alpha1 ** (k + 1)
+            bc2 = 1.0 - self.alpha2 ** (k + 1)
             coef = torch.tensor(
                 [self.alpha1, self.alpha2, 1.0 / bc1, 1.0 / math.sqrt(bc2), self.eps],
                 dtype=torch.float32,
                 device=self.device,
             )
             cut = torch.tensor(self.cutting, device=self.device)
-            st = self.state
-            # a hooked safe optimizer (optimizer=, fit, SevenCallback): no re-zeroing, as eager
-            rezero = not self.masked.holds_zeros
-            abs_m = self.moments == "abs"
             if _run_fused(
                 st["m"], st["v"], st["S"], weights, grads, keeps, coef, cut, abs_m, rezero
             ):
                 return True
             # not compiled here: the eager default below (`_run_fused` has warned)
-        st = self.state
         _seven_update_eager(
             st["m"],
             st["v"],
@@ -388,10 +388,9 @@ class SevenPruner(GradualPruner):
             alpha2=self.alpha2,
             eps=self.eps,
             k=k,
-            abs_moments=self.moments == "abs",
+            abs_moments=abs_m,
             cutting=self.cutting,
-            # optimizer= (a hooked safe optimizer): pruned weights never move, nothing to re-zero
-            rezero=not self.masked.holds_zeros,
+            rezero=rezero,
             rezero_on_cut=not self.masked.attached,  # attached: the cut's set_mask re-zeroes
             fkeeps=self._float_keep_views() if self._uses_float_keep() else None,
         )
