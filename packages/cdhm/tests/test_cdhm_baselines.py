@@ -457,3 +457,24 @@ def test_baseline_align_ramp_weights_the_alignment_as_written(toy, ramp):
     for bad in ("Linear", None, 1):
         with pytest.raises(ValueError, match="align_ramp must be one of"):
             AlignedCNNClassifier("mmd", align_ramp=bad, n_segments=4, epochs=1).fit(a.x, a.y)
+
+
+def test_adapt_variants_are_named_options_off_the_cache_key():
+    """The ADDA-style variants (and their entangled ablations) are bench variants; at
+    target_encoder="shared" the new options stay out of the cache key (committed caches valid)."""
+    from cdhm.bench import ADAPT_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    cfg = BenchConfig()
+    defaults = json.loads(_cache_key(cfg))["cdhm_defaults"]
+    assert "target_encoder" not in defaults and "adapt_start" not in defaults
+    assert set(ADAPT_VARIANTS) == {"CDHM+adda", "CDHM+adda0.3"}
+    one = _estimator("CDHM+adda", cfg, 2)
+    assert (one.target_encoder, one.adapt_start, one.alignment, one.seed) == (
+        "adapted",
+        0.5,
+        "mmd",
+        2,
+    )
+    assert _estimator("CDHM+adda0.3", cfg, 0).adapt_start == 0.3
+    abl = _estimator("CDHM-entangled+adda", cfg, 0)
+    assert (abl.target_encoder, abl.entangled, abl.lambda_c) == ("adapted", True, 0.0)

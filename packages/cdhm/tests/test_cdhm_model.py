@@ -603,3 +603,170 @@ def test_align_ramp_rejects_bad_values(toy, bad):
     a, _ = toy
     with pytest.raises(ValueError, match="align_ramp must be one of"):
         CDHMClassifier(n_segments=4, epochs=1, align_ramp=bad).fit(a.x, a.y)
+
+
+def _guide_params(net, target):
+    """The parameters of the source guide (`target=False`) or of its target copy, by name."""
+    from cdhm.causal_hmm import GUIDE_PARTS
+
+    if target:
+        return dict(net.target_guide.named_parameters())
+    return {
+        f"{n}.{k}": p
+        for n in GUIDE_PARTS
+        if hasattr(net, n)
+        for k, p in getattr(net, n).named_parameters()
+    }
+
+
+def test_target_guide_split_copies_the_source_guide_and_routes_target_rows():
+    """CDHMNet(target_guide=True): the shared weights start as without it (same seed); before the
+    split every window goes through the source guide; split_target_guide copies it exactly; after
+    that, rows flagged in target_rows are encoded by the target copy and the others by the source
+    one, in their original order (float64, exact)."""
+    torch.manual_seed(0)
+    plain = CDHMNet(32, 4, 3, 2, s_dim=3, z_dim=2, hidden=8).double()
+    torch.manual_seed(0)
+    net = CDHMNet(32, 4, 3, 2, s_dim=3, z_dim=2, hidden=8, target_guide=True).double()
+    for k, v in plain.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v), k
+    net.eval()
+    x = torch.randn(6, 4, 32, dtype=torch.float64)
+    c = torch.tensor([0, 1, 0, 1, 1, 0])
+    rows = c == 1
+    before = net.encode(x, c, rows)
+    assert not net.target_split
+    with torch.no_grad():
+        for p in net.target_guide.parameters():  # a stale target copy must not be read
+            p.add_(1.0)
+    assert torch.equal(net.encode(x, c, rows)["s_loc"], before["s_loc"])
+    with torch.no_grad():
+        for p in _guide_params(net, target=False).values():
+            p.mul_(1.5)  # the source guide trained on: the split must copy what it is now
+    net.split_target_guide()
+    assert net.target_split
+    src, tgt = _guide_params(net, False), _guide_params(net, True)
+    assert set(src) == set(tgt) and all(torch.equal(src[k], tgt[k]) for k in src)
+    with torch.no_grad():
+        for p in net.target_guide.parameters():
+            p.add_(0.25)
+    mixed = net.encode(x, c, rows)
+    only_src = net.encode(x[~rows], c[~rows])
+    only_tgt = net.encode(x[rows], c[rows], torch.ones(int(rows.sum()), dtype=torch.bool))
+    for k in ("s_loc", "s_scale", "z_loc", "z_scale"):
+        assert torch.equal(mixed[k][~rows], only_src[k])
+        assert torch.equal(mixed[k][rows], only_tgt[k])
+    assert not torch.allclose(only_tgt["s_loc"], net.encode(x[rows], c[rows])["s_loc"])
+    with pytest.raises(ValueError, match="target_guide=True"):
+        plain.split_target_guide()
+
+
+def test_target_encoder_adapted_aligns_only_the_target_guide_after_the_split(toy):
+    """target_encoder="adapted": before adapt_start the alignment weight is 0 and the step loss is
+    the no-alignment loss; after it, the loss is the no-alignment loss + lambda_align w(p)
+    MK-MMD(sg(s_src), s_tgt) with w the Ganin ramp of (p - adapt_start) / (1 - adapt_start), and
+    the alignment's gradient reaches the target guide only: every other parameter (source guide,
+    decoder, priors, heads) gets exactly the no-alignment gradient (float64)."""
+    import pyro
+    from cdhm.models import ganin_lambda
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    est = CDHMClassifier(target_encoder="adapted", adapt_start=0.5, lambda_align=0.7, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)  # 3 steps: progress 0, 0.5, 1 -> split at 0.5
+    # 96 windows, batches of 32: the weight is 0 (p = 0), 0 (split at p = 0.5) and ganin(1)
+    assert len(a.x) == 96 and est.net_.target_split
+    assert est.history_["align_weight"][0] == pytest.approx(ganin_lambda(1.0) / 3, rel=1e-9)
+    assert est.net_.target_cond.tolist() == [False, True]
+    net = est.net_.double()
+    none = CDHMClassifier(alignment=None, target_encoder="adapted", adapt_start=0.5, **kw)
+    none.net_ = net
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in _eight_windows(est, a, b).items()
+    }
+    params = dict(net.named_parameters())
+    tgt = {f"target_guide.{k}" for k in _guide_params(net, True)}
+    for progress in (0.75, 1.0):
+        grads = {}
+        for name, e in (("adda", est), ("none", none)):
+            pyro.set_rng_seed(3)
+            loss, logs = e._step(batch, progress)
+            got = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+            grads[name] = {
+                k: torch.zeros_like(p) if g is None else g for (k, p), g in zip(params.items(), got)
+            }
+            grads[name + "_loss"] = float(loss.detach())
+            grads[name + "_logs"] = logs
+        w = ganin_lambda((progress - 0.5) / 0.5)
+        assert grads["adda_logs"]["align_weight"] == w
+        expected = grads["none_loss"] + 0.7 * w * grads["adda_logs"]["align"]
+        assert grads["adda_loss"] == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        moved = 0.0
+        for k in params:
+            diff = float((grads["adda"][k] - grads["none"][k]).abs().max())
+            if k in tgt:
+                moved = max(moved, diff)
+            else:
+                assert diff <= 1e-12, k
+        assert moved > 1e-6  # the alignment does move the target guide
+    # before the split (a fresh net): no alignment, and the target copy gets no gradient
+    fresh = CDHMClassifier(target_encoder="adapted", adapt_start=0.5, lambda_align=0.7, **kw)
+    fresh.net_ = fresh._build(net.D, 4, 2)
+    pyro.set_rng_seed(3)
+    loss, logs = fresh._step(_eight_windows(est, a, b), 0.25)
+    assert logs["align_weight"] == 0.0 and not fresh.net_.target_split
+    loss.backward()
+    assert all(p.grad is None for p in fresh.net_.target_guide.parameters())
+    assert any(p.grad is not None for p in fresh.net_.encoder.parameters())
+    est.net_.float()
+
+
+def test_target_encoder_adapted_predicts_through_the_target_guide_and_reloads(toy, tmp_path):
+    """After an adapted fit, predict_proba is softmax f(s_T) of the target guide for every window,
+    transform routes by condition, and save / load restores the split and the routing."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    est = CDHMClassifier(target_encoder="adapted", progress=False, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    net = est.net_
+    x = est._tensor(b.x)
+    with torch.no_grad():
+        via_target = net.fault_logits(
+            net.encode(
+                x, torch.zeros(len(x), dtype=torch.long), torch.ones(len(x), dtype=torch.bool)
+            )["s_loc"]
+        )
+        via_source = net.fault_logits(net.encode(x, torch.zeros(len(x), dtype=torch.long))["s_loc"])
+    np.testing.assert_allclose(
+        est.predict_proba(b.x), torch.softmax(via_target, -1).numpy(), rtol=1e-6
+    )
+    assert not torch.allclose(via_target, via_source)
+    s_tgt = est.transform(b.x, 1, part="s")  # condition 1: the target's
+    s_src = est.transform(b.x, 0, part="s")
+    assert not np.allclose(s_tgt, s_src)
+    est.save(tmp_path / "m")
+    again = CDHMClassifier.load(tmp_path / "m")
+    assert again.net_.target_split
+    np.testing.assert_array_equal(again.predict_proba(b.x), est.predict_proba(b.x))
+    np.testing.assert_array_equal(again.transform(b.x, 1), est.transform(b.x, 1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"target_encoder": "separate"}, "target_encoder must be one of"),
+        ({"target_encoder": None}, "target_encoder must be one of"),
+        ({"adapt_start": 1.0}, "adapt_start"),
+        ({"adapt_start": -0.1}, "adapt_start"),
+        ({"target_encoder": "adapted", "align_gate": 0.9}, "align_gate=0.9 cannot be combined"),
+        ({"target_encoder": "adapted", "align_warmup": 0.3}, "align_warmup=0.3 cannot be combined"),
+    ],
+)
+def test_target_encoder_rejects_bad_values(toy, kwargs, match):
+    """CDHMClassifier.fit: a bad target_encoder / adapt_start, or another alignment schedule
+    beside the adapted target encoder, raises a ValueError naming the argument."""
+    a, _ = toy
+    with pytest.raises(ValueError, match=match):
+        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)

@@ -143,6 +143,19 @@ LATE_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in LATE_VARIANTS.items()
 }
+#: An untied target encoder, ADDA-style (issue 18, session 17; README "A separate target
+#: encoder"): CDHM trains without alignment up to adapt_start, then the guide is copied into a
+#: target guide that alone is aligned (one-sided MK-MMD of s_T) to the source. Two split points,
+#: fixed before the validation run: half of training (ADDA's pre-training stage long enough for
+#: a 0 dB source's classes to form, epoch ~12-20 of 40) and 0.3 (the end of the KL warm-up).
+ADAPT_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda": {"target_encoder": "adapted", "adapt_start": 0.5},
+    "CDHM+adda0.3": {"target_encoder": "adapted", "adapt_start": 0.3},
+}
+ADAPT_ABLATIONS: dict[str, dict[str, Any]] = {
+    "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
+    for name, kw in ADAPT_VARIANTS.items()
+}
 #: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
 #: its own temporal-evidence reading and a 1.0 alignment weight; and the schedule of
 #: LATE_VARIANTS on the plain encoder. Name -> (alignment, overrides).
@@ -163,6 +176,8 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **RAMP_VARIANTS,
     **LATE_VARIANTS,
     **LATE_ABLATIONS,
+    **ADAPT_VARIANTS,
+    **ADAPT_ABLATIONS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -433,6 +448,8 @@ _OPTIONS_OFF: dict[str, Any] = {
     "beta_s": 1.0,
     "align_direction": "both",
     "align_ramp": "ganin",
+    "target_encoder": "shared",
+    "adapt_start": 0.5,
 }
 
 

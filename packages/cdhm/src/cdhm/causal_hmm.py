@@ -32,6 +32,7 @@ argmax f(E_q[s_T]) with no sampling.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from collections.abc import Callable
@@ -50,7 +51,15 @@ from torch import nn
 from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, lmmd, mk_mmd
 
-__all__ = ["ALIGN_DIRECTIONS", "ALIGN_RAMPS", "ELBOS", "FAULT_STEPS", "CDHMClassifier", "CDHMNet"]
+__all__ = [
+    "ALIGN_DIRECTIONS",
+    "ALIGN_RAMPS",
+    "ELBOS",
+    "FAULT_STEPS",
+    "TARGET_ENCODERS",
+    "CDHMClassifier",
+    "CDHMNet",
+]
 
 #: What the fault head reads (``CDHMClassifier(fault_steps=...)``): the last step's s_T, or every
 #: step's s_t (their per-step logits averaged).
@@ -64,6 +73,13 @@ ALIGN_DIRECTIONS: tuple[str, ...] = ("both", "to_source")
 #: sigmoid 2 / (1 + exp(-10 p)) - 1 (near full weight by 30 % of training) or a linear ramp p
 #: (full weight only at the end of training).
 ALIGN_RAMPS: tuple[str, ...] = ("ganin", "linear")
+
+#: How target windows are encoded (``CDHMClassifier(target_encoder=...)``): by the one inference
+#: network of both domains, or (ADDA-style) by a target copy of it split off during training.
+TARGET_ENCODERS: tuple[str, ...] = ("shared", "adapted")
+
+#: The parts of the guide (inference network) that ``target_guide=True`` duplicates for the target.
+GUIDE_PARTS: tuple[str, ...] = ("encoder", "q_s", "q_s_out", "q_z", "q_z_out")
 
 #: The ELBO estimators ``CDHMClassifier(elbo=...)`` trains with: "trace" (Monte Carlo KL, the
 #: spec's Trace_ELBO) or "meanfield" (analytic Gaussian KL per step, valid because the guide
@@ -106,7 +122,11 @@ class CDHMNet(nn.Module):
     ``z_dim=0`` gives the entangled ablation (one latent, no condition head);
     ``temporal_prior=False`` replaces the GRU Markov priors with N(0, I) for s and N(W c, I) for z;
     ``fault_steps`` is what the fault head reads: ``"last"`` f(s_T), ``"all"`` the mean over the
-    steps of f(s_t) (see :meth:`fault_logits`).
+    steps of f(s_t) (see :meth:`fault_logits`). ``target_guide=True`` adds a second copy of the
+    inference network (CNN encoder and the GRU cells of q(s) and q(z), :data:`GUIDE_PARTS`) for
+    target windows: unused until :meth:`split_target_guide` copies the source one into it, then
+    every window flagged in ``target_rows`` is encoded by it (ADDA's untied target encoder; the
+    generative model, the prior and the heads stay shared).
     """
 
     def __init__(
@@ -121,6 +141,7 @@ class CDHMNet(nn.Module):
         feat_dim: int = 64,
         temporal_prior: bool = True,
         fault_steps: str = "last",
+        target_guide: bool = False,
     ) -> None:
         super().__init__()
         if fault_steps not in FAULT_STEPS:
@@ -146,6 +167,28 @@ class CDHMNet(nn.Module):
         self.fault_head = _mlp(s_dim, hidden, n_classes)
         self.domain_head = _mlp(s_dim, hidden, 1)
         self._cache: dict[str, torch.Tensor] = {}
+        self.target_guide: nn.ModuleDict | None = None
+        if target_guide:  # made last and by copying, so the shared weights' init is unchanged
+            parts = [n for n in GUIDE_PARTS if hasattr(self, n)]
+            self.target_guide = nn.ModuleDict({n: copy.deepcopy(getattr(self, n)) for n in parts})
+            # whether the target copy is in use, and which conditions are target conditions
+            self.register_buffer("target_active", torch.zeros((), dtype=torch.bool))
+            self.register_buffer("target_cond", torch.zeros(n_conditions, dtype=torch.bool))
+
+    @property
+    def target_split(self) -> bool:
+        """True once the target inference network is split off (:meth:`split_target_guide`)."""
+        return self.target_guide is not None and bool(self.target_active)
+
+    @torch.no_grad()
+    def split_target_guide(self) -> None:
+        """Initialise the target inference network from the source one and use it from now on
+        (ADDA: the target encoder starts as the trained source encoder)."""
+        if self.target_guide is None:
+            raise ValueError("split_target_guide needs a CDHMNet built with target_guide=True")
+        for name, module in self.target_guide.items():
+            module.load_state_dict(getattr(self, name).state_dict())
+        self.target_active.fill_(True)
 
     def fault_logits(self, s: torch.Tensor) -> torch.Tensor:
         """Fault logits from s (B, T, s_dim): f(s_T), or mean_t f(s_t) with ``fault_steps="all"``
@@ -155,10 +198,31 @@ class CDHMNet(nn.Module):
         return self.fault_head(s).mean(1)
 
     # -------------------------------------------------------------------------- inference net
-    def encode(self, x: torch.Tensor, c: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Posterior parameters (B, T, dim) of q(s_t | ...) and q(z_t | ...), means passed forward."""
+    def encode(
+        self, x: torch.Tensor, c: torch.Tensor, target_rows: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Posterior parameters (B, T, dim) of q(s_t | ...) and q(z_t | ...), means passed forward.
+
+        `target_rows` (B,) bool flags target windows: once the target inference network is split
+        off (:attr:`target_split`) they are encoded by it, the others by the source one; before
+        that, or with None, every window goes through the one shared network.
+        """
+        if not self.target_split or target_rows is None or not bool(target_rows.any()):
+            return self._encode(x, c, self)
+        if bool(target_rows.all()):
+            return self._encode(x, c, self.target_guide)
+        src = self._encode(x[~target_rows], c[~target_rows], self)
+        tgt = self._encode(x[target_rows], c[target_rows], self.target_guide)
+        order = torch.cat([torch.nonzero(~target_rows)[:, 0], torch.nonzero(target_rows)[:, 0]])
+        back = torch.argsort(order)
+        return {k: torch.cat([src[k], tgt[k]])[back] for k in src}
+
+    def _encode(
+        self, x: torch.Tensor, c: torch.Tensor, parts: nn.Module
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`encode` with the inference network `parts` (this net or its target copy)."""
         b = x.shape[0]
-        e = self.encoder(x)
+        e = parts.encoder(x)
         onehot = F.one_hot(c, self.n_cond).float()
         m_s = x.new_zeros(b, self.s_dim)
         m_z = x.new_zeros(b, self.z_dim)
@@ -171,14 +235,14 @@ class CDHMNet(nn.Module):
             "z_scale": [],
         }
         for t in range(self.T):
-            g_s = self.q_s(torch.cat([e[:, t], m_s], -1), g_s)
-            loc, scale = _loc_scale(self.q_s_out(g_s))
+            g_s = parts.q_s(torch.cat([e[:, t], m_s], -1), g_s)
+            loc, scale = _loc_scale(parts.q_s_out(g_s))
             out["s_loc"].append(loc)
             out["s_scale"].append(scale)
             m_s = loc
             if self.z_dim:
-                g_z = self.q_z(torch.cat([e[:, t], m_z, onehot], -1), g_z)
-                loc, scale = _loc_scale(self.q_z_out(g_z))
+                g_z = parts.q_z(torch.cat([e[:, t], m_z, onehot], -1), g_z)
+                loc, scale = _loc_scale(parts.q_z_out(g_z))
                 out["z_loc"].append(loc)
                 out["z_scale"].append(scale)
                 m_z = loc
@@ -195,8 +259,13 @@ class CDHMNet(nn.Module):
         label_scale: float = 1.0,
         cond_scale: float = 1.0,
         beta_s: float = 1.0,
+        target_rows: torch.Tensor | None = None,
     ) -> None:
-        """p(y | s_T) prod_t p(x_t | s_t, z_t) p(s_t | s_{t-1}) p(z_t | z_{t-1}, c)."""
+        """p(y | s_T) prod_t p(x_t | s_t, z_t) p(s_t | s_{t-1}) p(z_t | z_{t-1}, c).
+
+        `target_rows` is read by the guide only (which inference network encodes each window);
+        the generative model is the same for both domains.
+        """
         b = x.shape[0]
         onehot = F.one_hot(c, self.n_cond).float()
         x_scale = F.softplus(self.x_log_scale) + 1e-3
@@ -246,12 +315,13 @@ class CDHMNet(nn.Module):
         """q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c) from the CNN encoder; caches the means.
 
         Takes the arguments of :meth:`model` (Pyro calls model and guide alike); only `x`, `c`,
-        `kl_weight` and `beta_s` are used.
+        `kl_weight`, `beta_s` and `target_rows` are used.
         """
         bound = inspect.signature(self.model).bind(*args, **kwargs)
         bound.apply_defaults()
-        x, c, kl_weight, beta_s = (bound.arguments[k] for k in ("x", "c", "kl_weight", "beta_s"))
-        post = self.encode(x, c)
+        names = ("x", "c", "kl_weight", "beta_s", "target_rows")
+        x, c, kl_weight, beta_s, target_rows = (bound.arguments[k] for k in names)
+        post = self.encode(x, c, target_rows)
         self._cache = post
         with pyro.plate("windows", x.shape[0]):
             for t in pyro.markov(range(self.T)):
@@ -268,14 +338,18 @@ class CDHMNet(nn.Module):
                         )
 
     @torch.no_grad()
-    def elbo_terms(self, x: torch.Tensor, c: torch.Tensor) -> dict[str, float]:
+    def elbo_terms(
+        self, x: torch.Tensor, c: torch.Tensor, target_rows: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """Per-block ELBO pieces (one-sample estimate, beta = 1), to detect posterior collapse.
 
         Returns recon (E_q log p(x_t | s_t, z_t) per segment sample), kl_s and kl_z
         (log q - log p per window and step, nats) and elbo per window.
         """
-        g = poutine.trace(self.guide).get_trace(x, c)
-        m = poutine.trace(poutine.replay(self.model, trace=g)).get_trace(x, c)
+        g = poutine.trace(self.guide).get_trace(x, c, target_rows=target_rows)
+        m = poutine.trace(poutine.replay(self.model, trace=g)).get_trace(
+            x, c, target_rows=target_rows
+        )
         b = x.shape[0]
         rec = sum(m.nodes[f"x_{t}"]["fn"].log_prob(x[:, t]).sum() for t in range(self.T))
         kl = {"s": 0.0, "z": 0.0}
@@ -399,6 +473,33 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     have not yet formed in s (D->A seed 1: the target clusters switch at epoch 8), and that a
     weak early pull keeps the target spread over the source clusters without fixing which is
     which before the labels have shaped them.
+
+    ``target_encoder`` (issue 18, session 17; default ``"shared"``) chooses how target windows
+    are encoded. ``"adapted"`` is the untied-weights design of ADDA (Tzeng et al., CVPR 2017),
+    applied to CDHM's inference network: for the first ``adapt_start`` of training (default 0.5)
+    CDHM trains without any alignment (the labelled source, the ELBO of both domains' windows
+    and the condition head, one shared guide: ADDA's pre-training stage, here with the target
+    windows' unsupervised ELBO); at ``adapt_start`` the guide (CNN encoder and the q(s) / q(z)
+    GRU cells) is copied into a separate target guide, and from then on target windows are
+    encoded by it and source windows by the source guide. The generative model (decoder, Markov
+    priors), the fault head and the condition head stay shared. The alignment term (``alignment``
+    with ``lambda_align``) then runs with the source's s detached, so it moves only the target
+    guide, with the ``align_ramp`` over the rest of training (:meth:`_adapt_weight`); the target
+    guide is also trained by its windows' ELBO under the shared decoder and prior, which keeps
+    its s a code the shared model can read. Unlike ADDA, the source guide keeps training on its
+    labels and ELBO after the split (no alignment gradient ever reaches it). Prediction
+    (``predict``, ``predict_proba``, ``score``) uses the target guide once it exists (the fitted
+    model is the target model, as ADDA deploys its target encoder); ``transform`` and
+    ``elbo_terms`` route each window by its condition ``c`` (a target condition of the fit: the
+    target guide). It assumes what the diagnosis of the noisy-source class swap found (README):
+    that the swap forms when a two-sided alignment through one shared encoder acts before the
+    source classes exist, while CDHM without alignment keeps the class correspondence (D->A
+    seed 1: 86 % without alignment, 53 % with it), and that a one-sided alignment through a
+    shared encoder fails because it still moves the source (``align_direction="to_source"``
+    collapsed two 0 dB tasks). So the target encoder starts where the unaligned model puts the
+    target windows, and the alignment can move them without touching the source's s. It cannot
+    help where the source's own classes do not separate. ``align_warmup`` and ``align_gate`` are
+    other alignment schedules and cannot be combined with it.
     """
 
     def __init__(
@@ -427,6 +528,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         beta_s: float = 1.0,
         align_direction: str = "both",
         align_ramp: str = "ganin",
+        target_encoder: str = "shared",
+        adapt_start: float = 0.5,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -462,6 +565,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.beta_s = beta_s
         self.align_direction = align_direction
         self.align_ramp = align_ramp
+        self.target_encoder = target_encoder
+        self.adapt_start = adapt_start
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -500,6 +605,19 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             )
         if self.align_ramp not in ALIGN_RAMPS:
             raise ValueError(f"align_ramp must be one of {ALIGN_RAMPS}, got {self.align_ramp!r}")
+        if self.target_encoder not in TARGET_ENCODERS:
+            raise ValueError(
+                f"target_encoder must be one of {TARGET_ENCODERS}, got {self.target_encoder!r}"
+            )
+        check_fraction("adapt_start", self.adapt_start, meaning="of training before the split")
+        if self.target_encoder == "adapted":
+            for name in ("align_warmup", "align_gate"):
+                if getattr(self, name) > 0:
+                    raise ValueError(
+                        f"{name}={getattr(self, name)!r} cannot be combined with "
+                        "target_encoder='adapted', whose alignment starts at adapt_start; "
+                        f"allowed: {name}=0"
+                    )
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
@@ -515,6 +633,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             self.hidden,
             temporal_prior=self.temporal_prior,
             fault_steps=self.fault_steps,
+            target_guide=self.target_encoder == "adapted",
         )
         if self.align_gate > 0:  # running source accuracy; progress at which the gate opened
             net.register_buffer("gate_acc", torch.zeros(()))
@@ -532,6 +651,13 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             mask = torch.arange(len(x)) < ns
         else:
             x, c, y, mask = xs, cs, ys, torch.ones(ns, dtype=torch.bool)
+        # target_encoder="adapted": the target windows get their own inference network from
+        # adapt_start on (initialised from the source one); before that there is no alignment
+        adda = self.target_encoder == "adapted" and "xt" in batch
+        if adda and not net.target_split and progress >= self.adapt_start:
+            net.split_target_guide()
+        if adda and net.target_split:
+            net.target_cond[batch["ct"]] = True
         per = net.T * net.D
         beta = max(1e-3, min(1.0, progress / self.kl_warmup)) if self.kl_warmup > 0 else 1.0
         with pyro.validation_enabled(False):
@@ -546,6 +672,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 self.lambda_y * per * len(x) / ns,
                 self.lambda_c * per,
                 self.beta_s,
+                target_rows=~mask if adda else None,
             )
         loss = neg_elbo / (len(x) * per)
         logs = {"loss_pyro": float(loss.detach())}
@@ -553,7 +680,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         # what the alignment terms see: with align_direction="to_source" the source rows are
         # detached, so the alignment moves only the target's s (the label term and the ELBO
         # still train the source's s through s_all)
-        s_src_al = s_all if self.align_direction == "both" else _detach_rows(s_all, ns)
+        one_sided = self.align_direction == "to_source" or adda
+        s_src_al = _detach_rows(s_all, ns) if one_sided else s_all
         s_T = s_src_al[:, -1]
         # what is aligned: s_T (the classifier's input) or s_t at every step
         s_al = s_T if self.align_steps == "last" else s_src_al.reshape(-1, s_all.shape[-1])
@@ -564,6 +692,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             src_acc = float((net.fault_logits(s_all[:ns]).argmax(-1) == ys).float().mean())
         if self.align_gate > 0:
             w_sched = self._gate(net, src_acc, progress)
+        elif adda:
+            w_sched = self._adapt_weight(progress) if net.target_split else 0.0
         else:
             w_sched = self._align_weight(progress)
         if self.alignment is not None and "xt" in batch:
@@ -627,6 +757,11 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         2 / (1 + exp(-10 p')) - 1 or the linear ramp p'."""
         return _delayed_ramp(progress, self.align_warmup, self.align_ramp)
 
+    def _adapt_weight(self, progress: float) -> float:
+        """The alignment schedule of ``target_encoder="adapted"``: 0 before ``adapt_start``, then
+        the ``align_ramp`` of p' = (progress - adapt_start) / (1 - adapt_start)."""
+        return _delayed_ramp(progress, self.adapt_start, self.align_ramp)
+
     def _gate(self, net: CDHMNet, source_acc: float, progress: float) -> float:
         """The ``align_gate`` schedule: update the running source accuracy a <- 0.8 a + 0.2 acc;
         the gate opens (once) at the first step with a >= align_gate; the weight is 0 before and
@@ -681,11 +816,18 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         net: CDHMNet = self.net_  # type: ignore[assignment]
         c = torch.zeros(len(x), dtype=torch.long)
-        return net.fault_logits(net.encode(x, c)["s_loc"])
+        # an adapted target encoder is the deployed model: every window to predict goes through it
+        rows = torch.ones(len(x), dtype=torch.bool) if net.target_split else None
+        return net.fault_logits(net.encode(x, c, rows)["s_loc"])
+
+    @staticmethod
+    def _target_rows(net: CDHMNet, c: torch.Tensor) -> torch.Tensor | None:
+        """Windows whose condition was a target condition of the fit (None: no target encoder)."""
+        return net.target_cond[c] if net.target_split else None
 
     def _features(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         net: CDHMNet = self.net_  # type: ignore[assignment]
-        post = net.encode(x, c)
+        post = net.encode(x, c, self._target_rows(net, c))
         parts = [post["s_loc"][:, -1]]
         if "z_loc" in post:
             parts.append(post["z_loc"][:, -1])
@@ -696,7 +838,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     ) -> np.ndarray:
         """Posterior means at the last step: ``part='s'`` (fault), ``'z'`` (nuisance) or ``'both'``.
 
-        `c` is the working condition of each window (it enters q(z)); default 0.
+        `c` is the working condition of each window (it enters q(z)); default 0. With
+        ``target_encoder="adapted"`` windows of a target condition of the fit are encoded by the
+        target guide, the others by the source guide.
         """
         if part not in ("s", "z", "both"):
             raise ValueError(f"part must be 's', 'z' or 'both', got {part!r}")
@@ -717,4 +861,4 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         xt = self._tensor(X)
         ct = torch.from_numpy(self._conditions(c, len(xt), 0, "c"))
         with pyro.validation_enabled(False):
-            return net.elbo_terms(xt, ct)
+            return net.elbo_terms(xt, ct, self._target_rows(net, ct))
