@@ -91,6 +91,7 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_fusion": ("concat", {}),
     "lsd_schedule": ("constant", {}),
     "sgs_pool": ("multiply", {}),
+    "sgs_polarity_c2f": ("same", {}),
 }
 
 
