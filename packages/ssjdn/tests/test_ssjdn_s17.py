@@ -87,7 +87,8 @@ def test_c2f_variants_reach_the_model_and_pass_overlap_reads_each_passs_map() ->
         ("STL kappa 0.75", "+STL (full SSJDN)", "stl_kappa"),
         ("STL kappa 1", "+STL (full SSJDN)", "stl_kappa"),
     ]:
-        a, b = ablation_config(name).to_dict(), ablation_config(rung).to_dict()
+        # measured against kappa 0.5, the default of their time (pinned by PREVIOUS_STL)
+        a, b = ablation_config(name).to_dict(), ablation_config(rung, stl_kappa=0.5).to_dict()
         assert {k for k in a if a[k] != b[k]} == {option}
     data = make_multiscale_scenes(6, image_size=32, seed=0)
     today = SSJDN.from_data(data, ablation_config("+bidirectional", **TINY), seed=0)
@@ -98,13 +99,42 @@ def test_c2f_variants_reach_the_model_and_pass_overlap_reads_each_passs_map() ->
     assert o_model["sgs_damp_mean_p1"] == pytest.approx(1 - o_today["sgs_damp_mean_p1"], abs=1e-6)
 
 
-def test_stl_kappa_variants_leave_the_baselines_and_todays_keys_alone() -> None:
-    """kappa only acts where STL is on: the dual encoder and the peer do not use it; today's
-    methods keep the cache keys of their committed runs."""
-    assert ablation_config("STL kappa 1").stl_kappa == 1.0
+# cache keys of the goal methods before the kappa switch (session 16's ssjdn_test_n10 runs)
+KEYS_BEFORE = {
+    "dual-encoder": "992656cb",
+    "+SFE": "0d36a351",
+    "+SGS (one direction)": "b051e791",
+    "+bidirectional": "82536e30",
+    "+LSD": "3c36b854",
+    "AMFMN-style": "64b2f35e",
+}
+
+
+def test_kappa_switch_moves_only_the_full_models_key() -> None:
+    """kappa acts only where STL is on: the methods without STL (the dual encoder, the peer, every
+    rung below STL) keep the keys of their committed runs, and the full model gets a new one (its
+    runs under kappa 0.5 are not reused as today's)."""
+    assert ablation_config("+STL (full SSJDN)").stl_kappa == 1.0
     assert ablation_config("dual-encoder").stl is False
-    key = method_key("+STL (full SSJDN)")
-    assert method_key("STL kappa 1") != key != method_key("BSD c2f suppress")
+    assert {m: method_key(m) for m in KEYS_BEFORE} == KEYS_BEFORE
+    assert method_key("+STL (full SSJDN)") not in ("f3231489", method_key("STL kappa 1"))
+    assert (
+        ablation_config("STL kappa 1").to_dict() == ablation_config("+STL (full SSJDN)").to_dict()
+    )
+    assert ablation_config("STL kappa 0.75").stl_kappa == 0.75
+    assert ablation_config("LSD aux").stl_kappa == 0.5  # earlier variants stay as measured
+    data = make_multiscale_scenes(6, image_size=32, seed=0)
+    full = SSJDN.from_data(data, ablation_config("+STL (full SSJDN)", **TINY), seed=0)
+    dual = SSJDN.from_data(data, ablation_config("dual-encoder", **TINY), seed=0)
+    assert full.criterion.kappa == 1.0 and dual.criterion.kappa == 0.0
+    # kappa 1: a same-class negative has margin 0, another class's the full margin
+    m = full.criterion.margins(
+        torch.tensor([[1.0, 0.0]], dtype=torch.float64), 2, torch.device("cpu")
+    )
+    assert m.tolist() == [[0.0, full.config.margin]]
+    for bad in (1.5, -0.1, True, "1"):
+        with pytest.raises(ValueError, match="stl_kappa must be"):
+            SSJDNConfig(stl_kappa=bad)  # type: ignore[arg-type]
     if CACHE.is_dir():
-        assert any(f"__{key}__" in p.name for p in CACHE.rglob("*.json*"))
-        assert any(f"__{method_key('+bidirectional')}__" in p.name for p in CACHE.rglob("*.json*"))
+        names = [p.name for p in CACHE.rglob("*.json")]
+        assert all(any(f"__{k}__" in n for n in names) for k in KEYS_BEFORE.values())

@@ -937,6 +937,9 @@ class SSJDNConfig:
             raise ValueError(
                 f"lsd_schedule must be 'constant' or 'anneal', got {self.lsd_schedule!r}"
             )
+        k = self.stl_kappa
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0.0 <= k <= 1.0:
+            raise ValueError(f"stl_kappa must be a number in [0, 1], got {k!r}")
         if self.stl_rho not in ("label", "predicted"):
             raise ValueError(f"stl_rho must be 'label' or 'predicted', got {self.stl_rho!r}")
         if self.lsd_weight < 0:
