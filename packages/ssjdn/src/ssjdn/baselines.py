@@ -183,6 +183,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "BSD c2f suppress": ("+STL (full SSJDN)", BSD_C2F_SUPPRESS),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
+    # the full model at the previous default, for the replication check on validation seeds 15..19
+    "STL kappa 0.5": ("+STL (full SSJDN)", {"stl_kappa": 0.5}),
     "LSD gate mix 1": ("+STL (full SSJDN)", {"lsd_gate": "confidence", "lsd_mix": 1.0}),
     "LSD mix 1": ("+STL (full SSJDN)", {"lsd_mix": 1.0}),
     # leave-one-out from the full model (does a part's effect show only with the others?): without
@@ -214,6 +216,7 @@ _CURRENT = {
     "BSD c2f suppress",
     "STL kappa 0.75",
     "STL kappa 1",
+    "STL kappa 0.5",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})
