@@ -338,14 +338,16 @@ def test_variants_build() -> None:
     assert ablation_config("SGS normalize").lsd
     assert ablation_config("+SGS normalize (one direction)").sgs == "fine_to_coarse"
     # the "contrast multiply" variants repeat today's SGS defaults, the "(v3)" ones the previous
-    from ssjdn.baselines import CONTRAST_MULTIPLY, PREVIOUS_SGS
+    from ssjdn.baselines import CONTRAST_MULTIPLY, PREVIOUS_SGS, PREVIOUS_STL
 
     defaults = asdict(SSJDNConfig())
     assert {k: defaults[k] for k in CONTRAST_MULTIPLY} == CONTRAST_MULTIPLY
     assert PREVIOUS_SGS != CONTRAST_MULTIPLY
+    # (with STL's constant of its time: every variant before the kappa switch pins 0.5)
     assert asdict(ablation_config("SGS contrast multiply")) == asdict(
-        ablation_config("+STL (full SSJDN)")
+        ablation_config("+STL (full SSJDN)", **PREVIOUS_STL)
     )
+    assert defaults["stl_kappa"] == 1.0 != PREVIOUS_STL["stl_kappa"]
 
 
 def test_lsd_detach_keeps_cross_entropy_out_of_the_encoders() -> None:

@@ -31,7 +31,7 @@ import torch
 from maskloop.checks import check_int
 
 from ssjdn.amfmn import AMFMNStyle, amfmn_config
-from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config
+from ssjdn.baselines import ABLATION_LADDER, PREVIOUS_STL, VARIANTS, ablation_config
 from ssjdn.data import RetrievalData
 from ssjdn.diagnostics import plot_retrievals, plot_suppression
 from ssjdn.metrics import retrieval_metrics
@@ -91,6 +91,7 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_fusion": ("concat", {}),
     "lsd_schedule": ("constant", {}),
     "sgs_pool": ("multiply", {}),
+    "sgs_polarity_c2f": ("same", {}),
 }
 
 
@@ -238,6 +239,10 @@ def method_key(name: str) -> str:
     # without SGS the SGS options have no effect: a switch of their defaults keeps the key
     if cfg["sgs"] == "none":
         cfg = {k: v for k, v in cfg.items() if not k.startswith("sgs_")}
+    # without STL kappa has no effect (the plain hinge): hashed at the value every run cached
+    # before its default moved to 1.0 was hashed with, so those runs keep their keys
+    if not cfg["stl"]:
+        cfg["stl_kappa"] = PREVIOUS_STL["stl_kappa"]
     # options added after runs were cached enter the hash only when they are switched on (at their
     # neutral value the model is the one cached before they existed), each with its sub-options
     for option, (neutral, subs) in ADDED_OPTIONS.items():

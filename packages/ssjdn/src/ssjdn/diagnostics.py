@@ -305,7 +305,7 @@ def pass_overlap(model: SSJDN, data: RetrievalData) -> dict[str, float]:
             mode="bilinear",
             align_corners=False,
         )
-        ms.append(bsd.suppression(g, size).flatten(1))
+        ms.append(bsd.suppression(g, size, len(ms)).flatten(1))
     d0, d1 = 1 - ms[0], 1 - ms[1]
     out = {
         "sgs_map_corr": float(_pearson_rows(ms[0], ms[1]).mean()),
@@ -511,9 +511,9 @@ def plot_suppression(
             panels = []
             if bsd is not None and bsd.sgs != "none":
                 _, maps = _bsd_passes(model, x[None])
-                for order, chain_maps in zip(bsd.orders, maps):
+                for k, (order, chain_maps) in enumerate(zip(bsd.orders, maps)):
                     g = bsd.guide_salience(chain_maps[0], x[None])
-                    m = bsd.suppression(g, x.shape[-2:])
+                    m = bsd.suppression(g, x.shape[-2:], k)
                     arrow = "f→c" if order[0] < order[-1] else "c→f"
                     panels.append((f"M {arrow} (S{order[0] + 1} guides)", m[0, 0]))
             _, maps = model.image_features(x[None])
