@@ -19,8 +19,9 @@ def _old_set_mask(self: MaskedTraining, mask: WeightMask, **_: object) -> None:
     for p, keep in zip(self._plist, self._keep):
         with torch.no_grad():
             p.mul_(keep.view(torch.uint8))
-    if old is not None:
-        self._fix_optimizer_state(changed=old)
+    if old is not None:  # per parameter its revived entries, None where the swap only prunes
+        rev = [o & k if bool((o & k).any()) else None for o, k in zip(old, self._keep)]
+        self._fix_optimizer_state(revived=rev)
 
 
 def _run(
@@ -107,7 +108,5 @@ def test_set_mask_multipliers_are_checked() -> None:
         mt.set_mask(mask, multipliers={"weight": torch.ones(3, 2)})
     keep = torch.tensor([[True, False, True], [False, True, True]])
     before = lin.weight.detach().clone()
-    mt.set_mask(
-        WeightMask({"weight": keep}), prunes_only=True, multipliers={"weight": keep.float()}
-    )
+    mt.set_mask(WeightMask({"weight": keep}), multipliers={"weight": keep.float()})
     assert torch.equal(lin.weight.detach(), before * keep)
