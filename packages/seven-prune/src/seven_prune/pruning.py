@@ -666,27 +666,19 @@ class Pruner(Callback):
         self.seconds = 0.0  # wall time spent inside step() and mask updates
 
     # ------------------------------------------------------------------ shared helpers
-    def _set_mask(
-        self,
-        mask: WeightMask,
-        flat: torch.Tensor | None = None,
-        *,
-        multipliers: list[torch.Tensor] | None = None,
-    ) -> None:
+    def _set_mask(self, mask: WeightMask, flat: torch.Tensor | None = None) -> None:
         """Adopt `mask`, zero the pruned weights and re-hook masked training.
 
         The adopted mask's tensors are always views of one flat bool buffer (in `names` order),
         which the next cut takes as its alive-vector without concatenating. `flat`: a fresh
         selection's buffer whose views `mask` holds, adopted without a copy; without it `mask`
-        (perhaps the caller's) is checked and copied. `multipliers` (in `names` order): see
-        `maskloop.MaskedTraining.set_mask`.
+        (perhaps the caller's) is checked and copied.
         """
         if flat is None:
             self.masked.load_state_dict({"mask": mask.state_dict()})  # checks names and shapes
             flat = torch.cat([self.masked.mask[n].reshape(-1) for n in self.names])
             mask = WeightMask(dict(zip(self.names, self._flat_views(flat))))
-        mults = None if multipliers is None else dict(zip(self.names, multipliers))
-        self.masked.set_mask(mask, multipliers=mults)
+        self.masked.set_mask(mask)
         self.mask = self.masked.mask
         self._mask_flat = (self.mask, flat)
 
@@ -1160,18 +1152,7 @@ class GradualPruner(Pruner):
         if not zeroed:
             flat.masked_fill_(~alive, 0.0)
         keep = self.final_keep if k == self.window - 1 else self.n_keep(k)  # exact at the end
-        mask, buf = self._select(flat, keep, alive, dead_zero=True)  # zeroed just above
-        self._set_mask(mask, buf, multipliers=self._cut_multipliers(buf))
-        self._after_cut()
-
-    def _cut_multipliers(self, keep: torch.Tensor) -> list[torch.Tensor] | None:
-        """The new flat keep-vector as 0/1 tensors shaped like the targets for the cut's
-        re-zeroing multiplies (`maskloop.MaskedTraining.set_mask`), or None (the bool mask is
-        used). A rule that keeps such a copy of the mask anyway returns it (`SevenPruner`)."""
-        return None
-
-    def _after_cut(self) -> None:
-        """Called after each cut's mask swap (a rule's bookkeeping)."""
+        self._set_mask(*self._select(flat, keep, alive, dead_zero=True))  # zeroed just above
 
     # ------------------------------------------------------------------ driving
     @property

@@ -514,18 +514,6 @@ _SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum")
 _UNTOUCHED_FLOOR = {torch.float32: 1e-30, torch.float64: 1e-200}
 
 
-def _multiplier(
-    t: torch.Tensor, keep_u8: torch.Tensor, multipliers: list[torch.Tensor] | None, i: int
-) -> torch.Tensor:
-    """What multiplies `t` to zero its pruned entries: the caller's 0/1 tensor `multipliers[i]`
-    where it has t's dtype and device (no cast), else the bool mask's uint8 view."""
-    if multipliers is not None:
-        m = multipliers[i]
-        if m.dtype == t.dtype and m.device == t.device:
-            return m
-    return keep_u8
-
-
 def _revives(new: torch.Tensor, old: torch.Tensor) -> bool:
     """Whether bool mask `new` keeps an entry that `old` prunes (`(new & ~old).any()`), in one
     read of both: on a CPU 8 entries at a time as 64-bit words (bools are bytes 0/1, so the
@@ -702,12 +690,7 @@ class MaskedTraining(Callback):
     def __exit__(self, *exc: object) -> None:
         self.detach()
 
-    def set_mask(
-        self,
-        mask: WeightMask,
-        *,
-        multipliers: Mapping[str, torch.Tensor] | None = None,
-    ) -> None:
+    def set_mask(self, mask: WeightMask) -> None:
         """Swap in `mask` (same names and shapes); when attached, re-apply it at once and reset the
         optimizer state of the entries it changes (newly pruned: moments zeroed, second moment held;
         revived: moments 0, as for a weight that never had a gradient).
@@ -716,21 +699,10 @@ class MaskedTraining(Callback):
         read of both masks (`_revives`, 64 bits at a time: ~3 ms for MiniLM's 10.7M targets); a
         parameter whose swap only prunes (a gradual pruner's cut) gets the one-multiply fix of its
         first moments, one that revives the full fix.
-        `multipliers`: the same mask as 0/1 tensors per name (in the parameters' dtype, e.g. float32
-        views of one buffer a pruner keeps anyway): the re-zeroing multiplies (weights, first
-        moments) take them where their dtype and device match, instead of the bool mask's uint8
-        view, which a CPU first copies into a temporary float tensor per multiply. The same
-        products bit for bit (x * 1.0 = x, x * 0.0 = +-0, as with the cast uint8).
         """
         if not isinstance(mask, WeightMask):
             raise TypeError(f"mask must be a WeightMask, got {type(mask).__name__}")
         self.mask._check_compatible(mask, "swap")
-        if multipliers is not None:
-            if not isinstance(multipliers, Mapping) or set(multipliers) != set(self.mask.names):
-                raise ValueError("multipliers must map every mask name to a 0/1 tensor")
-            bad = [n for n, t in multipliers.items() if t.shape != self.mask[n].shape]
-            if bad:
-                raise ValueError(f"multipliers of {bad} do not have their masks' shapes")
         self.mask = WeightMask({n: mask[n].to(self.mask[n].device) for n in self.mask})
         if not self.attached:
             return
@@ -744,10 +716,9 @@ class MaskedTraining(Callback):
                 old = self._keep[i]
                 revived.append(new & ~old if _revives(new, old) else None)
             self._keep[i] = new  # the hooks read this list
-        mults = None if multipliers is None else [multipliers[n] for n in self._params]
-        self._reapply(mults)
+        self.reapply()
         if hooked:
-            self._fix_optimizer_state(revived=revived, multipliers=mults)
+            self._fix_optimizer_state(revived=revived)
 
     # ---------------------------------------------------------------- hooks
     def _hook_gradients(self) -> None:
@@ -780,13 +751,10 @@ class MaskedTraining(Callback):
         self,
         revived: list[torch.Tensor | None] | None = None,
         refresh: bool = False,
-        *,
-        multipliers: list[torch.Tensor] | None = None,
     ) -> None:
         """Hold pruned entries' second moments at a positive constant; on a mask change (`revived`
         given: per parameter its revived entries, or None where the swap only prunes) also zero
-        the first moments of newly pruned entries and reset revived entries' moments to 0.
-        `multipliers`: the new mask as 0/1 tensors per parameter (see `set_mask`)."""
+        the first moments of newly pruned entries and reset revived entries' moments to 0."""
         opt = self._hooked_optimizer
         if opt is None or not self._safe():
             return
@@ -806,7 +774,7 @@ class MaskedTraining(Callback):
                 for key in _FIRST_MOMENTS:
                     t = st.get(key)
                     if isinstance(t, torch.Tensor) and t.shape == p.shape:
-                        t.mul_(_multiplier(t, keep_u8, multipliers, i))  # +-0 as a fill
+                        t.mul_(keep_u8)  # +-0 as a fill
                 continue
             pruned = ~self._keep[i]
             if rev is not None:
@@ -831,18 +799,13 @@ class MaskedTraining(Callback):
     @torch.no_grad()
     def reapply(self) -> None:
         """Zero the pruned weights again (after an optimizer step, or after editing weights)."""
-        self._reapply(None)
-
-    def _reapply(self, multipliers: list[torch.Tensor] | None) -> None:
         if not self._plist:
             if self.model is None:
                 raise ValueError("MaskedTraining is not attached to a model")
             self.mask.apply_(self.model)
             return
-        with torch.no_grad():
-            for i, (p, keep) in enumerate(zip(self._plist, self._keep)):
-                # a NaN weight stays NaN: fit then stops on the loss
-                p.mul_(_multiplier(p, keep.view(torch.uint8), multipliers, i))
+        for p, keep in zip(self._plist, self._keep):
+            p.mul_(keep.view(torch.uint8))  # a NaN weight stays NaN: fit then stops on the loss
 
     # ---------------------------------------------------------------- Callback interface
     def on_fit_start(self, state: LoopState) -> None:
