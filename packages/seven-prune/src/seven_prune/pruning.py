@@ -346,7 +346,9 @@ def select_flat(
       of the other scores (repeated until no tensor is below its floor), so the total is still
       exactly `n_keep`. A `UserWarning` names every tensor the plain selection would have emptied.
       When no tensor falls below its floor the result equals the plain selection. With
-      `emptied_out`, those names are appended to it instead of warned about.
+      `emptied_out`, those names are appended to it instead of warned about. The lifted entries
+      are set to +inf in `flat` itself during the call and put back, bit for bit, before it
+      returns (no copy of the buffer; `flat` must be writable).
     - `scope="layer"`: every tensor is cut to the same keep ratio `n_keep / N` on its own
       (`numel - round((1 - n_keep / N) * numel)` kept per tensor), as uniform per-layer pruning.
     - `pattern=(n, m)`: N:M semi-structured selection: in every group of `m` consecutive weights
