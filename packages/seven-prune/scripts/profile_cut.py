@@ -61,7 +61,8 @@ def _old_masked_set_mask(self: MaskedTraining, mask: WeightMask) -> None:
         self._keep[i] = self.mask[n].to(p.device)
     self.reapply()
     if old is not None:
-        self._fix_optimizer_state(changed=old)
+        rev = [o & k if bool((o & k).any()) else None for o, k in zip(old, self._keep)]
+        self._fix_optimizer_state(revived=rev)
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""The cut's mask swap (session 16b): multiplying by the pruner's float mask and skipping the search
-for revived entries leaves weights, masks, scores and AdamW's moments bit for bit as before."""
+"""The cut's mask swap: `MaskedTraining.set_mask` finding revived entries itself (session 17, one
+read of both masks as 64-bit words) leaves weights, masks, scores and AdamW's moments bit for bit
+as the two-pass search it replaced."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from seven_prune import SevenPruner, TaylorPruner
 
 
 def _old_set_mask(self: MaskedTraining, mask: WeightMask, **_: object) -> None:
-    """`MaskedTraining.set_mask` as it was before session 16b (no float multipliers, the search
-    for revived entries on every swap)."""
+    """`MaskedTraining.set_mask` as it was before session 16b (the two-pass torch search for
+    revived entries on every swap), kept as the reference."""
     self.mask = WeightMask({n: mask[n].to(self.mask[n].device) for n in self.mask})
     old = [~keep for keep in self._keep] if self._hooked_optimizer is not None else None
     for i, (n, p) in enumerate(self._params.items()):
@@ -19,8 +20,9 @@ def _old_set_mask(self: MaskedTraining, mask: WeightMask, **_: object) -> None:
     for p, keep in zip(self._plist, self._keep):
         with torch.no_grad():
             p.mul_(keep.view(torch.uint8))
-    if old is not None:
-        self._fix_optimizer_state(changed=old)
+    if old is not None:  # per parameter its revived entries, None where the swap only prunes
+        rev = [o & k if bool((o & k).any()) else None for o, k in zip(old, self._keep)]
+        self._fix_optimizer_state(revived=rev)
 
 
 def _run(
@@ -74,40 +76,3 @@ def test_cut_swap_equals_the_old_swap_bit_for_bit(
     for key in p_new.state:
         for a, b in zip(p_new.state[key], p_old.state[key]):
             assert torch.equal(_bits(a), _bits(b)), key
-
-
-def test_seven_cut_leaves_the_float_mask_of_the_new_mask(
-    two_linear_encoder: type[torch.nn.Module],
-) -> None:
-    """After a cut the float mask buffer holds the new mask (so the next update needs no copy)
-    and is owned by it; float32 weights and moments were multiplied by it."""
-    gen = torch.Generator().manual_seed(1)
-    torch.manual_seed(1)
-    m2 = two_linear_encoder()
-    opt = torch.optim.AdamW(m2.parameters(), lr=1e-2)
-    pr = SevenPruner(m2, 0.5, start=0, window=6, delta_t=2, targets=r"encoder\.", optimizer=opt)
-    for _ in range(2):  # updates k = 0, 1: a cut at k = 1
-        x = torch.randn(6, 12, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        m2(x).square().mean().backward()
-        opt.step()
-        pr.step()
-    assert pr._fkeep_owner is pr.mask
-    flat = torch.cat([pr.mask[n].reshape(-1) for n in pr.names])
-    assert int((~flat).sum()) > 0 and torch.equal(pr._scratch("keep"), flat.float())
-
-
-def test_set_mask_multipliers_are_checked() -> None:
-    lin = torch.nn.Linear(3, 2)
-    mask = WeightMask({"weight": torch.ones(2, 3, dtype=torch.bool)})
-    mt = MaskedTraining(lin, mask).attach()
-    with pytest.raises(ValueError, match="multipliers"):
-        mt.set_mask(mask, multipliers={"bias": torch.ones(2)})
-    with pytest.raises(ValueError, match="multipliers"):
-        mt.set_mask(mask, multipliers={"weight": torch.ones(3, 2)})
-    keep = torch.tensor([[True, False, True], [False, True, True]])
-    before = lin.weight.detach().clone()
-    mt.set_mask(
-        WeightMask({"weight": keep}), prunes_only=True, multipliers={"weight": keep.float()}
-    )
-    assert torch.equal(lin.weight.detach(), before * keep)

@@ -168,3 +168,87 @@ def test_layer_scope_cuts_every_tensor_to_the_same_sparsity() -> None:
         assert abs(1 - m.float().mean().item() - 0.7) < 1 / m.numel() + 1e-9, name
     with pytest.raises(ValueError, match="scope"):
         MagnitudePruner(_config_bert(), 0.7, scope="tensor")
+
+
+def _old_lift(flat, sizes, alive, n_keep, floors_d, dead_zero):
+    """The guard's lifting loop as committed before session 17 (a copy of the whole buffer, each
+    lifted tensor's top entries by a stable argsort), on `select_flat`'s plain first selection;
+    kept here as the reference."""
+    from seven_prune.pruning import _keep_top_flat, _segments
+
+    segs = _segments(sizes)
+    keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
+    counts = [int(keep[a:b].sum()) for a, b in segs]
+    floors = [math.ceil(floors_d * (b - a)) for a, b in segs]
+    if alive is not None:
+        for i, (a, b) in enumerate(segs):
+            if counts[i] < floors[i]:
+                floors[i] = min(floors[i], int(alive[a:b].sum()))
+    lifted, work = set(), None
+    while True:
+        below = [i for i, (c, f) in enumerate(zip(counts, floors)) if c < f and i not in lifted]
+        if not below:
+            return keep
+        if work is None:
+            work = flat.clone()
+        for i in below:
+            a, b = segs[i]
+            seg = work[a:b]
+            vals = seg if alive is None else seg.masked_fill(~alive[a:b], -math.inf)
+            seg[torch.argsort(vals, stable=True)[-floors[i] :]] = math.inf
+            lifted.add(i)
+        keep = _keep_top_flat(work, alive, n_keep, dead_zero)
+        counts = [int(keep[a:b].sum()) for a, b in segs]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", range(4))
+def test_guard_lifting_in_place_equals_the_copying_loop_exactly(dtype, seed) -> None:
+    """select_flat's guard (lifted entries set in the score buffer and put back, each tensor's top
+    from a threshold selection) == the loop that copied the buffer and argsorted, ties included,
+    over cuts that lift one tensor, several, and in two rounds; the scores come back bit for bit.
+    Tensors above 65,536 entries take the sampled threshold path."""
+    g = torch.Generator().manual_seed(seed)
+    sizes = [70_000, 300, 90_000, 500, 40]
+    names = [f"t{i}" for i in range(len(sizes))]
+    parts = [
+        torch.randint(0, 50, (sizes[0],), generator=g).to(dtype) * 0.25,  # many ties
+        torch.rand(sizes[1], generator=g, dtype=dtype) * 1e-3,  # collapses
+        torch.rand(sizes[2], generator=g, dtype=dtype) + 0.5,
+        torch.randint(0, 4, (sizes[3],), generator=g).to(dtype) * 1e-4,  # collapses, ties
+        torch.rand(sizes[4], generator=g, dtype=dtype) * 0.3,  # collapses in the second round
+    ]
+    flat = torch.cat(parts)
+    total = flat.numel()
+    for alive_p in (None, 0.7):
+        alive = None
+        if alive_p is not None:
+            alive = torch.rand(total, generator=g) < alive_p
+            flat = flat.masked_fill(~alive, 0.0)  # a pruner's cut: pruned scores are 0
+        n_alive = total if alive is None else int(alive.sum())
+        for n_keep in (n_alive // 3, n_alive // 2, (3 * n_alive) // 4):
+            for d in (0.05, 0.2):
+                before = flat.clone()
+                got = select_flat(
+                    flat, sizes, names, n_keep, alive, min_density=d, warn=False,
+                    dead_zero=alive is not None,
+                )  # fmt: skip
+                want = _old_lift(flat, sizes, alive, n_keep, d, alive is not None)
+                assert torch.equal(got, want), (alive_p, n_keep, d)
+                assert int(got.sum()) == n_keep
+                bits = torch.int64 if dtype == torch.float64 else torch.int32
+                assert torch.equal(flat.view(bits), before.view(bits))
+
+
+def test_guard_lifting_in_two_rounds_equals_the_copying_loop() -> None:
+    """A tensor above its floor in the plain selection falls below it once another is lifted
+    (45 scores just above the plain threshold): a second round lifts it, as the old loop did."""
+    a = torch.arange(100_000, dtype=torch.float32) / 100_000
+    c = torch.cat([torch.full((45,), 0.501), torch.zeros(155)])
+    flat = torch.cat([a, torch.full((1000,), 1e-7), c])
+    sizes = [100_000, 1000, 200]
+    before = flat.clone()
+    got = select_flat(flat, sizes, list("abc"), 50_000, min_density=0.2, warn=False)
+    assert torch.equal(got, _old_lift(flat, sizes, None, 50_000, 0.2, False))
+    assert int(got[101_000:].sum()) == 40  # lifted in the second round (plain: 45 kept)
+    assert torch.equal(flat.view(torch.int32), before.view(torch.int32))

@@ -280,3 +280,49 @@ def test_a_shrinking_set_mask_keeps_weights_those_of_reapplying_every_step_float
     assert bool(pruned.any()) and bool((m_auto.weight[pruned] == 0).all())
     first = "exp_avg" if opt_name != "SGD" else "momentum_buffer"
     assert bool((o_auto.state[m_auto.weight][first][pruned] == 0).all())
+
+
+def test_revives_reads_words_and_the_tail() -> None:
+    """`_revives` (new & ~old).any() by 64-bit words: a revived entry in the words, in the tail
+    (sizes not a multiple of 8), none, and a shrink."""
+    from maskloop.masks import _revives
+
+    for n in (5, 8, 37, 64):
+        old = torch.arange(n) % 3 != 0
+        assert not _revives(old.clone(), old)
+        assert not _revives(old & (torch.arange(n) % 2 == 0), old)  # only prunes
+        for i in (0, n - 1):  # a word entry and the last entry (the tail when n % 8)
+            new = old.clone()
+            new[i] = ~old[i]
+            assert _revives(new, old) == bool(new[i]), (n, i)
+        assert _revives(old.reshape(-1, 1).expand(n, 2)[:, 0] | True, old)  # not contiguous
+
+
+def test_set_mask_finds_revived_entries_itself_and_resets_their_moments() -> None:
+    """A swap that revives entries of one parameter and only prunes another: the revived entries'
+    Adam moments are reset to 0 and the newly pruned first moments zeroed, with no word from the
+    caller about which kind of swap it is."""
+    model = net()
+    first = rand_mask(model, 0.6, seed=1)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    mt = MaskedTraining(model, first, opt).attach()
+    x, y = data().tensors
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    names = first.names
+    second = {n: first[n].clone() for n in names}
+    second[names[0]] = torch.ones_like(first[names[0]])  # revives every pruned entry
+    second[names[1]] = first[names[1]] & (torch.rand(first[names[1]].shape) < 0.5)  # prunes
+    params = dict(model.named_parameters())
+    m1_before = opt.state[params[names[1]]]["exp_avg"].clone()
+    mt.set_mask(WeightMask(second))
+    st0, st1 = opt.state[params[names[0]]], opt.state[params[names[1]]]
+    revived = ~first[names[0]]
+    assert bool(revived.any())
+    # reset as for a weight that never had a gradient: 0, the second moment at its tiny floor
+    # (pruned, it was held at 1.0; a swap taken for one that only prunes would leave ~0.97)
+    assert torch.all(st0["exp_avg"][revived] == 0)
+    assert torch.all(st0["exp_avg_sq"][revived] <= 1e-200)
+    assert torch.equal(st1["exp_avg"], m1_before * second[names[1]])

@@ -346,7 +346,9 @@ def select_flat(
       of the other scores (repeated until no tensor is below its floor), so the total is still
       exactly `n_keep`. A `UserWarning` names every tensor the plain selection would have emptied.
       When no tensor falls below its floor the result equals the plain selection. With
-      `emptied_out`, those names are appended to it instead of warned about.
+      `emptied_out`, those names are appended to it instead of warned about. The lifted entries
+      are set to +inf in `flat` itself during the call and put back, bit for bit, before it
+      returns (no copy of the buffer; `flat` must be writable).
     - `scope="layer"`: every tensor is cut to the same keep ratio `n_keep / N` on its own
       (`numel - round((1 - n_keep / N) * numel)` kept per tensor), as uniform per-layer pruning.
     - `pattern=(n, m)`: N:M semi-structured selection: in every group of `m` consecutive weights
@@ -413,24 +415,7 @@ def select_flat(
             f"min_density={min_density} keeps {sum(floors)} weights in per-tensor floors alone, "
             f"more than the {n_keep} the cut keeps; lower min_density"
         )
-    lifted: set[int] = set()
-    work = None
-    while True:
-        below = [i for i, (c, f) in enumerate(zip(counts, floors)) if c < f and i not in lifted]
-        if not below:
-            break
-        if work is None:
-            work = flat.clone()
-        for i in below:
-            a, b = segs[i]
-            seg = work[a:b]
-            vals = seg if alive is None else seg.masked_fill(~alive[a:b], -math.inf)
-            # the tensor's floors[i] highest alive scores (ties: the later entry first, as above)
-            top = torch.argsort(vals, stable=True)[-floors[i] :]
-            seg[top] = math.inf
-            lifted.add(i)
-        keep = _keep_top_flat(work, alive, n_keep, dead_zero)  # lifted entries: +inf >= 0
-        counts = [_count(keep[a:b]) for a, b in segs]
+    keep = _lift_floors(flat, segs, alive, n_keep, counts, floors, dead_zero, keep)
     if warn and emptied:
         warnings.warn(
             f"plain global selection would have emptied {len(emptied)} tensor(s): {emptied}; "
@@ -440,6 +425,46 @@ def select_flat(
             stacklevel=3,
         )
     return keep
+
+
+def _lift_floors(
+    flat: torch.Tensor,
+    segs: Sequence[tuple[int, int]],
+    alive: torch.Tensor | None,
+    n_keep: int,
+    counts: list[int],
+    floors: list[int],
+    dead_zero: bool,
+    keep: torch.Tensor,
+) -> torch.Tensor:
+    """The guard's selection: while a tensor not yet lifted keeps fewer than its floor, its
+    `floors[i]` highest alive scores (ties: the later entry first, as `_keep_top_flat`) are set to
+    +inf and the global selection is made again (+inf >= 0: `dead_zero` still holds).
+
+    The lifted entries are set in `flat` itself and put back before returning (also on an error):
+    no copy of the whole buffer (a fresh copy of MiniLM's 43 MB of scores cost ~10,500 page faults
+    per cut). A tensor's highest scores come from the same threshold selection as the global one
+    (`_keep_top_flat` on its segment), which keeps exactly those a stable ascending sort puts last.
+    """
+    lifted: set[int] = set()
+    saved: list[tuple[torch.Tensor, torch.Tensor]] = []  # (flat index, old values) per lift
+    try:
+        while True:
+            below = [i for i, (c, f) in enumerate(zip(counts, floors)) if c < f and i not in lifted]
+            if not below:
+                return keep
+            for i in below:
+                a, b = segs[i]
+                top = _keep_top_flat(flat[a:b], None if alive is None else alive[a:b], floors[i])
+                idx = torch.nonzero(top).flatten().add_(a)
+                saved.append((idx, flat[idx]))
+                flat[idx] = math.inf
+                lifted.add(i)
+            keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
+            counts = [_count(keep[a:b]) for a, b in segs]
+    finally:
+        for idx, vals in reversed(saved):
+            flat[idx] = vals
 
 
 def _select_nm(
@@ -643,28 +668,19 @@ class Pruner(Callback):
         self.seconds = 0.0  # wall time spent inside step() and mask updates
 
     # ------------------------------------------------------------------ shared helpers
-    def _set_mask(
-        self,
-        mask: WeightMask,
-        flat: torch.Tensor | None = None,
-        *,
-        prunes_only: bool = False,
-        multipliers: list[torch.Tensor] | None = None,
-    ) -> None:
+    def _set_mask(self, mask: WeightMask, flat: torch.Tensor | None = None) -> None:
         """Adopt `mask`, zero the pruned weights and re-hook masked training.
 
         The adopted mask's tensors are always views of one flat bool buffer (in `names` order),
         which the next cut takes as its alive-vector without concatenating. `flat`: a fresh
         selection's buffer whose views `mask` holds, adopted without a copy; without it `mask`
-        (perhaps the caller's) is checked and copied. `prunes_only` and `multipliers` (in `names`
-        order): see `maskloop.MaskedTraining.set_mask`.
+        (perhaps the caller's) is checked and copied.
         """
         if flat is None:
             self.masked.load_state_dict({"mask": mask.state_dict()})  # checks names and shapes
             flat = torch.cat([self.masked.mask[n].reshape(-1) for n in self.names])
             mask = WeightMask(dict(zip(self.names, self._flat_views(flat))))
-        mults = None if multipliers is None else dict(zip(self.names, multipliers))
-        self.masked.set_mask(mask, prunes_only=prunes_only, multipliers=mults)
+        self.masked.set_mask(mask)
         self.mask = self.masked.mask
         self._mask_flat = (self.mask, flat)
 
@@ -1138,21 +1154,7 @@ class GradualPruner(Pruner):
         if not zeroed:
             flat.masked_fill_(~alive, 0.0)
         keep = self.final_keep if k == self.window - 1 else self.n_keep(k)  # exact at the end
-        mask, buf = self._select(flat, keep, alive, dead_zero=True)  # zeroed just above
-        # a selection of at most the alive entries revives none: the swap skips that search
-        prunes_only = keep <= _count(alive)
-        mults = self._cut_multipliers(buf)
-        self._set_mask(mask, buf, prunes_only=prunes_only, multipliers=mults)
-        self._after_cut()
-
-    def _cut_multipliers(self, keep: torch.Tensor) -> list[torch.Tensor] | None:
-        """The new flat keep-vector as 0/1 tensors shaped like the targets for the cut's
-        re-zeroing multiplies (`maskloop.MaskedTraining.set_mask`), or None (the bool mask is
-        used). A rule that keeps such a copy of the mask anyway returns it (`SevenPruner`)."""
-        return None
-
-    def _after_cut(self) -> None:
-        """Called after each cut's mask swap (a rule's bookkeeping)."""
+        self._set_mask(*self._select(flat, keep, alive, dead_zero=True))  # zeroed just above
 
     # ------------------------------------------------------------------ driving
     @property

@@ -398,12 +398,11 @@ class SevenPruner(GradualPruner):
 
     def _float_keep_views(self) -> list[torch.Tensor]:
         """The current mask as 0/1 float32 views of one work buffer (`_scratch("keep")`, freed
-        with the other work buffers after the window). A cut copies its new mask in
-        (`_cut_multipliers`, for its own mask swap); a mask set otherwise (`load_state_dict`) is
-        copied here on the next update. On a CPU the eager update
-        multiplies by it instead of the bool mask's uint8 view, which torch would first cast to a
-        temporary float copy at every step (`_seven_update_eager`); same products, bit for bit.
-        Costs one float32 buffer of the targets' size during the window."""
+        with the other work buffers after the window), copied in on the first update after the
+        mask changed (a cut, `load_state_dict`). On a CPU the eager update multiplies by it
+        instead of the bool mask's uint8 view, which torch would first cast to a temporary float
+        copy at every step (`_seven_update_eager`); same products, bit for bit. Costs one float32
+        buffer of the targets' size during the window."""
         fresh = "keep" not in self._scratch_bufs
         buf = self._scratch("keep")
         if fresh or self._fkeep_owner is not self.mask:
@@ -414,22 +413,6 @@ class SevenPruner(GradualPruner):
     def _uses_float_keep(self) -> bool:
         """Whether the eager update multiplies by the float mask (`_float_keep_views`)."""
         return self.device.type == "cpu" and self.consistency
-
-    def _cut_multipliers(self, keep: torch.Tensor) -> list[torch.Tensor] | None:
-        """The cut's new mask copied into the float mask buffer the eager update multiplies by
-        (the copy the next update would make, made here instead), whose views the mask swap then
-        multiplies the weights and AdamW's first moments by: no temporary float copy of the bool
-        mask per multiply (two per cut before); the same products bit for bit."""
-        if not self._uses_float_keep():
-            return None
-        buf = self._scratch("keep")
-        buf.copy_(keep)
-        self._fkeep_owner = None  # owned by the mask the swap adopts (`_after_cut`)
-        return self._scratch_views("keep")
-
-    def _after_cut(self) -> None:
-        if self._uses_float_keep() and self._fkeep_owner is None:
-            self._fkeep_owner = self.mask  # the buffer holds this mask: no copy next update
 
     def consistency_factor(self) -> list[torch.Tensor]:
         """The current m_hat / (sqrt(v_hat) + eps) per target (near 1 for sentinels)."""
