@@ -18,7 +18,7 @@ def test_teacher_warmup_keeps_every_committed_cache_key():
     pin: the committed lnpt_cnn_goal95_recipe and lnpt_cnn_goal95 units)."""
     cfg = BenchConfig(
         models=("cnn",), seeds=10, sparsities=(0.95,), arms=("lnpt+label-free", "snip+supervised")
-    )
+    ).with_epochs({"cnn": 120})
     assert cfg.fingerprint("cnn") == "01f2930af0476b99"
     zero = cfg.with_teacher("cnn", warmup_epochs=0)
     zero.teacher_warmup_epochs = {"cnn": 0}
@@ -67,7 +67,7 @@ def test_recipes_parse_the_teacher_fields():
     assert (cfg.teacher_warmup_of("cnn"), cfg.student_warmup_of("cnn"), cfg.epochs["cnn"]) == (
         5,
         5,
-        120,
+        240,
     )
     assert base.config(BenchConfig(), "cnn").teacher_epochs["cnn"] == 80
     for bad, says in (
