@@ -22,9 +22,9 @@ def test_student_lr_keeps_every_committed_cache_key():
         seeds=10,
         arms=("lnpt+label-free", "snip+supervised"),
         sparsities=(0.95,),
-        student_lr={},  # the committed runs: every student at `lr`, no warm-up
+        student_lr={},  # the committed runs: every student at `lr`, no warm-up, 120 epochs
         student_warmup_epochs={},
-    )
+    ).with_epochs({"cnn": 120})
     assert goal95.fingerprint("cnn") == "cac917904dd9d2bc"  # committed lnpt_cnn_goal95 units
     goal98 = BenchConfig(
         models=("cnn",),
@@ -33,9 +33,9 @@ def test_student_lr_keeps_every_committed_cache_key():
         sparsities=(0.98,),
         student_lr={},
         student_warmup_epochs={},
-    )
+    ).with_epochs({"cnn": 120})
     assert goal98.fingerprint("cnn") == "5a31aa461195857f"  # committed lnpt_cnn_goal98 units
-    unwarmed = BenchConfig(student_lr={}, student_warmup_epochs={})
+    unwarmed = BenchConfig(student_lr={}, student_warmup_epochs={}).with_epochs({"cnn": 120})
     assert unwarmed.fingerprint("cnn") == "6c8559dbf6d3c479"  # 120ep_teacher
     # the default moves only the models the rule moved; the others keep their keys
     for model in ("mlp", "cnn1d", "resnet"):

@@ -105,8 +105,8 @@ def test_student_warmup_keeps_every_committed_cache_key():
         sparsities=(0.95,),
         arms=("lnpt+label-free", "snip+supervised"),
         student_lr={},
-        student_warmup_epochs={},  # the committed runs: no warm-up
-    )
+        student_warmup_epochs={},  # the committed runs: no warm-up, 120 epochs
+    ).with_epochs({"cnn": 120})
     assert goal95.fingerprint("cnn") == "cac917904dd9d2bc"
     zero = goal95.with_student_warmup("cnn", 0)
     assert zero.student_warmup_epochs == {}
@@ -126,7 +126,7 @@ def test_student_warmup_keeps_every_committed_cache_key():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"cnn": -1}, {"cnn": 2.0}, {"cnn": True}, {"vit": 3}, {"cnn": 120}, {"mlp": 500}]
+    "bad", [{"cnn": -1}, {"cnn": 2.0}, {"cnn": True}, {"vit": 3}, {"cnn": 240}, {"mlp": 500}]
 )
 def test_student_warmup_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="student_warmup_epochs"):
@@ -213,7 +213,7 @@ def test_the_digits_cnn_default_is_the_warmup_the_rule_chose():
     assert DEFAULT_STUDENT_WARMUP_EPOCHS == {"cnn": 5}
     cfg = BenchConfig(
         models=("cnn",), seeds=10, sparsities=(0.95,), arms=("lnpt+label-free", "snip+supervised")
-    )
+    ).with_epochs({"cnn": 120})  # the budget of that run (the default is now 240)
     assert cfg.student_warmup_of("cnn") == 5 and cfg.student_lr_of("cnn") == 1e-2
     assert cfg.fingerprint("cnn") == "01f2930af0476b99"
     for model in ("mlp", "cnn1d", "resnet"):

@@ -444,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="MODEL=N",
         help="the test benchmark at another student training budget, e.g. cnn=30 (default: "
-        "mlp=40 cnn=120 cnn1d=10 resnet=15; the digits CNN's was 30 before the validation rule "
-        "chose 120); part of the cache key, so --resume never mixes budgets; pair it with its "
+        "mlp=40 cnn=240 cnn1d=10 resnet=15; the digits CNN's was 30, then 120, before the "
+        "validation rules chose 120 and then 240); part of the cache key, so --resume never mixes budgets; pair it with its "
         "own --report",
     )
     bench.add_argument(
@@ -501,10 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--student-recipes",
         nargs="+",
         default=None,
-        metavar="LR[,epochs=N][,warmup=W]",
+        metavar="LR[,epochs=N][,warmup=W][,teacher_lr=LR][,teacher_epochs=N][,teacher_warmup=W]",
         help="with --student-lr-check, instead of --student-lrs: candidate student recipes, an "
         "Adam lr with optional epochs (default the benchmark's) and linear lr warm-up epochs, "
-        "e.g. 1e-2 1e-2,warmup=5 3e-3,epochs=240 (report lnpt_student_recipe_<model>.md)",
+        "and optionally the teacher's Adam lr, epochs and warm-up (default the benchmark's "
+        "teacher), e.g. 1e-2 1e-2,warmup=5 3e-3,epochs=240 "
+        "1e-2,warmup=5,teacher_lr=1e-2,teacher_epochs=120,teacher_warmup=5 "
+        "(report lnpt_student_recipe_<model>.md)",
     )
     bench.add_argument(
         "--student-lr-arms",

@@ -98,16 +98,28 @@ def lr_name(lr: float) -> str:
     return f"lr={lr:g}"
 
 
+# The teacher fields a recipe may set, in the order of its name and key (`teacher_lr=0.01`, ...).
+TEACHER_FIELDS = ("teacher_lr", "teacher_epochs", "teacher_warmup")
+
+
 @dataclass(frozen=True)
 class StudentRecipe:
     """How every arm's students train: Adam `lr`, `epochs` (None: the benchmark's), and a linear
     lr warm-up over `warmup_epochs` epochs (`lnpt.training.LinearWarmup`; 0: none). A recipe with
     only an lr is named and cached exactly as the plain student-lr candidates (`lr=0.01`), so the
-    committed units of the student-lr check are reused."""
+    committed units of the student-lr check are reused.
+
+    The teacher that guides the label-free arms may be part of a recipe too (a stronger teacher is
+    a candidate like a longer budget): its Adam `teacher_lr`, `teacher_epochs` and warm-up
+    `teacher_warmup` epochs (each None: the benchmark's teacher). The supervised arms never see
+    the teacher, so their students are those of `students_only` (the same units, trained once)."""
 
     lr: float
     epochs: int | None = None
     warmup_epochs: int = 0
+    teacher_lr: float | None = None
+    teacher_epochs: int | None = None
+    teacher_warmup: int | None = None
 
     def check(self, name: str = "recipes") -> None:
         """Raise ValueError naming `name` on a bad field."""
@@ -116,61 +128,101 @@ class StudentRecipe:
             raise ValueError(f"{name}: epochs must be a positive int, got {self.epochs!r}")
         if type(self.warmup_epochs) is not int or self.warmup_epochs < 0:
             raise ValueError(f"{name}: warmup must be an int >= 0, got {self.warmup_epochs!r}")
+        if self.teacher_lr is not None:
+            parse_lrs([self.teacher_lr], f"{name}: teacher_lr")
+        t_epochs, t_warm = self.teacher_epochs, self.teacher_warmup
+        if t_epochs is not None and (type(t_epochs) is not int or t_epochs < 1):
+            raise ValueError(f"{name}: teacher_epochs must be a positive int, got {t_epochs!r}")
+        if t_warm is not None and (type(t_warm) is not int or t_warm < 0):
+            raise ValueError(f"{name}: teacher_warmup must be an int >= 0, got {t_warm!r}")
 
     @property
     def plain(self) -> bool:
-        """Only an lr: the benchmark's epochs, no warm-up."""
-        return self.epochs is None and self.warmup_epochs == 0
+        """Only an lr: the benchmark's epochs, no warm-up, the benchmark's teacher."""
+        return self.epochs is None and self.warmup_epochs == 0 and not self.has_teacher
+
+    @property
+    def has_teacher(self) -> bool:
+        """Whether the recipe sets any part of the teacher's training."""
+        return any(getattr(self, f) is not None for f in TEACHER_FIELDS)
+
+    @property
+    def students_only(self) -> StudentRecipe:
+        """This recipe with the benchmark's teacher (what a supervised arm trains by)."""
+        return StudentRecipe(self.lr, self.epochs, self.warmup_epochs)
+
+    def _teacher_parts(self, exact: bool) -> list[str]:
+        """`teacher_lr=0.01`, ... for the fields set (the lr by `repr` where `exact`, as `key`)."""
+        values = {f: getattr(self, f) for f in TEACHER_FIELDS}
+        return [f"{f}={v!r}" if exact else f"{f}={v:g}" for f, v in values.items() if v is not None]
 
     @property
     def name(self) -> str:
-        """The method-name prefix, e.g. `lr=0.003 epochs=240`, `lr=0.01 warmup=5`."""
+        """The method-name prefix, e.g. `lr=0.003 epochs=240`, `lr=0.01 warmup=5`,
+        `lr=0.01 warmup=5 teacher_lr=0.01 teacher_epochs=120 teacher_warmup=5`."""
         parts = [lr_name(self.lr)]
         if self.epochs is not None:
             parts.append(f"epochs={self.epochs}")
         if self.warmup_epochs:
             parts.append(f"warmup={self.warmup_epochs}")
-        return " ".join(parts)
+        return " ".join(parts + self._teacher_parts(False))
 
     @property
     def key(self) -> str:
         """The cache-unit prefix: `lr=0.01` for a plain recipe (the committed units), else with
-        the epochs and warm-up, `lr=0.003,epochs=240`."""
+        the epochs, warm-up and teacher, `lr=0.003,epochs=240`."""
         key = f"lr={self.lr!r}"
         if self.epochs is not None:
             key += f",epochs={self.epochs}"
         if self.warmup_epochs:
             key += f",warmup={self.warmup_epochs}"
-        return key
+        return ",".join([key, *self._teacher_parts(True)])
 
     def config(self, bench: BenchConfig, model: str) -> BenchConfig:
-        """`bench` with `model`'s students trained by this recipe."""
+        """`bench` with `model`'s students (and teacher, where the recipe sets it) trained by this
+        recipe."""
         cfg = bench.with_student_lr(model, self.lr)
         if self.epochs is not None:
             cfg = cfg.with_epochs({model: self.epochs})
-        return cfg.with_student_warmup(model, self.warmup_epochs)
+        cfg = cfg.with_student_warmup(model, self.warmup_epochs)
+        if self.has_teacher:
+            cfg = cfg.with_teacher(model, self.teacher_lr, self.teacher_epochs, self.teacher_warmup)
+        return cfg
 
 
 def parse_recipes(
     values: Sequence[str], name: str = "--student-recipes"
 ) -> tuple[StudentRecipe, ...]:
-    """Read recipes such as `1e-2`, `1e-2,warmup=5`, `3e-3,epochs=240`: an lr, then optional
-    `epochs=N` (N >= 1) and `warmup=W` (W >= 0 epochs), none twice. Raises ValueError naming
-    `name`."""
+    """Read recipes such as `1e-2`, `1e-2,warmup=5`, `3e-3,epochs=240`,
+    `1e-2,warmup=5,teacher_lr=1e-2,teacher_epochs=120,teacher_warmup=5`: an lr, then optional
+    `epochs=N` (N >= 1), `warmup=W` (W >= 0 epochs) and the teacher's `teacher_lr=LR`,
+    `teacher_epochs=N`, `teacher_warmup=W`, none twice. Raises ValueError naming `name`."""
     out: list[StudentRecipe] = []
+    allowed = ("epochs", "warmup", *TEACHER_FIELDS)
     for value in values:
         lr, *rest = str(value).split(",")
-        opts: dict[str, int] = {}
+        opts: dict[str, Any] = {}
         for part in rest:
             k, sep, v = part.partition("=")
-            if not sep or k not in ("epochs", "warmup") or k in opts:
+            if not sep or k not in allowed or k in opts:
                 raise ValueError(
-                    f"{name} takes LR[,epochs=N][,warmup=W] (each at most once), got {value!r}"
+                    f"{name} takes LR[,epochs=N][,warmup=W][,teacher_lr=LR][,teacher_epochs=N]"
+                    f"[,teacher_warmup=W] (each at most once), got {value!r}"
                 )
+            if k == "teacher_lr":
+                opts[k] = parse_lrs([v], f"{name}: teacher_lr")[0]
+                continue
             if not v.isdigit():
                 raise ValueError(f"{name}: {k} must be a whole number, got {value!r}")
             opts[k] = int(v)
-        recipe = StudentRecipe(parse_lrs([lr], name)[0], opts.get("epochs"), opts.get("warmup", 0))
+        recipe = StudentRecipe(
+            parse_lrs([lr], name)[0],
+            opts.get("epochs"),
+            opts.get("warmup", 0),
+            opts.get("teacher_lr"),
+            opts.get("teacher_epochs"),
+            opts.get("teacher_warmup"),
+        )
         recipe.check(name)
         if recipe in out:
             raise ValueError(f"{name} lists {recipe.name} more than once")
@@ -275,48 +327,60 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
     data = full.validation(scfg.validation_fraction, seed)
     seed_everything(seed)
     init = spec.build()
-    boxes: dict[str, Any] = {}
+    boxes: dict[Any, Any] = {}
 
-    def teacher() -> torch.nn.Module:
-        if "teacher" not in boxes:  # the teacher half only: the same teacher as the benchmark's
-            boxes["teacher"] = train_teacher(scfg.model, full, scfg.bench, seed)[-1]
-        return boxes["teacher"]
+    def teacher(cfg: BenchConfig) -> torch.nn.Module:
+        # The teacher half only (the benchmark's teacher, or the recipe's), one per teacher recipe.
+        t = (cfg.teacher_lr_of(scfg.model), cfg.teacher_epochs[scfg.model])
+        t += (cfg.teacher_warmup_of(scfg.model),)
+        if t not in boxes:
+            boxes[t] = train_teacher(scfg.model, full, cfg, seed)[-1]
+        return boxes[t]
 
-    def mask(method: str) -> Any:
-        if method not in boxes:  # lr-independent: scored at init on the 75% training part
-            boxes[method] = make_mask(
-                method, init, teacher(), data, scfg.sparsity, scfg.bench, seed, spec
+    def mask(method: str, cfg: BenchConfig) -> Any:
+        # lr-independent, scored at init on the 75% training part; only LNPT's reads the teacher.
+        which = (method, cfg.teacher_lr_of(scfg.model), cfg.teacher_epochs[scfg.model])
+        which = (*which, cfg.teacher_warmup_of(scfg.model)) if method == "lnpt" else method
+        if which not in boxes:
+            boxes[which] = make_mask(
+                method, init, teacher(cfg), data, scfg.sparsity, cfg, seed, spec
             )
-        return boxes[method]
+        return boxes[which]
 
-    keys = []
+    out = []
     for recipe in scfg.candidates:
         cfg = recipe.config(scfg.bench, scfg.model)
         for arm in scfg.arms:
-            key = f"{recipe.key}/{arm}"
-            keys.append(key)
-            if key in steps.done:
-                continue
-            steps.check()
-            method = arm.split("+")[0]
-            m = None if method == "dense" else mask(method)
-            teacher()  # trained before the clock starts: `train_seconds` is the student's alone
-            t0 = time.perf_counter()
-            student = _train(arm, init, teacher(), data, m, cfg, scfg.model, seed)
-            seconds = time.perf_counter() - t0
-            metrics = {
-                "val_accuracy": evaluate(student, data.loader("test", 256))["accuracy"],
-                "train_accuracy": evaluate(student, data.loader("student", 256))["accuracy"],
-                "dead_fraction": dead_fraction(student, data.test_x),
-                "train_seconds": seconds,
-            }
-            setting = {"model": scfg.model, "sparsity": scfg.sparsity, "arm": arm}
-            steps.put(
-                key,
-                [{"method": f"{recipe.name} {arm}", "seed": seed, "setting": setting,
-                  "metrics": metrics}],
-            )  # fmt: skip
-    return [r for key in keys for r in steps.done[key]]
+            supervised = arm.endswith("+supervised")
+            # A supervised student never sees the teacher: one unit for every teacher recipe.
+            key = f"{(recipe.students_only if supervised else recipe).key}/{arm}"
+            if key not in steps.done:
+                steps.check()
+                method = arm.split("+")[0]
+                m = None if method == "dense" else mask(method, cfg)
+                t = teacher(cfg)  # trained before the clock starts: the seconds are the student's
+                t0 = time.perf_counter()
+                student = _train(arm, init, t, data, m, cfg, scfg.model, seed)
+                seconds = time.perf_counter() - t0
+                metrics = {
+                    "val_accuracy": evaluate(student, data.loader("test", 256))["accuracy"],
+                    "train_accuracy": evaluate(student, data.loader("student", 256))["accuracy"],
+                    "dead_fraction": dead_fraction(student, data.test_x),
+                    "train_seconds": seconds,
+                }
+                if recipe.has_teacher and not supervised:  # the guide's own validation reading
+                    metrics["teacher_val_accuracy"] = evaluate(t, data.loader("test", 256))[
+                        "accuracy"
+                    ]
+                setting = {"model": scfg.model, "sparsity": scfg.sparsity, "arm": arm}
+                steps.put(
+                    key,
+                    [{"method": f"{recipe.name} {arm}", "seed": seed, "setting": setting,
+                      "metrics": metrics}],
+                )  # fmt: skip
+            # named by this recipe (a shared supervised unit carries the name it was trained under)
+            out += [{**r, "method": f"{recipe.name} {arm}"} for r in steps.done[key]]
+    return out
 
 
 def choose_student_lr(
@@ -375,13 +439,20 @@ def choose_student_recipe(
     steps 1-2 over recipes: no student of any arm and seed below `floor` (else the fewest below
     it), then the highest mean over the arms of the per-arm mean over seeds. Within `tie` (0.3
     points) of the best: `current` if among them, else the cheapest, fewest epochs (`epochs` is
-    the benchmark's, for a recipe that keeps it), then the larger lr, then the shorter warm-up.
-    Raises ValueError on empty or unpaired input, naming `acc`."""
+    the benchmark's, for a recipe that keeps it), then the benchmark's teacher before another,
+    then the larger lr, then the shorter warm-up. Raises ValueError on empty or unpaired input,
+    naming `acc`."""
     tied = _tied(acc, floor, tie)
     if current in tied:
         return current
     return min(
-        tied, key=lambda r: (epochs if r.epochs is None else r.epochs, -r.lr, r.warmup_epochs)
+        tied,
+        key=lambda r: (
+            epochs if r.epochs is None else r.epochs,
+            r.has_teacher,
+            -r.lr,
+            r.warmup_epochs,
+        ),
     )
 
 
@@ -398,9 +469,17 @@ def _label(r: StudentRecipe, plain: bool) -> str:
     """A recipe in the report: its lr alone in a plain-lr check (as before recipes existed)."""
     if plain:
         return f"{r.lr:g}"
+    teacher = []
+    if r.has_teacher:
+        teacher = ["teacher " + " ".join(
+            [f"lr {r.teacher_lr:g}"] * (r.teacher_lr is not None)
+            + [f"{r.teacher_epochs} epochs"] * (r.teacher_epochs is not None)
+            + [f"warm-up {r.teacher_warmup}"] * (r.teacher_warmup is not None)
+        )]  # fmt: skip
     return ", ".join(
         [f"lr {r.lr:g}", f"{r.epochs} epochs" if r.epochs else "bench epochs"]
         + ([f"warm-up {r.warmup_epochs}"] if r.warmup_epochs else [])
+        + teacher
     )
 
 
@@ -482,7 +561,16 @@ def student_lr_check(
             per_arm = [sum(acc[r][a].values()) / len(acc[r][a]) for a in scfg.arms]
             n_low = sum(v < STUDENT_FLOOR for a in scfg.arms for v in acc[r][a].values())
             mean = f"{100 * sum(per_arm) / len(per_arm):.2f}"
-            summary.append([_label(r, plain), mean, n_low])
+            teach = [
+                res.values("teacher_val_accuracy", f"{r.name} {a}")
+                for a in scfg.arms
+                if not a.endswith("+supervised")
+            ]
+            teach = next((t for t in teach if t), {})
+            row = [_label(r, plain), mean, n_low]
+            if any(c.has_teacher for c in scfg.candidates):
+                row.append(report.format_mean_std(teach.values(), 2, 100) if teach else "bench's")
+            summary.append(row)
     paired = []
     for r in scfg.candidates:
         if r == current:
@@ -523,7 +611,8 @@ def student_lr_check(
         + ".\n",
         report.markdown_table(head, rows),
         report.markdown_table(
-            ["lr" if plain else "recipe", "mean over arms %", f"students < {STUDENT_FLOOR:.0%}"],
+            ["lr" if plain else "recipe", "mean over arms %", f"students < {STUDENT_FLOOR:.0%}"]
+            + (["teacher val %"] if any(c.has_teacher for c in scfg.candidates) else []),
             summary,
         )
         if summary
