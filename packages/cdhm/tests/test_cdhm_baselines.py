@@ -203,7 +203,8 @@ def test_cli_every_option_has_help_and_shared_flags():
                 seen.update(action.option_strings)
     for flag in ("--quick", "--out", "--resume", "--seed", "--threads", "--seeds", "--select",
                  "--max-minutes", "--tier", "--methods", "--front-end", "--summary-json", "--cwru",
-                 "--cwru-root", "--validate", "--val-seeds", "--name"):  # fmt: skip
+                 "--cwru-root", "--validate", "--val-seeds", "--val-seed-start",
+                 "--name"):  # fmt: skip
         assert flag in seen
     args = parser.parse_args(["bench", "--quick"])
     assert str(args.out) == "cdhm-bench" and not args.resume and args.threads == 2
@@ -253,8 +254,18 @@ def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
     assert kw["command"] == (
         "cdhm bench --validate --val-seeds 6 --methods 'CDHM,CDHM+div0.3' --name cdhm_validate_swap"
     )
+    assert main([*argv, "--val-seed-start", "106", "--methods", "CDHM,MK-MMD+adda"]) == 0
+    kw = calls[-1]
+    assert kw["config"].seeds == [106, 107, 108, 109, 110, 111]  # a fresh draw, same tasks
+    assert kw["config"].tasks == [(0, 1), (1, 2), (3, 1), (3, 2)]
+    assert kw["command"] == (
+        "cdhm bench --validate --val-seeds 6 --val-seed-start 106 --methods 'CDHM,MK-MMD+adda' "
+        "--name cdhm_validate_swap"
+    )
     n = len(calls)
     assert main(["bench", "--quick", "--val-seeds", "4"]) == 2  # only with --validate
+    assert main(["bench", "--quick", "--val-seed-start", "106"]) == 2  # only with --validate
+    assert main(["bench", "--validate", "--val-seed-start", "4"]) == 2  # a test-protocol seed
     assert main(["bench", "--quick", "--name", "../x"]) == 2  # a file name stem, not a path
     assert len(calls) == n
     with pytest.raises(SystemExit):
@@ -332,7 +343,14 @@ def test_gap_variants_are_named_options_off_the_cache_key():
     mk = _estimator("MK-MMD+evidence-all", cfg, 0)
     assert (mk.alignment, mk.fault_steps) == ("mmd", "all")
     assert _estimator("MK-MMD+lambda1", cfg, 0).lambda_align == 1.0
-    assert set(BASELINE_VARIANTS) == {"MK-MMD+evidence-all", "MK-MMD+lambda1", "MK-MMD+align-late1"}
+    assert set(BASELINE_VARIANTS) == {
+        "MK-MMD+evidence-all",
+        "MK-MMD+lambda1",
+        "MK-MMD+align-late1",
+        "MK-MMD+adda",
+    }
+    adda = _estimator("MK-MMD+adda", cfg, 0)
+    assert (adda.alignment, adda.target_encoder, adda.adapt_start) == ("mmd", "adapted", 0.5)
     from cdhm.bench import ADOPTED_BASELINE_VARIANTS
 
     assert set(ADOPTED_BASELINE_VARIANTS) <= set(BASELINE_VARIANTS)
@@ -478,3 +496,102 @@ def test_adapt_variants_are_named_options_off_the_cache_key():
     assert _estimator("CDHM+adda0.3", cfg, 0).adapt_start == 0.3
     abl = _estimator("CDHM-entangled+adda", cfg, 0)
     assert (abl.target_encoder, abl.entangled, abl.lambda_c) == ("adapted", True, 0.0)
+
+
+def _mmd_adda_pair(toy):
+    """A fitted MK-MMD+adda estimator (3 steps: split at p = 0.5) in float64 and a batch."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "hidden": 8, "seed": 0, "progress": False}
+    est = AlignedCNNClassifier("mmd", target_encoder="adapted", adapt_start=0.5, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    est.net_.double()
+    batch = {
+        "xs": est._tensor(a.x[:8]).double(),
+        "ys": torch.from_numpy(np.searchsorted(est.classes_, a.y[:8])),
+        "xt": est._tensor(b.x[:8]).double(),
+    }
+    return est, batch, kw
+
+
+def test_mmd_target_encoder_adapted_trains_source_only_then_aligns_only_the_copy(toy):
+    """MK-MMD with target_encoder="adapted": before adapt_start the step is the source-only
+    cross-entropy and the target copy gets no gradient; after it the loss is
+    CE + lambda w(p) MK-MMD(sg(h_src), h_tgt) with w the Ganin ramp of (p - 0.5) / 0.5, the
+    alignment's gradient reaches only the target copy, and the copy gets nothing else."""
+    from cdhm.models import ganin_lambda
+
+    a, b = toy
+    est, batch, kw = _mmd_adda_pair(toy)
+    net = est.net_
+    assert net.target_split and est.history_["align_weight"][0] == pytest.approx(
+        ganin_lambda(1.0) / 3, rel=1e-9
+    )
+    params = dict(net.named_parameters())
+    for p in (0.75, 1.0):
+        net.zero_grad()
+        loss, logs = est._step(batch, p)
+        w = ganin_lambda((p - 0.5) / 0.5)
+        assert logs["align_weight"] == w and logs["align"] > 1e-6
+        want = logs["ce"] + est.lambda_align * w * logs["align"]
+        assert float(loss.detach()) == pytest.approx(want, rel=1e-12)
+        ce_grads = torch.autograd.grad(
+            torch.nn.functional.cross_entropy(
+                net.classifier(net.features(batch["xs"])), batch["ys"]
+            ),
+            list(params.values()),
+            allow_unused=True,
+        )
+        got = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        for (k, _), g, g_ce in zip(params.items(), got, ce_grads):
+            if k.startswith("target."):
+                assert g_ce is None and g is not None and float(g.abs().max()) > 0, k
+            elif g_ce is None:
+                assert g is None or float(g.abs().max()) == 0.0, k
+            else:
+                torch.testing.assert_close(g, g_ce, rtol=1e-12, atol=1e-12)  # source: CE only
+    fresh = AlignedCNNClassifier("mmd", target_encoder="adapted", adapt_start=0.5, **kw)
+    seg = est._tensor(a.x[:1]).shape[2]
+    fresh.net_ = fresh._build(seg, 4, 2).double()
+    loss, logs = fresh._step(batch, 0.25)
+    assert "align" not in logs and not fresh.net_.target_split
+    ce = torch.nn.functional.cross_entropy(
+        fresh.net_.classifier(fresh.net_.features(batch["xs"])), batch["ys"]
+    )
+    assert float(loss.detach()) == float(
+        ce.detach()
+    )  # source-only: no target window seen before the split
+    loss.backward()
+    assert all(q.grad is None for q in fresh.net_.target.parameters())
+    shared = AlignedCNNClassifier("mmd", **kw)._build(seg, 4, 2)
+    assert not hasattr(shared, "target_active") and shared.target is None
+
+
+def test_mmd_target_encoder_adapted_predicts_through_the_copy_and_reloads(toy, tmp_path):
+    """An adapted MK-MMD predicts and transforms through its target copy (the split copies the
+    source weights exactly), and save / load keeps the split; bad values raise ValueError."""
+    a, b = toy
+    est, _, kw = _mmd_adda_pair(toy)
+    est.net_.float()
+    net = est.net_
+    x = est._tensor(b.x)
+    with torch.no_grad():
+        via_copy = net.classifier(net.target["gru"](net.target["encoder"](x))[1][-1])
+        via_source = net.classifier(net.gru(net.encoder(x))[1][-1])
+    np.testing.assert_allclose(est.predict_proba(b.x), torch.softmax(via_copy, -1), rtol=1e-6)
+    assert not torch.allclose(via_copy, via_source)  # the copy moved after the split
+    est.save(tmp_path / "m")
+    again = AlignedCNNClassifier.load(tmp_path / "m")
+    assert again.net_.target_split
+    np.testing.assert_array_equal(again.predict_proba(b.x), est.predict_proba(b.x))
+    np.testing.assert_array_equal(again.transform(b.x), est.transform(b.x))
+    with torch.no_grad():
+        net.encoder.net[0].weight.mul_(1.5)
+    net.split_target()
+    assert torch.equal(net.target["encoder"].net[0].weight, net.encoder.net[0].weight)
+    for bad, match in (
+        ({"target_encoder": "separate"}, "target_encoder must be one of"),
+        ({"target_encoder": "adapted", "adapt_start": 1.0}, "adapt_start"),
+        ({"target_encoder": "adapted", "alignment": None}, "target_encoder='adapted' needs"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            AlignedCNNClassifier(**{"alignment": "mmd", **kw, **bad}).fit(a.x, a.y)

@@ -20,12 +20,13 @@ spectrum (see :func:`cdhm.data.envelope_order_spectrum`) and a logistic regressi
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from maskloop.checks import check_int, check_real
+from maskloop.checks import check_fraction, check_int, check_real
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -35,7 +36,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from cdhm.causal_hmm import ALIGN_RAMPS, FAULT_STEPS, CDHMClassifier, _delayed_ramp
+from cdhm.causal_hmm import (
+    ALIGN_RAMPS,
+    FAULT_STEPS,
+    TARGET_ENCODERS,
+    CDHMClassifier,
+    _delayed_ramp,
+)
 from cdhm.data import envelope_order_spectrum
 from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import (
@@ -55,7 +62,9 @@ __all__ = [
 
 
 class _CNNGRU(nn.Module):
-    def __init__(self, segment_length: int, n_classes: int, hidden: int = 64) -> None:
+    def __init__(
+        self, segment_length: int, n_classes: int, hidden: int = 64, target_copy: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = SegmentEncoder(segment_length, 64)
         self.gru = nn.GRU(64, hidden, batch_first=True)
@@ -63,13 +72,39 @@ class _CNNGRU(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
         )
         self.domain_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        # target_encoder="adapted": a target copy of encoder + GRU, made last and by copying so the
+        # shared weights' initialisation is unchanged; unused until split_target() fills it
+        self.target: nn.ModuleDict | None = None
+        if target_copy:
+            self.target = nn.ModuleDict(
+                {"encoder": copy.deepcopy(self.encoder), "gru": copy.deepcopy(self.gru)}
+            )
+            self.register_buffer("target_active", torch.zeros((), dtype=torch.bool))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gru(self.encoder(x))[1][-1]
+    @property
+    def target_split(self) -> bool:
+        """True once the target encoder is split off (:meth:`split_target`)."""
+        return self.target is not None and bool(self.target_active)
 
-    def step_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The GRU output at every step (B, T, hidden); its last step is :meth:`features`."""
+    def split_target(self) -> None:
+        """Initialise the target encoder + GRU from the source ones and use them from now on."""
+        if self.target is None:
+            raise ValueError("split_target needs a _CNNGRU built with target_copy=True")
+        for name, module in self.target.items():
+            module.load_state_dict(getattr(self, name).state_dict())
+        self.target_active.fill_(True)
+
+    def step_features(self, x: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """The GRU output at every step (B, T, hidden); its last step is :meth:`features`.
+        ``target=True`` reads through the split-off target encoder and GRU."""
+        if target and self.target_split:
+            return self.target["gru"](self.target["encoder"](x))[0]  # type: ignore[index]
         return self.gru(self.encoder(x))[0]
+
+    def features(self, x: torch.Tensor, target: bool = False) -> torch.Tensor:
+        if target and self.target_split:
+            return self.target["gru"](self.target["encoder"](x))[1][-1]  # type: ignore[index]
+        return self.gru(self.encoder(x))[1][-1]
 
 
 class AlignedCNNClassifier(DomainAdaptiveClassifier):
@@ -91,6 +126,20 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
     2 / (1 + exp(-10 p)) - 1 or the linear ramp p (for DANN it is the gradient-reversal factor).
     It is there so that a schedule tried for CDHM can be tried on the baseline with the same
     budget.
+
+    ``target_encoder`` (default ``"shared"``) is the plain-encoder control for
+    ``CDHMClassifier(target_encoder="adapted")`` (issue 18, session 17b), ADDA's untied weights
+    (Tzeng et al., CVPR 2017) with this estimator's ``alignment`` in place of ADDA's adversarial
+    loss: with ``"adapted"`` the network trains on the labelled source alone (cross-entropy, no
+    target windows: ADDA's pre-training stage) for the first ``adapt_start`` of training; then the
+    CNN encoder and GRU are copied into a target encoder + GRU, and from then on source windows go
+    through the source ones (still trained by the cross-entropy) and target windows through the
+    copy. The alignment term acts on the source features detached, so only the target copy moves
+    (it gets no other gradient, as ADDA's target encoder), with the ``align_ramp`` over
+    p' = (p - adapt_start) / (1 - adapt_start) and the same ``lambda_align``; the classifier stays
+    shared. Prediction and ``transform`` go through the target copy once it exists (the fitted
+    model is the target model). It assumes that the source-trained features are the reference the
+    target should move to, so it cannot correct a source whose own classes do not separate.
     """
 
     def __init__(
@@ -100,6 +149,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         hidden: int = 64,
         fault_steps: str = "last",
         align_ramp: str = "ganin",
+        target_encoder: str = "shared",
+        adapt_start: float = 0.5,
         n_segments: int = 8,
         epochs: int = 30,
         batch_size: int = 32,
@@ -118,6 +169,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         self.hidden = hidden
         self.fault_steps = fault_steps
         self.align_ramp = align_ramp
+        self.target_encoder = target_encoder
+        self.adapt_start = adapt_start
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -131,23 +184,45 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
             raise ValueError(f"fault_steps must be one of {FAULT_STEPS}, got {self.fault_steps!r}")
         if self.align_ramp not in ALIGN_RAMPS:
             raise ValueError(f"align_ramp must be one of {ALIGN_RAMPS}, got {self.align_ramp!r}")
+        if self.target_encoder not in TARGET_ENCODERS:
+            raise ValueError(
+                f"target_encoder must be one of {TARGET_ENCODERS}, got {self.target_encoder!r}"
+            )
+        check_fraction("adapt_start", self.adapt_start, meaning="of training before the split")
+        if self.target_encoder == "adapted" and self.alignment is None:
+            raise ValueError(
+                "target_encoder='adapted' needs an alignment to adapt the target encoder with, "
+                "got alignment=None; allowed: 'dann', 'mmd', 'coral', 'lmmd'"
+            )
 
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> nn.Module:
-        return _CNNGRU(segment_length, n_classes, self.hidden)
+        return _CNNGRU(
+            segment_length, n_classes, self.hidden, target_copy=self.target_encoder == "adapted"
+        )
 
     def _step(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict]:
         net: _CNNGRU = self.net_  # type: ignore[assignment]
         xs, ys = batch["xs"], batch["ys"]
         use_target = self.alignment is not None and "xt" in batch
-        x = torch.cat([xs, batch["xt"]]) if use_target else xs
+        adda = self.target_encoder == "adapted" and use_target
+        if adda and not net.target_split and progress >= self.adapt_start:
+            net.split_target()
+        # ADDA's pre-training stage: the source alone until the target encoder is split off
+        use_target = use_target and (not adda or net.target_split)
+        x = torch.cat([xs, batch["xt"]]) if use_target and not adda else xs
         ns = len(xs)
         if self.fault_steps == "last":
             h = net.features(x)
             logits = net.classifier(h[:ns])
+            if use_target and adda:  # the source detached: the alignment moves only the copy
+                h = torch.cat([h.detach(), net.features(batch["xt"], target=True)])
             ys_al = ys
         else:  # every step's h_t: mean logits; the steps pooled as samples for the alignment
             h_steps = net.step_features(x)
             logits = net.classifier(h_steps[:ns]).mean(1)
+            if use_target and adda:
+                h_t = net.step_features(batch["xt"], target=True)
+                h_steps = torch.cat([h_steps.detach(), h_t])
             t_len = h_steps.shape[1]
             h, ns, ys_al = (
                 h_steps.reshape(-1, h_steps.shape[-1]),
@@ -158,7 +233,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         loss, logs = ce, {"ce": float(ce.detach())}
         logs["source_acc"] = float((logits.detach().argmax(-1) == ys).float().mean())
         if use_target:
-            lam = _delayed_ramp(progress, 0.0, self.align_ramp)  # "ganin": ganin_lambda(p)
+            start = self.adapt_start if adda else 0.0
+            lam = _delayed_ramp(progress, start, self.align_ramp)  # "ganin", 0: ganin_lambda(p)
             logs["align_weight"] = lam
             if self.alignment == "dann":
                 d = net.domain_head(grad_reverse(h, lam)).squeeze(-1)
@@ -183,12 +259,13 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         net: _CNNGRU = self.net_  # type: ignore[assignment]
+        # an adapted target encoder is the deployed model (as ADDA's): every window goes through it
         if self.fault_steps == "last":
-            return net.classifier(net.features(x))
-        return net.classifier(net.step_features(x)).mean(1)
+            return net.classifier(net.features(x, target=True))
+        return net.classifier(net.step_features(x, target=True)).mean(1)
 
     def _features(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.net_.features(x)  # type: ignore[union-attr]
+        return self.net_.features(x, target=True)  # type: ignore[union-attr]
 
 
 #: CDHM ablations of the spec: name -> keyword overrides of CDHMClassifier.

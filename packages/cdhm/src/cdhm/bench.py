@@ -163,6 +163,9 @@ BASELINE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "MK-MMD+evidence-all": ("mmd", {"fault_steps": "all"}),
     "MK-MMD+lambda1": ("mmd", {"lambda_align": 1.0}),
     "MK-MMD+align-late1": ("mmd", {"lambda_align": 1.0, "align_ramp": "linear"}),
+    # the plain-encoder control of CDHM+adda (session 17b): ADDA's untied target encoder + GRU,
+    # split at the same adapt_start, aligned by the same one-sided MK-MMD
+    "MK-MMD+adda": ("mmd", {"target_encoder": "adapted", "adapt_start": 0.5}),
 }
 #: Every named CDHMClassifier option set above, by bench method name.
 OPTION_VARIANTS: dict[str, dict[str, Any]] = {

@@ -141,6 +141,16 @@ def _bench(args: argparse.Namespace) -> int:
     if args.val_seeds != len(VALIDATION_SEEDS) and not args.validate:
         print("cdhm bench: --val-seeds needs --validate", file=sys.stderr)
         return 2
+    if args.val_seed_start is not None and not args.validate:
+        print("cdhm bench: --val-seed-start needs --validate", file=sys.stderr)
+        return 2
+    if args.val_seed_start is not None and args.val_seed_start < VALIDATION_SEEDS[0]:
+        print(
+            f"cdhm bench: --val-seed-start must be >= {VALIDATION_SEEDS[0]} (lower seeds are "
+            f"the test protocol's recordings), got {args.val_seed_start}",
+            file=sys.stderr,
+        )
+        return 2
     if args.validate and (args.select or args.quick or args.seed or args.seeds != 5):
         print(
             "cdhm bench: --validate runs its own seeds (100-102) and tasks; it cannot be combined "
@@ -173,7 +183,8 @@ def _bench(args: argparse.Namespace) -> int:
         )
     name = "cdhm_select" if args.select else "cdhm"
     if args.validate:
-        val_seeds = list(range(VALIDATION_SEEDS[0], VALIDATION_SEEDS[0] + args.val_seeds))
+        start = VALIDATION_SEEDS[0] if args.val_seed_start is None else args.val_seed_start
+        val_seeds = list(range(start, start + args.val_seeds))
         config = BenchConfig(
             seeds=val_seeds,
             tasks=list(VALIDATION_TASKS),
@@ -185,6 +196,8 @@ def _bench(args: argparse.Namespace) -> int:
         cmd = cmd.replace(" --quick", "") + " --validate"
         if args.val_seeds != len(VALIDATION_SEEDS):
             cmd += f" --val-seeds {args.val_seeds}"
+        if args.val_seed_start is not None:
+            cmd += f" --val-seed-start {args.val_seed_start}"
         name = "cdhm_validate"
     if args.methods:
         chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -286,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="with --validate: number of validation seeds, 100 to 99 + N (default 3: 100-102; "
         "fresh recordings that no test run simulates)",
+    )
+    p_bench.add_argument(
+        "--val-seed-start",
+        type=int,
+        default=None,
+        metavar="S",
+        help="with --validate: first validation seed, so --val-seeds N runs S to S + N - 1 "
+        "(default 100; >= 100, a fresh draw for a confirmation, e.g. 106 after 100-105)",
     )
     p_bench.add_argument(
         "--cwru",
