@@ -160,6 +160,15 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def _with_entry(table: dict[str, Any], model: str, value: Any, default: Any) -> dict[str, Any]:
+    """`table` with `model`'s entry set to `value`, or removed where `value` equals `default` (so a
+    config at the default keeps its cache key)."""
+    out = {k: v for k, v in table.items() if k != model}
+    if value != default:
+        out[model] = value
+    return out
+
+
 @dataclass
 class BenchConfig:
     """What the benchmark runs (the defaults are the full run; `quick()` the CI-sized one)."""
@@ -326,17 +335,13 @@ class BenchConfig:
         field on a bad value."""
         cfg = copy.deepcopy(self)
         if lr is not None:
-            cfg.teacher_lr = {k: v for k, v in self.teacher_lr.items() if k != model}
-            if float(lr) != self.lr:
-                cfg.teacher_lr[model] = float(lr)
+            cfg.teacher_lr = _with_entry(self.teacher_lr, model, float(lr), self.lr)
         if epochs is not None:
             cfg.teacher_epochs = {**self.teacher_epochs, model: epochs}
         if warmup_epochs is not None:
-            cfg.teacher_warmup_epochs = {
-                k: v for k, v in self.teacher_warmup_epochs.items() if k != model
-            }
-            if warmup_epochs != 0:
-                cfg.teacher_warmup_epochs[model] = warmup_epochs
+            cfg.teacher_warmup_epochs = _with_entry(
+                self.teacher_warmup_epochs, model, warmup_epochs, 0
+            )
         cfg.check()
         return cfg
 
@@ -344,11 +349,7 @@ class BenchConfig:
         """This config with `model`'s students warmed up over `epochs` epochs (0 removes the
         entry, so the config keeps its key)."""
         cfg = copy.deepcopy(self)
-        cfg.student_warmup_epochs = {
-            k: v for k, v in self.student_warmup_epochs.items() if k != model
-        }
-        if epochs != 0:
-            cfg.student_warmup_epochs[model] = epochs
+        cfg.student_warmup_epochs = _with_entry(self.student_warmup_epochs, model, epochs, 0)
         cfg.check()
         return cfg
 
@@ -356,9 +357,7 @@ class BenchConfig:
         """This config with `model`'s students trained at Adam `lr` (the student-lr check's
         candidates); an `lr` equal to `self.lr` removes the entry, so the config keeps its key."""
         cfg = copy.deepcopy(self)
-        cfg.student_lr = {k: v for k, v in self.student_lr.items() if k != model}
-        if float(lr) != self.lr:
-            cfg.student_lr[model] = float(lr)
+        cfg.student_lr = _with_entry(self.student_lr, model, float(lr), self.lr)
         cfg.check()
         return cfg
 
