@@ -179,6 +179,15 @@ def keep_for_budget(
     return hi
 
 
+def _check_logits(logits: torch.Tensor, batch: int) -> None:
+    """Raise ValueError unless `logits` is (batch, classes): `DataPruner.observe`'s check, on
+    both its paths."""
+    if logits.ndim != 2 or logits.shape[0] != batch:
+        raise ValueError(
+            f"logits must have shape (batch, classes) with batch={batch}, got {tuple(logits.shape)}"
+        )
+
+
 class DataPruner:
     """Base class: per-epoch `Selection`, observation hooks, budget accounting, state_dict.
 
@@ -344,11 +353,7 @@ class DataPruner:
         if indices.ndim != 1:
             indices = indices.flatten()
         batch = indices.shape[0]
-        if logits.ndim != 2 or logits.shape[0] != batch:
-            raise ValueError(
-                f"logits must have shape (batch, classes) with batch={batch}, "
-                f"got {tuple(logits.shape)}"
-            )
+        _check_logits(logits, batch)
         if not self.checks_indices_later and not indices_in_range(indices, self.n):
             raise index_range_error(indices, self.n)
         if self.uses_features:
@@ -384,11 +389,7 @@ class DataPruner:
     def _count(self, indices: Any, logits: torch.Tensor, targets: torch.Tensor | None) -> None:
         """`observe` of a pruner that learns nothing from batches: shape checks and the count."""
         batch = indices.numel() if isinstance(indices, torch.Tensor) else len(indices)
-        if logits.ndim != 2 or logits.shape[0] != batch:
-            raise ValueError(
-                f"logits must have shape (batch, classes) with batch={batch}, "
-                f"got {tuple(logits.shape)}"
-            )
+        _check_logits(logits, batch)
         if targets is None:
             raise ValueError("targets must be given (class indices, shape (batch,))")
         nt = targets.numel() if isinstance(targets, torch.Tensor) else len(targets)
