@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from maskloop import MaskedTraining, WeightMask
 from profile_eager_step import (  # the sibling script (run from this folder's path)
+    SELECTION_PARTS,
     SPENT,
     _wrap,
     minilm_pruner,
 )
-from seven_prune import SevenPruner, pruning
+from seven_prune import SevenPruner
 from seven_prune.bench import _timed_step
 
 
@@ -181,11 +182,7 @@ def main() -> None:
         real_cut(k, zeroed)
 
     for owner, name in (
-        (pruning, "_finite_min"),
-        (pruning, "_count"),
-        (pruning, "_kth_smallest"),
-        (pruning, "_compare_alive"),
-        (pruning, "select_flat"),
+        *SELECTION_PARTS,
         (MaskedTraining, "reapply"),
         (MaskedTraining, "_fix_optimizer_state"),
         (MaskedTraining, "set_mask"),

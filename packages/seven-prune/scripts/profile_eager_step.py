@@ -29,6 +29,15 @@ from seven_prune.bench import _forever, _loader, _text_data, _timed_step, text_c
 from seven_prune.models import load_minilm_classifier
 
 SPENT: dict[str, float] = collections.defaultdict(float)
+#: the pieces of a cut's global selection (`seven_prune.pruning`) that this script and
+#: profile_cut.py time
+SELECTION_PARTS: tuple[tuple[Any, str], ...] = (
+    (pruning, "_finite_min"),
+    (pruning, "_count"),
+    (pruning, "_kth_smallest"),
+    (pruning, "_compare_alive"),
+    (pruning, "select_flat"),
+)
 CALLS: dict[str, int] = collections.defaultdict(int)
 
 
@@ -91,11 +100,7 @@ def main() -> None:
     for _ in range(3):  # warm-up: allocations, first cut of nothing
         _timed_step(model, next(loader), opt, pr)
     for owner, name in (
-        (pruning, "_finite_min"),
-        (pruning, "_count"),
-        (pruning, "_kth_smallest"),
-        (pruning, "_compare_alive"),
-        (pruning, "select_flat"),
+        *SELECTION_PARTS,
         (SevenPruner, "update_scores"),
         (SevenPruner, "_cut"),
         (SevenPruner, "_set_mask"),
