@@ -76,14 +76,14 @@ def test_seven_pruned_minilm_is_ssjdn_text_encoder() -> None:
     )
     with MaskedTraining(model, mask):  # gradient hooks: Adam never moves a pruned weight
         hist = ssjdn.train_retrieval(
-            model, train, epochs=6, batch_size=32, lr=1e-3, seed=0, progress=False
+            model, train, epochs=3, batch_size=32, lr=1e-3, seed=0, progress=False
         )
     assert hist.loss[-1] < hist.loss[1]
     assert _pruned_exactly(model, mask)
     assert mask.sparsity == pytest.approx(0.5, abs=1e-3)
     metrics = ssjdn.evaluate_retrieval(model, test)
     chance = _chance_mR(test)
-    assert metrics["mR"] > 1.5 * chance, (metrics, chance)  # measured 18-25 against ~10
+    assert metrics["mR"] > 1.5 * chance, (metrics, chance)  # measured 21.9 against 10.2 (3 epochs)
 
 
 def test_ted_selects_data_for_seven_finetuning_in_hf_trainer(tmp_path) -> None:

@@ -25,6 +25,9 @@ def _train(model, pruner, steps):
         pruner.step()
 
 
+CLASSES = {"SevenPruner": SevenPruner, "MovementPruner": MovementPruner,
+           "SanhMovementPruner": SanhMovementPruner}  # fmt: skip
+
 SCRIPT = textwrap.dedent(
     """
     import sys, torch, warnings
@@ -32,56 +35,68 @@ SCRIPT = textwrap.dedent(
     from safetensors.torch import load_file, save_file
     from seven_prune import SevenPruner, MovementPruner, SanhMovementPruner
     from seven_prune.models import tiny_bert
-    cls = {
-        "SevenPruner": SevenPruner,
-        "MovementPruner": MovementPruner,
-        "SanhMovementPruner": SanhMovementPruner,
-    }[sys.argv[1]]
-    folder = sys.argv[2]
     torch.set_num_threads(1)
-    model = tiny_bert(seed=7)
-    pruner = cls(model, 0.6, start=1, window=8, delta_t=2)
-    model.load_state_dict(load_file(folder + "/model.safetensors"))
-    pruner.load(folder + "/pruner.safetensors")
     X = torch.arange(48).reshape(6, 8) % 64
     Y = torch.tensor([0, 1, 0, 1, 1, 0])
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(5):
-        opt.zero_grad()
-        model(input_ids=X, labels=Y).loss.backward()
-        opt.step()
-        pruner.step()
-    model.eval()
-    with torch.no_grad():
-        logits = model(input_ids=X).logits
-    out = {"logits": logits, **{"mask/" + n: m.to(torch.uint8) for n, m in pruner.mask.items()}}
-    save_file(out, folder + "/child.safetensors")
+    for name, folder in zip(sys.argv[1::2], sys.argv[2::2]):
+        cls = {
+            "SevenPruner": SevenPruner,
+            "MovementPruner": MovementPruner,
+            "SanhMovementPruner": SanhMovementPruner,
+        }[name]
+        model = tiny_bert(seed=7)
+        pruner = cls(model, 0.6, start=1, window=8, delta_t=2)
+        model.load_state_dict(load_file(folder + "/model.safetensors"))
+        pruner.load(folder + "/pruner.safetensors")
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(5):
+            opt.zero_grad()
+            model(input_ids=X, labels=Y).loss.backward()
+            opt.step()
+            pruner.step()
+        model.eval()
+        with torch.no_grad():
+            logits = model(input_ids=X).logits
+        masks = {"mask/" + n: m.to(torch.uint8) for n, m in pruner.mask.items()}
+        save_file({"logits": logits, **masks}, folder + "/child.safetensors")
     """
 )
 
 
-@pytest.mark.parametrize("cls", [SevenPruner, MovementPruner, SanhMovementPruner])
-def test_pruner_state_reloads_in_a_fresh_process_to_identical_outputs(tmp_path, cls) -> None:
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """Each pruner class trained 4 steps, saved, and resumed for 5 more in ONE fresh process
+    (one interpreter start for the three classes; each class in its own folder)."""
+    root = tmp_path_factory.mktemp("resume")
+    args = []
+    for name, cls in CLASSES.items():
+        folder = root / name
+        folder.mkdir()
+        model = tiny_bert(seed=7)
+        half = cls(model, 0.6, start=1, window=8, delta_t=2)
+        _train(model, half, 4)  # stop mid-window
+        save_file(
+            {k: v.contiguous() for k, v in model.state_dict().items()},
+            str(folder / "model.safetensors"),
+        )
+        half.save(folder / "pruner.safetensors")
+        args += [name, str(folder)]
+    subprocess.run([sys.executable, "-c", SCRIPT, *args], check=True, timeout=180)
+    return root
+
+
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_pruner_state_reloads_in_a_fresh_process_to_identical_outputs(resumed, name) -> None:
     """Pruner.save/load: a run resumed in a new process ends with the same mask and logits."""
     full_model = tiny_bert(seed=7)
-    full = cls(full_model, 0.6, start=1, window=8, delta_t=2)
+    full = CLASSES[name](full_model, 0.6, start=1, window=8, delta_t=2)
     _train(full_model, full, 9)
-    model = tiny_bert(seed=7)
-    half = cls(model, 0.6, start=1, window=8, delta_t=2)
-    _train(model, half, 4)  # stop mid-window
-    save_file(
-        {k: v.contiguous() for k, v in model.state_dict().items()},
-        str(tmp_path / "model.safetensors"),
-    )
-    half.save(tmp_path / "pruner.safetensors")
-    subprocess.run(
-        [sys.executable, "-c", SCRIPT, cls.__name__, str(tmp_path)], check=True, timeout=120
-    )
-    child = load_file(str(tmp_path / "child.safetensors"))
+    child = load_file(str(resumed / name / "child.safetensors"))
     full_model.eval()
     with torch.no_grad():
         logits = full_model(input_ids=X).logits
     torch.testing.assert_close(child["logits"], logits, rtol=0, atol=0)
+    assert child.keys() - {"logits"} == {"mask/" + n for n in full.mask}
     for n, m in full.mask.items():
         assert torch.equal(child["mask/" + n].bool(), m), n
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from ssjdn import SSJDN, SSJDNConfig, make_scenes, train_retrieval
 
@@ -13,24 +14,31 @@ _RELOAD = """
 import json, sys, torch
 torch.set_num_threads(1)
 from ssjdn import SSJDN, make_scenes
-model = SSJDN.load(sys.argv[1])
 data = make_scenes(6, 32, seed=9)
-sims = model.similarity(data.images, data.flat_captions[:7])
-print("RESULT", json.dumps(sims.double().tolist()))
+for folder in sys.argv[1:]:
+    model = SSJDN.load(folder)
+    sims = model.similarity(data.images, data.flat_captions[:7])
+    print("RESULT", folder, json.dumps(sims.double().tolist()))
 """
 
 
-def _reload_in_fresh_process(folder: Path) -> torch.Tensor:
+def _reload_in_fresh_process(*folders: Path) -> dict[str, torch.Tensor]:
+    """Each saved model's similarities, reloaded in ONE fresh interpreter (one start for all)."""
     out = subprocess.run(
-        [sys.executable, "-c", _RELOAD, str(folder)],
+        [sys.executable, "-c", _RELOAD, *map(str, folders)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-    return torch.tensor(json.loads(line[len("RESULT ") :]), dtype=torch.float64)
+    sims = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            _, folder, values = line.split(" ", 2)
+            sims[folder] = torch.tensor(json.loads(values), dtype=torch.float64)
+    assert set(sims) == set(map(str, folders)), out.stdout[-2000:]
+    return sims
 
 
 def _sims_here(model: SSJDN) -> torch.Tensor:
@@ -43,26 +51,17 @@ def _sims_here(model: SSJDN) -> torch.Tensor:
         torch.set_num_threads(threads)
 
 
-def test_trained_gru_model_reloads_identically_in_a_fresh_process(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> dict[str, tuple[SSJDN, Path, torch.Tensor]]:
+    """A trained GRU model and a MiniLM model, saved, and reloaded together in one fresh process:
+    name -> (model, its folder, the fresh process's similarities)."""
+    root = tmp_path_factory.mktemp("persist")
     train = make_scenes(16, 32, seed=0)
-    cfg = SSJDNConfig(embed_dim=16, proj_dim=8, small_channels=(4, 8, 8, 8))
-    model = SSJDN.from_data(train, cfg, seed=0)
-    train_retrieval(model, train, epochs=1, batch_size=8, progress=False)
-    model.save(tmp_path / "m")
-    files = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert files == ["config.json", "model.safetensors", "vocabulary.json"]
-    here = _sims_here(model)
-    there = _reload_in_fresh_process(tmp_path / "m")
-    assert torch.equal(here, there)
-    # the reload carries the config and the vocabulary
-    loaded = SSJDN.load(tmp_path / "m")
-    assert loaded.config == model.config
-    assert loaded.text.vocab.itos == model.text.vocab.itos
-
-
-def test_minilm_model_reloads_identically_in_a_fresh_process(tmp_path: Path) -> None:
-    train = make_scenes(8, 32, seed=0)
-    cfg = SSJDNConfig(
+    gru = SSJDN.from_data(
+        train, SSJDNConfig(embed_dim=16, proj_dim=8, small_channels=(4, 8, 8, 8)), seed=0
+    )
+    train_retrieval(gru, train, epochs=1, batch_size=8, progress=False)
+    minilm_cfg = SSJDNConfig(
         embed_dim=16,
         proj_dim=8,
         small_channels=(4, 8, 8, 8),
@@ -70,9 +69,26 @@ def test_minilm_model_reloads_identically_in_a_fresh_process(tmp_path: Path) -> 
         text_model="minilm",
         max_len=16,
     )
-    model = SSJDN.from_data(train, cfg, seed=0)
-    model.save(tmp_path / "m")
-    assert (tmp_path / "m" / "text_encoder" / "config.json").is_file()
-    here = _sims_here(model)
-    there = _reload_in_fresh_process(tmp_path / "m")
-    assert torch.equal(here, there)
+    minilm = SSJDN.from_data(make_scenes(8, 32, seed=0), minilm_cfg, seed=0)
+    models = {"gru": gru, "minilm": minilm}
+    for name, model in models.items():
+        model.save(root / name)
+    there = _reload_in_fresh_process(*(root / name for name in models))
+    return {name: (m, root / name, there[str(root / name)]) for name, m in models.items()}
+
+
+def test_trained_gru_model_reloads_identically_in_a_fresh_process(saved) -> None:
+    model, folder, there = saved["gru"]
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["config.json", "model.safetensors", "vocabulary.json"]
+    assert torch.equal(_sims_here(model), there)
+    # the reload carries the config and the vocabulary
+    loaded = SSJDN.load(folder)
+    assert loaded.config == model.config
+    assert loaded.text.vocab.itos == model.text.vocab.itos
+
+
+def test_minilm_model_reloads_identically_in_a_fresh_process(saved) -> None:
+    model, folder, there = saved["minilm"]
+    assert (folder / "text_encoder" / "config.json").is_file()
+    assert torch.equal(_sims_here(model), there)
