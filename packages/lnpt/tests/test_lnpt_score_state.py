@@ -11,7 +11,8 @@ from lnpt.data import DigitsSplit
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # restored below, so later tests keep their thread count
     torch.manual_seed(0)
     spec = MODELS["mlp"]
     g = torch.Generator().manual_seed(0)
@@ -20,7 +21,8 @@ def setup():
     data = DigitsSplit(x[0], y[0], x[1], y[1], x[2], y[2])  # small, so the test stays fast
     teacher, init = spec.build().eval(), spec.build()
     cfg = BenchConfig(models=("mlp",), score_batches=1, lnpt_options={"rounds": 1})
-    return spec, data, teacher, init, cfg
+    yield spec, data, teacher, init, cfg
+    torch.set_num_threads(threads)
 
 
 def test_score_epochs_scores_a_trained_copy_and_leaves_the_init(setup):
