@@ -86,6 +86,8 @@ def test_parser_walk_every_action_has_help():
         (["--epochs", "cnn=1.5"], "--epochs cnn=N needs N a positive int"),
         (["--epochs", "cnn=120", "cnn=90"], "--epochs gives cnn more than once"),
         (["--ablation", "--epochs", "cnn=120"], "--epochs only applies to the test benchmark"),
+        (["--score-epochs", "-1"], "--score-epochs must be an int >= 0, got -1"),
+        (["--ablation", "--score-epochs", "5"], "--score-epochs applies to the test benchmark"),
     ],
     ids=[
         "variants-without-ablation",
@@ -108,6 +110,8 @@ def test_parser_walk_every_action_has_help():
         "epochs-not-int",
         "epochs-model-twice",
         "epochs-with-ablation",
+        "score-epochs-negative",
+        "score-epochs-with-ablation",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):

@@ -207,6 +207,8 @@ class BenchConfig:
     temperature: float = 4.0
     synflow_rounds: int = 100
     score_batches: int = 4  # batches of 128 inputs that SNIP, GraSP and LNPT score on (512)
+    # Options of LNPT's mask: `prune` keywords, `spatial`, and `score_epochs` (score the student
+    # after that many epochs of its own dense label-free training, `partially_trained`; 0: at init).
     lnpt_options: dict[str, Any] = field(default_factory=dict)
     # The label-free training: `LabelFreeTrainer` keywords over the previous objective
     # (`lnpt.training.TRAINING_BASE` with kd_weight/temperature above); by default the changes
@@ -472,7 +474,7 @@ def train_label_free(
     epochs: int,
     cfg: BenchConfig,
     seed: int,
-    mask: WeightMask,
+    mask: WeightMask | None,
     callbacks: Sequence[Any] = (),
     batch_size: int = 64,
     options: dict[str, Any] | None = None,
@@ -528,8 +530,13 @@ def make_mask(
             if spec.spatial_layer is None:
                 raise ValueError("this model has no unpooled feature maps (spatial=True)")
             opts.update(feature_layer=spec.spatial_layer, which="output", pool=None)
+        score_epochs = check_score_epochs(opts.pop("score_epochs", 0))
+        scored = student
+        if score_epochs:
+            first = teacher if isinstance(teacher, nn.Module) else teacher[-1]
+            scored = partially_trained(student, first, data, cfg, seed, spec, score_epochs)
         return prune(
-            student,
+            scored,
             teacher,
             data.loader("student", 128, shuffle=True, labels=False, generator=_gen(seed)),
             sparsity,
@@ -550,6 +557,49 @@ def make_mask(
         min_density=cfg.min_density,
         max_batches=cfg.score_batches,
     )
+
+
+def check_score_epochs(value: object) -> int:
+    """`lnpt_options["score_epochs"]`: an int >= 0 (0: score at init). Raises TypeError or
+    ValueError naming `score_epochs`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"score_epochs must be an int >= 0, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"score_epochs must be an int >= 0, got {value}")
+    return value
+
+
+def partially_trained(
+    student: nn.Module,
+    teacher: nn.Module,
+    data: DigitsSplit,
+    cfg: BenchConfig,
+    seed: int,
+    spec: ModelSpec,
+    epochs: int,
+) -> nn.Module:
+    """A dense copy of `student` after the first `epochs` epochs of its own label-free training
+    (the benchmark's label-free objective against `teacher` on the student's inputs, its lr,
+    batch size and lr warm-up schedule, stopped after `epochs` epochs): the state that
+    `lnpt_options={"score_epochs": epochs}` scores LNPT's mask at (session 18's reading).
+
+    The mask is still applied to `student`'s initial weights, and the student trains from them: the
+    method stays a mask chosen before the student's own training, from no labels, guided by the
+    learning gap on penultimate features. What the option assumes: that the gap's gradient ranks
+    weights better once the student's penultimate features have begun to follow the teacher's (at
+    init they are random projections, and on the digits CNN the mask read there trails supervised
+    SNIP's), and that a ranking read a few epochs in transfers to the initial weights (as in
+    rewinding to init after a short dense run). It costs `epochs` dense label-free epochs more than
+    scoring at init; `student` is not modified."""
+    model_name = next(k for k, v in MODELS.items() if v is spec)
+    work = copy.deepcopy(student)
+    warm = cfg.student_warmup_of(model_name)  # the ramp of the full run, stopped at `epochs`
+    bs = cfg.batch_sizes.get(model_name, 64)
+    lr = cfg.student_lr_of(model_name)
+    train_label_free(
+        work, teacher, data, epochs, cfg, seed, None, batch_size=bs, lr=lr, warmup_epochs=warm
+    )
+    return work.eval()
 
 
 def _accuracy(model: nn.Module, data: DigitsSplit) -> float:

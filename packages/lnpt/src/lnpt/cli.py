@@ -120,6 +120,14 @@ def _bench(args: argparse.Namespace) -> int:
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
             args._parser.error(f"{flag} only applies with {mode}")
+    if args.score_epochs < 0:
+        args._parser.error(f"--score-epochs must be an int >= 0, got {args.score_epochs}")
+    scoring = {"score_epochs": args.score_epochs} if args.score_epochs else {}
+    if scoring and any(v for m, v in modes.items() if m != "--student-lr-check"):
+        on = ", ".join(m for m, v in modes.items() if v)
+        args._parser.error(
+            f"--score-epochs applies to the test benchmark and --student-lr-check, not {on}"
+        )
     if args.sparsities and any(modes.values()):
         on = ", ".join(m for m, v in modes.items() if v)
         args._parser.error(f"--sparsities only applies to the test benchmark, not with {on}")
@@ -183,6 +191,7 @@ def _bench(args: argparse.Namespace) -> int:
         if args.student_lrs and args.student_recipes:
             args._parser.error("--student-lrs and --student-recipes: give one of them")
         sc = StudentLrCheckConfig(model=models[0], seeds=args.seeds or 10)
+        sc.bench.lnpt_options = dict(scoring)
         try:
             if args.student_lrs:
                 sc.lrs = parse_lrs(args.student_lrs)
@@ -208,6 +217,7 @@ def _bench(args: argparse.Namespace) -> int:
                 if args.student_lr_arms
                 else ""
             )
+            + (f" --score-epochs {args.score_epochs}" if scoring else "")
             + (f" --threads {args.threads}" if args.threads != 2 else "")
         )
         _, chosen = student_lr_check(
@@ -315,6 +325,7 @@ def _bench(args: argparse.Namespace) -> int:
         cfg.sparsities = tuple(args.sparsities)
     if epochs:
         cfg = cfg.with_epochs(epochs)
+    cfg.lnpt_options = {**cfg.lnpt_options, **scoring}
     command = (
         "lnpt bench"
         + (" --quick" if args.quick else "")
@@ -323,6 +334,7 @@ def _bench(args: argparse.Namespace) -> int:
         + (f" --arms {' '.join(args.arms)}" if args.arms else "")
         + (f" --sparsities {' '.join(map(str, args.sparsities))}" if args.sparsities else "")
         + (f" --epochs {' '.join(f'{m}={n}' for m, n in epochs.items())}" if epochs else "")
+        + (f" --score-epochs {args.score_epochs}" if scoring else "")
         + (f" --report {args.report}" if args.report != "lnpt" else "")
     )
     run_bench(
@@ -447,6 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
         "mlp=40 cnn=240 cnn1d=10 resnet=15; the digits CNN's was 30, then 120, before the "
         "validation rules chose 120 and then 240); part of the cache key, so --resume never mixes budgets; pair it with its "
         "own --report",
+    )
+    bench.add_argument(
+        "--score-epochs",
+        type=int,
+        default=0,
+        metavar="E",
+        help="score LNPT's mask after E epochs of the student's own dense label-free training, "
+        "then apply it at init (`lnpt_options={'score_epochs': E}`, session 18's reading; test "
+        "benchmark and --student-lr-check; default 0: at init, the cache keys of every run before)",
     )
     bench.add_argument(
         "--report",

@@ -1,0 +1,61 @@
+"""`lnpt_options={"score_epochs": E}`: LNPT's mask scored at the student after E epochs of its own
+dense label-free training, then applied at init (session 18's reading)."""
+
+import copy
+
+import pytest
+import torch
+from lnpt.bench import MODELS, BenchConfig, make_mask, partially_trained
+from lnpt.data import DigitsSplit
+
+
+@pytest.fixture(scope="module")
+def setup():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # restored below, so later tests keep their thread count
+    torch.manual_seed(0)
+    spec = MODELS["mlp"]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 128, 64, generator=g)
+    y = torch.randint(0, 10, (3, 128), generator=g)
+    data = DigitsSplit(x[0], y[0], x[1], y[1], x[2], y[2])  # small, so the test stays fast
+    teacher, init = spec.build().eval(), spec.build()
+    cfg = BenchConfig(models=("mlp",), score_batches=1, lnpt_options={"rounds": 1})
+    yield spec, data, teacher, init, cfg
+    torch.set_num_threads(threads)
+
+
+def test_score_epochs_scores_a_trained_copy_and_leaves_the_init(setup):
+    """E > 0: the mask has the requested size, differs from the mask at init, equals the mask read
+    directly at the partially trained state, and the student's initial weights are untouched."""
+    spec, data, teacher, init, cfg = setup
+    before = copy.deepcopy(init.state_dict())
+    at_init = make_mask("lnpt", init, teacher, data, 0.9, cfg, 0, spec)
+    opts = {"rounds": 1, "score_epochs": 1}
+    warm = make_mask("lnpt", init, teacher, data, 0.9, cfg, 0, spec, lnpt_options=opts)
+    assert warm.num_pruned == at_init.num_pruned
+    assert any(not torch.equal(warm[n], at_init[n]) for n in warm.names)
+    for k, v in init.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    state = partially_trained(init, teacher, data, cfg, 0, spec, 1)
+    assert any(not torch.equal(p, q) for p, q in zip(state.parameters(), init.parameters()))
+    direct = make_mask("lnpt", state, teacher, data, 0.9, cfg, 0, spec)
+    assert all(torch.equal(warm[n], direct[n]) for n in warm.names)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(-1, ValueError), (1.5, TypeError), (True, TypeError)]
+)
+def test_score_epochs_bad_value_names_it(setup, value, error):
+    """A negative, fractional or boolean `score_epochs` is refused, naming it."""
+    spec, data, teacher, init, cfg = setup
+    with pytest.raises(error, match="score_epochs"):
+        make_mask("lnpt", init, teacher, data, 0.9, cfg, 0, spec, {"score_epochs": value})
+
+
+def test_score_epochs_zero_keeps_cache_keys():
+    """0 (the default) leaves the config's fingerprint, so every committed run keeps its key."""
+    a = BenchConfig(models=("cnn",))
+    assert a.fingerprint("cnn") == BenchConfig(models=("cnn",)).fingerprint("cnn")
+    b = BenchConfig(models=("cnn",), lnpt_options={"score_epochs": 5})
+    assert b.fingerprint("cnn") != a.fingerprint("cnn")
