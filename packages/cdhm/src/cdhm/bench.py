@@ -156,6 +156,13 @@ ADAPT_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in ADAPT_VARIANTS.items()
 }
+#: The other rungs of the ablation ladder with the untied target encoder (issue 18, session 18):
+#: `CDHM+adda` without the temporal prior, and without the alignment term (the target guide is
+#: still split off at adapt_start, then trained by its windows' ELBO alone).
+ADAPT_LADDER: dict[str, dict[str, Any]] = {
+    name + "+adda": {**ABLATIONS[name], **ADAPT_VARIANTS["CDHM+adda"]}
+    for name in ("CDHM-no-temporal", "CDHM-no-align")
+}
 #: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
 #: its own temporal-evidence reading and a 1.0 alignment weight; and the schedule of
 #: LATE_VARIANTS on the plain encoder. Name -> (alignment, overrides).
@@ -181,6 +188,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **LATE_ABLATIONS,
     **ADAPT_VARIANTS,
     **ADAPT_ABLATIONS,
+    **ADAPT_LADDER,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
