@@ -32,7 +32,6 @@ argmax f(E_q[s_T]) with no sampling.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 from collections.abc import Callable
@@ -49,7 +48,15 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
 from cdhm.estimator import DomainAdaptiveClassifier
-from cdhm.models import SegmentEncoder, ganin_lambda, grad_reverse, hsic, lmmd, mk_mmd
+from cdhm.models import (
+    SegmentEncoder,
+    UntiedTarget,
+    ganin_lambda,
+    grad_reverse,
+    hsic,
+    lmmd,
+    mk_mmd,
+)
 
 __all__ = [
     "ALIGN_DIRECTIONS",
@@ -117,7 +124,7 @@ def _delayed_ramp(progress: float, start: float, ramp: str = "ganin") -> float:
     return ganin_lambda(p)
 
 
-class CDHMNet(nn.Module):
+class CDHMNet(UntiedTarget):
     """The networks of CDHM plus its Pyro ``model`` and ``guide``.
 
     ``z_dim=0`` gives the entangled ablation (one latent, no condition head);
@@ -125,10 +132,14 @@ class CDHMNet(nn.Module):
     ``fault_steps`` is what the fault head reads: ``"last"`` f(s_T), ``"all"`` the mean over the
     steps of f(s_t) (see :meth:`fault_logits`). ``target_guide=True`` adds a second copy of the
     inference network (CNN encoder and the GRU cells of q(s) and q(z), :data:`GUIDE_PARTS`) for
-    target windows: unused until :meth:`split_target_guide` copies the source one into it, then
+    target windows: unused until :meth:`split_target` copies the source one into it, then
     every window flagged in ``target_rows`` is encoded by it (ADDA's untied target encoder; the
-    generative model, the prior and the heads stay shared).
+    generative model, the prior and the heads stay shared). The copy and its split are
+    :class:`cdhm.models.UntiedTarget`'s, as the baselines' (attribute ``target_guide``).
     """
+
+    target_attr = "target_guide"
+    target_flag = "target_guide"
 
     def __init__(
         self,
@@ -168,28 +179,12 @@ class CDHMNet(nn.Module):
         self.fault_head = _mlp(s_dim, hidden, n_classes)
         self.domain_head = _mlp(s_dim, hidden, 1)
         self._cache: dict[str, torch.Tensor] = {}
-        self.target_guide: nn.ModuleDict | None = None
-        if target_guide:  # made last and by copying, so the shared weights' init is unchanged
-            parts = [n for n in GUIDE_PARTS if hasattr(self, n)]
-            self.target_guide = nn.ModuleDict({n: copy.deepcopy(getattr(self, n)) for n in parts})
-            # whether the target copy is in use, and which conditions are target conditions
-            self.register_buffer("target_active", torch.zeros((), dtype=torch.bool))
+        self._add_target_copy(target_guide, [n for n in GUIDE_PARTS if hasattr(self, n)])
+        if target_guide:  # which conditions are target conditions (for transform's routing)
             self.register_buffer("target_cond", torch.zeros(n_conditions, dtype=torch.bool))
 
-    @property
-    def target_split(self) -> bool:
-        """True once the target inference network is split off (:meth:`split_target_guide`)."""
-        return self.target_guide is not None and bool(self.target_active)
-
-    @torch.no_grad()
-    def split_target_guide(self) -> None:
-        """Initialise the target inference network from the source one and use it from now on
-        (ADDA: the target encoder starts as the trained source encoder)."""
-        if self.target_guide is None:
-            raise ValueError("split_target_guide needs a CDHMNet built with target_guide=True")
-        for name, module in self.target_guide.items():
-            module.load_state_dict(getattr(self, name).state_dict())
-        self.target_active.fill_(True)
+    #: the name this split had before the copy moved into :class:`cdhm.models.UntiedTarget`
+    split_target_guide = UntiedTarget.split_target
 
     def fault_logits(self, s: torch.Tensor) -> torch.Tensor:
         """Fault logits from s (B, T, s_dim): f(s_T), or mean_t f(s_t) with ``fault_steps="all"``
@@ -662,7 +657,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         # adapt_start on (initialised from the source one); before that there is no alignment
         adda = self.target_encoder == "adapted" and "xt" in batch
         if adda and not net.target_split and progress >= self.adapt_start:
-            net.split_target_guide()
+            net.split_target()
         if adda and net.target_split:
             net.target_cond[batch["ct"]] = True
         per = net.T * net.D
