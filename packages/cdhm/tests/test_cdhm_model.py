@@ -771,7 +771,7 @@ def test_target_encoder_adapted_predicts_through_the_target_guide_and_reloads(to
     np.testing.assert_array_equal(again.transform(b.x, 1), est.transform(b.x, 1))
 
 
-def test_target_encoder_adapted_composes_with_align_warmup_and_align_gate(toy):
+def test_target_encoder_adapted_composes_with_align_warmup_and_align_gate(toy, fitted):
     """target_encoder="adapted" (the default) with align_warmup / align_gate: the target guide is
     split at adapt_start and its alignment weight stays 0 until the warm-up (or the gate's
     opening) has passed too, then the align_ramp runs from the later of the two; at their off
@@ -795,9 +795,9 @@ def test_target_encoder_adapted_composes_with_align_warmup_and_align_gate(toy):
     ws = [gate._gate(late, float(p >= 0.6), p, 0.5) for p in (0.55, 0.6, 0.65, 0.7, 0.75, 0.875)]
     assert float(late.gate_open) == 0.75 and ws == [0.0] * 5 + [ganin_lambda(0.5)]
     # in the training step (float64): split at adapt_start, weight by the composed schedule
+    # (fresh nets; the module's fitted estimator only formats the batch)
     a, b = toy
     kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
-    fitted = CDHMClassifier(progress=False, **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
     batch = {
         k: (v.double() if v.is_floating_point() else v)
         for k, v in _eight_windows(fitted, a, b).items()
