@@ -477,6 +477,31 @@ def test_baseline_align_ramp_weights_the_alignment_as_written(toy, ramp):
             AlignedCNNClassifier("mmd", align_ramp=bad, n_segments=4, epochs=1).fit(a.x, a.y)
 
 
+def test_bench_cdhm_names_pin_the_shared_encoder_and_keep_their_cache_key(monkeypatch):
+    """The library default is target_encoder="adapted" (session 18), but the bench's CDHM, its
+    ablations and its variants still build the shared-encoder model of their committed rows
+    (BENCH_CDHM) unless the name is an "adda" one or cdhm_kwargs says otherwise, and the cache key
+    is the one the shared default had (rerunning a committed command reuses its rows)."""
+    import functools
+
+    import cdhm.bench
+    from cdhm.bench import ABLATIONS, OPTION_VARIANTS, BenchConfig, _cache_key, _estimator
+    from cdhm.causal_hmm import CDHMClassifier
+
+    assert CDHMClassifier().target_encoder == "adapted"
+    cfg = BenchConfig()
+    for name in ["CDHM", *ABLATIONS, *OPTION_VARIANTS]:
+        want = "adapted" if "adda" in name else "shared"
+        assert _estimator(name, cfg, 0).target_encoder == want, name
+    own = BenchConfig(cdhm_kwargs={"target_encoder": "adapted"})
+    assert _estimator("CDHM-no-align", own, 0).target_encoder == "adapted"
+    key = _cache_key(cfg)
+    monkeypatch.setattr(
+        cdhm.bench, "CDHMClassifier", functools.partial(CDHMClassifier, target_encoder="shared")
+    )
+    assert _cache_key(cfg) == key  # as if the default were still "shared"
+
+
 def test_adapt_variants_are_named_options_off_the_cache_key():
     """The ADDA-style variants (and their entangled ablations) are bench variants; at
     target_encoder="shared" the new options stay out of the cache key (committed caches valid)."""

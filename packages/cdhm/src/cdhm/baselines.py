@@ -20,7 +20,6 @@ spectrum (see :func:`cdhm.data.envelope_order_spectrum`) and a logistic regressi
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -47,6 +46,7 @@ from cdhm.data import envelope_order_spectrum
 from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import (
     SegmentEncoder,
+    UntiedTarget,
     coral_loss,
     grad_reverse,
     lmmd,
@@ -61,7 +61,14 @@ __all__ = [
 ]
 
 
-class _CNNGRU(nn.Module):
+class _CNNGRU(UntiedTarget):
+    """The baselines' CNN encoder + GRU + heads; ``target_copy=True`` adds the untied target
+    encoder + GRU of ``target_encoder="adapted"`` (:class:`cdhm.models.UntiedTarget`, attribute
+    ``target``), unused until :meth:`split_target` fills it."""
+
+    target_attr = "target"
+    target_flag = "target_copy"
+
     def __init__(
         self, segment_length: int, n_classes: int, hidden: int = 64, target_copy: bool = False
     ) -> None:
@@ -72,27 +79,7 @@ class _CNNGRU(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
         )
         self.domain_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        # target_encoder="adapted": a target copy of encoder + GRU, made last and by copying so the
-        # shared weights' initialisation is unchanged; unused until split_target() fills it
-        self.target: nn.ModuleDict | None = None
-        if target_copy:
-            self.target = nn.ModuleDict(
-                {"encoder": copy.deepcopy(self.encoder), "gru": copy.deepcopy(self.gru)}
-            )
-            self.register_buffer("target_active", torch.zeros((), dtype=torch.bool))
-
-    @property
-    def target_split(self) -> bool:
-        """True once the target encoder is split off (:meth:`split_target`)."""
-        return self.target is not None and bool(self.target_active)
-
-    def split_target(self) -> None:
-        """Initialise the target encoder + GRU from the source ones and use them from now on."""
-        if self.target is None:
-            raise ValueError("split_target needs a _CNNGRU built with target_copy=True")
-        for name, module in self.target.items():
-            module.load_state_dict(getattr(self, name).state_dict())
-        self.target_active.fill_(True)
+        self._add_target_copy(target_copy, ("encoder", "gru"))
 
     def step_features(self, x: torch.Tensor, target: bool = False) -> torch.Tensor:
         """The GRU output at every step (B, T, hidden); its last step is :meth:`features`.

@@ -6,6 +6,7 @@ comparison measures the objective, not the architecture.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -16,6 +17,7 @@ from torch import nn
 __all__ = [
     "GradientReversal",
     "SegmentEncoder",
+    "UntiedTarget",
     "check_signals",
     "coral_loss",
     "ganin_lambda",
@@ -104,6 +106,55 @@ class SegmentEncoder(nn.Module):
         h = self.net(x.reshape(b * t, 1, d))
         h = self.pool(h).flatten(1)
         return self.proj(h).reshape(b, t, -1)
+
+
+class UntiedTarget(nn.Module):
+    """A module with ADDA's untied target encoder (Tzeng et al., CVPR 2017): a copy of some of its
+    parts through which target windows are read once it has been split off.
+
+    A subclass calls :meth:`_add_target_copy` last in ``__init__`` (made by copying, so the shared
+    weights' initialisation is unchanged). The copy is the ``nn.ModuleDict`` attribute named by
+    the class's ``target_attr`` (state-dict keys ``<target_attr>.<part>.*``), unused until
+    :meth:`split_target` loads the current source parts into it and sets the ``target_active``
+    buffer (saved with the weights: a reloaded or resumed model stays split). ``target_flag``
+    names the constructor argument that asks for the copy. Which windows read the copy is the
+    subclass's routing (CDHM: rows flagged as target; the baselines: a ``target`` argument).
+    """
+
+    target_attr: str = "target"
+    target_flag: str = "target_copy"
+
+    def _add_target_copy(self, enabled: bool, parts: Sequence[str]) -> None:
+        """The inactive target copy of the submodules `parts` if `enabled`; else the attribute
+        is None and no buffer is added (the state-dict keys of a model without it unchanged)."""
+        setattr(self, self.target_attr, None)
+        if enabled:
+            copies = nn.ModuleDict({n: copy.deepcopy(getattr(self, n)) for n in parts})
+            setattr(self, self.target_attr, copies)
+            self.register_buffer("target_active", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def target_parts(self) -> nn.ModuleDict | None:
+        """The target copy (None when the module was built without one)."""
+        return getattr(self, self.target_attr)
+
+    @property
+    def target_split(self) -> bool:
+        """True once the target copy is split off (:meth:`split_target`)."""
+        return self.target_parts is not None and bool(self.target_active)
+
+    @torch.no_grad()
+    def split_target(self) -> None:
+        """Initialise the target copy from the source parts and read target windows through it
+        from now on (ADDA: the target encoder starts as the trained source encoder)."""
+        parts = self.target_parts
+        if parts is None:
+            raise ValueError(
+                f"split_target needs a {type(self).__name__} built with {self.target_flag}=True"
+            )
+        for name, module in parts.items():
+            module.load_state_dict(getattr(self, name).state_dict())
+        self.target_active.fill_(True)
 
 
 class _GradReverse(torch.autograd.Function):
