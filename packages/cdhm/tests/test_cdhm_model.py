@@ -639,7 +639,7 @@ def _guide_params(net, target):
 
 def test_target_guide_split_copies_the_source_guide_and_routes_target_rows():
     """CDHMNet(target_guide=True): the shared weights start as without it (same seed); before the
-    split every window goes through the source guide; split_target_guide copies it exactly; after
+    split every window goes through the source guide; split_target copies it exactly; after
     that, rows flagged in target_rows are encoded by the target copy and the others by the source
     one, in their original order (float64, exact)."""
     torch.manual_seed(0)
@@ -661,7 +661,7 @@ def test_target_guide_split_copies_the_source_guide_and_routes_target_rows():
     with torch.no_grad():
         for p in _guide_params(net, target=False).values():
             p.mul_(1.5)  # the source guide trained on: the split must copy what it is now
-    net.split_target_guide()
+    net.split_target()
     assert net.target_split
     src, tgt = _guide_params(net, False), _guide_params(net, True)
     assert set(src) == set(tgt) and all(torch.equal(src[k], tgt[k]) for k in src)
@@ -676,7 +676,7 @@ def test_target_guide_split_copies_the_source_guide_and_routes_target_rows():
         assert torch.equal(mixed[k][rows], only_tgt[k])
     assert not torch.allclose(only_tgt["s_loc"], net.encode(x[rows], c[rows])["s_loc"])
     with pytest.raises(ValueError, match="target_guide=True"):
-        plain.split_target_guide()
+        plain.split_target()
 
 
 def test_target_encoder_adapted_aligns_only_the_target_guide_after_the_split(toy):

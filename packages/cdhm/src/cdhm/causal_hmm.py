@@ -183,9 +183,6 @@ class CDHMNet(UntiedTarget):
         if target_guide:  # which conditions are target conditions (for transform's routing)
             self.register_buffer("target_cond", torch.zeros(n_conditions, dtype=torch.bool))
 
-    #: the name this split had before the copy moved into :class:`cdhm.models.UntiedTarget`
-    split_target_guide = UntiedTarget.split_target
-
     def fault_logits(self, s: torch.Tensor) -> torch.Tensor:
         """Fault logits from s (B, T, s_dim): f(s_T), or mean_t f(s_t) with ``fault_steps="all"``
         (a product of the T per-step class posteriors, tempered by 1 / T)."""
