@@ -254,19 +254,30 @@ def test_eager_update_picks_the_official_formulas_masks_on_a_tiny_bert() -> None
     assert cuts == 6 and 0.6 < pr.achieved_sparsity <= 0.7
 
 
-def test_fused_update_equals_the_eager_update_with_masking(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fused_update_equals_the_eager_update_with_masking(
+    monkeypatch: pytest.MonkeyPatch, two_linear_encoder: type[nn.Module]
+) -> None:
     """fused=True (one compiled pass per target, masking folded in) gives the eager path's m, v, S
     to float rounding, the same masks, and exactly-zero pruned weights, with a cut every step;
-    it compiles once (under error_on_recompile a recompile would fail the step)."""
+    it compiles once (under error_on_recompile a recompile would fail the step).
+
+    The model is the conftest's two-target encoder in float64 with the pruner unhooked: the graph
+    `test_fused_update_honours_the_optimizer_hook_exactly_in_float64` compiles for its unhooked
+    run, so that test can find this compilation in inductor's graph cache (one cold compilation less
+    per session)."""
     torch._dynamo.reset()
     monkeypatch.setattr(seven, "_KERNEL", None)
     torch.manual_seed(0)
-    eager = SevenPruner(Enc(), 0.6, start=0, window=6, targets=r"encoder\.", min_density=0.0)
-    fused = SevenPruner(Enc(), 0.6, start=0, window=6, targets=r"encoder\.", min_density=0.0)
-    fused.fused = True  # built alike (same seed), so both start from the same state
+    model = two_linear_encoder().double()
+    eager = SevenPruner(model, 0.6, start=0, window=6, targets=r"encoder\.", min_density=0.0)
+    fused = SevenPruner(
+        two_linear_encoder().double(), 0.6, start=0, window=6, targets=r"encoder\.",
+        min_density=0.0,
+    )  # fmt: skip
+    fused.fused = True
     for pa, pb in zip(eager.params.values(), fused.params.values()):
         with torch.no_grad():
-            pb.copy_(pa)
+            pb.copy_(pa)  # both start from the same weights
     gen = torch.Generator().manual_seed(5)
     recompile_is_an_error = torch._dynamo.config.patch(error_on_recompile=True)
     for _ in range(6):
@@ -279,8 +290,8 @@ def test_fused_update_equals_the_eager_update_with_masking(monkeypatch: pytest.M
         for pr in (eager, fused):
             for p, d, g in zip(pr.params.values(), noise, grads):
                 with torch.no_grad():
-                    p.add_(d.float())
-                p.grad = g.float()
+                    p.add_(d)
+                p.grad = g.clone()
             with recompile_is_an_error:
                 pr.step()
         assert fused.mask == eager.mask

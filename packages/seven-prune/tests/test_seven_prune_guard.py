@@ -201,13 +201,40 @@ def _old_lift(flat, sizes, alive, n_keep, floors_d, dead_zero):
         counts = [int(keep[a:b].sum()) for a, b in segs]
 
 
+def _count_reselections(monkeypatch) -> list[bool]:
+    """Record, per lifting round, whether `_reselect_from_bracket` gave the selection (True) or
+    left it to the full one (False)."""
+    from seven_prune import pruning
+
+    real, seen = pruning._reselect_from_bracket, []
+
+    def spy(*args):
+        out = real(*args)
+        seen.append(out is not None)
+        return out
+
+    monkeypatch.setattr(pruning, "_reselect_from_bracket", spy)
+    return seen
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("seed", range(4))
-def test_guard_lifting_in_place_equals_the_copying_loop_exactly(dtype, seed) -> None:
+@pytest.mark.parametrize("reselect", [True, False])
+def test_guard_lifting_in_place_equals_the_copying_loop_exactly(
+    dtype, seed, reselect, monkeypatch
+) -> None:
     """select_flat's guard (lifted entries set in the score buffer and put back, each tensor's top
-    from a threshold selection) == the loop that copied the buffer and argsorted, ties included,
-    over cuts that lift one tensor, several, and in two rounds; the scores come back bit for bit.
-    Tensors above 65,536 entries take the sampled threshold path."""
+    from a threshold selection, the selection after a lift taken from the first one's bracket)
+    == the loop that copied the buffer, argsorted and selected from scratch, ties included, over
+    cuts that lift one tensor, several, and in two rounds; the scores come back bit for bit.
+    Tensors above 65,536 entries take the sampled threshold path. `reselect=False`: the bracket's
+    re-selection is switched off, so every round takes the full selection (its fallback)."""
+    from seven_prune import pruning
+
+    if reselect:
+        seen = _count_reselections(monkeypatch)
+    else:
+        monkeypatch.setattr(pruning, "_reselect_from_bracket", lambda *args: None)
     g = torch.Generator().manual_seed(seed)
     sizes = [70_000, 300, 90_000, 500, 40]
     names = [f"t{i}" for i in range(len(sizes))]
@@ -238,11 +265,15 @@ def test_guard_lifting_in_place_equals_the_copying_loop_exactly(dtype, seed) -> 
                 assert int(got.sum()) == n_keep
                 bits = torch.int64 if dtype == torch.float64 else torch.int32
                 assert torch.equal(flat.view(bits), before.view(bits))
+    if reselect:
+        assert any(seen)  # the bracket's re-selection was taken (and checked above)
 
 
-def test_guard_lifting_in_two_rounds_equals_the_copying_loop() -> None:
+def test_guard_lifting_in_two_rounds_equals_the_copying_loop(monkeypatch) -> None:
     """A tensor above its floor in the plain selection falls below it once another is lifted
-    (45 scores just above the plain threshold): a second round lifts it, as the old loop did."""
+    (45 scores just above the plain threshold): a second round lifts it, as the old loop did;
+    both rounds re-select from the first selection's bracket."""
+    seen = _count_reselections(monkeypatch)
     a = torch.arange(100_000, dtype=torch.float32) / 100_000
     c = torch.cat([torch.full((45,), 0.501), torch.zeros(155)])
     flat = torch.cat([a, torch.full((1000,), 1e-7), c])
@@ -251,4 +282,5 @@ def test_guard_lifting_in_two_rounds_equals_the_copying_loop() -> None:
     got = select_flat(flat, sizes, list("abc"), 50_000, min_density=0.2, warn=False)
     assert torch.equal(got, _old_lift(flat, sizes, None, 50_000, 0.2, False))
     assert int(got[101_000:].sum()) == 40  # lifted in the second round (plain: 45 kept)
+    assert seen == [True, True]
     assert torch.equal(flat.view(torch.int32), before.view(torch.int32))

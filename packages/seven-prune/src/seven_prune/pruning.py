@@ -173,12 +173,22 @@ def _finite_min(flat: torch.Tensor) -> float | None:
     return None
 
 
-def _kth_bracketed(fn: np.ndarray, an: np.ndarray | None, k: int, n_alive: int) -> float | None:
+def _kth_bracketed(
+    fn: np.ndarray,
+    an: np.ndarray | None,
+    k: int,
+    n_alive: int,
+    record: list[np.ndarray] | None = None,
+) -> float | None:
     """The k-th smallest (1-based) of `fn` among the `an` entries, found from a bracket: a strided
     sample of the alive scores gives two values `lo <= hi` expected to enclose it; one pass counts
     the alive entries below `lo` and gathers those in [lo, hi], and a partial selection on that
     small set gives the exact value. None when the sample is too small or the bracket misses (the
-    caller then selects on all entries): the result never depends on the sample, only the speed."""
+    caller then selects on all entries): the result never depends on the sample, only the speed.
+
+    `record`: when the value is found, the bool vector of the gathered entries (every alive entry
+    with lo <= x <= hi; all alive entries when the bracket has no upper end) is appended to it,
+    for the guard's re-selection (`_reselect_from_bracket`)."""
     step = max(1, fn.size // SAMPLE_SIZE)
     sample = fn[::step] if an is None else fn[::step][an[::step]]
     ns = sample.size
@@ -210,6 +220,8 @@ def _kth_bracketed(fn: np.ndarray, an: np.ndarray | None, k: int, n_alive: int) 
     if c_lo + cand.size < k:
         return None
     j = k - c_lo - 1
+    if record is not None:
+        record.append(inb)
     return float(np.partition(cand, j)[j])
 
 
@@ -222,13 +234,20 @@ def _np_scores(flat: torch.Tensor) -> np.ndarray:
     return flat.numpy()
 
 
-def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_alive: int) -> float:
+def _kth_smallest(
+    flat: torch.Tensor,
+    alive: torch.Tensor | None,
+    k: int,
+    n_alive: int,
+    record: list[np.ndarray] | None = None,
+) -> float:
     """The k-th smallest (1-based) entry of a flat float tensor among the `alive` entries (all when
     None; `n_alive` of them), exactly, without a full sort.
 
     On a CPU: for large buffers from a sample-bracketed candidate set (`_kth_bracketed`), else
     numpy's introselect (`numpy.partition`, an order of magnitude faster than `torch.kthvalue`
-    over millions of floats) on the alive entries; on other devices `torch.kthvalue`.
+    over millions of floats) on the alive entries; on other devices `torch.kthvalue`. `record`:
+    see `_kth_bracketed` (appended to only on the bracketed path).
     """
     if flat.device.type != "cpu":
         vals = flat if alive is None or n_alive == flat.numel() else flat[alive]
@@ -237,7 +256,7 @@ def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_aliv
     fn = _np_scores(flat)
     an = None if alive is None or n_alive == flat.numel() else alive.numpy()
     if fn.size >= SAMPLED_SELECTION_MIN:
-        thr = _kth_bracketed(fn, an, k, n_alive)
+        thr = _kth_bracketed(fn, an, k, n_alive, record)
         if thr is not None:
             return thr
     vals = fn if an is None else np.compress(an, fn)
@@ -245,7 +264,11 @@ def _kth_smallest(flat: torch.Tensor, alive: torch.Tensor | None, k: int, n_aliv
 
 
 def _keep_top_flat(
-    flat: torch.Tensor, alive: torch.Tensor | None, n_keep: int, dead_zero: bool = False
+    flat: torch.Tensor,
+    alive: torch.Tensor | None,
+    n_keep: int,
+    dead_zero: bool = False,
+    record: list[np.ndarray] | None = None,
 ) -> torch.Tensor:
     """Bool keep-vector: the `n_keep` highest of `flat` among the `alive` entries (None: all).
 
@@ -265,7 +288,7 @@ def _keep_top_flat(
     gathered) it measured no faster on MiniLM's cut buffers: 23 ms either way.)
 
     Float64 scores are selected in float64 (`_np_scores`): a threshold rounded to float32 would
-    misplace scores that float32 cannot tell apart.
+    misplace scores that float32 cannot tell apart. `record`: see `_kth_bracketed`.
     """
     n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
@@ -279,7 +302,7 @@ def _keep_top_flat(
     if n_keep == 0:
         return torch.zeros_like(flat, dtype=torch.bool)
     n_prune = n_alive - n_keep
-    thr = _kth_smallest(flat, alive, n_prune, n_alive)
+    thr = _kth_smallest(flat, alive, n_prune, n_alive, record)
     # dead_zero: a pruned entry (0) never exceeds the threshold (an alive score, >= 0)
     keep = _compare_alive(flat, thr, None if dead_zero else alive, torch.gt, np.greater)
     extra = n_keep - _count(keep)
@@ -386,7 +409,8 @@ def select_flat(
                 flat[a:b], None if alive is None else alive[a:b], k, dead_zero
             )
         return keep
-    keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
+    record: list[np.ndarray] | None = [] if min_density > 0.0 else None
+    keep = _keep_top_flat(flat, alive, n_keep, dead_zero, record)
     if min_density <= 0.0 and not warn and emptied_out is None:
         return keep
     counts = [_count(keep[a:b]) for a, b in segs]
@@ -415,7 +439,8 @@ def select_flat(
             f"min_density={min_density} keeps {sum(floors)} weights in per-tensor floors alone, "
             f"more than the {n_keep} the cut keeps; lower min_density"
         )
-    keep = _lift_floors(flat, segs, alive, n_keep, counts, floors, dead_zero, keep)
+    bracket = record[0] if record else None
+    keep = _lift_floors(flat, segs, alive, n_keep, counts, floors, dead_zero, keep, bracket)
     if warn and emptied:
         warnings.warn(
             f"plain global selection would have emptied {len(emptied)} tensor(s): {emptied}; "
@@ -436,10 +461,17 @@ def _lift_floors(
     floors: list[int],
     dead_zero: bool,
     keep: torch.Tensor,
+    bracket: np.ndarray | None = None,
 ) -> torch.Tensor:
     """The guard's selection: while a tensor not yet lifted keeps fewer than its floor, its
     `floors[i]` highest alive scores (ties: the later entry first, as `_keep_top_flat`) are set to
     +inf and the global selection is made again (+inf >= 0: `dead_zero` still holds).
+
+    The selection again is not made from scratch when the first one's bracket (`bracket`, the
+    entries `_kth_bracketed` gathered around its threshold) holds what it needs
+    (`_reselect_from_bracket`): lifting entries that were pruned only moves the threshold up past
+    as many of the lowest kept ones, which lie just above the old threshold, inside the bracket.
+    The same keep-vector, exactly; where the bracket does not hold enough, the full selection.
 
     The lifted entries are set in `flat` itself and put back before returning (also on an error):
     no copy of the whole buffer (a fresh copy of MiniLM's 43 MB of scores cost ~10,500 page faults
@@ -448,11 +480,13 @@ def _lift_floors(
     """
     lifted: set[int] = set()
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []  # (flat index, old values) per lift
+    cands: np.ndarray | None = None  # the bracket's entries, as flat indices (made once)
     try:
         while True:
             below = [i for i, (c, f) in enumerate(zip(counts, floors)) if c < f and i not in lifted]
             if not below:
                 return keep
+            new: list[torch.Tensor] = []
             for i in below:
                 a, b = segs[i]
                 top = _keep_top_flat(flat[a:b], None if alive is None else alive[a:b], floors[i])
@@ -460,11 +494,68 @@ def _lift_floors(
                 saved.append((idx, flat[idx]))
                 flat[idx] = math.inf
                 lifted.add(i)
-            keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
-            counts = [_count(keep[a:b]) for a, b in segs]
+                new.append(idx)
+            again = None
+            if bracket is not None and flat.device.type == "cpu":
+                if cands is None:
+                    cands = np.flatnonzero(bracket)
+                again = _reselect_from_bracket(flat, keep, torch.cat(new), cands, segs, counts)
+            if again is None:
+                keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
+                counts = [_count(keep[a:b]) for a, b in segs]
+            else:
+                keep, counts = again
     finally:
         for idx, vals in reversed(saved):
             flat[idx] = vals
+
+
+def _reselect_from_bracket(
+    flat: torch.Tensor,
+    keep: torch.Tensor,
+    lifted: torch.Tensor,
+    cands: np.ndarray,
+    segs: Sequence[tuple[int, int]],
+    counts: list[int],
+) -> tuple[torch.Tensor, list[int]] | None:
+    """The global selection of `flat` after `lifted` entries were set to +inf, from `keep`, the
+    exact selection before that (same alive entries, same count), without a pass over the buffer;
+    None when `cands` does not hold what it needs (the caller then selects from scratch).
+
+    A selection prunes the first `n_prune` alive entries in the order (score, then flat index):
+    the lowest, and of equal scores the earlier (`_keep_top_flat`). Setting entries to +inf moves
+    them to the end of that order; the pruned prefix then loses the `d` lifted entries it held and
+    takes instead the first `d` entries of the rest, i.e. of the kept entries not lifted. Those lie
+    just above the old threshold: every kept entry scores at least the old threshold, which lies in
+    the first selection's bracket, and the bracket (`cands`, flat indices in increasing order)
+    holds every alive entry up to its upper end. So if the kept, not-lifted entries in `cands`
+    number at least `d`, their first `d` in that order are the ones to prune. A lifted entry is
+    recognised by its +inf (the scores were checked finite before any lifting). Returns the new
+    keep-vector (`keep`, changed in place) and the per-segment counts."""
+    fn = _np_scores(flat)
+    kn = keep.numpy()
+    lift = lifted.numpy()
+    added = lift[~kn[lift]]  # lifted entries that were pruned: they are kept now
+    d = added.size
+    if d == 0:
+        return keep, counts
+    vals = fn[cands]
+    pool = kn[cands] & np.isfinite(vals)  # kept and not lifted (now or in an earlier round)
+    pidx, pval = cands[pool], vals[pool]
+    if pidx.size < d:
+        return None
+    t = np.partition(pval, d - 1)[d - 1]
+    low = pidx[pval < t]
+    ties = pidx[pval == t][: d - low.size]  # of equal scores the earlier is pruned first
+    kn[added] = True
+    kn[low] = False
+    kn[ties] = False
+    bounds = np.asarray([b for _, b in segs])
+    gained = np.bincount(np.searchsorted(bounds, added, side="right"), minlength=len(segs))
+    lost = np.bincount(np.searchsorted(bounds, low, side="right"), minlength=len(segs))
+    lost += np.bincount(np.searchsorted(bounds, ties, side="right"), minlength=len(segs))
+    counts = [c + int(g) - int(x) for c, g, x in zip(counts, gained, lost)]
+    return keep, counts
 
 
 def _select_nm(
