@@ -11,7 +11,7 @@ import pytest
 import torch
 from maskloop import FeatureHook, IndexedDataset, Selection
 from ted_prune import TEDPruner
-from ted_prune.observations import ObservationStore
+from ted_prune.observations import ObservationStore, _row_items
 from ted_prune.sampling import group_quantiles, sample_groups
 from ted_prune.ted import last_layer_factors, quantiles, sample_keep, ted_scores
 from torch import nn
@@ -272,3 +272,21 @@ def test_norms_in_chunks_and_the_reused_staging_buffer_equal_the_whole_matrix(mo
         assert torch.equal(store.hnorm2, (h * h).sum(1))  # bit for bit
         assert torch.equal(store.probs, torch.softmax(store.logits.to(dtype), dim=1))
         assert torch.equal(store.h[:, -1], torch.ones(50))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_item_scatter_writes_the_same_bytes_as_a_two_dim_scatter(dtype):
+    # `_write` scatters whole rows as opaque items: same memory as the buffer, same bytes as
+    # NumPy's 2-D fancy assignment (rows of 161 and of 10 values, -0.0, inf and NaN included)
+    torch.manual_seed(0)
+    for cols in (161, 10):
+        rows = torch.randn(40, cols, dtype=dtype)
+        rows[0, 0], rows[1, 1], rows[2, 2] = -0.0, float("inf"), float("nan")
+        idx = torch.randperm(64)[:40].numpy()
+        want = torch.zeros(64, cols, dtype=dtype)
+        want.numpy()[idx] = rows.numpy()
+        got = torch.zeros(64, cols, dtype=dtype)
+        _row_items(got)[idx] = _row_items(rows)
+        assert got.view(torch.uint8).equal(want.view(torch.uint8))
+    with pytest.raises(AssertionError):  # a strided view would be written through a copy
+        _row_items(torch.zeros(8, 12)[:, :10])

@@ -212,14 +212,16 @@ class ObservationStore:
             keep = torch.nonzero(last[idx] == pos).flatten()
             idx, labels, logits, h = idx[keep], labels[keep], logits[keep], h[keep]
         assert self.hnorm2 is not None and self.probs is not None
-        # row scatters through NumPy views of the buffers (same memory, same values): a fancy-
-        # indexed assignment copies whole rows, several times faster than index_copy_ on CPU
+        # row scatters through NumPy views of the buffers (same memory, same bytes): each row of a
+        # 2-D buffer is one opaque item (`_row_items`), so a fancy-indexed assignment copies it
+        # with one memcpy instead of a strided loop over its elements (h~: ~25% faster, the
+        # 10-wide logits and softmax rows ~2.5x, than NumPy's 2-D fancy assignment)
         rows = idx.numpy()
         self.label_buffer().numpy()[rows] = labels.numpy()
-        self.logits.numpy()[rows] = logits.numpy()
-        self.h.numpy()[rows] = h.numpy()
+        _row_items(self.logits)[rows] = _row_items(logits)
+        _row_items(self.h)[rows] = _row_items(h)
         self.hnorm2.numpy()[rows] = self._squared_norms(h).numpy()
-        self.probs.numpy()[rows] = torch.softmax(logits.to(self.norm_dtype), dim=1).numpy()
+        _row_items(self.probs)[rows] = _row_items(torch.softmax(logits.to(self.norm_dtype), dim=1))
         self.fresh |= mark
 
     def _squared_norms(self, h: torch.Tensor) -> torch.Tensor:
@@ -245,6 +247,15 @@ class ObservationStore:
         """Mark every sample as not observed (a new epoch); staged rows are written first."""
         self.flush()
         self.fresh = torch.zeros(self.n, dtype=torch.bool)
+
+
+def _row_items(t: torch.Tensor) -> np.ndarray:
+    """The rows of a C-contiguous 2-D CPU tensor as a 1-D NumPy array of opaque items (one
+    `np.void` of the row's bytes each), sharing its memory (the buffers and the staged rows are
+    always contiguous; anything else would be copied, and a scatter into a copy lost)."""
+    a = t.numpy()
+    assert a.flags.c_contiguous and a.ndim == 2
+    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).reshape(a.shape[0])
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
