@@ -53,9 +53,10 @@ def test_score_epochs_bad_value_names_it(setup, value, error):
         make_mask("lnpt", init, teacher, data, 0.9, cfg, 0, spec, {"score_epochs": value})
 
 
-def test_score_epochs_zero_keeps_cache_keys():
-    """0 (the default) leaves the config's fingerprint, so every committed run keeps its key."""
+def test_score_epochs_is_in_the_cache_key_and_off_by_default():
+    """The default config does not carry the option (so its fingerprint is the committed runs'),
+    and a set `score_epochs` changes the fingerprint (its runs never reuse the at-init units)."""
     a = BenchConfig(models=("cnn",))
-    assert a.fingerprint("cnn") == BenchConfig(models=("cnn",)).fingerprint("cnn")
+    assert "score_epochs" not in a.lnpt_options
     b = BenchConfig(models=("cnn",), lnpt_options={"score_epochs": 5})
     assert b.fingerprint("cnn") != a.fingerprint("cnn")
