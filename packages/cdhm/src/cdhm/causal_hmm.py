@@ -469,44 +469,43 @@ class CDHMClassifier(DomainAdaptiveClassifier):
 
     ``target_encoder`` (issue 18, session 17; default ``"adapted"`` since session 18, before that
     ``"shared"``: one inference network for both domains) chooses how target windows are encoded.
-    The default was chosen on validation only (hard-tier source domains held out as
-    pseudo-targets, tasks A->B, B->C, D->B, D->C, fresh seeds 106-111): ``"adapted"`` -
-    ``"shared"`` +4.28 points of pseudo-target accuracy [95 % CI +2.49, +5.84]; on the test
-    protocol (12 hard-tier tasks x seeds 0-4, read after the choice) +3.26 [+1.99, +5.58]
-    (README, "A separate target encoder, ADDA-style"). ``"adapted"`` is the untied-weights design of ADDA (Tzeng et al., CVPR 2017),
+    The default was chosen on validation only (hard-tier source domains held out as pseudo-targets,
+    tasks A->B, B->C, D->B, D->C, fresh seeds 106-111): ``"adapted"`` - ``"shared"`` +4.28 points of
+    pseudo-target accuracy [95 % CI +2.49, +5.84]; on the test protocol (12 hard-tier tasks x seeds
+    0-4, read after the choice) +3.26 [+1.99, +5.58] (README, "A separate target encoder,
+    ADDA-style"). ``"adapted"`` is the untied-weights design of ADDA (Tzeng et al., CVPR 2017),
     applied to CDHM's inference network: for the first ``adapt_start`` of training (default 0.5)
-    CDHM trains without any alignment (the labelled source, the ELBO of both domains' windows
-    and the condition head, one shared guide: ADDA's pre-training stage, here with the target
-    windows' unsupervised ELBO); at ``adapt_start`` the guide (CNN encoder and the q(s) / q(z)
-    GRU cells) is copied into a separate target guide, and from then on target windows are
-    encoded by it and source windows by the source guide. The generative model (decoder, Markov
-    priors), the fault head and the condition head stay shared. The alignment term (``alignment``
-    with ``lambda_align``) then runs with the source's s detached, so it moves only the target
-    guide, with the ``align_ramp`` over the rest of training (:meth:`_adapt_weight`); the target
-    guide is also trained by its windows' ELBO under the shared decoder and prior, which keeps
-    its s a code the shared model can read. Unlike ADDA, the source guide keeps training on its
-    labels and ELBO after the split (no alignment gradient ever reaches it). Prediction
-    (``predict``, ``predict_proba``, ``score``) uses the target guide once it exists (the fitted
-    model is the target model, as ADDA deploys its target encoder); ``transform`` and
-    ``elbo_terms`` route each window by its condition ``c`` (a target condition of the fit: the
-    target guide). It assumes what the diagnosis of the noisy-source class swap found (README):
-    that the swap forms when a two-sided alignment through one shared encoder acts before the
-    source classes exist, while CDHM without alignment keeps the class correspondence (D->A
-    seed 1: 86 % without alignment, 53 % with it), and that a one-sided alignment through a
-    shared encoder fails because it still moves the source (``align_direction="to_source"``
-    collapsed two 0 dB tasks). So the target encoder starts where the unaligned model puts the
-    target windows, and the alignment can move them without touching the source's s. It cannot
-    help where the source's own classes do not separate. The other alignment options compose with
-    it: ``alignment``, ``align_steps``, ``align_ramp``, ``lambda_lmmd`` and the ``lambda_ent`` /
-    ``lambda_div`` terms (which share the schedule) act on the target guide after the split;
-    ``align_warmup`` and ``align_gate`` delay its alignment further: the weight stays 0 until
-    the split *and* the warm-up (or the gate's opening) have passed, and the ramp runs from the
-    later of the two (:meth:`_adapt_weight`, :meth:`_gate`). The alignment is always one-sided
-    (the source guide never gets an alignment gradient), so ``align_direction`` acts only with
-    ``"shared"``. ``alignment=None`` still splits the target guide at ``adapt_start`` (then
-    trained by its windows' ELBO alone: the no-alignment rung of the untied model).
-    ``target_encoder="shared"`` is the model of every bench row named ``CDHM`` (the bench pins
-    it, :data:`cdhm.bench.BENCH_CDHM`).
+    CDHM trains without any alignment (the labelled source, the ELBO of both domains' windows and
+    the condition head, one shared guide: ADDA's pre-training stage, here with the target windows'
+    unsupervised ELBO); at ``adapt_start`` the guide (CNN encoder and the q(s) / q(z) GRU cells) is
+    copied into a separate target guide, and from then on target windows are encoded by it and
+    source windows by the source guide. The generative model (decoder, Markov priors), the fault
+    head and the condition head stay shared. The alignment term (``alignment`` with
+    ``lambda_align``) then runs with the source's s detached, so it moves only the target guide,
+    with the ``align_ramp`` over the rest of training (:meth:`_adapt_weight`); the target guide is
+    also trained by its windows' ELBO under the shared decoder and prior, which keeps its s a code
+    the shared model can read. Unlike ADDA, the source guide keeps training on its labels and ELBO
+    after the split (no alignment gradient ever reaches it). Prediction (``predict``,
+    ``predict_proba``, ``score``) uses the target guide once it exists (the fitted model is the
+    target model, as ADDA deploys its target encoder); ``transform`` and ``elbo_terms`` route each
+    window by its condition ``c`` (a target condition of the fit: the target guide). It assumes what
+    the diagnosis of the noisy-source class swap found (README): that the swap forms when a
+    two-sided alignment through one shared encoder acts before the source classes exist, while CDHM
+    without alignment keeps the class correspondence (D->A seed 1: 86 % without alignment, 53 % with
+    it), and that a one-sided alignment through a shared encoder fails because it still moves the
+    source (``align_direction="to_source"`` collapsed two 0 dB tasks). So the target encoder starts
+    where the unaligned model puts the target windows, and the alignment can move them without
+    touching the source's s. It cannot help where the source's own classes do not separate. The
+    other alignment options compose with it: ``alignment``, ``align_steps``, ``align_ramp``,
+    ``lambda_lmmd`` and the ``lambda_ent`` / ``lambda_div`` terms (which share the schedule) act on
+    the target guide after the split; ``align_warmup`` and ``align_gate`` delay its alignment
+    further: the weight stays 0 until the split *and* the warm-up (or the gate's opening) have
+    passed, and the ramp runs from the later of the two (:meth:`_adapt_weight`, :meth:`_gate`). The
+    alignment is always one-sided (the source guide never gets an alignment gradient), so
+    ``align_direction`` acts only with ``"shared"``. ``alignment=None`` still splits the target
+    guide at ``adapt_start`` (then trained by its windows' ELBO alone: the no-alignment rung of the
+    untied model). ``target_encoder="shared"`` is the model of every bench row named ``CDHM`` (the
+    bench pins it, :data:`cdhm.bench.BENCH_CDHM`).
     """
 
     def __init__(
