@@ -547,13 +547,12 @@ def _reselect_from_bracket(
     t = np.partition(pval, d - 1)[d - 1]
     low = pidx[pval < t]
     ties = pidx[pval == t][: d - low.size]  # of equal scores the earlier is pruned first
+    pruned = np.concatenate([low, ties])
     kn[added] = True
-    kn[low] = False
-    kn[ties] = False
+    kn[pruned] = False
     bounds = np.asarray([b for _, b in segs])
     gained = np.bincount(np.searchsorted(bounds, added, side="right"), minlength=len(segs))
-    lost = np.bincount(np.searchsorted(bounds, low, side="right"), minlength=len(segs))
-    lost += np.bincount(np.searchsorted(bounds, ties, side="right"), minlength=len(segs))
+    lost = np.bincount(np.searchsorted(bounds, pruned, side="right"), minlength=len(segs))
     counts = [c + int(g) - int(x) for c, g, x in zip(counts, gained, lost)]
     return keep, counts
 
