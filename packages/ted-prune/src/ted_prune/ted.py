@@ -510,8 +510,8 @@ class TEDPruner(ScheduledPruner):
         self.target = target
         self.grads = grads
         self.uses_features = grads == "last_layer"
-        # staged observations are range-checked when staged (the first batch after each write)
-        # or written (`ObservationStore`), and by `weights` (every batch it reweights)
+        # observations are range-checked when written (`ObservationStore.write`, every batch before
+        # any of its rows), and by `weights` (every batch it reweights)
         self.checks_indices_later = grads == "last_layer"
         self.beta = float(beta)
         if not isinstance(normalize, bool):
@@ -587,42 +587,37 @@ class TEDPruner(ScheduledPruner):
 
     # -- scoring --------------------------------------------------------------------------------
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
-        # staged by reference, written to the per-sample buffers in one go when read
+        # the batch's rows are written straight into the per-sample buffers
         if self.grads != "last_layer":
             self._obs.mark_labels(indices, targets)
             return
-        self._obs.stage(indices, targets, logits, features)
+        self._obs.write(indices, targets, logits, features)
 
-    # the observation buffers, written (flushed) before anything reads them
+    # the observation buffers (every observed batch is already written into them)
     @property
     def labels(self) -> torch.Tensor | None:
         """(N,) training labels as observed (-1: never observed)."""
-        self._obs.flush()
         return self._obs.labels
 
     @property
     def logits(self) -> torch.Tensor | None:
         """(N, C) logits of every sample at its last observation (None before any)."""
-        self._obs.flush()
         return self._obs.logits
 
     @property
     def features(self) -> torch.Tensor | None:
         """(N, D) penultimate features of every sample at its last observation (None before any)."""
-        self._obs.flush()
         return self._obs.features
 
     @property
     def fresh(self) -> torch.Tensor:
         """(N,) bool: observed (trained on or re-scored) in the current epoch."""
-        self._obs.flush()
         return self._obs.fresh
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Closed-form last-layer gradient factors (e, h~) of every sample (float64), from the
         stored logits/features/labels (zeros for never-observed samples)."""
         obs = self._obs
-        obs.flush()
         if obs.logits is None or obs.h is None or obs.labels is None:
             raise ValueError("no observations yet: call observe() during training first")
         assert obs.probs is not None
@@ -686,7 +681,7 @@ class TEDPruner(ScheduledPruner):
                         )
                     b = logits.shape[0]
                     sl = idx[pos : pos + b]
-                    self._obs.stage(sl, torch.as_tensor(targets).long().cpu(),
+                    self._obs.write(sl, torch.as_tensor(targets).long().cpu(),
                                     logits.float().cpu(), feats.float().cpu())  # fmt: skip
                     pos += b
         finally:
@@ -783,7 +778,6 @@ class TEDPruner(ScheduledPruner):
         if world_size() <= 1:
             return
         obs = self._obs
-        obs.flush()
         cnt = obs.fresh.double()
         all_reduce_(cnt)
         dims = torch.tensor(
@@ -913,7 +907,7 @@ class TEDPruner(ScheduledPruner):
             )
         self.scores = extra["scores"].clone()
         self.has_score = extra["has_score"].clone()
-        self._obs.set_buffers(extra["logits"], extra["features"])  # drops staged rows
+        self._obs.set_buffers(extra["logits"], extra["features"])
         self._obs.fresh = extra["fresh"].clone()
         self.last_alignment = extra["last_alignment"].clone()
         self._obs.labels = None if extra["labels"] is None else extra["labels"].clone()
