@@ -29,6 +29,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from maskloop import FeatureHook, Selection, split_batch
 from maskloop.distributed import all_reduce_, world_size
@@ -494,7 +495,7 @@ class TEDPruner(ScheduledPruner):
         self.stale = stale
         self.reweights = selection == "sample"
         self.weight = torch.ones(self.n, dtype=torch.float64)
-        self._weight32: torch.Tensor | None = None  # float32 copy of `weight`
+        self._weight32: np.ndarray | None = None  # float32 copy of `weight`
         self.forward_seconds = 0.0  # time spent in forward-only re-scoring passes (in score time)
         self._groups: tuple[torch.Tensor, ...] | None = None  # labels, group ids, sizes, order
         if grads not in GRADS:
@@ -859,16 +860,15 @@ class TEDPruner(ScheduledPruner):
         ):
             self.select()  # what select() would do; otherwise it would return its cache
         if self._weight32 is None:  # once per selection, not per batch
-            self._weight32 = self.weight.float()
+            self._weight32 = self.weight.float().numpy()
         indices = _as_cpu(indices, torch.long)
         if indices.ndim != 1:
             indices = indices.flatten()
-        try:  # index_select checks the range: a bad batch is reported here, clearly
-            return self._weight32.index_select(0, indices)
-        except (IndexError, RuntimeError) as err:
-            if indices_in_range(indices, self.n):
-                raise
-            raise index_range_error(indices, self.n) from err
+        if not indices_in_range(indices, self.n):  # a bad batch is reported here, clearly
+            raise index_range_error(indices, self.n)
+        # a NumPy gather (the same float32 values as `index_select`, without a torch dispatch
+        # inside the training loop)
+        return torch.from_numpy(self._weight32[indices.numpy()])
 
     # -- state ------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
