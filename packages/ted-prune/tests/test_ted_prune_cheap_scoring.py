@@ -2,8 +2,8 @@
 
 The reference here is the scoring path before it, written out: every training batch written into
 (N, ...) buffers at once, h~ = [h, 1] built and ||h~||^2 recomputed from the buffers each epoch,
-and `selection="sample"` run class by class with `sample_keep`. The pruner (observations written
-at once, cached norms, all classes sampled at once) must give the same scores in float64 (to 1e-12) and the
+and `selection="sample"` run class by class with `sample_keep`. The pruner (staged observations,
+cached norms, all classes sampled at once) must give the same scores in float64 (to 1e-12) and the
 same selections and loss weights, epoch after epoch, re-scoring epochs included.
 """
 
@@ -166,19 +166,19 @@ def test_group_quantiles_are_per_group_quantiles():
         assert torch.equal(got[idx], quantiles(s[idx]))
 
 
-def test_observation_store_keeps_the_last_row_and_writes_at_once():
-    store = ObservationStore(10)
+def test_observation_store_keeps_the_last_row_and_flushes_on_read():
+    store = ObservationStore(10, capacity=4)  # small: forces writes while staging
     rows = torch.arange(30, dtype=torch.float32).reshape(10, 3)
 
-    def write(idx, shift):
+    def stage(idx, shift):
         idx = torch.tensor(idx)
-        store.write(idx, idx % 3, rows[idx, :2] + shift, rows[idx] + shift)
+        store.stage(idx, idx % 3, rows[idx, :2] + shift, rows[idx] + shift)
 
-    write([0, 1, 2], 0.0)
-    assert store.labels is not None and store.labels.tolist() == [0, 1, 2] + [-1] * 7  # at once
-    write([3, 1], 100.0)
-    write([5, 5], 200.0)  # a repeated sample within a batch: its last row wins
-    write([6, 7, 8, 9, 0, 1], 300.0)  # larger than any batch before: the scratch grows
+    stage([0, 1, 2], 0.0)
+    stage([3, 1], 100.0)  # reaches the capacity: both batches are written, in order
+    stage([5, 5], 200.0)  # a repeated sample within a batch: its last row wins
+    stage([6, 7, 8, 9, 0, 1], 300.0)  # larger than the staging capacity
+    store.flush()
     assert store.labels is not None and store.features is not None and store.h is not None
     assert store.labels.tolist() == [0, 1, 2, 0, -1, 2, 0, 1, 2, 0]
     for i, shift in [(0, 300.0), (1, 300.0), (2, 0.0), (3, 100.0), (5, 200.0), (9, 300.0)]:
@@ -189,7 +189,7 @@ def test_observation_store_keeps_the_last_row_and_writes_at_once():
     assert torch.equal(store.probs, torch.softmax(store.logits, dim=1))
     assert store.fresh.tolist() == [True] * 4 + [False] + [True] * 5
     with pytest.raises(ValueError, match="feature/class sizes changed"):
-        store.write(torch.tensor([1]), torch.tensor([1]), torch.zeros(1, 2), torch.zeros(1, 4))
+        store.stage(torch.tensor([1]), torch.tensor([1]), torch.zeros(1, 2), torch.zeros(1, 4))
 
 
 def test_pruner_buffers_are_readable_mid_epoch_and_in_its_state():
@@ -207,40 +207,66 @@ def test_pruner_buffers_are_readable_mid_epoch_and_in_its_state():
     assert torch.equal(p.scores, q.scores)
 
 
-def test_written_rows_are_copied_so_a_later_in_place_change_is_not_scored():
+def test_staged_rows_are_copied_so_a_later_in_place_change_is_not_scored():
     store = ObservationStore(5)
     idx, labels = torch.tensor([0, 1]), torch.tensor([0, 1])
     logits, feats = torch.zeros(2, 3), torch.ones(2, 4)
-    store.write(idx, labels, logits, feats)
+    store.stage(idx, labels, logits, feats)
     for t in (idx, labels, logits, feats):  # e.g. reused output buffers
         t.add_(1)
+    store.flush()
     assert store.labels is not None and store.logits is not None and store.features is not None
     assert store.labels.tolist() == [0, 1, -1, -1, -1]
     assert store.fresh.tolist() == [True, True, False, False, False]
     assert torch.equal(store.logits[:2], torch.zeros(2, 3))
     assert torch.equal(store.features[:2], torch.ones(2, 4))
     assert torch.equal(store.probs[:2], torch.full((2, 3), 1 / 3))
-    # views and tensors that record gradients are written by value
+
+
+def test_views_and_tensors_that_record_gradients_are_staged_by_value():
+    store = ObservationStore(5)
     hidden = torch.randn(2, 7, 4)
     want = hidden[:, 0].clone()
     w = torch.ones(3, requires_grad=True)
-    logits = (torch.randn(2, 3) * w).T.contiguous().T  # part of a graph, and strided
-    store.write(torch.tensor([3, 1]), torch.tensor([0, 1]), logits, hidden[:, 0])  # strided view
+    logits = torch.randn(2, 3) * w  # part of a graph
+    store.stage(torch.tensor([3, 1]), torch.tensor([0, 1]), logits, hidden[:, 0])  # strided view
     hidden.zero_()
+    store.flush()
+    assert store.features is not None and store.logits is not None
     assert torch.equal(store.features[[3, 1]], want)
     assert torch.equal(store.logits[[3, 1]], logits.detach())
-    assert torch.equal(store.probs[[3, 1]], torch.softmax(logits.detach(), dim=1))
+
+
+def test_staging_grows_for_a_batch_larger_than_the_room_left_and_keeps_order():
+    store = ObservationStore(8, capacity=3)
+    g = torch.Generator().manual_seed(1)
+    writes = []
+    for idx in ([0, 1], [1, 2, 3, 4, 5], [5], [6, 7, 0]):  # the 2nd and 4th overflow the room
+        idx = torch.tensor(idx)
+        feats = torch.randn(idx.numel(), 2, generator=g)
+        store.stage(idx, idx % 2, torch.randn(idx.numel(), 3, generator=g), feats)
+        writes.append((idx, feats))
+    store.flush()
+    expect = torch.zeros(8, 2)
+    for idx, feats in writes:  # batch by batch: a later observation wins
+        expect[idx] = feats
+    assert store.features is not None and torch.equal(store.features, expect)
+    assert torch.equal(store.h[:, -1], torch.ones(8))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_norms_and_softmax_per_batch_equal_the_whole_matrix(dtype):
+def test_norms_in_chunks_and_the_reused_staging_buffer_equal_the_whole_matrix(monkeypatch, dtype):
+    import ted_prune.observations as obs
+
+    monkeypatch.setattr(obs, "_CHUNK", 7)  # several chunks and a ragged last one
     store = ObservationStore(50, norm_dtype=dtype)
     g = torch.Generator().manual_seed(0)
-    for epoch in range(3):  # the scratch is reused from batch to batch and grows
+    for epoch in range(3):  # the staging buffer is reused from write to write
         idx = torch.randperm(50, generator=g)[: 20 + 10 * epoch]
-        for part in idx.split(7 + 4 * epoch):  # ragged last batches
+        for part in idx.split(9):
             feats = torch.randn(part.numel(), 5, generator=g) * 10.0 ** (epoch - 1)
-            store.write(part, part % 3, torch.randn(part.numel(), 4, generator=g), feats)
+            store.stage(part, part % 3, torch.randn(part.numel(), 4, generator=g), feats)
+        store.flush()
         assert store.h is not None and store.logits is not None
         h = store.h.to(dtype)
         assert torch.equal(store.hnorm2, (h * h).sum(1))  # bit for bit
@@ -250,7 +276,7 @@ def test_norms_and_softmax_per_batch_equal_the_whole_matrix(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_row_item_scatter_writes_the_same_bytes_as_a_two_dim_scatter(dtype):
-    # `write` scatters whole rows as opaque items: same memory as the buffer, same bytes as
+    # `_write` scatters whole rows as opaque items: same memory as the buffer, same bytes as
     # NumPy's 2-D fancy assignment (rows of 161 and of 10 values, -0.0, inf and NaN included)
     torch.manual_seed(0)
     for cols in (161, 10):

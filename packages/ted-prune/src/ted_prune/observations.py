@@ -1,34 +1,43 @@
 """TED's per-sample observation buffers: every sample's label, logits and classifier input at its
-last observation, each batch's rows written straight into them when it is observed.
+last observation, written in bulk.
 
 TED scores samples from the training forward pass (no second forward for the samples it trains
-on), so every training batch hands over its logits and penultimate features. `ObservationStore`
-writes each batch's rows into the preallocated (N, ...) buffers at once (`write`): one NumPy
-fancy assignment per buffer, each row of a 2-D buffer one opaque item (`_row_items`, one memcpy
-per row), while the batch is still in the cache. There is no staging ring and no per-epoch write
-pass: until session 18 the rows were copied into staging buffers and scattered into the (N, ...)
-buffers in one go when read, which read every observed row twice more (the staged copy, then the
-scatter) and cost about a sixth of TED's scoring time on MNIST-1D. The result is the same bytes:
-a sample observed twice keeps its last observation (within a batch too), and because the rows
-are copied, nothing of a training batch is kept alive and a tensor the caller changes in place
-after `observe` cannot alter what is scored.
+on), so every training batch hands over its logits and penultimate features. Writing them into the
+(N, ...) buffers batch by batch cost one indexed copy per buffer per batch, and on a CPU every
+small op issued between the training kernels costs 10-30 us (cold caches): about 4% of an
+MNIST-1D epoch. `ObservationStore` instead *stages* each batch: its rows are copied, in order, into
+staging buffers kept from write to write (`capacity` rows; NumPy slice assignments into the
+contiguous next rows, no torch dispatch, the batch still in the cache), and written into the
+(N, ...) buffers in one go when anything reads them (`flush`, called by the readers: end of epoch,
+re-scoring, `state_dict`), or when `capacity` rows are staged. The result is the same as writing
+batch by batch: a sample observed twice keeps its last observation. Because the rows are copied
+when staged, nothing of a training batch is kept alive until the write (its activations go back
+to the allocator at once), the write needs no `cat` of the staged batches, and a tensor the caller
+changes in place after `observe` cannot alter what is scored.
 
-Dataset indices are range-checked for every batch before any of its rows is written, with ONE
-reduction (`indices_in_range`; a bad batch raises a `ValueError` naming `indices`, and nothing of
-it is written).
+Dataset indices are range-checked before any staged row is written: the first batch after each
+write when it is staged (so a dataset that does not match the pruner fails at its first batch),
+every other one with the whole write in ONE reduction (`indices_in_range`), which raises the same
+`ValueError` naming the batch instead of one `aminmax` and two `.item()` calls per training batch
+(about 19 us each inside the training loop, ~5% of TED's scoring on MNIST-1D). Nothing of the
+staged rows is written then: they are dropped with the error. (`TEDPruner.weights` checks every
+batch whose loss weights are read at once as well, so with `selection="sample"` a bad batch
+still raises when it is passed.)
 
 The features buffer holds h~ = [h, 1] (the bias column of the last-layer gradient e h~^T), so the
 closed-form factors need no (N, D+1) copy, and the squared row norms ||h~_i||^2 and the softmax
-probabilities of each written row are computed when the row is written, in the scoring dtype,
-not for all N rows every epoch (a row's sum or softmax does not depend on the other rows, so these
-equal the full-matrix `(h * h).sum(1)` and `softmax(logits)` bit for bit; tested). Each batch's
-h~ rows are assembled in a small scratch buffer (its ones column set once) that stays in the
-cache, as do the norms' scratch and the batch's logits.
+probabilities of the written rows are computed at write time in the scoring dtype, not for all N
+rows every epoch (a row's sum or softmax does not depend on the other rows, so these equal the
+full-matrix `(h * h).sum(1)` and `softmax(logits)` bit for bit).
+
+A write allocates no large temporary: the staged features already sit in the staging buffer (its
+ones column set once, so its rows are h~), and the norms are computed in chunks of
+`_CHUNK` rows through one small scratch buffer. On a CPU whose memory is shared with training, a
+fresh (rows, D+1) allocation per epoch costs page faults and cache misses that took as long as the
+write itself (MNIST-1D, 13,650 rows of 161: about 15 ms with fresh temporaries, 7 ms without).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import torch
@@ -37,17 +46,19 @@ from ted_prune.pruner import index_range_error, indices_in_range
 
 __all__ = ["ObservationStore"]
 
+_CHUNK = 2048  # rows per chunk of the norm computation (its scratch stays in the cache)
+
 
 class ObservationStore:
     """Labels (N,), logits (N, C), features with a ones column h~ (N, D+1), fresh flags (N,).
 
     Args:
         n: dataset size N.
-        norm_dtype: dtype of the cached squared row norms ||h~_i||^2 and softmax rows (the scoring
-            precision).
+        norm_dtype: dtype of the cached squared row norms ||h~_i||^2 (the scoring precision).
+        capacity: staged rows before a write is forced (bounds the staging memory).
     """
 
-    def __init__(self, n: int, norm_dtype: torch.dtype = torch.float32):
+    def __init__(self, n: int, norm_dtype: torch.dtype = torch.float32, capacity: int = 65536):
         self.n = n
         self.norm_dtype = norm_dtype
         self.labels: torch.Tensor | None = None  # (N,) long, -1: never observed
@@ -56,24 +67,23 @@ class ObservationStore:
         self.hnorm2: torch.Tensor | None = None  # (N,) ||h~_i||^2 in norm_dtype
         self.probs: torch.Tensor | None = None  # (N, C) softmax of the logits in norm_dtype
         self.fresh = torch.zeros(n, dtype=torch.bool)  # observed since the last reset
-        # per-batch scratch, kept from batch to batch: h~ rows (ones column set once), the batch's
-        # logits, the products and norms in norm_dtype; and its views for each batch size seen
-        self._scratch: tuple[torch.Tensor, ...] | None = None
-        self._slices: dict[int, tuple[Any, ...]] = {}
-        # NumPy views of the (N, ...) buffers (rows of 2-D ones as opaque items), rebuilt whenever
-        # a buffer is replaced (`_targets`)
-        self._views: tuple[Any, ...] = ()
-        self._viewed: tuple[torch.Tensor | None, ...] = ()
+        self._cap = max(1, min(n, capacity))
+        self._scratch: torch.Tensor | None = None  # (_CHUNK, D+1) for the squared norms
+        # staging buffers (rows in the order staged; created with the (N, ...) buffers): dataset
+        # indices, labels, logits and h~ = [features, 1] (last column set once), each a tensor
+        # and a NumPy view of it (same memory) for the per-batch slice assignments
+        self._stage: tuple[torch.Tensor, ...] | None = None
+        self._stage_np: tuple[np.ndarray, ...] = ()
+        self._sizes: list[int] = []  # rows of each batch staged since the last write
+        self._rows = 0
 
     # -- buffers ----------------------------------------------------------------------------------
     def label_buffer(self) -> torch.Tensor:
         """The (N,) label buffer, created on first use (-1: never observed)."""
         if self.labels is None:
-            with torch.inference_mode(False):
-                self.labels = torch.full((self.n,), -1, dtype=torch.long)
+            self.labels = torch.full((self.n,), -1, dtype=torch.long)
         return self.labels
 
-    @torch.inference_mode(False)  # normal tensors even when first written by a re-scoring pass
     def _allocate(self, classes: int, dim: int) -> None:
         self.logits = torch.zeros(self.n, classes, dtype=torch.float32)
         self.h = torch.zeros(self.n, dim + 1, dtype=torch.float32)
@@ -81,48 +91,25 @@ class ObservationStore:
         self.hnorm2 = torch.ones(self.n, dtype=self.norm_dtype)  # ||[0, 1]||^2
         self.probs = torch.softmax(self.logits.to(self.norm_dtype), dim=1)
         self._scratch = None
-        self._slices = {}
+        self._sizes, self._rows = [], 0  # staged rows of other sizes are dropped
+        self._make_stage(self._cap, classes, dim)
 
-    @torch.inference_mode(False)  # views that outlive a re-scoring pass are normal tensors
-    def _batch_slices(self, rows: int) -> tuple[Any, ...]:
-        """Views of the scratch buffers for a batch of `rows` rows (grown when a batch is larger
-        than any before): h~ (torch, NumPy view of its feature columns, row items), logits
-        (torch, NumPy, row items), products and norms in norm_dtype (torch, NumPy); cached by
-        size in `_slices` (`write` looks there first)."""
-        assert self.logits is not None and self.h is not None
-        classes, dim1 = self.logits.shape[1], self.h.shape[1]
-        if self._scratch is None or self._scratch[0].shape[0] < rows:
-            self._grow(rows, classes, dim1)
-        h, lg, sq, hn = (t[:rows] for t in self._scratch)
-        cached = (h, h.numpy()[:, :-1], _row_items(h), lg, lg.numpy(), _row_items(lg), sq, hn,
-                  hn.numpy())  # fmt: skip
-        self._slices[rows] = cached
-        return cached
-
-    def _grow(self, rows: int, classes: int, dim1: int) -> None:
-        size = max(rows, 0 if self._scratch is None else self._scratch[0].shape[0])
-        h = torch.empty(size, dim1, dtype=torch.float32)
+    def _make_stage(self, rows: int, classes: int, dim: int) -> None:
+        """(Re)create the staging buffers with room for `rows` rows (staged rows are kept)."""
+        old, kept = self._stage, self._rows
+        h = torch.empty(rows, dim + 1, dtype=torch.float32)
         h[:, -1] = 1.0
-        self._scratch = (
+        stage = (
+            torch.empty(rows, dtype=torch.long),
+            torch.empty(rows, dtype=torch.long),
+            torch.empty(rows, classes, dtype=torch.float32),
             h,
-            torch.empty(size, classes, dtype=torch.float32),
-            torch.empty(size, dim1, dtype=self.norm_dtype),
-            torch.empty(size, dtype=self.norm_dtype),
         )
-        self._slices = {}
-
-    def _targets(self) -> tuple[Any, ...]:
-        """NumPy views of the buffers a batch is written into (same memory): labels, logits rows,
-        h~ rows, norms, softmax rows, fresh flags; rebuilt when a buffer was replaced."""
-        bufs = (self.label_buffer(), self.logits, self.h, self.hnorm2, self.probs, self.fresh)
-        if len(bufs) != len(self._viewed) or any(x is not y for x, y in zip(bufs, self._viewed)):
-            labels, logits, h, hnorm2, probs, fresh = bufs
-            assert logits is not None and h is not None and hnorm2 is not None
-            assert probs is not None
-            self._views = (labels.numpy(), _row_items(logits), _row_items(h), hnorm2.numpy(),
-                           _row_items(probs), fresh.numpy())  # fmt: skip
-            self._viewed = bufs
-        return self._views
+        if old is not None and kept:
+            for new, prev in zip(stage, old):
+                new[:kept] = prev[:kept]
+        self._stage = stage
+        self._stage_np = (stage[0].numpy(), stage[1].numpy(), stage[2].numpy(), h[:, :-1].numpy())
 
     @property
     def features(self) -> torch.Tensor | None:
@@ -130,7 +117,8 @@ class ObservationStore:
         return None if self.h is None else self.h[:, :-1]
 
     def set_buffers(self, logits: torch.Tensor | None, features: torch.Tensor | None) -> None:
-        """Replace the logits and features buffers (restoring a state)."""
+        """Replace the logits and features buffers (restoring a state; pending rows are dropped)."""
+        self._sizes, self._rows = [], 0
         if logits is None or features is None:
             self.logits = self.h = self.hnorm2 = self.probs = None
             return
@@ -148,22 +136,20 @@ class ObservationStore:
             self.hnorm2 = (h * h).sum(1)
             self.probs = torch.softmax(self.logits.to(self.norm_dtype), dim=1)
 
-    # -- writing ----------------------------------------------------------------------------------
-    def write(
+    # -- staging ----------------------------------------------------------------------------------
+    def stage(
         self,
         indices: torch.Tensor,
         labels: torch.Tensor,
         logits: torch.Tensor,
         features: torch.Tensor,
     ) -> None:
-        """Write one batch into the buffers (CPU tensors: indices/labels (B,), logits (B, C),
-        features (B, D)).
+        """Stage one batch (CPU tensors: indices/labels (B,), logits (B, C), features (B, D)).
 
-        Checks the shapes and the index range first (nothing is written for a bad batch), then
-        assembles the batch's h~ rows and logits in the scratch (copies: a later in-place change
-        of these tensors cannot alter what is scored), computes their norms and softmax rows, and
-        scatters every row into its sample's place. A sample repeated within the batch keeps its
-        last row, as one observed in two batches keeps the later one."""
+        Copies the rows into the staging buffers (the next B rows, NumPy slice assignments: no
+        torch dispatch, and the batch is still in the cache); nothing of the batch is kept, so a
+        later in-place change of these tensors cannot alter what is scored. Writes the staged rows
+        when `capacity` rows are staged."""
         if self.logits is None or self.h is None:
             self._allocate(logits.shape[1], features.shape[1])
         assert self.logits is not None and self.h is not None
@@ -173,48 +159,94 @@ class ObservationStore:
                 f"{logits.shape[1]} classes, expected {self.h.shape[1] - 1} and "
                 f"{self.logits.shape[1]}"
             )
-        if not indices_in_range(indices, self.n):
+        r = self._rows
+        if not r and not indices_in_range(indices, self.n):
+            # the first batch after a write is checked at once; the others when written (`flush`)
             raise index_range_error(indices, self.n)
-        rows = _np(indices)
-        b = rows.shape[0]
-        if b > 1:
-            ordered = np.sort(rows)
-            if (ordered[1:] == ordered[:-1]).any():  # repeated samples: keep the last row of each
-                keep = torch.from_numpy(_last_of_each(rows))
-                indices, labels = indices[keep], labels[keep]
-                logits, features = logits[keep], features[keep]
-                rows, b = _np(indices), keep.numel()
-        views = self._slices.get(b) or self._batch_slices(b)
-        h, h_feats, h_items, lg, lg_np, lg_items, sq, hn, hn_np = views
-        h_feats[...] = _np(features)
-        lg_np[...] = _np(logits)
-        part = h if self.norm_dtype == torch.float32 else h.to(self.norm_dtype)
-        torch.mul(part, part, out=sq)
-        torch.sum(sq, 1, out=hn)
-        probs = torch.softmax(lg if self.norm_dtype == torch.float32 else lg.to(self.norm_dtype),
-                              dim=1)  # fmt: skip
-        t_labels, t_logits, t_h, t_hnorm2, t_probs, t_fresh = self._targets()
-        t_labels[rows] = _np(labels)
-        t_logits[rows] = lg_items
-        t_h[rows] = h_items
-        t_hnorm2[rows] = hn_np
-        t_probs[rows] = _row_items(probs)
-        t_fresh[rows] = True
+        b = indices.shape[0]
+        if r + b > self._stage_np[0].shape[0]:  # a batch larger than the room left
+            self._make_stage(r + b, logits.shape[1], features.shape[1])
+        st_idx, st_labels, st_logits, st_feats = self._stage_np
+        st_idx[r : r + b] = _np(indices)
+        st_labels[r : r + b] = _np(labels)
+        st_logits[r : r + b] = _np(logits)
+        st_feats[r : r + b] = _np(features)
+        self._sizes.append(b)
+        self._rows = r + b
+        if self._rows >= self._cap:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the staged rows into the buffers (a sample staged twice keeps its last row)."""
+        m = self._rows
+        if not m:
+            self._sizes = []
+            return
+        assert self._stage is not None
+        sizes = self._sizes
+        self._sizes, self._rows = [], 0
+        idx, labels, logits, h = (t[:m] for t in self._stage)
+        if not indices_in_range(idx, self.n):  # one reduction for every staged batch
+            start = 0
+            for k, size in enumerate(sizes):
+                part = idx[start : start + size]
+                if not indices_in_range(part, self.n):
+                    raise index_range_error(
+                        part,
+                        self.n,
+                        f" in the {_ordinal(k + 1)} batch observed since the last write",
+                    )
+                start += size
+        self._write(idx, labels, logits, h)
+
+    def _write(
+        self, idx: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, h: torch.Tensor
+    ) -> None:
+        assert self.logits is not None and self.h is not None
+        m = idx.numel()
+        mark = torch.zeros(self.n, dtype=torch.bool)
+        mark.index_fill_(0, idx, True)
+        if int(mark.sum()) != m:  # repeated samples: keep the last row of each
+            pos = torch.arange(m)
+            last = torch.full((self.n,), -1, dtype=torch.long).scatter_reduce_(0, idx, pos, "amax")
+            keep = torch.nonzero(last[idx] == pos).flatten()
+            idx, labels, logits, h = idx[keep], labels[keep], logits[keep], h[keep]
+        assert self.hnorm2 is not None and self.probs is not None
+        # row scatters through NumPy views of the buffers (same memory, same bytes): each row of a
+        # 2-D buffer is one opaque item (`_row_items`), so a fancy-indexed assignment copies it
+        # with one memcpy instead of a strided loop over its elements (h~: ~25% faster, the
+        # 10-wide logits and softmax rows ~2.5x, than NumPy's 2-D fancy assignment)
+        rows = idx.numpy()
+        self.label_buffer().numpy()[rows] = labels.numpy()
+        _row_items(self.logits)[rows] = _row_items(logits)
+        _row_items(self.h)[rows] = _row_items(h)
+        self.hnorm2.numpy()[rows] = self._squared_norms(h).numpy()
+        _row_items(self.probs)[rows] = _row_items(torch.softmax(logits.to(self.norm_dtype), dim=1))
+        self.fresh |= mark
+
+    def _squared_norms(self, h: torch.Tensor) -> torch.Tensor:
+        """`(h * h).sum(1)` in the norm dtype, chunk by chunk through one scratch buffer (each
+        row's sum is computed exactly as in the whole-matrix expression)."""
+        out = torch.empty(h.shape[0], dtype=self.norm_dtype)
+        if self._scratch is None or self._scratch.dtype != self.norm_dtype:
+            self._scratch = torch.empty(_CHUNK, h.shape[1], dtype=self.norm_dtype)
+        for start in range(0, h.shape[0], _CHUNK):
+            part = h[start : start + _CHUNK].to(self.norm_dtype)
+            sq = self._scratch[: part.shape[0]]
+            torch.mul(part, part, out=sq)
+            torch.sum(sq, 1, out=out[start : start + _CHUNK])
+        return out
 
     def mark_labels(self, indices: torch.Tensor, labels: torch.Tensor) -> None:
         """Record labels and freshness only (scoring without stored features, `grads="full"`)."""
+        self.flush()
         self.label_buffer().index_copy_(0, indices, labels)
         self.fresh.index_fill_(0, indices, True)
 
     def reset_fresh(self) -> None:
-        """Mark every sample as not observed (a new epoch)."""
+        """Mark every sample as not observed (a new epoch); staged rows are written first."""
+        self.flush()
         self.fresh = torch.zeros(self.n, dtype=torch.bool)
-
-
-def _last_of_each(rows: np.ndarray) -> np.ndarray:
-    """Positions of the last occurrence of each distinct value of `rows`, ascending."""
-    _, first_from_end = np.unique(rows[::-1], return_index=True)
-    return np.sort(rows.shape[0] - 1 - first_from_end)
 
 
 def _row_items(t: torch.Tensor) -> np.ndarray:
@@ -229,3 +261,9 @@ def _row_items(t: torch.Tensor) -> np.ndarray:
 def _np(t: torch.Tensor) -> np.ndarray:
     """The NumPy view of a CPU tensor (of a detached copy when it records gradients)."""
     return (t.detach() if t.requires_grad else t).numpy()
+
+
+def _ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, 21st, ..."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"

@@ -211,8 +211,9 @@ class DataPruner:
     reweights = False  # whether weights() can differ from 1 (InfoBatch)
     uses_losses = True  # whether _observe reads the per-sample losses
     # whether `_observe` checks the index range itself, before any row of the batch is written
-    # (TED's `ObservationStore.write` checks every batch, and `weights` every batch whose loss
-    # weights are read); else `observe` checks every batch
+    # (TED's staged observations: the first batch after each write at once, the others in one
+    # reduction per write, and every batch whose loss weights are read); else `observe` checks
+    # every batch
     checks_indices_later = False
 
     def __init__(self, dataset: Any, epochs: int, *, forward_cost: float = 1 / 3, seed: int = 0):

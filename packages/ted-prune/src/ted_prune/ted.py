@@ -29,7 +29,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from maskloop import FeatureHook, Selection, split_batch
 from maskloop.distributed import all_reduce_, world_size
@@ -495,7 +494,7 @@ class TEDPruner(ScheduledPruner):
         self.stale = stale
         self.reweights = selection == "sample"
         self.weight = torch.ones(self.n, dtype=torch.float64)
-        self._weight32: np.ndarray | None = None  # float32 copy of `weight`
+        self._weight32: torch.Tensor | None = None  # float32 copy of `weight`
         self.forward_seconds = 0.0  # time spent in forward-only re-scoring passes (in score time)
         self._groups: tuple[torch.Tensor, ...] | None = None  # labels, group ids, sizes, order
         if grads not in GRADS:
@@ -511,8 +510,8 @@ class TEDPruner(ScheduledPruner):
         self.target = target
         self.grads = grads
         self.uses_features = grads == "last_layer"
-        # observations are range-checked when written (`ObservationStore.write`, every batch before
-        # any of its rows), and by `weights` (every batch it reweights)
+        # staged observations are range-checked when staged (the first batch after each write)
+        # or written (`ObservationStore`), and by `weights` (every batch it reweights)
         self.checks_indices_later = grads == "last_layer"
         self.beta = float(beta)
         if not isinstance(normalize, bool):
@@ -588,37 +587,42 @@ class TEDPruner(ScheduledPruner):
 
     # -- scoring --------------------------------------------------------------------------------
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
-        # the batch's rows are written straight into the per-sample buffers
+        # staged by reference, written to the per-sample buffers in one go when read
         if self.grads != "last_layer":
             self._obs.mark_labels(indices, targets)
             return
-        self._obs.write(indices, targets, logits, features)
+        self._obs.stage(indices, targets, logits, features)
 
-    # the observation buffers (every observed batch is already written into them)
+    # the observation buffers, written (flushed) before anything reads them
     @property
     def labels(self) -> torch.Tensor | None:
         """(N,) training labels as observed (-1: never observed)."""
+        self._obs.flush()
         return self._obs.labels
 
     @property
     def logits(self) -> torch.Tensor | None:
         """(N, C) logits of every sample at its last observation (None before any)."""
+        self._obs.flush()
         return self._obs.logits
 
     @property
     def features(self) -> torch.Tensor | None:
         """(N, D) penultimate features of every sample at its last observation (None before any)."""
+        self._obs.flush()
         return self._obs.features
 
     @property
     def fresh(self) -> torch.Tensor:
         """(N,) bool: observed (trained on or re-scored) in the current epoch."""
+        self._obs.flush()
         return self._obs.fresh
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Closed-form last-layer gradient factors (e, h~) of every sample (float64), from the
         stored logits/features/labels (zeros for never-observed samples)."""
         obs = self._obs
+        obs.flush()
         if obs.logits is None or obs.h is None or obs.labels is None:
             raise ValueError("no observations yet: call observe() during training first")
         assert obs.probs is not None
@@ -682,7 +686,7 @@ class TEDPruner(ScheduledPruner):
                         )
                     b = logits.shape[0]
                     sl = idx[pos : pos + b]
-                    self._obs.write(sl, torch.as_tensor(targets).long().cpu(),
+                    self._obs.stage(sl, torch.as_tensor(targets).long().cpu(),
                                     logits.float().cpu(), feats.float().cpu())  # fmt: skip
                     pos += b
         finally:
@@ -779,6 +783,7 @@ class TEDPruner(ScheduledPruner):
         if world_size() <= 1:
             return
         obs = self._obs
+        obs.flush()
         cnt = obs.fresh.double()
         all_reduce_(cnt)
         dims = torch.tensor(
@@ -860,15 +865,16 @@ class TEDPruner(ScheduledPruner):
         ):
             self.select()  # what select() would do; otherwise it would return its cache
         if self._weight32 is None:  # once per selection, not per batch
-            self._weight32 = self.weight.float().numpy()
+            self._weight32 = self.weight.float()
         indices = _as_cpu(indices, torch.long)
         if indices.ndim != 1:
             indices = indices.flatten()
-        if not indices_in_range(indices, self.n):  # a bad batch is reported here, clearly
-            raise index_range_error(indices, self.n)
-        # a NumPy gather (the same float32 values as `index_select`, without a torch dispatch
-        # inside the training loop)
-        return torch.from_numpy(self._weight32[indices.numpy()])
+        try:  # index_select checks the range: a bad batch is reported here, clearly
+            return self._weight32.index_select(0, indices)
+        except (IndexError, RuntimeError) as err:
+            if indices_in_range(indices, self.n):
+                raise
+            raise index_range_error(indices, self.n) from err
 
     # -- state ------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
@@ -907,7 +913,7 @@ class TEDPruner(ScheduledPruner):
             )
         self.scores = extra["scores"].clone()
         self.has_score = extra["has_score"].clone()
-        self._obs.set_buffers(extra["logits"], extra["features"])
+        self._obs.set_buffers(extra["logits"], extra["features"])  # drops staged rows
         self._obs.fresh = extra["fresh"].clone()
         self.last_alignment = extra["last_alignment"].clone()
         self._obs.labels = None if extra["labels"] is None else extra["labels"].clone()
