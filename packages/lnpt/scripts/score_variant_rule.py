@@ -16,11 +16,20 @@ finish is reported as not run and cannot qualify.
 
 Usage: `python packages/lnpt/scripts/score_variant_rule.py` from the repository root; prints the
 table and writes `docs/benchmarks/lnpt_score_variants_rule.json`.
+
+Second family (session 19, later; the same rule, incumbent and protocol, written before its runs):
+`python packages/lnpt/scripts/score_variant_rule.py second` reads
+- `standardize`: `... --score-standardize --out docs/benchmarks/lnpt_score_standardize --resume`
+  (the gap on per-feature standardised penultimate features, `LearningGap(standardize=True)`);
+- `avg-scores`: `... --score-average scores --out docs/benchmarks/lnpt_score_average --resume`
+  (the mean of the 4 scoring batches' own scores, same 4 x 128 inputs as the default)
+and writes `docs/benchmarks/lnpt_score_variants_rule2.json`.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from maskloop import report
@@ -31,6 +40,13 @@ FLOOR = 0.8
 INCUMBENT = "lr=0.01,epochs=240,warmup=5"
 CANDIDATE = "lr=0.01,warmup=5/lnpt+label-free"
 CANDIDATES = {"mass": "lnpt_score_mass", "rounds30": "lnpt_score_rounds30"}
+FAMILIES = {
+    "first": (CANDIDATES, "lnpt_score_variants_rule.json"),
+    "second": (
+        {"standardize": "lnpt_score_standardize", "avg-scores": "lnpt_score_average"},
+        "lnpt_score_variants_rule2.json",
+    ),
+}
 ARMS = ("lnpt+label-free", "snip+supervised", "dense+supervised", "snip+label-free")
 
 
@@ -47,7 +63,10 @@ def units(folder: Path, seed: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def main() -> None:
+def main(family: str = "first") -> None:
+    if family not in FAMILIES:
+        raise SystemExit(f"family must be one of {list(FAMILIES)}, got {family!r}")
+    candidates, out_name = FAMILIES[family]
     inc = {arm: {} for arm in ARMS}
     for s in SEEDS:
         old = units(ROOT / "lnpt_teacher_recipe", s)
@@ -61,7 +80,7 @@ def main() -> None:
         "incumbent": {a: {str(s): v for s, v in inc[a].items()} for a in ARMS}
     }
     qualifying = {}
-    for name, folder in CANDIDATES.items():
+    for name, folder in candidates.items():
         cand = {}
         for s in SEEDS:
             c = units(ROOT / folder, s).get(CANDIDATE)
@@ -100,10 +119,10 @@ def main() -> None:
     doc["adopted"] = adopted
     print(report.markdown_table(["students (validation, seeds 0-6, 95%)", "accuracy %"], rows))
     print(f"rule: {'ADOPT ' + adopted if adopted else 'none qualifies: the default stays'}")
-    path = ROOT / "lnpt_score_variants_rule.json"
+    path = ROOT / out_name
     path.write_text(json.dumps(doc, indent=1) + "\n")
     print(path)
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])

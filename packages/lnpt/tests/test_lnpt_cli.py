@@ -90,6 +90,8 @@ def test_parser_walk_every_action_has_help():
         (["--ablation", "--score-epochs", "5"], "--score-epochs applies to the test benchmark"),
         (["--score-rounds", "0"], "--score-rounds must be an int >= 1, got 0"),
         (["--anatomy", "--score-allocation", "mass"], "--score-allocation applies to the test"),
+        (["--anatomy", "--score-standardize"], "--score-standardize applies to the test"),
+        (["--score-average", "mean"], "argument --score-average: invalid choice: 'mean'"),
     ],
     ids=[
         "variants-without-ablation",
@@ -116,6 +118,8 @@ def test_parser_walk_every_action_has_help():
         "score-epochs-with-ablation",
         "score-rounds-zero",
         "score-allocation-with-anatomy",
+        "score-standardize-with-anatomy",
+        "score-average-unknown",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):

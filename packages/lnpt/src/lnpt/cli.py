@@ -129,6 +129,10 @@ def _bench(args: argparse.Namespace) -> int:
         scoring["rounds"] = args.score_rounds
     if args.score_allocation != "global":
         scoring["allocation"] = args.score_allocation
+    if args.score_standardize:
+        scoring["standardize"] = True
+    if args.score_average != "gradient":
+        scoring["average"] = args.score_average
     scoring_flags = _scoring_flags(args)
     if scoring and any(v for m, v in modes.items() if m != "--student-lr-check"):
         on = ", ".join(m for m, v in modes.items() if v)
@@ -494,6 +498,21 @@ def build_parser() -> argparse.ArgumentParser:
         "reading; test benchmark and --student-lr-check)",
     )
     bench.add_argument(
+        "--score-standardize",
+        action="store_true",
+        help="LNPT's gap on per-feature standardised penultimate features of teacher and student "
+        "(`lnpt_options={'standardize': True}`, session 19's reading; test benchmark and "
+        "--student-lr-check; unset keeps every cache key)",
+    )
+    bench.add_argument(
+        "--score-average",
+        choices=("gradient", "scores"),
+        default="gradient",
+        help="how LNPT's score combines its scoring batches: the score of the mean gradient "
+        "(default) or the mean of each batch's own score (`lnpt_options={'average': 'scores'}`, "
+        "session 19's reading; test benchmark and --student-lr-check)",
+    )
+    bench.add_argument(
         "--report",
         default="lnpt",
         help="file stem of the benchmark report under --out (default lnpt: lnpt.md/.json/.png)",
@@ -593,6 +612,8 @@ def _scoring_flags(args: argparse.Namespace) -> str:
             if args.score_allocation != "global"
             else ""
         )
+        + (" --score-standardize" if args.score_standardize else "")
+        + (f" --score-average {args.score_average}" if args.score_average != "gradient" else "")
     )
 
 
