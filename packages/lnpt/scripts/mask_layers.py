@@ -1,8 +1,9 @@
 """Per-layer kept counts and dead conv3 channels of the digits CNN's 95% masks at the benchmark's
-test-protocol seeds (session 19's diagnostic of `allocation="mass"` and `rounds=30`).
+test-protocol seeds (session 19's diagnostic of `allocation="mass"`, `rounds=30`, and of the later
+`standardize=True` and `average="scores"`).
 
 For each seed: the benchmark's teacher and init (`lnpt.bench`), the masks of SNIP, the default
-LNPT score and the two readings, on the benchmark's 512 scoring inputs. Usage from the repository
+LNPT score and the four readings, on the benchmark's 512 scoring inputs. Usage from the repository
 root: `python packages/lnpt/scripts/mask_layers.py [SEEDS]` (default 1: seed 0); prints a table.
 """
 
@@ -15,7 +16,13 @@ from lnpt.anatomy import dead_units
 from lnpt.bench import MODELS, BenchConfig, make_mask, train_teacher
 from maskloop import seed_everything
 
-OPTIONS = {"default": {}, "mass": {"allocation": "mass"}, "rounds30": {"rounds": 30}}
+OPTIONS = {
+    "default": {},
+    "mass": {"allocation": "mass"},
+    "rounds30": {"rounds": 30},
+    "standardize": {"standardize": True},
+    "avg-scores": {"average": "scores"},
+}
 
 
 def main(seeds: int = 1) -> None:
