@@ -88,6 +88,10 @@ def test_parser_walk_every_action_has_help():
         (["--ablation", "--epochs", "cnn=120"], "--epochs only applies to the test benchmark"),
         (["--score-epochs", "-1"], "--score-epochs must be an int >= 0, got -1"),
         (["--ablation", "--score-epochs", "5"], "--score-epochs applies to the test benchmark"),
+        (["--score-rounds", "0"], "--score-rounds must be an int >= 1, got 0"),
+        (["--anatomy", "--score-allocation", "mass"], "--score-allocation applies to the test"),
+        (["--anatomy", "--score-standardize"], "--score-standardize applies to the test"),
+        (["--score-average", "mean"], "argument --score-average: invalid choice: 'mean'"),
     ],
     ids=[
         "variants-without-ablation",
@@ -112,6 +116,10 @@ def test_parser_walk_every_action_has_help():
         "epochs-with-ablation",
         "score-epochs-negative",
         "score-epochs-with-ablation",
+        "score-rounds-zero",
+        "score-allocation-with-anatomy",
+        "score-standardize-with-anatomy",
+        "score-average-unknown",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):

@@ -122,11 +122,23 @@ def _bench(args: argparse.Namespace) -> int:
             args._parser.error(f"{flag} only applies with {mode}")
     if args.score_epochs < 0:
         args._parser.error(f"--score-epochs must be an int >= 0, got {args.score_epochs}")
-    scoring = {"score_epochs": args.score_epochs} if args.score_epochs else {}
+    if args.score_rounds is not None and args.score_rounds < 1:
+        args._parser.error(f"--score-rounds must be an int >= 1, got {args.score_rounds}")
+    scoring: dict[str, object] = {"score_epochs": args.score_epochs} if args.score_epochs else {}
+    if args.score_rounds is not None:
+        scoring["rounds"] = args.score_rounds
+    if args.score_allocation != "global":
+        scoring["allocation"] = args.score_allocation
+    if args.score_standardize:
+        scoring["standardize"] = True
+    if args.score_average != "gradient":
+        scoring["average"] = args.score_average
+    scoring_flags = _scoring_flags(args)
     if scoring and any(v for m, v in modes.items() if m != "--student-lr-check"):
         on = ", ".join(m for m, v in modes.items() if v)
         args._parser.error(
-            f"--score-epochs applies to the test benchmark and --student-lr-check, not {on}"
+            f"{scoring_flags.split()[0]} applies to the test benchmark and --student-lr-check, "
+            f"not {on}"
         )
     if args.sparsities and any(modes.values()):
         on = ", ".join(m for m, v in modes.items() if v)
@@ -217,7 +229,7 @@ def _bench(args: argparse.Namespace) -> int:
                 if args.student_lr_arms
                 else ""
             )
-            + (f" --score-epochs {args.score_epochs}" if scoring else "")
+            + scoring_flags
             + (f" --threads {args.threads}" if args.threads != 2 else "")
         )
         _, chosen = student_lr_check(
@@ -334,7 +346,7 @@ def _bench(args: argparse.Namespace) -> int:
         + (f" --arms {' '.join(args.arms)}" if args.arms else "")
         + (f" --sparsities {' '.join(map(str, args.sparsities))}" if args.sparsities else "")
         + (f" --epochs {' '.join(f'{m}={n}' for m, n in epochs.items())}" if epochs else "")
-        + (f" --score-epochs {args.score_epochs}" if scoring else "")
+        + scoring_flags
         + (f" --report {args.report}" if args.report != "lnpt" else "")
     )
     run_bench(
@@ -470,6 +482,37 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark and --student-lr-check; default 0: at init, the cache keys of every run before)",
     )
     bench.add_argument(
+        "--score-rounds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="LNPT's mask in K scoring rounds instead of the default 10 (`lnpt_options={'rounds': "
+        "K}`; test benchmark and --student-lr-check; unset keeps every cache key)",
+    )
+    bench.add_argument(
+        "--score-allocation",
+        choices=("global", "mass"),
+        default="global",
+        help="how LNPT's mask splits its budget over layers each round: global top-k (default) or "
+        "each layer's share of the score mass (`lnpt_options={'allocation': 'mass'}`, session 19's "
+        "reading; test benchmark and --student-lr-check)",
+    )
+    bench.add_argument(
+        "--score-standardize",
+        action="store_true",
+        help="LNPT's gap on per-feature standardised penultimate features of teacher and student "
+        "(`lnpt_options={'standardize': True}`, session 19's reading; test benchmark and "
+        "--student-lr-check; unset keeps every cache key)",
+    )
+    bench.add_argument(
+        "--score-average",
+        choices=("gradient", "scores"),
+        default="gradient",
+        help="how LNPT's score combines its scoring batches: the score of the mean gradient "
+        "(default) or the mean of each batch's own score (`lnpt_options={'average': 'scores'}`, "
+        "session 19's reading; test benchmark and --student-lr-check)",
+    )
+    bench.add_argument(
         "--report",
         default="lnpt",
         help="file stem of the benchmark report under --out (default lnpt: lnpt.md/.json/.png)",
@@ -557,6 +600,21 @@ def main(argv: list[str] | None = None) -> int:
     from maskloop.cli import run
 
     return run(argv, package="lnpt", demo=_demo, bench=_bench, parser=build_parser())
+
+
+def _scoring_flags(args: argparse.Namespace) -> str:
+    """The LNPT scoring flags given, as they appear in a report's command ('' when none)."""
+    return (
+        (f" --score-epochs {args.score_epochs}" if args.score_epochs else "")
+        + (f" --score-rounds {args.score_rounds}" if args.score_rounds is not None else "")
+        + (
+            f" --score-allocation {args.score_allocation}"
+            if args.score_allocation != "global"
+            else ""
+        )
+        + (" --score-standardize" if args.score_standardize else "")
+        + (f" --score-average {args.score_average}" if args.score_average != "gradient" else "")
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ without that assumption:
 from __future__ import annotations
 
 import copy
+import math
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,6 +56,7 @@ __all__ = [
     "check_min_density",
     "density_schedule",
     "head_pattern",
+    "mass_allocation",
     "normalize_scores",
     "prune",
     "score",
@@ -185,6 +187,19 @@ class LearningGap(nn.Module):
         confidence: samples whose teacher top-class probability (at temperature 1) is below it get
             no logit term (0, the default, keeps every sample); assumes the teacher's unconfident
             outputs are more often wrong than informative. The feature gap is kept for every sample.
+        standardize: per-feature standardised gap (session 19's reading for the digits CNN; off by
+            default). At `setup` each network's penultimate features are standardised per feature
+            over the setup inputs (the unlabeled scoring batch: mean 0, std 1 per coordinate;
+            a constant feature maps to 0), the adaptor is fitted on the standardised features,
+            and the gap (then `normalize`, if set) is read on them, with the statistics held fixed
+            afterwards like the fitted adaptor (refreshed at every refitting `setup`). What it
+            assumes: every teacher feature carries the same weight once measured in units of its
+            own spread over the data, so a few high-variance features do not dominate the gap and
+            its gradient (the raw squared gap weighs each teacher coordinate by its variance);
+            and that the setup inputs are enough to estimate each feature's mean and spread (512
+            in the benchmark). With a linear adaptor the student's side changes only how far the
+            ridge term reaches (the fit absorbs a per-feature affine map); the change is the
+            teacher's side. Needs pooled (N, D) features and the squared or norm gap.
 
     With `adaptor="linear"` and equal widths, (1) is the residual after the ridge least-squares map
     from student to teacher features (a CKA-like gap): it assumes the teacher's features are only
@@ -208,8 +223,20 @@ class LearningGap(nn.Module):
         gap: str = "squared",
         targets: str = "soft",
         confidence: float = 0.0,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(standardize, bool):
+            raise TypeError(f"standardize must be a bool, got {standardize!r}")
+        if standardize and gap.startswith("relation"):
+            raise ValueError(
+                f"standardize=True applies to the squared or norm gap, not gap={gap!r}"
+            )
+        if standardize and pool is None:
+            raise ValueError("standardize=True needs pooled features (pool='avg'), got pool=None")
+        self.standardize = standardize
+        # (student mean, student std, teacher mean, teacher std), set by `setup` when standardising
+        self.feature_stats: tuple[torch.Tensor, ...] | None = None
         if targets not in TARGETS:
             raise ValueError(f"targets must be 'soft' or 'hard', got {targets!r}")
         self.confidence = check_real("confidence", confidence, low=0.0, high=1.0)
@@ -322,6 +349,15 @@ class LearningGap(nn.Module):
                 f"student features {tuple(f_s.shape[1:])} and teacher features "
                 f"{tuple(f_t.shape[1:])} cannot be compared; use pool='avg'"
             )
+        if self.standardize:
+            if f_s.ndim != 2 or f_t.ndim != 2:
+                raise ValueError(
+                    "standardize=True needs pooled (N, D) features, got student "
+                    f"{tuple(f_s.shape[1:])} and teacher {tuple(f_t.shape[1:])}"
+                )
+            if self.feature_stats is None or refit:
+                self.feature_stats = (*_feature_stats(f_s, sync), *_feature_stats(f_t, sync))
+            f_s, f_t = self._standardized(f_s, f_t)
         d_s, d_t = f_s.shape[1], f_t.shape[1]
         kind = self.adaptor_kind
         if kind == "auto":
@@ -339,6 +375,15 @@ class LearningGap(nn.Module):
             raise RuntimeError("call LearningGap.setup(x) on an input batch first")
         return self.adaptor
 
+    def _standardized(
+        self, f_s: torch.Tensor, f_t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both networks' features standardised with the statistics fixed at `setup`."""
+        if self.feature_stats is None:
+            raise RuntimeError("call LearningGap.setup(x) on an input batch first")
+        mu_s, sd_s, mu_t, sd_t = self.feature_stats
+        return (f_s - mu_s.to(f_s)) / sd_s.to(f_s), (f_t - mu_t.to(f_t)) / sd_t.to(f_t)
+
     def gap_terms(
         self, f_s: torch.Tensor, l_s: torch.Tensor, f_t: torch.Tensor, l_t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -347,9 +392,12 @@ class LearningGap(nn.Module):
         confidence is below `confidence`).
 
         With `gap="norm"` the first term is ||phi_T - A(phi_S)|| (per position for unpooled maps);
-        with `gap="relation"` it is `similarity_gap(phi_S, phi_T)` of the batch.
+        with `gap="relation"` it is `similarity_gap(phi_S, phi_T)` of the batch. With
+        `standardize=True` both features are standardised first (statistics of `setup`).
         """
         adaptor = self._check_ready()
+        if self.standardize:
+            f_s, f_t = self._standardized(f_s, f_t)
         z = adaptor(f_s)
         if self.gap_form.startswith("relation"):
             gap = similarity_gap(z, f_t, self.normalize, self.gap_form == "relation-centered")
@@ -409,6 +457,19 @@ class LearningGap(nn.Module):
         return total / n
 
 
+def _feature_stats(f: torch.Tensor, sync: bool | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and std (population) of (N, D) features, in float64, over every rank's
+    samples when distributed; a constant feature (std <= 1e-9 (1 + |mean|)) gets std = inf, so it
+    standardises to 0."""
+    f = f.detach().to(torch.float64)
+    s1, s2 = all_reduce_mean([f.sum(0), f.pow(2).sum(0)], 1, sync)
+    n = all_reduce_mean([torch.tensor(float(f.shape[0]), dtype=torch.float64)], 1, sync)[0]
+    mu = s1 / n
+    sd = (s2 / n - mu.pow(2)).clamp_min(0.0).sqrt()
+    sd = torch.where(sd <= 1e-9 * (1.0 + mu.abs()), torch.full_like(sd, math.inf), sd)
+    return mu, sd
+
+
 def _params(
     model: nn.Module,
     params: Mapping[str, torch.Tensor] | None,
@@ -465,6 +526,111 @@ def select_mask(
     return WeightMask.from_scores(scores, s, scope=scope, previous=previous, min_density=d)
 
 
+ALLOCATIONS = ("global", "mass")
+
+
+def mass_allocation(
+    scores: Mapping[str, torch.Tensor],
+    sparsity: float,
+    *,
+    previous: WeightMask | None = None,
+    min_density: float | None = None,
+) -> dict[str, int]:
+    """How many entries each tensor keeps when a layer's share of the budget is its share of the
+    score mass (`prune(allocation="mass")`).
+
+    The kept total is `WeightMask.from_scores`'s (exactly `round(sparsity * numel)` pruned). Every
+    tensor first gets its layer-collapse floor (`max(1, ceil(d * numel))` with `d = min_density`,
+    None: the core's 0.01; never more than `previous` left it); the rest of the budget is split in
+    proportion to each tensor's score mass (the sum of its scores over the entries `previous` kept),
+    water-filled so that no tensor is asked for more than it has left, and rounded by largest
+    remainder. A tensor of zero mass gets its floor only; when every tensor has zero mass the rest
+    is split by how many entries each has left. Raises ValueError when the floors alone exceed the
+    budget.
+    """
+    s = check_sparsity(sparsity)
+    d = check_min_density(min_density)
+    d = 0.01 if d is None else d
+    names = list(scores)
+    numel = {n: scores[n].numel() for n in names}
+    total = sum(numel.values())
+    keep_total = total - math.floor(s * total + 0.5)
+    alive = {
+        n: (previous[n].reshape(-1) if previous is not None and n in previous else None)
+        for n in names
+    }
+    avail = {n: numel[n] if alive[n] is None else int(alive[n].sum()) for n in names}
+    mass = {}
+    for n in names:
+        flat = scores[n].detach().to(torch.float64).reshape(-1)
+        mass[n] = float(flat.sum() if alive[n] is None else flat[alive[n]].sum())
+    alloc = {n: min(avail[n], max(1, math.ceil(d * numel[n])) if d > 0 else 0) for n in names}
+    rest = keep_total - sum(alloc.values())
+    if rest < 0 and min_density is None:  # the core's default floors relax to one entry
+        alloc = {n: min(avail[n], 1) for n in names}
+        rest = keep_total - sum(alloc.values())
+    if rest < 0:
+        raise ValueError(
+            f"min_density={d}: the per-tensor floors keep {sum(alloc.values())} entries, more than "
+            f"the {keep_total} that sparsity={s} leaves"
+        )
+    cap = {n: avail[n] - alloc[n] for n in names}
+    rest = _fill(alloc, cap, mass, rest, names)
+    if rest > 0:  # zero-mass tensors only (or none had mass): split by the entries left
+        left = {n: avail[n] - alloc[n] for n in names}
+        _fill(alloc, left, left, rest, names)
+    return alloc
+
+
+def _fill(
+    alloc: dict[str, int],
+    cap: Mapping[str, int],
+    weight: Mapping[str, float],
+    rest: int,
+    names: list[str],
+) -> int:
+    """Add up to `rest` entries to `alloc` in proportion to `weight`, at most `cap[n]` to tensor n
+    (water-filling, then largest remainder); returns what could not be placed."""
+    active = [n for n in names if cap[n] > 0 and weight[n] > 0]
+    while active and rest > 0:
+        w = sum(weight[n] for n in active)
+        full = [n for n in active if rest * weight[n] / w >= cap[n]]
+        if not full:
+            want = {n: rest * weight[n] / w for n in active}
+            base = {n: math.floor(want[n]) for n in active}
+            extra = rest - sum(base.values())
+            order = sorted(active, key=lambda n: (base[n] - want[n], names.index(n)))
+            for i, n in enumerate(order):
+                alloc[n] += base[n] + (1 if i < extra else 0)
+            return 0
+        for n in full:
+            alloc[n] += cap[n]
+            rest -= cap[n]
+            active.remove(n)
+    return rest
+
+
+def _allocated_scores(
+    scores: Mapping[str, torch.Tensor], counts: Mapping[str, int], previous: WeightMask | None
+) -> dict[str, torch.Tensor]:
+    """Scores whose global top-k keeps exactly each tensor's top `counts[n]` (among the entries
+    `previous` kept), in the tensor's own order: those map to [2, 3], the rest to [0, 1]."""
+    out = {}
+    for n, t in scores.items():
+        flat = t.detach().to(torch.float64).reshape(-1)
+        top = float(flat.max()) if flat.numel() else 0.0
+        key = flat / top if top > 0 else torch.zeros_like(flat)
+        if previous is not None and n in previous:
+            key = torch.where(previous[n].reshape(-1), key, torch.zeros_like(key))
+            order = torch.argsort(-key.masked_fill(~previous[n].reshape(-1), -1.0), stable=True)
+        else:
+            order = torch.argsort(-key, stable=True)
+        key = key.clone()
+        key[order[: counts[n]]] += 2.0
+        out[n] = key.reshape(t.shape)
+    return out
+
+
 SCORE_NORMS = (None, "mean", "sum")
 # The scoring variant chosen on the validation ablation (first run, previous training objective:
 # highest mean validation accuracy over the digits CNN and the MNIST-1D BatchNorm CNN at 95%
@@ -489,6 +655,7 @@ def score_options(gap_options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 BN_MODES = ("eval", "train")
+AVERAGES = ("gradient", "scores")
 
 
 def _check_teachers(teacher: object) -> list[nn.Module]:
@@ -542,6 +709,7 @@ def score(
     sync: bool | None = None,
     score_norm: str | None = None,
     bn: str = "eval",
+    average: str = "gradient",
     **gap_options: Any,
 ) -> dict[str, torch.Tensor]:
     """LNPT connection sensitivity (3): |theta * dJ/dtheta| on unlabeled batches, at M = `mask` or 1.
@@ -561,6 +729,16 @@ def score(
         score_norm: per-layer normalisation of the scores (`normalize_scores`): None, "mean", "sum".
         bn: "eval" (default, as the reference SNIP/GraSP/SynFlow code scores: BatchNorm uses its
             running statistics, dropout is off) or "train" (batch statistics).
+        average: how the batches combine (session 19's reading for the digits CNN).
+            `"gradient"` (default): one score `|theta * g|` of the gradient `g` averaged over the
+            batches (the same as scoring their union as one batch when the per-sample objectives
+            do not depend on each other). `"scores"`: every batch's own score `|theta * g_b|`,
+            averaged over the batches; with the benchmark's 4 disjoint batches of 128 this is the
+            same inputs, the same batch size and the same total budget (512) as the default, only
+            averaged after the absolute value. What it assumes: a weight matters when each batch
+            finds it important, even where the batches' gradients point different ways and would
+            cancel in their mean (the default keeps only the sensitivity that agrees across
+            batches). The linear adaptor is fitted once on all the batches in either case.
 
     Under `torch.distributed` (`sync=None`: whenever a process group of more than one rank is
     initialised) each rank may score its own shard of the unlabeled data: the linear adaptor's normal
@@ -578,6 +756,8 @@ def score(
         raise ValueError(f"score_norm must be one of {SCORE_NORMS}, got {score_norm!r}")
     if bn not in BN_MODES:
         raise ValueError(f"bn must be 'eval' or 'train', got {bn!r}")
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
     names = list(_params(student, params, exclude))
     if mask is not None and not isinstance(mask, WeightMask):
         raise TypeError(f"mask must be a WeightMask, got {type(mask).__name__}")
@@ -591,7 +771,17 @@ def score(
     total: dict[str, torch.Tensor] | None = None
     for t in teachers:
         out = _score_one(
-            student, t, xs, names, feature_layer, teacher_layer, mask, sync, bn, gap_options
+            student,
+            t,
+            xs,
+            names,
+            feature_layer,
+            teacher_layer,
+            mask,
+            sync,
+            bn,
+            average,
+            gap_options,
         )
         total = out if total is None else {n: total[n] + out[n] for n in total}
     assert total is not None
@@ -609,6 +799,7 @@ def _score_one(
     mask: WeightMask | None,
     sync: bool | None,
     bn: str,
+    average: str,
     gap_options: Mapping[str, Any],
 ) -> dict[str, torch.Tensor]:
     """Scores (3) of a copy of `student` against one teacher on the input batches `xs`."""
@@ -628,11 +819,14 @@ def _score_one(
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the learning-gap objective is {loss.item()} on a batch")
         gs = torch.autograd.grad(loss, plist, allow_unused=True)
-        for acc, g in zip(grads, gs):
+        for acc, p, g in zip(grads, plist, gs):
             if g is not None:
-                acc.add_(g)
+                acc.add_(g if average == "gradient" else (p.detach() * g).abs())
     grads = all_reduce_mean(grads, len(xs), sync)
-    out = {n: (p.detach() * g).abs() for n, p, g in zip(names, plist, grads)}
+    if average == "gradient":
+        out = {n: (p.detach() * g).abs() for n, p, g in zip(names, plist, grads)}
+    else:  # the mean of the batches' own scores
+        out = dict(zip(names, grads))
     dead = [
         n
         for n, s in out.items()
@@ -668,6 +862,8 @@ def prune(
     sync: bool | None = None,
     score_norm: str | None = None,
     bn: str = "eval",
+    allocation: str = "global",
+    average: str = "gradient",
     **gap_options: Any,
 ) -> WeightMask:
     """LNPT pruning before training: keep the top (1 - sparsity) of the scores (3).
@@ -676,15 +872,34 @@ def prune(
     `rounds=1` is one-shot. `rounds=K > 1` re-scores the masked student K times, pruning to the
     `density_schedule(sparsity, K, schedule)` sparsities; pruned weights never return. The returned
     `WeightMask` has exactly `round(sparsity * numel)` pruned entries; apply it with `mask.apply_`.
-    `teacher` may be a list of checkpoints; `score_norm`, `bn` and `gap_options` are as in `score`.
+    `teacher` may be a list of checkpoints; `score_norm`, `bn`, `average` and `gap_options` are as
+    in `score` (e.g. `average="scores"`, `standardize=True`: session 19's two further readings).
 
     Against layer collapse (not in the paper's abstract): `exclude` leaves tensors out of the mask
     (e.g. `exclude=head_pattern(student)` keeps the classifier dense) and `min_density` keeps at
     least that fraction of every masked tensor (`select_mask`; default None: the core guard, 1%;
     `min_density=0` opts out).
+
+    `allocation` (session 19's reading for the digits CNN): `"global"` (default) keeps the global
+    top-k of the scores in every round. `"mass"` sets each round's per-tensor budget from the score
+    itself: every tensor keeps its share of the score mass (`mass_allocation`, after the collapse
+    floors), its own highest-scored entries. What it assumes: a layer's total score (its summed
+    connection sensitivity) says how much of the objective the layer carries, so its share of the
+    kept weights should follow that share; global top-k instead follows the per-weight scale,
+    which favours small layers (on the digits CNN the default score's mean per weight falls
+    20 : 1.9 : 1 from conv1 to conv3 while conv3 holds 61% of the mass, so global top-k keeps
+    3.0% of conv3 where SNIP keeps 3.5%). Needs `scope="global"`.
     """
     s = check_sparsity(sparsity)
     check_min_density(min_density)
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
+    if allocation == "mass" and scope != "global":
+        raise ValueError(
+            f"allocation='mass' sets per-tensor budgets; it needs scope='global', got {scope!r}"
+        )
     targets = density_schedule(s, DEFAULT_ROUNDS if rounds is None else rounds, schedule)
     mask: WeightMask | None = None
     for s_k in targets:
@@ -701,8 +916,12 @@ def prune(
             sync=sync,
             score_norm=score_norm,
             bn=bn,
+            average=average,
             **gap_options,
         )
+        if allocation == "mass":
+            counts = mass_allocation(scores, s_k, previous=mask, min_density=min_density)
+            scores = _allocated_scores(scores, counts, mask)
         mask = select_mask(scores, s_k, scope=scope, previous=mask, min_density=min_density)
     assert mask is not None
     return mask
