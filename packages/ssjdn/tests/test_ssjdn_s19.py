@@ -17,6 +17,7 @@ NEW = {
     "+bidirectional f2c guide": ("+bidirectional", "sgs_guide_c2f"),
     "+LSD f2c guide": ("+LSD", "sgs_guide_c2f"),
     "BSD f2c guide": ("+STL (full SSJDN)", "sgs_guide_c2f"),
+    "+SGS proj 64 (one direction)": ("+SGS (one direction)", "proj_dim"),
 }
 
 

@@ -199,6 +199,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "+bidirectional f2c guide": ("+bidirectional", {**BSD_F2C_GUIDE, **TODAY_STL}),
     "+LSD f2c guide": ("+LSD", {**BSD_F2C_GUIDE, **TODAY_STL}),
     "BSD f2c guide": ("+STL (full SSJDN)", {**BSD_F2C_GUIDE, **TODAY_STL}),
+    # capacity control of "+bidirectional per-pass proj" (reported, decides nothing): one
+    # direction with projection heads twice as wide, i.e. the same projection and fusion widths
+    # and parameter count as two passes with their own 32-channel heads, without the second pass
+    "+SGS proj 64 (one direction)": ("+SGS (one direction)", {"proj_dim": 64, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -241,6 +245,7 @@ _CURRENT = {
     "+bidirectional f2c guide",
     "+LSD f2c guide",
     "BSD f2c guide",
+    "+SGS proj 64 (one direction)",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})
