@@ -338,7 +338,8 @@ class BidirectionalScaleDecoupling(nn.Module):
     scales already pool (contrast z -0.06 on the small objects), so the second pass delivers
     near-copies (cosine 0.986 of the passes' pooled features). It assumes the first pass's
     coarse map carries what the fine guide found, and it gives that learned map a training
-    signal through the second pass. Each pass still has its own SFE units.
+    signal through the second pass. Each pass still has its own SFE units. Not adopted (eighth
+    pass, validation seeds 15..19: -0.01 [-0.12, +0.11] mR against ``"same"``).
 
     ``projected`` may hold one list of projected maps for every pass (the projection shared) or
     one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
@@ -880,6 +881,15 @@ class SSJDNConfig:
     scales damp what the coarsest scale finds salient). Not adopted on fresh validation seeds
     10..14 (issue 19, seventh pass, rule `docs/benchmarks/ssjdn_validation_s17_rule.md`): the
     bidirectional rung with it -0.45 [-1.37, +0.34] mR against today's.
+
+    ``sgs_proj`` (``"shared"``, default, or ``"per_pass"``: each BSD direction its own 1x1
+    projection heads, `SSJDN.proj_c2f`) and ``sgs_guide_c2f`` (`BidirectionalScaleDecoupling`'s
+    ``guide_c2f``) are issue 19's eighth-pass readings of the bidirectional pattern. Neither was
+    adopted on validation seeds 15..19 (rule `docs/benchmarks/ssjdn_validation_s19_rule.md`):
+    ``"per_pass"`` raised the bidirectional rung, +1.59 [+0.57, +2.61] mR over one direction
+    (+0.58 [+0.09, +1.28] over a one-direction model of the same width), but not the full model,
+    -0.39 [-1.14, +0.37]; ``"f2c_salience"`` changed nothing, -0.01 [-0.12, +0.11] against
+    today's two passes.
 
     ``stl_kappa = 1.0`` (since 2026-12-03; 0.5 before): a same-class negative's margin is
     m (1 - kappa) = 0, so STL only asks that it not rank above the positive. Chosen on fresh
