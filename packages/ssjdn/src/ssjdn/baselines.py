@@ -64,6 +64,12 @@ LSD_AUX: dict[str, Any] = {"lsd_detach": False, "lsd_mix": 0.0}
 # the coarse->fine pass damps the places its guide finds salient (the fine->coarse pass keeps
 # multiplying the finest scale's map onto the coarser scales)
 BSD_C2F_SUPPRESS: dict[str, Any] = {"sgs_polarity_c2f": "suppress_salient"}
+# each BSD direction with its own projection heads; the coarse->fine guide read from the
+# fine->coarse pass
+BSD_PER_PASS: dict[str, Any] = {"sgs_proj": "per_pass"}
+BSD_F2C_GUIDE: dict[str, Any] = {"sgs_guide_c2f": "f2c_salience"}
+# STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
+TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGS chain (v1)": ("+STL (full SSJDN)", {"sgs_scope": "chain"}),
     "SGS guide": ("+STL (full SSJDN)", {"sgs_scope": "guide"}),
@@ -181,6 +187,22 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # m (1 - kappa) instead of m / 2)
     "+bidirectional c2f suppress": ("+bidirectional", BSD_C2F_SUPPRESS),
     "BSD c2f suppress": ("+STL (full SSJDN)", BSD_C2F_SUPPRESS),
+    # issue 19, nineteenth session (rule docs/benchmarks/ssjdn_validation_s19_rule.md, written
+    # before the runs; fresh validation seeds 15..19): two readings of "SGS in a bidirectional
+    # pattern" that need not deliver near-copies of one pass (pooled features' cosine 0.986):
+    # each direction with its own 1x1 projection heads (`sgs_proj="per_pass"`), and the
+    # coarse->fine pass guided by the fine->coarse pass's coarsest SFE map instead of a guide
+    # re-extracted from the coarsest scale (`sgs_guide_c2f="f2c_salience"`)
+    "+bidirectional per-pass proj": ("+bidirectional", {**BSD_PER_PASS, **TODAY_STL}),
+    "+LSD per-pass proj": ("+LSD", {**BSD_PER_PASS, **TODAY_STL}),
+    "BSD per-pass proj": ("+STL (full SSJDN)", {**BSD_PER_PASS, **TODAY_STL}),
+    "+bidirectional f2c guide": ("+bidirectional", {**BSD_F2C_GUIDE, **TODAY_STL}),
+    "+LSD f2c guide": ("+LSD", {**BSD_F2C_GUIDE, **TODAY_STL}),
+    "BSD f2c guide": ("+STL (full SSJDN)", {**BSD_F2C_GUIDE, **TODAY_STL}),
+    # capacity control of "+bidirectional per-pass proj" (reported, decides nothing): one
+    # direction with projection heads twice as wide, i.e. the same projection and fusion widths
+    # and parameter count as two passes with their own 32-channel heads, without the second pass
+    "+SGS proj 64 (one direction)": ("+SGS (one direction)", {"proj_dim": 64, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -217,6 +239,13 @@ _CURRENT = {
     "STL kappa 0.75",
     "STL kappa 1",
     "STL kappa 0.5",
+    "+bidirectional per-pass proj",
+    "+LSD per-pass proj",
+    "BSD per-pass proj",
+    "+bidirectional f2c guide",
+    "+LSD f2c guide",
+    "BSD f2c guide",
+    "+SGS proj 64 (one direction)",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})

@@ -78,6 +78,7 @@ DIAG_KEYS = {
     "sgs_damp_overlap": "overlap of the two passes' SGS damping",
     "probe_img_acc": "category probe on the image embedding %",
     "probe_txt_acc_small": "category probe on small-object captions %",
+    "pass_r2_c2f_from_f2c": "R² of the c→f pass's features from the f→c pass's",
 }
 SPLITS = {"test": (1000, 2000, 3000), "val": (4000, 5000, 6000)}
 # config options added after the committed cache was made: option -> (its neutral value, the
@@ -92,6 +93,8 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "lsd_schedule": ("constant", {}),
     "sgs_pool": ("multiply", {}),
     "sgs_polarity_c2f": ("same", {}),
+    "sgs_guide_c2f": ("same", {}),
+    "sgs_proj": ("shared", {}),
 }
 
 
@@ -269,6 +272,7 @@ def _one_run(
         label_probe,
         pass_interplay,
         pass_overlap,
+        pass_redundancy,
         salience_contrast,
         semantic_reach,
         sgs_effect,
@@ -297,6 +301,7 @@ def _one_run(
     if model.bsd is not None and len(model.bsd.orders) == 2:
         final.update(chain_agreement(model, test))
         final.update(pass_interplay(model, test))
+        final.update(pass_redundancy(model, test))
         if hard.image_small is not None and hard.image_small.any():
             final.update(pass_overlap(model, hard))
     return {"metrics": final, "curve": hist.curve("mR"), "loss": hist.loss}, model, hard

@@ -49,7 +49,9 @@ __all__ = [
     "loss_gradients",
     "mask_contrast",
     "pass_interplay",
+    "linear_r2",
     "pass_overlap",
+    "pass_redundancy",
     "plot_retrievals",
     "plot_suppression",
     "salience_contrast",
@@ -108,9 +110,7 @@ def chain_agreement(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     features zeroed before the fusion layer (``mR_without_f2c``, ``mR_without_c2f``)."""
     bsd = _bidirectional(model)
     model.eval()
-    feats = model.backbone(data.images)
-    projected = [model.proj[k](feats[i]) for k, i in enumerate(model.scales)]
-    _, maps = bsd(projected, data.images)
+    _, maps = bsd(model.bsd_inputs(data.images), data.images)
     fwd = dict(zip(bsd.orders[0], maps[0]))
     bwd = dict(zip(bsd.orders[1], maps[1]))
     out: dict[str, float] = {}
@@ -179,9 +179,7 @@ def _bsd_passes(
     """Pooled features (scale order) and salience maps (chain order) of every BSD pass."""
     if model.bsd is None:
         raise ValueError("the model has no BSD (config.multiscale=False)")
-    feats = model.backbone(images)
-    projected = [model.proj[k](feats[i]) for k, i in enumerate(model.scales)]
-    return model.bsd.pass_features(projected, images)
+    return model.bsd.pass_features(model.bsd_inputs(images), images)
 
 
 @torch.no_grad()
@@ -209,7 +207,7 @@ def suppression_focus(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     up0 = []
 
     bsd = model.bsd
-    guides = [bsd.guide_salience(chain_maps[0], images) for chain_maps in maps]
+    guides = bsd.pass_guides(maps, images)
     for p, (order, chain_maps) in enumerate(zip(bsd.orders, maps)):
         for scale, a in zip(order, chain_maps):
             out[f"small_z_p{p}_s{scale + 1}"] = mask_contrast(a, masks)
@@ -251,6 +249,52 @@ def pass_interplay(model: SSJDN, data: RetrievalData) -> dict[str, float]:
         "pass_feat_cos": float(torch.stack(cos).mean()),
         "pass_contrib_cos": float(F.cosine_similarity(u0, u1, dim=1).mean()),
         "pass_cancel": float(cancel.mean()),
+    }
+
+
+def linear_r2(x: torch.Tensor, y: torch.Tensor, ridge: float = 0.1) -> float:
+    """Held-out R^2 of a ridge least-squares map from ``x`` (n, p) to ``y`` (n, q): fit on one
+    half of the rows, scored on the other, both ways, averaged; R^2 = 1 - SSE / SST with SST about
+    the scored half's mean (1: y is a linear function of x; 0: no better than the mean). The
+    ridge is ``ridge`` times the mean eigenvalue of the fitted half's centred x^T x, so that p
+    close to n / 2 does not fit noise. Computed in float64."""
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] < 4:
+        raise ValueError(
+            f"x and y must be (n, p) and (n, q) with the same n >= 4, got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
+    x, y = x.double(), y.double()
+    half = x.shape[0] // 2
+    parts = [(slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))]
+    scores = []
+    for fit, score in parts:
+        mx, my = x[fit].mean(0), y[fit].mean(0)
+        xf = x[fit] - mx
+        gram = xf.T @ xf
+        lam = ridge * float(gram.diagonal().mean())
+        w = torch.linalg.solve(
+            gram + lam * torch.eye(x.shape[1], dtype=x.dtype), xf.T @ (y[fit] - my)
+        )
+        pred = (x[score] - mx) @ w + my
+        sse = ((y[score] - pred) ** 2).sum()
+        sst = ((y[score] - y[score].mean(0)) ** 2).sum().clamp(min=1e-12)
+        scores.append(float(1 - sse / sst))
+    return sum(scores) / len(scores)
+
+
+@torch.no_grad()
+def pass_redundancy(model: SSJDN, data: RetrievalData) -> dict[str, float]:
+    """For a bidirectional BSD: how much of one pass's pooled features (all scales concatenated)
+    is a linear function of the other's, `linear_r2` over the images of ``data``:
+    ``pass_r2_c2f_from_f2c`` and ``pass_r2_f2c_from_c2f`` (near 1: the second direction hands
+    the fusion layer nothing a linear layer could not get from the first)."""
+    _bidirectional(model)
+    model.eval()
+    feats, _ = _bsd_passes(model, data.images)
+    f2c, c2f = (torch.cat(list(chain), dim=1) for chain in feats)
+    return {
+        "pass_r2_c2f_from_f2c": linear_r2(f2c, c2f),
+        "pass_r2_f2c_from_c2f": linear_r2(c2f, f2c),
     }
 
 
@@ -298,9 +342,9 @@ def pass_overlap(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     size = tuple(images.shape[-2:])
     _, maps = _bsd_passes(model, images)
     ms = []
-    for chain_maps in maps:
+    for guide in bsd.pass_guides(maps, images):
         g = F.interpolate(
-            bsd.guide_salience(chain_maps[0], images),
+            guide,
             size=size,
             mode="bilinear",
             align_corners=False,
@@ -338,8 +382,7 @@ def sgs_effect(model: SSJDN, data: RetrievalData) -> dict[str, float]:
     if bsd is None or bsd.sgs == "none":
         raise ValueError("the model has no SGS (config.multiscale=False or sgs='none')")
     model.eval()
-    feats = model.backbone(data.images)
-    projected = [model.proj[k](feats[i]) for k, i in enumerate(model.scales)]
+    projected = model.bsd_inputs(data.images)
     with_sgs, _ = bsd.pass_features(projected, data.images)
     beta = bsd.beta
     bsd.beta = 0.0

@@ -326,6 +326,24 @@ class BidirectionalScaleDecoupling(nn.Module):
     beside the large structures). It assumes the guide marks the large structures (the contrast
     guide on the coarsest 4 x 4 grid marks the cells that differ from their neighbours) and that
     the places it does not mark are where the fine-scale clues are.
+
+    ``guide_c2f`` (issue 19, nineteenth session) says where the coarse->fine pass's guide comes
+    from (``sgs="both"``, ``scope="guide"`` only). ``"same"`` (default): re-extracted like the
+    first pass's, from its own guiding (coarsest) scale (`guide_salience`). ``"f2c_salience"``:
+    the second direction reads the first's salience instead of re-extracting it: its guide is the
+    fine->coarse pass's SFE map of the coarsest scale, which that pass computed on features its
+    own guide (the finest scale's contrast) already reweighted, so the round trip goes fine ->
+    coarse -> fine (the coarse cells where the fine scale found something are multiplied back onto
+    the fine scales). Why: the re-extracted coarse guide marks the large structures the coarse
+    scales already pool (contrast z -0.06 on the small objects), so the second pass delivers
+    near-copies (cosine 0.986 of the passes' pooled features). It assumes the first pass's
+    coarse map carries what the fine guide found, and it gives that learned map a training
+    signal through the second pass. Each pass still has its own SFE units. Not adopted (eighth
+    pass, validation seeds 15..19: -0.01 [-0.12, +0.11] mR against ``"same"``).
+
+    ``projected`` may hold one list of projected maps for every pass (the projection shared) or
+    one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
+    projection heads, so the two passes need not pool the same projected features).
     """
 
     def __init__(
@@ -351,8 +369,17 @@ class BidirectionalScaleDecoupling(nn.Module):
         fusion: Literal["concat", "gate"] = "concat",
         pool: Literal["multiply", "residual"] = "multiply",
         polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same",
+        guide_c2f: Literal["same", "f2c_salience"] = "same",
     ) -> None:
         super().__init__()
+        if guide_c2f not in ("same", "f2c_salience"):
+            raise ValueError(f"guide_c2f must be 'same' or 'f2c_salience', got {guide_c2f!r}")
+        if guide_c2f != "same" and (sgs != "both" or scope != "guide"):
+            raise ValueError(
+                f"guide_c2f={guide_c2f!r} needs sgs='both' and scope='guide', got sgs={sgs!r}, "
+                f"scope={scope!r}"
+            )
+        self.guide_c2f = guide_c2f
         if polarity_c2f not in ("same", "suppress_salient", "keep_salient"):
             raise ValueError(
                 "polarity_c2f must be 'same', 'suppress_salient' or 'keep_salient', got "
@@ -430,7 +457,9 @@ class BidirectionalScaleDecoupling(nn.Module):
         self.drop_chain: int | None = None  # diagnostics: zero one pass's features before fusion
 
     def forward(
-        self, projected: Sequence[torch.Tensor], images: torch.Tensor | None = None
+        self,
+        projected: Sequence[torch.Tensor] | Sequence[Sequence[torch.Tensor]],
+        images: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Fused image vector v (B, d) and the salience maps of every chain (in chain order);
         ``images`` are needed by ``guide="contrast"``."""
@@ -490,19 +519,52 @@ class BidirectionalScaleDecoupling(nn.Module):
             raise ValueError("guide='contrast' needs the images: call bsd(projected, images)")
         return local_contrast_salience(images, salience.shape[2:], self.contrast_kernel)
 
+    def per_pass_inputs(
+        self, projected: Sequence[torch.Tensor] | Sequence[Sequence[torch.Tensor]]
+    ) -> list[list[torch.Tensor]]:
+        """One list of projected maps per pass: ``projected`` repeated for every pass when it is
+        one list of tensors (shared projection), or checked and returned when it holds one list
+        per pass (``sgs_proj="per_pass"``)."""
+        if len(projected) > 0 and isinstance(projected[0], torch.Tensor):
+            return [list(projected)] * len(self.orders)  # type: ignore[arg-type]
+        if len(projected) != len(self.orders):
+            raise ValueError(
+                f"projected must be one list of maps or one list per pass ({len(self.orders)}), "
+                f"got {len(projected)} lists"
+            )
+        return [list(p) for p in projected]  # type: ignore[arg-type]
+
+    def pass_guides(
+        self, maps: Sequence[Sequence[torch.Tensor]], images: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """The salience each pass's guide multiplies onto its other scales (``scope="guide"``),
+        from the passes' maps as `pass_features` returns them: `guide_salience` of the pass's
+        first map, or, under ``guide_c2f="f2c_salience"``, the first pass's last map for the
+        second pass."""
+        out = []
+        for k, chain_maps in enumerate(maps):
+            if k == 1 and self.guide_c2f == "f2c_salience":
+                out.append(maps[0][-1])
+            else:
+                out.append(self.guide_salience(chain_maps[0], images))
+        return out
+
     def pass_features(
-        self, projected: Sequence[torch.Tensor], images: torch.Tensor | None = None
+        self,
+        projected: Sequence[torch.Tensor] | Sequence[Sequence[torch.Tensor]],
+        images: torch.Tensor | None = None,
     ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
         """Pooled features f_1..f_4 of every pass (scale order) and its salience maps (chain
         order), before the fusion layer; `drop_chain` zeroes one pass's features. ``images``
         are needed by ``guide="contrast"``."""
+        per_pass = self.per_pass_inputs(projected)
         parts, maps = [], []
         for k, (order, units) in enumerate(zip(self.orders, self.chains)):
             prev: torch.Tensor | None = None
             feats: list[torch.Tensor] = [None] * len(order)  # type: ignore[list-item]
             chain_maps = []
             for i in order:
-                p = projected[i]
+                p = per_pass[k][i]
                 m = None
                 if prev is not None and self.sgs != "none":
                     m = self.suppression(prev, p.shape[2:], k)
@@ -517,6 +579,8 @@ class BidirectionalScaleDecoupling(nn.Module):
                 chain_maps.append(a)
                 if self.scope == "chain":
                     prev = a
+                elif prev is None and k == 1 and self.guide_c2f == "f2c_salience":
+                    prev = maps[0][-1]  # the first pass's map of its last (coarsest) scale
                 elif prev is None:  # "guide": the first scale's salience suppresses every other
                     prev = self.guide_salience(a, images) if self.sgs != "none" else a
             if self.drop_chain == len(maps):
@@ -818,6 +882,15 @@ class SSJDNConfig:
     10..14 (issue 19, seventh pass, rule `docs/benchmarks/ssjdn_validation_s17_rule.md`): the
     bidirectional rung with it -0.45 [-1.37, +0.34] mR against today's.
 
+    ``sgs_proj`` (``"shared"``, default, or ``"per_pass"``: each BSD direction its own 1x1
+    projection heads, `SSJDN.proj_c2f`) and ``sgs_guide_c2f`` (`BidirectionalScaleDecoupling`'s
+    ``guide_c2f``) are issue 19's eighth-pass readings of the bidirectional pattern. Neither was
+    adopted on validation seeds 15..19 (rule `docs/benchmarks/ssjdn_validation_s19_rule.md`):
+    ``"per_pass"`` raised the bidirectional rung, +1.59 [+0.57, +2.61] mR over one direction
+    (+0.58 [+0.09, +1.28] over a one-direction model of the same width), but not the full model,
+    -0.39 [-1.14, +0.37]; ``"f2c_salience"`` changed nothing, -0.01 [-0.12, +0.11] against
+    today's two passes.
+
     ``stl_kappa = 1.0`` (since 2026-12-03; 0.5 before): a same-class negative's margin is
     m (1 - kappa) = 0, so STL only asks that it not rank above the positive. Chosen on fresh
     validation seeds 10..14 by the same rule: kappa 1 - kappa 0.5 +0.53 [+0.11, +0.84] mR (hard
@@ -849,6 +922,8 @@ class SSJDNConfig:
     sgs_fusion: Literal["concat", "gate"] = "concat"
     sgs_pool: Literal["multiply", "residual"] = "multiply"
     sgs_polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same"
+    sgs_guide_c2f: Literal["same", "f2c_salience"] = "same"
+    sgs_proj: Literal["shared", "per_pass"] = "shared"
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
     word_dim: int = 128
@@ -924,6 +999,19 @@ class SSJDNConfig:
                 "sgs_polarity_c2f must be 'same', 'suppress_salient' or 'keep_salient', got "
                 f"{self.sgs_polarity_c2f!r}"
             )
+        if self.sgs_guide_c2f not in ("same", "f2c_salience"):
+            raise ValueError(
+                f"sgs_guide_c2f must be 'same' or 'f2c_salience', got {self.sgs_guide_c2f!r}"
+            )
+        if self.sgs_guide_c2f != "same" and (self.sgs != "both" or self.sgs_scope != "guide"):
+            raise ValueError(
+                f"sgs_guide_c2f={self.sgs_guide_c2f!r} needs sgs='both' and sgs_scope='guide', "
+                f"got sgs={self.sgs!r}, sgs_scope={self.sgs_scope!r}"
+            )
+        if self.sgs_proj not in ("shared", "per_pass"):
+            raise ValueError(f"sgs_proj must be 'shared' or 'per_pass', got {self.sgs_proj!r}")
+        if self.sgs_proj == "per_pass" and self.sgs != "both":
+            raise ValueError(f"sgs_proj='per_pass' needs sgs='both' (two passes), got {self.sgs!r}")
         if self.sgs_fusion == "gate" and self.sgs != "both":
             raise ValueError(f"sgs_fusion='gate' needs sgs='both', got {self.sgs!r}")
         k = self.sgs_contrast_kernel
@@ -1022,6 +1110,7 @@ class SSJDN(nn.Module):
                 fusion=c.sgs_fusion,
                 pool=c.sgs_pool,
                 polarity_c2f=c.sgs_polarity_c2f,
+                guide_c2f=c.sgs_guide_c2f,
             )
             self.pool = None
         else:
@@ -1046,6 +1135,11 @@ class SSJDN(nn.Module):
             negatives=c.negatives,
             variant=c.stl_variant,
         )
+        # the coarse->fine pass's own projection heads (sgs_proj="per_pass"), built last so that
+        # every other module starts from the same weights as the shared-projection model
+        self.proj_c2f: nn.ModuleList | None = None
+        if c.multiscale and c.sgs_proj == "per_pass":
+            self.proj_c2f = nn.ModuleList(nn.Conv2d(chans[i], dp, 1) for i in self.scales)
 
     def lsd_weight_scale(self, epoch: int, epochs: int) -> float:
         """Factor on ``lsd_weight`` at epoch ``epoch`` (0-based) of ``epochs``: 1 under
@@ -1110,12 +1204,21 @@ class SSJDN(nn.Module):
     def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Un-normalised image vector v and the salience maps (empty without BSD)."""
         self._check_images(images)
+        if self.bsd is not None:
+            return self.bsd(self.bsd_inputs(images), images)
         feats = self.backbone(images)
         projected = [self.proj[k](feats[i]) for k, i in enumerate(self.scales)]
-        if self.bsd is not None:
-            return self.bsd(projected, images)
         a, f = self.pool(projected[0])
         return self.fuse(f), [[a]]
+
+    def bsd_inputs(self, images: torch.Tensor) -> list[torch.Tensor] | list[list[torch.Tensor]]:
+        """The projected maps BSD pools: one list (every pass reads the same projection) or, under
+        ``sgs_proj="per_pass"``, one list per pass (the coarse->fine pass's from ``proj_c2f``)."""
+        feats = self.backbone(images)
+        projected = [self.proj[k](feats[i]) for k, i in enumerate(self.scales)]
+        if self.proj_c2f is None:
+            return projected
+        return [projected, [self.proj_c2f[k](feats[i]) for k, i in enumerate(self.scales)]]
 
     @staticmethod
     def _check_images(images: torch.Tensor) -> None:

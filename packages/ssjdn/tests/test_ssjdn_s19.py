@@ -1,0 +1,132 @@
+"""Issue 19, nineteenth session: two readings of the bidirectional pattern, ``sgs_proj="per_pass"``
+(each direction its own projection heads) and ``sgs_guide_c2f="f2c_salience"`` (the coarse->fine
+pass guided by the fine->coarse pass's coarsest SFE map), and their input checks."""
+
+import pytest
+import torch
+from ssjdn import SSJDN, BidirectionalScaleDecoupling, SSJDNConfig, ablation_config
+from ssjdn.bench import method_key
+from ssjdn.diagnostics import linear_r2, pass_overlap, pass_redundancy
+from ssjdn.scenes import make_multiscale_scenes
+
+TINY = {"embed_dim": 16, "proj_dim": 8, "small_channels": (4, 8, 8, 8)}
+NEW = {
+    "+bidirectional per-pass proj": ("+bidirectional", "sgs_proj"),
+    "+LSD per-pass proj": ("+LSD", "sgs_proj"),
+    "BSD per-pass proj": ("+STL (full SSJDN)", "sgs_proj"),
+    "+bidirectional f2c guide": ("+bidirectional", "sgs_guide_c2f"),
+    "+LSD f2c guide": ("+LSD", "sgs_guide_c2f"),
+    "BSD f2c guide": ("+STL (full SSJDN)", "sgs_guide_c2f"),
+    "+SGS proj 64 (one direction)": ("+SGS (one direction)", "proj_dim"),
+}
+
+
+def _bsd(**kw: object) -> BidirectionalScaleDecoupling:
+    torch.manual_seed(0)
+    return BidirectionalScaleDecoupling(
+        6,
+        sgs="both",
+        beta=1.0,
+        out_dim=5,
+        scope="guide",
+        normalize=True,
+        polarity="keep_salient",
+        guide="contrast",
+        **kw,  # type: ignore[arg-type]
+    ).double()
+
+
+def _inputs(seed: int = 1) -> tuple[list[torch.Tensor], torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(3, 3, 32, 32, generator=g, dtype=torch.float64)
+    projected = [torch.randn(3, 6, s, s, generator=g, dtype=torch.float64) for s in (16, 8, 4, 2)]
+    return projected, images
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="sgs_proj must be"):
+        SSJDNConfig(sgs_proj="both")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sgs_proj='per_pass' needs sgs='both'"):
+        SSJDNConfig(sgs="fine_to_coarse", sgs_proj="per_pass")
+    with pytest.raises(ValueError, match="sgs_guide_c2f must be"):
+        SSJDNConfig(sgs_guide_c2f="learned")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sgs_guide_c2f='f2c_salience' needs"):
+        SSJDNConfig(sgs="fine_to_coarse", sgs_guide_c2f="f2c_salience")
+    with pytest.raises(ValueError, match="guide_c2f must be"):
+        BidirectionalScaleDecoupling(4, guide_c2f="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs sgs='both' and scope='guide'"):
+        BidirectionalScaleDecoupling(4, scope="chain", guide_c2f="f2c_salience")
+    projected, images = _inputs()
+    with pytest.raises(ValueError, match="one list per pass"):
+        _bsd().pass_features([projected, projected, projected], images)
+
+
+@torch.no_grad()
+def test_f2c_guide_hands_the_first_passs_coarsest_map_to_the_second() -> None:
+    """The first pass is bit-identical to today's; the second pass's guiding (coarsest) scale
+    is not multiplied; its other scales are multiplied by exactly the stretched last map of the
+    first pass (beta 1, keep_salient: M = A), which the overlap probe reads as its guide."""
+    projected, images = _inputs()
+    today, f2c = _bsd(), _bsd(guide_c2f="f2c_salience")
+    f2c.load_state_dict(today.state_dict())
+    fa, ma = today.pass_features(projected, images)
+    fb, mb = f2c.pass_features(projected, images)
+    assert all(torch.equal(x, y) for x, y in zip(fa[0], fb[0]))
+    assert torch.equal(fa[1][3], fb[1][3])
+    guide = mb[0][-1]
+    assert torch.equal(f2c.pass_guides(mb, images)[1], guide)
+    m = f2c.suppression(guide, (16, 16), 1)
+    lo, hi = guide.amin(dim=(2, 3), keepdim=True), guide.amax(dim=(2, 3), keepdim=True)
+    up = torch.nn.functional.interpolate(guide, size=(16, 16), mode="bilinear")
+    assert torch.allclose(m, (up - lo) / (hi - lo), atol=1e-12)
+    _, expect = f2c.chains[1][0](projected[0] * m)
+    assert torch.allclose(fb[1][0], expect, atol=1e-12)
+    assert not torch.allclose(fa[1][0], fb[1][0])
+
+
+def test_per_pass_projection_builds_only_when_asked_and_copies_reproduce_shared() -> None:
+    """Defaults: no extra module, state-dict keys and cache keys unchanged. per_pass: a second
+    set of heads built last (every other weight equals the shared model's at the same seed); with
+    its heads copied from the first set, the model's image vectors equal the shared model's
+    exactly; the variants differ from their rungs in the named option only."""
+    data = make_multiscale_scenes(6, image_size=32, seed=0)
+    shared = SSJDN.from_data(data, ablation_config("+bidirectional", **TINY), seed=0).double()
+    per = SSJDN.from_data(
+        data, ablation_config("+bidirectional per-pass proj", **TINY), seed=0
+    ).double()
+    assert shared.proj_c2f is None and not any("proj_c2f" in k for k in shared.state_dict())
+    sd_per = per.state_dict()
+    assert all(torch.equal(v, sd_per[k]) for k, v in shared.state_dict().items())
+    images = data.images[:4].double()
+    per.eval(), shared.eval()
+    with torch.no_grad():
+        assert not torch.allclose(per.image_features(images)[0], shared.image_features(images)[0])
+        per.proj_c2f.load_state_dict(per.proj.state_dict())
+        assert torch.allclose(
+            per.image_features(images)[0], shared.image_features(images)[0], atol=1e-12
+        )
+    for name, (rung, option) in NEW.items():
+        a, b = ablation_config(name).to_dict(), ablation_config(rung).to_dict()
+        assert {k for k in a if a[k] != b[k]} == {option}
+        assert method_key(name) != method_key(rung)
+    # today's methods keep their committed keys (the options enter the hash only when on)
+    assert method_key("+bidirectional") == "82536e30" and method_key("+LSD") == "3c36b854"
+    # the overlap and redundancy probes read a model with its own heads per pass
+    per.float()
+    assert set(pass_overlap(per, data)) >= {"sgs_damp_mean_p1", "sgs_map_corr"}
+    r = pass_redundancy(per, data)
+    assert set(r) == {"pass_r2_c2f_from_f2c", "pass_r2_f2c_from_c2f"}
+
+
+def test_linear_r2_reads_linear_dependence_and_rejects_bad_shapes() -> None:
+    """A linear function of x scores ~1, independent noise ~0 or below, a half-and-half mix
+    in between."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(200, 6, generator=g, dtype=torch.float64)
+    noise = torch.randn(200, 3, generator=g, dtype=torch.float64)
+    lin = x[:, :3] @ torch.randn(3, 3, generator=g, dtype=torch.float64) + 2.0
+    assert linear_r2(x, lin, ridge=1e-9) > 0.999999
+    assert linear_r2(x, noise) < 0.05
+    assert 0.3 < linear_r2(x, lin / lin.std(0) + noise) < 0.7
+    with pytest.raises(ValueError, match="x and y must be"):
+        linear_r2(x, noise[:10])
