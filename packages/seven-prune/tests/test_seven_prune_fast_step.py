@@ -488,7 +488,7 @@ def test_seven_pruner_float_mask_changes_no_bit_of_a_run() -> None:
             assert torch.equal(_bits(pa.detach()), _bits(pb.detach())), name
         if "keep" in prs[0]._scratch_bufs:  # the copy this step's update used: the mask before
             used = torch.cat([before[n].reshape(-1) for n in prs[0].names])
-            assert torch.equal(prs[0]._scratch_bufs["keep"].bool(), used)
+            assert torch.equal(prs[0]._scratch_bufs["keep"], used.float())  # 0.0 / 1.0 exactly
     assert cuts == 4 and "keep" not in prs[0]._scratch_bufs  # freed after the window
     assert "keep" not in prs[1]._scratch_bufs
     assert 0.6 < prs[0].achieved_sparsity <= 0.7
@@ -541,3 +541,59 @@ def test_cut_selection_equals_the_stable_sort_in_float64(seed: int) -> None:
         want = _sort_reference(plain, None, n_keep)
         got = pruning.select_flat(plain, [n], ["a"], n_keep, warn=False)
         assert torch.equal(got, want), n_keep
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cut_fast_path_equals_the_general_path_exactly(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_keep_top_bracketed` (a gradual pruner's cut: pruned scores 0, alive ones >= 0, or no
+    pruned entry) gives the keep-vector of the general path (`CUT_FAST_PATH` off: threshold by
+    `_kth_bracketed`, then the comparison), bit for bit, with many ties, alive entries scored 0,
+    ranks from the lowest to the highest; it answers on most of them (the rest fall back), and
+    the bracket it records holds the indices of the bools the general path records. The guard
+    (with its re-selection from the recorded bracket) agrees too, and the scores come back."""
+    g = torch.Generator().manual_seed(7)
+    n = 130_000
+    flat = torch.round(torch.rand(n, generator=g, dtype=dtype) ** 2 * 300) / 300
+    flat[flat < 0.003] = 0.0  # alive entries scored exactly 0
+    alive = torch.rand(n, generator=g) > 0.4
+    flat[-900:] *= 1e-3  # two small tensors at the end that the guard lifts
+    dead = flat.masked_fill(~alive, 0.0)
+    n_alive = int(alive.sum())
+    calls: list[bool] = []
+    real = pruning._keep_top_bracketed
+
+    def spy(*args: object) -> torch.Tensor | None:
+        out = real(*args)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(pruning, "_keep_top_bracketed", spy)
+    for buf, al, na in ((dead, alive, n_alive), (flat - 0.25, None, n)):
+        for n_keep in (na - 1, na - 50, na - na // 3, na // 2, na // 7, 3):
+            got: list[object] = []
+            want: list[object] = []
+            keep = pruning._keep_top_flat(buf, al, n_keep, al is not None, got)
+            monkeypatch.setattr(pruning, "CUT_FAST_PATH", False)
+            ref = pruning._keep_top_flat(buf, al, n_keep, al is not None, want)
+            monkeypatch.setattr(pruning, "CUT_FAST_PATH", True)
+            assert torch.equal(keep, ref), (al is None, n_keep)
+            assert int(keep.sum()) == n_keep
+            if got and got[0].dtype != np.bool_:
+                assert np.array_equal(got[0], np.flatnonzero(want[0]))
+            sizes, names = [n - 900, 600, 300], ["a", "b", "c"]
+            for fast in (True, False) if n_keep >= na // 7 else ():
+                monkeypatch.setattr(pruning, "CUT_FAST_PATH", fast)
+                before = buf.clone()
+                guarded = pruning.select_flat(
+                    buf, sizes, names, n_keep, al, min_density=0.02, warn=False,
+                    dead_zero=al is not None,
+                )  # fmt: skip
+                assert torch.equal(buf, before)
+                if fast:
+                    first = guarded
+                else:
+                    assert torch.equal(first, guarded), (al is None, n_keep)
+            monkeypatch.setattr(pruning, "CUT_FAST_PATH", True)
+    assert sum(calls) >= 8  # the fast path answered most selections

@@ -406,7 +406,9 @@ class SevenPruner(GradualPruner):
         fresh = "keep" not in self._scratch_bufs
         buf = self._scratch("keep")
         if fresh or self._fkeep_owner is not self.mask:
-            buf.copy_(self._alive_flat())
+            # from the uint8 view: the same 0.0 / 1.0, and ~4x faster than from bool on a CPU
+            # (1.5 vs 6.5 ms for MiniLM's 10.7M targets)
+            buf.copy_(self._alive_flat().view(torch.uint8))
             self._fkeep_owner = self.mask
         return self._scratch_views("keep")
 
