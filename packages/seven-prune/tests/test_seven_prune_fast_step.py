@@ -551,8 +551,9 @@ def test_cut_fast_path_equals_the_general_path_exactly(
     pruned entry) gives the keep-vector of the general path (`CUT_FAST_PATH` off: threshold by
     `_kth_bracketed`, then the comparison), bit for bit, with many ties, alive entries scored 0,
     ranks from the lowest to the highest; it answers on most of them (the rest fall back), and
-    the bracket it records holds the indices of the bools the general path records. The guard
-    (with its re-selection from the recorded bracket) agrees too, and the scores come back."""
+    the bracket it records holds the indices of the bools the general path records; work buffers
+    holding stale values change nothing. The guard (with its re-selection from the recorded
+    bracket) agrees too, and the scores come back."""
     g = torch.Generator().manual_seed(7)
     n = 130_000
     flat = torch.round(torch.rand(n, generator=g, dtype=dtype) ** 2 * 300) / 300
@@ -574,7 +575,8 @@ def test_cut_fast_path_equals_the_general_path_exactly(
         for n_keep in (na - 1, na - 50, na - na // 3, na // 2, na // 7, 3):
             got: list[object] = []
             want: list[object] = []
-            keep = pruning._keep_top_flat(buf, al, n_keep, al is not None, got)
+            work = (torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool))  # stale
+            keep = pruning._keep_top_flat(buf, al, n_keep, al is not None, got, work)
             monkeypatch.setattr(pruning, "CUT_FAST_PATH", False)
             ref = pruning._keep_top_flat(buf, al, n_keep, al is not None, want)
             monkeypatch.setattr(pruning, "CUT_FAST_PATH", True)
