@@ -599,3 +599,60 @@ def test_cut_fast_path_equals_the_general_path_exactly(
                     assert torch.equal(first, guarded), (al is None, n_keep)
             monkeypatch.setattr(pruning, "CUT_FAST_PATH", True)
     assert sum(calls) >= 8  # the fast path answered most selections
+
+
+@pytest.mark.parametrize("fused_adam", [True, False])
+@pytest.mark.parametrize(
+    ("state_dtype", "param_dtype"),
+    [
+        (torch.float32, torch.float32),
+        (torch.float64, torch.float64),
+        (torch.float32, torch.float64),
+    ],
+)
+def test_update_reading_one_buffer_less_changes_no_bit(
+    fused_adam: bool,
+    state_dtype: torch.dtype,
+    param_dtype: torch.dtype,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The eager update's order for moments of |g| that writes the ratio over |g|
+    (`_aliased_ratio_ok`) leaves m, v, S and the weights bit for bit as the previous order (the
+    ratio in its own buffer) over six steps with cuts and re-zeroing, on tensors with vectorised
+    bodies, scalar tails and more than one thread's chunk, with torch's fused AdamW kernel and
+    with the one-operation-at-a-time fallback."""
+    if fused_adam and not seven._fused_adam_runs(torch.device("cpu"), state_dtype):
+        pytest.skip("torch's fused AdamW kernel does not run here")
+    if not fused_adam:
+        monkeypatch.setitem(seven._FUSED_ADAM, ("cpu", state_dtype), False)
+    monkeypatch.setattr(seven, "_ALIASED_RATIO", {})
+    assert seven._aliased_ratio_ok(torch.device("cpu"), state_dtype)
+    gen = torch.Generator().manual_seed(11)
+    shapes = [(317, 331), (7, 13), (3,)]
+    ws0 = [torch.randn(sh, generator=gen, dtype=param_dtype) for sh in shapes]
+    runs = {}
+    for aliased in (True, False):
+        monkeypatch.setitem(seven._ALIASED_RATIO, ("cpu", state_dtype), aliased)
+        g2 = torch.Generator().manual_seed(5)
+        ws = [w.clone() for w in ws0]
+        st = {k: [torch.zeros(sh, dtype=state_dtype) for sh in shapes] for k in "mvS"}
+        t1s = [torch.zeros(sh, dtype=state_dtype) for sh in shapes]
+        t2s = [torch.zeros(sh, dtype=state_dtype) for sh in shapes]
+        keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
+        for k in range(6):
+            gs = [torch.randn(sh, generator=g2, dtype=param_dtype) for sh in shapes]
+            gs[0][::5] = 0.0
+            cutting = k % 2 == 1
+            seven._seven_update_eager(
+                st["m"], st["v"], st["S"], ws, gs, keeps, t1s, t2s, alpha1=0.8, alpha2=0.9,
+                eps=1e-9, k=k, abs_moments=True, cutting=cutting, rezero=k != 4,
+            )  # fmt: skip
+            if cutting:
+                keeps = [kp & (torch.rand(kp.shape, generator=g2) > 0.3) for kp in keeps]
+        runs[aliased] = (st, ws)
+    for key in "mvS":
+        for a, b in zip(runs[True][0][key], runs[False][0][key]):
+            assert torch.equal(_bits(a), _bits(b)), key
+    for a, b in zip(runs[True][1], runs[False][1]):
+        assert torch.equal(_bits(a), _bits(b))
+    assert float(runs[True][0]["S"][0].sum()) > 0
