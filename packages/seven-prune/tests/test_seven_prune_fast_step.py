@@ -488,7 +488,7 @@ def test_seven_pruner_float_mask_changes_no_bit_of_a_run() -> None:
             assert torch.equal(_bits(pa.detach()), _bits(pb.detach())), name
         if "keep" in prs[0]._scratch_bufs:  # the copy this step's update used: the mask before
             used = torch.cat([before[n].reshape(-1) for n in prs[0].names])
-            assert torch.equal(prs[0]._scratch_bufs["keep"].bool(), used)
+            assert torch.equal(prs[0]._scratch_bufs["keep"], used.float())  # 0.0 / 1.0 exactly
     assert cuts == 4 and "keep" not in prs[0]._scratch_bufs  # freed after the window
     assert "keep" not in prs[1]._scratch_bufs
     assert 0.6 < prs[0].achieved_sparsity <= 0.7
@@ -541,3 +541,118 @@ def test_cut_selection_equals_the_stable_sort_in_float64(seed: int) -> None:
         want = _sort_reference(plain, None, n_keep)
         got = pruning.select_flat(plain, [n], ["a"], n_keep, warn=False)
         assert torch.equal(got, want), n_keep
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cut_fast_path_equals_the_general_path_exactly(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_keep_top_bracketed` (a gradual pruner's cut: pruned scores 0, alive ones >= 0, or no
+    pruned entry) gives the keep-vector of the general path (`CUT_FAST_PATH` off: threshold by
+    `_kth_bracketed`, then the comparison), bit for bit, with many ties, alive entries scored 0,
+    ranks from the lowest to the highest; it answers on most of them (the rest fall back), and
+    the bracket it records holds the indices of the bools the general path records; work buffers
+    holding stale values change nothing. The guard (with its re-selection from the recorded
+    bracket) agrees too, and the scores come back."""
+    g = torch.Generator().manual_seed(7)
+    n = 130_000
+    flat = torch.round(torch.rand(n, generator=g, dtype=dtype) ** 2 * 300) / 300
+    flat[flat < 0.003] = 0.0  # alive entries scored exactly 0
+    alive = torch.rand(n, generator=g) > 0.4
+    flat[-900:] *= 1e-3  # two small tensors at the end that the guard lifts
+    dead = flat.masked_fill(~alive, 0.0)
+    n_alive = int(alive.sum())
+    calls: list[bool] = []
+    real = pruning._keep_top_bracketed
+
+    def spy(*args: object) -> torch.Tensor | None:
+        out = real(*args)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(pruning, "_keep_top_bracketed", spy)
+    for buf, al, na in ((dead, alive, n_alive), (flat - 0.25, None, n)):
+        for n_keep in (na - 1, na - 50, na - na // 3, na // 2, na // 7, 3):
+            got: list[object] = []
+            want: list[object] = []
+            work = (torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool))  # stale
+            keep = pruning._keep_top_flat(buf, al, n_keep, al is not None, got, work)
+            monkeypatch.setattr(pruning, "CUT_FAST_PATH", False)
+            ref = pruning._keep_top_flat(buf, al, n_keep, al is not None, want)
+            monkeypatch.setattr(pruning, "CUT_FAST_PATH", True)
+            assert torch.equal(keep, ref), (al is None, n_keep)
+            assert int(keep.sum()) == n_keep
+            if got and got[0].dtype != np.bool_:
+                assert np.array_equal(got[0], np.flatnonzero(want[0]))
+            sizes, names = [n - 900, 600, 300], ["a", "b", "c"]
+            for fast in (True, False) if n_keep >= na // 7 else ():
+                monkeypatch.setattr(pruning, "CUT_FAST_PATH", fast)
+                before = buf.clone()
+                guarded = pruning.select_flat(
+                    buf, sizes, names, n_keep, al, min_density=0.02, warn=False,
+                    dead_zero=al is not None,
+                )  # fmt: skip
+                assert torch.equal(buf, before)
+                if fast:
+                    first = guarded
+                else:
+                    assert torch.equal(first, guarded), (al is None, n_keep)
+            monkeypatch.setattr(pruning, "CUT_FAST_PATH", True)
+    assert sum(calls) >= 8  # the fast path answered most selections
+
+
+@pytest.mark.parametrize("fused_adam", [True, False])
+@pytest.mark.parametrize(
+    ("state_dtype", "param_dtype"),
+    [
+        (torch.float32, torch.float32),
+        (torch.float64, torch.float64),
+        (torch.float32, torch.float64),
+    ],
+)
+def test_update_reading_one_buffer_less_changes_no_bit(
+    fused_adam: bool,
+    state_dtype: torch.dtype,
+    param_dtype: torch.dtype,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The eager update's order for moments of |g| that writes the ratio over |g|
+    (`_aliased_ratio_ok`) leaves m, v, S and the weights bit for bit as the previous order (the
+    ratio in its own buffer) over six steps with cuts and re-zeroing, on tensors with vectorised
+    bodies, scalar tails and more than one thread's chunk, with torch's fused AdamW kernel and
+    with the one-operation-at-a-time fallback."""
+    if fused_adam and not seven._fused_adam_runs(torch.device("cpu"), state_dtype):
+        pytest.skip("torch's fused AdamW kernel does not run here")
+    if not fused_adam:
+        monkeypatch.setitem(seven._FUSED_ADAM, ("cpu", state_dtype), False)
+    monkeypatch.setattr(seven, "_ALIASED_RATIO", {})
+    assert seven._aliased_ratio_ok(torch.device("cpu"), state_dtype)
+    gen = torch.Generator().manual_seed(11)
+    shapes = [(317, 331), (7, 13), (3,)]
+    ws0 = [torch.randn(sh, generator=gen, dtype=param_dtype) for sh in shapes]
+    runs = {}
+    for aliased in (True, False):
+        monkeypatch.setitem(seven._ALIASED_RATIO, ("cpu", state_dtype), aliased)
+        g2 = torch.Generator().manual_seed(5)
+        ws = [w.clone() for w in ws0]
+        st = {k: [torch.zeros(sh, dtype=state_dtype) for sh in shapes] for k in "mvS"}
+        t1s = [torch.zeros(sh, dtype=state_dtype) for sh in shapes]
+        t2s = [torch.zeros(sh, dtype=state_dtype) for sh in shapes]
+        keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
+        for k in range(6):
+            gs = [torch.randn(sh, generator=g2, dtype=param_dtype) for sh in shapes]
+            gs[0][::5] = 0.0
+            cutting = k % 2 == 1
+            seven._seven_update_eager(
+                st["m"], st["v"], st["S"], ws, gs, keeps, t1s, t2s, alpha1=0.8, alpha2=0.9,
+                eps=1e-9, k=k, abs_moments=True, cutting=cutting, rezero=k != 4,
+            )  # fmt: skip
+            if cutting:
+                keeps = [kp & (torch.rand(kp.shape, generator=g2) > 0.3) for kp in keeps]
+        runs[aliased] = (st, ws)
+    for key in "mvS":
+        for a, b in zip(runs[True][0][key], runs[False][0][key]):
+            assert torch.equal(_bits(a), _bits(b)), key
+    for a, b in zip(runs[True][1], runs[False][1]):
+        assert torch.equal(_bits(a), _bits(b))
+    assert float(runs[True][0]["S"][0].sum()) > 0

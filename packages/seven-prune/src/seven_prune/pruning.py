@@ -263,12 +263,82 @@ def _kth_smallest(
     return float(np.partition(vals, k - 1)[k - 1])
 
 
+#: whether a gradual pruner's cut takes `_keep_top_bracketed` (tests switch it off to compare)
+CUT_FAST_PATH = True
+
+
+def _keep_top_bracketed(
+    fn: np.ndarray,
+    an: np.ndarray | None,
+    n_keep: int,
+    n_alive: int,
+    record: list[np.ndarray] | None = None,
+    work: tuple[np.ndarray, np.ndarray] | None = None,
+) -> torch.Tensor | None:
+    """`_keep_top_flat`'s keep-vector for a buffer whose pruned entries hold 0 and whose alive
+    entries are >= 0 (a gradual pruner's cut, `dead_zero`), or that has no pruned entries (`an`
+    None), from the passes `_kth_bracketed` makes anyway; None when the sample's bracket does
+    not allow it (the caller then takes the general path). The same keep-vector, exactly.
+
+    The sample's bracket [lo, hi] (both ends inside the sample, lo > 0 when entries are pruned, so
+    that every pruned entry, a 0, lies below it) splits the buffer into the entries below lo
+    (`below`, all pruned ones among them: no AND with the alive-vector), the bracket (`a ^
+    below`, with a = x <= hi: alive entries only) and the entries above hi (alive, all kept: the
+    threshold lies in the bracket). So the keep-vector is `~a` plus the bracket's entries above
+    the threshold, its count follows from the counts already made, and the tied entries (equal to
+    the threshold, all inside the bracket) are the bracket's, in index order, as the general
+    path's. Against `_kth_bracketed` + `_compare_alive` this saves the two ANDs with the
+    alive-vector, the comparison with the threshold (a NOT instead) and the count of the result,
+    and gathers the bracket as indices (`np.flatnonzero`, then a gather: cheaper than
+    `np.compress` over the whole buffer), which it records for the guard's re-selection.
+    `work`: two bool arrays of the buffer's size to compute in (overwritten; a pruner's, kept
+    between cuts: two fresh 10.7 MB arrays per cut cost their page faults again each time)."""
+    k = n_alive - n_keep  # entries to prune, 0 < k < n_alive
+    step = max(1, fn.size // SAMPLE_SIZE)
+    sample = fn[::step] if an is None else fn[::step][an[::step]]
+    ns = sample.size
+    if ns < 1024:
+        return None
+    q = k / n_alive
+    margin = 6.0 * math.sqrt(ns * q * (1.0 - q)) + 64.0
+    i_lo, i_hi = math.floor(q * ns - margin), math.ceil(q * ns + margin)
+    if i_lo < 0 or i_hi >= ns:
+        return None  # a one-sided bracket: the general path
+    part = np.partition(sample, (i_lo, i_hi))
+    lo, hi = part[i_lo], part[i_hi]
+    n_dead = fn.size - n_alive
+    if n_dead and not lo > 0:
+        return None  # the pruned zeros would not all lie below the bracket
+    below = np.less(fn, lo, out=None if work is None else work[0])
+    c_lo = int(np.count_nonzero(below)) - n_dead  # alive entries below lo
+    if c_lo >= k:
+        return None
+    a = np.less_equal(fn, hi, out=None if work is None else work[1])
+    keep = np.logical_not(a)  # above hi: alive and kept
+    np.logical_xor(a, below, out=a)  # below lies inside a: what is left is lo <= x <= hi
+    idx = np.flatnonzero(a)
+    cand = fn[idx]
+    if c_lo + cand.size < k:
+        return None
+    j = k - c_lo - 1
+    thr = np.partition(cand, j)[j]
+    over = cand > thr
+    keep[idx[over]] = True
+    extra = n_keep - (n_alive - c_lo - cand.size + int(np.count_nonzero(over)))
+    if extra > 0:  # ties at the threshold: keep the last `extra` of them (earlier ones pruned)
+        keep[idx[cand == thr][-extra:]] = True
+    if record is not None:
+        record.append(idx)
+    return torch.from_numpy(keep)
+
+
 def _keep_top_flat(
     flat: torch.Tensor,
     alive: torch.Tensor | None,
     n_keep: int,
     dead_zero: bool = False,
     record: list[np.ndarray] | None = None,
+    work: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Bool keep-vector: the `n_keep` highest of `flat` among the `alive` entries (None: all).
 
@@ -289,6 +359,10 @@ def _keep_top_flat(
 
     Float64 scores are selected in float64 (`_np_scores`): a threshold rounded to float32 would
     misplace scores that float32 cannot tell apart. `record`: see `_kth_bracketed`.
+
+    A large CPU buffer with `dead_zero` (or no pruned entry) takes `_keep_top_bracketed`, which
+    makes the same keep-vector in fewer passes (and records the bracket as indices), computing
+    in `work` (two bool buffers of the buffer's size, overwritten) when given.
     """
     n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
@@ -302,6 +376,18 @@ def _keep_top_flat(
     if n_keep == 0:
         return torch.zeros_like(flat, dtype=torch.bool)
     n_prune = n_alive - n_keep
+    if (
+        CUT_FAST_PATH
+        and flat.device.type == "cpu"
+        and flat.numel() >= SAMPLED_SELECTION_MIN
+        and (dead_zero or alive is None or n_alive == flat.numel())
+    ):
+        fn = _np_scores(flat)
+        an = None if alive is None or n_alive == flat.numel() else alive.numpy()
+        buffers = None if work is None else (work[0].numpy(), work[1].numpy())
+        fast = _keep_top_bracketed(fn, an, n_keep, n_alive, record, buffers)
+        if fast is not None:
+            return fast
     thr = _kth_smallest(flat, alive, n_prune, n_alive, record)
     # dead_zero: a pruned entry (0) never exceeds the threshold (an alive score, >= 0)
     keep = _compare_alive(flat, thr, None if dead_zero else alive, torch.gt, np.greater)
@@ -356,6 +442,7 @@ def select_flat(
     warn: bool = True,
     emptied_out: list[str] | None = None,
     dead_zero: bool = False,
+    work: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The selection on one flat score buffer (tensors concatenated in `names` order).
 
@@ -381,7 +468,9 @@ def select_flat(
 
     `dead_zero=True` says that every entry `alive` marks pruned holds 0 (a gradual pruner's cut);
     when no score is negative either (checked) the comparison with the threshold skips the
-    alive-vector (`_keep_top_flat`); the selection is the same.
+    alive-vector (`_keep_top_flat`); the selection is the same. `work`: two contiguous bool
+    buffers of `flat`'s size on a CPU that the global selection may overwrite (a pruner's, so that
+    a cut allocates less); the result never views them.
     """
     total = flat.numel()
     if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
@@ -410,7 +499,7 @@ def select_flat(
             )
         return keep
     record: list[np.ndarray] | None = [] if min_density > 0.0 else None
-    keep = _keep_top_flat(flat, alive, n_keep, dead_zero, record)
+    keep = _keep_top_flat(flat, alive, n_keep, dead_zero, record, work)
     if min_density <= 0.0 and not warn and emptied_out is None:
         return keep
     counts = [_count(keep[a:b]) for a, b in segs]
@@ -468,7 +557,8 @@ def _lift_floors(
     +inf and the global selection is made again (+inf >= 0: `dead_zero` still holds).
 
     The selection again is not made from scratch when the first one's bracket (`bracket`, the
-    entries `_kth_bracketed` gathered around its threshold) holds what it needs
+    entries `_kth_bracketed` gathered around its threshold as a bool vector, or
+    `_keep_top_bracketed` as their indices) holds what it needs
     (`_reselect_from_bracket`): lifting entries that were pruned only moves the threshold up past
     as many of the lowest kept ones, which lie just above the old threshold, inside the bracket.
     The same keep-vector, exactly; where the bracket does not hold enough, the full selection.
@@ -497,8 +587,8 @@ def _lift_floors(
                 new.append(idx)
             again = None
             if bracket is not None and flat.device.type == "cpu":
-                if cands is None:
-                    cands = np.flatnonzero(bracket)
+                if cands is None:  # recorded as indices (`_keep_top_bracketed`) or as bools
+                    cands = bracket if bracket.dtype != np.bool_ else np.flatnonzero(bracket)
                 again = _reselect_from_bracket(flat, keep, torch.cat(new), cands, segs, counts)
             if again is None:
                 keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
@@ -792,10 +882,12 @@ class Pruner(Callback):
         n_keep: int,
         alive: torch.Tensor | None,
         dead_zero: bool = False,
+        work: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[WeightMask, torch.Tensor]:
         """Cut `flat` (scores in `names` order) to `n_keep` with this pruner's selection rule; warn
         once per tensor that the plain global selection would empty. Returns the mask and the flat
-        keep-vector it views. `dead_zero`: the entries `alive` marks pruned hold 0 (`select_flat`)."""
+        keep-vector it views. `dead_zero`: the entries `alive` marks pruned hold 0 (`select_flat`);
+        `work`: `select_flat`'s work buffers."""
         emptied: list[str] = []
         keep = select_flat(
             flat,
@@ -809,6 +901,7 @@ class Pruner(Callback):
             shapes=self.shapes,
             emptied_out=emptied,
             dead_zero=dead_zero,
+            work=work,
         )
         new = [n for n in emptied if n not in self._warned]
         if new:
@@ -1180,12 +1273,12 @@ class GradualPruner(Pruner):
             }
             self.state = {s: self._flat_views(f) for s, f in self.flat.items()}
 
-    def _scratch(self, name: str) -> torch.Tensor:
-        """A flat float32 work buffer of the targets' size, allocated once at zero (freed after the
-        window; it keeps what the rule last wrote into it between steps)."""
+    def _scratch(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """A flat work buffer of the targets' size (float32 unless `dtype`), allocated once at zero
+        (freed after the window; it keeps what was last written into it between steps)."""
         buf = self._scratch_bufs.get(name)
         if buf is None:
-            buf = torch.zeros(self.numel, dtype=torch.float32, device=self.device)
+            buf = torch.zeros(self.numel, dtype=dtype, device=self.device)
             self._scratch_bufs[name] = buf
         return buf
 
@@ -1244,7 +1337,10 @@ class GradualPruner(Pruner):
         if not zeroed:
             flat.masked_fill_(~alive, 0.0)
         keep = self.final_keep if k == self.window - 1 else self.n_keep(k)  # exact at the end
-        self._set_mask(*self._select(flat, keep, alive, dead_zero=True))  # zeroed just above
+        work = None
+        if flat.device.type == "cpu":  # the selection's two bool work buffers, kept between cuts
+            work = (self._scratch("select_a", torch.bool), self._scratch("select_b", torch.bool))
+        self._set_mask(*self._select(flat, keep, alive, dead_zero=True, work=work))
 
     # ------------------------------------------------------------------ driving
     @property

@@ -128,6 +128,38 @@ def _fused_adam_runs(device: torch.device, dtype: torch.dtype) -> bool:
     return _FUSED_ADAM[key]
 
 
+#: per (device type, dtype): whether `_moments_and_ratio_` may write the ratio over its input g_m
+#: (`out` and `g_m` one tensor), probed against the separate-buffer call, see `_aliased_ratio_ok`
+_ALIASED_RATIO: dict[tuple[str, torch.dtype], bool] = {}
+
+
+def _aliased_ratio_ok(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether `_moments_and_ratio_(t, t, m, v, ...)` (the ratio written over the g_m it reads)
+    gives bit for bit what the call with a separate `out` gives, probed once on 203 entries (a
+    vectorised body and a scalar tail, zeros among them) over three steps. True for the
+    one-operation-at-a-time path (it reads g_m only before writing `out`); for torch's fused
+    AdamW kernel (a private op) it holds when each entry's gradient is loaded before its parameter
+    is stored, which the probe checks."""
+    key = (device.type, dtype)
+    if key not in _ALIASED_RATIO:
+        gen = torch.Generator().manual_seed(0)
+        ok = True
+        m1, v1 = torch.zeros(203, dtype=dtype), torch.zeros(203, dtype=dtype)
+        m2, v2 = m1.clone(), v1.clone()
+        m1, v1, m2, v2 = (x.to(device) for x in (m1, v1, m2, v2))
+        for k in range(3):
+            g = torch.rand(203, generator=gen, dtype=dtype)
+            g[::7] = 0.0
+            g = g.to(device)
+            sep, same = torch.zeros_like(g), g.clone()
+            step = torch.tensor(float(k + 1), device=device)
+            _moments_and_ratio_(sep, g, m1, v1, 0.8, 0.9, 1e-9, step)
+            _moments_and_ratio_(same, same, m2, v2, 0.8, 0.9, 1e-9, step)
+            ok = ok and all(torch.equal(a, b) for a, b in ((sep, same), (m1, m2), (v1, v2)))
+        _ALIASED_RATIO[key] = ok
+    return _ALIASED_RATIO[key]
+
+
 def _moments_and_ratio_(
     out: torch.Tensor,
     g_m: torch.Tensor,
@@ -206,6 +238,11 @@ def _seven_update_eager(
     measured faster than one operation over all targets at a time): t1 <- g_m (|g| for
     `abs_moments`, else g); m, v and t2 = m_hat / (sqrt(v_hat) + eps) in one pass
     (`_moments_and_ratio_`, which also clears t2's old contents); t1 <- |W g|; S <- S + t1 |t2|.
+    With `abs_moments` (where `_aliased_ratio_ok`) the same operations run in another order that
+    reads one buffer less: t1 <- |g|, t2 <- |W g| (= ||g| W|, exactly), then the moments and the
+    ratio written over t1 (the pass reads |g| and writes the ratio in one buffer instead of also
+    reading t2's old contents), S <- S + t2 t1: the same operands of every operation, so the same
+    numbers bit for bit (tested against the previous order in float32 and float64).
     Then the masking that follows the update: on a cut step S <- S * M (S[M == 0] <- 0; exact for
     finite scores), and W <- W * M (the re-zeroing `maskloop.MaskedTraining.reapply` does) unless
     `rezero` is False (the pruned weights stay zero anyway: a hooked optimizer) or on a cut step
@@ -222,22 +259,32 @@ def _seven_update_eager(
     """
     step = torch.tensor(float(k + 1), device=ss[0].device if ss else None)
     fks: Sequence[torch.Tensor | None] = [None] * len(ss) if fkeeps is None else fkeeps
+    aliased = abs_moments and bool(ss) and _aliased_ratio_ok(ss[0].device, ss[0].dtype)
     for m, v, s, w, g, keep, t1, t2, fk in zip(ms, vs, ss, ws, gs, keeps, t1s, t2s, fks):
-        if abs_moments:
+        if aliased:
             if g.dtype == t1.dtype:
                 torch.abs(g, out=t1)
             else:  # a unary op's out= must have its input's dtype (float64 W and g)
                 t1.copy_(g).abs_()
-            g_m = t1
+            torch.mul(t1, w, out=t2).abs_()  # |g| W, as t1.mul_(w) computes it: |W g|
+            _moments_and_ratio_(t1, t1, m, v, alpha1, alpha2, eps, step)  # t1 <- the ratio
+            s.addcmul_(t2, t1)
         else:
-            g_m = g if g.dtype == t1.dtype else t1.copy_(g)
-        _moments_and_ratio_(t2, g_m, m, v, alpha1, alpha2, eps, step)
-        if abs_moments:  # t1 = |g|, t2 >= 0
-            t1.mul_(w).abs_()
-        else:  # the signed ratio: |W g m_hat / d| = |W g| |m_hat / d|
-            torch.mul(w, g, out=t1).abs_()
-            t2.abs_()
-        s.addcmul_(t1, t2)
+            if abs_moments:
+                if g.dtype == t1.dtype:
+                    torch.abs(g, out=t1)
+                else:  # a unary op's out= must have its input's dtype (float64 W and g)
+                    t1.copy_(g).abs_()
+                g_m = t1
+            else:
+                g_m = g if g.dtype == t1.dtype else t1.copy_(g)
+            _moments_and_ratio_(t2, g_m, m, v, alpha1, alpha2, eps, step)
+            if abs_moments:  # t1 = |g|, t2 >= 0
+                t1.mul_(w).abs_()
+            else:  # the signed ratio: |W g m_hat / d| = |W g| |m_hat / d|
+                torch.mul(w, g, out=t1).abs_()
+                t2.abs_()
+            s.addcmul_(t1, t2)
         u8 = keep.view(torch.uint8)
         if cutting:
             s.mul_(fk if fk is not None and fk.dtype == s.dtype else u8)
@@ -406,7 +453,9 @@ class SevenPruner(GradualPruner):
         fresh = "keep" not in self._scratch_bufs
         buf = self._scratch("keep")
         if fresh or self._fkeep_owner is not self.mask:
-            buf.copy_(self._alive_flat())
+            # from the uint8 view: the same 0.0 / 1.0, and ~4x faster than from bool on a CPU
+            # (1.5 vs 6.5 ms for MiniLM's 10.7M targets)
+            buf.copy_(self._alive_flat().view(torch.uint8))
             self._fkeep_owner = self.mask
         return self._scratch_views("keep")
 
