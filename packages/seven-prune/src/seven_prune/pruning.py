@@ -173,6 +173,24 @@ def _finite_min(flat: torch.Tensor) -> float | None:
     return None
 
 
+def _sample_bracket(
+    fn: np.ndarray, an: np.ndarray | None, k: int, n_alive: int
+) -> tuple[np.ndarray, int, int] | None:
+    """The strided sample of the alive scores and the ranks in it, ``i_lo <= i_hi``, that are
+    expected to enclose the k-th smallest of `n_alive` (a margin of 6 binomial standard
+    deviations plus 64 around the sample's k / n_alive quantile; the ranks may fall outside the
+    sample). None when the sample has fewer than 1024 entries. Shared by `_kth_bracketed` and
+    `_keep_top_bracketed`; only the speed depends on it, never the result."""
+    step = max(1, fn.size // SAMPLE_SIZE)
+    sample = fn[::step] if an is None else fn[::step][an[::step]]
+    ns = sample.size
+    if ns < 1024:
+        return None
+    q = k / n_alive
+    margin = 6.0 * math.sqrt(ns * q * (1.0 - q)) + 64.0
+    return sample, math.floor(q * ns - margin), math.ceil(q * ns + margin)
+
+
 def _kth_bracketed(
     fn: np.ndarray,
     an: np.ndarray | None,
@@ -189,14 +207,11 @@ def _kth_bracketed(
     `record`: when the value is found, the bool vector of the gathered entries (every alive entry
     with lo <= x <= hi; all alive entries when the bracket has no upper end) is appended to it,
     for the guard's re-selection (`_reselect_from_bracket`)."""
-    step = max(1, fn.size // SAMPLE_SIZE)
-    sample = fn[::step] if an is None else fn[::step][an[::step]]
-    ns = sample.size
-    if ns < 1024:
+    bracket = _sample_bracket(fn, an, k, n_alive)
+    if bracket is None:
         return None
-    q = k / n_alive
-    margin = 6.0 * math.sqrt(ns * q * (1.0 - q)) + 64.0
-    i_lo, i_hi = math.floor(q * ns - margin), math.ceil(q * ns + margin)
+    sample, i_lo, i_hi = bracket
+    ns = sample.size
     ranks = [i for i in (i_lo, i_hi) if 0 <= i < ns]
     if not ranks:
         return None  # the bracket would hold every entry: no gain
@@ -294,14 +309,11 @@ def _keep_top_bracketed(
     `work`: two bool arrays of the buffer's size to compute in (overwritten; a pruner's, kept
     between cuts: two fresh 10.7 MB arrays per cut cost their page faults again each time)."""
     k = n_alive - n_keep  # entries to prune, 0 < k < n_alive
-    step = max(1, fn.size // SAMPLE_SIZE)
-    sample = fn[::step] if an is None else fn[::step][an[::step]]
-    ns = sample.size
-    if ns < 1024:
+    bracket = _sample_bracket(fn, an, k, n_alive)
+    if bracket is None:
         return None
-    q = k / n_alive
-    margin = 6.0 * math.sqrt(ns * q * (1.0 - q)) + 64.0
-    i_lo, i_hi = math.floor(q * ns - margin), math.ceil(q * ns + margin)
+    sample, i_lo, i_hi = bracket
+    ns = sample.size
     if i_lo < 0 or i_hi >= ns:
         return None  # a one-sided bracket: the general path
     part = np.partition(sample, (i_lo, i_hi))
