@@ -13,8 +13,12 @@ windows unless said otherwise:
 * ``lin_s`` / ``lin_z`` / ``lin_sz``: a logistic regression fitted on the *source-train* windows'
   s_T, z_T or [s_T, z_T] with source labels, scored on the target-test windows: the class
   information of each block that transfers (entangled: its one latent in ``lin_s``);
-* ``z_fixes``: of the target-test windows the head gets wrong, the share ``lin_z`` gets right
-  (class information the classifier on s lacks but z holds);
+* ``cv_s`` / ``cv_z``: 5-fold linear probes of the fault *within* the target-test windows
+  (pseudo-target labels, description only): the class information each block holds on the
+  target, whether or not it transfers from the source;
+* ``z_fixes``: of the target-test windows the head gets wrong, the share the within-target
+  probe on z (``cv_z``, cross-validated predictions) gets right (class information the classifier
+  on s lacks but z holds);
 * ``dom_s`` / ``dom_z``: 5-fold linear domain probes on pooled source-test + target-test windows
   (chance 50 %), as the bench's probes;
 * ``mmd_s``: MK-MMD^2 between source-test and target-test s_T (the kernel of the training term).
@@ -29,13 +33,17 @@ import torch
 from cdhm.bench import VALIDATION_TASKS, BenchConfig, _estimator, _task_data, linear_probe
 from cdhm.models import mk_mmd
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
+def _probe():  # noqa: ANN202
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+
+
 def _transfer_probe(f_src: np.ndarray, y_src: np.ndarray, f_tgt: np.ndarray) -> np.ndarray:
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return probe.fit(f_src, y_src).predict(f_tgt)
+    return _probe().fit(f_src, y_src).predict(f_tgt)
 
 
 def diagnose(method: str, source: int, target: int, seed: int) -> dict[str, float]:
@@ -55,6 +63,7 @@ def diagnose(method: str, source: int, target: int, seed: int) -> dict[str, floa
     out["lin_s"] = float(
         np.mean(_transfer_probe(feats(s_tr, "s"), s_tr.y, feats(t_te, "s")) == t_te.y)
     )
+    out["cv_s"] = linear_probe(feats(t_te, "s"), t_te.y, seed)
     dom = np.concatenate([np.zeros(len(s_te.y)), np.ones(len(t_te.y))]).astype(int)
     s_both = np.concatenate([feats(s_te, "s"), feats(t_te, "s")])
     out["dom_s"] = linear_probe(s_both, dom, seed)
@@ -67,8 +76,11 @@ def diagnose(method: str, source: int, target: int, seed: int) -> dict[str, floa
         out["lin_sz"] = float(
             np.mean(_transfer_probe(feats(s_tr, "both"), s_tr.y, feats(t_te, "both")) == t_te.y)
         )
+        zt = feats(t_te, "z")
+        out["cv_z"] = linear_probe(zt, t_te.y, seed)
+        cv_pz = cross_val_predict(_probe(), zt, t_te.y, cv=5)
         wrong = head != t_te.y
-        out["z_fixes"] = float(np.mean(pz[wrong] == t_te.y[wrong])) if wrong.any() else np.nan
+        out["z_fixes"] = float(np.mean(cv_pz[wrong] == t_te.y[wrong])) if wrong.any() else np.nan
         z_both = np.concatenate([feats(s_te, "z"), feats(t_te, "z")])
         out["dom_z"] = linear_probe(z_both, dom, seed)
     return out
