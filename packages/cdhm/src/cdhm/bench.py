@@ -180,6 +180,15 @@ ADAPT_LADDER: dict[str, dict[str, Any]] = {
 SPLIT_VARIANTS: dict[str, dict[str, Any]] = {
     "CDHM+adda+zy1": {**ADAPT_VARIANTS["CDHM+adda"], "lambda_zy": 1.0},
     "CDHM+adda+sz1": {**ADAPT_VARIANTS["CDHM+adda"], "lambda_sz": 1.0},
+    # a third reading (rule written after the first two were read, before its own run): the
+    # split's s as wide as the entangled latent (16 = 8 + 8), z unchanged; its rung is the
+    # entangled model of the same total width (24)
+    "CDHM+adda+s16": {**ADAPT_VARIANTS["CDHM+adda"], "s_dim": 16},
+    "CDHM-entangled+adda+s16": {
+        **ABLATIONS["CDHM-entangled"],
+        **ADAPT_VARIANTS["CDHM+adda"],
+        "s_dim": 16,
+    },
 }
 #: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
 #: its own temporal-evidence reading and a 1.0 alignment weight; and the schedule of
