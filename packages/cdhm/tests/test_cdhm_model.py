@@ -838,3 +838,69 @@ def test_target_encoder_rejects_bad_values(toy, kwargs, match):
     a, _ = toy
     with pytest.raises(ValueError, match=match):
         CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
+
+
+def test_split_terms_zy_and_sz_enter_the_loss_as_written(toy):
+    """lambda_zy / lambda_sz (session 19): the step loss is the plain loss + lambda_zy mean_t
+    HSIC(z_t^src, onehot y) + lambda_sz mean_t HSIC(s_t, z_t) (Gaussian kernels) on the batch's
+    posterior means; both add nothing to the entangled model (no z block)."""
+    from cdhm.models import hsic
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["target_encoder"] = "shared"  # the equations below are the shared encoder's
+    est = CDHMClassifier(lambda_zy=0.7, lambda_sz=0.3, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["hsic_z_y"]).all()
+    assert np.isfinite(est.history_["hsic_s_z"]).all()
+    net = est.net_
+    batch, loss, logs, plain = _step_beside_plain(est, CDHMClassifier(**kw), a, b, 0.4)
+    with torch.no_grad():
+        x = torch.cat([batch["xs"], batch["xt"]])
+        post = net.encode(x, torch.cat([batch["cs"], batch["ct"]]))
+        s, z = post["s_loc"].double(), post["z_loc"].double()
+        oh = torch.nn.functional.one_hot(batch["ys"], 4).double()
+        zy = sum(float(hsic(z[:8, t], oh)) for t in range(4)) / 4
+        sz = sum(float(hsic(s[:, t], z[:, t], "gaussian")) for t in range(4)) / 4
+    assert logs["hsic_z_y"] == pytest.approx(zy, rel=1e-4, abs=1e-7)
+    assert logs["hsic_s_z"] == pytest.approx(sz, rel=1e-4, abs=1e-7)
+    assert 0.7 * zy > 1e-4 and 0.3 * sz > 1e-4  # detectable
+    expected = float(plain.detach()) + 0.7 * zy + 0.3 * sz
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    # the entangled model has no z: the terms add nothing
+    ent = {**kw, "entangled": True}
+    est_e = CDHMClassifier(lambda_zy=0.7, lambda_sz=0.3, **ent)
+    est_e.fit(a.x, a.y, b.x, a.domain, b.domain)
+    _, loss_e, logs_e, plain_e = _step_beside_plain(est_e, CDHMClassifier(**ent), a, b, 0.4)
+    assert "hsic_z_y" not in logs_e and "hsic_s_z" not in logs_e
+    assert float(loss_e.detach()) == float(plain_e.detach())
+
+
+def test_hsic_gaussian_kernel_on_b():
+    """hsic(a, b, "gaussian"): near 0 for independent draws, larger for b = a; b_kernel checked."""
+    from cdhm.models import hsic
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(200, 3, generator=g, dtype=torch.float64)
+    dep, ind = float(hsic(a, a + 0.1 * b, "gaussian")), float(hsic(a, b, "gaussian"))
+    assert dep > 10 * ind and ind < 2e-3
+    with pytest.raises(ValueError, match="b_kernel"):
+        hsic(a, b, "rbf")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc"),
+    [
+        ({"lambda_zy": -1.0}, ValueError),
+        ({"lambda_zy": float("nan")}, ValueError),
+        ({"lambda_sz": -0.5}, ValueError),
+        ({"lambda_sz": "1"}, TypeError),
+    ],
+    ids=["zy-negative", "zy-nan", "sz-negative", "sz-str"],
+)
+def test_split_terms_reject_bad_values(toy, kwargs, exc):
+    """CDHMClassifier.fit: a bad lambda_zy or lambda_sz raises naming the argument."""
+    a, _ = toy
+    with pytest.raises(exc, match=next(iter(kwargs))):
+        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)

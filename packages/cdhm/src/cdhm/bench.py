@@ -171,6 +171,25 @@ ADAPT_LADDER: dict[str, dict[str, Any]] = {
     name + "+adda": {**ABLATIONS[name], **ADAPT_VARIANTS["CDHM+adda"]}
     for name in ("CDHM-no-temporal", "CDHM-no-align")
 }
+#: Two readings that make the s/z split do work the entangled latent cannot (issue 18, session
+#: 19; README "What the split does with the untied encoder"), each on the default CDHM+adda, value
+#: fixed before the validation run: z carries no fault information (HSIC between every z_t and
+#: the source label, the causal graph's y -> s only), and the two blocks are independent (HSIC
+#: between s_t and z_t). Both are no-ops for the entangled model (no z), so its rung is
+#: CDHM-entangled+adda.
+SPLIT_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+zy1": {**ADAPT_VARIANTS["CDHM+adda"], "lambda_zy": 1.0},
+    "CDHM+adda+sz1": {**ADAPT_VARIANTS["CDHM+adda"], "lambda_sz": 1.0},
+    # a third reading (rule written after the first two were read, before its own run): the
+    # split's s as wide as the entangled latent (16 = 8 + 8), z unchanged; its rung is the
+    # entangled model of the same total width (24)
+    "CDHM+adda+s16": {**ADAPT_VARIANTS["CDHM+adda"], "s_dim": 16},
+    "CDHM-entangled+adda+s16": {
+        **ABLATIONS["CDHM-entangled"],
+        **ADAPT_VARIANTS["CDHM+adda"],
+        "s_dim": 16,
+    },
+}
 #: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
 #: its own temporal-evidence reading and a 1.0 alignment weight; and the schedule of
 #: LATE_VARIANTS on the plain encoder. Name -> (alignment, overrides).
@@ -197,6 +216,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **ADAPT_VARIANTS,
     **ADAPT_ABLATIONS,
     **ADAPT_LADDER,
+    **SPLIT_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -470,6 +490,8 @@ _OPTIONS_OFF: dict[str, Any] = {
     "align_ramp": "ganin",
     "target_encoder": "shared",
     "adapt_start": 0.5,
+    "lambda_zy": 0.0,
+    "lambda_sz": 0.0,
 }
 
 

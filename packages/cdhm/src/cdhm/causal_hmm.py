@@ -506,6 +506,17 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     guide at ``adapt_start`` (then trained by its windows' ELBO alone: the no-alignment rung of the
     untied model). ``target_encoder="shared"`` is the model of every bench row named ``CDHM`` (the
     bench pins it, :data:`cdhm.bench.BENCH_CDHM`).
+
+    Two terms that give the s/z split work the entangled latent cannot do (issue 18, session 19;
+    both 0 = off by default; README "What the split does with the untied encoder"). ``lambda_zy``
+    adds lambda_zy * mean_t HSIC(z_t, onehot y) over the labelled source windows of the batch
+    (:func:`cdhm.models.hsic`, posterior means): the causal graph has y -> s_t only, so z should
+    carry no fault information; the term pushes what the decoder reads about the fault out of z
+    and into s, where the fault head and the alignment see it. It assumes the fault evidence z
+    holds is evidence the classifier on s lacks. ``lambda_sz`` adds lambda_sz * mean_t
+    HSIC(s_t, z_t) with Gaussian kernels on both, over every window: the two blocks independent,
+    so neither is a copy of the other. Both read z: with ``entangled=True`` (no z block) they
+    add nothing.
     """
 
     def __init__(
@@ -536,6 +547,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         align_ramp: str = "ganin",
         target_encoder: str = "adapted",
         adapt_start: float = 0.5,
+        lambda_zy: float = 0.0,
+        lambda_sz: float = 0.0,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -573,6 +586,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.align_ramp = align_ramp
         self.target_encoder = target_encoder
         self.adapt_start = adapt_start
+        self.lambda_zy = lambda_zy
+        self.lambda_sz = lambda_sz
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -591,6 +606,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             "lambda_ent",
             "lambda_lmmd",
             "lambda_div",
+            "lambda_zy",
+            "lambda_sz",
         ):
             check_real(name, getattr(self, name), low=0.0)
         check_real("beta_s", self.beta_s, low=0.0, low_inclusive=False)
@@ -741,6 +758,18 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             dep = sum(hsic(s_all[:, t], onehot) for t in range(s_all.shape[1])) / s_all.shape[1]
             loss = loss + self.lambda_hsic * dep
             logs["hsic_s_c"] = float(dep.detach())
+        z_all = net._cache.get("z_loc")  # None for the entangled model (no z block)
+        if self.lambda_zy > 0 and z_all is not None and len(torch.unique(ys)) > 1:
+            # z carries no fault information (y -> s only): HSIC(z_t, onehot y) on source rows
+            onehot_y = F.one_hot(ys, net.fault_head[-1].out_features).to(z_all.dtype)
+            dep = sum(hsic(z_all[:ns, t], onehot_y) for t in range(net.T)) / net.T
+            loss = loss + self.lambda_zy * dep
+            logs["hsic_z_y"] = float(dep.detach())
+        if self.lambda_sz > 0 and z_all is not None:
+            # the two blocks are independent: HSIC(s_t, z_t), Gaussian kernels, every window
+            dep = sum(hsic(s_all[:, t], z_all[:, t], "gaussian") for t in range(net.T)) / net.T
+            loss = loss + self.lambda_sz * dep
+            logs["hsic_s_z"] = float(dep.detach())
         logs["source_acc"] = src_acc
         if self.align_gate > 0:
             logs["gate_acc"] = float(net.gate_acc)

@@ -248,19 +248,29 @@ def lmmd(
     return (w.T @ k @ w).diagonal().sum() / n_c
 
 
-def hsic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """HSIC (biased, Gretton et al. 2005) between features `a` (n, d) and `b` (n, k).
-
-    HSIC = tr(K H L H) / (n - 1)^2 with K a Gaussian kernel on `a` (bandwidth: median pairwise
-    squared distance, detached) and L = b b^T a linear kernel (b: one-hot domain labels), H the
-    centring matrix. Zero iff (for a characteristic K) `a` is independent of `b`.
-    """
-    n = a.shape[0]
+def _gauss_kernel(a: torch.Tensor) -> torch.Tensor:
+    """Gaussian kernel matrix of `a` (n, d), bandwidth the median pairwise squared distance
+    (detached; 1 when every row is equal)."""
     d2 = torch.cdist(a, a).pow(2)
     pos = d2.detach()[d2.detach() > 0]
     sigma2 = pos.median() if pos.numel() else d2.new_tensor(1.0)
-    k = torch.exp(-d2 / sigma2)
-    lmat = b @ b.T
+    return torch.exp(-d2 / sigma2)
+
+
+def hsic(a: torch.Tensor, b: torch.Tensor, b_kernel: str = "linear") -> torch.Tensor:
+    """HSIC (biased, Gretton et al. 2005) between features `a` (n, d) and `b` (n, k).
+
+    HSIC = tr(K H L H) / (n - 1)^2 with K a Gaussian kernel on `a` (bandwidth: median pairwise
+    squared distance, detached), H the centring matrix and L the kernel on `b`: ``b_kernel=
+    "linear"`` L = b b^T (b: one-hot labels, e.g. domains or classes) or ``"gaussian"`` the
+    Gaussian kernel of `a`'s kind (b: continuous features, e.g. another latent block). Zero iff
+    (for characteristic kernels) `a` is independent of `b`.
+    """
+    if b_kernel not in ("linear", "gaussian"):
+        raise ValueError(f"b_kernel must be 'linear' or 'gaussian', got {b_kernel!r}")
+    n = a.shape[0]
+    k = _gauss_kernel(a)
+    lmat = b @ b.T if b_kernel == "linear" else _gauss_kernel(b)
     h = torch.eye(n, dtype=a.dtype) - 1.0 / n
     return torch.trace(k @ h @ lmat @ h) / max(1, n - 1) ** 2
 
