@@ -112,6 +112,13 @@ def _detach_rows(x: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([x[:n].detach(), x[n:]])
 
 
+def _stepwise_hsic(a: torch.Tensor, b: torch.Tensor, b_kernel: str = "linear") -> torch.Tensor:
+    """mean_t HSIC(a_t, b_t) over the T steps of `a` (B, T, d) (:func:`cdhm.models.hsic`): `b` is
+    (B, k), the same at every step (one-hot labels), or (B, T, k), read step by step (a latent)."""
+    steps = a.shape[1]
+    return sum(hsic(a[:, t], b if b.ndim == 2 else b[:, t], b_kernel) for t in range(steps)) / steps
+
+
 def _delayed_ramp(progress: float, start: float, ramp: str = "ganin") -> float:
     """0 before `start` (a fraction of training), then a ramp of p' = (progress - start) /
     (1 - start): the Ganin ramp 2 / (1 + exp(-10 p')) - 1 (``ramp="ganin"``, the schedule of
@@ -755,19 +762,19 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         if self.lambda_hsic > 0 and len(torch.unique(c)) > 1:
             # independence of s and the working condition (HSIC with a one-hot kernel on c)
             onehot = F.one_hot(c, net.n_cond).to(s_all.dtype)
-            dep = sum(hsic(s_all[:, t], onehot) for t in range(s_all.shape[1])) / s_all.shape[1]
+            dep = _stepwise_hsic(s_all, onehot)
             loss = loss + self.lambda_hsic * dep
             logs["hsic_s_c"] = float(dep.detach())
         z_all = net._cache.get("z_loc")  # None for the entangled model (no z block)
         if self.lambda_zy > 0 and z_all is not None and len(torch.unique(ys)) > 1:
             # z carries no fault information (y -> s only): HSIC(z_t, onehot y) on source rows
             onehot_y = F.one_hot(ys, net.fault_head[-1].out_features).to(z_all.dtype)
-            dep = sum(hsic(z_all[:ns, t], onehot_y) for t in range(net.T)) / net.T
+            dep = _stepwise_hsic(z_all[:ns], onehot_y)
             loss = loss + self.lambda_zy * dep
             logs["hsic_z_y"] = float(dep.detach())
         if self.lambda_sz > 0 and z_all is not None:
             # the two blocks are independent: HSIC(s_t, z_t), Gaussian kernels, every window
-            dep = sum(hsic(s_all[:, t], z_all[:, t], "gaussian") for t in range(net.T)) / net.T
+            dep = _stepwise_hsic(s_all, z_all, "gaussian")
             loss = loss + self.lambda_sz * dep
             logs["hsic_s_z"] = float(dep.detach())
         logs["source_acc"] = src_acc
