@@ -94,6 +94,17 @@ def _acc(model, data, evaluate) -> float:  # noqa: ANN001
     return 100 * evaluate(model, data.loader("test", 256))["accuracy"]
 
 
+#: LNPT's scoring flags of `lnpt bench`: (flag, argparse dest, `lnpt_options` key, the value that
+#: leaves it out), in the order they enter `lnpt_options` and a report's command
+SCORING_FLAGS = (
+    ("--score-epochs", "score_epochs", "score_epochs", 0),
+    ("--score-rounds", "score_rounds", "rounds", None),
+    ("--score-allocation", "score_allocation", "allocation", "global"),
+    ("--score-standardize", "score_standardize", "standardize", False),
+    ("--score-average", "score_average", "average", "gradient"),
+)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from lnpt.bench import BenchConfig, parse_epochs, run_bench
 
@@ -124,16 +135,13 @@ def _bench(args: argparse.Namespace) -> int:
         args._parser.error(f"--score-epochs must be an int >= 0, got {args.score_epochs}")
     if args.score_rounds is not None and args.score_rounds < 1:
         args._parser.error(f"--score-rounds must be an int >= 1, got {args.score_rounds}")
-    scoring: dict[str, object] = {"score_epochs": args.score_epochs} if args.score_epochs else {}
-    if args.score_rounds is not None:
-        scoring["rounds"] = args.score_rounds
-    if args.score_allocation != "global":
-        scoring["allocation"] = args.score_allocation
-    if args.score_standardize:
-        scoring["standardize"] = True
-    if args.score_average != "gradient":
-        scoring["average"] = args.score_average
-    scoring_flags = _scoring_flags(args)
+    scoring: dict[str, object] = {}
+    scoring_flags = ""  # the scoring flags given, as they appear in a report's command
+    for flag, dest, key, off in SCORING_FLAGS:
+        value = getattr(args, dest)
+        if value != off:
+            scoring[key] = value
+            scoring_flags += f" {flag}" + ("" if value is True else f" {value}")
     if scoring and any(v for m, v in modes.items() if m != "--student-lr-check"):
         on = ", ".join(m for m, v in modes.items() if v)
         args._parser.error(
@@ -600,21 +608,6 @@ def main(argv: list[str] | None = None) -> int:
     from maskloop.cli import run
 
     return run(argv, package="lnpt", demo=_demo, bench=_bench, parser=build_parser())
-
-
-def _scoring_flags(args: argparse.Namespace) -> str:
-    """The LNPT scoring flags given, as they appear in a report's command ('' when none)."""
-    return (
-        (f" --score-epochs {args.score_epochs}" if args.score_epochs else "")
-        + (f" --score-rounds {args.score_rounds}" if args.score_rounds is not None else "")
-        + (
-            f" --score-allocation {args.score_allocation}"
-            if args.score_allocation != "global"
-            else ""
-        )
-        + (" --score-standardize" if args.score_standardize else "")
-        + (f" --score-average {args.score_average}" if args.score_average != "gradient" else "")
-    )
 
 
 if __name__ == "__main__":
