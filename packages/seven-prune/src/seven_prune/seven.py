@@ -261,23 +261,17 @@ def _seven_update_eager(
     fks: Sequence[torch.Tensor | None] = [None] * len(ss) if fkeeps is None else fkeeps
     aliased = abs_moments and bool(ss) and _aliased_ratio_ok(ss[0].device, ss[0].dtype)
     for m, v, s, w, g, keep, t1, t2, fk in zip(ms, vs, ss, ws, gs, keeps, t1s, t2s, fks):
-        if aliased:
+        if abs_moments:  # t1 <- |g|
             if g.dtype == t1.dtype:
                 torch.abs(g, out=t1)
             else:  # a unary op's out= must have its input's dtype (float64 W and g)
                 t1.copy_(g).abs_()
+        if aliased:
             torch.mul(t1, w, out=t2).abs_()  # |g| W, as t1.mul_(w) computes it: |W g|
             _moments_and_ratio_(t1, t1, m, v, alpha1, alpha2, eps, step)  # t1 <- the ratio
             s.addcmul_(t2, t1)
         else:
-            if abs_moments:
-                if g.dtype == t1.dtype:
-                    torch.abs(g, out=t1)
-                else:  # a unary op's out= must have its input's dtype (float64 W and g)
-                    t1.copy_(g).abs_()
-                g_m = t1
-            else:
-                g_m = g if g.dtype == t1.dtype else t1.copy_(g)
+            g_m = t1 if abs_moments else (g if g.dtype == t1.dtype else t1.copy_(g))
             _moments_and_ratio_(t2, g_m, m, v, alpha1, alpha2, eps, step)
             if abs_moments:  # t1 = |g|, t2 >= 0
                 t1.mul_(w).abs_()
