@@ -904,3 +904,97 @@ def test_split_terms_reject_bad_values(toy, kwargs, exc):
     a, _ = toy
     with pytest.raises(exc, match=next(iter(kwargs))):
         CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
+
+
+def test_pseudo_labels_head_and_centroid():
+    """pseudo_labels: "head" keeps the confident argmax; "centroid" relabels every window by the
+    nearest centroid of the confident windows (a window across the head's boundary but inside a
+    cluster takes the cluster's label); nothing confident -> nothing kept; bad input raises."""
+    from cdhm.models import pseudo_labels
+
+    feats = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.2, 0.1], [5.0, 5.0], [5.1, 4.9], [4.8, 5.2]])
+    probs = torch.tensor(
+        [[0.95, 0.05], [0.92, 0.08], [0.30, 0.70], [0.05, 0.95], [0.40, 0.60], [0.10, 0.90]]
+    )
+    label, keep = pseudo_labels(feats, probs, "head", 0.9)
+    assert label.tolist() == [0, 0, 1, 1, 1, 1]
+    assert keep.tolist() == [True, True, False, True, False, True]
+    label, keep = pseudo_labels(feats, probs, "centroid", 0.9)
+    assert label.tolist() == [0, 0, 0, 1, 1, 1] and bool(keep.all())  # window 2 takes cluster 0
+    # no confident window of class 0: no centroid for it, every window goes to class 1
+    only1 = torch.tensor([[0.6, 0.4]] * 3 + [[0.05, 0.95], [0.6, 0.4], [0.1, 0.9]])
+    label, keep = pseudo_labels(feats, only1, "centroid", 0.9)
+    assert label.tolist() == [1] * 6 and bool(keep.all())
+    _, keep = pseudo_labels(feats, torch.full((6, 2), 0.5), "centroid", 0.9)
+    assert not bool(keep.any())
+    with pytest.raises(ValueError, match="mode"):
+        pseudo_labels(feats, probs, "knn")
+    with pytest.raises(ValueError, match="threshold"):
+        pseudo_labels(feats, probs, "head", 1.0)
+    with pytest.raises(ValueError, match="one row per window"):
+        pseudo_labels(feats[:3], probs)
+
+
+@pytest.mark.parametrize("mode", ["head", "centroid"])
+def test_pseudo_label_term_enters_the_loss_as_written_through_the_frozen_head(toy, mode):
+    """lambda_pl (session 20): step loss = plain loss + lambda_pl w(p) (1/m) sum_j keep_j
+    CE(f(s_T^j), yhat_j) on the target windows (float64); the fault head gets no gradient from
+    the term, the target's s does."""
+    import pyro
+    from cdhm.models import pseudo_labels
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["target_encoder"] = "shared"
+    est = CDHMClassifier(lambda_pl=0.7, pseudo_label=mode, pl_threshold=0.0, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["pseudo_label_ce"]).all()
+    est.net_ = est.net_.double()
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in _eight_windows(est, a, b).items()
+    }
+    plain = CDHMClassifier(**kw)
+    plain.net_ = est.net_
+    net = est.net_
+    with torch.no_grad():
+        logits = net.fault_logits(net.encode(batch["xt"], batch["ct"])["s_loc"])
+    # a threshold inside the batch's confidences: some windows kept, some not
+    est.pl_threshold = float(torch.softmax(logits, -1).max(1).values.median())
+    s_t = net.encode(batch["xt"], batch["ct"])["s_loc"]
+    label, keep = pseudo_labels(s_t[:, -1], torch.softmax(logits, -1), mode, est.pl_threshold)
+    assert (0 < int(keep.sum()) < 8) if mode == "head" else bool(keep.all())
+    pyro.set_rng_seed(3)
+    loss, logs = est._step(batch, 0.6)
+    pyro.set_rng_seed(3)
+    base, _ = plain._step(batch, 0.6)
+    ce = torch.nn.functional.cross_entropy(logits, label, reduction="none")
+    pl = float((ce * keep.double()).sum() / 8)
+    w = est._align_weight(0.6)
+    assert logs["pseudo_label_ce"] == pytest.approx(pl, rel=1e-10)
+    assert 0.7 * w * pl > 1e-3  # detectable
+    assert float(loss.detach()) == pytest.approx(float(base.detach()) + 0.7 * w * pl, rel=1e-10)
+    # the term alone: no gradient into the fault head, some into the encoder
+    net.zero_grad()
+    frozen = net.fault_logits(s_t, frozen=True)
+    assert torch.equal(frozen, logits)
+    torch.nn.functional.cross_entropy(frozen, label).backward()
+    assert all(p.grad is None for p in net.fault_head.parameters())
+    assert sum(float(p.grad.abs().sum()) for p in net.encoder.parameters()) > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "name"),
+    [
+        ({"lambda_pl": -0.1}, ValueError, "lambda_pl"),
+        ({"lambda_pl": "1"}, TypeError, "lambda_pl"),
+        ({"pseudo_label": "knn"}, ValueError, "pseudo_label"),
+        ({"pl_threshold": 1.0}, ValueError, "pl_threshold"),
+        ({"pl_threshold": float("nan")}, ValueError, "pl_threshold"),
+    ],
+)
+def test_pseudo_label_options_reject_bad_values(toy, kwargs, exc, name):
+    """CDHMClassifier.fit: a bad lambda_pl / pseudo_label / pl_threshold raises naming it."""
+    a, _ = toy
+    with pytest.raises(exc, match=name):
+        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)

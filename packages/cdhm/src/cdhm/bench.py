@@ -190,6 +190,24 @@ SPLIT_VARIANTS: dict[str, dict[str, Any]] = {
         "s_dim": 16,
     },
 }
+#: Two readings against the lost class correspondence on the target (issue 18, session 20; README
+#: "Class correspondence on the target"), each on the default CDHM+adda, values fixed before the
+#: validation run: self-training of the target guide through the frozen fault head, weight 0.3
+#: (SHOT's), on the head's confident (>= 0.9) pseudo-labels, or on the nearest-centroid labels of
+#: the confident windows (SHOT-style). Their disentanglement ablations are the entangled model with
+#: the same option.
+PL_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+pl-head": {**ADAPT_VARIANTS["CDHM+adda"], "lambda_pl": 0.3},
+    "CDHM+adda+pl-centroid": {
+        **ADAPT_VARIANTS["CDHM+adda"],
+        "lambda_pl": 0.3,
+        "pseudo_label": "centroid",
+    },
+}
+PL_ABLATIONS: dict[str, dict[str, Any]] = {
+    "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
+    for name, kw in PL_VARIANTS.items()
+}
 #: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
 #: its own temporal-evidence reading and a 1.0 alignment weight; and the schedule of
 #: LATE_VARIANTS on the plain encoder. Name -> (alignment, overrides).
@@ -217,6 +235,8 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **ADAPT_ABLATIONS,
     **ADAPT_LADDER,
     **SPLIT_VARIANTS,
+    **PL_VARIANTS,
+    **PL_ABLATIONS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -492,6 +512,9 @@ _OPTIONS_OFF: dict[str, Any] = {
     "adapt_start": 0.5,
     "lambda_zy": 0.0,
     "lambda_sz": 0.0,
+    "lambda_pl": 0.0,
+    "pseudo_label": "head",
+    "pl_threshold": 0.9,
 }
 
 

@@ -25,8 +25,13 @@ __all__ = [
     "hsic",
     "lmmd",
     "mk_mmd",
+    "pseudo_labels",
     "standardize_windows",
 ]
+
+#: How :func:`pseudo_labels` labels target windows: the classifier's own confident argmax, or the
+#: nearest centroid of the confident windows (SHOT-style, Liang et al., ICML 2020).
+PSEUDO_LABELS: tuple[str, ...] = ("head", "centroid")
 
 
 def check_signals(x: object, n_segments: int, name: str = "x") -> np.ndarray:
@@ -246,6 +251,45 @@ def lmmd(
     k = sum(torch.exp(-d2 / (s * sigma2)) for s in scales) / len(scales)
     w = torch.cat([ws, -wt], dim=0)  # (n + m, |C|): +source weights, -target weights
     return (w.T @ k @ w).diagonal().sum() / n_c
+
+
+def pseudo_labels(
+    feats: torch.Tensor, probs: torch.Tensor, mode: str = "head", threshold: float = 0.9
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard pseudo-labels (m,) and a keep-mask (m,) for target windows (constants, no gradient).
+
+    `feats` (m, d) are the windows' features, `probs` (m, K) the classifier's class probabilities;
+    a window is *confident* when max_k probs >= `threshold`. ``mode="head"`` labels each window
+    by argmax_k probs and keeps the confident ones (self-training with a confidence threshold, as
+    FixMatch's pseudo-label branch, Sohn et al. 2020, without augmentation). ``mode="centroid"``
+    builds one centroid per class from the confident windows of that argmax class, c_k =
+    mean(feats of confident windows labelled k), labels *every* window by its nearest centroid
+    (Euclidean) and keeps them all (none when no window is confident): SHOT's centroid
+    pseudo-labels (Liang et al., ICML 2020), here with centroids from confident windows only. It
+    assumes the target classes are compact clusters in `feats` and that the confident windows
+    of a class sit in that class's cluster: a window across the classifier's boundary but inside
+    a cluster takes the cluster's label. Classes with no confident window get no centroid.
+    """
+    if mode not in PSEUDO_LABELS:
+        raise ValueError(f"mode must be one of {PSEUDO_LABELS}, got {mode!r}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+    if feats.ndim != 2 or probs.ndim != 2 or len(feats) != len(probs):
+        raise ValueError(
+            f"feats (m, d) and probs (m, K) must have one row per window, got "
+            f"{tuple(feats.shape)} and {tuple(probs.shape)}"
+        )
+    feats, probs = feats.detach(), probs.detach()
+    conf, label = probs.max(1)
+    confident = conf >= threshold
+    if mode == "head":
+        return label, confident
+    if not bool(confident.any()):
+        return label, confident
+    classes = torch.unique(label[confident])
+    centroids = torch.stack([feats[confident & (label == k)].mean(0) for k in classes])
+    nearest = torch.cdist(feats, centroids).argmin(1)
+    return classes[nearest], torch.ones_like(confident)
 
 
 def _gauss_kernel(a: torch.Tensor) -> torch.Tensor:
