@@ -620,3 +620,20 @@ def test_mmd_target_encoder_adapted_predicts_through_the_copy_and_reloads(toy, t
     ):
         with pytest.raises(ValueError, match=match):
             AlignedCNNClassifier(**{"alignment": "mmd", **kw, **bad}).fit(a.x, a.y)
+
+
+def test_pseudo_label_variants_are_named_options_off_the_cache_key():
+    """Session 20's self-training readings are bench variants (and entangled ablations) on
+    CDHM+adda; at their off values the new options stay out of the cache key."""
+    from cdhm.bench import PL_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    defaults = json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert not {"lambda_pl", "pseudo_label", "pl_threshold"} & set(defaults)
+    est = _estimator("CDHM-entangled+adda+pl-centroid", BenchConfig(), 1)
+    assert (est.lambda_pl, est.pseudo_label, est.pl_threshold, est.entangled) == (
+        0.3,
+        "centroid",
+        0.9,
+        True,
+    )
+    assert est.target_encoder == "adapted" and PL_VARIANTS["CDHM+adda+pl-head"]["lambda_pl"] == 0.3
