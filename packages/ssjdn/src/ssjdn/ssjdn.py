@@ -391,6 +391,7 @@ class BidirectionalScaleDecoupling(nn.Module):
     should not be predictable from the first's; the first pass's features are detached, so the
     penalty moves the second pass (and what the two share, the backbone and projection) away
     from the first, not the first towards it. ``0`` (default): no penalty. It adds no weights.
+    Neither reading was adopted (validation seeds 15..19, `SSJDNConfig`).
 
     ``projected`` may hold one list of projected maps for every pass (the projection shared) or
     one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
@@ -977,7 +978,10 @@ class SSJDNConfig:
     the fine->coarse pass's suppressed maps) and ``sgs_decorrelate`` (default 0: the weight of a
     penalty on the batch cross-correlation of the two passes' pooled features) are
     `BidirectionalScaleDecoupling`'s ``sequence`` and ``decorrelate``, issue 19's twentieth-session
-    readings (rule ``docs/benchmarks/ssjdn_validation_s20_rule.md``).
+    readings (rule ``docs/benchmarks/ssjdn_validation_s20_rule.md``). Neither was adopted on
+    validation seeds 15..19: bidirectional rung +0.27 [-0.91, +1.34] mR (``"sequential"``) and
+    -1.02 [-2.40, +0.38] (``sgs_decorrelate=1``, which lowered the second pass's held-out R^2 from
+    the first's from 0.93 to 0.72) over one direction.
 
     ``stl_kappa = 1.0`` (since 2026-12-03; 0.5 before): a same-class negative's margin is
     m (1 - kappa) = 0, so STL only asks that it not rank above the positive. Chosen on fresh
