@@ -68,6 +68,10 @@ BSD_C2F_SUPPRESS: dict[str, Any] = {"sgs_polarity_c2f": "suppress_salient"}
 # fine->coarse pass
 BSD_PER_PASS: dict[str, Any] = {"sgs_proj": "per_pass"}
 BSD_F2C_GUIDE: dict[str, Any] = {"sgs_guide_c2f": "f2c_salience"}
+# issue 19, twentieth session: the coarse->fine pass reads the fine->coarse pass's suppressed
+# output; a penalty on the batch cross-correlation of the two passes' pooled features (weight 1)
+BSD_SEQUENTIAL: dict[str, Any] = {"sgs_sequence": "sequential"}
+BSD_DECORRELATE: dict[str, Any] = {"sgs_decorrelate": 1.0}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -203,6 +207,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # direction with projection heads twice as wide, i.e. the same projection and fusion widths
     # and parameter count as two passes with their own 32-channel heads, without the second pass
     "+SGS proj 64 (one direction)": ("+SGS (one direction)", {"proj_dim": 64, **TODAY_STL}),
+    # issue 19, twentieth session (rule docs/benchmarks/ssjdn_validation_s20_rule.md, written
+    # before the runs; validation seeds 15..19): two readings aimed at the second pass's
+    # redundancy (held-out R^2 0.93 of its pooled features from the first pass's), neither adding
+    # weights: the coarse->fine pass run on the fine->coarse pass's suppressed output
+    # (`sgs_sequence="sequential"`), and a decorrelation penalty between the passes' pooled
+    # features (`sgs_decorrelate=1`)
+    "+bidirectional sequential": ("+bidirectional", {**BSD_SEQUENTIAL, **TODAY_STL}),
+    "BSD sequential": ("+STL (full SSJDN)", {**BSD_SEQUENTIAL, **TODAY_STL}),
+    "+bidirectional decorrelated": ("+bidirectional", {**BSD_DECORRELATE, **TODAY_STL}),
+    "BSD decorrelated": ("+STL (full SSJDN)", {**BSD_DECORRELATE, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -246,6 +260,10 @@ _CURRENT = {
     "+LSD f2c guide",
     "BSD f2c guide",
     "+SGS proj 64 (one direction)",
+    "+bidirectional sequential",
+    "BSD sequential",
+    "+bidirectional decorrelated",
+    "BSD decorrelated",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})

@@ -95,6 +95,8 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_polarity_c2f": ("same", {}),
     "sgs_guide_c2f": ("same", {}),
     "sgs_proj": ("shared", {}),
+    "sgs_sequence": ("parallel", {}),
+    "sgs_decorrelate": (0.0, {}),
 }
 
 

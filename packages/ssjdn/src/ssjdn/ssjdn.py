@@ -55,6 +55,7 @@ __all__ = [
     "SSJDNConfig",
     "SemanticDecoupling",
     "SemanticGuidedTripletLoss",
+    "cross_correlation_penalty",
     "guided_residual",
     "local_contrast_salience",
     "salience_suppression",
@@ -248,6 +249,30 @@ def guided_residual(
     return torch.where(mass > 1e-6, kept - pooled, torch.zeros_like(pooled))
 
 
+def cross_correlation_penalty(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared batch cross-correlation of the columns of ``x`` (B, m) and ``y`` (B, n):
+
+        mean_{k,l} C_kl^2,   C = z(x)^T z(y) / B,   z(u) = (u - mean_B u) / (std_B u + 1e-6)
+
+    (population std). In [0, 1]: 0 when no column of ``y`` correlates with any column of ``x``
+    over the batch, 1 when every pair is perfectly (anti-)correlated. A batch of one image gives 0.
+    Used by `BidirectionalScaleDecoupling`'s ``decorrelate``."""
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must be (B, m) and (B, n) with the same B, got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
+    if x.shape[0] < 2:
+        return (x.sum() + y.sum()) * 0.0
+
+    def z(u: torch.Tensor) -> torch.Tensor:
+        u = u - u.mean(dim=0, keepdim=True)
+        return u / (u.pow(2).mean(dim=0, keepdim=True).sqrt() + 1e-6)
+
+    c = z(x).T @ z(y) / x.shape[0]
+    return c.pow(2).mean()
+
+
 class BidirectionalScaleDecoupling(nn.Module):
     """BSD: SFE at every scale, chained through SGS fine->coarse and/or coarse->fine, then fused.
 
@@ -341,6 +366,33 @@ class BidirectionalScaleDecoupling(nn.Module):
     signal through the second pass. Each pass still has its own SFE units. Not adopted (eighth
     pass, validation seeds 15..19: -0.01 [-0.12, +0.11] mR against ``"same"``).
 
+    ``sequence`` (issue 19, twentieth session) says what the coarse->fine pass reads
+    (``sgs="both"``, ``target="features"``, ``pool="multiply"`` only). ``"parallel"`` (default):
+    the same projected maps as the fine->coarse pass. ``"sequential"``: the fine->coarse pass's
+    *suppressed output*, P'_j = P_j * M^fwd_j (the finest scale, its guide, unchanged), so the
+    coarse->fine pass suppresses on top of what the first direction left, P''_j = P'_j * M^bwd_j,
+    and pools that: fine -> coarse, then coarse -> fine on the result. Why: run in parallel on
+    the same maps, the two passes pool near-copies (held-out R^2 0.93 of the second pass's pooled
+    features from the first's). It assumes the second direction should refine what the first
+    kept (the coarse structure read only inside the places the fine guide marked), not re-read
+    the unsuppressed maps. Its own guide is re-extracted as before (`pass_guides`).
+
+    ``decorrelate`` (issue 19, twentieth session; ``sgs="both"`` only) is the weight lambda of a
+    training penalty on the two passes' pooled features, kept in `penalty` after every forward
+    pass in training mode (None otherwise) and added to the loss by `SSJDN.loss`:
+
+        lambda * mean_{k,l} C_kl^2,   C = z(f^fwd)^T z(f^bwd) / B
+
+    with z the batch standardisation of each feature (f^p the concatenation of a pass's pooled
+    features over the scales, f^fwd detached). C is the batch cross-correlation of the passes'
+    features, so the penalty is 0 when no feature of the second pass is linearly correlated with
+    any of the first's (the held-out linear R^2 of `ssjdn.diagnostics.pass_redundancy` then 0).
+    It assumes the second direction's use is to carry what the first does not, so its features
+    should not be predictable from the first's; the first pass's features are detached, so the
+    penalty moves the second pass (and what the two share, the backbone and projection) away
+    from the first, not the first towards it. ``0`` (default): no penalty. It adds no weights.
+    Neither reading was adopted (validation seeds 15..19, `SSJDNConfig`).
+
     ``projected`` may hold one list of projected maps for every pass (the projection shared) or
     one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
     projection heads, so the two passes need not pool the same projected features).
@@ -370,8 +422,28 @@ class BidirectionalScaleDecoupling(nn.Module):
         pool: Literal["multiply", "residual"] = "multiply",
         polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same",
         guide_c2f: Literal["same", "f2c_salience"] = "same",
+        sequence: Literal["parallel", "sequential"] = "parallel",
+        decorrelate: float = 0.0,
     ) -> None:
         super().__init__()
+        if sequence not in ("parallel", "sequential"):
+            raise ValueError(f"sequence must be 'parallel' or 'sequential', got {sequence!r}")
+        if sequence == "sequential" and (
+            sgs != "both" or target != "features" or pool != "multiply"
+        ):
+            raise ValueError(
+                f"sequence='sequential' needs sgs='both', target='features' and pool='multiply', "
+                f"got sgs={sgs!r}, target={target!r}, pool={pool!r}"
+            )
+        self.sequence = sequence
+        if isinstance(decorrelate, bool) or not isinstance(decorrelate, (int, float)):
+            raise ValueError(f"decorrelate must be a real number >= 0, got {decorrelate!r}")
+        if not (math.isfinite(decorrelate) and decorrelate >= 0):
+            raise ValueError(f"decorrelate must be a finite number >= 0, got {decorrelate!r}")
+        if decorrelate > 0 and sgs != "both":
+            raise ValueError(f"decorrelate > 0 needs sgs='both' (two passes), got sgs={sgs!r}")
+        self.decorrelate = float(decorrelate)
+        self.penalty: torch.Tensor | None = None  # the decorrelation penalty of the last forward
         if guide_c2f not in ("same", "f2c_salience"):
             raise ValueError(f"guide_c2f must be 'same' or 'f2c_salience', got {guide_c2f!r}")
         if guide_c2f != "same" and (sgs != "both" or scope != "guide"):
@@ -464,6 +536,12 @@ class BidirectionalScaleDecoupling(nn.Module):
         """Fused image vector v (B, d) and the salience maps of every chain (in chain order);
         ``images`` are needed by ``guide="contrast"``."""
         feats, maps = self.pass_features(projected, images)
+        self.penalty = None
+        if self.decorrelate > 0 and self.training:
+            x = torch.cat(list(feats[0]), dim=1).detach()
+            self.penalty = self.decorrelate * cross_correlation_penalty(
+                x, torch.cat(list(feats[1]), dim=1)
+            )
         if self.fusion == "gate":
             u = [lin(torch.cat(list(c), dim=1)) for lin, c in zip(self.fuse_passes, feats)]
             g = torch.sigmoid(self.gate(torch.cat([f for chain in feats for f in chain], dim=1)))
@@ -556,13 +634,15 @@ class BidirectionalScaleDecoupling(nn.Module):
     ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
         """Pooled features f_1..f_4 of every pass (scale order) and its salience maps (chain
         order), before the fusion layer; `drop_chain` zeroes one pass's features. ``images``
-        are needed by ``guide="contrast"``."""
+        are needed by ``guide="contrast"``. Under ``sequence="sequential"`` the second pass reads
+        the first pass's suppressed maps (`drop_chain` zeroes only the pooled features)."""
         per_pass = self.per_pass_inputs(projected)
         parts, maps = [], []
         for k, (order, units) in enumerate(zip(self.orders, self.chains)):
             prev: torch.Tensor | None = None
             feats: list[torch.Tensor] = [None] * len(order)  # type: ignore[list-item]
             chain_maps = []
+            suppressed = list(per_pass[k])  # this pass's maps after its SGS (its output)
             for i in order:
                 p = per_pass[k][i]
                 m = None
@@ -570,6 +650,7 @@ class BidirectionalScaleDecoupling(nn.Module):
                     m = self.suppression(prev, p.shape[2:], k)
                     if self.target == "features" and self.pool == "multiply":
                         p, m = p * m, None
+                        suppressed[i] = p
                 if self.pool == "residual":
                     a, f = units[i](p)
                     feats[i] = torch.cat([f, guided_residual(a, p, f, m)], dim=1)
@@ -583,6 +664,8 @@ class BidirectionalScaleDecoupling(nn.Module):
                     prev = maps[0][-1]  # the first pass's map of its last (coarsest) scale
                 elif prev is None:  # "guide": the first scale's salience suppresses every other
                     prev = self.guide_salience(a, images) if self.sgs != "none" else a
+            if k == 0 and self.sequence == "sequential":
+                per_pass[1] = suppressed  # the second direction reads the first's output
             if self.drop_chain == len(maps):
                 feats = [torch.zeros_like(f) for f in feats]
             parts.append(feats)
@@ -891,6 +974,15 @@ class SSJDNConfig:
     -0.39 [-1.14, +0.37]; ``"f2c_salience"`` changed nothing, -0.01 [-0.12, +0.11] against
     today's two passes.
 
+    ``sgs_sequence`` (``"parallel"``, default, or ``"sequential"``: the coarse->fine pass reads
+    the fine->coarse pass's suppressed maps) and ``sgs_decorrelate`` (default 0: the weight of a
+    penalty on the batch cross-correlation of the two passes' pooled features) are
+    `BidirectionalScaleDecoupling`'s ``sequence`` and ``decorrelate``, issue 19's twentieth-session
+    readings (rule ``docs/benchmarks/ssjdn_validation_s20_rule.md``). Neither was adopted on
+    validation seeds 15..19: bidirectional rung +0.27 [-0.91, +1.34] mR (``"sequential"``) and
+    -1.02 [-2.40, +0.38] (``sgs_decorrelate=1``, which lowered the second pass's held-out R^2 from
+    the first's from 0.93 to 0.72) over one direction.
+
     ``stl_kappa = 1.0`` (since 2026-12-03; 0.5 before): a same-class negative's margin is
     m (1 - kappa) = 0, so STL only asks that it not rank above the positive. Chosen on fresh
     validation seeds 10..14 by the same rule: kappa 1 - kappa 0.5 +0.53 [+0.11, +0.84] mR (hard
@@ -924,6 +1016,8 @@ class SSJDNConfig:
     sgs_polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same"
     sgs_guide_c2f: Literal["same", "f2c_salience"] = "same"
     sgs_proj: Literal["shared", "per_pass"] = "shared"
+    sgs_sequence: Literal["parallel", "sequential"] = "parallel"
+    sgs_decorrelate: float = 0.0
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
     word_dim: int = 128
@@ -1014,6 +1108,31 @@ class SSJDNConfig:
             raise ValueError(f"sgs_proj='per_pass' needs sgs='both' (two passes), got {self.sgs!r}")
         if self.sgs_fusion == "gate" and self.sgs != "both":
             raise ValueError(f"sgs_fusion='gate' needs sgs='both', got {self.sgs!r}")
+        if self.sgs_sequence not in ("parallel", "sequential"):
+            raise ValueError(
+                f"sgs_sequence must be 'parallel' or 'sequential', got {self.sgs_sequence!r}"
+            )
+        if self.sgs_sequence == "sequential" and (
+            self.sgs != "both"
+            or self.sgs_target != "features"
+            or self.sgs_pool != "multiply"
+            or self.sgs_proj != "shared"
+        ):
+            raise ValueError(
+                "sgs_sequence='sequential' needs sgs='both', sgs_target='features', "
+                f"sgs_pool='multiply' and sgs_proj='shared', got sgs={self.sgs!r}, "
+                f"sgs_target={self.sgs_target!r}, sgs_pool={self.sgs_pool!r}, "
+                f"sgs_proj={self.sgs_proj!r}"
+            )
+        lam = self.sgs_decorrelate
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)):
+            raise ValueError(f"sgs_decorrelate must be a real number >= 0, got {lam!r}")
+        if not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"sgs_decorrelate must be a finite number >= 0, got {lam!r}")
+        if lam > 0 and self.sgs != "both":
+            raise ValueError(
+                f"sgs_decorrelate > 0 needs sgs='both' (two passes), got sgs={self.sgs!r}"
+            )
         k = self.sgs_contrast_kernel
         if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
             raise ValueError(f"sgs_contrast_kernel must be an odd int >= 3, got {k!r}")
@@ -1111,6 +1230,8 @@ class SSJDN(nn.Module):
                 pool=c.sgs_pool,
                 polarity_c2f=c.sgs_polarity_c2f,
                 guide_c2f=c.sgs_guide_c2f,
+                sequence=c.sgs_sequence,
+                decorrelate=c.sgs_decorrelate,
             )
             self.pool = None
         else:
@@ -1254,6 +1375,9 @@ class SSJDN(nn.Module):
             v, t = sem["v"], sem["t"]
             out["v_logits"], out["t_logits"] = sem["v_logits"], sem["t_logits"]
         out["img"], out["txt"] = F.normalize(v, dim=-1), F.normalize(t, dim=-1)
+        penalty = getattr(self.bsd, "penalty", None)
+        if penalty is not None:
+            out["bsd_penalty"] = penalty
         return out
 
     def loss(
@@ -1262,10 +1386,13 @@ class SSJDN(nn.Module):
         labels: torch.Tensor | None,
         image_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Per-pair loss L_STL + lambda * L_LSD (B,)."""
+        """Per-pair loss L_STL + lambda * L_LSD (B,), plus BSD's decorrelation penalty (a scalar
+        added to every pair, ``sgs_decorrelate`` > 0 in training mode) when ``out`` holds it."""
         loss = self.criterion(
             out["img"], out["txt"], labels, image_ids, out.get("v_logits"), out.get("t_logits")
         )
+        if "bsd_penalty" in out:
+            loss = loss + out["bsd_penalty"]
         weight = self.config.lsd_weight * self.lsd_scale
         if self.lsd is not None and labels is not None and weight > 0:
             loss = loss + weight * SemanticDecoupling.loss(out["v_logits"], out["t_logits"], labels)
