@@ -1,6 +1,7 @@
 """Per-layer kept counts and dead conv3 channels of the digits CNN's 95% masks at the benchmark's
 test-protocol seeds (session 19's diagnostic of `allocation="mass"`, `rounds=30`, and of the later
-`standardize=True` and `average="scores"`).
+`standardize=True` and `average="scores"`; session 20's check of `gap="norm"`, `score_norm="mean"` /
+`"sum"` and 3 teacher checkpoints on top of the default).
 
 For each seed: the benchmark's teacher and init (`lnpt.bench`), the masks of SNIP, the default
 LNPT score and the four readings, on the benchmark's 512 scoring inputs. Usage from the repository
@@ -22,6 +23,9 @@ OPTIONS = {
     "rounds30": {"rounds": 30},
     "standardize": {"standardize": True},
     "avg-scores": {"average": "scores"},
+    "gap-norm": {"gap": "norm"},
+    "layer-mean": {"score_norm": "mean"},
+    "layer-sum": {"score_norm": "sum"},
 }
 
 
@@ -33,12 +37,14 @@ def main(seeds: int = 1) -> None:
         data = spec.data(seed)
         seed_everything(seed)
         init = spec.build()
-        teacher = train_teacher("cnn", data, cfg, seed)[-1]
+        teachers = train_teacher("cnn", data, cfg, seed, checkpoints=3)
+        teacher = teachers[-1]
         masks = {"snip": make_mask("snip", init, teacher, data, 0.95, cfg, seed, spec)}
         for name, opts in OPTIONS.items():
             masks[name] = make_mask(
                 "lnpt", init, teacher, data, 0.95, cfg, seed, spec, lnpt_options=opts
             )
+        masks["checkpoints-3"] = make_mask("lnpt", init, teachers, data, 0.95, cfg, seed, spec)
         for name, m in masks.items():
             kept = [int(m[n].sum()) for n in m.names]
             dead = dead_units(init, m, spec.input_shape)

@@ -24,6 +24,14 @@ Second family (session 19, later; the same rule, incumbent and protocol, written
 - `avg-scores`: `... --score-average scores --out docs/benchmarks/lnpt_score_average --resume`
   (the mean of the 4 scoring batches' own scores, same 4 x 128 inputs as the default)
 and writes `docs/benchmarks/lnpt_score_variants_rule2.json`.
+
+Third family (session 20; the same rule, incumbent and protocol, written before its runs):
+`python packages/lnpt/scripts/score_variant_rule.py third` reads
+- `layer-mean`: `... --score-norm mean --out docs/benchmarks/lnpt_score_layer_mean --resume`
+  (every tensor's scores over their mean before each round's global top-k, `score_norm="mean"`);
+- `gap-norm`: `... --score-gap norm --out docs/benchmarks/lnpt_score_gap_norm --resume`
+  (the per-sample gap's magnitude instead of its square, `gap="norm"`)
+and writes `docs/benchmarks/lnpt_score_variants_rule3.json`.
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ FAMILIES = {
     "second": (
         {"standardize": "lnpt_score_standardize", "avg-scores": "lnpt_score_average"},
         "lnpt_score_variants_rule2.json",
+    ),
+    "third": (
+        {"layer-mean": "lnpt_score_layer_mean", "gap-norm": "lnpt_score_gap_norm"},
+        "lnpt_score_variants_rule3.json",
     ),
 }
 ARMS = ("lnpt+label-free", "snip+supervised", "dense+supervised", "snip+label-free")

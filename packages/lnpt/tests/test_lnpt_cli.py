@@ -92,6 +92,9 @@ def test_parser_walk_every_action_has_help():
         (["--anatomy", "--score-allocation", "mass"], "--score-allocation applies to the test"),
         (["--anatomy", "--score-standardize"], "--score-standardize applies to the test"),
         (["--score-average", "mean"], "argument --score-average: invalid choice: 'mean'"),
+        (["--score-norm", "max"], "argument --score-norm: invalid choice: 'max'"),
+        (["--score-gap", "relation"], "argument --score-gap: invalid choice: 'relation'"),
+        (["--anatomy", "--score-norm", "mean"], "--score-norm applies to the test"),
     ],
     ids=[
         "variants-without-ablation",
@@ -120,6 +123,9 @@ def test_parser_walk_every_action_has_help():
         "score-allocation-with-anatomy",
         "score-standardize-with-anatomy",
         "score-average-unknown",
+        "score-norm-unknown",
+        "score-gap-unknown",
+        "score-norm-with-anatomy",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):

@@ -1,13 +1,16 @@
 """Session 19's two further scoring readings for the digits CNN: the per-feature standardised gap
-(`standardize=True`) and the score averaged over the scoring batches (`average="scores"`)."""
+(`standardize=True`) and the score averaged over the scoring batches (`average="scores"`); session
+20's `lnpt bench` flags for two more (`--score-norm`, `--score-gap`)."""
 
 import copy
 
 import lnpt
+import lnpt.student_lr
 import pytest
 import torch
 from lnpt.bench import BenchConfig
-from lnpt.learning_gap import LearningGap
+from lnpt.cli import main
+from lnpt.learning_gap import LearningGap, normalize_scores, select_mask
 from torch import nn
 
 
@@ -87,7 +90,41 @@ def test_reading_bad_values_name_the_argument():
 def test_reading_options_change_only_their_own_cache_keys():
     """The default config carries neither option (committed keys stay); each, set, changes it."""
     a = BenchConfig(models=("cnn",))
-    assert not {"standardize", "average"} & set(a.lnpt_options)
-    for opts in ({"standardize": True}, {"average": "scores"}):
+    assert not {"standardize", "average", "score_norm", "gap"} & set(a.lnpt_options)
+    for opts in ({"standardize": True}, {"average": "scores"}, {"score_norm": "mean"},
+                 {"gap": "norm"}):  # fmt: skip
         b = BenchConfig(models=("cnn",), lnpt_options=opts)
         assert b.fingerprint("cnn") != a.fingerprint("cnn")
+
+
+def test_score_norm_and_gap_flags_reach_lnpt_options_and_the_command(monkeypatch, tmp_path):
+    """`lnpt bench --score-norm mean --score-gap norm` sets exactly those `lnpt_options` (and the
+    report's command); without them neither key is there (the default mask's cache keys stay)."""
+    seen = []
+
+    def fake(sc, out, command, **kw):
+        seen.append((dict(sc.bench.lnpt_options), command))
+        return None, None
+
+    monkeypatch.setattr(lnpt.student_lr, "student_lr_check", fake)
+    base = ["bench", "--student-lr-check", "--seeds", "1", "--out", str(tmp_path)]
+    assert main([*base, "--score-norm", "mean", "--score-gap", "norm"]) == 0
+    assert main([*base, "--score-gap", "squared"]) == 0
+    assert seen[0][0] == {"score_norm": "mean", "gap": "norm"}
+    assert seen[0][1].endswith(" --score-norm mean --score-gap norm")
+    assert seen[1] == ({}, "lnpt bench --student-lr-check --seeds 1")
+
+
+def test_prune_score_norm_ranks_within_each_layer_scale():
+    """One round of `prune(score_norm="mean")` keeps the global top-k of the scores over their
+    tensor's mean, not of the raw scores (whose mask differs here: the layers' scales differ)."""
+    student, teacher = _pair()
+    xs = [torch.randn(16, 5, dtype=torch.float64)]
+    opts = {"rounds": 1, "min_density": 0, "adaptor": "identity"}
+    m = lnpt.prune(student, teacher, xs, 0.6, score_norm="mean", **opts)
+    scores = lnpt.score(student, teacher, xs, adaptor="identity")
+    ref = select_mask(normalize_scores(scores, "mean"), 0.6)
+    assert all(torch.equal(m[n], ref[n]) for n in m.names)
+    raw = lnpt.prune(student, teacher, xs, 0.6, **opts)
+    assert not all(torch.equal(m[n], raw[n]) for n in m.names)
+    assert m.num_pruned == raw.num_pruned == round(0.6 * m.numel)

@@ -102,6 +102,8 @@ SCORING_FLAGS = (
     ("--score-allocation", "score_allocation", "allocation", "global"),
     ("--score-standardize", "score_standardize", "standardize", False),
     ("--score-average", "score_average", "average", "gradient"),
+    ("--score-norm", "score_norm", "score_norm", None),
+    ("--score-gap", "score_gap", "gap", "squared"),
 )
 
 
@@ -519,6 +521,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="how LNPT's score combines its scoring batches: the score of the mean gradient "
         "(default) or the mean of each batch's own score (`lnpt_options={'average': 'scores'}`, "
         "session 19's reading; test benchmark and --student-lr-check)",
+    )
+    bench.add_argument(
+        "--score-norm",
+        choices=("mean", "sum"),
+        default=None,
+        help="per-layer normalisation of LNPT's scores before each round's global top-k: every "
+        "tensor's scores over their mean or their sum (`lnpt_options={'score_norm': ...}`, "
+        "session 20's reading; test benchmark and --student-lr-check; unset: none, every cache "
+        "key kept)",
+    )
+    bench.add_argument(
+        "--score-gap",
+        choices=("squared", "norm"),
+        default="squared",
+        help="LNPT's per-sample gap to the teacher: its square (default) or its magnitude "
+        "(`lnpt_options={'gap': 'norm'}`, session 20's reading; test benchmark and "
+        "--student-lr-check)",
     )
     bench.add_argument(
         "--report",
