@@ -136,3 +136,11 @@ def test_fresh_updates_only_fresh_rows_and_keeps_the_others():
     assert torch.equal(pf.scores[stale], pa.scores[stale])
     assert torch.allclose(pf.last_alignment, pa.last_alignment, rtol=1e-4, atol=1e-6)
     assert pf.state_dict()["extra"]["options"]["score_rows"] == "fresh"
+
+
+def test_scoring_stage_rejects_a_bad_score_rows_before_any_run(tmp_path):
+    from ted_prune.bench_mnist1d import run_scoring
+
+    with pytest.raises(ValueError, match="score_rows"):
+        run_scoring(tmp_path, seeds=1, num_samples=200, epochs=1, score_rows="kept")
+    assert not any(tmp_path.iterdir())
