@@ -108,6 +108,8 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
         return TEDPruner(n, epochs, budget=f, seed=seed)
     if method.startswith("TED="):  # the reading chosen on the validation split
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])
+    if method == "TED+fresh":  # the defaults with score_rows="fresh" (`run_scoring`'s option)
+        return TEDPruner(n, epochs, budget=f, seed=seed, score_rows="fresh")
     if method == "TED_spec":
         return TEDPruner(n, epochs, budget=f, seed=seed, **SPEC_READING)
     if method.startswith("TED:"):
@@ -548,6 +550,7 @@ def run_scoring(
     epochs: int = 20,
     threads: int = 1,
     progress: bool = True,
+    score_rows: str = "all",
 ) -> list[dict[str, Any]]:
     """Issue 15's cheap-scoring goal (TED's scoring <= 5% of a full-data epoch), measured with the
     test grid's own timing, without the rest of the grid.
@@ -559,7 +562,13 @@ def run_scoring(
     `ted-prune-mnist1d-scoring-<num_samples>x<epochs>.{md,json}` in `out`. Where a grid's cache in
     `out` or a folder below it (e.g. the full-size grid in `ted-prune-mnist1d-full/`) holds the
     same TED run, its accuracy and f are compared (scoring must not change them).
+
+    `score_rows="fresh"` times `TEDPruner(score_rows="fresh")` instead (not bit-identical: no
+    grid comparison; files named `...-fresh.{md,json}`).
     """
+    if score_rows not in ("all", "fresh"):
+        raise ValueError(f"score_rows must be 'all' or 'fresh', got {score_rows!r}")
+    method = "TED" if score_rows == "all" else "TED+fresh"
     torch.set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -569,7 +578,7 @@ def run_scoring(
         for path in sorted(out.glob("**/ted-prune-mnist1d-runs.jsonl"))
         for r in load_cache(path)
         if r.get("config") == cfg and r["stage"] == "test" and r["method"] == "TED"
-        and _is_default_reading(r.get("ted_reading", "defaults"))
+        and _is_default_reading(r.get("ted_reading", "defaults")) and score_rows == "all"
     }  # fmt: skip
     tr, va, _ = mnist1d_splits(num_samples, val_size=VAL_SIZE)
     train_mnist1d("TED", tr, va, 2, 0.7, 0)  # first-run costs are not timed, as in the grid
@@ -580,7 +589,7 @@ def run_scoring(
             full = train_mnist1d("full", train, test, epochs, 1.0, seed)
             full_epoch = full["seconds"] / epochs
             for f in BUDGETS:
-                r = train_mnist1d("TED", train, test, epochs, f, seed)
+                r = train_mnist1d(method, train, test, epochs, f, seed)
                 ref = cached.get((setting, seed, f))
                 rows.append({
                     "setting": setting, "seed": seed, "f_target": f,
@@ -600,6 +609,9 @@ def run_scoring(
     name = f"ted-prune-mnist1d-scoring-{num_samples}x{epochs}"
     command = (f"ted-prune bench --suite mnist1d --stage scoring --num-samples {num_samples} "
                f"--epochs {epochs} --seeds {seeds} --threads {threads}")  # fmt: skip
+    if score_rows != "all":
+        name += f"-{score_rows}"
+        command += f" --score-rows {score_rows}"
     (out / f"{name}.json").write_text(
         json.dumps({"command": command, "config": cfg, "rows": rows}, indent=1) + "\n"
     )

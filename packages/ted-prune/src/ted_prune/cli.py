@@ -53,6 +53,7 @@ def _demo(args: argparse.Namespace) -> int:
 # options that belong to one suite only (a clear usage error elsewhere)
 _SUITE_OPTIONS = {
     "stage": ("--stage", ("mnist1d",)),
+    "score_rows": ("--score-rows", ("mnist1d",)),
     "rounds": ("--rounds", ("mnist1d",)),
     "settings": ("--settings", ("mnist1d",)),
     "num_samples": ("--num-samples", ("mnist1d",)),
@@ -105,6 +106,8 @@ def _bench(args: argparse.Namespace) -> int:
     for flag in ("rounds", "settings"):
         if getattr(args, flag) is not None and args.stage != "wallclock":
             build_parser().subcommands["bench"].error(f"--{flag} applies to --stage wallclock only")
+    if args.score_rows is not None and args.stage != "scoring":
+        build_parser().subcommands["bench"].error("--score-rows applies to --stage scoring only")
 
     quick = {"seeds": 2, "num_samples": 2000, "epochs": 12}
     full = {"seeds": 5, "num_samples": 5000, "epochs": 20}
@@ -112,7 +115,8 @@ def _bench(args: argparse.Namespace) -> int:
             for k in full}  # fmt: skip
     if args.stage == "scoring":
         run_scoring(Path(args.out), seeds=size["seeds"], num_samples=size["num_samples"],
-                    epochs=size["epochs"], threads=args.threads)  # fmt: skip
+                    epochs=size["epochs"], threads=args.threads,
+                    score_rows=args.score_rows or "all")  # fmt: skip
         return 0
     if args.stage == "wallclock":
         done = run_wallclock(Path(args.out), seeds=size["seeds"], num_samples=size["num_samples"],
@@ -183,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--settings", choices=("clean", "noise20", "dup30"), nargs="+", default=None,
                    help="--stage wallclock: the MNIST-1D settings to time (default clean; "
                         "noise20: 20%% label noise, dup30: 30%% near-duplicates)")  # fmt: skip
+    b.add_argument("--score-rows", choices=("all", "fresh"), default=None,
+                   help="--stage scoring: time TEDPruner(score_rows=...) (default all; fresh: the "
+                        "products over the epoch's observed rows only, not bit-identical)")  # fmt: skip
     b.add_argument("--num-samples", type=positive_int, default=None,
                    help="mnist1d samples generated, 80%% train incl. 500 validation, 20%% test "
                         "(default 5000; --quick: 2000)")  # fmt: skip

@@ -30,6 +30,11 @@ probabilities of the written rows are computed at write time in the scoring dtyp
 rows every epoch (a row's sum or softmax does not depend on the other rows, so these equal the
 full-matrix `(h * h).sum(1)` and `softmax(logits)` bit for bit).
 
+With `keep_written=True` (TED's `score_rows="fresh"`) the store also keeps, until the next batch is
+staged, the rows of its last write in the order they were staged: dataset indices, labels, softmax
+rows, squared norms and h~ (`written_rows`), so the scores of an epoch's observed rows can be
+computed from these contiguous rows, without gathering them from the (N, ...) buffers.
+
 A write allocates no large temporary: the staged features already sit in the staging buffer (its
 ones column set once, so its rows are h~), and the norms are computed in chunks of
 `_CHUNK` rows through one small scratch buffer. On a CPU whose memory is shared with training, a
@@ -56,9 +61,16 @@ class ObservationStore:
         n: dataset size N.
         norm_dtype: dtype of the cached squared row norms ||h~_i||^2 (the scoring precision).
         capacity: staged rows before a write is forced (bounds the staging memory).
+        keep_written: keep the last write's rows (`written_rows`).
     """
 
-    def __init__(self, n: int, norm_dtype: torch.dtype = torch.float32, capacity: int = 65536):
+    def __init__(
+        self,
+        n: int,
+        norm_dtype: torch.dtype = torch.float32,
+        capacity: int = 65536,
+        keep_written: bool = False,
+    ):
         self.n = n
         self.norm_dtype = norm_dtype
         self.labels: torch.Tensor | None = None  # (N,) long, -1: never observed
@@ -76,6 +88,9 @@ class ObservationStore:
         self._stage_np: tuple[np.ndarray, ...] = ()
         self._sizes: list[int] = []  # rows of each batch staged since the last write
         self._rows = 0
+        self.keep_written = keep_written
+        self._written: tuple[torch.Tensor, ...] | None = None  # the last write's rows
+        self._writes = 0  # writes since the last `reset_fresh`
 
     # -- buffers ----------------------------------------------------------------------------------
     def label_buffer(self) -> torch.Tensor:
@@ -119,6 +134,7 @@ class ObservationStore:
     def set_buffers(self, logits: torch.Tensor | None, features: torch.Tensor | None) -> None:
         """Replace the logits and features buffers (restoring a state; pending rows are dropped)."""
         self._sizes, self._rows = [], 0
+        self._written = None
         if logits is None or features is None:
             self.logits = self.h = self.hnorm2 = self.probs = None
             return
@@ -131,6 +147,7 @@ class ObservationStore:
     def refresh_derived(self) -> None:
         """Recompute every cached ||h~_i||^2 and softmax row (after the buffers were changed in
         place)."""
+        self._written = None
         if self.h is not None and self.logits is not None:
             h = self.h.to(self.norm_dtype)
             self.hnorm2 = (h * h).sum(1)
@@ -159,6 +176,7 @@ class ObservationStore:
                 f"{logits.shape[1]} classes, expected {self.h.shape[1] - 1} and "
                 f"{self.logits.shape[1]}"
             )
+        self._written = None  # its rows live in the staging buffers about to be overwritten
         r = self._rows
         if not r and not indices_in_range(indices, self.n):
             # the first batch after a write is checked at once; the others when written (`flush`)
@@ -220,9 +238,22 @@ class ObservationStore:
         self.label_buffer().numpy()[rows] = labels.numpy()
         _row_items(self.logits)[rows] = _row_items(logits)
         _row_items(self.h)[rows] = _row_items(h)
-        self.hnorm2.numpy()[rows] = self._squared_norms(h).numpy()
-        _row_items(self.probs)[rows] = _row_items(torch.softmax(logits.to(self.norm_dtype), dim=1))
+        norms = self._squared_norms(h)
+        self.hnorm2.numpy()[rows] = norms.numpy()
+        probs = torch.softmax(logits.to(self.norm_dtype), dim=1)
+        _row_items(self.probs)[rows] = _row_items(probs)
         self.fresh |= mark
+        self._writes += 1
+        if self.keep_written:
+            self._written = (idx, labels, probs, norms, h)
+
+    def written_rows(self) -> tuple[torch.Tensor, ...] | None:
+        """The rows of the only write since `reset_fresh`, in staged order: (dataset indices,
+        labels, softmax rows, ||h~||^2, h~), each row as written into the buffers (no repeats).
+        None unless `keep_written`, or when there was another write since `reset_fresh`, or a
+        batch was staged since (these rows live in the staging buffers)."""
+        self.flush()
+        return self._written if self._writes == 1 else None
 
     def _squared_norms(self, h: torch.Tensor) -> torch.Tensor:
         """`(h * h).sum(1)` in the norm dtype, chunk by chunk through one scratch buffer (each
@@ -240,6 +271,7 @@ class ObservationStore:
     def mark_labels(self, indices: torch.Tensor, labels: torch.Tensor) -> None:
         """Record labels and freshness only (scoring without stored features, `grads="full"`)."""
         self.flush()
+        self._written = None
         self.label_buffer().index_copy_(0, indices, labels)
         self.fresh.index_fill_(0, indices, True)
 
@@ -247,6 +279,7 @@ class ObservationStore:
         """Mark every sample as not observed (a new epoch); staged rows are written first."""
         self.flush()
         self.fresh = torch.zeros(self.n, dtype=torch.bool)
+        self._written, self._writes = None, 0
 
 
 def _row_items(t: torch.Tensor) -> np.ndarray:
