@@ -551,7 +551,8 @@ def test_cut_fast_path_equals_the_general_path_exactly(
     pruned entry) gives the keep-vector of the general path (`CUT_FAST_PATH` off: threshold by
     `_kth_bracketed`, then the comparison), bit for bit, with many ties, alive entries scored 0,
     ranks from the lowest to the highest; it answers on most of them (the rest fall back), and
-    the bracket it records holds the indices of the bools the general path records. The guard (with its re-selection from the recorded
+    the bracket it records holds the indices of the bools the general path records; work buffers
+    holding stale values change nothing. The guard (with its re-selection from the recorded
     bracket) agrees too, and the scores come back."""
     g = torch.Generator().manual_seed(7)
     n = 130_000
@@ -574,7 +575,8 @@ def test_cut_fast_path_equals_the_general_path_exactly(
         for n_keep in (na - 1, na - 50, na - na // 3, na // 2, na // 7, 3):
             got: list[object] = []
             want: list[object] = []
-            keep = pruning._keep_top_flat(buf, al, n_keep, al is not None, got)
+            work = (torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool))  # stale
+            keep = pruning._keep_top_flat(buf, al, n_keep, al is not None, got, work)
             monkeypatch.setattr(pruning, "CUT_FAST_PATH", False)
             ref = pruning._keep_top_flat(buf, al, n_keep, al is not None, want)
             monkeypatch.setattr(pruning, "CUT_FAST_PATH", True)
@@ -654,136 +656,3 @@ def test_update_reading_one_buffer_less_changes_no_bit(
     for a, b in zip(runs[True][1], runs[False][1]):
         assert torch.equal(_bits(a), _bits(b))
     assert float(runs[True][0]["S"][0].sum()) > 0
-
-
-def _keep_top_bracketed_s19(
-    fn: np.ndarray, an: np.ndarray | None, n_keep: int, n_alive: int, record: list | None
-) -> torch.Tensor | None:
-    """Session 19's `_keep_top_bracketed` (each pass over the whole buffer in the calling thread),
-    verbatim but for the work buffers: the reference of the chunked, threaded passes."""
-    k = n_alive - n_keep
-    bracket = pruning._sample_bracket(fn, an, k, n_alive)
-    if bracket is None:
-        return None
-    sample, i_lo, i_hi = bracket
-    ns = sample.size
-    if i_lo < 0 or i_hi >= ns:
-        return None
-    part = np.partition(sample, (i_lo, i_hi))
-    lo, hi = part[i_lo], part[i_hi]
-    n_dead = fn.size - n_alive
-    if n_dead and not lo > 0:
-        return None
-    below = np.less(fn, lo)
-    c_lo = int(np.count_nonzero(below)) - n_dead
-    if c_lo >= k:
-        return None
-    a = np.less_equal(fn, hi)
-    keep = np.logical_not(a)
-    np.logical_xor(a, below, out=a)
-    idx = np.flatnonzero(a)
-    cand = fn[idx]
-    if c_lo + cand.size < k:
-        return None
-    j = k - c_lo - 1
-    thr = np.partition(cand, j)[j]
-    over = cand > thr
-    keep[idx[over]] = True
-    extra = n_keep - (n_alive - c_lo - cand.size + int(np.count_nonzero(over)))
-    if extra > 0:
-        keep[idx[cand == thr][-extra:]] = True
-    if record is not None:
-        record.append(idx)
-    return torch.from_numpy(keep)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_chunked_threaded_cut_passes_equal_the_whole_buffer_passes(
-    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`_keep_top_bracketed`'s passes run chunk by chunk on two threads (`_bracket_passes`): the
-    keep-vector and the recorded bracket equal session 19's whole-buffer passes bit for bit (many
-    ties, alive entries scored 0, pruned entries 0; chunks that do not divide the buffer; one
-    thread and two, and the second half really on the pool's thread)."""
-    import threading
-
-    g = torch.Generator().manual_seed(5)
-    n = 200_003
-    flat = torch.round(torch.rand(n, generator=g, dtype=dtype) ** 2 * 300) / 300
-    flat[flat < 0.003] = 0.0
-    alive = torch.rand(n, generator=g) > 0.4
-    dead = flat.masked_fill(~alive, 0.0)
-    n_alive = int(alive.sum())
-    ran_on: set[str] = set()
-    real_run = pruning._bracket_run
-
-    def spy(*args: object) -> object:
-        ran_on.add(threading.current_thread().name)
-        return real_run(*args)
-
-    monkeypatch.setattr(pruning, "_bracket_run", spy)
-    answered = 0
-    for chunk, threads in ((1 << 16, 2), (4099, 2), (4099, 1)):
-        monkeypatch.setattr(pruning, "BRACKET_CHUNK", chunk)
-        torch.set_num_threads(threads)  # (the autouse fixture restores it)
-        for buf, al, na in ((dead, alive, n_alive), (flat - 0.25, None, n)):
-            fn, an = buf.numpy(), None if al is None else al.numpy()
-            for n_keep in (na - 1, na - 60, na - na // 3, na // 2, na // 9, 2):
-                got: list[np.ndarray] = []
-                want: list[np.ndarray] = []
-                new = pruning._keep_top_bracketed(fn, an, n_keep, na, got)
-                old = _keep_top_bracketed_s19(fn, an, n_keep, na, want)
-                assert (new is None) == (old is None), (chunk, threads, n_keep)
-                if old is not None:
-                    answered += 1
-                    assert torch.equal(new, old), (chunk, threads, n_keep)
-                    assert got[0].dtype == want[0].dtype
-                    assert np.array_equal(got[0], want[0])
-    assert answered >= 15
-    assert any(name.startswith("select") for name in ran_on)  # the pool's thread ran a half
-    assert threading.current_thread().name in ran_on
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_guard_per_tensor_selection_on_the_fast_path_changes_nothing(
-    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The guard's per-tensor selections of a cut (`_lift_floors`) pass `dead_zero` and so take
-    the fast path on large tensors: the guarded keep-vector equals the previous code's (those
-    selections without `dead_zero`, on the general path) bit for bit, and the scores come back;
-    also where a floor reaches into a tensor's alive zeros (ties with its pruned entries)."""
-    g = torch.Generator().manual_seed(3)
-    sizes, names = [300_000, 90_000, 70_000], ["a", "b", "c"]
-    n = sum(sizes)
-    flat = torch.round(torch.rand(n, generator=g, dtype=dtype) ** 2 * 500) / 500
-    flat[300_000:] *= 1e-3  # b and c fall below their floors
-    flat[390_000:][torch.arange(70_000) % 50 != 0] = 0.0  # c: its floor reaches its alive zeros
-    alive = torch.rand(n, generator=g) > 0.3
-    flat[~alive] = 0.0
-    n_alive = int(alive.sum())
-    real_flat, real_fast = pruning._keep_top_flat, pruning._keep_top_bracketed
-    per_tensor_fast: list[bool] = []
-
-    def fast_spy(fn: np.ndarray, *args: object) -> torch.Tensor | None:
-        out = real_fast(fn, *args)
-        if fn.size < n:
-            per_tensor_fast.append(out is not None)
-        return out
-
-    def previous(*args: object) -> torch.Tensor:  # the guard's call without dead_zero
-        return real_flat(*args[:3]) if len(args) == 4 else real_flat(*args)
-
-    monkeypatch.setattr(pruning, "_keep_top_bracketed", fast_spy)
-    for n_keep in (n_alive // 3, n_alive // 5):
-        before = flat.clone()
-        emptied: list[str] = []
-        kw = {"min_density": 0.05, "dead_zero": True, "emptied_out": emptied}
-        new = pruning.select_flat(flat, sizes, names, n_keep, alive, **kw)
-        assert torch.equal(flat, before)
-        assert set(emptied) >= {"b", "c"}  # the guard lifted them
-        monkeypatch.setattr(pruning, "_keep_top_flat", previous)
-        old = pruning.select_flat(flat, sizes, names, n_keep, alive, **kw)
-        monkeypatch.setattr(pruning, "_keep_top_flat", real_flat)
-        assert torch.equal(new, old), n_keep
-        assert int(new.sum()) == n_keep
-    assert sum(per_tensor_fast) >= 2  # b at both n_keep (c's bracket starts at 0: general path)

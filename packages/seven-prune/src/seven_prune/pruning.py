@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import time
 import warnings
@@ -289,6 +288,7 @@ def _keep_top_bracketed(
     n_keep: int,
     n_alive: int,
     record: list[np.ndarray] | None = None,
+    work: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> torch.Tensor | None:
     """`_keep_top_flat`'s keep-vector for a buffer whose pruned entries hold 0 and whose alive
     entries are >= 0 (a gradual pruner's cut, `dead_zero`), or that has no pruned entries (`an`
@@ -305,8 +305,9 @@ def _keep_top_bracketed(
     path's. Against `_kth_bracketed` + `_compare_alive` this saves the two ANDs with the
     alive-vector, the comparison with the threshold (a NOT instead) and the count of the result,
     and gathers the bracket as indices (`np.flatnonzero`, then a gather: cheaper than
-    `np.compress` over the whole buffer), which it records for the guard's re-selection. The
-    passes over the whole buffer run chunk by chunk on up to two threads (`_bracket_passes`)."""
+    `np.compress` over the whole buffer), which it records for the guard's re-selection.
+    `work`: two bool arrays of the buffer's size to compute in (overwritten; a pruner's, kept
+    between cuts: two fresh 10.7 MB arrays per cut cost their page faults again each time)."""
     k = n_alive - n_keep  # entries to prune, 0 < k < n_alive
     bracket = _sample_bracket(fn, an, k, n_alive)
     if bracket is None:
@@ -320,11 +321,14 @@ def _keep_top_bracketed(
     n_dead = fn.size - n_alive
     if n_dead and not lo > 0:
         return None  # the pruned zeros would not all lie below the bracket
-    keep = np.empty(fn.size, dtype=bool)
-    n_below, idx = _bracket_passes(fn, lo, hi, keep)
-    c_lo = n_below - n_dead  # alive entries below lo
+    below = np.less(fn, lo, out=None if work is None else work[0])
+    c_lo = int(np.count_nonzero(below)) - n_dead  # alive entries below lo
     if c_lo >= k:
         return None
+    a = np.less_equal(fn, hi, out=None if work is None else work[1])
+    keep = np.logical_not(a)  # above hi: alive and kept
+    np.logical_xor(a, below, out=a)  # below lies inside a: what is left is lo <= x <= hi
+    idx = np.flatnonzero(a)
     cand = fn[idx]
     if c_lo + cand.size < k:
         return None
@@ -340,76 +344,13 @@ def _keep_top_bracketed(
     return torch.from_numpy(keep)
 
 
-#: `_bracket_passes` works through the buffer in chunks of this many entries (a chunk's scores
-#: and its two bool chunks stay in cache between the passes instead of being read from memory
-#: again by each pass over the whole buffer)
-BRACKET_CHUNK = 1 << 16
-#: at most this many threads share `_bracket_passes` (never more than torch's thread count:
-#: `torch.get_num_threads()`, the budget a user set); 1 runs it in the calling thread
-SELECTION_THREADS = 2
-_POOL: tuple[int, Any] | None = None  # (process id, ThreadPoolExecutor): remade after a fork
-
-
-def _pool() -> Any:
-    """A thread pool for `_bracket_passes`' extra threads (made on first use, and again in a
-    forked child, where the parent's threads do not exist)."""
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="select"))
-    return _POOL[1]
-
-
-def _bracket_run(
-    fn: np.ndarray, lo: Any, hi: Any, keep: np.ndarray, start: int, stop: int
-) -> tuple[int, list[np.ndarray]]:
-    """`_bracket_passes` on entries [start, stop): the count below lo and the bracket's indices."""
-    size = min(BRACKET_CHUNK, stop - start)
-    below_buf, a_buf = np.empty(size, dtype=bool), np.empty(size, dtype=bool)
-    n_below, parts = 0, []
-    for c in range(start, stop, BRACKET_CHUNK):
-        d = min(c + BRACKET_CHUNK, stop)
-        x, below, a = fn[c:d], below_buf[: d - c], a_buf[: d - c]
-        np.less(x, lo, out=below)
-        n_below += int(np.count_nonzero(below))
-        np.less_equal(x, hi, out=a)
-        np.logical_not(a, out=keep[c:d])  # above hi
-        np.logical_xor(a, below, out=a)  # below lies inside a: what is left is lo <= x <= hi
-        i = np.flatnonzero(a)
-        if i.size:
-            parts.append(i + c)
-    return n_below, parts
-
-
-def _bracket_passes(fn: np.ndarray, lo: Any, hi: Any, keep: np.ndarray) -> tuple[int, np.ndarray]:
-    """The passes of `_keep_top_bracketed` over the whole buffer: writes `keep` <- x > hi (as NOT
-    x <= hi) and returns the number of entries x < lo and the flat indices (increasing, int64)
-    of the entries lo <= x <= hi. Bools and counts only, so the same whatever the chunking and
-    threads: the buffer is split in two halves, the second on a pool thread (numpy releases the
-    GIL in these loops) when torch may use two threads and the buffer has at least two chunks;
-    each half runs chunk by chunk (`_bracket_run`) and the halves' indices are joined in order."""
-    n = fn.size
-    threads = min(SELECTION_THREADS, torch.get_num_threads())
-    if threads < 2 or n < 2 * BRACKET_CHUNK:
-        n_below, parts = _bracket_run(fn, lo, hi, keep, 0, n)
-    else:
-        mid = (n // 2 + BRACKET_CHUNK - 1) // BRACKET_CHUNK * BRACKET_CHUNK
-        second = _pool().submit(_bracket_run, fn, lo, hi, keep, mid, n)
-        n_below, parts = _bracket_run(fn, lo, hi, keep, 0, mid)
-        n2, parts2 = second.result()
-        n_below += n2
-        parts += parts2
-    idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
-    return n_below, idx
-
-
 def _keep_top_flat(
     flat: torch.Tensor,
     alive: torch.Tensor | None,
     n_keep: int,
     dead_zero: bool = False,
     record: list[np.ndarray] | None = None,
+    work: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Bool keep-vector: the `n_keep` highest of `flat` among the `alive` entries (None: all).
 
@@ -432,7 +373,8 @@ def _keep_top_flat(
     misplace scores that float32 cannot tell apart. `record`: see `_kth_bracketed`.
 
     A large CPU buffer with `dead_zero` (or no pruned entry) takes `_keep_top_bracketed`, which
-    makes the same keep-vector in fewer passes (and records the bracket as indices).
+    makes the same keep-vector in fewer passes (and records the bracket as indices), computing
+    in `work` (two bool buffers of the buffer's size, overwritten) when given.
     """
     n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
@@ -454,7 +396,8 @@ def _keep_top_flat(
     ):
         fn = _np_scores(flat)
         an = None if alive is None or n_alive == flat.numel() else alive.numpy()
-        fast = _keep_top_bracketed(fn, an, n_keep, n_alive, record)
+        buffers = None if work is None else (work[0].numpy(), work[1].numpy())
+        fast = _keep_top_bracketed(fn, an, n_keep, n_alive, record, buffers)
         if fast is not None:
             return fast
     thr = _kth_smallest(flat, alive, n_prune, n_alive, record)
@@ -511,6 +454,7 @@ def select_flat(
     warn: bool = True,
     emptied_out: list[str] | None = None,
     dead_zero: bool = False,
+    work: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The selection on one flat score buffer (tensors concatenated in `names` order).
 
@@ -536,7 +480,9 @@ def select_flat(
 
     `dead_zero=True` says that every entry `alive` marks pruned holds 0 (a gradual pruner's cut);
     when no score is negative either (checked) the comparison with the threshold skips the
-    alive-vector (`_keep_top_flat`); the selection is the same.
+    alive-vector (`_keep_top_flat`); the selection is the same. `work`: two contiguous bool
+    buffers of `flat`'s size on a CPU that the global selection may overwrite (a pruner's, so that
+    a cut allocates less); the result never views them.
     """
     total = flat.numel()
     if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
@@ -565,7 +511,7 @@ def select_flat(
             )
         return keep
     record: list[np.ndarray] | None = [] if min_density > 0.0 else None
-    keep = _keep_top_flat(flat, alive, n_keep, dead_zero, record)
+    keep = _keep_top_flat(flat, alive, n_keep, dead_zero, record, work)
     if min_density <= 0.0 and not warn and emptied_out is None:
         return keep
     counts = [_count(keep[a:b]) for a, b in segs]
@@ -632,10 +578,7 @@ def _lift_floors(
     The lifted entries are set in `flat` itself and put back before returning (also on an error):
     no copy of the whole buffer (a fresh copy of MiniLM's 43 MB of scores cost ~10,500 page faults
     per cut). A tensor's highest scores come from the same threshold selection as the global one
-    (`_keep_top_flat` on its segment), which keeps exactly those a stable ascending sort puts last;
-    with `dead_zero` (the segment is not lifted yet, so its scores are the cut's own: pruned 0,
-    none negative) a large segment takes the cut's fast path (`_keep_top_bracketed`), the same
-    keep-vector.
+    (`_keep_top_flat` on its segment), which keeps exactly those a stable ascending sort puts last.
     """
     lifted: set[int] = set()
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []  # (flat index, old values) per lift
@@ -648,8 +591,7 @@ def _lift_floors(
             new: list[torch.Tensor] = []
             for i in below:
                 a, b = segs[i]
-                al = None if alive is None else alive[a:b]
-                top = _keep_top_flat(flat[a:b], al, floors[i], dead_zero)  # (its segment: no +inf)
+                top = _keep_top_flat(flat[a:b], None if alive is None else alive[a:b], floors[i])
                 idx = torch.nonzero(top).flatten().add_(a)
                 saved.append((idx, flat[idx]))
                 flat[idx] = math.inf
@@ -952,11 +894,12 @@ class Pruner(Callback):
         n_keep: int,
         alive: torch.Tensor | None,
         dead_zero: bool = False,
+        work: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[WeightMask, torch.Tensor]:
         """Cut `flat` (scores in `names` order) to `n_keep` with this pruner's selection rule; warn
         once per tensor that the plain global selection would empty. Returns the mask and the flat
-        keep-vector it views. `dead_zero`: the entries `alive` marks pruned hold 0
-        (`select_flat`)."""
+        keep-vector it views. `dead_zero`: the entries `alive` marks pruned hold 0 (`select_flat`);
+        `work`: `select_flat`'s work buffers."""
         emptied: list[str] = []
         keep = select_flat(
             flat,
@@ -970,6 +913,7 @@ class Pruner(Callback):
             shapes=self.shapes,
             emptied_out=emptied,
             dead_zero=dead_zero,
+            work=work,
         )
         new = [n for n in emptied if n not in self._warned]
         if new:
@@ -1405,7 +1349,10 @@ class GradualPruner(Pruner):
         if not zeroed:
             flat.masked_fill_(~alive, 0.0)
         keep = self.final_keep if k == self.window - 1 else self.n_keep(k)  # exact at the end
-        self._set_mask(*self._select(flat, keep, alive, dead_zero=True))
+        work = None
+        if flat.device.type == "cpu":  # the selection's two bool work buffers, kept between cuts
+            work = (self._scratch("select_a", torch.bool), self._scratch("select_b", torch.bool))
+        self._set_mask(*self._select(flat, keep, alive, dead_zero=True, work=work))
 
     # ------------------------------------------------------------------ driving
     @property
