@@ -22,13 +22,13 @@ Adopt "fresh" as the default iff (a) and (b).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scoring_digest import recording_pruner  # this folder: scripts run with it on sys.path
 from ted_prune import bench_mnist1d
 from ted_prune.bench_mnist1d import _splits, train_mnist1d
 
@@ -36,32 +36,10 @@ ARMS = {"all": "TED", "fresh": "TED+fresh"}
 BUDGETS = (0.7, 0.5, 0.3)
 
 
-def _sha(*tensors: torch.Tensor) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
-    return h.hexdigest()[:16]
-
-
 def _run(arm: str, seed: int, f: float, num_samples: int, epochs: int) -> dict[str, Any]:
     made: list[Any] = []
     build = bench_mnist1d._pruner
-
-    def recording(*a: Any, **kw: Any) -> Any:
-        p = build(*a, **kw)
-        select = p._select
-        p.digests = []
-
-        def record(epoch: int) -> Any:
-            sel = select(epoch)
-            p.digests.append(_sha(sel.indices.long(), p.weight))
-            return sel
-
-        p._select = record
-        made.append(p)
-        return p
-
-    bench_mnist1d._pruner = recording
+    bench_mnist1d._pruner = recording_pruner(made)
     try:
         train, val, _ = _splits("clean", num_samples, seed)
         r = train_mnist1d(ARMS[arm], train, val, epochs, f, seed)

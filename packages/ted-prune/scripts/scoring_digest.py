@@ -80,6 +80,29 @@ def _sha(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def recording_pruner(made: list[Any]) -> Any:
+    """A stand-in for `bench_mnist1d._pruner` that builds the pruner as usual, appends it to
+    `made`, and records a digest of every epoch's selection (indices and loss weights) in the
+    pruner's `digests` list: the record two runs' selections are compared by."""
+    build = bench_mnist1d._pruner
+
+    def recording(*a: Any, **kw: Any) -> Any:
+        p = build(*a, **kw)
+        made.append(p)
+        select = p._select
+        p.digests = []
+
+        def record(epoch: int) -> Any:
+            sel = select(epoch)
+            p.digests.append(_sha(sel.indices.long(), p.weight))
+            return sel
+
+        p._select = record
+        return p
+
+    return recording
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -97,23 +120,9 @@ def main() -> None:
         _install_profile()
 
     made: list[Any] = []
-    build = bench_mnist1d._pruner
+    recording = recording_pruner(made)
 
-    def recording_pruner(*a: Any, **kw: Any) -> Any:
-        p = build(*a, **kw)
-        made.append(p)
-        select = p._select
-        p.digests = []
-
-        def record(epoch: int) -> Any:
-            sel = select(epoch)
-            p.digests.append(_sha(sel.indices.long(), p.weight))
-            return sel
-
-        p._select = record
-        return p
-
-    bench_mnist1d._pruner = recording_pruner
+    bench_mnist1d._pruner = recording
     runs: dict[str, Any] = {}
     for setting in args.settings:
         train, _, test = _splits(setting, args.num_samples, args.seed)
