@@ -637,3 +637,11 @@ def test_pseudo_label_variants_are_named_options_off_the_cache_key():
         True,
     )
     assert est.target_encoder == "adapted" and PL_VARIANTS["CDHM+adda+pl-head"]["lambda_pl"] == 0.3
+    shot = _estimator("CDHM+adda+pl-shot", BenchConfig(), 1)
+    assert (shot.lambda_pl, shot.pseudo_label, shot.entangled, shot.target_encoder) == (
+        0.3,
+        "shot",
+        False,
+        "adapted",
+    )
+    assert _estimator("CDHM-entangled+adda+pl-shot", BenchConfig(), 1).entangled

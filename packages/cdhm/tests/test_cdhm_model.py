@@ -935,6 +935,98 @@ def test_pseudo_labels_head_and_centroid():
         pseudo_labels(feats[:3], probs)
 
 
+def test_shot_centroids_follow_liang_et_al():
+    """shot_centroids (SHOT's obtain_label): soft centroids, cosine distance on [f, 1] normed, one
+    hard refinement round; a window the head misreads but inside a cluster takes the cluster's
+    label; a class that is nobody's argmax gets no centroid; pseudo_labels(..., "shot") keeps all."""
+    from cdhm.models import pseudo_labels, shot_centroids, shot_labels
+
+    feats = torch.tensor(
+        [[3.0, 0.0], [3.2, 0.1], [2.9, -0.1], [0.0, 3.0], [0.1, 3.1], [-0.1, 2.8]],
+        dtype=torch.float64,
+    )
+    probs = torch.tensor(
+        [[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.3, 0.7, 0.0], [0.1, 0.9, 0.0], [0.2, 0.8, 0.0]]
+        + [[0.1, 0.8, 0.1]],
+        dtype=torch.float64,
+    )
+    centroids, classes = shot_centroids(feats, probs)
+    assert classes.tolist() == [0, 1]  # class 2 is nobody's argmax
+    f = torch.cat([feats, torch.ones(6, 1, dtype=torch.float64)], 1)
+    f = f / f.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(centroids[0], f[:3].mean(0), rtol=1e-7, atol=1e-12)  # SHOT's 1e-8
+    torch.testing.assert_close(centroids[1], f[3:].mean(0), rtol=1e-7, atol=1e-12)
+    assert shot_labels(feats, centroids, classes).tolist() == [0, 0, 0, 1, 1, 1]  # 2 -> cluster 0
+    label, keep = pseudo_labels(feats, probs, "shot", 0.99)  # the threshold plays no part
+    assert label.tolist() == [0, 0, 0, 1, 1, 1] and bool(keep.all())
+    with pytest.raises(ValueError, match="one row per window"):
+        shot_centroids(feats[:0], probs[:0])
+
+
+def test_shot_term_enters_the_loss_as_written_with_whole_set_centroids(toy):
+    """pseudo_label="shot" (session 20b): step loss = plain + w(p) [H_mean - H(p_bar) + lambda_pl
+    CE(f(s_T), yhat)] (float64); in fit, the centroids come from the whole target set, once at the
+    start of adaptation and again at each later epoch's start."""
+    import pyro
+    from cdhm.causal_hmm import _ShotCentroids
+    from cdhm.models import pseudo_labels, shot_centroids, shot_labels
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["target_encoder"] = "shared"
+    est = CDHMClassifier(lambda_pl=0.7, pseudo_label="shot", **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["pseudo_label_ce"]).all()
+    assert est._shot.refreshes == 2 and est._shot.xt is None  # one per epoch, released after fit
+    est.net_ = est.net_.double()
+    net = est.net_
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in _eight_windows(est, a, b).items()
+    }
+    # the whole-set centroids: cached until the next epoch starts
+    xt = est._tensor(b.x).double()
+    shot = _ShotCentroids(xt, torch.ones(len(xt), dtype=torch.long))
+    got = shot.get(net, False)
+    with torch.no_grad():
+        s = net.encode(xt, shot.ct)["s_loc"]
+        want = shot_centroids(s[:, -1], torch.softmax(net.fault_logits(s), -1))
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert shot.get(net, False) is got
+    shot.on_epoch_start(None)
+    assert shot.get(net, False) is not got and shot.refreshes == 2
+    # the loss as written, with those centroids standing in for fit's
+    est._shot = shot
+    plain = CDHMClassifier(**kw)
+    plain.net_ = net
+    with torch.no_grad():
+        s_t = net.encode(batch["xt"], batch["ct"])["s_loc"]
+        logits = net.fault_logits(s_t)
+    p = torch.softmax(logits, -1)
+    ent = float(-(p * torch.log_softmax(logits, -1)).sum(-1).mean())
+    p_bar = p.mean(0)
+    div = float((p_bar * p_bar.log()).sum())
+    label = shot_labels(s_t[:, -1], *want)
+    ce = float(torch.nn.functional.cross_entropy(logits, label))
+    pyro.set_rng_seed(3)
+    loss, logs = est._step(batch, 0.6)
+    pyro.set_rng_seed(3)
+    base, _ = plain._step(batch, 0.6)
+    w = est._align_weight(0.6)
+    assert logs["pseudo_label_ce"] == pytest.approx(ce, rel=1e-10)
+    assert w * abs(ent + div + 0.7 * ce) > 1e-3  # detectable
+    assert float(loss.detach()) == pytest.approx(
+        float(base.detach()) + w * (ent + div + 0.7 * ce), rel=1e-10
+    )
+    # outside fit (no target set) the batch stands in for it
+    est._shot = None
+    pyro.set_rng_seed(3)
+    _, logs = est._step(batch, 0.6)
+    batch_label = pseudo_labels(s_t[:, -1], p.detach(), "shot")[0]
+    ce_b = float(torch.nn.functional.cross_entropy(logits, batch_label))
+    assert logs["pseudo_label_ce"] == pytest.approx(ce_b, rel=1e-10)
+
+
 @pytest.mark.parametrize("mode", ["head", "centroid"])
 def test_pseudo_label_term_enters_the_loss_as_written_through_the_frozen_head(toy, mode):
     """lambda_pl (session 20): step loss = plain loss + lambda_pl w(p) (1/m) sum_j keep_j

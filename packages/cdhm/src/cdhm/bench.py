@@ -203,6 +203,12 @@ PL_VARIANTS: dict[str, dict[str, Any]] = {
         "lambda_pl": 0.3,
         "pseudo_label": "centroid",
     },
+    # session 20b: SHOT as published (information maximisation + whole-target-set centroids)
+    "CDHM+adda+pl-shot": {
+        **ADAPT_VARIANTS["CDHM+adda"],
+        "lambda_pl": 0.3,
+        "pseudo_label": "shot",
+    },
 }
 PL_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}

@@ -42,6 +42,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
+from maskloop import Callback
 from maskloop.checks import check_fraction, check_int, check_real
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
@@ -58,6 +59,8 @@ from cdhm.models import (
     lmmd,
     mk_mmd,
     pseudo_labels,
+    shot_centroids,
+    shot_labels,
 )
 
 __all__ = [
@@ -131,6 +134,33 @@ def _delayed_ramp(progress: float, start: float, ramp: str = "ganin") -> float:
     if ramp == "linear":
         return min(1.0, p)
     return ganin_lambda(p)
+
+
+class _ShotCentroids(Callback):
+    """SHOT's centroids over the whole target set (``pseudo_label="shot"``): computed at the first
+    adaptation step and again at the first adaptation step of every later epoch, from the current
+    target inference network and the frozen fault head; kept fixed in between."""
+
+    def __init__(self, xt: torch.Tensor, ct: torch.Tensor) -> None:
+        self.xt, self.ct = xt, ct
+        self.centroids: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.refreshes = 0
+
+    def on_epoch_start(self, state: Any) -> None:
+        self.centroids = None
+
+    def on_fit_end(self, state: Any) -> None:
+        self.xt = self.ct = self.centroids = None  # type: ignore[assignment]
+
+    @torch.no_grad()
+    def get(self, net: CDHMNet, rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.centroids is None:
+            target = torch.ones(len(self.xt), dtype=torch.bool) if rows else None
+            s = net.encode(self.xt, self.ct, target)["s_loc"]
+            feats = s[:, -1] if net.fault_steps == "last" else s.flatten(1)
+            self.centroids = shot_centroids(feats, F.softmax(net.fault_logits(s), -1))
+            self.refreshes += 1
+        return self.centroids
 
 
 class CDHMNet(UntiedTarget):
@@ -553,6 +583,22 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     windows outnumber its wrongly-labelled ones, so a window across the head's boundary takes its
     cluster's label. Neither can fix a whole cluster that the head confidently assigns to the
     wrong class: it would be reinforced.
+
+    ``pseudo_label="shot"`` is SHOT as published (Liang et al., "Do We Really Need to Access the
+    Source Data?", ICML 2020; issue 18, session 20b): the target term is w(p) * [H_mean - H(p_bar)
+    + lambda_pl * CE(f(s^j), yhat_j)], all through the frozen fault head: information
+    maximisation (the mean per-window entropy minus the entropy of the batch-mean prediction
+    p_bar; the second part is the diversity term that keeps every class in use) plus
+    cross-entropy on every target window of the batch with weight ``lambda_pl`` (SHOT's beta,
+    0.3). The pseudo-labels come from SHOT's centroids over the *whole* target set
+    (:func:`cdhm.models.shot_centroids`: probability-weighted centroids, cosine distance, one
+    hard refinement round), computed at the first adaptation step and again at the start of every
+    later epoch; in between each batch window takes the nearest of those centroids (SHOT fixes
+    each window's label for the epoch; the batches carry no window index, so here a window that
+    moves within the epoch may change label). ``pl_threshold`` is unused. It assumes the target
+    classes are clusters (by direction) in s, that the head's soft reading puts most of each
+    cluster's weight on its own class, and that the target's classes are roughly balanced (the
+    diversity term pushes the batch mean towards uniform).
     """
 
     def __init__(
@@ -684,6 +730,13 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
+    def _fit_callbacks(self, xt: torch.Tensor | None, ct: torch.Tensor | None) -> list[Callback]:
+        self._shot = None
+        if self.lambda_pl > 0 and self.pseudo_label == "shot" and xt is not None:
+            self._shot = _ShotCentroids(xt, torch.as_tensor(ct))
+            return [self._shot]
+        return []
+
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> CDHMNet:
         s, z = (self.s_dim + self.z_dim, 0) if self.entangled else (self.s_dim, self.z_dim)
         net = CDHMNet(
@@ -806,7 +859,27 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             dep = _stepwise_hsic(s_all, onehot)
             loss = loss + self.lambda_hsic * dep
             logs["hsic_s_c"] = float(dep.detach())
-        if self.lambda_pl > 0 and "xt" in batch:
+        if self.lambda_pl > 0 and "xt" in batch and self.pseudo_label == "shot":
+            # SHOT: information maximisation + whole-target-set centroid pseudo-labels, through
+            # the frozen fault head
+            s_t = s_all[ns:]
+            logits = net.fault_logits(s_t, frozen=True)
+            p = F.softmax(logits, -1)
+            ent = -(p * F.log_softmax(logits, -1)).sum(-1).mean()
+            p_bar = p.mean(0)
+            div = (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()  # -H(mean prediction)
+            feats = s_t[:, -1] if net.fault_steps == "last" else s_t.flatten(1)
+            shot = getattr(self, "_shot", None)
+            if shot is not None and shot.xt is not None:
+                label = shot_labels(feats, *shot.get(net, adda and net.target_split))
+            else:  # _step called outside fit: the batch stands in for the target set
+                label = pseudo_labels(feats, p.detach(), "shot")[0]
+            ce = F.cross_entropy(logits, label)
+            loss = loss + w_sched * (ent + div + self.lambda_pl * ce)
+            logs["target_entropy"] = float(ent.detach())
+            logs["target_diversity_gap"] = math.log(p_bar.shape[-1]) + float(div.detach())
+            logs["pseudo_label_ce"] = float(ce.detach())
+        elif self.lambda_pl > 0 and "xt" in batch:
             # self-training on target pseudo-labels through the frozen fault head: only the
             # (target) inference network moves its windows into the head's class regions
             s_t = s_all[ns:]

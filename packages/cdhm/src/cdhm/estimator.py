@@ -212,7 +212,13 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
             epochs=self.epochs,
             optimizer=opt,
             objective=objective,
-            callbacks=[batches, objective, ClipGradNorm(10.0), *callbacks],
+            callbacks=[
+                batches,
+                objective,
+                ClipGradNorm(10.0),
+                *self._fit_callbacks(xt, torch.from_numpy(ct) if ct is not None else None),
+                *callbacks,
+            ],
             device="cpu",
             progress=self.progress,
         )
@@ -230,6 +236,10 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
         return self.fit(X, y, **fit_params).transform(X, fit_params.get("source_c"))
 
     # subclass hooks -----------------------------------------------------------------------
+    def _fit_callbacks(self, xt: torch.Tensor | None, ct: torch.Tensor | None) -> list[Callback]:
+        """Extra ``maskloop.fit`` callbacks of a subclass, given the whole target set (xt, ct)."""
+        return []
+
     def _build(self, segment_length: int, n_classes: int, n_conditions: int) -> nn.Module:
         raise NotImplementedError
 

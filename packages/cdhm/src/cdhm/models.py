@@ -26,12 +26,15 @@ __all__ = [
     "lmmd",
     "mk_mmd",
     "pseudo_labels",
+    "shot_centroids",
+    "shot_labels",
     "standardize_windows",
 ]
 
-#: How :func:`pseudo_labels` labels target windows: the classifier's own confident argmax, or the
-#: nearest centroid of the confident windows (SHOT-style, Liang et al., ICML 2020).
-PSEUDO_LABELS: tuple[str, ...] = ("head", "centroid")
+#: How :func:`pseudo_labels` labels target windows: the classifier's own confident argmax, the
+#: nearest centroid of the confident windows (SHOT-style, Liang et al., ICML 2020), or SHOT's own
+#: rule (soft centroids, cosine distance, one hard refinement round; :func:`shot_centroids`).
+PSEUDO_LABELS: tuple[str, ...] = ("head", "centroid", "shot")
 
 
 def check_signals(x: object, n_segments: int, name: str = "x") -> np.ndarray:
@@ -284,12 +287,64 @@ def pseudo_labels(
     confident = conf >= threshold
     if mode == "head":
         return label, confident
+    if mode == "shot":
+        centroids, classes = shot_centroids(feats, probs)
+        return shot_labels(feats, centroids, classes), torch.ones_like(confident)
     if not bool(confident.any()):
         return label, confident
     classes = torch.unique(label[confident])
     centroids = torch.stack([feats[confident & (label == k)].mean(0) for k in classes])
     nearest = torch.cdist(feats, centroids).argmin(1)
     return classes[nearest], torch.ones_like(confident)
+
+
+def _unit_with_bias(feats: torch.Tensor) -> torch.Tensor:
+    """SHOT's feature for the cosine distance: `feats` (m, d) with a 1 appended, rows L2-normed."""
+    f = torch.cat([feats, feats.new_ones(len(feats), 1)], 1)
+    return f / f.norm(dim=1, keepdim=True)
+
+
+def shot_centroids(feats: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SHOT's class centroids over a whole target set (Liang et al., ICML 2020, ``obtain_label``).
+
+    `feats` (m, d) the windows' features, `probs` (m, K) the (frozen) classifier's probabilities.
+    Features get a 1 appended and are L2-normalised; the initial centroids are probability-
+    weighted means c_k = sum_j p_jk f_j / sum_j p_jk (soft, so every class present in `probs`
+    has one), kept for the classes that are the argmax of at least one window; each window takes
+    its nearest centroid (cosine distance); then one refinement round: the hard-label means.
+    Returns (centroids (K', d + 1), classes (K',)): the refined centroids of the classes that kept
+    at least one window (constants, no gradient); :func:`shot_labels` with them gives SHOT's
+    pseudo-labels of the set. It assumes the target classes are compact clusters in
+    `feats` (by direction) and that the classifier's soft reading puts each cluster's weight
+    mostly on its own class.
+    """
+    if feats.ndim != 2 or probs.ndim != 2 or len(feats) != len(probs) or len(feats) == 0:
+        raise ValueError(
+            f"feats (m, d) and probs (m, K) must have one row per window (m >= 1), got "
+            f"{tuple(feats.shape)} and {tuple(probs.shape)}"
+        )
+    f = _unit_with_bias(feats.detach())
+    p = probs.detach()
+    k = p.shape[1]
+    init = (p.T @ f) / (1e-8 + p.sum(0)[:, None])
+    classes = torch.unique(p.argmax(1))
+    label = shot_labels(feats, init[classes], classes)
+    onehot = torch.nn.functional.one_hot(label, k).to(f.dtype)
+    refined = (onehot.T @ f) / (1e-8 + onehot.sum(0)[:, None])
+    # a class that lost every window in the first round has no refined centroid (SHOT: a zero
+    # vector, never nearest in practice); drop it
+    has = onehot.sum(0)[classes] > 0
+    return refined[classes[has]], classes[has]
+
+
+def shot_labels(
+    feats: torch.Tensor, centroids: torch.Tensor, classes: torch.Tensor
+) -> torch.Tensor:
+    """Each window of `feats` (m, d) labelled by its nearest of `centroids` (K', d + 1) in cosine
+    distance (SHOT's feature: a 1 appended, L2-normed); `classes` (K',) the centroids' classes."""
+    f = _unit_with_bias(feats.detach())
+    c = centroids / centroids.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return classes[(f @ c.T).argmax(1)]
 
 
 def _gauss_kernel(a: torch.Tensor) -> torch.Tensor:
