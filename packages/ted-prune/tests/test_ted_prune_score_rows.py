@@ -144,3 +144,41 @@ def test_scoring_stage_rejects_a_bad_score_rows_before_any_run(tmp_path):
     with pytest.raises(ValueError, match="score_rows"):
         run_scoring(tmp_path, seeds=1, num_samples=200, epochs=1, score_rows="kept")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_deferred_softmax_and_norms_equal_the_eager_buffers_after_every_write(dtype):
+    """`keep_written` defers the (N, ...) softmax rows and squared norms to their first read; they
+    must equal, bit for bit, what the eager store writes row by row, after several writes with
+    repeated rows (a stale buffer after a later write fails too)."""
+    from ted_prune.observations import ObservationStore
+
+    logits, feats, labels = _batches(4)
+    eager = ObservationStore(N, dtype, capacity=64)
+    lazy = ObservationStore(N, dtype, capacity=64, keep_written=True)
+    g = torch.Generator().manual_seed(5)
+    for step in range(6):
+        idx = torch.randint(0, N, (48,), generator=g)  # repeats within and across writes
+        scale = 1.0 + step  # new values for rows observed again
+        for s in (eager, lazy):
+            s.stage(idx, labels[idx], scale * logits[idx], scale * feats[idx])
+            s.flush()
+        assert lazy._stale and eager.probs is not None and eager.hnorm2 is not None
+        if step % 2:  # read (materialise) after some writes only
+            assert torch.equal(lazy.probs, eager.probs)
+            assert torch.equal(lazy.hnorm2, eager.hnorm2)
+            assert not lazy._stale
+    assert torch.equal(lazy.logits, eager.logits) and torch.equal(lazy.h, eager.h)
+    assert torch.equal(lazy.probs, eager.probs) and torch.equal(lazy.hnorm2, eager.hnorm2)
+
+
+def test_fresh_factors_and_fallback_scores_equal_all_after_several_writes():
+    """With several writes in an epoch "fresh" gathers from the deferred (N, ...) buffers; its
+    factors (and the buffers the fallback path reads) equal those of "all"."""
+    pa = _two_epochs("all", split_write=True)
+    pf = _two_epochs("fresh", split_write=True)
+    assert pf._obs._stale
+    ea, ha = pa.factors()
+    ef, hf = pf.factors()
+    assert torch.equal(ea, ef) and torch.equal(ha, hf)
+    assert torch.equal(pa._obs.hnorm2, pf._obs.hnorm2)
