@@ -15,20 +15,13 @@ Writes nothing. Run (seconds, reads JSON only):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
+# the sequential decision helper and the non-inferiority test of the sixth pass, from the sibling
+from decide_residual_fresh import decide, not_worse  # this folder: scripts run with it on sys.path
 from maskloop.report import PairedDifference, paired_difference
 from ssjdn.bench import BenchSettings, cache_stem
-
-# the sequential decision helper and the non-inferiority test of the sixth pass, from the sibling
-_spec = importlib.util.spec_from_file_location(
-    "decide_residual_fresh", Path(__file__).with_name("decide_residual_fresh.py")
-)
-_sixth = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(_sixth)  # type: ignore[union-attr]
-decide, not_worse = _sixth.decide, _sixth.not_worse
 
 SGS, BI, FULL, DUAL = "+SGS (one direction)", "+bidirectional", "+STL (full SSJDN)", "dual-encoder"
 BI_S, FULL_S = "+bidirectional c2f suppress", "BSD c2f suppress"

@@ -18,17 +18,15 @@ lacks seeds). Writes nothing. Run (seconds, reads JSON only):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
-from ssjdn.bench import BenchSettings
-
-_spec = importlib.util.spec_from_file_location(
-    "decide_s17", Path(__file__).with_name("decide_s17.py")
+from decide_s17 import (  # this folder: scripts run with it on sys.path
+    contrast,
+    decide,
+    load,
+    not_worse,
 )
-_s17 = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(_s17)  # type: ignore[union-attr]
-load, contrast, decide, not_worse = _s17.load, _s17.contrast, _s17.decide, _s17.not_worse
+from ssjdn.bench import BenchSettings
 
 SGS, BI, FULL = "+SGS (one direction)", "+bidirectional", "STL kappa 1"
 WIDE = "+SGS proj 64 (one direction)"
