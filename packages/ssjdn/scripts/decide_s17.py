@@ -50,6 +50,25 @@ def contrast(
     return paired_difference([runs[a][s] for s in seeds], [runs[b][s] for s in seeds])
 
 
+def print_probes(
+    cache: Path,
+    methods: tuple[str, ...],
+    keys: tuple[str, ...],
+    seeds: range,
+    label: str,
+    width: int,
+) -> None:
+    """Print, per probe key, each method's mean over the cached seeds ('-' where none is cached)."""
+    for key in keys:
+        vals = {m: load(cache, m, key, seeds) for m in methods}
+        print(
+            f"{label} {key:{width}s} "
+            + "  ".join(
+                f"{m}: {sum(v.values()) / len(v):.3f}" if v else f"{m}: -" for m, v in vals.items()
+            )
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default="docs/benchmarks/cache", help="the bench's cache root")
@@ -84,14 +103,7 @@ def main() -> int:
     }
     for label, d in rows.items():
         print(f"{label:66s} {args.metric}: " + (d.format() if d else "partial"))
-    for key in DIAG:
-        vals = {m: load(cache, m, key, seeds) for m in (BI, BI_S, FULL, FULL_S)}
-        print(
-            f"diagnostic {key:18s} "
-            + "  ".join(
-                f"{m}: {sum(v.values()) / len(v):.3f}" if v else f"{m}: -" for m, v in vals.items()
-            )
-        )
+    print_probes(cache, (BI, BI_S, FULL, FULL_S), DIAG, seeds, "diagnostic", 18)
     if args.metric != "mR":
         return 0
     b1, b2 = (

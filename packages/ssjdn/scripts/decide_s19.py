@@ -22,6 +22,7 @@ from decide_s17 import (  # this folder: scripts run with it on sys.path
     decide,
     load,
     not_worse,
+    print_probes,
 )
 from ssjdn.bench import BenchSettings
 
@@ -69,14 +70,8 @@ def main() -> int:
     }
     for label, d in rows.items():
         print(f"{label:80s} {args.metric}: " + (d.format() if d else "partial"))
-    for key in DIAG:
-        vals = {m: load(cache, m, key, SEEDS) for m in (BI, *(bi for bi, _ in READINGS.values()))}
-        print(
-            f"probe {key:22s} "
-            + "  ".join(
-                f"{m}: {sum(v.values()) / len(v):.3f}" if v else f"{m}: -" for m, v in vals.items()
-            )
-        )
+    probed = (BI, *(bi for bi, _ in READINGS.values()))
+    print_probes(cache, probed, DIAG, SEEDS, "probe", 22)
     if args.metric != "mR":
         return 0
     if any(d is None for d in rung.values()):

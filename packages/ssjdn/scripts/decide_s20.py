@@ -25,6 +25,7 @@ from decide_s17 import (  # this folder: scripts run with it on sys.path
     decide,
     load,
     not_worse,
+    print_probes,
 )
 from ssjdn.bench import BenchSettings
 
@@ -74,14 +75,8 @@ def main() -> int:
             print(f"{label:88s} {args.metric}: " + (d.format() if d else "partial"))
     today = contrast(runs, BI, SGS, SEEDS)
     print(f"(reported) today's rung {BI} - {SGS}: " + (today.format() if today else "partial"))
-    for key in DIAG:
-        vals = {m: load(cache, m, key, SEEDS) for m in (BI, *(bi for bi, _ in READINGS.values()))}
-        print(
-            f"probe {key:22s} "
-            + "  ".join(
-                f"{m}: {sum(v.values()) / len(v):.3f}" if v else f"{m}: -" for m, v in vals.items()
-            )
-        )
+    probed = (BI, *(bi for bi, _ in READINGS.values()))
+    print_probes(cache, probed, DIAG, SEEDS, "probe", 22)
     if args.metric != "mR":
         return 0
     if any(c["R1"] is None for c in checks.values()):
