@@ -157,8 +157,7 @@ class _ShotCentroids(Callback):
         if self.centroids is None:
             target = torch.ones(len(self.xt), dtype=torch.bool) if rows else None
             s = net.encode(self.xt, self.ct, target)["s_loc"]
-            feats = s[:, -1] if net.fault_steps == "last" else s.flatten(1)
-            self.centroids = shot_centroids(feats, F.softmax(net.fault_logits(s), -1))
+            self.centroids = shot_centroids(net.head_input(s), F.softmax(net.fault_logits(s), -1))
             self.refreshes += 1
         return self.centroids
 
@@ -221,6 +220,12 @@ class CDHMNet(UntiedTarget):
         self._add_target_copy(target_guide, [n for n in GUIDE_PARTS if hasattr(self, n)])
         if target_guide:  # which conditions are target conditions (for transform's routing)
             self.register_buffer("target_cond", torch.zeros(n_conditions, dtype=torch.bool))
+
+    def head_input(self, s: torch.Tensor) -> torch.Tensor:
+        """What the fault head reads of s (B, T, s_dim), one row per window: s_T with
+        ``fault_steps="last"``, else every step's s concatenated (B, T * s_dim); the features the
+        target pseudo-labels are computed from."""
+        return s[:, -1] if self.fault_steps == "last" else s.flatten(1)
 
     def fault_logits(self, s: torch.Tensor, frozen: bool = False) -> torch.Tensor:
         """Fault logits from s (B, T, s_dim): f(s_T), or mean_t f(s_t) with ``fault_steps="all"``
@@ -859,40 +864,37 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             dep = _stepwise_hsic(s_all, onehot)
             loss = loss + self.lambda_hsic * dep
             logs["hsic_s_c"] = float(dep.detach())
-        if self.lambda_pl > 0 and "xt" in batch and self.pseudo_label == "shot":
-            # SHOT: information maximisation + whole-target-set centroid pseudo-labels, through
-            # the frozen fault head
+        if self.lambda_pl > 0 and "xt" in batch:
+            # the target term through the frozen fault head: only the (target) inference network
+            # moves its windows into the head's class regions
             s_t = s_all[ns:]
             logits = net.fault_logits(s_t, frozen=True)
-            p = F.softmax(logits, -1)
-            ent = -(p * F.log_softmax(logits, -1)).sum(-1).mean()
-            p_bar = p.mean(0)
-            div = (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()  # -H(mean prediction)
-            feats = s_t[:, -1] if net.fault_steps == "last" else s_t.flatten(1)
-            shot = getattr(self, "_shot", None)
-            if shot is not None and shot.xt is not None:
-                label = shot_labels(feats, *shot.get(net, adda and net.target_split))
-            else:  # _step called outside fit: the batch stands in for the target set
-                label = pseudo_labels(feats, p.detach(), "shot")[0]
-            ce = F.cross_entropy(logits, label)
-            loss = loss + w_sched * (ent + div + self.lambda_pl * ce)
-            logs["target_entropy"] = float(ent.detach())
-            logs["target_diversity_gap"] = math.log(p_bar.shape[-1]) + float(div.detach())
-            logs["pseudo_label_ce"] = float(ce.detach())
-        elif self.lambda_pl > 0 and "xt" in batch:
-            # self-training on target pseudo-labels through the frozen fault head: only the
-            # (target) inference network moves its windows into the head's class regions
-            s_t = s_all[ns:]
-            logits = net.fault_logits(s_t, frozen=True)
-            feats = s_t[:, -1] if net.fault_steps == "last" else s_t.flatten(1)
-            label, keep = pseudo_labels(
-                feats, F.softmax(logits.detach(), -1), self.pseudo_label, self.pl_threshold
-            )
-            ce = F.cross_entropy(logits, label, reduction="none")
-            pl = (ce * keep.to(ce.dtype)).sum() / len(s_t)
-            loss = loss + self.lambda_pl * w_sched * pl
-            logs["pseudo_label_ce"] = float(pl.detach())
-            logs["pseudo_label_kept"] = float(keep.float().mean())
+            feats = net.head_input(s_t)
+            if self.pseudo_label == "shot":
+                # SHOT: information maximisation + whole-target-set centroid pseudo-labels
+                p = F.softmax(logits, -1)
+                ent = -(p * F.log_softmax(logits, -1)).sum(-1).mean()
+                p_bar = p.mean(0)
+                div = (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()  # -H(mean prediction)
+                shot = getattr(self, "_shot", None)
+                if shot is not None and shot.xt is not None:
+                    label = shot_labels(feats, *shot.get(net, adda and net.target_split))
+                else:  # _step called outside fit: the batch stands in for the target set
+                    label = pseudo_labels(feats, p.detach(), "shot")[0]
+                ce = F.cross_entropy(logits, label)
+                loss = loss + w_sched * (ent + div + self.lambda_pl * ce)
+                logs["target_entropy"] = float(ent.detach())
+                logs["target_diversity_gap"] = math.log(p_bar.shape[-1]) + float(div.detach())
+                logs["pseudo_label_ce"] = float(ce.detach())
+            else:  # self-training on the head's confident labels or on batch centroids
+                label, keep = pseudo_labels(
+                    feats, F.softmax(logits.detach(), -1), self.pseudo_label, self.pl_threshold
+                )
+                ce = F.cross_entropy(logits, label, reduction="none")
+                pl = (ce * keep.to(ce.dtype)).sum() / len(s_t)
+                loss = loss + self.lambda_pl * w_sched * pl
+                logs["pseudo_label_ce"] = float(pl.detach())
+                logs["pseudo_label_kept"] = float(keep.float().mean())
         z_all = net._cache.get("z_loc")  # None for the entangled model (no z block)
         if self.lambda_zy > 0 and z_all is not None and len(torch.unique(ys)) > 1:
             # z carries no fault information (y -> s only): HSIC(z_t, onehot y) on source rows
