@@ -105,8 +105,12 @@ def last_layer_factors(
 
 def error_factor(logits: torch.Tensor, targets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """e_i = softmax(z_i) - onehot(y_i) in `dtype`, the left factor of every last-layer gradient."""
-    e = torch.softmax(logits.to(dtype), dim=1)
-    # e[i, y_i] -= 1 as one scatter (an indexed in-place subtraction takes a slow path on CPU)
+    return _minus_onehot(torch.softmax(logits.to(dtype), dim=1), targets)
+
+
+def _minus_onehot(e: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """e[i, y_i] -= 1 in place, returning `e` (softmax rows in, e = softmax - onehot out): one
+    scatter (an indexed in-place subtraction takes a slow path on CPU)."""
     return e.scatter_add_(1, targets.long()[:, None], e.new_full((e.shape[0], 1), -1.0))
 
 
@@ -654,8 +658,7 @@ class TEDPruner(ScheduledPruner):
         some_unseen = bool(unseen.any())
         targets = obs.labels.clamp_min(0) if some_unseen else obs.labels
         # e = softmax(z) - onehot(y), from the softmax rows computed when the logits were stored
-        e = obs.probs.clone()
-        e.scatter_add_(1, targets[:, None], e.new_full((e.shape[0], 1), -1.0))
+        e = _minus_onehot(obs.probs.clone(), targets)
         if some_unseen:
             e[unseen] = 0.0
         # the stored h~ = [h, 1] itself (float32), no copy
@@ -823,8 +826,7 @@ class TEDPruner(ScheduledPruner):
         target = tmask.index_select(0, rows)
         if int(target.sum()) != int(tmask.sum()):  # g_T needs rows not observed this epoch
             return None
-        e = probs.clone()
-        e.scatter_add_(1, labels[:, None], e.new_full((e.shape[0], 1), -1.0))
+        e = _minus_onehot(probs.clone(), labels)
         if self.precision == "float64":
             h = h.to(torch.float64)
         a, align = ted_scores(e, h, target, direction=self.direction, rank=self.rank,
