@@ -172,6 +172,43 @@ def test_deferred_softmax_and_norms_equal_the_eager_buffers_after_every_write(dt
     assert torch.equal(lazy.probs, eager.probs) and torch.equal(lazy.hnorm2, eager.hnorm2)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_writes_covering_every_row_are_spread_not_recomputed(dtype):
+    """`keep_written`: a write of all N rows (full-data epochs) spreads its softmax rows and norms
+    at once (nothing stale); partial writes that together cover every row (an epoch whose pruned
+    rows were re-scored) are spread on read, oldest first, without recomputing any row; partial
+    writes that do not cover every row are recomputed. Each read equals the eager store bit for
+    bit (rows written twice keep their last write)."""
+    from ted_prune.observations import ObservationStore
+
+    logits, feats, labels = _batches(6)
+    eager = ObservationStore(N, dtype, capacity=N)
+    lazy = ObservationStore(N, dtype, capacity=N, keep_written=True)
+    recompute = lazy._squared_norms  # what a full recompute calls for all N rows
+    g = torch.Generator().manual_seed(7)
+    perm = torch.randperm(N, generator=g)
+    writes = [
+        (torch.cat([perm[:40], torch.randperm(N, generator=g)]), "whole"),  # repeats: last wins
+        (perm[: N // 3], None),  # partial, not read
+        (perm[N // 4 :], "spread"),  # with the previous one: every row, a quarter twice
+        (perm[10:90], "recompute"),  # partial alone
+    ]
+    for step, (rows, read) in enumerate(writes):
+        scale = 1.0 + step
+        for s in (eager, lazy):
+            s.stage(rows, labels[rows], scale * logits[rows], scale * feats[rows])
+            s.flush()
+        assert lazy._stale is (read != "whole")
+        if read is None:
+            continue
+        calls = []
+        lazy._squared_norms = lambda h, calls=calls: calls.append(h.shape[0]) or recompute(h)
+        assert torch.equal(lazy.probs, eager.probs) and torch.equal(lazy.hnorm2, eager.hnorm2)
+        assert calls == ([N] if read == "recompute" else [])
+        assert not lazy._stale and not lazy._pending
+        assert torch.equal(lazy.logits, eager.logits) and torch.equal(lazy.h, eager.h)
+
+
 def test_fresh_factors_and_fallback_scores_equal_all_after_several_writes():
     """With several writes in an epoch "fresh" gathers from the deferred (N, ...) buffers; its
     factors (and the buffers the fallback path reads) equal those of "all"."""
