@@ -656,3 +656,74 @@ def test_update_reading_one_buffer_less_changes_no_bit(
     for a, b in zip(runs[True][1], runs[False][1]):
         assert torch.equal(_bits(a), _bits(b))
     assert float(runs[True][0]["S"][0].sum()) > 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_narrower_bracket_changes_no_keep_vector(
+    dtype: torch.dtype, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bracket's margin (`BRACKET_SDS`, 4 binomial standard deviations since session 21, 6
+    before) only decides speed: `select_flat`'s keep-vectors (a gradual pruner's cut with
+    `dead_zero`, alive entries scored 0, ties; unguarded and with the guard and its re-selection
+    from the bracket) are those of the old margin and, unguarded, of a stable sort; on a buffer
+    whose strided sample is biased (every 2nd entry, the sampled ones, halved) the bracket misses
+    on either side at any margin and the fallback gives them too; the scores come back."""
+    g = torch.Generator().manual_seed(11)
+    n = 140_000  # the sample: every 2nd entry
+    flat = torch.round(torch.rand(n, generator=g, dtype=dtype) ** 2 * 30000) / 30000
+    flat[flat < 0.003] = 0.0  # alive entries scored exactly 0
+    flat[-900:] *= 1e-3  # two small tensors at the end that the guard lifts
+    alive = torch.rand(n, generator=g) > 0.4
+    flat[~alive] = 0.0
+    biased = flat.clone()
+    biased[::2] *= 0.5  # the sample sees only the halved entries: its quantile is too low
+    n_alive = int(alive.sum())
+    sizes, names = [n - 900, 600, 300], ["a", "b", "c"]
+    hits: dict[tuple[int, float], list[bool]] = {}
+    new_sds = pruning.BRACKET_SDS
+    assert new_sds == 4.0
+    real = pruning._keep_top_bracketed
+    which = [0]
+
+    def spy(*args: object) -> torch.Tensor | None:
+        out = real(*args)
+        hits.setdefault((which[0], pruning.BRACKET_SDS), []).append(out is not None)
+        return out
+
+    monkeypatch.setattr(pruning, "_keep_top_bracketed", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    lifted = 0
+    try:
+        for which[0], buf in enumerate((flat, biased)):
+            for n_keep in (n_alive - 1, n_alive - n_alive // 3, n_alive // 9, 3000):
+                want = _sort_reference(buf, alive, n_keep)
+                got: dict[float, list[torch.Tensor]] = {}
+                for sds in (6.0, new_sds, 0.25):
+                    monkeypatch.setattr(pruning, "BRACKET_SDS", sds)
+                    bits = buf.clone()
+                    work = (torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool))
+                    got[sds] = [
+                        pruning.select_flat(
+                            buf,
+                            sizes,
+                            names,
+                            n_keep,
+                            alive,
+                            min_density=md,
+                            warn=False,
+                            dead_zero=True,
+                            work=work,
+                        )  # fmt: skip
+                        for md in (0.0, 0.02)
+                    ]
+                    assert torch.equal(buf, bits)  # the scores come back (the guard lifts in place)
+                for sds, (plain, guarded) in got.items():
+                    assert torch.equal(plain, want), (which[0], sds, n_keep)
+                    assert torch.equal(guarded, got[6.0][1]), (which[0], sds, n_keep)
+                lifted += not torch.equal(got[6.0][0], got[6.0][1])
+    finally:
+        torch.set_num_threads(before)
+    assert any(hits[0, 4.0]) and not any(hits[1, 4.0])  # answered; missed on the biased sample
+    assert lifted  # the guard lifted tensors (and re-selected from the bracket)
