@@ -32,6 +32,15 @@ Third family (session 20; the same rule, incumbent and protocol, written before 
 - `gap-norm`: `... --score-gap norm --out docs/benchmarks/lnpt_score_gap_norm --resume`
   (the per-sample gap's magnitude instead of its square, `gap="norm"`)
 and writes `docs/benchmarks/lnpt_score_variants_rule3.json`.
+
+Fourth family (session 21; the same rule, incumbent and protocol, written before its runs):
+`python packages/lnpt/scripts/score_variant_rule.py fourth` reads
+- `checkpoints-3`: `... --score-checkpoints 3 --out docs/benchmarks/lnpt_score_checkpoints3 --resume`
+  (LNPT's score averaged over 3 snapshots of the teacher's run, epochs 27, 53, 80;
+  `lnpt_options={"checkpoints": 3}`; the students still train against the final teacher);
+- `checkpoints-5`: `... --score-checkpoints 5 --out docs/benchmarks/lnpt_score_checkpoints5 --resume`
+  (5 snapshots, epochs 16, 32, 48, 64, 80)
+and writes `docs/benchmarks/lnpt_score_variants_rule4.json`.
 """
 
 from __future__ import annotations
@@ -57,6 +66,10 @@ FAMILIES = {
     "third": (
         {"layer-mean": "lnpt_score_layer_mean", "gap-norm": "lnpt_score_gap_norm"},
         "lnpt_score_variants_rule3.json",
+    ),
+    "fourth": (
+        {"checkpoints-3": "lnpt_score_checkpoints3", "checkpoints-5": "lnpt_score_checkpoints5"},
+        "lnpt_score_variants_rule4.json",
     ),
 }
 ARMS = ("lnpt+label-free", "snip+supervised", "dense+supervised", "snip+label-free")

@@ -95,6 +95,9 @@ def test_parser_walk_every_action_has_help():
         (["--score-norm", "max"], "argument --score-norm: invalid choice: 'max'"),
         (["--score-gap", "relation"], "argument --score-gap: invalid choice: 'relation'"),
         (["--anatomy", "--score-norm", "mean"], "--score-norm applies to the test"),
+        (["--score-checkpoints", "0"], "--score-checkpoints must be an int >= 1, got 0"),
+        (["--score-checkpoints", "2.5"], "argument --score-checkpoints: invalid int value"),
+        (["--ablation", "--score-checkpoints", "3"], "--score-checkpoints applies to the test"),
     ],
     ids=[
         "variants-without-ablation",
@@ -126,6 +129,9 @@ def test_parser_walk_every_action_has_help():
         "score-norm-unknown",
         "score-gap-unknown",
         "score-norm-with-anatomy",
+        "score-checkpoints-zero",
+        "score-checkpoints-not-int",
+        "score-checkpoints-with-ablation",
     ],
 )
 def test_bench_rejects_flags_it_would_ignore_or_double(argv, says, capsys):

@@ -207,8 +207,10 @@ class BenchConfig:
     temperature: float = 4.0
     synflow_rounds: int = 100
     score_batches: int = 4  # batches of 128 inputs that SNIP, GraSP and LNPT score on (512)
-    # Options of LNPT's mask: `prune` keywords, `spatial`, and `score_epochs` (score the student
-    # after that many epochs of its own dense label-free training, `partially_trained`; 0: at init).
+    # Options of LNPT's mask: `prune` keywords, `spatial`, `score_epochs` (score the student
+    # after that many epochs of its own dense label-free training, `partially_trained`; 0: at init)
+    # and `checkpoints` (score against k evenly spaced snapshots of the teacher's run, the scores
+    # averaged, `teacher_checkpoints`; absent or 1: the final teacher only, as every run before).
     lnpt_options: dict[str, Any] = field(default_factory=dict)
     # The label-free training: `LabelFreeTrainer` keywords over the previous objective
     # (`lnpt.training.TRAINING_BASE` with kd_weight/temperature above); by default the changes
@@ -307,6 +309,7 @@ class BenchConfig:
                     f"{name} must be shorter than the {whose} epochs "
                     f"({ {m: epochs[m] for m in bad} }), got {bad}"
                 )
+        teacher_checkpoints(self)  # lnpt_options["checkpoints"]: an int >= 1 where given
 
     def teacher_lr_of(self, model: str) -> float:
         """The Adam learning rate of `model`'s teacher (`teacher_lr`, else `lr`)."""
@@ -531,6 +534,15 @@ def make_mask(
                 raise ValueError("this model has no unpooled feature maps (spatial=True)")
             opts.update(feature_layer=spec.spatial_layer, which="output", pool=None)
         score_epochs = check_score_epochs(opts.pop("score_epochs", 0))
+        k = check_checkpoints(opts.pop("checkpoints", 1))
+        if k > 1:
+            if isinstance(teacher, nn.Module) or len(teacher) < k:
+                got = 1 if isinstance(teacher, nn.Module) else len(teacher)
+                raise ValueError(
+                    f"checkpoints={k} needs a list of at least {k} teacher snapshots "
+                    f"(`train_teacher(..., checkpoints={k})`), got {got}"
+                )
+            teacher = list(teacher)[-k:]
         scored = student
         if score_epochs:
             first = teacher if isinstance(teacher, nn.Module) else teacher[-1]
@@ -567,6 +579,32 @@ def check_score_epochs(value: object) -> int:
     if value < 0:
         raise ValueError(f"score_epochs must be an int >= 0, got {value}")
     return value
+
+
+def check_checkpoints(value: object) -> int:
+    """`lnpt_options["checkpoints"]`: an int >= 1 (1: the final teacher only). Raises TypeError or
+    ValueError naming `checkpoints`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"checkpoints must be an int >= 1, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"checkpoints must be an int >= 1, got {value}")
+    return value
+
+
+def teacher_checkpoints(cfg: BenchConfig) -> int:
+    """How many snapshots of the teacher's run LNPT's mask is scored against:
+    `cfg.lnpt_options["checkpoints"]` (session 21's reading), absent: 1, the final teacher.
+
+    With k > 1 the benchmark and the student-lr check train the teacher once with
+    `train_teacher(..., checkpoints=k)` (copies at epochs round(T i / k), i = 1..k, of the same
+    run, T the teacher's epochs) and LNPT's score is the mean over the snapshots,
+    `S = (1/k) sum_i |theta * dJ_i/dtheta|` with `J_i` the learning gap to snapshot i (`lnpt.score`
+    with a list of teachers), in every scoring round. The students still train against the final
+    teacher (the same network `checkpoints=1` gives), and SNIP's, GraSP's and SynFlow's masks
+    never read a teacher. What it assumes: the features a teacher learns early (coarse, shared
+    by many weights) and late (fine) both say which student weights the gap needs, so the mean
+    over its run ranks weights more robustly than the final teacher's gap alone."""
+    return check_checkpoints(cfg.lnpt_options.get("checkpoints", 1))
 
 
 def partially_trained(
@@ -696,12 +734,18 @@ def _run_one(
     lr, warm = cfg.student_lr_of(model_name), cfg.student_warmup_of(model_name)
     seed_everything(seed)
     init = spec.build()
-    teacher_box: list[nn.Module] = []
+    teacher_box: list[nn.Module] = []  # the teacher's snapshots, the final one last
+    k = teacher_checkpoints(cfg)
 
     def teacher() -> nn.Module:
         if not teacher_box:
-            teacher_box.append(train_teacher(model_name, data, cfg, seed)[-1])
-        return teacher_box[0]
+            teacher_box.extend(train_teacher(model_name, data, cfg, seed, checkpoints=k))
+        return teacher_box[-1]
+
+    def guide(method: str) -> nn.Module | list[nn.Module]:
+        # what the mask is scored against: LNPT's reads every snapshot (`checkpoints`)
+        teacher()
+        return list(teacher_box) if method == "lnpt" and k > 1 else teacher_box[-1]
 
     def setting(sparsity: float) -> dict[str, Any]:
         return {"model": model_name, "sparsity": sparsity}
@@ -731,7 +775,7 @@ def _run_one(
             res = report.Results("lnpt", "")
             curves: dict[str, list[list[dict[str, float]]]] = {}
             t0 = time.perf_counter()
-            mask = make_mask(method, init, teacher(), data, sparsity, cfg, seed, spec)
+            mask = make_mask(method, init, guide(method), data, sparsity, cfg, seed, spec)
             score_s = time.perf_counter() - t0
             for training in TRAININGS:
                 arm = f"{method}+{training}"

@@ -104,6 +104,7 @@ SCORING_FLAGS = (
     ("--score-average", "score_average", "average", "gradient"),
     ("--score-norm", "score_norm", "score_norm", None),
     ("--score-gap", "score_gap", "gap", "squared"),
+    ("--score-checkpoints", "score_checkpoints", "checkpoints", 1),
 )
 
 
@@ -137,6 +138,8 @@ def _bench(args: argparse.Namespace) -> int:
         args._parser.error(f"--score-epochs must be an int >= 0, got {args.score_epochs}")
     if args.score_rounds is not None and args.score_rounds < 1:
         args._parser.error(f"--score-rounds must be an int >= 1, got {args.score_rounds}")
+    if args.score_checkpoints < 1:
+        args._parser.error(f"--score-checkpoints must be an int >= 1, got {args.score_checkpoints}")
     scoring: dict[str, object] = {}
     scoring_flags = ""  # the scoring flags given, as they appear in a report's command
     for flag, dest, key, off in SCORING_FLAGS:
@@ -538,6 +541,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="LNPT's per-sample gap to the teacher: its square (default) or its magnitude "
         "(`lnpt_options={'gap': 'norm'}`, session 20's reading; test benchmark and "
         "--student-lr-check)",
+    )
+    bench.add_argument(
+        "--score-checkpoints",
+        type=int,
+        default=1,
+        metavar="K",
+        help="score LNPT's mask against K evenly spaced snapshots of the teacher's run, the scores "
+        "averaged (`lnpt_options={'checkpoints': K}`, session 21's reading; the students still "
+        "train against the final teacher; test benchmark and --student-lr-check; default 1: the "
+        "final teacher only, every cache key kept)",
     )
     bench.add_argument(
         "--report",

@@ -39,6 +39,7 @@ from lnpt.bench import (
     _Snapshots,
     make_mask,
     open_cached_run,
+    teacher_checkpoints,
     train_label_free,
     train_supervised,
     train_teacher,
@@ -328,23 +329,28 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
     seed_everything(seed)
     init = spec.build()
     boxes: dict[Any, Any] = {}
+    k = teacher_checkpoints(scfg.bench)
 
-    def teacher(cfg: BenchConfig) -> torch.nn.Module:
-        # The teacher half only (the benchmark's teacher, or the recipe's), one per teacher recipe.
+    def snapshots(cfg: BenchConfig) -> list[torch.nn.Module]:
+        # The teacher half only (the benchmark's teacher, or the recipe's), one run per teacher
+        # recipe: its `checkpoints` snapshots, the fully trained teacher last.
         t = (cfg.teacher_lr_of(scfg.model), cfg.teacher_epochs[scfg.model])
         t += (cfg.teacher_warmup_of(scfg.model),)
         if t not in boxes:
-            boxes[t] = train_teacher(scfg.model, full, cfg, seed)[-1]
+            boxes[t] = train_teacher(scfg.model, full, cfg, seed, checkpoints=k)
         return boxes[t]
 
+    def teacher(cfg: BenchConfig) -> torch.nn.Module:
+        return snapshots(cfg)[-1]
+
     def mask(method: str, cfg: BenchConfig) -> Any:
-        # lr-independent, scored at init on the 75% training part; only LNPT's reads the teacher.
+        # lr-independent, scored at init on the 75% training part; only LNPT's reads the teacher
+        # (all its snapshots where `checkpoints` > 1).
         which = (method, cfg.teacher_lr_of(scfg.model), cfg.teacher_epochs[scfg.model])
         which = (*which, cfg.teacher_warmup_of(scfg.model)) if method == "lnpt" else method
         if which not in boxes:
-            boxes[which] = make_mask(
-                method, init, teacher(cfg), data, scfg.sparsity, cfg, seed, spec
-            )
+            guide = snapshots(cfg) if method == "lnpt" and k > 1 else teacher(cfg)
+            boxes[which] = make_mask(method, init, guide, data, scfg.sparsity, cfg, seed, spec)
         return boxes[which]
 
     out = []
