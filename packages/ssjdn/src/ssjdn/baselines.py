@@ -17,6 +17,7 @@ __all__ = [
     "LEAVE_ONE_OUT",
     "PREVIOUS_STL",
     "VARIANTS",
+    "WIDE_LADDER",
     "ablation_config",
     "dual_encoder_config",
 ]
@@ -74,6 +75,8 @@ BSD_SEQUENTIAL: dict[str, Any] = {"sgs_sequence": "sequential"}
 BSD_DECORRELATE: dict[str, Any] = {"sgs_decorrelate": 1.0}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
+# the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
+PROJ_WIDE: dict[str, Any] = {"proj_dim": 64}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGS chain (v1)": ("+STL (full SSJDN)", {"sgs_scope": "chain"}),
     "SGS guide": ("+STL (full SSJDN)", {"sgs_scope": "guide"}),
@@ -206,7 +209,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # capacity control of "+bidirectional per-pass proj" (reported, decides nothing): one
     # direction with projection heads twice as wide, i.e. the same projection and fusion widths
     # and parameter count as two passes with their own 32-channel heads, without the second pass
-    "+SGS proj 64 (one direction)": ("+SGS (one direction)", {"proj_dim": 64, **TODAY_STL}),
+    "+SGS proj 64 (one direction)": ("+SGS (one direction)", {**PROJ_WIDE, **TODAY_STL}),
     # issue 19, twentieth session (rule docs/benchmarks/ssjdn_validation_s20_rule.md, written
     # before the runs; validation seeds 15..19): two readings aimed at the second pass's
     # redundancy (held-out R^2 0.93 of its pooled features from the first pass's), neither adding
@@ -217,6 +220,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "BSD sequential": ("+STL (full SSJDN)", {**BSD_SEQUENTIAL, **TODAY_STL}),
     "+bidirectional decorrelated": ("+bidirectional", {**BSD_DECORRELATE, **TODAY_STL}),
     "BSD decorrelated": ("+STL (full SSJDN)", {**BSD_DECORRELATE, **TODAY_STL}),
+    # issue 19, twenty-first session (rule docs/benchmarks/ssjdn_validation_s21_rule.md, written
+    # before the runs; fresh validation seeds 20..24): the whole ladder, dual encoder included,
+    # with 1x1 projection heads twice as wide (`proj_dim` 64 instead of 32), because the width
+    # control above (+1.01 [+0.32, +1.98] mR over one direction at 32, seeds 15..19) suggested the
+    # 32-channel projection limits every rung; "+SGS proj 64 (one direction)" is its SGS rung
+    "dual-encoder proj 64": ("dual-encoder", {**PROJ_WIDE, **TODAY_STL}),
+    "+SFE proj 64": ("+SFE", {**PROJ_WIDE, **TODAY_STL}),
+    "+bidirectional proj 64": ("+bidirectional", {**PROJ_WIDE, **TODAY_STL}),
+    "+LSD proj 64": ("+LSD", {**PROJ_WIDE, **TODAY_STL}),
+    "+STL proj 64 (full SSJDN)": ("+STL (full SSJDN)", {**PROJ_WIDE, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -264,12 +277,26 @@ _CURRENT = {
     "BSD sequential",
     "+bidirectional decorrelated",
     "BSD decorrelated",
+    "dual-encoder proj 64",
+    "+SFE proj 64",
+    "+bidirectional proj 64",
+    "+LSD proj 64",
+    "+STL proj 64 (full SSJDN)",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})
     for name, (rung, extra) in VARIANTS.items()
 }
 LEAVE_ONE_OUT = [name for name in VARIANTS if name.startswith("full - ")]
+# each rung of `ABLATION_LADDER` -> the same rung with `PROJ_WIDE` (issue 19, twenty-first session)
+WIDE_LADDER: dict[str, str] = {
+    "dual-encoder": "dual-encoder proj 64",
+    "+SFE": "+SFE proj 64",
+    "+SGS (one direction)": "+SGS proj 64 (one direction)",
+    "+bidirectional": "+bidirectional proj 64",
+    "+LSD": "+LSD proj 64",
+    "+STL (full SSJDN)": "+STL proj 64 (full SSJDN)",
+}
 
 
 def dual_encoder_config(**overrides: Any) -> SSJDNConfig:

@@ -983,6 +983,12 @@ class SSJDNConfig:
     -1.02 [-2.40, +0.38] (``sgs_decorrelate=1``, which lowered the second pass's held-out R^2 from
     the first's from 0.93 to 0.72) over one direction.
 
+    ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
+    the dual encoder, the fusion p -> ``embed_dim``) stays 32: 64 for the whole ladder
+    (`baselines.WIDE_LADDER`, dual encoder included) was not adopted on fresh validation seeds
+    20..24 (rule ``docs/benchmarks/ssjdn_validation_s21_rule.md``): full model -0.25 [-0.64,
+    +0.09] mR against 32, bidirectional rung -0.49 [-1.39, +0.41] over one direction at 64.
+
     ``stl_kappa = 1.0`` (since 2026-12-03; 0.5 before): a same-class negative's margin is
     m (1 - kappa) = 0, so STL only asks that it not rank above the positive. Chosen on fresh
     validation seeds 10..14 by the same rule: kappa 1 - kappa 0.5 +0.53 [+0.11, +0.84] mR (hard
