@@ -4,7 +4,8 @@ Usage: ``python packages/cdhm/scripts/paired_rule.py CACHE BASE METHOD [METHOD .
 ``<name>_cache.json`` of ``cdhm bench``. For every METHOD it prints the mean over tasks (± std over
 seeds), Δ vs BASE paired over the seeds where both have every task (bootstrap 95 % CI of
 ``maskloop.report.paired_difference``, as the bench reports), the number of class-swap task-seeds
-(``cdhm.bench.class_swaps``) and the worst task-seed. Reads only what the cache holds.
+(``cdhm.bench.class_swaps``), the worst task-seed and the largest drop vs BASE on one task-seed.
+Reads only what the cache holds.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def main(argv: list[str]) -> None:
         d = paired_difference(means, [np.mean(list(b[s].values())) for s in seeds])
         swaps = sum(bool(class_swaps(h[m]["true"], h[m]["pred"])) for h in runs.values() if m in h)
         worst = min((v, f"{t} seed {s}") for s in a for t, v in a[s].items())
+        drop = min((a[s][t] - b[s][t], f"{t} seed {s}") for s in seeds for t in a[s])
         print(
             f"{m:22s} {np.mean(means):6.2f} ± {np.std(means, ddof=1):5.2f}  Δ vs {base} "
             f"{d.mean:+6.2f} [{d.low:+6.2f}, {d.high:+6.2f}] (n={d.n})  swaps {swaps} of "
-            f"{sum(m in h for h in runs.values())}  worst {worst[0]:.1f} ({worst[1]})"
+            f"{sum(m in h for h in runs.values())}  worst {worst[0]:.1f} ({worst[1]})  "
+            f"largest drop {drop[0]:+.1f} ({drop[1]})"
         )
 
 

@@ -645,3 +645,28 @@ def test_pseudo_label_variants_are_named_options_off_the_cache_key():
         "adapted",
     )
     assert _estimator("CDHM-entangled+adda+pl-shot", BenchConfig(), 1).entangled
+
+
+def test_sticky_variants_are_named_options_off_the_cache_key():
+    """Session 21's sticky fault chain is a bench variant on CDHM+adda with its entangled
+    ablation; at its off value (None) sticky_s stays out of the cache key."""
+    from cdhm.bench import STICKY_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    defaults = json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert "sticky_s" not in defaults
+    assert set(STICKY_VARIANTS) == {"CDHM+adda+sticky0.25"}
+    one = _estimator("CDHM+adda+sticky0.25", BenchConfig(), 4)
+    assert (one.sticky_s, one.target_encoder, one.adapt_start, one.entangled, one.seed) == (
+        0.25,
+        "adapted",
+        0.5,
+        False,
+        4,
+    )
+    ent = _estimator("CDHM-entangled+adda+sticky0.25", BenchConfig(), 4)
+    assert (ent.sticky_s, ent.entangled, ent.lambda_c, ent.target_encoder) == (
+        0.25,
+        True,
+        0.0,
+        "adapted",
+    )

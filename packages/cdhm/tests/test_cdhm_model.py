@@ -1,5 +1,7 @@
 """CDHM: ELBO behaviour, disentanglement probes, persistence and input validation."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -1089,4 +1091,76 @@ def test_pseudo_label_options_reject_bad_values(toy, kwargs, exc, name):
     """CDHMClassifier.fit: a bad lambda_pl / pseudo_label / pl_threshold raises naming it."""
     a, _ = toy
     with pytest.raises(exc, match=name):
+        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
+
+
+def test_sticky_s_prior_is_the_random_walk():
+    """sticky_s (session 21): the model's p(s_t | s_{t-1}) is N(s_{t-1}, sticky_s^2 I) for t >= 1
+    (loc the guide's s_{t-1} sample itself, log-density as written in float64), while p(s_0) and
+    every z site are the learned ones of the default net with the same weights."""
+    from pyro import poutine
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 4, 32, generator=g)
+    c = torch.tensor([0, 0, 0, 1, 1, 1])
+    kw = {"s_dim": 3, "z_dim": 2, "hidden": 16}
+    sticky = CDHMNet(32, 4, 4, 2, sticky_s=0.25, **kw)
+    plain = CDHMNet(32, 4, 4, 2, **kw)
+    plain.load_state_dict(sticky.state_dict())
+    torch.manual_seed(0)
+    guide = poutine.trace(sticky.guide).get_trace(x, c)
+    tr = {
+        name: poutine.trace(poutine.replay(net.model, trace=guide)).get_trace(x, c).nodes
+        for name, net in (("sticky", sticky), ("plain", plain))
+    }
+    for t in range(1, 4):
+        fn, prev = tr["sticky"][f"s_{t}"]["fn"].base_dist, guide.nodes[f"s_{t - 1}"]["value"]
+        assert torch.equal(fn.loc, prev) and torch.equal(fn.scale, torch.full_like(prev, 0.25))
+        v = guide.nodes[f"s_{t}"]["value"].double()
+        d = (v - prev.double()) / 0.25
+        want = (-0.5 * d**2 - math.log(0.25) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        got = tr["sticky"][f"s_{t}"]["fn"].log_prob(guide.nodes[f"s_{t}"]["value"]).double()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        assert not torch.equal(tr["plain"][f"s_{t}"]["fn"].base_dist.loc, prev)
+    same = ["s_0", *(f"z_{t}" for t in range(4))]
+    for site in same:
+        a, b = (tr[k][site]["fn"].base_dist for k in ("sticky", "plain"))
+        assert torch.equal(a.loc, b.loc) and torch.equal(a.scale, b.scale), site
+    with pytest.raises(ValueError, match="sticky_s"):
+        CDHMNet(32, 4, 4, 2, sticky_s=0.25, temporal_prior=False, **kw)
+
+
+def test_sticky_s_reaches_the_net_and_survives_save_load(toy, tmp_path):
+    """CDHMClassifier(sticky_s=...) builds the sticky net (with entangled=True its one latent is
+    the sticky chain) and save/load rebuilds it: same option, same probabilities."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
+    est = CDHMClassifier(sticky_s=0.25, progress=False, **kw).fit(a.x, a.y, b.x)
+    assert est.net_.sticky_s == 0.25 and CDHMClassifier().sticky_s is None
+    est.save(tmp_path / "m")
+    again = CDHMClassifier.load(tmp_path / "m")
+    assert again.sticky_s == 0.25 and again.net_.sticky_s == 0.25
+    np.testing.assert_array_equal(again.predict_proba(b.x), est.predict_proba(b.x))
+    ent = CDHMClassifier(sticky_s=0.5, entangled=True, lambda_c=0.0, progress=False, **kw)
+    ent.fit(a.x, a.y, b.x)
+    assert ent.net_.sticky_s == 0.5 and ent.net_.s_dim == 5 and ent.net_.z_dim == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc"),
+    [
+        ({"sticky_s": 0.0}, ValueError),
+        ({"sticky_s": -0.25}, ValueError),
+        ({"sticky_s": float("nan")}, ValueError),
+        ({"sticky_s": float("inf")}, ValueError),
+        ({"sticky_s": "0.25"}, TypeError),
+        ({"sticky_s": True}, TypeError),
+        ({"sticky_s": 0.25, "temporal_prior": False}, ValueError),
+    ],
+    ids=["zero", "negative", "nan", "inf", "str", "bool", "no-temporal-prior"],
+)
+def test_sticky_s_rejects_bad_values(toy, kwargs, exc):
+    """CDHMClassifier.fit: a bad sticky_s (or one without the Markov prior) raises naming it."""
+    a, _ = toy
+    with pytest.raises(exc, match="sticky_s"):
         CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)

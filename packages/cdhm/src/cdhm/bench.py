@@ -214,6 +214,18 @@ PL_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in PL_VARIANTS.items()
 }
+#: A sticky fault chain (issue 18, session 21; README "A sticky fault chain"), on the default
+#: CDHM+adda, value fixed before the validation run: p(s_t | s_{t-1}) = N(s_{t-1}, 0.25^2 I) for
+#: t >= 1 (about a quarter of the default's mean step |s_t - s_{t-1}| of 0.93 and its posterior sd
+#: of 0.85, measured on one dev fit, D->B seed 100). Its disentanglement ablation is the entangled
+#: model with the same option (its whole latent sticky).
+STICKY_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+sticky0.25": {**ADAPT_VARIANTS["CDHM+adda"], "sticky_s": 0.25},
+}
+STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
+    "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
+    for name, kw in STICKY_VARIANTS.items()
+}
 #: The MK-MMD baseline with the same tuning budget as CDHM gets in GAP_VARIANTS (two tries):
 #: its own temporal-evidence reading and a 1.0 alignment weight; and the schedule of
 #: LATE_VARIANTS on the plain encoder. Name -> (alignment, overrides).
@@ -243,6 +255,8 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SPLIT_VARIANTS,
     **PL_VARIANTS,
     **PL_ABLATIONS,
+    **STICKY_VARIANTS,
+    **STICKY_ABLATIONS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -521,6 +535,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "lambda_pl": 0.0,
     "pseudo_label": "head",
     "pl_threshold": 0.9,
+    "sticky_s": None,
 }
 
 

@@ -174,6 +174,9 @@ class CDHMNet(UntiedTarget):
     every window flagged in ``target_rows`` is encoded by it (ADDA's untied target encoder; the
     generative model, the prior and the heads stay shared). The copy and its split are
     :class:`cdhm.models.UntiedTarget`'s, as the baselines' (attribute ``target_guide``).
+    ``sticky_s`` (None: the learned GRU transition) replaces the s-chain's transition for
+    t >= 1 by the random walk p(s_t | s_{t-1}) = N(s_{t-1}, sticky_s^2 I) (s_0 keeps the learned
+    prior); see :class:`CDHMClassifier`.
     """
 
     target_attr = "target_guide"
@@ -192,10 +195,16 @@ class CDHMNet(UntiedTarget):
         temporal_prior: bool = True,
         fault_steps: str = "last",
         target_guide: bool = False,
+        sticky_s: float | None = None,
     ) -> None:
         super().__init__()
         if fault_steps not in FAULT_STEPS:
             raise ValueError(f"fault_steps must be one of {FAULT_STEPS}, got {fault_steps!r}")
+        if sticky_s is not None:
+            check_real("sticky_s", sticky_s, low=0.0, low_inclusive=False)
+            if not temporal_prior:
+                raise ValueError("sticky_s needs temporal_prior=True (it is a Markov transition)")
+        self.sticky_s = sticky_s
         self.fault_steps = fault_steps
         self.D, self.T = segment_length, n_segments
         self.s_dim, self.z_dim, self.n_cond = s_dim, z_dim, n_conditions
@@ -308,6 +317,8 @@ class CDHMNet(UntiedTarget):
     ) -> None:
         """p(y | s_T) prod_t p(x_t | s_t, z_t) p(s_t | s_{t-1}) p(z_t | z_{t-1}, c).
 
+        With ``sticky_s``: p(s_t | s_{t-1}) = N(s_{t-1}, sticky_s^2 I) for t >= 1.
+
         `target_rows` is read by the guide only (which inference network encodes each window);
         the generative model is the same for both domains.
         """
@@ -321,7 +332,9 @@ class CDHMNet(UntiedTarget):
             hz = x.new_zeros(b, self.p_s_gru.hidden_size)
             s_seq = []
             for t in pyro.markov(range(self.T)):
-                if self.temporal_prior:
+                if self.sticky_s is not None and t > 0:  # the sticky fault chain
+                    s_loc, s_sd = s_prev, torch.full_like(s_prev, self.sticky_s)
+                elif self.temporal_prior:
                     hs = self.p_s_gru(s_prev, hs)
                     s_loc, s_sd = _loc_scale(self.p_s_out(hs))
                 else:
@@ -604,6 +617,19 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     classes are clusters (by direction) in s, that the head's soft reading puts most of each
     cluster's weight on its own class, and that the target's classes are roughly balanced (the
     diversity term pushes the batch mean towards uniform).
+
+    A sticky fault chain (issue 18, session 21; ``sticky_s=None`` = off by default; README "A
+    sticky fault chain"): ``sticky_s = sigma > 0`` replaces the learned transition of s for
+    t >= 1 by the random walk p(s_t | s_{t-1}) = N(s_{t-1}, sigma^2 I) (s_0 keeps the learned
+    prior p(s_0); z's transition is unchanged), the issue's "stronger Markov transition" put on
+    the fault chain. The ELBO's KL then charges (s_t - s_{t-1})^2 / (2 sigma^2) per dimension, so
+    s can hold only what the window's segments share, and each segment's own detail (impact
+    phase, noise) is left to z, whose chain stays free. It assumes the fault state persists over
+    a window (one class per window, as the data are labelled) and that on a noisy source the
+    per-segment detail s memorises is what keeps the source classes from forming (README
+    "Where CDHM trails MK-MMD": a 0 dB source is memorised, s does most of the reconstructing);
+    with one entangled latent (``entangled=True``) the whole latent is sticky and nothing is
+    free to take the segment detail. Needs ``temporal_prior=True``.
     """
 
     def __init__(
@@ -639,6 +665,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         lambda_pl: float = 0.0,
         pseudo_label: str = "head",
         pl_threshold: float = 0.9,
+        sticky_s: float | None = None,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -681,6 +708,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.lambda_pl = lambda_pl
         self.pseudo_label = pseudo_label
         self.pl_threshold = pl_threshold
+        self.sticky_s = sticky_s
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -732,6 +760,13 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 f"target_encoder must be one of {TARGET_ENCODERS}, got {self.target_encoder!r}"
             )
         check_fraction("adapt_start", self.adapt_start, meaning="of training before the split")
+        if self.sticky_s is not None:
+            check_real("sticky_s", self.sticky_s, low=0.0, low_inclusive=False)
+            if not self.temporal_prior:
+                raise ValueError(
+                    "sticky_s needs temporal_prior=True (it replaces the s-chain's Markov "
+                    f"transition); got sticky_s={self.sticky_s!r} with temporal_prior=False"
+                )
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
@@ -755,6 +790,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             temporal_prior=self.temporal_prior,
             fault_steps=self.fault_steps,
             target_guide=self.target_encoder == "adapted",
+            sticky_s=self.sticky_s,
         )
         if self.align_gate > 0:  # running source accuracy; progress at which the gate opened
             net.register_buffer("gate_acc", torch.zeros(()))
