@@ -5,24 +5,15 @@ import copy
 
 import pytest
 import torch
-from lnpt.bench import MODELS, BenchConfig, make_mask, partially_trained
-from lnpt.data import DigitsSplit
+from lnpt.bench import BenchConfig, make_mask, partially_trained
 
 
 @pytest.fixture(scope="module")
-def setup():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # restored below, so later tests keep their thread count
-    torch.manual_seed(0)
-    spec = MODELS["mlp"]
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 128, 64, generator=g)
-    y = torch.randint(0, 10, (3, 128), generator=g)
-    data = DigitsSplit(x[0], y[0], x[1], y[1], x[2], y[2])  # small, so the test stays fast
+def setup(tiny_mlp_split):
+    spec, data = tiny_mlp_split
     teacher, init = spec.build().eval(), spec.build()
     cfg = BenchConfig(models=("mlp",), score_batches=1, lnpt_options={"rounds": 1})
-    yield spec, data, teacher, init, cfg
-    torch.set_num_threads(threads)
+    return spec, data, teacher, init, cfg
 
 
 def test_score_epochs_scores_a_trained_copy_and_leaves_the_init(setup):

@@ -10,7 +10,6 @@ import lnpt.student_lr
 import pytest
 import torch
 from lnpt.bench import (
-    MODELS,
     PREVIOUS_TEACHER_EPOCHS,
     BenchConfig,
     Progress,
@@ -19,25 +18,16 @@ from lnpt.bench import (
     train_teacher,
 )
 from lnpt.cli import main
-from lnpt.data import DigitsSplit
 from lnpt.student_lr import StudentLrCheckConfig
 
 
 @pytest.fixture(scope="module")
-def setup():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # restored below, so later tests keep their thread count
-    torch.manual_seed(0)
-    spec = MODELS["mlp"]
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 128, 64, generator=g)
-    y = torch.randint(0, 10, (3, 128), generator=g)
-    data = DigitsSplit(x[0], y[0], x[1], y[1], x[2], y[2])  # small, so the test stays fast
+def setup(tiny_mlp_split):
+    spec, data = tiny_mlp_split
     teachers = [spec.build().eval() for _ in range(3)]
     init = spec.build()
     cfg = BenchConfig(models=("mlp",), score_batches=1, lnpt_options={"rounds": 1})
-    yield spec, data, teachers, init, cfg
-    torch.set_num_threads(threads)
+    return spec, data, teachers, init, cfg
 
 
 def test_checkpoints_score_the_last_k_snapshots(setup):
