@@ -20,9 +20,11 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from select_threads_ab import _load  # the sibling script (run with this folder on the path)
+from select_threads_ab import (  # the sibling script (run with this folder on the path)
+    _load,
+    print_ab_summary,
+)
 from seven_prune import SevenPruner, pruning
 from seven_prune.models import load_minilm_classifier
 
@@ -67,18 +69,7 @@ def main() -> None:
             + ", ".join(f"{k} {statistics.median(v) * 1e3:.1f}" for k, v in per.items()),
             flush=True,
         )
-    for label, ts in times.items():
-        print(
-            f"{label:4s} median {statistics.median(ts) * 1e3:6.2f} ms, mean "
-            f"{statistics.fmean(ts) * 1e3:6.2f} ms over {len(ts)}"
-        )
-    d = np.asarray(diffs)
-    rng = np.random.default_rng(0)
-    boot = d[rng.integers(0, d.size, (4000, d.size))].mean(1)
-    print(
-        f"new - old: mean {d.mean() * 1e3:+.2f} ms [{np.percentile(boot, 2.5) * 1e3:+.2f}, "
-        f"{np.percentile(boot, 97.5) * 1e3:+.2f}] ({d.size} pairs)"
-    )
+    print_ab_summary(times, diffs, width=4)
 
 
 if __name__ == "__main__":
