@@ -69,10 +69,28 @@ def print_probes(
         )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def cache_parser(doc: str) -> argparse.ArgumentParser:
+    """The decide scripts' command line: ``--cache`` (the bench's cache root) and ``--metric``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--cache", default="docs/benchmarks/cache", help="the bench's cache root")
     parser.add_argument("--metric", default="mR", help="mR (deciding) or hard_mR (reported)")
+    return parser
+
+
+def load_runs(
+    cache_root: str, methods: list[str], metric: str, seeds: range
+) -> tuple[Path, dict[str, dict[int, float]]]:
+    """The quick settings' validation cache under ``cache_root``, and its runs: method -> seed ->
+    ``metric``; prints each method's finished seeds."""
+    cache = Path(cache_root) / "val" / BenchSettings.quick().key()
+    runs = {m: load(cache, m, metric, seeds) for m in methods}
+    for m in methods:
+        print(f"{m:30s} seeds {sorted(runs[m])}")
+    return cache, runs
+
+
+def main() -> int:
+    parser = cache_parser(__doc__)
     parser.add_argument(
         "--seeds", nargs=2, type=int, default=[10, 14], help="first and last seed (10 14 or 10 19)"
     )
@@ -80,11 +98,8 @@ def main() -> int:
     if tuple(args.seeds) not in ((10, 14), (10, 19)):
         parser.error(f"--seeds must be '10 14' or '10 19' (the rule's two looks), got {args.seeds}")
     seeds = range(args.seeds[0], args.seeds[1] + 1)
-    cache = Path(args.cache) / "val" / BenchSettings.quick().key()
     methods = [DUAL, SGS, BI, BI_S, FULL, FULL_S, *KAPPAS.values()]
-    runs = {m: load(cache, m, args.metric, seeds) for m in methods}
-    for m in methods:
-        print(f"{m:30s} seeds {sorted(runs[m])}")
+    cache, runs = load_runs(args.cache, methods, args.metric, seeds)
     rows = {
         "B1 +bidirectional c2f suppress - +bidirectional": contrast(runs, BI_S, BI, seeds),
         "B2 BSD c2f suppress - +STL (full SSJDN)": contrast(runs, FULL_S, FULL, seeds),

@@ -17,17 +17,14 @@ lacks seeds). Writes nothing. Run (seconds, reads JSON only):
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from decide_s17 import (  # this folder: scripts run with it on sys.path
+    cache_parser,
     contrast,
     decide,
-    load,
+    load_runs,
     not_worse,
     print_probes,
 )
-from ssjdn.bench import BenchSettings
 
 SGS, BI, FULL = "+SGS (one direction)", "+bidirectional", "STL kappa 1"
 WIDE = "+SGS proj 64 (one direction)"
@@ -50,15 +47,9 @@ SEEDS = range(15, 20)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", default="docs/benchmarks/cache", help="the bench's cache root")
-    parser.add_argument("--metric", default="mR", help="mR (deciding) or hard_mR (reported)")
-    args = parser.parse_args()
-    cache = Path(args.cache) / "val" / BenchSettings.quick().key()
+    args = cache_parser(__doc__).parse_args()
     methods = [SGS, BI, WIDE, FULL, *(m for pair in READINGS.values() for m in pair)]
-    runs = {m: load(cache, m, args.metric, SEEDS) for m in methods}
-    for m in methods:
-        print(f"{m:30s} seeds {sorted(runs[m])}")
+    cache, runs = load_runs(args.cache, methods, args.metric, SEEDS)
     checks = {
         r: {
             "R1": contrast(runs, bi, SGS, SEEDS),

@@ -17,12 +17,15 @@ Writes nothing. Run (seconds, reads JSON only):
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from decide_s17 import contrast, decide, load, not_worse, print_probes  # this folder: on sys.path
+from decide_s17 import (  # this folder: on sys.path
+    cache_parser,
+    contrast,
+    decide,
+    load_runs,
+    not_worse,
+    print_probes,
+)
 from ssjdn.baselines import WIDE_LADDER
-from ssjdn.bench import BenchSettings
 
 FULL, DUAL = "+STL (full SSJDN)", "dual-encoder"
 SGS, BI = "+SGS (one direction)", "+bidirectional"
@@ -31,15 +34,9 @@ SEEDS = range(20, 25)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", default="docs/benchmarks/cache", help="the bench's cache root")
-    parser.add_argument("--metric", default="mR", help="mR (deciding) or hard_mR (reported)")
-    args = parser.parse_args()
-    cache = Path(args.cache) / "val" / BenchSettings.quick().key()
+    args = cache_parser(__doc__).parse_args()
     methods = [*WIDE_LADDER, *WIDE_LADDER.values()]
-    runs = {m: load(cache, m, args.metric, SEEDS) for m in methods}
-    for m in methods:
-        print(f"{m:30s} seeds {sorted(runs[m])}")
+    cache, runs = load_runs(args.cache, methods, args.metric, SEEDS)
     w = WIDE_LADDER
     w1 = contrast(runs, w[FULL], FULL, SEEDS)
     w2 = contrast(runs, w[BI], w[SGS], SEEDS)
