@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from seven_prune.bench import overhead_estimate, overhead_resamples
 
 DELTA_T = 10
 N_BOOT = 4000
@@ -104,31 +105,23 @@ def _load_runs(out: Path) -> list[dict[str, Any]]:
 
 
 def _parts(r: dict[str, Any], iu: np.ndarray, ic: np.ndarray) -> tuple[Any, Any, Any]:
-    """(overhead, u, c) of one run on round indices `iu` (update) and `ic` (cut), last axis."""
-    p = np.asarray(r["plain_step"])
-    x = np.asarray(r["prune"])
-    u, cut = x[iu].mean(-1), x[ic].mean(-1)
-    pm = p[np.concatenate([iu, ic], axis=-1)].mean(-1)
-    c = cut - u
-    return (u + c / DELTA_T) / pm, u, c
-
-
-def _strata(r: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    is_cut = np.asarray(r["is_cut"], dtype=bool)
-    return np.flatnonzero(~is_cut), np.flatnonzero(is_cut)
+    """(overhead, u, c) of one run on round indices `iu` (update) and `ic` (cut), last axis:
+    the bench's own estimate (`bench.overhead_estimate`)."""
+    p, x = np.asarray(r["plain_step"]), np.asarray(r["prune"])
+    ov, _, u, c, _ = overhead_estimate(p, np.zeros_like(p), x, DELTA_T, iu, ic)
+    return ov, u, c
 
 
 def _boot_run(r: dict[str, Any], rng: np.random.Generator, n: int) -> np.ndarray:
-    """`n` bootstrap draws of (overhead, u, c) of one run: rounds resampled within update and cut."""
-    iu, ic = _strata(r)
-    bu = iu[rng.integers(0, iu.size, (n, iu.size))]
-    bc = ic[rng.integers(0, ic.size, (n, ic.size))]
+    """`n` bootstrap draws of (overhead, u, c) of one run: rounds resampled within update and cut
+    (`bench.overhead_resamples`)."""
+    bu, bc = overhead_resamples(np.asarray(r["is_cut"], dtype=bool), rng, n)
     return np.stack(_parts(r, bu, bc), axis=-1)
 
 
 def _point(r: dict[str, Any]) -> np.ndarray:
-    iu, ic = _strata(r)
-    return np.asarray(_parts(r, iu, ic))
+    is_cut = np.asarray(r["is_cut"], dtype=bool)
+    return np.asarray(_parts(r, np.flatnonzero(~is_cut), np.flatnonzero(is_cut)))
 
 
 def _pct(a: np.ndarray) -> tuple[float, float]:

@@ -741,6 +741,35 @@ def _overhead(
     }
 
 
+def overhead_estimate(
+    plain: Any, hook: Any, prune: Any, delta_t: int, su: Any, sc: Any
+) -> tuple[Any, Any, Any, Any, Any]:
+    """`_overhead_paired`'s estimate on the update rounds `su` and cut rounds `sc` (index arrays;
+    a leading batch axis gives one estimate per resample): (overhead, overhead_with_hooks, u, c,
+    P), from the per-round plain step `plain`, the pruned step's excess `hook` (pruned step -
+    plain step) and the pruner time `prune` (NumPy arrays, one entry per round)."""
+    import numpy as np
+
+    u, cut_round = prune[su].mean(-1), prune[sc].mean(-1)
+    both = np.concatenate([su, sc], axis=-1)
+    pm, h = plain[both].mean(-1), hook[both].mean(-1)
+    c = cut_round - u
+    return (u + c / delta_t) / pm, (h + u + c / delta_t) / pm, u, c, pm
+
+
+def overhead_resamples(is_cut: Any, rng: Any, n_boot: int) -> tuple[Any, Any]:
+    """`n_boot` stratified bootstrap resamples of the round indices, (n_boot, #update rounds) and
+    (n_boot, #cut rounds): rounds drawn with replacement within the update rounds, then within the
+    cut rounds of the bool array `is_cut`, from the NumPy generator `rng`."""
+    import numpy as np
+
+    iu, ic = np.flatnonzero(~is_cut), np.flatnonzero(is_cut)
+    return (
+        iu[rng.integers(0, iu.size, (n_boot, iu.size))],
+        ic[rng.integers(0, ic.size, (n_boot, ic.size))],
+    )
+
+
 def _overhead_paired(
     plain: Sequence[float],
     times: Mapping[str, Sequence[Any]],
@@ -785,19 +814,9 @@ def _overhead_paired(
             f"{ic.size}: time more rounds"
         )
     d = st - p
-
-    def est(su: Any, sc: Any) -> tuple[Any, Any, Any, Any, Any]:
-        u, cut_round = x[su].mean(-1), x[sc].mean(-1)
-        both = np.concatenate([su, sc], axis=-1)
-        pm, h = p[both].mean(-1), d[both].mean(-1)
-        c = cut_round - u
-        return (u + c / delta_t) / pm, (h + u + c / delta_t) / pm, u, c, pm
-
-    rng = np.random.default_rng(seed)
-    bu = iu[rng.integers(0, iu.size, (n_boot, iu.size))]
-    bc = ic[rng.integers(0, ic.size, (n_boot, ic.size))]
-    ov_b, tot_b, *_ = est(bu, bc)
-    ov, tot, u, c, pm = est(iu, ic)
+    bu, bc = overhead_resamples(is_cut, np.random.default_rng(seed), n_boot)
+    ov_b, tot_b, *_ = overhead_estimate(p, d, x, delta_t, bu, bc)
+    ov, tot, u, c, pm = overhead_estimate(p, d, x, delta_t, iu, ic)
     mu, mc = float(np.median(x[iu])), float(np.median(x[ic]))
     return {
         "step_seconds": float(st.mean()),
