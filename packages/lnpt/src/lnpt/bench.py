@@ -571,24 +571,26 @@ def make_mask(
     )
 
 
+def _int_option(name: str, value: object, minimum: int) -> int:
+    """`lnpt_options[name]`: an int >= `minimum` (bools refused). Raises TypeError or ValueError
+    naming `name` and what is allowed."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return value
+
+
 def check_score_epochs(value: object) -> int:
     """`lnpt_options["score_epochs"]`: an int >= 0 (0: score at init). Raises TypeError or
     ValueError naming `score_epochs`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"score_epochs must be an int >= 0, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"score_epochs must be an int >= 0, got {value}")
-    return value
+    return _int_option("score_epochs", value, 0)
 
 
 def check_checkpoints(value: object) -> int:
     """`lnpt_options["checkpoints"]`: an int >= 1 (1: the final teacher only). Raises TypeError or
     ValueError naming `checkpoints`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"checkpoints must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"checkpoints must be an int >= 1, got {value}")
-    return value
+    return _int_option("checkpoints", value, 1)
 
 
 def teacher_checkpoints(cfg: BenchConfig) -> int:
