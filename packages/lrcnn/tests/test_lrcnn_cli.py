@@ -60,6 +60,40 @@ def test_bench_configs_compare_all_methods() -> None:
     }
 
 
+def test_bench_batch_replaces_the_224_batch_and_is_checked(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """--batch N: the 224x224 workloads at batch N (the GPU setting, 32), 512x512 kept at 1, no
+    chunk group away from batch 8; the report's command names it; a bad batch is a ValueError."""
+    import lrcnn.bench
+
+    gpu = _configs(False, 32)
+    assert {(c["model"], c["res"], c["batch"]) for c in gpu} == {
+        ("vgg16", 224, 32),
+        ("resnet50", 224, 32),
+        ("vgg16", 512, 1),
+        ("resnet50", 512, 1),
+    }
+    assert not any(c["group"] == "chunk" for c in gpu)
+    # the same methods as at batch 8, group by group
+    strip = [
+        {k: v for k, v in c.items() if k != "batch"} for c in _configs(False) if c["res"] == 224
+    ]
+    strip_gpu = [{k: v for k, v in c.items() if k != "batch"} for c in gpu if c["res"] == 224]
+    assert strip_gpu == [c for c in strip if c["group"] != "chunk"]
+    assert {c["batch"] for c in _configs(True, 4)} == {4}
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises((ValueError, TypeError), match="batch"):
+            lrcnn.bench.run_bench(tmp_path, batch=bad)
+    commands: list[str] = []
+
+    def fake(out, **kw):  # type: ignore[no-untyped-def]
+        commands.append(f"{kw['command']} / {kw['batch']}")
+        return "table"
+
+    monkeypatch.setattr(lrcnn.bench, "run_bench", fake)
+    assert main(["bench", "--out", str(tmp_path), "--batch", "32", "--only", "224-32"]) == 0
+    assert commands == ["lrcnn bench --threads 1 --batch 32 --only 224-32 / 32"]
+
+
 def test_version(capsys) -> None:  # type: ignore[no-untyped-def]
     import lrcnn
 
@@ -74,7 +108,16 @@ def test_every_option_has_help() -> None:
     assert options_without_help(parser) == []
     for name in ("demo", "bench"):
         assert {"--seed", "--threads"} <= set(parser.subcommands[name]._option_string_actions)
-    own = {"--quick", "--out", "--resume", "--seeds", "--repeats", "--only", "--budget-s"}
+    own = {
+        "--quick",
+        "--out",
+        "--resume",
+        "--seeds",
+        "--repeats",
+        "--only",
+        "--budget-s",
+        "--batch",
+    }
     assert own <= set(parser.subcommands["bench"]._option_string_actions)
     assert "./lrcnn-bench/" in parser.subcommands["bench"].format_help()
     args = parser.parse_args(["bench"])

@@ -40,9 +40,12 @@ MIB = 2**20
 CHUNK_MIB = 16
 
 
-def _configs(quick: bool) -> list[dict[str, Any]]:
+def _configs(quick: bool, batch: int | None = None) -> list[dict[str, Any]]:
     """Workloads x methods, in groups that each run in one process (methods interleaved, plain
     first as the reference of the group's ratios; a group fits one 8-minute job).
+
+    ``batch``: the batch of the 224x224 workloads instead of 8 (2 with ``quick``); the GPU
+    setting of the issue is 32 (``lrcnn bench --batch 32 --only 224-32``).
 
     ``trunk`` group: plain, checkpoint (best k), row-centric at R strips (exact BatchNorm,
     planner's depth), on ResNets with frozen BatchNorm through layer1/layer2, and row-centric +
@@ -53,10 +56,12 @@ def _configs(quick: bool) -> list[dict[str, Any]]:
     checkpointing on the rest of the trunk.
     """
     if quick:
-        work = [("vgg16", 224, 2), ("resnet50", 224, 2)]
+        b = 2 if batch is None else batch
+        work = [("vgg16", 224, b), ("resnet50", 224, b)]
     else:
         # the issue's setting: batch 8 at 224x224, and 512x512 at batch 1
-        work = [("vgg16", 224, 8), ("resnet50", 224, 8), ("vgg16", 512, 1), ("resnet50", 512, 1)]
+        b = 8 if batch is None else batch
+        work = [("vgg16", 224, b), ("resnet50", 224, b), ("vgg16", 512, 1), ("resnet50", 512, 1)]
     out: list[dict[str, Any]] = []
     for model, res, batch in work:
         base = {"model": model, "res": res, "batch": batch}
@@ -531,6 +536,7 @@ def run_bench(
     repeats: int = 3,
     readme: str | os.PathLike[str] | None = None,
     budget_s: float | None = None,
+    batch: int | None = None,
 ) -> str:
     """Run every workload, write ``lrcnn.{md,json,png}`` under ``out``; return the table.
 
@@ -539,7 +545,8 @@ def run_bench(
     not measured are listed in the report. ``only``: measure only workloads whose
     ``model-res-batch-group`` name contains this (the others come from the cache or are listed
     as not measured). ``budget_s``: per workload, seconds after which the worker times no
-    further rounds (at least two) and skips the float64 gradient check. ``readme``: also write
+    further rounds (at least two) and skips the float64 gradient check. ``batch``: the batch of
+    the 224x224 workloads (default 8, or 2 with ``quick``). ``readme``: also write
     both tables between the
     ``<!-- lrcnn-bench:start -->`` / ``<!-- lrcnn-bench:end -->`` markers of this file.
     """
@@ -551,8 +558,10 @@ def run_bench(
 
     for name, v, lo in (("seeds", seeds, 1), ("threads", threads, 1), ("repeats", repeats, 2)):
         check_int(name, v, lo)
+    if batch is not None:
+        check_int("batch", batch, 1)
     works: dict[tuple, list[dict[str, Any]]] = {}
-    for c in _configs(quick):
+    for c in _configs(quick, batch):
         works.setdefault((c["model"], c["res"], c["batch"], c["group"]), []).append(c)
     res = Results(
         "lrcnn", command, {"quick": quick, "threads": threads, "seeds": seeds, "repeats": repeats}
@@ -683,8 +692,8 @@ def run_bench(
     outdir.mkdir(parents=True, exist_ok=True)
     png = _plot(res, outdir / "lrcnn.png")
     device = (
-        "CUDA max_memory_allocated"
-        if any(r.metrics["cuda"] for r in res.records)
+        f"CUDA max_memory_allocated on {torch.cuda.get_device_name()}"
+        if any(r.metrics["cuda"] for r in res.records) and torch.cuda.is_available()
         else "CPU peak RSS (VmHWM) above the state before the step"
     )
     time_note = (

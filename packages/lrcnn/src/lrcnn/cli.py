@@ -183,8 +183,12 @@ def _bench(args: argparse.Namespace) -> int:
     cmd = "lrcnn bench" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
     if args.repeats != 3:
         cmd += f" --repeats {args.repeats}"
+    if args.batch is not None:
+        cmd += f" --batch {args.batch}"
     if args.resume:  # rows may come from the cache: say so in the report's command
-        cmd += " --resume" + (f" --only {args.only}" if args.only else "")
+        cmd += " --resume"
+    if args.only:
+        cmd += f" --only {args.only}"
     print(
         run_bench(
             out,
@@ -198,6 +202,7 @@ def _bench(args: argparse.Namespace) -> int:
             repeats=args.repeats,
             readme=args.readme,
             budget_s=args.budget_s,
+            batch=args.batch,
         )
     )
     return 0
@@ -241,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--budget-s", type=float, default=None,
                    help="per workload: after this many seconds no further timing rounds (>= 2) "
                    "and no float64 gradient check")  # fmt: skip
+    b.add_argument("--batch", type=int, default=None,
+                   help="batch of the 224x224 workloads instead of 8 (2 with --quick); the GPU "
+                   "setting is --batch 32 --only 224-32")  # fmt: skip
     b.add_argument("--readme", default=None,
                    help="also write the tables between the lrcnn-bench markers of this README")  # fmt: skip
     return parser
