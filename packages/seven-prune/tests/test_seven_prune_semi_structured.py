@@ -89,3 +89,29 @@ def test_speed_path_refuses_without_a_capable_gpu_or_with_a_non_2_4_mask() -> No
         with pytest.raises((ValueError, RuntimeError)):
             semi_structured_speed(pruner.mask, pruner.params)
     assert not any(is_n_m(pruner.mask).values())
+
+
+@pytest.mark.parametrize(
+    ("kw", "err"),
+    [
+        ({"tokens": 0}, ValueError),
+        ({"repeats": 0}, ValueError),
+        ({"inner": -1}, ValueError),
+        ({"tokens": 2.5}, TypeError),
+        ({"inner": True}, TypeError),
+        ({"backend": "cusparse"}, ValueError),
+    ],
+)
+def test_speed_path_names_a_bad_count(kw: dict, err: type) -> None:
+    """semi_structured_speed: tokens, repeats and inner are counts >= 1, checked before the GPU."""
+    pruner = SevenPruner(tiny_bert(), 0.5, pattern="2:4")
+    with pytest.raises(err, match=next(iter(kw))):
+        semi_structured_speed(pruner.mask, pruner.params, **kw)
+
+
+def test_to_semi_structured_names_a_bad_backend() -> None:
+    """to_semi_structured: an unknown backend is a ValueError listing the allowed ones."""
+    from seven_prune.semi_structured import to_semi_structured
+
+    with pytest.raises(ValueError, match="backend must be one of"):
+        to_semi_structured(torch.zeros(64, 64), "sputnik")

@@ -19,7 +19,26 @@ import torch
 import torch.nn.functional as F
 from maskloop import WeightMask
 
-__all__ = ["is_n_m", "semi_structured_speed"]
+__all__ = ["BACKENDS", "is_n_m", "semi_structured_speed", "to_semi_structured"]
+
+#: the semi-structured kernels `torch.sparse` offers; None = torch's own choice
+BACKENDS = (None, "cusparselt", "cutlass")
+
+
+def to_semi_structured(weight: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+    """`weight` (2:4, CUDA, half precision) as a `torch.sparse` semi-structured tensor of `backend`
+    (None: `to_sparse_semi_structured`, i.e. cuSPARSELt where installed, else CUTLASS)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    from torch import sparse
+
+    if backend is None:
+        return sparse.to_sparse_semi_structured(weight)
+    cls = {
+        "cusparselt": sparse.SparseSemiStructuredTensorCUSPARSELT,
+        "cutlass": sparse.SparseSemiStructuredTensorCUTLASS,
+    }[backend]
+    return cls.from_dense(weight)
 
 
 def is_n_m(
@@ -45,13 +64,25 @@ def semi_structured_speed(
     tokens: int = 2048,
     dtype: torch.dtype = torch.float16,
     repeats: int = 50,
+    inner: int = 20,
+    backend: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per target: time of `F.linear(x, W)` dense vs with W as a 2:4 semi-structured sparse tensor.
 
-    `x` has `tokens` rows (batch x sequence). Needs CUDA with compute capability >= 8.0 and a mask
-    that is exactly 2:4 (`is_n_m`). Returns one dict per target (name, shape, dense_ms, sparse_ms,
-    speedup, max_abs_diff of the outputs).
+    `x` has `tokens` rows (batch x sequence). Each of `repeats` samples times `inner` products
+    back to back between two synchronisations (one product of a small layer is shorter than a
+    kernel launch plus a synchronisation), dense and sparse in turn (interleaved), and reports
+    the median per product. Needs CUDA with compute capability >= 8.0 and a mask that is exactly
+    2:4 (`is_n_m`). `backend`: None for torch's choice (cuSPARSELt where it is installed),
+    "cusparselt" or "cutlass" to force one. Returns one dict per target (name, shape, dense_ms,
+    sparse_ms, speedup, max_abs_diff of the outputs).
     """
+    from maskloop.checks import check_int
+
+    for name, v in (("tokens", tokens), ("repeats", repeats), ("inner", inner)):
+        check_int(name, v, 1)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     if not torch.cuda.is_available():
         raise RuntimeError("semi_structured_speed needs a CUDA GPU (none is available)")
     major, _ = torch.cuda.get_device_capability()
@@ -62,33 +93,35 @@ def semi_structured_speed(
     bad = [n for n, ok in is_n_m(mask).items() if not ok]
     if bad:
         raise ValueError(f"mask is not 2:4 for {bad}; prune with pattern='2:4' at sparsity 0.5")
-    from torch.sparse import to_sparse_semi_structured
+
+    def block(x: torch.Tensor, weight: torch.Tensor) -> float:
+        torch.cuda.synchronize()
+        tic = time.perf_counter()
+        for _ in range(inner):
+            F.linear(x, weight)
+        torch.cuda.synchronize()
+        return (time.perf_counter() - tic) / inner
 
     rows = []
     for name, keep in mask.items():
         w = (params[name].detach() * keep.to(params[name].device)).to("cuda", dtype)
         x = torch.randn(tokens, w.shape[1], device="cuda", dtype=dtype)
-        ws = to_sparse_semi_structured(w)
-        times = {}
-        for label, weight in (("dense", w), ("sparse", ws)):
-            for _ in range(5):
-                F.linear(x, weight)
-            torch.cuda.synchronize()
-            ts = []
-            for _ in range(repeats):
-                tic = time.perf_counter()
-                F.linear(x, weight)
-                torch.cuda.synchronize()
-                ts.append(time.perf_counter() - tic)
-            times[label] = statistics.median(ts)
+        ws = to_semi_structured(w, backend)
+        for weight in (w, ws):  # warm-up: kernels chosen, workspaces allocated
+            block(x, weight)
+        times: dict[str, list[float]] = {"dense": [], "sparse": []}
+        for _ in range(repeats):
+            times["dense"].append(block(x, w))
+            times["sparse"].append(block(x, ws))
+        dense, sparse = statistics.median(times["dense"]), statistics.median(times["sparse"])
         diff = float((F.linear(x, w) - F.linear(x, ws)).abs().max())
         rows.append(
             {
                 "name": name,
                 "shape": list(w.shape),
-                "dense_ms": times["dense"] * 1000,
-                "sparse_ms": times["sparse"] * 1000,
-                "speedup": times["dense"] / times["sparse"],
+                "dense_ms": dense * 1000,
+                "sparse_ms": sparse * 1000,
+                "speedup": dense / sparse,
                 "max_abs_diff": diff,
             }
         )
