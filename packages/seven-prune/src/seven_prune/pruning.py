@@ -1288,18 +1288,6 @@ class GradualPruner(Pruner):
                 for s in self.state_names
             }
             self.state = {s: self._flat_views(f) for s, f in self.flat.items()}
-            self._ensure_cut_buffers()
-
-    def _ensure_cut_buffers(self) -> None:
-        """Allocate the cuts' work buffers with the rule's state, at the first update, not at the
-        first cut: a one-time cost (two bool buffers of the targets' size, zero-filled: on MiniLM
-        21 MiB, about 5,000 page faults, ~17 ms on the benchmark's CPU) that, allocated lazily,
-        fell on the first cut alone (the overhead benchmark's first timed cut took 53-116 ms
-        against 35-43 ms for the later ones). The buffers and what they hold are the same either
-        way, so masks are unchanged; they are freed after the window as before."""
-        if self.mode == "dyn" and self.device.type == "cpu":
-            self._scratch("select_a", torch.bool)
-            self._scratch("select_b", torch.bool)
 
     def _scratch(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """A flat work buffer of the targets' size (float32 unless `dtype`), allocated once at zero
