@@ -670,3 +670,20 @@ def test_sticky_variants_are_named_options_off_the_cache_key():
         0.0,
         "adapted",
     )
+
+
+def test_sticky_z_variant_is_a_named_option_off_the_cache_key():
+    """Session 22's slow working-condition chain is a bench variant on CDHM+adda (no entangled
+    twin: there is no z there); at its off value (None) sticky_z stays out of the cache key."""
+    from cdhm.bench import STICKY_Z_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    assert "sticky_z" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert set(STICKY_Z_VARIANTS) == {"CDHM+adda+stickyz0.25"}
+    one = _estimator("CDHM+adda+stickyz0.25", BenchConfig(), 4)
+    assert (one.sticky_z, one.sticky_s, one.target_encoder, one.adapt_start, one.entangled) == (
+        0.25,
+        None,
+        "adapted",
+        0.5,
+        False,
+    )

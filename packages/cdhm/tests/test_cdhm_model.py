@@ -1094,17 +1094,19 @@ def test_pseudo_label_options_reject_bad_values(toy, kwargs, exc, name):
         CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
 
 
-def test_sticky_s_prior_is_the_random_walk():
-    """sticky_s (session 21): the model's p(s_t | s_{t-1}) is N(s_{t-1}, sticky_s^2 I) for t >= 1
-    (loc the guide's s_{t-1} sample itself, log-density as written in float64), while p(s_0) and
-    every z site are the learned ones of the default net with the same weights."""
+@pytest.mark.parametrize("chain", ["s", "z"])
+def test_sticky_prior_is_the_random_walk(chain):
+    """sticky_s (session 21) / sticky_z (session 22): the model's p(s_t | s_{t-1}) (resp. z) is
+    N(prev, sigma^2 I) for t >= 1 (loc the guide's previous sample itself, log-density as written
+    in float64), while that chain's t = 0 site and every site of the other chain are the learned
+    ones of the default net with the same weights."""
     from pyro import poutine
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(6, 4, 32, generator=g)
     c = torch.tensor([0, 0, 0, 1, 1, 1])
     kw = {"s_dim": 3, "z_dim": 2, "hidden": 16}
-    sticky = CDHMNet(32, 4, 4, 2, sticky_s=0.25, **kw)
+    sticky = CDHMNet(32, 4, 4, 2, **{f"sticky_{chain}": 0.25}, **kw)
     plain = CDHMNet(32, 4, 4, 2, **kw)
     plain.load_state_dict(sticky.state_dict())
     torch.manual_seed(0)
@@ -1114,20 +1116,22 @@ def test_sticky_s_prior_is_the_random_walk():
         for name, net in (("sticky", sticky), ("plain", plain))
     }
     for t in range(1, 4):
-        fn, prev = tr["sticky"][f"s_{t}"]["fn"].base_dist, guide.nodes[f"s_{t - 1}"]["value"]
+        site, prev = f"{chain}_{t}", guide.nodes[f"{chain}_{t - 1}"]["value"]
+        fn = tr["sticky"][site]["fn"].base_dist
         assert torch.equal(fn.loc, prev) and torch.equal(fn.scale, torch.full_like(prev, 0.25))
-        v = guide.nodes[f"s_{t}"]["value"].double()
+        v = guide.nodes[site]["value"].double()
         d = (v - prev.double()) / 0.25
         want = (-0.5 * d**2 - math.log(0.25) - 0.5 * math.log(2 * math.pi)).sum(-1)
-        got = tr["sticky"][f"s_{t}"]["fn"].log_prob(guide.nodes[f"s_{t}"]["value"]).double()
+        got = tr["sticky"][site]["fn"].log_prob(guide.nodes[site]["value"]).double()
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-        assert not torch.equal(tr["plain"][f"s_{t}"]["fn"].base_dist.loc, prev)
-    same = ["s_0", *(f"z_{t}" for t in range(4))]
+        assert not torch.equal(tr["plain"][site]["fn"].base_dist.loc, prev)
+    other = "z" if chain == "s" else "s"
+    same = [f"{chain}_0", *(f"{other}_{t}" for t in range(4))]
     for site in same:
         a, b = (tr[k][site]["fn"].base_dist for k in ("sticky", "plain"))
         assert torch.equal(a.loc, b.loc) and torch.equal(a.scale, b.scale), site
-    with pytest.raises(ValueError, match="sticky_s"):
-        CDHMNet(32, 4, 4, 2, sticky_s=0.25, temporal_prior=False, **kw)
+    with pytest.raises(ValueError, match=f"sticky_{chain}"):
+        CDHMNet(32, 4, 4, 2, **{f"sticky_{chain}": 0.25}, temporal_prior=False, **kw)
 
 
 def test_sticky_s_reaches_the_net_and_survives_save_load(toy, tmp_path):
@@ -1146,21 +1150,44 @@ def test_sticky_s_reaches_the_net_and_survives_save_load(toy, tmp_path):
     assert ent.net_.sticky_s == 0.5 and ent.net_.s_dim == 5 and ent.net_.z_dim == 0
 
 
+def test_sticky_z_reaches_the_net_and_survives_save_load(toy, tmp_path):
+    """CDHMClassifier(sticky_z=...) builds the net with the slow z chain and save/load rebuilds
+    it: same option, same probabilities; with entangled=True (no z) it changes nothing."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
+    est = CDHMClassifier(sticky_z=0.25, progress=False, **kw).fit(a.x, a.y, b.x)
+    assert est.net_.sticky_z == 0.25 and est.net_.sticky_s is None
+    assert CDHMClassifier().sticky_z is None
+    est.save(tmp_path / "m")
+    again = CDHMClassifier.load(tmp_path / "m")
+    assert again.sticky_z == 0.25 and again.net_.sticky_z == 0.25
+    np.testing.assert_array_equal(again.predict_proba(b.x), est.predict_proba(b.x))
+    plain = CDHMClassifier(progress=False, **kw).fit(a.x, a.y, b.x)
+    assert not np.array_equal(plain.predict_proba(b.x), est.predict_proba(b.x))
+    ekw = {**kw, "entangled": True, "lambda_c": 0.0, "progress": False}
+    ent = CDHMClassifier(sticky_z=0.5, **ekw).fit(a.x, a.y, b.x)
+    ent0 = CDHMClassifier(**ekw).fit(a.x, a.y, b.x)
+    assert ent.net_.z_dim == 0
+    np.testing.assert_array_equal(ent.predict_proba(b.x), ent0.predict_proba(b.x))
+
+
+@pytest.mark.parametrize("name", ["sticky_s", "sticky_z"])
 @pytest.mark.parametrize(
-    ("kwargs", "exc"),
+    ("value", "extra", "exc"),
     [
-        ({"sticky_s": 0.0}, ValueError),
-        ({"sticky_s": -0.25}, ValueError),
-        ({"sticky_s": float("nan")}, ValueError),
-        ({"sticky_s": float("inf")}, ValueError),
-        ({"sticky_s": "0.25"}, TypeError),
-        ({"sticky_s": True}, TypeError),
-        ({"sticky_s": 0.25, "temporal_prior": False}, ValueError),
+        (0.0, {}, ValueError),
+        (-0.25, {}, ValueError),
+        (float("nan"), {}, ValueError),
+        (float("inf"), {}, ValueError),
+        ("0.25", {}, TypeError),
+        (True, {}, TypeError),
+        (0.25, {"temporal_prior": False}, ValueError),
     ],
     ids=["zero", "negative", "nan", "inf", "str", "bool", "no-temporal-prior"],
 )
-def test_sticky_s_rejects_bad_values(toy, kwargs, exc):
-    """CDHMClassifier.fit: a bad sticky_s (or one without the Markov prior) raises naming it."""
+def test_sticky_options_reject_bad_values(toy, name, value, extra, exc):
+    """CDHMClassifier.fit: a bad sticky_s / sticky_z (or one without the Markov prior) raises
+    naming it."""
     a, _ = toy
-    with pytest.raises(exc, match="sticky_s"):
-        CDHMClassifier(n_segments=4, epochs=1, **kwargs).fit(a.x, a.y)
+    with pytest.raises(exc, match=name):
+        CDHMClassifier(n_segments=4, epochs=1, **{name: value}, **extra).fit(a.x, a.y)

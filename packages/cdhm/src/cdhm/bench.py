@@ -222,6 +222,13 @@ PL_ABLATIONS: dict[str, dict[str, Any]] = {
 STICKY_VARIANTS: dict[str, dict[str, Any]] = {
     "CDHM+adda+sticky0.25": {**ADAPT_VARIANTS["CDHM+adda"], "sticky_s": 0.25},
 }
+#: A slow working-condition chain (issue 18, session 22; rule cdhm_validate_stickyz_rule.md), on
+#: the default CDHM+adda, value fixed before the validation run (the sticky fault chain's 0.25):
+#: p(z_t | z_{t-1}) = N(z_{t-1}, 0.25^2 I) for t >= 1. A no-op for the entangled model (no z), so
+#: its disentanglement rung is CDHM-entangled+adda.
+STICKY_Z_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25": {**ADAPT_VARIANTS["CDHM+adda"], "sticky_z": 0.25},
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -257,6 +264,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **PL_ABLATIONS,
     **STICKY_VARIANTS,
     **STICKY_ABLATIONS,
+    **STICKY_Z_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -536,6 +544,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "pseudo_label": "head",
     "pl_threshold": 0.9,
     "sticky_s": None,
+    "sticky_z": None,
 }
 
 

@@ -176,7 +176,8 @@ class CDHMNet(UntiedTarget):
     :class:`cdhm.models.UntiedTarget`'s, as the baselines' (attribute ``target_guide``).
     ``sticky_s`` (None: the learned GRU transition) replaces the s-chain's transition for
     t >= 1 by the random walk p(s_t | s_{t-1}) = N(s_{t-1}, sticky_s^2 I) (s_0 keeps the learned
-    prior); see :class:`CDHMClassifier`.
+    prior); ``sticky_z`` does the same for the z chain, p(z_t | z_{t-1}) = N(z_{t-1}, sticky_z^2 I)
+    for t >= 1 (z_0 keeps the learned p(z_0 | c)); see :class:`CDHMClassifier`.
     """
 
     target_attr = "target_guide"
@@ -196,6 +197,7 @@ class CDHMNet(UntiedTarget):
         fault_steps: str = "last",
         target_guide: bool = False,
         sticky_s: float | None = None,
+        sticky_z: float | None = None,
     ) -> None:
         super().__init__()
         if fault_steps not in FAULT_STEPS:
@@ -204,7 +206,12 @@ class CDHMNet(UntiedTarget):
             check_real("sticky_s", sticky_s, low=0.0, low_inclusive=False)
             if not temporal_prior:
                 raise ValueError("sticky_s needs temporal_prior=True (it is a Markov transition)")
+        if sticky_z is not None:
+            check_real("sticky_z", sticky_z, low=0.0, low_inclusive=False)
+            if not temporal_prior:
+                raise ValueError("sticky_z needs temporal_prior=True (it is a Markov transition)")
         self.sticky_s = sticky_s
+        self.sticky_z = sticky_z
         self.fault_steps = fault_steps
         self.D, self.T = segment_length, n_segments
         self.s_dim, self.z_dim, self.n_cond = s_dim, z_dim, n_conditions
@@ -317,7 +324,8 @@ class CDHMNet(UntiedTarget):
     ) -> None:
         """p(y | s_T) prod_t p(x_t | s_t, z_t) p(s_t | s_{t-1}) p(z_t | z_{t-1}, c).
 
-        With ``sticky_s``: p(s_t | s_{t-1}) = N(s_{t-1}, sticky_s^2 I) for t >= 1.
+        With ``sticky_s``: p(s_t | s_{t-1}) = N(s_{t-1}, sticky_s^2 I) for t >= 1; with
+        ``sticky_z``: p(z_t | z_{t-1}, c) = N(z_{t-1}, sticky_z^2 I) for t >= 1.
 
         `target_rows` is read by the guide only (which inference network encodes each window);
         the generative model is the same for both domains.
@@ -344,7 +352,9 @@ class CDHMNet(UntiedTarget):
                 s_seq.append(s_t)
                 parts = [s_t]
                 if self.z_dim:
-                    if self.temporal_prior:
+                    if self.sticky_z is not None and t > 0:  # the slow working-condition chain
+                        z_loc, z_sd = z_prev, torch.full_like(z_prev, self.sticky_z)
+                    elif self.temporal_prior:
                         hz = self.p_z_gru(torch.cat([z_prev, onehot], -1), hz)
                         z_loc, z_sd = _loc_scale(self.p_z_out(hz))
                     else:
@@ -630,6 +640,17 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     "Where CDHM trails MK-MMD": a 0 dB source is memorised, s does most of the reconstructing);
     with one entangled latent (``entangled=True``) the whole latent is sticky and nothing is
     free to take the segment detail. Needs ``temporal_prior=True``.
+
+    A slow working-condition chain (issue 18, session 22; ``sticky_z=None`` = off by default):
+    ``sticky_z = sigma > 0`` replaces the learned transition of z for t >= 1 by the random walk
+    p(z_t | z_{t-1}) = N(z_{t-1}, sigma^2 I) (z_0 keeps the learned p(z_0 | c); s's transition is
+    unchanged): the issue's "stronger Markov transition on z". Speed, load, sensor and machine do
+    not change within a window, so z can hold only what the window's segments share, and it is
+    z's condition head p(c | z_T) that must be read from that persistent part. It assumes the
+    working condition is constant over a window (as the simulator and CWRU recordings are) and that
+    a persistent z leaves s less of the domain to carry. With one entangled latent
+    (``entangled=True``) there is no z and the option does nothing, so the disentanglement rung
+    of this reading is the entangled model without it. Needs ``temporal_prior=True``.
     """
 
     def __init__(
@@ -666,6 +687,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         pseudo_label: str = "head",
         pl_threshold: float = 0.9,
         sticky_s: float | None = None,
+        sticky_z: float | None = None,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -709,6 +731,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.pseudo_label = pseudo_label
         self.pl_threshold = pl_threshold
         self.sticky_s = sticky_s
+        self.sticky_z = sticky_z
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -767,6 +790,13 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                     "sticky_s needs temporal_prior=True (it replaces the s-chain's Markov "
                     f"transition); got sticky_s={self.sticky_s!r} with temporal_prior=False"
                 )
+        if self.sticky_z is not None:
+            check_real("sticky_z", self.sticky_z, low=0.0, low_inclusive=False)
+            if not self.temporal_prior:
+                raise ValueError(
+                    "sticky_z needs temporal_prior=True (it replaces the z-chain's Markov "
+                    f"transition); got sticky_z={self.sticky_z!r} with temporal_prior=False"
+                )
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
 
@@ -791,6 +821,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             fault_steps=self.fault_steps,
             target_guide=self.target_encoder == "adapted",
             sticky_s=self.sticky_s,
+            sticky_z=self.sticky_z,
         )
         if self.align_gate > 0:  # running source accuracy; progress at which the gate opened
             net.register_buffer("gate_acc", torch.zeros(()))
