@@ -1150,6 +1150,22 @@ def test_sticky_s_reaches_the_net_and_survives_save_load(toy, tmp_path):
     assert ent.net_.sticky_s == 0.5 and ent.net_.s_dim == 5 and ent.net_.z_dim == 0
 
 
+def test_sticky_z_auto_is_the_default_and_follows_the_markov_prior(toy):
+    """The default sticky_z="auto" (session 22) builds the net with STICKY_Z (0.25) with the
+    Markov prior, None without it (the no-temporal ablation still builds); bad strings name it."""
+    from cdhm.causal_hmm import STICKY_Z
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
+    est = CDHMClassifier(progress=False, **kw)
+    assert est.sticky_z == "auto" and STICKY_Z == 0.25
+    assert est.fit(a.x, a.y, b.x).net_.sticky_z == STICKY_Z
+    flat = CDHMClassifier(temporal_prior=False, progress=False, **kw).fit(a.x, a.y, b.x)
+    assert flat.net_.sticky_z is None
+    with pytest.raises(TypeError, match="sticky_z must be 'auto', None or a float"):
+        CDHMClassifier(sticky_z="sticky", **kw).fit(a.x, a.y)
+
+
 def test_sticky_z_reaches_the_net_and_survives_save_load(toy, tmp_path):
     """CDHMClassifier(sticky_z=...) builds the net with the slow z chain and save/load rebuilds
     it: same option, same probabilities; with entangled=True (no z) it changes nothing."""
@@ -1157,16 +1173,16 @@ def test_sticky_z_reaches_the_net_and_survives_save_load(toy, tmp_path):
     kw = {"n_segments": 4, "epochs": 1, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
     est = CDHMClassifier(sticky_z=0.25, progress=False, **kw).fit(a.x, a.y, b.x)
     assert est.net_.sticky_z == 0.25 and est.net_.sticky_s is None
-    assert CDHMClassifier().sticky_z is None
     est.save(tmp_path / "m")
     again = CDHMClassifier.load(tmp_path / "m")
     assert again.sticky_z == 0.25 and again.net_.sticky_z == 0.25
     np.testing.assert_array_equal(again.predict_proba(b.x), est.predict_proba(b.x))
-    plain = CDHMClassifier(progress=False, **kw).fit(a.x, a.y, b.x)
+    plain = CDHMClassifier(sticky_z=None, progress=False, **kw).fit(a.x, a.y, b.x)
+    assert plain.net_.sticky_z is None
     assert not np.array_equal(plain.predict_proba(b.x), est.predict_proba(b.x))
     ekw = {**kw, "entangled": True, "lambda_c": 0.0, "progress": False}
     ent = CDHMClassifier(sticky_z=0.5, **ekw).fit(a.x, a.y, b.x)
-    ent0 = CDHMClassifier(**ekw).fit(a.x, a.y, b.x)
+    ent0 = CDHMClassifier(sticky_z=None, **ekw).fit(a.x, a.y, b.x)
     assert ent.net_.z_dim == 0
     np.testing.assert_array_equal(ent.predict_proba(b.x), ent0.predict_proba(b.x))
 
