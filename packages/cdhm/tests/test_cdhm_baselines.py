@@ -678,7 +678,9 @@ def test_sticky_z_variant_is_a_named_option_off_the_cache_key():
     from cdhm.bench import STICKY_Z_VARIANTS, BenchConfig, _cache_key, _estimator
 
     assert "sticky_z" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert set(STICKY_Z_VARIANTS) == {"CDHM+adda+stickyz0.25"}
+    assert set(STICKY_Z_VARIANTS) == {"CDHM+adda+stickyz0.25", "CDHM-no-align+adda+stickyz0.25"}
+    rung = _estimator("CDHM-no-align+adda+stickyz0.25", BenchConfig(), 4)
+    assert (rung.alignment, rung.sticky_z, rung.target_encoder) == (None, 0.25, "adapted")
     one = _estimator("CDHM+adda+stickyz0.25", BenchConfig(), 4)
     assert (one.sticky_z, one.sticky_s, one.target_encoder, one.adapt_start, one.entangled) == (
         0.25,

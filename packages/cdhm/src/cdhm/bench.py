@@ -228,6 +228,8 @@ STICKY_VARIANTS: dict[str, dict[str, Any]] = {
 #: its disentanglement rung is CDHM-entangled+adda.
 STICKY_Z_VARIANTS: dict[str, dict[str, Any]] = {
     "CDHM+adda+stickyz0.25": {**ADAPT_VARIANTS["CDHM+adda"], "sticky_z": 0.25},
+    # the alignment rung of the adopted default (session 22, defined before its test run)
+    "CDHM-no-align+adda+stickyz0.25": {**ADAPT_LADDER["CDHM-no-align+adda"], "sticky_z": 0.25},
 }
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
