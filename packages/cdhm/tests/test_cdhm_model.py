@@ -1164,6 +1164,8 @@ def test_sticky_z_auto_is_the_default_and_follows_the_markov_prior(toy):
     assert flat.net_.sticky_z is None
     with pytest.raises(TypeError, match="sticky_z must be 'auto', None or a float"):
         CDHMClassifier(sticky_z="sticky", **kw).fit(a.x, a.y)
+    with pytest.raises(TypeError, match="sticky_s"):  # "auto" is sticky_z's alone
+        CDHMClassifier(sticky_s="auto", **kw).fit(a.x, a.y)
 
 
 def test_sticky_z_reaches_the_net_and_survives_save_load(toy, tmp_path):

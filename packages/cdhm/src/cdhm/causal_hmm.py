@@ -791,24 +791,17 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 f"target_encoder must be one of {TARGET_ENCODERS}, got {self.target_encoder!r}"
             )
         check_fraction("adapt_start", self.adapt_start, meaning="of training before the split")
-        if self.sticky_s is not None:
-            check_real("sticky_s", self.sticky_s, low=0.0, low_inclusive=False)
+        if isinstance(self.sticky_z, str) and self.sticky_z != "auto":
+            raise TypeError(f"sticky_z must be 'auto', None or a float > 0, got {self.sticky_z!r}")
+        for chain in ("s", "z"):
+            value = getattr(self, f"sticky_{chain}")
+            if value is None or (chain == "z" and value == "auto"):
+                continue
+            check_real(f"sticky_{chain}", value, low=0.0, low_inclusive=False)
             if not self.temporal_prior:
                 raise ValueError(
-                    "sticky_s needs temporal_prior=True (it replaces the s-chain's Markov "
-                    f"transition); got sticky_s={self.sticky_s!r} with temporal_prior=False"
-                )
-        if isinstance(self.sticky_z, str):
-            if self.sticky_z != "auto":
-                raise TypeError(
-                    f"sticky_z must be 'auto', None or a float > 0, got {self.sticky_z!r}"
-                )
-        elif self.sticky_z is not None:
-            check_real("sticky_z", self.sticky_z, low=0.0, low_inclusive=False)
-            if not self.temporal_prior:
-                raise ValueError(
-                    "sticky_z needs temporal_prior=True (it replaces the z-chain's Markov "
-                    f"transition); got sticky_z={self.sticky_z!r} with temporal_prior=False"
+                    f"sticky_{chain} needs temporal_prior=True (it replaces the {chain}-chain's "
+                    f"Markov transition); got sticky_{chain}={value!r} with temporal_prior=False"
                 )
         if self.elbo not in ELBOS:
             raise ValueError(f"elbo must be one of {sorted(ELBOS)}, got {self.elbo!r}")
