@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from maskloop import Callback, LoopState, fit, report, seed_everything
+from maskloop.checks import check_int
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from ted_prune.baselines import (
@@ -180,6 +181,7 @@ def train_mnist1d(
 
     `rescore_batch_size`: batch of TED's forward-only re-scoring passes (`PrunerCallback`), 256 (the
     library's default) since session 22; sessions up to 21 timed 1024 (see `RESCORE_BATCH`)."""
+    rescore_batch_size = check_int("rescore_batch_size", rescore_batch_size, 1)
     x, y = train.tensors
     n = len(y)
     seed_everything(seed)
