@@ -1,5 +1,6 @@
 """MNIST-1D data (generated offline), the CNN, one benchmark run, and the validation rule."""
 
+import pytest
 import torch
 from ted_prune.bench_mnist1d import READINGS, train_mnist1d, val_winner
 from ted_prune.mnist1d import MNIST1DCNN, mnist1d_splits, near_duplicates
@@ -217,3 +218,54 @@ def test_scoring_report_does_not_claim_unchanged_selections_when_runs_differ_fro
     differ = bench_mnist1d._scoring_report([row("clean", 0.7, False), row("dup30", 0.7, True)], "c")
     assert "in 1 of 2 runs: these runs differ from the grid's" in differ
     assert "changes no score" not in differ and "**missed** (mean 0.060" in differ
+
+
+def test_rescoring_batch_changes_no_score_and_no_selection():
+    """Re-scoring in batches of 7 or 64 (float64 CNN): the same scores, bit for bit, and the same
+    selections every epoch; the CNN's forward gives each sample the same bits at any batch, which
+    is what lets the benchmark re-score in batches of 256 rather than 1024 (`RESCORE_BATCH`)."""
+    from maskloop import FeatureHook, IndexedDataset
+    from ted_prune import TEDPruner
+    from torch.nn import functional as F
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    tr, _, _ = mnist1d_splits(600, val_size=100, seed=0)
+    x, y = tr.tensors[0].double(), tr.tensors[1]
+    n, epochs = len(y), 6
+    ds = torch.utils.data.TensorDataset(x, y)
+    model = MNIST1DCNN().double()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    out = []
+    for batch in (7, 64):
+        model.load_state_dict(state)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        p = TEDPruner(n, epochs, keep=0.4, warmup=1, ramp=2, rescore_every=1,
+                      precision="float64", seed=3)  # fmt: skip
+        loader = DataLoader(IndexedDataset(ds), sampler=p.sampler, batch_size=32)
+        hook = FeatureHook(model)
+        rows, rescored = [], 0
+        for epoch in range(epochs):
+            sel = p.select(epoch)
+            for xb, yb, idx in loader:
+                logits = model(xb)
+                loss = p.update(F.cross_entropy(logits, yb, reduction="none"), idx, logits,
+                                hook.features, yb)  # fmt: skip
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            rescored += p.end_epoch(model, ds, batch_size=batch)["scored"]
+            rows.append((sel.indices.clone(), p.weight.clone(), p.scores.clone()))
+        hook.remove()
+        assert rescored > 0  # the re-scoring passes ran
+        out.append(rows)
+    for (i7, w7, s7), (i64, w64, s64) in zip(*out):
+        assert torch.equal(i7, i64) and torch.equal(w7, w64) and torch.equal(s7, s64)
+
+
+def test_rescore_batch_size_is_checked():
+    tr, va, _ = mnist1d_splits(300, val_size=100, seed=0)
+    with pytest.raises(ValueError, match="rescore_batch_size"):
+        train_mnist1d("TED", tr, va, epochs=2, f=0.7, seed=0, rescore_batch_size=0)
+    with pytest.raises(TypeError, match="rescore_batch_size"):
+        train_mnist1d("TED", tr, va, epochs=2, f=0.7, seed=0, rescore_batch_size=256.0)
