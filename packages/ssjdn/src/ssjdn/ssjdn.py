@@ -951,7 +951,8 @@ class SSJDNConfig:
 
     ``sgs_fusion`` (``"concat"``, ``"gate"`` or ``"mean"``) is `BidirectionalScaleDecoupling`'s
     ``fusion``; ``"mean"`` is issue 19's twenty-second-session reading (rule
-    ``docs/benchmarks/ssjdn_validation_s22_rule.md``, fresh validation seeds 25..29).
+    ``docs/benchmarks/ssjdn_validation_s22_rule.md``), not adopted: on validation seeds 25..28
+    (seed 29 not run) the bidirectional rung with it -0.70 [-1.26, -0.17] mR over one direction.
     ``lsd_schedule="anneal"`` lowers the LSD weight over training, lambda_e = lambda (1 +
     cos(pi e / E)) / 2 at epoch e of E (`SSJDN.lsd_weight_scale`; set by `train_retrieval`),
     from ``lsd_weight`` at the first epoch towards 0 at the last: the category labels act as prior
