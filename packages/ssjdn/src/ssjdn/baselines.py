@@ -73,6 +73,8 @@ BSD_F2C_GUIDE: dict[str, Any] = {"sgs_guide_c2f": "f2c_salience"}
 # output; a penalty on the batch cross-correlation of the two passes' pooled features (weight 1)
 BSD_SEQUENTIAL: dict[str, Any] = {"sgs_sequence": "sequential"}
 BSD_DECORRELATE: dict[str, Any] = {"sgs_decorrelate": 1.0}
+# the two BSD directions' pooled features averaged before one fusion layer (issue 19, s22)
+BSD_MEAN: dict[str, Any] = {"sgs_fusion": "mean"}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -230,6 +232,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "+bidirectional proj 64": ("+bidirectional", {**PROJ_WIDE, **TODAY_STL}),
     "+LSD proj 64": ("+LSD", {**PROJ_WIDE, **TODAY_STL}),
     "+STL proj 64 (full SSJDN)": ("+STL (full SSJDN)", {**PROJ_WIDE, **TODAY_STL}),
+    # issue 19, twenty-second session (rule docs/benchmarks/ssjdn_validation_s22_rule.md, written
+    # before the runs; fresh validation seeds 25..29): the two BSD directions' pooled features
+    # averaged before one fusion layer of one pass's width (`sgs_fusion="mean"`), instead of
+    # concatenated (a second pass 93-96 % predictable from the first doubled the fusion input)
+    "+bidirectional mean": ("+bidirectional", {**BSD_MEAN, **TODAY_STL}),
+    "BSD mean": ("+STL (full SSJDN)", {**BSD_MEAN, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -282,6 +290,8 @@ _CURRENT = {
     "+bidirectional proj 64",
     "+LSD proj 64",
     "+STL proj 64 (full SSJDN)",
+    "+bidirectional mean",
+    "BSD mean",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})

@@ -316,6 +316,14 @@ class BidirectionalScaleDecoupling(nn.Module):
     objects needs the fine->coarse pass, one about large structures the other) and that the
     concatenation, where both passes always add up, lets a near-duplicate pass add noise instead
     (measured on validation: the passes' pooled features have cosine 0.99).
+    ``"mean"`` (``sgs="both"`` only; issue 19, twenty-second session): one fusion layer of one
+    pass's width over the passes' averaged features, v = W (f^fwd + f^bwd) / 2. It assumes the two
+    directions' pooled features live in the same coordinates (the same projected channels, scale
+    by scale), so that their average is a feature of the same kind in which what one direction
+    keeps and the other damps both count, and that the concatenation's doubled fusion input (twice
+    the weights of one direction) is what the bidirectional rung was partly measuring: with the
+    mean the rung compares two directions with one at the same fusion width and weight count
+    (the SFE heads of the second pass aside).
 
     ``pool`` says what a scale that SGS acts on delivers (``target="features"`` only).
     ``"multiply"`` (default): its features multiplied by the SGS map, then SFE-pooled,
@@ -418,7 +426,7 @@ class BidirectionalScaleDecoupling(nn.Module):
         contrast: Literal["none", "standardize"] = "none",
         guide: Literal["learned", "contrast"] = "learned",
         contrast_kernel: int = 3,
-        fusion: Literal["concat", "gate"] = "concat",
+        fusion: Literal["concat", "gate", "mean"] = "concat",
         pool: Literal["multiply", "residual"] = "multiply",
         polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same",
         guide_c2f: Literal["same", "f2c_salience"] = "same",
@@ -462,10 +470,10 @@ class BidirectionalScaleDecoupling(nn.Module):
         if pool == "residual" and target != "features":
             raise ValueError(f"pool='residual' needs target='features', got target={target!r}")
         self.pool = pool
-        if fusion not in ("concat", "gate"):
-            raise ValueError(f"fusion must be 'concat' or 'gate', got {fusion!r}")
-        if fusion == "gate" and sgs != "both":
-            raise ValueError(f"fusion='gate' needs sgs='both' (two passes), got sgs={sgs!r}")
+        if not isinstance(fusion, str) or fusion not in ("concat", "gate", "mean"):
+            raise ValueError(f"fusion must be 'concat', 'gate' or 'mean', got {fusion!r}")
+        if fusion in ("gate", "mean") and sgs != "both":
+            raise ValueError(f"fusion={fusion!r} needs sgs='both' (two passes), got sgs={sgs!r}")
         self.fusion = fusion
         if guide not in ("learned", "contrast"):
             raise ValueError(f"guide must be 'learned' or 'contrast', got {guide!r}")
@@ -524,6 +532,8 @@ class BidirectionalScaleDecoupling(nn.Module):
             self.gate = nn.Linear(width * len(self.orders), out_dim or dim)
             nn.init.zeros_(self.gate.weight)  # g = 1/2 at the start: the passes' average
             nn.init.zeros_(self.gate.bias)
+        elif fusion == "mean":  # one layer over one pass's width: the passes' features averaged
+            self.fuse = nn.Linear(width, out_dim or dim)
         else:
             self.fuse = nn.Linear(width * len(self.orders), out_dim or dim)
         self.drop_chain: int | None = None  # diagnostics: zero one pass's features before fusion
@@ -546,14 +556,20 @@ class BidirectionalScaleDecoupling(nn.Module):
             u = [lin(torch.cat(list(c), dim=1)) for lin, c in zip(self.fuse_passes, feats)]
             g = torch.sigmoid(self.gate(torch.cat([f for chain in feats for f in chain], dim=1)))
             return g * u[0] + (1.0 - g) * u[1], maps
+        if self.fusion == "mean":
+            xs = [torch.cat(list(chain), dim=1) for chain in feats]
+            return self.fuse(torch.stack(xs, dim=0).mean(dim=0)), maps
         return self.fuse(torch.cat([f for chain in feats for f in chain], dim=1)), maps
 
     def pass_contributions(self, feats: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
         """Each pass's share u_p of the fused vector, without biases: W_p f^p (W_p its block of
-        the concatenation's fusion layer, or its own fusion layer under ``fusion="gate"``)."""
+        the concatenation's fusion layer, or its own fusion layer under ``fusion="gate"``; under
+        ``fusion="mean"`` the one layer applied to f^p / P, P passes)."""
         xs = [torch.cat(list(chain), dim=1) for chain in feats]
         if self.fusion == "gate":
             return [x @ lin.weight.T for x, lin in zip(xs, self.fuse_passes)]
+        if self.fusion == "mean":
+            return [(x / len(xs)) @ self.fuse.weight.T for x in xs]
         w, start, out = self.fuse.weight, 0, []
         for x in xs:
             out.append(x @ w[:, start : start + x.shape[1]].T)
@@ -933,7 +949,10 @@ class SSJDNConfig:
     (-0.60 [-2.21, +0.66]). With ``"suppress_salient"`` and beta 0.5 the contrast guide tied
     (+0.02 [-0.47, +0.64]), with ``"keep_salient"`` and beta 0.5 as well (-0.01 [-0.54, +0.53]).
 
-    ``sgs_fusion`` (``"concat"`` or ``"gate"``) is `BidirectionalScaleDecoupling`'s ``fusion``.
+    ``sgs_fusion`` (``"concat"``, ``"gate"`` or ``"mean"``) is `BidirectionalScaleDecoupling`'s
+    ``fusion``; ``"mean"`` is issue 19's twenty-second-session reading (rule
+    ``docs/benchmarks/ssjdn_validation_s22_rule.md``), not adopted: on validation seeds 25..28
+    (seed 29 not run) the bidirectional rung with it -0.70 [-1.26, -0.17] mR over one direction.
     ``lsd_schedule="anneal"`` lowers the LSD weight over training, lambda_e = lambda (1 +
     cos(pi e / E)) / 2 at epoch e of E (`SSJDN.lsd_weight_scale`; set by `train_retrieval`),
     from ``lsd_weight`` at the first epoch towards 0 at the last: the category labels act as prior
@@ -1017,7 +1036,7 @@ class SSJDNConfig:
     sgs_polarity: Literal["suppress_salient", "keep_salient"] = "keep_salient"
     sgs_guide: Literal["learned", "contrast"] = "contrast"
     sgs_contrast_kernel: int = 3
-    sgs_fusion: Literal["concat", "gate"] = "concat"
+    sgs_fusion: Literal["concat", "gate", "mean"] = "concat"
     sgs_pool: Literal["multiply", "residual"] = "multiply"
     sgs_polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same"
     sgs_guide_c2f: Literal["same", "f2c_salience"] = "same"
@@ -1086,8 +1105,14 @@ class SSJDNConfig:
             raise ValueError(
                 f"sgs_guide='contrast' needs sgs_scope='guide', got {self.sgs_scope!r}"
             )
-        if self.sgs_fusion not in ("concat", "gate"):
-            raise ValueError(f"sgs_fusion must be 'concat' or 'gate', got {self.sgs_fusion!r}")
+        if not isinstance(self.sgs_fusion, str) or self.sgs_fusion not in (
+            "concat",
+            "gate",
+            "mean",
+        ):
+            raise ValueError(
+                f"sgs_fusion must be 'concat', 'gate' or 'mean', got {self.sgs_fusion!r}"
+            )
         if self.sgs_pool not in ("multiply", "residual"):
             raise ValueError(f"sgs_pool must be 'multiply' or 'residual', got {self.sgs_pool!r}")
         if self.sgs_pool == "residual" and self.sgs_target != "features":
@@ -1112,8 +1137,8 @@ class SSJDNConfig:
             raise ValueError(f"sgs_proj must be 'shared' or 'per_pass', got {self.sgs_proj!r}")
         if self.sgs_proj == "per_pass" and self.sgs != "both":
             raise ValueError(f"sgs_proj='per_pass' needs sgs='both' (two passes), got {self.sgs!r}")
-        if self.sgs_fusion == "gate" and self.sgs != "both":
-            raise ValueError(f"sgs_fusion='gate' needs sgs='both', got {self.sgs!r}")
+        if self.sgs_fusion in ("gate", "mean") and self.sgs != "both":
+            raise ValueError(f"sgs_fusion={self.sgs_fusion!r} needs sgs='both', got {self.sgs!r}")
         if self.sgs_sequence not in ("parallel", "sequential"):
             raise ValueError(
                 f"sgs_sequence must be 'parallel' or 'sequential', got {self.sgs_sequence!r}"
