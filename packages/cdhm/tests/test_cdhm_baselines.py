@@ -645,6 +645,14 @@ def test_pseudo_label_variants_are_named_options_off_the_cache_key():
         "adapted",
     )
     assert _estimator("CDHM-entangled+adda+pl-shot", BenchConfig(), 1).entangled
+    fix = _estimator("CDHM+adda+pl-shotfix", BenchConfig(), 1)
+    assert (fix.lambda_pl, fix.pseudo_label, fix.entangled, fix.target_encoder) == (
+        0.3,
+        "shot-fixed",
+        False,
+        "adapted",
+    )
+    assert _estimator("CDHM-entangled+adda+pl-shotfix", BenchConfig(), 1).entangled
 
 
 def test_sticky_variants_are_named_options_off_the_cache_key():
