@@ -645,8 +645,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     (:func:`cdhm.models.shot_centroids`: probability-weighted centroids, cosine distance, one
     hard refinement round), computed at the first adaptation step and again at the start of every
     later epoch; in between each batch window takes the nearest of those centroids (SHOT fixes
-    each window's label for the epoch; the batches carry no window index, so here a window that
-    moves within the epoch may change label). ``pl_threshold`` is unused. It assumes the target
+    each window's label for the epoch; here a window is labelled at each step, so one that moves
+    within the epoch may change label; "shot-fixed" below looks labels up by window index). ``pl_threshold`` is unused. It assumes the target
     classes are clusters (by direction) in s, that the head's soft reading puts most of each
     cluster's weight on its own class, and that the target's classes are roughly balanced (the
     diversity term pushes the batch mean towards uniform).
