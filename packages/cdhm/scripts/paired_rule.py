@@ -6,6 +6,11 @@ seeds), Δ vs BASE paired over the seeds where both have every task (bootstrap 9
 ``maskloop.report.paired_difference``, as the bench reports), the number of class-swap task-seeds
 (``cdhm.bench.class_swaps``), the worst task-seed and the largest drop vs BASE on one task-seed.
 Reads only what the cache holds.
+
+Options (after the positional arguments) compare runs of different bench configs:
+``--segments T`` reads METHOD from CACHE's runs of ``cdhm bench --segments T`` (default 4),
+``--base-cache FILE`` and ``--base-segments T`` read BASE from FILE's runs of that T (default:
+CACHE and 4); the pairing is still over the seeds where both have every task.
 """
 
 from __future__ import annotations
@@ -33,23 +38,55 @@ def per_seed(runs: dict, method: str) -> dict[int, dict[str, float]]:
     return out
 
 
-def main(argv: list[str]) -> None:
-    cache_file, base, *methods = argv
+def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Positional arguments and the ``--segments / --base-cache / --base-segments`` options."""
+    names = ("--segments", "--base-cache", "--base-segments")
+    pos, opts, i = [], {}, 0
+    while i < len(argv):
+        if argv[i] in names:
+            if i + 1 == len(argv):
+                raise SystemExit(f"paired_rule: {argv[i]} needs a value")
+            opts[argv[i]] = argv[i + 1]
+            i += 2
+        elif argv[i].startswith("--"):
+            raise SystemExit(f"paired_rule: unknown option {argv[i]}; allowed: {names}")
+        else:
+            pos.append(argv[i])
+            i += 1
+    return pos, opts
+
+
+def _runs(cache_file: str, segments: str) -> dict:
+    """The runs of `cache_file` under the key of the bench config with `segments` segments."""
+    if not segments.isdigit() or int(segments) < 1:
+        raise SystemExit(f"paired_rule: --segments must be a positive integer, got {segments!r}")
     cache = json.loads(Path(cache_file).read_text())
-    runs = cache[_cache_key(BenchConfig())]
-    b = per_seed(runs, base)
-    for m in [base, *methods]:
-        a = per_seed(runs, m)
+    return cache[_cache_key(BenchConfig(n_segments=int(segments)))]
+
+
+def main(argv: list[str]) -> None:
+    (cache_file, base, *methods), opts = _options(argv)
+    runs = _runs(cache_file, opts.get("--segments", "4"))
+    base_runs = _runs(opts.get("--base-cache", cache_file), opts.get("--base-segments", "4"))
+    b = per_seed(base_runs, base)
+    # with options the rows are labelled by their segment count (BASE and METHOD may share a name)
+    tag = {k: f"@T{opts.get(k, '4')}" if opts else "" for k in ("--base-segments", "--segments")}
+    rows = [(base, base_runs, tag["--base-segments"])] + [
+        (m, runs, tag["--segments"]) for m in methods
+    ]
+    for m, src, label in rows:
+        a = per_seed(src, m)
         seeds = sorted(s for s in a if s in b and set(a[s]) == set(b[s]))
         means = [np.mean(list(a[s].values())) for s in seeds]
         d = paired_difference(means, [np.mean(list(b[s].values())) for s in seeds])
-        swaps = sum(bool(class_swaps(h[m]["true"], h[m]["pred"])) for h in runs.values() if m in h)
+        swaps = sum(bool(class_swaps(h[m]["true"], h[m]["pred"])) for h in src.values() if m in h)
         worst = min((v, f"{t} seed {s}") for s in a for t, v in a[s].items())
         drop = min((a[s][t] - b[s][t], f"{t} seed {s}") for s in seeds for t in a[s])
         print(
-            f"{m:22s} {np.mean(means):6.2f} ± {np.std(means, ddof=1):5.2f}  Δ vs {base} "
+            f"{m + label:22s} {np.mean(means):6.2f} ± {np.std(means, ddof=1):5.2f}  "
+            f"Δ vs {base + tag['--base-segments']} "
             f"{d.mean:+6.2f} [{d.low:+6.2f}, {d.high:+6.2f}] (n={d.n})  swaps {swaps} of "
-            f"{sum(m in h for h in runs.values())}  worst {worst[0]:.1f} ({worst[1]})  "
+            f"{sum(m in h for h in src.values())}  worst {worst[0]:.1f} ({worst[1]})  "
             f"largest drop {drop[0]:+.1f} ({drop[1]})"
         )
 

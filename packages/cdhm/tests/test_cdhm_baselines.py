@@ -204,7 +204,7 @@ def test_cli_every_option_has_help_and_shared_flags():
     for flag in ("--quick", "--out", "--resume", "--seed", "--threads", "--seeds", "--select",
                  "--max-minutes", "--tier", "--methods", "--front-end", "--summary-json", "--cwru",
                  "--cwru-root", "--validate", "--val-seeds", "--val-seed-start",
-                 "--name"):  # fmt: skip
+                 "--name", "--segments"):  # fmt: skip
         assert flag in seen
     args = parser.parse_args(["bench", "--quick"])
     assert str(args.out) == "cdhm-bench" and not args.resume and args.threads == 2
@@ -214,7 +214,7 @@ def test_cli_every_option_has_help_and_shared_flags():
 def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
     """cdhm bench maps --seed/--seeds/--resume/--threads/--select/--methods onto run_bench."""
     import cdhm.bench
-    from cdhm.bench import DEV_SEEDS
+    from cdhm.bench import DEV_SEEDS, BenchConfig, _cache_key
     from cdhm.cli import main
 
     calls = []
@@ -262,7 +262,20 @@ def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
         "cdhm bench --validate --val-seeds 6 --val-seed-start 106 --methods 'CDHM,MK-MMD+adda' "
         "--name cdhm_validate_swap"
     )
+    assert kw["config"].n_segments == 4  # the default T, not in the command
+    assert (
+        main([*argv, "--val-seed-start", "148", "--methods", "CDHM+adda", "--segments", "8"]) == 0
+    )
+    kw = calls[-1]
+    assert kw["config"].n_segments == 8 and kw["config"].seeds == list(range(148, 154))
+    assert kw["command"].endswith("--methods 'CDHM+adda' --segments 8 --name cdhm_validate_swap")
+    assert _cache_key(kw["config"]) != _cache_key(BenchConfig())  # runs of T = 4 never reused
     n = len(calls)
+    assert main(["bench", "--quick", "--segments", "3"]) == 2  # 3 does not divide 8192
+    assert main(["bench", "--cwru", "--segments", "8"]) == 2  # the simulated bench only
+    assert len(calls) == n
+    with pytest.raises(SystemExit):
+        main(["bench", "--segments", "0"])
     assert main(["bench", "--quick", "--val-seeds", "4"]) == 2  # only with --validate
     assert main(["bench", "--quick", "--val-seed-start", "106"]) == 2  # only with --validate
     assert main(["bench", "--validate", "--val-seed-start", "4"]) == 2  # a test-protocol seed
@@ -645,6 +658,14 @@ def test_pseudo_label_variants_are_named_options_off_the_cache_key():
         "adapted",
     )
     assert _estimator("CDHM-entangled+adda+pl-shot", BenchConfig(), 1).entangled
+    fix = _estimator("CDHM+adda+pl-shotfix", BenchConfig(), 1)
+    assert (fix.lambda_pl, fix.pseudo_label, fix.entangled, fix.target_encoder) == (
+        0.3,
+        "shot-fixed",
+        False,
+        "adapted",
+    )
+    assert _estimator("CDHM-entangled+adda+pl-shotfix", BenchConfig(), 1).entangled
 
 
 def test_sticky_variants_are_named_options_off_the_cache_key():

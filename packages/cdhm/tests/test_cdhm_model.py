@@ -1029,6 +1029,65 @@ def test_shot_term_enters_the_loss_as_written_with_whole_set_centroids(toy):
     assert logs["pseudo_label_ce"] == pytest.approx(ce_b, rel=1e-10)
 
 
+def test_shot_fixed_labels_each_window_once_and_keeps_it(toy):
+    """pseudo_label="shot-fixed" (session 22): every target window's label is SHOT's (whole-set
+    centroids at the first call), fixed for the fit (one computation over two epochs, not
+    refreshed at an epoch's start nor when the network moves), and the step's cross-entropy
+    uses the labels of the batch's own windows (float64)."""
+    import pyro
+    from cdhm.causal_hmm import _ShotCentroids
+    from cdhm.models import shot_centroids, shot_labels
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["target_encoder"] = "shared"
+    est = CDHMClassifier(lambda_pl=0.7, pseudo_label="shot-fixed", **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert np.isfinite(est.history_["pseudo_label_ce"]).all()
+    assert est._shot.fixed and est._shot.refreshes == 1  # once, not once per epoch
+    assert est._shot.xt is None and est._shot.labels is None  # released after fit
+    est.net_ = est.net_.double()
+    net = est.net_
+    xt = est._tensor(b.x).double()
+    shot = _ShotCentroids(xt, torch.ones(len(xt), dtype=torch.long), fixed=True)
+    got = shot.window_labels(net, False)
+    with torch.no_grad():
+        s = net.encode(xt, shot.ct)["s_loc"]
+        want = shot_labels(
+            s[:, -1], *shot_centroids(s[:, -1], torch.softmax(net.fault_logits(s), -1))
+        )
+    assert torch.equal(got, want) and got.shape == (len(xt),)
+    shot.on_epoch_start(None)
+    with torch.no_grad():
+        for prm in net.parameters():
+            prm.add_(0.5 * torch.randn_like(prm))
+    assert shot.window_labels(net, False) is got and shot.refreshes == 1
+    # the step: the labels of the batch's windows (indices "it"), not the batch's own clustering
+    ib = np.linspace(0, len(b) - 1, 8).astype(int)
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in _eight_windows(est, a, b).items()
+    }
+    batch["it"] = torch.as_tensor(ib)
+    est._shot = shot
+    with torch.no_grad():
+        logits = net.fault_logits(net.encode(batch["xt"], batch["ct"])["s_loc"])
+    # arbitrary fixed labels (not the batch's own clustering): the step must read these
+    label = (got[batch["it"]] + torch.arange(8)) % logits.shape[-1]
+    shot.labels = label.new_zeros(len(xt)).index_put((batch["it"],), label)
+    ce = float(torch.nn.functional.cross_entropy(logits, label))
+    pyro.set_rng_seed(3)
+    _, logs = est._step(batch, 0.6)
+    assert logs["pseudo_label_ce"] == pytest.approx(ce, rel=1e-10)
+    # before the adaptation weight is > 0 nothing is fixed yet (the term weighs 0)
+    late = CDHMClassifier(lambda_pl=0.7, pseudo_label="shot-fixed", align_warmup=0.9, **kw)
+    late.net_ = net
+    late._shot = _ShotCentroids(xt, shot.ct, fixed=True)
+    pyro.set_rng_seed(3)
+    late._step(batch, 0.1)
+    assert late._shot.labels is None and late._shot.refreshes == 0
+
+
 @pytest.mark.parametrize("mode", ["head", "centroid"])
 def test_pseudo_label_term_enters_the_loss_as_written_through_the_frozen_head(toy, mode):
     """lambda_pl (session 20): step loss = plain loss + lambda_pl w(p) (1/m) sum_j keep_j
@@ -1083,6 +1142,7 @@ def test_pseudo_label_term_enters_the_loss_as_written_through_the_frozen_head(to
         ({"lambda_pl": -0.1}, ValueError, "lambda_pl"),
         ({"lambda_pl": "1"}, TypeError, "lambda_pl"),
         ({"pseudo_label": "knn"}, ValueError, "pseudo_label"),
+        ({"pseudo_label": "shot-fixed"}, ValueError, "shot-fixed.*lambda_pl"),  # lambda_pl=0
         ({"pl_threshold": 1.0}, ValueError, "pl_threshold"),
         ({"pl_threshold": float("nan")}, ValueError, "pl_threshold"),
     ],

@@ -89,6 +89,10 @@ def test_batches_cover_the_source_each_epoch_and_resume_their_generator():
     seen = torch.cat([b["ys"] for b in batches])
     assert len(set(seen.tolist())) == 10
     assert all(len(b["xt"]) == len(b["xs"]) for b in batches)  # target drawn with replacement
+    # each batch names its target windows (pseudo_label="shot-fixed" looks their labels up)
+    assert all(
+        torch.equal(b["xt"], xt[b["it"]]) and torch.equal(b["ct"], ct[b["it"]]) for b in batches
+    )
     saved = data.state_dict()
     nxt = [b["ys"].tolist() for b in data]
     data.load_state_dict(saved)

@@ -209,6 +209,13 @@ PL_VARIANTS: dict[str, dict[str, Any]] = {
         "lambda_pl": 0.3,
         "pseudo_label": "shot",
     },
+    # session 22 (rule cdhm_validate_shotfix_rule.md): SHOT with each target window's label fixed
+    # at the first adaptation step for the rest of the fit (never refreshed)
+    "CDHM+adda+pl-shotfix": {
+        **ADAPT_VARIANTS["CDHM+adda"],
+        "lambda_pl": 0.3,
+        "pseudo_label": "shot-fixed",
+    },
 }
 PL_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}

@@ -141,21 +141,44 @@ def _delayed_ramp(progress: float, start: float, ramp: str = "ganin") -> float:
     return ganin_lambda(p)
 
 
+#: The values of CDHMClassifier's ``pseudo_label``: :data:`cdhm.models.PSEUDO_LABELS` and
+#: ``"shot-fixed"`` (SHOT with one pseudo-label per target window, fixed for the whole adaptation).
+PSEUDO_LABEL_OPTIONS: tuple[str, ...] = (*PSEUDO_LABELS, "shot-fixed")
+
+
 class _ShotCentroids(Callback):
     """SHOT's centroids over the whole target set (``pseudo_label="shot"``): computed at the first
     adaptation step and again at the first adaptation step of every later epoch, from the current
-    target inference network and the frozen fault head; kept fixed in between."""
+    target inference network and the frozen fault head; kept fixed in between.
 
-    def __init__(self, xt: torch.Tensor, ct: torch.Tensor) -> None:
-        self.xt, self.ct = xt, ct
+    With ``fixed=True`` (``pseudo_label="shot-fixed"``) :meth:`window_labels` gives every target
+    window its label once (centroids and labels from the network of the first call) and keeps
+    them for the rest of the fit; nothing is refreshed at an epoch's start."""
+
+    def __init__(self, xt: torch.Tensor, ct: torch.Tensor, fixed: bool = False) -> None:
+        self.xt, self.ct, self.fixed = xt, ct, fixed
         self.centroids: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.labels: torch.Tensor | None = None
         self.refreshes = 0
 
     def on_epoch_start(self, state: Any) -> None:
-        self.centroids = None
+        if not self.fixed:
+            self.centroids = None
+
+    @torch.no_grad()
+    def window_labels(self, net: CDHMNet, rows: bool) -> torch.Tensor:
+        """One SHOT pseudo-label per target window (n_t,), computed at the first call, then fixed."""
+        if self.labels is None:
+            target = torch.ones(len(self.xt), dtype=torch.bool) if rows else None
+            s = net.encode(self.xt, self.ct, target)["s_loc"]
+            feats = net.head_input(s)
+            self.centroids = shot_centroids(feats, F.softmax(net.fault_logits(s), -1))
+            self.labels = shot_labels(feats, *self.centroids)
+            self.refreshes += 1
+        return self.labels
 
     def on_fit_end(self, state: Any) -> None:
-        self.xt = self.ct = self.centroids = None  # type: ignore[assignment]
+        self.xt = self.ct = self.centroids = self.labels = None  # type: ignore[assignment]
 
     @torch.no_grad()
     def get(self, net: CDHMNet, rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -627,11 +650,22 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     (:func:`cdhm.models.shot_centroids`: probability-weighted centroids, cosine distance, one
     hard refinement round), computed at the first adaptation step and again at the start of every
     later epoch; in between each batch window takes the nearest of those centroids (SHOT fixes
-    each window's label for the epoch; the batches carry no window index, so here a window that
-    moves within the epoch may change label). ``pl_threshold`` is unused. It assumes the target
+    each window's label for the epoch; here a window is labelled at each step, so one that moves
+    within the epoch may change label; "shot-fixed" below looks labels up by window index). ``pl_threshold`` is unused. It assumes the target
     classes are clusters (by direction) in s, that the head's soft reading puts most of each
     cluster's weight on its own class, and that the target's classes are roughly balanced (the
     diversity term pushes the batch mean towards uniform).
+
+    ``pseudo_label="shot-fixed"`` (issue 18, session 22; rule cdhm_validate_shotfix_rule.md) is
+    the same target term with SHOT's labels fixed *per window* for the whole adaptation: at the
+    first step whose weight w(p) is > 0 (with "adapted": the first steps after the split) the
+    whole target set is encoded once (the target guide, the frozen head), SHOT's centroids give
+    every target window j its label yhat_j, and every later batch looks its windows' labels up
+    (the batches carry the windows' indices); centroids and labels are never refreshed. It
+    assumes the source model's reading of the target at that step, clustered once, labels most
+    windows right, and that what spoils the per-epoch refresh ("shot": a coin flip per
+    task-seed on validation) is the feedback of its own drift into later labels; a window the
+    first clustering gets wrong keeps its wrong label to the end. Needs ``lambda_pl > 0``.
 
     A sticky fault chain (issue 18, session 21; ``sticky_s=None`` = off by default; README "A
     sticky fault chain"): ``sticky_s = sigma > 0`` replaces the learned transition of s for
@@ -763,9 +797,14 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             "lambda_pl",
         ):
             check_real(name, getattr(self, name), low=0.0)
-        if self.pseudo_label not in PSEUDO_LABELS:
+        if self.pseudo_label not in PSEUDO_LABEL_OPTIONS:
             raise ValueError(
-                f"pseudo_label must be one of {PSEUDO_LABELS}, got {self.pseudo_label!r}"
+                f"pseudo_label must be one of {PSEUDO_LABEL_OPTIONS}, got {self.pseudo_label!r}"
+            )
+        if self.pseudo_label == "shot-fixed" and self.lambda_pl == 0:
+            raise ValueError(
+                "pseudo_label='shot-fixed' needs lambda_pl > 0 (its fixed labels feed the "
+                f"cross-entropy term of weight lambda_pl); got lambda_pl={self.lambda_pl!r}"
             )
         check_fraction("pl_threshold", self.pl_threshold, meaning="(pseudo-label confidence)")
         check_real("beta_s", self.beta_s, low=0.0, low_inclusive=False)
@@ -814,8 +853,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
 
     def _fit_callbacks(self, xt: torch.Tensor | None, ct: torch.Tensor | None) -> list[Callback]:
         self._shot = None
-        if self.lambda_pl > 0 and self.pseudo_label == "shot" and xt is not None:
-            self._shot = _ShotCentroids(xt, torch.as_tensor(ct))
+        if self.lambda_pl > 0 and self.pseudo_label in ("shot", "shot-fixed") and xt is not None:
+            fixed = self.pseudo_label == "shot-fixed"
+            self._shot = _ShotCentroids(xt, torch.as_tensor(ct), fixed=fixed)
             return [self._shot]
         return []
 
@@ -949,15 +989,22 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             s_t = s_all[ns:]
             logits = net.fault_logits(s_t, frozen=True)
             feats = net.head_input(s_t)
-            if self.pseudo_label == "shot":
+            if self.pseudo_label in ("shot", "shot-fixed"):
                 # SHOT: information maximisation + whole-target-set centroid pseudo-labels
                 p = F.softmax(logits, -1)
                 ent = -(p * F.log_softmax(logits, -1)).sum(-1).mean()
                 p_bar = p.mean(0)
                 div = (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()  # -H(mean prediction)
                 shot = getattr(self, "_shot", None)
-                if shot is not None and shot.xt is not None:
-                    label = shot_labels(feats, *shot.get(net, adda and net.target_split))
+                rows = adda and net.target_split
+                if shot is not None and shot.xt is not None and shot.fixed and "it" in batch:
+                    # "shot-fixed": each window's label from the first step with weight > 0
+                    if w_sched > 0:
+                        label = shot.window_labels(net, rows)[batch["it"]]
+                    else:  # weight 0: the labels are not fixed yet and the term adds nothing
+                        label = pseudo_labels(feats, p.detach(), "shot")[0]
+                elif shot is not None and shot.xt is not None:
+                    label = shot_labels(feats, *shot.get(net, rows))
                 else:  # _step called outside fit: the batch stands in for the target set
                     label = pseudo_labels(feats, p.detach(), "shot")[0]
                 ce = F.cross_entropy(logits, label)

@@ -159,6 +159,9 @@ def _bench(args: argparse.Namespace) -> int:
         )
         return 2
     if args.cwru or args.cwru_root:
+        if args.segments != BenchConfig.n_segments:
+            print("cdhm bench: --segments is for the simulated bench, not --cwru", file=sys.stderr)
+            return 2
         return _bench_cwru(args, seeds)
     cmd = (
         "cdhm bench"
@@ -203,6 +206,16 @@ def _bench(args: argparse.Namespace) -> int:
         chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
         config.methods, config.ablations, config.variants = chosen, False, False
         cmd += f" --methods '{args.methods}'"
+    if args.segments != BenchConfig.n_segments:
+        if config.window % args.segments:
+            print(
+                f"cdhm bench: --segments must divide the window length {config.window}, "
+                f"got {args.segments}",
+                file=sys.stderr,
+            )
+            return 2
+        config.n_segments = args.segments
+        cmd += f" --segments {args.segments}"
     if args.name is not None:
         if not args.name or any(ch in args.name for ch in "/\\ ") or args.name.startswith("."):
             print(
@@ -327,6 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="base name of the report and cache files <out>/<name>.{md,json,png}, "
         "<name>_cache.json (default: cdhm, cdhm_select or cdhm_validate)",
+    )
+    p_bench.add_argument(
+        "--segments",
+        type=positive_int,
+        default=4,
+        metavar="T",
+        help="segments per window, the sequence length of every neural method (default 4; must "
+        "divide the 8192-sample window). More segments are finer time steps for the Markov "
+        "chains (issue 18's progressive disentanglement), each with fewer shaft revolutions, so "
+        "a coarser order spectrum: it assumes the fault orders stay resolved (T = 8: about 2-3 "
+        "revolutions a segment). Part of the cache key: runs of another T are never reused",
     )
     p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser

@@ -82,7 +82,8 @@ class SourceTargetBatches(Callback):
             if self.xt is not None and self.ct is not None:
                 n_t = len(self.xt)
                 tidx = self.rng.choice(n_t, size=len(idx), replace=n_t < len(idx))
-                batch.update(xt=self.xt[tidx], ct=self.ct[tidx])
+                # `it`: the target windows' indices (pseudo_label="shot-fixed" looks labels up)
+                batch.update(xt=self.xt[tidx], ct=self.ct[tidx], it=torch.as_tensor(tidx))
             yield batch
 
     def state_dict(self) -> dict[str, Any]:
