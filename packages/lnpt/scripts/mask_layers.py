@@ -1,7 +1,8 @@
 """Per-layer kept counts and dead conv3 channels of the digits CNN's 95% masks at the benchmark's
 test-protocol seeds (session 19's diagnostic of `allocation="mass"`, `rounds=30`, and of the later
 `standardize=True` and `average="scores"`; session 20's check of `gap="norm"`, `score_norm="mean"` /
-`"sum"` and 3 teacher checkpoints on top of the default).
+`"sum"` and 3 teacher checkpoints on top of the default; session 22's `allocation="synflow"` and
+`path_term="synflow"`, beside SynFlow's own mask).
 
 For each seed: the benchmark's teacher and init (`lnpt.bench`), the masks of SNIP, the default
 LNPT score and the four readings, on the benchmark's 512 scoring inputs. Usage from the repository
@@ -26,6 +27,8 @@ OPTIONS = {
     "gap-norm": {"gap": "norm"},
     "layer-mean": {"score_norm": "mean"},
     "layer-sum": {"score_norm": "sum"},
+    "synflow-alloc": {"allocation": "synflow"},
+    "path-synflow": {"path_term": "synflow"},
 }
 
 
@@ -40,6 +43,7 @@ def main(seeds: int = 1) -> None:
         teachers = train_teacher("cnn", data, cfg, seed, checkpoints=3)
         teacher = teachers[-1]
         masks = {"snip": make_mask("snip", init, teacher, data, 0.95, cfg, seed, spec)}
+        masks["synflow"] = make_mask("synflow", init, teacher, data, 0.95, cfg, seed, spec)
         for name, opts in OPTIONS.items():
             masks[name] = make_mask(
                 "lnpt", init, teacher, data, 0.95, cfg, seed, spec, lnpt_options=opts

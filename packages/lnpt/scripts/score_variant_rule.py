@@ -41,6 +41,21 @@ Fourth family (session 21; the same rule, incumbent and protocol, written before
 - `checkpoints-5`: `... --score-checkpoints 5 --out docs/benchmarks/lnpt_score_checkpoints5 --resume`
   (5 snapshots, epochs 16, 32, 48, 64, 80)
 and writes `docs/benchmarks/lnpt_score_variants_rule4.json`.
+
+Fifth family (session 22; the same rule, incumbent and protocol, written before its runs; SynFlow's
+data-free path term brought into the mask, `docs/benchmarks/lnpt_score_synflow_rule.md`):
+`python packages/lnpt/scripts/score_variant_rule.py fifth` reads
+- `synflow-alloc`: `... --score-allocation synflow --out docs/benchmarks/lnpt_score_synflow_alloc
+  --resume` (each round's per-layer kept counts from iterative SynFlow at that round's sparsity,
+  each layer's own highest gap scores kept; `lnpt_options={"allocation": "synflow"}`);
+- `path-synflow`: `... --score-path synflow --out docs/benchmarks/lnpt_score_path_synflow --resume`
+  (each round ranks the gap score times SynFlow's score of the student at the current mask;
+  `lnpt_options={"path_term": "synflow"}`)
+and writes `docs/benchmarks/lnpt_score_variants_rule5.json`. Validation seeds 0-6 again (the
+incumbent's cached units); because ten readings have now been read on these seeds, a candidate
+that qualifies here is reported as qualifying on seeds 0-6 only, and the docs recommend a
+confirmation on fresh validation seeds 7-13 (candidate and default mask both run) before the
+lead changes a default or runs test.
 """
 
 from __future__ import annotations
@@ -52,7 +67,7 @@ from pathlib import Path
 from maskloop import report
 
 ROOT = Path("docs/benchmarks")
-SEEDS = range(7)
+SEEDS = range(7)  # validation seeds 0-6 (the incumbent units of session 17)
 FLOOR = 0.8
 INCUMBENT = "lr=0.01,epochs=240,warmup=5"
 CANDIDATE = "lr=0.01,warmup=5/lnpt+label-free"
@@ -70,6 +85,10 @@ FAMILIES = {
     "fourth": (
         {"checkpoints-3": "lnpt_score_checkpoints3", "checkpoints-5": "lnpt_score_checkpoints5"},
         "lnpt_score_variants_rule4.json",
+    ),
+    "fifth": (
+        {"synflow-alloc": "lnpt_score_synflow_alloc", "path-synflow": "lnpt_score_path_synflow"},
+        "lnpt_score_variants_rule5.json",
     ),
 }
 ARMS = ("lnpt+label-free", "snip+supervised", "dense+supervised", "snip+label-free")

@@ -533,6 +533,8 @@ def make_mask(
             if spec.spatial_layer is None:
                 raise ValueError("this model has no unpooled feature maps (spatial=True)")
             opts.update(feature_layer=spec.spatial_layer, which="output", pool=None)
+        if opts.get("allocation") == "synflow" or opts.get("path_term") is not None:
+            opts["input_shape"] = spec.input_shape  # SynFlow's all-ones input (session 22)
         score_epochs = check_score_epochs(opts.pop("score_epochs", 0))
         k = check_checkpoints(opts.pop("checkpoints", 1))
         if k > 1:

@@ -105,6 +105,7 @@ SCORING_FLAGS = (
     ("--score-norm", "score_norm", "score_norm", None),
     ("--score-gap", "score_gap", "gap", "squared"),
     ("--score-checkpoints", "score_checkpoints", "checkpoints", 1),
+    ("--score-path", "score_path", "path_term", None),
 )
 
 
@@ -504,11 +505,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--score-allocation",
-        choices=("global", "mass"),
+        choices=("global", "mass", "synflow"),
         default="global",
-        help="how LNPT's mask splits its budget over layers each round: global top-k (default) or "
+        help="how LNPT's mask splits its budget over layers each round: global top-k (default), "
         "each layer's share of the score mass (`lnpt_options={'allocation': 'mass'}`, session 19's "
-        "reading; test benchmark and --student-lr-check)",
+        "reading) or iterative SynFlow's per-layer counts with the gap ranking within each layer "
+        "(`lnpt_options={'allocation': 'synflow'}`, session 22's reading); test benchmark and "
+        "--student-lr-check",
     )
     bench.add_argument(
         "--score-standardize",
@@ -551,6 +554,14 @@ def build_parser() -> argparse.ArgumentParser:
         "averaged (`lnpt_options={'checkpoints': K}`, session 21's reading; the students still "
         "train against the final teacher; test benchmark and --student-lr-check; default 1: the "
         "final teacher only, every cache key kept)",
+    )
+    bench.add_argument(
+        "--score-path",
+        choices=("synflow",),
+        default=None,
+        help="rank LNPT's gap score times SynFlow's data-free path score of the student at the "
+        "current mask, every round (`lnpt_options={'path_term': 'synflow'}`, session 22's reading; "
+        "test benchmark and --student-lr-check; unset: the gap score alone, every cache key kept)",
     )
     bench.add_argument(
         "--report",

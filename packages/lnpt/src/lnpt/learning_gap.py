@@ -42,6 +42,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from maskloop import WeightMask, filter_names, last_linear, prunable_parameters
+from maskloop import scores as ml_scores
 from maskloop.checks import check_fraction, check_positive_int, check_real, check_sparsity
 from torch import nn
 
@@ -57,7 +58,9 @@ __all__ = [
     "density_schedule",
     "head_pattern",
     "mass_allocation",
+    "path_product",
     "normalize_scores",
+    "synflow_allocation",
     "prune",
     "score",
     "score_options",
@@ -526,7 +529,8 @@ def select_mask(
     return WeightMask.from_scores(scores, s, scope=scope, previous=previous, min_density=d)
 
 
-ALLOCATIONS = ("global", "mass")
+ALLOCATIONS = ("global", "mass", "synflow")
+PATH_TERMS = (None, "synflow")
 
 
 def mass_allocation(
@@ -580,6 +584,61 @@ def mass_allocation(
         left = {n: avail[n] - alloc[n] for n in names}
         _fill(alloc, left, left, rest, names)
     return alloc
+
+
+def synflow_allocation(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    sparsity: float,
+    *,
+    params: Mapping[str, torch.Tensor],
+    previous: WeightMask | None = None,
+    min_density: float | None = None,
+    rounds: int = 100,
+) -> dict[str, int]:
+    """How many entries each tensor keeps when the per-layer budgets are those of iterative SynFlow
+    (`prune(allocation="synflow")`, session 22's reading): the per-tensor kept counts of
+    `lnpt.baselines.synflow_prune(model, input_shape, sparsity, rounds=rounds)` over `params`
+    (data-free; the same collapse floors `min_density`, so the counts sum to exactly the budget
+    `WeightMask.from_scores` keeps at `sparsity`). A tensor asked for more than `previous` left it
+    keeps all it has left, and the excess goes to the other tensors in proportion to their SynFlow
+    counts (water-filled up to what each has left; then by entries left), so the total stays exact.
+    """
+    from lnpt.baselines import synflow_prune  # lnpt.baselines imports this module
+
+    syn = synflow_prune(
+        model, input_shape, sparsity, rounds=rounds, params=params, min_density=min_density
+    )
+    names = list(params)
+    want = {n: int(syn[n].sum()) for n in names}
+    avail = {
+        n: int(previous[n].sum()) if previous is not None and n in previous else params[n].numel()
+        for n in names
+    }
+    alloc = {n: min(want[n], avail[n]) for n in names}
+    rest = sum(want.values()) - sum(alloc.values())
+    if rest > 0:
+        cap = {n: avail[n] - alloc[n] for n in names}
+        rest = _fill(alloc, cap, {n: float(want[n]) for n in names}, rest, names)
+        if rest > 0:
+            left = {n: avail[n] - alloc[n] for n in names}
+            _fill(alloc, left, {n: float(v) for n, v in left.items()}, rest, names)
+    return alloc
+
+
+def path_product(
+    scores: Mapping[str, torch.Tensor],
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    params: Mapping[str, torch.Tensor],
+    mask: WeightMask | None = None,
+) -> dict[str, torch.Tensor]:
+    """The gap score times SynFlow's data-free path term, entry by entry, in float64
+    (`prune(path_term="synflow")`, session 22's reading): `S = |theta dJ/dtheta| * |theta dR/dtheta|`
+    with `R = 1^T f_{|theta|}(1)` of the student at `mask` (`maskloop.scores.synflow`)."""
+    syn = ml_scores.synflow(model, params=params, input_shape=input_shape, mask=mask)
+    return {n: scores[n].detach().to(torch.float64) * syn[n].to(torch.float64) for n in scores}
 
 
 def _fill(
@@ -864,6 +923,8 @@ def prune(
     bn: str = "eval",
     allocation: str = "global",
     average: str = "gradient",
+    path_term: str | None = None,
+    input_shape: Sequence[int] | None = None,
     **gap_options: Any,
 ) -> WeightMask:
     """LNPT pruning before training: keep the top (1 - sparsity) of the scores (3).
@@ -889,6 +950,19 @@ def prune(
     which favours small layers (on the digits CNN the default score's mean per weight falls
     20 : 1.9 : 1 from conv1 to conv3 while conv3 holds 61% of the mass, so global top-k keeps
     3.0% of conv3 where SNIP keeps 3.5%). Needs `scope="global"`.
+
+    Session 22's two readings that bring in SynFlow's data-free path term (both off by default; both
+    need `input_shape`, one input without the batch axis, for SynFlow's all-ones input):
+    `allocation="synflow"`: each round's per-tensor budget is that of iterative SynFlow (100 rounds)
+    at the round's sparsity (`synflow_allocation`), and each tensor keeps its own highest gap
+    scores. What it assumes: the layer densities are what SynFlow gets right on the CNN (its masks
+    train best label-free there) and the gap gets wrong, while the gap ranks weights within a layer
+    (where its scale problems cancel). Needs `scope="global"`.
+    `path_term="synflow"`: each round ranks `|theta dJ/dtheta| * |theta dR/dtheta|`, the gap score
+    times SynFlow's score of the student at the current mask (`path_product`). What it assumes: a
+    weight matters when the gap needs it and it lies on strong input-output paths (so it is not
+    cut off by the rest of the mask); re-scoring over the rounds lets the path term conserve flow
+    as SynFlow's iteration does.
     """
     s = check_sparsity(sparsity)
     check_min_density(min_density)
@@ -896,10 +970,26 @@ def prune(
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     if average not in AVERAGES:
         raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
-    if allocation == "mass" and scope != "global":
+    if allocation in ("mass", "synflow") and scope != "global":
         raise ValueError(
-            f"allocation='mass' sets per-tensor budgets; it needs scope='global', got {scope!r}"
+            f"allocation={allocation!r} sets per-tensor budgets; it needs scope='global', got "
+            f"{scope!r}"
         )
+    if path_term not in PATH_TERMS:
+        raise ValueError(f"path_term must be one of {PATH_TERMS}, got {path_term!r}")
+    pset: dict[str, nn.Parameter] = {}
+    if allocation == "synflow" or path_term is not None:
+        what = "allocation='synflow'" if allocation == "synflow" else f"path_term={path_term!r}"
+        if input_shape is None:
+            raise ValueError(f"{what} needs input_shape (one input without the batch axis)")
+        if not isinstance(input_shape, Sequence) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape
+        ):
+            raise ValueError(
+                f"input_shape must be a sequence of positive ints, got {input_shape!r}"
+            )
+        input_shape = tuple(input_shape)
+        pset = _params(student, params, exclude)
     targets = density_schedule(s, DEFAULT_ROUNDS if rounds is None else rounds, schedule)
     mask: WeightMask | None = None
     for s_k in targets:
@@ -919,8 +1009,17 @@ def prune(
             average=average,
             **gap_options,
         )
+        if path_term is not None:
+            assert input_shape is not None
+            scores = path_product(scores, student, input_shape, params=pset, mask=mask)
         if allocation == "mass":
             counts = mass_allocation(scores, s_k, previous=mask, min_density=min_density)
+            scores = _allocated_scores(scores, counts, mask)
+        elif allocation == "synflow":
+            assert input_shape is not None
+            counts = synflow_allocation(
+                student, input_shape, s_k, params=pset, previous=mask, min_density=min_density
+            )
             scores = _allocated_scores(scores, counts, mask)
         mask = select_mask(scores, s_k, scope=scope, previous=mask, min_density=min_density)
     assert mask is not None
