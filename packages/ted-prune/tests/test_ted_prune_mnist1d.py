@@ -223,7 +223,7 @@ def test_scoring_report_does_not_claim_unchanged_selections_when_runs_differ_fro
 def test_rescoring_batch_changes_no_score_and_no_selection():
     """Re-scoring in batches of 7 or 64 (float64 CNN): the same scores, bit for bit, and the same
     selections every epoch; the CNN's forward gives each sample the same bits at any batch, which
-    is what lets the benchmark re-score in batches of 256 rather than 1024 (`RESCORE_BATCH`)."""
+    is what lets the benchmark choose its re-scoring batch (`RESCORE_BATCH`) by speed alone."""
     from maskloop import FeatureHook, IndexedDataset
     from ted_prune import TEDPruner
     from torch.nn import functional as F
