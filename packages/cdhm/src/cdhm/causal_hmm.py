@@ -165,14 +165,18 @@ class _ShotCentroids(Callback):
         if not self.fixed:
             self.centroids = None
 
+    def _read(self, net: CDHMNet, rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head features and the frozen head's probabilities of every target window."""
+        target = torch.ones(len(self.xt), dtype=torch.bool) if rows else None
+        s = net.encode(self.xt, self.ct, target)["s_loc"]
+        return net.head_input(s), F.softmax(net.fault_logits(s), -1)
+
     @torch.no_grad()
     def window_labels(self, net: CDHMNet, rows: bool) -> torch.Tensor:
         """One SHOT pseudo-label per target window (n_t,), computed at the first call, then fixed."""
         if self.labels is None:
-            target = torch.ones(len(self.xt), dtype=torch.bool) if rows else None
-            s = net.encode(self.xt, self.ct, target)["s_loc"]
-            feats = net.head_input(s)
-            self.centroids = shot_centroids(feats, F.softmax(net.fault_logits(s), -1))
+            feats, probs = self._read(net, rows)
+            self.centroids = shot_centroids(feats, probs)
             self.labels = shot_labels(feats, *self.centroids)
             self.refreshes += 1
         return self.labels
@@ -183,9 +187,7 @@ class _ShotCentroids(Callback):
     @torch.no_grad()
     def get(self, net: CDHMNet, rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if self.centroids is None:
-            target = torch.ones(len(self.xt), dtype=torch.bool) if rows else None
-            s = net.encode(self.xt, self.ct, target)["s_loc"]
-            self.centroids = shot_centroids(net.head_input(s), F.softmax(net.fault_logits(s), -1))
+            self.centroids = shot_centroids(*self._read(net, rows))
             self.refreshes += 1
         return self.centroids
 
@@ -230,14 +232,13 @@ class CDHMNet(UntiedTarget):
         super().__init__()
         if fault_steps not in FAULT_STEPS:
             raise ValueError(f"fault_steps must be one of {FAULT_STEPS}, got {fault_steps!r}")
-        if sticky_s is not None:
-            check_real("sticky_s", sticky_s, low=0.0, low_inclusive=False)
-            if not temporal_prior:
-                raise ValueError("sticky_s needs temporal_prior=True (it is a Markov transition)")
-        if sticky_z is not None:
-            check_real("sticky_z", sticky_z, low=0.0, low_inclusive=False)
-            if not temporal_prior:
-                raise ValueError("sticky_z needs temporal_prior=True (it is a Markov transition)")
+        for name, value in (("sticky_s", sticky_s), ("sticky_z", sticky_z)):
+            if value is not None:
+                check_real(name, value, low=0.0, low_inclusive=False)
+                if not temporal_prior:
+                    raise ValueError(
+                        f"{name} needs temporal_prior=True (it is a Markov transition)"
+                    )
         self.sticky_s = sticky_s
         self.sticky_z = sticky_z
         self.fault_steps = fault_steps

@@ -578,11 +578,7 @@ def mass_allocation(
             f"min_density={d}: the per-tensor floors keep {sum(alloc.values())} entries, more than "
             f"the {keep_total} that sparsity={s} leaves"
         )
-    cap = {n: avail[n] - alloc[n] for n in names}
-    rest = _fill(alloc, cap, mass, rest, names)
-    if rest > 0:  # zero-mass tensors only (or none had mass): split by the entries left
-        left = {n: avail[n] - alloc[n] for n in names}
-        _fill(alloc, left, left, rest, names)
+    _fill_then_left(alloc, avail, mass, rest, names)
     return alloc
 
 
@@ -618,11 +614,7 @@ def synflow_allocation(
     alloc = {n: min(want[n], avail[n]) for n in names}
     rest = sum(want.values()) - sum(alloc.values())
     if rest > 0:
-        cap = {n: avail[n] - alloc[n] for n in names}
-        rest = _fill(alloc, cap, {n: float(want[n]) for n in names}, rest, names)
-        if rest > 0:
-            left = {n: avail[n] - alloc[n] for n in names}
-            _fill(alloc, left, {n: float(v) for n, v in left.items()}, rest, names)
+        _fill_then_left(alloc, avail, {n: float(want[n]) for n in names}, rest, names)
     return alloc
 
 
@@ -667,6 +659,22 @@ def _fill(
             rest -= cap[n]
             active.remove(n)
     return rest
+
+
+def _fill_then_left(
+    alloc: dict[str, int],
+    avail: Mapping[str, int],
+    weight: Mapping[str, float],
+    rest: int,
+    names: list[str],
+) -> None:
+    """`_fill` `rest` entries by `weight` up to what each tensor has left (`avail` - `alloc`); what
+    cannot be placed that way (tensors of zero weight) goes by the entries each has left."""
+    cap = {n: avail[n] - alloc[n] for n in names}
+    rest = _fill(alloc, cap, weight, rest, names)
+    if rest > 0:
+        left = {n: avail[n] - alloc[n] for n in names}
+        _fill(alloc, left, left, rest, names)
 
 
 def _allocated_scores(
