@@ -59,7 +59,7 @@ def is_n_m(
 
 
 def semi_structured_speed(
-    mask: WeightMask,
+    mask: WeightMask | Mapping[str, torch.Tensor],
     params: Mapping[str, torch.Tensor],
     tokens: int = 2048,
     dtype: torch.dtype = torch.float16,
