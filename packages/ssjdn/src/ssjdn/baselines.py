@@ -245,7 +245,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # before the runs; fresh validation seeds 30..34): guides that disagree instead of another
     # fusion. The coarse->fine pass takes the fine->coarse pass's guide (the finest scale's
     # contrast) with the opposite polarity, so it damps exactly where the first pass keeps
-    # (`sgs_guide_c2f="complement"`); today's two maps both damp most of the image (soft IoU 0.64)
+    # (`sgs_guide_c2f="complement"`); today's two maps both damp most of the image (soft IoU 0.64).
+    # Not adopted: rung -0.33 [-1.14, +0.70] mR over one direction (the maps became complements,
+    # damping overlap 0.13, the pooled features stayed near-copies, R^2 0.98)
     "+bidirectional complement": ("+bidirectional", {**BSD_COMPLEMENT, **TODAY_STL}),
     "BSD complement": ("+STL (full SSJDN)", {**BSD_COMPLEMENT, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),

@@ -397,7 +397,9 @@ class BidirectionalScaleDecoupling(nn.Module):
     the coarse one does not, z -0.08) and that what it does not mark (what the first pass throws
     away) is a clue of
     the other scales that the fusion layer should get in a slot of its own. Needs
-    ``polarity_c2f="same"`` (it sets the second pass's polarity itself).
+    ``polarity_c2f="same"`` (it sets the second pass's polarity itself). Not adopted
+    (twenty-third session, validation seeds 30..34: rung -0.33 [-1.14, +0.70] mR over one
+    direction; the passes' pooled features stayed near-copies, R^2 0.98).
 
     ``sequence`` (issue 19, twentieth session) says what the coarse->fine pass reads
     (``sgs="both"``, ``target="features"``, ``pool="multiply"`` only). ``"parallel"`` (default):
@@ -1037,7 +1039,10 @@ class SSJDNConfig:
     ``sgs_guide_c2f="complement"`` (issue 19, twenty-third session, rule
     ``docs/benchmarks/ssjdn_validation_s23_rule.md``): the coarse->fine pass damps exactly where
     the fine->coarse pass keeps (the finest scale's guide with the opposite polarity), so the two
-    directions' guides disagree by construction; off by default.
+    directions' guides disagree by construction. Not adopted on fresh validation seeds 30..34:
+    the bidirectional rung with it -0.33 [-1.14, +0.70] mR over one direction, the full model
+    -0.83 [-1.45, -0.22]; the maps became exact complements (damping overlap 0.64 -> 0.13) but
+    the pooled features did not separate (cosine 0.986, R^2 0.98).
 
     ``sgs_sequence`` (``"parallel"``, default, or ``"sequential"``: the coarse->fine pass reads
     the fine->coarse pass's suppressed maps) and ``sgs_decorrelate`` (default 0: the weight of a
