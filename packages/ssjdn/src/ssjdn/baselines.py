@@ -75,6 +75,9 @@ BSD_SEQUENTIAL: dict[str, Any] = {"sgs_sequence": "sequential"}
 BSD_DECORRELATE: dict[str, Any] = {"sgs_decorrelate": 1.0}
 # the two BSD directions' pooled features averaged before one fusion layer (issue 19, s22)
 BSD_MEAN: dict[str, Any] = {"sgs_fusion": "mean"}
+# the coarse->fine pass damps exactly where the fine->coarse pass keeps (the finest scale's
+# guide with the opposite polarity; issue 19, s23)
+BSD_COMPLEMENT: dict[str, Any] = {"sgs_guide_c2f": "complement"}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -238,6 +241,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # concatenated (a second pass 93-96 % predictable from the first doubled the fusion input)
     "+bidirectional mean": ("+bidirectional", {**BSD_MEAN, **TODAY_STL}),
     "BSD mean": ("+STL (full SSJDN)", {**BSD_MEAN, **TODAY_STL}),
+    # issue 19, twenty-third session (rule docs/benchmarks/ssjdn_validation_s23_rule.md, written
+    # before the runs; fresh validation seeds 30..34): guides that disagree instead of another
+    # fusion. The coarse->fine pass takes the fine->coarse pass's guide (the finest scale's
+    # contrast) with the opposite polarity, so it damps exactly where the first pass keeps
+    # (`sgs_guide_c2f="complement"`); today's two maps both damp most of the image (soft IoU 0.64).
+    # Not adopted: rung -0.33 [-1.14, +0.70] mR over one direction (the maps became complements,
+    # damping overlap 0.13, the pooled features stayed near-copies, R^2 0.98)
+    "+bidirectional complement": ("+bidirectional", {**BSD_COMPLEMENT, **TODAY_STL}),
+    "BSD complement": ("+STL (full SSJDN)", {**BSD_COMPLEMENT, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -292,6 +304,8 @@ _CURRENT = {
     "+STL proj 64 (full SSJDN)",
     "+bidirectional mean",
     "BSD mean",
+    "+bidirectional complement",
+    "BSD complement",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})

@@ -62,6 +62,9 @@ __all__ = [
 ]
 
 SGSDirection = Literal["none", "fine_to_coarse", "coarse_to_fine", "both"]
+# where the coarse->fine pass's guide comes from (`BidirectionalScaleDecoupling`'s ``guide_c2f``)
+GUIDE_C2F = ("same", "f2c_salience", "complement")
+OPPOSITE_POLARITY = {"suppress_salient": "keep_salient", "keep_salient": "suppress_salient"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,6 +376,30 @@ class BidirectionalScaleDecoupling(nn.Module):
     coarse map carries what the fine guide found, and it gives that learned map a training
     signal through the second pass. Each pass still has its own SFE units. Not adopted (eighth
     pass, validation seeds 15..19: -0.01 [-0.12, +0.11] mR against ``"same"``).
+    ``"complement"`` (issue 19, twenty-third session): the two directions' guides disagree by
+    construction. The coarse->fine pass is guided by the same salience as the fine->coarse pass
+    (the finest scale's, `guide_salience`) but with the opposite polarity (`pass_polarities`), so
+    it damps exactly where the first pass keeps: with the same resized, stretched map a,
+
+        M^fwd = 1 - beta (1 - a),   M^bwd = 1 - beta a,   (1 - M^fwd) + (1 - M^bwd) = beta
+
+    (by default, ``keep_salient`` with beta 1, M^bwd = 1 - M^fwd: the passes split every place
+    between them). The fine->coarse pass reads the coarser scales at the places the finest scale
+    marks (its small objects); the coarse->fine pass reads the finer scales everywhere else (the
+    ground and the large structures the small objects sit on), and its guiding (coarsest) scale
+    stays unsuppressed. Why (today's ``+bidirectional``, validation seeds 0..19): with the
+    re-extracted coarse guide the two maps are nearly unrelated (Pearson 0.13) yet both damp
+    most of the image (mean damping 0.88 and 0.61, soft IoU of the damping 0.64), so the places
+    both passes read at little weight are the same, and they deliver near-copies (pooled cosine
+    0.986, held-out R^2 0.93); the coarse guide keeps the small objects at 0.93 x elsewhere, so
+    the second pass carries no clue of its own. It assumes the finest scale's salience is the
+    one worth acting on in both directions (the contrast guide marks the small objects, z 4.6;
+    the coarse one does not, z -0.08) and that what it does not mark (what the first pass throws
+    away) is a clue of
+    the other scales that the fusion layer should get in a slot of its own. Needs
+    ``polarity_c2f="same"`` (it sets the second pass's polarity itself). Not adopted
+    (twenty-third session, validation seeds 30..34: rung -0.33 [-1.14, +0.70] mR over one
+    direction; the passes' pooled features stayed near-copies, R^2 0.98).
 
     ``sequence`` (issue 19, twentieth session) says what the coarse->fine pass reads
     (``sgs="both"``, ``target="features"``, ``pool="multiply"`` only). ``"parallel"`` (default):
@@ -429,7 +456,7 @@ class BidirectionalScaleDecoupling(nn.Module):
         fusion: Literal["concat", "gate", "mean"] = "concat",
         pool: Literal["multiply", "residual"] = "multiply",
         polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same",
-        guide_c2f: Literal["same", "f2c_salience"] = "same",
+        guide_c2f: Literal["same", "f2c_salience", "complement"] = "same",
         sequence: Literal["parallel", "sequential"] = "parallel",
         decorrelate: float = 0.0,
     ) -> None:
@@ -452,8 +479,10 @@ class BidirectionalScaleDecoupling(nn.Module):
             raise ValueError(f"decorrelate > 0 needs sgs='both' (two passes), got sgs={sgs!r}")
         self.decorrelate = float(decorrelate)
         self.penalty: torch.Tensor | None = None  # the decorrelation penalty of the last forward
-        if guide_c2f not in ("same", "f2c_salience"):
-            raise ValueError(f"guide_c2f must be 'same' or 'f2c_salience', got {guide_c2f!r}")
+        if not isinstance(guide_c2f, str) or guide_c2f not in GUIDE_C2F:
+            raise ValueError(
+                f"guide_c2f must be 'same', 'f2c_salience' or 'complement', got {guide_c2f!r}"
+            )
         if guide_c2f != "same" and (sgs != "both" or scope != "guide"):
             raise ValueError(
                 f"guide_c2f={guide_c2f!r} needs sgs='both' and scope='guide', got sgs={sgs!r}, "
@@ -464,6 +493,11 @@ class BidirectionalScaleDecoupling(nn.Module):
             raise ValueError(
                 "polarity_c2f must be 'same', 'suppress_salient' or 'keep_salient', got "
                 f"{polarity_c2f!r}"
+            )
+        if guide_c2f == "complement" and polarity_c2f != "same":
+            raise ValueError(
+                "guide_c2f='complement' sets the coarse->fine pass's polarity (the opposite of "
+                f"polarity) and needs polarity_c2f='same', got polarity_c2f={polarity_c2f!r}"
             )
         if pool not in ("multiply", "residual"):
             raise ValueError(f"pool must be 'multiply' or 'residual', got {pool!r}")
@@ -523,6 +557,8 @@ class BidirectionalScaleDecoupling(nn.Module):
             polarity if polarity_c2f == "same" or o[0] < o[-1] or len(o) < 2 else polarity_c2f
             for o in self.orders
         ]
+        if guide_c2f == "complement":  # the second pass damps where the first keeps
+            self.pass_polarities[1] = OPPOSITE_POLARITY[polarity]
         self.chains = nn.ModuleList(
             nn.ModuleList(SFE(dim, sfe, contrast) for _ in range(num_scales)) for _ in self.orders
         )
@@ -634,11 +670,14 @@ class BidirectionalScaleDecoupling(nn.Module):
         """The salience each pass's guide multiplies onto its other scales (``scope="guide"``),
         from the passes' maps as `pass_features` returns them: `guide_salience` of the pass's
         first map, or, under ``guide_c2f="f2c_salience"``, the first pass's last map for the
-        second pass."""
+        second pass, under ``"complement"`` the first pass's guide for both (the second pass
+        turns it into its map with the opposite polarity, `pass_polarities`)."""
         out = []
         for k, chain_maps in enumerate(maps):
             if k == 1 and self.guide_c2f == "f2c_salience":
                 out.append(maps[0][-1])
+            elif k == 1 and self.guide_c2f == "complement":
+                out.append(out[0])
             else:
                 out.append(self.guide_salience(chain_maps[0], images))
         return out
@@ -654,6 +693,7 @@ class BidirectionalScaleDecoupling(nn.Module):
         the first pass's suppressed maps (`drop_chain` zeroes only the pooled features)."""
         per_pass = self.per_pass_inputs(projected)
         parts, maps = [], []
+        first_guide: torch.Tensor | None = None  # the first pass's guide ("complement")
         for k, (order, units) in enumerate(zip(self.orders, self.chains)):
             prev: torch.Tensor | None = None
             feats: list[torch.Tensor] = [None] * len(order)  # type: ignore[list-item]
@@ -678,8 +718,12 @@ class BidirectionalScaleDecoupling(nn.Module):
                     prev = a
                 elif prev is None and k == 1 and self.guide_c2f == "f2c_salience":
                     prev = maps[0][-1]  # the first pass's map of its last (coarsest) scale
+                elif prev is None and k == 1 and self.guide_c2f == "complement":
+                    prev = first_guide  # the finest scale's guide, with the opposite polarity
                 elif prev is None:  # "guide": the first scale's salience suppresses every other
                     prev = self.guide_salience(a, images) if self.sgs != "none" else a
+                    if k == 0:
+                        first_guide = prev
             if k == 0 and self.sequence == "sequential":
                 per_pass[1] = suppressed  # the second direction reads the first's output
             if self.drop_chain == len(maps):
@@ -992,6 +1036,13 @@ class SSJDNConfig:
     (+0.58 [+0.09, +1.28] over a one-direction model of the same width), but not the full model,
     -0.39 [-1.14, +0.37]; ``"f2c_salience"`` changed nothing, -0.01 [-0.12, +0.11] against
     today's two passes.
+    ``sgs_guide_c2f="complement"`` (issue 19, twenty-third session, rule
+    ``docs/benchmarks/ssjdn_validation_s23_rule.md``): the coarse->fine pass damps exactly where
+    the fine->coarse pass keeps (the finest scale's guide with the opposite polarity), so the two
+    directions' guides disagree by construction. Not adopted on fresh validation seeds 30..34:
+    the bidirectional rung with it -0.33 [-1.14, +0.70] mR over one direction, the full model
+    -0.83 [-1.45, -0.22]; the maps became exact complements (damping overlap 0.64 -> 0.13) but
+    the pooled features did not separate (cosine 0.986, R^2 0.98).
 
     ``sgs_sequence`` (``"parallel"``, default, or ``"sequential"``: the coarse->fine pass reads
     the fine->coarse pass's suppressed maps) and ``sgs_decorrelate`` (default 0: the weight of a
@@ -1039,7 +1090,7 @@ class SSJDNConfig:
     sgs_fusion: Literal["concat", "gate", "mean"] = "concat"
     sgs_pool: Literal["multiply", "residual"] = "multiply"
     sgs_polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same"
-    sgs_guide_c2f: Literal["same", "f2c_salience"] = "same"
+    sgs_guide_c2f: Literal["same", "f2c_salience", "complement"] = "same"
     sgs_proj: Literal["shared", "per_pass"] = "shared"
     sgs_sequence: Literal["parallel", "sequential"] = "parallel"
     sgs_decorrelate: float = 0.0
@@ -1124,14 +1175,20 @@ class SSJDNConfig:
                 "sgs_polarity_c2f must be 'same', 'suppress_salient' or 'keep_salient', got "
                 f"{self.sgs_polarity_c2f!r}"
             )
-        if self.sgs_guide_c2f not in ("same", "f2c_salience"):
+        if not isinstance(self.sgs_guide_c2f, str) or self.sgs_guide_c2f not in GUIDE_C2F:
             raise ValueError(
-                f"sgs_guide_c2f must be 'same' or 'f2c_salience', got {self.sgs_guide_c2f!r}"
+                "sgs_guide_c2f must be 'same', 'f2c_salience' or 'complement', got "
+                f"{self.sgs_guide_c2f!r}"
             )
         if self.sgs_guide_c2f != "same" and (self.sgs != "both" or self.sgs_scope != "guide"):
             raise ValueError(
                 f"sgs_guide_c2f={self.sgs_guide_c2f!r} needs sgs='both' and sgs_scope='guide', "
                 f"got sgs={self.sgs!r}, sgs_scope={self.sgs_scope!r}"
+            )
+        if self.sgs_guide_c2f == "complement" and self.sgs_polarity_c2f != "same":
+            raise ValueError(
+                "sgs_guide_c2f='complement' sets the coarse->fine pass's polarity and needs "
+                f"sgs_polarity_c2f='same', got sgs_polarity_c2f={self.sgs_polarity_c2f!r}"
             )
         if self.sgs_proj not in ("shared", "per_pass"):
             raise ValueError(f"sgs_proj must be 'shared' or 'per_pass', got {self.sgs_proj!r}")

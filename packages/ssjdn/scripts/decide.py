@@ -1,0 +1,164 @@
+"""Issue 19: a pre-registered decision read from the bench's validation cache, its checks given as
+arguments (or by a rule's name), so that each session's rule needs no script of its own.
+
+Every ``--check TAG TEST A B`` is the paired Δ mR ``A`` - ``B`` over ``--seeds`` with the bench's
+bootstrap 95 % CI (`maskloop.report.paired_difference`); ``TEST`` is ``above0`` (CI lower bound
+> 0: a rung that must add) or ``not_worse`` (mean >= 0 and CI lower bound > -0.5: a full model
+that must not lose). The checks are read in order and the first partial (a method lacks seeds)
+or failing one decides; the option is adopted on validation iff all pass. ``--report LABEL A B``
+rows are printed and decide nothing; ``--probes`` are printed as each ``--probe-methods``
+method's mean over the cached seeds. ``--metric hard_mR`` prints the same rows on the hard split
+and no decision. Writes nothing. Run (seconds, reads JSON only), e.g. the twenty-third
+session's rule (``docs/benchmarks/ssjdn_validation_s23_rule.md``):
+
+    .venv/bin/python packages/ssjdn/scripts/decide.py --rule s23 [--metric hard_mR]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from decide_residual_fresh import decide, not_worse
+from decide_s17 import contrast, load_runs, print_probes  # this folder: on sys.path
+from maskloop.report import PairedDifference
+
+FULL, DUAL = "+STL (full SSJDN)", "dual-encoder"
+SGS, BI = "+SGS (one direction)", "+bidirectional"
+PASS_PROBES = ("pass_feat_cos", "pass_r2_c2f_from_f2c", "pass_r2_f2c_from_c2f", "sgs_damp_overlap")
+
+TESTS = {
+    "above0": (lambda d: d.low > 0, "the CI is not above 0"),
+    "not_worse": (not_worse, "not shown to be no worse (mean >= 0, CI lower bound > -0.5)"),
+}
+
+# the sessions' rules: the same arguments the command line takes
+RULES: dict[str, dict[str, Any]] = {
+    "s22": {
+        "seeds": (25, 29),
+        "option": "sgs_fusion='mean'",
+        "check": [
+            ("B1", "above0", "+bidirectional mean", SGS),
+            ("B2", "not_worse", "BSD mean", FULL),
+        ],
+        "report": [
+            ("today rung", BI, SGS),
+            ("mean-concat", "+bidirectional mean", BI),
+            ("goal +10", FULL, DUAL),
+            ("goal +10", "BSD mean", DUAL),
+        ],
+        "probe_methods": (BI, "+bidirectional mean", FULL, "BSD mean"),
+        "probes": PASS_PROBES,
+    },
+    "s23": {
+        "seeds": (30, 34),
+        "option": "sgs_guide_c2f='complement'",
+        "check": [
+            ("B1", "above0", "+bidirectional complement", SGS),
+            ("B2", "not_worse", "BSD complement", FULL),
+        ],
+        "report": [
+            ("today rung", BI, SGS),
+            ("compl-today", "+bidirectional complement", BI),
+            ("goal +10", FULL, DUAL),
+            ("goal +10", "BSD complement", DUAL),
+        ],
+        "probe_methods": (BI, "+bidirectional complement", FULL, "BSD complement"),
+        "probes": (
+            *PASS_PROBES,
+            "sgs_map_corr",
+            "sgs_damp_mean_p0",
+            "sgs_damp_mean_p1",
+            "keep_small_p0",
+            "keep_small_p1",
+            "sgs_dir_cos_p1",
+            "pass_contrib_cos",
+            "mR_without_f2c",
+            "mR_without_c2f",
+        ),
+    },
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: a rule's name or its parts (``--seeds``, ``--check``, ``--report``, ...)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rule", choices=sorted(RULES), help="a session's rule (its arguments)")
+    p.add_argument("--cache", default="docs/benchmarks/cache", help="the bench's cache root")
+    p.add_argument("--metric", default="mR", help="mR (deciding) or hard_mR (reported)")
+    p.add_argument("--seeds", nargs=2, type=int, metavar=("FIRST", "LAST"), help="seed range")
+    p.add_argument("--option", help="what is adopted if every check passes (printed)")
+    p.add_argument(
+        "--check",
+        nargs=4,
+        action="append",
+        metavar=("TAG", "TEST", "A", "B"),
+        help="a deciding check: TEST (above0 or not_worse) of the paired Δ A - B; repeatable",
+    )
+    p.add_argument(
+        "--report",
+        nargs=3,
+        action="append",
+        metavar=("LABEL", "A", "B"),
+        help="a reported Δ A - B; repeatable",
+    )
+    p.add_argument("--probe-methods", nargs="*", default=None, help="methods whose probes print")
+    p.add_argument("--probes", nargs="*", default=None, help="probe keys of the cached runs")
+    return p
+
+
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """The rule's arguments: ``--rule``'s, each overridden by one given on the command line."""
+    rule = dict(RULES[args.rule]) if args.rule else {}
+    for key in ("seeds", "option", "check", "report", "probe_methods", "probes"):
+        value = getattr(args, key)
+        if value is not None:
+            rule[key] = value
+    if not rule.get("seeds") or not rule.get("check"):
+        raise ValueError("give --rule or at least --seeds and one --check")
+    for tag, test, _, _ in rule["check"]:
+        if test not in TESTS:
+            raise ValueError(f"--check {tag}: TEST must be one of {sorted(TESTS)}, got {test!r}")
+    rule.setdefault("option", "the option")
+    rule.setdefault("report", [])
+    rule.setdefault("probe_methods", ())
+    rule.setdefault("probes", ())
+    return rule
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print every Δ the rule names and, for ``--metric mR``, its decision."""
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        rule = resolve(args)
+    except ValueError as e:
+        p.error(str(e))
+    first, last = rule["seeds"]
+    seeds = range(first, last + 1)
+    rows = [(tag, a, b) for tag, _, a, b in rule["check"]] + list(rule["report"])
+    methods = list(dict.fromkeys(m for _, a, b in rows for m in (a, b)))
+    cache, runs = load_runs(args.cache, methods, args.metric, seeds)
+    deltas: dict[tuple[str, str], PairedDifference | None] = {
+        (a, b): contrast(runs, a, b, seeds) for _, a, b in rows
+    }
+    for tag, a, b in rows:
+        d = deltas[(a, b)]
+        print(f"{tag:11s} {a} - {b}:".ljust(60) + f" {args.metric}: " + (d.format() if d else "-"))
+    if rule["probes"] and rule["probe_methods"]:
+        print_probes(cache, tuple(rule["probe_methods"]), tuple(rule["probes"]), seeds, "probe", 22)
+    if args.metric != "mR":
+        return 0
+    checks = [
+        (tag, deltas[(a, b)], TESTS[test][0], f"{a} - {b}: {TESTS[test][1]}")
+        for tag, test, a, b in rule["check"]
+    ]
+    tags = " and ".join(tag for tag, *_ in rule["check"])
+    verdict = decide(checks, f"ADOPTED on validation: {tags} pass")
+    print(f"decision: {rule['option']}; {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
