@@ -1,6 +1,7 @@
 """Issue 19, seventh pass: ``sgs_polarity_c2f`` (the coarse->fine pass's own polarity), the STL
 kappa variants, and their input checks."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,57 +15,37 @@ TINY = {"embed_dim": 16, "proj_dim": 8, "small_channels": (4, 8, 8, 8)}
 CACHE = Path(__file__).resolve().parents[3] / "docs" / "benchmarks" / "cache"
 
 
-def _bsd(sgs: str = "both", **kw: object) -> BidirectionalScaleDecoupling:
-    torch.manual_seed(0)
-    return BidirectionalScaleDecoupling(
-        6,
-        sgs=sgs,  # type: ignore[arg-type]
-        beta=1.0,
-        out_dim=5,
-        scope="guide",
-        normalize=True,
-        polarity="keep_salient",
-        guide="contrast",
-        **kw,  # type: ignore[arg-type]
-    ).double()
-
-
-def _inputs() -> tuple[list[torch.Tensor], torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    images = torch.rand(3, 3, 32, 32, generator=g, dtype=torch.float64)
-    projected = [torch.randn(3, 6, s, s, generator=g, dtype=torch.float64) for s in (16, 8, 4, 2)]
-    return projected, images
-
-
-def test_polarity_c2f_is_checked() -> None:
+def test_polarity_c2f_is_checked(guide_bsd: Callable) -> None:
     with pytest.raises(ValueError, match="sgs_polarity_c2f must be"):
         SSJDNConfig(sgs_polarity_c2f="invert")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="polarity_c2f must be"):
         BidirectionalScaleDecoupling(4, polarity_c2f="both")  # type: ignore[arg-type]
-    bsd = _bsd(polarity_c2f="suppress_salient")
+    bsd = guide_bsd(polarity_c2f="suppress_salient")
     with pytest.raises(ValueError, match="pass_index must be in"):
         bsd.suppression(torch.rand(1, 1, 2, 2), (4, 4), 2)
     with pytest.raises(TypeError, match="pass_index must be an int"):
         bsd.suppression(torch.rand(1, 1, 2, 2), (4, 4), True)  # type: ignore[arg-type]
 
 
-def test_each_pass_gets_its_polarity() -> None:
+def test_each_pass_gets_its_polarity(guide_bsd: Callable) -> None:
     """'same' keeps one polarity for both passes; otherwise only coarse->fine passes (the second
     of "both", the only one of "coarse_to_fine") take polarity_c2f."""
-    assert _bsd().pass_polarities == ["keep_salient", "keep_salient"]
+    assert guide_bsd().pass_polarities == ["keep_salient", "keep_salient"]
     kw = {"polarity_c2f": "suppress_salient"}
-    assert _bsd(**kw).pass_polarities == ["keep_salient", "suppress_salient"]
-    assert _bsd("fine_to_coarse", **kw).pass_polarities == ["keep_salient"]
-    assert _bsd("coarse_to_fine", **kw).pass_polarities == ["suppress_salient"]
+    assert guide_bsd(**kw).pass_polarities == ["keep_salient", "suppress_salient"]
+    assert guide_bsd("fine_to_coarse", **kw).pass_polarities == ["keep_salient"]
+    assert guide_bsd("coarse_to_fine", **kw).pass_polarities == ["suppress_salient"]
 
 
 @torch.no_grad()
-def test_c2f_suppress_complements_only_the_second_passs_map() -> None:
+def test_c2f_suppress_complements_only_the_second_passs_map(
+    guide_bsd: Callable, bsd_inputs: Callable
+) -> None:
     """With beta = 1 and a stretched map the coarse->fine pass's M becomes exactly 1 - A_g (the
     complement of today's A_g); the fine->coarse pass, the guiding scales' own features and every
     feature of the first pass are bit-identical to the default's."""
-    projected, images = _inputs()
-    same, sup = _bsd(), _bsd(polarity_c2f="suppress_salient")
+    projected, images = bsd_inputs()
+    same, sup = guide_bsd(), guide_bsd(polarity_c2f="suppress_salient")
     sup.load_state_dict(same.state_dict())
     a = torch.rand(3, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     m_same, m_sup = same.suppression(a, (8, 8), 1), sup.suppression(a, (8, 8), 1)

@@ -6,6 +6,7 @@ coarsest SFE map). Session 20, aimed at the second pass's redundancy: ``sgs_sequ
 ``sgs_decorrelate`` (a penalty on the batch cross-correlation of the passes' pooled features)."""
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -34,29 +35,7 @@ NEW_S20 = {
 }
 
 
-def _bsd(**kw: object) -> BidirectionalScaleDecoupling:
-    torch.manual_seed(0)
-    return BidirectionalScaleDecoupling(
-        6,
-        sgs="both",
-        beta=1.0,
-        out_dim=5,
-        scope="guide",
-        normalize=True,
-        polarity="keep_salient",
-        guide="contrast",
-        **kw,  # type: ignore[arg-type]
-    ).double()
-
-
-def _inputs(seed: int = 1, n: int = 3) -> tuple[list[torch.Tensor], torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    images = torch.rand(n, 3, 32, 32, generator=g, dtype=torch.float64)
-    projected = [torch.randn(n, 6, s, s, generator=g, dtype=torch.float64) for s in (16, 8, 4, 2)]
-    return projected, images
-
-
-def test_options_are_checked() -> None:
+def test_options_are_checked(guide_bsd: Callable, bsd_inputs: Callable) -> None:
     with pytest.raises(ValueError, match="sgs_proj must be"):
         SSJDNConfig(sgs_proj="both")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sgs_proj='per_pass' needs sgs='both'"):
@@ -69,18 +48,20 @@ def test_options_are_checked() -> None:
         BidirectionalScaleDecoupling(4, guide_c2f="x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs sgs='both' and scope='guide'"):
         BidirectionalScaleDecoupling(4, scope="chain", guide_c2f="f2c_salience")
-    projected, images = _inputs()
+    projected, images = bsd_inputs()
     with pytest.raises(ValueError, match="one list per pass"):
-        _bsd().pass_features([projected, projected, projected], images)
+        guide_bsd().pass_features([projected, projected, projected], images)
 
 
 @torch.no_grad()
-def test_f2c_guide_hands_the_first_passs_coarsest_map_to_the_second() -> None:
+def test_f2c_guide_hands_the_first_passs_coarsest_map_to_the_second(
+    guide_bsd: Callable, bsd_inputs: Callable
+) -> None:
     """The first pass is bit-identical to today's; the second pass's guiding (coarsest) scale
     is not multiplied; its other scales are multiplied by exactly the stretched last map of the
     first pass (beta 1, keep_salient: M = A), which the overlap probe reads as its guide."""
-    projected, images = _inputs()
-    today, f2c = _bsd(), _bsd(guide_c2f="f2c_salience")
+    projected, images = bsd_inputs()
+    today, f2c = guide_bsd(), guide_bsd(guide_c2f="f2c_salience")
     f2c.load_state_dict(today.state_dict())
     fa, ma = today.pass_features(projected, images)
     fb, mb = f2c.pass_features(projected, images)
@@ -174,12 +155,14 @@ def test_s20_options_are_checked() -> None:
 
 
 @torch.no_grad()
-def test_sequential_second_pass_reads_the_first_passs_suppressed_output() -> None:
+def test_sequential_second_pass_reads_the_first_passs_suppressed_output(
+    guide_bsd: Callable, bsd_inputs: Callable
+) -> None:
     """The first pass is bit-identical to the parallel one; the second pass's guiding (coarsest)
     scale pools the first pass's suppressed coarsest map, and every other scale that map times
     its own SGS map (the finest scale, the first pass's guide, only its own)."""
-    projected, images = _inputs()
-    par, seq = _bsd(), _bsd(sequence="sequential")
+    projected, images = bsd_inputs()
+    par, seq = guide_bsd(), guide_bsd(sequence="sequential")
     seq.load_state_dict(par.state_dict())
     fa, ma = par.pass_features(projected, images)
     fb, mb = seq.pass_features(projected, images)
@@ -210,12 +193,14 @@ def test_cross_correlation_penalty_reads_linear_dependence() -> None:
     assert cross_correlation_penalty(x[:1], noise[:1]) == 0
 
 
-def test_decorrelation_penalty_is_trained_on_the_second_pass_only() -> None:
+def test_decorrelation_penalty_is_trained_on_the_second_pass_only(
+    guide_bsd: Callable, bsd_inputs: Callable
+) -> None:
     """In training mode the forward pass keeps lambda * penalty (None in eval mode or at 0); its
     gradient reaches the second pass's SFE units and not the first's (detached), and
     `SSJDN.loss` adds it to every pair."""
-    projected, images = _inputs(n=6)
-    bsd = _bsd(decorrelate=0.5).train()
+    projected, images = bsd_inputs(n=6)
+    bsd = guide_bsd(decorrelate=0.5).train()
     bsd(projected, images)
     feats, _ = bsd.pass_features(projected, images)
     want = 0.5 * cross_correlation_penalty(torch.cat(feats[0], 1), torch.cat(feats[1], 1))
@@ -226,7 +211,7 @@ def test_decorrelation_penalty_is_trained_on_the_second_pass_only() -> None:
     bsd.eval()
     bsd(projected, images)
     assert bsd.penalty is None
-    assert _bsd().train()(projected, images) is not None and _bsd().penalty is None
+    assert guide_bsd().train()(projected, images) is not None and guide_bsd().penalty is None
 
     data = make_multiscale_scenes(8, image_size=32, seed=0)
     model = SSJDN.from_data(data, ablation_config("BSD decorrelated", **TINY), seed=0).train()

@@ -3,10 +3,11 @@ coarse->fine pass takes the fine->coarse pass's guide (the finest scale's salien
 opposite polarity, so it damps exactly where the first pass keeps."""
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 import torch
-from ssjdn import SSJDN, BidirectionalScaleDecoupling, SSJDNConfig
+from ssjdn import SSJDN, SSJDNConfig
 from ssjdn.baselines import VARIANTS, ablation_config
 from ssjdn.bench import method_key
 from ssjdn.diagnostics import pass_overlap
@@ -15,36 +16,16 @@ from ssjdn.scenes import make_multiscale_scenes
 TINY = {"embed_dim": 16, "proj_dim": 8, "small_channels": (4, 8, 8, 8)}
 
 
-def _bsd(beta: float = 1.0, **kw: object) -> BidirectionalScaleDecoupling:
-    torch.manual_seed(0)
-    return BidirectionalScaleDecoupling(
-        6,
-        sgs="both",
-        beta=beta,
-        out_dim=5,
-        scope="guide",
-        normalize=True,
-        polarity="keep_salient",
-        guide="contrast",
-        **kw,  # type: ignore[arg-type]
-    ).double()
-
-
-def _inputs(seed: int = 1, n: int = 3) -> tuple[list[torch.Tensor], torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    images = torch.rand(n, 3, 32, 32, generator=g, dtype=torch.float64)
-    projected = [torch.randn(n, 6, s, s, generator=g, dtype=torch.float64) for s in (16, 8, 4, 2)]
-    return projected, images
-
-
 @torch.no_grad()
 @pytest.mark.parametrize("beta", [1.0, 0.6])
-def test_complement_damps_exactly_where_the_first_pass_keeps(beta: float) -> None:
+def test_complement_damps_exactly_where_the_first_pass_keeps(
+    beta: float, guide_bsd: Callable, bsd_inputs: Callable
+) -> None:
     """The first pass is bit-identical to today's; both passes' guide is the finest scale's; at
     every size the two passes' damping adds up to beta (M^bwd = 1 - M^fwd at beta 1); the second
     pass's coarsest (guiding) scale is not multiplied, its finest scale pools P * M^bwd."""
-    projected, images = _inputs()
-    today, comp = _bsd(beta), _bsd(beta, guide_c2f="complement")
+    projected, images = bsd_inputs()
+    today, comp = guide_bsd(beta=beta), guide_bsd(beta=beta, guide_c2f="complement")
     comp.load_state_dict(today.state_dict())
     assert comp.pass_polarities == ["keep_salient", "suppress_salient"]
     fa, ma = today.pass_features(projected, images)
@@ -109,17 +90,17 @@ def test_complement_reaches_the_bench_variants_and_is_off_by_default() -> None:
 
 
 @pytest.mark.parametrize("bad", ["complementary", "Complement", 1, None])
-def test_complement_bad_value_names_the_argument(bad: object) -> None:
+def test_complement_bad_value_names_the_argument(bad: object, guide_bsd: Callable) -> None:
     with pytest.raises(ValueError, match="sgs_guide_c2f must be 'same', 'f2c_salience' or"):
         SSJDNConfig(sgs_guide_c2f=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="guide_c2f must be 'same', 'f2c_salience' or"):
-        _bsd(guide_c2f=bad)
+        guide_bsd(guide_c2f=bad)
 
 
-def test_complement_needs_two_guided_passes_and_its_own_polarity() -> None:
+def test_complement_needs_two_guided_passes_and_its_own_polarity(guide_bsd: Callable) -> None:
     with pytest.raises(ValueError, match="sgs_guide_c2f='complement' needs sgs='both'"):
         SSJDNConfig(sgs="fine_to_coarse", sgs_guide_c2f="complement")
     with pytest.raises(ValueError, match="needs sgs_polarity_c2f='same'"):
         SSJDNConfig(sgs_guide_c2f="complement", sgs_polarity_c2f="suppress_salient")
     with pytest.raises(ValueError, match="needs polarity_c2f='same'"):
-        _bsd(guide_c2f="complement", polarity_c2f="keep_salient")
+        guide_bsd(guide_c2f="complement", polarity_c2f="keep_salient")

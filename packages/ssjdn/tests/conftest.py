@@ -1,0 +1,44 @@
+"""Shared fixtures for ssjdn's tests."""
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from ssjdn import BidirectionalScaleDecoupling
+
+
+def _guide_bsd(sgs: str = "both", beta: float = 1.0, **kw: object) -> BidirectionalScaleDecoupling:
+    torch.manual_seed(0)
+    return BidirectionalScaleDecoupling(
+        6,
+        sgs=sgs,  # type: ignore[arg-type]
+        beta=beta,
+        out_dim=5,
+        scope="guide",
+        normalize=True,
+        polarity="keep_salient",
+        guide="contrast",
+        **kw,  # type: ignore[arg-type]
+    ).double()
+
+
+def _bsd_inputs(seed: int = 1, n: int = 3) -> tuple[list[torch.Tensor], torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, 32, 32, generator=g, dtype=torch.float64)
+    projected = [torch.randn(n, 6, s, s, generator=g, dtype=torch.float64) for s in (16, 8, 4, 2)]
+    return projected, images
+
+
+@pytest.fixture
+def guide_bsd() -> Callable[..., BidirectionalScaleDecoupling]:
+    """A float64 BSD on 6 channels, 4 scales, guided by the image's local contrast, keeping the
+    salient places (``scope="guide"``, normalised maps); torch seeded with 0 before it is built:
+    `guide_bsd(sgs="both", beta=1.0, **options)`."""
+    return _guide_bsd
+
+
+@pytest.fixture
+def bsd_inputs() -> Callable[..., tuple[list[torch.Tensor], torch.Tensor]]:
+    """`bsd_inputs(seed=1, n=3)`: n random 32 x 32 images and their projected maps at sizes 16, 8,
+    4 and 2 (6 channels), float64, from a generator seeded with `seed`."""
+    return _bsd_inputs
