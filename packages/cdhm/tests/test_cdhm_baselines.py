@@ -710,3 +710,18 @@ def test_sticky_z_variant_is_a_named_option_off_the_cache_key():
         0.5,
         False,
     )
+
+
+def test_gensrc_variant_is_a_named_option_off_the_cache_key():
+    """Session 23's source-only generative model is a bench variant on the current default
+    CDHM+adda+stickyz0.25; at its off value ("both") generative_from stays out of the cache key."""
+    from cdhm.bench import GENSRC_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    assert "generative_from" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert set(GENSRC_VARIANTS) == {"CDHM+adda+stickyz0.25+gen-source"}
+    one = _estimator("CDHM+adda+stickyz0.25+gen-source", BenchConfig(), 4)
+    base = _estimator("CDHM+adda+stickyz0.25", BenchConfig(), 4)
+    assert (one.generative_from, base.generative_from) == ("source", "both")
+    assert {k: v for k, v in one.get_params().items() if k != "generative_from"} == {
+        k: v for k, v in base.get_params().items() if k != "generative_from"
+    }

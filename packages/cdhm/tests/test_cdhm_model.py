@@ -1269,3 +1269,140 @@ def test_sticky_options_reject_bad_values(toy, name, value, extra, exc):
     a, _ = toy
     with pytest.raises(exc, match=name):
         CDHMClassifier(n_segments=4, epochs=1, **{name: value}, **extra).fit(a.x, a.y)
+
+
+def _generative_names(net):
+    """Names of the generative model's parameters (decoder, scale, priors, heads)."""
+    from cdhm.causal_hmm import GENERATIVE_PARTS
+
+    return {
+        k
+        for k, _ in net.named_parameters()
+        if k == "x_log_scale" or k.split(".")[0] in GENERATIVE_PARTS
+    }
+
+
+def test_generative_from_source_keeps_the_target_elbo_off_the_generative_model(toy):
+    """generative_from="source" (session 23): after the split the step loss is
+    (negELBO(source windows) + negELBO(target windows through the detached generative model)) /
+    (B T D) + lambda_align w(p) MMD, and the target windows send no gradient to the decoder, the
+    priors or the heads: replacing the batch's target windows leaves every generative (and source
+    guide) gradient unchanged, float64, while the target guide's changes; with "both" the
+    decoder's gradient does depend on them. Before the split the two settings are the same loss."""
+    import pyro
+    from pyro.infer import Trace_ELBO
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw |= {"progress": False, "target_encoder": "adapted", "adapt_start": 0.5}
+    est = CDHMClassifier(generative_from="source", lambda_align=0.7, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert est.net_.target_split
+    net = est.net_.double()
+    both = CDHMClassifier(generative_from="both", lambda_align=0.7, **kw)
+    both.net_ = net
+    one = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in _eight_windows(est, a, b).items()
+    }
+    other = dict(one, xt=torch.flip(one["xt"], [0]) * 0.5 + 0.1)  # other target windows
+    params = dict(net.named_parameters())
+    gen = _generative_names(net)
+    src_guide = {
+        k for k in params if k.split(".")[0] in ("encoder", "q_s", "q_s_out", "q_z", "q_z_out")
+    }
+    tgt_guide = {k for k in params if k.startswith("target_guide.")}
+    assert gen and src_guide and tgt_guide and not (gen & src_guide)
+
+    def grads(e, batch):
+        pyro.set_rng_seed(3)
+        loss, logs = e._step(batch, 0.75)
+        got = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        g = {k: torch.zeros_like(p) if d is None else d for (k, p), d in zip(params.items(), got)}
+        return loss, logs, g
+
+    loss, logs, g1 = grads(est, one)
+    _, _, g2 = grads(est, other)
+    for k in gen | src_guide:
+        assert float((g1[k] - g2[k]).abs().max()) <= 1e-12, k
+    assert max(float((g1[k] - g2[k]).abs().max()) for k in tgt_guide) > 1e-6
+    assert max(float(g1[k].abs().max()) for k in gen) > 1e-6  # the source still trains them
+    _, _, h1 = grads(both, one)
+    _, _, h2 = grads(both, other)
+    assert max(float((h1[k] - h2[k]).abs().max()) for k in gen if k.startswith("decoder")) > 1e-6
+    # the loss as written, on the same Pyro draws (source pass first, then the target pass)
+    per, ns = net.T * net.D, 8
+    scales = (1.0, 1.0 * per * 16 / ns, 0.5 * per, 1.0)
+    x = torch.cat([one["xs"], one["xt"]])
+    c = torch.cat([one["cs"], one["ct"]])
+    y = torch.cat([one["ys"], torch.zeros(8, dtype=torch.long)])
+    m = torch.arange(16) < ns
+    pyro.set_rng_seed(3)
+    elbo = Trace_ELBO(max_plate_nesting=1)
+    with pyro.validation_enabled(False):
+        neg_s = elbo.differentiable_loss(
+            net.model, net.guide, x[:ns], c[:ns], y[:ns], m[:ns], *scales, target_rows=~m[:ns]
+        )
+        decoder_weight = net.decoder[0].weight
+        with net.generative_detached():
+            assert not net.decoder[0].weight.requires_grad
+            neg_t = elbo.differentiable_loss(
+                net.model, net.guide, x[ns:], c[ns:], y[ns:], m[ns:], *scales, target_rows=~m[ns:]
+            )
+    assert net.decoder[0].weight is decoder_weight and isinstance(
+        net.x_log_scale, torch.nn.Parameter
+    )
+    from cdhm.models import ganin_lambda
+
+    w = ganin_lambda(0.5)
+    assert logs["align_weight"] == w
+    expected = float((neg_s + neg_t).detach()) / (16 * per) + 0.7 * w * logs["align"]
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    # before the split: one pass over both domains, the same loss either way
+    for e in (est, both):
+        e.net_ = e._build(net.D, 4, 2).double()
+        e.net_.load_state_dict(net.state_dict())
+        e.net_.target_active.fill_(False)
+    pyro.set_rng_seed(3)
+    before_src, _ = est._step(one, 0.25)
+    pyro.set_rng_seed(3)
+    before_both, _ = both._step(one, 0.25)
+    assert float(before_src.detach()) == float(before_both.detach())
+    est.net_.float()
+
+
+def test_generative_from_source_fits_saves_and_loads(toy, tmp_path):
+    """An end-to-end fit with generative_from="source" predicts through the target guide, differs
+    from "both" on the same seed, and save / load restores the option and the probabilities."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
+    est = CDHMClassifier(generative_from="source", progress=False, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    proba = est.predict_proba(b.x)
+    assert np.isfinite(proba).all() and est.net_.target_split
+    plain = CDHMClassifier(generative_from="both", progress=False, **kw)
+    plain.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert not np.array_equal(plain.predict_proba(b.x), proba)
+    est.save(tmp_path / "m")
+    again = CDHMClassifier.load(tmp_path / "m")
+    assert again.generative_from == "source"
+    np.testing.assert_array_equal(again.predict_proba(b.x), proba)
+
+
+@pytest.mark.parametrize(
+    ("value", "extra", "exc"),
+    [
+        ("target", {}, ValueError),
+        ("", {}, ValueError),
+        (None, {}, TypeError),
+        (1, {}, TypeError),
+        ("source", {"target_encoder": "shared"}, ValueError),
+    ],
+    ids=["unknown", "empty", "none", "int", "shared-encoder"],
+)
+def test_generative_from_rejects_bad_values(toy, value, extra, exc):
+    """CDHMClassifier.fit: a bad generative_from (or "source" without the untied target guide)
+    raises naming it."""
+    a, _ = toy
+    with pytest.raises(exc, match="generative_from"):
+        CDHMClassifier(n_segments=4, epochs=1, generative_from=value, **extra).fit(a.x, a.y)

@@ -238,6 +238,16 @@ STICKY_Z_VARIANTS: dict[str, dict[str, Any]] = {
     # the alignment rung of the adopted default (session 22, defined before its test run)
     "CDHM-no-align+adda+stickyz0.25": {**ADAPT_LADDER["CDHM-no-align+adda"], "sticky_z": 0.25},
 }
+#: The source's generative model for the target (issue 18, session 23; rule
+#: cdhm_validate_gensrc_rule.md), on the current default CDHM+adda+stickyz0.25: after the split the
+#: target windows' ELBO reads the decoder, priors and heads through detached parameters, so only
+#: the source's ELBO trains the generative model and the target guide infers under it.
+GENSRC_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+gen-source": {
+        **STICKY_Z_VARIANTS["CDHM+adda+stickyz0.25"],
+        "generative_from": "source",
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -274,6 +284,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **STICKY_VARIANTS,
     **STICKY_ABLATIONS,
     **STICKY_Z_VARIANTS,
+    **GENSRC_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -554,6 +565,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "pl_threshold": 0.9,
     "sticky_s": None,
     "sticky_z": None,
+    "generative_from": "both",
 }
 
 
