@@ -1,6 +1,7 @@
 """Issue 19, fifth pass: ``sgs_pool="residual"`` (each scale keeps its own pooled feature and SGS
 delivers what the guide's places hold beyond it) and its input checks."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,21 +46,6 @@ def test_sgs_pool_is_checked() -> None:
         BidirectionalScaleDecoupling(4, pool="residual", target="salience")
 
 
-def _bsd(pool: str, sgs: str = "both", beta: float = 1.0) -> BidirectionalScaleDecoupling:
-    torch.manual_seed(0)
-    return BidirectionalScaleDecoupling(
-        6,
-        sgs=sgs,
-        beta=beta,
-        out_dim=5,
-        scope="guide",
-        normalize=True,
-        polarity="keep_salient",
-        guide="contrast",
-        pool=pool,
-    ).double()
-
-
 def _inputs() -> tuple[list[torch.Tensor], torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     images = torch.rand(3, 3, 32, 32, generator=g, dtype=torch.float64)
@@ -72,12 +58,14 @@ def _inputs() -> tuple[list[torch.Tensor], torch.Tensor]:
 
 
 @torch.no_grad()
-def test_residual_keeps_each_scales_own_feature_and_adds_the_guides_clue() -> None:
+def test_residual_keeps_each_scales_own_feature_and_adds_the_guides_clue(
+    guide_bsd: Callable,
+) -> None:
     """Every scale delivers [f_j ; d_j]: f_j is the plain SFE pooling (SGS leaves it alone), d_j is
     0 at the guiding scale and with beta = 0 (M = 1), and differs between the passes elsewhere;
     the multiplied reading instead only rescales the same mean-dominated vector."""
     projected, images = _inputs()
-    res, mul = _bsd("residual"), _bsd("multiply")
+    res, mul = guide_bsd(pool="residual"), guide_bsd(pool="multiply")
     assert res.fuse.in_features == 2 * mul.fuse.in_features == 2 * 2 * 4 * 6
     mul.load_state_dict(
         {k: v for k, v in res.state_dict().items() if not k.startswith("fuse")}, strict=False
@@ -96,7 +84,7 @@ def test_residual_keeps_each_scales_own_feature_and_adds_the_guides_clue() -> No
     # scales 1 and 2 are acted on by both passes, with different maps: the clues differ
     for j in (1, 2):
         assert not torch.allclose(feats[0][j][:, 6:], feats[1][j][:, 6:], atol=1e-3)
-    flat = _bsd("residual", beta=0.0).pass_features(projected, images)[0]
+    flat = guide_bsd(pool="residual", beta=0.0).pass_features(projected, images)[0]
     assert all(
         torch.equal(f[:, 6:], torch.zeros(3, 6, dtype=torch.float64)) for c in flat for f in c
     )
