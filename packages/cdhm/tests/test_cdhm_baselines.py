@@ -725,3 +725,18 @@ def test_gensrc_variant_is_a_named_option_off_the_cache_key():
     assert {k: v for k, v in one.get_params().items() if k != "generative_from"} == {
         k: v for k, v in base.get_params().items() if k != "generative_from"
     }
+
+
+def test_zfix_variant_is_a_named_option_off_the_cache_key():
+    """Session 23b's fixed target z is a bench variant on gen-source; at its off value
+    ("adapted") target_z stays out of the cache key."""
+    from cdhm.bench import ZFIX_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    assert "target_z" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert set(ZFIX_VARIANTS) == {"CDHM+adda+stickyz0.25+gen-source+zfix"}
+    one = _estimator("CDHM+adda+stickyz0.25+gen-source+zfix", BenchConfig(), 4)
+    base = _estimator("CDHM+adda+stickyz0.25+gen-source", BenchConfig(), 4)
+    assert (one.target_z, base.target_z, one.generative_from) == ("source", "adapted", "source")
+    assert {k: v for k, v in one.get_params().items() if k != "target_z"} == {
+        k: v for k, v in base.get_params().items() if k != "target_z"
+    }

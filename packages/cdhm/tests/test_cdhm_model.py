@@ -1406,3 +1406,111 @@ def test_generative_from_rejects_bad_values(toy, value, extra, exc):
     a, _ = toy
     with pytest.raises(exc, match="generative_from"):
         CDHMClassifier(n_segments=4, epochs=1, generative_from=value, **extra).fit(a.x, a.y)
+
+
+def test_target_z_source_fits_the_target_through_s_only(toy):
+    """target_z="source" (session 23b) on generative_from="source": after the split the target
+    windows' q(z) is the source guide's z path read as constants, so (float64) the target guide's
+    z path (q_z, q_z_out) gets no gradient and does not move over optimiser steps while its s path
+    (encoder, q_s, q_s_out) does; replacing the batch's target windows leaves every generative and
+    source-guide gradient unchanged; the cached target z means are exactly the source guide's.
+    With target_z="adapted" the target guide's z path does get a gradient (the contrast)."""
+    import pyro
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw |= {"progress": False, "target_encoder": "adapted", "generative_from": "source"}
+    est = CDHMClassifier(target_z="source", lambda_align=0.7, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert est.net_.target_split and est.net_.target_z == "source"
+    net = est.net_.double()
+    off = CDHMClassifier(target_z="adapted", lambda_align=0.7, **kw)
+    off.net_ = off._build(net.D, 4, 2).double()
+    off.net_.load_state_dict(net.state_dict())
+    assert off.net_.target_z == "adapted"
+    one = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in _eight_windows(est, a, b).items()
+    }
+    other = dict(one, xt=torch.flip(one["xt"], [0]) * 0.5 + 0.1)
+    z_path = ("target_guide.q_z.", "target_guide.q_z_out.")
+    s_path = ("target_guide.encoder.", "target_guide.q_s.", "target_guide.q_s_out.")
+
+    def grads(e, batch):
+        params = dict(e.net_.named_parameters())
+        pyro.set_rng_seed(3)
+        loss, _ = e._step(batch, 0.75)
+        got = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        return {k: d for k, d in zip(params, got)}
+
+    g1, g2 = grads(est, one), grads(est, other)
+    assert [k for k in g1 if k.startswith(z_path)]
+    for k in g1:
+        if k.startswith(z_path):
+            assert g1[k] is None, k
+    assert max(float(g1[k].abs().max()) for k in g1 if k.startswith(s_path)) > 1e-6
+    for k in g1:
+        if not k.startswith("target_guide."):
+            d1 = torch.zeros(()) if g1[k] is None else g1[k]
+            d2 = torch.zeros(()) if g2[k] is None else g2[k]
+            assert float((d1 - d2).abs().max()) <= 1e-12, k
+    # the cached target posterior: s from the target guide, z from the source guide
+    post = net.encode(one["xt"], one["ct"], torch.ones(8, dtype=torch.bool))
+    with torch.no_grad():
+        src = net._encode(one["xt"], one["ct"], net)
+        tgt = net._encode(one["xt"], one["ct"], net.target_guide)
+    assert torch.equal(post["z_loc"], src["z_loc"]) and torch.equal(post["z_scale"], src["z_scale"])
+    assert torch.equal(post["s_loc"], tgt["s_loc"]) and not torch.equal(src["s_loc"], tgt["s_loc"])
+    assert not post["z_loc"].requires_grad and post["s_loc"].requires_grad
+    h = grads(off, one)
+    assert max(float(h[k].abs().max()) for k in h if k.startswith(z_path)) > 1e-6
+    # a few optimiser steps: the target guide's z path stays at its split values, its s path moves
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-4)
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    for _ in range(3):
+        pyro.set_rng_seed(3)
+        loss, _ = est._step(one, 0.75)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = dict(net.named_parameters())
+    for k in before:
+        if k.startswith(z_path):
+            assert torch.equal(before[k], after[k].detach()), k
+    assert any(
+        not torch.equal(before[k], after[k].detach()) for k in before if k.startswith(s_path)
+    )
+    est.net_.float()
+
+
+def test_target_z_off_changes_nothing(toy):
+    """target_z="adapted" (the default) fits exactly as before the option existed: the same
+    probabilities as a fit that does not pass it, and "source" differs on the same seed."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
+    kw |= {"progress": False, "generative_from": "source"}
+    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain).predict_proba(b.x)
+    off = CDHMClassifier(target_z="adapted", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    np.testing.assert_array_equal(off.predict_proba(b.x), base)
+    on = CDHMClassifier(target_z="source", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    proba = on.predict_proba(b.x)
+    assert np.isfinite(proba).all() and not np.array_equal(proba, base)
+
+
+@pytest.mark.parametrize(
+    ("value", "extra", "exc"),
+    [
+        ("frozen", {"generative_from": "source"}, ValueError),
+        (None, {"generative_from": "source"}, TypeError),
+        (1, {"generative_from": "source"}, TypeError),
+        ("source", {}, ValueError),
+        ("source", {"generative_from": "source", "entangled": True}, ValueError),
+    ],
+    ids=["unknown", "none", "int", "generative-both", "entangled"],
+)
+def test_target_z_rejects_bad_values(toy, value, extra, exc):
+    """CDHMClassifier.fit: a bad target_z, or "source" without generative_from="source" or
+    without a z block, raises naming it."""
+    a, _ = toy
+    with pytest.raises(exc, match="target_z"):
+        CDHMClassifier(n_segments=4, epochs=1, target_z=value, **extra).fit(a.x, a.y)

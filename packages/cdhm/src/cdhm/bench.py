@@ -248,6 +248,15 @@ GENSRC_VARIANTS: dict[str, dict[str, Any]] = {
         "generative_from": "source",
     },
 }
+#: The target's z held to the source guide (session 23b; rule cdhm_validate_zfix_rule.md), on
+#: gen-source: after the split the target windows' q(z) is the source guide's z path, read as
+#: constants, so the target windows can fit the source's generative model only through s.
+ZFIX_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+gen-source+zfix": {
+        **GENSRC_VARIANTS["CDHM+adda+stickyz0.25+gen-source"],
+        "target_z": "source",
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -285,6 +294,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **STICKY_ABLATIONS,
     **STICKY_Z_VARIANTS,
     **GENSRC_VARIANTS,
+    **ZFIX_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -566,6 +576,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "sticky_s": None,
     "sticky_z": None,
     "generative_from": "both",
+    "target_z": "adapted",
 }
 
 

@@ -70,6 +70,7 @@ __all__ = [
     "ELBOS",
     "FAULT_STEPS",
     "GENERATIVE_FROM",
+    "TARGET_Z",
     "TARGET_ENCODERS",
     "CDHMClassifier",
     "CDHMNet",
@@ -105,6 +106,11 @@ GUIDE_PARTS: tuple[str, ...] = ("encoder", "q_s", "q_s_out", "q_z", "q_z_out")
 #: (``CDHMClassifier(generative_from=...)``, issue 18, session 23): both domains' (the default),
 #: or the source's alone (the target guide then infers target windows under the source's model).
 GENERATIVE_FROM: tuple[str, ...] = ("both", "source")
+
+#: Which z path infers the target windows' q(z) after the untied split
+#: (``CDHMClassifier(target_z=...)``, session 23b): the target guide's own (the default), or the
+#: source guide's, read as constants (no gradient), so a target window can fit only through s.
+TARGET_Z: tuple[str, ...] = ("adapted", "source")
 
 #: The generative side of :class:`CDHMNet` (decoder, observation scale, Markov priors, heads):
 #: what :meth:`CDHMNet.generative_detached` reads through detached parameters.
@@ -229,6 +235,9 @@ class CDHMNet(UntiedTarget):
     t >= 1 by the random walk p(s_t | s_{t-1}) = N(s_{t-1}, sticky_s^2 I) (s_0 keeps the learned
     prior); ``sticky_z`` does the same for the z chain, p(z_t | z_{t-1}) = N(z_{t-1}, sticky_z^2 I)
     for t >= 1 (z_0 keeps the learned p(z_0 | c)); see :class:`CDHMClassifier`.
+    ``target_z="source"`` (with ``target_guide=True``): after the split the target windows' q(z)
+    comes from the *source* guide's z path (its encoder, ``q_z``, ``q_z_out``), computed without
+    gradient, so the target guide's own z path is unused; q(s) still comes from the target guide.
     """
 
     target_attr = "target_guide"
@@ -249,8 +258,17 @@ class CDHMNet(UntiedTarget):
         target_guide: bool = False,
         sticky_s: float | None = None,
         sticky_z: float | None = None,
+        target_z: str = "adapted",
     ) -> None:
         super().__init__()
+        if target_z not in TARGET_Z:
+            raise ValueError(f"target_z must be one of {TARGET_Z}, got {target_z!r}")
+        if target_z == "source" and not (target_guide and z_dim):
+            raise ValueError(
+                "target_z='source' needs target_guide=True and z_dim > 0 (it replaces the target "
+                f"guide's z path); got target_guide={target_guide!r}, z_dim={z_dim!r}"
+            )
+        self.target_z = target_z
         if fault_steps not in FAULT_STEPS:
             raise ValueError(f"fault_steps must be one of {FAULT_STEPS}, got {fault_steps!r}")
         for name, value in (("sticky_s", sticky_s), ("sticky_z", sticky_z)):
@@ -337,29 +355,33 @@ class CDHMNet(UntiedTarget):
 
         `target_rows` (B,) bool flags target windows: once the target inference network is split
         off (:attr:`target_split`) they are encoded by it, the others by the source one; before
-        that, or with None, every window goes through the one shared network.
+        that, or with None, every window goes through the one shared network. With
+        ``target_z="source"`` the target windows' z posterior is the source guide's, detached.
         """
         if not self.target_split or target_rows is None or not bool(target_rows.any()):
             return self._encode(x, c, self)
+        z_parts = self if self.target_z == "source" else None
         if bool(target_rows.all()):
-            return self._encode(x, c, self.target_guide)
+            return self._encode(x, c, self.target_guide, z_parts)
         src = self._encode(x[~target_rows], c[~target_rows], self)
-        tgt = self._encode(x[target_rows], c[target_rows], self.target_guide)
+        tgt = self._encode(x[target_rows], c[target_rows], self.target_guide, z_parts)
         order = torch.cat([torch.nonzero(~target_rows)[:, 0], torch.nonzero(target_rows)[:, 0]])
         back = torch.argsort(order)
         return {k: torch.cat([src[k], tgt[k]])[back] for k in src}
 
     def _encode(
-        self, x: torch.Tensor, c: torch.Tensor, parts: nn.Module
+        self, x: torch.Tensor, c: torch.Tensor, parts: nn.Module, z_parts: nn.Module | None = None
     ) -> dict[str, torch.Tensor]:
-        """:meth:`encode` with the inference network `parts` (this net or its target copy)."""
+        """:meth:`encode` with the inference network `parts` (this net or its target copy).
+
+        `z_parts` (None: `parts`): the network whose encoder and z path give q(z), then computed
+        without gradient (``target_z="source"``: the source guide's z path for target windows).
+        """
         b = x.shape[0]
         e = parts.encoder(x)
         onehot = F.one_hot(c, self.n_cond).float()
         m_s = x.new_zeros(b, self.s_dim)
-        m_z = x.new_zeros(b, self.z_dim)
         g_s = x.new_zeros(b, self.q_s.hidden_size)
-        g_z = x.new_zeros(b, self.q_s.hidden_size)
         out: dict[str, list[torch.Tensor]] = {
             "s_loc": [],
             "s_scale": [],
@@ -372,12 +394,18 @@ class CDHMNet(UntiedTarget):
             out["s_loc"].append(loc)
             out["s_scale"].append(scale)
             m_s = loc
-            if self.z_dim:
-                g_z = parts.q_z(torch.cat([e[:, t], m_z, onehot], -1), g_z)
-                loc, scale = _loc_scale(parts.q_z_out(g_z))
-                out["z_loc"].append(loc)
-                out["z_scale"].append(scale)
-                m_z = loc
+        if self.z_dim:  # the z path is independent of the s path given the encoder features
+            with torch.no_grad() if z_parts is not None else contextlib.nullcontext():
+                zp = parts if z_parts is None else z_parts
+                e_z = e if z_parts is None else zp.encoder(x)
+                m_z = x.new_zeros(b, self.z_dim)
+                g_z = x.new_zeros(b, self.q_s.hidden_size)
+                for t in range(self.T):
+                    g_z = zp.q_z(torch.cat([e_z[:, t], m_z, onehot], -1), g_z)
+                    loc, scale = _loc_scale(zp.q_z_out(g_z))
+                    out["z_loc"].append(loc)
+                    out["z_scale"].append(scale)
+                    m_z = loc
         return {k: torch.stack(v, 1) for k, v in out.items() if v}
 
     # -------------------------------------------------------------------------- pyro model
@@ -758,6 +786,22 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     lie in the range of the source's model; it cannot help where the source's own classes do not
     separate in s (the decoder then reconstructs them alike), and z, learned on both domains
     before the split, can still absorb class detail. A step costs two ELBO passes instead of one.
+
+    The target's z held to the source guide (session 23b; ``target_z="adapted"`` = off by default;
+    rule ``docs/benchmarks/cdhm-next/cdhm_validate_zfix_rule.md``): ``target_z="source"`` (needs
+    ``generative_from="source"``, hence the untied target guide, and a z block) closes the way
+    ``generative_from="source"`` was seen to fail on validation (the target guide fitted the
+    source's model by moving z: target KL(z) 3.37 -> 7.88 nats/step, KL(s) barely changed). After
+    the split a target window's q(z) is inferred by the *source* guide's z path (its encoder,
+    ``q_z``, ``q_z_out``; trained on both domains before the split and on the source after it, in
+    step with the decoder) and read as constants: the target windows' ELBO reaches the target
+    guide only through q(s), and the target guide's own z path (``target_guide.q_z``,
+    ``target_guide.q_z_out``) is unused from the split on. Prediction reads s only, so it changes
+    only through training. It assumes the source guide infers a target window's working-condition
+    latent well enough (z carries the condition, which the model conditions q(z) on, not the
+    fault), so what the source's decoder does not explain must be paid for in s, i.e. by placing
+    the target window in the source class whose spectra it resembles. Where the target's nuisance
+    lies outside what the source guide's z covers, the mismatch lands in s as well.
     """
 
     def __init__(
@@ -796,6 +840,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         sticky_s: float | None = None,
         sticky_z: float | str | None = "auto",
         generative_from: str = "both",
+        target_z: str = "adapted",
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -841,6 +886,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.sticky_s = sticky_s
         self.sticky_z = sticky_z
         self.generative_from = generative_from
+        self.target_z = target_z
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -924,6 +970,19 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 "generative_from='source' needs target_encoder='adapted' (it acts from the split "
                 f"of the target guide on); got target_encoder={self.target_encoder!r}"
             )
+        if not isinstance(self.target_z, str):
+            raise TypeError(f"target_z must be one of {TARGET_Z}, got {self.target_z!r}")
+        if self.target_z not in TARGET_Z:
+            raise ValueError(f"target_z must be one of {TARGET_Z}, got {self.target_z!r}")
+        if self.target_z == "source" and self.generative_from != "source":
+            raise ValueError(
+                "target_z='source' needs generative_from='source' (it fixes the target's z under "
+                f"the source's generative model); got generative_from={self.generative_from!r}"
+            )
+        if self.target_z == "source" and self.entangled:
+            raise ValueError(
+                "target_z='source' needs a z block (entangled=False); got entangled=True"
+            )
 
     def _sticky_z(self) -> float | None:
         """``sticky_z`` resolved: "auto" is :data:`STICKY_Z` with the Markov prior, else None."""
@@ -954,6 +1013,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             target_guide=self.target_encoder == "adapted",
             sticky_s=self.sticky_s,
             sticky_z=self._sticky_z(),
+            target_z=self.target_z,
         )
         if self.align_gate > 0:  # running source accuracy; progress at which the gate opened
             net.register_buffer("gate_acc", torch.zeros(()))
