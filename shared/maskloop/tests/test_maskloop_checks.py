@@ -30,6 +30,14 @@ def test_checks_return_normalised_values_and_name_the_argument() -> None:
     assert _checks.check_fraction is checks.check_fraction
 
 
+@pytest.mark.parametrize("bad", [None, 3, (0, 8), (8, -1), (8, True), (8.0, 8), "88"])
+def test_check_input_shape_returns_a_tuple_and_names_the_argument(bad: object) -> None:
+    assert checks.check_input_shape([1, 8, 8]) == (1, 8, 8)
+    assert checks.check_input_shape((64,), "shape") == (64,)
+    with pytest.raises(ValueError, match=r"shape must be a sequence of positive ints, got "):
+        checks.check_input_shape(bad, "shape")
+
+
 def test_distributed_helpers_are_no_ops_on_one_process() -> None:
     t = torch.tensor([1.0, 2.0])
     assert distributed.world_size() == 1 and distributed.rank() == 0

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from maskloop import WeightMask
+from maskloop.checks import check_input_shape
 from torch import nn
 
 __all__ = ["dead_units", "effective_density", "layer_density", "score_mass"]
@@ -33,19 +34,11 @@ def layer_density(mask: WeightMask) -> dict[str, float]:
     return {n: float(m.float().mean()) for n, m in mask.items()}
 
 
-def _check_shape(input_shape: object) -> tuple[int, ...]:
-    if not isinstance(input_shape, Sequence) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape
-    ):
-        raise ValueError(f"input_shape must be a sequence of positive ints, got {input_shape!r}")
-    return tuple(input_shape)
-
-
 def _path_gradients(
     model: nn.Module, mask: WeightMask, input_shape: Sequence[int]
 ) -> dict[str, torch.Tensor]:
     """dR/dm for every masked tensor, R = 1^T f_{mask}(1) (see the module docstring)."""
-    shape = _check_shape(input_shape)
+    shape = check_input_shape(input_shape)
     if not isinstance(mask, WeightMask):
         raise TypeError(f"mask must be a WeightMask, got {type(mask).__name__}")
     work = copy.deepcopy(model).to(torch.float64).eval()

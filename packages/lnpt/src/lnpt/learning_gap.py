@@ -43,7 +43,13 @@ import torch
 import torch.nn.functional as F
 from maskloop import WeightMask, filter_names, last_linear, prunable_parameters
 from maskloop import scores as ml_scores
-from maskloop.checks import check_fraction, check_positive_int, check_real, check_sparsity
+from maskloop.checks import (
+    check_fraction,
+    check_input_shape,
+    check_positive_int,
+    check_real,
+    check_sparsity,
+)
 from torch import nn
 
 from lnpt.features import Adaptor, FeatureExtractor, all_reduce_mean, iter_inputs
@@ -990,13 +996,7 @@ def prune(
         what = "allocation='synflow'" if allocation == "synflow" else f"path_term={path_term!r}"
         if input_shape is None:
             raise ValueError(f"{what} needs input_shape (one input without the batch axis)")
-        if not isinstance(input_shape, Sequence) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape
-        ):
-            raise ValueError(
-                f"input_shape must be a sequence of positive ints, got {input_shape!r}"
-            )
-        input_shape = tuple(input_shape)
+        input_shape = check_input_shape(input_shape)
         pset = _params(student, params, exclude)
     targets = density_schedule(s, DEFAULT_ROUNDS if rounds is None else rounds, schedule)
     mask: WeightMask | None = None

@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "check_choice",
     "check_fraction",
+    "check_input_shape",
     "check_int",
     "check_keep",
     "check_positive_int",
@@ -107,3 +108,13 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_input_shape(input_shape: object, name: str = "input_shape") -> tuple[int, ...]:
+    """Return one input's shape without the batch axis (a sequence of positive ints, bools
+    refused) as a tuple, or raise ValueError naming `name`."""
+    if not isinstance(input_shape, Sequence) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape
+    ):
+        raise ValueError(f"{name} must be a sequence of positive ints, got {input_shape!r}")
+    return tuple(input_shape)

@@ -50,7 +50,7 @@ from torch import nn
 
 from maskloop import distributed
 from maskloop.batches import forward, split_batch, to_device
-from maskloop.checks import check_choice, check_positive_int, check_real
+from maskloop.checks import check_choice, check_input_shape, check_positive_int, check_real
 
 __all__ = ["SCORERS", "grasp", "magnitude", "random", "snip", "synflow"]
 
@@ -277,10 +277,7 @@ def synflow(
         if not isinstance(inputs, torch.Tensor):
             raise ValueError("synflow infers input_shape from tensor inputs only; pass input_shape")
         input_shape = tuple(inputs.shape[1:])
-    if not isinstance(input_shape, Sequence) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape
-    ):
-        raise ValueError(f"input_shape must be a sequence of positive ints, got {input_shape!r}")
+    input_shape = check_input_shape(input_shape)
     work = copy.deepcopy(model)
     if double:
         work = work.to(torch.float64)
