@@ -64,6 +64,8 @@ __all__ = [
 SGSDirection = Literal["none", "fine_to_coarse", "coarse_to_fine", "both"]
 # where the coarse->fine pass's guide comes from (`BidirectionalScaleDecoupling`'s ``guide_c2f``)
 GUIDE_C2F = ("same", "f2c_salience", "complement")
+# how the BSD passes' pooled features meet (`BidirectionalScaleDecoupling`'s ``fusion``)
+FUSIONS = ("concat", "gate", "mean")
 OPPOSITE_POLARITY = {"suppress_salient": "keep_salient", "keep_salient": "suppress_salient"}
 
 
@@ -504,7 +506,7 @@ class BidirectionalScaleDecoupling(nn.Module):
         if pool == "residual" and target != "features":
             raise ValueError(f"pool='residual' needs target='features', got target={target!r}")
         self.pool = pool
-        if not isinstance(fusion, str) or fusion not in ("concat", "gate", "mean"):
+        if not isinstance(fusion, str) or fusion not in FUSIONS:
             raise ValueError(f"fusion must be 'concat', 'gate' or 'mean', got {fusion!r}")
         if fusion in ("gate", "mean") and sgs != "both":
             raise ValueError(f"fusion={fusion!r} needs sgs='both' (two passes), got sgs={sgs!r}")
@@ -1156,11 +1158,7 @@ class SSJDNConfig:
             raise ValueError(
                 f"sgs_guide='contrast' needs sgs_scope='guide', got {self.sgs_scope!r}"
             )
-        if not isinstance(self.sgs_fusion, str) or self.sgs_fusion not in (
-            "concat",
-            "gate",
-            "mean",
-        ):
+        if not isinstance(self.sgs_fusion, str) or self.sgs_fusion not in FUSIONS:
             raise ValueError(
                 f"sgs_fusion must be 'concat', 'gate' or 'mean', got {self.sgs_fusion!r}"
             )
