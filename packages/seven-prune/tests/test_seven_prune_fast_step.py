@@ -47,6 +47,21 @@ def test_bracketed_threshold_is_the_exact_kth_smallest(
     assert answered >= 5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("ties", [False, True])
+def test_sort_threshold_equals_kthvalue(dtype: torch.dtype, ties: bool) -> None:
+    """_kth_by_sort (the GPU buffers' path, run here on a CPU tensor) returns torch.kthvalue's k-th
+    smallest of the alive entries, with ties and a run of zeros, at both ends and inside."""
+    flat, alive = _scores(20_000, 1, ties)
+    flat = flat.to(dtype)
+    for mask in (None, alive):
+        vals = flat if mask is None else flat[mask]
+        n_alive = vals.numel()
+        for k in (1, 2, n_alive // 7, n_alive // 2, n_alive - 1, n_alive):
+            ref = float(torch.kthvalue(vals, k).values)
+            assert pruning._kth_by_sort(flat, mask, k, n_alive) == ref, (k, mask is None)
+
+
 def test_bracket_miss_falls_back_to_the_full_selection() -> None:
     """A buffer whose strided sample is unrepresentative (every sampled entry is large) makes the
     bracket miss; the result is still exact."""

@@ -478,15 +478,21 @@ def _timed_step(
     """The overhead probes' step, timed: the step `maskloop.fit` takes on `sequence_classification`
     (zero_grad, forward, mean per-sample loss, backward, optimizer step), then `pruner.step()`;
     returns (seconds of the step, seconds of the pruner). The probes run several models in turn,
-    step by step, so that a shared CPU slows them alike; they only time steps and train nothing."""
+    step by step, so that a shared CPU slows them alike; they only time steps and train nothing.
+    On a CUDA model each time ends with `torch.cuda.synchronize()` (kernels run asynchronously:
+    without it the pruner's time would hold the step's unfinished kernels)."""
+    sync = torch.cuda.synchronize if next(model.parameters()).is_cuda else (lambda: None)
+    sync()
     tic = time.perf_counter()
     opt.zero_grad(set_to_none=True)
     losses, _ = sequence_classification(model, batch)
     losses.mean().backward()
     opt.step()
+    sync()
     mid = time.perf_counter()
     if pruner is not None:
         pruner.step()
+    sync()
     return mid - tic, time.perf_counter() - mid
 
 
