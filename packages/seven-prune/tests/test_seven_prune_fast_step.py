@@ -62,6 +62,21 @@ def test_sort_threshold_equals_kthvalue(dtype: torch.dtype, ties: bool) -> None:
             assert pruning._kth_by_sort(flat, mask, k, n_alive) == ref, (k, mask is None)
 
 
+def test_segment_counts_torch_equals_the_per_segment_counts() -> None:
+    """`_segment_counts_torch` (the one-copy count for GPU buffers, run here on a CPU tensor) gives
+    numpy's count of every segment, with segments of one entry, empty of True, and full."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(10_000, generator=g) > 0.6
+    x[100:300] = False
+    x[300:400] = True
+    segs = [(0, 1), (1, 100), (100, 300), (300, 400), (400, 401), (401, 10_000)]
+    want = [int(np.count_nonzero(x[a:b].numpy())) for a, b in segs]
+    assert want[2] == 0 and want[3] == 100
+    assert pruning._segment_counts_torch(x, segs) == want
+    assert pruning._segment_counts(x, segs) == want
+    assert pruning._segment_counts_torch(x, []) == []
+
+
 def test_bracket_miss_falls_back_to_the_full_selection() -> None:
     """A buffer whose strided sample is unrepresentative (every sampled entry is large) makes the
     bracket miss; the result is still exact."""

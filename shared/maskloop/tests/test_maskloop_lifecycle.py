@@ -298,6 +298,27 @@ def test_revives_reads_words_and_the_tail() -> None:
         assert _revives(old.reshape(-1, 1).expand(n, 2)[:, 0] | True, old)  # not contiguous
 
 
+def test_revives_stacked_equals_one_at_a_time() -> None:
+    """`_revives_stacked` (the one-copy path for a GPU, run here on CPU tensors) gives `_revives`'s
+    answer for every pair: revived in the middle, at the end, none, only pruned; `_revives_all` on
+    CPU tensors too, and both of an empty list."""
+    from maskloop.masks import _revives, _revives_all, _revives_stacked
+
+    pairs = []
+    for n in (5, 8, 37, 64):
+        old = torch.arange(n) % 3 != 0
+        pairs += [(old.clone(), old), (old & (torch.arange(n) % 2 == 0), old)]
+        for i in (0, n // 2, n - 1):
+            new = old.clone()
+            new[i] = ~old[i]
+            pairs.append((new, old))
+    want = [_revives(a, b) for a, b in pairs]
+    assert any(want) and not all(want)
+    assert _revives_stacked(pairs) == want
+    assert _revives_all(pairs) == want
+    assert _revives_stacked([]) == [] and _revives_all([]) == []
+
+
 def test_set_mask_finds_revived_entries_itself_and_resets_their_moments() -> None:
     """A swap that revives entries of one parameter and only prunes another: the revived entries'
     Adam moments are reset to 0 and the newly pruned first moments zeroed, with no word from the

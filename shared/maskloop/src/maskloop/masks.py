@@ -527,6 +527,23 @@ def _revives(new: torch.Tensor, old: torch.Tensor) -> bool:
     return bool(np.any(a[m:] & ~b[m:]))
 
 
+def _revives_all(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[bool]:
+    """`_revives(new, old)` for every pair: one at a time on a CPU (or across devices); on one
+    other device all reductions first and one host copy (`_revives_stacked`), so a GPU is waited
+    for once, not once per parameter."""
+    devices = {t.device for pair in pairs for t in pair}
+    if len(devices) != 1 or next(iter(devices)).type == "cpu":
+        return [_revives(new, old) for new, old in pairs]
+    return _revives_stacked(pairs)
+
+
+def _revives_stacked(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[bool]:
+    """`_revives_all` with every `(new & ~old).any()` reduced on the pairs' device, then one copy."""
+    if not pairs:
+        return []
+    return torch.stack([(new & ~old).any() for new, old in pairs]).tolist()
+
+
 class MaskedTraining(Callback):
     """Keep pruned weights exactly zero while a model trains; attach, swap masks, detach.
 
@@ -709,13 +726,11 @@ class MaskedTraining(Callback):
         # the revived entries, only where an optimizer's state is fixed from them (a read of
         # every mask otherwise wasted)
         hooked = self._hooked_optimizer is not None and self._safe()
-        revived: list[torch.Tensor | None] = []
-        for i, (n, p) in enumerate(self._params.items()):
-            new = self.mask[n].to(p.device)
-            if hooked:
-                old = self._keep[i]
-                revived.append(new & ~old if _revives(new, old) else None)
-            self._keep[i] = new  # the hooks read this list
+        news = [self.mask[n].to(p.device) for n, p in self._params.items()]
+        if hooked:
+            flags = _revives_all(list(zip(news, self._keep)))
+            revived = [n & ~o if f else None for n, o, f in zip(news, self._keep, flags)]
+        self._keep[:] = news  # the hooks read this list
         self.reapply()
         if hooked:
             self._fix_optimizer_state(revived=revived)
