@@ -256,7 +256,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # issue 19, twenty-fourth session (rule docs/benchmarks/ssjdn_validation_s24_rule.md, written
     # before the runs; fresh validation seeds 35..39): the two directions made to differ in
     # feature space, not only in where they damp: each hands the fusion layer a different half of
-    # the scales (`sgs_pass_scales="split"`), at one direction's fusion width
+    # the scales (`sgs_pass_scales="split"`), at one direction's fusion width. Not adopted: rung
+    # +0.43 [-0.15, +1.27] mR over one direction (R^2 of the delivered halves 0.70, today's 0.93)
     "+bidirectional split": ("+bidirectional", {**BSD_SPLIT, **TODAY_STL}),
     "BSD split": ("+STL (full SSJDN)", {**BSD_SPLIT, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),

@@ -454,7 +454,8 @@ class BidirectionalScaleDecoupling(nn.Module):
     where the coarsest scale sees large structures), and that the finest scale's own unguided
     feature and the fine->coarse pass's fine half are not needed beside them. The pass still
     computes the scales it does not deliver (`pass_features`, the probes); their SFE units
-    then get no gradient. ``"all"`` is the model of every earlier run.
+    then get no gradient. ``"all"`` is the model of every earlier run. Not adopted (twenty-fourth
+    session, validation seeds 35..39: rung +0.43 [-0.15, +1.27] mR over one direction).
 
     ``projected`` may hold one list of projected maps for every pass (the projection shared) or
     one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
@@ -1115,7 +1116,10 @@ class SSJDNConfig:
     ``docs/benchmarks/ssjdn_validation_s24_rule.md``): under ``"split"`` the fine->coarse pass
     hands the fusion layer only the coarse half of the scales and the coarse->fine pass only the
     fine half, so the two directions deliver different scales' features (not near-copies of the
-    same ones) at one direction's fusion width.
+    same ones) at one direction's fusion width. Not adopted on fresh validation seeds 35..39:
+    the bidirectional rung with it +0.43 [-0.15, +1.27] mR over one direction (-0.45 [-1.21,
+    +0.24] against today's two passes); what the passes deliver became less predictable from
+    each other (held-out R^2 0.93 -> 0.70), but no more than the same halves of today's model.
 
     ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
     the dual encoder, the fusion p -> ``embed_dim``) stays 32: 64 for the whole ladder
