@@ -8,10 +8,10 @@ that must not lose). The checks are read in order and the first partial (a metho
 or failing one decides; the option is adopted on validation iff all pass. ``--report LABEL A B``
 rows are printed and decide nothing; ``--probes`` are printed as each ``--probe-methods``
 method's mean over the cached seeds. ``--metric hard_mR`` prints the same rows on the hard split
-and no decision. Writes nothing. Run (seconds, reads JSON only), e.g. the twenty-third
-session's rule (``docs/benchmarks/ssjdn_validation_s23_rule.md``):
+and no decision. Writes nothing. Run (seconds, reads JSON only), e.g. the twenty-fourth
+session's rule (``docs/benchmarks/ssjdn_validation_s24_rule.md``):
 
-    .venv/bin/python packages/ssjdn/scripts/decide.py --rule s23 [--metric hard_mR]
+    .venv/bin/python packages/ssjdn/scripts/decide.py --rule s24 [--metric hard_mR]
 """
 
 from __future__ import annotations
@@ -73,6 +73,30 @@ RULES: dict[str, dict[str, Any]] = {
             "keep_small_p0",
             "keep_small_p1",
             "sgs_dir_cos_p1",
+            "pass_contrib_cos",
+            "mR_without_f2c",
+            "mR_without_c2f",
+        ),
+    },
+    "s24": {
+        "seeds": (35, 39),
+        "option": "sgs_pass_scales='split'",
+        "check": [
+            ("B1", "above0", "+bidirectional split", SGS),
+            ("B2", "not_worse", "BSD split", FULL),
+        ],
+        "report": [
+            ("today rung", BI, SGS),
+            ("split-today", "+bidirectional split", BI),
+            ("goal +10", FULL, DUAL),
+            ("goal +10", "BSD split", DUAL),
+            ("goal peer+2", FULL, "AMFMN-style"),
+            ("goal peer+2", "BSD split", "AMFMN-style"),
+        ],
+        "probe_methods": (BI, "+bidirectional split", FULL, "BSD split"),
+        "probes": (
+            *PASS_PROBES,
+            "pass_r2_fine_from_coarse",
             "pass_contrib_cos",
             "mR_without_f2c",
             "mR_without_c2f",

@@ -70,3 +70,23 @@ def test_rule_s23_fails_at_the_first_failing_check_and_is_partial_without_seeds(
 def test_bad_test_name_is_refused(tmp_path) -> None:
     with pytest.raises(SystemExit):
         decide.main(["--seeds", "30", "34", "--check", "B1", "bogus", "a", "b"])
+
+
+def test_rule_s24_reads_the_split_on_seeds_35_to_39(tmp_path, capsys) -> None:
+    seeds = range(35, 40)
+    base = [10.0, 11.0, 12.0, 10.5, 11.5]
+    _cache(
+        tmp_path,
+        {
+            "+SGS (one direction)": base,
+            "+bidirectional split": [v + 1.0 + 0.1 * i for i, v in enumerate(base)],
+            "+STL (full SSJDN)": base,
+            "BSD split": [v - 0.3 for v in base],
+        },
+        seeds,
+    )
+    assert decide.main(["--rule", "s24", "--cache", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "decision: sgs_pass_scales='split'" in out
+    assert "B2 fails" in out and "not adopted" in out
+    assert "AMFMN-style" in out  # the peer goal is reported (here without runs: '-')

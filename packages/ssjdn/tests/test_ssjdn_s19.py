@@ -109,7 +109,7 @@ def test_per_pass_projection_builds_only_when_asked_and_copies_reproduce_shared(
     per.float()
     assert set(pass_overlap(per, data)) >= {"sgs_damp_mean_p1", "sgs_map_corr"}
     r = pass_redundancy(per, data)
-    assert set(r) == {"pass_r2_c2f_from_f2c", "pass_r2_f2c_from_c2f"}
+    assert set(r) == {"pass_r2_c2f_from_f2c", "pass_r2_f2c_from_c2f", "pass_r2_fine_from_coarse"}
 
 
 def test_linear_r2_reads_linear_dependence_and_rejects_bad_shapes() -> None:

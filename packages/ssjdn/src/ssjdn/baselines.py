@@ -78,6 +78,9 @@ BSD_MEAN: dict[str, Any] = {"sgs_fusion": "mean"}
 # the coarse->fine pass damps exactly where the fine->coarse pass keeps (the finest scale's
 # guide with the opposite polarity; issue 19, s23)
 BSD_COMPLEMENT: dict[str, Any] = {"sgs_guide_c2f": "complement"}
+# each BSD direction hands the fusion layer the scales it decouples: the fine->coarse pass the
+# coarse half, the coarse->fine pass the fine half (issue 19, s24)
+BSD_SPLIT: dict[str, Any] = {"sgs_pass_scales": "split"}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -250,6 +253,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # damping overlap 0.13, the pooled features stayed near-copies, R^2 0.98)
     "+bidirectional complement": ("+bidirectional", {**BSD_COMPLEMENT, **TODAY_STL}),
     "BSD complement": ("+STL (full SSJDN)", {**BSD_COMPLEMENT, **TODAY_STL}),
+    # issue 19, twenty-fourth session (rule docs/benchmarks/ssjdn_validation_s24_rule.md, written
+    # before the runs; fresh validation seeds 35..39): the two directions made to differ in
+    # feature space, not only in where they damp: each hands the fusion layer a different half of
+    # the scales (`sgs_pass_scales="split"`), at one direction's fusion width. Not adopted: rung
+    # +0.43 [-0.15, +1.27] mR over one direction (R^2 of the delivered halves 0.70, today's 0.93)
+    "+bidirectional split": ("+bidirectional", {**BSD_SPLIT, **TODAY_STL}),
+    "BSD split": ("+STL (full SSJDN)", {**BSD_SPLIT, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -306,6 +316,8 @@ _CURRENT = {
     "BSD mean",
     "+bidirectional complement",
     "BSD complement",
+    "+bidirectional split",
+    "BSD split",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})

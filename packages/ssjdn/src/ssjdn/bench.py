@@ -97,6 +97,7 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_proj": ("shared", {}),
     "sgs_sequence": ("parallel", {}),
     "sgs_decorrelate": (0.0, {}),
+    "sgs_pass_scales": ("all", {}),
 }
 
 

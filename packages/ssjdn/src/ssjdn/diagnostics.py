@@ -284,17 +284,25 @@ def linear_r2(x: torch.Tensor, y: torch.Tensor, ridge: float = 0.1) -> float:
 
 @torch.no_grad()
 def pass_redundancy(model: SSJDN, data: RetrievalData) -> dict[str, float]:
-    """For a bidirectional BSD: how much of one pass's pooled features (all scales concatenated)
-    is a linear function of the other's, `linear_r2` over the images of ``data``:
-    ``pass_r2_c2f_from_f2c`` and ``pass_r2_f2c_from_c2f`` (near 1: the second direction hands
-    the fusion layer nothing a linear layer could not get from the first)."""
-    _bidirectional(model)
+    """For a bidirectional BSD: how much of what one pass hands the fusion layer (its delivered
+    pooled features concatenated, `BidirectionalScaleDecoupling.delivered`: every scale unless
+    ``sgs_pass_scales="split"``) is a linear function of what the other hands it, `linear_r2`
+    over the images of ``data``: ``pass_r2_c2f_from_f2c`` and ``pass_r2_f2c_from_c2f`` (near 1:
+    the second direction hands the fusion layer nothing a linear layer could not get from the
+    first). ``pass_r2_fine_from_coarse``: the coarse->fine pass's fine half of the scales from
+    the fine->coarse pass's coarse half, on the features both passes compute whatever they
+    deliver (what ``"split"`` fuses; under ``"all"`` the same number for today's model)."""
+    bsd = _bidirectional(model)
     model.eval()
     feats, _ = _bsd_passes(model, data.images)
-    f2c, c2f = (torch.cat(list(chain), dim=1) for chain in feats)
+    f2c, c2f = (torch.cat(list(chain), dim=1) for chain in bsd.delivered(feats))
+    half = len(feats[0]) // 2
+    coarse = torch.cat(list(feats[0][half:]), dim=1)
+    fine = torch.cat(list(feats[1][:half]), dim=1)
     return {
         "pass_r2_c2f_from_f2c": linear_r2(f2c, c2f),
         "pass_r2_f2c_from_c2f": linear_r2(c2f, f2c),
+        "pass_r2_fine_from_coarse": linear_r2(coarse, fine),
     }
 
 

@@ -66,6 +66,9 @@ SGSDirection = Literal["none", "fine_to_coarse", "coarse_to_fine", "both"]
 GUIDE_C2F = ("same", "f2c_salience", "complement")
 # how the BSD passes' pooled features meet (`BidirectionalScaleDecoupling`'s ``fusion``)
 FUSIONS = ("concat", "gate", "mean")
+# which scales each BSD pass hands to the fusion layer (`BidirectionalScaleDecoupling`'s
+# ``pass_scales``)
+PASS_SCALES = ("all", "split")
 OPPOSITE_POLARITY = {"suppress_salient": "keep_salient", "keep_salient": "suppress_salient"}
 
 
@@ -430,6 +433,30 @@ class BidirectionalScaleDecoupling(nn.Module):
     from the first, not the first towards it. ``0`` (default): no penalty. It adds no weights.
     Neither reading was adopted (validation seeds 15..19, `SSJDNConfig`).
 
+    ``pass_scales`` (issue 19, twenty-fourth session) says which scales' pooled features each
+    pass hands to the fusion layer. ``"all"`` (default): every pass delivers every scale,
+    v = W [f^fwd_1..f^fwd_n ; f^bwd_1..f^bwd_n]. ``"split"`` (``sgs="both"``, ``fusion="concat"``
+    only): each direction delivers the scales it decouples, the half of the pyramid on the far
+    side of its guide, and each scale enters the fusion layer once,
+
+        v = W [f^fwd_j for j >= n // 2 ; f^bwd_j for j < n // 2]
+
+    (n = ``num_scales``: by default the fine->coarse pass delivers scales 3-4, read through the
+    finest scale's guide, and the coarse->fine pass scales 1-2, read through the coarsest
+    scale's). The fusion layer then has one direction's input width (``dim * num_scales``).
+    Why: with ``"all"`` both passes pool every scale from the same projected maps, and what SFE
+    pools at a scale is dominated by what all places share, so the second pass's pooled features
+    are near-copies of the first's whatever its map does (held-out R^2 0.93-0.98 under every SGS
+    map tried, `ssjdn.diagnostics.pass_redundancy`). Under ``"split"`` the two directions hand
+    over different scales, i.e. different features (the abstract's BSD "yielding clues at
+    different scales"). It assumes that a direction's clue is at the scales its guide suppresses
+    (the coarse scales read where the finest scale sees small objects, the fine scales read
+    where the coarsest scale sees large structures), and that the finest scale's own unguided
+    feature and the fine->coarse pass's fine half are not needed beside them. The pass still
+    computes the scales it does not deliver (`pass_features`, the probes); their SFE units
+    then get no gradient. ``"all"`` is the model of every earlier run. Not adopted (twenty-fourth
+    session, validation seeds 35..39: rung +0.43 [-0.15, +1.27] mR over one direction).
+
     ``projected`` may hold one list of projected maps for every pass (the projection shared) or
     one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
     projection heads, so the two passes need not pool the same projected features).
@@ -461,8 +488,17 @@ class BidirectionalScaleDecoupling(nn.Module):
         guide_c2f: Literal["same", "f2c_salience", "complement"] = "same",
         sequence: Literal["parallel", "sequential"] = "parallel",
         decorrelate: float = 0.0,
+        pass_scales: Literal["all", "split"] = "all",
     ) -> None:
         super().__init__()
+        if not isinstance(pass_scales, str) or pass_scales not in PASS_SCALES:
+            raise ValueError(f"pass_scales must be 'all' or 'split', got {pass_scales!r}")
+        if pass_scales == "split" and (sgs != "both" or fusion != "concat" or num_scales < 2):
+            raise ValueError(
+                "pass_scales='split' needs sgs='both', fusion='concat' and num_scales >= 2, got "
+                f"sgs={sgs!r}, fusion={fusion!r}, num_scales={num_scales!r}"
+            )
+        self.pass_scales = pass_scales
         if sequence not in ("parallel", "sequential"):
             raise ValueError(f"sequence must be 'parallel' or 'sequential', got {sequence!r}")
         if sequence == "sequential" and (
@@ -564,7 +600,14 @@ class BidirectionalScaleDecoupling(nn.Module):
         self.chains = nn.ModuleList(
             nn.ModuleList(SFE(dim, sfe, contrast) for _ in range(num_scales)) for _ in self.orders
         )
-        width = dim * num_scales * (2 if pool == "residual" else 1)
+        # the scales (indices, fine -> coarse) whose pooled features each pass delivers
+        if pass_scales == "split":  # fine->coarse: the coarse half; coarse->fine: the fine half
+            half = num_scales // 2
+            self.delivered_scales = [list(range(half, num_scales)), list(range(half))]
+        else:
+            self.delivered_scales = [list(range(num_scales)) for _ in self.orders]
+        per_scale = dim * (2 if pool == "residual" else 1)
+        width = per_scale * len(self.delivered_scales[0])  # one pass's delivered features
         if fusion == "gate":
             self.fuse_passes = nn.ModuleList(nn.Linear(width, out_dim or dim) for _ in self.orders)
             self.gate = nn.Linear(width * len(self.orders), out_dim or dim)
@@ -573,7 +616,8 @@ class BidirectionalScaleDecoupling(nn.Module):
         elif fusion == "mean":  # one layer over one pass's width: the passes' features averaged
             self.fuse = nn.Linear(width, out_dim or dim)
         else:
-            self.fuse = nn.Linear(width * len(self.orders), out_dim or dim)
+            total = sum(len(scales) for scales in self.delivered_scales)
+            self.fuse = nn.Linear(per_scale * total, out_dim or dim)
         self.drop_chain: int | None = None  # diagnostics: zero one pass's features before fusion
 
     def forward(
@@ -584,6 +628,7 @@ class BidirectionalScaleDecoupling(nn.Module):
         """Fused image vector v (B, d) and the salience maps of every chain (in chain order);
         ``images`` are needed by ``guide="contrast"``."""
         feats, maps = self.pass_features(projected, images)
+        feats = self.delivered(feats)
         self.penalty = None
         if self.decorrelate > 0 and self.training:
             x = torch.cat(list(feats[0]), dim=1).detach()
@@ -599,11 +644,22 @@ class BidirectionalScaleDecoupling(nn.Module):
             return self.fuse(torch.stack(xs, dim=0).mean(dim=0)), maps
         return self.fuse(torch.cat([f for chain in feats for f in chain], dim=1)), maps
 
+    def delivered(self, feats: Sequence[Sequence[torch.Tensor]]) -> list[list[torch.Tensor]]:
+        """The pooled features each pass hands to the fusion layer, from every pass's features
+        as `pass_features` returns them (scale order): all of them under ``pass_scales="all"``,
+        the pass's `delivered_scales` under ``"split"``."""
+        if len(feats) != len(self.orders):
+            raise ValueError(
+                f"feats must hold one list per pass ({len(self.orders)}), got {len(feats)}"
+            )
+        return [[chain[j] for j in keep] for chain, keep in zip(feats, self.delivered_scales)]
+
     def pass_contributions(self, feats: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
         """Each pass's share u_p of the fused vector, without biases: W_p f^p (W_p its block of
         the concatenation's fusion layer, or its own fusion layer under ``fusion="gate"``; under
-        ``fusion="mean"`` the one layer applied to f^p / P, P passes)."""
-        xs = [torch.cat(list(chain), dim=1) for chain in feats]
+        ``fusion="mean"`` the one layer applied to f^p / P, P passes). ``feats`` as
+        `pass_features` returns them (f^p: the pass's delivered features, `delivered`)."""
+        xs = [torch.cat(list(chain), dim=1) for chain in self.delivered(feats)]
         if self.fusion == "gate":
             return [x @ lin.weight.T for x, lin in zip(xs, self.fuse_passes)]
         if self.fusion == "mean":
@@ -1055,6 +1111,16 @@ class SSJDNConfig:
     -1.02 [-2.40, +0.38] (``sgs_decorrelate=1``, which lowered the second pass's held-out R^2 from
     the first's from 0.93 to 0.72) over one direction.
 
+    ``sgs_pass_scales`` (``"all"``, default, or ``"split"``) is `BidirectionalScaleDecoupling`'s
+    ``pass_scales`` (issue 19, twenty-fourth session, rule
+    ``docs/benchmarks/ssjdn_validation_s24_rule.md``): under ``"split"`` the fine->coarse pass
+    hands the fusion layer only the coarse half of the scales and the coarse->fine pass only the
+    fine half, so the two directions deliver different scales' features (not near-copies of the
+    same ones) at one direction's fusion width. Not adopted on fresh validation seeds 35..39:
+    the bidirectional rung with it +0.43 [-0.15, +1.27] mR over one direction (-0.45 [-1.21,
+    +0.24] against today's two passes); what the passes deliver became less predictable from
+    each other (held-out R^2 0.93 -> 0.70), but no more than the same halves of today's model.
+
     ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
     the dual encoder, the fusion p -> ``embed_dim``) stays 32: 64 for the whole ladder
     (`baselines.WIDE_LADDER`, dual encoder included) was not adopted on fresh validation seeds
@@ -1096,6 +1162,7 @@ class SSJDNConfig:
     sgs_proj: Literal["shared", "per_pass"] = "shared"
     sgs_sequence: Literal["parallel", "sequential"] = "parallel"
     sgs_decorrelate: float = 0.0
+    sgs_pass_scales: Literal["all", "split"] = "all"
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
     word_dim: int = 128
@@ -1219,6 +1286,15 @@ class SSJDNConfig:
             raise ValueError(
                 f"sgs_decorrelate > 0 needs sgs='both' (two passes), got sgs={self.sgs!r}"
             )
+        if not isinstance(self.sgs_pass_scales, str) or self.sgs_pass_scales not in PASS_SCALES:
+            raise ValueError(
+                f"sgs_pass_scales must be 'all' or 'split', got {self.sgs_pass_scales!r}"
+            )
+        if self.sgs_pass_scales == "split" and (self.sgs != "both" or self.sgs_fusion != "concat"):
+            raise ValueError(
+                "sgs_pass_scales='split' needs sgs='both' and sgs_fusion='concat', got "
+                f"sgs={self.sgs!r}, sgs_fusion={self.sgs_fusion!r}"
+            )
         k = self.sgs_contrast_kernel
         if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
             raise ValueError(f"sgs_contrast_kernel must be an odd int >= 3, got {k!r}")
@@ -1318,6 +1394,7 @@ class SSJDN(nn.Module):
                 guide_c2f=c.sgs_guide_c2f,
                 sequence=c.sgs_sequence,
                 decorrelate=c.sgs_decorrelate,
+                pass_scales=c.sgs_pass_scales,
             )
             self.pool = None
         else:
