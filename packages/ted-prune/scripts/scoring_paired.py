@@ -10,6 +10,10 @@ are folded here: a study (`STUDIES`, chosen with `--study`) names its rule, its 
   iff the paired CI of 256 - 1024 lies below 0.
 - `s23` (RULE-s23.md): the kept default (batch 1024) alone, repeated, with the machine's speed
   (full-data epoch seconds, load average) in every row; the goal is read on the CI of its mean.
+- `s24` (RULE-s24.md): session 24's exact per-batch and write reductions ("new", the package's
+  TEDPruner) against main's path ("main": `main_path.MainPathTED`, main's code for the changed
+  parts), paired; the goal is read on the CI of the new arm's mean and on its share projected to
+  session 21's speed (`projection`).
 
 Usage (time it under the heavy-job lock; resumable in chunks)::
 
@@ -125,6 +129,50 @@ def _ci_goal(arm: str) -> Callable[..., tuple[dict, str]]:
     return verdict
 
 
+def _projected(res: dict[str, Any], arm: str, base: str) -> dict[str, Any]:
+    """RULE-s24's projections of `arm`'s share to session 21's full-data epoch (0.342 s), from
+    its re-scoring and other ("rest") ms per epoch in this chunk: (P1) each part scaled by
+    (0.342 / this chunk's epoch) ** its elasticity measured in s23 (re-scoring 0.83, rest 0.42;
+    also at the CI ends 0.60 / 0.30, the pessimistic pair going to a faster machine); (P2) s21's
+    own parts (re-scoring 4.6, rest 16.9 ms) with the rest scaled by this chunk's ratio of the
+    arms' rest means (`arm` / `base`)."""
+    fe = res["full_epoch_seconds"][0]
+    resc, rest = res[f"{arm}_ms"]["rescore"], res[f"{arm}_ms"]["rest"]
+
+    def p1(e_resc: float, e_rest: float) -> float:
+        k = S21_EPOCH / fe
+        return (resc * k**e_resc + rest * k**e_rest) / (1e3 * S21_EPOCH)
+
+    ratio = rest / res[f"{base}_ms"]["rest"]
+    return {"p1": p1(0.83, 0.42), "p1_pessimistic": p1(0.60, 0.30),
+            "rest_ratio": ratio,
+            "p2": (S21_PARTS_MS[0] + S21_PARTS_MS[1] * ratio) / (1e3 * S21_EPOCH)}  # fmt: skip
+
+
+def _s24(arm: str, base: str) -> Callable[..., tuple[dict, str]]:
+    """RULE-s24: met iff the 95% CI of `arm`'s mean share lies below 0.05 (in this chunk) AND
+    both projections to session 21's speed (`_projected`, P1 at the point elasticities and P2)
+    are below 0.05; missed otherwise (the in-chunk CI reading is reported beside it)."""
+
+    def verdict(res: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        lo, hi = res[arm]["ci95"]
+        chunk = "met" if hi < GOAL else "missed" if lo > GOAL else "not shown either way"
+        pr = res["projection"]
+        fast = pr["p1"] < GOAL and pr["p2"] < GOAL
+        goal = "met" if chunk == "met" and fast else "missed"
+        return ({"goal": goal, "goal_in_chunk": chunk, "goal_at_s21_speed": fast},
+                f"In this chunk (95% CI of the mean share of \"{arm}\" below 0.05): **{chunk}** "
+                f"(CI [{lo:.4f}, {hi:.4f}]); projected to s21's 0.342 s epochs: P1 "
+                f"{pr['p1']:.4f} (pessimistic {pr['p1_pessimistic']:.4f}), P2 {pr['p2']:.4f}: "
+                f"**{'below' if fast else 'not below'} 0.05**. Goal by RULE-s24: "
+                f"**{goal}**.")  # fmt: skip
+
+    return verdict
+
+
+S21_EPOCH = 0.342  # s21's full-data epoch (s), the fastest chunk measured
+S21_PARTS_MS = (4.6, 16.9)  # s21's re-scoring and rest ms per epoch (`scoring_speed.py`)
+
 STUDIES: dict[str, Study] = {
     "s21": Study(f"{RULES}/RULE-s21.md", '`score_rows="fresh"` vs default, paired',
                  {"fresh": Arm("TED+fresh", label="fresh"), "all": Arm(label="all (default)")},
@@ -137,7 +185,34 @@ STUDIES: dict[str, Study] = {
     "s23": Study(f"{RULES}/RULE-s23.md", "the kept default, repeated, with the machine's speed",
                  {"default": Arm(rescore_batch_size=1024, label="default (re-score batch 1024)")},
                  1, _ci_goal("default")),
+    "s24": Study(f"{RULES}/RULE-s24.md", "session 24's exact reductions vs main's path, paired",
+                 {"new": Arm(label="new (this branch)"),
+                  "main": Arm("TED@main", label="main's path")},
+                 1, _s24("new", "main"), extra={"project": ("new", "main")}),
 }  # fmt: skip
+
+
+def _install_main_path() -> None:
+    """Let `train_mnist1d` build method "TED@main": a `TEDPruner` on main's per-batch and write
+    path (`main_path.MainPathTED`), the "before" arm of study s24."""
+    import sys  # noqa: PLC0415
+
+    from ted_prune import bench_mnist1d  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from main_path import MainPathTED  # noqa: PLC0415
+
+    build = bench_mnist1d._pruner
+    if getattr(build, "main_path", False):
+        return
+
+    def pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
+        if method == "TED@main":
+            return MainPathTED(n, epochs, budget=f, seed=seed)
+        return build(method, n, epochs, f, seed, sizes)
+
+    pruner.main_path = True  # type: ignore[attr-defined]
+    bench_mnist1d._pruner = pruner
 
 
 def arm_order(study: Study, round_: int, setting_index: int, budget_index: int) -> list[str]:
@@ -218,6 +293,18 @@ def decide(study: Study, rows: list[dict[str, Any]], rounds: int, config: dict[s
     fe = [x["full_epoch_seconds"] for x in mine]
     out["full_epoch_seconds"] = report.mean_std(fe)
     out["full_epoch_range"] = [min(fe), max(fe)]
+    if "project" in study.extra:  # ms per epoch by part, and the projections to s21's speed
+        ms = {(x["round"], x["setting"], x["f_target"], x["arm"]): x for x in mine}
+        for a in names:
+            sc = [ms[k + (a,)]["score_ms"] for k in keys]
+            rc = [ms[k + (a,)]["rescore_ms"] for k in keys]
+            out[f"{a}_ms"] = {"score": sum(sc) / len(sc), "rescore": sum(rc) / len(rc),
+                              "rest": (sum(sc) - sum(rc)) / len(sc)}  # fmt: skip
+        if len(names) == 2:
+            d = report.paired_difference([ms[k + (names[0],)]["score_ms"] for k in keys],
+                                         [ms[k + (names[1],)]["score_ms"] for k in keys])  # fmt: skip
+            out[f"delta_ms_{names[0]}_minus_{names[1]}"] = {"mean": d.mean, "ci95": [d.low, d.high]}
+        out["projection"] = _projected(out, *study.extra["project"])
     loads = [x["loadavg_after"][0] for x in mine if "loadavg_after" in x]
     if loads:
         out["load1_after_runs"] = {
@@ -274,8 +361,19 @@ def _markdown(study: Study, res: dict[str, Any], command: str) -> str:
         ld = res["load1_after_runs"]
         speed += (f"; 1-minute load average after the runs {ld['mean_std'][0]:.2f} ± "
                   f"{ld['mean_std'][1]:.2f} (range {ld['range'][0]:.2f}-{ld['range'][1]:.2f})")  # fmt: skip
-    lines += ["Mean scoring share: " + "; ".join(parts) + ". " + speed + ".", "",
-              study.verdict(res)[1]]  # fmt: skip
+    lines += ["Mean scoring share: " + "; ".join(parts) + ". " + speed + ".", ""]
+    if "projection" in res:
+        ms = "; ".join(f"\"{a}\" scoring {res[f'{a}_ms']['score']:.2f} (re-scoring "
+                       f"{res[f'{a}_ms']['rescore']:.2f}, rest {res[f'{a}_ms']['rest']:.2f})"
+                       for a in names)  # fmt: skip
+        lines.append(f"Milliseconds per epoch: {ms}.")
+        key = f"delta_ms_{names[0]}_minus_{names[1]}"
+        if key in res:
+            d = res[key]
+            lines.append(f"Paired {names[0]} - {names[1]}: {d['mean']:+.2f} "
+                         f"[{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] ms per epoch.")  # fmt: skip
+        lines.append("")
+    lines.append(study.verdict(res)[1])
     return "\n".join(lines) + "\n"
 
 
@@ -352,6 +450,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(plan(study, args.rounds)))
         return
     torch.set_num_threads(1)
+    if any(a.method == "TED@main" for a in study.arms.values()):
+        _install_main_path()
     if args.check_digests:
         ok = check_digests(study, args.num_samples, args.epochs)
         print("all selections equal" if ok else "SELECTIONS DIFFER")

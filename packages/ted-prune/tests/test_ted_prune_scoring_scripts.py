@@ -146,3 +146,41 @@ def test_speed_rejects_a_missing_arm_and_equal_speeds() -> None:
     ref = _chunk(300.0, 5.0, 15.0)
     with pytest.raises(ValueError, match="same mean full-data epoch"):
         ss.elasticity(ref, ref, "score_ms", n_boot=10)
+
+
+def _s24_rows(new_ms: tuple[float, float], main_ms: tuple[float, float], fe: float) -> list[dict]:
+    """Both s24 arms over one complete round: (re-scoring, rest) ms per epoch each, epochs `fe` s."""
+    rows = []
+    for arm, (resc, rest) in (("new", new_ms), ("main", main_ms)):
+        for r in _rows([(resc + rest) / (1e3 * fe)] * 9, arm):
+            r.update(full_epoch_seconds=fe, score_ms=resc + rest, rescore_ms=resc)
+            rows.append(r)
+    return rows
+
+
+def test_s24_projects_to_s21_speed_and_needs_both_readings() -> None:
+    study = sp.STUDIES["s24"]
+    assert list(study.arms) == ["new", "main"] and study.arms["main"].method == "TED@main"
+    # at s21's own speed the elasticities change nothing: P1 = this chunk's share
+    res = sp.decide(
+        study, _s24_rows((4.0, 12.0), (4.0, 16.0), 0.342), 1, {"num_samples": 1, "epochs": 1}
+    )
+    pr = res["projection"]
+    assert pr["p1"] == pytest.approx(16.0 / 342) and pr["p1_pessimistic"] == pytest.approx(
+        16.0 / 342
+    )
+    assert pr["rest_ratio"] == pytest.approx(0.75)
+    assert pr["p2"] == pytest.approx((4.6 + 16.9 * 0.75) / 342)
+    assert res["goal_in_chunk"] == "met" and res["goal"] == "missed"  # P2 = 0.0505
+    assert res["delta_ms_new_minus_main"]["mean"] == pytest.approx(-4.0)
+    # a slow chunk: the fixed-cost rest shrinks less than the epoch going to s21's speed
+    res = sp.decide(
+        study, _s24_rows((8.0, 18.0), (8.0, 30.0), 0.684), 1, {"num_samples": 1, "epochs": 1}
+    )
+    k = 0.342 / 0.684
+    assert res["projection"]["p1"] == pytest.approx((8.0 * k**0.83 + 18.0 * k**0.42) / 342)
+    assert res["goal"] == (
+        "met" if max(res["projection"]["p1"], res["projection"]["p2"]) < 0.05 else "missed"
+    )
+    text = sp._markdown(study, res, "cmd")
+    assert "Paired new - main" in text and "Goal by RULE-s24" in text

@@ -143,9 +143,11 @@ class PrunerCallback(Callback):
         if state.losses is None:
             raise ValueError("loss_fn must return per-sample losses (reduction='none')")
         feats = self.hook.features if self.hook is not None else None
-        self.pruner.observe(state.indices, state.outputs, feats, state.targets, state.losses)
-        if self.pruner.reweights:
-            state.losses = state.losses * self.pruner.timed_weights(state.indices, state.losses)
+        w = self.pruner.observe_weights(
+            state.indices, state.outputs, feats, state.targets, state.losses
+        )
+        if w is not None:
+            state.losses = state.losses * w
 
     def on_epoch_end(self, state: LoopState) -> None:
         rec = self.pruner.end_epoch(

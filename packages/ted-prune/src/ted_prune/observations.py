@@ -6,9 +6,9 @@ on), so every training batch hands over its logits and penultimate features. Wri
 (N, ...) buffers batch by batch cost one indexed copy per buffer per batch, and on a CPU every
 small op issued between the training kernels costs 10-30 us (cold caches): about 4% of an
 MNIST-1D epoch. `ObservationStore` instead *stages* each batch: its rows are copied, in order, into
-staging buffers kept from write to write (`capacity` rows; NumPy slice assignments into the
-contiguous next rows, no torch dispatch, the batch still in the cache), and written into the
-(N, ...) buffers in one go when anything reads them (`flush`, called by the readers: end of epoch,
+staging buffers kept from write to write (`capacity` rows; one `Tensor.copy_` per buffer into
+views of the contiguous next rows, kept from epoch to epoch, the batch still in the cache), and
+written into the (N, ...) buffers in one go when anything reads them (`flush`, called by the readers: end of epoch,
 re-scoring, `state_dict`), or when `capacity` rows are staged. The result is the same as writing
 batch by batch: a sample observed twice keeps its last observation. Because the rows are copied
 when staged, nothing of a training batch is kept alive until the write (its activations go back
@@ -102,7 +102,9 @@ class ObservationStore:
         # indices, labels, logits and h~ = [features, 1] (last column set once), each a tensor
         # and a NumPy view of it (same memory) for the per-batch slice assignments
         self._stage: tuple[torch.Tensor, ...] | None = None
-        self._stage_np: tuple[np.ndarray, ...] = ()
+        self._views: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}  # `_row_views`
+        self._room = 0  # rows the staging buffers hold
+        self._classes = self._dim = -1  # C and D of the buffers (-1: none yet)
         self._sizes: list[int] = []  # rows of each batch staged since the last write
         self._rows = 0
         self.keep_written = keep_written
@@ -190,7 +192,8 @@ class ObservationStore:
             for new, prev in zip(stage, old):
                 new[:kept] = prev[:kept]
         self._stage = stage
-        self._stage_np = (stage[0].numpy(), stage[1].numpy(), stage[2].numpy(), h[:, :-1].numpy())
+        self._views = {}
+        self._room, self._classes, self._dim = rows, classes, dim
 
     @property
     def features(self) -> torch.Tensor | None:
@@ -204,6 +207,8 @@ class ObservationStore:
         self._pending = []
         if logits is None or features is None:
             self.logits = self.h = self._hnorm2 = self._probs = None
+            self._stage, self._views, self._room = None, {}, 0
+            self._classes = self._dim = -1
             self._stale = False
             return
         self._allocate(logits.shape[1], features.shape[1])
@@ -233,18 +238,18 @@ class ObservationStore:
     ) -> None:
         """Stage one batch (CPU tensors: indices/labels (B,), logits (B, C), features (B, D)).
 
-        Copies the rows into the staging buffers (the next B rows, NumPy slice assignments: no
-        torch dispatch, and the batch is still in the cache); nothing of the batch is kept, so a
-        later in-place change of these tensors cannot alter what is scored. Writes the staged rows
-        when `capacity` rows are staged."""
-        if self.logits is None or self.h is None:
+        Copies the rows into the next B rows of the staging buffers, one `Tensor.copy_` per
+        buffer into row views kept from epoch to epoch (`_row_views`): the batch is still in the
+        cache, and the training loop keeps torch's own copy path warm, where NumPy views and
+        slice assignments, used nowhere else in the loop, ran cold on every batch (session 24).
+        Nothing of the batch is kept, so a later in-place change of these tensors cannot alter
+        what is scored. Writes the staged rows when `capacity` rows are staged."""
+        if self._stage is None:
             self._allocate(logits.shape[1], features.shape[1])
-        assert self.logits is not None and self.h is not None
-        if logits.shape[1] != self.logits.shape[1] or features.shape[1] != self.h.shape[1] - 1:
+        if logits.shape[1] != self._classes or features.shape[1] != self._dim:
             raise ValueError(
                 f"feature/class sizes changed: got {features.shape[1]} features and "
-                f"{logits.shape[1]} classes, expected {self.h.shape[1] - 1} and "
-                f"{self.logits.shape[1]}"
+                f"{logits.shape[1]} classes, expected {self._dim} and {self._classes}"
             )
         self._written = None  # its rows live in the staging buffers about to be overwritten
         r = self._rows
@@ -252,17 +257,30 @@ class ObservationStore:
             # the first batch after a write is checked at once; the others when written (`flush`)
             raise index_range_error(indices, self.n)
         b = indices.shape[0]
-        if r + b > self._stage_np[0].shape[0]:  # a batch larger than the room left
-            self._make_stage(r + b, logits.shape[1], features.shape[1])
-        st_idx, st_labels, st_logits, st_feats = self._stage_np
-        st_idx[r : r + b] = _np(indices)
-        st_labels[r : r + b] = _np(labels)
-        st_logits[r : r + b] = _np(logits)
-        st_feats[r : r + b] = _np(features)
+        if r + b > self._room:  # a batch larger than the room left
+            self._make_stage(r + b, self._classes, self._dim)
+        views = self._views.get((r, b))
+        if views is None:
+            views = self._row_views(r, b)
+        views[0].copy_(indices)
+        views[1].copy_(labels)
+        views[2].copy_(logits.detach() if logits.requires_grad else logits)
+        views[3].copy_(features.detach() if features.requires_grad else features)
         self._sizes.append(b)
         self._rows = r + b
         if self._rows >= self._cap:
             self.flush()
+
+    def _row_views(self, start: int, rows: int) -> tuple[torch.Tensor, ...]:
+        """Views of staging rows [start, start + rows) of the four buffers (features without the
+        ones column), created once per (start, rows) and kept until the buffers are replaced: a
+        training loop stages batches of one size at the same offsets every epoch."""
+        assert self._stage is not None
+        idx, labels, logits, h = self._stage
+        stop = start + rows
+        views = (idx[start:stop], labels[start:stop], logits[start:stop], h[start:stop, :-1])
+        self._views[(start, rows)] = views
+        return views
 
     def flush(self) -> None:
         """Write the staged rows into the buffers (a sample staged twice keeps its last row)."""
@@ -306,8 +324,7 @@ class ObservationStore:
         rows = idx.numpy()
         self.label_buffer().numpy()[rows] = labels.numpy()
         _row_items(self.logits)[rows] = _row_items(logits)
-        _row_items(self.h)[rows] = _row_items(h)
-        norms = self._squared_norms(h)
+        norms = self._scatter_norms(rows, h)
         probs = torch.softmax(logits.to(self.norm_dtype), dim=1)
         if self.keep_written and rows.shape[0] < self.n:  # deferred: spread or recomputed on read
             self._stale = True
@@ -333,6 +350,26 @@ class ObservationStore:
         batch was staged since (these rows live in the staging buffers)."""
         self.flush()
         return self._written if self._writes == 1 else None
+
+    def _scatter_norms(self, rows: np.ndarray, h: torch.Tensor) -> torch.Tensor:
+        """Scatter the rows of `h` into the h~ buffer at `rows` and return their squared norms,
+        chunk by chunk: each chunk's norms are computed right after its scatter read it, while it
+        is still in the cache, instead of a second pass over all the rows (which read them from
+        memory again). The same chunks and row sums as `_squared_norms(h)`, so the same bits; the
+        same rows written (no row appears twice here)."""
+        assert self.h is not None
+        out = torch.empty(h.shape[0], dtype=self.norm_dtype)
+        if self._scratch is None or self._scratch.dtype != self.norm_dtype:
+            self._scratch = torch.empty(_CHUNK, h.shape[1], dtype=self.norm_dtype)
+        dst, src = _row_items(self.h), _row_items(h)
+        for start in range(0, h.shape[0], _CHUNK):
+            stop = start + _CHUNK
+            dst[rows[start:stop]] = src[start:stop]
+            part = h[start:stop].to(self.norm_dtype)
+            sq = self._scratch[: part.shape[0]]
+            torch.mul(part, part, out=sq)
+            torch.sum(sq, 1, out=out[start:stop])
+        return out
 
     def _squared_norms(self, h: torch.Tensor) -> torch.Tensor:
         """`(h * h).sum(1)` in the norm dtype, chunk by chunk through one scratch buffer (each

@@ -349,6 +349,19 @@ class DataPruner:
             self._count(indices, logits, targets)
             return
         t0 = time.perf_counter()
+        self._take(indices, logits, features, targets, losses)
+        self.score_seconds += time.perf_counter() - t0
+
+    def _take(
+        self,
+        indices: torch.Tensor,
+        logits: torch.Tensor,
+        features: torch.Tensor | None,
+        targets: torch.Tensor | None,
+        losses: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """`observe`'s checks and conversions, then `_observe`; returns the indices as the 1-D
+        int64 CPU tensor it converted them to (untimed: the callers time it)."""
         indices = _as_cpu(indices, torch.long)
         if indices.ndim != 1:
             indices = indices.flatten()
@@ -384,7 +397,42 @@ class DataPruner:
             targets,
             None if losses is None or not self.uses_losses else _as_cpu(losses, torch.float32),
         )
+        return indices
+
+    def observe_weights(
+        self,
+        indices: torch.Tensor,
+        logits: torch.Tensor,
+        features: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        losses: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """`observe(indices, logits, features, targets, losses)`, then the batch's loss weights
+        as `timed_weights(indices, losses)` returns them, or None when the method does not
+        reweight: the per-batch call of the integrations (`update`, `PrunerCallback`).
+
+        One call and one timer for both: the indices are converted and checked once, and the
+        weights read from them directly (`_batch_weights`). Inside a training loop every library
+        call costs microseconds on cold caches, so each one saved counts (session 24). The
+        weights and everything observed are those of the two calls in turn."""
+        if not self.reweights:
+            self.observe(indices, logits, features, targets, losses)
+            return None
+        if losses is None:
+            raise ValueError("losses must be given (per-sample losses) to read the loss weights")
+        if not self._learns:
+            self._count(indices, logits, targets)
+            return self.timed_weights(indices, losses)
+        t0 = time.perf_counter()
+        w = self._batch_weights(self._take(indices, logits, features, targets, losses))
+        if w.dtype != losses.dtype or not (losses.is_cpu and w.is_cpu):
+            w = w.to(losses.device, losses.dtype)
         self.score_seconds += time.perf_counter() - t0
+        return w
+
+    def _batch_weights(self, indices: torch.Tensor) -> torch.Tensor:
+        """`weights` of indices already converted by `_take` (1-D int64 on the CPU)."""
+        return self.weights(indices)
 
     def _count(self, indices: Any, logits: torch.Tensor, targets: torch.Tensor | None) -> None:
         """`observe` of a pruner that learns nothing from batches: shape checks and the count."""
@@ -413,10 +461,8 @@ class DataPruner:
             raise ValueError(
                 f"losses must be per-sample (reduction='none'), got shape {tuple(losses.shape)}"
             )
-        self.observe(indices, logits, features, targets, losses)
-        if not self.reweights:
-            return losses.mean()
-        return (losses * self.timed_weights(indices, losses)).mean()
+        w = self.observe_weights(indices, logits, features, targets, losses)
+        return losses.mean() if w is None else (losses * w).mean()
 
     def timed_weights(self, indices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """`weights(indices)` on the device and dtype of `like`, its time counted as scoring

@@ -928,6 +928,12 @@ class TEDPruner(ScheduledPruner):
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
         """Loss weights (1 with `selection="topk"`; min(k / p_i, max_weight) when sampling) of the
         current epoch's selection (`select()` computes it once per epoch, then returns its cache)."""
+        indices = _as_cpu(indices, torch.long)
+        return self._batch_weights(indices.flatten() if indices.ndim != 1 else indices)
+
+    def _batch_weights(self, indices: torch.Tensor) -> torch.Tensor:
+        """`weights` of 1-D int64 CPU indices (`DataPruner.observe_weights` hands them over
+        converted)."""
         if (
             self._current is None
             or self._current_epoch != self.epoch
@@ -936,9 +942,6 @@ class TEDPruner(ScheduledPruner):
             self.select()  # what select() would do; otherwise it would return its cache
         if self._weight32 is None:  # once per selection, not per batch
             self._weight32 = self.weight.float()
-        indices = _as_cpu(indices, torch.long)
-        if indices.ndim != 1:
-            indices = indices.flatten()
         try:  # index_select checks the range: a bad batch is reported here, clearly
             return self._weight32.index_select(0, indices)
         except (IndexError, RuntimeError) as err:
