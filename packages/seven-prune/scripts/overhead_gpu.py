@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from dataclasses import replace
 
 import torch
@@ -28,6 +30,9 @@ from seven_prune.bench import (
     build_pruner,
     text_config,
 )
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from semi_structured_gpu import build  # noqa: E402
 
 
 def batches(batch: int, length: int, device: torch.device):
@@ -45,8 +50,6 @@ def batches(batch: int, length: int, device: torch.device):
 
 
 def main() -> None:
-    from transformers import BertConfig, BertForSequenceClassification
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="16x32,32x64", help="sentences x word-pieces")
     ap.add_argument("--methods", default="SEVEN_dyn,PLATON", help="pruners (benchmark labels)")
@@ -63,14 +66,6 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     out = {"device": name, "torch": torch.__version__, "rows": []}
     print(f"device: {out['device']}, torch {torch.__version__}")
-    cfg_model = BertConfig(
-        vocab_size=30522,
-        hidden_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-        num_labels=2,
-    )
     methods = args.methods.split(",")
     for shape in args.batches.split(","):
         b, length = (int(v) for v in shape.split("x"))
@@ -85,8 +80,7 @@ def main() -> None:
         )
         runs = []
         for method in ("plain", *methods):
-            torch.manual_seed(0)
-            model = BertForSequenceClassification(cfg_model).to(dev)
+            model = build("minilm-l6", dev)  # MiniLM-L6's shapes, random weights (seed 0)
             pr = None if method == "plain" else build_pruner(method, model, 0.8, cfg, 0)
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
             if pr is not None:
