@@ -257,6 +257,14 @@ ZFIX_VARIANTS: dict[str, dict[str, Any]] = {
         "target_z": "source",
     },
 }
+#: The target guide's Adam state carried over from the source guide at the split (session 24; rule
+#: cdhm_validate_optcarry_rule.md), on the current default CDHM+adda+stickyz0.25: no value to tune.
+OPTCARRY_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry": {
+        **STICKY_Z_VARIANTS["CDHM+adda+stickyz0.25"],
+        "target_opt_state": "source",
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -295,6 +303,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **STICKY_Z_VARIANTS,
     **GENSRC_VARIANTS,
     **ZFIX_VARIANTS,
+    **OPTCARRY_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -577,6 +586,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "sticky_z": None,
     "generative_from": "both",
     "target_z": "adapted",
+    "target_opt_state": "fresh",
 }
 
 
