@@ -1600,18 +1600,26 @@ def test_target_opt_state_step_counts_after_a_fit(toy, value):
                 assert 0 < tgt < src
 
 
-def test_target_opt_state_off_changes_nothing(toy):
-    """target_opt_state="fresh" (the default) fits exactly as before the option existed, and
-    "source" differs on the same seed."""
+def test_target_opt_state_auto_is_source_with_the_untied_guide(toy):
+    """target_opt_state="auto" (the default since session 24) fits exactly as "source" with the
+    untied target guide and as "fresh" with the shared one; "fresh" (the behaviour before) differs
+    from the default on the same seed."""
     a, b = toy
     kw = {"n_segments": 4, "epochs": 2, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
     kw |= {"progress": False}
-    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain).predict_proba(b.x)
-    off = CDHMClassifier(target_opt_state="fresh", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
-    np.testing.assert_array_equal(off.predict_proba(b.x), base)
-    on = CDHMClassifier(target_opt_state="source", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
-    proba = on.predict_proba(b.x)
-    assert np.isfinite(proba).all() and not np.array_equal(proba, base)
+
+    def proba(**extra):
+        est = CDHMClassifier(**kw, **extra).fit(a.x, a.y, b.x, a.domain, b.domain)
+        return est.predict_proba(b.x)
+
+    base = proba()
+    assert CDHMClassifier().target_opt_state == "auto"
+    np.testing.assert_array_equal(proba(target_opt_state="source"), base)
+    fresh = proba(target_opt_state="fresh")
+    assert np.isfinite(fresh).all() and not np.array_equal(fresh, base)
+    np.testing.assert_array_equal(
+        proba(target_encoder="shared"), proba(target_encoder="shared", target_opt_state="fresh")
+    )
 
 
 @pytest.mark.parametrize(
@@ -1627,7 +1635,7 @@ def test_target_opt_state_off_changes_nothing(toy):
 )
 def test_target_opt_state_rejects_bad_values(toy, value, extra, exc):
     """CDHMClassifier.fit: a bad target_opt_state, or "source" without the untied target guide,
-    raises naming it."""
+    raises naming it ("auto" with the shared guide is valid: it resolves to "fresh")."""
     a, _ = toy
     with pytest.raises(exc, match="target_opt_state"):
         CDHMClassifier(n_segments=4, epochs=1, target_opt_state=value, **extra).fit(a.x, a.y)

@@ -71,8 +71,14 @@ METHODS: tuple[str, ...] = (
 #: became ``target_encoder="adapted"`` in session 18 (chosen on validation; bench name
 #: ``CDHM+adda``); pinning "shared" here keeps ``CDHM``, its ablations and its variants the models
 #: their committed rows and cache keys were measured with, so rerunning a committed command
-#: reproduces them.
-BENCH_CDHM: dict[str, Any] = {"target_encoder": "shared", "sticky_z": None}
+#: reproduces them. The same holds for the later default changes: ``sticky_z`` (session 22) and
+#: ``target_opt_state`` (session 24, "auto", i.e. "source" with the untied guide) are pinned to
+#: their earlier values; the variants that use them name them (``+stickyz0.25``, ``+optcarry``).
+BENCH_CDHM: dict[str, Any] = {
+    "target_encoder": "shared",
+    "sticky_z": None,
+    "target_opt_state": "fresh",
+}
 
 #: Named CDHM variants of the disentanglement ladder (issue 18): keyword overrides of CDHMClassifier
 #: (whose default alignment is "mmd", chosen on the dev seeds; "CDHM-dann" is the previous default).
