@@ -2,9 +2,10 @@
 
 Diagnosis only (it reads target *test* labels to describe a failure; nothing is chosen on it).
 Usage: ``python packages/cdhm/scripts/trace_swap.py SOURCE TARGET SEED [METHOD] [JSON]`` with
-domain indices of the hard tier (A=0 .. D=3), a bench method name (default the library default's
-bench name ``CDHM+adda+stickyz0.25``) and optional JSON keyword overrides, e.g. ``3 1 159`` for
-the D->B seed-159 normal <-> ball swap of the validation runs. It builds the data and the
+domain indices of the hard tier (A=0 .. D=3), a bench method name (default
+``CDHM+adda+stickyz0.25``, the library default up to session 24; since then it is
+``CDHM+adda+stickyz0.25+optcarry``) and optional JSON keyword overrides, e.g. ``3 1 159`` for the
+D->B seed-159 normal <-> ball swap of the validation runs. It builds the data and the
 estimator as ``cdhm bench --validate`` does (2 torch threads), so its final accuracy is the
 bench's. Per epoch it prints, for the classes normal (n) and ball (b) only:
 
