@@ -1572,7 +1572,15 @@ def test_target_opt_state_source_carries_adam_state_at_the_split(toy):
 
 
 class _KeepOptimizer(Callback):
-    """Keeps the fit's optimiser (for the step counts of its state)."""
+    """Keeps the fit's optimiser (for the step counts of its state) and the identity of the target
+    guide's state entries after the first step of the split."""
+
+    first = None
+
+    def on_step_end(self, state):
+        net = state.model
+        if self.first is None and net.target_split:
+            self.first = [id(state.optimizer.state[p]) for p in net.target_guide.parameters()]
 
     def on_fit_end(self, state):
         self.optimizer, self.net = state.optimizer, state.model
@@ -1591,6 +1599,8 @@ def test_target_opt_state_step_counts_after_a_fit(toy, value):
     est.fit(a.x, a.y, b.x, a.domain, b.domain, callbacks=[keep])
     net, opt = keep.net, keep.optimizer
     assert net.target_split
+    # the state is carried once, at the split: later steps update the same entries in place
+    assert keep.first == [id(opt.state[p]) for p in net.target_guide.parameters()]
     for n in GUIDE_PARTS:
         for s, t in zip(getattr(net, n).parameters(), net.target_guide[n].parameters()):
             src, tgt = float(opt.state[s]["step"]), float(opt.state[t]["step"])
