@@ -740,3 +740,18 @@ def test_zfix_variant_is_a_named_option_off_the_cache_key():
     assert {k: v for k, v in one.get_params().items() if k != "target_z"} == {
         k: v for k, v in base.get_params().items() if k != "target_z"
     }
+
+
+def test_optcarry_variant_is_a_named_option_off_the_cache_key():
+    """Session 24's carried optimiser state is a bench variant on the default; at its off value
+    ("fresh") target_opt_state stays out of the cache key."""
+    from cdhm.bench import OPTCARRY_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    assert "target_opt_state" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert set(OPTCARRY_VARIANTS) == {"CDHM+adda+stickyz0.25+optcarry"}
+    one = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
+    base = _estimator("CDHM+adda+stickyz0.25", BenchConfig(), 4)
+    assert (one.target_opt_state, base.target_opt_state) == ("source", "fresh")
+    assert {k: v for k, v in one.get_params().items() if k != "target_opt_state"} == {
+        k: v for k, v in base.get_params().items() if k != "target_opt_state"
+    }

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from cdhm import CDHMClassifier, CDHMNet, simulate_domain
+from maskloop import Callback
 from pyro.infer import Trace_ELBO
 from sklearn.exceptions import NotFittedError
 
@@ -1514,3 +1515,137 @@ def test_target_z_rejects_bad_values(toy, value, extra, exc):
     a, _ = toy
     with pytest.raises(exc, match="target_z"):
         CDHMClassifier(n_segments=4, epochs=1, target_z=value, **extra).fit(a.x, a.y)
+
+
+def test_target_opt_state_source_carries_adam_state_at_the_split(toy):
+    """target_opt_state="source" (session 24): at the step of the split, before its update, each
+    target-guide parameter gets a copy (equal values, its own tensors) of its source twin's Adam
+    state, so the source's step count and moments continue in the target guide (float64)."""
+    from types import SimpleNamespace
+
+    import pyro
+    from cdhm.causal_hmm import GUIDE_PARTS, _CarryOptimizerState
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
+    est = CDHMClassifier(progress=False, target_opt_state="source", **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    net = est.net_.double()
+    net.target_active.fill_(False)  # back to before the split
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in _eight_windows(est, a, b).items()
+    }
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-4)
+    carry = _CarryOptimizerState()
+    state = SimpleNamespace(model=net, optimizer=opt)
+    for progress in (0.1, 0.2, 0.3, 0.6):  # three steps before the split, then the split
+        pyro.set_rng_seed(3)
+        loss, _ = est._step(batch, progress)
+        opt.zero_grad()
+        loss.backward()
+        if progress == 0.6:
+            assert net.target_split
+            carry.on_after_backward(state)
+            pairs = [
+                (s, t)
+                for n in GUIDE_PARTS
+                if hasattr(net, n)
+                for s, t in zip(getattr(net, n).parameters(), net.target_guide[n].parameters())
+            ]
+            assert len(pairs) > 10
+            for s, t in pairs:
+                assert set(opt.state[t]) == set(opt.state[s]) == {"step", "exp_avg", "exp_avg_sq"}
+                for k in opt.state[s]:
+                    assert torch.equal(opt.state[t][k], opt.state[s][k])
+                    assert opt.state[t][k] is not opt.state[s][k]
+                assert float(opt.state[t]["step"]) == 3.0
+        else:
+            carry.on_after_backward(state)  # before the split: nothing is copied
+            assert not any(opt.state.get(p) for p in net.target_guide.parameters())
+        opt.step()
+    # after the update each guide's state has moved on with its own gradient
+    for s, t in pairs:
+        assert float(opt.state[t]["step"]) == float(opt.state[s]["step"]) == 4.0
+    assert any(not torch.equal(opt.state[t]["exp_avg"], opt.state[s]["exp_avg"]) for s, t in pairs)
+    est.net_.float()
+
+
+class _KeepOptimizer(Callback):
+    """Keeps the fit's optimiser (for the step counts of its state) and the identity of the target
+    guide's state entries after the first step of the split."""
+
+    first = None
+
+    def on_step_end(self, state):
+        net = state.model
+        if self.first is None and net.target_split:
+            self.first = [id(state.optimizer.state[p]) for p in net.target_guide.parameters()]
+
+    def on_fit_end(self, state):
+        self.optimizer, self.net = state.optimizer, state.model
+
+
+@pytest.mark.parametrize("value", ["fresh", "source"])
+def test_target_opt_state_step_counts_after_a_fit(toy, value):
+    """After a fit the target guide's Adam step count is the source guide's with "source" (the
+    state was carried at the split) and only the steps since the split with "fresh"."""
+    from cdhm.causal_hmm import GUIDE_PARTS
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
+    keep = _KeepOptimizer()
+    est = CDHMClassifier(progress=False, target_opt_state=value, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain, callbacks=[keep])
+    net, opt = keep.net, keep.optimizer
+    assert net.target_split
+    # the state is carried once, at the split: later steps update the same entries in place
+    assert keep.first == [id(opt.state[p]) for p in net.target_guide.parameters()]
+    for n in GUIDE_PARTS:
+        for s, t in zip(getattr(net, n).parameters(), net.target_guide[n].parameters()):
+            src, tgt = float(opt.state[s]["step"]), float(opt.state[t]["step"])
+            if value == "source":
+                assert tgt == src
+            else:
+                assert 0 < tgt < src
+
+
+def test_target_opt_state_auto_is_source_with_the_untied_guide(toy):
+    """target_opt_state="auto" (the default since session 24) fits exactly as "source" with the
+    untied target guide and as "fresh" with the shared one; "fresh" (the behaviour before) differs
+    from the default on the same seed."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 3, "z_dim": 2, "hidden": 8, "seed": 0}
+    kw |= {"progress": False}
+
+    def proba(**extra):
+        est = CDHMClassifier(**kw, **extra).fit(a.x, a.y, b.x, a.domain, b.domain)
+        return est.predict_proba(b.x)
+
+    base = proba()
+    assert CDHMClassifier().target_opt_state == "auto"
+    np.testing.assert_array_equal(proba(target_opt_state="source"), base)
+    fresh = proba(target_opt_state="fresh")
+    assert np.isfinite(fresh).all() and not np.array_equal(fresh, base)
+    np.testing.assert_array_equal(
+        proba(target_encoder="shared"), proba(target_encoder="shared", target_opt_state="fresh")
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "extra", "exc"),
+    [
+        ("copy", {}, ValueError),
+        ("", {}, ValueError),
+        (None, {}, TypeError),
+        (True, {}, TypeError),
+        ("source", {"target_encoder": "shared"}, ValueError),
+    ],
+    ids=["unknown", "empty", "none", "bool", "shared-encoder"],
+)
+def test_target_opt_state_rejects_bad_values(toy, value, extra, exc):
+    """CDHMClassifier.fit: a bad target_opt_state, or "source" without the untied target guide,
+    raises naming it ("auto" with the shared guide is valid: it resolves to "fresh")."""
+    a, _ = toy
+    with pytest.raises(exc, match="target_opt_state"):
+        CDHMClassifier(n_segments=4, epochs=1, target_opt_state=value, **extra).fit(a.x, a.y)

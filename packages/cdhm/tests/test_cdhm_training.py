@@ -51,9 +51,15 @@ def _fit(est, data, callbacks=()):
             lambda_hsic=1.0,
             elbo="meanfield",
         ),
+        # the untied guide split at 0.3 (in epoch 2): the resume starts after the split, with
+        # the target guide's Adam state already carried (target_opt_state="auto"), which must not
+        # be carried again
+        lambda: CDHMClassifier(
+            n_segments=4, epochs=4, s_dim=3, z_dim=2, hidden=8, batch_size=8, adapt_start=0.3
+        ),
         lambda: AlignedCNNClassifier("dann", n_segments=4, epochs=4, hidden=8, batch_size=8),
     ],
-    ids=["cdhm-dann", "cdhm-default-mmd-hsic-meanfield", "cnn-dann"],
+    ids=["cdhm-dann", "cdhm-default-mmd-hsic-meanfield", "cdhm-resume-after-split", "cnn-dann"],
 )
 def test_checkpoint_resume_gives_the_uninterrupted_weights(toy, tmp_path, make):
     """Stop after 2 of 4 epochs, resume in a fresh estimator: weights equal bit for bit."""

@@ -71,8 +71,14 @@ METHODS: tuple[str, ...] = (
 #: became ``target_encoder="adapted"`` in session 18 (chosen on validation; bench name
 #: ``CDHM+adda``); pinning "shared" here keeps ``CDHM``, its ablations and its variants the models
 #: their committed rows and cache keys were measured with, so rerunning a committed command
-#: reproduces them.
-BENCH_CDHM: dict[str, Any] = {"target_encoder": "shared", "sticky_z": None}
+#: reproduces them. The same holds for the later default changes: ``sticky_z`` (session 22) and
+#: ``target_opt_state`` (session 24, "auto", i.e. "source" with the untied guide) are pinned to
+#: their earlier values; the variants that use them name them (``+stickyz0.25``, ``+optcarry``).
+BENCH_CDHM: dict[str, Any] = {
+    "target_encoder": "shared",
+    "sticky_z": None,
+    "target_opt_state": "fresh",
+}
 
 #: Named CDHM variants of the disentanglement ladder (issue 18): keyword overrides of CDHMClassifier
 #: (whose default alignment is "mmd", chosen on the dev seeds; "CDHM-dann" is the previous default).
@@ -257,6 +263,14 @@ ZFIX_VARIANTS: dict[str, dict[str, Any]] = {
         "target_z": "source",
     },
 }
+#: The target guide's Adam state carried over from the source guide at the split (session 24; rule
+#: cdhm_validate_optcarry_rule.md), on the current default CDHM+adda+stickyz0.25: no value to tune.
+OPTCARRY_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry": {
+        **STICKY_Z_VARIANTS["CDHM+adda+stickyz0.25"],
+        "target_opt_state": "source",
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -295,6 +309,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **STICKY_Z_VARIANTS,
     **GENSRC_VARIANTS,
     **ZFIX_VARIANTS,
+    **OPTCARRY_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -577,6 +592,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "sticky_z": None,
     "generative_from": "both",
     "target_z": "adapted",
+    "target_opt_state": "fresh",
 }
 
 
