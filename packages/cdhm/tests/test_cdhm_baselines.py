@@ -743,15 +743,23 @@ def test_zfix_variant_is_a_named_option_off_the_cache_key():
 
 
 def test_optcarry_variant_is_a_named_option_off_the_cache_key():
-    """Session 24's carried optimiser state is a bench variant on the default; at its off value
-    ("fresh") target_opt_state stays out of the cache key."""
+    """Session 24's carried optimiser state is a bench variant on the default and on each of its
+    ablation rungs (the same options plus the carried state); at its off value ("fresh")
+    target_opt_state stays out of the cache key."""
     from cdhm.bench import OPTCARRY_VARIANTS, BenchConfig, _cache_key, _estimator
 
     assert "target_opt_state" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert set(OPTCARRY_VARIANTS) == {"CDHM+adda+stickyz0.25+optcarry"}
-    one = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
-    base = _estimator("CDHM+adda+stickyz0.25", BenchConfig(), 4)
-    assert (one.target_opt_state, base.target_opt_state) == ("source", "fresh")
-    assert {k: v for k, v in one.get_params().items() if k != "target_opt_state"} == {
-        k: v for k, v in base.get_params().items() if k != "target_opt_state"
+    pairs = {  # each carried-state row and the row it adds the carried state to
+        "CDHM+adda+stickyz0.25+optcarry": "CDHM+adda+stickyz0.25",
+        "CDHM-entangled+adda+optcarry": "CDHM-entangled+adda",
+        "CDHM-no-temporal+adda+optcarry": "CDHM-no-temporal+adda",
+        "CDHM-no-align+adda+stickyz0.25+optcarry": "CDHM-no-align+adda+stickyz0.25",
     }
+    assert set(OPTCARRY_VARIANTS) == set(pairs)
+    for name, base_name in pairs.items():
+        one = _estimator(name, BenchConfig(), 4)
+        base = _estimator(base_name, BenchConfig(), 4)
+        assert (one.target_opt_state, base.target_opt_state) == ("source", "fresh"), name
+        assert {k: v for k, v in one.get_params().items() if k != "target_opt_state"} == {
+            k: v for k, v in base.get_params().items() if k != "target_opt_state"
+        }, name

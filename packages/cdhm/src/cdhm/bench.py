@@ -270,6 +270,21 @@ OPTCARRY_VARIANTS: dict[str, dict[str, Any]] = {
         **STICKY_Z_VARIANTS["CDHM+adda+stickyz0.25"],
         "target_opt_state": "source",
     },
+    # its three ablation rungs for the test run (defined before it, session 24): each the
+    # previous default's rung with the same carried state (sticky_z is a no-op without z or
+    # without the Markov prior, so those two rungs do not name it)
+    "CDHM-entangled+adda+optcarry": {
+        **ADAPT_ABLATIONS["CDHM-entangled+adda"],
+        "target_opt_state": "source",
+    },
+    "CDHM-no-temporal+adda+optcarry": {
+        **ADAPT_LADDER["CDHM-no-temporal+adda"],
+        "target_opt_state": "source",
+    },
+    "CDHM-no-align+adda+stickyz0.25+optcarry": {
+        **STICKY_Z_VARIANTS["CDHM-no-align+adda+stickyz0.25"],
+        "target_opt_state": "source",
+    },
 }
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
