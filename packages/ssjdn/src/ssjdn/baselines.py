@@ -267,7 +267,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the runs; fresh validation seeds 40..44): "+bidirectional per-pass proj" without its
     # doubled width: each direction its own projection heads at half width, i.e. its own half of
     # the one 32-channel projection (`sgs_proj="per_pass_half"`), so the projection's weights
-    # equal the default's and the fusion layer reads one direction's 4 x 32 features
+    # equal the default's and the fusion layer reads one direction's 4 x 32 features. Not
+    # adopted: rung +0.38 [-0.95, +1.71] mR over one direction, full model -0.62 [-0.90, -0.34]
     "+bidirectional per-pass half proj": ("+bidirectional", {**BSD_PER_PASS_HALF, **TODAY_STL}),
     "BSD per-pass half proj": ("+STL (full SSJDN)", {**BSD_PER_PASS_HALF, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),

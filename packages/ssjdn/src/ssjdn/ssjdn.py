@@ -1111,7 +1111,9 @@ class SSJDNConfig:
     the doubled width (+1.01 of +1.59 mR was width), so that at the same width two passes on
     disjoint channels beat one pass on all of them. What could make it fail: a pass of
     ``proj_dim // 2`` channels may pool too little at each scale (one direction pools all 32).
-    Needs ``sgs="both"`` and an even ``proj_dim``.
+    Needs ``sgs="both"`` and an even ``proj_dim``. Not adopted on fresh validation seeds 40..44:
+    the bidirectional rung with it +0.38 [-0.95, +1.71] mR over one direction, the full model
+    -0.62 [-0.90, -0.34]; the passes stayed as predictable from each other (R^2 0.93).
     ``sgs_guide_c2f="complement"`` (issue 19, twenty-third session, rule
     ``docs/benchmarks/ssjdn_validation_s23_rule.md``): the coarse->fine pass damps exactly where
     the fine->coarse pass keeps (the finest scale's guide with the opposite polarity), so the two
