@@ -102,6 +102,33 @@ RULES: dict[str, dict[str, Any]] = {
             "mR_without_c2f",
         ),
     },
+    "s24b": {
+        "seeds": (40, 44),
+        "option": "sgs_proj='per_pass_half'",
+        "check": [
+            ("B1", "above0", "+bidirectional per-pass half proj", SGS),
+            ("B2", "not_worse", "BSD per-pass half proj", FULL),
+        ],
+        "report": [
+            ("today rung", BI, SGS),
+            ("half-today", "+bidirectional per-pass half proj", BI),
+            ("goal +10", FULL, DUAL),
+            ("goal +10", "BSD per-pass half proj", DUAL),
+        ],
+        "probe_methods": (
+            BI,
+            "+bidirectional per-pass half proj",
+            FULL,
+            "BSD per-pass half proj",
+        ),
+        "probes": (
+            *PASS_PROBES,
+            "pass_r2_fine_from_coarse",
+            "pass_contrib_cos",
+            "mR_without_f2c",
+            "mR_without_c2f",
+        ),
+    },
 }
 
 

@@ -90,3 +90,25 @@ def test_rule_s24_reads_the_split_on_seeds_35_to_39(tmp_path, capsys) -> None:
     assert "decision: sgs_pass_scales='split'" in out
     assert "B2 fails" in out and "not adopted" in out
     assert "AMFMN-style" in out  # the peer goal is reported (here without runs: '-')
+
+
+def test_rule_s24b_reads_the_half_heads_on_seeds_40_to_44(tmp_path, capsys) -> None:
+    seeds = range(40, 45)
+    base = [10.0, 11.0, 12.0, 10.5, 11.5]
+    _cache(
+        tmp_path,
+        {
+            "+SGS (one direction)": base,
+            "+bidirectional per-pass half proj": [v + 1.0 + 0.1 * i for i, v in enumerate(base)],
+            "+STL (full SSJDN)": base,
+            "BSD per-pass half proj": [v + 0.1 * (i % 2) for i, v in enumerate(base)],
+        },
+        seeds,
+    )
+    assert decide.main(["--rule", "s24b", "--cache", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "decision: sgs_proj='per_pass_half'; ADOPTED on validation: B1 and B2 pass" in out
+    assert "+bidirectional per-pass half proj - +SGS (one direction)" in out
+    _cache(tmp_path / "other", {"+SGS (one direction)": base}, range(35, 40))
+    assert decide.main(["--rule", "s24b", "--cache", str(tmp_path / "other")]) == 0
+    assert "partial (B1 lacks seeds)" in capsys.readouterr().out

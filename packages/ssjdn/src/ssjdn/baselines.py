@@ -81,6 +81,9 @@ BSD_COMPLEMENT: dict[str, Any] = {"sgs_guide_c2f": "complement"}
 # each BSD direction hands the fusion layer the scales it decouples: the fine->coarse pass the
 # coarse half, the coarse->fine pass the fine half (issue 19, s24)
 BSD_SPLIT: dict[str, Any] = {"sgs_pass_scales": "split"}
+# each BSD direction reads its own half of the projection heads' channels: two heads of half
+# width, the image branch one direction's width (issue 19, s24b)
+BSD_PER_PASS_HALF: dict[str, Any] = {"sgs_proj": "per_pass_half"}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -260,6 +263,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # +0.43 [-0.15, +1.27] mR over one direction (R^2 of the delivered halves 0.70, today's 0.93)
     "+bidirectional split": ("+bidirectional", {**BSD_SPLIT, **TODAY_STL}),
     "BSD split": ("+STL (full SSJDN)", {**BSD_SPLIT, **TODAY_STL}),
+    # issue 19, session 24b (rule docs/benchmarks/ssjdn_validation_s24b_rule.md, written before
+    # the runs; fresh validation seeds 40..44): "+bidirectional per-pass proj" without its
+    # doubled width: each direction its own projection heads at half width, i.e. its own half of
+    # the one 32-channel projection (`sgs_proj="per_pass_half"`), so the projection's weights
+    # equal the default's and the fusion layer reads one direction's 4 x 32 features. Not
+    # adopted: rung +0.38 [-0.95, +1.71] mR over one direction, full model -0.62 [-0.90, -0.34]
+    "+bidirectional per-pass half proj": ("+bidirectional", {**BSD_PER_PASS_HALF, **TODAY_STL}),
+    "BSD per-pass half proj": ("+STL (full SSJDN)", {**BSD_PER_PASS_HALF, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -318,6 +329,8 @@ _CURRENT = {
     "BSD complement",
     "+bidirectional split",
     "BSD split",
+    "+bidirectional per-pass half proj",
+    "BSD per-pass half proj",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})

@@ -69,6 +69,8 @@ FUSIONS = ("concat", "gate", "mean")
 # which scales each BSD pass hands to the fusion layer (`BidirectionalScaleDecoupling`'s
 # ``pass_scales``)
 PASS_SCALES = ("all", "split")
+# which 1x1 projection heads the BSD passes read (`SSJDNConfig.sgs_proj`)
+SGS_PROJ = ("shared", "per_pass", "per_pass_half")
 OPPOSITE_POLARITY = {"suppress_salient": "keep_salient", "keep_salient": "suppress_salient"}
 
 
@@ -459,7 +461,9 @@ class BidirectionalScaleDecoupling(nn.Module):
 
     ``projected`` may hold one list of projected maps for every pass (the projection shared) or
     one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
-    projection heads, so the two passes need not pool the same projected features).
+    projection heads, so the two passes need not pool the same projected features;
+    ``sgs_proj="per_pass_half"``: each pass its own half of the shared heads' channels, this
+    unit then built with ``dim = proj_dim // 2``).
     """
 
     def __init__(
@@ -1094,6 +1098,22 @@ class SSJDNConfig:
     (+0.58 [+0.09, +1.28] over a one-direction model of the same width), but not the full model,
     -0.39 [-1.14, +0.37]; ``"f2c_salience"`` changed nothing, -0.01 [-0.12, +0.11] against
     today's two passes.
+    ``sgs_proj="per_pass_half"`` (issue 19, session 24b, rule
+    ``docs/benchmarks/ssjdn_validation_s24b_rule.md``): each direction reads its own half of the
+    one set of 1x1 projection heads' ``proj_dim`` output channels (the fine->coarse pass
+    channels ``[0, proj_dim // 2)``, the coarse->fine pass the rest), i.e. two heads of half
+    width. The projection's weights are exactly the default's (same shapes and state-dict keys)
+    and BSD runs at ``proj_dim // 2`` channels, so the fusion layer reads 2 x 4 x ``proj_dim //
+    2`` = one direction's 4 x ``proj_dim`` features: the image branch has the width and, up to
+    the four extra SFE biases, the parameter count of ``+SGS (one direction)``. It assumes that
+    the passes are near-copies because both pool the same projected channels (held-out R^2
+    0.93-0.98), and that ``"per_pass"``'s rung gain was partly a second direction and not only
+    the doubled width (+1.01 of +1.59 mR was width), so that at the same width two passes on
+    disjoint channels beat one pass on all of them. What could make it fail: a pass of
+    ``proj_dim // 2`` channels may pool too little at each scale (one direction pools all 32).
+    Needs ``sgs="both"`` and an even ``proj_dim``. Not adopted on fresh validation seeds 40..44:
+    the bidirectional rung with it +0.38 [-0.95, +1.71] mR over one direction, the full model
+    -0.62 [-0.90, -0.34]; the passes stayed as predictable from each other (R^2 0.93).
     ``sgs_guide_c2f="complement"`` (issue 19, twenty-third session, rule
     ``docs/benchmarks/ssjdn_validation_s23_rule.md``): the coarse->fine pass damps exactly where
     the fine->coarse pass keeps (the finest scale's guide with the opposite polarity), so the two
@@ -1159,7 +1179,7 @@ class SSJDNConfig:
     sgs_pool: Literal["multiply", "residual"] = "multiply"
     sgs_polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same"
     sgs_guide_c2f: Literal["same", "f2c_salience", "complement"] = "same"
-    sgs_proj: Literal["shared", "per_pass"] = "shared"
+    sgs_proj: Literal["shared", "per_pass", "per_pass_half"] = "shared"
     sgs_sequence: Literal["parallel", "sequential"] = "parallel"
     sgs_decorrelate: float = 0.0
     sgs_pass_scales: Literal["all", "split"] = "all"
@@ -1255,10 +1275,19 @@ class SSJDNConfig:
                 "sgs_guide_c2f='complement' sets the coarse->fine pass's polarity and needs "
                 f"sgs_polarity_c2f='same', got sgs_polarity_c2f={self.sgs_polarity_c2f!r}"
             )
-        if self.sgs_proj not in ("shared", "per_pass"):
-            raise ValueError(f"sgs_proj must be 'shared' or 'per_pass', got {self.sgs_proj!r}")
-        if self.sgs_proj == "per_pass" and self.sgs != "both":
-            raise ValueError(f"sgs_proj='per_pass' needs sgs='both' (two passes), got {self.sgs!r}")
+        if not isinstance(self.sgs_proj, str) or self.sgs_proj not in SGS_PROJ:
+            raise ValueError(
+                f"sgs_proj must be 'shared', 'per_pass' or 'per_pass_half', got {self.sgs_proj!r}"
+            )
+        if self.sgs_proj != "shared" and self.sgs != "both":
+            raise ValueError(
+                f"sgs_proj={self.sgs_proj!r} needs sgs='both' (two passes), got {self.sgs!r}"
+            )
+        if self.sgs_proj == "per_pass_half" and self.proj_dim % 2:
+            raise ValueError(
+                "sgs_proj='per_pass_half' splits the projection's channels between the two "
+                f"passes and needs an even proj_dim, got proj_dim={self.proj_dim!r}"
+            )
         if self.sgs_fusion in ("gate", "mean") and self.sgs != "both":
             raise ValueError(f"sgs_fusion={self.sgs_fusion!r} needs sgs='both', got {self.sgs!r}")
         if self.sgs_sequence not in ("parallel", "sequential"):
@@ -1368,9 +1397,11 @@ class SSJDN(nn.Module):
         used = range(4) if c.multiscale else [3]
         self.scales = list(used)
         self.proj = nn.ModuleList(nn.Conv2d(chans[i], dp, 1) for i in self.scales)
+        # sgs_proj="per_pass_half": each pass reads its own half of the projection's channels
+        self.pass_channels = dp // 2 if c.multiscale and c.sgs_proj == "per_pass_half" else dp
         if c.multiscale:
             self.bsd: nn.Module | None = BidirectionalScaleDecoupling(
-                dp,
+                self.pass_channels,
                 4,
                 c.sfe,
                 c.sgs,
@@ -1497,9 +1528,14 @@ class SSJDN(nn.Module):
 
     def bsd_inputs(self, images: torch.Tensor) -> list[torch.Tensor] | list[list[torch.Tensor]]:
         """The projected maps BSD pools: one list (every pass reads the same projection) or, under
-        ``sgs_proj="per_pass"``, one list per pass (the coarse->fine pass's from ``proj_c2f``)."""
+        ``sgs_proj="per_pass"``, one list per pass (the coarse->fine pass's from ``proj_c2f``),
+        under ``"per_pass_half"`` one list per pass of its half of the channels (the fine->coarse
+        pass the first ``proj_dim // 2``, the coarse->fine pass the rest)."""
         feats = self.backbone(images)
         projected = [self.proj[k](feats[i]) for k, i in enumerate(self.scales)]
+        if self.config.sgs_proj == "per_pass_half":
+            h = self.pass_channels
+            return [[p[:, :h] for p in projected], [p[:, h:] for p in projected]]
         if self.proj_c2f is None:
             return projected
         return [projected, [self.proj_c2f[k](feats[i]) for k, i in enumerate(self.scales)]]
