@@ -1,10 +1,15 @@
 """Shared fixtures for ssjdn's tests."""
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 import torch
 from ssjdn import BidirectionalScaleDecoupling
+
+#: the committed benchmark cache (its file names hold each run's method key)
+CACHE = Path(__file__).resolve().parents[3] / "docs" / "benchmarks" / "cache"
 
 
 def _guide_bsd(sgs: str = "both", beta: float = 1.0, **kw: object) -> BidirectionalScaleDecoupling:
@@ -42,3 +47,30 @@ def bsd_inputs() -> Callable[..., tuple[list[torch.Tensor], torch.Tensor]]:
     """`bsd_inputs(seed=1, n=3)`: n random 32 x 32 images and their projected maps at sizes 16, 8,
     4 and 2 (6 channels), float64, from a generator seeded with `seed`."""
     return _bsd_inputs
+
+
+def _cached_keys_kept(seed_glob: str, methods: Sequence[str]) -> int:
+    """Assert that every method of `methods` with a committed validation run on the seeds matching
+    `seed_glob` (e.g. "3[5-9]") still gets, from the bench's `method_key`, the key in that run's
+    file name (a new option must enter the hash only when switched on); return how many were
+    checked."""
+    from ssjdn.bench import method_key
+
+    assert CACHE.is_dir()
+    names = {}
+    for f in CACHE.glob(f"val/*/*__seed{seed_glob}.json"):
+        slug, key, _ = f.stem.split("__")
+        names[slug] = key
+    checked = 0
+    for name in methods:
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+        if slug in names:
+            assert method_key(name) == names[slug], name
+            checked += 1
+    return checked
+
+
+@pytest.fixture
+def cached_keys_kept() -> Callable[[str, Sequence[str]], int]:
+    """`_cached_keys_kept(seed_glob, methods)`: the cached runs' keys are unchanged."""
+    return _cached_keys_kept
