@@ -188,6 +188,13 @@ def _check_logits(logits: torch.Tensor, batch: int) -> None:
         )
 
 
+def _like(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Loss weights `w` on the device and in the dtype of `like` (no copy when they already are)."""
+    if w.dtype != like.dtype or not (like.is_cpu and w.is_cpu):
+        w = w.to(like.device, like.dtype)
+    return w
+
+
 class DataPruner:
     """Base class: per-epoch `Selection`, observation hooks, budget accounting, state_dict.
 
@@ -424,9 +431,9 @@ class DataPruner:
             self._count(indices, logits, targets)
             return self.timed_weights(indices, losses)
         t0 = time.perf_counter()
-        w = self._batch_weights(self._take(indices, logits, features, targets, losses))
-        if w.dtype != losses.dtype or not (losses.is_cpu and w.is_cpu):
-            w = w.to(losses.device, losses.dtype)
+        w = _like(
+            self._batch_weights(self._take(indices, logits, features, targets, losses)), losses
+        )
         self.score_seconds += time.perf_counter() - t0
         return w
 
@@ -468,9 +475,7 @@ class DataPruner:
         """`weights(indices)` on the device and dtype of `like`, its time counted as scoring
         (the loss weights are part of the method's selection, `budget()["score_seconds"]`)."""
         t0 = time.perf_counter()
-        w = self.weights(_as_cpu(indices, torch.long))
-        if w.dtype != like.dtype or not (like.is_cpu and w.is_cpu):
-            w = w.to(like.device, like.dtype)
+        w = _like(self.weights(_as_cpu(indices, torch.long)), like)
         self.score_seconds += time.perf_counter() - t0
         return w
 
