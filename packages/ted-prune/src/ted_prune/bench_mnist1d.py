@@ -80,6 +80,8 @@ READINGS: dict[str, dict[str, Any]] = {
     "prune_residual_sample": {**_BASE, "selection": "sample"},
     "prune_residual_global": {**_BASE, "balance": "none"},
     "prune_residual_raw": {**_BASE, "stale": "raw"},
+    # session 25: the default with keep probabilities mixed half-and-half with a uniform draw
+    "prune_residual_sample_mix50": {**_BASE, "selection": "sample", "uniform_mix": 0.5},
 }
 # the readings the validation stage runs (the shared machine's budget fits five)
 VAL_READINGS = [

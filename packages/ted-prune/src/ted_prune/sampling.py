@@ -185,10 +185,14 @@ def sample_groups(
     floor: float,
     generator: torch.Generator,
     members: torch.Tensor | None = None,
+    uniform_mix: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep exactly `quota[c]` samples of every group c, with inclusion probability
     p_i = clip(c_g q_i, floor, 1) for q_i the score's quantile in its group (clamped >= 1e-6),
     sum_i p_i = quota per group; groups with quota >= size keep all (p = 1, no random draw).
+    `uniform_mix` = lambda in [0, 1] mixes these with the uniform draw of the group:
+    p_i = (1 - lambda) clip(c_g q_i, floor, 1) + lambda quota_g / size_g (still summing to the
+    quota; lambda = 0 leaves p untouched, bit for bit; lambda = 1 is a uniform draw per group).
     Gumbel top-k on log p_i per group (sampling without replacement; `top_in_groups` takes each
     group's largest keys without sorting them).
 
@@ -208,6 +212,9 @@ def sample_groups(
         if not whole:
             scale[c] = _scale(int(size), int(want), floor)
     p = (scale.index_select(0, gid) * q).clamp(floor, 1.0)
+    if uniform_mix > 0:
+        share = (quota.double() / counts.double()).clamp(max=1.0).index_select(0, gid)
+        p = (1.0 - uniform_mix) * p + uniform_mix * share
     if members is None:  # the loop's draw order: by group, then index
         members = stable_group_argsort(gid)
     draw = members

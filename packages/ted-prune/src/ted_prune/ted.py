@@ -426,7 +426,15 @@ class TEDPruner(ScheduledPruner):
             is fresh (warm-up, re-scoring epochs), it computes exactly what "all" does. Why: at a
             keep ratio k the products cost ~k of "all" (MNIST-1D, 25,000 rows: 2.7 vs 7.6 ms at
             k = 0.3), part of issue 15's scoring budget.
-        layer: feature layer for the integrations' `FeatureHook` (None: last nn.Linear).
+        uniform_mix: lambda in [0, 1] (default 0: off; a session-25 reading, see the README),
+            with `selection="sample"` only: each sample's keep probability becomes
+            (1 - lambda) p_i + lambda k_c, a mixture of TED's score-driven p_i with a uniform draw
+            of the same per-class quota k_c (loss weights min(k / p, `max_weight`) as before, so
+            at most ~1/lambda). lambda = 1 is random-dynamic's draw with class quotas. Assumes
+            that TED's scores carry part, not all, of what a sample is worth, and that what
+            concentrating the budget costs (samples kept in few pruned epochs, i.e. whose
+            pruned-data improvement is never measured on a trained step, and loss-weight
+            variance) outweighs the scores' information on a data set without redundancy.
     """
 
     name = "ted"
@@ -461,6 +469,7 @@ class TEDPruner(ScheduledPruner):
         precision: str = "float32",
         score_rows: str = "all",
         layer: str | nn.Module | None = None,
+        uniform_mix: float = 0.0,
         forward_cost: float = 1 / 3,
         seed: int = 0,
     ) -> None:
@@ -501,6 +510,16 @@ class TEDPruner(ScheduledPruner):
                 raise TypeError(f"{name} must be a float, got {value!r}")
             if math.isnan(value) or not lo <= value <= hi or (name == "damping" and value <= 0):
                 raise ValueError(f"{name} must lie in [{lo}, {hi}] (damping > 0), got {value!r}")
+        if isinstance(uniform_mix, bool) or not isinstance(uniform_mix, (int, float)):
+            raise TypeError(f"uniform_mix must be a float in [0, 1], got {uniform_mix!r}")
+        if math.isnan(uniform_mix) or not 0.0 <= uniform_mix <= 1.0:
+            raise ValueError(f"uniform_mix must lie in [0, 1], got {uniform_mix!r}")
+        if uniform_mix > 0 and selection != "sample":
+            raise ValueError(
+                f"uniform_mix={uniform_mix!r} mixes keep probabilities: it needs "
+                f"selection='sample', got selection={selection!r}"
+            )
+        self.uniform_mix = float(uniform_mix)
         if precision not in ("float32", "float64"):
             raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
         self.precision = precision
@@ -920,7 +939,8 @@ class TEDPruner(ScheduledPruner):
             quota = torch.tensor(q)
         # all classes at once (`sampling`): the selection of sample_keep run class by class
         # (kept indices ascending, as the Selection holds them: it needs no sort)
-        kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g, members)
+        kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g, members,
+                                        uniform_mix=self.uniform_mix)  # fmt: skip
         w = (k / probs.index_select(0, kept_idx)).clamp(max=self.max_weight)
         self.weight.index_copy_(0, kept_idx, w)
         return Selection(kept_idx, self.n)
@@ -977,6 +997,7 @@ class TEDPruner(ScheduledPruner):
                 "rescore_every": self.rescore_every,
                 "precision": self.precision,
                 "score_rows": self.score_rows,
+                "uniform_mix": self.uniform_mix,
             },
         }
 

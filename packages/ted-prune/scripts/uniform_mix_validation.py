@@ -1,0 +1,119 @@
+"""Validation run of `TEDPruner(uniform_mix=0.5)` against TED's default and random-dynamic (issue 15,
+session 25; the rule is `docs/benchmarks/ted-prune-mix-s25/RULE.md`, committed before the runs).
+
+Usage::
+
+    python packages/ted-prune/scripts/uniform_mix_validation.py --out DIR [--resume]
+        [--time-limit S] [--seeds 110 ... 119] [--settings clean noise20]
+    python packages/ted-prune/scripts/uniform_mix_validation.py --out DIR --decide
+
+Per (setting, seed, arm) one MNIST-1D run (`train_mnist1d`, 5,000 samples x 20 epochs, f = 0.7,
+one thread), scored on the VALIDATION split (never test), with the coverage measurements of
+`coverage_diagnosis.py` (times kept, rarely-kept share, loss-weight ESS). Each finished run is
+appended to `DIR/runs.jsonl`; `--resume` skips finished runs; `--time-limit` stops starting new
+ones. `--decide` applies the rule and writes `DIR/decision.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from coverage_diagnosis import _run  # this folder: scripts run with it on sys.path
+
+ARMS = {
+    "default": "TED",
+    "mix50": "TED:prune_residual_sample_mix50",
+    "random_dynamic": "random_dynamic",
+}
+SEEDS = list(range(110, 120))
+SETTINGS = ["clean", "noise20"]
+NUM_SAMPLES, EPOCHS, F = 5000, 20, 0.7
+
+
+def _ci(d: np.ndarray) -> list[float]:
+    rng = np.random.default_rng(0)
+    boot = d[rng.integers(0, d.size, (10_000, d.size))].mean(1)
+    return [float(x) for x in np.percentile(boot, [2.5, 97.5])]
+
+
+def decide(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    by = {(r["arm"], r["setting"], r["seed"]): r for r in rows}
+    out: dict[str, Any] = {"split": "validation", "f": F, "num_samples": NUM_SAMPLES,
+                           "epochs": EPOCHS, "settings": {}}  # fmt: skip
+    for setting in SETTINGS:
+        seeds = [s for s in SEEDS if all((a, setting, s) in by for a in ARMS)]
+        if not seeds:
+            continue
+        acc = {a: np.array([by[(a, setting, s)]["val_accuracy"] for s in seeds]) for a in ARMS}
+        res: dict[str, Any] = {"seeds": seeds, "n": len(seeds)}
+        res["accuracy_mean_std"] = {a: [float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0]
+                                    for a, v in acc.items()}  # fmt: skip
+        for name, (x, y) in {"mix50-default": ("mix50", "default"),
+                             "mix50-random_dynamic": ("mix50", "random_dynamic"),
+                             "default-random_dynamic": ("default", "random_dynamic")}.items():  # fmt: skip
+            d = acc[x] - acc[y]
+            res[name] = {"mean": float(d.mean()), "ci95": _ci(d)}
+        for key in ("kept_at_most_quarter", "never_kept", "longest_miss_mean_p99",
+                    "times_kept_mean_std", "weights_mean_capshare_ess", "min_class_kept",
+                    "kept_loss_q10_q50_q90", "all_loss_q10_q50_q90"):  # fmt: skip
+            res[key] = {a: np.mean([by[(a, setting, s)][key] for s in seeds], 0).tolist()
+                        for a in ARMS if by[(a, setting, seeds[0])].get(key) is not None}  # fmt: skip
+        out["settings"][setting] = res
+    clean, noisy = out["settings"].get("clean"), out["settings"].get("noise20")
+    complete = bool(clean and noisy and clean["n"] == len(SEEDS) and noisy["n"] == len(SEEDS))
+    a1 = bool(clean and clean["mix50-default"]["ci95"][0] > 0)
+    a2 = bool(noisy and noisy["mix50-default"]["mean"] >= -0.3)
+    a3 = all(r["min_class_kept"] > 0 for r in rows if r["arm"] == "mix50")
+    out["rule"] = {"complete": complete, "A1_clean_ci_above_0": a1, "A2_noise20_mean_ge_-0.3": a2,
+                   "A3_no_class_drops": a3, "adopt": complete and a1 and a2 and a3,
+                   "goal_read_clean_mix50_ahead_of_random_dynamic":
+                       bool(clean and clean["mix50-random_dynamic"]["ci95"][0] > 0)}  # fmt: skip
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--decide", action="store_true")
+    ap.add_argument("--time-limit", type=float, default=None)
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    ap.add_argument("--settings", nargs="+", default=SETTINGS)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    a.out.mkdir(parents=True, exist_ok=True)
+    cache = a.out / "runs.jsonl"
+    rows = [json.loads(x) for x in cache.read_text().splitlines()] if cache.exists() else []
+    if a.decide:
+        res = decide(rows)
+        (a.out / "decision.json").write_text(json.dumps(res, indent=1))
+        print(json.dumps(res, indent=1))
+        return
+    if rows and not a.resume:
+        raise SystemExit(f"{cache} exists: pass --resume to continue it")
+    done = {(r["arm"], r["setting"], r["seed"]) for r in rows}
+    start = time.perf_counter()
+    for seed in a.seeds:
+        for setting in a.settings:
+            for arm, method in ARMS.items():
+                if (arm, setting, seed) in done:
+                    continue
+                if a.time_limit is not None and time.perf_counter() - start > a.time_limit:
+                    print("time limit reached: rerun with --resume", flush=True)
+                    raise SystemExit(3)
+                r = _run(method, seed, NUM_SAMPLES, EPOCHS, F, setting)
+                r["arm"] = arm
+                with cache.open("a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+                print(f"{setting} seed {seed} {arm}: {r['val_accuracy']:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
