@@ -61,7 +61,13 @@ class _Recorder(bench_mnist1d._MinClassKept):
 
 
 def _run(
-    method: str, seed: int, n_samples: int, epochs: int, f: float, setting: str = "clean"
+    method: str,
+    seed: int,
+    n_samples: int,
+    epochs: int,
+    f: float,
+    setting: str = "clean",
+    sizes: Any = None,
 ) -> dict[str, Any]:
     train, val, _ = _splits(setting, n_samples, seed)
     x, y = train.tensors
@@ -70,7 +76,7 @@ def _run(
     orig = bench_mnist1d._MinClassKept
     bench_mnist1d._MinClassKept = _Recorder
     try:
-        r = train_mnist1d(method, train, val, epochs, f, seed)
+        r = train_mnist1d(method, train, val, epochs, f, seed, sizes)
     finally:
         bench_mnist1d._MinClassKept = orig
     eps = _RECORD["epochs"]

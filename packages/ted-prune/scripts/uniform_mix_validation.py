@@ -25,12 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 from coverage_diagnosis import _run  # this folder: scripts run with it on sys.path
+from ted_prune import TEDPruner
+from ted_prune.bench_mnist1d import _splits
 
 ARMS = {
     "default": "TED",
     "mix50": "TED:prune_residual_sample_mix50",
     "random_dynamic": "random_dynamic",
 }
+# the control of `--control` (RULE-control.md): random draws on TED's own per-epoch training sizes
+# (`RandomSizes(dynamic=True)`, the bench's "random_InfoBatch" method given TED's planned sizes),
+# i.e. random selection with TED's *training* budget (f minus what TED's re-scoring passes spend)
+CONTROL = {"random_TEDsizes": "random_InfoBatch"}
 SEEDS = list(range(110, 120))
 SETTINGS = ["clean", "noise20"]
 NUM_SAMPLES, EPOCHS, F = 5000, 20, 0.7
@@ -59,6 +65,14 @@ def decide(rows: list[dict[str, Any]]) -> dict[str, Any]:
                              "default-random_dynamic": ("default", "random_dynamic")}.items():  # fmt: skip
             d = acc[x] - acc[y]
             res[name] = {"mean": float(d.mean()), "ci95": _ci(d)}
+        cs = [s for s in seeds if ("random_TEDsizes", setting, s) in by]
+        if cs:  # RULE-control.md: reported, decides nothing
+            c = np.array([by[("random_TEDsizes", setting, s)]["val_accuracy"] for s in cs])
+            res["control"] = {"seeds": cs, "random_TEDsizes_mean_std": [float(c.mean()),
+                              float(c.std(ddof=1)) if c.size > 1 else 0.0]}  # fmt: skip
+            for a in ARMS:
+                d = np.array([by[(a, setting, s)]["val_accuracy"] for s in cs]) - c
+                res["control"][f"{a}-random_TEDsizes"] = {"mean": float(d.mean()), "ci95": _ci(d)}
         for key in ("kept_at_most_quarter", "never_kept", "longest_miss_mean_p99",
                     "times_kept_mean_std", "weights_mean_capshare_ess", "min_class_kept",
                     "kept_loss_q10_q50_q90", "all_loss_q10_q50_q90"):  # fmt: skip
@@ -86,6 +100,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     ap.add_argument("--settings", nargs="+", default=SETTINGS)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--control", action="store_true", help="run only the control arm (RULE-control.md)"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -102,13 +119,17 @@ def main() -> None:
     start = time.perf_counter()
     for seed in a.seeds:
         for setting in a.settings:
-            for arm, method in ARMS.items():
+            for arm, method in (CONTROL if a.control else ARMS).items():
                 if (arm, setting, seed) in done:
                     continue
                 if a.time_limit is not None and time.perf_counter() - start > a.time_limit:
                     print("time limit reached: rerun with --resume", flush=True)
                     raise SystemExit(3)
-                r = _run(method, seed, NUM_SAMPLES, EPOCHS, F, setting)
+                sizes = None
+                if a.control:  # TED's planned per-epoch sizes on this training set
+                    n = len(_splits(setting, NUM_SAMPLES, seed)[0])
+                    sizes = TEDPruner(n, EPOCHS, budget=F).planned_sizes()
+                r = _run(method, seed, NUM_SAMPLES, EPOCHS, F, setting, sizes)
                 r["arm"] = arm
                 with cache.open("a") as fh:
                     fh.write(json.dumps(r) + "\n")
