@@ -8,10 +8,11 @@ that must not lose). The checks are read in order and the first partial (a metho
 or failing one decides; the option is adopted on validation iff all pass. ``--report LABEL A B``
 rows are printed and decide nothing; ``--probes`` are printed as each ``--probe-methods``
 method's mean over the cached seeds. ``--metric hard_mR`` prints the same rows on the hard split
-and no decision. Writes nothing. Run (seconds, reads JSON only), e.g. the twenty-fourth
-session's rule (``docs/benchmarks/ssjdn_validation_s24_rule.md``):
+and no decision. Writes nothing. A new session's rule is one more entry of `RULES`. Run
+(seconds, reads JSON only), e.g. the twenty-fifth session's rule
+(``docs/benchmarks/ssjdn_validation_s25_rule.md``):
 
-    .venv/bin/python packages/ssjdn/scripts/decide.py --rule s24 [--metric hard_mR]
+    .venv/bin/python packages/ssjdn/scripts/decide.py --rule s25 [--metric hard_mR]
 """
 
 from __future__ import annotations
@@ -121,6 +122,28 @@ RULES: dict[str, dict[str, Any]] = {
             FULL,
             "BSD per-pass half proj",
         ),
+        "probes": (
+            *PASS_PROBES,
+            "pass_r2_fine_from_coarse",
+            "pass_contrib_cos",
+            "mR_without_f2c",
+            "mR_without_c2f",
+        ),
+    },
+    "s25": {
+        "seeds": (45, 49),
+        "option": "sgs_pool='centered'",
+        "check": [
+            ("B1", "above0", "+bidirectional centered", SGS),
+            ("B2", "not_worse", "BSD centered", FULL),
+        ],
+        "report": [
+            ("today rung", BI, SGS),
+            ("centered-today", "+bidirectional centered", BI),
+            ("goal +10", FULL, DUAL),
+            ("goal +10", "BSD centered", DUAL),
+        ],
+        "probe_methods": (BI, "+bidirectional centered", FULL, "BSD centered"),
         "probes": (
             *PASS_PROBES,
             "pass_r2_fine_from_coarse",

@@ -84,6 +84,9 @@ BSD_SPLIT: dict[str, Any] = {"sgs_pass_scales": "split"}
 # each BSD direction reads its own half of the projection heads' channels: two heads of half
 # width, the image branch one direction's width (issue 19, s24b)
 BSD_PER_PASS_HALF: dict[str, Any] = {"sgs_proj": "per_pass_half"}
+# a scale SGS acts on hands over what the places its map keeps hold beyond the scale's
+# image-wide mean; each pass's guiding scale its own SFE feature (issue 19, s25)
+BSD_CENTERED: dict[str, Any] = {"sgs_pool": "centered"}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -271,6 +274,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # adopted: rung +0.38 [-0.95, +1.71] mR over one direction, full model -0.62 [-0.90, -0.34]
     "+bidirectional per-pass half proj": ("+bidirectional", {**BSD_PER_PASS_HALF, **TODAY_STL}),
     "BSD per-pass half proj": ("+STL (full SSJDN)", {**BSD_PER_PASS_HALF, **TODAY_STL}),
+    # issue 19, twenty-fifth session (rule docs/benchmarks/ssjdn_validation_s25_rule.md, written
+    # before the runs; fresh validation seeds 45..49): SFE's image-wide pooling made the passes
+    # near-copies; a scale SGS acts on delivers sum a M P / sum a M - mean P (`sgs_pool=
+    # "centered"`), the shared part carried once per pass by its guiding scale
+    "+bidirectional centered": ("+bidirectional", {**BSD_CENTERED, **TODAY_STL}),
+    "BSD centered": ("+STL (full SSJDN)", {**BSD_CENTERED, **TODAY_STL}),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -331,6 +340,8 @@ _CURRENT = {
     "BSD split",
     "+bidirectional per-pass half proj",
     "BSD per-pass half proj",
+    "+bidirectional centered",
+    "BSD centered",
 }
 VARIANTS = {
     name: (rung, {**PREVIOUS_STL, **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra})})

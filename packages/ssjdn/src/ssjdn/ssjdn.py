@@ -55,6 +55,7 @@ __all__ = [
     "SSJDNConfig",
     "SemanticDecoupling",
     "SemanticGuidedTripletLoss",
+    "centered_kept",
     "cross_correlation_penalty",
     "guided_residual",
     "local_contrast_salience",
@@ -69,6 +70,8 @@ FUSIONS = ("concat", "gate", "mean")
 # which scales each BSD pass hands to the fusion layer (`BidirectionalScaleDecoupling`'s
 # ``pass_scales``)
 PASS_SCALES = ("all", "split")
+# what a scale that SGS acts on delivers (`BidirectionalScaleDecoupling`'s ``pool``)
+POOLS = ("multiply", "residual", "centered")
 # which 1x1 projection heads the BSD passes read (`SSJDNConfig.sgs_proj`)
 SGS_PROJ = ("shared", "per_pass", "per_pass_half")
 OPPOSITE_POLARITY = {"suppress_salient": "keep_salient", "keep_salient": "suppress_salient"}
@@ -259,6 +262,34 @@ def guided_residual(
     return torch.where(mass > 1e-6, kept - pooled, torch.zeros_like(pooled))
 
 
+def centered_kept(
+    salience: torch.Tensor, features: torch.Tensor, suppress: torch.Tensor
+) -> torch.Tensor:
+    """What the salient places an SGS map keeps hold beyond the scale's image-wide mean:
+
+        g = sum_hw a M P / sum_hw a M - mean_hw P
+
+    ``salience`` a (B, 1, h, w), ``features`` P (B, d, h, w), ``suppress`` M (B, 1, h, w).
+    g = 0 where a M is constant over an image and P's mean is its weighted mean, and g = 0 where
+    sum_hw a M vanishes (a hard map that keeps nothing). Used by ``pool="centered"``."""
+    if features.ndim != 4 or salience.ndim != 4 or suppress.ndim != 4:
+        raise ValueError(
+            "salience, features and suppress must be 4-d (B, C, h, w), got "
+            f"{tuple(salience.shape)}, {tuple(features.shape)} and {tuple(suppress.shape)}"
+        )
+    for name, t in (("salience", salience), ("suppress", suppress)):
+        if t.shape[0] != features.shape[0] or t.shape[1] != 1 or t.shape[2:] != features.shape[2:]:
+            raise ValueError(
+                f"{name} must have shape (B, 1, {features.shape[2]}, {features.shape[3]}) for "
+                f"features {tuple(features.shape)}, got {tuple(t.shape)}"
+            )
+    w = salience * suppress
+    mass = w.sum((2, 3))
+    kept = (w * features).sum((2, 3)) / mass.clamp(min=1e-6)
+    g = kept - features.mean((2, 3))
+    return torch.where(mass > 1e-6, g, torch.zeros_like(g))
+
+
 def cross_correlation_penalty(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared batch cross-correlation of the columns of ``x`` (B, m) and ``y`` (B, n):
 
@@ -353,6 +384,29 @@ class BidirectionalScaleDecoupling(nn.Module):
     objects in the fine->coarse pass, the coarse structure in the other) is a clue the scale's
     plain pooling drowns, and it keeps the scale's own pooled feature (SGS adds a clue, it does
     not replace the scale's view).
+
+    ``"centered"`` (issue 19, twenty-fifth session): SFE pools a scale that SGS acts on over the
+    places the guide keeps, and hands over only what they hold beyond the scale's image-wide
+    mean; the guiding scale (M = 1) delivers its own SFE feature as today,
+
+        f_j = sum_hw a_j M_j P_j / sum_hw a_j M_j - mean_hw P_j   (j != g; a_j = SFE(P_j M_j)),
+        f_g = sum_hw a_g P_g / sum_hw a_g,
+
+    at one scale's width (`centered_kept`; the fusion layer's shape is today's). Why: SFE's
+    image-wide pooling hands over a vector dominated by what every place of the image shares,
+    so whatever map SGS multiplies on, both passes deliver near-copies (held-out R^2 0.93-0.98,
+    `ssjdn.diagnostics.pass_redundancy`). A post-hoc probe on a trained ``+bidirectional``
+    (``scripts/probe_sfe_pool.py``, validation seed 0) found that neither the salience-weighted
+    mean over the kept places (R^2 0.98, more alike) nor per-region pooling on a 2 x 2 grid
+    (0.93) separates the passes, while subtracting the scale's image-wide mean does (0.63; cosine
+    of same-scale features 0.98 -> 0.11). So the shared component is carried once per pass, by
+    its guiding scale (the finest fine->coarse, the coarsest coarse->fine: two different
+    scales), and each other scale hands over what the guide's salient places add to it. It
+    assumes that the image's shared content is read well enough from one scale per pass and that
+    the clue SGS is for is the deviation of the kept places from the scale's average; unlike
+    ``"residual"``, no slot of the acted-on scales repeats the shared part (the fifth pass's
+    fusion layer leaned on those slots, which both passes pool alike). Needs
+    ``target="features"``.
 
     ``polarity_c2f`` (issue 19, seventh pass) gives the coarse->fine pass a polarity of its own.
     ``"same"`` (default): both passes use ``polarity``. ``"suppress_salient"``: the coarse->fine
@@ -487,7 +541,7 @@ class BidirectionalScaleDecoupling(nn.Module):
         guide: Literal["learned", "contrast"] = "learned",
         contrast_kernel: int = 3,
         fusion: Literal["concat", "gate", "mean"] = "concat",
-        pool: Literal["multiply", "residual"] = "multiply",
+        pool: Literal["multiply", "residual", "centered"] = "multiply",
         polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same",
         guide_c2f: Literal["same", "f2c_salience", "complement"] = "same",
         sequence: Literal["parallel", "sequential"] = "parallel",
@@ -541,10 +595,10 @@ class BidirectionalScaleDecoupling(nn.Module):
                 "guide_c2f='complement' sets the coarse->fine pass's polarity (the opposite of "
                 f"polarity) and needs polarity_c2f='same', got polarity_c2f={polarity_c2f!r}"
             )
-        if pool not in ("multiply", "residual"):
-            raise ValueError(f"pool must be 'multiply' or 'residual', got {pool!r}")
-        if pool == "residual" and target != "features":
-            raise ValueError(f"pool='residual' needs target='features', got target={target!r}")
+        if not isinstance(pool, str) or pool not in POOLS:
+            raise ValueError(f"pool must be 'multiply', 'residual' or 'centered', got {pool!r}")
+        if pool != "multiply" and target != "features":
+            raise ValueError(f"pool={pool!r} needs target='features', got target={target!r}")
         self.pool = pool
         if not isinstance(fusion, str) or fusion not in FUSIONS:
             raise ValueError(f"fusion must be 'concat', 'gate' or 'mean', got {fusion!r}")
@@ -772,6 +826,9 @@ class BidirectionalScaleDecoupling(nn.Module):
                 if self.pool == "residual":
                     a, f = units[i](p)
                     feats[i] = torch.cat([f, guided_residual(a, p, f, m)], dim=1)
+                elif self.pool == "centered":  # SFE reads the suppressed maps, as "multiply"
+                    a, f = units[i](p if m is None else p * m)
+                    feats[i] = f if m is None else centered_kept(a, p, m)
                 else:
                     a, f = units[i](p, m)
                     feats[i] = f
@@ -1080,6 +1137,13 @@ class SSJDNConfig:
     it (SGS's map only rescaled the mean-dominated pooled features, so the passes were
     near-copies). Not adopted on validation (5 seeds): the bidirectional rung with it -0.18
     [-0.59, +0.23] mR over one direction with it, the full model +0.06 [-1.34, +1.33].
+    ``"centered"`` (issue 19, twenty-fifth session, rule
+    ``docs/benchmarks/ssjdn_validation_s25_rule.md``): a scale SGS acts on delivers only what the
+    places its map keeps hold beyond the scale's image-wide mean, sum a M P / sum a M - mean P;
+    the guiding scale its own SFE feature (`BidirectionalScaleDecoupling`). Adopted on
+    validation (fresh seeds 45..49): the rung +2.16 [+0.77, +3.97] mR over today's one
+    direction, the full model +3.73 [+3.10, +4.31] over today's; the default is not switched
+    yet (the lead's decision, with the test read).
 
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
@@ -1176,7 +1240,7 @@ class SSJDNConfig:
     sgs_guide: Literal["learned", "contrast"] = "contrast"
     sgs_contrast_kernel: int = 3
     sgs_fusion: Literal["concat", "gate", "mean"] = "concat"
-    sgs_pool: Literal["multiply", "residual"] = "multiply"
+    sgs_pool: Literal["multiply", "residual", "centered"] = "multiply"
     sgs_polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same"
     sgs_guide_c2f: Literal["same", "f2c_salience", "complement"] = "same"
     sgs_proj: Literal["shared", "per_pass", "per_pass_half"] = "shared"
@@ -1249,11 +1313,13 @@ class SSJDNConfig:
             raise ValueError(
                 f"sgs_fusion must be 'concat', 'gate' or 'mean', got {self.sgs_fusion!r}"
             )
-        if self.sgs_pool not in ("multiply", "residual"):
-            raise ValueError(f"sgs_pool must be 'multiply' or 'residual', got {self.sgs_pool!r}")
-        if self.sgs_pool == "residual" and self.sgs_target != "features":
+        if not isinstance(self.sgs_pool, str) or self.sgs_pool not in POOLS:
             raise ValueError(
-                f"sgs_pool='residual' needs sgs_target='features', got {self.sgs_target!r}"
+                f"sgs_pool must be 'multiply', 'residual' or 'centered', got {self.sgs_pool!r}"
+            )
+        if self.sgs_pool != "multiply" and self.sgs_target != "features":
+            raise ValueError(
+                f"sgs_pool={self.sgs_pool!r} needs sgs_target='features', got {self.sgs_target!r}"
             )
         if self.sgs_polarity_c2f not in ("same", "suppress_salient", "keep_salient"):
             raise ValueError(
