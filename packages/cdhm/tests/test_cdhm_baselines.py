@@ -763,3 +763,19 @@ def test_optcarry_variant_is_a_named_option_off_the_cache_key():
         assert {k: v for k, v in one.get_params().items() if k != "target_opt_state"} == {
             k: v for k, v in base.get_params().items() if k != "target_opt_state"
         }, name
+
+
+def test_compact_variant_is_a_named_option_off_the_cache_key():
+    """Session 25's compact source classes are a bench variant on the current default (the
+    carried-state row plus lambda_compact = 1); at its off value (0) lambda_compact stays out of
+    the cache key, so every committed cache keeps its key."""
+    from cdhm.bench import COMPACT_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    assert "lambda_compact" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert set(COMPACT_VARIANTS) == {"CDHM+adda+stickyz0.25+optcarry+compact1"}
+    one = _estimator("CDHM+adda+stickyz0.25+optcarry+compact1", BenchConfig(), 4)
+    base = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
+    assert (one.lambda_compact, base.lambda_compact) == (1.0, 0.0)
+    assert {k: v for k, v in one.get_params().items() if k != "lambda_compact"} == {
+        k: v for k, v in base.get_params().items() if k != "lambda_compact"
+    }

@@ -1649,3 +1649,92 @@ def test_target_opt_state_rejects_bad_values(toy, value, extra, exc):
     a, _ = toy
     with pytest.raises(exc, match="target_opt_state"):
         CDHMClassifier(n_segments=4, epochs=1, target_opt_state=value, **extra).fit(a.x, a.y)
+
+
+def test_class_scatter_ratio_matches_its_equation():
+    """class_scatter_ratio (session 25): tr(S_W) / tr(S_T), by hand in float64; in [0, 1],
+    invariant to a common shift, rotation and scale; 0 with one class; bad shapes raise."""
+    from cdhm.causal_hmm import class_scatter_ratio
+
+    s = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 1.0], [12.0, -1.0], [5.0, 5.0]])
+    s = s.double()
+    y = torch.tensor([0, 0, 1, 1, 2])
+    # class means (1, 0), (11, 0), (5, 5); within = 1 + 1 + 2 + 2 + 0 = 6
+    m = s.mean(0)
+    total = float(((s - m) ** 2).sum())
+    assert float(class_scatter_ratio(s, y)) == pytest.approx(6.0 / total, rel=1e-12)
+    rot = torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=torch.float64)
+    moved = 7.5 * s @ rot + torch.tensor([3.0, -4.0], dtype=torch.float64)
+    assert float(class_scatter_ratio(moved, y)) == pytest.approx(6.0 / total, rel=1e-12)
+    # each class one point: 0; every class with the same mean: 1
+    pts = torch.tensor([[1.0, 2.0], [1.0, 2.0], [4.0, 0.0]], dtype=torch.float64)
+    assert float(class_scatter_ratio(pts, torch.tensor([0, 0, 1]))) == 0.0
+    same = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], dtype=torch.float64)
+    assert float(class_scatter_ratio(same, torch.tensor([0, 0, 1, 1]))) == pytest.approx(1.0)
+    # one class: 0, still in the graph
+    a = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    out = class_scatter_ratio(a, torch.zeros(5, dtype=torch.long))
+    assert float(out.detach()) == 0.0
+    out.backward()
+    assert a.grad is not None and float(a.grad.abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="class_scatter_ratio needs s"):
+        class_scatter_ratio(s, y[:4])
+
+
+def test_compact_term_enters_the_loss_as_written(toy):
+    """lambda_compact (session 25): the step loss is the plain loss + lambda_compact
+    tr(S_W) / tr(S_T) of the source windows' posterior means s_T and their labels."""
+    from cdhm.causal_hmm import class_scatter_ratio
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 1, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["target_encoder"] = "shared"  # the equation below is the shared encoder's
+    est = CDHMClassifier(lambda_compact=0.7, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    hist = np.asarray(est.history_["compact"])
+    assert np.isfinite(hist).all() and ((hist >= 0) & (hist <= 1)).all()
+    net = est.net_
+    batch, loss, logs, plain = _step_beside_plain(est, CDHMClassifier(**kw), a, b, 0.4)
+    with torch.no_grad():
+        x = torch.cat([batch["xs"], batch["xt"]])
+        s = net.encode(x, torch.cat([batch["cs"], batch["ct"]]))["s_loc"].double()
+        ratio = float(class_scatter_ratio(s[:8, -1], batch["ys"]))
+    assert logs["compact"] == pytest.approx(ratio, rel=1e-4, abs=1e-7)
+    assert 0.7 * ratio > 1e-3 * abs(float(plain.detach()))  # detectable
+    expected = float(plain.detach()) + 0.7 * ratio
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_compact_off_changes_nothing_and_on_gathers_the_source_classes(toy):
+    """lambda_compact=0 (the default) fits exactly as a fit that does not pass it; a positive
+    weight changes the fit and leaves the source classes more compact in s (lower within / total
+    scatter of the training windows' s_T) than the same fit without it."""
+    from cdhm.causal_hmm import class_scatter_ratio
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 6, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    off = CDHMClassifier(lambda_compact=0.0, **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    np.testing.assert_array_equal(off.predict_proba(b.x), base.predict_proba(b.x))
+    on = CDHMClassifier(lambda_compact=5.0, **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert not np.array_equal(on.predict_proba(b.x), base.predict_proba(b.x))
+    y = torch.from_numpy(np.searchsorted(base.classes_, a.y))
+
+    def ratio(est):
+        s = torch.from_numpy(est.transform(a.x, a.domain, part="s")).double()
+        return float(class_scatter_ratio(s, y))
+
+    assert ratio(on) < ratio(base)
+
+
+@pytest.mark.parametrize(
+    ("value", "exc"),
+    [(-1.0, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), ("1", TypeError)],
+    ids=["negative", "nan", "inf", "str"],
+)
+def test_lambda_compact_rejects_bad_values(toy, value, exc):
+    """CDHMClassifier.fit: a bad lambda_compact raises naming it."""
+    a, _ = toy
+    with pytest.raises(exc, match="lambda_compact"):
+        CDHMClassifier(n_segments=4, epochs=1, lambda_compact=value).fit(a.x, a.y)

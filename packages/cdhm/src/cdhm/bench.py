@@ -286,6 +286,15 @@ OPTCARRY_VARIANTS: dict[str, dict[str, Any]] = {
         "target_opt_state": "source",
     },
 }
+#: Compact source classes in s (session 25; rule cdhm_validate_compact_rule.md), on the current
+#: default (CDHM+adda+stickyz0.25+optcarry): lambda_compact * tr(S_W) / tr(S_T) of the source
+#: s_T, weight 1 fixed before the validation run (the label term's weight, lambda_y = 1).
+COMPACT_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+compact1": {
+        **OPTCARRY_VARIANTS["CDHM+adda+stickyz0.25+optcarry"],
+        "lambda_compact": 1.0,
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -325,6 +334,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **GENSRC_VARIANTS,
     **ZFIX_VARIANTS,
     **OPTCARRY_VARIANTS,
+    **COMPACT_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -608,6 +618,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "generative_from": "both",
     "target_z": "adapted",
     "target_opt_state": "fresh",
+    "lambda_compact": 0.0,
 }
 
 

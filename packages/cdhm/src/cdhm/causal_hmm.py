@@ -75,6 +75,7 @@ __all__ = [
     "TARGET_OPT_STATES",
     "CDHMClassifier",
     "CDHMNet",
+    "class_scatter_ratio",
 ]
 
 #: The z chain's random-walk scale of ``CDHMClassifier(sticky_z="auto")`` (issue 18, session 22:
@@ -163,6 +164,32 @@ def _stepwise_hsic(a: torch.Tensor, b: torch.Tensor, b_kernel: str = "linear") -
     (B, k), the same at every step (one-hot labels), or (B, T, k), read step by step (a latent)."""
     steps = a.shape[1]
     return sum(hsic(a[:, t], b if b.ndim == 2 else b[:, t], b_kernel) for t in range(steps)) / steps
+
+
+def class_scatter_ratio(s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """tr(S_W) / tr(S_T) of features `s` (n, d) with class labels `y` (n,): the within-class
+    scatter sum_i ||s_i - m_{y_i}||^2 (m_k the mean of class k's rows) over the total scatter
+    sum_i ||s_i - m||^2 (m the mean of all rows), the Fisher criterion's ratio.
+
+    In [0, 1]: 0 when every class is one point (and the classes differ), 1 when every class has
+    the same mean. Invariant to a common shift, rotation and scale of `s`, so it cannot be lowered
+    by shrinking s. With fewer than two classes among the rows, or no spread at all, it is 0 (a
+    zero that keeps `s` in the graph).
+    """
+    if s.ndim != 2 or y.ndim != 1 or len(s) != len(y):
+        raise ValueError(
+            f"class_scatter_ratio needs s (n, d) and y (n,), got {tuple(s.shape)} and "
+            f"{tuple(y.shape)}"
+        )
+    classes, inv = torch.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        return (s * 0).sum()
+    sums = s.new_zeros(len(classes), s.shape[1]).index_add(0, inv, s)
+    counts = torch.bincount(inv, minlength=len(classes)).to(s.dtype)
+    means = sums / counts[:, None]
+    within = ((s - means[inv]) ** 2).sum()
+    total = ((s - s.mean(0)) ** 2).sum()
+    return within / total.clamp_min(torch.finfo(s.dtype).tiny)
 
 
 def _delayed_ramp(progress: float, start: float, ramp: str = "ganin") -> float:
@@ -865,6 +892,28 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     ``target_opt_state="auto"`` (the default) is "source" with ``target_encoder="adapted"`` and
     "fresh" (nothing to carry) with "shared"; ``"fresh"`` is the behaviour before session 24 (the
     bench's ``CDHM*`` rows pin it, :data:`cdhm.bench.BENCH_CDHM`); "source" needs the untied guide.
+
+    Compact source classes in s (issue 18, session 25; ``lambda_compact=0`` = off by default;
+    rule ``docs/benchmarks/cdhm-next/cdhm_validate_compact_rule.md``): ``lambda_compact > 0`` adds
+    lambda_compact * tr(S_W) / tr(S_T) over the labelled source windows of the batch
+    (:func:`class_scatter_ratio` of the posterior means the fault head reads, s_T with
+    ``fault_steps="last"``, and their labels): the within-class scatter of s over its total
+    scatter, in [0, 1], the same for every weight of the training (no ramp), through the source
+    guide only (target windows have no labels). It reads the causal graph's y -> s with s the
+    *fault-relevant* factor: given the class, s should hold nothing else, so the windows of one
+    class, whichever recording they come from, should share one point of s, and what tells the
+    recordings of a class apart (noise, phase, interference) belongs to z. The label term alone
+    asks only for a margin: the fault head, an MLP, can carve a region per training recording,
+    and on a 0 dB source it does (README "Tracing the 0 dB source's normal <-> ball swap": 100 %
+    on the training recordings, 8 and 5 of 18 normal / ball right on the held-out ones; the
+    target's normal and ball then sit nearest one source class at the split). The ratio is
+    scale-free, so it cannot be met by shrinking s (the KL's scale is left to the ELBO), and it
+    also pushes the class means apart. It assumes the class-specific part of a 0 dB window is
+    shared across recordings of that class, so that a s which gathers each class's training
+    recordings at one point reads held-out recordings by that shared part; where the classes
+    carry no such part at 0 dB (the evidence is under the noise) it can only gather the training
+    recordings by memorising them, as the label term does. With ``entangled=True`` it acts on the
+    one latent.
     """
 
     def __init__(
@@ -905,6 +954,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         generative_from: str = "both",
         target_z: str = "adapted",
         target_opt_state: str = "auto",
+        lambda_compact: float = 0.0,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -952,6 +1002,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.generative_from = generative_from
         self.target_z = target_z
         self.target_opt_state = target_opt_state
+        self.lambda_compact = lambda_compact
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -973,6 +1024,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             "lambda_zy",
             "lambda_sz",
             "lambda_pl",
+            "lambda_compact",
         ):
             check_real(name, getattr(self, name), low=0.0)
         if self.pseudo_label not in PSEUDO_LABEL_OPTIONS:
@@ -1279,6 +1331,11 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             dep = _stepwise_hsic(s_all, z_all, "gaussian")
             loss = loss + self.lambda_sz * dep
             logs["hsic_s_z"] = float(dep.detach())
+        if self.lambda_compact > 0:
+            # the source classes compact in what the fault head reads (Fisher ratio, scale-free)
+            comp = class_scatter_ratio(net.head_input(s_all[:ns]), ys)
+            loss = loss + self.lambda_compact * comp
+            logs["compact"] = float(comp.detach())
         logs["source_acc"] = src_acc
         if self.align_gate > 0:
             logs["gate_acc"] = float(net.gate_acc)
