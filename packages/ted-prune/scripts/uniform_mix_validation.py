@@ -11,7 +11,8 @@ Per (setting, seed, arm) one MNIST-1D run (`train_mnist1d`, 5,000 samples x 20 e
 one thread), scored on the VALIDATION split (never test), with the coverage measurements of
 `coverage_diagnosis.py` (times kept, rarely-kept share, loss-weight ESS). Each finished run is
 appended to `DIR/runs.jsonl`; `--resume` skips finished runs; `--time-limit` stops starting new
-ones. `--decide` applies the rule and writes `DIR/decision.json`.
+ones. `--decide` applies the rule and writes `DIR/decision.json`. `summarize`, `candidate_rule` and
+`main` are shared with `rescore_validation.py` (session 25b: same data, size and runs, other arms).
 """
 
 from __future__ import annotations
@@ -48,62 +49,100 @@ def _ci(d: np.ndarray) -> list[float]:
     return [float(x) for x in np.percentile(boot, [2.5, 97.5])]
 
 
-def decide(rows: list[dict[str, Any]]) -> dict[str, Any]:
+COVERAGE_KEYS = ("kept_at_most_quarter", "never_kept", "longest_miss_mean_p99",
+                 "times_kept_mean_std", "weights_mean_capshare_ess", "min_class_kept",
+                 "kept_loss_q10_q50_q90", "all_loss_q10_q50_q90")  # fmt: skip
+
+
+def summarize(
+    rows: list[dict[str, Any]],
+    arms: dict[str, str],
+    seeds: list[int],
+    pairs: dict[str, tuple[str, str]],
+) -> dict[str, Any]:
+    """Per setting, on the seeds where every arm finished: accuracy mean ± std per arm, the paired
+    differences `pairs` (name: (x, y), x - y) with bootstrap CIs, the control (if run; reported
+    only) and the coverage measurements' means."""
     by = {(r["arm"], r["setting"], r["seed"]): r for r in rows}
     out: dict[str, Any] = {"split": "validation", "f": F, "num_samples": NUM_SAMPLES,
                            "epochs": EPOCHS, "settings": {}}  # fmt: skip
     for setting in SETTINGS:
-        seeds = [s for s in SEEDS if all((a, setting, s) in by for a in ARMS)]
-        if not seeds:
+        done = [s for s in seeds if all((a, setting, s) in by for a in arms)]
+        if not done:
             continue
-        acc = {a: np.array([by[(a, setting, s)]["val_accuracy"] for s in seeds]) for a in ARMS}
-        res: dict[str, Any] = {"seeds": seeds, "n": len(seeds)}
+        acc = {a: np.array([by[(a, setting, s)]["val_accuracy"] for s in done]) for a in arms}
+        res: dict[str, Any] = {"seeds": done, "n": len(done)}
         res["accuracy_mean_std"] = {a: [float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0]
                                     for a, v in acc.items()}  # fmt: skip
-        for name, (x, y) in {"mix50-default": ("mix50", "default"),
-                             "mix50-random_dynamic": ("mix50", "random_dynamic"),
-                             "default-random_dynamic": ("default", "random_dynamic")}.items():  # fmt: skip
+        for name, (x, y) in pairs.items():
             d = acc[x] - acc[y]
             res[name] = {"mean": float(d.mean()), "ci95": _ci(d)}
-        cs = [s for s in seeds if ("random_TEDsizes", setting, s) in by]
+        cs = [s for s in done if ("random_TEDsizes", setting, s) in by]
         if cs:  # RULE-control.md: reported, decides nothing
             c = np.array([by[("random_TEDsizes", setting, s)]["val_accuracy"] for s in cs])
             res["control"] = {"seeds": cs, "random_TEDsizes_mean_std": [float(c.mean()),
                               float(c.std(ddof=1)) if c.size > 1 else 0.0]}  # fmt: skip
-            for a in ARMS:
+            for a in arms:
                 d = np.array([by[(a, setting, s)]["val_accuracy"] for s in cs]) - c
                 res["control"][f"{a}-random_TEDsizes"] = {"mean": float(d.mean()), "ci95": _ci(d)}
-        for key in ("kept_at_most_quarter", "never_kept", "longest_miss_mean_p99",
-                    "times_kept_mean_std", "weights_mean_capshare_ess", "min_class_kept",
-                    "kept_loss_q10_q50_q90", "all_loss_q10_q50_q90"):  # fmt: skip
-            res[key] = {a: np.mean([by[(a, setting, s)][key] for s in seeds], 0).tolist()
-                        for a in ARMS if by[(a, setting, seeds[0])].get(key) is not None}  # fmt: skip
+        for key in COVERAGE_KEYS:
+            res[key] = {a: np.mean([by[(a, setting, s)][key] for s in done], 0).tolist()
+                        for a in arms if by[(a, setting, done[0])].get(key) is not None}  # fmt: skip
         out["settings"][setting] = res
-    clean, noisy = out["settings"].get("clean"), out["settings"].get("noise20")
-    complete = bool(clean and noisy and clean["n"] == len(SEEDS) and noisy["n"] == len(SEEDS))
-    a1 = bool(clean and clean["mix50-default"]["ci95"][0] > 0)
-    a2 = bool(noisy and noisy["mix50-default"]["mean"] >= -0.3)
-    a3 = all(r["min_class_kept"] > 0 for r in rows if r["arm"] == "mix50")
-    out["rule"] = {"complete": complete, "A1_clean_ci_above_0": a1, "A2_noise20_mean_ge_-0.3": a2,
-                   "A3_no_class_drops": a3, "adopt": complete and a1 and a2 and a3,
-                   "goal_read_clean_mix50_ahead_of_random_dynamic":
-                       bool(clean and clean["mix50-random_dynamic"]["ci95"][0] > 0)}  # fmt: skip
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def candidate_rule(
+    out: dict[str, Any], rows: list[dict[str, Any]], arm: str, n_seeds: int
+) -> dict[str, bool]:
+    """RULE.md's criteria for candidate `arm` against `default` (needs the pairs `{arm}-default`
+    and `{arm}-random_dynamic` in `out`): complete data, clean CI above 0, noise20 mean >= -0.3,
+    no class dropped in any of its runs; and the goal read, clean CI above random-dynamic's."""
+    clean, noisy = out["settings"].get("clean"), out["settings"].get("noise20")
+    complete = bool(clean and noisy and clean["n"] == n_seeds and noisy["n"] == n_seeds)
+    a1 = bool(clean and clean[f"{arm}-default"]["ci95"][0] > 0)
+    a2 = bool(noisy and noisy[f"{arm}-default"]["mean"] >= -0.3)
+    a3 = all(r["min_class_kept"] > 0 for r in rows if r["arm"] == arm)
+    return {"complete": complete, "A1_clean_ci_above_0": a1, "A2_noise20_mean_ge_-0.3": a2,
+            "A3_no_class_drops": a3, "adopt": complete and a1 and a2 and a3,
+            f"goal_read_clean_{arm}_ahead_of_random_dynamic":
+                bool(clean and clean[f"{arm}-random_dynamic"]["ci95"][0] > 0)}  # fmt: skip
+
+
+def decide(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    pairs = {"mix50-default": ("mix50", "default"),
+             "mix50-random_dynamic": ("mix50", "random_dynamic"),
+             "default-random_dynamic": ("default", "random_dynamic")}  # fmt: skip
+    out = summarize(rows, ARMS, SEEDS, pairs)
+    out["rule"] = candidate_rule(out, rows, "mix50", len(SEEDS))
+    return out
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    arms: dict[str, str] = ARMS,
+    seeds: list[int] = SEEDS,
+    decide: Any = decide,
+    control: dict[str, str] | None = CONTROL,
+    doc: str | None = __doc__,
+) -> None:
+    """Run (or with `--decide` decide) a validation study of `arms` on `seeds` x `SETTINGS`;
+    `control`: the arms `--control` runs instead (None: no control)."""
+    ap = argparse.ArgumentParser(description=(doc or "").strip().split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--decide", action="store_true")
     ap.add_argument("--time-limit", type=float, default=None)
-    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    ap.add_argument("--seeds", type=int, nargs="+", default=seeds)
     ap.add_argument("--settings", nargs="+", default=SETTINGS)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument(
-        "--control", action="store_true", help="run only the control arm (RULE-control.md)"
-    )
-    a = ap.parse_args()
+    if control is not None:
+        ap.add_argument(
+            "--control", action="store_true", help="run only the control arm (RULE-control.md)"
+        )
+    a = ap.parse_args(argv)
+    use_control = control is not None and a.control
     torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
     cache = a.out / "runs.jsonl"
@@ -119,14 +158,14 @@ def main() -> None:
     start = time.perf_counter()
     for seed in a.seeds:
         for setting in a.settings:
-            for arm, method in (CONTROL if a.control else ARMS).items():
+            for arm, method in (control if use_control else arms).items():
                 if (arm, setting, seed) in done:
                     continue
                 if a.time_limit is not None and time.perf_counter() - start > a.time_limit:
                     print("time limit reached: rerun with --resume", flush=True)
                     raise SystemExit(3)
                 sizes = None
-                if a.control:  # TED's planned per-epoch sizes on this training set
+                if use_control:  # TED's planned per-epoch sizes on this training set
                     n = len(_splits(setting, NUM_SAMPLES, seed)[0])
                     sizes = TEDPruner(n, EPOCHS, budget=F).planned_sizes()
                 r = _run(method, seed, NUM_SAMPLES, EPOCHS, F, setting, sizes)

@@ -82,6 +82,10 @@ READINGS: dict[str, dict[str, Any]] = {
     "prune_residual_raw": {**_BASE, "stale": "raw"},
     # session 25: the default with keep probabilities mixed half-and-half with a uniform draw
     "prune_residual_sample_mix50": {**_BASE, "selection": "sample", "uniform_mix": 0.5},
+    # session 25b: the default re-scoring pruned samples every 10 epochs, or never (rescore_every=0;
+    # TED's budget then all goes to training, as random-dynamic's does)
+    "prune_residual_sample_re10": {**_BASE, "selection": "sample", "rescore_every": 10},
+    "prune_residual_sample_re0": {**_BASE, "selection": "sample", "rescore_every": 0},
 }
 # the readings the validation stage runs (the shared machine's budget fits five)
 VAL_READINGS = [
