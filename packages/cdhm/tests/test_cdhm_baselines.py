@@ -779,3 +779,40 @@ def test_compact_variant_is_a_named_option_off_the_cache_key():
     assert {k: v for k, v in one.get_params().items() if k != "lambda_compact"} == {
         k: v for k, v in base.get_params().items() if k != "lambda_compact"
     }
+
+
+def test_sdrop_variant_is_a_named_option_off_the_cache_key():
+    """Session 25's dropout on q(s)'s input is a bench variant on the current default (the
+    carried-state row plus s_dropout = 0.5); at its off value (0) s_dropout stays out of the cache
+    key, so every committed cache keeps its key."""
+    from cdhm.bench import SDROP_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    assert "s_dropout" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert set(SDROP_VARIANTS) == {"CDHM+adda+stickyz0.25+optcarry+sdrop0.5"}
+    one = _estimator("CDHM+adda+stickyz0.25+optcarry+sdrop0.5", BenchConfig(), 4)
+    base = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
+    assert (one.s_dropout, base.s_dropout) == (0.5, 0.0)
+    assert {k: v for k, v in one.get_params().items() if k != "s_dropout"} == {
+        k: v for k, v in base.get_params().items() if k != "s_dropout"
+    }
+
+
+def test_source_guide_accuracy_reads_the_source_guide():
+    """The bench's source-guide accuracy equals score() without a split (one guide), and with the
+    untied target guide it is the accuracy of the source guide's own reading, not the target's."""
+    from cdhm.bench import source_guide_accuracy
+    from cdhm.causal_hmm import CDHMClassifier
+
+    kw = {"recordings_per_class": 2, "windows_per_recording": 8, "window": 512}
+    a = simulate_domain("L0", 0, seed=0, tier="mild", **kw)
+    b = simulate_domain("D", 1, seed=0, tier="hard", **kw)
+    fit = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "progress": False}
+    shared = CDHMClassifier(target_encoder="shared", **fit).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert source_guide_accuracy(shared, a.x, a.y) == pytest.approx(shared.score(a.x, a.y))
+    adda = CDHMClassifier(target_encoder="adapted", **fit).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert adda.net_.target_split
+    with torch.no_grad():
+        x, c = adda.segments(a.x)
+        logits = adda.net_.fault_logits(adda.net_._encode(x, c, adda.net_)["s_loc"])
+    expected = float(np.mean(adda.classes_[logits.argmax(1).numpy()] == a.y))
+    assert source_guide_accuracy(adda, a.x, a.y) == pytest.approx(expected)

@@ -1738,3 +1738,71 @@ def test_lambda_compact_rejects_bad_values(toy, value, exc):
     a, _ = toy
     with pytest.raises(exc, match="lambda_compact"):
         CDHMClassifier(n_segments=4, epochs=1, lambda_compact=value).fit(a.x, a.y)
+
+
+def test_s_dropout_off_changes_nothing_and_on_acts_on_the_s_path_only(toy):
+    """s_dropout (session 25): at 0 (the default) no dropout module exists and the fit is the fit
+    that does not pass it; at 0.5 the fit changes, in training mode two reads of the same windows
+    give different q(s) but the same q(z) (the z path reads the features undropped), and in eval
+    mode the read is deterministic and equals the read with the dropout module removed."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 3, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    off = CDHMClassifier(s_dropout=0.0, **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert base.net_.s_drop is None and off.net_.s_drop is None
+    np.testing.assert_array_equal(off.predict_proba(b.x), base.predict_proba(b.x))
+    on = CDHMClassifier(s_dropout=0.5, **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert not np.array_equal(on.predict_proba(b.x), base.predict_proba(b.x))
+    net = on.net_
+    x, c = on.segments(a.x, a.domain)
+    net.train()
+    with torch.no_grad():
+        one, two = net.encode(x, c), net.encode(x, c)
+    assert not torch.equal(one["s_loc"], two["s_loc"])
+    torch.testing.assert_close(one["z_loc"], two["z_loc"], rtol=0, atol=0)
+    net.eval()
+    with torch.no_grad():
+        first, second = net.encode(x, c), net.encode(x, c)
+        drop, net.s_drop = net.s_drop, None
+        plain = net.encode(x, c)
+        net.s_drop = drop
+    torch.testing.assert_close(first["s_loc"], second["s_loc"], rtol=0, atol=0)
+    torch.testing.assert_close(first["s_loc"], plain["s_loc"], rtol=0, atol=0)
+    np.testing.assert_array_equal(on.predict_proba(b.x), on.predict_proba(b.x))
+
+
+def test_s_dropout_scales_the_kept_features_of_q_s(toy):
+    """In training mode the q(s) input is inverted dropout of the encoder features: each kept
+    feature is divided by 1 - rate, each dropped one is 0 (float64)."""
+    from cdhm.causal_hmm import CDHMNet
+
+    net = CDHMNet(8, 2, 3, 2, s_dim=2, z_dim=2, hidden=8, feat_dim=16, s_dropout=0.25).double()
+    net.train()
+    e = torch.rand(64, 2, 16, dtype=torch.float64) + 0.5
+    out = net.s_drop(e)
+    kept = out != 0
+    torch.testing.assert_close(out[kept], e[kept] / 0.75, rtol=1e-12, atol=0)
+    assert 0.6 < float(kept.double().mean()) < 0.9
+
+
+@pytest.mark.parametrize(
+    ("value", "exc"),
+    [
+        (-0.1, ValueError),
+        (1.0, ValueError),
+        (float("nan"), ValueError),
+        ("0.5", TypeError),
+        (True, TypeError),
+    ],
+    ids=["negative", "one", "nan", "str", "bool"],
+)
+def test_s_dropout_rejects_bad_values(toy, value, exc):
+    """CDHMClassifier.fit and CDHMNet: a bad s_dropout raises naming it."""
+    from cdhm.causal_hmm import CDHMNet
+
+    a, _ = toy
+    with pytest.raises(exc, match="s_dropout"):
+        CDHMClassifier(n_segments=4, epochs=1, s_dropout=value).fit(a.x, a.y)
+    with pytest.raises(exc, match="s_dropout"):
+        CDHMNet(8, 2, 3, 2, s_dropout=value)

@@ -295,6 +295,15 @@ COMPACT_VARIANTS: dict[str, dict[str, Any]] = {
         "lambda_compact": 1.0,
     },
 }
+#: Dropout on q(s)'s input (session 25; rule cdhm_validate_sdrop_rule.md), on the current default
+#: (CDHM+adda+stickyz0.25+optcarry): rate 0.5 on the encoder features entering the s guide's GRU,
+#: fixed before the validation run (the usual rate for hidden units, Srivastava et al. 2014).
+SDROP_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sdrop0.5": {
+        **OPTCARRY_VARIANTS["CDHM+adda+stickyz0.25+optcarry"],
+        "s_dropout": 0.5,
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -335,6 +344,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **ZFIX_VARIANTS,
     **OPTCARRY_VARIANTS,
     **COMPACT_VARIANTS,
+    **SDROP_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -413,6 +423,22 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> flo
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     folds = int(min(5, np.bincount(np.unique(labels, return_inverse=True)[1]).min()))
     return float(cross_val_score(probe, features, labels, cv=max(2, folds)).mean())
+
+
+@torch.no_grad()
+def source_guide_accuracy(est: CDHMClassifier, X: Any, y: Any) -> float:
+    """Accuracy of a fitted CDHM on source windows `X`, `y` read through the *source* guide.
+
+    ``acc_source`` (``est.score``) reads every window through the deployed model, i.e. the target
+    guide once it is split off (``target_encoder="adapted"``); this reads them through the source
+    guide that the label term trained (the same as ``acc_source`` without a split).
+    """
+    net = est.net_
+    net.eval()
+    x = est._tensor(X)
+    c = torch.zeros(len(x), dtype=torch.long)
+    pred = net.fault_logits(net.encode(x, c, None)["s_loc"]).argmax(1).numpy()
+    return float(np.mean(est.classes_[pred] == np.asarray(y)))
 
 
 def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
@@ -512,6 +538,8 @@ def _run_methods(
             "acc_source": src_acc,
             "train_seconds": secs,
         }
+        if isinstance(est, CDHMClassifier):  # instrumentation: the source guide's own reading
+            metrics["acc_source_guide"] = source_guide_accuracy(est, f_ste.x, f_ste.y)
         hist = getattr(est, "history_", {})
         if "domain_acc" in hist:  # DANN domain classifier, training batches, last epoch
             metrics["domain_clf_acc_last_epoch"] = float(hist["domain_acc"][-1])
@@ -619,6 +647,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "target_z": "adapted",
     "target_opt_state": "fresh",
     "lambda_compact": 0.0,
+    "s_dropout": 0.0,
 }
 
 

@@ -304,6 +304,9 @@ class CDHMNet(UntiedTarget):
     ``target_z="source"`` (with ``target_guide=True``): after the split the target windows' q(z)
     comes from the *source* guide's z path (its encoder, ``q_z``, ``q_z_out``), computed without
     gradient, so the target guide's own z path is unused; q(s) still comes from the target guide.
+    ``s_dropout`` (0: off, no module is made): dropout of that rate on the encoder features that
+    enter q(s) (both guides, training mode only; the z path reads the features undropped); see
+    :class:`CDHMClassifier`.
     """
 
     target_attr = "target_guide"
@@ -325,8 +328,10 @@ class CDHMNet(UntiedTarget):
         sticky_s: float | None = None,
         sticky_z: float | None = None,
         target_z: str = "adapted",
+        s_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        s_dropout = check_fraction("s_dropout", s_dropout, meaning="(dropout rate of q(s)'s input)")
         if target_z not in TARGET_Z:
             raise ValueError(f"target_z must be one of {TARGET_Z}, got {target_z!r}")
         if target_z == "source" and not (target_guide and z_dim):
@@ -366,6 +371,8 @@ class CDHMNet(UntiedTarget):
         self.x_log_scale = nn.Parameter(torch.zeros(segment_length))
         self.fault_head = _mlp(s_dim, hidden, n_classes)
         self.domain_head = _mlp(s_dim, hidden, 1)
+        # stateless, so not a guide part: both guides' q(s) read their features through it
+        self.s_drop = nn.Dropout(s_dropout) if s_dropout > 0 else None
         self._cache: dict[str, torch.Tensor] = {}
         self._add_target_copy(target_guide, [n for n in GUIDE_PARTS if hasattr(self, n)])
         if target_guide:  # which conditions are target conditions (for transform's routing)
@@ -445,6 +452,7 @@ class CDHMNet(UntiedTarget):
         """
         b = x.shape[0]
         e = parts.encoder(x)
+        e_s = e if self.s_drop is None else self.s_drop(e)  # q(s)'s input (s_dropout)
         onehot = F.one_hot(c, self.n_cond).float()
         m_s = x.new_zeros(b, self.s_dim)
         g_s = x.new_zeros(b, self.q_s.hidden_size)
@@ -455,7 +463,7 @@ class CDHMNet(UntiedTarget):
             "z_scale": [],
         }
         for t in range(self.T):
-            g_s = parts.q_s(torch.cat([e[:, t], m_s], -1), g_s)
+            g_s = parts.q_s(torch.cat([e_s[:, t], m_s], -1), g_s)
             loc, scale = _loc_scale(parts.q_s_out(g_s))
             out["s_loc"].append(loc)
             out["s_scale"].append(scale)
@@ -914,6 +922,22 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     carry no such part at 0 dB (the evidence is under the noise) it can only gather the training
     recordings by memorising them, as the label term does. With ``entangled=True`` it acts on the
     one latent.
+
+    Dropout on q(s)'s input (issue 18, session 25; ``s_dropout=0`` = off by default; rule
+    ``docs/benchmarks/cdhm-next/cdhm_validate_sdrop_rule.md``): ``s_dropout > 0`` (a rate in
+    [0, 1)) drops each encoder feature entering the s guide's GRU with that probability during
+    training (inverted dropout, independent masks per window and segment), in the source and the
+    target guide alike; the z path reads the same features undropped, and prediction, transform
+    and the ELBO read-outs (eval mode) use no dropout. It is a lower-capacity, noisier path from a
+    window to what the fault head reads: the encoder and q(s) can no longer rely on a few
+    recording-specific feature units, which is how the label term overfits a 0 dB source (README
+    "Compact source classes in s": 100 % on D's training recordings, 54-60 % on its held-out
+    ones, while a logistic regression on the same front end reads 67.6 %). In the ELBO the guide
+    becomes a random function of the window, so the objective is the ELBO averaged over dropout
+    masks. It assumes that the held-out recordings share the fault evidence spread over many
+    features (the linear read-outs say some is there) and that what a recording alone carries
+    sits in few features; it does not act on the alignment, and it cannot add evidence that the
+    front end does not hold.
     """
 
     def __init__(
@@ -955,6 +979,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         target_z: str = "adapted",
         target_opt_state: str = "auto",
         lambda_compact: float = 0.0,
+        s_dropout: float = 0.0,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -1003,6 +1028,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.target_z = target_z
         self.target_opt_state = target_opt_state
         self.lambda_compact = lambda_compact
+        self.s_dropout = s_dropout
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -1038,6 +1064,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             )
         check_fraction("pl_threshold", self.pl_threshold, meaning="(pseudo-label confidence)")
         check_real("beta_s", self.beta_s, low=0.0, low_inclusive=False)
+        check_fraction("s_dropout", self.s_dropout, meaning="(dropout rate of q(s)'s input)")
         check_fraction("align_gate", self.align_gate, meaning="(source training accuracy)")
         check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
         check_fraction("align_warmup", self.align_warmup, meaning="of training without alignment")
@@ -1157,6 +1184,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             sticky_s=self.sticky_s,
             sticky_z=self._sticky_z(),
             target_z=self.target_z,
+            s_dropout=self.s_dropout,
         )
         if self.align_gate > 0:  # running source accuracy; progress at which the gate opened
             net.register_buffer("gate_acc", torch.zeros(()))
