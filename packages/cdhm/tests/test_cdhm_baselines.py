@@ -765,35 +765,28 @@ def test_optcarry_variant_is_a_named_option_off_the_cache_key():
         }, name
 
 
-def test_compact_variant_is_a_named_option_off_the_cache_key():
-    """Session 25's compact source classes are a bench variant on the current default (the
-    carried-state row plus lambda_compact = 1); at its off value (0) lambda_compact stays out of
-    the cache key, so every committed cache keeps its key."""
-    from cdhm.bench import COMPACT_VARIANTS, BenchConfig, _cache_key, _estimator
+@pytest.mark.parametrize(
+    ("variants", "name", "option", "value"),
+    [
+        ("COMPACT_VARIANTS", "CDHM+adda+stickyz0.25+optcarry+compact1", "lambda_compact", 1.0),
+        ("SDROP_VARIANTS", "CDHM+adda+stickyz0.25+optcarry+sdrop0.5", "s_dropout", 0.5),
+    ],
+)
+def test_session25_variants_are_named_options_off_the_cache_key(variants, name, option, value):
+    """Session 25's two readings (compact source classes, lambda_compact = 1; dropout on q(s)'s
+    input, s_dropout = 0.5) are bench variants on the current default (the carried-state row plus
+    the option); at its off value (0) the option stays out of the cache key, so every committed
+    cache keeps its key, and the variant differs from the default in that option alone."""
+    from cdhm import bench
+    from cdhm.bench import BenchConfig, _cache_key, _estimator
 
-    assert "lambda_compact" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert set(COMPACT_VARIANTS) == {"CDHM+adda+stickyz0.25+optcarry+compact1"}
-    one = _estimator("CDHM+adda+stickyz0.25+optcarry+compact1", BenchConfig(), 4)
+    assert option not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    assert set(getattr(bench, variants)) == {name}
+    one = _estimator(name, BenchConfig(), 4)
     base = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
-    assert (one.lambda_compact, base.lambda_compact) == (1.0, 0.0)
-    assert {k: v for k, v in one.get_params().items() if k != "lambda_compact"} == {
-        k: v for k, v in base.get_params().items() if k != "lambda_compact"
-    }
-
-
-def test_sdrop_variant_is_a_named_option_off_the_cache_key():
-    """Session 25's dropout on q(s)'s input is a bench variant on the current default (the
-    carried-state row plus s_dropout = 0.5); at its off value (0) s_dropout stays out of the cache
-    key, so every committed cache keeps its key."""
-    from cdhm.bench import SDROP_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    assert "s_dropout" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert set(SDROP_VARIANTS) == {"CDHM+adda+stickyz0.25+optcarry+sdrop0.5"}
-    one = _estimator("CDHM+adda+stickyz0.25+optcarry+sdrop0.5", BenchConfig(), 4)
-    base = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
-    assert (one.s_dropout, base.s_dropout) == (0.5, 0.0)
-    assert {k: v for k, v in one.get_params().items() if k != "s_dropout"} == {
-        k: v for k, v in base.get_params().items() if k != "s_dropout"
+    assert (getattr(one, option), getattr(base, option)) == (value, 0.0)
+    assert {k: v for k, v in one.get_params().items() if k != option} == {
+        k: v for k, v in base.get_params().items() if k != option
     }
 
 
