@@ -86,6 +86,9 @@ READINGS: dict[str, dict[str, Any]] = {
     # TED's budget then all goes to training, as random-dynamic's does)
     "prune_residual_sample_re10": {**_BASE, "selection": "sample", "rescore_every": 10},
     "prune_residual_sample_re0": {**_BASE, "selection": "sample", "rescore_every": 0},
+    # session 25c: the default with unit loss weights on the kept samples, or the weights capped at 2
+    "prune_residual_sample_w1": {**_BASE, "selection": "sample", "loss_weights": "none"},
+    "prune_residual_sample_mw2": {**_BASE, "selection": "sample", "max_weight": 2.0},
 }
 # the readings the validation stage runs (the shared machine's budget fits five)
 VAL_READINGS = [

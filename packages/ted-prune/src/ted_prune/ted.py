@@ -66,6 +66,7 @@ CURVATURES = ("none", "diagonal")
 SELECTIONS = ("topk", "sample")
 STALE = ("raw", "quantile")
 SCORE_ROWS = ("all", "fresh")
+LOSS_WEIGHTS = ("importance", "none")
 BALANCES = ("class", "none")
 # the spec's literal reading (keep the samples best aligned with g_D, global top-k of raw EMA scores)
 SPEC_READING: dict[str, str] = {
@@ -435,6 +436,14 @@ class TEDPruner(ScheduledPruner):
             concentrating the budget costs (samples kept in few pruned epochs, i.e. whose
             pruned-data improvement is never measured on a trained step, and loss-weight
             variance) outweighs the scores' information on a data set without redundancy.
+        loss_weights: "importance" (default: with `selection="sample"` the kept samples' losses
+            are weighted by min(k / p_i, `max_weight`)) or "none" (a session-25c reading, see the
+            README: every kept sample's loss has weight 1, as with "topk" and random-dynamic;
+            `max_weight` is then unused). Assumes that the importance weights' variance (their
+            effective sample size is ~0.67 of the kept set on MNIST-1D) costs more than their bias
+            correction gains, i.e. that training on the score-tilted kept set unweighted (so
+            towards TED's harder samples) is not worse than re-weighting it back towards the full
+            data's mean loss. Has no effect with `selection="topk"` (its weights are 1 already).
     """
 
     name = "ted"
@@ -470,6 +479,7 @@ class TEDPruner(ScheduledPruner):
         score_rows: str = "all",
         layer: str | nn.Module | None = None,
         uniform_mix: float = 0.0,
+        loss_weights: str = "importance",
         forward_cost: float = 1 / 3,
         seed: int = 0,
     ) -> None:
@@ -520,6 +530,11 @@ class TEDPruner(ScheduledPruner):
                 f"selection='sample', got selection={selection!r}"
             )
         self.uniform_mix = float(uniform_mix)
+        if not isinstance(loss_weights, str):
+            raise TypeError(f"loss_weights must be a str in {LOSS_WEIGHTS}, got {loss_weights!r}")
+        if loss_weights not in LOSS_WEIGHTS:
+            raise ValueError(f"loss_weights must be one of {LOSS_WEIGHTS}, got {loss_weights!r}")
+        self.loss_weights = loss_weights
         if precision not in ("float32", "float64"):
             raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
         self.precision = precision
@@ -534,7 +549,7 @@ class TEDPruner(ScheduledPruner):
         self.floor = float(floor)
         self.max_weight = float(max_weight)
         self.stale = stale
-        self.reweights = selection == "sample"
+        self.reweights = selection == "sample" and loss_weights == "importance"
         self.weight = torch.ones(self.n, dtype=torch.float64)
         self._weight32: torch.Tensor | None = None  # float32 copy of `weight`
         self.forward_seconds = 0.0  # time spent in forward-only re-scoring passes (in score time)
@@ -941,12 +956,14 @@ class TEDPruner(ScheduledPruner):
         # (kept indices ascending, as the Selection holds them: it needs no sort)
         kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g, members,
                                         uniform_mix=self.uniform_mix)  # fmt: skip
-        w = (k / probs.index_select(0, kept_idx)).clamp(max=self.max_weight)
-        self.weight.index_copy_(0, kept_idx, w)
+        if self.loss_weights == "importance":  # "none": `weight` stays all ones
+            w = (k / probs.index_select(0, kept_idx)).clamp(max=self.max_weight)
+            self.weight.index_copy_(0, kept_idx, w)
         return Selection(kept_idx, self.n)
 
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
-        """Loss weights (1 with `selection="topk"`; min(k / p_i, max_weight) when sampling) of the
+        """Loss weights (1 with `selection="topk"` or `loss_weights="none"`; min(k / p_i,
+        max_weight) when sampling) of the
         current epoch's selection (`select()` computes it once per epoch, then returns its cache)."""
         indices = _as_cpu(indices, torch.long)
         return self._batch_weights(indices.flatten() if indices.ndim != 1 else indices)
@@ -998,6 +1015,7 @@ class TEDPruner(ScheduledPruner):
                 "precision": self.precision,
                 "score_rows": self.score_rows,
                 "uniform_mix": self.uniform_mix,
+                "loss_weights": self.loss_weights,
             },
         }
 
