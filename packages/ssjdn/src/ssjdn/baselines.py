@@ -376,7 +376,8 @@ VARIANTS = {
         rung,
         {
             **PREVIOUS_STL,
-            **PREVIOUS_POOL,
+            # (a rung without SGS has no map to pool by: nothing to pin)
+            **(PREVIOUS_POOL if ABLATION_LADDER[rung].get("sgs", "none") != "none" else {}),
             **(extra if name in _CURRENT else {**PREVIOUS_SGS, **extra}),
         },
     )
