@@ -101,9 +101,12 @@ def test_twin_masks_find_the_small_objects() -> None:
 
 def test_pass_interplay_detects_duplicate_and_cancelling_passes() -> None:
     """Without SFE and suppression both passes pool the same features (cosine 1); with the
-    second pass's fusion block the negative of the first's they cancel exactly (pass_cancel 0)."""
+    second pass's fusion block the negative of the first's they cancel exactly (pass_cancel 0).
+    Under ``sgs_pool="multiply"`` (pinned: with "centered", today's default, a flat map hands
+    over the kept mean minus the plain mean, i.e. zeros, at the scales SGS acts on)."""
     d = make_multiscale_scenes(8, 32, seed=1)
-    m = SSJDN.from_data(d, SSJDNConfig(**TINY, sfe=False, sgs_beta=0.0), seed=0).double()
+    cfg = SSJDNConfig(**TINY, sfe=False, sgs_beta=0.0, sgs_pool="multiply")
+    m = SSJDN.from_data(d, cfg, seed=0).double()
     data = type(d)(d.images.double(), d.captions, d.labels, d.class_names)
     out = pass_interplay(m, data)
     assert out["pass_feat_cos"] == pytest.approx(1.0, abs=1e-12)

@@ -44,14 +44,16 @@ def test_pass_overlap_of_identical_and_of_neutral_passes() -> None:
 
 def test_sgs_effect_tells_a_rescaling_from_a_turn() -> None:
     """With beta = 0 SGS changes nothing (cosine 1, norm ratio 1); features that are the same at
-    every place are only rescaled by any map (cosine 1, ratio < 1); varying features are turned."""
+    every place are only rescaled by any map (cosine 1, ratio < 1); varying features are turned.
+    The probe is of the pooling it was written for, ``sgs_pool="multiply"`` (pinned)."""
     d = _double(make_multiscale_scenes(6, 64, seed=5))
-    m = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_beta=0.0), seed=0).double()
+    mult = {**TINY, "sgs_pool": "multiply"}
+    m = SSJDN.from_data(d, SSJDNConfig(**mult, sgs_beta=0.0), seed=0).double()
     out = sgs_effect(m, d)
     for p in (0, 1):
         assert out[f"sgs_dir_cos_p{p}"] == pytest.approx(1.0, abs=1e-12)
         assert out[f"sgs_norm_ratio_p{p}"] == pytest.approx(1.0, abs=1e-12)
-    m = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0).double()
+    m = SSJDN.from_data(d, SSJDNConfig(**mult), seed=0).double()
     turned = sgs_effect(m, d)
     # untrained, the pooled features are dominated by what every place shares: cos ~1 - 1e-7
     assert turned["sgs_dir_cos_p0"] < 1 - 1e-9

@@ -136,7 +136,9 @@ def test_s20_options_are_checked() -> None:
         {"sgs_target": "salience"},
     ):
         with pytest.raises(ValueError, match="sgs_sequence='sequential' needs"):
-            SSJDNConfig(sgs_sequence="sequential", **bad)  # type: ignore[arg-type]
+            # on the pooling it needs (the default is "centered" since s25)
+            SSJDNConfig(sgs_sequence="sequential", **{"sgs_pool": "multiply", **bad})  # type: ignore[arg-type]
+    SSJDNConfig(sgs_sequence="sequential", sgs_pool="multiply")
     for lam in (-0.1, math.nan, math.inf, "1", True):
         with pytest.raises(ValueError, match="sgs_decorrelate must be"):
             SSJDNConfig(sgs_decorrelate=lam)  # type: ignore[arg-type]

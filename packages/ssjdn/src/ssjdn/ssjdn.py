@@ -1130,7 +1130,8 @@ class SSJDNConfig:
     direction and -0.84 [-1.65, -0.05] in the full model; the annealed labels -0.17 [-0.83, +0.53]
     on the LSD rung and -0.19 [-0.62, +0.16] in the full model.
 
-    ``sgs_pool`` is `BidirectionalScaleDecoupling`'s ``pool``: ``"multiply"`` (default), the SGS
+    ``sgs_pool`` is `BidirectionalScaleDecoupling`'s ``pool``: ``"centered"`` (default since
+    2026-12-04, see below), ``"multiply"`` (the default until then), the SGS
     map multiplied onto a scale's features before SFE pools them, or ``"residual"`` (issue 19,
     fifth pass, validation rule in the README): each scale delivers its own SFE-pooled feature f_j
     and, beside it, d_j = sum a M P / sum a M - f_j, what the places the guide keeps hold beyond
@@ -1140,10 +1141,19 @@ class SSJDNConfig:
     ``"centered"`` (issue 19, twenty-fifth session, rule
     ``docs/benchmarks/ssjdn_validation_s25_rule.md``): a scale SGS acts on delivers only what the
     places its map keeps hold beyond the scale's image-wide mean, sum a M P / sum a M - mean P;
-    the guiding scale its own SFE feature (`BidirectionalScaleDecoupling`). Adopted on
-    validation (fresh seeds 45..49): the rung +2.16 [+0.77, +3.97] mR over today's one
-    direction, the full model +3.73 [+3.10, +4.31] over today's; the default is not switched
-    yet (the lead's decision, with the test read).
+    the guiding scale its own SFE feature (`BidirectionalScaleDecoupling`). **The default since
+    2026-12-04, chosen on validation** by the pre-registered rule s25 (fresh validation seeds
+    45..49, never the test draws): the bidirectional rung with it +2.16 [+0.77, +3.97] mR over
+    the one-direction model with ``"multiply"``, the full model +3.73 [+3.10, +4.31] over the
+    full model with ``"multiply"`` (+10.83 [+9.02, +12.63] over the dual encoder). It assumes
+    that the image's shared content is read well enough from one scale per pass (the finest in
+    the fine->coarse pass, the coarsest in the coarse->fine pass) and that SGS's clue at the
+    other scales is how the kept places deviate from the scale's average; with ``sgs="none"``
+    there is no map and the option changes nothing. It needs ``sgs_target="features"`` and does
+    not combine with ``sgs_sequence="sequential"`` (pass ``sgs_pool="multiply"`` for either).
+    The rungs and variants measured before the switch pin ``"multiply"``
+    (`ssjdn.baselines.PREVIOUS_POOL`); the ladder on this default is `ssjdn.baselines.LADDER`.
+    The test read (rule ``docs/benchmarks/ssjdn_test_n10_s25_rule.md``) is in the README.
 
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
@@ -1240,7 +1250,7 @@ class SSJDNConfig:
     sgs_guide: Literal["learned", "contrast"] = "contrast"
     sgs_contrast_kernel: int = 3
     sgs_fusion: Literal["concat", "gate", "mean"] = "concat"
-    sgs_pool: Literal["multiply", "residual", "centered"] = "multiply"
+    sgs_pool: Literal["multiply", "residual", "centered"] = "centered"
     sgs_polarity_c2f: Literal["same", "suppress_salient", "keep_salient"] = "same"
     sgs_guide_c2f: Literal["same", "f2c_salience", "complement"] = "same"
     sgs_proj: Literal["shared", "per_pass", "per_pass_half"] = "shared"
