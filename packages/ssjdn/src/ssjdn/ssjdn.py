@@ -256,10 +256,7 @@ def guided_residual(
             f"suppress must have shape (B, 1, {features.shape[2]}, {features.shape[3]}) for "
             f"features {tuple(features.shape)}, got {tuple(suppress.shape)}"
         )
-    w = salience * suppress
-    mass = w.sum((2, 3))
-    kept = (w * features).sum((2, 3)) / mass.clamp(min=1e-6)
-    return torch.where(mass > 1e-6, kept - pooled, torch.zeros_like(pooled))
+    return _kept_minus(salience, features, suppress, pooled)
 
 
 def centered_kept(
@@ -283,11 +280,18 @@ def centered_kept(
                 f"{name} must have shape (B, 1, {features.shape[2]}, {features.shape[3]}) for "
                 f"features {tuple(features.shape)}, got {tuple(t.shape)}"
             )
+    return _kept_minus(salience, features, suppress, features.mean((2, 3)))
+
+
+def _kept_minus(
+    salience: torch.Tensor, features: torch.Tensor, suppress: torch.Tensor, base: torch.Tensor
+) -> torch.Tensor:
+    """sum_hw a M P / sum_hw a M - base, and 0 where sum_hw a M vanishes (a hard map that keeps
+    nothing): the part `guided_residual` and `centered_kept` share."""
     w = salience * suppress
     mass = w.sum((2, 3))
     kept = (w * features).sum((2, 3)) / mass.clamp(min=1e-6)
-    g = kept - features.mean((2, 3))
-    return torch.where(mass > 1e-6, g, torch.zeros_like(g))
+    return torch.where(mass > 1e-6, kept - base, torch.zeros_like(base))
 
 
 def cross_correlation_penalty(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
