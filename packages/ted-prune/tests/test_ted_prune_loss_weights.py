@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from ted_prune import TEDPruner
-from ted_prune.bench_mnist1d import READINGS, _pruner
+from ted_prune.bench_mnist1d import PRE_S25C, READINGS, _pruner
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -68,7 +68,8 @@ def test_none_keeps_the_same_samples_with_unit_weights():
 @pytest.mark.parametrize(("name", "key", "value"), [("prune_residual_sample_w1", "loss_weights", "none"),
                                                     ("prune_residual_sample_mw2", "max_weight", 2.0)])  # fmt: skip
 def test_weight_readings_are_the_defaults_but_one_option(name, key, value):
-    defaults = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()}
+    # the grid's `TED` method: the defaults before session ted-25d (max_weight=4.0)
+    defaults = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()} | PRE_S25C
     reading = READINGS[name]
     assert reading[key] == value != defaults[key]
     assert all(defaults[k] == v for k, v in reading.items() if k != key)

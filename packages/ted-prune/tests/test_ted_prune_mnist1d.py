@@ -85,11 +85,12 @@ def test_scoring_stage_compares_only_with_a_grid_run_of_the_default_reading() ->
     """run_scoring: a cached TED row counts as 'the same run' only if its reading is the default."""
     import inspect
 
-    from ted_prune.bench_mnist1d import _is_default_reading
+    from ted_prune.bench_mnist1d import PRE_S25C, _is_default_reading
     from ted_prune.ted import TEDPruner
 
-    defaults = inspect.signature(TEDPruner).parameters
-    same = [n for n, o in READINGS.items() if all(defaults[k].default == v for k, v in o.items())]
+    # the grid's `TED` method: the defaults before session ted-25d (max_weight=4.0)
+    defaults = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()} | PRE_S25C
+    same = [n for n, o in READINGS.items() if all(defaults[k] == v for k, v in o.items())]
     assert len(same) == 1 and _is_default_reading(same[0]) and _is_default_reading("defaults")
     assert not any(_is_default_reading(n) for n in READINGS if n != same[0])
     assert not _is_default_reading("not-a-reading")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from ted_prune import TEDPruner
-from ted_prune.bench_mnist1d import READINGS, _pruner
+from ted_prune.bench_mnist1d import PRE_S25C, READINGS, _pruner
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = ROOT / "packages" / "ted-prune" / "scripts"
@@ -30,7 +30,8 @@ def scripts(monkeypatch):
 @pytest.mark.parametrize(("name", "every"), [("prune_residual_sample_re10", 10),
                                              ("prune_residual_sample_re0", 0)])  # fmt: skip
 def test_rescore_readings_are_the_defaults_but_rescore_every(name, every):
-    defaults = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()}
+    # the grid's `TED` method: the defaults before session ted-25d (max_weight=4.0)
+    defaults = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()} | PRE_S25C
     reading = READINGS[name]
     assert reading["rescore_every"] == every != defaults["rescore_every"]
     assert all(defaults[k] == v for k, v in reading.items() if k != "rescore_every")

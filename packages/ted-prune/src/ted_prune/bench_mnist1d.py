@@ -66,7 +66,14 @@ _BASE = {
     "selection": "topk",
     "balance": "class",
     "stale": "quantile",
+    # pinned at the default every reading below was measured with (before session ted-25d's flip
+    # to 2.0), so that the readings and the committed caches' `TED=<reading>` rows keep their meaning
+    "max_weight": 4.0,
 }
+# TEDPruner's defaults before session ted-25d: the grid's `TED` method and every cached row named
+# `TED` (test grid, `--stage scoring`, `--stage wallclock`, the validation scripts' `default` arms)
+# ran with them; `TED_s25c` is the current default (max_weight=2.0, rule s25c)
+PRE_S25C = {"max_weight": 4.0}
 # TED readings compared on the validation split: explicit TEDPruner options (none left to defaults)
 READINGS: dict[str, dict[str, Any]] = {
     "spec": {**_BASE, **SPEC_READING},
@@ -114,12 +121,14 @@ VAL_SIZE = 500
 def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> DataPruner:
     if method == "full":
         return FullData(n, epochs, seed=seed)
-    if method == "TED":  # the package's defaults
+    if method == "TED":  # the package's defaults before session ted-25d (`PRE_S25C`)
+        return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S25C)
+    if method == "TED_s25c":  # the package's defaults since session ted-25d (max_weight=2.0)
         return TEDPruner(n, epochs, budget=f, seed=seed)
     if method.startswith("TED="):  # the reading chosen on the validation split
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])
-    if method == "TED+fresh":  # the defaults with score_rows="fresh" (`run_scoring`'s option)
-        return TEDPruner(n, epochs, budget=f, seed=seed, score_rows="fresh")
+    if method == "TED+fresh":  # `TED` with score_rows="fresh" (`run_scoring`'s option)
+        return TEDPruner(n, epochs, budget=f, seed=seed, score_rows="fresh", **PRE_S25C)
     if method == "TED_spec":
         return TEDPruner(n, epochs, budget=f, seed=seed, **SPEC_READING)
     if method.startswith("TED:"):
@@ -561,9 +570,10 @@ def _is_default_reading(name: str) -> bool:
     stage chose may be another one; only a default run is the one `run_scoring` re-times)."""
     if name == "defaults":
         return True
-    defaults = inspect.signature(TEDPruner).parameters
+    params = inspect.signature(TEDPruner).parameters
+    defaults = {k: p.default for k, p in params.items()} | PRE_S25C  # the grid's `TED` method
     return name in READINGS and all(
-        defaults[k].default == v for k, v in READINGS[name].items() if k in defaults
+        defaults[k] == v for k, v in READINGS[name].items() if k in defaults
     )
 
 
@@ -579,8 +589,8 @@ def run_scoring(
     """Issue 15's cheap-scoring goal (TED's scoring <= 5% of a full-data epoch), measured with the
     test grid's own timing, without the rest of the grid.
 
-    Per (setting, seed): the full-data run, then TED (the package defaults, the grid's `TED`) at
-    every budget, each timed exactly as in the grid: overhead = TED's scoring seconds per epoch
+    Per (setting, seed): the full-data run, then TED (the defaults before session ted-25d,
+    max_weight=4.0: the grid's `TED`) at every budget, each timed exactly as in the grid: overhead = TED's scoring seconds per epoch
     (observations, scores, selection and the forward-only re-scoring of pruned samples) divided
     by the full run's seconds per epoch; `rescore` is the re-scoring passes' part of it. Writes
     `ted-prune-mnist1d-scoring-<num_samples>x<epochs>.{md,json}` in `out`. Where a grid's cache in
@@ -781,8 +791,8 @@ def run_wallclock(
     Per setting in `settings` (keys of `SETTINGS`; default clean only) and seed (the same data and
     seed for every run): one untimed full-data warm-up
     run (first-run costs: allocator, page faults, caches), then `rounds` rounds of full data, TED
-    (the package defaults) and random-dynamic on TED's schedule at f = 0.7, in the order
-    `wallclock_order`. Each run is timed as in the grid (`train_mnist1d`'s `seconds`: training with
+    (the defaults before session ted-25d, max_weight=4.0) and random-dynamic on TED's schedule at
+    f = 0.7, in the order `wallclock_order`. Each run is timed as in the grid (`train_mnist1d`'s `seconds`: training with
     every scoring and re-scoring pass, evaluation excluded); a run's ratio is to the full-data run
     of the same round. Summary: `wallclock_summary`, per setting. One (setting, seed) is one group
     of the resumable cache `ted-prune-mnist1d-wallclock-<num_samples>x<epochs>-runs.jsonl` in

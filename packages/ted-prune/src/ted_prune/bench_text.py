@@ -2,7 +2,8 @@
 on Rotten Tomatoes sentences, full data vs TED vs random-dynamic vs InfoBatch at the same
 sample-gradient budget, paired seeds, test split only.
 
-TED runs with the package's defaults: the reading chosen on the MNIST-1D validation split; nothing
+TED runs with the package's defaults before session ted-25d (max_weight=4.0 pinned, as the text
+cache's runs were measured): the reading chosen on the MNIST-1D validation split; nothing
 is chosen on this text run, so it needs no validation split. Runs are resumable in chunks through
 `ted_prune.runcache` (one group = one training run): full data, TED and random-dynamic for every
 seed first, then InfoBatch, then random selection on InfoBatch's own per-epoch sizes
@@ -392,8 +393,8 @@ def _intro(cfg: dict, control: bool = False) -> str:
         f"{cfg['lr']:g}, head {cfg['head_lr']:g}), batch {cfg['batch_size']}, sequences cut at "
         f"{cfg['max_length']} tokens, CPU. `f_target`: the fraction of full-data "
         "sample-gradients each method may spend; the achieved f is reported. `TED` is the "
-        "package's default reading (`TEDPruner()` with no options: the reading chosen on the "
-        "MNIST-1D validation split); **no choice is made on this text run**, and every number is "
+        "package's default reading before session ted-25d (`TEDPruner(max_weight=4.0)`: the "
+        "reading chosen on the MNIST-1D validation split); **no choice is made on this text run**, and every number is "
         "on the test set. `random_dynamic`: TED's schedule with random draws. `InfoBatch` as its "
         "authors run it (first epoch on full data, ratio capped at 0.9, the last 12.5% of epochs "
         "on full data): with few epochs its schedule alone spends more than the budget, and the "

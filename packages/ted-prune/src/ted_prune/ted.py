@@ -403,6 +403,12 @@ class TEDPruner(ScheduledPruner):
         selection: "sample" (default): keep probability proportional to the score's quantile
             with a `floor`, exactly k_e N drawn (per class with `balance="class"`), losses weighted
             by min(k_e / p_i, `max_weight`) (`update` applies them); or "topk" (hard top-k).
+        max_weight: the cap of those loss weights, >= 1. Default 2.0 (was 4.0 before session
+            ted-25d), chosen on the validation split by rule s25c
+            (docs/benchmarks/ted-prune-weights-s25c/RULE.md; MNIST-1D 5,000 x 20, f = 0.7,
+            validation seeds 130-139): cap 2 - cap 4 +0.54 [+0.14, +0.94] points clean, +0.80
+            [-0.04, +1.64] under 20% label noise, no class dropped out (cap 2 - random-dynamic clean
+            -0.46 [-1.14, -0.02]: still behind random selection). Pass 4.0 for the earlier default.
         balance: "class" (default: per-class quotas, about k_e of every class and at least its best
             sample, so no class can ever drop out) or "none" (the spec's global ranking).
         stale: "quantile" (default: each epoch's fresh scores become rank quantiles before the EMA,
@@ -468,7 +474,7 @@ class TEDPruner(ScheduledPruner):
         damping: float = 0.1,
         selection: str = "sample",
         floor: float = 0.05,
-        max_weight: float = 4.0,
+        max_weight: float = 2.0,
         balance: str = "class",
         stale: str = "quantile",
         grads: str = "last_layer",
