@@ -109,6 +109,32 @@ def candidate_rule(
                 bool(clean and clean[f"{arm}-random_dynamic"]["ci95"][0] > 0)}  # fmt: skip
 
 
+def decide_two(
+    rows: list[dict[str, Any]],
+    arms: dict[str, str],
+    seeds: list[int],
+    candidates: tuple[str, str],
+    tie: str,
+    between: tuple[str, str],
+) -> dict[str, Any]:
+    """The two-candidate rule of sessions 25b / 25c / 25e: each candidate is adoptable iff
+    `candidate_rule` holds for it; if both are, the one with the larger clean mean over `default` is
+    adopted (a tie: `tie`, the smaller change). Reported pairs: each candidate - default and -
+    random_dynamic, `between` (x - y) and default - random_dynamic."""
+    if tie not in candidates:
+        raise ValueError(f"tie={tie!r} must be one of candidates={candidates!r}")
+    pairs = {f"{c}-{b}": (c, b) for c in candidates for b in ("default", "random_dynamic")}
+    pairs |= {f"{between[0]}-{between[1]}": between,
+              "default-random_dynamic": ("default", "random_dynamic")}  # fmt: skip
+    out = summarize(rows, arms, seeds, pairs)
+    rules = {c: candidate_rule(out, rows, c, len(seeds)) for c in candidates}
+    ok = [c for c in candidates if rules[c]["adopt"]]
+    clean = out["settings"].get("clean", {})
+    best = max(ok, key=lambda c: (clean[f"{c}-default"]["mean"], c == tie)) if ok else None
+    out["rule"] = {**rules, "adopt": best}
+    return out
+
+
 def decide(rows: list[dict[str, Any]]) -> dict[str, Any]:
     pairs = {"mix50-default": ("mix50", "default"),
              "mix50-random_dynamic": ("mix50", "random_dynamic"),

@@ -96,6 +96,9 @@ READINGS: dict[str, dict[str, Any]] = {
     # session 25c: the default with unit loss weights on the kept samples, or the weights capped at 2
     "prune_residual_sample_w1": {**_BASE, "selection": "sample", "loss_weights": "none"},
     "prune_residual_sample_mw2": {**_BASE, "selection": "sample", "max_weight": 2.0},
+    # session 25e: the current default (max_weight=2.0, `TED_s25c`) with the weights capped lower
+    "prune_residual_sample_mw1.5": {**_BASE, "selection": "sample", "max_weight": 1.5},
+    "prune_residual_sample_mw1": {**_BASE, "selection": "sample", "max_weight": 1.0},
 }
 # the readings the validation stage runs (the shared machine's budget fits five)
 VAL_READINGS = [
