@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from uniform_mix_validation import candidate_rule, main, summarize  # this folder, on sys.path
+from uniform_mix_validation import decide_two, main  # this folder, on sys.path
 
 ARMS = {
     "default": "TED",
@@ -30,17 +30,8 @@ SEEDS = list(range(130, 140))
 
 
 def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:
-    """RULE.md (s25c): each candidate is adoptable iff `candidate_rule` holds for it; if both are,
-    the one with the larger clean mean over default is adopted (a tie: mw2, the smaller change)."""
-    pairs = {f"{c}-{b}": (c, b) for c in CANDIDATES for b in ("default", "random_dynamic")}
-    pairs |= {"w1-mw2": ("w1", "mw2"), "default-random_dynamic": ("default", "random_dynamic")}
-    out = summarize(rows, ARMS, seeds, pairs)
-    rules = {c: candidate_rule(out, rows, c, len(seeds)) for c in CANDIDATES}
-    ok = [c for c in CANDIDATES if rules[c]["adopt"]]
-    clean = out["settings"].get("clean", {})
-    best = max(ok, key=lambda c: (clean[f"{c}-default"]["mean"], c == "mw2")) if ok else None
-    out["rule"] = {**rules, "adopt": best}
-    return out
+    """RULE.md (s25c): `decide_two` with a tie going to mw2 (the smaller change)."""
+    return decide_two(rows, ARMS, seeds, CANDIDATES, tie="mw2", between=("w1", "mw2"))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,14 @@ def test_default_max_weight_is_two_and_old_rows_pin_four():
                     "TED:prune_residual_sample_mw2")}  # fmt: skip
     assert mw == {"TED": 4.0, "TED+fresh": 4.0, "TED=prune_residual_sample": 4.0,
                   "TED_s25c": 2.0, "TED:prune_residual_sample_mw2": 2.0}  # fmt: skip
+    caps = {"_mw2": 2.0, "_mw1.5": 1.5, "_mw1": 1.0}  # the explicit-cap readings (s25c, s25e)
     assert all(
-        r["max_weight"] == (2.0 if n.endswith("_mw2") else 4.0) for n, r in bm.READINGS.items()
+        r["max_weight"] == next((c for k, c in caps.items() if n.endswith(k)), 4.0)
+        for n, r in bm.READINGS.items()
     )
+    assert {n for n in bm.READINGS if bm.READINGS[n]["max_weight"] != 4.0} == {
+        f"prune_residual_sample{k}" for k in caps
+    }
     # the grid's `TED` rows (reading prune_residual_sample) are still the `TED` method's runs
     assert bm._is_default_reading("prune_residual_sample")
     assert not bm._is_default_reading("prune_residual_sample_mw2")
