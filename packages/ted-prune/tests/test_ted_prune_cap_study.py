@@ -71,42 +71,29 @@ def test_lower_cap_clips_more_weights():
     assert ratio[1.0] < ratio[2.0]
 
 
-def _rows(deltas, seeds, min_class=0.5):
-    rows = []
-    for (arm, setting), d in deltas.items():
-        for i, s in enumerate(seeds):
-            acc = 80.0 - 10 * (setting == "noise20") + i + d + (0.2 * (-1) ** i if d else 0.0)
-            rows.append({"arm": arm, "setting": setting, "seed": s, "val_accuracy": acc,
-                         "min_class_kept": min_class})  # fmt: skip
-    return rows
+def _arms(a=(1.0, -0.1), b=(0.5, -1.0), rd=(1.2, 0.0)):
+    """{arm: (clean delta, noise20 delta)} for `made_up_rows`."""
+    return {"default": (0.0, 0.0), "mw1.5": a, "mw1": b, "random_dynamic": rd}
 
 
-def _deltas(a=(1.0, -0.1), b=(0.5, -1.0), rd=(1.2, 0.0)):
-    out = {}
-    for arm, (c, n) in {"default": (0.0, 0.0), "mw1.5": a, "mw1": b,
-                        "random_dynamic": rd}.items():  # fmt: skip
-        out[(arm, "clean")], out[(arm, "noise20")] = c, n
-    return out
-
-
-def test_cap_rule_adopts_only_a_candidate_meeting_every_criterion(mods):
+def test_cap_rule_adopts_only_a_candidate_meeting_every_criterion(mods, made_up_rows):
     cv = mods[0]
     seeds = cv.SEEDS
-    res = cv.decide(_rows(_deltas(), seeds))
+    res = cv.decide(made_up_rows(_arms(), seeds))
     assert res["split"] == "validation"
     assert res["rule"]["mw1"]["A1_clean_ci_above_0"]
     assert not res["rule"]["mw1"]["A2_noise20_mean_ge_-0.3"]
     assert res["rule"]["adopt"] == "mw1.5"
     assert res["settings"]["clean"]["mw1.5-random_dynamic"]["mean"] == pytest.approx(-0.2)
     assert res["settings"]["clean"]["mw1-mw1.5"]["mean"] == pytest.approx(-0.5)
-    assert cv.decide(_rows(_deltas(b=(1.5, 0.0)), seeds))["rule"]["adopt"] == "mw1"
-    assert cv.decide(_rows(_deltas(b=(1.0, 0.0)), seeds))["rule"]["adopt"] == "mw1.5"  # tie
-    rows = _rows(_deltas(), seeds)
+    assert cv.decide(made_up_rows(_arms(b=(1.5, 0.0)), seeds))["rule"]["adopt"] == "mw1"
+    assert cv.decide(made_up_rows(_arms(b=(1.0, 0.0)), seeds))["rule"]["adopt"] == "mw1.5"  # tie
+    rows = made_up_rows(_arms(), seeds)
     next(r for r in rows if r["arm"] == "mw1.5")["min_class_kept"] = 0.0
     assert cv.decide(rows)["rule"]["adopt"] is None
-    partial = [r for r in _rows(_deltas(), seeds) if r["seed"] != 149 or r["arm"] != "mw1"]
+    partial = [r for r in made_up_rows(_arms(), seeds) if r["seed"] != 149 or r["arm"] != "mw1"]
     assert cv.decide(partial)["rule"]["adopt"] is None
-    flat = cv.decide(_rows(_deltas(a=(0.0, 0.0), b=(0.0, 0.0)), seeds))
+    flat = cv.decide(made_up_rows(_arms(a=(0.0, 0.0), b=(0.0, 0.0)), seeds))
     assert flat["rule"]["adopt"] is None
     json.dumps(flat)  # decision.json is written from it
 

@@ -16,18 +16,6 @@ from ted_prune.bench_mnist1d import PRE_S25C, READINGS, _pruner
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def _rows(deltas, seeds, min_class=0.5):
-    """Made-up rows (as in test_ted_prune_rescore_study): accuracy = base(seed) + delta, plus a
-    seed-dependent wobble for the candidates so paired CIs have width."""
-    rows = []
-    for (arm, setting), d in deltas.items():
-        for i, s in enumerate(seeds):
-            acc = 80.0 - 10 * (setting == "noise20") + i + d + (0.2 * (-1) ** i if d else 0.0)
-            rows.append({"arm": arm, "setting": setting, "seed": s, "val_accuracy": acc,
-                         "min_class_kept": min_class})  # fmt: skip
-    return rows
-
-
 @pytest.fixture
 def wv(monkeypatch):
     monkeypatch.syspath_prepend(str(SCRIPTS))  # the scripts import their siblings
@@ -77,30 +65,27 @@ def test_weight_readings_are_the_defaults_but_one_option(name, key, value):
     assert getattr(pruner, key) == value and pruner.selection == "sample"
 
 
-def _deltas(w1=(1.0, -0.1), mw2=(0.5, -1.0), rd=(1.2, 0.0)):
-    out = {}
-    for arm, (c, n) in {"default": (0.0, 0.0), "w1": w1, "mw2": mw2,
-                        "random_dynamic": rd}.items():  # fmt: skip
-        out[(arm, "clean")], out[(arm, "noise20")] = c, n
-    return out
+def _arms(w1=(1.0, -0.1), mw2=(0.5, -1.0), rd=(1.2, 0.0)):
+    """{arm: (clean delta, noise20 delta)} for `made_up_rows`."""
+    return {"default": (0.0, 0.0), "w1": w1, "mw2": mw2, "random_dynamic": rd}
 
 
-def test_weights_rule_adopts_only_a_candidate_meeting_every_criterion(wv):
+def test_weights_rule_adopts_only_a_candidate_meeting_every_criterion(wv, made_up_rows):
     seeds = wv.SEEDS
     assert seeds == list(range(130, 140))  # fresh: every earlier rule used seeds <= 129
-    res = wv.decide(_rows(_deltas(), seeds))
+    res = wv.decide(made_up_rows(_arms(), seeds))
     assert res["split"] == "validation"
     assert res["rule"]["mw2"]["A1_clean_ci_above_0"]
     assert not res["rule"]["mw2"]["A2_noise20_mean_ge_-0.3"]
     assert res["rule"]["w1"]["adopt"] and res["rule"]["adopt"] == "w1"
     assert res["settings"]["clean"]["w1-random_dynamic"]["mean"] == pytest.approx(-0.2)
-    assert wv.decide(_rows(_deltas(mw2=(1.5, 0.0)), seeds))["rule"]["adopt"] == "mw2"
-    assert wv.decide(_rows(_deltas(mw2=(1.0, 0.0)), seeds))["rule"]["adopt"] == "mw2"  # tie
-    rows = _rows(_deltas(), seeds)
+    assert wv.decide(made_up_rows(_arms(mw2=(1.5, 0.0)), seeds))["rule"]["adopt"] == "mw2"
+    assert wv.decide(made_up_rows(_arms(mw2=(1.0, 0.0)), seeds))["rule"]["adopt"] == "mw2"  # tie
+    rows = made_up_rows(_arms(), seeds)
     next(r for r in rows if r["arm"] == "w1")["min_class_kept"] = 0.0
     assert wv.decide(rows)["rule"]["adopt"] is None
-    partial = [r for r in _rows(_deltas(), seeds) if r["seed"] != 139 or r["arm"] != "w1"]
+    partial = [r for r in made_up_rows(_arms(), seeds) if r["seed"] != 139 or r["arm"] != "w1"]
     assert wv.decide(partial)["rule"]["adopt"] is None
-    flat = wv.decide(_rows(_deltas(w1=(0.0, 0.0), mw2=(0.0, 0.0)), seeds))
+    flat = wv.decide(made_up_rows(_arms(w1=(0.0, 0.0), mw2=(0.0, 0.0)), seeds))
     assert flat["rule"]["adopt"] is None
     json.dumps(flat)  # decision.json is written from it

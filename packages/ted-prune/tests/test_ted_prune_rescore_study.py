@@ -54,31 +54,16 @@ def test_shared_code_reproduces_session_25s_committed_decision(scripts):
     assert umv.decide(rows) == json.loads((MIX / "decision.json").read_text())
 
 
-def _rows(deltas, seeds, min_class=0.5):
-    """Made-up rows: per (arm, setting) accuracy = base(seed) + delta (+ a seed-dependent wobble
-    for the candidates, so paired CIs have width)."""
-    rows = []
-    for (arm, setting), d in deltas.items():
-        for i, s in enumerate(seeds):
-            acc = 80.0 - 10 * (setting == "noise20") + i + d + (0.2 * (-1) ** i if d else 0.0)
-            rows.append({"arm": arm, "setting": setting, "seed": s, "val_accuracy": acc,
-                         "min_class_kept": min_class})  # fmt: skip
-    return rows
+def _arms(re10=(0.5, -1.0), re0=(1.0, -0.1), rd=(1.2, 0.0)):
+    """{arm: (clean delta, noise20 delta)} for `made_up_rows`."""
+    return {"default": (0.0, 0.0), "re10": re10, "re0": re0, "random_dynamic": rd}
 
 
-def _deltas(re10=(0.5, -1.0), re0=(1.0, -0.1), rd=(1.2, 0.0)):
-    out = {}
-    for arm, (c, n) in {"default": (0.0, 0.0), "re10": re10, "re0": re0,
-                        "random_dynamic": rd}.items():  # fmt: skip
-        out[(arm, "clean")], out[(arm, "noise20")] = c, n
-    return out
-
-
-def test_rescore_rule_adopts_only_a_candidate_meeting_every_criterion(scripts):
+def test_rescore_rule_adopts_only_a_candidate_meeting_every_criterion(scripts, made_up_rows):
     _, rv = scripts
     seeds = rv.SEEDS
     assert seeds == list(range(120, 130))  # fresh: every earlier rule used seeds <= 119
-    res = rv.decide(_rows(_deltas(), seeds))
+    res = rv.decide(made_up_rows(_arms(), seeds))
     assert res["split"] == "validation"
     # re10: clean CI above 0, but noise20 -1.0 < -0.3; re0 meets all
     assert res["rule"]["re10"]["A1_clean_ci_above_0"]
@@ -88,19 +73,20 @@ def test_rescore_rule_adopts_only_a_candidate_meeting_every_criterion(scripts):
     assert res["settings"]["clean"]["re0-random_dynamic"]["mean"] == pytest.approx(-0.2)
     assert not res["rule"]["re0"]["goal_read_clean_re0_ahead_of_random_dynamic"]
     # both pass: the larger clean gain wins; equal gains: re10
-    both = rv.decide(_rows(_deltas(re10=(1.5, 0.0)), seeds))
+    both = rv.decide(made_up_rows(_arms(re10=(1.5, 0.0)), seeds))
     assert both["rule"]["adopt"] == "re10"
-    tie = rv.decide(_rows(_deltas(re10=(1.0, 0.0)), seeds))
+    tie = rv.decide(made_up_rows(_arms(re10=(1.0, 0.0)), seeds))
     assert tie["rule"]["re0"]["adopt"] and tie["rule"]["adopt"] == "re10"
     # a class dropping out in one re0 run, or a missing seed, blocks adoption
-    rows = _rows(_deltas(), seeds)
+    rows = made_up_rows(_arms(), seeds)
     next(r for r in rows if r["arm"] == "re0")["min_class_kept"] = 0.0
     assert rv.decide(rows)["rule"]["adopt"] is None
-    partial = [r for r in _rows(_deltas(), seeds) if r["seed"] != 129 or r["arm"] != "re0"]
+    partial = [r for r in made_up_rows(_arms(), seeds) if r["seed"] != 129 or r["arm"] != "re0"]
     res = rv.decide(partial)
     assert not res["rule"]["re0"]["complete"] and res["rule"]["adopt"] is None
     assert res["settings"]["clean"]["n"] == 9
     # no candidate's clean CI above 0: nothing adopted
     assert (
-        rv.decide(_rows(_deltas(re10=(0.0, 0.0), re0=(0.0, 0.0)), seeds))["rule"]["adopt"] is None
+        rv.decide(made_up_rows(_arms(re10=(0.0, 0.0), re0=(0.0, 0.0)), seeds))["rule"]["adopt"]
+        is None
     )
