@@ -53,6 +53,13 @@ def test_centered_kept_refuses_mismatched_maps(shapes) -> None:
         centered_kept(a, p, m)
 
 
+def test_centered_kept_refuses_maps_that_are_not_4d() -> None:
+    a, p, m = torch.zeros(2, 1, 3, 4), torch.zeros(2, 4, 3, 4), torch.zeros(2, 1, 3, 4)
+    for args in ((a[:, 0], p, m), (a, p[:, :, 0], m), (a, p, m[:, 0])):
+        with pytest.raises(ValueError, match="must be 4-d"):
+            centered_kept(*args)
+
+
 @torch.no_grad()
 def test_centered_keeps_the_guide_and_hands_over_the_kept_deviation(
     guide_bsd: Callable, bsd_inputs: Callable
