@@ -27,6 +27,14 @@ from maskloop.report import PairedDifference
 
 FULL, DUAL = "+STL (full SSJDN)", "dual-encoder"
 SGS, BI = "+SGS (one direction)", "+bidirectional"
+LSD_PROBES = (
+    "lsd_img_acc",
+    "lsd_txt_acc_large",
+    "lsd_txt_acc_small",
+    "sem_var_share",
+    "mR_residual_only",
+    "mR_semantic_only",
+)
 PASS_PROBES = ("pass_feat_cos", "pass_r2_c2f_from_f2c", "pass_r2_f2c_from_c2f", "sgs_damp_overlap")
 
 TESTS = {
@@ -151,6 +159,45 @@ RULES: dict[str, dict[str, Any]] = {
             "mR_without_f2c",
             "mR_without_c2f",
         ),
+    },
+    # session 26 (docs/benchmarks/ssjdn_validation_s26_rule.md): one rule per candidate; the
+    # first check is the rung under the reading, the last the full model (stage 2)
+    "s26_bsd": {
+        "seeds": (50, 54),
+        "option": "sgs_slot_norm='l2'",
+        "check": [
+            ("B1", "above0", "+bidirectional slot norm", "+SGS (one direction) slot norm"),
+            ("B2", "not_worse", "+bidirectional slot norm", "+bidirectional centered"),
+            ("B3", "not_worse", "BSD slot norm", "BSD centered"),
+        ],
+        "report": [
+            ("today rung", "+bidirectional centered", "+SGS (one direction) centered"),
+            ("one dir", "+SGS (one direction) slot norm", "+SGS (one direction) centered"),
+        ],
+        "probe_methods": ("+bidirectional centered", "+bidirectional slot norm"),
+        "probes": (*PASS_PROBES, "pass_contrib_cos", "mR_without_f2c", "mR_without_c2f"),
+    },
+    "s26_lsd": {
+        "seeds": (50, 54),
+        "option": "lsd_supervision='labels'",
+        "check": [
+            ("L1", "above0", "+LSD labels only", "+bidirectional centered"),
+            ("L3", "not_worse", "BSD labels only", "BSD centered"),
+        ],
+        "report": [("today rung", "+LSD centered", "+bidirectional centered")],
+        "probe_methods": ("+LSD labels only", "+LSD centered", "BSD labels only", "BSD centered"),
+        "probes": LSD_PROBES,
+    },
+    "s26_lsd_prior": {
+        "seeds": (50, 54),
+        "option": "lsd_supervision='labels', lsd_combine='prior'",
+        "check": [
+            ("L2", "above0", "+LSD labels only prior", "+bidirectional centered"),
+            ("L4", "not_worse", "BSD labels only prior", "BSD centered"),
+        ],
+        "report": [("L2-L1", "+LSD labels only prior", "+LSD labels only")],
+        "probe_methods": ("+LSD labels only prior", "BSD labels only prior"),
+        "probes": LSD_PROBES,
     },
 }
 

@@ -108,6 +108,14 @@ BSD_PER_PASS_HALF: dict[str, Any] = {"sgs_proj": "per_pass_half"}
 # a scale SGS acts on hands over what the places its map keeps hold beyond the scale's
 # image-wide mean; each pass's guiding scale its own SFE feature (issue 19, s25)
 BSD_CENTERED: dict[str, Any] = {"sgs_pool": "centered"}
+# issue 19, s26: every scale's delivered feature scaled to unit norm per image before the fusion
+# layer (the deviations SGS extracts were 7-21 % of the guiding scale's norm)
+BSD_SLOT_NORM: dict[str, Any] = {"sgs_slot_norm": "l2"}
+# issue 19, s26: LSD's semantic part supervised by the category labels alone (the retrieval loss
+# on the residual part), with the semantic part as today's (MLP features) or as the category
+# prior (the expected category vector under the predicted label distribution)
+LSD_LABELS: dict[str, Any] = {"lsd_supervision": "labels"}
+LSD_LABELS_PRIOR: dict[str, Any] = {"lsd_supervision": "labels", "lsd_combine": "prior"}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -306,6 +314,23 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # SFE feature); the full model on today's defaults is "BSD centered" (= `SSJDNConfig()`)
     "+SGS (one direction) centered": ("+SGS (one direction)", {**BSD_CENTERED, **TODAY_STL}),
     "+LSD centered": ("+LSD", {**BSD_CENTERED, **TODAY_STL}),
+    # issue 19, twenty-sixth session (rule docs/benchmarks/ssjdn_validation_s26_rule.md, written
+    # before the runs; fresh validation seeds 50..54), on today's default (centred pooling):
+    # every delivered scale feature at unit norm before the fusion layer (the one-direction model
+    # with it is the rung below), and LSD's semantic part supervised by the labels alone
+    "+SGS (one direction) slot norm": (
+        "+SGS (one direction)",
+        {**BSD_CENTERED, **TODAY_STL, **BSD_SLOT_NORM},
+    ),
+    "+bidirectional slot norm": ("+bidirectional", {**BSD_CENTERED, **TODAY_STL, **BSD_SLOT_NORM}),
+    "BSD slot norm": ("+STL (full SSJDN)", {**BSD_CENTERED, **TODAY_STL, **BSD_SLOT_NORM}),
+    "+LSD labels only": ("+LSD", {**BSD_CENTERED, **TODAY_STL, **LSD_LABELS}),
+    "BSD labels only": ("+STL (full SSJDN)", {**BSD_CENTERED, **TODAY_STL, **LSD_LABELS}),
+    "+LSD labels only prior": ("+LSD", {**BSD_CENTERED, **TODAY_STL, **LSD_LABELS_PRIOR}),
+    "BSD labels only prior": (
+        "+STL (full SSJDN)",
+        {**BSD_CENTERED, **TODAY_STL, **LSD_LABELS_PRIOR},
+    ),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -370,6 +395,13 @@ _CURRENT = {
     "BSD centered",
     "+SGS (one direction) centered",
     "+LSD centered",
+    "+SGS (one direction) slot norm",
+    "+bidirectional slot norm",
+    "BSD slot norm",
+    "+LSD labels only",
+    "BSD labels only",
+    "+LSD labels only prior",
+    "BSD labels only prior",
 }
 VARIANTS = {
     name: (

@@ -101,6 +101,8 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_sequence": ("parallel", {}),
     "sgs_decorrelate": (0.0, {}),
     "sgs_pass_scales": ("all", {}),
+    "sgs_slot_norm": ("none", {}),
+    "lsd_supervision": ("joint", {}),
 }
 
 

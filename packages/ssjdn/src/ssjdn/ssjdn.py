@@ -72,6 +72,11 @@ FUSIONS = ("concat", "gate", "mean")
 PASS_SCALES = ("all", "split")
 # what a scale that SGS acts on delivers (`BidirectionalScaleDecoupling`'s ``pool``)
 POOLS = ("multiply", "residual", "centered")
+# how each scale's delivered feature enters the fusion layer (`BidirectionalScaleDecoupling`'s
+# ``slot_norm``)
+SLOT_NORMS = ("none", "l2")
+# what trains LSD's semantic part of the embedding (`SSJDNConfig.lsd_supervision`)
+LSD_SUPERVISION = ("joint", "labels")
 # which 1x1 projection heads the BSD passes read (`SSJDNConfig.sgs_proj`)
 SGS_PROJ = ("shared", "per_pass", "per_pass_half")
 OPPOSITE_POLARITY = {"suppress_salient": "keep_salient", "keep_salient": "suppress_salient"}
@@ -517,6 +522,24 @@ class BidirectionalScaleDecoupling(nn.Module):
     then get no gradient. ``"all"`` is the model of every earlier run. Not adopted (twenty-fourth
     session, validation seeds 35..39: rung +0.43 [-0.15, +1.27] mR over one direction).
 
+    ``slot_norm`` (issue 19, twenty-sixth session) says how each delivered feature (one scale of
+    one pass, a "slot" of the fusion layer's input) enters the fusion layer. ``"none"``
+    (default): as pooled. ``"l2"`` (``sgs`` other than ``"none"``): every slot is scaled to unit
+    L2 norm per image before the fusion layer, v = W [f_1 / |f_1| ; ... ] (`delivered`), so the
+    clues SGS extracts at the scales it acts on enter on the same footing as the guiding
+    scale's feature. Why (probe ``scripts/probe_s26.py``, a trained ``+bidirectional centered``,
+    validation seed 45): under ``pool="centered"`` the deviations the acted-on scales hand over
+    have 7-8 % (coarse->fine pass) and 12-21 % (fine->coarse pass) of the norm of their pass's
+    guiding-scale feature; the coarse->fine pass's deviations are new (held-out R^2 0.33-0.53
+    from everything the fine->coarse pass hands over) but hardly used (mR drops by 0.1-1.4 when
+    one is replaced by its mean), while its guiding-scale feature, 99 % predictable from the
+    other pass, carries what the fusion layer reads of the second direction (15.8 -> 8.0
+    without it). It assumes that what matters in a slot is its direction (which clue), not
+    its size, and that the fusion layer, trained for the benchmark's few steps, reads a slot in
+    proportion to its size. What could make it fail: the size of a deviation (how unlike the
+    image average the kept places are) carries information; a near-zero deviation's direction
+    is noise and is amplified. No weights are added.
+
     ``projected`` may hold one list of projected maps for every pass (the projection shared) or
     one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
     projection heads, so the two passes need not pool the same projected features;
@@ -551,8 +574,16 @@ class BidirectionalScaleDecoupling(nn.Module):
         sequence: Literal["parallel", "sequential"] = "parallel",
         decorrelate: float = 0.0,
         pass_scales: Literal["all", "split"] = "all",
+        slot_norm: Literal["none", "l2"] = "none",
     ) -> None:
         super().__init__()
+        if not isinstance(slot_norm, str) or slot_norm not in SLOT_NORMS:
+            raise ValueError(f"slot_norm must be 'none' or 'l2', got {slot_norm!r}")
+        if slot_norm != "none" and sgs == "none":
+            raise ValueError(
+                f"slot_norm={slot_norm!r} needs SGS (sgs other than 'none'), got sgs={sgs!r}"
+            )
+        self.slot_norm = slot_norm
         if not isinstance(pass_scales, str) or pass_scales not in PASS_SCALES:
             raise ValueError(f"pass_scales must be 'all' or 'split', got {pass_scales!r}")
         if pass_scales == "split" and (sgs != "both" or fusion != "concat" or num_scales < 2):
@@ -709,12 +740,16 @@ class BidirectionalScaleDecoupling(nn.Module):
     def delivered(self, feats: Sequence[Sequence[torch.Tensor]]) -> list[list[torch.Tensor]]:
         """The pooled features each pass hands to the fusion layer, from every pass's features
         as `pass_features` returns them (scale order): all of them under ``pass_scales="all"``,
-        the pass's `delivered_scales` under ``"split"``."""
+        the pass's `delivered_scales` under ``"split"``; each scaled to unit norm per image under
+        ``slot_norm="l2"``."""
         if len(feats) != len(self.orders):
             raise ValueError(
                 f"feats must hold one list per pass ({len(self.orders)}), got {len(feats)}"
             )
-        return [[chain[j] for j in keep] for chain, keep in zip(feats, self.delivered_scales)]
+        out = [[chain[j] for j in keep] for chain, keep in zip(feats, self.delivered_scales)]
+        if self.slot_norm == "l2":
+            out = [[F.normalize(f, dim=1, eps=1e-6) for f in chain] for chain in out]
+        return out
 
     def pass_contributions(self, feats: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
         """Each pass's share u_p of the fused vector, without biases: W_p f^p (W_p its block of
@@ -1219,6 +1254,37 @@ class SSJDNConfig:
     +0.24] against today's two passes); what the passes deliver became less predictable from
     each other (held-out R^2 0.93 -> 0.70), but no more than the same halves of today's model.
 
+    ``sgs_slot_norm`` is `BidirectionalScaleDecoupling`'s ``slot_norm`` (issue 19, twenty-sixth
+    session, rule ``docs/benchmarks/ssjdn_validation_s26_rule.md``): ``"l2"`` scales every
+    scale's delivered feature to unit norm per image before the fusion layer, so that the
+    deviations SGS extracts (7-21 % of the guiding scale's norm under ``sgs_pool="centered"``)
+    count as much as the guiding scale's feature. ``"none"`` (default): as pooled. Needs SGS.
+
+    ``lsd_supervision`` (issue 19, twenty-sixth session, same rule) says what trains LSD's
+    semantic part of the retrieval embedding. ``"joint"`` (default): the retrieval loss is taken
+    on the whole embedding [residual ; semantic] (so it trains the semantic heads too) and the
+    label cross-entropy trains the heads. ``"labels"``: the semantic part is supervised by the
+    category labels alone, decoupled from the residual part: the retrieval loss (hinge or STL)
+    is taken on the residual parts l2norm(v), l2norm(t), the cross-entropy trains the semantic
+    heads (and, with ``lsd_detach=False``, the encoders), and retrieval ranks by the
+    concatenated embedding as before (`SemanticDecoupling.embed`; the model's weights and
+    embedding width are the default's). Why (probe ``scripts/probe_s26.py``, validation seed
+    45, ``+LSD centered``): the two losses pull the semantic heads apart (cosine of their
+    gradients on the heads -0.28); the heads, trained by both, predict the category worse than a
+    linear probe of the embeddings (images 78 % vs 99 %, large-object captions 38 % vs 55 %);
+    the residual part alone ranks at 12.3 mR against 15.8 for ``+bidirectional centered``
+    trained without LSD, and the semantic part alone at 4.3, i.e. the hinge spreads one
+    instance-level embedding over both parts instead of the labels adding a category-level
+    part. On the ``+bidirectional centered`` model a category score added after training,
+    s_res + alpha s_sem (s_sem the cosine of ridge-probe label predictions), moved mR from 15.8
+    to 16.1 at alpha 0.02-0.05 and lowered it from alpha 0.2 (the default ``lsd_mix`` 0.25
+    weighs the semantic cosine 0.0625 : 1). It assumes the labels teach the semantic part what
+    images and captions of a category share, which the hinge, pushing same-class negatives
+    away (57-70 % of the hardest negatives are same-class), works against. With
+    ``lsd_detach=True`` (default) the encoders then learn exactly as without LSD (up to the
+    shared gradient clipping) and the semantic part is added at retrieval. Needs ``lsd=True``,
+    ``lsd_mix > 0`` and ``lsd_combine`` ``"concat"`` or ``"prior"``.
+
     ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
     the dual encoder, the fusion p -> ``embed_dim``) stays 32: 64 for the whole ladder
     (`baselines.WIDE_LADDER`, dual encoder included) was not adopted on fresh validation seeds
@@ -1261,6 +1327,7 @@ class SSJDNConfig:
     sgs_sequence: Literal["parallel", "sequential"] = "parallel"
     sgs_decorrelate: float = 0.0
     sgs_pass_scales: Literal["all", "split"] = "all"
+    sgs_slot_norm: Literal["none", "l2"] = "none"
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
     word_dim: int = 128
@@ -1272,6 +1339,7 @@ class SSJDNConfig:
     lsd_detach: bool = True
     lsd_gate: Literal["none", "confidence"] = "none"
     lsd_schedule: Literal["constant", "anneal"] = "constant"
+    lsd_supervision: Literal["joint", "labels"] = "joint"
     num_classes: int = 10
     stl: bool = True
     stl_rho: Literal["label", "predicted"] = "label"
@@ -1404,6 +1472,24 @@ class SSJDNConfig:
                 "sgs_pass_scales='split' needs sgs='both' and sgs_fusion='concat', got "
                 f"sgs={self.sgs!r}, sgs_fusion={self.sgs_fusion!r}"
             )
+        if not isinstance(self.sgs_slot_norm, str) or self.sgs_slot_norm not in SLOT_NORMS:
+            raise ValueError(f"sgs_slot_norm must be 'none' or 'l2', got {self.sgs_slot_norm!r}")
+        if self.sgs_slot_norm != "none" and (not self.multiscale or self.sgs == "none"):
+            raise ValueError(
+                f"sgs_slot_norm={self.sgs_slot_norm!r} needs multiscale=True and SGS (sgs other "
+                f"than 'none'), got multiscale={self.multiscale!r}, sgs={self.sgs!r}"
+            )
+        sup = self.lsd_supervision
+        if not isinstance(sup, str) or sup not in LSD_SUPERVISION:
+            raise ValueError(f"lsd_supervision must be 'joint' or 'labels', got {sup!r}")
+        if sup == "labels" and (
+            not self.lsd or self.lsd_mix <= 0 or self.lsd_combine not in ("concat", "prior")
+        ):
+            raise ValueError(
+                "lsd_supervision='labels' needs an LSD semantic part in the embedding (lsd=True, "
+                "lsd_mix > 0, lsd_combine 'concat' or 'prior'), got "
+                f"lsd={self.lsd!r}, lsd_mix={self.lsd_mix!r}, lsd_combine={self.lsd_combine!r}"
+            )
         k = self.sgs_contrast_kernel
         if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
             raise ValueError(f"sgs_contrast_kernel must be an odd int >= 3, got {k!r}")
@@ -1506,6 +1592,7 @@ class SSJDN(nn.Module):
                 sequence=c.sgs_sequence,
                 decorrelate=c.sgs_decorrelate,
                 pass_scales=c.sgs_pass_scales,
+                slot_norm=c.sgs_slot_norm,
             )
             self.pool = None
         else:
@@ -1645,13 +1732,18 @@ class SSJDN(nn.Module):
     def forward(
         self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """Embeddings ``img``/``txt`` (L2-normalised) and, with LSD, ``v_logits``/``t_logits``."""
+        """Embeddings ``img``/``txt`` (L2-normalised) and, with LSD, ``v_logits``/``t_logits``.
+
+        ``img``/``txt`` are what the retrieval loss is trained on: the retrieval embeddings
+        (`encode_images` / `encode_texts`), except under ``lsd_supervision="labels"``, where
+        they are the residual parts alone (the semantic part is trained by the labels only)."""
         v = self._paired_image_features(images, ids)
         t = self.text(ids, mask)
         out: dict[str, torch.Tensor] = {}
         if self.lsd is not None:
             sem = self.lsd(v, t)
-            v, t = sem["v"], sem["t"]
+            if self.config.lsd_supervision == "joint":  # the hinge sees [residual ; semantic]
+                v, t = sem["v"], sem["t"]
             out["v_logits"], out["t_logits"] = sem["v_logits"], sem["t_logits"]
         out["img"], out["txt"] = F.normalize(v, dim=-1), F.normalize(t, dim=-1)
         penalty = getattr(self.bsd, "penalty", None)
