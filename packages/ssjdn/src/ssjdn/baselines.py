@@ -317,7 +317,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # issue 19, twenty-sixth session (rule docs/benchmarks/ssjdn_validation_s26_rule.md, written
     # before the runs; fresh validation seeds 50..54), on today's default (centred pooling):
     # every delivered scale feature at unit norm before the fusion layer (the one-direction model
-    # with it is the rung below), and LSD's semantic part supervised by the labels alone
+    # with it is the rung below), and LSD's semantic part supervised by the labels alone. None
+    # adopted: bidirectional rung with slot norm +0.74 [-1.32, +2.42] mR, LSD rung with labels
+    # only -0.81 [-1.20, -0.41], with labels only and the prior +0.78 [-0.14, +1.75]
     "+SGS (one direction) slot norm": (
         "+SGS (one direction)",
         {**BSD_CENTERED, **TODAY_STL, **BSD_SLOT_NORM},

@@ -538,7 +538,9 @@ class BidirectionalScaleDecoupling(nn.Module):
     its size, and that the fusion layer, trained for the benchmark's few steps, reads a slot in
     proportion to its size. What could make it fail: the size of a deviation (how unlike the
     image average the kept places are) carries information; a near-zero deviation's direction
-    is noise and is amplified. No weights are added.
+    is noise and is amplified. No weights are added. Not adopted (twenty-sixth session, fresh
+    validation seeds 50..54, rule ``docs/benchmarks/ssjdn_validation_s26_rule.md``): the
+    bidirectional rung with it +0.74 [-1.32, +2.42] mR over one direction with it.
 
     ``projected`` may hold one list of projected maps for every pass (the projection shared) or
     one list per pass (``SSJDNConfig.sgs_proj="per_pass"``: each direction has its own 1x1
@@ -1259,6 +1261,9 @@ class SSJDNConfig:
     scale's delivered feature to unit norm per image before the fusion layer, so that the
     deviations SGS extracts (7-21 % of the guiding scale's norm under ``sgs_pool="centered"``)
     count as much as the guiding scale's feature. ``"none"`` (default): as pooled. Needs SGS.
+    Not adopted on fresh validation seeds 50..54: the bidirectional rung with it +0.74 [-1.32,
+    +2.42] mR over the one-direction model with it (two directions with it +0.81 [-0.24, +1.87]
+    over today's two; the passes' delivered features far less alike, held-out R^2 0.91 -> 0.30).
 
     ``lsd_supervision`` (issue 19, twenty-sixth session, same rule) says what trains LSD's
     semantic part of the retrieval embedding. ``"joint"`` (default): the retrieval loss is taken
@@ -1283,7 +1288,13 @@ class SSJDNConfig:
     away (57-70 % of the hardest negatives are same-class), works against. With
     ``lsd_detach=True`` (default) the encoders then learn exactly as without LSD (up to the
     shared gradient clipping) and the semantic part is added at retrieval. Needs ``lsd=True``,
-    ``lsd_mix > 0`` and ``lsd_combine`` ``"concat"`` or ``"prior"``.
+    ``lsd_mix > 0`` and ``lsd_combine`` ``"concat"`` or ``"prior"``. Not adopted on fresh
+    validation seeds 50..54 (``"concat"``): the LSD rung with it -0.81 [-1.20, -0.41] mR; the
+    label-trained semantic part took 72 % of the similarity's variance (the MLP features of one
+    category are near-parallel, so their cosine spreads far wider than the residual's) and
+    ranks at 7.6 mR alone, so at ``lsd_mix`` 0.25 it outweighs the residual part (15.1 alone).
+    With ``lsd_combine="prior"``: +0.78 [-0.14, +1.75] mR on the rung (+1.59 [+0.93, +2.29]
+    over ``"concat"``), not adopted either (the CI reaches below 0).
 
     ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
     the dual encoder, the fusion p -> ``embed_dim``) stays 32: 64 for the whole ladder
