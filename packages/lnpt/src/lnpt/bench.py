@@ -58,11 +58,18 @@ from lnpt.learning_gap import (
     prune,
 )
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
-from lnpt.training import TRAINING_BASE, TRAINING_DEFAULTS, LabelFreeTrainer, LinearWarmup
+from lnpt.training import (
+    TRAINING_BASE,
+    TRAINING_DEFAULTS,
+    LabelFreeTrainer,
+    LinearWarmup,
+    WarmupCosine,
+)
 
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_STUDENT_LR",
+    "DEFAULT_STUDENT_SCHEDULE",
     "DEFAULT_STUDENT_WARMUP_EPOCHS",
     "DEFAULT_TEACHER_EPOCHS",
     "DEFAULT_TEACHER_LR",
@@ -70,6 +77,7 @@ __all__ = [
     "MODELS",
     "PREVIOUS_EPOCHS",
     "PREVIOUS_TEACHER_EPOCHS",
+    "STUDENT_SCHEDULES",
     "BenchConfig",
     "ModelSpec",
     "parse_epochs",
@@ -105,6 +113,12 @@ DEFAULT_STUDENT_LR: dict[str, float] = {}
 # the warm-up 95.67% mean validation accuracy over four arms, 1e-2 without 93.83%, 3e-3 for 240
 # epochs 94.44%; no student below 80% (lowest 91.11%, without the warm-up 80.56%).
 DEFAULT_STUDENT_WARMUP_EPOCHS: dict[str, int] = {"cnn": 5}
+# The students' lr after the warm-up (every arm alike): "constant" (the lr stays at its value, every
+# run before the option) or "cosine" (`lnpt.training.WarmupCosine`: decayed to 0 by a cosine over
+# the rest of the run; session 26's recipe reading, `--student-recipes ...,schedule=cosine`). A
+# model absent here is "constant"; only "cosine" enters a cache key.
+STUDENT_SCHEDULES = ("constant", "cosine")
+DEFAULT_STUDENT_SCHEDULE: dict[str, str] = {}
 PREVIOUS_TEACHER_EPOCHS = {"mlp": 60, "cnn": 40, "cnn1d": 30, "resnet": 30}
 DEFAULT_TEACHER_EPOCHS = {**PREVIOUS_TEACHER_EPOCHS, "cnn": 80}
 # The teachers' linear lr warm-up, in epochs (`lnpt.training.LinearWarmup`), where a model's teacher
@@ -202,6 +216,10 @@ class BenchConfig:
     teacher_warmup_epochs: dict[str, int] = field(
         default_factory=lambda: dict(DEFAULT_TEACHER_WARMUP_EPOCHS)
     )
+    # The students' lr schedule after the warm-up per model (`STUDENT_SCHEDULES`; every arm of the
+    # model alike, the teacher never): absent or "constant" is the recipe of every run before the
+    # option and off every cache key; "cosine" decays the lr to 0 by the run's end (`WarmupCosine`).
+    student_schedule: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STUDENT_SCHEDULE))
     kd_weight: float = 1.0
     score_kd_weight: float = 5.0
     temperature: float = 4.0
@@ -246,6 +264,7 @@ class BenchConfig:
             student_lr={},
             student_warmup_epochs={},
             teacher_warmup_epochs={},
+            student_schedule={},
         )
 
     def key_dict(self) -> dict[str, Any]:
@@ -255,7 +274,14 @@ class BenchConfig:
         d = asdict(self)
         for name in ("student_warmup_epochs", "teacher_warmup_epochs"):
             d[name] = {m: w for m, w in d[name].items() if w}
-        for name in ("teacher_lr", "student_lr", "student_warmup_epochs", "teacher_warmup_epochs"):
+        d["student_schedule"] = {m: v for m, v in d["student_schedule"].items() if v != "constant"}
+        for name in (
+            "teacher_lr",
+            "student_lr",
+            "student_warmup_epochs",
+            "teacher_warmup_epochs",
+            "student_schedule",
+        ):
             if not d[name]:
                 d.pop(name)
         return d
@@ -309,6 +335,17 @@ class BenchConfig:
                     f"{name} must be shorter than the {whose} epochs "
                     f"({ {m: epochs[m] for m in bad} }), got {bad}"
                 )
+        sched = self.student_schedule
+        if not isinstance(sched, dict):
+            raise TypeError(
+                f"student_schedule must be a dict model -> schedule, got {type(sched).__name__}"
+            )
+        bad = {m: v for m, v in sched.items() if m not in MODELS or v not in STUDENT_SCHEDULES}
+        if bad:
+            raise ValueError(
+                f"student_schedule maps models {sorted(MODELS)} to one of {STUDENT_SCHEDULES}, "
+                f"got {bad}"
+            )
         teacher_checkpoints(self)  # lnpt_options["checkpoints"]: an int >= 1 where given
 
     def teacher_lr_of(self, model: str) -> float:
@@ -322,6 +359,18 @@ class BenchConfig:
     def student_warmup_of(self, model: str) -> int:
         """The epochs of `model`'s students' linear lr warm-up (0: none)."""
         return int(self.student_warmup_epochs.get(model, 0))
+
+    def student_schedule_of(self, model: str) -> str:
+        """`model`'s students' lr schedule after the warm-up ("constant" where none is set)."""
+        return str(self.student_schedule.get(model, "constant"))
+
+    def with_student_schedule(self, model: str, schedule: str) -> BenchConfig:
+        """This config with `model`'s students on lr `schedule` ("constant" removes the entry, so
+        the config keeps its key). Raises ValueError naming `student_schedule` on another value."""
+        cfg = copy.deepcopy(self)
+        cfg.student_schedule = _with_entry(self.student_schedule, model, schedule, "constant")
+        cfg.check()
+        return cfg
 
     def teacher_warmup_of(self, model: str) -> int:
         """The epochs of `model`'s teacher's linear lr warm-up (0: none)."""
@@ -396,6 +445,9 @@ class BenchConfig:
         d.pop("teacher_warmup_epochs")  # likewise: only where this model's teacher warms up
         if self.teacher_warmup_of(model):
             d["teacher_warmup_epochs"] = self.teacher_warmup_of(model)
+        d.pop("student_schedule")  # likewise: only where this model's students decay their lr
+        if self.student_schedule_of(model) != "constant":
+            d["student_schedule"] = self.student_schedule_of(model)
         if not d["label_free"]:  # the training before the option existed: its cache keys stay
             d.pop("label_free")
         if SCORE_DEFAULTS or DEFAULT_ROUNDS != 1:  # the chosen scoring default decides LNPT masks
@@ -450,13 +502,16 @@ def train_supervised(
     batch_size: int = 64,
     lr: float | None = None,
     warmup_epochs: int = 0,
+    schedule: str = "constant",
+    schedule_epochs: int | None = None,
 ) -> None:
     """Cross-entropy training with Adam at `lr` (default `cfg.lr`; masked weights held at zero
     when `mask` is given), warmed up linearly over `warmup_epochs` epochs (`LinearWarmup`; 0:
-    none)."""
+    none), then at a `schedule` lr (`_lr_schedule`: "constant", or "cosine" to 0 by the end of
+    `schedule_epochs`, default `epochs`)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr if lr is None else lr)
-    cbs = [*callbacks, *_warmup(warmup_epochs)]
+    cbs = [*callbacks, *_lr_schedule(warmup_epochs, schedule, schedule_epochs or epochs)]
     if mask is not None:  # attached by fit at its start, detached at its end
         cbs.insert(0, MaskedTraining(model, mask, opt))
     fit(
@@ -483,12 +538,15 @@ def train_label_free(
     options: dict[str, Any] | None = None,
     lr: float | None = None,
     warmup_epochs: int = 0,
+    schedule: str = "constant",
+    schedule_epochs: int | None = None,
 ) -> None:
     """Label-free training against the teacher on the student's inputs only, with the
     `LabelFreeTrainer` options `cfg.label_free` (or `options`, for the training ablation) over
     `TRAINING_BASE` with `kd_weight=cfg.kd_weight, temperature=cfg.temperature` (every option is
     spelled out, so the trainer's own defaults never decide a benchmark run), Adam at `lr`
-    (default `cfg.lr`), warmed up linearly over `warmup_epochs` epochs (0: none)."""
+    (default `cfg.lr`), warmed up linearly over `warmup_epochs` epochs (0: none), then at a
+    `schedule` lr as `train_supervised`'s."""
     gen = torch.Generator().manual_seed(seed)
     opts = {**TRAINING_BASE, "kd_weight": cfg.kd_weight, "temperature": cfg.temperature}
     opts.update(cfg.label_free if options is None else options)
@@ -496,7 +554,7 @@ def train_label_free(
     LabelFreeTrainer(model, teacher, mask, lr=lr, seed=seed, **opts).fit(
         data.loader("student", batch_size, shuffle=True, labels=False, generator=gen),
         epochs,
-        callbacks=[*callbacks, *_warmup(warmup_epochs)],
+        callbacks=[*callbacks, *_lr_schedule(warmup_epochs, schedule, schedule_epochs or epochs)],
         progress=False,
     )
 
@@ -506,6 +564,16 @@ def _warmup(epochs: int) -> list[Callback]:
     if type(epochs) is not int or epochs < 0:
         raise ValueError(f"warmup_epochs must be an int >= 0, got {epochs!r}")
     return [LinearWarmup(epochs)] if epochs else []
+
+
+def _lr_schedule(warmup_epochs: int, schedule: str, epochs: int) -> list[Callback]:
+    """The lr callbacks of a run: "constant" is `_warmup(warmup_epochs)` alone (every run before the
+    option, unchanged); "cosine" is `WarmupCosine(epochs, warmup_epochs)`. Raises ValueError naming
+    `schedule` or `warmup_epochs`."""
+    if schedule not in STUDENT_SCHEDULES:
+        raise ValueError(f"schedule must be one of {STUDENT_SCHEDULES}, got {schedule!r}")
+    warm = _warmup(warmup_epochs)
+    return warm if schedule == "constant" else [WarmupCosine(epochs, warmup_epochs)]
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -639,8 +707,9 @@ def partially_trained(
     bs = cfg.batch_sizes.get(model_name, 64)
     lr = cfg.student_lr_of(model_name)
     train_label_free(
-        work, teacher, data, epochs, cfg, seed, None, batch_size=bs, lr=lr, warmup_epochs=warm
-    )
+        work, teacher, data, epochs, cfg, seed, None, batch_size=bs, lr=lr, warmup_epochs=warm,
+        schedule=cfg.student_schedule_of(model_name), schedule_epochs=cfg.epochs[model_name],
+    )  # fmt: skip
     return work.eval()
 
 
@@ -736,6 +805,7 @@ def _run_one(
     bs = cfg.batch_sizes.get(model_name, 64)
     epochs = cfg.epochs[model_name]
     lr, warm = cfg.student_lr_of(model_name), cfg.student_warmup_of(model_name)
+    sched = cfg.student_schedule_of(model_name)
     seed_everything(seed)
     init = spec.build()
     teacher_box: list[nn.Module] = []  # the teacher's snapshots, the final one last
@@ -765,8 +835,9 @@ def _run_one(
         )
         dense = copy.deepcopy(init)
         train_supervised(
-            dense, data, "student", epochs, cfg, seed, batch_size=bs, lr=lr, warmup_epochs=warm
-        )
+            dense, data, "student", epochs, cfg, seed, batch_size=bs, lr=lr, warmup_epochs=warm,
+            schedule=sched,
+        )  # fmt: skip
         res.add("dense supervised", seed, {"accuracy": _accuracy(dense, data)}, **setting(0.0))
         progress.put("references", {"records": res.to_dict()["records"], "curves": {}})
     masks_used = list(dict.fromkeys(a.split("+")[0] for a in cfg.arms))
@@ -801,12 +872,13 @@ def _run_one(
                 cbs = [diag] if diag is not None else []
                 if training == "supervised":
                     train_supervised(
-                        student, data, "student", epochs, cfg, seed, mask, cbs, bs, lr, warm
-                    )
+                        student, data, "student", epochs, cfg, seed, mask, cbs, bs, lr, warm,
+                        schedule=sched,
+                    )  # fmt: skip
                 else:
                     train_label_free(
                         student, teacher(), data, epochs, cfg, seed, mask, cbs, bs, lr=lr,
-                        warmup_epochs=warm,
+                        warmup_epochs=warm, schedule=sched,
                     )  # fmt: skip
                 acc = _accuracy(student, data)
                 zeros = sum(int((student.get_parameter(n) == 0).sum()) for n in mask.names)

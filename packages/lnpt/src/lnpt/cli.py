@@ -616,11 +616,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--student-recipes",
         nargs="+",
         default=None,
-        metavar="LR[,epochs=N][,warmup=W][,teacher_lr=LR][,teacher_epochs=N][,teacher_warmup=W]",
+        metavar="LR[,epochs=N][,warmup=W][,schedule=S][,teacher_lr=LR][,teacher_epochs=N]"
+        "[,teacher_warmup=W]",
         help="with --student-lr-check, instead of --student-lrs: candidate student recipes, an "
-        "Adam lr with optional epochs (default the benchmark's) and linear lr warm-up epochs, "
+        "Adam lr with optional epochs (default the benchmark's), linear lr warm-up epochs and lr "
+        "schedule after it (constant, the default, or cosine: decayed to 0 by the end), "
         "and optionally the teacher's Adam lr, epochs and warm-up (default the benchmark's "
-        "teacher), e.g. 1e-2 1e-2,warmup=5 3e-3,epochs=240 "
+        "teacher), e.g. 1e-2 1e-2,warmup=5 3e-3,epochs=240 1e-2,warmup=5,schedule=cosine "
         "1e-2,warmup=5,teacher_lr=1e-2,teacher_epochs=120,teacher_warmup=5 "
         "(report lnpt_student_recipe_<model>.md)",
     )

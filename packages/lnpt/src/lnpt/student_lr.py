@@ -34,6 +34,7 @@ from maskloop.checks import check_positive_int
 
 from lnpt.bench import (
     MODELS,
+    STUDENT_SCHEDULES,
     BenchConfig,
     Progress,
     _Snapshots,
@@ -113,7 +114,11 @@ class StudentRecipe:
     The teacher that guides the label-free arms may be part of a recipe too (a stronger teacher is
     a candidate like a longer budget): its Adam `teacher_lr`, `teacher_epochs` and warm-up
     `teacher_warmup` epochs (each None: the benchmark's teacher). The supervised arms never see
-    the teacher, so their students are those of `students_only` (the same units, trained once)."""
+    the teacher, so their students are those of `students_only` (the same units, trained once).
+
+    `schedule` is the students' lr after the warm-up (`lnpt.bench.STUDENT_SCHEDULES`): "constant"
+    (every recipe before the option; named and keyed as before) or "cosine" (decayed to 0 by the
+    run's end, `lnpt.training.WarmupCosine`; `schedule=cosine` in the name and key)."""
 
     lr: float
     epochs: int | None = None
@@ -121,6 +126,7 @@ class StudentRecipe:
     teacher_lr: float | None = None
     teacher_epochs: int | None = None
     teacher_warmup: int | None = None
+    schedule: str = "constant"
 
     def check(self, name: str = "recipes") -> None:
         """Raise ValueError naming `name` on a bad field."""
@@ -136,11 +142,20 @@ class StudentRecipe:
             raise ValueError(f"{name}: teacher_epochs must be a positive int, got {t_epochs!r}")
         if t_warm is not None and (type(t_warm) is not int or t_warm < 0):
             raise ValueError(f"{name}: teacher_warmup must be an int >= 0, got {t_warm!r}")
+        if self.schedule not in STUDENT_SCHEDULES:
+            raise ValueError(
+                f"{name}: schedule must be one of {STUDENT_SCHEDULES}, got {self.schedule!r}"
+            )
 
     @property
     def plain(self) -> bool:
         """Only an lr: the benchmark's epochs, no warm-up, the benchmark's teacher."""
-        return self.epochs is None and self.warmup_epochs == 0 and not self.has_teacher
+        return (
+            self.epochs is None
+            and self.warmup_epochs == 0
+            and self.schedule == "constant"
+            and not self.has_teacher
+        )
 
     @property
     def has_teacher(self) -> bool:
@@ -150,7 +165,7 @@ class StudentRecipe:
     @property
     def students_only(self) -> StudentRecipe:
         """This recipe with the benchmark's teacher (what a supervised arm trains by)."""
-        return StudentRecipe(self.lr, self.epochs, self.warmup_epochs)
+        return StudentRecipe(self.lr, self.epochs, self.warmup_epochs, schedule=self.schedule)
 
     def _teacher_parts(self, exact: bool) -> list[str]:
         """`teacher_lr=0.01`, ... for the fields set (the lr by `repr` where `exact`, as `key`)."""
@@ -166,6 +181,8 @@ class StudentRecipe:
             parts.append(f"epochs={self.epochs}")
         if self.warmup_epochs:
             parts.append(f"warmup={self.warmup_epochs}")
+        if self.schedule != "constant":
+            parts.append(f"schedule={self.schedule}")
         return " ".join(parts + self._teacher_parts(False))
 
     @property
@@ -177,6 +194,8 @@ class StudentRecipe:
             key += f",epochs={self.epochs}"
         if self.warmup_epochs:
             key += f",warmup={self.warmup_epochs}"
+        if self.schedule != "constant":
+            key += f",schedule={self.schedule}"
         return ",".join([key, *self._teacher_parts(True)])
 
     def config(self, bench: BenchConfig, model: str) -> BenchConfig:
@@ -186,6 +205,7 @@ class StudentRecipe:
         if self.epochs is not None:
             cfg = cfg.with_epochs({model: self.epochs})
         cfg = cfg.with_student_warmup(model, self.warmup_epochs)
+        cfg = cfg.with_student_schedule(model, self.schedule)
         if self.has_teacher:
             cfg = cfg.with_teacher(model, self.teacher_lr, self.teacher_epochs, self.teacher_warmup)
         return cfg
@@ -195,11 +215,13 @@ def parse_recipes(
     values: Sequence[str], name: str = "--student-recipes"
 ) -> tuple[StudentRecipe, ...]:
     """Read recipes such as `1e-2`, `1e-2,warmup=5`, `3e-3,epochs=240`,
+    `1e-2,warmup=5,schedule=cosine`,
     `1e-2,warmup=5,teacher_lr=1e-2,teacher_epochs=120,teacher_warmup=5`: an lr, then optional
-    `epochs=N` (N >= 1), `warmup=W` (W >= 0 epochs) and the teacher's `teacher_lr=LR`,
-    `teacher_epochs=N`, `teacher_warmup=W`, none twice. Raises ValueError naming `name`."""
+    `epochs=N` (N >= 1), `warmup=W` (W >= 0 epochs), `schedule=S` (one of `STUDENT_SCHEDULES`)
+    and the teacher's `teacher_lr=LR`, `teacher_epochs=N`, `teacher_warmup=W`, none twice. Raises
+    ValueError naming `name`."""
     out: list[StudentRecipe] = []
-    allowed = ("epochs", "warmup", *TEACHER_FIELDS)
+    allowed = ("epochs", "warmup", "schedule", *TEACHER_FIELDS)
     for value in values:
         lr, *rest = str(value).split(",")
         opts: dict[str, Any] = {}
@@ -207,9 +229,16 @@ def parse_recipes(
             k, sep, v = part.partition("=")
             if not sep or k not in allowed or k in opts:
                 raise ValueError(
-                    f"{name} takes LR[,epochs=N][,warmup=W][,teacher_lr=LR][,teacher_epochs=N]"
-                    f"[,teacher_warmup=W] (each at most once), got {value!r}"
+                    f"{name} takes LR[,epochs=N][,warmup=W][,schedule=S][,teacher_lr=LR]"
+                    f"[,teacher_epochs=N][,teacher_warmup=W] (each at most once), got {value!r}"
                 )
+            if k == "schedule":
+                if v not in STUDENT_SCHEDULES:
+                    raise ValueError(
+                        f"{name}: schedule must be one of {STUDENT_SCHEDULES}, got {value!r}"
+                    )
+                opts[k] = v
+                continue
             if k == "teacher_lr":
                 opts[k] = parse_lrs([v], f"{name}: teacher_lr")[0]
                 continue
@@ -223,6 +252,7 @@ def parse_recipes(
             opts.get("teacher_lr"),
             opts.get("teacher_epochs"),
             opts.get("teacher_warmup"),
+            opts.get("schedule", "constant"),
         )
         recipe.check(name)
         if recipe in out:
@@ -287,7 +317,12 @@ class StudentLrCheckConfig:
         tie-break and the paired tables' base); when it is not a candidate (a plain-lr check, run
         before the warm-up existed), its lr alone."""
         lr = self.bench.student_lr_of(self.model)
-        own = StudentRecipe(lr, None, self.bench.student_warmup_of(self.model))
+        own = StudentRecipe(
+            lr,
+            None,
+            self.bench.student_warmup_of(self.model),
+            schedule=self.bench.student_schedule_of(self.model),
+        )
         return own if own in self.candidates else StudentRecipe(lr)
 
     @property
@@ -312,13 +347,16 @@ def _train(
     if mask is not None:
         mask.apply_(student)
     epochs, bs, lr = cfg.epochs[model], cfg.batch_sizes.get(model, 64), cfg.student_lr_of(model)
-    warm = cfg.student_warmup_of(model)
+    warm, sched = cfg.student_warmup_of(model), cfg.student_schedule_of(model)
     if arm.endswith("+supervised"):
-        train_supervised(student, data, "student", epochs, cfg, seed, mask, (), bs, lr, warm)
+        train_supervised(
+            student, data, "student", epochs, cfg, seed, mask, (), bs, lr, warm, schedule=sched
+        )
     else:
         train_label_free(
-            student, teacher, data, epochs, cfg, seed, mask, (), bs, lr=lr, warmup_epochs=warm
-        )
+            student, teacher, data, epochs, cfg, seed, mask, (), bs, lr=lr, warmup_epochs=warm,
+            schedule=sched,
+        )  # fmt: skip
     return student.eval()
 
 
@@ -446,7 +484,7 @@ def choose_student_recipe(
     it), then the highest mean over the arms of the per-arm mean over seeds. Within `tie` (0.3
     points) of the best: `current` if among them, else the cheapest, fewest epochs (`epochs` is
     the benchmark's, for a recipe that keeps it), then the benchmark's teacher before another,
-    then the larger lr, then the shorter warm-up. Raises ValueError on empty or unpaired input,
+    then the larger lr, then the shorter warm-up, then the constant lr before a schedule. Raises ValueError on empty or unpaired input,
     naming `acc`."""
     tied = _tied(acc, floor, tie)
     if current in tied:
@@ -458,6 +496,7 @@ def choose_student_recipe(
             r.has_teacher,
             -r.lr,
             r.warmup_epochs,
+            r.schedule != "constant",
         ),
     )
 
@@ -485,6 +524,7 @@ def _label(r: StudentRecipe, plain: bool) -> str:
     return ", ".join(
         [f"lr {r.lr:g}", f"{r.epochs} epochs" if r.epochs else "bench epochs"]
         + ([f"warm-up {r.warmup_epochs}"] if r.warmup_epochs else [])
+        + ([f"{r.schedule} decay"] if r.schedule != "constant" else [])
         + teacher
     )
 
@@ -510,6 +550,7 @@ def student_lr_check(
     bench = scfg.bench.key_dict()
     bench.pop("student_lr", None)
     bench.pop("student_warmup_epochs", None)  # every recipe sets its own (plain: none)
+    bench.pop("student_schedule", None)  # likewise (constant: none, as before the option)
     for k in ("models", "seeds", "sparsities", "arms"):
         bench.pop(k)
     fixed = {
@@ -594,7 +635,8 @@ def student_lr_check(
         f"Adam at each candidate lr for {cfg.epochs[scfg.model]} epochs"
         if plain
         else "each candidate recipe (Adam lr, epochs, linear lr warm-up over the first epochs, "
-        f"`lnpt.training.LinearWarmup`; bench epochs: {cfg.epochs[scfg.model]})"
+        "`lnpt.training.LinearWarmup`, then a constant lr or, where named, a cosine decay to 0, "
+        f"`lnpt.training.WarmupCosine`; bench epochs: {cfg.epochs[scfg.model]})"
     )
     head = ["lr" if plain else "recipe", "arm", "n", "val accuracy %", "min %"]
     head += [f"seeds < {STUDENT_FLOOR:.0%}", "train accuracy %", "dead channels %"]
@@ -681,13 +723,16 @@ def dead_channel_trace(
     rows = [{"epoch": 0.0, "dead_fraction": dead_fraction(student.eval(), data.student_x)}]
     snaps = _Snapshots(at)
     bs, lr = cfg.batch_sizes.get(model, 64), cfg.student_lr_of(model)
-    warm = cfg.student_warmup_of(model)
+    warm, sched = cfg.student_warmup_of(model), cfg.student_schedule_of(model)
     if training == "supervised":
-        train_supervised(student, data, "student", epochs, cfg, seed, m, [snaps], bs, lr, warm)
+        train_supervised(
+            student, data, "student", epochs, cfg, seed, m, [snaps], bs, lr, warm, schedule=sched
+        )
     else:
         train_label_free(
-            student, teacher, data, epochs, cfg, seed, m, [snaps], bs, lr=lr, warmup_epochs=warm
-        )
+            student, teacher, data, epochs, cfg, seed, m, [snaps], bs, lr=lr, warmup_epochs=warm,
+            schedule=sched,
+        )  # fmt: skip
     for e, s in zip([*at, epochs], [*snaps.copies, student.eval()]):
         rows.append(
             {

@@ -39,6 +39,7 @@ __all__ = [
     "LabelFreeObjective",
     "LabelFreeTrainer",
     "LinearWarmup",
+    "WarmupCosine",
 ]
 
 # The label-free objective before the training ablation: L2-normalised penultimate features compared
@@ -402,6 +403,65 @@ class LinearWarmup(Callback):
         if self.steps_per_epoch is None:
             return min(1.0, (epoch + 1) / self.epochs)
         return min(1.0, (step + 1) / (self.epochs * self.steps_per_epoch))
+
+    def on_batch_start(self, state: LoopState) -> None:
+        f = self.factor(state.step, state.epoch)
+        for g, lr in zip(state.optimizer.param_groups, self.base):
+            g["lr"] = lr * f
+
+    def on_fit_end(self, state: LoopState) -> None:
+        for g, lr in zip(state.optimizer.param_groups, self.base):
+            g["lr"] = lr
+
+
+class WarmupCosine(Callback):
+    """The students' `schedule="cosine"` (session 26's recipe reading, off by default): a linear lr
+    warm-up over the first `warmup_epochs` epochs, exactly as `LinearWarmup`, then a cosine decay of
+    the lr to 0 over the rest of a run of `epochs` epochs.
+
+    At optimizer step t (0-based, from the start of the fit), with `W = warmup_epochs *
+    steps_per_epoch` and `K = epochs * steps_per_epoch - W`, every parameter group trains at
+    `lr_g * (t + 1) / W` while t < W, then at `lr_g * 0.5 * (1 + cos(pi * min(t - W, K) / K))`: the
+    full lr on the first step after the warm-up, close to 0 on the run's last step (0 from step
+    W + K on, if a fit runs longer than `epochs`). `steps_per_epoch = len(train_data)`; without a
+    length the factor goes by epochs (`W` and `K` in epochs, t the epoch). The groups' lrs are
+    restored at the end. `epochs` is the schedule's length, not necessarily the fit's: a fit
+    stopped early (`lnpt.bench.partially_trained`) follows the same curve up to where it stops.
+
+    What it assumes: that the sparse students, which kept gaining from 120 to 240 epochs at a
+    constant lr (session 17), are held back by the noise of Adam's full step late in training, so
+    annealing the step to 0 fits more in the same budget; it costs nothing extra. Raises TypeError
+    / ValueError naming `epochs` or `warmup_epochs` (an int >= 0 and shorter than `epochs`).
+    """
+
+    order = -10  # as LinearWarmup: before any callback that reads the lr in on_batch_start
+
+    def __init__(self, epochs: int, warmup_epochs: int = 0) -> None:
+        self.epochs = check_positive_int("epochs", epochs)
+        self.warmup_epochs = check_positive_int("warmup_epochs", warmup_epochs, minimum=0)
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"warmup_epochs must be shorter than epochs ({epochs}), got {warmup_epochs!r}"
+            )
+        self.base: list[float] = []
+        self.steps_per_epoch: int | None = None
+
+    def on_fit_start(self, state: LoopState) -> None:
+        self.base = [float(g["lr"]) for g in state.optimizer.param_groups]
+        try:
+            self.steps_per_epoch = max(1, len(state.train_data))
+        except TypeError:
+            self.steps_per_epoch = None
+
+    def factor(self, step: int, epoch: int) -> float:
+        """The multiplier of the base lrs at optimizer step `step` (0-based) in epoch `epoch`."""
+        per = 1 if self.steps_per_epoch is None else self.steps_per_epoch
+        t = epoch if self.steps_per_epoch is None else step
+        warm = self.warmup_epochs * per
+        if t < warm:
+            return min(1.0, (t + 1) / warm)
+        decay = self.epochs * per - warm
+        return 0.5 * (1.0 + math.cos(math.pi * min(t - warm, decay) / decay))
 
     def on_batch_start(self, state: LoopState) -> None:
         f = self.factor(state.step, state.epoch)
