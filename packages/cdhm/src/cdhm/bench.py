@@ -304,6 +304,19 @@ SDROP_VARIANTS: dict[str, dict[str, Any]] = {
         "s_dropout": 0.5,
     },
 }
+#: A linear skip from the front end into q(s)'s mean (session 26; rule cdhm_validate_sskip_rule.md),
+#: on the current default (CDHM+adda+stickyz0.25+optcarry): added to the GRU's mean ("linear"), or
+#: as the mean alone ("linear-only"). No value to tune (W starts at zero).
+SSKIP_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sskip": {
+        **OPTCARRY_VARIANTS["CDHM+adda+stickyz0.25+optcarry"],
+        "s_skip": "linear",
+    },
+    "CDHM+adda+stickyz0.25+optcarry+slinear": {
+        **OPTCARRY_VARIANTS["CDHM+adda+stickyz0.25+optcarry"],
+        "s_skip": "linear-only",
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -345,6 +358,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **OPTCARRY_VARIANTS,
     **COMPACT_VARIANTS,
     **SDROP_VARIANTS,
+    **SSKIP_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -648,6 +662,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "target_opt_state": "fresh",
     "lambda_compact": 0.0,
     "s_dropout": 0.0,
+    "s_skip": "none",
 }
 
 
