@@ -794,7 +794,7 @@ def test_session26_skip_variants_are_named_options_off_the_cache_key():
     """Session 26's two readings (a linear skip from the front end into q(s)'s mean, added to the
     GRU's mean or alone) are bench variants on the current default that differ from it in s_skip
     alone; at its off value ("none") s_skip stays out of the cache key."""
-    from cdhm.bench import SSKIP_VARIANTS, BenchConfig, _cache_key, _estimator
+    from cdhm.bench import SSKIP_LADDER, SSKIP_VARIANTS, BenchConfig, _cache_key, _estimator
 
     assert "s_skip" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
     names = {
@@ -808,6 +808,18 @@ def test_session26_skip_variants_are_named_options_off_the_cache_key():
         assert (one.s_skip, base.s_skip) == (mode, "none"), name
         assert {k: v for k, v in one.get_params().items() if k != "s_skip"} == {
             k: v for k, v in base.get_params().items() if k != "s_skip"
+        }, name
+    rungs = {  # each skip rung and the carried-state rung it adds the skip to
+        "CDHM-entangled+adda+optcarry+sskip": "CDHM-entangled+adda+optcarry",
+        "CDHM-no-temporal+adda+optcarry+sskip": "CDHM-no-temporal+adda+optcarry",
+        "CDHM-no-align+adda+stickyz0.25+optcarry+sskip": "CDHM-no-align+adda+stickyz0.25+optcarry",
+    }
+    assert set(SSKIP_LADDER) == set(rungs)
+    for name, base_name in rungs.items():
+        one, rung = _estimator(name, BenchConfig(), 4), _estimator(base_name, BenchConfig(), 4)
+        assert (one.s_skip, rung.s_skip) == ("linear", "none"), name
+        assert {k: v for k, v in one.get_params().items() if k != "s_skip"} == {
+            k: v for k, v in rung.get_params().items() if k != "s_skip"
         }, name
 
 

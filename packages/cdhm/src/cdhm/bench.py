@@ -317,6 +317,16 @@ SSKIP_VARIANTS: dict[str, dict[str, Any]] = {
         "s_skip": "linear-only",
     },
 }
+#: The three ablation rungs of the skip for a test read (defined before it, session 26): each the
+#: carried-state rung with the same skip (the entangled model's skip feeds its one latent).
+SSKIP_LADDER: dict[str, dict[str, Any]] = {
+    name + "+sskip": {**OPTCARRY_VARIANTS[name], "s_skip": "linear"}
+    for name in (
+        "CDHM-entangled+adda+optcarry",
+        "CDHM-no-temporal+adda+optcarry",
+        "CDHM-no-align+adda+stickyz0.25+optcarry",
+    )
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -359,6 +369,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **COMPACT_VARIANTS,
     **SDROP_VARIANTS,
     **SSKIP_VARIANTS,
+    **SSKIP_LADDER,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
