@@ -793,10 +793,22 @@ def test_session25_variants_are_named_options_off_the_cache_key(variants, name, 
 def test_session26_skip_variants_are_named_options_off_the_cache_key():
     """Session 26's two readings (a linear skip from the front end into q(s)'s mean, added to the
     GRU's mean or alone) are bench variants on the current default that differ from it in s_skip
-    alone; at its off value ("none") s_skip stays out of the cache key."""
-    from cdhm.bench import SSKIP_LADDER, SSKIP_VARIANTS, BenchConfig, _cache_key, _estimator
+    alone; at its off value ("none", pinned in BENCH_CDHM since "linear" became the library
+    default) s_skip stays out of the cache key, and every CDHM-family row without "+sskip" (the
+    committed rows) is built with "none"."""
+    from cdhm.bench import (
+        OPTION_VARIANTS,
+        SSKIP_LADDER,
+        SSKIP_VARIANTS,
+        BenchConfig,
+        _cache_key,
+        _estimator,
+    )
 
     assert "s_skip" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    for name in ["CDHM", *OPTION_VARIANTS]:
+        if "+sskip" not in name and "+slinear" not in name:
+            assert _estimator(name, BenchConfig(), 4).s_skip == "none", name
     names = {
         "CDHM+adda+stickyz0.25+optcarry+sskip": "linear",
         "CDHM+adda+stickyz0.25+optcarry+slinear": "linear-only",

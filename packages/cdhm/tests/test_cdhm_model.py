@@ -634,7 +634,7 @@ def _guide_params(net, target):
         return dict(net.target_guide.named_parameters())
     return {
         f"{n}.{k}": p
-        for n in GUIDE_PARTS
+        for n in (*GUIDE_PARTS, "s_skip")  # s_skip: the session-26 skip, when the net has it
         if hasattr(net, n)
         for k, p in getattr(net, n).named_parameters()
     }
@@ -1549,7 +1549,7 @@ def test_target_opt_state_source_carries_adam_state_at_the_split(toy):
             carry.on_after_backward(state)
             pairs = [
                 (s, t)
-                for n in GUIDE_PARTS
+                for n in (*GUIDE_PARTS, "s_skip")
                 if hasattr(net, n)
                 for s, t in zip(getattr(net, n).parameters(), net.target_guide[n].parameters())
             ]
@@ -1601,7 +1601,7 @@ def test_target_opt_state_step_counts_after_a_fit(toy, value):
     assert net.target_split
     # the state is carried once, at the split: later steps update the same entries in place
     assert keep.first == [id(opt.state[p]) for p in net.target_guide.parameters()]
-    for n in GUIDE_PARTS:
+    for n in [n for n in (*GUIDE_PARTS, "s_skip") if hasattr(net, n)]:
         for s, t in zip(getattr(net, n).parameters(), net.target_guide[n].parameters()):
             src, tgt = float(opt.state[s]["step"]), float(opt.state[t]["step"])
             if value == "source":
@@ -1808,17 +1808,21 @@ def test_s_dropout_rejects_bad_values(toy, value, exc):
         CDHMNet(8, 2, 3, 2, s_dropout=value)
 
 
-def test_s_skip_off_changes_nothing(toy):
-    """s_skip (session 26): at "none" (the default) no skip module exists, the target guide has
-    no copy of one, and the fit is the fit that does not pass it."""
+def test_s_skip_default_is_linear_and_none_makes_no_module(toy):
+    """s_skip (session 26): the default is "linear" (adopted on validation), and a fit with it is
+    the fit that names it; at "none" (the behaviour before) no skip module exists, the target
+    guide has no copy of one, and the fit differs from the default's."""
     a, b = toy
     kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
     kw["progress"] = False
+    assert CDHMClassifier().s_skip == "linear"
     base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    named = CDHMClassifier(s_skip="linear", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    np.testing.assert_array_equal(named.predict_proba(b.x), base.predict_proba(b.x))
+    assert "s_skip" in base.net_.target_guide
     off = CDHMClassifier(s_skip="none", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
-    for est in (base, off):
-        assert not hasattr(est.net_, "s_skip") and "s_skip" not in est.net_.target_guide
-    np.testing.assert_array_equal(off.predict_proba(b.x), base.predict_proba(b.x))
+    assert not hasattr(off.net_, "s_skip") and "s_skip" not in off.net_.target_guide
+    assert not np.array_equal(off.predict_proba(b.x), base.predict_proba(b.x))
 
 
 @pytest.mark.parametrize("mode", ["linear", "linear-only"])
@@ -1875,7 +1879,7 @@ def test_s_skip_is_trained_and_split_with_the_target_guide(toy):
     a, b = toy
     kw = {"n_segments": 4, "epochs": 3, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
     kw["progress"] = False
-    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    base = CDHMClassifier(s_skip="none", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
     on = CDHMClassifier(s_skip="linear", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
     net = on.net_
     assert net.target_split and "s_skip" in net.target_guide

@@ -73,11 +73,13 @@ METHODS: tuple[str, ...] = (
 #: their committed rows and cache keys were measured with, so rerunning a committed command
 #: reproduces them. The same holds for the later default changes: ``sticky_z`` (session 22) and
 #: ``target_opt_state`` (session 24, "auto", i.e. "source" with the untied guide) are pinned to
-#: their earlier values; the variants that use them name them (``+stickyz0.25``, ``+optcarry``).
+#: their earlier values; the variants that use them name them (``+stickyz0.25``, ``+optcarry``),
+#: as ``s_skip`` (session 26, "linear") is pinned to "none" and named ``+sskip``.
 BENCH_CDHM: dict[str, Any] = {
     "target_encoder": "shared",
     "sticky_z": None,
     "target_opt_state": "fresh",
+    "s_skip": "none",
 }
 
 #: Named CDHM variants of the disentanglement ladder (issue 18): keyword overrides of CDHMClassifier
