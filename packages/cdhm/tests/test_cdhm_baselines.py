@@ -790,6 +790,72 @@ def test_session25_variants_are_named_options_off_the_cache_key(variants, name, 
     }
 
 
+def test_session26_skip_variants_are_named_options_off_the_cache_key():
+    """Session 26's two readings (a linear skip from the front end into q(s)'s mean, added to the
+    GRU's mean or alone) are bench variants on the current default that differ from it in s_skip
+    alone; at its off value ("none", pinned in BENCH_CDHM since "linear" became the library
+    default) s_skip stays out of the cache key, and every CDHM-family row without "+sskip" (the
+    committed rows) is built with "none"."""
+    from cdhm.bench import (
+        OPTION_VARIANTS,
+        SSKIP_LADDER,
+        SSKIP_VARIANTS,
+        BenchConfig,
+        _cache_key,
+        _estimator,
+    )
+
+    assert "s_skip" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    for name in ["CDHM", *OPTION_VARIANTS]:
+        if "+sskip" not in name and "+slinear" not in name:
+            assert _estimator(name, BenchConfig(), 4).s_skip == "none", name
+    names = {
+        "CDHM+adda+stickyz0.25+optcarry+sskip": "linear",
+        "CDHM+adda+stickyz0.25+optcarry+slinear": "linear-only",
+    }
+    assert set(SSKIP_VARIANTS) == set(names)
+    base = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
+    for name, mode in names.items():
+        one = _estimator(name, BenchConfig(), 4)
+        assert (one.s_skip, base.s_skip) == (mode, "none"), name
+        assert {k: v for k, v in one.get_params().items() if k != "s_skip"} == {
+            k: v for k, v in base.get_params().items() if k != "s_skip"
+        }, name
+    rungs = {  # each skip rung and the carried-state rung it adds the skip to
+        "CDHM-entangled+adda+optcarry+sskip": "CDHM-entangled+adda+optcarry",
+        "CDHM-no-temporal+adda+optcarry+sskip": "CDHM-no-temporal+adda+optcarry",
+        "CDHM-no-align+adda+stickyz0.25+optcarry+sskip": "CDHM-no-align+adda+stickyz0.25+optcarry",
+    }
+    assert set(SSKIP_LADDER) == set(rungs)
+    for name, base_name in rungs.items():
+        one, rung = _estimator(name, BenchConfig(), 4), _estimator(base_name, BenchConfig(), 4)
+        assert (one.s_skip, rung.s_skip) == ("linear", "none"), name
+        assert {k: v for k, v in one.get_params().items() if k != "s_skip"} == {
+            k: v for k, v in rung.get_params().items() if k != "s_skip"
+        }, name
+
+
+def test_every_committed_cache_key_is_the_key_of_its_config():
+    """Every cache committed under docs/benchmarks/cdhm-next keeps its key: rebuilding each
+    stored key from its own config fields (BenchConfig, or CWRUBenchConfig for the CWRU cache)
+    gives the key back, so options added since (at their off values) have not changed what a
+    committed command reuses. (The two caches directly under docs/benchmarks predate the CDHM
+    defaults in the key and are not read by any current command.)"""
+    from pathlib import Path
+
+    from cdhm.bench import BenchConfig, _cache_key
+    from cdhm.bench_cwru import CWRUBenchConfig
+
+    root = Path(__file__).resolve().parents[3] / "docs" / "benchmarks" / "cdhm-next"
+    files = sorted(root.glob("*_cache.json"))
+    assert len(files) >= 20, root
+    for f in files:
+        for key in json.loads(f.read_text()):
+            fields = {k: v for k, v in json.loads(key).items() if k != "cdhm_defaults"}
+            cls = CWRUBenchConfig if "chunks_per_file" in fields else BenchConfig
+            assert _cache_key(cls(**fields)) == key, f.name
+
+
 def test_source_guide_accuracy_reads_the_source_guide():
     """The bench's source-guide accuracy equals score() without a split (one guide), and with the
     untied target guide it is the accuracy of the source guide's own reading, not the target's."""

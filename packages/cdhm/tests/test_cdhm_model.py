@@ -634,7 +634,7 @@ def _guide_params(net, target):
         return dict(net.target_guide.named_parameters())
     return {
         f"{n}.{k}": p
-        for n in GUIDE_PARTS
+        for n in (*GUIDE_PARTS, "s_skip")  # s_skip: the session-26 skip, when the net has it
         if hasattr(net, n)
         for k, p in getattr(net, n).named_parameters()
     }
@@ -1549,7 +1549,7 @@ def test_target_opt_state_source_carries_adam_state_at_the_split(toy):
             carry.on_after_backward(state)
             pairs = [
                 (s, t)
-                for n in GUIDE_PARTS
+                for n in (*GUIDE_PARTS, "s_skip")
                 if hasattr(net, n)
                 for s, t in zip(getattr(net, n).parameters(), net.target_guide[n].parameters())
             ]
@@ -1601,7 +1601,7 @@ def test_target_opt_state_step_counts_after_a_fit(toy, value):
     assert net.target_split
     # the state is carried once, at the split: later steps update the same entries in place
     assert keep.first == [id(opt.state[p]) for p in net.target_guide.parameters()]
-    for n in GUIDE_PARTS:
+    for n in [n for n in (*GUIDE_PARTS, "s_skip") if hasattr(net, n)]:
         for s, t in zip(getattr(net, n).parameters(), net.target_guide[n].parameters()):
             src, tgt = float(opt.state[s]["step"]), float(opt.state[t]["step"])
             if value == "source":
@@ -1806,3 +1806,108 @@ def test_s_dropout_rejects_bad_values(toy, value, exc):
         CDHMClassifier(n_segments=4, epochs=1, s_dropout=value).fit(a.x, a.y)
     with pytest.raises(exc, match="s_dropout"):
         CDHMNet(8, 2, 3, 2, s_dropout=value)
+
+
+def test_s_skip_default_is_linear_and_none_makes_no_module(toy):
+    """s_skip (session 26): the default is "linear" (adopted on validation), and a fit with it is
+    the fit that names it; at "none" (the behaviour before) no skip module exists, the target
+    guide has no copy of one, and the fit differs from the default's."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    assert CDHMClassifier().s_skip == "linear"
+    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    named = CDHMClassifier(s_skip="linear", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    np.testing.assert_array_equal(named.predict_proba(b.x), base.predict_proba(b.x))
+    assert "s_skip" in base.net_.target_guide
+    off = CDHMClassifier(s_skip="none", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert not hasattr(off.net_, "s_skip") and "s_skip" not in off.net_.target_guide
+    assert not np.array_equal(off.predict_proba(b.x), base.predict_proba(b.x))
+
+
+@pytest.mark.parametrize("mode", ["linear", "linear-only"])
+def test_s_skip_starts_from_the_model_without_it_and_reads_the_running_mean(mode):
+    """At construction (same seed) every parameter of the net without the skip is unchanged and
+    the skip is zero; the skip's output is W mean(x_1..x_t) (+ b) by hand (float64); with
+    "linear" q(s_0)'s mean is the GRU's mean plus the skip's, with "linear-only" every step's mean
+    is the skip's, and q(z) and q(s)'s scale at t = 0 are the off net's."""
+    from cdhm.causal_hmm import CDHMNet
+
+    args = (8, 3, 4, 2)
+    kw = {"s_dim": 3, "z_dim": 2, "hidden": 8, "feat_dim": 16, "target_guide": True}
+    torch.manual_seed(0)
+    off = CDHMNet(*args, **kw).double()
+    after_off = torch.rand(())  # the next random draw: the skip draws none
+    torch.manual_seed(0)
+    on = CDHMNet(*args, s_skip=mode, **kw).double()
+    assert torch.rand(()) == after_off
+    sd_off, sd_on = off.state_dict(), on.state_dict()
+    assert set(sd_on) - set(sd_off) == {
+        k for k in sd_on if k.startswith(("s_skip.", "target_guide.s_skip."))
+    }
+    for k, v in sd_off.items():
+        torch.testing.assert_close(sd_on[k], v, rtol=0, atol=0)
+    assert not bool(on.s_skip.weight.detach().any())
+    assert (on.s_skip.bias is not None) == (mode == "linear-only")
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 3, 8, generator=gen, dtype=torch.float64)
+    c = torch.tensor([0, 1, 0, 1, 1])
+    with torch.no_grad():
+        on.s_skip.weight.copy_(torch.randn(3, 8, generator=gen, dtype=torch.float64))
+        if on.s_skip.bias is not None:
+            on.s_skip.bias.copy_(torch.randn(3, generator=gen, dtype=torch.float64))
+        w, bias = on.s_skip.weight, on.s_skip.bias
+        by_hand = torch.stack(
+            [x[:, : t + 1].mean(1) @ w.T + (0 if bias is None else bias) for t in range(3)], 1
+        )
+        torch.testing.assert_close(on.s_skip(x), by_hand, rtol=1e-12, atol=1e-12)
+        q_on, q_off = on.encode(x, c), off.encode(x, c)
+    torch.testing.assert_close(q_on["z_loc"], q_off["z_loc"], rtol=0, atol=0)
+    torch.testing.assert_close(q_on["s_scale"][:, 0], q_off["s_scale"][:, 0], rtol=0, atol=0)
+    if mode == "linear":
+        torch.testing.assert_close(
+            q_on["s_loc"][:, 0], q_off["s_loc"][:, 0] + by_hand[:, 0], rtol=1e-12, atol=1e-12
+        )
+    else:
+        torch.testing.assert_close(q_on["s_loc"], by_hand, rtol=1e-12, atol=1e-12)
+
+
+def test_s_skip_is_trained_and_split_with_the_target_guide(toy):
+    """With s_skip="linear" the fit changes, the skip is trained away from zero, the untied target
+    guide holds its own copy (split from the source one, then adapted: the two differ) and the
+    copy is what reads the target windows."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 3, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    base = CDHMClassifier(s_skip="none", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    on = CDHMClassifier(s_skip="linear", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    net = on.net_
+    assert net.target_split and "s_skip" in net.target_guide
+    src, tgt = net.s_skip.weight, net.target_guide["s_skip"].weight
+    assert bool(src.detach().any()) and bool(tgt.detach().any())
+    assert not torch.equal(src, tgt)
+    assert not np.array_equal(on.predict_proba(b.x), base.predict_proba(b.x))
+    x, c = on.segments(b.x, b.domain)
+    with torch.no_grad():
+        rows = net.encode(x, c, torch.ones(len(x), dtype=torch.bool))["s_loc"]
+        saved = tgt.detach().clone()
+        tgt.zero_()
+        zeroed = net.encode(x, c, torch.ones(len(x), dtype=torch.bool))["s_loc"]
+        tgt.copy_(saved)
+    assert not torch.equal(rows, zeroed)
+
+
+@pytest.mark.parametrize(
+    ("value", "exc"),
+    [("lin", ValueError), ("", ValueError), (None, TypeError), (1, TypeError), (True, TypeError)],
+    ids=["unknown", "empty", "none", "int", "bool"],
+)
+def test_s_skip_rejects_bad_values(toy, value, exc):
+    """CDHMClassifier.fit and CDHMNet: a bad s_skip raises naming it."""
+    from cdhm.causal_hmm import CDHMNet
+
+    a, _ = toy
+    with pytest.raises(exc, match="s_skip"):
+        CDHMClassifier(n_segments=4, epochs=1, s_skip=value).fit(a.x, a.y)
+    with pytest.raises(exc, match="s_skip"):
+        CDHMNet(8, 2, 3, 2, s_skip=value)

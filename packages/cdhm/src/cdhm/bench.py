@@ -73,11 +73,13 @@ METHODS: tuple[str, ...] = (
 #: their committed rows and cache keys were measured with, so rerunning a committed command
 #: reproduces them. The same holds for the later default changes: ``sticky_z`` (session 22) and
 #: ``target_opt_state`` (session 24, "auto", i.e. "source" with the untied guide) are pinned to
-#: their earlier values; the variants that use them name them (``+stickyz0.25``, ``+optcarry``).
+#: their earlier values; the variants that use them name them (``+stickyz0.25``, ``+optcarry``),
+#: as ``s_skip`` (session 26, "linear") is pinned to "none" and named ``+sskip``.
 BENCH_CDHM: dict[str, Any] = {
     "target_encoder": "shared",
     "sticky_z": None,
     "target_opt_state": "fresh",
+    "s_skip": "none",
 }
 
 #: Named CDHM variants of the disentanglement ladder (issue 18): keyword overrides of CDHMClassifier
@@ -304,6 +306,29 @@ SDROP_VARIANTS: dict[str, dict[str, Any]] = {
         "s_dropout": 0.5,
     },
 }
+#: A linear skip from the front end into q(s)'s mean (session 26; rule cdhm_validate_sskip_rule.md),
+#: on the current default (CDHM+adda+stickyz0.25+optcarry): added to the GRU's mean ("linear"), or
+#: as the mean alone ("linear-only"). No value to tune (W starts at zero).
+SSKIP_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sskip": {
+        **OPTCARRY_VARIANTS["CDHM+adda+stickyz0.25+optcarry"],
+        "s_skip": "linear",
+    },
+    "CDHM+adda+stickyz0.25+optcarry+slinear": {
+        **OPTCARRY_VARIANTS["CDHM+adda+stickyz0.25+optcarry"],
+        "s_skip": "linear-only",
+    },
+}
+#: The three ablation rungs of the skip for a test read (defined before it, session 26): each the
+#: carried-state rung with the same skip (the entangled model's skip feeds its one latent).
+SSKIP_LADDER: dict[str, dict[str, Any]] = {
+    name + "+sskip": {**OPTCARRY_VARIANTS[name], "s_skip": "linear"}
+    for name in (
+        "CDHM-entangled+adda+optcarry",
+        "CDHM-no-temporal+adda+optcarry",
+        "CDHM-no-align+adda+stickyz0.25+optcarry",
+    )
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -345,6 +370,8 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **OPTCARRY_VARIANTS,
     **COMPACT_VARIANTS,
     **SDROP_VARIANTS,
+    **SSKIP_VARIANTS,
+    **SSKIP_LADDER,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -648,6 +675,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "target_opt_state": "fresh",
     "lambda_compact": 0.0,
     "s_dropout": 0.0,
+    "s_skip": "none",
 }
 
 
