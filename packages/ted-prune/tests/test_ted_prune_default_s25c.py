@@ -23,7 +23,14 @@ def test_default_max_weight_is_two_and_old_rows_pin_four():
     assert mw == {"TED": 4.0, "TED+fresh": 4.0, "TED=prune_residual_sample": 4.0,
                   "TED_s25c": 2.0, "TED:prune_residual_sample_mw2": 2.0}  # fmt: skip
     # the explicit-cap readings (s25c, s25e) and session 26's tail readings (current defaults)
-    caps = {"_mw2": 2.0, "_mw1.5": 1.5, "_mw1": 1.0, "_w1_tmis": 2.0, "_w1_tail10": 2.0}
+    caps = {
+        "_mw2": 2.0,
+        "_mw1.5": 1.5,
+        "_mw1": 1.0,
+        "_w1_tmis": 2.0,
+        "_w1_tail10": 2.0,
+        "_w1_tail20": 2.0,
+    }
     assert all(
         r["max_weight"] == next((c for k, c in caps.items() if n.endswith(k)), 4.0)
         for n, r in bm.READINGS.items()

@@ -260,3 +260,26 @@ def test_tail_rule_adopts_only_a_candidate_meeting_every_criterion(tv, made_up_r
     assert tv.decide(rows)["rule"]["adopt"] is None
     partial = [r for r in made_up_rows(_arms(), tv.SEEDS) if r["seed"] != 159 or r["arm"] != "w1"]
     assert tv.decide(partial)["rule"]["adopt"] is None  # incomplete: no decision
+
+
+def test_tail20_reading_and_study(monkeypatch, made_up_rows):
+    from pathlib import Path
+
+    reading = READINGS["prune_residual_sample_w1_tail20"]
+    assert reading["tail"] == 0.2 and reading["loss_weights"] == "none"
+    assert all(DEFAULTS[k] == v for k, v in reading.items() if k not in ("tail", "loss_weights"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    import tail20_validation as t20
+
+    seeds = t20.SEEDS
+    assert seeds == list(range(160, 170))  # fresh: session 26 used 150-159
+    arms = {"default": (0.0, 0.0), "tail20": (0.6, -0.2), "tail10": (1.0, -1.0),
+            "random_dynamic": (0.5, 0.0)}  # fmt: skip
+    res = t20.decide(made_up_rows(arms, seeds))
+    assert res["rule"]["adopt"] == "tail20" and "tail10" not in res["rule"]
+    assert res["settings"]["clean"]["tail20-random_dynamic"]["mean"] == pytest.approx(0.1)
+    assert res["settings"]["noise20"]["tail20-tail10"]["mean"] == pytest.approx(0.8)
+    arms["tail20"] = (0.6, -0.4)  # noise20 below -0.3: not adopted
+    assert t20.decide(made_up_rows(arms, seeds))["rule"]["adopt"] is None
+    arms["tail20"] = (0.0, 0.0)  # clean CI not above 0
+    assert t20.decide(made_up_rows(arms, seeds))["rule"]["adopt"] is None

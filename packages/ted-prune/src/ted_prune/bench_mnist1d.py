@@ -115,6 +115,14 @@ READINGS: dict[str, dict[str, Any]] = {
         "loss_weights": "none",
         "tail": 0.1,
     },
+    # session 26b (after 26 rejected both): the same with each class's top-20% loss as the tail
+    "prune_residual_sample_w1_tail20": {
+        **_BASE,
+        "selection": "sample",
+        "max_weight": 2.0,
+        "loss_weights": "none",
+        "tail": 0.2,
+    },
 }
 # the readings the validation stage runs (the shared machine's budget fits five)
 VAL_READINGS = [
