@@ -283,3 +283,12 @@ def test_tail20_reading_and_study(monkeypatch, made_up_rows):
     assert t20.decide(made_up_rows(arms, seeds))["rule"]["adopt"] is None
     arms["tail20"] = (0.0, 0.0)  # clean CI not above 0
     assert t20.decide(made_up_rows(arms, seeds))["rule"]["adopt"] is None
+
+
+def test_tail_study_reproduces_its_committed_decision(tv):
+    import json
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[3] / "docs/benchmarks/ted-prune-tail-s26"
+    rows = [json.loads(x) for x in (study / "runs.jsonl").read_text().splitlines()]
+    assert tv.decide(rows) == json.loads((study / "decision.json").read_text())
