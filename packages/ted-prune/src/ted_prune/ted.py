@@ -472,6 +472,10 @@ class TEDPruner(ScheduledPruner):
             the mislabelled are misclassified by their stored logits; 95% of a class's top-10%
             loss tail is mislabelled), so that giving those a random draw's share of the budget
             costs little on clean data and removes the tilt's over-exposure to wrong labels.
+            On validation (MNIST-1D 5,000 x 20, f = 0.7, seeds 160-169, rule s26b),
+            `loss_weights="none", tail=0.2` beat the defaults by +1.02 [+0.30, +1.66] points clean
+            and +0.62 [-0.06, +1.46] under 20% label noise ("misclassified" and 0.1 were not
+            adopted on seeds 150-159); not the default yet (no test-split read).
     """
 
     name = "ted"
