@@ -292,3 +292,15 @@ def test_tail_study_reproduces_its_committed_decision(tv):
     study = Path(__file__).resolve().parents[3] / "docs/benchmarks/ted-prune-tail-s26"
     rows = [json.loads(x) for x in (study / "runs.jsonl").read_text().splitlines()]
     assert tv.decide(rows) == json.loads((study / "decision.json").read_text())
+
+
+def test_tail20_study_reproduces_its_committed_decision(monkeypatch):
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    import tail20_validation as t20
+
+    study = Path(__file__).resolve().parents[3] / "docs/benchmarks/ted-prune-tail-s26/s26b"
+    rows = [json.loads(x) for x in (study / "runs.jsonl").read_text().splitlines()]
+    assert t20.decide(rows) == json.loads((study / "decision.json").read_text())
