@@ -116,16 +116,19 @@ def decide_two(
     candidates: tuple[str, str],
     tie: str,
     between: tuple[str, str],
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
-    """The two-candidate rule of sessions 25b / 25c / 25e: each candidate is adoptable iff
+    """The two-candidate rule of sessions 25b / 25c / 25e / 26: each candidate is adoptable iff
     `candidate_rule` holds for it; if both are, the one with the larger clean mean over `default` is
     adopted (a tie: `tie`, the smaller change). Reported pairs: each candidate - default and -
-    random_dynamic, `between` (x - y) and default - random_dynamic."""
+    random_dynamic, `between` (x - y), default - random_dynamic and the `extra` pairs (x, y)
+    (reported only; arms outside the candidates, e.g. session 26's `w1`, decide nothing)."""
     if tie not in candidates:
         raise ValueError(f"tie={tie!r} must be one of candidates={candidates!r}")
     pairs = {f"{c}-{b}": (c, b) for c in candidates for b in ("default", "random_dynamic")}
     pairs |= {f"{between[0]}-{between[1]}": between,
               "default-random_dynamic": ("default", "random_dynamic")}  # fmt: skip
+    pairs |= {f"{x}-{y}": (x, y) for x, y in extra}
     out = summarize(rows, arms, seeds, pairs)
     rules = {c: candidate_rule(out, rows, c, len(seeds)) for c in candidates}
     ok = [c for c in candidates if rules[c]["adopt"]]

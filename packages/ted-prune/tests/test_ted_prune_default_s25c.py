@@ -22,7 +22,15 @@ def test_default_max_weight_is_two_and_old_rows_pin_four():
                     "TED:prune_residual_sample_mw2")}  # fmt: skip
     assert mw == {"TED": 4.0, "TED+fresh": 4.0, "TED=prune_residual_sample": 4.0,
                   "TED_s25c": 2.0, "TED:prune_residual_sample_mw2": 2.0}  # fmt: skip
-    caps = {"_mw2": 2.0, "_mw1.5": 1.5, "_mw1": 1.0}  # the explicit-cap readings (s25c, s25e)
+    # the explicit-cap readings (s25c, s25e) and session 26's tail readings (current defaults)
+    caps = {
+        "_mw2": 2.0,
+        "_mw1.5": 1.5,
+        "_mw1": 1.0,
+        "_w1_tmis": 2.0,
+        "_w1_tail10": 2.0,
+        "_w1_tail20": 2.0,
+    }
     assert all(
         r["max_weight"] == next((c for k, c in caps.items() if n.endswith(k)), 4.0)
         for n, r in bm.READINGS.items()

@@ -99,6 +99,30 @@ READINGS: dict[str, dict[str, Any]] = {
     # session 25e: the current default (max_weight=2.0, `TED_s25c`) with the weights capped lower
     "prune_residual_sample_mw1.5": {**_BASE, "selection": "sample", "max_weight": 1.5},
     "prune_residual_sample_mw1": {**_BASE, "selection": "sample", "max_weight": 1.0},
+    # session 26: the current default with unit loss weights (as `_w1`) and a suspect "tail" drawn
+    # uniformly instead of by TED's score: the misclassified samples, or each class's top-10% loss
+    "prune_residual_sample_w1_tmis": {
+        **_BASE,
+        "selection": "sample",
+        "max_weight": 2.0,
+        "loss_weights": "none",
+        "tail": "misclassified",
+    },
+    "prune_residual_sample_w1_tail10": {
+        **_BASE,
+        "selection": "sample",
+        "max_weight": 2.0,
+        "loss_weights": "none",
+        "tail": 0.1,
+    },
+    # session 26b (after 26 rejected both): the same with each class's top-20% loss as the tail
+    "prune_residual_sample_w1_tail20": {
+        **_BASE,
+        "selection": "sample",
+        "max_weight": 2.0,
+        "loss_weights": "none",
+        "tail": 0.2,
+    },
 }
 # the readings the validation stage runs (the shared machine's budget fits five)
 VAL_READINGS = [

@@ -186,6 +186,7 @@ def sample_groups(
     generator: torch.Generator,
     members: torch.Tensor | None = None,
     uniform_mix: float = 0.0,
+    uniform_groups: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep exactly `quota[c]` samples of every group c, with inclusion probability
     p_i = clip(c_g q_i, floor, 1) for q_i the score's quantile in its group (clamped >= 1e-6),
@@ -193,6 +194,8 @@ def sample_groups(
     `uniform_mix` = lambda in [0, 1] mixes these with the uniform draw of the group:
     p_i = (1 - lambda) clip(c_g q_i, floor, 1) + lambda quota_g / size_g (still summing to the
     quota; lambda = 0 leaves p untouched, bit for bit; lambda = 1 is a uniform draw per group).
+    `uniform_groups` (bool, (K,)): groups drawn uniformly whatever `uniform_mix` is, p_i =
+    quota_g / size_g (`TEDPruner`'s `tail`; None: none).
     Gumbel top-k on log p_i per group (sampling without replacement; `top_in_groups` takes each
     group's largest keys without sorting them).
 
@@ -215,6 +218,9 @@ def sample_groups(
     if uniform_mix > 0:
         share = (quota.double() / counts.double()).clamp(max=1.0).index_select(0, gid)
         p = (1.0 - uniform_mix) * p + uniform_mix * share
+    if uniform_groups is not None and bool(uniform_groups.any()):
+        share = (quota.double() / counts.double()).clamp(max=1.0).index_select(0, gid)
+        p = torch.where(uniform_groups.index_select(0, gid), share, p)
     if members is None:  # the loop's draw order: by group, then index
         members = stable_group_argsort(gid)
     draw = members

@@ -1,0 +1,306 @@
+"""`TEDPruner(tail=...)` (session 26): a suspect tail (misclassified by the stored logits, or each
+class's highest-loss fraction) drawn uniformly at its class's keep ratio, the rest by TED's score;
+the session's readings, arms and rule (`scripts/tail_validation.py`) on made-up rows. No benchmark
+run is trained here."""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+import torch
+from maskloop import IndexedDataset, Selection, fit
+from ted_prune import PrunerCallback, TEDPruner
+from ted_prune.bench_mnist1d import READINGS, _pruner
+from ted_prune.sampling import sample_groups
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+DEFAULTS = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()}
+
+
+@pytest.mark.parametrize(
+    ("value", "err"),
+    [
+        ("wrong", ValueError),
+        ("", ValueError),
+        (0.0, ValueError),
+        (1.0, ValueError),
+        (-0.2, ValueError),
+        (math.nan, ValueError),
+        (True, TypeError),
+        (None, TypeError),
+        ([0.1], TypeError),
+    ],
+)
+def test_bad_tail_names_the_argument(value, err):
+    with pytest.raises(err, match="tail"):
+        TEDPruner(100, 10, keep=0.5, tail=value)
+
+
+def test_tail_needs_sampled_selection_and_last_layer_grads():
+    with pytest.raises(ValueError, match="tail.*selection='sample'"):
+        TEDPruner(100, 10, keep=0.5, selection="topk", tail="misclassified")
+    with pytest.raises(ValueError, match="tail.*grads='last_layer'"):
+        TEDPruner(100, 10, keep=0.5, grads="full", tail=0.1)
+    TEDPruner(100, 10, keep=0.5, selection="topk", tail="none")  # off: allowed
+    assert TEDPruner(100, 10, keep=0.5, tail=1 / 4).tail == 0.25
+    assert DEFAULTS["tail"] == "none"
+
+
+def test_no_uniform_group_is_the_plain_draw_bit_for_bit():
+    g0 = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 5, (600,), generator=g0)
+    s = torch.randn(600, generator=g0, dtype=torch.float64)
+    _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    quota = (counts.double() * 0.4).floor().long()
+    a = sample_groups(s, gid, counts, quota, 0.05, torch.Generator().manual_seed(3))
+    b = sample_groups(s, gid, counts, quota, 0.05, torch.Generator().manual_seed(3),
+                      uniform_groups=torch.zeros(5, dtype=torch.bool))  # fmt: skip
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    uni = torch.tensor([True, False, False, False, True])
+    _, p = sample_groups(s, gid, counts, quota, 0.05, torch.Generator().manual_seed(3),
+                         uniform_groups=uni)  # fmt: skip
+    for c in range(5):
+        m = gid == c
+        if uni[c]:
+            assert torch.allclose(p[m], torch.full_like(p[m], float(quota[c] / counts[c])))
+        else:
+            assert torch.equal(p[m], a[1][m])
+
+
+def _pruner_with(tail, logits, labels, scores, keep=0.5, loss_weights="importance", seed=0):
+    """A pruner at a pruned epoch holding made-up stored logits (float64), labels and scores."""
+    n = labels.numel()
+    p = TEDPruner(n, 10, keep=keep, warmup=1, ramp=0, seed=seed, tail=tail,
+                  precision="float64", loss_weights=loss_weights)  # fmt: skip
+    p._obs.label_buffer().copy_(labels)
+    p._obs.set_buffers(logits, torch.zeros(n, 3))
+    p.scores = scores.double()
+    p.has_score = torch.ones(n, dtype=torch.bool)
+    p.epoch = 5
+    return p
+
+
+def _made_up(n=800, classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    logits = torch.randn(n, classes, generator=g, dtype=torch.float64)
+    logits[torch.arange(n), labels] += 1.0  # most, not all, classified correctly
+    return logits, labels, torch.rand(n, generator=g, dtype=torch.float64)
+
+
+def test_tail_masks_read_the_stored_logits():
+    logits, labels, scores = _made_up()
+    p = _pruner_with("misclassified", logits, labels, scores)
+    _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    mis = logits.argmax(1) != labels
+    assert 0 < int(mis.sum()) < 800
+    assert torch.equal(p._tail_mask(gid, counts), mis)
+    p = _pruner_with(0.1, logits, labels, scores)
+    tail = p._tail_mask(gid, counts)
+    py = torch.softmax(logits, 1)[torch.arange(800), labels]
+    for c in range(4):
+        m = labels == c
+        assert int(tail[m].sum()) == 20  # 10% of 200
+        assert float(py[m & tail].max()) < float(py[m & ~tail].min())  # the highest losses
+
+
+@pytest.mark.parametrize("tail", ["misclassified", 0.1, 0.3])
+def test_tail_keeps_the_class_quotas_and_draws_its_tail_uniformly(tail):
+    logits, labels, scores = _made_up()
+    p = _pruner_with(tail, logits, labels, scores)
+    base = _pruner_with("none", logits, labels, scores)
+    kept, kept0 = p.select().indices, base.select().indices
+    total = Selection.kept_count(800, p.keep_ratio(5))
+    assert kept.numel() == kept0.numel() == total
+    assert torch.equal(torch.bincount(labels[kept], minlength=4),
+                       torch.bincount(labels[kept0], minlength=4))  # fmt: skip
+    _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    mask = p._tail_mask(gid, counts)
+    w = p.weights(kept)
+    k = p.keep_ratio(5)
+    for c in range(4):  # the tail's weight is k / (its quota / its size), one value per class
+        t = mask[kept] & (labels[kept] == c)
+        if t.sum() > 1:
+            assert torch.allclose(w[t].double(), w[t][0].double().expand(int(t.sum())))
+            size = int((mask & (labels == c)).sum())
+            assert float(w[t][0]) == pytest.approx(k * size / int(t.sum()), rel=1e-6)
+    # the tail's own scores do not matter (uniform draw), the rest's do
+    shuffled = scores.clone()
+    idx = torch.nonzero(mask).flatten()
+    shuffled[idx] = scores[idx.flip(0)]
+    assert torch.equal(_pruner_with(tail, logits, labels, shuffled).select().indices, kept)
+    flipped = scores.clone()
+    rest = torch.nonzero(~mask).flatten()
+    flipped[rest] = 1.0 - scores[rest]
+    assert not torch.equal(_pruner_with(tail, logits, labels, flipped).select().indices, kept)
+
+
+def test_tail_cuts_the_over_exposure_of_misclassified_samples():
+    """Misclassified samples with the highest scores: the default keeps most of them, the tail
+    keeps them at about the class keep ratio (float64 made-up data, averaged over 20 draws)."""
+    logits, labels, scores = _made_up(seed=1)
+    logits[torch.arange(800), labels] += 1.0  # fewer misclassified: below the always-kept 40%
+    mis = logits.argmax(1) != labels
+    assert 0.1 < float(mis.double().mean()) < 0.3
+    scores = torch.where(mis, scores + 10.0, scores)  # TED's tilt: misclassified score highest
+    rate = {}
+    for tail in ("none", "misclassified"):
+        hits = 0
+        for seed in range(20):
+            p = _pruner_with(tail, logits, labels, scores, keep=0.7, seed=seed)
+            hits += int(mis[p.select().indices].sum())
+        rate[tail] = hits / (20 * int(mis.sum()))
+    assert rate["none"] > 0.8  # Gumbel top-k: inclusion near, not at, p = 1
+    assert abs(rate["misclassified"] - 0.7) < 0.05
+    assert rate["none"] - rate["misclassified"] > 0.1
+
+
+def test_tiny_tails_keep_exact_quotas():
+    """20 classes of 3 samples, one misclassified each, keep 0.3: tail quotas round to 0 or 1,
+    every class still keeps its quota and the total is exact."""
+    labels = torch.arange(60) % 20
+    logits = torch.zeros(60, 20, dtype=torch.float64)
+    logits[torch.arange(60), labels] = 2.0
+    logits[:20, :] = 0.0
+    logits[torch.arange(20), (labels[:20] + 1) % 20] = 2.0  # the first of each class: wrong
+    scores = torch.rand(60, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for keep in (0.3, 0.7):
+        p = _pruner_with("misclassified", logits, labels, scores, keep=keep)
+        base = _pruner_with("none", logits, labels, scores, keep=keep)
+        kept, kept0 = p.select().indices, base.select().indices
+        assert kept.numel() == kept0.numel()
+        assert torch.equal(torch.bincount(labels[kept], minlength=20),
+                           torch.bincount(labels[kept0], minlength=20))  # fmt: skip
+
+
+def _train(tail):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(120, 5, generator=g, dtype=torch.float64)
+    y = (x[:, 0] - x[:, 1] > 0).long() + (x[:, 2] > 0.8).long()
+    ds = TensorDataset(x, y)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 3)).double()
+    pruner = TEDPruner(ds, 8, keep=0.4, tail=tail, loss_weights="none", seed=2)
+    loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sizes = []
+
+    class Rec(PrunerCallback):
+        def on_epoch_start(self, state):
+            super().on_epoch_start(state)
+            sizes.append(pruner.sampler.selection.indices.numel())
+
+    fit(model, loader, epochs=8, optimizer=opt, progress=False,
+        loss_fn=lambda o, t: F.cross_entropy(o, t, reduction="none"), callbacks=[Rec(pruner)])  # fmt: skip
+    return pruner, sizes
+
+
+def test_training_with_a_tail_keeps_the_schedule_and_its_option():
+    pruner, sizes = _train("misclassified")
+    assert sizes == pruner.planned_sizes()
+    assert bool((pruner.weight == 1).all())  # loss_weights="none"
+    assert pruner.state_dict()["extra"]["options"]["tail"] == "misclassified"
+    _, sizes10 = _train(0.1)
+    assert sizes10 == sizes
+
+
+@pytest.mark.parametrize(("name", "tail"), [("prune_residual_sample_w1_tmis", "misclassified"),
+                                            ("prune_residual_sample_w1_tail10", 0.1)])  # fmt: skip
+def test_tail_readings_are_the_current_defaults_but_weights_and_tail(name, tail):
+    reading = READINGS[name]
+    assert reading["tail"] == tail and reading["loss_weights"] == "none"
+    assert all(DEFAULTS[k] == v for k, v in reading.items() if k not in ("tail", "loss_weights"))
+    pruner = _pruner(f"TED:{name}", 600, 10, 0.7, 0, None)  # what the study's arm builds
+    assert pruner.tail == tail and pruner.loss_weights == "none" and pruner.max_weight == 2.0
+
+
+@pytest.fixture
+def tv(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    import tail_validation
+
+    return tail_validation
+
+
+def test_tail_study_arms_and_seeds(tv):
+    seeds = tv.SEEDS
+    assert seeds == list(range(150, 160))  # fresh: every earlier rule used seeds <= 149
+    assert tv.CANDIDATES == ("tmis", "tail10")
+    assert tv.ARMS["default"] == "TED_s25c" and tv.ARMS["random_dynamic"] == "random_dynamic"
+    assert _pruner(tv.ARMS["default"], 600, 10, 0.7, 0, None).max_weight == 2.0
+    w1 = _pruner(tv.ARMS["w1"], 600, 10, 0.7, 0, None)
+    assert w1.loss_weights == "none" and w1.tail == "none"
+
+
+def _arms(a=(1.0, -0.1), b=(0.5, -1.0), w1=(1.5, -1.0), rd=(1.2, 0.0)):
+    return {"default": (0.0, 0.0), "tmis": a, "tail10": b, "w1": w1, "random_dynamic": rd}
+
+
+def test_tail_rule_adopts_only_a_candidate_meeting_every_criterion(tv, made_up_rows):
+    res = tv.decide(made_up_rows(_arms(), tv.SEEDS))
+    assert res["split"] == "validation"
+    assert res["rule"]["tail10"]["A1_clean_ci_above_0"]
+    assert not res["rule"]["tail10"]["A2_noise20_mean_ge_-0.3"]
+    assert res["rule"]["adopt"] == "tmis"
+    assert "w1" not in res["rule"]  # reported only, never adopted
+    clean = res["settings"]["clean"]
+    assert clean["tmis-w1"]["mean"] == pytest.approx(-0.5)
+    assert clean["w1-random_dynamic"]["mean"] == pytest.approx(0.3)
+    assert clean["tail10-tmis"]["mean"] == pytest.approx(-0.5)
+    assert tv.decide(made_up_rows(_arms(b=(1.5, 0.0)), tv.SEEDS))["rule"]["adopt"] == "tail10"
+    assert tv.decide(made_up_rows(_arms(b=(1.0, 0.0)), tv.SEEDS))["rule"]["adopt"] == "tmis"
+    rows = made_up_rows(_arms(), tv.SEEDS)
+    next(r for r in rows if r["arm"] == "tmis")["min_class_kept"] = 0.0
+    assert tv.decide(rows)["rule"]["adopt"] is None
+    partial = [r for r in made_up_rows(_arms(), tv.SEEDS) if r["seed"] != 159 or r["arm"] != "w1"]
+    assert tv.decide(partial)["rule"]["adopt"] is None  # incomplete: no decision
+
+
+def test_tail20_reading_and_study(monkeypatch, made_up_rows):
+    from pathlib import Path
+
+    reading = READINGS["prune_residual_sample_w1_tail20"]
+    assert reading["tail"] == 0.2 and reading["loss_weights"] == "none"
+    assert all(DEFAULTS[k] == v for k, v in reading.items() if k not in ("tail", "loss_weights"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    import tail20_validation as t20
+
+    seeds = t20.SEEDS
+    assert seeds == list(range(160, 170))  # fresh: session 26 used 150-159
+    arms = {"default": (0.0, 0.0), "tail20": (0.6, -0.2), "tail10": (1.0, -1.0),
+            "random_dynamic": (0.5, 0.0)}  # fmt: skip
+    res = t20.decide(made_up_rows(arms, seeds))
+    assert res["rule"]["adopt"] == "tail20" and "tail10" not in res["rule"]
+    assert res["settings"]["clean"]["tail20-random_dynamic"]["mean"] == pytest.approx(0.1)
+    assert res["settings"]["noise20"]["tail20-tail10"]["mean"] == pytest.approx(0.8)
+    arms["tail20"] = (0.6, -0.4)  # noise20 below -0.3: not adopted
+    assert t20.decide(made_up_rows(arms, seeds))["rule"]["adopt"] is None
+    arms["tail20"] = (0.0, 0.0)  # clean CI not above 0
+    assert t20.decide(made_up_rows(arms, seeds))["rule"]["adopt"] is None
+
+
+def test_tail_study_reproduces_its_committed_decision(tv):
+    import json
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[3] / "docs/benchmarks/ted-prune-tail-s26"
+    rows = [json.loads(x) for x in (study / "runs.jsonl").read_text().splitlines()]
+    assert tv.decide(rows) == json.loads((study / "decision.json").read_text())
+
+
+def test_tail20_study_reproduces_its_committed_decision(monkeypatch):
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    import tail20_validation as t20
+
+    study = Path(__file__).resolve().parents[3] / "docs/benchmarks/ted-prune-tail-s26/s26b"
+    rows = [json.loads(x) for x in (study / "runs.jsonl").read_text().splitlines()]
+    assert t20.decide(rows) == json.loads((study / "decision.json").read_text())
