@@ -1,10 +1,17 @@
-"""Test-split read of TEDPruner's new default `max_weight=2.0` (session ted-25d; the rule is
-`docs/benchmarks/ted-prune-weights-s25c/RULE-test.md`, committed before the runs).
+"""Test-split read of a flip of TEDPruner's defaults: `--arms s25c` (default) is session ted-25d's
+`max_weight=2.0` (rule `docs/benchmarks/ted-prune-weights-s25c/RULE-test.md`), `--arms s26` session
+ted-26c's `loss_weights="none", tail=0.2` (rule `docs/benchmarks/ted-prune-tail-s26/RULE-test.md`);
+each rule was committed before its runs.
 
 Usage::
 
-    python packages/ted-prune/scripts/default_flip_test.py --out DIR [--resume] [--time-limit S]
-        [--grid docs/benchmarks/ted-prune-mnist1d-runs.jsonl]
+    python packages/ted-prune/scripts/default_flip_test.py --out DIR [--arms s25c|s26] [--resume]
+        [--time-limit S] [--grid docs/benchmarks/ted-prune-mnist1d-runs.jsonl]
+
+`--arms s26` re-runs `TED_s26` (new), `TED_s25c` (old_rerun: the previous default) and, reported
+only, `random_dynamic` (rd_rerun) per (setting, seed, f); its `old_rerun` rows are also compared
+with the s25c read's cached `TED_s25c` rows (`--prev`, reproduction count). The description of
+`--arms s25c` follows.
 
 The MNIST-1D test grid of the README's goal table (5,000 samples x 20 epochs, lr 1e-2, test seeds
 0-4, settings clean / noise20 / dup30, f in {0.7, 0.5, 0.3}, one thread): per (setting, seed)
@@ -32,7 +39,13 @@ from ted_prune.runcache import load_cache, run_groups
 
 CFG = {"num_samples": 5000, "epochs": 20, "lr": 1e-2}
 SEEDS = range(5)
-ARMS = {"new": "TED_s25c", "old_rerun": "TED"}  # arm -> bench_mnist1d method
+# arm -> bench_mnist1d method, per flip; "new" replaces TED's grid rows in the goal table
+ARM_SETS = {
+    "s25c": {"new": "TED_s25c", "old_rerun": "TED"},
+    "s26": {"new": "TED_s26", "old_rerun": "TED_s25c", "rd_rerun": "random_dynamic"},
+}
+ARMS = ARM_SETS["s25c"]
+PREV = Path("docs/benchmarks/ted-prune-weights-s25c/test-runs.jsonl")  # the s25c read's runs
 
 
 def grid_rows(path: Path) -> list[dict[str, Any]]:
@@ -40,7 +53,10 @@ def grid_rows(path: Path) -> list[dict[str, Any]]:
     return [r for r in load_cache(path) if r.get("config") == CFG and r["stage"] == "test"]
 
 
-def run_group(group: tuple[str, int], grid: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def run_group(
+    group: tuple[str, int], grid: list[dict[str, Any]], arms: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    arms = ARMS if arms is None else arms
     setting, seed = group
     full = [r for r in grid if r["method"] == "full" and r["setting"] == setting
             and r["seed"] == seed]  # fmt: skip
@@ -50,7 +66,7 @@ def run_group(group: tuple[str, int], grid: list[dict[str, Any]]) -> list[dict[s
     train, _, test = _splits(setting, CFG["num_samples"], seed)
     rows = []
     for f in BUDGETS:
-        for arm, method in ARMS.items():
+        for arm, method in arms.items():
             r = train_mnist1d(method, train, test, CFG["epochs"], f, seed)
             r["time_ratio"] = r["seconds"] / full_s
             r["overhead"] = r.pop("score_seconds_per_epoch") / (full_s / CFG["epochs"])
@@ -120,12 +136,101 @@ def write(out: Path, summary: dict[str, Any], partial: int) -> None:
     print(text)
 
 
+def summarize_s26(
+    grid: list[dict[str, Any]], new: list[dict[str, Any]], prev: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """`--arms s26`: goal tables with TED = `new` (and = `old_rerun`; and with random-dynamic =
+    `rd_rerun`, reported only), and per (setting, f) paired differences over the seeds run."""
+
+    def results(ted_arm: str, rd_arm: str | None = None) -> report.Results:
+        res = report.Results("ted-prune", "default_flip_test.py --arms s26", CFG)
+        replaced = {"TED"} | ({"random_dynamic"} if rd_arm else set())
+        for r in grid:
+            if r["method"] not in replaced:
+                res.add(r["method"], r["seed"], r["metrics"], setting=r["setting"],
+                        f_target=r["f_target"])  # fmt: skip
+        for r in new:
+            name = (
+                "TED" if r["arm"] == ted_arm else "random_dynamic" if r["arm"] == rd_arm else None
+            )
+            if name:
+                res.add(name, r["seed"], r["metrics"], setting=r["setting"],
+                        f_target=r["f_target"])  # fmt: skip
+        return res
+
+    def acc(rows: list[dict[str, Any]], st: str, f: float, **match: str) -> dict[int, float]:
+        return {r["seed"]: r["metrics"]["accuracy"] for r in rows
+                if r["setting"] == st and r["f_target"] == f
+                and all(r.get(k) == v for k, v in match.items())}  # fmt: skip
+
+    pairs = []
+    for st in SETTINGS:
+        for f in BUDGETS:
+            a = acc(new, st, f, arm="new")
+            if not a:
+                continue
+            row: dict[str, Any] = {"setting": st, "f_target": f, "n": len(a),
+                                   "new": report.format_mean_std(a.values())}  # fmt: skip
+            others = {
+                "old_rerun": acc(new, st, f, arm="old_rerun"),
+                "rd_rerun": acc(new, st, f, arm="rd_rerun"),
+                "rd_grid": acc(grid, st, f, method="random_dynamic"),
+                "ted_grid": acc(grid, st, f, method="TED"),
+            }
+            for name, b in others.items():
+                k = sorted(set(a) & set(b))
+                row[name] = report.format_mean_std(b[i] for i in k) if k else "-"
+                row[f"new-{name}"] = (
+                    report.paired_difference([a[i] for i in k], [b[i] for i in k]).format()
+                    if len(k) > 1 else "-"
+                )  # fmt: skip
+                row[f"n_{name}"] = len(k)
+            old, was = others["old_rerun"], acc(prev, st, f, method="TED_s25c")
+            rd, rdg = others["rd_rerun"], others["rd_grid"]
+            row["old_rerun==s25c read (seeds)"] = sum(abs(old[i] - was[i]) < 1e-9
+                                                      for i in set(old) & set(was))  # fmt: skip
+            row["rd_rerun==grid (seeds)"] = sum(abs(rd[i] - rdg[i]) < 1e-9
+                                                for i in set(rd) & set(rdg))  # fmt: skip
+            pairs.append(row)
+    return {
+        "goals_new": _goals(results("new")),
+        "goals_old_rerun": _goals(results("old_rerun")),
+        "goals_new_rd_rerun": _goals(results("new", "rd_rerun")),
+        "ted_pairs": pairs,
+    }
+
+
+def write_s26(out: Path, summary: dict[str, Any], partial: int) -> None:
+    head = ["setting", "f", "n", "new (tail20)", "old re-run (s25c)", "new - old re-run",
+            "random-dyn. re-run", "new - random-dyn. re-run", "random-dyn. (grid)",
+            "new - random-dyn. (grid)", "old re-run == s25c read", "rd re-run == grid"]  # fmt: skip
+    rows = [[p["setting"], p["f_target"], p["n"], p["new"], p["old_rerun"], p["new-old_rerun"],
+             p["rd_rerun"], p["new-rd_rerun"], p["rd_grid"], p["new-rd_grid"],
+             p["old_rerun==s25c read (seeds)"], p["rd_rerun==grid (seeds)"]]
+            for p in summary["ted_pairs"]]  # fmt: skip
+    text = ((f"**Partial**: {partial} groups missing; no goal verdict.\n\n" if partial else "")
+            + "## Goals, TED = new default (loss_weights='none', tail=0.2; baselines: grid cache)"
+            + "\n\n" + summary["goals_new"]
+            + "\n\n## Goals, TED = previous default re-run today (reported only)\n\n"
+            + summary["goals_old_rerun"]
+            + "\n\n## Goals, TED = new default, random-dynamic re-run today (reported only)\n\n"
+            + summary["goals_new_rd_rerun"]
+            + "\n\n## TED test accuracy (%), paired over seeds, 95% bootstrap CIs\n\n"
+            + report.markdown_table(head, rows))  # fmt: skip
+    (out / "default-flip-test.md").write_text(text + "\n")
+    (out / "default-flip-test.json").write_text(json.dumps({**summary, "partial": partial},
+                                                           indent=1) + "\n")  # fmt: skip
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument(
         "--grid", type=Path, default=Path("docs/benchmarks/ted-prune-mnist1d-runs.jsonl")
     )
+    ap.add_argument("--arms", choices=sorted(ARM_SETS), default="s25c")
+    ap.add_argument("--prev", type=Path, default=PREV, help="--arms s26: the s25c read's runs")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--time-limit", type=float, default=None)
     args = ap.parse_args(argv)
@@ -136,15 +241,21 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "test-runs.jsonl"
 
+    arms = ARM_SETS[args.arms]
+    prev = load_cache(args.prev) if args.arms == "s26" else []
+
     def _write(rows: list[dict[str, Any]], partial: int) -> None:
-        write(args.out, summarize(grid, rows), partial)
+        if args.arms == "s26":
+            write_s26(args.out, summarize_s26(grid, rows, prev), partial)
+        else:
+            write(args.out, summarize(grid, rows), partial)
 
     done = run_groups(
         cache,
         CFG,
         [(st, s) for s in SEEDS for st in SETTINGS],
         lambda r: (r["setting"], r["seed"]),
-        lambda g, _rows: run_group(g, grid),
+        lambda g, _rows: run_group(g, grid, arms),
         _write,
         resume=args.resume,
         time_limit=args.time_limit,

@@ -69,11 +69,18 @@ _BASE = {
     # pinned at the default every reading below was measured with (before session ted-25d's flip
     # to 2.0), so that the readings and the committed caches' `TED=<reading>` rows keep their meaning
     "max_weight": 4.0,
+    # likewise pinned at the defaults before session ted-26c's flip to unit weights and a 20% tail
+    "loss_weights": "importance",
+    "tail": "none",
 }
+# TEDPruner's defaults before session ted-26c: `TED_s25c` (the default of sessions 25d-26b) and every
+# cached row named `TED_s25c` (the validation scripts' `default` arms, the s25c test read) ran with
+# them; `TED_s26` is the current default (loss_weights="none", tail=0.2, rule s26b)
+PRE_S26 = {"loss_weights": "importance", "tail": "none"}
 # TEDPruner's defaults before session ted-25d: the grid's `TED` method and every cached row named
-# `TED` (test grid, `--stage scoring`, `--stage wallclock`, the validation scripts' `default` arms)
-# ran with them; `TED_s25c` is the current default (max_weight=2.0, rule s25c)
-PRE_S25C = {"max_weight": 4.0}
+# `TED` (test grid, `--stage scoring`, `--stage wallclock`, the text suite, the validation scripts'
+# `default` arms) ran with them
+PRE_S25C = {"max_weight": 4.0, **PRE_S26}
 # TED readings compared on the validation split: explicit TEDPruner options (none left to defaults)
 READINGS: dict[str, dict[str, Any]] = {
     "spec": {**_BASE, **SPEC_READING},
@@ -150,14 +157,16 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
         return FullData(n, epochs, seed=seed)
     if method == "TED":  # the package's defaults before session ted-25d (`PRE_S25C`)
         return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S25C)
-    if method == "TED_s25c":  # the package's defaults since session ted-25d (max_weight=2.0)
+    if method == "TED_s25c":  # the package's defaults of sessions ted-25d-26b (`PRE_S26`)
+        return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S26)
+    if method == "TED_s26":  # the package's defaults since session ted-26c (unit weights, tail 0.2)
         return TEDPruner(n, epochs, budget=f, seed=seed)
     if method.startswith("TED="):  # the reading chosen on the validation split
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])
     if method == "TED+fresh":  # `TED` with score_rows="fresh" (`run_scoring`'s option)
         return TEDPruner(n, epochs, budget=f, seed=seed, score_rows="fresh", **PRE_S25C)
     if method == "TED_spec":
-        return TEDPruner(n, epochs, budget=f, seed=seed, **SPEC_READING)
+        return TEDPruner(n, epochs, budget=f, seed=seed, **{**PRE_S26, **SPEC_READING})
     if method.startswith("TED:"):
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])
     if method == "random_dynamic":  # TED's schedule and budget, random draws

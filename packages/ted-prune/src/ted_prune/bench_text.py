@@ -2,7 +2,8 @@
 on Rotten Tomatoes sentences, full data vs TED vs random-dynamic vs InfoBatch at the same
 sample-gradient budget, paired seeds, test split only.
 
-TED runs with the package's defaults before session ted-25d (max_weight=4.0 pinned, as the text
+TED runs with the package's defaults before session ted-25d (max_weight=4.0, and since session
+ted-26c loss_weights="importance", tail="none", pinned as the text
 cache's runs were measured): the reading chosen on the MNIST-1D validation split; nothing
 is chosen on this text run, so it needs no validation split. Runs are resumable in chunks through
 `ted_prune.runcache` (one group = one training run): full data, TED and random-dynamic for every

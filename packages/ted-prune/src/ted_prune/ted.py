@@ -73,6 +73,9 @@ STALE = ("raw", "quantile")
 SCORE_ROWS = ("all", "fresh")
 LOSS_WEIGHTS = ("importance", "none")
 TAILS = ("none", "misclassified")  # or a float in (0, 1): the highest-loss fraction per group
+# `TEDPruner`'s default tail (with `selection="sample"` and `grads="last_layer"`; session ted-26c,
+# adopted on validation by rule s26b): each class's top-20% stored-loss fraction drawn uniformly
+DEFAULT_TAIL = 0.2
 BALANCES = ("class", "none")
 # the spec's literal reading (keep the samples best aligned with g_D, global top-k of raw EMA scores)
 SPEC_READING: dict[str, str] = {
@@ -408,13 +411,15 @@ class TEDPruner(ScheduledPruner):
             the estimate of Yang et al., ICLR 2023); `damping` is lambda / mean(F).
         selection: "sample" (default): keep probability proportional to the score's quantile
             with a `floor`, exactly k_e N drawn (per class with `balance="class"`), losses weighted
-            by min(k_e / p_i, `max_weight`) (`update` applies them); or "topk" (hard top-k).
+            1 (default `loss_weights="none"`) or by min(k_e / p_i, `max_weight`)
+            (`loss_weights="importance"`; `update` applies them); or "topk" (hard top-k).
         max_weight: the cap of those loss weights, >= 1. Default 2.0 (was 4.0 before session
             ted-25d), chosen on the validation split by rule s25c
             (docs/benchmarks/ted-prune-weights-s25c/RULE.md; MNIST-1D 5,000 x 20, f = 0.7,
             validation seeds 130-139): cap 2 - cap 4 +0.54 [+0.14, +0.94] points clean, +0.80
             [-0.04, +1.64] under 20% label noise, no class dropped out (cap 2 - random-dynamic clean
             -0.46 [-1.14, -0.02]: still behind random selection). Pass 4.0 for the earlier default.
+            Used only with `loss_weights="importance"` (not the default since session ted-26c).
         balance: "class" (default: per-class quotas, about k_e of every class and at least its best
             sample, so no class can ever drop out) or "none" (the spec's global ranking).
         stale: "quantile" (default: each epoch's fresh scores become rank quantiles before the EMA,
@@ -448,16 +453,21 @@ class TEDPruner(ScheduledPruner):
             concentrating the budget costs (samples kept in few pruned epochs, i.e. whose
             pruned-data improvement is never measured on a trained step, and loss-weight
             variance) outweighs the scores' information on a data set without redundancy.
-        loss_weights: "importance" (default: with `selection="sample"` the kept samples' losses
-            are weighted by min(k / p_i, `max_weight`)) or "none" (a session-25c reading, see the
-            README: every kept sample's loss has weight 1, as with "topk" and random-dynamic;
-            `max_weight` is then unused). Assumes that the importance weights' variance (their
+        loss_weights: "none" (default since session ted-26c, with `tail`'s default 0.2; was
+            "importance" before: pass `loss_weights="importance", tail="none"` for the earlier
+            default) or "importance" (with `selection="sample"` the kept samples' losses are
+            weighted by min(k / p_i, `max_weight`)). "none" (a session-25c reading, see the
+            README): every kept sample's loss has weight 1, as with "topk" and random-dynamic;
+            `max_weight` is then unused. Assumes that the importance weights' variance (their
             effective sample size is ~0.67 of the kept set on MNIST-1D) costs more than their bias
             correction gains, i.e. that training on the score-tilted kept set unweighted (so
             towards TED's harder samples) is not worse than re-weighting it back towards the full
             data's mean loss. Has no effect with `selection="topk"` (its weights are 1 already).
-        tail: "none" (default: off), "misclassified" or a float tau in (0, 1) (a session-26
-            reading, see the README; `selection="sample"` and `grads="last_layer"` only). Takes a
+        tail: None (default: 0.2 where a tail applies, i.e. with `selection="sample"` and
+            `grads="last_layer"`, else "none"; before session ted-26c the default was "none"),
+            "none" (off), "misclassified" or a float tau in (0, 1) (a session-26 reading, see the
+            README; passed explicitly, anything but "none" needs `selection="sample"` and
+            `grads="last_layer"`). Takes a
             "tail" of suspect samples out of TED's score tilt: "misclassified" = the samples whose
             last-observed logits (the ones their scores come from) predict another class than
             their label; tau = the tau fraction of each selection group (class with
@@ -475,7 +485,8 @@ class TEDPruner(ScheduledPruner):
             On validation (MNIST-1D 5,000 x 20, f = 0.7, seeds 160-169, rule s26b),
             `loss_weights="none", tail=0.2` beat the defaults by +1.02 [+0.30, +1.66] points clean
             and +0.62 [-0.06, +1.46] under 20% label noise ("misclassified" and 0.1 were not
-            adopted on seeds 150-159); not the default yet (no test-split read).
+            adopted on seeds 150-159), so since session ted-26c they are the defaults (test read:
+            docs/benchmarks/ted-prune-tail-s26/RULE-test.md and the README).
     """
 
     name = "ted"
@@ -511,8 +522,8 @@ class TEDPruner(ScheduledPruner):
         score_rows: str = "all",
         layer: str | nn.Module | None = None,
         uniform_mix: float = 0.0,
-        loss_weights: str = "importance",
-        tail: str | float = "none",
+        loss_weights: str = "none",
+        tail: str | float | None = None,
         forward_cost: float = 1 / 3,
         seed: int = 0,
     ) -> None:
@@ -589,6 +600,8 @@ class TEDPruner(ScheduledPruner):
         self._groups: tuple[torch.Tensor, ...] | None = None  # labels, group ids, sizes, order
         if grads not in GRADS:
             raise ValueError(f"grads must be one of {GRADS}, got {grads!r}")
+        if tail is None:  # the default: the adopted tail where it applies
+            tail = DEFAULT_TAIL if selection == "sample" and grads == "last_layer" else "none"
         self.tail = _check_tail(tail, selection, grads)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
             raise ValueError(f"beta must be a float in [0, 1), got {beta!r}")
