@@ -63,7 +63,8 @@ def _same(a: list, b: list) -> bool:
 def test_ted_observe_weights_equals_observe_then_timed_weights(selection):
     def make():
         return TEDPruner(N, E, keep=0.4, warmup=1, ramp=2, rescore_every=2,
-                         selection=selection, precision="float64", seed=3)  # fmt: skip
+                         selection=selection, precision="float64", seed=3,
+                         loss_weights="importance")  # fmt: skip
 
     w1, p1 = _run(True, make)
     w2, p2 = _run(False, make)
@@ -89,8 +90,9 @@ def test_infobatch_observe_weights_equals_observe_then_timed_weights():
 
 
 def test_update_is_the_weighted_mean_of_the_weights_observe_weights_returns():
-    p = TEDPruner(10, 3, keep=0.5, warmup=0, ramp=0, precision="float64")
-    q = TEDPruner(10, 3, keep=0.5, warmup=0, ramp=0, precision="float64")
+    kw = {"precision": "float64", "loss_weights": "importance"}  # weights to read
+    p = TEDPruner(10, 3, keep=0.5, warmup=0, ramp=0, **kw)
+    q = TEDPruner(10, 3, keep=0.5, warmup=0, ramp=0, **kw)
     g = torch.Generator().manual_seed(0)
     first = (torch.arange(10), torch.randn(10, 3, generator=g), torch.randn(10, 2, generator=g),
              torch.arange(10) % 3)  # fmt: skip
@@ -108,7 +110,7 @@ def test_update_is_the_weighted_mean_of_the_weights_observe_weights_returns():
 
 
 def test_observe_weights_errors_name_the_argument():
-    p = TEDPruner(10, 3, keep=0.5, warmup=0, ramp=0)
+    p = TEDPruner(10, 3, keep=0.5, warmup=0, ramp=0, loss_weights="importance")
     with pytest.raises(ValueError, match="losses must be given"):
         p.observe_weights(
             torch.tensor([1]), torch.zeros(1, 3), torch.zeros(1, 2), torch.tensor([0])

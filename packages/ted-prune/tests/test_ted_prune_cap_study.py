@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 from ted_prune import TEDPruner
-from ted_prune.bench_mnist1d import READINGS, _pruner
+from ted_prune.bench_mnist1d import PRE_S26, READINGS, _pruner
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = ROOT / "packages" / "ted-prune" / "scripts"
 BENCH = ROOT / "docs" / "benchmarks"
-DEFAULTS = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()}
+# the defaults the study ran with (sessions 25d-26b: `TED_s25c`, importance weights, no tail)
+DEFAULTS = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()} | PRE_S26
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_lower_cap_clips_more_weights():
     narrows the weights' spread (max / min ratio; a lower cap never widens it)."""
     out = {}
     for cap in (2.0, 1.5, 1.0):
-        p = TEDPruner(400, 10, keep=0.5, warmup=1, ramp=0, seed=0, max_weight=cap)
+        p = TEDPruner(400, 10, keep=0.5, warmup=1, ramp=0, seed=0, max_weight=cap, **PRE_S26)
         g = torch.Generator().manual_seed(0)
         p._obs.labels = torch.randint(0, 4, (400,), generator=g)
         p.scores = torch.rand(400, generator=g, dtype=torch.float64)

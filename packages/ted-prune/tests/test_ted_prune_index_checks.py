@@ -55,7 +55,8 @@ def test_a_later_bad_batch_raises_before_any_row_is_written(bad):
 
 @pytest.mark.parametrize("bad", [N, -1])
 def test_update_reports_a_bad_batch_when_it_is_passed(bad):
-    p = TEDPruner(N, epochs=2)  # selection="sample": update reads every batch's loss weights
+    # selection="sample" with importance weights: update reads every batch's loss weights
+    p = TEDPruner(N, epochs=2, loss_weights="importance")
     assert p.reweights
     idx, logits, feats, y = _batch([0, 1])
     p.update(torch.ones(2), idx, logits, feats, y)

@@ -77,7 +77,9 @@ def test_no_class_drops_out_by_default():
 
 def test_no_class_drops_out_when_sampling():
     """selection='sample' (balance='class'): exact count, per-class quotas, capped weights."""
-    p, y = _pruner_with_biased_class(selection="sample", floor=0.1, max_weight=3.0)
+    p, y = _pruner_with_biased_class(
+        selection="sample", floor=0.1, max_weight=3.0, loss_weights="importance"
+    )
     sel = p.select()
     assert len(sel) == 10
     assert torch.bincount(y[sel.indices], minlength=4).min() >= 2

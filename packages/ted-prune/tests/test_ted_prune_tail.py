@@ -31,7 +31,6 @@ DEFAULTS = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.ite
         (-0.2, ValueError),
         (math.nan, ValueError),
         (True, TypeError),
-        (None, TypeError),
         ([0.1], TypeError),
     ],
 )
@@ -47,7 +46,12 @@ def test_tail_needs_sampled_selection_and_last_layer_grads():
         TEDPruner(100, 10, keep=0.5, grads="full", tail=0.1)
     TEDPruner(100, 10, keep=0.5, selection="topk", tail="none")  # off: allowed
     assert TEDPruner(100, 10, keep=0.5, tail=1 / 4).tail == 0.25
-    assert DEFAULTS["tail"] == "none"
+    # the default (session ted-26c): 0.2 where a tail applies, else off
+    assert DEFAULTS["tail"] is None and DEFAULTS["loss_weights"] == "none"
+    assert TEDPruner(100, 10, keep=0.5).tail == 0.2
+    assert TEDPruner(100, 10, keep=0.5, selection="topk").tail == "none"
+    assert TEDPruner(100, 10, keep=0.5, grads="full").tail == "none"
+    assert TEDPruner(100, 10, keep=0.5, tail=None).tail == 0.2
 
 
 def test_no_uniform_group_is_the_plain_draw_bit_for_bit():

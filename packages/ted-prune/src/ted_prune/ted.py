@@ -1037,7 +1037,8 @@ class TEDPruner(ScheduledPruner):
         probability of the label; rank quantile > 1 - tau, ties by index)."""
         obs = self._obs
         obs.flush()
-        assert obs.labels is not None and obs.probs is not None
+        if obs.labels is None or obs.probs is None:  # nothing observed yet: no sample is suspect
+            return torch.zeros(self.n, dtype=torch.bool)
         seen = (obs.labels >= 0) & self.has_score
         y = obs.labels.clamp_min(0)
         if self.tail == "misclassified":
