@@ -132,4 +132,4 @@ def test_pruner_with_full_mix_weights_like_random_and_keeps_its_option():
         assert float(w.max()) < 1.2 and float(w.min()) > 0.8
     assert pruner.state_dict()["extra"]["options"]["uniform_mix"] == 1.0
     _, w0 = _train(0.0)
-    assert max(float(w.max()) for w in w0) > 1.2  # importance weights without the mix spread further
+    assert max(float(w.max()) for w in w0) > 1.2  # unmixed importance weights spread further
