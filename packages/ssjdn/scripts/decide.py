@@ -199,6 +199,19 @@ RULES: dict[str, dict[str, Any]] = {
         "probe_methods": ("+LSD labels only prior", "BSD labels only prior"),
         "probes": LSD_PROBES,
     },
+    # session 26b (docs/benchmarks/ssjdn_validation_s26b_rule.md): L2 at lsd_mix 0.14, fresh
+    # validation seeds 55..59; the full model (M2) only if M1 passes
+    "s26b_lsd_prior_mix": {
+        "seeds": (55, 59),
+        "option": "lsd_supervision='labels', lsd_combine='prior', lsd_mix=0.14",
+        "check": [
+            ("M1", "above0", "+LSD labels only prior mix 0.14", "+bidirectional centered"),
+            ("M2", "not_worse", "BSD labels only prior mix 0.14", "BSD centered"),
+        ],
+        "report": [],
+        "probe_methods": ("+LSD labels only prior mix 0.14",),
+        "probes": LSD_PROBES,
+    },
 }
 
 

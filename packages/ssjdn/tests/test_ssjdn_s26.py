@@ -127,7 +127,9 @@ KEYS_BEFORE = {
 def test_every_method_defined_before_keeps_its_cache_key() -> None:
     now = {name: method_key(name) for name in [*ABLATION_LADDER, PEER, *VARIANTS]}
     assert {k: now[k] for k in KEYS_BEFORE} == KEYS_BEFORE
-    assert set(now) - set(KEYS_BEFORE) == set(NEW)
+    # session 26b's two variants came after (their own test: test_ssjdn_s26b.py)
+    later = {"+LSD labels only prior mix 0.14", "BSD labels only prior mix 0.14"}
+    assert set(now) - set(KEYS_BEFORE) - later == set(NEW)
 
 
 def test_runs_cached_on_the_s25_seeds_keep_their_keys(cached_keys_kept: Callable) -> None:

@@ -116,6 +116,10 @@ BSD_SLOT_NORM: dict[str, Any] = {"sgs_slot_norm": "l2"}
 # prior (the expected category vector under the predicted label distribution)
 LSD_LABELS: dict[str, Any] = {"lsd_supervision": "labels"}
 LSD_LABELS_PRIOR: dict[str, Any] = {"lsd_supervision": "labels", "lsd_combine": "prior"}
+# issue 19, s26b: the same at a smaller semantic weight, lsd_mix 0.14 (the cosine is
+# (s_res + w^2 s_sem) / (1 + w^2), so w^2 ~ 0.02: the post-hoc probe's best weight on old
+# validation seed 45, against 0.0625 at the default 0.25)
+LSD_LABELS_PRIOR_SMALL: dict[str, Any] = {**LSD_LABELS_PRIOR, "lsd_mix": 0.14}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -333,6 +337,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "+STL (full SSJDN)",
         {**BSD_CENTERED, **TODAY_STL, **LSD_LABELS_PRIOR},
     ),
+    # issue 19, session 26b (rule docs/benchmarks/ssjdn_validation_s26b_rule.md, written before
+    # the runs; fresh validation seeds 55..59): "+LSD labels only prior" at lsd_mix 0.14
+    "+LSD labels only prior mix 0.14": (
+        "+LSD",
+        {**BSD_CENTERED, **TODAY_STL, **LSD_LABELS_PRIOR_SMALL},
+    ),
+    "BSD labels only prior mix 0.14": (
+        "+STL (full SSJDN)",
+        {**BSD_CENTERED, **TODAY_STL, **LSD_LABELS_PRIOR_SMALL},
+    ),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -404,6 +418,8 @@ _CURRENT = {
     "BSD labels only",
     "+LSD labels only prior",
     "BSD labels only prior",
+    "+LSD labels only prior mix 0.14",
+    "BSD labels only prior mix 0.14",
 }
 VARIANTS = {
     name: (

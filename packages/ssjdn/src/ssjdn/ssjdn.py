@@ -1294,7 +1294,12 @@ class SSJDNConfig:
     category are near-parallel, so their cosine spreads far wider than the residual's) and
     ranks at 7.6 mR alone, so at ``lsd_mix`` 0.25 it outweighs the residual part (15.1 alone).
     With ``lsd_combine="prior"``: +0.78 [-0.14, +1.75] mR on the rung (+1.59 [+0.93, +2.29]
-    over ``"concat"``), not adopted either (the CI reaches below 0).
+    over ``"concat"``), not adopted either (the CI reaches below 0). At ``lsd_mix=0.14`` (semantic
+    weight w^2 ~ 0.02, the probe's best; variant ``+LSD labels only prior mix 0.14``, session 26b,
+    rule ``docs/benchmarks/ssjdn_validation_s26b_rule.md``, fresh validation seeds 55..59): the
+    rung +1.11 [+0.83, +1.54] mR, hard split +0.29 [-0.53, +1.07]; adopted-pending (full model
+    and test read not run; the default stays). It assumes the ridge probe's best weight carries
+    over to the learned prior; under labels-only supervision the mix enters retrieval only.
 
     ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
     the dual encoder, the fusion p -> ``embed_dim``) stays 32: 64 for the whole ladder

@@ -1,0 +1,218 @@
+"""Issue 19, session 26b: ``+LSD labels only prior`` at ``lsd_mix`` 0.14 (the semantic score's
+weight w^2 ~ 0.02 instead of 0.0625), rule ``docs/benchmarks/ssjdn_validation_s26b_rule.md``."""
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from ssjdn import SSJDN, SSJDNConfig
+from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config
+from ssjdn.bench import PEER, BenchSettings, cache_stem, method_key
+from ssjdn.scenes import make_multiscale_scenes
+from ssjdn.train import PairBatches
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import decide  # noqa: E402  (the scripts folder is not a package)
+
+TINY = {"embed_dim": 16, "proj_dim": 8, "small_channels": (4, 8, 8, 8)}
+MIX = 0.14
+NEW = {
+    "+LSD labels only prior mix 0.14": "+LSD labels only prior",
+    "BSD labels only prior mix 0.14": "BSD labels only prior",
+}
+# every method defined before session 26b and its cache key (main at 0b65d93)
+KEYS_BEFORE = {
+    "dual-encoder": "992656cb",
+    "+SFE": "0d36a351",
+    "+SGS (one direction)": "b051e791",
+    "+bidirectional": "82536e30",
+    "+LSD": "3c36b854",
+    "+STL (full SSJDN)": "3a9abf50",
+    "AMFMN-style": "64b2f35e",
+    "SGS chain (v1)": "f85aa961",
+    "SGS guide": "38ce6613",
+    "SGS normalize": "4de3e004",
+    "+SGS normalize (one direction)": "652f2bce",
+    "SGS unnormalized (v2)": "5adb37ea",
+    "+SGS topk (one direction)": "10fdee8c",
+    "+SGS softmax (one direction)": "6d2dfca4",
+    "+LSD into encoders": "67b7a05a",
+    "LSD into encoders": "7e730e36",
+    "LSD concat (v1)": "040dd13d",
+    "LSD prior": "27282149",
+    "STL label (v1)": "a74ccfb5",
+    "STL predicted": "92181f67",
+    "+SGS keep-salient (one direction)": "2db40a67",
+    "SGS keep-salient": "222eb329",
+    "SFE standardize": "b2517912",
+    "+SGS contrast (one direction)": "47760fb0",
+    "SGS contrast": "31cfc30e",
+    "+SGS contrast keep (one direction)": "07f45479",
+    "SGS contrast keep": "e8bea984",
+    "+SGS contrast multiply (one direction)": "68f8dd73",
+    "SGS contrast multiply": "cb710712",
+    "+bidirectional contrast multiply": "1ca9bbd5",
+    "+LSD contrast multiply": "92e35cc3",
+    "SGS learned guide (v3)": "bf2524f5",
+    "+SGS learned guide (v3, one direction)": "676f2c2c",
+    "+bidirectional gate": "3cfb6cbb",
+    "BSD gate": "a6ed47e8",
+    "+LSD anneal": "6172a71b",
+    "LSD anneal": "067d6b3b",
+    "+SGS residual (one direction)": "f2d06952",
+    "+bidirectional residual": "c3fb63c6",
+    "SGS residual": "0753ff79",
+    "+LSD aux": "d6f60f5f",
+    "LSD aux": "60380869",
+    "+bidirectional c2f suppress": "3633d2e9",
+    "BSD c2f suppress": "1aef32db",
+    "+bidirectional per-pass proj": "e81658f1",
+    "+LSD per-pass proj": "4b6caebe",
+    "BSD per-pass proj": "38329f26",
+    "+bidirectional f2c guide": "29ccbaf3",
+    "+LSD f2c guide": "23324ef9",
+    "BSD f2c guide": "a7ddf04a",
+    "+SGS proj 64 (one direction)": "a7bef84f",
+    "+bidirectional sequential": "ea6d7470",
+    "BSD sequential": "3faef384",
+    "+bidirectional decorrelated": "5ab3c653",
+    "BSD decorrelated": "f66b74bc",
+    "dual-encoder proj 64": "7d4eb150",
+    "+SFE proj 64": "5eb321c8",
+    "+bidirectional proj 64": "9aea439a",
+    "+LSD proj 64": "efdf35b4",
+    "+STL proj 64 (full SSJDN)": "ef1c0c97",
+    "+bidirectional mean": "db0b04c2",
+    "BSD mean": "41948031",
+    "+bidirectional complement": "b176fbd5",
+    "BSD complement": "87bb076e",
+    "+bidirectional split": "4b4011fa",
+    "BSD split": "f48a32e1",
+    "+bidirectional per-pass half proj": "1f9bb876",
+    "BSD per-pass half proj": "d156b257",
+    "+bidirectional centered": "1cdcd37c",
+    "BSD centered": "ca17ef11",
+    "+SGS (one direction) centered": "e9b47524",
+    "+LSD centered": "9752fdd6",
+    "+SGS (one direction) slot norm": "701de2a6",
+    "+bidirectional slot norm": "330ead99",
+    "BSD slot norm": "35827826",
+    "+LSD labels only": "222e90bf",
+    "BSD labels only": "13a49a50",
+    "+LSD labels only prior": "37e859fc",
+    "BSD labels only prior": "3fa7e568",
+    "STL kappa 0.75": "34ac6e51",
+    "STL kappa 1": "4b56e987",
+    "STL kappa 0.5": "ba2728ee",
+    "LSD gate mix 1": "56fc4da0",
+    "LSD mix 1": "cb3728c2",
+    "full - SFE": "4af2af4a",
+    "full - SGS": "fbe1ec1b",
+    "full - bidirectional": "2e3f0d06",
+    "full - LSD": "debe2307",
+    "full - STL": "8453e635",
+}
+
+
+def test_every_method_defined_before_keeps_its_cache_key() -> None:
+    now = {name: method_key(name) for name in [*ABLATION_LADDER, PEER, *VARIANTS]}
+    assert {k: now[k] for k in KEYS_BEFORE} == KEYS_BEFORE
+    assert set(now) - set(KEYS_BEFORE) == set(NEW)
+
+
+def test_runs_cached_on_the_s26_seeds_keep_their_keys(cached_keys_kept: Callable) -> None:
+    assert cached_keys_kept("5[0-4]", [*ABLATION_LADDER, *VARIANTS]) == 5
+
+
+def test_each_new_variant_is_l2_with_the_smaller_mix_alone() -> None:
+    for name, l2 in NEW.items():
+        assert dataclasses.replace(ablation_config(l2), lsd_mix=MIX) == ablation_config(name)
+        assert ablation_config(l2).lsd_mix == 0.25
+        assert method_key(name) != method_key(l2)
+    assert SSJDNConfig().lsd_mix == 0.25 and SSJDNConfig().lsd_supervision == "joint"
+
+
+def _model(d, mix: float) -> SSJDN:
+    cfg = SSJDNConfig(**TINY, lsd_supervision="labels", lsd_combine="prior", lsd_mix=mix)
+    return SSJDN.from_data(d, cfg, seed=0).double()
+
+
+@torch.no_grad()
+def test_the_mix_sets_the_semantic_scores_weight_to_its_square() -> None:
+    """The retrieval score is (s_res + w^2 s_sem) / (1 + w^2), s_sem the cosine of the category
+    priors E^T softmax(W sem): at w = 0.14 the semantic cosine counts 0.0196 : 1."""
+    d = make_multiscale_scenes(12, 64, seed=8)
+    d = dataclasses.replace(d, images=d.images.double())
+    m = _model(d, MIX).eval()
+    ids, mask = m.text.tokenize(d.flat_captions)
+    v, _ = m.image_features(d.images)
+    t = m.text(ids, mask)
+    lsd = m.lsd
+    pv = F.softmax(lsd.classifier(lsd.mlp_v(v)), dim=-1) @ lsd.prototypes
+    pt = F.softmax(lsd.classifier(lsd.mlp_t(t)), dim=-1) @ lsd.prototypes
+    s_res = F.normalize(v, dim=-1) @ F.normalize(t, dim=-1).T
+    s_sem = F.normalize(pv, dim=-1) @ F.normalize(pt, dim=-1).T
+    score = m.encode_images(d.images) @ m.encode_texts(d.flat_captions).T
+    assert torch.allclose(score, (s_res + MIX**2 * s_sem) / (1 + MIX**2), atol=1e-12)
+    # the default weight would rank differently: the mix is not a no-op
+    default = _model(d, 0.25).eval()
+    default.load_state_dict(m.state_dict())
+    other = default.encode_images(d.images) @ default.encode_texts(d.flat_captions).T
+    assert not torch.allclose(score, other, atol=1e-6)
+
+
+def test_the_mix_does_not_change_training() -> None:
+    """Under labels-only supervision (cross-entropy detached) the loss and every gradient are the
+    same at lsd_mix 0.14 and 0.25: the mix enters retrieval only."""
+    d = make_multiscale_scenes(16, 64, seed=5)
+    d = dataclasses.replace(d, images=d.images.double())
+    small, default = _model(d, MIX).train(), _model(d, 0.25).train()
+    default.load_state_dict(small.state_dict())
+    ids, mask = small.text.tokenize(d.flat_captions)
+    batch = next(iter(PairBatches(d, ids, mask, 16, torch.Generator().manual_seed(1))))
+    grads = []
+    for m in (small, default):
+        m.zero_grad()
+        images, b_ids, b_mask, labels, image_ids = batch
+        loss = m.loss(m(images, b_ids, b_mask), labels, image_ids).mean()
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad for n, p in m.named_parameters()}))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-12)
+    for n, g in grads[0][1].items():
+        h = grads[1][1][n]
+        assert (g is None) == (h is None), n
+        if g is not None:
+            assert torch.allclose(g, h, atol=1e-12, rtol=1e-9), n
+
+
+@pytest.mark.parametrize("bad", [-0.14, -1.0])
+def test_negative_mix_names_the_argument(bad: float) -> None:
+    with pytest.raises(ValueError, match="needs an LSD semantic part.*lsd_mix=-"):
+        SSJDNConfig(lsd_supervision="labels", lsd_combine="prior", lsd_mix=bad)
+    with pytest.raises(ValueError, match="lsd_mix must be >= 0"):
+        SSJDNConfig(lsd_combine="prior", lsd_mix=bad)
+
+
+def _write(folder: Path, runs: dict[str, list[float]]) -> None:
+    for name, values in runs.items():
+        for seed, v in zip(range(55, 60), values):
+            run = {"metrics": {"mR": v, "hard_mR": v}}
+            (folder / f"{cache_stem(name, seed)}.json").write_text(json.dumps(run))
+
+
+def test_rule_s26b_reads_seeds_55_to_59(tmp_path, capsys) -> None:
+    folder = tmp_path / "val" / BenchSettings.quick().key()
+    folder.mkdir(parents=True)
+    base = [10.0, 11.0, 12.0, 10.5, 11.5]
+    up = [v + 0.5 + 0.05 * i for i, v in enumerate(base)]
+    _write(folder, {"+bidirectional centered": base, "+LSD labels only prior mix 0.14": up})
+    assert decide.main(["--rule", "s26b_lsd_prior_mix", "--cache", str(tmp_path)]) == 0
+    assert "M1 pass; partial (M2 lacks seeds)" in capsys.readouterr().out
+    _write(folder, {"+LSD labels only prior mix 0.14": [v - 0.3 for v in base]})
+    assert decide.main(["--rule", "s26b_lsd_prior_mix", "--cache", str(tmp_path)]) == 0
+    assert "M1 fails" in capsys.readouterr().out
