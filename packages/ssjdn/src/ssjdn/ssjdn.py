@@ -1297,8 +1297,9 @@ class SSJDNConfig:
     over ``"concat"``), not adopted either (the CI reaches below 0). At ``lsd_mix=0.14`` (semantic
     weight w^2 ~ 0.02, the probe's best; variant ``+LSD labels only prior mix 0.14``, session 26b,
     rule ``docs/benchmarks/ssjdn_validation_s26b_rule.md``, fresh validation seeds 55..59): the
-    rung +1.11 [+0.83, +1.54] mR, hard split +0.29 [-0.53, +1.07]; adopted-pending (full model
-    and test read not run; the default stays). It assumes the ridge probe's best weight carries
+    rung +1.11 [+0.83, +1.54] mR, hard split +0.29 [-0.53, +1.07], but the full model
+    ``BSD labels only prior mix 0.14`` - ``BSD centered`` -0.44 [-0.89, +0.05] (session 26c, M2
+    needs mean >= 0 and CI lower bound > -0.5): not adopted, no test read. It assumes the ridge probe's best weight carries
     over to the learned prior; under labels-only supervision the mix enters retrieval only.
 
     ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
