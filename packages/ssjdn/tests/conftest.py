@@ -1,7 +1,8 @@
 """Shared fixtures for ssjdn's tests."""
 
+import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,22 @@ def _cached_keys_kept(seed_glob: str, methods: Sequence[str]) -> int:
 def cached_keys_kept() -> Callable[[str, Sequence[str]], int]:
     """`_cached_keys_kept(seed_glob, methods)`: the cached runs' keys are unchanged."""
     return _cached_keys_kept
+
+
+#: every bench method defined before session 26b and its cache key (main at 0b65d93), one record
+#: shared by the tests that check that later options leave earlier keys alone
+METHOD_KEYS = Path(__file__).resolve().parent / "method_keys.json"
+
+
+def _method_keys(exclude: Iterable[str] = ()) -> dict[str, str]:
+    keys = json.loads(METHOD_KEYS.read_text())
+    excluded = set(exclude)
+    assert excluded <= set(keys), sorted(excluded - set(keys))
+    return {name: key for name, key in keys.items() if name not in excluded}
+
+
+@pytest.fixture
+def method_keys() -> Callable[..., dict[str, str]]:
+    """`method_keys(exclude=())`: the recorded methods and cache keys, less `exclude` (the names
+    a session added, to read the record as it stood before that session)."""
+    return _method_keys
