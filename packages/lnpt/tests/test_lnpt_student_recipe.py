@@ -13,35 +13,15 @@ from lnpt.student_lr import (
     student_lr_check,
 )
 from lnpt.training import LinearWarmup
-from maskloop import Callback, fit
-from torch import nn
+from maskloop import fit
 
 
-class _LrLog(Callback):
-    order = 10  # after the warm-up has set this step's lr
-
-    def __init__(self) -> None:
-        self.lrs: list[list[float]] = []
-
-    def on_after_backward(self, state) -> None:
-        self.lrs.append([g["lr"] for g in state.optimizer.param_groups])
-
-
-def _tiny(n: int = 12, batch: int = 4):
-    torch.manual_seed(0)
-    x = torch.randn(n, 3, dtype=torch.float64)
-    y = torch.arange(n) % 2
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch)
-    model = nn.Linear(3, 2).double()
-    return model, data
-
-
-def test_linear_warmup_ramps_per_step_and_restores_the_lrs():
-    model, data = _tiny()  # 3 steps per epoch
+def test_linear_warmup_ramps_per_step_and_restores_the_lrs(tiny_lr_fit, lr_log):
+    model, data = tiny_lr_fit()  # 3 steps per epoch
     opt = torch.optim.SGD(
         [{"params": [model.weight], "lr": 0.3}, {"params": [model.bias], "lr": 0.06}]
     )
-    log = _LrLog()
+    log = lr_log()
     fit(model, data, epochs=3, optimizer=opt, callbacks=[LinearWarmup(2), log], progress=False)
     want = [min(1.0, (t + 1) / 6) for t in range(9)]  # 2 epochs x 3 steps, then flat
     assert [lr[0] for lr in log.lrs] == pytest.approx([0.3 * f for f in want], abs=1e-15)
@@ -49,10 +29,10 @@ def test_linear_warmup_ramps_per_step_and_restores_the_lrs():
     assert [g["lr"] for g in opt.param_groups] == [0.3, 0.06]  # restored at the end
 
 
-def test_linear_warmup_changes_training_and_counts_by_epoch_without_len():
+def test_linear_warmup_changes_training_and_counts_by_epoch_without_len(tiny_lr_fit):
     runs = []
     for cbs in ([], [LinearWarmup(1)]):
-        model, data = _tiny()
+        model, data = tiny_lr_fit()
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
         fit(model, data, epochs=2, optimizer=opt, callbacks=cbs, progress=False)
         runs.append(model.weight.detach().clone())

@@ -16,35 +16,15 @@ from lnpt.student_lr import (
     student_lr_check,
 )
 from lnpt.training import LinearWarmup, WarmupCosine
-from maskloop import Callback, fit
-from torch import nn
+from maskloop import fit
 
 
-class _LrLog(Callback):
-    order = 10  # after the schedule has set this step's lr
-
-    def __init__(self) -> None:
-        self.lrs: list[list[float]] = []
-
-    def on_after_backward(self, state) -> None:
-        self.lrs.append([g["lr"] for g in state.optimizer.param_groups])
-
-
-def _tiny(n: int = 12, batch: int = 4):
-    torch.manual_seed(0)
-    x = torch.randn(n, 3, dtype=torch.float64)
-    y = torch.arange(n) % 2
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch)
-    model = nn.Linear(3, 2).double()
-    return model, data
-
-
-def test_warmup_cosine_ramps_then_decays_to_zero_per_step_and_restores_the_lrs():
-    model, data = _tiny()  # 3 steps per epoch
+def test_warmup_cosine_ramps_then_decays_to_zero_per_step_and_restores_the_lrs(tiny_lr_fit, lr_log):
+    model, data = tiny_lr_fit()  # 3 steps per epoch
     opt = torch.optim.SGD(
         [{"params": [model.weight], "lr": 0.3}, {"params": [model.bias], "lr": 0.06}]
     )
-    log = _LrLog()
+    log = lr_log()
     fit(model, data, epochs=4, optimizer=opt, callbacks=[WarmupCosine(4, 1), log], progress=False)
     # 1 epoch x 3 steps of warm-up, then K = 9 steps of cosine from 1 towards 0
     want = [1 / 3, 2 / 3, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 9)) for k in range(9)]
@@ -58,7 +38,7 @@ def test_warmup_cosine_ramps_then_decays_to_zero_per_step_and_restores_the_lrs()
     assert [c.factor(t, 0) for t in range(14)] == [w.factor(t, 0) for t in range(14)]
 
 
-def test_warmup_cosine_without_warmup_without_len_and_past_its_end():
+def test_warmup_cosine_without_warmup_without_len_and_past_its_end(tiny_lr_fit):
     c = WarmupCosine(4)
     assert c.steps_per_epoch is None  # by epochs: 1, cos(pi/4) ..., then 0 from epoch 4 on
     assert [c.factor(99, e) for e in range(6)] == pytest.approx(
@@ -67,7 +47,7 @@ def test_warmup_cosine_without_warmup_without_len_and_past_its_end():
     )
     runs = []  # the schedule changes training (same seed, same data)
     for cbs in ([], [WarmupCosine(2)]):
-        model, data = _tiny()
+        model, data = tiny_lr_fit()
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
         fit(model, data, epochs=2, optimizer=opt, callbacks=cbs, progress=False)
         runs.append(model.weight.detach().clone())

@@ -372,22 +372,14 @@ class LabelFreeTrainer:
         )
 
 
-class LinearWarmup(Callback):
-    """Linear learning-rate warm-up over the first `epochs` epochs, then the optimizer's own lr.
-
-    Why: Adam at a large step kills most of a sparse CNN's last ReLU channels in its first epochs
-    (the benchmark's digits CNN at lr 1e-2); a ramp lets the first steps be small without lowering
-    the lr for the rest of training. At optimizer step t (0-based, counted from the start of the fit)
-    every parameter group trains at `lr_g * min(1, (t + 1) / (epochs * steps_per_epoch))`, with
-    `lr_g` the group's lr when training starts and `steps_per_epoch = len(train_data)` (the ramp
-    goes by epochs, `min(1, (epoch + 1) / epochs)`, when the data has no length). The groups' lrs
-    are restored at the end. Works in any `maskloop.fit` (supervised or `LabelFreeTrainer.fit`).
-    """
+class _LrMultiplier(Callback):
+    """Shared lifecycle of the students' lr schedules: each parameter group's lr at the start of
+    the fit is its base, every batch trains at base times `factor(step, epoch)` (a subclass's
+    schedule), and the base lrs are restored at the end of the fit."""
 
     order = -10  # before any callback that reads the lr in on_batch_start
 
-    def __init__(self, epochs: int) -> None:
-        self.epochs = check_positive_int("epochs", epochs)
+    def __init__(self) -> None:
         self.base: list[float] = []
         self.steps_per_epoch: int | None = None
 
@@ -400,9 +392,7 @@ class LinearWarmup(Callback):
 
     def factor(self, step: int, epoch: int) -> float:
         """The multiplier of the base lrs at optimizer step `step` (0-based) in epoch `epoch`."""
-        if self.steps_per_epoch is None:
-            return min(1.0, (epoch + 1) / self.epochs)
-        return min(1.0, (step + 1) / (self.epochs * self.steps_per_epoch))
+        raise NotImplementedError
 
     def on_batch_start(self, state: LoopState) -> None:
         f = self.factor(state.step, state.epoch)
@@ -414,7 +404,30 @@ class LinearWarmup(Callback):
             g["lr"] = lr
 
 
-class WarmupCosine(Callback):
+class LinearWarmup(_LrMultiplier):
+    """Linear learning-rate warm-up over the first `epochs` epochs, then the optimizer's own lr.
+
+    Why: Adam at a large step kills most of a sparse CNN's last ReLU channels in its first epochs
+    (the benchmark's digits CNN at lr 1e-2); a ramp lets the first steps be small without lowering
+    the lr for the rest of training. At optimizer step t (0-based, counted from the start of the fit)
+    every parameter group trains at `lr_g * min(1, (t + 1) / (epochs * steps_per_epoch))`, with
+    `lr_g` the group's lr when training starts and `steps_per_epoch = len(train_data)` (the ramp
+    goes by epochs, `min(1, (epoch + 1) / epochs)`, when the data has no length). The groups' lrs
+    are restored at the end. Works in any `maskloop.fit` (supervised or `LabelFreeTrainer.fit`).
+    """
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = check_positive_int("epochs", epochs)
+
+    def factor(self, step: int, epoch: int) -> float:
+        """The multiplier of the base lrs at optimizer step `step` (0-based) in epoch `epoch`."""
+        if self.steps_per_epoch is None:
+            return min(1.0, (epoch + 1) / self.epochs)
+        return min(1.0, (step + 1) / (self.epochs * self.steps_per_epoch))
+
+
+class WarmupCosine(_LrMultiplier):
     """The students' `schedule="cosine"` (session 26's recipe reading, off by default): a linear lr
     warm-up over the first `warmup_epochs` epochs, exactly as `LinearWarmup`, then a cosine decay of
     the lr to 0 over the rest of a run of `epochs` epochs.
@@ -434,24 +447,14 @@ class WarmupCosine(Callback):
     / ValueError naming `epochs` or `warmup_epochs` (an int >= 0 and shorter than `epochs`).
     """
 
-    order = -10  # as LinearWarmup: before any callback that reads the lr in on_batch_start
-
     def __init__(self, epochs: int, warmup_epochs: int = 0) -> None:
+        super().__init__()
         self.epochs = check_positive_int("epochs", epochs)
         self.warmup_epochs = check_positive_int("warmup_epochs", warmup_epochs, minimum=0)
         if self.warmup_epochs >= self.epochs:
             raise ValueError(
                 f"warmup_epochs must be shorter than epochs ({epochs}), got {warmup_epochs!r}"
             )
-        self.base: list[float] = []
-        self.steps_per_epoch: int | None = None
-
-    def on_fit_start(self, state: LoopState) -> None:
-        self.base = [float(g["lr"]) for g in state.optimizer.param_groups]
-        try:
-            self.steps_per_epoch = max(1, len(state.train_data))
-        except TypeError:
-            self.steps_per_epoch = None
 
     def factor(self, step: int, epoch: int) -> float:
         """The multiplier of the base lrs at optimizer step `step` (0-based) in epoch `epoch`."""
@@ -462,12 +465,3 @@ class WarmupCosine(Callback):
             return min(1.0, (t + 1) / warm)
         decay = self.epochs * per - warm
         return 0.5 * (1.0 + math.cos(math.pi * min(t - warm, decay) / decay))
-
-    def on_batch_start(self, state: LoopState) -> None:
-        f = self.factor(state.step, state.epoch)
-        for g, lr in zip(state.optimizer.param_groups, self.base):
-            g["lr"] = lr * f
-
-    def on_fit_end(self, state: LoopState) -> None:
-        for g, lr in zip(state.optimizer.param_groups, self.base):
-            g["lr"] = lr
