@@ -27,6 +27,7 @@ from pathlib import Path
 
 from lnpt.student_lr import STUDENT_FLOOR, StudentRecipe, choose_student_recipe
 from maskloop import report
+from score_variant_rule import units  # the same scripts folder: one reader of a check's units
 
 ROOT = Path("docs/benchmarks")
 SEEDS = list(range(7))
@@ -38,19 +39,6 @@ CURRENT = StudentRecipe(1e-2, None, 5)
 COSINE = StudentRecipe(1e-2, None, 5, schedule="cosine")
 CHECKED = ("val_accuracy", "train_accuracy", "dead_fraction")
 RETRAINED = ("lnpt+label-free", "snip+label-free")  # the amendment: this host's incumbent units
-
-
-def units(folder: Path, seed: int) -> dict[str, dict[str, float]]:
-    """Key -> metrics of every finished unit of one seed's cache file under `folder/cache`."""
-    files = sorted((folder / "cache").glob(f"student-lr-cnn-seed{seed}-*.jsonl"))
-    if len(files) > 1:
-        raise SystemExit(f"expected one cache file of seed {seed} under {folder}, got {files}")
-    out = {}
-    for line in files[0].read_text().splitlines() if files else []:
-        if line.strip():
-            d = json.loads(line)
-            out[d["key"]] = d["value"][0]["metrics"]
-    return out
 
 
 def _d(a: dict[int, float], b: dict[int, float]) -> report.PairedDifference:
