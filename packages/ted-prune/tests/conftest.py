@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
+from maskloop import IndexedDataset, fit
+from ted_prune import PrunerCallback, TEDPruner
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
 
 @pytest.fixture
@@ -29,3 +35,37 @@ def made_up_rows():
         return out
 
     return rows
+
+
+def _small_ted_fit(**options: Any) -> tuple[TEDPruner, list[int], list[torch.Tensor]]:
+    """Train a float64 MLP for 8 epochs on 120 fixed 3-class samples with a `TEDPruner(ds, 8,
+    keep=0.4, seed=2, **options)`; return the pruner and, per epoch, the selection's size and a
+    copy of the loss weights at its start."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(120, 5, generator=g, dtype=torch.float64)
+    y = (x[:, 0] - x[:, 1] > 0).long() + (x[:, 2] > 0.8).long()
+    ds = TensorDataset(x, y)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 3)).double()
+    pruner = TEDPruner(ds, 8, keep=0.4, seed=2, **options)
+    loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sizes: list[int] = []
+    weights: list[torch.Tensor] = []
+
+    class Rec(PrunerCallback):
+        def on_epoch_start(self, state):
+            super().on_epoch_start(state)
+            sizes.append(pruner.sampler.selection.indices.numel())
+            weights.append(pruner.weight.clone())
+
+    fit(model, loader, epochs=8, optimizer=opt, progress=False,
+        loss_fn=lambda o, t: F.cross_entropy(o, t, reduction="none"), callbacks=[Rec(pruner)])  # fmt: skip
+    return pruner, sizes, weights
+
+
+@pytest.fixture
+def small_ted_fit():
+    """`small_ted_fit(**options)`: (pruner, per-epoch selection sizes, per-epoch loss weights) of
+    one small seeded training run with `TEDPruner(..., **options)`."""
+    return _small_ted_fit

@@ -10,13 +10,10 @@ import math
 
 import pytest
 import torch
-from maskloop import IndexedDataset, Selection, fit
-from ted_prune import PrunerCallback, TEDPruner
+from maskloop import Selection
+from ted_prune import TEDPruner
 from ted_prune.bench_mnist1d import READINGS, _pruner
 from ted_prune.sampling import sample_groups
-from torch import nn
-from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 DEFAULTS = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()}
 
@@ -181,34 +178,12 @@ def test_tiny_tails_keep_exact_quotas():
                            torch.bincount(labels[kept0], minlength=20))  # fmt: skip
 
 
-def _train(tail):
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(120, 5, generator=g, dtype=torch.float64)
-    y = (x[:, 0] - x[:, 1] > 0).long() + (x[:, 2] > 0.8).long()
-    ds = TensorDataset(x, y)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 3)).double()
-    pruner = TEDPruner(ds, 8, keep=0.4, tail=tail, loss_weights="none", seed=2)
-    loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    sizes = []
-
-    class Rec(PrunerCallback):
-        def on_epoch_start(self, state):
-            super().on_epoch_start(state)
-            sizes.append(pruner.sampler.selection.indices.numel())
-
-    fit(model, loader, epochs=8, optimizer=opt, progress=False,
-        loss_fn=lambda o, t: F.cross_entropy(o, t, reduction="none"), callbacks=[Rec(pruner)])  # fmt: skip
-    return pruner, sizes
-
-
-def test_training_with_a_tail_keeps_the_schedule_and_its_option():
-    pruner, sizes = _train("misclassified")
+def test_training_with_a_tail_keeps_the_schedule_and_its_option(small_ted_fit):
+    pruner, sizes, _ = small_ted_fit(tail="misclassified", loss_weights="none")
     assert sizes == pruner.planned_sizes()
     assert bool((pruner.weight == 1).all())  # loss_weights="none"
     assert pruner.state_dict()["extra"]["options"]["tail"] == "misclassified"
-    _, sizes10 = _train(0.1)
+    _, sizes10, _ = small_ted_fit(tail=0.1, loss_weights="none")
     assert sizes10 == sizes
 
 

@@ -4,12 +4,8 @@ import math
 
 import pytest
 import torch
-from maskloop import IndexedDataset, fit
-from ted_prune import PrunerCallback, TEDPruner
+from ted_prune import TEDPruner
 from ted_prune.sampling import sample_groups
-from torch import nn
-from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 
 def _groups(n=600, seed=1):
@@ -101,35 +97,15 @@ def test_mix_raises_the_coverage_of_low_scored_samples():
     assert seen[0.0].sum() == seen[0.5].sum() == 300 * int(quota.sum())
 
 
-def _train(uniform_mix):
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(120, 5, generator=g, dtype=torch.float64)
-    y = (x[:, 0] - x[:, 1] > 0).long() + (x[:, 2] > 0.8).long()
-    ds = TensorDataset(x, y)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 3)).double()
-    pruner = TEDPruner(ds, 8, keep=0.4, uniform_mix=uniform_mix, seed=2,
-                       loss_weights="importance", tail="none")  # the pre-s26c defaults  # fmt: skip
-    loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    weights = []
-
-    class Rec(PrunerCallback):
-        def on_epoch_start(self, state):
-            super().on_epoch_start(state)
-            weights.append(pruner.weight.clone())
-
-    fit(model, loader, epochs=8, optimizer=opt, progress=False,
-        loss_fn=lambda o, t: F.cross_entropy(o, t, reduction="none"), callbacks=[Rec(pruner)])  # fmt: skip
-    return pruner, weights
+PRE_S26C = {"loss_weights": "importance", "tail": "none"}  # the pre-s26c defaults
 
 
-def test_pruner_with_full_mix_weights_like_random_and_keeps_its_option():
-    pruner, weights = _train(1.0)
+def test_pruner_with_full_mix_weights_like_random_and_keeps_its_option(small_ted_fit):
+    pruner, _, weights = small_ted_fit(uniform_mix=1.0, **PRE_S26C)
     pruned = [w for w in weights if (w != 1).any()]
     assert pruned  # pruned epochs happened
     for w in pruned:  # k / (quota_c / n_c): within rounding of the class quotas of 1
         assert float(w.max()) < 1.2 and float(w.min()) > 0.8
     assert pruner.state_dict()["extra"]["options"]["uniform_mix"] == 1.0
-    _, w0 = _train(0.0)
+    _, _, w0 = small_ted_fit(uniform_mix=0.0, **PRE_S26C)
     assert max(float(w.max()) for w in w0) > 1.2  # unmixed importance weights spread further
