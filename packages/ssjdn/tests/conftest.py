@@ -94,3 +94,24 @@ def method_keys() -> Callable[..., dict[str, str]]:
     """`method_keys(exclude=())`: the recorded methods and cache keys, less `exclude` (the names
     a session added, to read the record as it stood before that session)."""
     return _method_keys
+
+
+def _write_val_runs(root: Path, runs: dict[str, list[float]], seeds: range) -> Path:
+    """Write made-up validation runs (mR = hard mR = the value) of each method at `seeds` into
+    the quick bench's validation cache under `root`, the layout `scripts/decide.py` reads;
+    return that folder (created if missing; a run already there is overwritten)."""
+    from ssjdn.bench import BenchSettings, cache_stem
+
+    folder = root / "val" / BenchSettings.quick().key()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, values in runs.items():
+        for seed, v in zip(seeds, values):
+            run = {"metrics": {"mR": v, "hard_mR": v}}
+            (folder / f"{cache_stem(name, seed)}.json").write_text(json.dumps(run))
+    return folder
+
+
+@pytest.fixture
+def write_val_runs() -> Callable[[Path, dict[str, list[float]], range], Path]:
+    """`write_val_runs(root, runs, seeds)`: made-up validation runs for the decision rules."""
+    return _write_val_runs

@@ -3,7 +3,6 @@ fusion layer only what the places its map keeps hold beyond the scale's image-wi
 pass's guiding scale delivers its own SFE feature."""
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from ssjdn import SSJDN, SSJDNConfig
 from ssjdn.baselines import VARIANTS, ablation_config
-from ssjdn.bench import BenchSettings, cache_stem, method_key
+from ssjdn.bench import cache_stem, method_key
 from ssjdn.diagnostics import pass_interplay, pass_redundancy
 from ssjdn.scenes import make_multiscale_scenes
 from ssjdn.ssjdn import centered_kept
@@ -173,9 +172,9 @@ def test_centered_needs_sgs_on_the_features(guide_bsd: Callable) -> None:
         guide_bsd(pool="centered", sequence="sequential")
 
 
-def test_rule_s25_reads_the_centered_pool_on_seeds_45_to_49(tmp_path, capsys) -> None:
-    folder = tmp_path / "val" / BenchSettings.quick().key()
-    folder.mkdir(parents=True)
+def test_rule_s25_reads_the_centered_pool_on_seeds_45_to_49(
+    tmp_path, capsys, write_val_runs: Callable
+) -> None:
     base = [10.0, 11.0, 12.0, 10.5, 11.5]
     runs = {
         "+SGS (one direction)": base,
@@ -183,10 +182,7 @@ def test_rule_s25_reads_the_centered_pool_on_seeds_45_to_49(tmp_path, capsys) ->
         "+STL (full SSJDN)": base,
         "BSD centered": [v - 0.3 for v in base],
     }
-    for name, values in runs.items():
-        for seed, v in zip(range(45, 50), values):
-            run = {"metrics": {"mR": v, "hard_mR": v}}
-            (folder / f"{cache_stem(name, seed)}.json").write_text(json.dumps(run))
+    folder = write_val_runs(tmp_path, runs, range(45, 50))
     assert decide.main(["--rule", "s25", "--cache", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "decision: sgs_pool='centered'" in out

@@ -4,7 +4,6 @@ norm before the fusion layer) and ``lsd_supervision="labels"`` (LSD's semantic p
 by the category labels alone, the retrieval loss on the residual part)."""
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from ssjdn import SSJDN, SSJDNConfig
 from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config
-from ssjdn.bench import PEER, BenchSettings, cache_stem, method_key
+from ssjdn.bench import PEER, method_key
 from ssjdn.scenes import make_multiscale_scenes
 from ssjdn.train import PairBatches
 
@@ -183,24 +182,23 @@ def test_labels_only_needs_a_semantic_part(kw: dict) -> None:
         SSJDNConfig(lsd_supervision="labels", **kw)
 
 
-def _write(folder: Path, runs: dict[str, list[float]]) -> None:
-    for name, values in runs.items():
-        for seed, v in zip(range(50, 55), values):
-            run = {"metrics": {"mR": v, "hard_mR": v}}
-            (folder / f"{cache_stem(name, seed)}.json").write_text(json.dumps(run))
-
-
-def test_rules_s26_read_seeds_50_to_54(tmp_path, capsys) -> None:
-    folder = tmp_path / "val" / BenchSettings.quick().key()
-    folder.mkdir(parents=True)
+def test_rules_s26_read_seeds_50_to_54(tmp_path, capsys, write_val_runs: Callable) -> None:
     base = [10.0, 11.0, 12.0, 10.5, 11.5]
     up = [v + 0.5 + 0.05 * i for i, v in enumerate(base)]
-    _write(folder, {"+bidirectional centered": base, "+LSD labels only": up})
+    write_val_runs(
+        tmp_path, {"+bidirectional centered": base, "+LSD labels only": up}, range(50, 55)
+    )
     assert decide.main(["--rule", "s26_lsd", "--cache", str(tmp_path)]) == 0
     assert "L1 pass; partial (L3 lacks seeds)" in capsys.readouterr().out
-    _write(folder, {"BSD centered": base, "BSD labels only": [v - 0.2 for v in base]})
+    write_val_runs(
+        tmp_path, {"BSD centered": base, "BSD labels only": [v - 0.2 for v in base]}, range(50, 55)
+    )
     assert decide.main(["--rule", "s26_lsd", "--cache", str(tmp_path)]) == 0
     assert "L3 fails" in capsys.readouterr().out
-    _write(folder, {"+SGS (one direction) slot norm": up, "+bidirectional slot norm": base})
+    write_val_runs(
+        tmp_path,
+        {"+SGS (one direction) slot norm": up, "+bidirectional slot norm": base},
+        range(50, 55),
+    )
     assert decide.main(["--rule", "s26_bsd", "--cache", str(tmp_path)]) == 0
     assert "B1 fails" in capsys.readouterr().out

@@ -2,7 +2,6 @@
 weight w^2 ~ 0.02 instead of 0.0625), rule ``docs/benchmarks/ssjdn_validation_s26b_rule.md``."""
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from ssjdn import SSJDN, SSJDNConfig
 from ssjdn.baselines import ABLATION_LADDER, VARIANTS, ablation_config
-from ssjdn.bench import PEER, BenchSettings, cache_stem, method_key
+from ssjdn.bench import PEER, method_key
 from ssjdn.scenes import make_multiscale_scenes
 from ssjdn.train import PairBatches
 
@@ -108,21 +107,18 @@ def test_negative_mix_names_the_argument(bad: float) -> None:
         SSJDNConfig(lsd_combine="prior", lsd_mix=bad)
 
 
-def _write(folder: Path, runs: dict[str, list[float]]) -> None:
-    for name, values in runs.items():
-        for seed, v in zip(range(55, 60), values):
-            run = {"metrics": {"mR": v, "hard_mR": v}}
-            (folder / f"{cache_stem(name, seed)}.json").write_text(json.dumps(run))
-
-
-def test_rule_s26b_reads_seeds_55_to_59(tmp_path, capsys) -> None:
-    folder = tmp_path / "val" / BenchSettings.quick().key()
-    folder.mkdir(parents=True)
+def test_rule_s26b_reads_seeds_55_to_59(tmp_path, capsys, write_val_runs: Callable) -> None:
     base = [10.0, 11.0, 12.0, 10.5, 11.5]
     up = [v + 0.5 + 0.05 * i for i, v in enumerate(base)]
-    _write(folder, {"+bidirectional centered": base, "+LSD labels only prior mix 0.14": up})
+    write_val_runs(
+        tmp_path,
+        {"+bidirectional centered": base, "+LSD labels only prior mix 0.14": up},
+        range(55, 60),
+    )
     assert decide.main(["--rule", "s26b_lsd_prior_mix", "--cache", str(tmp_path)]) == 0
     assert "M1 pass; partial (M2 lacks seeds)" in capsys.readouterr().out
-    _write(folder, {"+LSD labels only prior mix 0.14": [v - 0.3 for v in base]})
+    write_val_runs(
+        tmp_path, {"+LSD labels only prior mix 0.14": [v - 0.3 for v in base]}, range(55, 60)
+    )
     assert decide.main(["--rule", "s26b_lsd_prior_mix", "--cache", str(tmp_path)]) == 0
     assert "M1 fails" in capsys.readouterr().out
