@@ -1787,25 +1787,42 @@ def test_s_dropout_scales_the_kept_features_of_q_s(toy):
 
 
 @pytest.mark.parametrize(
-    ("value", "exc"),
+    ("option", "value", "exc"),
     [
-        (-0.1, ValueError),
-        (1.0, ValueError),
-        (float("nan"), ValueError),
-        ("0.5", TypeError),
-        (True, TypeError),
+        ("s_dropout", -0.1, ValueError),
+        ("s_dropout", 1.0, ValueError),
+        ("s_dropout", float("nan"), ValueError),
+        ("s_dropout", "0.5", TypeError),
+        ("s_dropout", True, TypeError),
+        ("s_skip", "lin", ValueError),
+        ("s_skip", "", ValueError),
+        ("s_skip", None, TypeError),
+        ("s_skip", 1, TypeError),
+        ("s_skip", True, TypeError),
     ],
-    ids=["negative", "one", "nan", "str", "bool"],
+    ids=[
+        "dropout-negative",
+        "dropout-one",
+        "dropout-nan",
+        "dropout-str",
+        "dropout-bool",
+        "skip-unknown",
+        "skip-empty",
+        "skip-none",
+        "skip-int",
+        "skip-bool",
+    ],  # fmt: skip
 )
-def test_s_dropout_rejects_bad_values(toy, value, exc):
-    """CDHMClassifier.fit and CDHMNet: a bad s_dropout raises naming it."""
+def test_s_path_options_reject_bad_values(toy, option, value, exc):
+    """CDHMClassifier.fit and CDHMNet: a bad s_dropout or s_skip (the options of the path into
+    q(s)) raises naming the option."""
     from cdhm.causal_hmm import CDHMNet
 
     a, _ = toy
-    with pytest.raises(exc, match="s_dropout"):
-        CDHMClassifier(n_segments=4, epochs=1, s_dropout=value).fit(a.x, a.y)
-    with pytest.raises(exc, match="s_dropout"):
-        CDHMNet(8, 2, 3, 2, s_dropout=value)
+    with pytest.raises(exc, match=option):
+        CDHMClassifier(n_segments=4, epochs=1, **{option: value}).fit(a.x, a.y)
+    with pytest.raises(exc, match=option):
+        CDHMNet(8, 2, 3, 2, **{option: value})
 
 
 def test_s_skip_default_is_linear_and_none_makes_no_module(toy):
@@ -1895,19 +1912,3 @@ def test_s_skip_is_trained_and_split_with_the_target_guide(toy):
         zeroed = net.encode(x, c, torch.ones(len(x), dtype=torch.bool))["s_loc"]
         tgt.copy_(saved)
     assert not torch.equal(rows, zeroed)
-
-
-@pytest.mark.parametrize(
-    ("value", "exc"),
-    [("lin", ValueError), ("", ValueError), (None, TypeError), (1, TypeError), (True, TypeError)],
-    ids=["unknown", "empty", "none", "int", "bool"],
-)
-def test_s_skip_rejects_bad_values(toy, value, exc):
-    """CDHMClassifier.fit and CDHMNet: a bad s_skip raises naming it."""
-    from cdhm.causal_hmm import CDHMNet
-
-    a, _ = toy
-    with pytest.raises(exc, match="s_skip"):
-        CDHMClassifier(n_segments=4, epochs=1, s_skip=value).fit(a.x, a.y)
-    with pytest.raises(exc, match="s_skip"):
-        CDHMNet(8, 2, 3, 2, s_skip=value)
