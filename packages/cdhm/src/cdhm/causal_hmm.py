@@ -44,7 +44,7 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from maskloop import Callback
-from maskloop.checks import check_fraction, check_int, check_real
+from maskloop.checks import check_choice, check_fraction, check_int, check_real
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
@@ -179,9 +179,7 @@ def check_s_skip(value: Any) -> str:
     """`value` if it is one of :data:`S_SKIPS`; else a TypeError / ValueError naming ``s_skip``."""
     if not isinstance(value, str):
         raise TypeError(f"s_skip must be a str, one of {S_SKIPS}, got {value!r}")
-    if value not in S_SKIPS:
-        raise ValueError(f"s_skip must be one of {S_SKIPS}, got {value!r}")
-    return value
+    return check_choice("s_skip", value, S_SKIPS)
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
