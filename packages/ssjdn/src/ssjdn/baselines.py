@@ -353,7 +353,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # issue 19, session 27 (rule docs/benchmarks/ssjdn_validation_s27_rule.md, written before
     # the runs; fresh validation seeds 60..64): the label prior on the LSD rung without moving the
     # full model's training (`SSJDNConfig.lsd_without_stl`; "BSD labels prior without STL" trains
-    # exactly as "BSD centered"), and the full model less one part (leave-one-out, reported)
+    # exactly as "BSD centered"), and the full model less one part (leave-one-out, reported).
+    # Not adopted: LSD rung with it +0.31 [-0.29, +0.91] mR over "+bidirectional centered"
     "+LSD labels prior without STL": ("+LSD", {**BSD_CENTERED, **TODAY_STL, **LSD_WITHOUT_STL}),
     "BSD labels prior without STL": (
         "+STL (full SSJDN)",

@@ -1322,7 +1322,12 @@ class SSJDNConfig:
     switch in the full model -0.44 [-0.89, +0.05], session 26c). What this costs the ladder's
     reading: with the option, the LSD rung measures LSD in the form it takes without STL, and the
     STL rung measures STL together with LSD's switch back to joint supervision. Needs
-    ``lsd=True``; ``lsd_without_stl_mix`` must be a finite number > 0.
+    ``lsd=True``; ``lsd_without_stl_mix`` must be a finite number > 0. **Not adopted** on fresh
+    validation seeds 60..64: the LSD rung with it (``+LSD labels prior without STL`` -
+    ``+bidirectional centered``) +0.31 [-0.29, +0.91] mR (session 26b's +1.11 did not
+    replicate: the prior at retrieval again added +0.57 [+0.03, +1.10] over the residual part
+    alone, but that part ranked -0.25 [-0.61, -0.03] below ``+bidirectional centered``, where it
+    had been +0.54 above it).
 
     ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
     the dual encoder, the fusion p -> ``embed_dim``) stays 32: 64 for the whole ladder
