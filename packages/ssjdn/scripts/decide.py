@@ -212,6 +212,31 @@ RULES: dict[str, dict[str, Any]] = {
         "probe_methods": ("+LSD labels only prior mix 0.14",),
         "probes": LSD_PROBES,
     },
+    # session 27 (docs/benchmarks/ssjdn_validation_s27_rule.md): the label prior on the LSD rung
+    # only (`lsd_without_stl="labels_prior"`; the full model trains as "BSD centered"), fresh
+    # validation seeds 60..64; Q1 the LSD rung, Q2 the STL rung above it; today's rungs and the
+    # full model less one part are reported
+    "s27_lsd": {
+        "seeds": (60, 64),
+        "option": "lsd_without_stl='labels_prior'",
+        "check": [
+            ("Q1", "above0", "+LSD labels prior without STL", "+bidirectional centered"),
+            ("Q2", "above0", "BSD centered", "+LSD labels prior without STL"),
+        ],
+        "report": [
+            ("bi rung", "+bidirectional centered", "+SGS (one direction) centered"),
+            ("LSD rung", "+LSD centered", "+bidirectional centered"),
+            ("STL rung", "BSD centered", "+LSD centered"),
+            ("full-LSD", "BSD centered", "BSD centered - LSD"),
+            ("full-bi", "BSD centered", "BSD centered - bidirectional"),
+        ],
+        "probe_methods": (
+            "+LSD labels prior without STL",
+            "+LSD centered",
+            "BSD centered",
+        ),
+        "probes": LSD_PROBES,
+    },
 }
 
 

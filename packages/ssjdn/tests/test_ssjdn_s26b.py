@@ -27,8 +27,9 @@ NEW = {
 
 
 def test_every_method_defined_before_keeps_its_cache_key(method_keys: Callable) -> None:
-    # every method defined before session 26b (main at 0b65d93) and its cache key
-    keys_before = method_keys()
+    # every method defined before session 26b (main at 0b65d93) and its cache key, and the
+    # names session 27 added after it (the record holds them; their own test: test_ssjdn_s27.py)
+    keys_before = method_keys(exclude=NEW)
     now = {name: method_key(name) for name in [*ABLATION_LADDER, PEER, *VARIANTS]}
     assert {k: now[k] for k in keys_before} == keys_before
     assert set(now) - set(keys_before) == set(NEW)

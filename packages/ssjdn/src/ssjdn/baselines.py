@@ -120,6 +120,9 @@ LSD_LABELS_PRIOR: dict[str, Any] = {"lsd_supervision": "labels", "lsd_combine": 
 # (s_res + w^2 s_sem) / (1 + w^2), so w^2 ~ 0.02: the post-hoc probe's best weight on old
 # validation seed 45, against 0.0625 at the default 0.25)
 LSD_LABELS_PRIOR_SMALL: dict[str, Any] = {**LSD_LABELS_PRIOR, "lsd_mix": 0.14}
+# issue 19, s27: LSD in the form "+LSD labels only prior mix 0.14" when the triplet loss is
+# blind to semantics (stl=False), as configured otherwise (the full model trains as without it)
+LSD_WITHOUT_STL: dict[str, Any] = {"lsd_without_stl": "labels_prior"}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -347,6 +350,21 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "+STL (full SSJDN)",
         {**BSD_CENTERED, **TODAY_STL, **LSD_LABELS_PRIOR_SMALL},
     ),
+    # issue 19, session 27 (rule docs/benchmarks/ssjdn_validation_s27_rule.md, written before
+    # the runs; fresh validation seeds 60..64): the label prior on the LSD rung without moving the
+    # full model's training (`SSJDNConfig.lsd_without_stl`; "BSD labels prior without STL" trains
+    # exactly as "BSD centered"), and the full model less one part (leave-one-out, reported).
+    # Not adopted: LSD rung with it +0.31 [-0.29, +0.91] mR over "+bidirectional centered"
+    "+LSD labels prior without STL": ("+LSD", {**BSD_CENTERED, **TODAY_STL, **LSD_WITHOUT_STL}),
+    "BSD labels prior without STL": (
+        "+STL (full SSJDN)",
+        {**BSD_CENTERED, **TODAY_STL, **LSD_WITHOUT_STL},
+    ),
+    "BSD centered - LSD": ("+STL (full SSJDN)", {**BSD_CENTERED, **TODAY_STL, "lsd": False}),
+    "BSD centered - bidirectional": (
+        "+STL (full SSJDN)",
+        {**BSD_CENTERED, **TODAY_STL, "sgs": "fine_to_coarse"},
+    ),
     "STL kappa 0.75": ("+STL (full SSJDN)", {"stl_kappa": 0.75}),
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
     # the full model at the previous default, for the replication check on validation seeds 15..19
@@ -420,6 +438,10 @@ _CURRENT = {
     "BSD labels only prior",
     "+LSD labels only prior mix 0.14",
     "BSD labels only prior mix 0.14",
+    "+LSD labels prior without STL",
+    "BSD labels prior without STL",
+    "BSD centered - LSD",
+    "BSD centered - bidirectional",
 }
 VARIANTS = {
     name: (

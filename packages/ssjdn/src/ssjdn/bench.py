@@ -103,6 +103,7 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_pass_scales": ("all", {}),
     "sgs_slot_norm": ("none", {}),
     "lsd_supervision": ("joint", {}),
+    "lsd_without_stl": ("same", {"labels_prior": "lsd_without_stl_mix"}),
 }
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,6 +77,8 @@ POOLS = ("multiply", "residual", "centered")
 SLOT_NORMS = ("none", "l2")
 # what trains LSD's semantic part of the embedding (`SSJDNConfig.lsd_supervision`)
 LSD_SUPERVISION = ("joint", "labels")
+# what LSD is when the triplet loss is blind to semantics (stl=False; `SSJDNConfig.lsd_without_stl`)
+LSD_WITHOUT_STL = ("same", "labels_prior")
 # which 1x1 projection heads the BSD passes read (`SSJDNConfig.sgs_proj`)
 SGS_PROJ = ("shared", "per_pass", "per_pass_half")
 OPPOSITE_POLARITY = {"suppress_salient": "keep_salient", "keep_salient": "suppress_salient"}
@@ -1302,6 +1304,31 @@ class SSJDNConfig:
     needs mean >= 0 and CI lower bound > -0.5): not adopted, no test read. It assumes the ridge probe's best weight carries
     over to the learned prior; under labels-only supervision the mix enters retrieval only.
 
+    ``lsd_without_stl`` (issue 19, twenty-seventh session, rule
+    ``docs/benchmarks/ssjdn_validation_s27_rule.md``) says what LSD is when the triplet loss is
+    blind to semantics (``stl=False``, the plain hinge). ``"same"`` (default): as configured.
+    ``"labels_prior"``: LSD's semantic part is kept out of that loss and supervised by the
+    category labels alone, entering retrieval as the category prior at a small weight: the network
+    is built with ``lsd_supervision="labels"``, ``lsd_combine="prior"`` and ``lsd_mix =
+    lsd_without_stl_mix`` (0.14, semantic weight w^2 ~ 0.02), overriding those three fields
+    (`SSJDNConfig.resolved`). With ``stl=True`` the option does nothing: the full model trains
+    exactly as without it. It assumes that a semantics-blind hinge and LSD's labels pull the
+    semantic part apart (57-70 % of the hardest negatives on a batch are same-class, which the
+    hinge pushes away while the labels pull them together; the two losses' gradients on the heads
+    have cosine -0.28, probe ``scripts/probe_s26.py``), so that without STL the labels alone must
+    train it (``+LSD labels only prior mix 0.14`` - ``+bidirectional centered`` +1.11 [+0.83,
+    +1.54] mR on validation seeds 55..59), while STL (``stl_kappa = 1``: a same-class negative's
+    margin is 0) removes that conflict and the joint reading is the better one there (the same
+    switch in the full model -0.44 [-0.89, +0.05], session 26c). What this costs the ladder's
+    reading: with the option, the LSD rung measures LSD in the form it takes without STL, and the
+    STL rung measures STL together with LSD's switch back to joint supervision. Needs
+    ``lsd=True``; ``lsd_without_stl_mix`` must be a finite number > 0. **Not adopted** on fresh
+    validation seeds 60..64: the LSD rung with it (``+LSD labels prior without STL`` -
+    ``+bidirectional centered``) +0.31 [-0.29, +0.91] mR (session 26b's +1.11 did not
+    replicate: the prior at retrieval again added +0.57 [+0.03, +1.10] over the residual part
+    alone, but that part ranked -0.25 [-0.61, -0.03] below ``+bidirectional centered``, where it
+    had been +0.54 above it).
+
     ``proj_dim`` (the 1x1 projection heads' width p: every scale's c_i -> p projection and, in
     the dual encoder, the fusion p -> ``embed_dim``) stays 32: 64 for the whole ladder
     (`baselines.WIDE_LADDER`, dual encoder included) was not adopted on fresh validation seeds
@@ -1357,6 +1384,8 @@ class SSJDNConfig:
     lsd_gate: Literal["none", "confidence"] = "none"
     lsd_schedule: Literal["constant", "anneal"] = "constant"
     lsd_supervision: Literal["joint", "labels"] = "joint"
+    lsd_without_stl: Literal["same", "labels_prior"] = "same"
+    lsd_without_stl_mix: float = 0.14
     num_classes: int = 10
     stl: bool = True
     stl_rho: Literal["label", "predicted"] = "label"
@@ -1507,6 +1536,22 @@ class SSJDNConfig:
                 "lsd_mix > 0, lsd_combine 'concat' or 'prior'), got "
                 f"lsd={self.lsd!r}, lsd_mix={self.lsd_mix!r}, lsd_combine={self.lsd_combine!r}"
             )
+        wo = self.lsd_without_stl
+        if not isinstance(wo, str):
+            raise TypeError(
+                f"lsd_without_stl must be a str, one of {LSD_WITHOUT_STL}, got {type(wo).__name__}"
+            )
+        if wo not in LSD_WITHOUT_STL:
+            raise ValueError(f"lsd_without_stl must be one of {LSD_WITHOUT_STL}, got {wo!r}")
+        mix = self.lsd_without_stl_mix
+        if isinstance(mix, bool) or not isinstance(mix, (int, float)):
+            raise TypeError(
+                f"lsd_without_stl_mix must be a number > 0, got {type(mix).__name__} {mix!r}"
+            )
+        if not math.isfinite(mix) or mix <= 0:
+            raise ValueError(f"lsd_without_stl_mix must be a finite number > 0, got {mix!r}")
+        if wo != "same" and not self.lsd:
+            raise ValueError(f"lsd_without_stl={wo!r} needs LSD (lsd=True), got lsd={self.lsd!r}")
         k = self.sgs_contrast_kernel
         if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
             raise ValueError(f"sgs_contrast_kernel must be an odd int >= 3, got {k!r}")
@@ -1536,6 +1581,19 @@ class SSJDNConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return asdict(self)
+
+    def resolved(self) -> SSJDNConfig:
+        """The config the network is built from: under ``lsd_without_stl="labels_prior"`` with
+        ``stl=False`` LSD's ``lsd_supervision``, ``lsd_combine`` and ``lsd_mix`` become
+        ``"labels"``, ``"prior"`` and ``lsd_without_stl_mix``; otherwise ``self`` unchanged."""
+        if self.lsd_without_stl == "same" or self.stl or not self.lsd:
+            return self
+        return replace(
+            self,
+            lsd_supervision="labels",
+            lsd_combine="prior",
+            lsd_mix=float(self.lsd_without_stl_mix),
+        )
 
 
 def eval_in_batches(
@@ -1570,7 +1628,7 @@ class SSJDN(nn.Module):
             raise TypeError(f"config must be an SSJDNConfig, got {type(config).__name__}")
         if not hasattr(text_encoder, "tokenize"):
             raise TypeError("text_encoder must have a tokenize(list[str]) method")
-        self.config = c = config
+        self.config = c = config.resolved()
         if c.backbone == "small":
             self.backbone: nn.Module = SmallCNN(c.small_channels)
         else:
