@@ -62,15 +62,21 @@ def test_prefix_readings_are_the_separately_trained_students(tmp_path):
 
 
 def test_the_session_27_check_pairs_480_epochs_with_the_current_recipe():
-    """On the digits CNN (bench: 240 epochs, warm-up 5), `1e-2,epochs=480,warmup=5` read at 240
-    gives the current recipe, under its committed key, as the rule's base."""
+    """On the digits CNN at session 27's bench budget (240 epochs, warm-up 5; the default became
+    480 after it), `1e-2,epochs=480,warmup=5` read at 240 gives that recipe, under its committed
+    key, as the rule's base."""
     sc = StudentLrCheckConfig(
         model="cnn", seeds=7, first_seed=7, recipes=parse_recipes(["1e-2,epochs=480,warmup=5"]),
-        prefix_epochs=(240,),
+        prefix_epochs=(240,), bench=BenchConfig().with_epochs({"cnn": 240}),
     )  # fmt: skip
     sc.check()
     assert sc.current == StudentRecipe(1e-2, None, 5) == sc.candidates[1]
     assert sc.current.key == "lr=0.01,warmup=5" and list(sc.seed_range) == list(range(7, 14))
+    # at today's default (480) the same 240-epoch students carry an explicit budget in their key
+    now = StudentLrCheckConfig(model="cnn", recipes=(StudentRecipe(1e-2, None, 5),),
+                               prefix_epochs=(240,))  # fmt: skip
+    now.check()
+    assert [r.key for r in now.candidates] == ["lr=0.01,warmup=5", "lr=0.01,epochs=240,warmup=5"]
 
 
 def test_first_seed_runs_the_later_seeds_and_shares_their_cache(tmp_path):
@@ -142,3 +148,18 @@ def test_cli_refuses_first_seed_and_prefix_epochs_misuse(argv, says, capsys, tmp
         main(["bench", *argv, "--out", str(out)])
     assert exc.value.code == 2 and says in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_480_epoch_default_and_the_committed_240_epoch_keys():
+    """Session 27's rule made 480 the digits CNN's default; the committed 240-epoch goal units
+    (`lnpt_cnn_goal95_240ep`, cache `cnn-seed*-c280ccfa1b4d78f5`) keep their key under
+    `--epochs cnn=240`, and the default's key is another."""
+    from lnpt.bench import DEFAULT_EPOCHS
+
+    assert DEFAULT_EPOCHS["cnn"] == 480
+    goal = BenchConfig(
+        models=("cnn",), seeds=10, sparsities=(0.95,), arms=("lnpt+label-free", "snip+supervised")
+    )
+    assert goal.with_epochs({"cnn": 240}).fingerprint("cnn") == "c280ccfa1b4d78f5"
+    assert goal.fingerprint("cnn") != "c280ccfa1b4d78f5"
+    assert goal.fingerprint("mlp") == goal.with_epochs({"cnn": 240}).fingerprint("mlp")

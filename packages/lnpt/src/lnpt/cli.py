@@ -496,8 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="MODEL=N",
         help="the test benchmark at another student training budget, e.g. cnn=30 (default: "
-        "mlp=40 cnn=240 cnn1d=10 resnet=15; the digits CNN's was 30, then 120, before the "
-        "validation rules chose 120 and then 240); part of the cache key, so --resume never mixes budgets; pair it with its "
+        "mlp=40 cnn=480 cnn1d=10 resnet=15; the digits CNN's was 30, then 120, then 240, before "
+        "the validation rules chose 120, 240 and then 480; the committed 240-epoch runs are "
+        "--epochs cnn=240); part of the cache key, so --resume never mixes budgets; pair it with its "
         "own --report",
     )
     bench.add_argument(
