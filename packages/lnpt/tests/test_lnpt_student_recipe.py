@@ -106,7 +106,7 @@ def test_student_warmup_keeps_every_committed_cache_key():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"cnn": -1}, {"cnn": 2.0}, {"cnn": True}, {"vit": 3}, {"cnn": 240}, {"mlp": 500}]
+    "bad", [{"cnn": -1}, {"cnn": 2.0}, {"cnn": True}, {"vit": 3}, {"cnn": 480}, {"mlp": 500}]
 )
 def test_student_warmup_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="student_warmup_epochs"):
@@ -193,7 +193,7 @@ def test_the_digits_cnn_default_is_the_warmup_the_rule_chose():
     assert DEFAULT_STUDENT_WARMUP_EPOCHS == {"cnn": 5}
     cfg = BenchConfig(
         models=("cnn",), seeds=10, sparsities=(0.95,), arms=("lnpt+label-free", "snip+supervised")
-    ).with_epochs({"cnn": 120})  # the budget of that run (the default is now 240)
+    ).with_epochs({"cnn": 120})  # the budget of that run (the default is now 480)
     assert cfg.student_warmup_of("cnn") == 5 and cfg.student_lr_of("cnn") == 1e-2
     assert cfg.fingerprint("cnn") == "01f2930af0476b99"
     for model in ("mlp", "cnn1d", "resnet"):

@@ -71,7 +71,7 @@ def test_bench_teacher_recipe_default_and_record_keys():
     cfg = BenchConfig()
     assert cfg.teacher_lr_of("cnn") == 3e-3 and cfg.teacher_epochs["cnn"] == 80
     assert all(cfg.teacher_lr_of(m) == cfg.lr for m in ("mlp", "cnn1d", "resnet"))
-    assert cfg.epochs == DEFAULT_EPOCHS and DEFAULT_EPOCHS["cnn"] == 240
+    assert cfg.epochs == DEFAULT_EPOCHS and DEFAULT_EPOCHS["cnn"] == 480
     rec = BenchConfig.validation_record()
     assert rec.epochs == PREVIOUS_EPOCHS and rec.teacher_epochs == PREVIOUS_TEACHER_EPOCHS
     assert rec.teacher_lr == {} and "teacher_lr" not in rec.key_dict()

@@ -67,7 +67,7 @@ def test_recipes_parse_the_teacher_fields():
     assert (cfg.teacher_warmup_of("cnn"), cfg.student_warmup_of("cnn"), cfg.epochs["cnn"]) == (
         5,
         5,
-        240,
+        480,
     )
     assert base.config(BenchConfig(), "cnn").teacher_epochs["cnn"] == 80
     for bad, says in (

@@ -409,9 +409,10 @@ def run_seed_check(
     deadline: float | None,
     desc: str,
     progress: bool,
+    first_seed: int = 0,
 ) -> list[str]:
     """One model's check cached per seed (the protocol, teacher and student-lr checks):
-    `run_one(seed, steps)` for each seed, journalled in
+    `run_one(seed, steps)` for each seed of `first_seed .. first_seed + seeds - 1`, journalled in
     `cache/<prefix>-<model>-seed<s>-<hash of fixed><threads tag>.jsonl`; returns the units the
     time budget left undone, as `run_cached_units` does."""
     key = report_hash(json.dumps(fixed, sort_keys=True, default=str)) + threads_tag(threads)
@@ -425,6 +426,7 @@ def run_seed_check(
         deadline=deadline,
         desc=desc,
         progress=progress,
+        first_seed=first_seed,
     )
 
 
@@ -438,8 +440,10 @@ def run_cached_units(
     deadline: float | None,
     desc: str,
     progress: bool,
+    first_seed: int = 0,
 ) -> list[str]:
-    """Run `run_one(model, seed, steps)` for every model and seed, each unit cached in
+    """Run `run_one(model, seed, steps)` for every model and seed (`first_seed .. first_seed +
+    seeds - 1`), each unit cached in
     `cache_file(model, seed)` (a `Progress` journal), and add its records to `res`; returns the
     units the time budget left undone ("<model> seed <s>"). Shared by the scoring and the
     training ablations."""
@@ -448,7 +452,8 @@ def run_cached_units(
     left: list[str] = []
     made = 0
     for model_name in models:
-        for seed in tqdm(range(seeds), desc=f"{desc} {model_name}", disable=not progress):
+        seed_range = range(first_seed, first_seed + seeds)
+        for seed in tqdm(seed_range, desc=f"{desc} {model_name}", disable=not progress):
             steps = Progress(cache_file(model_name, seed), resume, deadline)
             steps.new = made
             try:

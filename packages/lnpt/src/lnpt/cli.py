@@ -131,7 +131,9 @@ def _bench(args: argparse.Namespace) -> int:
              "--epoch-budgets": ("--protocol-check", args.epoch_budgets),
              "--student-lrs": ("--student-lr-check", args.student_lrs),
              "--student-recipes": ("--student-lr-check", args.student_recipes),
-             "--student-lr-arms": ("--student-lr-check", args.student_lr_arms)}  # fmt: skip
+             "--student-lr-arms": ("--student-lr-check", args.student_lr_arms),
+             "--first-seed": ("--student-lr-check", args.first_seed is not None),
+             "--prefix-epochs": ("--student-lr-check", args.prefix_epochs)}  # fmt: skip
     for flag, (mode, value) in needs.items():
         if value and not modes[mode]:
             args._parser.error(f"{flag} only applies with {mode}")
@@ -167,6 +169,7 @@ def _bench(args: argparse.Namespace) -> int:
                         ("--training-variants", args.training_variants), ("--arms", args.arms),
                         ("--epoch-budgets", args.epoch_budgets),
                         ("--student-lr-arms", args.student_lr_arms),
+                        ("--prefix-epochs", args.prefix_epochs),
                         ("--sparsities", args.sparsities)):  # fmt: skip
         twice = sorted({v for v in value or () if list(value).count(v) > 1})
         if twice:
@@ -225,12 +228,18 @@ def _bench(args: argparse.Namespace) -> int:
                 sc.recipes = parse_recipes(args.student_recipes)
             if args.student_lr_arms:
                 sc.arms = tuple(args.student_lr_arms)
+            if args.first_seed is not None:
+                sc.first_seed = args.first_seed
+            if args.prefix_epochs:
+                sc.prefix_epochs = tuple(args.prefix_epochs)
             sc.check()
-        except ValueError as exc:
-            args._parser.error(str(exc))
+        except (TypeError, ValueError) as exc:
+            args._parser.error(str(exc).replace("first_seed", "--first-seed").replace(
+                "prefix_epochs", "--prefix-epochs"))  # fmt: skip
         command = (
             "lnpt bench --student-lr-check"
             + (f" --seeds {args.seeds}" if args.seeds else "")
+            + (f" --first-seed {args.first_seed}" if args.first_seed is not None else "")
             + (f" --models {models[0]}" if args.models else "")
             + (f" --student-lrs {' '.join(args.student_lrs)}" if args.student_lrs else "")
             + (
@@ -241,6 +250,11 @@ def _bench(args: argparse.Namespace) -> int:
             + (
                 f" --student-lr-arms {' '.join(args.student_lr_arms)}"
                 if args.student_lr_arms
+                else ""
+            )
+            + (
+                f" --prefix-epochs {' '.join(map(str, args.prefix_epochs))}"
+                if args.prefix_epochs
                 else ""
             )
             + scoring_flags
@@ -482,8 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="MODEL=N",
         help="the test benchmark at another student training budget, e.g. cnn=30 (default: "
-        "mlp=40 cnn=240 cnn1d=10 resnet=15; the digits CNN's was 30, then 120, before the "
-        "validation rules chose 120 and then 240); part of the cache key, so --resume never mixes budgets; pair it with its "
+        "mlp=40 cnn=480 cnn1d=10 resnet=15; the digits CNN's was 30, then 120, then 240, before "
+        "the validation rules chose 120, 240 and then 480; the committed 240-epoch runs are "
+        "--epochs cnn=240); part of the cache key, so --resume never mixes budgets; pair it with its "
         "own --report",
     )
     bench.add_argument(
@@ -634,6 +649,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ARM",
         help="with --student-lr-check: the arms trained (default "
         f"{' '.join(DEFAULT_STUDENT_LR_ARMS)}; also {STUDENT_LR_ARMS[-1]})",
+    )
+    bench.add_argument(
+        "--first-seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="with --student-lr-check: run seeds S .. S + --seeds - 1 (default 0), e.g. fresh "
+        "validation seeds 7-13 with --first-seed 7 --seeds 7; each seed is cached as in any range",
+    )
+    bench.add_argument(
+        "--prefix-epochs",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="E",
+        help="with --student-lr-check: also read every student at these earlier epochs of its own "
+        "run, as the same recipe's student at that budget (constant-lr recipes only; "
+        "`StudentLrCheckConfig.prefix_epochs`), e.g. 240 beside 1e-2,epochs=480,warmup=5",
     )
     bench.add_argument(
         "--epoch-budgets",

@@ -24,13 +24,13 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from maskloop import evaluate, report, seed_everything
-from maskloop.checks import check_positive_int
+from maskloop.checks import check_int, check_positive_int
 
 from lnpt.bench import (
     MODELS,
@@ -198,6 +198,12 @@ class StudentRecipe:
             key += f",schedule={self.schedule}"
         return ",".join([key, *self._teacher_parts(True)])
 
+    def at_epochs(self, epochs: int, bench_epochs: int) -> StudentRecipe:
+        """This recipe at another budget of `epochs` (None, the benchmark's own, when it equals
+        `bench_epochs`: the key every run at the benchmark's budget has)."""
+        check_int("epochs", epochs, 1)
+        return replace(self, epochs=None if epochs == bench_epochs else epochs)
+
     def config(self, bench: BenchConfig, model: str) -> BenchConfig:
         """`bench` with `model`'s students (and teacher, where the recipe sets it) trained by this
         recipe."""
@@ -267,7 +273,24 @@ def parse_recipes(
 class StudentLrCheckConfig:
     """What `student_lr_check` runs: one model, seeds, one sparsity, the candidate student lrs (or
     `recipes`, which replace `lrs` when given: lr, epochs, warm-up), the arms, and the benchmark's
-    config (its teacher recipe and epochs; the candidates replace only what they name)."""
+    config (its teacher recipe and epochs; the candidates replace only what they name).
+
+    `first_seed`: the seeds are `first_seed .. first_seed + seeds - 1` (default 0: every check
+    before the option). A seed's units are cached as under any other range (the seed is in the
+    cache file's name, not in its hash), so fresh validation seeds (e.g. 7-13 beside the
+    committed 0-6) add to, and are reused by, a later run over more seeds.
+
+    `prefix_epochs` (default none): also read every student of each recipe at these earlier epochs
+    of its own run, and record that reading as the student of the same recipe at that budget
+    (`StudentRecipe.at_epochs`; a budget equal to the benchmark's epochs gets the benchmark's key,
+    e.g. `lr=0.01,warmup=5`). What it assumes: with a constant lr after the warm-up (no schedule
+    whose lr depends on the run's length; not "cosine") and the same seeded batch order, the first
+    e epochs of an E-epoch run are exactly the e-epoch run, so the copy at the end of epoch e is
+    that recipe's student (tested unit for unit against a separate e-epoch run). It buys the
+    shorter budget's students at no training cost: a longer-budget candidate and the incumbent,
+    paired on the same seeds and host. Those students' `train_seconds` are the seconds to that
+    epoch. Each budget must be an int >= 1 below every recipe's epochs and above its warm-up;
+    ValueError (TypeError for a non-int) naming `prefix_epochs` otherwise."""
 
     model: str = "cnn"
     seeds: int = 10
@@ -277,12 +300,15 @@ class StudentLrCheckConfig:
     arms: tuple[str, ...] = DEFAULT_STUDENT_LR_ARMS
     validation_fraction: float = 0.25
     bench: BenchConfig = field(default_factory=BenchConfig)
+    first_seed: int = 0
+    prefix_epochs: tuple[int, ...] = ()
 
     def check(self) -> None:
         """Raise ValueError naming the first bad field."""
         if self.model not in MODELS:
             raise ValueError(f"model {self.model!r} unknown; choose from {sorted(MODELS)}")
         check_positive_int("seeds", self.seeds)
+        check_int("first_seed", self.first_seed, 0)
         parse_lrs(self.lrs, "lrs")
         if not isinstance(self.recipes, tuple) or not all(
             isinstance(r, StudentRecipe) for r in self.recipes
@@ -305,11 +331,60 @@ class StudentLrCheckConfig:
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
             )
         self.bench.check()
+        self._check_prefix_epochs()
+
+    def _check_prefix_epochs(self) -> None:
+        """`prefix_epochs`: a tuple of distinct ints, each >= 1, below every trained recipe's
+        epochs and above its warm-up, and every recipe with a constant lr after the warm-up."""
+        pe = self.prefix_epochs
+        if not isinstance(pe, tuple):
+            raise TypeError(f"prefix_epochs must be a tuple of ints, got {pe!r}")
+        for e in pe:
+            check_int("prefix_epochs", e, 1)
+        if len(set(pe)) != len(pe):
+            raise ValueError(f"prefix_epochs lists an epoch more than once, got {pe!r}")
+        if not pe:
+            return
+        bench_epochs = self.bench.epochs[self.model]
+        for r in self.trained:
+            total = bench_epochs if r.epochs is None else r.epochs
+            if r.schedule != "constant":
+                raise ValueError(
+                    f"prefix_epochs needs a constant lr after the warm-up (the first e epochs of "
+                    f"a {r.schedule} run are not the e-epoch run), got recipe {r.name!r}"
+                )
+            for e in pe:
+                if not r.warmup_epochs < e < total:
+                    raise ValueError(
+                        f"prefix_epochs must lie above the warm-up ({r.warmup_epochs}) and below "
+                        f"the epochs ({total}) of recipe {r.name!r}, got {e!r}"
+                    )
+
+    @property
+    def trained(self) -> tuple[StudentRecipe, ...]:
+        """The recipes whose students are trained: `recipes`, or one plain recipe per lr of
+        `lrs`."""
+        return self.recipes or tuple(StudentRecipe(lr) for lr in self.lrs)
+
+    def prefixes(self, recipe: StudentRecipe) -> tuple[tuple[int, StudentRecipe], ...]:
+        """`(e, recipe at e epochs)` for each of `prefix_epochs`, read from `recipe`'s runs."""
+        return tuple(
+            (e, recipe.at_epochs(e, self.bench.epochs[self.model])) for e in self.prefix_epochs
+        )
 
     @property
     def candidates(self) -> tuple[StudentRecipe, ...]:
-        """The recipes compared: `recipes`, or one plain recipe per lr of `lrs`."""
-        return self.recipes or tuple(StudentRecipe(lr) for lr in self.lrs)
+        """The recipes compared: those trained (`trained`), then those read at `prefix_epochs`
+        from their runs (each once)."""
+        out = list(self.trained)
+        for r in self.trained:
+            out += [p for _, p in self.prefixes(r) if p not in out]
+        return tuple(out)
+
+    @property
+    def seed_range(self) -> range:
+        """The seeds run: `first_seed .. first_seed + seeds - 1`."""
+        return range(self.first_seed, self.first_seed + self.seeds)
 
     @property
     def current(self) -> StudentRecipe:
@@ -341,23 +416,39 @@ def _train(
     cfg: BenchConfig,
     model: str,
     seed: int,
+    callbacks: Sequence[Any] = (),
 ) -> torch.nn.Module:
-    """One student of `arm` from `init`, trained as the benchmark trains it at `cfg`'s student lr."""
+    """One student of `arm` from `init`, trained as the benchmark trains it at `cfg`'s student lr
+    (`callbacks`, e.g. `_TimedSnapshots`, ride along)."""
     student = copy.deepcopy(init)
     if mask is not None:
         mask.apply_(student)
     epochs, bs, lr = cfg.epochs[model], cfg.batch_sizes.get(model, 64), cfg.student_lr_of(model)
     warm, sched = cfg.student_warmup_of(model), cfg.student_schedule_of(model)
+    cbs = tuple(callbacks)
     if arm.endswith("+supervised"):
         train_supervised(
-            student, data, "student", epochs, cfg, seed, mask, (), bs, lr, warm, schedule=sched
+            student, data, "student", epochs, cfg, seed, mask, cbs, bs, lr, warm, schedule=sched
         )
     else:
         train_label_free(
-            student, teacher, data, epochs, cfg, seed, mask, (), bs, lr=lr, warmup_epochs=warm,
+            student, teacher, data, epochs, cfg, seed, mask, cbs, bs, lr=lr, warmup_epochs=warm,
             schedule=sched,
         )  # fmt: skip
     return student.eval()
+
+
+class _TimedSnapshots(_Snapshots):
+    """`_Snapshots` that also keep the `time.perf_counter()` at each copy (`prefix_epochs`)."""
+
+    def __init__(self, epochs: Sequence[int]) -> None:
+        super().__init__(epochs)
+        self.times: list[float] = []
+
+    def on_epoch_end(self, state: Any) -> None:
+        if state.epoch in self.at:
+            self.times.append(time.perf_counter())
+        super().on_epoch_end(state)
 
 
 def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[dict[str, Any]]:
@@ -391,37 +482,56 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
             boxes[which] = make_mask(method, init, guide, data, scfg.sparsity, cfg, seed, spec)
         return boxes[which]
 
+    def unit_key(recipe: StudentRecipe, arm: str) -> str:
+        # A supervised student never sees the teacher: one unit for every teacher recipe.
+        return f"{(recipe.students_only if arm.endswith('+supervised') else recipe).key}/{arm}"
+
+    def readings(
+        student: torch.nn.Module, t: torch.nn.Module, recipe: StudentRecipe, arm: str, secs: float
+    ) -> dict[str, float]:
+        metrics = {
+            "val_accuracy": evaluate(student, data.loader("test", 256))["accuracy"],
+            "train_accuracy": evaluate(student, data.loader("student", 256))["accuracy"],
+            "dead_fraction": dead_fraction(student, data.test_x),
+            "train_seconds": secs,
+        }
+        if recipe.has_teacher and not arm.endswith("+supervised"):  # the guide's own reading
+            metrics["teacher_val_accuracy"] = evaluate(t, data.loader("test", 256))["accuracy"]
+        return metrics
+
+    def put(key: str, recipe: StudentRecipe, arm: str, metrics: dict[str, float]) -> None:
+        setting = {"model": scfg.model, "sparsity": scfg.sparsity, "arm": arm}
+        steps.put(
+            key,
+            [{"method": f"{recipe.name} {arm}", "seed": seed, "setting": setting,
+              "metrics": metrics}],
+        )  # fmt: skip
+
     out = []
     for recipe in scfg.candidates:
         cfg = recipe.config(scfg.bench, scfg.model)
+        # the shorter budgets read from this recipe's own runs (`prefix_epochs`; trained recipes
+        # only, and only the units not yet cached)
+        prefixes = scfg.prefixes(recipe) if recipe in scfg.trained else ()
         for arm in scfg.arms:
-            supervised = arm.endswith("+supervised")
-            # A supervised student never sees the teacher: one unit for every teacher recipe.
-            key = f"{(recipe.students_only if supervised else recipe).key}/{arm}"
+            key = unit_key(recipe, arm)
             if key not in steps.done:
                 steps.check()
                 method = arm.split("+")[0]
                 m = None if method == "dense" else mask(method, cfg)
                 t = teacher(cfg)  # trained before the clock starts: the seconds are the student's
+                # in epoch order, the order the copies are taken in
+                wanted = sorted((e, p) for e, p in prefixes if unit_key(p, arm) not in steps.done)
+                snaps = _TimedSnapshots([e for e, _ in wanted])
                 t0 = time.perf_counter()
-                student = _train(arm, init, t, data, m, cfg, scfg.model, seed)
+                cbs = [snaps] if wanted else []
+                student = _train(arm, init, t, data, m, cfg, scfg.model, seed, cbs)
                 seconds = time.perf_counter() - t0
-                metrics = {
-                    "val_accuracy": evaluate(student, data.loader("test", 256))["accuracy"],
-                    "train_accuracy": evaluate(student, data.loader("student", 256))["accuracy"],
-                    "dead_fraction": dead_fraction(student, data.test_x),
-                    "train_seconds": seconds,
-                }
-                if recipe.has_teacher and not supervised:  # the guide's own validation reading
-                    metrics["teacher_val_accuracy"] = evaluate(t, data.loader("test", 256))[
-                        "accuracy"
-                    ]
-                setting = {"model": scfg.model, "sparsity": scfg.sparsity, "arm": arm}
-                steps.put(
-                    key,
-                    [{"method": f"{recipe.name} {arm}", "seed": seed, "setting": setting,
-                      "metrics": metrics}],
-                )  # fmt: skip
+                put(key, recipe, arm, readings(student, t, recipe, arm, seconds))
+                for (_, p), copy_e, at in zip(wanted, snaps.copies, snaps.times, strict=True):
+                    metrics = readings(copy_e, t, p, arm, at - t0)
+                    metrics["read_from_epochs"] = float(cfg.epochs[scfg.model])
+                    put(unit_key(p, arm), p, arm, metrics)
             # named by this recipe (a shared supervised unit carries the name it was trained under)
             out += [{**r, "method": f"{recipe.name} {arm}"} for r in steps.done[key]]
     return out
@@ -572,6 +682,7 @@ def student_lr_check(
         deadline=deadline,
         desc="student lr check",
         progress=progress,
+        first_seed=scfg.first_seed,
     )
     acc = _by_recipe(res, scfg)
     current = scfg.current
@@ -652,6 +763,12 @@ def student_lr_check(
         f"on every validation input."
         + ("" if plain else " Train s: seconds to train one student (2 threads; — where the "
            "unit was cached before the time was recorded).")
+        + (f" Seeds {scfg.first_seed}-{scfg.first_seed + scfg.seeds - 1}."
+           if scfg.first_seed else "")
+        + (" Students at " + ", ".join(map(str, scfg.prefix_epochs)) + " epochs are read from "
+           "the longer recipes' own runs at that epoch (`prefix_epochs`: the same students as "
+           "a separate run, the lr being constant after the warm-up; train s: to that epoch)."
+           if scfg.prefix_epochs else "")
         + f" Rule (`choose_student_{kind}`, written before the readings): no "
         f"student of any arm below {STUDENT_FLOOR:.0%}; then the highest mean over the arms; "
         f"within 0.3 points, the current {_label(current, plain)}"
