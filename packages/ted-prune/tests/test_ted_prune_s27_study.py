@@ -104,3 +104,11 @@ def test_diagnosis_script_arms(monkeypatch):
     r = nd._pruner("random_dynamic_w1r0an3", 3500, 20, 0.7, 0, None)
     assert isinstance(p, TEDPruner) and not isinstance(r, TEDPruner)
     assert p.schedule.state_dict() | {"keep": 0} == r.schedule.state_dict() | {"keep": 0}
+
+
+def test_study_reproduces_its_committed_decision(sv):
+    import json
+
+    rows = [json.loads(x) for x in (STUDY / "runs.jsonl").read_text().splitlines()]
+    assert len(rows) == 240
+    assert sv.decide(rows) == json.loads((STUDY / "decision.json").read_text())

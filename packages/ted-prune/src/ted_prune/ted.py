@@ -498,9 +498,16 @@ class TEDPruner(ScheduledPruner):
             ~3.1 nats while 94% stay misclassified), whose gradients oppose the retained data's,
             so that fitting them lowers the internal generalisation TED measures and training on
             fewer of them than a random draw gives is a gain; on clean data the tail is the
-            hardest correctly labelled samples, which r < 1 under-trains.
+            hardest correctly labelled samples, which r < 1 under-trains. Not adopted (rule s27,
+            docs/benchmarks/ted-prune-s27/RULE.md; validation seeds 170-179): r = 0.5 - default
+            noise20 +0.60 [-0.90, +2.00] (f = 0.7) / +0.90 [+0.26, +1.54] (f = 0.5), but clean
+            -0.94 [-1.70, -0.26] / -1.14 [-1.74, -0.52].
         anneal: the last `anneal` epochs train on all data (default 0; `ProgressiveSchedule`).
-            With `budget=`, the keep ratio of the pruned epochs drops to pay for them.
+            With `budget=`, the keep ratio of the pruned epochs drops to pay for them. Session 27
+            read InfoBatch's shape, `warmup=1, ramp=0, anneal=3` at 20 epochs (assumes the
+            full-data epochs are worth most at the end, at the lowest learning rate): under 20%
+            label noise +6.74 [+4.28, +9.46] points over the default at f = 0.7, but -1.34 [-2.10,
+            -0.56] on clean data at f = 0.7 and -9.62 at f = 0.5; not adopted (rule s27).
     """
 
     name = "ted"
