@@ -30,6 +30,8 @@ def test_default_max_weight_is_two_and_old_rows_pin_four():
         "_w1_tmis": 2.0,
         "_w1_tail10": 2.0,
         "_w1_tail20": 2.0,
+        "_w1_tail20_late": 2.0,  # session 27: the current default plus one change each
+        "_w1_tail20_thin": 2.0,
     }
     assert all(
         r["max_weight"] == next((c for k, c in caps.items() if n.endswith(k)), 4.0)

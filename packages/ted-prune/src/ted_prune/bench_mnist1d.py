@@ -130,6 +130,27 @@ READINGS: dict[str, dict[str, Any]] = {
         "loss_weights": "none",
         "tail": 0.2,
     },
+    # session 27 (rule docs/benchmarks/ted-prune-s27/RULE.md): the current default (= tail20) with
+    # InfoBatch's schedule shape (one full epoch, no ramp, the last 3 of 20 on full data), or with
+    # the suspect tail drawn at half its class's keep ratio
+    "prune_residual_sample_w1_tail20_late": {
+        **_BASE,
+        "selection": "sample",
+        "max_weight": 2.0,
+        "loss_weights": "none",
+        "tail": 0.2,
+        "warmup": 1,
+        "ramp": 0,
+        "anneal": 3,
+    },
+    "prune_residual_sample_w1_tail20_thin": {
+        **_BASE,
+        "selection": "sample",
+        "max_weight": 2.0,
+        "loss_weights": "none",
+        "tail": 0.2,
+        "tail_rate": 0.5,
+    },
 }
 # the readings the validation stage runs (the shared machine's budget fits five)
 VAL_READINGS = [

@@ -1,0 +1,124 @@
+"""`TEDPruner(tail_rate=...)` (session 27): the suspect tail drawn uniformly at `tail_rate` times its
+class's keep ratio, the rest of the class by TED's score taking the freed quota. Made-up float64
+scores and stored logits; no benchmark run is trained here."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from maskloop import Selection
+from ted_prune import TEDPruner
+
+
+def _made_up(n=800, classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    logits = torch.randn(n, classes, generator=g, dtype=torch.float64)
+    logits[torch.arange(n), labels] += 1.0
+    return logits, labels, torch.rand(n, generator=g, dtype=torch.float64)
+
+
+def _pruner(tail_rate, logits, labels, scores, keep=0.5, tail=0.2, seed=0):
+    """A pruner at a pruned epoch holding made-up stored logits, labels and scores."""
+    n = labels.numel()
+    p = TEDPruner(n, 10, keep=keep, warmup=1, ramp=0, seed=seed, tail=tail, tail_rate=tail_rate,
+                  precision="float64")  # fmt: skip
+    p._obs.label_buffer().copy_(labels)
+    p._obs.set_buffers(logits, torch.zeros(n, 3))
+    p.scores = scores.double()
+    p.has_score = torch.ones(n, dtype=torch.bool)
+    p.epoch = 5
+    return p
+
+
+@pytest.mark.parametrize(
+    ("value", "err"),
+    [(0, ValueError), (0.0, ValueError), (-0.5, ValueError), (1.5, ValueError),
+     (math.nan, ValueError), (True, TypeError), ("0.5", TypeError), (None, TypeError)],
+)  # fmt: skip
+def test_bad_tail_rate_names_the_argument(value, err):
+    with pytest.raises(err, match="tail_rate"):
+        TEDPruner(100, 10, keep=0.5, tail_rate=value)
+
+
+def test_tail_rate_needs_a_tail():
+    with pytest.raises(ValueError, match="tail_rate=0.5.*tail='none'"):
+        TEDPruner(100, 10, keep=0.5, tail="none", tail_rate=0.5)
+    with pytest.raises(ValueError, match="tail_rate"):  # no tail applies with topk
+        TEDPruner(100, 10, keep=0.5, selection="topk", tail_rate=0.5)
+    assert TEDPruner(100, 10, keep=0.5).tail_rate == 1.0  # the default: off
+    assert TEDPruner(100, 10, keep=0.5, tail="none").tail_rate == 1.0
+    assert TEDPruner(100, 10, keep=0.5, tail_rate=1).tail_rate == 1.0
+
+
+def test_rate_one_is_the_plain_tail_bit_for_bit():
+    logits, labels, scores = _made_up()
+    a = _pruner(1.0, logits, labels, scores).select().indices
+    b = TEDPruner(800, 10, keep=0.5, warmup=1, ramp=0, seed=0, tail=0.2, precision="float64")
+    b._obs.label_buffer().copy_(labels)
+    b._obs.set_buffers(logits, torch.zeros(800, 3))
+    b.scores, b.has_score, b.epoch = scores.double(), torch.ones(800, dtype=torch.bool), 5
+    assert torch.equal(a, b.select().indices)
+
+
+@pytest.mark.parametrize(("rate", "keep"), [(0.5, 0.5), (0.25, 0.7), (0.5, 0.9)])
+def test_thinned_tail_keeps_class_quotas_and_its_share(rate, keep):
+    logits, labels, scores = _made_up()
+    p = _pruner(rate, logits, labels, scores, keep=keep)
+    base = _pruner(1.0, logits, labels, scores, keep=keep)
+    kept, kept0 = p.select().indices, base.select().indices
+    assert kept.numel() == kept0.numel() == Selection.kept_count(800, keep)
+    assert torch.equal(torch.bincount(labels[kept], minlength=4),
+                       torch.bincount(labels[kept0], minlength=4))  # fmt: skip
+    _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    tail = p._tail_mask(gid, counts)
+    quota = torch.bincount(labels[kept], minlength=4)
+    for c in range(4):
+        t, m = tail & (labels == c), labels == c
+        want = round(rate * int(quota[c]) * int(t.sum()) / int(m.sum()))
+        want = max(want, int(quota[c]) - int((m & ~tail).sum()))  # the rest holds at most its size
+        got = torch.zeros(800, dtype=torch.bool)
+        got[kept] = True
+        assert int((got & t).sum()) == want
+    assert bool((p.weights(kept) == 1).all())  # loss_weights="none": unit weights
+
+
+def test_thinned_tail_is_drawn_uniformly_and_the_rest_by_score():
+    logits, labels, scores = _made_up()
+    p = _pruner(0.5, logits, labels, scores)
+    kept = p.select().indices
+    _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    tail = p._tail_mask(gid, counts)
+    shuffled = scores.clone()
+    idx = torch.nonzero(tail).flatten()
+    shuffled[idx] = scores[idx.flip(0)]  # the tail's own scores do not matter
+    assert torch.equal(_pruner(0.5, logits, labels, shuffled).select().indices, kept)
+    flipped = scores.clone()
+    rest = torch.nonzero(~tail).flatten()
+    flipped[rest] = 1.0 - scores[rest]
+    assert not torch.equal(_pruner(0.5, logits, labels, flipped).select().indices, kept)
+
+
+def test_thinning_cuts_the_kept_rate_of_the_tail():
+    """Averaged over 20 draws: the tail's kept rate is about rate x keep, the rest's higher."""
+    logits, labels, scores = _made_up(seed=1)
+    _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    hit = {1.0: 0, 0.5: 0}
+    for rate in hit:
+        for seed in range(20):
+            p = _pruner(rate, logits, labels, scores, keep=0.6, seed=seed)
+            tail = p._tail_mask(gid, counts)
+            hit[rate] += int(tail[p.select().indices].sum())
+    size = 20 * int(tail.sum())
+    assert abs(hit[1.0] / size - 0.6) < 0.02
+    assert abs(hit[0.5] / size - 0.3) < 0.02
+
+
+def test_training_with_a_thinned_tail_keeps_the_schedule(small_ted_fit):
+    pruner, sizes, weights = small_ted_fit(tail_rate=0.5)
+    _, sizes1, _ = small_ted_fit()
+    assert sizes == sizes1 == pruner.planned_sizes()
+    assert all(bool((w == 1).all()) for w in weights)
+    assert pruner.state_dict()["extra"]["options"]["tail_rate"] == 0.5
