@@ -11,6 +11,8 @@ Options (after the positional arguments) compare runs of different bench configs
 ``--segments T`` reads METHOD from CACHE's runs of ``cdhm bench --segments T`` (default 4),
 ``--base-cache FILE`` and ``--base-segments T`` read BASE from FILE's runs of that T (default:
 CACHE and 4); the pairing is still over the seeds where both have every task.
+``--tasks A->D[,B->C...]`` reads only those tasks (e.g. one pseudo-target of the validation set);
+the mean, the pairing, the swaps and the worst / largest drop are then over those tasks alone.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def per_seed(runs: dict, method: str) -> dict[int, dict[str, float]]:
 
 def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     """Positional arguments and the ``--segments / --base-cache / --base-segments`` options."""
-    names = ("--segments", "--base-cache", "--base-segments")
+    names = ("--segments", "--base-cache", "--base-segments", "--tasks")
     pos, opts, i = [], {}, 0
     while i < len(argv):
         if argv[i] in names:
@@ -64,13 +66,36 @@ def _runs(cache_file: str, segments: str) -> dict:
     return cache[_cache_key(BenchConfig(n_segments=int(segments)))]
 
 
+def _only_tasks(runs: dict, tasks: str | None) -> dict:
+    """`runs` restricted to the jobs of `tasks` ("A->D,B->C", hard-tier names; None: all)."""
+    if tasks is None:
+        return runs
+    names = [d.name for d in DOMAIN_TIERS["hard"]]
+    keep = set()
+    for task in tasks.split(","):
+        pair = task.strip().split("->")
+        if len(pair) != 2 or not set(pair) <= set(names):
+            raise SystemExit(f"paired_rule: --tasks wants e.g. A->D,B->C, got {task!r}")
+        keep.add(f"{names.index(pair[0])}->{names.index(pair[1])}")
+    out = {job: have for job, have in runs.items() if job.split("|")[0] in keep}
+    if not out:
+        raise SystemExit(f"paired_rule: no run of --tasks {tasks!r} in the cache")
+    return out
+
+
 def main(argv: list[str]) -> None:
     (cache_file, base, *methods), opts = _options(argv)
-    runs = _runs(cache_file, opts.get("--segments", "4"))
-    base_runs = _runs(opts.get("--base-cache", cache_file), opts.get("--base-segments", "4"))
+    tasks = opts.get("--tasks")
+    runs = _only_tasks(_runs(cache_file, opts.get("--segments", "4")), tasks)
+    base_runs = _only_tasks(
+        _runs(opts.get("--base-cache", cache_file), opts.get("--base-segments", "4")), tasks
+    )
     b = per_seed(base_runs, base)
     # with options the rows are labelled by their segment count (BASE and METHOD may share a name)
-    tag = {k: f"@T{opts.get(k, '4')}" if opts else "" for k in ("--base-segments", "--segments")}
+    seg_opts = set(opts) - {"--tasks"}
+    tag = {
+        k: f"@T{opts.get(k, '4')}" if seg_opts else "" for k in ("--base-segments", "--segments")
+    }
     rows = [(base, base_runs, tag["--base-segments"])] + [
         (m, runs, tag["--segments"]) for m in methods
     ]

@@ -875,3 +875,93 @@ def test_source_guide_accuracy_reads_the_source_guide():
         logits = adda.net_.fault_logits(adda.net_._encode(x, c, adda.net_)["s_loc"])
     expected = float(np.mean(adda.classes_[logits.argmax(1).numpy()] == a.y))
     assert source_guide_accuracy(adda, a.x, a.y) == pytest.approx(expected)
+
+
+def test_session27_target_skip_variants_are_named_options_off_the_cache_key():
+    """Session 27's two readings differ from the skip row (the library default's bench name) in
+    target_skip alone; at its off value ("adapted") target_skip stays out of the cache key and
+    every other row is built with it."""
+    from cdhm.bench import OPTION_VARIANTS, TSKIP_VARIANTS, BenchConfig, _cache_key, _estimator
+
+    assert "target_skip" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    names = {
+        "CDHM+adda+stickyz0.25+optcarry+sskip+tskip-source": "source",
+        "CDHM+adda+stickyz0.25+optcarry+sskip+tskip-none": "none",
+    }
+    assert set(TSKIP_VARIANTS) == set(names)
+    for name in ["CDHM", *OPTION_VARIANTS]:
+        if name not in names:
+            assert _estimator(name, BenchConfig(), 4).target_skip == "adapted", name
+    base = _estimator("CDHM+adda+stickyz0.25+optcarry+sskip", BenchConfig(), 4)
+    for name, mode in names.items():
+        one = _estimator(name, BenchConfig(), 4)
+        assert (one.target_skip, base.target_skip) == (mode, "adapted"), name
+        assert {k: v for k, v in one.get_params().items() if k != "target_skip"} == {
+            k: v for k, v in base.get_params().items() if k != "target_skip"
+        }, name
+
+
+def test_validation_task_sets_keep_the_protocol():
+    """ "s18" is the committed validation tasks; "0db" adds A->D only (the 0 dB pseudo-target);
+    every set passes the protocol check, which refuses a quick-suite test task, a source that is
+    not a quick-suite source, no transfer, a domain out of range, a repeat and a non-pair, each
+    naming `tasks`; an unknown set name names `val_tasks`."""
+    from cdhm.bench import (
+        QUICK_TASKS,
+        VALIDATION_TASK_SETS,
+        VALIDATION_TASKS,
+        check_validation_tasks,
+        validation_tasks,
+    )
+    from cdhm.data import DOMAIN_TIERS
+
+    assert validation_tasks("s18") == list(VALIDATION_TASKS)
+    assert validation_tasks("0db") == [*VALIDATION_TASKS, (0, 3)]
+    assert DOMAIN_TIERS["hard"][3].snr_db == 0.0  # the added pseudo-target is the 0 dB domain
+    assert not {t for t in DOMAIN_TIERS["hard"][:3] if t.snr_db == 0.0}
+    for name in VALIDATION_TASK_SETS:
+        assert not set(validation_tasks(name)) & set(QUICK_TASKS)
+    bad = [
+        [(1, 3)],  # B->D: the quick suite's test task of B
+        [(2, 3)],  # C is not a quick-suite source
+        [(0, 0)],
+        [(0, 4)],
+        [(0, 1), (0, 1)],
+        [(0, 1, 2)],
+        [(0.0, 1)],
+        [],
+        "01",
+    ]
+    for tasks in bad:
+        with pytest.raises(ValueError, match="tasks"):
+            check_validation_tasks(tasks)
+    with pytest.raises(ValueError, match="val_tasks"):
+        validation_tasks("0dB")
+    with pytest.raises(TypeError, match="val_tasks"):
+        validation_tasks(None)
+
+
+def test_cli_val_tasks_0db_adds_the_0db_pseudo_target(monkeypatch):
+    """--val-tasks 0db runs the validation tasks and A->D, names itself in the command, and needs
+    --validate; an unknown set exits."""
+    import cdhm.bench
+    from cdhm.cli import main
+
+    calls = []
+    monkeypatch.setattr(cdhm.bench, "run_bench", lambda **kw: calls.append(kw) or (None, "table"))
+    argv = ["bench", "--validate", "--val-seeds", "6", "--val-seed-start", "190"]
+    assert main([*argv, "--val-tasks", "0db", "--methods", "CDHM"]) == 0
+    kw = calls[-1]
+    assert kw["config"].tasks == [(0, 1), (1, 2), (3, 1), (3, 2), (0, 3)]
+    assert kw["config"].seeds == list(range(190, 196))
+    assert kw["command"] == (
+        "cdhm bench --validate --val-seeds 6 --val-seed-start 190 --val-tasks 0db --methods 'CDHM'"
+    )
+    assert main([*argv, "--methods", "CDHM"]) == 0
+    assert calls[-1]["config"].tasks == [(0, 1), (1, 2), (3, 1), (3, 2)]
+    assert "--val-tasks" not in calls[-1]["command"]
+    n = len(calls)
+    assert main(["bench", "--quick", "--val-tasks", "0db"]) == 2  # only with --validate
+    with pytest.raises(SystemExit):
+        main([*argv, "--val-tasks", "0dB"])
+    assert len(calls) == n

@@ -1912,3 +1912,123 @@ def test_s_skip_is_trained_and_split_with_the_target_guide(toy):
         zeroed = net.encode(x, c, torch.ones(len(x), dtype=torch.bool))["s_loc"]
         tgt.copy_(saved)
     assert not torch.equal(rows, zeroed)
+
+
+@pytest.mark.parametrize(
+    ("kw", "exc"),
+    [
+        ({"target_skip": "src"}, ValueError),
+        ({"target_skip": ""}, ValueError),
+        ({"target_skip": None}, TypeError),
+        ({"target_skip": 1}, TypeError),
+        ({"target_skip": "source", "s_skip": "none"}, ValueError),
+        ({"target_skip": "none", "s_skip": "linear-only"}, ValueError),
+    ],
+    ids=["unknown", "empty", "none-object", "int", "no-skip", "linear-only"],
+)
+def test_target_skip_rejects_bad_values(toy, kw, exc):
+    """CDHMClassifier.fit and CDHMNet: a bad target_skip, or one its s_skip cannot serve, raises
+    naming target_skip; the classifier also refuses "source" / "none" without the untied guide."""
+    a, _ = toy
+    with pytest.raises(exc, match="target_skip"):
+        CDHMClassifier(n_segments=4, epochs=1, **kw).fit(a.x, a.y)
+    with pytest.raises(exc, match="target_skip"):
+        CDHMNet(8, 2, 3, 2, target_guide=True, **{"s_skip": "linear", **kw})
+    for mode in ("source", "none"):
+        with pytest.raises(ValueError, match="target_skip"):
+            CDHMClassifier(n_segments=4, epochs=1, target_skip=mode, target_encoder="shared").fit(
+                a.x, a.y
+            )
+        with pytest.raises(ValueError, match="target_skip"):
+            CDHMNet(8, 2, 3, 2, s_skip="linear", target_skip=mode)  # no target guide
+
+
+def _three_target_skips() -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One float64 net per target_skip, same weights, split, with distinct non-zero source and
+    target skips; a batch x, c and its target rows (the last three windows)."""
+    args = (8, 3, 4, 2)
+    kw = {"s_dim": 3, "z_dim": 2, "hidden": 8, "feat_dim": 16, "target_guide": True}
+    nets = {}
+    for mode in ("adapted", "source", "none"):
+        torch.manual_seed(0)
+        nets[mode] = CDHMNet(*args, s_skip="linear", target_skip=mode, **kw).double()
+    gen = torch.Generator().manual_seed(3)
+    w_src = torch.randn(3, 8, generator=gen, dtype=torch.float64)
+    w_tgt = torch.randn(3, 8, generator=gen, dtype=torch.float64)
+    for net in nets.values():
+        with torch.no_grad():
+            net.s_skip.weight.copy_(w_src)
+            net.split_target()
+            net.target_guide["s_skip"].weight.copy_(w_tgt)
+    x = torch.randn(6, 3, 8, generator=gen, dtype=torch.float64)
+    c = torch.tensor([0, 1, 0, 1, 1, 0])
+    rows = torch.tensor([False, False, False, True, True, True])
+    return nets, x, c, rows
+
+
+def test_target_skip_reads_the_source_skip_or_none_on_target_windows_only():
+    """float64, one set of weights: at t = 0 a target window's q(s) mean is the target GRU's plus
+    the target copy's skip ("adapted"), plus the source guide's skip ("source"), or the GRU's
+    alone ("none") (the skip terms by hand); at every step "source" is "adapted" with the target
+    copy set to the source skip and "none" is "adapted" with it zeroed; source windows and q(z)
+    are the same in all three."""
+    nets, x, c, rows = _three_target_skips()
+    ref = nets["adapted"]
+    with torch.no_grad():
+        q = {m: net.encode(x, c, rows) for m, net in nets.items()}
+        w_src, w_tgt = ref.s_skip.weight.clone(), ref.target_guide["s_skip"].weight.clone()
+        ref.target_guide["s_skip"].weight.copy_(w_src)
+        as_source = ref.encode(x, c, rows)
+        ref.target_guide["s_skip"].weight.zero_()
+        as_none = ref.encode(x, c, rows)
+        ref.target_guide["s_skip"].weight.copy_(w_tgt)
+    gru0 = q["none"]["s_loc"][rows][:, 0]
+    x0 = x[rows][:, 0]
+    torch.testing.assert_close(
+        q["adapted"]["s_loc"][rows][:, 0], gru0 + x0 @ w_tgt.T, rtol=1e-12, atol=1e-12
+    )
+    torch.testing.assert_close(
+        q["source"]["s_loc"][rows][:, 0], gru0 + x0 @ w_src.T, rtol=1e-12, atol=1e-12
+    )
+    for m, same in (("source", as_source), ("none", as_none)):
+        for k in ("s_loc", "s_scale", "z_loc", "z_scale"):
+            torch.testing.assert_close(q[m][k], same[k], rtol=0, atol=0)
+            torch.testing.assert_close(q[m][k][~rows], q["adapted"][k][~rows], rtol=0, atol=0)
+        torch.testing.assert_close(q[m]["z_loc"], q["adapted"]["z_loc"], rtol=0, atol=0)
+        assert not torch.allclose(q[m]["s_loc"][rows], q["adapted"]["s_loc"][rows]), m
+
+
+def test_target_skip_source_sends_no_target_gradient_into_either_skip():
+    """With "source" a loss on the target windows' s reaches the target GRU but neither skip's
+    weight (the source's is read detached, the target copy unused); with "adapted" it reaches
+    the target copy."""
+    nets, x, c, rows = _three_target_skips()
+    for mode in ("source", "adapted"):
+        net = nets[mode]
+        net.zero_grad()
+        net.encode(x, c, rows)["s_loc"][rows].pow(2).sum().backward()
+        assert net.target_guide["q_s"].weight_ih.grad.abs().sum() > 0
+        assert net.s_skip.weight.grad is None or not net.s_skip.weight.grad.any()
+        tgt_grad = net.target_guide["s_skip"].weight.grad
+        reached = tgt_grad is not None and bool(tgt_grad.any())
+        assert reached == (mode == "adapted"), mode
+
+
+def test_target_skip_fit_keeps_the_split_copy_and_changes_the_fit(toy):
+    """A fit with target_skip="adapted" is the default's; with "source" the target copy of the
+    skip stays at its value at the split (never trained) while the source skip keeps training,
+    and the target predictions differ from the default's; "none" differs from both."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 3, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    assert CDHMClassifier().target_skip == "adapted"
+    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    named = CDHMClassifier(target_skip="adapted", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    np.testing.assert_array_equal(named.predict_proba(b.x), base.predict_proba(b.x))
+    src = CDHMClassifier(target_skip="source", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    none = CDHMClassifier(target_skip="none", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    w_t = src.net_.target_guide["s_skip"].weight
+    assert bool(w_t.detach().any()) and not torch.equal(w_t, src.net_.s_skip.weight)
+    p_base, p_src, p_none = (m.predict_proba(b.x) for m in (base, src, none))
+    assert not np.array_equal(p_src, p_base)
+    assert not np.array_equal(p_none, p_base) and not np.array_equal(p_none, p_src)

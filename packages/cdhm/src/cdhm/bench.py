@@ -50,7 +50,14 @@ from cdhm.data import (
     transfer_tasks,
 )
 
-__all__ = ["BenchConfig", "linear_probe", "run_bench", "run_task"]
+__all__ = [
+    "BenchConfig",
+    "check_validation_tasks",
+    "linear_probe",
+    "run_bench",
+    "run_task",
+    "validation_tasks",
+]
 
 QUICK_TASKS: tuple[tuple[int, int], ...] = ((0, 2), (1, 3), (3, 0))
 #: the compared methods (ablations of CDHM are added by `BenchConfig.ablations`)
@@ -329,6 +336,17 @@ SSKIP_LADDER: dict[str, dict[str, Any]] = {
         "CDHM-no-align+adda+stickyz0.25+optcarry",
     )
 }
+#: Which skip reads the target windows after the split (session 27; rule
+#: cdhm_validate_s27_rule.md), on the current library default (the skip, bench name
+#: CDHM+adda+stickyz0.25+optcarry+sskip): the source guide's skip read as constants
+#: ("tskip-source"), or no skip for the target windows ("tskip-none"). No value to tune.
+TSKIP_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sskip+tskip-" + mode: {
+        **SSKIP_VARIANTS["CDHM+adda+stickyz0.25+optcarry+sskip"],
+        "target_skip": mode,
+    }
+    for mode in ("source", "none")
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -372,6 +390,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SDROP_VARIANTS,
     **SSKIP_VARIANTS,
     **SSKIP_LADDER,
+    **TSKIP_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -380,11 +399,73 @@ VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
 #: full 12-task grid does hold these domain pairs; what keeps test data out of the choice is that
 #: the validation seeds are fresh recordings, never the test recordings.
 VALIDATION_TASKS: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (3, 1), (3, 2))
+#: Named validation task sets (`cdhm bench --validate --val-tasks NAME`). "s18" is
+#: VALIDATION_TASKS (every committed --validate run). "0db" adds A->D (session 27): the same
+#: protocol (a quick-suite source, A, with a domain other than its quick test target, C, held out
+#: as pseudo-target; fresh recordings), and the only such pair whose pseudo-target is the 0 dB
+#: condition D (B->D is the quick suite's test task of B; D->D is no transfer).
+VALIDATION_TASK_SETS: dict[str, tuple[tuple[int, int], ...]] = {
+    "s18": VALIDATION_TASKS,
+    "0db": (*VALIDATION_TASKS, (0, 3)),
+}
 #: The strongest published baselines CDHM must beat (issue 18 goal).
 STRONG_BASELINES: tuple[str, ...] = ("MK-MMD", "Deep CORAL", "DANN")
 #: Baseline variants adopted on validation by the README's rule (same tuning budget as CDHM's
 #: readings): they count as the strong baseline they tune when a run holds them.
 ADOPTED_BASELINE_VARIANTS: tuple[str, ...] = ("MK-MMD+evidence-all",)
+
+
+def check_validation_tasks(tasks: Any, n_domains: int = 4) -> list[tuple[int, int]]:
+    """`tasks` as a list of (source, target) pairs if every pair keeps the validation protocol;
+    else a ValueError naming ``tasks``.
+
+    The protocol (issue 18): each source is a source of the quick test tasks (QUICK_TASKS) and
+    its pseudo-target a domain held out from that source's quick test target (never the quick
+    suite's test task itself, never the source), of `n_domains` domains. What keeps the test
+    recordings out is the seed (validation seeds are >= 100), which the CLI checks.
+    """
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence) or not tasks:
+        raise ValueError(
+            f"tasks must be a non-empty sequence of (source, target) pairs, got {tasks!r}"
+        )
+    sources = {s for s, _ in QUICK_TASKS}
+    out = []
+    for task in tasks:
+        if (
+            not isinstance(task, Sequence)
+            or len(task) != 2
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in task)
+        ):
+            raise ValueError(f"tasks must hold (source, target) pairs of ints, got {task!r}")
+        s, t = int(task[0]), int(task[1])
+        if not (0 <= s < n_domains and 0 <= t < n_domains):
+            raise ValueError(f"tasks: {task!r} names a domain outside 0..{n_domains - 1}")
+        if s == t:
+            raise ValueError(f"tasks: {task!r} is no transfer (source == target)")
+        if (s, t) in QUICK_TASKS:
+            raise ValueError(
+                f"tasks: {task!r} is a quick-suite test task {QUICK_TASKS}; a validation "
+                "pseudo-target must be held out from its source's test target"
+            )
+        if s not in sources:
+            raise ValueError(
+                f"tasks: {task!r} has source {s}, not a source of the quick test tasks "
+                f"{sorted(sources)}"
+            )
+        out.append((s, t))
+    if len(set(out)) != len(out):
+        raise ValueError(f"tasks must not repeat a pair, got {tasks!r}")
+    return out
+
+
+def validation_tasks(name: str) -> list[tuple[int, int]]:
+    """The validation task set `name` of :data:`VALIDATION_TASK_SETS` (checked by
+    :func:`check_validation_tasks`); a TypeError / ValueError naming ``val_tasks`` otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"val_tasks must be one of {sorted(VALIDATION_TASK_SETS)}, got {name!r}")
+    if name not in VALIDATION_TASK_SETS:
+        raise ValueError(f"val_tasks must be one of {sorted(VALIDATION_TASK_SETS)}, got {name!r}")
+    return check_validation_tasks(VALIDATION_TASK_SETS[name])
 
 
 @dataclass
@@ -676,6 +757,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "lambda_compact": 0.0,
     "s_dropout": 0.0,
     "s_skip": "none",
+    "target_skip": "adapted",
 }
 
 

@@ -71,6 +71,7 @@ __all__ = [
     "FAULT_STEPS",
     "GENERATIVE_FROM",
     "S_SKIPS",
+    "TARGET_SKIPS",
     "TARGET_Z",
     "TARGET_ENCODERS",
     "TARGET_OPT_STATES",
@@ -132,6 +133,13 @@ TARGET_OPT_STATES: tuple[str, ...] = ("fresh", "source")
 #: mean of the window's segments up to t (see :class:`SegmentSkip`).
 S_SKIPS: tuple[str, ...] = ("none", "linear", "linear-only")
 
+#: Which skip reads the *target* windows after the untied split (``CDHMClassifier(target_skip=...)``,
+#: issue 18, session 27; rule ``docs/benchmarks/cdhm-next/cdhm_validate_s27_rule.md``): the target
+#: guide's own copy, adapted by the target's terms (the default, the behaviour of session 26),
+#: the *source* guide's skip read as constants (the linear read-out the labels train, never moved
+#: by the target's terms), or none (the target windows' q(s) mean is the target GRU's alone).
+TARGET_SKIPS: tuple[str, ...] = ("adapted", "source", "none")
+
 #: The generative side of :class:`CDHMNet` (decoder, observation scale, Markov priors, heads):
 #: what :meth:`CDHMNet.generative_detached` reads through detached parameters.
 GENERATIVE_PARTS: tuple[str, ...] = (
@@ -180,6 +188,26 @@ def check_s_skip(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"s_skip must be a str, one of {S_SKIPS}, got {value!r}")
     return check_choice("s_skip", value, S_SKIPS)
+
+
+def check_target_skip(value: Any, s_skip: str, target_guide: bool) -> str:
+    """`value` if it is one of :data:`TARGET_SKIPS` and fits `s_skip` and the untied guide; else a
+    TypeError / ValueError naming ``target_skip``."""
+    if not isinstance(value, str):
+        raise TypeError(f"target_skip must be a str, one of {TARGET_SKIPS}, got {value!r}")
+    check_choice("target_skip", value, TARGET_SKIPS)
+    if value != "adapted" and (s_skip == "none" or not target_guide):
+        raise ValueError(
+            f"target_skip={value!r} needs a skip (s_skip 'linear' or 'linear-only') and the "
+            f"untied target guide (target_encoder='adapted'); got s_skip={s_skip!r}, "
+            f"untied target guide={target_guide!r}"
+        )
+    if value == "none" and s_skip != "linear":
+        raise ValueError(
+            "target_skip='none' needs s_skip='linear' (with 'linear-only' the skip is q(s)'s "
+            f"whole mean, so the target windows would have none); got s_skip={s_skip!r}"
+        )
+    return value
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -348,6 +376,9 @@ class CDHMNet(UntiedTarget):
     read-out of the front-end segments to q(s_t)'s mean, "linear-only" makes it the mean (the GRU
     then gives only the scale); the skip is a guide part (``s_skip``), so the untied target
     guide gets its own copy; see :class:`CDHMClassifier`.
+    ``target_skip`` ("adapted": that copy reads the target windows) chooses which skip reads the
+    target windows once the guide is split: "source" the source guide's skip, detached; "none"
+    no skip (the copy is then unused); see :class:`CDHMClassifier`.
     """
 
     target_attr = "target_guide"
@@ -371,11 +402,13 @@ class CDHMNet(UntiedTarget):
         target_z: str = "adapted",
         s_dropout: float = 0.0,
         s_skip: str = "none",
+        target_skip: str = "adapted",
     ) -> None:
         super().__init__()
         s_dropout = check_fraction("s_dropout", s_dropout, meaning="(dropout rate of q(s)'s input)")
         check_s_skip(s_skip)
         self.s_skip_mode = s_skip
+        self.target_skip = check_target_skip(target_skip, s_skip, target_guide)
         if target_z not in TARGET_Z:
             raise ValueError(f"target_z must be one of {TARGET_Z}, got {target_z!r}")
         if target_z == "source" and not (target_guide and z_dim):
@@ -503,6 +536,9 @@ class CDHMNet(UntiedTarget):
         e_s = e if self.s_drop is None else self.s_drop(e)  # q(s)'s input (s_dropout)
         skip = getattr(parts, "s_skip", None)  # s_skip: linear read-out of the segments
         r_s = None if skip is None else skip(x)
+        if parts is not self and skip is not None and self.target_skip != "adapted":
+            # target_skip: the target windows read the source guide's skip as constants, or none
+            r_s = self.s_skip(x).detach() if self.target_skip == "source" else None
         onehot = F.one_hot(c, self.n_cond).float()
         m_s = x.new_zeros(b, self.s_dim)
         g_s = x.new_zeros(b, self.q_s.hidden_size)
@@ -1012,6 +1048,30 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     "linear" the optimiser can still leave the skip unused if the CNN path fits the training
     recordings first; "linear-only" leaves s no other route, at the price of what the CNN sees
     that is not linear in the front end.
+
+    Which skip reads the target windows (issue 18, session 27; ``target_skip="adapted"`` = off by
+    default, the behaviour of session 26; rule
+    ``docs/benchmarks/cdhm-next/cdhm_validate_s27_rule.md``). Aimed at the skip's loss where the
+    *target* is the 0 dB condition (test read of session 26: A->D and B->D -2.78 points each, the
+    temporal-prior rung -6.76 on target D), which the D-source gains hide in the mean. With
+    "adapted" the target guide's copy of W is trained after the split by the target windows'
+    ELBO and the alignment: a linear map of the segments straight into s, so on a 0 dB target
+    the reconstruction term can pay s for carrying the noise of the segments, and the alignment
+    can match the marginals by moving W instead of placing the classes. ``target_skip="source"``
+    reads the target windows' skip term through the *source* guide's W (and b), detached: the
+    linear read-out is the one the labelled source trains, the target's terms reach only the
+    target CNN + GRU path (the target copy of the skip is unused). It assumes the per-window
+    standardised order spectra are comparable enough across working conditions that the
+    source's linear read-out stays a fair reading of a target window, and that adapting it is
+    what hurts on a noisy target. ``target_skip="none"`` reads the target windows without any
+    skip (q(s_t)'s mean is the target GRU's alone; the skip still shapes the source guide, hence
+    the fault head). It assumes instead that a linear read-out learnt at one SNR does not transfer
+    to another (a 0 dB noise floor lifts every order bin and per-window standardisation squeezes
+    the peaks), so the target's s should come from the non-linear path, which the alignment
+    matches to the source's s; at the split the target's s loses the skip's term at once, so the
+    alignment starts from a jump. Both need ``target_encoder="adapted"`` and a skip; "none" needs
+    ``s_skip="linear"`` (with "linear-only" the skip is the whole mean). Before the split, and for
+    source windows, nothing changes.
     """
 
     def __init__(
@@ -1055,6 +1115,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         lambda_compact: float = 0.0,
         s_dropout: float = 0.0,
         s_skip: str = "linear",
+        target_skip: str = "adapted",
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -1105,6 +1166,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.lambda_compact = lambda_compact
         self.s_dropout = s_dropout
         self.s_skip = s_skip
+        self.target_skip = target_skip
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -1142,6 +1204,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         check_real("beta_s", self.beta_s, low=0.0, low_inclusive=False)
         check_fraction("s_dropout", self.s_dropout, meaning="(dropout rate of q(s)'s input)")
         check_s_skip(self.s_skip)
+        check_target_skip(self.target_skip, self.s_skip, self.target_encoder == "adapted")
         check_fraction("align_gate", self.align_gate, meaning="(source training accuracy)")
         check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
         check_fraction("align_warmup", self.align_warmup, meaning="of training without alignment")
@@ -1263,6 +1326,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             target_z=self.target_z,
             s_dropout=self.s_dropout,
             s_skip=self.s_skip,
+            target_skip=self.target_skip,
         )
         if self.align_gate > 0:  # running source accuracy; progress at which the gate opened
             net.register_buffer("gate_acc", torch.zeros(()))

@@ -131,15 +131,18 @@ def _bench(args: argparse.Namespace) -> int:
         DEV_SEEDS,
         SCHEDULE_VARIANTS,
         VALIDATION_SEEDS,
-        VALIDATION_TASKS,
         BenchConfig,
         run_bench,
+        validation_tasks,
     )
     from cdhm.data import DOMAIN_TIERS, transfer_tasks
 
     seeds = list(range(args.seed, args.seed + args.seeds))
     if args.val_seeds != len(VALIDATION_SEEDS) and not args.validate:
         print("cdhm bench: --val-seeds needs --validate", file=sys.stderr)
+        return 2
+    if args.val_tasks != "s18" and not args.validate:
+        print("cdhm bench: --val-tasks needs --validate", file=sys.stderr)
         return 2
     if args.val_seed_start is not None and not args.validate:
         print("cdhm bench: --val-seed-start needs --validate", file=sys.stderr)
@@ -190,7 +193,7 @@ def _bench(args: argparse.Namespace) -> int:
         val_seeds = list(range(start, start + args.val_seeds))
         config = BenchConfig(
             seeds=val_seeds,
-            tasks=list(VALIDATION_TASKS),
+            tasks=validation_tasks(args.val_tasks),
             tier=args.tier,
             front_end=args.front_end,
             methods=("CDHM", *SCHEDULE_VARIANTS),
@@ -201,6 +204,8 @@ def _bench(args: argparse.Namespace) -> int:
             cmd += f" --val-seeds {args.val_seeds}"
         if args.val_seed_start is not None:
             cmd += f" --val-seed-start {args.val_seed_start}"
+        if args.val_tasks != "s18":
+            cmd += f" --val-tasks {args.val_tasks}"
         name = "cdhm_validate"
     if args.methods:
         chosen = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -320,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="with --validate: first validation seed, so --val-seeds N runs S to S + N - 1 "
         "(default 100; >= 100, a fresh draw for a confirmation, e.g. 106 after 100-105)",
+    )
+    p_bench.add_argument(
+        "--val-tasks",
+        default="s18",
+        choices=["s18", "0db"],
+        help="with --validate: the pseudo-target task set (default s18: A->B, B->C, D->B, D->C; "
+        "0db: those and A->D, the one protocol pair whose pseudo-target is the 0 dB domain D)",
     )
     p_bench.add_argument(
         "--cwru",
