@@ -69,3 +69,39 @@ def small_ted_fit():
     """`small_ted_fit(**options)`: (pruner, per-epoch selection sizes, per-epoch loss weights) of
     one small seeded training run with `TEDPruner(..., **options)`."""
     return _small_ted_fit
+
+
+@pytest.fixture
+def stored_tail():
+    """The suspect-tail tests' made-up state: `made_up(n, classes, seed)` gives float64 stored
+    logits (each sample's own class raised by 1, so most but not all are classified correctly),
+    labels and scores; `pruner(logits, labels, scores, keep=0.5, seed=0, **options)` gives a
+    float64 `TEDPruner` at a pruned epoch (5, warm-up 1, no ramp) holding them."""
+
+    def made_up(
+        n: int = 800, classes: int = 4, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        labels = torch.arange(n) % classes
+        logits = torch.randn(n, classes, generator=g, dtype=torch.float64)
+        logits[torch.arange(n), labels] += 1.0
+        return logits, labels, torch.rand(n, generator=g, dtype=torch.float64)
+
+    def pruner(
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        scores: torch.Tensor,
+        keep: float = 0.5,
+        seed: int = 0,
+        **options: Any,
+    ) -> TEDPruner:
+        n = labels.numel()
+        p = TEDPruner(n, 10, keep=keep, warmup=1, ramp=0, seed=seed, precision="float64", **options)
+        p._obs.label_buffer().copy_(labels)
+        p._obs.set_buffers(logits, torch.zeros(n, 3))
+        p.scores = scores.double()
+        p.has_score = torch.ones(n, dtype=torch.bool)
+        p.epoch = 5
+        return p
+
+    return made_up, pruner

@@ -72,35 +72,15 @@ def test_no_uniform_group_is_the_plain_draw_bit_for_bit():
             assert torch.equal(p[m], a[1][m])
 
 
-def _pruner_with(tail, logits, labels, scores, keep=0.5, loss_weights="importance", seed=0):
-    """A pruner at a pruned epoch holding made-up stored logits (float64), labels and scores."""
-    n = labels.numel()
-    p = TEDPruner(n, 10, keep=keep, warmup=1, ramp=0, seed=seed, tail=tail,
-                  precision="float64", loss_weights=loss_weights)  # fmt: skip
-    p._obs.label_buffer().copy_(labels)
-    p._obs.set_buffers(logits, torch.zeros(n, 3))
-    p.scores = scores.double()
-    p.has_score = torch.ones(n, dtype=torch.bool)
-    p.epoch = 5
-    return p
-
-
-def _made_up(n=800, classes=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % classes
-    logits = torch.randn(n, classes, generator=g, dtype=torch.float64)
-    logits[torch.arange(n), labels] += 1.0  # most, not all, classified correctly
-    return logits, labels, torch.rand(n, generator=g, dtype=torch.float64)
-
-
-def test_tail_masks_read_the_stored_logits():
-    logits, labels, scores = _made_up()
-    p = _pruner_with("misclassified", logits, labels, scores)
+def test_tail_masks_read_the_stored_logits(stored_tail):
+    made_up, pruner = stored_tail
+    logits, labels, scores = made_up()
+    p = pruner(logits, labels, scores, tail="misclassified", loss_weights="importance")
     _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
     mis = logits.argmax(1) != labels
     assert 0 < int(mis.sum()) < 800
     assert torch.equal(p._tail_mask(gid, counts), mis)
-    p = _pruner_with(0.1, logits, labels, scores)
+    p = pruner(logits, labels, scores, tail=0.1, loss_weights="importance")
     tail = p._tail_mask(gid, counts)
     py = torch.softmax(logits, 1)[torch.arange(800), labels]
     for c in range(4):
@@ -110,10 +90,11 @@ def test_tail_masks_read_the_stored_logits():
 
 
 @pytest.mark.parametrize("tail", ["misclassified", 0.1, 0.3])
-def test_tail_keeps_the_class_quotas_and_draws_its_tail_uniformly(tail):
-    logits, labels, scores = _made_up()
-    p = _pruner_with(tail, logits, labels, scores)
-    base = _pruner_with("none", logits, labels, scores)
+def test_tail_keeps_the_class_quotas_and_draws_its_tail_uniformly(tail, stored_tail):
+    made_up, pruner = stored_tail
+    logits, labels, scores = made_up()
+    p = pruner(logits, labels, scores, tail=tail, loss_weights="importance")
+    base = pruner(logits, labels, scores, tail="none", loss_weights="importance")
     kept, kept0 = p.select().indices, base.select().indices
     total = Selection.kept_count(800, p.keep_ratio(5))
     assert kept.numel() == kept0.numel() == total
@@ -133,17 +114,23 @@ def test_tail_keeps_the_class_quotas_and_draws_its_tail_uniformly(tail):
     shuffled = scores.clone()
     idx = torch.nonzero(mask).flatten()
     shuffled[idx] = scores[idx.flip(0)]
-    assert torch.equal(_pruner_with(tail, logits, labels, shuffled).select().indices, kept)
+    assert torch.equal(
+        pruner(logits, labels, shuffled, tail=tail, loss_weights="importance").select().indices,
+        kept,
+    )
     flipped = scores.clone()
     rest = torch.nonzero(~mask).flatten()
     flipped[rest] = 1.0 - scores[rest]
-    assert not torch.equal(_pruner_with(tail, logits, labels, flipped).select().indices, kept)
+    assert not torch.equal(
+        pruner(logits, labels, flipped, tail=tail, loss_weights="importance").select().indices, kept
+    )
 
 
-def test_tail_cuts_the_over_exposure_of_misclassified_samples():
+def test_tail_cuts_the_over_exposure_of_misclassified_samples(stored_tail):
     """Misclassified samples with the highest scores: the default keeps most of them, the tail
     keeps them at about the class keep ratio (float64 made-up data, averaged over 20 draws)."""
-    logits, labels, scores = _made_up(seed=1)
+    made_up, pruner = stored_tail
+    logits, labels, scores = made_up(seed=1)
     logits[torch.arange(800), labels] += 1.0  # fewer misclassified: below the always-kept 40%
     mis = logits.argmax(1) != labels
     assert 0.1 < float(mis.double().mean()) < 0.3
@@ -152,7 +139,9 @@ def test_tail_cuts_the_over_exposure_of_misclassified_samples():
     for tail in ("none", "misclassified"):
         hits = 0
         for seed in range(20):
-            p = _pruner_with(tail, logits, labels, scores, keep=0.7, seed=seed)
+            p = pruner(
+                logits, labels, scores, tail=tail, loss_weights="importance", keep=0.7, seed=seed
+            )
             hits += int(mis[p.select().indices].sum())
         rate[tail] = hits / (20 * int(mis.sum()))
     assert rate["none"] > 0.8  # Gumbel top-k: inclusion near, not at, p = 1
@@ -160,9 +149,10 @@ def test_tail_cuts_the_over_exposure_of_misclassified_samples():
     assert rate["none"] - rate["misclassified"] > 0.1
 
 
-def test_tiny_tails_keep_exact_quotas():
+def test_tiny_tails_keep_exact_quotas(stored_tail):
     """20 classes of 3 samples, one misclassified each, keep 0.3: tail quotas round to 0 or 1,
     every class still keeps its quota and the total is exact."""
+    _, pruner = stored_tail
     labels = torch.arange(60) % 20
     logits = torch.zeros(60, 20, dtype=torch.float64)
     logits[torch.arange(60), labels] = 2.0
@@ -170,8 +160,10 @@ def test_tiny_tails_keep_exact_quotas():
     logits[torch.arange(20), (labels[:20] + 1) % 20] = 2.0  # the first of each class: wrong
     scores = torch.rand(60, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for keep in (0.3, 0.7):
-        p = _pruner_with("misclassified", logits, labels, scores, keep=keep)
-        base = _pruner_with("none", logits, labels, scores, keep=keep)
+        p = pruner(
+            logits, labels, scores, tail="misclassified", loss_weights="importance", keep=keep
+        )
+        base = pruner(logits, labels, scores, tail="none", loss_weights="importance", keep=keep)
         kept, kept0 = p.select().indices, base.select().indices
         assert kept.numel() == kept0.numel()
         assert torch.equal(torch.bincount(labels[kept], minlength=20),

@@ -12,27 +12,6 @@ from maskloop import Selection
 from ted_prune import TEDPruner
 
 
-def _made_up(n=800, classes=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % classes
-    logits = torch.randn(n, classes, generator=g, dtype=torch.float64)
-    logits[torch.arange(n), labels] += 1.0
-    return logits, labels, torch.rand(n, generator=g, dtype=torch.float64)
-
-
-def _pruner(tail_rate, logits, labels, scores, keep=0.5, tail=0.2, seed=0):
-    """A pruner at a pruned epoch holding made-up stored logits, labels and scores."""
-    n = labels.numel()
-    p = TEDPruner(n, 10, keep=keep, warmup=1, ramp=0, seed=seed, tail=tail, tail_rate=tail_rate,
-                  precision="float64")  # fmt: skip
-    p._obs.label_buffer().copy_(labels)
-    p._obs.set_buffers(logits, torch.zeros(n, 3))
-    p.scores = scores.double()
-    p.has_score = torch.ones(n, dtype=torch.bool)
-    p.epoch = 5
-    return p
-
-
 @pytest.mark.parametrize(
     ("value", "err"),
     [(0, ValueError), (0.0, ValueError), (-0.5, ValueError), (1.5, ValueError),
@@ -53,9 +32,10 @@ def test_tail_rate_needs_a_tail():
     assert TEDPruner(100, 10, keep=0.5, tail_rate=1).tail_rate == 1.0
 
 
-def test_rate_one_is_the_plain_tail_bit_for_bit():
-    logits, labels, scores = _made_up()
-    a = _pruner(1.0, logits, labels, scores).select().indices
+def test_rate_one_is_the_plain_tail_bit_for_bit(stored_tail):
+    made_up, pruner = stored_tail
+    logits, labels, scores = made_up()
+    a = pruner(logits, labels, scores, tail=0.2, tail_rate=1.0).select().indices
     b = TEDPruner(800, 10, keep=0.5, warmup=1, ramp=0, seed=0, tail=0.2, precision="float64")
     b._obs.label_buffer().copy_(labels)
     b._obs.set_buffers(logits, torch.zeros(800, 3))
@@ -64,10 +44,11 @@ def test_rate_one_is_the_plain_tail_bit_for_bit():
 
 
 @pytest.mark.parametrize(("rate", "keep"), [(0.5, 0.5), (0.25, 0.7), (0.5, 0.9)])
-def test_thinned_tail_keeps_class_quotas_and_its_share(rate, keep):
-    logits, labels, scores = _made_up()
-    p = _pruner(rate, logits, labels, scores, keep=keep)
-    base = _pruner(1.0, logits, labels, scores, keep=keep)
+def test_thinned_tail_keeps_class_quotas_and_its_share(rate, keep, stored_tail):
+    made_up, pruner = stored_tail
+    logits, labels, scores = made_up()
+    p = pruner(logits, labels, scores, tail=0.2, tail_rate=rate, keep=keep)
+    base = pruner(logits, labels, scores, tail=0.2, tail_rate=1.0, keep=keep)
     kept, kept0 = p.select().indices, base.select().indices
     assert kept.numel() == kept0.numel() == Selection.kept_count(800, keep)
     assert torch.equal(torch.bincount(labels[kept], minlength=4),
@@ -85,30 +66,36 @@ def test_thinned_tail_keeps_class_quotas_and_its_share(rate, keep):
     assert bool((p.weights(kept) == 1).all())  # loss_weights="none": unit weights
 
 
-def test_thinned_tail_is_drawn_uniformly_and_the_rest_by_score():
-    logits, labels, scores = _made_up()
-    p = _pruner(0.5, logits, labels, scores)
+def test_thinned_tail_is_drawn_uniformly_and_the_rest_by_score(stored_tail):
+    made_up, pruner = stored_tail
+    logits, labels, scores = made_up()
+    p = pruner(logits, labels, scores, tail=0.2, tail_rate=0.5)
     kept = p.select().indices
     _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
     tail = p._tail_mask(gid, counts)
     shuffled = scores.clone()
     idx = torch.nonzero(tail).flatten()
     shuffled[idx] = scores[idx.flip(0)]  # the tail's own scores do not matter
-    assert torch.equal(_pruner(0.5, logits, labels, shuffled).select().indices, kept)
+    assert torch.equal(
+        pruner(logits, labels, shuffled, tail=0.2, tail_rate=0.5).select().indices, kept
+    )
     flipped = scores.clone()
     rest = torch.nonzero(~tail).flatten()
     flipped[rest] = 1.0 - scores[rest]
-    assert not torch.equal(_pruner(0.5, logits, labels, flipped).select().indices, kept)
+    assert not torch.equal(
+        pruner(logits, labels, flipped, tail=0.2, tail_rate=0.5).select().indices, kept
+    )
 
 
-def test_thinning_cuts_the_kept_rate_of_the_tail():
+def test_thinning_cuts_the_kept_rate_of_the_tail(stored_tail):
     """Averaged over 20 draws: the tail's kept rate is about rate x keep, the rest's higher."""
-    logits, labels, scores = _made_up(seed=1)
+    made_up, pruner = stored_tail
+    logits, labels, scores = made_up(seed=1)
     _, gid, counts = torch.unique(labels, return_inverse=True, return_counts=True)
     hit = {1.0: 0, 0.5: 0}
     for rate in hit:
         for seed in range(20):
-            p = _pruner(rate, logits, labels, scores, keep=0.6, seed=seed)
+            p = pruner(logits, labels, scores, tail=0.2, tail_rate=rate, keep=0.6, seed=seed)
             tail = p._tail_mask(gid, counts)
             hit[rate] += int(tail[p.select().indices].sum())
     size = 20 * int(tail.sum())
