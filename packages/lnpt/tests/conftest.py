@@ -3,6 +3,7 @@
 import pytest
 import torch
 from lnpt.bench import MODELS
+from lnpt.cli import main
 from lnpt.data import DigitsSplit
 from maskloop import Callback
 from torch import nn
@@ -58,3 +59,18 @@ def tiny_lr_fit():
     """`tiny_lr_fit(n=12, batch=4)`: a float64 `nn.Linear(3, 2)` and a DataLoader of `n` random
     samples in batches of `batch` (3 steps an epoch by default), seeded 0, for lr-schedule tests."""
     return _tiny_lr_fit
+
+
+@pytest.fixture
+def bench_refuses(capsys, tmp_path):
+    """`bench_refuses(argv, says)`: `lnpt bench *argv` exits with argparse's usage error (code 2),
+    its message contains `says`, and it writes nothing (its `--out` folder is never created)."""
+
+    def check(argv: list[str], says: str) -> None:
+        out = tmp_path / "never-written"
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", *argv, "--out", str(out)])
+        assert exc.value.code == 2 and says in capsys.readouterr().err
+        assert not out.exists()
+
+    return check

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from lnpt.bench import BenchConfig
-from lnpt.cli import main
 from lnpt.student_lr import StudentLrCheckConfig, StudentRecipe, parse_recipes, student_lr_check
 
 READINGS = ("val_accuracy", "train_accuracy", "dead_fraction")
@@ -142,12 +141,8 @@ def test_check_config_refuses_bad_first_seed_and_prefix_epochs(kw, error, says):
         ),
     ],
 )  # fmt: skip
-def test_cli_refuses_first_seed_and_prefix_epochs_misuse(argv, says, capsys, tmp_path):
-    out = tmp_path / "never-written"
-    with pytest.raises(SystemExit) as exc:
-        main(["bench", *argv, "--out", str(out)])
-    assert exc.value.code == 2 and says in capsys.readouterr().err
-    assert not out.exists()
+def test_cli_refuses_first_seed_and_prefix_epochs_misuse(argv, says, bench_refuses):
+    bench_refuses(argv, says)
 
 
 def test_the_480_epoch_default_and_the_committed_240_epoch_keys():
