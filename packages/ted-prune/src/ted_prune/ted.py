@@ -527,7 +527,11 @@ class TEDPruner(ScheduledPruner):
             that under noise the full-data epochs are worth most at the end (rule s27:
             `warmup=1, ramp=0, anneal=3` +6.74 points under 20% noise, -1.34 / -9.62 on clean
             data). It cannot tell noise from a task whose clean data stay above ln C for many
-            samples after the warm-up. Not adopted (rule s27b, docs/benchmarks/ted-prune-s27b).
+            samples after the warm-up. Not adopted (rule s27b, docs/benchmarks/ted-prune-s27b;
+            validation seeds 180-189): the detector said no on all 20 clean runs (the runs
+            equal the default's) and yes on all 20 noise20 runs, but the late branch it can
+            switch to (warm-up 2) lost under noise, -2.72 [-3.50, -1.78] (f = 0.7) / -6.38
+            [-8.66, -4.04] (f = 0.5), where warm-up 1 gained +4.32 [+2.70, +6.20] (f = 0.7).
         noise_threshold: the detector's threshold, a fraction in (0, 1) (default 0.2, fixed on
             the diagnosis seeds 100-102 of MNIST-1D: clean 0.095-0.111, 20% noise 0.289-0.407
             after a 2-epoch warm-up).
