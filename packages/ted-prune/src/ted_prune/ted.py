@@ -77,6 +77,11 @@ TAILS = ("none", "misclassified")  # or a float in (0, 1): the highest-loss frac
 # adopted on validation by rule s26b): each class's top-20% stored-loss fraction drawn uniformly
 DEFAULT_TAIL = 0.2
 BALANCES = ("class", "none")
+NOISE_SCHEDULES = ("off", "late")
+# `noise_schedule="late"`'s detector threshold: the fraction of samples whose stored loss exceeds
+# ln C after the warm-up (session 27b, fixed on the diagnosis seeds 100-102 only: clean 0.095-0.111,
+# 20% label noise 0.289-0.407; 0.2 lies between them)
+NOISE_THRESHOLD = 0.2
 # the spec's literal reading (keep the samples best aligned with g_D, global top-k of raw EMA scores)
 SPEC_READING: dict[str, str] = {
     "direction": "keep_aligned",
@@ -508,6 +513,28 @@ class TEDPruner(ScheduledPruner):
             full-data epochs are worth most at the end, at the lowest learning rate): under 20%
             label noise +6.74 [+4.28, +9.46] points over the default at f = 0.7, but -1.34 [-2.10,
             -0.56] on clean data at f = 0.7 and -9.62 at f = 0.5; not adopted (rule s27).
+        noise_schedule: "off" (default) or "late" (a session-27b reading; needs `budget=`). With
+            "late", at the end of the last warm-up epoch (the default schedule and the late one
+            are both on full data until then, so nothing has diverged) TED reads its own stored
+            losses: if more than `noise_threshold` of the samples have a stored loss above ln C
+            (the model gives their label less than a uniform guess), it assumes a persistent
+            high-loss group (label noise) and switches to the late shape, `ramp=0` and the last
+            E - floor(0.875 E) epochs on all data (InfoBatch's delta; 3 at E = 20), the keep
+            ratio solved for the same `budget` (re-scoring included), so f is the budget either
+            way; otherwise the default schedule runs unchanged. `noisy` (None before the decision)
+            and `noise_statistic` record it. Assumes that wrong labels are not fitted in the
+            warm-up (their loss stays above ln C) while clean samples' loss falls below it, and
+            that under noise the full-data epochs are worth most at the end (rule s27:
+            `warmup=1, ramp=0, anneal=3` +6.74 points under 20% noise, -1.34 / -9.62 on clean
+            data). It cannot tell noise from a task whose clean data stay above ln C for many
+            samples after the warm-up. Not adopted (rule s27b, docs/benchmarks/ted-prune-s27b;
+            validation seeds 180-189): the detector said no on all 20 clean runs (the runs
+            equal the default's) and yes on all 20 noise20 runs, but the late branch it can
+            switch to (warm-up 2) lost under noise, -2.72 [-3.50, -1.78] (f = 0.7) / -6.38
+            [-8.66, -4.04] (f = 0.5), where warm-up 1 gained +4.32 [+2.70, +6.20] (f = 0.7).
+        noise_threshold: the detector's threshold, a fraction in (0, 1) (default 0.2, fixed on
+            the diagnosis seeds 100-102 of MNIST-1D: clean 0.095-0.111, 20% noise 0.289-0.407
+            after a 2-epoch warm-up).
     """
 
     name = "ted"
@@ -546,6 +573,8 @@ class TEDPruner(ScheduledPruner):
         loss_weights: str = "none",
         tail: str | float | None = None,
         tail_rate: float = 1.0,
+        noise_schedule: str = "off",
+        noise_threshold: float = NOISE_THRESHOLD,
         forward_cost: float = 1 / 3,
         seed: int = 0,
     ) -> None:
@@ -626,6 +655,11 @@ class TEDPruner(ScheduledPruner):
             tail = DEFAULT_TAIL if selection == "sample" and grads == "last_layer" else "none"
         self.tail = _check_tail(tail, selection, grads)
         self.tail_rate = _check_tail_rate(tail_rate, self.tail)
+        self.noise_schedule, self.noise_threshold = _check_noise(
+            noise_schedule, noise_threshold, budget, schedule, grads, self.schedule.warmup
+        )
+        self.noisy: bool | None = None  # the detector's decision (None before it is made)
+        self.noise_statistic: float | None = None  # the fraction of stored losses above ln C
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
             raise ValueError(f"beta must be a float in [0, 1), got {beta!r}")
         if (
@@ -660,6 +694,20 @@ class TEDPruner(ScheduledPruner):
         self.last_alignment = torch.zeros(n, dtype=torch.float64)
         if budget is not None and schedule is None and self._rescore_epochs():
             self._solve_budget(float(budget))
+        self._late: ProgressiveSchedule | None = None
+        if self.noise_schedule == "late":
+            assert budget is not None
+            s = self.schedule
+            anneal = self.epochs - int(0.875 * self.epochs)
+            if s.warmup + anneal > self.epochs:
+                raise ValueError(
+                    f"noise_schedule='late' needs warmup + {anneal} annealing epochs <= epochs, "
+                    f"got warmup={s.warmup}, epochs={self.epochs}"
+                )
+            try:
+                self._late = self._budget_schedule(float(budget), s.warmup, 0, anneal, s.kind)
+            except ValueError as err:
+                raise ValueError(f"noise_schedule='late': {err}") from None
 
     # -- budget planning --------------------------------------------------------------------------
     def _rescore_epochs(self, schedule: ProgressiveSchedule | None = None) -> list[int]:
@@ -691,10 +739,17 @@ class TEDPruner(ScheduledPruner):
 
     def _solve_budget(self, budget: float) -> None:
         s = self.schedule
+        self.schedule = self._budget_schedule(budget, s.warmup, s.ramp, s.anneal, s.kind)
+        self.keep = self.schedule.keep
+
+    def _budget_schedule(
+        self, budget: float, warmup: int, ramp: int, anneal: int, kind: str
+    ) -> ProgressiveSchedule:
+        """The `ProgressiveSchedule` of this shape whose `planned_budget` f is `budget`."""
         lo, hi = 1e-9, 1.0
 
         def make(rho: float) -> ProgressiveSchedule:
-            return ProgressiveSchedule(self.epochs, rho, s.warmup, s.ramp, s.anneal, s.kind)
+            return ProgressiveSchedule(self.epochs, rho, warmup, ramp, anneal, kind)
 
         if self.planned_budget(make(lo))["f"] > budget + 1e-12:
             raise ValueError(
@@ -709,8 +764,7 @@ class TEDPruner(ScheduledPruner):
                 lo = mid
             else:
                 hi = mid
-        self.schedule = make(lo)
-        self.keep = self.schedule.keep
+        return make(lo)
 
     def planned_sizes(self) -> list[int]:
         """Selection size of every epoch (exact: the schedule fixes it)."""
@@ -844,6 +898,31 @@ class TEDPruner(ScheduledPruner):
         return torch.cat(rows)
 
     def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
+        scored = self._end_epoch_scores(model, dataset, batch_size, collate_fn, device)
+        if self._late is not None and self.noisy is None and self.epoch >= self.schedule.warmup - 1:
+            self._detect_noise()
+        return scored
+
+    def _detect_noise(self) -> None:
+        """`noise_schedule="late"`: the share of observed samples whose stored loss exceeds ln C
+        (stored p(label) < 1/C); above `noise_threshold`, switch to the late schedule."""
+        obs = self._obs
+        obs.flush()
+        stat = 0.0
+        if obs.labels is not None and obs.probs is not None:
+            seen = obs.labels >= 0
+            if seen.any():
+                py = obs.probs.gather(1, obs.labels.clamp_min(0)[:, None]).squeeze(1)
+                below = py.double() < 1.0 / obs.probs.shape[1]
+                stat = float((below & seen).sum()) / float(seen.sum())
+        self.noise_statistic = stat
+        self.noisy = stat > self.noise_threshold
+        if self.noisy:
+            assert self._late is not None
+            self.schedule = self._late
+            self.keep = self.schedule.keep
+
+    def _end_epoch_scores(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
         sel_mask = self.select(self.epoch).mask()
         scored = 0
         if self.grads == "full":
@@ -1134,9 +1213,26 @@ class TEDPruner(ScheduledPruner):
                 "tail": self.tail,
                 "tail_rate": self.tail_rate,
             },
+            "noise": {
+                "schedule": self.noise_schedule,
+                "threshold": self.noise_threshold,
+                "noisy": self.noisy,
+                "statistic": self.noise_statistic,
+            },
         }
 
     def _load_extra(self, extra: Mapping[str, Any]) -> None:
+        noise = extra.get("noise") or {}
+        if noise.get("noisy") is not None:
+            if self._late is None:
+                raise ValueError(
+                    "state_dict holds a noise_schedule decision: build the pruner with "
+                    f"noise_schedule={noise.get('schedule')!r} and the same budget"
+                )
+            self.noisy, self.noise_statistic = bool(noise["noisy"]), noise["statistic"]
+            if self.noisy:
+                self.schedule = self._late
+                self.keep = self.schedule.keep
         if extra["schedule"] != self.schedule.state_dict():
             raise ValueError(
                 f"state_dict schedule {extra['schedule']} differs from {self.schedule.state_dict()}"
@@ -1147,6 +1243,45 @@ class TEDPruner(ScheduledPruner):
         self._obs.fresh = extra["fresh"].clone()
         self.last_alignment = extra["last_alignment"].clone()
         self._obs.labels = None if extra["labels"] is None else extra["labels"].clone()
+
+
+def _check_noise(
+    noise_schedule: Any,
+    noise_threshold: Any,
+    budget: float | None,
+    schedule: ProgressiveSchedule | None,
+    grads: str,
+    warmup: int,
+) -> tuple[str, float]:
+    """`TEDPruner`'s `noise_schedule` ("off" or "late") and `noise_threshold` (a float in (0, 1));
+    "late" needs `budget=` (not `schedule=`), `grads="last_layer"` and a warm-up of >= 1 epoch."""
+    if not isinstance(noise_schedule, str):
+        raise TypeError(
+            f"noise_schedule must be a str in {NOISE_SCHEDULES}, got {noise_schedule!r}"
+        )
+    if noise_schedule not in NOISE_SCHEDULES:
+        raise ValueError(f"noise_schedule must be one of {NOISE_SCHEDULES}, got {noise_schedule!r}")
+    if isinstance(noise_threshold, bool) or not isinstance(noise_threshold, (int, float)):
+        raise TypeError(f"noise_threshold must be a float in (0, 1), got {noise_threshold!r}")
+    if math.isnan(noise_threshold) or not 0.0 < noise_threshold < 1.0:
+        raise ValueError(f"noise_threshold must lie in (0, 1), got {noise_threshold!r}")
+    if noise_schedule == "late":
+        if budget is None or schedule is not None:
+            raise ValueError(
+                "noise_schedule='late' solves its late schedule for the same budget: give "
+                f"budget= (and no schedule=), got budget={budget!r}, schedule={schedule!r}"
+            )
+        if grads != "last_layer":
+            raise ValueError(
+                f"noise_schedule='late' reads the stored losses of grads='last_layer', got "
+                f"grads={grads!r}"
+            )
+        if warmup < 1:
+            raise ValueError(
+                "noise_schedule='late' decides at the end of the warm-up: it needs warmup >= 1, "
+                f"got warmup={warmup}"
+            )
+    return noise_schedule, float(noise_threshold)
 
 
 def _check_tail_rate(tail_rate: Any, tail: str | float) -> float:
