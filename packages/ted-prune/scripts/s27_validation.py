@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,13 +130,27 @@ def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, An
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n")[0])
+def main(
+    argv: list[str] | None = None,
+    *,
+    arms: dict[str, str] | None = None,
+    seeds: list[int] | None = None,
+    pruner: Callable[..., Any] = _pruner,
+    decide_rows: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+    row_extra: Callable[[], dict[str, Any]] | None = None,
+    doc: str | None = __doc__,
+) -> None:
+    """Run (or, with `--decide`, decide) a study; the keyword arguments let a sibling study
+    (`s27b_validation.py`) reuse this loop with its own arms, seeds, pruner factory, rule and
+    extra per-run fields (`row_extra()`, read after each run and appended to its row)."""
+    arms = ARMS if arms is None else arms
+    decide_rows = decide if decide_rows is None else decide_rows
+    ap = argparse.ArgumentParser(description=(doc or "").strip().split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--decide", action="store_true")
     ap.add_argument("--time-limit", type=float, default=None)
-    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS if seeds is None else seeds)
     ap.add_argument("--settings", nargs="+", default=SETTINGS)
     ap.add_argument("--fs", type=float, nargs="+", default=FS)
     ap.add_argument("--threads", type=int, default=1)
@@ -145,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     cache = a.out / "runs.jsonl"
     rows = [json.loads(x) for x in cache.read_text().splitlines()] if cache.exists() else []
     if a.decide:
-        res = decide(rows)
+        res = decide_rows(rows)
         (a.out / "decision.json").write_text(json.dumps(res, indent=1))
         print(json.dumps(res, indent=1))
         return
@@ -153,13 +168,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{cache} exists: pass --resume to continue it")
     done = {(r["arm"], r["setting"], r["f_target"], r["seed"]) for r in rows}
     start = time.perf_counter()
-    bench_mnist1d._pruner = _pruner
+    bench_mnist1d._pruner = pruner
     try:
         for seed in a.seeds:
             for setting in a.settings:
                 train, val, _ = _splits(setting, NUM_SAMPLES, seed)
                 for f in a.fs:
-                    for arm, method in ARMS.items():
+                    for arm, method in arms.items():
                         if (arm, setting, f, seed) in done:
                             continue
                         if a.time_limit is not None and time.perf_counter() - start > a.time_limit:
@@ -170,9 +185,13 @@ def main(argv: list[str] | None = None) -> None:
                                "f_target": f, "val_accuracy": r["accuracy"], "f": r["f"],
                                "min_class_kept": r["min_class_kept"], "sizes": r["sizes"],
                                "seconds": r["seconds"]}  # fmt: skip
+                        extra = row_extra() if row_extra is not None else {}
+                        row.update(extra)
                         with cache.open("a") as fh:
                             fh.write(json.dumps(row) + "\n")
-                        print(f"{setting} f={f} seed {seed} {arm}: {r['accuracy']:.1f}", flush=True)
+                        shown = "".join(f" {k}={v}" for k, v in extra.items() if k == "noisy")
+                        print(f"{setting} f={f} seed {seed} {arm}: {r['accuracy']:.1f}{shown}",
+                              flush=True)  # fmt: skip
     finally:
         bench_mnist1d._pruner = _ORIG_PRUNER
 

@@ -16,16 +16,11 @@ detector's decision (`noisy`) and statistic. `--decide` writes `DIR/decision.jso
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+import s27_validation
 from ted_prune import bench_mnist1d
-from ted_prune.bench_mnist1d import _splits, train_mnist1d
 from ted_prune.ted import TEDPruner
 
 CANDIDATE = "noise_late"
@@ -133,55 +128,18 @@ def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, An
     return out
 
 
+def _detector_fields() -> dict[str, Any]:
+    """The last run's detector decision and statistic (None for arms without a detector)."""
+    p = _LAST[0]
+    return {"noisy": getattr(p, "noisy", None),
+            "noise_statistic": getattr(p, "noise_statistic", None)}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n")[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--decide", action="store_true")
-    ap.add_argument("--time-limit", type=float, default=None)
-    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
-    ap.add_argument("--settings", nargs="+", default=SETTINGS)
-    ap.add_argument("--fs", type=float, nargs="+", default=FS)
-    ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    a.out.mkdir(parents=True, exist_ok=True)
-    cache = a.out / "runs.jsonl"
-    rows = [json.loads(x) for x in cache.read_text().splitlines()] if cache.exists() else []
-    if a.decide:
-        res = decide(rows)
-        (a.out / "decision.json").write_text(json.dumps(res, indent=1))
-        print(json.dumps(res, indent=1))
-        return
-    if rows and not a.resume:
-        raise SystemExit(f"{cache} exists: pass --resume to continue it")
-    done = {(r["arm"], r["setting"], r["f_target"], r["seed"]) for r in rows}
-    start = time.perf_counter()
-    bench_mnist1d._pruner = _pruner
-    try:
-        for seed in a.seeds:
-            for setting in a.settings:
-                train, val, _ = _splits(setting, NUM_SAMPLES, seed)
-                for f in a.fs:
-                    for arm, method in ARMS.items():
-                        if (arm, setting, f, seed) in done:
-                            continue
-                        if a.time_limit is not None and time.perf_counter() - start > a.time_limit:
-                            print("time limit reached: rerun with --resume", flush=True)
-                            raise SystemExit(3)
-                        r = train_mnist1d(method, train, val, EPOCHS, f, seed)
-                        p = _LAST[0]
-                        row = {"arm": arm, "method": method, "setting": setting, "seed": seed,
-                               "f_target": f, "val_accuracy": r["accuracy"], "f": r["f"],
-                               "min_class_kept": r["min_class_kept"], "sizes": r["sizes"],
-                               "seconds": r["seconds"], "noisy": getattr(p, "noisy", None),
-                               "noise_statistic": getattr(p, "noise_statistic", None)}  # fmt: skip
-                        with cache.open("a") as fh:
-                            fh.write(json.dumps(row) + "\n")
-                        print(f"{setting} f={f} seed {seed} {arm}: {r['accuracy']:.1f}"
-                              f" noisy={row['noisy']}", flush=True)  # fmt: skip
-    finally:
-        bench_mnist1d._pruner = _ORIG_PRUNER
+    """`s27_validation.main`'s loop with this study's arms, seeds, pruner, rule and the
+    detector's fields in every row."""
+    s27_validation.main(argv, arms=ARMS, seeds=SEEDS, pruner=_pruner, decide_rows=decide,
+                        row_extra=_detector_fields, doc=__doc__)  # fmt: skip
 
 
 if __name__ == "__main__":
