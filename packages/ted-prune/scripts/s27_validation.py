@@ -59,6 +59,32 @@ def _ci(d: np.ndarray) -> list[float]:
     return [float(x) for x in np.percentile(boot, [2.5, 97.5])]
 
 
+def cell_stats(
+    by: dict[tuple[Any, ...], dict[str, Any]],
+    arms: dict[str, str],
+    setting: str,
+    f: float,
+    seeds: list[int],
+) -> tuple[list[int], dict[str, np.ndarray], dict[str, Any]] | None:
+    """One (setting, f) cell on the seeds where every arm finished (None if none did): those seeds,
+    each arm's accuracies, and the cell's seeds, n, accuracy mean ± std, achieved f and smallest
+    kept class fraction per arm. `by` maps (arm, setting, f_target, seed) to a run's row."""
+    done = [s for s in seeds if all((a, setting, f, s) in by for a in arms)]
+    if not done:
+        return None
+    acc = {a: np.array([by[(a, setting, f, s)]["val_accuracy"] for s in done]) for a in arms}
+    cell: dict[str, Any] = {"seeds": done, "n": len(done)}
+    cell["accuracy_mean_std"] = {
+        a: [float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0] for a, v in acc.items()
+    }
+    cell["f_achieved"] = {a: float(np.mean([by[(a, setting, f, s)]["f"] for s in done]))
+                          for a in arms}  # fmt: skip
+    cell["min_class_kept"] = {
+        a: float(min(by[(a, setting, f, s)]["min_class_kept"] for s in done)) for a in arms
+    }
+    return done, acc, cell
+
+
 def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:
     """Per (setting, f), on the seeds where every arm finished: accuracy mean ± std per arm and the
     paired differences of every TED arm against default / random_dynamic / InfoBatch."""
@@ -67,22 +93,10 @@ def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str,
                            "cells": {}}  # fmt: skip
     for setting in SETTINGS:
         for f in FS:
-            done = [s for s in seeds if all((a, setting, f, s) in by for a in ARMS)]
-            if not done:
+            got = cell_stats(by, ARMS, setting, f, seeds)
+            if got is None:
                 continue
-            acc = {
-                a: np.array([by[(a, setting, f, s)]["val_accuracy"] for s in done]) for a in ARMS
-            }
-            cell: dict[str, Any] = {"seeds": done, "n": len(done)}
-            cell["accuracy_mean_std"] = {
-                a: [float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0]
-                for a, v in acc.items()
-            }
-            cell["f_achieved"] = {a: float(np.mean([by[(a, setting, f, s)]["f"] for s in done]))
-                                  for a in ARMS}  # fmt: skip
-            cell["min_class_kept"] = {
-                a: float(min(by[(a, setting, f, s)]["min_class_kept"] for s in done)) for a in ARMS
-            }
+            done, acc, cell = got
             pairs = [(c, b) for c in ("late", "thin", "default")
                      for b in ("default", "random_dynamic", "InfoBatch") if c != b]  # fmt: skip
             pairs += [("random_late", "random_dynamic"), ("late", "random_late")]

@@ -61,22 +61,10 @@ def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str,
                            "cells": {}}  # fmt: skip
     for setting in SETTINGS:
         for f in FS:
-            done = [s for s in seeds if all((a, setting, f, s) in by for a in ARMS)]
-            if not done:
+            got = s27_validation.cell_stats(by, ARMS, setting, f, seeds)
+            if got is None:
                 continue
-            acc = {
-                a: np.array([by[(a, setting, f, s)]["val_accuracy"] for s in done]) for a in ARMS
-            }
-            cell: dict[str, Any] = {"seeds": done, "n": len(done)}
-            cell["accuracy_mean_std"] = {
-                a: [float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0]
-                for a, v in acc.items()
-            }
-            cell["f_achieved"] = {a: float(np.mean([by[(a, setting, f, s)]["f"] for s in done]))
-                                  for a in ARMS}  # fmt: skip
-            cell["min_class_kept"] = {
-                a: float(min(by[(a, setting, f, s)]["min_class_kept"] for s in done)) for a in ARMS
-            }
+            done, acc, cell = got
             cell["detector"] = {
                 str(s): [by[(CANDIDATE, setting, f, s)]["noisy"],
                          round(by[(CANDIDATE, setting, f, s)]["noise_statistic"], 4)]
