@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import s27_validation
-from ted_prune import bench_mnist1d
+from s27_validation import _ORIG_PRUNER, EPOCHS, FS, NUM_SAMPLES, SETTINGS, _ci
 from ted_prune.ted import TEDPruner
 
 CANDIDATE = "noise_late"
@@ -31,10 +31,6 @@ ARMS = {
     "InfoBatch": "InfoBatch",  # reported: the goal read
 }
 SEEDS = list(range(180, 190))
-SETTINGS = ["clean", "noise20"]
-FS = [0.7, 0.5]
-NUM_SAMPLES, EPOCHS = 5000, 20
-_ORIG_PRUNER = bench_mnist1d._pruner
 _LAST: list[Any] = []
 
 
@@ -45,12 +41,6 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
         p = _ORIG_PRUNER(method, n, epochs, f, seed, sizes)
     _LAST[:] = [p]
     return p
-
-
-def _ci(d: np.ndarray) -> list[float]:
-    rng = np.random.default_rng(0)
-    boot = d[rng.integers(0, d.size, (10_000, d.size))].mean(1)
-    return [float(x) for x in np.percentile(boot, [2.5, 97.5])]
 
 
 def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:
