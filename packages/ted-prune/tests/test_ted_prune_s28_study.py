@@ -39,7 +39,7 @@ def _rows(s28, gain_noise, gain_noise5=None):
 
 def test_arms_seeds_and_pruner(s28):
     assert list(s28.ARMS) == ["default", "noise_e0", "random_dynamic", "InfoBatch"]
-    assert s28.SEEDS == list(range(190, 200)) and s28.CANDIDATE == "noise_e0"
+    assert list(range(190, 200)) == s28.SEEDS and s28.CANDIDATE == "noise_e0"
     p = s28._pruner("TED_s26_noise_e0", 4500, 20, 0.7, 0, None)
     assert p.noise_schedule == "late_epoch0" and p.noise_threshold == 0.025
     assert s28.sv._LAST[0] is p
