@@ -43,25 +43,32 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
     return p
 
 
-def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:
+def summarize(
+    rows: list[dict[str, Any]],
+    seeds: list[int] = SEEDS,
+    *,
+    candidate: str = CANDIDATE,
+    arms: dict[str, str] = ARMS,
+) -> dict[str, Any]:
     """Per (setting, f), on the seeds where every arm finished: accuracy mean ± std per arm, paired
-    differences, and the detector's decisions per seed."""
+    differences, and the detector's decisions per seed (`candidate`'s rows carry them; session 28
+    passes its own candidate and arms)."""
     by = {(r["arm"], r["setting"], r["f_target"], r["seed"]): r for r in rows}
     out: dict[str, Any] = {"split": "validation", "num_samples": NUM_SAMPLES, "epochs": EPOCHS,
                            "cells": {}}  # fmt: skip
     for setting in SETTINGS:
         for f in FS:
-            got = s27_validation.cell_stats(by, ARMS, setting, f, seeds)
+            got = s27_validation.cell_stats(by, arms, setting, f, seeds)
             if got is None:
                 continue
             done, acc, cell = got
             cell["detector"] = {
-                str(s): [by[(CANDIDATE, setting, f, s)]["noisy"],
-                         round(by[(CANDIDATE, setting, f, s)]["noise_statistic"], 4)]
+                str(s): [by[(candidate, setting, f, s)]["noisy"],
+                         round(by[(candidate, setting, f, s)]["noise_statistic"], 4)]
                 for s in done
             }  # fmt: skip
             cell["detector_says_noisy"] = sum(v[0] for v in cell["detector"].values())
-            pairs = [(CANDIDATE, b) for b in ("default", "random_dynamic", "InfoBatch")]
+            pairs = [(candidate, b) for b in ("default", "random_dynamic", "InfoBatch")]
             pairs += [("default", "random_dynamic"), ("default", "InfoBatch")]
             for x, y in pairs:
                 d = acc[x] - acc[y]
@@ -71,21 +78,27 @@ def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str,
     return out
 
 
-def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:
-    """RULE.md: `noise_late` is adoptable iff the data are complete and
+def decide(
+    rows: list[dict[str, Any]],
+    seeds: list[int] = SEEDS,
+    *,
+    candidate: str = CANDIDATE,
+    arms: dict[str, str] = ARMS,
+) -> dict[str, Any]:
+    """RULE.md: `noise_late` (or session 28's `candidate`) is adoptable iff the data are complete and
     B1 noise20, f=0.7: c - default CI lower end > 0;
     B2 noise20, f=0.5: c - default mean > 0;
     B3 clean, f=0.7 and f=0.5: c - default mean >= -0.3 and (CI upper end > 0, or every paired
     difference exactly 0: the detector said no and the runs are the default's);
     B4 no class drops out in any run of c.
     B3_literal (the brief's wording, CI upper end > 0 only) is reported beside it."""
-    out = summarize(rows, seeds)
+    out = summarize(rows, seeds, candidate=candidate, arms=arms)
     cells = out["cells"]
     keys = [f"{s} f={f}" for s in SETTINGS for f in FS]
     complete = all(k in cells and cells[k]["n"] == len(seeds) for k in keys)
     r: dict[str, Any] = {"complete": complete}
     if complete:
-        c = CANDIDATE
+        c = candidate
         n7, n5 = cells["noise20 f=0.7"][f"{c}-default"], cells["noise20 f=0.5"][f"{c}-default"]
         r["B1_noise20_f0.7_ci_above_0"] = n7["ci95"][0] > 0
         r["B2_noise20_f0.5_mean_above_0"] = n5["mean"] > 0

@@ -52,3 +52,39 @@ def test_ranks_share_one_selection(tmp_path) -> None:
         assert not sa & sb  # disjoint shards of 32 samples (16 each)
         assert sa | sb == set(torch.nonzero(a["sels"][e - 1]).flatten().tolist())
     assert a["trained"].tolist() == [64.0, 32.0, 32.0, 32.0]  # summed over ranks
+
+
+NOISE_E0_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, torch
+    import torch.distributed as dist
+    from ted_prune import TEDPruner
+
+    dist.init_process_group("gloo")
+    rank = int(os.environ["RANK"])
+    p = TEDPruner(64, 20, budget=0.6, seed=0, noise_schedule="late_epoch0")
+    idx = torch.arange(rank, 64, 2)  # this rank's 32 samples, in the order observed
+    y = idx % 2
+    logits = torch.zeros(32, 2)
+    # rank 0: its last half (16) has p(label) ~ 0.0003 (loss ~ 8 > 1.5 ln 2); rank 1: none
+    high = (torch.arange(32) >= 16) & (rank == 0)
+    logits[torch.arange(32), y] = torch.where(high, -4.0, 4.0)
+    logits[torch.arange(32), 1 - y] = torch.where(high, 4.0, -4.0)
+    feats = torch.randn(32, 3, generator=torch.Generator().manual_seed(rank))
+    for b in range(0, 32, 8):
+        p.observe(idx[b:b + 8], logits[b:b + 8], feats[b:b + 8], y[b:b + 8])
+    p.end_epoch()
+    torch.save({"noisy": torch.tensor(p.noisy), "stat": torch.tensor(p.noise_statistic),
+                "sizes": torch.tensor(p.planned_sizes())}, sys.argv[1] + f"/rank{rank}.pt")
+    """
+)
+
+
+@pytest.mark.distributed
+def test_epoch0_noise_detector_sums_counts_over_ranks(tmp_path) -> None:
+    """`noise_schedule="late_epoch0"` counts each rank's last half and sums the counts: 16 high of
+    32 counted = 0.5 on both ranks (rank 1 alone would see 0 and stay clean), one decision."""
+    a, b = run_torchrun(NOISE_E0_SCRIPT, tmp_path)
+    assert bool(a["noisy"]) and bool(b["noisy"])
+    assert float(a["stat"]) == float(b["stat"]) == 0.5
+    assert torch.equal(a["sizes"], b["sizes"]) and int(a["sizes"][1]) < 64

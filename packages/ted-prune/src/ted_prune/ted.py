@@ -77,11 +77,18 @@ TAILS = ("none", "misclassified")  # or a float in (0, 1): the highest-loss frac
 # adopted on validation by rule s26b): each class's top-20% stored-loss fraction drawn uniformly
 DEFAULT_TAIL = 0.2
 BALANCES = ("class", "none")
-NOISE_SCHEDULES = ("off", "late")
+NOISE_SCHEDULES = ("off", "late", "late_epoch0")
 # `noise_schedule="late"`'s detector threshold: the fraction of samples whose stored loss exceeds
 # ln C after the warm-up (session 27b, fixed on the diagnosis seeds 100-102 only: clean 0.095-0.111,
 # 20% label noise 0.289-0.407; 0.2 lies between them)
 NOISE_THRESHOLD = 0.2
+# `noise_schedule="late_epoch0"`'s detector (session 28, fixed on the already-used validation seeds
+# 180-189 only, `scripts/s28_detector_diagnosis.py`): among the last `NOISE_WINDOW_E0` of epoch 0's
+# observations (its training pass, in the order seen), the share whose loss exceeds
+# `NOISE_LEVEL_E0` ln C; clean 0.009-0.019, 20% label noise 0.034-0.044; 0.025 lies between them
+NOISE_THRESHOLD_E0 = 0.025
+NOISE_LEVEL_E0 = 1.5
+NOISE_WINDOW_E0 = 0.5
 # the spec's literal reading (keep the samples best aligned with g_D, global top-k of raw EMA scores)
 SPEC_READING: dict[str, str] = {
     "direction": "keep_aligned",
@@ -513,7 +520,8 @@ class TEDPruner(ScheduledPruner):
             full-data epochs are worth most at the end, at the lowest learning rate): under 20%
             label noise +6.74 [+4.28, +9.46] points over the default at f = 0.7, but -1.34 [-2.10,
             -0.56] on clean data at f = 0.7 and -9.62 at f = 0.5; not adopted (rule s27).
-        noise_schedule: "off" (default) or "late" (a session-27b reading; needs `budget=`). With
+        noise_schedule: "off" (default), "late" (a session-27b reading; needs `budget=`) or
+            "late_epoch0" (a session-28 reading, below). With
             "late", at the end of the last warm-up epoch (the default schedule and the late one
             are both on full data until then, so nothing has diverged) TED reads its own stored
             losses: if more than `noise_threshold` of the samples have a stored loss above ln C
@@ -532,9 +540,39 @@ class TEDPruner(ScheduledPruner):
             equal the default's) and yes on all 20 noise20 runs, but the late branch it can
             switch to (warm-up 2) lost under noise, -2.72 [-3.50, -1.78] (f = 0.7) / -6.38
             [-8.66, -4.04] (f = 0.5), where warm-up 1 gained +4.32 [+2.70, +6.20] (f = 0.7).
-        noise_threshold: the detector's threshold, a fraction in (0, 1) (default 0.2, fixed on
-            the diagnosis seeds 100-102 of MNIST-1D: clean 0.095-0.111, 20% noise 0.289-0.407
-            after a 2-epoch warm-up).
+            "late_epoch0" (a reconstruction, session 28; needs `budget=`, `grads="last_layer"`
+            and `warmup >= 1`) makes the same decision within epoch 0, from the per-sample losses
+            of epoch 0's own training pass (the logits `observe` is handed; no extra pass), so
+            that the late branch prunes from epoch 1: `warmup=1, ramp=0` and the last
+            E - floor(0.875 E) epochs on all data (s27's `late`), its keep ratio solved for the
+            same `budget` (re-scoring included; epoch 0 is full data in both schedules, so f is
+            the budget either way). Statistic: among the last half of epoch 0's observations, in
+            the order `observe` saw them (the model has trained on at least half an epoch), the
+            share whose loss -log p(label) exceeds 1.5 ln C, i.e. the model gives the label less
+            than C^-1.5 (0.032 at C = 10): it contradicts the label confidently; noisy iff that
+            share exceeds `noise_threshold` (default 0.025 here). Why: s27b's statistic (share
+            above ln C over all stored losses) does not separate clean from noisy data after
+            epoch 0 (clean 0.232-0.297, noise 0.293-0.348 on seeds 100-102), because early-epoch
+            losses come from a model near its initialisation; the extra full epoch its decision
+            needed is what lost under noise (post hoc, `late` pruning from epoch 1 gained +4.32
+            [+2.70, +6.20] at f = 0.7). On the already-used validation seeds 180-189 (diagnosis,
+            `scripts/s28_detector_diagnosis.py`) the last half's share above 1.5 ln C is clean
+            0.009-0.019, 20% noise 0.034-0.044. Assumes symmetric-ish label noise whose wrong
+            labels the model contradicts confidently within one epoch while clean samples
+            rarely fall below C^-1.5, and a training order independent of the labels (a
+            random permutation); on a task learnt much more slowly or with confusable classes
+            it could miss noise, on one with many confidently wrong clean samples it would fire
+            on clean data. Under DDP each rank's last half is counted and the counts summed.
+            Not adopted (rule s28, docs/benchmarks/ted-prune-s28/RULE.md; validation seeds
+            190-199, MNIST-1D 5,000 x 20): the detector said no on all 20 clean runs (statistic
+            0.010-0.023, the runs equal the default's) and yes on all 20 noise20 runs
+            (0.033-0.042); under noise +3.54 [+2.00, +5.36] over the default at f = 0.7 but
+            -2.22 [-4.18, -0.28] at f = 0.5 (the late shape's keep 0.333 from epoch 1 is too
+            harsh there), so it fails the rule's f = 0.5 criterion.
+        noise_threshold: the detector's threshold, a fraction in (0, 1). Default None: 0.2 for
+            "off" and "late" (fixed on the diagnosis seeds 100-102 of MNIST-1D: clean
+            0.095-0.111, 20% noise 0.289-0.407 after a 2-epoch warm-up), 0.025 for
+            "late_epoch0" (`NOISE_THRESHOLD_E0`, fixed on seeds 180-189, see above).
     """
 
     name = "ted"
@@ -574,7 +612,7 @@ class TEDPruner(ScheduledPruner):
         tail: str | float | None = None,
         tail_rate: float = 1.0,
         noise_schedule: str = "off",
-        noise_threshold: float = NOISE_THRESHOLD,
+        noise_threshold: float | None = None,
         forward_cost: float = 1 / 3,
         seed: int = 0,
     ) -> None:
@@ -659,7 +697,9 @@ class TEDPruner(ScheduledPruner):
             noise_schedule, noise_threshold, budget, schedule, grads, self.schedule.warmup
         )
         self.noisy: bool | None = None  # the detector's decision (None before it is made)
-        self.noise_statistic: float | None = None  # the fraction of stored losses above ln C
+        self.noise_statistic: float | None = None  # the detector's statistic (see noise_schedule)
+        # "late_epoch0": per observed sample of epoch 0, in order, whether its loss > 1.5 ln C
+        self._e0_high: list[torch.Tensor] | None = [] if noise_schedule == "late_epoch0" else None
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
             raise ValueError(f"beta must be a float in [0, 1), got {beta!r}")
         if (
@@ -695,19 +735,21 @@ class TEDPruner(ScheduledPruner):
         if budget is not None and schedule is None and self._rescore_epochs():
             self._solve_budget(float(budget))
         self._late: ProgressiveSchedule | None = None
-        if self.noise_schedule == "late":
+        if self.noise_schedule != "off":
             assert budget is not None
             s = self.schedule
+            ns = self.noise_schedule
+            warm = 1 if ns == "late_epoch0" else s.warmup  # late_epoch0 prunes from epoch 1
             anneal = self.epochs - int(0.875 * self.epochs)
-            if s.warmup + anneal > self.epochs:
+            if warm + anneal > self.epochs:
                 raise ValueError(
-                    f"noise_schedule='late' needs warmup + {anneal} annealing epochs <= epochs, "
-                    f"got warmup={s.warmup}, epochs={self.epochs}"
+                    f"noise_schedule={ns!r} needs warmup + {anneal} annealing epochs <= epochs, "
+                    f"got warmup={warm}, epochs={self.epochs}"
                 )
             try:
-                self._late = self._budget_schedule(float(budget), s.warmup, 0, anneal, s.kind)
+                self._late = self._budget_schedule(float(budget), warm, 0, anneal, s.kind)
             except ValueError as err:
-                raise ValueError(f"noise_schedule='late': {err}") from None
+                raise ValueError(f"noise_schedule={ns!r}: {err}") from None
 
     # -- budget planning --------------------------------------------------------------------------
     def _rescore_epochs(self, schedule: ProgressiveSchedule | None = None) -> list[int]:
@@ -772,6 +814,9 @@ class TEDPruner(ScheduledPruner):
 
     # -- scoring --------------------------------------------------------------------------------
     def _observe(self, indices, logits, features, targets, losses) -> None:  # noqa: ANN001
+        if self._e0_high is not None and self.epoch == 0:  # "late_epoch0": epoch 0's losses
+            lp = torch.log_softmax(logits.double(), 1).gather(1, targets[:, None]).squeeze(1)
+            self._e0_high.append(lp < -NOISE_LEVEL_E0 * math.log(logits.shape[1]))
         # staged by reference, written to the per-sample buffers in one go when read
         if self.grads != "last_layer":
             self._obs.mark_labels(indices, targets)
@@ -899,9 +944,34 @@ class TEDPruner(ScheduledPruner):
 
     def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
         scored = self._end_epoch_scores(model, dataset, batch_size, collate_fn, device)
-        if self._late is not None and self.noisy is None and self.epoch >= self.schedule.warmup - 1:
-            self._detect_noise()
+        if self._late is not None and self.noisy is None:
+            if self.noise_schedule == "late_epoch0":
+                if self.epoch == 0:
+                    self._detect_noise_epoch0()
+            elif self.epoch >= self.schedule.warmup - 1:
+                self._detect_noise()
         return scored
+
+    def _detect_noise_epoch0(self) -> None:
+        """`noise_schedule="late_epoch0"`: among the last `NOISE_WINDOW_E0` of epoch 0's observed
+        samples (in the order observed; counts summed over DDP ranks), the share whose training
+        loss exceeded `NOISE_LEVEL_E0` ln C; above `noise_threshold`, switch to the late schedule."""
+        high = torch.cat(self._e0_high) if self._e0_high else torch.zeros(0, dtype=torch.bool)
+        self._e0_high = None
+        m = high.numel()
+        tail = high[m - max(1, round(NOISE_WINDOW_E0 * m)) :] if m else high
+        cnt = all_reduce_(
+            torch.tensor([float(tail.sum()), float(tail.numel())], dtype=torch.float64)
+        )
+        self._set_noisy(float(cnt[0] / cnt[1]) if cnt[1] > 0 else 0.0)
+
+    def _set_noisy(self, stat: float) -> None:
+        self.noise_statistic = stat
+        self.noisy = stat > self.noise_threshold
+        if self.noisy:
+            assert self._late is not None
+            self.schedule = self._late
+            self.keep = self.schedule.keep
 
     def _detect_noise(self) -> None:
         """`noise_schedule="late"`: the share of observed samples whose stored loss exceeds ln C
@@ -915,12 +985,7 @@ class TEDPruner(ScheduledPruner):
                 py = obs.probs.gather(1, obs.labels.clamp_min(0)[:, None]).squeeze(1)
                 below = py.double() < 1.0 / obs.probs.shape[1]
                 stat = float((below & seen).sum()) / float(seen.sum())
-        self.noise_statistic = stat
-        self.noisy = stat > self.noise_threshold
-        if self.noisy:
-            assert self._late is not None
-            self.schedule = self._late
-            self.keep = self.schedule.keep
+        self._set_noisy(stat)
 
     def _end_epoch_scores(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
         sel_mask = self.select(self.epoch).mask()
@@ -1253,32 +1318,36 @@ def _check_noise(
     grads: str,
     warmup: int,
 ) -> tuple[str, float]:
-    """`TEDPruner`'s `noise_schedule` ("off" or "late") and `noise_threshold` (a float in (0, 1));
-    "late" needs `budget=` (not `schedule=`), `grads="last_layer"` and a warm-up of >= 1 epoch."""
+    """`TEDPruner`'s `noise_schedule` ("off", "late" or "late_epoch0") and `noise_threshold` (a
+    float in (0, 1); None: 0.025 for "late_epoch0", else 0.2); "late" and "late_epoch0" need
+    `budget=` (not `schedule=`), `grads="last_layer"` and a warm-up of >= 1 epoch."""
     if not isinstance(noise_schedule, str):
         raise TypeError(
             f"noise_schedule must be a str in {NOISE_SCHEDULES}, got {noise_schedule!r}"
         )
     if noise_schedule not in NOISE_SCHEDULES:
         raise ValueError(f"noise_schedule must be one of {NOISE_SCHEDULES}, got {noise_schedule!r}")
+    if noise_threshold is None:
+        noise_threshold = NOISE_THRESHOLD_E0 if noise_schedule == "late_epoch0" else NOISE_THRESHOLD
     if isinstance(noise_threshold, bool) or not isinstance(noise_threshold, (int, float)):
         raise TypeError(f"noise_threshold must be a float in (0, 1), got {noise_threshold!r}")
     if math.isnan(noise_threshold) or not 0.0 < noise_threshold < 1.0:
         raise ValueError(f"noise_threshold must lie in (0, 1), got {noise_threshold!r}")
-    if noise_schedule == "late":
+    if noise_schedule != "off":
+        ns = noise_schedule
         if budget is None or schedule is not None:
             raise ValueError(
-                "noise_schedule='late' solves its late schedule for the same budget: give "
+                f"noise_schedule={ns!r} solves its late schedule for the same budget: give "
                 f"budget= (and no schedule=), got budget={budget!r}, schedule={schedule!r}"
             )
         if grads != "last_layer":
             raise ValueError(
-                f"noise_schedule='late' reads the stored losses of grads='last_layer', got "
-                f"grads={grads!r}"
+                f"noise_schedule={ns!r} reads the losses of grads='last_layer', got grads={grads!r}"
             )
         if warmup < 1:
+            when = "epoch 0 (on full data)" if ns == "late_epoch0" else "the warm-up"
             raise ValueError(
-                "noise_schedule='late' decides at the end of the warm-up: it needs warmup >= 1, "
+                f"noise_schedule={ns!r} decides at the end of {when}: it needs warmup >= 1, "
                 f"got warmup={warmup}"
             )
     return noise_schedule, float(noise_threshold)
