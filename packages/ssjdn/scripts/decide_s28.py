@@ -12,7 +12,8 @@ seeds 60..64 (session 27's, seen before the rule). Each paired Δ mR (bootstrap 
 holds 0, upper bound < 1) or ``unresolved`` (CI holds 0, upper bound >= 1); fewer than the
 rule's N seeds is ``partial``. `extension_rungs` names the rungs whose complete validation read
 ``adds``: only those may get the pre-registered test read on test seeds 0..19
-(``--split test --seeds 0 19``: met iff the CI lower bound > 0).
+(``--split test --seeds 0 19``: met iff the CI lower bound > 0). ``post_hoc`` (not in the rule,
+added after stage 1 stopped short of N = 10, deciding nothing): the rungs pooled with 60..64.
 
 Run (seconds, reads JSON only; ``--write`` saves the summary as JSON):
 
@@ -130,7 +131,16 @@ def summarize(cache_root: str | Path, metric: str = "mR", split: str = "val") ->
             r = read(both, a, b, pooled, len(pooled))
             if r is not None:
                 reads[f"{label}, pooled with 60..64"] = r
+        # not in the rule (added after stage 1 stopped short of N = 10): the rungs pooled the
+        # same way, reported apart from the rule's reads and deciding nothing
+        post_hoc = {}
+        for label, a, b in RUNGS:
+            r = read(both, a, b, pooled, len(pooled))
+            if r is not None:
+                post_hoc[f"{label}, pooled with 60..64"] = r
     out: dict[str, Any] = {"split": split, "metric": metric, "methods": methods, "reads": reads}
+    if split == "val":
+        out["post_hoc"] = post_hoc
     if split == "val" and metric == "mR":
         out["test_extension"] = extension_rungs(reads)
     if split == "test":
@@ -162,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, r in s["reads"].items():
         tail = f" (partial, N = {r['n']})" if r["partial"] else f" (N = {r['n']})"
         print(f"{label:44s} {r['a']} - {r['b']}: {r['ci']}  {r['class']}{tail}")
+    for label, r in s.get("post_hoc", {}).items():
+        print(f"(post hoc) {label:33s} {r['a']} - {r['b']}: {r['ci']}  {r['class']} (N = {r['n']})")
     if "test_extension" in s:
         ext = s["test_extension"]
         print("test extension (rule s28): " + (", ".join(ext) if ext else "none qualifies"))

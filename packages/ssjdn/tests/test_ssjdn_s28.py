@@ -134,3 +134,18 @@ def test_main_writes_the_summary(tmp_path: Path, write_val_runs: Callable, capsy
     assert saved["test_extension"] == ["bidirectional rung"]
     assert saved["reads"]["LSD rung"]["class"] == "below 1 mR"
     assert "test extension (rule s28): bidirectional rung" in capsys.readouterr().out
+
+
+def test_the_post_hoc_pool_of_the_rungs_decides_nothing(
+    tmp_path: Path, write_val_runs: Callable
+) -> None:
+    """The rungs pooled with seeds 60..64 (not in the rule) are kept apart from the rule's reads:
+    a pooled rung that adds does not open the test extension."""
+    runs = _runs(bi_gain=1.0, lsd_gain=0.0)
+    write_val_runs(tmp_path, {m: v[:5] for m, v in runs.items()}, s28.SEEN_SEEDS)
+    write_val_runs(tmp_path, {m: v[5:9] for m, v in runs.items()}, s28.VAL_SEEDS)
+    s = s28.summarize(tmp_path)
+    pooled = s["post_hoc"]["bidirectional rung, pooled with 60..64"]
+    assert (pooled["n"], pooled["class"]) == (9, "adds")
+    assert s["reads"]["bidirectional rung"]["n"] == 4 and s["test_extension"] == []
+    assert not any("pooled" in k and "rung" in k for k in s["reads"])
