@@ -97,13 +97,16 @@ def method_keys() -> Callable[..., dict[str, str]]:
     return _method_keys
 
 
-def _write_val_runs(root: Path, runs: dict[str, list[float]], seeds: range) -> Path:
+def _write_val_runs(
+    root: Path, runs: dict[str, list[float]], seeds: range, split: str = "val"
+) -> Path:
     """Write made-up validation runs (mR = hard mR = the value) of each method at `seeds` into
-    the quick bench's validation cache under `root`, the layout `scripts/decide.py` reads;
-    return that folder (created if missing; a run already there is overwritten)."""
+    the quick bench's validation cache under `root` (``split="test"``: its test cache), the
+    layout `scripts/decide.py` reads; return that folder (created if missing; a run already
+    there is overwritten)."""
     from ssjdn.bench import BenchSettings, cache_stem
 
-    folder = root / "val" / BenchSettings.quick().key()
+    folder = root / split / BenchSettings.quick().key()
     folder.mkdir(parents=True, exist_ok=True)
     for name, values in runs.items():
         for seed, v in zip(seeds, values):
@@ -113,6 +116,6 @@ def _write_val_runs(root: Path, runs: dict[str, list[float]], seeds: range) -> P
 
 
 @pytest.fixture
-def write_val_runs() -> Callable[[Path, dict[str, list[float]], range], Path]:
-    """`write_val_runs(root, runs, seeds)`: made-up validation runs for the decision rules."""
+def write_val_runs() -> Callable[..., Path]:
+    """`write_val_runs(root, runs, seeds, split="val")`: made-up runs for the decision rules."""
     return _write_val_runs
