@@ -184,3 +184,39 @@ def test_score_checkpoints_flag_reaches_lnpt_options_and_the_command(monkeypatch
         "lnpt bench --student-lr-check --seeds 1 --score-checkpoints 3",
     )
     assert got[1] == ({}, "lnpt bench --student-lr-check --seeds 1")
+
+
+def test_bench_score_seconds_leave_out_a_resumed_seeds_teacher(monkeypatch, tmp_path):
+    """On a seed resumed after its references unit, `_run_one` retrains the teacher for the first
+    mask; that training is not part of the mask's `score_seconds` (the scoring clock starts after
+    the guide is ready). A fake clock that the fake teacher advances by 1000 s shows where the
+    clock is read."""
+    seen: list = []
+    clock = [0.0]
+    reads: list = []
+    teachers = [torch.nn.Linear(2, 2).eval()]
+
+    def fake_teacher(model, data, cfg, seed, checkpoints=1, at=()):
+        clock[0] += 1000.0
+        return teachers
+
+    def perf_counter():
+        reads.append(clock[0])
+        return clock[0]
+
+    def fake_mask(method, init, teacher, *a, **kw):
+        seen.append((method, teacher))
+        raise _Stop
+
+    monkeypatch.setattr(lnpt.bench, "train_teacher", fake_teacher)
+    monkeypatch.setattr(
+        lnpt.bench, "time", type("T", (), {"perf_counter": staticmethod(perf_counter)})
+    )
+    monkeypatch.setattr(lnpt.bench, "make_mask", fake_mask)
+    cfg = BenchConfig(models=("mlp",), arms=("random+label-free",), sparsities=(0.9,))
+    progress = Progress(tmp_path / "b.jsonl", False, None)
+    progress.done["references"] = {"records": [], "curves": {}}
+    with pytest.raises(_Stop):
+        lnpt.bench._run_one("mlp", 0, cfg, progress)
+    assert seen == [("random", teachers[0])]
+    assert reads == [1000.0]  # the scoring clock starts after the teacher's training
