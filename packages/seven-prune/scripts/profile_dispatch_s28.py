@@ -100,9 +100,11 @@ def minilm(reps: int, steps: int) -> None:
 
     def clones() -> tuple[dict[str, list[torch.Tensor]], list[torch.Tensor], list[torch.Tensor]]:
         st = {key: [t.clone() for t in v] for key, v in pr.state.items()}
-        return st, [t.clone() for t in pr._scratch_views("t1")], [
-            t.clone() for t in pr._scratch_views("t2")
-        ]
+        return (
+            st,
+            [t.clone() for t in pr._scratch_views("t1")],
+            [t.clone() for t in pr._scratch_views("t2")],
+        )
 
     with torch.no_grad():
         got = {}

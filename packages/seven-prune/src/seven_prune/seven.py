@@ -231,9 +231,7 @@ def _lean_applies(
     dt, dev = ss[0].dtype, ss[0].device
     if not (_fused_adam_runs(dev, dt) and _aliased_ratio_ok(dev, dt)):
         return False
-    return all(
-        w.dtype == dt and g.dtype == dt and f.dtype == dt for w, g, f in zip(ws, gs, fkeeps)
-    )
+    return all(w.dtype == dt and g.dtype == dt and f.dtype == dt for w, g, f in zip(ws, gs, fkeeps))
 
 
 def _seven_update_lean(
