@@ -68,13 +68,14 @@ def run_arms(args: argparse.Namespace, setup: Any, field: str, tag: str) -> None
     bench._round_robin = recording
     tic0 = time.perf_counter()
     longest = 0.0
-    for i, arm in enumerate(args.order, start=1):
+    first = getattr(args, "first", 1)  # the number of the chunk's first run (a continuation)
+    for i, arm in enumerate(args.order, start=first):
         now = time.perf_counter() - tic0
         end_clock = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=longest)
         stop = dt.datetime.combine(
             end_clock.date(), dt.time.fromisoformat(args.stop_at), tzinfo=dt.timezone.utc
         )
-        if i > 1 and (now + longest > args.max_minutes * 60 or end_clock > stop):
+        if i > first and (now + longest > args.max_minutes * 60 or end_clock > stop):
             print(f"stopping before run {i}: {now / 60:.1f} min used, a run takes {longest:.0f}s")
             break
         setup(arm)

@@ -30,6 +30,7 @@ def main() -> None:
     run.add_argument("--order", type=float, nargs="+", required=True)
     run.add_argument("--max-minutes", type=float, default=8.0)
     run.add_argument("--stop-at", default="06:50")
+    run.add_argument("--first", type=int, default=1, help="the first run's number (a continuation)")
     an = sub.add_parser("analyse")
     an.add_argument("out", type=Path)
     args = ap.parse_args()
