@@ -259,9 +259,10 @@ def _seven_update_lean(
     `_moments_and_ratio_`), S <- S + t2 t1, then S <- S * M if `mask_s` and W <- W * M if
     `mask_w`. What it leaves out per target, against the general loop: the two wrapper calls
     (`_moments_and_ratio_` and its kernel probe, a dict look-up), the uint8 view of the bool
-    mask (made whether used or not), the dtype branches and a zip over nine lists; about 10 of
-    the ~25 microseconds of Python per target measured at tiny sizes
-    (`scripts/profile_dispatch_s28.py`), ~0.3 ms per step for MiniLM's 37 targets."""
+    mask (made whether used or not), the dtype branches and a zip over nine lists. Measured
+    (`scripts/profile_dispatch_s28.py`, session 28, under the lock): 0.93 against 1.40 ms per
+    update on 37 tiny targets (1 thread: Python and dispatch only), and -2.22 ms [-4.03, -1.13]
+    per update on MiniLM's real 16 x 32 state (medians 29.3 against 30.8 ms)."""
     steps = [torch.tensor(float(k + 1), device=ss[0].device)]
     adam, absolute, mul = torch._fused_adamw_, torch.abs, torch.mul
     no_max: list[torch.Tensor] = []
