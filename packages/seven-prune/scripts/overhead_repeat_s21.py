@@ -39,8 +39,21 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365}
 
 
 def _run(args: argparse.Namespace) -> None:
+    from seven_prune import pruning
+
+    def setup(sds: float) -> None:
+        pruning.BRACKET_SDS = float(sds)
+
+    run_arms(args, setup, "bracket_sds", "sds")
+    pruning.BRACKET_SDS = 4.0
+
+
+def run_arms(args: argparse.Namespace, setup: Any, field: str, tag: str) -> None:
+    """Run `args.order`'s arms in turn (`setup(arm)` before each run), each the overhead bench's
+    16 x 32 SEVEN_dyn path, 60 rounds, into ``OUT/run<i>-<tag><arm>/`` with ``rounds.json``
+    (the arm under `field`); stop as ``--max-minutes`` / ``--stop-at`` say."""
     import torch
-    from seven_prune import bench, pruning
+    from seven_prune import bench
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -55,16 +68,17 @@ def _run(args: argparse.Namespace) -> None:
     bench._round_robin = recording
     tic0 = time.perf_counter()
     longest = 0.0
-    for i, sds in enumerate(args.order, start=1):
+    first = getattr(args, "first", 1)  # the number of the chunk's first run (a continuation)
+    for i, arm in enumerate(args.order, start=first):
         now = time.perf_counter() - tic0
         end_clock = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=longest)
         stop = dt.datetime.combine(
             end_clock.date(), dt.time.fromisoformat(args.stop_at), tzinfo=dt.timezone.utc
         )
-        if i > 1 and (now + longest > args.max_minutes * 60 or end_clock > stop):
+        if i > first and (now + longest > args.max_minutes * 60 or end_clock > stop):
             print(f"stopping before run {i}: {now / 60:.1f} min used, a run takes {longest:.0f}s")
             break
-        pruning.BRACKET_SDS = float(sds)
+        setup(arm)
         captured.clear()
         tic = time.perf_counter()
         started = dt.datetime.now(dt.timezone.utc).strftime("%H:%M:%S")
@@ -72,11 +86,11 @@ def _run(args: argparse.Namespace) -> None:
             shapes=((16, 32),), methods=("SEVEN_dyn",), rounds=60, threads=2
         )
         secs = time.perf_counter() - tic
-        d = out / f"run{i}-sds{sds:g}"
+        d = out / f"run{i}-{tag}{arm:g}"
         bench.write_overhead_outputs(res, d, secs)
         torch_threads = torch.get_num_threads()
         rounds = {
-            "bracket_sds": float(sds),
+            field: float(arm),
             "run": i,
             "started_utc": started,
             "seconds": secs,
@@ -88,15 +102,14 @@ def _run(args: argparse.Namespace) -> None:
         }
         (d / "rounds.json").write_text(json.dumps(rounds) + "\n")
         longest = max(longest, secs)
-        print(f"run {i} BRACKET_SDS={sds:g}: {secs:.0f}s, started {started} UTC", flush=True)
-    pruning.BRACKET_SDS = 4.0
+        print(f"run {i} {field}={arm:g}: {secs:.0f}s, started {started} UTC", flush=True)
     bench._round_robin = original
 
 
-def _load_runs(out: Path) -> list[dict[str, Any]]:
+def _load_runs(out: Path, tag: str = "sds") -> list[dict[str, Any]]:
     runs = []
     for f in sorted(
-        out.glob("run*-sds*/rounds.json"), key=lambda p: int(p.parent.name[3:].split("-")[0])
+        out.glob(f"run*-{tag}*/rounds.json"), key=lambda p: int(p.parent.name[3:].split("-")[0])
     ):
         r = json.loads(f.read_text())
         r["report"] = json.loads((f.parent / "seven-prune-overhead.json").read_text())
@@ -129,10 +142,16 @@ def _pct(a: np.ndarray) -> tuple[float, float]:
 
 
 def _analyse(args: argparse.Namespace) -> None:
-    runs = _load_runs(args.out)
+    analyse_arms(args.out, "bracket_sds", "BRACKET_SDS", "sds", 4.0, 6.0)
+
+
+def analyse_arms(out: Path, field: str, header: str, tag: str, current: float, old: float) -> None:
+    """Print each run's overhead, the pooled overhead per arm (`current`, `old` values of
+    `field`), the paired current - old difference and the verdict on the pooled current arm."""
+    runs = _load_runs(out, tag)
     rng = np.random.default_rng(0)
     print(
-        "| run | BRACKET_SDS | started UTC | plain step s | update ms | cut ms | overhead [95% CI] |"
+        f"| run | {header} | started UTC | plain step s | update ms | cut ms | overhead [95% CI] |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in runs:
@@ -141,11 +160,11 @@ def _analyse(args: argparse.Namespace) -> None:
         if not math.isclose(o, m["overhead"], rel_tol=1e-9):
             raise ValueError(f"run {r['run']}: recomputed {o} != reported {m['overhead']}")
         print(
-            f"| {r['run']} | {r['bracket_sds']:g} | {r['started_utc']} | "
+            f"| {r['run']} | {r[field]:g} | {r['started_utc']} | "
             f"{m['plain_step_seconds']:.3f} | {u * 1e3:.1f} | {c * 1e3:.1f} | "
             f"{o * 100:.2f}% [{m['overhead_lo'] * 100:.2f}, {m['overhead_hi'] * 100:.2f}] |"
         )
-    arms = {s: [r for r in runs if r["bracket_sds"] == s] for s in (4.0, 6.0)}
+    arms = {s: [r for r in runs if r[field] == s] for s in (current, old)}
     boots = {id(r): _boot_run(r, rng, N_BOOT) for r in runs}
     print()
     pooled: dict[float, tuple[float, float, float]] = {}
@@ -172,8 +191,8 @@ def _analyse(args: argparse.Namespace) -> None:
         )
     pairs = []
     for a, b2 in zip(runs[0::2], runs[1::2], strict=False):
-        if {a["bracket_sds"], b2["bracket_sds"]} == {4.0, 6.0}:
-            pairs.append((a, b2) if a["bracket_sds"] == 4.0 else (b2, a))
+        if {a[field], b2[field]} == {current, old}:
+            pairs.append((a, b2) if a[field] == current else (b2, a))
     if pairs:
         d_pt = np.stack([_point(r4) - _point(r6) for r4, r6 in pairs])
         d_b = np.stack([boots[id(r4)] - boots[id(r6)] for r4, r6 in pairs])  # pairs x boot x 3
@@ -182,16 +201,16 @@ def _analyse(args: argparse.Namespace) -> None:
         est = d_pt.mean(0)
         per = ", ".join(f"{x * 100:+.2f}" for x in d_pt[:, 0])
         print(
-            f"paired 4 - 6 over {len(pairs)} pairs ({per} points): overhead "
+            f"paired {current:g} - {old:g} over {len(pairs)} pairs ({per} points): overhead "
             f"{est[0] * 100:+.2f} points [{_pct(db[:, 0] * 100)[0]:+.2f}, "
             f"{_pct(db[:, 0] * 100)[1]:+.2f}]; update {est[1] * 1e3:+.2f} ms "
             f"[{_pct(db[:, 1] * 1e3)[0]:+.2f}, {_pct(db[:, 1] * 1e3)[1]:+.2f}]; cut "
             f"{est[2] * 1e3:+.2f} ms [{_pct(db[:, 2] * 1e3)[0]:+.2f}, {_pct(db[:, 2] * 1e3)[1]:+.2f}]"
         )
-    if 4.0 in pooled and len(arms[4.0]) >= 2 and len(arms[6.0]) >= 2:
-        est, _, hi = pooled[4.0]
+    if current in pooled and len(arms[current]) >= 2 and len(arms[old]) >= 2:
+        est, _, hi = pooled[current]
         verdict = "met" if hi < GOAL else ("not resolved" if est <= GOAL else "missed")
-        print(f"goal (pooled arm 4 <= 5 %, CI upper bound below 5 %): {verdict}")
+        print(f"goal (pooled arm {current:g} <= 5 %, CI upper bound below 5 %): {verdict}")
     else:
         print("partial: fewer than 2 runs per arm, nothing read against the goal")
 
