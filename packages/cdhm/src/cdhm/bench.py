@@ -347,6 +347,17 @@ TSKIP_VARIANTS: dict[str, dict[str, Any]] = {
     }
     for mode in ("source", "none")
 }
+#: How the s chain's Markov prior is parameterised (session 28; rule cdhm_validate_s28_rule.md),
+#: on the current library default (CDHM+adda+stickyz0.25+optcarry+sskip): the stationary
+#: Gauss-Markov chain p(s_t | s_{t-1}) = N(rho s_{t-1}, (1 - rho^2) I), p(s_0) = N(0, I), rho
+#: learned per dimension. Its temporal-prior rung is CDHM-no-temporal+adda+optcarry+sskip (the
+#: option needs the Markov prior; without it s has the N(0, I) prior, rho = 0).
+SAR1_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sskip+sar1": {
+        **SSKIP_VARIANTS["CDHM+adda+stickyz0.25+optcarry+sskip"],
+        "s_transition": "ar1",
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -391,6 +402,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SSKIP_VARIANTS,
     **SSKIP_LADDER,
     **TSKIP_VARIANTS,
+    **SAR1_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -758,6 +770,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "s_dropout": 0.0,
     "s_skip": "none",
     "target_skip": "adapted",
+    "s_transition": "learned",
 }
 
 
