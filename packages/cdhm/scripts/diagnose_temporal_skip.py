@@ -12,7 +12,8 @@ the target's test windows (read by the deployed, target guide) and the source's 
 - ``pull``: ||E_q s_t - E_p s_t|| / p_sd, the posterior mean's distance from the prior's mean in
   prior standard deviations (rms over dimensions): how hard the prior pulls on the mean;
 - ``skip``: ||r_t|| / ||E_q s_t|| with r_t the skip's term W mean(x_1..x_t) (0 without a skip);
-- ``|s_T|``: the rms norm of E_q s_T; ``step``: rms ||E_q s_t - E_q s_{t-1}|| for t >= 1.
+- ``|s_T|``: the rms norm of E_q s_T; ``step``: rms ||E_q s_t - E_q s_{t-1}|| for t >= 1;
+- ``rho`` (``s_transition="ar1"`` only): the learned correlation of the s chain, mean over dims.
 
 Nothing is written; nothing is chosen from it.
 """
@@ -64,6 +65,8 @@ def chain_stats(est, X, cond: int) -> dict[str, float]:
     res.update({f"{k}1+": float(np.mean(v[1:])) for k, v in out.items()})
     res["|s_T|"] = float(s[:, -1].pow(2).mean().sqrt())
     res["step"] = float((s[:, 1:] - s[:, :-1]).pow(2).mean().sqrt())
+    if hasattr(net, "p_s_ar"):  # s_transition="ar1": the learned correlation, mean over dims
+        res["rho"] = float(net.p_s_ar.rho().mean())
     return res
 
 

@@ -358,6 +358,16 @@ SAR1_VARIANTS: dict[str, dict[str, Any]] = {
         "s_transition": "ar1",
     },
 }
+#: Its disentanglement and alignment rungs for a test read (defined before it, session 28): the
+#: skip ladder's entangled and no-alignment rows with the same s transition (the entangled
+#: model's one latent is the AR(1) chain).
+SAR1_LADDER: dict[str, dict[str, Any]] = {
+    name + "+sar1": {**SSKIP_LADDER[name], "s_transition": "ar1"}
+    for name in (
+        "CDHM-entangled+adda+optcarry+sskip",
+        "CDHM-no-align+adda+stickyz0.25+optcarry+sskip",
+    )
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -403,6 +413,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SSKIP_LADDER,
     **TSKIP_VARIANTS,
     **SAR1_VARIANTS,
+    **SAR1_LADDER,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
