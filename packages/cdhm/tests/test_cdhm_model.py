@@ -2038,13 +2038,14 @@ def test_target_skip_fit_keeps_the_split_copy_and_changes_the_fit(toy):
     ("kw", "exc"),
     [
         ({"s_transition": "AR1"}, ValueError),
+        ({"s_transition": "AUTO"}, ValueError),
         ({"s_transition": ""}, ValueError),
         ({"s_transition": None}, TypeError),
         ({"s_transition": 1}, TypeError),
         ({"s_transition": "ar1", "temporal_prior": False}, ValueError),
         ({"s_transition": "ar1", "sticky_s": 0.25}, ValueError),
     ],
-    ids=["unknown", "empty", "none-object", "int", "no-temporal-prior", "with-sticky-s"],
+    ids=["unknown", "upper-auto", "empty", "none-object", "int", "no-temporal-prior", "sticky-s"],
 )
 def test_s_transition_rejects_bad_values(toy, kw, exc):
     """CDHMClassifier.fit and CDHMNet: a bad s_transition, or "ar1" where there is no Markov
@@ -2122,7 +2123,7 @@ def test_s_transition_ar1_is_trained_and_changes_the_fit(toy, tmp_path):
     a, b = toy
     kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
     kw["progress"] = False
-    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    base = CDHMClassifier(s_transition="learned", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
     ar = CDHMClassifier(s_transition="ar1", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
     assert ar.net_.s_transition == "ar1" and not hasattr(base.net_, "p_s_ar")
     assert not torch.allclose(ar.net_.p_s_ar.rho(), torch.full((4,), 0.5))
@@ -2131,3 +2132,20 @@ def test_s_transition_ar1_is_trained_and_changes_the_fit(toy, tmp_path):
     again = CDHMClassifier.load(tmp_path / "m")
     assert again.s_transition == "ar1"
     np.testing.assert_array_equal(again.predict_proba(b.x), ar.predict_proba(b.x))
+
+
+def test_s_transition_default_is_auto_ar1_with_the_markov_prior(toy):
+    """s_transition (session 28): the default is "auto", adopted on validation: a default fit is
+    the fit that names "ar1"; with temporal_prior=False (the no-temporal rung) or with sticky_s
+    (which sets the transition itself) "auto" is "learned", and those fits raise nothing."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    assert CDHMClassifier().s_transition == "auto"
+    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    named = CDHMClassifier(s_transition="ar1", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert base.net_.s_transition == "ar1"
+    np.testing.assert_array_equal(named.predict_proba(b.x), base.predict_proba(b.x))
+    for extra in ({"temporal_prior": False}, {"sticky_s": 0.25}):
+        est = CDHMClassifier(**kw, **extra).fit(a.x, a.y, b.x, a.domain, b.domain)
+        assert est.net_.s_transition == "learned" and not hasattr(est.net_, "p_s_ar"), extra

@@ -81,12 +81,15 @@ METHODS: tuple[str, ...] = (
 #: reproduces them. The same holds for the later default changes: ``sticky_z`` (session 22) and
 #: ``target_opt_state`` (session 24, "auto", i.e. "source" with the untied guide) are pinned to
 #: their earlier values; the variants that use them name them (``+stickyz0.25``, ``+optcarry``),
-#: as ``s_skip`` (session 26, "linear") is pinned to "none" and named ``+sskip``.
+#: as ``s_skip`` (session 26, "linear") is pinned to "none" and named ``+sskip``, and
+#: ``s_transition`` (session 28, "auto", i.e. "ar1" with the Markov prior) to "learned", named
+#: ``+sar1``.
 BENCH_CDHM: dict[str, Any] = {
     "target_encoder": "shared",
     "sticky_z": None,
     "target_opt_state": "fresh",
     "s_skip": "none",
+    "s_transition": "learned",
 }
 
 #: Named CDHM variants of the disentanglement ladder (issue 18): keyword overrides of CDHMClassifier
