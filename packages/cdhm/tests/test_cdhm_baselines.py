@@ -965,3 +965,39 @@ def test_cli_val_tasks_0db_adds_the_0db_pseudo_target(monkeypatch):
     with pytest.raises(SystemExit):
         main([*argv, "--val-tasks", "0dB"])
     assert len(calls) == n
+
+
+def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
+    """Session 28's reading differs from the skip row (the library default's bench name) in
+    s_transition alone, and so do its two ladder rungs from the skip ladder's; at its off value
+    ("learned") s_transition stays out of the cache key and every other row is built with it; its
+    temporal rung is the skip's no-temporal row."""
+    from cdhm.bench import (
+        OPTION_VARIANTS,
+        SAR1_LADDER,
+        SAR1_VARIANTS,
+        BenchConfig,
+        _cache_key,
+        _estimator,
+    )
+
+    assert "s_transition" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
+    pairs = {
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1": "CDHM+adda+stickyz0.25+optcarry+sskip",
+        "CDHM-entangled+adda+optcarry+sskip+sar1": "CDHM-entangled+adda+optcarry+sskip",
+        "CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1": (
+            "CDHM-no-align+adda+stickyz0.25+optcarry+sskip"
+        ),
+    }
+    assert {*SAR1_VARIANTS, *SAR1_LADDER} == set(pairs)
+    for other in ["CDHM", *OPTION_VARIANTS]:
+        if other not in pairs:
+            assert _estimator(other, BenchConfig(), 4).s_transition == "learned", other
+    for name, base_name in pairs.items():
+        one, base = _estimator(name, BenchConfig(), 4), _estimator(base_name, BenchConfig(), 4)
+        assert (one.s_transition, base.s_transition) == ("ar1", "learned"), name
+        assert {k: v for k, v in one.get_params().items() if k != "s_transition"} == {
+            k: v for k, v in base.get_params().items() if k != "s_transition"
+        }, name
+    rung = _estimator("CDHM-no-temporal+adda+optcarry+sskip", BenchConfig(), 4).get_params()
+    assert not rung["temporal_prior"] and rung["s_skip"] == "linear"

@@ -2032,3 +2032,120 @@ def test_target_skip_fit_keeps_the_split_copy_and_changes_the_fit(toy):
     p_base, p_src, p_none = (m.predict_proba(b.x) for m in (base, src, none))
     assert not np.array_equal(p_src, p_base)
     assert not np.array_equal(p_none, p_base) and not np.array_equal(p_none, p_src)
+
+
+@pytest.mark.parametrize(
+    ("kw", "exc"),
+    [
+        ({"s_transition": "AR1"}, ValueError),
+        ({"s_transition": "AUTO"}, ValueError),
+        ({"s_transition": ""}, ValueError),
+        ({"s_transition": None}, TypeError),
+        ({"s_transition": 1}, TypeError),
+        ({"s_transition": "ar1", "temporal_prior": False}, ValueError),
+        ({"s_transition": "ar1", "sticky_s": 0.25}, ValueError),
+    ],
+    ids=["unknown", "upper-auto", "empty", "none-object", "int", "no-temporal-prior", "sticky-s"],
+)
+def test_s_transition_rejects_bad_values(toy, kw, exc):
+    """CDHMClassifier.fit and CDHMNet: a bad s_transition, or "ar1" where there is no Markov
+    transition of s to parameterise (temporal_prior=False) or sticky_s sets it, raises naming
+    s_transition."""
+    a, _ = toy
+    with pytest.raises(exc, match="s_transition"):
+        CDHMClassifier(n_segments=4, epochs=1, **kw).fit(a.x, a.y)
+    with pytest.raises(exc, match="s_transition"):
+        CDHMNet(8, 2, 3, 2, **kw)
+
+
+def test_s_transition_ar1_changes_the_s_prior_and_nothing_else():
+    """s_transition="ar1" (session 28): same seed, the net's other parameters are those of the
+    "learned" net and it draws no random number; with the same weights the guide is the same, every
+    z and x site of the model is the same, and only the s sites change: p(s_0) = N(0, 1) and
+    p(s_t | s_{t-1}) = N(rho s_{t-1}, 1 - rho^2) with rho = sigmoid(a) (log-density by hand,
+    float64); rho -> 0 gives the no-temporal prior's N(0, I) at every step."""
+    from pyro import poutine
+
+    args = (8, 3, 4, 2)
+    kw = {"s_dim": 3, "z_dim": 2, "hidden": 8, "feat_dim": 16, "s_skip": "linear"}
+    torch.manual_seed(0)
+    plain = CDHMNet(*args, **kw).double()
+    after = torch.rand(())
+    torch.manual_seed(0)
+    ar = CDHMNet(*args, s_transition="ar1", **kw).double()
+    assert torch.rand(()) == after
+    sd_plain, sd_ar = plain.state_dict(), ar.state_dict()
+    assert set(sd_ar) - set(sd_plain) == {"p_s_ar.logit_rho"}
+    for k, v in sd_plain.items():
+        torch.testing.assert_close(sd_ar[k], v, rtol=0, atol=0)
+    assert not bool(ar.p_s_ar.logit_rho.detach().any())  # rho = 0.5 at the start
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        ar.p_s_ar.logit_rho.copy_(torch.randn(3, generator=gen, dtype=torch.float64))
+        for net in (ar, plain):  # a non-zero skip, the same in both
+            net.s_skip.weight.copy_(torch.ones(3, 8, dtype=torch.float64) * 0.1)
+    x = torch.randn(5, 3, 8, generator=gen, dtype=torch.float64)
+    c = torch.tensor([0, 1, 0, 1, 1])
+    torch.manual_seed(0)
+    guide = poutine.trace(ar.guide).get_trace(x, c)
+    torch.manual_seed(0)
+    guide_plain = poutine.trace(plain.guide).get_trace(x, c)
+    for name, node in guide.nodes.items():
+        if node["type"] == "sample":
+            assert torch.equal(node["value"], guide_plain.nodes[name]["value"]), name
+    tr = {
+        k: poutine.trace(poutine.replay(net.model, trace=guide)).get_trace(x, c).nodes
+        for k, net in (("ar", ar), ("plain", plain))
+    }
+    for site in [*(f"z_{t}" for t in range(3)), *(f"x_{t}" for t in range(3))]:
+        a, b = (tr[k][site]["fn"].base_dist for k in ("ar", "plain"))
+        assert torch.equal(a.loc, b.loc) and torch.equal(a.scale, b.scale), site
+    rho = torch.sigmoid(ar.p_s_ar.logit_rho.detach())
+    prev = torch.zeros(5, 3, dtype=torch.float64)
+    for t in range(3):
+        v = guide.nodes[f"s_{t}"]["value"]
+        loc, var = (rho * prev, 1 - rho**2) if t else (prev, torch.ones(3, dtype=torch.float64))
+        want = (-0.5 * (v - loc) ** 2 / var - 0.5 * torch.log(2 * math.pi * var)).sum(-1)
+        got = tr["ar"][f"s_{t}"]["fn"].log_prob(v)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        assert not torch.equal(tr["plain"][f"s_{t}"]["fn"].log_prob(v), got)
+        prev = v
+    with torch.no_grad():
+        ar.p_s_ar.logit_rho.fill_(-60.0)  # rho ~ 1e-26: the no-temporal prior
+    loc, scale = ar.p_s_ar(prev, prev)
+    torch.testing.assert_close(loc, torch.zeros_like(prev), rtol=0, atol=1e-20)
+    torch.testing.assert_close(scale, torch.ones_like(prev), rtol=0, atol=1e-15)
+
+
+def test_s_transition_ar1_is_trained_and_changes_the_fit(toy, tmp_path):
+    """A fit with s_transition="ar1" trains rho (it leaves 0.5) and gives other probabilities than
+    the "learned" fit of the same seed; the fitted net keeps the option through save / load."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    base = CDHMClassifier(s_transition="learned", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    ar = CDHMClassifier(s_transition="ar1", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert ar.net_.s_transition == "ar1" and not hasattr(base.net_, "p_s_ar")
+    assert not torch.allclose(ar.net_.p_s_ar.rho(), torch.full((4,), 0.5))
+    assert not np.array_equal(ar.predict_proba(b.x), base.predict_proba(b.x))
+    ar.save(tmp_path / "m")
+    again = CDHMClassifier.load(tmp_path / "m")
+    assert again.s_transition == "ar1"
+    np.testing.assert_array_equal(again.predict_proba(b.x), ar.predict_proba(b.x))
+
+
+def test_s_transition_default_is_auto_ar1_with_the_markov_prior(toy):
+    """s_transition (session 28): the default is "auto", adopted on validation: a default fit is
+    the fit that names "ar1"; with temporal_prior=False (the no-temporal rung) or with sticky_s
+    (which sets the transition itself) "auto" is "learned", and those fits raise nothing."""
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 2, "s_dim": 4, "z_dim": 4, "hidden": 16, "seed": 0}
+    kw["progress"] = False
+    assert CDHMClassifier().s_transition == "auto"
+    base = CDHMClassifier(**kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    named = CDHMClassifier(s_transition="ar1", **kw).fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert base.net_.s_transition == "ar1"
+    np.testing.assert_array_equal(named.predict_proba(b.x), base.predict_proba(b.x))
+    for extra in ({"temporal_prior": False}, {"sticky_s": 0.25}):
+        est = CDHMClassifier(**kw, **extra).fit(a.x, a.y, b.x, a.domain, b.domain)
+        assert est.net_.s_transition == "learned" and not hasattr(est.net_, "p_s_ar"), extra

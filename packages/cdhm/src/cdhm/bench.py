@@ -81,12 +81,15 @@ METHODS: tuple[str, ...] = (
 #: reproduces them. The same holds for the later default changes: ``sticky_z`` (session 22) and
 #: ``target_opt_state`` (session 24, "auto", i.e. "source" with the untied guide) are pinned to
 #: their earlier values; the variants that use them name them (``+stickyz0.25``, ``+optcarry``),
-#: as ``s_skip`` (session 26, "linear") is pinned to "none" and named ``+sskip``.
+#: as ``s_skip`` (session 26, "linear") is pinned to "none" and named ``+sskip``, and
+#: ``s_transition`` (session 28, "auto", i.e. "ar1" with the Markov prior) to "learned", named
+#: ``+sar1``.
 BENCH_CDHM: dict[str, Any] = {
     "target_encoder": "shared",
     "sticky_z": None,
     "target_opt_state": "fresh",
     "s_skip": "none",
+    "s_transition": "learned",
 }
 
 #: Named CDHM variants of the disentanglement ladder (issue 18): keyword overrides of CDHMClassifier
@@ -347,6 +350,27 @@ TSKIP_VARIANTS: dict[str, dict[str, Any]] = {
     }
     for mode in ("source", "none")
 }
+#: How the s chain's Markov prior is parameterised (session 28; rule cdhm_validate_s28_rule.md),
+#: on the current library default (CDHM+adda+stickyz0.25+optcarry+sskip): the stationary
+#: Gauss-Markov chain p(s_t | s_{t-1}) = N(rho s_{t-1}, (1 - rho^2) I), p(s_0) = N(0, I), rho
+#: learned per dimension. Its temporal-prior rung is CDHM-no-temporal+adda+optcarry+sskip (the
+#: option needs the Markov prior; without it s has the N(0, I) prior, rho = 0).
+SAR1_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sskip+sar1": {
+        **SSKIP_VARIANTS["CDHM+adda+stickyz0.25+optcarry+sskip"],
+        "s_transition": "ar1",
+    },
+}
+#: Its disentanglement and alignment rungs for a test read (defined before it, session 28): the
+#: skip ladder's entangled and no-alignment rows with the same s transition (the entangled
+#: model's one latent is the AR(1) chain).
+SAR1_LADDER: dict[str, dict[str, Any]] = {
+    name + "+sar1": {**SSKIP_LADDER[name], "s_transition": "ar1"}
+    for name in (
+        "CDHM-entangled+adda+optcarry+sskip",
+        "CDHM-no-align+adda+stickyz0.25+optcarry+sskip",
+    )
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -391,6 +415,8 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SSKIP_VARIANTS,
     **SSKIP_LADDER,
     **TSKIP_VARIANTS,
+    **SAR1_VARIANTS,
+    **SAR1_LADDER,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -758,6 +784,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "s_dropout": 0.0,
     "s_skip": "none",
     "target_skip": "adapted",
+    "s_transition": "learned",
 }
 
 
