@@ -78,7 +78,7 @@ def test_committed_decision_reproduces(s28b):
 
 def test_test_read_summary_on_made_up_rows(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import s28b_test
+    import s28b_test_read as s28b_test
 
     def row(method, f, seed, acc, **kw):
         return {"setting": "noise20", "seed": seed, "f_target": f, "method": method,

@@ -4,7 +4,7 @@ floor `noise_min_keep=0.5` where it applies), noise20 rows only (rule
 
 Usage::
 
-    python packages/ted-prune/scripts/s28b_test.py --out DIR [--resume] [--time-limit S]
+    python packages/ted-prune/scripts/s28b_test_read.py --out DIR [--resume] [--time-limit S]
         [--grid docs/benchmarks/ted-prune-mnist1d-runs.jsonl]
 
 The MNIST-1D test grid of the README's goal table (5,000 samples x 20 epochs, lr 1e-2, test seeds
