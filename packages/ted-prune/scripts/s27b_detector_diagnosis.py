@@ -71,7 +71,9 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     bench_mnist1d._MinClassKept = _Probe  # type: ignore[misc]
-    bench_mnist1d._pruner = lambda m, n, e, f, s, z: TEDPruner(n, e, budget=f, seed=s)  # type: ignore[assignment]
+    bench_mnist1d._pruner = lambda m, n, e, f, s, z: TEDPruner(
+        n, e, budget=f, seed=s, noise_schedule="off"
+    )  # type: ignore[assignment]
     for setting in ("clean", "noise20"):
         for seed in (100, 101, 102):
             train, val, _ = _splits(setting, 5000, seed)

@@ -67,8 +67,8 @@ def test_late_needs_a_budget():
                   noise_schedule="late")  # fmt: skip
 
 
-def test_off_by_default_and_no_decision():
-    p = TEDPruner(N, E, **_kw())
+def test_off_makes_no_decision():
+    p = TEDPruner(N, E, **_kw(noise_schedule="off"))  # the default since s28b is None (see s28b)
     assert p.noise_schedule == "off" and p.noise_threshold == 0.2
     _run(p, share=0.5, epochs=4)
     assert p.noisy is None and p.noise_statistic is None

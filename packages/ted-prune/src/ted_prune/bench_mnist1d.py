@@ -72,11 +72,13 @@ _BASE = {
     # likewise pinned at the defaults before session ted-26c's flip to unit weights and a 20% tail
     "loss_weights": "importance",
     "tail": "none",
+    # and at the noise schedule before session ted-28b's flip (rule s28b)
+    "noise_schedule": "off",
 }
 # TEDPruner's defaults before session ted-26c: `TED_s25c` (the default of sessions 25d-26b) and every
 # cached row named `TED_s25c` (the validation scripts' `default` arms, the s25c test read) ran with
 # them; `TED_s26` is the current default (loss_weights="none", tail=0.2, rule s26b)
-PRE_S26 = {"loss_weights": "importance", "tail": "none"}
+PRE_S26 = {"loss_weights": "importance", "tail": "none", "noise_schedule": "off"}
 # TEDPruner's defaults before session ted-25d: the grid's `TED` method and every cached row named
 # `TED` (test grid, `--stage scoring`, `--stage wallclock`, the text suite, the validation scripts'
 # `default` arms) ran with them
@@ -180,7 +182,10 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
         return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S25C)
     if method == "TED_s25c":  # the package's defaults of sessions ted-25d-26b (`PRE_S26`)
         return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S26)
-    if method == "TED_s26":  # the package's defaults since session ted-26c (unit weights, tail 0.2)
+    # the package's defaults of sessions ted-26c-28 (unit weights, tail 0.2, no noise switch)
+    if method == "TED_s26":
+        return TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="off")
+    if method == "TED_s28b":  # the package's defaults since session ted-28b (+ the noise switch)
         return TEDPruner(n, epochs, budget=f, seed=seed)
     if method.startswith("TED="):  # the reading chosen on the validation split
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])
