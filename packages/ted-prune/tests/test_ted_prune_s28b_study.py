@@ -99,3 +99,31 @@ def test_test_read_summary_on_made_up_rows(monkeypatch):
     assert goals["noise20, f=0.7: TED within 0.3 points of full data"] == "missed"
     assert out["per_f"]["0.5"]["new==old_rerun (seeds)"] == 5
     assert out["per_f"]["0.7"]["new==old_rerun (seeds)"] == 0
+
+
+def test_test_read_summary_reads_one_setting(monkeypatch):
+    """`--setting clean`: the summary names the setting and ignores the other settings' rows."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    import s28b_test_read as s28b_test
+
+    def row(setting, method, f, seed, acc, **kw):
+        return {"setting": setting, "seed": seed, "f_target": f, "method": method,
+                "metrics": {"accuracy": acc, "min_class_kept": 0.2}, **kw}  # fmt: skip
+
+    grid, new = [], []
+    for st, base in (("clean", 80.0), ("noise20", 60.0)):
+        grid += [row(st, "full", 1.0, s, base + 1.0) for s in range(5)]
+        grid += [row(st, m, f, s, base) for m in ("InfoBatch", "random_dynamic")
+                 for f in (0.7, 0.5, 0.3) for s in range(5)]  # fmt: skip
+        new += [row(st, "TED_s28b", f, s, base + (0.5 + s % 2 if st == "clean" else -5.0),
+                    arm="new") for f in (0.7, 0.5, 0.3) for s in range(5)]  # fmt: skip
+        new += [row(st, "TED_s26", f, s, base, arm="old_rerun") for f in (0.7, 0.5, 0.3)
+                for s in range(5)]  # fmt: skip
+    out = s28b_test.summarize(grid, new, "clean")
+    goals = {g[0]: g[1] for g in out["goals"]}
+    assert out["setting"] == "clean" and not any(k.startswith("noise20") for k in goals)
+    assert goals["clean, f=0.7: TED ahead of InfoBatch (CI > 0)"] == "met"  # noise20's -5 unseen
+    assert goals["clean, f=0.7: TED within 0.3 points of full data"] == "met"  # 80.9 vs 81.0
+    assert out["per_f"]["0.7"]["new==old_rerun (seeds)"] == 0
+    with pytest.raises(SystemExit):
+        s28b_test.main(["--out", "x", "--setting", "noise30"])
