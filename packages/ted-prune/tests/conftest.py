@@ -105,3 +105,45 @@ def stored_tail():
         return p
 
     return made_up, pruner
+
+
+class EpochLosses:
+    """The noise detectors' made-up epochs (tests of `noise_schedule="late_epoch0"` and
+    `noise_min_keep`): `observe(p, high_at, seed)` feeds one epoch in `p.select()`'s order, the
+    sample at position j getting p(label) ~ 0.002 (loss ~ 6.1 > 1.5 ln 4 = 2.08) if
+    `high_at(j, m)`, else ~ 0.95 (4 classes, 5 features, float64), and returns the indices;
+    `every(k)` is high at every k-th position of the last half only (share 1/k there);
+    `run(p, high_at, epochs)` is epoch 0 with `high_at`, the rest with `every(50)`."""
+
+    classes, features = 4, 5
+
+    def observe(self, p: TEDPruner, high_at: Any, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        idx = p.select().indices
+        m = idx.numel()
+        high = torch.tensor([high_at(j, m) for j in range(m)])
+        labels = idx % self.classes
+        logits = torch.zeros(m, self.classes, dtype=torch.float64)
+        logits[torch.arange(m), labels] = torch.where(high, -5.0, 4.0).double()
+        logits += 0.1 * torch.randn(logits.shape, generator=g, dtype=torch.float64)
+        feats = torch.randn(m, self.features, generator=g, dtype=torch.float64)
+        for b in range(0, m, 128):
+            sl = slice(b, b + 128)
+            p.observe(idx[sl], logits[sl], feats[sl], labels[sl])
+        p.end_epoch()
+        return idx
+
+    @staticmethod
+    def every(k: int) -> Any:
+        return lambda j, m: j >= m - m // 2 and j % k == 0
+
+    def run(self, p: TEDPruner, high_at: Any, epochs: int = 20) -> list[torch.Tensor]:
+        return [
+            self.observe(p, high_at if e == 0 else self.every(50), seed=e) for e in range(epochs)
+        ]
+
+
+@pytest.fixture
+def epoch_losses() -> EpochLosses:
+    """`EpochLosses`: made-up epochs of training-pass losses for the noise detectors' tests."""
+    return EpochLosses()

@@ -15,35 +15,7 @@ from maskloop import Selection
 from ted_prune import TEDPruner
 from ted_prune.ted import NOISE_THRESHOLD, NOISE_THRESHOLD_E0
 
-N, C, D, E = 600, 4, 5, 20
-
-
-def _observe(p, high_at, seed):
-    """Observe this epoch's selection in the order `select` gives; the sample at position j gets
-    p(label) ~ 0.002 (loss ~ 6.1 > 1.5 ln 4 = 2.08) if `high_at(j, m)`, else ~ 0.95."""
-    g = torch.Generator().manual_seed(seed)
-    idx = p.select().indices
-    m = idx.numel()
-    high = torch.tensor([high_at(j, m) for j in range(m)])
-    labels = idx % C
-    logits = torch.zeros(m, C, dtype=torch.float64)
-    logits[torch.arange(m), labels] = torch.where(high, -5.0, 4.0).double()
-    logits += 0.1 * torch.randn(logits.shape, generator=g, dtype=torch.float64)
-    feats = torch.randn(m, D, generator=g, dtype=torch.float64)
-    for b in range(0, m, 128):
-        sl = slice(b, b + 128)
-        p.observe(idx[sl], logits[sl], feats[sl], labels[sl])
-    p.end_epoch()
-    return idx
-
-
-def _every(k):
-    """High at every k-th position of the LAST half only (share 1/k there)."""
-    return lambda j, m: j >= m - m // 2 and j % k == 0
-
-
-def _run(p, high_at, epochs=E):
-    return [_observe(p, high_at if e == 0 else _every(50), seed=e) for e in range(epochs)]
+N, E = 600, 20
 
 
 def _kw(**extra):
@@ -90,20 +62,20 @@ def test_late_branch_prunes_from_epoch_1_at_the_same_budget():
         assert (p._late.warmup, p._late.ramp, p._late.anneal) == (1, 0, 3)
 
 
-def test_decides_on_the_last_half_of_epoch_0_in_observed_order():
+def test_decides_on_the_last_half_of_epoch_0_in_observed_order(epoch_losses):
     # every sample of the FIRST half is high (share 0.5 over the epoch), the last half 1/50 = 0.02:
     # only the last half counts, so clean
     p = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
-    _observe(p, lambda j, m: j < m // 2 or (j >= m // 2 and j % 50 == 0), seed=0)
+    epoch_losses.observe(p, lambda j, m: j < m // 2 or (j >= m // 2 and j % 50 == 0), seed=0)
     assert p.noisy is False and p.noise_statistic == pytest.approx(6 / 300)
     # the same share in the last half but 1 in 20 (0.05 > 0.025): noisy, decided after epoch 0
     q = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
-    _observe(q, _every(20), seed=0)
+    epoch_losses.observe(q, epoch_losses.every(20), seed=0)
     assert q.noisy is True and q.noise_statistic == pytest.approx(15 / 300)
     assert q.schedule is q._late and q.select().indices.numel() < N  # epoch 1 is pruned
     # strict threshold: exactly at it is clean
     r = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0", noise_threshold=0.05))
-    _observe(r, _every(20), seed=0)
+    epoch_losses.observe(r, epoch_losses.every(20), seed=0)
     assert r.noisy is False and r.schedule is not r._late
     # no observations in epoch 0: statistic 0, clean
     s = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
@@ -111,10 +83,10 @@ def test_decides_on_the_last_half_of_epoch_0_in_observed_order():
     assert s.noisy is False and s.noise_statistic == 0.0
 
 
-def test_clean_path_is_the_default_bit_for_bit():
+def test_clean_path_is_the_default_bit_for_bit(epoch_losses):
     d = TEDPruner(N, E, **_kw())
     p = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
-    a, b = _run(d, _every(50)), _run(p, _every(50))
+    a, b = epoch_losses.run(d, epoch_losses.every(50)), epoch_losses.run(p, epoch_losses.every(50))
     assert p.noisy is False and p.noise_statistic == pytest.approx(6 / 300)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert p.schedule.state_dict() == d.schedule.state_dict()
@@ -122,10 +94,10 @@ def test_clean_path_is_the_default_bit_for_bit():
     assert p.budget()["f"] == d.budget()["f"]
 
 
-def test_noisy_path_spends_the_late_plan_exactly():
+def test_noisy_path_spends_the_late_plan_exactly(epoch_losses):
     d = TEDPruner(N, E, **_kw())
     p = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
-    a, b = _run(d, _every(20)), _run(p, _every(20))
+    a, b = epoch_losses.run(d, epoch_losses.every(20)), epoch_losses.run(p, epoch_losses.every(20))
     assert p.noisy is True
     sizes = [x.numel() for x in b]
     assert sizes == [Selection.kept_count(N, p._late(e)) for e in range(E)]
@@ -137,9 +109,9 @@ def test_noisy_path_spends_the_late_plan_exactly():
     assert abs(p.planned_budget()["f"] - 0.6) < 1e-3
 
 
-def test_state_dict_keeps_the_decision():
+def test_state_dict_keeps_the_decision(epoch_losses):
     p = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
-    _run(p, _every(20), epochs=2)
+    epoch_losses.run(p, epoch_losses.every(20), epochs=2)
     q = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
     q.load_state_dict(p.state_dict())
     assert q.noisy is True and q.schedule.state_dict() == p._late.state_dict()

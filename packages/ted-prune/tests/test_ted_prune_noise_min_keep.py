@@ -11,35 +11,7 @@ import torch
 from ted_prune import TEDPruner
 from ted_prune.ted import NOISE_MIN_KEEP_S28B
 
-N, C, D, E = 600, 4, 5, 20
-
-
-def _observe(p, high_at, seed):
-    """Observe this epoch's selection in `select`'s order; position j gets p(label) ~ 0.002
-    (loss ~ 6.1 > 1.5 ln 4) if `high_at(j, m)`, else ~ 0.95."""
-    g = torch.Generator().manual_seed(seed)
-    idx = p.select().indices
-    m = idx.numel()
-    high = torch.tensor([high_at(j, m) for j in range(m)])
-    labels = idx % C
-    logits = torch.zeros(m, C, dtype=torch.float64)
-    logits[torch.arange(m), labels] = torch.where(high, -5.0, 4.0).double()
-    logits += 0.1 * torch.randn(logits.shape, generator=g, dtype=torch.float64)
-    feats = torch.randn(m, D, generator=g, dtype=torch.float64)
-    for b in range(0, m, 128):
-        sl = slice(b, b + 128)
-        p.observe(idx[sl], logits[sl], feats[sl], labels[sl])
-    p.end_epoch()
-    return idx
-
-
-def _every(k):
-    """High at every k-th position of the LAST half only (share 1/k there)."""
-    return lambda j, m: j >= m - m // 2 and j % k == 0
-
-
-def _run(p, high_at, epochs=E):
-    return [_observe(p, high_at if e == 0 else _every(50), seed=e) for e in range(epochs)]
+N, E = 600, 20
 
 
 def _kw(budget, **extra):
@@ -71,24 +43,26 @@ def test_floor_value_and_late_keep_at_the_rule_budgets():
     assert TEDPruner(4500, E, budget=0.5).noise_active is False  # "off"
 
 
-@pytest.mark.parametrize("high", [_every(20), _every(50)])  # noisy and clean epoch 0
-def test_below_the_floor_is_the_default_bit_for_bit(high):
+@pytest.mark.parametrize("k", [20, 50])  # noisy and clean epoch 0
+def test_below_the_floor_is_the_default_bit_for_bit(k, epoch_losses):
+    high = epoch_losses.every(k)
     d = TEDPruner(N, E, **_kw(0.5))
     p = TEDPruner(N, E, **_kw(0.5, noise_schedule="late_epoch0", noise_min_keep=0.5))
     assert p.noise_late_keep < 0.5 and p.noise_active is False
-    a, b = _run(d, high), _run(p, high)
+    a, b = epoch_losses.run(d, high), epoch_losses.run(p, high)
     assert p.noisy is None and p.noise_statistic is None  # the detector never ran
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert p.schedule.state_dict() == d.schedule.state_dict()
     assert torch.equal(p.scores, d.scores) and p.budget()["f"] == d.budget()["f"]
 
 
-@pytest.mark.parametrize(("high", "noisy"), [(_every(20), True), (_every(50), False)])
-def test_above_the_floor_is_late_epoch0_bit_for_bit(high, noisy):
+@pytest.mark.parametrize(("k", "noisy"), [(20, True), (50, False)])
+def test_above_the_floor_is_late_epoch0_bit_for_bit(k, noisy, epoch_losses):
+    high = epoch_losses.every(k)
     e0 = TEDPruner(N, E, **_kw(0.7, noise_schedule="late_epoch0"))
     p = TEDPruner(N, E, **_kw(0.7, noise_schedule="late_epoch0", noise_min_keep=0.5))
     assert p.noise_late_keep >= 0.5 and p.noise_active is True
-    a, b = _run(e0, high), _run(p, high)
+    a, b = epoch_losses.run(e0, high), epoch_losses.run(p, high)
     assert p.noisy is noisy and e0.noisy is noisy
     assert p.noise_statistic == e0.noise_statistic
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
@@ -106,9 +80,9 @@ def test_an_infeasible_late_plan_falls_back_under_a_floor_and_raises_without():
         TEDPruner(N, E, **_kw(0.24, noise_schedule="late_epoch0"))
 
 
-def test_state_dict_records_the_floor():
+def test_state_dict_records_the_floor(epoch_losses):
     p = TEDPruner(N, E, **_kw(0.5, noise_schedule="late_epoch0", noise_min_keep=0.5))
-    _run(p, _every(20), epochs=2)
+    epoch_losses.run(p, epoch_losses.every(20), epochs=2)
     st = p.state_dict()
     q = TEDPruner(N, E, **_kw(0.5, noise_schedule="late_epoch0", noise_min_keep=0.5))
     q.load_state_dict(st)
