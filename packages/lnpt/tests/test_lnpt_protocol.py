@@ -108,3 +108,25 @@ def test_goal_lines_leave_out_a_seed_whose_teacher_collapsed():
     assert collapsed_teachers(res, "cnn") == {}
     assert goal_lines(res, "cnn")[:2] == lines[:2]
     assert "left out" not in goal_lines(res, "cnn")[-1]
+
+
+def test_goal_lines_give_no_verdict_on_a_partial_run():
+    """A run stopped by --budget-s before every requested seed finished prints its CI but no
+    met/missed (session 29: the 480-epoch 98% read printed 'met' on 4 of 10 seeds); once the
+    requested seeds are all in, the verdict returns, and a bad seed count is a clear error."""
+    from lnpt.bench import goal_lines
+
+    res = report.Results("lnpt", "x")
+    for s in range(4):
+        res.add("teacher (dense, other half)", s, {"accuracy": 0.95}, model="cnn", sparsity=0.0)
+        res.add("dense supervised", s, {"accuracy": 0.98}, model="cnn", sparsity=0.0)
+        res.add("lnpt+label-free", s, {"accuracy": 0.95 + 0.01 * s}, model="cnn", sparsity=0.98)
+        res.add("random+label-free", s, {"accuracy": 0.10}, model="cnn", sparsity=0.98)
+    (line,) = goal_lines(res, "cnn", seeds=10)
+    assert line.startswith("- 98%: LNPT label-free minus random label-free: +86.50 [")
+    assert line.endswith("-> partial (4 of 10 seeds), no verdict")
+    assert goal_lines(res, "cnn", seeds=4)[0].endswith("-> met")
+    assert goal_lines(res, "cnn")[0].endswith("-> met")
+    for bad in (0, -1, 2.0, True, "10"):
+        with pytest.raises(ValueError, match="seeds"):
+            goal_lines(res, "cnn", seeds=bad)

@@ -1042,34 +1042,56 @@ def _paired(
     return report.paired_difference([va[s] for s in shared], [vb[s] for s in shared])
 
 
-def goal_lines(res: report.Results, model_name: str) -> list[str]:
+def _verdict(ok: bool, have: int, want: int | None) -> str:
+    """'met'/'missed', or no verdict when fewer seeds finished than the run asked for: a partial
+    run's CI is printed for information only (a resumed run gives the verdict once complete)."""
+    if want is not None and have < want:
+        return f"partial ({have} of {want} seeds), no verdict"
+    return "met" if ok else "missed"
+
+
+def goal_lines(res: report.Results, model_name: str, seeds: int | None = None) -> list[str]:
     """The issue's goals for one model, each with its measured paired difference and verdict
-    (without the seeds whose teacher collapsed, `collapsed_teachers`, named in a last line)."""
+    (without the seeds whose teacher collapsed, `collapsed_teachers`, named in a last line).
+
+    `seeds` is the number of seeds the run asked for: a goal whose two arms share fewer finished
+    seeds than that (a run stopped by `--budget-s`) is printed with its CI but no verdict."""
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise ValueError(f"seeds must be a positive int or None, got {seeds!r}")
     lines = []
     setting = {"model": model_name}
     bad = collapsed_teachers(res, model_name)
+
+    def finished(a: str, b: str, **more: Any) -> int:
+        """Seeds with both arms finished (collapsed teachers included: they count as run)."""
+        va = res.values("accuracy", a, **setting, **more)
+        vb = res.values("accuracy", b, **setting, **({} if b == "dense supervised" else more))
+        return len(set(va) & set(vb))
+
     d = _paired(res, "lnpt+label-free", "snip+supervised", bad, sparsity=0.95, **setting)
     if d is not None:
-        ok = d.low > -0.005
+        have = finished("lnpt+label-free", "snip+supervised", sparsity=0.95)
         lines.append(
             f"- 95%: LNPT label-free minus SNIP supervised: {d.format(2, 100)} points "
-            f"(goal: CI lower bound > -0.5) -> {'met' if ok else 'missed'}"
+            f"(goal: CI lower bound > -0.5) -> {_verdict(d.low > -0.005, have, seeds)}"
         )
     lf = res.values("accuracy", "lnpt+label-free", sparsity=0.95, **setting)
     dense = res.values("accuracy", "dense supervised", **setting)
     shared = sorted((set(lf) & set(dense)) - set(bad))
     if len(shared) >= 2:
         d = report.paired_difference([lf[s] for s in shared], [dense[s] for s in shared])
+        have = finished("lnpt+label-free", "dense supervised", sparsity=0.95)
         lines.append(
             f"- 95%: LNPT label-free minus dense supervised: {d.format(2, 100)} points "
-            f"(goal: > -2) -> {'met' if d.mean > -0.02 else 'missed'}"
+            f"(goal: > -2) -> {_verdict(d.mean > -0.02, have, seeds)}"
         )
     if model_name != "mlp":
         d = _paired(res, "lnpt+label-free", "random+label-free", bad, sparsity=0.98, **setting)
         if d is not None:
+            have = finished("lnpt+label-free", "random+label-free", sparsity=0.98)
             lines.append(
                 f"- 98%: LNPT label-free minus random label-free: {d.format(2, 100)} points "
-                f"(goal: >= +20) -> {'met' if d.mean >= 0.2 else 'missed'}"
+                f"(goal: >= +20) -> {_verdict(d.mean >= 0.2, have, seeds)}"
             )
     if bad and lines:
         named = ", ".join(f"seed {s} ({100 * v:.2f}%)" for s, v in bad.items())
@@ -1108,7 +1130,7 @@ def _table_sections(res: report.Results, cfg: BenchConfig) -> list[str]:
                 methods=methods,
             )
         )
-        lines = goal_lines(res, model_name)
+        lines = goal_lines(res, model_name, cfg.seeds)
         if lines:
             sections.append("Goals:\n\n" + "\n".join(lines) + "\n")
     rows = []
