@@ -9,6 +9,7 @@ Usage (from the repository root, under ``flock /tmp/heavy.lock nice -n 5``):
 - ``python packages/seven-prune/scripts/overhead_repeat_s29.py run OUT --arms chunk --order 1 0 0 1
   ... [--max-minutes M] [--stop-at HH:MM]``: ``--arms chunk``: arm 1 the current code (the update
   over chunks, `seven.UPDATE_CHUNK` as shipped), arm 0 `UPDATE_CHUNK = 0` (session 28's code);
+  ``--chunk C`` sets arm 1's chunk instead (part A's choice, before it is the default);
   ``--arms lean``: arm 1 `seven.LEAN_UPDATE = True`, arm 0 False (session 28's arms). Runs go to
   ``OUT/run<i>-<arms><arm>/``.
 - ``python packages/seven-prune/scripts/overhead_repeat_s29.py analyse OUT --arms chunk``: the
@@ -159,6 +160,7 @@ def main() -> None:
     run.add_argument("--max-minutes", type=float, default=8.5)
     run.add_argument("--stop-at", default="09:56")
     run.add_argument("--first", type=int, default=1, help="the first run's number (a continuation)")
+    run.add_argument("--chunk", type=int, default=None, help="arm 1's UPDATE_CHUNK (--arms chunk)")
     an = sub.add_parser("analyse")
     an.add_argument("out", type=Path)
     an.add_argument("--arms", choices=("chunk", "lean"), required=True)
@@ -172,11 +174,14 @@ def main() -> None:
         raise ValueError(f"--order: entries must be 1 or 0, got {args.order}")
     from seven_prune import seven
 
-    shipped = getattr(seven, "UPDATE_CHUNK", 0)
+    shipped = seven.UPDATE_CHUNK
+    arm1 = shipped if args.chunk is None else args.chunk
+    if args.arms == "chunk":
+        seven._chunk_views([], arm1)  # raises unless a valid chunk size
 
     def setup(arm: float) -> None:
         if args.arms == "chunk":
-            seven.UPDATE_CHUNK = shipped if arm == 1.0 else 0
+            seven.UPDATE_CHUNK = arm1 if arm == 1.0 else 0
         else:
             seven.LEAN_UPDATE = arm == 1.0
 
@@ -184,8 +189,7 @@ def main() -> None:
         run_arms(args, setup, args.arms, args.arms)
     finally:
         seven.LEAN_UPDATE = True
-        if hasattr(seven, "UPDATE_CHUNK"):
-            seven.UPDATE_CHUNK = shipped
+        seven.UPDATE_CHUNK = shipped
 
 
 if __name__ == "__main__":

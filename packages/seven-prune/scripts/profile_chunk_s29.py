@@ -23,6 +23,7 @@ float mask), no training (the kernels' cost does not depend on the values away f
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -80,8 +81,9 @@ def parts(st: list[list[torch.Tensor]], reps: int) -> None:
 
     ops: dict[str, Callable[[], None]] = {
         "t1 <- |g|": lambda: [torch.abs(g, out=t1) for g, t1 in zip(gs, t1s)] and None,
-        "t2 <- |t1 W|": lambda: [torch.mul(t1, w, out=t2).abs_() for t1, w, t2 in zip(t1s, ws, t2s)]
-        and None,
+        "t2 <- |t1 W|": lambda: (
+            [torch.mul(t1, w, out=t2).abs_() for t1, w, t2 in zip(t1s, ws, t2s)] and None
+        ),
         "fused AdamW (m, v, ratio)": adam,
         "S <- S + t2 t1": lambda: [s.addcmul_(t2, t1) for s, t2, t1 in zip(ss, t2s, t1s)] and None,
         "S <- S * M (cut steps)": lambda: [s.mul_(f) for s, f in zip(ss, fks)] and None,
@@ -102,6 +104,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--sizes", type=int, nargs="+", default=[73728, 147456, 294912])
+    ap.add_argument(
+        "--json", type=str, default=None, help="write the figures and the decision here"
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     with torch.no_grad():
@@ -118,7 +123,9 @@ def main() -> None:
             all(torch.equal(a, b) for la, lb in zip(states[0], st) for a, b in zip(la, lb))
             for st in states.values()
         )
-        print(f"2. chunked and lean from the same state, an update and a cut step: bit-identical: {same}")
+        print(
+            f"2. chunked and lean from the same state, an update and a cut step: bit-identical: {same}"
+        )
         keys = list(views)
         res: dict[int, list[float]] = {c: [] for c in keys}
         for i in range(args.reps + 3):
@@ -129,17 +136,33 @@ def main() -> None:
                     res[c].append(time.perf_counter() - t)
         rng = np.random.default_rng(0)
         lean = np.asarray(res[0])
-        print(f"  lean (one call per target) median {np.median(lean) * 1e3:.2f} ms, mean {lean.mean() * 1e3:.2f}")
+        summary: dict[str, object] = {"identical": bool(same), "lean_s": res[0], "chunks": {}}
+        print(
+            f"  lean (one call per target) median {np.median(lean) * 1e3:.2f} ms, mean {lean.mean() * 1e3:.2f}"
+        )
         for c in args.sizes:
             x = np.asarray(res[c])
             d = x - lean
             b = d[rng.integers(0, d.size, (4000, d.size))].mean(1)
             lo, hi = np.percentile(b, [2.5, 97.5])
+            summary["chunks"][str(c)] = {
+                "mean_diff_ms": float(d.mean() * 1e3),
+                "lo": float(lo * 1e3),
+                "hi": float(hi * 1e3),
+                "median_ms": float(np.median(x) * 1e3),
+            }  # type: ignore[index]
             print(
                 f"  chunks of {c:7d}: median {np.median(x) * 1e3:.2f} ms, mean {x.mean() * 1e3:.2f};"
                 f" chunked - lean {d.mean() * 1e3:+.2f} ms [{lo * 1e3:+.2f}, {hi * 1e3:+.2f}] ({d.size} pairs)",
                 flush=True,
             )
+        best = min(args.sizes, key=lambda c: summary["chunks"][str(c)]["mean_diff_ms"])  # type: ignore[index]
+        keep = bool(bool(same) and summary["chunks"][str(best)]["hi"] < 0)  # type: ignore[index]
+        summary["best"], summary["keep"] = best, keep
+        print(f"decision (rule part A): best chunk {best}, {'kept' if keep else 'dropped'}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(summary, f, indent=1)
 
 
 if __name__ == "__main__":
