@@ -217,8 +217,11 @@ LEAN_UPDATE = True
 #: the lean loop's chunk (`_chunk_views`): targets of more entries run as consecutive flat slices
 #: of this many entries (a positive multiple of `CHUNK_ALIGN`), so that the five kernels of a
 #: slice find its data still in cache; 0 runs each target whole (session 28's loop). Same
-#: numbers bit for bit either way (`tests/test_seven_prune_chunked_update.py`).
-UPDATE_CHUNK = 0
+#: numbers bit for bit either way (`tests/test_seven_prune_chunked_update.py`). 147,456 (one
+#: 384 x 384 matrix; MiniLM's FFN targets in four slices) was chosen of 73,728 / 147,456 /
+#: 294,912 by rule part A of `docs/benchmarks/seven-prune-overhead-s29-rule.md`: -2.63 ms
+#: [-3.50, -1.91] on a 31.4 ms update (MiniLM-shaped state, 2 threads, under the lock).
+UPDATE_CHUNK = 147456
 
 #: what `UPDATE_CHUNK` must be a multiple of: slices then start on a 4 KiB (float32) boundary, and
 #: every vectorised kernel body covers the same entries as on the whole target
