@@ -214,6 +214,41 @@ def _moments_and_ratio_(
 #: tests and `scripts/overhead_repeat_s28.py` switch it off to compare with the general loop
 LEAN_UPDATE = True
 
+#: the lean loop's chunk (`_chunk_views`): targets of more entries run as consecutive flat slices
+#: of this many entries (a positive multiple of `CHUNK_ALIGN`), so that the five kernels of a
+#: slice find its data still in cache; 0 runs each target whole (session 28's loop). Same
+#: numbers bit for bit either way (`tests/test_seven_prune_chunked_update.py`). 147,456 (one
+#: 384 x 384 matrix; MiniLM's FFN targets in four slices) was chosen of 73,728 / 147,456 /
+#: 294,912 by rule part A of `docs/benchmarks/seven-prune-overhead-s29-rule.md`: -2.63 ms
+#: [-3.50, -1.91] on a 31.4 ms update (MiniLM-shaped state, 2 threads, under the lock).
+UPDATE_CHUNK = 147456
+
+#: what `UPDATE_CHUNK` must be a multiple of: slices then start on a 4 KiB (float32) boundary, and
+#: every vectorised kernel body covers the same entries as on the whole target
+CHUNK_ALIGN = 1024
+
+
+def _chunk_views(lists: Sequence[Sequence[torch.Tensor]], size: int) -> list[list[torch.Tensor]]:
+    """The same tensors (parallel lists, one entry per target, each target's tensors of one
+    shape and contiguous) with every target of more than `size` entries replaced by consecutive
+    flat slices of `size` entries (the last one shorter): views, so in-place kernels on them write
+    the targets. Raises ValueError naming `size` unless it is a positive multiple of
+    `CHUNK_ALIGN`."""
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % CHUNK_ALIGN:
+        raise ValueError(
+            f"UPDATE_CHUNK (size) must be 0 (off) or a positive multiple of {CHUNK_ALIGN}, "
+            f"got {size!r}"
+        )
+    out: list[list[torch.Tensor]] = [[] for _ in lists]
+    for tup in zip(*lists):
+        if tup[0].numel() <= size:
+            for lst, t in zip(out, tup):
+                lst.append(t)
+            continue
+        for lst, t in zip(out, tup):
+            lst.extend(t.view(-1).split(size))
+    return out
+
 
 def _lean_applies(
     ss: Sequence[torch.Tensor],
@@ -340,12 +375,18 @@ def _seven_update_eager(
     x * 0.0 = +-0, as with the cast uint8), bit for bit.
 
     The default case (moments of |g|, torch's fused AdamW kernel, float masks, one dtype) runs
-    `_seven_update_lean`: the same kernels with less Python per target (`LEAN_UPDATE`).
+    `_seven_update_lean`: the same kernels with less Python per target (`LEAN_UPDATE`); with
+    `UPDATE_CHUNK` set (and every tensor contiguous, as the pruner's are) over
+    cache-sized flat slices of the large targets (`_chunk_views`): elementwise kernels on the
+    same entries, the same numbers bit for bit.
     """
     if _lean_applies(ss, ws, gs, fkeeps, abs_moments):
         assert fkeeps is not None
+        lists: Sequence[Sequence[torch.Tensor]] = (ms, vs, ss, ws, gs, t1s, t2s, fkeeps)
+        if UPDATE_CHUNK and all(t.is_contiguous() for lst in lists for t in lst):
+            lists = _chunk_views(lists, UPDATE_CHUNK)
         _seven_update_lean(
-            ms, vs, ss, ws, gs, t1s, t2s, fkeeps, alpha1=alpha1, alpha2=alpha2, eps=eps, k=k,
+            *lists, alpha1=alpha1, alpha2=alpha2, eps=eps, k=k,
             mask_s=cutting, mask_w=rezero and (rezero_on_cut or not cutting),
         )  # fmt: skip
         return

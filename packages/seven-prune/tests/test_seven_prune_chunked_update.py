@@ -1,0 +1,169 @@
+"""Session 29: the lean update over cache-sized flat slices of the large targets
+(`seven.UPDATE_CHUNK`, `seven._chunk_views`) changes no bit: m, v, S, the weights and the work
+buffers equal the whole-target loop's in float32 and float64, and a SevenPruner's masks, state,
+weights and AdamW moments equal at every step of a window with cuts; bad chunk sizes raise."""
+
+from typing import Any
+
+import pytest
+import torch
+from seven_prune import SevenPruner, seven
+
+
+def _bits(x: torch.Tensor) -> torch.Tensor:
+    """The raw bits of a float tensor (so that +0.0 and -0.0 differ)."""
+    return x.view(torch.int64 if x.dtype == torch.float64 else torch.int32)
+
+
+def _lean_runs(dtype: torch.dtype) -> None:
+    if not seven._fused_adam_runs(torch.device("cpu"), dtype):
+        pytest.skip("torch's fused AdamW kernel does not run here: no lean loop")
+
+
+def _spy_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of slices of each chunked call."""
+    sizes: list[int] = []
+    real = seven._chunk_views
+
+    def spy(lists: Any, size: int) -> Any:
+        out = real(lists, size)
+        sizes.append(len(out[0]))
+        return out
+
+    monkeypatch.setattr(seven, "_chunk_views", spy)
+    return sizes
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chunked_update_equals_the_whole_target_loop_bit_for_bit(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight updates with cuts, re-zeroing on some steps, masks that shrink, gradients with exact
+    zeros: m, v, S, W, t1 and t2 with `UPDATE_CHUNK` 2048 (targets of 104,927 and 4,096 entries
+    split, with a short last slice; small ones whole) are those without chunks, bit for bit."""
+    _lean_runs(dtype)
+    sizes = _spy_chunks(monkeypatch)
+    gen = torch.Generator().manual_seed(29)
+    shapes = [(317, 331), (7, 13), (3,), (64, 64)]
+    ws0 = [torch.randn(sh, generator=gen, dtype=dtype) for sh in shapes]
+    runs = {}
+    for chunk in (2048, 0):
+        monkeypatch.setattr(seven, "UPDATE_CHUNK", chunk)
+        g2 = torch.Generator().manual_seed(6)
+        ws = [w.clone() for w in ws0]
+        st = {k: [torch.zeros(sh, dtype=dtype) for sh in shapes] for k in "mvS"}
+        t1s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
+        t2s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
+        keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
+        for k in range(8):
+            gs = [torch.randn(sh, generator=g2, dtype=dtype) * 1e-3 for sh in shapes]
+            gs[0][::5] = 0.0
+            for g, kp in zip(gs, keeps):
+                g.mul_(kp)
+            cutting = k % 3 == 2
+            seven._seven_update_eager(
+                st["m"], st["v"], st["S"], ws, gs, keeps, t1s, t2s, alpha1=0.8, alpha2=0.9,
+                eps=1e-9, k=k, abs_moments=True, cutting=cutting, rezero=k not in (1, 4, 7),
+                fkeeps=[kp.to(dtype) for kp in keeps],
+            )  # fmt: skip
+            if cutting:
+                keeps = [kp & (torch.rand(kp.shape, generator=g2) > 0.3) for kp in keeps]
+            for w in ws:
+                w.add_(torch.randn(w.shape, generator=g2, dtype=dtype), alpha=1e-2)
+        runs[chunk] = (st, ws, t1s, t2s)
+    # 104,927 entries -> 52 slices, 4,096 -> 2, and the two small targets whole: 56 per update
+    assert sizes == [52 + 2 + 2] * 8
+    for key in "mvS":
+        for a, b in zip(runs[2048][0][key], runs[0][0][key]):
+            assert torch.equal(_bits(a), _bits(b)), key
+    for i, what in ((1, "W"), (2, "t1"), (3, "t2")):
+        for a, b in zip(runs[2048][i], runs[0][i]):
+            assert torch.equal(_bits(a), _bits(b)), what
+    assert any(bool((s == 0).any()) for s in runs[2048][0]["S"])
+    assert float(runs[2048][0]["S"][0].sum()) > 0
+
+
+def test_chunk_views_are_views_in_order() -> None:
+    """The slices cover each large target in order and write through to it."""
+    a, b = torch.arange(5000.0).reshape(50, 100), torch.zeros(10)
+    out = seven._chunk_views([[a, b]], 2048)
+    assert [t.numel() for t in out[0]] == [2048, 2048, 904, 10]
+    assert torch.equal(torch.cat([t.view(-1) for t in out[0][:3]]), a.view(-1))
+    out[0][1].fill_(-1.0)
+    assert float(a.view(-1)[2048]) == -1.0 and float(a.view(-1)[4095]) == -1.0
+    assert float(a.view(-1)[4096]) == 4096.0
+
+
+@pytest.mark.parametrize("size", [-1024, 1000, 1.5, True, "2048"])
+def test_bad_chunk_size_raises(size: Any) -> None:
+    with pytest.raises(ValueError, match="UPDATE_CHUNK"):
+        seven._chunk_views([[torch.zeros(4096)]], size)
+
+
+def test_non_contiguous_targets_run_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-contiguous weight (a transposed view) takes the whole-target loop, with the same
+    numbers as without chunks."""
+    _lean_runs(torch.float32)
+    sizes = _spy_chunks(monkeypatch)
+    monkeypatch.setattr(seven, "UPDATE_CHUNK", 1024)
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(64, 48, generator=gen).t()
+    g = torch.randn(48, 64, generator=gen)
+    st = [torch.zeros(48, 64) for _ in range(5)]
+    seven._seven_update_eager(
+        [st[0]], [st[1]], [st[2]], [w], [g], [torch.ones(48, 64, dtype=torch.bool)], [st[3]],
+        [st[4]], alpha1=0.8, alpha2=0.9, eps=1e-9, k=0, abs_moments=True, cutting=False,
+        fkeeps=[torch.ones(48, 64)],
+    )  # fmt: skip
+    assert sizes == []
+    assert float(st[2].sum()) > 0
+
+
+@pytest.mark.parametrize("hooked", [True, False])
+def test_chunked_update_changes_no_bit_of_a_pruner_run(
+    hooked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two SevenPruners on the same tiny BERT and batches, one with `UPDATE_CHUNK` 1024 and one
+    without (switched per step): the same masks, m, v, S, weights and AdamW moments, bit for bit,
+    after every step of a window with four cuts, with the optimizer hooked or not."""
+    from seven_prune.models import tiny_bert
+
+    sizes = _spy_chunks(monkeypatch)
+    prs, opts, models = [], [], []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(tiny_bert(seed=3))
+        opts.append(torch.optim.AdamW(models[-1].parameters(), lr=1e-2, weight_decay=0.1))
+        prs.append(
+            SevenPruner(
+                models[-1], 0.7, start=1, window=9, delta_t=2,
+                optimizer=opts[-1] if hooked else None,
+            )
+        )  # fmt: skip
+    gen = torch.Generator().manual_seed(4)
+    cuts = 0
+    for _ in range(12):
+        ids = torch.randint(0, 64, (8, 12), generator=gen)
+        labels = torch.randint(0, 2, (8,), generator=gen)
+        before = prs[0].mask
+        for chunk, model, opt, pr in zip((1024, 0), models, opts, prs):
+            monkeypatch.setattr(seven, "UPDATE_CHUNK", chunk)
+            opt.zero_grad(set_to_none=True)
+            model(input_ids=ids, labels=labels).loss.backward()
+            opt.step()
+            pr.step()
+        cuts += prs[0].mask is not before
+        assert prs[0].mask == prs[1].mask
+        if prs[0].state:
+            for key in ("m", "v", "S"):
+                assert torch.equal(_bits(prs[0].flat[key]), _bits(prs[1].flat[key])), key
+        for pa, pb in zip(models[0].parameters(), models[1].parameters()):
+            assert torch.equal(_bits(pa.detach()), _bits(pb.detach()))
+            for key in ("exp_avg", "exp_avg_sq"):
+                sa, sb = opts[0].state[pa][key], opts[1].state[pb][key]
+                assert torch.equal(_bits(sa), _bits(sb)), key
+    assert cuts == 4
+    if seven._fused_adam_runs(torch.device("cpu"), torch.float32):
+        # 13 targets, the four 64 x 32 ones in two slices of 1,024
+        assert sizes == [17] * 8
+    assert 0.6 < prs[0].achieved_sparsity <= 0.7
