@@ -599,6 +599,26 @@ class TEDPruner(ScheduledPruner):
             read by rule s28b, 0.5 (`NOISE_MIN_KEEP_S28B`), lies between them (rho_late >= 0.5
             iff f >= ~0.625 at E = 20), not located more finely: nothing was measured between.
             `noise_late_keep` records rho_late (None when off or infeasible).
+        noise_tail_rate: None (default: 1.0, off) or r in (0, 1] (a reconstruction, session 29;
+            needs `noise_schedule="late_epoch0"`, explicit or the default's, and a tail). Where
+            the late plan is below `noise_min_keep` (or infeasible), the epoch-0 detector still
+            runs; if it says noisy, the run keeps the default schedule (nothing of it changes:
+            sizes, budget, re-scoring) and from then on draws each group's suspect tail at r times
+            the group's keep ratio, the rest of the group taking the freed quota by TED's score
+            (exactly `tail_rate=r`: tail quota round(r k_c |tail_c|), the rest k_c N_c minus it,
+            so class quotas and k_e N stay exact); if it says clean, or above the floor, nothing
+            changes (bit for bit; `noise_thin_active` says whether it can act). The effect on the
+            kept set: with tail recall rho_t for the mislabelled samples (0.6-0.8 on MNIST-1D at
+            20% noise), their share of a class's kept samples falls from ~eta (the noise rate) to
+            ~eta (1 - rho_t (1 - r)) / (1 - 0.2 (1 - r)). Assumes what `tail_rate` assumes (under
+            noise the tail is mostly mislabelled samples the model never fits, whose gradients
+            oppose the clean data's), only where the detector has seen noise, so clean runs are
+            untouched; and that at low budgets (where the late plan keeps too little, rule s28)
+            the default schedule's early full epochs are worth keeping, and what limits it under
+            noise is the kept set's share of wrong labels. Rule s27 read `tail_rate=0.5` on the
+            default schedule: noise20 f = 0.5 +0.90 [+0.26, +1.54] over the default (validation
+            seeds 170-179) but clean -1.14; rule s29 (docs/benchmarks/ted-prune-s29/RULE.md)
+            reads it behind the detector.
     """
 
     name = "ted"
@@ -640,6 +660,7 @@ class TEDPruner(ScheduledPruner):
         noise_schedule: str | None = None,
         noise_threshold: float | None = None,
         noise_min_keep: float | None = None,
+        noise_tail_rate: float | None = None,
         forward_cost: float = 1 / 3,
         seed: int = 0,
     ) -> None:
@@ -731,6 +752,9 @@ class TEDPruner(ScheduledPruner):
             noise_schedule, noise_threshold, budget, schedule, grads, self.schedule.warmup
         )
         self.noise_min_keep = _check_min_keep(0.0 if noise_min_keep is None else noise_min_keep)
+        self.noise_tail_rate = _check_noise_tail_rate(
+            noise_tail_rate, self.noise_schedule, self.tail
+        )
         self.noisy: bool | None = None  # the detector's decision (None before it is made)
         self.noise_statistic: float | None = None  # the detector's statistic (see noise_schedule)
         # "late_epoch0": per observed sample of epoch 0, in order, whether its loss > 1.5 ln C
@@ -793,9 +817,16 @@ class TEDPruner(ScheduledPruner):
             if self._late is not None:
                 self.noise_late_keep = float(self._late.keep)
             if self._late is None or self._late.keep < self.noise_min_keep:
-                self._late = None  # below the keep floor: the detector stays off
-                self._e0_high = None
-        self.noise_active = self._late is not None
+                self._late = None  # below the keep floor: the late plan is off
+                if self.noise_tail_rate == 1.0:  # and so is the detector
+                    self._e0_high = None
+        # `noise_tail_rate`: below the floor the detector still runs; if noisy, the tail is thinned
+        self.noise_thin_active = (
+            self._late is None
+            and self.noise_schedule == "late_epoch0"
+            and self.noise_tail_rate != 1.0
+        )
+        self.noise_active = self._late is not None or self.noise_thin_active
 
     # -- budget planning --------------------------------------------------------------------------
     def _rescore_epochs(self, schedule: ProgressiveSchedule | None = None) -> list[int]:
@@ -990,7 +1021,7 @@ class TEDPruner(ScheduledPruner):
 
     def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
         scored = self._end_epoch_scores(model, dataset, batch_size, collate_fn, device)
-        if self._late is not None and self.noisy is None:
+        if (self._late is not None or self.noise_thin_active) and self.noisy is None:
             if self.noise_schedule == "late_epoch0":
                 if self.epoch == 0:
                     self._detect_noise_epoch0()
@@ -1015,9 +1046,17 @@ class TEDPruner(ScheduledPruner):
         self.noise_statistic = stat
         self.noisy = stat > self.noise_threshold
         if self.noisy:
-            assert self._late is not None
+            self._apply_noisy()
+
+    def _apply_noisy(self) -> None:
+        """The detector said noisy: the late plan, or (below the floor, `noise_tail_rate`) the
+        default schedule with the suspect tail drawn at `noise_tail_rate` x its group's ratio."""
+        if self._late is not None:
             self.schedule = self._late
             self.keep = self.schedule.keep
+        else:
+            assert self.noise_thin_active
+            self.tail_rate = self.noise_tail_rate
 
     def _detect_noise(self) -> None:
         """`noise_schedule="late"`: the share of observed samples whose stored loss exceeds ln C
@@ -1328,6 +1367,7 @@ class TEDPruner(ScheduledPruner):
                 "schedule": self.noise_schedule,
                 "threshold": self.noise_threshold,
                 "min_keep": self.noise_min_keep,
+                "tail_rate": self.noise_tail_rate,
                 "noisy": self.noisy,
                 "statistic": self.noise_statistic,
             },
@@ -1336,15 +1376,15 @@ class TEDPruner(ScheduledPruner):
     def _load_extra(self, extra: Mapping[str, Any]) -> None:
         noise = extra.get("noise") or {}
         if noise.get("noisy") is not None:
-            if self._late is None:
+            if self._late is None and not self.noise_thin_active:
                 raise ValueError(
                     "state_dict holds a noise_schedule decision: build the pruner with "
-                    f"noise_schedule={noise.get('schedule')!r} and the same budget"
+                    f"noise_schedule={noise.get('schedule')!r}, noise_tail_rate="
+                    f"{noise.get('tail_rate', 1.0)!r} and the same budget"
                 )
             self.noisy, self.noise_statistic = bool(noise["noisy"]), noise["statistic"]
             if self.noisy:
-                self.schedule = self._late
-                self.keep = self.schedule.keep
+                self._apply_noisy()
         if extra["schedule"] != self.schedule.state_dict():
             raise ValueError(
                 f"state_dict schedule {extra['schedule']} differs from {self.schedule.state_dict()}"
@@ -1407,6 +1447,30 @@ def _check_min_keep(noise_min_keep: Any) -> float:
     if math.isnan(noise_min_keep) or not 0.0 <= noise_min_keep < 1.0:
         raise ValueError(f"noise_min_keep must lie in [0, 1), got {noise_min_keep!r}")
     return float(noise_min_keep)
+
+
+def _check_noise_tail_rate(noise_tail_rate: Any, noise_schedule: str, tail: str | float) -> float:
+    """`TEDPruner`'s `noise_tail_rate`: None (1.0: off) or a float in (0, 1]; anything but 1 needs
+    `noise_schedule="late_epoch0"` (resolved) and a tail (`tail` not "none")."""
+    if noise_tail_rate is None:
+        return 1.0
+    if isinstance(noise_tail_rate, bool) or not isinstance(noise_tail_rate, (int, float)):
+        raise TypeError(
+            f"noise_tail_rate must be None or a float in (0, 1], got {noise_tail_rate!r}"
+        )
+    if math.isnan(noise_tail_rate) or not 0.0 < noise_tail_rate <= 1.0:
+        raise ValueError(f"noise_tail_rate must lie in (0, 1], got {noise_tail_rate!r}")
+    if noise_tail_rate != 1.0 and noise_schedule != "late_epoch0":
+        raise ValueError(
+            f"noise_tail_rate={noise_tail_rate!r} acts on the epoch-0 detector's decision: it needs "
+            f"noise_schedule='late_epoch0' (or the default where it applies), got {noise_schedule!r}"
+        )
+    if noise_tail_rate != 1.0 and tail == "none":
+        raise ValueError(
+            f"noise_tail_rate={noise_tail_rate!r} thins the suspect tail: it needs a tail "
+            "(tail=None, 'misclassified' or a float), got tail='none'"
+        )
+    return float(noise_tail_rate)
 
 
 def _check_tail_rate(tail_rate: Any, tail: str | float) -> float:
