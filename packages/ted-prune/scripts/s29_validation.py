@@ -1,5 +1,6 @@
-"""Validation run of session 29's noise-conditional tail thinning (`TEDPruner(noise_tail_rate=r)`
-on top of the current default) against TED's default (issue 15; the rule is
+"""Validation run of session 29's low-budget noise plan (`TEDPruner(noise_norescore_min_keep=0.35)`
+on top of the current default: below the keep floor, the late shape without re-scoring once the
+epoch-0 detector says noisy) against TED's default (issue 15; the rule is
 `docs/benchmarks/ted-prune-s29/RULE.md`, committed before the runs).
 
 Usage::
@@ -9,9 +10,10 @@ Usage::
 
 The machinery of `s27_validation.py` (MNIST-1D 5,000 x 20, one thread, VALIDATION split, never
 test; `DIR/runs.jsonl`, `--resume`, `--time-limit` exit code 3) on fresh seeds 210-219, with the
-cells of the rule only (`PLAN`): noise20 f = 0.5 (default, candidate, InfoBatch), clean f = 0.5
-and noise20 f = 0.7 (default, candidate). Each candidate run records the detector's state.
-`--decide` applies the rule (`decide`, D1-D4) and writes `DIR/decision.json`.
+cells of the rule only (`CELLS`): noise20 f = 0.5 (default, candidate, and reported only: `thin25`
+= the default with `noise_tail_rate=0.25`, InfoBatch), clean f = 0.5 (default, candidate). Each
+TED run records the detector's state. `--decide` applies the rule (`decide`, D1, D2, D4) and
+writes `DIR/decision.json`.
 """
 
 from __future__ import annotations
@@ -24,20 +26,21 @@ import s27b_validation as sv
 from s27_validation import EPOCHS, NUM_SAMPLES, _ci
 from ted_prune.ted import TEDPruner
 
-RATE = 0.5  # the candidate's r, fixed by the rule (from `s29_explore.py` on seeds 170-179)
-CANDIDATE = "thin"
+MIN_KEEP0 = 0.35  # the candidate's m2, fixed by the rule
+RATE = 0.25  # the reported arm's noise_tail_rate (from `s29_explore.py` on seeds 170-179)
+CANDIDATE = "lowre0"
 ARMS = {
     "default": "TED_s28b",  # TEDPruner's current defaults (noise_schedule=None, rule s28b)
-    CANDIDATE: "TED_s28b_noise_thin",  # + noise_tail_rate=RATE
-    "InfoBatch": "InfoBatch",  # reported only (the goal read), noise20 f = 0.5 only
+    CANDIDATE: "TED_s28b_lowre0",  # + noise_norescore_min_keep=MIN_KEEP0
+    "thin25": "TED_s28b_thin25",  # reported only: + noise_tail_rate=RATE
+    "InfoBatch": "InfoBatch",  # reported only (the goal read)
 }
 CELLS = {  # (setting, f): the arms run there
-    ("noise20", 0.5): ("default", CANDIDATE, "InfoBatch"),
+    ("noise20", 0.5): ("default", CANDIDATE, "thin25", "InfoBatch"),
     ("clean", 0.5): ("default", CANDIDATE),
-    ("noise20", 0.7): ("default", CANDIDATE),
 }
 SEEDS = list(range(210, 220))
-HARM_CI = 1.0  # D2 / D3: the upper end of the harm's (default - candidate) CI must lie below this
+HARM_CI = 1.0  # D2: the upper end of the harm's (default - candidate) CI must lie below this
 
 
 def plan(arm: str, setting: str, f: float) -> bool:
@@ -46,7 +49,9 @@ def plan(arm: str, setting: str, f: float) -> bool:
 
 
 def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
-    if method == "TED_s28b_noise_thin":
+    if method == "TED_s28b_lowre0":
+        p = TEDPruner(n, epochs, budget=f, seed=seed, noise_norescore_min_keep=MIN_KEEP0)
+    elif method == "TED_s28b_thin25":
         p = TEDPruner(n, epochs, budget=f, seed=seed, noise_tail_rate=RATE)
     else:
         p = sv._ORIG_PRUNER(method, n, epochs, f, seed, sizes)
@@ -61,7 +66,9 @@ def _fields() -> dict[str, Any]:
             "noise_thin_active": getattr(p, "noise_thin_active", None),
             "noisy": getattr(p, "noisy", None),
             "noise_statistic": getattr(p, "noise_statistic", None),
-            "tail_rate": getattr(p, "tail_rate", None)}  # fmt: skip
+            "tail_rate": getattr(p, "tail_rate", None),
+            "rescore_every": getattr(p, "rescore_every", None),
+            "noise_norescore_keep": getattr(p, "noise_norescore_keep", None)}  # fmt: skip
 
 
 def _diff(d: np.ndarray) -> dict[str, Any]:
@@ -81,13 +88,14 @@ def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str,
             continue
         done, acc, cell = got
         rc = {s: by[(CANDIDATE, setting, f, s)] for s in done}
-        cell["detector"] = {str(s): [r["noisy"], r["noise_statistic"], r["tail_rate"]]
+        cell["detector"] = {str(s): [r["noisy"], r["noise_statistic"], r["rescore_every"]]
                             for s, r in rc.items()}  # fmt: skip
         cell["switched"] = sum(bool(r["noisy"]) for r in rc.values())
         cell[f"{CANDIDATE}-default"] = _diff(acc[CANDIDATE] - acc["default"])
         if "InfoBatch" in arms:
-            cell[f"{CANDIDATE}-InfoBatch"] = _diff(acc[CANDIDATE] - acc["InfoBatch"])
-            cell["default-InfoBatch"] = _diff(acc["default"] - acc["InfoBatch"])
+            for x, y in ((CANDIDATE, "InfoBatch"), ("default", "InfoBatch"),
+                         ("thin25", "default"), ("thin25", "InfoBatch")):  # fmt: skip
+                cell[f"{x}-{y}"] = _diff(acc[x] - acc[y])
         out["cells"][f"{setting} f={f}"] = cell
     return out
 
@@ -97,7 +105,6 @@ def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, An
     D1 noise20, f=0.5: candidate - default CI lower end > 0;
     D2 clean, f=0.5: every paired difference exactly 0, or the CI of the harm (default -
        candidate) has its upper end < HARM_CI;
-    D3 noise20, f=0.7: the same as D2;
     D4 no class drops out in any candidate run (min class kept > 0)."""
     out = summarize(rows, seeds)
     cells = out["cells"]
@@ -112,7 +119,6 @@ def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, An
 
         r["D1_noise20_f0.5_ci_above_0"] = cells["noise20 f=0.5"][key]["ci95"][0] > 0
         r["D2_clean_f0.5_no_harm"] = no_harm(cells["clean f=0.5"][key])
-        r["D3_noise20_f0.7_no_harm"] = no_harm(cells["noise20 f=0.7"][key])
         r["D4_no_class_drops"] = all(
             row["min_class_kept"] > 0 for row in rows if row["arm"] == CANDIDATE
         )

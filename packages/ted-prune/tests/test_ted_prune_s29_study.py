@@ -20,7 +20,7 @@ def s29(monkeypatch):
     return s29_validation
 
 
-def _rows(s29, gain5, clean=lambda s: 0.0, gain7=lambda s: 0.0, drop=False):
+def _rows(s29, gain5, clean=lambda s: 0.0, drop=False):
     rows = []
     for seed in s29.SEEDS:
         for (setting, f), arms in s29.CELLS.items():
@@ -28,25 +28,26 @@ def _rows(s29, gain5, clean=lambda s: 0.0, gain7=lambda s: 0.0, drop=False):
                 acc = 60.0 + (seed % 4)
                 cand = arm == s29.CANDIDATE
                 if cand:
-                    g = clean if setting == "clean" else gain5 if f == 0.5 else gain7
-                    acc += g(seed)
+                    acc += (clean if setting == "clean" else gain5)(seed)
                 noisy = (setting == "noise20") if cand else None
                 rows.append({"arm": arm, "setting": setting, "seed": seed, "f_target": f,
                              "val_accuracy": acc, "f": f,
                              "min_class_kept": 0.0 if drop and cand else 0.3,
                              "noisy": noisy, "noise_statistic": 0.03 if cand else None,
-                             "tail_rate": (s29.RATE if noisy and f == 0.5 else 1.0) if cand
-                             else None})  # fmt: skip
+                             "rescore_every": (0 if noisy else 5) if cand else None})  # fmt: skip
     return rows
 
 
 def test_arms_cells_seeds_and_pruner(s29):
     assert list(range(210, 220)) == s29.SEEDS and s29.HARM_CI == 1.0
     assert s29.plan("InfoBatch", "noise20", 0.5) and not s29.plan("InfoBatch", "clean", 0.5)
-    assert not s29.plan("default", "clean", 0.7) and s29.plan(s29.CANDIDATE, "noise20", 0.7)
-    p = s29._pruner("TED_s28b_noise_thin", 4500, 20, 0.5, 0, None)
-    assert p.noise_thin_active is True and p.noise_tail_rate == s29.RATE
-    assert s29._fields()["noise_thin_active"] is True
+    assert not s29.plan("default", "clean", 0.7) and not s29.plan(s29.CANDIDATE, "noise20", 0.7)
+    assert s29.plan("thin25", "noise20", 0.5) and not s29.plan("thin25", "clean", 0.5)
+    p = s29._pruner("TED_s28b_lowre0", 3500, 20, 0.5, 0, None)
+    assert p._late_norescore is True and p.noise_norescore_min_keep == s29.MIN_KEEP0 == 0.35
+    assert s29._fields()["noise_norescore_keep"] == pytest.approx(0.375)
+    t = s29._pruner("TED_s28b_thin25", 3500, 20, 0.5, 0, None)
+    assert t.noise_thin_active is True and t.noise_tail_rate == s29.RATE == 0.25
     q = s29._pruner("TED_s28b", 4500, 20, 0.5, 0, None)
     assert q.noise_thin_active is False and q.noise_schedule == "late_epoch0"
 
@@ -60,14 +61,13 @@ def test_rule_d1_to_d4(s29):
     assert r["D2_clean_f0.5_no_harm"] is True  # harm mean 0.45, CI upper end 0.9 < 1.0
     r = s29.decide(_rows(s29, lambda s: 1.0, clean=lambda s: -3.0 if s < 214 else 0.0))["rule"]
     assert r["adopt"] is False and not r["D2_clean_f0.5_no_harm"]
-    r = s29.decide(_rows(s29, lambda s: 1.0, gain7=lambda s: -1.2))["rule"]
-    assert r["adopt"] is False and not r["D3_noise20_f0.7_no_harm"]
     r = s29.decide(_rows(s29, lambda s: 1.0, drop=True))["rule"]
     assert r["adopt"] is False and not r["D4_no_class_drops"]
     rows = [x for x in _rows(s29, lambda s: 1.0) if x["seed"] != 219 or x["arm"] != "InfoBatch"]
     assert s29.decide(rows)["rule"] == {"complete": False, "adopt": False}
     cell = s29.decide(_rows(s29, lambda s: 1.0))["cells"]["noise20 f=0.5"]
-    assert cell["thin-InfoBatch"]["mean"] == pytest.approx(1.0) and cell["n"] == 10
+    assert cell["lowre0-InfoBatch"]["mean"] == pytest.approx(1.0) and cell["n"] == 10
+    assert cell["thin25-default"]["all_zero"] is True
 
 
 def test_the_loop_runs_only_the_planned_cells(s29, tmp_path, monkeypatch):
@@ -83,7 +83,7 @@ def test_the_loop_runs_only_the_planned_cells(s29, tmp_path, monkeypatch):
     monkeypatch.setattr(s29, "_fields", dict)
     s29.main(["--out", str(tmp_path), "--seeds", "210"])
     want = [(s29.ARMS[a], f, 210) for (st, f), arms in s29.CELLS.items() for a in arms]
-    assert sorted(ran) == sorted(want) and len(ran) == 7
+    assert sorted(ran) == sorted(want) and len(ran) == 6
 
 
 def test_explore_arms(monkeypatch):

@@ -617,8 +617,28 @@ class TEDPruner(ScheduledPruner):
             the default schedule's early full epochs are worth keeping, and what limits it under
             noise is the kept set's share of wrong labels. Rule s27 read `tail_rate=0.5` on the
             default schedule: noise20 f = 0.5 +0.90 [+0.26, +1.54] over the default (validation
-            seeds 170-179) but clean -1.14; rule s29 (docs/benchmarks/ted-prune-s29/RULE.md)
-            reads it behind the detector.
+            seeds 170-179) but clean -1.14. Session 29 explored it behind the detector on those
+            used seeds (post hoc, `scripts/s29_explore.py`; r = 0.25: +1.46 [+0.40, +2.48] over the
+            default); rule s29 reports r = 0.25 on fresh seeds without deciding on it.
+        noise_norescore_min_keep: None (default: off) or m2 in (0, 1) (a reconstruction, session
+            29; needs `noise_schedule="late_epoch0"`, explicit or the default's). A second, lower
+            floor for a second late plan: where the late plan (re-scoring included) keeps less
+            than `noise_min_keep`, TED also solves the late shape (`warmup=1, ramp=0`, anneal
+            A = E - floor(0.875 E)) with no re-scoring at all,
+            f = (1 + A + (E - 1 - A) rho_0) / E, i.e. rho_0 = (E f - 1 - A) / (E - 1 - A)
+            (0.375 at f = 0.5, E = 20, against 0.333 with re-scoring); if rho_0 >= m2 the
+            epoch-0 detector runs, and if it says noisy the run switches to that plan and stops
+            re-scoring pruned samples (`rescore_every` becomes 0: stale scores stay comparable
+            through `stale="quantile"`, and the suspect tail reads each sample's last observed
+            loss); clean, or rho_0 < m2, nothing changes (the default schedule, bit for bit).
+            `noise_norescore_keep` records rho_0. Assumes that at low budgets under label noise
+            the late shape pays only with enough kept data per pruned epoch, and that the budget
+            the forward-only re-scoring takes (1/3 of a step per pruned sample every 5th epoch:
+            0.62 of the 10 epochs f = 0.5 buys) is worth more as training than as fresher
+            scores. Post hoc on the used validation seeds 170-179 (20% noise, f = 0.5,
+            `scripts/s29_explore.py`): this plan 66.64 +- 3.27 against the default's 58.92 +-
+            6.19, the late plan with re-scoring 63.00 (rule s27) and random draws on the late
+            shape 65.76; read on fresh seeds by rule s29 (docs/benchmarks/ted-prune-s29/RULE.md).
     """
 
     name = "ted"
@@ -661,6 +681,7 @@ class TEDPruner(ScheduledPruner):
         noise_threshold: float | None = None,
         noise_min_keep: float | None = None,
         noise_tail_rate: float | None = None,
+        noise_norescore_min_keep: float | None = None,
         forward_cost: float = 1 / 3,
         seed: int = 0,
     ) -> None:
@@ -755,6 +776,9 @@ class TEDPruner(ScheduledPruner):
         self.noise_tail_rate = _check_noise_tail_rate(
             noise_tail_rate, self.noise_schedule, self.tail
         )
+        self.noise_norescore_min_keep = _check_norescore_keep(
+            noise_norescore_min_keep, self.noise_schedule
+        )
         self.noisy: bool | None = None  # the detector's decision (None before it is made)
         self.noise_statistic: float | None = None  # the detector's statistic (see noise_schedule)
         # "late_epoch0": per observed sample of epoch 0, in order, whether its loss > 1.5 ln C
@@ -795,6 +819,8 @@ class TEDPruner(ScheduledPruner):
             self._solve_budget(float(budget))
         self._late: ProgressiveSchedule | None = None
         self.noise_late_keep: float | None = None  # the late plan's keep ratio (noise_min_keep)
+        self._late_norescore = False  # `_late` is the plan without re-scoring
+        self.noise_norescore_keep: float | None = None  # its keep ratio, where it was solved
         if self.noise_schedule != "off":
             assert budget is not None
             s = self.schedule
@@ -820,6 +846,22 @@ class TEDPruner(ScheduledPruner):
                 self._late = None  # below the keep floor: the late plan is off
                 if self.noise_tail_rate == 1.0:  # and so is the detector
                     self._e0_high = None
+            # `noise_norescore_min_keep`: below the floor, the late plan without re-scoring
+            m2 = self.noise_norescore_min_keep
+            fits = warm + anneal <= self.epochs
+            if self._late is None and ns == "late_epoch0" and m2 is not None and fits:
+                every, self.rescore_every = self.rescore_every, 0
+                try:
+                    plan0 = self._budget_schedule(float(budget), warm, 0, anneal, s.kind)
+                except ValueError:
+                    plan0 = None  # infeasible: the default schedule runs
+                finally:
+                    self.rescore_every = every
+                if plan0 is not None:
+                    self.noise_norescore_keep = float(plan0.keep)
+                    if plan0.keep >= m2:
+                        self._late, self._late_norescore = plan0, True
+                        self._e0_high = []
         # `noise_tail_rate`: below the floor the detector still runs; if noisy, the tail is thinned
         self.noise_thin_active = (
             self._late is None
@@ -1054,6 +1096,8 @@ class TEDPruner(ScheduledPruner):
         if self._late is not None:
             self.schedule = self._late
             self.keep = self.schedule.keep
+            if self._late_norescore:  # its budget has no re-scoring in it
+                self.rescore_every = 0
         else:
             assert self.noise_thin_active
             self.tail_rate = self.noise_tail_rate
@@ -1368,6 +1412,7 @@ class TEDPruner(ScheduledPruner):
                 "threshold": self.noise_threshold,
                 "min_keep": self.noise_min_keep,
                 "tail_rate": self.noise_tail_rate,
+                "norescore_min_keep": self.noise_norescore_min_keep,
                 "noisy": self.noisy,
                 "statistic": self.noise_statistic,
             },
@@ -1380,7 +1425,8 @@ class TEDPruner(ScheduledPruner):
                 raise ValueError(
                     "state_dict holds a noise_schedule decision: build the pruner with "
                     f"noise_schedule={noise.get('schedule')!r}, noise_tail_rate="
-                    f"{noise.get('tail_rate', 1.0)!r} and the same budget"
+                    f"{noise.get('tail_rate', 1.0)!r}, noise_norescore_min_keep="
+                    f"{noise.get('norescore_min_keep')!r} and the same budget"
                 )
             self.noisy, self.noise_statistic = bool(noise["noisy"]), noise["statistic"]
             if self.noisy:
@@ -1447,6 +1493,25 @@ def _check_min_keep(noise_min_keep: Any) -> float:
     if math.isnan(noise_min_keep) or not 0.0 <= noise_min_keep < 1.0:
         raise ValueError(f"noise_min_keep must lie in [0, 1), got {noise_min_keep!r}")
     return float(noise_min_keep)
+
+
+def _check_norescore_keep(value: Any, noise_schedule: str) -> float | None:
+    """`TEDPruner`'s `noise_norescore_min_keep`: None (off) or a float in (0, 1); needs
+    `noise_schedule="late_epoch0"` (resolved)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"noise_norescore_min_keep must be None or a float in (0, 1), got {value!r}"
+        )
+    if math.isnan(value) or not 0.0 < value < 1.0:
+        raise ValueError(f"noise_norescore_min_keep must lie in (0, 1), got {value!r}")
+    if noise_schedule != "late_epoch0":
+        raise ValueError(
+            f"noise_norescore_min_keep={value!r} acts on the epoch-0 detector's decision: it needs "
+            f"noise_schedule='late_epoch0' (or the default where it applies), got {noise_schedule!r}"
+        )
+    return float(value)
 
 
 def _check_noise_tail_rate(noise_tail_rate: Any, noise_schedule: str, tail: str | float) -> float:
