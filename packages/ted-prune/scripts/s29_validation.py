@@ -24,7 +24,7 @@ import numpy as np
 import s27_validation
 import s27b_validation as sv
 from s27_validation import EPOCHS, NUM_SAMPLES, _ci
-from ted_prune.ted import TEDPruner
+from ted_prune.ted import NOISE_MIN_KEEP_S28B, TEDPruner
 
 MIN_KEEP0 = 0.35  # the candidate's m2, fixed by the rule
 RATE = 0.25  # the reported arm's noise_tail_rate (from `s29_explore.py` on seeds 170-179)
@@ -40,6 +40,9 @@ CELLS = {  # (setting, f): the arms run there
     ("clean", 0.5): ("default", CANDIDATE),
 }
 SEEDS = list(range(210, 220))
+# s28b's default written out (bit for bit `noise_schedule=None`, tested), so the arms keep their
+# meaning whatever the default becomes
+S28B = {"noise_schedule": "late_epoch0", "noise_min_keep": NOISE_MIN_KEEP_S28B}
 HARM_CI = 1.0  # D2: the upper end of the harm's (default - candidate) CI must lie below this
 
 
@@ -50,9 +53,9 @@ def plan(arm: str, setting: str, f: float) -> bool:
 
 def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
     if method == "TED_s28b_lowre0":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, noise_norescore_min_keep=MIN_KEEP0)
+        p = TEDPruner(n, epochs, budget=f, seed=seed, **S28B, noise_norescore_min_keep=MIN_KEEP0)
     elif method == "TED_s28b_thin25":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, noise_tail_rate=RATE)
+        p = TEDPruner(n, epochs, budget=f, seed=seed, **S28B, noise_tail_rate=RATE)
     else:
         p = sv._ORIG_PRUNER(method, n, epochs, f, seed, sizes)
     sv._LAST[:] = [p]
