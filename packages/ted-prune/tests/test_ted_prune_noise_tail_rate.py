@@ -42,19 +42,21 @@ def test_needs_the_epoch0_detector_and_a_tail(extra):
 
 def test_default_is_off_and_changes_nothing():
     assert inspect.signature(TEDPruner).parameters["noise_tail_rate"].default is None
-    p = TEDPruner(4500, E, budget=0.5)
+    p = TEDPruner(4500, E, budget=0.5, **FLOOR)
     assert p.noise_tail_rate == 1.0 and p.noise_thin_active is False and p.noise_active is False
-    assert TEDPruner(4500, E, budget=0.5, noise_tail_rate=1.0).noise_thin_active is False
-    q = TEDPruner(4500, E, budget=0.5, noise_tail_rate=0.5)  # the default's floor, below it
+    assert TEDPruner(4500, E, budget=0.5, noise_tail_rate=1.0, **FLOOR).noise_thin_active is False
+    q = TEDPruner(4500, E, budget=0.5, noise_tail_rate=0.5, **FLOOR)  # below the floor
     assert q.noise_thin_active is True and q.noise_active is True and q._late is None
-    r = TEDPruner(4500, E, budget=0.7, noise_tail_rate=0.5)  # above the floor: the late plan
+    q = TEDPruner(4500, E, budget=0.5, noise_tail_rate=0.5, noise_norescore_min_keep=0.35, **FLOOR)
+    assert q.noise_thin_active is False and q._late_norescore is True  # the second plan first
+    r = TEDPruner(4500, E, budget=0.7, noise_tail_rate=0.5, **FLOOR)  # above: the late plan
     assert r.noise_thin_active is False and r._late is not None
 
 
 def test_clean_epoch0_below_the_floor_is_the_default_bit_for_bit(epoch_losses):
     high = epoch_losses.every(50)  # share 0.02 < 0.025: clean
-    d = TEDPruner(N, E, **_kw(0.5))
-    p = TEDPruner(N, E, **_kw(0.5, noise_tail_rate=0.5))
+    d = TEDPruner(N, E, **_kw(0.5, **FLOOR))
+    p = TEDPruner(N, E, **_kw(0.5, noise_tail_rate=0.5, **FLOOR))
     a, b = epoch_losses.run(d, high), epoch_losses.run(p, high)
     assert p.noisy is False and d.noisy is None  # the detector ran, and said clean
     assert p.tail_rate == 1.0
@@ -64,9 +66,9 @@ def test_clean_epoch0_below_the_floor_is_the_default_bit_for_bit(epoch_losses):
 
 def test_noisy_epoch0_below_the_floor_is_tail_rate_r_bit_for_bit(epoch_losses):
     high = epoch_losses.every(20)  # share 0.05 > 0.025: noisy
-    d = TEDPruner(N, E, **_kw(0.5))
+    d = TEDPruner(N, E, **_kw(0.5, **FLOOR))
     t = TEDPruner(N, E, **_kw(0.5, noise_schedule="off", tail_rate=0.25))
-    p = TEDPruner(N, E, **_kw(0.5, noise_tail_rate=0.25))
+    p = TEDPruner(N, E, **_kw(0.5, noise_tail_rate=0.25, **FLOOR))
     a, b, c = (epoch_losses.run(x, high) for x in (d, t, p))
     assert p.noisy is True and p.tail_rate == 0.25
     assert p.schedule.state_dict() == d.schedule.state_dict()  # the default schedule, unchanged
@@ -78,8 +80,8 @@ def test_noisy_epoch0_below_the_floor_is_tail_rate_r_bit_for_bit(epoch_losses):
 @pytest.mark.parametrize("k", [20, 50])
 def test_above_the_floor_it_does_nothing(k, epoch_losses):
     high = epoch_losses.every(k)
-    d = TEDPruner(N, E, **_kw(0.7))
-    p = TEDPruner(N, E, **_kw(0.7, noise_tail_rate=0.25))
+    d = TEDPruner(N, E, **_kw(0.7, **FLOOR))
+    p = TEDPruner(N, E, **_kw(0.7, noise_tail_rate=0.25, **FLOOR))
     a, b = epoch_losses.run(d, high), epoch_losses.run(p, high)
     assert p.noisy is d.noisy is (k == 20) and p.tail_rate == 1.0
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
@@ -87,13 +89,13 @@ def test_above_the_floor_it_does_nothing(k, epoch_losses):
 
 
 def test_state_dict_restores_the_thinning(epoch_losses):
-    p = TEDPruner(N, E, **_kw(0.5, noise_tail_rate=0.25))
+    p = TEDPruner(N, E, **_kw(0.5, noise_tail_rate=0.25, **FLOOR))
     epoch_losses.run(p, epoch_losses.every(20), epochs=2)
     assert p.noisy is True
     st = p.state_dict()
     assert st["extra"]["noise"]["tail_rate"] == 0.25
-    q = TEDPruner(N, E, **_kw(0.5, noise_tail_rate=0.25))
+    q = TEDPruner(N, E, **_kw(0.5, noise_tail_rate=0.25, **FLOOR))
     q.load_state_dict(st)
     assert q.noisy is True and q.tail_rate == 0.25
     with pytest.raises(ValueError, match="noise_tail_rate"):  # the decision needs the option
-        TEDPruner(N, E, **_kw(0.5)).load_state_dict(st)
+        TEDPruner(N, E, **_kw(0.5, **FLOOR)).load_state_dict(st)
