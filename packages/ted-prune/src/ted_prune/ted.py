@@ -93,6 +93,9 @@ NOISE_WINDOW_E0 = 0.5
 # the noise detector stays off (fixed from the already-used validation seeds 190-199: the late plan
 # kept 0.600 at f = 0.7 and gained, 0.333 at f = 0.5 and lost)
 NOISE_MIN_KEEP_S28B = 0.5
+# `noise_norescore_min_keep`'s value adopted by rule s29 (session 29, validation seeds 210-219): the
+# second floor, for the late plan without re-scoring below NOISE_MIN_KEEP_S28B
+NOISE_NORESCORE_MIN_KEEP_S29 = 0.35
 # the spec's literal reading (keep the samples best aligned with g_D, global top-k of raw EMA scores)
 SPEC_READING: dict[str, str] = {
     "direction": "keep_aligned",
@@ -620,8 +623,10 @@ class TEDPruner(ScheduledPruner):
             seeds 170-179) but clean -1.14. Session 29 explored it behind the detector on those
             used seeds (post hoc, `scripts/s29_explore.py`; r = 0.25: +1.46 [+0.40, +2.48] over the
             default); rule s29 reports r = 0.25 on fresh seeds without deciding on it.
-        noise_norescore_min_keep: None (default: off) or m2 in (0, 1) (a reconstruction, session
-            29; needs `noise_schedule="late_epoch0"`, explicit or the default's). A second, lower
+        noise_norescore_min_keep: None (default: 0.35, `NOISE_NORESCORE_MIN_KEEP_S29`, under
+            `noise_schedule=None` where its "late_epoch0" applies, adopted by rule s29; else off:
+            an explicit `noise_schedule="late_epoch0"` has no second floor unless given) or m2 in
+            (0, 1) (a reconstruction, session 29; needs `noise_schedule="late_epoch0"`). A second, lower
             floor for a second late plan: where the late plan (re-scoring included) keeps less
             than `noise_min_keep`, TED also solves the late shape (`warmup=1, ramp=0`, anneal
             A = E - floor(0.875 E)) with no re-scoring at all,
@@ -769,6 +774,9 @@ class TEDPruner(ScheduledPruner):
             noise_schedule = "late_epoch0" if applies else "off"
             if noise_min_keep is None:
                 noise_min_keep = NOISE_MIN_KEEP_S28B
+            # and (rule s29) the late plan without re-scoring below that floor
+            if applies and noise_norescore_min_keep is None:
+                noise_norescore_min_keep = NOISE_NORESCORE_MIN_KEEP_S29
         self.noise_schedule, self.noise_threshold = _check_noise(
             noise_schedule, noise_threshold, budget, schedule, grads, self.schedule.warmup
         )
