@@ -95,3 +95,23 @@ def test_explore_arms(monkeypatch):
     assert (p.schedule.warmup, p.schedule.ramp, p.schedule.anneal) == (1, 0, 3)
     assert p.tail_rate == 0.25 and p.noise_schedule == "off"
     assert s29_explore._pruner("s29x_default", 4500, 20, 0.5, 0, None).tail_rate == 1.0
+
+
+def test_test_read_script_names_its_arms_and_report(monkeypatch, tmp_path):
+    """`s29_test_read.py` (pending, not run in session 29): `s28b_test_read`'s machinery with
+    new = TED_s29, old = TED_s28b; the report is `s29-test.md`."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import s28b_test_read as base
+
+    monkeypatch.setattr(base, "ARMS", dict(base.ARMS))
+    monkeypatch.setattr(base, "STUDY", base.STUDY)
+    import s29_test_read  # noqa: F401  (sets base.ARMS / base.STUDY)
+
+    if base.STUDY != "s29":  # already imported by an earlier test: set them again
+        import importlib
+
+        importlib.reload(s29_test_read)
+    assert base.ARMS == {"new": "TED_s29", "old_rerun": "TED_s28b", "rd_rerun": "random_dynamic"}
+    base.write(tmp_path, {"setting": "noise20", "per_f": {}, "goals": []}, 0)
+    text = (tmp_path / "s29-test.md").read_text()
+    assert "TED = the s29 default" in text and "TED_s28b" in text
