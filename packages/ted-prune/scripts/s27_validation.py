@@ -153,10 +153,12 @@ def main(
     decide_rows: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
     row_extra: Callable[[], dict[str, Any]] | None = None,
     doc: str | None = __doc__,
+    plan: Callable[[str, str, float], bool] | None = None,
 ) -> None:
     """Run (or, with `--decide`, decide) a study; the keyword arguments let a sibling study
     (`s27b_validation.py`) reuse this loop with its own arms, seeds, pruner factory, rule and
-    extra per-run fields (`row_extra()`, read after each run and appended to its row)."""
+    extra per-run fields (`row_extra()`, read after each run and appended to its row); `plan(arm,
+    setting, f)` (default: every arm in every cell) says which runs the study makes."""
     arms = ARMS if arms is None else arms
     decide_rows = decide if decide_rows is None else decide_rows
     ap = argparse.ArgumentParser(description=(doc or "").strip().split("\n")[0])
@@ -190,6 +192,8 @@ def main(
                 for f in a.fs:
                     for arm, method in arms.items():
                         if (arm, setting, f, seed) in done:
+                            continue
+                        if plan is not None and not plan(arm, setting, f):
                             continue
                         if a.time_limit is not None and time.perf_counter() - start > a.time_limit:
                             print("time limit reached: rerun with --resume", flush=True)

@@ -34,6 +34,7 @@ from ted_prune.bench_mnist1d import BUDGETS
 from ted_prune.runcache import run_groups
 
 ARMS = {"new": "TED_s28b", "old_rerun": "TED_s26", "rd_rerun": "random_dynamic"}
+STUDY = "s28b"  # names the report (`s29_test_read.py` reuses this script with its own ARMS)
 SETTING = "noise20"  # the default `--setting`
 SETTINGS = ("noise20", "clean", "dup30")
 
@@ -115,7 +116,8 @@ def summarize(
 
 
 def write(out: Path, summary: dict[str, Any], partial: int) -> None:
-    head = ["f", "new", "n", "new - old re-run (TED_s26)", "identical seeds", "new - rd re-run",
+    head = ["f", "new", "n", f"new - old re-run ({ARMS['old_rerun']})", "identical seeds",
+            "new - rd re-run",
             "new - InfoBatch (grid)", "new - random-dynamic (grid)", "switched (seed: noisy)"]  # fmt: skip
 
     def t(d: dict[str, Any] | None) -> str:
@@ -127,11 +129,11 @@ def write(out: Path, summary: dict[str, Any], partial: int) -> None:
             for f, c in summary["per_f"].items()]  # fmt: skip
     setting = summary["setting"]
     text = ((f"**Partial**: {partial} groups missing.\n\n" if partial else "")
-            + f"## {setting} goals, TED = the s28b default (test split, seeds 0-4)\n\n"
+            + f"## {setting} goals, TED = the {STUDY} default (test split, seeds 0-4)\n\n"
             + report.markdown_table(["goal", "verdict", "measured"], summary["goals"])
             + f"\n\n## {setting} test accuracy, paired over seeds\n\n"
             + report.markdown_table(head, rows))  # fmt: skip
-    stem = "s28b-test" if summary["setting"] == SETTING else f"s28b-test-{summary['setting']}"
+    stem = f"{STUDY}-test" + ("" if summary["setting"] == SETTING else f"-{summary['setting']}")
     (out / f"{stem}.md").write_text(text + "\n")
     (out / f"{stem}.json").write_text(json.dumps({**summary, "partial": partial}, indent=1))
     print(text)

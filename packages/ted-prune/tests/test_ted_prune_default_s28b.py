@@ -25,7 +25,8 @@ def test_new_default_applies_where_it_can_and_the_wrapper_follows():
     params = inspect.signature(TEDPruner).parameters
     assert params["noise_schedule"].default is None and params["noise_min_keep"].default is None
     assert _noise(TEDPruner(4500, 20, budget=0.7)) == ("late_epoch0", 0.5, True)
-    assert _noise(TEDPruner(4500, 20, budget=0.5)) == ("late_epoch0", 0.5, False)  # below floor
+    # below the floor: since session 29 the default's second plan (rho_0 0.375 >= 0.35) at f = 0.5
+    assert _noise(TEDPruner(4500, 20, budget=0.5)) == ("late_epoch0", 0.5, True)
     assert _noise(TEDPruner(4500, 20, budget=0.3)) == ("late_epoch0", 0.5, False)
     assert _noise(TEDPruner(4500, 20, keep=0.5))[0] == "off"  # no budget: nothing to solve
     assert _noise(TEDPruner(4500, 20, budget=0.7, grads="full"))[0] == "off"
@@ -43,7 +44,10 @@ def test_new_default_applies_where_it_can_and_the_wrapper_follows():
 def test_the_default_is_s28b_candidate_bit_for_bit():
     a = TEDPruner(600, 20, budget=0.7, seed=3)
     b = TEDPruner(600, 20, budget=0.7, seed=3, noise_schedule="late_epoch0", noise_min_keep=0.5)
-    assert a.state_dict()["extra"]["noise"] == b.state_dict()["extra"]["noise"]
+    na, nb = a.state_dict()["extra"]["noise"], b.state_dict()["extra"]["noise"]
+    # since session 29 the default also carries the second floor (inactive above the first)
+    assert na.pop("norescore_min_keep") == 0.35 and nb.pop("norescore_min_keep") is None
+    assert na == nb and a._late_norescore is False
     assert a._late.state_dict() == b._late.state_dict()
     assert a.schedule.state_dict() == b.schedule.state_dict()
 
@@ -62,7 +66,7 @@ def test_earlier_methods_and_readings_pin_the_old_schedule():
     assert bm._is_default_reading("prune_residual_sample")
 
 
-@pytest.mark.parametrize("study", ["s27", "s27b", "s28", "s28b"])
+@pytest.mark.parametrize("study", ["s27", "s27b", "s28", "s28b", "s29"])
 def test_resume_over_committed_validation_runs_reruns_nothing(study, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(SCRIPTS))
     src = ROOT / "docs/benchmarks" / f"ted-prune-{study}" / "runs.jsonl"

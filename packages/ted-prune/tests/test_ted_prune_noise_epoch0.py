@@ -84,7 +84,7 @@ def test_decides_on_the_last_half_of_epoch_0_in_observed_order(epoch_losses):
 
 
 def test_clean_path_is_the_default_bit_for_bit(epoch_losses):
-    d = TEDPruner(N, E, **_kw())
+    d = TEDPruner(N, E, **_kw(noise_schedule="off"))  # the default schedule
     p = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
     a, b = epoch_losses.run(d, epoch_losses.every(50)), epoch_losses.run(p, epoch_losses.every(50))
     assert p.noisy is False and p.noise_statistic == pytest.approx(6 / 300)
@@ -95,7 +95,7 @@ def test_clean_path_is_the_default_bit_for_bit(epoch_losses):
 
 
 def test_noisy_path_spends_the_late_plan_exactly(epoch_losses):
-    d = TEDPruner(N, E, **_kw())
+    d = TEDPruner(N, E, **_kw(noise_schedule="off"))  # the default schedule
     p = TEDPruner(N, E, **_kw(noise_schedule="late_epoch0"))
     a, b = epoch_losses.run(d, epoch_losses.every(20)), epoch_losses.run(p, epoch_losses.every(20))
     assert p.noisy is True

@@ -40,13 +40,13 @@ def test_floor_value_and_late_keep_at_the_rule_budgets():
     q = TEDPruner(4500, E, budget=0.5, noise_schedule="late_epoch0")
     assert q.noise_min_keep == 0.0 and q.noise_active is True
     assert round(q.noise_late_keep, 3) == 0.333
-    assert TEDPruner(4500, E, budget=0.5).noise_active is False  # "off"
+    assert TEDPruner(4500, E, budget=0.5, noise_schedule="off").noise_active is False
 
 
 @pytest.mark.parametrize("k", [20, 50])  # noisy and clean epoch 0
 def test_below_the_floor_is_the_default_bit_for_bit(k, epoch_losses):
     high = epoch_losses.every(k)
-    d = TEDPruner(N, E, **_kw(0.5))
+    d = TEDPruner(N, E, **_kw(0.5, noise_schedule="off"))  # the default schedule
     p = TEDPruner(N, E, **_kw(0.5, noise_schedule="late_epoch0", noise_min_keep=0.5))
     assert p.noise_late_keep < 0.5 and p.noise_active is False
     a, b = epoch_losses.run(d, high), epoch_losses.run(p, high)

@@ -83,6 +83,9 @@ PRE_S26 = {"loss_weights": "importance", "tail": "none", "noise_schedule": "off"
 # `TED` (test grid, `--stage scoring`, `--stage wallclock`, the text suite, the validation scripts'
 # `default` arms) ran with them
 PRE_S25C = {"max_weight": 4.0, **PRE_S26}
+# TEDPruner's default of sessions ted-28b-29 written out (bit for bit `noise_schedule=None` before
+# session ted-29's flip): every cached row named `TED_s28b` ran with it
+S28B = {"noise_schedule": "late_epoch0", "noise_min_keep": 0.5}
 # TED readings compared on the validation split: explicit TEDPruner options (none left to defaults)
 READINGS: dict[str, dict[str, Any]] = {
     "spec": {**_BASE, **SPEC_READING},
@@ -185,7 +188,9 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
     # the package's defaults of sessions ted-26c-28 (unit weights, tail 0.2, no noise switch)
     if method == "TED_s26":
         return TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="off")
-    if method == "TED_s28b":  # the package's defaults since session ted-28b (+ the noise switch)
+    if method == "TED_s28b":  # the package's defaults of sessions ted-28b-29 (the noise switch)
+        return TEDPruner(n, epochs, budget=f, seed=seed, **S28B)
+    if method == "TED_s29":  # the package's defaults since session ted-29 (+ the low-budget plan)
         return TEDPruner(n, epochs, budget=f, seed=seed)
     if method.startswith("TED="):  # the reading chosen on the validation split
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])

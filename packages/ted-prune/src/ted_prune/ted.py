@@ -93,6 +93,9 @@ NOISE_WINDOW_E0 = 0.5
 # the noise detector stays off (fixed from the already-used validation seeds 190-199: the late plan
 # kept 0.600 at f = 0.7 and gained, 0.333 at f = 0.5 and lost)
 NOISE_MIN_KEEP_S28B = 0.5
+# `noise_norescore_min_keep`'s value adopted by rule s29 (session 29, validation seeds 210-219): the
+# second floor, for the late plan without re-scoring below NOISE_MIN_KEEP_S28B
+NOISE_NORESCORE_MIN_KEEP_S29 = 0.35
 # the spec's literal reading (keep the samples best aligned with g_D, global top-k of raw EMA scores)
 SPEC_READING: dict[str, str] = {
     "direction": "keep_aligned",
@@ -525,7 +528,8 @@ class TEDPruner(ScheduledPruner):
             label noise +6.74 [+4.28, +9.46] points over the default at f = 0.7, but -1.34 [-2.10,
             -0.56] on clean data at f = 0.7 and -9.62 at f = 0.5; not adopted (rule s27).
         noise_schedule: None (default since session ted-28b: "late_epoch0" with
-            `noise_min_keep=0.5` where it applies, i.e. `budget=` given and no `schedule=`,
+            `noise_min_keep=0.5`, and since session ted-29 `noise_norescore_min_keep=0.35`, where
+            it applies, i.e. `budget=` given and no `schedule=`,
             `grads="last_layer"` and `warmup >= 1`; else "off"; adopted on validation by rule
             s28b, docs/benchmarks/ted-prune-s28b/RULE.md: 20% noise, f = 0.7 +7.04 [+3.68,
             +10.36] over "off", f = 0.5 and clean data identical, seeds 200-209), "off" (the
@@ -599,6 +603,52 @@ class TEDPruner(ScheduledPruner):
             read by rule s28b, 0.5 (`NOISE_MIN_KEEP_S28B`), lies between them (rho_late >= 0.5
             iff f >= ~0.625 at E = 20), not located more finely: nothing was measured between.
             `noise_late_keep` records rho_late (None when off or infeasible).
+        noise_tail_rate: None (default: 1.0, off) or r in (0, 1] (a reconstruction, session 29;
+            needs `noise_schedule="late_epoch0"`, explicit or the default's, and a tail). Where
+            the late plan is below `noise_min_keep` (or infeasible), the epoch-0 detector still
+            runs; if it says noisy, the run keeps the default schedule (nothing of it changes:
+            sizes, budget, re-scoring) and from then on draws each group's suspect tail at r times
+            the group's keep ratio, the rest of the group taking the freed quota by TED's score
+            (exactly `tail_rate=r`: tail quota round(r k_c |tail_c|), the rest k_c N_c minus it,
+            so class quotas and k_e N stay exact); if it says clean, or above the floor, nothing
+            changes (bit for bit; `noise_thin_active` says whether it can act). The effect on the
+            kept set: with tail recall rho_t for the mislabelled samples (0.6-0.8 on MNIST-1D at
+            20% noise), their share of a class's kept samples falls from ~eta (the noise rate) to
+            ~eta (1 - rho_t (1 - r)) / (1 - 0.2 (1 - r)). Assumes what `tail_rate` assumes (under
+            noise the tail is mostly mislabelled samples the model never fits, whose gradients
+            oppose the clean data's), only where the detector has seen noise, so clean runs are
+            untouched; and that at low budgets (where the late plan keeps too little, rule s28)
+            the default schedule's early full epochs are worth keeping, and what limits it under
+            noise is the kept set's share of wrong labels. Rule s27 read `tail_rate=0.5` on the
+            default schedule: noise20 f = 0.5 +0.90 [+0.26, +1.54] over the default (validation
+            seeds 170-179) but clean -1.14. Session 29 explored it behind the detector on those
+            used seeds (post hoc, `scripts/s29_explore.py`; r = 0.25: +1.46 [+0.40, +2.48] over the
+            default); rule s29 reports r = 0.25 on fresh seeds without deciding on it.
+        noise_norescore_min_keep: None (default: 0.35, `NOISE_NORESCORE_MIN_KEEP_S29`, under
+            `noise_schedule=None` where its "late_epoch0" applies, adopted by rule s29; else off:
+            an explicit `noise_schedule="late_epoch0"` has no second floor unless given) or m2 in
+            (0, 1) (a reconstruction, session 29; needs `noise_schedule="late_epoch0"`). A second, lower
+            floor for a second late plan: where the late plan (re-scoring included) keeps less
+            than `noise_min_keep`, TED also solves the late shape (`warmup=1, ramp=0`, anneal
+            A = E - floor(0.875 E)) with no re-scoring at all,
+            f = (1 + A + (E - 1 - A) rho_0) / E, i.e. rho_0 = (E f - 1 - A) / (E - 1 - A)
+            (0.375 at f = 0.5, E = 20, against 0.333 with re-scoring); if rho_0 >= m2 the
+            epoch-0 detector runs, and if it says noisy the run switches to that plan and stops
+            re-scoring pruned samples (`rescore_every` becomes 0: stale scores stay comparable
+            through `stale="quantile"`, and the suspect tail reads each sample's last observed
+            loss); clean, or rho_0 < m2, nothing changes (the default schedule, bit for bit).
+            `noise_norescore_keep` records rho_0. Assumes that at low budgets under label noise
+            the late shape pays only with enough kept data per pruned epoch, and that the budget
+            the forward-only re-scoring takes (1/3 of a step per pruned sample every 5th epoch:
+            0.62 of the 10 epochs f = 0.5 buys) is worth more as training than as fresher
+            scores. Post hoc on the used validation seeds 170-179 (20% noise, f = 0.5,
+            `scripts/s29_explore.py`): this plan 66.64 +- 3.27 against the default's 58.92 +-
+            6.19, the late plan with re-scoring 63.00 (rule s27) and random draws on the late
+            shape 65.76. Adopted by rule s29 (docs/benchmarks/ted-prune-s29/RULE.md; fresh
+            validation seeds 210-219, MNIST-1D 5,000 x 20): 20% noise, f = 0.5, +6.22 [+2.98,
+            +9.52] over the s28b default (detector 10 / 10) and +3.62 [+1.16, +6.22] over
+            InfoBatch (which spends f = 0.54); clean f = 0.5 identical in 10 / 10 runs. Not
+            measured at other budgets (f = 0.7 and 0.3 are the s28b default by construction).
     """
 
     name = "ted"
@@ -640,6 +690,8 @@ class TEDPruner(ScheduledPruner):
         noise_schedule: str | None = None,
         noise_threshold: float | None = None,
         noise_min_keep: float | None = None,
+        noise_tail_rate: float | None = None,
+        noise_norescore_min_keep: float | None = None,
         forward_cost: float = 1 / 3,
         seed: int = 0,
     ) -> None:
@@ -727,10 +779,19 @@ class TEDPruner(ScheduledPruner):
             noise_schedule = "late_epoch0" if applies else "off"
             if noise_min_keep is None:
                 noise_min_keep = NOISE_MIN_KEEP_S28B
+            # and (rule s29) the late plan without re-scoring below that floor
+            if applies and noise_norescore_min_keep is None:
+                noise_norescore_min_keep = NOISE_NORESCORE_MIN_KEEP_S29
         self.noise_schedule, self.noise_threshold = _check_noise(
             noise_schedule, noise_threshold, budget, schedule, grads, self.schedule.warmup
         )
         self.noise_min_keep = _check_min_keep(0.0 if noise_min_keep is None else noise_min_keep)
+        self.noise_tail_rate = _check_noise_tail_rate(
+            noise_tail_rate, self.noise_schedule, self.tail
+        )
+        self.noise_norescore_min_keep = _check_norescore_keep(
+            noise_norescore_min_keep, self.noise_schedule
+        )
         self.noisy: bool | None = None  # the detector's decision (None before it is made)
         self.noise_statistic: float | None = None  # the detector's statistic (see noise_schedule)
         # "late_epoch0": per observed sample of epoch 0, in order, whether its loss > 1.5 ln C
@@ -771,6 +832,8 @@ class TEDPruner(ScheduledPruner):
             self._solve_budget(float(budget))
         self._late: ProgressiveSchedule | None = None
         self.noise_late_keep: float | None = None  # the late plan's keep ratio (noise_min_keep)
+        self._late_norescore = False  # `_late` is the plan without re-scoring
+        self.noise_norescore_keep: float | None = None  # its keep ratio, where it was solved
         if self.noise_schedule != "off":
             assert budget is not None
             s = self.schedule
@@ -793,9 +856,32 @@ class TEDPruner(ScheduledPruner):
             if self._late is not None:
                 self.noise_late_keep = float(self._late.keep)
             if self._late is None or self._late.keep < self.noise_min_keep:
-                self._late = None  # below the keep floor: the detector stays off
-                self._e0_high = None
-        self.noise_active = self._late is not None
+                self._late = None  # below the keep floor: the late plan is off
+                if self.noise_tail_rate == 1.0:  # and so is the detector
+                    self._e0_high = None
+            # `noise_norescore_min_keep`: below the floor, the late plan without re-scoring
+            m2 = self.noise_norescore_min_keep
+            fits = warm + anneal <= self.epochs
+            if self._late is None and ns == "late_epoch0" and m2 is not None and fits:
+                every, self.rescore_every = self.rescore_every, 0
+                try:
+                    plan0 = self._budget_schedule(float(budget), warm, 0, anneal, s.kind)
+                except ValueError:
+                    plan0 = None  # infeasible: the default schedule runs
+                finally:
+                    self.rescore_every = every
+                if plan0 is not None:
+                    self.noise_norescore_keep = float(plan0.keep)
+                    if plan0.keep >= m2:
+                        self._late, self._late_norescore = plan0, True
+                        self._e0_high = []
+        # `noise_tail_rate`: below the floor the detector still runs; if noisy, the tail is thinned
+        self.noise_thin_active = (
+            self._late is None
+            and self.noise_schedule == "late_epoch0"
+            and self.noise_tail_rate != 1.0
+        )
+        self.noise_active = self._late is not None or self.noise_thin_active
 
     # -- budget planning --------------------------------------------------------------------------
     def _rescore_epochs(self, schedule: ProgressiveSchedule | None = None) -> list[int]:
@@ -990,7 +1076,7 @@ class TEDPruner(ScheduledPruner):
 
     def _end_epoch(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
         scored = self._end_epoch_scores(model, dataset, batch_size, collate_fn, device)
-        if self._late is not None and self.noisy is None:
+        if (self._late is not None or self.noise_thin_active) and self.noisy is None:
             if self.noise_schedule == "late_epoch0":
                 if self.epoch == 0:
                     self._detect_noise_epoch0()
@@ -1015,9 +1101,19 @@ class TEDPruner(ScheduledPruner):
         self.noise_statistic = stat
         self.noisy = stat > self.noise_threshold
         if self.noisy:
-            assert self._late is not None
+            self._apply_noisy()
+
+    def _apply_noisy(self) -> None:
+        """The detector said noisy: the late plan, or (below the floor, `noise_tail_rate`) the
+        default schedule with the suspect tail drawn at `noise_tail_rate` x its group's ratio."""
+        if self._late is not None:
             self.schedule = self._late
             self.keep = self.schedule.keep
+            if self._late_norescore:  # its budget has no re-scoring in it
+                self.rescore_every = 0
+        else:
+            assert self.noise_thin_active
+            self.tail_rate = self.noise_tail_rate
 
     def _detect_noise(self) -> None:
         """`noise_schedule="late"`: the share of observed samples whose stored loss exceeds ln C
@@ -1328,6 +1424,8 @@ class TEDPruner(ScheduledPruner):
                 "schedule": self.noise_schedule,
                 "threshold": self.noise_threshold,
                 "min_keep": self.noise_min_keep,
+                "tail_rate": self.noise_tail_rate,
+                "norescore_min_keep": self.noise_norescore_min_keep,
                 "noisy": self.noisy,
                 "statistic": self.noise_statistic,
             },
@@ -1336,15 +1434,16 @@ class TEDPruner(ScheduledPruner):
     def _load_extra(self, extra: Mapping[str, Any]) -> None:
         noise = extra.get("noise") or {}
         if noise.get("noisy") is not None:
-            if self._late is None:
+            if self._late is None and not self.noise_thin_active:
                 raise ValueError(
                     "state_dict holds a noise_schedule decision: build the pruner with "
-                    f"noise_schedule={noise.get('schedule')!r} and the same budget"
+                    f"noise_schedule={noise.get('schedule')!r}, noise_tail_rate="
+                    f"{noise.get('tail_rate', 1.0)!r}, noise_norescore_min_keep="
+                    f"{noise.get('norescore_min_keep')!r} and the same budget"
                 )
             self.noisy, self.noise_statistic = bool(noise["noisy"]), noise["statistic"]
             if self.noisy:
-                self.schedule = self._late
-                self.keep = self.schedule.keep
+                self._apply_noisy()
         if extra["schedule"] != self.schedule.state_dict():
             raise ValueError(
                 f"state_dict schedule {extra['schedule']} differs from {self.schedule.state_dict()}"
@@ -1407,6 +1506,49 @@ def _check_min_keep(noise_min_keep: Any) -> float:
     if math.isnan(noise_min_keep) or not 0.0 <= noise_min_keep < 1.0:
         raise ValueError(f"noise_min_keep must lie in [0, 1), got {noise_min_keep!r}")
     return float(noise_min_keep)
+
+
+def _check_norescore_keep(value: Any, noise_schedule: str) -> float | None:
+    """`TEDPruner`'s `noise_norescore_min_keep`: None (off) or a float in (0, 1); needs
+    `noise_schedule="late_epoch0"` (resolved)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"noise_norescore_min_keep must be None or a float in (0, 1), got {value!r}"
+        )
+    if math.isnan(value) or not 0.0 < value < 1.0:
+        raise ValueError(f"noise_norescore_min_keep must lie in (0, 1), got {value!r}")
+    if noise_schedule != "late_epoch0":
+        raise ValueError(
+            f"noise_norescore_min_keep={value!r} acts on the epoch-0 detector's decision: it needs "
+            f"noise_schedule='late_epoch0' (or the default where it applies), got {noise_schedule!r}"
+        )
+    return float(value)
+
+
+def _check_noise_tail_rate(noise_tail_rate: Any, noise_schedule: str, tail: str | float) -> float:
+    """`TEDPruner`'s `noise_tail_rate`: None (1.0: off) or a float in (0, 1]; anything but 1 needs
+    `noise_schedule="late_epoch0"` (resolved) and a tail (`tail` not "none")."""
+    if noise_tail_rate is None:
+        return 1.0
+    if isinstance(noise_tail_rate, bool) or not isinstance(noise_tail_rate, (int, float)):
+        raise TypeError(
+            f"noise_tail_rate must be None or a float in (0, 1], got {noise_tail_rate!r}"
+        )
+    if math.isnan(noise_tail_rate) or not 0.0 < noise_tail_rate <= 1.0:
+        raise ValueError(f"noise_tail_rate must lie in (0, 1], got {noise_tail_rate!r}")
+    if noise_tail_rate != 1.0 and noise_schedule != "late_epoch0":
+        raise ValueError(
+            f"noise_tail_rate={noise_tail_rate!r} acts on the epoch-0 detector's decision: it needs "
+            f"noise_schedule='late_epoch0' (or the default where it applies), got {noise_schedule!r}"
+        )
+    if noise_tail_rate != 1.0 and tail == "none":
+        raise ValueError(
+            f"noise_tail_rate={noise_tail_rate!r} thins the suspect tail: it needs a tail "
+            "(tail=None, 'misclassified' or a float), got tail='none'"
+        )
+    return float(noise_tail_rate)
 
 
 def _check_tail_rate(tail_rate: Any, tail: str | float) -> float:
