@@ -47,7 +47,10 @@ def moments(s_src: np.ndarray, y_src: np.ndarray, s_tgt: np.ndarray, y_tgt: np.n
     d = ((s_tgt[:, None, :] - cen_s[None]) ** 2).sum(-1)
     ncc = 100 * float(np.mean(np.asarray(classes)[d.argmin(1)] == y_tgt))
     cmmd = np.mean(
-        [float(mk_mmd(a[torch.as_tensor(y_src == k)], b[torch.as_tensor(y_tgt == k)])) for k in classes]
+        [
+            float(mk_mmd(a[torch.as_tensor(y_src == k)], b[torch.as_tensor(y_tgt == k)]))
+            for k in classes
+        ]
     )
     return {
         "mmd": 100 * float(mk_mmd(a, b)),

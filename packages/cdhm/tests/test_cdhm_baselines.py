@@ -1008,7 +1008,13 @@ def test_session29_class_conditional_variant_is_a_named_option_off_the_cache_key
     name) in alignment alone ("lmmd" for "mmd"); the cache key and every other row keep the
     marginal MK-MMD; its alignment rung is the no-align row with the same s transition, which
     differs from it in alignment alone as well."""
-    from cdhm.bench import CLASS_ALIGN_VARIANTS, OPTION_VARIANTS, BenchConfig, _cache_key, _estimator
+    from cdhm.bench import (
+        CLASS_ALIGN_VARIANTS,
+        OPTION_VARIANTS,
+        BenchConfig,
+        _cache_key,
+        _estimator,
+    )
 
     assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["alignment"] == "mmd"
     name = "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd"
