@@ -377,7 +377,9 @@ SAR1_LADDER: dict[str, dict[str, Any]] = {
 #: :func:`cdhm.models.lmmd`) instead of the marginal MK-MMD. The s prior's every marginal is
 #: N(0, I) in both domains, so it already does the marginal alignment's work; it is blind to the
 #: class, which the class-conditional term is not. Its alignment rung is
-#: CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1 (the current default's as well).
+#: CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1 (the current default's as well). Rejected on
+#: validation (seeds 202-203: -8.61 [-10.83, -6.39] points vs that rung; target classes drain into
+#: normal).
 CLASS_ALIGN_VARIANTS: dict[str, dict[str, Any]] = {
     "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd": {
         **SAR1_VARIANTS["CDHM+adda+stickyz0.25+optcarry+sskip+sar1"],
