@@ -990,8 +990,9 @@ def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
         ),
     }
     assert {*SAR1_VARIANTS, *SAR1_LADDER} == set(pairs)
+    on_sar1 = {"CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd"}  # session 29, built on it
     for other in ["CDHM", *OPTION_VARIANTS]:
-        if other not in pairs:
+        if other not in pairs and other not in on_sar1:
             assert _estimator(other, BenchConfig(), 4).s_transition == "learned", other
     for name, base_name in pairs.items():
         one, base = _estimator(name, BenchConfig(), 4), _estimator(base_name, BenchConfig(), 4)
@@ -1001,3 +1002,49 @@ def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
         }, name
     rung = _estimator("CDHM-no-temporal+adda+optcarry+sskip", BenchConfig(), 4).get_params()
     assert not rung["temporal_prior"] and rung["s_skip"] == "linear"
+
+
+def test_session29_class_conditional_variant_is_a_named_option_off_the_cache_key():
+    """Session 29's reading differs from the stationary-prior row (the library default's bench
+    name) in alignment alone ("lmmd" for "mmd"); the cache key and every other row keep the
+    marginal MK-MMD; its alignment rung is the no-align row with the same s transition, which
+    differs from it in alignment alone as well."""
+    from cdhm.bench import (
+        CLASS_ALIGN_VARIANTS,
+        OPTION_VARIANTS,
+        BenchConfig,
+        _cache_key,
+        _estimator,
+    )
+
+    assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["alignment"] == "mmd"
+    name = "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd"
+    assert set(CLASS_ALIGN_VARIANTS) == {name}
+    for other in ["CDHM", *OPTION_VARIANTS]:
+        if other != name:
+            assert _estimator(other, BenchConfig(), 4).alignment != "lmmd" or other.startswith(
+                ("CDHM-lmmd", "CDHM+lmmd")
+            ), other
+    one = _estimator(name, BenchConfig(), 4)
+    base = _estimator("CDHM+adda+stickyz0.25+optcarry+sskip+sar1", BenchConfig(), 4)
+    rung = _estimator("CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1", BenchConfig(), 4)
+    assert (one.alignment, base.alignment, rung.alignment) == ("lmmd", "mmd", None)
+    assert (one.target_encoder, one._s_transition()) == ("adapted", "ar1")
+    for other in (base, rung):
+        assert {k: v for k, v in one.get_params().items() if k != "alignment"} == {
+            k: v for k, v in other.get_params().items() if k != "alignment"
+        }
+
+
+def test_lmmd_alignment_runs_on_the_untied_guide_with_the_stationary_prior(toy):
+    """alignment="lmmd" on the library default (untied target guide, s_transition "ar1"): after
+    the split the class-conditional term is active (weight > 0, a finite value > 0)."""
+    from cdhm.causal_hmm import CDHMClassifier
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 3, "s_dim": 4, "z_dim": 4, "hidden": 16, "progress": False}
+    est = CDHMClassifier(alignment="lmmd", adapt_start=0.3, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert est.net_.target_split and est._s_transition() == "ar1"
+    align, weight = np.asarray(est.history_["align"]), np.asarray(est.history_["align_weight"])
+    assert np.isfinite(align).all() and weight[-1] > 0 and align[-1] > 0

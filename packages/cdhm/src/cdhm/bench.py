@@ -371,6 +371,21 @@ SAR1_LADDER: dict[str, dict[str, Any]] = {
         "CDHM-no-align+adda+stickyz0.25+optcarry+sskip",
     )
 }
+#: Class-conditional alignment on the stationary prior (session 29; rule
+#: cdhm_validate_s29_rule.md): the current library default (CDHM+adda+stickyz0.25+optcarry+sskip
+#: +sar1) with ``alignment="lmmd"`` (DSAN's LMMD of s_T, CDHM's own soft target pseudo-labels,
+#: :func:`cdhm.models.lmmd`) instead of the marginal MK-MMD. The s prior's every marginal is
+#: N(0, I) in both domains, so it already does the marginal alignment's work; it is blind to the
+#: class, which the class-conditional term is not. Its alignment rung is
+#: CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1 (the current default's as well). Rejected on
+#: validation (seeds 202-203: -8.61 [-10.83, -6.39] points vs that rung; target classes drain into
+#: normal).
+CLASS_ALIGN_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd": {
+        **SAR1_VARIANTS["CDHM+adda+stickyz0.25+optcarry+sskip+sar1"],
+        "alignment": "lmmd",
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -417,6 +432,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **TSKIP_VARIANTS,
     **SAR1_VARIANTS,
     **SAR1_LADDER,
+    **CLASS_ALIGN_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)

@@ -813,7 +813,16 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     the source class it is already assigned to. Its pseudo-labels are only as good as the fault
     head: while the source classes have not formed in s (a 0 dB source forms them late) the
     target argmax can be one class, and LMMD then pulls every target window to it (measured: a
-    one-class collapse, see the README). ``lambda_lmmd > 0`` instead keeps the marginal
+    one-class collapse, see the README). With the untied target guide (split at ``adapt_start``,
+    after the source classes formed; the source's s detached) and the stationary s prior
+    (``s_transition="ar1"``) it is the session-29 candidate (bench name
+    ``CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd``, rule
+    ``docs/benchmarks/cdhm-next/cdhm_validate_s29_rule.md``): that prior makes every marginal
+    p(s_t) = N(0, I) in both domains, so the KL term already pulls both domains' s onto one
+    marginal (the marginal MK-MMD's work: test, its alignment rung -0.05 points), but it is blind
+    to the class; LMMD = (1/|C|) sum_k MMD^2(P_s(s_T | y = k), P_t(s_T | yhat = k)) is 0 for any
+    matched marginal with swapped classes, which the prior cannot see, and is the reading of
+    "aligning s across domains" the prior does not duplicate. ``lambda_lmmd > 0`` instead keeps the marginal
     ``alignment`` and adds lambda_lmmd * w_l(p) * LMMD(s_T) with w_l = 0 for the first
     ``lmmd_start`` of training (default 0.5), then the Ganin ramp (:meth:`_lmmd_weight`): the
     marginal term keeps the target spread over the source classes, the class-conditional one
