@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from seven_prune import SevenPruner, seven
+from seven_prune import seven
 
 
 def _bits(x: torch.Tensor) -> torch.Tensor:
@@ -121,47 +121,13 @@ def test_non_contiguous_targets_run_whole(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize("hooked", [True, False])
 def test_chunked_update_changes_no_bit_of_a_pruner_run(
-    hooked: bool, monkeypatch: pytest.MonkeyPatch
+    hooked: bool, monkeypatch: pytest.MonkeyPatch, twin_pruner_run: Any
 ) -> None:
     """Two SevenPruners on the same tiny BERT and batches, one with `UPDATE_CHUNK` 1024 and one
     without (switched per step): the same masks, m, v, S, weights and AdamW moments, bit for bit,
     after every step of a window with four cuts, with the optimizer hooked or not."""
-    from seven_prune.models import tiny_bert
-
     sizes = _spy_chunks(monkeypatch)
-    prs, opts, models = [], [], []
-    for _ in range(2):
-        torch.manual_seed(0)
-        models.append(tiny_bert(seed=3))
-        opts.append(torch.optim.AdamW(models[-1].parameters(), lr=1e-2, weight_decay=0.1))
-        prs.append(
-            SevenPruner(
-                models[-1], 0.7, start=1, window=9, delta_t=2,
-                optimizer=opts[-1] if hooked else None,
-            )
-        )  # fmt: skip
-    gen = torch.Generator().manual_seed(4)
-    cuts = 0
-    for _ in range(12):
-        ids = torch.randint(0, 64, (8, 12), generator=gen)
-        labels = torch.randint(0, 2, (8,), generator=gen)
-        before = prs[0].mask
-        for chunk, model, opt, pr in zip((1024, 0), models, opts, prs):
-            monkeypatch.setattr(seven, "UPDATE_CHUNK", chunk)
-            opt.zero_grad(set_to_none=True)
-            model(input_ids=ids, labels=labels).loss.backward()
-            opt.step()
-            pr.step()
-        cuts += prs[0].mask is not before
-        assert prs[0].mask == prs[1].mask
-        if prs[0].state:
-            for key in ("m", "v", "S"):
-                assert torch.equal(_bits(prs[0].flat[key]), _bits(prs[1].flat[key])), key
-        for pa, pb in zip(models[0].parameters(), models[1].parameters()):
-            assert torch.equal(_bits(pa.detach()), _bits(pb.detach()))
-            for key in ("exp_avg", "exp_avg_sq"):
-                sa, sb = opts[0].state[pa][key], opts[1].state[pb][key]
-                assert torch.equal(_bits(sa), _bits(sb)), key
+    prs, cuts = twin_pruner_run("UPDATE_CHUNK", (1024, 0), hooked)
     assert cuts == 4
     if seven._fused_adam_runs(torch.device("cpu"), torch.float32):
         # 13 targets, the four 64 x 32 ones in two slices of 1,024
