@@ -12,11 +12,6 @@ import torch
 from seven_prune import seven
 
 
-def _bits(x: torch.Tensor) -> torch.Tensor:
-    """The raw bits of a float tensor (so that +0.0 and -0.0 differ)."""
-    return x.view(torch.int64 if x.dtype == torch.float64 else torch.int32)
-
-
 def _lean_runs(dtype: torch.dtype) -> None:
     if not seven._fused_adam_runs(torch.device("cpu"), dtype):
         pytest.skip("torch's fused AdamW kernel does not run here: no lean loop")
@@ -38,51 +33,24 @@ def _spy_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_chunked_update_equals_the_whole_target_loop_bit_for_bit(
-    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+    dtype: torch.dtype,
+    monkeypatch: pytest.MonkeyPatch,
+    update_sequence: Any,
+    assert_same_update: Any,
 ) -> None:
     """Eight updates with cuts, re-zeroing on some steps, masks that shrink, gradients with exact
-    zeros: m, v, S, W, t1 and t2 with `UPDATE_CHUNK` 2048 (targets of 104,927 and 4,096 entries
-    split, with a short last slice; small ones whole) are those without chunks, bit for bit."""
+    zeros (conftest's `update_sequence`): m, v, S, W, t1 and t2 with `UPDATE_CHUNK` 2048 (targets
+    of 104,927 and 4,096 entries split, with a short last slice; small ones whole) are those
+    without chunks, bit for bit."""
     _lean_runs(dtype)
     sizes = _spy_chunks(monkeypatch)
-    gen = torch.Generator().manual_seed(29)
-    shapes = [(317, 331), (7, 13), (3,), (64, 64)]
-    ws0 = [torch.randn(sh, generator=gen, dtype=dtype) for sh in shapes]
     runs = {}
     for chunk in (2048, 0):
         monkeypatch.setattr(seven, "UPDATE_CHUNK", chunk)
-        g2 = torch.Generator().manual_seed(6)
-        ws = [w.clone() for w in ws0]
-        st = {k: [torch.zeros(sh, dtype=dtype) for sh in shapes] for k in "mvS"}
-        t1s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
-        t2s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
-        keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
-        for k in range(8):
-            gs = [torch.randn(sh, generator=g2, dtype=dtype) * 1e-3 for sh in shapes]
-            gs[0][::5] = 0.0
-            for g, kp in zip(gs, keeps):
-                g.mul_(kp)
-            cutting = k % 3 == 2
-            seven._seven_update_eager(
-                st["m"], st["v"], st["S"], ws, gs, keeps, t1s, t2s, alpha1=0.8, alpha2=0.9,
-                eps=1e-9, k=k, abs_moments=True, cutting=cutting, rezero=k not in (1, 4, 7),
-                fkeeps=[kp.to(dtype) for kp in keeps],
-            )  # fmt: skip
-            if cutting:
-                keeps = [kp & (torch.rand(kp.shape, generator=g2) > 0.3) for kp in keeps]
-            for w in ws:
-                w.add_(torch.randn(w.shape, generator=g2, dtype=dtype), alpha=1e-2)
-        runs[chunk] = (st, ws, t1s, t2s)
+        runs[chunk] = update_sequence(dtype, (29, 6))
     # 104,927 entries -> 52 slices, 4,096 -> 2, and the two small targets whole: 56 per update
     assert sizes == [52 + 2 + 2] * 8
-    for key in "mvS":
-        for a, b in zip(runs[2048][0][key], runs[0][0][key]):
-            assert torch.equal(_bits(a), _bits(b)), key
-    for i, what in ((1, "W"), (2, "t1"), (3, "t2")):
-        for a, b in zip(runs[2048][i], runs[0][i]):
-            assert torch.equal(_bits(a), _bits(b)), what
-    assert any(bool((s == 0).any()) for s in runs[2048][0]["S"])
-    assert float(runs[2048][0]["S"][0].sum()) > 0
+    assert_same_update(runs[2048], runs[0])
 
 
 def test_chunk_views_are_views_in_order() -> None:

@@ -219,9 +219,14 @@ LEAN_UPDATE = True
 #: slice find its data still in cache; 0 runs each target whole (session 28's loop). Same
 #: numbers bit for bit either way (`tests/test_seven_prune_chunked_update.py`). 147,456 (one
 #: 384 x 384 matrix; MiniLM's FFN targets in four slices) was chosen of 73,728 / 147,456 /
-#: 294,912 by rule part A of `docs/benchmarks/seven-prune-overhead-s29-rule.md`: -2.63 ms
-#: [-3.50, -1.91] on a 31.4 ms update (MiniLM-shaped state, 2 threads, under the lock).
-UPDATE_CHUNK = 147456
+#: 294,912 by rule part A of `docs/benchmarks/seven-prune-overhead-s29-rule.md` (-2.63 ms
+#: [-3.50, -1.91] on a synthetic MiniLM-shaped state), but **off (0) since session 30**: inside
+#: training, on MiniLM's real state (rule part A of `docs/benchmarks/seven-prune-overhead-s30-rule.md`,
+#: the variants rotating round by round), the whole-target loop was fastest: 147,456 with its
+#: views kept +2.19 ms [-3.36, +7.65], 73,728 +14.44 ms [+5.46, +23.58], session 29's 147,456
+#: +4.47 ms [+1.78, +7.81] per update against it (38.2 ms). Kept as an option (scripts of
+#: sessions 29-30 switch it on).
+UPDATE_CHUNK = 0
 
 #: whether `SevenPruner` keeps the chunk views of its buffers and the weights between updates
 #: (`_chunk_views_cached`) instead of making them at every update (`_chunk_views`); the tests and
