@@ -97,3 +97,64 @@ def twin_pruner_run(monkeypatch: pytest.MonkeyPatch):
         return prs, cuts
 
     return run
+
+
+@pytest.fixture
+def update_sequence():
+    """`run(dtype, seeds, rezero_on_cut=True)`: eight `seven._seven_update_eager` calls on four
+    synthetic targets (317 x 331, 7 x 13, 3 and 64 x 64: vectorised bodies, scalar tails, more
+    than one thread's chunk) with cuts (S * M) every third update, re-zeroing off at updates 1, 4
+    and 7, masks that shrink, gradients with exact zeros and 0 where pruned, and weights moved
+    after every update, pruned ones too (an unhooked optimizer). `seeds`: (weights, the rest).
+    Returns `(state {"m", "v", "S"}, weights, t1s, t2s)` for `assert_same_update`. The exactness
+    tests of the lean loop and the chunked update run it under two settings of their switch."""
+    from seven_prune import seven
+
+    def run(
+        dtype: torch.dtype, seeds: tuple[int, int], rezero_on_cut: bool = True
+    ) -> tuple[dict[str, list[torch.Tensor]], list, list, list]:
+        shapes = [(317, 331), (7, 13), (3,), (64, 64)]
+        gen = torch.Generator().manual_seed(seeds[0])
+        ws = [torch.randn(sh, generator=gen, dtype=dtype) for sh in shapes]
+        g2 = torch.Generator().manual_seed(seeds[1])
+        st = {k: [torch.zeros(sh, dtype=dtype) for sh in shapes] for k in "mvS"}
+        t1s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
+        t2s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
+        keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
+        for k in range(8):
+            gs = [torch.randn(sh, generator=g2, dtype=dtype) * 1e-3 for sh in shapes]
+            gs[0][::5] = 0.0
+            for g, kp in zip(gs, keeps):  # masked training's gradient: 0 where pruned
+                g.mul_(kp)
+            cutting = k % 3 == 2
+            seven._seven_update_eager(
+                st["m"], st["v"], st["S"], ws, gs, keeps, t1s, t2s, alpha1=0.8, alpha2=0.9,
+                eps=1e-9, k=k, abs_moments=True, cutting=cutting, rezero=k not in (1, 4, 7),
+                rezero_on_cut=rezero_on_cut, fkeeps=[kp.to(dtype) for kp in keeps],
+            )  # fmt: skip
+            if cutting:
+                keeps = [kp & (torch.rand(kp.shape, generator=g2) > 0.3) for kp in keeps]
+            for w in ws:  # an optimizer step that moves pruned weights too (not hooked)
+                w.add_(torch.randn(w.shape, generator=g2, dtype=dtype), alpha=1e-2)
+        return st, ws, t1s, t2s
+
+    return run
+
+
+@pytest.fixture
+def assert_same_update():
+    """`check(a, b)`: two `update_sequence` results agree bit for bit (m, v, S, W, t1, t2), and
+    the run did something (S > 0 somewhere, and the cuts zeroed some S)."""
+
+    def check(a: tuple, b: tuple) -> None:
+        for key in "mvS":
+            for x, y in zip(a[0][key], b[0][key]):
+                assert torch.equal(bits(x), bits(y)), key
+        for i, what in ((1, "W"), (2, "t1"), (3, "t2")):
+            for x, y in zip(a[i], b[i]):
+                assert torch.equal(bits(x), bits(y)), what
+        assert float(a[0]["S"][0].sum()) > 0
+        # the masking ran: pruned S are 0 after the last cut step's update (k = 5, then 2 more)
+        assert any(bool((s == 0).any()) for s in a[0]["S"])
+
+    return check

@@ -1,18 +1,15 @@
 """Session 29: the lean update over cache-sized flat slices of the large targets
 (`seven.UPDATE_CHUNK`, `seven._chunk_views`) changes no bit: m, v, S, the weights and the work
 buffers equal the whole-target loop's in float32 and float64, and a SevenPruner's masks, state,
-weights and AdamW moments equal at every step of a window with cuts; bad chunk sizes raise."""
+weights and AdamW moments equal at every step of a window with cuts; bad chunk sizes raise.
+Session 30: the chunk views kept between updates (`seven.CACHE_CHUNK_VIEWS`) change no bit
+either."""
 
 from typing import Any
 
 import pytest
 import torch
 from seven_prune import seven
-
-
-def _bits(x: torch.Tensor) -> torch.Tensor:
-    """The raw bits of a float tensor (so that +0.0 and -0.0 differ)."""
-    return x.view(torch.int64 if x.dtype == torch.float64 else torch.int32)
 
 
 def _lean_runs(dtype: torch.dtype) -> None:
@@ -36,51 +33,24 @@ def _spy_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_chunked_update_equals_the_whole_target_loop_bit_for_bit(
-    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+    dtype: torch.dtype,
+    monkeypatch: pytest.MonkeyPatch,
+    update_sequence: Any,
+    assert_same_update: Any,
 ) -> None:
     """Eight updates with cuts, re-zeroing on some steps, masks that shrink, gradients with exact
-    zeros: m, v, S, W, t1 and t2 with `UPDATE_CHUNK` 2048 (targets of 104,927 and 4,096 entries
-    split, with a short last slice; small ones whole) are those without chunks, bit for bit."""
+    zeros (conftest's `update_sequence`): m, v, S, W, t1 and t2 with `UPDATE_CHUNK` 2048 (targets
+    of 104,927 and 4,096 entries split, with a short last slice; small ones whole) are those
+    without chunks, bit for bit."""
     _lean_runs(dtype)
     sizes = _spy_chunks(monkeypatch)
-    gen = torch.Generator().manual_seed(29)
-    shapes = [(317, 331), (7, 13), (3,), (64, 64)]
-    ws0 = [torch.randn(sh, generator=gen, dtype=dtype) for sh in shapes]
     runs = {}
     for chunk in (2048, 0):
         monkeypatch.setattr(seven, "UPDATE_CHUNK", chunk)
-        g2 = torch.Generator().manual_seed(6)
-        ws = [w.clone() for w in ws0]
-        st = {k: [torch.zeros(sh, dtype=dtype) for sh in shapes] for k in "mvS"}
-        t1s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
-        t2s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
-        keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
-        for k in range(8):
-            gs = [torch.randn(sh, generator=g2, dtype=dtype) * 1e-3 for sh in shapes]
-            gs[0][::5] = 0.0
-            for g, kp in zip(gs, keeps):
-                g.mul_(kp)
-            cutting = k % 3 == 2
-            seven._seven_update_eager(
-                st["m"], st["v"], st["S"], ws, gs, keeps, t1s, t2s, alpha1=0.8, alpha2=0.9,
-                eps=1e-9, k=k, abs_moments=True, cutting=cutting, rezero=k not in (1, 4, 7),
-                fkeeps=[kp.to(dtype) for kp in keeps],
-            )  # fmt: skip
-            if cutting:
-                keeps = [kp & (torch.rand(kp.shape, generator=g2) > 0.3) for kp in keeps]
-            for w in ws:
-                w.add_(torch.randn(w.shape, generator=g2, dtype=dtype), alpha=1e-2)
-        runs[chunk] = (st, ws, t1s, t2s)
+        runs[chunk] = update_sequence(dtype, (29, 6))
     # 104,927 entries -> 52 slices, 4,096 -> 2, and the two small targets whole: 56 per update
     assert sizes == [52 + 2 + 2] * 8
-    for key in "mvS":
-        for a, b in zip(runs[2048][0][key], runs[0][0][key]):
-            assert torch.equal(_bits(a), _bits(b)), key
-    for i, what in ((1, "W"), (2, "t1"), (3, "t2")):
-        for a, b in zip(runs[2048][i], runs[0][i]):
-            assert torch.equal(_bits(a), _bits(b)), what
-    assert any(bool((s == 0).any()) for s in runs[2048][0]["S"])
-    assert float(runs[2048][0]["S"][0].sum()) > 0
+    assert_same_update(runs[2048], runs[0])
 
 
 def test_chunk_views_are_views_in_order() -> None:
@@ -130,6 +100,57 @@ def test_chunked_update_changes_no_bit_of_a_pruner_run(
     prs, cuts = twin_pruner_run("UPDATE_CHUNK", (1024, 0), hooked)
     assert cuts == 4
     if seven._fused_adam_runs(torch.device("cpu"), torch.float32):
-        # 13 targets, the four 64 x 32 ones in two slices of 1,024
-        assert sizes == [17] * 8
+        # 13 targets, the four 64 x 32 ones in two slices of 1,024; the slices of everything
+        # but the gradients made at the first update only (`CACHE_CHUNK_VIEWS`), the gradients'
+        # at each of the 8 updates
+        assert sizes == [17] * 9
     assert 0.6 < prs[0].achieved_sparsity <= 0.7
+
+
+def test_cached_chunk_views_are_the_views_made_afresh() -> None:
+    """`_chunk_views_cached` gives the views `_chunk_views` gives (same memory, sizes, order);
+    a second call with new gradients reuses the other lists' view objects and slices the new
+    gradients; a weight moved to new memory (or a changed chunk size) makes them again."""
+    gen = torch.Generator().manual_seed(30)
+    shapes = [(50, 100), (10,), (64, 64)]
+    lists = [[torch.randn(sh, generator=gen) for sh in shapes] for _ in range(8)]
+    cache: dict[str, Any] = {}
+
+    def same(a: list[list[torch.Tensor]], b: list[list[torch.Tensor]]) -> bool:
+        return [[(t.data_ptr(), t.shape) for t in lst] for lst in a] == [
+            [(t.data_ptr(), t.shape) for t in lst] for lst in b
+        ]
+
+    first = seven._chunk_views_cached(lists, 2048, cache)
+    assert same(first, seven._chunk_views(lists, 2048))
+    assert [t.numel() for t in first[0]] == [2048, 2048, 904, 10, 2048, 2048]
+    lists[seven._FRESH] = [torch.randn(sh, generator=gen) for sh in shapes]
+    second = seven._chunk_views_cached(lists, 2048, cache)
+    assert same(second, seven._chunk_views(lists, 2048))
+    assert all(a is b for i in range(8) if i != seven._FRESH for a, b in zip(first[i], second[i]))
+    assert not same([first[seven._FRESH]], [second[seven._FRESH]])
+    lists[3][0] = torch.randn(50, 100, generator=gen)  # a weight in new memory
+    third = seven._chunk_views_cached(lists, 2048, cache)
+    assert same(third, seven._chunk_views(lists, 2048))
+    assert third[3][0].data_ptr() == lists[3][0].data_ptr()
+    fourth = seven._chunk_views_cached(lists, 1024, cache)
+    assert same(fourth, seven._chunk_views(lists, 1024))
+    with pytest.raises(ValueError, match="UPDATE_CHUNK"):
+        seven._chunk_views_cached(lists, 1000, {})
+
+
+@pytest.mark.parametrize("hooked", [True, False])
+def test_cached_chunk_views_change_no_bit_of_a_pruner_run(
+    hooked: bool, monkeypatch: pytest.MonkeyPatch, twin_pruner_run: Any
+) -> None:
+    """Two SevenPruners chunking at 1,024, one keeping the chunk views between updates
+    (`CACHE_CHUNK_VIEWS`, the default) and one making them at every update (session 29's code):
+    the same masks, m, v, S, weights and AdamW moments, bit for bit, after every step of a window
+    with four cuts; the kept views are freed with the work buffers after the window."""
+    monkeypatch.setattr(seven, "UPDATE_CHUNK", 1024)
+    sizes = _spy_chunks(monkeypatch)
+    prs, cuts = twin_pruner_run("CACHE_CHUNK_VIEWS", (True, False), hooked)
+    assert cuts == 4
+    if seven._fused_adam_runs(torch.device("cpu"), torch.float32):
+        assert len(sizes) == 9 + 8  # cached: once for the buffers + the gradients per update
+    assert prs[0].done and prs[0]._work_cache == {} and prs[0]._scratch_bufs == {}

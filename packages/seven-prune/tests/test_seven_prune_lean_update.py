@@ -10,11 +10,6 @@ import torch
 from seven_prune import seven
 
 
-def _bits(x: torch.Tensor) -> torch.Tensor:
-    """The raw bits of a float tensor (so that +0.0 and -0.0 differ)."""
-    return x.view(torch.int64 if x.dtype == torch.float64 else torch.int32)
-
-
 def _spy_lean(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the lean loop's calls."""
     calls: list[int] = []
@@ -31,55 +26,27 @@ def _spy_lean(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("rezero_on_cut", [True, False])
 def test_lean_update_equals_the_general_loop_bit_for_bit(
-    dtype: torch.dtype, rezero_on_cut: bool, monkeypatch: pytest.MonkeyPatch
+    dtype: torch.dtype,
+    rezero_on_cut: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    update_sequence: Any,
+    assert_same_update: Any,
 ) -> None:
     """Eight updates with cuts (S * M), re-zeroing on some steps and not on others, masks that
-    shrink, gradients with exact zeros and pruned weights left non-zero (an unhooked optimizer):
-    m, v, S, W, t1 and t2 of the lean loop are those of the general loop, bit for bit, on
-    tensors with vectorised bodies, scalar tails and more than one thread's chunk."""
+    shrink, gradients with exact zeros and pruned weights left non-zero (an unhooked optimizer;
+    conftest's `update_sequence`): m, v, S, W, t1 and t2 of the lean loop are those of the general
+    loop, bit for bit, on tensors with vectorised bodies, scalar tails and more than one thread's
+    chunk."""
     if not seven._fused_adam_runs(torch.device("cpu"), dtype):
         pytest.skip("torch's fused AdamW kernel does not run here: no lean loop")
     calls = _spy_lean(monkeypatch)
-    gen = torch.Generator().manual_seed(28)
-    shapes = [(317, 331), (7, 13), (3,), (64, 64)]
-    ws0 = [torch.randn(sh, generator=gen, dtype=dtype) for sh in shapes]
     runs = {}
     for lean in (True, False):
         monkeypatch.setattr(seven, "LEAN_UPDATE", lean)
         n_calls = len(calls)
-        g2 = torch.Generator().manual_seed(5)
-        ws = [w.clone() for w in ws0]
-        st = {k: [torch.zeros(sh, dtype=dtype) for sh in shapes] for k in "mvS"}
-        t1s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
-        t2s = [torch.zeros(sh, dtype=dtype) for sh in shapes]
-        keeps = [torch.ones(sh, dtype=torch.bool) for sh in shapes]
-        for k in range(8):
-            gs = [torch.randn(sh, generator=g2, dtype=dtype) * 1e-3 for sh in shapes]
-            gs[0][::5] = 0.0
-            for g, kp in zip(gs, keeps):  # masked training's gradient: 0 where pruned
-                g.mul_(kp)
-            cutting = k % 3 == 2
-            fks = [kp.to(dtype) for kp in keeps]
-            seven._seven_update_eager(
-                st["m"], st["v"], st["S"], ws, gs, keeps, t1s, t2s, alpha1=0.8, alpha2=0.9,
-                eps=1e-9, k=k, abs_moments=True, cutting=cutting, rezero=k not in (1, 4, 7),
-                rezero_on_cut=rezero_on_cut, fkeeps=fks,
-            )  # fmt: skip
-            if cutting:
-                keeps = [kp & (torch.rand(kp.shape, generator=g2) > 0.3) for kp in keeps]
-            for w in ws:  # an optimizer step that moves pruned weights too (not hooked)
-                w.add_(torch.randn(w.shape, generator=g2, dtype=dtype), alpha=1e-2)
+        runs[lean] = update_sequence(dtype, (28, 5), rezero_on_cut)
         assert len(calls) - n_calls == (8 if lean else 0)
-        runs[lean] = (st, ws, t1s, t2s)
-    for key in "mvS":
-        for a, b in zip(runs[True][0][key], runs[False][0][key]):
-            assert torch.equal(_bits(a), _bits(b)), key
-    for i, what in ((1, "W"), (2, "t1"), (3, "t2")):
-        for a, b in zip(runs[True][i], runs[False][i]):
-            assert torch.equal(_bits(a), _bits(b)), what
-    assert float(runs[True][0]["S"][0].sum()) > 0
-    # the masking ran: pruned S are 0 after the last cut step's update (k = 5, then 2 updates)
-    assert any(bool((s == 0).any()) for s in runs[True][0]["S"])
+    assert_same_update(runs[True], runs[False])
 
 
 def test_lean_loop_is_taken_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:

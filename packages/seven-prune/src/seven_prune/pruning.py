@@ -1259,6 +1259,9 @@ class GradualPruner(Pruner):
         self.updates = 0  # number of score updates so far (k of the next update)
         self._scratch_bufs: dict[str, torch.Tensor] = {}
         self._scratch_view_cache: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+        #: a rule's other per-window caches (e.g. `SevenPruner`'s chunk views of its work
+        #: buffers), cleared with the work buffers after the window so that they pin no memory
+        self._work_cache: dict[str, Any] = {}
         self._w_before: torch.Tensor | None = None  # weights before this step (weights_at="pre")
         self.cutting = False  # whether the current update is followed by a cut
         if self.weights_at == "pre" and self.mode == "dyn" and self.start == 0:
@@ -1370,6 +1373,7 @@ class GradualPruner(Pruner):
         if k == self.last_k:
             self._scratch_bufs.clear()  # the window is over: free the work buffers
             self._scratch_view_cache.clear()
+            self._work_cache.clear()
         return masked
 
     @torch.no_grad()

@@ -219,9 +219,19 @@ LEAN_UPDATE = True
 #: slice find its data still in cache; 0 runs each target whole (session 28's loop). Same
 #: numbers bit for bit either way (`tests/test_seven_prune_chunked_update.py`). 147,456 (one
 #: 384 x 384 matrix; MiniLM's FFN targets in four slices) was chosen of 73,728 / 147,456 /
-#: 294,912 by rule part A of `docs/benchmarks/seven-prune-overhead-s29-rule.md`: -2.63 ms
-#: [-3.50, -1.91] on a 31.4 ms update (MiniLM-shaped state, 2 threads, under the lock).
-UPDATE_CHUNK = 147456
+#: 294,912 by rule part A of `docs/benchmarks/seven-prune-overhead-s29-rule.md` (-2.63 ms
+#: [-3.50, -1.91] on a synthetic MiniLM-shaped state), but **off (0) since session 30**: inside
+#: training, on MiniLM's real state (rule part A of `docs/benchmarks/seven-prune-overhead-s30-rule.md`,
+#: the variants rotating round by round), the whole-target loop was fastest: 147,456 with its
+#: views kept +2.19 ms [-3.36, +7.65], 73,728 +14.44 ms [+5.46, +23.58], session 29's 147,456
+#: +4.47 ms [+1.78, +7.81] per update against it (38.2 ms). Kept as an option (scripts of
+#: sessions 29-30 switch it on).
+UPDATE_CHUNK = 0
+
+#: whether `SevenPruner` keeps the chunk views of its buffers and the weights between updates
+#: (`_chunk_views_cached`) instead of making them at every update (`_chunk_views`); the tests and
+#: the session-30 scripts switch it off to compare. Same numbers bit for bit either way.
+CACHE_CHUNK_VIEWS = True
 
 #: what `UPDATE_CHUNK` must be a multiple of: slices then start on a 4 KiB (float32) boundary, and
 #: every vectorised kernel body covers the same entries as on the whole target
@@ -247,6 +257,36 @@ def _chunk_views(lists: Sequence[Sequence[torch.Tensor]], size: int) -> list[lis
             continue
         for lst, t in zip(out, tup):
             lst.extend(t.view(-1).split(size))
+    return out
+
+
+#: `_chunk_views_cached`'s position of the gradients in the lean loop's lists (the one list whose
+#: tensors are new at every step)
+_FRESH = 4
+
+
+def _chunk_views_cached(
+    lists: Sequence[Sequence[torch.Tensor]], size: int, cache: dict[str, Any]
+) -> list[list[torch.Tensor]]:
+    """`_chunk_views(lists, size)`, with the views of every list but the gradients' (position
+    `_FRESH`: new tensors at every step) kept in `cache` between calls: the same views, in the
+    same order. The pruner's m, v, S, work buffers and float mask and the model's weights are the
+    same memory from step to step, so their slices are made once instead of at every update
+    (about 500 view objects per update for MiniLM, in Python).
+
+    The cached views are reused only while every one of those tensors has the same data pointer
+    and size as when they were made (checked at each call; else they are made again): a cached
+    view holds its memory alive, so no other tensor can have been given that address meanwhile,
+    and the contents are always the tensors' current ones. The caller clears `cache` when the
+    buffers are freed (`GradualPruner._work_cache`), so that it pins no memory."""
+    static = [lst for i, lst in enumerate(lists) if i != _FRESH]
+    key = (size, tuple((t.data_ptr(), t.numel()) for lst in static for t in lst))
+    hit = cache.get("update_chunks")
+    if hit is None or hit[0] != key:
+        hit = (key, _chunk_views(static, size))
+        cache["update_chunks"] = hit
+    out = list(hit[1])
+    out.insert(_FRESH, _chunk_views([lists[_FRESH]], size)[0])
     return out
 
 
@@ -346,6 +386,7 @@ def _seven_update_eager(
     rezero: bool = True,
     rezero_on_cut: bool = True,
     fkeeps: Sequence[torch.Tensor] | None = None,
+    chunk_cache: dict[str, Any] | None = None,
 ) -> None:
     """The SEVEN update of every target, eager and in place; m, v, S, the scratch t1, t2 share one
     float dtype (any; t2 must hold finite numbers, see `_moments_and_ratio_`), W and g may be of
@@ -378,13 +419,19 @@ def _seven_update_eager(
     `_seven_update_lean`: the same kernels with less Python per target (`LEAN_UPDATE`); with
     `UPDATE_CHUNK` set (and every tensor contiguous, as the pruner's are) over
     cache-sized flat slices of the large targets (`_chunk_views`): elementwise kernels on the
-    same entries, the same numbers bit for bit.
+    same entries, the same numbers bit for bit. `chunk_cache` (a dict the caller keeps between
+    calls, `SevenPruner`'s): the slices of everything but the gradients are made once and reused
+    while those tensors stay where they are (`_chunk_views_cached`; same views, same numbers).
     """
     if _lean_applies(ss, ws, gs, fkeeps, abs_moments):
         assert fkeeps is not None
         lists: Sequence[Sequence[torch.Tensor]] = (ms, vs, ss, ws, gs, t1s, t2s, fkeeps)
         if UPDATE_CHUNK and all(t.is_contiguous() for lst in lists for t in lst):
-            lists = _chunk_views(lists, UPDATE_CHUNK)
+            lists = (
+                _chunk_views(lists, UPDATE_CHUNK)
+                if chunk_cache is None
+                else _chunk_views_cached(lists, UPDATE_CHUNK, chunk_cache)
+            )
         _seven_update_lean(
             *lists, alpha1=alpha1, alpha2=alpha2, eps=eps, k=k,
             mask_s=cutting, mask_w=rezero and (rezero_on_cut or not cutting),
@@ -567,6 +614,7 @@ class SevenPruner(GradualPruner):
             rezero=rezero,
             rezero_on_cut=not self.masked.attached,  # attached: the cut's set_mask re-zeroes
             fkeeps=self._float_keep_views() if self._uses_float_keep() else None,
+            chunk_cache=self._work_cache if CACHE_CHUNK_VIEWS else None,
         )
         return True
 
