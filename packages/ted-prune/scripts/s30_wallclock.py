@@ -10,13 +10,13 @@ one more multiply per step, forward and backward); the default has not reweighte
 Protocol (that of `--stage wallclock`, with one more arm): per seed one untimed full-data warm-up
 run on the seed's data, then `--rounds` rounds of full data, TED_s29, TED_s29@old and
 random-dynamic at f = 0.7 (clean MNIST-1D, 25,000 samples, 30 epochs, one thread), the order
-rotated by round. A run's time is `train_mnist1d`'s `seconds` (training with every scoring and
+rotated by seed + round. A run's time is `train_mnist1d`'s `seconds` (training with every scoring and
 re-scoring pass, evaluation excluded); its ratio is to the full-data run of the same round, per
 seed the median over rounds; its scoring share is its scoring seconds per epoch over the
 full-data run's seconds per epoch of the same round. Rule: `docs/benchmarks/ted-prune-s30/wallclock/PLAN.md`.
 
     python packages/ted-prune/scripts/s30_wallclock.py --out docs/benchmarks/ted-prune-s30/wallclock \
-        [--seeds 5] [--rounds 2] [--num-samples 25000] [--epochs 30] [--resume] [--time-limit S]
+        [--seeds 3] [--rounds 1] [--num-samples 25000] [--epochs 30] [--resume] [--time-limit S]
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def install_old_arm() -> None:
 
 
 def order(round_: int) -> list[str]:
-    """The arms of round `round_`, rotated by the round."""
+    """The arms of round `round_` (`run_seed` passes seed + round), rotated by it: with one round
+    per seed the order still changes from seed to seed."""
     k = round_ % len(ARMS)
     return [*ARMS[k:], *ARMS[:k]]
 
@@ -67,7 +68,7 @@ def run_seed(seed: int, num_samples: int, epochs: int, rounds: int) -> list[dict
     train, _, test = bm._splits("clean", num_samples, seed)
     rows = []
     for r in range(-1, rounds):  # round -1: the untimed warm-up
-        for pos, m in enumerate(["full"] if r < 0 else order(r)):
+        for pos, m in enumerate(["full"] if r < 0 else order(seed + r)):
             f = 1.0 if m == "full" else F
             res = bm.train_mnist1d(m, train, test, epochs, f, seed)
             rows.append({"seed": seed, "round": r, "position": pos, "method": m, "f_target": f,
@@ -170,8 +171,8 @@ def report_md(summary: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--num-samples", type=int, default=25_000)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
