@@ -648,7 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="ARM",
         help="with --student-lr-check: the arms trained (default "
-        f"{' '.join(DEFAULT_STUDENT_LR_ARMS)}; also {STUDENT_LR_ARMS[-1]})",
+        f"{' '.join(DEFAULT_STUDENT_LR_ARMS)}; also "
+        f"{' '.join(a for a in STUDENT_LR_ARMS if a not in DEFAULT_STUDENT_LR_ARMS)})",
     )
     bench.add_argument(
         "--first-seed",
