@@ -36,7 +36,7 @@ def test_every_method_defined_before_keeps_its_cache_key(method_keys: Callable) 
 def test_runs_cached_on_the_s28_seeds_keep_their_keys(cached_keys_kept: Callable) -> None:
     # seeds 65..74: the three rungs and the leave-one-outs of rule s28
     assert cached_keys_kept("6[5-9]", [*ABLATION_LADDER, *VARIANTS]) >= 5
-    assert cached_keys_kept("7[0-4]", [*ABLATION_LADDER, *VARIANTS]) == 3
+    assert cached_keys_kept("7[0-4]", [*ABLATION_LADDER, *VARIANTS]) >= 3
 
 
 def test_the_new_names_are_their_rungs_with_one_change() -> None:
