@@ -237,6 +237,20 @@ RULES: dict[str, dict[str, Any]] = {
         ),
         "probes": LSD_PROBES,
     },
+    # session 30 (docs/benchmarks/ssjdn_validation_s30_rule.md): LSD's residual part with the
+    # predicted category's centroid taken out (`lsd_combine="decouple"`), fresh validation seeds
+    # 75..79; D1 the LSD rung with it, D2 (run only if D1 passes) the full model with it
+    "s30_lsd_decouple": {
+        "seeds": (75, 79),
+        "option": "lsd_combine='decouple'",
+        "check": [
+            ("D1", "above0", "+LSD decouple", "+bidirectional centered"),
+            ("D2", "not_worse", "BSD decouple", "BSD centered"),
+        ],
+        "report": [],
+        "probe_methods": ("+LSD decouple", "+bidirectional centered"),
+        "probes": ("probe_img_acc", "probe_txt_acc_large", "probe_txt_acc_small", *LSD_PROBES),
+    },
 }
 
 

@@ -123,6 +123,10 @@ LSD_LABELS_PRIOR_SMALL: dict[str, Any] = {**LSD_LABELS_PRIOR, "lsd_mix": 0.14}
 # issue 19, s27: LSD in the form "+LSD labels only prior mix 0.14" when the triplet loss is
 # blind to semantics (stl=False), as configured otherwise (the full model trains as without it)
 LSD_WITHOUT_STL: dict[str, Any] = {"lsd_without_stl": "labels_prior"}
+# issue 19, session 30: the category labels decouple the semantic part out of the residual part:
+# the residual part is the unit embedding minus its predicted category's centroid (an EMA over
+# both modalities' embeddings of that label), the semantic part as today (`SemanticDecoupling`)
+LSD_DECOUPLE: dict[str, Any] = {"lsd_combine": "decouple"}
 # STL's constant today (variants defined after the switch say it: VARIANTS pins PREVIOUS_STL)
 TODAY_STL: dict[str, Any] = {"stl_kappa": 1.0}
 # the wider projection heads (every scale's 1x1 projection, and the dual encoder's, 64 channels)
@@ -360,6 +364,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "+STL (full SSJDN)",
         {**BSD_CENTERED, **TODAY_STL, **LSD_WITHOUT_STL},
     ),
+    # issue 19, session 30 (rule docs/benchmarks/ssjdn_validation_s30_rule.md, written before the
+    # runs; fresh validation seeds 75..79): LSD's residual part with the predicted category's
+    # centroid taken out (`lsd_combine="decouple"`), on today's defaults
+    "+LSD decouple": ("+LSD", {**BSD_CENTERED, **TODAY_STL, **LSD_DECOUPLE}),
+    "BSD decouple": ("+STL (full SSJDN)", {**BSD_CENTERED, **TODAY_STL, **LSD_DECOUPLE}),
     "BSD centered - LSD": ("+STL (full SSJDN)", {**BSD_CENTERED, **TODAY_STL, "lsd": False}),
     "BSD centered - bidirectional": (
         "+STL (full SSJDN)",
@@ -442,6 +451,8 @@ _CURRENT = {
     "BSD labels prior without STL",
     "BSD centered - LSD",
     "BSD centered - bidirectional",
+    "+LSD decouple",
+    "BSD decouple",
 }
 VARIANTS = {
     name: (
