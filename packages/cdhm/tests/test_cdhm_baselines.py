@@ -1112,5 +1112,7 @@ def test_alignment_rejects_unknown_values_naming_the_allowed_ones(toy, bad):
     from cdhm.causal_hmm import CDHMClassifier
 
     a, _ = toy
-    with pytest.raises(ValueError, match="alignment must be one of .*'mmd-std', 'centroid-balanced'"):
+    with pytest.raises(
+        ValueError, match="alignment must be one of .*'mmd-std', 'centroid-balanced'"
+    ):
         CDHMClassifier(alignment=bad, epochs=1, progress=False).fit(a.x, a.y)
