@@ -990,7 +990,11 @@ def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
         ),
     }
     assert {*SAR1_VARIANTS, *SAR1_LADDER} == set(pairs)
-    on_sar1 = {"CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd"}  # session 29, built on it
+    on_sar1 = {  # sessions 29 and 30, built on it
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd",
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+mmdstd",
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+cbal",
+    }
     for other in ["CDHM", *OPTION_VARIANTS]:
         if other not in pairs and other not in on_sar1:
             assert _estimator(other, BenchConfig(), 4).s_transition == "learned", other
@@ -1048,3 +1052,67 @@ def test_lmmd_alignment_runs_on_the_untied_guide_with_the_stationary_prior(toy):
     assert est.net_.target_split and est._s_transition() == "ar1"
     align, weight = np.asarray(est.history_["align"]), np.asarray(est.history_["align_weight"])
     assert np.isfinite(align).all() and weight[-1] > 0 and align[-1] > 0
+
+
+def test_session30_alignment_variants_are_named_options_off_the_cache_key():
+    """Session 30's readings differ from the stationary-prior row (the library default's bench
+    name) and from its no-align rung in alignment alone; the cache key keeps "mmd"; no other
+    row uses them."""
+    from cdhm.bench import (
+        OPTION_VARIANTS,
+        S30_ALIGN_VARIANTS,
+        BenchConfig,
+        _cache_key,
+        _estimator,
+    )
+
+    assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["alignment"] == "mmd"
+    names = {
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+mmdstd": "mmd-std",
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+cbal": "centroid-balanced",
+    }
+    assert set(S30_ALIGN_VARIANTS) == set(names)
+    for other in ["CDHM", *OPTION_VARIANTS]:
+        if other not in names:
+            assert _estimator(other, BenchConfig(), 4).alignment not in names.values(), other
+    base = _estimator("CDHM+adda+stickyz0.25+optcarry+sskip+sar1", BenchConfig(), 4)
+    rung = _estimator("CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1", BenchConfig(), 4)
+    for name, alignment in names.items():
+        one = _estimator(name, BenchConfig(), 4)
+        assert (one.alignment, one.target_encoder, one._s_transition()) == (
+            alignment,
+            "adapted",
+            "ar1",
+        )
+        for other in (base, rung):
+            assert {k: v for k, v in one.get_params().items() if k != "alignment"} == {
+                k: v for k, v in other.get_params().items() if k != "alignment"
+            }
+
+
+@pytest.mark.parametrize("alignment", ["mmd-std", "centroid-balanced"])
+def test_session30_alignments_run_on_the_untied_guide(toy, alignment):
+    """Both session-30 alignments on the library default: after the split the term is active
+    (weight > 0, finite, >= 0); the source guide gets no alignment gradient (one-sided)."""
+    from cdhm.causal_hmm import CDHMClassifier
+
+    a, b = toy
+    kw = {"n_segments": 4, "epochs": 3, "s_dim": 4, "z_dim": 4, "hidden": 16, "progress": False}
+    est = CDHMClassifier(alignment=alignment, adapt_start=0.3, **kw)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    assert est.net_.target_split and est._s_transition() == "ar1"
+    align, weight = np.asarray(est.history_["align"]), np.asarray(est.history_["align_weight"])
+    assert np.isfinite(align).all() and weight[-1] > 0 and (align >= -1e-6).all()
+    if alignment == "centroid-balanced":
+        assert np.isfinite(est.history_["balance_gap"]).all()
+
+
+@pytest.mark.parametrize("bad", ["MMD", "mmd_std", "centroid", 0])
+def test_alignment_rejects_unknown_values_naming_the_allowed_ones(toy, bad):
+    from cdhm.causal_hmm import CDHMClassifier
+
+    a, _ = toy
+    with pytest.raises(
+        ValueError, match="alignment must be one of .*'mmd-std', 'centroid-balanced'"
+    ):
+        CDHMClassifier(alignment=bad, epochs=1, progress=False).fit(a.x, a.y)

@@ -285,7 +285,7 @@ def test_lmmd_alignment_and_entropy_terms_enter_the_loss_as_written(toy, steps):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"alignment": "lmd"}, "alignment must be 'dann', 'mmd', 'lmmd' or None"),
+        ({"alignment": "lmd"}, "alignment must be one of \\('dann', 'mmd', 'lmmd'"),
         ({"lambda_ent": -0.1}, "lambda_ent"),
         ({"lambda_ent": float("nan")}, "lambda_ent"),
         ({"lambda_ent": "0.1"}, "lambda_ent"),
@@ -2149,3 +2149,67 @@ def test_s_transition_default_is_auto_ar1_with_the_markov_prior(toy):
     for extra in ({"temporal_prior": False}, {"sticky_s": 0.25}):
         est = CDHMClassifier(**kw, **extra).fit(a.x, a.y, b.x, a.domain, b.domain)
         assert est.net_.s_transition == "learned" and not hasattr(est.net_, "p_s_ar"), extra
+
+
+def test_standardized_mmd_is_mk_mmd_of_z_scores_and_shift_scale_free():
+    """standardized_mmd (session 30): mk_mmd of each domain's per-dimension z-scores (float64);
+    invariant to a per-dimension shift and scale of either domain, not to a change of shape."""
+    from cdhm.models import mk_mmd, standardized_mmd
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(9, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(7, 3, generator=g, dtype=torch.float64) ** 2
+    za = (a - a.mean(0)) / torch.sqrt(a.var(0, unbiased=False) + 1e-5)
+    zb = (b - b.mean(0)) / torch.sqrt(b.var(0, unbiased=False) + 1e-5)
+    got = float(standardized_mmd(a, b))
+    assert got == pytest.approx(float(mk_mmd(za, zb)), rel=1e-12)
+    scale = torch.tensor([0.2, 3.0, 1.5], dtype=torch.float64)
+    moved = b * scale + torch.tensor([5.0, -1.0, 0.3], dtype=torch.float64)
+    assert float(standardized_mmd(a, moved)) == pytest.approx(got, rel=1e-4)
+    assert float(mk_mmd(a, moved)) != pytest.approx(float(mk_mmd(a, b)), rel=1e-2)
+    assert float(standardized_mmd(a, a * 2.0 + 1.0)) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="needs >= 2 rows per domain, got 9 and 1"):
+        standardized_mmd(a, b[:1])
+
+
+def test_soft_centroid_gap_and_class_balance_match_their_equations():
+    """soft_centroid_gap: the mean squared gap between source class means and probability-weighted
+    target centroids over the source's classes, in units of the source's mean squared class
+    spacing; a class the target argmax never predicts keeps its term (float64).
+    class_balance_gap: log K - H(mean prediction)."""
+    from cdhm.models import class_balance_gap, soft_centroid_gap
+
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(6, 3, generator=g, dtype=torch.float64) + 0.5
+    ya = torch.tensor([0, 0, 1, 1, 2, 2, 2, 0])  # class 3 absent from the source batch
+    logits = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    logits[:, 2] -= 20.0  # class 2 is never the target argmax: it still counts
+    p = torch.softmax(logits, -1)
+    mu_s = [a[ya == k].mean(0) for k in range(3)]
+    mu_t = [(p[:, k, None] * b).sum(0) / p[:, k].sum() for k in range(3)]
+    spacing = np.mean(
+        [float((mu_s[k] - mu_s[m]).pow(2).sum()) for k in range(3) for m in range(3) if k != m]
+    )
+    expected = np.mean([float((mu_t[k] - mu_s[k]).pow(2).sum()) for k in range(3)]) / spacing
+    assert float(soft_centroid_gap(a, ya, b, p)) == pytest.approx(expected, rel=1e-12)
+    # targets on their source centroids with one-hot probabilities: gap 0
+    one_hot = torch.eye(4, dtype=torch.float64)[[0, 1, 2]]
+    on = torch.stack(mu_s)
+    assert float(soft_centroid_gap(a, ya, on, one_hot)) == pytest.approx(0.0, abs=1e-12)
+    # one source class: nothing to measure the spacing by, so 0
+    assert float(soft_centroid_gap(a, torch.zeros(8, dtype=torch.long), b, p)) == 0.0
+    # the probabilities are constants; the gradient reaches the target features
+    b_req, p_req = b.clone().requires_grad_(True), p.clone().requires_grad_(True)
+    soft_centroid_gap(a, ya, b_req, p_req).backward()
+    assert p_req.grad is None and b_req.grad is not None
+    with pytest.raises(ValueError, match="a_labels holds a class >= the 4 columns"):
+        soft_centroid_gap(a, torch.full((8,), 4), b, p)
+    p_bar = p.mean(0)
+    ent = -float((p_bar * p_bar.log()).sum())
+    assert float(class_balance_gap(p)) == pytest.approx(np.log(4) - ent, rel=1e-12)
+    assert float(class_balance_gap(torch.full((5, 4), 0.25, dtype=torch.float64))) == (
+        pytest.approx(0.0, abs=1e-12)
+    )
+    drained = torch.eye(4, dtype=torch.float64)[[1, 1, 1]]
+    assert float(class_balance_gap(drained)) == pytest.approx(np.log(4), rel=1e-9)

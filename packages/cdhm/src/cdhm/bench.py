@@ -386,6 +386,21 @@ CLASS_ALIGN_VARIANTS: dict[str, dict[str, Any]] = {
         "alignment": "lmmd",
     },
 }
+#: Two readings of the alignment on the stationary prior that do not duplicate it (session 30;
+#: rule cdhm_validate_s30_rule.md), each the current library default's bench row
+#: (CDHM+adda+stickyz0.25+optcarry+sskip+sar1) with one other ``alignment``: the class-free
+#: MK-MMD of per-domain standardised s_T ("mmd-std", :func:`cdhm.models.standardized_mmd`), and
+#: soft target centroids onto the source class centroids plus a class-balance term
+#: ("centroid-balanced", :func:`cdhm.models.soft_centroid_gap`,
+#: :func:`cdhm.models.class_balance_gap`). No value to tune. Their alignment rung (and the
+#: default's) is CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1.
+S30_ALIGN_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+" + short: {
+        **SAR1_VARIANTS["CDHM+adda+stickyz0.25+optcarry+sskip+sar1"],
+        "alignment": alignment,
+    }
+    for short, alignment in (("mmdstd", "mmd-std"), ("cbal", "centroid-balanced"))
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -433,6 +448,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SAR1_VARIANTS,
     **SAR1_LADDER,
     **CLASS_ALIGN_VARIANTS,
+    **S30_ALIGN_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)

@@ -54,6 +54,7 @@ from cdhm.models import (
     PSEUDO_LABELS,
     SegmentEncoder,
     UntiedTarget,
+    class_balance_gap,
     ganin_lambda,
     grad_reverse,
     hsic,
@@ -62,9 +63,12 @@ from cdhm.models import (
     pseudo_labels,
     shot_centroids,
     shot_labels,
+    soft_centroid_gap,
+    standardized_mmd,
 )
 
 __all__ = [
+    "ALIGNMENTS",
     "ALIGN_DIRECTIONS",
     "ALIGN_RAMPS",
     "ELBOS",
@@ -91,6 +95,10 @@ STICKY_Z = 0.25
 #: What the fault head reads (``CDHMClassifier(fault_steps=...)``): the last step's s_T, or every
 #: step's s_t (their per-step logits averaged).
 FAULT_STEPS: tuple[str, ...] = ("last", "all")
+
+#: How s is aligned across domains (``CDHMClassifier(alignment=...)``); None: no alignment.
+#: "mmd-std" and "centroid-balanced" are the session-30 readings (issue 18).
+ALIGNMENTS: tuple[str | None, ...] = ("dann", "mmd", "lmmd", "mmd-std", "centroid-balanced", None)
 
 #: Which domains' s the alignment terms move (``CDHMClassifier(align_direction=...)``): both, or
 #: only the target's (the source's s detached in the alignment term, a one-sided alignment).
@@ -822,7 +830,27 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     marginal (the marginal MK-MMD's work: test, its alignment rung -0.05 points), but it is blind
     to the class; LMMD = (1/|C|) sum_k MMD^2(P_s(s_T | y = k), P_t(s_T | yhat = k)) is 0 for any
     matched marginal with swapped classes, which the prior cannot see, and is the reading of
-    "aligning s across domains" the prior does not duplicate. ``lambda_lmmd > 0`` instead keeps the marginal
+    "aligning s across domains" the prior does not duplicate (rejected on validation: target
+    classes drain into the class the head predicts most). Two session-30 readings (issue 18;
+    rule ``docs/benchmarks/cdhm-next/cdhm_validate_s30_rule.md``), both reconstructions, same
+    weight ``lambda_align``, schedule and one-sidedness as "mmd":
+    ``alignment="mmd-std"`` is the MK-MMD of per-domain standardised s_T
+    (:func:`cdhm.models.standardized_mmd`): u = (s - mean_d s) / sd_d s per dimension over each
+    domain's windows of the batch, then MMD^2(u_source, u_target). It assumes that under the
+    stationary prior the target's centre and size are the prior's business (it centres the noisy
+    target by shrinking its s), so a plain MMD spends its gradient on restoring the target's size,
+    and that what a class-free alignment should still match is the shape of s (how the target's
+    clusters sit relative to one another), which a shift and scale per dimension cannot change.
+    ``alignment="centroid-balanced"`` is a class-conditional alignment that cannot drain a class:
+    gap + bal with gap = (1/K) sum_k ||mu^t_k - mu^s_k||^2 / mean_{k != l} ||mu^s_k - mu^s_l||^2
+    (:func:`cdhm.models.soft_centroid_gap`; mu^s_k the batch's source class means, mu^t_k the
+    target s_T averaged with weights softmax(f(s_T))_k, constants; every source class keeps its
+    term whether or not the target's argmax predicts it) and bal = log K - H(mean_j
+    softmax(f(s_T^j))) (:func:`cdhm.models.class_balance_gap`, the diversity term of SHOT / IM,
+    through the fault head's detached parameters, so its gradient moves s only). It assumes the
+    target's classes are about equally frequent (true of the simulator's domains; a target with a
+    rare class is pushed towards predicting it more) and that the head's soft labels are right
+    more often than not after the split. ``lambda_lmmd > 0`` instead keeps the marginal
     ``alignment`` and adds lambda_lmmd * w_l(p) * LMMD(s_T) with w_l = 0 for the first
     ``lmmd_start`` of training (default 0.5), then the Ganin ramp (:meth:`_lmmd_weight`): the
     marginal term keeps the target spread over the source classes, the class-conditional one
@@ -1292,10 +1320,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         check_int("s_dim", self.s_dim, 1)
         check_int("z_dim", self.z_dim, 1)
         check_int("hidden", self.hidden, 4)
-        if self.alignment not in ("dann", "mmd", "lmmd", None):
-            raise ValueError(
-                f"alignment must be 'dann', 'mmd', 'lmmd' or None, got {self.alignment!r}"
-            )
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
         for name in (
             "lambda_y",
             "lambda_c",
@@ -1541,6 +1567,20 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 loss = loss + self.lambda_align * align
                 logs["domain_acc"] = float(((d_logit.detach() > 0).float() == d_al).float().mean())
                 logs["grl_lambda"] = lam
+            elif self.alignment == "mmd-std":
+                align = standardized_mmd(s_al[d_al == 0], s_al[d_al == 1])
+                loss = loss + self.lambda_align * lam * align
+            elif self.alignment == "centroid-balanced":
+                # soft target centroids onto the source class centroids (weights constants) plus
+                # the balance of the target's mean prediction through the frozen head, so the
+                # gradient of both reaches only s (the target guide after the split)
+                probs = F.softmax(net.fault_logits(s_all[ns:], frozen=True), -1)
+                gap = soft_centroid_gap(s_T[:ns], ys, s_T[ns:], probs.detach())
+                bal = class_balance_gap(probs)
+                align = gap + bal
+                loss = loss + self.lambda_align * lam * align
+                logs["centroid_gap"] = float(gap.detach())
+                logs["balance_gap"] = float(bal.detach())
             elif self.alignment == "lmmd":
                 # soft target pseudo-labels from CDHM's own fault head (constants)
                 probs = F.softmax(net.fault_logits(s_all[ns:]).detach(), -1)

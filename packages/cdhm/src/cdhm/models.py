@@ -19,6 +19,7 @@ __all__ = [
     "SegmentEncoder",
     "UntiedTarget",
     "check_signals",
+    "class_balance_gap",
     "coral_loss",
     "ganin_lambda",
     "grad_reverse",
@@ -28,7 +29,9 @@ __all__ = [
     "pseudo_labels",
     "shot_centroids",
     "shot_labels",
+    "soft_centroid_gap",
     "standardize_windows",
+    "standardized_mmd",
 ]
 
 #: How :func:`pseudo_labels` labels target windows: the classifier's own confident argmax, the
@@ -254,6 +257,67 @@ def lmmd(
     k = sum(torch.exp(-d2 / (s * sigma2)) for s in scales) / len(scales)
     w = torch.cat([ws, -wt], dim=0)  # (n + m, |C|): +source weights, -target weights
     return (w.T @ k @ w).diagonal().sum() / n_c
+
+
+def standardized_mmd(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MK-MMD^2 (:func:`mk_mmd`) of per-domain standardised features (issue 18, session 30).
+
+    Each domain's rows are standardised per dimension by their own batch mean and standard
+    deviation, u = (a - mean(a)) / sqrt(var(a) + eps) and v likewise for b, and the result is
+    mk_mmd(u, v). It is invariant to a per-dimension shift and scale of either domain, so it sees
+    only the shape of the two distributions (how their clusters sit relative to one another),
+    not their centre or size. Reconstruction: a "whitened" alignment that assumes the domains'
+    difference in centre and scale is handled elsewhere (by CDHM's stationary prior, which pulls
+    both domains' s onto N(0, I) by shrinking the noisy target) and that the shape is what a
+    class-free alignment should still match. Needs >= 2 rows per domain.
+    """
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError(
+            f"standardized_mmd needs >= 2 rows per domain, got {a.shape[0]} and {b.shape[0]}"
+        )
+
+    def z(x: torch.Tensor) -> torch.Tensor:
+        return (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, unbiased=False) + eps)
+
+    return mk_mmd(z(a), z(b))
+
+
+def soft_centroid_gap(
+    a: torch.Tensor, a_labels: torch.Tensor, b: torch.Tensor, b_probs: torch.Tensor
+) -> torch.Tensor:
+    """Scale-free gap between the source class centroids and the soft target class centroids.
+
+    Source features `a` (n, d) with class indices `a_labels` (n,); target features `b` (m, d)
+    with class probabilities `b_probs` (m, K) (constants). With mu^s_k the mean of the source rows
+    of class k and mu^t_k = sum_j p_jk b_j / sum_j p_jk the target centroid weighted by the
+    probabilities,
+
+        gap = (1/|C|) sum_{k in C} ||mu^t_k - mu^s_k||^2 / mean_{k != l in C} ||mu^s_k - mu^s_l||^2,
+
+    C = the classes present among the source rows (every class keeps its term whether or not the
+    target's argmax predicts it, unlike DSAN's LMMD, which drops the classes absent from the
+    target argmax; the denominator is detached). 0 when |C| < 2.
+    """
+    k_dim = b_probs.shape[1]
+    if a_labels.numel() and int(a_labels.max()) >= k_dim:
+        raise ValueError(f"a_labels holds a class >= the {k_dim} columns of b_probs")
+    ws = torch.nn.functional.one_hot(a_labels, k_dim).to(a.dtype)
+    present = ws.sum(0) > 0
+    if int(present.sum()) < 2:
+        return (a.sum() + b.sum()) * 0.0
+    ws = ws[:, present] / ws[:, present].sum(0, keepdim=True)
+    wt = b_probs.detach().to(b.dtype)[:, present]
+    wt = wt / wt.sum(0, keepdim=True).clamp_min(1e-12)
+    mu_s, mu_t = ws.T @ a, wt.T @ b
+    spacing = torch.pdist(mu_s.detach()).pow(2).mean().clamp_min(1e-12)
+    return (mu_t - mu_s).pow(2).sum(1).mean() / spacing
+
+
+def class_balance_gap(probs: torch.Tensor) -> torch.Tensor:
+    """log K - H(mean_j p_j) of class probabilities `probs` (m, K): 0 when the mean prediction
+    is uniform, log K when every row predicts one class (the diversity term of SHOT / IM)."""
+    p_bar = probs.mean(0)
+    return math.log(probs.shape[1]) + (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()
 
 
 def pseudo_labels(
