@@ -16,6 +16,7 @@ detector's decision (`noisy`) and statistic. `--decide` writes `DIR/decision.jso
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,13 +35,59 @@ SEEDS = list(range(180, 190))
 _LAST: list[Any] = []
 
 
-def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
-    if method == "TED_s26_noise_late":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="late")
-    else:
-        p = _ORIG_PRUNER(method, n, epochs, f, seed, sizes)
-    _LAST[:] = [p]
-    return p
+def extra_pruner(builders: dict[str, Callable[[int, int, float, int], Any]]) -> Callable[..., Any]:
+    """A `pruner` for `s27_validation.main` (the sessions 27b-30 validation scripts): a method named
+    in `builders` is built by it from (n, epochs, f, seed), any other as the benchmark builds it
+    (`_ORIG_PRUNER`); the pruner is kept in `_LAST` for the run's row fields (`last_fields`)."""
+
+    def pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
+        build = builders.get(method)
+        p = (
+            _ORIG_PRUNER(method, n, epochs, f, seed, sizes)
+            if build is None
+            else build(n, epochs, f, seed)
+        )
+        _LAST[:] = [p]
+        return p
+
+    return pruner
+
+
+def last_fields(*names: str) -> Callable[[], dict[str, Any]]:
+    """A `row_extra` for `s27_validation.main`: the named attributes of the last run's pruner, in
+    this order (None where the pruner has none: InfoBatch, random-dynamic)."""
+
+    def fields() -> dict[str, Any]:
+        p = _LAST[0]
+        return {k: getattr(p, k, None) for k in names}
+
+    return fields
+
+
+def cells_plan(
+    cells: dict[tuple[str, float], tuple[str, ...]],
+) -> Callable[[str, str, float], bool]:
+    """A `plan` for `s27_validation.main`: whether a study runs `arm` in (setting, f) (`cells`)."""
+
+    def plan(arm: str, setting: str, f: float) -> bool:
+        return arm in cells.get((setting, f), ())
+
+    return plan
+
+
+def paired(d: np.ndarray) -> dict[str, Any]:
+    """A paired difference over seeds: mean, 95% percentile bootstrap CI (`_ci`), whether every
+    difference is exactly 0."""
+    return {"mean": float(d.mean()), "ci95": _ci(d), "all_zero": bool(np.all(d == 0))}
+
+
+_pruner = extra_pruner(
+    {
+        "TED_s26_noise_late": lambda n, e, f, s: TEDPruner(
+            n, e, budget=f, seed=s, noise_schedule="late"
+        )
+    }
+)
 
 
 def summarize(
@@ -119,11 +166,8 @@ def decide(
     return out
 
 
-def _detector_fields() -> dict[str, Any]:
-    """The last run's detector decision and statistic (None for arms without a detector)."""
-    p = _LAST[0]
-    return {"noisy": getattr(p, "noisy", None),
-            "noise_statistic": getattr(p, "noise_statistic", None)}  # fmt: skip
+#: the last run's detector decision and statistic (None for arms without a detector)
+_detector_fields = last_fields("noisy", "noise_statistic")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,13 +33,13 @@ ARMS = {
 SEEDS = list(range(190, 200))
 
 
-def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
-    if method == "TED_s26_noise_e0":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="late_epoch0")
-    else:
-        p = sv._ORIG_PRUNER(method, n, epochs, f, seed, sizes)
-    sv._LAST[:] = [p]
-    return p
+_pruner = sv.extra_pruner(
+    {
+        "TED_s26_noise_e0": lambda n, e, f, s: TEDPruner(
+            n, e, budget=f, seed=s, noise_schedule="late_epoch0"
+        )
+    }
+)
 
 
 def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:

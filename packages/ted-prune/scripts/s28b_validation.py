@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import s27_validation
 import s27b_validation as sv
-from s27_validation import EPOCHS, FS, NUM_SAMPLES, SETTINGS, _ci
+from s27_validation import EPOCHS, FS, NUM_SAMPLES, SETTINGS
 from ted_prune.ted import NOISE_MIN_KEEP_S28B, TEDPruner
 
 CANDIDATE = "floor50"
@@ -33,23 +32,13 @@ ARMS = {
 SEEDS = list(range(200, 210))
 
 
-def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
-    if method == "TED_s26_noise_e0_floor50":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="late_epoch0",
-                      noise_min_keep=NOISE_MIN_KEEP_S28B)  # fmt: skip
-    else:
-        p = sv._ORIG_PRUNER(method, n, epochs, f, seed, sizes)
-    sv._LAST[:] = [p]
-    return p
-
-
-def _fields() -> dict[str, Any]:
-    """The last run's detector state (None for the default arm)."""
-    p = sv._LAST[0]
-    return {"noise_active": getattr(p, "noise_active", None),
-            "noise_late_keep": getattr(p, "noise_late_keep", None),
-            "noisy": getattr(p, "noisy", None),
-            "noise_statistic": getattr(p, "noise_statistic", None)}  # fmt: skip
+_pruner = sv.extra_pruner({
+    "TED_s26_noise_e0_floor50": lambda n, e, f, s: TEDPruner(
+        n, e, budget=f, seed=s, noise_schedule="late_epoch0", noise_min_keep=NOISE_MIN_KEEP_S28B
+    )
+})  # fmt: skip
+#: the last run's detector state (None for the default arm)
+_fields = sv.last_fields("noise_active", "noise_late_keep", "noisy", "noise_statistic")
 
 
 def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:
@@ -71,8 +60,7 @@ def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str,
             cell["late_keep"] = sorted({r["noise_late_keep"] for r in rc.values()})
             cell["switched"] = sum(bool(r["noisy"]) for r in rc.values())
             d = acc[CANDIDATE] - acc["default"]
-            cell[f"{CANDIDATE}-default"] = {"mean": float(d.mean()), "ci95": _ci(d),
-                                            "all_zero": bool(np.all(d == 0))}  # fmt: skip
+            cell[f"{CANDIDATE}-default"] = sv.paired(d)
             out["cells"][f"{setting} f={f}"] = cell
     return out
 

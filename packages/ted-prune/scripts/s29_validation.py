@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import s27_validation
 import s27b_validation as sv
-from s27_validation import EPOCHS, NUM_SAMPLES, _ci
+from s27_validation import EPOCHS, NUM_SAMPLES
 from ted_prune.ted import NOISE_MIN_KEEP_S28B, TEDPruner
 
 MIN_KEEP0 = 0.35  # the candidate's m2, fixed by the rule
@@ -46,36 +45,20 @@ S28B = {"noise_schedule": "late_epoch0", "noise_min_keep": NOISE_MIN_KEEP_S28B}
 HARM_CI = 1.0  # D2: the upper end of the harm's (default - candidate) CI must lie below this
 
 
-def plan(arm: str, setting: str, f: float) -> bool:
-    """Whether the study runs `arm` in (setting, f) (`CELLS`)."""
-    return arm in CELLS.get((setting, f), ())
-
-
-def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
-    if method == "TED_s28b_lowre0":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, **S28B, noise_norescore_min_keep=MIN_KEEP0)
-    elif method == "TED_s28b_thin25":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, **S28B, noise_tail_rate=RATE)
-    else:
-        p = sv._ORIG_PRUNER(method, n, epochs, f, seed, sizes)
-    sv._LAST[:] = [p]
-    return p
-
-
-def _fields() -> dict[str, Any]:
-    """The last run's detector state (InfoBatch: None)."""
-    p = sv._LAST[0]
-    return {"noise_active": getattr(p, "noise_active", None),
-            "noise_thin_active": getattr(p, "noise_thin_active", None),
-            "noisy": getattr(p, "noisy", None),
-            "noise_statistic": getattr(p, "noise_statistic", None),
-            "tail_rate": getattr(p, "tail_rate", None),
-            "rescore_every": getattr(p, "rescore_every", None),
-            "noise_norescore_keep": getattr(p, "noise_norescore_keep", None)}  # fmt: skip
-
-
-def _diff(d: np.ndarray) -> dict[str, Any]:
-    return {"mean": float(d.mean()), "ci95": _ci(d), "all_zero": bool(np.all(d == 0))}
+#: whether the study runs an arm in (setting, f) (`CELLS`)
+plan = sv.cells_plan(CELLS)
+_pruner = sv.extra_pruner({
+    "TED_s28b_lowre0": lambda n, e, f, s: TEDPruner(
+        n, e, budget=f, seed=s, **S28B, noise_norescore_min_keep=MIN_KEEP0
+    ),
+    "TED_s28b_thin25": lambda n, e, f, s: TEDPruner(
+        n, e, budget=f, seed=s, **S28B, noise_tail_rate=RATE
+    ),
+})  # fmt: skip
+#: the last run's detector state (InfoBatch: None)
+_fields = sv.last_fields("noise_active", "noise_thin_active", "noisy", "noise_statistic",
+                         "tail_rate", "rescore_every", "noise_norescore_keep")  # fmt: skip
+_diff = sv.paired
 
 
 def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import s27_validation
 import s27b_validation as sv
-from s27_validation import EPOCHS, NUM_SAMPLES, _ci
+from s27_validation import EPOCHS, NUM_SAMPLES
 from ted_prune.ted import TEDPruner
 
 ARMS = {
@@ -38,27 +38,16 @@ CELLS = {
 SEEDS = list(range(220, 230))
 
 
-def plan(arm: str, setting: str, f: float) -> bool:
-    """Whether the study runs `arm` in (setting, f) (`CELLS`)."""
-    return arm in CELLS.get((setting, f), ())
-
-
-def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
-    if method == "TED_s29b_late045":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="late_epoch0",
-                      noise_min_keep=0.45, noise_norescore_min_keep=None)  # fmt: skip
-    else:
-        p = sv._ORIG_PRUNER(method, n, epochs, f, seed, sizes)
-    sv._LAST[:] = [p]
-    return p
-
-
-def _fields() -> dict[str, Any]:
-    """The last run's detector state (InfoBatch, random-dynamic: None)."""
-    p = sv._LAST[0]
-    return {"noisy": getattr(p, "noisy", None),
-            "noise_statistic": getattr(p, "noise_statistic", None),
-            "rescore_every": getattr(p, "rescore_every", None)}  # fmt: skip
+#: whether the study runs an arm in (setting, f) (`CELLS`)
+plan = sv.cells_plan(CELLS)
+_pruner = sv.extra_pruner({
+    "TED_s29b_late045": lambda n, e, f, s: TEDPruner(
+        n, e, budget=f, seed=s, noise_schedule="late_epoch0", noise_min_keep=0.45,
+        noise_norescore_min_keep=None,
+    )
+})  # fmt: skip
+#: the last run's detector state (InfoBatch, random-dynamic: None)
+_fields = sv.last_fields("noisy", "noise_statistic", "rescore_every")
 
 
 def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:
@@ -80,8 +69,7 @@ def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str,
             pairs += [("s29", "InfoBatch"), ("s29", "random_dynamic"), ("late_rescore", "s29")]
         for x, y in pairs:
             d = acc[x] - acc[y]
-            cell[f"{x}-{y}"] = {"mean": float(d.mean()), "ci95": _ci(d),
-                                "all_zero": bool((d == 0).all())}  # fmt: skip
+            cell[f"{x}-{y}"] = sv.paired(d)
         out["cells"][f"{setting} f={f}"] = cell
     return out
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import s27_validation
 import s27b_validation as sv
-from s27_validation import EPOCHS, NUM_SAMPLES, _ci
+from s27_validation import EPOCHS, NUM_SAMPLES
 from ted_prune.ted import TEDPruner
 
 ARMS = {
@@ -37,27 +37,19 @@ SEEDS = list(range(230, 240))
 NORESCORE_FLOOR = 0.99  # `noise_min_keep` of the `norescore` arm
 
 
-def plan(arm: str, setting: str, f: float) -> bool:
-    """Whether the study runs `arm` in (setting, f) (`CELLS`)."""
-    return arm in CELLS.get((setting, f), ())
-
-
-def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> Any:
-    if method == "TED_s30_norescore":
-        p = TEDPruner(n, epochs, budget=f, seed=seed, noise_min_keep=NORESCORE_FLOOR)
-    else:
-        p = sv._ORIG_PRUNER(method, n, epochs, f, seed, sizes)
-    sv._LAST[:] = [p]
-    return p
+#: whether the study runs an arm in (setting, f) (`CELLS`)
+plan = sv.cells_plan(CELLS)
+_pruner = sv.extra_pruner({
+    "TED_s30_norescore": lambda n, e, f, s: TEDPruner(
+        n, e, budget=f, seed=s, noise_min_keep=NORESCORE_FLOOR
+    )
+})  # fmt: skip
+_detector = sv.last_fields("noisy", "noise_statistic", "rescore_every")
 
 
 def _fields() -> dict[str, Any]:
     """The last run's detector and plan state."""
-    p = sv._LAST[0]
-    return {"noisy": getattr(p, "noisy", None),
-            "noise_statistic": getattr(p, "noise_statistic", None),
-            "rescore_every": getattr(p, "rescore_every", None),
-            "keep": float(p.schedule.keep)}  # fmt: skip
+    return {**_detector(), "keep": float(sv._LAST[0].schedule.keep)}
 
 
 def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, Any]:
@@ -75,8 +67,7 @@ def summarize(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str,
                                      by[("s29", setting, f, s)]["noise_statistic"]]
                             for s in done}  # fmt: skip
         d = acc["norescore"] - acc["s29"]
-        cell["norescore-s29"] = {"mean": float(d.mean()), "ci95": _ci(d),
-                                 "all_zero": bool((d == 0).all())}  # fmt: skip
+        cell["norescore-s29"] = sv.paired(d)
         out["cells"][f"{setting} f={f}"] = cell
     return out
 
