@@ -30,12 +30,11 @@ Nothing is written; nothing is chosen from it (the target labels are used only t
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 import torch
-from cdhm.bench import BenchConfig, _estimator, _task_data, class_swaps
-from cdhm.data import DOMAIN_TIERS
+from cdhm.bench import class_swaps
+from diagnose_align_moments import run
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
@@ -82,45 +81,21 @@ def stats(est, s_src, s_ttr, s_tte, yt) -> dict:
     }
 
 
+def _measure(est, data, fe) -> dict:
+    """This diagnosis' row (`stats`) on the target's test windows, and the bench's own accuracy."""
+    (_, _, _, t_te), (f_str, _, f_ttr, f_tte) = data, fe
+    cls = list(est.classes_)
+    yt = np.array([cls.index(v) for v in t_te.y])
+    ss = est.transform(f_str.x, c=int(f_str.domain[0]), part="s")
+    st_tr = est.transform(f_ttr.x, c=int(f_ttr.domain[0]), part="s")
+    st = est.transform(f_tte.x, c=int(f_ttr.domain[0]), part="s")
+    r = stats(est, ss, st_tr, st, yt)
+    r["bench"] = 100 * float(np.mean(est.predict(f_tte.x) == t_te.y))  # est.predict: must equal acc
+    return r
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) < 3:
-        raise SystemExit(__doc__)
-    tasks, seeds, *methods = argv
-    names = [d.name for d in DOMAIN_TIERS["hard"]]
-    torch.set_num_threads(2)
-    cfg = BenchConfig()
-    rows: dict[str, list[dict]] = {m: [] for m in methods}
-    for task in tasks.split(","):
-        src, tgt = task.split("->")
-        s_i, t_i = names.index(src), names.index(tgt)
-        for seed in (int(v) for v in seeds.split(",")):
-            (s_tr, _, _, t_te), fe = _task_data(s_i, t_i, seed, cfg)
-            f_str, _, f_ttr, f_tte = fe[cfg.front_end]
-            for method in methods:
-                est = _estimator(method, cfg, seed)
-                t0 = time.perf_counter()
-                est.fit(f_str.x, f_str.y, f_ttr.x, f_str.domain, f_ttr.domain)
-                cls = list(est.classes_)
-                yt = np.array([cls.index(v) for v in t_te.y])
-                ss = est.transform(f_str.x, c=int(f_str.domain[0]), part="s")
-                st_tr = est.transform(f_ttr.x, c=int(f_ttr.domain[0]), part="s")
-                st = est.transform(f_tte.x, c=int(f_ttr.domain[0]), part="s")
-                r = stats(est, ss, st_tr, st, yt)
-                bench_acc = 100 * float(np.mean(est.predict(f_tte.x) == t_te.y))
-                r["bench"] = bench_acc  # est.predict: must equal acc
-                rows[method].append(r)
-                print(
-                    f"{task} seed {seed} {method}: "
-                    + " ".join(f"{k} {v:.3f}" for k, v in r.items())
-                    + f" ({time.perf_counter() - t0:.1f} s)"
-                )
-                sys.stdout.flush()
-    keys = list(rows[methods[0]][0])
-    print("== mean over task-seeds")
-    print(f"{'method':>52} " + " ".join(f"{k:>7}" for k in keys))
-    for method in methods:
-        means = [np.mean([v[k] for v in rows[method]]) for k in keys]
-        print(f"{method:>52} " + " ".join(f"{m:7.3f}" for m in means))
+    run(argv, _measure, __doc__)
 
 
 if __name__ == "__main__":

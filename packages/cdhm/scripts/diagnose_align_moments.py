@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -64,9 +65,13 @@ def moments(s_src: np.ndarray, y_src: np.ndarray, s_tgt: np.ndarray, y_tgt: np.n
     }
 
 
-def main(argv: list[str]) -> None:
+def run(argv: list[str], measure: Callable[..., dict], doc: str | None = __doc__) -> None:
+    """The session-29/30 diagnoses' loop: ``argv`` = TASKS SEEDS METHOD ...; fit each METHOD (the
+    bench's options and data, ``cdhm.bench._estimator``) on each hard-tier task and seed, then
+    print ``measure(est, data, fe)``'s row (``data`` = (source train, source test, target train,
+    target test), ``fe`` the same splits through the bench's front end) and the means per method."""
     if len(argv) < 3:
-        raise SystemExit(__doc__)
+        raise SystemExit(doc)
     tasks, seeds, *methods = argv
     names = [d.name for d in DOMAIN_TIERS["hard"]]
     torch.set_num_threads(2)
@@ -76,19 +81,14 @@ def main(argv: list[str]) -> None:
         src, tgt = task.split("->")
         s_i, t_i = names.index(src), names.index(tgt)
         for seed in (int(v) for v in seeds.split(",")):
-            (s_tr, s_te, _, t_te), fe = _task_data(s_i, t_i, seed, cfg)
-            f_str, f_ste, f_ttr, f_tte = fe[cfg.front_end]
+            data, fronts = _task_data(s_i, t_i, seed, cfg)
+            fe = fronts[cfg.front_end]
+            f_str, _, f_ttr, _ = fe
             for method in methods:
                 est = _estimator(method, cfg, seed)
                 t0 = time.perf_counter()
                 est.fit(f_str.x, f_str.y, f_ttr.x, f_str.domain, f_ttr.domain)
-                acc = 100 * float(np.mean(est.predict(f_tte.x) == t_te.y))
-                cls = list(est.classes_)
-                ys = np.array([cls.index(v) for v in s_te.y])
-                yt = np.array([cls.index(v) for v in t_te.y])
-                ss = est.transform(f_ste.x, c=int(f_str.domain[0]), part="s")
-                st = est.transform(f_tte.x, c=int(f_ttr.domain[0]), part="s")
-                r = {"acc": acc, **moments(ss, ys, st, yt)}
+                r = measure(est, data, fe)
                 rows[method].append(r)
                 print(
                     f"{task} seed {seed} {method}: "
@@ -102,6 +102,22 @@ def main(argv: list[str]) -> None:
     for method in methods:
         means = [np.mean([v[k] for v in rows[method]]) for k in keys]
         print(f"{method:>52} " + " ".join(f"{m:7.3f}" for m in means))
+
+
+def _measure(est, data, fe) -> dict:
+    """This diagnosis' row: target accuracy and the moments of s (source test vs target test)."""
+    (_, s_te, _, t_te), (f_str, f_ste, f_ttr, f_tte) = data, fe
+    acc = 100 * float(np.mean(est.predict(f_tte.x) == t_te.y))
+    cls = list(est.classes_)
+    ys = np.array([cls.index(v) for v in s_te.y])
+    yt = np.array([cls.index(v) for v in t_te.y])
+    ss = est.transform(f_ste.x, c=int(f_str.domain[0]), part="s")
+    st = est.transform(f_tte.x, c=int(f_ttr.domain[0]), part="s")
+    return {"acc": acc, **moments(ss, ys, st, yt)}
+
+
+def main(argv: list[str]) -> None:
+    run(argv, _measure)
 
 
 if __name__ == "__main__":
