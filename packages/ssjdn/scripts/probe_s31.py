@@ -146,14 +146,15 @@ def _path_grads(model, batch):
     shared = [p for m in (model.backbone, model.proj) for p in m.parameters() if p.requires_grad]
     projected = model.bsd_inputs(images)
     leaves = [[p.detach().requires_grad_(True) for p in projected] for _ in range(2)]
-    original = model.bsd_inputs
     model.bsd_inputs = lambda _images: leaves  # each pass reads its own copy of the same maps
     try:
         out = model(images, ids, mask)
         loss = model.loss(out, labels, image_ids).mean()
-        gp = torch.autograd.grad(loss, leaves[0] + leaves[1])
+        flat = leaves[0] + leaves[1]
+        gp = torch.autograd.grad(loss, flat, allow_unused=True)
     finally:
-        model.bsd_inputs = original
+        del model.bsd_inputs  # the class's method again
+    gp = [torch.zeros_like(x) if g is None else g for g, x in zip(gp, flat)]
     n = len(projected)
     gP = [list(gp[:n]), list(gp[n:])]
     gS = []
@@ -212,18 +213,84 @@ def probe_seed(seed: int, settings: BenchSettings) -> dict[str, dict[str, float]
     return res
 
 
+ROWS = [
+    ("mR", "validation mR / hard mR of the probed model (= the cached bench run)"),
+    ("keep_small_p0_s2", "f->c map on the small objects / their area share, scale 2"),
+    ("keep_small_p0_s3", "the same, scale 3"),
+    ("keep_small_p0_s4", "the same, scale 4"),
+    ("keep_small_p1_s1", "c->f map on the small objects / their area share, scale 1"),
+    ("keep_small_p1_s2", "the same, scale 2"),
+    ("keep_small_p1_s3", "the same, scale 3"),
+    ("map_corr_s2", "Pearson r of the two passes' maps, scale 2"),
+    ("map_corr_s3", "the same, scale 3"),
+    ("f2c_mass_damped_by_c2f_s2", "f->c kept mass where the c->f map is below its median, s2"),
+    ("f2c_mass_damped_by_c2f_s3", "the same, scale 3 (0.5 = unrelated maps)"),
+    ("alias_small_mass_s3", "f->c guide on small-object cells, bilinear / area pooling, s3"),
+    ("alias_small_mass_s4", "the same, scale 4"),
+    ("twin_sep_p0_s1", "twin distance / random-pair distance, f->c pass, scale 1 (guide)"),
+    ("twin_sep_p0_s2", "the same, f->c pass, scale 2"),
+    ("twin_sep_p0_s3", "the same, f->c pass, scale 3"),
+    ("twin_sep_p0_s4", "the same, f->c pass, scale 4"),
+    ("twin_sep_p1_s1", "the same, c->f pass, scale 1"),
+    ("twin_sep_p1_s2", "the same, c->f pass, scale 2"),
+    ("twin_sep_p1_s3", "the same, c->f pass, scale 3"),
+    ("twin_sep_p1_s4", "the same, c->f pass, scale 4 (guide)"),
+    ("grad_cos_shared", "cos(g_f2c, g_c2f) at the backbone + projection"),
+    ("grad_cancel_shared", "‖g_f2c + g_c2f‖ / (‖g_f2c‖ + ‖g_c2f‖) (0.71 = orthogonal)"),
+    ("grad_norm_ratio", "‖g_c2f‖ / ‖g_f2c‖"),
+    ("batch_cos_shared", "calibration: cos of two half-batches' full gradients"),
+    ("grad_cos_P_s2", "cos(g_f2c, g_c2f) at the projected map P_2"),
+    ("grad_cos_P_s3", "the same at P_3"),
+]
+
+
+def _fmt(vals: list[float]) -> str:
+    t = torch.tensor(vals, dtype=torch.float64)
+    sd = float(t.std()) if len(vals) > 1 else 0.0
+    return f"{float(t.mean()):.3f} ± {sd:.3f}"
+
+
+def report(res: dict) -> str:
+    """Markdown table of `res` (the JSON this script writes): mean ± std over the seeds and each
+    seed's value, trained model; the gradient rows also at initialisation."""
+    seeds = sorted(res["seeds"], key=int)
+    head = "| probe | mean ± std | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+    lines = [head, "|---|---|" + "---|" * len(seeds)]
+    for stage in ("trained", "init"):
+        for key, text in ROWS:
+            if stage == "init" and not key.startswith(("grad", "batch")):
+                continue
+            vals = [res["seeds"][s][stage][key] for s in seeds]
+            cells = " | ".join(f"{v:.3f}" for v in vals)
+            if key == "mR":
+                hard = [res["seeds"][s][stage]["hard_mR"] for s in seeds]
+                cells = " | ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(vals, hard))
+                lines.append(f"| {text} | {_fmt(vals)} / {_fmt(hard)} | {cells} |")
+                continue
+            label = f"{text} (at initialisation)" if stage == "init" else text
+            lines.append(f"| {label} | {_fmt(vals)} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[65, 66])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
     ap.add_argument("--tiny", action="store_true", help="a small smoke run (not a result)")
+    ap.add_argument("--table", action="store_true", help="print the table of <out>'s JSON, run nothing")
     args = ap.parse_args()
+    if args.table:
+        print(report(json.loads(Path(args.out, "ssjdn_s31_probe.json").read_text())), end="")
+        return
     torch.set_num_threads(args.threads)
     settings = BenchSettings.quick()
     if args.tiny:
         settings = BenchSettings(n_train=130, n_test=40, image_size=64, epochs=1)
+    path = Path(args.out or ".", "ssjdn_s31_probe.json")
     res = {"method": METHOD, "split": "val", "seeds": {}}
+    if args.out and not args.tiny and path.is_file():  # earlier seeds stay (one seed per key)
+        res = json.loads(path.read_text())
     for seed in args.seeds:
         res["seeds"][str(seed)] = probe_seed(seed, settings)
         for stage, vals in res["seeds"][str(seed)].items():
@@ -231,7 +298,7 @@ def main() -> None:
             for k, v in vals.items():
                 print(f"  {k:36s} {v:.4f}")
     if args.out and not args.tiny:
-        Path(args.out, "ssjdn_s31_probe.json").write_text(json.dumps(res, indent=1) + "\n")
+        path.write_text(json.dumps(res, indent=1) + "\n")
 
 
 if __name__ == "__main__":
