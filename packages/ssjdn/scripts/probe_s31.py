@@ -278,7 +278,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
     ap.add_argument("--tiny", action="store_true", help="a small smoke run (not a result)")
-    ap.add_argument("--table", action="store_true", help="print the table of <out>'s JSON, run nothing")
+    ap.add_argument(
+        "--table", action="store_true", help="print the table of <out>'s JSON, run nothing"
+    )
     args = ap.parse_args()
     if args.table:
         print(report(json.loads(Path(args.out, "ssjdn_s31_probe.json").read_text())), end="")
