@@ -211,83 +211,8 @@ def _moments_and_ratio_(
 
 
 #: whether `_seven_update_eager` takes its lean loop (`_seven_update_lean`) where it applies; the
-#: tests and `scripts/overhead_repeat_s28.py` switch it off to compare with the general loop
+#: tests (and session 28's `scripts/overhead_repeat_s28.py`, at commit 2c66bcb) switch it off
 LEAN_UPDATE = True
-
-#: the lean loop's chunk (`_chunk_views`): targets of more entries run as consecutive flat slices
-#: of this many entries (a positive multiple of `CHUNK_ALIGN`), so that the five kernels of a
-#: slice find its data still in cache; 0 runs each target whole (session 28's loop). Same
-#: numbers bit for bit either way (`tests/test_seven_prune_chunked_update.py`). 147,456 (one
-#: 384 x 384 matrix; MiniLM's FFN targets in four slices) was chosen of 73,728 / 147,456 /
-#: 294,912 by rule part A of `docs/benchmarks/seven-prune-overhead-s29-rule.md` (-2.63 ms
-#: [-3.50, -1.91] on a synthetic MiniLM-shaped state), but **off (0) since session 30**: inside
-#: training, on MiniLM's real state (rule part A of `docs/benchmarks/seven-prune-overhead-s30-rule.md`,
-#: the variants rotating round by round), the whole-target loop was fastest: 147,456 with its
-#: views kept +2.19 ms [-3.36, +7.65], 73,728 +14.44 ms [+5.46, +23.58], session 29's 147,456
-#: +4.47 ms [+1.78, +7.81] per update against it (38.2 ms). Kept as an option (scripts of
-#: sessions 29-30 switch it on).
-UPDATE_CHUNK = 0
-
-#: whether `SevenPruner` keeps the chunk views of its buffers and the weights between updates
-#: (`_chunk_views_cached`) instead of making them at every update (`_chunk_views`); the tests and
-#: the session-30 scripts switch it off to compare. Same numbers bit for bit either way.
-CACHE_CHUNK_VIEWS = True
-
-#: what `UPDATE_CHUNK` must be a multiple of: slices then start on a 4 KiB (float32) boundary, and
-#: every vectorised kernel body covers the same entries as on the whole target
-CHUNK_ALIGN = 1024
-
-
-def _chunk_views(lists: Sequence[Sequence[torch.Tensor]], size: int) -> list[list[torch.Tensor]]:
-    """The same tensors (parallel lists, one entry per target, each target's tensors of one
-    shape and contiguous) with every target of more than `size` entries replaced by consecutive
-    flat slices of `size` entries (the last one shorter): views, so in-place kernels on them write
-    the targets. Raises ValueError naming `size` unless it is a positive multiple of
-    `CHUNK_ALIGN`."""
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % CHUNK_ALIGN:
-        raise ValueError(
-            f"UPDATE_CHUNK (size) must be 0 (off) or a positive multiple of {CHUNK_ALIGN}, "
-            f"got {size!r}"
-        )
-    out: list[list[torch.Tensor]] = [[] for _ in lists]
-    for tup in zip(*lists):
-        if tup[0].numel() <= size:
-            for lst, t in zip(out, tup):
-                lst.append(t)
-            continue
-        for lst, t in zip(out, tup):
-            lst.extend(t.view(-1).split(size))
-    return out
-
-
-#: `_chunk_views_cached`'s position of the gradients in the lean loop's lists (the one list whose
-#: tensors are new at every step)
-_FRESH = 4
-
-
-def _chunk_views_cached(
-    lists: Sequence[Sequence[torch.Tensor]], size: int, cache: dict[str, Any]
-) -> list[list[torch.Tensor]]:
-    """`_chunk_views(lists, size)`, with the views of every list but the gradients' (position
-    `_FRESH`: new tensors at every step) kept in `cache` between calls: the same views, in the
-    same order. The pruner's m, v, S, work buffers and float mask and the model's weights are the
-    same memory from step to step, so their slices are made once instead of at every update
-    (about 500 view objects per update for MiniLM, in Python).
-
-    The cached views are reused only while every one of those tensors has the same data pointer
-    and size as when they were made (checked at each call; else they are made again): a cached
-    view holds its memory alive, so no other tensor can have been given that address meanwhile,
-    and the contents are always the tensors' current ones. The caller clears `cache` when the
-    buffers are freed (`GradualPruner._work_cache`), so that it pins no memory."""
-    static = [lst for i, lst in enumerate(lists) if i != _FRESH]
-    key = (size, tuple((t.data_ptr(), t.numel()) for lst in static for t in lst))
-    hit = cache.get("update_chunks")
-    if hit is None or hit[0] != key:
-        hit = (key, _chunk_views(static, size))
-        cache["update_chunks"] = hit
-    out = list(hit[1])
-    out.insert(_FRESH, _chunk_views([lists[_FRESH]], size)[0])
-    return out
 
 
 def _lean_applies(
@@ -335,7 +260,7 @@ def _seven_update_lean(
     `mask_w`. What it leaves out per target, against the general loop: the two wrapper calls
     (`_moments_and_ratio_` and its kernel probe, a dict look-up), the uint8 view of the bool
     mask (made whether used or not), the dtype branches and a zip over nine lists. Measured
-    (`scripts/profile_dispatch_s28.py`, session 28, under the lock): 0.93 against 1.40 ms per
+    (`scripts/profile_dispatch_s28.py` at commit 2c66bcb, session 28, under the lock): 0.93 against 1.40 ms per
     update on 37 tiny targets (1 thread: Python and dispatch only), and -2.22 ms [-4.03, -1.13]
     per update on MiniLM's real 16 x 32 state (medians 29.3 against 30.8 ms)."""
     steps = [torch.tensor(float(k + 1), device=ss[0].device)]
@@ -386,7 +311,6 @@ def _seven_update_eager(
     rezero: bool = True,
     rezero_on_cut: bool = True,
     fkeeps: Sequence[torch.Tensor] | None = None,
-    chunk_cache: dict[str, Any] | None = None,
 ) -> None:
     """The SEVEN update of every target, eager and in place; m, v, S, the scratch t1, t2 share one
     float dtype (any; t2 must hold finite numbers, see `_moments_and_ratio_`), W and g may be of
@@ -416,24 +340,15 @@ def _seven_update_eager(
     x * 0.0 = +-0, as with the cast uint8), bit for bit.
 
     The default case (moments of |g|, torch's fused AdamW kernel, float masks, one dtype) runs
-    `_seven_update_lean`: the same kernels with less Python per target (`LEAN_UPDATE`); with
-    `UPDATE_CHUNK` set (and every tensor contiguous, as the pruner's are) over
-    cache-sized flat slices of the large targets (`_chunk_views`): elementwise kernels on the
-    same entries, the same numbers bit for bit. `chunk_cache` (a dict the caller keeps between
-    calls, `SevenPruner`'s): the slices of everything but the gradients are made once and reused
-    while those tensors stay where they are (`_chunk_views_cached`; same views, same numbers).
+    `_seven_update_lean`: the same kernels with less Python per target (`LEAN_UPDATE`). (Sessions
+    29-30 also ran it over cache-sized flat slices of the large targets, `UPDATE_CHUNK`: the same
+    numbers, no faster inside training, off since session 30 and removed in session 31; the code
+    is at commit 2c66bcb.)
     """
     if _lean_applies(ss, ws, gs, fkeeps, abs_moments):
         assert fkeeps is not None
-        lists: Sequence[Sequence[torch.Tensor]] = (ms, vs, ss, ws, gs, t1s, t2s, fkeeps)
-        if UPDATE_CHUNK and all(t.is_contiguous() for lst in lists for t in lst):
-            lists = (
-                _chunk_views(lists, UPDATE_CHUNK)
-                if chunk_cache is None
-                else _chunk_views_cached(lists, UPDATE_CHUNK, chunk_cache)
-            )
         _seven_update_lean(
-            *lists, alpha1=alpha1, alpha2=alpha2, eps=eps, k=k,
+            ms, vs, ss, ws, gs, t1s, t2s, fkeeps, alpha1=alpha1, alpha2=alpha2, eps=eps, k=k,
             mask_s=cutting, mask_w=rezero and (rezero_on_cut or not cutting),
         )  # fmt: skip
         return
@@ -614,7 +529,6 @@ class SevenPruner(GradualPruner):
             rezero=rezero,
             rezero_on_cut=not self.masked.attached,  # attached: the cut's set_mask re-zeroes
             fkeeps=self._float_keep_views() if self._uses_float_keep() else None,
-            chunk_cache=self._work_cache if CACHE_CHUNK_VIEWS else None,
         )
         return True
 
