@@ -3,8 +3,8 @@ mask, four ways, interleaved, 30 rounds (medians and minima of rounds 3-30, ms).
 
 - ``cur``: `maskloop.MaskedTraining.reapply`'s `W.mul_(M.view(torch.uint8))` (torch casts the
   uint8 operand into a new float tensor first);
-- ``np_mul``: `pruning._PrunerMasking.reapply`'s `np.multiply(W, M, out=W)` (numpy casts in
-  small buffers, one thread);
+- ``np_mul``: `np.multiply(W, M, out=W)` (numpy casts in small buffers, one thread; session 31's
+  `pruning._PrunerMasking.reapply`, removed after this probe: slower on a quiet machine);
 - ``fl_cast_then_mul``: the mask cast once into a kept float32 buffer, then `W.mul_(F)`;
 - ``fl_mul_only``: `W.mul_(F)` with that float buffer already filled.
 

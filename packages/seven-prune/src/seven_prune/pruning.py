@@ -828,47 +828,6 @@ def batch_loss(
     )
 
 
-#: whether a pruner's masked training re-zeroes CPU weights by numpy's buffered multiply
-#: (`_PrunerMasking.reapply`); the tests switch it off to compare with
-#: `maskloop.MaskedTraining.reapply`
-NUMPY_REAPPLY = True
-
-
-class _PrunerMasking(MaskedTraining):
-    """`maskloop.MaskedTraining` with a cheaper re-zeroing on a CPU, the same numbers bit for bit.
-
-    `MaskedTraining.reapply` multiplies each weight by its bool mask's uint8 view, W <- W * M. On a
-    CPU torch first casts the uint8 operand into a new float tensor of the weight's size (one
-    allocation, its page faults and one cast pass per target, every time), then multiplies. Here a
-    contiguous float32 / float64 CPU weight is multiplied by the mask with numpy instead,
-    `np.multiply(W, M, out=W)`: numpy casts the bool mask to the weight's dtype in small buffers
-    (1.0 / 0.0 exactly, as torch's cast) and writes the same products, x * 1 = x and x * 0 = +-0
-    (a NaN stays NaN), so the weights are the same bit for bit. Any other weight (another dtype,
-    device or layout) takes `MaskedTraining.reapply`'s multiply. Runs at every cut (the mask swap
-    re-applies the new mask) and, without a hooked optimizer, at every step.
-    """
-
-    @torch.no_grad()
-    def reapply(self) -> None:
-        if not NUMPY_REAPPLY or not self._plist:
-            super().reapply()
-            return
-        for p, keep in zip(self._plist, self._keep):
-            if (
-                p.device.type == "cpu"
-                and keep.device.type == "cpu"
-                and p.dtype in (torch.float32, torch.float64)
-                and keep.dtype == torch.bool
-                and p.shape == keep.shape
-                and p.is_contiguous()
-                and keep.is_contiguous()
-            ):
-                w = p.detach().numpy()
-                np.multiply(w, keep.numpy(), out=w)
-            else:
-                p.mul_(keep.view(torch.uint8))
-
-
 class Pruner(Callback):
     """Base class: targets, the mask, masked training, timing, the callback hooks and persistence."""
 
@@ -924,7 +883,7 @@ class Pruner(Callback):
         # the mask's tensors are always views of one flat bool buffer (see `_set_mask`)
         flat_mask = torch.ones(self.numel, dtype=torch.bool, device=self.device)
         self.mask = WeightMask(dict(zip(self.names, self._flat_views(flat_mask))))
-        self.masked = _PrunerMasking(model, self.mask, optimizer).attach()
+        self.masked = MaskedTraining(model, self.mask, optimizer).attach()
         #: (mask, the flat bool buffer its tensors view), see `_alive_flat`
         self._mask_flat: tuple[WeightMask | None, torch.Tensor | None] = (self.mask, flat_mask)
         self._warned: set[str] = set()  # tensors already named in a collapse warning
