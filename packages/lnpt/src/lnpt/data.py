@@ -17,7 +17,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["DigitsSplit", "InputsOnly", "load_digits_split", "load_mnist1d_split"]
+__all__ = [
+    "VALIDATION_READINGS",
+    "DigitsSplit",
+    "InputsOnly",
+    "load_digits_split",
+    "load_mnist1d_split",
+]
+
+# How `DigitsSplit.validation` carves a validation split out of the non-test data.
+VALIDATION_READINGS = ("student-quarter", "teacher-held-out")
 
 
 class InputsOnly(Dataset):
@@ -64,14 +73,50 @@ class DigitsSplit:
         ds = TensorDataset(x, y) if labels else InputsOnly(x)
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
-    def validation(self, fraction: float = 0.25, seed: int = 0) -> DigitsSplit:
-        """The same split with a stratified `fraction` of the student's half moved into "test".
+    def validation(
+        self, fraction: float = 0.25, seed: int = 0, reading: str = "student-quarter"
+    ) -> DigitsSplit:
+        """A validation split of the non-test data; the real test part is dropped, so options
+        chosen on it never see the test set. `reading` (one of `VALIDATION_READINGS`):
 
-        The returned split's "test" part is a validation set drawn from the student's data only
-        (the real test part is dropped), so options chosen on it never see the test set.
+        - "student-quarter" (the default; every validation check before session 31): a stratified
+          `fraction` of the student's half moved into "test" (digits: the student trains on 539,
+          is read on 180; the teacher keeps its whole half, 718).
+        - "teacher-held-out" (session 31): the test protocol's student sizes. The student keeps
+          its whole half (digits: 719, the very samples the test protocol trains and scores on);
+          the read set ("test") is a stratified sample of the *teacher's* half as large as the
+          test part (digits: 360), and the teacher trains on the rest of its half (digits: 358
+          instead of 718). Reconstruction: with N_t + N_s + N_test samples there is no room for
+          the student's N_s and a read set of N_test besides a full teacher half, so the teacher
+          gives up N_test samples: teacher N_t - N_test, student N_s, read N_test, all disjoint
+          from the test part and from each other. `fraction` is not used.
+
+        `seed` seeds the stratified draw. Raises ValueError naming `fraction` or `reading`.
         """
         from sklearn.model_selection import train_test_split
 
+        if reading not in VALIDATION_READINGS:
+            raise ValueError(f"reading must be one of {VALIDATION_READINGS}, got {reading!r}")
+        if reading == "teacher-held-out":
+            size = int(self.test_y.shape[0])
+            if not 0 < size < self.teacher_y.shape[0]:
+                raise ValueError(
+                    f"reading 'teacher-held-out' needs a test part smaller than the teacher's "
+                    f"half, got {size} test and {self.teacher_y.shape[0]} teacher samples"
+                )
+            idx = np.arange(self.teacher_y.shape[0])
+            keep, read = train_test_split(
+                idx, test_size=size, random_state=seed, stratify=self.teacher_y.numpy()
+            )
+            keep, read = torch.from_numpy(np.sort(keep)), torch.from_numpy(np.sort(read))
+            return DigitsSplit(
+                self.teacher_x[keep],
+                self.teacher_y[keep],
+                self.student_x,
+                self.student_y,
+                self.teacher_x[read],
+                self.teacher_y[read],
+            )
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
         idx = np.arange(self.student_y.shape[0])

@@ -45,6 +45,7 @@ from lnpt.bench import (
     train_supervised,
     train_teacher,
 )
+from lnpt.data import VALIDATION_READINGS
 from lnpt.teachers import dead_fraction
 
 __all__ = [
@@ -299,7 +300,16 @@ class StudentLrCheckConfig:
     shorter budget's students at no training cost: a longer-budget candidate and the incumbent,
     paired on the same seeds and host. Those students' `train_seconds` are the seconds to that
     epoch. Each budget must be an int >= 1 below every recipe's epochs and above its warm-up;
-    ValueError (TypeError for a non-int) naming `prefix_epochs` otherwise."""
+    ValueError (TypeError for a non-int) naming `prefix_epochs` otherwise.
+
+    `validation_split` (`lnpt.data.VALIDATION_READINGS`; session 31): how the validation split is
+    carved out of the non-test data (`DigitsSplit.validation`). "student-quarter" (default, every
+    check before it): the student trains on 75% of its half and is read on the other 25%
+    (`validation_fraction`). "teacher-held-out": the test protocol's student sizes, the student
+    trains (and is scored) on its whole half and is read on a stratified sample of the teacher's
+    half as large as the test part; the teacher trains on the rest of its half (digits: student
+    719, read 360, teacher 358 of 718). The default leaves every cache key as it was; the other
+    reading is part of the key. ValueError naming `validation_split` on another value."""
 
     model: str = "cnn"
     seeds: int = 10
@@ -311,6 +321,7 @@ class StudentLrCheckConfig:
     bench: BenchConfig = field(default_factory=BenchConfig)
     first_seed: int = 0
     prefix_epochs: tuple[int, ...] = ()
+    validation_split: str = "student-quarter"
 
     def check(self) -> None:
         """Raise ValueError naming the first bad field."""
@@ -338,6 +349,11 @@ class StudentLrCheckConfig:
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+        if self.validation_split not in VALIDATION_READINGS:
+            raise ValueError(
+                f"validation_split must be one of {VALIDATION_READINGS}, "
+                f"got {self.validation_split!r}"
             )
         self.bench.check()
         self._check_prefix_epochs()
@@ -463,7 +479,7 @@ class _TimedSnapshots(_Snapshots):
 def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[dict[str, Any]]:
     spec = MODELS[scfg.model]
     full = spec.data(seed)
-    data = full.validation(scfg.validation_fraction, seed)
+    data = full.validation(scfg.validation_fraction, seed, reading=scfg.validation_split)
     seed_everything(seed)
     init = spec.build()
     boxes: dict[Any, Any] = {}
@@ -471,11 +487,13 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
 
     def snapshots(cfg: BenchConfig) -> list[torch.nn.Module]:
         # The teacher half only (the benchmark's teacher, or the recipe's), one run per teacher
-        # recipe: its `checkpoints` snapshots, the fully trained teacher last.
+        # recipe: its `checkpoints` snapshots, the fully trained teacher last. The validation
+        # split's teacher part: the whole teacher half ("student-quarter", the same tensor as
+        # `full`'s), or what "teacher-held-out" leaves of it after the read set.
         t = (cfg.teacher_lr_of(scfg.model), cfg.teacher_epochs[scfg.model])
         t += (cfg.teacher_warmup_of(scfg.model),)
         if t not in boxes:
-            boxes[t] = train_teacher(scfg.model, full, cfg, seed, checkpoints=k)
+            boxes[t] = train_teacher(scfg.model, data, cfg, seed, checkpoints=k)
         return boxes[t]
 
     def teacher(cfg: BenchConfig) -> torch.nn.Module:
@@ -678,6 +696,8 @@ def student_lr_check(
         "validation_fraction": scfg.validation_fraction,
         "bench": bench,
     }
+    if scfg.validation_split != "student-quarter":  # the default keeps the committed keys
+        fixed["validation_split"] = scfg.validation_split
     left = run_seed_check(
         res,
         scfg.model,
@@ -766,10 +786,14 @@ def student_lr_check(
         f"{'learning rate' if plain else 'recipe'} on validation\n",
         f"Every arm at {scfg.sparsity:.0%} sparsity (dense: no mask), {trained}, batch "
         f"{cfg.batch_sizes.get(scfg.model, 64)}, the benchmark's teacher (lr "
-        f"{cfg.teacher_lr_of(scfg.model):g}, {cfg.teacher_epochs[scfg.model]} epochs); trained on "
-        f"{1 - scfg.validation_fraction:.0%} of the student's half, read on the other "
-        f"{scfg.validation_fraction:.0%} (the test set is unused). Dead: penultimate channels zero "
-        f"on every validation input."
+        f"{cfg.teacher_lr_of(scfg.model):g}, {cfg.teacher_epochs[scfg.model]} epochs); "
+        + (f"trained on {1 - scfg.validation_fraction:.0%} of the student's half, read on the "
+           f"other {scfg.validation_fraction:.0%}"
+           if scfg.validation_split == "student-quarter"
+           else "trained on the whole student's half, read on a part of the teacher's half as "
+           "large as the test set, the teacher trained on the rest of its half "
+           "(`validation_split='teacher-held-out'`)")
+        + " (the test set is unused). Dead: penultimate channels zero on every validation input."
         + ("" if plain else " Train s: seconds to train one student (2 threads; — where the "
            "unit was cached before the time was recorded).")
         + (f" Seeds {scfg.first_seed}-{scfg.first_seed + scfg.seeds - 1}."
