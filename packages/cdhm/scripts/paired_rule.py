@@ -2,10 +2,17 @@
 
 Usage: ``python packages/cdhm/scripts/paired_rule.py CACHE BASE METHOD [METHOD ...]`` with CACHE a
 ``<name>_cache.json`` of ``cdhm bench``. For every METHOD it prints the mean over tasks (± std over
-seeds), Δ vs BASE paired over the seeds where both have every task (bootstrap 95 % CI of
+seeds), Δ vs BASE paired over the *complete* seeds (bootstrap 95 % CI of
 ``maskloop.report.paired_difference``, as the bench reports), the number of class-swap task-seeds
-(``cdhm.bench.class_swaps``), the worst task-seed and the largest drop vs BASE on one task-seed.
-Reads only what the cache holds.
+(``cdhm.bench.class_swaps``), the worst task-seed and the largest drop vs BASE on one task-seed,
+all over the complete seeds only. Reads only what the cache holds.
+
+A seed is *complete* when every row (BASE and every METHOD) has every task of the full task set
+(``--task-set NAME``: ``cdhm.bench.VALIDATION_TASK_SETS[NAME]``; ``--tasks``: those tasks; else
+the union of the tasks any row has on any seed). A seed with only some of them is *partial*: it is
+listed on a ``partial`` line with the tasks it has and used for nothing (before session 31 a seed
+counted when BASE and METHOD had the *same* tasks, so a seed stopped after 3 of 5 tasks in every
+row entered the five-task means and CIs).
 
 Options (after the positional arguments) compare runs of different bench configs:
 ``--segments T`` reads METHOD from CACHE's runs of ``cdhm bench --segments T`` (default 4),
@@ -13,6 +20,8 @@ Options (after the positional arguments) compare runs of different bench configs
 CACHE and 4); the pairing is still over the seeds where both have every task.
 ``--tasks A->D[,B->C...]`` reads only those tasks (e.g. one pseudo-target of the validation set);
 the mean, the pairing, the swaps and the worst / largest drop are then over those tasks alone.
+``--task-set NAME`` names the full task set (a key of ``cdhm.bench.VALIDATION_TASK_SETS``, e.g.
+``0db``); it cannot be combined with ``--tasks``.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from cdhm.bench import BenchConfig, _cache_key, class_swaps
+from cdhm.bench import VALIDATION_TASK_SETS, BenchConfig, _cache_key, class_swaps
 from cdhm.data import DOMAIN_TIERS
 from maskloop.report import paired_difference
 
@@ -40,9 +49,46 @@ def per_seed(runs: dict, method: str) -> dict[int, dict[str, float]]:
     return out
 
 
+def complete_seeds(
+    rows: dict[str, dict[int, dict[str, float]]], tasks: set[str] | None = None
+) -> tuple[list[int], dict[int, dict[str, list[str]]]]:
+    """The complete and the partial seeds of `rows` ({row: :func:`per_seed`'s output}).
+
+    `tasks` is the full task set (None: the union of the tasks any row has on any seed). A seed
+    is complete when every row has every task of it; a seed that some row has but that is not
+    complete is partial. Returns (sorted complete seeds, {partial seed: {row: its sorted tasks}}).
+    """
+    if not rows:
+        raise ValueError("rows must hold at least one row")
+    full = (
+        set(tasks)
+        if tasks is not None
+        else {t for a in rows.values() for d in a.values() for t in d}
+    )
+    if not full:
+        raise ValueError("tasks must not be empty (no row has any task)")
+    seeds = sorted({s for a in rows.values() for s in a})
+    complete = [s for s in seeds if all(full <= set(a.get(s, {})) for a in rows.values())]
+    partial = {
+        s: {m: sorted(a.get(s, {})) for m, a in rows.items()} for s in seeds if s not in complete
+    }
+    return complete, partial
+
+
+def _task_set(name: str) -> set[str]:
+    """The tasks of ``VALIDATION_TASK_SETS[name]`` as hard-tier names ("A->B", ...)."""
+    if name not in VALIDATION_TASK_SETS:
+        raise SystemExit(
+            f"paired_rule: --task-set must be one of {sorted(VALIDATION_TASK_SETS)}, got {name!r}"
+        )
+    names = [d.name for d in DOMAIN_TIERS["hard"]]
+    return {f"{names[s]}->{names[t]}" for s, t in VALIDATION_TASK_SETS[name]}
+
+
 def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Positional arguments and the ``--segments / --base-cache / --base-segments`` options."""
-    names = ("--segments", "--base-cache", "--base-segments", "--tasks")
+    """Positional arguments and the ``--segments / --base-cache / --base-segments / --tasks /
+    --task-set`` options."""
+    names = ("--segments", "--base-cache", "--base-segments", "--tasks", "--task-set")
     pos, opts, i = [], {}, 0
     while i < len(argv):
         if argv[i] in names:
@@ -86,32 +132,60 @@ def _only_tasks(runs: dict, tasks: str | None) -> dict:
 def main(argv: list[str]) -> None:
     (cache_file, base, *methods), opts = _options(argv)
     tasks = opts.get("--tasks")
+    if tasks is not None and "--task-set" in opts:
+        raise SystemExit("paired_rule: give --tasks or --task-set, not both")
     runs = _only_tasks(_runs(cache_file, opts.get("--segments", "4")), tasks)
     base_runs = _only_tasks(
         _runs(opts.get("--base-cache", cache_file), opts.get("--base-segments", "4")), tasks
     )
     b = per_seed(base_runs, base)
     # with options the rows are labelled by their segment count (BASE and METHOD may share a name)
-    seg_opts = set(opts) - {"--tasks"}
+    seg_opts = set(opts) - {"--tasks", "--task-set"}
     tag = {
         k: f"@T{opts.get(k, '4')}" if seg_opts else "" for k in ("--base-segments", "--segments")
     }
     rows = [(base, base_runs, tag["--base-segments"])] + [
         (m, runs, tag["--segments"]) for m in methods
     ]
+    full = None
+    if "--task-set" in opts:
+        full = _task_set(opts["--task-set"])
+    elif tasks is not None:
+        full = {t.strip() for t in tasks.split(",")}
+    by_row = {m + label: per_seed(src, m) for m, src, label in rows}
+    if full is None:
+        full = {t for a in by_row.values() for d in a.values() for t in d}
+    seeds, partial = complete_seeds(by_row, full)
+    for s, have in partial.items():
+        print(f"partial seed {s} (not used): " + "; ".join(f"{m} {t}" for m, t in have.items()))
+    if not seeds:
+        print("no complete seed: every row needs every task of the full task set")
+        return
+    names = [d.name for d in DOMAIN_TIERS["hard"]]
+
+    def task_of(job: str) -> str:
+        src, tgt = (names[int(i)] for i in job.split("|")[0].split("->"))
+        return f"{src}->{tgt}"
+
+    bb = {s: {t: b[s][t] for t in full} for s in seeds}
     for m, src, label in rows:
-        a = per_seed(src, m)
-        seeds = sorted(s for s in a if s in b and set(a[s]) == set(b[s]))
+        a = {s: {t: v for t, v in d.items() if t in full} for s, d in per_seed(src, m).items()}
         means = [np.mean(list(a[s].values())) for s in seeds]
-        d = paired_difference(means, [np.mean(list(b[s].values())) for s in seeds])
-        swaps = sum(bool(class_swaps(h[m]["true"], h[m]["pred"])) for h in src.values() if m in h)
-        worst = min((v, f"{t} seed {s}") for s in a for t, v in a[s].items())
-        drop = min((a[s][t] - b[s][t], f"{t} seed {s}") for s in seeds for t in a[s])
+        d = paired_difference(means, [np.mean(list(bb[s].values())) for s in seeds])
+        used = [
+            h[m]
+            for job, h in src.items()
+            if m in h and int(job.split("|")[1]) in seeds and task_of(job) in full
+        ]
+        swaps = sum(bool(class_swaps(h["true"], h["pred"])) for h in used)
+        worst = min((v, f"{t} seed {s}") for s in seeds for t, v in a[s].items())
+        drop = min((a[s][t] - bb[s][t], f"{t} seed {s}") for s in seeds for t in full)
+        sd = np.std(means, ddof=1) if len(means) > 1 else float("nan")  # one seed: no spread
         print(
-            f"{m + label:22s} {np.mean(means):6.2f} ± {np.std(means, ddof=1):5.2f}  "
+            f"{m + label:22s} {np.mean(means):6.2f} ± {sd:5.2f}  "
             f"Δ vs {base + tag['--base-segments']} "
             f"{d.mean:+6.2f} [{d.low:+6.2f}, {d.high:+6.2f}] (n={d.n})  swaps {swaps} of "
-            f"{sum(m in h for h in src.values())}  worst {worst[0]:.1f} ({worst[1]})  "
+            f"{len(used)}  worst {worst[0]:.1f} ({worst[1]})  "
             f"largest drop {drop[0]:+.1f} ({drop[1]})"
         )
 

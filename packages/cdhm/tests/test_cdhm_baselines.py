@@ -994,6 +994,7 @@ def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
         "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd",
         "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+mmdstd",
         "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+cbal",
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+im0.3",  # session 31
     }
     for other in ["CDHM", *OPTION_VARIANTS]:
         if other not in pairs and other not in on_sar1:

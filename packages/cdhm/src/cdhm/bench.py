@@ -401,6 +401,18 @@ S30_ALIGN_VARIANTS: dict[str, dict[str, Any]] = {
     }
     for short, alignment in (("mmdstd", "mmd-std"), ("cbal", "centroid-balanced"))
 }
+#: Class information kept in the target's s (session 31; rule cdhm_validate_s31_rule.md): the
+#: current library default's bench row (CDHM+adda+stickyz0.25+optcarry+sskip+sar1) with
+#: ``lambda_im=0.3`` (certainty-weighted information maximisation of the target through the
+#: frozen fault head, on top of its MK-MMD; weight fixed beforehand as ``lambda_align``, not
+#: tuned). Its adaptation rung (and the default's) is
+#: CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1.
+S31_IM_VARIANTS: dict[str, dict[str, Any]] = {
+    "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+im0.3": {
+        **SAR1_VARIANTS["CDHM+adda+stickyz0.25+optcarry+sskip+sar1"],
+        "lambda_im": 0.3,
+    },
+}
 STICKY_ABLATIONS: dict[str, dict[str, Any]] = {
     "CDHM-entangled+" + name.removeprefix("CDHM+"): {**ABLATIONS["CDHM-entangled"], **kw}
     for name, kw in STICKY_VARIANTS.items()
@@ -449,6 +461,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SAR1_LADDER,
     **CLASS_ALIGN_VARIANTS,
     **S30_ALIGN_VARIANTS,
+    **S31_IM_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -813,6 +826,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "target_z": "adapted",
     "target_opt_state": "fresh",
     "lambda_compact": 0.0,
+    "lambda_im": 0.0,
     "s_dropout": 0.0,
     "s_skip": "none",
     "target_skip": "adapted",

@@ -54,6 +54,7 @@ from cdhm.models import (
     PSEUDO_LABELS,
     SegmentEncoder,
     UntiedTarget,
+    certainty_weighted_entropy,
     class_balance_gap,
     ganin_lambda,
     grad_reverse,
@@ -860,6 +861,27 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     target classes are separated by low-density regions of s, and pushes target windows away from
     the fault head's decision boundaries.
 
+    Class information kept in the target's s (issue 18, session 31; ``lambda_im=0`` = off by
+    default; rule ``docs/benchmarks/cdhm-next/cdhm_validate_s31_rule.md``): ``lambda_im > 0``
+    adds, on top of ``alignment``, lambda_im * w(p) * (ent_c + bal) over the target windows j of
+    the batch, both through the fault head's *detached* parameters (so the gradient moves only
+    the target's s; with ``target_encoder="adapted"`` only the target guide, and w(p) = 0 before
+    the split), p_j = softmax(f(s_T^j)): ent_c = sum_j c_j H(p_j) / sum_j c_j with the constant
+    certainty weights c_j = 1 + exp(-H(p_j)) (:func:`cdhm.models.certainty_weighted_entropy`;
+    CDAN+E's weighting, Long et al. 2018) and bal = log K - H(mean_j p_j)
+    (:func:`cdhm.models.class_balance_gap`): certainty-weighted information maximisation (Hu et
+    al. 2017; SHOT's IM, Liang et al. 2020, without its pseudo-label cross-entropy). The session-30
+    diagnosis (``scripts/diagnose_align_head.py``) found the 0 dB target's classes only ~79 %
+    separable in s even with true labels, the head near that ceiling, and the target's s shrunk
+    by the stationary prior to a third of the source's size: the target ELBO gives s nothing for
+    keeping the class (y is a child of s_T, unobserved on the target), so its KL wins. The term
+    pays the target guide for keeping each window's s away from the head's boundaries. It assumes
+    the head's boundaries, learnt on the source, pass through low-density regions of the target's
+    s (the cluster assumption), that the confident windows are mostly right (they pull most), and
+    that the target's classes are about equally frequent (``bal``; a rare class is pushed towards
+    being predicted more). It cannot move a cluster the head confidently reads as the wrong
+    class: it would be reinforced.
+
     Against the class swap of a noisy source (issue 18, D->A; see the README's "Diagnosis of the
     D->A class swap"), two more options, both off by default. ``lambda_div > 0`` adds
     lambda_div * w(p) * (log K - H(mean_j softmax(f(s_T^j)))) over the target windows j of the
@@ -1258,6 +1280,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         target_z: str = "adapted",
         target_opt_state: str = "auto",
         lambda_compact: float = 0.0,
+        lambda_im: float = 0.0,
         s_dropout: float = 0.0,
         s_skip: str = "linear",
         target_skip: str = "adapted",
@@ -1310,6 +1333,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.target_z = target_z
         self.target_opt_state = target_opt_state
         self.lambda_compact = lambda_compact
+        self.lambda_im = lambda_im
         self.s_dropout = s_dropout
         self.s_skip = s_skip
         self.target_skip = target_skip
@@ -1334,6 +1358,7 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             "lambda_sz",
             "lambda_pl",
             "lambda_compact",
+            "lambda_im",
         ):
             check_real(name, getattr(self, name), low=0.0)
         if self.pseudo_label not in PSEUDO_LABEL_OPTIONS:
@@ -1614,6 +1639,15 @@ class CDHMClassifier(DomainAdaptiveClassifier):
             div = math.log(p_bar.shape[-1]) + (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()
             loss = loss + self.lambda_div * w_sched * div
             logs["target_diversity_gap"] = float(div.detach())
+        if self.lambda_im > 0 and "xt" in batch:
+            # certainty-weighted information maximisation on the target through the frozen head:
+            # its gradient reaches the target's s only (the target guide after the split)
+            logits = net.fault_logits(s_all[ns:], frozen=True)
+            ent = certainty_weighted_entropy(logits)
+            bal = class_balance_gap(F.softmax(logits, -1))
+            loss = loss + self.lambda_im * w_sched * (ent + bal)
+            logs["im_entropy"] = float(ent.detach())
+            logs["im_balance_gap"] = float(bal.detach())
         if self.lambda_hsic > 0 and len(torch.unique(c)) > 1:
             # independence of s and the working condition (HSIC with a one-hot kernel on c)
             onehot = F.one_hot(c, net.n_cond).to(s_all.dtype)

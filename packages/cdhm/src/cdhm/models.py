@@ -18,6 +18,7 @@ __all__ = [
     "GradientReversal",
     "SegmentEncoder",
     "UntiedTarget",
+    "certainty_weighted_entropy",
     "check_signals",
     "class_balance_gap",
     "coral_loss",
@@ -318,6 +319,37 @@ def class_balance_gap(probs: torch.Tensor) -> torch.Tensor:
     is uniform, log K when every row predicts one class (the diversity term of SHOT / IM)."""
     p_bar = probs.mean(0)
     return math.log(probs.shape[1]) + (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()
+
+
+def certainty_weighted_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Certainty-weighted mean conditional entropy of class logits `logits` (m, K).
+
+    With p_j = softmax(logits_j), H_j = -sum_k p_jk log p_jk and the weights
+    c_j = 1 + exp(-H_j) (constants, no gradient: CDAN+E's entropy conditioning, Long et al.,
+    "Conditional Adversarial Domain Adaptation", NeurIPS 2018),
+
+        ent_c = sum_j c_j H_j / sum_j c_j.
+
+    Minimised, it pushes each row away from the classifier's decision boundaries (entropy
+    minimisation, Grandvalet & Bengio 2005), the rows the classifier already reads with
+    confidence (c_j near 2) weighted up to twice the rows it cannot read (c_j near 1 + 1/K), so
+    the windows with the least reliable direction pull least. 0 when every row is one-hot,
+    log K when every row is uniform. Needs m >= 1 rows and K >= 2 classes, finite values;
+    else a ValueError naming ``logits``.
+    """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 2:
+        raise ValueError(
+            f"logits must have shape (m, K) with m >= 1 rows and K >= 2 classes, "
+            f"got {tuple(logits.shape)}"
+        )
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("logits must be finite")
+    logp = torch.log_softmax(logits, -1)
+    h = -(logp.exp() * logp).sum(-1)
+    c = 1.0 + torch.exp(-h.detach())
+    return (c * h).sum() / c.sum()
 
 
 def pseudo_labels(
