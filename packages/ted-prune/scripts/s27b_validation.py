@@ -16,7 +16,7 @@ detector's decision (`noisy`) and statistic. `--decide` writes `DIR/decision.jso
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,16 @@ def paired(d: np.ndarray) -> dict[str, Any]:
     """A paired difference over seeds: mean, 95% percentile bootstrap CI (`_ci`), whether every
     difference is exactly 0."""
     return {"mean": float(d.mean()), "ci95": _ci(d), "all_zero": bool(np.all(d == 0))}
+
+
+def rule_start(
+    summary: dict[str, Any], cells: Iterable[tuple[str, float]], seeds: list[int]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The start of a `decide` (sessions 29-30's rules): the summary's cells and the rule's dict
+    {"complete": whether every (setting, f) of `cells` is in the summary with all `seeds`}."""
+    got = summary["cells"]
+    complete = all(f"{s} f={f}" in got and got[f"{s} f={f}"]["n"] == len(seeds) for s, f in cells)
+    return got, {"complete": complete}
 
 
 _pruner = extra_pruner(

@@ -93,11 +93,8 @@ def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, An
        candidate) has its upper end < HARM_CI;
     D4 no class drops out in any candidate run (min class kept > 0)."""
     out = summarize(rows, seeds)
-    cells = out["cells"]
-    keys = [f"{s} f={f}" for s, f in CELLS]
-    complete = all(k in cells and cells[k]["n"] == len(seeds) for k in keys)
-    r: dict[str, Any] = {"complete": complete}
-    if complete:
+    cells, r = sv.rule_start(out, CELLS, seeds)
+    if r["complete"]:
         key = f"{CANDIDATE}-default"
 
         def no_harm(d: dict[str, Any]) -> bool:  # harm = -d: its CI upper end is -d's lower end

@@ -78,11 +78,8 @@ def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, An
     """RULE.md (s29b): a check, nothing adopted. `harm` iff the noise20 f = 0.6 CI of s29 - s28b
     lies below 0; `clean_identical` iff every clean f = 0.6 difference is exactly 0."""
     out = summarize(rows, seeds)
-    cells = out["cells"]
-    complete = all(f"{s} f={f}" in cells and cells[f"{s} f={f}"]["n"] == len(seeds)
-                   for s, f in CELLS)  # fmt: skip
-    r: dict[str, Any] = {"complete": complete}
-    if complete:
+    cells, r = sv.rule_start(out, CELLS, seeds)
+    if r["complete"]:
         r["harm"] = cells["noise20 f=0.6"]["s29-s28b"]["ci95"][1] < 0
         r["clean_identical"] = cells["clean f=0.6"]["s29-s28b"]["all_zero"]
     out["rule"] = r

@@ -77,11 +77,8 @@ def decide(rows: list[dict[str, Any]], seeds: list[int] = SEEDS) -> dict[str, An
     above 0, and clean f = 0.7 is unaffected (every difference exactly 0, or else the clean CI's
     lower end > -0.3)."""
     out = summarize(rows, seeds)
-    cells = out["cells"]
-    complete = all(f"{s} f={f}" in cells and cells[f"{s} f={f}"]["n"] == len(seeds)
-                   for s, f in CELLS)  # fmt: skip
-    r: dict[str, Any] = {"complete": complete}
-    if complete:
+    cells, r = sv.rule_start(out, CELLS, seeds)
+    if r["complete"]:
         noisy = cells["noise20 f=0.7"]["norescore-s29"]
         clean = cells["clean f=0.7"]["norescore-s29"]
         r["noise_gain"] = noisy["ci95"][0] > 0

@@ -15,6 +15,14 @@ re-scoring pass, evaluation excluded); its ratio is to the full-data run of the 
 seed the median over rounds; its scoring share is its scoring seconds per epoch over the
 full-data run's seconds per epoch of the same round. Rule: `docs/benchmarks/ted-prune-s30/wallclock/PLAN.md`.
 
+Session ted-31 reverted the tail cuts (no gain in whole runs: TED_s29 - TED_s29@old +0.020x
+[-0.012, +0.041]) and deleted `scripts/s30_old_path.py`, so the `TED_s29@old` arm no longer
+exists: the committed `runs.jsonl` / `wallclock.json` / `wallclock.md` were produced at commit
+2c66bcb (`git show 2c66bcb:packages/ted-prune/scripts/s30_wallclock.py`). `--resume` over the
+complete committed cache still rewrites the report from it (it runs nothing); a run that would
+train anything refuses (`OldArmRemoved`). `order`, `summarize` and `report_md` take the arms
+(`scripts/s31_wallclock.py` times the same protocol without the old arm).
+
     python packages/ted-prune/scripts/s30_wallclock.py --out docs/benchmarks/ted-prune-s30/wallclock \
         [--seeds 3] [--rounds 1] [--num-samples 25000] [--epochs 30] [--resume] [--time-limit S]
 """
@@ -23,52 +31,52 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from maskloop import report
-
-sys.path.insert(0, str(Path(__file__).parent))
-from s30_old_path import OldPathTED  # noqa: E402
-from ted_prune import bench_mnist1d as bm  # noqa: E402
-from ted_prune.runcache import run_groups  # noqa: E402
+from ted_prune import bench_mnist1d as bm
+from ted_prune.runcache import load_cache, run_groups
 
 ARMS = ("full", "TED_s29", "TED_s29@old", "random_dynamic")
 F = 0.7
 NEW, OLD = "TED_s29", "TED_s29@old"
 
 
-def install_old_arm() -> None:
-    """`train_mnist1d(NEW)` = `TEDPruner` defaults; `train_mnist1d(OLD)` = the same with main's
-    tail path (`OldPathTED`)."""
-    if getattr(bm._pruner, "_s30", False):
-        return
-    base = bm._pruner
-
-    def pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any):  # noqa: ANN202
-        if method == OLD:
-            return OldPathTED(n, epochs, budget=f, seed=seed)
-        return base(method, n, epochs, f, seed, sizes)
-
-    pruner._s30 = True  # type: ignore[attr-defined]
-    bm._pruner = pruner
+class OldArmRemoved(RuntimeError):
+    """The `TED_s29@old` arm (session 30's `scripts/s30_old_path.py`) was deleted in ted-31."""
 
 
-def order(round_: int) -> list[str]:
+def refuse_to_run(cache: Path, cfg: dict[str, Any], seeds: int) -> None:
+    """Raise `OldArmRemoved` unless every seed of `cfg` is already in `cache` (then `--resume`
+    only rewrites the report)."""
+    done = {r["seed"] for r in load_cache(cache) if r.get("config") == cfg}
+    left = [s for s in range(seeds) if s not in done]
+    if left:
+        raise OldArmRemoved(
+            f"seeds {left} would need the {OLD} arm, whose code (scripts/s30_old_path.py) was "
+            "removed in session ted-31; check out commit 2c66bcb to rerun this script "
+            "(git show 2c66bcb:packages/ted-prune/scripts/s30_wallclock.py), or time the "
+            "current code with scripts/s31_wallclock.py"
+        )
+
+
+def order(round_: int, arms: tuple[str, ...] = ARMS) -> list[str]:
     """The arms of round `round_` (`run_seed` passes seed + round), rotated by it: with one round
     per seed the order still changes from seed to seed."""
-    k = round_ % len(ARMS)
-    return [*ARMS[k:], *ARMS[:k]]
+    k = round_ % len(arms)
+    return [*arms[k:], *arms[:k]]
 
 
-def run_seed(seed: int, num_samples: int, epochs: int, rounds: int) -> list[dict[str, Any]]:
+def run_seed(
+    seed: int, num_samples: int, epochs: int, rounds: int, arms: tuple[str, ...] = ARMS
+) -> list[dict[str, Any]]:
     train, _, test = bm._splits("clean", num_samples, seed)
     rows = []
     for r in range(-1, rounds):  # round -1: the untimed warm-up
-        for pos, m in enumerate(["full"] if r < 0 else order(seed + r)):
+        for pos, m in enumerate(["full"] if r < 0 else order(seed + r, arms)):
             f = 1.0 if m == "full" else F
             res = bm.train_mnist1d(m, train, test, epochs, f, seed)
             rows.append({"seed": seed, "round": r, "position": pos, "method": m, "f_target": f,
@@ -79,10 +87,13 @@ def run_seed(seed: int, num_samples: int, epochs: int, rounds: int) -> list[dict
     return rows
 
 
-def summarize(rows: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
+def summarize(
+    rows: list[dict[str, Any]], epochs: int, arms: tuple[str, ...] = ARMS
+) -> dict[str, Any]:
     """Per arm: the per-seed median ratio to full (mean ± std, 95% bootstrap CI); per TED arm the
     scoring share (per seed the median over rounds; every run's share for the max); paired
-    differences by seed; whether TED_s29 and TED_s29@old trained alike in every round."""
+    differences by seed; with the old arm, whether TED_s29 and TED_s29@old trained alike in every
+    round."""
     seeds = sorted({r["seed"] for r in rows})
     at = {(r["seed"], r["round"], r["method"]): r["metrics"] for r in rows}
     rounds = {s: sorted({r["round"] for r in rows if r["seed"] == s and r["round"] >= 0})
@@ -95,7 +106,7 @@ def summarize(rows: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
     for s in seeds:
         full = [at[s, i, "full"]["seconds"] for i in rounds[s]]
         full_epoch.append(float(np.median(full)) / epochs)
-        for m in ARMS:
+        for m in arms:
             ratio.setdefault(m, []).append(float(np.median(
                 [at[s, i, m]["seconds"] / at[s, i, "full"]["seconds"] for i in rounds[s]])))  # fmt: skip
             sh = [at[s, i, m]["score_seconds"] / at[s, i, "full"]["seconds"] for i in rounds[s]]
@@ -105,7 +116,7 @@ def summarize(rows: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
                 [1e3 * at[s, i, m]["score_seconds"] / epochs for i in rounds[s]])))  # fmt: skip
     out: dict[str, Any] = {"seeds": seeds, "rounds": sorted({len(v) for v in rounds.values()}),
                            "full_epoch_seconds": report.mean_std(full_epoch), "arms": {}}  # fmt: skip
-    for m in ARMS:
+    for m in arms:
         ci = report.paired_difference(ratio[m], [0.0] * len(seeds))
         sci = report.paired_difference(share[m], [0.0] * len(seeds))
         out["arms"][m] = {
@@ -115,22 +126,25 @@ def summarize(rows: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
             "score_share_max": max(shares_all[m]), "score_ms_per_epoch": report.mean_std(score_ms[m]),
         }  # fmt: skip
     pairs = {}
-    for a, b, what in ((NEW, OLD, "ratio"), (NEW, "random_dynamic", "ratio"),
-                       (OLD, "random_dynamic", "ratio"), (NEW, OLD, "score_ms")):  # fmt: skip
+    cmp = [(NEW, OLD, "ratio"), (NEW, "random_dynamic", "ratio"), (OLD, "random_dynamic", "ratio"),
+           (NEW, OLD, "score_ms")]  # fmt: skip
+    for a, b, what in [c for c in cmp if c[0] in arms and c[1] in arms]:
         src = ratio if what == "ratio" else score_ms
         d = report.paired_difference(src[a], src[b])
         pairs[f"{a} - {b} ({what})"] = {"n": d.n, "mean": d.mean, "ci": [d.low, d.high]}
     out["paired"] = pairs
+    if OLD not in arms:
+        return out
     same = [all(at[s, i, NEW][k] == at[s, i, OLD][k] for k in ("accuracy", "f", "sizes"))
             for s in seeds for i in rounds[s]]  # fmt: skip
     out["new_equals_old"] = [sum(same), len(same)]
     return out
 
 
-def report_md(summary: dict[str, Any], command: str) -> str:
+def report_md(summary: dict[str, Any], command: str, arms: tuple[str, ...] = ARMS) -> str:
     a = summary["arms"]
     table = []
-    for m in ARMS:
+    for m in arms:
         x = a[m]
         table.append([m, 1.0 if m == "full" else F, len(summary["seeds"]),
                       f"{x['ratio'][0]:.3f} ± {x['ratio'][1]:.3f}",
@@ -150,9 +164,10 @@ def report_md(summary: dict[str, Any], command: str) -> str:
              "", report.markdown_table(heads, table), ""]  # fmt: skip
     for k, d in summary["paired"].items():
         lines.append(f"- {k}: {d['mean']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (n={d['n']})")
-    same = summary["new_equals_old"]
-    lines.append(f"- {NEW} and {OLD} trained alike (accuracy, f, per-epoch sizes) in {same[0]} of "
-                 f"{same[1]} rounds.")  # fmt: skip
+    if "new_equals_old" in summary:
+        same = summary["new_equals_old"]
+        lines.append(f"- {NEW} and {OLD} trained alike (accuracy, f, per-epoch sizes) in "
+                     f"{same[0]} of {same[1]} rounds.")  # fmt: skip
     if n < 3:
         lines += ["", f"**Partial** ({n} seed(s)): no verdict (the plan needs >= 3)."]
     else:
@@ -180,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    install_old_arm()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     cfg = {"num_samples": args.num_samples, "epochs": args.epochs, "rounds": args.rounds,
@@ -201,14 +215,17 @@ def main(argv: list[str] | None = None) -> int:
                                           "default at f = 0.7\n\n" + text + "\n")  # fmt: skip
         print(text, flush=True)
 
-    def warm() -> None:  # first-run costs (lazy imports, allocator), untimed
-        tr, va, _ = bm.mnist1d_splits(min(args.num_samples, 3000), val_size=bm.VAL_SIZE)
-        bm.train_mnist1d(NEW, tr, va, 2, F, 0)
-        bm.train_mnist1d(OLD, tr, va, 2, F, 0)
+    if args.resume:
+        refuse_to_run(out / "runs.jsonl", cfg, args.seeds)
+    else:
+        raise OldArmRemoved(
+            f"without --resume every seed would rerun the {OLD} arm (removed in "
+            "ted-31; see `git show 2c66bcb:packages/ted-prune/scripts/s30_wallclock.py`)"
+        )
 
     done = run_groups(out / "runs.jsonl", cfg, list(range(args.seeds)), lambda r: r["seed"],
                       lambda s, _rows: run_seed(s, args.num_samples, args.epochs, args.rounds),
-                      write, resume=args.resume, time_limit=args.time_limit, warmup=warm)  # fmt: skip
+                      write, resume=args.resume, time_limit=args.time_limit)  # fmt: skip
     return 0 if done else 3
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -11,6 +15,16 @@ from ted_prune import PrunerCallback, TEDPruner
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture
+def script(monkeypatch) -> Callable[[str], ModuleType]:
+    """`script(name)`: the module `scripts/<name>.py`, imported with `scripts/` first on
+    `sys.path` for the test (the scripts import their siblings; `monkeypatch` undoes it)."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    return importlib.import_module
 
 
 @pytest.fixture

@@ -15,21 +15,15 @@ from ted_prune import TEDPruner
 from ted_prune.bench_mnist1d import PRE_S26, READINGS, _pruner
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPTS = ROOT / "packages" / "ted-prune" / "scripts"
 BENCH = ROOT / "docs" / "benchmarks"
 # the defaults the study ran with (sessions 25d-26b: `TED_s25c`, importance weights, no tail)
 DEFAULTS = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()} | PRE_S26
 
 
 @pytest.fixture
-def mods(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))  # the scripts import their siblings
-    import cap_validation
-    import rescore_validation
-    import uniform_mix_validation
-    import weights_validation
-
-    return cap_validation, rescore_validation, weights_validation, uniform_mix_validation
+def mods(script):
+    names = ("cap_validation", "rescore_validation", "weights_validation", "uniform_mix_validation")
+    return tuple(script(m) for m in names)
 
 
 @pytest.mark.parametrize(("name", "cap"), [("prune_residual_sample_mw1.5", 1.5),

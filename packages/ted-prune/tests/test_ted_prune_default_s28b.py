@@ -14,7 +14,6 @@ from ted_prune import TED, TEDPruner
 from ted_prune.bench import make_pruner
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def _noise(p):
@@ -67,13 +66,12 @@ def test_earlier_methods_and_readings_pin_the_old_schedule():
 
 
 @pytest.mark.parametrize("study", ["s27", "s27b", "s28", "s28b", "s29"])
-def test_resume_over_committed_validation_runs_reruns_nothing(study, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
+def test_resume_over_committed_validation_runs_reruns_nothing(study, tmp_path, monkeypatch, script):
     src = ROOT / "docs/benchmarks" / f"ted-prune-{study}" / "runs.jsonl"
     if not src.exists():
         pytest.skip(f"{src} not committed")
     shutil.copy(src, tmp_path / "runs.jsonl")
-    mod = __import__(f"{study}_validation")
+    mod = script(f"{study}_validation")
     loop = sys.modules["s27_validation"]  # every study runs `s27_validation.main`'s loop
 
     def fail(*a, **k):

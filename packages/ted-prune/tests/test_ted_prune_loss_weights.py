@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import inspect
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from ted_prune import TEDPruner
 from ted_prune.bench_mnist1d import PRE_S25C, READINGS, _pruner
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
 
 @pytest.fixture
-def wv(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))  # the scripts import their siblings
-    import weights_validation
-
-    return weights_validation
+def wv(script):
+    return script("weights_validation")
 
 
 @pytest.mark.parametrize(("value", "err"), [("uniform", ValueError), ("", ValueError),

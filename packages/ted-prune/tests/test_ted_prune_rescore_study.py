@@ -14,17 +14,12 @@ from ted_prune import TEDPruner
 from ted_prune.bench_mnist1d import PRE_S25C, READINGS, _pruner
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPTS = ROOT / "packages" / "ted-prune" / "scripts"
 MIX = ROOT / "docs" / "benchmarks" / "ted-prune-mix-s25"
 
 
 @pytest.fixture
-def scripts(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))  # the scripts import their siblings
-    import rescore_validation
-    import uniform_mix_validation
-
-    return uniform_mix_validation, rescore_validation
+def scripts(script):
+    return script("uniform_mix_validation"), script("rescore_validation")
 
 
 @pytest.mark.parametrize(("name", "every"), [("prune_residual_sample_re10", 10),

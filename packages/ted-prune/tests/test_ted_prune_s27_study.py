@@ -16,11 +16,8 @@ STUDY = Path(__file__).resolve().parents[3] / "docs/benchmarks/ted-prune-s27"
 
 
 @pytest.fixture
-def sv(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import s27_validation
-
-    return s27_validation
+def sv(script):
+    return script("s27_validation")
 
 
 def test_readings_are_the_default_plus_one_change():
@@ -96,9 +93,8 @@ def test_rule_adopts_only_a_candidate_meeting_every_criterion(sv):
     assert sv.decide(partial)["rule"]["adopt"] is None  # incomplete: no decision
 
 
-def test_diagnosis_script_arms(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import noise_diagnosis as nd
+def test_diagnosis_script_arms(script):
+    nd = script("noise_diagnosis")
 
     p = nd._pruner("TED_s26_w1r0an3", 3500, 20, 0.7, 0, None)
     r = nd._pruner("random_dynamic_w1r0an3", 3500, 20, 0.7, 0, None)

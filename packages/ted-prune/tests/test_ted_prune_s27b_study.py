@@ -3,17 +3,12 @@ rows. No benchmark run is trained here."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 
 @pytest.fixture
-def sv(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import s27b_validation
-
-    return s27b_validation
+def sv(script):
+    return script("s27b_validation")
 
 
 def _rows(sv, gain_noise, clean_delta, noisy_clean=False):

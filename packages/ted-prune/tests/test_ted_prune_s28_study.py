@@ -13,11 +13,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def s28(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import s28_validation
-
-    return s28_validation
+def s28(script):
+    return script("s28_validation")
 
 
 def _rows(s28, gain_noise, gain_noise5=None):

@@ -13,11 +13,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def s28b(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import s28b_validation
-
-    return s28b_validation
+def s28b(script):
+    return script("s28b_validation")
 
 
 def _rows(s28b, gain7, gain5=lambda s: 0.0, clean=lambda s: 0.0, drop=False):
@@ -76,9 +73,8 @@ def test_committed_decision_reproduces(s28b):
     assert got == json.loads((d / "decision.json").read_text()) and got["rule"]["adopt"] is True
 
 
-def test_test_read_summary_on_made_up_rows(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import s28b_test_read as s28b_test
+def test_test_read_summary_on_made_up_rows(script):
+    s28b_test = script("s28b_test_read")
 
     def row(method, f, seed, acc, **kw):
         return {"setting": "noise20", "seed": seed, "f_target": f, "method": method,
@@ -101,10 +97,9 @@ def test_test_read_summary_on_made_up_rows(monkeypatch):
     assert out["per_f"]["0.7"]["new==old_rerun (seeds)"] == 0
 
 
-def test_test_read_summary_reads_one_setting(monkeypatch):
+def test_test_read_summary_reads_one_setting(script):
     """`--setting clean`: the summary names the setting and ignores the other settings' rows."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import s28b_test_read as s28b_test
+    s28b_test = script("s28b_test_read")
 
     def row(setting, method, f, seed, acc, **kw):
         return {"setting": setting, "seed": seed, "f_target": f, "method": method,

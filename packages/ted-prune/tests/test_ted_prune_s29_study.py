@@ -5,19 +5,13 @@ No benchmark run is trained here."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
 
 @pytest.fixture
-def s29(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    import s29_validation
-
-    return s29_validation
+def s29(script):
+    return script("s29_validation")
 
 
 def _rows(s29, gain5, clean=lambda s: 0.0, drop=False):
@@ -86,9 +80,8 @@ def test_the_loop_runs_only_the_planned_cells(s29, tmp_path, monkeypatch):
     assert sorted(ran) == sorted(want) and len(ran) == 6
 
 
-def test_explore_arms(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    import s29_explore
+def test_explore_arms(script):
+    s29_explore = script("s29_explore")
 
     assert list(range(170, 180)) == s29_explore.SEEDS
     p = s29_explore._pruner("s29x_late_thin25", 4500, 20, 0.5, 0, None)
@@ -97,11 +90,10 @@ def test_explore_arms(monkeypatch):
     assert s29_explore._pruner("s29x_default", 4500, 20, 0.5, 0, None).tail_rate == 1.0
 
 
-def test_test_read_script_names_its_arms_and_report(monkeypatch, tmp_path):
+def test_test_read_script_names_its_arms_and_report(monkeypatch, tmp_path, script):
     """`s29_test_read.py` (pending, not run in session 29): `s28b_test_read`'s machinery with
     new = TED_s29, old = TED_s28b; the report is `s29-test.md`."""
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    import s28b_test_read as base
+    base = script("s28b_test_read")
 
     monkeypatch.setattr(base, "ARMS", dict(base.ARMS))
     monkeypatch.setattr(base, "STUDY", base.STUDY)

@@ -4,19 +4,12 @@ No benchmark run is trained here."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 @pytest.fixture
-def s29b(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    import s29b_validation
-
-    return s29b_validation
+def s29b(script):
+    return script("s29b_validation")
 
 
 def _rows(s29b, gain, clean=0.0):

@@ -4,27 +4,22 @@ made-up rows, the `norescore` arm's plan, and the wall-clock script's summary
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def s30(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    import s30_validation
-
-    return s30_validation
+def s30(script):
+    return script("s30_validation")
 
 
 @pytest.fixture
-def wall(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    import s30_wallclock
-
-    return s30_wallclock
+def wall(script):
+    return script("s30_wallclock")
 
 
 def _rows(s30, noisy_gain, clean_delta=lambda s: 0.0):
@@ -85,3 +80,29 @@ def test_wallclock_summary(wall):
     text = wall.report_md(s, "cmd")
     assert "**met**" in text
     assert wall.order(1) == ["TED_s29", "TED_s29@old", "random_dynamic", "full"]
+
+
+def test_wallclock_old_arm_refuses_but_committed_cache_reports(wall, tmp_path):
+    """ted-31 removed the `TED_s29@old` arm's code: a run that would train refuses, naming the
+    commit that produced the committed results; `--resume` over a complete cache trains nothing."""
+    with pytest.raises(wall.OldArmRemoved, match="2c66bcb"):
+        wall.main(["--out", str(tmp_path), "--seeds", "1", "--resume"])
+    with pytest.raises(wall.OldArmRemoved, match="2c66bcb"):
+        wall.main(["--out", str(tmp_path), "--seeds", "1"])
+    committed = ROOT / "docs/benchmarks/ted-prune-s30/wallclock"
+    (tmp_path / "runs.jsonl").write_text((committed / "runs.jsonl").read_text())
+    assert wall.main(["--out", str(tmp_path), "--seeds", "3", "--rounds", "1", "--resume"]) == 0
+    got = json.loads((tmp_path / "wallclock.json").read_text())
+    want = json.loads((committed / "wallclock.json").read_text())
+    assert got["summary"] == want["summary"]
+
+
+def test_wallclock_summary_without_the_old_arm(wall):
+    arms = ("full", "TED_s29", "random_dynamic")
+    rows = [{"seed": s, "round": 0, "method": m, "metrics": {"seconds": sec + 0.1 * s,
+             "accuracy": 90.0, "f": 0.7, "sizes": [1], "score_seconds": 0.3 * (m == "TED_s29")}}
+            for s in range(3) for m, sec in zip(arms, (10.0, 7.6, 7.0))]  # fmt: skip
+    s = wall.summarize(rows, epochs=30, arms=arms)
+    assert "new_equals_old" not in s and list(s["paired"]) == ["TED_s29 - random_dynamic (ratio)"]
+    assert wall.order(1, arms) == ["TED_s29", "random_dynamic", "full"]
+    assert "**missed**" in wall.report_md(s, "cmd", arms)

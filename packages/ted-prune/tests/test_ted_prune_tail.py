@@ -192,13 +192,8 @@ def test_tail_readings_are_the_current_defaults_but_weights_and_tail(name, tail)
 
 
 @pytest.fixture
-def tv(monkeypatch):
-    from pathlib import Path
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import tail_validation
-
-    return tail_validation
+def tv(script):
+    return script("tail_validation")
 
 
 def test_tail_study_arms_and_seeds(tv):
@@ -235,14 +230,11 @@ def test_tail_rule_adopts_only_a_candidate_meeting_every_criterion(tv, made_up_r
     assert tv.decide(partial)["rule"]["adopt"] is None  # incomplete: no decision
 
 
-def test_tail20_reading_and_study(monkeypatch, made_up_rows):
-    from pathlib import Path
-
+def test_tail20_reading_and_study(made_up_rows, script):
     reading = READINGS["prune_residual_sample_w1_tail20"]
     assert reading["tail"] == 0.2 and reading["loss_weights"] == "none"
     assert all(DEFAULTS[k] == v for k, v in reading.items() if k not in SKIP)
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import tail20_validation as t20
+    t20 = script("tail20_validation")
 
     seeds = t20.SEEDS
     assert seeds == list(range(160, 170))  # fresh: session 26 used 150-159
@@ -267,12 +259,11 @@ def test_tail_study_reproduces_its_committed_decision(tv):
     assert tv.decide(rows) == json.loads((study / "decision.json").read_text())
 
 
-def test_tail20_study_reproduces_its_committed_decision(monkeypatch):
+def test_tail20_study_reproduces_its_committed_decision(script):
     import json
     from pathlib import Path
 
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import tail20_validation as t20
+    t20 = script("tail20_validation")
 
     study = Path(__file__).resolve().parents[3] / "docs/benchmarks/ted-prune-tail-s26/s26b"
     rows = [json.loads(x) for x in (study / "runs.jsonl").read_text().splitlines()]

@@ -30,7 +30,6 @@ import torch
 
 __all__ = [
     "group_quantiles",
-    "group_top_quantile",
     "sample_groups",
     "stable_argsort",
     "stable_group_argsort",
@@ -96,60 +95,6 @@ def group_quantiles(scores: torch.Tensor, gid: torch.Tensor, counts: torch.Tenso
     go, rank = _rank_in_group(order, gid, counts)
     q = (rank + 1).double() / counts.index_select(0, go).double()
     return torch.empty(scores.numel(), dtype=torch.float64).index_copy_(0, order, q)
-
-
-@functools.lru_cache(maxsize=4096)  # group sizes repeat from epoch to epoch
-def _above_count(n: int, threshold: float) -> int:
-    """#{r in 1..n : r / n > threshold}, with the float64 division and comparison of
-    `group_quantiles(...) > threshold` (the quantiles r / n rise with r)."""
-    return int(np.count_nonzero(np.arange(1, n + 1, dtype=np.float64) / np.float64(n) > threshold))
-
-
-def group_top_quantile(
-    values: torch.Tensor, members: torch.Tensor, counts: torch.Tensor, threshold: float
-) -> torch.Tensor:
-    """`group_quantiles(values, gid, counts) > threshold` as a bool (N,) mask, without sorting:
-    the same set, bit for bit (session ted-30).
-
-    `members` is `stable_group_argsort(gid)` (each group's samples in index order) and `counts`
-    the group sizes. Assumes what `group_quantiles` does: in a group of n samples, sorted by value
-    ascending with ties by index, the sample at rank r (1-based) has quantile r / n, so the mask
-    holds the group's top m = #{r : r / n > threshold} ranks: the m largest values, of tied values
-    the highest-indexed (the stable sort ranks them last). Found per group by a selection
-    (`numpy.partition`) of the m-th largest value t: every value above t, then the
-    highest-indexed values equal to t. -0.0 ties with 0.0, as in `stable_argsort`; values with a
-    NaN (which `group_quantiles` sorts with `torch.argsort`) take `group_quantiles` itself."""
-    n = values.numel()
-    if values.ndim != 1 or members.shape != values.shape or int(counts.sum()) != n:
-        raise ValueError(
-            f"values and members must be 1-D of the same length and counts the group sizes, got "
-            f"{tuple(values.shape)}, {tuple(members.shape)}, sum {int(counts.sum())}"
-        )
-    v = values.index_select(0, members).double().numpy()
-    if np.isnan(v).any():  # the comparison sort's order of NaN: leave it to group_quantiles
-        gid = torch.empty(n, dtype=torch.long)
-        gid.index_copy_(0, members, torch.repeat_interleave(torch.arange(counts.numel()), counts))
-        return group_quantiles(values, gid, counts) > threshold
-    take = np.zeros(n, dtype=bool)
-    start = 0
-    for size in counts.tolist():
-        stop = start + size
-        want = _above_count(size, threshold) if size else 0
-        if want >= size:
-            take[start:stop] = True
-        elif want > 0:
-            seg = v[start:stop]
-            t = np.partition(seg, size - want)[size - want]  # the want-th largest value
-            above = seg > t
-            take[start:stop] = above
-            need = want - int(np.count_nonzero(above))
-            if need:
-                ties = np.flatnonzero(seg == t)[-need:]  # the highest-indexed of the tied values
-                take[start + ties] = True
-        start = stop
-    mask = np.zeros(n, dtype=bool)
-    mask[members.numpy()[take]] = True
-    return torch.from_numpy(mask)
 
 
 def top_in_groups(

@@ -47,7 +47,7 @@ from ted_prune.pruner import (
     single_thread,
 )
 from ted_prune.sampling import (
-    group_top_quantile,
+    group_quantiles,
     sample_groups,
     stable_argsort,
     stable_group_argsort,
@@ -1312,7 +1312,7 @@ class TEDPruner(ScheduledPruner):
             quota = torch.tensor(q)
         uniform = None
         if self.tail != "none":
-            gid, counts, quota, members, uniform = self._split_tail(gid, counts, quota, members)
+            gid, counts, quota, members, uniform = self._split_tail(gid, counts, quota)
         # all classes at once (`sampling`): the selection of sample_keep run class by class
         # (kept indices ascending, as the Selection holds them: it needs no sort)
         kept_idx, probs = sample_groups(s, gid, counts, quota, self.floor, g, members,
@@ -1324,28 +1324,15 @@ class TEDPruner(ScheduledPruner):
         return Selection(kept_idx, self.n)
 
     def _split_tail(
-        self,
-        gid: torch.Tensor,
-        counts: torch.Tensor,
-        quota: torch.Tensor,
-        members: torch.Tensor | None = None,
+        self, gid: torch.Tensor, counts: torch.Tensor, quota: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         """`tail`: split every group into its tail (odd split ids) and the rest (even), the
         group's quota shared in proportion (tail: round(quota * tail size / size), the rest: the
         remainder), so every group keeps its quota exactly. Returns the split (gid, counts, quota,
-        members) and which split groups are tails (drawn uniformly). `members`:
-        `stable_group_argsort(gid)` where already known.
-
-        The split ids present, each sample's position among them and their sizes are what
-        `torch.unique(split, return_inverse=True, return_counts=True)` gives, read from one
-        `bincount` (no sort; session ted-30, the same integers)."""
-        tail = self._tail_mask(gid, counts, members)
+        members) and which split groups are tails (drawn uniformly)."""
+        tail = self._tail_mask(gid, counts)
         split = gid * 2 + tail.long()
-        per_id = torch.bincount(split, minlength=2 * counts.numel())
-        present = per_id > 0
-        ids = torch.nonzero(present).flatten()
-        scounts = per_id.index_select(0, ids)
-        sgid = (torch.cumsum(present, 0) - 1).index_select(0, split)
+        ids, sgid, scounts = torch.unique(split, return_inverse=True, return_counts=True)
         parent, is_tail = ids // 2, ids % 2 == 1
         size = counts.index_select(0, parent).double()
         q = quota.index_select(0, parent)
@@ -1361,14 +1348,10 @@ class TEDPruner(ScheduledPruner):
         squota = torch.where(is_tail, tail_quota, q - tail_of.index_select(0, parent))
         return sgid, scounts, squota, stable_group_argsort(sgid), is_tail
 
-    def _tail_mask(
-        self, gid: torch.Tensor, counts: torch.Tensor, members: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def _tail_mask(self, gid: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """`tail`: the observed samples whose stored logits misclassify them, or the `tail`
-        fraction of each group (`gid`, sizes `counts`; `members`: `stable_group_argsort(gid)`
-        where already known) with the highest stored loss (lowest stored probability of the
-        label; rank quantile > 1 - tau, ties by index: `group_top_quantile`, the set
-        `group_quantiles(-p, gid, counts) > 1 - tau` gives, found without a sort)."""
+        fraction of each group (`gid`, sizes `counts`) with the highest stored loss (lowest stored
+        probability of the label; rank quantile > 1 - tau, ties by index)."""
         obs = self._obs
         obs.flush()
         if obs.labels is None or obs.probs is None:  # nothing observed yet: no sample is suspect
@@ -1378,10 +1361,8 @@ class TEDPruner(ScheduledPruner):
         if self.tail == "misclassified":
             return (obs.probs.argmax(1) != y) & seen
         py = obs.probs.gather(1, y[:, None]).squeeze(1).double()
-        if members is None:
-            members = stable_group_argsort(gid)
-        # the lowest p(label) of a group has quantile 1
-        return group_top_quantile(-py, members, counts, 1.0 - float(self.tail)) & seen
+        q = group_quantiles(-py, gid, counts)  # the lowest p(label) of a group -> 1
+        return (q > 1.0 - float(self.tail)) & seen
 
     def weights(self, indices: torch.Tensor) -> torch.Tensor:
         """Loss weights (1 with `selection="topk"` or `loss_weights="none"`; min(k / p_i,
