@@ -3,11 +3,12 @@ arguments (or by a rule's name), so that each session's rule needs no script of 
 
 Every ``--check TAG TEST A B`` is the paired Δ mR ``A`` - ``B`` over ``--seeds`` with the bench's
 bootstrap 95 % CI (`maskloop.report.paired_difference`); ``TEST`` is ``above0`` (CI lower bound
-> 0: a rung that must add) or ``not_worse`` (mean >= 0 and CI lower bound > -0.5: a full model
-that must not lose). The checks are read in order and the first partial (a method lacks seeds)
-or failing one decides; the option is adopted on validation iff all pass. ``--report LABEL A B``
-rows are printed and decide nothing; ``--probes`` are printed as each ``--probe-methods``
-method's mean over the cached seeds. ``--metric hard_mR`` prints the same rows on the hard split
+> 0: a rung that must add), ``not_worse`` (mean >= 0 and CI lower bound > -0.5: a full model
+that must not lose) or ``mean_ge0`` (mean >= 0: a reading at least level with today's). The
+checks are read in order and the first partial (a method lacks seeds) or failing one decides;
+the option is adopted on validation iff all pass. ``--report LABEL A B`` rows are printed and
+decide nothing; ``--probes`` are printed as each ``--probe-methods`` method's mean over the
+cached seeds. ``--metric hard_mR`` prints the same rows on the hard split
 and no decision. Writes nothing. A new session's rule is one more entry of `RULES`. Run
 (seconds, reads JSON only), e.g. the twenty-fifth session's rule
 (``docs/benchmarks/ssjdn_validation_s25_rule.md``):
@@ -40,6 +41,7 @@ PASS_PROBES = ("pass_feat_cos", "pass_r2_c2f_from_f2c", "pass_r2_f2c_from_c2f", 
 TESTS = {
     "above0": (lambda d: d.low > 0, "the CI is not above 0"),
     "not_worse": (not_worse, "not shown to be no worse (mean >= 0, CI lower bound > -0.5)"),
+    "mean_ge0": (lambda d: d.mean >= 0, "the mean is below 0"),
 }
 
 # the sessions' rules: the same arguments the command line takes
@@ -251,6 +253,34 @@ RULES: dict[str, dict[str, Any]] = {
         "probe_methods": ("+LSD decouple", "+bidirectional centered"),
         "probes": ("probe_img_acc", "probe_txt_acc_large", "probe_txt_acc_small", *LSD_PROBES),
     },
+    # session 31b (docs/benchmarks/ssjdn_validation_s31b_rule.md): the coarse->fine pass guided
+    # by the complement of the fine->coarse guide on today's centred pooling, fresh validation
+    # seeds 80..84; K1 the bidirectional rung with it, K2 it against today's bidirectional row
+    "s31b_complement": {
+        "seeds": (80, 84),
+        "option": "sgs_guide_c2f='complement' (as the bidirectional default; the lead decides)",
+        "check": [
+            (
+                "K1",
+                "above0",
+                "+bidirectional centered complement",
+                "+SGS (one direction) centered",
+            ),
+            ("K2", "mean_ge0", "+bidirectional centered complement", "+bidirectional centered"),
+        ],
+        "report": [("today rung", "+bidirectional centered", "+SGS (one direction) centered")],
+        "probe_methods": ("+bidirectional centered", "+bidirectional centered complement"),
+        "probes": (
+            *PASS_PROBES,
+            "sgs_map_corr",
+            "sgs_damp_mean_p1",
+            "keep_small_p0",
+            "keep_small_p1",
+            "pass_contrib_cos",
+            "mR_without_f2c",
+            "mR_without_c2f",
+        ),
+    },
 }
 
 
@@ -267,7 +297,7 @@ def parser() -> argparse.ArgumentParser:
         nargs=4,
         action="append",
         metavar=("TAG", "TEST", "A", "B"),
-        help="a deciding check: TEST (above0 or not_worse) of the paired Δ A - B; repeatable",
+        help="a deciding check: TEST (above0, not_worse or mean_ge0) of the paired Δ A - B; repeatable",
     )
     p.add_argument(
         "--report",

@@ -369,6 +369,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # centroid taken out (`lsd_combine="decouple"`), on today's defaults
     "+LSD decouple": ("+LSD", {**BSD_CENTERED, **TODAY_STL, **LSD_DECOUPLE}),
     "BSD decouple": ("+STL (full SSJDN)", {**BSD_CENTERED, **TODAY_STL, **LSD_DECOUPLE}),
+    # issue 19, session 31b (rule docs/benchmarks/ssjdn_validation_s31b_rule.md, written before
+    # the runs; fresh validation seeds 80..84): "+bidirectional centered" with the coarse->fine
+    # pass guided by the complement of the fine->coarse pass's guide (`sgs_guide_c2f=
+    # "complement"`, tried in s23 on the earlier pooling only): the s31 probe found that pass's
+    # own map nearly blind to the small objects (0.94-0.95 of their area share)
+    "+bidirectional centered complement": (
+        "+bidirectional",
+        {**BSD_CENTERED, **TODAY_STL, **BSD_COMPLEMENT},
+    ),
     "BSD centered - LSD": ("+STL (full SSJDN)", {**BSD_CENTERED, **TODAY_STL, "lsd": False}),
     "BSD centered - bidirectional": (
         "+STL (full SSJDN)",
@@ -453,6 +462,7 @@ _CURRENT = {
     "BSD centered - bidirectional",
     "+LSD decouple",
     "BSD decouple",
+    "+bidirectional centered complement",
 }
 VARIANTS = {
     name: (
