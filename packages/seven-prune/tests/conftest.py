@@ -1,7 +1,6 @@
 """Fixtures shared by the seven-prune tests."""
 
 import warnings
-from typing import Any
 
 import pytest
 import torch
@@ -54,15 +53,15 @@ def bits(x: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture
 def twin_pruner_run(monkeypatch: pytest.MonkeyPatch):
-    """`run(switch, (a, b), hooked, module=seven)`: two SevenPruners on the same tiny BERT and
-    batches, the module flag `module.<switch>` set to `a` for the first and `b` for the second at
+    """`run(switch, (a, b), hooked)`: two SevenPruners on the same tiny BERT and
+    batches, the module flag `seven.<switch>` set to `a` for the first and `b` for the second at
     every step,
     asserting after each step that the masks, m, v, S, the weights and the AdamW moments agree bit
     for bit; returns `(pruners, number of cuts)` (12 steps, a window with four cuts)."""
     from seven_prune import SevenPruner, seven
     from seven_prune.models import tiny_bert
 
-    def run(switch: str, values: tuple, hooked: bool, module: Any = seven) -> tuple[list, int]:
+    def run(switch: str, values: tuple, hooked: bool) -> tuple[list, int]:
         prs, opts, models = [], [], []
         for _ in range(2):
             torch.manual_seed(0)
@@ -81,7 +80,7 @@ def twin_pruner_run(monkeypatch: pytest.MonkeyPatch):
             labels = torch.randint(0, 2, (8,), generator=gen)
             before = prs[0].mask
             for value, model, opt, pr in zip(values, models, opts, prs):
-                monkeypatch.setattr(module, switch, value)
+                monkeypatch.setattr(seven, switch, value)
                 opt.zero_grad(set_to_none=True)
                 model(input_ids=ids, labels=labels).loss.backward()
                 opt.step()
