@@ -204,6 +204,15 @@ DEFAULT_LADDER: tuple[str, ...] = (
     "CDHM-no-temporal+adda+optcarry+sskip",
     "CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1",
 )
+#: Confident self-training of the classifier over the target's s (session 32; rule
+#: docs/benchmarks/cdhm-next/cdhm_validate_s32_rule.md): the library default's row with
+#: ``self_train_tau=0.9`` (the target windows the head reads with probability >= 0.9 enter the
+#: label term with their hard labels; value fixed beforehand, the usual confidence threshold, not
+#: tuned). Its alignment rung (and the default's) is
+#: CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1.
+S32_SELF_TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
+    DEFAULT_ROW + "+st0.9": {**SAR1_VARIANTS[DEFAULT_ROW], "self_train_tau": 0.9},
+}
 #: The MK-MMD baseline with the same tuning budget as CDHM's readings got (two tries): its own
 #: temporal-evidence reading and a 1.0 alignment weight; and a longer, growing alignment on the
 #: plain encoder. Name -> (alignment, overrides).
@@ -227,6 +236,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SSKIP_LADDER,
     **SAR1_VARIANTS,
     **SAR1_LADDER,
+    **S32_SELF_TRAIN_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -574,6 +584,7 @@ _OPTIONS_OFF: dict[str, Any] = {
     "target_opt_state": "fresh",
     "s_skip": "none",
     "s_transition": "learned",
+    "self_train_tau": None,
 }
 #: Options retired in session 32 that were part of every cache key at their (then default) value:
 #: they stay in the key at that value, so the committed caches keep their keys and ``--resume``

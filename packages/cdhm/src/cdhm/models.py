@@ -19,6 +19,7 @@ __all__ = [
     "SegmentEncoder",
     "UntiedTarget",
     "check_signals",
+    "confident_self_training",
     "coral_loss",
     "ganin_lambda",
     "grad_reverse",
@@ -245,6 +246,28 @@ def lmmd(
     k = sum(torch.exp(-d2 / (s * sigma2)) for s in scales) / len(scales)
     w = torch.cat([ws, -wt], dim=0)  # (n + m, |C|): +source weights, -target weights
     return (w.T @ k @ w).diagonal().sum() / n_c
+
+
+def confident_self_training(logits: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Confidence-thresholded self-training on unlabelled windows: (loss, keep).
+
+    With p_j = softmax(logits_j) and the hard pseudo-label yhat_j = argmax_k p_jk (constants: no
+    gradient through the choice of label or the mask),
+
+        loss = (1/m) sum_j 1[max_k p_jk >= tau] * (-log p_j,yhat_j)
+
+    over the m rows (windows below the threshold count in m but add 0, so the term shrinks as
+    fewer windows are confident); `keep` is the (m,) bool mask. The gradient reaches the logits
+    (the classifier and whatever produced its input). Lee (2013) / FixMatch's (Sohn et al., 2020)
+    confidence mask without augmentation. `tau` in (0, 1).
+    """
+    if logits.ndim != 2 or logits.shape[0] == 0:
+        raise ValueError(f"logits must be (m, K) with m >= 1, got shape {tuple(logits.shape)}")
+    p = torch.softmax(logits.detach(), -1)
+    conf, label = p.max(-1)
+    keep = conf >= tau
+    ce = torch.nn.functional.cross_entropy(logits, label, reduction="none")
+    return (ce * keep.to(ce.dtype)).sum() / logits.shape[0], keep
 
 
 def coral_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
