@@ -214,7 +214,7 @@ def test_cli_every_option_has_help_and_shared_flags():
 def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
     """cdhm bench maps --seed/--seeds/--resume/--threads/--select/--methods onto run_bench."""
     import cdhm.bench
-    from cdhm.bench import DEV_SEEDS, BenchConfig, _cache_key
+    from cdhm.bench import DEFAULT_LADDER, DEV_SEEDS, BenchConfig, _cache_key
     from cdhm.cli import main
 
     calls = []
@@ -240,19 +240,19 @@ def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
         (3, 1),
         (3, 2),
     ]
-    assert kw["config"].methods[0] == "CDHM" and "CDHM+align-warmup0.3" in kw["config"].methods
+    assert kw["config"].methods == DEFAULT_LADDER  # the library default's row and its rungs
     n = len(calls)
     for extra in (["--seeds", "3"], ["--seed", "7"], ["--select"], ["--quick"]):
         assert main(["bench", "--validate", *extra]) == 2  # its seeds and tasks are its own
     assert len(calls) == n
     assert not {(0, 2), (1, 3), (3, 0)} & set(kw["config"].tasks)  # never a test task
     argv = ["bench", "--validate", "--val-seeds", "6", "--name", "cdhm_validate_swap"]
-    assert main([*argv, "--methods", "CDHM,CDHM+div0.3"]) == 0
+    assert main([*argv, "--methods", "CDHM,CDHM-dann"]) == 0
     kw = calls[-1]
     assert kw["config"].seeds == [100, 101, 102, 103, 104, 105]
-    assert kw["name"] == "cdhm_validate_swap" and kw["config"].methods == ("CDHM", "CDHM+div0.3")
+    assert kw["name"] == "cdhm_validate_swap" and kw["config"].methods == ("CDHM", "CDHM-dann")
     assert kw["command"] == (
-        "cdhm bench --validate --val-seeds 6 --methods 'CDHM,CDHM+div0.3' --name cdhm_validate_swap"
+        "cdhm bench --validate --val-seeds 6 --methods 'CDHM,CDHM-dann' --name cdhm_validate_swap"
     )
     assert main([*argv, "--val-seed-start", "106", "--methods", "CDHM,MK-MMD+adda"]) == 0
     kw = calls[-1]

@@ -561,6 +561,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     session 20) the classifier itself adapts. It assumes the head's confident target readings
     are mostly right (tau high enough), and it reinforces a whole cluster the head confidently
     reads as the wrong class (confirmation bias); windows below tau add nothing.
+    Not promising on the screen of rule ``docs/benchmarks/cdhm-next/cdhm_validate_s32_rule.md``
+    (used seeds, ``tau=0.9``): on the 0 dB pseudo-target A->D the head collapses to chance (25.0
+    and 31.9 % vs the default's 68.1 and 66.7 %) while ``sep`` stays put; not run on fresh seeds.
 
     Retired readings (session 32): the options that were tried for issue 18 and rejected on
     validation were removed from the library: ``align_steps``, ``lambda_hsic``,
