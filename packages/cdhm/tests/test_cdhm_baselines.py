@@ -164,9 +164,9 @@ def test_bench_select_report_without_source_only(tmp_path):
     """A dev-seed run of CDHM variants only (as `cdhm bench --select`) writes its report."""
     from cdhm.bench import DEV_SEEDS, run_bench
 
-    cfg = _tiny_bench_config(seeds=[DEV_SEEDS[0]], methods=("CDHM", "CDHM+hsic"))
+    cfg = _tiny_bench_config(seeds=[DEV_SEEDS[0]], methods=("CDHM", "CDHM-dann"))
     res, text = run_bench(out=tmp_path, config=cfg, command="t", progress=False, name="sel")
-    assert res.methods == ["CDHM", "CDHM+hsic"]
+    assert res.methods == ["CDHM", "CDHM-dann"]
     md = (tmp_path / "sel.md").read_text()
     assert "Δ vs CDHM" in md and "dev seeds" in md and "not a test result" in md
 
@@ -214,7 +214,7 @@ def test_cli_every_option_has_help_and_shared_flags():
 def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
     """cdhm bench maps --seed/--seeds/--resume/--threads/--select/--methods onto run_bench."""
     import cdhm.bench
-    from cdhm.bench import DEV_SEEDS, BenchConfig, _cache_key
+    from cdhm.bench import DEFAULT_LADDER, DEV_SEEDS, BenchConfig, _cache_key
     from cdhm.cli import main
 
     calls = []
@@ -240,19 +240,19 @@ def test_cli_bench_passes_flags_to_run_bench(monkeypatch, tmp_path):
         (3, 1),
         (3, 2),
     ]
-    assert kw["config"].methods[0] == "CDHM" and "CDHM+align-warmup0.3" in kw["config"].methods
+    assert kw["config"].methods == DEFAULT_LADDER  # the library default's row and its rungs
     n = len(calls)
     for extra in (["--seeds", "3"], ["--seed", "7"], ["--select"], ["--quick"]):
         assert main(["bench", "--validate", *extra]) == 2  # its seeds and tasks are its own
     assert len(calls) == n
     assert not {(0, 2), (1, 3), (3, 0)} & set(kw["config"].tasks)  # never a test task
     argv = ["bench", "--validate", "--val-seeds", "6", "--name", "cdhm_validate_swap"]
-    assert main([*argv, "--methods", "CDHM,CDHM+div0.3"]) == 0
+    assert main([*argv, "--methods", "CDHM,CDHM-dann"]) == 0
     kw = calls[-1]
     assert kw["config"].seeds == [100, 101, 102, 103, 104, 105]
-    assert kw["name"] == "cdhm_validate_swap" and kw["config"].methods == ("CDHM", "CDHM+div0.3")
+    assert kw["name"] == "cdhm_validate_swap" and kw["config"].methods == ("CDHM", "CDHM-dann")
     assert kw["command"] == (
-        "cdhm bench --validate --val-seeds 6 --methods 'CDHM,CDHM+div0.3' --name cdhm_validate_swap"
+        "cdhm bench --validate --val-seeds 6 --methods 'CDHM,CDHM-dann' --name cdhm_validate_swap"
     )
     assert main([*argv, "--val-seed-start", "106", "--methods", "CDHM,MK-MMD+adda"]) == 0
     kw = calls[-1]
@@ -304,14 +304,11 @@ def test_default_alignment_is_mmd_and_keys_the_bench_cache(monkeypatch):
     old = _cache_key(BenchConfig())
     assert old != key and json.loads(old)["cdhm_defaults"]["alignment"] == "dann"
     # an option added later stays out of the key at its "off" value: earlier caches stay valid
-    assert "align_warmup" not in json.loads(key)["cdhm_defaults"]
-    assert "lambda_ent" not in json.loads(key)["cdhm_defaults"]
-    assert "lambda_div" not in json.loads(key)["cdhm_defaults"]
-    assert "align_gate" not in json.loads(key)["cdhm_defaults"]
+    assert "target_encoder" not in json.loads(key)["cdhm_defaults"]
     monkeypatch.setattr(
-        cdhm.bench, "CDHMClassifier", functools.partial(CDHMClassifier, align_warmup=0.3)
+        cdhm.bench, "CDHMClassifier", functools.partial(CDHMClassifier, adapt_start=0.3)
     )
-    assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["align_warmup"] == 0.3
+    assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["adapt_start"] == 0.3
 
 
 def test_baseline_fault_steps_all_averages_step_logits_and_aligns_every_step(toy):
@@ -341,34 +338,6 @@ def test_baseline_fault_steps_all_averages_step_logits_and_aligns_every_step(toy
         AlignedCNNClassifier("mmd", fault_steps="mean", n_segments=4).fit(a.x, a.y)
 
 
-def test_gap_variants_are_named_options_off_the_cache_key():
-    """The readings against the MK-MMD gap are bench variants; at their off values the new options
-    stay out of the cache key, so the committed caches stay valid."""
-    from cdhm.bench import BASELINE_VARIANTS, GAP_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    cfg = BenchConfig()
-    defaults = json.loads(_cache_key(cfg))["cdhm_defaults"]
-    assert "fault_steps" not in defaults and "beta_s" not in defaults
-    ev = _estimator("CDHM+evidence-all", cfg, 3)
-    assert (ev.fault_steps, ev.align_steps, ev.seed) == ("all", "all", 3)
-    assert _estimator("CDHM+beta-s10", cfg, 0).beta_s == 10.0
-    assert set(GAP_VARIANTS) == {"CDHM+evidence-all", "CDHM+beta-s10"}
-    mk = _estimator("MK-MMD+evidence-all", cfg, 0)
-    assert (mk.alignment, mk.fault_steps) == ("mmd", "all")
-    assert _estimator("MK-MMD+lambda1", cfg, 0).lambda_align == 1.0
-    assert set(BASELINE_VARIANTS) == {
-        "MK-MMD+evidence-all",
-        "MK-MMD+lambda1",
-        "MK-MMD+align-late1",
-        "MK-MMD+adda",
-    }
-    adda = _estimator("MK-MMD+adda", cfg, 0)
-    assert (adda.alignment, adda.target_encoder, adda.adapt_start) == ("mmd", "adapted", 0.5)
-    from cdhm.bench import ADOPTED_BASELINE_VARIANTS
-
-    assert set(ADOPTED_BASELINE_VARIANTS) <= set(BASELINE_VARIANTS)
-
-
 def test_class_swaps_finds_a_class_sent_to_another_and_rejects_bad_input():
     """class_swaps: a true class with >= share of its windows predicted as one other class."""
     from cdhm.bench import class_swaps
@@ -395,72 +364,6 @@ def test_bench_goal_rows_name_the_adopted_baseline_variant(tmp_path):
     assert "CDHM − best of MK-MMD (MK-MMD) ≥ +2 points" in goals
     assert "CDHM − best of MK-MMD/MK-MMD+evidence-all (" in goals
     assert {r.method for r in res.records} == {"CDHM", "MK-MMD", "MK-MMD+evidence-all"}
-
-
-def test_direction_variant_is_a_named_option_off_the_cache_key():
-    """The one-sided alignment is a bench variant (and its entangled ablation); at "both" the new
-    option stays out of the cache key, so the committed caches stay valid."""
-    from cdhm.bench import DIRECTION_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    cfg = BenchConfig()
-    assert "align_direction" not in json.loads(_cache_key(cfg))["cdhm_defaults"]
-    assert set(DIRECTION_VARIANTS) == {"CDHM+align-to-source"}
-    one = _estimator("CDHM+align-to-source", cfg, 2)
-    assert (one.align_direction, one.alignment, one.entangled, one.seed) == (
-        "to_source",
-        "mmd",
-        False,
-        2,
-    )
-    abl = _estimator("CDHM-entangled+align-to-source", cfg, 0)
-    assert (abl.align_direction, abl.entangled, abl.lambda_c) == ("to_source", True, 0.0)
-
-
-def test_ramp_variant_is_a_named_option_off_the_cache_key():
-    """The linear alignment ramp is a bench variant; at "ganin" (the default) the option stays out
-    of the cache key, so the committed caches stay valid, and the key is what it was before."""
-    from cdhm.bench import RAMP_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    cfg = BenchConfig()
-    assert "align_ramp" not in json.loads(_cache_key(cfg))["cdhm_defaults"]
-    assert set(RAMP_VARIANTS) == {"CDHM+align-ramp-linear"}
-    one = _estimator("CDHM+align-ramp-linear", cfg, 3)
-    assert (one.align_ramp, one.alignment, one.align_warmup, one.seed) == ("linear", "mmd", 0.0, 3)
-
-
-def test_late_alignment_variant_is_a_named_option_off_the_cache_key():
-    """CDHM+align-late1 (lambda_align 1, linear ramp) and its entangled ablation and MK-MMD control
-    are bench variants built from existing options (the cache key is unchanged); its weight is
-    within 0.05 of the default 0.3 ganin(p) up to p = 0.3 and 1.0 (3.3x the default) at the end."""
-    from cdhm.bench import BASELINE_VARIANTS, LATE_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    cfg = BenchConfig()
-    defaults = json.loads(_cache_key(cfg))["cdhm_defaults"]
-    assert "align_ramp" not in defaults and defaults["lambda_align"] == 0.3
-    assert set(LATE_VARIANTS) == {"CDHM+align-late1"}
-    late = _estimator("CDHM+align-late1", cfg, 4)
-    assert (late.lambda_align, late.align_ramp, late.alignment, late.seed) == (
-        1.0,
-        "linear",
-        "mmd",
-        4,
-    )
-    abl = _estimator("CDHM-entangled+align-late1", cfg, 0)
-    assert (abl.lambda_align, abl.align_ramp, abl.entangled, abl.lambda_c) == (
-        1.0,
-        "linear",
-        True,
-        0.0,
-    )
-    mk = _estimator("MK-MMD+align-late1", cfg, 0)
-    assert (mk.alignment, mk.lambda_align, mk.align_ramp) == ("mmd", 1.0, "linear")
-    assert BASELINE_VARIANTS["MK-MMD+align-late1"][1] == LATE_VARIANTS["CDHM+align-late1"]
-    base = _estimator("CDHM", cfg, 0)
-    early = np.linspace(0, 0.3, 31)
-    gap = [late.lambda_align * late._align_weight(p) - 0.3 * base._align_weight(p) for p in early]
-    assert max(abs(g) for g in gap) < 0.05
-    assert late.lambda_align * late._align_weight(1.0) == 1.0
-    assert 0.3 * base._align_weight(1.0) < 0.3
 
 
 @pytest.mark.parametrize("ramp", ["ganin", "linear"])
@@ -523,7 +426,7 @@ def test_adapt_variants_are_named_options_off_the_cache_key():
     cfg = BenchConfig()
     defaults = json.loads(_cache_key(cfg))["cdhm_defaults"]
     assert "target_encoder" not in defaults and "adapt_start" not in defaults
-    assert set(ADAPT_VARIANTS) == {"CDHM+adda", "CDHM+adda0.3"}
+    assert set(ADAPT_VARIANTS) == {"CDHM+adda"}
     one = _estimator("CDHM+adda", cfg, 2)
     assert (one.target_encoder, one.adapt_start, one.alignment, one.seed) == (
         "adapted",
@@ -531,7 +434,6 @@ def test_adapt_variants_are_named_options_off_the_cache_key():
         "mmd",
         2,
     )
-    assert _estimator("CDHM+adda0.3", cfg, 0).adapt_start == 0.3
     abl = _estimator("CDHM-entangled+adda", cfg, 0)
     assert (abl.target_encoder, abl.entangled, abl.lambda_c) == ("adapted", True, 0.0)
 
@@ -635,64 +537,6 @@ def test_mmd_target_encoder_adapted_predicts_through_the_copy_and_reloads(toy, t
             AlignedCNNClassifier(**{"alignment": "mmd", **kw, **bad}).fit(a.x, a.y)
 
 
-def test_pseudo_label_variants_are_named_options_off_the_cache_key():
-    """Session 20's self-training readings are bench variants (and entangled ablations) on
-    CDHM+adda; at their off values the new options stay out of the cache key."""
-    from cdhm.bench import PL_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    defaults = json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert not {"lambda_pl", "pseudo_label", "pl_threshold"} & set(defaults)
-    est = _estimator("CDHM-entangled+adda+pl-centroid", BenchConfig(), 1)
-    assert (est.lambda_pl, est.pseudo_label, est.pl_threshold, est.entangled) == (
-        0.3,
-        "centroid",
-        0.9,
-        True,
-    )
-    assert est.target_encoder == "adapted" and PL_VARIANTS["CDHM+adda+pl-head"]["lambda_pl"] == 0.3
-    shot = _estimator("CDHM+adda+pl-shot", BenchConfig(), 1)
-    assert (shot.lambda_pl, shot.pseudo_label, shot.entangled, shot.target_encoder) == (
-        0.3,
-        "shot",
-        False,
-        "adapted",
-    )
-    assert _estimator("CDHM-entangled+adda+pl-shot", BenchConfig(), 1).entangled
-    fix = _estimator("CDHM+adda+pl-shotfix", BenchConfig(), 1)
-    assert (fix.lambda_pl, fix.pseudo_label, fix.entangled, fix.target_encoder) == (
-        0.3,
-        "shot-fixed",
-        False,
-        "adapted",
-    )
-    assert _estimator("CDHM-entangled+adda+pl-shotfix", BenchConfig(), 1).entangled
-
-
-def test_sticky_variants_are_named_options_off_the_cache_key():
-    """Session 21's sticky fault chain is a bench variant on CDHM+adda with its entangled
-    ablation; at its off value (None) sticky_s stays out of the cache key."""
-    from cdhm.bench import STICKY_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    defaults = json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert "sticky_s" not in defaults
-    assert set(STICKY_VARIANTS) == {"CDHM+adda+sticky0.25"}
-    one = _estimator("CDHM+adda+sticky0.25", BenchConfig(), 4)
-    assert (one.sticky_s, one.target_encoder, one.adapt_start, one.entangled, one.seed) == (
-        0.25,
-        "adapted",
-        0.5,
-        False,
-        4,
-    )
-    ent = _estimator("CDHM-entangled+adda+sticky0.25", BenchConfig(), 4)
-    assert (ent.sticky_s, ent.entangled, ent.lambda_c, ent.target_encoder) == (
-        0.25,
-        True,
-        0.0,
-        "adapted",
-    )
-
-
 def test_sticky_z_variant_is_a_named_option_off_the_cache_key():
     """Session 22's slow working-condition chain is a bench variant on CDHM+adda (no entangled
     twin: there is no z there); at its off value (None) sticky_z stays out of the cache key."""
@@ -703,43 +547,12 @@ def test_sticky_z_variant_is_a_named_option_off_the_cache_key():
     rung = _estimator("CDHM-no-align+adda+stickyz0.25", BenchConfig(), 4)
     assert (rung.alignment, rung.sticky_z, rung.target_encoder) == (None, 0.25, "adapted")
     one = _estimator("CDHM+adda+stickyz0.25", BenchConfig(), 4)
-    assert (one.sticky_z, one.sticky_s, one.target_encoder, one.adapt_start, one.entangled) == (
+    assert (one.sticky_z, one.target_encoder, one.adapt_start, one.entangled) == (
         0.25,
-        None,
         "adapted",
         0.5,
         False,
     )
-
-
-def test_gensrc_variant_is_a_named_option_off_the_cache_key():
-    """Session 23's source-only generative model is a bench variant on the current default
-    CDHM+adda+stickyz0.25; at its off value ("both") generative_from stays out of the cache key."""
-    from cdhm.bench import GENSRC_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    assert "generative_from" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert set(GENSRC_VARIANTS) == {"CDHM+adda+stickyz0.25+gen-source"}
-    one = _estimator("CDHM+adda+stickyz0.25+gen-source", BenchConfig(), 4)
-    base = _estimator("CDHM+adda+stickyz0.25", BenchConfig(), 4)
-    assert (one.generative_from, base.generative_from) == ("source", "both")
-    assert {k: v for k, v in one.get_params().items() if k != "generative_from"} == {
-        k: v for k, v in base.get_params().items() if k != "generative_from"
-    }
-
-
-def test_zfix_variant_is_a_named_option_off_the_cache_key():
-    """Session 23b's fixed target z is a bench variant on gen-source; at its off value
-    ("adapted") target_z stays out of the cache key."""
-    from cdhm.bench import ZFIX_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    assert "target_z" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert set(ZFIX_VARIANTS) == {"CDHM+adda+stickyz0.25+gen-source+zfix"}
-    one = _estimator("CDHM+adda+stickyz0.25+gen-source+zfix", BenchConfig(), 4)
-    base = _estimator("CDHM+adda+stickyz0.25+gen-source", BenchConfig(), 4)
-    assert (one.target_z, base.target_z, one.generative_from) == ("source", "adapted", "source")
-    assert {k: v for k, v in one.get_params().items() if k != "target_z"} == {
-        k: v for k, v in base.get_params().items() if k != "target_z"
-    }
 
 
 def test_optcarry_variant_is_a_named_option_off_the_cache_key():
@@ -765,35 +578,9 @@ def test_optcarry_variant_is_a_named_option_off_the_cache_key():
         }, name
 
 
-@pytest.mark.parametrize(
-    ("variants", "name", "option", "value"),
-    [
-        ("COMPACT_VARIANTS", "CDHM+adda+stickyz0.25+optcarry+compact1", "lambda_compact", 1.0),
-        ("SDROP_VARIANTS", "CDHM+adda+stickyz0.25+optcarry+sdrop0.5", "s_dropout", 0.5),
-    ],
-)
-def test_session25_variants_are_named_options_off_the_cache_key(variants, name, option, value):
-    """Session 25's two readings (compact source classes, lambda_compact = 1; dropout on q(s)'s
-    input, s_dropout = 0.5) are bench variants on the current default (the carried-state row plus
-    the option); at its off value (0) the option stays out of the cache key, so every committed
-    cache keeps its key, and the variant differs from the default in that option alone."""
-    from cdhm import bench
-    from cdhm.bench import BenchConfig, _cache_key, _estimator
-
-    assert option not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    assert set(getattr(bench, variants)) == {name}
-    one = _estimator(name, BenchConfig(), 4)
-    base = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
-    assert (getattr(one, option), getattr(base, option)) == (value, 0.0)
-    assert {k: v for k, v in one.get_params().items() if k != option} == {
-        k: v for k, v in base.get_params().items() if k != option
-    }
-
-
 def test_session26_skip_variants_are_named_options_off_the_cache_key():
-    """Session 26's two readings (a linear skip from the front end into q(s)'s mean, added to the
-    GRU's mean or alone) are bench variants on the current default that differ from it in s_skip
-    alone; at its off value ("none", pinned in BENCH_CDHM since "linear" became the library
+    """Session 26's adopted reading (a linear skip from the front end into q(s)'s mean, added to
+    the GRU's mean) is a bench variant on the then default that differs from it in s_skip alone; at its off value ("none", pinned in BENCH_CDHM since "linear" became the library
     default) s_skip stays out of the cache key, and every CDHM-family row without "+sskip" (the
     committed rows) is built with "none"."""
     from cdhm.bench import (
@@ -807,12 +594,9 @@ def test_session26_skip_variants_are_named_options_off_the_cache_key():
 
     assert "s_skip" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
     for name in ["CDHM", *OPTION_VARIANTS]:
-        if "+sskip" not in name and "+slinear" not in name:
+        if "+sskip" not in name:
             assert _estimator(name, BenchConfig(), 4).s_skip == "none", name
-    names = {
-        "CDHM+adda+stickyz0.25+optcarry+sskip": "linear",
-        "CDHM+adda+stickyz0.25+optcarry+slinear": "linear-only",
-    }
+    names = {"CDHM+adda+stickyz0.25+optcarry+sskip": "linear"}
     assert set(SSKIP_VARIANTS) == set(names)
     base = _estimator("CDHM+adda+stickyz0.25+optcarry", BenchConfig(), 4)
     for name, mode in names.items():
@@ -875,30 +659,6 @@ def test_source_guide_accuracy_reads_the_source_guide():
         logits = adda.net_.fault_logits(adda.net_._encode(x, c, adda.net_)["s_loc"])
     expected = float(np.mean(adda.classes_[logits.argmax(1).numpy()] == a.y))
     assert source_guide_accuracy(adda, a.x, a.y) == pytest.approx(expected)
-
-
-def test_session27_target_skip_variants_are_named_options_off_the_cache_key():
-    """Session 27's two readings differ from the skip row (the library default's bench name) in
-    target_skip alone; at its off value ("adapted") target_skip stays out of the cache key and
-    every other row is built with it."""
-    from cdhm.bench import OPTION_VARIANTS, TSKIP_VARIANTS, BenchConfig, _cache_key, _estimator
-
-    assert "target_skip" not in json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]
-    names = {
-        "CDHM+adda+stickyz0.25+optcarry+sskip+tskip-source": "source",
-        "CDHM+adda+stickyz0.25+optcarry+sskip+tskip-none": "none",
-    }
-    assert set(TSKIP_VARIANTS) == set(names)
-    for name in ["CDHM", *OPTION_VARIANTS]:
-        if name not in names:
-            assert _estimator(name, BenchConfig(), 4).target_skip == "adapted", name
-    base = _estimator("CDHM+adda+stickyz0.25+optcarry+sskip", BenchConfig(), 4)
-    for name, mode in names.items():
-        one = _estimator(name, BenchConfig(), 4)
-        assert (one.target_skip, base.target_skip) == (mode, "adapted"), name
-        assert {k: v for k, v in one.get_params().items() if k != "target_skip"} == {
-            k: v for k, v in base.get_params().items() if k != "target_skip"
-        }, name
 
 
 def test_validation_task_sets_keep_the_protocol():
@@ -990,11 +750,8 @@ def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
         ),
     }
     assert {*SAR1_VARIANTS, *SAR1_LADDER} == set(pairs)
-    on_sar1 = {  # sessions 29 and 30, built on it
-        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd",
-        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+mmdstd",
-        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+cbal",
-        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+im0.3",  # session 31
+    on_sar1 = {  # session 32's reading, built on it (sessions 29-31's rows were retired)
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+st0.9",
     }
     for other in ["CDHM", *OPTION_VARIANTS]:
         if other not in pairs and other not in on_sar1:
@@ -1009,111 +766,10 @@ def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
     assert not rung["temporal_prior"] and rung["s_skip"] == "linear"
 
 
-def test_session29_class_conditional_variant_is_a_named_option_off_the_cache_key():
-    """Session 29's reading differs from the stationary-prior row (the library default's bench
-    name) in alignment alone ("lmmd" for "mmd"); the cache key and every other row keep the
-    marginal MK-MMD; its alignment rung is the no-align row with the same s transition, which
-    differs from it in alignment alone as well."""
-    from cdhm.bench import (
-        CLASS_ALIGN_VARIANTS,
-        OPTION_VARIANTS,
-        BenchConfig,
-        _cache_key,
-        _estimator,
-    )
-
-    assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["alignment"] == "mmd"
-    name = "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+lmmd"
-    assert set(CLASS_ALIGN_VARIANTS) == {name}
-    for other in ["CDHM", *OPTION_VARIANTS]:
-        if other != name:
-            assert _estimator(other, BenchConfig(), 4).alignment != "lmmd" or other.startswith(
-                ("CDHM-lmmd", "CDHM+lmmd")
-            ), other
-    one = _estimator(name, BenchConfig(), 4)
-    base = _estimator("CDHM+adda+stickyz0.25+optcarry+sskip+sar1", BenchConfig(), 4)
-    rung = _estimator("CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1", BenchConfig(), 4)
-    assert (one.alignment, base.alignment, rung.alignment) == ("lmmd", "mmd", None)
-    assert (one.target_encoder, one._s_transition()) == ("adapted", "ar1")
-    for other in (base, rung):
-        assert {k: v for k, v in one.get_params().items() if k != "alignment"} == {
-            k: v for k, v in other.get_params().items() if k != "alignment"
-        }
-
-
-def test_lmmd_alignment_runs_on_the_untied_guide_with_the_stationary_prior(toy):
-    """alignment="lmmd" on the library default (untied target guide, s_transition "ar1"): after
-    the split the class-conditional term is active (weight > 0, a finite value > 0)."""
-    from cdhm.causal_hmm import CDHMClassifier
-
-    a, b = toy
-    kw = {"n_segments": 4, "epochs": 3, "s_dim": 4, "z_dim": 4, "hidden": 16, "progress": False}
-    est = CDHMClassifier(alignment="lmmd", adapt_start=0.3, **kw)
-    est.fit(a.x, a.y, b.x, a.domain, b.domain)
-    assert est.net_.target_split and est._s_transition() == "ar1"
-    align, weight = np.asarray(est.history_["align"]), np.asarray(est.history_["align_weight"])
-    assert np.isfinite(align).all() and weight[-1] > 0 and align[-1] > 0
-
-
-def test_session30_alignment_variants_are_named_options_off_the_cache_key():
-    """Session 30's readings differ from the stationary-prior row (the library default's bench
-    name) and from its no-align rung in alignment alone; the cache key keeps "mmd"; no other
-    row uses them."""
-    from cdhm.bench import (
-        OPTION_VARIANTS,
-        S30_ALIGN_VARIANTS,
-        BenchConfig,
-        _cache_key,
-        _estimator,
-    )
-
-    assert json.loads(_cache_key(BenchConfig()))["cdhm_defaults"]["alignment"] == "mmd"
-    names = {
-        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+mmdstd": "mmd-std",
-        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+cbal": "centroid-balanced",
-    }
-    assert set(S30_ALIGN_VARIANTS) == set(names)
-    for other in ["CDHM", *OPTION_VARIANTS]:
-        if other not in names:
-            assert _estimator(other, BenchConfig(), 4).alignment not in names.values(), other
-    base = _estimator("CDHM+adda+stickyz0.25+optcarry+sskip+sar1", BenchConfig(), 4)
-    rung = _estimator("CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1", BenchConfig(), 4)
-    for name, alignment in names.items():
-        one = _estimator(name, BenchConfig(), 4)
-        assert (one.alignment, one.target_encoder, one._s_transition()) == (
-            alignment,
-            "adapted",
-            "ar1",
-        )
-        for other in (base, rung):
-            assert {k: v for k, v in one.get_params().items() if k != "alignment"} == {
-                k: v for k, v in other.get_params().items() if k != "alignment"
-            }
-
-
-@pytest.mark.parametrize("alignment", ["mmd-std", "centroid-balanced"])
-def test_session30_alignments_run_on_the_untied_guide(toy, alignment):
-    """Both session-30 alignments on the library default: after the split the term is active
-    (weight > 0, finite, >= 0); the source guide gets no alignment gradient (one-sided)."""
-    from cdhm.causal_hmm import CDHMClassifier
-
-    a, b = toy
-    kw = {"n_segments": 4, "epochs": 3, "s_dim": 4, "z_dim": 4, "hidden": 16, "progress": False}
-    est = CDHMClassifier(alignment=alignment, adapt_start=0.3, **kw)
-    est.fit(a.x, a.y, b.x, a.domain, b.domain)
-    assert est.net_.target_split and est._s_transition() == "ar1"
-    align, weight = np.asarray(est.history_["align"]), np.asarray(est.history_["align_weight"])
-    assert np.isfinite(align).all() and weight[-1] > 0 and (align >= -1e-6).all()
-    if alignment == "centroid-balanced":
-        assert np.isfinite(est.history_["balance_gap"]).all()
-
-
 @pytest.mark.parametrize("bad", ["MMD", "mmd_std", "centroid", 0])
 def test_alignment_rejects_unknown_values_naming_the_allowed_ones(toy, bad):
     from cdhm.causal_hmm import CDHMClassifier
 
     a, _ = toy
-    with pytest.raises(
-        ValueError, match="alignment must be one of .*'mmd-std', 'centroid-balanced'"
-    ):
+    with pytest.raises(ValueError, match=r"alignment must be one of \('dann', 'mmd', None\)"):
         CDHMClassifier(alignment=bad, epochs=1, progress=False).fit(a.x, a.y)

@@ -48,7 +48,6 @@ def _fit(est, data, callbacks=()):
             z_dim=2,
             hidden=8,
             batch_size=8,
-            lambda_hsic=1.0,
             elbo="meanfield",
         ),
         # the untied guide split at 0.3 (in epoch 2): the resume starts after the split, with
@@ -59,7 +58,7 @@ def _fit(est, data, callbacks=()):
         ),
         lambda: AlignedCNNClassifier("dann", n_segments=4, epochs=4, hidden=8, batch_size=8),
     ],
-    ids=["cdhm-dann", "cdhm-default-mmd-hsic-meanfield", "cdhm-resume-after-split", "cnn-dann"],
+    ids=["cdhm-dann", "cdhm-default-mmd-meanfield", "cdhm-resume-after-split", "cnn-dann"],
 )
 def test_checkpoint_resume_gives_the_uninterrupted_weights(toy, tmp_path, make):
     """Stop after 2 of 4 epochs, resume in a fresh estimator: weights equal bit for bit."""
@@ -95,7 +94,7 @@ def test_batches_cover_the_source_each_epoch_and_resume_their_generator():
     seen = torch.cat([b["ys"] for b in batches])
     assert len(set(seen.tolist())) == 10
     assert all(len(b["xt"]) == len(b["xs"]) for b in batches)  # target drawn with replacement
-    # each batch names its target windows (pseudo_label="shot-fixed" looks their labels up)
+    # each batch names its target windows (their indices into the target set)
     assert all(
         torch.equal(b["xt"], xt[b["it"]]) and torch.equal(b["ct"], ct[b["it"]]) for b in batches
     )

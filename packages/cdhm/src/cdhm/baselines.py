@@ -11,8 +11,8 @@ vector h (the analogue of s_T), on which the classifier and the alignment act:
 * Deep CORAL (Sun & Saenko, 2016): + lambda * ||C_s - C_t||_F^2 / (4 d^2);
 * DSAN (Zhu et al., 2020): + lambda * LMMD(h_s, h_t; y_s, softmax(f(h_t))), the class-conditional
   MMD with the network's own soft target pseudo-labels (constants), as its authors run it
-  (Ganin ramp on lambda; see :func:`cdhm.models.lmmd`). It is the plain-encoder control for
-  ``CDHMClassifier(alignment="lmmd")``.
+  (Ganin ramp on lambda; see :func:`cdhm.models.lmmd`). It was the plain-encoder control for
+  CDHM's retired ``alignment="lmmd"`` (session 29; code at commit e375864).
 
 The physics reference needs no training on vibration waveforms: an order-normalised envelope
 spectrum (see :func:`cdhm.data.envelope_order_spectrum`) and a logistic regression fit on source.
@@ -35,13 +35,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from cdhm.causal_hmm import (
-    ALIGN_RAMPS,
-    FAULT_STEPS,
-    TARGET_ENCODERS,
-    CDHMClassifier,
-    _delayed_ramp,
-)
+from cdhm.causal_hmm import TARGET_ENCODERS, CDHMClassifier, _delayed_ramp
 from cdhm.data import envelope_order_spectrum
 from cdhm.estimator import DomainAdaptiveClassifier
 from cdhm.models import (
@@ -55,10 +49,30 @@ from cdhm.models import (
 
 __all__ = [
     "ABLATIONS",
+    "ALIGN_RAMPS",
+    "FAULT_STEPS",
     "AlignedCNNClassifier",
     "PhysicsReference",
     "make_ablation",
 ]
+
+#: What the baselines' classifier reads (``AlignedCNNClassifier(fault_steps=...)``): the GRU
+#: output of the last step, or the mean of every step's logits.
+FAULT_STEPS: tuple[str, ...] = ("last", "all")
+
+#: The shape of the baselines' alignment ramp (``AlignedCNNClassifier(align_ramp=...)``): the
+#: Ganin sigmoid 2 / (1 + exp(-10 p)) - 1 or the linear ramp p.
+ALIGN_RAMPS: tuple[str, ...] = ("ganin", "linear")
+
+
+def _ramp(progress: float, start: float, ramp: str) -> float:
+    """0 before `start`, then the ``ramp`` ("ganin" or "linear") of p' = (progress - start) /
+    (1 - start): 2 / (1 + exp(-10 p')) - 1 or min(1, p')."""
+    if ramp != "linear":
+        return _delayed_ramp(progress, start)
+    if progress < start:
+        return 0.0
+    return min(1.0, (progress - start) / max(1e-12, 1.0 - start))
 
 
 class _CNNGRU(UntiedTarget):
@@ -101,8 +115,8 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
     ``alignment=None`` is the source-only baseline (``target_x`` only feeds batch-norm nothing:
     the target is ignored entirely).
 
-    ``fault_steps="all"`` (default ``"last"``) is the plain-encoder control for
-    ``CDHMClassifier(fault_steps="all", align_steps="all")``: the classifier reads the GRU output
+    ``fault_steps="all"`` (default ``"last"``) was the plain-encoder control for CDHM's retired
+    ``fault_steps="all", align_steps="all"`` (code at commit e375864): the classifier reads the GRU output
     h_t of every step and averages the T logits (a product of per-step class posteriors,
     tempered by 1 / T), and the alignment acts on the h_t of every step pooled (each step a
     sample), since that is what the classifier reads. It assumes every step's h_t carries class
@@ -221,7 +235,7 @@ class AlignedCNNClassifier(DomainAdaptiveClassifier):
         logs["source_acc"] = float((logits.detach().argmax(-1) == ys).float().mean())
         if use_target:
             start = self.adapt_start if adda else 0.0
-            lam = _delayed_ramp(progress, start, self.align_ramp)  # "ganin", 0: ganin_lambda(p)
+            lam = _ramp(progress, start, self.align_ramp)  # "ganin", 0: ganin_lambda(p)
             logs["align_weight"] = lam
             if self.alignment == "dann":
                 d = net.domain_head(grad_reverse(h, lam)).squeeze(-1)
