@@ -771,7 +771,7 @@ def _scoring_report(rows: list[dict[str, Any]], command: str) -> str:
             "runs: these runs differ from the grid's (a scoring change must not do this; a run "
             "on another machine or software stack can). Whether a scoring change keeps every "
             "selection is checked by running the code before and after it on the same machine "
-            "(`scripts/scoring_digest.py` in the package's source)."
+            "(`git show e375864:packages/ted-prune/scripts/scoring_digest.py`)."
         )
     return "\n".join(lines)
 

@@ -83,7 +83,7 @@ NOISE_SCHEDULES = ("off", "late", "late_epoch0")
 # 20% label noise 0.289-0.407; 0.2 lies between them)
 NOISE_THRESHOLD = 0.2
 # `noise_schedule="late_epoch0"`'s detector (session 28, fixed on the already-used validation seeds
-# 180-189 only, `scripts/s28_detector_diagnosis.py`): among the last `NOISE_WINDOW_E0` of epoch 0's
+# 180-189 only, `scripts/s28_detector_diagnosis.py` at commit e375864): among the last `NOISE_WINDOW_E0` of epoch 0's
 # observations (its training pass, in the order seen), the share whose loss exceeds
 # `NOISE_LEVEL_E0` ln C; clean 0.009-0.019, 20% label noise 0.034-0.044; 0.025 lies between them
 NOISE_THRESHOLD_E0 = 0.025
@@ -570,7 +570,7 @@ class TEDPruner(ScheduledPruner):
             losses come from a model near its initialisation; the extra full epoch its decision
             needed is what lost under noise (post hoc, `late` pruning from epoch 1 gained +4.32
             [+2.70, +6.20] at f = 0.7). On the already-used validation seeds 180-189 (diagnosis,
-            `scripts/s28_detector_diagnosis.py`) the last half's share above 1.5 ln C is clean
+            `scripts/s28_detector_diagnosis.py`, at commit e375864) the last half's share above 1.5 ln C is clean
             0.009-0.019, 20% noise 0.034-0.044. Assumes symmetric-ish label noise whose wrong
             labels the model contradicts confidently within one epoch while clean samples
             rarely fall below C^-1.5, and a training order independent of the labels (a
@@ -622,7 +622,7 @@ class TEDPruner(ScheduledPruner):
             noise is the kept set's share of wrong labels. Rule s27 read `tail_rate=0.5` on the
             default schedule: noise20 f = 0.5 +0.90 [+0.26, +1.54] over the default (validation
             seeds 170-179) but clean -1.14. Session 29 explored it behind the detector on those
-            used seeds (post hoc, `scripts/s29_explore.py`; r = 0.25: +1.46 [+0.40, +2.48] over the
+            used seeds (post hoc, `scripts/s29_explore.py` at e375864; r = 0.25: +1.46 [+0.40, +2.48] over the
             default); rule s29 reports r = 0.25 on fresh seeds without deciding on it.
         noise_norescore_min_keep: None (default: 0.35, `NOISE_NORESCORE_MIN_KEEP_S29`, under
             `noise_schedule=None` where its "late_epoch0" applies, adopted by rule s29; else off:
@@ -642,7 +642,7 @@ class TEDPruner(ScheduledPruner):
             the forward-only re-scoring takes (1/3 of a step per pruned sample every 5th epoch:
             0.62 of the 10 epochs f = 0.5 buys) is worth more as training than as fresher
             scores. Post hoc on the used validation seeds 170-179 (20% noise, f = 0.5,
-            `scripts/s29_explore.py`): this plan 66.64 +- 3.27 against the default's 58.92 +-
+            `scripts/s29_explore.py` at commit e375864): this plan 66.64 +- 3.27 against the default's 58.92 +-
             6.19, the late plan with re-scoring 63.00 (rule s27) and random draws on the late
             shape 65.76. Adopted by rule s29 (docs/benchmarks/ted-prune-s29/RULE.md; fresh
             validation seeds 210-219, MNIST-1D 5,000 x 20): 20% noise, f = 0.5, +6.22 [+2.98,

@@ -1,0 +1,90 @@
+"""The validation driver (`scripts/validation.py`): rule s30's committed decision re-derived byte
+for byte, `--resume` over every committed validation cache of sessions 27-30 re-running nothing,
+and the driver's loop on a made-up study. No benchmark run is trained here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+BENCH = ROOT / "docs" / "benchmarks"
+
+
+@pytest.fixture
+def val(script):
+    return script("validation")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_s30_decision_rederived_byte_identical(val):
+    d = BENCH / "ted-prune-s30"
+    res = val.STUDIES["s30"].decide(_rows(d / "runs.jsonl"), val.STUDIES["s30"].seeds)
+    assert json.dumps(res, indent=1) == (d / "decision.json").read_text()
+    assert res["rule"] == {"complete": True, "noise_gain": False, "clean_unaffected": True,
+                           "adopt": False}  # fmt: skip
+
+
+def test_s30_decide_on_partial_rows_is_incomplete(val):
+    rows = _rows(BENCH / "ted-prune-s30" / "runs.jsonl")
+    assert val.decide_s30(rows[:-1])["rule"] == {"complete": False}
+
+
+@pytest.mark.parametrize("study", ["s27", "s27b", "s28", "s28b", "s29", "s29b", "s30"])
+def test_resume_over_committed_validation_runs_reruns_nothing(study, val, tmp_path, monkeypatch):
+    src = BENCH / f"ted-prune-{study}" / "runs.jsonl"
+    rows = _rows(src)
+    (tmp_path / "runs.jsonl").write_text(src.read_text())
+    arms = {r["arm"]: r["method"] for r in rows}
+    cells: dict = {}
+    for r in rows:
+        cells.setdefault((r["setting"], r["f_target"]), set()).add(r["arm"])
+    st = val.Study(arms=arms, cells={k: tuple(v) for k, v in cells.items()},
+                   seeds=sorted({r["seed"] for r in rows}), decide=lambda rows, seeds: {})  # fmt: skip
+
+    def fail(*a, **k):
+        raise AssertionError(f"run re-run: {a[0]}")
+
+    monkeypatch.setattr(val, "train_mnist1d", fail)
+    monkeypatch.setattr(val, "_splits", fail)
+    settings = sorted({s for s, _ in cells})
+    fs = sorted({f for _, f in cells})
+    assert val.run(tmp_path, st, st.seeds, settings, fs, resume=True) == 0
+    assert (tmp_path / "runs.jsonl").read_text() == src.read_text()
+
+
+def test_loop_runs_only_missing_planned_runs_and_refuses_without_resume(val, tmp_path, monkeypatch):
+    calls = []
+
+    def train(method, train, val_, epochs, f, seed):
+        calls.append((method, f, seed))
+        val.bench_mnist1d._pruner(method, 1000, 20, f, seed, None)  # the study's factory
+        return {"accuracy": 50.0 + seed, "f": f, "min_class_kept": 0.5, "sizes": [1],
+                "seconds": 0.1}  # fmt: skip
+
+    monkeypatch.setattr(val, "train_mnist1d", train)
+    monkeypatch.setattr(val, "_splits", lambda *a: (None, None, None))
+    st = val.Study(arms={"a": "TED_s29", "b": "random_dynamic"}, cells={("clean", 0.7): ("a", "b"),
+                   ("clean", 0.5): ("a",)}, seeds=[1, 2], decide=lambda rows, seeds: {})  # fmt: skip
+    assert val.run(tmp_path, st, [1], ["clean"], [0.7, 0.5], resume=False) == 0
+    assert calls == [("TED_s29", 0.7, 1), ("random_dynamic", 0.7, 1), ("TED_s29", 0.5, 1)]
+    with pytest.raises(SystemExit, match="--resume"):
+        val.run(tmp_path, st, [1, 2], ["clean"], [0.7], resume=False)
+    calls.clear()
+    assert val.run(tmp_path, st, [1, 2], ["clean"], [0.7, 0.5], resume=True) == 0
+    assert [c[2] for c in calls] == [2, 2, 2]
+    assert len(_rows(tmp_path / "runs.jsonl")) == 6
+    assert val.run(tmp_path, st, [3], ["clean"], [0.7], resume=True, time_limit=-1.0) == 3
+
+
+def test_s30_norescore_arm_builds_the_plan_without_rescoring(val):
+    st = val.STUDIES["s30"]
+    p = st.pruner("TED_s30_norescore", 4500, 20, 0.7, 230, None)
+    assert p._late_norescore and p._late.keep == pytest.approx(0.625, abs=1e-6)
+    d = st.pruner("TED_s29", 4500, 20, 0.7, 230, None)
+    assert not d._late_norescore and [d] == val._LAST
