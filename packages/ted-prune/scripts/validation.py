@@ -159,6 +159,61 @@ def decide_s30(rows: list[dict[str, Any]], seeds: list[int] | None = None) -> di
     return out
 
 
+# -- rule s32: `score_every=4` (cheaper scoring, not exact) against the default, clean f = 0.7
+S32_ARMS = {"s29": "TED_s29", "every4": "TED_s32_every4"}
+S32_CELLS = {("clean", 0.7): ("s29", "every4")}
+S32_CANDIDATE_METHOD = "TED_s32_every4"
+S32_LOWER = -0.3  # (a): the paired CI's lower end must lie above this (points)
+S32_RATIO = 0.75  # (b): the candidate's mean wall-clock ratio must be at most this
+
+
+def _plan_fields(p: Any) -> dict[str, Any]:
+    """The last run's final keep ratio and `score_every` (None for pruners without them)."""
+    keep = getattr(getattr(p, "schedule", None), "keep", None)
+    return {"keep": None if keep is None else float(keep),
+            "score_every": getattr(p, "score_every", None)}  # fmt: skip
+
+
+def decide_s32(
+    rows: list[dict[str, Any]],
+    seeds: list[int] | None = None,
+    *,
+    wallclock: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Rule s32 (`docs/benchmarks/ted-prune-s32/RULE.md`): adopt `score_every=4` iff the study is
+    complete (5 / 5 seeds), (a) the 95% CI of every4 - s29 validation accuracy (clean, f = 0.7)
+    has its lower end > -0.3 points, and (b) the wall-clock run (`wallclock`: the JSON
+    `scripts/wallclock.py` writes, seeds 0-2, no seed missing) reads the candidate's mean ratio to
+    full data <= 0.75; the default's ratio in the same run is reported beside it."""
+    seeds = STUDIES["s32"].seeds if seeds is None else seeds
+    by = {(r["arm"], r["setting"], r["f_target"], r["seed"]): r for r in rows}
+    out = _header()
+    for (setting, f), arms in S32_CELLS.items():
+        got = cell_stats(by, {a: S32_ARMS[a] for a in arms}, setting, f, seeds)
+        if got is None:
+            continue
+        _, acc, cell = got
+        cell["every4-s29"] = paired(acc["every4"] - acc["s29"])
+        out["cells"][f"{setting} f={f}"] = cell
+    cells = out["cells"]
+    r: dict[str, Any] = {"complete": _complete(cells, S32_CELLS, seeds)}
+    if r["complete"]:
+        r["a_ci_lower_above_-0.3"] = cells["clean f=0.7"]["every4-s29"]["ci95"][0] > S32_LOWER
+    if wallclock is not None:
+        summ = wallclock["summary"]
+        arms = summ["arms"]
+        ok = wallclock["partial"] == 0 and summ["seeds"] == [0, 1, 2]
+        r["wallclock_seeds"] = summ["seeds"]
+        r["wallclock_ratio"] = {m: arms[m]["ratio"] for m in arms if m != "full"}
+        r["wallclock_ratio_ci"] = {m: arms[m]["ratio_ci"] for m in arms if m != "full"}
+        r["wallclock_paired"] = summ["paired"]
+        if ok:
+            r["b_ratio_at_most_0.75"] = arms[S32_CANDIDATE_METHOD]["ratio"][0] <= S32_RATIO
+    r["adopt"] = bool(r.get("a_ci_lower_above_-0.3") and r.get("b_ratio_at_most_0.75"))
+    out["rule"] = r
+    return out
+
+
 STUDIES: dict[str, Study] = {
     "s30": Study(
         arms=S30_ARMS,
@@ -171,6 +226,13 @@ STUDIES: dict[str, Study] = {
             )
         },  # fmt: skip
         fields=_detector_and_plan,
+    ),
+    "s32": Study(
+        arms=S32_ARMS,
+        cells=S32_CELLS,
+        seeds=list(range(240, 245)),
+        decide=decide_s32,
+        fields=_plan_fields,
     ),
 }
 
@@ -233,12 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settings", nargs="+", default=None)
     ap.add_argument("--fs", type=float, nargs="+", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--wallclock", type=Path, default=None,
+                    help="with --decide (s32): the wall-clock JSON rule (b) reads")  # fmt: skip
     a = ap.parse_args(argv)
     study = STUDIES[a.study]
     if a.decide:
         cache = a.out / "runs.jsonl"
         rows = [json.loads(x) for x in cache.read_text().splitlines()] if cache.exists() else []
-        res = study.decide(rows, study.seeds)
+        kw = {"wallclock": json.loads(a.wallclock.read_text())} if a.wallclock else {}
+        res = study.decide(rows, study.seeds, **kw)
         (a.out / "decision.json").write_text(json.dumps(res, indent=1))
         print(json.dumps(res, indent=1))
         return 0

@@ -88,3 +88,42 @@ def test_s30_norescore_arm_builds_the_plan_without_rescoring(val):
     assert p._late_norescore and p._late.keep == pytest.approx(0.625, abs=1e-6)
     d = st.pruner("TED_s29", 4500, 20, 0.7, 230, None)
     assert not d._late_norescore and [d] == val._LAST
+
+
+def _s32_rows(val, delta):
+    return [{"arm": arm, "setting": "clean", "f_target": 0.7, "seed": s, "f": 0.7,
+             "min_class_kept": 0.5, "val_accuracy": 80.0 + (s % 3) + (delta(s) if arm == "every4"
+                                                                      else 0.0)}
+            for s in val.STUDIES["s32"].seeds for arm in ("s29", "every4")]  # fmt: skip
+
+
+def _wall(every4, s29=0.76, partial=0, seeds=(0, 1, 2)):
+    arms = {"full": {"ratio": [1.0, 0.0], "ratio_ci": [1.0, 1.0]},
+            "TED_s32_every4": {"ratio": [every4, 0.01], "ratio_ci": [every4 - 0.01, every4 + 0.01]},
+            "TED_s29": {"ratio": [s29, 0.01], "ratio_ci": [s29 - 0.01, s29 + 0.01]}}  # fmt: skip
+    return {"partial": partial, "summary": {"seeds": list(seeds), "arms": arms, "paired": {}}}
+
+
+def test_s32_rule_needs_both_criteria(val):
+    assert val.STUDIES["s32"].seeds == [240, 241, 242, 243, 244]  # fresh: s30 used 230-239
+    small = _s32_rows(val, lambda s: -0.1 + 0.05 * (s % 2))
+    r = val.decide_s32(small, wallclock=_wall(0.74))["rule"]
+    assert r["a_ci_lower_above_-0.3"] and r["b_ratio_at_most_0.75"] and r["adopt"] is True
+    assert r["wallclock_ratio"] == {"TED_s32_every4": [0.74, 0.01], "TED_s29": [0.76, 0.01]}
+    assert val.decide_s32(small, wallclock=_wall(0.751))["rule"]["adopt"] is False
+    assert val.decide_s32(small)["rule"]["adopt"] is False  # no wall-clock read: no adoption
+    partial_wall = val.decide_s32(small, wallclock=_wall(0.70, partial=1))["rule"]
+    assert "b_ratio_at_most_0.75" not in partial_wall and partial_wall["adopt"] is False
+    loses = val.decide_s32(_s32_rows(val, lambda s: -0.2 - 0.3 * (s % 2)), wallclock=_wall(0.7))
+    assert loses["rule"]["a_ci_lower_above_-0.3"] is False and loses["rule"]["adopt"] is False
+    assert loses["cells"]["clean f=0.7"]["every4-s29"]["mean"] == pytest.approx(-0.32)
+    incomplete = val.decide_s32(small[:-1], wallclock=_wall(0.7))["rule"]
+    assert incomplete["complete"] is False and incomplete["adopt"] is False
+
+
+def test_s32_arms_build_the_default_and_the_candidate(val):
+    st = val.STUDIES["s32"]
+    assert st.plan("every4", "clean", 0.7) and not st.plan("every4", "noise20", 0.7)
+    c = st.pruner("TED_s32_every4", 4500, 20, 0.7, 240, None)
+    assert st.fields(c) == {"keep": pytest.approx(c.schedule.keep), "score_every": 4}
+    assert st.fields(st.pruner("TED_s29", 4500, 20, 0.7, 240, None))["score_every"] == 1

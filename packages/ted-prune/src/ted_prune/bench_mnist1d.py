@@ -192,6 +192,8 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
         return TEDPruner(n, epochs, budget=f, seed=seed, **S28B)
     if method == "TED_s29":  # the package's defaults since session ted-29 (+ the low-budget plan)
         return TEDPruner(n, epochs, budget=f, seed=seed)
+    if method == "TED_s32_every4":  # rule s32's candidate: the defaults with score_every=4
+        return TEDPruner(n, epochs, budget=f, seed=seed, score_every=4)
     if method.startswith("TED="):  # the reading chosen on the validation split
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])
     if method == "TED+fresh":  # `TED` with score_rows="fresh" (`run_scoring`'s option)
