@@ -222,8 +222,8 @@ STUDIES: dict[str, Study] = {
         decide=decide_s30,
         builders={
             "TED_s30_norescore": lambda n, e, f, s: TEDPruner(
-                n, e, budget=f, seed=s, noise_min_keep=S30_NORESCORE_FLOOR
-            )
+                n, e, budget=f, seed=s, noise_min_keep=S30_NORESCORE_FLOOR, score_every=1
+            )  # pinned: the run predates session ted-32's default
         },  # fmt: skip
         fields=_detector_and_plan,
     ),

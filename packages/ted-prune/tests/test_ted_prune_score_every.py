@@ -14,9 +14,9 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2", None])
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
 def test_bad_score_every_names_the_argument(value):
-    with pytest.raises(ValueError, match="score_every must be an int >= 1"):
+    with pytest.raises(ValueError, match="score_every must be None or an int >= 1"):
         TEDPruner(100, 10, score_every=value)
 
 
@@ -24,9 +24,27 @@ def test_score_every_needs_last_layer_grads():
     with pytest.raises(ValueError, match="score_every=2 needs grads='last_layer'"):
         TEDPruner(100, 10, score_every=2, grads="full")
     assert TEDPruner(100, 10, score_every=1, grads="full").score_every == 1
+    assert TEDPruner(100, 10, grads="full").score_every == 1  # the default where it cannot apply
+
+
+def test_default_is_score_every_4_and_earlier_methods_pin_1():
+    """Rule s32: the default is k = 4; every earlier bench method and reading pins k = 1, so the
+    committed caches keep their meaning."""
+    import ted_prune.bench_mnist1d as bm
+    from ted_prune.bench import make_pruner
+
+    assert TEDPruner(100, 10).score_every == 4
+    assert _pruner("TED_s32", 4500, 20, 0.7, 0, None).score_every == 4
+    for m in ("TED", "TED_s25c", "TED_s26", "TED_s28b", "TED_s29", "TED+fresh", "TED_spec"):
+        assert _pruner(m, 4500, 20, 0.7, 0, None).score_every == 1, m
+    for name in bm.READINGS:
+        assert _pruner(f"TED:{name}", 4500, 20, 0.7, 0, None).score_every == 1, name
+    for m in ("TED", "TED_norm_class"):  # the digits / text suites' TED
+        assert make_pruner(m, 4500, 20, 0.7, 0).score_every == 1
 
 
 def _fit(**options):
+    options.setdefault("score_every", 1)
     """10 float64 epochs of a small MLP on 160 fixed 3-class samples (keep 0.4 after 1 warm-up and
     2 ramp epochs, re-scoring every 4th); per epoch: kept indices, loss weights, whether observed,
     and the scores at the epoch's end."""
@@ -58,7 +76,9 @@ def _fit(**options):
     return p, rec
 
 
-def test_score_every_1_is_the_default_bit_for_bit():
+def test_score_every_1_never_carries_and_is_deterministic():
+    """k = 1 (the default before session ted-32, pinned by every earlier bench method): every
+    epoch is observed and its pruned epochs drawn anew; two runs agree bit for bit."""
     p0, a = _fit()
     p1, b = _fit(score_every=1)
     for k in a:
@@ -66,6 +86,8 @@ def test_score_every_1_is_the_default_bit_for_bit():
                    for u, v in zip(a[k], b[k], strict=True))  # fmt: skip
     strip = lambda b: {k: v for k, v in b.items() if k != "score_seconds"}  # noqa: E731
     assert strip(p0.budget()) == strip(p1.budget())
+    assert all(a["learns"]) and p0.score_every == 1
+    assert all(not torch.equal(a["idx"][e], a["idx"][e - 1]) for e in range(4, 10))
 
 
 def test_carried_epochs_train_the_previous_kept_set_unobserved():

@@ -30,12 +30,21 @@ def test_s30_decision_rederived_byte_identical(val):
                            "adopt": False}  # fmt: skip
 
 
+def test_s32_decision_rederived_byte_identical(val):
+    """Rule s32's committed decision (validation runs + the wall-clock JSON): adopted."""
+    d = BENCH / "ted-prune-s32"
+    wall = json.loads((d / "wallclock" / "wallclock.json").read_text())
+    res = val.decide_s32(_rows(d / "runs.jsonl"), wallclock=wall)
+    assert json.dumps(res, indent=1) == (d / "decision.json").read_text()
+    assert res["rule"]["adopt"] is True
+
+
 def test_s30_decide_on_partial_rows_is_incomplete(val):
     rows = _rows(BENCH / "ted-prune-s30" / "runs.jsonl")
     assert val.decide_s30(rows[:-1])["rule"] == {"complete": False}
 
 
-@pytest.mark.parametrize("study", ["s27", "s27b", "s28", "s28b", "s29", "s29b", "s30"])
+@pytest.mark.parametrize("study", ["s27", "s27b", "s28", "s28b", "s29", "s29b", "s30", "s32"])
 def test_resume_over_committed_validation_runs_reruns_nothing(study, val, tmp_path, monkeypatch):
     src = BENCH / f"ted-prune-{study}" / "runs.jsonl"
     rows = _rows(src)

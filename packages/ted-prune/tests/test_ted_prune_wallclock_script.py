@@ -66,3 +66,20 @@ def test_pairs_and_verdicts_on_made_up_rows(wall):
 def test_bad_arms_raise_naming_the_option(wall, arms):
     with pytest.raises(ValueError, match="--arms"):
         wall.check_arms(arms)
+
+
+def test_resume_over_the_committed_s32_run_reruns_nothing(wall, tmp_path, monkeypatch):
+    """Rule s32 (b)'s committed cache: `--resume` trains nothing and rewrites the same summary."""
+    s32 = ROOT / "docs" / "benchmarks" / "ted-prune-s32" / "wallclock"
+    (tmp_path / "runs.jsonl").write_text((s32 / "runs.jsonl").read_text())
+
+    def fail(*a, **k):
+        raise AssertionError(f"run re-run: {a[0]}")
+
+    monkeypatch.setattr(wall.bm, "train_mnist1d", fail)
+    argv = ["--out", str(tmp_path), "--arms", "full", "TED_s32_every4", "TED_s29", "--resume"]
+    assert wall.main(argv) == 0
+    got = json.loads((tmp_path / "wallclock.json").read_text())
+    want = json.loads((s32 / "wallclock.json").read_text())
+    assert got["summary"] == want["summary"] and got["verdicts"] == want["verdicts"]
+    assert want["verdicts"]["TED_s32_every4"]["wallclock_met"] is True

@@ -71,6 +71,8 @@ CURVATURES = ("none", "diagonal")
 SELECTIONS = ("topk", "sample")
 STALE = ("raw", "quantile")
 SCORE_ROWS = ("all", "fresh")
+# `score_every`'s default where it applies (grads="last_layer"), adopted by rule s32
+SCORE_EVERY_S32 = 4
 LOSS_WEIGHTS = ("importance", "none")
 TAILS = ("none", "misclassified")  # or a float in (0, 1): the highest-loss fraction per group
 # `TEDPruner`'s default tail (with `selection="sample"` and `grads="last_layer"`; session ted-26c,
@@ -463,8 +465,10 @@ class TEDPruner(ScheduledPruner):
             is fresh (warm-up, re-scoring epochs), it computes exactly what "all" does. Why: at a
             keep ratio k the products cost ~k of "all" (MNIST-1D, 25,000 rows: 2.7 vs 7.6 ms at
             k = 0.3), part of issue 15's scoring budget.
-        score_every: k, an int >= 1 (default 1: every epoch is observed, scored and drawn anew,
-            the method as before, bit for bit; a session-32 reading, NOT bit-identical for k > 1).
+        score_every: None (default since session ted-32, rule s32: k = 4 where it applies, i.e.
+            with `grads="last_layer"`, else 1) or k, an int >= 1 (k = 1: every epoch is observed,
+            scored and drawn anew, the default before session ted-32, bit for bit; a session-32
+            reading, NOT bit-identical to k = 1 for k > 1).
             With k > 1 TED's per-epoch work runs only every k-th epoch of a constant keep: the
             kept set of epoch e is carried over, S_e = S_{e-1} (same samples and loss weights, a
             new shuffle), with no per-batch observation and no closed-form scoring in e (the
@@ -482,6 +486,11 @@ class TEDPruner(ScheduledPruner):
             epoch (observation 11-13, closed-form scores 12, draw 10-12, buffers, quantile and
             EMA ~10 ms), i.e. ~0.015 of an epoch on average at k = 4, where 13 of 30 epochs
             carry. Aimed at issue 15's wall-clock goal (<= 0.75x of full-data time at f = 0.7).
+            Adopted by rule s32 (docs/benchmarks/ted-prune-s32/RULE.md): validation (MNIST-1D
+            5,000 x 20, clean, f = 0.7, fresh seeds 240-244) k = 4 - k = 1 +0.64 [-0.16, +1.64]
+            points (criterion: CI lower end > -0.3); wall-clock (25,000 x 30, seeds 0-2) 0.729 +-
+            0.015x of full-data time (goal <= 0.75), k = 1 0.745 +- 0.034x in the same run,
+            scoring 35.4 against 52.9 ms per epoch. Pass `score_every=1` for the earlier default.
         uniform_mix: lambda in [0, 1] (default 0: off; a session-25 reading, see the README),
             with `selection="sample"` only: each sample's keep probability becomes
             (1 - lambda) p_i + lambda k_c, a mixture of TED's score-driven p_i with a uniform draw
@@ -703,7 +712,7 @@ class TEDPruner(ScheduledPruner):
         normalize: bool = False,
         precision: str = "float32",
         score_rows: str = "all",
-        score_every: int = 1,
+        score_every: int | None = None,
         layer: str | nn.Module | None = None,
         uniform_mix: float = 0.0,
         loss_weights: str = "none",
@@ -826,8 +835,10 @@ class TEDPruner(ScheduledPruner):
             or rescore_every < 0
         ):
             raise ValueError(f"rescore_every must be an int >= 0, got {rescore_every!r}")
+        if score_every is None:  # the default: 4 where it applies
+            score_every = SCORE_EVERY_S32 if grads == "last_layer" else 1
         if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
-            raise ValueError(f"score_every must be an int >= 1, got {score_every!r}")
+            raise ValueError(f"score_every must be None or an int >= 1, got {score_every!r}")
         if score_every > 1 and grads != "last_layer":
             raise ValueError(
                 f"score_every={score_every} needs grads='last_layer' (grads='full' scores every "
@@ -1451,6 +1462,8 @@ class TEDPruner(ScheduledPruner):
             "last_alignment": self.last_alignment.clone(),
             "labels": None if self.labels is None else self.labels.clone(),
             "schedule": self.schedule.state_dict(),
+            # `score_every`: the selection a following epoch may carry (None with k = 1 or none)
+            "carry": self._carry_state(),
             "options": {
                 "direction": self.direction,
                 "rank": self.rank,
@@ -1508,6 +1521,22 @@ class TEDPruner(ScheduledPruner):
         self._obs.fresh = extra["fresh"].clone()
         self.last_alignment = extra["last_alignment"].clone()
         self._obs.labels = None if extra["labels"] is None else extra["labels"].clone()
+        carry = extra.get("carry")
+        if carry is not None and self.score_every > 1:  # `refresh_sampler` then carries it on
+            self._current = Selection(carry["indices"].clone(), self.n)
+            self._current_epoch = int(carry["epoch"])
+            self.weight = carry["weight"].clone()
+            self._weight32 = None
+            self._carried = bool(carry["carried"])
+            self._learns = not self._carried
+
+    def _carry_state(self) -> dict[str, Any] | None:
+        """`score_every` > 1: the last selection, its epoch, its loss weights and whether it was
+        carried, so that a reloaded pruner carries (or not) exactly as this one would."""
+        if self.score_every == 1 or self._current is None:
+            return None
+        return {"epoch": self._current_epoch, "indices": self._current.indices.clone(),
+                "weight": self.weight.clone(), "carried": self._carried}  # fmt: skip
 
 
 def _check_noise(
