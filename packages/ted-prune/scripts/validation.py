@@ -214,6 +214,36 @@ def decide_s32(
     return out
 
 
+# -- rule s32b (lead, session 32): the adopted `score_every=4` in every other cell of the grid
+S32B_CELLS = {(st, f): ("s29", "every4") for st in ("clean", "noise20", "dup30")
+              for f in (0.3, 0.5, 0.7) if (st, f) != ("clean", 0.7)}  # fmt: skip
+
+
+def decide_s32b(rows: list[dict[str, Any]], seeds: list[int] | None = None) -> dict[str, Any]:
+    """Rule s32b (`docs/benchmarks/ted-prune-s32/RULE.md`, its section s32b): a harm check of the
+    default `score_every=4` adopted by rule s32 (clean f = 0.7 only) in the grid's eight other
+    cells, fresh validation seeds 245-249. Harm in a cell iff the 95% CI of every4 - s29 lies below
+    0 (upper end < 0). `keep_default` iff the study is complete and no cell shows harm; otherwise
+    the default reverts to `score_every=1`."""
+    seeds = STUDIES["s32b"].seeds if seeds is None else seeds
+    by = {(r["arm"], r["setting"], r["f_target"], r["seed"]): r for r in rows}
+    out = _header()
+    for (setting, f), arms in S32B_CELLS.items():
+        got = cell_stats(by, {a: S32_ARMS[a] for a in arms}, setting, f, seeds)
+        if got is None:
+            continue
+        _, acc, cell = got
+        cell["every4-s29"] = paired(acc["every4"] - acc["s29"])
+        out["cells"][f"{setting} f={f}"] = cell
+    cells = out["cells"]
+    r: dict[str, Any] = {"complete": _complete(cells, S32B_CELLS, seeds)}
+    harm = sorted(k for k, c in cells.items() if c["every4-s29"]["ci95"][1] < 0)
+    r["harm_cells"] = harm
+    r["keep_default"] = bool(r["complete"] and not harm)
+    out["rule"] = r
+    return out
+
+
 STUDIES: dict[str, Study] = {
     "s30": Study(
         arms=S30_ARMS,
@@ -232,6 +262,13 @@ STUDIES: dict[str, Study] = {
         cells=S32_CELLS,
         seeds=list(range(240, 245)),
         decide=decide_s32,
+        fields=_plan_fields,
+    ),
+    "s32b": Study(
+        arms=S32_ARMS,
+        cells=S32B_CELLS,
+        seeds=list(range(245, 250)),
+        decide=decide_s32b,
         fields=_plan_fields,
     ),
 }

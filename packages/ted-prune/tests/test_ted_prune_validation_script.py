@@ -136,3 +136,26 @@ def test_s32_arms_build_the_default_and_the_candidate(val):
     c = st.pruner("TED_s32_every4", 4500, 20, 0.7, 240, None)
     assert st.fields(c) == {"keep": pytest.approx(c.schedule.keep), "score_every": 4}
     assert st.fields(st.pruner("TED_s29", 4500, 20, 0.7, 240, None))["score_every"] == 1
+
+
+def _s32b_rows(val, delta, drop=0):
+    rows = [{"arm": arm, "setting": st, "f_target": f, "seed": s, "f": f, "min_class_kept": 0.5,
+             "val_accuracy": 80.0 + (s % 3) + (delta(st, f, s) if arm == "every4" else 0.0)}
+            for (st, f) in val.S32B_CELLS for s in val.STUDIES["s32b"].seeds
+            for arm in ("s29", "every4")]  # fmt: skip
+    return rows[: len(rows) - drop]
+
+
+def test_s32b_harm_check_reverts_only_on_a_cell_shown_worse(val):
+    """Rule s32b: eight cells (the grid less clean f = 0.7), fresh seeds 245-249; the default is
+    kept iff complete and no cell's CI of every4 - s29 lies wholly below 0."""
+    st = val.STUDIES["s32b"]
+    assert st.seeds == [245, 246, 247, 248, 249] and len(val.S32B_CELLS) == 8
+    assert ("clean", 0.7) not in val.S32B_CELLS and st.plan("every4", "noise20", 0.5)
+    noisy = val.decide_s32b(_s32b_rows(val, lambda st, f, s: (-1.0) ** s))["rule"]
+    assert noisy == {"complete": True, "harm_cells": [], "keep_default": True}
+    worse = val.decide_s32b(_s32b_rows(val, lambda st, f, s: -0.5 - 0.1 * (s % 2)
+                                       if (st, f) == ("noise20", 0.5) else 0.0))["rule"]  # fmt: skip
+    assert worse["harm_cells"] == ["noise20 f=0.5"] and worse["keep_default"] is False
+    partial = val.decide_s32b(_s32b_rows(val, lambda st, f, s: 0.0, drop=1))["rule"]
+    assert partial["complete"] is False and partial["keep_default"] is False
