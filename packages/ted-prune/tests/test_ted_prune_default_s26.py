@@ -44,12 +44,12 @@ def test_earlier_methods_and_readings_pin_the_old_defaults():
     # the adopted reading is now exactly the defaults (so TED_s26 runs it)
     params = inspect.signature(TEDPruner).parameters
     p = TEDPruner(200, 10, budget=0.7, **bm.READINGS["prune_residual_sample_w1_tail20"])
-    q = TEDPruner(200, 10, budget=0.7, score_every=1)  # the defaults before session ted-32
+    q = TEDPruner(200, 10, budget=0.7)
     assert p.state_dict()["extra"]["options"] == q.state_dict()["extra"]["options"]
     assert {k for k, v in bm.READINGS["prune_residual_sample_w1_tail20"].items()
-            if params[k].default != v} == {"tail", "noise_schedule", "score_every"}  # fmt: skip
+            if params[k].default != v} == {"tail", "noise_schedule"}  # fmt: skip
     # (noise_schedule: every reading pins "off", the default is None since session ted-28b;
-    # score_every: every reading pins 1, the default is None, i.e. 4, since session ted-32)
+    # score_every: every reading pins 1, the default again since rule s32b reverted rule s32)
     # the grid's `TED` rows (reading prune_residual_sample) are still the `TED` method's runs
     assert bm._is_default_reading("prune_residual_sample")
     assert not bm._is_default_reading("prune_residual_sample_w1_tail20")

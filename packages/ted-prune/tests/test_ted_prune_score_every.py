@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
 def test_bad_score_every_names_the_argument(value):
-    with pytest.raises(ValueError, match="score_every must be None or an int >= 1"):
+    with pytest.raises(ValueError, match="score_every must be an int >= 1"):
         TEDPruner(100, 10, score_every=value)
 
 
@@ -27,14 +27,16 @@ def test_score_every_needs_last_layer_grads():
     assert TEDPruner(100, 10, grads="full").score_every == 1  # the default where it cannot apply
 
 
-def test_default_is_score_every_4_and_earlier_methods_pin_1():
-    """Rule s32: the default is k = 4; every earlier bench method and reading pins k = 1, so the
-    committed caches keep their meaning."""
+def test_default_is_score_every_1_and_methods_pin_their_value():
+    """Rule s32 adopted k = 4, rule s32b's harm check reverted it: the default is k = 1; rule s32's
+    candidate is k = 4 and every earlier bench method and reading pins k = 1 explicitly."""
     import ted_prune.bench_mnist1d as bm
     from ted_prune.bench import make_pruner
 
-    assert TEDPruner(100, 10).score_every == 4
-    assert _pruner("TED_s32", 4500, 20, 0.7, 0, None).score_every == 4
+    assert TEDPruner(100, 10).score_every == 1
+    assert _pruner("TED_s32_every4", 4500, 20, 0.7, 0, None).score_every == 4
+    with pytest.raises(ValueError):  # rule s32's short-lived default name is gone
+        _pruner("TED_s32", 4500, 20, 0.7, 0, None)
     for m in ("TED", "TED_s25c", "TED_s26", "TED_s28b", "TED_s29", "TED+fresh", "TED_spec"):
         assert _pruner(m, 4500, 20, 0.7, 0, None).score_every == 1, m
     for name in bm.READINGS:
@@ -44,7 +46,6 @@ def test_default_is_score_every_4_and_earlier_methods_pin_1():
 
 
 def _fit(**options):
-    options.setdefault("score_every", 1)
     """10 float64 epochs of a small MLP on 160 fixed 3-class samples (keep 0.4 after 1 warm-up and
     2 ramp epochs, re-scoring every 4th); per epoch: kept indices, loss weights, whether observed,
     and the scores at the epoch's end."""

@@ -17,7 +17,7 @@ from ted_prune.sampling import sample_groups
 
 DEFAULTS = {k: p.default for k, p in inspect.signature(TEDPruner).parameters.items()}
 # every reading pins noise_schedule="off" (the default is None since session ted-28b) and
-# score_every=1 (the default is None, i.e. 4, since session ted-32)
+# score_every=1 (the default; rule s32 made it 4 and rule s32b reverted it)
 SKIP = ("tail", "loss_weights", "noise_schedule", "score_every")
 
 

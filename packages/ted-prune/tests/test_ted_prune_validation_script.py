@@ -44,7 +44,9 @@ def test_s30_decide_on_partial_rows_is_incomplete(val):
     assert val.decide_s30(rows[:-1])["rule"] == {"complete": False}
 
 
-@pytest.mark.parametrize("study", ["s27", "s27b", "s28", "s28b", "s29", "s29b", "s30", "s32"])
+@pytest.mark.parametrize(
+    "study", ["s27", "s27b", "s28", "s28b", "s29", "s29b", "s30", "s32", "s32/s32b"]
+)
 def test_resume_over_committed_validation_runs_reruns_nothing(study, val, tmp_path, monkeypatch):
     src = BENCH / f"ted-prune-{study}" / "runs.jsonl"
     rows = _rows(src)
@@ -159,3 +161,13 @@ def test_s32b_harm_check_reverts_only_on_a_cell_shown_worse(val):
     assert worse["harm_cells"] == ["noise20 f=0.5"] and worse["keep_default"] is False
     partial = val.decide_s32b(_s32b_rows(val, lambda st, f, s: 0.0, drop=1))["rule"]
     assert partial["complete"] is False and partial["keep_default"] is False
+
+
+def test_s32b_decision_rederived_byte_identical(val):
+    """Rule s32b's committed decision: five of the eight cells show harm, so the default reverts."""
+    d = BENCH / "ted-prune-s32" / "s32b"
+    res = val.decide_s32b(_rows(d / "runs.jsonl"))
+    assert json.dumps(res, indent=1) == (d / "decision.json").read_text()
+    assert res["rule"]["complete"] and res["rule"]["keep_default"] is False
+    assert res["rule"]["harm_cells"] == ["clean f=0.3", "dup30 f=0.5", "noise20 f=0.3",
+                                         "noise20 f=0.5", "noise20 f=0.7"]  # fmt: skip

@@ -199,8 +199,6 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
         return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S32)
     if method == "TED_s32_every4":  # rule s32's candidate, written out (score_every=4)
         return TEDPruner(n, epochs, budget=f, seed=seed, score_every=4)
-    if method == "TED_s32":  # the package's defaults since session ted-32 (score_every=4)
-        return TEDPruner(n, epochs, budget=f, seed=seed)
     if method.startswith("TED="):  # the reading chosen on the validation split
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])
     if method == "TED+fresh":  # `TED` with score_rows="fresh" (`run_scoring`'s option)

@@ -71,8 +71,6 @@ CURVATURES = ("none", "diagonal")
 SELECTIONS = ("topk", "sample")
 STALE = ("raw", "quantile")
 SCORE_ROWS = ("all", "fresh")
-# `score_every`'s default where it applies (grads="last_layer"), adopted by rule s32
-SCORE_EVERY_S32 = 4
 LOSS_WEIGHTS = ("importance", "none")
 TAILS = ("none", "misclassified")  # or a float in (0, 1): the highest-loss fraction per group
 # `TEDPruner`'s default tail (with `selection="sample"` and `grads="last_layer"`; session ted-26c,
@@ -465,10 +463,8 @@ class TEDPruner(ScheduledPruner):
             is fresh (warm-up, re-scoring epochs), it computes exactly what "all" does. Why: at a
             keep ratio k the products cost ~k of "all" (MNIST-1D, 25,000 rows: 2.7 vs 7.6 ms at
             k = 0.3), part of issue 15's scoring budget.
-        score_every: None (default since session ted-32, rule s32: k = 4 where it applies, i.e.
-            with `grads="last_layer"`, else 1) or k, an int >= 1 (k = 1: every epoch is observed,
-            scored and drawn anew, the default before session ted-32, bit for bit; a session-32
-            reading, NOT bit-identical to k = 1 for k > 1).
+        score_every: k, an int >= 1 (default 1: every epoch is observed, scored and drawn anew,
+            the method as before, bit for bit; a session-32 reading, NOT bit-identical for k > 1).
             With k > 1 TED's per-epoch work runs only every k-th epoch of a constant keep: the
             kept set of epoch e is carried over, S_e = S_{e-1} (same samples and loss weights, a
             new shuffle), with no per-batch observation and no closed-form scoring in e (the
@@ -486,11 +482,13 @@ class TEDPruner(ScheduledPruner):
             epoch (observation 11-13, closed-form scores 12, draw 10-12, buffers, quantile and
             EMA ~10 ms), i.e. ~0.015 of an epoch on average at k = 4, where 13 of 30 epochs
             carry. Aimed at issue 15's wall-clock goal (<= 0.75x of full-data time at f = 0.7).
-            Adopted by rule s32 (docs/benchmarks/ted-prune-s32/RULE.md): validation (MNIST-1D
-            5,000 x 20, clean, f = 0.7, fresh seeds 240-244) k = 4 - k = 1 +0.64 [-0.16, +1.64]
-            points (criterion: CI lower end > -0.3); wall-clock (25,000 x 30, seeds 0-2) 0.729 +-
-            0.015x of full-data time (goal <= 0.75), k = 1 0.745 +- 0.034x in the same run,
-            scoring 35.4 against 52.9 ms per epoch. Pass `score_every=1` for the earlier default.
+            Not the default (docs/benchmarks/ted-prune-s32/RULE.md): rule s32 (MNIST-1D 5,000 x
+            20, validation, clean, f = 0.7, seeds 240-244) read k = 4 - k = 1 +0.64 [-0.16, +1.64]
+            points and 0.729 +- 0.015x of full-data time at 25,000 x 30 (k = 1 0.745 +- 0.034x in
+            the same run; scoring 35.4 against 52.9 ms per epoch), but rule s32b's harm check in
+            the grid's eight other cells (fresh seeds 245-249) found k = 4 worse in five, e.g.
+            noise20 f = 0.5 -2.28 [-3.60, -0.72], noise20 f = 0.3 -2.36 [-3.52, -1.20]; the
+            cause was not measured.
         uniform_mix: lambda in [0, 1] (default 0: off; a session-25 reading, see the README),
             with `selection="sample"` only: each sample's keep probability becomes
             (1 - lambda) p_i + lambda k_c, a mixture of TED's score-driven p_i with a uniform draw
@@ -712,7 +710,7 @@ class TEDPruner(ScheduledPruner):
         normalize: bool = False,
         precision: str = "float32",
         score_rows: str = "all",
-        score_every: int | None = None,
+        score_every: int = 1,
         layer: str | nn.Module | None = None,
         uniform_mix: float = 0.0,
         loss_weights: str = "none",
@@ -835,10 +833,8 @@ class TEDPruner(ScheduledPruner):
             or rescore_every < 0
         ):
             raise ValueError(f"rescore_every must be an int >= 0, got {rescore_every!r}")
-        if score_every is None:  # the default: 4 where it applies
-            score_every = SCORE_EVERY_S32 if grads == "last_layer" else 1
         if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
-            raise ValueError(f"score_every must be None or an int >= 1, got {score_every!r}")
+            raise ValueError(f"score_every must be an int >= 1, got {score_every!r}")
         if score_every > 1 and grads != "last_layer":
             raise ValueError(
                 f"score_every={score_every} needs grads='last_layer' (grads='full' scores every "
