@@ -27,30 +27,6 @@ def script(monkeypatch) -> Callable[[str], ModuleType]:
     return importlib.import_module
 
 
-@pytest.fixture
-def made_up_rows():
-    """Made-up validation rows for the session-25 study rules (`scripts/*_validation.py`):
-    `rows(arms, seeds)` with `arms` = {arm: (clean delta, noise20 delta)} gives, per arm, setting
-    and seed, accuracy = base(setting, seed) + delta, plus a seed-dependent wobble for the arms
-    with a non-zero delta so paired CIs have width; every row keeps `min_class` of each class."""
-
-    def rows(
-        arms: dict[str, tuple[float, float]], seeds: list[int], min_class: float = 0.5
-    ) -> list[dict[str, Any]]:
-        out = []
-        for arm, (clean, noise) in arms.items():
-            for setting, d in (("clean", clean), ("noise20", noise)):
-                for i, s in enumerate(seeds):
-                    acc = (
-                        80.0 - 10 * (setting == "noise20") + i + d + (0.2 * (-1) ** i if d else 0.0)
-                    )
-                    out.append({"arm": arm, "setting": setting, "seed": s, "val_accuracy": acc,
-                                "min_class_kept": min_class})  # fmt: skip
-        return out
-
-    return rows
-
-
 def _small_ted_fit(**options: Any) -> tuple[TEDPruner, list[int], list[torch.Tensor]]:
     """Train a float64 MLP for 8 epochs on 120 fixed 3-class samples with a `TEDPruner(ds, 8,
     keep=0.4, seed=2, **options)`; return the pruner and, per epoch, the selection's size and a

@@ -82,7 +82,7 @@ def test_scores_and_selections_equal_the_per_batch_path(batch):
     model = nn.Sequential(nn.Linear(6, 9), nn.Tanh(), nn.Linear(9, C))
     opt = torch.optim.SGD(model.parameters(), lr=0.2)
     p = TEDPruner(N, E, keep=0.4, warmup=1, ramp=2, rescore_every=2, precision="float64", seed=3,
-                  loss_weights="importance", tail="none")  # fmt: skip
+                  loss_weights="importance", tail="none", score_every=1)  # fmt: skip
     assert p.selection == "sample" and p.rank == "residual" and p.target == "retained"
     ref = _OldBuffers()
     loader = DataLoader(IndexedDataset(ds), sampler=p.sampler, batch_size=batch)

@@ -38,7 +38,7 @@ def test_earlier_methods_and_readings_pin_the_old_defaults():
         "TED:prune_residual_sample_w1_tail20": (2.0, "none", 0.2),
     }
     assert bm.PRE_S25C == {"max_weight": 4.0, "loss_weights": "importance", "tail": "none",
-                           "noise_schedule": "off"}  # fmt: skip
+                           "noise_schedule": "off", "score_every": 1}  # fmt: skip
     # every reading names its weights and tail: none follows a later default flip
     assert all("loss_weights" in r and "tail" in r for r in bm.READINGS.values())
     # the adopted reading is now exactly the defaults (so TED_s26 runs it)
@@ -48,7 +48,8 @@ def test_earlier_methods_and_readings_pin_the_old_defaults():
     assert p.state_dict()["extra"]["options"] == q.state_dict()["extra"]["options"]
     assert {k for k, v in bm.READINGS["prune_residual_sample_w1_tail20"].items()
             if params[k].default != v} == {"tail", "noise_schedule"}  # fmt: skip
-    # (noise_schedule: every reading pins "off", the default is None since session ted-28b)
+    # (noise_schedule: every reading pins "off", the default is None since session ted-28b;
+    # score_every: every reading pins 1, the default again since rule s32b reverted rule s32)
     # the grid's `TED` rows (reading prune_residual_sample) are still the `TED` method's runs
     assert bm._is_default_reading("prune_residual_sample")
     assert not bm._is_default_reading("prune_residual_sample_w1_tail20")

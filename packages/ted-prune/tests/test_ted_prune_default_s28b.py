@@ -3,11 +3,8 @@
 every reading, grid method and cached benchmark row measured before keeps "off"."""
 
 import inspect
-import shutil
-import sys
 from pathlib import Path
 
-import pytest
 import ted_prune.bench_mnist1d as bm
 import torch
 from ted_prune import TED, TEDPruner
@@ -65,19 +62,4 @@ def test_earlier_methods_and_readings_pin_the_old_schedule():
     assert bm._is_default_reading("prune_residual_sample")
 
 
-@pytest.mark.parametrize("study", ["s27", "s27b", "s28", "s28b", "s29"])
-def test_resume_over_committed_validation_runs_reruns_nothing(study, tmp_path, monkeypatch, script):
-    src = ROOT / "docs/benchmarks" / f"ted-prune-{study}" / "runs.jsonl"
-    if not src.exists():
-        pytest.skip(f"{src} not committed")
-    shutil.copy(src, tmp_path / "runs.jsonl")
-    mod = script(f"{study}_validation")
-    loop = sys.modules["s27_validation"]  # every study runs `s27_validation.main`'s loop
-
-    def fail(*a, **k):
-        raise AssertionError(f"run re-run: {a[0]}")
-
-    monkeypatch.setattr(loop, "train_mnist1d", fail)
-    monkeypatch.setattr(loop, "_splits", lambda *a: (None, None, None))
-    mod.main(["--out", str(tmp_path), "--resume"])
-    assert (tmp_path / "runs.jsonl").read_text() == src.read_text()
+# `--resume` over the committed validation caches (s27-s30): `test_ted_prune_validation_script.py`

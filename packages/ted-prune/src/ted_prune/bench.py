@@ -52,10 +52,16 @@ TEXT_POINTER = (
     "sentences, 3 seeds; report `ted-prune-text/ted-prune-text.md`)."
 )
 # TED with both of our (non-spec) options: unit per-sample gradients and class-balanced keeping
-# both pinned at the noise schedule before session ted-28b's flip (their cached rows ran with it)
+# both pinned at the noise schedule before session ted-28b's flip and at scoring every epoch
+# before session ted-32's (`score_every=1`): their cached rows ran with them
 TED_VARIANTS = {
-    "TED": {"noise_schedule": "off"},
-    "TED_norm_class": {"normalize": True, "balance": "class", "noise_schedule": "off"},
+    "TED": {"noise_schedule": "off", "score_every": 1},
+    "TED_norm_class": {
+        "normalize": True,
+        "balance": "class",
+        "noise_schedule": "off",
+        "score_every": 1,
+    },  # fmt: skip
 }
 
 

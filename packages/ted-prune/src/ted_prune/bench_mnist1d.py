@@ -74,18 +74,23 @@ _BASE = {
     "tail": "none",
     # and at the noise schedule before session ted-28b's flip (rule s28b)
     "noise_schedule": "off",
+    # and at scoring every epoch, as before session ted-32's flip to score_every=4 (rule s32)
+    "score_every": 1,
 }
 # TEDPruner's defaults before session ted-26c: `TED_s25c` (the default of sessions 25d-26b) and every
 # cached row named `TED_s25c` (the validation scripts' `default` arms, the s25c test read) ran with
 # them; `TED_s26` is the current default (loss_weights="none", tail=0.2, rule s26b)
-PRE_S26 = {"loss_weights": "importance", "tail": "none", "noise_schedule": "off"}
+PRE_S26 = {"loss_weights": "importance", "tail": "none", "noise_schedule": "off", "score_every": 1}
 # TEDPruner's defaults before session ted-25d: the grid's `TED` method and every cached row named
 # `TED` (test grid, `--stage scoring`, `--stage wallclock`, the text suite, the validation scripts'
 # `default` arms) ran with them
 PRE_S25C = {"max_weight": 4.0, **PRE_S26}
 # TEDPruner's default of sessions ted-28b-29 written out (bit for bit `noise_schedule=None` before
 # session ted-29's flip): every cached row named `TED_s28b` ran with it
-S28B = {"noise_schedule": "late_epoch0", "noise_min_keep": 0.5}
+S28B = {"noise_schedule": "late_epoch0", "noise_min_keep": 0.5, "score_every": 1}
+# TEDPruner's defaults before session ted-32's flip to `score_every=4` (rule s32): every cached row
+# named `TED_s29` (and every method above, through the dicts that pin it) ran with it
+PRE_S32 = {"score_every": 1}
 # TED readings compared on the validation split: explicit TEDPruner options (none left to defaults)
 READINGS: dict[str, dict[str, Any]] = {
     "spec": {**_BASE, **SPEC_READING},
@@ -187,11 +192,13 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
         return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S26)
     # the package's defaults of sessions ted-26c-28 (unit weights, tail 0.2, no noise switch)
     if method == "TED_s26":
-        return TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="off")
+        return TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="off", **PRE_S32)
     if method == "TED_s28b":  # the package's defaults of sessions ted-28b-29 (the noise switch)
         return TEDPruner(n, epochs, budget=f, seed=seed, **S28B)
-    if method == "TED_s29":  # the package's defaults since session ted-29 (+ the low-budget plan)
-        return TEDPruner(n, epochs, budget=f, seed=seed)
+    if method == "TED_s29":  # the package's defaults of sessions ted-29-31 (+ the low-budget plan)
+        return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S32)
+    if method == "TED_s32_every4":  # rule s32's candidate, written out (score_every=4)
+        return TEDPruner(n, epochs, budget=f, seed=seed, score_every=4)
     if method.startswith("TED="):  # the reading chosen on the validation split
         return TEDPruner(n, epochs, budget=f, seed=seed, **READINGS[method[4:]])
     if method == "TED+fresh":  # `TED` with score_rows="fresh" (`run_scoring`'s option)
@@ -771,7 +778,7 @@ def _scoring_report(rows: list[dict[str, Any]], command: str) -> str:
             "runs: these runs differ from the grid's (a scoring change must not do this; a run "
             "on another machine or software stack can). Whether a scoring change keeps every "
             "selection is checked by running the code before and after it on the same machine "
-            "(`scripts/scoring_digest.py` in the package's source)."
+            "(`git show e375864:packages/ted-prune/scripts/scoring_digest.py`)."
         )
     return "\n".join(lines)
 

@@ -83,7 +83,7 @@ NOISE_SCHEDULES = ("off", "late", "late_epoch0")
 # 20% label noise 0.289-0.407; 0.2 lies between them)
 NOISE_THRESHOLD = 0.2
 # `noise_schedule="late_epoch0"`'s detector (session 28, fixed on the already-used validation seeds
-# 180-189 only, `scripts/s28_detector_diagnosis.py`): among the last `NOISE_WINDOW_E0` of epoch 0's
+# 180-189 only, `scripts/s28_detector_diagnosis.py` at commit e375864): among the last `NOISE_WINDOW_E0` of epoch 0's
 # observations (its training pass, in the order seen), the share whose loss exceeds
 # `NOISE_LEVEL_E0` ln C; clean 0.009-0.019, 20% label noise 0.034-0.044; 0.025 lies between them
 NOISE_THRESHOLD_E0 = 0.025
@@ -463,6 +463,32 @@ class TEDPruner(ScheduledPruner):
             is fresh (warm-up, re-scoring epochs), it computes exactly what "all" does. Why: at a
             keep ratio k the products cost ~k of "all" (MNIST-1D, 25,000 rows: 2.7 vs 7.6 ms at
             k = 0.3), part of issue 15's scoring budget.
+        score_every: k, an int >= 1 (default 1: every epoch is observed, scored and drawn anew,
+            the method as before, bit for bit; a session-32 reading, NOT bit-identical for k > 1).
+            With k > 1 TED's per-epoch work runs only every k-th epoch of a constant keep: the
+            kept set of epoch e is carried over, S_e = S_{e-1} (same samples and loss weights, a
+            new shuffle), with no per-batch observation and no closed-form scoring in e (the
+            scores stay s_e = s_{e-1}: their EMA advances only on observed epochs), iff
+            e mod k != 0, |S_e| = |S_{e-1}| < N by the schedule (no warm-up, ramp or annealing
+            step between them) and e is not a re-scoring epoch (one whose end re-scores the
+            pruned samples: that pass needs e's kept set observed). Every other epoch draws S_e
+            from s_{e-1} as k = 1 does. The schedule, the sizes and so the budget f are those of
+            k = 1 (the same samples are trained; only which ones changes). Needs
+            `grads="last_layer"`. Assumes that TED's scores (an EMA of rank quantiles) move little
+            from one epoch to the next at a constant keep ratio, so that a kept set drawn from
+            them stays as good for k epochs, and that training on it again costs less than the
+            per-epoch observation, scoring and draw save: session 31's profile (MNIST-1D
+            25,000 x 30, f = 0.7) put those at ~45 ms of a 1.40 s full-data epoch per pruned
+            epoch (observation 11-13, closed-form scores 12, draw 10-12, buffers, quantile and
+            EMA ~10 ms), i.e. ~0.015 of an epoch on average at k = 4, where 13 of 30 epochs
+            carry. Aimed at issue 15's wall-clock goal (<= 0.75x of full-data time at f = 0.7).
+            Not the default (docs/benchmarks/ted-prune-s32/RULE.md): rule s32 (MNIST-1D 5,000 x
+            20, validation, clean, f = 0.7, seeds 240-244) read k = 4 - k = 1 +0.64 [-0.16, +1.64]
+            points and 0.729 +- 0.015x of full-data time at 25,000 x 30 (k = 1 0.745 +- 0.034x in
+            the same run; scoring 35.4 against 52.9 ms per epoch), but rule s32b's harm check in
+            the grid's eight other cells (fresh seeds 245-249) found k = 4 worse in five, e.g.
+            noise20 f = 0.5 -2.28 [-3.60, -0.72], noise20 f = 0.3 -2.36 [-3.52, -1.20]; the
+            cause was not measured.
         uniform_mix: lambda in [0, 1] (default 0: off; a session-25 reading, see the README),
             with `selection="sample"` only: each sample's keep probability becomes
             (1 - lambda) p_i + lambda k_c, a mixture of TED's score-driven p_i with a uniform draw
@@ -570,7 +596,7 @@ class TEDPruner(ScheduledPruner):
             losses come from a model near its initialisation; the extra full epoch its decision
             needed is what lost under noise (post hoc, `late` pruning from epoch 1 gained +4.32
             [+2.70, +6.20] at f = 0.7). On the already-used validation seeds 180-189 (diagnosis,
-            `scripts/s28_detector_diagnosis.py`) the last half's share above 1.5 ln C is clean
+            `scripts/s28_detector_diagnosis.py`, at commit e375864) the last half's share above 1.5 ln C is clean
             0.009-0.019, 20% noise 0.034-0.044. Assumes symmetric-ish label noise whose wrong
             labels the model contradicts confidently within one epoch while clean samples
             rarely fall below C^-1.5, and a training order independent of the labels (a
@@ -622,7 +648,7 @@ class TEDPruner(ScheduledPruner):
             noise is the kept set's share of wrong labels. Rule s27 read `tail_rate=0.5` on the
             default schedule: noise20 f = 0.5 +0.90 [+0.26, +1.54] over the default (validation
             seeds 170-179) but clean -1.14. Session 29 explored it behind the detector on those
-            used seeds (post hoc, `scripts/s29_explore.py`; r = 0.25: +1.46 [+0.40, +2.48] over the
+            used seeds (post hoc, `scripts/s29_explore.py` at e375864; r = 0.25: +1.46 [+0.40, +2.48] over the
             default); rule s29 reports r = 0.25 on fresh seeds without deciding on it.
         noise_norescore_min_keep: None (default: 0.35, `NOISE_NORESCORE_MIN_KEEP_S29`, under
             `noise_schedule=None` where its "late_epoch0" applies, adopted by rule s29; else off:
@@ -642,7 +668,7 @@ class TEDPruner(ScheduledPruner):
             the forward-only re-scoring takes (1/3 of a step per pruned sample every 5th epoch:
             0.62 of the 10 epochs f = 0.5 buys) is worth more as training than as fresher
             scores. Post hoc on the used validation seeds 170-179 (20% noise, f = 0.5,
-            `scripts/s29_explore.py`): this plan 66.64 +- 3.27 against the default's 58.92 +-
+            `scripts/s29_explore.py` at commit e375864): this plan 66.64 +- 3.27 against the default's 58.92 +-
             6.19, the late plan with re-scoring 63.00 (rule s27) and random draws on the late
             shape 65.76. Adopted by rule s29 (docs/benchmarks/ted-prune-s29/RULE.md; fresh
             validation seeds 210-219, MNIST-1D 5,000 x 20): 20% noise, f = 0.5, +6.22 [+2.98,
@@ -684,6 +710,7 @@ class TEDPruner(ScheduledPruner):
         normalize: bool = False,
         precision: str = "float32",
         score_rows: str = "all",
+        score_every: int = 1,
         layer: str | nn.Module | None = None,
         uniform_mix: float = 0.0,
         loss_weights: str = "none",
@@ -806,6 +833,15 @@ class TEDPruner(ScheduledPruner):
             or rescore_every < 0
         ):
             raise ValueError(f"rescore_every must be an int >= 0, got {rescore_every!r}")
+        if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
+            raise ValueError(f"score_every must be an int >= 1, got {score_every!r}")
+        if score_every > 1 and grads != "last_layer":
+            raise ValueError(
+                f"score_every={score_every} needs grads='last_layer' (grads='full' scores every "
+                "sample each epoch as part of its budget), got grads={grads!r}"
+            )
+        self.score_every = score_every
+        self._carried = False  # whether the current epoch carries the previous kept set
         self.target = target
         self.grads = grads
         self.uses_features = grads == "last_layer"
@@ -1002,11 +1038,7 @@ class TEDPruner(ScheduledPruner):
         return e, obs.h if dtype == torch.float32 else obs.h.to(dtype)
 
     def _needs_rescore(self) -> bool:
-        if self.grads != "last_layer" or self.rescore_every == 0:
-            return False
-        if (self.epoch + 1) % self.rescore_every != 0:
-            return False
-        return self.epoch + 1 < self.epochs and self.keep_ratio(self.epoch + 1) < 1.0
+        return self._rescores_after(self.epoch)
 
     @torch.inference_mode()
     def _forward_scores(self, model, dataset, idx, batch_size, collate_fn, device) -> None:  # noqa: ANN001
@@ -1132,7 +1164,10 @@ class TEDPruner(ScheduledPruner):
         self._set_noisy(stat)
 
     def _end_epoch_scores(self, model, dataset, batch_size, collate_fn, device) -> int:  # noqa: ANN001
-        sel_mask = self.select(self.epoch).mask()
+        sel = self.select(self.epoch)
+        if self._carried:  # `score_every`: nothing observed, the scores stay as they are
+            return 0
+        sel_mask = sel.mask()
         scored = 0
         if self.grads == "full":
             if model is None or dataset is None:
@@ -1270,7 +1305,30 @@ class TEDPruner(ScheduledPruner):
         obs.refresh_derived()
         obs.fresh = upd
 
+    def _carries(self, epoch: int) -> bool:
+        """`score_every`: whether epoch `epoch` carries the previous epoch's kept set."""
+        k, prev = self.score_every, self._current
+        if k == 1 or epoch % k == 0 or prev is None or self._current_epoch != epoch - 1:
+            return False
+        if len(prev) >= self.n or len(prev) != Selection.kept_count(self.n, self.keep_ratio(epoch)):
+            return False
+        return not self._rescores_after(epoch)
+
+    def _rescores_after(self, epoch: int) -> bool:
+        """Whether the end of `epoch` re-scores the pruned samples (`_needs_rescore` at it)."""
+        if self.grads != "last_layer" or self.rescore_every == 0:
+            return False
+        if (epoch + 1) % self.rescore_every != 0:
+            return False
+        return epoch + 1 < self.epochs and self.keep_ratio(epoch + 1) < 1.0
+
     def _select(self, epoch: int) -> Selection:
+        if self.score_every > 1:
+            self._carried = self._carries(epoch)
+            self._learns = not self._carried  # a carried epoch's batches are only counted
+            if self._carried:
+                assert self._current is not None
+                return self._current
         self.weight = torch.ones(self.n, dtype=torch.float64)
         self._weight32 = None
         k = self.keep_ratio(epoch)
@@ -1400,6 +1458,8 @@ class TEDPruner(ScheduledPruner):
             "last_alignment": self.last_alignment.clone(),
             "labels": None if self.labels is None else self.labels.clone(),
             "schedule": self.schedule.state_dict(),
+            # `score_every`: the selection a following epoch may carry (None with k = 1 or none)
+            "carry": self._carry_state(),
             "options": {
                 "direction": self.direction,
                 "rank": self.rank,
@@ -1417,6 +1477,7 @@ class TEDPruner(ScheduledPruner):
                 "rescore_every": self.rescore_every,
                 "precision": self.precision,
                 "score_rows": self.score_rows,
+                "score_every": self.score_every,
                 "uniform_mix": self.uniform_mix,
                 "loss_weights": self.loss_weights,
                 "tail": self.tail,
@@ -1456,6 +1517,22 @@ class TEDPruner(ScheduledPruner):
         self._obs.fresh = extra["fresh"].clone()
         self.last_alignment = extra["last_alignment"].clone()
         self._obs.labels = None if extra["labels"] is None else extra["labels"].clone()
+        carry = extra.get("carry")
+        if carry is not None and self.score_every > 1:  # `refresh_sampler` then carries it on
+            self._current = Selection(carry["indices"].clone(), self.n)
+            self._current_epoch = int(carry["epoch"])
+            self.weight = carry["weight"].clone()
+            self._weight32 = None
+            self._carried = bool(carry["carried"])
+            self._learns = not self._carried
+
+    def _carry_state(self) -> dict[str, Any] | None:
+        """`score_every` > 1: the last selection, its epoch, its loss weights and whether it was
+        carried, so that a reloaded pruner carries (or not) exactly as this one would."""
+        if self.score_every == 1 or self._current is None:
+            return None
+        return {"epoch": self._current_epoch, "indices": self._current.indices.clone(),
+                "weight": self.weight.clone(), "carried": self._carried}  # fmt: skip
 
 
 def _check_noise(

@@ -1,30 +1,23 @@
-"""Session ted-30: issue 15's wall-clock (TED at f = 0.7 in <= 0.75x full-data time, scoring
-included) and cheap-scoring (scoring <= 5% of a full-data epoch) goals, timed for TED's CURRENT
-default (`TED_s29`: unit loss weights, a 20% suspect tail, the epoch-0 noise switch) with this
-session's exact tail cuts, paired against main's code path for them (`TED_s29@old`,
-`scripts/s30_old_path.py`) and against random-dynamic on TED's schedule, in the same rounds.
+"""Issue 15's wall-clock (TED at f = 0.7 in <= 0.75x full-data time, scoring included) and
+cheap-scoring (scoring <= 5% of a full-data epoch) goals, timed by plan s30-A's protocol
+(`docs/benchmarks/ted-prune-s30/wallclock/PLAN.md`) for any benchmark methods (`--arms`).
 
-`--stage wallclock` times the defaults before session ted-25d (`TED`, importance loss weights:
-one more multiply per step, forward and backward); the default has not reweighted since ted-26c.
+Protocol: per seed one untimed full-data warm-up run on the seed's data, then `--rounds` rounds of
+the arms at f = 0.7 (full data at f = 1; clean MNIST-1D, 25,000 samples, 30 epochs, one thread),
+the order rotated by seed + round. A run's time is `train_mnist1d`'s `seconds` (training with every
+scoring and re-scoring pass, evaluation excluded); its ratio is to the full-data run of the same
+round, per seed the median over rounds; its scoring share is its scoring seconds per epoch over the
+full-data run's seconds per epoch of the same round. Verdicts for every TED arm: wall-clock met iff
+the mean ratio <= 0.75 (robust iff the CI's upper end is); scoring met iff the CI's upper end of the
+mean share < 0.05.
 
-Protocol (that of `--stage wallclock`, with one more arm): per seed one untimed full-data warm-up
-run on the seed's data, then `--rounds` rounds of full data, TED_s29, TED_s29@old and
-random-dynamic at f = 0.7 (clean MNIST-1D, 25,000 samples, 30 epochs, one thread), the order
-rotated by seed + round. A run's time is `train_mnist1d`'s `seconds` (training with every scoring and
-re-scoring pass, evaluation excluded); its ratio is to the full-data run of the same round, per
-seed the median over rounds; its scoring share is its scoring seconds per epoch over the
-full-data run's seconds per epoch of the same round. Rule: `docs/benchmarks/ted-prune-s30/wallclock/PLAN.md`.
-
-Session ted-31 reverted the tail cuts (no gain in whole runs: TED_s29 - TED_s29@old +0.020x
-[-0.012, +0.041]) and deleted `scripts/s30_old_path.py`, so the `TED_s29@old` arm no longer
-exists: the committed `runs.jsonl` / `wallclock.json` / `wallclock.md` were produced at commit
-2c66bcb (`git show 2c66bcb:packages/ted-prune/scripts/s30_wallclock.py`). `--resume` over the
-complete committed cache still rewrites the report from it (it runs nothing); a run that would
-train anything refuses (`OldArmRemoved`). `order`, `summarize` and `report_md` take the arms
-(`scripts/s31_wallclock.py` times the same protocol without the old arm).
-
-    python packages/ted-prune/scripts/s30_wallclock.py --out docs/benchmarks/ted-prune-s30/wallclock \
+    python packages/ted-prune/scripts/wallclock.py --out DIR [--arms full TED_s29 random_dynamic]
         [--seeds 3] [--rounds 1] [--num-samples 25000] [--epochs 30] [--resume] [--time-limit S]
+
+Session 30's `s30_wallclock.py` (with the since-removed `TED_s29@old` arm) and the earlier timing
+scripts were retired in session 32; their committed results were produced at commit e375864
+(`git show e375864:packages/ted-prune/scripts/<name>` reproduces a script). `summarize` re-derives
+`docs/benchmarks/ted-prune-s30/wallclock/wallclock.json`'s per-arm figures from its `runs.jsonl`.
 """
 
 from __future__ import annotations
@@ -38,29 +31,25 @@ import numpy as np
 import torch
 from maskloop import report
 from ted_prune import bench_mnist1d as bm
-from ted_prune.runcache import load_cache, run_groups
+from ted_prune.runcache import run_groups
 
-ARMS = ("full", "TED_s29", "TED_s29@old", "random_dynamic")
+ARMS = ("full", "TED_s29", "random_dynamic")
 F = 0.7
-NEW, OLD = "TED_s29", "TED_s29@old"
+GOAL_RATIO, GOAL_SHARE = 0.75, 0.05
 
 
-class OldArmRemoved(RuntimeError):
-    """The `TED_s29@old` arm (session 30's `scripts/s30_old_path.py`) was deleted in ted-31."""
-
-
-def refuse_to_run(cache: Path, cfg: dict[str, Any], seeds: int) -> None:
-    """Raise `OldArmRemoved` unless every seed of `cfg` is already in `cache` (then `--resume`
-    only rewrites the report)."""
-    done = {r["seed"] for r in load_cache(cache) if r.get("config") == cfg}
-    left = [s for s in range(seeds) if s not in done]
-    if left:
-        raise OldArmRemoved(
-            f"seeds {left} would need the {OLD} arm, whose code (scripts/s30_old_path.py) was "
-            "removed in session ted-31; check out commit 2c66bcb to rerun this script "
-            "(git show 2c66bcb:packages/ted-prune/scripts/s30_wallclock.py), or time the "
-            "current code with scripts/s31_wallclock.py"
-        )
+def check_arms(arms: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The arms as a tuple: "full" first or anywhere, each other a method the benchmark builds
+    (`bench_mnist1d._pruner`); raises ValueError naming `--arms` otherwise."""
+    arms = tuple(arms)
+    if "full" not in arms or len(set(arms)) != len(arms):
+        raise ValueError(f"--arms must name 'full' and each method once, got {list(arms)}")
+    for m in arms:
+        try:
+            bm._pruner(m, 1000, 30, F, 0, [700] * 30)
+        except (ValueError, KeyError):
+            raise ValueError(f"--arms: {m!r} is not a method of bench_mnist1d") from None
+    return arms
 
 
 def order(round_: int, arms: tuple[str, ...] = ARMS) -> list[str]:
@@ -90,10 +79,10 @@ def run_seed(
 def summarize(
     rows: list[dict[str, Any]], epochs: int, arms: tuple[str, ...] = ARMS
 ) -> dict[str, Any]:
-    """Per arm: the per-seed median ratio to full (mean ± std, 95% bootstrap CI); per TED arm the
-    scoring share (per seed the median over rounds; every run's share for the max); paired
-    differences by seed; with the old arm, whether TED_s29 and TED_s29@old trained alike in every
-    round."""
+    """Per arm: the per-seed median ratio to full (mean ± std, 95% bootstrap CI), the scoring
+    share (per seed the median over rounds; every run's share for the max) and scoring ms per
+    epoch; paired by seed: the ratio of every two non-full arms (in `arms` order, first - second)
+    and the scoring ms of every two TED arms."""
     seeds = sorted({r["seed"] for r in rows})
     at = {(r["seed"], r["round"], r["method"]): r["metrics"] for r in rows}
     rounds = {s: sorted({r["round"] for r in rows if r["seed"] == s and r["round"] >= 0})
@@ -125,19 +114,31 @@ def summarize(
             "score_share": report.mean_std(share[m]), "score_share_ci": [sci.low, sci.high],
             "score_share_max": max(shares_all[m]), "score_ms_per_epoch": report.mean_std(score_ms[m]),
         }  # fmt: skip
+    rest = [m for m in arms if m != "full"]
+    ted = [m for m in rest if m.startswith("TED")]
+    cmp = [(a, b, "ratio") for i, a in enumerate(rest) for b in rest[i + 1 :]]
+    cmp += [(a, b, "score_ms") for i, a in enumerate(ted) for b in ted[i + 1 :]]
     pairs = {}
-    cmp = [(NEW, OLD, "ratio"), (NEW, "random_dynamic", "ratio"), (OLD, "random_dynamic", "ratio"),
-           (NEW, OLD, "score_ms")]  # fmt: skip
-    for a, b, what in [c for c in cmp if c[0] in arms and c[1] in arms]:
+    for a, b, what in cmp:
         src = ratio if what == "ratio" else score_ms
         d = report.paired_difference(src[a], src[b])
         pairs[f"{a} - {b} ({what})"] = {"n": d.n, "mean": d.mean, "ci": [d.low, d.high]}
     out["paired"] = pairs
-    if OLD not in arms:
-        return out
-    same = [all(at[s, i, NEW][k] == at[s, i, OLD][k] for k in ("accuracy", "f", "sizes"))
-            for s in seeds for i in rounds[s]]  # fmt: skip
-    out["new_equals_old"] = [sum(same), len(same)]
+    return out
+
+
+def verdicts(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per TED arm (None with fewer than 3 seeds): wall-clock met (mean ratio <= 0.75), robust (CI
+    upper end <= 0.75), scoring met (CI upper end of the mean share < 0.05), every run <= 0.05."""
+    if len(summary["seeds"]) < 3:
+        return {}
+    out = {}
+    for m, x in summary["arms"].items():
+        if m.startswith("TED"):
+            out[m] = {"wallclock_met": x["ratio"][0] <= GOAL_RATIO,
+                      "wallclock_robust": x["ratio_ci"][1] <= GOAL_RATIO,
+                      "scoring_met": x["score_share_ci"][1] < GOAL_SHARE,
+                      "scoring_every_run": x["score_share_max"] <= GOAL_SHARE}  # fmt: skip
     return out
 
 
@@ -155,7 +156,6 @@ def report_md(summary: dict[str, Any], command: str, arms: tuple[str, ...] = ARM
                       f"{x['score_ms_per_epoch'][0]:.1f}"])  # fmt: skip
     heads = ["arm", "f_target", "seeds", "ratio to full", "95% CI", "per seed",
              "scoring share [95% CI]", "max share", "scoring ms/epoch"]  # fmt: skip
-    new = a[NEW]
     n = len(summary["seeds"])
     lines = [f"Produced by `{command}` (torch {torch.__version__}).", "",
              f"Clean MNIST-1D, seeds {summary['seeds']}, {'/'.join(map(str, summary['rounds']))} "
@@ -164,28 +164,24 @@ def report_md(summary: dict[str, Any], command: str, arms: tuple[str, ...] = ARM
              "", report.markdown_table(heads, table), ""]  # fmt: skip
     for k, d in summary["paired"].items():
         lines.append(f"- {k}: {d['mean']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (n={d['n']})")
-    if "new_equals_old" in summary:
-        same = summary["new_equals_old"]
-        lines.append(f"- {NEW} and {OLD} trained alike (accuracy, f, per-epoch sizes) in "
-                     f"{same[0]} of {same[1]} rounds.")  # fmt: skip
     if n < 3:
         lines += ["", f"**Partial** ({n} seed(s)): no verdict (the plan needs >= 3)."]
-    else:
-        w = "met" if new["ratio"][0] <= 0.75 else "missed"
-        wr = "yes" if new["ratio_ci"][1] <= 0.75 else "no"
-        s = "met" if new["score_share_ci"][1] < 0.05 else "missed"
-        sm = "yes" if new["score_share_max"] <= 0.05 else "no"
-        lines += ["", f"Wall-clock goal (TED's default at f = 0.7 <= 0.75x, mean over seeds): "
-                  f"**{w}** ({new['ratio'][0]:.3f}x); CI upper end <= 0.75: {wr}.",
-                  f"Scoring goal (CI upper end of the mean share < 0.05, RULE-s23's reading): "
-                  f"**{s}** ({new['score_share'][0]:.4f}); every run <= 0.05 (the `--stage "
-                  f"scoring` reading): {sm} (max {new['score_share_max']:.4f})."]  # fmt: skip
+    for m, v in verdicts(summary).items():
+        x = a[m]
+        yes = {True: "yes", False: "no"}
+        lines += ["", f"{m}: wall-clock goal (f = 0.7 <= 0.75x, mean over seeds) "
+                  f"**{'met' if v['wallclock_met'] else 'missed'}** ({x['ratio'][0]:.3f}x); CI "
+                  f"upper end <= 0.75: {yes[v['wallclock_robust']]}. Scoring goal (CI upper end "
+                  f"of the mean share < 0.05) **{'met' if v['scoring_met'] else 'missed'}** "
+                  f"({x['score_share'][0]:.4f}); every run <= 0.05: "
+                  f"{yes[v['scoring_every_run']]} (max {x['score_share_max']:.4f})."]  # fmt: skip
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--arms", nargs="+", default=list(ARMS))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--num-samples", type=int, default=25_000)
@@ -193,38 +189,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--time-limit", type=float)
+    ap.add_argument("--title", default="wall-clock and scoring share at f = 0.7")
     args = ap.parse_args(argv)
+    arms = check_arms(args.arms)
     torch.set_num_threads(args.threads)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     cfg = {"num_samples": args.num_samples, "epochs": args.epochs, "rounds": args.rounds,
-           "f": F, "threads": args.threads, "arms": list(ARMS)}  # fmt: skip
-    command = (f"python packages/ted-prune/scripts/s30_wallclock.py --out {out} --seeds "
-               f"{args.seeds} --rounds {args.rounds} --num-samples {args.num_samples} "
-               f"--epochs {args.epochs} --threads {args.threads} --resume")  # fmt: skip
+           "f": F, "threads": args.threads, "arms": list(arms)}  # fmt: skip
+    command = (f"python packages/ted-prune/scripts/wallclock.py --out {out} --arms "
+               f"{' '.join(arms)} --seeds {args.seeds} --rounds {args.rounds} --num-samples "
+               f"{args.num_samples} --epochs {args.epochs} --threads {args.threads} --resume")  # fmt: skip
 
     def write(rows: list[dict[str, Any]], partial: int) -> None:
-        summary = summarize(rows, args.epochs)
+        summary = summarize(rows, args.epochs, arms)
         (out / "wallclock.json").write_text(json.dumps(
-            {"command": command, "config": cfg, "partial": partial, "summary": summary},
-            indent=1) + "\n")  # fmt: skip
-        text = report_md(summary, command)
+            {"command": command, "config": cfg, "partial": partial, "summary": summary,
+             "verdicts": verdicts(summary)}, indent=1) + "\n")  # fmt: skip
+        text = report_md(summary, command, arms)
         if partial:
             text += f"\n\n{partial} seed(s) not in yet: rerun with `--resume`."
-        (out / "wallclock.md").write_text("# ted-prune s30: wall-clock and scoring share of TED's "
-                                          "default at f = 0.7\n\n" + text + "\n")  # fmt: skip
+        (out / "wallclock.md").write_text(f"# ted-prune: {args.title}\n\n{text}\n")
         print(text, flush=True)
 
-    if args.resume:
-        refuse_to_run(out / "runs.jsonl", cfg, args.seeds)
-    else:
-        raise OldArmRemoved(
-            f"without --resume every seed would rerun the {OLD} arm (removed in "
-            "ted-31; see `git show 2c66bcb:packages/ted-prune/scripts/s30_wallclock.py`)"
-        )
-
     done = run_groups(out / "runs.jsonl", cfg, list(range(args.seeds)), lambda r: r["seed"],
-                      lambda s, _rows: run_seed(s, args.num_samples, args.epochs, args.rounds),
+                      lambda s, _rows: run_seed(s, args.num_samples, args.epochs, args.rounds, arms),
                       write, resume=args.resume, time_limit=args.time_limit)  # fmt: skip
     return 0 if done else 3
 
