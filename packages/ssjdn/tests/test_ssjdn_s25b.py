@@ -113,10 +113,7 @@ def test_without_sgs_the_pooling_changes_nothing() -> None:
 def test_old_configs_that_need_multiply_say_so() -> None:
     with pytest.raises(ValueError, match="sgs_pool='centered' needs sgs_target='features'"):
         SSJDNConfig(sgs_target="salience")
-    with pytest.raises(ValueError, match="sgs_pool='multiply'"):
-        SSJDNConfig(sgs_sequence="sequential")
     SSJDNConfig(sgs_target="salience", sgs_pool="multiply")
-    SSJDNConfig(sgs_sequence="sequential", sgs_pool="multiply")
 
 
 def _results(values: dict[str, list[float]]) -> report.Results:
