@@ -398,6 +398,34 @@ RULES: dict[str, dict[str, Any]] = {
             "mR_without_c2f",
         ),
     },
+    # session 32 (docs/benchmarks/ssjdn_validation_s32_rule.md): the coarse->fine pass guided by
+    # the finest grid's contrast max-pooled onto its coarsest grid (`sgs_guide_c2f="fine_max"`),
+    # fresh validation seeds 85..89; F1 the bidirectional rung with it, F2 it against today's
+    # bidirectional row, F3 (stage 2, run only if F1 and F2 pass) the full model with it
+    "s32_fine_max": {
+        "seeds": (85, 89),
+        "option": "sgs_guide_c2f='fine_max' (the default candidate; the lead decides a test read)",
+        "check": [
+            (
+                "F1",
+                "above0",
+                "+bidirectional centered fine-max c2f",
+                "+SGS (one direction) centered",
+            ),
+            ("F2", "mean_ge0", "+bidirectional centered fine-max c2f", "+bidirectional centered"),
+            ("F3", "not_worse", "BSD centered fine-max c2f", "BSD centered"),
+        ],
+        "report": [("today rung", "+bidirectional centered", "+SGS (one direction) centered")],
+        "probe_methods": ("+bidirectional centered", "+bidirectional centered fine-max c2f"),
+        "probes": (
+            "pass_r2_c2f_from_f2c",
+            "sgs_map_corr",
+            "sgs_damp_overlap",
+            "keep_small_p1",
+            "mR_without_c2f",
+            "mR_without_f2c",
+        ),
+    },
 }
 
 

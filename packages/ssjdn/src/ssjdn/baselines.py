@@ -145,6 +145,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "+STL (full SSJDN)",
         {**BSD_CENTERED, **TODAY_STL, "sgs": "fine_to_coarse"},
     ),
+    # issue 19, session 32 (rule docs/benchmarks/ssjdn_validation_s32_rule.md, written before the
+    # runs; fresh validation seeds 85..89): the coarse->fine pass guided by the finest grid's
+    # contrast max-pooled onto its coarsest grid (`sgs_guide_c2f="fine_max"`), a signal of its
+    # own (session 31: its coarse-grid map was nearly blind to the small objects)
+    "+bidirectional centered fine-max c2f": (
+        "+bidirectional",
+        {**BSD_CENTERED, **TODAY_STL, "sgs_guide_c2f": "fine_max"},
+    ),
+    "BSD centered fine-max c2f": (
+        "+STL (full SSJDN)",
+        {**BSD_CENTERED, **TODAY_STL, "sgs_guide_c2f": "fine_max"},
+    ),
     # STL's constant: kappa 1 chosen on fresh validation seeds 10..14 (today's default); the full
     # model at the previous default, for the replication check on validation seeds 15..19
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
@@ -175,6 +187,8 @@ _CURRENT = {
     "+LSD centered",
     "BSD centered - LSD",
     "BSD centered - bidirectional",
+    "+bidirectional centered fine-max c2f",
+    "BSD centered fine-max c2f",
 }
 VARIANTS = {
     name: (

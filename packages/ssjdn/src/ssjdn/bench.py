@@ -91,6 +91,7 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_polarity": ("suppress_salient", {}),
     "sgs_guide": ("learned", {"contrast": "sgs_contrast_kernel"}),
     "sgs_pool": ("multiply", {}),
+    "sgs_guide_c2f": ("same", {}),
 }
 # (the options retired on 2026-12-05, `ssjdn.retired.RETIRED_OPTIONS`, entered the hash only when
 # switched on, so the kept rows' keys do not change without them)

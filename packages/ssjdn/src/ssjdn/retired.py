@@ -31,7 +31,6 @@ RETIRED_OPTIONS: dict[str, Any] = {
     "sgs_topk": None,
     "sgs_fusion": "concat",
     "sgs_polarity_c2f": "same",
-    "sgs_guide_c2f": "same",
     "sgs_proj": "shared",
     "sgs_sequence": "parallel",
     "sgs_decorrelate": 0.0,
@@ -47,6 +46,7 @@ RETIRED_OPTIONS: dict[str, Any] = {
 #: option that stays -> its retired values
 RETIRED_VALUES: dict[str, tuple[Any, ...]] = {
     "sgs_pool": ("residual",),
+    "sgs_guide_c2f": ("f2c_salience", "complement"),
     "lsd_combine": ("prior", "decouple"),
 }
 

@@ -56,6 +56,7 @@ __all__ = [
     "SemanticDecoupling",
     "SemanticGuidedTripletLoss",
     "centered_kept",
+    "fine_max_salience",
     "local_contrast_salience",
     "salience_suppression",
 ]
@@ -63,6 +64,8 @@ __all__ = [
 SGSDirection = Literal["none", "fine_to_coarse", "coarse_to_fine", "both"]
 # what a scale that SGS acts on delivers (`BidirectionalScaleDecoupling`'s ``pool``)
 POOLS = ("multiply", "centered")
+# where the coarse->fine pass's guide comes from (`BidirectionalScaleDecoupling`'s ``guide_c2f``)
+GUIDES_C2F = ("same", "fine_max")
 # how LSD's semantic part enters the retrieval embedding (`SemanticDecoupling`'s ``combine``)
 LSD_COMBINES = ("concat", "residual")
 
@@ -181,6 +184,36 @@ def local_contrast_salience(
     return (c - lo) / (hi - lo).clamp(min=1e-12)
 
 
+def fine_max_salience(
+    images: torch.Tensor, fine_size: Sequence[int], size: Sequence[int], kernel: int = 3
+) -> torch.Tensor:
+    """Salience extracted at a fine scale and expressed on a coarser grid: the images' local
+    contrast on the ``fine_size`` grid (`local_contrast_salience`), max-pooled onto the ``size``
+    grid and stretched to [0, 1] per image,
+
+        A = stretch( maxpool_{fine cells in each cell of size} C(x; fine_size) ),
+        stretch(c) = (c - min_hw c) / (max_hw c - min_hw c)
+
+    so a coarse cell is salient when any fine cell inside it is (an object about one fine cell
+    wide lifts its whole coarse cell to 1). Used by BSD's ``guide_c2f="fine_max"`` as the
+    coarse->fine pass's guide on its own (coarsest) grid: the small objects that the coarse
+    grid's own contrast averages away, marked with their surroundings. It assumes what
+    `local_contrast_salience` assumes at ``fine_size``. Returns (B, 1, *size)."""
+    size = tuple(int(v) for v in size)
+    fine = tuple(int(v) for v in fine_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"size must be two positive ints (h, w), got {size!r}")
+    if len(fine) != 2 or fine[0] < size[0] or fine[1] < size[1]:
+        raise ValueError(
+            f"fine_size must be two ints at least as large as size {size}, got {fine_size!r}"
+        )
+    c = local_contrast_salience(images, fine, kernel)
+    m = F.adaptive_max_pool2d(c, size)
+    lo = m.amin(dim=(2, 3), keepdim=True)
+    hi = m.amax(dim=(2, 3), keepdim=True)
+    return (m - lo) / (hi - lo).clamp(min=1e-12)
+
+
 def centered_kept(
     salience: torch.Tensor, features: torch.Tensor, suppress: torch.Tensor
 ) -> torch.Tensor:
@@ -266,6 +299,25 @@ class BidirectionalScaleDecoupling(nn.Module):
     image's shared content is read well enough from one scale per pass and that the clue SGS is
     for is the deviation of the kept places from the scale's average.
 
+    ``guide_c2f`` (issue 19, session 32; rule ``docs/benchmarks/ssjdn_validation_s32_rule.md``)
+    says where the coarse->fine pass's guide comes from (``sgs="both"``, ``scope="guide"``,
+    ``guide="contrast"`` only). ``"same"`` (default): like the first pass's, from its own guiding
+    (coarsest) scale, the local contrast on the coarsest grid. ``"fine_max"``: extracted at the
+    finest scale and expressed on the coarsest grid, `fine_max_salience`,
+
+        A^bwd_g = stretch( maxpool_{fine cells in each coarse cell} C(x; h_1 x w_1) ),
+
+    then multiplied onto the finer scales as before (M^bwd_j = resize of it under ``polarity``;
+    the coarsest scale delivers its own SFE feature). Why (session 31's probe, validation seeds
+    65..68): the passes do not fight, but the coarse->fine pass has no signal of its own: its
+    coarse-grid map is nearly blind to the small objects (their area share 0.94-0.95 of the
+    kept mass, the fine->coarse map's 1.39-5.36). Under ``"fine_max"`` it keeps the coarse
+    blocks that hold small objects: the objects with their surroundings at the finer scales,
+    where the fine->coarse pass keeps the objects' places alone at the coarser scales. It
+    assumes that context is a clue of its own; it can fail where the blocks are large (a 4 x 4
+    grid keeps a quarter of the image or more around each group) and the pass again reads what
+    the whole image shares.
+
     The readings of the two passes tried on validation and rejected (a gated or averaged fusion,
     per-pass projections, the coarse->fine pass's own polarity or a guide taken from the other
     pass, sequential passes, a decorrelation penalty, split scales, unit-norm slots, sharpened or
@@ -290,8 +342,17 @@ class BidirectionalScaleDecoupling(nn.Module):
         guide: Literal["learned", "contrast"] = "learned",
         contrast_kernel: int = 3,
         pool: Literal["multiply", "centered"] = "multiply",
+        guide_c2f: Literal["same", "fine_max"] = "same",
     ) -> None:
         super().__init__()
+        if not isinstance(guide_c2f, str) or guide_c2f not in GUIDES_C2F:
+            raise ValueError(f"guide_c2f must be 'same' or 'fine_max', got {guide_c2f!r}")
+        if guide_c2f != "same" and (sgs != "both" or scope != "guide" or guide != "contrast"):
+            raise ValueError(
+                f"guide_c2f={guide_c2f!r} needs sgs='both', scope='guide' and guide='contrast', "
+                f"got sgs={sgs!r}, scope={scope!r}, guide={guide!r}"
+            )
+        self.guide_c2f = guide_c2f
         if not isinstance(pool, str) or pool not in POOLS:
             raise ValueError(f"pool must be 'multiply' or 'centered', got {pool!r}")
         if pool != "multiply" and target != "features":
@@ -385,8 +446,23 @@ class BidirectionalScaleDecoupling(nn.Module):
     ) -> list[torch.Tensor]:
         """The salience each pass's guide multiplies onto its other scales (``scope="guide"``),
         from the passes' maps as `pass_features` returns them: `guide_salience` of the pass's
-        first map."""
-        return [self.guide_salience(chain_maps[0], images) for chain_maps in maps]
+        first map, or, for the second pass under ``guide_c2f="fine_max"``, `c2f_guide`."""
+        return [
+            self.c2f_guide(chain_maps[0], maps[0][0].shape[2:], images)
+            if k == 1 and self.guide_c2f == "fine_max"
+            else self.guide_salience(chain_maps[0], images)
+            for k, chain_maps in enumerate(maps)
+        ]
+
+    def c2f_guide(
+        self, salience: torch.Tensor, fine_size: Sequence[int], images: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The coarse->fine pass's guide under ``guide_c2f="fine_max"``: `fine_max_salience` of
+        the images from the ``fine_size`` grid onto the grid of its guiding scale's map
+        ``salience``."""
+        if images is None:
+            raise ValueError("guide_c2f='fine_max' needs the images: call bsd(projected, images)")
+        return fine_max_salience(images, fine_size, salience.shape[2:], self.contrast_kernel)
 
     def pass_features(
         self, projected: Sequence[torch.Tensor], images: torch.Tensor | None = None
@@ -415,6 +491,8 @@ class BidirectionalScaleDecoupling(nn.Module):
                 chain_maps.append(a)
                 if self.scope == "chain":
                     prev = a
+                elif prev is None and k == 1 and self.guide_c2f == "fine_max":
+                    prev = self.c2f_guide(a, projected[order[-1]].shape[2:], images)
                 elif prev is None:  # "guide": the first scale's salience suppresses every other
                     prev = self.guide_salience(a, images) if self.sgs != "none" else a
             if self.drop_chain == len(maps):
@@ -673,11 +751,16 @@ class SSJDNConfig:
     ``multiscale=False`` with ``sfe=False, sgs="none"`` is the dual-encoder (VSE++) baseline: the
     last backbone map mean-pooled. ``stl=False`` uses the plain hinge (rho = 0).
 
+    ``sgs_guide_c2f`` is `BidirectionalScaleDecoupling`'s ``guide_c2f``: ``"same"`` (default) or
+    ``"fine_max"`` (issue 19, session 32, rule ``docs/benchmarks/ssjdn_validation_s32_rule.md``:
+    the coarse->fine pass guided by the finest grid's contrast max-pooled onto its coarsest grid,
+    `fine_max_salience`). Needs ``sgs="both"``, ``sgs_scope="guide"``, ``sgs_guide="contrast"``.
+
     The readings tried on validation and rejected (retired on 2026-12-05; code, rules and
     results at commit e375864, `ssjdn.retired` lists the options and bench rows): for the
     bidirectional rung ``sgs_fusion`` ``"gate"`` / ``"mean"``, ``sgs_polarity_c2f``,
-    ``sgs_proj`` ``"per_pass"`` / ``"per_pass_half"``, ``sgs_guide_c2f`` ``"f2c_salience"`` /
-    ``"complement"``, ``sgs_sequence="sequential"``, ``sgs_decorrelate``, ``sgs_pass_scales=
+    ``sgs_proj`` ``"per_pass"`` / ``"per_pass_half"``, the ``sgs_guide_c2f`` values
+    ``"f2c_salience"`` / ``"complement"``, ``sgs_sequence="sequential"``, ``sgs_decorrelate``, ``sgs_pass_scales=
     "split"``, ``sgs_slot_norm="l2"``; for SGS ``sgs_sharpen``, ``sfe_contrast="standardize"``,
     ``sgs_pool="residual"``; for LSD ``lsd_combine`` ``"prior"`` / ``"decouple"``, ``lsd_gate``,
     ``lsd_schedule="anneal"``, ``lsd_supervision="labels"``, ``lsd_without_stl``. Each one's
@@ -714,6 +797,7 @@ class SSJDNConfig:
     sgs_guide: Literal["learned", "contrast"] = "contrast"
     sgs_contrast_kernel: int = 3
     sgs_pool: Literal["multiply", "centered"] = "centered"
+    sgs_guide_c2f: Literal["same", "fine_max"] = "same"
     text: Literal["gru", "transformer"] = "gru"
     text_model: str | None = None
     word_dim: int = 128
@@ -771,6 +855,17 @@ class SSJDNConfig:
         k = self.sgs_contrast_kernel
         if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
             raise ValueError(f"sgs_contrast_kernel must be an odd int >= 3, got {k!r}")
+        g = self.sgs_guide_c2f
+        if not isinstance(g, str) or g not in GUIDES_C2F:
+            raise ValueError(f"sgs_guide_c2f must be 'same' or 'fine_max', got {g!r}")
+        if g != "same" and (
+            self.sgs != "both" or self.sgs_scope != "guide" or self.sgs_guide != "contrast"
+        ):
+            raise ValueError(
+                f"sgs_guide_c2f={g!r} needs sgs='both', sgs_scope='guide' and "
+                f"sgs_guide='contrast', got sgs={self.sgs!r}, sgs_scope={self.sgs_scope!r}, "
+                f"sgs_guide={self.sgs_guide!r}"
+            )
         if not isinstance(self.lsd_combine, str) or self.lsd_combine not in LSD_COMBINES:
             raise ValueError(
                 f"lsd_combine must be 'concat' or 'residual', got {self.lsd_combine!r}"
@@ -850,6 +945,7 @@ class SSJDN(nn.Module):
                 guide=c.sgs_guide,
                 contrast_kernel=c.sgs_contrast_kernel,
                 pool=c.sgs_pool,
+                guide_c2f=c.sgs_guide_c2f,
             )
             self.pool = None
         else:
