@@ -15,13 +15,13 @@ from ssjdn import (
     BidirectionalScaleDecoupling,
     SSJDNConfig,
     ablation_config,
-    fine_max_salience,
     local_contrast_salience,
     make_multiscale_scenes,
 )
 from ssjdn.baselines import VARIANTS
 from ssjdn.bench import method_key
 from ssjdn.diagnostics import pass_overlap
+from ssjdn.ssjdn import fine_max_salience
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import decide  # noqa: E402  (the scripts folder is not a package)

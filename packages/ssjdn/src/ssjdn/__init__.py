@@ -29,7 +29,6 @@ from ssjdn.ssjdn import (
     SemanticDecoupling,
     SemanticGuidedTripletLoss,
     SSJDNConfig,
-    fine_max_salience,
     local_contrast_salience,
     salience_suppression,
 )
@@ -62,7 +61,6 @@ __all__ = [
     "amfmn_config",
     "dual_encoder_config",
     "evaluate_retrieval",
-    "fine_max_salience",
     "image_files",
     "label_from_filename",
     "load_image_folder",
