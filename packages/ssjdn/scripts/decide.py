@@ -9,9 +9,12 @@ checks are read in order and the first partial (a method lacks seeds) or failing
 the option is adopted on validation iff all pass. ``--report LABEL A B`` rows are printed and
 decide nothing; ``--probes`` are printed as each ``--probe-methods`` method's mean over the
 cached seeds. ``--metric hard_mR`` prints the same rows on the hard split
-and no decision. Writes nothing. A new session's rule is one more entry of `RULES`. Run
-(seconds, reads JSON only), e.g. the twenty-fifth session's rule
-(``docs/benchmarks/ssjdn_validation_s25_rule.md``):
+and no decision. ``--summary PATH`` also writes, for mR and hard mR, every row's paired Δ
+(n, mean, CI, per-seed differences) as JSON and prints each method's per-seed values and mean ±
+std (what ``summarize_s31b.py`` printed and wrote until 2026-12-05). Writes nothing else. A new
+session's rule is one more entry of `RULES`; the rows of a rule whose readings were retired are
+still found (`ssjdn.retired.RETIRED_METHODS` keeps their cache keys). Run (seconds, reads JSON
+only), e.g. the twenty-fifth session's rule (``docs/benchmarks/ssjdn_validation_s25_rule.md``):
 
     .venv/bin/python packages/ssjdn/scripts/decide.py --rule s25 [--metric hard_mR]
 """
@@ -19,12 +22,14 @@ and no decision. Writes nothing. A new session's rule is one more entry of `RULE
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from decide_residual_fresh import decide, not_worse
-from decide_s17 import contrast, load_runs, print_probes  # this folder: on sys.path
-from maskloop.report import PairedDifference
+from maskloop.report import PairedDifference, paired_difference
+from ssjdn.bench import BenchSettings, cache_stem
 
 FULL, DUAL = "+STL (full SSJDN)", "dual-encoder"
 SGS, BI = "+SGS (one direction)", "+bidirectional"
@@ -37,6 +42,118 @@ LSD_PROBES = (
     "mR_semantic_only",
 )
 PASS_PROBES = ("pass_feat_cos", "pass_r2_c2f_from_f2c", "pass_r2_f2c_from_c2f", "sgs_damp_overlap")
+
+
+def load(cache: Path, name: str, metric: str, seeds: Sequence[int]) -> dict[int, float]:
+    """Finished runs of ``name`` on ``seeds``: seed -> ``metric`` (runs lacking it are left out)."""
+    out = {}
+    for seed in seeds:
+        f = cache / f"{cache_stem(name, seed)}.json"
+        if f.is_file():
+            m = json.loads(f.read_text())["metrics"]
+            if metric in m:
+                out[seed] = float(m[metric])
+    return out
+
+
+def contrast(
+    runs: dict[str, dict[int, float]], a: str, b: str, seeds: Sequence[int]
+) -> PairedDifference | None:
+    """Paired Δ a - b over ``seeds`` (None unless both finished every seed)."""
+    if not all(s in runs[a] and s in runs[b] for s in seeds):
+        return None
+    return paired_difference([runs[a][s] for s in seeds], [runs[b][s] for s in seeds])
+
+
+def not_worse(d: PairedDifference) -> bool:
+    """The full model is not worse: mean >= 0 and CI lower bound > -0.5."""
+    return d.mean >= 0 and d.low > -0.5
+
+
+def decide(
+    checks: list[tuple[str, PairedDifference | None, Callable[[PairedDifference], bool], str]],
+    adopted: str,
+) -> str:
+    """The pre-registered sequential rule: each check (tag, Δ or None while partial, test, what a
+    failure means) is read only if the earlier ones pass; the first partial or failing check
+    decides."""
+    passed: list[str] = []
+    for tag, d, ok, failure in checks:
+        before = f"{', '.join(passed)} pass; " if passed else ""
+        if d is None:
+            return f"{before}partial ({tag} lacks seeds)"
+        if not ok(d):
+            return f"{before}{tag} fails ({failure}); not adopted"
+        passed.append(tag)
+    return adopted
+
+
+def print_probes(
+    cache: Path,
+    methods: tuple[str, ...],
+    keys: tuple[str, ...],
+    seeds: Sequence[int],
+    label: str,
+    width: int,
+) -> None:
+    """Print, per probe key, each method's mean over the cached seeds ('-' where none is cached)."""
+    for key in keys:
+        vals = {m: load(cache, m, key, seeds) for m in methods}
+        print(
+            f"{label} {key:{width}s} "
+            + "  ".join(
+                f"{m}: {sum(v.values()) / len(v):.3f}" if v else f"{m}: -" for m, v in vals.items()
+            )
+        )
+
+
+def load_runs(
+    cache_root: str, methods: list[str], metric: str, seeds: Sequence[int]
+) -> tuple[Path, dict[str, dict[int, float]]]:
+    """The quick settings' validation cache under ``cache_root``, and its runs: method -> seed ->
+    ``metric``; prints each method's finished seeds."""
+    cache = Path(cache_root) / "val" / BenchSettings.quick().key()
+    runs = {m: load(cache, m, metric, seeds) for m in methods}
+    for m in methods:
+        print(f"{m:30s} seeds {sorted(runs[m])}")
+    return cache, runs
+
+
+def summary(
+    cache_root: str, rows: Sequence[tuple[str, str]], seeds: Sequence[int]
+) -> dict[str, dict[str, Any]]:
+    """For mR and hard mR: each method's per-seed values and mean ± std printed, and each row
+    ``(a, b)``'s paired Δ a - b over the seeds both finished (at least 2) as ``{metric: {"a -
+    b": {"n", "mean", "low", "high", "per_seed": {seed: Δ rounded to 0.01}}}}``."""
+    cache = Path(cache_root) / "val" / BenchSettings.quick().key()
+    methods = list(dict.fromkeys(m for row in rows for m in row))
+    out: dict[str, dict[str, Any]] = {}
+    for metric in ("mR", "hard_mR"):
+        runs = {m: load(cache, m, metric, seeds) for m in methods}
+        for m, v in runs.items():
+            vals = list(v.values())
+            spread = (
+                f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}"
+                if len(vals) > 1
+                else ""
+            )
+            print(metric, m, {s: round(x, 2) for s, x in v.items()}, spread)
+        for a, b in rows:
+            common = [s for s in seeds if s in runs[a] and s in runs[b]]
+            if len(common) < 2:
+                continue
+            d = paired_difference([runs[a][s] for s in common], [runs[b][s] for s in common])
+            per = [round(runs[a][s] - runs[b][s], 2) for s in common]
+            print(metric, f"{a} - {b}: N={len(common)} {d.format()} per seed {per}")
+            out.setdefault(metric, {})[f"{a} - {b}"] = {
+                "n": len(common),
+                "mean": d.mean,
+                "low": d.low,
+                "high": d.high,
+                "per_seed": dict(zip(common, per)),
+            }
+    return out
+
 
 TESTS = {
     "above0": (lambda d: d.low > 0, "the CI is not above 0"),
@@ -281,6 +398,34 @@ RULES: dict[str, dict[str, Any]] = {
             "mR_without_c2f",
         ),
     },
+    # session 32 (docs/benchmarks/ssjdn_validation_s32_rule.md): the coarse->fine pass guided by
+    # the finest grid's contrast max-pooled onto its coarsest grid (`sgs_guide_c2f="fine_max"`),
+    # fresh validation seeds 85..89; F1 the bidirectional rung with it, F2 it against today's
+    # bidirectional row, F3 (stage 2, run only if F1 and F2 pass) the full model with it
+    "s32_fine_max": {
+        "seeds": (85, 89),
+        "option": "sgs_guide_c2f='fine_max' (the default candidate; the lead decides a test read)",
+        "check": [
+            (
+                "F1",
+                "above0",
+                "+bidirectional centered fine-max c2f",
+                "+SGS (one direction) centered",
+            ),
+            ("F2", "mean_ge0", "+bidirectional centered fine-max c2f", "+bidirectional centered"),
+            ("F3", "not_worse", "BSD centered fine-max c2f", "BSD centered"),
+        ],
+        "report": [("today rung", "+bidirectional centered", "+SGS (one direction) centered")],
+        "probe_methods": ("+bidirectional centered", "+bidirectional centered fine-max c2f"),
+        "probes": (
+            "pass_r2_c2f_from_f2c",
+            "sgs_map_corr",
+            "sgs_damp_overlap",
+            "keep_small_p1",
+            "mR_without_c2f",
+            "mR_without_f2c",
+        ),
+    },
 }
 
 
@@ -308,6 +453,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--probe-methods", nargs="*", default=None, help="methods whose probes print")
     p.add_argument("--probes", nargs="*", default=None, help="probe keys of the cached runs")
+    p.add_argument("--summary", help="write every row's paired Δ (mR and hard mR) to this JSON")
     return p
 
 
@@ -351,6 +497,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{tag:11s} {a} - {b}:".ljust(60) + f" {args.metric}: " + (d.format() if d else "-"))
     if rule["probes"] and rule["probe_methods"]:
         print_probes(cache, tuple(rule["probe_methods"]), tuple(rule["probes"]), seeds, "probe", 22)
+    if args.summary:
+        pairs = [(a, b) for _, a, b in rows]
+        text = json.dumps(summary(args.cache, pairs, seeds), indent=1) + "\n"
+        Path(args.summary).write_text(text)
     if args.metric != "mR":
         return 0
     checks = [

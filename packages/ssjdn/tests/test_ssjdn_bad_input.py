@@ -324,49 +324,14 @@ def test_metrics_nan_similarities() -> None:
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"sgs_sharpen": "max"}, "sgs_sharpen must be"),
-        ({"sgs_temperature": 0.0}, "sgs_temperature must be > 0"),
-        ({"sgs_temperature": float("nan")}, "sgs_temperature must be > 0"),
-        ({"sgs_topk": 0.0}, r"sgs_topk must be in \(0, 1\]"),
-        ({"sgs_topk": 1.5}, r"sgs_topk must be in \(0, 1\]"),
-    ],
-    ids=["unknown-sharpen", "zero-temperature", "nan-temperature", "zero-topk", "topk-above-1"],
-)
-def test_config_bad_sgs_sharpen(kw: dict, match: str) -> None:
-    """SSJDNConfig: SGS sharpening option out of range"""
-    with pytest.raises(ValueError, match=match):
-        SSJDNConfig(**kw)
-
-
-@pytest.mark.parametrize(
-    ("kw", "match"),
-    [
-        ({"sharpen": "max"}, "sharpen must be"),
-        ({"temperature": -1.0}, "temperature must be > 0"),
-        ({"topk": 0.0}, r"topk must be in \(0, 1\]"),
-    ],
-    ids=["unknown-sharpen", "negative-temperature", "zero-topk"],
-)
-def test_salience_suppression_bad_sharpen(kw: dict, match: str) -> None:
-    """salience_suppression: sharpening option out of range"""
-    from ssjdn import salience_suppression
-
-    with pytest.raises(ValueError, match=match):
-        salience_suppression(torch.rand(1, 1, 4, 4), (4, 4), **kw)
-
-
-@pytest.mark.parametrize(
-    ("kw", "match"),
-    [
         ({"sgs_polarity": "invert"}, "sgs_polarity must be"),
-        ({"sfe_contrast": "zscore"}, "sfe_contrast must be"),
-        ({"lsd_gate": "entropy"}, "lsd_gate must be"),
-        ({"lsd_gate": "confidence", "lsd_combine": "residual"}, "lsd_gate='confidence' needs"),
+        ({"sgs_pool": "residual"}, "sgs_pool must be 'multiply' or 'centered'"),
+        ({"lsd_combine": "prior"}, "lsd_combine must be 'concat' or 'residual'"),
     ],
-    ids=["unknown-polarity", "unknown-contrast", "unknown-gate", "gate-with-residual"],
+    ids=["unknown-polarity", "retired-pool", "retired-combine"],
 )
 def test_config_bad_issue19_options(kw: dict, match: str) -> None:
-    """SSJDNConfig: SGS polarity / SFE contrast / LSD gate out of range"""
+    """SSJDNConfig: SGS polarity out of range; the retired values of kept options"""
     with pytest.raises(ValueError, match=match):
         SSJDNConfig(**kw)
 
@@ -377,24 +342,6 @@ def test_salience_suppression_bad_polarity() -> None:
 
     with pytest.raises(ValueError, match="polarity must be"):
         salience_suppression(torch.rand(1, 1, 4, 4), (4, 4), polarity="both")
-
-
-def test_sfe_bad_contrast() -> None:
-    """SFE: unknown contrast"""
-    from ssjdn import SFE
-
-    with pytest.raises(ValueError, match="contrast must be"):
-        SFE(4, True, "zscore")
-
-
-def test_semantic_decoupling_bad_gate() -> None:
-    """SemanticDecoupling: unknown gate, or a gate with the residual combination"""
-    from ssjdn import SemanticDecoupling
-
-    with pytest.raises(ValueError, match="gate must be"):
-        SemanticDecoupling(4, 3, gate="entropy")
-    with pytest.raises(ValueError, match="needs combine"):
-        SemanticDecoupling(4, 3, combine="residual", gate="confidence")
 
 
 @pytest.mark.parametrize(

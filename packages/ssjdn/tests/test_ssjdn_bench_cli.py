@@ -186,20 +186,18 @@ def test_bench_cache_key_of_added_options(monkeypatch: pytest.MonkeyPatch) -> No
     from ssjdn.bench import method_key
 
     rung = "+SGS (one direction)"
-    base = dict(ABLATION_LADDER[rung])
+    base = {**ABLATION_LADDER[rung], "sgs_guide": "learned"}
+    monkeypatch.setitem(ABLATION_LADDER, rung, base)
     before = method_key(rung)
-    monkeypatch.setitem(ABLATION_LADDER, rung, {**base, "sgs_sharpen": "none", "sgs_topk": 0.5})
+    monkeypatch.setitem(ABLATION_LADDER, rung, {**base, "sgs_contrast_kernel": 5})
     assert method_key(rung) == before  # neutral: the model cached before the option existed
-    monkeypatch.setitem(ABLATION_LADDER, rung, {**base, "sgs_sharpen": "topk"})
-    topk = method_key(rung)
-    assert topk != before
-    monkeypatch.setitem(ABLATION_LADDER, rung, {**base, "sgs_sharpen": "topk", "sgs_topk": 0.5})
-    assert method_key(rung) not in (before, topk)
-    # the temperature is not used by "topk": it leaves the key alone
+    monkeypatch.setitem(ABLATION_LADDER, rung, {**base, "sgs_guide": "contrast"})
+    contrast = method_key(rung)
+    assert contrast != before
     monkeypatch.setitem(
-        ABLATION_LADDER, rung, {**base, "sgs_sharpen": "topk", "sgs_temperature": 9.0}
+        ABLATION_LADDER, rung, {**base, "sgs_guide": "contrast", "sgs_contrast_kernel": 5}
     )
-    assert method_key(rung) == topk
+    assert method_key(rung) not in (before, contrast)
 
 
 def test_bench_epochs_override(tmp_path: Path) -> None:

@@ -4,13 +4,11 @@ import dataclasses
 
 import pytest
 import torch
-from maskloop import Callback
 from ssjdn import SSJDN, SSJDNConfig, local_contrast_salience, train_retrieval
 from ssjdn.diagnostics import (
     LSDTrace,
     label_probe,
     loss_gradients,
-    pass_interplay,
     pass_overlap,
     sgs_effect,
 )
@@ -122,67 +120,12 @@ def test_lsd_trace_does_not_change_training() -> None:
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_gated_fusion_starts_as_the_average_of_the_passes() -> None:
-    """sgs_fusion="gate": at initialisation g = 1/2, so v is the mean of the two passes' own
-    fusion layers; a saturated gate picks one pass; pass_interplay reads the passes' layers."""
-    d = make_multiscale_scenes(6, 64, seed=10)
-    m = SSJDN.from_data(d, SSJDNConfig(**TINY, sgs_fusion="gate"), seed=0).double().eval()
-    x = d.images.double()
-    with torch.no_grad():
-        feats = m.backbone(x)
-        projected = [m.proj[k](f) for k, f in enumerate(feats)]
-        parts, _ = m.bsd.pass_features(projected, x)
-        u = [lin(torch.cat(p, 1)) for lin, p in zip(m.bsd.fuse_passes, parts)]
-        v, _ = m.image_features(x)
-        assert torch.allclose(v, 0.5 * (u[0] + u[1]), atol=1e-12)
-        m.bsd.gate.bias.fill_(50.0)
-        assert torch.allclose(m.image_features(x)[0], u[0], atol=1e-12)
-    out = pass_interplay(m, _double(d))
-    assert -1.0 <= out["pass_contrib_cos"] <= 1.0
-    for bad, match in (({"sgs": "fine_to_coarse"}, "needs sgs='both'"), ({}, "sgs_fusion must")):
-        with pytest.raises(ValueError, match=match):
-            SSJDNConfig(**{"sgs_fusion": "gate" if bad else "sum", **bad})
-
-
-def test_lsd_anneal_lowers_the_label_weight_over_the_epochs() -> None:
-    """lsd_schedule="anneal": the weight factor is (1 + cos(pi e / E)) / 2, set by
-    train_retrieval at every epoch start and back to 1 afterwards; at factor 0 the loss is the
-    retrieval loss alone. "constant" keeps 1."""
+def test_lsd_without_mix_trains_the_encoders_on_labels_and_embeds_the_residual_part_only() -> None:
+    """lsd_detach=False, lsd_mix=0: the retrieval embedding is l2norm(v) alone (width embed_dim,
+    no semantic part), while the label cross-entropy's gradient reaches the image encoder (with
+    the default detach it does not)."""
     d = make_multiscale_scenes(10, 32, seed=11)
-    m = SSJDN.from_data(d, SSJDNConfig(**TINY, lsd_schedule="anneal"), seed=0)
-    assert m.lsd_weight_scale(0, 4) == 1.0
-    assert m.lsd_weight_scale(2, 4) == pytest.approx(0.5, abs=1e-15)
-    assert SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0).lsd_weight_scale(3, 4) == 1.0
-    seen = []
-
-    class Watch(Callback):
-        order = 30
-
-        def on_epoch_start(self, state) -> None:
-            seen.append(state.model.lsd_scale)
-
-    train_retrieval(m, d, epochs=2, batch_size=5, progress=False, callbacks=[Watch()])
-    assert seen == [1.0, pytest.approx(0.5)] and m.lsd_scale == 1.0
-    ids, mask = m.text.tokenize([c[0] for c in d.captions])
-    out = m(d.images, ids, mask)
-    m.lsd_scale = 0.0
-    stl = m.criterion(out["img"], out["txt"], d.labels, None, out["v_logits"], out["t_logits"])
-    assert torch.equal(m.loss(out, d.labels), stl)
-    with pytest.raises(ValueError, match="lsd_schedule must"):
-        SSJDNConfig(lsd_schedule="linear")
-
-
-def test_lsd_aux_trains_the_encoders_on_labels_and_embeds_the_residual_part_only() -> None:
-    """Variant "+LSD aux" (lsd_detach=False, lsd_mix=0): the retrieval embedding is l2norm(v)
-    alone (width embed_dim, no semantic part), while the label cross-entropy's gradient reaches
-    the image encoder (with the default detach it does not)."""
-    from ssjdn import ablation_config
-
-    d = make_multiscale_scenes(10, 32, seed=11)
-    cfg = ablation_config("+LSD aux", **TINY)
-    assert (cfg.lsd, cfg.lsd_detach, cfg.lsd_mix, cfg.stl) == (True, False, 0.0, False)
-    assert cfg.sgs_guide == SSJDNConfig().sgs_guide  # today's SGS, not the pinned previous one
-    assert ablation_config("LSD aux").stl
+    cfg = SSJDNConfig(**TINY, lsd_detach=False, lsd_mix=0.0)
     m = SSJDN.from_data(d, cfg, seed=0).double()
     x = d.images.double()
     emb = m.encode_images(x)  # eval mode

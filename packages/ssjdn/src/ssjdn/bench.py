@@ -35,6 +35,7 @@ from ssjdn.baselines import ABLATION_LADDER, LADDER, PREVIOUS_STL, VARIANTS, abl
 from ssjdn.data import RetrievalData
 from ssjdn.diagnostics import plot_retrievals, plot_suppression
 from ssjdn.metrics import retrieval_metrics
+from ssjdn.retired import RETIRED_AT, RETIRED_METHODS
 from ssjdn.scenes import make_multiscale_scenes
 from ssjdn.ssjdn import SSJDN
 from ssjdn.train import TrainHistory, evaluate_retrieval, train_retrieval
@@ -87,24 +88,13 @@ SPLITS = {"test": (1000, 2000, 3000), "val": (4000, 5000, 6000)}
 # config options added after the committed cache was made: option -> (its neutral value, the
 # sub-option each other value uses); see `method_key`
 ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
-    "sgs_sharpen": ("none", {"softmax": "sgs_temperature", "topk": "sgs_topk"}),
     "sgs_polarity": ("suppress_salient", {}),
-    "lsd_gate": ("none", {}),
-    "sfe_contrast": ("none", {}),
     "sgs_guide": ("learned", {"contrast": "sgs_contrast_kernel"}),
-    "sgs_fusion": ("concat", {}),
-    "lsd_schedule": ("constant", {}),
     "sgs_pool": ("multiply", {}),
-    "sgs_polarity_c2f": ("same", {}),
     "sgs_guide_c2f": ("same", {}),
-    "sgs_proj": ("shared", {}),
-    "sgs_sequence": ("parallel", {}),
-    "sgs_decorrelate": (0.0, {}),
-    "sgs_pass_scales": ("all", {}),
-    "sgs_slot_norm": ("none", {}),
-    "lsd_supervision": ("joint", {}),
-    "lsd_without_stl": ("same", {"labels_prior": "lsd_without_stl_mix"}),
 }
+# (the options retired on 2026-12-05, `ssjdn.retired.RETIRED_OPTIONS`, entered the hash only when
+# switched on, so the kept rows' keys do not change without them)
 
 
 @dataclass(frozen=True)
@@ -246,7 +236,11 @@ def method_key(name: str) -> str:
     """Short hash of the model configuration of method ``name`` under today's defaults.
 
     It is part of every cached run's file name, so that a run cached under other defaults (a rung
-    whose options changed since) is never reused as if it were today's method: it is run again."""
+    whose options changed since) is never reused as if it were today's method: it is run again.
+    A retired row (`ssjdn.retired.RETIRED_METHODS`) keeps the key its runs were cached under, so
+    that they can still be read (``scripts/decide.py``)."""
+    if name in RETIRED_METHODS:
+        return RETIRED_METHODS[name]
     cfg = asdict(amfmn_config() if name == PEER else ablation_config(name))
     # without SGS the SGS options have no effect: a switch of their defaults keeps the key
     if cfg["sgs"] == "none":
@@ -423,6 +417,12 @@ def run_bench(
         raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
     known = [*ABLATION_LADDER, PEER, *VARIANTS]  # `LADDER`'s rungs are among these
     methods = list(methods) if methods is not None else known
+    retired = [m for m in methods if m in RETIRED_METHODS]
+    if retired:
+        raise ValueError(
+            f"methods {retired} are retired readings (rejected on validation); their models are "
+            f"built by the code at commit {RETIRED_AT}"
+        )
     bad = [m for m in methods if m not in known]
     if bad:
         raise ValueError(f"methods must be among {known}, got {bad}")

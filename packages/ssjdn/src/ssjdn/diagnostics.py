@@ -284,18 +284,16 @@ def linear_r2(x: torch.Tensor, y: torch.Tensor, ridge: float = 0.1) -> float:
 
 @torch.no_grad()
 def pass_redundancy(model: SSJDN, data: RetrievalData) -> dict[str, float]:
-    """For a bidirectional BSD: how much of what one pass hands the fusion layer (its delivered
-    pooled features concatenated, `BidirectionalScaleDecoupling.delivered`: every scale unless
-    ``sgs_pass_scales="split"``) is a linear function of what the other hands it, `linear_r2`
+    """For a bidirectional BSD: how much of what one pass hands the fusion layer (its pooled
+    features of every scale concatenated) is a linear function of what the other hands it, `linear_r2`
     over the images of ``data``: ``pass_r2_c2f_from_f2c`` and ``pass_r2_f2c_from_c2f`` (near 1:
     the second direction hands the fusion layer nothing a linear layer could not get from the
     first). ``pass_r2_fine_from_coarse``: the coarse->fine pass's fine half of the scales from
-    the fine->coarse pass's coarse half, on the features both passes compute whatever they
-    deliver (what ``"split"`` fuses; under ``"all"`` the same number for today's model)."""
-    bsd = _bidirectional(model)
+    the fine->coarse pass's coarse half."""
+    _bidirectional(model)  # raises unless the model has two BSD passes
     model.eval()
     feats, _ = _bsd_passes(model, data.images)
-    f2c, c2f = (torch.cat(list(chain), dim=1) for chain in bsd.delivered(feats))
+    f2c, c2f = (torch.cat(list(chain), dim=1) for chain in feats)
     half = len(feats[0]) // 2
     coarse = torch.cat(list(feats[0][half:]), dim=1)
     fine = torch.cat(list(feats[1][:half]), dim=1)
@@ -308,7 +306,7 @@ def pass_redundancy(model: SSJDN, data: RetrievalData) -> dict[str, float]:
 
 @torch.no_grad()
 def semantic_reach(model: SSJDN, data: RetrievalData) -> dict[str, float]:
-    """How much LSD's semantic part enters the matching score (``lsd_combine`` "concat"/"prior").
+    """How much LSD's semantic part enters the matching score (``lsd_combine="concat"``).
 
     The embedding is [residual ; semantic] (up to one norm), so the cosine is the sum of a residual
     and a semantic term. ``sem_var_share``: variance of the semantic term over all image-caption
@@ -473,7 +471,7 @@ def loss_gradients(model: SSJDN, batch: tuple[torch.Tensor, ...]) -> dict[str, f
     heads = [p for p in net.lsd.parameters() if p.requires_grad]
     head_ids = {id(p) for p in heads}
     enc = [p for p in net.parameters() if p.requires_grad and id(p) not in head_ids]
-    lam = net.config.lsd_weight * net.lsd_scale
+    lam = net.config.lsd_weight
 
     def grads(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
         g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)

@@ -146,8 +146,6 @@ class _RetrievalSchedule(Callback):
     def on_epoch_start(self, state: LoopState) -> None:
         net = state.model
         net.criterion.negatives = "sum" if state.epoch < self.warmup_epochs else self.negatives
-        if hasattr(net, "lsd_weight_scale"):  # SSJDN's LSD schedule (lsd_schedule)
-            net.lsd_scale = net.lsd_weight_scale(state.epoch, state.epochs)
 
     def on_after_backward(self, state: LoopState) -> None:
         params = [p for p in state.model.parameters() if p.grad is not None]
@@ -166,8 +164,6 @@ class _RetrievalSchedule(Callback):
     def on_fit_end(self, state: LoopState) -> None:
         if self.negatives is not None:
             state.model.criterion.negatives = self.negatives
-        if hasattr(state.model, "lsd_scale"):
-            state.model.lsd_scale = 1.0
 
 
 def train_retrieval(
