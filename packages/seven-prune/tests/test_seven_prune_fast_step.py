@@ -422,6 +422,15 @@ def test_optimizer_hook_makes_the_re_zeroing_pass_unneeded(monkeypatch: pytest.M
         monkeypatch.setattr(  # every re-zeroing pass (`reapply()` and the cut's swap) runs it
             pr.masked, "reapply", lambda f=pr.masked.reapply, out=reapplied: out.append(f())
         )
+        swap = pr._swap_pruned
+
+        def swap_spy(*a: object, swap=swap, out=reapplied) -> None:
+            n = len(out)
+            swap(*a)
+            if len(out) == n:  # the pruning-only swap re-zeroes without `reapply()`
+                out.append(None)
+
+        monkeypatch.setattr(pr, "_swap_pruned", swap_spy)
         gen = torch.Generator().manual_seed(4)
         for _ in range(10):
             ids = torch.randint(0, 64, (8, 12), generator=gen)
