@@ -81,8 +81,6 @@ def main() -> None:
         *SELECTION_PARTS,
         (pruning, "_keep_top_bracketed"),
         (pruning, "_segment_counts"),
-        (SevenPruner, "_swap_pruned"),
-        (SevenPruner, "_swap_float_keep"),
         (SevenPruner, "update_scores"),
         (SevenPruner, "_float_keep_views"),
         (SevenPruner, "_cut"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from maskloop import MaskedTraining, WeightMask
-from seven_prune import SevenPruner, TaylorPruner, pruning
+from seven_prune import SevenPruner, TaylorPruner
 
 
 def _old_set_mask(self: MaskedTraining, mask: WeightMask, **_: object) -> None:
@@ -60,9 +60,6 @@ def test_cut_swap_equals_the_old_swap_bit_for_bit(
     dtype: torch.dtype,
     hooked: bool,
 ) -> None:
-    # every cut through `set_mask` (the pruning-only swap, `_swap_pruned`, would bypass it; it is
-    # compared with `set_mask` in test_seven_prune_swap_pruned.py)
-    monkeypatch.setattr(pruning, "SWAP_FAST_PATH", False)
     new = _run(two_linear_encoder, cls, dtype, hooked)
     with monkeypatch.context() as m:
         m.setattr(MaskedTraining, "set_mask", _old_set_mask)

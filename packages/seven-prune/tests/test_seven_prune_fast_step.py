@@ -422,15 +422,6 @@ def test_optimizer_hook_makes_the_re_zeroing_pass_unneeded(monkeypatch: pytest.M
         monkeypatch.setattr(  # every re-zeroing pass (`reapply()` and the cut's swap) runs it
             pr.masked, "reapply", lambda f=pr.masked.reapply, out=reapplied: out.append(f())
         )
-        swap = pr._swap_pruned
-
-        def swap_spy(*a: object, swap=swap, out=reapplied) -> None:
-            n = len(out)
-            swap(*a)
-            if len(out) == n:  # the pruning-only swap re-zeroes without `reapply()`
-                out.append(None)
-
-        monkeypatch.setattr(pr, "_swap_pruned", swap_spy)
         gen = torch.Generator().manual_seed(4)
         for _ in range(10):
             ids = torch.randint(0, 64, (8, 12), generator=gen)
@@ -497,8 +488,7 @@ def test_seven_pruner_float_mask_changes_no_bit_of_a_run() -> None:
     """SevenPruner on a CPU multiplies by its float copy of the mask (`_float_keep_views`, copied
     again after every cut); a pruner made to use the bool mask's uint8 view instead (as before)
     gives, on the same tiny BERT and batches, the same masks, m, v, S and weights, bit for bit,
-    at every step of a window with four cuts, and the float copy is the current mask (a cut's
-    swap copies its new mask in, `_swap_float_keep`)."""
+    at every step of a window with four cuts, and the float copy is the mask the update used."""
     from seven_prune.models import tiny_bert
 
     prs, opts, models = [], [], []
@@ -526,11 +516,9 @@ def test_seven_pruner_float_mask_changes_no_bit_of_a_run() -> None:
                 assert torch.equal(_bits(prs[0].flat[key]), _bits(prs[1].flat[key])), key
         for (name, pa), pb in zip(prs[0].params.items(), prs[1].params.values()):
             assert torch.equal(_bits(pa.detach()), _bits(pb.detach())), name
-        if "keep" in prs[0]._scratch_bufs:  # the copy the next update uses: the mask now (the
-            # one this step's update used, or a cut's new one: `_swap_float_keep`)
-            now = torch.cat([prs[0].mask[n].reshape(-1) for n in prs[0].names])
-            assert torch.equal(prs[0]._scratch_bufs["keep"], now.float())  # 0.0 / 1.0 exactly
-            assert prs[0]._fkeep_owner is prs[0].mask
+        if "keep" in prs[0]._scratch_bufs:  # the copy this step's update used: the mask before
+            used = torch.cat([before[n].reshape(-1) for n in prs[0].names])
+            assert torch.equal(prs[0]._scratch_bufs["keep"], used.float())  # 0.0 / 1.0 exactly
     assert cuts == 4 and "keep" not in prs[0]._scratch_bufs  # freed after the window
     assert "keep" not in prs[1]._scratch_bufs
     assert 0.6 < prs[0].achieved_sparsity <= 0.7

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from maskloop import Callback, LoopState, MaskedTraining, WeightMask, prunable_parameters, schedules
 from maskloop.checks import check_fraction, check_int, check_sparsity
-from maskloop.masks import _FIRST_MOMENTS
 from torch import nn
 
 __all__ = [
@@ -314,11 +313,6 @@ def _kth_smallest(
 #: whether a gradual pruner's cut takes `_keep_top_bracketed` (tests switch it off to compare)
 CUT_FAST_PATH = True
 
-#: whether a gradual pruner's cut that only prunes swaps its mask by `Pruner._swap_pruned` (no
-#: revive check, the float mask where the pruner keeps one, the kept count reused) instead of
-#: `maskloop.MaskedTraining.set_mask`; the same numbers bit for bit (tests switch it off to compare)
-SWAP_FAST_PATH = True
-
 
 def _keep_top_bracketed(
     fn: np.ndarray,
@@ -389,7 +383,6 @@ def _keep_top_flat(
     dead_zero: bool = False,
     record: list[np.ndarray] | None = None,
     work: tuple[torch.Tensor, torch.Tensor] | None = None,
-    n_alive: int | None = None,
 ) -> torch.Tensor:
     """Bool keep-vector: the `n_keep` highest of `flat` among the `alive` entries (None: all).
 
@@ -414,14 +407,8 @@ def _keep_top_flat(
     A large CPU buffer with `dead_zero` (or no pruned entry) takes `_keep_top_bracketed`, which
     makes the same keep-vector in fewer passes (and records the bracket as indices), computing
     in `work` (two bool buffers of the buffer's size, overwritten) when given.
-
-    `n_alive`: the number of True entries of `alive` when the caller knows it (a pruner's last cut
-    kept that many, `select_flat`); counted here when None.
     """
-    if alive is None:
-        n_alive = flat.numel()
-    elif n_alive is None:
-        n_alive = _count(alive)
+    n_alive = flat.numel() if alive is None else _count(alive)
     if n_keep >= n_alive:
         if alive is None:
             return torch.ones_like(flat, dtype=torch.bool)
@@ -500,7 +487,6 @@ def select_flat(
     emptied_out: list[str] | None = None,
     dead_zero: bool = False,
     work: tuple[torch.Tensor, torch.Tensor] | None = None,
-    n_alive: int | None = None,
 ) -> torch.Tensor:
     """The selection on one flat score buffer (tensors concatenated in `names` order).
 
@@ -529,24 +515,10 @@ def select_flat(
     alive-vector (`_keep_top_flat`); the selection is the same. `work`: two contiguous bool
     buffers of `flat`'s size on a CPU that the global selection may overwrite (a pruner's, so that
     a cut allocates less); the result never views them.
-
-    `n_alive`: the number of True entries of `alive`, when the caller knows it (a pruner whose
-    mask is its last global cut's keep-vector: exactly that cut's `n_keep`), so that the global
-    selection does not count them again (one pass over the bool vector, ~1 ms for MiniLM's 10.7M
-    targets); it must be that count (a wrong one gives a wrong selection, unchecked: checking is
-    the count). Only the global selection without a `pattern` reads it.
     """
     total = flat.numel()
     if isinstance(n_keep, bool) or not isinstance(n_keep, int) or not 0 <= n_keep <= total:
         raise ValueError(f"n_keep must be an int in [0, {total}], got {n_keep!r}")
-    if n_alive is not None:
-        if isinstance(n_alive, bool) or not isinstance(n_alive, int) or not 0 <= n_alive <= total:
-            raise ValueError(
-                f"n_alive must be None or an int in [0, {total}] (the number of True entries "
-                f"of alive), got {n_alive!r}"
-            )
-        if alive is None:
-            raise ValueError("n_alive counts the True entries of alive: pass alive with it")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     segs = _segments(sizes)
@@ -571,7 +543,7 @@ def select_flat(
             )
         return keep
     record: list[np.ndarray] | None = [] if min_density > 0.0 else None
-    keep = _keep_top_flat(flat, alive, n_keep, dead_zero, record, work, n_alive)
+    keep = _keep_top_flat(flat, alive, n_keep, dead_zero, record, work)
     if min_density <= 0.0 and not warn and emptied_out is None:
         return keep
     counts = _segment_counts(keep, segs)
@@ -601,9 +573,7 @@ def select_flat(
             f"more than the {n_keep} the cut keeps; lower min_density"
         )
     bracket = record[0] if record else None
-    keep = _lift_floors(
-        flat, segs, alive, n_keep, counts, floors, dead_zero, keep, bracket, n_alive
-    )
+    keep = _lift_floors(flat, segs, alive, n_keep, counts, floors, dead_zero, keep, bracket)
     if warn and emptied:
         warnings.warn(
             f"plain global selection would have emptied {len(emptied)} tensor(s): {emptied}; "
@@ -625,7 +595,6 @@ def _lift_floors(
     dead_zero: bool,
     keep: torch.Tensor,
     bracket: np.ndarray | None = None,
-    n_alive: int | None = None,
 ) -> torch.Tensor:
     """The guard's selection: while a tensor not yet lifted keeps fewer than its floor, its
     `floors[i]` highest alive scores (ties: the later entry first, as `_keep_top_flat`) are set to
@@ -642,7 +611,6 @@ def _lift_floors(
     no copy of the whole buffer (a fresh copy of MiniLM's 43 MB of scores cost ~10,500 page faults
     per cut). A tensor's highest scores come from the same threshold selection as the global one
     (`_keep_top_flat` on its segment), which keeps exactly those a stable ascending sort puts last.
-    `n_alive`: `select_flat`'s (the count of `alive`, when known).
     """
     lifted: set[int] = set()
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []  # (flat index, old values) per lift
@@ -667,7 +635,7 @@ def _lift_floors(
                     cands = bracket if bracket.dtype != np.bool_ else np.flatnonzero(bracket)
                 again = _reselect_from_bracket(flat, keep, torch.cat(new), cands, segs, counts)
             if again is None:
-                keep = _keep_top_flat(flat, alive, n_keep, dead_zero, n_alive=n_alive)
+                keep = _keep_top_flat(flat, alive, n_keep, dead_zero)
                 counts = _segment_counts(keep, segs)
             else:
                 keep, counts = again
@@ -918,8 +886,6 @@ class Pruner(Callback):
         self.masked = MaskedTraining(model, self.mask, optimizer).attach()
         #: (mask, the flat bool buffer its tensors view), see `_alive_flat`
         self._mask_flat: tuple[WeightMask | None, torch.Tensor | None] = (self.mask, flat_mask)
-        #: (mask, its number of kept entries) when a global cut made it, see `_swap_pruned`
-        self._kept: tuple[WeightMask | None, int] = (self.mask, self.numel)
         self._warned: set[str] = set()  # tensors already named in a collapse warning
         self.t = 0  # number of step() calls so far
         self.pruned_before_training = False
@@ -942,57 +908,6 @@ class Pruner(Callback):
         self.mask = self.masked.mask
         self._mask_flat = (self.mask, flat)
 
-    @torch.no_grad()
-    def _swap_pruned(self, mask: WeightMask, flat: torch.Tensor, n_keep: int) -> None:
-        """`_set_mask(mask, flat)` for a cut's selection that only prunes (every entry `flat`
-        keeps was kept before: a global selection with the alive-vector, `n_keep` <= the number
-        alive), in fewer passes; the same weights, mask and optimizer state bit for bit.
-
-        Reconstruction of what `maskloop.MaskedTraining.set_mask` then does (attached, AdamW or
-        another optimizer in `maskloop.masks.SAFE_OPTIMIZERS` hooked, every parameter with
-        optimizer state already fixed once: its one-pass branch), with three passes fewer or
-        cheaper: (1) no revive check (`_revives_all`, one read of both masks, ~3-6 ms for MiniLM's
-        10.7M targets): it is empty by construction; (2) the re-zeroing W <- W * M and the first
-        moments m <- m * M multiply by the pruner's 0/1 float mask where it keeps one
-        (`_swap_float_keep`, the same buffer the next update multiplies by) instead of the bool
-        mask's uint8 view, which torch first casts into a temporary float tensor per parameter:
-        x * 1.0 = x and x * 0.0 = +-0 either way, so the products are the same bits; (3) the
-        kept count is remembered (`_kept`) so that the next cut does not count the alive-vector.
-        Anywhere else (not attached, another optimizer, state not yet fixed, the flag
-        `SWAP_FAST_PATH` off) it calls `_set_mask`."""
-        m = self.masked
-        opt = m._hooked_optimizer
-        hooked = opt is not None and m._safe()
-        fixed = hooked and all(id(p) in m._fixed for p in m._plist if opt.state.get(p))
-        if not (SWAP_FAST_PATH and m.attached and (fixed or not hooked)):
-            self._set_mask(mask, flat)
-            self._kept = (self.mask, n_keep)
-            return
-        m.mask._check_compatible(mask, "swap")
-        m.mask = WeightMask({n: mask[n].to(m.mask[n].device) for n in m.mask})
-        news = [m.mask[n].to(p.device) for n, p in m._params.items()]
-        m._keep[:] = news  # the gradient hooks read this list
-        self.mask = m.mask
-        self._mask_flat = (self.mask, flat)
-        self._kept = (self.mask, n_keep)
-        fks = self._swap_float_keep(flat)
-        for (n, p), keep in zip(m._params.items(), news):
-            u8 = keep.view(torch.uint8)
-            fk = None if fks is None else fks.get(n)
-            p.mul_(fk if fk is not None and fk.dtype == p.dtype else u8)
-            st = opt.state.get(p) if hooked and opt is not None else None
-            if not st:
-                continue
-            for key in _FIRST_MOMENTS:  # newly pruned: first moments 0 (`_fix_optimizer_state`)
-                t = st.get(key)
-                if isinstance(t, torch.Tensor) and t.shape == p.shape:
-                    t.mul_(fk if fk is not None and fk.dtype == t.dtype else u8)
-
-    def _swap_float_keep(self, flat: torch.Tensor) -> dict[str, torch.Tensor] | None:
-        """The new mask `flat` as 0/1 float views by target name, for `_swap_pruned`'s
-        multiplies, where the pruner keeps such a buffer (`SevenPruner`); None here."""
-        return None
-
     def _flat_views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Views of a flat buffer shaped like the targets, in `names` order."""
         return [flat[a:b].view(sh) for (a, b), sh in zip(_segments(self.sizes), self.shapes)]
@@ -1012,12 +927,11 @@ class Pruner(Callback):
         alive: torch.Tensor | None,
         dead_zero: bool = False,
         work: tuple[torch.Tensor, torch.Tensor] | None = None,
-        n_alive: int | None = None,
     ) -> tuple[WeightMask, torch.Tensor]:
         """Cut `flat` (scores in `names` order) to `n_keep` with this pruner's selection rule; warn
         once per tensor that the plain global selection would empty. Returns the mask and the flat
         keep-vector it views. `dead_zero`: the entries `alive` marks pruned hold 0 (`select_flat`);
-        `work`, `n_alive`: `select_flat`'s."""
+        `work`: `select_flat`'s work buffers."""
         emptied: list[str] = []
         keep = select_flat(
             flat,
@@ -1032,7 +946,6 @@ class Pruner(Callback):
             emptied_out=emptied,
             dead_zero=dead_zero,
             work=work,
-            n_alive=n_alive,
         )
         new = [n for n in emptied if n not in self._warned]
         if new:
@@ -1471,19 +1384,7 @@ class GradualPruner(Pruner):
         work = None
         if flat.device.type == "cpu":  # the selection's two bool work buffers, kept between cuts
             work = (self._scratch("select_a", torch.bool), self._scratch("select_b", torch.bool))
-        if self.scope != "global" or self._nm is not None:
-            self._set_mask(*self._select(flat, keep, alive, dead_zero=True, work=work))
-            return
-        # a global selection keeps exactly `keep` entries, all alive ones when keep <= n_alive:
-        # then the swap only prunes (`_swap_pruned`)
-        owner, n_alive = self._kept
-        if not (SWAP_FAST_PATH and owner is self.mask):
-            n_alive = _count(alive)
-        mask, kept = self._select(flat, keep, alive, dead_zero=True, work=work, n_alive=n_alive)
-        if keep <= n_alive:
-            self._swap_pruned(mask, kept, keep)
-        else:
-            self._set_mask(mask, kept)
+        self._set_mask(*self._select(flat, keep, alive, dead_zero=True, work=work))
 
     # ------------------------------------------------------------------ driving
     @property

@@ -548,17 +548,6 @@ class SevenPruner(GradualPruner):
             self._fkeep_owner = self.mask
         return self._scratch_views("keep")
 
-    def _swap_float_keep(self, flat: torch.Tensor) -> dict[str, torch.Tensor] | None:
-        """A cut's new mask `flat` copied into the float mask buffer of `_float_keep_views` (while
-        the window has it), by target name: the cut's re-zeroing and first-moment multiplies
-        (`GradualPruner._swap_pruned`) read it instead of casting the bool mask per parameter, and
-        the next update multiplies by it without copying it again."""
-        if not self._uses_float_keep() or "keep" not in self._scratch_bufs:
-            return None
-        self._scratch("keep").copy_(flat.view(torch.uint8))
-        self._fkeep_owner = self.mask
-        return dict(zip(self.names, self._scratch_views("keep")))
-
     def _uses_float_keep(self) -> bool:
         """Whether the eager update multiplies by the float mask (`_float_keep_views`)."""
         return self.device.type == "cpu" and self.consistency
