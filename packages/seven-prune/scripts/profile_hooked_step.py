@@ -13,18 +13,59 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import statistics
-import sys
-from pathlib import Path
+import time
+from dataclasses import replace
+from typing import Any
 
 import torch
+from maskloop import MaskedTraining, seed_everything
+from maskloop import masks as _masks
+from seven_prune import SevenPruner, pruning
+from seven_prune.bench import _forever, _loader, _text_data, _timed_step, text_config
+from seven_prune.models import load_minilm_classifier
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from maskloop import MaskedTraining  # noqa: E402
-from maskloop import masks as _masks  # noqa: E402
-from profile_eager_step import SELECTION_PARTS, SPENT, _wrap, minilm_pruner  # noqa: E402
-from seven_prune import SevenPruner, pruning  # noqa: E402
-from seven_prune.bench import _timed_step  # noqa: E402
+SPENT: dict[str, float] = collections.defaultdict(float)
+#: the pieces of a cut's global selection (`seven_prune.pruning`) timed by wrappers
+SELECTION_PARTS: tuple[tuple[Any, str], ...] = (
+    (pruning, "_finite_min"),
+    (pruning, "_count"),
+    (pruning, "_kth_smallest"),
+    (pruning, "_compare_alive"),
+    (pruning, "select_flat"),
+)
+
+
+def _wrap(owner: Any, name: str, label: str) -> None:
+    """Replace `owner.name` by a wrapper adding its wall time to `SPENT[label]` (cumulative)."""
+    fn = getattr(owner, name)
+
+    @functools.wraps(fn)
+    def timed(*a: Any, **kw: Any) -> Any:
+        tic = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            SPENT[label] += time.perf_counter() - tic
+
+    setattr(owner, name, timed)
+
+
+def minilm_pruner(shape: str, window: int) -> tuple[Any, SevenPruner, Any, Any]:
+    """MiniLM on the benchmark's text data at batch `shape` ("BxL"), seeded, 2 threads, AdamW and
+    one SevenPruner (sparsity 0.8, guard 0.01, a cut every 10 updates over `window` steps):
+    (model, pruner, optimizer, endless loader). (Session 31's copy lived in
+    `profile_eager_step.py`, retired in session 32: `git show e375864:<path>`.)"""
+    torch.set_num_threads(2)
+    batch_size, max_len = map(int, shape.split("x"))
+    cfg = replace(text_config(False, 1), batch_size=batch_size, max_len=max_len)
+    train, _ = _text_data(cfg)
+    seed_everything(0)
+    model = load_minilm_classifier(seed=0)
+    pr = SevenPruner(model, 0.8, start=0, window=window, delta_t=10, min_density=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    return model, pr, opt, _forever(_loader(train, batch_size, 0))
 
 
 def main() -> None:

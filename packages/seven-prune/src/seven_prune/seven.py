@@ -335,9 +335,9 @@ def _seven_update_eager(
     `fkeeps`: the same masks as 0/1 floats (`SevenPruner`'s on a CPU). Both maskings multiply by
     the mask; by the bool mask's uint8 view a CPU first copies it into a temporary float tensor
     (torch casts a CPU operand of another dtype before the kernel): 4.2 of the 34 ms of operator
-    time of an update on MiniLM (`scripts/profile_eager_step.py`, 16 x 32). The float mask is
-    multiplied directly where its dtype is the tensor's: the same products (x * 1.0 = x,
-    x * 0.0 = +-0, as with the cast uint8), bit for bit.
+    time of an update on MiniLM (`scripts/profile_eager_step.py` at commit e375864, 16 x 32).
+    The float mask is multiplied directly where its dtype is the tensor's: the same products
+    (x * 1.0 = x, x * 0.0 = +-0, as with the cast uint8), bit for bit.
 
     The default case (moments of |g|, torch's fused AdamW kernel, float masks, one dtype) runs
     `_seven_update_lean`: the same kernels with less Python per target (`LEAN_UPDATE`). (Sessions
