@@ -202,7 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("mode", choices=("run", "rule", "left"))
     p.add_argument("--budget-s", type=float, default=None)
+    p.add_argument(
+        "--flush-denormal",
+        action="store_true",
+        help="torch.set_flush_denormal(True) first (a speed-only setting; see the rule's amendment)",
+    )
     args = p.parse_args(argv)
+    if args.flush_denormal:
+        import torch
+
+        torch.set_flush_denormal(True)
     if args.mode == "run":
         run(args.budget_s)
     elif args.mode == "rule":
