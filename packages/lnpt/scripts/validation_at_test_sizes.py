@@ -258,7 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("mode", choices=("run", "teachers", "rule"))
     p.add_argument("--arms", nargs="+", choices=STUDENT_LR_ARMS, default=None)
     p.add_argument("--budget-s", type=float, default=None)
+    p.add_argument(
+        "--flush-denormal",
+        action="store_true",
+        help="torch.set_flush_denormal(True) first: supervised units slow down ~7x near zero loss "
+        "on denormal floats (session 32: seed 14's lnpt+supervised unit, 406 s without, 60 s with, "
+        "identical metrics; docs/benchmarks/lnpt_s31_test_sizes/flush_check.json)",
+    )
     args = p.parse_args(argv)
+    if args.flush_denormal:
+        import torch
+
+        torch.set_flush_denormal(True)
     if args.mode == "run":
         if not args.arms:
             p.error("run needs --arms")
