@@ -174,6 +174,23 @@ def _plan_fields(p: Any) -> dict[str, Any]:
             "score_every": getattr(p, "score_every", None)}  # fmt: skip
 
 
+def _every4_cells(
+    rows: list[dict[str, Any]], cells: dict[tuple[str, float], tuple[str, ...]], seeds: list[int]
+) -> dict[str, Any]:
+    """Rules s32 and s32b: per (setting, f) cell with finished runs, `cell_stats` plus the paired
+    difference every4 - s29 (`paired`), under a `_header`."""
+    by = {(r["arm"], r["setting"], r["f_target"], r["seed"]): r for r in rows}
+    out = _header()
+    for (setting, f), arms in cells.items():
+        got = cell_stats(by, {a: S32_ARMS[a] for a in arms}, setting, f, seeds)
+        if got is None:
+            continue
+        _, acc, cell = got
+        cell["every4-s29"] = paired(acc["every4"] - acc["s29"])
+        out["cells"][f"{setting} f={f}"] = cell
+    return out
+
+
 def decide_s32(
     rows: list[dict[str, Any]],
     seeds: list[int] | None = None,
@@ -186,15 +203,7 @@ def decide_s32(
     `scripts/wallclock.py` writes, seeds 0-2, no seed missing) reads the candidate's mean ratio to
     full data <= 0.75; the default's ratio in the same run is reported beside it."""
     seeds = STUDIES["s32"].seeds if seeds is None else seeds
-    by = {(r["arm"], r["setting"], r["f_target"], r["seed"]): r for r in rows}
-    out = _header()
-    for (setting, f), arms in S32_CELLS.items():
-        got = cell_stats(by, {a: S32_ARMS[a] for a in arms}, setting, f, seeds)
-        if got is None:
-            continue
-        _, acc, cell = got
-        cell["every4-s29"] = paired(acc["every4"] - acc["s29"])
-        out["cells"][f"{setting} f={f}"] = cell
+    out = _every4_cells(rows, S32_CELLS, seeds)
     cells = out["cells"]
     r: dict[str, Any] = {"complete": _complete(cells, S32_CELLS, seeds)}
     if r["complete"]:
@@ -226,15 +235,7 @@ def decide_s32b(rows: list[dict[str, Any]], seeds: list[int] | None = None) -> d
     0 (upper end < 0). `keep_default` iff the study is complete and no cell shows harm; otherwise
     the default reverts to `score_every=1`."""
     seeds = STUDIES["s32b"].seeds if seeds is None else seeds
-    by = {(r["arm"], r["setting"], r["f_target"], r["seed"]): r for r in rows}
-    out = _header()
-    for (setting, f), arms in S32B_CELLS.items():
-        got = cell_stats(by, {a: S32_ARMS[a] for a in arms}, setting, f, seeds)
-        if got is None:
-            continue
-        _, acc, cell = got
-        cell["every4-s29"] = paired(acc["every4"] - acc["s29"])
-        out["cells"][f"{setting} f={f}"] = cell
+    out = _every4_cells(rows, S32B_CELLS, seeds)
     cells = out["cells"]
     r: dict[str, Any] = {"complete": _complete(cells, S32B_CELLS, seeds)}
     harm = sorted(k for k, c in cells.items() if c["every4-s29"]["ci95"][1] < 0)
