@@ -223,7 +223,7 @@ def decide_s32(
     return out
 
 
-# -- rule s32b (lead, session 32): the adopted `score_every=4` in every other cell of the grid
+# -- rule s32b (lead, session 32): harm check of rule s32's `score_every=4` in the other cells
 S32B_CELLS = {(st, f): ("s29", "every4") for st in ("clean", "noise20", "dup30")
               for f in (0.3, 0.5, 0.7) if (st, f) != ("clean", 0.7)}  # fmt: skip
 
@@ -254,7 +254,7 @@ STUDIES: dict[str, Study] = {
         builders={
             "TED_s30_norescore": lambda n, e, f, s: TEDPruner(
                 n, e, budget=f, seed=s, noise_min_keep=S30_NORESCORE_FLOOR, score_every=1
-            )  # pinned: the run predates session ted-32's default
+            )  # score_every written out, as every earlier method pins it
         },  # fmt: skip
         fields=_detector_and_plan,
     ),

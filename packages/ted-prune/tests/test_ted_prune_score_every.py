@@ -78,7 +78,7 @@ def _fit(**options):
 
 
 def test_score_every_1_never_carries_and_is_deterministic():
-    """k = 1 (the default before session ted-32, pinned by every earlier bench method): every
+    """k = 1 (the default, pinned by every earlier bench method): every
     epoch is observed and its pruned epochs drawn anew; two runs agree bit for bit."""
     p0, a = _fit()
     p1, b = _fit(score_every=1)

@@ -53,7 +53,7 @@ TEXT_POINTER = (
 )
 # TED with both of our (non-spec) options: unit per-sample gradients and class-balanced keeping
 # both pinned at the noise schedule before session ted-28b's flip and at scoring every epoch
-# before session ted-32's (`score_every=1`): their cached rows ran with them
+# (`score_every=1`, written out): their cached rows ran with them
 TED_VARIANTS = {
     "TED": {"noise_schedule": "off", "score_every": 1},
     "TED_norm_class": {

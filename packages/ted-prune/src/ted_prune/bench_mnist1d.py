@@ -74,7 +74,8 @@ _BASE = {
     "tail": "none",
     # and at the noise schedule before session ted-28b's flip (rule s28b)
     "noise_schedule": "off",
-    # and at scoring every epoch, as before session ted-32's flip to score_every=4 (rule s32)
+    # and at scoring every epoch, written out (`score_every`; rule s32 made 4 the default briefly,
+    # rule s32b reverted it)
     "score_every": 1,
 }
 # TEDPruner's defaults before session ted-26c: `TED_s25c` (the default of sessions 25d-26b) and every
@@ -88,8 +89,9 @@ PRE_S25C = {"max_weight": 4.0, **PRE_S26}
 # TEDPruner's default of sessions ted-28b-29 written out (bit for bit `noise_schedule=None` before
 # session ted-29's flip): every cached row named `TED_s28b` ran with it
 S28B = {"noise_schedule": "late_epoch0", "noise_min_keep": 0.5, "score_every": 1}
-# TEDPruner's defaults before session ted-32's flip to `score_every=4` (rule s32): every cached row
-# named `TED_s29` (and every method above, through the dicts that pin it) ran with it
+# `score_every` written out (1, the default; rule s32 made it 4 and rule s32b reverted that before
+# release): every cached row named `TED_s29` (and every method above, through the dicts that pin
+# it) ran with it
 PRE_S32 = {"score_every": 1}
 # TED readings compared on the validation split: explicit TEDPruner options (none left to defaults)
 READINGS: dict[str, dict[str, Any]] = {
@@ -195,7 +197,7 @@ def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -
         return TEDPruner(n, epochs, budget=f, seed=seed, noise_schedule="off", **PRE_S32)
     if method == "TED_s28b":  # the package's defaults of sessions ted-28b-29 (the noise switch)
         return TEDPruner(n, epochs, budget=f, seed=seed, **S28B)
-    if method == "TED_s29":  # the package's defaults of sessions ted-29-31 (+ the low-budget plan)
+    if method == "TED_s29":  # the package's defaults since session ted-29 (+ the low-budget plan)
         return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S32)
     if method == "TED_s32_every4":  # rule s32's candidate, written out (score_every=4)
         return TEDPruner(n, epochs, budget=f, seed=seed, score_every=4)
