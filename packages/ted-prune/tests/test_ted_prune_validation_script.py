@@ -209,3 +209,15 @@ def test_s33_diagnosis_pairs_each_arm_with_full_and_the_control(val):
     assert val.diagnose_s33(rows, reference=ref)["reproduces_s32b"]["all_equal"] is False
     no_full = [r for r in rows if not (r["arm"] == "full" and r["seed"] == 245)]
     assert val.diagnose_s33(no_full, reference=[])["cells"]["clean f=0.5"]["n"] == 4
+
+
+def test_s33_diagnosis_rederived_byte_identical(val):
+    """Diagnosis s33's committed summary (used seeds 245-249): the epoch-matched control is itself
+    ~3.5 points behind full data at f = 0.7, and the default's re-runs reproduce rule s32b's rows."""
+    d = BENCH / "ted-prune-s33" / "diagnosis"
+    res = val.diagnose_s33(_rows(d / "runs.jsonl"))
+    assert json.dumps(res, indent=1) == (d / "decision.json").read_text()
+    assert res["reproduces_s32b"] == {"n": 10, "all_equal": True}
+    c = res["cells"]["clean f=0.7"]
+    assert c["n"] == 5 and c["epoch_matched-full"]["ci95"][1] < -0.3
+    assert c["s29-full"]["ci_lower_above_-0.3"] is False
