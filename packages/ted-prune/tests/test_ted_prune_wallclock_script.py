@@ -133,3 +133,14 @@ def test_first_seed_times_later_seeds_and_keeps_earlier_configs(wall, tmp_path, 
     assert wall.main([*argv, "--resume"]) == 0 and seen == [3, 4, 5]  # nothing re-run
     with pytest.raises(ValueError, match="--first-seed"):
         wall.main(["--out", str(tmp_path / "x"), "--first-seed", "-1"])
+
+
+def test_committed_partial_pool_rederived_byte_identical(wall):
+    """`docs/benchmarks/ted-prune-s33/pooled_partial_s30_s32.json` (rule s33 not run: sessions 30
+    and 32's reads only, no verdict) re-derived from the two committed reads."""
+    b = ROOT / "docs" / "benchmarks"
+    reads = [(f"docs/benchmarks/ted-prune-{s}/wallclock", "TED_s29", json.loads(
+              (b / f"ted-prune-{s}" / "wallclock" / "wallclock.json").read_text())["summary"]
+              ["arms"]["TED_s29"]["per_seed_ratio"]) for s in ("s30", "s32")]  # fmt: skip
+    text = json.dumps(wall.pooled(reads), indent=1) + "\n"
+    assert text == (b / "ted-prune-s33" / "pooled_partial_s30_s32.json").read_text()
