@@ -17,7 +17,10 @@ Studies (`STUDIES`):
 - `s30`: rule s30 (`docs/benchmarks/ted-prune-s30/RULE.md`), the late plan without re-scoring
   above 0.625 under label noise (finished; `--decide` re-derives its committed `decision.json`).
 - `s32`: rule s32 (`docs/benchmarks/ted-prune-s32/RULE.md`), a cheaper scoring reading against
-  the default on clean data at f = 0.7.
+  the default on clean data at f = 0.7; `s32b`: its harm check in the grid's eight other cells.
+- `s33`: a diagnosis on USED seeds 245-249 (no rule; `docs/benchmarks/ted-prune-s33/DIAGNOSIS.md`):
+  full data, the epoch-matched control (`bench_mnist1d.EPOCH_MATCHED`), random-dynamic and the
+  default on clean data at f = 0.3 / 0.5 / 0.7; `--decide` writes its summary.
 
 Sessions 27-30 ran one script per study (`s27_validation.py` ... `s30_validation.py`, retired in
 session 32); their results were produced at commit e375864
@@ -245,6 +248,65 @@ def decide_s32b(rows: list[dict[str, Any]], seeds: list[int] | None = None) -> d
     return out
 
 
+# -- diagnosis s33 (not a rule; USED seeds 245-249): is "within 0.3 points of full data at f = 0.7"
+# reachable? Full data, the epoch-matched control (full data for round(f E) epochs, the cosine
+# schedule compressed; `bench_mnist1d.EPOCH_MATCHED`), random-dynamic and the default on clean data
+S33_ARMS = {"full": "full", "epoch_matched": "epoch_matched", "random_dynamic": "random_dynamic",
+            "s29": "TED_s29"}  # fmt: skip
+S33_FS = (0.3, 0.5, 0.7)
+S33_CELLS = {("clean", 1.0): ("full",),
+             **{("clean", f): ("epoch_matched", "random_dynamic", "s29") for f in S33_FS}}  # fmt: skip
+S33_GOAL_GAP = -0.3  # issue 15: TED within 0.3 points of full data at f = 0.7
+#: rule s32b's committed runs: the default (`TED_s29`) on clean data at f = 0.3 / 0.5, seeds 245-249
+S33_REFERENCE = (Path(__file__).resolve().parents[3] / "docs" / "benchmarks" / "ted-prune-s32"
+                 / "s32b" / "runs.jsonl")  # fmt: skip
+S33_PAIRS = (("epoch_matched", "full"), ("random_dynamic", "full"), ("s29", "full"),
+             ("s29", "epoch_matched"), ("random_dynamic", "epoch_matched"),
+             ("s29", "random_dynamic"))  # fmt: skip
+
+
+def diagnose_s33(
+    rows: list[dict[str, Any]],
+    seeds: list[int] | None = None,
+    *,
+    reference: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Diagnosis s33 (`docs/benchmarks/ted-prune-s33/DIAGNOSIS.md`; no decision): per f, each
+    arm's validation accuracy (mean ± std), achieved f, and the paired differences `S33_PAIRS`
+    (a - b, `paired`) on the seeds where all four arms finished; whether each CI's lower end lies
+    above -0.3 (the goal's gap to full data); and whether the default's re-runs reproduce the
+    `reference` rows (rule s32b's committed cache by default) of the same (seed, f)."""
+    seeds = STUDIES["s33"].seeds if seeds is None else seeds
+    by = {(r["arm"], r["setting"], r["f_target"], r["seed"]): r for r in rows}
+    out = _header()
+    for f in S33_FS:
+        done = [s for s in seeds if ("full", "clean", 1.0, s) in by
+                and all((a, "clean", f, s) in by for a in S33_CELLS[("clean", f)])]  # fmt: skip
+        if not done:
+            continue
+        at = {a: ("clean", 1.0 if a == "full" else f) for a in S33_ARMS}
+        acc = {a: np.array([by[(a, *at[a], s)]["val_accuracy"] for s in done]) for a in S33_ARMS}
+        cell: dict[str, Any] = {"seeds": done, "n": len(done)}
+        cell["accuracy_mean_std"] = {a: [float(v.mean()), float(v.std(ddof=1)) if v.size > 1
+                                         else 0.0] for a, v in acc.items()}  # fmt: skip
+        cell["f_achieved"] = {a: float(np.mean([by[(a, *at[a], s)]["f"] for s in done]))
+                              for a in S33_ARMS}  # fmt: skip
+        for a, b in S33_PAIRS:
+            d = paired(acc[a] - acc[b])
+            d["ci_lower_above_-0.3"] = d["ci95"][0] > S33_GOAL_GAP
+            cell[f"{a}-{b}"] = d
+        out["cells"][f"clean f={f}"] = cell
+    if reference is None:
+        lines = S33_REFERENCE.read_text().splitlines() if S33_REFERENCE.exists() else []
+        reference = [json.loads(x) for x in lines]
+    ref = {(r["setting"], r["f_target"], r["seed"]): r["val_accuracy"] for r in reference
+           if r["arm"] == "s29"}  # fmt: skip
+    same = [(k, by[("s29", *k)]["val_accuracy"], v) for k, v in sorted(ref.items())
+            if ("s29", *k) in by]  # fmt: skip
+    out["reproduces_s32b"] = {"n": len(same), "all_equal": all(a == b for _, a, b in same)}
+    return out
+
+
 STUDIES: dict[str, Study] = {
     "s30": Study(
         arms=S30_ARMS,
@@ -270,6 +332,13 @@ STUDIES: dict[str, Study] = {
         cells=S32B_CELLS,
         seeds=list(range(245, 250)),
         decide=decide_s32b,
+        fields=_plan_fields,
+    ),
+    "s33": Study(
+        arms=S33_ARMS,
+        cells=S33_CELLS,
+        seeds=list(range(245, 250)),  # USED seeds (rule s32b's): a diagnosis, not a rule
+        decide=diagnose_s33,
         fields=_plan_fields,
     ),
 }

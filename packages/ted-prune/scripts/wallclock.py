@@ -12,7 +12,13 @@ the mean ratio <= 0.75 (robust iff the CI's upper end is); scoring met iff the C
 mean share < 0.05.
 
     python packages/ted-prune/scripts/wallclock.py --out DIR [--arms full TED_s29 random_dynamic]
-        [--seeds 3] [--rounds 1] [--num-samples 25000] [--epochs 30] [--resume] [--time-limit S]
+        [--seeds 3] [--first-seed 0] [--rounds 1] [--num-samples 25000] [--epochs 30] [--resume]
+        [--time-limit S]
+    python packages/ted-prune/scripts/wallclock.py --pool DIR:ARM [DIR:ARM ...] --out FILE.json
+
+`--first-seed k` times seeds k .. k + `--seeds` - 1 (session 33: new seeds 3-5; 0 keeps the
+config and command of the earlier reads, so their caches resume). `--pool` (`pooled`) pools the
+per-seed ratios of one arm from several committed reads (`DIR/wallclock.json`) into one verdict.
 
 Session 30's `s30_wallclock.py` (with the since-removed `TED_s29@old` arm) and the earlier timing
 scripts were retired in session 32; their committed results were produced at commit e375864
@@ -178,11 +184,47 @@ def report_md(summary: dict[str, Any], command: str, arms: tuple[str, ...] = ARM
     return "\n".join(lines)
 
 
+def pooled(reads: list[tuple[str, str, list[float]]]) -> dict[str, Any]:
+    """Rule s33 (`docs/benchmarks/ted-prune-s33/RULE.md`): one verdict over several reads of the
+    same default. `reads`: (read, arm, per-seed ratios); the pooled per-seed ratios' mean ± std and
+    95% bootstrap CI (`report.paired_difference` against 0: 10,000 resamples, rng seed 0, the
+    per-read CI's method); met iff the pooled mean <= 0.75; robust iff the CI's upper end is
+    <= 0.75 too (a CI straddling 0.75 is not robust)."""
+    if not reads or any(not r[2] for r in reads):
+        raise ValueError("--pool needs at least one read, each with per-seed ratios")
+    ratios = [float(x) for _, _, v in reads for x in v]
+    d = report.paired_difference(ratios, [0.0] * len(ratios))
+    mean = float(np.mean(ratios))
+    return {"reads": [{"read": r, "arm": a, "per_seed_ratio": list(v)} for r, a, v in reads],
+            "n": len(ratios), "ratio": report.mean_std(ratios), "ratio_ci": [d.low, d.high],
+            "goal": GOAL_RATIO, "met": mean <= GOAL_RATIO,
+            "robust": mean <= GOAL_RATIO and d.high <= GOAL_RATIO,
+            "ci_straddles_goal": d.low <= GOAL_RATIO < d.high}  # fmt: skip
+
+
+def _pool_main(specs: list[str], out: Path) -> int:
+    reads = []
+    for spec in specs:
+        folder, sep, arm = spec.rpartition(":")
+        if not sep or not folder or not arm:
+            raise ValueError(f"--pool entries must be DIR:ARM, got {spec!r}")
+        summ = json.loads((Path(folder) / "wallclock.json").read_text())
+        if summ["partial"]:
+            raise ValueError(f"--pool: {folder} is a partial read ({summ['partial']} seed(s) left)")
+        reads.append((folder, arm, summ["summary"]["arms"][arm]["per_seed_ratio"]))
+    res = pooled(reads)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps(res, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--arms", nargs="+", default=list(ARMS))
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--pool", nargs="+", default=None, metavar="DIR:ARM")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--num-samples", type=int, default=25_000)
     ap.add_argument("--epochs", type=int, default=30)
@@ -191,15 +233,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float)
     ap.add_argument("--title", default="wall-clock and scoring share at f = 0.7")
     args = ap.parse_args(argv)
+    if args.pool:
+        return _pool_main(args.pool, args.out)
+    if args.first_seed < 0:
+        raise ValueError(f"--first-seed must be an int >= 0, got {args.first_seed}")
     arms = check_arms(args.arms)
     torch.set_num_threads(args.threads)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     cfg = {"num_samples": args.num_samples, "epochs": args.epochs, "rounds": args.rounds,
            "f": F, "threads": args.threads, "arms": list(arms)}  # fmt: skip
+    first = f" --first-seed {args.first_seed}" if args.first_seed else ""
+    if args.first_seed:  # only then: the earlier reads' caches keep their config
+        cfg["first_seed"] = args.first_seed
     command = (f"python packages/ted-prune/scripts/wallclock.py --out {out} --arms "
-               f"{' '.join(arms)} --seeds {args.seeds} --rounds {args.rounds} --num-samples "
+               f"{' '.join(arms)} --seeds {args.seeds}{first} --rounds {args.rounds} --num-samples "
                f"{args.num_samples} --epochs {args.epochs} --threads {args.threads} --resume")  # fmt: skip
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
 
     def write(rows: list[dict[str, Any]], partial: int) -> None:
         summary = summarize(rows, args.epochs, arms)
@@ -212,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "wallclock.md").write_text(f"# ted-prune: {args.title}\n\n{text}\n")
         print(text, flush=True)
 
-    done = run_groups(out / "runs.jsonl", cfg, list(range(args.seeds)), lambda r: r["seed"],
+    done = run_groups(out / "runs.jsonl", cfg, seeds, lambda r: r["seed"],
                       lambda s, _rows: run_seed(s, args.num_samples, args.epochs, args.rounds, arms),
                       write, resume=args.resume, time_limit=args.time_limit)  # fmt: skip
     return 0 if done else 3

@@ -27,16 +27,29 @@ def script(monkeypatch) -> Callable[[str], ModuleType]:
     return importlib.import_module
 
 
-def _small_ted_fit(**options: Any) -> tuple[TEDPruner, list[int], list[torch.Tensor]]:
-    """Train a float64 MLP for 8 epochs on 120 fixed 3-class samples with a `TEDPruner(ds, 8,
-    keep=0.4, seed=2, **options)`; return the pruner and, per epoch, the selection's size and a
-    copy of the loss weights at its start."""
+def _small_problem(n: int) -> tuple[TensorDataset, nn.Module]:
+    """`n` fixed 3-class float64 samples (5 features, generator seed 3; label = [x0 > x1] +
+    [x2 > 0.8]) and a float64 MLP 5-12-3 initialised after `torch.manual_seed(0)`."""
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(120, 5, generator=g, dtype=torch.float64)
+    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
     y = (x[:, 0] - x[:, 1] > 0).long() + (x[:, 2] > 0.8).long()
-    ds = TensorDataset(x, y)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 3)).double()
+    return TensorDataset(x, y), model
+
+
+@pytest.fixture
+def small_problem() -> Callable[[int], tuple[TensorDataset, nn.Module]]:
+    """`small_problem(n)`: the fixed 3-class float64 data of `n` samples and a seeded MLP (the
+    builder `small_ted_fit` and `test_ted_prune_score_every` share)."""
+    return _small_problem
+
+
+def _small_ted_fit(**options: Any) -> tuple[TEDPruner, list[int], list[torch.Tensor]]:
+    """Train a float64 MLP for 8 epochs on 120 fixed 3-class samples (`_small_problem`) with a
+    `TEDPruner(ds, 8, keep=0.4, seed=2, **options)`; return the pruner and, per epoch, the
+    selection's size and a copy of the loss weights at its start."""
+    ds, model = _small_problem(120)
     pruner = TEDPruner(ds, 8, keep=0.4, seed=2, **options)
     loader = DataLoader(IndexedDataset(ds), sampler=pruner.sampler, batch_size=16)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -9,9 +9,8 @@ import torch
 from maskloop import IndexedDataset, fit
 from ted_prune import PrunerCallback, TEDPruner
 from ted_prune.bench_mnist1d import _pruner
-from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
@@ -45,16 +44,11 @@ def test_default_is_score_every_1_and_methods_pin_their_value():
         assert make_pruner(m, 4500, 20, 0.7, 0).score_every == 1
 
 
-def _fit(**options):
-    """10 float64 epochs of a small MLP on 160 fixed 3-class samples (keep 0.4 after 1 warm-up and
-    2 ramp epochs, re-scoring every 4th); per epoch: kept indices, loss weights, whether observed,
-    and the scores at the epoch's end."""
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(160, 5, generator=g, dtype=torch.float64)
-    y = (x[:, 0] - x[:, 1] > 0).long() + (x[:, 2] > 0.8).long()
-    ds = TensorDataset(x, y)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 3)).double()
+def _fit(problem, **options):
+    """10 float64 epochs of a small MLP on 160 fixed 3-class samples (`problem`: conftest's
+    `small_problem`; keep 0.4 after 1 warm-up and 2 ramp epochs, re-scoring every 4th); per epoch:
+    kept indices, loss weights, whether observed, and the scores at the epoch's end."""
+    ds, model = problem(160)
     p = TEDPruner(ds, 10, keep=0.4, warmup=1, ramp=2, rescore_every=4, seed=2,
                   precision="float64", **options)  # fmt: skip
     loader = DataLoader(IndexedDataset(ds), sampler=p.sampler, batch_size=16)
@@ -77,11 +71,11 @@ def _fit(**options):
     return p, rec
 
 
-def test_score_every_1_never_carries_and_is_deterministic():
+def test_score_every_1_never_carries_and_is_deterministic(small_problem):
     """k = 1 (the default, pinned by every earlier bench method): every
     epoch is observed and its pruned epochs drawn anew; two runs agree bit for bit."""
-    p0, a = _fit()
-    p1, b = _fit(score_every=1)
+    p0, a = _fit(small_problem)
+    p1, b = _fit(small_problem, score_every=1)
     for k in a:
         assert all(torch.equal(u, v) if isinstance(u, torch.Tensor) else u == v
                    for u, v in zip(a[k], b[k], strict=True))  # fmt: skip
@@ -91,10 +85,10 @@ def test_score_every_1_never_carries_and_is_deterministic():
     assert all(not torch.equal(a["idx"][e], a["idx"][e - 1]) for e in range(4, 10))
 
 
-def test_carried_epochs_train_the_previous_kept_set_unobserved():
-    p, r = _fit(score_every=2)
+def test_carried_epochs_train_the_previous_kept_set_unobserved(small_problem):
+    p, r = _fit(small_problem, score_every=2)
     sizes = [len(i) for i in r["idx"]]
-    base, r1 = _fit()
+    base, r1 = _fit(small_problem)
     assert sizes == [len(i) for i in r1["idx"]] == p.planned_sizes()  # k = 1's schedule
     # epochs 0-2: warm-up and ramp (sizes change); 3 re-scores (rescore_every=4); 4 draws after
     # it (4 % 2 == 0); 5 carries; 6 even; 7 re-scores; 8 even; 9 carries

@@ -45,7 +45,8 @@ def test_s30_decide_on_partial_rows_is_incomplete(val):
 
 
 @pytest.mark.parametrize(
-    "study", ["s27", "s27b", "s28", "s28b", "s29", "s29b", "s30", "s32", "s32/s32b"]
+    "study",
+    ["s27", "s27b", "s28", "s28b", "s29", "s29b", "s30", "s32", "s32/s32b", "s33/diagnosis"],
 )
 def test_resume_over_committed_validation_runs_reruns_nothing(study, val, tmp_path, monkeypatch):
     src = BENCH / f"ted-prune-{study}" / "runs.jsonl"
@@ -171,3 +172,52 @@ def test_s32b_decision_rederived_byte_identical(val):
     assert res["rule"]["complete"] and res["rule"]["keep_default"] is False
     assert res["rule"]["harm_cells"] == ["clean f=0.3", "dup30 f=0.5", "noise20 f=0.3",
                                          "noise20 f=0.5", "noise20 f=0.7"]  # fmt: skip
+
+
+def _s33_rows(val, acc):
+    """Made-up rows of diagnosis s33: `acc(arm, f, seed)` per planned (arm, f, seed)."""
+    return [{"arm": arm, "setting": "clean", "f_target": f, "seed": s, "f": f,
+             "min_class_kept": 1.0, "val_accuracy": acc(arm, f, s)}
+            for s in val.STUDIES["s33"].seeds for (_, f), arms in val.S33_CELLS.items()
+            for arm in arms]  # fmt: skip
+
+
+def test_s33_plans_full_once_and_three_arms_per_fraction(val):
+    st = val.STUDIES["s33"]
+    assert st.seeds == [245, 246, 247, 248, 249]  # USED (rule s32b's): a diagnosis, no rule
+    assert st.plan("full", "clean", 1.0) and not st.plan("full", "clean", 0.7)
+    for f in (0.3, 0.5, 0.7):
+        assert all(st.plan(a, "clean", f) for a in ("epoch_matched", "random_dynamic", "s29"))
+    assert not st.plan("s29", "noise20", 0.7)
+    assert st.pruner("epoch_matched", 3500, 14, 0.7, 245, None).epochs == 14  # full data, E'
+
+
+def test_s33_diagnosis_pairs_each_arm_with_full_and_the_control(val):
+    base = {"full": 90.0, "epoch_matched": 88.0, "random_dynamic": 87.5, "s29": 87.0}
+    rows = _s33_rows(val, lambda a, f, s: base[a] - (1 - f) * (a != "full") + 0.1 * (s % 2))
+    ref = [{**r, "arm": "s29"} for r in rows if r["arm"] == "s29" and r["f_target"] < 0.7]
+    out = val.diagnose_s33(rows, reference=ref)
+    c = out["cells"]["clean f=0.7"]
+    assert c["n"] == 5 and c["accuracy_mean_std"]["full"][0] == pytest.approx(90.06)
+    assert c["epoch_matched-full"]["mean"] == pytest.approx(-2.3)
+    assert c["s29-epoch_matched"]["mean"] == pytest.approx(-1.0)
+    assert c["s29-random_dynamic"]["mean"] == pytest.approx(-0.5)
+    assert c["epoch_matched-full"]["ci_lower_above_-0.3"] is False
+    assert out["cells"]["clean f=0.3"]["s29-full"]["mean"] == pytest.approx(-3.7)
+    assert out["reproduces_s32b"] == {"n": 10, "all_equal": True}
+    ref[0] = {**ref[0], "val_accuracy": ref[0]["val_accuracy"] + 0.2}
+    assert val.diagnose_s33(rows, reference=ref)["reproduces_s32b"]["all_equal"] is False
+    no_full = [r for r in rows if not (r["arm"] == "full" and r["seed"] == 245)]
+    assert val.diagnose_s33(no_full, reference=[])["cells"]["clean f=0.5"]["n"] == 4
+
+
+def test_s33_diagnosis_rederived_byte_identical(val):
+    """Diagnosis s33's committed summary (used seeds 245-249): the epoch-matched control is itself
+    ~3.5 points behind full data at f = 0.7, and the default's re-runs reproduce rule s32b's rows."""
+    d = BENCH / "ted-prune-s33" / "diagnosis"
+    res = val.diagnose_s33(_rows(d / "runs.jsonl"))
+    assert json.dumps(res, indent=1) == (d / "decision.json").read_text()
+    assert res["reproduces_s32b"] == {"n": 10, "all_equal": True}
+    c = res["cells"]["clean f=0.7"]
+    assert c["n"] == 5 and c["epoch_matched-full"]["ci95"][1] < -0.3
+    assert c["s29-full"]["ci_lower_above_-0.3"] is False

@@ -83,3 +83,64 @@ def test_resume_over_the_committed_s32_run_reruns_nothing(wall, tmp_path, monkey
     want = json.loads((s32 / "wallclock.json").read_text())
     assert got["summary"] == want["summary"] and got["verdicts"] == want["verdicts"]
     assert want["verdicts"]["TED_s32_every4"]["wallclock_met"] is True
+
+
+def test_pooled_reads_judge_the_mean_and_say_when_the_ci_straddles(wall):
+    """Rule s33's pool: met iff the pooled mean <= 0.75; robust iff the CI's upper end is too."""
+    low = wall.pooled([("a", "T", [0.70, 0.72, 0.71]), ("b", "T", [0.73, 0.74, 0.72])])
+    assert low["n"] == 6 and low["met"] and low["robust"] and not low["ci_straddles_goal"]
+    edge = wall.pooled([("a", "T", [0.70, 0.80]), ("b", "T", [0.74])])
+    assert edge["ratio"][0] == pytest.approx(0.74666666666666)
+    assert edge["met"] and not edge["robust"] and edge["ci_straddles_goal"]
+    high = wall.pooled([("a", "T", [0.76, 0.80, 0.77])])
+    assert not high["met"] and not high["robust"] and not high["ci_straddles_goal"]
+    with pytest.raises(ValueError, match="--pool"):
+        wall.pooled([])
+    with pytest.raises(ValueError, match="--pool"):
+        wall.pooled([("a", "T", [])])
+
+
+def test_pool_of_the_two_committed_reads(wall, tmp_path):
+    """Sessions 30 and 32's reads of the default (`TED_s29`, seeds 0-2 each) pooled: 0.754x, the
+    CI straddling 0.75, before this session's seeds 3-5."""
+    b = ROOT / "docs" / "benchmarks"
+    out = tmp_path / "pool.json"
+    argv = ["--pool", f"{b}/ted-prune-s30/wallclock:TED_s29",
+            f"{b}/ted-prune-s32/wallclock:TED_s29", "--out", str(out)]  # fmt: skip
+    assert wall.main(argv) == 0
+    res = json.loads(out.read_text())
+    assert res["n"] == 6 and res["ratio"][0] == pytest.approx(0.75367, abs=1e-5)
+    assert res["met"] is False and res["ci_straddles_goal"] is True
+    with pytest.raises(ValueError, match="DIR:ARM"):
+        wall.main(["--pool", "no-arm", "--out", str(out)])
+
+
+def test_first_seed_times_later_seeds_and_keeps_earlier_configs(wall, tmp_path, monkeypatch):
+    seen = []
+
+    def run_seed(seed, *a):
+        seen.append(seed)
+        return [{"seed": seed, "round": r, "method": m, "metrics": {"seconds": 10.0 - 3 * (m != "full"),
+                 "accuracy": 90.0, "f": 0.7, "sizes": [1], "score_seconds": 0.1}}
+                for r in (-1, 0) for m in (["full"] if r < 0 else ["full", "TED_s29"])]  # fmt: skip
+
+    monkeypatch.setattr(wall, "run_seed", run_seed)
+    argv = ["--out", str(tmp_path), "--arms", "full", "TED_s29", "--first-seed", "3"]
+    assert wall.main(argv) == 0 and seen == [3, 4, 5]
+    got = json.loads((tmp_path / "wallclock.json").read_text())
+    assert got["config"]["first_seed"] == 3 and "--first-seed 3" in got["command"]
+    assert got["summary"]["seeds"] == [3, 4, 5]
+    assert wall.main([*argv, "--resume"]) == 0 and seen == [3, 4, 5]  # nothing re-run
+    with pytest.raises(ValueError, match="--first-seed"):
+        wall.main(["--out", str(tmp_path / "x"), "--first-seed", "-1"])
+
+
+def test_committed_partial_pool_rederived_byte_identical(wall):
+    """`docs/benchmarks/ted-prune-s33/pooled_partial_s30_s32.json` (rule s33 not run: sessions 30
+    and 32's reads only, no verdict) re-derived from the two committed reads."""
+    b = ROOT / "docs" / "benchmarks"
+    reads = [(f"docs/benchmarks/ted-prune-{s}/wallclock", "TED_s29", json.loads(
+              (b / f"ted-prune-{s}" / "wallclock" / "wallclock.json").read_text())["summary"]
+              ["arms"]["TED_s29"]["per_seed_ratio"]) for s in ("s30", "s32")]  # fmt: skip
+    text = json.dumps(wall.pooled(reads), indent=1) + "\n"
+    assert text == (b / "ted-prune-s33" / "pooled_partial_s30_s32.json").read_text()

@@ -45,7 +45,9 @@ from ted_prune.runcache import load_cache, run_groups
 from ted_prune.ted import SPEC_READING, TEDPruner
 
 __all__ = [
+    "EPOCH_MATCHED",
     "READINGS",
+    "matched_epochs",
     "run_mnist1d",
     "run_scoring",
     "run_wallclock",
@@ -185,8 +187,28 @@ BUDGETS = (0.7, 0.5, 0.3)
 VAL_SIZE = 500
 
 
+#: The epoch-matched control (session ted-33; a bench / validation arm, not a library default):
+#: full data for `matched_epochs(f, E)` epochs with the cosine LR schedule compressed to them.
+EPOCH_MATCHED = "epoch_matched"
+
+
+def matched_epochs(f: float, epochs: int) -> int:
+    """Epochs of the epoch-matched control: E' = floor(f E + 1/2) (nearest, halves up), at least 1.
+
+    The control data-pruning papers use beside full data: every sample in each of E' epochs, the
+    LR schedule over E' epochs instead of E, so it spends E' n / (E n) ~= f of the full run's
+    sample-gradients, the budget a pruning method at f spends (a reconstruction of "same budget":
+    full data trained shorter; its achieved f is E' / E, exact only when f E is an integer)."""
+    epochs = check_int("epochs", epochs, 1)
+    if isinstance(f, bool) or not isinstance(f, (int, float)):
+        raise TypeError(f"f must be a number in (0, 1], got {type(f).__name__}")
+    if not 0.0 < f <= 1.0:
+        raise ValueError(f"f must be in (0, 1], got {f!r}")
+    return max(1, int(np.floor(f * epochs + 0.5)))
+
+
 def _pruner(method: str, n: int, epochs: int, f: float, seed: int, sizes: Any) -> DataPruner:
-    if method == "full":
+    if method in ("full", EPOCH_MATCHED):  # epoch_matched: `train_mnist1d` passes E' epochs
         return FullData(n, epochs, seed=seed)
     if method == "TED":  # the package's defaults before session ted-25d (`PRE_S25C`)
         return TEDPruner(n, epochs, budget=f, seed=seed, **PRE_S25C)
@@ -276,20 +298,24 @@ def train_mnist1d(
     """One run (Adam, cosine LR per epoch) with `maskloop.fit` over the pruner's sampler.
 
     `rescore_batch_size`: batch of TED's forward-only re-scoring passes (`PrunerCallback`), 1024
-    (`RESCORE_BATCH`: chosen by RULE-s22's paired timing over the library's 256)."""
+    (`RESCORE_BATCH`: chosen by RULE-s22's paired timing over the library's 256).
+    `method="epoch_matched"` (`EPOCH_MATCHED`): full data for E' = `matched_epochs(f, epochs)`
+    epochs, the cosine schedule over E'; its `f` is E' / `epochs`. Every other method trains
+    `epochs` epochs exactly as before."""
     rescore_batch_size = check_int("rescore_batch_size", rescore_batch_size, 1)
+    run_epochs = matched_epochs(f, epochs) if method == EPOCH_MATCHED else epochs
     x, y = train.tensors
     n = len(y)
     seed_everything(seed)
     model = MNIST1DCNN()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    pruner = _pruner(method, n, epochs, f, seed, sizes)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, run_epochs)
+    pruner = _pruner(method, n, run_epochs, f, seed, sizes)
     loader = DataLoader(_Batches(x, y), sampler=BatchSampler(pruner.sampler, batch_size, False),
                         batch_size=None)  # fmt: skip
     min_class = _MinClassKept(pruner, y)
     start = time.perf_counter()
-    fit(model, loader, epochs=epochs, optimizer=opt, scheduler=sched, progress=False,
+    fit(model, loader, epochs=run_epochs, optimizer=opt, scheduler=sched, progress=False,
         callbacks=[PrunerCallback(pruner, train, batch_size=rescore_batch_size), min_class])  # fmt: skip
     seconds = time.perf_counter() - start
     model.eval()
@@ -299,7 +325,8 @@ def train_mnist1d(
     b = pruner.budget()
     return {
         "accuracy": 100 * acc,
-        "f": b["f"],
+        # epoch_matched: the budget relative to `epochs` full epochs (E' / E); others unchanged
+        "f": b["f"] * run_epochs / epochs if method == EPOCH_MATCHED else b["f"],
         "seconds": seconds,
         "score_seconds_per_epoch": b["score_seconds"] / epochs,
         # the forward-only re-scoring passes, part of the scoring time above
@@ -312,7 +339,9 @@ def train_mnist1d(
 def _groups(stage: str, seeds: int) -> list[tuple[str, str, int]]:
     if stage == "val":
         return [("val", s, 100 + i) for i in range(min(seeds, 2)) for s in SETTINGS]
-    return [("test", s, i) for i in range(seeds) for s in SETTINGS]
+    # `control` (session ted-33): the epoch-matched control on the test grid's seeds and splits,
+    # its own groups, so that the test groups (and their cached rows) stay as they are
+    return [(stage, s, i) for i in range(seeds) for s in SETTINGS]
 
 
 def val_winner(rows: list[dict[str, Any]]) -> str | None:
@@ -339,7 +368,23 @@ def _splits(setting: str, num_samples: int, seed: int) -> tuple[Any, Any, Any]:
                           duplicates=SETTINGS[setting]["duplicates"], seed=seed)  # fmt: skip
 
 
+def _control_group(setting: str, seed: int, num_samples: int, epochs: int) -> list[dict[str, Any]]:
+    """Stage `control`: `EPOCH_MATCHED` at every budget on the test split of (setting, seed), the
+    test group's data; compared with that group's full-data and pruned runs (`_control_section`).
+    No wall-clock ratio: the group has no full-data run of its own."""
+    train, _, test = _splits(setting, num_samples, seed)
+    rows = []
+    for f in BUDGETS:
+        r = train_mnist1d(EPOCH_MATCHED, train, test, epochs, f, seed)
+        metrics = {k: r[k] for k in ("accuracy", "f", "seconds", "min_class_kept")}
+        rows.append({"stage": "control", "setting": setting, "seed": seed,
+                     "method": EPOCH_MATCHED, "f_target": f, "metrics": metrics})  # fmt: skip
+    return rows
+
+
 def _run_group(stage, setting, seed, num_samples, epochs, winner=None) -> list[dict[str, Any]]:  # noqa: ANN001
+    if stage == "control":
+        return _control_group(setting, seed, num_samples, epochs)
     train, val, test = _splits(setting, num_samples, seed)
     evalset = val if stage == "val" else test
     out = []
@@ -383,7 +428,11 @@ def run_mnist1d(
     progress: bool = True,
 ) -> bool:
     """Run (part of) the benchmark; True when every group of the stage(s) is in the cache, in which
-    case the report is written. Cache: `<out>/ted-prune-mnist1d-runs.jsonl`."""
+    case the report is written. Cache: `<out>/ted-prune-mnist1d-runs.jsonl`. `stage`: "all" (the
+    validation then the test stage), "val", "test", or "control" (the epoch-matched control on
+    the test seeds, `EPOCH_MATCHED`; never part of "all", so a complete grid stays complete)."""
+    if stage not in ("all", "val", "test", "control"):
+        raise ValueError(f"stage must be 'all', 'val', 'test' or 'control', got {stage!r}")
     torch.set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -418,9 +467,11 @@ def run_mnist1d(
 
 
 def _results(rows: list[dict[str, Any]], stage: str, command: str, cfg: dict) -> report.Results:
+    """The rows of `stage` ("test" takes the `control` stage's rows too: the same test split)."""
     res = report.Results("ted-prune", command, cfg)
+    stages = ("test", "control") if stage == "test" else (stage,)
     for r in rows:
-        if r["stage"] == stage:
+        if r["stage"] in stages:
             res.add(r["method"], r["seed"], r["metrics"], setting=r["setting"],
                     f_target=r["f_target"])  # fmt: skip
     return res
@@ -477,6 +528,8 @@ def _write(rows: list[dict[str, Any]], out: Path, cfg: dict, seeds: int, partial
             ),  # fmt: skip
             "## Goals (issue 15)\n\n" + _goals(test, out),
         ]
+        if any(r.method == EPOCH_MATCHED for r in test.records):
+            sections.insert(-1, _control_section(test, cfg["epochs"]))
     report.write_report(out / "ted-prune-mnist1d.md", "ted-prune: MNIST-1D benchmark", sections,
                         results=test if test.records else val)  # fmt: skip
     if val.records:
@@ -567,6 +620,33 @@ def _own_controls(test: report.Results) -> str:
         + report.markdown_table(
             ["setting", "f_target", "method", "control", "n", "Δ [95% CI]"], rows
         )
+    )
+
+
+def _control_section(test: report.Results, epochs: int) -> str:
+    """The epoch-matched control (`--stage control`) beside the test grid: per (setting, f) the
+    control minus full data, and TED and random-dynamic minus the control, paired by seed."""
+    rows = []
+    for st in SETTINGS:
+        full = test.values("accuracy", "full", setting=st, f_target=1.0)
+        for f in BUDGETS:
+            em = test.values("accuracy", EPOCH_MATCHED, setting=st, f_target=f)
+            if not em:
+                continue
+            pairs = [(EPOCH_MATCHED, em, "full", full)]
+            pairs += [(m, test.values("accuracy", m, setting=st, f_target=f), EPOCH_MATCHED, em)
+                      for m in ("TED", "random_dynamic")]  # fmt: skip
+            for a, av, b, bv in pairs:
+                shared = sorted(set(av) & set(bv))
+                if shared:
+                    d = report.paired_difference([av[s] for s in shared], [bv[s] for s in shared])
+                    rows.append([st, f, f"{a} - {b}", len(shared), d.format()])
+    return (
+        "## The epoch-matched control (`--stage control`)\n\n"
+        f"Full data for E' = round(f x {epochs}) epochs, the cosine schedule over E' (the same "
+        "sample-gradient budget as f; `bench_mnist1d.EPOCH_MATCHED`), on the test groups' data "
+        "and seeds.\n\n"
+        + report.markdown_table(["setting", "f_target", "Δ test accuracy", "n", "Δ [95% CI]"], rows)
     )
 
 

@@ -176,9 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=positive_int, default=None,
                    help="paired seeds 0..N-1 (default 5; --quick: 2 on mnist1d; text: 3, "
                         "--quick 1)")  # fmt: skip
-    b.add_argument("--stage", choices=("all", "val", "test", "scoring", "wallclock"),
+    b.add_argument("--stage", choices=("all", "val", "test", "control", "scoring", "wallclock"),
                    default=None,
                    help="mnist1d: the validation ablation, the test grid, or both (default all); "
+                        "control: the epoch-matched control (full data for round(f x epochs) "
+                        "epochs) on the test seeds, its own groups beside the grid's; "
                         "scoring: only full data and TED, timing TED's scoring (issue 15's <= 5%% "
                         "goal); wallclock: per seed a warm-up run, then interleaved rounds of "
                         "full data, TED and random-dynamic at f=0.7 (issue 15's <= 0.75x goal)")  # fmt: skip
