@@ -74,3 +74,27 @@ def test_a_saved_model_with_the_stl_fields_reloads(tmp_path: Path) -> None:
     (root / SSJDN.CONFIG).write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=f"stl_variant='sharpen' was retired.*{RETIRED_AT}"):
         SSJDN.load(root)
+
+
+def test_lsd_diagnosis_reads_the_model_it_was_given() -> None:
+    """``scripts/lsd_diagnosis.py``'s post-hoc reading (session 33's diagnosis): at the trained
+    semantic weight a = w^2 the sweep is the model's own mR, at a = 0 the residual part's, and the
+    true-category oracle at alpha = 0 is the residual part's too (an untrained float64 model)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import lsd_diagnosis
+    from ssjdn.diagnostics import semantic_reach
+    from ssjdn.train import evaluate_retrieval
+
+    d = make_multiscale_scenes(12, 32, seed=3)
+    model = SSJDN.from_data(d, SSJDNConfig(**TINY), seed=0).double()
+    d.images = d.images.double()
+    out = lsd_diagnosis.reach_and_oracle(model, d)
+    reach = semantic_reach(model, d)
+    assert out["mix_sweep"]["0.0625"] == pytest.approx(evaluate_retrieval(model, d)["mR"])
+    assert out["mix_sweep"]["0.0"] == pytest.approx(reach["mR_residual_only"])
+    assert out["mix_sweep"]["semantic_only"] == pytest.approx(reach["mR_semantic_only"])
+    assert out["oracle"]["0.0"] == pytest.approx(reach["mR_residual_only"])
+    assert out["oracle"]["1.0"] >= out["oracle"]["0.0"]
+    assert 0 <= out["top1_err_same_class_i2t"] <= 100
