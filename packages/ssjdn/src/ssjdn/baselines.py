@@ -98,7 +98,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "+SGS normalize (one direction)": ("+SGS (one direction)", {"sgs_normalize": True}),
     "SGS unnormalized (v2)": ("+STL (full SSJDN)", {"sgs_normalize": False}),
     "LSD concat (v1)": ("+STL (full SSJDN)", {"lsd_combine": "concat"}),
-    "STL label (v1)": ("+STL (full SSJDN)", {"stl_rho": "label"}),
+    # (its override ``stl_rho="label"`` went with the field in session 33: the only value left;
+    # the key still hashes it, `ssjdn.retired.RETIRED_IN_KEY`)
+    "STL label (v1)": ("+STL (full SSJDN)", {}),
     # the guiding scale's salience taken as the image's local colour contrast on that scale's grid
     # (`local_contrast_salience`, 3 x 3 cells), multiplied onto the other scales' features
     # (M = A_g): chosen on validation on 2026-12-02 (today's SGS defaults)

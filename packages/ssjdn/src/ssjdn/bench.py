@@ -35,7 +35,7 @@ from ssjdn.baselines import ABLATION_LADDER, LADDER, PREVIOUS_STL, VARIANTS, abl
 from ssjdn.data import RetrievalData
 from ssjdn.diagnostics import plot_retrievals, plot_suppression
 from ssjdn.metrics import retrieval_metrics
-from ssjdn.retired import RETIRED_AT, RETIRED_METHODS
+from ssjdn.retired import RETIRED_AT, RETIRED_IN_KEY, RETIRED_METHODS
 from ssjdn.scenes import make_multiscale_scenes
 from ssjdn.ssjdn import SSJDN
 from ssjdn.train import TrainHistory, evaluate_retrieval, train_retrieval
@@ -94,7 +94,8 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_guide_c2f": ("same", {}),
 }
 # (the options retired on 2026-12-05, `ssjdn.retired.RETIRED_OPTIONS`, entered the hash only when
-# switched on, so the kept rows' keys do not change without them)
+# switched on, so the kept rows' keys do not change without them; the two retired in session 33
+# were always in it and are put back, `ssjdn.retired.RETIRED_IN_KEY`)
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,9 @@ def method_key(name: str) -> str:
     if name in RETIRED_METHODS:
         return RETIRED_METHODS[name]
     cfg = asdict(amfmn_config() if name == PEER else ablation_config(name))
+    # fields retired after every row's key held them at their one remaining value (STL's
+    # ``stl_rho`` and ``stl_variant``, session 33): hashed at that value, so the keys stay
+    cfg = {**cfg, **RETIRED_IN_KEY}
     # without SGS the SGS options have no effect: a switch of their defaults keeps the key
     if cfg["sgs"] == "none":
         cfg = {k: v for k, v in cfg.items() if not k.startswith("sgs_")}

@@ -483,7 +483,7 @@ def loss_gradients(model: SSJDN, batch: tuple[torch.Tensor, ...]) -> dict[str, f
     t = net.text(ids, mask)
     sem = net.lsd(v, t)
     img, txt = F.normalize(sem["v"], dim=-1), F.normalize(sem["t"], dim=-1)
-    stl = net.criterion(img, txt, labels, image_ids, sem["v_logits"], sem["t_logits"]).mean()
+    stl = net.criterion(img, txt, labels, image_ids).mean()
     lsd = lam * SemanticDecoupling.loss(sem["v_logits"], sem["t_logits"], labels).mean()
     ce_through = (
         lam

@@ -11,13 +11,28 @@ that named one are still found (``scripts/decide.py`` reads them; ``ssjdn bench`
 train one). `RETIRED_OPTIONS` names the retired config fields with the value every kept model
 has (a saved ``config.json`` holding that value loads; another value is refused by
 `without_retired`), and `RETIRED_VALUES` the retired values of options that stay.
+
+Session 33 (2026-12-05) retired STL's two rejected readings, ``stl_rho="predicted"`` (the margin
+adapted by the agreement of LSD's predicted label distributions, -2.88 [-3.86, -1.87] mR on
+validation) and ``stl_variant="sharpen"`` (same-class negatives' margin enlarged, m (1 + kappa
+rho)). Each field then had one value left, so both fields went (`RETIRED_OPTIONS`). Unlike the
+fields retired before, they were in every row's cache key at that value since the first
+benchmark, so `RETIRED_IN_KEY` puts them back into the hash (`ssjdn.bench.method_key`): every
+committed run keeps its key. Their code is at `RETIRED_AT` as well (and at 693d678).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RETIRED_AT", "RETIRED_METHODS", "RETIRED_OPTIONS", "RETIRED_VALUES", "without_retired"]
+__all__ = [
+    "RETIRED_AT",
+    "RETIRED_IN_KEY",
+    "RETIRED_METHODS",
+    "RETIRED_OPTIONS",
+    "RETIRED_VALUES",
+    "without_retired",
+]
 
 #: the last commit with the retired readings' code
 RETIRED_AT = "e375864"
@@ -41,7 +56,14 @@ RETIRED_OPTIONS: dict[str, Any] = {
     "lsd_supervision": "joint",
     "lsd_without_stl": "same",
     "lsd_without_stl_mix": None,
+    # session 33: STL's rejected readings (the fields had no other value left)
+    "stl_rho": "label",
+    "stl_variant": "relax",
 }
+
+#: retired fields that were in every bench row's cache key (at their neutral value) from the
+#: first benchmark on: `ssjdn.bench.method_key` hashes them at that value, so the keys stay
+RETIRED_IN_KEY: dict[str, Any] = {"stl_rho": "label", "stl_variant": "relax"}
 
 #: option that stays -> its retired values
 RETIRED_VALUES: dict[str, tuple[Any, ...]] = {

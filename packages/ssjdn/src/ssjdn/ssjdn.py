@@ -24,8 +24,7 @@ residual and semantic parts, e = [l2norm(v) ; w l2norm(v_sem)] / sqrt(1 + w^2) (
 STL (reconstruction): bidirectional VSE++ hinge with a semantic-adaptive margin
 
     L = sum_{j != i} [m_ij + s(i, t_j) - s(i, t_i)]_+ + [m_ji + s(v_j, t_i) - s(v_i, t_i)]_+
-    m_ij = m * (1 - kappa * rho_ij),  rho_ij = 1[c_i = c_j]  ("label")
-                                    or  <softmax(W v_sem_i), softmax(W t_sem_j)>  ("predicted")
+    m_ij = m * (1 - kappa * rho_ij),  rho_ij = 1[c_i = c_j]
 
 (sum over negatives or only the hardest one). Loss = L_STL + lambda * L_LSD; inference is cosine
 similarity without re-ranking.
@@ -45,7 +44,7 @@ from torch import nn
 
 from ssjdn.data import RetrievalData
 from ssjdn.models import GRUTextEncoder, ResNetBackbone, SmallCNN, TransformerTextEncoder
-from ssjdn.retired import without_retired
+from ssjdn.retired import RETIRED_AT, without_retired
 from ssjdn.vocabulary import Vocabulary
 
 __all__ = [
@@ -596,61 +595,55 @@ class SemanticDecoupling(nn.Module):
 class SemanticGuidedTripletLoss(nn.Module):
     """STL: bidirectional hinge triplet loss with the semantic-adaptive constant m_ij.
 
-    m_ij = margin * (1 - kappa * rho_ij). ``rho="label"``: rho_ij = 1[c_i = c_j] (0 when either is
-    unlabelled); ``"predicted"``: the agreement <p_i, q_j> of the predicted label distributions of
-    image i and caption j (needs LSD logits; falls back to labels without them); ``"none"``: rho = 0,
-    i.e. plain VSE++. ``negatives="hardest"`` keeps the hardest negative per anchor (VSE++ max
-    violation), ``"sum"`` sums all of them. ``variant="relax"`` (the spec's reading) shrinks the
-    margin of same-semantic negatives so that they may stay close; ``"sharpen"`` (alternative reading)
-    enlarges it, m_ij = margin * (1 + kappa * rho_ij), to separate same-class hard negatives.
-    ``forward`` returns per-sample losses.
+    m_ij = margin * (1 - kappa * rho_ij): the margin of a same-semantic negative shrinks, so that
+    it may stay close. ``rho="label"``: rho_ij = 1[c_i = c_j] (0 when either is unlabelled);
+    ``"none"``: rho = 0, i.e. plain VSE++. ``negatives="hardest"`` keeps the hardest negative per
+    anchor (VSE++ max violation), ``"sum"`` sums all of them. ``forward`` returns per-sample
+    losses.
+
+    Two readings rejected on validation were retired in session 33 (their code is at commit
+    e375864, `ssjdn.retired`): ``rho="predicted"``, rho_ij the agreement of LSD's predicted
+    label distributions, and ``variant="sharpen"``, m_ij = margin * (1 + kappa * rho_ij).
     """
 
     def __init__(
         self,
         margin: float = 0.2,
         kappa: float = 0.5,
-        rho: Literal["label", "predicted", "none"] = "label",
+        rho: Literal["label", "none"] = "label",
         negatives: Literal["hardest", "sum"] = "hardest",
-        variant: Literal["relax", "sharpen"] = "relax",
     ) -> None:
         super().__init__()
-        if variant not in ("relax", "sharpen"):
-            raise ValueError(f"variant must be 'relax' or 'sharpen', got {variant!r}")
         if margin <= 0:
             raise ValueError(f"margin must be > 0, got {margin!r}")
         if not 0.0 <= kappa <= 1.0:
             raise ValueError(f"kappa must be in [0, 1], got {kappa!r}")
-        if rho not in ("label", "predicted", "none"):
-            raise ValueError(f"rho must be 'label', 'predicted' or 'none', got {rho!r}")
+        if rho == "predicted":
+            raise ValueError(
+                f"rho='predicted' was retired (rejected on validation); only 'label' or 'none' "
+                f"remain, its code is at commit {RETIRED_AT}"
+            )
+        if rho not in ("label", "none"):
+            raise ValueError(f"rho must be 'label' or 'none', got {rho!r}")
         if negatives not in ("hardest", "sum"):
             raise ValueError(f"negatives must be 'hardest' or 'sum', got {negatives!r}")
         self.margin, self.kappa, self.rho, self.negatives = margin, kappa, rho, negatives
-        self.variant = variant
 
-    def agreement(
-        self,
-        labels: torch.Tensor | None,
-        v_logits: torch.Tensor | None = None,
-        t_logits: torch.Tensor | None = None,
-    ) -> torch.Tensor | None:
+    def agreement(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         """rho_ij (B, B) for image i and caption j, or None for ``rho="none"``."""
         if self.rho == "none":
             return None
-        if self.rho == "predicted" and v_logits is not None and t_logits is not None:
-            return (v_logits.softmax(-1) @ t_logits.softmax(-1).T).detach()
         if labels is None:
-            raise ValueError(f"rho={self.rho!r} needs labels (or LSD logits for 'predicted')")
+            raise ValueError(f"rho={self.rho!r} needs labels")
         known = labels >= 0
         same = (labels[:, None] == labels[None, :]) & known[:, None] & known[None, :]
         return same.float()
 
     def margins(self, rho: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-        """m_ij = margin * (1 - kappa * rho_ij) ("relax"), or margin * (1 + kappa * rho_ij) ("sharpen")."""
+        """m_ij = margin * (1 - kappa * rho_ij)."""
         if rho is None:
             return torch.full((n, n), self.margin, device=device)
-        sign = -1.0 if self.variant == "relax" else 1.0
-        return self.margin * (1.0 + sign * self.kappa * rho)
+        return self.margin * (1.0 - self.kappa * rho)
 
     def forward(
         self,
@@ -658,8 +651,6 @@ class SemanticGuidedTripletLoss(nn.Module):
         txt: torch.Tensor,
         labels: torch.Tensor | None = None,
         image_ids: torch.Tensor | None = None,
-        v_logits: torch.Tensor | None = None,
-        t_logits: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-pair loss (B,) for L2-normalised image/caption embeddings, row i a positive pair.
 
@@ -669,15 +660,13 @@ class SemanticGuidedTripletLoss(nn.Module):
             raise ValueError(
                 f"img and txt must both be (B, d); got {tuple(img.shape)} and {tuple(txt.shape)}"
             )
-        return self.from_similarity(img @ txt.T, labels, image_ids, v_logits, t_logits)
+        return self.from_similarity(img @ txt.T, labels, image_ids)
 
     def from_similarity(
         self,
         s: torch.Tensor,
         labels: torch.Tensor | None = None,
         image_ids: torch.Tensor | None = None,
-        v_logits: torch.Tensor | None = None,
-        t_logits: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-pair loss (B,) from a similarity matrix ``s`` (B, B) whose diagonal holds the
         positive pairs (for models whose similarity is not a dot product)."""
@@ -685,7 +674,7 @@ class SemanticGuidedTripletLoss(nn.Module):
             raise ValueError(f"s must be a square (B, B) matrix, got {tuple(s.shape)}")
         n = s.shape[0]
         pos = s.diag()
-        m = self.margins(self.agreement(labels, v_logits, t_logits), n, s.device)
+        m = self.margins(self.agreement(labels), n, s.device)
         neg = torch.eye(n, dtype=torch.bool, device=s.device)
         if image_ids is not None:
             neg = neg | (image_ids[:, None] == image_ids[None, :])
@@ -715,8 +704,9 @@ class SSJDNConfig:
     it suppresses) the unnormalised maps, on the multiscale scenes' validation draws (`ssjdn bench
     --split val`, 5 seeds, paired: normalised vs not +0.47 [+0.09, +0.90] mR, -0.37 [-0.61, -0.11]
     hard-split mR; chain vs guide +0.15 [-0.35, +0.65] mR, -0.34 hard, a tie kept as ``guide``);
-    ``lsd_combine="concat"`` and ``stl_rho="label"`` stayed (``"prior"`` +0.02 [-0.59, +0.72] mR,
-    a tie; ``"predicted"`` -2.88 [-3.86, -1.87] mR). On the same validation draws (5 seeds, full
+    ``lsd_combine="concat"`` and STL's label agreement stayed (``"prior"`` +0.02 [-0.59, +0.72] mR,
+    a tie; ``stl_rho="predicted"`` -2.88 [-3.86, -1.87] mR, retired in session 33 with
+    ``stl_variant="sharpen"``: both fields are gone, `ssjdn.retired`). On the same validation draws (5 seeds, full
     model unless said) ``sgs_polarity="keep_salient"`` with the learned guide lost -0.75
     [-1.30, -0.18] mR on the SGS rung and ``lsd_detach=False`` -0.41 [-0.94, +0.02].
 
@@ -809,9 +799,7 @@ class SSJDNConfig:
     lsd_detach: bool = True
     num_classes: int = 10
     stl: bool = True
-    stl_rho: Literal["label", "predicted"] = "label"
     stl_kappa: float = 1.0
-    stl_variant: Literal["relax", "sharpen"] = "relax"
     margin: float = 0.2
     negatives: Literal["hardest", "sum"] = "hardest"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -873,8 +861,6 @@ class SSJDNConfig:
         k = self.stl_kappa
         if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0.0 <= k <= 1.0:
             raise ValueError(f"stl_kappa must be a number in [0, 1], got {k!r}")
-        if self.stl_rho not in ("label", "predicted"):
-            raise ValueError(f"stl_rho must be 'label' or 'predicted', got {self.stl_rho!r}")
         if self.lsd_weight < 0:
             raise ValueError(f"lsd_weight must be >= 0, got {self.lsd_weight!r}")
         if self.lsd_mix < 0:
@@ -965,9 +951,8 @@ class SSJDN(nn.Module):
         self.criterion = SemanticGuidedTripletLoss(
             margin=c.margin,
             kappa=c.stl_kappa if c.stl else 0.0,
-            rho=c.stl_rho if c.stl else "none",
+            rho="label" if c.stl else "none",
             negatives=c.negatives,
-            variant=c.stl_variant,
         )
 
     @property
@@ -1083,9 +1068,7 @@ class SSJDN(nn.Module):
         image_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-pair loss L_STL + lambda * L_LSD (B,)."""
-        loss = self.criterion(
-            out["img"], out["txt"], labels, image_ids, out.get("v_logits"), out.get("t_logits")
-        )
+        loss = self.criterion(out["img"], out["txt"], labels, image_ids)
         weight = self.config.lsd_weight
         if self.lsd is not None and labels is not None and weight > 0:
             loss = loss + weight * SemanticDecoupling.loss(out["v_logits"], out["t_logits"], labels)
