@@ -214,7 +214,7 @@ S32_SELF_TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
     DEFAULT_ROW + "+st0.9": {**SAR1_VARIANTS[DEFAULT_ROW], "self_train_tau": 0.9},
 }
 #: KL annealing of the s block apart from z (session 33; rule
-#: docs/benchmarks/cdhm-next/cdhm_validate_s33_rule.md if the screen passes): the library
+#: docs/benchmarks/cdhm-next/cdhm_validate_s33_rule.md; not promising on its screen): the library
 #: default's row with ``kl_warmup_s=0`` (s charged its full KL from the first step, z's warm-up
 #: over the default 0.3; the value, the end of the range, fixed beforehand, not tuned). Its
 #: disentanglement rung is CDHM-entangled+adda+optcarry+sskip+sar1 (one latent, one warm-up).

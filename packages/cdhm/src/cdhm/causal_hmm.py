@@ -597,6 +597,10 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     from collapsing. It needs the s/z split (``entangled=True`` raises: with one latent there is
     nothing to anneal apart), so the disentanglement rung of this reading is the entangled model
     with the one ``kl_warmup``. ``kl_warmup_s`` equal to ``kl_warmup`` fits exactly as None.
+    Not promising on the screen of rule ``docs/benchmarks/cdhm-next/cdhm_validate_s33_rule.md``
+    (used seeds, ``kl_warmup_s=0``): accuracy 77.78 vs the default's 77.31, target separability
+    in s 82.54 vs 82.57 (fails), no swap; on A->D the same accuracy on both seeds. Not run on
+    fresh seeds.
 
     Retired readings (session 32): the options that were tried for issue 18 and rejected on
     validation were removed from the library: ``align_steps``, ``lambda_hsic``,
