@@ -750,8 +750,9 @@ def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
         ),
     }
     assert {*SAR1_VARIANTS, *SAR1_LADDER} == set(pairs)
-    on_sar1 = {  # session 32's reading, built on it (sessions 29-31's rows were retired)
+    on_sar1 = {  # sessions 32-33's readings, built on it (sessions 29-31's rows were retired)
         "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+st0.9",
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+kls0",
     }
     for other in ["CDHM", *OPTION_VARIANTS]:
         if other not in pairs and other not in on_sar1:

@@ -77,6 +77,31 @@ def test_checkpoint_resume_gives_the_uninterrupted_weights(toy, tmp_path, make):
     np.testing.assert_array_equal(resumed.predict(toy[1].x), full.predict(toy[1].x))
 
 
+def test_the_removed_index_key_never_entered_a_fit(toy, monkeypatch):
+    """Session 33 removed the unused batch key ``it`` (the target windows' indices): a default
+    CDHM fit whose batches carry it again gives the same probabilities bit for bit, so the
+    committed rows (fitted with it) are the fits of the current code."""
+    torch.set_num_threads(1)
+
+    def make():
+        return CDHMClassifier(
+            n_segments=4, epochs=3, s_dim=3, z_dim=2, hidden=8, batch_size=8, progress=False
+        )
+
+    now = _fit(make(), toy).predict_proba(toy[1].x)
+    plain_iter = SourceTargetBatches.__iter__
+
+    def with_index(self):
+        state = self.rng.bit_generator.state
+        for batch in plain_iter(self):
+            yield {**batch, "it": torch.zeros(len(batch["xs"]), dtype=torch.long)}
+        assert self.rng.bit_generator.state != state  # the generator did draw
+
+    monkeypatch.setattr(SourceTargetBatches, "__iter__", with_index)
+    old = _fit(make(), toy).predict_proba(toy[1].x)
+    np.testing.assert_array_equal(old, now)
+
+
 def test_no_hidden_state_in_pyro_param_store(toy):
     """Every trained parameter lives in the estimator's module; Pyro's global store stays empty."""
     pyro.clear_param_store()
@@ -94,10 +119,15 @@ def test_batches_cover_the_source_each_epoch_and_resume_their_generator():
     seen = torch.cat([b["ys"] for b in batches])
     assert len(set(seen.tolist())) == 10
     assert all(len(b["xt"]) == len(b["xs"]) for b in batches)  # target drawn with replacement
-    # each batch names its target windows (their indices into the target set)
-    assert all(
-        torch.equal(b["xt"], xt[b["it"]]) and torch.equal(b["ct"], ct[b["it"]]) for b in batches
-    )
+    # the draws are the generator's, in order: a permutation of the source, then per batch the
+    # target windows; a batch carries only xs, ys, cs, xt, ct (no index key: none is read)
+    rng = np.random.default_rng(3)
+    perm = rng.permutation(11)
+    for b, batch in enumerate(batches):
+        tidx = rng.choice(3, size=5, replace=True)
+        assert torch.equal(batch["ys"], ys[perm[5 * b : 5 * b + 5]])
+        assert torch.equal(batch["xt"], xt[tidx]) and torch.equal(batch["ct"], ct[tidx])
+        assert set(batch) == {"xs", "ys", "cs", "xt", "ct"}
     saved = data.state_dict()
     nxt = [b["ys"].tolist() for b in data]
     data.load_state_dict(saved)

@@ -82,8 +82,7 @@ class SourceTargetBatches(Callback):
             if self.xt is not None and self.ct is not None:
                 n_t = len(self.xt)
                 tidx = self.rng.choice(n_t, size=len(idx), replace=n_t < len(idx))
-                # `it`: the target windows' indices into the target set
-                batch.update(xt=self.xt[tidx], ct=self.ct[tidx], it=torch.as_tensor(tidx))
+                batch.update(xt=self.xt[tidx], ct=self.ct[tidx])
             yield batch
 
     def state_dict(self) -> dict[str, Any]:
