@@ -32,6 +32,7 @@ import json
 import sys
 from pathlib import Path
 
+from lnpt.runtime import flush_denormal
 from lnpt.student_lr import STUDENT_LR_ARMS, StudentLrCheckConfig, StudentRecipe, student_lr_check
 from maskloop import report
 
@@ -261,23 +262,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--flush-denormal",
         action="store_true",
-        help="torch.set_flush_denormal(True) first: supervised units slow down ~7x near zero loss "
-        "on denormal floats (session 32: seed 14's lnpt+supervised unit, 406 s without, 60 s with, "
-        "identical metrics; docs/benchmarks/lnpt_s31_test_sizes/flush_check.json)",
+        help="kept for the committed commands: since session 33 every mode flushes denormal floats "
+        "for its run (`lnpt.runtime.flush_denormal`): supervised units slow down ~7x near zero "
+        "loss on denormal floats (session 32: seed 14's lnpt+supervised unit, 406 s without, 60 s "
+        "with, identical metrics; docs/benchmarks/lnpt_s31_test_sizes/flush_check.json)",
     )
     args = p.parse_args(argv)
-    if args.flush_denormal:
-        import torch
-
-        torch.set_flush_denormal(True)
-    if args.mode == "run":
-        if not args.arms:
-            p.error("run needs --arms")
-        run(tuple(args.arms), args.budget_s)
-    elif args.mode == "teachers":
-        teachers()
-    else:
-        rule()
+    if args.mode == "run" and not args.arms:
+        p.error("run needs --arms")
+    with flush_denormal():  # every mode; args.flush_denormal is kept as a no-op
+        if args.mode == "run":
+            run(tuple(args.arms), args.budget_s)
+        elif args.mode == "teachers":
+            teachers()
+        else:
+            rule()
     return 0
 
 

@@ -1,6 +1,10 @@
 """Session 32: the rule script for the teacher-confidence filter on the label-free training
-(`scripts/label_free_rule_s32.py`) and the diagnosis script's seed guard. No training here."""
+(`scripts/label_free_rule_s32.py`, driven by `label_free_rule.py` since session 33) and the
+diagnosis script's seed guard. No training here."""
 
+import dataclasses
+import filecmp
+import shutil
 from pathlib import Path
 
 import lnpt.bench as bench
@@ -15,9 +19,9 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 @pytest.fixture
 def rule(monkeypatch):
     monkeypatch.syspath_prepend(str(SCRIPTS))
-    import label_free_rule_s32
+    import label_free_rule as lfr
 
-    return label_free_rule_s32
+    return lfr
 
 
 @pytest.fixture
@@ -31,8 +35,8 @@ def diag(monkeypatch):
 def test_current_is_rule_s31s_configuration_and_the_candidate_differs_in_confidence_only(rule):
     import validation_at_test_sizes as s31
 
-    cur = rule.config("current", ("lnpt+label-free", "snip+supervised"), 19)
-    cand = rule.config("candidate", ("lnpt+label-free",), 19)
+    cur = rule.config(rule.S32, "current", ("lnpt+label-free", "snip+supervised"), 19)
+    cand = rule.config(rule.S32, "candidate", ("lnpt+label-free",), 19)
     ref = s31.config(("lnpt+label-free",))
     assert cur.bench.key_dict() == ref.bench.key_dict()  # rule s31's cache key
     a, b = cur.bench.key_dict(), cand.bench.key_dict()
@@ -40,13 +44,13 @@ def test_current_is_rule_s31s_configuration_and_the_candidate_differs_in_confide
     assert a["label_free"] == TRAINING_DEFAULTS
     assert b["label_free"] == {**TRAINING_DEFAULTS, "confidence": 0.9}
     assert list(cand.seed_range) == [19] and cand.validation_split == "teacher-held-out"
-    assert rule.SEEDS == [19, 20, 21, 22, 23]  # fresh: 7-18 are used
+    assert rule.S32.seeds == (19, 20, 21, 22, 23)  # fresh: 7-18 are used
 
 
 @pytest.mark.parametrize("bad", ["candidates", "", None])
 def test_config_refuses_an_unknown_configuration(rule, bad):
     with pytest.raises(ValueError, match="which must be"):
-        rule.config(bad, ("lnpt+label-free",), 19)
+        rule.config(rule.S32, bad, ("lnpt+label-free",), 19)
 
 
 def test_candidate_reaches_the_trainer(rule, monkeypatch):
@@ -61,7 +65,7 @@ def test_candidate_reaches_the_trainer(rule, monkeypatch):
             return None
 
     monkeypatch.setattr(bench, "LabelFreeTrainer", Fake)
-    cfg = rule.config("candidate", ("lnpt+label-free",), 19).bench
+    cfg = rule.config(rule.S32, "candidate", ("lnpt+label-free",), 19).bench
     data = bench.MODELS["cnn"].data(19)
     bench.train_label_free(torch.nn.Linear(1, 1), torch.nn.Linear(1, 1), data, 1, cfg, 19, None)
     assert seen["confidence"] == 0.9 and seen["feature_weight"] == 0.0
@@ -69,8 +73,7 @@ def test_candidate_reaches_the_trainer(rule, monkeypatch):
 
 
 def test_left_lists_every_unit_in_run_order(rule, tmp_path, monkeypatch):
-    monkeypatch.setattr(rule, "RUN", tmp_path)
-    todo = rule.left()
+    todo = rule.left(dataclasses.replace(rule.S32, run=tmp_path))
     assert len(todo) == 15
     assert todo[:3] == [
         (19, "current", "lnpt+label-free"),
@@ -85,7 +88,7 @@ def _d(mean, low, high, n=5):
 
 
 def test_verdict_on_made_up_numbers(rule):
-    v = rule.verdict
+    v = rule.verdict_s32
     assert v(_d(0.01, 0.001, 0.02), _d(0.0, -0.004, 0.004)) == ("adopted", "met")
     assert v(_d(0.01, 0.0, 0.02), _d(0.0, -0.005, 0.004)) == ("rejected", "missed")  # bounds
     assert v(_d(0.01, 0.001, 0.02), _d(-0.01, -0.02, 0.0)) == ("adopted", "missed")
@@ -96,3 +99,29 @@ def test_verdict_on_made_up_numbers(rule):
 def test_diagnosis_refuses_fresh_seeds(diag):
     with pytest.raises(SystemExit):
         diag.main(["teachers", "--seeds", "19"])
+
+
+def test_the_shared_driver_rederives_rule_s32_byte_for_byte(rule, tmp_path, monkeypatch):
+    """`label_free_rule.py` (session 33) writes rule s32's committed JSON and result.md again,
+    byte for byte, from the committed caches."""
+    repo = Path(__file__).resolve().parents[3]
+    root = repo / "docs/benchmarks"
+    shutil.copytree(root / "lnpt_s32_rule", tmp_path / "lnpt_s32_rule")
+    (tmp_path / "lnpt_s32_rule" / "result.md").unlink()
+    monkeypatch.setattr(rule, "ROOT", tmp_path)
+    study = dataclasses.replace(rule.S32, run=tmp_path / "lnpt_s32_rule")
+    rule.rule(study)
+    assert filecmp.cmp(tmp_path / "lnpt_s32_rule.json", root / "lnpt_s32_rule.json", shallow=False)
+    assert filecmp.cmp(
+        tmp_path / "lnpt_s32_rule" / "result.md", root / "lnpt_s32_rule/result.md", shallow=False
+    )
+
+
+def test_the_s32_wrapper_keeps_its_command(monkeypatch, capsys):
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])  # the committed caches' paths
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import label_free_rule_s32
+
+    assert label_free_rule_s32.STUDY.name == "s32"
+    assert label_free_rule_s32.main(["left"]) == 0  # every unit done: prints nothing
+    assert capsys.readouterr().out == ""

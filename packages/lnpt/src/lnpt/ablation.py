@@ -49,6 +49,7 @@ from lnpt.bench import (
     train_teacher,
 )
 from lnpt.learning_gap import _params, head_pattern, score
+from lnpt.runtime import with_flush_denormal
 
 __all__ = [
     "BASE",
@@ -290,6 +291,7 @@ def unit_key(sparsity: float, method: str, training: str) -> str:
     return key
 
 
+@with_flush_denormal
 def run_ablation(
     acfg: AblationConfig,
     out: str | Path,

@@ -58,6 +58,7 @@ from lnpt.learning_gap import (
     prune,
 )
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
+from lnpt.runtime import with_flush_denormal
 from lnpt.training import (
     TRAINING_BASE,
     TRAINING_DEFAULTS,
@@ -350,6 +351,7 @@ class BenchConfig:
                 f"got {bad}"
             )
         teacher_checkpoints(self)  # lnpt_options["checkpoints"]: an int >= 1 where given
+        teacher_snapshot_count(self)  # label_free["teacher_snapshots"] too, and they agree
 
     def teacher_lr_of(self, model: str) -> float:
         """The Adam learning rate of `model`'s teacher (`teacher_lr`, else `lr`)."""
@@ -530,7 +532,7 @@ def train_supervised(
 
 def train_label_free(
     model: nn.Module,
-    teacher: nn.Module,
+    teacher: nn.Module | Sequence[nn.Module],
     data: DigitsSplit,
     epochs: int,
     cfg: BenchConfig,
@@ -549,10 +551,23 @@ def train_label_free(
     `TRAINING_BASE` with `kd_weight=cfg.kd_weight, temperature=cfg.temperature` (every option is
     spelled out, so the trainer's own defaults never decide a benchmark run), Adam at `lr`
     (default `cfg.lr`), warmed up linearly over `warmup_epochs` epochs (0: none), then at a
-    `schedule` lr as `train_supervised`'s."""
+    `schedule` lr as `train_supervised`'s. `teacher`: the teacher, or its run's snapshots (the
+    final teacher last); with the option `teacher_snapshots=k` > 1 (session 33's reading,
+    `LearningGap(target_snapshots=...)`) it must be the run's k snapshots
+    (`train_teacher(..., checkpoints=k)`), and the soft targets average them."""
     gen = torch.Generator().manual_seed(seed)
     opts = {**TRAINING_BASE, "kd_weight": cfg.kd_weight, "temperature": cfg.temperature}
     opts.update(cfg.label_free if options is None else options)
+    k = check_teacher_snapshots(opts.pop("teacher_snapshots", 1))
+    snaps = [teacher] if isinstance(teacher, nn.Module) else list(teacher)
+    if k > 1:
+        if len(snaps) != k:
+            raise ValueError(
+                f"teacher_snapshots={k} needs the teacher run's {k} evenly spaced snapshots "
+                f"(`train_teacher(..., checkpoints={k})`), got {len(snaps)}"
+            )
+        opts["target_snapshots"] = snaps[:-1]
+    teacher = snaps[-1]
     lr = cfg.lr if lr is None else lr
     LabelFreeTrainer(model, teacher, mask, lr=lr, seed=seed, **opts).fit(
         data.loader("student", batch_size, shuffle=True, labels=False, generator=gen),
@@ -664,6 +679,34 @@ def check_checkpoints(value: object) -> int:
     """`lnpt_options["checkpoints"]`: an int >= 1 (1: the final teacher only). Raises TypeError or
     ValueError naming `checkpoints`."""
     return _int_option("checkpoints", value, 1)
+
+
+def check_teacher_snapshots(value: object) -> int:
+    """`label_free["teacher_snapshots"]`: an int >= 1 (1: the final teacher's targets only).
+    Raises TypeError or ValueError naming `teacher_snapshots`."""
+    return _int_option("teacher_snapshots", value, 1)
+
+
+def label_free_snapshots(cfg: BenchConfig) -> int:
+    """How many snapshots of the teacher's run the label-free training's soft targets average:
+    `cfg.label_free["teacher_snapshots"]` (session 33's reading, `LearningGap(target_snapshots=
+    ...)`), absent: 1, the final teacher alone (every run before; the cache keys name the option
+    only where it is set)."""
+    return check_teacher_snapshots(cfg.label_free.get("teacher_snapshots", 1))
+
+
+def teacher_snapshot_count(cfg: BenchConfig) -> int:
+    """How many snapshots one teacher run keeps: LNPT scoring's `checkpoints` or the label-free
+    training's `teacher_snapshots` (evenly spaced, the final teacher last, so the final teacher is
+    the same network either way). Raises ValueError when both are > 1 and differ (their snapshots
+    would be taken at different epochs)."""
+    a, b = teacher_checkpoints(cfg), label_free_snapshots(cfg)
+    if a > 1 and b > 1 and a != b:
+        raise ValueError(
+            f"lnpt_options['checkpoints']={a} and label_free['teacher_snapshots']={b} must agree "
+            "when both are > 1 (one teacher run gives one set of snapshots)"
+        )
+    return max(a, b)
 
 
 def teacher_checkpoints(cfg: BenchConfig) -> int:
@@ -813,16 +856,22 @@ def _run_one(
     init = spec.build()
     teacher_box: list[nn.Module] = []  # the teacher's snapshots, the final one last
     k = teacher_checkpoints(cfg)
+    runs = teacher_snapshot_count(cfg)
 
     def teacher() -> nn.Module:
         if not teacher_box:
-            teacher_box.extend(train_teacher(model_name, data, cfg, seed, checkpoints=k))
+            teacher_box.extend(train_teacher(model_name, data, cfg, seed, checkpoints=runs))
         return teacher_box[-1]
 
     def guide(method: str) -> nn.Module | list[nn.Module]:
         # what the mask is scored against: LNPT's reads every snapshot (`checkpoints`)
         teacher()
         return list(teacher_box) if method == "lnpt" and k > 1 else teacher_box[-1]
+
+    def targets() -> nn.Module | list[nn.Module]:
+        # what the label-free training learns from: the snapshots with `teacher_snapshots` > 1
+        teacher()
+        return list(teacher_box) if label_free_snapshots(cfg) > 1 else teacher_box[-1]
 
     def setting(sparsity: float) -> dict[str, Any]:
         return {"model": model_name, "sparsity": sparsity}
@@ -882,7 +931,7 @@ def _run_one(
                     )  # fmt: skip
                 else:
                     train_label_free(
-                        student, teacher(), data, epochs, cfg, seed, mask, cbs, bs, lr=lr,
+                        student, targets(), data, epochs, cfg, seed, mask, cbs, bs, lr=lr,
                         warmup_epochs=warm, schedule=sched,
                     )  # fmt: skip
                 acc = _accuracy(student, data)
@@ -960,6 +1009,7 @@ def open_cached_run(
     return out, cache, res, deadline
 
 
+@with_flush_denormal
 def run_bench(
     cfg: BenchConfig,
     out: str | Path,

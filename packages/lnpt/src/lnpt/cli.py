@@ -10,6 +10,13 @@ import time
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from lnpt.runtime import flush_denormal
+
+    with flush_denormal():  # lnpt's run set-up (`lnpt.runtime`)
+        return _demo_run(args)
+
+
+def _demo_run(args: argparse.Namespace) -> int:
     import torch
     from maskloop import MaskedTraining, evaluate, fit, report, seed_everything
 

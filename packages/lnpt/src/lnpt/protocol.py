@@ -43,6 +43,7 @@ from lnpt.bench import (
     train_supervised,
     train_teacher,
 )
+from lnpt.runtime import with_flush_denormal
 
 __all__ = ["PROTOCOL_ARMS", "ProtocolConfig", "protocol_check"]
 
@@ -212,6 +213,7 @@ def _anatomy_records(
     return out
 
 
+@with_flush_denormal
 def protocol_check(
     pcfg: ProtocolConfig,
     out: str | Path,

@@ -38,14 +38,17 @@ from lnpt.bench import (
     BenchConfig,
     Progress,
     _Snapshots,
+    label_free_snapshots,
     make_mask,
     open_cached_run,
     teacher_checkpoints,
+    teacher_snapshot_count,
     train_label_free,
     train_supervised,
     train_teacher,
 )
 from lnpt.data import VALIDATION_READINGS
+from lnpt.runtime import with_flush_denormal
 from lnpt.teachers import dead_fraction
 
 __all__ = [
@@ -435,7 +438,7 @@ class StudentLrCheckConfig:
 def _train(
     arm: str,
     init: torch.nn.Module,
-    teacher: torch.nn.Module,
+    teacher: torch.nn.Module | list[torch.nn.Module],
     data: Any,
     mask: Any,
     cfg: BenchConfig,
@@ -484,6 +487,7 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
     init = spec.build()
     boxes: dict[Any, Any] = {}
     k = teacher_checkpoints(scfg.bench)
+    runs = teacher_snapshot_count(scfg.bench)  # snapshots kept per teacher run
 
     def snapshots(cfg: BenchConfig) -> list[torch.nn.Module]:
         # The teacher half only (the benchmark's teacher, or the recipe's), one run per teacher
@@ -493,7 +497,7 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
         t = (cfg.teacher_lr_of(scfg.model), cfg.teacher_epochs[scfg.model])
         t += (cfg.teacher_warmup_of(scfg.model),)
         if t not in boxes:
-            boxes[t] = train_teacher(scfg.model, data, cfg, seed, checkpoints=k)
+            boxes[t] = train_teacher(scfg.model, data, cfg, seed, checkpoints=runs)
         return boxes[t]
 
     def teacher(cfg: BenchConfig) -> torch.nn.Module:
@@ -547,12 +551,14 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
                 method = arm.split("+")[0]
                 m = None if method == "dense" else mask(method, cfg)
                 t = teacher(cfg)  # trained before the clock starts: the seconds are the student's
+                # the label-free targets: the run's snapshots with `teacher_snapshots` > 1
+                guide = snapshots(cfg) if label_free_snapshots(cfg) > 1 else t
                 # in epoch order, the order the copies are taken in
                 wanted = sorted((e, p) for e, p in prefixes if unit_key(p, arm) not in steps.done)
                 snaps = _TimedSnapshots([e for e, _ in wanted])
                 t0 = time.perf_counter()
                 cbs = [snaps] if wanted else []
-                student = _train(arm, init, t, data, m, cfg, scfg.model, seed, cbs)
+                student = _train(arm, init, guide, data, m, cfg, scfg.model, seed, cbs)
                 seconds = time.perf_counter() - t0
                 put(key, recipe, arm, readings(student, t, recipe, arm, seconds))
                 for (_, p), copy_e, at in zip(wanted, snaps.copies, snaps.times, strict=True):
@@ -666,6 +672,7 @@ def _label(r: StudentRecipe, plain: bool) -> str:
     )
 
 
+@with_flush_denormal
 def student_lr_check(
     scfg: StudentLrCheckConfig,
     out: str | Path,

@@ -33,6 +33,7 @@ from lnpt.bench import (
     train_teacher,
 )
 from lnpt.features import FeatureExtractor
+from lnpt.runtime import with_flush_denormal
 
 __all__ = ["TeacherCheckConfig", "choose_recipe", "recipe_name", "teacher_check"]
 
@@ -125,6 +126,7 @@ def choose_recipe(res: report.Results, tcfg: TeacherCheckConfig) -> str:
     return recipe_name(-neg_lr, e)
 
 
+@with_flush_denormal
 def teacher_check(
     tcfg: TeacherCheckConfig,
     out: str | Path,

@@ -46,6 +46,7 @@ from lnpt.bench import (
     train_teacher,
 )
 from lnpt.learning_gap import DEFAULT_ROUNDS, SCORE_DEFAULTS
+from lnpt.runtime import with_flush_denormal
 from lnpt.training import TRAINING_BASE
 
 __all__ = [
@@ -196,6 +197,7 @@ def _ablate_one(
     return [r for key in wanted for r in progress.done[key]]
 
 
+@with_flush_denormal
 def run_training_ablation(
     acfg: TrainingAblationConfig,
     out: str | Path,
