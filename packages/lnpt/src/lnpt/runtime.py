@@ -3,10 +3,13 @@
 Why (review finding 4 of session 32): near zero training loss, supervised students compute on
 denormal (subnormal) floats, which x86 CPUs handle in microcode: a 480-epoch supervised digits-CNN
 unit took 406 s instead of 60 s. `torch.set_flush_denormal(True)` makes the CPU treat denormal
-inputs and results as 0 (FTZ/DAZ). Re-runs of committed units with and without it gave identical
-metrics (`docs/benchmarks/lnpt_s31_test_sizes/flush_check.json`,
-`docs/benchmarks/lnpt_s33_flush/repro.json`), so it is a speed-only setting and no cache key
-names it.
+inputs and results as 0 (FTZ/DAZ). Today's code run with and without it gives identical metrics
+(digits-CNN units of rule s31, `docs/benchmarks/lnpt_s31_test_sizes/flush_check.json`; four MLP
+units on and off, `docs/benchmarks/lnpt_s33_flush/mlp_check.json`), and re-runs of committed
+digits-CNN units reproduce them exactly (`docs/benchmarks/lnpt_s33_flush/repro.json`), so it is a
+speed-only setting and no cache key names it. (Several committed MLP-ablation units do not
+reproduce with today's code, with the flush on or off: drift of that older cache, not the flush;
+`mlp_check.json`.)
 
 `flush_denormal()` sets it for the duration of a run and restores the state found before (torch
 has no getter: `flush_denormal_on` probes it); `with_flush_denormal` wraps a run function in it.
