@@ -4,7 +4,8 @@ arguments (or by a rule's name), so that each session's rule needs no script of 
 Every ``--check TAG TEST A B`` is the paired Δ mR ``A`` - ``B`` over ``--seeds`` with the bench's
 bootstrap 95 % CI (`maskloop.report.paired_difference`); ``TEST`` is ``above0`` (CI lower bound
 > 0: a rung that must add), ``not_worse`` (mean >= 0 and CI lower bound > -0.5: a full model
-that must not lose) or ``mean_ge0`` (mean >= 0: a reading at least level with today's). The
+that must not lose), ``mean_ge0`` (mean >= 0: a reading at least level with today's) or
+``no_harm`` (CI upper bound >= 0: not shown to lose). The
 checks are read in order and the first partial (a method lacks seeds) or failing one decides;
 the option is adopted on validation iff all pass. ``--report LABEL A B`` rows are printed and
 decide nothing; ``--probes`` are printed as each ``--probe-methods`` method's mean over the
@@ -159,6 +160,7 @@ TESTS = {
     "above0": (lambda d: d.low > 0, "the CI is not above 0"),
     "not_worse": (not_worse, "not shown to be no worse (mean >= 0, CI lower bound > -0.5)"),
     "mean_ge0": (lambda d: d.mean >= 0, "the mean is below 0"),
+    "no_harm": (lambda d: d.high >= 0, "the CI is below 0 (harm)"),
 }
 
 # the sessions' rules: the same arguments the command line takes
@@ -425,6 +427,25 @@ RULES: dict[str, dict[str, Any]] = {
             "mR_without_c2f",
             "mR_without_f2c",
         ),
+    },
+    # session 33b (docs/benchmarks/ssjdn_validation_s33b_rule.md): LSD's heads at 10x the
+    # training lr (`lsd_head_lr=10`), fresh validation seeds 90..94; H1 the LSD rung with it
+    # against the rung without LSD, H2 / H3 no harm in either cell the default would change
+    # (the LSD rung, stage 1; the full model, stage 2, run only if H1 and H2 pass)
+    "s33b_head_lr": {
+        "seeds": (90, 94),
+        "option": "lsd_head_lr=10 (the default candidate; the lead switches it, pinning old rows)",
+        "check": [
+            ("H1", "above0", "+LSD centered head lr 10", "+bidirectional centered"),
+            ("H2", "no_harm", "+LSD centered head lr 10", "+LSD centered"),
+            ("H3", "no_harm", "BSD centered head lr 10", "BSD centered"),
+        ],
+        "report": [
+            ("today's LSD rung", "+LSD centered", "+bidirectional centered"),
+            ("full, not_worse reading", "BSD centered head lr 10", "BSD centered"),
+        ],
+        "probe_methods": ("+LSD centered", "+LSD centered head lr 10"),
+        "probes": ("probe_img_acc", "probe_txt_acc_large", "probe_txt_acc_small", *LSD_PROBES),
     },
 }
 

@@ -92,6 +92,7 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_guide": ("learned", {"contrast": "sgs_contrast_kernel"}),
     "sgs_pool": ("multiply", {}),
     "sgs_guide_c2f": ("same", {}),
+    "lsd_head_lr": (1.0, {}),
 }
 # (the options retired on 2026-12-05, `ssjdn.retired.RETIRED_OPTIONS`, entered the hash only when
 # switched on, so the kept rows' keys do not change without them; the two retired in session 33
