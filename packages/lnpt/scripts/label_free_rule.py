@@ -231,14 +231,7 @@ def rule(study: Study) -> dict[str, object]:
             for u in UNITS if acc[r][u]
         ]  # fmt: skip
         head = ["arm", "n", "val acc %", "per seed"] + (["train acc %"] if r == s31.LONG else [])
-        drows, dd = [], {}
-        for label, (u, v) in contrasts.items():
-            d = pair(r, u, v)
-            dd[label] = (
-                None if d is None else {"mean": d.mean, "low": d.low, "high": d.high, "n": d.n}
-            )
-            if d is not None:
-                drows.append([label, d.n, d.format(2, 100)])
+        drows, dd = s31.contrast_rows(contrasts, lambda u, v, r=r: pair(r, u, v))
         lines += [f"## {title}\n", report.markdown_table(head, rows)]
         if drows:
             lines.append(report.markdown_table(["paired Δ (points)", "n", "mean [95% CI]"], drows))

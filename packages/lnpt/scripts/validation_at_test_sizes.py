@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from lnpt.runtime import flush_denormal
@@ -150,6 +151,22 @@ CONTRASTS = {
 }
 
 
+def contrast_rows(
+    contrasts: dict[str, tuple[str, str]],
+    pair: Callable[[str, str], report.PairedDifference | None],
+) -> tuple[list[list[object]], dict[str, dict[str, float] | None]]:
+    """Per contrast label (a, b): the paired difference `pair(a, b)` as a markdown row
+    [label, n, mean [95% CI] in points] (only where it exists) and as JSON (None where not)."""
+    drows: list[list[object]] = []
+    dd: dict[str, dict[str, float] | None] = {}
+    for label, (a, b) in contrasts.items():
+        d = pair(a, b)
+        dd[label] = None if d is None else {"mean": d.mean, "low": d.low, "high": d.high, "n": d.n}
+        if d is not None:
+            drows.append([label, d.n, d.format(2, 100)])
+    return drows, dd
+
+
 def rule() -> dict[str, object]:
     """Apply `docs/benchmarks/lnpt_s31_rule.md` to the finished units; write JSON and MD."""
     arms = STUDENT_LR_ARMS
@@ -188,14 +205,7 @@ def rule() -> dict[str, object]:
              " ".join(f"{100 * acc[r][a][s]:.1f}" for s in sorted(acc[r][a]))]
             for a in arms if acc[r][a]
         ]  # fmt: skip
-        drows, dd = [], {}
-        for label, (a, b) in CONTRASTS.items():
-            d = pair(r, a, b)
-            dd[label] = (
-                None if d is None else {"mean": d.mean, "low": d.low, "high": d.high, "n": d.n}
-            )
-            if d is not None:
-                drows.append([label, d.n, d.format(2, 100)])
+        drows, dd = contrast_rows(CONTRASTS, lambda a, b, r=r: pair(r, a, b))
         lines += [
             f"## {name}\n",
             report.markdown_table(["arm", "n", "val acc %", "per seed"], rows),
