@@ -12,7 +12,9 @@ rule's fresh validation seeds. Arms, per seed and in this order (each a cached, 
 
 Studies: `s32` (`label_free_rule_s32.py`): `confidence=0.9`, seeds 19-23, decided; `s33`
 (`label_free_rule_s33.py`): `teacher_snapshots=3` (soft targets averaged over three snapshots of
-the teacher's own run, `lnpt.LearningGap(target_snapshots=...)`), seeds 24-28.
+the teacher's own run), seeds 24-28, rejected; the option was retired in session 34 (its code is at
+7b1d953), so `S33.candidate` is kept as the record: `rule` and `left` still read its committed
+units, `config(S33, "candidate", ...)` (and so `run`) raises ValueError naming that commit.
 
 Usage, from the repository root (each `run` under `flock /tmp/heavy.lock nice -n 5`, holds <= 12
 min): `python packages/lnpt/scripts/label_free_rule_<study>.py run [--budget-s S]` runs the units

@@ -1,9 +1,13 @@
-"""Session 33: the denormal flush in lnpt's run set-up (`lnpt.runtime`), the label-free option
-`LearningGap(target_snapshots=...)` / `label_free["teacher_snapshots"]`, and rule s33's script.
-Float64 where exact, fixed seeds, no timing."""
+"""Session 33: the denormal flush in lnpt's run set-up (`lnpt.runtime`) and rule s33's script.
+The option rule s33 rejected (`label_free["teacher_snapshots"]`) was retired in session 34; its
+own tests are at 7b1d953 (`git show 7b1d953:packages/lnpt/tests/test_lnpt_s33.py`), the
+retirement's in `test_lnpt_s34.py`. Fixed seeds, no timing."""
 
 import dataclasses
+import filecmp
+import json
 import math
+import shutil
 from pathlib import Path
 
 import lnpt
@@ -15,9 +19,8 @@ import lnpt.teachers
 import lnpt.training_ablation
 import pytest
 import torch
-import torch.nn.functional as F
 from lnpt.runtime import flush_denormal, flush_denormal_on, with_flush_denormal
-from lnpt.training import TRAINING_DEFAULTS, LabelFreeObjective
+from lnpt.training import TRAINING_DEFAULTS
 from maskloop.report import PairedDifference
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -105,174 +108,12 @@ def test_the_decorator_keeps_name_and_result():
     assert not flush_denormal_on()
 
 
-def test_cache_keys_unchanged_by_the_flush_and_the_new_option():
+def test_cache_keys_unchanged_by_the_flush():
     """The benchmark's fingerprints are the committed ones (the MLP's and MNIST-1D's test caches,
-    `docs/benchmarks/cache/{mlp,cnn1d}-seed0-*.json`); the option is absent from every default."""
+    `docs/benchmarks/cache/{mlp,cnn1d}-seed0-*.json`)."""
     cfg = bench.BenchConfig()
     assert cfg.fingerprint("mlp") == "2cea280fb19f115a"
     assert cfg.fingerprint("cnn1d") == "88503d026bf2f606"
-    assert (
-        "teacher_snapshots" not in cfg.label_free and "teacher_snapshots" not in TRAINING_DEFAULTS
-    )
-    assert bench.teacher_snapshot_count(cfg) == 1
-
-
-# --------------------------------------------------------------------------- the option
-
-
-def _pair64(snapshots=2):
-    torch.manual_seed(0)
-    student = lnpt.MLP(8, (16, 12), 3).double()
-    teacher = lnpt.MLP(8, (16, 12), 3).double()
-    snaps = [lnpt.MLP(8, (16, 12), 3).double() for _ in range(snapshots)]
-    return student, teacher, snaps
-
-
-def test_snapshot_targets_are_the_averaged_distribution():
-    """Soft term = tau^2 KL(p_bar^tau || p_S^tau), p_bar^tau = mean_k softmax(z_k / tau), with
-    z_0 the teacher's logits, computed by hand in float64."""
-    student, teacher, snaps = _pair64()
-    x = torch.randn(10, 8, dtype=torch.float64)
-    tau = 3.0
-    gap = lnpt.LearningGap(
-        student, teacher, feature_weight=0.0, temperature=tau, target_snapshots=snaps
-    ).setup(x)
-    with torch.no_grad():
-        p = torch.stack([F.softmax(m(x) / tau, -1) for m in (teacher, *snaps)]).mean(0)
-        q = F.softmax(student(x) / tau, -1)
-        expected = tau**2 * (p * (p.log() - q.log())).sum(-1)
-    torch.testing.assert_close(gap.per_sample(x), expected, rtol=1e-12, atol=1e-12)
-    plain = lnpt.LearningGap(student, teacher, feature_weight=0.0, temperature=tau).setup(x)
-    assert not torch.allclose(plain.per_sample(x), expected)  # the snapshots change the targets
-
-
-def test_copies_of_the_teacher_as_snapshots_change_nothing():
-    student, teacher, _ = _pair64()
-    x = torch.randn(10, 8, dtype=torch.float64)
-    copies = [lnpt.MLP(8, (16, 12), 3).double() for _ in range(2)]
-    for c in copies:
-        c.load_state_dict(teacher.state_dict())
-    a = lnpt.LearningGap(student, teacher, target_snapshots=copies).setup(x).per_sample(x)
-    b = lnpt.LearningGap(student, teacher).setup(x).per_sample(x)
-    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-
-
-def test_hard_and_confidence_read_the_averaged_distribution():
-    """Two snapshots that agree on class 2 outvote the teacher's class 0: the hard target is 2;
-    the confidence filter reads the averaged top probability."""
-    teacher, s1, s2, student = (torch.nn.Linear(1, 3, bias=True).double() for _ in range(4))
-    with torch.no_grad():
-        for m, b in ((teacher, [3.0, 0.0, 2.9]), (s1, [0.0, 0.0, 3.0]), (s2, [0.0, 0.0, 3.0])):
-            m.weight.zero_()
-            m.bias.copy_(torch.tensor(b, dtype=torch.float64))
-    x = torch.ones(4, 1, dtype=torch.float64)
-    hard = lnpt.LearningGap(
-        student, teacher, feature_weight=0.0, targets="hard", target_snapshots=[s1, s2]
-    ).setup(x)
-    with torch.no_grad():
-        expected = F.cross_entropy(student(x), torch.full((4,), 2), reduction="none")
-    torch.testing.assert_close(hard.per_sample(x), expected, rtol=1e-12, atol=1e-12)
-    with torch.no_grad():
-        top = torch.stack([F.softmax(m(x), -1) for m in (teacher, s1, s2)]).mean(0).amax(-1)[0]
-    for c, kept in ((float(top) - 1e-6, True), (float(top) + 1e-6, False)):
-        g = lnpt.LearningGap(
-            student, teacher, feature_weight=0.0, confidence=c, target_snapshots=[s1, s2]
-        ).setup(x)
-        assert bool((g.per_sample(x) > 0).all()) is kept
-
-
-def test_the_training_objective_reads_the_snapshots():
-    student, teacher, snaps = _pair64()
-    x = torch.randn(6, 8, dtype=torch.float64)
-    with_s = LabelFreeObjective(
-        lnpt.LearningGap(student, teacher, feature_weight=0.0, target_snapshots=snaps).setup(x)
-    )
-    without = LabelFreeObjective(lnpt.LearningGap(student, teacher, feature_weight=0.0).setup(x))
-    a, _ = with_s(student, x)
-    b, _ = without(student, x)
-    direct = with_s.gap.per_sample(x)
-    torch.testing.assert_close(a, direct, rtol=1e-12, atol=1e-12)
-    assert not torch.allclose(a, b)
-
-
-def test_snapshots_keep_their_mode_and_get_no_gradient():
-    student, teacher, snaps = _pair64()
-    snaps[0].train()
-    x = torch.randn(6, 8, dtype=torch.float64)
-    gap = lnpt.LearningGap(student, teacher, target_snapshots=snaps).setup(x)
-    gap(x).backward()
-    assert snaps[0].training and all(p.grad is None for m in snaps for p in m.parameters())
-    assert not any(n.startswith("target") for n, _ in gap.named_parameters())
-
-
-@pytest.mark.parametrize(
-    ("bad", "err", "says"),
-    [
-        (torch.nn.Linear(8, 3), TypeError, "target_snapshots must be a list or tuple"),
-        ("teacher", TypeError, "target_snapshots must be a list or tuple"),
-        ([torch.nn.Linear(8, 3), 3], TypeError, "target_snapshots must hold"),
-    ],
-)
-def test_bad_snapshots_are_refused(bad, err, says):
-    student, teacher, _ = _pair64()
-    with pytest.raises(err, match=says):
-        lnpt.LearningGap(student, teacher, target_snapshots=bad)
-
-
-def test_snapshots_of_another_shape_are_refused():
-    student, teacher, _ = _pair64()
-    other = torch.nn.Linear(8, 5).double()
-    x = torch.randn(4, 8, dtype=torch.float64)
-    gap = lnpt.LearningGap(student, teacher, target_snapshots=[other]).setup(x)
-    with pytest.raises(ValueError, match="target_snapshots must give"):
-        gap.per_sample(x)
-
-
-@pytest.mark.parametrize(
-    ("value", "err"), [(0, ValueError), (-2, ValueError), (True, TypeError), (2.0, TypeError)]
-)
-def test_teacher_snapshots_option_is_checked(value, err):
-    with pytest.raises(err, match="teacher_snapshots"):
-        bench.check_teacher_snapshots(value)
-    cfg = bench.BenchConfig(label_free={**TRAINING_DEFAULTS, "teacher_snapshots": value})
-    with pytest.raises(err, match="teacher_snapshots"):
-        cfg.check()
-
-
-def test_scoring_checkpoints_and_training_snapshots_must_agree():
-    cfg = bench.BenchConfig(
-        lnpt_options={"checkpoints": 2}, label_free={**TRAINING_DEFAULTS, "teacher_snapshots": 3}
-    )
-    with pytest.raises(ValueError, match="must agree"):
-        cfg.check()
-    cfg.lnpt_options = {"checkpoints": 3}
-    cfg.check()
-    assert bench.teacher_snapshot_count(cfg) == 3
-
-
-def test_train_label_free_passes_the_snapshots_and_needs_all_of_them(monkeypatch):
-    seen = {}
-
-    class Fake:
-        def __init__(self, student, teacher, mask, **kwargs):
-            seen.update(kwargs, teacher=teacher)
-
-        def fit(self, *args, **kwargs):
-            return None
-
-    monkeypatch.setattr(bench, "LabelFreeTrainer", Fake)
-    cfg = bench.BenchConfig(label_free={**TRAINING_DEFAULTS, "teacher_snapshots": 3})
-    data = bench.MODELS["mlp"].data(0)
-    t = [torch.nn.Linear(1, 1) for _ in range(3)]
-    bench.train_label_free(torch.nn.Linear(1, 1), t, data, 1, cfg, 0, None)
-    assert seen["teacher"] is t[-1] and seen["target_snapshots"] == t[:2]
-    assert "teacher_snapshots" not in seen
-    with pytest.raises(ValueError, match="teacher_snapshots=3 needs"):
-        bench.train_label_free(torch.nn.Linear(1, 1), t[0], data, 1, cfg, 0, None)
-    seen.clear()
-    plain = bench.BenchConfig()  # the default: the final snapshot alone, no option passed
-    bench.train_label_free(torch.nn.Linear(1, 1), t, data, 1, plain, 0, None)
-    assert seen["teacher"] is t[-1] and "target_snapshots" not in seen
 
 
 def test_the_final_snapshot_is_the_teacher_itself():
@@ -303,18 +144,49 @@ def rule(monkeypatch):
     return lfr
 
 
-def test_rule_s33_current_is_rule_s31s_key_and_the_candidate_differs_in_label_free(rule):
+def test_rule_s33_current_is_rule_s31s_key_and_the_candidate_is_retired(rule):
+    """The current arm's configuration is rule s31's and keeps its committed cache name
+    (`lnpt_s33_rule/current/cache/*-5e066fc188e3ef3d.jsonl`); the candidate's option was retired
+    in session 34, so configuring it raises, naming the last commit with its code, while its
+    committed units keep their name (`candidate/cache/*-50a09333e0d0c3f1.jsonl`: the key builder
+    reads the label-free dict as it is)."""
     import validation_at_test_sizes as s31
+    from lnpt.ablation import report_hash
+    from lnpt.student_lr import cache_fields
 
     cur = rule.config(rule.S33, "current", ("lnpt+label-free", "snip+supervised"), 24)
-    cand = rule.config(rule.S33, "candidate", ("lnpt+label-free",), 24)
     assert cur.bench.key_dict() == s31.config(("lnpt+label-free",)).bench.key_dict()
-    a, b = cur.bench.key_dict(), cand.bench.key_dict()
-    assert {k for k in a if a[k] != b[k]} == {"label_free"}
-    assert b["label_free"] == {**TRAINING_DEFAULTS, "teacher_snapshots": 3}
+
+    def name(scfg):
+        return report_hash(json.dumps(cache_fields(scfg), sort_keys=True, default=str))
+
+    assert name(cur) == "5e066fc188e3ef3d"
+    with pytest.raises(ValueError, match="teacher_snapshots=3 was retired.*7b1d953"):
+        rule.config(rule.S33, "candidate", ("lnpt+label-free",), 24)
+    cand = s31.config(("lnpt+label-free",), seeds=1)  # as `config` built it, unchecked
+    cand.first_seed = 24
+    cand.bench.label_free = dict(rule.S33.candidate)
+    assert name(cand) == "50a09333e0d0c3f1"
+    assert rule.S33.candidate == {**TRAINING_DEFAULTS, "teacher_snapshots": 3}  # the record
     assert rule.S33.seeds == (24, 25, 26, 27, 28)  # fresh: 7-23 are used
-    assert bench.teacher_snapshot_count(cand.bench) == 3
-    assert bench.teacher_snapshot_count(cur.bench) == 1
+    repo = Path(__file__).resolve().parents[3] / "docs/benchmarks/lnpt_s33_rule"
+    for which, h in (("current", "5e066fc188e3ef3d"), ("candidate", "50a09333e0d0c3f1")):
+        files = sorted(p.name for p in (repo / which / "cache").glob("*.jsonl"))
+        assert files == [f"student-lr-cnn-seed{s}-{h}.jsonl" for s in range(24, 29)]
+
+
+def test_rule_s33_rederives_byte_for_byte_after_the_retirement(rule, tmp_path, monkeypatch):
+    """`label_free_rule_s33.py rule` writes rule s33's committed JSON and result.md again, byte
+    for byte, from the committed caches (the candidate's option no longer exists)."""
+    root = Path(__file__).resolve().parents[3] / "docs/benchmarks"
+    shutil.copytree(root / "lnpt_s33_rule", tmp_path / "lnpt_s33_rule")
+    (tmp_path / "lnpt_s33_rule" / "result.md").unlink()
+    monkeypatch.setattr(rule, "ROOT", tmp_path)
+    rule.rule(dataclasses.replace(rule.S33, run=tmp_path / "lnpt_s33_rule"))
+    assert filecmp.cmp(tmp_path / "lnpt_s33_rule.json", root / "lnpt_s33_rule.json", shallow=False)
+    assert filecmp.cmp(
+        tmp_path / "lnpt_s33_rule" / "result.md", root / "lnpt_s33_rule/result.md", shallow=False
+    )
 
 
 def test_rule_s33_left_lists_every_unit_in_run_order(rule, tmp_path):

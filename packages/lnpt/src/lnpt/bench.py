@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,7 +59,7 @@ from lnpt.learning_gap import (
     prune,
 )
 from lnpt.models import MLP, CNN1d, SmallCNN, SmallResNet
-from lnpt.runtime import with_flush_denormal
+from lnpt.runtime import host_id, with_flush_denormal
 from lnpt.training import (
     TRAINING_BASE,
     TRAINING_DEFAULTS,
@@ -79,10 +80,14 @@ __all__ = [
     "PREVIOUS_EPOCHS",
     "PREVIOUS_TEACHER_EPOCHS",
     "STUDENT_SCHEDULES",
+    "RETIRED_LABEL_FREE",
     "BenchConfig",
+    "HostMixWarning",
     "ModelSpec",
+    "Progress",
     "parse_epochs",
     "run_bench",
+    "without_retired_label_free",
 ]
 
 # The students' training epochs of the test benchmark. The digits CNN's 120 were chosen on
@@ -351,7 +356,7 @@ class BenchConfig:
                 f"got {bad}"
             )
         teacher_checkpoints(self)  # lnpt_options["checkpoints"]: an int >= 1 where given
-        teacher_snapshot_count(self)  # label_free["teacher_snapshots"] too, and they agree
+        without_retired_label_free(self.label_free)  # session 33's teacher_snapshots: retired
 
     def teacher_lr_of(self, model: str) -> float:
         """The Adam learning rate of `model`'s teacher (`teacher_lr`, else `lr`)."""
@@ -532,7 +537,7 @@ def train_supervised(
 
 def train_label_free(
     model: nn.Module,
-    teacher: nn.Module | Sequence[nn.Module],
+    teacher: nn.Module,
     data: DigitsSplit,
     epochs: int,
     cfg: BenchConfig,
@@ -551,23 +556,12 @@ def train_label_free(
     `TRAINING_BASE` with `kd_weight=cfg.kd_weight, temperature=cfg.temperature` (every option is
     spelled out, so the trainer's own defaults never decide a benchmark run), Adam at `lr`
     (default `cfg.lr`), warmed up linearly over `warmup_epochs` epochs (0: none), then at a
-    `schedule` lr as `train_supervised`'s. `teacher`: the teacher, or its run's snapshots (the
-    final teacher last); with the option `teacher_snapshots=k` > 1 (session 33's reading,
-    `LearningGap(target_snapshots=...)`) it must be the run's k snapshots
-    (`train_teacher(..., checkpoints=k)`), and the soft targets average them."""
+    `schedule` lr as `train_supervised`'s. A retired option at its neutral value is dropped
+    (`without_retired_label_free`); at another value it raises ValueError."""
     gen = torch.Generator().manual_seed(seed)
     opts = {**TRAINING_BASE, "kd_weight": cfg.kd_weight, "temperature": cfg.temperature}
     opts.update(cfg.label_free if options is None else options)
-    k = check_teacher_snapshots(opts.pop("teacher_snapshots", 1))
-    snaps = [teacher] if isinstance(teacher, nn.Module) else list(teacher)
-    if k > 1:
-        if len(snaps) != k:
-            raise ValueError(
-                f"teacher_snapshots={k} needs the teacher run's {k} evenly spaced snapshots "
-                f"(`train_teacher(..., checkpoints={k})`), got {len(snaps)}"
-            )
-        opts["target_snapshots"] = snaps[:-1]
-    teacher = snaps[-1]
+    opts = without_retired_label_free(opts, "label-free options")
     lr = cfg.lr if lr is None else lr
     LabelFreeTrainer(model, teacher, mask, lr=lr, seed=seed, **opts).fit(
         data.loader("student", batch_size, shuffle=True, labels=False, generator=gen),
@@ -681,32 +675,35 @@ def check_checkpoints(value: object) -> int:
     return _int_option("checkpoints", value, 1)
 
 
-def check_teacher_snapshots(value: object) -> int:
-    """`label_free["teacher_snapshots"]`: an int >= 1 (1: the final teacher's targets only).
-    Raises TypeError or ValueError naming `teacher_snapshots`."""
-    return _int_option("teacher_snapshots", value, 1)
+# Label-free training options that validation rejected and that were retired from the library:
+# name -> (the neutral value every kept run has, the last commit with the option's code).
+# Session 33's `teacher_snapshots` (soft targets averaged over k snapshots of the teacher's run,
+# `LearningGap(target_snapshots=...)`; rejected by rule s33, `docs/benchmarks/lnpt_s33_rule.md`)
+# was never in a cache key at its neutral value (absent), so no key needs it pinned.
+RETIRED_LABEL_FREE: dict[str, tuple[Any, str]] = {"teacher_snapshots": (1, "7b1d953")}
 
 
-def label_free_snapshots(cfg: BenchConfig) -> int:
-    """How many snapshots of the teacher's run the label-free training's soft targets average:
-    `cfg.label_free["teacher_snapshots"]` (session 33's reading, `LearningGap(target_snapshots=
-    ...)`), absent: 1, the final teacher alone (every run before; the cache keys name the option
-    only where it is set)."""
-    return check_teacher_snapshots(cfg.label_free.get("teacher_snapshots", 1))
-
-
-def teacher_snapshot_count(cfg: BenchConfig) -> int:
-    """How many snapshots one teacher run keeps: LNPT scoring's `checkpoints` or the label-free
-    training's `teacher_snapshots` (evenly spaced, the final teacher last, so the final teacher is
-    the same network either way). Raises ValueError when both are > 1 and differ (their snapshots
-    would be taken at different epochs)."""
-    a, b = teacher_checkpoints(cfg), label_free_snapshots(cfg)
-    if a > 1 and b > 1 and a != b:
-        raise ValueError(
-            f"lnpt_options['checkpoints']={a} and label_free['teacher_snapshots']={b} must agree "
-            "when both are > 1 (one teacher run gives one set of snapshots)"
-        )
-    return max(a, b)
+def without_retired_label_free(options: Any, where: str = "label_free") -> dict[str, Any]:
+    """`options` (a label-free training config, `BenchConfig.label_free`) without the retired
+    options (`RETIRED_LABEL_FREE`) that hold their neutral value, so an old saved config that names
+    one at it still runs as before. A retired option at any other value raises ValueError naming
+    it and the last commit whose code runs it (`git show <commit>:packages/lnpt/src/lnpt/...`);
+    `options` not a dict raises TypeError."""
+    if not isinstance(options, dict):
+        raise TypeError(f"{where} must be a dict of options, got {type(options).__name__}")
+    out = {}
+    for name, value in options.items():
+        if name in RETIRED_LABEL_FREE:
+            neutral, commit = RETIRED_LABEL_FREE[name]
+            if type(value) is not type(neutral) or value != neutral:
+                raise ValueError(
+                    f"{where}: {name}={value!r} was retired (rejected on validation; only "
+                    f"{neutral!r}, the final teacher alone, remains); the code that runs it is "
+                    f"at commit {commit}"
+                )
+            continue
+        out[name] = value
+    return out
 
 
 def teacher_checkpoints(cfg: BenchConfig) -> int:
@@ -809,25 +806,46 @@ class BudgetReached(Exception):
     """Raised between two units of work once the time budget of a run is spent."""
 
 
+class HostMixWarning(UserWarning):
+    """A resumed cache adds units of this host to units trained on another (or on an unrecorded)
+    host: label-free units are host-dependent (`lnpt.runtime.host_id`), so a paired comparison
+    across them is not bit-reproducible on either host."""
+
+
 class Progress:
     """Finished units of one (model, seed), appended as JSON lines so a run resumes mid-seed.
 
     `deadline` (a `time.perf_counter()` value or None): `check()` raises `BudgetReached` after it,
     but only once this process has finished at least one unit (so every call makes progress).
+
+    Each line is `{"key", "value", "host"}`: `host` is `lnpt.runtime.host_id()` of the process
+    that trained the unit (since session 34; older lines have none). Readers use key and value only;
+    the host is in no cache key. On resume, `hosts` maps every loaded key to its recorded host
+    (None: unrecorded); the first unit this process adds to a cache that holds units of another or
+    an unrecorded host warns once (`HostMixWarning`, naming how many), since the cache then mixes
+    hosts. A resume that adds nothing stays silent.
     """
 
     def __init__(self, path: Path, resume: bool, deadline: float | None) -> None:
         self.path = path
         self.deadline = deadline
         self.done: dict[str, Any] = {}
+        self.hosts: dict[str, str | None] = {}
         self.new = 0
+        self.host = host_id()
         if resume and path.exists():
             for line in path.read_text().splitlines():
                 if line.strip():
                     d = json.loads(line)
                     self.done[d["key"]] = d["value"]
+                    self.hosts[d["key"]] = d.get("host")
         elif path.exists():
             path.unlink()
+        self._warned = False
+
+    def other_hosts(self) -> dict[str, str | None]:
+        """Loaded units not recorded on this host: key -> their host (None: unrecorded)."""
+        return {k: h for k, h in self.hosts.items() if h != self.host}
 
     def check(self) -> None:
         """Stop (raise `BudgetReached`) once past the deadline."""
@@ -835,11 +853,24 @@ class Progress:
             raise BudgetReached
 
     def put(self, key: str, value: Any) -> None:
-        """Record one finished unit."""
+        """Record one finished unit (with this host, `lnpt.runtime.host_id`)."""
+        other = self.other_hosts()
+        if other and not self._warned:
+            self._warned = True
+            unrecorded = sum(h is None for h in other.values())
+            warnings.warn(
+                f"{self.path.name}: adding units trained on this host ({self.host}) to "
+                f"{len(other)} cached units of another host ({unrecorded} with no host recorded, "
+                "made before session 34); label-free units are host-dependent, so this cache "
+                "mixes hosts (re-run it without --resume to make it on one)",
+                HostMixWarning,
+                stacklevel=2,
+            )
         self.done[key] = value
+        self.hosts[key] = self.host
         self.new += 1
         with self.path.open("a") as f:
-            f.write(json.dumps({"key": key, "value": value}) + "\n")
+            f.write(json.dumps({"key": key, "value": value, "host": self.host}) + "\n")
 
 
 def _run_one(
@@ -856,22 +887,16 @@ def _run_one(
     init = spec.build()
     teacher_box: list[nn.Module] = []  # the teacher's snapshots, the final one last
     k = teacher_checkpoints(cfg)
-    runs = teacher_snapshot_count(cfg)
 
     def teacher() -> nn.Module:
         if not teacher_box:
-            teacher_box.extend(train_teacher(model_name, data, cfg, seed, checkpoints=runs))
+            teacher_box.extend(train_teacher(model_name, data, cfg, seed, checkpoints=k))
         return teacher_box[-1]
 
     def guide(method: str) -> nn.Module | list[nn.Module]:
         # what the mask is scored against: LNPT's reads every snapshot (`checkpoints`)
         teacher()
         return list(teacher_box) if method == "lnpt" and k > 1 else teacher_box[-1]
-
-    def targets() -> nn.Module | list[nn.Module]:
-        # what the label-free training learns from: the snapshots with `teacher_snapshots` > 1
-        teacher()
-        return list(teacher_box) if label_free_snapshots(cfg) > 1 else teacher_box[-1]
 
     def setting(sparsity: float) -> dict[str, Any]:
         return {"model": model_name, "sparsity": sparsity}
@@ -931,7 +956,7 @@ def _run_one(
                     )  # fmt: skip
                 else:
                     train_label_free(
-                        student, targets(), data, epochs, cfg, seed, mask, cbs, bs, lr=lr,
+                        student, teacher(), data, epochs, cfg, seed, mask, cbs, bs, lr=lr,
                         warmup_epochs=warm, schedule=sched,
                     )  # fmt: skip
                 acc = _accuracy(student, data)

@@ -196,19 +196,6 @@ class LearningGap(nn.Module):
         confidence: samples whose teacher top-class probability (at temperature 1) is below it get
             no logit term (0, the default, keeps every sample); assumes the teacher's unconfident
             outputs are more often wrong than informative. The feature gap is kept for every sample.
-        target_snapshots: earlier snapshots of the teacher's own training run (session 33's
-            reading; default none: the teacher's outputs alone, as before). The logit term then
-            learns from the snapshots' averaged distribution instead of the teacher's alone: with
-            z_0 the teacher's logits and z_1..z_{K-1} the snapshots',
-            p_bar^tau = (1/K) sum_k softmax(z_k / tau), and the soft term is
-            tau^2 KL(p_bar^tau || p_S^tau); `targets="hard"` takes argmax_c p_bar^1 and
-            `confidence` reads max_c p_bar^1. The features (and so the feature gap) stay the
-            teacher's. What it assumes (a reconstruction, within "a mature teacher guides learning
-            on unlabeled data"): the teacher's errors are partly its final run's own accidents,
-            which snapshots taken earlier in the same run do not all share, so their average
-            corrects some of them instead of dropping them; no extra data or labels, only the
-            teacher's training run, read at K epochs. Each snapshot must give the teacher's output
-            shape; they are queried like the teacher (eval mode, no gradients).
         standardize: per-feature standardised gap (session 19's reading for the digits CNN; off by
             default). At `setup` each network's penultimate features are standardised per feature
             over the setup inputs (the unlabeled scoring batch: mean 0, std 1 per coordinate;
@@ -246,23 +233,8 @@ class LearningGap(nn.Module):
         targets: str = "soft",
         confidence: float = 0.0,
         standardize: bool = False,
-        target_snapshots: Sequence[nn.Module] = (),
     ) -> None:
         super().__init__()
-        if isinstance(target_snapshots, nn.Module) or not isinstance(
-            target_snapshots, (list, tuple)
-        ):
-            raise TypeError(
-                "target_snapshots must be a list or tuple of torch.nn.Module teacher snapshots, "
-                f"got {type(target_snapshots).__name__}"
-            )
-        bad = [type(m).__name__ for m in target_snapshots if not isinstance(m, nn.Module)]
-        if bad:
-            raise TypeError(
-                f"target_snapshots must hold torch.nn.Module teacher snapshots, got {bad}"
-            )
-        # outside nn.Module's registry, like the teacher (not sub-modules, never trained)
-        self.__dict__["target_snapshots"] = tuple(target_snapshots)
         if not isinstance(standardize, bool):
             raise TypeError(f"standardize must be a bool, got {standardize!r}")
         if standardize and gap.startswith("relation"):
@@ -327,21 +299,6 @@ class LearningGap(nn.Module):
             return self.teacher_features(x)
         finally:
             teacher.train(was)
-
-    @torch.no_grad()
-    def snapshot_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The logits of every `target_snapshots` network on `x` (eval mode, no gradients; each
-        restored to its mode afterwards); [] without snapshots."""
-        out = []
-        for m in self.__dict__["target_snapshots"]:
-            was = m.training
-            m.eval()
-            try:
-                z = m(x)
-            finally:
-                m.train(was)
-            out.append(z.logits if hasattr(z, "logits") else z)
-        return out
 
     def setup(
         self,
@@ -437,18 +394,11 @@ class LearningGap(nn.Module):
         return (f_s - mu_s.to(f_s)) / sd_s.to(f_s), (f_t - mu_t.to(f_t)) / sd_t.to(f_t)
 
     def gap_terms(
-        self,
-        f_s: torch.Tensor,
-        l_s: torch.Tensor,
-        f_t: torch.Tensor,
-        l_t: torch.Tensor,
-        l_snap: Sequence[torch.Tensor] = (),
+        self, f_s: torch.Tensor, l_s: torch.Tensor, f_t: torch.Tensor, l_t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample feature gap ||phi_T - A(phi_S)||^2 and tau^2 KL(p_T^tau || p_S^tau) (or, with
         `targets="hard"`, the cross-entropy to the teacher's argmax; zero where the teacher's
-        confidence is below `confidence`). `l_snap`: the `target_snapshots`' logits
-        (`snapshot_logits`); given, the logit term reads the average of the K = 1 + len(l_snap)
-        distributions in place of the teacher's (`target_snapshots`).
+        confidence is below `confidence`).
 
         With `gap="norm"` the first term is ||phi_T - A(phi_S)|| (per position for unpooled maps);
         with `gap="relation"` it is `similarity_gap(phi_S, phi_T)` of the batch. With
@@ -471,9 +421,7 @@ class LearningGap(nn.Module):
                 z, f_t = F.normalize(z, dim=1), F.normalize(f_t, dim=1)
             sq = (z - f_t).pow(2).sum(1)
             gap = sq.clamp_min(1e-24).sqrt() if self.gap_form == "norm" else sq
-        if self.kd_weight > 0 and len(l_snap):
-            kd = self._ensemble_kd(l_s, [l_t, *l_snap])
-        elif self.kd_weight > 0:
+        if self.kd_weight > 0:
             if self.targets == "hard":
                 kd = F.cross_entropy(l_s, l_t.argmax(-1), reduction="none")
             else:
@@ -488,40 +436,11 @@ class LearningGap(nn.Module):
             kd = torch.zeros_like(gap)
         return gap, kd
 
-    def _ensemble_kd(self, l_s: torch.Tensor, logits: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The logit term against the averaged distribution of K teacher snapshots
-        (`target_snapshots`): tau^2 KL(p_bar^tau || p_S^tau) with
-        p_bar^tau = (1/K) sum_k softmax(z_k / tau) (log-sum-exp, no underflow), or with
-        `targets="hard"` the cross-entropy to argmax p_bar^1; `confidence` reads max p_bar^1."""
-        shape = tuple(l_s.shape)
-        bad = [tuple(z.shape) for z in logits if tuple(z.shape) != shape]
-        if bad:
-            raise ValueError(
-                f"target_snapshots must give the student's output shape {shape}, got {bad}"
-            )
-        k = len(logits)
-        z = torch.stack([t.to(l_s.dtype) for t in logits])  # (K, N, C)
-
-        def log_mean(tau: float) -> torch.Tensor:
-            return torch.logsumexp(F.log_softmax(z / tau, dim=-1), dim=0) - math.log(k)
-
-        if self.targets == "hard":
-            kd = F.cross_entropy(l_s, log_mean(1.0).argmax(-1), reduction="none")
-        else:
-            tau = self.temperature
-            log_pt = log_mean(tau)
-            log_ps = F.log_softmax(l_s / tau, dim=-1)
-            kd = (log_pt.exp() * (log_pt - log_ps)).sum(-1) * tau**2
-        if self.confidence > 0:
-            sure = log_mean(1.0).exp().amax(-1) >= self.confidence
-            kd = kd * sure.to(kd.dtype)
-        return kd
-
     def per_sample(self, x: torch.Tensor) -> torch.Tensor:
         """Per-sample objective (2) on inputs `x`; differentiable in the student (and adaptor)."""
         f_s, l_s = self.student_features(x)
         f_t, l_t = self.teacher_outputs(x)
-        gap, kd = self.gap_terms(f_s, l_s, f_t, l_t, self.snapshot_logits(x))
+        gap, kd = self.gap_terms(f_s, l_s, f_t, l_t)
         return self.feature_weight * gap + self.kd_weight * kd
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,23 +8,33 @@ inputs and results as 0 (FTZ/DAZ). Today's code run with and without it gives id
 units on and off, `docs/benchmarks/lnpt_s33_flush/mlp_check.json`), and re-runs of committed
 digits-CNN units reproduce them exactly (`docs/benchmarks/lnpt_s33_flush/repro.json`), so it is a
 speed-only setting and no cache key names it. (Several committed MLP-ablation units do not
-reproduce with today's code, with the flush on or off: drift of that older cache, not the flush;
-`mlp_check.json`.)
+reproduce with today's code, with the flush on or off: not the flush and not the code, but the host
+they were trained on; session 34, `docs/benchmarks/lnpt_s34_cache_drift.md`, and `host_id`.)
 
 `flush_denormal()` sets it for the duration of a run and restores the state found before (torch
 has no getter: `flush_denormal_on` probes it); `with_flush_denormal` wraps a run function in it.
+
+`host_id()` names the machine a unit was trained on. Label-free students are host-dependent: the
+same code, seed and torch give bit-different students on another host (session 26's reproduction
+check, `docs/benchmarks/lnpt_recipe_cosine_rule.md`; session 34's, where the MLP-ablation units
+made on 2026-12-02 reproduce neither at HEAD nor at the commit that made them), while the
+supervised ones have so far reproduced bit for bit. The cached units record it
+(`lnpt.bench.Progress`), so a resumed run can say when it mixes units of two hosts; it is not in
+any cache key (committed rows keep their keys and `--resume` still re-runs nothing).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import platform
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["flush_denormal", "flush_denormal_on", "with_flush_denormal"]
+__all__ = ["flush_denormal", "flush_denormal_on", "host_id", "with_flush_denormal"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,3 +72,35 @@ def with_flush_denormal(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The first CPU of `cpuinfo` (Linux) as "<vendor> family <f> model <m> stepping <s>", else
+    `platform.processor()` or "unknown"."""
+    fields = {}
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if not line.strip():
+                break
+            name, _, value = line.partition(":")
+            fields[name.strip()] = value.strip()
+    except OSError:
+        pass
+    if "vendor_id" in fields:
+        return (
+            f"{fields['vendor_id']} family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')} stepping {fields.get('stepping', '?')}"
+        )
+    return platform.processor() or "unknown"
+
+
+def host_id() -> str:
+    """The host a unit is trained on, as one string: the platform (kernel and machine image), the
+    CPU (vendor, family, model, stepping), torch's version and the CPU kernels torch dispatches to
+    (`torch.backends.cpu.get_cpu_capability()`, e.g. AVX2). Two equal ids are no proof of equal
+    floating point, two different ones no proof of a difference: it records where a unit came
+    from, so a mixed cache can be seen (`lnpt.bench.Progress`)."""
+    return (
+        f"{platform.platform()} | {_cpu_model()} | torch {torch.__version__} | "
+        f"{torch.backends.cpu.get_cpu_capability()}"
+    )

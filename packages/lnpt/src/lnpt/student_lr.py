@@ -38,11 +38,9 @@ from lnpt.bench import (
     BenchConfig,
     Progress,
     _Snapshots,
-    label_free_snapshots,
     make_mask,
     open_cached_run,
     teacher_checkpoints,
-    teacher_snapshot_count,
     train_label_free,
     train_supervised,
     train_teacher,
@@ -57,6 +55,7 @@ __all__ = [
     "STUDENT_LR_ARMS",
     "StudentLrCheckConfig",
     "StudentRecipe",
+    "cache_fields",
     "choose_student_lr",
     "choose_student_recipe",
     "dead_channel_trace",
@@ -438,7 +437,7 @@ class StudentLrCheckConfig:
 def _train(
     arm: str,
     init: torch.nn.Module,
-    teacher: torch.nn.Module | list[torch.nn.Module],
+    teacher: torch.nn.Module,
     data: Any,
     mask: Any,
     cfg: BenchConfig,
@@ -487,7 +486,6 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
     init = spec.build()
     boxes: dict[Any, Any] = {}
     k = teacher_checkpoints(scfg.bench)
-    runs = teacher_snapshot_count(scfg.bench)  # snapshots kept per teacher run
 
     def snapshots(cfg: BenchConfig) -> list[torch.nn.Module]:
         # The teacher half only (the benchmark's teacher, or the recipe's), one run per teacher
@@ -497,7 +495,7 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
         t = (cfg.teacher_lr_of(scfg.model), cfg.teacher_epochs[scfg.model])
         t += (cfg.teacher_warmup_of(scfg.model),)
         if t not in boxes:
-            boxes[t] = train_teacher(scfg.model, data, cfg, seed, checkpoints=runs)
+            boxes[t] = train_teacher(scfg.model, data, cfg, seed, checkpoints=k)
         return boxes[t]
 
     def teacher(cfg: BenchConfig) -> torch.nn.Module:
@@ -551,14 +549,12 @@ def _check_one(seed: int, scfg: StudentLrCheckConfig, steps: Progress) -> list[d
                 method = arm.split("+")[0]
                 m = None if method == "dense" else mask(method, cfg)
                 t = teacher(cfg)  # trained before the clock starts: the seconds are the student's
-                # the label-free targets: the run's snapshots with `teacher_snapshots` > 1
-                guide = snapshots(cfg) if label_free_snapshots(cfg) > 1 else t
                 # in epoch order, the order the copies are taken in
                 wanted = sorted((e, p) for e, p in prefixes if unit_key(p, arm) not in steps.done)
                 snaps = _TimedSnapshots([e for e, _ in wanted])
                 t0 = time.perf_counter()
                 cbs = [snaps] if wanted else []
-                student = _train(arm, init, guide, data, m, cfg, scfg.model, seed, cbs)
+                student = _train(arm, init, t, data, m, cfg, scfg.model, seed, cbs)
                 seconds = time.perf_counter() - t0
                 put(key, recipe, arm, readings(student, t, recipe, arm, seconds))
                 for (_, p), copy_e, at in zip(wanted, snaps.copies, snaps.times, strict=True):
@@ -672,6 +668,28 @@ def _label(r: StudentRecipe, plain: bool) -> str:
     )
 
 
+def cache_fields(scfg: StudentLrCheckConfig) -> dict[str, Any]:
+    """What decides a student of the check besides its recipe and arm (each a unit of its own):
+    the model, the sparsity, the validation fraction and the benchmark's config (student lr left
+    out; the recipes' epochs and warm-ups are in the unit keys, the config's own stay here). The
+    cache files are named by its hash (`lnpt.ablation.run_seed_check`)."""
+    bench = scfg.bench.key_dict()
+    bench.pop("student_lr", None)
+    bench.pop("student_warmup_epochs", None)  # every recipe sets its own (plain: none)
+    bench.pop("student_schedule", None)  # likewise (constant: none, as before the option)
+    for k in ("models", "seeds", "sparsities", "arms"):
+        bench.pop(k)
+    fixed = {
+        "model": scfg.model,
+        "sparsity": scfg.sparsity,
+        "validation_fraction": scfg.validation_fraction,
+        "bench": bench,
+    }
+    if scfg.validation_split != "student-quarter":  # the default keeps the committed keys
+        fixed["validation_split"] = scfg.validation_split
+    return fixed
+
+
 @with_flush_denormal
 def student_lr_check(
     scfg: StudentLrCheckConfig,
@@ -688,28 +706,11 @@ def student_lr_check(
     from lnpt.ablation import run_seed_check
 
     out, cache, res, deadline = open_cached_run(scfg, out, command, threads, budget_s)
-    # What decides a student besides its recipe and arm (each a unit of its own): the model, the
-    # sparsity, the validation fraction and the benchmark's config (student lr left out; the
-    # recipes' epochs and warm-ups are in the unit keys, the config's own stay here).
-    bench = scfg.bench.key_dict()
-    bench.pop("student_lr", None)
-    bench.pop("student_warmup_epochs", None)  # every recipe sets its own (plain: none)
-    bench.pop("student_schedule", None)  # likewise (constant: none, as before the option)
-    for k in ("models", "seeds", "sparsities", "arms"):
-        bench.pop(k)
-    fixed = {
-        "model": scfg.model,
-        "sparsity": scfg.sparsity,
-        "validation_fraction": scfg.validation_fraction,
-        "bench": bench,
-    }
-    if scfg.validation_split != "student-quarter":  # the default keeps the committed keys
-        fixed["validation_split"] = scfg.validation_split
     left = run_seed_check(
         res,
         scfg.model,
         scfg.seeds,
-        fixed,
+        cache_fields(scfg),
         lambda seed, steps: _check_one(seed, scfg, steps),
         cache,
         "student-lr",

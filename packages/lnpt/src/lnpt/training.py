@@ -185,8 +185,7 @@ class LabelFreeObjective:
         if hook.features is None:
             raise RuntimeError(f"the feature layer {ext.layer!r} did not run in the forward pass")
         f_t, l_t = self.gap.teacher_outputs(x)
-        l_snap = self.gap.snapshot_logits(x)  # [] unless `target_snapshots`
-        gap, kd = self.gap.gap_terms(ext.reduce(hook.features), logits, f_t, l_t, l_snap)
+        gap, kd = self.gap.gap_terms(ext.reduce(hook.features), logits, f_t, l_t)
         losses = self.gap.feature_weight * gap + self.gap.kd_weight * kd
         return losses, {
             "outputs": logits,
