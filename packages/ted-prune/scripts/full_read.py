@@ -130,7 +130,9 @@ def run(out: Path, *, resume: bool, time_limit: float | None = None) -> int:
     splits: dict[tuple[str, int], Any] = {}
     for st, f, seed, method in todo(rows):
         if time_limit is not None and time.perf_counter() - start > time_limit:
-            print(f"time limit reached: {len(todo(load_rows(cache)))} runs left; rerun with --resume")
+            print(
+                f"time limit reached: {len(todo(load_rows(cache)))} runs left; rerun with --resume"
+            )
             return 3
         if (st, seed) not in splits:
             splits[(st, seed)] = _splits(st, NUM_SAMPLES, seed)
