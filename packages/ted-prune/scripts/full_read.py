@@ -197,7 +197,7 @@ def decide(rows: list[dict[str, Any]], grid: list[dict[str, Any]],
             g["verdict"] = "not run"
         out["goals"][name] = g
     mins = [r["metrics"]["min_class_kept"] for r in rows if r["method"] == DEFAULT]
-    n_runs = sum(len(arms) * len(seeds) for _, _, arms in PLAN if DEFAULT in arms)
+    n_runs = len(seeds) * sum(DEFAULT in arms for _, _, arms in PLAN)
     out["goals"]["no class drops out"] = {
         "smallest_kept_class_fraction": min(mins) if mins else None, "runs": len(mins),
         "verdict": ("partial" if len(mins) < n_runs else "met" if min(mins) > 0 else "missed"),
