@@ -16,6 +16,13 @@ missing (cell, seed, arm) runs of `PLAN` in `PLAN`'s order (the clean f = 0.7 ce
 appended to `DIR/runs.jsonl` as it ends; `--time-limit` stops starting new ones (exit code 3;
 rerun with `--resume`). `--decide` applies the rule (`decide`) and writes `DIR/result.json` and
 `DIR/RESULT.md`.
+
+`--plan paired` (rule s34b, proposed after rule s34 stopped at its gate because the grid's rows no
+longer reproduce on today's machine): `PAIRED_PLAN`, every arm re-run, the baselines included
+(no `--repro` gate; each start appends the machine to `DIR/machine.jsonl`)::
+
+    python packages/ted-prune/scripts/full_read.py --plan paired --out DIR --resume [--time-limit S]
+    python packages/ted-prune/scripts/full_read.py --plan paired --out DIR --decide
 """
 
 from __future__ import annotations
@@ -45,6 +52,16 @@ PLAN: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     ("noise20", 0.5, (DEFAULT,)),
     ("noise20", 0.3, (DEFAULT,)),
 )
+#: rule s34b's plan (proposed after rule s34 stopped at its gate; for the lead): every arm re-run
+#: on the day's machine, the baselines included, so that each paired difference compares runs of
+#: one machine (the grid's rows no longer reproduce: `repro.json`). `full` runs at f = 1.0.
+PAIRED_PLAN: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    ("clean", 0.7, ("full", DEFAULT, "random_dynamic", EPOCH_MATCHED)),
+    ("clean", 0.5, (DEFAULT, "InfoBatch", "EL2N")),
+    ("noise20", 0.5, (DEFAULT, "InfoBatch")),
+    ("noise20", 0.3, (DEFAULT, "InfoBatch")),
+)
+PLANS = {"grid": PLAN, "paired": PAIRED_PLAN}
 #: (method, setting, f, seed) of the grid re-run by `--repro`
 REPRO_UNITS = (("full", "clean", 1.0, 0), ("random_dynamic", "clean", 0.7, 0))
 REPRO_FIELDS = ("accuracy", "f", "min_class_kept")
@@ -107,31 +124,56 @@ def repro(out: Path, grid: list[dict[str, Any]]) -> dict[str, Any]:
     return res
 
 
-def todo(rows: list[dict[str, Any]], seeds: tuple[int, ...] = SEEDS) -> list[tuple[Any, ...]]:
-    """The (setting, f, seed, method) runs of `PLAN` not in `rows`, in run order."""
+def _plan(plan: str) -> tuple[tuple[str, float, tuple[str, ...]], ...]:
+    if not isinstance(plan, str):
+        raise TypeError(f"plan must be a str, one of {sorted(PLANS)}, got {type(plan).__name__}")
+    if plan not in PLANS:
+        raise ValueError(f"plan must be one of {sorted(PLANS)}, got {plan!r}")
+    return PLANS[plan]
+
+
+def todo(
+    rows: list[dict[str, Any]], seeds: tuple[int, ...] = SEEDS, plan: str = "grid"
+) -> list[tuple[Any, ...]]:
+    """The (setting, f, seed, method) runs of `PLANS[plan]` not in `rows`, in run order (`full`
+    at f = 1.0)."""
     done = {(r["setting"], r["f_target"], r["seed"], r["method"]) for r in rows}
-    return [(st, f, s, m) for st, f, arms in PLAN for s in seeds for m in arms
-            if (st, f, s, m) not in done]  # fmt: skip
+    runs = [(st, 1.0 if m == "full" else f, s, m) for st, f, arms in _plan(plan) for s in seeds
+            for m in arms]  # fmt: skip
+    return [r for r in runs if r not in done]
 
 
-def run(out: Path, *, resume: bool, time_limit: float | None = None) -> int:
-    """Train the missing runs into `out/runs.jsonl`; 0 when done, 3 when `time_limit` seconds
-    stopped it. Refuses unless `out/repro.json` says every re-run unit reproduced."""
+def run(out: Path, *, resume: bool, time_limit: float | None = None, plan: str = "grid") -> int:
+    """Train the missing runs of `PLANS[plan]` into `out/runs.jsonl`; 0 when done, 3 when
+    `time_limit` seconds stopped it. Plan "grid" refuses unless `out/repro.json` says every
+    re-run unit reproduced; plan "paired" (every arm re-run) appends the machine's
+    `report.environment()` to `out/machine.jsonl` at each start."""
+    _plan(plan)
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
-    rep = json.loads((out / "repro.json").read_text()) if (out / "repro.json").exists() else None
-    if not rep or not rep["all_equal"]:
-        raise SystemExit(f"{out / 'repro.json'}: missing or not reproduced; run --repro first")
+    if plan == "grid":
+        path = out / "repro.json"
+        rep = json.loads(path.read_text()) if path.exists() else None
+        if not rep or not rep["all_equal"]:
+            raise SystemExit(f"{path}: missing or not reproduced; run --repro first")
     cache = out / "runs.jsonl"
     rows = load_rows(cache)
     if rows and not resume:
         raise SystemExit(f"{cache} exists: pass --resume to continue it")
+    if plan == "paired":
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "machine.jsonl").open("a") as fh:
+            env = {
+                "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **report.environment(),
+            }
+            fh.write(json.dumps(env) + "\n")
     start = time.perf_counter()
     splits: dict[tuple[str, int], Any] = {}
-    for st, f, seed, method in todo(rows):
+    for st, f, seed, method in todo(rows, plan=plan):
         if time_limit is not None and time.perf_counter() - start > time_limit:
             print(
-                f"time limit reached: {len(todo(load_rows(cache)))} runs left; rerun with --resume"
+                f"time limit reached: {len(todo(load_rows(cache), plan=plan))} runs left; rerun with --resume"
             )
             return 3
         if (st, seed) not in splits:
@@ -168,16 +210,18 @@ def _arm(v: dict[int, dict], seeds: list[int]) -> dict[str, Any]:
 
 
 def decide(rows: list[dict[str, Any]], grid: list[dict[str, Any]],
-           seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:  # fmt: skip
-    """Rule s34: every goal of `GOALS` on the seeds where both arms finished (a verdict only with
-    all of `seeds`, else "partial"); "no class drops out" over every `TED_s29` run; the epoch-matched
-    control's `CONTROL_PAIRS` at clean f = 0.7 (reported, no verdict); and the grid's older `TED`
-    beside the default in each cell (reported, no verdict). `rows`: this read's runs; `grid`: the
-    committed grid's (baselines and its `TED`)."""
-    every = [r for r in rows if r.get("config") == CONFIG] + list(grid)
+           seeds: tuple[int, ...] = SEEDS, plan: str = "grid") -> dict[str, Any]:  # fmt: skip
+    """Rule s34 (plan "grid") or s34b (plan "paired"): every goal of `GOALS` on the seeds where
+    both arms finished (a verdict only with all of `seeds`, else "partial"); "no class drops out"
+    over every `TED_s29` run; the epoch-matched control's `CONTROL_PAIRS` at clean f = 0.7
+    (reported, no verdict); and the grid's older `TED` beside the default in each cell where it is
+    given (reported, no verdict). `rows`: this read's runs; `grid`: the committed grid's
+    (baselines and its `TED`; plan "paired" reads its baselines from `rows` only and ignores it)."""
+    cells_plan = _plan(plan)
+    every = [r for r in rows if r.get("config") == CONFIG] + (list(grid) if plan == "grid" else [])
     full = _values(every, "full", "clean", 1.0)
-    out: dict[str, Any] = {"split": "test", "config": CONFIG, "seeds": list(seeds), "goals": {},
-                           "cells": {}}  # fmt: skip
+    out: dict[str, Any] = {"split": "test", "config": CONFIG, "seeds": list(seeds), "plan": plan,
+                           "goals": {}, "cells": {}}  # fmt: skip
     for name, st, f, base, reading in GOALS:
         a = _values(every, DEFAULT, st, f)
         b = _values(every, "full", st, 1.0) if base == "full" else _values(every, base, st, f)
@@ -197,12 +241,12 @@ def decide(rows: list[dict[str, Any]], grid: list[dict[str, Any]],
             g["verdict"] = "not run"
         out["goals"][name] = g
     mins = [r["metrics"]["min_class_kept"] for r in rows if r["method"] == DEFAULT]
-    n_runs = len(seeds) * sum(DEFAULT in arms for _, _, arms in PLAN)
+    n_runs = len(seeds) * sum(DEFAULT in arms for _, _, arms in cells_plan)
     out["goals"]["no class drops out"] = {
         "smallest_kept_class_fraction": min(mins) if mins else None, "runs": len(mins),
         "verdict": ("partial" if len(mins) < n_runs else "met" if min(mins) > 0 else "missed"),
     }  # fmt: skip
-    for st, f, _ in PLAN:
+    for st, f, _ in cells_plan:
         arms = {m: _values(every, m, st, f) for m in (DEFAULT, "TED", EPOCH_MATCHED,
                                                        "random_dynamic", "InfoBatch", "EL2N")}  # fmt: skip
         arms["full"] = _values(every, "full", st, 1.0)
@@ -212,12 +256,13 @@ def decide(rows: list[dict[str, Any]], grid: list[dict[str, Any]],
             continue
         cell: dict[str, Any] = {"seeds": done, "arms": {m: _arm(v, done) for m, v in arms.items()}}
         # the grid's older default (`TED`, prune_residual_sample) beside today's: no verdict
-        cell[f"{DEFAULT}-TED(grid)"] = _pd(arms[DEFAULT], arms["TED"], done)
+        if "TED" in arms:
+            cell[f"{DEFAULT}-TED(grid)"] = _pd(arms[DEFAULT], arms["TED"], done)
         if EPOCH_MATCHED in arms:
             cell["control"] = {f"{a}-{b}": _pd(arms[a], arms[b], done) for a, b in CONTROL_PAIRS}
             cell["control"][f"{DEFAULT}-full"] = _pd(arms[DEFAULT], full, done)
         out["cells"][f"{st} f={f}"] = cell
-    out["complete"] = not todo(rows, seeds)
+    out["complete"] = not todo(rows, seeds, plan)
     return out
 
 
@@ -227,9 +272,11 @@ def _fmt(d: dict[str, Any]) -> str:
 
 def markdown(res: dict[str, Any]) -> str:
     """`RESULT.md`: the goals table, each cell's arms and the control, from `decide`'s result."""
-    lines = ["# Rule s34: result (test split, 25,000 x 30, seeds " + ", ".join(map(str, res["seeds"]))
+    name = "s34" if res.get("plan", "grid") == "grid" else "s34b"
+    lines = [f"# Rule {name}: result (test split, 25,000 x 30, seeds " + ", ".join(map(str, res["seeds"]))
              + ")", "", f"Complete: {res['complete']}. Derived by `full_read.py --decide` from "
-             "`runs.jsonl` and the committed grid's cache.", "", "## Goals (TED_s29)", ""]  # fmt: skip
+             "`runs.jsonl`" + (" and the committed grid's cache." if name == "s34" else " (every arm "
+             "re-run; no grid row read)."), "", "## Goals (TED_s29)", ""]  # fmt: skip
     rows = []
     for name, g in res["goals"].items():
         if "difference" in g:
@@ -264,10 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--decide", action="store_true")
     ap.add_argument("--time-limit", type=float, default=None)
+    ap.add_argument("--plan", choices=sorted(PLANS), default="grid",
+                    help="grid: rule s34 (baselines from the grid's cache, behind the --repro gate); "
+                         "paired: rule s34b (every arm re-run on the day's machine)")  # fmt: skip
     a = ap.parse_args(argv)
     grid = load_rows(GRID)
     if a.decide:
-        res = decide(load_rows(a.out / "runs.jsonl"), grid)
+        res = decide(load_rows(a.out / "runs.jsonl"), grid, plan=a.plan)
         (a.out / "result.json").write_text(json.dumps(res, indent=1) + "\n")
         (a.out / "RESULT.md").write_text(markdown(res))
         print(markdown(res))
@@ -275,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # as the grid ran (`--threads 1`)
     if a.repro:
         return 0 if repro(a.out, grid)["all_equal"] else 4
-    return run(a.out, resume=a.resume, time_limit=a.time_limit)
+    return run(a.out, resume=a.resume, time_limit=a.time_limit, plan=a.plan)
 
 
 if __name__ == "__main__":

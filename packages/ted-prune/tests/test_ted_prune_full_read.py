@@ -133,11 +133,72 @@ def test_run_rejects_bad_time_limit(fr, tmp_path, bad):
         fr.run(tmp_path, resume=True, time_limit=bad)
 
 
-def test_committed_result_rederived_byte_identical(fr):
-    if not (S34 / "result.json").exists():
-        pytest.skip("rule s34's result not committed yet")
-    res = fr.decide(fr.load_rows(S34 / "runs.jsonl"), fr.load_rows(fr.GRID))
-    assert json.dumps(res, indent=1) + "\n" == (S34 / "result.json").read_text()
-    assert fr.markdown(res) == (S34 / "RESULT.md").read_text()
+def test_committed_paired_result_rederived_byte_identical(fr):
+    """Rule s34b's committed result (`ted-prune-s34/paired/`), once the lead has run it."""
+    d = S34 / "paired"
+    if not (d / "result.json").exists():
+        pytest.skip("rule s34b not run yet")
+    res = fr.decide(fr.load_rows(d / "runs.jsonl"), fr.load_rows(fr.GRID), plan="paired")
+    assert json.dumps(res, indent=1) + "\n" == (d / "result.json").read_text()
+    assert fr.markdown(res) == (d / "RESULT.md").read_text()
+
+
+def test_paired_plan_order_and_full_at_1(fr):
+    order = fr.todo([], plan="paired")
+    assert len(order) == 5 * (4 + 3 + 2 + 2)
+    assert order[:4] == [("clean", 1.0, 0, "full"), ("clean", 0.7, 0, "TED_s29"),
+                         ("clean", 0.7, 0, "random_dynamic"), ("clean", 0.7, 0, "epoch_matched")]  # fmt: skip
+    assert {o[:2] for o in order[:20]} == {("clean", 1.0), ("clean", 0.7)}
+    assert order[-1] == ("noise20", 0.3, 4, "InfoBatch")
+
+
+def test_paired_decide_ignores_the_grid(fr):
+    def acc(m, st, f, s):
+        return {"full": 98.0, "TED_s29": 97.9, "epoch_matched": 97.0}.get(m, 97.0) + 0.1 * s
+
+    rows = [_row(fr, m, st, f, s, acc(m, st, f, s)) for st, f, s, m in fr.todo([], plan="paired")]
+    grid = _grid(fr, full=90.0, base=99.0)  # would flip every verdict if it were read
+    res = fr.decide(rows, grid, plan="paired")
+    g = res["goals"]
+    assert res["complete"] is True and res["plan"] == "paired"
+    assert g["clean f=0.7: within 0.3 of full data"]["difference"]["mean"] == pytest.approx(-0.1)
+    assert g["clean f=0.7: within 0.3 of full data"]["verdict"] == "met"
+    assert g["clean f=0.5: ahead of InfoBatch"]["verdict"] == "met"
+    assert g["no class drops out"]["runs"] == 20
+    cell = res["cells"]["clean f=0.7"]
+    assert "TED_s29-TED(grid)" not in cell
+    assert cell["control"]["epoch_matched-full"]["mean"] == pytest.approx(-1.0)
+    assert "# Rule s34b: result" in fr.markdown(res)
+    # the same rows read by the grid plan: the grid's baselines count (and its runs are missing)
+    assert fr.decide(rows, grid)["goals"]["clean f=0.5: ahead of InfoBatch"]["verdict"] == "missed"
+
+
+def test_bad_plan_raises(fr, tmp_path):
+    with pytest.raises(ValueError, match="plan must be one of"):
+        fr.todo([], plan="fresh")
+    with pytest.raises(TypeError, match="plan must be a str"):
+        fr.decide([], [], plan=1)
+    with pytest.raises(ValueError, match="plan must be one of"):
+        fr.run(tmp_path, resume=True, plan="all")
+
+
+def test_paired_run_needs_no_repro_gate(fr, tmp_path, monkeypatch):
+    """Plan "paired" starts without `repro.json`, records the machine, and stops at a time limit
+    before training anything when the clock has already run out."""
+    clock = iter([0.0, 1e9, 1e9, 1e9])
+    monkeypatch.setattr(fr.time, "perf_counter", lambda: next(clock))
+    assert fr.run(tmp_path, resume=True, time_limit=1.0, plan="paired") == 3
+    env = fr.load_rows(tmp_path / "machine.jsonl")
+    assert len(env) == 1 and {"utc", "torch", "platform"} <= set(env[0])
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_committed_gate_found_the_grid_drifted(fr):
+    """Rule s34 stopped at its gate: the grid's full-data and random-dynamic units (clean, seed 0)
+    re-ran with the same sampling (achieved f, smallest kept class) but other accuracies."""
     rep = json.loads((S34 / "repro.json").read_text())
-    assert rep["all_equal"] is True and len(rep["units"]) == len(fr.REPRO_UNITS)
+    assert rep["all_equal"] is False
+    for u in rep["units"]:
+        assert u["fields"]["f"]["cached"] == u["fields"]["f"]["now"]
+        assert u["fields"]["min_class_kept"]["cached"] == u["fields"]["min_class_kept"]["now"]
+        assert u["fields"]["accuracy"]["cached"] != u["fields"]["accuracy"]["now"]
