@@ -202,3 +202,14 @@ def test_committed_gate_found_the_grid_drifted(fr):
         assert u["fields"]["f"]["cached"] == u["fields"]["f"]["now"]
         assert u["fields"]["min_class_kept"]["cached"] == u["fields"]["min_class_kept"]["now"]
         assert u["fields"]["accuracy"]["cached"] != u["fields"]["accuracy"]["now"]
+
+
+def test_committed_old_code_rerun_matches_today_not_the_grid(fr):
+    """The grid's own code (1517d37) re-run on today's machine gives today's random-dynamic value,
+    not the grid's: the drift is the machine's (`repro_old_code.json`)."""
+    old = json.loads((S34 / "repro_old_code.json").read_text())
+    today = {u["method"]: u for u in json.loads((S34 / "repro.json").read_text())["units"]}
+    rd = today["random_dynamic"]["fields"]
+    assert old["now"]["accuracy"] == rd["accuracy"]["now"] != rd["accuracy"]["cached"]
+    assert old["grid_cached"]["accuracy"] == rd["accuracy"]["cached"]
+    assert old["now"]["f"] == rd["f"]["cached"]
