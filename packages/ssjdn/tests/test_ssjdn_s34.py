@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from ssjdn import SSJDN, SSJDNConfig, ablation_config, make_multiscale_scenes
 from ssjdn.baselines import VARIANTS
 from ssjdn.bench import BenchSettings, cache_stem, method_key, run_bench
@@ -83,3 +84,78 @@ def test_a_saved_model_with_the_neutral_value_reloads(tmp_path: Path) -> None:
     (root / SSJDN.CONFIG).write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="lsd_head_lr=10.0 was retired.*7b1d953"):
         SSJDN.load(root)
+
+
+# --- session 34's bidirectional diagnosis (``scripts/bidirectional_diagnosis.py``) ---
+
+
+def _diagnosis():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import bidirectional_diagnosis
+
+    return bidirectional_diagnosis
+
+
+def _bidirectional_model() -> tuple[SSJDN, object]:
+    d = make_multiscale_scenes(12, 32, seed=3)
+    cfg = SSJDNConfig(**TINY, sgs="both", lsd=False)
+    model = SSJDN.from_data(d, cfg, seed=0).double()
+    d.images = d.images.double()
+    return model, d
+
+
+def test_alpha_sweep_reads_the_model_and_restores_it() -> None:
+    """alpha = 1 is the model as it is, alpha = 0 the first pass alone (the bench's
+    ``drop_chain=1`` probe); the fusion weight is restored bit for bit (float64)."""
+    from ssjdn.train import evaluate_retrieval
+
+    bd = _diagnosis()
+    model, d = _bidirectional_model()
+    before = model.bsd.fuse.weight.detach().clone()
+    out = bd.alpha_sweep(model, d)
+    assert torch.equal(model.bsd.fuse.weight, before)
+    assert out["1.0"] == pytest.approx(evaluate_retrieval(model, d)["mR"], abs=1e-12)
+    model.bsd.drop_chain = 1
+    assert out["0.0"] == pytest.approx(evaluate_retrieval(model, d)["mR"], abs=1e-12)
+
+
+def test_per_query_counts_wins_and_the_oracle() -> None:
+    bd = _diagnosis()
+    model, d = _bidirectional_model()
+    s = bd._sims(model, d)
+    same = bd.per_query(s, s, d)
+    for kind in ("t2i_large_captions", "t2i_small_captions", "i2t_all"):
+        row = same[kind]
+        assert row["B_better"] == row["B_worse"] == 0.0
+        assert row["A_meanR"] == row["B_meanR"] == row["oracle_meanR"]
+    other = bd.per_query(s, torch.flip(s, dims=[0]), d)
+    n = other["t2i_large_captions"]["n"] + other["t2i_small_captions"]["n"]
+    assert n == other["t2i_all"]["n"] == len(d.flat_captions)
+    for kind in ("t2i_all", "i2t_all", "t2i_small_captions"):
+        row = other[kind]
+        assert row["oracle_meanR"] >= max(row["A_meanR"], row["B_meanR"])
+    geo = bd.geometry(model, d)
+    assert -1.0 <= geo["mean_cos_images"] <= 1.0 and geo["i2t_top1_share_of_top5pct_captions"] > 0
+
+
+def test_committed_pairs_are_paired_by_seed(tmp_path: Path) -> None:
+    """``committed``'s paired B - A reads each seed's two runs (made-up runs)."""
+    bd = _diagnosis()
+    folder = tmp_path / "val" / BenchSettings.quick().key()
+    folder.mkdir(parents=True)
+    keys = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"]
+    keys += ["small_mR", "hard_mR", "hard_small_mR"]
+    keys += ["probe_img_acc", "probe_txt_acc_large", "probe_txt_acc_small", *bd.B_PROBES]
+    for name, up in ((bd.A, 0.0), (bd.B, 1.0), (bd.FULL_ONE, 0.0), (bd.FULL, -2.0)):
+        for s in bd.USED_SEEDS:
+            metrics = {k: 10.0 + s % 3 + up for k in keys}
+            run = {"metrics": metrics, "loss": [1.0, 0.5 + up]}
+            (folder / f"{cache_stem(name, s)}.json").write_text(json.dumps(run))
+    out = bd.committed(tmp_path)
+    assert out["rung"]["mR"]["delta"] == [pytest.approx(1.0)] * 3
+    assert out["rung"]["i2t"]["per_seed_delta"] == [1.0] * 25
+    assert out["rung"]["final_train_loss"]["delta"][0] == pytest.approx(1.0)
+    assert out["full"]["t2i"]["delta"][0] == pytest.approx(-2.0)
+    assert len(out["full"]["seeds"]) == 15
