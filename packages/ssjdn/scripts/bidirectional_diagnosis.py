@@ -123,11 +123,16 @@ def _pair(cache: Path, new: str, old: str, seeds: tuple[int, ...], keys) -> dict
 def committed(cache: Path) -> dict[str, Any]:
     """Paired B - A and full - (full less the second pass) from the committed runs."""
     rung = _pair(cache, B, A, USED_SEEDS, METRICS)
-    probes = {}
+    probes, tracks = {}, {}
+    delta = np.asarray(rung["mR"]["per_seed_delta"])
     for key in B_PROBES:
         v = [_value(_load(cache, B, s), key) for s in USED_SEEDS]
         probes[key] = [float(np.mean(v)), float(np.std(v, ddof=1))]
+        # does the probe track the per-seed rung? (Pearson r over the seeds)
+        both_vary = np.std(v) > 0 and np.std(delta) > 0
+        tracks[key] = float(np.corrcoef(v, delta)[0, 1]) if both_vary else 0.0
     rung["b_probes"] = probes
+    rung["b_probe_r_with_rung"] = tracks
     keys = [k for k in METRICS if not k.startswith("probe_")]
     full = _pair(cache, FULL, FULL_ONE, FULL_SEEDS, keys)
     return {"rung": rung, "full": full}
