@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ssjdn.retired import RETIRED_AT, RETIRED_METHODS
+from ssjdn.retired import RETIRED_METHODS, retired_at
 from ssjdn.ssjdn import SSJDNConfig
 
 __all__ = [
@@ -159,14 +159,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "+STL (full SSJDN)",
         {**BSD_CENTERED, **TODAY_STL, "sgs_guide_c2f": "fine_max"},
     ),
-    # issue 19, session 33b (rule docs/benchmarks/ssjdn_validation_s33b_rule.md, written before
-    # the runs; fresh validation seeds 90..94): LSD's heads at 10x the training lr
-    # (`lsd_head_lr`), so that the underfitting label head (session 33's diagnosis) can fit
-    "+LSD centered head lr 10": ("+LSD", {**BSD_CENTERED, **TODAY_STL, "lsd_head_lr": 10.0}),
-    "BSD centered head lr 10": (
-        "+STL (full SSJDN)",
-        {**BSD_CENTERED, **TODAY_STL, "lsd_head_lr": 10.0},
-    ),
+    # (session 33b's rows "+LSD centered head lr 10" / "BSD centered head lr 10", LSD's heads at
+    # 10x the training lr, rejected by rule s33b, were retired in session 34: `ssjdn.retired`)
     # STL's constant: kappa 1 chosen on fresh validation seeds 10..14 (today's default); the full
     # model at the previous default, for the replication check on validation seeds 15..19
     "STL kappa 1": ("+STL (full SSJDN)", {"stl_kappa": 1.0}),
@@ -199,8 +193,6 @@ _CURRENT = {
     "BSD centered - bidirectional",
     "+bidirectional centered fine-max c2f",
     "BSD centered fine-max c2f",
-    "+LSD centered head lr 10",
-    "BSD centered head lr 10",
 }
 VARIANTS = {
     name: (
@@ -242,7 +234,7 @@ def ablation_config(name: str, **overrides: Any) -> SSJDNConfig:
     if name in RETIRED_METHODS:
         raise ValueError(
             f"name {name!r} is a retired reading (rejected on validation); its model is built by "
-            f"the code at commit {RETIRED_AT}"
+            f"the code at commit {retired_at(name)}"
         )
     if name in VARIANTS:
         rung, extra = VARIANTS[name]

@@ -35,7 +35,7 @@ from ssjdn.baselines import ABLATION_LADDER, LADDER, PREVIOUS_STL, VARIANTS, abl
 from ssjdn.data import RetrievalData
 from ssjdn.diagnostics import plot_retrievals, plot_suppression
 from ssjdn.metrics import retrieval_metrics
-from ssjdn.retired import RETIRED_AT, RETIRED_IN_KEY, RETIRED_METHODS
+from ssjdn.retired import RETIRED_IN_KEY, RETIRED_METHODS, retired_at
 from ssjdn.scenes import make_multiscale_scenes
 from ssjdn.ssjdn import SSJDN
 from ssjdn.train import TrainHistory, evaluate_retrieval, train_retrieval
@@ -92,11 +92,11 @@ ADDED_OPTIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "sgs_guide": ("learned", {"contrast": "sgs_contrast_kernel"}),
     "sgs_pool": ("multiply", {}),
     "sgs_guide_c2f": ("same", {}),
-    "lsd_head_lr": (1.0, {}),
 }
 # (the options retired on 2026-12-05, `ssjdn.retired.RETIRED_OPTIONS`, entered the hash only when
 # switched on, so the kept rows' keys do not change without them; the two retired in session 33
-# were always in it and are put back, `ssjdn.retired.RETIRED_IN_KEY`)
+# were always in it and are put back, `ssjdn.retired.RETIRED_IN_KEY`; ``lsd_head_lr``, retired in
+# session 34, was an added option, in the hash only when switched on: nothing to put back)
 
 
 @dataclass(frozen=True)
@@ -426,7 +426,7 @@ def run_bench(
     if retired:
         raise ValueError(
             f"methods {retired} are retired readings (rejected on validation); their models are "
-            f"built by the code at commit {RETIRED_AT}"
+            f"built by the code at commit(s) {sorted({retired_at(m) for m in retired})}"
         )
     bad = [m for m in methods if m not in known]
     if bad:

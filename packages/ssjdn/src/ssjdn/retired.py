@@ -19,6 +19,13 @@ rho)). Each field then had one value left, so both fields went (`RETIRED_OPTIONS
 fields retired before, they were in every row's cache key at that value since the first
 benchmark, so `RETIRED_IN_KEY` puts them back into the hash (`ssjdn.bench.method_key`): every
 committed run keeps its key. Their code is at `RETIRED_AT` as well (and at 693d678).
+
+Session 34 (2026-12-06) retired ``lsd_head_lr`` (LSD's heads at a multiple of the training lr,
+session 33b; 10 was rejected by rule s33b on fresh validation seeds 90..94, H1 +0.56 [-0.11,
++1.23] mR), with its two bench rows. It entered the cache key only when switched on (the bench's
+``ADDED_OPTIONS``), so the kept rows' keys do not change without it. Its code was never at
+`RETIRED_AT`: `RETIRED_LATER` names the last commit that has it (7b1d953), and `retired_at`
+gives, for any retired field, value or row, the commit whose code builds it.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ __all__ = [
     "RETIRED_IN_KEY",
     "RETIRED_METHODS",
     "RETIRED_OPTIONS",
+    "RETIRED_LATER",
     "RETIRED_VALUES",
+    "retired_at",
     "without_retired",
 ]
 
@@ -59,6 +68,8 @@ RETIRED_OPTIONS: dict[str, Any] = {
     # session 33: STL's rejected readings (the fields had no other value left)
     "stl_rho": "label",
     "stl_variant": "relax",
+    # session 34: LSD's heads' own lr (rejected by rule s33b); 1.0 = one lr for every parameter
+    "lsd_head_lr": 1.0,
 }
 
 #: retired fields that were in every bench row's cache key (at their neutral value) from the
@@ -139,13 +150,29 @@ RETIRED_METHODS: dict[str, str] = {
     "STL kappa 0.75": "34ac6e51",
     "LSD gate mix 1": "56fc4da0",
     "LSD mix 1": "cb3728c2",
+    # session 34 (code at 7b1d953, `RETIRED_LATER`)
+    "+LSD centered head lr 10": "1dc9e9a9",
+    "BSD centered head lr 10": "e16a262a",
 }
+
+#: retired after `RETIRED_AT`: field or row -> the last commit whose code has it (every other
+#: retired field, value and row: `RETIRED_AT`)
+RETIRED_LATER: dict[str, str] = {
+    "lsd_head_lr": "7b1d953",
+    "+LSD centered head lr 10": "7b1d953",
+    "BSD centered head lr 10": "7b1d953",
+}
+
+
+def retired_at(name: str) -> str:
+    """The commit whose code builds retired field, value's option or bench row ``name``."""
+    return RETIRED_LATER.get(name, RETIRED_AT)
 
 
 def without_retired(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
     """``config`` (a saved `SSJDNConfig` as a dict) without the retired fields that hold their
     neutral value; a retired field or value that was switched on raises ValueError naming it and
-    `RETIRED_AT` (the commit whose code builds that model)."""
+    the commit whose code builds that model (`retired_at`)."""
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
     out = {}
@@ -155,13 +182,13 @@ def without_retired(config: dict[str, Any], where: str = "config") -> dict[str, 
             if neutral is not None and value != neutral:
                 raise ValueError(
                     f"{where}: {name}={value!r} was retired (only {neutral!r} remains); "
-                    f"the model it describes is built by the code at commit {RETIRED_AT}"
+                    f"the model it describes is built by the code at commit {retired_at(name)}"
                 )
             continue
         if value in RETIRED_VALUES.get(name, ()):
             raise ValueError(
                 f"{where}: {name}={value!r} was retired; the model it describes is built by "
-                f"the code at commit {RETIRED_AT}"
+                f"the code at commit {retired_at(name)}"
             )
         out[name] = value
     return out

@@ -32,7 +32,6 @@ similarity without re-ranking.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -798,15 +797,6 @@ class SSJDNConfig:
     lsd_mix: float = 0.25
     lsd_combine: Literal["concat", "residual"] = "concat"
     lsd_detach: bool = True
-    #: LSD heads' own learning rate, as a multiple of the training lr (issue 19, session 33b;
-    #: 1.0 = one learning rate for every parameter, the model measured until then). The
-    #: reconstruction: "LSD probes semantic-related information using category labels" needs a
-    #: head that fits the labels; session 33's diagnosis found it underfits (training accuracy
-    #: within 0.2-8 points of validation, 7-18 points below a least-squares probe of the same
-    #: embeddings) within the budget's ~60 Adam steps, while lsd_detach=True leaves the heads the
-    #: only parameters its loss moves. The heads {MLP_v, MLP_t, W} get the step
-    #: lr_head(t) = lsd_head_lr * lr(t) (same cosine schedule, Adam), every other parameter lr(t).
-    lsd_head_lr: float = 1.0
     num_classes: int = 10
     stl: bool = True
     stl_kappa: float = 1.0
@@ -875,13 +865,6 @@ class SSJDNConfig:
             raise ValueError(f"lsd_weight must be >= 0, got {self.lsd_weight!r}")
         if self.lsd_mix < 0:
             raise ValueError(f"lsd_mix must be >= 0, got {self.lsd_mix!r}")
-        h = self.lsd_head_lr
-        if isinstance(h, bool) or not isinstance(h, (int, float)):
-            raise TypeError(f"lsd_head_lr must be a number, got {type(h).__name__}")
-        if not math.isfinite(h) or h <= 0:
-            raise ValueError(f"lsd_head_lr must be a finite number > 0, got {h!r}")
-        if h != 1.0 and not self.lsd:
-            raise ValueError(f"lsd_head_lr={h!r} needs lsd=True (it scales the LSD heads' lr)")
         self.small_channels = tuple(self.small_channels)
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,7 +27,6 @@ __all__ = [
     "RetrievalObjective",
     "TrainHistory",
     "evaluate_retrieval",
-    "optimizer_groups",
     "train_retrieval",
 ]
 
@@ -167,22 +166,6 @@ class _RetrievalSchedule(Callback):
             state.model.criterion.negatives = self.negatives
 
 
-def optimizer_groups(model: SSJDN, lr: float) -> list[dict[str, Any]]:
-    """Adam's parameter groups: one group at ``lr`` (every trainable parameter), or, when
-    ``model.config.lsd_head_lr != 1``, LSD's heads (``model.lsd``: MLP_v, MLP_t and the shared
-    classifier) in a group of their own at ``lsd_head_lr * lr`` and the rest at ``lr``. The
-    scheduler scales both alike (lr_head(t) = lsd_head_lr * lr(t))."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    scale = float(getattr(model.config, "lsd_head_lr", 1.0))
-    if scale == 1.0 or model.lsd is None:
-        return [{"params": params}]
-    heads = {id(p) for p in model.lsd.parameters()}
-    return [
-        {"params": [p for p in params if id(p) not in heads]},
-        {"params": [p for p in params if id(p) in heads], "lr": scale * lr},
-    ]
-
-
 def train_retrieval(
     model: SSJDN,
     train: RetrievalData,
@@ -235,7 +218,8 @@ def train_retrieval(
     gen = seed_everything(seed)
     ids, mask = model.text.tokenize(train.flat_captions)
     batches = PairBatches(train, ids, mask, batch_size, gen)
-    opt = torch.optim.Adam(optimizer_groups(model, lr), lr=lr, weight_decay=weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     t0 = time.perf_counter()
     history = fit(
