@@ -1,7 +1,7 @@
 """Why the alignment rung adds nothing (issue 18, session 34): what the MK-MMD term does in a fit.
 
-Usage: ``python packages/cdhm/scripts/diagnose_alignment.py OUT.json TASK:SEEDS [TASK:SEEDS ...]``,
-e.g. ``... out.json 'A->D:202,203' 'B->C:202'``. For each task-seed it fits the library default's
+Usage: ``python packages/cdhm/scripts/diagnose_alignment.py OUT.json TASK:SEEDS [...] [--rows D,R]``,
+e.g. ``... out.json 'A->D:202,203' 'B->C:202'``; ``--rows C`` fits session 34's ``+jmmd`` row. For each task-seed it fits the library default's
 bench row D (``cdhm.bench.DEFAULT_ROW``) and its alignment rung R (``DEFAULT_LADDER[-1]``, the
 same model with ``alignment=None``) on the bench's data (``cdhm.bench._task_data``, as
 ``scripts/screen_target_s.py``), and records (diagnosis only, used seeds; nothing is chosen):
@@ -41,6 +41,7 @@ from cdhm.bench import (
     BenchConfig,
     _estimator,
     _task_data,
+    class_swaps,
     linear_probe,
 )
 from cdhm.data import DOMAIN_TIERS
@@ -48,7 +49,9 @@ from cdhm.models import mk_mmd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
-ROWS = {"D": DEFAULT_ROW, "R": DEFAULT_LADDER[-1]}
+#: The rows by tag: D the default, R its alignment rung, C session 34's joint alignment
+#: (``--rows`` picks some; default D and R).
+ROWS = {"D": DEFAULT_ROW, "R": DEFAULT_LADDER[-1], "C": DEFAULT_ROW + "+jmmd"}
 GRAD_EVERY = 4
 
 
@@ -143,6 +146,8 @@ def end_metrics(est, f_ste, f_tte, t_te, target: int) -> dict:
     yt = np.array([cls.index(v) for v in t_te.y])
     pred = net.fault_head(t32(s_tgt)).argmax(-1).numpy()
     out["acc"] = 100 * float(np.mean(pred == yt))
+    out["swaps"] = len(class_swaps(yt, pred))
+    out["minrec"] = min(100 * float(np.mean(pred[yt == c] == c)) for c in np.unique(yt))
     n_fold = min(5, int(np.bincount(yt).min()))
     sep = cross_val_score(LogisticRegression(max_iter=2000), s_tgt, yt, cv=n_fold).mean()
     out["sep"] = 100 * float(sep)
@@ -174,6 +179,13 @@ def per_epoch(log: list[dict], n_epochs: int) -> dict:
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
         raise SystemExit(__doc__)
+    tags = ["D", "R"]
+    if "--rows" in argv:  # e.g. --rows C
+        i = argv.index("--rows")
+        tags = argv[i + 1].split(",")
+        argv = argv[:i] + argv[i + 2 :]
+        if not tags or not set(tags) <= set(ROWS):
+            raise SystemExit(f"--rows must be a comma list of {sorted(ROWS)}, got {tags}")
     out_file = Path(argv[0])
     names = [d.name for d in DOMAIN_TIERS["hard"]]
     torch.set_num_threads(2)
@@ -185,7 +197,8 @@ def main(argv: list[str]) -> None:
             cfg = BenchConfig(tasks=[(src, tgt)], seeds=[seed])
             splits, fe = _task_data(src, tgt, seed, cfg)
             f_str, f_ste, f_ttr, f_tte = fe[cfg.front_end]
-            for tag, method in ROWS.items():
+            for tag in tags:
+                method = ROWS[tag]
                 key = f"{task}|{seed}|{tag}"
                 if key in results:  # resumable
                     continue

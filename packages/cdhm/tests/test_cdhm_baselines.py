@@ -773,5 +773,7 @@ def test_alignment_rejects_unknown_values_naming_the_allowed_ones(toy, bad):
     from cdhm.causal_hmm import CDHMClassifier
 
     a, _ = toy
-    with pytest.raises(ValueError, match=r"alignment must be one of \('dann', 'mmd', None\)"):
+    with pytest.raises(
+        ValueError, match=r"alignment must be one of \('dann', 'mmd', 'jmmd', None\)"
+    ):
         CDHMClassifier(alignment=bad, epochs=1, progress=False).fit(a.x, a.y)

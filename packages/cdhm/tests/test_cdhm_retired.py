@@ -101,7 +101,9 @@ def test_retired_options_are_gone_and_refused():
         with pytest.raises(TypeError, match=name):
             CDHMClassifier(**{name: 0.0})
     for alignment in ("lmmd", "mmd-std", "centroid-balanced"):
-        with pytest.raises(ValueError, match=r"alignment must be one of \('dann', 'mmd', None\)"):
+        with pytest.raises(
+            ValueError, match=r"alignment must be one of \('dann', 'mmd', 'jmmd', None\)"
+        ):
             CDHMClassifier(alignment=alignment, epochs=1)._check_params()
     with pytest.raises(ValueError, match="s_skip"):
         CDHMClassifier(s_skip="linear-only")._check_params()

@@ -213,6 +213,14 @@ DEFAULT_LADDER: tuple[str, ...] = (
 S32_SELF_TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
     DEFAULT_ROW + "+st0.9": {**SAR1_VARIANTS[DEFAULT_ROW], "self_train_tau": 0.9},
 }
+#: Joint alignment of s_T and the head's reading (session 34; rule
+#: docs/benchmarks/cdhm-next/cdhm_validate_s34_rule.md): the library default's row with
+#: ``alignment="jmmd"`` (JAN's joint MMD of (s_T, softmax f(s_T)) in place of the marginal
+#: MK-MMD; same weight, schedule and one-sidedness; nothing to tune). Its alignment rung (and the
+#: default's) is CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1.
+S34_JMMD_VARIANTS: dict[str, dict[str, Any]] = {
+    DEFAULT_ROW + "+jmmd": {**SAR1_VARIANTS[DEFAULT_ROW], "alignment": "jmmd"},
+}
 #: Bench rows retired in session 34 with their readings, both rejected in session 33: ``+kls0``
 #: (``kl_warmup_s=0``, rule docs/benchmarks/cdhm-next/cdhm_validate_s33_rule.md) and the two
 #: ``+ovl0.5`` rows (``order_envelope_segments(segment_overlap=0.5)``, rule
@@ -250,6 +258,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SAR1_VARIANTS,
     **SAR1_LADDER,
     **S32_SELF_TRAIN_VARIANTS,
+    **S34_JMMD_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)

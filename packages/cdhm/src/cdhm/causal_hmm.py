@@ -54,6 +54,7 @@ from cdhm.models import (
     confident_self_training,
     ganin_lambda,
     grad_reverse,
+    joint_mmd,
     mk_mmd,
 )
 
@@ -82,8 +83,8 @@ STICKY_Z = 0.25
 
 #: How s is aligned across domains (``CDHMClassifier(alignment=...)``); None: no alignment. The
 #: rejected "lmmd", "mmd-std" and "centroid-balanced" (sessions 29-31) were retired in session 32
-#: (code at commit e375864).
-ALIGNMENTS: tuple[str | None, ...] = ("dann", "mmd", None)
+#: (code at commit e375864). "jmmd" (session 34, off by default): the joint MMD of (s_T, f(s_T)).
+ALIGNMENTS: tuple[str | None, ...] = ("dann", "mmd", "jmmd", None)
 
 #: How target windows are encoded (``CDHMClassifier(target_encoder=...)``): by the one inference
 #: network of both domains, or (ADDA-style, the default since session 18) by a target copy of it
@@ -546,6 +547,23 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     ``lambda_c=0`` (no condition head), ``entangled=True`` (one latent of size s_dim + z_dim).
     ``elbo="meanfield"`` uses analytic KLs.
 
+    Joint alignment of s_T and the head's reading (issue 18, session 34; ``alignment="jmmd"``, off
+    by default): the alignment term is JAN's joint MMD (Long et al., ICML 2017) of the pairs
+    (s_T, f(s_T)) instead of the marginal MK-MMD of s_T,
+
+        lambda_align * w(p) * JMMD^2((s_T^src, softmax f(s_T^src)), (s_T^tgt, softmax f(s_T^tgt))),
+
+    :func:`cdhm.models.joint_mmd` (product of the MK-MMD Gaussian kernel on s_T and the same
+    kernel on the softmax vectors), the fault head f read through a frozen copy of its weights
+    (the term moves s, never the head), same weight, schedule and one-sidedness as "mmd". It
+    answers the session-34 diagnosis (``docs/benchmarks/cdhm-next/cdhm_alignment_s34_diagnosis.md``):
+    the marginal match removes the domain from s_T and dominates the target guide's update, but
+    adds no class information (``sep`` unchanged) and the head reads the aligned s_T worse than
+    the unaligned one. Matching the joint asks a target window to sit near source windows that the
+    head reads the same way; it assumes the head's readings of the target are informative as
+    soft evidence (no hard pseudo-labels, no per-class weights, so unlike the retired LMMD a class
+    the head under-predicts still has its source pairs in the term).
+
     Confident self-training of the classifier over the target's s (issue 18, session 32;
     ``self_train_tau=None`` = off by default): ``self_train_tau = tau`` in (0, 1) adds
 
@@ -913,6 +931,16 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 loss = loss + self.lambda_align * align
                 logs["domain_acc"] = float(((d_logit.detach() > 0).float() == d_al).float().mean())
                 logs["grl_lambda"] = lam
+            elif self.alignment == "jmmd":
+                # the head's readings of both domains' s_T, through a frozen copy of its weights
+                # (the term moves s, never the head); the source's rows stay detached with adda
+                frozen = {k: v.detach() for k, v in net.fault_head.named_parameters()}
+                probs = torch.softmax(
+                    torch.func.functional_call(net.fault_head, frozen, (s_al,)), -1
+                )
+                src, tgt = d_al == 0, d_al == 1
+                align = joint_mmd(s_al[src], s_al[tgt], probs[src], probs[tgt])
+                loss = loss + self.lambda_align * lam * align
             else:
                 align = mk_mmd(s_al[d_al == 0], s_al[d_al == 1])
                 loss = loss + self.lambda_align * lam * align
