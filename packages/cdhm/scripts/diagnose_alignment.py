@@ -45,7 +45,7 @@ from cdhm.bench import (
     linear_probe,
 )
 from cdhm.data import DOMAIN_TIERS
-from cdhm.models import mk_mmd
+from cdhm.models import joint_mmd, mk_mmd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
@@ -82,10 +82,14 @@ def instrument(est) -> list[dict]:
         s_al = torch.cat([s_all[:ns].detach(), s_all[ns:]])[:, -1]
         a = mk_mmd(s_al[:ns], s_al[ns:])
         rec["mmd_sT_batch"] = float(a.detach())
+        if est.alignment == "jmmd":  # the term the fit trains on (as in CDHMClassifier._step)
+            frozen = {k: v.detach() for k, v in net.fault_head.named_parameters()}
+            pr = torch.softmax(torch.func.functional_call(net.fault_head, frozen, (s_al,)), -1)
+            a = joint_mmd(s_al[:ns], s_al[ns:], pr[:ns], pr[ns:])
         w = logs.get("align_weight", 0.0)
         rec["align_weight"] = w
         rec["align_in_loss"] = est.lambda_align * w * float(a.detach()) if "align" in logs else 0.0
-        if "align" in logs:
+        if "align" in logs:  # the recomputed term is the fit's own
             assert abs(float(a.detach()) - logs["align"]) < 1e-5 * max(1.0, abs(logs["align"]))
         count["n"] += 1
         split = getattr(net, "target_split", False)
