@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 import torch
-from cdhm.bench import BenchConfig, _estimator, _task_data, class_swaps, method_inputs
+from cdhm.bench import BenchConfig, _estimator, _task_data, class_swaps
 from cdhm.data import DOMAIN_TIERS
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
@@ -61,10 +61,9 @@ def main(argv: list[str]) -> None:
     cfg = BenchConfig(tasks=[(src, tgt)], seeds=seeds)
     print("task seed method " + " ".join(COLUMNS) + " bench secs")
     for seed in seeds:
-        splits, fe = _task_data(src, tgt, seed, cfg)
-        t_te = splits[3]
+        (_, _, _, t_te), fe = _task_data(src, tgt, seed, cfg)
+        f_str, _, f_ttr, f_tte = fe[cfg.front_end]
         for method in argv[2:]:
-            f_str, _, f_ttr, f_tte = method_inputs(method, cfg, fe, splits)
             t0 = time.perf_counter()
             est = _estimator(method, cfg, seed)
             est.fit(f_str.x, f_str.y, f_ttr.x, f_str.domain, f_ttr.domain)

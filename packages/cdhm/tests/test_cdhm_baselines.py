@@ -750,10 +750,10 @@ def test_session28_ar1_variant_is_a_named_option_off_the_cache_key():
         ),
     }
     assert {*SAR1_VARIANTS, *SAR1_LADDER} == set(pairs)
-    on_sar1 = {  # sessions 32-33's readings, built on it (sessions 29-31's rows were retired)
+    on_sar1 = {  # sessions 32 and 34's readings, built on it (sessions 29-31's and 33's rows
+        # were retired)
         "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+st0.9",
-        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+kls0",
-        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+ovl0.5",  # session 33b: the default, overlapped
+        "CDHM+adda+stickyz0.25+optcarry+sskip+sar1+jmmd",
     }
     for other in ["CDHM", *OPTION_VARIANTS]:
         if other not in pairs and other not in on_sar1:
@@ -773,5 +773,7 @@ def test_alignment_rejects_unknown_values_naming_the_allowed_ones(toy, bad):
     from cdhm.causal_hmm import CDHMClassifier
 
     a, _ = toy
-    with pytest.raises(ValueError, match=r"alignment must be one of \('dann', 'mmd', None\)"):
+    with pytest.raises(
+        ValueError, match=r"alignment must be one of \('dann', 'mmd', 'jmmd', None\)"
+    ):
         CDHMClassifier(alignment=bad, epochs=1, progress=False).fit(a.x, a.y)

@@ -9,10 +9,14 @@ committed grid of a kept row would compute anything.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from cdhm import CDHMClassifier
 from cdhm.bench import (
     ABLATIONS,
@@ -73,6 +77,8 @@ KEPT_GRIDS = {
         "CDHM-no-temporal+adda+optcarry+sskip",
     ),
     "cdhm_validate_s31_cache.json": (DEFAULT_ROW, DEFAULT_LADDER[-1]),
+    # rule s33b's grid (session 33): its default row, next to the retired +ovl0.5 rows
+    "cdhm_validate_s33b_cache.json": (DEFAULT_ROW,),
 }
 
 
@@ -95,7 +101,9 @@ def test_retired_options_are_gone_and_refused():
         with pytest.raises(TypeError, match=name):
             CDHMClassifier(**{name: 0.0})
     for alignment in ("lmmd", "mmd-std", "centroid-balanced"):
-        with pytest.raises(ValueError, match=r"alignment must be one of \('dann', 'mmd', None\)"):
+        with pytest.raises(
+            ValueError, match=r"alignment must be one of \('dann', 'mmd', 'jmmd', None\)"
+        ):
             CDHMClassifier(alignment=alignment, epochs=1)._check_params()
     with pytest.raises(ValueError, match="s_skip"):
         CDHMClassifier(s_skip="linear-only")._check_params()
@@ -177,3 +185,97 @@ def test_resume_over_the_committed_cwru_grid_reruns_nothing(tmp_path, monkeypatc
     shutil.copy(ROOT / name, tmp_path / name)
     res, _ = run_cwru_bench(config=cfg, out=tmp_path, command="t", progress=False)
     assert {"CDHM", "MK-MMD", "DANN"} <= set(res.methods)
+
+
+# --------------------------------------------------------------------------- session 34
+#: The readings retired in session 34 (rejected in session 33), their rows, and their last commit.
+S34_COMMIT = "7b1d953"
+S34_ROWS = (
+    DEFAULT_ROW + "+kls0",
+    DEFAULT_ROW + "+ovl0.5",
+    "CDHM-no-temporal+adda+optcarry+sskip+ovl0.5",
+)
+S33B_CACHE = ROOT / "cdhm_validate_s33b_cache.json"
+
+
+def test_s34_retired_options_are_gone():
+    """``kl_warmup_s`` is no CDHMClassifier parameter and ``segment_overlap`` no argument of the
+    front end; passing either is a TypeError naming it; their helpers and row tables are gone."""
+    import cdhm.bench
+    import cdhm.causal_hmm
+    import cdhm.data
+    from cdhm.data import order_envelope_segments
+
+    assert "kl_warmup_s" not in CDHMClassifier().get_params()
+    with pytest.raises(TypeError, match="kl_warmup_s"):
+        CDHMClassifier(kl_warmup_s=0.0)
+    x = np.random.default_rng(0).standard_normal((2, 8192))
+    with pytest.raises(TypeError, match="segment_overlap"):
+        order_envelope_segments(x, 12000.0, 1800.0, 4, segment_overlap=0.5)
+    assert order_envelope_segments(x, 12000.0, 1800.0, 4).shape == (2, 4 * 120)
+    assert not hasattr(cdhm.data, "overlapping_segment_count")
+    assert not hasattr(cdhm.causal_hmm, "kl_warmup_weight")
+    for name in ("SEGMENT_OVERLAP", "S33B_OVERLAP_VARIANTS", "S33_KL_S_VARIANTS", "method_steps"):
+        assert not hasattr(cdhm.bench, name), name
+    assert not set(S34_ROWS) & set(OPTION_VARIANTS)
+
+
+@pytest.mark.parametrize("row", S34_ROWS)
+def test_s34_retired_rows_raise_naming_their_commit(row):
+    """A retired row cannot be fitted any more: ValueError naming the row and commit 7b1d953."""
+    with pytest.raises(ValueError, match=rf"unknown method .*{S34_COMMIT}"):
+        _estimator(row, BenchConfig(), 0)
+
+
+def test_saved_config_naming_kl_warmup_s_loads_only_at_its_neutral_value(tmp_path):
+    """A config saved before session 34 holds ``kl_warmup_s`` (None by default): it loads and
+    predicts as saved; a config holding another value is refused naming the option and 7b1d953."""
+    from cdhm.data import simulate_domain
+
+    torch.set_num_threads(2)
+    kw = {"recordings_per_class": 1, "windows_per_recording": 4, "window": 256}
+    a = simulate_domain("L0", 0, seed=0, tier="mild", **kw)
+    b = simulate_domain("D", 1, seed=0, tier="hard", **kw)
+    est = CDHMClassifier(n_segments=4, epochs=1, s_dim=2, z_dim=2, hidden=8, seed=0)
+    est.fit(a.x, a.y, b.x, a.domain, b.domain)
+    est.save(tmp_path / "m")
+    cfg_file = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    assert "kl_warmup_s" not in cfg["params"]
+    cfg["params"]["kl_warmup_s"] = None  # as session 33's code wrote it
+    cfg_file.write_text(json.dumps(cfg))
+    again = CDHMClassifier.load(tmp_path / "m")
+    np.testing.assert_array_equal(again.predict_proba(b.x), est.predict_proba(b.x))
+    assert again.get_params() == est.get_params()
+    cfg["params"]["kl_warmup_s"] = 0.0
+    cfg_file.write_text(json.dumps(cfg))
+    with pytest.raises(
+        ValueError, match=rf"config.json.*kl_warmup_s=0.0 was retired.*{S34_COMMIT}"
+    ):
+        CDHMClassifier.load(tmp_path / "m")
+
+
+def test_rule_s33b_rows_are_still_read_by_the_decision_script(capsys):
+    """Rule s33b's committed cache keeps its key (the default config's) and ``paired_rule.py``,
+    run as the rule says, re-derives the committed paired tables byte for byte from it."""
+    import importlib.util
+
+    cache = json.loads(S33B_CACHE.read_text())
+    assert list(cache) == [_cache_key(BenchConfig())]
+    spec = importlib.util.spec_from_file_location(
+        "paired_rule", Path(__file__).resolve().parents[1] / "scripts" / "paired_rule.py"
+    )
+    rule = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rule)
+    nt, d, c = "CDHM-no-temporal+adda+optcarry+sskip+ovl0.5", DEFAULT_ROW, DEFAULT_ROW + "+ovl0.5"
+    k = str(S33B_CACHE)
+    rule.main([k, nt, d, c, "--task-set", "0db"])
+    rule.main([k, d, c, "--task-set", "0db"])
+    out = capsys.readouterr().out
+    for task in ("A->B", "B->C", "D->B", "D->C", "A->D"):
+        rule.main([k, d, c, "--tasks", task])
+        out += f"== {task}\n" + capsys.readouterr().out
+    # a row against itself prints a zero whose sign is summation noise (-0.00 / +0.00)
+    unsign = partial(re.sub, r"([ \[])-0\.00\b", r"\g<1>+0.00")
+    assert unsign(out) == unsign((ROOT / "cdhm_validate_s33b_paired.txt").read_text())
+    assert "+1.67 [ -0.83,  +4.44] (n=3)" in out  # the rule's (a): C - NT', as committed

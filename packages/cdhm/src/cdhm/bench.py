@@ -39,13 +39,12 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
 from cdhm.baselines import ABLATIONS, AlignedCNNClassifier, PhysicsReference, make_ablation
-from cdhm.causal_hmm import CDHMClassifier
+from cdhm.causal_hmm import RETIRED_S34_COMMIT, CDHMClassifier
 from cdhm.data import (
     CLASSES_4,
     DOMAIN_TIERS,
     FRONT_ENDS,
     apply_front_end,
-    overlapping_segment_count,
     simulate_domain,
     split_by_recording,
     transfer_tasks,
@@ -214,31 +213,27 @@ DEFAULT_LADDER: tuple[str, ...] = (
 S32_SELF_TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
     DEFAULT_ROW + "+st0.9": {**SAR1_VARIANTS[DEFAULT_ROW], "self_train_tau": 0.9},
 }
-#: KL annealing of the s block apart from z (session 33; rule
-#: docs/benchmarks/cdhm-next/cdhm_validate_s33_rule.md; not promising on its screen): the library
-#: default's row with ``kl_warmup_s=0`` (s charged its full KL from the first step, z's warm-up
-#: over the default 0.3; the value, the end of the range, fixed beforehand, not tuned). Its
-#: disentanglement rung is CDHM-entangled+adda+optcarry+sskip+sar1 (one latent, one warm-up).
-S33_KL_S_VARIANTS: dict[str, dict[str, Any]] = {
-    DEFAULT_ROW + "+kls0": {**SAR1_VARIANTS[DEFAULT_ROW], "kl_warmup_s": 0.0},
+#: Joint alignment of s_T and the head's reading (session 34; rule
+#: docs/benchmarks/cdhm-next/cdhm_validate_s34_rule.md): the library default's row with
+#: ``alignment="jmmd"`` (JAN's joint MMD of (s_T, softmax f(s_T)) in place of the marginal
+#: MK-MMD; same weight, schedule and one-sidedness; nothing to tune). Its alignment rung (and the
+#: default's) is CDHM-no-align+adda+stickyz0.25+optcarry+sskip+sar1.
+S34_JMMD_VARIANTS: dict[str, dict[str, Any]] = {
+    DEFAULT_ROW + "+jmmd": {**SAR1_VARIANTS[DEFAULT_ROW], "alignment": "jmmd"},
 }
-#: Overlapping segments (session 33b; rule docs/benchmarks/cdhm-next/cdhm_validate_s33b_rule.md):
-#: the library default's row, and its temporal-prior rung, read on the order-envelope front end
-#: cut into overlapping segments of the usual length L / T at 50 % hop
-#: (``order_envelope_segments(segment_overlap=0.5)``: T' = 2 T - 1 = 7 steps of 2048 samples for
-#: the bench's 8192-sample windows, T = 4); the CDHM options are the rows' own. The overlap,
-#: the usual 50 % hop, fixed beforehand, not tuned. Row -> segment_overlap in
-#: :data:`SEGMENT_OVERLAP`.
-S33B_OVERLAP_VARIANTS: dict[str, dict[str, Any]] = {
-    DEFAULT_ROW + "+ovl0.5": dict(SAR1_VARIANTS[DEFAULT_ROW]),
-    "CDHM-no-temporal+adda+optcarry+sskip+ovl0.5": dict(
-        SSKIP_LADDER["CDHM-no-temporal+adda+optcarry+sskip"]
+#: Bench rows retired in session 34 with their readings, both rejected in session 33: ``+kls0``
+#: (``kl_warmup_s=0``, rule docs/benchmarks/cdhm-next/cdhm_validate_s33_rule.md) and the two
+#: ``+ovl0.5`` rows (``order_envelope_segments(segment_overlap=0.5)``, rule
+#: cdhm_validate_s33b_rule.md). Row -> the commit where it last existed. Their committed rows stay
+#: readable by name (``scripts/paired_rule.py``); building one raises, naming the commit.
+RETIRED_S34_ROWS: dict[str, str] = dict.fromkeys(
+    (
+        DEFAULT_ROW + "+kls0",
+        DEFAULT_ROW + "+ovl0.5",
+        "CDHM-no-temporal+adda+optcarry+sskip+ovl0.5",
     ),
-}
-#: The bench rows read on overlapping segments, and their ``segment_overlap`` (every other row:
-#: 0, consecutive segments). Not a CDHMClassifier option: the front end makes the segments, so
-#: no cache key holds it (a row name is its own job).
-SEGMENT_OVERLAP: dict[str, float] = dict.fromkeys(S33B_OVERLAP_VARIANTS, 0.5)
+    RETIRED_S34_COMMIT,
+)
 #: The MK-MMD baseline with the same tuning budget as CDHM's readings got (two tries): its own
 #: temporal-evidence reading and a 1.0 alignment weight; and a longer, growing alignment on the
 #: plain encoder. Name -> (alignment, overrides).
@@ -263,8 +258,7 @@ OPTION_VARIANTS: dict[str, dict[str, Any]] = {
     **SAR1_VARIANTS,
     **SAR1_LADDER,
     **S32_SELF_TRAIN_VARIANTS,
-    **S33_KL_S_VARIANTS,
-    **S33B_OVERLAP_VARIANTS,
+    **S34_JMMD_VARIANTS,
 }
 #: Seeds of the schedule validation (`cdhm bench --validate`): fresh recordings, as DEV_SEEDS.
 VALIDATION_SEEDS: tuple[int, ...] = (100, 101, 102)
@@ -368,7 +362,6 @@ class _FitSettings(Protocol):
     """What fitting one method needs from a bench config (`BenchConfig`, `CWRUBenchConfig`)."""
 
     n_segments: int
-    window: int
     epochs: int
     front_end: str
     cdhm_kwargs: dict[str, Any]
@@ -424,43 +417,15 @@ def source_guide_accuracy(est: CDHMClassifier, X: Any, y: Any) -> float:
     return float(np.mean(est.classes_[pred] == np.asarray(y)))
 
 
-def method_steps(method: str, cfg: _FitSettings) -> int:
-    """The sequence length a bench `method` reads: ``cfg.n_segments``, or for a row of
-    :data:`SEGMENT_OVERLAP` the overlapping segment count T' of its overlap."""
-    if method not in SEGMENT_OVERLAP:
-        return cfg.n_segments
-    return overlapping_segment_count(cfg.window, cfg.n_segments, SEGMENT_OVERLAP[method])
-
-
-def method_inputs(
-    method: str, cfg: _FitSettings, fe: dict[str, Any], splits: Sequence[Any]
-) -> tuple[Any, ...]:
-    """The four front-end splits (source train / test, target train / test) a bench `method`
-    reads. `fe` maps a front-end name to them (filled in place for a row of
-    :data:`SEGMENT_OVERLAP`, from the raw `splits`, once per task)."""
-    if method == "source-only (raw)":
-        return fe["raw"]
-    if method not in SEGMENT_OVERLAP:
-        return fe[cfg.front_end]
-    if cfg.front_end != "order-envelope":
-        raise ValueError(
-            f"method {method!r} reads overlapping order-envelope segments; front_end must be "
-            f"'order-envelope', got {cfg.front_end!r}"
-        )
-    overlap = SEGMENT_OVERLAP[method]
-    name = f"order-envelope+overlap{overlap}"
-    if name not in fe:
-        fe[name] = tuple(
-            apply_front_end(d, "order-envelope", cfg.n_segments, segment_overlap=overlap)
-            for d in splits
-        )
-    return fe[name]
-
-
 def _estimator(method: str, cfg: _FitSettings, seed: int) -> Any:
+    if method in RETIRED_S34_ROWS:
+        commit = RETIRED_S34_ROWS[method]
+        raise ValueError(
+            f"unknown method {method!r}: retired in session 34 (rejected on validation in "
+            f"session 33); it last existed at commit {commit} "
+            f"(git show {commit}:packages/cdhm/src/cdhm/bench.py)"
+        )
     common = {"n_segments": cfg.n_segments, "epochs": cfg.epochs, "seed": seed, "progress": False}
-    if method in SEGMENT_OVERLAP:
-        common["n_segments"] = method_steps(method, cfg)
     cdhm = {**common, **BENCH_CDHM, **cfg.cdhm_kwargs}
     if method == "CDHM":
         return CDHMClassifier(**cdhm)
@@ -538,9 +503,8 @@ def _run_methods(
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for m in methods:
-        # (the front end is computed before the clock starts, as for the shared front end)
-        f_str, f_ste, f_ttr, f_tte = method_inputs(m, cfg, fe, (s_tr, s_te, t_tr, t_te))
         t0 = time.perf_counter()
+        f_str, f_ste, f_ttr, f_tte = fe["raw" if m == "source-only (raw)" else cfg.front_end]
         if m == "physics":
             est = PhysicsReference(fs=s_tr.fs).fit(s_tr.x, s_tr.y, rpm=s_tr.rpm)
             secs = time.perf_counter() - t0
@@ -650,8 +614,9 @@ _OPTIONS_OFF: dict[str, Any] = {
     "s_skip": "none",
     "s_transition": "learned",
     "self_train_tau": None,
-    "kl_warmup_s": None,
 }
+#: (``kl_warmup_s``, retired in session 34, was listed above at None: it was never in a key, so no
+#: key changes with its removal.)
 #: Options retired in session 32 that were part of every cache key at their (then default) value:
 #: they stay in the key at that value, so the committed caches keep their keys and ``--resume``
 #: over them re-runs nothing. (The other retired options were in :data:`_OPTIONS_OFF` at their

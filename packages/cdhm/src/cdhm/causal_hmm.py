@@ -54,6 +54,7 @@ from cdhm.models import (
     confident_self_training,
     ganin_lambda,
     grad_reverse,
+    joint_mmd,
     mk_mmd,
 )
 
@@ -68,8 +69,12 @@ __all__ = [
     "CDHMNet",
     "SegmentSkip",
     "StationaryAR1",
-    "kl_warmup_weight",
 ]
+
+#: The commit where the options and rows retired in session 34 (``kl_warmup_s``, the bench rows
+#: ``...+kls0`` and ``...+ovl0.5`` and ``order_envelope_segments(segment_overlap=...)``) last
+#: existed: ``git show 7b1d953:packages/cdhm/src/cdhm/causal_hmm.py`` (and ``bench.py``, ``data.py``).
+RETIRED_S34_COMMIT = "7b1d953"
 
 #: The z chain's random-walk scale of ``CDHMClassifier(sticky_z="auto")`` (issue 18, session 22:
 #: chosen on the validation tasks, seeds 136-141, against the learned transition;
@@ -78,8 +83,8 @@ STICKY_Z = 0.25
 
 #: How s is aligned across domains (``CDHMClassifier(alignment=...)``); None: no alignment. The
 #: rejected "lmmd", "mmd-std" and "centroid-balanced" (sessions 29-31) were retired in session 32
-#: (code at commit e375864).
-ALIGNMENTS: tuple[str | None, ...] = ("dann", "mmd", None)
+#: (code at commit e375864). "jmmd" (session 34, off by default): the joint MMD of (s_T, f(s_T)).
+ALIGNMENTS: tuple[str | None, ...] = ("dann", "mmd", "jmmd", None)
 
 #: How target windows are encoded (``CDHMClassifier(target_encoder=...)``): by the one inference
 #: network of both domains, or (ADDA-style, the default since session 18) by a target copy of it
@@ -222,12 +227,6 @@ def _delayed_ramp(progress: float, start: float) -> float:
         return 0.0
     p = (progress - start) / max(1e-12, 1.0 - start)
     return ganin_lambda(p)
-
-
-def kl_warmup_weight(progress: float, warmup: float) -> float:
-    """The KL warm-up weight beta(p) = max(1e-3, min(1, p / warmup)) at training progress p in
-    [0, 1]; 1 throughout for ``warmup=0`` (no warm-up)."""
-    return max(1e-3, min(1.0, progress / warmup)) if warmup > 0 else 1.0
 
 
 class _CarryOptimizerState(Callback):
@@ -410,12 +409,8 @@ class CDHMNet(UntiedTarget):
         label_scale: float = 1.0,
         cond_scale: float = 1.0,
         target_rows: torch.Tensor | None = None,
-        kl_weight_s: float | None = None,
     ) -> None:
         """p(y | s_T) prod_t p(x_t | s_t, z_t) p(s_t | s_{t-1}) p(z_t | z_{t-1}, c).
-
-        `kl_weight` scales the latent sites (the KL warm-up); `kl_weight_s` (None: `kl_weight`)
-        scales the s sites alone, the z sites keeping `kl_weight` (``kl_warmup_s``).
 
         With ``s_transition="ar1"``: p(s_0) = N(0, I), p(s_t | s_{t-1}) = N(rho s_{t-1}, (1 - rho^2) I)
         (:class:`StationaryAR1`); with
@@ -427,7 +422,6 @@ class CDHMNet(UntiedTarget):
         b = x.shape[0]
         onehot = F.one_hot(c, self.n_cond).float()
         x_scale = F.softplus(self.x_log_scale) + 1e-3
-        w_s = kl_weight if kl_weight_s is None else kl_weight_s
         with pyro.plate("windows", b):
             s_prev = x.new_zeros(b, self.s_dim)
             z_prev = x.new_zeros(b, self.z_dim)
@@ -442,7 +436,7 @@ class CDHMNet(UntiedTarget):
                     s_loc, s_sd = _loc_scale(self.p_s_out(hs))
                 else:
                     s_loc, s_sd = x.new_zeros(b, self.s_dim), x.new_ones(b, self.s_dim)
-                with poutine.scale(scale=w_s):
+                with poutine.scale(scale=kl_weight):
                     s_t = pyro.sample(f"s_{t}", dist.Normal(s_loc, s_sd).to_event(1))
                 s_seq.append(s_t)
                 parts = [s_t]
@@ -478,19 +472,17 @@ class CDHMNet(UntiedTarget):
         """q(s_t | x_t, s_{t-1}) q(z_t | x_t, z_{t-1}, c) from the CNN encoder; caches the means.
 
         Takes the arguments of :meth:`model` (Pyro calls model and guide alike); only `x`, `c`,
-        `kl_weight`, `kl_weight_s` and `target_rows` are used (the s sites are scaled by
-        `kl_weight_s`, None: `kl_weight`, as in the model).
+        `kl_weight` and `target_rows` are used.
         """
         bound = inspect.signature(self.model).bind(*args, **kwargs)
         bound.apply_defaults()
-        names = ("x", "c", "kl_weight", "target_rows", "kl_weight_s")
-        x, c, kl_weight, target_rows, kl_weight_s = (bound.arguments[k] for k in names)
-        w_s = kl_weight if kl_weight_s is None else kl_weight_s
+        names = ("x", "c", "kl_weight", "target_rows")
+        x, c, kl_weight, target_rows = (bound.arguments[k] for k in names)
         post = self.encode(x, c, target_rows)
         self._cache = post
         with pyro.plate("windows", x.shape[0]):
             for t in pyro.markov(range(self.T)):
-                with poutine.scale(scale=w_s):
+                with poutine.scale(scale=kl_weight):
                     pyro.sample(
                         f"s_{t}",
                         dist.Normal(post["s_loc"][:, t], post["s_scale"][:, t]).to_event(1),
@@ -555,6 +547,23 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     ``lambda_c=0`` (no condition head), ``entangled=True`` (one latent of size s_dim + z_dim).
     ``elbo="meanfield"`` uses analytic KLs.
 
+    Joint alignment of s_T and the head's reading (issue 18, session 34; ``alignment="jmmd"``, off
+    by default): the alignment term is JAN's joint MMD (Long et al., ICML 2017) of the pairs
+    (s_T, f(s_T)) instead of the marginal MK-MMD of s_T,
+
+        lambda_align * w(p) * JMMD^2((s_T^src, softmax f(s_T^src)), (s_T^tgt, softmax f(s_T^tgt))),
+
+    :func:`cdhm.models.joint_mmd` (product of the MK-MMD Gaussian kernel on s_T and the same
+    kernel on the softmax vectors), the fault head f read through a frozen copy of its weights
+    (the term moves s, never the head), same weight, schedule and one-sidedness as "mmd". It
+    answers the session-34 diagnosis (``docs/benchmarks/cdhm-next/cdhm_alignment_s34_diagnosis.md``):
+    the marginal match removes the domain from s_T and dominates the target guide's update, but
+    adds no class information (``sep`` unchanged) and the head reads the aligned s_T worse than
+    the unaligned one. Matching the joint asks a target window to sit near source windows that the
+    head reads the same way; it assumes the head's readings of the target are informative as
+    soft evidence (no hard pseudo-labels, no per-class weights, so unlike the retired LMMD a class
+    the head under-predicts still has its source pairs in the term).
+
     Confident self-training of the classifier over the target's s (issue 18, session 32;
     ``self_train_tau=None`` = off by default): ``self_train_tau = tau`` in (0, 1) adds
 
@@ -579,28 +588,9 @@ class CDHMClassifier(DomainAdaptiveClassifier):
     (used seeds, ``tau=0.9``): on the 0 dB pseudo-target A->D the head collapses to chance (25.0
     and 31.9 % vs the default's 68.1 and 66.7 %) while ``sep`` stays put; not run on fresh seeds.
 
-    KL annealing of the s block apart from z (issue 18, session 33; ``kl_warmup_s=None`` = off by
-    default: both blocks share ``kl_warmup``): ``kl_warmup_s = w_s`` in [0, 1] gives the KL terms
-    of the s sites their own warm-up, the z sites keeping ``kl_warmup = w``,
-
-        -ELBO_beta = -E_q log p(x | s, z) + beta_s(p) sum_t KL_s,t + beta_z(p) sum_t KL_z,t,
-        beta_s(p) = max(1e-3, min(1, p / w_s)) (1 for w_s = 0),   beta_z(p) = same with w,
-
-    (:func:`kl_warmup_weight`, via ``poutine.scale`` on the s sites of model and guide; every
-    other term unchanged). It reads the issue's "KL annealing of the s/z terms" as an order of
-    annealing: with ``w_s = 0`` s is charged its full KL from the first step while z's charge
-    still ramps up, so early in training the reconstruction of what the window's segments share
-    (speed, load, path, noise floor) is cheaper through z than through s, and s is held near its
-    prior except for what the label term pays for. It assumes that what s learns first stays in
-    s (the split is decided early, the retired ``beta_s=10`` showed a KL on s held high for the
-    whole fit moves the fault into z instead) and that the label term (scaled by T D) keeps s
-    from collapsing. It needs the s/z split (``entangled=True`` raises: with one latent there is
-    nothing to anneal apart), so the disentanglement rung of this reading is the entangled model
-    with the one ``kl_warmup``. ``kl_warmup_s`` equal to ``kl_warmup`` fits exactly as None.
-    Not promising on the screen of rule ``docs/benchmarks/cdhm-next/cdhm_validate_s33_rule.md``
-    (used seeds, ``kl_warmup_s=0``): accuracy 77.78 vs the default's 77.31, target separability
-    in s 82.54 vs 82.57 (fails), no swap; on A->D the same accuracy on both seeds. Not run on
-    fresh seeds.
+    Retired in session 34 (rejected in session 33, code and results at commit 7b1d953):
+    ``kl_warmup_s`` (KL annealing of the s block apart from z; a saved config holding it at its
+    neutral None still loads, any other value is refused naming 7b1d953, :attr:`_retired_params`).
 
     Retired readings (session 32): the options that were tried for issue 18 and rejected on
     validation were removed from the library: ``align_steps``, ``lambda_hsic``,
@@ -755,7 +745,6 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         s_skip: str = "linear",
         s_transition: str = "auto",
         self_train_tau: float | None = None,
-        kl_warmup_s: float | None = None,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -786,7 +775,10 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         self.s_skip = s_skip
         self.s_transition = s_transition
         self.self_train_tau = self_train_tau
-        self.kl_warmup_s = kl_warmup_s
+
+    #: Options retired in session 34 (rejected on validation in session 33): name -> (neutral
+    #: value, the commit where it last existed); see :meth:`DomainAdaptiveClassifier.load`.
+    _retired_params = {"kl_warmup_s": (None, RETIRED_S34_COMMIT)}
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -801,15 +793,6 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         if self.s_transition != "auto":  # "auto" resolves to a value that fits (_s_transition)
             check_s_transition(self.s_transition, self.temporal_prior)
         check_fraction("kl_warmup", self.kl_warmup, high_inclusive=True, meaning="of training")
-        if self.kl_warmup_s is not None:
-            check_fraction(
-                "kl_warmup_s", self.kl_warmup_s, high_inclusive=True, meaning="of training"
-            )
-            if self.entangled:
-                raise ValueError(
-                    "kl_warmup_s needs the s/z split (it anneals the s block apart from z); got "
-                    f"kl_warmup_s={self.kl_warmup_s!r} with entangled=True (use kl_warmup)"
-                )
         for name in ("temporal_prior", "entangled"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -913,12 +896,8 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         if adda and net.target_split:
             net.target_cond[batch["ct"]] = True
         per = net.T * net.D
-        beta = kl_warmup_weight(progress, self.kl_warmup)
+        beta = max(1e-3, min(1.0, progress / self.kl_warmup)) if self.kl_warmup > 0 else 1.0
         scales = (beta, self.lambda_y * per * len(x) / ns, self.lambda_c * per)
-        # kl_warmup_s: the s block's own warm-up (only passed when set: the default's call is
-        # the one before the option)
-        beta_s = None if self.kl_warmup_s is None else kl_warmup_weight(progress, self.kl_warmup_s)
-        extra = {} if beta_s is None else {"kl_weight_s": beta_s}
         with pyro.validation_enabled(False):
             neg_elbo = ELBOS[self.elbo].differentiable_loss(
                 net.model,
@@ -929,7 +908,6 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 mask,
                 *scales,
                 target_rows=~mask if adda else None,
-                **extra,
             )
         loss = neg_elbo / (len(x) * per)
         logs = {"loss_pyro": float(loss.detach())}
@@ -953,6 +931,16 @@ class CDHMClassifier(DomainAdaptiveClassifier):
                 loss = loss + self.lambda_align * align
                 logs["domain_acc"] = float(((d_logit.detach() > 0).float() == d_al).float().mean())
                 logs["grl_lambda"] = lam
+            elif self.alignment == "jmmd":
+                # the head's readings of both domains' s_T, through a frozen copy of its weights
+                # (the term moves s, never the head); the source's rows stay detached with adda
+                frozen = {k: v.detach() for k, v in net.fault_head.named_parameters()}
+                probs = torch.softmax(
+                    torch.func.functional_call(net.fault_head, frozen, (s_al,)), -1
+                )
+                src, tgt = d_al == 0, d_al == 1
+                align = joint_mmd(s_al[src], s_al[tgt], probs[src], probs[tgt])
+                loss = loss + self.lambda_align * lam * align
             else:
                 align = mk_mmd(s_al[d_al == 0], s_al[d_al == 1])
                 loss = loss + self.lambda_align * lam * align
@@ -968,8 +956,6 @@ class CDHMClassifier(DomainAdaptiveClassifier):
         logs["source_acc"] = src_acc
         logs["loss"] = float(loss.detach())
         logs["beta"] = beta
-        if beta_s is not None:
-            logs["beta_s"] = beta_s
         return loss, logs
 
     def _align_weight(self, progress: float) -> float:

@@ -38,7 +38,6 @@ __all__ = [
     "envelope_order_spectrum",
     "load_cwru",
     "order_envelope_segments",
-    "overlapping_segment_count",
     "segment_windows",
     "simulate_domain",
     "simulate_recording",
@@ -495,32 +494,6 @@ SEGMENT_ORDERS: np.ndarray = np.round(0.5 + 0.1 * np.arange(120), 10)
 FRONT_ENDS: tuple[str, ...] = ("raw", "order-envelope")
 
 
-def overlapping_segment_count(window: int, n_segments: int, segment_overlap: float) -> int:
-    """T' = the number of segments of length d = `window` / `n_segments` at hop
-    h = d (1 - `segment_overlap`) that fit in a window: T' = (window - d) / h + 1.
-
-    ``segment_overlap=0`` gives T' = `n_segments` (consecutive segments); 0.5 gives
-    T' = 2 `n_segments` - 1 (e.g. 8192 samples, T = 4: seven 2048-sample segments at a 1024-sample
-    hop). The overlap must be a real in [0, 1) for which d (1 - overlap) is a whole number of
-    samples dividing window - d (else a TypeError / ValueError naming ``segment_overlap``).
-    """
-    _check_window(window, n_segments)
-    if isinstance(segment_overlap, bool) or not isinstance(
-        segment_overlap, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"segment_overlap must be a real number in [0, 1), got {segment_overlap!r}")
-    if not (np.isfinite(segment_overlap) and 0.0 <= segment_overlap < 1.0):
-        raise ValueError(f"segment_overlap must be in [0, 1), got {segment_overlap!r}")
-    d = window // n_segments
-    hop = d * (1.0 - float(segment_overlap))
-    if abs(hop - round(hop)) > 1e-9 or (window - d) % int(round(hop)):
-        raise ValueError(
-            f"segment_overlap={segment_overlap!r} gives a hop of {hop!r} samples; it must be a "
-            f"whole number of samples dividing window - segment length = {window - d}"
-        )
-    return (window - d) // int(round(hop)) + 1
-
-
 def order_envelope_segments(
     x: np.ndarray,
     fs: float,
@@ -528,7 +501,6 @@ def order_envelope_segments(
     n_segments: int,
     orders: np.ndarray | None = None,
     highpass_hz: float = 1000.0,
-    segment_overlap: float = 0.0,
 ) -> np.ndarray:
     """Per-segment log envelope order spectra of windows `x` (N, L): shape (N, T * len(orders)).
 
@@ -542,24 +514,11 @@ def order_envelope_segments(
 
     Needs the shaft speed of every window (the working condition is known in this setting) and
     segments of several revolutions for the order resolution (about 1 / revolutions per segment).
-
-    ``segment_overlap`` (issue 18, session 33b; 0 = off, the default and every committed run):
-    overlapping segments, a reading of the issue's "progressive disentanglement over time
-    segments" that adds time steps without shortening them. Reconstruction: finer steps of the
-    Markov chain help only if each step keeps the order resolution (T = 8 segments of 1024
-    samples lost it, session 20); so the segment length stays d = L / `n_segments` and the hop
-    shrinks to h = d (1 - overlap): segment t is env[t h : t h + d], t = 0 .. T' - 1,
-    T' = (L - d) / h + 1 (:func:`overlapping_segment_count`; 0.5 with L = 8192, T = 4 gives
-    T' = 7 segments of 2048 samples at a 1024-sample hop). Each segment's spectrum is computed as
-    above; the output has T' blocks, so an estimator reading it needs ``n_segments=T'``.
-    Neighbouring steps share half their samples, so they are not independent evidence: the
-    Markov prior on s sees correlated steps by construction.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"x must have shape (n_windows, window_length), got shape {x.shape}")
     _check_window(x.shape[1], n_segments)
-    n_steps = overlapping_segment_count(x.shape[1], n_segments, segment_overlap)
     if not np.all(np.isfinite(x)):
         raise ValueError("x contains NaN/inf values; clean the signals first")
     if fs <= 0 or not 0 < highpass_hz < fs / 2:
@@ -571,21 +530,17 @@ def order_envelope_segments(
     sos = sps.butter(4, highpass_hz, "highpass", fs=fs, output="sos")
     env = np.abs(sps.hilbert(sps.sosfiltfilt(sos, x, axis=1), axis=1))
     d = x.shape[1] // n_segments
-    if n_steps == n_segments:  # consecutive segments (segment_overlap=0): the committed path
-        seg = env.reshape(x.shape[0], n_segments, d)
-    else:  # overlapping: segment t = env[t h : t h + d]
-        hop = (x.shape[1] - d) // (n_steps - 1)
-        seg = np.stack([env[:, t * hop : t * hop + d] for t in range(n_steps)], axis=1)
+    seg = env.reshape(x.shape[0], n_segments, d)
     seg = seg - seg.mean(axis=2, keepdims=True)
     nfft = max(d, 4096)
     spec = np.abs(np.fft.rfft(seg * np.hanning(d), n=nfft, axis=2))
     spec = spec / (spec.mean(axis=2, keepdims=True) + 1e-12)
     freqs = np.fft.rfftfreq(nfft, 1 / fs)
     fr = rpm_arr / 60.0
-    out = np.empty((x.shape[0], n_steps, len(orders)))
+    out = np.empty((x.shape[0], n_segments, len(orders)))
     for i in range(x.shape[0]):
         f = orders * fr[i]
-        for t in range(n_steps):
+        for t in range(n_segments):
             out[i, t] = np.interp(f, freqs, spec[i, t])
     return np.log(out + 1e-3).reshape(x.shape[0], -1).astype(np.float32)
 

@@ -312,6 +312,25 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
         (path / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
         return path
 
+    #: Constructor options retired from a subclass: name -> (its neutral value, the commit where
+    #: it last existed). A saved config that names one at its neutral value loads (the value is
+    #: dropped: it fitted exactly as the option's absence); any other value is refused.
+    _retired_params: dict[str, tuple[Any, str]] = {}
+
+    @classmethod
+    def _drop_retired(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` of a saved config without the retired options of :attr:`_retired_params`
+        (ValueError naming the option and its last commit when one holds a non-neutral value)."""
+        out = dict(params)
+        for name, (neutral, commit) in cls._retired_params.items():
+            if name in out and out.pop(name) != neutral:
+                raise ValueError(
+                    f"{name}={params[name]!r} was retired (rejected on validation); only its "
+                    f"neutral value {neutral!r} still loads. The option last existed at commit "
+                    f"{commit} (git show {commit}:packages/cdhm/src/cdhm/causal_hmm.py)"
+                )
+        return out
+
     @classmethod
     def load(cls, path: str | Path) -> DomainAdaptiveClassifier:
         """Load an estimator written by :meth:`save` (weights via safetensors, no pickle)."""
@@ -324,7 +343,7 @@ class DomainAdaptiveClassifier(ClassifierMixin, BaseEstimator):
             cfg = json.loads(cfg_file.read_text())
             if cfg.get("class") != cls.__name__:
                 raise ValueError(f"holds a {cfg.get('class')!r}, not a {cls.__name__}")
-            est = cls(**cfg["params"])
+            est = cls(**cls._drop_retired(cfg["params"]))
             est._check_params()
             est.classes_ = np.asarray(cfg["classes_"])
             est.n_classes_ = len(est.classes_)

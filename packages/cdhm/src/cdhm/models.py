@@ -23,6 +23,7 @@ __all__ = [
     "coral_loss",
     "ganin_lambda",
     "grad_reverse",
+    "joint_mmd",
     "lmmd",
     "mk_mmd",
     "standardize_windows",
@@ -203,6 +204,58 @@ def mk_mmd(
     d2 = torch.cdist(x, x).pow(2)
     sigma2 = d2.detach()[d2.detach() > 0].median() if (d2 > 0).any() else d2.new_tensor(1.0)
     k = sum(torch.exp(-d2 / (s * sigma2)) for s in scales) / len(scales)
+    n = a.shape[0]
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
+def _multi_kernel(x: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
+    """The Gram matrix of :func:`mk_mmd`'s kernel on the rows of `x`: (1/m) sum_m
+    exp(-||u - v||^2 / (s_m sigma^2)), sigma^2 the median positive pairwise squared distance
+    (detached; 1 if every distance is 0)."""
+    d2 = torch.cdist(x, x).pow(2)
+    pos = d2.detach()[d2.detach() > 0]
+    sigma2 = pos.median() if pos.numel() else d2.new_tensor(1.0)
+    return sum(torch.exp(-d2 / (s * sigma2)) for s in scales) / len(scales)
+
+
+def joint_mmd(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    a_probs: torch.Tensor,
+    b_probs: torch.Tensor,
+    scales: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
+) -> torch.Tensor:
+    """Joint MMD^2 (JMMD of JAN, Long et al., ICML 2017; biased estimate) of the pairs (feature,
+    class probabilities) of two domains: (`a`, `a_probs`) rows of one, (`b`, `b_probs`) of the other.
+
+    JMMD^2 = E K(u, u') + E K(v, v') - 2 E K(u, v),  K = k_f * k_p (elementwise product of Gram
+    matrices), k_f the multi-kernel Gaussian of :func:`mk_mmd` on the features and k_p the same
+    kernel on the probability vectors, each with its own median bandwidth. Reconstruction: JAN
+    takes the product over the network's last layers (features and softmax); here the two factors
+    are CDHM's s_T and the fault head's softmax f(s_T). A pair scores as near only when both its
+    features and its class readings are near, so matching the joint distribution asks a target
+    window to sit where source windows that the head reads the same way sit, without any
+    per-class weighting by pseudo-labels. Bad shapes raise ValueError naming the argument.
+    """
+    for name, f, pr in (("a_probs", a, a_probs), ("b_probs", b, b_probs)):
+        if pr.ndim != 2 or pr.shape[0] != f.shape[0]:
+            raise ValueError(
+                f"{name} must have shape (rows of its features, n_classes) = ({f.shape[0]}, K), "
+                f"got {tuple(pr.shape)}"
+            )
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"a and b must be 2-D with equal widths, got {tuple(a.shape)}, {tuple(b.shape)}"
+        )
+    if a_probs.shape[1] != b_probs.shape[1]:
+        raise ValueError(
+            f"a_probs and b_probs must have equal widths, got {a_probs.shape[1]}, {b_probs.shape[1]}"
+        )
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        raise ValueError("a and b must each hold at least one row")
+    k = _multi_kernel(torch.cat([a, b]), scales) * _multi_kernel(
+        torch.cat([a_probs, b_probs]), scales
+    )
     n = a.shape[0]
     return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
 
