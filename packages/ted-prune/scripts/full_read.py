@@ -23,6 +23,14 @@ longer reproduce on today's machine): `PAIRED_PLAN`, every arm re-run, the basel
 
     python packages/ted-prune/scripts/full_read.py --plan paired --out DIR --resume [--time-limit S]
     python packages/ted-prune/scripts/full_read.py --plan paired --out DIR --decide
+
+`--plan noisy07` (rule s34c, `docs/benchmarks/ted-prune-s34/RULE-c.md`): `NOISY07_PLAN`, the
+noisy (noise20) f = 0.7 cell that rule s34b did not read, with the same arms as its clean
+f = 0.7 cell, the same protocol and machine record, and the f = 0.7 goals on noise20
+(`NOISY07_GOALS`)::
+
+    python packages/ted-prune/scripts/full_read.py --plan noisy07 --out DIR --resume [--time-limit S]
+    python packages/ted-prune/scripts/full_read.py --plan noisy07 --out DIR --decide
 """
 
 from __future__ import annotations
@@ -61,7 +69,14 @@ PAIRED_PLAN: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     ("noise20", 0.5, (DEFAULT, "InfoBatch")),
     ("noise20", 0.3, (DEFAULT, "InfoBatch")),
 )
-PLANS = {"grid": PLAN, "paired": PAIRED_PLAN}
+#: rule s34c's plan: the issue's noisy f = 0.7 cell (noise20), every arm re-run on one machine
+#: with the arms of rule s34b's clean f = 0.7 cell (`full` at f = 1.0 on the noise20 data)
+NOISY07_PLAN: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    ("noise20", 0.7, ("full", DEFAULT, "random_dynamic", EPOCH_MATCHED)),
+)
+PLANS = {"grid": PLAN, "paired": PAIRED_PLAN, "noisy07": NOISY07_PLAN}
+#: the rule named by each plan (`markdown`'s title)
+RULE_NAMES = {"grid": "s34", "paired": "s34b", "noisy07": "s34c"}
 #: (method, setting, f, seed) of the grid re-run by `--repro`
 REPRO_UNITS = (("full", "clean", 1.0, 0), ("random_dynamic", "clean", 0.7, 0))
 REPRO_FIELDS = ("accuracy", "f", "min_class_kept")
@@ -77,6 +92,14 @@ GOALS = (
     ("noise20 f=0.5: ahead of InfoBatch", "noise20", 0.5, "InfoBatch", "ci"),
     ("noise20 f=0.3: ahead of InfoBatch", "noise20", 0.3, "InfoBatch", "ci"),
 )
+#: rule s34c's goals (plan "noisy07"): rule s34b's two f = 0.7 goals read on the noise20 cell,
+#: with the same readings
+NOISY07_GOALS = (
+    ("noise20 f=0.7: within 0.3 of full data", "noise20", 0.7, "full", "mean"),
+    ("noise20 f=0.7: ahead of random-dynamic", "noise20", 0.7, "random_dynamic", "ci"),
+)
+#: the goals each plan decides
+PLAN_GOALS = {"grid": GOALS, "paired": GOALS, "noisy07": NOISY07_GOALS}
 #: reported beside the goals, deciding nothing: (a, b, setting, f) with a - b paired
 CONTROL_PAIRS = (
     (EPOCH_MATCHED, "full"),
@@ -146,7 +169,7 @@ def todo(
 def run(out: Path, *, resume: bool, time_limit: float | None = None, plan: str = "grid") -> int:
     """Train the missing runs of `PLANS[plan]` into `out/runs.jsonl`; 0 when done, 3 when
     `time_limit` seconds stopped it. Plan "grid" refuses unless `out/repro.json` says every
-    re-run unit reproduced; plan "paired" (every arm re-run) appends the machine's
+    re-run unit reproduced; plans "paired" and "noisy07" (every arm re-run) append the machine's
     `report.environment()` to `out/machine.jsonl` at each start."""
     _plan(plan)
     if time_limit is not None and not time_limit > 0:
@@ -160,7 +183,7 @@ def run(out: Path, *, resume: bool, time_limit: float | None = None, plan: str =
     rows = load_rows(cache)
     if rows and not resume:
         raise SystemExit(f"{cache} exists: pass --resume to continue it")
-    if plan == "paired":
+    if plan != "grid":
         out.mkdir(parents=True, exist_ok=True)
         with (out / "machine.jsonl").open("a") as fh:
             env = {
@@ -211,18 +234,19 @@ def _arm(v: dict[int, dict], seeds: list[int]) -> dict[str, Any]:
 
 def decide(rows: list[dict[str, Any]], grid: list[dict[str, Any]],
            seeds: tuple[int, ...] = SEEDS, plan: str = "grid") -> dict[str, Any]:  # fmt: skip
-    """Rule s34 (plan "grid") or s34b (plan "paired"): every goal of `GOALS` on the seeds where
+    """Rule s34 (plan "grid"), s34b ("paired") or s34c ("noisy07"): every goal of the plan's
+    `PLAN_GOALS` (`GOALS`; `NOISY07_GOALS` for "noisy07") on the seeds where
     both arms finished (a verdict only with all of `seeds`, else "partial"); "no class drops out"
-    over every `TED_s29` run; the epoch-matched control's `CONTROL_PAIRS` at clean f = 0.7
-    (reported, no verdict); and the grid's older `TED` beside the default in each cell where it is
-    given (reported, no verdict). `rows`: this read's runs; `grid`: the committed grid's
-    (baselines and its `TED`; plan "paired" reads its baselines from `rows` only and ignores it)."""
+    over every `TED_s29` run; the epoch-matched control's `CONTROL_PAIRS` in each cell that has it
+    (clean f = 0.7; noise20 f = 0.7 in "noisy07"; `full` of the cell's own setting; reported, no
+    verdict); and the grid's older `TED` beside the default in each cell where it is given
+    (reported, no verdict). `rows`: this read's runs; `grid`: the committed grid's (baselines and
+    its `TED`; plans "paired" and "noisy07" read their baselines from `rows` only and ignore it)."""
     cells_plan = _plan(plan)
     every = [r for r in rows if r.get("config") == CONFIG] + (list(grid) if plan == "grid" else [])
-    full = _values(every, "full", "clean", 1.0)
     out: dict[str, Any] = {"split": "test", "config": CONFIG, "seeds": list(seeds), "plan": plan,
                            "goals": {}, "cells": {}}  # fmt: skip
-    for name, st, f, base, reading in GOALS:
+    for name, st, f, base, reading in PLAN_GOALS[plan]:
         a = _values(every, DEFAULT, st, f)
         b = _values(every, "full", st, 1.0) if base == "full" else _values(every, base, st, f)
         done = [s for s in seeds if s in a and s in b]
@@ -260,7 +284,7 @@ def decide(rows: list[dict[str, Any]], grid: list[dict[str, Any]],
             cell[f"{DEFAULT}-TED(grid)"] = _pd(arms[DEFAULT], arms["TED"], done)
         if EPOCH_MATCHED in arms:
             cell["control"] = {f"{a}-{b}": _pd(arms[a], arms[b], done) for a, b in CONTROL_PAIRS}
-            cell["control"][f"{DEFAULT}-full"] = _pd(arms[DEFAULT], full, done)
+            cell["control"][f"{DEFAULT}-full"] = _pd(arms[DEFAULT], arms["full"], done)
         out["cells"][f"{st} f={f}"] = cell
     out["complete"] = not todo(rows, seeds, plan)
     return out
@@ -272,7 +296,7 @@ def _fmt(d: dict[str, Any]) -> str:
 
 def markdown(res: dict[str, Any]) -> str:
     """`RESULT.md`: the goals table, each cell's arms and the control, from `decide`'s result."""
-    name = "s34" if res.get("plan", "grid") == "grid" else "s34b"
+    name = RULE_NAMES[res.get("plan", "grid")]
     lines = [f"# Rule {name}: result (test split, 25,000 x 30, seeds " + ", ".join(map(str, res["seeds"]))
              + ")", "", f"Complete: {res['complete']}. Derived by `full_read.py --decide` from "
              "`runs.jsonl`" + (" and the committed grid's cache." if name == "s34" else " (every arm "
@@ -313,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=None)
     ap.add_argument("--plan", choices=sorted(PLANS), default="grid",
                     help="grid: rule s34 (baselines from the grid's cache, behind the --repro gate); "
-                         "paired: rule s34b (every arm re-run on the day's machine)")  # fmt: skip
+                         "paired: rule s34b (every arm re-run on the day's machine); "
+                         "noisy07: rule s34c (noise20 f=0.7, every arm re-run)")  # fmt: skip
     a = ap.parse_args(argv)
     grid = load_rows(GRID)
     if a.decide:
