@@ -237,7 +237,7 @@ def decide(rows: list[dict[str, Any]], grid: list[dict[str, Any]],
     """Rule s34 (plan "grid"), s34b ("paired") or s34c ("noisy07"): every goal of the plan's
     `PLAN_GOALS` (`GOALS`; `NOISY07_GOALS` for "noisy07") on the seeds where
     both arms finished (a verdict only with all of `seeds`, else "partial"); "no class drops out"
-    over every `TED_s29` run; the epoch-matched control's `CONTROL_PAIRS` in each cell that has it
+    over every `TED_s29` run of the plan's cells; the epoch-matched control's `CONTROL_PAIRS` in each cell that has it
     (clean f = 0.7; noise20 f = 0.7 in "noisy07"; `full` of the cell's own setting; reported, no
     verdict); and the grid's older `TED` beside the default in each cell where it is given
     (reported, no verdict). `rows`: this read's runs; `grid`: the committed grid's (baselines and
@@ -264,7 +264,9 @@ def decide(rows: list[dict[str, Any]], grid: list[dict[str, Any]],
         else:
             g["verdict"] = "not run"
         out["goals"][name] = g
-    mins = [r["metrics"]["min_class_kept"] for r in rows if r["method"] == DEFAULT]
+    ted_cells = {(st, f) for st, f, arms in cells_plan if DEFAULT in arms}
+    mins = [r["metrics"]["min_class_kept"] for r in rows
+            if r["method"] == DEFAULT and (r["setting"], r["f_target"]) in ted_cells]  # fmt: skip
     n_runs = len(seeds) * sum(DEFAULT in arms for _, _, arms in cells_plan)
     out["goals"]["no class drops out"] = {
         "smallest_kept_class_fraction": min(mins) if mins else None, "runs": len(mins),

@@ -213,3 +213,102 @@ def test_committed_old_code_rerun_matches_today_not_the_grid(fr):
     assert old["now"]["accuracy"] == rd["accuracy"]["now"] != rd["accuracy"]["cached"]
     assert old["grid_cached"]["accuracy"] == rd["accuracy"]["cached"]
     assert old["now"]["f"] == rd["f"]["cached"]
+
+
+def test_noisy07_plan_order_and_full_at_1(fr):
+    """Rule s34c: the noise20 f = 0.7 cell only, seed by seed, `full` at f = 1.0 on noise20."""
+    order = fr.todo([], plan="noisy07")
+    assert len(order) == 20
+    assert order[:4] == [("noise20", 1.0, 0, "full"), ("noise20", 0.7, 0, "TED_s29"),
+                         ("noise20", 0.7, 0, "random_dynamic"),
+                         ("noise20", 0.7, 0, "epoch_matched")]  # fmt: skip
+    assert {o[0] for o in order} == {"noise20"}
+    assert order[-1] == ("noise20", 0.7, 4, "epoch_matched")
+    done = [_row(fr, "full", "noise20", 1.0, 0, 96.0)]
+    assert len(fr.todo(done, plan="noisy07")) == 19
+    # a clean row (rule s34b's) does not count as done here
+    assert len(fr.todo([_row(fr, "full", "clean", 1.0, 0, 96.0)], plan="noisy07")) == 20
+
+
+def _noisy07_rows(fr, acc):
+    return [_row(fr, m, st, f, s, acc(m, s)) for st, f, s, m in fr.todo([], plan="noisy07")]
+
+
+def test_noisy07_decide_verdicts_on_made_up_rows(fr):
+    def acc(m, s):  # the default 0.25 below full, 0.5 ahead of random-dynamic (+- jitter)
+        base = {"full": 96.0, "TED_s29": 95.75, "random_dynamic": 95.25, "epoch_matched": 95.0}
+        return base[m] + 0.1 * s + (0.01 if s % 2 and m == "TED_s29" else 0.0)
+
+    rows = _noisy07_rows(fr, acc)
+    # clean rows (and a grid) that would flip every verdict if they were read
+    clean = [_row(fr, m, "clean", 1.0 if m == "full" else 0.7, s, 90.0 if m == "TED_s29" else 99.0)
+             for s in fr.SEEDS for m in ("full", "TED_s29", "random_dynamic")]  # fmt: skip
+    res = fr.decide(rows + clean, _grid(fr, full=99.0, base=99.0), plan="noisy07")
+    g = res["goals"]
+    assert res["plan"] == "noisy07" and res["complete"] is True
+    assert set(g) == {"noise20 f=0.7: within 0.3 of full data",
+                      "noise20 f=0.7: ahead of random-dynamic", "no class drops out"}  # fmt: skip
+    within = g["noise20 f=0.7: within 0.3 of full data"]
+    assert within["difference"]["mean"] == pytest.approx(-0.25 + 0.004, abs=1e-9)
+    assert within["verdict"] == "met" and within["ci_lower_above_-0.3"] is True
+    ahead = g["noise20 f=0.7: ahead of random-dynamic"]
+    assert ahead["verdict"] == "met" and ahead["difference"]["mean"] == pytest.approx(0.504)
+    # only the plan's own TED_s29 runs count for "no class drops out" (not the clean ones)
+    assert g["no class drops out"]["verdict"] == "met" and g["no class drops out"]["runs"] == 5
+    cell = res["cells"]["noise20 f=0.7"]
+    assert set(res["cells"]) == {"noise20 f=0.7"}
+    assert cell["arms"]["full"]["accuracy_mean_std"][0] == pytest.approx(96.2)
+    ctl = cell["control"]
+    assert ctl["epoch_matched-full"]["mean"] == pytest.approx(-1.0)  # noise20's own full arm
+    assert ctl["TED_s29-full"]["mean"] == pytest.approx(-0.246)
+    md = fr.markdown(res)
+    assert md.startswith("# Rule s34c: result") and "no grid row read" in md
+    assert "| noise20 f=0.7: within 0.3 of full data | met |" in md
+
+
+def test_noisy07_decide_misses_and_partial(fr):
+    def acc(m, s):  # the default 0.4 below full and level with random-dynamic
+        return {"full": 96.0, "epoch_matched": 95.0}.get(m, 95.6) + 0.1 * s
+
+    rows = _noisy07_rows(fr, acc)
+    rows[1]["metrics"]["min_class_kept"] = 0.0  # seed 0's TED_s29 run loses a class
+    g = fr.decide(rows, [], plan="noisy07")["goals"]
+    assert g["noise20 f=0.7: within 0.3 of full data"]["verdict"] == "missed"
+    assert g["noise20 f=0.7: within 0.3 of full data"]["ci_lower_above_-0.3"] is False
+    assert g["noise20 f=0.7: ahead of random-dynamic"]["verdict"] == "missed"
+    assert g["no class drops out"]["verdict"] == "missed"
+    part = fr.decide(rows[:7], [], plan="noisy07")  # seeds 0 (all arms) and 1 (full, TED_s29, rd)
+    assert part["complete"] is False
+    assert part["goals"]["noise20 f=0.7: within 0.3 of full data"]["verdict"] == "partial"
+    assert part["goals"]["noise20 f=0.7: within 0.3 of full data"]["seeds"] == [0, 1]
+    assert part["goals"]["no class drops out"]["verdict"] == "partial"
+    empty = fr.decide([], [], plan="noisy07")["goals"]
+    assert empty["noise20 f=0.7: ahead of random-dynamic"]["verdict"] == "not run"
+
+
+def test_noisy07_run_needs_no_repro_gate(fr, tmp_path, monkeypatch):
+    clock = iter([0.0, 1e9, 1e9, 1e9])
+    monkeypatch.setattr(fr.time, "perf_counter", lambda: next(clock))
+    assert fr.run(tmp_path, resume=True, time_limit=1.0, plan="noisy07") == 3
+    env = fr.load_rows(tmp_path / "machine.jsonl")
+    assert len(env) == 1 and {"utc", "torch", "platform"} <= set(env[0])
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_plans_keep_their_goals(fr):
+    """Adding plan "noisy07" left rules s34/s34b's goals and order as they were."""
+    assert fr.PLAN_GOALS["grid"] is fr.GOALS and fr.PLAN_GOALS["paired"] is fr.GOALS
+    assert [g[0] for g in fr.GOALS][:2] == ["clean f=0.7: within 0.3 of full data",
+                                            "clean f=0.7: ahead of random-dynamic"]  # fmt: skip
+    assert len(fr.todo([], plan="paired")) == 55 and len(fr.todo([])) == 25
+    assert fr.RULE_NAMES == {"grid": "s34", "paired": "s34b", "noisy07": "s34c"}
+
+
+def test_committed_noisy07_result_rederived_byte_identical(fr):
+    """Rule s34c's committed result (`ted-prune-s34/noisy07/`), once decided."""
+    d = S34 / "noisy07"
+    if not (d / "result.json").exists():
+        pytest.skip("rule s34c not decided yet")
+    res = fr.decide(fr.load_rows(d / "runs.jsonl"), fr.load_rows(fr.GRID), plan="noisy07")
+    assert json.dumps(res, indent=1) + "\n" == (d / "result.json").read_text()
+    assert fr.markdown(res) == (d / "RESULT.md").read_text()
