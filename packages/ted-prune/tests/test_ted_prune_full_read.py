@@ -182,12 +182,13 @@ def test_bad_plan_raises(fr, tmp_path):
         fr.run(tmp_path, resume=True, plan="all")
 
 
-def test_paired_run_needs_no_repro_gate(fr, tmp_path, monkeypatch):
-    """Plan "paired" starts without `repro.json`, records the machine, and stops at a time limit
-    before training anything when the clock has already run out."""
+@pytest.mark.parametrize("plan", ["paired", "noisy07"])
+def test_one_machine_plans_need_no_repro_gate(fr, tmp_path, monkeypatch, plan):
+    """Plans "paired" and "noisy07" start without `repro.json`, record the machine, and stop at a
+    time limit before training anything when the clock has already run out."""
     clock = iter([0.0, 1e9, 1e9, 1e9])
     monkeypatch.setattr(fr.time, "perf_counter", lambda: next(clock))
-    assert fr.run(tmp_path, resume=True, time_limit=1.0, plan="paired") == 3
+    assert fr.run(tmp_path, resume=True, time_limit=1.0, plan=plan) == 3
     env = fr.load_rows(tmp_path / "machine.jsonl")
     assert len(env) == 1 and {"utc", "torch", "platform"} <= set(env[0])
     assert not (tmp_path / "runs.jsonl").exists()
@@ -284,15 +285,6 @@ def test_noisy07_decide_misses_and_partial(fr):
     assert part["goals"]["no class drops out"]["verdict"] == "partial"
     empty = fr.decide([], [], plan="noisy07")["goals"]
     assert empty["noise20 f=0.7: ahead of random-dynamic"]["verdict"] == "not run"
-
-
-def test_noisy07_run_needs_no_repro_gate(fr, tmp_path, monkeypatch):
-    clock = iter([0.0, 1e9, 1e9, 1e9])
-    monkeypatch.setattr(fr.time, "perf_counter", lambda: next(clock))
-    assert fr.run(tmp_path, resume=True, time_limit=1.0, plan="noisy07") == 3
-    env = fr.load_rows(tmp_path / "machine.jsonl")
-    assert len(env) == 1 and {"utc", "torch", "platform"} <= set(env[0])
-    assert not (tmp_path / "runs.jsonl").exists()
 
 
 def test_plans_keep_their_goals(fr):
