@@ -70,9 +70,7 @@ def main() -> int:
             }
         pred_eq = np.asarray(new["pred"]).tolist() == old["pred"]
         true_eq = np.asarray(new["true"]).tolist() == old["true"]
-        unit_eq = (
-            pred_eq and true_eq and all(f["equal"] for f in fields.values() if f["compared"])
-        )
+        unit_eq = pred_eq and true_eq and all(f["equal"] for f in fields.values() if f["compared"])
         all_equal &= unit_eq
         out["units"].append(
             {
