@@ -200,10 +200,7 @@ def mk_mmd(
     sigma^2 the median pairwise squared distance (detached). Reconstruction: DAN learns the kernel
     weights; uniform weights are used here.
     """
-    x = torch.cat([a, b], dim=0)
-    d2 = torch.cdist(x, x).pow(2)
-    sigma2 = d2.detach()[d2.detach() > 0].median() if (d2 > 0).any() else d2.new_tensor(1.0)
-    k = sum(torch.exp(-d2 / (s * sigma2)) for s in scales) / len(scales)
+    k = _multi_kernel(torch.cat([a, b], dim=0), scales)
     n = a.shape[0]
     return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
 
