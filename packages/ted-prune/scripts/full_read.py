@@ -44,6 +44,7 @@ from typing import Any
 import torch
 from maskloop import report
 from ted_prune.bench_mnist1d import EPOCH_MATCHED, _splits, train_mnist1d
+from ted_prune.runcache import load_cache
 
 ROOT = Path(__file__).resolve().parents[3]
 #: the committed full-size test grid (2026-12-02, the older default as its `TED`)
@@ -110,9 +111,9 @@ CONTROL_PAIRS = (
 
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of `path` (empty when it does not exist)."""
-    path = Path(path)
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    """The JSON lines of `path` (empty when it does not exist; a line that is not JSON raises
+    ValueError naming the file and line): the package's one cache reader, `runcache.load_cache`."""
+    return load_cache(path)
 
 
 def grid_row(grid: list[dict[str, Any]], method: str, setting: str, f: float, seed: int) -> dict:
